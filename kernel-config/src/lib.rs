@@ -1,0 +1,13 @@
+//! Per-board and per-build configuration of the kernel.
+//!
+//! Boards are plain data so that the host tools (image builder, SDF validation, QEMU runner)
+//! and the kernel read the same facts. The kernel selects its board at build time through the
+//! `AXOLOTL_BOARD` / `AXOLOTL_GIC` environment (see `kernel/build.rs`).
+
+#![no_std]
+
+mod board;
+mod build;
+
+pub use board::{Board, GicVersion, GicLayout, BOARDS, board_by_name};
+pub use build::BuildConfig;
