@@ -83,7 +83,7 @@ pub fn parse_image_header(image: &[u8]) -> Result<ImageHeader, HeaderError> {
     if flags & 1 != 0 {
         return Err(HeaderError::BigEndian);
     }
-    if text_offset % 4096 != 0 {
+    if !text_offset.is_multiple_of(4096) {
         return Err(HeaderError::MisalignedTextOffset { text_offset });
     }
     let file_len = image.len() as u64;
@@ -219,7 +219,7 @@ pub fn plan_layout(
             Some(Range { addr, size })
         }
     };
-    debug_assert!(dtb.addr % DTB_ALIGN == 0 && !dtb.overlaps(&kernel));
+    debug_assert!(dtb.addr.is_multiple_of(DTB_ALIGN) && !dtb.overlaps(&kernel));
     Ok(BootLayout {
         kernel,
         kernel_entry: load,
