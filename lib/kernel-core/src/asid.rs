@@ -1,0 +1,116 @@
+//! ASID allocation. On this kernel an ASID *is* the stage-2 VMID of a VSpace.
+//!
+//! Design: VMIDs are 8 bits on every ARMv8 core (16 with FEAT_VMID16, not assumed), so there
+//! are [`NUM_ASIDS`] = 256 ASIDs; ASID 0 is reserved (never assigned) so that "no ASID" needs
+//! no extra state in the hardware. They are split into [`NUM_POOLS`] pools of
+//! [`ASID_POOL_SIZE`]. The table of which VSpace owns which ASID is a fixed kernel array
+//! ([`AsidTable`], 2 KiB, a `static` in the kernel), so pools need no memory: as seL4's
+//! AsidControl/AsidPool, the single boot-time `AsidControl` cap hands out `AsidPool { base }`
+//! caps (revocable MDB children of AsidControl, like IRQ handlers of IRQ control), and a pool
+//! cap assigns its ASIDs to VSpaces (`AsidPoolAssign`), recording the ASID in the VSpace cap.
+//! Because the whole ASID space is in one small array, no ASIDs are recycled lazily and
+//! there is no VMID roll-over: when a pool's last cap is deleted the kernel calls
+//! [`AsidTable::free_pool`] and flushes the TLB for each freed VMID; when a VSpace's last cap
+//! is deleted it calls [`AsidTable::free_asid`]. Stale ASIDs in caps are harmless: every use
+//! checks the table (`lookup`) as seL4's `findVSpaceForASID` does.
+
+use crate::cap::{Asid, Cap};
+use crate::error::SyscallError;
+use crate::mdb::insert_copy;
+use crate::slot::SlotRef;
+
+pub const ASID_BITS: u32 = 8;
+pub const NUM_ASIDS: usize = 1 << ASID_BITS;
+pub const ASID_POOL_BITS: u32 = 5;
+pub const ASID_POOL_SIZE: usize = 1 << ASID_POOL_BITS;
+pub const NUM_POOLS: usize = NUM_ASIDS / ASID_POOL_SIZE;
+
+pub struct AsidTable {
+    pool_used: [bool; NUM_POOLS],
+    /// VSpace address per ASID, 0 = free.
+    vspace: [u64; NUM_ASIDS],
+}
+
+impl Default for AsidTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AsidTable {
+    pub const fn new() -> Self {
+        AsidTable {
+            pool_used: [false; NUM_POOLS],
+            vspace: [0; NUM_ASIDS],
+        }
+    }
+
+    /// The VSpace an ASID is assigned to.
+    pub fn lookup(&self, asid: Asid) -> Option<u64> {
+        self.vspace.get(asid as usize).copied().filter(|&v| v != 0)
+    }
+
+    /// AsidControl MakePool: creates the next free pool's cap in `dest` (child of `control`).
+    pub fn make_pool(&mut self, control: SlotRef, dest: SlotRef) -> Result<Asid, SyscallError> {
+        if !matches!(control.cap(), Cap::AsidControl) {
+            return Err(SyscallError::IllegalOperation);
+        }
+        if !dest.cap().is_null() {
+            return Err(SyscallError::DeleteFirst);
+        }
+        let i = self
+            .pool_used
+            .iter()
+            .position(|u| !u)
+            .ok_or(SyscallError::DeleteFirst)?;
+        self.pool_used[i] = true;
+        let base = (i * ASID_POOL_SIZE) as Asid;
+        // SAFETY: a pool cap names no memory; it is covered by AsidControl.
+        unsafe { insert_copy(control, dest, Cap::AsidPool { base }) };
+        Ok(base)
+    }
+
+    /// AsidPool Assign: gives the VSpace in `vspace` a free ASID of the pool in `pool`.
+    pub fn assign(&mut self, pool: SlotRef, vspace: SlotRef) -> Result<Asid, SyscallError> {
+        let Cap::AsidPool { base } = pool.cap() else {
+            return Err(SyscallError::IllegalOperation);
+        };
+        let Cap::VSpace { ptr, asid: None } = vspace.cap() else {
+            return Err(SyscallError::InvalidCapability { arg: 0 });
+        };
+        if !self.pool_used[base as usize / ASID_POOL_SIZE] {
+            return Err(SyscallError::IllegalOperation);
+        }
+        let range = base as usize..base as usize + ASID_POOL_SIZE;
+        let asid = range
+            .filter(|&a| a != 0)
+            .find(|&a| self.vspace[a] == 0)
+            .ok_or(SyscallError::DeleteFirst)? as Asid;
+        self.vspace[asid as usize] = ptr;
+        vspace.set_vspace_asid(Some(asid));
+        Ok(asid)
+    }
+
+    /// The last cap to a VSpace is gone: free its ASID if it still owns it.
+    pub fn free_asid(&mut self, asid: Asid, vspace: u64) -> bool {
+        let e = &mut self.vspace[asid as usize];
+        let owned = *e == vspace && vspace != 0;
+        if owned {
+            *e = 0;
+        }
+        owned
+    }
+
+    /// The last cap to a pool is gone: frees the pool and calls `flushed(asid, vspace)` for
+    /// every ASID that was assigned (the kernel invalidates that VMID's TLB entries).
+    pub fn free_pool(&mut self, base: Asid, mut flushed: impl FnMut(Asid, u64)) {
+        let i = base as usize / ASID_POOL_SIZE;
+        self.pool_used[i] = false;
+        for a in i * ASID_POOL_SIZE..(i + 1) * ASID_POOL_SIZE {
+            if self.vspace[a] != 0 {
+                flushed(a as Asid, self.vspace[a]);
+                self.vspace[a] = 0;
+            }
+        }
+    }
+}
