@@ -1,0 +1,357 @@
+//! Single-producer/single-consumer descriptor queue in shared memory.
+//!
+//! The producer alone advances `tail`, the consumer alone advances `head`;
+//! both are free-running `u32`s, the slot is `index & (capacity - 1)`.
+//! Each side keeps a private copy of its own index and never re-reads it
+//! from shared memory, so a peer scribbling on it cannot steer us.
+
+use core::ptr::NonNull;
+
+use crate::descriptor::Descriptor;
+use crate::error::{Corruption, Index, LayoutError, PushError};
+use crate::region::SharedRegion;
+use crate::sync::{AtomicU32, Ordering, Slot};
+
+/// Shared header of one queue. Producer- and consumer-written words live on
+/// separate 64-byte lines so the two sides don't bounce one cache line.
+///
+/// Not `Immutable`: it is written through shared references (atomics).
+#[repr(C)]
+#[cfg_attr(
+    not(feature = "loom"),
+    derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::KnownLayout)
+)]
+pub struct QueueHeader {
+    /// Written by the producer only (and by a resync reset).
+    tail: AtomicU32,
+    _producer_pad: [u32; 15],
+    /// Written by the consumer only (and by a resync reset).
+    head: AtomicU32,
+    /// "Signal me": set by the consumer before it blocks, cleared by the
+    /// producer when it takes on the duty to notify.
+    signal: AtomicU32,
+    _consumer_pad: [u32; 14],
+}
+
+#[cfg(not(feature = "loom"))]
+const _: () = {
+    assert!(size_of::<QueueHeader>() == 128);
+    assert!(core::mem::offset_of!(QueueHeader, tail) == 0);
+    assert!(core::mem::offset_of!(QueueHeader, head) == 64);
+    assert!(core::mem::offset_of!(QueueHeader, signal) == 68);
+    assert!(size_of::<Slot>() == size_of::<Descriptor>());
+};
+
+impl QueueHeader {
+    fn new() -> Self {
+        Self {
+            tail: AtomicU32::new(0),
+            _producer_pad: [0; 15],
+            head: AtomicU32::new(0),
+            signal: AtomicU32::new(0),
+            _consumer_pad: [0; 14],
+        }
+    }
+}
+
+/// Where the slots start (128 in the real build; loom's atomics are bigger).
+const SLOTS_OFFSET: usize = size_of::<QueueHeader>().next_multiple_of(align_of::<Slot>());
+
+/// Alignment a queue region needs.
+pub(crate) const QUEUE_ALIGN: usize = if align_of::<QueueHeader>() > align_of::<Slot>() {
+    align_of::<QueueHeader>()
+} else {
+    align_of::<Slot>()
+};
+
+/// Bytes one queue of `capacity` slots occupies: header, then the slots.
+pub fn queue_bytes(capacity: u32) -> Result<usize, LayoutError> {
+    if capacity == 0 || !capacity.is_power_of_two() || capacity > 1 << 31 {
+        return Err(LayoutError::BadCapacity { capacity });
+    }
+    Ok((SLOTS_OFFSET + capacity as usize * size_of::<Slot>()).next_multiple_of(QUEUE_ALIGN))
+}
+
+/// Writes a fresh, empty queue into `region`.
+///
+/// Zeroed memory already is an empty queue; this exists for regions that are
+/// not zeroed and for the loom build, whose atomics must be constructed.
+///
+/// # Safety
+/// Nothing else (in particular not the peer) may access the region during the
+/// call.
+pub unsafe fn init_queue(region: &SharedRegion, capacity: u32) -> Result<(), LayoutError> {
+    let raw = RawQueue::new(region, capacity)?;
+    // SAFETY: in bounds and aligned (checked by `RawQueue::new`); exclusive
+    // access is the caller's promise.
+    unsafe {
+        raw.hdr.write(QueueHeader::new());
+        for i in 0..capacity as usize {
+            raw.slots.add(i).write(Slot::new());
+        }
+    }
+    Ok(())
+}
+
+struct RawQueue {
+    hdr: NonNull<QueueHeader>,
+    slots: NonNull<Slot>,
+    mask: u32,
+}
+
+impl RawQueue {
+    fn new(region: &SharedRegion, capacity: u32) -> Result<Self, LayoutError> {
+        let base: NonNull<u8> = region.place(queue_bytes(capacity)?, QUEUE_ALIGN)?;
+        let hdr = base.cast::<QueueHeader>();
+        // SAFETY: `place` checked the region holds header and slots and is
+        // aligned for both; `SLOTS_OFFSET` is a multiple of the slot alignment.
+        let slots = unsafe { base.add(SLOTS_OFFSET).cast::<Slot>() };
+        Ok(Self {
+            hdr,
+            slots,
+            mask: capacity - 1,
+        })
+    }
+
+    fn header(&self) -> &QueueHeader {
+        // SAFETY: in bounds and aligned; only atomics, so a shared reference
+        // is fine even though the peer writes the memory.
+        unsafe { self.hdr.as_ref() }
+    }
+
+    fn slot(&self, index: u32) -> &Slot {
+        // SAFETY: masked index is below capacity; in bounds per `new`.
+        unsafe { self.slots.add((index & self.mask) as usize).as_ref() }
+    }
+
+    fn capacity(&self) -> u32 {
+        self.mask + 1
+    }
+
+    /// Survivor-only: empties the queue for a new session. Relaxed because
+    /// the Release store of the survivor's `ack` publishes it.
+    fn reset_shared(&self) {
+        let h = self.header();
+        h.tail.store(0, Ordering::Relaxed);
+        h.head.store(0, Ordering::Relaxed);
+        h.signal.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The producing end of a queue.
+pub struct Producer {
+    q: RawQueue,
+    /// Our own index; the shared copy is write-only for us.
+    tail: u32,
+    /// Last validated consumer `head`.
+    head_seen: u32,
+    _region: SharedRegion,
+}
+
+// SAFETY: all shared accesses are atomic; the handle owns its private state.
+unsafe impl Send for Producer {}
+
+impl Producer {
+    /// Takes the producing end of the (empty) queue in `region`.
+    pub fn new(region: SharedRegion, capacity: u32) -> Result<Self, LayoutError> {
+        Ok(Self {
+            q: RawQueue::new(&region, capacity)?,
+            tail: 0,
+            head_seen: 0,
+            _region: region,
+        })
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.q.capacity()
+    }
+
+    /// Loads and validates the consumer's `head`: it may only move forward,
+    /// and never past our `tail`.
+    fn observe_head(&mut self) -> Result<(), Corruption> {
+        let head = self.q.header().head.load(Ordering::Acquire);
+        let moved = head.wrapping_sub(self.head_seen);
+        if (moved as i32) < 0 {
+            return Err(Corruption::IndexRegressed {
+                index: Index::Head,
+                previous: self.head_seen,
+                observed: head,
+            });
+        }
+        if moved > self.tail.wrapping_sub(self.head_seen) {
+            return Err(Corruption::IndexOverrun {
+                index: Index::Head,
+                head,
+                tail: self.tail,
+                capacity: self.capacity(),
+            });
+        }
+        self.head_seen = head;
+        Ok(())
+    }
+
+    /// Free slots, refreshing the consumer's progress.
+    pub fn free(&mut self) -> Result<u32, Corruption> {
+        self.observe_head()?;
+        Ok(self.capacity() - self.tail.wrapping_sub(self.head_seen))
+    }
+
+    /// Writes `d` into the next slot and publishes it (Release on `tail`).
+    /// Follow a batch of pushes with [`Producer::signal_needed`].
+    pub fn push(&mut self, d: Descriptor) -> Result<(), PushError> {
+        if self.tail.wrapping_sub(self.head_seen) >= self.capacity() {
+            self.observe_head()?;
+            if self.tail.wrapping_sub(self.head_seen) >= self.capacity() {
+                return Err(PushError::Full);
+            }
+        }
+        self.q.slot(self.tail).store(d.to_words());
+        self.tail = self.tail.wrapping_add(1);
+        self.q.header().tail.store(self.tail, Ordering::Release);
+        Ok(())
+    }
+
+    /// Whether the consumer asked to be notified; if so the flag is cleared
+    /// and the caller must notify it ([`Signal::Notify`]). Call after publishing.
+    ///
+    /// A swap, not a load: both sides update the flag with read-modify-writes,
+    /// so either our swap sees the consumer's request, or the consumer's swap
+    /// reads our 0 and thereby synchronises with our earlier `tail` store and
+    /// its re-check sees the new entries. No store-load fence needed.
+    pub fn signal_needed(&mut self) -> Signal {
+        Signal::from_needed(self.q.header().signal.swap(0, Ordering::AcqRel) != 0)
+    }
+
+    /// Survivor-only: empty the whole queue (both indices) for a new session.
+    pub(crate) fn reset(&mut self) {
+        self.q.reset_shared();
+        self.tail = 0;
+        self.head_seen = 0;
+    }
+}
+
+/// Whether the caller must notify the peer (the library knows no kernel).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Signal {
+    /// The peer asked to be woken: send it a notification.
+    Notify,
+    /// The peer is not waiting; stay quiet.
+    Quiet,
+}
+
+impl Signal {
+    pub(crate) fn from_needed(needed: bool) -> Self {
+        if needed {
+            Signal::Notify
+        } else {
+            Signal::Quiet
+        }
+    }
+}
+
+/// Result of [`Consumer::prepare_wait`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Wait {
+    /// Empty with the signal flag set: the producer will notify; block.
+    Block,
+    /// Entries arrived meanwhile: keep consuming, don't block.
+    Retry,
+}
+
+/// The consuming end of a queue.
+pub struct Consumer {
+    q: RawQueue,
+    /// Our own index; the shared copy is write-only for us.
+    head: u32,
+    /// Last validated producer `tail`.
+    tail_seen: u32,
+    _region: SharedRegion,
+}
+
+// SAFETY: all shared accesses are atomic; the handle owns its private state.
+unsafe impl Send for Consumer {}
+
+impl Consumer {
+    /// Takes the consuming end of the (empty) queue in `region`.
+    pub fn new(region: SharedRegion, capacity: u32) -> Result<Self, LayoutError> {
+        Ok(Self {
+            q: RawQueue::new(&region, capacity)?,
+            head: 0,
+            tail_seen: 0,
+            _region: region,
+        })
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.q.capacity()
+    }
+
+    /// Loads and validates the producer's `tail`: it may only move forward,
+    /// and never more than `capacity` ahead of our `head`.
+    fn observe_tail(&mut self) -> Result<(), Corruption> {
+        let tail = self.q.header().tail.load(Ordering::Acquire);
+        if (tail.wrapping_sub(self.tail_seen) as i32) < 0 {
+            return Err(Corruption::IndexRegressed {
+                index: Index::Tail,
+                previous: self.tail_seen,
+                observed: tail,
+            });
+        }
+        if tail.wrapping_sub(self.head) > self.capacity() {
+            return Err(Corruption::IndexOverrun {
+                index: Index::Tail,
+                head: self.head,
+                tail,
+                capacity: self.capacity(),
+            });
+        }
+        self.tail_seen = tail;
+        Ok(())
+    }
+
+    /// Entries ready to pop, refreshing the producer's progress.
+    pub fn len(&mut self) -> Result<u32, Corruption> {
+        self.observe_tail()?;
+        Ok(self.tail_seen.wrapping_sub(self.head))
+    }
+
+    pub fn is_empty(&mut self) -> Result<bool, Corruption> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Takes the next descriptor; the slot goes back to the producer (Release
+    /// on `head`) once it has been copied out.
+    pub fn pop(&mut self) -> Result<Option<Descriptor>, Corruption> {
+        if self.head == self.tail_seen {
+            self.observe_tail()?;
+            if self.head == self.tail_seen {
+                return Ok(None);
+            }
+        }
+        let d = Descriptor::from_words(self.q.slot(self.head).load());
+        self.head = self.head.wrapping_add(1);
+        self.q.header().head.store(self.head, Ordering::Release);
+        Ok(Some(d))
+    }
+
+    /// Asks the producer for a notification, then re-checks the queue: an
+    /// entry published before the producer could see the request would
+    /// otherwise never be signalled (the lost wake-up).
+    pub fn prepare_wait(&mut self) -> Result<Wait, Corruption> {
+        self.q.header().signal.swap(1, Ordering::AcqRel);
+        Ok(if self.is_empty()? {
+            Wait::Block
+        } else {
+            Wait::Retry
+        })
+    }
+
+    /// Survivor-only: empty the whole queue (both indices) for a new session.
+    pub(crate) fn reset(&mut self) {
+        self.q.reset_shared();
+        self.head = 0;
+        self.tail_seen = 0;
+    }
+}

@@ -1,0 +1,1 @@
+//! loom tests (filled below)
