@@ -1,0 +1,241 @@
+//! The validated system: what the image builder and the root task's boot plan consume.
+//!
+//! Field names and defaults follow Microkit's SDF; `Resilience` is axolotl's extension.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Span;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemDescription {
+    /// The file name the spans refer to (as given to `parse`).
+    pub file: String,
+    /// Top-level PDs; children are nested in `ProtectionDomain::children`.
+    pub protection_domains: Vec<ProtectionDomain>,
+    pub memory_regions: Vec<MemoryRegion>,
+    pub channels: Vec<Channel>,
+    pub span: Span,
+}
+
+impl SystemDescription {
+    /// Every PD, parents before their children, in source order.
+    pub fn all_pds(&self) -> Vec<&ProtectionDomain> {
+        fn walk<'a>(pds: &'a [ProtectionDomain], out: &mut Vec<&'a ProtectionDomain>) {
+            for pd in pds {
+                out.push(pd);
+                walk(&pd.children, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.protection_domains, &mut out);
+        out
+    }
+
+    pub fn pd(&self, name: &str) -> Option<&ProtectionDomain> {
+        self.all_pds().into_iter().find(|pd| pd.name == name)
+    }
+
+    pub fn memory_region(&self, name: &str) -> Option<&MemoryRegion> {
+        self.memory_regions.iter().find(|mr| mr.name == name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtectionDomain {
+    pub name: String,
+    /// 0–254; 255 is reserved for the root task.
+    pub priority: u8,
+    /// Scheduling budget in microseconds.
+    pub budget: u64,
+    /// Scheduling period in microseconds; `budget <= period`.
+    pub period: u64,
+    pub passive: bool,
+    pub stack_size: u64,
+    pub cpu: u32,
+    pub smc: bool,
+    pub fpu: bool,
+    /// Identifier under which the parent sees this PD (children only).
+    pub id: Option<u8>,
+    pub program_image: ProgramImage,
+    pub maps: Vec<Map>,
+    pub irqs: Vec<Irq>,
+    pub setvars: Vec<SetVar>,
+    pub children: Vec<ProtectionDomain>,
+    pub virtual_machine: Option<VirtualMachine>,
+    pub resilience: Resilience,
+    pub span: Span,
+}
+
+impl ProtectionDomain {
+    /// Lowest address of the stack; maps must end at or below it.
+    pub fn stack_bottom(&self) -> u64 {
+        crate::PD_STACK_TOP.saturating_sub(self.stack_size)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramImage {
+    pub path: String,
+    pub path_for_symbols: Option<String>,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Perms {
+    pub read: bool,
+    pub write: bool,
+    pub execute: bool,
+}
+
+impl Perms {
+    pub const RW: Perms = Perms {
+        read: true,
+        write: true,
+        execute: false,
+    };
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Map {
+    /// Name of the memory region.
+    pub mr: String,
+    pub vaddr: u64,
+    pub perms: Perms,
+    pub cached: bool,
+    /// Symbol patched with `vaddr` in the PD's image.
+    pub setvar_vaddr: Option<String>,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Trigger {
+    Level,
+    Edge,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Irq {
+    /// Interrupt number (GIC INTID).
+    pub irq: u32,
+    /// Channel id under which the PD is notified; shares the id space with channels.
+    pub id: u8,
+    pub trigger: Trigger,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetVar {
+    pub symbol: String,
+    /// Memory region whose physical address is patched into `symbol`.
+    pub region_paddr: String,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VirtualMachine {
+    pub name: String,
+    pub priority: u8,
+    pub budget: u64,
+    pub period: u64,
+    pub vcpus: Vec<Vcpu>,
+    /// Guest-physical mappings.
+    pub maps: Vec<Map>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vcpu {
+    pub id: u8,
+    pub cpu: u32,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryRegion {
+    pub name: String,
+    pub size: u64,
+    /// 0x1000 or 0x200000.
+    pub page_size: u64,
+    pub phys_addr: Option<u64>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Channel {
+    pub ends: [End; 2],
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct End {
+    pub pd: String,
+    pub id: u8,
+    /// This end may make protected procedure calls to the other end.
+    pub pp: bool,
+    /// This end may notify the other end.
+    pub notify: bool,
+    pub span: Span,
+}
+
+/// When the monitor restarts a PD after it stops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RestartPolicy {
+    /// A stopped PD stays stopped (Microkit's behaviour).
+    #[default]
+    Never,
+    /// Restart after a fault or a missed heartbeat.
+    OnFailure,
+    /// Restart after any stop, including a voluntary exit.
+    Always,
+}
+
+impl RestartPolicy {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::Never => "never",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::Always => "always",
+        }
+    }
+}
+
+/// axolotl's self-healing parameters of one PD.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resilience {
+    pub restart: RestartPolicy,
+    /// At most this many restarts within `restart_window_ms`; past it the PD stays down.
+    pub restart_limit: u32,
+    pub restart_window_ms: u64,
+    /// Delay before the first restart; doubles per consecutive restart.
+    pub restart_backoff_ms: u64,
+    /// Cap of the doubling delay.
+    pub restart_backoff_max_ms: u64,
+    /// Watchdog period; `None` means no watchdog.
+    pub heartbeat_ms: Option<u64>,
+    /// PDs that must be up before this one starts, and whose restarts it is told about.
+    pub depends_on: Vec<String>,
+}
+
+impl Default for Resilience {
+    fn default() -> Self {
+        Resilience {
+            restart: RestartPolicy::Never,
+            restart_limit: crate::defaults::RESTART_LIMIT,
+            restart_window_ms: crate::defaults::RESTART_WINDOW_MS,
+            restart_backoff_ms: crate::defaults::RESTART_BACKOFF_MS,
+            restart_backoff_max_ms: crate::defaults::RESTART_BACKOFF_MAX_MS,
+            heartbeat_ms: None,
+            depends_on: Vec::new(),
+        }
+    }
+}
+
+impl Resilience {
+    /// Delay before restart number `n` (0-based) in a run of consecutive restarts.
+    pub fn backoff_ms(&self, n: u32) -> u64 {
+        let factor = 1u64.checked_shl(n).unwrap_or(u64::MAX);
+        self.restart_backoff_ms
+            .saturating_mul(factor)
+            .min(self.restart_backoff_max_ms)
+    }
+}

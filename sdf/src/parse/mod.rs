@@ -1,0 +1,585 @@
+//! XML → model. Checks that need only the element at hand (attribute syntax and ranges,
+//! element counts, alignment of a region's own addresses) are made here; rules relating
+//! several elements are in `validate`.
+
+mod cx;
+mod lines;
+
+use roxmltree::{Document, Node};
+
+use crate::layout::{
+    MAX_ID, MAX_PDS, MAX_PRIORITY, MAX_STACK_SIZE, MIN_STACK_SIZE, PAGE_SIZE_LARGE, PAGE_SIZE_SMALL,
+};
+use crate::model::*;
+use crate::{Diagnostic, Span, defaults};
+pub(crate) use cx::Taint;
+use cx::{Cx, El};
+
+pub(crate) struct Output {
+    /// `None` when the text is not XML or its root is not `<system>`.
+    pub system: Option<SystemDescription>,
+    pub taint: Taint,
+    pub diags: Vec<Diagnostic>,
+}
+
+const PD_ATTRS: &[&str] = &[
+    "name",
+    "priority",
+    "budget",
+    "period",
+    "passive",
+    "stack_size",
+    "cpu",
+    "smc",
+    "fpu",
+    // axolotl resilience extensions
+    "restart",
+    "restart_limit",
+    "restart_window_ms",
+    "restart_backoff_ms",
+    "restart_backoff_max_ms",
+    "heartbeat_ms",
+    "depends_on",
+];
+const CHILD_PD_ATTRS: &[&str] = &[
+    "name",
+    "priority",
+    "budget",
+    "period",
+    "passive",
+    "stack_size",
+    "cpu",
+    "smc",
+    "fpu",
+    "restart",
+    "restart_limit",
+    "restart_window_ms",
+    "restart_backoff_ms",
+    "restart_backoff_max_ms",
+    "heartbeat_ms",
+    "depends_on",
+    "id",
+];
+const PD_MAP_ATTRS: &[&str] = &["mr", "vaddr", "perms", "cached", "setvar_vaddr"];
+// Microkit patches symbols only in PD images, not in guests.
+const VM_MAP_ATTRS: &[&str] = &["mr", "vaddr", "perms", "cached"];
+
+pub(crate) fn parse(file: &str, text: &str) -> Output {
+    let mut cx = Cx::new(file, text);
+    let system = match Document::parse(text) {
+        Ok(doc) => system(&mut cx, doc.root_element()),
+        Err(e) => {
+            let p = e.pos();
+            // roxmltree embeds the position in its message; ours goes in front.
+            let msg = e.to_string().replace(&format!(" at {p}"), "");
+            cx.error(Span::new(p.row, p.col), "xml", msg);
+            None
+        }
+    };
+    Output {
+        system,
+        taint: cx.taint,
+        diags: cx.diags,
+    }
+}
+
+fn system(cx: &mut Cx, root: Node) -> Option<SystemDescription> {
+    if root.tag_name().name() != "system" || root.tag_name().namespace().is_some() {
+        let at = cx.lines.span(root.range().start);
+        let msg = format!(
+            "the root element must be `system`, not `{}`",
+            root.tag_name().name()
+        );
+        cx.error(at, "unknown-element", msg);
+        return None;
+    }
+    let el = cx.open(root, "system", &[]);
+    let mut sd = SystemDescription {
+        file: cx.file.to_owned(),
+        protection_domains: Vec::new(),
+        memory_regions: Vec::new(),
+        channels: Vec::new(),
+        span: el.span,
+    };
+    for (node, tag) in cx.children(el, &["protection_domain", "memory_region", "channel"]) {
+        match tag {
+            "protection_domain" => sd.protection_domains.push(protection_domain(cx, node, 0)),
+            "memory_region" => sd.memory_regions.push(memory_region(cx, node)),
+            _ => sd.channels.extend(channel(cx, node)),
+        }
+    }
+    Some(sd)
+}
+
+fn protection_domain(cx: &mut Cx, node: Node, depth: usize) -> ProtectionDomain {
+    let is_child = depth > 0;
+    let el = cx.open(
+        node,
+        "protection_domain",
+        if is_child { CHILD_PD_ATTRS } else { PD_ATTRS },
+    );
+    let name = cx.req_str(el, "name");
+    let priority = priority(cx, el);
+    let (budget, period) = budget_period(cx, el);
+    let passive = cx.opt_bool(el, "passive", false);
+    let stack_size = stack_size(cx, el);
+    let cpu = cpu(cx, el);
+    let smc = cx.opt_bool(el, "smc", false);
+    let fpu = cx.opt_bool(el, "fpu", true);
+    let id = if is_child {
+        small_id(cx, el, "child-id", true)
+    } else {
+        None
+    };
+    let resilience = resilience(cx, el);
+
+    let mut images = Vec::new();
+    let mut maps = Vec::new();
+    let mut irqs = Vec::new();
+    let mut setvars = Vec::new();
+    let mut children = Vec::new();
+    let mut vm: Option<VirtualMachine> = None;
+    let allowed = [
+        "program_image",
+        "map",
+        "irq",
+        "setvar",
+        "protection_domain",
+        "virtual_machine",
+    ];
+    for (node, tag) in cx.children(el, &allowed) {
+        match tag {
+            "program_image" => images.push(program_image(cx, node)),
+            "map" => maps.push(map(cx, node, PD_MAP_ATTRS)),
+            "irq" => irqs.push(irq(cx, node)),
+            "setvar" => setvars.push(setvar(cx, node)),
+            "protection_domain" if depth + 1 >= MAX_PDS => {
+                // Deeper nesting cannot fit the PD limit; stop before recursion gets deep.
+                let at = cx.lines.span(node.range().start);
+                let msg = format!("protection domains nested more than {MAX_PDS} deep");
+                cx.error(at, "pd-count", msg);
+            }
+            "protection_domain" => children.push(protection_domain(cx, node, depth + 1)),
+            _ => {
+                let parsed = virtual_machine(cx, node);
+                if vm.is_some() {
+                    let msg =
+                        format!("protection domain `{name}` has more than one `virtual_machine`");
+                    cx.error(parsed.span, "virtual-machine-count", msg);
+                } else {
+                    vm = Some(parsed);
+                }
+            }
+        }
+    }
+    let program_image = match images.len() {
+        0 => {
+            cx.error(
+                el.span,
+                "program-image",
+                format!("protection domain `{name}` has no `program_image`"),
+            );
+            ProgramImage {
+                path: String::new(),
+                path_for_symbols: None,
+                span: el.span,
+            }
+        }
+        n => {
+            if n > 1 {
+                let msg = format!("protection domain `{name}` has more than one `program_image`");
+                cx.error(images[1].span, "program-image", msg);
+            }
+            images.swap_remove(0)
+        }
+    };
+    ProtectionDomain {
+        name,
+        priority,
+        budget,
+        period,
+        passive,
+        stack_size,
+        cpu,
+        smc,
+        fpu,
+        id,
+        program_image,
+        maps,
+        irqs,
+        setvars,
+        children,
+        virtual_machine: vm,
+        resilience,
+        span: el.span,
+    }
+}
+
+fn priority(cx: &mut Cx, el: El) -> u8 {
+    match cx.opt_num(el, "priority") {
+        None => defaults::PRIORITY,
+        Some(p) => match u8::try_from(p) {
+            Ok(p) if u64::from(p) <= MAX_PRIORITY => p,
+            _ => {
+                let msg = format!("priority {p} is out of range 0..={MAX_PRIORITY}");
+                cx.reject(el, "priority", "priority-range", msg);
+                defaults::PRIORITY
+            }
+        },
+    }
+}
+
+fn budget_period(cx: &mut Cx, el: El) -> (u64, u64) {
+    let budget = cx.opt_num(el, "budget").unwrap_or(defaults::BUDGET_US);
+    let period = cx.opt_num(el, "period").unwrap_or(budget);
+    if cx.taint.is(el.span, "budget") || cx.taint.is(el.span, "period") {
+        return (budget, period);
+    }
+    if budget == 0 {
+        cx.reject(
+            el,
+            "budget",
+            "budget-period",
+            "budget must be at least 1 us",
+        );
+    } else if budget > period {
+        let msg = format!("budget {budget} us exceeds period {period} us");
+        cx.reject(el, "budget", "budget-period", msg);
+    }
+    (budget, period)
+}
+
+fn stack_size(cx: &mut Cx, el: El) -> u64 {
+    let Some(size) = cx.opt_num(el, "stack_size") else {
+        return defaults::STACK_SIZE;
+    };
+    if !(MIN_STACK_SIZE..=MAX_STACK_SIZE).contains(&size) || !size.is_multiple_of(PAGE_SIZE_SMALL) {
+        let msg = format!(
+            "stack_size {size:#x} must be a multiple of {PAGE_SIZE_SMALL:#x} between \
+             {MIN_STACK_SIZE:#x} and {MAX_STACK_SIZE:#x}"
+        );
+        cx.reject(el, "stack_size", "stack-size", msg);
+        return defaults::STACK_SIZE;
+    }
+    size
+}
+
+fn cpu(cx: &mut Cx, el: El) -> u32 {
+    let v = cx.opt_num(el, "cpu");
+    cx.narrow_u32(el, "cpu", v).unwrap_or(0)
+}
+
+/// Reads a required `id` in 0..=MAX_ID (channel ends, IRQs, vCPUs, child PDs).
+fn small_id(cx: &mut Cx, el: El, rule: &'static str, required: bool) -> Option<u8> {
+    let v = if required {
+        cx.req_num(el, "id")
+    } else {
+        cx.opt_num(el, "id")
+    }?;
+    if v > MAX_ID {
+        let msg = format!("{} id {v} is out of range 0..={MAX_ID}", el.tag);
+        cx.reject(el, "id", rule, msg);
+        return None;
+    }
+    u8::try_from(v).ok()
+}
+
+fn resilience(cx: &mut Cx, el: El) -> Resilience {
+    let mut r = Resilience::default();
+    if let Some((v, _)) = cx.attr(el, "restart") {
+        match v {
+            "never" => r.restart = RestartPolicy::Never,
+            "always" => r.restart = RestartPolicy::Always,
+            "on-failure" => r.restart = RestartPolicy::OnFailure,
+            _ => {
+                let msg =
+                    format!("unknown restart policy `{v}` (expected never, always or on-failure)");
+                cx.reject(el, "restart", "restart-policy", msg);
+            }
+        }
+    }
+    let limit = cx.opt_num(el, "restart_limit");
+    r.restart_limit = cx
+        .narrow_u32(el, "restart_limit", limit)
+        .unwrap_or(r.restart_limit);
+    r.restart_window_ms = cx
+        .opt_num(el, "restart_window_ms")
+        .unwrap_or(r.restart_window_ms);
+    r.restart_backoff_ms = cx
+        .opt_num(el, "restart_backoff_ms")
+        .unwrap_or(r.restart_backoff_ms);
+    r.restart_backoff_max_ms = cx
+        .opt_num(el, "restart_backoff_max_ms")
+        .unwrap_or(r.restart_backoff_max_ms.max(r.restart_backoff_ms));
+    r.heartbeat_ms = cx.opt_num(el, "heartbeat_ms").filter(|&ms| ms != 0);
+    if let Some((v, _)) = cx.attr(el, "depends_on") {
+        let names: Vec<&str> = v.split(',').map(str::trim).collect();
+        if names.iter().any(|n| n.is_empty()) {
+            let msg = format!("`depends_on` must be a comma-separated list of PD names, not `{v}`");
+            cx.reject(el, "depends_on", "bad-value", msg);
+        } else {
+            r.depends_on = names.into_iter().map(str::to_owned).collect();
+        }
+    }
+
+    if r.restart != RestartPolicy::Never {
+        if r.restart_limit == 0 && !cx.taint.is(el.span, "restart_limit") {
+            let msg = format!(
+                "restart_limit 0 never allows a restart; use restart=\"never\" instead of \"{}\"",
+                r.restart.as_str()
+            );
+            cx.reject(el, "restart_limit", "restart-limit", msg);
+        }
+        if r.restart_window_ms == 0 && !cx.taint.is(el.span, "restart_window_ms") {
+            cx.reject(
+                el,
+                "restart_window_ms",
+                "restart-limit",
+                "restart_window_ms must be at least 1",
+            );
+        }
+    }
+    let backoff_known = !cx.taint.is(el.span, "restart_backoff_ms")
+        && !cx.taint.is(el.span, "restart_backoff_max_ms");
+    if backoff_known && r.restart_backoff_max_ms < r.restart_backoff_ms {
+        let msg = format!(
+            "restart_backoff_max_ms {} is below restart_backoff_ms {}",
+            r.restart_backoff_max_ms, r.restart_backoff_ms
+        );
+        cx.reject(el, "restart_backoff_max_ms", "restart-backoff", msg);
+    }
+    r
+}
+
+fn program_image(cx: &mut Cx, node: Node) -> ProgramImage {
+    let el = cx.open(node, "program_image", &["path", "path_for_symbols"]);
+    cx.children(el, &[]);
+    ProgramImage {
+        path: cx.req_str(el, "path"),
+        path_for_symbols: cx.opt_str(el, "path_for_symbols"),
+        span: el.span,
+    }
+}
+
+fn map(cx: &mut Cx, node: Node, attrs: &[&str]) -> Map {
+    let el = cx.open(node, "map", attrs);
+    cx.children(el, &[]);
+    let mr = cx.req_str(el, "mr");
+    let vaddr = cx.req_num(el, "vaddr").unwrap_or(0);
+    let perms = perms(cx, el);
+    let cached = cx.opt_bool(el, "cached", true);
+    let setvar_vaddr = cx.opt_str(el, "setvar_vaddr");
+    Map {
+        mr,
+        vaddr,
+        perms,
+        cached,
+        setvar_vaddr,
+        span: el.span,
+    }
+}
+
+fn perms(cx: &mut Cx, el: El) -> Perms {
+    let Some((v, _)) = cx.attr(el, "perms") else {
+        return Perms::RW;
+    };
+    let mut p = Perms {
+        read: false,
+        write: false,
+        execute: false,
+    };
+    for c in v.chars() {
+        let bit = match c {
+            'r' => &mut p.read,
+            'w' => &mut p.write,
+            'x' => &mut p.execute,
+            _ => {
+                let msg = format!("`perms` must combine r, w and x (each at most once), not `{v}`");
+                cx.reject(el, "perms", "bad-value", msg);
+                return Perms::RW;
+            }
+        };
+        if *bit {
+            let msg = format!("`perms` must combine r, w and x (each at most once), not `{v}`");
+            cx.reject(el, "perms", "bad-value", msg);
+            return Perms::RW;
+        }
+        *bit = true;
+    }
+    if v.is_empty() {
+        cx.reject(el, "perms", "bad-value", "`perms` must not be empty");
+        return Perms::RW;
+    }
+    if p.write && !p.read {
+        let msg =
+            format!("perms `{v}` grants write without read, which aarch64 cannot map; add `r`");
+        cx.reject(el, "perms", "map-perms", msg);
+    }
+    p
+}
+
+fn irq(cx: &mut Cx, node: Node) -> Irq {
+    let el = cx.open(node, "irq", &["irq", "id", "trigger"]);
+    cx.children(el, &[]);
+    let number = cx.req_num(el, "irq");
+    let irq = cx.narrow_u32(el, "irq", number).unwrap_or(0);
+    let id = small_id(cx, el, "id-range", true).unwrap_or(0);
+    let trigger = match cx.attr(el, "trigger") {
+        None | Some(("level", _)) => Trigger::Level,
+        Some(("edge", _)) => Trigger::Edge,
+        Some((v, _)) => {
+            let msg = format!("`trigger` must be `level` or `edge`, not `{v}`");
+            cx.reject(el, "trigger", "bad-value", msg);
+            Trigger::Level
+        }
+    };
+    Irq {
+        irq,
+        id,
+        trigger,
+        span: el.span,
+    }
+}
+
+fn setvar(cx: &mut Cx, node: Node) -> SetVar {
+    let el = cx.open(node, "setvar", &["symbol", "region_paddr"]);
+    cx.children(el, &[]);
+    SetVar {
+        symbol: cx.req_str(el, "symbol"),
+        region_paddr: cx.req_str(el, "region_paddr"),
+        span: el.span,
+    }
+}
+
+fn virtual_machine(cx: &mut Cx, node: Node) -> VirtualMachine {
+    let el = cx.open(
+        node,
+        "virtual_machine",
+        &["name", "priority", "budget", "period"],
+    );
+    let name = cx.req_str(el, "name");
+    let priority = priority(cx, el);
+    let (budget, period) = budget_period(cx, el);
+    let mut vcpus = Vec::new();
+    let mut maps = Vec::new();
+    for (node, tag) in cx.children(el, &["vcpu", "map"]) {
+        match tag {
+            "vcpu" => vcpus.extend(vcpu(cx, node)),
+            _ => maps.push(map(cx, node, VM_MAP_ATTRS)),
+        }
+    }
+    let has_vcpu = el.node.children().any(|c| c.has_tag_name("vcpu"));
+    if !has_vcpu {
+        cx.error(
+            el.span,
+            "vcpu",
+            format!("virtual machine `{name}` has no `vcpu`"),
+        );
+    }
+    VirtualMachine {
+        name,
+        priority,
+        budget,
+        period,
+        vcpus,
+        maps,
+        span: el.span,
+    }
+}
+
+fn vcpu(cx: &mut Cx, node: Node) -> Option<Vcpu> {
+    let el = cx.open(node, "vcpu", &["id", "cpu"]);
+    cx.children(el, &[]);
+    let id = small_id(cx, el, "vcpu", true);
+    let cpu = cpu(cx, el);
+    Some(Vcpu {
+        id: id?,
+        cpu,
+        span: el.span,
+    })
+}
+
+fn memory_region(cx: &mut Cx, node: Node) -> MemoryRegion {
+    let el = cx.open(
+        node,
+        "memory_region",
+        &["name", "size", "page_size", "phys_addr"],
+    );
+    cx.children(el, &[]);
+    let name = cx.req_str(el, "name");
+    let size = cx.req_num(el, "size").unwrap_or(0);
+    let page_size = match cx.opt_num(el, "page_size") {
+        None => defaults::PAGE_SIZE,
+        Some(ps @ (PAGE_SIZE_SMALL | PAGE_SIZE_LARGE)) => ps,
+        Some(ps) => {
+            let msg =
+                format!("page_size {ps:#x} is not {PAGE_SIZE_SMALL:#x} or {PAGE_SIZE_LARGE:#x}");
+            cx.reject(el, "page_size", "page-size", msg);
+            defaults::PAGE_SIZE
+        }
+    };
+    let page_size_known = !cx.taint.is(el.span, "page_size");
+    if !cx.taint.is(el.span, "size") {
+        if size == 0 {
+            cx.reject(
+                el,
+                "size",
+                "region-size",
+                "memory region size must not be 0",
+            );
+        } else if page_size_known && !size.is_multiple_of(page_size) {
+            let msg = format!("size {size:#x} is not a multiple of the page size {page_size:#x}");
+            cx.reject(el, "size", "region-size", msg);
+        }
+    }
+    let phys_addr = cx.opt_num(el, "phys_addr");
+    if let Some(pa) = phys_addr
+        && page_size_known
+        && !pa.is_multiple_of(page_size)
+    {
+        let msg = format!("phys_addr {pa:#x} is not aligned to the page size {page_size:#x}");
+        cx.reject(el, "phys_addr", "phys-align", msg);
+    }
+    MemoryRegion {
+        name,
+        size,
+        page_size,
+        phys_addr,
+        span: el.span,
+    }
+}
+
+fn channel(cx: &mut Cx, node: Node) -> Option<Channel> {
+    let el = cx.open(node, "channel", &[]);
+    let ends: Vec<End> = cx
+        .children(el, &["end"])
+        .into_iter()
+        .map(|(n, _)| end(cx, n))
+        .collect();
+    match <[End; 2]>::try_from(ends) {
+        Ok(ends) => Some(Channel {
+            ends,
+            span: el.span,
+        }),
+        Err(ends) => {
+            let msg = format!(
+                "channel has {} `end` elements; a channel has exactly 2",
+                ends.len()
+            );
+            cx.error(el.span, "channel-ends", msg);
+            None
+        }
+    }
+}
+
+fn end(cx: &mut Cx, node: Node) -> End {
+    let el = cx.open(node, "end", &["pd", "id", "pp", "notify"]);
+    cx.children(el, &[]);
+    End {
+        pd: cx.req_str(el, "pd"),
+        id: small_id(cx, el, "id-range", true).unwrap_or(0),
+        pp: cx.opt_bool(el, "pp", false),
+        notify: cx.opt_bool(el, "notify", true),
+        span: el.span,
+    }
+}

@@ -1,0 +1,108 @@
+//! Names: uniqueness, references to PDs and regions, the PD count, unused regions.
+
+use std::collections::{HashMap, HashSet};
+
+use super::Cx;
+use crate::layout::MAX_PDS;
+use crate::{Map, Span};
+
+pub(super) fn check(cx: &mut Cx) {
+    let sd = cx.sd;
+    let pds = sd.all_pds();
+    if let Some(pd) = pds.get(MAX_PDS) {
+        let msg = format!(
+            "more than {MAX_PDS} protection domains (`{}` is number {})",
+            pd.name,
+            MAX_PDS + 1
+        );
+        cx.error(pd.span, "pd-count", msg);
+    }
+
+    // PDs and virtual machines share one namespace: both are named in faults and boot plans.
+    let mut seen: HashMap<&str, Span> = HashMap::new();
+    let mut named = Vec::new();
+    for pd in &pds {
+        named.push(("protection domain", pd.name.as_str(), pd.span));
+        if let Some(vm) = &pd.virtual_machine {
+            named.push(("virtual machine", vm.name.as_str(), vm.span));
+        }
+    }
+    named.sort_by_key(|&(_, _, at)| at);
+    for (kind, name, at) in named {
+        if name.is_empty() {
+            continue;
+        }
+        if let Some(first) = seen.get(name) {
+            let msg = format!(
+                "duplicate {kind} name `{name}` (first used at line {})",
+                first.line
+            );
+            cx.error(at, "unique-pd-name", msg);
+        } else {
+            seen.insert(name, at);
+        }
+    }
+
+    let mut regions: HashMap<&str, Span> = HashMap::new();
+    for mr in &sd.memory_regions {
+        if mr.name.is_empty() {
+            continue;
+        }
+        if let Some(first) = regions.get(mr.name.as_str()) {
+            let msg = format!(
+                "duplicate memory region name `{}` (first defined at line {})",
+                mr.name, first.line
+            );
+            cx.error(mr.span, "unique-region-name", msg);
+        } else {
+            regions.insert(&mr.name, mr.span);
+        }
+    }
+
+    let mut used: HashSet<&str> = HashSet::new();
+    let maps = pds.iter().flat_map(|pd| {
+        let vm_maps = pd.virtual_machine.iter().flat_map(|vm| vm.maps.iter());
+        pd.maps.iter().chain(vm_maps)
+    });
+    let mut refs: Vec<(&str, Span, &str)> =
+        maps.map(|m: &Map| (m.mr.as_str(), m.span, "map")).collect();
+    for pd in &pds {
+        refs.extend(
+            pd.setvars
+                .iter()
+                .map(|s| (s.region_paddr.as_str(), s.span, "setvar")),
+        );
+    }
+    for (mr, at, what) in refs {
+        if mr.is_empty() {
+            continue;
+        }
+        used.insert(mr);
+        if !regions.contains_key(mr) {
+            cx.error(
+                at,
+                "unknown-region",
+                format!("{what} names unknown memory region `{mr}`"),
+            );
+        }
+    }
+    for mr in &sd.memory_regions {
+        if !mr.name.is_empty() && !used.contains(mr.name.as_str()) {
+            cx.warning(
+                mr.span,
+                "unused-region",
+                format!("memory region `{}` is never mapped", mr.name),
+            );
+        }
+    }
+
+    let pd_names: HashSet<&str> = pds.iter().map(|pd| pd.name.as_str()).collect();
+    for ch in &sd.channels {
+        for end in &ch.ends {
+            if !end.pd.is_empty() && !pd_names.contains(end.pd.as_str()) {
+                let msg = format!("channel end names unknown protection domain `{}`", end.pd);
+                cx.error(end.span, "unknown-pd", msg);
+            }
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Valid systems parse without errors, with the values (and defaults) the file says.
+
+use std::path::{Path, PathBuf};
+
+use axolotl_kernel_config::{BOARDS, Board};
+
+// qemu-virt-aarch64: RAM [0x4000_0000, 0x8000_0000), devices [0x0900_0000, 0x0c00_0000).
+const BOARD: Board = BOARDS[0];
+use axolotl_sdf::*;
+
+fn good(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/good")
+        .join(name)
+}
+
+fn load(name: &str) -> Checked {
+    check_file(&good(name), &BOARD).unwrap_or_else(|d| panic!("{name} should be valid:\n{d}"))
+}
+
+#[test]
+fn every_good_file_is_valid_without_warnings() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(good("")).unwrap() {
+        let path = entry.unwrap().path();
+        let checked =
+            check_file(&path, &BOARD).unwrap_or_else(|d| panic!("{}:\n{d}", path.display()));
+        assert!(
+            checked.warnings.is_empty(),
+            "{}:\n{}",
+            path.display(),
+            checked.warnings
+        );
+        n += 1;
+    }
+    assert!(n >= 3, "good fixtures missing");
+}
+
+#[test]
+fn microkit_file_keeps_its_meaning() {
+    let sd = load("microkit.system").system;
+    assert_eq!(sd.protection_domains.len(), 3);
+    assert_eq!(sd.all_pds().len(), 4);
+
+    let serial = sd.pd("serial").unwrap();
+    assert_eq!(serial.span, Span::new(12, 5));
+    assert_eq!(
+        (serial.priority, serial.passive, serial.stack_size),
+        (254, true, 0x4000)
+    );
+    assert_eq!(serial.program_image.path, "serial.elf");
+    assert_eq!(
+        serial.program_image.path_for_symbols.as_deref(),
+        Some("serial.dbg")
+    );
+    let uart = &serial.maps[0];
+    assert_eq!(
+        (uart.mr.as_str(), uart.vaddr, uart.cached),
+        ("uart", 0x500_0000, false)
+    );
+    assert_eq!(uart.perms, Perms::RW);
+    assert_eq!(uart.setvar_vaddr.as_deref(), Some("uart_base"));
+    assert_eq!(
+        serial.maps[1].perms,
+        Perms {
+            read: true,
+            write: false,
+            execute: false
+        }
+    );
+    assert_eq!(serial.irqs[0].irq, 33);
+    assert_eq!(
+        (serial.irqs[0].id, serial.irqs[0].trigger),
+        (1, Trigger::Level)
+    );
+    assert_eq!(serial.setvars[0].symbol, "dma_paddr");
+    assert_eq!(serial.setvars[0].region_paddr, "dma");
+    // Microkit-only files get the resilience defaults: Microkit's behaviour (no restarts).
+    assert_eq!(serial.resilience, Resilience::default());
+    assert_eq!(serial.resilience.restart, RestartPolicy::Never);
+
+    let client = sd.pd("client").unwrap();
+    assert_eq!((client.budget, client.period, client.cpu), (500, 2000, 0));
+    assert!(!client.smc && client.fpu && !client.passive);
+
+    let parent = sd.pd("parent").unwrap();
+    // Microkit defaults.
+    assert_eq!(
+        (parent.budget, parent.period, parent.stack_size),
+        (1000, 1000, 0x2000)
+    );
+    assert_eq!(parent.id, None);
+    assert_eq!(parent.children[0].name, "child");
+    assert_eq!(parent.children[0].id, Some(0));
+    let vm = parent.virtual_machine.as_ref().unwrap();
+    assert_eq!((vm.name.as_str(), vm.priority), ("linux", 120));
+    assert_eq!(
+        vm.vcpus.iter().map(|v| (v.id, v.cpu)).collect::<Vec<_>>(),
+        [(1, 0)]
+    );
+    assert_eq!(
+        vm.maps[0].perms,
+        Perms {
+            read: true,
+            write: true,
+            execute: true
+        }
+    );
+
+    let uart = sd.memory_region("uart").unwrap();
+    assert_eq!(
+        (uart.size, uart.page_size, uart.phys_addr),
+        (0x1000, 0x1000, Some(0x900_0000))
+    );
+    let buf = sd.memory_region("shared_buffer").unwrap();
+    assert_eq!(
+        (buf.size, buf.page_size, buf.phys_addr),
+        (0x20_0000, 0x20_0000, None)
+    );
+
+    let [a, b] = &sd.channels[0].ends;
+    assert_eq!(
+        (a.pd.as_str(), a.id, a.pp, a.notify),
+        ("client", 0, true, true)
+    );
+    assert_eq!(
+        (b.pd.as_str(), b.id, b.pp, b.notify),
+        ("serial", 0, false, true)
+    );
+    assert!(!sd.channels[1].ends[0].notify);
+}
+
+#[test]
+fn resilience_extensions_are_read() {
+    let sd = load("resilience.system").system;
+    let drv = &sd.pd("uart_driver").unwrap().resilience;
+    assert_eq!(
+        *drv,
+        Resilience {
+            restart: RestartPolicy::OnFailure,
+            restart_limit: 3,
+            restart_window_ms: 5000,
+            restart_backoff_ms: 20,
+            restart_backoff_max_ms: 640,
+            heartbeat_ms: Some(100),
+            depends_on: vec![],
+        }
+    );
+    assert_eq!(
+        [0, 1, 4, 5, 6, 40].map(|n| drv.backoff_ms(n)),
+        [20, 40, 320, 640, 640, 640]
+    );
+
+    let console = &sd.pd("console").unwrap().resilience;
+    assert_eq!(console.restart, RestartPolicy::Always);
+    assert_eq!(
+        (console.restart_limit, console.restart_window_ms),
+        (5, 10_000)
+    );
+    assert_eq!(console.depends_on, ["uart_driver"]);
+    assert_eq!(console.heartbeat_ms, None);
+    assert_eq!(
+        sd.pd("logger").unwrap().resilience.depends_on,
+        ["console", "uart_driver"]
+    );
+}
+
+#[test]
+fn backoff_cap_defaults_to_at_least_the_initial_delay() {
+    let text = r#"<system><protection_domain name="a" restart="always" restart_backoff_ms="5000">
+        <program_image path="a.elf"/></protection_domain></system>"#;
+    let sd = parse("t.system", text, &BOARD).unwrap();
+    let r = &sd.protection_domains[0].resilience;
+    assert_eq!(
+        (r.restart_backoff_ms, r.restart_backoff_max_ms),
+        (5000, 5000)
+    );
+}
+
+#[test]
+fn unused_region_warns_but_parses() {
+    let text = "<system>\n  <memory_region name=\"spare\" size=\"0x1000\"/>\n  \
+                <protection_domain name=\"a\"><program_image path=\"a.elf\"/></protection_domain>\n</system>";
+    let checked = check("w.system", text, &BOARD).unwrap();
+    let w: Vec<String> = checked.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        w,
+        ["w.system:2:3: warning: memory region `spare` is never mapped [unused-region]"]
+    );
+    assert!(parse("w.system", text, &BOARD).is_ok());
+}
+
+#[test]
+fn image_overlap_is_reported_at_the_map() {
+    let sd = load("microkit.system").system;
+    // client maps `dma` at [0x3000000, 0x3010000) and `shared_buffer` at [0x4000000, 0x4200000).
+    let d = check_image_overlaps(&sd, "client", &[(0x20_0000, 0x1000), (0x300_f000, 0x2000)]);
+    let d: Vec<String> = d.iter().map(ToString::to_string).collect();
+    let file = good("microkit.system").display().to_string();
+    assert_eq!(
+        d,
+        [format!(
+            "{file}:23:9: error: map of `dma` at [0x3000000, 0x3010000) overlaps the program image \
+             segment [0x300f000, 0x3011000) of `client` [image-overlap]"
+        )]
+    );
+    assert!(
+        check_image_overlaps(
+            &sd,
+            "client",
+            &[(0x20_0000, 0x10_0000), (0x3010000, 0x1000)]
+        )
+        .is_empty()
+    );
+    let stack = check_image_overlaps(&sd, "client", &[(0xffff_f000, 0x1000)]);
+    assert_eq!(stack.len(), 1);
+    assert_eq!(
+        (stack[0].rule, stack[0].line, stack[0].col),
+        ("image-stack", 21, 9)
+    );
+    let unknown = check_image_overlaps(&sd, "nobody", &[]);
+    assert_eq!(unknown[0].rule, "unknown-pd");
+}
