@@ -364,6 +364,17 @@ pub fn default_init() -> String {
 /// the output is reproducible without a compression dependency, and at ~2 MB
 /// copying it into guest RAM costs less than inflating it under emulation.
 pub fn build_initramfs(busybox: &Path, init_script: &str, out: &Path) -> Result<(), Error> {
+    build_initramfs_with(busybox, init_script, &[], out)
+}
+
+/// [`build_initramfs`] plus extra executable files, `(path without leading '/', bytes)`,
+/// whose parent directories must be among the standard ones (`bin`, `sbin`, `usr/bin`, ...).
+pub fn build_initramfs_with(
+    busybox: &Path,
+    init_script: &str,
+    extra: &[(&str, &[u8])],
+    out: &Path,
+) -> Result<(), Error> {
     let bb = fs::read(busybox).map_err(io_err(format!("reading {}", busybox.display())))?;
     let mut w = CpioWriter::new();
     for d in [
@@ -378,6 +389,9 @@ pub fn build_initramfs(busybox: &Path, init_script: &str, out: &Path) -> Result<
         w.symlink(&format!("bin/{a}"), "busybox");
     }
     w.file("init", 0o755, init_script.as_bytes());
+    for (path, data) in extra {
+        w.file(path.trim_start_matches('/'), 0o755, data);
+    }
     if let Some(dir) = out.parent() {
         fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
     }

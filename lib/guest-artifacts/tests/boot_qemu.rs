@@ -8,7 +8,8 @@ use std::process::Command;
 
 use axolotl_fdt::{Gic, GuestFdt, Region};
 use axolotl_guest_artifacts::{
-    GuestArtifacts, USERSPACE_MARKER, build_initramfs, cached, default_cache_dir, init_script,
+    GuestArtifacts, USERSPACE_MARKER, build_initramfs, build_initramfs_with, cached,
+    default_cache_dir, init_script,
 };
 
 const RAM_BASE: u64 = 0x4000_0000;
@@ -42,13 +43,17 @@ static QEMU_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs QEMU to completion (the guest powers off) and returns the console output.
 fn qemu(gic_version: u32, extra: &[&str]) -> String {
+    qemu_with(&format!("virt,gic-version={gic_version}"), extra)
+}
+
+fn qemu_with(machine: &str, extra: &[&str]) -> String {
     let _one_at_a_time = QEMU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let out = Command::new("timeout")
         .args([
             TIMEOUT_S,
             "qemu-system-aarch64",
             "-M",
-            &format!("virt,gic-version={gic_version}"),
+            machine,
             "-cpu",
             "cortex-a72",
             "-m",
@@ -190,4 +195,67 @@ fn boots_with_our_dtb_gicv3() {
 #[test]
 fn boots_with_our_dtb_gicv2() {
     boot_with_our_dtb("dtb-gicv2", 2, Gic::qemu_virt_v2());
+}
+
+/// Boot-to-marker time in virtual ns under `-icount shift=0` (one ns per guest
+/// instruction, so independent of host speed): a tiny static program run right
+/// after the marker prints CNTVCT_EL0, which counts QEMU's virtual clock from
+/// reset, so the pre-timer part of early boot is included too.
+#[test]
+fn icount_boot_to_marker_time() {
+    let Some((a, tmp)) = setup("icount") else {
+        return;
+    };
+    let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/cntvct/Cargo.toml");
+    let target = tmp.join("target");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = Command::new(cargo)
+        .args([
+            "build",
+            "-q",
+            "--release",
+            "--target",
+            "aarch64-unknown-none",
+        ])
+        .arg("--manifest-path")
+        .arg(&tool)
+        .env("CARGO_TARGET_DIR", &target)
+        .status();
+    if !built.is_ok_and(|s| s.success()) {
+        println!("skipped icount: can't build tools/cntvct for aarch64-unknown-none");
+        std::fs::remove_dir_all(tmp).ok();
+        return;
+    }
+    let elf = std::fs::read(target.join("aarch64-unknown-none/release/axolotl-cntvct")).unwrap();
+    let initrd = tmp.join("initramfs.cpio");
+    build_initramfs_with(
+        &a.busybox,
+        &init_script("/bin/cntvct\npoweroff -f"),
+        &[("bin/cntvct", &elf)],
+        &initrd,
+    )
+    .unwrap();
+    let log = qemu_with(
+        "virt,gic-version=3",
+        &[
+            "-icount",
+            "shift=0",
+            "-kernel",
+            path(&a.image),
+            "-initrd",
+            path(&initrd),
+            "-append",
+            "console=ttyAMA0",
+        ],
+    );
+    std::fs::remove_dir_all(tmp).ok();
+    let ns: u64 = userspace_lines(&log)
+        .iter()
+        .find_map(|l| l.strip_prefix("CNTVCT_NS="))
+        .unwrap_or_else(|| panic!("no CNTVCT_NS after marker:\n{log}"))
+        .parse()
+        .unwrap();
+    println!("bare QEMU, -icount shift=0: userspace marker at {ns} virtual ns");
+    // Sanity bounds only; the number itself is what docs/guest.md reports.
+    assert!((100_000_000..10_000_000_000).contains(&ns), "{ns}");
 }
