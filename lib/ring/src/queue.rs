@@ -154,10 +154,17 @@ unsafe impl Send for Producer {}
 impl Producer {
     /// Takes the producing end of the (empty) queue in `region`.
     pub fn new(region: SharedRegion, capacity: u32) -> Result<Self, LayoutError> {
+        Self::new_at(region, capacity, 0)
+    }
+
+    /// As [`Producer::new`] for an empty queue whose shared `head` and `tail`
+    /// both already equal `index` (both ends must agree). Free-running
+    /// indices make any start valid; tests use it to cross the u32 wrap.
+    pub fn new_at(region: SharedRegion, capacity: u32, index: u32) -> Result<Self, LayoutError> {
         Ok(Self {
             q: RawQueue::new(&region, capacity)?,
-            tail: 0,
-            head_seen: 0,
+            tail: index,
+            head_seen: index,
             _region: region,
         })
     }
@@ -276,10 +283,15 @@ unsafe impl Send for Consumer {}
 impl Consumer {
     /// Takes the consuming end of the (empty) queue in `region`.
     pub fn new(region: SharedRegion, capacity: u32) -> Result<Self, LayoutError> {
+        Self::new_at(region, capacity, 0)
+    }
+
+    /// See [`Producer::new_at`].
+    pub fn new_at(region: SharedRegion, capacity: u32, index: u32) -> Result<Self, LayoutError> {
         Ok(Self {
             q: RawQueue::new(&region, capacity)?,
-            head: 0,
-            tail_seen: 0,
+            head: index,
+            tail_seen: index,
             _region: region,
         })
     }

@@ -1,0 +1,93 @@
+//! Test-side shared memory: an aligned heap allocation standing in for a
+//! memory region mapped into two protection domains. The test also plays
+//! the misbehaving peer by poking words directly.
+#![allow(dead_code)]
+
+use std::alloc::{Layout, alloc_zeroed, dealloc};
+use std::ptr::NonNull;
+
+use axolotl_ring::SharedRegion;
+
+pub struct Mem {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+// SAFETY: plain heap memory; all accesses go through atomics or the test's
+// single thread.
+unsafe impl Send for Mem {}
+unsafe impl Sync for Mem {}
+
+impl Mem {
+    pub fn new(len: usize) -> Self {
+        let layout = Layout::from_size_align(len.max(1), 64).unwrap();
+        // SAFETY: non-zero size.
+        let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("alloc");
+        Self { ptr, layout }
+    }
+
+    pub fn len(&self) -> usize {
+        self.layout.size()
+    }
+
+    /// A handle on the whole allocation (one per endpoint, as each PD maps it).
+    pub fn region(&self) -> SharedRegion {
+        // SAFETY: lives as long as `self`; tests drop endpoints first.
+        unsafe { SharedRegion::new(self.ptr, self.layout.size()) }
+    }
+
+    pub fn region_at(&self, offset: usize, len: usize) -> SharedRegion {
+        assert!(offset + len <= self.layout.size());
+        // SAFETY: in bounds; as in `region`.
+        unsafe { SharedRegion::new(self.ptr.add(offset), len) }
+    }
+
+    /// The peer writing a 32-bit word of shared memory.
+    pub fn write_u32(&self, offset: usize, v: u32) {
+        assert!(offset + 4 <= self.layout.size() && offset.is_multiple_of(4));
+        // SAFETY: in bounds, aligned; tests are single-threaded here.
+        unsafe {
+            self.ptr
+                .add(offset)
+                .cast::<u32>()
+                .as_ptr()
+                .write_volatile(v)
+        }
+    }
+
+    pub fn read_u32(&self, offset: usize) -> u32 {
+        assert!(offset + 4 <= self.layout.size() && offset.is_multiple_of(4));
+        // SAFETY: as in `write_u32`.
+        unsafe { self.ptr.add(offset).cast::<u32>().as_ptr().read_volatile() }
+    }
+}
+
+impl Drop for Mem {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+// Byte offsets of the real-build layout (see the crate docs).
+pub const Q_TAIL: usize = 0;
+pub const Q_HEAD: usize = 64;
+pub const Q_SIGNAL: usize = 68;
+pub const Q_SLOTS: usize = 128;
+pub const CLIENT_GEN: usize = 0;
+pub const CLIENT_ACK: usize = 4;
+pub const SERVER_GEN: usize = 64;
+pub const SERVER_ACK: usize = 68;
+pub const REQ_Q: usize = 128;
+
+pub fn resp_q(capacity: u32) -> usize {
+    REQ_Q + 128 + 16 * capacity as usize
+}
+
+/// Writes a descriptor into slot `index` of the queue at `q`, as a peer would.
+pub fn write_slot(mem: &Mem, q: usize, capacity: u32, index: u32, d: [u32; 4]) {
+    let base = q + Q_SLOTS + 16 * (index & (capacity - 1)) as usize;
+    for (i, w) in d.iter().enumerate() {
+        mem.write_u32(base + 4 * i, *w);
+    }
+}
