@@ -148,7 +148,10 @@ pub fn cached(cache_dir: &Path) -> Option<GuestArtifacts> {
 }
 
 /// Makes sure the pinned kernel, busybox, `Image` and default initramfs are in
-/// `cache_dir`, downloading with apt only what is missing.
+/// `cache_dir`, downloading with apt only what is missing. Once complete it never
+/// runs apt again. Root is needed only to add the arm64 architecture or to run
+/// `apt-get update` when no arm64 package lists exist; downloads and extraction
+/// work as any user. Errors are one line saying what to do.
 pub fn ensure(cache_dir: &Path, log: &mut dyn FnMut(&str)) -> Result<GuestArtifacts, Error> {
     if let Some(a) = cached(cache_dir) {
         log(&format!("guest artifacts cached in {}", a.dir.display()));
@@ -156,17 +159,19 @@ pub fn ensure(cache_dir: &Path, log: &mut dyn FnMut(&str)) -> Result<GuestArtifa
     }
     let k = PINNED_KERNEL;
     let a = artifacts_in(&cache_dir.join(k.version));
-    check_prerequisites()?;
+    check_tools()?;
 
     let foreign = run(Command::new("dpkg").arg("--print-foreign-architectures"))?;
     if !String::from_utf8_lossy(&foreign.stdout)
         .lines()
         .any(|l| l.trim() == "arm64")
     {
+        require_root("`dpkg --add-architecture arm64`")?;
         log("dpkg --add-architecture arm64");
         run(Command::new("dpkg").args(["--add-architecture", "arm64"]))?;
     }
     if !arm64_lists_present() {
+        require_root("`apt-get update` (no arm64 package lists yet)")?;
         log("apt-get update (no arm64 package lists yet)");
         run(Command::new("apt-get").args(["update", "-q"]))?;
     }
@@ -178,10 +183,13 @@ pub fn ensure(cache_dir: &Path, log: &mut dyn FnMut(&str)) -> Result<GuestArtifa
         "apt-get download {kernel_spec} busybox-static:arm64"
     ));
     if apt_download(&debs, &kernel_spec).is_err() {
-        // Lists may just be stale; one refresh before declaring the pin dead.
-        log("download failed; apt-get update and retry");
-        run(Command::new("apt-get").args(["update", "-q"]))?;
-        if apt_download(&debs, &kernel_spec).is_err() {
+        // Lists may just be stale; one refresh (root only) before declaring the pin dead.
+        let refreshed = require_root("").is_ok() && {
+            log("download failed; apt-get update and retry");
+            run(Command::new("apt-get").args(["update", "-q"]))?;
+            true
+        };
+        if !refreshed || apt_download(&debs, &kernel_spec).is_err() {
             return Err(Error::PinnedUnavailable {
                 package: k.package(),
                 version: k.version,
@@ -222,12 +230,23 @@ pub fn ensure(cache_dir: &Path, log: &mut dyn FnMut(&str)) -> Result<GuestArtifa
     Ok(a)
 }
 
-fn check_prerequisites() -> Result<(), Error> {
-    let hint = format!(
-        "guest artifacts need root and apt (Debian): as root run `dpkg --add-architecture arm64 && apt-get update` and re-run, or fetch by hand `apt-get download {}:arm64={} busybox-static:arm64`",
-        PINNED_KERNEL.package(),
-        PINNED_KERNEL.version
-    );
+/// Tools must exist; root is needed only to add the architecture or refresh lists.
+fn check_tools() -> Result<(), Error> {
+    let has = |tool: &str| {
+        Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !(has("apt-get") && has("apt-cache") && has("dpkg") && has("dpkg-deb")) {
+        return Err(Error::Prerequisite(
+            "guest artifacts need Debian's apt-get, apt-cache, dpkg and dpkg-deb on the host: install apt and dpkg (a Debian/Ubuntu host), or copy a finished cache from one".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn require_root(step: &str) -> Result<(), Error> {
     let is_root = fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -236,14 +255,10 @@ fn check_prerequisites() -> Result<(), Error> {
                 .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
         })
         .unwrap_or(false);
-    let has = |tool: &str| {
-        Command::new(tool)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !is_root || !has("apt-get") || !has("dpkg-deb") {
-        return Err(Error::Prerequisite(hint));
+    if !is_root {
+        return Err(Error::Prerequisite(format!(
+            "guest artifacts need {step}, which needs root: run `sudo dpkg --add-architecture arm64 && sudo apt-get update` once, then re-run"
+        )));
     }
     Ok(())
 }
