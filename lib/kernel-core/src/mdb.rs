@@ -95,6 +95,30 @@ pub unsafe fn insert_copy(src: SlotRef, dest: SlotRef, cap: Cap) {
     debug_assert!(dest.cap().is_null() && dest.mdb() == MdbNode::NULL);
     let src_cap = src.cap();
     let revocable = is_cap_revocable(&cap, &src_cap);
+    // seL4 `setUntypedCapAsFull`: an untyped and its copy have separate watermarks, so the
+    // source may not hand out this memory again while the copy (its child) exists.
+    if let (
+        Cap::Untyped {
+            ptr,
+            size_bits,
+            is_device,
+            ..
+        },
+        Cap::Untyped {
+            ptr: p2,
+            size_bits: s2,
+            ..
+        },
+    ) = (src_cap, cap)
+        && (ptr, size_bits) == (p2, s2)
+    {
+        src.set_cap(Cap::Untyped {
+            ptr,
+            size_bits,
+            free_index: 1 << size_bits,
+            is_device,
+        });
+    }
     let next = src.next();
     dest.set_cap(cap);
     dest.set_mdb(MdbNode {

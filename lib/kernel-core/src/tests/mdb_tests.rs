@@ -103,6 +103,18 @@ fn deleting_a_badged_head_keeps_its_copies_in_one_subtree() {
     assert_eq!(desc(&w, 5), set(&w, &[]));
     revoke(w.s(5), &mut w.k).unwrap();
     assert!(!w.s(4).cap().is_null() && !w.s(8).cap().is_null());
+
+    // Two separately minted badge-9 subtrees, adjacent: 1, s12, s10, s11 (copy of s10).
+    mint(&w, 1, 10, 9).unwrap();
+    copy(&w, 10, 11).unwrap();
+    mint(&w, 1, 12, 9).unwrap();
+    assert_eq!(desc(&w, 12), set(&w, &[]));
+    // Deleting s10 must not hand its copy to s12: first_badged passes on to s11.
+    delete(w.s(10), &mut w.k).unwrap();
+    assert!(w.s(11).mdb().first_badged);
+    assert_eq!(desc(&w, 12), set(&w, &[]));
+    revoke(w.s(12), &mut w.k).unwrap();
+    assert!(!w.s(11).cap().is_null());
 }
 
 #[test]
