@@ -114,3 +114,60 @@ impl AsidTable {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::{World, slots};
+    use axolotl_abi::ObjectType;
+    use std::vec::Vec;
+
+    #[test]
+    fn pools_assign_distinct_nonzero_asids_and_free() {
+        let mut w = World::new(8, 20);
+        let mut t = AsidTable::new();
+        // SAFETY: AsidControl names no memory.
+        unsafe { crate::mdb::insert_root(w.s(1), Cap::AsidControl) };
+        for i in 0..NUM_POOLS as u64 {
+            assert_eq!(t.make_pool(w.s(1), w.s(10 + i)), Ok(i as Asid * 32));
+            assert!(crate::mdb::is_mdb_parent_of(w.s(1), w.s(10 + i)));
+        }
+        assert_eq!(t.make_pool(w.s(1), w.s(30)), Err(SyscallError::DeleteFirst));
+        assert_eq!(t.make_pool(w.s(1), w.s(10)), Err(SyscallError::DeleteFirst));
+        w.retype(w.ut, ObjectType::VSpace, 0, 40, 33).unwrap();
+        let mut got = vec![];
+        for i in 0..31 {
+            got.push(t.assign(w.s(10), w.s(40 + i)).unwrap());
+        }
+        assert_eq!(got, (1..32).collect::<Vec<_>>(), "ASID 0 is never assigned");
+        assert_eq!(t.assign(w.s(10), w.s(71)), Err(SyscallError::DeleteFirst));
+        assert_eq!(
+            t.assign(w.s(10), w.s(40)),
+            Err(SyscallError::InvalidCapability { arg: 0 }),
+            "already has an ASID"
+        );
+        assert_eq!(
+            w.s(40).cap(),
+            Cap::VSpace {
+                ptr: t.lookup(1).unwrap(),
+                asid: Some(1)
+            }
+        );
+        assert_eq!(t.assign(w.s(11), w.s(71)), Ok(32));
+        let Cap::VSpace { ptr, .. } = w.s(41).cap() else {
+            panic!()
+        };
+        assert!(t.free_asid(2, ptr));
+        assert!(!t.free_asid(2, ptr));
+        assert_eq!(t.assign(w.s(10), w.s(72)), Ok(2));
+        let mut flushed = vec![];
+        t.free_pool(0, |a, _| flushed.push(a));
+        assert_eq!(flushed.len(), 31);
+        assert_eq!(t.lookup(1), None);
+        assert!(t.lookup(32).is_some());
+        // Revoking AsidControl removes every pool cap.
+        crate::revoke::revoke(w.s(1), &mut w.k).unwrap();
+        assert!((10..18).all(|i| w.s(i).cap().is_null()));
+        crate::tests::check_mdb(&slots(w.root));
+    }
+}
