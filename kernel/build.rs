@@ -23,7 +23,11 @@ fn main() {
     else {
         panic!("unknown board {board:?} with GIC {gic:?}");
     };
-    fs::write(out.join("board.rs"), format!("pub const BOARD_INDEX: usize = {index};\n")).unwrap();
+    fs::write(
+        out.join("board.rs"),
+        format!("pub const BOARD_INDEX: usize = {index};\n"),
+    )
+    .unwrap();
 
     // The root task travels inside the kernel image (as seL4's elfloader carries it).
     let root_task = out.join("root-task.elf");

@@ -3,7 +3,7 @@
 use crate::arch::{cpu, gic::Gic, mmu, timer};
 use crate::boot_alloc::BootAlloc;
 use crate::state::KERNEL;
-use crate::{kprintln, root_task, trap, BOARD};
+use crate::{BOARD, kprintln, root_task, trap};
 
 static ROOT_TASK_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/root-task.elf"));
 
@@ -21,10 +21,18 @@ extern "C" fn kernel_main(vectors: u64) -> ! {
     let ram_end = board.ram_base + board.ram_size;
     kprintln!();
     kprintln!("axolotl kernel v{} (EL2)", env!("CARGO_PKG_VERSION"));
-    kprintln!("board: {}, GICv{}, vectors at {:#x}", board.name, board.gic.version().number(), vectors);
+    kprintln!(
+        "board: {}, GICv{}, vectors at {:#x}",
+        board.name,
+        board.gic.version().number(),
+        vectors
+    );
     let freq = timer::frequency();
     if freq != board.timer_hz {
-        kprintln!("kernel: warning: CNTFRQ says {freq} Hz, board config says {} Hz; using CNTFRQ", board.timer_hz);
+        kprintln!(
+            "kernel: warning: CNTFRQ says {freq} Hz, board config says {} Hz; using CNTFRQ",
+            board.timer_hz
+        );
     }
     kprintln!(
         "memory: RAM {:#x}-{:#x} ({} MiB), kernel {:#x}-{:#x} ({} KiB)",
@@ -45,14 +53,19 @@ extern "C" fn kernel_main(vectors: u64) -> ! {
     k.gic = Some(gic);
     k.tick_cycles = freq * config.tick_us / 1_000_000;
     timer::arm(k.tick_cycles);
-    kprintln!("timer: {} Hz, tick {} us, timeslice {} ticks", freq, config.tick_us, config.timeslice_ticks);
+    kprintln!(
+        "timer: {} Hz, tick {} us, timeslice {} ticks",
+        freq,
+        config.tick_us,
+        config.timeslice_ticks
+    );
 
     if ROOT_TASK_ELF.is_empty() {
         panic!("no root task packed into this kernel image (build it with `cargo xtask build`)");
     }
     let loaded = match root_task::load(ROOT_TASK_ELF, &mut k.boot_mem, config.root_task_priority) {
         Ok(l) => l,
-        Err(e) => panic!("cannot load the root task: {e:?}"),
+        Err(e) => panic!("cannot load the root task: {e}"),
     };
     let (free_lo, free_hi) = k.boot_mem.remaining();
     kprintln!(

@@ -14,7 +14,8 @@ static CONSOLE: SpinMutex<Option<Uart<'static>>> = SpinMutex::new(None);
 /// nothing else.
 pub unsafe fn init(base: u64) {
     // SAFETY: forwarded to the caller.
-    let regs = unsafe { UniqueMmioPointer::new(NonNull::new(base as *mut PL011Registers).unwrap()) };
+    let regs =
+        unsafe { UniqueMmioPointer::new(NonNull::new(base as *mut PL011Registers).unwrap()) };
     // QEMU and firmware leave the UART enabled; the kernel only writes to it.
     *CONSOLE.lock() = Some(Uart::new(regs));
 }

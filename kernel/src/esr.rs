@@ -63,7 +63,10 @@ impl Esr {
     }
 
     pub const fn is_abort(self) -> bool {
-        matches!(self.ec(), ec::IABT_LOWER | ec::IABT_SAME | ec::DABT_LOWER | ec::DABT_SAME)
+        matches!(
+            self.ec(),
+            ec::IABT_LOWER | ec::IABT_SAME | ec::DABT_LOWER | ec::DABT_SAME
+        )
     }
 
     /// Decoded abort syndrome; `None` when this is not an abort.
@@ -78,7 +81,7 @@ impl Esr {
             status: (iss & 0x3f) as u8,
             write: data && iss & (1 << 6) != 0,
             stage1_walk: iss & (1 << 7) != 0,
-            access: isv.then(|| AccessInfo {
+            access: isv.then_some(AccessInfo {
                 size_log2: ((iss >> 22) & 0x3) as u8,
                 sign_extend: iss & (1 << 21) != 0,
                 register: ((iss >> 16) & 0x1f) as u8,
@@ -140,7 +143,14 @@ pub fn fault_status_name(status: u8) -> &'static str {
 
 impl fmt::Display for Esr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "EC {:#04x} ({}), IL {}, ISS {:#09x}", self.ec(), self.class_name(), self.il() as u8, self.iss())?;
+        write!(
+            f,
+            "EC {:#04x} ({}), IL {}, ISS {:#09x}",
+            self.ec(),
+            self.class_name(),
+            self.il() as u8,
+            self.iss()
+        )?;
         if let Some(a) = self.abort() {
             write!(f, "; {}", a.status_name())?;
             if let Some(l) = a.level() {
@@ -164,7 +174,8 @@ mod tests {
     #[test]
     fn decodes_a_lower_el_write_translation_fault() {
         // EC=0x24, IL=1, ISV=1, SAS=3 (8 bytes), SRT=5, WnR=1, DFSC=0x07 (level 3).
-        let esr = Esr((0x24 << 26) | (1 << 25) | (1 << 24) | (3 << 22) | (5 << 16) | (1 << 6) | 0x07);
+        let esr =
+            Esr((0x24 << 26) | (1 << 25) | (1 << 24) | (3 << 22) | (5 << 16) | (1 << 6) | 0x07);
         assert_eq!(esr.class_name(), "data abort from a lower EL");
         let a = esr.abort().unwrap();
         assert!(a.write && !a.instruction);
@@ -172,7 +183,10 @@ mod tests {
         assert_eq!(a.access.unwrap().register, 5);
         assert_eq!(a.access.unwrap().size_log2, 3);
         let text = std::format!("{esr}");
-        assert!(text.contains("translation fault at level 3, write, 8 bytes via x5"), "{text}");
+        assert!(
+            text.contains("translation fault at level 3, write, 8 bytes via x5"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -3,14 +3,19 @@
 
 use crate::arch::context::UserContext;
 use crate::arch::cpu;
-use crate::esr::{ec, Esr};
+use crate::esr::{Esr, ec};
 use crate::kprintln;
 use crate::thread::Tcb;
 
 /// Prints the decoded fault: class, syndrome, addresses, registers.
 pub fn report(t: &Tcb, esr: Esr, what: &str) {
     let c = &t.ctx;
-    kprintln!("kernel: FAULT in thread '{}' (id {}): {}", t.name(), t.id, what);
+    kprintln!(
+        "kernel: FAULT in thread '{}' (id {}): {}",
+        t.name(),
+        t.id,
+        what
+    );
     kprintln!("kernel:   ESR {:#010x}: {}", esr.0, esr);
     if esr.is_abort() {
         let far = cpu::read_far();
@@ -18,7 +23,12 @@ pub fn report(t: &Tcb, esr: Esr, what: &str) {
         let ipa = ((cpu::read_hpfar() >> 4) << 12) | (far & 0xfff);
         kprintln!("kernel:   FAR {:#x} (IPA {:#x})", far, ipa);
     }
-    kprintln!("kernel:   ELR (pc) {:#x}  SP {:#x}  SPSR {:#x}", c.elr, c.sp, c.spsr);
+    kprintln!(
+        "kernel:   ELR (pc) {:#x}  SP {:#x}  SPSR {:#x}",
+        c.elr,
+        c.sp,
+        c.spsr
+    );
     dump_registers(c);
 }
 
@@ -30,11 +40,23 @@ pub fn dump_registers(c: &UserContext) {
         match n {
             4 => kprintln!(
                 "kernel:   x{:<2} {:#018x}  x{:<2} {:#018x}  x{:<2} {:#018x}  x{:<2} {:#018x}",
-                row * 4, line[0], row * 4 + 1, line[1], row * 4 + 2, line[2], row * 4 + 3, line[3]
+                row * 4,
+                line[0],
+                row * 4 + 1,
+                line[1],
+                row * 4 + 2,
+                line[2],
+                row * 4 + 3,
+                line[3]
             ),
             _ => kprintln!(
                 "kernel:   x{:<2} {:#018x}  x{:<2} {:#018x}  x{:<2} {:#018x}",
-                row * 4, line[0], row * 4 + 1, line[1], row * 4 + 2, line[2]
+                row * 4,
+                line[0],
+                row * 4 + 1,
+                line[1],
+                row * 4 + 2,
+                line[2]
             ),
         }
     }

@@ -41,6 +41,8 @@ pub const BOARD: axolotl_kernel_config::Board = axolotl_kernel_config::BOARDS[bo
 
 #[cfg(not(target_os = "none"))]
 fn main() {
-    eprintln!("axolotl-kernel runs on aarch64-unknown-none-softfloat; build it with `cargo xtask build`");
+    eprintln!(
+        "axolotl-kernel runs on aarch64-unknown-none-softfloat; build it with `cargo xtask build`"
+    );
     std::process::exit(2);
 }

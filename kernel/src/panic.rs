@@ -26,10 +26,19 @@ extern "C" fn handle_kernel_exception(frame: *const UserContext, kind: u64) -> !
     let far: u64;
     // SAFETY: reading syndrome registers.
     unsafe { core::arch::asm!("mrs {}, esr_el2", "mrs {}, far_el2", out(reg) esr, out(reg) far) };
-    let kind = ["synchronous", "IRQ", "FIQ", "SError"].get(kind as usize).copied().unwrap_or("?");
+    let kind = ["synchronous", "IRQ", "FIQ", "SError"]
+        .get(kind as usize)
+        .copied()
+        .unwrap_or("?");
     kprintln!("\nKERNEL PANIC: {kind} exception at EL2");
     kprintln!("  ESR {:#010x}: {}", esr, Esr(esr));
-    kprintln!("  ELR {:#x}  FAR {:#x}  SP {:#x}  SPSR {:#x}", f.elr, far, f.sp, f.spsr);
+    kprintln!(
+        "  ELR {:#x}  FAR {:#x}  SP {:#x}  SPSR {:#x}",
+        f.elr,
+        far,
+        f.sp,
+        f.spsr
+    );
     fault::dump_registers(f);
     halt()
 }

@@ -15,7 +15,6 @@ pub const STACK_TOP: u64 = 0x1_0000_0000;
 pub const STACK_PAGES: u64 = 4;
 pub const VMID: u8 = 1;
 
-#[derive(Debug)]
 pub enum LoadError {
     Parse,
     NotAarch64Exec,
@@ -23,6 +22,23 @@ pub enum LoadError {
     Misaligned { vaddr: u64 },
     OutOfMemory,
     Overlap { vaddr: u64 },
+}
+
+impl core::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            LoadError::Parse => f.write_str("not a valid ELF64 file"),
+            LoadError::NotAarch64Exec => f.write_str("not an AArch64 executable"),
+            LoadError::SegmentOutOfRange { vaddr } => {
+                write!(f, "segment at {vaddr:#x} outside the user range")
+            }
+            LoadError::Misaligned { vaddr } => {
+                write!(f, "segment at {vaddr:#x} not congruent to its file offset")
+            }
+            LoadError::OutOfMemory => f.write_str("out of boot memory"),
+            LoadError::Overlap { vaddr } => write!(f, "segments overlap at page {vaddr:#x}"),
+        }
+    }
 }
 
 pub struct Loaded {
@@ -48,9 +64,14 @@ pub fn load(image: &[u8], mem: &mut BootAlloc, priority: u8) -> Result<Loaded, L
     let root = unsafe { Table::at(root_pa) };
     let mut pages = 0;
     let segments = elf.segments().ok_or(LoadError::Parse)?;
-    for ph in segments.iter().filter(|p| p.p_type == PT_LOAD && p.p_memsz > 0) {
+    for ph in segments
+        .iter()
+        .filter(|p| p.p_type == PT_LOAD && p.p_memsz > 0)
+    {
         let (va, memsz, filesz) = (ph.p_vaddr, ph.p_memsz, ph.p_filesz);
-        let end = va.checked_add(memsz).ok_or(LoadError::SegmentOutOfRange { vaddr: va })?;
+        let end = va
+            .checked_add(memsz)
+            .ok_or(LoadError::SegmentOutOfRange { vaddr: va })?;
         if end > STACK_TOP - STACK_PAGES * 4096 || filesz > memsz {
             return Err(LoadError::SegmentOutOfRange { vaddr: va });
         }
@@ -74,26 +95,38 @@ pub fn load(image: &[u8], mem: &mut BootAlloc, priority: u8) -> Result<Loaded, L
                 let src = &data[(lo - va) as usize..(hi - va) as usize];
                 // SAFETY: the frame is a fresh page; [lo - page, hi - page) lies inside it.
                 unsafe {
-                    core::ptr::copy_nonoverlapping(src.as_ptr(), (frame + (lo - page)) as *mut u8, src.len());
+                    core::ptr::copy_nonoverlapping(
+                        src.as_ptr(),
+                        (frame + (lo - page)) as *mut u8,
+                        src.len(),
+                    );
                 }
             }
             if attrs.execute {
                 sync_icache(frame, 4096);
             }
-            root.map_page(page, frame, attrs, &mut || zeroed_page(mem)).map_err(|e| match e {
-                stage2::MapError::AlreadyMapped => LoadError::Overlap { vaddr: page },
-                stage2::MapError::NeedTable { .. } => LoadError::OutOfMemory,
-                stage2::MapError::BadAddress => LoadError::SegmentOutOfRange { vaddr: page },
-            })?;
+            root.map_page(page, frame, attrs, &mut || zeroed_page(mem))
+                .map_err(|e| match e {
+                    stage2::MapError::AlreadyMapped => LoadError::Overlap { vaddr: page },
+                    stage2::MapError::NeedTable { .. } => LoadError::OutOfMemory,
+                    stage2::MapError::BadAddress => LoadError::SegmentOutOfRange { vaddr: page },
+                })?;
             pages += 1;
             page += 4096;
         }
     }
-    let stack_attrs = MapAttrs { read: true, write: true, execute: false, kind: MemKind::Cached };
+    let stack_attrs = MapAttrs {
+        read: true,
+        write: true,
+        execute: false,
+        kind: MemKind::Cached,
+    };
     for i in 1..=STACK_PAGES {
         let frame = zeroed_page(mem).ok_or(LoadError::OutOfMemory)?;
-        root.map_page(STACK_TOP - i * 4096, frame, stack_attrs, &mut || zeroed_page(mem))
-            .map_err(|_| LoadError::OutOfMemory)?;
+        root.map_page(STACK_TOP - i * 4096, frame, stack_attrs, &mut || {
+            zeroed_page(mem)
+        })
+        .map_err(|_| LoadError::OutOfMemory)?;
         pages += 1;
     }
     let tcb_mem = mem.alloc(11).ok_or(LoadError::OutOfMemory)?;

@@ -103,9 +103,6 @@ impl Table {
     pub const unsafe fn at(pa: u64) -> Self {
         Table(pa as *mut u64)
     }
-    pub fn pa(self) -> u64 {
-        self.0 as u64
-    }
     fn get(self, i: usize) -> u64 {
         assert!(i < ENTRIES);
         // SAFETY: i < 512 and the table is 512 entries (type invariant).
@@ -119,7 +116,8 @@ impl Table {
     fn next(self, i: usize) -> Option<Table> {
         let d = self.get(i);
         // SAFETY: only the kernel writes table descriptors, and only with owned tables.
-        (d & (VALID | TABLE_OR_PAGE) == VALID | TABLE_OR_PAGE).then(|| unsafe { Table::at(d & ADDR_MASK) })
+        (d & (VALID | TABLE_OR_PAGE) == VALID | TABLE_OR_PAGE)
+            .then(|| unsafe { Table::at(d & ADDR_MASK) })
     }
 
     /// Maps one 4 KiB page. Missing intermediate tables are taken from `alloc_table`, which
@@ -131,7 +129,11 @@ impl Table {
         attrs: MapAttrs,
         alloc_table: &mut dyn FnMut() -> Option<u64>,
     ) -> Result<(), MapError> {
-        if ipa >> IPA_BITS != 0 || ipa % PAGE_SIZE != 0 || pa % PAGE_SIZE != 0 || pa & !ADDR_MASK != 0 {
+        if ipa >> IPA_BITS != 0
+            || !ipa.is_multiple_of(PAGE_SIZE)
+            || !pa.is_multiple_of(PAGE_SIZE)
+            || pa & !ADDR_MASK != 0
+        {
             return Err(MapError::BadAddress);
         }
         let mut table = self;
@@ -170,13 +172,20 @@ impl Table {
             if d & TABLE_OR_PAGE == 0 {
                 // A block: 1 GiB at level 1, 2 MiB at level 2.
                 let span = 1u64 << (12 + 9 * (3 - level as u32));
-                return Some(((d & ADDR_MASK & !(span - 1)) | (ipa & (span - 1)), MapAttrs::from_descriptor(d)));
+                return Some((
+                    (d & ADDR_MASK & !(span - 1)) | (ipa & (span - 1)),
+                    MapAttrs::from_descriptor(d),
+                ));
             }
             table = table.next(index(ipa, level))?;
         }
         let d = table.get(index(ipa, 3));
-        (d & (VALID | TABLE_OR_PAGE) == VALID | TABLE_OR_PAGE)
-            .then(|| ((d & ADDR_MASK) | (ipa & (PAGE_SIZE - 1)), MapAttrs::from_descriptor(d)))
+        (d & (VALID | TABLE_OR_PAGE) == VALID | TABLE_OR_PAGE).then(|| {
+            (
+                (d & ADDR_MASK) | (ipa & (PAGE_SIZE - 1)),
+                MapAttrs::from_descriptor(d),
+            )
+        })
     }
 }
 
@@ -196,28 +205,47 @@ mod tests {
         }
     }
 
-    const RW: MapAttrs = MapAttrs { read: true, write: true, execute: false, kind: MemKind::Cached };
+    const RW: MapAttrs = MapAttrs {
+        read: true,
+        write: true,
+        execute: false,
+        kind: MemKind::Cached,
+    };
 
     #[test]
     fn map_then_lookup_and_refuse_double_map() {
         let mut pool = Pool(Vec::new());
         let root = unsafe { Table::at(pool.alloc()) };
         let mut alloc = || Some(pool.alloc());
-        root.map_page(0x20_0000, 0x4100_0000, RW, &mut alloc).unwrap();
-        root.map_page(0x20_1000, 0x4100_5000, RW, &mut alloc).unwrap();
+        root.map_page(0x20_0000, 0x4100_0000, RW, &mut alloc)
+            .unwrap();
+        root.map_page(0x20_1000, 0x4100_5000, RW, &mut alloc)
+            .unwrap();
         assert_eq!(root.lookup(0x20_0123), Some((0x4100_0123, RW)));
         assert_eq!(root.lookup(0x20_1fff).unwrap().0, 0x4100_5fff);
         assert_eq!(root.lookup(0x20_2000), None);
-        assert_eq!(root.map_page(0x20_0000, 0x4200_0000, RW, &mut alloc), Err(MapError::AlreadyMapped));
+        assert_eq!(
+            root.map_page(0x20_0000, 0x4200_0000, RW, &mut alloc),
+            Err(MapError::AlreadyMapped)
+        );
     }
 
     #[test]
     fn rejects_bad_addresses_and_reports_missing_tables() {
         let mut pool = Pool(Vec::new());
         let root = unsafe { Table::at(pool.alloc()) };
-        assert_eq!(root.map_page(1 << 39, 0, RW, &mut || None), Err(MapError::BadAddress));
-        assert_eq!(root.map_page(0x1001, 0, RW, &mut || None), Err(MapError::BadAddress));
-        assert_eq!(root.map_page(0x1000, 0, RW, &mut || None), Err(MapError::NeedTable { level: 2 }));
+        assert_eq!(
+            root.map_page(1 << 39, 0, RW, &mut || None),
+            Err(MapError::BadAddress)
+        );
+        assert_eq!(
+            root.map_page(0x1001, 0, RW, &mut || None),
+            Err(MapError::BadAddress)
+        );
+        assert_eq!(
+            root.map_page(0x1000, 0, RW, &mut || None),
+            Err(MapError::NeedTable { level: 2 })
+        );
         assert_eq!(root.lookup(1 << 39), None);
     }
 
@@ -225,7 +253,12 @@ mod tests {
     fn attributes_round_trip() {
         for kind in [MemKind::Cached, MemKind::Uncached, MemKind::Device] {
             for bits in 0..8 {
-                let a = MapAttrs { read: bits & 1 != 0, write: bits & 2 != 0, execute: bits & 4 != 0, kind };
+                let a = MapAttrs {
+                    read: bits & 1 != 0,
+                    write: bits & 2 != 0,
+                    execute: bits & 4 != 0,
+                    kind,
+                };
                 assert_eq!(MapAttrs::from_descriptor(a.descriptor_bits()), a);
             }
         }

@@ -61,7 +61,9 @@ fn debug_puts(t: &Tcb, ptr: u64, len: u64) -> Result<(), Error> {
         let n = (stage2::PAGE_SIZE - (va % stage2::PAGE_SIZE)).min(end - va);
         let off = (va - ptr) as usize;
         // SAFETY: [pa, pa + n) lies in one mapped RAM page, identity mapped in the kernel.
-        unsafe { core::ptr::copy_nonoverlapping(pa as *const u8, buf[off..].as_mut_ptr(), n as usize) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(pa as *const u8, buf[off..].as_mut_ptr(), n as usize)
+        };
         va += n;
     }
     console::print_user_bytes(&buf[..len as usize]);

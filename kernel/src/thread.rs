@@ -35,7 +35,11 @@ const _: () = assert!(core::mem::size_of::<Tcb>() <= 2048, "a TCB object is 2 Ki
 
 impl Tcb {
     pub fn name(&self) -> &str {
-        let n = self.name.iter().position(|&b| b == 0).unwrap_or(self.name.len());
+        let n = self
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.name.len());
         core::str::from_utf8(&self.name[..n]).unwrap_or("?")
     }
 
@@ -49,7 +53,14 @@ impl Tcb {
     ///
     /// # Safety
     /// `at` is 2 KiB of zeroed, kernel-owned memory aligned to 1 KiB.
-    pub unsafe fn init_at(at: u64, id: u32, ctx: UserContext, priority: u8, vspace_root: u64, vmid: u8) -> *mut Tcb {
+    pub unsafe fn init_at(
+        at: u64,
+        id: u32,
+        ctx: UserContext,
+        priority: u8,
+        vspace_root: u64,
+        vmid: u8,
+    ) -> *mut Tcb {
         let t = at as *mut Tcb;
         // SAFETY: forwarded to the caller; every field is valid when zeroed except the enum,
         // which is written here before any read.

@@ -2,8 +2,8 @@
 
 use crate::arch::context::UserContext;
 use crate::arch::{cpu, fp_restore, fp_save, restore_user_context, timer};
-use crate::esr::{ec, Esr};
-use crate::state::{Kernel, KERNEL};
+use crate::esr::{Esr, ec};
+use crate::state::{KERNEL, Kernel};
 use crate::thread::Tcb;
 use crate::{fault, kprintln, syscall};
 
@@ -137,8 +137,11 @@ fn idle(k: &mut Kernel) {
     if let Some(since) = k.all_stopped_at {
         // Liveness beacon while nothing runs: proves the kernel outlived its threads.
         let up = k.ticks - since;
-        if k.ticks != before && (up == 100 || up % 5000 == 0) {
-            kprintln!("kernel: idle, all threads stopped; uptime {} ticks", k.ticks);
+        if k.ticks != before && (up == 100 || up.is_multiple_of(5000)) {
+            kprintln!(
+                "kernel: idle, all threads stopped; uptime {} ticks",
+                k.ticks
+            );
         }
     }
 }

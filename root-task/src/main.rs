@@ -19,7 +19,10 @@ mod rt {
 
     #[unsafe(no_mangle)]
     extern "C" fn root_main(_bootinfo: u64) -> ! {
-        println!("root-task: hello from EL0 (axolotl root task v{})", env!("CARGO_PKG_VERSION"));
+        println!(
+            "root-task: hello from EL0 (axolotl root task v{})",
+            env!("CARGO_PKG_VERSION")
+        );
         #[cfg(feature = "selftest-fault")]
         selftest_fault();
         #[cfg(feature = "selftest-ticks")]
@@ -48,7 +51,10 @@ mod rt {
             axolotl_sys::yield_now();
             spins += 1;
         }
-        println!("root-task: selftest: ticks at end {} after {spins} yields", axolotl_sys::debug_ticks());
+        println!(
+            "root-task: selftest: ticks at end {} after {spins} yields",
+            axolotl_sys::debug_ticks()
+        );
     }
 
     #[panic_handler]

@@ -46,7 +46,11 @@ fn call(_: Syscall, _: u64, _: u64) -> u64 {
 /// Prints bytes on the kernel's debug console (at most 256 per call; longer input is split).
 pub fn debug_puts(s: &[u8]) -> Result<(), Error> {
     for chunk in s.chunks(256) {
-        let r = call(Syscall::DebugPuts, chunk.as_ptr() as u64, chunk.len() as u64);
+        let r = call(
+            Syscall::DebugPuts,
+            chunk.as_ptr() as u64,
+            chunk.len() as u64,
+        );
         Error::from_code(r).unwrap_or(Err(Error::InvalidArgument))?;
     }
     Ok(())
@@ -77,7 +81,10 @@ pub struct DebugWriter {
 
 impl DebugWriter {
     pub const fn new() -> Self {
-        DebugWriter { buf: [0; 256], len: 0 }
+        DebugWriter {
+            buf: [0; 256],
+            len: 0,
+        }
     }
     pub fn flush(&mut self) {
         let _ = debug_puts(&self.buf[..self.len]);

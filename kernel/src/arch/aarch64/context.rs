@@ -23,7 +23,12 @@ pub const SPSR_EL0T: u64 = 0;
 
 impl UserContext {
     pub fn new_el0(entry: u64, sp: u64, arg0: u64) -> Self {
-        let mut c = UserContext { elr: entry, sp, spsr: SPSR_EL0T, ..Default::default() };
+        let mut c = UserContext {
+            elr: entry,
+            sp,
+            spsr: SPSR_EL0T,
+            ..Default::default()
+        };
         c.x[0] = arg0;
         c
     }
@@ -31,7 +36,7 @@ impl UserContext {
 
 /// FP/SIMD registers q0..q31, FPSR and FPCR.
 #[repr(C, align(16))]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 pub struct FpState {
     pub q: [u128; 32],
     pub fpsr: u64,
@@ -39,9 +44,3 @@ pub struct FpState {
 }
 
 const _: () = assert!(core::mem::offset_of!(FpState, fpsr) == 512);
-
-impl Default for FpState {
-    fn default() -> Self {
-        FpState { q: [0; 32], fpsr: 0, fpcr: 0 }
-    }
-}

@@ -22,7 +22,8 @@ pub const HCR_NATIVE: u64 = (1 << 0) // VM: stage-2 translation
 
 /// VTCR_EL2: 39-bit IPA (T0SZ=25), walks start at level 1 (SL0=1), 4 KiB granule,
 /// inner-shareable write-back walks, 40-bit PA, 8-bit VMID.
-pub const VTCR: u64 = (1 << 31) | (0b010 << 16) | (0b11 << 12) | (0b01 << 10) | (0b01 << 8) | (0b01 << 6) | 25;
+pub const VTCR: u64 =
+    (1 << 31) | (0b010 << 16) | (0b11 << 12) | (0b01 << 10) | (0b01 << 8) | (0b01 << 6) | 25;
 
 /// # Safety
 /// Boot only.
@@ -62,12 +63,6 @@ pub fn set_vspace(root: u64, vmid: u8) {
             v = in(reg) root | ((vmid as u64) << 48),
         )
     };
-}
-
-/// Invalidates all stage-1/2 TLB entries of the current VMID.
-pub fn flush_vmid_tlb() {
-    // SAFETY: TLB maintenance has no memory-safety effect.
-    unsafe { asm!("dsb ishst", "tlbi vmalls12e1is", "dsb ish", "isb") };
 }
 
 pub fn read_far() -> u64 {

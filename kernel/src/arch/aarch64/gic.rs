@@ -79,18 +79,6 @@ impl Gic {
         }
     }
 
-    pub fn disable(&mut self, irq: u32) {
-        let id = intid(irq);
-        match self {
-            Gic::V2(g) => {
-                let _ = g.enable_interrupt(id, false);
-            }
-            Gic::V3(g) => {
-                let _ = g.enable_interrupt(id, id.is_private().then_some(0), false);
-            }
-        }
-    }
-
     /// Acknowledges the highest-priority pending interrupt.
     pub fn ack(&mut self) -> Option<u32> {
         match self {

@@ -29,8 +29,11 @@ struct Tables {
     l3_kernel: [[u64; ENTRIES]; KERNEL_L3_TABLES],
 }
 
-static mut TABLES: Tables =
-    Tables { l1: [0; ENTRIES], l2_ram: [[0; ENTRIES]; MAX_RAM_GIB], l3_kernel: [[0; ENTRIES]; KERNEL_L3_TABLES] };
+static mut TABLES: Tables = Tables {
+    l1: [0; ENTRIES],
+    l2_ram: [[0; ENTRIES]; MAX_RAM_GIB],
+    l3_kernel: [[0; ENTRIES]; KERNEL_L3_TABLES],
+};
 
 unsafe extern "C" {
     static __kernel_start: u8;
@@ -78,7 +81,7 @@ pub fn layout() -> Layout {
 /// Called once, at boot, before anything relies on memory attributes.
 pub unsafe fn init(board: &Board) {
     let ram_gib = board.ram_size.div_ceil(1 << 30) as usize;
-    assert!(ram_gib <= MAX_RAM_GIB && board.ram_base % (1 << 30) == 0);
+    assert!(ram_gib <= MAX_RAM_GIB && board.ram_base.is_multiple_of(1 << 30));
     let l = layout();
     // SAFETY: single-threaded boot; TABLES is used nowhere else.
     let t = unsafe { &mut *core::ptr::addr_of_mut!(TABLES) };
@@ -100,8 +103,16 @@ pub unsafe fn init(board: &Board) {
     // below the stack.
     let first = l.start & !((1 << 21) - 1);
     let last = (l.end + (1 << 21) - 1) & !((1 << 21) - 1);
-    assert!((last - first) >> 21 <= KERNEL_L3_TABLES as u64, "kernel image too large for its tables");
-    for (k, l3) in t.l3_kernel.iter_mut().enumerate().take(((last - first) >> 21) as usize) {
+    assert!(
+        (last - first) >> 21 <= KERNEL_L3_TABLES as u64,
+        "kernel image too large for its tables"
+    );
+    for (k, l3) in t
+        .l3_kernel
+        .iter_mut()
+        .enumerate()
+        .take(((last - first) >> 21) as usize)
+    {
         let block = first + ((k as u64) << 21);
         for (j, e) in l3.iter_mut().enumerate() {
             let pa = block + ((j as u64) << 12);
@@ -124,7 +135,8 @@ pub unsafe fn init(board: &Board) {
     }
 
     // TCR_EL2: 39-bit VA (T0SZ=25), 4 KiB granule, WBWA inner-shareable walks, 40-bit PA.
-    let tcr: u64 = (1 << 31) | (1 << 23) | (0b010 << 16) | (0b11 << 12) | (0b01 << 10) | (0b01 << 8) | 25;
+    let tcr: u64 =
+        (1 << 31) | (1 << 23) | (0b010 << 16) | (0b11 << 12) | (0b01 << 10) | (0b01 << 8) | 25;
     let ttbr = t.l1.as_ptr() as u64;
     // SCTLR_EL2: RES1 bits, M, C, SA, I, WXN.
     let sctlr: u64 = 0x30c5_0830 | (1 << 0) | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19);

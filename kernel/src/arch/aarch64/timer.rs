@@ -9,13 +9,6 @@ pub fn frequency() -> u64 {
     f
 }
 
-pub fn counter() -> u64 {
-    let c: u64;
-    // SAFETY: reading the physical counter; isb orders it after earlier instructions.
-    unsafe { asm!("isb", "mrs {}, cntpct_el0", out(reg) c) };
-    c
-}
-
 /// Arms the timer to fire `ticks` counter cycles from now.
 pub fn arm(ticks: u64) {
     // SAFETY: CNTHP_* belong to the kernel alone.
