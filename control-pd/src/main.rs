@@ -16,6 +16,8 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
 
 #[cfg(not(target_os = "none"))]
 fn main() {
-    eprintln!("control-pd is a skeleton (issue #5 (management plane)); it runs on aarch64-unknown-none only");
+    eprintln!(
+        "control-pd is a skeleton (issue #5 (management plane)); it runs on aarch64-unknown-none only"
+    );
     std::process::exit(2);
 }

@@ -16,6 +16,8 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
 
 #[cfg(not(target_os = "none"))]
 fn main() {
-    eprintln!("driver-pd is a skeleton (issue #5 (self-healing: rings, PL011 driver)); it runs on aarch64-unknown-none only");
+    eprintln!(
+        "driver-pd is a skeleton (issue #5 (self-healing: rings, PL011 driver)); it runs on aarch64-unknown-none only"
+    );
     std::process::exit(2);
 }

@@ -17,8 +17,16 @@ impl GicVersion {
 /// Physical addresses of the GIC's register frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GicLayout {
-    V2 { gicd: u64, gicc: u64, gich: u64, gicv: u64 },
-    V3 { gicd: u64, gicr: u64 },
+    V2 {
+        gicd: u64,
+        gicc: u64,
+        gich: u64,
+        gicv: u64,
+    },
+    V3 {
+        gicd: u64,
+        gicr: u64,
+    },
 }
 
 impl GicLayout {
@@ -59,7 +67,12 @@ const QEMU_VIRT_COMMON: Board = Board {
     ram_size: 1 << 30,
     uart_base: 0x0900_0000,
     uart_irq: 33,
-    gic: GicLayout::V2 { gicd: 0x0800_0000, gicc: 0x0801_0000, gich: 0x0803_0000, gicv: 0x0804_0000 },
+    gic: GicLayout::V2 {
+        gicd: 0x0800_0000,
+        gicc: 0x0801_0000,
+        gich: 0x0803_0000,
+        gicv: 0x0804_0000,
+    },
     timer_hz: 62_500_000,
     hyp_timer_irq: 26,
     virt_timer_irq: 27,
@@ -71,7 +84,10 @@ pub const QEMU_VIRT_GICV2: Board = QEMU_VIRT_COMMON;
 
 /// QEMU `virt` with `gic-version=3`.
 pub const QEMU_VIRT_GICV3: Board = Board {
-    gic: GicLayout::V3 { gicd: 0x0800_0000, gicr: 0x080A_0000 },
+    gic: GicLayout::V3 {
+        gicd: 0x0800_0000,
+        gicr: 0x080A_0000,
+    },
     ..QEMU_VIRT_COMMON
 };
 
@@ -100,9 +116,18 @@ mod tests {
         assert_eq!(board_by_name("qemu-virt-aarch64", None), Some(v2));
         assert!(board_by_name("no-such-board", None).is_none());
         for b in BOARDS {
-            assert_eq!(b.ram_base % (2 << 20), 0, "{}: RAM must be 2 MiB aligned", b.name);
+            assert_eq!(
+                b.ram_base % (2 << 20),
+                0,
+                "{}: RAM must be 2 MiB aligned",
+                b.name
+            );
             assert!(b.device_window.0 < b.device_window.1);
-            assert!(b.device_window.1 <= b.ram_base, "{}: devices below RAM", b.name);
+            assert!(
+                b.device_window.1 <= b.ram_base,
+                "{}: devices below RAM",
+                b.name
+            );
         }
     }
 }

@@ -9,5 +9,5 @@
 mod board;
 mod build;
 
-pub use board::{Board, GicVersion, GicLayout, BOARDS, board_by_name};
+pub use board::{BOARDS, Board, GicLayout, GicVersion, board_by_name};
 pub use build::BuildConfig;

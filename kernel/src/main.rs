@@ -1,1 +1,48 @@
-fn main() {}
+//! The axolotl kernel: a capability microkernel at EL2, after seL4's design.
+//!
+//! Pure logic (syndrome decoding, stage-2 tables, the scheduler's queues, the boot allocator)
+//! builds on the host too and is unit-tested there; the rest exists only on
+//! `aarch64-unknown-none-softfloat`, where `cargo xtask build` compiles it.
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![cfg_attr(not(target_os = "none"), allow(dead_code))]
+
+mod arch;
+mod boot_alloc;
+mod esr;
+mod global;
+mod sched;
+mod stage2;
+mod thread;
+
+#[cfg(target_os = "none")]
+mod boot;
+#[cfg(target_os = "none")]
+mod console;
+#[cfg(target_os = "none")]
+mod fault;
+#[cfg(target_os = "none")]
+mod panic;
+#[cfg(target_os = "none")]
+mod root_task;
+#[cfg(target_os = "none")]
+mod state;
+#[cfg(target_os = "none")]
+mod syscall;
+#[cfg(target_os = "none")]
+mod trap;
+
+mod board {
+    include!(concat!(env!("OUT_DIR"), "/board.rs"));
+}
+
+/// The board this kernel was built for (`AXOLOTL_BOARD` / `AXOLOTL_GIC` at build time).
+pub const BOARD: axolotl_kernel_config::Board = axolotl_kernel_config::BOARDS[board::BOARD_INDEX];
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!(
+        "axolotl-kernel runs on aarch64-unknown-none-softfloat; build it with `cargo xtask build`"
+    );
+    std::process::exit(2);
+}

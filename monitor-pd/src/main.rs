@@ -16,6 +16,8 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
 
 #[cfg(not(target_os = "none"))]
 fn main() {
-    eprintln!("monitor-pd is a skeleton (issue #5 (failure detection and restart)); it runs on aarch64-unknown-none only");
+    eprintln!(
+        "monitor-pd is a skeleton (issue #5 (failure detection and restart)); it runs on aarch64-unknown-none only"
+    );
     std::process::exit(2);
 }

@@ -1,1 +1,8 @@
-//! placeholder
+//! QEMU machine definitions and the serial-console harness used by `cargo xtask run` and
+//! the integration tests.
+
+mod harness;
+mod machine;
+
+pub use harness::{Boot, DEFAULT_TIMEOUT, Failure};
+pub use machine::{MIN_QEMU_MAJOR, Machine, QEMU_AARCH64, qemu_version};

@@ -1,1 +1,71 @@
-fn main() {}
+//! The root task: the first and only thread the kernel creates itself.
+//!
+//! It will build the system an SDF describes (issue #4). Until then it greets, and in test
+//! builds runs one boot self-check chosen by a cargo feature.
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod rt {
+    use axolotl_sys::println;
+
+    core::arch::global_asm!(
+        ".section .text.start, \"ax\"",
+        ".global _start",
+        "_start:",
+        "    bl root_main",
+        "1:  b 1b",
+    );
+
+    #[unsafe(no_mangle)]
+    extern "C" fn root_main(_bootinfo: u64) -> ! {
+        println!(
+            "root-task: hello from EL0 (axolotl root task v{})",
+            env!("CARGO_PKG_VERSION")
+        );
+        #[cfg(feature = "selftest-fault")]
+        selftest_fault();
+        #[cfg(feature = "selftest-ticks")]
+        selftest_ticks();
+        println!("root-task: done");
+        axolotl_sys::thread_exit()
+    }
+
+    /// Writes where nothing is mapped: the kernel must report the fault and stop only us.
+    #[cfg(feature = "selftest-fault")]
+    fn selftest_fault() {
+        const UNMAPPED: u64 = 0x0000_0040_dead_0000 & ((1 << 39) - 1);
+        println!("root-task: selftest: writing to unmapped address {UNMAPPED:#x}");
+        // SAFETY: deliberately invalid; the kernel stops this thread before it continues.
+        unsafe { core::ptr::write_volatile(UNMAPPED as *mut u64, 0xbad) };
+        println!("root-task: selftest FAILED: the illegal write did not fault");
+    }
+
+    /// Waits (by yielding) for 50 kernel ticks and reports the counts the kernel gives.
+    #[cfg(feature = "selftest-ticks")]
+    fn selftest_ticks() {
+        let start = axolotl_sys::debug_ticks();
+        println!("root-task: selftest: ticks at start {start}");
+        let mut spins: u64 = 0;
+        while axolotl_sys::debug_ticks() < start + 50 {
+            axolotl_sys::yield_now();
+            spins += 1;
+        }
+        println!(
+            "root-task: selftest: ticks at end {} after {spins} yields",
+            axolotl_sys::debug_ticks()
+        );
+    }
+
+    #[panic_handler]
+    fn panic(info: &core::panic::PanicInfo) -> ! {
+        println!("root-task: PANIC: {}", info.message());
+        axolotl_sys::thread_exit()
+    }
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("axolotl-root-task runs on aarch64-unknown-none; build it with `cargo xtask build`");
+    std::process::exit(2);
+}

@@ -1,1 +1,39 @@
-//! Integration tests live in tests/tests/*.rs.
+//! Shared helpers of the QEMU integration tests (tests/tests/*.rs). The images are built by
+//! `cargo xtask test`, which passes their directory in `AXOLOTL_IMAGES`.
+
+use std::path::PathBuf;
+
+use axolotl_kernel_config::{GicVersion, board_by_name};
+use axolotl_qemu::{Boot, Failure, Machine};
+
+pub use axolotl_qemu::DEFAULT_TIMEOUT;
+
+/// Boots the image `<board>-gic<N>[-selftest-<name>]` on `cpu`.
+pub fn boot(gic: u8, cpu: &'static str, selftest: Option<&str>) -> Result<Boot, Failure> {
+    let dir = std::env::var_os("AXOLOTL_IMAGES")
+        .map(PathBuf::from)
+        .ok_or_else(|| Failure {
+            what: "AXOLOTL_IMAGES is not set: run the integration tests through `cargo xtask test`"
+                .into(),
+            console: String::new(),
+        })?;
+    let version = if gic == 2 {
+        GicVersion::V2
+    } else {
+        GicVersion::V3
+    };
+    let board = board_by_name("qemu-virt-aarch64", Some(version)).expect("known board");
+    let mut name = format!("{}-gic{gic}", board.name);
+    if let Some(s) = selftest {
+        name.push_str("-selftest-");
+        name.push_str(s);
+    }
+    let mut m = Machine::new(board);
+    m.cpu = cpu;
+    Boot::start(&m, &dir.join(format!("{name}.elf")))
+}
+
+/// Unwraps a harness result, failing the test with the captured console.
+pub fn check<T>(r: Result<T, Failure>) -> T {
+    r.unwrap_or_else(|f| panic!("{f}"))
+}

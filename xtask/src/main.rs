@@ -1,1 +1,103 @@
-fn main() {}
+//! `cargo xtask`: the project's front door. See README.md.
+
+mod images;
+mod setup;
+mod test;
+
+use std::process::{Command, ExitCode};
+
+use axolotl_kernel_config::{GicVersion, board_by_name};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Build, run and test axolotl")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+struct Target {
+    /// Board to build for.
+    #[arg(long, default_value = "qemu-virt-aarch64")]
+    board: String,
+    /// GIC version of the board variant (2 or 3).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
+    gic: u8,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what building and testing need (QEMU >= 9, rustup targets). Idempotent.
+    Setup,
+    /// Build a bootable image.
+    Build {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Build and boot in QEMU, console on this terminal (quit: Ctrl-A then X).
+    Run {
+        #[command(flatten)]
+        target: Target,
+        /// QEMU CPU model.
+        #[arg(long, default_value = "cortex-a72")]
+        cpu: String,
+    },
+    /// Run every test: host unit tests of every crate, then QEMU integration tests.
+    Test {
+        /// Only run tests whose name contains this (passed to cargo test).
+        filter: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn board(t: &Target) -> Result<axolotl_kernel_config::Board, String> {
+    let gic = if t.gic == 2 {
+        GicVersion::V2
+    } else {
+        GicVersion::V3
+    };
+    board_by_name(&t.board, Some(gic))
+        .ok_or_else(|| format!("no board {:?} with GICv{}", t.board, t.gic))
+}
+
+fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.cmd {
+        Cmd::Setup => {
+            setup::ensure()?;
+            println!("setup: everything is in place");
+        }
+        Cmd::Build { target } => {
+            let b = board(&target)?;
+            setup::ensure_rust_targets()?;
+            let img = images::build(&images::Variant::new(b, None))?;
+            println!("image: {}", img.display());
+        }
+        Cmd::Run { target, cpu } => {
+            let b = board(&target)?;
+            setup::ensure()?;
+            let img = images::build(&images::Variant::new(b, None))?;
+            let mut m = axolotl_qemu::Machine::new(b);
+            m.cpu = Box::leak(cpu.into_boxed_str());
+            eprintln!("xtask: booting {} (quit: Ctrl-A then X)", img.display());
+            let status = Command::new(axolotl_qemu::QEMU_AARCH64)
+                .args(m.args(&img, true))
+                .status()
+                .map_err(|e| format!("cannot start QEMU: {e}"))?;
+            if !status.success() {
+                return Err(format!("QEMU exited with {status}"));
+            }
+        }
+        Cmd::Test { filter } => return test::run(filter.as_deref()),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -33,7 +33,11 @@ impl Error {
         if code == 0 {
             return Some(Ok(()));
         }
-        Self::ALL.iter().copied().find(|e| *e as u64 == code).map(Err)
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|e| *e as u64 == code)
+            .map(Err)
     }
 
     pub const fn name(self) -> &'static str {

@@ -15,7 +15,7 @@ mod syscall;
 
 pub use error::Error;
 pub use msginfo::MessageInfo;
-pub use object::{ObjectType, Invocation};
+pub use object::{Invocation, ObjectType};
 pub use rights::Rights;
 pub use syscall::Syscall;
 

@@ -43,7 +43,10 @@ mod tests {
     #[test]
     fn fields_round_trip_without_bleeding() {
         let m = MessageInfo::new(0xabcdef, 5, 3, 120);
-        assert_eq!((m.label(), m.caps_unwrapped(), m.extra_caps(), m.length()), (0xabcdef, 5, 3, 120));
+        assert_eq!(
+            (m.label(), m.caps_unwrapped(), m.extra_caps(), m.length()),
+            (0xabcdef, 5, 3, 120)
+        );
         let m = MessageInfo::new(u64::MAX, 0, 0, 0);
         assert_eq!(m.label(), (1 << 52) - 1);
         assert_eq!(m.length(), 0);

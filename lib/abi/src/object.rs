@@ -43,7 +43,9 @@ impl ObjectType {
         match self {
             ObjectType::Untyped => (4..=47).contains(&user_bits).then_some(user_bits as u32),
             // 32-byte slots, as in seL4 on 64-bit platforms.
-            ObjectType::CNode => (1..=24).contains(&user_bits).then_some(user_bits as u32 + 5),
+            ObjectType::CNode => (1..=24)
+                .contains(&user_bits)
+                .then_some(user_bits as u32 + 5),
             ObjectType::Tcb => Some(11),
             ObjectType::Endpoint => Some(4),
             ObjectType::Notification => Some(5),

@@ -1,0 +1,46 @@
+//! Selects the board and embeds the root-task ELF. Both come from the environment that
+//! `cargo xtask build` sets, so one kernel source serves every board and system.
+
+use std::{env, fs, path::PathBuf};
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=AXOLOTL_BOARD");
+    println!("cargo:rerun-if-env-changed=AXOLOTL_GIC");
+    println!("cargo:rerun-if-env-changed=AXOLOTL_ROOT_TASK_ELF");
+    println!("cargo:rerun-if-changed=link.ld");
+
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap());
+    let board = env::var("AXOLOTL_BOARD").unwrap_or_else(|_| "qemu-virt-aarch64".into());
+    let gic = match env::var("AXOLOTL_GIC").ok().as_deref() {
+        None | Some("") => None,
+        Some("2") => Some(axolotl_kernel_config::GicVersion::V2),
+        Some("3") => Some(axolotl_kernel_config::GicVersion::V3),
+        Some(other) => panic!("AXOLOTL_GIC must be 2 or 3, not {other:?}"),
+    };
+    let Some(index) = axolotl_kernel_config::BOARDS
+        .iter()
+        .position(|b| b.name == board && gic.is_none_or(|g| b.gic.version() == g))
+    else {
+        panic!("unknown board {board:?} with GIC {gic:?}");
+    };
+    fs::write(
+        out.join("board.rs"),
+        format!("pub const BOARD_INDEX: usize = {index};\n"),
+    )
+    .unwrap();
+
+    // The root task travels inside the kernel image (as seL4's elfloader carries it).
+    let root_task = out.join("root-task.elf");
+    match env::var("AXOLOTL_ROOT_TASK_ELF") {
+        Ok(path) if !path.is_empty() => {
+            println!("cargo:rerun-if-changed={path}");
+            fs::copy(&path, &root_task).unwrap_or_else(|e| panic!("copying root task {path}: {e}"));
+        }
+        _ => fs::write(&root_task, b"").unwrap(),
+    }
+
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
+        let dir = env::var("CARGO_MANIFEST_DIR").unwrap();
+        println!("cargo:rustc-link-arg-bins=-T{dir}/link.ld");
+    }
+}

@@ -1,0 +1,85 @@
+//! EL2 configuration of the processor for running native threads.
+
+use core::arch::asm;
+
+/// HCR_EL2 while a native (non-VM) thread runs, after seL4's `HCR_NATIVE`: EL0 under
+/// stage-2 only (TGE with DC makes stage 1 off and memory cacheable), all interrupts and
+/// exceptions to EL2, SMC and WFI/WFE trapped.
+pub const HCR_NATIVE: u64 = (1 << 0) // VM: stage-2 translation
+    | (1 << 1)  // SWIO
+    | (1 << 3)  // FMO
+    | (1 << 4)  // IMO
+    | (1 << 5)  // AMO
+    | (1 << 12) // DC: default cacheable with stage 1 off
+    | (1 << 13) // TWI
+    | (1 << 14) // TWE
+    | (1 << 19) // TSC
+    | (1 << 21) // TACR
+    | (1 << 25) // TTLB
+    | (1 << 26) // TVM
+    | (1 << 27) // TGE
+    | (1 << 31); // RW: lower ELs are AArch64
+
+/// VTCR_EL2: 39-bit IPA (T0SZ=25), walks start at level 1 (SL0=1), 4 KiB granule,
+/// inner-shareable write-back walks, 40-bit PA, 8-bit VMID.
+pub const VTCR: u64 =
+    (1 << 31) | (0b010 << 16) | (0b11 << 12) | (0b01 << 10) | (0b01 << 8) | (0b01 << 6) | 25;
+
+/// # Safety
+/// Boot only.
+pub unsafe fn init_el2() {
+    // SAFETY: configuration registers of EL2 and of the EL1&0 regime it controls; no user
+    // code runs yet.
+    unsafe {
+        asm!(
+            "msr hcr_el2, {hcr}",
+            "msr vtcr_el2, {vtcr}",
+            // CPTR_EL2: RES1 bits, FP/SIMD not trapped (user state is switched eagerly).
+            "msr cptr_el2, {cptr}",
+            // EL1/EL0 may read the physical counter, not program the physical timer.
+            "msr cnthctl_el2, {cnthctl}",
+            "msr cntvoff_el2, xzr",
+            // EL0 may read the physical and virtual counters.
+            "msr cntkctl_el1, {cntkctl}",
+            "msr sctlr_el1, {sctlr1}",
+            "isb",
+            hcr = in(reg) HCR_NATIVE,
+            vtcr = in(reg) VTCR,
+            cptr = in(reg) 0x33ffu64,
+            cnthctl = in(reg) 0b01u64,
+            cntkctl = in(reg) 0b11u64,
+            sctlr1 = in(reg) 0x30d0_0800u64,
+        );
+    }
+}
+
+/// Installs a VSpace: its stage-2 root and VMID.
+pub fn set_vspace(root: u64, vmid: u8) {
+    // SAFETY: the root is a valid stage-2 table owned by the kernel's object model.
+    unsafe {
+        asm!(
+            "msr vttbr_el2, {v}",
+            "isb",
+            v = in(reg) root | ((vmid as u64) << 48),
+        )
+    };
+}
+
+pub fn read_far() -> u64 {
+    let v: u64;
+    // SAFETY: read-only register read.
+    unsafe { asm!("mrs {}, far_el2", out(reg) v) };
+    v
+}
+
+pub fn read_hpfar() -> u64 {
+    let v: u64;
+    // SAFETY: read-only register read.
+    unsafe { asm!("mrs {}, hpfar_el2", out(reg) v) };
+    v
+}
+
+pub fn wfi() {
+    // SAFETY: waits for an interrupt; with interrupts masked it returns when one is pending.
+    unsafe { asm!("dsb sy", "wfi") };
+}

@@ -1,0 +1,83 @@
+//! Kernel start-up: MMU, console, interrupt controller, timer, root task.
+
+use crate::arch::{cpu, gic::Gic, mmu, timer};
+use crate::boot_alloc::BootAlloc;
+use crate::state::KERNEL;
+use crate::{BOARD, kprintln, root_task, trap};
+
+static ROOT_TASK_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/root-task.elf"));
+
+#[unsafe(no_mangle)]
+extern "C" fn kernel_main(vectors: u64) -> ! {
+    let board = &BOARD;
+    let config = axolotl_kernel_config::BuildConfig::DEFAULT;
+    // SAFETY: first and only call, at boot; the console and GIC are this board's.
+    unsafe {
+        mmu::init(board);
+        crate::console::init(board.uart_base);
+        cpu::init_el2();
+    }
+    let l = mmu::layout();
+    let ram_end = board.ram_base + board.ram_size;
+    kprintln!();
+    kprintln!("axolotl kernel v{} (EL2)", env!("CARGO_PKG_VERSION"));
+    kprintln!(
+        "board: {}, GICv{}, vectors at {:#x}",
+        board.name,
+        board.gic.version().number(),
+        vectors
+    );
+    let freq = timer::frequency();
+    if freq != board.timer_hz {
+        kprintln!(
+            "kernel: warning: CNTFRQ says {freq} Hz, board config says {} Hz; using CNTFRQ",
+            board.timer_hz
+        );
+    }
+    kprintln!(
+        "memory: RAM {:#x}-{:#x} ({} MiB), kernel {:#x}-{:#x} ({} KiB)",
+        board.ram_base,
+        ram_end,
+        board.ram_size >> 20,
+        l.start,
+        l.end,
+        (l.end - l.start) >> 10
+    );
+
+    // SAFETY: sole user of the kernel state during boot.
+    let k = unsafe { KERNEL.get() };
+    k.boot_mem = BootAlloc::new(l.end, ram_end);
+    // SAFETY: the board's GIC, identity mapped as device memory.
+    let mut gic = unsafe { Gic::init(board.gic) };
+    gic.enable(board.hyp_timer_irq, true);
+    k.gic = Some(gic);
+    k.tick_cycles = freq * config.tick_us / 1_000_000;
+    timer::arm(k.tick_cycles);
+    kprintln!(
+        "timer: {} Hz, tick {} us, timeslice {} ticks",
+        freq,
+        config.tick_us,
+        config.timeslice_ticks
+    );
+
+    if ROOT_TASK_ELF.is_empty() {
+        panic!("no root task packed into this kernel image (build it with `cargo xtask build`)");
+    }
+    let loaded = match root_task::load(ROOT_TASK_ELF, &mut k.boot_mem, config.root_task_priority) {
+        Ok(l) => l,
+        Err(e) => panic!("cannot load the root task: {e}"),
+    };
+    let (free_lo, free_hi) = k.boot_mem.remaining();
+    kprintln!(
+        "root task: entry {:#x}, {} pages; free memory {:#x}-{:#x} ({} MiB)",
+        loaded.entry,
+        loaded.pages,
+        free_lo,
+        free_hi,
+        (free_hi - free_lo) >> 20
+    );
+    k.live_threads = 1;
+    // SAFETY: a fully initialised TCB.
+    unsafe { k.sched.enqueue(loaded.tcb) };
+    trap::schedule_and_return(k, false)
+}

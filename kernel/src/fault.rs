@@ -1,0 +1,72 @@
+//! What happens when a user thread faults. Until fault endpoints exist (issue #3), every
+//! fault stops the thread; the report says what happened and that the kernel goes on.
+
+use crate::arch::context::UserContext;
+use crate::arch::cpu;
+use crate::esr::{Esr, ec};
+use crate::kprintln;
+use crate::thread::Tcb;
+
+/// Prints the decoded fault: class, syndrome, addresses, registers.
+pub fn report(t: &Tcb, esr: Esr, what: &str) {
+    let c = &t.ctx;
+    kprintln!(
+        "kernel: FAULT in thread '{}' (id {}): {}",
+        t.name(),
+        t.id,
+        what
+    );
+    kprintln!("kernel:   ESR {:#010x}: {}", esr.0, esr);
+    if esr.is_abort() {
+        let far = cpu::read_far();
+        // HPFAR holds IPA[47:12] in bits [43:4] for stage-2 faults.
+        let ipa = ((cpu::read_hpfar() >> 4) << 12) | (far & 0xfff);
+        kprintln!("kernel:   FAR {:#x} (IPA {:#x})", far, ipa);
+    }
+    kprintln!(
+        "kernel:   ELR (pc) {:#x}  SP {:#x}  SPSR {:#x}",
+        c.elr,
+        c.sp,
+        c.spsr
+    );
+    dump_registers(c);
+}
+
+pub fn dump_registers(c: &UserContext) {
+    for row in 0..8 {
+        let mut line = [0u64; 4];
+        let n = if row == 7 { 3 } else { 4 };
+        line[..n].copy_from_slice(&c.x[row * 4..row * 4 + n]);
+        match n {
+            4 => kprintln!(
+                "kernel:   x{:<2} {:#018x}  x{:<2} {:#018x}  x{:<2} {:#018x}  x{:<2} {:#018x}",
+                row * 4,
+                line[0],
+                row * 4 + 1,
+                line[1],
+                row * 4 + 2,
+                line[2],
+                row * 4 + 3,
+                line[3]
+            ),
+            _ => kprintln!(
+                "kernel:   x{:<2} {:#018x}  x{:<2} {:#018x}  x{:<2} {:#018x}",
+                row * 4,
+                line[0],
+                row * 4 + 1,
+                line[1],
+                row * 4 + 2,
+                line[2]
+            ),
+        }
+    }
+}
+
+/// A short name for the fault kind, as a fault message will later carry it.
+pub fn kind(esr: Esr) -> &'static str {
+    match esr.ec() {
+        ec::DABT_LOWER | ec::IABT_LOWER => "VM fault",
+        ec::SVC64 => "unknown syscall",
+        _ => "user exception",
+    }
+}

@@ -1,0 +1,154 @@
+//! Builds the root task from the ELF image packed into the kernel: its VSpace, stack and
+//! thread, all from boot memory (the last memory the kernel allocates itself).
+
+use elf::ElfBytes;
+use elf::abi::{EM_AARCH64, ET_EXEC, PF_R, PF_W, PF_X, PT_LOAD};
+use elf::endian::LittleEndian;
+
+use crate::arch::context::UserContext;
+use crate::boot_alloc::BootAlloc;
+use crate::stage2::{self, MapAttrs, MemKind, Table};
+use crate::thread::Tcb;
+
+/// Top of the root task's stack (its layout matches a PD's: see docs/sdf.md).
+pub const STACK_TOP: u64 = 0x1_0000_0000;
+pub const STACK_PAGES: u64 = 4;
+pub const VMID: u8 = 1;
+
+pub enum LoadError {
+    Parse,
+    NotAarch64Exec,
+    SegmentOutOfRange { vaddr: u64 },
+    Misaligned { vaddr: u64 },
+    OutOfMemory,
+    Overlap { vaddr: u64 },
+}
+
+impl core::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            LoadError::Parse => f.write_str("not a valid ELF64 file"),
+            LoadError::NotAarch64Exec => f.write_str("not an AArch64 executable"),
+            LoadError::SegmentOutOfRange { vaddr } => {
+                write!(f, "segment at {vaddr:#x} outside the user range")
+            }
+            LoadError::Misaligned { vaddr } => {
+                write!(f, "segment at {vaddr:#x} not congruent to its file offset")
+            }
+            LoadError::OutOfMemory => f.write_str("out of boot memory"),
+            LoadError::Overlap { vaddr } => write!(f, "segments overlap at page {vaddr:#x}"),
+        }
+    }
+}
+
+pub struct Loaded {
+    pub tcb: *mut Tcb,
+    pub entry: u64,
+    pub pages: u64,
+}
+
+fn zeroed_page(mem: &mut BootAlloc) -> Option<u64> {
+    let p = mem.alloc(12)?;
+    // SAFETY: freshly allocated page of boot memory, identity mapped.
+    unsafe { core::ptr::write_bytes(p as *mut u8, 0, 4096) };
+    Some(p)
+}
+
+pub fn load(image: &[u8], mem: &mut BootAlloc, priority: u8) -> Result<Loaded, LoadError> {
+    let elf = ElfBytes::<LittleEndian>::minimal_parse(image).map_err(|_| LoadError::Parse)?;
+    if elf.ehdr.e_machine != EM_AARCH64 || elf.ehdr.e_type != ET_EXEC {
+        return Err(LoadError::NotAarch64Exec);
+    }
+    let root_pa = zeroed_page(mem).ok_or(LoadError::OutOfMemory)?;
+    // SAFETY: a zeroed page owned by this VSpace.
+    let root = unsafe { Table::at(root_pa) };
+    let mut pages = 0;
+    let segments = elf.segments().ok_or(LoadError::Parse)?;
+    for ph in segments
+        .iter()
+        .filter(|p| p.p_type == PT_LOAD && p.p_memsz > 0)
+    {
+        let (va, memsz, filesz) = (ph.p_vaddr, ph.p_memsz, ph.p_filesz);
+        let end = va
+            .checked_add(memsz)
+            .ok_or(LoadError::SegmentOutOfRange { vaddr: va })?;
+        if end > STACK_TOP - STACK_PAGES * 4096 || filesz > memsz {
+            return Err(LoadError::SegmentOutOfRange { vaddr: va });
+        }
+        if va % 4096 != ph.p_offset % 4096 {
+            return Err(LoadError::Misaligned { vaddr: va });
+        }
+        let data = elf.segment_data(&ph).map_err(|_| LoadError::Parse)?;
+        let attrs = MapAttrs {
+            read: ph.p_flags & PF_R != 0,
+            write: ph.p_flags & PF_W != 0,
+            execute: ph.p_flags & PF_X != 0,
+            kind: MemKind::Cached,
+        };
+        let mut page = va & !0xfff;
+        while page < end {
+            let frame = zeroed_page(mem).ok_or(LoadError::OutOfMemory)?;
+            // The part of the file that lands in this page.
+            let lo = page.max(va);
+            let hi = (page + 4096).min(va + filesz);
+            if lo < hi {
+                let src = &data[(lo - va) as usize..(hi - va) as usize];
+                // SAFETY: the frame is a fresh page; [lo - page, hi - page) lies inside it.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        src.as_ptr(),
+                        (frame + (lo - page)) as *mut u8,
+                        src.len(),
+                    );
+                }
+            }
+            if attrs.execute {
+                sync_icache(frame, 4096);
+            }
+            root.map_page(page, frame, attrs, &mut || zeroed_page(mem))
+                .map_err(|e| match e {
+                    stage2::MapError::AlreadyMapped => LoadError::Overlap { vaddr: page },
+                    stage2::MapError::NeedTable { .. } => LoadError::OutOfMemory,
+                    stage2::MapError::BadAddress => LoadError::SegmentOutOfRange { vaddr: page },
+                })?;
+            pages += 1;
+            page += 4096;
+        }
+    }
+    let stack_attrs = MapAttrs {
+        read: true,
+        write: true,
+        execute: false,
+        kind: MemKind::Cached,
+    };
+    for i in 1..=STACK_PAGES {
+        let frame = zeroed_page(mem).ok_or(LoadError::OutOfMemory)?;
+        root.map_page(STACK_TOP - i * 4096, frame, stack_attrs, &mut || {
+            zeroed_page(mem)
+        })
+        .map_err(|_| LoadError::OutOfMemory)?;
+        pages += 1;
+    }
+    let tcb_mem = mem.alloc(11).ok_or(LoadError::OutOfMemory)?;
+    // SAFETY: fresh 2 KiB of boot memory; zeroed before use.
+    unsafe { core::ptr::write_bytes(tcb_mem as *mut u8, 0, 2048) };
+    let entry = elf.ehdr.e_entry;
+    let ctx = UserContext::new_el0(entry, STACK_TOP, 0);
+    // SAFETY: zeroed, aligned, owned memory.
+    let tcb = unsafe { Tcb::init_at(tcb_mem, 1, ctx, priority, root_pa, VMID) };
+    // SAFETY: just initialised.
+    unsafe { (*tcb).set_name("root-task") };
+    Ok(Loaded { tcb, entry, pages })
+}
+
+/// Makes instructions written through the data side visible to instruction fetch.
+fn sync_icache(start: u64, len: u64) {
+    let mut a = start & !63;
+    while a < start + len {
+        // SAFETY: cache maintenance by VA on memory the kernel maps; no memory effect.
+        unsafe { core::arch::asm!("dc cvau, {}", in(reg) a) };
+        a += 64;
+    }
+    // SAFETY: as above.
+    unsafe { core::arch::asm!("dsb ish", "ic ialluis", "dsb ish", "isb") };
+}

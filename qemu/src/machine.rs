@@ -1,0 +1,105 @@
+use std::path::Path;
+use std::process::Command;
+
+use axolotl_kernel_config::{Board, GicVersion};
+
+pub const QEMU_AARCH64: &str = "qemu-system-aarch64";
+/// Oldest QEMU the project supports (for `-M raspi4b`, current `virt` and GIC models).
+pub const MIN_QEMU_MAJOR: u32 = 9;
+
+/// How QEMU is started for a board.
+#[derive(Clone, Debug)]
+pub struct Machine {
+    pub board: Board,
+    pub cpu: &'static str,
+    /// Deterministic instruction-counted time (`-icount shift=N`), for benchmarks.
+    pub icount_shift: Option<u32>,
+}
+
+impl Machine {
+    pub fn new(board: Board) -> Self {
+        Machine {
+            board,
+            cpu: "cortex-a72",
+            icount_shift: None,
+        }
+    }
+
+    pub fn gic(&self) -> GicVersion {
+        self.board.gic.version()
+    }
+
+    /// QEMU arguments that boot `kernel` with the serial console on stdio. With
+    /// `interactive`, QEMU's monitor shares stdio (Ctrl-A X quits, Ctrl-A C for the monitor).
+    pub fn args(&self, kernel: &Path, interactive: bool) -> Vec<String> {
+        let machine = match self.board.name {
+            "qemu-virt-aarch64" => {
+                format!("virt,virtualization=on,gic-version={}", self.gic().number())
+            }
+            other => panic!("no QEMU machine for board {other}"),
+        };
+        let mut a: Vec<String> = vec![
+            "-M".into(),
+            machine,
+            "-cpu".into(),
+            self.cpu.into(),
+            "-m".into(),
+            format!("{}M", self.board.ram_size >> 20),
+            "-smp".into(),
+            "1".into(),
+            "-kernel".into(),
+            kernel.display().to_string(),
+            "-no-reboot".into(),
+        ];
+        if interactive {
+            a.push("-nographic".into());
+        } else {
+            a.extend(
+                ["-display", "none", "-serial", "stdio", "-monitor", "none"].map(String::from),
+            );
+        }
+        if let Some(s) = self.icount_shift {
+            a.extend(["-icount".into(), format!("shift={s}")]);
+        }
+        a
+    }
+}
+
+/// `(major, minor)` of the installed qemu-system-aarch64, if any.
+pub fn qemu_version() -> Option<(u32, u32)> {
+    let out = Command::new(QEMU_AARCH64).arg("--version").output().ok()?;
+    parse_version(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let v = text.split("version ").nth(1)?.split_whitespace().next()?;
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+    Some((parts.next()??, parts.next()??))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axolotl_kernel_config::board_by_name;
+
+    #[test]
+    fn parses_qemu_versions() {
+        assert_eq!(
+            parse_version("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2)"),
+            Some((10, 0))
+        );
+        assert_eq!(parse_version("QEMU emulator version 7.2.15"), Some((7, 2)));
+        assert_eq!(parse_version("garbage"), None);
+    }
+
+    #[test]
+    fn machine_args_name_the_gic_and_memory() {
+        let b = board_by_name("qemu-virt-aarch64", Some(GicVersion::V3)).unwrap();
+        let a = Machine::new(b).args(Path::new("k.elf"), false).join(" ");
+        assert!(a.contains("virt,virtualization=on,gic-version=3"), "{a}");
+        assert!(
+            a.contains("-m 1024M") && a.contains("-kernel k.elf") && a.contains("-serial stdio"),
+            "{a}"
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! Building bootable images: the root task, then the kernel with the root task packed in.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use axolotl_kernel_config::Board;
+
+/// One image to build: a board variant plus, for tests, a root-task self-check.
+pub struct Variant {
+    pub board: Board,
+    pub selftest: Option<&'static str>,
+}
+
+impl Variant {
+    pub fn new(board: Board, selftest: Option<&'static str>) -> Self {
+        Variant { board, selftest }
+    }
+
+    pub fn name(&self) -> String {
+        let mut n = format!(
+            "{}-gic{}",
+            self.board.name,
+            self.board.gic.version().number()
+        );
+        if let Some(s) = self.selftest {
+            n.push_str("-selftest-");
+            n.push_str(s);
+        }
+        n
+    }
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+pub fn images_dir() -> PathBuf {
+    target_dir().join("images")
+}
+
+fn cargo_build(
+    package: &str,
+    target: &str,
+    features: &[String],
+    env: &[(&str, String)],
+) -> Result<PathBuf, String> {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root()).args([
+        "build",
+        "--release",
+        "-q",
+        "-p",
+        package,
+        "--target",
+        target,
+    ]);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let status = cmd.status().map_err(|e| format!("running cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("building {package} for {target} failed"));
+    }
+    Ok(target_dir().join(target).join("release").join(package))
+}
+
+/// Builds the image for `v` and returns its path under target/images.
+pub fn build(v: &Variant) -> Result<PathBuf, String> {
+    let dir = images_dir();
+    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let name = v.name();
+    let features: Vec<String> = v.selftest.iter().map(|s| format!("selftest-{s}")).collect();
+    let root = cargo_build("axolotl-root-task", "aarch64-unknown-none", &features, &[])?;
+    let root_copy = dir.join(format!("{name}.root-task.elf"));
+    fs::copy(&root, &root_copy).map_err(|e| format!("copying {}: {e}", root.display()))?;
+    let kernel = cargo_build(
+        "axolotl-kernel",
+        "aarch64-unknown-none-softfloat",
+        &[],
+        &[
+            ("AXOLOTL_BOARD", v.board.name.to_string()),
+            ("AXOLOTL_GIC", v.board.gic.version().number().to_string()),
+            ("AXOLOTL_ROOT_TASK_ELF", root_copy.display().to_string()),
+        ],
+    )?;
+    let out = dir.join(format!("{name}.elf"));
+    fs::copy(&kernel, &out).map_err(|e| format!("copying {}: {e}", kernel.display()))?;
+    Ok(out)
+}

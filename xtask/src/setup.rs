@@ -1,0 +1,133 @@
+//! `cargo xtask setup`: installs what the build and the tests need, and says clearly what
+//! to do by hand when it cannot.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use axolotl_qemu::{MIN_QEMU_MAJOR, qemu_version};
+
+/// Targets from rust-toolchain.toml: PDs use FP, the kernel never does.
+const RUST_TARGETS: [&str; 2] = ["aarch64-unknown-none", "aarch64-unknown-none-softfloat"];
+const BACKPORTS_LIST: &str = "/etc/apt/sources.list.d/axolotl-bookworm-backports.sources";
+
+pub fn ensure() -> Result<(), String> {
+    ensure_rust_targets()?;
+    ensure_qemu()
+}
+
+pub fn ensure_rust_targets() -> Result<(), String> {
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map_err(|e| {
+            format!("rustup is needed to add the bare-metal targets ({e}); install rustup")
+        })?;
+    let installed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let missing: Vec<&str> = RUST_TARGETS
+        .iter()
+        .copied()
+        .filter(|t| !installed.lines().any(|l| l == *t))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("setup: adding rust targets {}", missing.join(" "));
+    run(Command::new("rustup")
+        .args(["target", "add"])
+        .args(&missing))
+}
+
+fn ensure_qemu() -> Result<(), String> {
+    match qemu_version() {
+        Some((major, _)) if major >= MIN_QEMU_MAJOR => return Ok(()),
+        Some((major, minor)) => {
+            eprintln!("setup: QEMU {major}.{minor} is too old (need >= {MIN_QEMU_MAJOR})")
+        }
+        None => eprintln!("setup: qemu-system-aarch64 not found"),
+    }
+    let by_hand = "install QEMU >= 9 by hand: on Debian 12 as root, add the bookworm-backports suite and run \
+                   `apt-get install -t bookworm-backports qemu-system-arm`";
+    if !is_root() || !Path::new("/usr/bin/apt-get").exists() {
+        return Err(format!(
+            "cannot install QEMU (needs root and apt-get): {by_hand}"
+        ));
+    }
+    let codename = os_codename();
+    if codename.as_deref() == Some("bookworm") {
+        if !backports_configured() {
+            eprintln!("setup: adding the bookworm-backports apt suite ({BACKPORTS_LIST})");
+            fs::write(
+                BACKPORTS_LIST,
+                "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\n\
+                 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
+            )
+            .map_err(|e| format!("writing {BACKPORTS_LIST}: {e}; {by_hand}"))?;
+        }
+        apt(&["update", "-q"])?;
+        apt(&[
+            "install",
+            "-y",
+            "-q",
+            "-t",
+            "bookworm-backports",
+            "qemu-system-arm",
+        ])?;
+    } else {
+        apt(&["update", "-q"])?;
+        apt(&["install", "-y", "-q", "qemu-system-arm"])?;
+    }
+    match qemu_version() {
+        Some((major, _)) if major >= MIN_QEMU_MAJOR => Ok(()),
+        _ => Err(format!(
+            "QEMU is still missing or older than {MIN_QEMU_MAJOR} after installing; {by_hand}"
+        )),
+    }
+}
+
+fn apt(args: &[&str]) -> Result<(), String> {
+    eprintln!("setup: apt-get {}", args.join(" "));
+    run(Command::new("apt-get")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let status = cmd.status().map_err(|e| format!("{cmd:?}: {e}"))?;
+    status
+        .success()
+        .then_some(())
+        .ok_or_else(|| format!("{cmd:?} failed: {status}"))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn os_codename() -> Option<String> {
+    let text = fs::read_to_string("/etc/os-release").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
+        .map(|s| s.trim_matches('"').to_string())
+}
+
+fn backports_configured() -> bool {
+    let mut files = vec![Path::new("/etc/apt/sources.list").to_path_buf()];
+    if let Ok(dir) = fs::read_dir("/etc/apt/sources.list.d") {
+        files.extend(
+            dir.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "list" || x == "sources")),
+        );
+    }
+    files.iter().any(|f| {
+        fs::read_to_string(f).is_ok_and(|t| {
+            t.lines()
+                .any(|l| !l.trim_start().starts_with('#') && l.contains("bookworm-backports"))
+        })
+    })
+}

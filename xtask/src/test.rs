@@ -1,0 +1,129 @@
+//! `cargo xtask test`: host unit tests of every crate, then the QEMU integration tests
+//! against freshly built images. Ends with `N passed, N failed`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, ExitCode, Stdio};
+
+use axolotl_kernel_config::BOARDS;
+
+use crate::images::{self, Variant};
+use crate::setup;
+
+/// Self-check images the integration tests boot (root-task cargo features).
+const SELFTESTS: [&str; 2] = ["fault", "ticks"];
+
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    suites_failed: Vec<String>,
+}
+
+pub fn run(filter: Option<&str>) -> Result<ExitCode, String> {
+    setup::ensure()?;
+    let mut t = Tally::default();
+
+    let mut host = vec!["test", "--workspace", "--exclude", "axolotl-tests"];
+    if let Some(f) = filter {
+        host.push(f);
+    }
+    cargo_test(&mut t, "host unit tests", &host, &[]);
+
+    eprintln!("xtask: building test images");
+    for board in BOARDS {
+        images::build(&Variant::new(*board, None))?;
+        for s in SELFTESTS {
+            images::build(&Variant::new(*board, Some(s)))?;
+        }
+    }
+    let images = images::images_dir().display().to_string();
+    let mut integ = vec!["test", "-p", "axolotl-tests"];
+    if let Some(f) = filter {
+        integ.push(f);
+    }
+    cargo_test(
+        &mut t,
+        "QEMU integration tests",
+        &integ,
+        &[("AXOLOTL_IMAGES", images)],
+    );
+
+    for s in &t.suites_failed {
+        eprintln!("xtask: FAILED: {s}");
+    }
+    println!("{} passed, {} failed", t.passed, t.failed);
+    Ok(if t.failed == 0 && t.suites_failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs `cargo <args>`, echoing its output and adding up its `test result:` lines.
+fn cargo_test(t: &mut Tally, what: &str, args: &[&str], env: &[(&str, String)]) {
+    eprintln!("xtask: {what}: cargo {}", args.join(" "));
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(images::workspace_root())
+        .args(args)
+        .stdout(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            t.suites_failed
+                .push(format!("{what}: cannot run cargo: {e}"));
+            return;
+        }
+    };
+    for line in BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        println!("{line}");
+        if let Some((p, f)) = parse_result(&line) {
+            t.passed += p;
+            t.failed += f;
+        }
+    }
+    match child.wait() {
+        Ok(s) if s.success() => {}
+        Ok(s) => t
+            .suites_failed
+            .push(format!("{what}: cargo exited with {s}")),
+        Err(e) => t.suites_failed.push(format!("{what}: {e}")),
+    }
+}
+
+/// `test result: ok. 12 passed; 0 failed; ...` → (12, 0).
+fn parse_result(line: &str) -> Option<(u64, u64)> {
+    let rest = line.trim().strip_prefix("test result: ")?;
+    let count = |key: &str| -> Option<u64> {
+        rest.split(';').find_map(|part| {
+            let mut words = part.split_whitespace().rev();
+            (words.next()? == key).then(|| words.next()?.parse().ok())?
+        })
+    };
+    Some((count("passed")?, count("failed")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_result;
+
+    #[test]
+    fn reads_cargo_test_summaries() {
+        assert_eq!(
+            parse_result(
+                "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s"
+            ),
+            Some((12, 0))
+        );
+        assert_eq!(
+            parse_result("test result: FAILED. 3 passed; 2 failed; 0 ignored"),
+            Some((3, 2))
+        );
+        assert_eq!(parse_result("running 3 tests"), None);
+    }
+}
