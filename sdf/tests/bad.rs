@@ -1,0 +1,959 @@
+//! One invalid file per rule: each test asserts every diagnostic (position, rule, message),
+//! so an extra or missing report fails as well as a wrong one.
+
+use std::path::{Path, PathBuf};
+
+use axolotl_kernel_config::{BOARDS, Board};
+use axolotl_sdf::*;
+
+// qemu-virt-aarch64: RAM [0x4000_0000, 0x8000_0000), devices [0x0900_0000, 0x0c00_0000).
+const BOARD: Board = BOARDS[0];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/bad")
+        .join(format!("{name}.system"))
+}
+
+fn diagnostics(name: &str) -> Diagnostics {
+    match check_file(&fixture(name), &BOARD) {
+        Ok(c) => panic!(
+            "{name}.system should not validate (warnings: {})",
+            c.warnings
+        ),
+        Err(d) => d,
+    }
+}
+
+/// Asserts the exact diagnostics of fixture `name`; only `unused-region` is a warning.
+fn expect(name: &str, want: &[(u32, u32, &str, &str)]) {
+    let diags = diagnostics(name);
+    for d in &diags {
+        assert_eq!(
+            d.severity == Severity::Warning,
+            d.rule == "unused-region",
+            "{d}"
+        );
+    }
+    let got: Vec<(u32, u32, &str, &str)> = diags
+        .iter()
+        .map(|d| (d.line, d.col, d.rule, d.message.as_str()))
+        .collect();
+    assert_eq!(got, want, "{name}.system");
+}
+
+#[test]
+fn diagnostics_render_as_file_line_col_severity_message_rule() {
+    let path = fixture("unknown_attribute");
+    let text = diagnostics("unknown_attribute").to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    let file = path.display();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0].starts_with(&format!(
+        "{file}:2:33: error: unknown attribute `colour` on `protection_domain` ("
+    )));
+    assert!(lines[0].ends_with(") [unknown-attribute]"));
+    assert_eq!(
+        lines[1],
+        format!("{file}:5:5: warning: memory region `r` is never mapped [unused-region]")
+    );
+}
+
+#[test]
+fn unreadable_file_is_a_diagnostic() {
+    let path = fixture("does_not_exist");
+    let d = check_file(&path, &BOARD).unwrap_err();
+    assert_eq!(d.len(), 1);
+    let d = &d.0[0];
+    assert_eq!((d.line, d.col, d.rule), (1, 1, "read-file"));
+    assert!(d.message.starts_with("cannot read: "), "{}", d.message);
+}
+
+#[test]
+fn bad_number() {
+    expect(
+        "bad_number",
+        &[
+            (
+                2,
+                33,
+                "bad-number",
+                "`budget`: `1e3` is not a number (decimal or 0x hex, `_` allowed)",
+            ),
+            (
+                4,
+                21,
+                "bad-number",
+                "`vaddr`: `0x10_000_0g` is not a number (decimal or 0x hex, `_` allowed)",
+            ),
+            (
+                6,
+                29,
+                "bad-number",
+                "`size`: `4 KiB` is not a number (decimal or 0x hex, `_` allowed)",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn bad_value() {
+    expect(
+        "bad_value",
+        &[
+            (
+                2,
+                33,
+                "bad-value",
+                "`passive` must be `true` or `false`, not `yes`",
+            ),
+            (
+                4,
+                39,
+                "bad-value",
+                "`perms` must combine r, w and x (each at most once), not `rwz`",
+            ),
+            (
+                4,
+                51,
+                "bad-value",
+                "`cached` must be `true` or `false`, not `no`",
+            ),
+            (
+                5,
+                30,
+                "bad-value",
+                "`trigger` must be `level` or `edge`, not `rising`",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn budget_period() {
+    expect(
+        "budget_period",
+        &[
+            (
+                2,
+                33,
+                "budget-period",
+                "budget 2000 us exceeds period 1000 us",
+            ),
+            (5, 33, "budget-period", "budget must be at least 1 us"),
+        ],
+    );
+}
+
+#[test]
+fn channel_ends() {
+    expect(
+        "channel_ends",
+        &[
+            (
+                8,
+                5,
+                "channel-ends",
+                "channel has 1 `end` elements; a channel has exactly 2",
+            ),
+            (
+                11,
+                5,
+                "channel-ends",
+                "channel has 3 `end` elements; a channel has exactly 2",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn child_id() {
+    expect(
+        "child_id",
+        &[
+            (
+                7,
+                9,
+                "child-id",
+                "id 3 of `parent` is already used by child `c1` (line 4)",
+            ),
+            (
+                10,
+                38,
+                "child-id",
+                "protection_domain id 64 is out of range 0..=61",
+            ),
+            (
+                14,
+                13,
+                "child-id",
+                "id 3 of `parent` is already used by child `c1` (line 4)",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn depends_on() {
+    expect(
+        "depends_on",
+        &[
+            (
+                2,
+                5,
+                "depends-on",
+                "protection domain `a` depends on itself",
+            ),
+            (
+                5,
+                5,
+                "depends-on",
+                "`b` depends on unknown protection domain `ghost`",
+            ),
+            (
+                8,
+                33,
+                "bad-value",
+                "`depends_on` must be a comma-separated list of PD names, not `a,,b`",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn depends_on_cycle() {
+    expect(
+        "depends_on_cycle",
+        &[
+            (
+                2,
+                5,
+                "depends-on-cycle",
+                "dependency cycle: a -> b -> c -> a",
+            ),
+            (
+                5,
+                5,
+                "depends-on-cycle",
+                "dependency cycle: b -> c -> a -> b",
+            ),
+            (
+                8,
+                5,
+                "depends-on-cycle",
+                "dependency cycle: c -> a -> b -> c",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn heartbeat_passive() {
+    expect(
+        "heartbeat_passive",
+        &[(
+            2,
+            5,
+            "heartbeat-passive",
+            "passive protection domain `a` cannot send heartbeats: it only runs when called",
+        )],
+    );
+}
+
+#[test]
+fn id_range() {
+    expect(
+        "id_range",
+        &[
+            (4, 23, "id-range", "irq id 62 is out of range 0..=61"),
+            (11, 21, "id-range", "end id 100 is out of range 0..=61"),
+        ],
+    );
+}
+
+#[test]
+fn id_unique() {
+    expect(
+        "id_unique",
+        &[
+            (
+                10,
+                9,
+                "id-unique",
+                "id 1 of `a` is already used by irq 40 (line 4)",
+            ),
+            (
+                14,
+                9,
+                "id-unique",
+                "id 1 of `b` is already used by the channel to `a` (line 11)",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn irq_unique() {
+    expect(
+        "irq_unique",
+        &[(
+            8,
+            9,
+            "irq-unique",
+            "irq 40 of `b` is already claimed by `a` at line 4",
+        )],
+    );
+}
+
+#[test]
+fn map_align() {
+    expect(
+        "map_align",
+        &[
+            (
+                4,
+                9,
+                "map-align",
+                "vaddr 0x1000800 of the map of `small` is not aligned to its page size 0x1000",
+            ),
+            (
+                5,
+                9,
+                "map-align",
+                "vaddr 0x2001000 of the map of `large` is not aligned to its page size 0x200000",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn map_overlap() {
+    expect(
+        "map_overlap",
+        &[(
+            5,
+            9,
+            "map-overlap",
+            "map of `two` at [0x1001000, 0x1002000) overlaps the map of `one` at [0x1000000, 0x1002000) (line 4) in protection domain `a`",
+        )],
+    );
+}
+
+#[test]
+fn map_perms() {
+    expect(
+        "map_perms",
+        &[
+            (
+                4,
+                39,
+                "map-perms",
+                "perms `w` grants write without read, which aarch64 cannot map; add `r`",
+            ),
+            (
+                5,
+                39,
+                "map-perms",
+                "perms `wx` grants write without read, which aarch64 cannot map; add `r`",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn map_stack() {
+    expect(
+        "map_stack",
+        &[
+            (
+                5,
+                9,
+                "map-stack",
+                "map of `r` at [0x100000000, 0x100002000) is not below the stack of `a` at [0xffffe000, 0x100000000)",
+            ),
+            (
+                9,
+                9,
+                "map-stack",
+                "map of `r` at [0xfffef000, 0xffff1000) is not below the stack of `b` at [0xffff0000, 0x100000000)",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn missing_attribute() {
+    expect(
+        "missing_attribute",
+        &[
+            (
+                2,
+                5,
+                "missing-attribute",
+                "`protection_domain` is missing required attribute `name`",
+            ),
+            (
+                5,
+                5,
+                "missing-attribute",
+                "`memory_region` is missing required attribute `size`",
+            ),
+            (5, 5, "unused-region", "memory region `r` is never mapped"),
+        ],
+    );
+}
+
+#[test]
+fn page_size() {
+    expect(
+        "page_size",
+        &[(
+            6,
+            44,
+            "page-size",
+            "page_size 0x10000 is not 0x1000 or 0x200000",
+        )],
+    );
+}
+
+#[test]
+fn pd_count() {
+    expect(
+        "pd_count",
+        &[(
+            65,
+            5,
+            "pd-count",
+            "more than 63 protection domains (`pd63` is number 64)",
+        )],
+    );
+}
+
+#[test]
+fn phys_align() {
+    expect(
+        "phys_align",
+        &[
+            (
+                7,
+                43,
+                "phys-align",
+                "phys_addr 0x9000800 is not aligned to the page size 0x1000",
+            ),
+            (
+                8,
+                66,
+                "phys-align",
+                "phys_addr 0x40100000 is not aligned to the page size 0x200000",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn phys_overlap() {
+    expect(
+        "phys_overlap",
+        &[(
+            8,
+            5,
+            "phys-overlap",
+            "physical range [0x9001000, 0x9002000) of `y` overlaps [0x9000000, 0x9002000) of `x` (line 7)",
+        )],
+    );
+}
+
+#[test]
+fn phys_range() {
+    expect(
+        "phys_range",
+        &[
+            (
+                8,
+                5,
+                "phys-range",
+                "physical range [0x90000000, 0x90001000) of `high` is neither inside RAM [0x40000000, 0x80000000) nor inside the device window [0x9000000, 0xc000000) of board `qemu-virt-aarch64`",
+            ),
+            (
+                9,
+                5,
+                "phys-range",
+                "physical range [0x7ffff000, 0x80001000) of `straddle` is neither inside RAM [0x40000000, 0x80000000) nor inside the device window [0x9000000, 0xc000000) of board `qemu-virt-aarch64`",
+            ),
+            (
+                10,
+                5,
+                "phys-range",
+                "physical range [0x1000, 0x2000) of `low` is neither inside RAM [0x40000000, 0x80000000) nor inside the device window [0x9000000, 0xc000000) of board `qemu-virt-aarch64`",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn pp_both() {
+    expect(
+        "pp_both",
+        &[(
+            8,
+            5,
+            "pp-both",
+            "both ends of the channel between `a` and `b` are `pp`",
+        )],
+    );
+}
+
+#[test]
+fn pp_priority() {
+    expect(
+        "pp_priority",
+        &[
+            (
+                12,
+                9,
+                "pp-priority",
+                "`a` (priority 10) makes protected calls to `b` (priority 10), whose priority must be strictly higher",
+            ),
+            (
+                17,
+                9,
+                "pp-priority",
+                "`a` (priority 10) makes protected calls to `c` (priority 5), whose priority must be strictly higher",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn priority_range() {
+    expect(
+        "priority_range",
+        &[
+            (
+                2,
+                33,
+                "priority-range",
+                "priority 255 is out of range 0..=254",
+            ),
+            (
+                5,
+                33,
+                "priority-range",
+                "priority 1000 is out of range 0..=254",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn program_image() {
+    expect(
+        "program_image",
+        &[
+            (
+                2,
+                5,
+                "program-image",
+                "protection domain `none` has no `program_image`",
+            ),
+            (
+                6,
+                9,
+                "program-image",
+                "protection domain `two` has more than one `program_image`",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn region_size() {
+    expect(
+        "region_size",
+        &[
+            (
+                8,
+                31,
+                "region-size",
+                "size 0x1800 is not a multiple of the page size 0x1000",
+            ),
+            (
+                9,
+                31,
+                "region-size",
+                "size 0x201000 is not a multiple of the page size 0x200000",
+            ),
+            (10, 33, "region-size", "memory region size must not be 0"),
+        ],
+    );
+}
+
+#[test]
+fn restart_backoff() {
+    expect(
+        "restart_backoff",
+        &[(
+            2,
+            79,
+            "restart-backoff",
+            "restart_backoff_max_ms 50 is below restart_backoff_ms 100",
+        )],
+    );
+}
+
+#[test]
+fn restart_limit() {
+    expect(
+        "restart_limit",
+        &[
+            (
+                2,
+                50,
+                "restart-limit",
+                "restart_limit 0 never allows a restart; use restart=\"never\" instead of \"always\"",
+            ),
+            (
+                5,
+                54,
+                "restart-limit",
+                "restart_window_ms must be at least 1",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn restart_policy() {
+    expect(
+        "restart_policy",
+        &[(
+            2,
+            33,
+            "restart-policy",
+            "unknown restart policy `sometimes` (expected never, always or on-failure)",
+        )],
+    );
+}
+
+/// `several.system` holds eight unrelated mistakes; all of them are reported, in file order.
+#[test]
+fn several() {
+    expect(
+        "several",
+        &[
+            (
+                2,
+                31,
+                "region-size",
+                "size 0x1800 is not a multiple of the page size 0x1000",
+            ),
+            (
+                3,
+                38,
+                "priority-range",
+                "priority 300 is out of range 0..=254",
+            ),
+            (
+                5,
+                38,
+                "map-perms",
+                "perms `w` grants write without read, which aarch64 cannot map; add `r`",
+            ),
+            (
+                7,
+                5,
+                "unique-pd-name",
+                "duplicate protection domain name `client` (first used at line 3)",
+            ),
+            (9, 23, "id-range", "irq id 70 is out of range 0..=61"),
+            (
+                12,
+                33,
+                "bad-value",
+                "`pp` must be `true` or `false`, not `maybe`",
+            ),
+            (
+                13,
+                9,
+                "unknown-pd",
+                "channel end names unknown protection domain `server`",
+            ),
+            (
+                15,
+                5,
+                "unknown-element",
+                "unknown element `wibble` in `system` (expected one of: protection_domain, memory_region, channel)",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn stack_size() {
+    expect(
+        "stack_size",
+        &[
+            (
+                2,
+                33,
+                "stack-size",
+                "stack_size 0x1800 must be a multiple of 0x1000 between 0x1000 and 0x1000000",
+            ),
+            (
+                5,
+                33,
+                "stack-size",
+                "stack_size 0x2000000 must be a multiple of 0x1000 between 0x1000 and 0x1000000",
+            ),
+            (
+                8,
+                33,
+                "stack-size",
+                "stack_size 0x800 must be a multiple of 0x1000 between 0x1000 and 0x1000000",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn unexpected_text() {
+    expect(
+        "unexpected_text",
+        &[(
+            4,
+            9,
+            "unexpected-text",
+            "unexpected text in `protection_domain`",
+        )],
+    );
+}
+
+#[test]
+fn unique_pd_name() {
+    expect(
+        "unique_pd_name",
+        &[(
+            8,
+            5,
+            "unique-pd-name",
+            "duplicate protection domain name `a` (first used at line 2)",
+        )],
+    );
+}
+
+#[test]
+fn unique_region_name() {
+    expect(
+        "unique_region_name",
+        &[(
+            7,
+            5,
+            "unique-region-name",
+            "duplicate memory region name `r` (first defined at line 6)",
+        )],
+    );
+}
+
+#[test]
+fn unknown_attribute() {
+    expect(
+        "unknown_attribute",
+        &[
+            (
+                2,
+                33,
+                "unknown-attribute",
+                "unknown attribute `colour` on `protection_domain` (expected one of: name, priority, budget, period, passive, stack_size, cpu, smc, fpu, restart, restart_limit, restart_window_ms, restart_backoff_ms, restart_backoff_max_ms, heartbeat_ms, depends_on)",
+            ),
+            (5, 5, "unused-region", "memory region `r` is never mapped"),
+            (
+                5,
+                43,
+                "unknown-attribute",
+                "unknown attribute `paddr` on `memory_region` (expected one of: name, size, page_size, phys_addr)",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn unknown_element() {
+    expect(
+        "unknown_element",
+        &[
+            (
+                4,
+                9,
+                "unknown-element",
+                "unknown element `mapping` in `protection_domain` (expected one of: program_image, map, irq, setvar, protection_domain, virtual_machine)",
+            ),
+            (
+                6,
+                5,
+                "unknown-element",
+                "unknown element `domains` in `system` (expected one of: protection_domain, memory_region, channel)",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn unknown_pd() {
+    expect(
+        "unknown_pd",
+        &[(
+            7,
+            9,
+            "unknown-pd",
+            "channel end names unknown protection domain `ghost`",
+        )],
+    );
+}
+
+#[test]
+fn unknown_region() {
+    expect(
+        "unknown_region",
+        &[
+            (
+                4,
+                9,
+                "unknown-region",
+                "map names unknown memory region `nowhere`",
+            ),
+            (
+                5,
+                9,
+                "unknown-region",
+                "setvar names unknown memory region `elsewhere`",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn user_address() {
+    expect(
+        "user_address",
+        &[
+            (
+                4,
+                9,
+                "user-address",
+                "map of `r` at [0x7fffffe000, 0x8000002000) extends past the user address limit 0x8000000000",
+            ),
+            (
+                5,
+                9,
+                "user-address",
+                "map of `r` at 0xfffffffffffff000 wraps around the address space",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn vcpu() {
+    expect(
+        "vcpu",
+        &[
+            (5, 19, "vcpu", "vcpu id 62 is out of range 0..=61"),
+            (10, 9, "vcpu", "virtual machine `g2` has no `vcpu`"),
+        ],
+    );
+}
+
+#[test]
+fn virtual_machine_count() {
+    expect(
+        "virtual_machine_count",
+        &[(
+            7,
+            9,
+            "virtual-machine-count",
+            "protection domain `host` has more than one `virtual_machine`",
+        )],
+    );
+}
+
+#[test]
+fn vm_map_overlap() {
+    expect(
+        "vm_map_overlap",
+        &[(
+            8,
+            13,
+            "map-overlap",
+            "map of `dev` at [0x40001000, 0x40002000) overlaps the map of `ram` at [0x40000000, 0x40010000) (line 7) in virtual machine `guest`",
+        )],
+    );
+}
+
+#[test]
+fn xml() {
+    expect("xml", &[(5, 1, "xml", "expected '>' not '<'")]);
+}
+
+/// Every fixture is exercised by a test above.
+const FIXTURES: &[&str] = &[
+    "bad_number",
+    "bad_value",
+    "budget_period",
+    "channel_ends",
+    "child_id",
+    "depends_on",
+    "depends_on_cycle",
+    "heartbeat_passive",
+    "id_range",
+    "id_unique",
+    "irq_unique",
+    "map_align",
+    "map_overlap",
+    "map_perms",
+    "map_stack",
+    "missing_attribute",
+    "page_size",
+    "pd_count",
+    "phys_align",
+    "phys_overlap",
+    "phys_range",
+    "pp_both",
+    "pp_priority",
+    "priority_range",
+    "program_image",
+    "region_size",
+    "restart_backoff",
+    "restart_limit",
+    "restart_policy",
+    "several",
+    "stack_size",
+    "unexpected_text",
+    "unique_pd_name",
+    "unique_region_name",
+    "unknown_attribute",
+    "unknown_element",
+    "unknown_pd",
+    "unknown_region",
+    "user_address",
+    "vcpu",
+    "virtual_machine_count",
+    "vm_map_overlap",
+    "xml",
+];
+
+#[test]
+fn every_bad_fixture_has_a_test() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(fixture("x").parent().unwrap())
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    on_disk.sort();
+    assert_eq!(on_disk, FIXTURES);
+}

@@ -1,0 +1,61 @@
+//! Every system shipped in the repository's `systems/` validates cleanly.
+
+use std::path::Path;
+
+use axolotl_kernel_config::BOARDS;
+use axolotl_sdf::*;
+
+#[test]
+fn every_shipped_system_validates_on_every_board() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systems");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "system") {
+            continue;
+        }
+        for board in BOARDS {
+            match check_file(&path, board) {
+                Ok(c) => assert!(c.warnings.is_empty(), "{}", c.warnings),
+                Err(d) => panic!("{} on {}:\n{d}", path.display(), board.name),
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 1, "no systems found in {}", dir.display());
+}
+
+#[test]
+fn hello_is_three_pds_with_a_call_notifications_and_a_shared_region() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systems/hello.system");
+    let sd = check_file(&path, &BOARDS[0]).unwrap().system;
+    let images: Vec<&str> = sd
+        .all_pds()
+        .iter()
+        .map(|pd| pd.program_image.path.as_str())
+        .collect();
+    assert_eq!(
+        images,
+        ["hello-server.elf", "hello-client.elf", "hello-logger.elf"]
+    );
+    assert_eq!(
+        sd.channels
+            .iter()
+            .filter(|c| c.ends.iter().any(|e| e.pp))
+            .count(),
+        1
+    );
+    assert!(
+        sd.channels
+            .iter()
+            .filter(|c| c.ends.iter().all(|e| e.notify))
+            .count()
+            >= 2
+    );
+    let sharers = sd
+        .all_pds()
+        .iter()
+        .filter(|pd| pd.maps.iter().any(|m| m.mr == "log_ring"))
+        .count();
+    assert_eq!(sharers, 2);
+}
