@@ -17,7 +17,23 @@ const RAM_SIZE: u64 = 1 << 30;
 /// Host seconds; a TCG boot takes ~8 s here.
 const TIMEOUT_S: &str = "180";
 
-fn setup(test: &str) -> Option<(GuestArtifacts, PathBuf)> {
+/// Scratch directory removed on drop, also when an assertion fails.
+struct TmpDir(PathBuf);
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
+impl std::ops::Deref for TmpDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+fn setup(test: &str) -> Option<(GuestArtifacts, TmpDir)> {
     let Some(a) = cached(&default_cache_dir()) else {
         println!(
             "skipped {test}: no guest artifacts in {} (cargo run -p axolotl-guest-artifacts --example fetch)",
@@ -35,7 +51,7 @@ fn setup(test: &str) -> Option<(GuestArtifacts, PathBuf)> {
     }
     let tmp = std::env::temp_dir().join(format!("axolotl-boot-{test}-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
-    Some((a, tmp))
+    Some((a, TmpDir(tmp)))
 }
 
 /// One QEMU at a time: the machines have two cores and TCG is CPU-bound.
@@ -85,7 +101,7 @@ fn userspace_lines(log: &str) -> Vec<&str> {
 
 #[test]
 fn reference_boot_with_qemu_dtb() {
-    let Some((a, tmp)) = setup("reference") else {
+    let Some((a, _tmp)) = setup("reference") else {
         return;
     };
     let log = qemu(
@@ -99,7 +115,6 @@ fn reference_boot_with_qemu_dtb() {
             r#"console=ttyAMA0 axolotl_cmd="uname -r; poweroff -f""#,
         ],
     );
-    std::fs::remove_dir_all(tmp).ok();
     let lines = userspace_lines(&log);
     assert!(
         lines.contains(&a.kernel_version.as_str()),
@@ -169,7 +184,6 @@ fn boot_with_our_dtb(test: &str, gic_version: u32, gic: Gic) {
             &loader,
         ],
     );
-    std::fs::remove_dir_all(tmp).ok();
     if std::env::var_os("AXOLOTL_SHOW_CONSOLE").is_some() {
         println!("{log}");
     }
@@ -223,7 +237,6 @@ fn icount_boot_to_marker_time() {
         .status();
     if !built.is_ok_and(|s| s.success()) {
         println!("skipped icount: can't build tools/cntvct for aarch64-unknown-none");
-        std::fs::remove_dir_all(tmp).ok();
         return;
     }
     let elf = std::fs::read(target.join("aarch64-unknown-none/release/axolotl-cntvct")).unwrap();
@@ -248,7 +261,6 @@ fn icount_boot_to_marker_time() {
             "console=ttyAMA0",
         ],
     );
-    std::fs::remove_dir_all(tmp).ok();
     let ns: u64 = userspace_lines(&log)
         .iter()
         .find_map(|l| l.strip_prefix("CNTVCT_NS="))
