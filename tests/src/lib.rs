@@ -10,6 +10,18 @@ pub use axolotl_qemu::DEFAULT_TIMEOUT;
 
 /// Boots the image `<board>-gic<N>[-selftest-<name>]` on `cpu`.
 pub fn boot(gic: u8, cpu: &'static str, selftest: Option<&str>) -> Result<Boot, Failure> {
+    boot_named(
+        gic,
+        cpu,
+        selftest
+            .map(|s| format!("-selftest-{s}"))
+            .as_deref()
+            .unwrap_or(""),
+    )
+}
+
+/// Boots the image `<board>-gic<N><suffix>` on `cpu`.
+pub fn boot_named(gic: u8, cpu: &'static str, suffix: &str) -> Result<Boot, Failure> {
     let dir = std::env::var_os("AXOLOTL_IMAGES")
         .map(PathBuf::from)
         .ok_or_else(|| Failure {
@@ -23,11 +35,7 @@ pub fn boot(gic: u8, cpu: &'static str, selftest: Option<&str>) -> Result<Boot, 
         GicVersion::V3
     };
     let board = board_by_name("qemu-virt-aarch64", Some(version)).expect("known board");
-    let mut name = format!("{}-gic{gic}", board.name);
-    if let Some(s) = selftest {
-        name.push_str("-selftest-");
-        name.push_str(s);
-    }
+    let name = format!("{}-gic{gic}{suffix}", board.name);
     let mut m = Machine::new(board);
     m.cpu = cpu;
     Boot::start(&m, &dir.join(format!("{name}.elf")))

@@ -83,7 +83,7 @@ pub fn build(v: &Variant) -> Result<PathBuf, String> {
     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let name = v.name();
     let features: Vec<String> = v.selftest.iter().map(|s| format!("selftest-{s}")).collect();
-    let root = cargo_build("axolotl-root-task", "aarch64-unknown-none", &features, &[])?;
+    let root = cargo_build(v.root_task, "aarch64-unknown-none", &features, &[])?;
     let root_copy = dir.join(format!("{name}.root-task.elf"));
     fs::copy(&root, &root_copy).map_err(|e| format!("copying {}: {e}", root.display()))?;
     let kernel = cargo_build(

@@ -35,6 +35,7 @@ pub fn run(filter: Option<&str>) -> Result<ExitCode, String> {
         for s in SELFTESTS {
             images::build(&Variant::new(*board, Some(s)))?;
         }
+        images::build(&Variant::kernel_suite(*board))?;
     }
     let images = images::images_dir().display().to_string();
     let mut integ = vec!["test", "-p", "axolotl-tests"];

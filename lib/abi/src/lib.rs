@@ -7,13 +7,17 @@
 
 #![no_std]
 
+pub mod bootinfo;
 mod error;
+mod ipc;
 mod msginfo;
 mod object;
 mod rights;
 mod syscall;
 
+pub use bootinfo::{BootInfo, UntypedDesc};
 pub use error::Error;
+pub use ipc::*;
 pub use msginfo::MessageInfo;
 pub use object::{Invocation, ObjectType};
 pub use rights::Rights;

@@ -1,0 +1,75 @@
+/// The IPC buffer: one per thread, in a frame mapped into its VSpace (seL4's
+/// `seL4_IPCBuffer` layout). Message registers beyond the first four live in `msg`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct IpcBuffer {
+    pub tag: u64,
+    pub msg: [u64; crate::MSG_MAX_LENGTH],
+    pub user_data: u64,
+    /// Sent: capability addresses of extra caps. Received: badges of unwrapped caps.
+    pub caps_or_badges: [u64; crate::MSG_MAX_EXTRA_CAPS],
+    /// Where a received capability goes: CNode (in the receiver's CSpace), index, depth.
+    pub receive_cnode: u64,
+    pub receive_index: u64,
+    pub receive_depth: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<IpcBuffer>() <= 4096);
+
+impl IpcBuffer {
+    pub const fn zeroed() -> Self {
+        IpcBuffer {
+            tag: 0,
+            msg: [0; crate::MSG_MAX_LENGTH],
+            user_data: 0,
+            caps_or_badges: [0; crate::MSG_MAX_EXTRA_CAPS],
+            receive_cnode: 0,
+            receive_index: 0,
+            receive_depth: 0,
+        }
+    }
+}
+
+/// Badge bits the receive loop of a PD uses to tell events apart (Microkit's convention):
+/// a protected procedure call carries bit 63, a fault bit 62, a notification neither.
+pub const BADGE_PPC: u64 = 1 << 63;
+pub const BADGE_FAULT: u64 = 1 << 62;
+
+/// Labels of fault messages sent to a thread's fault endpoint (seL4 AArch64 numbering).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum FaultLabel {
+    CapFault = 1,
+    UnknownSyscall = 2,
+    UserException = 3,
+    VmFault = 5,
+    VcpuFault = 7,
+}
+
+impl FaultLabel {
+    pub fn from_label(l: u64) -> Option<Self> {
+        Some(match l {
+            1 => FaultLabel::CapFault,
+            2 => FaultLabel::UnknownSyscall,
+            3 => FaultLabel::UserException,
+            5 => FaultLabel::VmFault,
+            7 => FaultLabel::VcpuFault,
+            _ => return None,
+        })
+    }
+}
+
+/// Message words of a VM fault: `[ip, address, prefetch (1 = instruction fetch), fsr (ESR)]`.
+pub const VM_FAULT_LENGTH: u64 = 4;
+/// Message words of a user exception: `[ip, sp, spsr, exception class, ESR ISS]`.
+/// Replying with label 0 and length 3 writes back ip, sp, spsr and resumes.
+pub const USER_EXCEPTION_LENGTH: u64 = 5;
+/// Message words of an unknown syscall: `[x0..=x7, ip, sp, lr (x30), spsr, syscall number]`.
+/// Replying with label 0 and a length writes that many words back (x0.., ip, sp, lr, spsr).
+pub const UNKNOWN_SYSCALL_LENGTH: u64 = 13;
+/// Message words of a cap fault: `[ip, cptr, in_receive_phase, lookup failure type, ...]`.
+pub const CAP_FAULT_LENGTH: u64 = 4;
+
+/// Register order of TCB ReadRegisters/WriteRegisters (seL4's `seL4_UserContext` on AArch64):
+/// pc, sp, spsr, x0..=x30, tpidr_el0.
+pub const USER_CONTEXT_WORDS: usize = 35;
