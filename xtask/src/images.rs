@@ -6,15 +6,33 @@ use std::process::Command;
 
 use axolotl_kernel_config::Board;
 
-/// One image to build: a board variant plus, for tests, a root-task self-check.
+/// One image to build: a board variant plus, for tests, a root-task self-check or another
+/// program in the root task's place.
 pub struct Variant {
     pub board: Board,
     pub selftest: Option<&'static str>,
+    /// The package booted as the root task.
+    pub root_task: &'static str,
 }
+
+pub const ROOT_TASK: &str = "axolotl-root-task";
+pub const KERNEL_SUITE: &str = "axolotl-kernel-suite";
 
 impl Variant {
     pub fn new(board: Board, selftest: Option<&'static str>) -> Self {
-        Variant { board, selftest }
+        Variant {
+            board,
+            selftest,
+            root_task: ROOT_TASK,
+        }
+    }
+
+    pub fn kernel_suite(board: Board) -> Self {
+        Variant {
+            board,
+            selftest: None,
+            root_task: KERNEL_SUITE,
+        }
     }
 
     pub fn name(&self) -> String {
@@ -26,6 +44,9 @@ impl Variant {
         if let Some(s) = self.selftest {
             n.push_str("-selftest-");
             n.push_str(s);
+        }
+        if self.root_task == KERNEL_SUITE {
+            n.push_str("-kernel-suite");
         }
         n
     }
