@@ -125,7 +125,7 @@ fn server_restart_completes_posted_and_reclaims_the_rest() {
         assert!(matches!(s.poll(), Ok(Some(ServerEvent::Request(_)))));
     }
     let _ = s.respond(1, 42).unwrap();
-    drop(s);
+    // The server dies; its image is reloaded, its memory is gone.
     let mut s = server(&r, &d, Generation::Next);
     assert_eq!(s.generation(), 11);
     assert_eq!(
@@ -169,7 +169,7 @@ fn client_restart_abandons_taken_and_queued_requests() {
         let _ = c.submit(id, id * 10, 10).unwrap();
     }
     assert!(matches!(s.poll(), Ok(Some(ServerEvent::Request(_)))));
-    drop(c);
+    // The client dies; its image is reloaded, its memory is gone.
     let mut c = client(&r, &d, Generation::Next);
     assert_eq!(c.generation(), 6);
     assert_eq!(
@@ -218,7 +218,7 @@ fn both_restart_at_once() {
     let _ = c.submit(1, 0, 1).unwrap();
     s.poll().unwrap();
     let _ = s.respond(0, 1).unwrap();
-    drop((c, s));
+    // Both die.
     // Restarted server first sees the old client generation, then the new one.
     let mut s = server(&r, &d, Generation::Next);
     assert_eq!(s.poll(), Ok(None));
