@@ -10,7 +10,7 @@ use core::ptr::NonNull;
 use crate::descriptor::Descriptor;
 use crate::error::{Corruption, Index, LayoutError, PushError};
 use crate::region::SharedRegion;
-use crate::sync::{AtomicU32, Ordering, Slot};
+use crate::sync::{AtomicU32, ByteCell, Ordering, Slot};
 
 /// Shared header of one queue. Producer- and consumer-written words live on
 /// separate 64-byte lines so the two sides don't bounce one cache line.
@@ -23,10 +23,10 @@ use crate::sync::{AtomicU32, Ordering, Slot};
 )]
 pub struct QueueHeader {
     /// Written by the producer only (and by a resync reset).
-    tail: AtomicU32,
+    pub(crate) tail: AtomicU32,
     _producer_pad: [u32; 15],
     /// Written by the consumer only (and by a resync reset).
-    head: AtomicU32,
+    pub(crate) head: AtomicU32,
     /// "Signal me": set by the consumer before it blocks, cleared by the
     /// producer when it takes on the duty to notify.
     signal: AtomicU32,
@@ -43,6 +43,16 @@ const _: () = {
 };
 
 impl QueueHeader {
+    /// Producer side of the signal handshake (see [`Producer::signal_needed`]).
+    pub(crate) fn take_signal_request(&self) -> Signal {
+        Signal::from_needed(self.signal.swap(0, Ordering::AcqRel) != 0)
+    }
+
+    /// Consumer side; the caller must re-check the queue afterwards.
+    pub(crate) fn request_signal(&self) {
+        self.signal.swap(1, Ordering::AcqRel);
+    }
+
     fn new() -> Self {
         Self {
             tail: AtomicU32::new(0),
@@ -54,22 +64,52 @@ impl QueueHeader {
     }
 }
 
-/// Where the slots start (128 in the real build; loom's atomics are bigger).
-const SLOTS_OFFSET: usize = size_of::<QueueHeader>().next_multiple_of(align_of::<Slot>());
+/// A queue element: a descriptor slot, or a byte of a byte ring.
+pub(crate) trait Element {
+    fn new() -> Self;
+}
 
-/// Alignment a queue region needs.
-pub(crate) const QUEUE_ALIGN: usize = if align_of::<QueueHeader>() > align_of::<Slot>() {
-    align_of::<QueueHeader>()
-} else {
-    align_of::<Slot>()
-};
+impl Element for Slot {
+    fn new() -> Self {
+        Slot::new()
+    }
+}
 
-/// Bytes one queue of `capacity` slots occupies: header, then the slots.
-pub fn queue_bytes(capacity: u32) -> Result<usize, LayoutError> {
+impl Element for ByteCell {
+    fn new() -> Self {
+        ByteCell::new()
+    }
+}
+
+/// Where the elements start (128 in the real build; loom's atomics are bigger).
+const fn elements_offset<E>() -> usize {
+    size_of::<QueueHeader>().next_multiple_of(align_of::<E>())
+}
+
+const fn queue_align<E>() -> usize {
+    if align_of::<QueueHeader>() > align_of::<E>() {
+        align_of::<QueueHeader>()
+    } else {
+        align_of::<E>()
+    }
+}
+
+/// Alignment a descriptor queue region needs.
+pub(crate) const QUEUE_ALIGN: usize = queue_align::<Slot>();
+
+pub(crate) fn ring_bytes<E>(capacity: u32) -> Result<usize, LayoutError> {
     if capacity == 0 || !capacity.is_power_of_two() || capacity > 1 << 31 {
         return Err(LayoutError::BadCapacity { capacity });
     }
-    Ok((SLOTS_OFFSET + capacity as usize * size_of::<Slot>()).next_multiple_of(QUEUE_ALIGN))
+    Ok(
+        (elements_offset::<E>() + capacity as usize * size_of::<E>())
+            .next_multiple_of(queue_align::<E>()),
+    )
+}
+
+/// Bytes one queue of `capacity` slots occupies: header, then the slots.
+pub fn queue_bytes(capacity: u32) -> Result<usize, LayoutError> {
+    ring_bytes::<Slot>(capacity)
 }
 
 /// Writes a fresh, empty queue into `region`.
@@ -81,31 +121,41 @@ pub fn queue_bytes(capacity: u32) -> Result<usize, LayoutError> {
 /// Nothing else (in particular not the peer) may access the region during the
 /// call.
 pub unsafe fn init_queue(region: &SharedRegion, capacity: u32) -> Result<(), LayoutError> {
-    let raw = RawQueue::new(region, capacity)?;
+    // SAFETY: forwarded.
+    unsafe { init_ring::<Slot>(region, capacity) }
+}
+
+/// # Safety
+/// As [`init_queue`].
+pub(crate) unsafe fn init_ring<E: Element>(
+    region: &SharedRegion,
+    capacity: u32,
+) -> Result<(), LayoutError> {
+    let raw = RawQueue::<E>::new(region, capacity)?;
     // SAFETY: in bounds and aligned (checked by `RawQueue::new`); exclusive
     // access is the caller's promise.
     unsafe {
         raw.hdr.write(QueueHeader::new());
         for i in 0..capacity as usize {
-            raw.slots.add(i).write(Slot::new());
+            raw.slots.add(i).write(E::new());
         }
     }
     Ok(())
 }
 
-struct RawQueue {
+pub(crate) struct RawQueue<E> {
     hdr: NonNull<QueueHeader>,
-    slots: NonNull<Slot>,
+    slots: NonNull<E>,
     mask: u32,
 }
 
-impl RawQueue {
-    fn new(region: &SharedRegion, capacity: u32) -> Result<Self, LayoutError> {
-        let base: NonNull<u8> = region.place(queue_bytes(capacity)?, QUEUE_ALIGN)?;
+impl<E> RawQueue<E> {
+    pub(crate) fn new(region: &SharedRegion, capacity: u32) -> Result<Self, LayoutError> {
+        let base: NonNull<u8> = region.place(ring_bytes::<E>(capacity)?, queue_align::<E>())?;
         let hdr = base.cast::<QueueHeader>();
-        // SAFETY: `place` checked the region holds header and slots and is
-        // aligned for both; `SLOTS_OFFSET` is a multiple of the slot alignment.
-        let slots = unsafe { base.add(SLOTS_OFFSET).cast::<Slot>() };
+        // SAFETY: `place` checked the region holds header and elements and is
+        // aligned for both; the offset is a multiple of the element alignment.
+        let slots = unsafe { base.add(elements_offset::<E>()).cast::<E>() };
         Ok(Self {
             hdr,
             slots,
@@ -113,24 +163,24 @@ impl RawQueue {
         })
     }
 
-    fn header(&self) -> &QueueHeader {
+    pub(crate) fn header(&self) -> &QueueHeader {
         // SAFETY: in bounds and aligned; only atomics, so a shared reference
         // is fine even though the peer writes the memory.
         unsafe { self.hdr.as_ref() }
     }
 
-    fn slot(&self, index: u32) -> &Slot {
+    pub(crate) fn slot(&self, index: u32) -> &E {
         // SAFETY: masked index is below capacity; in bounds per `new`.
         unsafe { self.slots.add((index & self.mask) as usize).as_ref() }
     }
 
-    fn capacity(&self) -> u32 {
+    pub(crate) fn capacity(&self) -> u32 {
         self.mask + 1
     }
 
     /// Survivor-only: empties the queue for a new session. Relaxed because
     /// the Release store of the survivor's `ack` publishes it.
-    fn reset_shared(&self) {
+    pub(crate) fn reset_shared(&self) {
         let h = self.header();
         h.tail.store(0, Ordering::Relaxed);
         h.head.store(0, Ordering::Relaxed);
@@ -138,9 +188,64 @@ impl RawQueue {
     }
 }
 
+/// Loads and validates the consumer's `head` (producer side): it may only
+/// move forward, and never past our `tail`.
+pub(crate) fn observe_head(
+    h: &QueueHeader,
+    head_seen: u32,
+    tail: u32,
+    capacity: u32,
+) -> Result<u32, Corruption> {
+    let head = h.head.load(Ordering::Acquire);
+    let moved = head.wrapping_sub(head_seen);
+    if (moved as i32) < 0 {
+        return Err(Corruption::IndexRegressed {
+            index: Index::Head,
+            previous: head_seen,
+            observed: head,
+        });
+    }
+    if moved > tail.wrapping_sub(head_seen) {
+        return Err(Corruption::IndexOverrun {
+            index: Index::Head,
+            head,
+            tail,
+            capacity,
+        });
+    }
+    Ok(head)
+}
+
+/// Loads and validates the producer's `tail` (consumer side): it may only
+/// move forward, and never more than `capacity` ahead of our `head`.
+pub(crate) fn observe_tail(
+    h: &QueueHeader,
+    tail_seen: u32,
+    head: u32,
+    capacity: u32,
+) -> Result<u32, Corruption> {
+    let tail = h.tail.load(Ordering::Acquire);
+    if (tail.wrapping_sub(tail_seen) as i32) < 0 {
+        return Err(Corruption::IndexRegressed {
+            index: Index::Tail,
+            previous: tail_seen,
+            observed: tail,
+        });
+    }
+    if tail.wrapping_sub(head) > capacity {
+        return Err(Corruption::IndexOverrun {
+            index: Index::Tail,
+            head,
+            tail,
+            capacity,
+        });
+    }
+    Ok(tail)
+}
+
 /// The producing end of a queue.
 pub struct Producer {
-    q: RawQueue,
+    q: RawQueue<Slot>,
     /// Our own index; the shared copy is write-only for us.
     tail: u32,
     /// Last validated consumer `head`.
@@ -173,27 +278,8 @@ impl Producer {
         self.q.capacity()
     }
 
-    /// Loads and validates the consumer's `head`: it may only move forward,
-    /// and never past our `tail`.
     fn observe_head(&mut self) -> Result<(), Corruption> {
-        let head = self.q.header().head.load(Ordering::Acquire);
-        let moved = head.wrapping_sub(self.head_seen);
-        if (moved as i32) < 0 {
-            return Err(Corruption::IndexRegressed {
-                index: Index::Head,
-                previous: self.head_seen,
-                observed: head,
-            });
-        }
-        if moved > self.tail.wrapping_sub(self.head_seen) {
-            return Err(Corruption::IndexOverrun {
-                index: Index::Head,
-                head,
-                tail: self.tail,
-                capacity: self.capacity(),
-            });
-        }
-        self.head_seen = head;
+        self.head_seen = observe_head(self.q.header(), self.head_seen, self.tail, self.capacity())?;
         Ok(())
     }
 
@@ -226,7 +312,7 @@ impl Producer {
     /// reads our 0 and thereby synchronises with our earlier `tail` store and
     /// its re-check sees the new entries. No store-load fence needed.
     pub fn signal_needed(&mut self) -> Signal {
-        Signal::from_needed(self.q.header().signal.swap(0, Ordering::AcqRel) != 0)
+        self.q.header().take_signal_request()
     }
 
     /// Survivor-only: empty the whole queue (both indices) for a new session.
@@ -269,7 +355,7 @@ pub enum Wait {
 
 /// The consuming end of a queue.
 pub struct Consumer {
-    q: RawQueue,
+    q: RawQueue<Slot>,
     /// Our own index; the shared copy is write-only for us.
     head: u32,
     /// Last validated producer `tail`.
@@ -300,26 +386,8 @@ impl Consumer {
         self.q.capacity()
     }
 
-    /// Loads and validates the producer's `tail`: it may only move forward,
-    /// and never more than `capacity` ahead of our `head`.
     fn observe_tail(&mut self) -> Result<(), Corruption> {
-        let tail = self.q.header().tail.load(Ordering::Acquire);
-        if (tail.wrapping_sub(self.tail_seen) as i32) < 0 {
-            return Err(Corruption::IndexRegressed {
-                index: Index::Tail,
-                previous: self.tail_seen,
-                observed: tail,
-            });
-        }
-        if tail.wrapping_sub(self.head) > self.capacity() {
-            return Err(Corruption::IndexOverrun {
-                index: Index::Tail,
-                head: self.head,
-                tail,
-                capacity: self.capacity(),
-            });
-        }
-        self.tail_seen = tail;
+        self.tail_seen = observe_tail(self.q.header(), self.tail_seen, self.head, self.capacity())?;
         Ok(())
     }
 
@@ -352,7 +420,7 @@ impl Consumer {
     /// entry published before the producer could see the request would
     /// otherwise never be signalled (the lost wake-up).
     pub fn prepare_wait(&mut self) -> Result<Wait, Corruption> {
-        self.q.header().signal.swap(1, Ordering::AcqRel);
+        self.q.header().request_signal();
         Ok(if self.is_empty()? {
             Wait::Block
         } else {

@@ -64,3 +64,46 @@ impl Slot {
         self.0.with_mut(|p| unsafe { *p = words })
     }
 }
+
+/// One byte of a byte ring.
+#[cfg(not(feature = "loom"))]
+#[repr(transparent)]
+pub struct ByteCell(core::sync::atomic::AtomicU8);
+
+#[cfg(not(feature = "loom"))]
+impl ByteCell {
+    pub(crate) const fn new() -> Self {
+        Self(core::sync::atomic::AtomicU8::new(0))
+    }
+
+    pub(crate) fn load(&self) -> u8 {
+        // Relaxed: ordered by the Acquire load of `tail`, as for slots.
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn store(&self, v: u8) {
+        // Relaxed: published by the Release store of `tail`.
+        self.0.store(v, Ordering::Relaxed)
+    }
+}
+
+/// One byte of a byte ring.
+#[cfg(feature = "loom")]
+pub struct ByteCell(loom::cell::UnsafeCell<u8>);
+
+#[cfg(feature = "loom")]
+impl ByteCell {
+    pub(crate) fn new() -> Self {
+        Self(loom::cell::UnsafeCell::new(0))
+    }
+
+    pub(crate) fn load(&self) -> u8 {
+        // SAFETY: loom checks that no write to this byte is concurrent.
+        self.0.with(|p| unsafe { *p })
+    }
+
+    pub(crate) fn store(&self, v: u8) {
+        // SAFETY: loom checks that no access to this byte is concurrent.
+        self.0.with_mut(|p| unsafe { *p = v })
+    }
+}

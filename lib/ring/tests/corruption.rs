@@ -1,5 +1,7 @@
 //! A peer that writes nonsense gets a specific `Corruption` back: never
 //! followed, never a panic, and sticky until the peer is restarted.
+// Real-build layout and atomics; the loom build runs only tests/loom.rs.
+#![cfg(not(feature = "loom"))]
 
 mod common;
 

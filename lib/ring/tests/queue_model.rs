@@ -1,4 +1,6 @@
 //! The queue against a `VecDeque` model under random operation sequences.
+// Real-build layout and atomics; the loom build runs only tests/loom.rs.
+#![cfg(not(feature = "loom"))]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! Peer restarts: every request comes back exactly once (completed or
 //! reclaimed on the client; answered or abandoned on the server), and honest
 //! peers never see a `Corruption`.
+// Real-build layout and atomics; the loom build runs only tests/loom.rs.
+#![cfg(not(feature = "loom"))]
 
 mod common;
 
