@@ -53,9 +53,6 @@ pub struct Client<const IDS: usize> {
     responses: Consumer,
     data_len: usize,
     state: State,
-    /// Set once we reset the queues ourselves (as a survivor); a freshly
-    /// started client must never reset, the server may still be draining.
-    owns_reset: bool,
     outstanding: [Option<Descriptor>; IDS],
     in_flight: usize,
     _data: SharedRegion,
@@ -79,7 +76,6 @@ impl<const IDS: usize> Client<IDS> {
             responses: parts.incoming,
             data_len: parts.data_len,
             state: State::Attaching,
-            owns_reset: false,
             outstanding: [None; IDS],
             in_flight: 0,
             _data: data,
@@ -177,20 +173,15 @@ impl<const IDS: usize> Client<IDS> {
                     observed: g,
                 }));
             }
-            if self.owns_reset {
-                // Restarted again before we connected: we are still the
-                // survivor, so the queues are still ours to clear.
-                self.reset_for(g);
-            } else {
-                // Fresh client: the server resets for us (it sees a client
-                // generation it has not acknowledged).
-                self.server_generation = g;
-                self.control.ack(g);
-            }
+            // Never reset here: a fresh client's queues are the server's to
+            // clear (it sees a client generation it has not acknowledged),
+            // and it may still be draining them. A survivor only passes
+            // through Attaching after its own reset.
+            self.server_generation = g;
+            self.control.ack(g);
         }
         if ack == self.generation {
             self.state = State::Connected;
-            self.owns_reset = false;
             return Ok(Some(ClientEvent::Connected {
                 server_generation: g,
             }));
@@ -228,7 +219,6 @@ impl<const IDS: usize> Client<IDS> {
         self.requests.reset();
         self.responses.reset();
         self.server_generation = g;
-        self.owns_reset = true;
         self.state = State::Attaching;
         self.control.ack(g);
     }

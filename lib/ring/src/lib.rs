@@ -91,9 +91,7 @@
 //!
 //! ```text
 //!  new ─► Attaching ──server acked our gen──► Connected [Connected]
-//!           │  ▲  (ack each new server gen seen; reset again if we are a
-//!           │  │   survivor that has not connected yet)
-//!           │  └──────────────────────────────────────────┐
+//!         (ack each new server gen seen; never reset here)
 //!  Connected ──server gen changed──► Draining [ServerRestarted]
 //!  Draining: pop old completions, validated, [Completed] each;
 //!            empty or garbage ──► Reclaiming

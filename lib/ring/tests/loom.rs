@@ -290,3 +290,67 @@ fn byte_stream_arrives_intact_without_lost_wakeups() {
         drop(mem);
     });
 }
+
+/// The client restarts while the server is polling: the server hands back
+/// the request it held exactly once, and both sides end up connected.
+#[test]
+fn client_restart_races_the_server() {
+    model(|| {
+        let conn = connection();
+        let (mut c, mut s) = connected(&conn);
+        let _ = c.submit(0, 0, 4).unwrap();
+        assert!(matches!(s.poll(), Ok(Some(ServerEvent::Request(_)))));
+        let conn2 = conn.clone();
+        let client = thread::spawn(move || {
+            let mut c = Client::<2>::new(
+                conn2.rings.region(),
+                conn2.data.region(),
+                2,
+                Generation::Next,
+            )
+            .unwrap();
+            while !c.is_connected() {
+                if let Some(e) = c.poll().unwrap() {
+                    assert_eq!(
+                        e,
+                        ClientEvent::Connected {
+                            server_generation: 1
+                        }
+                    );
+                }
+                thread::yield_now();
+            }
+            let _ = c.submit(1, 4, 4).unwrap();
+        });
+        let mut events = Vec::new();
+        loop {
+            match s.poll().unwrap() {
+                Some(ServerEvent::Request(d)) => {
+                    assert_eq!((d.id, d.tag), (1, 1), "only the new client's request");
+                    break;
+                }
+                Some(e) => events.push(e),
+                None => thread::yield_now(),
+            }
+        }
+        assert_eq!(
+            events,
+            [
+                ServerEvent::ClientRestarted { generation: 2 },
+                ServerEvent::Abandoned {
+                    request: Descriptor {
+                        offset: 0,
+                        len: 4,
+                        id: 0,
+                        tag: 1
+                    },
+                    started: true
+                },
+                ServerEvent::Connected {
+                    client_generation: 2
+                },
+            ]
+        );
+        client.join().unwrap();
+    });
+}
