@@ -195,6 +195,10 @@ fn image_overlap_is_reported_at_the_map() {
     let sd = load("microkit.system").system;
     // client maps `dma` at [0x3000000, 0x3010000) and `shared_buffer` at [0x4000000, 0x4200000).
     let d = check_image_overlaps(&sd, "client", &[(0x20_0000, 0x1000), (0x300_f000, 0x2000)]);
+    assert_eq!(
+        d.iter().map(|d| d.rule).collect::<Vec<_>>(),
+        ["image-overlap"]
+    );
     let d: Vec<String> = d.iter().map(ToString::to_string).collect();
     let file = good("microkit.system").display().to_string();
     assert_eq!(
