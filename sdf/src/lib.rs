@@ -4,7 +4,7 @@
 //! Every problem is reported, each as a [`Diagnostic`] with a position and a stable rule id
 //! (the rules are listed in `docs/sdf.md`). Warnings never make parsing fail.
 
-mod defaults;
+pub mod defaults;
 mod diagnostic;
 mod layout;
 mod model;
@@ -23,11 +23,6 @@ pub use layout::{
 pub use model::*;
 pub use validate::check_image_overlaps;
 
-/// Defaults of optional attributes.
-pub mod default {
-    pub use crate::defaults::*;
-}
-
 /// A system that validated, with the warnings found on the way.
 #[derive(Clone, Debug)]
 pub struct Checked {
@@ -35,7 +30,7 @@ pub struct Checked {
     pub warnings: Diagnostics,
 }
 
-/// Parses and validates `text`; `file_name` is used in diagnostics only.
+/// Parses and validates `text`; `file_name` names the source in diagnostics and the model.
 pub fn parse(file_name: &str, text: &str, board: &Board) -> Result<SystemDescription, Diagnostics> {
     check(file_name, text, board).map(|c| c.system)
 }
