@@ -43,6 +43,13 @@ enum Cmd {
         #[arg(long, default_value = "cortex-a72")]
         cpu: String,
     },
+    /// Validate a System Description File (no image needed); exit status 1 on any error.
+    Check {
+        /// The .system file.
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Run every test: host unit tests of every crate, then QEMU integration tests.
     Test {
         /// Only run tests whose name contains this (passed to cargo test).
@@ -96,6 +103,22 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             if !status.success() {
                 return Err(format!("QEMU exited with {status}"));
             }
+        }
+        Cmd::Check { file, target } => {
+            let b = board(&target)?;
+            return Ok(match axolotl_sdf::check_file(&file, &b) {
+                Ok(checked) => {
+                    for w in checked.warnings.iter() {
+                        eprintln!("{w}");
+                    }
+                    println!("{}: ok", file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(diags) => {
+                    eprintln!("{diags}");
+                    ExitCode::from(1)
+                }
+            });
         }
         Cmd::Test { filter } => return test::run(filter.as_deref()),
     }

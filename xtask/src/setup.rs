@@ -13,7 +13,24 @@ const BACKPORTS_LIST: &str = "/etc/apt/sources.list.d/axolotl-bookworm-backports
 
 pub fn ensure() -> Result<(), String> {
     ensure_rust_targets()?;
-    ensure_qemu()
+    ensure_qemu()?;
+    ensure_guest_artifacts()
+}
+
+/// The unmodified Debian arm64 kernel and busybox the Linux guest tests boot, fetched with
+/// apt into a cache outside the repository (see docs/guest.md).
+fn ensure_guest_artifacts() -> Result<(), String> {
+    let dir = axolotl_guest_artifacts::default_cache_dir();
+    if axolotl_guest_artifacts::cached(&dir).is_some() {
+        return Ok(());
+    }
+    eprintln!(
+        "setup: fetching the Debian arm64 guest kernel and busybox into {}",
+        dir.display()
+    );
+    axolotl_guest_artifacts::ensure(&dir, &mut |line| eprintln!("setup: {line}"))
+        .map(|_| ())
+        .map_err(|e| format!("guest artifacts: {e}"))
 }
 
 pub fn ensure_rust_targets() -> Result<(), String> {

@@ -28,6 +28,21 @@ pub fn run(filter: Option<&str>) -> Result<ExitCode, String> {
         host.push(f);
     }
     cargo_test(&mut t, "host unit tests", &host, &[]);
+    // Model checking of the shared rings' memory ordering (lib/ring/tests/loom.rs).
+    let mut loom = vec![
+        "test",
+        "-p",
+        "axolotl-ring",
+        "--features",
+        "loom",
+        "--release",
+        "--test",
+        "loom",
+    ];
+    if let Some(f) = filter {
+        loom.push(f);
+    }
+    cargo_test(&mut t, "loom model checks", &loom, &[]);
 
     eprintln!("xtask: building test images");
     for board in BOARDS {
