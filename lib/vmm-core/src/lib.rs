@@ -1,0 +1,9 @@
+//! Hardware-independent VMM logic, host-tested; `vmm-pd` is a thin shell around
+//! it. See docs/vmm.md for the exit flow and the bad-input policy.
+#![no_std]
+
+pub mod bus;
+pub mod mmio;
+
+pub use bus::{Access, Bus, DeviceError, DeviceId, MapError, MmioDevice, MmioOutcome};
+pub use mmio::{DecodeAction, DecodeError, MmioAccess, decode, fault_ipa};
