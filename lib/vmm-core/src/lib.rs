@@ -4,6 +4,8 @@
 
 pub mod bus;
 pub mod mmio;
+pub mod pl011;
 
 pub use bus::{Access, Bus, DeviceError, DeviceId, MapError, MmioDevice, MmioOutcome};
 pub use mmio::{DecodeAction, DecodeError, MmioAccess, decode, fault_ipa};
+pub use pl011::{Pl011, TxSink};

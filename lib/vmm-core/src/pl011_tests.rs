@@ -1,0 +1,211 @@
+extern crate std;
+use std::vec::Vec;
+
+use super::*;
+
+type Uart = Pl011<Vec<u8>>;
+
+impl TxSink for Vec<u8> {
+    fn put(&mut self, byte: u8) {
+        self.push(byte)
+    }
+}
+
+fn at(offset: u64, size: u8) -> Access {
+    Access {
+        vcpu: 0,
+        region: 0,
+        offset,
+        size,
+    }
+}
+
+fn rd(u: &mut Uart, off: u64) -> u32 {
+    u.read(at(off, 4)).unwrap() as u32
+}
+
+fn wr(u: &mut Uart, off: u64, v: u32) {
+    u.write(at(off, 4), v.into()).unwrap()
+}
+
+#[test]
+fn amba_ids_match_linux_probe() {
+    let mut u = Uart::new(Vec::new());
+    let mut pid = 0u32;
+    let mut cid = 0u32;
+    for i in 0..4 {
+        pid |= (rd(&mut u, 0xFE0 + 4 * i) & 0xFF) << (8 * i);
+        cid |= (rd(&mut u, 0xFF0 + 4 * i) & 0xFF) << (8 * i);
+    }
+    assert_eq!(cid, 0xB105_F00D);
+    // amba-pl011 matches id 0x00041011 under mask 0x000fffff.
+    assert_eq!(pid & 0x000F_FFFF, 0x0004_1011);
+    // Revision 1 -> Linux uses a 16-deep FIFO.
+    assert_eq!((pid >> 20) & 0xF, 1);
+}
+
+#[test]
+fn reset_values() {
+    let mut u = Uart::new(Vec::new());
+    assert_eq!(rd(&mut u, FR), FR_TXFE | FR_RXFE);
+    assert_eq!(rd(&mut u, CR), 0x300);
+    assert_eq!(rd(&mut u, IFLS), 0x12);
+    assert_eq!(rd(&mut u, IMSC), 0);
+    assert_eq!(rd(&mut u, RIS), 0);
+    assert!(!u.irq_level());
+}
+
+#[test]
+fn tx_bytes_reach_sink_in_every_width() {
+    let mut u = Uart::new(Vec::new());
+    u.write(at(DR, 1), 0x141).unwrap(); // writeb: only the low byte counts
+    u.write(at(DR, 2), 0x42).unwrap(); // writew
+    wr(&mut u, DR, 0xFFFF_FF43); // writel
+    assert_eq!(u.sink(), b"ABC");
+    assert_eq!(rd(&mut u, FR) & (FR_BUSY | FR_TXFF | FR_TXFE), FR_TXFE);
+}
+
+#[test]
+fn tx_interrupt_raised_by_write_cleared_by_icr() {
+    let mut u = Uart::new(Vec::new());
+    wr(&mut u, DR, b'x'.into());
+    assert_eq!(rd(&mut u, RIS) & INT_TX, INT_TX);
+    assert!(!u.irq_level(), "masked until IMSC.TXIM");
+    wr(&mut u, IMSC, INT_TX);
+    assert!(u.irq_level());
+    assert_eq!(rd(&mut u, MIS), INT_TX);
+    wr(&mut u, ICR, INT_TX);
+    assert_eq!(rd(&mut u, RIS), 0);
+    assert!(!u.irq_level());
+}
+
+#[test]
+fn rx_without_fifo_is_one_deep() {
+    let mut u = Uart::new(Vec::new());
+    assert!(u.push_rx(b'a'));
+    assert!(!u.push_rx(b'b'));
+    assert_eq!(rd(&mut u, FR) & (FR_RXFE | FR_RXFF), FR_RXFF);
+    assert_eq!(rd(&mut u, RIS) & INT_RX, INT_RX);
+    wr(&mut u, IMSC, INT_RX | INT_RT);
+    assert!(u.irq_level());
+    assert_eq!(rd(&mut u, DR), u32::from(b'a'));
+    assert_eq!(rd(&mut u, FR) & FR_RXFE, FR_RXFE);
+    assert!(!u.irq_level());
+    assert_eq!(rd(&mut u, DR), 0, "empty FIFO reads as zero");
+}
+
+#[test]
+fn rx_fifo_trigger_and_timeout_levels() {
+    let mut u = Uart::new(Vec::new());
+    wr(&mut u, LCR_H, LCR_H_FEN | 0x60);
+    wr(&mut u, IMSC, INT_RX | INT_RT);
+    for b in 0..7u8 {
+        assert!(u.push_rx(b));
+    }
+    // 7 < 8 (1/2 of 16): timeout, not RX.
+    assert_eq!(rd(&mut u, MIS), INT_RT);
+    assert!(u.push_rx(7));
+    assert_eq!(rd(&mut u, MIS), INT_RX);
+    for b in 8..16u8 {
+        assert!(u.push_rx(b));
+    }
+    assert!(!u.push_rx(16));
+    assert_eq!(rd(&mut u, FR) & FR_RXFF, FR_RXFF);
+    for b in 0..16u8 {
+        assert_eq!(u.read(at(DR, 2)).unwrap(), b.into());
+    }
+    assert_eq!(rd(&mut u, RIS), 0);
+    // ICR does not hide data that is still waiting.
+    u.push_rx(1);
+    wr(&mut u, ICR, INT_ALL);
+    assert_eq!(rd(&mut u, MIS), INT_RT);
+    // IFLS 1/8 -> trigger at 2.
+    wr(&mut u, IFLS, 0);
+    u.push_rx(2);
+    assert_eq!(rd(&mut u, MIS), INT_RX);
+}
+
+#[test]
+fn disabling_fifo_keeps_oldest_byte() {
+    let mut u = Uart::new(Vec::new());
+    wr(&mut u, LCR_H, LCR_H_FEN);
+    u.push_rx(b'1');
+    u.push_rx(b'2');
+    wr(&mut u, LCR_H, 0);
+    assert_eq!(u.rx_len(), 1);
+    assert_eq!(rd(&mut u, DR), u32::from(b'1'));
+}
+
+#[test]
+fn config_registers_hold_implemented_bits() {
+    let mut u = Uart::new(Vec::new());
+    for (reg, mask) in [
+        (ILPR, 0xFF),
+        (IBRD, 0xFFFF),
+        (FBRD, 0x3F),
+        (LCR_H, 0xFF),
+        (CR, 0xFF87),
+        (IFLS, 0x3F),
+        (IMSC, 0x7FF),
+        (DMACR, 7),
+    ] {
+        wr(&mut u, reg, u32::MAX);
+        assert_eq!(rd(&mut u, reg), mask, "reg {reg:#x}");
+        wr(&mut u, reg, 0);
+        assert_eq!(rd(&mut u, reg), 0);
+    }
+}
+
+#[test]
+fn read_only_and_reserved_offsets_are_raz_wi() {
+    let mut u = Uart::new(Vec::new());
+    for off in [FR, RIS, MIS, ID_BASE, 0x00C, 0x04C, 0x800, 0xFDC] {
+        let before = rd(&mut u, off);
+        wr(&mut u, off, u32::MAX);
+        assert_eq!(rd(&mut u, off), before, "offset {off:#x}");
+    }
+    assert_eq!(rd(&mut u, 0x00C), 0);
+    assert_eq!(rd(&mut u, RSR), 0);
+    assert_eq!(rd(&mut u, ICR), 0);
+    assert!(u.sink().is_empty());
+}
+
+#[test]
+fn sub_word_lanes() {
+    let mut u = Uart::new(Vec::new());
+    wr(&mut u, IBRD, 0xABCD);
+    assert_eq!(u.read(at(IBRD + 1, 1)).unwrap(), 0xAB);
+    assert_eq!(u.read(at(IBRD + 2, 2)).unwrap(), 0);
+    // Upper-lane writes are ignored.
+    u.write(at(IBRD + 1, 1), 0x12).unwrap();
+    assert_eq!(rd(&mut u, IBRD), 0xABCD);
+    // Upper-lane DR read does not pop.
+    u.push_rx(b'z');
+    assert_eq!(u.read(at(DR + 1, 1)).unwrap(), 0);
+    assert_eq!(u.rx_len(), 1);
+    u.write(at(DR + 2, 2), 0x41).unwrap();
+    assert!(u.sink().is_empty());
+}
+
+#[test]
+fn bad_widths_and_alignment_abort() {
+    let mut u = Uart::new(Vec::new());
+    assert_eq!(u.read(at(DR, 8)), Err(DeviceError::Abort));
+    assert_eq!(u.write(at(DR, 8), 0x41), Err(DeviceError::Abort));
+    assert_eq!(u.read(at(FR + 1, 2)), Err(DeviceError::Abort));
+    assert_eq!(u.write(at(CR + 2, 4), 0), Err(DeviceError::Abort));
+    assert_eq!(u.read(at(0x1000, 4)), Err(DeviceError::Abort));
+    assert!(u.sink().is_empty());
+    assert_eq!(rd(&mut u, CR), 0x300);
+}
+
+#[test]
+fn closure_sink() {
+    let mut n = 0;
+    {
+        let mut u = Pl011::new(|_b: u8| n += 1);
+        u.write(at(DR, 4), 1).unwrap();
+        u.write(at(DR, 4), 2).unwrap();
+    }
+    assert_eq!(n, 2);
+}
