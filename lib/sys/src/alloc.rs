@@ -1,0 +1,170 @@
+//! Bump allocation of CSpace slots and kernel objects for the root task and tests: nothing is
+//! ever freed individually; [`SlotAlloc::rewind`] gives slots back wholesale once their caps
+//! are deleted (e.g. after revoking the untyped they came from).
+
+use crate::caps::{CNode, Untyped};
+use crate::invoke::InvocationError;
+use axolotl_abi::{BootInfo, CPtr, Error, ObjectType, bootinfo::init_cap};
+
+/// Depth of a slot address in the root task's single-level CNode (its guard covers the rest).
+pub const ROOT_DEPTH: u64 = 64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotAlloc {
+    next: u64,
+    end: u64,
+}
+
+impl SlotAlloc {
+    /// Slots `[first, end)`.
+    pub const fn new(first: u64, end: u64) -> Self {
+        SlotAlloc { next: first, end }
+    }
+
+    /// The empty slots the kernel left in the root task's CNode.
+    pub fn from_bootinfo(bi: &BootInfo) -> Self {
+        Self::new(bi.first_free_slot, 1 << bi.cnode_size_bits)
+    }
+
+    pub fn alloc(&mut self) -> Option<CPtr> {
+        self.alloc_n(1)
+    }
+
+    /// `n` consecutive slots (Retype fills a window of slots).
+    pub fn alloc_n(&mut self, n: u64) -> Option<CPtr> {
+        (self.end - self.next >= n).then(|| {
+            self.next += n;
+            self.next - n
+        })
+    }
+
+    pub fn mark(&self) -> u64 {
+        self.next
+    }
+
+    /// Forgets every slot allocated since `mark` (the caller has emptied them).
+    pub fn rewind(&mut self, mark: u64) {
+        assert!(mark <= self.next);
+        self.next = mark;
+    }
+
+    pub fn remaining(&self) -> u64 {
+        self.end - self.next
+    }
+}
+
+/// Most untyped caps an [`ObjectAlloc`] draws from.
+pub const MAX_POOL: usize = 16;
+
+/// Creates objects in fresh slots of the root CNode, from a list of untyped caps, moving to
+/// the next one when the kernel says the current one is full.
+pub struct ObjectAlloc {
+    pub root: CNode,
+    pub slots: SlotAlloc,
+    pool: [Untyped; MAX_POOL],
+    len: usize,
+    cur: usize,
+}
+
+impl ObjectAlloc {
+    pub fn new(root: CNode, slots: SlotAlloc) -> Self {
+        ObjectAlloc {
+            root,
+            slots,
+            pool: [Untyped(0); MAX_POOL],
+            len: 0,
+            cur: 0,
+        }
+    }
+
+    /// The root task's allocator over every RAM (non-device) untyped, largest first.
+    pub fn from_bootinfo(bi: &BootInfo) -> Self {
+        let mut a = Self::new(CNode(init_cap::CNODE), SlotAlloc::from_bootinfo(bi));
+        let n = (bi.num_untyped as usize).min(bi.untyped.len());
+        let mut order: [usize; axolotl_abi::bootinfo::MAX_UNTYPED] = core::array::from_fn(|i| i);
+        order[..n].sort_unstable_by_key(|&i| core::cmp::Reverse(bi.untyped[i].size_bits));
+        for &i in &order[..n] {
+            if bi.untyped[i].is_device == 0 {
+                a.add_untyped(Untyped(init_cap::FIRST_UNTYPED + i as u64));
+            }
+        }
+        a
+    }
+
+    /// Returns false when the pool is full.
+    pub fn add_untyped(&mut self, ut: Untyped) -> bool {
+        if self.len == MAX_POOL {
+            return false;
+        }
+        self.pool[self.len] = ut;
+        self.len += 1;
+        true
+    }
+
+    /// One object of `ty` (`user_bits`: size of an Untyped, slots of a CNode) in a new slot.
+    pub fn alloc(&mut self, ty: ObjectType, user_bits: u64) -> Result<CPtr, InvocationError> {
+        let slot = self.slots.alloc().ok_or(InvocationError {
+            error: Error::NotEnoughMemory,
+            detail: [0; 5],
+            len: 0,
+            unknown_code: 0,
+        })?;
+        let mut last = None;
+        while self.cur < self.len {
+            match self.pool[self.cur].retype(ty, user_bits, self.root, 0, 0, slot, 1) {
+                Ok(()) => return Ok(slot),
+                Err(e) if e.error == Error::NotEnoughMemory => {
+                    last = Some(e);
+                    self.cur += 1;
+                }
+                Err(e) => {
+                    self.slots.rewind(slot);
+                    return Err(e);
+                }
+            }
+        }
+        self.slots.rewind(slot);
+        Err(last.unwrap_or(InvocationError {
+            error: Error::NotEnoughMemory,
+            detail: [0; 5],
+            len: 0,
+            unknown_code: 0,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_bump_and_rewind() {
+        let mut s = SlotAlloc::new(20, 24);
+        assert_eq!(s.alloc(), Some(20));
+        let m = s.mark();
+        assert_eq!(s.alloc_n(3), Some(21));
+        assert_eq!(s.alloc(), None);
+        s.rewind(m);
+        assert_eq!(s.remaining(), 3);
+        assert_eq!(s.alloc_n(4), None);
+        assert_eq!(s.alloc_n(3), Some(21));
+    }
+
+    #[test]
+    fn bootinfo_pool_skips_devices_and_starts_big() {
+        let mut bi = BootInfo {
+            cnode_size_bits: 12,
+            first_free_slot: 19,
+            num_untyped: 3,
+            untyped: [Default::default(); axolotl_abi::bootinfo::MAX_UNTYPED],
+            tick_hz: 100,
+        };
+        bi.untyped[0].size_bits = 20;
+        bi.untyped[1].size_bits = 30;
+        bi.untyped[1].is_device = 1;
+        bi.untyped[2].size_bits = 25;
+        let a = ObjectAlloc::from_bootinfo(&bi);
+        assert_eq!(&a.pool[..a.len], &[Untyped(18), Untyped(16)]);
+        assert_eq!(a.slots, SlotAlloc::new(19, 4096));
+    }
+}

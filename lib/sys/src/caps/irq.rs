@@ -1,0 +1,33 @@
+use super::{CNode, IrqControl, IrqHandler, Notification, invoke_unit};
+use crate::encode;
+use crate::invoke::InvocationError;
+
+type R = Result<(), InvocationError>;
+
+impl IrqControl {
+    /// Creates the handler cap of `irq` (level- or edge-triggered) in slot `index`/`depth`
+    /// of `root`.
+    pub fn get(self, irq: u64, edge: bool, root: CNode, index: u64, depth: u64) -> R {
+        invoke_unit(
+            self.0,
+            &encode::irq_control_get(irq, edge, root.0, index, depth),
+        )
+    }
+}
+
+impl IrqHandler {
+    /// Re-enables the interrupt after it was delivered.
+    pub fn ack(self) -> R {
+        invoke_unit(self.0, &encode::irq_handler_ack())
+    }
+    pub fn clear(self) -> R {
+        invoke_unit(self.0, &encode::irq_handler_clear())
+    }
+    /// Delivery signals `notification` (with its badge).
+    pub fn set_notification(self, notification: Notification) -> R {
+        invoke_unit(
+            self.0,
+            &encode::irq_handler_set_notification(notification.0),
+        )
+    }
+}

@@ -1,0 +1,114 @@
+use super::{CNode, Frame, Notification, VSpace, cap_type, invoke_unit};
+use crate::context::UserContext;
+use crate::encode;
+use crate::invoke::{InvocationError, invoke};
+use axolotl_abi::{CPtr, USER_CONTEXT_WORDS};
+
+cap_type!(
+    /// A thread.
+    Tcb
+);
+
+type R = Result<(), InvocationError>;
+
+impl Tcb {
+    /// `fault_ep` is resolved in the *caller's* CSpace (docs/abi.md); 0 = no fault handler.
+    #[allow(clippy::too_many_arguments)]
+    pub fn configure(
+        self,
+        fault_ep: CPtr,
+        cspace_root: CNode,
+        cspace_root_data: u64,
+        vspace_root: VSpace,
+        vspace_root_data: u64,
+        buffer: u64,
+        buffer_frame: Frame,
+    ) -> R {
+        let e = encode::tcb_configure(
+            fault_ep,
+            cspace_root.0,
+            cspace_root_data,
+            vspace_root.0,
+            vspace_root_data,
+            buffer,
+            buffer_frame.0,
+        );
+        invoke_unit(self.0, &e)
+    }
+
+    pub fn set_space(
+        self,
+        fault_ep: CPtr,
+        cspace_root: CNode,
+        cspace_root_data: u64,
+        vspace_root: VSpace,
+        vspace_root_data: u64,
+    ) -> R {
+        let e = encode::tcb_set_space(
+            fault_ep,
+            cspace_root.0,
+            cspace_root_data,
+            vspace_root.0,
+            vspace_root_data,
+        );
+        invoke_unit(self.0, &e)
+    }
+
+    pub fn set_ipc_buffer(self, buffer: u64, frame: Frame) -> R {
+        invoke_unit(self.0, &encode::tcb_set_ipc_buffer(buffer, frame.0))
+    }
+
+    /// `authority`'s maximum controlled priority bounds `priority`.
+    pub fn set_priority(self, authority: Tcb, priority: u64) -> R {
+        invoke_unit(self.0, &encode::tcb_set_priority(authority.0, priority))
+    }
+
+    pub fn set_mc_priority(self, authority: Tcb, mcp: u64) -> R {
+        invoke_unit(self.0, &encode::tcb_set_mc_priority(authority.0, mcp))
+    }
+
+    pub fn resume(self) -> R {
+        invoke_unit(self.0, &encode::tcb_resume())
+    }
+
+    pub fn suspend(self) -> R {
+        invoke_unit(self.0, &encode::tcb_suspend())
+    }
+
+    /// Writes the first `count` registers of `regs` (in `seL4_UserContext` order).
+    pub fn write_registers(
+        self,
+        resume: bool,
+        arch_flags: u64,
+        count: usize,
+        regs: &UserContext,
+    ) -> R {
+        invoke_unit(
+            self.0,
+            &encode::tcb_write_registers(resume, arch_flags, count, regs),
+        )
+    }
+
+    /// Reads the first `count` registers; the rest of the result is 0.
+    pub fn read_registers(
+        self,
+        suspend: bool,
+        arch_flags: u64,
+        count: usize,
+    ) -> Result<UserContext, InvocationError> {
+        let r = invoke(
+            self.0,
+            &encode::tcb_read_registers(suspend, arch_flags, count),
+        )?;
+        let n = r.len.min(USER_CONTEXT_WORDS);
+        Ok(UserContext::from_words(&r.words[..n]))
+    }
+
+    pub fn bind_notification(self, notification: Notification) -> R {
+        invoke_unit(self.0, &encode::tcb_bind_notification(notification.0))
+    }
+
+    pub fn unbind_notification(self) -> R {
+        invoke_unit(self.0, &encode::tcb_unbind_notification())
+    }
+}
