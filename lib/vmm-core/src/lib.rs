@@ -5,7 +5,12 @@
 pub mod bus;
 pub mod mmio;
 pub mod pl011;
+pub mod psci;
 
 pub use bus::{Access, Bus, DeviceError, DeviceId, MapError, MmioDevice, MmioOutcome};
 pub use mmio::{DecodeAction, DecodeError, MmioAccess, decode, fault_ipa};
 pub use pl011::{Pl011, TxSink};
+pub use psci::{Conduit, Psci, PsciAction, PsciReply};
+
+/// vCPUs per guest: GICv2's limit, and a fixed bound keeps state allocation-free.
+pub const MAX_VCPUS: usize = 8;
