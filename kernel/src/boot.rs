@@ -3,7 +3,7 @@
 use crate::arch::{cpu, gic::Gic, mmu, timer};
 use crate::boot_alloc::BootAlloc;
 use crate::state::KERNEL;
-use crate::{BOARD, kprintln, root_task, trap};
+use crate::{BOARD, bootcaps, kprintln, root_task, trap};
 
 static ROOT_TASK_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/root-task.elf"));
 
@@ -67,16 +67,18 @@ extern "C" fn kernel_main(vectors: u64) -> ! {
         Ok(l) => l,
         Err(e) => panic!("cannot load the root task: {e}"),
     };
-    let (free_lo, free_hi) = k.boot_mem.remaining();
+    let (ulo, uhi) = board.device_window;
+    // The console UART stays the kernel's.
+    let devices = [(ulo, board.uart_base), (board.uart_base + 0x1000, uhi)];
+    let caps = bootcaps::create(&loaded, &mut k.boot_mem, config.root_cnode_bits, &devices);
     kprintln!(
-        "root task: entry {:#x}, {} pages; free memory {:#x}-{:#x} ({} MiB)",
+        "root task: entry {:#x}, {} pages; {} untyped caps ({} MiB), {} device untyped caps",
         loaded.entry,
         loaded.pages,
-        free_lo,
-        free_hi,
-        (free_hi - free_lo) >> 20
+        caps.untyped,
+        caps.untyped_bytes >> 20,
+        caps.device_untyped
     );
-    k.live_threads = 1;
     // SAFETY: a fully initialised TCB.
     unsafe { k.sched.enqueue(loaded.tcb) };
     trap::schedule_and_return(k, false)

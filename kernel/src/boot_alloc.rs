@@ -30,9 +30,23 @@ impl BootAlloc {
     }
 }
 
+/// Splits `[lo, hi)` into the largest naturally aligned power-of-two blocks.
+pub fn blocks(mut lo: u64, hi: u64, mut f: impl FnMut(u64, u32)) {
+    while lo < hi {
+        let align = if lo == 0 { 63 } else { lo.trailing_zeros() };
+        let fit = 63 - (hi - lo).leading_zeros();
+        let bits = align.min(fit).min(47);
+        if bits >= 4 {
+            f(lo, bits);
+        }
+        lo += 1 << bits;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::vec::Vec;
 
     #[test]
     fn aligns_and_runs_out() {
@@ -44,5 +58,19 @@ mod tests {
         assert_eq!(a.alloc(12), None);
         assert_eq!(a.remaining(), (0x1000_4000, 0x1000_4000));
         assert_eq!(a.alloc(64), None);
+    }
+
+    #[test]
+    fn blocks_are_aligned_and_cover_the_range() {
+        let mut v = Vec::new();
+        blocks(0x4024_a000, 0x8000_0000, |p, b| v.push((p, b)));
+        let mut at = 0x4024_a000;
+        for &(p, b) in &v {
+            assert_eq!(p, at);
+            assert_eq!(p % (1 << b), 0);
+            at += 1 << b;
+        }
+        assert_eq!(at, 0x8000_0000);
+        assert!(v.len() < 40);
     }
 }

@@ -18,9 +18,19 @@ mod thread;
 #[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]
+mod bootcaps;
+#[cfg(target_os = "none")]
 mod console;
 #[cfg(target_os = "none")]
 mod fault;
+#[cfg(target_os = "none")]
+mod invoke;
+#[cfg(target_os = "none")]
+mod ipc;
+#[cfg(target_os = "none")]
+mod kobj;
+#[cfg(target_os = "none")]
+mod object;
 #[cfg(target_os = "none")]
 mod panic;
 #[cfg(target_os = "none")]

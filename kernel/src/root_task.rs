@@ -10,8 +10,7 @@ use crate::boot_alloc::BootAlloc;
 use crate::stage2::{self, MapAttrs, MemKind, Table};
 use crate::thread::Tcb;
 
-/// Top of the root task's stack (its layout matches a PD's: see docs/sdf.md).
-pub const STACK_TOP: u64 = 0x1_0000_0000;
+pub use axolotl_abi::bootinfo::{BOOTINFO_VADDR, IPC_BUFFER_VADDR, STACK_TOP};
 pub const STACK_PAGES: u64 = 4;
 pub const VMID: u8 = 1;
 
@@ -43,8 +42,12 @@ impl core::fmt::Display for LoadError {
 
 pub struct Loaded {
     pub tcb: *mut Tcb,
+    pub tcb_obj: u64,
     pub entry: u64,
     pub pages: u64,
+    pub vspace: u64,
+    pub bootinfo: u64,
+    pub ipc_buffer: u64,
 }
 
 fn zeroed_page(mem: &mut BootAlloc) -> Option<u64> {
@@ -72,7 +75,7 @@ pub fn load(image: &[u8], mem: &mut BootAlloc, priority: u8) -> Result<Loaded, L
         let end = va
             .checked_add(memsz)
             .ok_or(LoadError::SegmentOutOfRange { vaddr: va })?;
-        if end > STACK_TOP - STACK_PAGES * 4096 || filesz > memsz {
+        if end > BOOTINFO_VADDR || filesz > memsz {
             return Err(LoadError::SegmentOutOfRange { vaddr: va });
         }
         if va % 4096 != ph.p_offset % 4096 {
@@ -129,16 +132,47 @@ pub fn load(image: &[u8], mem: &mut BootAlloc, priority: u8) -> Result<Loaded, L
         .map_err(|_| LoadError::OutOfMemory)?;
         pages += 1;
     }
-    let tcb_mem = mem.alloc(11).ok_or(LoadError::OutOfMemory)?;
-    // SAFETY: fresh 2 KiB of boot memory; zeroed before use.
-    unsafe { core::ptr::write_bytes(tcb_mem as *mut u8, 0, 2048) };
-    let entry = elf.ehdr.e_entry;
-    let ctx = UserContext::new_el0(entry, STACK_TOP, 0);
-    // SAFETY: zeroed, aligned, owned memory.
-    let tcb = unsafe { Tcb::init_at(tcb_mem, 1, ctx, priority, root_pa, VMID) };
+    let bootinfo = zeroed_page(mem).ok_or(LoadError::OutOfMemory)?;
+    let ipc_buffer = zeroed_page(mem).ok_or(LoadError::OutOfMemory)?;
+    let ro = MapAttrs {
+        read: true,
+        write: false,
+        execute: false,
+        kind: MemKind::Cached,
+    };
+    for (va, pa, attrs) in [
+        (BOOTINFO_VADDR, bootinfo, ro),
+        (IPC_BUFFER_VADDR, ipc_buffer, stack_attrs),
+    ] {
+        root.map_page(va, pa, attrs, &mut || zeroed_page(mem))
+            .map_err(|_| LoadError::OutOfMemory)?;
+    }
+    let tcb_obj = mem.alloc(11).ok_or(LoadError::OutOfMemory)?;
+    // SAFETY: fresh 2 KiB of boot memory, zeroed before use.
+    unsafe { core::ptr::write_bytes(tcb_obj as *mut u8, 0, 2048) };
+    // SAFETY: a zeroed TCB object.
+    let tcb = unsafe { Tcb::init_object(tcb_obj, 1) };
     // SAFETY: just initialised.
-    unsafe { (*tcb).set_name("root-task") };
-    Ok(Loaded { tcb, entry, pages })
+    unsafe {
+        let t = &mut *tcb;
+        t.ctx = UserContext::new_el0(elf.ehdr.e_entry, STACK_TOP, BOOTINFO_VADDR);
+        t.priority = priority;
+        t.mcp = priority;
+        t.vspace_root = root_pa;
+        t.vmid = VMID;
+        t.ipc_buffer = IPC_BUFFER_VADDR;
+        t.ipc_buffer_pa = ipc_buffer;
+        t.set_name("root-task");
+    }
+    Ok(Loaded {
+        tcb,
+        tcb_obj,
+        entry: elf.ehdr.e_entry,
+        pages,
+        vspace: root_pa,
+        bootinfo,
+        ipc_buffer,
+    })
 }
 
 /// Makes instructions written through the data side visible to instruction fetch.

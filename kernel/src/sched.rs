@@ -169,14 +169,15 @@ mod tests {
     // The scheduler is exercised in QEMU by the kernel test suite; these host tests pin the
     // queue and bitmap logic, which the arch code does not touch.
     use super::*;
-    use crate::arch::context::UserContext;
     use std::boxed::Box;
 
     fn tcb(prio: u8, id: u32) -> *mut Tcb {
-        #[repr(C, align(1024))]
+        #[repr(C, align(2048))]
         struct Mem([u8; 2048]);
         let m = Box::leak(Box::new(Mem([0; 2048])));
-        unsafe { Tcb::init_at(m as *mut Mem as u64, id, UserContext::default(), prio, 0, 0) }
+        let t = unsafe { Tcb::init_object(m as *mut Mem as u64, id) };
+        unsafe { (*t).priority = prio };
+        t
     }
 
     #[test]

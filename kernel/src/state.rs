@@ -17,9 +17,23 @@ pub struct Kernel {
     /// VSpace currently installed in VTTBR_EL2.
     pub vspace: u64,
     pub boot_mem: BootAlloc,
-    /// Set once every user thread has stopped, so the idle loop can say the kernel lives.
-    pub all_stopped_at: Option<u64>,
-    pub live_threads: u32,
+    /// When a thread last stopped for good, so the idle loop can say the kernel lives on.
+    pub stopped_at: Option<u64>,
+    pub next_thread_id: u32,
+    /// Per interrupt: the notification its handler signals (0: none) and the badge.
+    pub irq_ntfn: [u64; MAX_IRQS],
+    pub irq_badge: [u64; MAX_IRQS],
+    /// An IRQ handler cap exists for it.
+    pub irq_claimed: [bool; MAX_IRQS],
+    pub irq_edge: [bool; MAX_IRQS],
+}
+
+/// Interrupt ids user level may claim: SPIs below this bound.
+pub const MAX_IRQS: usize = 256;
+
+/// Interrupts the kernel keeps for itself.
+pub fn irq_reserved(irq: u32) -> bool {
+    irq < 32
 }
 
 pub static KERNEL: Global<Kernel> = Global::new(Kernel {
@@ -30,6 +44,10 @@ pub static KERNEL: Global<Kernel> = Global::new(Kernel {
     fpu_owner: core::ptr::null_mut(),
     vspace: 0,
     boot_mem: BootAlloc::new(0, 0),
-    all_stopped_at: None,
-    live_threads: 0,
+    stopped_at: None,
+    next_thread_id: 1,
+    irq_ntfn: [0; MAX_IRQS],
+    irq_badge: [0; MAX_IRQS],
+    irq_claimed: [false; MAX_IRQS],
+    irq_edge: [false; MAX_IRQS],
 });

@@ -1,10 +1,11 @@
 //! System call dispatch. Returns true when the caller gives up the CPU.
 
-use axolotl_abi::{Error, Syscall};
+use axolotl_abi::{Error, FaultLabel, Rights, Syscall};
+use axolotl_kernel_core::Cap;
 
 use crate::state::Kernel;
 use crate::thread::Tcb;
-use crate::{console, fault, kprintln, stage2, trap};
+use crate::{console, fault, invoke, ipc, kprintln, stage2};
 
 /// Longest string one DebugPuts call prints.
 const PUTS_MAX: u64 = 256;
@@ -13,33 +14,126 @@ pub fn handle(k: &mut Kernel, t: *mut Tcb) -> bool {
     // SAFETY: t is the current, live thread.
     let tcb = unsafe { &mut *t };
     let nr = tcb.ctx.x[7];
-    match Syscall::from_number(nr) {
-        Some(Syscall::DebugPuts) => {
+    let cptr = tcb.ctx.x[0];
+    let Some(sys) = Syscall::from_number(nr) else {
+        unknown_syscall(k, t, nr);
+        return false;
+    };
+    match sys {
+        Syscall::DebugPuts => {
             tcb.ctx.x[0] = match debug_puts(tcb, tcb.ctx.x[0], tcb.ctx.x[1]) {
                 Ok(()) => 0,
                 Err(e) => e as u64,
             };
-            false
         }
-        Some(Syscall::DebugTicks) => {
-            tcb.ctx.x[0] = k.ticks;
-            false
-        }
-        Some(Syscall::Yield) => true,
-        Some(Syscall::ThreadExit) => {
+        Syscall::DebugTicks => tcb.ctx.x[0] = k.ticks,
+        Syscall::Yield => return true,
+        Syscall::ThreadExit => {
             kprintln!("kernel: thread '{}' (id {}) exited", tcb.name(), tcb.id);
-            trap::stop_thread(k, t, None);
-            false
+            crate::trap::stop_thread(k, t, None);
         }
-        // IPC arrives with issue #3; until then these are as unknown as any other number.
-        _ => {
-            let esr = crate::esr::Esr((crate::esr::ec::SVC64 as u64) << 26);
-            fault::report(tcb, esr, "unknown syscall");
-            kprintln!("kernel:   syscall number {nr}");
-            trap::stop_thread(k, t, Some("unknown syscall"));
-            false
+        Syscall::Reply => ipc::reply(k, t),
+        Syscall::ReplyRecv => {
+            ipc::reply(k, t);
+            receive(k, t, cptr, true);
+        }
+        Syscall::Recv | Syscall::Wait => receive(k, t, cptr, true),
+        Syscall::NBRecv | Syscall::Poll => receive(k, t, cptr, false),
+        Syscall::Call | Syscall::Send | Syscall::NBSend | Syscall::Signal => {
+            let call = sys == Syscall::Call;
+            match invoke::lookup_cap(t, cptr) {
+                Err(f) => cap_fault(k, t, cptr, false, f),
+                Ok((Cap::Endpoint { ptr, badge, rights }, _)) if rights.contains(Rights::WRITE) => {
+                    ipc::send(k, t, ptr, badge, rights, sys != Syscall::NBSend, call)
+                }
+                Ok((Cap::Notification { ptr, badge, rights }, _))
+                    if rights.contains(Rights::WRITE) =>
+                {
+                    ipc::signal(k, ptr, badge)
+                }
+                Ok((
+                    Cap::Endpoint { .. } | Cap::Notification { .. } | Cap::Reply { .. } | Cap::Null,
+                    _,
+                )) => cap_fault(
+                    k,
+                    t,
+                    cptr,
+                    false,
+                    axolotl_kernel_core::cspace::LookupFault::InvalidRoot,
+                ),
+                Ok((cap, slot)) => invoke::invoke(k, t, cap, slot, call),
+            }
         }
     }
+    false
+}
+
+fn receive(k: &mut Kernel, t: *mut Tcb, cptr: u64, blocking: bool) {
+    match invoke::lookup_cap(t, cptr) {
+        Ok((Cap::Endpoint { ptr, rights, .. }, _)) if rights.contains(Rights::READ) => {
+            ipc::recv(k, t, ptr, blocking)
+        }
+        Ok((Cap::Notification { ptr, rights, .. }, _)) if rights.contains(Rights::READ) => {
+            ipc::wait(k, t, ptr, blocking)
+        }
+        Ok(_) => cap_fault(
+            k,
+            t,
+            cptr,
+            true,
+            axolotl_kernel_core::cspace::LookupFault::InvalidRoot,
+        ),
+        Err(f) => cap_fault(k, t, cptr, true, f),
+    }
+}
+
+/// A capability lookup failed on a send or receive: a cap fault to the thread's handler.
+fn cap_fault(
+    k: &mut Kernel,
+    t: *mut Tcb,
+    cptr: u64,
+    in_recv: bool,
+    f: axolotl_kernel_core::cspace::LookupFault,
+) {
+    // SAFETY: t is live.
+    let ip = unsafe { (*t).ctx.elr } - 4;
+    let mut lw = [0u64; 4];
+    let n = f.words(&mut lw);
+    let mut words = [0u64; 8];
+    words[..4].copy_from_slice(&[ip, cptr, in_recv as u64, 0]);
+    words[3..3 + n].copy_from_slice(&lw[..n]);
+    deliver_fault(
+        k,
+        t,
+        FaultLabel::CapFault,
+        &words[..3 + n.max(1)],
+        "capability fault",
+    );
+}
+
+fn unknown_syscall(k: &mut Kernel, t: *mut Tcb, nr: u64) {
+    // SAFETY: t is live.
+    let c = unsafe { (*t).ctx };
+    let mut words = [0u64; 13];
+    words[..8].copy_from_slice(&c.x[..8]);
+    words[8..].copy_from_slice(&[c.elr, c.sp, c.x[30], c.spsr, nr]);
+    deliver_fault(k, t, FaultLabel::UnknownSyscall, &words, "unknown syscall");
+}
+
+/// Sends a fault to the thread's fault endpoint, or reports it and stops the thread.
+pub fn deliver_fault(k: &mut Kernel, t: *mut Tcb, label: FaultLabel, words: &[u64], what: &str) {
+    if ipc::send_fault(k, t, label as u64, words) {
+        return;
+    }
+    // SAFETY: t is live.
+    let tcb = unsafe { &*t };
+    kprintln!(
+        "kernel: FAULT in thread '{}' (id {}): {what}",
+        tcb.name(),
+        tcb.id
+    );
+    fault::dump_registers(&tcb.ctx);
+    crate::trap::stop_thread(k, t, Some(what));
 }
 
 /// Copies a string out of the thread's VSpace, page by page, through its stage-2 tables:

@@ -1,6 +1,32 @@
 //! Thread control blocks.
+//!
+//! A TCB object (2 KiB, retyped from untyped) starts with its capability slots, as seL4's
+//! TCB CNode: the deletion logic in `axolotl-kernel-core` empties them when the last cap to
+//! the TCB goes. The thread state (`Tcb`) follows at `TCB_STATE_OFFSET`.
 
 use crate::arch::context::{FpState, UserContext};
+
+/// Capability slots at the start of a TCB object.
+pub mod slot {
+    pub const CSPACE: usize = 0;
+    pub const VSPACE: usize = 1;
+    pub const IPC_BUFFER: usize = 2;
+    /// A copy of the fault endpoint cap, taken at configure time (MCS-style).
+    pub const FAULT_EP: usize = 3;
+    /// The one-shot reply cap of the last Call this thread received.
+    pub const REPLY: usize = 4;
+    pub const COUNT: u32 = 5;
+}
+
+pub const TCB_STATE_OFFSET: u64 = 256;
+
+/// A fault waiting for its handler's reply: what the kernel sent, so the reply is read right.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub label: u64,
+    pub len: usize,
+    pub words: [u64; 13],
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ThreadState {
@@ -9,29 +35,56 @@ pub enum ThreadState {
     Running,
     /// Runnable, in a ready queue.
     Ready,
+    BlockedOnSend {
+        ep: u64,
+        badge: u64,
+        can_grant: bool,
+        is_call: bool,
+    },
+    BlockedOnRecv {
+        ep: u64,
+    },
+    BlockedOnReply,
+    BlockedOnNotification {
+        ntfn: u64,
+    },
 }
 
 /// A thread. `ctx` comes first: while the thread runs, SP_EL2 points at `ctx`'s end, and
 /// entry.S saves the registers straight into it.
-#[repr(C, align(1024))]
+#[repr(C, align(16))]
 pub struct Tcb {
     pub ctx: UserContext,
     pub fp: FpState,
     pub state: ThreadState,
     pub priority: u8,
+    /// Maximum controlled priority: the highest priority this thread may give any thread.
+    pub mcp: u8,
     /// Ticks left in the current timeslice.
     pub timeslice: u32,
     pub vspace_root: u64,
     pub vmid: u8,
     pub name: [u8; 16],
     pub id: u32,
-    /// Ready-queue links (intrusive, so scheduling never allocates).
+    /// IPC buffer: user address and the physical address the kernel reaches it at (0: none).
+    pub ipc_buffer: u64,
+    pub ipc_buffer_pa: u64,
+    /// Notification bound to this thread (0: none).
+    pub bound_ntfn: u64,
+    /// The thread whose REPLY slot holds the reply cap to us, while we are BlockedOnReply.
+    pub reply_holder: *mut Tcb,
+    pub fault: Option<Fault>,
+    /// Ready-queue or IPC-queue links (a thread is in at most one queue).
     pub next: *mut Tcb,
     pub prev: *mut Tcb,
 }
 
 const _: () = assert!(core::mem::offset_of!(Tcb, ctx) == 0);
-const _: () = assert!(core::mem::size_of::<Tcb>() <= 2048, "a TCB object is 2 KiB");
+const _: () = assert!(
+    core::mem::size_of::<Tcb>() as u64 + TCB_STATE_OFFSET <= 2048,
+    "a TCB object is 2 KiB"
+);
+const _: () = assert!(slot::COUNT as u64 * 32 <= TCB_STATE_OFFSET);
 
 impl Tcb {
     pub fn name(&self) -> &str {
@@ -49,32 +102,45 @@ impl Tcb {
         self.name[..n].copy_from_slice(&name.as_bytes()[..n]);
     }
 
-    /// Initialises a TCB in place in zeroed memory.
+    /// The thread of a TCB object.
+    pub fn of_object(obj: u64) -> *mut Tcb {
+        (obj + TCB_STATE_OFFSET) as *mut Tcb
+    }
+
+    /// The TCB object a thread lives in.
+    pub fn object(t: *const Tcb) -> u64 {
+        t as u64 - TCB_STATE_OFFSET
+    }
+
+    /// Address of one of the thread's capability slots.
+    pub fn slot_addr(t: *const Tcb, i: usize) -> u64 {
+        Self::object(t) + (i as u64) * 32
+    }
+
+    /// Initialises the thread state of a zeroed TCB object.
     ///
     /// # Safety
-    /// `at` is 2 KiB of zeroed, kernel-owned memory aligned to 1 KiB.
-    pub unsafe fn init_at(
-        at: u64,
-        id: u32,
-        ctx: UserContext,
-        priority: u8,
-        vspace_root: u64,
-        vmid: u8,
-    ) -> *mut Tcb {
-        let t = at as *mut Tcb;
-        // SAFETY: forwarded to the caller; every field is valid when zeroed except the enum,
-        // which is written here before any read.
+    /// `obj` is a zeroed, kernel-owned 2 KiB TCB object.
+    pub unsafe fn init_object(obj: u64, id: u32) -> *mut Tcb {
+        let t = Self::of_object(obj);
+        // SAFETY: forwarded to the caller; the state area lies inside the object.
         unsafe {
             t.write(Tcb {
-                ctx,
+                ctx: UserContext::default(),
                 fp: FpState::default(),
                 state: ThreadState::Inactive,
-                priority,
+                priority: 0,
+                mcp: 0,
                 timeslice: 0,
-                vspace_root,
-                vmid,
+                vspace_root: 0,
+                vmid: 0,
                 name: [0; 16],
                 id,
+                ipc_buffer: 0,
+                ipc_buffer_pa: 0,
+                bound_ntfn: 0,
+                reply_holder: core::ptr::null_mut(),
+                fault: None,
                 next: core::ptr::null_mut(),
                 prev: core::ptr::null_mut(),
             });

@@ -1,5 +1,7 @@
 //! Kernel entry from user level (syscalls, faults, interrupts) and the way back out.
 
+use axolotl_abi::FaultLabel;
+
 use crate::arch::context::UserContext;
 use crate::arch::{cpu, fp_restore, fp_save, restore_user_context, timer};
 use crate::esr::{Esr, ec};
@@ -22,14 +24,30 @@ extern "C" fn handle_user_sync(ctx: *mut UserContext, esr: u64) -> ! {
             unsafe { (*t).ctx.elr += 4 };
             yielding = true;
         }
-        _ => {
-            // SAFETY: t is the current thread.
-            let tcb = unsafe { &*t };
-            fault::report(tcb, esr, esr.class_name());
-            stop_thread(k, t, Some(fault::kind(esr)));
-        }
+        _ => user_fault(k, t, esr),
     }
     schedule_and_return(k, yielding)
+}
+
+/// A processor fault of a user thread: a message to its fault endpoint, or, without one, a
+/// decoded report and the thread stops.
+fn user_fault(k: &mut Kernel, t: *mut Tcb, esr: Esr) {
+    // SAFETY: t is the current thread.
+    let c = unsafe { (*t).ctx };
+    if let Some(a) = esr.abort() {
+        let words = [c.elr, cpu::read_far(), a.instruction as u64, esr.0];
+        if crate::ipc::send_fault(k, t, FaultLabel::VmFault as u64, &words) {
+            return;
+        }
+    } else {
+        let words = [c.elr, c.sp, c.spsr, esr.ec() as u64, esr.iss() as u64];
+        if crate::ipc::send_fault(k, t, FaultLabel::UserException as u64, &words) {
+            return;
+        }
+    }
+    // SAFETY: t is live.
+    fault::report(unsafe { &*t }, esr, esr.class_name());
+    stop_thread(k, t, Some(fault::kind(esr)));
 }
 
 #[unsafe(no_mangle)]
@@ -63,9 +81,15 @@ pub fn handle_interrupts(k: &mut Kernel) -> bool {
             k.ticks += 1;
             timer::arm(k.tick_cycles);
             expired |= k.sched.tick();
+        } else if (irq as usize) < crate::state::MAX_IRQS && k.irq_ntfn[irq as usize] != 0 {
+            // Masked until the handler acks it (IrqHandlerAck), so a level interrupt does
+            // not fire again before its driver ran.
+            let (n, badge) = (k.irq_ntfn[irq as usize], k.irq_badge[irq as usize]);
+            if let Some(g) = k.gic.as_mut() {
+                g.mask(irq);
+            }
+            crate::ipc::signal(k, n, badge);
         } else {
-            // IRQ handler capabilities arrive with issue #3; until then nothing else is
-            // enabled, so anything here is spurious.
             kprintln!("kernel: spurious interrupt {irq}");
         }
         if let Some(g) = k.gic.as_mut() {
@@ -88,10 +112,7 @@ pub fn stop_thread(k: &mut Kernel, t: *mut Tcb, why: Option<&str>) {
     }
     // SAFETY: as above.
     unsafe { k.sched.make_inactive(t) };
-    k.live_threads -= 1;
-    if k.live_threads == 0 {
-        k.all_stopped_at = Some(k.ticks);
-    }
+    k.stopped_at = Some(k.ticks);
 }
 
 /// Picks the next thread and enters it; idles while nothing is runnable.
@@ -134,12 +155,12 @@ fn idle(k: &mut Kernel) {
     let before = k.ticks;
     cpu::wfi();
     handle_interrupts(k);
-    if let Some(since) = k.all_stopped_at {
+    if let Some(since) = k.stopped_at {
         // Liveness beacon while nothing runs: proves the kernel outlived its threads.
         let up = k.ticks - since;
         if k.ticks != before && (up == 100 || up.is_multiple_of(5000)) {
             kprintln!(
-                "kernel: idle, all threads stopped; uptime {} ticks",
+                "kernel: idle, no runnable threads; uptime {} ticks",
                 k.ticks
             );
         }

@@ -67,7 +67,7 @@ fn user_fault_is_reported_and_contained(gic: u8) {
             "x30 ",
             "kernel: thread 'root-task' (id 1) stopped (VM fault): it has no fault handler; the kernel continues",
             // The kernel outlives the thread: its idle beacon comes 100 ticks later.
-            "kernel: idle, all threads stopped; uptime",
+            "kernel: idle, no runnable threads; uptime",
         ],
         DEFAULT_TIMEOUT,
     ));

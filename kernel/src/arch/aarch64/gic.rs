@@ -79,6 +79,31 @@ impl Gic {
         }
     }
 
+    /// Stops an interrupt from being signalled (until `unmask`), keeping its configuration.
+    pub fn mask(&mut self, irq: u32) {
+        self.set_enabled(irq, false);
+    }
+
+    pub fn unmask(&mut self, irq: u32) {
+        self.set_enabled(irq, true);
+    }
+
+    pub fn disable(&mut self, irq: u32) {
+        self.set_enabled(irq, false);
+    }
+
+    fn set_enabled(&mut self, irq: u32, on: bool) {
+        let id = intid(irq);
+        match self {
+            Gic::V2(g) => {
+                let _ = g.enable_interrupt(id, on);
+            }
+            Gic::V3(g) => {
+                let _ = g.enable_interrupt(id, id.is_private().then_some(0), on);
+            }
+        }
+    }
+
     /// Acknowledges the highest-priority pending interrupt.
     pub fn ack(&mut self) -> Option<u32> {
         match self {

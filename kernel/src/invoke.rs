@@ -1,0 +1,483 @@
+//! Decoding of invocations on non-IPC capabilities (seL4's `decodeInvocation`), kept apart
+//! from the object logic in `axolotl-kernel-core`.
+
+use axolotl_abi::{Invocation, MessageInfo, Rights, USER_CONTEXT_WORDS};
+use axolotl_kernel_core::cnode::{CopyOp, copy_cap, rotate};
+use axolotl_kernel_core::cspace::{
+    LookupFault, lookup_cap as core_lookup_cap, lookup_slot_for_cnode_op,
+};
+use axolotl_kernel_core::untyped::{RetypeArgs, retype};
+use axolotl_kernel_core::{Cap, SlotRef, SyscallError};
+
+use crate::ipc::{self, get_mr, set_mr};
+use crate::kobj::Kobj;
+use crate::state::Kernel;
+use crate::thread::{Tcb, ThreadState, slot};
+
+fn slot_of(t: *mut Tcb, i: usize) -> SlotRef {
+    // SAFETY: TCB slots lie at the start of the live TCB object.
+    unsafe { SlotRef::from_addr(Tcb::slot_addr(t, i)).unwrap() }
+}
+
+pub fn cspace_root(t: *mut Tcb) -> Option<Cap> {
+    let c = slot_of(t, slot::CSPACE).cap();
+    matches!(c, Cap::CNode { .. }).then_some(c)
+}
+
+pub fn lookup_cap_in(root: Cap, cptr: u64) -> Result<(Cap, SlotRef), LookupFault> {
+    core_lookup_cap(root, cptr)
+}
+
+/// Looks a capability address up in the thread's CSpace, to full depth.
+pub fn lookup_cap(t: *mut Tcb, cptr: u64) -> Result<(Cap, SlotRef), LookupFault> {
+    let root = cspace_root(t).ok_or(LookupFault::InvalidRoot)?;
+    core_lookup_cap(root, cptr)
+}
+
+/// The reply to an invocation: label 0 and `len` result words, or the error and its details.
+fn reply(t: *mut Tcb, r: Result<usize, SyscallError>) {
+    let info = match r {
+        Ok(len) => MessageInfo::new(0, 0, 0, len as u64),
+        Err(e) => {
+            let mut words = [0u64; 5];
+            let n = e.detail_words(&mut words);
+            for (i, w) in words[..n].iter().enumerate() {
+                set_mr(t, i, *w);
+            }
+            MessageInfo::new(e.error() as u64, 0, 0, n as u64)
+        }
+    };
+    // SAFETY: t is live.
+    unsafe { (*t).ctx.x[1] = info.word() };
+}
+
+/// An extra cap of the message, looked up in the caller's CSpace.
+fn extra_cap(t: *mut Tcb, info: MessageInfo, i: usize) -> Result<(Cap, SlotRef), SyscallError> {
+    if (info.extra_caps() as usize) <= i {
+        return Err(SyscallError::TruncatedMessage);
+    }
+    let cptr = ipc::ipc_buffer(t)
+        .ok_or(SyscallError::TruncatedMessage)?
+        .caps_or_badges[i];
+    lookup_cap(t, cptr).map_err(|_| SyscallError::InvalidCapability { arg: i as u32 + 1 })
+}
+
+fn need(info: MessageInfo, n: u64) -> Result<(), SyscallError> {
+    if info.length() < n {
+        Err(SyscallError::TruncatedMessage)
+    } else {
+        Ok(())
+    }
+}
+
+/// Invokes `cap` (found at `cap_slot`) for thread `t`; writes the reply into its registers
+/// when `call`.
+pub fn invoke(k: &mut Kernel, t: *mut Tcb, cap: Cap, cap_slot: SlotRef, call: bool) {
+    // SAFETY: t is live.
+    let info = MessageInfo::from_word(unsafe { (*t).ctx.x[1] });
+    let mr = |i| get_mr(t, i);
+    let r = match (Invocation::from_label(info.label()), cap) {
+        (Some(Invocation::UntypedRetype), Cap::Untyped { .. }) => (|| {
+            need(info, 6)?;
+            let (root, _) = extra_cap(t, info, 0)?;
+            let args = RetypeArgs {
+                ty: mr(0),
+                user_size_bits: mr(1),
+                root,
+                node_index: mr(2),
+                node_depth: mr(3),
+                node_offset: mr(4),
+                node_window: mr(5),
+            };
+            retype(cap_slot, &args, &mut Kobj(k)).map(|_| 0)
+        })(),
+        (
+            Some(
+                l @ (Invocation::CNodeCopy
+                | Invocation::CNodeMint
+                | Invocation::CNodeMove
+                | Invocation::CNodeMutate),
+            ),
+            Cap::CNode { .. },
+        ) => (|| {
+            need(
+                info,
+                match l {
+                    Invocation::CNodeCopy | Invocation::CNodeMutate => 5,
+                    Invocation::CNodeMint => 6,
+                    _ => 4,
+                },
+            )?;
+            let dest = lookup_slot_for_cnode_op(false, cap, mr(0), mr(1))?;
+            let (src_root, _) = extra_cap(t, info, 0)?;
+            let src = lookup_slot_for_cnode_op(true, src_root, mr(2), mr(3))?;
+            let op = match l {
+                Invocation::CNodeCopy => CopyOp::Copy {
+                    rights: Rights::from_bits_truncate(mr(4)),
+                },
+                Invocation::CNodeMint => CopyOp::Mint {
+                    rights: Rights::from_bits_truncate(mr(4)),
+                    data: mr(5),
+                },
+                Invocation::CNodeMutate => CopyOp::Mutate { data: mr(4) },
+                _ => CopyOp::Move,
+            };
+            copy_cap(op, src, mr(3) as u32, dest).map(|_| 0)
+        })(),
+        (Some(Invocation::CNodeRotate), Cap::CNode { .. }) => (|| {
+            need(info, 8)?;
+            let dest = lookup_slot_for_cnode_op(false, cap, mr(0), mr(1))?;
+            let (pivot_root, _) = extra_cap(t, info, 0)?;
+            let (src_root, _) = extra_cap(t, info, 1)?;
+            let pivot = lookup_slot_for_cnode_op(true, pivot_root, mr(2), mr(3))?;
+            let src = lookup_slot_for_cnode_op(true, src_root, mr(5), mr(6))?;
+            rotate(src, mr(6) as u32, mr(7), pivot, mr(3) as u32, mr(4), dest).map(|_| 0)
+        })(),
+        (Some(l @ (Invocation::CNodeDelete | Invocation::CNodeRevoke)), Cap::CNode { .. }) => {
+            (|| {
+                need(info, 2)?;
+                let s = lookup_slot_for_cnode_op(false, cap, mr(0), mr(1))?;
+                let mut fin = Kobj(k);
+                // Without kernel preemption the loop runs to the end; each step is bounded.
+                loop {
+                    let done = if l == Invocation::CNodeDelete {
+                        axolotl_kernel_core::delete(s, &mut fin)
+                    } else {
+                        axolotl_kernel_core::revoke(s, &mut fin)
+                    };
+                    if done.is_ok() {
+                        break Ok(0);
+                    }
+                }
+            })()
+        }
+        (Some(l), Cap::Tcb { ptr }) => invoke_tcb(k, t, l, info, Tcb::of_object(ptr)),
+        (Some(Invocation::IrqControlGet), Cap::IrqControl) => (|| {
+            need(info, 4)?;
+            let irq = mr(0);
+            if !(32..crate::state::MAX_IRQS as u64).contains(&irq) {
+                return Err(SyscallError::RangeError {
+                    min: 32,
+                    max: crate::state::MAX_IRQS as u64 - 1,
+                });
+            }
+            if crate::state::irq_reserved(irq as u32) || k.irq_claimed[irq as usize] {
+                return Err(SyscallError::RevokeFirst);
+            }
+            let (root, _) = extra_cap(t, info, 0)?;
+            let dest = lookup_slot_for_cnode_op(false, root, mr(2), mr(3))?;
+            if !dest.cap().is_null() {
+                return Err(SyscallError::DeleteFirst);
+            }
+            // SAFETY: an IRQ handler cap derives from IRQ control.
+            unsafe {
+                axolotl_kernel_core::mdb::insert_copy(
+                    cap_slot,
+                    dest,
+                    Cap::IrqHandler { irq: irq as u32 },
+                )
+            };
+            k.irq_claimed[irq as usize] = true;
+            k.irq_edge[irq as usize] = mr(1) == 1;
+            Ok(0)
+        })(),
+        (Some(Invocation::IrqHandlerSetNotification), Cap::IrqHandler { irq }) => (|| {
+            let (n, _) = extra_cap(t, info, 0)?;
+            let Cap::Notification { ptr, badge, rights } = n else {
+                return Err(SyscallError::InvalidCapability { arg: 1 });
+            };
+            if !rights.contains(Rights::WRITE) {
+                return Err(SyscallError::InvalidCapability { arg: 1 });
+            }
+            k.irq_ntfn[irq as usize] = ptr;
+            k.irq_badge[irq as usize] = badge;
+            let edge = k.irq_edge[irq as usize];
+            if let Some(g) = k.gic.as_mut() {
+                g.enable(irq, !edge);
+            }
+            Ok(0)
+        })(),
+        (Some(Invocation::IrqHandlerAck), Cap::IrqHandler { irq }) => {
+            if let Some(g) = k.gic.as_mut() {
+                g.unmask(irq);
+            }
+            Ok(0)
+        }
+        (Some(Invocation::IrqHandlerClear), Cap::IrqHandler { irq }) => {
+            k.irq_ntfn[irq as usize] = 0;
+            if let Some(g) = k.gic.as_mut() {
+                g.disable(irq);
+            }
+            Ok(0)
+        }
+        (Some(Invocation::PageGetAddress), Cap::Frame { ptr, .. }) => {
+            set_mr(t, 0, ptr);
+            Ok(1)
+        }
+        (None, _) => Err(SyscallError::IllegalOperation),
+        _ => Err(SyscallError::IllegalOperation),
+    };
+    if call {
+        reply(t, r);
+    }
+}
+
+pub fn suspend(k: &mut Kernel, t: *mut Tcb) {
+    ipc::cancel_ipc(k, t);
+}
+
+fn invoke_tcb(
+    k: &mut Kernel,
+    caller: *mut Tcb,
+    l: Invocation,
+    info: MessageInfo,
+    t: *mut Tcb,
+) -> Result<usize, SyscallError> {
+    let mr = |i| get_mr(caller, i);
+    match l {
+        Invocation::TcbSuspend => {
+            suspend(k, t);
+            Ok(0)
+        }
+        Invocation::TcbResume => {
+            // SAFETY: t is live.
+            if unsafe { (*t).state } == ThreadState::Inactive {
+                // SAFETY: an inactive thread is in no queue.
+                unsafe { k.sched.enqueue(t) };
+            }
+            Ok(0)
+        }
+        Invocation::TcbSetPriority | Invocation::TcbSetMcPriority => {
+            need(info, 1)?;
+            let (auth, _) = extra_cap(caller, info, 0)?;
+            let Cap::Tcb { ptr } = auth else {
+                return Err(SyscallError::InvalidCapability { arg: 1 });
+            };
+            let prio = mr(0);
+            // SAFETY: the authority thread is live.
+            let mcp = unsafe { (*Tcb::of_object(ptr)).mcp } as u64;
+            if prio > mcp {
+                return Err(SyscallError::RangeError { min: 0, max: mcp });
+            }
+            // SAFETY: t is live; requeue it if it is ready so the queue matches its priority.
+            unsafe {
+                if l == Invocation::TcbSetMcPriority {
+                    (*t).mcp = prio as u8;
+                } else {
+                    let ready = (*t).state == ThreadState::Ready;
+                    if ready {
+                        k.sched.dequeue(t);
+                    }
+                    (*t).priority = prio as u8;
+                    if ready {
+                        k.sched.enqueue(t);
+                    }
+                }
+            }
+            Ok(0)
+        }
+        Invocation::TcbConfigure | Invocation::TcbSetSpace => {
+            let configure = l == Invocation::TcbConfigure;
+            need(info, if configure { 4 } else { 3 })?;
+            let (cspace, cspace_slot) = extra_cap(caller, info, 0)?;
+            let (vspace, vspace_slot) = extra_cap(caller, info, 1)?;
+            let buffer = if configure {
+                Some(extra_cap(caller, info, 2)?)
+            } else {
+                None
+            };
+            if !matches!(cspace, Cap::CNode { .. }) {
+                return Err(SyscallError::InvalidCapability { arg: 1 });
+            }
+            let Cap::VSpace {
+                ptr: vs,
+                asid: Some(asid),
+            } = vspace
+            else {
+                return Err(SyscallError::InvalidCapability { arg: 2 });
+            };
+            let fault_ep = mr(0);
+            let fault = if fault_ep == 0 {
+                None
+            } else {
+                match lookup_cap(caller, fault_ep) {
+                    Ok((c @ Cap::Endpoint { .. }, s)) => Some((c, s)),
+                    _ => return Err(SyscallError::InvalidCapability { arg: 0 }),
+                }
+            };
+            if let Some((bcap, _)) = buffer {
+                let Cap::Frame { .. } = bcap else {
+                    return Err(SyscallError::InvalidCapability { arg: 3 });
+                };
+                if mr(3) % 512 != 0 {
+                    return Err(SyscallError::AlignmentError);
+                }
+            }
+            install(
+                k,
+                t,
+                slot::CSPACE,
+                cspace_slot,
+                axolotl_kernel_core::derive::update_cap_data(false, mr(1), cspace),
+            )?;
+            install(k, t, slot::VSPACE, vspace_slot, vspace)?;
+            // SAFETY: t is live.
+            unsafe {
+                (*t).vspace_root = vs;
+                (*t).vmid = asid as u8;
+            }
+            match fault {
+                Some((c, s)) => install(k, t, slot::FAULT_EP, s, c)?,
+                None => clear_slot(k, t, slot::FAULT_EP),
+            }
+            if let Some((bcap, bslot)) = buffer {
+                set_ipc_buffer(k, t, mr(3), bcap, bslot)?;
+            }
+            Ok(0)
+        }
+        Invocation::TcbSetIpcBuffer => {
+            need(info, 1)?;
+            let (bcap, bslot) = extra_cap(caller, info, 0)?;
+            if mr(0) % 512 != 0 {
+                return Err(SyscallError::AlignmentError);
+            }
+            set_ipc_buffer(k, t, mr(0), bcap, bslot).map(|_| 0)
+        }
+        Invocation::TcbReadRegisters => {
+            need(info, 3)?;
+            let count = mr(2) as usize;
+            if count == 0 || count > USER_CONTEXT_WORDS {
+                return Err(SyscallError::RangeError {
+                    min: 1,
+                    max: USER_CONTEXT_WORDS as u64,
+                });
+            }
+            if mr(0) & 1 != 0 && t != caller {
+                suspend(k, t);
+            }
+            // SAFETY: t is live.
+            let c = unsafe { (*t).ctx };
+            for i in 0..count {
+                set_mr(caller, i, context_word(&c, i));
+            }
+            Ok(count)
+        }
+        Invocation::TcbWriteRegisters => {
+            need(info, 3)?;
+            let count = (mr(2) as usize)
+                .min(USER_CONTEXT_WORDS)
+                .min(info.length() as usize - 3);
+            for i in 0..count {
+                let v = mr(3 + i);
+                // SAFETY: t is live.
+                let c = unsafe { &mut (*t).ctx };
+                match i {
+                    0 => c.elr = v,
+                    1 => c.sp = v,
+                    2 => c.spsr = ipc::sanitise_spsr(v),
+                    3..=33 => c.x[i - 3] = v,
+                    _ => c.tpidr = v,
+                }
+            }
+            // SAFETY: t is live.
+            if mr(0) & 1 != 0 && t != caller && unsafe { (*t).state } == ThreadState::Inactive {
+                // SAFETY: inactive threads are in no queue.
+                unsafe { k.sched.enqueue(t) };
+            }
+            Ok(0)
+        }
+        Invocation::TcbBindNotification => {
+            let (n, _) = extra_cap(caller, info, 0)?;
+            let Cap::Notification { ptr, .. } = n else {
+                return Err(SyscallError::InvalidCapability { arg: 1 });
+            };
+            // SAFETY: t and the notification are live.
+            unsafe {
+                let no = crate::object::Notification::at(ptr);
+                if (*t).bound_ntfn != 0 || !no.bound.is_null() || !no.waiters.is_empty() {
+                    return Err(SyscallError::IllegalOperation);
+                }
+                no.bound = t;
+                (*t).bound_ntfn = ptr;
+            }
+            Ok(0)
+        }
+        Invocation::TcbUnbindNotification => {
+            // SAFETY: t is live, its bound notification too.
+            unsafe {
+                if (*t).bound_ntfn == 0 {
+                    return Err(SyscallError::IllegalOperation);
+                }
+                crate::object::Notification::at((*t).bound_ntfn).bound = core::ptr::null_mut();
+                (*t).bound_ntfn = 0;
+            }
+            Ok(0)
+        }
+        _ => Err(SyscallError::IllegalOperation),
+    }
+}
+
+/// Register `i` in seL4_UserContext order: pc, sp, spsr, x0..=x30, tpidr_el0.
+fn context_word(c: &crate::arch::context::UserContext, i: usize) -> u64 {
+    match i {
+        0 => c.elr,
+        1 => c.sp,
+        2 => c.spsr,
+        3..=33 => c.x[i - 3],
+        _ => c.tpidr,
+    }
+}
+
+fn clear_slot(k: &mut Kernel, t: *mut Tcb, i: usize) {
+    let s = slot_of(t, i);
+    let mut fin = Kobj(k);
+    while axolotl_kernel_core::delete(s, &mut fin).is_err() {}
+}
+
+/// Puts a derived copy of `cap` (from `src`) into one of the thread's own slots.
+fn install(
+    k: &mut Kernel,
+    t: *mut Tcb,
+    i: usize,
+    src: SlotRef,
+    cap: Cap,
+) -> Result<(), SyscallError> {
+    let derived = axolotl_kernel_core::derive::derive_cap(src, cap)?;
+    if derived.is_null() {
+        return Err(SyscallError::IllegalOperation);
+    }
+    clear_slot(k, t, i);
+    // SAFETY: `derived` comes from the cap in `src`.
+    unsafe { axolotl_kernel_core::mdb::insert_copy(src, slot_of(t, i), derived) };
+    Ok(())
+}
+
+fn set_ipc_buffer(
+    k: &mut Kernel,
+    t: *mut Tcb,
+    vaddr: u64,
+    bcap: Cap,
+    bslot: SlotRef,
+) -> Result<usize, SyscallError> {
+    let Cap::Frame {
+        ptr,
+        size,
+        is_device: false,
+        ..
+    } = bcap
+    else {
+        return Err(SyscallError::InvalidCapability { arg: 1 });
+    };
+    install(k, t, slot::IPC_BUFFER, bslot, bcap)?;
+    let off = vaddr & ((1u64 << size.bits()) - 1);
+    // SAFETY: t is live; the frame is kept alive by the cap just installed.
+    unsafe {
+        (*t).ipc_buffer = vaddr;
+        (*t).ipc_buffer_pa = if off + 4096 <= (1 << size.bits()) {
+            ptr + off
+        } else {
+            0
+        };
+    }
+    Ok(0)
+}

@@ -1,0 +1,466 @@
+//! Message passing (seL4 non-MCS semantics): endpoint send/receive, call with a one-shot
+//! reply cap, notifications, fault messages, and cancellation.
+
+use axolotl_abi::{IpcBuffer, MSG_MAX_LENGTH, MSG_REGISTERS_IN_CPU, MessageInfo, Rights};
+use axolotl_kernel_core::{Cap, SlotRef};
+
+use crate::object::{Endpoint, EpState, Notification};
+use crate::state::Kernel;
+use crate::thread::{Fault, Tcb, ThreadState, slot};
+
+/// The thread's IPC buffer, if it has one.
+pub fn ipc_buffer<'a>(t: *mut Tcb) -> Option<&'a mut IpcBuffer> {
+    // SAFETY: t is live; a non-zero `ipc_buffer_pa` points into the frame whose cap the
+    // TCB's IPC_BUFFER slot holds, which keeps the frame alive.
+    unsafe {
+        let pa = (*t).ipc_buffer_pa;
+        (pa != 0).then(|| &mut *(pa as *mut IpcBuffer))
+    }
+}
+
+pub fn get_mr(t: *mut Tcb, i: usize) -> u64 {
+    if i < MSG_REGISTERS_IN_CPU {
+        // SAFETY: t is live.
+        unsafe { (*t).ctx.x[2 + i] }
+    } else {
+        ipc_buffer(t).map_or(0, |b| b.msg[i])
+    }
+}
+
+pub fn set_mr(t: *mut Tcb, i: usize, v: u64) {
+    if i < MSG_REGISTERS_IN_CPU {
+        // SAFETY: t is live.
+        unsafe { (*t).ctx.x[2 + i] = v };
+    } else if let Some(b) = ipc_buffer(t) {
+        b.msg[i] = v;
+    }
+}
+
+/// Message length a thread can actually carry: 4 words without an IPC buffer.
+fn max_len(t: *mut Tcb) -> usize {
+    if ipc_buffer(t).is_some() {
+        MSG_MAX_LENGTH
+    } else {
+        MSG_REGISTERS_IN_CPU
+    }
+}
+
+/// Sets what a receive returns: badge in x0, tag in x1.
+fn deliver_tag(receiver: *mut Tcb, badge: u64, info: MessageInfo) {
+    // SAFETY: receiver is live.
+    unsafe {
+        (*receiver).ctx.x[0] = badge;
+        (*receiver).ctx.x[1] = info.word();
+    }
+}
+
+/// Copies a message from `sender` (its registers and IPC buffer, or the fault it carries) to
+/// `receiver`, transferring one capability when `grant` allows and the receiver asked.
+fn transfer(k: &mut Kernel, sender: *mut Tcb, receiver: *mut Tcb, badge: u64, grant: bool) {
+    // SAFETY: both threads are live.
+    if let Some(f) = unsafe { (*sender).fault } {
+        for (i, w) in f.words[..f.len].iter().enumerate() {
+            set_mr(receiver, i, *w);
+        }
+        deliver_tag(
+            receiver,
+            badge,
+            MessageInfo::new(f.label, 0, 0, f.len as u64),
+        );
+        return;
+    }
+    // SAFETY: as above.
+    let info = MessageInfo::from_word(unsafe { (*sender).ctx.x[1] });
+    let len = (info.length() as usize)
+        .min(max_len(sender))
+        .min(max_len(receiver));
+    for i in 0..len {
+        set_mr(receiver, i, get_mr(sender, i));
+    }
+    let mut extra = 0;
+    if grant && info.extra_caps() > 0 && transfer_cap(k, sender, receiver) {
+        extra = 1;
+    }
+    deliver_tag(
+        receiver,
+        badge,
+        MessageInfo::new(info.label(), 0, extra, len as u64),
+    );
+}
+
+/// Moves a derived copy of the sender's first extra cap into the receiver's receive slot.
+fn transfer_cap(_k: &mut Kernel, sender: *mut Tcb, receiver: *mut Tcb) -> bool {
+    let (Some(sb), Some(rb)) = (ipc_buffer(sender), ipc_buffer(receiver)) else {
+        return false;
+    };
+    let Ok((cap, src)) = crate::invoke::lookup_cap(sender, sb.caps_or_badges[0]) else {
+        return false;
+    };
+    let Some(rroot) = crate::invoke::cspace_root(receiver) else {
+        return false;
+    };
+    let Ok(dest_root) = (if rb.receive_depth == 0 {
+        Ok(rroot)
+    } else {
+        crate::invoke::lookup_cap_in(rroot, rb.receive_cnode).map(|(c, _)| c)
+    }) else {
+        return false;
+    };
+    let depth = if rb.receive_depth == 0 {
+        64
+    } else {
+        rb.receive_depth
+    };
+    let Ok(dest) =
+        axolotl_kernel_core::cspace::lookup_target_slot(dest_root, rb.receive_index, depth)
+    else {
+        return false;
+    };
+    if !dest.cap().is_null() {
+        return false;
+    }
+    let Ok(derived) = axolotl_kernel_core::derive::derive_cap(src, cap) else {
+        return false;
+    };
+    if derived.is_null() {
+        return false;
+    }
+    // SAFETY: `derived` comes from the cap in `src`.
+    unsafe { axolotl_kernel_core::mdb::insert_copy(src, dest, derived) };
+    true
+}
+
+fn wake(k: &mut Kernel, t: *mut Tcb) {
+    // SAFETY: t is live and in no queue.
+    unsafe { k.sched.enqueue(t) };
+}
+
+/// Gives the receiver a one-shot reply cap to `caller`, who waits for it.
+fn setup_reply(caller: *mut Tcb, receiver: *mut Tcb, can_grant: bool) {
+    // SAFETY: both are live; the REPLY slot belongs to the receiver's TCB object. Reply caps
+    // are not in the derivation tree: `reply_holder` links the two ends instead, and both
+    // sides clear the link when either thread goes away.
+    unsafe {
+        let s = SlotRef::from_addr(Tcb::slot_addr(receiver, slot::REPLY)).unwrap();
+        if let Cap::Reply { tcb, .. } = s.cap() {
+            // An unanswered earlier caller loses its reply path, as in seL4.
+            let old = tcb as *mut Tcb;
+            if (*old).reply_holder == receiver {
+                (*old).reply_holder = core::ptr::null_mut();
+            }
+        }
+        s.write_cap(Cap::Reply {
+            tcb: caller as u64,
+            can_grant,
+        });
+        (*caller).state = ThreadState::BlockedOnReply;
+        (*caller).reply_holder = receiver;
+    }
+}
+
+/// Send on an endpoint (Send, NBSend, Call). Returns false if nothing happened (NBSend
+/// without a receiver).
+pub fn send(
+    k: &mut Kernel,
+    sender: *mut Tcb,
+    ep_ptr: u64,
+    badge: u64,
+    rights: Rights,
+    blocking: bool,
+    call: bool,
+) {
+    // SAFETY: ep_ptr comes from a valid endpoint cap.
+    let ep = unsafe { Endpoint::at(ep_ptr) };
+    let can_grant = rights.contains(Rights::GRANT);
+    let can_grant_reply = can_grant || rights.contains(Rights::GRANT_REPLY);
+    match ep.state() {
+        EpState::Recv => {
+            let mut q = ep.queue();
+            // SAFETY: queued threads are live.
+            let receiver = unsafe { q.pop() }.expect("Recv state with an empty queue");
+            ep.set(q, EpState::Recv);
+            transfer(k, sender, receiver, badge, can_grant);
+            if call {
+                if can_grant_reply {
+                    setup_reply(sender, receiver, can_grant);
+                } else {
+                    // SAFETY: sender is live.
+                    unsafe { k.sched.make_inactive(sender) };
+                }
+            }
+            wake(k, receiver);
+        }
+        EpState::Idle | EpState::Send if blocking => {
+            // SAFETY: sender is live and running, so in no queue.
+            unsafe {
+                (*sender).state = ThreadState::BlockedOnSend {
+                    ep: ep_ptr,
+                    badge,
+                    can_grant,
+                    is_call: call,
+                };
+                let mut q = ep.queue();
+                q.push(sender);
+                ep.set(q, EpState::Send);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Receive on an endpoint (Recv, NBRecv).
+pub fn recv(k: &mut Kernel, receiver: *mut Tcb, ep_ptr: u64, blocking: bool) {
+    // A bound notification with pending bits is delivered first.
+    // SAFETY: receiver is live; bound_ntfn, when set, is a live notification.
+    let bound = unsafe { (*receiver).bound_ntfn };
+    if bound != 0 {
+        // SAFETY: as above.
+        let n = unsafe { Notification::at(bound) };
+        if n.word != 0 {
+            deliver_tag(receiver, n.word, MessageInfo::new(0, 0, 0, 0));
+            n.word = 0;
+            return;
+        }
+    }
+    // SAFETY: ep_ptr comes from a valid endpoint cap.
+    let ep = unsafe { Endpoint::at(ep_ptr) };
+    match ep.state() {
+        EpState::Send => {
+            let mut q = ep.queue();
+            // SAFETY: queued threads are live.
+            let sender = unsafe { q.pop() }.expect("Send state with an empty queue");
+            ep.set(q, EpState::Send);
+            // SAFETY: sender is live.
+            let ThreadState::BlockedOnSend {
+                badge,
+                can_grant,
+                is_call,
+                ..
+            } = (unsafe { (*sender).state })
+            else {
+                unreachable!("a thread in a send queue is BlockedOnSend")
+            };
+            transfer(k, sender, receiver, badge, can_grant);
+            // SAFETY: sender is live.
+            let faulted = unsafe { (*sender).fault.is_some() };
+            if is_call || faulted {
+                setup_reply(sender, receiver, can_grant);
+            } else {
+                wake(k, sender);
+            }
+        }
+        _ if blocking => {
+            // SAFETY: receiver is live and running.
+            unsafe {
+                (*receiver).state = ThreadState::BlockedOnRecv { ep: ep_ptr };
+                let mut q = ep.queue();
+                q.push(receiver);
+                ep.set(q, EpState::Recv);
+            }
+        }
+        _ => deliver_tag(receiver, 0, MessageInfo::new(0, 0, 0, 0)),
+    }
+}
+
+/// Reply through the replier's REPLY slot (Reply, first half of ReplyRecv). A reply to a
+/// fault resumes the faulted thread, with registers from the message when it has any.
+pub fn reply(k: &mut Kernel, replier: *mut Tcb) {
+    // SAFETY: the REPLY slot belongs to the replier's live TCB object.
+    let s = unsafe { SlotRef::from_addr(Tcb::slot_addr(replier, slot::REPLY)).unwrap() };
+    let Cap::Reply { tcb, .. } = s.cap() else {
+        return;
+    };
+    // SAFETY: clearing our own slot; then validating the caller still waits on us.
+    unsafe { s.write_cap(Cap::Null) };
+    let caller = tcb as *mut Tcb;
+    // SAFETY: reply_holder links are cleared whenever either end goes away, so a caller
+    // that still names us as holder is live.
+    unsafe {
+        if (*caller).reply_holder != replier || (*caller).state != ThreadState::BlockedOnReply {
+            return;
+        }
+        (*caller).reply_holder = core::ptr::null_mut();
+        if let Some(f) = (*caller).fault.take() {
+            apply_fault_reply(replier, caller, f);
+        } else {
+            transfer(k, replier, caller, 0, false);
+        }
+    }
+    wake(k, caller);
+}
+
+/// seL4's fault-reply rules: a VM fault retries the access; user exceptions and unknown
+/// syscalls take registers from a non-empty reply.
+fn apply_fault_reply(replier: *mut Tcb, caller: *mut Tcb, f: Fault) {
+    // SAFETY: both live.
+    let info = MessageInfo::from_word(unsafe { (*replier).ctx.x[1] });
+    let n = info.length() as usize;
+    if info.label() != 0 || n == 0 {
+        return;
+    }
+    // SAFETY: caller is live and blocked.
+    let c = unsafe { &mut (*caller).ctx };
+    match axolotl_abi::FaultLabel::from_label(f.label) {
+        Some(axolotl_abi::FaultLabel::UserException) => {
+            let w = |i| get_mr(replier, i);
+            if n >= 1 {
+                c.elr = w(0);
+            }
+            if n >= 2 {
+                c.sp = w(1);
+            }
+            if n >= 3 {
+                c.spsr = sanitise_spsr(w(2));
+            }
+        }
+        Some(axolotl_abi::FaultLabel::UnknownSyscall) => {
+            for i in 0..n.min(13) {
+                let v = get_mr(replier, i);
+                match i {
+                    0..=7 => c.x[i] = v,
+                    8 => c.elr = v,
+                    9 => c.sp = v,
+                    10 => c.x[30] = v,
+                    11 => c.spsr = sanitise_spsr(v),
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A user-supplied PSTATE may change only the condition flags: the thread stays at EL0t with
+/// interrupts unmasked.
+pub fn sanitise_spsr(v: u64) -> u64 {
+    v & 0xf000_0000
+}
+
+/// Delivers a fault of `t` to its fault endpoint as a Call; false when it has none.
+pub fn send_fault(k: &mut Kernel, t: *mut Tcb, label: u64, words: &[u64]) -> bool {
+    // SAFETY: the FAULT_EP slot belongs to t's live TCB object.
+    let s = unsafe { SlotRef::from_addr(Tcb::slot_addr(t, slot::FAULT_EP)).unwrap() };
+    let Cap::Endpoint { ptr, badge, rights } = s.cap() else {
+        return false;
+    };
+    if !rights.contains(Rights::WRITE) {
+        return false;
+    }
+    let mut f = Fault {
+        label,
+        len: words.len().min(13),
+        words: [0; 13],
+    };
+    f.words[..f.len].copy_from_slice(&words[..f.len]);
+    // SAFETY: t is live.
+    unsafe { (*t).fault = Some(f) };
+    // Faults always carry the reply right: the handler must be able to resume the thread.
+    send(
+        k,
+        t,
+        ptr,
+        badge,
+        rights.union(Rights::GRANT_REPLY),
+        true,
+        true,
+    );
+    true
+}
+
+/// Signal a notification with `badge` (Signal, Send on a notification cap).
+pub fn signal(k: &mut Kernel, ntfn_ptr: u64, badge: u64) {
+    // SAFETY: ntfn_ptr comes from a valid notification cap.
+    let n = unsafe { Notification::at(ntfn_ptr) };
+    // SAFETY: queued threads are live.
+    if let Some(w) = unsafe { n.waiters.pop() } {
+        deliver_tag(w, badge, MessageInfo::new(0, 0, 0, 0));
+        wake(k, w);
+        return;
+    }
+    let bound = n.bound;
+    // SAFETY: a bound thread is live (unbinding clears `bound`).
+    if !bound.is_null() && matches!(unsafe { (*bound).state }, ThreadState::BlockedOnRecv { .. }) {
+        cancel_ipc(k, bound);
+        deliver_tag(bound, badge, MessageInfo::new(0, 0, 0, 0));
+        wake(k, bound);
+        return;
+    }
+    n.word |= badge;
+}
+
+/// Wait (blocking) or Poll on a notification.
+pub fn wait(_k: &mut Kernel, t: *mut Tcb, ntfn_ptr: u64, blocking: bool) {
+    // SAFETY: ntfn_ptr comes from a valid notification cap.
+    let n = unsafe { Notification::at(ntfn_ptr) };
+    if n.word != 0 || !blocking {
+        deliver_tag(t, n.word, MessageInfo::new(0, 0, 0, 0));
+        n.word = 0;
+        return;
+    }
+    // SAFETY: t is live and running.
+    unsafe {
+        (*t).state = ThreadState::BlockedOnNotification { ntfn: ntfn_ptr };
+        n.waiters.push(t);
+    }
+}
+
+/// Takes a thread out of whatever IPC it is blocked in; it becomes Inactive.
+pub fn cancel_ipc(k: &mut Kernel, t: *mut Tcb) {
+    // SAFETY: t is live; the objects it is blocked on are live while it is queued on them.
+    unsafe {
+        match (*t).state {
+            ThreadState::BlockedOnSend { ep, .. } | ThreadState::BlockedOnRecv { ep } => {
+                let e = Endpoint::at(ep);
+                let st = e.state();
+                let mut q = e.queue();
+                q.remove(t);
+                e.set(q, st);
+            }
+            ThreadState::BlockedOnNotification { ntfn } => Notification::at(ntfn).waiters.remove(t),
+            ThreadState::BlockedOnReply => (*t).reply_holder = core::ptr::null_mut(),
+            _ => {}
+        }
+        (*t).fault = None;
+        k.sched.make_inactive(t);
+    }
+}
+
+/// An endpoint is going away: every waiter re-executes its syscall (seL4's restart), which
+/// then finds the capability gone.
+pub fn cancel_all_endpoint(k: &mut Kernel, ep_ptr: u64) {
+    // SAFETY: a live endpoint being finalised.
+    let e = unsafe { Endpoint::at(ep_ptr) };
+    let mut q = e.queue();
+    // SAFETY: queued threads are live.
+    while let Some(t) = unsafe { q.pop() } {
+        restart(k, t);
+    }
+    e.set(q, EpState::Idle);
+}
+
+pub fn cancel_all_notification(k: &mut Kernel, ntfn_ptr: u64) {
+    // SAFETY: a live notification being finalised.
+    let n = unsafe { Notification::at(ntfn_ptr) };
+    // SAFETY: queued threads are live.
+    while let Some(t) = unsafe { n.waiters.pop() } {
+        restart(k, t);
+    }
+    if !n.bound.is_null() {
+        // SAFETY: the bound thread is live.
+        unsafe { (*n.bound).bound_ntfn = 0 };
+        n.bound = core::ptr::null_mut();
+    }
+}
+
+fn restart(k: &mut Kernel, t: *mut Tcb) {
+    // SAFETY: t is live; ELR points past its `svc`.
+    unsafe {
+        if (*t).fault.is_some() {
+            // A faulting thread re-faults when resumed, which finds the endpoint gone.
+            (*t).fault = None;
+        } else {
+            (*t).ctx.elr -= 4;
+        }
+    }
+    wake(k, t);
+}

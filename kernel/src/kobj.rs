@@ -1,0 +1,85 @@
+//! The kernel's side of object creation and destruction, called by `axolotl-kernel-core`.
+
+use axolotl_abi::ObjectType;
+use axolotl_kernel_core::Cap;
+use axolotl_kernel_core::delete::{Finalise, Finalised};
+use axolotl_kernel_core::untyped::ObjectInit;
+
+use crate::ipc;
+use crate::state::Kernel;
+use crate::thread::{Tcb, slot};
+
+pub struct Kobj<'a>(pub &'a mut Kernel);
+
+fn zero(addr: u64, len: u64) {
+    // SAFETY: kernel-core hands us memory of an untyped that no live object uses.
+    unsafe { core::ptr::write_bytes(addr as *mut u8, 0, len as usize) };
+}
+
+impl ObjectInit for Kobj<'_> {
+    fn reset_untyped(&mut self, base: u64, used: u64, is_device: bool) {
+        if !is_device {
+            zero(base, used);
+        }
+    }
+
+    fn init_object(&mut self, ty: ObjectType, addr: u64, size_bits: u32, is_device: bool) {
+        if is_device {
+            return;
+        }
+        if ty != ObjectType::CNode {
+            zero(addr, 1 << size_bits);
+        }
+        if ty == ObjectType::Tcb {
+            self.0.next_thread_id += 1;
+            // SAFETY: a zeroed TCB object.
+            unsafe { Tcb::init_object(addr, self.0.next_thread_id) };
+        }
+    }
+}
+
+impl Finalise for Kobj<'_> {
+    fn finalise(&mut self, cap: &Cap, is_final: bool) -> Finalised {
+        let k = &mut *self.0;
+        match *cap {
+            Cap::Endpoint { ptr, .. } if is_final => ipc::cancel_all_endpoint(k, ptr),
+            Cap::Notification { ptr, .. } if is_final => ipc::cancel_all_notification(k, ptr),
+            Cap::Tcb { ptr } if is_final => {
+                let t = Tcb::of_object(ptr);
+                crate::invoke::suspend(k, t);
+                // SAFETY: t is live until its slots are emptied.
+                unsafe {
+                    if (*t).bound_ntfn != 0 {
+                        crate::object::Notification::at((*t).bound_ntfn).bound =
+                            core::ptr::null_mut();
+                        (*t).bound_ntfn = 0;
+                    }
+                }
+                if k.fpu_owner == t {
+                    k.fpu_owner = core::ptr::null_mut();
+                }
+                if k.sched.current == t {
+                    k.sched.current = core::ptr::null_mut();
+                }
+                return Finalised::Slots { count: slot::COUNT };
+            }
+            Cap::Reply { tcb, .. } => {
+                let caller = tcb as *mut Tcb;
+                // SAFETY: a caller still linked to a holder is live.
+                unsafe {
+                    if !(*caller).reply_holder.is_null() {
+                        (*caller).reply_holder = core::ptr::null_mut();
+                    }
+                }
+            }
+            Cap::IrqHandler { irq } if is_final => {
+                if let Some(g) = k.gic.as_mut() {
+                    g.disable(irq);
+                }
+                k.irq_ntfn[irq as usize % crate::state::MAX_IRQS] = 0;
+            }
+            _ => {}
+        }
+        Finalised::Done
+    }
+}
