@@ -6,11 +6,13 @@ pub mod bus;
 pub mod mmio;
 pub mod pl011;
 pub mod psci;
+pub mod vgic;
 
 pub use bus::{Access, Bus, DeviceError, DeviceId, MapError, MmioDevice, MmioOutcome};
 pub use mmio::{DecodeAction, DecodeError, MmioAccess, decode, fault_ipa};
 pub use pl011::{Pl011, TxSink};
 pub use psci::{Conduit, Psci, PsciAction, PsciReply};
+pub use vgic::{GicVersion, Vgic, VgicConfig};
 
 /// vCPUs per guest: GICv2's limit, and a fixed bound keeps state allocation-free.
 pub const MAX_VCPUS: usize = 8;
