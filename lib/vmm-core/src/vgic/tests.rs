@@ -1,3 +1,4 @@
+extern crate std;
 use super::*;
 use crate::bus::Access;
 
