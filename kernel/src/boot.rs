@@ -70,7 +70,13 @@ extern "C" fn kernel_main(vectors: u64) -> ! {
     let (ulo, uhi) = board.device_window;
     // The console UART stays the kernel's.
     let devices = [(ulo, board.uart_base), (board.uart_base + 0x1000, uhi)];
-    let caps = bootcaps::create(&loaded, &mut k.boot_mem, config.root_cnode_bits, &devices);
+    let caps = bootcaps::create(
+        &loaded,
+        &mut k.boot_mem,
+        &mut k.asids,
+        config.root_cnode_bits,
+        &devices,
+    );
     kprintln!(
         "root task: entry {:#x}, {} pages; {} untyped caps ({} MiB), {} device untyped caps",
         loaded.entry,

@@ -27,6 +27,7 @@ fn slot_at(addr: u64) -> SlotRef {
 pub fn create(
     loaded: &Loaded,
     mem: &mut BootAlloc,
+    asids: &mut axolotl_kernel_core::asid::AsidTable,
     cnode_bits: u8,
     devices: &[(u64, u64)],
 ) -> Summary {
@@ -65,11 +66,22 @@ pub fn create(
             at(init_cap::VSPACE),
             Cap::VSpace {
                 ptr: loaded.vspace,
-                asid: Some(VMID as u16),
+                asid: None,
             },
         );
         mdb::insert_root(at(init_cap::IRQ_CONTROL), Cap::IrqControl);
         mdb::insert_root(at(init_cap::ASID_CONTROL), Cap::AsidControl);
+        // Pool 0 for the root task, whose VSpace takes its first ASID (VMID 1).
+        asids
+            .make_pool(at(init_cap::ASID_CONTROL), at(init_cap::ASID_POOL))
+            .expect("ASID pool 0");
+        let asid = asids
+            .assign(at(init_cap::ASID_POOL), at(init_cap::VSPACE))
+            .expect("root ASID");
+        assert_eq!(
+            asid, VMID as u16,
+            "the root task was built with VMID {VMID}"
+        );
         mdb::insert_root(
             at(init_cap::BOOTINFO_FRAME),
             frame(loaded.bootinfo, BOOTINFO_VADDR, Rights::READ),

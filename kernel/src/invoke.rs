@@ -214,6 +214,17 @@ pub fn invoke(k: &mut Kernel, t: *mut Tcb, cap: Cap, cap_slot: SlotRef, call: bo
             set_mr(t, 0, ptr);
             Ok(1)
         }
+        (
+            Some(
+                l @ (Invocation::PageTableMap
+                | Invocation::PageTableUnmap
+                | Invocation::PageMap
+                | Invocation::PageUnmap
+                | Invocation::AsidControlMakePool
+                | Invocation::AsidPoolAssign),
+            ),
+            _,
+        ) => crate::vm::invoke(k, l, info, cap, cap_slot, &mr, &|i| extra_cap(t, info, i)),
         (None, _) => Err(SyscallError::IllegalOperation),
         _ => Err(SyscallError::IllegalOperation),
     };

@@ -72,6 +72,15 @@ impl Finalise for Kobj<'_> {
                     }
                 }
             }
+            Cap::Frame { .. } | Cap::PageTable { .. } => crate::vm::unmap(k, *cap),
+            Cap::VSpace {
+                ptr,
+                asid: Some(asid),
+            } if is_final && k.asids.free_asid(asid, ptr) => crate::vm::flush_tlb(),
+            Cap::AsidPool { base } if is_final => {
+                k.asids.free_pool(base, |_, _| {});
+                crate::vm::flush_tlb();
+            }
             Cap::IrqHandler { irq } if is_final => {
                 if let Some(g) = k.gic.as_mut() {
                     g.disable(irq);

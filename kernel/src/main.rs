@@ -41,6 +41,8 @@ mod state;
 mod syscall;
 #[cfg(target_os = "none")]
 mod trap;
+#[cfg(target_os = "none")]
+mod vm;
 
 mod board {
     include!(concat!(env!("OUT_DIR"), "/board.rs"));

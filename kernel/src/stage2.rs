@@ -158,6 +158,89 @@ impl Table {
         Ok(())
     }
 
+    /// Installs the zeroed table at `table_pa` at the first level missing on the walk to
+    /// `ipa` (2 or 3); `AlreadyMapped` when the walk is complete (seL4: DeleteFirst).
+    pub fn map_table(self, ipa: u64, table_pa: u64) -> Result<u8, MapError> {
+        if ipa >> IPA_BITS != 0 || table_pa & !ADDR_MASK != 0 || !table_pa.is_multiple_of(PAGE_SIZE)
+        {
+            return Err(MapError::BadAddress);
+        }
+        let mut table = self;
+        for level in 1..3u8 {
+            let i = index(ipa, level);
+            match table.next(i) {
+                Some(t) => table = t,
+                None if table.get(i) & VALID != 0 => return Err(MapError::AlreadyMapped),
+                None => {
+                    table.set(i, table_pa | VALID | TABLE_OR_PAGE);
+                    return Ok(level + 1);
+                }
+            }
+        }
+        Err(MapError::AlreadyMapped)
+    }
+
+    /// Maps a 2 MiB block at level 2; the level-2 table must exist.
+    pub fn map_block(self, ipa: u64, pa: u64, attrs: MapAttrs) -> Result<(), MapError> {
+        let block = 1u64 << 21;
+        if ipa >> IPA_BITS != 0
+            || !ipa.is_multiple_of(block)
+            || !pa.is_multiple_of(block)
+            || pa & !ADDR_MASK != 0
+        {
+            return Err(MapError::BadAddress);
+        }
+        let l2 = self
+            .next(index(ipa, 1))
+            .ok_or(MapError::NeedTable { level: 2 })?;
+        let i = index(ipa, 2);
+        if l2.get(i) & VALID != 0 {
+            return Err(MapError::AlreadyMapped);
+        }
+        l2.set(i, pa | attrs.descriptor_bits() | VALID);
+        Ok(())
+    }
+
+    /// Removes the leaf (page or block) that maps `ipa` to `pa`, if that is what is there.
+    pub fn unmap(self, ipa: u64, pa: u64) -> bool {
+        let mut table = self;
+        for level in 1..=3u8 {
+            let i = index(ipa, level);
+            let d = table.get(i);
+            if d & VALID == 0 {
+                return false;
+            }
+            let leaf = level == 3 || d & TABLE_OR_PAGE == 0;
+            if leaf {
+                if d & ADDR_MASK != pa {
+                    return false;
+                }
+                table.set(i, 0);
+                return true;
+            }
+            table = table.next(i).expect("valid table descriptor");
+        }
+        false
+    }
+
+    /// Removes the entry that points at the table `table_pa` on the walk to `ipa`.
+    pub fn unmap_table(self, ipa: u64, table_pa: u64) -> bool {
+        let mut table = self;
+        for level in 1..3u8 {
+            let i = index(ipa, level);
+            let d = table.get(i);
+            if d & (VALID | TABLE_OR_PAGE) != VALID | TABLE_OR_PAGE {
+                return false;
+            }
+            if d & ADDR_MASK == table_pa {
+                table.set(i, 0);
+                return true;
+            }
+            table = table.next(i).expect("valid table descriptor");
+        }
+        false
+    }
+
     /// Translates an IPA: the physical address and attributes of its page, if mapped.
     pub fn lookup(self, ipa: u64) -> Option<(u64, MapAttrs)> {
         if ipa >> IPA_BITS != 0 {
@@ -247,6 +330,41 @@ mod tests {
             Err(MapError::NeedTable { level: 2 })
         );
         assert_eq!(root.lookup(1 << 39), None);
+    }
+
+    #[test]
+    fn tables_blocks_and_unmapping() {
+        let mut pool = Pool(Vec::new());
+        let root = unsafe { Table::at(pool.alloc()) };
+        let l2 = pool.alloc();
+        assert_eq!(root.map_table(0x4000_0000, l2), Ok(2));
+        let l3 = pool.alloc();
+        assert_eq!(root.map_table(0x4000_0000, l3), Ok(3));
+        assert_eq!(
+            root.map_table(0x4000_0000, pool.alloc()),
+            Err(MapError::AlreadyMapped)
+        );
+        root.map_page(0x4000_0000, 0x9000_0000, RW, &mut || None)
+            .unwrap();
+        root.map_block(0x4020_0000, 0x8020_0000, RW).unwrap();
+        assert_eq!(root.lookup(0x4021_2345).unwrap().0, 0x8021_2345);
+        assert_eq!(
+            root.map_block(0x4010_0000, 0x8020_0000, RW),
+            Err(MapError::BadAddress)
+        );
+        assert!(
+            !root.unmap(0x4000_0000, 0x1234_0000),
+            "wrong frame is not unmapped"
+        );
+        assert!(root.unmap(0x4000_0000, 0x9000_0000));
+        assert_eq!(root.lookup(0x4000_0000), None);
+        assert!(root.unmap(0x4020_0000, 0x8020_0000));
+        assert!(root.unmap_table(0x4000_0000, l3));
+        assert!(!root.unmap_table(0x4000_0000, l3));
+        assert_eq!(
+            root.map_page(0x4000_0000, 0x9000_0000, RW, &mut || None),
+            Err(MapError::NeedTable { level: 3 })
+        );
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct Kernel {
     /// An IRQ handler cap exists for it.
     pub irq_claimed: [bool; MAX_IRQS],
     pub irq_edge: [bool; MAX_IRQS],
+    /// Which VSpace owns which ASID (= VMID).
+    pub asids: axolotl_kernel_core::asid::AsidTable,
 }
 
 /// Interrupt ids user level may claim: SPIs below this bound.
@@ -50,4 +52,5 @@ pub static KERNEL: Global<Kernel> = Global::new(Kernel {
     irq_badge: [0; MAX_IRQS],
     irq_claimed: [false; MAX_IRQS],
     irq_edge: [false; MAX_IRQS],
+    asids: axolotl_kernel_core::asid::AsidTable::new(),
 });
