@@ -1,0 +1,136 @@
+//! Interrupts: IrqControl errors, and delivery of the PL011's TX interrupt (SPI 1 = INTID
+//! 33) to a notification, which the suite raises itself through the UART's mask register.
+
+use crate::harness::{Ctx, D, Env, Fail, ROOT_CNODE, expect_err};
+use axolotl_abi::bootinfo::init_cap;
+use axolotl_abi::{Error, ObjectType as T, Rights};
+use axolotl_sys::{
+    Frame, IrqControl, IrqHandler, Notification, Untyped, debug_ticks, vm_attr, yield_now,
+};
+
+const UART_IRQ: u64 = 33;
+const UART_PADDR: u64 = 0x0900_0000;
+const IMSC: u64 = 0x38;
+const ICR: u64 = 0x44;
+const TXIM: u32 = 1 << 5;
+
+const IRQ_CONTROL: IrqControl = IrqControl(init_cap::IRQ_CONTROL);
+
+pub fn control_errors(env: &mut Env) -> Result<(), Fail> {
+    let (a, b) = (env.slot()?, env.slot()?);
+    IRQ_CONTROL
+        .get(UART_IRQ, false, ROOT_CNODE, a, D)
+        .ctx("IrqControlGet 33")?;
+    expect_err(
+        IRQ_CONTROL.get(UART_IRQ, false, ROOT_CNODE, b, D),
+        Error::RevokeFirst,
+        "second handler for 33",
+    )?;
+    expect_err(
+        IRQ_CONTROL.get(1 << 20, false, ROOT_CNODE, b, D),
+        Error::RangeError,
+        "IRQ 2^20",
+    )?;
+    let n = env.notification()?;
+    expect_err(
+        IRQ_CONTROL.get(UART_IRQ + 1, false, ROOT_CNODE, n.0, D),
+        Error::DeleteFirst,
+        "handler into a full slot",
+    )?;
+    expect_err(
+        IrqHandler(a).set_notification(Notification(env.frame()?.0)),
+        Error::InvalidCapability,
+        "SetNotification with a frame",
+    )?;
+    ROOT_CNODE.delete(a, D).ctx("delete the handler")?;
+    IRQ_CONTROL
+        .get(UART_IRQ, false, ROOT_CNODE, b, D)
+        .ctx("IrqControlGet 33 after delete")?;
+    Ok(())
+}
+
+/// A frame for the 4 KiB of device memory at `paddr`, by halving the device untyped that
+/// covers it; returns it with that untyped (to revoke afterwards).
+fn device_frame(env: &mut Env, paddr: u64) -> Result<(Frame, Untyped), Fail> {
+    let bi = env.bi;
+    let i = (0..bi.num_untyped as usize)
+        .find(|&i| {
+            let u = &bi.untyped[i];
+            u.is_device != 0 && (u.paddr..u.paddr + (1 << u.size_bits)).contains(&paddr)
+        })
+        .ok_or_else(|| fail!("no device untyped covers {paddr:#x}"))?;
+    let top = Untyped(init_cap::FIRST_UNTYPED + i as u64);
+    let (mut ut, mut base, mut bits) = (top, bi.untyped[i].paddr, bi.untyped[i].size_bits as u64);
+    while bits > 12 {
+        let s = env.slots_n(2)?;
+        ut.retype(T::Untyped, bits - 1, ROOT_CNODE, 0, 0, s, 2)
+            .ctx("halve device untyped")?;
+        bits -= 1;
+        if paddr >= base + (1 << bits) {
+            base += 1 << bits;
+            ut = Untyped(s + 1);
+        } else {
+            ut = Untyped(s);
+        }
+    }
+    let f = env.slot()?;
+    ut.retype(T::SmallFrame, 0, ROOT_CNODE, 0, 0, f, 1)
+        .ctx("device frame")?;
+    Ok((Frame(f), top))
+}
+
+fn uart_case(env: &mut Env, top: &mut Option<Untyped>) -> Result<(), Fail> {
+    let (f, t) = device_frame(env, UART_PADDR)?;
+    *top = Some(t);
+    ensure_eq!(
+        f.get_address().ctx("PageGetAddress")?,
+        UART_PADDR,
+        "device frame address"
+    );
+    let v = env.vaddr(1, 4096);
+    env.map(f, v, Rights::RW, vm_attr::DEVICE)?;
+    let h = IrqHandler(env.slot()?);
+    IRQ_CONTROL
+        .get(UART_IRQ, false, ROOT_CNODE, h.0, D)
+        .ctx("IrqControlGet 33")?;
+    let n = env.notification()?;
+    let nb = Notification(env.mint(n.0, Rights::ALL, 0x100)?);
+    h.set_notification(nb).ctx("SetNotification")?;
+    let imsc = (v + IMSC) as *mut u32;
+    let icr = (v + ICR) as *mut u32;
+    // SAFETY: the PL011's registers, mapped as device memory above.
+    unsafe { imsc.write_volatile(imsc.read_volatile() | TXIM) };
+    let deadline = debug_ticks() + env.bi.tick_hz.max(1);
+    let mut got = 0;
+    while got == 0 && debug_ticks() < deadline {
+        got = n.poll();
+        yield_now();
+    }
+    // SAFETY: as above; mask and clear before acking so the line drops.
+    unsafe {
+        imsc.write_volatile(imsc.read_volatile() & !TXIM);
+        icr.write_volatile(TXIM);
+    }
+    h.ack().ctx("IrqHandlerAck")?;
+    ensure_eq!(
+        got,
+        0x100,
+        "notification word after raising the UART TX interrupt"
+    );
+    let deadline = debug_ticks() + env.bi.tick_hz.max(1) / 10 + 1;
+    while debug_ticks() < deadline {
+        yield_now();
+    }
+    ensure_eq!(n.poll(), 0, "word after masking and acking");
+    h.clear().ctx("IrqHandlerClear")?;
+    Ok(())
+}
+
+pub fn uart_tx(env: &mut Env) -> Result<(), Fail> {
+    let mut top = None;
+    let r = uart_case(env, &mut top);
+    if let Some(t) = top {
+        ROOT_CNODE.revoke(t.0, D).ctx("revoke the device untyped")?;
+    }
+    r
+}

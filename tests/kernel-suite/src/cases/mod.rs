@@ -1,0 +1,88 @@
+//! The test cases, in the order they run: object creation first, then what builds on it.
+
+mod cnode;
+mod errors;
+mod faults;
+mod ipc;
+mod irq;
+mod sched;
+mod tcb;
+mod untyped;
+mod vm;
+
+use crate::harness::TestFn;
+
+pub const ALL: &[(&str, TestFn)] = &[
+    ("untyped_retype_each_type", untyped::each_type),
+    ("untyped_retype_vcpu", untyped::vcpu),
+    ("untyped_retype_many_objects", untyped::many_objects),
+    ("untyped_retype_invalid_type", untyped::invalid_type),
+    ("untyped_retype_size_range", untyped::size_range),
+    ("untyped_retype_window_range", untyped::window_range),
+    ("untyped_retype_alignment", untyped::alignment),
+    (
+        "untyped_retype_not_enough_memory",
+        untyped::not_enough_memory,
+    ),
+    ("untyped_retype_delete_first", untyped::delete_first),
+    (
+        "untyped_watermark_reset_after_revoke",
+        untyped::watermark_reset,
+    ),
+    (
+        "untyped_copy_with_children_revoke_first",
+        untyped::revoke_first,
+    ),
+    ("untyped_device_only_frames", untyped::device_only_frames),
+    ("untyped_retype_into_child_cnode", untyped::into_child_cnode),
+    ("cnode_copy", cnode::copy),
+    ("cnode_mint_badge", cnode::mint_badge),
+    ("cnode_mint_rebadge_illegal", cnode::mint_rebadge),
+    ("cnode_mint_reduced_rights", cnode::mint_reduced_rights),
+    ("cnode_move", cnode::move_),
+    ("cnode_mutate", cnode::mutate),
+    ("cnode_rotate", cnode::rotate),
+    ("cnode_delete", cnode::delete),
+    ("cnode_revoke_derived_tree", cnode::revoke_tree),
+    ("cnode_two_level_addressing", cnode::two_level),
+    ("errors_invalid_capability", errors::invalid_capability),
+    ("errors_illegal_operation", errors::illegal_operation),
+    ("errors_range_depth", errors::range_depth),
+    ("errors_failed_lookup", errors::failed_lookup),
+    ("errors_truncated_message", errors::truncated_message),
+    ("errors_delete_first_on_copy", errors::delete_first),
+    ("tcb_thread_in_shared_vspace", tcb::shared_vspace),
+    ("tcb_read_write_registers", tcb::registers),
+    ("tcb_suspend_resume", tcb::suspend_resume),
+    ("tcb_priority_and_mcp", tcb::priority_mcp),
+    ("tcb_set_space_and_ipc_buffer", tcb::set_space_ipc_buffer),
+    ("ipc_send_recv", ipc::send_recv),
+    ("ipc_call_reply", ipc::call_reply),
+    ("ipc_reply_recv_loop", ipc::reply_recv_loop),
+    ("ipc_badges_delivered", ipc::badges),
+    ("ipc_long_message", ipc::long_message),
+    ("ipc_cap_transfer_grant", ipc::cap_transfer),
+    ("ipc_cap_transfer_without_grant", ipc::cap_transfer_no_grant),
+    ("ipc_nb_send_without_receiver", ipc::nb_send_dropped),
+    ("ntfn_signal_bits_or", ipc::ntfn_or),
+    ("ntfn_wait_blocks", ipc::ntfn_wait),
+    ("ntfn_poll_empty", ipc::ntfn_poll),
+    ("ntfn_bound_wakes_endpoint_receiver", ipc::bound_ntfn),
+    ("sched_signal_preempts", sched::preempt),
+    ("sched_round_robin_yield", sched::round_robin),
+    ("sched_timeslice", sched::timeslice),
+    ("fault_vm_read", faults::vm_read),
+    ("fault_vm_write", faults::vm_write),
+    ("fault_user_exception", faults::user_exception),
+    ("fault_unknown_syscall", faults::unknown_syscall),
+    ("fault_cap_fault", faults::cap_fault),
+    ("cancel_ipc_on_endpoint_delete", faults::cancel_on_delete),
+    ("cancel_ipc_on_suspend", faults::cancel_on_suspend),
+    ("vm_frame_map_unmap", vm::frame_map_unmap),
+    ("vm_page_table_map_unmap", vm::page_table),
+    ("vm_map_alignment_error", vm::alignment),
+    ("vm_large_frame", vm::large_frame),
+    ("vm_asid_pool_assign", vm::asid),
+    ("irq_control_errors", irq::control_errors),
+    ("irq_uart_tx_delivery", irq::uart_tx),
+];
