@@ -3,12 +3,14 @@
 #![no_std]
 
 pub mod bus;
+pub mod guest;
 pub mod mmio;
 pub mod pl011;
 pub mod psci;
 pub mod vgic;
 
 pub use bus::{Access, Bus, DeviceError, DeviceId, MapError, MmioDevice, MmioOutcome};
+pub use guest::{GuestPlan, GuestSpec, PlanError, plan};
 pub use mmio::{DecodeAction, DecodeError, MmioAccess, decode, fault_ipa};
 pub use pl011::{Pl011, TxSink};
 pub use psci::{Conduit, Psci, PsciAction, PsciReply};

@@ -1,0 +1,189 @@
+extern crate std;
+
+use std::vec;
+use std::vec::Vec;
+
+use super::*;
+
+const RAM: u64 = 0x4000_0000;
+const MIB: u64 = 1 << 20;
+
+/// A minimal valid Image: 4 KiB pages, place-anywhere, 16 MiB image size.
+fn image() -> Vec<u8> {
+    let mut b = vec![0u8; 4096];
+    b[0x10..0x18].copy_from_slice(&(16 * MIB).to_le_bytes());
+    b[0x18..0x20].copy_from_slice(&0xAu64.to_le_bytes());
+    b[0x38..0x3C].copy_from_slice(b"ARM\x64");
+    b
+}
+
+fn spec<'a>(img: &'a [u8], gic: GicVersion) -> GuestSpec<'a> {
+    GuestSpec {
+        ram_base: RAM,
+        ram_size: 256 * MIB,
+        image: img,
+        initrd_size: Some(MIB + 5),
+        cmdline: "console=ttyAMA0 earlycon=pl011,0x9000000",
+        nr_vcpus: 2,
+        gic,
+    }
+}
+
+#[test]
+fn layout_and_entry() {
+    let img = image();
+    let mut buf = vec![0u8; 64 * 1024];
+    let p = plan(&spec(&img, GicVersion::V2), &mut buf).unwrap();
+    assert_eq!(
+        p.layout.kernel,
+        Range {
+            addr: RAM,
+            size: 16 * MIB
+        }
+    );
+    assert_eq!(p.layout.dtb.addr, RAM + 16 * MIB);
+    assert!(p.layout.dtb.size > 0 && p.layout.dtb.size < 64 * 1024);
+    assert_eq!(
+        p.layout.initrd,
+        Some(Range {
+            addr: RAM + 18 * MIB,
+            size: MIB + 5
+        })
+    );
+    assert_eq!(p.entry.x, [RAM + 16 * MIB, 0, 0, 0]);
+    assert_eq!(p.entry.pc, RAM);
+    assert_eq!(p.uart.regs.base, 0x0900_0000);
+}
+
+fn reg_of(f: &fdt::Fdt<'_>, path: &str) -> Vec<(usize, Option<usize>)> {
+    f.find_node(path)
+        .unwrap()
+        .reg()
+        .unwrap()
+        .map(|r| (r.starting_address as usize, r.size))
+        .collect()
+}
+
+#[test]
+fn dtb_describes_our_devices_v2() {
+    let img = image();
+    let mut buf = vec![0u8; 64 * 1024];
+    let p = plan(&spec(&img, GicVersion::V2), &mut buf).unwrap();
+    let f = fdt::Fdt::new(&buf[..p.layout.dtb.size as usize]).unwrap();
+    let chosen = f.chosen();
+    assert_eq!(
+        chosen.bootargs(),
+        Some("console=ttyAMA0 earlycon=pl011,0x9000000")
+    );
+    let c = f.find_node("/chosen").unwrap();
+    let start = c
+        .property("linux,initrd-start")
+        .unwrap()
+        .as_usize()
+        .unwrap() as u64;
+    let end = c.property("linux,initrd-end").unwrap().as_usize().unwrap() as u64;
+    assert_eq!((start, end), (RAM + 18 * MIB, RAM + 19 * MIB + 5));
+    let gic = f.find_compatible(&["arm,cortex-a15-gic"]).unwrap();
+    assert_eq!(gic.name, "intc@8000000");
+    assert_eq!(
+        reg_of(&f, "/intc@8000000"),
+        [(0x0800_0000, Some(0x1_0000)), (0x0801_0000, Some(0x1_0000))]
+    );
+    assert_eq!(reg_of(&f, "/pl011@9000000"), [(0x0900_0000, Some(0x1000))]);
+    let psci = f.find_node("/psci").unwrap();
+    assert_eq!(psci.property("method").unwrap().as_str(), Some("hvc"));
+    assert_eq!(f.cpus().count(), 2);
+    assert!(f.find_compatible(&["arm,armv8-timer"]).is_some());
+    let mem: Vec<_> = f
+        .memory()
+        .regions()
+        .map(|r| (r.starting_address as u64, r.size))
+        .collect();
+    assert_eq!(mem, [(RAM, Some(256 * MIB as usize))]);
+}
+
+#[test]
+fn dtb_v3_redistributors_per_vcpu() {
+    let img = image();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut s = spec(&img, GicVersion::V3);
+    s.nr_vcpus = 3;
+    s.initrd_size = None;
+    let p = plan(&s, &mut buf).unwrap();
+    assert_eq!(p.layout.initrd, None);
+    let f = fdt::Fdt::new(&buf[..p.layout.dtb.size as usize]).unwrap();
+    assert!(f.find_compatible(&["arm,gic-v3"]).is_some());
+    assert_eq!(
+        reg_of(&f, "/intc@8000000"),
+        [
+            (0x0800_0000, Some(0x1_0000)),
+            (0x080A_0000, Some(3 * 0x2_0000))
+        ]
+    );
+    assert!(
+        f.find_node("/chosen")
+            .unwrap()
+            .property("linux,initrd-start")
+            .is_none()
+    );
+    assert!(
+        matches!(p.gic, Gic::V3 { redistributor, .. } if redistributor.size == 3 * GICR_STRIDE)
+    );
+}
+
+#[test]
+fn plan_errors() {
+    let img = image();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut s = spec(&img, GicVersion::V2);
+    s.nr_vcpus = 0;
+    assert_eq!(plan(&s, &mut buf), Err(PlanError::BadVcpuCount));
+    s.nr_vcpus = 9;
+    assert_eq!(plan(&s, &mut buf), Err(PlanError::BadVcpuCount));
+    let mut s = spec(&img, GicVersion::V2);
+    s.ram_base = 0;
+    assert_eq!(plan(&s, &mut buf), Err(PlanError::RamOverlapsDevices));
+    let mut s = spec(&img, GicVersion::V2);
+    s.ram_size = 17 * MIB;
+    assert!(matches!(
+        plan(&s, &mut buf),
+        Err(PlanError::Layout(LayoutError::DtbDoesNotFit { .. }))
+    ));
+    s.ram_size = 8 * MIB;
+    assert!(matches!(
+        plan(&s, &mut buf),
+        Err(PlanError::Layout(LayoutError::KernelDoesNotFit { .. }))
+    ));
+    let bad = vec![0u8; 64];
+    let s = spec(&bad, GicVersion::V2);
+    assert!(matches!(
+        plan(&s, &mut buf),
+        Err(PlanError::Header(HeaderError::BadMagic { .. }))
+    ));
+    let s = spec(&img, GicVersion::V2);
+    let mut tiny = [0u8; 128];
+    assert_eq!(
+        plan(&s, &mut tiny),
+        Err(PlanError::Fdt(axolotl_fdt::Error::NoSpace))
+    );
+}
+
+/// The real Debian kernel, when `cargo xtask setup` has cached it.
+#[test]
+fn debian_kernel_plans() {
+    let dir = axolotl_guest_artifacts::default_cache_dir();
+    let Some(a) = axolotl_guest_artifacts::cached(&dir) else {
+        std::eprintln!("guest artifacts not cached in {}; skipping", dir.display());
+        return;
+    };
+    let img = std::fs::read(&a.image).unwrap();
+    let initrd = std::fs::metadata(&a.initramfs).unwrap().len();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut s = spec(&img, GicVersion::V3);
+    s.ram_size = 512 * MIB;
+    s.initrd_size = Some(initrd);
+    let p = plan(&s, &mut buf).unwrap();
+    assert_eq!(p.layout.kernel.addr, RAM + p.header.text_offset);
+    assert!(p.layout.initrd.unwrap().end() <= RAM + 512 * MIB);
+    assert!(!p.layout.dtb.overlaps(&p.layout.kernel));
+}
