@@ -238,7 +238,22 @@ pub fn invoke(k: &mut Kernel, t: *mut Tcb, cap: Cap, cap_slot: SlotRef, call: bo
     }
 }
 
+/// Stops a thread. One blocked in a syscall has its PC rewound to the `svc`, so resuming it
+/// re-executes the call (seL4's restart) rather than returning stale registers.
 pub fn suspend(k: &mut Kernel, t: *mut Tcb) {
+    // SAFETY: t is live.
+    unsafe {
+        let in_syscall = matches!(
+            (*t).state,
+            ThreadState::BlockedOnSend { .. }
+                | ThreadState::BlockedOnRecv { .. }
+                | ThreadState::BlockedOnReply
+                | ThreadState::BlockedOnNotification { .. }
+        );
+        if in_syscall && (*t).fault.is_none() {
+            (*t).ctx.elr -= 4;
+        }
+    }
     ipc::cancel_ipc(k, t);
 }
 

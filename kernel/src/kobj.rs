@@ -85,7 +85,9 @@ impl Finalise for Kobj<'_> {
                 if let Some(g) = k.gic.as_mut() {
                     g.disable(irq);
                 }
-                k.irq_ntfn[irq as usize % crate::state::MAX_IRQS] = 0;
+                let i = irq as usize % crate::state::MAX_IRQS;
+                k.irq_ntfn[i] = 0;
+                k.irq_claimed[i] = false;
             }
             _ => {}
         }

@@ -11,7 +11,8 @@ use axolotl_kernel_config::GicLayout;
 use safe_mmio::UniqueMmioPointer;
 
 pub enum Gic {
-    V2(GicV2<'static>),
+    /// With the distributor's address, for the registers `arm-gic` does not cover.
+    V2(GicV2<'static>, u64),
     V3(GicV3<'static>),
 }
 
@@ -37,7 +38,7 @@ impl Gic {
                 let mut g = unsafe { GicV2::new(gicd as *mut _, gicc as *mut _) };
                 g.setup();
                 g.set_priority_mask(0xff);
-                Gic::V2(g)
+                Gic::V2(g, gicd)
             }
             GicLayout::V3 { gicd, gicr } => {
                 GicCpuInterface::enable_system_register_el2(true);
@@ -61,8 +62,13 @@ impl Gic {
         let id = intid(irq);
         let trigger = if level { Trigger::Level } else { Trigger::Edge };
         match self {
-            Gic::V2(g) => {
+            Gic::V2(g, gicd) => {
                 g.set_interrupt_priority(id, PRIORITY);
+                if !id.is_private() {
+                    // GICD_ITARGETSR: a GICv2 SPI reaches no CPU until it names one; CPU 0.
+                    // SAFETY: the byte for this SPI in the distributor the kernel owns.
+                    unsafe { ((*gicd + 0x800 + irq as u64) as *mut u8).write_volatile(1) };
+                }
                 if !id.is_private() {
                     g.set_trigger(id, trigger);
                 }
@@ -95,7 +101,7 @@ impl Gic {
     fn set_enabled(&mut self, irq: u32, on: bool) {
         let id = intid(irq);
         match self {
-            Gic::V2(g) => {
+            Gic::V2(g, _) => {
                 let _ = g.enable_interrupt(id, on);
             }
             Gic::V3(g) => {
@@ -107,7 +113,7 @@ impl Gic {
     /// Acknowledges the highest-priority pending interrupt.
     pub fn ack(&mut self) -> Option<u32> {
         match self {
-            Gic::V2(g) => g.get_and_acknowledge_interrupt(InterruptGroup::Group0),
+            Gic::V2(g, _) => g.get_and_acknowledge_interrupt(InterruptGroup::Group0),
             Gic::V3(_) => GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1),
         }
         .map(IntId::raw_value)
@@ -116,7 +122,7 @@ impl Gic {
     pub fn eoi(&mut self, irq: u32) {
         let id = intid(irq);
         match self {
-            Gic::V2(g) => g.end_interrupt(id, InterruptGroup::Group0),
+            Gic::V2(g, _) => g.end_interrupt(id, InterruptGroup::Group0),
             Gic::V3(_) => GicCpuInterface::end_interrupt(id, InterruptGroup::Group1),
         }
     }
