@@ -324,13 +324,13 @@ fn invoke_tcb(
                     return Err(SyscallError::AlignmentError);
                 }
             }
-            install(
-                k,
-                t,
-                slot::CSPACE,
-                cspace_slot,
-                axolotl_kernel_core::derive::update_cap_data(false, mr(1), cspace),
-            )?;
+            // As seL4: zero data leaves the root's guard as it is.
+            let cspace = if mr(1) == 0 {
+                cspace
+            } else {
+                axolotl_kernel_core::derive::update_cap_data(false, mr(1), cspace)
+            };
+            install(k, t, slot::CSPACE, cspace_slot, cspace)?;
             install(k, t, slot::VSPACE, vspace_slot, vspace)?;
             // SAFETY: t is live.
             unsafe {

@@ -93,7 +93,10 @@ impl Tcb {
             .iter()
             .position(|&b| b == 0)
             .unwrap_or(self.name.len());
-        core::str::from_utf8(&self.name[..n]).unwrap_or("?")
+        match core::str::from_utf8(&self.name[..n]) {
+            Ok("") | Err(_) => "unnamed",
+            Ok(s) => s,
+        }
     }
 
     pub fn set_name(&mut self, name: &str) {

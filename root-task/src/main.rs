@@ -5,6 +5,9 @@
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
+#[cfg(all(target_os = "none", feature = "selftest-ipc"))]
+mod selftest_ipc;
+
 #[cfg(target_os = "none")]
 mod rt {
     use axolotl_sys::println;
@@ -18,7 +21,8 @@ mod rt {
     );
 
     #[unsafe(no_mangle)]
-    extern "C" fn root_main(_bootinfo: u64) -> ! {
+    extern "C" fn root_main(bootinfo: u64) -> ! {
+        let _ = bootinfo;
         println!(
             "root-task: hello from EL0 (axolotl root task v{})",
             env!("CARGO_PKG_VERSION")
@@ -27,6 +31,14 @@ mod rt {
         selftest_fault();
         #[cfg(feature = "selftest-ticks")]
         selftest_ticks();
+        #[cfg(feature = "selftest-ipc")]
+        {
+            // SAFETY: the kernel maps the boot info page read-only at this address.
+            let bi = unsafe { &*(bootinfo as *const axolotl_abi::BootInfo) };
+            if let Err(e) = crate::selftest_ipc::run(bi) {
+                println!("root-task: selftest FAILED: {e}");
+            }
+        }
         println!("root-task: done");
         axolotl_sys::thread_exit()
     }

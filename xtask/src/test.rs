@@ -10,7 +10,7 @@ use crate::images::{self, Variant};
 use crate::setup;
 
 /// Self-check images the integration tests boot (root-task cargo features).
-const SELFTESTS: [&str; 2] = ["fault", "ticks"];
+const SELFTESTS: [&str; 3] = ["fault", "ticks", "ipc"];
 
 #[derive(Default)]
 struct Tally {

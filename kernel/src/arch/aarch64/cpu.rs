@@ -42,6 +42,9 @@ pub unsafe fn init_el2() {
             // EL0 may read the physical and virtual counters.
             "msr cntkctl_el1, {cntkctl}",
             "msr sctlr_el1, {sctlr1}",
+            // CPACR_EL1.FPEN: still gates FP/SIMD at EL0 under TGE (a trap would arrive as
+            // an "unknown" exception); user FP state is the kernel's to switch, so allow it.
+            "msr cpacr_el1, {cpacr}",
             "isb",
             hcr = in(reg) HCR_NATIVE,
             vtcr = in(reg) VTCR,
@@ -49,6 +52,7 @@ pub unsafe fn init_el2() {
             cnthctl = in(reg) 0b01u64,
             cntkctl = in(reg) 0b11u64,
             sctlr1 = in(reg) 0x30d0_0800u64,
+            cpacr = in(reg) 3u64 << 20,
         );
     }
 }
