@@ -104,6 +104,7 @@ pub fn create(
     // SAFETY: the boot info frame is a fresh page the root task maps read-only.
     let bi = unsafe { &mut *(loaded.bootinfo as *mut BootInfo) };
     bi.cnode_size_bits = cnode_bits as u64;
+    bi.tick_hz = 1_000_000 / axolotl_kernel_config::BuildConfig::DEFAULT.tick_us;
     let mut n = 0usize;
     let mut s = Summary {
         untyped: 0,

@@ -34,6 +34,11 @@ pub fn lookup_cap(t: *mut Tcb, cptr: u64) -> Result<(Cap, SlotRef), LookupFault>
     core_lookup_cap(root, cptr)
 }
 
+/// Replies to the caller with an invocation error.
+pub fn reply_error(t: *mut Tcb, e: SyscallError) {
+    reply(t, Err(e));
+}
+
 /// The reply to an invocation: label 0 and `len` result words, or the error and its details.
 fn reply(t: *mut Tcb, r: Result<usize, SyscallError>) {
     let info = match r {

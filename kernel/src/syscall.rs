@@ -51,16 +51,19 @@ pub fn handle(k: &mut Kernel, t: *mut Tcb) -> bool {
                 {
                     ipc::signal(k, ptr, badge)
                 }
+                // seL4: a send without the write right, or on a cap that cannot be invoked,
+                // is an InvalidCapability error (silent for Send); only failed lookups fault.
                 Ok((
                     Cap::Endpoint { .. } | Cap::Notification { .. } | Cap::Reply { .. } | Cap::Null,
                     _,
-                )) => cap_fault(
-                    k,
-                    t,
-                    cptr,
-                    false,
-                    axolotl_kernel_core::cspace::LookupFault::InvalidRoot,
-                ),
+                )) => {
+                    if call {
+                        invoke::reply_error(
+                            t,
+                            axolotl_kernel_core::SyscallError::InvalidCapability { arg: 0 },
+                        );
+                    }
+                }
                 Ok((cap, slot)) => invoke::invoke(k, t, cap, slot, call),
             }
         }
@@ -95,8 +98,12 @@ fn cap_fault(
     in_recv: bool,
     f: axolotl_kernel_core::cspace::LookupFault,
 ) {
-    // SAFETY: t is live.
-    let ip = unsafe { (*t).ctx.elr } - 4;
+    // The syscall restarts once the handler replies (seL4), so the PC goes back to it.
+    // SAFETY: t is live; ELR points past the `svc`.
+    let ip = unsafe {
+        (*t).ctx.elr -= 4;
+        (*t).ctx.elr
+    };
     let mut lw = [0u64; 4];
     let n = f.words(&mut lw);
     let mut words = [0u64; 8];
@@ -112,8 +119,13 @@ fn cap_fault(
 }
 
 fn unknown_syscall(k: &mut Kernel, t: *mut Tcb, nr: u64) {
-    // SAFETY: t is live.
-    let c = unsafe { (*t).ctx };
+    // As seL4, the fault IP is the `svc` itself: a handler that emulates the call writes
+    // back a PC past it, one that does nothing makes the thread retry.
+    // SAFETY: t is live; ELR points past the `svc`.
+    let c = unsafe {
+        (*t).ctx.elr -= 4;
+        (*t).ctx
+    };
     let mut words = [0u64; 13];
     words[..8].copy_from_slice(&c.x[..8]);
     words[8..].copy_from_slice(&[c.elr, c.sp, c.x[30], c.spsr, nr]);

@@ -5,6 +5,8 @@
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
+#[cfg(all(target_os = "none", feature = "selftest-bench"))]
+mod bench;
 #[cfg(all(target_os = "none", feature = "selftest-ipc"))]
 mod selftest_ipc;
 
@@ -37,6 +39,14 @@ mod rt {
             let bi = unsafe { &*(bootinfo as *const axolotl_abi::BootInfo) };
             if let Err(e) = crate::selftest_ipc::run(bi) {
                 println!("root-task: selftest FAILED: {e}");
+            }
+        }
+        #[cfg(feature = "selftest-bench")]
+        {
+            // SAFETY: the kernel maps the boot info page read-only at this address.
+            let bi = unsafe { &*(bootinfo as *const axolotl_abi::BootInfo) };
+            if let Err(e) = crate::bench::run(bi) {
+                println!("bench: FAILED: {e}");
             }
         }
         println!("root-task: done");

@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's front door. See README.md.
 
+mod bench;
 mod images;
 mod setup;
 mod test;
@@ -43,6 +44,8 @@ enum Cmd {
         #[arg(long, default_value = "cortex-a72")]
         cpu: String,
     },
+    /// Kernel microbenchmarks under QEMU -icount shift=0 (instructions per operation).
+    Bench,
     /// Validate a System Description File (no image needed); exit status 1 on any error.
     Check {
         /// The .system file.
@@ -121,6 +124,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             });
         }
         Cmd::Test { filter } => return test::run(filter.as_deref()),
+        Cmd::Bench => return bench::run(),
     }
     Ok(ExitCode::SUCCESS)
 }
