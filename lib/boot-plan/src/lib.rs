@@ -38,3 +38,19 @@ pub fn decode(bytes: &[u8]) -> Result<BootPlan, postcard::Error> {
 pub fn encode<'b>(plan: &BootPlan, buf: &'b mut [u8]) -> Result<&'b mut [u8], postcard::Error> {
     postcard::to_slice(plan, buf)
 }
+
+#[cfg(feature = "std")]
+mod build;
+#[cfg(feature = "std")]
+mod elf;
+#[cfg(feature = "std")]
+mod error;
+#[cfg(feature = "std")]
+mod summary;
+
+#[cfg(feature = "std")]
+pub use build::{DEFAULT_IPC_BUFFER, IPC_BUFFER_SYMBOL, build};
+#[cfg(feature = "std")]
+pub use elf::{ElfInfo, ElfSegment};
+#[cfg(feature = "std")]
+pub use error::BuildError;
