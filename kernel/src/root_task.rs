@@ -106,7 +106,7 @@ pub fn load(image: &[u8], mem: &mut BootAlloc, priority: u8) -> Result<Loaded, L
                 }
             }
             if attrs.execute {
-                sync_icache(frame, 4096);
+                crate::arch::cpu::sync_icache(frame, 4096);
             }
             root.map_page(page, frame, attrs, &mut || zeroed_page(mem))
                 .map_err(|e| match e {
@@ -173,16 +173,4 @@ pub fn load(image: &[u8], mem: &mut BootAlloc, priority: u8) -> Result<Loaded, L
         bootinfo,
         ipc_buffer,
     })
-}
-
-/// Makes instructions written through the data side visible to instruction fetch.
-fn sync_icache(start: u64, len: u64) {
-    let mut a = start & !63;
-    while a < start + len {
-        // SAFETY: cache maintenance by VA on memory the kernel maps; no memory effect.
-        unsafe { core::arch::asm!("dc cvau, {}", in(reg) a) };
-        a += 64;
-    }
-    // SAFETY: as above.
-    unsafe { core::arch::asm!("dsb ish", "ic ialluis", "dsb ish", "isb") };
 }

@@ -123,7 +123,7 @@ pub fn invoke(
                 Err(MapError::BadAddress) => return Err(SyscallError::AlignmentError),
             }
             if attrs.execute {
-                sync_icache(ptr, 1 << size.bits());
+                crate::arch::cpu::sync_icache(ptr, 1 << size.bits());
             }
             cap_slot.set_mapping(Some(Mapping { asid, vaddr }));
             Ok(0)
@@ -175,15 +175,4 @@ pub fn unmap(k: &mut Kernel, cap: Cap) {
     if done {
         flush_tlb();
     }
-}
-
-fn sync_icache(start: u64, len: u64) {
-    let mut a = start;
-    while a < start + len {
-        // SAFETY: cache maintenance by VA on identity-mapped RAM.
-        unsafe { core::arch::asm!("dc cvau, {}", in(reg) a) };
-        a += 64;
-    }
-    // SAFETY: as above.
-    unsafe { core::arch::asm!("dsb ish", "ic ialluis", "dsb ish", "isb") };
 }

@@ -3,18 +3,16 @@
 //! figures are instruction counts, deterministic from run to run.
 
 use axolotl_abi::bootinfo::init_cap;
-use axolotl_abi::{BootInfo, MessageInfo, ObjectType, Rights};
+use axolotl_abi::{BootInfo, MessageInfo, ObjectType};
 use axolotl_sys::alloc::ObjectAlloc;
-use axolotl_sys::{
-    CNode, Endpoint, Frame, Notification, Tcb, UserContext, VSpace, println, vm_attr,
-};
+use axolotl_sys::{Endpoint, Notification, Tcb, println};
+
+use crate::spawn::{Stack, spawn, stack_top};
 
 const N: u64 = 10_000;
 const PARTNER_IPC_BUFFER: u64 = 0xe000_4000;
 
-#[repr(C, align(16))]
-struct Stack([u8; 16384]);
-static mut PARTNER_STACK: Stack = Stack([0; 16384]);
+static mut PARTNER_STACK: Stack = Stack::new();
 static mut PARTNER_CAP: u64 = 0;
 
 fn counter() -> u64 {
@@ -57,39 +55,6 @@ extern "C" fn waiter() -> ! {
     }
 }
 
-fn start(a: &mut ObjectAlloc, entry: extern "C" fn() -> !, prio: u64) -> Result<Tcb, &'static str> {
-    let tcb = Tcb(a.alloc(ObjectType::Tcb, 0).map_err(|_| "retype TCB")?);
-    let frame = Frame(
-        a.alloc(ObjectType::SmallFrame, 0)
-            .map_err(|_| "retype frame")?,
-    );
-    let vs = VSpace(init_cap::VSPACE);
-    // The two partners run one after the other and share the buffer page.
-    let _ = frame.map(vs, PARTNER_IPC_BUFFER, Rights::RW, vm_attr::CACHEABLE);
-    tcb.configure(
-        0,
-        CNode(init_cap::CNODE),
-        0,
-        vs,
-        0,
-        PARTNER_IPC_BUFFER,
-        frame,
-    )
-    .map_err(|_| "configure")?;
-    tcb.set_priority(Tcb(init_cap::TCB), prio)
-        .map_err(|_| "priority")?;
-    let sp = &raw mut PARTNER_STACK as u64 + 16384;
-    let ctx = UserContext {
-        pc: entry as usize as u64,
-        sp,
-        tpidr_el0: PARTNER_IPC_BUFFER,
-        ..Default::default()
-    };
-    tcb.write_registers(true, 0, axolotl_abi::USER_CONTEXT_WORDS, &ctx)
-        .map_err(|_| "registers")?;
-    Ok(tcb)
-}
-
 fn report(name: &str, ns: u64, baseline: u64) {
     let per_op = ns.saturating_sub(baseline) / N;
     println!("bench: {name} iterations={N} total_ns={ns} baseline_ns={baseline} per_op={per_op}");
@@ -116,7 +81,14 @@ pub fn run(bi: &BootInfo) -> Result<(), &'static str> {
         .map_err(|_| "retype endpoint")?;
     // SAFETY: read by the partner after it is resumed.
     unsafe { PARTNER_CAP = ep };
-    let server = start(&mut a, echo_server, 255)?;
+    let server = spawn(
+        &mut a,
+        echo_server,
+        stack_top(&raw mut PARTNER_STACK),
+        PARTNER_IPC_BUFFER,
+        255,
+        0,
+    )?;
     let ns = measure(|i| {
         let r = Endpoint(ep).call(MessageInfo::new(0, 0, 0, 1), [i, 0, 0, 0]);
         debug_assert_eq!(r.mrs[0], i);
@@ -134,7 +106,15 @@ pub fn run(bi: &BootInfo) -> Result<(), &'static str> {
     Tcb(init_cap::TCB)
         .set_priority(Tcb(init_cap::TCB), 100)
         .map_err(|_| "lower own priority")?;
-    start(&mut a, waiter, 200)?;
+    // The echo server is suspended for good: its stack and buffer page are free again.
+    spawn(
+        &mut a,
+        waiter,
+        stack_top(&raw mut PARTNER_STACK),
+        PARTNER_IPC_BUFFER,
+        200,
+        0,
+    )?;
     report(
         "signal_wake_higher_prio",
         measure(|_| Notification(ntfn).signal()),

@@ -9,6 +9,11 @@
 mod bench;
 #[cfg(all(target_os = "none", feature = "selftest-ipc"))]
 mod selftest_ipc;
+#[cfg(all(
+    target_os = "none",
+    any(feature = "selftest-ipc", feature = "selftest-bench")
+))]
+mod spawn;
 
 #[cfg(target_os = "none")]
 mod rt {

@@ -5,7 +5,9 @@
 use axolotl_abi::bootinfo::init_cap;
 use axolotl_abi::{BootInfo, FaultLabel, MessageInfo, ObjectType, Rights};
 use axolotl_sys::alloc::ObjectAlloc;
-use axolotl_sys::{CNode, Endpoint, Frame, Tcb, UserContext, VSpace, println, vm_attr};
+use axolotl_sys::{Endpoint, Frame, VSpace, println, vm_attr};
+
+use crate::spawn::{Stack, spawn, stack_top};
 
 const SERVER_IPC_BUFFER: u64 = 0xe000_2000;
 const FAULTER_IPC_BUFFER: u64 = 0xe000_3000;
@@ -13,15 +15,9 @@ const FAULTER_IPC_BUFFER: u64 = 0xe000_3000;
 const LAZY_PAGE: u64 = 0x4000_0000;
 const ROUND_TRIPS: u64 = 1000;
 
-#[repr(C, align(16))]
-struct Stack([u8; 16384]);
-static mut SERVER_STACK: Stack = Stack([0; 16384]);
-static mut FAULTER_STACK: Stack = Stack([0; 16384]);
+static mut SERVER_STACK: Stack = Stack::new();
+static mut FAULTER_STACK: Stack = Stack::new();
 static mut SERVER_EP: u64 = 0;
-
-fn stack_top(s: *mut Stack) -> u64 {
-    s as u64 + core::mem::size_of::<Stack>() as u64
-}
 
 extern "C" fn server() -> ! {
     // SAFETY: written once by the root task before this thread was resumed.
@@ -42,47 +38,6 @@ extern "C" fn faulter() -> ! {
     axolotl_sys::thread_exit()
 }
 
-fn thread(
-    a: &mut ObjectAlloc,
-    fault_ep: u64,
-    ipc_buffer: u64,
-    prio: u64,
-    entry: extern "C" fn() -> !,
-    sp: u64,
-) -> Result<Tcb, &'static str> {
-    let tcb = Tcb(a.alloc(ObjectType::Tcb, 0).map_err(|_| "retype TCB")?);
-    let frame = Frame(
-        a.alloc(ObjectType::SmallFrame, 0)
-            .map_err(|_| "retype frame")?,
-    );
-    let vspace = VSpace(init_cap::VSPACE);
-    frame
-        .map(vspace, ipc_buffer, Rights::RW, vm_attr::CACHEABLE)
-        .map_err(|_| "map IPC buffer")?;
-    tcb.configure(
-        fault_ep,
-        CNode(init_cap::CNODE),
-        0,
-        vspace,
-        0,
-        ipc_buffer,
-        frame,
-    )
-    .map_err(|_| "configure")?;
-    tcb.set_priority(Tcb(init_cap::TCB), prio)
-        .map_err(|_| "set priority")?;
-    let mut ctx = UserContext {
-        pc: entry as usize as u64,
-        sp,
-        tpidr_el0: ipc_buffer,
-        ..Default::default()
-    };
-    ctx.spsr = 0;
-    tcb.write_registers(true, 0, axolotl_abi::USER_CONTEXT_WORDS, &ctx)
-        .map_err(|_| "write registers")?;
-    Ok(tcb)
-}
-
 pub fn run(bi: &BootInfo) -> Result<(), &'static str> {
     let mut a = ObjectAlloc::from_bootinfo(bi);
     let ep = a
@@ -90,13 +45,13 @@ pub fn run(bi: &BootInfo) -> Result<(), &'static str> {
         .map_err(|_| "retype endpoint")?;
     // SAFETY: read by the server only after it is resumed below.
     unsafe { SERVER_EP = ep };
-    thread(
+    spawn(
         &mut a,
-        0,
-        SERVER_IPC_BUFFER,
-        200,
         server,
         stack_top(&raw mut SERVER_STACK),
+        SERVER_IPC_BUFFER,
+        200,
+        0,
     )?;
     for i in 0..ROUND_TRIPS {
         let r = Endpoint(ep).call(MessageInfo::new(7, 0, 0, 1), [i, 0, 0, 0]);
@@ -113,13 +68,13 @@ pub fn run(bi: &BootInfo) -> Result<(), &'static str> {
     let fault_ep = a
         .alloc(ObjectType::Endpoint, 0)
         .map_err(|_| "retype fault endpoint")?;
-    thread(
+    spawn(
         &mut a,
-        fault_ep,
-        FAULTER_IPC_BUFFER,
-        200,
         faulter,
         stack_top(&raw mut FAULTER_STACK),
+        FAULTER_IPC_BUFFER,
+        200,
+        fault_ep,
     )?;
     let f = Endpoint(fault_ep).recv();
     if f.label() != FaultLabel::VmFault as u64 || f.mrs[1] != LAZY_PAGE {

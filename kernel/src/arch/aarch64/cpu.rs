@@ -87,3 +87,15 @@ pub fn wfi() {
     // SAFETY: waits for an interrupt; with interrupts masked it returns when one is pending.
     unsafe { asm!("dsb sy", "wfi") };
 }
+
+/// Makes instructions written through the data side visible to instruction fetch.
+pub fn sync_icache(start: u64, len: u64) {
+    let mut a = start & !63;
+    while a < start + len {
+        // SAFETY: cache maintenance by VA on identity-mapped RAM; no memory effect.
+        unsafe { asm!("dc cvau, {}", in(reg) a) };
+        a += 64;
+    }
+    // SAFETY: as above.
+    unsafe { asm!("dsb ish", "ic ialluis", "dsb ish", "isb") };
+}
