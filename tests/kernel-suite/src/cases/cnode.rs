@@ -70,6 +70,12 @@ pub fn mint_reduced_rights(env: &mut Env) -> Result<(), Fail> {
     let ep = env.endpoint()?;
     env.spawn(signal_both, ep.0, 100, ep.0)?;
     let m = ep.recv();
+    ensure!(
+        m.label() == 0x600d,
+        "thread reported label {:#x} words {:#x?} (1 = cap fault: ip, cptr, in_recv, lookup failure)",
+        m.label(),
+        m.mrs
+    );
     ensure_eq!(
         m.label(),
         0x600d,
