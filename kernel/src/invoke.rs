@@ -305,13 +305,9 @@ fn invoke_tcb(
             if !matches!(cspace, Cap::CNode { .. }) {
                 return Err(SyscallError::InvalidCapability { arg: 1 });
             }
-            let Cap::VSpace {
-                ptr: vs,
-                asid: Some(asid),
-            } = vspace
-            else {
+            if !matches!(vspace, Cap::VSpace { asid: Some(_), .. }) {
                 return Err(SyscallError::InvalidCapability { arg: 2 });
-            };
+            }
             let fault_ep = mr(0);
             let fault = if fault_ep == 0 {
                 None
@@ -337,11 +333,6 @@ fn invoke_tcb(
             };
             install(k, t, slot::CSPACE, cspace_slot, cspace)?;
             install(k, t, slot::VSPACE, vspace_slot, vspace)?;
-            // SAFETY: t is live.
-            unsafe {
-                (*t).vspace_root = vs;
-                (*t).vmid = asid as u8;
-            }
             match fault {
                 Some((c, s)) => install(k, t, slot::FAULT_EP, s, c)?,
                 None => clear_slot(k, t, slot::FAULT_EP),

@@ -8,14 +8,30 @@ use crate::object::{Endpoint, EpState, Notification};
 use crate::state::Kernel;
 use crate::thread::{Fault, Tcb, ThreadState, slot};
 
-/// The thread's IPC buffer, if it has one.
+/// The thread's IPC buffer, if it has one. The cached address is trusted only while the
+/// TCB's IPC_BUFFER slot still holds that frame: a revoke may have deleted it (as seL4,
+/// which looks the buffer cap up on every use).
 pub fn ipc_buffer<'a>(t: *mut Tcb) -> Option<&'a mut IpcBuffer> {
-    // SAFETY: t is live; a non-zero `ipc_buffer_pa` points into the frame whose cap the
-    // TCB's IPC_BUFFER slot holds, which keeps the frame alive.
-    unsafe {
-        let pa = (*t).ipc_buffer_pa;
-        (pa != 0).then(|| &mut *(pa as *mut IpcBuffer))
-    }
+    // SAFETY: t is live; the slot belongs to its TCB object.
+    let (pa, cap) = unsafe {
+        (
+            (*t).ipc_buffer_pa,
+            SlotRef::from_addr(Tcb::slot_addr(t, slot::IPC_BUFFER))?.cap(),
+        )
+    };
+    let Cap::Frame {
+        ptr,
+        size,
+        is_device: false,
+        ..
+    } = cap
+    else {
+        return None;
+    };
+    let fits =
+        pa >= ptr && pa + core::mem::size_of::<IpcBuffer>() as u64 <= ptr + (1 << size.bits());
+    // SAFETY: the frame is live (its cap is in the slot) and the buffer lies inside it.
+    (pa != 0 && fits).then(|| unsafe { &mut *(pa as *mut IpcBuffer) })
 }
 
 pub fn get_mr(t: *mut Tcb, i: usize) -> u64 {
@@ -417,7 +433,18 @@ pub fn cancel_ipc(k: &mut Kernel, t: *mut Tcb) {
                 e.set(q, st);
             }
             ThreadState::BlockedOnNotification { ntfn } => Notification::at(ntfn).waiters.remove(t),
-            ThreadState::BlockedOnReply => (*t).reply_holder = core::ptr::null_mut(),
+            ThreadState::BlockedOnReply => {
+                // The holder's reply cap must not outlive this wait: the TCB may be deleted
+                // and its memory reused, and a later Reply would trust it.
+                let h = (*t).reply_holder;
+                if !h.is_null() {
+                    let s = SlotRef::from_addr(Tcb::slot_addr(h, slot::REPLY)).unwrap();
+                    if matches!(s.cap(), Cap::Reply { tcb, .. } if tcb == t as u64) {
+                        s.write_cap(Cap::Null);
+                    }
+                }
+                (*t).reply_holder = core::ptr::null_mut();
+            }
             _ => {}
         }
         (*t).fault = None;

@@ -158,8 +158,6 @@ pub fn load(image: &[u8], mem: &mut BootAlloc, priority: u8) -> Result<Loaded, L
         t.ctx = UserContext::new_el0(elf.ehdr.e_entry, STACK_TOP, BOOTINFO_VADDR);
         t.priority = priority;
         t.mcp = priority;
-        t.vspace_root = root_pa;
-        t.vmid = VMID;
         t.ipc_buffer = IPC_BUFFER_VADDR;
         t.ipc_buffer_pa = ipc_buffer;
         t.set_name("root-task");

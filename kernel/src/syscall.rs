@@ -21,7 +21,7 @@ pub fn handle(k: &mut Kernel, t: *mut Tcb) -> bool {
     };
     match sys {
         Syscall::DebugPuts => {
-            tcb.ctx.x[0] = match debug_puts(tcb, tcb.ctx.x[0], tcb.ctx.x[1]) {
+            tcb.ctx.x[0] = match debug_puts(k, tcb, tcb.ctx.x[0], tcb.ctx.x[1]) {
                 Ok(()) => 0,
                 Err(e) => e as u64,
             };
@@ -150,14 +150,17 @@ pub fn deliver_fault(k: &mut Kernel, t: *mut Tcb, label: FaultLabel, words: &[u6
 
 /// Copies a string out of the thread's VSpace, page by page, through its stage-2 tables:
 /// the kernel never dereferences a user address directly.
-fn debug_puts(t: &Tcb, ptr: u64, len: u64) -> Result<(), Error> {
+fn debug_puts(k: &Kernel, t: &Tcb, ptr: u64, len: u64) -> Result<(), Error> {
     if len > PUTS_MAX {
         return Err(Error::RangeError);
     }
     let end = ptr.checked_add(len).ok_or(Error::InvalidArgument)?;
     let mut buf = [0u8; PUTS_MAX as usize];
     // SAFETY: the thread's VSpace root is a live stage-2 table.
-    let root = unsafe { stage2::Table::at(t.vspace_root) };
+    let (root, _) =
+        crate::trap::valid_vspace(k, t as *const Tcb as *mut Tcb).ok_or(Error::InvalidArgument)?;
+    // SAFETY: as above.
+    let root = unsafe { stage2::Table::at(root) };
     let mut va = ptr;
     while va < end {
         let (pa, attrs) = root.lookup(va).ok_or(Error::InvalidArgument)?;

@@ -62,8 +62,6 @@ pub struct Tcb {
     pub mcp: u8,
     /// Ticks left in the current timeslice.
     pub timeslice: u32,
-    pub vspace_root: u64,
-    pub vmid: u8,
     pub name: [u8; 16],
     pub id: u32,
     /// IPC buffer: user address and the physical address the kernel reaches it at (0: none).
@@ -135,8 +133,6 @@ impl Tcb {
                 priority: 0,
                 mcp: 0,
                 timeslice: 0,
-                vspace_root: 0,
-                vmid: 0,
                 name: [0; 16],
                 id,
                 ipc_buffer: 0,

@@ -121,13 +121,36 @@ pub fn schedule_and_return(k: &mut Kernel, yielding: bool) -> ! {
         // SAFETY: every TCB in the scheduler is live.
         let next = unsafe { k.sched.choose(yielding) };
         if !next.is_null() {
-            enter(k, next);
+            if let Some(vs) = valid_vspace(k, next) {
+                enter(k, next, vs);
+            }
+            // Its address space is gone: the thread cannot run (as in seL4, where it would
+            // fault at once in an empty VSpace). It stops; the kernel carries on.
+            stop_thread(k, next, Some("no valid VSpace"));
+            continue;
         }
         idle(k);
     }
 }
 
-fn enter(k: &mut Kernel, t: *mut Tcb) -> ! {
+/// The thread's VSpace root and VMID, if its VSPACE slot still holds a VSpace that owns its
+/// ASID; revoking the VSpace must not leave a thread running on freed tables.
+pub fn valid_vspace(k: &Kernel, t: *mut Tcb) -> Option<(u64, u8)> {
+    // SAFETY: the slot belongs to t's live TCB object.
+    let s = unsafe {
+        axolotl_kernel_core::SlotRef::from_addr(Tcb::slot_addr(t, crate::thread::slot::VSPACE))?
+    };
+    match s.cap() {
+        axolotl_kernel_core::Cap::VSpace { ptr, asid: Some(a) }
+            if k.asids.lookup(a) == Some(ptr) =>
+        {
+            Some((ptr, a as u8))
+        }
+        _ => None,
+    }
+}
+
+fn enter(k: &mut Kernel, t: *mut Tcb, (root, vmid): (u64, u8)) -> ! {
     if k.fpu_owner != t {
         // SAFETY: fpu_owner (if any) and t are live TCBs; the kernel never uses FP itself.
         unsafe {
@@ -138,8 +161,6 @@ fn enter(k: &mut Kernel, t: *mut Tcb) -> ! {
         }
         k.fpu_owner = t;
     }
-    // SAFETY: t is live.
-    let (root, vmid) = unsafe { ((*t).vspace_root, (*t).vmid) };
     if k.vspace != root {
         cpu::set_vspace(root, vmid);
         k.vspace = root;
