@@ -9,6 +9,9 @@ pub mod pl011;
 pub mod psci;
 pub mod vgic;
 
+#[cfg(test)]
+mod proptests;
+
 pub use bus::{Access, Bus, DeviceError, DeviceId, MapError, MmioDevice, MmioOutcome};
 pub use guest::{GuestPlan, GuestSpec, PlanError, plan};
 pub use mmio::{DecodeAction, DecodeError, MmioAccess, decode, fault_ipa};

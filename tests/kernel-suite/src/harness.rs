@@ -306,6 +306,14 @@ extern "C" fn thread_start(f: usize, arg: u64) -> ! {
     axolotl_sys::thread_exit()
 }
 
+/// Ticks per second; BootInfo's, or 1000 when the kernel leaves it 0 (it did at first).
+pub fn tick_hz(env: &Env) -> u64 {
+    match env.bi.tick_hz {
+        0 => 1000,
+        hz => hz,
+    }
+}
+
 /// log2 of each case's untyped.
 const CASE_UT_BITS: u64 = 24;
 

@@ -1,9 +1,9 @@
 //! CNode operations: copy, mint, move, mutate, rotate, delete, revoke, two-level addressing.
 //! Notifications make badges visible without a second thread: signal, then poll the word.
 
-use crate::harness::{Ctx, D, Env, Fail, ROOT_CNODE, expect_err};
-use axolotl_abi::{Error, ObjectType as T, Rights};
-use axolotl_sys::{CNode, Frame, Notification};
+use crate::harness::{Ctx, D, Env, Fail, ROOT_CNODE, expect_err, set_shared, shared};
+use axolotl_abi::{Error, MessageInfo, ObjectType as T, Rights};
+use axolotl_sys::{CNode, Frame, Notification, syscall};
 
 /// A notification and a badged cap of it.
 fn badged(env: &mut Env, badge: u64) -> Result<(Notification, Notification), Fail> {
@@ -49,27 +49,39 @@ pub fn mint_rebadge(env: &mut Env) -> Result<(), Fail> {
     Ok(())
 }
 
+fn signal_both(ep: u64) {
+    syscall::signal(shared(0));
+    syscall::signal(shared(1));
+    syscall::send(ep, MessageInfo::new(0x600d, 0, 0, 0), [0; 4]);
+}
+
 pub fn mint_reduced_rights(env: &mut Env) -> Result<(), Fail> {
     let n = env.notification()?;
-    let ro = Notification(env.mint(n.0, Rights::READ, 0x1)?);
-    // No write right: the signal is refused (silently, as a Send).
-    ro.signal();
-    ensure_eq!(
-        n.poll(),
-        0,
-        "word after a signal through a cap without write"
-    );
-    // Rights only shrink: a full-rights copy of the read-only cap still cannot signal.
+    let ro = env.mint(n.0, Rights::READ, 0x1)?;
+    // Rights only shrink: a full-rights copy of the read-only cap cannot signal either.
     let c = env.slot()?;
     ROOT_CNODE
-        .copy(c, D, ROOT_CNODE, ro.0, D, Rights::ALL)
+        .copy(c, D, ROOT_CNODE, ro, D, Rights::ALL)
         .ctx("copy of the read-only cap")?;
-    Notification(c).signal();
-    ensure_eq!(
-        n.poll(),
-        0,
-        "word after a signal through its full-rights copy"
+    set_shared(0, ro);
+    set_shared(1, c);
+    // Signal from a thread with a fault handler: seL4 ignores a Send its cap may not do
+    // (InvalidCapability, no reply to a Send), so nothing but the final message may arrive.
+    let ep = env.endpoint()?;
+    env.spawn(signal_both, ep.0, 100, ep.0)?;
+    let m = ep.recv();
+    ensure!(
+        m.label() == 0x600d,
+        "thread reported label {:#x} words {:#x?} (1 = cap fault: ip, cptr, in_recv, lookup failure)",
+        m.label(),
+        m.mrs
     );
+    ensure_eq!(
+        m.label(),
+        0x600d,
+        "message from the thread (5 = cap fault, 1 = cap fault label)"
+    );
+    ensure_eq!(n.poll(), 0, "word after signals through caps without write");
     let w = Notification(env.mint(n.0, Rights::WRITE, 0x2)?);
     w.signal();
     ensure_eq!(
@@ -157,9 +169,9 @@ pub fn rotate(env: &mut Env) -> Result<(), Fail> {
         pb,
         "frame in pivot after swap"
     );
-    let e = env.slot()?;
+    let (e, d2) = (env.slot()?, env.slot()?);
     expect_err(
-        ROOT_CNODE.rotate(d, D, ROOT_CNODE, b.0, D, 0, ROOT_CNODE, e, D, 0),
+        ROOT_CNODE.rotate(d2, D, ROOT_CNODE, b.0, D, 0, ROOT_CNODE, e, D, 0),
         Error::FailedLookup,
         "rotate from an empty src",
     )?;

@@ -7,6 +7,15 @@ use axolotl_sys::encode::{self, Encoded};
 use axolotl_sys::invoke::invoke;
 use axolotl_sys::{Tcb, VSpace, vm_attr};
 
+fn call_empty(ep: u64) {
+    let m = axolotl_sys::invoke::send_encoded(ep + 1, &encode::page_get_address());
+    axolotl_sys::syscall::send(
+        ep,
+        axolotl_abi::MessageInfo::new(0x600d, 0, 0, 1),
+        [m.label(), 0, 0, 0],
+    );
+}
+
 pub fn invalid_capability(env: &mut Env) -> Result<(), Fail> {
     let n = env.notification()?;
     let t = Tcb(env.alloc(T::Tcb, 0)?);
@@ -22,6 +31,23 @@ pub fn invalid_capability(env: &mut Env) -> Result<(), Fail> {
         Error::InvalidCapability,
         "PageMap into a notification",
     )?;
+    // Invoking an empty slot with Call: seL4 replies InvalidCapability (no cap fault). From a
+    // thread with a fault handler, so that a fault does not stop the suite.
+    let ep = env.endpoint()?;
+    let empty = env.slot()?;
+    ensure_eq!(empty, ep.0 + 1, "slot after the endpoint");
+    env.spawn(call_empty, ep.0, 100, ep.0)?;
+    let m = ep.recv();
+    ensure_eq!(
+        m.label(),
+        0x600d,
+        "thread's report (1 = it took a cap fault)"
+    );
+    ensure_eq!(
+        m.mrs[0],
+        Error::InvalidCapability as u64,
+        "error of a Call on an empty slot"
+    );
     Ok(())
 }
 

@@ -1,5 +1,7 @@
-//! Interrupts: IrqControl errors, and delivery of the PL011's TX interrupt (SPI 1 = INTID
-//! 33) to a notification, which the suite raises itself through the UART's mask register.
+//! Interrupts: IrqControl errors, and delivery of an interrupt the suite raises itself: the
+//! PL031 RTC's alarm (SPI 2 = INTID 34 on QEMU virt), which fires at once when the match
+//! register is set at or before the current count. (The PL011 is the kernel's console and is
+//! in no device untyped.)
 
 use crate::harness::{Ctx, D, Env, Fail, ROOT_CNODE, expect_err};
 use axolotl_abi::bootinfo::init_cap;
@@ -9,10 +11,12 @@ use axolotl_sys::{
 };
 
 const UART_IRQ: u64 = 33;
-const UART_PADDR: u64 = 0x0900_0000;
-const IMSC: u64 = 0x38;
-const ICR: u64 = 0x44;
-const TXIM: u32 = 1 << 5;
+const RTC_IRQ: u64 = 34;
+const RTC_PADDR: u64 = 0x0901_0000;
+const RTC_DR: u64 = 0x00;
+const RTC_MR: u64 = 0x04;
+const RTC_IMSC: u64 = 0x10;
+const RTC_ICR: u64 = 0x1c;
 
 const IRQ_CONTROL: IrqControl = IrqControl(init_cap::IRQ_CONTROL);
 
@@ -79,28 +83,31 @@ fn device_frame(env: &mut Env, paddr: u64) -> Result<(Frame, Untyped), Fail> {
     Ok((Frame(f), top))
 }
 
-fn uart_case(env: &mut Env, top: &mut Option<Untyped>) -> Result<(), Fail> {
-    let (f, t) = device_frame(env, UART_PADDR)?;
+fn rtc_case(env: &mut Env, top: &mut Option<Untyped>) -> Result<(), Fail> {
+    let (f, t) = device_frame(env, RTC_PADDR)?;
     *top = Some(t);
     ensure_eq!(
         f.get_address().ctx("PageGetAddress")?,
-        UART_PADDR,
+        RTC_PADDR,
         "device frame address"
     );
     let v = env.vaddr(1, 4096);
     env.map(f, v, Rights::RW, vm_attr::DEVICE)?;
     let h = IrqHandler(env.slot()?);
     IRQ_CONTROL
-        .get(UART_IRQ, false, ROOT_CNODE, h.0, D)
-        .ctx("IrqControlGet 33")?;
+        .get(RTC_IRQ, false, ROOT_CNODE, h.0, D)
+        .ctx("IrqControlGet 34")?;
     let n = env.notification()?;
     let nb = Notification(env.mint(n.0, Rights::ALL, 0x100)?);
     h.set_notification(nb).ctx("SetNotification")?;
-    let imsc = (v + IMSC) as *mut u32;
-    let icr = (v + ICR) as *mut u32;
-    // SAFETY: the PL011's registers, mapped as device memory above.
-    unsafe { imsc.write_volatile(imsc.read_volatile() | TXIM) };
-    let deadline = debug_ticks() + env.bi.tick_hz.max(1);
+    let reg = |off: u64| (v + off) as *mut u32;
+    // SAFETY: the PL031's registers, mapped as device memory above.
+    unsafe {
+        reg(RTC_IMSC).write_volatile(1);
+        let now = reg(RTC_DR).read_volatile();
+        reg(RTC_MR).write_volatile(now.wrapping_sub(1));
+    }
+    let deadline = debug_ticks() + crate::harness::tick_hz(env);
     let mut got = 0;
     while got == 0 && debug_ticks() < deadline {
         got = n.poll();
@@ -108,16 +115,12 @@ fn uart_case(env: &mut Env, top: &mut Option<Untyped>) -> Result<(), Fail> {
     }
     // SAFETY: as above; mask and clear before acking so the line drops.
     unsafe {
-        imsc.write_volatile(imsc.read_volatile() & !TXIM);
-        icr.write_volatile(TXIM);
+        reg(RTC_IMSC).write_volatile(0);
+        reg(RTC_ICR).write_volatile(1);
     }
     h.ack().ctx("IrqHandlerAck")?;
-    ensure_eq!(
-        got,
-        0x100,
-        "notification word after raising the UART TX interrupt"
-    );
-    let deadline = debug_ticks() + env.bi.tick_hz.max(1) / 10 + 1;
+    ensure_eq!(got, 0x100, "notification word after raising the RTC alarm");
+    let deadline = debug_ticks() + crate::harness::tick_hz(env) / 10 + 1;
     while debug_ticks() < deadline {
         yield_now();
     }
@@ -126,9 +129,9 @@ fn uart_case(env: &mut Env, top: &mut Option<Untyped>) -> Result<(), Fail> {
     Ok(())
 }
 
-pub fn uart_tx(env: &mut Env) -> Result<(), Fail> {
+pub fn rtc_alarm(env: &mut Env) -> Result<(), Fail> {
     let mut top = None;
-    let r = uart_case(env, &mut top);
+    let r = rtc_case(env, &mut top);
     if let Some(t) = top {
         ROOT_CNODE.revoke(t.0, D).ctx("revoke the device untyped")?;
     }

@@ -84,5 +84,5 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("vm_large_frame", vm::large_frame),
     ("vm_asid_pool_assign", vm::asid),
     ("irq_control_errors", irq::control_errors),
-    ("irq_uart_tx_delivery", irq::uart_tx),
+    ("irq_rtc_alarm_delivery", irq::rtc_alarm),
 ];

@@ -82,7 +82,7 @@ pub fn timeslice(env: &mut Env) -> Result<(), Fail> {
     set_shared(1, env.mint(d.0, Rights::ALL, 1)?);
     set_shared(2, env.mint(d.0, Rights::ALL, 2)?);
     // Two seconds of ticks: far more than a timeslice, short enough not to stall the suite.
-    set_shared(5, 2 * env.bi.tick_hz.max(1));
+    set_shared(5, 2 * crate::harness::tick_hz(env));
     env.spawn(spinner, 1, 150, 0)?;
     env.spawn(spinner, 2, 150, 0)?;
     wait_all(d, 3);

@@ -1,0 +1,72 @@
+//! Microkit's CSpace layout of a PD, so that Microkit programs find their caps where they expect.
+//!
+//! Every PD has a single-level CNode of [`CNODE_SIZE_BITS`] slots; a capability address is a slot
+//! number.
+
+use axolotl_abi::BADGE_PPC;
+
+/// Endpoint the PD receives on: protected calls arrive with their PPC badge, notifications
+/// (delivered to the notification bound to its TCB) with their bitmask badge.
+pub const INPUT_CAP: u64 = 1;
+/// Reply cap slot (where a protected call's reply capability is saved).
+pub const REPLY_CAP: u64 = 4;
+/// Fault endpoint: the monitor's, or the parent's for a child PD.
+pub const MONITOR_EP: u64 = 5;
+/// `BASE_OUTPUT_NOTIFICATION_CAP + id`: notification of the peer of channel `id`.
+pub const BASE_OUTPUT_NOTIFICATION_CAP: u64 = 10;
+/// `BASE_ENDPOINT_CAP + id`: the callee's input endpoint for a pp channel `id`.
+pub const BASE_ENDPOINT_CAP: u64 = 74;
+/// `BASE_IRQ_CAP + id`: IRQ handler of the IRQ delivered as channel `id`.
+pub const BASE_IRQ_CAP: u64 = 138;
+/// `BASE_TCB_CAP + id`: TCB of the child PD with `id`.
+pub const BASE_TCB_CAP: u64 = 202;
+/// `BASE_VM_TCB_CAP + id`: TCB of the virtual machine's vCPU `id`.
+pub const BASE_VM_TCB_CAP: u64 = 266;
+/// `BASE_VCPU_CAP + id`: vCPU object `id`.
+pub const BASE_VCPU_CAP: u64 = 330;
+
+/// Ids per range: 64 slots apart, ids 0..=61 (`axolotl_sdf::MAX_ID`).
+pub const IDS_PER_RANGE: u64 = 64;
+/// 512 slots cover every range above (the last one ends at 394).
+pub const CNODE_SIZE_BITS: u32 = 9;
+
+pub const fn notification_slot(id: u8) -> u64 {
+    BASE_OUTPUT_NOTIFICATION_CAP + id as u64
+}
+pub const fn endpoint_slot(id: u8) -> u64 {
+    BASE_ENDPOINT_CAP + id as u64
+}
+pub const fn irq_slot(id: u8) -> u64 {
+    BASE_IRQ_CAP + id as u64
+}
+pub const fn child_tcb_slot(id: u8) -> u64 {
+    BASE_TCB_CAP + id as u64
+}
+pub const fn vm_tcb_slot(id: u8) -> u64 {
+    BASE_VM_TCB_CAP + id as u64
+}
+pub const fn vcpu_slot(id: u8) -> u64 {
+    BASE_VCPU_CAP + id as u64
+}
+
+/// Badge of a notification cap for channel `id_at_receiver`: one bit per channel, so a single
+/// wait returns every pending channel.
+pub const fn notification_badge(id_at_receiver: u8) -> u64 {
+    1 << id_at_receiver
+}
+/// Badge of a pp endpoint cap: the PPC flag and the channel id at the callee.
+pub const fn ppc_badge(id_at_callee: u8) -> u64 {
+    BADGE_PPC | id_at_callee as u64
+}
+
+const _: () = assert!(vcpu_slot(61) < 1 << CNODE_SIZE_BITS);
+
+/// Badge of the fault endpoint cap a child's faults arrive with at its parent.
+pub const fn child_fault_badge(child_id: u8) -> u64 {
+    axolotl_abi::BADGE_FAULT | child_id as u64
+}
+/// Badge of the monitor endpoint cap of the PD at plan index `pd`: the monitor tells PDs apart
+/// by it.
+pub const fn monitor_fault_badge(pd: u8) -> u64 {
+    axolotl_abi::BADGE_FAULT | pd as u64
+}

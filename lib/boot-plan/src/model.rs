@@ -1,0 +1,352 @@
+//! The plan: flat tables of fixed capacity, each PD pointing into them with [`Span`]s.
+//!
+//! Fixed capacities (`heapless`) let the root task decode without an allocator; one flat table
+//! per kind (instead of a `Vec` per PD) keeps the decoded plan small, since capacity is paid
+//! once per kind rather than once per PD.
+
+use heapless::{String, Vec};
+use serde::{Deserialize, Serialize};
+
+/// Capacity limits. The builder rejects a system that exceeds one.
+pub const MAX_PDS: usize = 63;
+pub const MAX_IMAGES: usize = 63;
+pub const MAX_SEGMENTS: usize = 256;
+pub const MAX_REGIONS: usize = 128;
+/// All PD and VM mappings together.
+pub const MAX_MAPPINGS: usize = 512;
+/// All CSpace entries together.
+pub const MAX_CAPS: usize = 1536;
+pub const MAX_IRQS: usize = 128;
+pub const MAX_SETVARS: usize = 256;
+pub const MAX_CHANNELS: usize = 256;
+/// All `depends_on` entries together.
+pub const MAX_DEPENDS: usize = 256;
+pub const MAX_VMS: usize = 16;
+pub const MAX_VCPUS: usize = 64;
+/// PD, region and VM names (bytes).
+pub const MAX_NAME: usize = 64;
+pub const MAX_PATH: usize = 128;
+
+pub type Name = String<MAX_NAME>;
+
+/// `table[start..start + len]` of one of the plan's tables.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub start: u16,
+    pub len: u16,
+}
+
+impl Span {
+    pub fn of<T>(self, table: &[T]) -> &[T] {
+        let start = self.start as usize;
+        table.get(start..start + self.len as usize).unwrap_or(&[])
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootPlan {
+    pub pds: Vec<Pd, MAX_PDS>,
+    pub images: Vec<Image, MAX_IMAGES>,
+    pub segments: Vec<Segment, MAX_SEGMENTS>,
+    pub regions: Vec<Region, MAX_REGIONS>,
+    pub mappings: Vec<Mapping, MAX_MAPPINGS>,
+    pub caps: Vec<CapSlot, MAX_CAPS>,
+    pub irqs: Vec<Irq, MAX_IRQS>,
+    pub setvars: Vec<Setvar, MAX_SETVARS>,
+    pub channels: Vec<Channel, MAX_CHANNELS>,
+    /// PD indices named by `Resilience::depends_on`.
+    pub depends: Vec<u8, MAX_DEPENDS>,
+    pub vms: Vec<Vm, MAX_VMS>,
+    pub vcpus: Vec<Vcpu, MAX_VCPUS>,
+    /// What building every PD takes from untyped memory.
+    pub totals: Totals,
+}
+
+/// A protection domain, in `SystemDescription::all_pds` order (parents before children).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pd {
+    pub name: Name,
+    /// Index of the parent PD, for a child.
+    pub parent: Option<u8>,
+    /// The id under which the parent knows this PD (children only).
+    pub child_id: Option<u8>,
+    pub priority: u8,
+    pub budget_us: u64,
+    pub period_us: u64,
+    pub passive: bool,
+    pub cpu: u32,
+    pub fpu: bool,
+    pub smc: bool,
+    /// The stack is `[stack_top - stack_size, stack_top)`, `stack_top = axolotl_abi::bootinfo::STACK_TOP`.
+    pub stack_size: u64,
+    /// Index into `BootPlan::images`.
+    pub image: u8,
+    pub entry: u64,
+    /// Virtual address of the PD's IPC buffer frame.
+    pub ipc_buffer: u64,
+    pub mappings: Span,
+    /// CSpace entries, by increasing slot.
+    pub caps: Span,
+    pub irqs: Span,
+    pub setvars: Span,
+    pub vm: Option<u8>,
+    pub resilience: Resilience,
+    pub totals: Totals,
+}
+
+/// A program image; the root task finds its bytes by `name` among the packed images.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    pub name: String<MAX_PATH>,
+    pub entry: u64,
+    pub segments: Span,
+}
+
+/// A loadable ELF segment: `filesz` bytes from `offset` in the file, zero-filled to `memsz`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    pub vaddr: u64,
+    pub memsz: u64,
+    pub filesz: u64,
+    pub offset: u64,
+    pub perms: Perms,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Perms {
+    pub read: bool,
+    pub write: bool,
+    pub execute: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Region {
+    pub name: Name,
+    pub size: u64,
+    /// 0x1000 or 0x20_0000.
+    pub page_size: u64,
+    /// Fixed physical address (device memory); otherwise the root task allocates it.
+    pub phys_addr: Option<u64>,
+}
+
+impl Region {
+    pub fn pages(&self) -> u64 {
+        self.size.div_ceil(self.page_size)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mapping {
+    /// Index into `BootPlan::regions`.
+    pub region: u16,
+    pub vaddr: u64,
+    pub perms: Perms,
+    pub cached: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapSlot {
+    pub slot: u16,
+    pub cap: Cap,
+}
+
+/// What goes into a slot; objects are named by the index of the PD (or VM) that owns them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Cap {
+    /// The PD's own input endpoint (unbadged: it receives on it).
+    InputEndpoint,
+    /// Empty slot kept for the reply capability.
+    Reply,
+    /// Fault endpoint: the monitor's (`parent: None`) or the parent PD's input endpoint.
+    FaultEndpoint {
+        parent: Option<u8>,
+        badge: u64,
+    },
+    /// The notification object bound to PD `pd`'s TCB.
+    Notification {
+        pd: u8,
+        badge: u64,
+    },
+    /// PD `pd`'s input endpoint, for protected calls.
+    PpcEndpoint {
+        pd: u8,
+        badge: u64,
+    },
+    /// Handler of interrupt `irq` (index into `BootPlan::irqs`).
+    IrqHandler {
+        irq: u16,
+    },
+    /// TCB of child PD `pd`.
+    ChildTcb {
+        pd: u8,
+    },
+    /// TCB of vCPU `vcpu` (index into `BootPlan::vcpus`).
+    VmTcb {
+        vcpu: u8,
+    },
+    Vcpu {
+        vcpu: u8,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Trigger {
+    Level,
+    Edge,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Irq {
+    pub irq: u32,
+    pub trigger: Trigger,
+    /// Channel id at the PD: the handler signals its notification with bit `id`.
+    pub id: u8,
+}
+
+/// Write the 8-byte little-endian `value` at `vaddr` in the loaded image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Setvar {
+    pub vaddr: u64,
+    pub value: SetvarValue,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SetvarValue {
+    /// Known on the host (e.g. a map's vaddr); the builder already patched the ELF too.
+    Value(u64),
+    /// Physical address of region `u16`, known once the root task has allocated it.
+    RegionPaddr(u16),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Channel {
+    pub ends: [ChannelEnd; 2],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelEnd {
+    pub pd: u8,
+    pub id: u8,
+    pub pp: bool,
+    pub notify: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RestartPolicy {
+    #[default]
+    Never,
+    OnFailure,
+    Always,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resilience {
+    pub restart: RestartPolicy,
+    pub restart_limit: u32,
+    pub restart_window_ms: u64,
+    pub restart_backoff_ms: u64,
+    pub restart_backoff_max_ms: u64,
+    pub heartbeat_ms: Option<u64>,
+    /// Indices into `BootPlan::depends`, which hold PD indices.
+    pub depends_on: Span,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vm {
+    pub name: Name,
+    pub priority: u8,
+    pub budget_us: u64,
+    pub period_us: u64,
+    /// Guest-physical mappings.
+    pub mappings: Span,
+    pub vcpus: Span,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vcpu {
+    pub id: u8,
+    pub cpu: u32,
+}
+
+/// Kernel objects to retype, so the root task can check its untyped memory before starting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// 4 KiB frames: image pages, stack, IPC buffer and small-page regions (mapped or not).
+    pub small_frames: u64,
+    pub large_frames: u64,
+    /// Translation tables below the roots.
+    pub page_tables: u64,
+    /// VSpace roots (PDs and VMs).
+    pub vspaces: u64,
+    pub tcbs: u64,
+    pub endpoints: u64,
+    pub notifications: u64,
+    pub vcpus: u64,
+    /// CNodes, each of `cspace::CNODE_SIZE_BITS` slots.
+    pub cnodes: u64,
+}
+
+impl Totals {
+    /// Bytes of untyped memory, each object at its size (`ObjectType::size_bits`), excluding
+    /// regions with a fixed physical address (device memory the kernel hands out separately).
+    pub fn bytes(&self) -> u64 {
+        use axolotl_abi::ObjectType as T;
+        let size = |t: T, user: u64| 1u64 << t.size_bits(user).unwrap_or(0);
+        self.small_frames * size(T::SmallFrame, 0)
+            + self.large_frames * size(T::LargeFrame, 0)
+            + self.page_tables * size(T::PageTable, 0)
+            + self.vspaces * size(T::VSpace, 0)
+            + self.tcbs * size(T::Tcb, 0)
+            + self.endpoints * size(T::Endpoint, 0)
+            + self.notifications * size(T::Notification, 0)
+            + self.vcpus * size(T::Vcpu, 0)
+            + self.cnodes * size(T::CNode, crate::cspace::CNODE_SIZE_BITS as u64)
+    }
+
+    pub fn add(&mut self, o: &Totals) {
+        self.small_frames += o.small_frames;
+        self.large_frames += o.large_frames;
+        self.page_tables += o.page_tables;
+        self.vspaces += o.vspaces;
+        self.tcbs += o.tcbs;
+        self.endpoints += o.endpoints;
+        self.notifications += o.notifications;
+        self.vcpus += o.vcpus;
+        self.cnodes += o.cnodes;
+    }
+}
+
+impl BootPlan {
+    pub fn pd_by_name(&self, name: &str) -> Option<(u8, &Pd)> {
+        self.pds
+            .iter()
+            .enumerate()
+            .find(|(_, pd)| pd.name == name)
+            .map(|(i, pd)| (i as u8, pd))
+    }
+    pub fn mappings_of(&self, pd: &Pd) -> &[Mapping] {
+        pd.mappings.of(&self.mappings)
+    }
+    pub fn caps_of(&self, pd: &Pd) -> &[CapSlot] {
+        pd.caps.of(&self.caps)
+    }
+    /// The cap in `slot` of `pd`'s CSpace.
+    pub fn cap_at(&self, pd: &Pd, slot: u64) -> Option<Cap> {
+        self.caps_of(pd)
+            .iter()
+            .find(|c| c.slot as u64 == slot)
+            .map(|c| c.cap)
+    }
+    pub fn irqs_of(&self, pd: &Pd) -> &[Irq] {
+        pd.irqs.of(&self.irqs)
+    }
+    pub fn setvars_of(&self, pd: &Pd) -> &[Setvar] {
+        pd.setvars.of(&self.setvars)
+    }
+    pub fn depends_of(&self, pd: &Pd) -> &[u8] {
+        pd.resilience.depends_on.of(&self.depends)
+    }
+    pub fn segments_of(&self, image: &Image) -> &[Segment] {
+        image.segments.of(&self.segments)
+    }
+}

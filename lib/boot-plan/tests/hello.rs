@@ -1,0 +1,164 @@
+mod common;
+
+use axolotl_abi::BADGE_PPC;
+use axolotl_boot_plan::cspace::*;
+use axolotl_boot_plan::{Cap, RestartPolicy, SetvarValue, build, decode, encode};
+use common::*;
+
+#[test]
+fn hello_slots_and_badges_follow_microkit() {
+    let plan = build(&hello(), &hello_images()).unwrap();
+    let (s, server) = plan.pd_by_name("hello_server").unwrap();
+    let (c, client) = plan.pd_by_name("hello_client").unwrap();
+    let (l, logger) = plan.pd_by_name("hello_logger").unwrap();
+    assert_eq!((s, c, l), (0, 1, 2));
+    for pd in [server, client, logger] {
+        assert_eq!(plan.cap_at(pd, 1), Some(Cap::InputEndpoint));
+        assert_eq!(plan.cap_at(pd, 4), Some(Cap::Reply));
+    }
+    assert_eq!(
+        plan.cap_at(client, 5),
+        Some(Cap::FaultEndpoint {
+            parent: None,
+            badge: (1 << 62) | 1
+        })
+    );
+    // client:0 pp -> server:0; both ends notify by default.
+    assert_eq!(
+        plan.cap_at(client, 74),
+        Some(Cap::PpcEndpoint {
+            pd: 0,
+            badge: BADGE_PPC
+        })
+    );
+    assert_eq!(
+        plan.cap_at(client, 10),
+        Some(Cap::Notification { pd: 0, badge: 1 })
+    );
+    assert_eq!(
+        plan.cap_at(server, 10),
+        Some(Cap::Notification { pd: 1, badge: 1 })
+    );
+    assert_eq!(plan.cap_at(server, 74), None);
+    // client:1 <-> logger:0, server:1 <-> logger:1: badge bit = id at the receiver.
+    assert_eq!(
+        plan.cap_at(client, 11),
+        Some(Cap::Notification {
+            pd: 2,
+            badge: 1 << 0
+        })
+    );
+    assert_eq!(
+        plan.cap_at(server, 11),
+        Some(Cap::Notification {
+            pd: 2,
+            badge: 1 << 1
+        })
+    );
+    assert_eq!(
+        plan.cap_at(logger, 10),
+        Some(Cap::Notification {
+            pd: 1,
+            badge: 1 << 1
+        })
+    );
+    assert_eq!(
+        plan.cap_at(logger, 11),
+        Some(Cap::Notification {
+            pd: 0,
+            badge: 1 << 1
+        })
+    );
+    assert_eq!(plan.caps_of(client).len(), 6);
+    assert_eq!(plan.caps_of(server).len(), 5);
+    assert_eq!(plan.caps_of(logger).len(), 5);
+    let slots: Vec<u16> = plan.caps_of(client).iter().map(|c| c.slot).collect();
+    assert_eq!(slots, [1, 4, 5, 10, 11, 74]);
+}
+
+#[test]
+fn hello_pds_carry_the_sdf_and_image_facts() {
+    let plan = build(&hello(), &hello_images()).unwrap();
+    let (_, client) = plan.pd_by_name("hello_client").unwrap();
+    assert_eq!(client.priority, 100);
+    assert_eq!(client.entry, 0x20_0010);
+    assert_eq!(plan.images[client.image as usize].name, "hello-client.elf");
+    assert_eq!(plan.mappings_of(client).len(), 1);
+    assert_eq!(plan.mappings_of(client)[0].vaddr, 0x200_0000);
+    assert_eq!(
+        plan.regions[plan.mappings_of(client)[0].region as usize].name,
+        "log_ring"
+    );
+    let sv = plan.setvars_of(client);
+    assert_eq!(sv.len(), 1);
+    assert_eq!(
+        (sv[0].vaddr, sv[0].value),
+        (0x20_2008, SetvarValue::Value(0x200_0000))
+    );
+    assert_eq!(client.resilience.restart, RestartPolicy::OnFailure);
+    assert_eq!(plan.depends_of(client), [0, 2]);
+    let (_, server) = plan.pd_by_name("hello_server").unwrap();
+    assert!(server.passive);
+    assert_eq!(server.resilience.restart_limit, 3);
+    let (_, logger) = plan.pd_by_name("hello_logger").unwrap();
+    assert_eq!(logger.resilience.heartbeat_ms, Some(200));
+    assert_eq!(plan.channels.len(), 3);
+    assert!(plan.channels[0].ends[0].pp);
+}
+
+#[test]
+fn totals_count_frames_tables_and_objects() {
+    let plan = build(&hello(), &hello_images()).unwrap();
+    let (_, logger) = plan.pd_by_name("hello_logger").unwrap();
+    // image: 3 pages (0x20_0000..0x20_3000), stack 2, IPC buffer 1.
+    assert_eq!(logger.totals.small_frames, 6);
+    // L2s: GiB 0 (image, log_ring) and GiB 3 (stack below 4 GiB, IPC buffer at 0xe000_1000);
+    // L3s: the 2 MiB blocks at 0x20_0000, 0x200_0000, 0xe000_0000 and 0xffe0_0000.
+    assert_eq!(logger.totals.page_tables, 2 + 4);
+    assert_eq!(plan.totals.tcbs, 3);
+    assert_eq!(plan.totals.cnodes, 3);
+    // 3 PDs x 6 frames + log_ring's 4.
+    assert_eq!(plan.totals.small_frames, 3 * 6 + 4);
+    assert!(plan.totals.bytes() >= plan.totals.small_frames * 4096 + 3 * (1 << 14));
+}
+
+#[test]
+fn postcard_round_trip() {
+    let plan = build(&hello(), &hello_images()).unwrap();
+    let mut buf = vec![0u8; 16 * 1024];
+    let used = encode(&plan, &mut buf).unwrap().len();
+    assert!(used < 4096, "{used} bytes");
+    let back = decode(&buf[..used]).unwrap();
+    assert_eq!(back, plan);
+    assert!(decode(&buf[..used / 2]).is_err());
+}
+
+#[test]
+fn summary_lists_pds_regions_and_channels() {
+    let plan = build(&hello(), &hello_images()).unwrap();
+    let s = plan.summary();
+    for needle in [
+        "hello_server",
+        "hello_client",
+        "hello_logger",
+        "log_ring",
+        "hello_client:0 --pp--> hello_server:0",
+        "on-failure",
+        "untyped needed",
+    ] {
+        assert!(s.contains(needle), "{needle} missing from\n{s}");
+    }
+}
+
+#[test]
+fn constants_are_microkit_s() {
+    assert_eq!((INPUT_CAP, REPLY_CAP, MONITOR_EP), (1, 4, 5));
+    assert_eq!(notification_slot(3), 13);
+    assert_eq!(endpoint_slot(3), 77);
+    assert_eq!(irq_slot(3), 141);
+    assert_eq!(child_tcb_slot(3), 205);
+    assert_eq!(vm_tcb_slot(3), 269);
+    assert_eq!(vcpu_slot(3), 333);
+    assert_eq!(ppc_badge(5), (1 << 63) | 5);
+    assert_eq!(notification_badge(5), 32);
+}
