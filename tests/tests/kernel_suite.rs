@@ -1,0 +1,42 @@
+//! Issue #3: the in-QEMU kernel suite (tests/kernel-suite, after seL4test) booted in the
+//! root task's place must report every case passed, on both GIC versions.
+
+use std::time::Duration;
+
+use axolotl_tests::{boot_named, check};
+
+fn kernel_suite(gic: u8) {
+    let mut b = check(boot_named(gic, "cortex-a72", "-kernel-suite"));
+    let line = check(b.expect("kernel-suite: ", Duration::from_secs(5)));
+    let summary = check(b.expect(" passed, ", Duration::from_secs(240)));
+    let nums: Vec<u64> = summary
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (passed, failed) = match nums.as_slice() {
+        [p, f, ..] => (*p, *f),
+        _ => panic!(
+            "{}",
+            b.failure(format!("unreadable summary {summary:?} (after {line:?})"))
+        ),
+    };
+    if failed != 0 || passed < 60 {
+        panic!(
+            "{}",
+            b.failure(format!(
+                "kernel suite on GICv{gic}: {passed} passed, {failed} failed"
+            ))
+        );
+    }
+    check(b.refute("KERNEL PANIC"));
+}
+
+#[test]
+fn kernel_suite_gicv3() {
+    kernel_suite(3);
+}
+
+#[test]
+fn kernel_suite_gicv2() {
+    kernel_suite(2);
+}
