@@ -1,0 +1,74 @@
+use axolotl_boot_plan::cspace::{endpoint_slot, irq_slot, notification_slot};
+
+/// A channel end of this PD, by its id in the SDF (0..=61).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Channel(u8);
+
+/// A child PD, by its `id` in the SDF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Child(u8);
+
+impl Channel {
+    pub const fn new(id: u8) -> Self {
+        Channel(id)
+    }
+    pub const fn id(self) -> u8 {
+        self.0
+    }
+    /// Capability slots behind this channel (Microkit's layout).
+    pub const fn notification_cap(self) -> u64 {
+        notification_slot(self.0)
+    }
+    pub const fn endpoint_cap(self) -> u64 {
+        endpoint_slot(self.0)
+    }
+    pub const fn irq_cap(self) -> u64 {
+        irq_slot(self.0)
+    }
+}
+
+impl Child {
+    pub const fn new(id: u8) -> Self {
+        Child(id)
+    }
+    pub const fn id(self) -> u8 {
+        self.0
+    }
+}
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod ops {
+    use super::Channel;
+    use axolotl_abi::MessageInfo;
+
+    impl Channel {
+        /// Signals the PD at the other end.
+        pub fn notify(self) {
+            axolotl_sys::signal(self.notification_cap());
+        }
+
+        /// Calls the PD at the other end (it must have higher priority) and waits for its
+        /// reply; message registers travel as with any IPC.
+        pub fn pp_call(self, msg: MessageInfo, mrs: [u64; 4]) -> (MessageInfo, [u64; 4]) {
+            let r = axolotl_sys::call(self.endpoint_cap(), msg, mrs);
+            (r.info, r.mrs)
+        }
+
+        /// Re-enables the interrupt behind this channel once it has been handled.
+        pub fn irq_ack(self) -> Result<(), axolotl_sys::InvocationError> {
+            axolotl_sys::IrqHandler(self.irq_cap()).ack()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_follow_microkit() {
+        assert_eq!(Channel::new(3).notification_cap(), 13);
+        assert_eq!(Channel::new(3).endpoint_cap(), 77);
+        assert_eq!(Channel::new(3).irq_cap(), 141);
+    }
+}
