@@ -152,7 +152,7 @@ fn wake(k: &mut Kernel, t: *mut Tcb) {
 }
 
 /// Gives the receiver a one-shot reply cap to `caller`, who waits for it.
-fn setup_reply(caller: *mut Tcb, receiver: *mut Tcb, can_grant: bool) {
+pub fn setup_reply(caller: *mut Tcb, receiver: *mut Tcb, can_grant: bool) {
     // SAFETY: both are live; the REPLY slot belongs to the receiver's TCB object. Reply caps
     // are not in the derivation tree: `reply_holder` links the two ends instead, and both
     // sides clear the link when either thread goes away.

@@ -22,6 +22,8 @@ mod bootcaps;
 #[cfg(target_os = "none")]
 mod console;
 #[cfg(target_os = "none")]
+mod fastpath;
+#[cfg(target_os = "none")]
 mod fault;
 #[cfg(target_os = "none")]
 mod invoke;

@@ -15,6 +15,11 @@ pub fn handle(k: &mut Kernel, t: *mut Tcb) -> bool {
     let tcb = unsafe { &mut *t };
     let nr = tcb.ctx.x[7];
     let cptr = tcb.ctx.x[0];
+    match Syscall::from_number(nr) {
+        Some(Syscall::Call) => crate::fastpath::call(k, t),
+        Some(Syscall::ReplyRecv) => crate::fastpath::reply_recv(k, t),
+        _ => {}
+    }
     let Some(sys) = Syscall::from_number(nr) else {
         unknown_syscall(k, t, nr);
         return false;

@@ -150,7 +150,7 @@ pub fn valid_vspace(k: &Kernel, t: *mut Tcb) -> Option<(u64, u8)> {
     }
 }
 
-fn enter(k: &mut Kernel, t: *mut Tcb, (root, vmid): (u64, u8)) -> ! {
+pub fn enter(k: &mut Kernel, t: *mut Tcb, (root, vmid): (u64, u8)) -> ! {
     if k.fpu_owner != t {
         // SAFETY: fpu_owner (if any) and t are live TCBs; the kernel never uses FP itself.
         unsafe {

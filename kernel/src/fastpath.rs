@@ -1,0 +1,115 @@
+//! The IPC fast path, after seL4's: Call to a waiting receiver, and ReplyRecv to a waiting
+//! caller, when nothing but a direct switch is needed — no extra caps, at most the four
+//! register-borne words, no fault, the other thread at least as urgent as the caller (so no
+//! scheduling decision), and its VSpace valid. The thread switches straight to the other
+//! one without touching the ready queues. Anything else returns and takes the general path,
+//! which gives the same result more slowly.
+
+use axolotl_abi::{MSG_REGISTERS_IN_CPU, MessageInfo, Rights};
+use axolotl_kernel_core::{Cap, SlotRef};
+
+use crate::invoke::lookup_cap;
+use crate::object::{Endpoint, EpState, Notification};
+use crate::state::Kernel;
+use crate::thread::{Tcb, ThreadState, slot};
+use crate::trap::{enter, valid_vspace};
+
+/// A message the fast path can carry: no caps, all words in registers.
+fn short(t: *mut Tcb) -> Option<MessageInfo> {
+    // SAFETY: t is the current, live thread.
+    let info = MessageInfo::from_word(unsafe { (*t).ctx.x[1] });
+    (info.extra_caps() == 0 && info.length() as usize <= MSG_REGISTERS_IN_CPU).then_some(info)
+}
+
+/// Copies the message words and tag from `from` to `to` and makes `to` the running thread.
+fn switch_to(k: &mut Kernel, from: *mut Tcb, to: *mut Tcb, badge: u64, info: MessageInfo) -> ! {
+    let vs = valid_vspace(k, to).expect("checked by the caller");
+    // SAFETY: both threads are live and neither is in a queue now.
+    unsafe {
+        let (f, d) = (&(*from).ctx, &mut (*to).ctx);
+        d.x[2..2 + MSG_REGISTERS_IN_CPU].copy_from_slice(&f.x[2..2 + MSG_REGISTERS_IN_CPU]);
+        d.x[0] = badge;
+        d.x[1] = MessageInfo::new(info.label(), 0, 0, info.length()).word();
+        (*to).state = ThreadState::Running;
+        if (*to).timeslice == 0 {
+            (*to).timeslice = k.sched.timeslice_ticks;
+        }
+    }
+    k.sched.current = to;
+    enter(k, to, vs)
+}
+
+/// Call on an endpoint with a receiver waiting. Returns if the fast path does not apply.
+pub fn call(k: &mut Kernel, t: *mut Tcb) {
+    let Some(info) = short(t) else { return };
+    // SAFETY: t is live.
+    let cptr = unsafe { (*t).ctx.x[0] };
+    let Ok((Cap::Endpoint { ptr, badge, rights }, _)) = lookup_cap(t, cptr) else {
+        return;
+    };
+    let can_grant = rights.contains(Rights::GRANT);
+    if !rights.contains(Rights::WRITE) || !(can_grant || rights.contains(Rights::GRANT_REPLY)) {
+        return;
+    }
+    // SAFETY: a live endpoint (its cap was just found).
+    let ep = unsafe { Endpoint::at(ptr) };
+    if ep.state() != EpState::Recv {
+        return;
+    }
+    let mut q = ep.queue();
+    let dest = q.head;
+    // SAFETY: queued threads are live.
+    if unsafe { (*dest).priority < (*t).priority } || valid_vspace(k, dest).is_none() {
+        return;
+    }
+    // SAFETY: as above.
+    unsafe { q.pop() };
+    ep.set(q, EpState::Recv);
+    crate::ipc::setup_reply(t, dest, can_grant);
+    switch_to(k, t, dest, badge, info)
+}
+
+/// ReplyRecv answering a caller that waits, on an endpoint with no sender queued.
+pub fn reply_recv(k: &mut Kernel, t: *mut Tcb) {
+    let Some(info) = short(t) else { return };
+    // SAFETY: the REPLY slot belongs to t's live TCB object.
+    let s = unsafe { SlotRef::from_addr(Tcb::slot_addr(t, slot::REPLY)).unwrap() };
+    let Cap::Reply { tcb, .. } = s.cap() else {
+        return;
+    };
+    let caller = tcb as *mut Tcb;
+    // SAFETY: t is live; a caller that still names t as its reply holder is live.
+    let (cptr, bound) = unsafe { ((*t).ctx.x[0], (*t).bound_ntfn) };
+    // SAFETY: as above.
+    let waiting = unsafe {
+        (*caller).reply_holder == t
+            && (*caller).state == ThreadState::BlockedOnReply
+            && (*caller).fault.is_none()
+            && (*caller).priority >= (*t).priority
+    };
+    if !waiting || valid_vspace(k, caller).is_none() {
+        return;
+    }
+    let Ok((Cap::Endpoint { ptr, rights, .. }, _)) = lookup_cap(t, cptr) else {
+        return;
+    };
+    // SAFETY: a live endpoint; a bound notification is live while bound.
+    let ep = unsafe { Endpoint::at(ptr) };
+    if !rights.contains(Rights::READ) || ep.state() == EpState::Send {
+        return;
+    }
+    // SAFETY: as above.
+    if bound != 0 && unsafe { Notification::at(bound) }.word != 0 {
+        return;
+    }
+    // SAFETY: t and caller are live; t is running, so in no queue.
+    unsafe {
+        s.write_cap(Cap::Null);
+        (*caller).reply_holder = core::ptr::null_mut();
+        (*t).state = ThreadState::BlockedOnRecv { ep: ptr };
+        let mut q = ep.queue();
+        q.push(t);
+        ep.set(q, EpState::Recv);
+    }
+    switch_to(k, t, caller, 0, info)
+}
