@@ -67,7 +67,7 @@ fn extra_cap(t: *mut Tcb, info: MessageInfo, i: usize) -> Result<(Cap, SlotRef),
     lookup_cap(t, cptr).map_err(|_| SyscallError::InvalidCapability { arg: i as u32 + 1 })
 }
 
-fn need(info: MessageInfo, n: u64) -> Result<(), SyscallError> {
+pub fn need(info: MessageInfo, n: u64) -> Result<(), SyscallError> {
     if info.length() < n {
         Err(SyscallError::TruncatedMessage)
     } else {
@@ -166,7 +166,7 @@ pub fn invoke(k: &mut Kernel, t: *mut Tcb, cap: Cap, cap_slot: SlotRef, call: bo
                     max: crate::state::MAX_IRQS as u64 - 1,
                 });
             }
-            if crate::state::irq_reserved(irq as u32) || k.irq_claimed[irq as usize] {
+            if k.irq_claimed[irq as usize] {
                 return Err(SyscallError::RevokeFirst);
             }
             let (root, _) = extra_cap(t, info, 0)?;

@@ -30,13 +30,9 @@ pub struct Kernel {
     pub asids: axolotl_kernel_core::asid::AsidTable,
 }
 
-/// Interrupt ids user level may claim: SPIs below this bound.
+/// Interrupt ids user level may claim: SPIs (32 and up; SGIs and PPIs, the timer's among
+/// them, stay the kernel's) below this bound.
 pub const MAX_IRQS: usize = 256;
-
-/// Interrupts the kernel keeps for itself.
-pub fn irq_reserved(irq: u32) -> bool {
-    irq < 32
-}
 
 pub static KERNEL: Global<Kernel> = Global::new(Kernel {
     sched: Scheduler::new(axolotl_kernel_config::BuildConfig::DEFAULT.timeslice_ticks),

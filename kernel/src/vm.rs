@@ -45,16 +45,9 @@ pub fn invoke(
     mr: &dyn Fn(usize) -> u64,
     extra: &dyn Fn(usize) -> Result<(Cap, SlotRef), SyscallError>,
 ) -> Result<usize, SyscallError> {
-    let need = |n| {
-        if info.length() < n {
-            Err(SyscallError::TruncatedMessage)
-        } else {
-            Ok(())
-        }
-    };
     match (l, cap) {
         (Invocation::PageTableMap, Cap::PageTable { ptr, mapped: None }) => {
-            need(2)?;
+            crate::invoke::need(info, 2)?;
             let (vs, _) = extra(0)?;
             let (root, asid) = vspace_root(k, vs)?;
             let vaddr = mr(0);
@@ -84,7 +77,7 @@ pub fn invoke(
                 mapped,
             },
         ) => {
-            need(3)?;
+            crate::invoke::need(info, 3)?;
             if mapped.is_some() {
                 return Err(SyscallError::InvalidCapability { arg: 0 });
             }
@@ -134,7 +127,7 @@ pub fn invoke(
             Ok(0)
         }
         (Invocation::AsidControlMakePool, Cap::AsidControl) => {
-            need(2)?;
+            crate::invoke::need(info, 2)?;
             let (root, _) = extra(0)?;
             let dest =
                 axolotl_kernel_core::cspace::lookup_slot_for_cnode_op(false, root, mr(0), mr(1))?;

@@ -1,7 +1,7 @@
 //! The client end of a connection: owns the buffers, issues requests, and
 //! keeps the outstanding-request table that makes peer restarts lossless.
 
-use crate::control::{Control, Generation, Role, attach};
+use crate::control::{Control, Generation, Role, attach, generation_moved};
 use crate::descriptor::Descriptor;
 use crate::error::{Corruption, Error, LayoutError, PushError};
 use crate::queue::{Consumer, Producer, Signal, Wait};
@@ -166,13 +166,7 @@ impl<const IDS: usize> Client<IDS> {
         if g == 0 {
             return Ok(None);
         }
-        if g != self.server_generation {
-            if g < self.server_generation {
-                return Err(Error::Corrupt(Corruption::GenerationRegressed {
-                    previous: self.server_generation,
-                    observed: g,
-                }));
-            }
+        if let Some(g) = generation_moved(self.server_generation, g).map_err(Error::Corrupt)? {
             // Never reset here: a fresh client's queues are the server's to
             // clear (it sees a client generation it has not acknowledged),
             // and it may still be draining them. A survivor only passes
@@ -191,16 +185,11 @@ impl<const IDS: usize> Client<IDS> {
 
     /// Starts a resync if the server's generation moved.
     fn check_server_restart(&mut self) -> Result<Option<ClientEvent>, Error> {
-        let g = self.control.peer_generation();
-        if g == self.server_generation {
-            return Ok(None);
-        }
-        if g < self.server_generation {
-            return Err(self.poison(Corruption::GenerationRegressed {
-                previous: self.server_generation,
-                observed: g,
-            }));
-        }
+        let g = match generation_moved(self.server_generation, self.control.peer_generation()) {
+            Ok(None) => return Ok(None),
+            Ok(Some(g)) => g,
+            Err(c) => return Err(self.poison(c)),
+        };
         self.state = match self.state {
             // Completions from a server that already broke the protocol
             // aren't trusted: reclaim everything.

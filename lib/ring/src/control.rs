@@ -13,7 +13,7 @@
 
 use core::ptr::NonNull;
 
-use crate::error::LayoutError;
+use crate::error::{Corruption, LayoutError};
 use crate::queue::{Consumer, Producer, QUEUE_ALIGN, queue_bytes};
 use crate::region::SharedRegion;
 use crate::sync::{AtomicU32, Ordering};
@@ -176,6 +176,20 @@ impl Control {
 
     pub(crate) fn peer_ack(&self) -> u32 {
         self.peer().ack.load(Ordering::Acquire)
+    }
+}
+
+/// Compares the peer's published generation with the one this side knows: `None` when
+/// unchanged, the new one when it grew. Generations only grow (a restarted side comes up
+/// with a larger one), so a smaller value is corruption, never followed.
+pub(crate) fn generation_moved(known: u32, observed: u32) -> Result<Option<u32>, Corruption> {
+    match observed {
+        g if g == known => Ok(None),
+        g if g < known => Err(Corruption::GenerationRegressed {
+            previous: known,
+            observed: g,
+        }),
+        g => Ok(Some(g)),
     }
 }
 

@@ -2,7 +2,7 @@
 //! requests, answers them, and on a client restart hands back whatever it
 //! was holding.
 
-use crate::control::{Control, Generation, Role, attach};
+use crate::control::{Control, Generation, Role, attach, generation_moved};
 use crate::descriptor::Descriptor;
 use crate::error::{Corruption, Error, LayoutError, PushError};
 use crate::queue::{Consumer, Producer, Signal, Wait};
@@ -192,13 +192,7 @@ impl<const IDS: usize> Server<IDS> {
         // ack, so if the ack is new, the generation we read is too.
         let ack = self.control.peer_ack();
         let c = self.control.peer_generation();
-        if c != self.client_generation {
-            if c < self.client_generation {
-                return Err(Error::Corrupt(Corruption::GenerationRegressed {
-                    previous: self.client_generation,
-                    observed: c,
-                }));
-            }
+        if let Some(c) = generation_moved(self.client_generation, c).map_err(Error::Corrupt)? {
             // The client restarted while we were attaching: it is fresh and
             // not using the queues, so clearing them is ours to do.
             self.reset_for(c);
@@ -213,16 +207,11 @@ impl<const IDS: usize> Server<IDS> {
     }
 
     fn check_client_restart(&mut self) -> Result<Option<ServerEvent>, Error> {
-        let c = self.control.peer_generation();
-        if c == self.client_generation {
-            return Ok(None);
-        }
-        if c < self.client_generation {
-            return Err(self.poison(Corruption::GenerationRegressed {
-                previous: self.client_generation,
-                observed: c,
-            }));
-        }
+        let c = match generation_moved(self.client_generation, self.control.peer_generation()) {
+            Ok(None) => return Ok(None),
+            Ok(Some(c)) => c,
+            Err(e) => return Err(self.poison(e)),
+        };
         self.state = State::Abandoning {
             new_generation: c,
             next: 0,

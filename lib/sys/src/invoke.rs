@@ -108,8 +108,9 @@ pub fn invoke(cap: CPtr, e: &Encoded) -> Result<Reply, InvocationError> {
     decode_reply(m.info, &words[..n.max(MSG_REGISTERS_IN_CPU)])
 }
 
-/// The `Call` of an invocation, without decoding (for tests of the raw reply).
-pub fn send_encoded(cap: CPtr, e: &Encoded) -> Msg {
+/// Puts what does not travel in registers — extra caps and words beyond MR3 — into the
+/// IPC buffer, and returns MR0..3 for the registers.
+fn stage(e: &Encoded) -> [u64; MSG_REGISTERS_IN_CPU] {
     for (i, &c) in e.caps[..e.ncaps].iter().enumerate() {
         ipc::set_cap(i, c);
     }
@@ -122,28 +123,17 @@ pub fn send_encoded(cap: CPtr, e: &Encoded) -> Msg {
     {
         ipc::set_mr(i, w);
     }
-    let mut regs = [0; 4];
-    regs.copy_from_slice(&e.mrs[..4]);
-    call(cap, e.info(), regs)
+    core::array::from_fn(|i| e.mrs[i])
+}
+
+/// The `Call` of an invocation, without decoding (for tests of the raw reply).
+pub fn send_encoded(cap: CPtr, e: &Encoded) -> Msg {
+    call(cap, e.info(), stage(e))
 }
 
 /// Like [`invoke`] but with `Send`: the kernel performs it and no reply comes back.
 pub fn invoke_no_reply(cap: CPtr, e: &Encoded) {
-    for (i, &c) in e.caps[..e.ncaps].iter().enumerate() {
-        ipc::set_cap(i, c);
-    }
-    for (i, &w) in e
-        .mrs
-        .iter()
-        .enumerate()
-        .take(e.len)
-        .skip(MSG_REGISTERS_IN_CPU)
-    {
-        ipc::set_mr(i, w);
-    }
-    let mut regs = [0; 4];
-    regs.copy_from_slice(&e.mrs[..4]);
-    syscall::send(cap, e.info(), regs)
+    syscall::send(cap, e.info(), stage(e))
 }
 
 #[cfg(test)]
