@@ -1,0 +1,2 @@
+//! Hardware-independent logic of the serial driver PD and its clients.
+#![no_std]
