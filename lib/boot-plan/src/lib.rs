@@ -22,6 +22,7 @@ extern crate std;
 
 pub mod cspace;
 pub mod model;
+pub mod pack;
 
 pub use model::*;
 
