@@ -1,7 +1,8 @@
 //! The root task: the first and only thread the kernel creates itself.
 //!
-//! It will build the system an SDF describes (issue #4). Until then it greets, and in test
-//! builds runs one boot self-check chosen by a cargo feature.
+//! With a system packed in (`cargo xtask build --system`), it builds and starts the PDs the
+//! boot plan describes ([`system`]). Without one it greets, and in test builds runs one boot
+//! self-check chosen by a cargo feature.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
@@ -16,6 +17,9 @@ mod selftest_ipc;
 mod spawn;
 
 #[cfg(target_os = "none")]
+mod system;
+
+#[cfg(target_os = "none")]
 mod rt {
     use axolotl_sys::println;
 
@@ -23,17 +27,28 @@ mod rt {
         ".section .text.start, \"ax\"",
         ".global _start",
         "_start:",
+        // The kernel's initial stack is small; decoding the boot plan needs more.
+        "    adrp x9, root_stack_top",
+        "    add x9, x9, :lo12:root_stack_top",
+        "    mov sp, x9",
         "    bl root_main",
         "1:  b 1b",
+        ".section .bss.root_stack, \"aw\", %nobits",
+        ".balign 16",
+        "    .skip 0x80000",
+        "root_stack_top:",
     );
 
     #[unsafe(no_mangle)]
     extern "C" fn root_main(bootinfo: u64) -> ! {
-        let _ = bootinfo;
         println!(
             "root-task: hello from EL0 (axolotl root task v{})",
             env!("CARGO_PKG_VERSION")
         );
+        if crate::system::packed() {
+            // SAFETY: the kernel maps the boot info page read-only at this address.
+            crate::system::run(unsafe { &*(bootinfo as *const axolotl_abi::BootInfo) });
+        }
         #[cfg(feature = "selftest-fault")]
         selftest_fault();
         #[cfg(feature = "selftest-ticks")]

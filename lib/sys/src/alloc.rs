@@ -133,9 +133,44 @@ impl ObjectAlloc {
     }
 }
 
+/// Sizes (log2) of the untyped objects that, retyped one after another from the watermark
+/// `cur`, bring it exactly to `target`: each naturally aligned, as the kernel places objects.
+/// Retyping a device frame at a fixed physical address needs this filler below it.
+pub fn fillers(mut cur: u64, target: u64) -> impl Iterator<Item = u32> {
+    core::iter::from_fn(move || {
+        if cur >= target {
+            return None;
+        }
+        let gap = target - cur;
+        let bits = cur.trailing_zeros().min(63 - gap.leading_zeros()).min(47);
+        cur += 1 << bits;
+        Some(bits)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fillers_end_exactly_at_the_target_and_stay_aligned() {
+        for (cur, target) in [
+            (0x0900_0000u64, 0x0904_0000u64),
+            (0x0900_1000, 0x0904_0000),
+            (0x0900_1000, 0x0900_1000),
+            (0x1000, 0x7_f000),
+            (0x0, 0x1_2345_6000),
+        ] {
+            let mut at = cur;
+            for b in fillers(cur, target) {
+                assert!((4..=47).contains(&b));
+                assert_eq!(at % (1 << b), 0, "misaligned filler at {at:#x}");
+                at += 1 << b;
+            }
+            assert_eq!(at, target);
+        }
+        assert!(fillers(0x0900_0000, 0x0904_0000).eq([18]));
+    }
 
     #[test]
     fn slots_bump_and_rewind() {

@@ -1,0 +1,440 @@
+//! Executing the boot plan (docs/boot-plan.md, "How the plan is used").
+
+use axolotl_abi::bootinfo::{STACK_TOP, init_cap};
+use axolotl_abi::{BootInfo, CPtr, ObjectType, Rights, USER_CONTEXT_WORDS};
+use axolotl_boot_plan::cspace::CNODE_SIZE_BITS;
+use axolotl_boot_plan::pack::Pack;
+use axolotl_boot_plan::{BootPlan, Cap, MAX_PDS, MAX_REGIONS, Pd, Trigger};
+use axolotl_sys::alloc::{ObjectAlloc, ROOT_DEPTH};
+use axolotl_sys::{
+    AsidPool, CNode, Endpoint, Frame, InvocationError, IrqControl, IrqHandler, Notification, Tcb,
+    Untyped, UserContext, VSpace, vm_attr,
+};
+use heapless::Vec;
+
+use super::{image, vspace};
+
+const PAGE: u64 = 0x1000;
+/// A PD's CNode is a single level: its guard covers the 64 - 9 bits above the slot number, so
+/// the PD names slot `n` by the capability address `n` (seL4 CNode cap data: guard size in
+/// bits 0..6, guard value 0).
+const PD_CSPACE_DATA: u64 = 64 - CNODE_SIZE_BITS as u64;
+const PD_DEPTH: u64 = CNODE_SIZE_BITS as u64;
+
+/// Why the system could not be built.
+pub enum Error {
+    Invocation(&'static str, InvocationError),
+    Plan(&'static str),
+    NoImage,
+    NoDeviceMemory(u64),
+    NotContiguous(u16),
+    TooManySlots,
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Error::Invocation(what, e) => write!(f, "{what}: {e}"),
+            Error::Plan(what) => write!(f, "plan not executable: {what}"),
+            Error::NoImage => f.write_str("a program image named by the plan is not in the pack"),
+            Error::NoDeviceMemory(pa) => write!(f, "no free device memory at {pa:#x}"),
+            Error::NotContiguous(r) => {
+                write!(
+                    f,
+                    "region {r} is not physically contiguous but its paddr is asked"
+                )
+            }
+            Error::TooManySlots => f.write_str("out of root CNode slots"),
+        }
+    }
+}
+
+/// Labels an invocation error with the step that failed.
+pub trait Step<T> {
+    fn step(self, what: &'static str) -> Result<T, Error>;
+}
+
+impl<T> Step<T> for Result<T, InvocationError> {
+    fn step(self, what: &'static str) -> Result<T, Error> {
+        self.map_err(|e| Error::Invocation(what, e))
+    }
+}
+
+/// The root task's original capabilities to one PD's objects.
+#[derive(Clone, Copy, Debug)]
+pub struct PdObjects {
+    pub tcb: Tcb,
+    pub cnode: CNode,
+    pub vspace: VSpace,
+    pub endpoint: Endpoint,
+    pub notification: Notification,
+}
+
+/// The frames of a memory region: consecutive root slots `first..first + count`.
+#[derive(Clone, Copy, Debug)]
+pub struct RegionFrames {
+    pub first: CPtr,
+    pub count: u64,
+    pub paddr: u64,
+    pub contiguous: bool,
+}
+
+pub struct System {
+    pub plan: &'static BootPlan,
+    pub pds: Vec<PdObjects, MAX_PDS>,
+    pub regions: Vec<RegionFrames, MAX_REGIONS>,
+    /// Every PD's fault endpoint (parentless PDs), badged per PD.
+    pub fault_ep: Endpoint,
+    pub alloc: ObjectAlloc,
+}
+
+impl System {
+    pub fn build(bi: &BootInfo, plan: &'static BootPlan, pack: &Pack) -> Result<System, Error> {
+        let mut alloc = ObjectAlloc::from_bootinfo(bi);
+        let fault_ep = Endpoint(
+            alloc
+                .alloc(ObjectType::Endpoint, 0)
+                .step("fault endpoint")?,
+        );
+        let mut sys = System {
+            plan,
+            pds: Vec::new(),
+            regions: Vec::new(),
+            fault_ep,
+            alloc,
+        };
+        if !plan.vms.is_empty() {
+            return Err(Error::Plan(
+                "virtual machines are not supported yet (issue #6)",
+            ));
+        }
+        for _ in plan.pds.iter() {
+            let o = sys.create_pd_objects()?;
+            let _ = sys.pds.push(o);
+        }
+        let mut devices = DeviceMemory::new(bi);
+        for r in 0..plan.regions.len() {
+            let frames = sys.create_region(&mut devices, r)?;
+            let _ = sys.regions.push(frames);
+        }
+        for (i, pd) in plan.pds.iter().enumerate() {
+            sys.build_pd(i, pd, pack)?;
+        }
+        for (i, pd) in plan.pds.iter().enumerate() {
+            sys.fill_cspace(i, pd)?;
+        }
+        for o in sys.pds.iter() {
+            o.tcb.resume().step("resume")?;
+        }
+        Ok(sys)
+    }
+
+    fn create_pd_objects(&mut self) -> Result<PdObjects, Error> {
+        let a = &mut self.alloc;
+        let o = PdObjects {
+            tcb: Tcb(a.alloc(ObjectType::Tcb, 0).step("TCB")?),
+            cnode: CNode(
+                a.alloc(ObjectType::CNode, CNODE_SIZE_BITS as u64)
+                    .step("CNode")?,
+            ),
+            vspace: VSpace(a.alloc(ObjectType::VSpace, 0).step("VSpace")?),
+            endpoint: Endpoint(a.alloc(ObjectType::Endpoint, 0).step("endpoint")?),
+            notification: Notification(a.alloc(ObjectType::Notification, 0).step("notification")?),
+        };
+        AsidPool(init_cap::ASID_POOL)
+            .assign(o.vspace)
+            .step("ASID assign")?;
+        o.tcb.bind_notification(o.notification).step("bind")?;
+        Ok(o)
+    }
+
+    fn create_region(
+        &mut self,
+        devices: &mut DeviceMemory,
+        r: usize,
+    ) -> Result<RegionFrames, Error> {
+        let region = &self.plan.regions[r];
+        let large = region.page_size != PAGE;
+        let ty = if large {
+            ObjectType::LargeFrame
+        } else {
+            ObjectType::SmallFrame
+        };
+        let count = region.pages();
+        if let Some(pa) = region.phys_addr {
+            let first = devices.frames_at(&mut self.alloc, pa, ty, count)?;
+            return Ok(RegionFrames {
+                first,
+                count,
+                paddr: pa,
+                contiguous: true,
+            });
+        }
+        let mut first = 0;
+        let mut paddr = 0;
+        let mut contiguous = true;
+        for k in 0..count {
+            let f = self.alloc.alloc(ty, 0).step("region frame")?;
+            let pa = Frame(f).get_address().step("frame address")?;
+            if k == 0 {
+                (first, paddr) = (f, pa);
+            } else if f != first + k {
+                return Err(Error::Plan("region frames not in consecutive slots"));
+            }
+            contiguous &= pa == paddr + k * region.page_size;
+        }
+        Ok(RegionFrames {
+            first,
+            count,
+            paddr,
+            contiguous,
+        })
+    }
+
+    /// A root slot holding a copy of `src` (a frame may be mapped once per capability).
+    fn copy(&mut self, src: CPtr, rights: Rights) -> Result<CPtr, Error> {
+        let dst = self.alloc.slots.alloc().ok_or(Error::TooManySlots)?;
+        let root = CNode(init_cap::CNODE);
+        root.copy(dst, ROOT_DEPTH, root, src, ROOT_DEPTH, rights)
+            .step("copy")?;
+        Ok(dst)
+    }
+
+    /// A root slot holding `src` minted with `badge`.
+    fn mint(&mut self, src: CPtr, badge: u64) -> Result<CPtr, Error> {
+        let dst = self.alloc.slots.alloc().ok_or(Error::TooManySlots)?;
+        let root = CNode(init_cap::CNODE);
+        root.mint(dst, ROOT_DEPTH, root, src, ROOT_DEPTH, Rights::ALL, badge)
+            .step("mint")?;
+        Ok(dst)
+    }
+
+    fn region_paddr(&self, r: u16) -> Result<u64, Error> {
+        let f = self
+            .regions
+            .get(r as usize)
+            .ok_or(Error::Plan("region index"))?;
+        if !f.contiguous {
+            return Err(Error::NotContiguous(r));
+        }
+        Ok(f.paddr)
+    }
+
+    /// Loads the image, maps stack, IPC buffer and regions, and configures the TCB.
+    fn build_pd(&mut self, i: usize, pd: &Pd, pack: &Pack) -> Result<(), Error> {
+        let plan = self.plan;
+        let o = self.pds[i];
+        let image = plan
+            .images
+            .get(pd.image as usize)
+            .ok_or(Error::Plan("image index"))?;
+        let bytes = pack.image(&image.name).ok_or(Error::NoImage)?;
+        let mut setvars: Vec<(u64, u64), { axolotl_boot_plan::MAX_SETVARS }> = Vec::new();
+        for sv in plan.setvars_of(pd) {
+            let value = match sv.value {
+                axolotl_boot_plan::SetvarValue::Value(v) => v,
+                axolotl_boot_plan::SetvarValue::RegionPaddr(r) => self.region_paddr(r)?,
+            };
+            let _ = setvars.push((sv.vaddr, value));
+        }
+        let loaded = image::load(
+            &mut self.alloc,
+            plan.segments_of(image),
+            bytes,
+            o.vspace,
+            &setvars,
+            pd.ipc_buffer,
+        )?;
+
+        let rw = (Rights::RW, vm_attr::CACHEABLE);
+        let map_new = |s: &mut Self, vaddr: u64| -> Result<Frame, Error> {
+            let f = Frame(s.alloc.alloc(ObjectType::SmallFrame, 0).step("frame")?);
+            vspace::map(&mut s.alloc, f, o.vspace, vaddr, rw.0, rw.1).step("map")?;
+            Ok(f)
+        };
+        let mut va = STACK_TOP - pd.stack_size;
+        while va < STACK_TOP {
+            map_new(self, va)?;
+            va += PAGE;
+        }
+        let ipc_frame = match loaded.ipc_frame {
+            Some(f) => f,
+            None => map_new(self, pd.ipc_buffer & !(PAGE - 1))?,
+        };
+
+        for m in plan.mappings_of(pd) {
+            let f = *self
+                .regions
+                .get(m.region as usize)
+                .ok_or(Error::Plan("region index"))?;
+            let size = plan.regions[m.region as usize].page_size;
+            let (rights, attrs) = vspace::rights_attrs(m.perms, m.cached);
+            for k in 0..f.count {
+                let c = Frame(self.copy(f.first + k, Rights::ALL)?);
+                vspace::map(
+                    &mut self.alloc,
+                    c,
+                    o.vspace,
+                    m.vaddr + k * size,
+                    rights,
+                    attrs,
+                )
+                .step("map region")?;
+            }
+        }
+
+        let fault_ep = match plan.cap_at(pd, axolotl_boot_plan::cspace::MONITOR_EP) {
+            Some(Cap::FaultEndpoint { parent, badge }) => {
+                let ep = match parent {
+                    None => self.fault_ep,
+                    Some(p) => self.pds[p as usize].endpoint,
+                };
+                self.mint(ep.0, badge)?
+            }
+            _ => 0,
+        };
+        o.tcb
+            .configure(
+                fault_ep,
+                o.cnode,
+                PD_CSPACE_DATA,
+                o.vspace,
+                0,
+                pd.ipc_buffer,
+                ipc_frame,
+            )
+            .step("TCB configure")?;
+        o.tcb
+            .set_priority(Tcb(init_cap::TCB), pd.priority as u64)
+            .step("priority")?;
+        let ctx = UserContext {
+            pc: pd.entry,
+            sp: STACK_TOP,
+            tpidr_el0: pd.ipc_buffer,
+            ..Default::default()
+        };
+        o.tcb
+            .write_registers(false, 0, USER_CONTEXT_WORDS, &ctx)
+            .step("registers")?;
+        Ok(())
+    }
+
+    /// Puts into the PD's CNode every capability the plan gives it.
+    fn fill_cspace(&mut self, i: usize, pd: &Pd) -> Result<(), Error> {
+        let plan = self.plan;
+        let cnode = self.pds[i].cnode;
+        let root = CNode(init_cap::CNODE);
+        for cs in plan.caps_of(pd) {
+            let slot = cs.slot as u64;
+            let (src, badge) = match cs.cap {
+                Cap::Reply => continue,
+                Cap::InputEndpoint => (self.pds[i].endpoint.0, 0),
+                Cap::FaultEndpoint {
+                    parent: None,
+                    badge,
+                } => (self.fault_ep.0, badge),
+                Cap::FaultEndpoint {
+                    parent: Some(p),
+                    badge,
+                } => (self.pds[p as usize].endpoint.0, badge),
+                Cap::Notification { pd: p, badge } => (self.pds[p as usize].notification.0, badge),
+                Cap::PpcEndpoint { pd: p, badge } => (self.pds[p as usize].endpoint.0, badge),
+                Cap::ChildTcb { pd: p } => (self.pds[p as usize].tcb.0, 0),
+                Cap::IrqHandler { irq } => {
+                    let h = self.irq_handler(i, irq)?;
+                    (h.0, 0)
+                }
+                Cap::VmTcb { .. } | Cap::Vcpu { .. } => {
+                    return Err(Error::Plan("vCPUs are not supported yet (issue #6)"));
+                }
+            };
+            if badge == 0 {
+                cnode
+                    .copy(slot, PD_DEPTH, root, src, ROOT_DEPTH, Rights::ALL)
+                    .step("copy into PD CSpace")?;
+            } else {
+                cnode
+                    .mint(slot, PD_DEPTH, root, src, ROOT_DEPTH, Rights::ALL, badge)
+                    .step("mint into PD CSpace")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The handler of plan IRQ `irq`, signalling PD `i`'s notification with bit `id`.
+    fn irq_handler(&mut self, i: usize, irq: u16) -> Result<IrqHandler, Error> {
+        let q = *self
+            .plan
+            .irqs
+            .get(irq as usize)
+            .ok_or(Error::Plan("IRQ index"))?;
+        let slot = self.alloc.slots.alloc().ok_or(Error::TooManySlots)?;
+        let root = CNode(init_cap::CNODE);
+        IrqControl(init_cap::IRQ_CONTROL)
+            .get(
+                q.irq as u64,
+                q.trigger == Trigger::Edge,
+                root,
+                slot,
+                ROOT_DEPTH,
+            )
+            .step("IRQ control get")?;
+        let n = self.mint(self.pds[i].notification.0, 1 << q.id)?;
+        let h = IrqHandler(slot);
+        h.set_notification(Notification(n))
+            .step("IRQ set notification")?;
+        Ok(h)
+    }
+}
+
+/// Device untyped memory, handed out at the physical addresses the plan names: the kernel
+/// retypes from a watermark, so the gap below an address is filled with untyped objects first.
+struct DeviceMemory {
+    /// `(cap, base, size_bits, watermark offset)` per device untyped.
+    untyped: Vec<(Untyped, u64, u8, u64), { axolotl_abi::bootinfo::MAX_UNTYPED }>,
+}
+
+impl DeviceMemory {
+    fn new(bi: &BootInfo) -> Self {
+        let mut untyped = Vec::new();
+        let n = (bi.num_untyped as usize).min(bi.untyped.len());
+        for (i, u) in bi.untyped[..n].iter().enumerate() {
+            if u.is_device != 0 {
+                let cap = Untyped(init_cap::FIRST_UNTYPED + i as u64);
+                let _ = untyped.push((cap, u.paddr, u.size_bits, 0));
+            }
+        }
+        DeviceMemory { untyped }
+    }
+
+    fn frames_at(
+        &mut self,
+        a: &mut ObjectAlloc,
+        pa: u64,
+        ty: ObjectType,
+        count: u64,
+    ) -> Result<CPtr, Error> {
+        let bits = ty.size_bits(0).unwrap_or(12) as u64;
+        let end = pa + (count << bits);
+        let (ut, base, _, mark) = self
+            .untyped
+            .iter_mut()
+            .find(|(_, base, b, _)| pa >= *base && end <= *base + (1u64 << *b))
+            .ok_or(Error::NoDeviceMemory(pa))?;
+        let root = CNode(init_cap::CNODE);
+        let cur = *base + *mark;
+        if cur > pa {
+            return Err(Error::NoDeviceMemory(pa));
+        }
+        for f in axolotl_sys::alloc::fillers(cur, pa) {
+            let slot = a.slots.alloc().ok_or(Error::TooManySlots)?;
+            ut.retype(ObjectType::Untyped, f as u64, root, 0, 0, slot, 1)
+                .step("device filler")?;
+        }
+        let first = a.slots.alloc_n(count).ok_or(Error::TooManySlots)?;
+        ut.retype(ty, 0, root, 0, 0, first, count)
+            .step("device frames")?;
+        *mark = end - *base;
+        Ok(first)
+    }
+}
