@@ -23,6 +23,8 @@ pub use event::Event;
 pub use run::{report_panic, run};
 
 pub use axolotl_abi::MessageInfo;
+pub use axolotl_sys::ipc::{get_mr, set_mr};
+pub use axolotl_sys::println;
 
 /// A protection domain's code.
 pub trait Handler {
@@ -45,4 +47,57 @@ pub trait Handler {
         let _ = (child, msg);
         None
     }
+}
+
+/// A word the system builder writes before the PD starts (Microkit's `setvar`): declare it
+/// under the SDF's symbol name, e.g. `#[unsafe(no_mangle)] static log_ring: SetVar =
+/// SetVar::new();` for `setvar_vaddr="log_ring"`. Reads are volatile, so the compiler never
+/// folds the zero it is initialised with.
+#[repr(transparent)]
+pub struct SetVar(core::cell::UnsafeCell<u64>);
+
+// SAFETY: written only before the PD runs; afterwards only read.
+unsafe impl Sync for SetVar {}
+
+impl SetVar {
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        SetVar(core::cell::UnsafeCell::new(0))
+    }
+    pub fn get(&self) -> u64 {
+        // SAFETY: an aligned u64 that nothing writes while the PD runs.
+        unsafe { core::ptr::read_volatile(self.0.get()) }
+    }
+}
+
+/// Makes a binary a protection domain: its entry point runs `$handler` (an expression
+/// building a [`Handler`]) under [`run`], and a panic is reported to its fault handler.
+/// The binary must be linked with the user layout (`root-task/link.ld`).
+#[macro_export]
+macro_rules! protection_domain {
+    ($handler:expr) => {
+        #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+        mod __axolotl_pd_entry {
+            #[allow(unused_imports)]
+            use super::*;
+
+            ::core::arch::global_asm!(
+                ".section .text.start, \"ax\"",
+                ".global _start",
+                "_start:",
+                "    bl __axolotl_pd_main",
+                "1:  b 1b",
+            );
+
+            #[unsafe(no_mangle)]
+            extern "C" fn __axolotl_pd_main() -> ! {
+                $crate::run($handler)
+            }
+
+            #[panic_handler]
+            fn panic(info: &::core::panic::PanicInfo) -> ! {
+                $crate::report_panic(info)
+            }
+        }
+    };
 }
