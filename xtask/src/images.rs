@@ -13,6 +13,8 @@ pub struct Variant {
     pub selftest: Option<&'static str>,
     /// The package booted as the root task.
     pub root_task: &'static str,
+    /// A system packed into the root task (`--system`).
+    pub system: Option<crate::system::Packed>,
 }
 
 pub const ROOT_TASK: &str = "axolotl-root-task";
@@ -24,6 +26,7 @@ impl Variant {
             board,
             selftest,
             root_task: ROOT_TASK,
+            system: None,
         }
     }
 
@@ -32,6 +35,7 @@ impl Variant {
             board,
             selftest: None,
             root_task: KERNEL_SUITE,
+            system: None,
         }
     }
 
@@ -44,6 +48,10 @@ impl Variant {
         if let Some(s) = self.selftest {
             n.push_str("-selftest-");
             n.push_str(s);
+        }
+        if let Some(s) = &self.system {
+            n.push('-');
+            n.push_str(&s.name);
         }
         if self.root_task == KERNEL_SUITE {
             n.push_str("-kernel-suite");
@@ -69,14 +77,34 @@ pub fn images_dir() -> PathBuf {
     target_dir().join("images")
 }
 
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+/// Builds every binary of `packages` for `target` (release) in one cargo run.
+pub fn cargo_build_many(packages: &[&str], target: &str) -> Result<(), String> {
+    let mut cmd = cargo();
+    cmd.args(["build", "--release", "-q", "--target", target]);
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    let status = cmd.status().map_err(|e| format!("running cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("building {packages:?} for {target} failed"));
+    }
+    Ok(())
+}
+
 fn cargo_build(
     package: &str,
     target: &str,
     features: &[String],
     env: &[(&str, String)],
 ) -> Result<PathBuf, String> {
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(workspace_root()).args([
+    let mut cmd = cargo();
+    cmd.args([
         "build",
         "--release",
         "-q",
@@ -104,7 +132,17 @@ pub fn build(v: &Variant) -> Result<PathBuf, String> {
     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let name = v.name();
     let features: Vec<String> = v.selftest.iter().map(|s| format!("selftest-{s}")).collect();
-    let root = cargo_build(v.root_task, "aarch64-unknown-none", &features, &[])?;
+    let pack = v
+        .system
+        .as_ref()
+        .map(|s| s.pack.display().to_string())
+        .unwrap_or_default();
+    let root = cargo_build(
+        v.root_task,
+        "aarch64-unknown-none",
+        &features,
+        &[("AXOLOTL_SYSTEM_PACK", pack)],
+    )?;
     let root_copy = dir.join(format!("{name}.root-task.elf"));
     fs::copy(&root, &root_copy).map_err(|e| format!("copying {}: {e}", root.display()))?;
     let kernel = cargo_build(

@@ -3,6 +3,7 @@
 mod bench;
 mod images;
 mod setup;
+mod system;
 mod test;
 
 use std::process::{Command, ExitCode};
@@ -31,10 +32,13 @@ struct Target {
 enum Cmd {
     /// Install what building and testing need (QEMU >= 9, rustup targets). Idempotent.
     Setup,
-    /// Build a bootable image.
+    /// Build a bootable image (with `--system`, of the system an SDF describes).
     Build {
         #[command(flatten)]
         target: Target,
+        /// The .system file (SDF) to build; without it the image holds the root task alone.
+        #[arg(long)]
+        system: Option<std::path::PathBuf>,
     },
     /// Build and boot in QEMU, console on this terminal (quit: Ctrl-A then X).
     Run {
@@ -43,6 +47,9 @@ enum Cmd {
         /// QEMU CPU model.
         #[arg(long, default_value = "cortex-a72")]
         cpu: String,
+        /// The .system file (SDF) to boot.
+        #[arg(long)]
+        system: Option<std::path::PathBuf>,
     },
     /// Kernel microbenchmarks under QEMU -icount shift=0 (instructions per operation).
     Bench,
@@ -80,22 +87,38 @@ fn board(t: &Target) -> Result<axolotl_kernel_config::Board, String> {
         .ok_or_else(|| format!("no board {:?} with GICv{}", t.board, t.gic))
 }
 
+/// The image variant for `board`, packing the system of `sdf` if one is given.
+fn variant(
+    board: axolotl_kernel_config::Board,
+    sdf: Option<&std::path::Path>,
+) -> Result<images::Variant, String> {
+    let mut v = images::Variant::new(board, None);
+    if let Some(sdf) = sdf {
+        v.system = Some(system::pack(sdf, &board)?);
+    }
+    Ok(v)
+}
+
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.cmd {
         Cmd::Setup => {
             setup::ensure()?;
             println!("setup: everything is in place");
         }
-        Cmd::Build { target } => {
+        Cmd::Build { target, system } => {
             let b = board(&target)?;
             setup::ensure_rust_targets()?;
-            let img = images::build(&images::Variant::new(b, None))?;
+            let img = images::build(&variant(b, system.as_deref())?)?;
             println!("image: {}", img.display());
         }
-        Cmd::Run { target, cpu } => {
+        Cmd::Run {
+            target,
+            cpu,
+            system,
+        } => {
             let b = board(&target)?;
             setup::ensure()?;
-            let img = images::build(&images::Variant::new(b, None))?;
+            let img = images::build(&variant(b, system.as_deref())?)?;
             let mut m = axolotl_qemu::Machine::new(b);
             m.cpu = Box::leak(cpu.into_boxed_str());
             eprintln!("xtask: booting {} (quit: Ctrl-A then X)", img.display());

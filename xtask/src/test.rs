@@ -11,6 +11,8 @@ use crate::setup;
 
 /// Self-check images the integration tests boot (root-task cargo features).
 const SELFTESTS: [&str; 3] = ["fault", "ticks", "ipc"];
+/// Example systems the integration tests boot (under systems/).
+const SYSTEMS: [&str; 1] = ["hello"];
 
 #[derive(Default)]
 struct Tally {
@@ -51,6 +53,14 @@ pub fn run(filter: Option<&str>) -> Result<ExitCode, String> {
             images::build(&Variant::new(*board, Some(s)))?;
         }
         images::build(&Variant::kernel_suite(*board))?;
+        for s in SYSTEMS {
+            let sdf = images::workspace_root()
+                .join("systems")
+                .join(format!("{s}.system"));
+            let mut v = Variant::new(*board, None);
+            v.system = Some(crate::system::pack(&sdf, board)?);
+            images::build(&v)?;
+        }
     }
     let images = images::images_dir().display().to_string();
     let mut integ = vec!["test", "-p", "axolotl-tests"];

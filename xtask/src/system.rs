@@ -1,0 +1,100 @@
+//! `--system FILE`: validating an SDF, building the PD programs it names, turning both into a
+//! boot plan and packing plan and images for the root task to carry.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use axolotl_boot_plan::{ElfInfo, pack};
+use axolotl_kernel_config::Board;
+
+use crate::images::{self, cargo_build_many};
+
+/// Packages whose binaries are program images (`program_image path="<bin>.elf"`).
+pub const PD_PACKAGES: &[&str] = &["axolotl-example-hello"];
+pub const PD_TARGET: &str = "aarch64-unknown-none";
+
+/// A packed system, ready to go into a root task.
+pub struct Packed {
+    /// The SDF's file stem: names the image.
+    pub name: String,
+    pub pack: PathBuf,
+}
+
+/// Finds a program image the way Microkit's tool searches: next to the SDF first, then among
+/// the PD programs this workspace builds (`<bin>.elf` is cargo's `<bin>`).
+fn find_image(sdf_dir: &Path, path: &str) -> Option<PathBuf> {
+    let beside = sdf_dir.join(path);
+    if beside.is_file() {
+        return Some(beside);
+    }
+    let bin = path.strip_suffix(".elf").unwrap_or(path);
+    let built = images::target_dir()
+        .join(PD_TARGET)
+        .join("release")
+        .join(bin);
+    built.is_file().then_some(built)
+}
+
+pub fn pack(sdf_path: &Path, board: &Board) -> Result<Packed, String> {
+    let checked = axolotl_sdf::check_file(sdf_path, board).map_err(|d| format!("{d}"))?;
+    for w in checked.warnings.iter() {
+        eprintln!("{w}");
+    }
+    let sd = checked.system;
+    cargo_build_many(PD_PACKAGES, PD_TARGET)?;
+
+    let dir = sdf_path.parent().unwrap_or(Path::new("."));
+    let mut infos = Vec::new();
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut missing = Vec::new();
+    for pd in sd.all_pds() {
+        let path = pd.program_image.path.clone();
+        if files.iter().any(|(p, _)| *p == path) {
+            continue;
+        }
+        let Some(file) = find_image(dir, &path) else {
+            missing.push(format!(
+                "{}: program image {path:?} of PD {:?} not found next to the SDF nor built by \
+                 any of {PD_PACKAGES:?}",
+                sdf_path.display(),
+                pd.name
+            ));
+            continue;
+        };
+        let bytes = fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        infos.push(ElfInfo::from_bytes(&path, &bytes).map_err(|e| e.to_string())?);
+        files.push((path, bytes));
+    }
+    if !missing.is_empty() {
+        return Err(missing.join("\n"));
+    }
+    let plan = axolotl_boot_plan::build(&sd, &infos).map_err(|errs| {
+        errs.iter()
+            .map(|e| match e {
+                axolotl_boot_plan::BuildError::Sdf(d) => d.to_string(),
+                e => format!("{}: error: {e}", sdf_path.display()),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    println!("{}", plan.summary());
+
+    let mut buf = vec![0u8; axolotl_boot_plan::PLAN_SIZE_LIMIT];
+    let encoded = axolotl_boot_plan::encode(&plan, &mut buf).map_err(|e| e.to_string())?;
+    let images: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, b)| (p.as_str(), b.as_slice()))
+        .collect();
+    let blob = pack::write(encoded, &images);
+
+    let name = sdf_path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("system")
+        .to_string();
+    let out_dir = images::images_dir();
+    fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let out = out_dir.join(format!("{name}.pack"));
+    fs::write(&out, &blob).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(Packed { name, pack: out })
+}
