@@ -132,7 +132,7 @@ impl<const IDS: usize> SeqClient<IDS> {
             data: view,
             name: n,
             name_len: bytes.len(),
-            window: window.clamp(1, IDS),
+            window: window.min(IDS).max(1),
             limit,
             next: 0,
             high_water: 0,

@@ -16,8 +16,10 @@
 mod client;
 mod data;
 mod fake;
+pub mod layout;
 mod pl011;
 mod queue;
+mod rx;
 mod server;
 mod uart;
 
@@ -28,6 +30,7 @@ pub use client::{
 pub use data::DataRegion;
 pub use fake::{FAKE_FIFO_MAX, FakeUart};
 pub use pl011::{InitError, Pl011, QEMU_VIRT_UART1_BASE, QEMU_VIRT_UART1_INTID, QEMU_VIRT_UARTCLK};
+pub use rx::{RxActivity, RxClient, RxStats};
 pub use server::{
     Activity, ConfigError, ConnId, ConnSet, Connection, MAX_TX_CONNECTIONS, Server, ServerStats,
 };

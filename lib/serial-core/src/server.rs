@@ -407,7 +407,7 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
             };
             let mut bad = None;
             while !h.finished() {
-                let at = h.d.offset as usize + h.done as usize;
+                let at = (h.d.offset as usize).saturating_add(h.done as usize);
                 let Some(b) = conn.data.read(at) else {
                     // Checked when taken; never followed if it were not.
                     bad = Some(Corruption::BufferOutOfBounds {
@@ -481,7 +481,7 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
                 budget -= 1;
                 match self.uart.try_read() {
                     Ok(Some(b)) => {
-                        let at = h.d.offset as usize + h.done as usize;
+                        let at = (h.d.offset as usize).saturating_add(h.done as usize);
                         // In bounds: checked when the buffer was taken, and
                         // again by `write`.
                         let _ = rx.data.write(at, b);
@@ -499,7 +499,9 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
                     }
                 }
             }
-            if h.done == 0 || !(h.finished() || dry) {
+            // A zero-length buffer goes back at once; others once they hold
+            // something and are full or the FIFO is dry.
+            if h.d.len != 0 && (h.done == 0 || !(h.finished() || dry)) {
                 break;
             }
             match rx.ring.respond(h.d.id, h.done) {

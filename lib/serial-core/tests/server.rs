@@ -478,3 +478,36 @@ fn messages_are_formatted_as_name_space_seq_newline() {
         .is_err()
     );
 }
+
+#[test]
+fn client_restart_abandons_its_messages_and_the_driver_goes_on() {
+    let links = [Link::new(), Link::new()];
+    let mut a = links[0].seq_client("alpha", 4, Some(3));
+    let mut b = links[1].seq_client("beta", 4, Some(3));
+    let mut s = driver(FakeUart::new(4), &links, None, 1);
+    settle(&mut s, &mut [&mut a, &mut b]);
+    assert_eq!(
+        s.held(ConnId::Tx(0)),
+        3,
+        "alpha's messages held, one on the wire"
+    );
+    // Client "alpha" dies and comes back (generation + 1, state lost).
+    let mut a = links[0].seq_client("alpha", 4, Some(2));
+    let mut wire = Vec::new();
+    for _ in 0..60 {
+        settle(&mut s, &mut [&mut a, &mut b]);
+        shift_all(s.uart_mut(), &mut wire);
+        let _ = s.on_irq();
+    }
+    assert!(a.is_done() && b.is_done());
+    assert_eq!(s.stats().abandoned, 3);
+    let wire = String::from_utf8_lossy(&wire);
+    // The interrupted message left a fragment; beta is whole and in order.
+    assert!(wire.starts_with("alph"), "{wire}");
+    for i in 0..3 {
+        assert_eq!(wire.matches(&format!("beta {i}\n")).count(), 1, "{wire}");
+    }
+    for i in 0..2 {
+        assert!(wire.contains(&format!("alpha {i}\n")), "{wire}");
+    }
+}

@@ -120,6 +120,16 @@ impl Link {
         .unwrap()
     }
 
+    pub fn rx_client(&self) -> axolotl_serial_core::RxClient<IDS> {
+        axolotl_serial_core::RxClient::new(
+            self.rings.region(),
+            self.data.region(),
+            CAP,
+            Generation::Next,
+        )
+        .unwrap()
+    }
+
     pub fn ring_client(&self) -> axolotl_ring::Client<IDS> {
         axolotl_ring::Client::new(
             self.rings.region(),
