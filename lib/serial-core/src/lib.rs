@@ -1,2 +1,37 @@
-//! Hardware-independent logic of the serial driver PD and its clients.
+//! Hardware-independent logic of the serial driver PD and its clients
+//! (issue #5's `resilient-echo` demo); `docs/serial.md` is the overview.
+//!
+//! * [`Uart`]: what the driver needs from a UART; [`Pl011`] implements it
+//!   over `arm-pl011-uart`, [`FakeUart`] in software for tests.
+//! * [`Server`]: the driver over `N` lib/ring connections (client messages
+//!   to the wire) and an optional receive connection (wire to one client),
+//!   interrupt-driven, restartable from a clean image.
+//! * [`SeqClient`]: a client sending numbered messages and checking that
+//!   each completes exactly once and in order, across driver restarts.
+//!
+//! The PD binaries map the regions, take the IRQ and call in here; nothing
+//! here allocates, and nothing read from shared memory is trusted.
 #![no_std]
+
+mod client;
+mod data;
+mod fake;
+pub mod layout;
+mod pl011;
+mod queue;
+mod rx;
+mod server;
+mod uart;
+
+pub use client::{
+    ClientActivity, MAX_NAME, MSG_SLOT, SeqClient, SeqClientError, SeqConfigError, SeqError,
+    SeqStats, format_message,
+};
+pub use data::DataRegion;
+pub use fake::{FAKE_FIFO_MAX, FakeUart};
+pub use pl011::{InitError, Pl011, QEMU_VIRT_UART1_BASE, QEMU_VIRT_UART1_INTID, QEMU_VIRT_UARTCLK};
+pub use rx::{RxActivity, RxClient, RxStats};
+pub use server::{
+    Activity, ConfigError, ConnId, ConnSet, Connection, MAX_TX_CONNECTIONS, Server, ServerStats,
+};
+pub use uart::{Irqs, RxError, Uart};

@@ -1,0 +1,28 @@
+//! The hardware-independent brain of monitor-pd (issue #5): what the monitor decides when a
+//! PD fails, with no hardware and no allocator, so all of it is host-tested.
+//!
+//! - [`Cause`]: why a PD stopped, from a fault message ([`Cause::from_fault`]) or from the
+//!   monitor (watchdog, a peer's corruption report, a clean exit);
+//! - [`Tracker`]: restart policy per PD (policy, limit within a sliding window, exponential
+//!   backoff, generations) → [`Decision`];
+//! - [`Watchdog`]: heartbeat deadlines and the monitor's next timer wake-up;
+//! - [`dependants`] / [`affected`]: who to tell when a PD restarts;
+//! - [`restore_plan`]: the memory operations that put a PD's pristine image back, and the
+//!   CSpace entries to rebuild;
+//! - [`log`]: the recovery log lines.
+//!
+//! See docs/monitor.md.
+#![no_std]
+
+mod cause;
+mod deps;
+pub mod log;
+mod restore;
+mod tracker;
+mod watchdog;
+
+pub use cause::{Access, Cause};
+pub use deps::{affected, dependants};
+pub use restore::{MemOp, Ops, RestoreError, RestorePlan, restore_plan};
+pub use tracker::{Decision, HoldReason, RESTART_HISTORY, State, Tracker, ring_generation};
+pub use watchdog::{Expired, Watchdog};

@@ -1,0 +1,106 @@
+//! The monitor's recovery log lines. Integration tests grep for them: the format is fixed
+//! and pinned by tests.
+
+use core::fmt;
+
+use crate::{Cause, HoldReason};
+
+/// `monitor: restarted <pd> (cause: <cause>) generation <n> in <us> us`
+#[derive(Clone, Copy, Debug)]
+pub struct Restarted<'a> {
+    pub pd: &'a str,
+    pub cause: &'a Cause,
+    pub generation: u32,
+    /// From the failure report to the restarted PD running, backoff excluded.
+    pub us: u64,
+}
+
+impl fmt::Display for Restarted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "monitor: restarted {} (cause: {}) generation {} in {} us",
+            self.pd, self.cause, self.generation, self.us
+        )
+    }
+}
+
+/// `monitor: holding <pd> stopped: <reason>`
+#[derive(Clone, Copy, Debug)]
+pub struct Holding<'a> {
+    pub pd: &'a str,
+    pub reason: &'a HoldReason,
+}
+
+impl fmt::Display for Holding<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "monitor: holding {} stopped: {}", self.pd, self.reason)
+    }
+}
+
+/// The line for a restart.
+pub fn restarted<'a>(pd: &'a str, cause: &'a Cause, generation: u32, us: u64) -> Restarted<'a> {
+    Restarted {
+        pd,
+        cause,
+        generation,
+        us,
+    }
+}
+
+/// The line for a PD left stopped.
+pub fn holding<'a>(pd: &'a str, reason: &'a HoldReason) -> Holding<'a> {
+    Holding { pd, reason }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::string::ToString;
+
+    use super::*;
+    use crate::Access;
+
+    #[test]
+    fn restarted_line() {
+        let cause = Cause::VmFault {
+            ip: 0x20_0040,
+            addr: 0,
+            access: Access::Write,
+            esr: 0x9200_0046,
+        };
+        assert_eq!(
+            restarted("uart_driver", &cause, 3, 412).to_string(),
+            "monitor: restarted uart_driver (cause: vm-fault write at 0x0 ip 0x200040) generation 3 in 412 us"
+        );
+        assert_eq!(
+            restarted("console", &Cause::Panic { ip: 0x20_1234 }, 1, 0).to_string(),
+            "monitor: restarted console (cause: panic ip 0x201234) generation 1 in 0 us"
+        );
+    }
+
+    #[test]
+    fn holding_line() {
+        let r = HoldReason::LimitReached {
+            limit: 3,
+            window_ms: 5000,
+        };
+        assert_eq!(
+            holding("uart_driver", &r).to_string(),
+            "monitor: holding uart_driver stopped: restart limit 3 in 5000 ms reached"
+        );
+        assert_eq!(
+            holding("logger", &HoldReason::Never).to_string(),
+            "monitor: holding logger stopped: restart=never"
+        );
+    }
+
+    #[test]
+    fn fits_a_fixed_buffer() {
+        use core::fmt::Write;
+        let mut s = heapless::String::<160>::new();
+        let cause = Cause::Hang { heartbeat_ms: 100 };
+        write!(s, "{}", restarted("a", &cause, u32::MAX, u64::MAX)).unwrap();
+        assert!(s.starts_with("monitor: restarted a (cause: hang"));
+    }
+}

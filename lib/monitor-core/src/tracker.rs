@@ -1,0 +1,484 @@
+//! Restart policy bookkeeping for one PD, from its `axolotl_boot_plan::Resilience`.
+//!
+//! Rules (docs/sdf.md, "Resilience extensions"):
+//!
+//! - `restart="never"` holds the PD on any stop; `on-failure` restarts after a failure
+//!   ([`Cause::is_failure`]) and holds after a clean exit; `always` restarts after both.
+//! - At most `restart_limit` restarts within any `restart_window_ms` (sliding); the restart
+//!   that would exceed it is refused and the PD is held. A limit of 0, or a window of 0, is
+//!   unlimited. Limits above [`RESTART_HISTORY`] are enforced as [`RESTART_HISTORY`] (the
+//!   window is checked against remembered restart times, without an allocator).
+//! - Restart `n` (0-based) of a run waits `min(restart_backoff_ms * 2^n,
+//!   restart_backoff_max_ms)`. A run ends when the PD has run `restart_window_ms` since its
+//!   last (re)start without failing: the next failure waits `restart_backoff_ms` again.
+//! - Generations: 0 at boot, +1 per restart, handed to the restarted PD (and its rings).
+//! - While a restart is pending or the PD is held, further failure reports (a watchdog
+//!   expiry, a peer's corruption report) change nothing and get the same answer.
+
+use core::fmt;
+
+use axolotl_boot_plan::model::{Resilience, RestartPolicy};
+use heapless::Deque;
+
+use crate::Cause;
+
+/// How many restart times a tracker remembers: the largest limit enforced exactly.
+pub const RESTART_HISTORY: usize = 32;
+
+/// The ring generation (`axolotl_ring::Generation::Given`) of a PD incarnation: ring
+/// generations start at 1 at boot (`Generation::Next` on a zeroed region), PD generations at
+/// 0, so a restarted PD publishes `generation + 1`, above every earlier incarnation's.
+pub fn ring_generation(generation: u32) -> u32 {
+    generation.saturating_add(1)
+}
+
+/// What the monitor should do with a PD that stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Restore and restart the PD at `at_ms` (monotonic milliseconds), with `generation`;
+    /// then call [`Tracker::on_restarted`].
+    RestartAt { at_ms: u64, generation: u32 },
+    /// Leave the PD stopped.
+    Hold { reason: HoldReason },
+}
+
+/// Why a PD stays down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HoldReason {
+    /// `restart="never"`.
+    Never,
+    /// It exited cleanly and its policy is `on-failure`.
+    Exited,
+    /// Another restart would exceed `restart_limit` within `restart_window_ms`.
+    LimitReached { limit: u32, window_ms: u64 },
+    /// The 32-bit generation counter is used up (after 2^32 - 2 restarts).
+    GenerationsExhausted,
+}
+
+impl fmt::Display for HoldReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            HoldReason::Never => f.write_str("restart=never"),
+            HoldReason::Exited => f.write_str("exited and restart=on-failure"),
+            HoldReason::LimitReached { limit, window_ms } => {
+                write!(f, "restart limit {limit} in {window_ms} ms reached")
+            }
+            HoldReason::GenerationsExhausted => f.write_str("generations exhausted"),
+        }
+    }
+}
+
+/// Where a PD is, for the control plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Running,
+    /// Stopped, to be restarted at `at_ms` with `generation`.
+    Restarting {
+        at_ms: u64,
+        generation: u32,
+    },
+    Held(HoldReason),
+}
+
+/// One PD's restart bookkeeping.
+#[derive(Clone, Debug)]
+pub struct Tracker {
+    policy: RestartPolicy,
+    limit: u32,
+    window_ms: u64,
+    backoff_ms: u64,
+    backoff_max_ms: u64,
+    generation: u32,
+    restarts: u32,
+    /// Restarts in the current run (0 after a quiet window).
+    consecutive: u32,
+    /// When the current incarnation started (boot or last restart).
+    started_ms: u64,
+    state: State,
+    last_cause: Option<Cause>,
+    /// Times of the most recent restarts, oldest first.
+    history: Deque<u64, RESTART_HISTORY>,
+}
+
+impl Tracker {
+    /// A PD that started at `now_ms` (boot), generation 0.
+    pub fn new(resilience: &Resilience, now_ms: u64) -> Self {
+        Tracker {
+            policy: resilience.restart,
+            limit: resilience.restart_limit,
+            window_ms: resilience.restart_window_ms,
+            backoff_ms: resilience.restart_backoff_ms,
+            backoff_max_ms: resilience.restart_backoff_max_ms,
+            generation: 0,
+            restarts: 0,
+            consecutive: 0,
+            started_ms: now_ms,
+            state: State::Running,
+            last_cause: None,
+            history: Deque::new(),
+        }
+    }
+
+    /// The PD stopped at `now_ms` because of `cause`: restart it (when) or hold it.
+    pub fn on_failure(&mut self, now_ms: u64, cause: Cause) -> Decision {
+        match self.state {
+            State::Running => {}
+            State::Restarting { at_ms, generation } => {
+                return Decision::RestartAt { at_ms, generation };
+            }
+            State::Held(reason) => return Decision::Hold { reason },
+        }
+        self.last_cause = Some(cause);
+        let restart = match self.policy {
+            RestartPolicy::Never => Err(HoldReason::Never),
+            RestartPolicy::OnFailure if !cause.is_failure() => Err(HoldReason::Exited),
+            RestartPolicy::OnFailure | RestartPolicy::Always => Ok(()),
+        };
+        if let Err(reason) = restart {
+            return self.hold(reason);
+        }
+        if now_ms.saturating_sub(self.started_ms) >= self.window_ms {
+            self.consecutive = 0;
+        }
+        let at_ms = now_ms.saturating_add(self.backoff(self.consecutive));
+        if self.window_full(at_ms) {
+            return self.hold(HoldReason::LimitReached {
+                limit: self.limit,
+                window_ms: self.window_ms,
+            });
+        }
+        // u32::MAX is never handed out, so `ring_generation` cannot wrap.
+        let Some(generation) = self.generation.checked_add(1).filter(|&g| g < u32::MAX) else {
+            return self.hold(HoldReason::GenerationsExhausted);
+        };
+        self.consecutive = self.consecutive.saturating_add(1);
+        self.state = State::Restarting { at_ms, generation };
+        Decision::RestartAt { at_ms, generation }
+    }
+
+    /// The monitor restarted the PD at `now_ms`: returns its new generation, or `None` (and
+    /// changes nothing) if no restart was pending.
+    pub fn on_restarted(&mut self, now_ms: u64) -> Option<u32> {
+        let State::Restarting { generation, .. } = self.state else {
+            return None;
+        };
+        self.generation = generation;
+        self.restarts = self.restarts.saturating_add(1);
+        self.started_ms = now_ms;
+        if self.history.is_full() {
+            self.history.pop_front();
+        }
+        let _ = self.history.push_back(now_ms);
+        self.state = State::Running;
+        Some(generation)
+    }
+
+    /// Delay before restart `n` (0-based) of a run: `min(backoff * 2^n, backoff_max)`.
+    pub fn backoff(&self, n: u32) -> u64 {
+        let factor = 1u64.checked_shl(n).unwrap_or(u64::MAX);
+        self.backoff_ms
+            .saturating_mul(factor)
+            .min(self.backoff_max_ms)
+    }
+
+    /// The limit as enforced: `None` if unlimited.
+    pub fn effective_limit(&self) -> Option<u32> {
+        if self.limit == 0 || self.window_ms == 0 {
+            None
+        } else {
+            Some(self.limit.min(RESTART_HISTORY as u32))
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+    /// Generation of the current (or last) incarnation.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+    /// Restarts done since boot.
+    pub fn restarts(&self) -> u32 {
+        self.restarts
+    }
+    /// Restarts in the current run (what the next backoff doubles from).
+    pub fn consecutive(&self) -> u32 {
+        self.consecutive
+    }
+    pub fn last_cause(&self) -> Option<Cause> {
+        self.last_cause
+    }
+
+    fn hold(&mut self, reason: HoldReason) -> Decision {
+        self.state = State::Held(reason);
+        Decision::Hold { reason }
+    }
+
+    /// Would a restart at `at_ms` make more than the limit within one window?
+    fn window_full(&self, at_ms: u64) -> bool {
+        let Some(limit) = self.effective_limit() else {
+            return false;
+        };
+        let recent = self
+            .history
+            .iter()
+            .filter(|&&t| at_ms.saturating_sub(t) < self.window_ms)
+            .count();
+        recent >= limit as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axolotl_boot_plan::model::Span;
+
+    fn res(policy: RestartPolicy, limit: u32, window: u64, b: u64, bmax: u64) -> Resilience {
+        Resilience {
+            restart: policy,
+            restart_limit: limit,
+            restart_window_ms: window,
+            restart_backoff_ms: b,
+            restart_backoff_max_ms: bmax,
+            heartbeat_ms: None,
+            depends_on: Span::default(),
+        }
+    }
+
+    const FAULT: Cause = Cause::Panic { ip: 0 };
+
+    #[test]
+    fn never_holds() {
+        let mut t = Tracker::new(&res(RestartPolicy::Never, 5, 1000, 10, 100), 0);
+        assert_eq!(
+            t.on_failure(5, FAULT),
+            Decision::Hold {
+                reason: HoldReason::Never
+            }
+        );
+        assert_eq!(t.state(), State::Held(HoldReason::Never));
+        assert_eq!(t.last_cause(), Some(FAULT));
+        // Held is sticky; a restart was never pending.
+        assert_eq!(
+            t.on_failure(6, Cause::Exited),
+            Decision::Hold {
+                reason: HoldReason::Never
+            }
+        );
+        assert_eq!(t.last_cause(), Some(FAULT));
+        assert_eq!(t.on_restarted(7), None);
+        assert_eq!(t.generation(), 0);
+    }
+
+    #[test]
+    fn on_failure_restarts_faults_but_not_exits() {
+        let r = res(RestartPolicy::OnFailure, 5, 1000, 10, 100);
+        let mut t = Tracker::new(&r, 0);
+        assert_eq!(
+            t.on_failure(50, FAULT),
+            Decision::RestartAt {
+                at_ms: 60,
+                generation: 1
+            }
+        );
+        assert_eq!(t.on_restarted(60), Some(1));
+        let mut t = Tracker::new(&r, 0);
+        assert_eq!(
+            t.on_failure(50, Cause::Exited),
+            Decision::Hold {
+                reason: HoldReason::Exited
+            }
+        );
+    }
+
+    #[test]
+    fn always_restarts_exits() {
+        let mut t = Tracker::new(&res(RestartPolicy::Always, 5, 1000, 10, 100), 0);
+        assert_eq!(
+            t.on_failure(3, Cause::Exited),
+            Decision::RestartAt {
+                at_ms: 13,
+                generation: 1
+            }
+        );
+    }
+
+    #[test]
+    fn pending_restart_absorbs_more_reports() {
+        let mut t = Tracker::new(&res(RestartPolicy::OnFailure, 5, 1000, 10, 100), 0);
+        let d = t.on_failure(1, FAULT);
+        assert_eq!(t.on_failure(2, Cause::Hang { heartbeat_ms: 5 }), d);
+        assert_eq!(t.last_cause(), Some(FAULT));
+        assert_eq!(
+            t.state(),
+            State::Restarting {
+                at_ms: 11,
+                generation: 1
+            }
+        );
+        assert_eq!(t.on_restarted(11), Some(1));
+        assert_eq!(t.on_restarted(12), None);
+        assert_eq!(t.restarts(), 1);
+        assert_eq!(t.state(), State::Running);
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_cap_and_resets_after_a_quiet_window() {
+        let mut t = Tracker::new(&res(RestartPolicy::OnFailure, 0, 1000, 20, 70), 0);
+        let mut now = 0;
+        let mut delays = [0; 5];
+        for (i, d) in delays.iter_mut().enumerate() {
+            now += 1;
+            let Decision::RestartAt { at_ms, generation } = t.on_failure(now, FAULT) else {
+                panic!("held");
+            };
+            assert_eq!(generation, i as u32 + 1);
+            *d = at_ms - now;
+            now = at_ms;
+            t.on_restarted(now);
+        }
+        assert_eq!(delays, [20, 40, 70, 70, 70]);
+        assert_eq!(t.consecutive(), 5);
+        // Ran 999 ms: still the same run.
+        let Decision::RestartAt { at_ms, .. } = t.on_failure(now + 999, FAULT) else {
+            panic!()
+        };
+        assert_eq!(at_ms - (now + 999), 70);
+        t.on_restarted(at_ms);
+        // Ran a whole window: a new run.
+        let Decision::RestartAt { at_ms: a, .. } = t.on_failure(at_ms + 1000, FAULT) else {
+            panic!()
+        };
+        assert_eq!(a - (at_ms + 1000), 20);
+        assert_eq!(t.consecutive(), 1);
+    }
+
+    #[test]
+    fn limit_within_the_sliding_window() {
+        // 3 restarts in 5000 ms, no backoff.
+        let mut t = Tracker::new(&res(RestartPolicy::OnFailure, 3, 5000, 0, 0), 0);
+        for now in [100, 200, 300] {
+            assert!(matches!(
+                t.on_failure(now, FAULT),
+                Decision::RestartAt { at_ms, .. } if at_ms == now
+            ));
+            t.on_restarted(now);
+        }
+        // A 4th at 5099 would make 4 within (99, 5099].
+        assert_eq!(
+            t.on_failure(5099, FAULT),
+            Decision::Hold {
+                reason: HoldReason::LimitReached {
+                    limit: 3,
+                    window_ms: 5000
+                }
+            }
+        );
+        assert_eq!(t.restarts(), 3);
+        assert_eq!(t.generation(), 3);
+    }
+
+    #[test]
+    fn the_window_slides() {
+        let mut t = Tracker::new(&res(RestartPolicy::OnFailure, 3, 5000, 0, 0), 0);
+        for now in [100, 200, 300] {
+            t.on_failure(now, FAULT);
+            t.on_restarted(now);
+        }
+        // At 5100 the restart at 100 has left the window.
+        assert_eq!(
+            t.on_failure(5100, FAULT),
+            Decision::RestartAt {
+                at_ms: 5100,
+                generation: 4
+            }
+        );
+    }
+
+    #[test]
+    fn the_limit_counts_at_the_restart_time_including_backoff() {
+        // Limit 1 in 100 ms, backoff 60.
+        let mut t = Tracker::new(&res(RestartPolicy::OnFailure, 1, 100, 60, 60), 0);
+        assert!(matches!(
+            t.on_failure(0, FAULT),
+            Decision::RestartAt { at_ms: 60, .. }
+        ));
+        t.on_restarted(60);
+        // Fails 50 ms after the restart, but the next one is due at 170, 110 ms after it.
+        assert!(matches!(
+            t.on_failure(110, FAULT),
+            Decision::RestartAt { at_ms: 170, .. }
+        ));
+        t.on_restarted(170);
+        // Due at 180 + 60 = 240 < 170 + 100: refused.
+        assert!(matches!(t.on_failure(180, FAULT), Decision::Hold { .. }));
+    }
+
+    #[test]
+    fn zero_limit_is_unlimited_and_large_limits_are_capped() {
+        let t = Tracker::new(&res(RestartPolicy::Always, 0, 1000, 0, 0), 0);
+        assert_eq!(t.effective_limit(), None);
+        let t = Tracker::new(&res(RestartPolicy::Always, 1000, 1000, 0, 0), 0);
+        assert_eq!(t.effective_limit(), Some(RESTART_HISTORY as u32));
+        let mut t = Tracker::new(&res(RestartPolicy::Always, 0, 1000, 0, 0), 0);
+        for i in 0..100 {
+            assert!(matches!(t.on_failure(i, FAULT), Decision::RestartAt { .. }));
+            t.on_restarted(i);
+        }
+        assert_eq!(t.restarts(), 100);
+    }
+
+    #[test]
+    fn backoff_saturates() {
+        let t = Tracker::new(&res(RestartPolicy::Always, 0, 1, u64::MAX / 2, u64::MAX), 0);
+        assert_eq!(t.backoff(0), u64::MAX / 2);
+        assert_eq!(t.backoff(3), u64::MAX);
+        assert_eq!(t.backoff(200), u64::MAX);
+    }
+
+    #[test]
+    fn generations_run_out_before_ring_generations_wrap() {
+        let mut t = Tracker::new(&res(RestartPolicy::Always, 0, 1000, 0, 0), 0);
+        t.generation = u32::MAX - 2;
+        assert_eq!(
+            t.on_failure(1, FAULT),
+            Decision::RestartAt {
+                at_ms: 1,
+                generation: u32::MAX - 1
+            }
+        );
+        t.on_restarted(1);
+        assert_eq!(ring_generation(t.generation()), u32::MAX);
+        assert_eq!(
+            t.on_failure(2, FAULT),
+            Decision::Hold {
+                reason: HoldReason::GenerationsExhausted
+            }
+        );
+    }
+
+    #[test]
+    fn ring_generations_are_one_ahead() {
+        assert_eq!(ring_generation(0), 1);
+        assert_eq!(ring_generation(4), 5);
+    }
+
+    #[test]
+    fn hold_reasons_display() {
+        extern crate std;
+        use std::string::ToString;
+        assert_eq!(HoldReason::Never.to_string(), "restart=never");
+        assert_eq!(
+            HoldReason::Exited.to_string(),
+            "exited and restart=on-failure"
+        );
+        assert_eq!(
+            HoldReason::LimitReached {
+                limit: 3,
+                window_ms: 5000
+            }
+            .to_string(),
+            "restart limit 3 in 5000 ms reached"
+        );
+    }
+}

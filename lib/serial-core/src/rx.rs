@@ -1,0 +1,152 @@
+//! The receiving client's side: keeps empty buffers posted to the driver and
+//! hands over what comes back filled.
+
+use axolotl_ring::{ClientEvent, Error, Generation, LayoutError, SharedRegion, Signal, Wait};
+
+use crate::data::DataRegion;
+
+/// Counters for the PD to print.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxStats {
+    /// Bytes received.
+    pub bytes: u64,
+    /// Buffers that came back filled.
+    pub buffers: u64,
+    /// Posted buffers handed back empty by a driver restart.
+    pub reclaimed: u64,
+    /// Driver restarts seen.
+    pub driver_restarts: u64,
+}
+
+/// What one [`RxClient::poll`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[must_use]
+pub struct RxActivity {
+    /// Notify the driver (it asked to be woken, or the handshake moved).
+    pub notify: bool,
+    /// Bytes handed to the sink.
+    pub bytes: usize,
+}
+
+/// The client of the driver's receive connection. The data region is cut
+/// into `IDS` equal buffers (buffer `id` at `id * buffer_len`), all kept
+/// posted; each comes back holding the bytes received into it, which
+/// [`RxClient::poll`] passes to a sink in arrival order, and is posted again.
+///
+/// Across a driver restart, buffers the old driver completed are delivered;
+/// the others come back empty (`Reclaimed`) and are re-posted. Bytes the
+/// dead driver had taken from the UART into a buffer it never completed are
+/// lost: receive is at-most-once, in order, never duplicated.
+pub struct RxClient<const IDS: usize> {
+    ring: axolotl_ring::Client<IDS>,
+    data: DataRegion,
+    buffer_len: u32,
+    posted: [bool; IDS],
+    stats: RxStats,
+}
+
+impl<const IDS: usize> RxClient<IDS> {
+    pub fn new(
+        rings: SharedRegion,
+        data: SharedRegion,
+        capacity: u32,
+        generation: Generation,
+    ) -> Result<Self, LayoutError> {
+        let buffer_len = u32::try_from(data.len() / IDS.max(1)).unwrap_or(u32::MAX);
+        if buffer_len == 0 {
+            return Err(LayoutError::TooSmall {
+                needed: IDS,
+                len: data.len(),
+            });
+        }
+        // SAFETY: the view lives next to the ring endpoint owning `data`.
+        let view = unsafe { DataRegion::alias(&data) };
+        let ring = axolotl_ring::Client::new(rings, data, capacity, generation)?;
+        Ok(Self {
+            ring,
+            data: view,
+            buffer_len,
+            posted: [false; IDS],
+            stats: RxStats::default(),
+        })
+    }
+
+    pub fn stats(&self) -> RxStats {
+        self.stats
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.ring.is_connected()
+    }
+
+    /// Does all there is to do: handshake and resync, filled buffers (their
+    /// bytes go to `sink`, in chunks, in order), re-posting. Returns with the
+    /// "signal me" flag armed. A ring error (the driver is corrupt) repeats
+    /// until the driver restarts.
+    pub fn poll(&mut self, mut sink: impl FnMut(&[u8])) -> Result<RxActivity, Error> {
+        let mut act = RxActivity::default();
+        loop {
+            let acked = self.ring.server_generation();
+            let r = self.ring.poll();
+            if self.ring.server_generation() != acked {
+                act.notify = true;
+            }
+            if let Some(ev) = r? {
+                act.notify = true;
+                match ev {
+                    ClientEvent::Completed(d) => {
+                        // lib/ring checked it names the buffer we posted
+                        // and no more bytes than it holds.
+                        if let Some(p) = self.posted.get_mut(d.id as usize) {
+                            *p = false;
+                        }
+                        let mut chunk = [0u8; 64];
+                        let mut done = 0;
+                        while done < d.len as usize {
+                            let n = chunk.len().min(d.len as usize - done);
+                            for (k, b) in chunk[..n].iter_mut().enumerate() {
+                                let at = (d.offset as usize).saturating_add(done + k);
+                                *b = self.data.read(at).unwrap_or(0);
+                            }
+                            sink(&chunk[..n]);
+                            done += n;
+                        }
+                        act.bytes += done;
+                        self.stats.bytes += done as u64;
+                        self.stats.buffers += 1;
+                    }
+                    ClientEvent::Reclaimed(d) => {
+                        if let Some(p) = self.posted.get_mut(d.id as usize) {
+                            *p = false;
+                        }
+                        self.stats.reclaimed += 1;
+                    }
+                    ClientEvent::ServerRestarted { .. } => self.stats.driver_restarts += 1,
+                    ClientEvent::Connected { .. } => {}
+                }
+                continue;
+            }
+            let mut any = false;
+            while self.ring.is_connected() {
+                let Some(id) = self.posted.iter().position(|p| !p) else {
+                    break;
+                };
+                let offset = id as u32 * self.buffer_len;
+                match self.ring.submit(id as u32, offset, self.buffer_len) {
+                    Ok(signal) => act.notify |= signal == Signal::Notify,
+                    Err(Error::Full | Error::NotConnected) => break,
+                    Err(e) => return Err(e),
+                }
+                self.posted[id] = true;
+                any = true;
+            }
+            if any {
+                continue;
+            }
+            match self.ring.prepare_wait()? {
+                Wait::Block => return Ok(act),
+                Wait::Retry => continue,
+            }
+        }
+    }
+}

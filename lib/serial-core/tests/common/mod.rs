@@ -1,0 +1,169 @@
+//! Test-side shared memory and wiring: heap allocations stand in for the
+//! regions the SDF maps into the driver and a client.
+#![allow(dead_code)]
+
+use std::alloc::{Layout, alloc_zeroed, dealloc};
+use std::ptr::NonNull;
+
+use axolotl_ring::{Generation, SharedRegion, ring_region_bytes};
+use axolotl_serial_core::{Connection, FakeUart, MSG_SLOT, SeqClient, Server};
+
+pub const CAP: u32 = 4;
+pub const IDS: usize = 4;
+
+pub struct Mem {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+impl Mem {
+    pub fn new(len: usize) -> Self {
+        let layout = Layout::from_size_align(len.max(1), 128).unwrap();
+        // SAFETY: non-zero size.
+        let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("alloc");
+        Self { ptr, layout }
+    }
+
+    pub fn len(&self) -> usize {
+        self.layout.size()
+    }
+
+    pub fn region(&self) -> SharedRegion {
+        // SAFETY: lives as long as `self`; tests drop endpoints first.
+        unsafe { SharedRegion::new(self.ptr, self.layout.size()) }
+    }
+
+    pub fn write_u32(&self, offset: usize, v: u32) {
+        assert!(offset + 4 <= self.len() && offset.is_multiple_of(4));
+        // SAFETY: in bounds, aligned; single-threaded tests.
+        unsafe {
+            self.ptr
+                .add(offset)
+                .cast::<u32>()
+                .as_ptr()
+                .write_volatile(v)
+        }
+    }
+
+    pub fn read_u32(&self, offset: usize) -> u32 {
+        assert!(offset + 4 <= self.len() && offset.is_multiple_of(4));
+        // SAFETY: as in `write_u32`.
+        unsafe { self.ptr.add(offset).cast::<u32>().as_ptr().read_volatile() }
+    }
+
+    pub fn bytes(&self, offset: usize, len: usize) -> Vec<u8> {
+        assert!(offset + len <= self.len());
+        // SAFETY: in bounds; single-threaded tests.
+        (0..len)
+            .map(|i| unsafe { self.ptr.add(offset + i).as_ptr().read_volatile() })
+            .collect()
+    }
+}
+
+impl Drop for Mem {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+// Byte offsets of lib/ring's layout (its crate docs).
+pub const Q_TAIL: usize = 0;
+pub const Q_HEAD: usize = 64;
+pub const Q_SLOTS: usize = 128;
+pub const REQ_Q: usize = 128;
+
+pub fn resp_q(capacity: u32) -> usize {
+    REQ_Q + 128 + 16 * capacity as usize
+}
+
+/// Writes a descriptor into slot `index` of the queue at `q`, as a peer would.
+pub fn write_slot(mem: &Mem, q: usize, index: u32, d: [u32; 4]) {
+    let base = q + Q_SLOTS + 16 * (index & (CAP - 1)) as usize;
+    for (i, w) in d.iter().enumerate() {
+        mem.write_u32(base + 4 * i, *w);
+    }
+}
+
+/// One connection's two regions.
+pub struct Link {
+    pub rings: Mem,
+    pub data: Mem,
+}
+
+impl Link {
+    pub fn new() -> Self {
+        Self {
+            rings: Mem::new(ring_region_bytes(CAP).unwrap()),
+            data: Mem::new(IDS * MSG_SLOT),
+        }
+    }
+
+    pub fn conn(&self) -> Connection {
+        Connection {
+            rings: self.rings.region(),
+            data: self.data.region(),
+            capacity: CAP,
+        }
+    }
+
+    pub fn seq_client(&self, name: &str, window: usize, limit: Option<u32>) -> SeqClient<IDS> {
+        SeqClient::new(
+            name,
+            self.rings.region(),
+            self.data.region(),
+            CAP,
+            Generation::Next,
+            window,
+            limit,
+        )
+        .unwrap()
+    }
+
+    pub fn rx_client(&self) -> axolotl_serial_core::RxClient<IDS> {
+        axolotl_serial_core::RxClient::new(
+            self.rings.region(),
+            self.data.region(),
+            CAP,
+            Generation::Next,
+        )
+        .unwrap()
+    }
+
+    pub fn ring_client(&self) -> axolotl_ring::Client<IDS> {
+        axolotl_ring::Client::new(
+            self.rings.region(),
+            self.data.region(),
+            CAP,
+            Generation::Next,
+        )
+        .unwrap()
+    }
+}
+
+pub type Driver<const N: usize> = Server<FakeUart, N, IDS>;
+
+pub fn driver<const N: usize>(
+    uart: FakeUart,
+    links: &[Link; N],
+    rx: Option<&Link>,
+    generation: u32,
+) -> Driver<N> {
+    Server::new(
+        uart,
+        std::array::from_fn(|i| links[i].conn()),
+        rx.map(Link::conn),
+        Generation::Given(generation),
+    )
+    .unwrap()
+}
+
+/// The expected wire bytes of message `seq` of client `name`.
+pub fn msg(name: &str, seq: u32) -> Vec<u8> {
+    format!("{name} {seq}\n").into_bytes()
+}
+
+/// Whether `hay` contains `needle`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
