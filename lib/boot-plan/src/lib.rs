@@ -26,6 +26,22 @@ pub mod pack;
 
 pub use model::*;
 
+/// Where the root task maps the encoded plan, read-only, into the monitor: an 8-byte
+/// little-endian length, then the postcard bytes.
+pub const MONITOR_PLAN_VADDR: u64 = 0x1000_0000;
+
+/// The monitor's requests to the root task (a Call on `cspace::ROOT_SERVICE_CAP`).
+pub mod root_service {
+    /// Restart PD `MR0` from its pristine image with generation `MR1`. Reply label 0: the PD
+    /// runs again; [`REFUSED`] with the reason in MR0 otherwise.
+    pub const RESTART: u64 = 1;
+    pub const REFUSED: u64 = 1;
+    /// Reasons.
+    pub const BAD_PD: u64 = 1;
+    pub const FAILED: u64 = 2;
+    pub const UNKNOWN: u64 = 3;
+}
+
 /// Upper bound on the decoded plan's size, checked at compile time.
 pub const PLAN_SIZE_LIMIT: usize = 128 * 1024;
 const _: () = assert!(core::mem::size_of::<BootPlan>() <= PLAN_SIZE_LIMIT);
@@ -47,6 +63,8 @@ mod elf;
 #[cfg(feature = "std")]
 mod error;
 #[cfg(feature = "std")]
+mod monitor;
+#[cfg(feature = "std")]
 mod summary;
 
 #[cfg(feature = "std")]
@@ -55,3 +73,5 @@ pub use build::{DEFAULT_IPC_BUFFER, IPC_BUFFER_SYMBOL, build};
 pub use elf::{ElfInfo, ElfSegment};
 #[cfg(feature = "std")]
 pub use error::BuildError;
+#[cfg(feature = "std")]
+pub use monitor::{MONITOR_NAME, MONITOR_PRIORITY, MONITOR_STACK, build_with_monitor};

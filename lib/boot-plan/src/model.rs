@@ -60,6 +60,9 @@ pub struct BootPlan {
     pub vcpus: Vec<Vcpu, MAX_VCPUS>,
     /// What building every PD takes from untyped memory.
     pub totals: Totals,
+    /// Index of the monitor PD (`build_with_monitor`): the fault handler of parentless PDs.
+    /// Without one the root task handles their faults itself.
+    pub monitor: Option<u8>,
 }
 
 /// A protection domain, in `SystemDescription::all_pds` order (parents before children).
@@ -187,6 +190,8 @@ pub enum Cap {
     Vcpu {
         vcpu: u8,
     },
+    /// The root task's service endpoint (the monitor's only: restart requests).
+    RootService,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,83 @@
+//! The monitor: a PD every system gets without naming it in the SDF (as Microkit's monitor),
+//! the fault handler of every parentless PD. The builder adds it last, so user PDs keep their
+//! plan indices; the root task is the monitor's own fault handler and restart service.
+
+use std::string::ToString;
+use std::vec::Vec;
+
+use axolotl_sdf as sdf;
+use axolotl_sdf::SystemDescription;
+
+use crate::cspace::ROOT_SERVICE_CAP;
+use crate::model::{BootPlan, Cap, CapSlot};
+use crate::{BuildError, ElfInfo};
+
+/// Reserved PD name.
+pub const MONITOR_NAME: &str = "monitor";
+/// Above every PD the SDF may give (0..=254) but the root task's 255: a fault is handled
+/// before the faulting PD's peers run again.
+pub const MONITOR_PRIORITY: u8 = 254;
+/// The monitor decodes the plan (up to `PLAN_SIZE_LIMIT`, moved a few times) on its stack.
+pub const MONITOR_STACK: u64 = 0x10_0000;
+
+/// [`crate::build`] with the monitor added, running `monitor`'s image.
+pub fn build_with_monitor(
+    sd: &SystemDescription,
+    images: &[ElfInfo],
+    monitor: &ElfInfo,
+) -> Result<BootPlan, Vec<BuildError>> {
+    if let Some(pd) = sd.all_pds().iter().find(|p| p.name == MONITOR_NAME) {
+        return Err(std::vec![BuildError::Sdf(sdf::Diagnostic::error(
+            &sd.file,
+            pd.span,
+            "reserved-name",
+            "`monitor` is the name of the PD axolotl adds to every system",
+        ))]);
+    }
+    let mut sd = sd.clone();
+    sd.protection_domains.push(sdf::ProtectionDomain {
+        name: MONITOR_NAME.to_string(),
+        priority: MONITOR_PRIORITY,
+        budget: sdf::defaults::BUDGET_US,
+        period: sdf::defaults::BUDGET_US,
+        passive: false,
+        stack_size: MONITOR_STACK,
+        cpu: 0,
+        smc: false,
+        fpu: true,
+        id: None,
+        program_image: sdf::ProgramImage {
+            path: monitor.path.clone(),
+            path_for_symbols: None,
+            span: Default::default(),
+        },
+        maps: Vec::new(),
+        irqs: Vec::new(),
+        setvars: Vec::new(),
+        children: Vec::new(),
+        virtual_machine: None,
+        resilience: Default::default(),
+        span: Default::default(),
+    });
+    let mut all = images.to_vec();
+    all.push(monitor.clone());
+    let mut plan = crate::build(&sd, &all)?;
+    let m = plan.pds.len() - 1;
+    plan.monitor = Some(m as u8);
+    // The monitor has no channels: its caps are the last in the table, by slot, and slot
+    // ROOT_SERVICE_CAP comes after its input, reply and fault endpoint slots.
+    let full = || {
+        std::vec![BuildError::Capacity {
+            what: "capabilities",
+            limit: crate::MAX_CAPS
+        }]
+    };
+    plan.caps
+        .push(CapSlot {
+            slot: ROOT_SERVICE_CAP as u16,
+            cap: Cap::RootService,
+        })
+        .map_err(|_| full())?;
+    plan.pds[m].caps.len += 1;
+    Ok(plan)
+}
