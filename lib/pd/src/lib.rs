@@ -49,6 +49,17 @@ pub trait Handler {
     }
 }
 
+#[doc(hidden)]
+#[unsafe(no_mangle)]
+pub static mut __axolotl_pd_generation: u64 = 0;
+
+/// How many times this PD has been restarted (0 after boot): the root task starts a PD
+/// with its generation in `x0`. Ring protocols use it to tell incarnations apart.
+pub fn generation() -> u64 {
+    // SAFETY: written once by `_start` before any Rust code runs.
+    unsafe { core::ptr::read_volatile(&raw const __axolotl_pd_generation) }
+}
+
 /// A word the system builder writes before the PD starts (Microkit's `setvar`): declare it
 /// under the SDF's symbol name, e.g. `#[unsafe(no_mangle)] static log_ring: SetVar =
 /// SetVar::new();` for `setvar_vaddr="log_ring"`. Reads are volatile, so the compiler never
@@ -85,6 +96,9 @@ macro_rules! protection_domain {
                 ".section .text.start, \"ax\"",
                 ".global _start",
                 "_start:",
+                // x0: the generation the root task started us with.
+                "    adrp x9, __axolotl_pd_generation",
+                "    str x0, [x9, :lo12:__axolotl_pd_generation]",
                 "    bl __axolotl_pd_main",
                 "1:  b 1b",
             );

@@ -4,7 +4,7 @@ use axolotl_abi::bootinfo::{STACK_TOP, init_cap};
 use axolotl_abi::{BootInfo, CPtr, ObjectType, Rights, USER_CONTEXT_WORDS};
 use axolotl_boot_plan::cspace::CNODE_SIZE_BITS;
 use axolotl_boot_plan::pack::Pack;
-use axolotl_boot_plan::{BootPlan, Cap, MAX_PDS, MAX_REGIONS, Pd, Trigger};
+use axolotl_boot_plan::{BootPlan, Cap, MAX_IRQS, MAX_PDS, MAX_REGIONS, Pd, Trigger};
 use axolotl_sys::alloc::{ObjectAlloc, ROOT_DEPTH};
 use axolotl_sys::{
     AsidPool, CNode, Endpoint, Frame, InvocationError, IrqControl, IrqHandler, Notification, Tcb,
@@ -12,14 +12,19 @@ use axolotl_sys::{
 };
 use heapless::Vec;
 
-use super::{image, vspace};
+use super::image::{self, PAGE, Source};
+use super::vspace;
 
-const PAGE: u64 = 0x1000;
+/// Most pages of PD images, stacks and IPC buffers together (restored on restart).
+pub const MAX_PAGES: usize = 4096;
 /// A PD's CNode is a single level: its guard covers the 64 - 9 bits above the slot number, so
 /// the PD names slot `n` by the capability address `n` (seL4 CNode cap data: guard size in
 /// bits 0..6, guard value 0).
 const PD_CSPACE_DATA: u64 = 64 - CNODE_SIZE_BITS as u64;
 const PD_DEPTH: u64 = CNODE_SIZE_BITS as u64;
+
+/// Badge of the monitor's root service cap (its only one: nothing else holds the service).
+pub const ROOT_SERVICE_BADGE: u64 = 1;
 
 /// Why the system could not be built.
 pub enum Error {
@@ -79,28 +84,52 @@ pub struct RegionFrames {
     pub contiguous: bool,
 }
 
+/// A page the root task loaded into a PD (image, stack or IPC buffer): what a restart refills.
+#[derive(Clone, Copy, Debug)]
+pub struct Page {
+    pub pd: u8,
+    pub vaddr: u64,
+    pub frame: Frame,
+}
+
 pub struct System {
     pub plan: &'static BootPlan,
+    pack: Pack<'static>,
     pub pds: Vec<PdObjects, MAX_PDS>,
     pub regions: Vec<RegionFrames, MAX_REGIONS>,
-    /// Every PD's fault endpoint (parentless PDs), badged per PD.
-    pub fault_ep: Endpoint,
+    pages: Vec<Page, MAX_PAGES>,
+    /// `(plan IRQ index, handler)`: the originals, copied into a rebuilt CSpace.
+    irq_handlers: Vec<(u16, IrqHandler), MAX_IRQS>,
+    /// The root task's endpoint: faults of the monitor (of every parentless PD without a
+    /// monitor) and the monitor's restart requests.
+    pub service: Endpoint,
+    /// An empty root slot for short-lived copies.
+    tmp_slot: CPtr,
     pub alloc: ObjectAlloc,
 }
 
 impl System {
-    pub fn build(bi: &BootInfo, plan: &'static BootPlan, pack: &Pack) -> Result<System, Error> {
+    pub fn build(
+        bi: &BootInfo,
+        plan: &'static BootPlan,
+        pack: Pack<'static>,
+    ) -> Result<System, Error> {
         let mut alloc = ObjectAlloc::from_bootinfo(bi);
-        let fault_ep = Endpoint(
+        let service = Endpoint(
             alloc
                 .alloc(ObjectType::Endpoint, 0)
-                .step("fault endpoint")?,
+                .step("service endpoint")?,
         );
+        let tmp_slot = alloc.slots.alloc().ok_or(Error::TooManySlots)?;
         let mut sys = System {
             plan,
+            pack,
             pds: Vec::new(),
             regions: Vec::new(),
-            fault_ep,
+            pages: Vec::new(),
+            irq_handlers: Vec::new(),
+            service,
+            tmp_slot,
             alloc,
         };
         if !plan.vms.is_empty() {
@@ -118,7 +147,10 @@ impl System {
             let _ = sys.regions.push(frames);
         }
         for (i, pd) in plan.pds.iter().enumerate() {
-            sys.build_pd(i, pd, pack)?;
+            sys.build_pd(i, pd)?;
+        }
+        if let Some(m) = plan.monitor {
+            sys.map_plan_into(m as usize)?;
         }
         for (i, pd) in plan.pds.iter().enumerate() {
             sys.fill_cspace(i, pd)?;
@@ -220,36 +252,79 @@ impl System {
         Ok(f.paddr)
     }
 
-    /// Loads the image, maps stack, IPC buffer and regions, and configures the TCB.
-    fn build_pd(&mut self, i: usize, pd: &Pd, pack: &Pack) -> Result<(), Error> {
-        let plan = self.plan;
-        let o = self.pds[i];
-        let image = plan
-            .images
-            .get(pd.image as usize)
-            .ok_or(Error::Plan("image index"))?;
-        let bytes = pack.image(&image.name).ok_or(Error::NoImage)?;
-        let mut setvars: Vec<(u64, u64), { axolotl_boot_plan::MAX_SETVARS }> = Vec::new();
-        for sv in plan.setvars_of(pd) {
+    /// The setvar words of `pd`, region addresses resolved.
+    fn setvars(
+        &self,
+        pd: &Pd,
+    ) -> Result<Vec<(u64, u64), { axolotl_boot_plan::MAX_SETVARS }>, Error> {
+        let mut out = Vec::new();
+        for sv in self.plan.setvars_of(pd) {
             let value = match sv.value {
                 axolotl_boot_plan::SetvarValue::Value(v) => v,
                 axolotl_boot_plan::SetvarValue::RegionPaddr(r) => self.region_paddr(r)?,
             };
-            let _ = setvars.push((sv.vaddr, value));
+            let _ = out.push((sv.vaddr, value));
         }
-        let loaded = image::load(
-            &mut self.alloc,
-            plan.segments_of(image),
-            bytes,
-            o.vspace,
-            &setvars,
-            pd.ipc_buffer,
-        )?;
+        Ok(out)
+    }
+
+    fn image_of(
+        &self,
+        pd: &Pd,
+    ) -> Result<(&'static [axolotl_boot_plan::Segment], &'static [u8]), Error> {
+        let plan = self.plan;
+        let image = plan
+            .images
+            .get(pd.image as usize)
+            .ok_or(Error::Plan("image index"))?;
+        let bytes = self.pack.image(&image.name).ok_or(Error::NoImage)?;
+        Ok((plan.segments_of(image), bytes))
+    }
+
+    fn record(&mut self, pd: usize, vaddr: u64, frame: Frame) -> Result<(), Error> {
+        self.pages
+            .push(Page {
+                pd: pd as u8,
+                vaddr,
+                frame,
+            })
+            .map_err(|_| Error::Plan("more PD pages than the root task tracks (MAX_PAGES)"))
+    }
+
+    /// Loads the image, maps stack, IPC buffer and regions, and configures the TCB.
+    fn build_pd(&mut self, i: usize, pd: &Pd) -> Result<(), Error> {
+        let plan = self.plan;
+        let o = self.pds[i];
+        let (segments, image) = self.image_of(pd)?;
+        let setvars = self.setvars(pd)?;
+        let src = Source {
+            segments,
+            image,
+            setvars: &setvars,
+        };
+        let mut loaded: Vec<Page, MAX_PAGES> = Vec::new();
+        image::load(&mut self.alloc, &src, o.vspace, |vaddr, frame| {
+            loaded
+                .push(Page {
+                    pd: i as u8,
+                    vaddr,
+                    frame,
+                })
+                .map_err(|_| Error::Plan("image too large"))
+        })?;
+        let mut ipc_frame = None;
+        for p in loaded.iter() {
+            self.record(i, p.vaddr, p.frame)?;
+            if p.vaddr == pd.ipc_buffer & !(PAGE - 1) {
+                ipc_frame = Some(p.frame);
+            }
+        }
 
         let rw = (Rights::RW, vm_attr::CACHEABLE);
         let map_new = |s: &mut Self, vaddr: u64| -> Result<Frame, Error> {
             let f = Frame(s.alloc.alloc(ObjectType::SmallFrame, 0).step("frame")?);
             vspace::map(&mut s.alloc, f, o.vspace, vaddr, rw.0, rw.1).step("map")?;
+            s.record(i, vaddr, f)?;
             Ok(f)
         };
         let mut va = STACK_TOP - pd.stack_size;
@@ -257,7 +332,7 @@ impl System {
             map_new(self, va)?;
             va += PAGE;
         }
-        let ipc_frame = match loaded.ipc_frame {
+        let ipc_frame = match ipc_frame {
             Some(f) => f,
             None => map_new(self, pd.ipc_buffer & !(PAGE - 1))?,
         };
@@ -285,10 +360,7 @@ impl System {
 
         let fault_ep = match plan.cap_at(pd, axolotl_boot_plan::cspace::MONITOR_EP) {
             Some(Cap::FaultEndpoint { parent, badge }) => {
-                let ep = match parent {
-                    None => self.fault_ep,
-                    Some(p) => self.pds[p as usize].endpoint,
-                };
+                let ep = self.fault_handler(i, parent);
                 self.mint(ep.0, badge)?
             }
             _ => 0,
@@ -307,15 +379,73 @@ impl System {
         o.tcb
             .set_priority(Tcb(init_cap::TCB), pd.priority as u64)
             .step("priority")?;
-        let ctx = UserContext {
+        self.set_entry_registers(i, pd, 0)
+    }
+
+    /// Where PD `i`'s faults go: its parent, else the monitor, else (and for the monitor
+    /// itself) the root task.
+    fn fault_handler(&self, i: usize, parent: Option<u8>) -> Endpoint {
+        match (parent, self.plan.monitor) {
+            (Some(p), _) => self.pds[p as usize].endpoint,
+            (None, Some(m)) if m as usize != i => self.pds[m as usize].endpoint,
+            _ => self.service,
+        }
+    }
+
+    /// A PD starts at its entry with `x0` = its generation (0 at boot, +1 per restart).
+    fn set_entry_registers(&self, i: usize, pd: &Pd, generation: u64) -> Result<(), Error> {
+        let mut ctx = UserContext {
             pc: pd.entry,
             sp: STACK_TOP,
             tpidr_el0: pd.ipc_buffer,
             ..Default::default()
         };
-        o.tcb
+        ctx.x[0] = generation;
+        self.pds[i]
+            .tcb
             .write_registers(false, 0, USER_CONTEXT_WORDS, &ctx)
-            .step("registers")?;
+            .step("registers")
+    }
+
+    /// Copies the encoded plan into fresh frames mapped read-only in the monitor at
+    /// `MONITOR_PLAN_VADDR`: a length word, then the bytes.
+    fn map_plan_into(&mut self, m: usize) -> Result<(), Error> {
+        use axolotl_boot_plan::MONITOR_PLAN_VADDR;
+        let bytes = self.pack.plan();
+        let len = bytes.len() as u64;
+        let seg = [axolotl_boot_plan::Segment {
+            vaddr: MONITOR_PLAN_VADDR + 8,
+            memsz: len,
+            filesz: len,
+            offset: 0,
+            perms: Default::default(),
+        }];
+        let setvars = [(MONITOR_PLAN_VADDR, len)];
+        let src = Source {
+            segments: &seg,
+            image: bytes,
+            setvars: &setvars,
+        };
+        let vspace = self.pds[m].vspace;
+        let mut va = MONITOR_PLAN_VADDR;
+        while va < MONITOR_PLAN_VADDR + 8 + len {
+            let f = Frame(
+                self.alloc
+                    .alloc(ObjectType::SmallFrame, 0)
+                    .step("plan frame")?,
+            );
+            image::fill_unmapped(&mut self.alloc, f, va, &src)?;
+            vspace::map(
+                &mut self.alloc,
+                f,
+                vspace,
+                va,
+                Rights::READ,
+                vm_attr::CACHEABLE,
+            )
+            .step("map plan")?;
+            va += PAGE;
+        }
         Ok(())
     }
 
@@ -329,14 +459,8 @@ impl System {
             let (src, badge) = match cs.cap {
                 Cap::Reply => continue,
                 Cap::InputEndpoint => (self.pds[i].endpoint.0, 0),
-                Cap::FaultEndpoint {
-                    parent: None,
-                    badge,
-                } => (self.fault_ep.0, badge),
-                Cap::FaultEndpoint {
-                    parent: Some(p),
-                    badge,
-                } => (self.pds[p as usize].endpoint.0, badge),
+                Cap::FaultEndpoint { parent, badge } => (self.fault_handler(i, parent).0, badge),
+                Cap::RootService => (self.service.0, ROOT_SERVICE_BADGE),
                 Cap::Notification { pd: p, badge } => (self.pds[p as usize].notification.0, badge),
                 Cap::PpcEndpoint { pd: p, badge } => (self.pds[p as usize].endpoint.0, badge),
                 Cap::ChildTcb { pd: p } => (self.pds[p as usize].tcb.0, 0),
@@ -361,8 +485,12 @@ impl System {
         Ok(())
     }
 
-    /// The handler of plan IRQ `irq`, signalling PD `i`'s notification with bit `id`.
+    /// The handler of plan IRQ `irq`, signalling PD `i`'s notification with bit `id`
+    /// (created once; a rebuilt CSpace gets a copy of the same handler).
     fn irq_handler(&mut self, i: usize, irq: u16) -> Result<IrqHandler, Error> {
+        if let Some(&(_, h)) = self.irq_handlers.iter().find(|(q, _)| *q == irq) {
+            return Ok(h);
+        }
         let q = *self
             .plan
             .irqs
@@ -383,7 +511,41 @@ impl System {
         let h = IrqHandler(slot);
         h.set_notification(Notification(n))
             .step("IRQ set notification")?;
+        let _ = self.irq_handlers.push((irq, h));
         Ok(h)
+    }
+
+    /// Restarts PD `i` from its pristine image: stopped (its pending IPC cancelled), every
+    /// page it was loaded with refilled from the pack (text, data, zeroed bss, stack and IPC
+    /// buffer), its CSpace emptied and rebuilt from the plan (whatever it did to its caps is
+    /// undone), and started at its entry with `x0 = generation`. Regions it maps are shared
+    /// state and stay: the ring protocols resynchronise them.
+    pub fn restart(&mut self, i: usize, generation: u64) -> Result<(), Error> {
+        let plan = self.plan;
+        let pd = plan.pds.get(i).ok_or(Error::Plan("PD index"))?;
+        let o = self.pds[i];
+        o.tcb.suspend().step("suspend")?;
+        let (segments, image) = self.image_of(pd)?;
+        let setvars = self.setvars(pd)?;
+        let src = Source {
+            segments,
+            image,
+            setvars: &setvars,
+        };
+        for k in 0..self.pages.len() {
+            let p = self.pages[k];
+            if p.pd as usize == i {
+                image::refill(&mut self.alloc, self.tmp_slot, p.frame, p.vaddr, &src)?;
+            }
+        }
+        for cs in plan.caps_of(pd) {
+            o.cnode
+                .delete(cs.slot as u64, PD_DEPTH)
+                .step("delete PD cap")?;
+        }
+        self.fill_cspace(i, pd)?;
+        self.set_entry_registers(i, pd, generation)?;
+        o.tcb.resume().step("resume")
     }
 }
 

@@ -1,23 +1,71 @@
-//! Loading a program image into fresh frames: each page is mapped at a scratch address in the
-//! root task, filled from the pack (the kernel hands out frames zeroed, which is the bss), its
-//! setvars written, then moved to the PD's VSpace with the segment's permissions.
+//! Program images in frames: each page is mapped at a scratch address in the root task and
+//! filled from the pack (zero, the file bytes of the segments that cover it, then setvars),
+//! at load and again at every restart: the pack itself is never written, so each restart
+//! starts from the pristine image.
 
 use axolotl_abi::bootinfo::init_cap;
 use axolotl_abi::{ObjectType, Rights};
 use axolotl_boot_plan::Segment;
-use axolotl_sys::alloc::ObjectAlloc;
-use axolotl_sys::{Frame, VSpace, vm_attr};
+use axolotl_sys::alloc::{ObjectAlloc, ROOT_DEPTH};
+use axolotl_sys::{CNode, Frame, VSpace, vm_attr};
 
 use super::build::{Error, Step};
 use super::vspace;
 
-const PAGE: u64 = 0x1000;
+pub const PAGE: u64 = 0x1000;
 /// Where the root task sees the page it is filling (nothing else lives this high).
 const SCRATCH: u64 = 0x7f_0000_0000;
 
-pub struct Loaded {
-    /// The image's frame holding the IPC buffer, if the image has Microkit's buffer symbol.
-    pub ipc_frame: Option<Frame>,
+/// What a PD's pages are made of.
+pub struct Source<'a> {
+    pub segments: &'a [Segment],
+    pub image: &'a [u8],
+    /// `(vaddr, value)`: 8-byte little-endian words written over the image.
+    pub setvars: &'a [(u64, u64)],
+}
+
+impl Source<'_> {
+    /// Checks that every segment's file bytes are inside the image.
+    pub fn check(&self) -> Result<(), Error> {
+        for s in self.segments {
+            let end = s.offset.checked_add(s.filesz);
+            if end.is_none_or(|e| e > self.image.len() as u64) || s.filesz > s.memsz {
+                return Err(Error::Plan("segment outside its image"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The content of the page at `page`: zero, then whatever segments and setvars cover it.
+    fn fill(&self, dst: &mut [u8], page: u64) {
+        dst.fill(0);
+        for s in self.segments {
+            let file = &self.image[s.offset as usize..(s.offset + s.filesz) as usize];
+            copy_overlap(dst, page, s.vaddr, file);
+        }
+        for &(va, value) in self.setvars {
+            copy_overlap(dst, page, va, &value.to_le_bytes());
+        }
+    }
+
+    /// The pages the segments cover, in order; `Err` if two segments share one.
+    pub fn pages(&self) -> impl Iterator<Item = Result<(u64, &Segment), Error>> + '_ {
+        let mut last: Option<u64> = None;
+        self.segments
+            .iter()
+            .flat_map(move |s| {
+                let first = s.vaddr & !(PAGE - 1);
+                let n = (s.vaddr + s.memsz - first).div_ceil(PAGE);
+                (0..n).map(move |k| (first + k * PAGE, s))
+            })
+            .map(move |(p, s)| {
+                if last.is_some_and(|l| l >= p) {
+                    return Err(Error::Plan("image segments share a page"));
+                }
+                last = Some(p);
+                Ok((p, s))
+            })
+    }
 }
 
 /// Copies the part of `[src_va, src_va + src.len())` that falls in the page at `page` into
@@ -32,45 +80,61 @@ fn copy_overlap(dst: &mut [u8], page: u64, src_va: u64, src: &[u8]) {
     }
 }
 
+/// Fills `frame` (not mapped anywhere through this cap) as the page at `page` of `src`.
+pub fn fill_unmapped(
+    a: &mut ObjectAlloc,
+    frame: Frame,
+    page: u64,
+    src: &Source,
+) -> Result<(), Error> {
+    vspace::map(
+        a,
+        frame,
+        VSpace(init_cap::VSPACE),
+        SCRATCH,
+        Rights::RW,
+        vm_attr::CACHEABLE,
+    )
+    .step("scratch map")?;
+    // SAFETY: the frame is mapped at SCRATCH, readable and writable, for this block only.
+    let dst = unsafe { core::slice::from_raw_parts_mut(SCRATCH as *mut u8, PAGE as usize) };
+    src.fill(dst, page);
+    frame.unmap().step("scratch unmap")
+}
+
+/// Refills `frame`, which is mapped in a PD: through a temporary copy of its cap in the empty
+/// root slot `tmp`, since a cap maps once.
+pub fn refill(
+    a: &mut ObjectAlloc,
+    tmp: u64,
+    frame: Frame,
+    page: u64,
+    src: &Source,
+) -> Result<(), Error> {
+    let root = CNode(init_cap::CNODE);
+    root.copy(tmp, ROOT_DEPTH, root, frame.0, ROOT_DEPTH, Rights::ALL)
+        .step("copy frame")?;
+    let r = fill_unmapped(a, Frame(tmp), page, src);
+    root.delete(tmp, ROOT_DEPTH).step("delete frame copy")?;
+    r
+}
+
+/// Loads the image into fresh frames mapped in `vspace`; `page_loaded(vaddr, frame)` learns
+/// of each.
 pub fn load(
     a: &mut ObjectAlloc,
-    segments: &[Segment],
-    image: &[u8],
+    src: &Source,
     vspace: VSpace,
-    setvars: &[(u64, u64)],
-    ipc_buffer: u64,
-) -> Result<Loaded, Error> {
-    let root_vspace = VSpace(init_cap::VSPACE);
-    let mut ipc_frame = None;
-    let mut last_page = None;
-    for seg in segments {
-        let file = usize::try_from(seg.offset)
-            .ok()
-            .and_then(|o| image.get(o..o.checked_add(seg.filesz as usize)?))
-            .ok_or(Error::Plan("segment outside its image"))?;
+    mut page_loaded: impl FnMut(u64, Frame) -> Result<(), Error>,
+) -> Result<(), Error> {
+    src.check()?;
+    for p in src.pages() {
+        let (page, seg) = p?;
+        let f = Frame(a.alloc(ObjectType::SmallFrame, 0).step("image frame")?);
+        fill_unmapped(a, f, page, src)?;
         let (rights, attrs) = vspace::rights_attrs(seg.perms, true);
-        let mut page = seg.vaddr & !(PAGE - 1);
-        while page < seg.vaddr + seg.memsz {
-            if last_page.is_some_and(|p| p >= page) {
-                return Err(Error::Plan("image segments share a page"));
-            }
-            last_page = Some(page);
-            let f = Frame(a.alloc(ObjectType::SmallFrame, 0).step("image frame")?);
-            vspace::map(a, f, root_vspace, SCRATCH, Rights::RW, vm_attr::CACHEABLE)
-                .step("scratch map")?;
-            // SAFETY: the frame is mapped at SCRATCH, readable and writable, for this block only.
-            let dst = unsafe { core::slice::from_raw_parts_mut(SCRATCH as *mut u8, PAGE as usize) };
-            copy_overlap(dst, page, seg.vaddr, file);
-            for &(va, value) in setvars {
-                copy_overlap(dst, page, va, &value.to_le_bytes());
-            }
-            f.unmap().step("scratch unmap")?;
-            vspace::map(a, f, vspace, page, rights, attrs).step("image map")?;
-            if page == ipc_buffer & !(PAGE - 1) {
-                ipc_frame = Some(f);
-            }
-            page += PAGE;
-        }
+        vspace::map(a, f, vspace, page, rights, attrs).step("image map")?;
+        page_loaded(page, f)?;
     }
-    Ok(Loaded { ipc_frame })
+    Ok(())
 }

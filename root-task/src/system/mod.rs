@@ -7,8 +7,8 @@
 //! mints, so a PD's CSpace can be revoked and rebuilt from the same originals.
 
 mod build;
-mod faults;
 mod image;
+mod service;
 mod vspace;
 
 use axolotl_abi::BootInfo;
@@ -45,15 +45,18 @@ pub fn run(bi: &BootInfo) -> ! {
             Err(e) => halt(format_args!("bad boot plan: {e}")),
         }
     };
-    let mut sys = match System::build(bi, plan, &pack) {
+    let mut sys = match System::build(bi, plan, pack) {
         Ok(s) => s,
         Err(e) => halt(format_args!("building the system failed: {e}")),
     };
-    println!(
-        "root-task: system up: {} protection domains started",
-        plan.pds.len()
-    );
-    faults::serve(&mut sys)
+    let pds = plan.pds.len() - plan.monitor.is_some() as usize;
+    let monitor = if plan.monitor.is_some() {
+        " and the monitor"
+    } else {
+        ""
+    };
+    println!("root-task: system up: {pds} protection domains{monitor} started");
+    service::serve(&mut sys)
 }
 
 fn halt(what: core::fmt::Arguments) -> ! {
