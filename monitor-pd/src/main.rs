@@ -1,23 +1,128 @@
-//! SKELETON — not yet implemented; tracked by issue #5 (failure detection and restart).
+//! The monitor (issue #5): the fault handler of every parentless PD. For each fault it
+//! classifies the failure, applies the PD's restart policy from the SDF (lib/monitor-core) and
+//! asks the root task, which holds the pristine images and every original capability, to
+//! restart the PD. Every recovery is logged with PD, cause, generation and latency.
 //!
-//! This crate exists so the workspace has the layout the README promises. It contains no
-//! behaviour and nothing pretends otherwise: the image builder does not include it in any
-//! system until its issue lands.
+//! The monitor holds no capability to any PD: a monitor gone wrong can ask for restarts, not
+//! corrupt PDs. It is itself restarted by the root task, and then re-reads the plan; the
+//! faults that arrived meanwhile wait on its endpoint.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    loop {
-        core::hint::spin_loop();
+mod pd {
+    use core::mem::MaybeUninit;
+
+    use axolotl_boot_plan::cspace::ROOT_SERVICE_CAP;
+    use axolotl_boot_plan::{BootPlan, MAX_PDS, MONITOR_PLAN_VADDR, root_service};
+    use axolotl_monitor_core::{Cause, Decision, Tracker, log};
+    use axolotl_pd::{Channel, Child, Handler, MessageInfo, get_mr, println};
+
+    static mut PLAN: MaybeUninit<BootPlan> = MaybeUninit::uninit();
+
+    /// The plan the root task mapped for us: a length word, then the postcard bytes.
+    fn plan() -> Option<&'static BootPlan> {
+        // SAFETY: mapped read-only at this address before we start, for our lifetime.
+        let bytes = unsafe {
+            let len = core::ptr::read_volatile(MONITOR_PLAN_VADDR as *const u64) as usize;
+            core::slice::from_raw_parts((MONITOR_PLAN_VADDR + 8) as *const u8, len)
+        };
+        let plan = postcard::from_bytes::<BootPlan>(bytes).ok()?;
+        // SAFETY: single-threaded; written once here, before any reader.
+        unsafe {
+            let slot: *mut MaybeUninit<BootPlan> = &raw mut PLAN;
+            Some((*slot).write(plan))
+        }
     }
+
+    fn now_us() -> u64 {
+        let (cnt, frq): (u64, u64);
+        // SAFETY: reading the virtual counter and its frequency (EL0 may) has no side effects.
+        unsafe {
+            core::arch::asm!("isb", "mrs {c}, cntvct_el0", "mrs {f}, cntfrq_el0",
+                c = out(reg) cnt, f = out(reg) frq)
+        };
+        (cnt as u128 * 1_000_000 / frq.max(1) as u128) as u64
+    }
+
+    struct Monitor {
+        plan: Option<&'static BootPlan>,
+        trackers: heapless::Vec<Tracker, MAX_PDS>,
+    }
+
+    impl Handler for Monitor {
+        fn init(&mut self) {
+            self.plan = plan();
+            let Some(plan) = self.plan else {
+                println!("monitor: the boot plan is unreadable; faults will not be handled");
+                return;
+            };
+            let now = now_us() / 1000;
+            for pd in plan.pds.iter() {
+                let _ = self.trackers.push(Tracker::new(&pd.resilience, now));
+            }
+            println!(
+                "monitor: watching {} PDs (generation {}); no timer yet: restart backoff and heartbeats are not enforced",
+                plan.pds.len() - 1,
+                axolotl_pd::generation()
+            );
+        }
+
+        fn notified(&mut self, ch: Channel) {
+            println!("monitor: unexpected notification on channel {}", ch.id());
+        }
+
+        fn fault(&mut self, child: Child, msg: MessageInfo) -> Option<MessageInfo> {
+            let start = now_us();
+            let pd = child.id() as usize;
+            let (Some(plan), Some(t)) = (self.plan, self.trackers.get_mut(pd)) else {
+                println!("monitor: fault of unknown PD {pd}");
+                return None;
+            };
+            let name = plan.pds[pd].name.as_str();
+            let mut words = [0u64; 16];
+            let n = (msg.length() as usize).min(words.len());
+            for (i, w) in words.iter_mut().enumerate().take(n) {
+                *w = get_mr(i);
+            }
+            let cause = Cause::from_fault(msg.label(), &words[..n]);
+            match t.on_failure(start / 1000, cause) {
+                Decision::RestartAt { generation, .. } => {
+                    let r = axolotl_sys::call(
+                        ROOT_SERVICE_CAP,
+                        MessageInfo::new(root_service::RESTART, 0, 0, 2),
+                        [pd as u64, generation as u64, 0, 0],
+                    );
+                    if r.label() != 0 {
+                        println!(
+                            "monitor: the root task refused to restart {name} (reason {})",
+                            r.mrs[0]
+                        );
+                        return None;
+                    }
+                    t.on_restarted(now_us() / 1000);
+                    println!(
+                        "{}",
+                        log::restarted(name, &cause, generation, now_us() - start)
+                    );
+                }
+                Decision::Hold { reason } => {
+                    println!("monitor: {name} failed ({cause})");
+                    println!("{}", log::holding(name, &reason));
+                }
+            }
+            // No reply: a restarted PD runs from its entry, a held one stays stopped.
+            None
+        }
+    }
+
+    axolotl_pd::protection_domain!(Monitor {
+        plan: None,
+        trackers: heapless::Vec::new(),
+    });
 }
 
 #[cfg(not(target_os = "none"))]
 fn main() {
-    eprintln!(
-        "monitor-pd is a skeleton (issue #5 (failure detection and restart)); it runs on aarch64-unknown-none only"
-    );
-    std::process::exit(2);
+    eprintln!("monitor-pd runs in every system `cargo xtask build --system` builds");
 }

@@ -9,7 +9,7 @@ fn hello(gic: u8) {
     let mut b = check(boot_named(gic, "cortex-a72", "-hello"));
     check(b.expect_all(
         &[
-            "root-task: system up: 3 protection domains started",
+            "root-task: system up: 3 protection domains and the monitor started",
             // The server has the highest priority: its init runs first.
             "hello_server: ready",
             // setvar_vaddr patched by the root task.

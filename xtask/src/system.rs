@@ -10,7 +10,14 @@ use axolotl_kernel_config::Board;
 use crate::images::{self, cargo_build_many};
 
 /// Packages whose binaries are program images (`program_image path="<bin>.elf"`).
-pub const PD_PACKAGES: &[&str] = &["axolotl-example-hello"];
+pub const PD_PACKAGES: &[&str] = &[
+    "axolotl-monitor-pd",
+    "axolotl-example-hello",
+    // PDs that fail on purpose; only test systems (tests/systems) name them.
+    "axolotl-test-pds",
+];
+/// The monitor's program, added to every system.
+pub const MONITOR_IMAGE: &str = "monitor-pd.elf";
 pub const PD_TARGET: &str = "aarch64-unknown-none";
 
 /// A packed system, ready to go into a root task.
@@ -68,7 +75,13 @@ pub fn pack(sdf_path: &Path, board: &Board) -> Result<Packed, String> {
     if !missing.is_empty() {
         return Err(missing.join("\n"));
     }
-    let plan = axolotl_boot_plan::build(&sd, &infos).map_err(|errs| {
+    let monitor_file = find_image(dir, MONITOR_IMAGE)
+        .ok_or_else(|| format!("the monitor's program {MONITOR_IMAGE} was not built"))?;
+    let monitor_bytes =
+        fs::read(&monitor_file).map_err(|e| format!("{}: {e}", monitor_file.display()))?;
+    let monitor = ElfInfo::from_bytes(MONITOR_IMAGE, &monitor_bytes).map_err(|e| e.to_string())?;
+    files.push((MONITOR_IMAGE.to_string(), monitor_bytes));
+    let plan = axolotl_boot_plan::build_with_monitor(&sd, &infos, &monitor).map_err(|errs| {
         errs.iter()
             .map(|e| match e {
                 axolotl_boot_plan::BuildError::Sdf(d) => d.to_string(),

@@ -11,8 +11,8 @@ use crate::setup;
 
 /// Self-check images the integration tests boot (root-task cargo features).
 const SELFTESTS: [&str; 3] = ["fault", "ticks", "ipc"];
-/// Example systems the integration tests boot (under systems/).
-const SYSTEMS: [&str; 1] = ["hello"];
+/// Systems the integration tests boot: examples, and test systems of failing PDs.
+const SYSTEMS: [&str; 2] = ["systems/hello.system", "tests/systems/restart.system"];
 
 #[derive(Default)]
 struct Tally {
@@ -54,9 +54,7 @@ pub fn run(filter: Option<&str>) -> Result<ExitCode, String> {
         }
         images::build(&Variant::kernel_suite(*board))?;
         for s in SYSTEMS {
-            let sdf = images::workspace_root()
-                .join("systems")
-                .join(format!("{s}.system"));
+            let sdf = images::workspace_root().join(s);
             let mut v = Variant::new(*board, None);
             v.system = Some(crate::system::pack(&sdf, board)?);
             images::build(&v)?;
