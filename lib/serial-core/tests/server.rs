@@ -551,9 +551,9 @@ fn notifications_alone_drive_handshake_traffic_and_restart() {
                 let uart = s.into_uart();
                 s = driver(uart, &links, None, 2);
                 let act = s.poll();
-                for i in 0..2 {
+                for (i, notified) in to_client.iter_mut().enumerate() {
                     assert!(act.notify.contains(ConnId::Tx(i)));
-                    to_client[i] = true;
+                    *notified = true;
                 }
             }
             if to_client[0] {
@@ -573,8 +573,8 @@ fn notifications_alone_drive_handshake_traffic_and_restart() {
             }
             if let Some(act) = act {
                 assert!(!act.again);
-                for i in 0..2 {
-                    to_client[i] |= act.notify.contains(ConnId::Tx(i));
+                for (i, notified) in to_client.iter_mut().enumerate() {
+                    *notified |= act.notify.contains(ConnId::Tx(i));
                 }
             }
             if let Some(byte) = s.uart_mut().shift_out() {
