@@ -9,8 +9,18 @@
 //! * [`SeqClient`]: a client sending numbered messages and checking that
 //!   each completes exactly once and in order, across driver restarts.
 //!
+//! * [`RxClient`]: the client of the receive connection.
+//!
+//! Restarts: a restarted driver is a new [`Server`] over the same regions
+//! with the monitor's generation; lib/ring's resync hands the surviving
+//! clients back what it had not completed. Transmit completions stay
+//! exactly-once and in order while the wire is at-least-once (a message cut
+//! short by the crash is sent again); receive is at-most-once.
+//!
 //! The PD binaries map the regions, take the IRQ and call in here; nothing
-//! here allocates, and nothing read from shared memory is trusted.
+//! here allocates, and nothing read from shared memory is trusted: lib/ring
+//! checks indices and descriptors, and data bytes are read through
+//! bounds-checked relaxed atomics ([`DataRegion`]).
 #![no_std]
 
 mod client;

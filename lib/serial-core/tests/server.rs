@@ -511,3 +511,79 @@ fn client_restart_abandons_its_messages_and_the_driver_goes_on() {
         assert!(wire.contains(&format!("alpha {i}\n")), "{wire}");
     }
 }
+
+/// Runs only what a PD would run: init once, then a side only when notified
+/// (or, for the driver, on its interrupt line).
+#[test]
+fn notifications_alone_drive_handshake_traffic_and_restart() {
+    for (driver_first, restart_at) in [
+        (true, None),
+        (false, None),
+        (true, Some(9)),
+        (false, Some(30)),
+    ] {
+        let links = [Link::new(), Link::new()];
+        let (mut s, mut a, mut b);
+        let mut to_driver = false;
+        let mut to_client = [false, false];
+        if driver_first {
+            s = driver(FakeUart::new(4), &links, None, 1);
+            let act = s.poll();
+            to_client = [0, 1].map(|i| act.notify.contains(ConnId::Tx(i)));
+            a = links[0].seq_client("a", 2, Some(5));
+            b = links[1].seq_client("b", 3, Some(5));
+            to_driver |= a.poll().unwrap().notify | b.poll().unwrap().notify;
+        } else {
+            a = links[0].seq_client("a", 2, Some(5));
+            b = links[1].seq_client("b", 3, Some(5));
+            to_driver |= a.poll().unwrap().notify | b.poll().unwrap().notify;
+            s = driver(FakeUart::new(4), &links, None, 1);
+            let act = s.poll();
+            to_client = [0, 1].map(|i| to_client[i] | act.notify.contains(ConnId::Tx(i)));
+        }
+        let mut wire = Vec::new();
+        for k in 0..2000 {
+            if a.is_done() && b.is_done() {
+                break;
+            }
+            if restart_at == Some(k) {
+                // The restarted driver's first poll tells the clients.
+                let uart = s.into_uart();
+                s = driver(uart, &links, None, 2);
+                let act = s.poll();
+                for (i, notified) in to_client.iter_mut().enumerate() {
+                    assert!(act.notify.contains(ConnId::Tx(i)));
+                    *notified = true;
+                }
+            }
+            if to_client[0] {
+                to_client[0] = false;
+                to_driver |= a.poll().unwrap().notify;
+            }
+            if to_client[1] {
+                to_client[1] = false;
+                to_driver |= b.poll().unwrap().notify;
+            }
+            let mut act = None;
+            if to_driver {
+                to_driver = false;
+                act = Some(s.poll());
+            } else if s.uart().line() {
+                act = Some(s.on_irq());
+            }
+            if let Some(act) = act {
+                assert!(!act.again);
+                for (i, notified) in to_client.iter_mut().enumerate() {
+                    *notified |= act.notify.contains(ConnId::Tx(i));
+                }
+            }
+            if let Some(byte) = s.uart_mut().shift_out() {
+                wire.push(byte);
+            }
+        }
+        assert!(a.is_done() && b.is_done(), "{driver_first} {restart_at:?}");
+        if restart_at.is_some() {
+            assert_eq!(a.stats().driver_restarts + b.stats().driver_restarts, 2);
+        }
+    }
+}
