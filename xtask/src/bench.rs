@@ -53,5 +53,64 @@ pub fn run() -> Result<ExitCode, String> {
     if console.contains("bench: FAILED") {
         return Err("a benchmark failed; see the console above".into());
     }
+    restart_latency(board)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// PDs of the restart benchmark and their image sizes (tests/pds: 16 and 256 pages of text
+/// and data).
+const RESTART_PDS: [(&str, u64); 2] = [("bench_64k", 64 << 10), ("bench_1m", 1 << 20)];
+
+/// Restart latency (issue #5): tests/systems/bench-restart.system, whose PDs fail in each of
+/// their first generations and report the time from the fault to their next start.
+fn restart_latency(board: axolotl_kernel_config::Board) -> Result<(), String> {
+    let sdf = images::workspace_root().join("tests/systems/bench-restart.system");
+    let mut v = Variant::new(board, None);
+    v.system = Some(crate::system::pack(&sdf, &board)?);
+    let img = images::build(&v)?;
+    let mut m = Machine::new(board);
+    m.icount_shift = Some(0);
+    let mut b = Boot::start(&m, &img).map_err(|f| f.to_string())?;
+    b.expect("bench: restarts bench_1m done", Duration::from_secs(300))
+        .map_err(|f| f.to_string())?;
+    let console = b.console();
+    let num = |line: &str, key: &str| -> Option<u64> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key)?.parse().ok())
+    };
+    println!();
+    println!(
+        "Restart latency, same run conditions: fault -> restarted PD running again (ns), mean"
+    );
+    println!("of 5 restarts; floor = copying the image's bytes with the same copy routine.");
+    println!(
+        "{:<12} {:>10} {:>14} {:>12} {:>8}",
+        "PD", "image", "restart ns", "floor ns", "ratio"
+    );
+    for (pd, image) in RESTART_PDS {
+        let restarts: Vec<u64> = console
+            .lines()
+            .filter(|l| l.starts_with(&format!("bench: restart {pd} ")))
+            .filter_map(|l| num(l, "ns="))
+            .collect();
+        let floor_line = console
+            .lines()
+            .find(|l| l.starts_with(&format!("bench: copy_floor {pd} ")))
+            .ok_or(format!("no copy floor for {pd}"))?;
+        let (bytes, ns) = (
+            num(floor_line, "bytes=").ok_or("floor bytes")?,
+            num(floor_line, "ns=").ok_or("floor ns")?,
+        );
+        if restarts.is_empty() {
+            return Err(format!("no restart figures for {pd}"));
+        }
+        let mean = restarts.iter().sum::<u64>() / restarts.len() as u64;
+        let floor = ns * image / bytes.max(1);
+        println!(
+            "{pd:<12} {:>8}Ki {mean:>14} {floor:>12} {:>8.2}",
+            image >> 10,
+            mean as f64 / floor.max(1) as f64
+        );
+    }
+    Ok(())
 }

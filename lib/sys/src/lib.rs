@@ -14,6 +14,7 @@ mod debug;
 pub mod encode;
 pub mod invoke;
 pub mod ipc;
+pub mod mem;
 pub mod syscall;
 
 pub use axolotl_abi::{CPtr, Error, MessageInfo, ObjectType, Rights};

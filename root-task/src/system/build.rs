@@ -85,26 +85,38 @@ pub struct RegionFrames {
 }
 
 /// A page the root task loaded into a PD (image, stack or IPC buffer): what a restart refills.
+/// The root task keeps each such page mapped at `alias` in its own VSpace (through a second
+/// cap), so a restart rewrites PD memory with plain stores: no system call per page.
 #[derive(Clone, Copy, Debug)]
 pub struct Page {
     pub pd: u8,
     pub vaddr: u64,
     pub frame: Frame,
+    pub alias: u64,
+    /// How the page is mapped in the PD (executable pages are remapped after a refill, which
+    /// makes the kernel synchronise the instruction cache).
+    pub rights: Rights,
+    pub attrs: u64,
 }
+
+/// The root task's window of alias mappings of PD pages (nothing else lives there).
+const ALIAS_BASE: u64 = 0x40_0000_0000;
 
 pub struct System {
     pub plan: &'static BootPlan,
     pack: Pack<'static>,
     pub pds: Vec<PdObjects, MAX_PDS>,
     pub regions: Vec<RegionFrames, MAX_REGIONS>,
+    /// Every PD's pages, grouped by PD in plan order (`page_spans[pd]` indexes them).
     pages: Vec<Page, MAX_PAGES>,
+    page_spans: Vec<core::ops::Range<usize>, MAX_PDS>,
     /// `(plan IRQ index, handler)`: the originals, copied into a rebuilt CSpace.
     irq_handlers: Vec<(u16, IrqHandler), MAX_IRQS>,
     /// The root task's endpoint: faults of the monitor (of every parentless PD without a
     /// monitor) and the monitor's restart requests.
     pub service: Endpoint,
-    /// An empty root slot for short-lived copies.
-    tmp_slot: CPtr,
+    /// Next free address in the alias window.
+    alias_next: u64,
     pub alloc: ObjectAlloc,
 }
 
@@ -120,16 +132,16 @@ impl System {
                 .alloc(ObjectType::Endpoint, 0)
                 .step("service endpoint")?,
         );
-        let tmp_slot = alloc.slots.alloc().ok_or(Error::TooManySlots)?;
         let mut sys = System {
             plan,
             pack,
             pds: Vec::new(),
             regions: Vec::new(),
             pages: Vec::new(),
+            page_spans: Vec::new(),
             irq_handlers: Vec::new(),
             service,
-            tmp_slot,
+            alias_next: ALIAS_BASE,
             alloc,
         };
         if !plan.vms.is_empty() {
@@ -281,14 +293,35 @@ impl System {
         Ok((plan.segments_of(image), bytes))
     }
 
-    fn record(&mut self, pd: usize, vaddr: u64, frame: Frame) -> Result<(), Error> {
-        self.pages
-            .push(Page {
-                pd: pd as u8,
-                vaddr,
-                frame,
-            })
-            .map_err(|_| Error::Plan("more PD pages than the root task tracks (MAX_PAGES)"))
+    /// Remembers a loaded page and maps its alias.
+    fn record(&mut self, mut p: Page) -> Result<(), Error> {
+        if self.pages.is_full() {
+            return Err(Error::Plan(
+                "more PD pages than the root task tracks (MAX_PAGES)",
+            ));
+        }
+        let alias = Frame(self.copy(p.frame.0, Rights::ALL)?);
+        p.alias = self.alias_next;
+        let root = VSpace(init_cap::VSPACE);
+        vspace::map(
+            &mut self.alloc,
+            alias,
+            root,
+            p.alias,
+            Rights::RW,
+            vm_attr::CACHEABLE,
+        )
+        .step("alias map")?;
+        self.alias_next += PAGE;
+        let _ = self.pages.push(p);
+        // PDs are built one after the other, so each one's pages are consecutive.
+        let i = p.pd as usize;
+        while self.page_spans.len() <= i {
+            let at = self.pages.len() - 1;
+            let _ = self.page_spans.push(at..at);
+        }
+        self.page_spans[i].end = self.pages.len();
+        Ok(())
     }
 
     /// Loads the image, maps stack, IPC buffer and regions, and configures the TCB.
@@ -303,29 +336,44 @@ impl System {
             setvars: &setvars,
         };
         let mut loaded: Vec<Page, MAX_PAGES> = Vec::new();
-        image::load(&mut self.alloc, &src, o.vspace, |vaddr, frame| {
-            loaded
-                .push(Page {
-                    pd: i as u8,
-                    vaddr,
-                    frame,
-                })
-                .map_err(|_| Error::Plan("image too large"))
-        })?;
+        image::load(
+            &mut self.alloc,
+            &src,
+            o.vspace,
+            |vaddr, frame, rights, attrs| {
+                loaded
+                    .push(Page {
+                        pd: i as u8,
+                        vaddr,
+                        frame,
+                        alias: 0,
+                        rights,
+                        attrs,
+                    })
+                    .map_err(|_| Error::Plan("image too large"))
+            },
+        )?;
         let mut ipc_frame = None;
         for p in loaded.iter() {
-            self.record(i, p.vaddr, p.frame)?;
+            self.record(*p)?;
             if p.vaddr == pd.ipc_buffer & !(PAGE - 1) {
                 ipc_frame = Some(p.frame);
             }
         }
 
-        let rw = (Rights::RW, vm_attr::CACHEABLE);
+        let (rights, attrs) = (Rights::RW, vm_attr::CACHEABLE);
         let map_new = |s: &mut Self, vaddr: u64| -> Result<Frame, Error> {
-            let f = Frame(s.alloc.alloc(ObjectType::SmallFrame, 0).step("frame")?);
-            vspace::map(&mut s.alloc, f, o.vspace, vaddr, rw.0, rw.1).step("map")?;
-            s.record(i, vaddr, f)?;
-            Ok(f)
+            let frame = Frame(s.alloc.alloc(ObjectType::SmallFrame, 0).step("frame")?);
+            vspace::map(&mut s.alloc, frame, o.vspace, vaddr, rights, attrs).step("map")?;
+            s.record(Page {
+                pd: i as u8,
+                vaddr,
+                frame,
+                alias: 0,
+                rights,
+                attrs,
+            })?;
+            Ok(frame)
         };
         let mut va = STACK_TOP - pd.stack_size;
         while va < STACK_TOP {
@@ -532,13 +580,25 @@ impl System {
             image,
             setvars: &setvars,
         };
-        for k in 0..self.pages.len() {
-            let p = self.pages[k];
-            if p.pd as usize == i {
-                image::refill(&mut self.alloc, self.tmp_slot, p.frame, p.vaddr, &src)?;
+        let span = self.page_spans.get(i).cloned().unwrap_or(0..0);
+        for p in &self.pages[span] {
+            // SAFETY: the alias of a frame of the stopped PD, mapped read-write for us alone.
+            let dst = unsafe { core::slice::from_raw_parts_mut(p.alias as *mut u8, PAGE as usize) };
+            if p.attrs & vm_attr::EXECUTABLE == 0 {
+                src.fill(dst, p.vaddr);
+            } else if !src.matches(dst, p.vaddr) {
+                // Code is mapped read-only in the PD, so it is rewritten only if something
+                // below the PD changed it; remapping makes the kernel clean the page to the
+                // point of unification and invalidate the instruction cache.
+                src.fill(dst, p.vaddr);
+                p.frame.unmap().step("unmap code")?;
+                p.frame
+                    .map(o.vspace, p.vaddr, p.rights, p.attrs)
+                    .step("remap code")?;
             }
         }
-        for cs in plan.caps_of(pd) {
+        // The reply slot stays empty: the kernel keeps reply caps in the TCB.
+        for cs in plan.caps_of(pd).iter().filter(|c| c.cap != Cap::Reply) {
             o.cnode
                 .delete(cs.slot as u64, PD_DEPTH)
                 .step("delete PD cap")?;

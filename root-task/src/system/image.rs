@@ -1,16 +1,17 @@
-//! Program images in frames: each page is mapped at a scratch address in the root task and
-//! filled from the pack (zero, the file bytes of the segments that cover it, then setvars),
-//! at load and again at every restart: the pack itself is never written, so each restart
+//! Program images in frames: each page is filled from the pack (the file bytes of the segment
+//! covering it, zero elsewhere, then setvars) through a scratch mapping at load, and through
+//! its alias mapping at every restart: the pack itself is never written, so each restart
 //! starts from the pristine image.
 
 use axolotl_abi::bootinfo::init_cap;
 use axolotl_abi::{ObjectType, Rights};
 use axolotl_boot_plan::Segment;
-use axolotl_sys::alloc::{ObjectAlloc, ROOT_DEPTH};
-use axolotl_sys::{CNode, Frame, VSpace, vm_attr};
+use axolotl_sys::alloc::ObjectAlloc;
+use axolotl_sys::{Frame, VSpace, vm_attr};
 
 use super::build::{Error, Step};
 use super::vspace;
+use axolotl_sys::mem;
 
 pub const PAGE: u64 = 0x1000;
 /// Where the root task sees the page it is filling (nothing else lives this high).
@@ -36,16 +37,52 @@ impl Source<'_> {
         Ok(())
     }
 
-    /// The content of the page at `page`: zero, then whatever segments and setvars cover it.
-    fn fill(&self, dst: &mut [u8], page: u64) {
-        dst.fill(0);
+    /// The content of the page at `page`: the file bytes of the segment covering it, zero
+    /// elsewhere (segments never share a page), then setvars.
+    pub fn fill(&self, dst: &mut [u8], page: u64) {
+        let mut copied = 0..0;
         for s in self.segments {
             let file = &self.image[s.offset as usize..(s.offset + s.filesz) as usize];
-            copy_overlap(dst, page, s.vaddr, file);
+            if let Some(r) = copy_overlap(dst, page, s.vaddr, file) {
+                copied = r;
+            }
         }
+        mem::zero(&mut dst[..copied.start]);
+        mem::zero(&mut dst[copied.end..]);
         for &(va, value) in self.setvars {
-            copy_overlap(dst, page, va, &value.to_le_bytes());
+            let _ = copy_overlap(dst, page, va, &value.to_le_bytes());
         }
+    }
+
+    /// Whether `page` already holds what [`Source::fill`] would write (a read, no write: for
+    /// pages the PD cannot write). Setvars are never in such pages in practice; a page with one
+    /// is simply reported as different.
+    pub fn matches(&self, dst: &[u8], page: u64) -> bool {
+        if self
+            .setvars
+            .iter()
+            .any(|&(va, _)| va + 8 > page && va < page + PAGE)
+        {
+            return false;
+        }
+        let mut covered = 0..0;
+        for s in self.segments {
+            let file = &self.image[s.offset as usize..(s.offset + s.filesz) as usize];
+            let lo = page.max(s.vaddr);
+            let hi = (page + PAGE).min(s.vaddr + file.len() as u64);
+            if lo < hi {
+                let (d, f, n) = (
+                    (lo - page) as usize,
+                    (lo - s.vaddr) as usize,
+                    (hi - lo) as usize,
+                );
+                if !mem::equal(&dst[d..d + n], &file[f..f + n]) {
+                    return false;
+                }
+                covered = d..d + n;
+            }
+        }
+        mem::is_zero(&dst[..covered.start]) && mem::is_zero(&dst[covered.end..])
     }
 
     /// The pages the segments cover, in order; `Err` if two segments share one.
@@ -69,15 +106,21 @@ impl Source<'_> {
 }
 
 /// Copies the part of `[src_va, src_va + src.len())` that falls in the page at `page` into
-/// `dst` (the page's bytes).
-fn copy_overlap(dst: &mut [u8], page: u64, src_va: u64, src: &[u8]) {
+/// `dst` (the page's bytes); returns the range of `dst` written.
+fn copy_overlap(
+    dst: &mut [u8],
+    page: u64,
+    src_va: u64,
+    src: &[u8],
+) -> Option<core::ops::Range<usize>> {
     let lo = page.max(src_va);
     let hi = (page + PAGE).min(src_va + src.len() as u64);
-    if lo < hi {
+    (lo < hi).then(|| {
         let (d, s) = ((lo - page) as usize, (lo - src_va) as usize);
         let n = (hi - lo) as usize;
-        dst[d..d + n].copy_from_slice(&src[s..s + n]);
-    }
+        mem::copy(&mut dst[d..d + n], &src[s..s + n]);
+        d..d + n
+    })
 }
 
 /// Fills `frame` (not mapped anywhere through this cap) as the page at `page` of `src`.
@@ -102,30 +145,13 @@ pub fn fill_unmapped(
     frame.unmap().step("scratch unmap")
 }
 
-/// Refills `frame`, which is mapped in a PD: through a temporary copy of its cap in the empty
-/// root slot `tmp`, since a cap maps once.
-pub fn refill(
-    a: &mut ObjectAlloc,
-    tmp: u64,
-    frame: Frame,
-    page: u64,
-    src: &Source,
-) -> Result<(), Error> {
-    let root = CNode(init_cap::CNODE);
-    root.copy(tmp, ROOT_DEPTH, root, frame.0, ROOT_DEPTH, Rights::ALL)
-        .step("copy frame")?;
-    let r = fill_unmapped(a, Frame(tmp), page, src);
-    root.delete(tmp, ROOT_DEPTH).step("delete frame copy")?;
-    r
-}
-
-/// Loads the image into fresh frames mapped in `vspace`; `page_loaded(vaddr, frame)` learns
-/// of each.
+/// Loads the image into fresh frames mapped in `vspace`; `page_loaded(vaddr, frame, rights,
+/// attrs)` learns of each.
 pub fn load(
     a: &mut ObjectAlloc,
     src: &Source,
     vspace: VSpace,
-    mut page_loaded: impl FnMut(u64, Frame) -> Result<(), Error>,
+    mut page_loaded: impl FnMut(u64, Frame, Rights, u64) -> Result<(), Error>,
 ) -> Result<(), Error> {
     src.check()?;
     for p in src.pages() {
@@ -134,7 +160,7 @@ pub fn load(
         fill_unmapped(a, f, page, src)?;
         let (rights, attrs) = vspace::rights_attrs(seg.perms, true);
         vspace::map(a, f, vspace, page, rights, attrs).step("image map")?;
-        page_loaded(page, f)?;
+        page_loaded(page, f, rights, attrs)?;
     }
     Ok(())
 }

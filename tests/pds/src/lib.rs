@@ -1,0 +1,93 @@
+//! Shared by the restart-benchmark PDs: a PD whose image carries `pad` bytes of data fails
+//! `ROUNDS` times in a row, so the monitor's log gives the restart latency of that image size;
+//! generation 0 first measures the copy floor (copying as many bytes as the image holds).
+
+#![no_std]
+
+/// Restarts measured per PD.
+pub const ROUNDS: u64 = 5;
+
+/// Nanoseconds of the virtual counter (one instruction per ns under `-icount shift=0`).
+#[cfg(target_os = "none")]
+pub fn now_ns() -> u64 {
+    let (cnt, frq): (u64, u64);
+    // SAFETY: reading the counter and its frequency has no side effects.
+    unsafe {
+        core::arch::asm!("isb", "mrs {c}, cntvct_el0", "mrs {f}, cntfrq_el0",
+            c = out(reg) cnt, f = out(reg) frq)
+    };
+    (cnt as u128 * 1_000_000_000 / frq.max(1) as u128) as u64
+}
+
+/// Copies the first half of `buf` over the second and back: `buf.len()` bytes moved with the
+/// copy routine a restart uses, the floor of restoring an image of that size.
+pub fn copy_floor(buf: &mut [u8]) {
+    let (a, b) = buf.split_at_mut(buf.len() / 2);
+    let n = a.len().min(b.len());
+    axolotl_sys::mem::copy(&mut b[..n], &a[..n]);
+    axolotl_sys::mem::copy(&mut a[..n], &b[..n]);
+    core::hint::black_box(&buf[..]);
+}
+
+/// The benchmark PD: its body for every generation.
+#[macro_export]
+macro_rules! restart_bench {
+    ($name:literal, $pad:literal) => {
+        #[cfg(target_os = "none")]
+        mod pd {
+            use axolotl_pd::{Channel, Handler, SetVar, generation, println};
+
+            static mut PAD: [u8; $pad] = [0x5a; $pad];
+
+            /// A page of its own the restart leaves alone: when the last fault happened.
+            #[unsafe(no_mangle)]
+            #[allow(non_upper_case_globals)]
+            static bench_clock: SetVar = SetVar::new();
+
+            struct Bench;
+
+            impl Handler for Bench {
+                fn init(&mut self) {
+                    let g = generation();
+                    let clock = bench_clock.get() as *mut u64;
+                    if g > 0 {
+                        // SAFETY: the SDF maps this page read-write for us.
+                        let fault = unsafe { clock.read_volatile() };
+                        println!(
+                            concat!("bench: restart ", $name, " generation={} ns={}"),
+                            g,
+                            $crate::now_ns() - fault
+                        );
+                    }
+                    if g == 0 {
+                        // SAFETY: the only reference to PAD, in this single-threaded PD.
+                        let pad = unsafe { &mut *&raw mut PAD };
+                        let t = $crate::now_ns();
+                        $crate::copy_floor(pad);
+                        let ns = $crate::now_ns() - t;
+                        println!(
+                            concat!("bench: copy_floor ", $name, " bytes={} ns={}"),
+                            $pad, ns
+                        );
+                    }
+                    if g < $crate::ROUNDS {
+                        // SAFETY: our clock page; then deliberately invalid: each fault is one
+                        // measured restart, from this instant to the next generation's start.
+                        unsafe {
+                            clock.write_volatile($crate::now_ns());
+                            core::ptr::write_volatile(0x7_0000_0000 as *mut u64, g);
+                        }
+                    }
+                    println!(concat!("bench: restarts ", $name, " done"));
+                }
+
+                fn notified(&mut self, _: Channel) {}
+            }
+
+            axolotl_pd::protection_domain!(Bench);
+        }
+
+        #[cfg(not(target_os = "none"))]
+        fn main() {}
+    };
+}
