@@ -48,8 +48,8 @@ enum Cmd {
         #[arg(long, default_value = "cortex-a72")]
         cpu: String,
         /// The .system file (SDF) to boot.
-        #[arg(long)]
-        system: Option<std::path::PathBuf>,
+        #[arg(long, default_value = "systems/hello.system")]
+        system: std::path::PathBuf,
     },
     /// Kernel microbenchmarks under QEMU -icount shift=0 (instructions per operation).
     Bench,
@@ -118,7 +118,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         } => {
             let b = board(&target)?;
             setup::ensure()?;
-            let img = images::build(&variant(b, system.as_deref())?)?;
+            let sdf = images::workspace_root().join(system);
+            let img = images::build(&variant(b, Some(&sdf))?)?;
             let mut m = axolotl_qemu::Machine::new(b);
             m.cpu = Box::leak(cpu.into_boxed_str());
             eprintln!("xtask: booting {} (quit: Ctrl-A then X)", img.display());
