@@ -101,10 +101,11 @@ mod pd {
                         return None;
                     }
                     t.on_restarted(now_us() / 1000);
-                    println!(
-                        "{}",
-                        log::restarted(name, &cause, generation, now_us() - start)
-                    );
+                    // The root task's count is the authority: ours starts over when we do.
+                    let given = r.mrs[0] as u32;
+                    println!("{}", log::restarted(name, &cause, given, now_us() - start));
+                    #[cfg(feature = "fault-injection")]
+                    inject(name);
                 }
                 Decision::Hold { reason } => {
                     println!("monitor: {name} failed ({cause})");
@@ -113,6 +114,17 @@ mod pd {
             }
             // No reply: a restarted PD runs from its entry, a held one stays stopped.
             None
+        }
+    }
+
+    /// Test systems only (tests/systems): the first monitor crashes right after restarting a
+    /// PD named `kill_monitor*`, so the root task's recovery of the monitor can be tested.
+    #[cfg(feature = "fault-injection")]
+    fn inject(name: &str) {
+        if name.starts_with("kill_monitor") && axolotl_pd::generation() == 0 {
+            println!("monitor: fault injection: crashing the monitor");
+            // SAFETY: deliberately invalid; the fault goes to the root task.
+            unsafe { core::ptr::write_volatile(0x7_0000_0000 as *mut u64, 0) };
         }
     }
 

@@ -57,3 +57,46 @@ fn restart_from_pristine_image_gicv3() {
 fn restart_from_pristine_image_gicv2() {
     restart(2);
 }
+
+/// Issue #5 (6): the monitor itself crashes (its fault-injection hook, built only for test
+/// systems) right after restarting `kill_monitor`. The root task restarts the monitor, the
+/// faults that arrive next are handled by the new monitor, and generations keep growing
+/// (the root task's count is the authority: the new monitor's own count started over).
+fn monitor_crash(gic: u8) {
+    let mut b = check(boot_named(gic, "cortex-a72", "-monitor-crash"));
+    check(b.expect_all(
+        &[
+            "root-task: system up: 3 protection domains and the monitor started",
+            "monitor: watching 3 PDs (generation 0)",
+            "monitor: restarted kill_monitor (cause: vm-fault write at 0x700000000 ip 0x",
+            "monitor: fault injection: crashing the monitor",
+            "root-task: monitor: restarted monitor (cause: vm-fault write at 0x700000000 ip 0x",
+            "monitor: watching 3 PDs (generation 1)",
+            // kill_monitor fails again in its generation 1: handled by the new monitor.
+            "monitor: restarted kill_monitor (cause: vm-fault write at 0x700000000 ip 0x",
+            "crasher: generation 2: data 7, bss 0",
+            // And another PD's first failure.
+            "monitor: restarted crasher (cause: vm-fault write at 0x700000000 ip 0x",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    for bad in [
+        "KERNEL PANIC",
+        "kernel: FAULT",
+        "refused",
+        "failed:",
+        "holding",
+    ] {
+        check(b.refute(bad));
+    }
+}
+
+#[test]
+fn monitor_crash_is_recovered_by_the_root_task_gicv3() {
+    monitor_crash(3);
+}
+
+#[test]
+fn monitor_crash_is_recovered_by_the_root_task_gicv2() {
+    monitor_crash(2);
+}

@@ -84,11 +84,14 @@ fn cargo() -> Command {
 }
 
 /// Builds every binary of `packages` for `target` (release) in one cargo run.
-pub fn cargo_build_many(packages: &[&str], target: &str) -> Result<(), String> {
+pub fn cargo_build_many(packages: &[&str], target: &str, features: &[&str]) -> Result<(), String> {
     let mut cmd = cargo();
     cmd.args(["build", "--release", "-q", "--target", target]);
     for p in packages {
         cmd.args(["-p", p]);
+    }
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
     }
     let status = cmd.status().map_err(|e| format!("running cargo: {e}"))?;
     if !status.success() {

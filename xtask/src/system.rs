@@ -42,13 +42,28 @@ fn find_image(sdf_dir: &Path, path: &str) -> Option<PathBuf> {
     built.is_file().then_some(built)
 }
 
+/// Test systems (under `tests/systems/`) get the monitor built with its fault-injection
+/// hook; no other system does.
+pub fn is_test_system(sdf_path: &Path) -> bool {
+    let tests = images::workspace_root().join("tests").join("systems");
+    std::fs::canonicalize(sdf_path)
+        .ok()
+        .zip(std::fs::canonicalize(tests).ok())
+        .is_some_and(|(f, t)| f.starts_with(t))
+}
+
 pub fn pack(sdf_path: &Path, board: &Board) -> Result<Packed, String> {
     let checked = axolotl_sdf::check_file(sdf_path, board).map_err(|d| format!("{d}"))?;
     for w in checked.warnings.iter() {
         eprintln!("{w}");
     }
     let sd = checked.system;
-    cargo_build_many(PD_PACKAGES, PD_TARGET)?;
+    let features: &[&str] = if is_test_system(sdf_path) {
+        &["axolotl-monitor-pd/fault-injection"]
+    } else {
+        &[]
+    };
+    cargo_build_many(PD_PACKAGES, PD_TARGET, features)?;
 
     let dir = sdf_path.parent().unwrap_or(Path::new("."));
     let mut infos = Vec::new();

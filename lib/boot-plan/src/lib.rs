@@ -32,8 +32,9 @@ pub const MONITOR_PLAN_VADDR: u64 = 0x1000_0000;
 
 /// The monitor's requests to the root task (a Call on `cspace::ROOT_SERVICE_CAP`).
 pub mod root_service {
-    /// Restart PD `MR0` from its pristine image with generation `MR1`. Reply label 0: the PD
-    /// runs again; [`REFUSED`] with the reason in MR0 otherwise.
+    /// Restart PD `MR0` from its pristine image with a generation of at least `MR1`. Reply
+    /// label 0 with the generation given in MR0 (the root task's count is the authority):
+    /// the PD runs again; [`REFUSED`] with the reason in MR0 otherwise.
     pub const RESTART: u64 = 1;
     pub const REFUSED: u64 = 1;
     /// Reasons.

@@ -117,6 +117,9 @@ pub struct System {
     pub service: Endpoint,
     /// Next free address in the alias window.
     alias_next: u64,
+    /// Each PD's generation: the root task's count is the authority (a restarted monitor
+    /// starts counting from scratch; ring protocols need generations that only grow).
+    generations: [u64; MAX_PDS],
     pub alloc: ObjectAlloc,
 }
 
@@ -142,6 +145,7 @@ impl System {
             irq_handlers: Vec::new(),
             service,
             alias_next: ALIAS_BASE,
+            generations: [0; MAX_PDS],
             alloc,
         };
         if !plan.vms.is_empty() {
@@ -566,9 +570,10 @@ impl System {
     /// Restarts PD `i` from its pristine image: stopped (its pending IPC cancelled), every
     /// page it was loaded with refilled from the pack (text, data, zeroed bss, stack and IPC
     /// buffer), its CSpace emptied and rebuilt from the plan (whatever it did to its caps is
-    /// undone), and started at its entry with `x0 = generation`. Regions it maps are shared
-    /// state and stay: the ring protocols resynchronise them.
-    pub fn restart(&mut self, i: usize, generation: u64) -> Result<(), Error> {
+    /// undone), and started at its entry with `x0 = generation`, the larger of `at_least`
+    /// and one more than its last (returned). Regions it maps are shared state and stay: the
+    /// ring protocols resynchronise them.
+    pub fn restart(&mut self, i: usize, at_least: u64) -> Result<u64, Error> {
         let plan = self.plan;
         let pd = plan.pds.get(i).ok_or(Error::Plan("PD index"))?;
         let o = self.pds[i];
@@ -604,8 +609,11 @@ impl System {
                 .step("delete PD cap")?;
         }
         self.fill_cspace(i, pd)?;
+        let generation = at_least.max(self.generations[i] + 1);
         self.set_entry_registers(i, pd, generation)?;
-        o.tcb.resume().step("resume")
+        o.tcb.resume().step("resume")?;
+        self.generations[i] = generation;
+        Ok(generation)
     }
 }
 

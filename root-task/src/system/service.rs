@@ -58,11 +58,11 @@ pub fn serve(sys: &mut System) -> ! {
             match monitor.on_failure(start / 1000, cause) {
                 Decision::RestartAt { generation, .. } => {
                     match sys.restart(pd, generation as u64) {
-                        Ok(()) => {
+                        Ok(g) => {
                             monitor.on_restarted(now_us() / 1000);
                             println!(
                                 "root-task: {}",
-                                log::restarted(name, &cause, generation, now_us() - start)
+                                log::restarted(name, &cause, g as u32, now_us() - start)
                             );
                         }
                         Err(e) => println!("root-task: restarting the monitor failed: {e}"),
@@ -80,7 +80,7 @@ pub fn serve(sys: &mut System) -> ! {
 
 /// A request of the monitor.
 fn request(sys: &mut System, m: &axolotl_sys::Msg) -> (MessageInfo, [u64; 4]) {
-    let ok = MessageInfo::new(0, 0, 0, 0);
+    let ok = MessageInfo::new(0, 0, 0, 1);
     let refuse = |why: u64| {
         (
             MessageInfo::new(root_service::REFUSED, 0, 0, 1),
@@ -94,7 +94,7 @@ fn request(sys: &mut System, m: &axolotl_sys::Msg) -> (MessageInfo, [u64; 4]) {
                 return refuse(root_service::BAD_PD);
             }
             match sys.restart(pd, generation) {
-                Ok(()) => (ok, [0; 4]),
+                Ok(g) => (ok, [g, 0, 0, 0]),
                 Err(e) => {
                     println!("root-task: restart of PD {pd} failed: {e}");
                     refuse(root_service::FAILED)
