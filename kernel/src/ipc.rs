@@ -314,6 +314,10 @@ fn apply_fault_reply(replier: *mut Tcb, caller: *mut Tcb, f: Fault) {
     if info.label() != 0 || n == 0 {
         return;
     }
+    if crate::vcpu::is_guest(caller) {
+        crate::vcpu::apply_reply(replier, caller, f, n);
+        return;
+    }
     // SAFETY: caller is live and blocked.
     let c = unsafe { &mut (*caller).ctx };
     match axolotl_abi::FaultLabel::from_label(f.label) {
