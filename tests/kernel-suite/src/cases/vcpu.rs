@@ -56,6 +56,8 @@ guest_entry:
     b.eq guest_timer_v3
     cmp x0, #6
     b.eq guest_hostile
+    cmp x0, #7
+    b.eq guest_switch
     mov x0, #0xff
     hvc #1
     b .
@@ -161,6 +163,60 @@ guest_hostile:
     mrs x0, pmcr_el0
     mrs x0, mdscr_el1
     hvc #0x77
+    mov x0, #0
+    hvc #1
+    b .
+
+// Switching: EL1 registers set to x1 (16-aligned) must hold their values across an exit
+// while another guest ran in between.
+guest_switch:
+    msr tpidr_el1, x1
+    msr contextidr_el1, x1
+    msr tpidrro_el0, x1
+    msr mair_el1, x1
+    msr far_el1, x1
+    msr elr_el1, x1
+    msr tcr_el1, x1
+    msr cntv_cval_el0, x1
+    mov sp, x1
+    isb
+    hvc #2
+    mov x0, #1
+    mrs x2, tpidr_el1
+    cmp x2, x1
+    b.ne guest_fail
+    mov x0, #2
+    mrs x2, contextidr_el1
+    cmp x2, x1
+    b.ne guest_fail
+    mov x0, #3
+    mrs x2, tpidrro_el0
+    cmp x2, x1
+    b.ne guest_fail
+    mov x0, #4
+    mrs x2, mair_el1
+    cmp x2, x1
+    b.ne guest_fail
+    mov x0, #5
+    mrs x2, far_el1
+    cmp x2, x1
+    b.ne guest_fail
+    mov x0, #6
+    mrs x2, elr_el1
+    cmp x2, x1
+    b.ne guest_fail
+    mov x0, #7
+    mrs x2, tcr_el1
+    cmp x2, x1
+    b.ne guest_fail
+    mov x0, #8
+    mrs x2, cntv_cval_el0
+    cmp x2, x1
+    b.ne guest_fail
+    mov x0, #9
+    mov x2, sp
+    cmp x2, x1
+    b.ne guest_fail
     mov x0, #0
     hvc #1
     b .
@@ -744,5 +800,51 @@ pub fn invocations(env: &mut Env) -> Result<(), Fail> {
         Error::IllegalOperation,
         "TPIDR_EL0 after TCB delete",
     )?;
+    Ok(())
+}
+
+fn tpidrro_el0() -> u64 {
+    let v: u64;
+    // SAFETY: reading an EL0-readable register.
+    unsafe { core::arch::asm!("mrs {}, tpidrro_el0", out(reg) v) };
+    v
+}
+
+/// Two guests, each stopped at an exit while the other runs: every register each set must
+/// come back, and none of it may show in a native thread.
+pub fn two_guests(env: &mut Env) -> Result<(), Fail> {
+    let values = [0x1110u64, 0x2220];
+    let a = guest(env, 7, values[0])?;
+    let b = guest(env, 7, values[1])?;
+    for g in [&a, &b] {
+        g.tcb.resume().ctx("resume")?;
+        let m = next_exit(g)?;
+        ensure_eq!(
+            (m.label(), ec(m.mrs[0]), m.mrs[0] & 0xffff),
+            (FaultLabel::VcpuFault as u64, EC_HVC, 2),
+            "guest's hvc #2"
+        );
+        ensure_eq!(
+            tpidrro_el0(),
+            0,
+            "TPIDRRO_EL0 in a native thread after a guest set it"
+        );
+        g.tcb.suspend().ctx("suspend at the exit")?;
+    }
+    for (g, v) in [(&a, values[0]), (&b, values[1])] {
+        ensure_eq!(
+            g.vcpu.read_reg(reg::TPIDR_EL1).ctx("read")?,
+            v,
+            "saved TPIDR_EL1"
+        );
+        ensure_eq!(g.vcpu.read_reg(reg::SP_EL1).ctx("read")?, v, "saved SP_EL1");
+        let mut c = g.tcb.read_registers(false, 0, 1).ctx("read pc")?;
+        c.pc += 4;
+        g.tcb.write_registers(false, 0, 1, &c).ctx("skip the hvc")?;
+        g.tcb.resume().ctx("resume")?;
+        let m = next_exit(g)?;
+        ensure_eq!(expect_end(&m)?, 0, "guest's failed check (0 = none)");
+        g.tcb.suspend().ctx("suspend")?;
+    }
     Ok(())
 }
