@@ -146,6 +146,9 @@ pub fn dissociate(k: &mut Kernel, v: *mut Vcpu) {
         let t = (*v).tcb;
         if !t.is_null() {
             (*t).vcpu = core::ptr::null_mut();
+            // A native thread runs under TGE, where an eret to EL1 is illegal and would
+            // leave the CPU at EL2 with the thread's pc: back to EL0t.
+            (*t).ctx.spsr = crate::ipc::sanitise_spsr((*t).ctx.spsr);
         }
         (*v).tcb = core::ptr::null_mut();
     }

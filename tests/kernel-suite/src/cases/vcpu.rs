@@ -848,3 +848,28 @@ pub fn two_guests(env: &mut Env) -> Result<(), Fail> {
     }
     Ok(())
 }
+
+/// The VMM deletes the VCPU while its guest waits on an exit, then replies: the thread is
+/// native again and retries the access at EL0, a plain VM fault (never a return to EL1).
+pub fn delete_while_waiting(env: &mut Env) -> Result<(), Fail> {
+    let g = guest(env, 3, 0)?;
+    g.tcb.resume().ctx("resume")?;
+    let m = next_exit(&g)?;
+    ensure_eq!(
+        (m.label(), m.info.length()),
+        (FaultLabel::VmFault as u64, GUEST_VM_FAULT_LENGTH),
+        "guest abort"
+    );
+    let ip = m.mrs[0];
+    ROOT_CNODE.delete(g.vcpu.0, D).ctx("delete the VCPU")?;
+    syscall::reply(MessageInfo::new(0, 0, 0, 0), [0; 4]);
+    let m = next_exit(&g)?;
+    ensure_eq!(
+        (m.label(), m.info.length(), m.mrs[0]),
+        (FaultLabel::VmFault as u64, axolotl_abi::VM_FAULT_LENGTH, ip),
+        "native VM fault at the same ip"
+    );
+    let c = g.tcb.read_registers(true, 0, 3).ctx("read registers")?;
+    ensure_eq!(c.spsr & 0x1f, 0, "EL0t");
+    Ok(())
+}
