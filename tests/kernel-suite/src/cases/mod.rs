@@ -86,6 +86,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("vm_asid_pool_assign", vm::asid),
     ("irq_control_errors", irq::control_errors),
     ("irq_rtc_alarm_delivery", irq::rtc_alarm),
+    ("vcpu_gic_pages_kernel_only", vcpu::gic_pages_kernel_only),
     ("vcpu_invocations", vcpu::invocations),
     ("vcpu_guest_mmio_widths", vcpu::mmio),
     ("vcpu_guest_hvc_smc_wfi_sysreg", vcpu::traps),

@@ -873,3 +873,34 @@ pub fn delete_while_waiting(env: &mut Env) -> Result<(), Fail> {
     ensure_eq!(c.spsr & 0x1f, 0, "EL0t");
     Ok(())
 }
+
+/// QEMU virt's GIC frames (GICD, GICC, GICH, GICV; GICv3's redistributors) lie in
+/// [0x0800_0000, 0x0900_0000): only GICV, on GICv2, may be given out.
+pub fn gic_pages_kernel_only(env: &mut Env) -> Result<(), Fail> {
+    const GIC_LO: u64 = 0x0800_0000;
+    const GIC_HI: u64 = 0x0900_0000;
+    let bi = env.bi;
+    let gicv = bi.gicv_paddr;
+    match bi.gic_version {
+        2 => ensure_eq!(gicv, 0x0804_0000, "GICV address"),
+        3 => ensure_eq!(gicv, 0, "GICV address on GICv3"),
+        v => return Err(fail!("GIC version {v}")),
+    }
+    let mut gicv_untyped = 0;
+    for u in bi.untyped.iter().take(bi.num_untyped as usize) {
+        let (lo, hi) = (u.paddr, u.paddr + (1u64 << u.size_bits));
+        if hi <= GIC_LO || lo >= GIC_HI {
+            continue;
+        }
+        ensure!(
+            u.is_device != 0
+                && gicv != 0
+                && lo == gicv
+                && hi == gicv + axolotl_abi::bootinfo::GICV_SIZE,
+            "untyped {lo:#x}..{hi:#x} covers kernel GIC registers"
+        );
+        gicv_untyped += 1;
+    }
+    ensure_eq!(gicv_untyped, (gicv != 0) as u32, "device untypeds of GICV");
+    Ok(())
+}
