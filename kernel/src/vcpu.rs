@@ -32,6 +32,8 @@ pub struct Vcpu {
     pub vgic: VgicState,
     /// The guest's virtual timer interrupt fired and awaits `VcpuAckVppi`.
     pub vppi_masked: bool,
+    /// FAR_EL2 of the last abort exit: the guest's virtual address, for an injected abort.
+    pub exit_far: u64,
 }
 
 const _: () = assert!(core::mem::size_of::<Vcpu>() <= 4096);
@@ -240,6 +242,8 @@ pub fn handle_exit(k: &mut Kernel, t: *mut Tcb, esr: Esr) {
                 Some(acc) if a.write && acc.register < 31 => c.x[acc.register as usize],
                 _ => 0,
             };
+            // SAFETY: t is a guest, its VCPU live.
+            unsafe { (*(*t).vcpu).exit_far = far };
             let words = [c.elr, ipa, a.instruction as u64, esr.0, stored];
             deliver(k, t, FaultLabel::VmFault, &words, esr);
         }
@@ -272,13 +276,17 @@ pub fn handle_serror(k: &mut Kernel, t: *mut Tcb, esr: Esr) {
 /// The VMM's reply to a synchronous guest exit (label 0, length >= 1): word 0 is `resume`
 /// flags, words 1 and 2 a register number and value. Replies to asynchronous events
 /// (VGIC maintenance, VPPI) only resume.
-pub fn apply_reply(replier: *mut Tcb, caller: *mut Tcb, f: Fault, len: usize) {
+pub fn apply_reply(k: &mut Kernel, replier: *mut Tcb, caller: *mut Tcb, f: Fault, len: usize) {
     let esr = match FaultLabel::from_label(f.label) {
         Some(FaultLabel::VmFault) => Esr(f.words[3]),
         Some(FaultLabel::VcpuFault) => Esr(f.words[0]),
         _ => return,
     };
     let flags = get_mr(replier, 0);
+    if flags & resume::INJECT_ABORT != 0 && f.label == FaultLabel::VmFault as u64 {
+        inject_abort(k, caller, esr);
+        return;
+    }
     // SAFETY: caller is live and blocked.
     let c = unsafe { &mut (*caller).ctx };
     if flags & resume::WRITE_REG != 0 && len >= 3 {
@@ -290,6 +298,38 @@ pub fn apply_reply(replier: *mut Tcb, caller: *mut Tcb, f: Fault, len: usize) {
     if flags & resume::ADVANCE != 0 {
         c.elr = c.elr.wrapping_add(if esr.il() { 4 } else { 2 });
     }
+}
+
+/// Enters the guest's EL1 abort handler as a synchronous external abort of the access that
+/// exited would (Arm ARM's exception entry to AArch64 EL1).
+fn inject_abort(k: &mut Kernel, t: *mut Tcb, exit: Esr) {
+    // SAFETY: t is a live guest blocked on its exit; its VCPU is live.
+    let (c, v) = unsafe { (&mut (*t).ctx, &mut *(*t).vcpu) };
+    sync(k, v);
+    let from_el1 = (c.spsr >> 2) & 3 == 1;
+    let aarch32 = c.spsr & 0x10 != 0;
+    let instruction = exit.ec() == ec::IABT_LOWER;
+    let class: u64 = match (instruction, from_el1) {
+        (false, true) => ec::DABT_SAME as u64,
+        (false, false) => ec::DABT_LOWER as u64,
+        (true, true) => ec::IABT_SAME as u64,
+        (true, false) => ec::IABT_LOWER as u64,
+    };
+    // IL, the write bit of a data abort, fault status 0x10 (synchronous external abort).
+    let wnr = if instruction { 0 } else { exit.0 & (1 << 6) };
+    let r = &mut v.regs;
+    r[reg::ESR_EL1 as usize] = (class << 26) | (1 << 25) | wnr | 0x10;
+    r[reg::FAR_EL1 as usize] = v.exit_far;
+    r[reg::ELR_EL1 as usize] = c.elr;
+    r[reg::SPSR_EL1 as usize] = c.spsr;
+    let offset = match (from_el1, c.spsr & 1 != 0, aarch32) {
+        (true, true, _) => 0x200,
+        (true, false, _) => 0x000,
+        (false, _, false) => 0x400,
+        (false, _, true) => 0x600,
+    };
+    c.elr = (r[reg::VBAR_EL1 as usize] & !0x7ff) + offset;
+    c.spsr = 0x3c5;
 }
 
 /// A private interrupt that belongs to the loaded guest (its virtual timer, or the virtual

@@ -39,6 +39,11 @@ pub mod resume {
     pub const ADVANCE: u64 = 1 << 0;
     /// Write reply word 2 into `x<n>`, n = reply word 1 (31 = xzr: nothing).
     pub const WRITE_REG: u64 = 1 << 1;
+    /// VM faults only: the access fails in the guest instead. Its EL1 takes a synchronous
+    /// external abort at VBAR_EL1 as the hardware would deliver one (ESR_EL1, FAR_EL1 = the
+    /// faulting virtual address, ELR_EL1 = ip, SPSR_EL1 = its PSTATE; now EL1h, DAIF masked).
+    /// The other flags are then ignored.
+    pub const INJECT_ABORT: u64 = 1 << 2;
 }
 
 /// Length of a VCPU fault reply that uses every word: `[flags, n, value]`.

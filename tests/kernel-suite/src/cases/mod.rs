@@ -91,6 +91,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("vcpu_guest_mmio_widths", vcpu::mmio),
     ("vcpu_guest_hvc_smc_wfi_sysreg", vcpu::traps),
     ("vcpu_guest_refused_abort", vcpu::refused),
+    ("vcpu_guest_abort_injected", vcpu::abort_injected),
     ("vcpu_guest_hostile_exits", vcpu::hostile),
     ("vcpu_guest_virtual_timer", vcpu::virtual_timer),
     ("vcpu_two_guests_switch_el1_state", vcpu::two_guests),

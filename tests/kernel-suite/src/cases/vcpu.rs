@@ -904,3 +904,45 @@ pub fn gic_pages_kernel_only(env: &mut Env) -> Result<(), Fail> {
     ensure_eq!(gicv_untyped, (gicv != 0) as u32, "device untypeds of GICV");
     Ok(())
 }
+
+/// The VMM refuses an access by failing it in the guest: the guest's own EL1 handler takes a
+/// synchronous external abort (its vector reports 0xe4 with ESR_EL1).
+pub fn abort_injected(env: &mut Env) -> Result<(), Fail> {
+    let g = guest(env, 3, 0)?;
+    g.tcb.resume().ctx("resume")?;
+    let m = next_exit(&g)?;
+    ensure_eq!(m.label(), FaultLabel::VmFault as u64, "guest abort");
+    let (ip, exit_esr) = (m.mrs[0], m.mrs[3]);
+    reply(resume::INJECT_ABORT | resume::ADVANCE, 0, 0);
+    let m = next_exit(&g)?;
+    ensure_eq!(
+        expect_end(&m)?,
+        0xe4,
+        "guest vector (0xe4: synchronous, EL1h)"
+    );
+    let esr = axolotl_sys::ipc::get_mr(4);
+    ensure_eq!(esr >> 26, 0x25, "ESR_EL1 class: data abort, same EL");
+    ensure_eq!(
+        esr & 0x3f,
+        0x10,
+        "ESR_EL1 status: synchronous external abort"
+    );
+    ensure_eq!(esr & (1 << 6), exit_esr & (1 << 6), "ESR_EL1 WnR");
+    ensure_eq!(
+        g.vcpu.read_reg(reg::FAR_EL1).ctx("FAR_EL1")?,
+        0x2000_0000,
+        "FAR_EL1"
+    );
+    ensure_eq!(
+        g.vcpu.read_reg(reg::ELR_EL1).ctx("ELR_EL1")?,
+        ip,
+        "ELR_EL1 (ADVANCE ignored)"
+    );
+    ensure_eq!(
+        g.vcpu.read_reg(reg::SPSR_EL1).ctx("SPSR_EL1")? & 0x1f,
+        5,
+        "SPSR_EL1: was EL1h"
+    );
+    g.tcb.suspend().ctx("suspend")?;
+    Ok(())
+}
