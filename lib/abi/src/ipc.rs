@@ -93,3 +93,27 @@ pub const CAP_FAULT_LENGTH: u64 = 4;
 /// Register order of TCB ReadRegisters/WriteRegisters (seL4's `seL4_UserContext` on AArch64):
 /// pc, sp, spsr, x0..=x30, tpidr_el0.
 pub const USER_CONTEXT_WORDS: usize = 35;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_labels_are_sel4s_aarch64_numbers() {
+        use FaultLabel::*;
+        for (l, f) in [
+            (1, CapFault),
+            (2, UnknownSyscall),
+            (3, UserException),
+            (5, VmFault),
+            (6, VgicMaintenance),
+            (7, VcpuFault),
+            (8, VppiEvent),
+        ] {
+            assert_eq!(FaultLabel::from_label(l), Some(f));
+            assert_eq!(f as u64, l);
+        }
+        assert_eq!(FaultLabel::from_label(4), None);
+        assert_eq!(FaultLabel::from_label(9), None);
+    }
+}

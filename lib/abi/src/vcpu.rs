@@ -48,3 +48,13 @@ pub mod resume {
 
 /// Length of a VCPU fault reply that uses every word: `[flags, n, value]`.
 pub const RESUME_REPLY_LENGTH: u64 = 3;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn resume_flags_are_distinct_bits() {
+        use super::resume::*;
+        assert_eq!(ADVANCE | WRITE_REG | INJECT_ABORT, 0b111);
+        assert_eq!(super::reg::COUNT, super::reg::CNTVOFF_EL2 + 1);
+    }
+}

@@ -458,7 +458,7 @@ pub fn mmio(env: &mut Env) -> Result<(), Fail> {
         );
         ensure_eq!((esr >> 22) & 3, sas, "load access size");
         let width = 8u32 << sas;
-        let pattern = 0x8080_8080_8080_8080u64 | 0x0101_0101_0101_0101 * (sas + 1);
+        let pattern = 0x8080_8080_8080_8080u64 | (0x0101_0101_0101_0101 * (sas + 1));
         let value = if width == 64 {
             pattern
         } else {
