@@ -58,6 +58,8 @@ guest_entry:
     b.eq guest_hostile
     cmp x0, #7
     b.eq guest_switch
+    cmp x0, #8
+    b.eq guest_spin
     mov x0, #0xff
     hvc #1
     b .
@@ -166,6 +168,14 @@ guest_hostile:
     mov x0, #0
     hvc #1
     b .
+
+// Spinning without exits (only the kernel's tick takes the CPU away), counting in x3.
+guest_spin:
+    mov x2, #0x99
+    msr tpidrro_el0, x2
+    mov x3, #0
+1:  add x3, x3, #1
+    b 1b
 
 // Switching: EL1 registers set to x1 (16-aligned) must hold their values across an exit
 // while another guest ran in between.
@@ -944,5 +954,36 @@ pub fn abort_injected(env: &mut Env) -> Result<(), Fail> {
         "SPSR_EL1: was EL1h"
     );
     g.tcb.suspend().ctx("suspend")?;
+    Ok(())
+}
+
+fn native_peer(_: u64) {
+    crate::harness::set_shared(0, tpidrro_el0() + 1);
+    syscall::signal(crate::harness::shared(1));
+}
+
+/// A guest that never exits is preempted by the kernel tick like any thread: a native
+/// thread of its priority gets the CPU (seeing none of the guest's registers), and the guest
+/// kept counting.
+pub fn preempted(env: &mut Env) -> Result<(), Fail> {
+    let g = guest(env, 8, 0)?;
+    let done = env.notification()?;
+    crate::harness::set_shared(1, env.mint(done.0, Rights::ALL, 1)?);
+    g.tcb.resume().ctx("resume")?;
+    env.spawn(native_peer, 0, 100, 0)?;
+    done.wait();
+    g.tcb.suspend().ctx("suspend")?;
+    ensure_eq!(
+        crate::harness::shared(0),
+        1,
+        "native thread's TPIDRRO_EL0 (+1)"
+    );
+    let c = g.tcb.read_registers(false, 0, 35).ctx("read registers")?;
+    ensure!(c.x[3] > 1000, "guest counted only to {}", c.x[3]);
+    ensure_eq!(
+        g.vcpu.read_reg(reg::TPIDRRO_EL0).ctx("TPIDRRO_EL0")?,
+        0x99,
+        "guest's TPIDRRO_EL0"
+    );
     Ok(())
 }
