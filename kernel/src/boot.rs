@@ -51,6 +51,7 @@ extern "C" fn kernel_main(vectors: u64) -> ! {
     let mut gic = unsafe { Gic::init(board.gic) };
     gic.enable(board.hyp_timer_irq, true);
     k.gic = Some(gic);
+    crate::vcpu::init(k);
     k.tick_cycles = freq * config.tick_us / 1_000_000;
     timer::arm(k.tick_cycles);
     kprintln!(
@@ -69,7 +70,16 @@ extern "C" fn kernel_main(vectors: u64) -> ! {
     };
     let (ulo, uhi) = board.device_window;
     // The console UART stays the kernel's.
-    let devices = [(ulo, board.uart_base), (board.uart_base + 0x1000, uhi)];
+    let mut devices = [
+        (ulo, board.uart_base),
+        (board.uart_base + 0x1000, uhi),
+        (0, 0),
+    ];
+    // A GICv2 guest's CPU interface is GICV, which its VMM maps; GICD, GICC and GICH stay
+    // the kernel's (they lie outside the device window).
+    if let axolotl_kernel_config::GicLayout::V2 { gicv, .. } = board.gic {
+        devices[2] = (gicv, gicv + axolotl_abi::bootinfo::GICV_SIZE);
+    }
     let caps = bootcaps::create(
         &loaded,
         &mut k.boot_mem,

@@ -105,6 +105,11 @@ pub fn create(
     let bi = unsafe { &mut *(loaded.bootinfo as *mut BootInfo) };
     bi.cnode_size_bits = cnode_bits as u64;
     bi.tick_hz = 1_000_000 / axolotl_kernel_config::BuildConfig::DEFAULT.tick_us;
+    bi.gic_version = crate::BOARD.gic.version().number() as u64;
+    bi.gicv_paddr = match crate::BOARD.gic {
+        axolotl_kernel_config::GicLayout::V2 { gicv, .. } => gicv,
+        axolotl_kernel_config::GicLayout::V3 { .. } => 0,
+    };
     let mut n = 0usize;
     let mut s = Summary {
         untyped: 0,

@@ -13,6 +13,7 @@ use crate::ipc::{self, get_mr, set_mr};
 use crate::kobj::Kobj;
 use crate::state::Kernel;
 use crate::thread::{Tcb, ThreadState, slot};
+use crate::vcpu::{self, Vcpu};
 
 fn slot_of(t: *mut Tcb, i: usize) -> SlotRef {
     // SAFETY: TCB slots lie at the start of the live TCB object.
@@ -157,6 +158,8 @@ pub fn invoke(k: &mut Kernel, t: *mut Tcb, cap: Cap, cap_slot: SlotRef, call: bo
             })()
         }
         (Some(l), Cap::Tcb { ptr }) => invoke_tcb(k, t, l, info, Tcb::of_object(ptr)),
+        // SAFETY: the cap names a live VCPU object.
+        (Some(l), Cap::Vcpu { ptr }) => invoke_vcpu(k, t, l, info, unsafe { Vcpu::at(ptr) }),
         (Some(Invocation::IrqControlGet), Cap::IrqControl) => (|| {
             need(info, 4)?;
             let irq = mr(0);
@@ -235,6 +238,45 @@ pub fn invoke(k: &mut Kernel, t: *mut Tcb, cap: Cap, cap_slot: SlotRef, call: bo
     };
     if call {
         reply(t, r);
+    }
+}
+
+fn invoke_vcpu(
+    k: &mut Kernel,
+    caller: *mut Tcb,
+    l: Invocation,
+    info: MessageInfo,
+    v: *mut Vcpu,
+) -> Result<usize, SyscallError> {
+    let mr = |i| get_mr(caller, i);
+    match l {
+        Invocation::VcpuSetTcb => {
+            let (tcb, _) = extra_cap(caller, info, 0)?;
+            let Cap::Tcb { ptr } = tcb else {
+                return Err(SyscallError::InvalidCapability { arg: 1 });
+            };
+            vcpu::bind(k, v, Tcb::of_object(ptr));
+            Ok(0)
+        }
+        Invocation::VcpuInjectIrq => {
+            need(info, 4)?;
+            vcpu::inject_irq(k, v, mr(0), mr(1), mr(2), mr(3)).map(|_| 0)
+        }
+        Invocation::VcpuReadReg => {
+            need(info, 1)?;
+            let value = vcpu::read_reg(k, v, mr(0))?;
+            set_mr(caller, 0, value);
+            Ok(1)
+        }
+        Invocation::VcpuWriteReg => {
+            need(info, 2)?;
+            vcpu::write_reg(k, v, mr(0), mr(1)).map(|_| 0)
+        }
+        Invocation::VcpuAckVppi => {
+            need(info, 1)?;
+            vcpu::ack_vppi(k, v, mr(0)).map(|_| 0)
+        }
+        _ => Err(SyscallError::IllegalOperation),
     }
 }
 
@@ -378,7 +420,10 @@ fn invoke_tcb(
                 suspend(k, t);
             }
             // SAFETY: t is live.
-            let c = unsafe { (*t).ctx };
+            let mut c = unsafe { (*t).ctx };
+            if vcpu::is_guest(t) {
+                c.sp = vcpu::read_sp(k, t);
+            }
             for i in 0..count {
                 set_mr(caller, i, context_word(&c, i));
             }
@@ -389,17 +434,27 @@ fn invoke_tcb(
             let count = (mr(2) as usize)
                 .min(USER_CONTEXT_WORDS)
                 .min(info.length() as usize - 3);
+            let guest = vcpu::is_guest(t);
+            let mut sp = None;
             for i in 0..count {
                 let v = mr(3 + i);
                 // SAFETY: t is live.
                 let c = unsafe { &mut (*t).ctx };
                 match i {
                     0 => c.elr = v,
-                    1 => c.sp = v,
+                    1 => sp = Some(v),
+                    2 if guest => c.spsr = vcpu::sanitise_spsr(v),
                     2 => c.spsr = ipc::sanitise_spsr(v),
                     3..=33 => c.x[i - 3] = v,
                     _ => c.tpidr = v,
                 }
+            }
+            // A guest's `sp` is the stack pointer of the mode it resumes in (the new spsr's).
+            match sp {
+                Some(v) if guest => vcpu::write_sp(k, t, v),
+                // SAFETY: t is live.
+                Some(v) => unsafe { (*t).ctx.sp = v },
+                None => {}
             }
             // SAFETY: t is live.
             if mr(0) & 1 != 0 && t != caller && unsafe { (*t).state } == ThreadState::Inactive {

@@ -297,7 +297,7 @@ pub fn reply(k: &mut Kernel, replier: *mut Tcb) {
         }
         (*caller).reply_holder = core::ptr::null_mut();
         if let Some(f) = (*caller).fault.take() {
-            apply_fault_reply(replier, caller, f);
+            apply_fault_reply(k, replier, caller, f);
         } else {
             transfer(k, replier, caller, 0, false);
         }
@@ -307,11 +307,15 @@ pub fn reply(k: &mut Kernel, replier: *mut Tcb) {
 
 /// seL4's fault-reply rules: a VM fault retries the access; user exceptions and unknown
 /// syscalls take registers from a non-empty reply.
-fn apply_fault_reply(replier: *mut Tcb, caller: *mut Tcb, f: Fault) {
+fn apply_fault_reply(k: &mut Kernel, replier: *mut Tcb, caller: *mut Tcb, f: Fault) {
     // SAFETY: both live.
     let info = MessageInfo::from_word(unsafe { (*replier).ctx.x[1] });
     let n = info.length() as usize;
     if info.label() != 0 || n == 0 {
+        return;
+    }
+    if crate::vcpu::is_guest(caller) {
+        crate::vcpu::apply_reply(k, replier, caller, f, n);
         return;
     }
     // SAFETY: caller is live and blocked.

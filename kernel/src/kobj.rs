@@ -30,6 +30,10 @@ impl ObjectInit for Kobj<'_> {
         if ty != ObjectType::CNode {
             zero(addr, 1 << size_bits);
         }
+        if ty == ObjectType::Vcpu {
+            // SAFETY: a zeroed VCPU object.
+            unsafe { crate::vcpu::Vcpu::init_object(addr) };
+        }
         if ty == ObjectType::Tcb {
             self.0.next_thread_id += 1;
             // SAFETY: a zeroed TCB object.
@@ -47,6 +51,11 @@ impl Finalise for Kobj<'_> {
             Cap::Tcb { ptr } if is_final => {
                 let t = Tcb::of_object(ptr);
                 crate::invoke::suspend(k, t);
+                // SAFETY: t is live.
+                let v = unsafe { (*t).vcpu };
+                if !v.is_null() {
+                    crate::vcpu::dissociate(k, v);
+                }
                 // SAFETY: t is live until its slots are emptied.
                 unsafe {
                     if (*t).bound_ntfn != 0 {
@@ -62,6 +71,10 @@ impl Finalise for Kobj<'_> {
                     k.sched.current = core::ptr::null_mut();
                 }
                 return Finalised::Slots { count: slot::COUNT };
+            }
+            Cap::Vcpu { ptr } if is_final => {
+                // SAFETY: a live VCPU object being finalised.
+                crate::vcpu::dissociate(k, unsafe { crate::vcpu::Vcpu::at(ptr) });
             }
             Cap::Reply { tcb, .. } => {
                 let caller = tcb as *mut Tcb;

@@ -44,6 +44,8 @@ mod syscall;
 #[cfg(target_os = "none")]
 mod trap;
 #[cfg(target_os = "none")]
+mod vcpu;
+#[cfg(target_os = "none")]
 mod vm;
 
 mod board {

@@ -28,6 +28,10 @@ pub struct Kernel {
     pub irq_edge: [bool; MAX_IRQS],
     /// Which VSpace owns which ASID (= VMID).
     pub asids: axolotl_kernel_core::asid::AsidTable,
+    /// The VCPU whose registers and virtual GIC state are in the CPU (null: native mode).
+    pub loaded_vcpu: *mut crate::vcpu::Vcpu,
+    /// List registers of the virtual GIC interface.
+    pub nr_lrs: usize,
 }
 
 /// Interrupt ids user level may claim: SPIs (32 and up; SGIs and PPIs, the timer's among
@@ -49,4 +53,6 @@ pub static KERNEL: Global<Kernel> = Global::new(Kernel {
     irq_claimed: [false; MAX_IRQS],
     irq_edge: [false; MAX_IRQS],
     asids: axolotl_kernel_core::asid::AsidTable::new(),
+    loaded_vcpu: core::ptr::null_mut(),
+    nr_lrs: 0,
 });

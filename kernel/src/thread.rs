@@ -72,6 +72,11 @@ pub struct Tcb {
     /// The thread whose REPLY slot holds the reply cap to us, while we are BlockedOnReply.
     pub reply_holder: *mut Tcb,
     pub fault: Option<Fault>,
+    /// The bound VCPU: the thread is a guest running at EL1 (null: a native thread).
+    #[cfg(target_os = "none")]
+    pub vcpu: *mut crate::vcpu::Vcpu,
+    #[cfg(not(target_os = "none"))]
+    pub vcpu: *mut u8,
     /// Ready-queue or IPC-queue links (a thread is in at most one queue).
     pub next: *mut Tcb,
     pub prev: *mut Tcb,
@@ -140,6 +145,7 @@ impl Tcb {
                 bound_ntfn: 0,
                 reply_holder: core::ptr::null_mut(),
                 fault: None,
+                vcpu: core::ptr::null_mut(),
                 next: core::ptr::null_mut(),
                 prev: core::ptr::null_mut(),
             });

@@ -16,6 +16,10 @@ extern "C" fn handle_user_sync(ctx: *mut UserContext, esr: u64) -> ! {
     let t = ctx as *mut Tcb;
     let esr = Esr(esr);
     let mut yielding = false;
+    if crate::vcpu::is_guest(t) {
+        crate::vcpu::handle_exit(k, t, esr);
+        schedule_and_return(k, false)
+    }
     match esr.ec() {
         ec::SVC64 => yielding = syscall::handle(k, t),
         ec::WFX => {
@@ -63,6 +67,10 @@ extern "C" fn handle_user_serror(ctx: *mut UserContext, esr: u64) -> ! {
     // SAFETY: sole kernel entry in progress.
     let k = unsafe { KERNEL.get() };
     let t = ctx as *mut Tcb;
+    if crate::vcpu::is_guest(t) {
+        crate::vcpu::handle_serror(k, t, Esr(esr));
+        schedule_and_return(k, false)
+    }
     // SAFETY: t is the current thread.
     fault::report(unsafe { &*t }, Esr(esr), "SError");
     stop_thread(k, t, Some("SError"));
@@ -76,6 +84,16 @@ pub fn handle_interrupts(k: &mut Kernel) -> bool {
     while let Some(irq) = k.gic.as_mut().and_then(|g| g.ack()) {
         if irq >= 1020 {
             break;
+        }
+        if irq == crate::BOARD.virt_timer_irq || irq == crate::BOARD.vgic_maintenance_irq {
+            let event = crate::vcpu::on_ppi(k, irq);
+            if let Some(g) = k.gic.as_mut() {
+                g.eoi(irq);
+            }
+            if event {
+                break;
+            }
+            continue;
         }
         if irq == hyp_timer {
             k.ticks += 1;
@@ -161,6 +179,7 @@ pub fn enter(k: &mut Kernel, t: *mut Tcb, (root, vmid): (u64, u8)) -> ! {
         }
         k.fpu_owner = t;
     }
+    crate::vcpu::switch_to(k, t);
     if k.vspace != root {
         cpu::set_vspace(root, vmid);
         k.vspace = root;
@@ -174,6 +193,8 @@ pub fn enter(k: &mut Kernel, t: *mut Tcb, (root, vmid): (u64, u8)) -> ! {
 /// re-entered; returns once a thread may be runnable.
 fn idle(k: &mut Kernel) {
     let before = k.ticks;
+    // No guest state stays live while nothing runs: its interrupts would have no thread.
+    crate::vcpu::unload(k);
     cpu::wfi();
     handle_interrupts(k);
     if let Some(since) = k.stopped_at {

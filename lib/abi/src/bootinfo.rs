@@ -46,6 +46,16 @@ pub struct BootInfo {
     pub untyped: [UntypedDesc; MAX_UNTYPED],
     /// Ticks per second of the kernel's timer, for user-level timing.
     pub tick_hz: u64,
+    /// The interrupt controller's generation (2 or 3), which decides how a VMM gives its
+    /// guest a GIC CPU interface.
+    pub gic_version: u64,
+    /// GICv2: physical address of the virtual CPU interface (GICV, `GICV_SIZE` bytes), which
+    /// a VMM maps at its guest's GICC address; a device untyped covers it. 0 on GICv3, whose
+    /// guests use system registers.
+    pub gicv_paddr: u64,
 }
+
+/// Size of the GICv2 virtual CPU interface (two pages: GICV_DIR is at 0x1000).
+pub const GICV_SIZE: u64 = 0x2000;
 
 const _: () = assert!(core::mem::size_of::<BootInfo>() <= 4096);

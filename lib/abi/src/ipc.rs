@@ -43,7 +43,9 @@ pub enum FaultLabel {
     UnknownSyscall = 2,
     UserException = 3,
     VmFault = 5,
+    VgicMaintenance = 6,
     VcpuFault = 7,
+    VppiEvent = 8,
 }
 
 impl FaultLabel {
@@ -53,7 +55,9 @@ impl FaultLabel {
             2 => FaultLabel::UnknownSyscall,
             3 => FaultLabel::UserException,
             5 => FaultLabel::VmFault,
+            6 => FaultLabel::VgicMaintenance,
             7 => FaultLabel::VcpuFault,
+            8 => FaultLabel::VppiEvent,
             _ => return None,
         })
     }
@@ -61,6 +65,22 @@ impl FaultLabel {
 
 /// Message words of a VM fault: `[ip, address, prefetch (1 = instruction fetch), fsr (ESR)]`.
 pub const VM_FAULT_LENGTH: u64 = 4;
+/// A guest's (a thread with a VCPU) VM fault carries a fifth word: the value a store that
+/// faulted would have written (`x[SRT]` of a valid syndrome, else 0), so that a VMM emulates
+/// an MMIO write without reading registers. The address is the IPA (HPFAR, FAR's page offset).
+pub const GUEST_VM_FAULT_LENGTH: u64 = 5;
+/// Message words of a VCPU fault (every guest exit that is not a stage-2 abort):
+/// `[ESR, ip, spsr, x0, x1, x2, x3, x[Rt]]`. `ip` is the instruction that exited (for HVC
+/// too, whose hardware return address is past it); `x[Rt]` is the register a trapped system
+/// register access (ESR EC 0x18) names, else 0.
+pub const VCPU_FAULT_LENGTH: u64 = 8;
+/// Message words of a VGIC maintenance fault: `[list register index]` of the interrupt the
+/// guest completed (the kernel has cleared that list register).
+pub const VGIC_MAINTENANCE_LENGTH: u64 = 1;
+/// Message words of a VPPI event: `[irq]`, a private interrupt the guest owns (its virtual
+/// timer) that fired; it stays masked until `VcpuAckVppi`.
+pub const VPPI_EVENT_LENGTH: u64 = 1;
+
 /// Message words of a user exception: `[ip, sp, spsr, exception class, ESR ISS]`.
 /// Replying with label 0 and length 3 writes back ip, sp, spsr and resumes.
 pub const USER_EXCEPTION_LENGTH: u64 = 5;
@@ -73,3 +93,27 @@ pub const CAP_FAULT_LENGTH: u64 = 4;
 /// Register order of TCB ReadRegisters/WriteRegisters (seL4's `seL4_UserContext` on AArch64):
 /// pc, sp, spsr, x0..=x30, tpidr_el0.
 pub const USER_CONTEXT_WORDS: usize = 35;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_labels_are_sel4s_aarch64_numbers() {
+        use FaultLabel::*;
+        for (l, f) in [
+            (1, CapFault),
+            (2, UnknownSyscall),
+            (3, UserException),
+            (5, VmFault),
+            (6, VgicMaintenance),
+            (7, VcpuFault),
+            (8, VppiEvent),
+        ] {
+            assert_eq!(FaultLabel::from_label(l), Some(f));
+            assert_eq!(f as u64, l);
+        }
+        assert_eq!(FaultLabel::from_label(4), None);
+        assert_eq!(FaultLabel::from_label(9), None);
+    }
+}

@@ -14,6 +14,7 @@ mod msginfo;
 mod object;
 mod rights;
 mod syscall;
+pub mod vcpu;
 
 pub use bootinfo::{BootInfo, UntypedDesc};
 pub use error::Error;

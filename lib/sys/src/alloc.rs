@@ -193,6 +193,8 @@ mod tests {
             num_untyped: 3,
             untyped: [Default::default(); axolotl_abi::bootinfo::MAX_UNTYPED],
             tick_hz: 100,
+            gic_version: 3,
+            gicv_paddr: 0,
         };
         bi.untyped[0].size_bits = 20;
         bi.untyped[1].size_bits = 30;

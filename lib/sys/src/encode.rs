@@ -325,6 +325,35 @@ pub fn irq_handler_set_notification(notification: CPtr) -> Encoded {
     Encoded::new(I::IrqHandlerSetNotification, &[], &[notification])
 }
 
+pub fn vcpu_set_tcb(tcb: CPtr) -> Encoded {
+    Encoded::new(I::VcpuSetTcb, &[], &[tcb])
+}
+
+pub fn vcpu_inject_irq(virq: u64, priority: u64, group: u64, lr: u64) -> Encoded {
+    Encoded::new(I::VcpuInjectIrq, &[virq, priority, group, lr], &[])
+}
+
+pub fn vcpu_read_reg(reg: u64) -> Encoded {
+    Encoded::new(I::VcpuReadReg, &[reg], &[])
+}
+
+pub fn vcpu_write_reg(reg: u64, value: u64) -> Encoded {
+    Encoded::new(I::VcpuWriteReg, &[reg, value], &[])
+}
+
+pub fn vcpu_ack_vppi(irq: u64) -> Encoded {
+    Encoded::new(I::VcpuAckVppi, &[irq], &[])
+}
+
+/// The reply that resumes a guest after a VM fault or VCPU fault: `flags` from
+/// `axolotl_abi::vcpu::resume`, and with `WRITE_REG` the register and its value.
+pub fn vcpu_resume(flags: u64, reg: u64, value: u64) -> (MessageInfo, [u64; 4]) {
+    (
+        MessageInfo::new(0, 0, 0, axolotl_abi::vcpu::RESUME_REPLY_LENGTH),
+        [flags, reg, value, 0],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,6 +455,26 @@ mod tests {
         let e = asid_control_make_pool(2, 50, 64);
         assert_eq!((e.label, e.words(), e.caps[0]), (36, &[50, 64][..], 2));
         assert_eq!(asid_pool_assign(8).caps[0], 8);
+    }
+
+    #[test]
+    fn vcpu_ops() {
+        let e = vcpu_set_tcb(9);
+        assert_eq!((e.label, e.len, &e.caps[..e.ncaps]), (31, 0, &[9][..]));
+        let e = vcpu_inject_irq(27, 0xa0, 1, 2);
+        assert_eq!((e.label, e.words()), (32, &[27, 0xa0, 1, 2][..]));
+        assert_eq!(
+            (vcpu_read_reg(7).label, vcpu_read_reg(7).words()),
+            (33, &[7][..])
+        );
+        assert_eq!(vcpu_write_reg(7, 5).words(), &[7, 5]);
+        assert_eq!(vcpu_write_reg(7, 5).label, 34);
+        assert_eq!(
+            (vcpu_ack_vppi(27).label, vcpu_ack_vppi(27).words()),
+            (35, &[27][..])
+        );
+        let (i, w) = vcpu_resume(3, 4, 0x55);
+        assert_eq!((i.label(), i.length(), w), (0, 3, [3, 4, 0x55, 0]));
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub mod gic;
 pub mod mmu;
 #[cfg(target_os = "none")]
 pub mod timer;
+#[cfg(target_os = "none")]
+pub mod vcpu;
 
 #[cfg(target_os = "none")]
 core::arch::global_asm!(include_str!("entry.S"));

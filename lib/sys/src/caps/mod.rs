@@ -5,12 +5,14 @@ mod cnode;
 mod irq;
 mod tcb;
 mod untyped;
+mod vcpu;
 mod vm;
 
 pub use vm::attr as vm_attr;
 
 pub use cnode::CNode;
 pub use tcb::Tcb;
+pub use vcpu::Vcpu;
 
 use axolotl_abi::CPtr;
 

@@ -8,6 +8,7 @@ mod irq;
 mod sched;
 mod tcb;
 mod untyped;
+mod vcpu;
 mod vm;
 
 use crate::harness::TestFn;
@@ -85,4 +86,15 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("vm_asid_pool_assign", vm::asid),
     ("irq_control_errors", irq::control_errors),
     ("irq_rtc_alarm_delivery", irq::rtc_alarm),
+    ("vcpu_gic_pages_kernel_only", vcpu::gic_pages_kernel_only),
+    ("vcpu_invocations", vcpu::invocations),
+    ("vcpu_guest_mmio_widths", vcpu::mmio),
+    ("vcpu_guest_hvc_smc_wfi_sysreg", vcpu::traps),
+    ("vcpu_guest_refused_abort", vcpu::refused),
+    ("vcpu_guest_abort_injected", vcpu::abort_injected),
+    ("vcpu_guest_hostile_exits", vcpu::hostile),
+    ("vcpu_guest_virtual_timer", vcpu::virtual_timer),
+    ("vcpu_two_guests_switch_el1_state", vcpu::two_guests),
+    ("vcpu_guest_preempted_by_tick", vcpu::preempted),
+    ("vcpu_delete_while_guest_waits", vcpu::delete_while_waiting),
 ];

@@ -1,0 +1,475 @@
+//! VCPU objects, after seL4's ARM hypervisor design: a VCPU bound to a TCB makes that thread
+//! a guest, running at EL1 in its VSpace (stage 2 with its VMID). Its exits become fault
+//! messages to the thread's fault endpoint; the reply says how the guest resumes. Invocation
+//! decoding is in `invoke.rs`; this is the object logic.
+//!
+//! Switching: the CPU holds at most one VCPU's EL1 registers and virtual GIC interface
+//! (`Kernel::loaded_vcpu`). Entering a thread loads its VCPU if another (or none) is loaded;
+//! entering a native thread, or idling, saves the loaded one and puts back native settings.
+//! So native threads, and with them every invocation, always find VCPU state in memory, and
+//! a guest that exits to its VMM and is resumed is switched twice — simple and correct; a
+//! guest preempted by an interrupt and resumed directly is not switched at all.
+
+use axolotl_abi::FaultLabel;
+use axolotl_abi::vcpu::{reg, resume};
+use axolotl_kernel_config::GicLayout;
+use axolotl_kernel_core::SyscallError;
+
+use crate::arch::cpu;
+use crate::arch::vcpu::{self as hw, MAX_LRS, Vgic, VgicState};
+use crate::esr::{Esr, ec};
+use crate::ipc::get_mr;
+use crate::state::Kernel;
+use crate::thread::{Fault, Tcb, ThreadState};
+use crate::{BOARD, fault, trap};
+
+/// A VCPU object (4 KiB, retyped from untyped).
+#[repr(C)]
+pub struct Vcpu {
+    /// The bound thread (null: none).
+    pub tcb: *mut Tcb,
+    pub regs: [u64; reg::COUNT as usize],
+    pub vgic: VgicState,
+    /// The guest's virtual timer interrupt fired and awaits `VcpuAckVppi`.
+    pub vppi_masked: bool,
+    /// FAR_EL2 of the last abort exit: the guest's virtual address, for an injected abort.
+    pub exit_far: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<Vcpu>() <= 4096);
+
+impl Vcpu {
+    /// # Safety
+    /// `ptr` is a live VCPU object.
+    pub unsafe fn at(ptr: u64) -> *mut Vcpu {
+        ptr as *mut Vcpu
+    }
+
+    /// Initialises a zeroed VCPU object: MMU off, FP/SIMD allowed, nothing pending.
+    ///
+    /// # Safety
+    /// `ptr` is a zeroed, kernel-owned 4 KiB VCPU object.
+    pub unsafe fn init_object(ptr: u64) {
+        // SAFETY: forwarded to the caller.
+        let v = unsafe { &mut *(ptr as *mut Vcpu) };
+        v.tcb = core::ptr::null_mut();
+        v.regs[reg::SCTLR_EL1 as usize] = hw::SCTLR_EL1_DEFAULT;
+        v.regs[reg::CPACR_EL1 as usize] = hw::CPACR_FP;
+        v.vppi_masked = false;
+    }
+}
+
+/// The board's virtual GIC interface.
+pub fn vgic() -> Vgic {
+    match BOARD.gic {
+        GicLayout::V2 { gich, .. } => Vgic::V2 { gich },
+        GicLayout::V3 { .. } => Vgic::V3,
+    }
+}
+
+/// Boot: how many list registers there are; maintenance interrupts on; the guest timer's
+/// PPI configured but off until a guest is loaded; debug/PMU registers trapped for guests.
+pub fn init(k: &mut Kernel) {
+    k.nr_lrs = vgic().nr_lrs();
+    hw::init_mdcr();
+    if let Some(g) = k.gic.as_mut() {
+        g.enable(BOARD.vgic_maintenance_irq, true);
+        g.enable(BOARD.virt_timer_irq, true);
+        g.mask(BOARD.virt_timer_irq);
+    }
+}
+
+fn save(k: &mut Kernel, v: *mut Vcpu) {
+    // SAFETY: v is the live loaded VCPU.
+    let v = unsafe { &mut *v };
+    hw::save_el1(&mut v.regs);
+    vgic().save(&mut v.vgic, k.nr_lrs);
+}
+
+fn restore(k: &mut Kernel, v: *mut Vcpu) {
+    // SAFETY: v is a live VCPU bound to the thread being entered.
+    let v = unsafe { &*v };
+    vgic().restore(&v.vgic, k.nr_lrs);
+    hw::restore_el1(&v.regs);
+    if let Some(g) = k.gic.as_mut() {
+        g.unmask(BOARD.vgic_maintenance_irq);
+        if v.vppi_masked {
+            g.mask(BOARD.virt_timer_irq);
+        } else {
+            g.unmask(BOARD.virt_timer_irq);
+        }
+    }
+}
+
+/// Saves the loaded VCPU (if any) and returns the CPU to native settings.
+pub fn unload(k: &mut Kernel) {
+    let v = k.loaded_vcpu;
+    if v.is_null() {
+        return;
+    }
+    save(k, v);
+    hw::set_native();
+    if let Some(g) = k.gic.as_mut() {
+        g.mask(BOARD.virt_timer_irq);
+    }
+    k.loaded_vcpu = core::ptr::null_mut();
+}
+
+/// Makes sure `v`'s state is in memory, not in the CPU, before it is read or changed.
+fn sync(k: &mut Kernel, v: *mut Vcpu) {
+    if k.loaded_vcpu == v {
+        unload(k);
+    }
+}
+
+/// Puts the CPU in the mode thread `t` runs in: its VCPU loaded, or native.
+pub fn switch_to(k: &mut Kernel, t: *mut Tcb) {
+    // SAFETY: t is live.
+    let want = unsafe { (*t).vcpu };
+    if k.loaded_vcpu == want {
+        return;
+    }
+    if want.is_null() {
+        unload(k);
+        return;
+    }
+    if !k.loaded_vcpu.is_null() {
+        save(k, k.loaded_vcpu);
+    }
+    restore(k, want);
+    k.loaded_vcpu = want;
+}
+
+/// Breaks the binding of `v` (both directions).
+pub fn dissociate(k: &mut Kernel, v: *mut Vcpu) {
+    sync(k, v);
+    // SAFETY: v is live; a bound thread is live (deleting either side dissociates first).
+    unsafe {
+        let t = (*v).tcb;
+        if !t.is_null() {
+            (*t).vcpu = core::ptr::null_mut();
+            // A native thread runs under TGE, where an eret to EL1 is illegal and would
+            // leave the CPU at EL2 with the thread's pc: back to EL0t.
+            (*t).ctx.spsr = crate::ipc::sanitise_spsr((*t).ctx.spsr);
+        }
+        (*v).tcb = core::ptr::null_mut();
+    }
+}
+
+/// VcpuSetTcb: binds `v` and `t`, undoing any earlier binding of either.
+pub fn bind(k: &mut Kernel, v: *mut Vcpu, t: *mut Tcb) {
+    dissociate(k, v);
+    // SAFETY: t is live; its VCPU, if any, too.
+    let old = unsafe { (*t).vcpu };
+    if !old.is_null() {
+        dissociate(k, old);
+    }
+    // SAFETY: both live.
+    unsafe {
+        (*v).tcb = t;
+        (*t).vcpu = v;
+    }
+}
+
+/// Whether thread `t` is a guest.
+pub fn is_guest(t: *const Tcb) -> bool {
+    // SAFETY: t is live.
+    !unsafe { (*t).vcpu }.is_null()
+}
+
+/// PSTATE a VMM may give its guest: AArch64 EL0t, EL1t or EL1h (anything else becomes
+/// EL1h), with its flags and interrupt masks; never an EL2 mode, which `eret` would enter.
+pub fn sanitise_spsr(v: u64) -> u64 {
+    let mode = match v & 0x1f {
+        m @ (0 | 4 | 5) => m,
+        _ => 5,
+    };
+    (v & (0xf000_0000 | 0x3c0)) | mode
+}
+
+/// The guest's stack pointer in use: SP_EL1 in EL1h, SP_EL0 otherwise (TCB register `sp`).
+pub fn uses_sp_el1(spsr: u64) -> bool {
+    spsr & 0x1f == 5
+}
+
+pub fn read_sp(k: &mut Kernel, t: *mut Tcb) -> u64 {
+    // SAFETY: t is a live guest thread, its VCPU too.
+    unsafe {
+        let v = (*t).vcpu;
+        if uses_sp_el1((*t).ctx.spsr) {
+            sync(k, v);
+            (*v).regs[reg::SP_EL1 as usize]
+        } else {
+            (*t).ctx.sp
+        }
+    }
+}
+
+pub fn write_sp(k: &mut Kernel, t: *mut Tcb, sp: u64) {
+    // SAFETY: as in `read_sp`.
+    unsafe {
+        let v = (*t).vcpu;
+        if uses_sp_el1((*t).ctx.spsr) {
+            sync(k, v);
+            (*v).regs[reg::SP_EL1 as usize] = sp;
+        } else {
+            (*t).ctx.sp = sp;
+        }
+    }
+}
+
+/// Sends a guest event to the thread's fault endpoint; without one the thread stops with a
+/// report, as any faulting thread.
+fn deliver(k: &mut Kernel, t: *mut Tcb, label: FaultLabel, words: &[u64], esr: Esr) {
+    if crate::ipc::send_fault(k, t, label as u64, words) {
+        return;
+    }
+    // SAFETY: t is live.
+    fault::report(unsafe { &*t }, esr, "guest exit");
+    trap::stop_thread(k, t, Some("guest exit"));
+}
+
+/// A synchronous exit of guest `t` (every exception class: unknown ones are delivered too).
+pub fn handle_exit(k: &mut Kernel, t: *mut Tcb, esr: Esr) {
+    // SAFETY: t is the current, live thread.
+    let c = unsafe { &mut (*t).ctx };
+    match esr.ec() {
+        ec::DABT_LOWER | ec::IABT_LOWER => {
+            let a = esr.abort().expect("an abort class");
+            let far = cpu::read_far();
+            let ipa = ((cpu::read_hpfar() >> 4) << 12) | (far & 0xfff);
+            let stored = match a.access {
+                Some(acc) if a.write && acc.register < 31 => c.x[acc.register as usize],
+                _ => 0,
+            };
+            // SAFETY: t is a guest, its VCPU live.
+            unsafe { (*(*t).vcpu).exit_far = far };
+            let words = [c.elr, ipa, a.instruction as u64, esr.0, stored];
+            deliver(k, t, FaultLabel::VmFault, &words, esr);
+        }
+        class => {
+            if class == ec::HVC64 {
+                // The hardware returns past an HVC; the VMM sees the instruction itself, as
+                // for every other exit, and skips it with ADVANCE.
+                c.elr = c.elr.wrapping_sub(4);
+            }
+            let rt = if class == ec::SYSREG {
+                let r = ((esr.iss() >> 5) & 0x1f) as usize;
+                if r < 31 { c.x[r] } else { 0 }
+            } else {
+                0
+            };
+            let words = [esr.0, c.elr, c.spsr, c.x[0], c.x[1], c.x[2], c.x[3], rt];
+            deliver(k, t, FaultLabel::VcpuFault, &words, esr);
+        }
+    }
+}
+
+/// An SError taken from a guest: its VMM decides (a VCPU fault with the SError syndrome).
+pub fn handle_serror(k: &mut Kernel, t: *mut Tcb, esr: Esr) {
+    // SAFETY: t is the current, live thread.
+    let c = unsafe { &(*t).ctx };
+    let words = [esr.0, c.elr, c.spsr, c.x[0], c.x[1], c.x[2], c.x[3], 0];
+    deliver(k, t, FaultLabel::VcpuFault, &words, esr);
+}
+
+/// The VMM's reply to a synchronous guest exit (label 0, length >= 1): word 0 is `resume`
+/// flags, words 1 and 2 a register number and value. Replies to asynchronous events
+/// (VGIC maintenance, VPPI) only resume.
+pub fn apply_reply(k: &mut Kernel, replier: *mut Tcb, caller: *mut Tcb, f: Fault, len: usize) {
+    let esr = match FaultLabel::from_label(f.label) {
+        Some(FaultLabel::VmFault) => Esr(f.words[3]),
+        Some(FaultLabel::VcpuFault) => Esr(f.words[0]),
+        _ => return,
+    };
+    let flags = get_mr(replier, 0);
+    if flags & resume::INJECT_ABORT != 0 && f.label == FaultLabel::VmFault as u64 {
+        inject_abort(k, caller, esr);
+        return;
+    }
+    // SAFETY: caller is live and blocked.
+    let c = unsafe { &mut (*caller).ctx };
+    if flags & resume::WRITE_REG != 0 && len >= 3 {
+        let r = get_mr(replier, 1);
+        if r < 31 {
+            c.x[r as usize] = get_mr(replier, 2);
+        }
+    }
+    if flags & resume::ADVANCE != 0 {
+        c.elr = c.elr.wrapping_add(if esr.il() { 4 } else { 2 });
+    }
+}
+
+/// Enters the guest's EL1 abort handler as a synchronous external abort of the access that
+/// exited would (Arm ARM's exception entry to AArch64 EL1).
+fn inject_abort(k: &mut Kernel, t: *mut Tcb, exit: Esr) {
+    // SAFETY: t is a live guest blocked on its exit; its VCPU is live.
+    let (c, v) = unsafe { (&mut (*t).ctx, &mut *(*t).vcpu) };
+    sync(k, v);
+    let from_el1 = (c.spsr >> 2) & 3 == 1;
+    let aarch32 = c.spsr & 0x10 != 0;
+    let instruction = exit.ec() == ec::IABT_LOWER;
+    let class: u64 = match (instruction, from_el1) {
+        (false, true) => ec::DABT_SAME as u64,
+        (false, false) => ec::DABT_LOWER as u64,
+        (true, true) => ec::IABT_SAME as u64,
+        (true, false) => ec::IABT_LOWER as u64,
+    };
+    // IL, the write bit of a data abort, fault status 0x10 (synchronous external abort).
+    let wnr = if instruction { 0 } else { exit.0 & (1 << 6) };
+    let r = &mut v.regs;
+    r[reg::ESR_EL1 as usize] = (class << 26) | (1 << 25) | wnr | 0x10;
+    r[reg::FAR_EL1 as usize] = v.exit_far;
+    r[reg::ELR_EL1 as usize] = c.elr;
+    r[reg::SPSR_EL1 as usize] = c.spsr;
+    let offset = match (from_el1, c.spsr & 1 != 0, aarch32) {
+        (true, true, _) => 0x200,
+        (true, false, _) => 0x000,
+        (false, _, false) => 0x400,
+        (false, _, true) => 0x600,
+    };
+    c.elr = (r[reg::VBAR_EL1 as usize] & !0x7ff) + offset;
+    c.spsr = 0x3c5;
+}
+
+/// A private interrupt that belongs to the loaded guest (its virtual timer, or the virtual
+/// GIC's maintenance interrupt). True when it became an event for the guest's VMM; the
+/// caller then stops taking interrupts, since the guest can carry one event at a time (the
+/// rest stay pending at the GIC until the guest runs again).
+pub fn on_ppi(k: &mut Kernel, irq: u32) -> bool {
+    let v = k.loaded_vcpu;
+    let t = k.sched.current;
+    // SAFETY: the loaded VCPU and the current thread are live.
+    let ok = !v.is_null()
+        && !t.is_null()
+        && unsafe { (*t).vcpu == v && (*t).state == ThreadState::Running && (*t).fault.is_none() };
+    if irq == BOARD.virt_timer_irq {
+        // Masked until the VMM acks it (seL4's VPPI design): the guest's timer is
+        // level-triggered and stays asserted until the guest itself handles it.
+        if let Some(g) = k.gic.as_mut() {
+            g.mask(irq);
+        }
+        if !ok {
+            return false;
+        }
+        // SAFETY: v is live.
+        unsafe { (*v).vppi_masked = true };
+        deliver(k, t, FaultLabel::VppiEvent, &[irq as u64], Esr(0));
+        return true;
+    }
+    let eisr = if ok { vgic().eoi_status() } else { 0 };
+    if eisr == 0 {
+        // Not a completion the kernel can report: keep it from firing again while this
+        // guest stays loaded (loading a guest unmasks it).
+        if let Some(g) = k.gic.as_mut() {
+            g.mask(irq);
+        }
+        return false;
+    }
+    let idx = eisr.trailing_zeros() as usize;
+    // Clearing the entry ends the maintenance condition and frees it for the next injection.
+    vgic().write_lr(idx, 0);
+    deliver(k, t, FaultLabel::VgicMaintenance, &[idx as u64], Esr(0));
+    true
+}
+
+/// VcpuInjectIrq.
+pub fn inject_irq(
+    k: &mut Kernel,
+    v: *mut Vcpu,
+    virq: u64,
+    priority: u64,
+    group: u64,
+    index: u64,
+) -> Result<(), SyscallError> {
+    if virq > 1019 {
+        return Err(SyscallError::RangeError { min: 0, max: 1019 });
+    }
+    if priority > 255 {
+        return Err(SyscallError::RangeError { min: 0, max: 255 });
+    }
+    if group > 1 {
+        return Err(SyscallError::RangeError { min: 0, max: 1 });
+    }
+    if index >= k.nr_lrs as u64 {
+        return Err(SyscallError::RangeError {
+            min: 0,
+            max: k.nr_lrs as u64 - 1,
+        });
+    }
+    sync(k, v);
+    let g = vgic();
+    // SAFETY: v is live.
+    let lrs = unsafe { &mut (*v).vgic.lr };
+    if g.lr_in_use(lrs[index as usize]) {
+        return Err(SyscallError::DeleteFirst);
+    }
+    // One interrupt in two list registers is UNPREDICTABLE in the GIC architecture.
+    let vintid_mask = match g {
+        Vgic::V2 { .. } => 0x3ff,
+        Vgic::V3 => 0xffff_ffff,
+    };
+    if lrs[..k.nr_lrs.min(MAX_LRS)]
+        .iter()
+        .any(|&lr| g.lr_in_use(lr) && lr & vintid_mask == virq)
+    {
+        return Err(SyscallError::IllegalOperation);
+    }
+    lrs[index as usize] = g.pending_lr(virq, priority, group == 1);
+    Ok(())
+}
+
+fn check_reg(index: u64) -> Result<usize, SyscallError> {
+    if index >= reg::COUNT {
+        return Err(SyscallError::InvalidArgument { arg: 0 });
+    }
+    Ok(index as usize)
+}
+
+/// VcpuReadReg.
+pub fn read_reg(k: &mut Kernel, v: *mut Vcpu, index: u64) -> Result<u64, SyscallError> {
+    let i = check_reg(index)?;
+    sync(k, v);
+    // SAFETY: v is live; a bound thread is live.
+    unsafe {
+        if index == reg::TPIDR_EL0 {
+            let t = (*v).tcb;
+            return if t.is_null() {
+                Err(SyscallError::IllegalOperation)
+            } else {
+                Ok((*t).ctx.tpidr)
+            };
+        }
+        Ok((*v).regs[i])
+    }
+}
+
+/// VcpuWriteReg. The registers act on the guest alone, so any value is accepted.
+pub fn write_reg(k: &mut Kernel, v: *mut Vcpu, index: u64, value: u64) -> Result<(), SyscallError> {
+    let i = check_reg(index)?;
+    sync(k, v);
+    // SAFETY: as in `read_reg`.
+    unsafe {
+        if index == reg::TPIDR_EL0 {
+            let t = (*v).tcb;
+            if t.is_null() {
+                return Err(SyscallError::IllegalOperation);
+            }
+            (*t).ctx.tpidr = value;
+            return Ok(());
+        }
+        (*v).regs[i] = value;
+    }
+    Ok(())
+}
+
+/// VcpuAckVppi: the VMM has handled the event; the interrupt may fire again.
+pub fn ack_vppi(k: &mut Kernel, v: *mut Vcpu, irq: u64) -> Result<(), SyscallError> {
+    if irq != BOARD.virt_timer_irq as u64 {
+        return Err(SyscallError::InvalidArgument { arg: 0 });
+    }
+    sync(k, v);
+    // SAFETY: v is live.
+    unsafe { (*v).vppi_masked = false };
+    Ok(())
+}
