@@ -81,7 +81,9 @@ impl Cause {
             FaultLabel::UserException => axolotl_abi::USER_EXCEPTION_LENGTH,
             FaultLabel::UnknownSyscall => axolotl_abi::UNKNOWN_SYSCALL_LENGTH,
             FaultLabel::CapFault => axolotl_abi::CAP_FAULT_LENGTH,
-            FaultLabel::VcpuFault => 1,
+            // Guest events belong to a VMM; reaching the monitor, they are reported as vCPU
+            // faults with their one word.
+            FaultLabel::VcpuFault | FaultLabel::VgicMaintenance | FaultLabel::VppiEvent => 1,
         } as usize;
         if words.len() < need {
             return malformed;
@@ -119,7 +121,9 @@ impl Cause {
                 ip: words[0],
                 cptr: words[1],
             },
-            FaultLabel::VcpuFault => Cause::VcpuFault { hsr: words[0] },
+            FaultLabel::VcpuFault | FaultLabel::VgicMaintenance | FaultLabel::VppiEvent => {
+                Cause::VcpuFault { hsr: words[0] }
+            }
         }
     }
 
