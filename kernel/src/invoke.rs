@@ -281,8 +281,10 @@ fn invoke_vcpu(
 }
 
 /// Stops a thread. One blocked in a syscall has its PC rewound to the `svc`, so resuming it
-/// re-executes the call (seL4's restart) rather than returning stale registers.
+/// re-executes the call (seL4's restart) rather than returning stale registers. A caller
+/// waiting for its reply is released with `CALL_ABORTED` (`ipc::abort_reply`).
 pub fn suspend(k: &mut Kernel, t: *mut Tcb) {
+    ipc::abort_reply(k, t);
     // SAFETY: t is live.
     unsafe {
         let in_syscall = matches!(

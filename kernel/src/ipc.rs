@@ -278,6 +278,36 @@ pub fn recv(k: &mut Kernel, receiver: *mut Tcb, ep_ptr: u64, blocking: bool) {
     }
 }
 
+/// `holder` will not answer the caller its REPLY slot names (it is being suspended or
+/// deleted). The caller gets an empty reply labelled `CALL_ABORTED` instead of waiting for
+/// good; one waiting for a fault reply re-executes the faulting instruction, so its fault is
+/// delivered again, to whoever handles it next (a restarted handler).
+pub fn abort_reply(k: &mut Kernel, holder: *mut Tcb) {
+    // SAFETY: the REPLY slot belongs to the holder's live TCB object.
+    let s = unsafe { SlotRef::from_addr(Tcb::slot_addr(holder, slot::REPLY)).unwrap() };
+    let Cap::Reply { tcb, .. } = s.cap() else {
+        return;
+    };
+    // SAFETY: emptying our own slot; then validating the caller still waits on us.
+    unsafe { s.write_cap(Cap::Null) };
+    let caller = tcb as *mut Tcb;
+    // SAFETY: a caller that still names `holder` as its holder is live.
+    unsafe {
+        if (*caller).reply_holder != holder || (*caller).state != ThreadState::BlockedOnReply {
+            return;
+        }
+        (*caller).reply_holder = core::ptr::null_mut();
+        if (*caller).fault.take().is_none() {
+            deliver_tag(
+                caller,
+                0,
+                MessageInfo::new(axolotl_abi::CALL_ABORTED, 0, 0, 0),
+            );
+        }
+    }
+    wake(k, caller);
+}
+
 /// Reply through the replier's REPLY slot (Reply, first half of ReplyRecv). A reply to a
 /// fault resumes the faulted thread, with registers from the message when it has any.
 pub fn reply(k: &mut Kernel, replier: *mut Tcb) {

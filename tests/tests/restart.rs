@@ -100,3 +100,43 @@ fn monitor_crash_is_recovered_by_the_root_task_gicv3() {
 fn monitor_crash_is_recovered_by_the_root_task_gicv2() {
     monitor_crash(2);
 }
+
+/// Issue #5: "peers blocked on it get an error result, never a hang". The callee of a
+/// protected call crashes while serving it; its restart releases the caller with
+/// `CALL_ABORTED`, the caller retries, the restarted callee answers.
+fn call_abort(gic: u8) {
+    let mut b = check(boot_named(gic, "cortex-a72", "-call-abort"));
+    check(b.expect_all(
+        &[
+            "pp_callee: generation 0 ready",
+            "pp_callee: crashing while serving call 1",
+            "monitor: restarted pp_callee (cause: vm-fault write at 0x700000000 ip 0x",
+            "pp_callee: generation 1 ready",
+            "pp_caller: call 1 aborted: the callee was restarted; retrying",
+            "pp_callee: serving call 1",
+            "pp_caller: call 1 answered 2",
+            "pp_callee: serving call 2",
+            "pp_caller: call 2 answered 4",
+            "pp_caller: done",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    for bad in [
+        "KERNEL PANIC",
+        "kernel: FAULT",
+        "failed with label",
+        "holding",
+    ] {
+        check(b.refute(bad));
+    }
+}
+
+#[test]
+fn call_to_a_restarted_pd_is_aborted_not_hung_gicv3() {
+    call_abort(3);
+}
+
+#[test]
+fn call_to_a_restarted_pd_is_aborted_not_hung_gicv2() {
+    call_abort(2);
+}

@@ -12,10 +12,11 @@ use crate::setup;
 /// Self-check images the integration tests boot (root-task cargo features).
 const SELFTESTS: [&str; 3] = ["fault", "ticks", "ipc"];
 /// Systems the integration tests boot: examples, and test systems of failing PDs.
-const SYSTEMS: [&str; 3] = [
+const SYSTEMS: [&str; 4] = [
     "systems/hello.system",
     "tests/systems/restart.system",
     "tests/systems/monitor-crash.system",
+    "tests/systems/call-abort.system",
 ];
 
 #[derive(Default)]

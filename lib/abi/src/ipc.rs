@@ -35,6 +35,12 @@ impl IpcBuffer {
 pub const BADGE_PPC: u64 = 1 << 63;
 pub const BADGE_FAULT: u64 = 1 << 62;
 
+/// Label of the empty reply a caller gets when the thread holding its reply cap is suspended
+/// (stopped or restarted) or deleted before answering: a peer's restart is an error result,
+/// never a hang (Hubris's rule; seL4 leaves the caller blocked). The top label value, so it
+/// cannot collide with an invocation error code.
+pub const CALL_ABORTED: u64 = (1 << crate::MessageInfo::LABEL_BITS) - 1;
+
 /// Labels of fault messages sent to a thread's fault endpoint (seL4 AArch64 numbering).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u64)]

@@ -48,7 +48,9 @@ mod ops {
         }
 
         /// Calls the PD at the other end (it must have higher priority) and waits for its
-        /// reply; message registers travel as with any IPC.
+        /// reply; message registers travel as with any IPC. A reply labelled
+        /// [`axolotl_abi::CALL_ABORTED`] means the callee was stopped or restarted before it
+        /// answered: the call may be retried.
         pub fn pp_call(self, msg: MessageInfo, mrs: [u64; 4]) -> (MessageInfo, [u64; 4]) {
             let r = axolotl_sys::call(self.endpoint_cap(), msg, mrs);
             (r.info, r.mrs)

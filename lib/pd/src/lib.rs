@@ -22,7 +22,7 @@ pub use event::Event;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub use run::{report_panic, run};
 
-pub use axolotl_abi::MessageInfo;
+pub use axolotl_abi::{CALL_ABORTED, MessageInfo};
 pub use axolotl_sys::ipc::{get_mr, set_mr};
 pub use axolotl_sys::println;
 

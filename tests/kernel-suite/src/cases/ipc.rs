@@ -80,6 +80,42 @@ pub fn call_reply(env: &mut Env) -> Result<(), Fail> {
     Ok(())
 }
 
+const VICTIM: usize = 12;
+
+/// Takes one call and never answers it (its second receive waits for good).
+fn silent_server(_: u64) {
+    let _ = syscall::recv(shared(EP));
+    let _ = syscall::recv(shared(EP));
+}
+
+/// Lowest priority: runs once the call is pending, and stops the server holding its reply.
+fn suspender(_: u64) {
+    let r = axolotl_sys::Tcb(shared(VICTIM)).suspend();
+    set_shared(0, r.is_ok() as u64);
+    done();
+}
+
+/// A callee stopped (as a restart does) or deleted before answering releases its caller with
+/// `CALL_ABORTED`: a peer's restart is an error result, never a hang.
+pub fn suspend_aborts_caller(env: &mut Env) -> Result<(), Fail> {
+    let (ep, d) = setup(env)?;
+    let server = env.spawn(silent_server, 0, 100, 0)?;
+    set_shared(VICTIM, server.tcb.0);
+    env.spawn(suspender, 0, 1, 0)?;
+    let r = ep.call(MessageInfo::new(3, 0, 0, 1), [5, 0, 0, 0]);
+    d.wait();
+    ensure_eq!(shared(0), 1, "suspend of the server succeeded");
+    ensure_eq!(
+        (r.label(), r.info.length(), r.badge),
+        (axolotl_abi::CALL_ABORTED, 0, 0),
+        "the caller's reply after its callee was suspended"
+    );
+    // The server's reply cap is gone: resumed, it cannot answer the aborted call.
+    server.tcb.resume().ctx("resume server")?;
+    yield_now();
+    Ok(())
+}
+
 fn doubling_server(_: u64) {
     let mut m = syscall::recv(shared(EP));
     loop {

@@ -59,6 +59,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("tcb_set_space_and_ipc_buffer", tcb::set_space_ipc_buffer),
     ("ipc_send_recv", ipc::send_recv),
     ("ipc_call_reply", ipc::call_reply),
+    ("ipc_suspend_aborts_caller", ipc::suspend_aborts_caller),
     ("ipc_reply_recv_loop", ipc::reply_recv_loop),
     ("ipc_badges_delivered", ipc::badges),
     ("ipc_long_message", ipc::long_message),
