@@ -284,6 +284,16 @@ impl System {
         Ok(out)
     }
 
+    /// What `pd`'s pages are made of: its image in the pack, with `setvars` (`Self::setvars`).
+    fn source<'s>(&self, pd: &Pd, setvars: &'s [(u64, u64)]) -> Result<Source<'s>, Error> {
+        let (segments, image) = self.image_of(pd)?;
+        Ok(Source {
+            segments,
+            image,
+            setvars,
+        })
+    }
+
     fn image_of(
         &self,
         pd: &Pd,
@@ -332,13 +342,8 @@ impl System {
     fn build_pd(&mut self, i: usize, pd: &Pd) -> Result<(), Error> {
         let plan = self.plan;
         let o = self.pds[i];
-        let (segments, image) = self.image_of(pd)?;
         let setvars = self.setvars(pd)?;
-        let src = Source {
-            segments,
-            image,
-            setvars: &setvars,
-        };
+        let src = self.source(pd, &setvars)?;
         let mut loaded: Vec<Page, MAX_PAGES> = Vec::new();
         image::load(
             &mut self.alloc,
@@ -578,13 +583,8 @@ impl System {
         let pd = plan.pds.get(i).ok_or(Error::Plan("PD index"))?;
         let o = self.pds[i];
         o.tcb.suspend().step("suspend")?;
-        let (segments, image) = self.image_of(pd)?;
         let setvars = self.setvars(pd)?;
-        let src = Source {
-            segments,
-            image,
-            setvars: &setvars,
-        };
+        let src = self.source(pd, &setvars)?;
         let span = self.page_spans.get(i).cloned().unwrap_or(0..0);
         for p in &self.pages[span] {
             // SAFETY: the alias of a frame of the stopped PD, mapped read-write for us alone.
