@@ -13,6 +13,7 @@
 mod pd {
     use core::mem::MaybeUninit;
 
+    use axolotl_abi::REPORT_CORRUPTION;
     use axolotl_boot_plan::cspace::ROOT_SERVICE_CAP;
     use axolotl_boot_plan::{BootPlan, MAX_PDS, MONITOR_PLAN_VADDR, root_service};
     use axolotl_monitor_core::{Cause, Decision, Tracker, log};
@@ -75,17 +76,45 @@ mod pd {
         fn fault(&mut self, child: Child, msg: MessageInfo) -> Option<MessageInfo> {
             let start = now_us();
             let pd = child.id() as usize;
-            let (Some(plan), Some(t)) = (self.plan, self.trackers.get_mut(pd)) else {
+            let plan = self.plan?;
+            if pd >= plan.pds.len() {
                 println!("monitor: fault of unknown PD {pd}");
                 return None;
-            };
-            let name = plan.pds[pd].name.as_str();
+            }
+            if msg.label() == REPORT_CORRUPTION {
+                // A PD's own report on its fault endpoint: restart the peer of its channel.
+                // A false report can only cost the peer a restart within its limits.
+                let ch = get_mr(0);
+                let peer = plan.channels.iter().find_map(|c| match c.ends {
+                    [a, b] | [b, a] if a.pd as usize == pd && a.id as u64 == ch => Some(b.pd),
+                    _ => None,
+                });
+                let Some(peer) = peer else {
+                    return Some(MessageInfo::new(1, 0, 0, 0));
+                };
+                let cause = Cause::Corruption { reporter: pd as u8 };
+                let acted = self.recover(peer as usize, cause, start);
+                return Some(MessageInfo::new(!acted as u64, 0, 0, 0));
+            }
             let mut words = [0u64; 16];
             let n = (msg.length() as usize).min(words.len());
             for (i, w) in words.iter_mut().enumerate().take(n) {
                 *w = get_mr(i);
             }
-            let cause = Cause::from_fault(msg.label(), &words[..n]);
+            self.recover(pd, Cause::from_fault(msg.label(), &words[..n]), start);
+            // No reply: a restarted PD runs from its entry, a held one stays stopped.
+            None
+        }
+    }
+
+    impl Monitor {
+        /// Applies `pd`'s policy to a failure detected at `start`: has the root task restart
+        /// it, or holds it. Whether it was restarted.
+        fn recover(&mut self, pd: usize, cause: Cause, start: u64) -> bool {
+            let (Some(plan), Some(t)) = (self.plan, self.trackers.get_mut(pd)) else {
+                return false;
+            };
+            let name = plan.pds[pd].name.as_str();
             match t.on_failure(start / 1000, cause) {
                 Decision::RestartAt { generation, .. } => {
                     let r = axolotl_sys::call(
@@ -98,7 +127,7 @@ mod pd {
                             "monitor: the root task refused to restart {name} (reason {})",
                             r.mrs[0]
                         );
-                        return None;
+                        return false;
                     }
                     t.on_restarted(now_us() / 1000);
                     // The root task's count is the authority: ours starts over when we do.
@@ -106,14 +135,14 @@ mod pd {
                     println!("{}", log::restarted(name, &cause, given, now_us() - start));
                     #[cfg(feature = "fault-injection")]
                     inject(name);
+                    true
                 }
                 Decision::Hold { reason } => {
                     println!("monitor: {name} failed ({cause})");
                     println!("{}", log::holding(name, &reason));
+                    false
                 }
             }
-            // No reply: a restarted PD runs from its entry, a held one stays stopped.
-            None
         }
     }
 

@@ -2,7 +2,8 @@
 //! first generation; the monitor classifies each failure, applies the SDF's policy and has the
 //! root task restart the PD: memory refilled from the pristine image (dirtied data and bss
 //! come back clean), CSpace rebuilt (the restarted PD notifies its peer again), started with
-//! its generation. A PD with restart="never" is held and reported.
+//! its generation. A PD with restart="never" is held and reported. A PD's report that a
+//! shared ring is corrupt gets its peer restarted.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -12,10 +13,10 @@ use axolotl_tests::{DEFAULT_TIMEOUT, boot_named, check};
 fn restart(gic: u8) {
     let mut b = check(boot_named(gic, "cortex-a72", "-restart"));
     check(b.expect(
-        "root-task: system up: 4 protection domains and the monitor started",
+        "root-task: system up: 6 protection domains and the monitor started",
         DEFAULT_TIMEOUT,
     ));
-    check(b.expect("monitor: watching 4 PDs (generation 0)", DEFAULT_TIMEOUT));
+    check(b.expect("monitor: watching 6 PDs (generation 0)", DEFAULT_TIMEOUT));
     // Highest priority first: doomed (never restarted), then panicker, then crasher.
     check(b.expect_all(
         &[
@@ -44,6 +45,16 @@ fn restart(gic: u8) {
             thread::sleep(Duration::from_millis(20));
         }
     }
+    // A PD reports the ring it shares with `victim` corrupt: the monitor restarts the peer.
+    check(b.expect_all(
+        &[
+            "victim: generation 0 running",
+            "monitor: restarted victim (cause: corruption reported by pd 5) generation 1 in",
+            "victim: generation 1 running",
+            "reporter: corruption on channel 0 reported, peer restarted: true",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
     for bad in [
         "generation 2",
         "KERNEL PANIC",

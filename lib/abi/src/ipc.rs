@@ -41,6 +41,11 @@ pub const BADGE_FAULT: u64 = 1 << 62;
 /// cannot collide with an invocation error code.
 pub const CALL_ABORTED: u64 = (1 << crate::MessageInfo::LABEL_BITS) - 1;
 
+/// Label of a PD's own message on its fault endpoint (a Call; MR0 = its channel id): the
+/// shared state of that channel is corrupt, so the monitor should restart the peer. Outside
+/// the fault labels' range.
+pub const REPORT_CORRUPTION: u64 = 0x100;
+
 /// Labels of fault messages sent to a thread's fault endpoint (seL4 AArch64 numbering).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u64)]

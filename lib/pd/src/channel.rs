@@ -56,6 +56,18 @@ mod ops {
             (r.info, r.mrs)
         }
 
+        /// Tells the monitor that what this channel shares (a ring) is corrupt, so the peer
+        /// should be restarted. Returns whether the monitor acted on it (the peer's restart
+        /// policy may hold it instead, or the channel may lead to no PD).
+        pub fn report_corruption(self) -> bool {
+            let r = axolotl_sys::call(
+                axolotl_boot_plan::cspace::MONITOR_EP,
+                MessageInfo::new(axolotl_abi::REPORT_CORRUPTION, 0, 0, 1),
+                [self.id() as u64, 0, 0, 0],
+            );
+            r.info.label() == 0
+        }
+
         /// Re-enables the interrupt behind this channel once it has been handled.
         pub fn irq_ack(self) -> Result<(), axolotl_sys::InvocationError> {
             axolotl_sys::IrqHandler(self.irq_cap()).ack()

@@ -1,0 +1,27 @@
+//! Reports the ring it shares over channel 0 as corrupt (what a driver or client does when
+//! lib/ring says `Corruption`), so the monitor restarts the peer.
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod pd {
+    use axolotl_pd::{Channel, Handler, println};
+
+    const PEER: Channel = Channel::new(0);
+
+    struct Reporter;
+
+    impl Handler for Reporter {
+        fn init(&mut self) {
+            let acted = PEER.report_corruption();
+            println!("reporter: corruption on channel 0 reported, peer restarted: {acted}");
+        }
+
+        fn notified(&mut self, _: Channel) {}
+    }
+
+    axolotl_pd::protection_domain!(Reporter);
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {}
