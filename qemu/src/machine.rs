@@ -31,6 +31,10 @@ impl Machine {
 
     /// QEMU arguments that boot `kernel` with the serial console on stdio. With
     /// `interactive`, QEMU's monitor shares stdio (Ctrl-A X quits, Ctrl-A C for the monitor).
+    ///
+    /// The first `-serial` is the kernel console (`virt`'s UART0, `0x0900_0000`). A second
+    /// one makes QEMU create UART1 (`0x0904_0000`, INTID 40), which the resilient-echo
+    /// system's driver PD owns; its output is discarded (`null`).
     pub fn args(&self, kernel: &Path, interactive: bool) -> Vec<String> {
         let machine = match self.board.name {
             "qemu-virt-aarch64" => {
@@ -52,10 +56,24 @@ impl Machine {
             "-no-reboot".into(),
         ];
         if interactive {
-            a.push("-nographic".into());
+            a.extend(
+                [
+                    "-nographic",
+                    "-serial",
+                    "mon:stdio",
+                    "-serial",
+                    "null",
+                    "-monitor",
+                    "none",
+                ]
+                .map(String::from),
+            );
         } else {
             a.extend(
-                ["-display", "none", "-serial", "stdio", "-monitor", "none"].map(String::from),
+                [
+                    "-display", "none", "-serial", "stdio", "-serial", "null", "-monitor", "none",
+                ]
+                .map(String::from),
             );
         }
         if let Some(s) = self.icount_shift {
@@ -101,5 +119,11 @@ mod tests {
             a.contains("-m 1024M") && a.contains("-kernel k.elf") && a.contains("-serial stdio"),
             "{a}"
         );
+        // The console first (UART0), then UART1 for the serial driver PD.
+        assert!(a.contains("-serial stdio -serial null"), "{a}");
+        let i = Machine::new(board_by_name("qemu-virt-aarch64", Some(GicVersion::V3)).unwrap())
+            .args(Path::new("k.elf"), true)
+            .join(" ");
+        assert!(i.contains("-serial mon:stdio -serial null"), "{i}");
     }
 }

@@ -12,7 +12,12 @@ use crate::setup;
 /// Self-check images the integration tests boot (root-task cargo features).
 const SELFTESTS: [&str; 3] = ["fault", "ticks", "ipc"];
 /// Systems the integration tests boot: examples, and test systems of failing PDs.
-const SYSTEMS: [&str; 2] = ["systems/hello.system", "tests/systems/restart.system"];
+const SYSTEMS: [&str; 4] = [
+    "systems/hello.system",
+    "systems/resilient-echo.system",
+    "tests/systems/restart.system",
+    "tests/systems/resilient-echo-crash.system",
+];
 
 #[derive(Default)]
 struct Tally {
