@@ -4,6 +4,9 @@
 //! come back clean), CSpace rebuilt (the restarted PD notifies its peer again), started with
 //! its generation. A PD with restart="never" is held and reported.
 
+use std::thread;
+use std::time::{Duration, Instant};
+
 use axolotl_tests::{DEFAULT_TIMEOUT, boot_named, check};
 
 fn restart(gic: u8) {
@@ -27,14 +30,18 @@ fn restart(gic: u8) {
         ],
         DEFAULT_TIMEOUT,
     ));
-    // The rebuilt CSpaces work: the restarted PDs' notifications reach the witness.
-    let console = b.console();
+    // The rebuilt CSpaces work: the restarted PDs' notifications reach the witness. It has
+    // the lowest priority, so its lines may come after everything above, in either order.
     for ch in [
         "witness: notified on channel 0",
         "witness: notified on channel 1",
     ] {
-        if !console.contains(ch) {
-            check::<()>(Err(b.failure(format!("missing {ch:?}"))));
+        let deadline = Instant::now() + DEFAULT_TIMEOUT;
+        while !b.console().contains(ch) {
+            if Instant::now() >= deadline {
+                check::<()>(Err(b.failure(format!("missing {ch:?}"))));
+            }
+            thread::sleep(Duration::from_millis(20));
         }
     }
     for bad in [
