@@ -7,6 +7,8 @@
 //! * `echo-client-a` / `echo-client-b`: `axolotl_serial_core::SeqClient`s named
 //!   `client_a` / `client_b`, sending [`MESSAGES`] numbered messages each and checking
 //!   every completion (exactly once, in order) across driver restarts.
+//! * `echo-rx`: `axolotl_serial_core::RxClient` on the driver's receive connection (if the
+//!   SDF gives one), printing each line UART1 receives.
 //!
 //! The PD code (mapping, IRQ, notifications) is in [`pd`], target only; the SDF contract
 //! (channel ids, setvar symbols) is below and in `systems/resilient-echo.system`.
@@ -23,6 +25,8 @@ pub const CLIENTS: usize = 2;
 pub const DRIVER_IRQ_CHANNEL: u8 = 0;
 /// The driver's channel id of client `i` is `DRIVER_CLIENT_CHANNEL_BASE + i`.
 pub const DRIVER_CLIENT_CHANNEL_BASE: u8 = 1;
+/// The driver's channel id of `echo_rx`, the client of its receive connection (optional).
+pub const DRIVER_RX_CHANNEL: u8 = 3;
 /// A client's channel id of the driver.
 pub const CLIENT_DRIVER_CHANNEL: u8 = 0;
 /// Messages each client sends.

@@ -8,12 +8,13 @@ use axolotl_pd::{Channel, Handler, SetVar, generation, println};
 use axolotl_ring::{Generation, SharedRegion};
 use axolotl_serial_core::layout::{CAPACITY, IDS, REGION_BYTES};
 use axolotl_serial_core::{
-    Activity, ConnId, Connection, Pl011, QEMU_VIRT_UARTCLK, SeqClient, SeqClientError, Server,
+    Activity, ConnId, Connection, Pl011, QEMU_VIRT_UARTCLK, RxClient, SeqClient, SeqClientError,
+    Server,
 };
 
 use crate::{
-    CLIENT_DRIVER_CHANNEL, CLIENTS, DRIVER_CLIENT_CHANNEL_BASE, DRIVER_IRQ_CHANNEL, MESSAGES,
-    PROGRESS_EVERY, WINDOW, progress_due,
+    CLIENT_DRIVER_CHANNEL, CLIENTS, DRIVER_CLIENT_CHANNEL_BASE, DRIVER_IRQ_CHANNEL,
+    DRIVER_RX_CHANNEL, MESSAGES, PROGRESS_EVERY, WINDOW, progress_due,
 };
 
 // The driver's maps (`setvar_vaddr` in the SDF).
@@ -32,8 +33,15 @@ static client_b_rings: SetVar = SetVar::new();
 #[unsafe(no_mangle)]
 #[allow(non_upper_case_globals)]
 static client_b_data: SetVar = SetVar::new();
+// Optional: without these maps the driver has no receive connection.
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static rx_rings: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static rx_data: SetVar = SetVar::new();
 
-// A client's maps: its connection to the driver.
+// A client's maps (echo clients and echo_rx): its connection to the driver.
 #[unsafe(no_mangle)]
 #[allow(non_upper_case_globals)]
 static rings: SetVar = SetVar::new();
@@ -99,8 +107,9 @@ impl Driver {
             .map_err(|_| "bad baud rate")?;
         let a = connection(&client_a_rings, &client_a_data).ok_or("client_a regions not set")?;
         let b = connection(&client_b_rings, &client_b_data).ok_or("client_b regions not set")?;
+        let rx = connection(&rx_rings, &rx_data);
         let g = ring_generation(generation() as u32);
-        Server::new(uart, [a, b], None, Generation::Given(g)).map_err(|_| "bad connection layout")
+        Server::new(uart, [a, b], rx, Generation::Given(g)).map_err(|_| "bad connection layout")
     }
 
     /// Acts on what the server did until it has nothing left to do.
@@ -110,8 +119,9 @@ impl Driver {
                 return;
             };
             for id in act.notify.iter() {
-                if let ConnId::Tx(i) = id {
-                    Channel::new(DRIVER_CLIENT_CHANNEL_BASE + i as u8).notify();
+                match id {
+                    ConnId::Tx(i) => Channel::new(DRIVER_CLIENT_CHANNEL_BASE + i as u8).notify(),
+                    ConnId::Rx => Channel::new(DRIVER_RX_CHANNEL).notify(),
                 }
             }
             for id in act.faults.iter() {
@@ -140,8 +150,13 @@ impl Handler for Driver {
         match self.start() {
             Ok(server) => {
                 println!(
-                    "serial_driver: generation {g}: serving {CLIENTS} clients on UART1 (ring generation {})",
-                    server.generation()
+                    "serial_driver: generation {g}: serving {CLIENTS} clients on UART1 (ring generation {}){}",
+                    server.generation(),
+                    if connection(&rx_rings, &rx_data).is_some() {
+                        ", receiving for echo_rx"
+                    } else {
+                        ""
+                    }
                 );
                 self.server = Some(server);
             }
@@ -292,6 +307,99 @@ impl Handler for EchoClient {
         }
         self.step();
         // Whatever the handshake did, tell the driver we are here.
+        DRIVER.notify();
+    }
+
+    fn notified(&mut self, _: Channel) {
+        self.step();
+    }
+}
+
+/// The receiving client PD: keeps buffers posted on the driver's receive connection and
+/// prints each line that arrives (empty lines skipped, long ones cut).
+pub struct EchoRx {
+    rx: Option<RxClient<IDS>>,
+    line: [u8; RX_LINE],
+    len: usize,
+    lines: u32,
+}
+
+const RX_LINE: usize = 64;
+
+impl EchoRx {
+    pub const fn new() -> Self {
+        EchoRx {
+            rx: None,
+            line: [0; RX_LINE],
+            len: 0,
+            lines: 0,
+        }
+    }
+
+    fn step(&mut self) {
+        let EchoRx {
+            rx,
+            line,
+            len,
+            lines,
+        } = self;
+        let Some(c) = rx.as_mut() else {
+            return;
+        };
+        let r = c.poll(|chunk| {
+            for &b in chunk {
+                if b == b'\n' || b == b'\r' {
+                    if *len > 0 {
+                        *lines += 1;
+                        println!(
+                            "echo_rx: received \"{}\"",
+                            core::str::from_utf8(&line[..*len]).unwrap_or("<not UTF-8>")
+                        );
+                    }
+                    *len = 0;
+                } else if *len < RX_LINE {
+                    line[*len] = b;
+                    *len += 1;
+                }
+            }
+        });
+        match r {
+            Ok(act) => {
+                if act.notify {
+                    DRIVER.notify();
+                }
+            }
+            Err(e) => {
+                println!("echo_rx: ERROR: {e:?}");
+                DRIVER.notify();
+            }
+        }
+    }
+}
+
+impl Default for EchoRx {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Handler for EchoRx {
+    fn init(&mut self) {
+        let (Some(r), Some(d)) = (region(&rings), region(&data)) else {
+            println!("echo_rx: regions not set");
+            return;
+        };
+        match RxClient::new(r, d, CAPACITY, Generation::Next) {
+            Ok(c) => {
+                println!("echo_rx: generation {}: listening on UART1", generation());
+                self.rx = Some(c);
+            }
+            Err(e) => {
+                println!("echo_rx: cannot start: {e:?}");
+                return;
+            }
+        }
+        self.step();
         DRIVER.notify();
     }
 

@@ -14,6 +14,8 @@ pub struct Machine {
     pub cpu: &'static str,
     /// Deterministic instruction-counted time (`-icount shift=N`), for benchmarks.
     pub icount_shift: Option<u32>,
+    /// A file whose bytes arrive on UART1 (its output is discarded); `None`: UART1 is `null`.
+    pub uart1_input: Option<std::path::PathBuf>,
 }
 
 impl Machine {
@@ -22,6 +24,7 @@ impl Machine {
             board,
             cpu: "cortex-a72",
             icount_shift: None,
+            uart1_input: None,
         }
     }
 
@@ -34,7 +37,8 @@ impl Machine {
     ///
     /// The first `-serial` is the kernel console (`virt`'s UART0, `0x0900_0000`). A second
     /// one makes QEMU create UART1 (`0x0904_0000`, INTID 40), which the resilient-echo
-    /// system's driver PD owns; its output is discarded (`null`).
+    /// system's driver PD owns; its output is discarded (`null`), and with `uart1_input` it
+    /// receives that file's bytes.
     pub fn args(&self, kernel: &Path, interactive: bool) -> Vec<String> {
         let machine = match self.board.name {
             "qemu-virt-aarch64" => {
@@ -55,27 +59,22 @@ impl Machine {
             kernel.display().to_string(),
             "-no-reboot".into(),
         ];
+        let uart1 = match &self.uart1_input {
+            Some(p) => {
+                a.extend([
+                    "-chardev".into(),
+                    format!("file,id=uart1,path=/dev/null,input-path={}", p.display()),
+                ]);
+                "chardev:uart1"
+            }
+            None => "null",
+        };
         if interactive {
-            a.extend(
-                [
-                    "-nographic",
-                    "-serial",
-                    "mon:stdio",
-                    "-serial",
-                    "null",
-                    "-monitor",
-                    "none",
-                ]
-                .map(String::from),
-            );
+            a.extend(["-nographic", "-serial", "mon:stdio"].map(String::from));
         } else {
-            a.extend(
-                [
-                    "-display", "none", "-serial", "stdio", "-serial", "null", "-monitor", "none",
-                ]
-                .map(String::from),
-            );
+            a.extend(["-display", "none", "-serial", "stdio"].map(String::from));
         }
+        a.extend(["-serial", uart1, "-monitor", "none"].map(String::from));
         if let Some(s) = self.icount_shift {
             a.extend(["-icount".into(), format!("shift={s}")]);
         }
@@ -125,5 +124,13 @@ mod tests {
             .args(Path::new("k.elf"), true)
             .join(" ");
         assert!(i.contains("-serial mon:stdio -serial null"), "{i}");
+        let mut m = Machine::new(board_by_name("qemu-virt-aarch64", Some(GicVersion::V2)).unwrap());
+        m.uart1_input = Some("in.txt".into());
+        let f = m.args(Path::new("k.elf"), false).join(" ");
+        assert!(
+            f.contains("-chardev file,id=uart1,path=/dev/null,input-path=in.txt")
+                && f.contains("-serial stdio -serial chardev:uart1"),
+            "{f}"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Shared helpers of the QEMU integration tests (tests/tests/*.rs). The images are built by
 //! `cargo xtask test`, which passes their directory in `AXOLOTL_IMAGES`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use axolotl_kernel_config::{GicVersion, board_by_name};
 use axolotl_qemu::{Boot, Failure, Machine};
@@ -22,6 +22,16 @@ pub fn boot(gic: u8, cpu: &'static str, selftest: Option<&str>) -> Result<Boot, 
 
 /// Boots the image `<board>-gic<N><suffix>` on `cpu`.
 pub fn boot_named(gic: u8, cpu: &'static str, suffix: &str) -> Result<Boot, Failure> {
+    boot_with_uart1(gic, cpu, suffix, None)
+}
+
+/// As [`boot_named`], with `uart1_input`'s bytes arriving on UART1 (`0x0904_0000`).
+pub fn boot_with_uart1(
+    gic: u8,
+    cpu: &'static str,
+    suffix: &str,
+    uart1_input: Option<&Path>,
+) -> Result<Boot, Failure> {
     let dir = std::env::var_os("AXOLOTL_IMAGES")
         .map(PathBuf::from)
         .ok_or_else(|| Failure {
@@ -38,6 +48,7 @@ pub fn boot_named(gic: u8, cpu: &'static str, suffix: &str) -> Result<Boot, Fail
     let name = format!("{}-gic{gic}{suffix}", board.name);
     let mut m = Machine::new(board);
     m.cpu = cpu;
+    m.uart1_input = uart1_input.map(Path::to_path_buf);
     Boot::start(&m, &dir.join(format!("{name}.elf")))
 }
 
