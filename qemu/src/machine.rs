@@ -14,8 +14,9 @@ pub struct Machine {
     pub cpu: &'static str,
     /// Deterministic instruction-counted time (`-icount shift=N`), for benchmarks.
     pub icount_shift: Option<u32>,
-    /// A file whose bytes arrive on UART1 (its output is discarded); `None`: UART1 is `null`.
-    pub uart1_input: Option<std::path::PathBuf>,
+    /// UART1's chardev backend, as after `-chardev` without the id (e.g. `pipe,path=/tmp/u`
+    /// for `/tmp/u.in` and `/tmp/u.out`); `None`: `null`.
+    pub uart1: Option<String>,
 }
 
 impl Machine {
@@ -24,7 +25,7 @@ impl Machine {
             board,
             cpu: "cortex-a72",
             icount_shift: None,
-            uart1_input: None,
+            uart1: None,
         }
     }
 
@@ -37,8 +38,7 @@ impl Machine {
     ///
     /// The first `-serial` is the kernel console (`virt`'s UART0, `0x0900_0000`). A second
     /// one makes QEMU create UART1 (`0x0904_0000`, INTID 40), which the resilient-echo
-    /// system's driver PD owns; its output is discarded (`null`), and with `uart1_input` it
-    /// receives that file's bytes.
+    /// system's driver PD owns; `null` unless [`Machine::uart1`] names a backend.
     pub fn args(&self, kernel: &Path, interactive: bool) -> Vec<String> {
         let machine = match self.board.name {
             "qemu-virt-aarch64" => {
@@ -59,12 +59,9 @@ impl Machine {
             kernel.display().to_string(),
             "-no-reboot".into(),
         ];
-        let uart1 = match &self.uart1_input {
-            Some(p) => {
-                a.extend([
-                    "-chardev".into(),
-                    format!("file,id=uart1,path=/dev/null,input-path={}", p.display()),
-                ]);
+        let uart1 = match &self.uart1 {
+            Some(backend) => {
+                a.extend(["-chardev".into(), format!("{backend},id=uart1")]);
                 "chardev:uart1"
             }
             None => "null",
@@ -125,10 +122,10 @@ mod tests {
             .join(" ");
         assert!(i.contains("-serial mon:stdio -serial null"), "{i}");
         let mut m = Machine::new(board_by_name("qemu-virt-aarch64", Some(GicVersion::V2)).unwrap());
-        m.uart1_input = Some("in.txt".into());
+        m.uart1 = Some("pipe,path=/tmp/u".into());
         let f = m.args(Path::new("k.elf"), false).join(" ");
         assert!(
-            f.contains("-chardev file,id=uart1,path=/dev/null,input-path=in.txt")
+            f.contains("-chardev pipe,path=/tmp/u,id=uart1")
                 && f.contains("-serial stdio -serial chardev:uart1"),
             "{f}"
         );

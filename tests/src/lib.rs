@@ -1,7 +1,7 @@
 //! Shared helpers of the QEMU integration tests (tests/tests/*.rs). The images are built by
 //! `cargo xtask test`, which passes their directory in `AXOLOTL_IMAGES`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use axolotl_kernel_config::{GicVersion, board_by_name};
 use axolotl_qemu::{Boot, Failure, Machine};
@@ -25,12 +25,13 @@ pub fn boot_named(gic: u8, cpu: &'static str, suffix: &str) -> Result<Boot, Fail
     boot_with_uart1(gic, cpu, suffix, None)
 }
 
-/// As [`boot_named`], with `uart1_input`'s bytes arriving on UART1 (`0x0904_0000`).
+/// As [`boot_named`], with UART1 (`0x0904_0000`) on the QEMU chardev backend `uart1`
+/// (`-chardev <uart1>,id=uart1`, e.g. `pipe,path=DIR/u` for the FIFOs `DIR/u.in`, `DIR/u.out`).
 pub fn boot_with_uart1(
     gic: u8,
     cpu: &'static str,
     suffix: &str,
-    uart1_input: Option<&Path>,
+    uart1: Option<&str>,
 ) -> Result<Boot, Failure> {
     let dir = std::env::var_os("AXOLOTL_IMAGES")
         .map(PathBuf::from)
@@ -48,7 +49,7 @@ pub fn boot_with_uart1(
     let name = format!("{}-gic{gic}{suffix}", board.name);
     let mut m = Machine::new(board);
     m.cpu = cpu;
-    m.uart1_input = uart1_input.map(Path::to_path_buf);
+    m.uart1 = uart1.map(str::to_string);
     Boot::start(&m, &dir.join(format!("{name}.elf")))
 }
 
