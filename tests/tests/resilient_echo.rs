@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use axolotl_qemu::Boot;
-use axolotl_tests::{DEFAULT_TIMEOUT, boot_named, boot_with_uart1, check};
+use axolotl_tests::{DEFAULT_TIMEOUT, boot_with_uart1, check};
 
 const CLIENTS: [&str; 2] = ["client_a", "client_b"];
 
@@ -137,7 +137,18 @@ fn serves_both_clients(gic: u8) {
 }
 
 fn survives_driver_crash(gic: u8) {
-    let mut b = check(boot_named(gic, "cortex-a72", "-resilient-echo-crash"));
+    // UART1's output (the wire) goes to a file.
+    let wire = std::env::temp_dir().join(format!(
+        "axolotl-uart1-crash-gic{gic}-{}.txt",
+        std::process::id()
+    ));
+    let backend = format!("file,path={}", wire.display());
+    let mut b = check(boot_with_uart1(
+        gic,
+        "cortex-a72",
+        "-resilient-echo-crash",
+        Some(&backend),
+    ));
     check(b.expect_all(
         &[
             "root-task: system up: 3 protection domains and the monitor started",
@@ -176,6 +187,20 @@ fn survives_driver_crash(gic: u8) {
     // The driver died with requests submitted but not taken: they came back (reclaimed)
     // and were sent again, each still completing once.
     assert!(resubmitted >= 1, "nothing was reclaimed: {lines:?}");
+    // The wire is at-least-once: every message is there as a whole line (a message the dead
+    // driver had started may also appear cut short or twice).
+    let text = std::fs::read_to_string(&wire).unwrap_or_default();
+    let _ = std::fs::remove_file(&wire);
+    for c in CLIENTS {
+        for seq in 0..100 {
+            let m = format!("{c} {seq}");
+            if !text.lines().any(|l| l.ends_with(&m)) {
+                check::<()>(Err(
+                    b.failure(format!("{m:?} is not on the wire; UART1 got:\n{text}"))
+                ));
+            }
+        }
+    }
     refute_all(&mut b, &["serial_driver: generation 2", "monitor: holding"]);
 }
 
