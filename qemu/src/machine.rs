@@ -14,6 +14,9 @@ pub struct Machine {
     pub cpu: &'static str,
     /// Deterministic instruction-counted time (`-icount shift=N`), for benchmarks.
     pub icount_shift: Option<u32>,
+    /// UART1's chardev backend, as after `-chardev` without the id (e.g. `pipe,path=/tmp/u`
+    /// for `/tmp/u.in` and `/tmp/u.out`); `None`: `null`.
+    pub uart1: Option<String>,
 }
 
 impl Machine {
@@ -22,6 +25,7 @@ impl Machine {
             board,
             cpu: "cortex-a72",
             icount_shift: None,
+            uart1: None,
         }
     }
 
@@ -31,6 +35,10 @@ impl Machine {
 
     /// QEMU arguments that boot `kernel` with the serial console on stdio. With
     /// `interactive`, QEMU's monitor shares stdio (Ctrl-A X quits, Ctrl-A C for the monitor).
+    ///
+    /// The first `-serial` is the kernel console (`virt`'s UART0, `0x0900_0000`). A second
+    /// one makes QEMU create UART1 (`0x0904_0000`, INTID 40), which the resilient-echo
+    /// system's driver PD owns; `null` unless [`Machine::uart1`] names a backend.
     pub fn args(&self, kernel: &Path, interactive: bool) -> Vec<String> {
         let machine = match self.board.name {
             "qemu-virt-aarch64" => {
@@ -51,13 +59,19 @@ impl Machine {
             kernel.display().to_string(),
             "-no-reboot".into(),
         ];
+        let uart1 = match &self.uart1 {
+            Some(backend) => {
+                a.extend(["-chardev".into(), format!("{backend},id=uart1")]);
+                "chardev:uart1"
+            }
+            None => "null",
+        };
         if interactive {
-            a.push("-nographic".into());
+            a.extend(["-nographic", "-serial", "mon:stdio"].map(String::from));
         } else {
-            a.extend(
-                ["-display", "none", "-serial", "stdio", "-monitor", "none"].map(String::from),
-            );
+            a.extend(["-display", "none", "-serial", "stdio"].map(String::from));
         }
+        a.extend(["-serial", uart1, "-monitor", "none"].map(String::from));
         if let Some(s) = self.icount_shift {
             a.extend(["-icount".into(), format!("shift={s}")]);
         }
@@ -100,6 +114,20 @@ mod tests {
         assert!(
             a.contains("-m 1024M") && a.contains("-kernel k.elf") && a.contains("-serial stdio"),
             "{a}"
+        );
+        // The console first (UART0), then UART1 for the serial driver PD.
+        assert!(a.contains("-serial stdio -serial null"), "{a}");
+        let i = Machine::new(board_by_name("qemu-virt-aarch64", Some(GicVersion::V3)).unwrap())
+            .args(Path::new("k.elf"), true)
+            .join(" ");
+        assert!(i.contains("-serial mon:stdio -serial null"), "{i}");
+        let mut m = Machine::new(board_by_name("qemu-virt-aarch64", Some(GicVersion::V2)).unwrap());
+        m.uart1 = Some("pipe,path=/tmp/u".into());
+        let f = m.args(Path::new("k.elf"), false).join(" ");
+        assert!(
+            f.contains("-chardev pipe,path=/tmp/u,id=uart1")
+                && f.contains("-serial stdio -serial chardev:uart1"),
+            "{f}"
         );
     }
 }

@@ -22,6 +22,17 @@ pub fn boot(gic: u8, cpu: &'static str, selftest: Option<&str>) -> Result<Boot, 
 
 /// Boots the image `<board>-gic<N><suffix>` on `cpu`.
 pub fn boot_named(gic: u8, cpu: &'static str, suffix: &str) -> Result<Boot, Failure> {
+    boot_with_uart1(gic, cpu, suffix, None)
+}
+
+/// As [`boot_named`], with UART1 (`0x0904_0000`) on the QEMU chardev backend `uart1`
+/// (`-chardev <uart1>,id=uart1`, e.g. `pipe,path=DIR/u` for the FIFOs `DIR/u.in`, `DIR/u.out`).
+pub fn boot_with_uart1(
+    gic: u8,
+    cpu: &'static str,
+    suffix: &str,
+    uart1: Option<&str>,
+) -> Result<Boot, Failure> {
     let dir = std::env::var_os("AXOLOTL_IMAGES")
         .map(PathBuf::from)
         .ok_or_else(|| Failure {
@@ -38,6 +49,7 @@ pub fn boot_named(gic: u8, cpu: &'static str, suffix: &str) -> Result<Boot, Fail
     let name = format!("{}-gic{gic}{suffix}", board.name);
     let mut m = Machine::new(board);
     m.cpu = cpu;
+    m.uart1 = uart1.map(str::to_string);
     Boot::start(&m, &dir.join(format!("{name}.elf")))
 }
 

@@ -13,6 +13,8 @@ use crate::images::{self, cargo_build_many};
 pub const PD_PACKAGES: &[&str] = &[
     "axolotl-monitor-pd",
     "axolotl-example-hello",
+    // resilient-echo: serial-driver, echo-client-a, echo-client-b.
+    "axolotl-driver-pd",
     // PDs that fail on purpose; only test systems (tests/systems) name them.
     "axolotl-test-pds",
 ];

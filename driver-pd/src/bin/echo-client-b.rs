@@ -1,0 +1,17 @@
+//! Echo client `client_b` of systems/resilient-echo.system (see the crate docs).
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod pd {
+    use axolotl_driver_pd::pd::EchoClient;
+
+    axolotl_pd::protection_domain!(EchoClient::new("client_b"));
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!(
+        "a protection domain: build it into a system with `cargo xtask build --system systems/resilient-echo.system`"
+    );
+}

@@ -1,0 +1,17 @@
+//! The serial driver PD of systems/resilient-echo.system (see the crate docs).
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod pd {
+    use axolotl_driver_pd::pd::Driver;
+
+    axolotl_pd::protection_domain!(Driver::new());
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!(
+        "a protection domain: build it into a system with `cargo xtask build --system systems/resilient-echo.system`"
+    );
+}

@@ -1,0 +1,409 @@
+//! The PDs themselves (target only): mapping, IRQ and notifications around
+//! `axolotl_serial_core`.
+
+use core::ptr::NonNull;
+
+use axolotl_monitor_core::ring_generation;
+use axolotl_pd::{Channel, Handler, SetVar, generation, println};
+use axolotl_ring::{Generation, SharedRegion};
+use axolotl_serial_core::layout::{CAPACITY, IDS, REGION_BYTES};
+use axolotl_serial_core::{
+    Activity, ConnId, Connection, Pl011, QEMU_VIRT_UARTCLK, RxClient, SeqClient, SeqClientError,
+    Server,
+};
+
+use crate::{
+    CLIENT_DRIVER_CHANNEL, CLIENTS, DRIVER_CLIENT_CHANNEL_BASE, DRIVER_IRQ_CHANNEL,
+    DRIVER_RX_CHANNEL, MESSAGES, PROGRESS_EVERY, WINDOW, progress_due,
+};
+
+// The driver's maps (`setvar_vaddr` in the SDF).
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static uart_base: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static client_a_rings: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static client_a_data: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static client_b_rings: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static client_b_data: SetVar = SetVar::new();
+// Optional: without these maps the driver has no receive connection.
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static rx_rings: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static rx_data: SetVar = SetVar::new();
+
+// A client's maps (echo clients and echo_rx): its connection to the driver.
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static rings: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static data: SetVar = SetVar::new();
+
+const IRQ: Channel = Channel::new(DRIVER_IRQ_CHANNEL);
+const DRIVER: Channel = Channel::new(CLIENT_DRIVER_CHANNEL);
+
+/// One page the SDF maps at the vaddr patched into `var`; `None` if it was not patched.
+fn region(var: &SetVar) -> Option<SharedRegion> {
+    let ptr = NonNull::new(var.get() as *mut u8)?;
+    // SAFETY: the SDF maps `REGION_BYTES` at this vaddr for the PD's lifetime, shared with
+    // exactly one peer, and it is reached only through lib/ring and serial-core.
+    Some(unsafe { SharedRegion::new(ptr, REGION_BYTES) })
+}
+
+fn connection(r: &SetVar, d: &SetVar) -> Option<Connection> {
+    Some(Connection {
+        rings: region(r)?,
+        data: region(d)?,
+        capacity: CAPACITY,
+    })
+}
+
+/// The serial driver PD.
+pub struct Driver {
+    server: Option<Server<Pl011, CLIENTS, IDS>>,
+    /// Fault injection (tests only): in generation 0, crash once this many messages completed.
+    crash_after: Option<u64>,
+    /// UART interrupts handled by this incarnation.
+    irqs: u64,
+}
+
+impl Driver {
+    pub const fn new() -> Self {
+        Driver {
+            server: None,
+            crash_after: None,
+            irqs: 0,
+        }
+    }
+
+    /// A driver that, in generation 0, writes to an unmapped address once it has completed
+    /// `completed` messages (before telling the clients): for the restart tests only.
+    pub const fn crashing_after(completed: u64) -> Self {
+        Driver {
+            server: None,
+            crash_after: Some(completed),
+            irqs: 0,
+        }
+    }
+
+    fn start(&mut self) -> Result<Server<Pl011, CLIENTS, IDS>, &'static str> {
+        let base = NonNull::new(uart_base.get() as *mut u8).ok_or("uart_base not set")?;
+        // SAFETY: the SDF maps UART1's register page uncached at `base` for this PD only.
+        let mut uart = unsafe { Pl011::new(base) };
+        if !uart.is_pl011() {
+            return Err("no PL011 at uart_base (is QEMU's second -serial missing?)");
+        }
+        uart.init(115_200, QEMU_VIRT_UARTCLK)
+            .map_err(|_| "bad baud rate")?;
+        let a = connection(&client_a_rings, &client_a_data).ok_or("client_a regions not set")?;
+        let b = connection(&client_b_rings, &client_b_data).ok_or("client_b regions not set")?;
+        let rx = connection(&rx_rings, &rx_data);
+        let g = ring_generation(generation() as u32);
+        Server::new(uart, [a, b], rx, Generation::Given(g)).map_err(|_| "bad connection layout")
+    }
+
+    /// Acts on what the server did until it has nothing left to do.
+    fn act(&mut self, mut act: Activity) {
+        loop {
+            let Some(server) = self.server.as_mut() else {
+                return;
+            };
+            for id in act.notify.iter() {
+                match id {
+                    ConnId::Tx(i) => Channel::new(DRIVER_CLIENT_CHANNEL_BASE + i as u8).notify(),
+                    ConnId::Rx => Channel::new(DRIVER_RX_CHANNEL).notify(),
+                }
+            }
+            for id in act.faults.iter() {
+                println!(
+                    "serial_driver: client {id:?} is corrupt ({:?}); not serving it until it restarts",
+                    server.fault(id)
+                );
+            }
+            if !act.again {
+                return;
+            }
+            act = server.poll();
+        }
+    }
+}
+
+impl Default for Driver {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Handler for Driver {
+    fn init(&mut self) {
+        let g = generation();
+        match self.start() {
+            Ok(server) => {
+                println!(
+                    "serial_driver: generation {g}: serving {CLIENTS} clients on UART1 (ring generation {}){}",
+                    server.generation(),
+                    if connection(&rx_rings, &rx_data).is_some() {
+                        ", receiving for echo_rx"
+                    } else {
+                        ""
+                    }
+                );
+                self.server = Some(server);
+            }
+            Err(e) => {
+                println!("serial_driver: generation {g}: cannot start: {e}");
+                return;
+            }
+        }
+        // A previous incarnation may have died with the IRQ taken but not acknowledged.
+        let _ = IRQ.irq_ack();
+        if let Some(s) = self.server.as_mut() {
+            let act = s.poll();
+            self.act(act);
+        }
+    }
+
+    fn notified(&mut self, ch: Channel) {
+        let Some(server) = self.server.as_mut() else {
+            return;
+        };
+        if let Some(n) = self.crash_after {
+            // Before looking at the queues: whatever the clients submitted since the last
+            // poll is in flight and not taken, and completions may be posted but unseen.
+            let done = server.stats().tx_completed;
+            if generation() == 0 && done >= n {
+                println!(
+                    "serial_driver: fault injection: wild write after {done} completed messages"
+                );
+                // SAFETY: deliberately invalid (nothing is mapped there): the fault is the test.
+                unsafe { core::ptr::write_volatile(0x7_0000_0000 as *mut u64, 1) };
+            }
+        }
+        let act = if ch == IRQ {
+            let act = server.on_irq();
+            if let Err(e) = IRQ.irq_ack() {
+                println!("serial_driver: IRQ ack failed: {e:?}");
+            }
+            self.irqs += 1;
+            if self.irqs == 1 {
+                println!(
+                    "serial_driver: first UART interrupt (status {:#x})",
+                    act.irqs.bits()
+                );
+            }
+            act
+        } else {
+            server.poll()
+        };
+        self.act(act);
+    }
+}
+
+/// An echo client PD: `SeqClient` named `name` on its connection to the driver.
+pub struct EchoClient {
+    name: &'static str,
+    client: Option<SeqClient<IDS>>,
+    restarts_seen: u64,
+    errors: u32,
+    done: bool,
+}
+
+impl EchoClient {
+    pub const fn new(name: &'static str) -> Self {
+        EchoClient {
+            name,
+            client: None,
+            restarts_seen: 0,
+            errors: 0,
+            done: false,
+        }
+    }
+
+    fn step(&mut self) {
+        let name = self.name;
+        let Some(c) = self.client.as_mut() else {
+            return;
+        };
+        let act = match c.poll() {
+            Ok(act) => act,
+            Err(e) => {
+                // Printed a few times at most: a corrupt driver repeats until it restarts.
+                self.errors += 1;
+                if self.errors <= 3 {
+                    match e {
+                        SeqClientError::Seq(s) => println!(
+                            "{name}: ERROR: sequence broken: expected {} got {}",
+                            s.expected, s.got
+                        ),
+                        e => println!("{name}: ERROR: {e:?}"),
+                    }
+                }
+                DRIVER.notify();
+                return;
+            }
+        };
+        if act.notify {
+            DRIVER.notify();
+        }
+        let s = c.stats();
+        if s.driver_restarts != self.restarts_seen {
+            self.restarts_seen = s.driver_restarts;
+            println!(
+                "{name}: driver restarted ({} so far); {} completed, resubmitting the rest",
+                s.driver_restarts, s.completed
+            );
+        }
+        let from = act.first_completed;
+        if let Some(mark) = progress_due(from, from + act.completed, PROGRESS_EVERY) {
+            println!("{name}: {mark} completed in order");
+        }
+        if c.is_done() && !self.done {
+            self.done = true;
+            println!(
+                "{name}: done: {} messages completed in order, exactly once (sent {}, resubmitted {}, driver restarts {}, errors {})",
+                s.completed, s.sent, s.resubmitted, s.driver_restarts, self.errors
+            );
+        }
+    }
+}
+
+impl Handler for EchoClient {
+    fn init(&mut self) {
+        let name = self.name;
+        let (Some(r), Some(d)) = (region(&rings), region(&data)) else {
+            println!("{name}: regions not set");
+            return;
+        };
+        match SeqClient::new(
+            name,
+            r,
+            d,
+            CAPACITY,
+            Generation::Next,
+            WINDOW,
+            Some(MESSAGES),
+        ) {
+            Ok(c) => {
+                println!(
+                    "{name}: generation {}: sending {MESSAGES} messages, {WINDOW} in flight",
+                    generation()
+                );
+                self.client = Some(c);
+            }
+            Err(e) => {
+                println!("{name}: cannot start: {e:?}");
+                return;
+            }
+        }
+        self.step();
+        // Whatever the handshake did, tell the driver we are here.
+        DRIVER.notify();
+    }
+
+    fn notified(&mut self, _: Channel) {
+        self.step();
+    }
+}
+
+/// The receiving client PD: keeps buffers posted on the driver's receive connection and
+/// prints each line that arrives (empty lines skipped, long ones cut).
+pub struct EchoRx {
+    rx: Option<RxClient<IDS>>,
+    line: [u8; RX_LINE],
+    len: usize,
+    lines: u32,
+}
+
+const RX_LINE: usize = 64;
+
+impl EchoRx {
+    pub const fn new() -> Self {
+        EchoRx {
+            rx: None,
+            line: [0; RX_LINE],
+            len: 0,
+            lines: 0,
+        }
+    }
+
+    fn step(&mut self) {
+        let EchoRx {
+            rx,
+            line,
+            len,
+            lines,
+        } = self;
+        let Some(c) = rx.as_mut() else {
+            return;
+        };
+        let r = c.poll(|chunk| {
+            for &b in chunk {
+                if b == b'\n' || b == b'\r' {
+                    if *len > 0 {
+                        *lines += 1;
+                        println!(
+                            "echo_rx: received \"{}\"",
+                            core::str::from_utf8(&line[..*len]).unwrap_or("<not UTF-8>")
+                        );
+                    }
+                    *len = 0;
+                } else if *len < RX_LINE {
+                    line[*len] = b;
+                    *len += 1;
+                }
+            }
+        });
+        match r {
+            Ok(act) => {
+                if act.notify {
+                    DRIVER.notify();
+                }
+            }
+            Err(e) => {
+                println!("echo_rx: ERROR: {e:?}");
+                DRIVER.notify();
+            }
+        }
+    }
+}
+
+impl Default for EchoRx {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Handler for EchoRx {
+    fn init(&mut self) {
+        let (Some(r), Some(d)) = (region(&rings), region(&data)) else {
+            println!("echo_rx: regions not set");
+            return;
+        };
+        match RxClient::new(r, d, CAPACITY, Generation::Next) {
+            Ok(c) => {
+                println!("echo_rx: generation {}: listening on UART1", generation());
+                self.rx = Some(c);
+            }
+            Err(e) => {
+                println!("echo_rx: cannot start: {e:?}");
+                return;
+            }
+        }
+        self.step();
+        DRIVER.notify();
+    }
+
+    fn notified(&mut self, _: Channel) {
+        self.step();
+    }
+}
