@@ -8,9 +8,6 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use std::thread;
-use std::time::{Duration, Instant};
-
 use axolotl_tests::{DEFAULT_TIMEOUT, boot_named, check};
 
 fn restart(gic: u8) {
