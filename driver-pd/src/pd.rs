@@ -68,11 +68,20 @@ fn connection(r: &SetVar, d: &SetVar) -> Option<Connection> {
     })
 }
 
+/// Fault injection (test systems only), in generation 0 once this many messages completed.
+#[derive(Clone, Copy)]
+enum Inject {
+    /// Write to an unmapped address (before telling the clients).
+    Crash(u64),
+    /// Scribble over the shared tail index of client_a's response queue, as a driver gone
+    /// wrong would: the client must detect it and report the driver.
+    Scribble(u64),
+}
+
 /// The serial driver PD.
 pub struct Driver {
     server: Option<Server<Pl011, CLIENTS, IDS>>,
-    /// Fault injection (tests only): in generation 0, crash once this many messages completed.
-    crash_after: Option<u64>,
+    inject: Option<Inject>,
     /// UART interrupts handled by this incarnation.
     irqs: u64,
 }
@@ -81,7 +90,7 @@ impl Driver {
     pub const fn new() -> Self {
         Driver {
             server: None,
-            crash_after: None,
+            inject: None,
             irqs: 0,
         }
     }
@@ -91,7 +100,18 @@ impl Driver {
     pub const fn crashing_after(completed: u64) -> Self {
         Driver {
             server: None,
-            crash_after: Some(completed),
+            inject: Some(Inject::Crash(completed)),
+            irqs: 0,
+        }
+    }
+
+    /// A driver that, in generation 0, corrupts client_a's response ring indices once it has
+    /// completed `completed` messages, then goes on as if nothing happened: for the
+    /// corruption tests only.
+    pub const fn scribbling_after(completed: u64) -> Self {
+        Driver {
+            server: None,
+            inject: Some(Inject::Scribble(completed)),
             irqs: 0,
         }
     }
@@ -126,9 +146,15 @@ impl Driver {
             }
             for id in act.faults.iter() {
                 println!(
-                    "serial_driver: client {id:?} is corrupt ({:?}); not serving it until it restarts",
+                    "serial_driver: client {id:?} is corrupt ({:?}); reporting it",
                     server.fault(id)
                 );
+                let ch = match id {
+                    ConnId::Tx(i) => DRIVER_CLIENT_CHANNEL_BASE + i as u8,
+                    ConnId::Rx => DRIVER_RX_CHANNEL,
+                };
+                // The monitor restarts the client; its new generation resynchronises the ring.
+                Channel::new(ch).report_corruption();
             }
             if !act.again {
                 return;
@@ -177,17 +203,18 @@ impl Handler for Driver {
         let Some(server) = self.server.as_mut() else {
             return;
         };
-        if let Some(n) = self.crash_after {
-            // Before looking at the queues: whatever the clients submitted since the last
-            // poll is in flight and not taken, and completions may be posted but unseen.
-            let done = server.stats().tx_completed;
-            if generation() == 0 && done >= n {
+        // Before looking at the queues: whatever the clients submitted since the last poll
+        // is in flight and not taken, and completions may be posted but unseen.
+        let done = server.stats().tx_completed;
+        match self.inject {
+            Some(Inject::Crash(n)) if generation() == 0 && done >= n => {
                 println!(
                     "serial_driver: fault injection: wild write after {done} completed messages"
                 );
                 // SAFETY: deliberately invalid (nothing is mapped there): the fault is the test.
                 unsafe { core::ptr::write_volatile(0x7_0000_0000 as *mut u64, 1) };
             }
+            _ => {}
         }
         let act = if ch == IRQ {
             let act = server.on_irq();
@@ -206,6 +233,20 @@ impl Handler for Driver {
             server.poll()
         };
         self.act(act);
+        // After the last completion is published, so the garbage is what the client reads.
+        if let Some(Inject::Scribble(n)) = self.inject {
+            if generation() == 0 && done >= n {
+                self.inject = None;
+                println!(
+                    "serial_driver: fault injection: scribbling client_a's response ring indices after {done} completed messages"
+                );
+                // lib/ring's connection layout: the response queue starts at 256 + 16 C, its
+                // tail (the index the driver publishes) first.
+                let tail = client_a_rings.get() + 256 + 16 * CAPACITY as u64;
+                // SAFETY: inside the ring page the SDF maps read-write for us.
+                unsafe { core::ptr::write_volatile(tail as *mut u32, 0x7fff_0000) };
+            }
+        }
     }
 }
 
@@ -248,6 +289,10 @@ impl EchoClient {
                         e => println!("{name}: ERROR: {e:?}"),
                     }
                 }
+                // The driver broke the ring's rules: the monitor restarts it (the call returns
+                // once it has), and its new generation makes us resynchronise.
+                let restarted = DRIVER.report_corruption();
+                println!("{name}: reported the driver, restarted: {restarted}");
                 DRIVER.notify();
                 return;
             }

@@ -223,3 +223,60 @@ fn resilient_echo_survives_driver_crash_gicv3() {
 fn resilient_echo_survives_driver_crash_gicv2() {
     survives_driver_crash(2);
 }
+
+/// Issue #5 (3): the driver corrupts client_a's response ring indices (test-only driver,
+/// tests/systems/resilient-echo-scribble.system). client_a detects the index overrun instead of
+/// following it, reports the driver to the monitor through its fault endpoint, the monitor
+/// restarts the driver, and both clients still complete every message exactly once, in order.
+fn survives_ring_corruption(gic: u8) {
+    let mut b = check(boot_with_uart1(
+        gic,
+        "cortex-a72",
+        "-resilient-echo-scribble",
+        None,
+    ));
+    check(b.expect_all(
+        &[
+            "serial_driver: generation 0: serving 2 clients on UART1 (ring generation 1)",
+            "serial_driver: fault injection: scribbling client_a's response ring indices",
+            "client_a: ERROR: Ring(Corrupt(IndexOverrun",
+            "monitor: restarted serial_driver (cause: corruption reported by pd 1) generation 1 in",
+            "serial_driver: generation 1: serving 2 clients on UART1 (ring generation 2)",
+            "client_a: reported the driver, restarted: true",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    for line in done_lines(&mut b) {
+        assert!(line.contains("(sent 100, resubmitted "), "{line}");
+        assert!(line.contains("driver restarts 1,"), "{line}");
+        // The one error is the detection itself.
+        let errors = if line.starts_with("client_a") { 1 } else { 0 };
+        assert!(line.ends_with(&format!(", errors {errors})")), "{line}");
+    }
+    // The one ERROR and "corruption" lines above are expected; nothing else may go wrong.
+    let console = b.console();
+    if console.matches("ERROR").count() != 1 {
+        check::<()>(Err(b.failure("expected exactly one ERROR line (the detection)")));
+    }
+    for bad in [
+        "serial_driver: generation 2",
+        "monitor: holding",
+        "cannot start",
+        "KERNEL PANIC",
+        "kernel: FAULT",
+        "refused",
+        "failed:",
+    ] {
+        check(b.refute(bad));
+    }
+}
+
+#[test]
+fn resilient_echo_survives_ring_corruption_gicv3() {
+    survives_ring_corruption(3);
+}
+
+#[test]
+fn resilient_echo_survives_ring_corruption_gicv2() {
+    survives_ring_corruption(2);
+}
