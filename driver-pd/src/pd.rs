@@ -234,18 +234,19 @@ impl Handler for Driver {
         };
         self.act(act);
         // After the last completion is published, so the garbage is what the client reads.
-        if let Some(Inject::Scribble(n)) = self.inject {
-            if generation() == 0 && done >= n {
-                self.inject = None;
-                println!(
-                    "serial_driver: fault injection: scribbling client_a's response ring indices after {done} completed messages"
-                );
-                // lib/ring's connection layout: the response queue starts at 256 + 16 C, its
-                // tail (the index the driver publishes) first.
-                let tail = client_a_rings.get() + 256 + 16 * CAPACITY as u64;
-                // SAFETY: inside the ring page the SDF maps read-write for us.
-                unsafe { core::ptr::write_volatile(tail as *mut u32, 0x7fff_0000) };
-            }
+        if let Some(Inject::Scribble(n)) = self.inject
+            && generation() == 0
+            && done >= n
+        {
+            self.inject = None;
+            println!(
+                "serial_driver: fault injection: scribbling client_a's response ring indices after {done} completed messages"
+            );
+            // lib/ring's connection layout: the response queue starts at 256 + 16 C, its
+            // tail (the index the driver publishes) first.
+            let tail = client_a_rings.get() + 256 + 16 * CAPACITY as u64;
+            // SAFETY: inside the ring page the SDF maps read-write for us.
+            unsafe { core::ptr::write_volatile(tail as *mut u32, 0x7fff_0000) };
         }
     }
 }

@@ -256,7 +256,9 @@ fn survives_ring_corruption(gic: u8) {
     // The one ERROR and "corruption" lines above are expected; nothing else may go wrong.
     let console = b.console();
     if console.matches("ERROR").count() != 1 {
-        check::<()>(Err(b.failure("expected exactly one ERROR line (the detection)")));
+        check::<()>(Err(
+            b.failure("expected exactly one ERROR line (the detection)")
+        ));
     }
     for bad in [
         "serial_driver: generation 2",
