@@ -4,7 +4,7 @@
 use core::ptr::NonNull;
 
 use axolotl_monitor_core::ring_generation;
-use axolotl_pd::{Channel, Handler, SetVar, generation, println};
+use axolotl_pd::{CNODE_DEPTH, Channel, Handler, OWN_CNODE, SetVar, generation, println};
 use axolotl_ring::{Generation, SharedRegion};
 use axolotl_serial_core::layout::{CAPACITY, IDS, REGION_BYTES};
 use axolotl_serial_core::{
@@ -76,6 +76,9 @@ enum Inject {
     /// Scribble over the shared tail index of client_a's response queue, as a driver gone
     /// wrong would: the client must detect it and report the driver.
     Scribble(u64),
+    /// Delete every capability in its CSpace (it needs `cnode_cap="true"`): its next wait
+    /// on its input endpoint is a cap fault, and the restart must give them all back.
+    DeleteCaps(u64),
 }
 
 /// The serial driver PD.
@@ -101,6 +104,16 @@ impl Driver {
         Driver {
             server: None,
             inject: Some(Inject::Crash(completed)),
+            irqs: 0,
+        }
+    }
+
+    /// A driver that, in generation 0, deletes all its capabilities once it has completed
+    /// `completed` messages: for the CSpace-rebuild tests only.
+    pub const fn deleting_caps_after(completed: u64) -> Self {
+        Driver {
+            server: None,
+            inject: Some(Inject::DeleteCaps(completed)),
             irqs: 0,
         }
     }
@@ -247,6 +260,20 @@ impl Handler for Driver {
             let tail = client_a_rings.get() + 256 + 16 * CAPACITY as u64;
             // SAFETY: inside the ring page the SDF maps read-write for us.
             unsafe { core::ptr::write_volatile(tail as *mut u32, 0x7fff_0000) };
+        }
+        if let Some(Inject::DeleteCaps(n)) = self.inject
+            && generation() == 0
+            && done >= n
+        {
+            self.inject = None;
+            // Every slot but the CNode cap itself, which goes last.
+            for slot in (0..1 << CNODE_DEPTH).filter(|&s| s != OWN_CNODE.0) {
+                let _ = OWN_CNODE.delete(slot, CNODE_DEPTH);
+            }
+            let _ = OWN_CNODE.delete(OWN_CNODE.0, CNODE_DEPTH);
+            println!(
+                "serial_driver: fault injection: deleted every capability in its CSpace after {done} completed messages"
+            );
         }
     }
 }

@@ -54,6 +54,8 @@ pub struct ProtectionDomain {
     pub cpu: u32,
     pub smc: bool,
     pub fpu: bool,
+    /// axolotl: the PD gets a capability to its own CNode (slot 8), to manage its CSpace.
+    pub cnode_cap: bool,
     /// Identifier under which the parent sees this PD (children only).
     pub id: Option<u8>,
     pub program_image: ProgramImage,

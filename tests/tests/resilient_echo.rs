@@ -282,3 +282,41 @@ fn resilient_echo_survives_ring_corruption_gicv3() {
 fn resilient_echo_survives_ring_corruption_gicv2() {
     survives_ring_corruption(2);
 }
+
+/// Issue #5 (4): the driver deletes every capability in its CSpace (test-only driver with
+/// `cnode_cap="true"`, tests/systems/resilient-echo-capdelete.system). Its next wait is a cap
+/// fault; the monitor restarts it with its CSpace rebuilt from the plan; the rebuilt caps
+/// work (IRQ, notifications, input endpoint) and both clients still complete every message
+/// exactly once, in order.
+fn survives_deleted_caps(gic: u8) {
+    let mut b = check(boot_with_uart1(
+        gic,
+        "cortex-a72",
+        "-resilient-echo-capdelete",
+        None,
+    ));
+    check(b.expect_all(
+        &[
+            "serial_driver: generation 0: serving 2 clients on UART1 (ring generation 1)",
+            "serial_driver: fault injection: deleted every capability in its CSpace",
+            "monitor: restarted serial_driver (cause: cap-fault cptr 0x1 ip 0x",
+            "serial_driver: generation 1: serving 2 clients on UART1 (ring generation 2)",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    for line in done_lines(&mut b) {
+        assert!(line.contains("(sent 100, resubmitted "), "{line}");
+        assert!(line.ends_with(", errors 0)"), "{line}");
+    }
+    refute_all(&mut b, &["serial_driver: generation 2", "monitor: holding"]);
+}
+
+#[test]
+fn resilient_echo_survives_deleted_caps_gicv3() {
+    survives_deleted_caps(3);
+}
+
+#[test]
+fn resilient_echo_survives_deleted_caps_gicv2() {
+    survives_deleted_caps(2);
+}

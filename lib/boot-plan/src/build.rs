@@ -424,6 +424,15 @@ pub fn build(sd: &SystemDescription, images: &[ElfInfo]) -> Result<BootPlan, Vec
             &mut errs,
         );
         put(i, REPLY_CAP, Cap::Reply, "reply".into(), &mut errs);
+        if pd.cnode_cap {
+            put(
+                i,
+                OWN_CNODE_CAP,
+                Cap::OwnCNode,
+                "own CNode".into(),
+                &mut errs,
+            );
+        }
         let fault = match (parent[i], pd.id) {
             (Some(p), Some(id)) => Cap::FaultEndpoint {
                 parent: Some(p),

@@ -12,6 +12,9 @@ pub const INPUT_CAP: u64 = 1;
 pub const REPLY_CAP: u64 = 4;
 /// Fault endpoint: the monitor's, or the parent's for a child PD.
 pub const MONITOR_EP: u64 = 5;
+/// The PD's own CNode, for PDs with `cnode_cap="true"` (axolotl's): slot numbers at depth
+/// `CNODE_SIZE_BITS`.
+pub const OWN_CNODE_CAP: u64 = 8;
 /// The monitor's endpoint to the root task (axolotl's; Microkit leaves 6..=9 free of PD caps).
 pub const ROOT_SERVICE_CAP: u64 = 9;
 /// `BASE_OUTPUT_NOTIFICATION_CAP + id`: notification of the peer of channel `id`.

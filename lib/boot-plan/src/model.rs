@@ -192,6 +192,8 @@ pub enum Cap {
     },
     /// The root task's service endpoint (the monitor's only: restart requests).
     RootService,
+    /// The PD's own CNode (SDF `cnode_cap="true"`), addressed with depth `CNODE_SIZE_BITS`.
+    OwnCNode,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

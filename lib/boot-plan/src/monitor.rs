@@ -45,6 +45,7 @@ pub fn build_with_monitor(
         cpu: 0,
         smc: false,
         fpu: true,
+        cnode_cap: false,
         id: None,
         program_image: sdf::ProgramImage {
             path: monitor.path.clone(),

@@ -162,3 +162,49 @@ fn constants_are_microkit_s() {
     assert_eq!(ppc_badge(5), (1 << 63) | 5);
     assert_eq!(notification_badge(5), 32);
 }
+
+#[test]
+fn cnode_cap_gives_a_pd_its_own_cnode_and_the_monitor_comes_last() {
+    let text = r#"<system>
+        <protection_domain name="manager" priority="10" cnode_cap="true">
+            <program_image path="m.elf" />
+        </protection_domain>
+        <protection_domain name="plain" priority="10">
+            <program_image path="p.elf" />
+        </protection_domain>
+    </system>"#;
+    let board = &axolotl_kernel_config::BOARDS[0];
+    let sd = axolotl_sdf::parse("t.system", text, board).unwrap();
+    let img = |path: &str| {
+        let bytes = elf(0x20_0000, &[(0x20_0000, 0x1000, RX)], &[]);
+        axolotl_boot_plan::ElfInfo::from_bytes(path, &bytes).unwrap()
+    };
+    let plan =
+        axolotl_boot_plan::build_with_monitor(&sd, &[img("m.elf"), img("p.elf")], &img("mon.elf"))
+            .unwrap();
+    let (_, m) = plan.pd_by_name("manager").unwrap();
+    let (_, p) = plan.pd_by_name("plain").unwrap();
+    assert_eq!(plan.cap_at(m, OWN_CNODE_CAP), Some(Cap::OwnCNode));
+    assert_eq!(plan.cap_at(p, OWN_CNODE_CAP), None);
+    // The monitor: last, the fault handler of both, with the root service cap.
+    assert_eq!(plan.monitor, Some(2));
+    let mon = &plan.pds[2];
+    assert_eq!(plan.cap_at(mon, ROOT_SERVICE_CAP), Some(Cap::RootService));
+    assert_eq!(
+        plan.cap_at(p, MONITOR_EP),
+        Some(Cap::FaultEndpoint {
+            parent: None,
+            badge: monitor_fault_badge(1)
+        })
+    );
+    // A user PD may not take the monitor's name.
+    let clash = text.replace("\"plain\"", "\"monitor\"");
+    let sd = axolotl_sdf::parse("t.system", &clash, board).unwrap();
+    let errs =
+        axolotl_boot_plan::build_with_monitor(&sd, &[img("m.elf"), img("p.elf")], &img("mon.elf"))
+            .unwrap_err();
+    assert!(
+        errs.iter().any(|e| e.to_string().contains("reserved-name")),
+        "{errs:?}"
+    );
+}

@@ -60,6 +60,12 @@ pub fn generation() -> u64 {
     unsafe { core::ptr::read_volatile(&raw const __axolotl_pd_generation) }
 }
 
+/// The PD's own CNode, for PDs the SDF gives `cnode_cap="true"`: address slots with
+/// depth [`CNODE_DEPTH`].
+pub const OWN_CNODE: axolotl_sys::CNode =
+    axolotl_sys::CNode(axolotl_boot_plan::cspace::OWN_CNODE_CAP);
+pub const CNODE_DEPTH: u64 = axolotl_boot_plan::cspace::CNODE_SIZE_BITS as u64;
+
 /// A word the system builder writes before the PD starts (Microkit's `setvar`): declare it
 /// under the SDF's symbol name, e.g. `#[unsafe(no_mangle)] static log_ring: SetVar =
 /// SetVar::new();` for `setvar_vaddr="log_ring"`. Reads are volatile, so the compiler never

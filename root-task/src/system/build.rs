@@ -518,6 +518,7 @@ impl System {
                 Cap::InputEndpoint => (self.pds[i].endpoint.0, 0),
                 Cap::FaultEndpoint { parent, badge } => (self.fault_handler(i, parent).0, badge),
                 Cap::RootService => (self.service.0, ROOT_SERVICE_BADGE),
+                Cap::OwnCNode => (cnode.0, 0),
                 Cap::Notification { pd: p, badge } => (self.pds[p as usize].notification.0, badge),
                 Cap::PpcEndpoint { pd: p, badge } => (self.pds[p as usize].endpoint.0, badge),
                 Cap::ChildTcb { pd: p } => (self.pds[p as usize].tcb.0, 0),
@@ -602,11 +603,19 @@ impl System {
                     .step("remap code")?;
             }
         }
-        // The reply slot stays empty: the kernel keeps reply caps in the TCB.
-        for cs in plan.caps_of(pd).iter().filter(|c| c.cap != Cap::Reply) {
-            o.cnode
-                .delete(cs.slot as u64, PD_DEPTH)
-                .step("delete PD cap")?;
+        if plan.caps_of(pd).iter().any(|c| c.cap == Cap::OwnCNode) {
+            // It could have put caps anywhere in its CNode: empty all of it.
+            for slot in 0..1 << PD_DEPTH {
+                o.cnode.delete(slot, PD_DEPTH).step("delete PD cap")?;
+            }
+        } else {
+            // Only the plan's slots can hold anything; the reply slot stays empty (the kernel
+            // keeps reply caps in the TCB).
+            for cs in plan.caps_of(pd).iter().filter(|c| c.cap != Cap::Reply) {
+                o.cnode
+                    .delete(cs.slot as u64, PD_DEPTH)
+                    .step("delete PD cap")?;
+            }
         }
         self.fill_cspace(i, pd)?;
         let generation = at_least.max(self.generations[i] + 1);

@@ -32,7 +32,8 @@ const PD_ATTRS: &[&str] = &[
     "cpu",
     "smc",
     "fpu",
-    // axolotl resilience extensions
+    // axolotl extensions
+    "cnode_cap",
     "restart",
     "restart_limit",
     "restart_window_ms",
@@ -51,6 +52,7 @@ const CHILD_PD_ATTRS: &[&str] = &[
     "cpu",
     "smc",
     "fpu",
+    "cnode_cap",
     "restart",
     "restart_limit",
     "restart_window_ms",
@@ -126,6 +128,7 @@ fn protection_domain(cx: &mut Cx, node: Node, depth: usize) -> ProtectionDomain 
     let cpu = cpu(cx, el);
     let smc = cx.opt_bool(el, "smc", false);
     let fpu = cx.opt_bool(el, "fpu", true);
+    let cnode_cap = cx.opt_bool(el, "cnode_cap", false);
     let id = if is_child {
         small_id(cx, el, "child-id", true)
     } else {
@@ -203,6 +206,7 @@ fn protection_domain(cx: &mut Cx, node: Node, depth: usize) -> ProtectionDomain 
         cpu,
         smc,
         fpu,
+        cnode_cap,
         id,
         program_image,
         maps,
