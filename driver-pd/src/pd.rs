@@ -285,6 +285,9 @@ pub struct EchoClient {
     restarts_seen: u64,
     errors: u32,
     done: bool,
+    /// Fault injection (test systems only): in generation 0, crash once this many messages
+    /// completed.
+    crash_after: Option<u64>,
 }
 
 impl EchoClient {
@@ -295,7 +298,16 @@ impl EchoClient {
             restarts_seen: 0,
             errors: 0,
             done: false,
+            crash_after: None,
         }
+    }
+
+    /// A client that, in generation 0, writes to an unmapped address once `completed` of its
+    /// messages completed: for the client-restart test only.
+    pub const fn crashing_after(name: &'static str, completed: u64) -> Self {
+        let mut c = Self::new(name);
+        c.crash_after = Some(completed);
+        c
     }
 
     fn step(&mut self) {
@@ -329,6 +341,17 @@ impl EchoClient {
             DRIVER.notify();
         }
         let s = c.stats();
+        if let Some(n) = self.crash_after
+            && generation() == 0
+            && s.completed >= n
+        {
+            println!(
+                "{name}: fault injection: wild write after {} completed messages",
+                s.completed
+            );
+            // SAFETY: deliberately invalid (nothing is mapped there): the fault is the test.
+            unsafe { core::ptr::write_volatile(0x7_0000_0000 as *mut u64, 1) };
+        }
         if s.driver_restarts != self.restarts_seen {
             self.restarts_seen = s.driver_restarts;
             println!(

@@ -320,3 +320,49 @@ fn resilient_echo_survives_deleted_caps_gicv3() {
 fn resilient_echo_survives_deleted_caps_gicv2() {
     survives_deleted_caps(2);
 }
+
+/// Issue #5 (5): a client crashes (test-only client_a, tests/systems/resilient-echo-client-crash
+/// .system). The monitor restarts it; the driver drops what the dead client had in flight
+/// and keeps serving client_b, which completes every message exactly once, in order, without
+/// noticing; the new client_a starts over and completes its own 100.
+fn survives_client_crash(gic: u8) {
+    let mut b = check(boot_with_uart1(
+        gic,
+        "cortex-a72",
+        "-resilient-echo-client-crash",
+        None,
+    ));
+    check(b.expect_all(
+        &[
+            "client_a: generation 0: sending 100 messages",
+            "client_a: fault injection: wild write after",
+            "monitor: restarted client_a (cause: vm-fault write at 0x700000000 ip 0x",
+            "client_a: generation 1: sending 100 messages",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    for line in done_lines(&mut b) {
+        assert!(
+            line.contains("(sent 100, resubmitted 0, driver restarts 0, errors 0)"),
+            "{line}"
+        );
+    }
+    refute_all(
+        &mut b,
+        &[
+            "serial_driver: generation 1",
+            "client_a: generation 2",
+            "monitor: holding",
+        ],
+    );
+}
+
+#[test]
+fn resilient_echo_survives_client_crash_gicv3() {
+    survives_client_crash(3);
+}
+
+#[test]
+fn resilient_echo_survives_client_crash_gicv2() {
+    survives_client_crash(2);
+}

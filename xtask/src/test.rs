@@ -12,7 +12,7 @@ use crate::setup;
 /// Self-check images the integration tests boot (root-task cargo features).
 const SELFTESTS: [&str; 3] = ["fault", "ticks", "ipc"];
 /// Systems the integration tests boot: examples, and test systems of failing PDs.
-const SYSTEMS: [&str; 8] = [
+const SYSTEMS: [&str; 9] = [
     "systems/hello.system",
     "systems/resilient-echo.system",
     "tests/systems/restart.system",
@@ -21,6 +21,7 @@ const SYSTEMS: [&str; 8] = [
     "tests/systems/resilient-echo-crash.system",
     "tests/systems/resilient-echo-scribble.system",
     "tests/systems/resilient-echo-capdelete.system",
+    "tests/systems/resilient-echo-client-crash.system",
 ];
 
 #[derive(Default)]
