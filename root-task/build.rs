@@ -2,7 +2,7 @@
 //! `AXOLOTL_SYSTEM_PACK` (an empty pack without it: the root task then only greets).
 
 fn main() {
-    println!("cargo:rerun-if-changed=link.ld");
+    axolotl_user_layout::link();
     println!("cargo:rerun-if-env-changed=AXOLOTL_SYSTEM_PACK");
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("system.pack");
     match std::env::var("AXOLOTL_SYSTEM_PACK") {
@@ -13,8 +13,4 @@ fn main() {
         _ => std::fs::write(&out, b"").unwrap(),
     }
     println!("cargo:rustc-env=AXOLOTL_SYSTEM_PACK_FILE={}", out.display());
-    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
-        let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
-        println!("cargo:rustc-link-arg-bins=-T{dir}/link.ld");
-    }
 }
