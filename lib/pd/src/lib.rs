@@ -89,7 +89,8 @@ impl SetVar {
 
 /// Makes a binary a protection domain: its entry point runs `$handler` (an expression
 /// building a [`Handler`]) under [`run`], and a panic is reported to its fault handler.
-/// The binary must be linked with the user layout (`root-task/link.ld`).
+/// The binary must be linked with the user layout (`axolotl_user_layout::link()` in its build
+/// script).
 #[macro_export]
 macro_rules! protection_domain {
     ($handler:expr) => {
