@@ -4,11 +4,11 @@ use axolotl_abi::bootinfo::{STACK_TOP, init_cap};
 use axolotl_abi::{BootInfo, CPtr, ObjectType, Rights, USER_CONTEXT_WORDS};
 use axolotl_boot_plan::cspace::CNODE_SIZE_BITS;
 use axolotl_boot_plan::pack::Pack;
-use axolotl_boot_plan::{BootPlan, Cap, MAX_IRQS, MAX_PDS, MAX_REGIONS, Pd, Trigger};
+use axolotl_boot_plan::{BootPlan, Cap, MAX_IRQS, MAX_PDS, MAX_REGIONS, MAX_VCPUS, Pd, Trigger};
 use axolotl_sys::alloc::{ObjectAlloc, ROOT_DEPTH};
 use axolotl_sys::{
     AsidPool, CNode, Endpoint, Frame, InvocationError, IrqControl, IrqHandler, Notification, Tcb,
-    Untyped, UserContext, VSpace, vm_attr,
+    Untyped, UserContext, VSpace, Vcpu, vm_attr,
 };
 use heapless::Vec;
 
@@ -75,6 +75,13 @@ pub struct PdObjects {
     pub notification: Notification,
 }
 
+/// The root task's original capabilities to one vCPU of a virtual machine.
+#[derive(Clone, Copy, Debug)]
+pub struct VcpuObjects {
+    pub tcb: Tcb,
+    pub vcpu: Vcpu,
+}
+
 /// The frames of a memory region: consecutive root slots `first..first + count`.
 #[derive(Clone, Copy, Debug)]
 pub struct RegionFrames {
@@ -107,6 +114,9 @@ pub struct System {
     pack: Pack<'static>,
     pub pds: Vec<PdObjects, MAX_PDS>,
     pub regions: Vec<RegionFrames, MAX_REGIONS>,
+    /// By plan vCPU index. A VM's vCPUs, VSpace and memory belong to the root task, not to
+    /// its VMM, so a restarted VMM finds its guest as it was.
+    pub vcpus: Vec<VcpuObjects, MAX_VCPUS>,
     /// Every PD's pages, grouped by PD in plan order (`page_spans[pd]` indexes them).
     pages: Vec<Page, MAX_PAGES>,
     page_spans: Vec<core::ops::Range<usize>, MAX_PDS>,
@@ -140,6 +150,7 @@ impl System {
             pack,
             pds: Vec::new(),
             regions: Vec::new(),
+            vcpus: Vec::new(),
             pages: Vec::new(),
             page_spans: Vec::new(),
             irq_handlers: Vec::new(),
@@ -148,11 +159,6 @@ impl System {
             generations: [0; MAX_PDS],
             alloc,
         };
-        if !plan.vms.is_empty() {
-            return Err(Error::Plan(
-                "virtual machines are not supported yet (issue #6)",
-            ));
-        }
         for _ in plan.pds.iter() {
             let o = sys.create_pd_objects()?;
             let _ = sys.pds.push(o);
@@ -167,6 +173,11 @@ impl System {
         }
         if let Some(m) = plan.monitor {
             sys.map_plan_into(m as usize)?;
+        }
+        for (i, pd) in plan.pds.iter().enumerate() {
+            if let Some(v) = pd.vm {
+                sys.build_vm(i, v as usize)?;
+            }
         }
         for (i, pd) in plan.pds.iter().enumerate() {
             sys.fill_cspace(i, pd)?;
@@ -526,9 +537,8 @@ impl System {
                     let h = self.irq_handler(i, irq)?;
                     (h.0, 0)
                 }
-                Cap::VmTcb { .. } | Cap::Vcpu { .. } => {
-                    return Err(Error::Plan("vCPUs are not supported yet (issue #6)"));
-                }
+                Cap::VmTcb { vcpu } => (self.vcpu(vcpu)?.tcb.0, 0),
+                Cap::Vcpu { vcpu } => (self.vcpu(vcpu)?.vcpu.0, 0),
             };
             if badge == 0 {
                 cnode
@@ -539,6 +549,68 @@ impl System {
                     .mint(slot, PD_DEPTH, root, src, ROOT_DEPTH, Rights::ALL, badge)
                     .step("mint into PD CSpace")?;
             }
+        }
+        Ok(())
+    }
+
+    fn vcpu(&self, k: u8) -> Result<VcpuObjects, Error> {
+        self.vcpus
+            .get(k as usize)
+            .copied()
+            .ok_or(Error::Plan("vCPU index"))
+    }
+
+    /// Creates virtual machine `v` of VMM PD `i`: its guest-physical address space with the
+    /// SDF's maps, and per vCPU a TCB bound to a VCPU object whose faults (guest exits) go to
+    /// the VMM as `fault(child = vcpu id)`. The vCPUs stay stopped: the VMM loads the guest,
+    /// sets the registers and resumes them through its `VmTcb` caps.
+    fn build_vm(&mut self, i: usize, v: usize) -> Result<(), Error> {
+        let plan = self.plan;
+        let vm = plan.vms.get(v).ok_or(Error::Plan("VM index"))?;
+        let a = &mut self.alloc;
+        let vspace = VSpace(a.alloc(ObjectType::VSpace, 0).step("VM VSpace")?);
+        AsidPool(init_cap::ASID_POOL)
+            .assign(vspace)
+            .step("VM ASID assign")?;
+        for m in vm.mappings.of(&plan.mappings) {
+            let f = *self
+                .regions
+                .get(m.region as usize)
+                .ok_or(Error::Plan("region index"))?;
+            let size = plan.regions[m.region as usize].page_size;
+            let (rights, attrs) = vspace::rights_attrs(m.perms, m.cached);
+            for k in 0..f.count {
+                let c = Frame(self.copy(f.first + k, Rights::ALL)?);
+                vspace::map(
+                    &mut self.alloc,
+                    c,
+                    vspace,
+                    m.vaddr + k * size,
+                    rights,
+                    attrs,
+                )
+                .step("map guest memory")?;
+            }
+        }
+        let vmm = self.pds[i];
+        for c in vm.vcpus.of(&plan.vcpus) {
+            let a = &mut self.alloc;
+            let tcb = Tcb(a.alloc(ObjectType::Tcb, 0).step("vCPU TCB")?);
+            let vcpu = Vcpu(a.alloc(ObjectType::Vcpu, 0).step("VCPU")?);
+            vcpu.set_tcb(tcb).step("VCPU bind")?;
+            let fault_ep = self.mint(
+                vmm.endpoint.0,
+                axolotl_boot_plan::cspace::child_fault_badge(c.id),
+            )?;
+            // The guest never invokes capabilities (svc stays in the guest); the VMM's CNode
+            // fills the required CSpace root.
+            tcb.set_space(fault_ep, vmm.cnode, PD_CSPACE_DATA, vspace, 0)
+                .step("vCPU TCB space")?;
+            tcb.set_priority(Tcb(init_cap::TCB), vm.priority as u64)
+                .step("vCPU priority")?;
+            self.vcpus
+                .push(VcpuObjects { tcb, vcpu })
+                .map_err(|_| Error::Plan("too many vCPUs"))?;
         }
         Ok(())
     }
