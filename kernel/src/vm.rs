@@ -97,7 +97,10 @@ pub fn invoke(
                     MemKind::Uncached
                 },
             };
-            if !attrs.read || (attrs.write && attrs.execute) {
+            // W^X is user-level policy (the root task applies it to PDs, as the SDF rule
+            // `wx-map` says); a guest's RAM must be writable and executable at stage 2, its
+            // own stage 1 deciding (seL4 accepts any combination too).
+            if !attrs.read {
                 return Err(SyscallError::InvalidArgument { arg: 1 });
             }
             let res = match size {

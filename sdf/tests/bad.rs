@@ -327,6 +327,19 @@ fn map_align() {
 }
 
 #[test]
+fn map_wx() {
+    expect(
+        "map_wx",
+        &[(
+            4,
+            9,
+            "map-wx",
+            "map of `r` in `a` is writable and executable; a protection domain's memory is W^X (only a virtual machine's RAM may be both)",
+        )],
+    );
+}
+
+#[test]
 fn map_overlap() {
     expect(
         "map_overlap",
@@ -349,6 +362,12 @@ fn map_perms() {
                 39,
                 "map-perms",
                 "perms `w` grants write without read, which aarch64 cannot map; add `r`",
+            ),
+            (
+                5,
+                9,
+                "map-wx",
+                "map of `r` in `a` is writable and executable; a protection domain's memory is W^X (only a virtual machine's RAM may be both)",
             ),
             (
                 5,
@@ -472,19 +491,19 @@ fn phys_range() {
                 8,
                 5,
                 "phys-range",
-                "physical range [0x90000000, 0x90001000) of `high` is neither inside RAM [0x40000000, 0x80000000) nor inside the device window [0x9000000, 0xc000000) of board `qemu-virt-aarch64`",
+                "physical range [0x90000000, 0x90001000) of `high` is neither inside RAM [0x40000000, 0x80000000) nor inside the device window [0x9000000, 0xc000000) nor the GIC virtual CPU interface [0x8040000, 0x8042000) of board `qemu-virt-aarch64`",
             ),
             (
                 9,
                 5,
                 "phys-range",
-                "physical range [0x7ffff000, 0x80001000) of `straddle` is neither inside RAM [0x40000000, 0x80000000) nor inside the device window [0x9000000, 0xc000000) of board `qemu-virt-aarch64`",
+                "physical range [0x7ffff000, 0x80001000) of `straddle` is neither inside RAM [0x40000000, 0x80000000) nor inside the device window [0x9000000, 0xc000000) nor the GIC virtual CPU interface [0x8040000, 0x8042000) of board `qemu-virt-aarch64`",
             ),
             (
                 10,
                 5,
                 "phys-range",
-                "physical range [0x1000, 0x2000) of `low` is neither inside RAM [0x40000000, 0x80000000) nor inside the device window [0x9000000, 0xc000000) of board `qemu-virt-aarch64`",
+                "physical range [0x1000, 0x2000) of `low` is neither inside RAM [0x40000000, 0x80000000) nor inside the device window [0x9000000, 0xc000000) nor the GIC virtual CPU interface [0x8040000, 0x8042000) of board `qemu-virt-aarch64`",
             ),
         ],
     );
@@ -911,6 +930,7 @@ const FIXTURES: &[&str] = &[
     "map_overlap",
     "map_perms",
     "map_stack",
+    "map_wx",
     "missing_attribute",
     "page_size",
     "pd_count",

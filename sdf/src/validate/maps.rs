@@ -1,5 +1,5 @@
 //! Mappings within one address space (a PD's, or a virtual machine's guest-physical one):
-//! aligned to the region's page size, disjoint, and for PDs below the stack and 2^39.
+//! aligned to the region's page size, disjoint, and for PDs below the stack and 2^39 and W^X.
 
 use super::{Cx, overlaps, range};
 use crate::layout::{PD_STACK_TOP, USER_ADDR_LIMIT};
@@ -54,6 +54,14 @@ fn address_space(cx: &mut Cx, maps: &[Map], space: &str, pd: Option<&ProtectionD
             continue;
         };
         if let Some(pd) = pd {
+            if map.perms.write && map.perms.execute {
+                let msg = format!(
+                    "map of `{}` in `{}` is writable and executable; a protection domain's \
+                     memory is W^X (only a virtual machine's RAM may be both)",
+                    mr.name, pd.name
+                );
+                cx.error(map.span, "map-wx", msg);
+            }
             if r.1 > USER_ADDR_LIMIT {
                 let msg = format!(
                     "map of `{}` at [{:#x}, {:#x}) extends past the user address limit {USER_ADDR_LIMIT:#x}",

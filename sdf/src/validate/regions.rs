@@ -1,7 +1,11 @@
-//! Regions at fixed physical addresses: within the board's RAM or device window, disjoint.
+//! Regions at fixed physical addresses: within the board's RAM or device window (or its GICv2
+//! virtual CPU interface, for a guest), disjoint.
 
 use super::{Cx, overlaps, range};
 use crate::MemoryRegion;
+
+/// GICV: GICC_CTLR to GICC_DIR (docs/abi.md, `GICV_SIZE`).
+const GICV_SIZE: u64 = 0x2000;
 
 type Placed<'a> = ((u64, u64), &'a MemoryRegion);
 
@@ -13,6 +17,11 @@ pub(super) fn check(cx: &mut Cx) {
         board.ram_base.saturating_add(board.ram_size),
     );
     let dev = board.device_window;
+    // A GICv2 board's virtual CPU interface: the one kernel-side frame a VMM maps for its guest.
+    let gicv = match board.gic {
+        axolotl_kernel_config::GicLayout::V2 { gicv, .. } => Some((gicv, gicv + GICV_SIZE)),
+        axolotl_kernel_config::GicLayout::V3 { .. } => None,
+    };
     let mut placed = Vec::new();
     for mr in &sd.memory_regions {
         let Some(pa) = mr.phys_addr else { continue };
@@ -31,10 +40,17 @@ pub(super) fn check(cx: &mut Cx) {
             continue;
         };
         let inside = |w: (u64, u64)| w.0 <= r.0 && r.1 <= w.1;
-        if !inside(ram) && !inside(dev) {
+        if !inside(ram) && !inside(dev) && !gicv.is_some_and(inside) {
+            let gicv_note = match gicv {
+                Some(g) => format!(
+                    " nor the GIC virtual CPU interface [{:#x}, {:#x})",
+                    g.0, g.1
+                ),
+                None => String::new(),
+            };
             let msg = format!(
                 "physical range [{:#x}, {:#x}) of `{}` is neither inside RAM [{:#x}, {:#x}) nor \
-                 inside the device window [{:#x}, {:#x}) of board `{}`",
+                 inside the device window [{:#x}, {:#x}){gicv_note} of board `{}`",
                 r.0, r.1, mr.name, ram.0, ram.1, dev.0, dev.1, board.name
             );
             cx.error(mr.span, "phys-range", msg);
