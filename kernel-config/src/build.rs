@@ -19,6 +19,6 @@ impl BuildConfig {
         timeslice_ticks: 5,
         root_task_priority: 255,
         debug: true,
-        root_cnode_bits: 12,
+        root_cnode_bits: 15,
     };
 }

@@ -16,7 +16,7 @@ use super::image::{self, PAGE, Source};
 use super::vspace;
 
 /// Most pages of PD images, stacks and IPC buffers together (restored on restart).
-pub const MAX_PAGES: usize = 4096;
+pub const MAX_PAGES: usize = 16384;
 /// A PD's CNode is a single level: its guard covers the 64 - 9 bits above the slot number, so
 /// the PD names slot `n` by the capability address `n` (seL4 CNode cap data: guard size in
 /// bits 0..6, guard value 0).
@@ -106,6 +106,15 @@ pub struct Page {
     pub attrs: u64,
 }
 
+/// The page table: too large for the stack, so a static the one [`System`] borrows.
+static mut PAGES: Vec<Page, MAX_PAGES> = Vec::new();
+
+fn take_pages() -> &'static mut Vec<Page, MAX_PAGES> {
+    // SAFETY: `System::build` runs once (the root task builds one system), so this is the
+    // only reference ever made.
+    unsafe { (&raw mut PAGES).as_mut().unwrap_unchecked() }
+}
+
 /// The root task's window of alias mappings of PD pages (nothing else lives there).
 const ALIAS_BASE: u64 = 0x40_0000_0000;
 
@@ -118,7 +127,7 @@ pub struct System {
     /// its VMM, so a restarted VMM finds its guest as it was.
     pub vcpus: Vec<VcpuObjects, MAX_VCPUS>,
     /// Every PD's pages, grouped by PD in plan order (`page_spans[pd]` indexes them).
-    pages: Vec<Page, MAX_PAGES>,
+    pages: &'static mut Vec<Page, MAX_PAGES>,
     page_spans: Vec<core::ops::Range<usize>, MAX_PDS>,
     /// `(plan IRQ index, handler)`: the originals, copied into a rebuilt CSpace.
     irq_handlers: Vec<(u16, IrqHandler), MAX_IRQS>,
@@ -151,7 +160,7 @@ impl System {
             pds: Vec::new(),
             regions: Vec::new(),
             vcpus: Vec::new(),
-            pages: Vec::new(),
+            pages: take_pages(),
             page_spans: Vec::new(),
             irq_handlers: Vec::new(),
             service,
@@ -318,8 +327,8 @@ impl System {
         Ok((plan.segments_of(image), bytes))
     }
 
-    /// Remembers a loaded page and maps its alias.
-    fn record(&mut self, mut p: Page) -> Result<(), Error> {
+    /// Remembers a loaded page and maps its alias; returns the alias address.
+    fn record(&mut self, mut p: Page) -> Result<u64, Error> {
         if self.pages.is_full() {
             return Err(Error::Plan(
                 "more PD pages than the root task tracks (MAX_PAGES)",
@@ -346,7 +355,7 @@ impl System {
             let _ = self.page_spans.push(at..at);
         }
         self.page_spans[i].end = self.pages.len();
-        Ok(())
+        Ok(p.alias)
     }
 
     /// Loads the image, maps stack, IPC buffer and regions, and configures the TCB.
@@ -355,29 +364,33 @@ impl System {
         let o = self.pds[i];
         let setvars = self.setvars(pd)?;
         let src = self.source(pd, &setvars)?;
-        let mut loaded: Vec<Page, MAX_PAGES> = Vec::new();
-        image::load(
-            &mut self.alloc,
-            &src,
-            o.vspace,
-            |vaddr, frame, rights, attrs| {
-                loaded
-                    .push(Page {
-                        pd: i as u8,
-                        vaddr,
-                        frame,
-                        alias: 0,
-                        rights,
-                        attrs,
-                    })
-                    .map_err(|_| Error::Plan("image too large"))
-            },
-        )?;
+        src.check()?;
         let mut ipc_frame = None;
-        for p in loaded.iter() {
-            self.record(*p)?;
-            if p.vaddr == pd.ipc_buffer & !(PAGE - 1) {
-                ipc_frame = Some(p.frame);
+        for p in src.pages() {
+            let (page, seg) = p?;
+            let frame = Frame(
+                self.alloc
+                    .alloc(ObjectType::SmallFrame, 0)
+                    .step("image frame")?,
+            );
+            let (rights, attrs) = vspace::rights_attrs(seg.perms, true);
+            let alias = self.record(Page {
+                pd: i as u8,
+                vaddr: page,
+                frame,
+                alias: 0,
+                rights,
+                attrs,
+            })?;
+            // SAFETY: `record` mapped the frame at `alias`, read-write, for the root task
+            // alone; the PD cannot see it before the map below.
+            let dst = unsafe { core::slice::from_raw_parts_mut(alias as *mut u8, PAGE as usize) };
+            src.fill(dst, page);
+            // Mapped after the fill: an executable mapping makes the kernel clean the
+            // instruction cache for it.
+            vspace::map(&mut self.alloc, frame, o.vspace, page, rights, attrs).step("image map")?;
+            if page == pd.ipc_buffer & !(PAGE - 1) {
+                ipc_frame = Some(frame);
             }
         }
 

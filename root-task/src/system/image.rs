@@ -1,10 +1,10 @@
 //! Program images in frames: each page is filled from the pack (the file bytes of the segment
-//! covering it, zero elsewhere, then setvars) through a scratch mapping at load, and through
-//! its alias mapping at every restart: the pack itself is never written, so each restart
+//! covering it, zero elsewhere, then setvars) through its alias mapping, at load and at every
+//! restart (pages the root task loads outside PD images use a scratch mapping): the pack itself is never written, so each restart
 //! starts from the pristine image.
 
+use axolotl_abi::Rights;
 use axolotl_abi::bootinfo::init_cap;
-use axolotl_abi::{ObjectType, Rights};
 use axolotl_boot_plan::Segment;
 use axolotl_sys::alloc::ObjectAlloc;
 use axolotl_sys::{Frame, VSpace, vm_attr};
@@ -143,24 +143,4 @@ pub fn fill_unmapped(
     let dst = unsafe { core::slice::from_raw_parts_mut(SCRATCH as *mut u8, PAGE as usize) };
     src.fill(dst, page);
     frame.unmap().step("scratch unmap")
-}
-
-/// Loads the image into fresh frames mapped in `vspace`; `page_loaded(vaddr, frame, rights,
-/// attrs)` learns of each.
-pub fn load(
-    a: &mut ObjectAlloc,
-    src: &Source,
-    vspace: VSpace,
-    mut page_loaded: impl FnMut(u64, Frame, Rights, u64) -> Result<(), Error>,
-) -> Result<(), Error> {
-    src.check()?;
-    for p in src.pages() {
-        let (page, seg) = p?;
-        let f = Frame(a.alloc(ObjectType::SmallFrame, 0).step("image frame")?);
-        fill_unmapped(a, f, page, src)?;
-        let (rights, attrs) = vspace::rights_attrs(seg.perms, true);
-        vspace::map(a, f, vspace, page, rights, attrs).step("image map")?;
-        page_loaded(page, f, rights, attrs)?;
-    }
-    Ok(())
 }

@@ -100,20 +100,23 @@ pub unsafe fn init(board: &Board) {
         t.l1[ram_l1 + g] = (t.l2_ram[g].as_ptr() as u64) | TABLE | VALID;
     }
     // ... except the kernel image, by pages: text RX, rodata R, the rest RW, a guard page
-    // below the stack.
+    // below the stack. A 2 MiB block wholly inside rodata (the embedded root task and its
+    // system pack can be tens of MiB) stays a block, read-only.
     let first = l.start & !((1 << 21) - 1);
     let last = (l.end + (1 << 21) - 1) & !((1 << 21) - 1);
-    assert!(
-        (last - first) >> 21 <= KERNEL_L3_TABLES as u64,
-        "kernel image too large for its tables"
-    );
-    for (k, l3) in t
-        .l3_kernel
-        .iter_mut()
-        .enumerate()
-        .take(((last - first) >> 21) as usize)
-    {
-        let block = first + ((k as u64) << 21);
+    let mut tables = t.l3_kernel.iter_mut();
+    let mut block = first;
+    while block < last {
+        let g = ((block - board.ram_base) >> 30) as usize;
+        let j = ((block >> 21) & 0x1ff) as usize;
+        if block >= l.rodata_start && block + (1 << 21) <= l.data_start {
+            t.l2_ram[g][j] = block | AP_RO | XN | ATTR_NORMAL | SH_INNER | AF | VALID;
+            block += 1 << 21;
+            continue;
+        }
+        let l3 = tables
+            .next()
+            .expect("kernel image has too many mixed 2 MiB blocks");
         for (j, e) in l3.iter_mut().enumerate() {
             let pa = block + ((j as u64) << 12);
             let perms = if pa >= l.start && pa < l.text_end {
@@ -129,9 +132,8 @@ pub unsafe fn init(board: &Board) {
                 pa | perms | ATTR_NORMAL | SH_INNER | AF | PAGE | VALID
             };
         }
-        let g = ((block - board.ram_base) >> 30) as usize;
-        let j = ((block >> 21) & 0x1ff) as usize;
         t.l2_ram[g][j] = (l3.as_ptr() as u64) | TABLE | VALID;
+        block += 1 << 21;
     }
 
     // TCR_EL2: 39-bit VA (T0SZ=25), 4 KiB granule, WBWA inner-shareable walks, 40-bit PA.
