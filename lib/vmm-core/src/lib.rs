@@ -8,6 +8,7 @@ pub mod mmio;
 pub mod pl011;
 pub mod psci;
 pub mod vgic;
+pub mod vm;
 
 #[cfg(test)]
 mod proptests;
@@ -18,6 +19,7 @@ pub use mmio::{DecodeAction, DecodeError, MmioAccess, decode, fault_ipa};
 pub use pl011::{Pl011, TxSink};
 pub use psci::{Conduit, Psci, PsciAction, PsciReply};
 pub use vgic::{GicVersion, Vgic, VgicConfig};
+pub use vm::{Event, Layout, Reply, Vm};
 
 /// vCPUs per guest: GICv2's limit, and a fixed bound keeps state allocation-free.
 pub const MAX_VCPUS: usize = 8;

@@ -102,7 +102,7 @@ impl Vgic {
 
     /// Builds the LR for `intid` and moves the pending state it carries out of
     /// the distributor model.
-    fn take_for_lr(&mut self, vcpu: usize, intid: u32) -> Option<(Lr, u8)> {
+    pub(super) fn take_for_lr(&mut self, vcpu: usize, intid: u32) -> Option<(Lr, u8)> {
         let v2 = self.cfg.version == GicVersion::V2;
         let deliverable = self
             .irq(vcpu, intid)

@@ -7,12 +7,14 @@
 //! always on for GICv3 (ARE RAO/WI), no LPIs/ITS, 1-of-N routing not offered.
 
 mod bank;
+mod inject;
 mod irq;
 mod list;
 pub mod lr;
 pub mod v2;
 pub mod v3;
 
+pub use inject::Injection;
 pub use irq::{Irq, PRIORITY_MASK};
 pub use list::LrFill;
 pub use lr::{Lr, LrState};

@@ -1,0 +1,331 @@
+//! One guest's emulated machine as the kernel's exit messages drive it (docs/abi.md, "Exits"):
+//! every VM fault and VCPU fault becomes a [`Reply`] for the kernel plus, at most, an
+//! [`Event`] for the VMM to act on or log. Interrupts reach the guest through the kernel's
+//! one-list-register-at-a-time interface ([`Vm::injections`], [`Vm::maintenance`]).
+//!
+//! Nothing here trusts the guest: every exit it can cause ends in a reply (an architectural
+//! abort, RAZ/WI, or a stopped vCPU), never a panic.
+
+use crate::bus::{Bus, MmioOutcome};
+use crate::mmio::{DecodeAction, XZR, decode};
+use crate::pl011::{Pl011, TxSink};
+use crate::psci::{Psci, PsciAction};
+use crate::vgic::{
+    GicVersion, Injection, MAX_LRS, REGION_GICD, REGION_GICR, VTIMER_INTID, Vgic, VgicConfig,
+};
+use crate::{MAX_VCPUS, vgic};
+use axolotl_fdt::{Gic, Pl011 as Pl011Node};
+
+const EC_WFX: u64 = 0x01;
+const EC_HVC64: u64 = 0x16;
+const EC_SMC64: u64 = 0x17;
+const EC_SYSREG: u64 = 0x18;
+
+/// How the kernel resumes (or not) the vCPU that exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// Skip the instruction (`advance`) and write `x[reg] = value` first.
+    Resume {
+        advance: bool,
+        write: Option<(u8, u64)>,
+    },
+    /// The access fails in the guest: a synchronous external abort (VM faults only).
+    InjectAbort,
+    /// Do not reply: the vCPU stays stopped.
+    Stop,
+}
+
+impl Reply {
+    const ADVANCE: Reply = Reply::Resume {
+        advance: true,
+        write: None,
+    };
+
+    fn write(reg: u8, value: u64) -> Reply {
+        Reply::Resume {
+            advance: true,
+            write: (reg != XZR).then_some((reg, value)),
+        }
+    }
+}
+
+/// Something the VMM does or reports besides replying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// PSCI CPU_ON: start `vcpu` at `entry` (EL1h, DAIF masked, MMU off), x0 = `context_id`.
+    PowerOn {
+        vcpu: usize,
+        entry: u64,
+        context_id: u64,
+    },
+    CpuOff,
+    SystemOff,
+    SystemReset,
+    /// The guest idles (WFI/WFE, CPU_SUSPEND): a good moment to flush console output.
+    Idle,
+    /// The guest touched guest-physical space no device claims, or misused a device: it got
+    /// an abort. Logged, never fatal to the VMM.
+    BadAccess {
+        ipa: u64,
+        write: bool,
+    },
+    /// An instruction fetch from outside RAM: the guest got an abort.
+    BadFetch {
+        ipa: u64,
+    },
+    /// A data abort that cannot be emulated (no syndrome, page-table walk in MMIO).
+    Undecodable {
+        ipa: u64,
+        esr: u64,
+    },
+    /// An exit no model handles: the vCPU is stopped.
+    UnknownExit {
+        esr: u64,
+        ip: u64,
+    },
+}
+
+/// The guest's devices and where they are (guest-physical, as the device tree says).
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    pub gic: Gic,
+    pub uart: Pl011Node,
+    pub ram_base: u64,
+    pub ram_size: u64,
+}
+
+pub struct Vm<S> {
+    pub vgic: Vgic,
+    pub uart: Pl011<S>,
+    pub psci: Psci,
+    layout: Layout,
+    /// What each list register holds, as far as the VMM injected it.
+    lrs: [[Option<u32>; MAX_LRS]; MAX_VCPUS],
+    nr_lrs: usize,
+}
+
+/// `Vgic::new` refused the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigError(pub vgic::ConfigError);
+
+impl<S: TxSink> Vm<S> {
+    /// `nr_lrs`: the hardware's list registers (the kernel refuses indexes beyond them).
+    pub fn new(
+        layout: Layout,
+        nr_vcpus: usize,
+        nr_lrs: usize,
+        sink: S,
+    ) -> Result<Self, ConfigError> {
+        let version = match layout.gic {
+            Gic::V2 { .. } => GicVersion::V2,
+            Gic::V3 { .. } => GicVersion::V3,
+        };
+        let vgic = Vgic::new(VgicConfig {
+            version,
+            nr_vcpus,
+            // Enough for QEMU virt's SPIs (UART, RTC, virtio-mmio at 16..47).
+            nr_spis: 64,
+            nr_lrs,
+        })
+        .map_err(ConfigError)?;
+        Ok(Vm {
+            vgic,
+            uart: Pl011::new(sink),
+            psci: Psci::new(nr_vcpus, layout.ram_base, layout.ram_size),
+            layout,
+            lrs: [[None; MAX_LRS]; MAX_VCPUS],
+            nr_lrs,
+        })
+    }
+
+    fn uart_intid(&self) -> u32 {
+        vgic::SPI_BASE + self.layout.uart.spi
+    }
+
+    /// A stage-2 fault: `ipa` missed the guest's RAM. `value` is the stored register for a
+    /// store with a valid syndrome (the kernel reads it).
+    pub fn vm_fault(
+        &mut self,
+        vcpu: usize,
+        ipa: u64,
+        prefetch: bool,
+        esr: u64,
+        value: u64,
+    ) -> (Reply, Option<Event>) {
+        if prefetch {
+            return (Reply::InjectAbort, Some(Event::BadFetch { ipa }));
+        }
+        let acc = match decode(esr, ipa) {
+            Ok(a) => a,
+            Err(e) => {
+                return match e.action() {
+                    DecodeAction::Skip => (Reply::ADVANCE, None),
+                    DecodeAction::ReportAndAbort => {
+                        (Reply::InjectAbort, Some(Event::Undecodable { ipa, esr }))
+                    }
+                };
+            }
+        };
+        let outcome = self.dispatch(vcpu, &acc, value);
+        // The UART's interrupt line follows its registers.
+        let level = self.uart.irq_level();
+        let _ = self.vgic.set_level(0, self.uart_intid(), level);
+        match outcome {
+            MmioOutcome::Load { reg, value } => (Reply::write(reg, value), None),
+            MmioOutcome::Done => (Reply::ADVANCE, None),
+            MmioOutcome::ExternalAbort => (
+                Reply::InjectAbort,
+                Some(Event::BadAccess {
+                    ipa,
+                    write: acc.write,
+                }),
+            ),
+        }
+    }
+
+    fn dispatch(&mut self, vcpu: usize, acc: &crate::MmioAccess, value: u64) -> MmioOutcome {
+        let gic = self.layout.gic;
+        let uart = self.layout.uart.regs;
+        let mut bus: Bus<'_, 3> = Bus::new();
+        // Both windows are fixed and disjoint (checked by the tests), so mapping cannot fail;
+        // if it did, the access would abort, never misroute.
+        if let Ok(g) = bus.add_device(&mut self.vgic) {
+            match gic {
+                Gic::V2 { distributor, .. } => {
+                    let _ = bus.map(g, REGION_GICD, distributor.base, distributor.size);
+                }
+                Gic::V3 {
+                    distributor,
+                    redistributor,
+                } => {
+                    let _ = bus.map(g, REGION_GICD, distributor.base, distributor.size);
+                    let _ = bus.map(g, REGION_GICR, redistributor.base, redistributor.size);
+                }
+            }
+        }
+        if let Ok(u) = bus.add_device(&mut self.uart) {
+            let _ = bus.map(u, 0, uart.base, uart.size);
+        }
+        bus.dispatch(vcpu, acc, value)
+    }
+
+    /// A VCPU fault: `x` is x0..x3, `rt_value` the register a trapped system-register write
+    /// names.
+    pub fn vcpu_fault(
+        &mut self,
+        vcpu: usize,
+        esr: u64,
+        ip: u64,
+        x: [u64; 4],
+        rt_value: u64,
+    ) -> (Reply, Option<Event>) {
+        match (esr >> 26) & 0x3f {
+            EC_WFX => (Reply::ADVANCE, Some(Event::Idle)),
+            // The kernel reports HVC and SMC at the instruction itself: always advance.
+            EC_HVC64 | EC_SMC64 => self.smccc(vcpu, (esr & 0xffff) as u16, x),
+            EC_SYSREG => (self.sysreg(vcpu, esr, rt_value), None),
+            _ => (Reply::Stop, Some(Event::UnknownExit { esr, ip })),
+        }
+    }
+
+    fn smccc(&mut self, vcpu: usize, imm: u16, x: [u64; 4]) -> (Reply, Option<Event>) {
+        let r = self.psci.handle(vcpu, imm, x);
+        let event = match r.action {
+            PsciAction::None => None,
+            PsciAction::PowerOn {
+                vcpu,
+                entry,
+                context_id,
+            } => Some(Event::PowerOn {
+                vcpu,
+                entry,
+                context_id,
+            }),
+            PsciAction::WaitForInterrupt => Some(Event::Idle),
+            PsciAction::CpuOff { .. } => Some(Event::CpuOff),
+            PsciAction::SystemOff => Some(Event::SystemOff),
+            PsciAction::Reset => Some(Event::SystemReset),
+        };
+        match r.x0 {
+            Some(v) => (Reply::write(0, v), event),
+            None => (Reply::Stop, event),
+        }
+    }
+
+    /// Trapped system registers (ESR ISS for EC 0x18): the GICv3 SGI registers are emulated,
+    /// everything else the kernel traps (ACTLR, debug, PMU) reads as zero and ignores writes.
+    fn sysreg(&mut self, vcpu: usize, esr: u64, rt_value: u64) -> Reply {
+        let read = esr & 1 != 0;
+        let rt = ((esr >> 5) & 0x1f) as u8;
+        let crm = (esr >> 1) & 0xf;
+        let crn = (esr >> 10) & 0xf;
+        let op1 = (esr >> 14) & 0x7;
+        let op2 = (esr >> 17) & 0x7;
+        let op0 = (esr >> 20) & 0x3;
+        let sgi =
+            op0 == 3 && crn == 12 && crm == 11 && matches!((op1, op2), (0, 5) | (1, 6) | (2, 7));
+        if read {
+            return Reply::write(rt, 0);
+        }
+        if sgi {
+            let value = if rt == XZR { 0 } else { rt_value };
+            self.vgic.write_sgi1r(vcpu, value);
+        }
+        Reply::ADVANCE
+    }
+
+    /// The guest's virtual timer fired (the kernel masked it until [`Vm::maintenance`] says
+    /// to acknowledge it).
+    pub fn vppi(&mut self, vcpu: usize, irq: u32) {
+        if irq == VTIMER_INTID {
+            let _ = self.vgic.set_level(vcpu, VTIMER_INTID, true);
+        }
+    }
+
+    /// The guest completed the interrupt in list register `lr`. Returns the virtual PPI to
+    /// acknowledge (`VcpuAckVppi`) when it was the timer.
+    pub fn maintenance(&mut self, vcpu: usize, lr: usize) -> Option<u32> {
+        let intid = self.lrs.get_mut(vcpu)?.get_mut(lr)?.take()?;
+        if intid == VTIMER_INTID {
+            // The physical line is sampled again once unmasked: it fires anew if still high.
+            let _ = self.vgic.set_level(vcpu, VTIMER_INTID, false);
+        }
+        self.vgic.complete_injection(vcpu, intid);
+        (intid == VTIMER_INTID).then_some(intid)
+    }
+
+    /// Interrupts to write now, each into a free list register: `(lr, injection)`. Call
+    /// before resuming `vcpu`, and after anything that may raise a line.
+    pub fn injections(&mut self, vcpu: usize) -> impl Iterator<Item = (usize, Injection)> + '_ {
+        let nr = self.nr_lrs;
+        (0..nr).filter_map(move |lr| {
+            if vcpu >= MAX_VCPUS || self.lrs[vcpu][lr].is_some() {
+                return None;
+            }
+            let inj = self.vgic.take_injection(vcpu)?;
+            self.lrs[vcpu][lr] = Some(inj.intid);
+            Some((lr, inj))
+        })
+    }
+
+    /// The kernel refused an injection from [`Vm::injections`]: the interrupt is pending
+    /// again and the list register free.
+    pub fn injection_failed(&mut self, vcpu: usize, lr: usize) {
+        if let Some(intid) = self.lrs.get_mut(vcpu).and_then(|l| l.get_mut(lr)?.take()) {
+            self.vgic.complete_injection(vcpu, intid);
+            let _ = self.vgic.pulse(vcpu, intid);
+        }
+    }
+
+    /// Queues a byte typed on the console; false when the UART's FIFO is full.
+    pub fn console_input(&mut self, byte: u8) -> bool {
+        let taken = self.uart.push_rx(byte);
+        let level = self.uart.irq_level();
+        let _ = self.vgic.set_level(0, self.uart_intid(), level);
+        taken
+    }
+}
+
+#[cfg(test)]
+#[path = "vm_tests.rs"]
+mod tests;
