@@ -1,23 +1,15 @@
-//! SKELETON — not yet implemented; tracked by issue #6 (virtualization).
-//!
-//! This crate exists so the workspace has the layout the README promises. It contains no
-//! behaviour and nothing pretends otherwise: the image builder does not include it in any
-//! system until its issue lands.
+//! The VMM protection domain: one per guest. It loads the Linux kernel, initramfs and a device
+//! tree it writes into guest RAM, starts vCPU 0, and turns the kernel's exit messages into
+//! replies through `axolotl-vmm-core` (which holds all the logic and its tests). See
+//! docs/vmm.md.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    loop {
-        core::hint::spin_loop();
-    }
-}
+mod pd;
 
 #[cfg(not(target_os = "none"))]
 fn main() {
-    eprintln!(
-        "vmm-pd is a skeleton (issue #6 (virtualization)); it runs on aarch64-unknown-none only"
-    );
+    eprintln!("vmm-pd is a protection domain; it runs on aarch64-unknown-none only");
     std::process::exit(2);
 }

@@ -84,8 +84,16 @@ fn cargo() -> Command {
 }
 
 /// Builds every binary of `packages` for `target` (release) in one cargo run.
-pub fn cargo_build_many(packages: &[&str], target: &str, features: &[&str]) -> Result<(), String> {
+pub fn cargo_build_many(
+    packages: &[&str],
+    target: &str,
+    features: &[&str],
+    env: &[(&str, String)],
+) -> Result<(), String> {
     let mut cmd = cargo();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     cmd.args(["build", "--release", "-q", "--target", target]);
     for p in packages {
         cmd.args(["-p", p]);

@@ -17,6 +17,8 @@ pub const PD_PACKAGES: &[&str] = &[
     "axolotl-driver-pd",
     // PDs that fail on purpose; only test systems (tests/systems) name them.
     "axolotl-test-pds",
+    // linux-vm: the VMM, carrying the Debian guest.
+    "axolotl-vmm-pd",
 ];
 /// The monitor's program, added to every system.
 pub const MONITOR_IMAGE: &str = "monitor-pd.elf";
@@ -54,6 +56,23 @@ pub fn is_test_system(sdf_path: &Path) -> bool {
         .is_some_and(|(f, t)| f.starts_with(t))
 }
 
+/// What PD programs learn at build time, as Microkit's are built per board: the board's GIC
+/// (the VMM emulates the same one for its guest) and the guest the VMM carries, from the
+/// cache `cargo xtask setup` fills (docs/guest.md). Without the cache the VMM is built empty
+/// and says so when started.
+fn pd_build_env(board: &Board) -> Vec<(&'static str, String)> {
+    let mut env = vec![(
+        "AXOLOTL_BOARD_GIC",
+        board.gic.version().number().to_string(),
+    )];
+    if let Some(a) = axolotl_guest_artifacts::cached(&axolotl_guest_artifacts::default_cache_dir())
+    {
+        env.push(("AXOLOTL_GUEST_KERNEL", a.image.display().to_string()));
+        env.push(("AXOLOTL_GUEST_INITRD", a.initramfs.display().to_string()));
+    }
+    env
+}
+
 pub fn pack(sdf_path: &Path, board: &Board) -> Result<Packed, String> {
     let checked = axolotl_sdf::check_file(sdf_path, board).map_err(|d| format!("{d}"))?;
     for w in checked.warnings.iter() {
@@ -61,11 +80,14 @@ pub fn pack(sdf_path: &Path, board: &Board) -> Result<Packed, String> {
     }
     let sd = checked.system;
     let features: &[&str] = if is_test_system(sdf_path) {
-        &["axolotl-monitor-pd/fault-injection"]
+        &[
+            "axolotl-monitor-pd/fault-injection",
+            "axolotl-vmm-pd/test-guest",
+        ]
     } else {
         &[]
     };
-    cargo_build_many(PD_PACKAGES, PD_TARGET, features)?;
+    cargo_build_many(PD_PACKAGES, PD_TARGET, features, &pd_build_env(board))?;
 
     let dir = sdf_path.parent().unwrap_or(Path::new("."));
     let mut infos = Vec::new();

@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 
-use axolotl_kernel_config::BOARDS;
+use axolotl_kernel_config::{BOARDS, Board};
 
 use crate::images::{self, Variant};
 use crate::setup;
@@ -12,7 +12,7 @@ use crate::setup;
 /// Self-check images the integration tests boot (root-task cargo features).
 const SELFTESTS: [&str; 3] = ["fault", "ticks", "ipc"];
 /// Systems the integration tests boot: examples, and test systems of failing PDs.
-const SYSTEMS: [&str; 10] = [
+const SYSTEMS: [&str; 12] = [
     "systems/hello.system",
     "systems/resilient-echo.system",
     "tests/systems/restart.system",
@@ -23,7 +23,16 @@ const SYSTEMS: [&str; 10] = [
     "tests/systems/resilient-echo-capdelete.system",
     "tests/systems/resilient-echo-client-crash.system",
     "tests/systems/vm-exits.system",
+    "tests/systems/linux-vm-gicv3.system",
+    "tests/systems/linux-vm-gicv2.system",
 ];
+
+/// Systems written for one GIC (`*-gicv2.system`: a GICv2 guest needs the board's GICV frame)
+/// are built for boards with that GIC alone.
+fn builds_for(system: &str, board: &Board) -> bool {
+    let only = |n: u8| system.ends_with(&format!("-gicv{n}.system"));
+    !only(5 - board.gic.version().number())
+}
 
 #[derive(Default)]
 struct Tally {
@@ -64,7 +73,7 @@ pub fn run(filter: Option<&str>) -> Result<ExitCode, String> {
             images::build(&Variant::new(*board, Some(s)))?;
         }
         images::build(&Variant::kernel_suite(*board))?;
-        for s in SYSTEMS {
+        for s in SYSTEMS.iter().filter(|s| builds_for(s, board)) {
             let sdf = images::workspace_root().join(s);
             let mut v = Variant::new(*board, None);
             v.system = Some(crate::system::pack(&sdf, board)?);

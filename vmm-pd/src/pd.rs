@@ -1,0 +1,320 @@
+//! The target side: guest loading, the exit loop's glue to the kernel, the console.
+
+use axolotl_abi::vcpu::resume::{ADVANCE, INJECT_ABORT, WRITE_REG};
+use axolotl_abi::{FaultLabel, USER_CONTEXT_WORDS};
+use axolotl_boot_plan::cspace::{vcpu_slot, vm_tcb_slot};
+use axolotl_pd::{Channel, Child, Handler, MessageInfo, SetVar, get_mr, println, set_mr};
+use axolotl_sys::debug_puts;
+use axolotl_sys::{Tcb, UserContext, Vcpu};
+use axolotl_vmm_core::guest::{GuestSpec, plan};
+use axolotl_vmm_core::vgic::GicVersion;
+use axolotl_vmm_core::{Event, Layout, Reply, TxSink, Vm};
+
+// The guest, embedded at build time (build.rs; empty files when no artifacts were given).
+core::arch::global_asm!(
+    ".section .rodata.guest, \"a\"",
+    ".balign 4096",
+    ".global vmm_guest_kernel_start",
+    ".global vmm_guest_kernel_end",
+    "vmm_guest_kernel_start:",
+    concat!(".incbin \"", env!("AXOLOTL_GUEST_KERNEL_FILE"), "\""),
+    "vmm_guest_kernel_end:",
+    ".balign 4096",
+    ".global vmm_guest_initrd_start",
+    ".global vmm_guest_initrd_end",
+    "vmm_guest_initrd_start:",
+    concat!(".incbin \"", env!("AXOLOTL_GUEST_INITRD_FILE"), "\""),
+    "vmm_guest_initrd_end:",
+);
+
+unsafe extern "C" {
+    static vmm_guest_kernel_start: u8;
+    static vmm_guest_kernel_end: u8;
+    static vmm_guest_initrd_start: u8;
+    static vmm_guest_initrd_end: u8;
+}
+
+fn blob(start: *const u8, end: *const u8) -> &'static [u8] {
+    // SAFETY: both symbols delimit one incbin'd blob in our read-only image.
+    unsafe { core::slice::from_raw_parts(start, end as usize - start as usize) }
+}
+
+/// The VMM's view of guest RAM (the SDF maps the region here with `setvar_vaddr`).
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static guest_ram: SetVar = SetVar::new();
+
+/// Guest-physical RAM, as the SDF maps it into the virtual machine (systems/linux-vm.system).
+const RAM_BASE: u64 = 0x4000_0000;
+const RAM_SIZE: u64 = 0x1000_0000;
+const NR_VCPUS: usize = 1;
+/// List registers of the GIC's virtual interface on the supported boards (GIC-400 and QEMU's
+/// GICv2/GICv3 models have 4); the kernel refuses an index beyond the hardware's.
+const NR_LRS: usize = 4;
+
+#[cfg(guest_gic_v2)]
+const GIC: GicVersion = GicVersion::V2;
+#[cfg(not(guest_gic_v2))]
+const GIC: GicVersion = GicVersion::V3;
+
+#[cfg(feature = "test-guest")]
+const CMDLINE: &str = "console=ttyAMA0 earlycon rdinit=/init \
+    axolotl_cmd=\"uname -r; cat /proc/interrupts; echo AXOLOTL-GUEST-DONE; poweroff -f\"";
+#[cfg(not(feature = "test-guest"))]
+const CMDLINE: &str = "console=ttyAMA0 earlycon rdinit=/init";
+
+/// Guest console output, flushed a line (or an idle moment) at a time: one kernel call per
+/// line instead of one per character.
+struct Console {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl Console {
+    fn flush(&mut self) {
+        if self.len > 0 {
+            let _ = debug_puts(&self.buf[..self.len]);
+            self.len = 0;
+        }
+    }
+}
+
+impl TxSink for Console {
+    fn put(&mut self, byte: u8) {
+        // The kernel console ends lines itself (and escapes control characters).
+        if byte == b'\r' {
+            return;
+        }
+        self.buf[self.len] = byte;
+        self.len += 1;
+        if byte == b'\n' || self.len == self.buf.len() {
+            self.flush();
+        }
+    }
+}
+
+struct VmmPd {
+    vm: Option<Vm<Console>>,
+}
+
+static mut DTB: [u8; 0x1_0000] = [0; 0x1_0000];
+
+fn resume(flags: u64, reg: u64, value: u64) -> Option<MessageInfo> {
+    set_mr(0, flags);
+    set_mr(1, reg);
+    set_mr(2, value);
+    Some(MessageInfo::new(0, 0, 0, 3))
+}
+
+impl VmmPd {
+    /// Loads the guest into RAM and returns its machine and entry registers.
+    fn load(&mut self) -> Result<UserContext, &'static str> {
+        let kernel = blob(
+            &raw const vmm_guest_kernel_start,
+            &raw const vmm_guest_kernel_end,
+        );
+        let initrd = blob(
+            &raw const vmm_guest_initrd_start,
+            &raw const vmm_guest_initrd_end,
+        );
+        if kernel.is_empty() {
+            return Err("built without a guest kernel (run `cargo xtask setup`, then rebuild)");
+        }
+        let spec = GuestSpec {
+            ram_base: RAM_BASE,
+            ram_size: RAM_SIZE,
+            image: kernel,
+            initrd_size: (!initrd.is_empty()).then_some(initrd.len() as u64),
+            cmdline: CMDLINE,
+            nr_vcpus: NR_VCPUS as u32,
+            gic: GIC,
+        };
+        // SAFETY: the DTB buffer is used by this single-threaded PD here only.
+        let dtb = unsafe { (&raw mut DTB).as_mut().unwrap_unchecked() };
+        let p = plan(&spec, dtb).map_err(|e| {
+            println!("vmm: the guest does not fit: {e:?}");
+            "no guest layout"
+        })?;
+        let base = guest_ram.get();
+        // SAFETY: the SDF maps RAM_SIZE bytes of guest RAM read-write at `guest_ram`; the
+        // guest is not running yet.
+        let ram = unsafe { core::slice::from_raw_parts_mut(base as *mut u8, RAM_SIZE as usize) };
+        let at = |addr: u64| (addr - RAM_BASE) as usize;
+        let k = at(p.layout.kernel.addr);
+        let file_len = p.header.file_len as usize;
+        ram[k..k + file_len].copy_from_slice(&kernel[..file_len]);
+        let d = at(p.layout.dtb.addr);
+        ram[d..d + p.layout.dtb.size as usize].copy_from_slice(&dtb[..p.layout.dtb.size as usize]);
+        if let Some(r) = p.layout.initrd {
+            let i = at(r.addr);
+            ram[i..i + initrd.len()].copy_from_slice(initrd);
+        }
+        println!(
+            "vmm: Linux Image {} KiB at {:#x}, initramfs {} KiB, DTB {} bytes at {:#x}, GICv{}",
+            file_len / 1024,
+            p.layout.kernel.addr,
+            initrd.len() / 1024,
+            p.layout.dtb.size,
+            p.layout.dtb.addr,
+            if GIC == GicVersion::V2 { 2 } else { 3 },
+        );
+        let layout = Layout {
+            gic: p.gic,
+            uart: p.uart,
+            ram_base: RAM_BASE,
+            ram_size: RAM_SIZE,
+        };
+        let console = Console {
+            buf: [0; 256],
+            len: 0,
+        };
+        self.vm = Some(Vm::new(layout, NR_VCPUS, NR_LRS, console).map_err(|_| "vGIC config")?);
+        let mut ctx = UserContext {
+            pc: p.entry.pc,
+            spsr: p.entry.pstate,
+            ..Default::default()
+        };
+        ctx.x[..4].copy_from_slice(&p.entry.x);
+        Ok(ctx)
+    }
+
+    /// Puts what the vGIC wants delivered into `vcpu`'s free list registers.
+    fn inject(vm: &mut Vm<Console>, vcpu: u8) {
+        let mut refused = [None; 4];
+        for (n, (lr, inj)) in vm.injections(vcpu as usize).enumerate() {
+            let r = Vcpu(vcpu_slot(vcpu)).inject_irq(
+                inj.intid.into(),
+                inj.priority.into(),
+                inj.group1.into(),
+                lr as u64,
+            );
+            if let Err(e) = r {
+                println!("vmm: injecting {} into LR {lr}: {e}", inj.intid);
+                if let Some(slot) = refused.get_mut(n) {
+                    *slot = Some(lr);
+                }
+            }
+        }
+        for lr in refused.into_iter().flatten() {
+            vm.injection_failed(vcpu as usize, lr);
+        }
+    }
+
+    fn on_event(vm: &mut Vm<Console>, vcpu: u8, event: Event) {
+        match event {
+            Event::Idle => vm.uart.sink_mut().flush(),
+            Event::SystemOff => {
+                vm.uart.sink_mut().flush();
+                println!("vmm: guest powered off (PSCI SYSTEM_OFF); vCPU {vcpu} stopped");
+            }
+            Event::SystemReset => {
+                vm.uart.sink_mut().flush();
+                println!("vmm: guest asked for a reset (PSCI SYSTEM_RESET); vCPU {vcpu} stopped");
+            }
+            Event::CpuOff => println!("vmm: vCPU {vcpu} off (PSCI CPU_OFF)"),
+            Event::PowerOn { vcpu: target, .. } => {
+                // NR_VCPUS is 1, so PSCI never accepts CPU_ON; kept for when it is not.
+                println!("vmm: CPU_ON of vCPU {target} not supported by this VMM");
+            }
+            Event::BadAccess { ipa, write } => {
+                let what = if write { "write to" } else { "read of" };
+                println!("vmm: guest {what} unclaimed or misused {ipa:#x}: external abort");
+            }
+            Event::BadFetch { ipa } => {
+                println!("vmm: guest fetched an instruction from {ipa:#x}: external abort")
+            }
+            Event::Undecodable { ipa, esr } => {
+                println!("vmm: guest access to {ipa:#x} not emulable (esr {esr:#x}): abort")
+            }
+            Event::UnknownExit { esr, ip } => {
+                vm.uart.sink_mut().flush();
+                println!("vmm: unknown exit (esr {esr:#x}) at {ip:#x}: vCPU {vcpu} stopped");
+            }
+        }
+    }
+}
+
+impl Handler for VmmPd {
+    fn init(&mut self) {
+        match self.load() {
+            Ok(ctx) => {
+                match Tcb(vm_tcb_slot(0)).write_registers(true, 0, USER_CONTEXT_WORDS, &ctx) {
+                    Ok(()) => println!("vmm: guest started at {:#x}", ctx.pc),
+                    Err(e) => println!("vmm: cannot start vCPU 0: {e}"),
+                }
+            }
+            Err(why) => println!("vmm: no guest: {why}"),
+        }
+    }
+
+    fn notified(&mut self, _: Channel) {}
+
+    fn fault(&mut self, child: Child, msg: MessageInfo) -> Option<MessageInfo> {
+        let vcpu = child.id();
+        let vm = self.vm.as_mut()?;
+        let (reply, event) = match FaultLabel::from_label(msg.label()) {
+            Some(FaultLabel::VmFault) => {
+                let (ipa, prefetch, esr, value) = (get_mr(1), get_mr(2) != 0, get_mr(3), get_mr(4));
+                vm.vm_fault(vcpu as usize, ipa, prefetch, esr, value)
+            }
+            Some(FaultLabel::VcpuFault) => {
+                let (esr, ip) = (get_mr(0), get_mr(1));
+                let x = [get_mr(3), get_mr(4), get_mr(5), get_mr(6)];
+                vm.vcpu_fault(vcpu as usize, esr, ip, x, get_mr(7))
+            }
+            Some(FaultLabel::VgicMaintenance) => {
+                if let Some(irq) = vm.maintenance(vcpu as usize, get_mr(0) as usize)
+                    && let Err(e) = Vcpu(vcpu_slot(vcpu)).ack_vppi(irq.into())
+                {
+                    println!("vmm: acknowledging vPPI {irq}: {e}");
+                }
+                (
+                    Reply::Resume {
+                        advance: false,
+                        write: None,
+                    },
+                    None,
+                )
+            }
+            Some(FaultLabel::VppiEvent) => {
+                vm.vppi(vcpu as usize, get_mr(0) as u32);
+                (
+                    Reply::Resume {
+                        advance: false,
+                        write: None,
+                    },
+                    None,
+                )
+            }
+            _ => {
+                println!(
+                    "vmm: vCPU {vcpu} stopped by fault label {} (ip {:#x})",
+                    msg.label(),
+                    get_mr(0)
+                );
+                return None;
+            }
+        };
+        if let Some(e) = event {
+            Self::on_event(vm, vcpu, e);
+        }
+        Self::inject(vm, vcpu);
+        match reply {
+            Reply::Resume { advance, write } => {
+                let mut flags = if advance { ADVANCE } else { 0 };
+                let (reg, value) = match write {
+                    Some((r, v)) => {
+                        flags |= WRITE_REG;
+                        (u64::from(r), v)
+                    }
+                    None => (31, 0),
+                };
+                resume(flags, reg, value)
+            }
+            Reply::InjectAbort => resume(INJECT_ABORT, 31, 0),
+            Reply::Stop => None,
+        }
+    }
+}
+
+axolotl_pd::protection_domain!(VmmPd { vm: None });
