@@ -54,6 +54,7 @@ pub fn run() -> Result<ExitCode, String> {
         return Err("a benchmark failed; see the console above".into());
     }
     restart_latency(board)?;
+    linux_boot(board)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -114,3 +115,125 @@ fn restart_latency(board: axolotl_kernel_config::Board) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Guest boot (issue #6): virtual time from QEMU's reset to the guest's userspace marker, for
+/// the Debian kernel and a busybox initramfs booted by axolotl (systems/linux-vm.system) and
+/// by QEMU directly, same CPU model and kernel command line. The initramfs runs the static
+/// `cntvct` tool (lib/guest-artifacts/tools) first: CNTVCT_EL0 counts the virtual clock from
+/// reset in both cases (the VMM leaves CNTVOFF at 0), so axolotl's own boot, the root task
+/// building the system and the VMM loading the guest are all counted.
+fn linux_boot(board: axolotl_kernel_config::Board) -> Result<(), String> {
+    use axolotl_guest_artifacts as ga;
+    let a = ga::cached(&ga::default_cache_dir())
+        .ok_or("no guest artifacts: run `cargo xtask setup`")?;
+    let out = images::images_dir();
+    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    let tool = images::workspace_root().join("lib/guest-artifacts/tools/cntvct/Cargo.toml");
+    let tool_target = images::target_dir().join("cntvct");
+    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
+        .args([
+            "build",
+            "-q",
+            "--release",
+            "--target",
+            "aarch64-unknown-none",
+        ])
+        .arg("--manifest-path")
+        .arg(&tool)
+        .env("CARGO_TARGET_DIR", &tool_target)
+        .status()
+        .map_err(|e| format!("building cntvct: {e}"))?;
+    if !status.success() {
+        return Err("building lib/guest-artifacts/tools/cntvct failed".into());
+    }
+    let elf = std::fs::read(tool_target.join("aarch64-unknown-none/release/axolotl-cntvct"))
+        .map_err(|e| format!("cntvct: {e}"))?;
+    let initrd = out.join("bench-initramfs.cpio");
+    ga::build_initramfs_with(
+        &a.busybox,
+        &ga::init_script("/bin/cntvct\npoweroff -f"),
+        &[("bin/cntvct", &elf)],
+        &initrd,
+    )
+    .map_err(|e| e.to_string())?;
+    let marker_ns = |console: &str| -> Option<u64> {
+        let after = &console[console.find(ga::USERSPACE_MARKER)?..];
+        after
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("CNTVCT_NS=")?.parse().ok())
+    };
+
+    // Directly on QEMU: the same machine without EL2, the kernel as QEMU's -kernel.
+    let direct = std::process::Command::new("timeout")
+        .args([
+            "600",
+            axolotl_qemu::QEMU_AARCH64,
+            "-M",
+            "virt,gic-version=3",
+        ])
+        .args([
+            "-cpu",
+            "cortex-a72",
+            "-m",
+            "1024M",
+            "-smp",
+            "1",
+            "-icount",
+            "shift=0",
+        ])
+        .args([
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-monitor",
+            "none",
+            "-no-reboot",
+        ])
+        .arg("-kernel")
+        .arg(&a.image)
+        .arg("-initrd")
+        .arg(&initrd)
+        .args(["-append", VMM_CMDLINE])
+        .output()
+        .map_err(|e| format!("running QEMU: {e}"))?;
+    let direct_console = String::from_utf8_lossy(&direct.stdout).into_owned();
+    let direct_ns = marker_ns(&direct_console)
+        .ok_or_else(|| format!("direct boot: no CNTVCT_NS after the marker:\n{direct_console}"))?;
+
+    let sdf = images::workspace_root().join("systems/linux-vm.system");
+    let mut v = Variant::new(board, None);
+    v.system = Some(crate::system::pack_with_initrd(
+        &sdf,
+        &board,
+        Some(&initrd),
+    )?);
+    let img = images::build(&v)?;
+    let mut m = Machine::new(board);
+    m.icount_shift = Some(0);
+    let mut b = Boot::start(&m, &img).map_err(|f| f.to_string())?;
+    b.expect("CNTVCT_NS=", Duration::from_secs(600))
+        .map_err(|f| f.to_string())?;
+    let console = b.console();
+    let axolotl_ns = marker_ns(&console)
+        .ok_or_else(|| format!("axolotl: no CNTVCT_NS after the marker:\n{console}"))?;
+    println!();
+    println!(
+        "Linux guest boot, same run conditions: QEMU reset -> guest userspace marker (virtual ns);"
+    );
+    println!("Debian {} with a busybox initramfs.", a.kernel_version);
+    println!("{:<34} {:>14} {:>8}", "boot", "ns", "ratio");
+    println!(
+        "{:<34} {direct_ns:>14} {:>8.2}",
+        "QEMU -kernel (no hypervisor)", 1.0
+    );
+    println!(
+        "{:<34} {axolotl_ns:>14} {:>8.3}",
+        "axolotl (kernel, root task, VMM)",
+        axolotl_ns as f64 / direct_ns.max(1) as f64
+    );
+    Ok(())
+}
+
+/// vmm-pd's kernel command line outside test builds (vmm-pd/src/pd.rs `CMDLINE`).
+const VMM_CMDLINE: &str = "console=ttyAMA0 earlycon rdinit=/init";

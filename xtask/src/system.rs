@@ -60,20 +60,30 @@ pub fn is_test_system(sdf_path: &Path) -> bool {
 /// (the VMM emulates the same one for its guest) and the guest the VMM carries, from the
 /// cache `cargo xtask setup` fills (docs/guest.md). Without the cache the VMM is built empty
 /// and says so when started.
-fn pd_build_env(board: &Board) -> Vec<(&'static str, String)> {
+fn pd_build_env(board: &Board, initrd: Option<&Path>) -> Vec<(&'static str, String)> {
     let mut env = vec![(
         "AXOLOTL_BOARD_GIC",
         board.gic.version().number().to_string(),
     )];
     if let Some(a) = axolotl_guest_artifacts::cached(&axolotl_guest_artifacts::default_cache_dir())
     {
+        let initrd = initrd.unwrap_or(&a.initramfs);
         env.push(("AXOLOTL_GUEST_KERNEL", a.image.display().to_string()));
-        env.push(("AXOLOTL_GUEST_INITRD", a.initramfs.display().to_string()));
+        env.push(("AXOLOTL_GUEST_INITRD", initrd.display().to_string()));
     }
     env
 }
 
 pub fn pack(sdf_path: &Path, board: &Board) -> Result<Packed, String> {
+    pack_with_initrd(sdf_path, board, None)
+}
+
+/// [`pack`], the VMM carrying `initrd` instead of the default initramfs (benchmarks).
+pub fn pack_with_initrd(
+    sdf_path: &Path,
+    board: &Board,
+    initrd: Option<&Path>,
+) -> Result<Packed, String> {
     let checked = axolotl_sdf::check_file(sdf_path, board).map_err(|d| format!("{d}"))?;
     for w in checked.warnings.iter() {
         eprintln!("{w}");
@@ -87,7 +97,12 @@ pub fn pack(sdf_path: &Path, board: &Board) -> Result<Packed, String> {
     } else {
         &[]
     };
-    cargo_build_many(PD_PACKAGES, PD_TARGET, features, &pd_build_env(board))?;
+    cargo_build_many(
+        PD_PACKAGES,
+        PD_TARGET,
+        features,
+        &pd_build_env(board, initrd),
+    )?;
 
     let dir = sdf_path.parent().unwrap_or(Path::new("."));
     let mut infos = Vec::new();
