@@ -128,26 +128,7 @@ fn linux_boot(board: axolotl_kernel_config::Board) -> Result<(), String> {
         .ok_or("no guest artifacts: run `cargo xtask setup`")?;
     let out = images::images_dir();
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
-    let tool = images::workspace_root().join("lib/guest-artifacts/tools/cntvct/Cargo.toml");
-    let tool_target = images::target_dir().join("cntvct");
-    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
-        .args([
-            "build",
-            "-q",
-            "--release",
-            "--target",
-            "aarch64-unknown-none",
-        ])
-        .arg("--manifest-path")
-        .arg(&tool)
-        .env("CARGO_TARGET_DIR", &tool_target)
-        .status()
-        .map_err(|e| format!("building cntvct: {e}"))?;
-    if !status.success() {
-        return Err("building lib/guest-artifacts/tools/cntvct failed".into());
-    }
-    let elf = std::fs::read(tool_target.join("aarch64-unknown-none/release/axolotl-cntvct"))
-        .map_err(|e| format!("cntvct: {e}"))?;
+    let elf = ga::build_cntvct(&images::target_dir().join("cntvct")).map_err(|e| e.to_string())?;
     let initrd = out.join("bench-initramfs.cpio");
     ga::build_initramfs_with(
         &a.busybox,

@@ -413,6 +413,35 @@ pub fn build_initramfs_with(
     write_atomic(out, &w.finish())
 }
 
+/// Builds `tools/cntvct` (a static arm64 Linux program printing `CNTVCT_NS=<virtual clock in
+/// ns>`, for boot-time measurements under `-icount`) into `target_dir` and returns the ELF.
+pub fn build_cntvct(target_dir: &Path) -> Result<Vec<u8>, Error> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/cntvct/Cargo.toml");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(&cargo)
+        .args([
+            "build",
+            "-q",
+            "--release",
+            "--target",
+            "aarch64-unknown-none",
+        ])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", target_dir)
+        .output()
+        .map_err(io_err(format!("running {cargo}")))?;
+    if !out.status.success() {
+        return Err(Error::Command {
+            cmd: format!("cargo build --manifest-path {}", manifest.display()),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    let elf = target_dir.join("aarch64-unknown-none/release/axolotl-cntvct");
+    fs::read(&elf).map_err(io_err(format!("reading {}", elf.display())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use axolotl_fdt::{Gic, GuestFdt, Region};
 use axolotl_guest_artifacts::{
-    GuestArtifacts, USERSPACE_MARKER, build_initramfs, build_initramfs_with, cached,
+    GuestArtifacts, USERSPACE_MARKER, build_cntvct, build_initramfs, build_initramfs_with, cached,
     default_cache_dir, init_script,
 };
 
@@ -220,26 +220,10 @@ fn icount_boot_to_marker_time() {
     let Some((a, tmp)) = setup("icount") else {
         return;
     };
-    let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/cntvct/Cargo.toml");
-    let target = tmp.join("target");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = Command::new(cargo)
-        .args([
-            "build",
-            "-q",
-            "--release",
-            "--target",
-            "aarch64-unknown-none",
-        ])
-        .arg("--manifest-path")
-        .arg(&tool)
-        .env("CARGO_TARGET_DIR", &target)
-        .status();
-    if !built.is_ok_and(|s| s.success()) {
+    let Ok(elf) = build_cntvct(&tmp.join("target")) else {
         println!("skipped icount: can't build tools/cntvct for aarch64-unknown-none");
         return;
-    }
-    let elf = std::fs::read(target.join("aarch64-unknown-none/release/axolotl-cntvct")).unwrap();
+    };
     let initrd = tmp.join("initramfs.cpio");
     build_initramfs_with(
         &a.busybox,

@@ -419,24 +419,7 @@ impl System {
         };
 
         for m in plan.mappings_of(pd) {
-            let f = *self
-                .regions
-                .get(m.region as usize)
-                .ok_or(Error::Plan("region index"))?;
-            let size = plan.regions[m.region as usize].page_size;
-            let (rights, attrs) = vspace::rights_attrs(m.perms, m.cached);
-            for k in 0..f.count {
-                let c = Frame(self.copy(f.first + k, Rights::ALL)?);
-                vspace::map(
-                    &mut self.alloc,
-                    c,
-                    o.vspace,
-                    m.vaddr + k * size,
-                    rights,
-                    attrs,
-                )
-                .step("map region")?;
-            }
+            self.map_region(m, o.vspace)?;
         }
 
         let fault_ep = match plan.cap_at(pd, axolotl_boot_plan::cspace::MONITOR_EP) {
@@ -573,6 +556,29 @@ impl System {
             .ok_or(Error::Plan("vCPU index"))
     }
 
+    /// Maps a region into `vspace` as `m` says, through copies of the root task's frame caps.
+    fn map_region(&mut self, m: &axolotl_boot_plan::Mapping, vspace: VSpace) -> Result<(), Error> {
+        let f = *self
+            .regions
+            .get(m.region as usize)
+            .ok_or(Error::Plan("region index"))?;
+        let size = self.plan.regions[m.region as usize].page_size;
+        let (rights, attrs) = vspace::rights_attrs(m.perms, m.cached);
+        for k in 0..f.count {
+            let c = Frame(self.copy(f.first + k, Rights::ALL)?);
+            vspace::map(
+                &mut self.alloc,
+                c,
+                vspace,
+                m.vaddr + k * size,
+                rights,
+                attrs,
+            )
+            .step("map region")?;
+        }
+        Ok(())
+    }
+
     /// Creates virtual machine `v` of VMM PD `i`: its guest-physical address space with the
     /// SDF's maps, and per vCPU a TCB bound to a VCPU object whose faults (guest exits) go to
     /// the VMM as `fault(child = vcpu id)`. The vCPUs stay stopped: the VMM loads the guest,
@@ -586,24 +592,7 @@ impl System {
             .assign(vspace)
             .step("VM ASID assign")?;
         for m in vm.mappings.of(&plan.mappings) {
-            let f = *self
-                .regions
-                .get(m.region as usize)
-                .ok_or(Error::Plan("region index"))?;
-            let size = plan.regions[m.region as usize].page_size;
-            let (rights, attrs) = vspace::rights_attrs(m.perms, m.cached);
-            for k in 0..f.count {
-                let c = Frame(self.copy(f.first + k, Rights::ALL)?);
-                vspace::map(
-                    &mut self.alloc,
-                    c,
-                    vspace,
-                    m.vaddr + k * size,
-                    rights,
-                    attrs,
-                )
-                .step("map guest memory")?;
-            }
+            self.map_region(m, vspace)?;
         }
         let vmm = self.pds[i];
         for c in vm.vcpus.of(&plan.vcpus) {
