@@ -55,6 +55,7 @@ impl Vcpu {
         v.tcb = core::ptr::null_mut();
         v.regs[reg::SCTLR_EL1 as usize] = hw::SCTLR_EL1_DEFAULT;
         v.regs[reg::CPACR_EL1 as usize] = hw::CPACR_FP;
+        v.regs[reg::VMPIDR_EL2 as usize] = VMPIDR_RES1;
         v.vppi_masked = false;
     }
 }
@@ -444,7 +445,13 @@ pub fn read_reg(k: &mut Kernel, v: *mut Vcpu, index: u64) -> Result<u64, Syscall
     }
 }
 
-/// VcpuWriteReg. The registers act on the guest alone, so any value is accepted.
+/// MPIDR_EL1 bit 31 is RES1.
+const VMPIDR_RES1: u64 = 1 << 31;
+/// The VMPIDR_EL2 fields a guest may be shown: Aff3, U, MT, Aff2..Aff0.
+const VMPIDR_KEPT: u64 = 0xff_4100_0000 | 0xff_ffff;
+
+/// VcpuWriteReg. The registers act on the guest alone, so any value is accepted (VMPIDR_EL2
+/// keeps its architectural fields).
 pub fn write_reg(k: &mut Kernel, v: *mut Vcpu, index: u64, value: u64) -> Result<(), SyscallError> {
     let i = check_reg(index)?;
     sync(k, v);
@@ -458,7 +465,11 @@ pub fn write_reg(k: &mut Kernel, v: *mut Vcpu, index: u64, value: u64) -> Result
             (*t).ctx.tpidr = value;
             return Ok(());
         }
-        (*v).regs[i] = value;
+        (*v).regs[i] = if index == reg::VMPIDR_EL2 {
+            value & VMPIDR_KEPT | VMPIDR_RES1
+        } else {
+            value
+        };
     }
     Ok(())
 }

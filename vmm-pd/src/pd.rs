@@ -1,5 +1,6 @@
 //! The target side: guest loading, the exit loop's glue to the kernel, the console.
 
+use axolotl_abi::vcpu::reg;
 use axolotl_abi::vcpu::resume::{ADVANCE, INJECT_ABORT, WRITE_REG};
 use axolotl_abi::{FaultLabel, USER_CONTEXT_WORDS};
 use axolotl_boot_plan::cspace::{vcpu_slot, vm_tcb_slot};
@@ -47,7 +48,6 @@ static guest_ram: SetVar = SetVar::new();
 /// Guest-physical RAM, as the SDF maps it into the virtual machine (systems/linux-vm.system).
 const RAM_BASE: u64 = 0x4000_0000;
 const RAM_SIZE: u64 = 0x1000_0000;
-const NR_VCPUS: usize = 1;
 /// List registers of the GIC's virtual interface on the supported boards (GIC-400 and QEMU's
 /// GICv2/GICv3 models have 4); the kernel refuses an index beyond the hardware's.
 const NR_LRS: usize = 4;
@@ -95,7 +95,34 @@ impl TxSink for Console {
 
 struct VmmPd {
     vm: Option<Vm<Console>>,
+    nr_vcpus: u8,
 }
+
+/// vCPUs the root task gave us (the SDF's `vcpu` elements, ids from 0): their caps answer.
+fn count_vcpus() -> u8 {
+    (0..axolotl_vmm_core::MAX_VCPUS as u8)
+        .take_while(|&i| Vcpu(vcpu_slot(i)).read_reg(reg::VMPIDR_EL2).is_ok())
+        .count() as u8
+}
+
+/// Starts `vcpu` at `entry` as PSCI says (EL1h, DAIF masked, MMU off, x0 = `x0`).
+fn start_vcpu(vcpu: u8, entry: u64, x0: u64) -> Result<(), axolotl_sys::InvocationError> {
+    let v = Vcpu(vcpu_slot(vcpu));
+    // Aff0 = the vCPU's index: what the device tree's cpu@N, PSCI and GICR_TYPER say.
+    v.write_reg(reg::VMPIDR_EL2, u64::from(vcpu))?;
+    v.write_reg(reg::SCTLR_EL1, SCTLR_EL1_RESET)?;
+    let mut ctx = UserContext {
+        pc: entry,
+        spsr: SPSR_EL1H_MASKED,
+        ..Default::default()
+    };
+    ctx.x[0] = x0;
+    Tcb(vm_tcb_slot(vcpu)).write_registers(true, 0, USER_CONTEXT_WORDS, &ctx)
+}
+
+/// SCTLR_EL1 as after reset with the MMU and caches off (RES1 bits set).
+const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
+const SPSR_EL1H_MASKED: u64 = 0x3c5;
 
 static mut DTB: [u8; 0x1_0000] = [0; 0x1_0000];
 
@@ -126,7 +153,7 @@ impl VmmPd {
             image: kernel,
             initrd_size: (!initrd.is_empty()).then_some(initrd.len() as u64),
             cmdline: CMDLINE,
-            nr_vcpus: NR_VCPUS as u32,
+            nr_vcpus: u32::from(self.nr_vcpus),
             gic: GIC,
         };
         // SAFETY: the DTB buffer is used by this single-threaded PD here only.
@@ -168,7 +195,9 @@ impl VmmPd {
             buf: [0; 256],
             len: 0,
         };
-        self.vm = Some(Vm::new(layout, NR_VCPUS, NR_LRS, console).map_err(|_| "vGIC config")?);
+        self.vm = Some(
+            Vm::new(layout, self.nr_vcpus.into(), NR_LRS, console).map_err(|_| "vGIC config")?,
+        );
         let mut ctx = UserContext {
             pc: p.entry.pc,
             spsr: p.entry.pstate,
@@ -211,11 +240,23 @@ impl VmmPd {
                 vm.uart.sink_mut().flush();
                 println!("vmm: guest asked for a reset (PSCI SYSTEM_RESET); vCPU {vcpu} stopped");
             }
-            Event::CpuOff => println!("vmm: vCPU {vcpu} off (PSCI CPU_OFF)"),
-            Event::PowerOn { vcpu: target, .. } => {
-                // NR_VCPUS is 1, so PSCI never accepts CPU_ON; kept for when it is not.
-                println!("vmm: CPU_ON of vCPU {target} not supported by this VMM");
+            Event::CpuOff => {
+                if let Err(e) = Tcb(vm_tcb_slot(vcpu)).suspend() {
+                    println!("vmm: stopping vCPU {vcpu}: {e}");
+                }
+                println!("vmm: vCPU {vcpu} off (PSCI CPU_OFF)");
             }
+            Event::PowerOn {
+                vcpu: target,
+                entry,
+                context_id,
+            } => match start_vcpu(target as u8, entry, context_id) {
+                Ok(()) => println!("vmm: vCPU {target} on at {entry:#x} (PSCI CPU_ON)"),
+                Err(e) => {
+                    vm.psci.set_off(target);
+                    println!("vmm: cannot start vCPU {target}: {e}");
+                }
+            },
             Event::BadAccess { ipa, write } => {
                 let what = if write { "write to" } else { "read of" };
                 println!("vmm: guest {what} unclaimed or misused {ipa:#x}: external abort");
@@ -236,13 +277,19 @@ impl VmmPd {
 
 impl Handler for VmmPd {
     fn init(&mut self) {
+        self.nr_vcpus = count_vcpus();
+        if self.nr_vcpus == 0 {
+            println!("vmm: no guest: the SDF gives this VMM no virtual machine");
+            return;
+        }
         match self.load() {
-            Ok(ctx) => {
-                match Tcb(vm_tcb_slot(0)).write_registers(true, 0, USER_CONTEXT_WORDS, &ctx) {
-                    Ok(()) => println!("vmm: guest started at {:#x}", ctx.pc),
-                    Err(e) => println!("vmm: cannot start vCPU 0: {e}"),
-                }
-            }
+            Ok(ctx) => match start_vcpu(0, ctx.pc, ctx.x[0]) {
+                Ok(()) => println!(
+                    "vmm: guest started at {:#x} (vCPUs: {})",
+                    ctx.pc, self.nr_vcpus
+                ),
+                Err(e) => println!("vmm: cannot start vCPU 0: {e}"),
+            },
             Err(why) => println!("vmm: no guest: {why}"),
         }
     }
@@ -298,7 +345,11 @@ impl Handler for VmmPd {
         if let Some(e) = event {
             Self::on_event(vm, vcpu, e);
         }
-        Self::inject(vm, vcpu);
+        // An exit may have raised anyone's interrupt (an SGI, a shared line); no vCPU runs
+        // while we do, so all of them get their list registers filled now.
+        for v in 0..self.nr_vcpus {
+            Self::inject(vm, v);
+        }
         match reply {
             Reply::Resume { advance, write } => {
                 let mut flags = if advance { ADVANCE } else { 0 };
@@ -317,4 +368,7 @@ impl Handler for VmmPd {
     }
 }
 
-axolotl_pd::protection_domain!(VmmPd { vm: None });
+axolotl_pd::protection_domain!(VmmPd {
+    vm: None,
+    nr_vcpus: 0
+});

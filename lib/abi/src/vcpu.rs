@@ -29,7 +29,11 @@ pub mod reg {
     pub const CNTV_CTL_EL0: u64 = 21;
     pub const CNTV_CVAL_EL0: u64 = 22;
     pub const CNTVOFF_EL2: u64 = 23;
-    pub const COUNT: u64 = 24;
+    /// What the guest reads as MPIDR_EL1: its CPU's affinity (the VMM gives each vCPU its
+    /// own; PSCI CPU_ON and the GICv3 redistributors name vCPUs by it). Bit 31 reads as one;
+    /// only Aff0..Aff3, U (bit 30) and MT (bit 24) are kept. A new VCPU has 0x8000_0000.
+    pub const VMPIDR_EL2: u64 = 24;
+    pub const COUNT: u64 = 25;
 }
 
 /// Word 0 of a reply (label 0) to a guest's VM fault or VCPU fault: what to do before the
@@ -55,6 +59,6 @@ mod tests {
     fn resume_flags_are_distinct_bits() {
         use super::resume::*;
         assert_eq!(ADVANCE | WRITE_REG | INJECT_ABORT, 0b111);
-        assert_eq!(super::reg::COUNT, super::reg::CNTVOFF_EL2 + 1);
+        assert_eq!(super::reg::COUNT, super::reg::VMPIDR_EL2 + 1);
     }
 }

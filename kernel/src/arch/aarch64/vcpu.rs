@@ -101,6 +101,7 @@ pub fn restore_el1(r: &[u64; reg::COUNT as usize]) {
     wr!("tpidrro_el0", r[reg::TPIDRRO_EL0 as usize]);
     wr!("cntkctl_el1", r[reg::CNTKCTL_EL1 as usize]);
     wr!("cntvoff_el2", r[reg::CNTVOFF_EL2 as usize]);
+    wr!("vmpidr_el2", r[reg::VMPIDR_EL2 as usize]);
     wr!("cntv_cval_el0", r[reg::CNTV_CVAL_EL0 as usize]);
     wr!("cntv_ctl_el0", r[reg::CNTV_CTL_EL0 as usize]);
     wr!("hcr_el2", HCR_GUEST);

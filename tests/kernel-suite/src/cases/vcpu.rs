@@ -227,6 +227,13 @@ guest_switch:
     mov x2, sp
     cmp x2, x1
     b.ne guest_fail
+    // MPIDR_EL1 reads the VMPIDR_EL2 the VMM gave this vCPU: Aff0 = bits [11:4] of x1.
+    mov x0, #10
+    mrs x2, mpidr_el1
+    and x2, x2, #0xff
+    ubfx x3, x1, #4, #8
+    cmp x2, x3
+    b.ne guest_fail
     mov x0, #0
     hvc #1
     b .
@@ -826,6 +833,23 @@ pub fn two_guests(env: &mut Env) -> Result<(), Fail> {
     let values = [0x1110u64, 0x2220];
     let a = guest(env, 7, values[0])?;
     let b = guest(env, 7, values[1])?;
+    for (g, v) in [(&a, values[0]), (&b, values[1])] {
+        ensure_eq!(
+            g.vcpu.read_reg(reg::VMPIDR_EL2).ctx("read VMPIDR")?,
+            0x8000_0000,
+            "a new VCPU's VMPIDR_EL2"
+        );
+        // Affinity 0 from the guest's value; bits outside MPIDR's fields are dropped.
+        let mpidr = (v >> 4) & 0xff | 0x00ff_0000_0000_0000;
+        g.vcpu
+            .write_reg(reg::VMPIDR_EL2, mpidr)
+            .ctx("write VMPIDR")?;
+        ensure_eq!(
+            g.vcpu.read_reg(reg::VMPIDR_EL2).ctx("read VMPIDR")?,
+            0x8000_0000 | (v >> 4) & 0xff,
+            "VMPIDR_EL2 keeps MPIDR's fields, bit 31 set"
+        );
+    }
     for g in [&a, &b] {
         g.tcb.resume().ctx("resume")?;
         let m = next_exit(g)?;
