@@ -96,6 +96,8 @@ impl TxSink for Console {
 struct VmmPd {
     vm: Option<Vm<Console>>,
     nr_vcpus: u8,
+    /// Guest exits handled, reported at power-off (`cargo xtask bench` reads it).
+    exits: u64,
 }
 
 /// vCPUs the root task gave us (the SDF's `vcpu` elements, ids from 0): their caps answer.
@@ -118,6 +120,17 @@ fn start_vcpu(vcpu: u8, entry: u64, x0: u64) -> Result<(), axolotl_sys::Invocati
     };
     ctx.x[0] = x0;
     Tcb(vm_tcb_slot(vcpu)).write_registers(true, 0, USER_CONTEXT_WORDS, &ctx)
+}
+
+/// The virtual counter in ns: time since the machine's reset (CNTVOFF is 0 for PDs), which
+/// `cargo xtask bench` reads to split a guest's boot time.
+fn uptime_ns() -> u64 {
+    let (cnt, frq): (u64, u64);
+    // SAFETY: reading the counter and its frequency, which EL0 may do.
+    unsafe {
+        core::arch::asm!("isb", "mrs {c}, cntvct_el0", "mrs {f}, cntfrq_el0", c = out(reg) cnt, f = out(reg) frq)
+    };
+    (u128::from(cnt) * 1_000_000_000 / u128::from(frq.max(1))) as u64
 }
 
 /// SCTLR_EL1 as after reset with the MMU and caches off (RES1 bits set).
@@ -229,12 +242,14 @@ impl VmmPd {
         }
     }
 
-    fn on_event(vm: &mut Vm<Console>, vcpu: u8, event: Event) {
+    fn on_event(vm: &mut Vm<Console>, vcpu: u8, event: Event, exits: u64) {
         match event {
             Event::Idle => vm.uart.sink_mut().flush(),
             Event::SystemOff => {
                 vm.uart.sink_mut().flush();
-                println!("vmm: guest powered off (PSCI SYSTEM_OFF); vCPU {vcpu} stopped");
+                println!(
+                    "vmm: guest powered off (PSCI SYSTEM_OFF); vCPU {vcpu} stopped after {exits} exits"
+                );
             }
             Event::SystemReset => {
                 vm.uart.sink_mut().flush();
@@ -285,8 +300,10 @@ impl Handler for VmmPd {
         match self.load() {
             Ok(ctx) => match start_vcpu(0, ctx.pc, ctx.x[0]) {
                 Ok(()) => println!(
-                    "vmm: guest started at {:#x} (vCPUs: {})",
-                    ctx.pc, self.nr_vcpus
+                    "vmm: guest started at {:#x} (vCPUs: {}) {} ns after reset",
+                    ctx.pc,
+                    self.nr_vcpus,
+                    uptime_ns()
                 ),
                 Err(e) => println!("vmm: cannot start vCPU 0: {e}"),
             },
@@ -298,6 +315,7 @@ impl Handler for VmmPd {
 
     fn fault(&mut self, child: Child, msg: MessageInfo) -> Option<MessageInfo> {
         let vcpu = child.id();
+        self.exits += 1;
         let vm = self.vm.as_mut()?;
         let (reply, event) = match FaultLabel::from_label(msg.label()) {
             Some(FaultLabel::VmFault) => {
@@ -343,7 +361,7 @@ impl Handler for VmmPd {
             }
         };
         if let Some(e) = event {
-            Self::on_event(vm, vcpu, e);
+            Self::on_event(vm, vcpu, e, self.exits);
         }
         // An exit may have raised anyone's interrupt (an SGI, a shared line); no vCPU runs
         // while we do, so all of them get their list registers filled now.
@@ -370,5 +388,6 @@ impl Handler for VmmPd {
 
 axolotl_pd::protection_domain!(VmmPd {
     vm: None,
-    nr_vcpus: 0
+    nr_vcpus: 0,
+    exits: 0
 });

@@ -297,9 +297,15 @@ impl<S: TxSink> Vm<S> {
     /// Interrupts to write now, each into a free list register: `(lr, injection)`. Call
     /// before resuming `vcpu`, and after anything that may raise a line.
     pub fn injections(&mut self, vcpu: usize) -> impl Iterator<Item = (usize, Injection)> + '_ {
-        let nr = self.nr_lrs;
-        (0..nr).filter_map(move |lr| {
-            if vcpu >= MAX_VCPUS || self.lrs[vcpu][lr].is_some() {
+        let nr = if vcpu < MAX_VCPUS { self.nr_lrs } else { 0 };
+        let mut lr = 0;
+        // Stops at the first free list register nothing is left for: one scan of the
+        // distributor per exit when nothing is pending (the common case).
+        core::iter::from_fn(move || {
+            while lr < nr && self.lrs[vcpu][lr].is_some() {
+                lr += 1;
+            }
+            if lr == nr {
                 return None;
             }
             let inj = self.vgic.take_injection(vcpu)?;

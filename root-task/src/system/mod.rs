@@ -45,6 +45,7 @@ pub fn run(bi: &BootInfo) -> ! {
             Err(e) => halt(format_args!("bad boot plan: {e}")),
         }
     };
+    let started = service::now_us();
     let mut sys = match System::build(bi, plan, pack) {
         Ok(s) => s,
         Err(e) => halt(format_args!("building the system failed: {e}")),
@@ -55,7 +56,11 @@ pub fn run(bi: &BootInfo) -> ! {
     } else {
         ""
     };
-    println!("root-task: system up: {pds} protection domains{monitor} started");
+    println!(
+        "root-task: system up: {pds} protection domains{monitor} started (built in {} us, {} us after reset)",
+        service::now_us() - started,
+        service::now_us()
+    );
     service::serve(&mut sys)
 }
 
