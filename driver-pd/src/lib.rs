@@ -15,7 +15,8 @@
 //!
 //! Fault injection for tests: [`pd::Driver::crashing_after`] builds a driver that, in
 //! generation 0 only, writes to an unmapped address once it has completed a given number of
-//! messages; only the test PD `crashing-serial-driver` (tests/pds) uses it.
+//! messages (likewise `hanging_after`, `scribbling_after`, `deleting_caps_after`); only the
+//! test PDs in tests/pds use them.
 
 #![no_std]
 

@@ -76,6 +76,9 @@ enum Inject {
     /// Scribble over the shared tail index of client_a's response queue, as a driver gone
     /// wrong would: the client must detect it and report the driver.
     Scribble(u64),
+    /// Spin forever (before telling the clients): only the monitor's heartbeat watchdog can
+    /// notice.
+    Hang(u64),
     /// Delete every capability in its CSpace (it needs `cnode_cap="true"`): its next wait
     /// on its input endpoint is a cap fault, and the restart must give them all back.
     DeleteCaps(u64),
@@ -104,6 +107,16 @@ impl Driver {
         Driver {
             server: None,
             inject: Some(Inject::Crash(completed)),
+            irqs: 0,
+        }
+    }
+
+    /// A driver that, in generation 0, busy-loops forever once it has completed `completed`
+    /// messages (before telling the clients): for the hang-detection tests only.
+    pub const fn hanging_after(completed: u64) -> Self {
+        Driver {
+            server: None,
+            inject: Some(Inject::Hang(completed)),
             irqs: 0,
         }
     }
@@ -226,6 +239,12 @@ impl Handler for Driver {
                 );
                 // SAFETY: deliberately invalid (nothing is mapped there): the fault is the test.
                 unsafe { core::ptr::write_volatile(0x7_0000_0000 as *mut u64, 1) };
+            }
+            Some(Inject::Hang(n)) if generation() == 0 && done >= n => {
+                println!("serial_driver: fault injection: hanging after {done} completed messages");
+                loop {
+                    core::hint::spin_loop();
+                }
             }
             _ => {}
         }

@@ -56,6 +56,9 @@ pub struct Board {
     pub hyp_timer_irq: u32,
     /// PPI of the EL1 virtual timer (delivered to guests).
     pub virt_timer_irq: u32,
+    /// PPI of the EL1 physical timer: user level's time source, through an IRQ handler cap
+    /// and `TcbSetTimerAccess` (`docs/abi.md`).
+    pub phys_timer_irq: u32,
     /// PPI of the virtual GIC's maintenance interrupt.
     pub vgic_maintenance_irq: u32,
     /// Device memory window handed to user level as device untypeds: [start, end).
@@ -78,6 +81,7 @@ const QEMU_VIRT_COMMON: Board = Board {
     timer_hz: 62_500_000,
     hyp_timer_irq: 26,
     virt_timer_irq: 27,
+    phys_timer_irq: 30,
     vgic_maintenance_irq: 25,
     device_window: (0x0900_0000, 0x0c00_0000),
 };

@@ -163,7 +163,8 @@ pub fn invoke(k: &mut Kernel, t: *mut Tcb, cap: Cap, cap_slot: SlotRef, call: bo
         (Some(Invocation::IrqControlGet), Cap::IrqControl) => (|| {
             need(info, 4)?;
             let irq = mr(0);
-            if !(32..crate::state::MAX_IRQS as u64).contains(&irq) {
+            let timer = irq == crate::BOARD.phys_timer_irq as u64;
+            if !timer && !(32..crate::state::MAX_IRQS as u64).contains(&irq) {
                 return Err(SyscallError::RangeError {
                     min: 32,
                     max: crate::state::MAX_IRQS as u64 - 1,
@@ -399,6 +400,18 @@ fn invoke_tcb(
             if let Some((bcap, bslot)) = buffer {
                 set_ipc_buffer(k, t, mr(3), bcap, bslot)?;
             }
+            Ok(0)
+        }
+        Invocation::TcbSetTimerAccess => {
+            // The EL1 physical timer is one per CPU: whoever holds its interrupt's handler
+            // cap decides who may program it (MR0: 1 grant, 0 withdraw).
+            need(info, 1)?;
+            let (auth, _) = extra_cap(caller, info, 0)?;
+            if !matches!(auth, Cap::IrqHandler { irq } if irq == crate::BOARD.phys_timer_irq) {
+                return Err(SyscallError::InvalidCapability { arg: 1 });
+            }
+            // SAFETY: t is live; the CPU setting follows at the next entry to user level.
+            unsafe { (*t).ptimer = mr(0) != 0 };
             Ok(0)
         }
         Invocation::TcbSetIpcBuffer => {

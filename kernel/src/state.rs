@@ -32,10 +32,13 @@ pub struct Kernel {
     pub loaded_vcpu: *mut crate::vcpu::Vcpu,
     /// List registers of the virtual GIC interface.
     pub nr_lrs: usize,
+    /// The CPU lets EL0 use the EL1 physical timer (a granted native thread runs).
+    pub el0_ptimer: bool,
 }
 
-/// Interrupt ids user level may claim: SPIs (32 and up; SGIs and PPIs, the timer's among
-/// them, stay the kernel's) below this bound.
+/// Interrupt ids user level may claim: SPIs (32 and up) below this bound, and the EL1
+/// physical timer's PPI (`Board::phys_timer_irq`); SGIs and the other PPIs (the kernel's
+/// tick, the guests' virtual timer, the VGIC maintenance interrupt) stay the kernel's.
 pub const MAX_IRQS: usize = 256;
 
 pub static KERNEL: Global<Kernel> = Global::new(Kernel {
@@ -55,4 +58,5 @@ pub static KERNEL: Global<Kernel> = Global::new(Kernel {
     asids: axolotl_kernel_core::asid::AsidTable::new(),
     loaded_vcpu: core::ptr::null_mut(),
     nr_lrs: 0,
+    el0_ptimer: false,
 });

@@ -72,6 +72,9 @@ pub struct Tcb {
     /// The thread whose REPLY slot holds the reply cap to us, while we are BlockedOnReply.
     pub reply_holder: *mut Tcb,
     pub fault: Option<Fault>,
+    /// May program the EL1 physical timer and read CNTPCT at EL0 while native
+    /// (`TcbSetTimerAccess`; ignored while bound to a VCPU: guests always trap it).
+    pub ptimer: bool,
     /// The bound VCPU: the thread is a guest running at EL1 (null: a native thread).
     #[cfg(target_os = "none")]
     pub vcpu: *mut crate::vcpu::Vcpu,
@@ -145,6 +148,7 @@ impl Tcb {
                 bound_ntfn: 0,
                 reply_holder: core::ptr::null_mut(),
                 fault: None,
+                ptimer: false,
                 vcpu: core::ptr::null_mut(),
                 next: core::ptr::null_mut(),
                 prev: core::ptr::null_mut(),

@@ -180,6 +180,12 @@ pub fn enter(k: &mut Kernel, t: *mut Tcb, (root, vmid): (u64, u8)) -> ! {
         k.fpu_owner = t;
     }
     crate::vcpu::switch_to(k, t);
+    // SAFETY: t is live.
+    let ptimer = unsafe { (*t).ptimer } && !crate::vcpu::is_guest(t);
+    if ptimer != k.el0_ptimer {
+        cpu::set_el0_ptimer(ptimer, !crate::vcpu::is_guest(t));
+        k.el0_ptimer = ptimer;
+    }
     if k.vspace != root {
         cpu::set_vspace(root, vmid);
         k.vspace = root;

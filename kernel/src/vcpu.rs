@@ -110,6 +110,9 @@ pub fn unload(k: &mut Kernel) {
     }
     save(k, v);
     hw::set_native();
+    // Native CNTKCTL_EL1 again, EL0 timer access off until `trap::enter` grants it.
+    crate::arch::cpu::set_el0_ptimer(false, true);
+    k.el0_ptimer = false;
     if let Some(g) = k.gic.as_mut() {
         g.mask(BOARD.virt_timer_irq);
     }

@@ -13,10 +13,12 @@
 mod pd {
     use core::mem::MaybeUninit;
 
-    use axolotl_abi::REPORT_CORRUPTION;
-    use axolotl_boot_plan::cspace::ROOT_SERVICE_CAP;
-    use axolotl_boot_plan::{BootPlan, MAX_PDS, MONITOR_PLAN_VADDR, root_service};
-    use axolotl_monitor_core::{Cause, Decision, Tracker, log};
+    use axolotl_abi::{HEARTBEAT, REPORT_CORRUPTION};
+    use axolotl_boot_plan::cspace::{ROOT_SERVICE_CAP, heartbeat_ping_slot};
+    use axolotl_boot_plan::{
+        BootPlan, MAX_PDS, MONITOR_PLAN_VADDR, MONITOR_TIMER_ID, root_service,
+    };
+    use axolotl_monitor_core::{Cause, Decision, Heartbeats, Tracker, earliest, log};
     use axolotl_pd::{Channel, Child, Handler, MessageInfo, get_mr, println};
 
     static mut PLAN: MaybeUninit<BootPlan> = MaybeUninit::uninit();
@@ -36,19 +38,67 @@ mod pd {
         }
     }
 
+    /// The EL1 physical timer, ours by the root task's `TcbSetTimerAccess` grant (its PPI
+    /// arrives as channel `MONITOR_TIMER_ID`). Times are counter ticks.
+    mod timer {
+        use core::arch::asm;
+
+        pub fn frequency() -> u64 {
+            let f: u64;
+            // SAFETY: reading the counter frequency has no side effects.
+            unsafe { asm!("mrs {}, cntfrq_el0", out(reg) f) };
+            f.max(1)
+        }
+
+        pub fn now() -> u64 {
+            let c: u64;
+            // SAFETY: reading the physical counter (EL0 may) has no side effects.
+            unsafe { asm!("isb", "mrs {}, cntpct_el0", out(reg) c) };
+            c
+        }
+
+        /// Fires at counter value `at` (at once if it has passed), or never (`None`).
+        pub fn set(at: Option<u64>) {
+            // SAFETY: the timer is ours by grant; nothing else in this PD uses it.
+            unsafe {
+                match at {
+                    Some(at) => asm!(
+                        "msr cntp_cval_el0, {a}",
+                        "msr cntp_ctl_el0, {c}",
+                        "isb",
+                        a = in(reg) at,
+                        c = in(reg) 1u64,
+                    ),
+                    None => asm!("msr cntp_ctl_el0, {}", "isb", in(reg) 0u64),
+                }
+            }
+        }
+    }
+
     fn now_us() -> u64 {
-        let (cnt, frq): (u64, u64);
-        // SAFETY: reading the virtual counter and its frequency (EL0 may) has no side effects.
-        unsafe {
-            core::arch::asm!("isb", "mrs {c}, cntvct_el0", "mrs {f}, cntfrq_el0",
-                c = out(reg) cnt, f = out(reg) frq)
-        };
-        (cnt as u128 * 1_000_000 / frq.max(1) as u128) as u64
+        (timer::now() as u128 * 1_000_000 / timer::frequency() as u128) as u64
+    }
+
+    fn now_ms() -> u64 {
+        now_us() / 1000
+    }
+
+    const TIMER: Channel = Channel::new(MONITOR_TIMER_ID);
+
+    /// A restart waiting for its backoff.
+    #[derive(Clone, Copy)]
+    struct Pending {
+        cause: Cause,
+        failed_ms: u64,
+        at_ms: u64,
+        generation: u32,
     }
 
     struct Monitor {
         plan: Option<&'static BootPlan>,
         trackers: heapless::Vec<Tracker, MAX_PDS>,
+        heartbeats: Heartbeats,
+        pending: [Option<Pending>; MAX_PDS],
     }
 
     impl Handler for Monitor {
@@ -58,19 +108,33 @@ mod pd {
                 println!("monitor: the boot plan is unreadable; faults will not be handled");
                 return;
             };
-            let now = now_us() / 1000;
+            let now = now_ms();
             for pd in plan.pds.iter() {
                 let _ = self.trackers.push(Tracker::new(&pd.resilience, now));
             }
+            self.heartbeats = Heartbeats::from_plan(plan, now);
+            // A monitor restarted while handling its timer left the interrupt masked.
+            let _ = TIMER.irq_ack();
+            let watched = (0..plan.pds.len()).filter(|&i| plan.watched(i)).count();
             println!(
-                "monitor: watching {} PDs (generation {}); no timer yet: restart backoff and heartbeats are not enforced",
+                "monitor: watching {} PDs (generation {}), {} with heartbeats",
                 plan.pds.len() - 1,
-                axolotl_pd::generation()
+                axolotl_pd::generation(),
+                watched
             );
+            self.rearm();
         }
 
         fn notified(&mut self, ch: Channel) {
-            println!("monitor: unexpected notification on channel {}", ch.id());
+            if ch != TIMER {
+                println!("monitor: unexpected notification on channel {}", ch.id());
+                return;
+            }
+            self.tick();
+            self.rearm();
+            if let Err(e) = TIMER.irq_ack() {
+                println!("monitor: timer IRQ ack failed: {e:?}");
+            }
         }
 
         fn fault(&mut self, child: Child, msg: MessageInfo) -> Option<MessageInfo> {
@@ -79,6 +143,11 @@ mod pd {
             let plan = self.plan?;
             if pd >= plan.pds.len() {
                 println!("monitor: fault of unknown PD {pd}");
+                return None;
+            }
+            if msg.label() == HEARTBEAT {
+                // A Send: nothing to reply to.
+                self.heartbeats.answered(pd as u8, start / 1000);
                 return None;
             }
             if msg.label() == REPORT_CORRUPTION {
@@ -94,6 +163,7 @@ mod pd {
                 };
                 let cause = Cause::Corruption { reporter: pd as u8 };
                 let acted = self.recover(peer as usize, cause, start);
+                self.rearm();
                 return Some(MessageInfo::new(!acted as u64, 0, 0, 0));
             }
             let mut words = [0u64; 16];
@@ -102,39 +172,36 @@ mod pd {
                 *w = get_mr(i);
             }
             self.recover(pd, Cause::from_fault(msg.label(), &words[..n]), start);
+            self.rearm();
             // No reply: a restarted PD runs from its entry, a held one stays stopped.
             None
         }
     }
 
     impl Monitor {
-        /// Applies `pd`'s policy to a failure detected at `start`: has the root task restart
-        /// it, or holds it. Whether it was restarted.
+        /// Applies `pd`'s policy to a failure detected at `start` (us): restarts it now or
+        /// once its backoff has passed, or holds it. Whether it will be restarted.
         fn recover(&mut self, pd: usize, cause: Cause, start: u64) -> bool {
             let (Some(plan), Some(t)) = (self.plan, self.trackers.get_mut(pd)) else {
                 return false;
             };
             let name = plan.pds[pd].name.as_str();
+            self.heartbeats.pause(pd as u8);
+            if self.pending[pd].is_some() {
+                // Already waiting for its restart: a second report changes nothing.
+                return true;
+            }
             match t.on_failure(start / 1000, cause) {
-                Decision::RestartAt { generation, .. } => {
-                    let r = axolotl_sys::call(
-                        ROOT_SERVICE_CAP,
-                        MessageInfo::new(root_service::RESTART, 0, 0, 2),
-                        [pd as u64, generation as u64, 0, 0],
-                    );
-                    if r.label() != 0 {
-                        println!(
-                            "monitor: the root task refused to restart {name} (reason {})",
-                            r.mrs[0]
-                        );
-                        return false;
+                Decision::RestartAt { at_ms, generation } => {
+                    self.pending[pd] = Some(Pending {
+                        cause,
+                        failed_ms: start / 1000,
+                        at_ms,
+                        generation,
+                    });
+                    if at_ms <= now_ms() {
+                        self.restart(pd);
                     }
-                    t.on_restarted(now_us() / 1000);
-                    // The root task's count is the authority: ours starts over when we do.
-                    let given = r.mrs[0] as u32;
-                    println!("{}", log::restarted(name, &cause, given, now_us() - start));
-                    #[cfg(feature = "fault-injection")]
-                    inject(name);
                     true
                 }
                 Decision::Hold { reason } => {
@@ -143,6 +210,73 @@ mod pd {
                     false
                 }
             }
+        }
+
+        /// Has the root task restart `pd`, whose backoff has passed.
+        fn restart(&mut self, pd: usize) {
+            let (Some(plan), Some(p)) = (self.plan, self.pending[pd].take()) else {
+                return;
+            };
+            let name = plan.pds[pd].name.as_str();
+            let start = now_us();
+            let delay = p.at_ms - p.failed_ms;
+            if delay > 0 {
+                println!("{}", log::backoff(name, delay, start / 1000 - p.failed_ms));
+            }
+            let r = axolotl_sys::call(
+                ROOT_SERVICE_CAP,
+                MessageInfo::new(root_service::RESTART, 0, 0, 2),
+                [pd as u64, p.generation as u64, 0, 0],
+            );
+            if r.label() != 0 {
+                println!(
+                    "monitor: the root task refused to restart {name} (reason {})",
+                    r.mrs[0]
+                );
+                return;
+            }
+            let done = now_us();
+            if let Some(t) = self.trackers.get_mut(pd) {
+                t.on_restarted(done / 1000);
+            }
+            self.heartbeats.restarted(pd as u8, done / 1000);
+            // The root task's count is the authority: ours starts over when we do.
+            let given = r.mrs[0] as u32;
+            println!("{}", log::restarted(name, &p.cause, given, done - start));
+            #[cfg(feature = "fault-injection")]
+            inject(name);
+        }
+
+        /// Timer work: due restarts, hung PDs, pings.
+        fn tick(&mut self) {
+            let now = now_ms();
+            for pd in 0..MAX_PDS {
+                if self.pending[pd].is_some_and(|p| p.at_ms <= now) {
+                    self.restart(pd);
+                }
+            }
+            let mut hung = heapless::Vec::<(u8, u64), MAX_PDS>::new();
+            for h in self.heartbeats.hung(now) {
+                let _ = hung.push(h);
+            }
+            for (pd, heartbeat_ms) in hung {
+                self.recover(pd as usize, Cause::Hang { heartbeat_ms }, now_us());
+            }
+            let mut due = heapless::Vec::<u8, MAX_PDS>::new();
+            for pd in self.heartbeats.pings_due(now) {
+                let _ = due.push(pd);
+            }
+            for pd in due {
+                axolotl_sys::signal(heartbeat_ping_slot(pd));
+            }
+        }
+
+        /// Programs the timer for the next due restart, ping or heartbeat deadline.
+        fn rearm(&mut self) {
+            let restart = self.pending.iter().flatten().map(|p| p.at_ms).min();
+            let next = earliest(restart, self.heartbeats.next_wakeup());
+            let f = timer::frequency() as u128;
+            timer::set(next.map(|ms| (ms as u128 * f / 1000) as u64));
         }
     }
 
@@ -160,6 +294,8 @@ mod pd {
     axolotl_pd::protection_domain!(Monitor {
         plan: None,
         trackers: heapless::Vec::new(),
+        heartbeats: Heartbeats::new(),
+        pending: [None; MAX_PDS],
     });
 }
 

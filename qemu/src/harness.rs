@@ -150,6 +150,41 @@ impl Boot {
         needles.iter().map(|n| self.expect(n, timeout)).collect()
     }
 
+    /// Waits until the needles appear in this order after everything matched so far, other
+    /// lines in between; unlike [`Boot::expect_all`] it leaves the match position alone, so
+    /// independent chains of events can each be checked in their own order.
+    pub fn expect_chain(&mut self, needles: &[&str], timeout: Duration) -> Result<(), Failure> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = {
+                let raw = self.console.lock().unwrap();
+                let text = String::from_utf8_lossy(&raw[self.cursor.min(raw.len())..]).into_owned();
+                let mut at = 0;
+                let mut missing = None;
+                for n in needles {
+                    match text[at..].find(n) {
+                        Some(p) => at += p + n.len(),
+                        None => {
+                            missing = Some(*n);
+                            break;
+                        }
+                    }
+                }
+                missing
+            };
+            let Some(missing) = found else {
+                return Ok(());
+            };
+            let exited = matches!(self.child.try_wait(), Ok(Some(_)));
+            if exited || Instant::now() >= deadline {
+                return Err(self.fail(format!(
+                    "waiting for {missing:?} in the chain {needles:?} (timeout {timeout:?})"
+                )));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Fails if `needle` appears anywhere in the console so far.
     pub fn refute(&mut self, needle: &str) -> Result<(), Failure> {
         if self.console().contains(needle) {

@@ -17,13 +17,25 @@ fn restart(gic: u8) {
         DEFAULT_TIMEOUT,
     ));
     check(b.expect("monitor: watching 6 PDs (generation 0)", DEFAULT_TIMEOUT));
-    // Highest priority first: doomed (never restarted), then panicker, then crasher.
-    check(b.expect_all(
+    // Each PD's story in order; the restarts wait for their backoff (10 ms), so the PDs'
+    // stories interleave.
+    check(b.expect_chain(
         &[
             "monitor: doomed failed (panic ip 0x",
             "monitor: holding doomed stopped: restart=never",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    check(b.expect_chain(
+        &[
+            "monitor: restarting panicker after ",
             "monitor: restarted panicker (cause: panic ip 0x",
             "panicker: generation 1 running",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    check(b.expect_chain(
+        &[
             "crasher: generation 0: data 7, bss 0",
             "monitor: restarted crasher (cause: vm-fault write at 0x700000000 ip 0x",
             // The image's data and bss as linked, although generation 0 changed both.
@@ -46,12 +58,19 @@ fn restart(gic: u8) {
         }
     }
     // A PD reports the ring it shares with `victim` corrupt: the monitor restarts the peer.
-    check(b.expect_all(
+    // The reporter has its answer at once; the victim is restarted after its backoff.
+    check(b.expect_chain(
+        &[
+            "victim: generation 0 running",
+            "reporter: corruption on channel 0 reported, peer restarted: true",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    check(b.expect_chain(
         &[
             "victim: generation 0 running",
             "monitor: restarted victim (cause: corruption reported by pd 5) generation 1 in",
             "victim: generation 1 running",
-            "reporter: corruption on channel 0 reported, peer restarted: true",
         ],
         DEFAULT_TIMEOUT,
     ));
@@ -76,6 +95,54 @@ fn restart_from_pristine_image_gicv2() {
     restart(2);
 }
 
+/// Issue #5: restart backoff is enforced. `crash_twice` (restart_backoff_ms 40) fails in
+/// generations 0 and 1; the monitor's own log says it waited at least 40 ms before the first
+/// restart and at least 80 ms (twice the backoff, same run) before the second.
+fn backoff(gic: u8) {
+    let mut b = check(boot_named(gic, "cortex-a72", "-backoff"));
+    let mut waits = Vec::new();
+    for _ in 0..2 {
+        let line = check(b.expect("monitor: restarting crash_twice after ", DEFAULT_TIMEOUT));
+        let nums: Vec<u64> = line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        let [waited, delay] = nums[..] else {
+            panic!("{}", b.failure(format!("unreadable backoff line {line:?}")));
+        };
+        check(b.expect(
+            "monitor: restarted crash_twice (cause: vm-fault",
+            DEFAULT_TIMEOUT,
+        ));
+        waits.push((waited, delay));
+    }
+    check(b.expect("crasher: generation 2: data 7, bss 0", DEFAULT_TIMEOUT));
+    let [(w0, d0), (w1, d1)] = waits[..] else {
+        unreachable!()
+    };
+    if (d0, d1) != (40, 80) || w0 < 40 || w1 < 80 {
+        panic!(
+            "{}",
+            b.failure(format!(
+                "backoffs {d0} and {d1} ms (want 40, 80), waited {w0} and {w1} ms"
+            ))
+        );
+    }
+    for bad in ["KERNEL PANIC", "kernel: FAULT", "refused", "holding"] {
+        check(b.refute(bad));
+    }
+}
+
+#[test]
+fn restart_backoff_is_applied_gicv3() {
+    backoff(3);
+}
+
+#[test]
+fn restart_backoff_is_applied_gicv2() {
+    backoff(2);
+}
+
 /// Issue #5 (6): the monitor itself crashes (its fault-injection hook, built only for test
 /// systems) right after restarting `kill_monitor`. The root task restarts the monitor, the
 /// faults that arrive next are handled by the new monitor, and generations keep growing
@@ -90,11 +157,20 @@ fn monitor_crash(gic: u8) {
             "monitor: fault injection: crashing the monitor",
             "root-task: monitor: restarted monitor (cause: vm-fault write at 0x700000000 ip 0x",
             "monitor: watching 3 PDs (generation 1)",
-            // kill_monitor fails again in its generation 1: handled by the new monitor.
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    // crasher's first failure waited for its backoff in the first monitor; the new one gets
+    // it again (the kernel re-delivers a fault whose handler was restarted).
+    check(b.expect_chain(
+        &["monitor: restarted crasher (cause: vm-fault write at 0x700000000 ip 0x"],
+        DEFAULT_TIMEOUT,
+    ));
+    // kill_monitor fails again in its generation 1: handled by the new monitor.
+    check(b.expect_all(
+        &[
             "monitor: restarted kill_monitor (cause: vm-fault write at 0x700000000 ip 0x",
             "crasher: generation 2: data 7, bss 0",
-            // And another PD's first failure.
-            "monitor: restarted crasher (cause: vm-fault write at 0x700000000 ip 0x",
         ],
         DEFAULT_TIMEOUT,
     ));

@@ -46,6 +46,21 @@ pub const CALL_ABORTED: u64 = (1 << crate::MessageInfo::LABEL_BITS) - 1;
 /// the fault labels' range.
 pub const REPORT_CORRUPTION: u64 = 0x100;
 
+/// Label of a PD's answer to the monitor's heartbeat ping: a `Send` (no reply) on its fault
+/// endpoint, which the monitor receives with the PD's fault badge.
+pub const HEARTBEAT: u64 = 0x101;
+
+/// Badge of the monitor's notification caps to watched PDs: the heartbeat ping. Both event
+/// kind bits together never come from an endpoint cap (PPC badges set only bit 63, fault
+/// badges only bit 62), so the PD runtime reads a notification word with both set as a ping
+/// (plus whatever channel bits arrived with it).
+pub const HEARTBEAT_PING: u64 = BADGE_PPC | BADGE_FAULT;
+
+/// The EL1 physical timer's interrupt (PPI 30, the architecture's recommended number, QEMU
+/// virt's): user level's time source, claimed with `IrqControlGet` and granted to a thread
+/// with `TcbSetTimerAccess` (`docs/abi.md`, "Timer").
+pub const PHYS_TIMER_PPI: u32 = 30;
+
 /// Labels of fault messages sent to a thread's fault endpoint (seL4 AArch64 numbering).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u64)]

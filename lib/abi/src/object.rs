@@ -96,12 +96,13 @@ pub enum Invocation {
     VcpuWriteReg = 34,
     VcpuAckVppi = 35,
     AsidControlMakePool = 36,
+    TcbSetTimerAccess = 37,
 }
 
 impl Invocation {
     pub fn from_label(l: u64) -> Option<Self> {
-        if (1..=36).contains(&l) {
-            // SAFETY: repr(u64), discriminants are exactly 1..=36 with no gaps.
+        if (1..=37).contains(&l) {
+            // SAFETY: repr(u64), discriminants are exactly 1..=37 with no gaps.
             Some(unsafe { core::mem::transmute::<u64, Invocation>(l) })
         } else {
             None
@@ -130,8 +131,8 @@ mod tests {
     #[test]
     fn labels_round_trip() {
         assert_eq!(Invocation::from_label(0), None);
-        assert_eq!(Invocation::from_label(37), None);
-        for l in 1..=36 {
+        assert_eq!(Invocation::from_label(38), None);
+        for l in 1..=37 {
             assert_eq!(Invocation::from_label(l).unwrap() as u64, l);
         }
     }

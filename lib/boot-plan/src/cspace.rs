@@ -19,6 +19,11 @@ pub const OWN_CNODE_CAP: u64 = 8;
 pub const ROOT_SERVICE_CAP: u64 = 9;
 /// `BASE_OUTPUT_NOTIFICATION_CAP + id`: notification of the peer of channel `id`.
 pub const BASE_OUTPUT_NOTIFICATION_CAP: u64 = 10;
+/// The monitor's (it has no channels) `BASE_OUTPUT_NOTIFICATION_CAP + pd`: the heartbeat
+/// ping cap to the notification of PD `pd` (plan index), badge `axolotl_abi::HEARTBEAT_PING`.
+pub const fn heartbeat_ping_slot(pd: u8) -> u64 {
+    BASE_OUTPUT_NOTIFICATION_CAP + pd as u64
+}
 /// `BASE_ENDPOINT_CAP + id`: the callee's input endpoint for a pp channel `id`.
 pub const BASE_ENDPOINT_CAP: u64 = 74;
 /// `BASE_IRQ_CAP + id`: IRQ handler of the IRQ delivered as channel `id`.

@@ -29,6 +29,11 @@ pub const MAX_PATH: usize = 128;
 
 pub type Name = String<MAX_NAME>;
 
+/// The monitor's timer: the EL1 physical timer's PPI (`axolotl_abi::PHYS_TIMER_PPI`),
+/// delivered as its channel 0 (the monitor has no other channels). The root task grants
+/// the thread of any PD with that IRQ the timer (`TcbSetTimerAccess`).
+pub const MONITOR_TIMER_ID: u8 = 0;
+
 /// `table[start..start + len]` of one of the plan's tables.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Span {
@@ -336,6 +341,16 @@ impl BootPlan {
     }
     pub fn caps_of(&self, pd: &Pd) -> &[CapSlot] {
         pd.caps.of(&self.caps)
+    }
+    /// Whether the monitor pings PD `pd` for heartbeats: a parentless PD (the monitor is its
+    /// fault handler, where the answer arrives) other than the monitor, with a non-zero
+    /// `heartbeat_ms`. The monitor has a ping cap to each (`cspace::heartbeat_ping_slot`).
+    pub fn watched(&self, pd: usize) -> bool {
+        self.pds.get(pd).is_some_and(|p| {
+            p.parent.is_none()
+                && Some(pd as u8) != self.monitor
+                && p.resilience.heartbeat_ms.unwrap_or(0) != 0
+        })
     }
     /// The cap in `slot` of `pd`'s CSpace.
     pub fn cap_at(&self, pd: &Pd, slot: u64) -> Option<Cap> {

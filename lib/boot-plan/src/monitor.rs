@@ -8,8 +8,8 @@ use std::vec::Vec;
 use axolotl_sdf as sdf;
 use axolotl_sdf::SystemDescription;
 
-use crate::cspace::ROOT_SERVICE_CAP;
-use crate::model::{BootPlan, Cap, CapSlot};
+use crate::cspace::{ROOT_SERVICE_CAP, heartbeat_ping_slot};
+use crate::model::{BootPlan, Cap, CapSlot, MONITOR_TIMER_ID};
 use crate::{BuildError, ElfInfo};
 
 /// Reserved PD name.
@@ -19,7 +19,6 @@ pub const MONITOR_NAME: &str = "monitor";
 pub const MONITOR_PRIORITY: u8 = 254;
 /// The monitor decodes the plan (up to `PLAN_SIZE_LIMIT`, moved a few times) on its stack.
 pub const MONITOR_STACK: u64 = 0x10_0000;
-
 /// [`crate::build`] with the monitor added, running `monitor`'s image.
 pub fn build_with_monitor(
     sd: &SystemDescription,
@@ -53,7 +52,12 @@ pub fn build_with_monitor(
             span: Default::default(),
         },
         maps: Vec::new(),
-        irqs: Vec::new(),
+        irqs: std::vec![sdf::Irq {
+            irq: axolotl_abi::PHYS_TIMER_PPI,
+            id: MONITOR_TIMER_ID,
+            trigger: sdf::Trigger::Level,
+            span: Default::default(),
+        }],
         setvars: Vec::new(),
         children: Vec::new(),
         virtual_machine: None,
@@ -65,20 +69,35 @@ pub fn build_with_monitor(
     let mut plan = crate::build(&sd, &all)?;
     let m = plan.pds.len() - 1;
     plan.monitor = Some(m as u8);
-    // The monitor has no channels: its caps are the last in the table, by slot, and slot
-    // ROOT_SERVICE_CAP comes after its input, reply and fault endpoint slots.
+    // The monitor has no channels: its caps are the last in the table. Besides those of
+    // every PD (input, reply, fault endpoint) and its timer's IRQ handler: the root service
+    // and a heartbeat ping cap per watched PD, all kept in slot order.
     let full = || {
         std::vec![BuildError::Capacity {
             what: "capabilities",
             limit: crate::MAX_CAPS
         }]
     };
-    plan.caps
-        .push(CapSlot {
-            slot: ROOT_SERVICE_CAP as u16,
-            cap: Cap::RootService,
-        })
-        .map_err(|_| full())?;
-    plan.pds[m].caps.len += 1;
+    let start = plan.pds[m].caps.start as usize;
+    let mut caps: Vec<CapSlot> = plan.caps[start..].to_vec();
+    caps.push(CapSlot {
+        slot: ROOT_SERVICE_CAP as u16,
+        cap: Cap::RootService,
+    });
+    for pd in (0..m).filter(|&pd| plan.watched(pd)) {
+        caps.push(CapSlot {
+            slot: heartbeat_ping_slot(pd as u8) as u16,
+            cap: Cap::Notification {
+                pd: pd as u8,
+                badge: axolotl_abi::HEARTBEAT_PING,
+            },
+        });
+    }
+    caps.sort_by_key(|c| c.slot);
+    plan.caps.truncate(start);
+    for c in &caps {
+        plan.caps.push(*c).map_err(|_| full())?;
+    }
+    plan.pds[m].caps.len = caps.len() as u16;
     Ok(plan)
 }

@@ -169,7 +169,7 @@ fn cnode_cap_gives_a_pd_its_own_cnode_and_the_monitor_comes_last() {
         <protection_domain name="manager" priority="10" cnode_cap="true">
             <program_image path="m.elf" />
         </protection_domain>
-        <protection_domain name="plain" priority="10">
+        <protection_domain name="plain" priority="10" heartbeat_ms="50">
             <program_image path="p.elf" />
         </protection_domain>
     </system>"#;
@@ -190,6 +190,29 @@ fn cnode_cap_gives_a_pd_its_own_cnode_and_the_monitor_comes_last() {
     assert_eq!(plan.monitor, Some(2));
     let mon = &plan.pds[2];
     assert_eq!(plan.cap_at(mon, ROOT_SERVICE_CAP), Some(Cap::RootService));
+    // Its timer: the EL1 physical timer's PPI as channel 0.
+    let irqs = mon.irqs.of(&plan.irqs);
+    assert_eq!(irqs.len(), 1);
+    assert_eq!((irqs[0].irq, irqs[0].id), (axolotl_abi::PHYS_TIMER_PPI, 0));
+    assert_eq!(
+        plan.cap_at(mon, axolotl_boot_plan::cspace::irq_slot(0)),
+        Some(Cap::IrqHandler { irq: 0 })
+    );
+    // A heartbeat ping cap to the watched PD only, and its caps in slot order.
+    assert!(plan.watched(1) && !plan.watched(0) && !plan.watched(2));
+    assert_eq!(
+        plan.cap_at(mon, axolotl_boot_plan::cspace::heartbeat_ping_slot(1)),
+        Some(Cap::Notification {
+            pd: 1,
+            badge: axolotl_abi::HEARTBEAT_PING
+        })
+    );
+    assert_eq!(
+        plan.cap_at(mon, axolotl_boot_plan::cspace::heartbeat_ping_slot(0)),
+        None
+    );
+    let slots: Vec<u16> = plan.caps_of(mon).iter().map(|c| c.slot).collect();
+    assert!(slots.is_sorted(), "{slots:?}");
     assert_eq!(
         plan.cap_at(p, MONITOR_EP),
         Some(Cap::FaultEndpoint {

@@ -6,6 +6,7 @@
 //! - [`Tracker`]: restart policy per PD (policy, limit within a sliding window, exponential
 //!   backoff, generations) → [`Decision`];
 //! - [`Watchdog`]: heartbeat deadlines and the monitor's next timer wake-up;
+//! - [`Heartbeats`]: the ping/answer schedule on top of it, one missed period forgiven;
 //! - [`dependants`] / [`affected`]: who to tell when a PD restarts;
 //! - [`restore_plan`]: the memory operations that put a PD's pristine image back, and the
 //!   CSpace entries to rebuild;
@@ -16,6 +17,7 @@
 
 mod cause;
 mod deps;
+mod heartbeat;
 pub mod log;
 mod restore;
 mod tracker;
@@ -23,6 +25,15 @@ mod watchdog;
 
 pub use cause::{Access, Cause};
 pub use deps::{affected, dependants};
+pub use heartbeat::{Heartbeats, SLACK_PERIODS};
 pub use restore::{MemOp, Ops, RestoreError, RestorePlan, restore_plan};
 pub use tracker::{Decision, HoldReason, RESTART_HISTORY, State, Tracker, ring_generation};
 pub use watchdog::{Expired, Watchdog};
+
+/// The earlier of two optional wake-up times.
+pub fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}

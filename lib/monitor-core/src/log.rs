@@ -38,6 +38,35 @@ impl fmt::Display for Holding<'_> {
     }
 }
 
+/// `monitor: restarting <pd> after <waited> ms (backoff <delay> ms)`: printed before a
+/// restart that waited for its backoff; `waited` is the monitor's own measure from the
+/// failure to the restart, at least `delay`.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff<'a> {
+    pub pd: &'a str,
+    pub delay_ms: u64,
+    pub waited_ms: u64,
+}
+
+impl fmt::Display for Backoff<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "monitor: restarting {} after {} ms (backoff {} ms)",
+            self.pd, self.waited_ms, self.delay_ms
+        )
+    }
+}
+
+/// The line for a restart after its backoff.
+pub fn backoff(pd: &str, delay_ms: u64, waited_ms: u64) -> Backoff<'_> {
+    Backoff {
+        pd,
+        delay_ms,
+        waited_ms,
+    }
+}
+
 /// The line for a restart.
 pub fn restarted<'a>(pd: &'a str, cause: &'a Cause, generation: u32, us: u64) -> Restarted<'a> {
     Restarted {
@@ -76,6 +105,18 @@ mod tests {
         assert_eq!(
             restarted("console", &Cause::Panic { ip: 0x20_1234 }, 1, 0).to_string(),
             "monitor: restarted console (cause: panic ip 0x201234) generation 1 in 0 us"
+        );
+    }
+
+    #[test]
+    fn backoff_and_hang_lines() {
+        assert_eq!(
+            backoff("crash_twice", 40, 41).to_string(),
+            "monitor: restarting crash_twice after 41 ms (backoff 40 ms)"
+        );
+        assert_eq!(
+            restarted("serial_driver", &Cause::Hang { heartbeat_ms: 50 }, 1, 60).to_string(),
+            "monitor: restarted serial_driver (cause: hang (no heartbeat in 50 ms)) generation 1 in 60 us"
         );
     }
 

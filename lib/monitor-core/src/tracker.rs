@@ -173,6 +173,14 @@ impl Tracker {
         Some(generation)
     }
 
+    /// When the pending restart is due, if one is.
+    pub fn due_at(&self) -> Option<u64> {
+        match self.state {
+            State::Restarting { at_ms, .. } => Some(at_ms),
+            _ => None,
+        }
+    }
+
     /// Delay before restart `n` (0-based) of a run: `min(backoff * 2^n, backoff_max)`.
     pub fn backoff(&self, n: u32) -> u64 {
         let factor = 1u64.checked_shl(n).unwrap_or(u64::MAX);
@@ -246,6 +254,30 @@ mod tests {
     }
 
     const FAULT: Cause = Cause::Panic { ip: 0 };
+
+    #[test]
+    fn due_at_is_the_pending_restart() {
+        let r = Resilience {
+            restart: RestartPolicy::Always,
+            restart_limit: 5,
+            restart_window_ms: 10_000,
+            restart_backoff_ms: 20,
+            restart_backoff_max_ms: 1000,
+            ..Default::default()
+        };
+        let mut t = Tracker::new(&r, 0);
+        assert_eq!(t.due_at(), None);
+        t.on_failure(100, Cause::Exited);
+        assert_eq!(t.due_at(), Some(120));
+        t.on_restarted(120);
+        assert_eq!(t.due_at(), None);
+        t.on_failure(130, Cause::Exited);
+        assert_eq!(
+            t.due_at(),
+            Some(170),
+            "second of the run: twice the backoff"
+        );
+    }
 
     #[test]
     fn never_holds() {

@@ -1,4 +1,4 @@
-use axolotl_abi::{BADGE_FAULT, BADGE_PPC, MessageInfo};
+use axolotl_abi::{BADGE_FAULT, BADGE_PPC, HEARTBEAT_PING, MessageInfo};
 
 use crate::channel::{Channel, Child};
 
@@ -31,6 +31,16 @@ impl Event {
             Event::Notified {
                 channels: badge & ID_MASK,
             }
+        }
+    }
+
+    /// Splits the monitor's heartbeat ping off a received badge: whether it was pinged, and
+    /// the badge without it (only a notification word carries both kind bits).
+    pub fn split_ping(badge: u64) -> (bool, u64) {
+        if badge & HEARTBEAT_PING == HEARTBEAT_PING {
+            (true, badge & !HEARTBEAT_PING)
+        } else {
+            (false, badge)
         }
     }
 
@@ -70,6 +80,27 @@ mod tests {
         assert_eq!(Event::decode(mask, m), Event::Notified { channels: mask });
         let ids: Vec<u8> = Event::channels(mask).map(|c| c.id()).collect();
         assert_eq!(ids, [0, 5, 61]);
+    }
+
+    #[test]
+    fn a_ping_is_split_off_and_leaves_the_channels() {
+        let m = MessageInfo::default();
+        let (ping, rest) = Event::split_ping(HEARTBEAT_PING | notification_badge(3));
+        assert!(ping);
+        assert_eq!(
+            Event::decode(rest, m),
+            Event::Notified {
+                channels: notification_badge(3)
+            }
+        );
+        assert_eq!(Event::split_ping(HEARTBEAT_PING), (true, 0));
+        // Endpoint badges carry one kind bit: never a ping.
+        assert_eq!(Event::split_ping(ppc_badge(61)), (false, ppc_badge(61)));
+        assert_eq!(
+            Event::split_ping(child_fault_badge(61)),
+            (false, child_fault_badge(61))
+        );
+        assert_eq!(Event::split_ping(0x3f), (false, 0x3f));
     }
 
     #[test]

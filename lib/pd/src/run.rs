@@ -5,13 +5,14 @@
 //! registers the syscall carries them in.
 
 use axolotl_abi::MessageInfo;
-use axolotl_boot_plan::cspace::INPUT_CAP;
+use axolotl_boot_plan::cspace::{INPUT_CAP, MONITOR_EP};
 use axolotl_sys::ipc::{get_mr, set_mr};
 
 use crate::{Event, Handler};
 
 /// Runs a PD: `init`, then events forever. A PPC or fault reply goes out together with the
-/// next receive (ReplyRecv).
+/// next receive (ReplyRecv). The monitor's heartbeat ping is answered before anything else
+/// (a `HEARTBEAT` Send on the fault endpoint) and never reaches the handler.
 pub fn run<H: Handler>(mut h: H) -> ! {
     h.init();
     let mut reply: Option<MessageInfo> = None;
@@ -23,7 +24,16 @@ pub fn run<H: Handler>(mut h: H) -> ! {
         for (i, v) in m.mrs.iter().enumerate() {
             set_mr(i, *v);
         }
-        reply = match Event::decode(m.badge, m.info) {
+        let (ping, badge) = Event::split_ping(m.badge);
+        if ping {
+            // The monitor's heartbeat: answering proves this loop still turns.
+            axolotl_sys::send(
+                MONITOR_EP,
+                MessageInfo::new(axolotl_abi::HEARTBEAT, 0, 0, 0),
+                [0; 4],
+            );
+        }
+        reply = match Event::decode(badge, m.info) {
             Event::Notified { channels } => {
                 Event::channels(channels).for_each(|ch| h.notified(ch));
                 None

@@ -273,6 +273,14 @@ pub fn tcb_bind_notification(notification: CPtr) -> Encoded {
     Encoded::new(I::TcbBindNotification, &[], &[notification])
 }
 
+pub fn tcb_set_timer_access(enable: bool, ptimer_irq_handler: CPtr) -> Encoded {
+    Encoded::new(
+        I::TcbSetTimerAccess,
+        &[enable as u64],
+        &[ptimer_irq_handler],
+    )
+}
+
 pub fn tcb_unbind_notification() -> Encoded {
     Encoded::new(I::TcbUnbindNotification, &[], &[])
 }

@@ -643,6 +643,13 @@ impl System {
         let h = IrqHandler(slot);
         h.set_notification(Notification(n))
             .step("IRQ set notification")?;
+        if q.irq == axolotl_abi::PHYS_TIMER_PPI {
+            // The timer's PPI comes with the timer: the PD's thread may program it.
+            self.pds[i]
+                .tcb
+                .set_timer_access(true, h)
+                .step("grant the EL1 physical timer")?;
+        }
         let _ = self.irq_handlers.push((irq, h));
         Ok(h)
     }

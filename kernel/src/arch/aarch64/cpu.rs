@@ -49,11 +49,37 @@ pub unsafe fn init_el2() {
             hcr = in(reg) HCR_NATIVE,
             vtcr = in(reg) VTCR,
             cptr = in(reg) 0x33ffu64,
-            cnthctl = in(reg) 0b01u64,
-            cntkctl = in(reg) 0b11u64,
+            cnthctl = in(reg) CNTHCTL_DEFAULT,
+            cntkctl = in(reg) CNTKCTL_NATIVE,
             sctlr1 = in(reg) 0x30d0_0800u64,
             cpacr = in(reg) 3u64 << 20,
         );
+    }
+}
+
+/// CNTHCTL_EL2 by default: EL1 and EL0 may read the physical counter (EL1PCTEN), not use
+/// the EL1 physical timer (EL1PCEN clear), so a guest's CNTP_* accesses trap.
+pub const CNTHCTL_DEFAULT: u64 = 0b01;
+/// CNTKCTL_EL1 of native threads: EL0 may read the physical and virtual counters.
+pub const CNTKCTL_NATIVE: u64 = 0b11;
+
+/// Lets EL0 use the EL1 physical timer or not (`TcbSetTimerAccess`). Under HCR_EL2.{E2H=0,
+/// TGE=1} an EL0 CNTP_* access needs both CNTKCTL_EL1.EL0PTEN (bit 9) and
+/// CNTHCTL_EL2.EL1PCEN (bit 1); it traps to EL2 otherwise. `native`: CNTKCTL_EL1 holds the
+/// native value (a guest's own is left alone; CNTHCTL_EL2 alone keeps it trapping).
+pub fn set_el0_ptimer(on: bool, native: bool) {
+    let (hctl, kctl) = if on {
+        (CNTHCTL_DEFAULT | 1 << 1, CNTKCTL_NATIVE | 1 << 9)
+    } else {
+        (CNTHCTL_DEFAULT, CNTKCTL_NATIVE)
+    };
+    // SAFETY: timer access controls of EL1/EL0; the kernel's own timer is CNTHP.
+    unsafe {
+        asm!("msr cnthctl_el2, {}", in(reg) hctl);
+        if native {
+            asm!("msr cntkctl_el1, {}", in(reg) kctl);
+        }
+        asm!("isb");
     }
 }
 

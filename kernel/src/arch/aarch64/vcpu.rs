@@ -25,8 +25,7 @@ pub const HCR_GUEST: u64 = (1 << 0) // VM
 pub const SCTLR_EL1_DEFAULT: u64 = 0x30d0_0800;
 /// CPACR_EL1 with FP/SIMD allowed at EL0 and EL1.
 pub const CPACR_FP: u64 = 3 << 20;
-/// CNTKCTL_EL1 of native threads: EL0 may read the physical and virtual counters.
-pub const CNTKCTL_NATIVE: u64 = 0b11;
+pub use super::cpu::CNTKCTL_NATIVE;
 
 pub const MAX_LRS: usize = 16;
 

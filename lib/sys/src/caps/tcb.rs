@@ -1,4 +1,4 @@
-use super::{CNode, Frame, Notification, VSpace, cap_type, invoke_unit};
+use super::{CNode, Frame, IrqHandler, Notification, VSpace, cap_type, invoke_unit};
 use crate::context::UserContext;
 use crate::encode;
 use crate::invoke::{InvocationError, invoke};
@@ -106,6 +106,13 @@ impl Tcb {
 
     pub fn bind_notification(self, notification: Notification) -> R {
         invoke_unit(self.0, &encode::tcb_bind_notification(notification.0))
+    }
+
+    /// Lets the thread use the EL1 physical timer (CNTP_* and CNTPCT at EL0) or withdraws
+    /// it; `authority` is the handler cap of the timer's interrupt
+    /// (`axolotl_abi::PHYS_TIMER_PPI`).
+    pub fn set_timer_access(self, enable: bool, authority: IrqHandler) -> R {
+        invoke_unit(self.0, &encode::tcb_set_timer_access(enable, authority.0))
     }
 
     pub fn unbind_notification(self) -> R {

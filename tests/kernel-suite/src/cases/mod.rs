@@ -7,6 +7,7 @@ mod ipc;
 mod irq;
 mod sched;
 mod tcb;
+mod timer;
 mod untyped;
 mod vcpu;
 mod vm;
@@ -87,6 +88,14 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("vm_asid_pool_assign", vm::asid),
     ("irq_control_errors", irq::control_errors),
     ("irq_rtc_alarm_delivery", irq::rtc_alarm),
+    (
+        "timer_el0_without_grant_faults",
+        timer::el0_without_grant_faults,
+    ),
+    (
+        "timer_el0_grant_delivers_ppi30",
+        timer::el0_grant_delivers_ppi,
+    ),
     ("vcpu_gic_pages_kernel_only", vcpu::gic_pages_kernel_only),
     ("vcpu_invocations", vcpu::invocations),
     ("vcpu_guest_mmio_widths", vcpu::mmio),

@@ -1,0 +1,232 @@
+//! The monitor's heartbeat protocol: it pings every watched PD once per period (a signal on
+//! the PD's notification with the `HEARTBEAT_PING` badge) and the PD's event loop answers
+//! (a `HEARTBEAT` message on its fault endpoint). A PD is hung when no answer came for
+//! `1 + SLACK_PERIODS` periods: one missed ping is forgiven (a ping can arrive just after
+//! the PD answered the previous one, or while it handles a long event).
+//!
+//! The deadlines are a [`Watchdog`] whose period is the whole allowance; the ping schedule
+//! is kept beside it. Everything is in monitor milliseconds.
+
+use axolotl_boot_plan::model::{BootPlan, MAX_PDS};
+
+use crate::Watchdog;
+
+/// Missed periods forgiven before a PD counts as hung.
+pub const SLACK_PERIODS: u64 = 1;
+
+/// Pings and answer deadlines of up to `MAX_PDS` PDs, by PD index.
+#[derive(Clone, Debug)]
+pub struct Heartbeats {
+    dog: Watchdog,
+    /// 0: not watched.
+    period_ms: [u64; MAX_PDS],
+    next_ping_ms: [u64; MAX_PDS],
+}
+
+impl Default for Heartbeats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Heartbeats {
+    pub const fn new() -> Self {
+        Heartbeats {
+            dog: Watchdog::new(),
+            period_ms: [0; MAX_PDS],
+            next_ping_ms: [0; MAX_PDS],
+        }
+    }
+
+    /// Watches every PD the monitor pings (`BootPlan::watched`), all started at `now_ms`.
+    pub fn from_plan(plan: &BootPlan, now_ms: u64) -> Self {
+        let mut h = Self::new();
+        for pd in (0..plan.pds.len()).filter(|&pd| plan.watched(pd)) {
+            let period = plan.pds[pd].resilience.heartbeat_ms.unwrap_or(0);
+            h.watch(pd as u8, period, now_ms);
+        }
+        h
+    }
+
+    /// Watches `pd` with `period_ms` from `now_ms` (0: not at all): first ping a period
+    /// away, hung if no answer for `(1 + SLACK_PERIODS) * period_ms`.
+    pub fn watch(&mut self, pd: u8, period_ms: u64, now_ms: u64) {
+        let i = pd as usize;
+        if i >= MAX_PDS {
+            return;
+        }
+        self.period_ms[i] = period_ms;
+        self.next_ping_ms[i] = now_ms.saturating_add(period_ms);
+        self.dog
+            .watch(pd, period_ms.saturating_mul(1 + SLACK_PERIODS), now_ms);
+    }
+
+    /// The period of `pd` (0: not watched).
+    pub fn period(&self, pd: u8) -> u64 {
+        self.period_ms.get(pd as usize).copied().unwrap_or(0)
+    }
+
+    /// `pd` answered at `now_ms`. Ignored while it is paused (a restart is pending): only
+    /// its restart re-arms it.
+    pub fn answered(&mut self, pd: u8, now_ms: u64) {
+        if self.dog.deadline(pd).is_some() {
+            self.dog.beat(pd, now_ms);
+        }
+    }
+
+    /// `pd` was restarted at `now_ms`: watched afresh, as at boot.
+    pub fn restarted(&mut self, pd: u8, now_ms: u64) {
+        let period = self.period(pd);
+        if period != 0 {
+            self.watch(pd, period, now_ms);
+        }
+    }
+
+    /// `pd` is stopped or about to be restarted: neither pinged nor timed until restarted.
+    pub fn pause(&mut self, pd: u8) {
+        self.dog.pause(pd);
+    }
+
+    /// Whether `pd` is watched and not paused.
+    pub fn armed(&self, pd: u8) -> bool {
+        self.dog.deadline(pd).is_some()
+    }
+
+    /// The PDs to ping at `now_ms`, by index; each one's next ping is then a period after
+    /// `now_ms` (late pings are not caught up).
+    pub fn pings_due(&mut self, now_ms: u64) -> impl Iterator<Item = u8> + '_ {
+        (0..MAX_PDS as u8).filter(move |&pd| {
+            let i = pd as usize;
+            let due = self.dog.deadline(pd).is_some() && self.next_ping_ms[i] <= now_ms;
+            if due {
+                self.next_ping_ms[i] = now_ms.saturating_add(self.period_ms[i]);
+            }
+            due
+        })
+    }
+
+    /// The PDs hung at `now_ms` with their period (`Cause::Hang`), each reported once and
+    /// then paused.
+    pub fn hung(&mut self, now_ms: u64) -> impl Iterator<Item = (u8, u64)> + '_ {
+        let periods = self.period_ms;
+        self.dog
+            .expired(now_ms)
+            .map(move |(pd, _)| (pd, periods[pd as usize]))
+    }
+
+    /// When something is next due: a ping, or a deadline passing.
+    pub fn next_wakeup(&self) -> Option<u64> {
+        let ping = (0..MAX_PDS)
+            .filter(|&i| self.dog.deadline(i as u8).is_some())
+            .map(|i| self.next_ping_ms[i])
+            .min();
+        crate::earliest(ping, self.dog.next_wakeup())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::vec::Vec;
+
+    use super::*;
+
+    fn pings(h: &mut Heartbeats, now: u64) -> Vec<u8> {
+        h.pings_due(now).collect()
+    }
+    fn hung(h: &mut Heartbeats, now: u64) -> Vec<(u8, u64)> {
+        h.hung(now).collect()
+    }
+
+    #[test]
+    fn pinged_every_period_and_answering_is_never_hung() {
+        let mut h = Heartbeats::new();
+        h.watch(2, 100, 0);
+        assert_eq!(h.next_wakeup(), Some(100));
+        assert!(pings(&mut h, 99).is_empty());
+        for k in 1..50u64 {
+            let t = k * 100;
+            assert_eq!(pings(&mut h, t), [2]);
+            assert!(pings(&mut h, t).is_empty(), "one ping per period");
+            h.answered(2, t + 3);
+            assert!(hung(&mut h, t + 99).is_empty());
+            assert_eq!(h.next_wakeup(), Some(t + 100));
+        }
+    }
+
+    #[test]
+    fn one_missed_period_is_forgiven_two_are_a_hang() {
+        let mut h = Heartbeats::new();
+        h.watch(1, 100, 0);
+        assert_eq!(pings(&mut h, 100), [1]);
+        h.answered(1, 105);
+        // Silent from here: pinged at 200 and 300, deadline 105 + 200.
+        assert_eq!(pings(&mut h, 200), [1]);
+        assert!(hung(&mut h, 300).is_empty());
+        assert_eq!(pings(&mut h, 300), [1]);
+        assert!(
+            hung(&mut h, 305).is_empty(),
+            "exactly on the deadline is on time"
+        );
+        assert_eq!(h.next_wakeup(), Some(306));
+        assert_eq!(hung(&mut h, 306), [(1, 100)]);
+        // Reported once, then paused: no pings, no second report, nothing to wake for.
+        assert!(hung(&mut h, 10_000).is_empty());
+        assert!(pings(&mut h, 10_000).is_empty());
+        assert_eq!(h.next_wakeup(), None);
+        // A late answer from the hung PD does not re-arm it; its restart does.
+        h.answered(1, 10_001);
+        assert!(!h.armed(1));
+        h.restarted(1, 20_000);
+        assert!(h.armed(1));
+        assert_eq!(h.next_wakeup(), Some(20_100));
+        assert!(hung(&mut h, 20_200).is_empty());
+        assert_eq!(hung(&mut h, 20_201), [(1, 100)]);
+    }
+
+    #[test]
+    fn a_hang_right_after_the_start_is_found_within_two_periods() {
+        let mut h = Heartbeats::new();
+        h.watch(0, 50, 1000);
+        assert_eq!(pings(&mut h, 1050), [0]);
+        assert_eq!(pings(&mut h, 1100), [0]);
+        assert!(hung(&mut h, 1100).is_empty());
+        assert_eq!(hung(&mut h, 1101), [(0, 50)]);
+    }
+
+    #[test]
+    fn paused_pds_are_neither_pinged_nor_timed() {
+        let mut h = Heartbeats::new();
+        h.watch(3, 10, 0);
+        h.watch(4, 30, 0);
+        h.pause(3);
+        assert_eq!(h.next_wakeup(), Some(30));
+        assert_eq!(pings(&mut h, 1000), [4]);
+        assert_eq!(hung(&mut h, 1000), [(4, 30)]);
+        assert_eq!(h.next_wakeup(), None);
+    }
+
+    #[test]
+    fn unwatched_pds_stay_out() {
+        let mut h = Heartbeats::new();
+        h.watch(5, 0, 0);
+        h.restarted(5, 10);
+        h.answered(5, 10);
+        h.watch(200, 10, 0);
+        assert!(!h.armed(5));
+        assert_eq!(h.next_wakeup(), None);
+        assert!(pings(&mut h, u64::MAX).is_empty());
+        assert!(hung(&mut h, u64::MAX).is_empty());
+    }
+
+    #[test]
+    fn late_pings_are_not_caught_up() {
+        let mut h = Heartbeats::new();
+        h.watch(0, 10, 0);
+        h.answered(0, 5);
+        assert_eq!(pings(&mut h, 25), [0]);
+        assert_eq!(h.next_wakeup(), Some(26), "deadline 5 + 20 passes first");
+        h.answered(0, 25);
+        assert_eq!(h.next_wakeup(), Some(35));
+    }
+}
