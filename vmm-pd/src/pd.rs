@@ -14,7 +14,8 @@ use axolotl_vmm_core::{Event, Layout, Reply, TxSink, Vm};
 // The guest, embedded at build time (build.rs; empty files when no artifacts were given).
 core::arch::global_asm!(
     ".section .rodata.guest, \"a\"",
-    ".balign 4096",
+    // 2 MiB: the root task loads the aligned stretches of this blob in large frames.
+    ".balign 0x200000",
     ".global vmm_guest_kernel_start",
     ".global vmm_guest_kernel_end",
     "vmm_guest_kernel_start:",

@@ -12,7 +12,7 @@ use axolotl_sys::{
 };
 use heapless::Vec;
 
-use super::image::{self, PAGE, Source};
+use super::image::{self, LARGE, PAGE, Source};
 use super::vspace;
 
 /// Most pages of PD images, stacks and IPC buffers together (restored on restart).
@@ -98,6 +98,8 @@ pub struct RegionFrames {
 pub struct Page {
     pub pd: u8,
     pub vaddr: u64,
+    /// `PAGE`, or `LARGE` for 2 MiB stretches of big image segments.
+    pub size: u64,
     pub frame: Frame,
     pub alias: u64,
     /// How the page is mapped in the PD (executable pages are remapped after a refill, which
@@ -335,7 +337,7 @@ impl System {
             ));
         }
         let alias = Frame(self.copy(p.frame.0, Rights::ALL)?);
-        p.alias = self.alias_next;
+        p.alias = self.alias_next.next_multiple_of(p.size);
         let root = VSpace(init_cap::VSPACE);
         vspace::map(
             &mut self.alloc,
@@ -346,7 +348,7 @@ impl System {
             vm_attr::CACHEABLE,
         )
         .step("alias map")?;
-        self.alias_next += PAGE;
+        self.alias_next = p.alias + p.size;
         let _ = self.pages.push(p);
         // PDs are built one after the other, so each one's pages are consecutive.
         let i = p.pd as usize;
@@ -366,17 +368,20 @@ impl System {
         let src = self.source(pd, &setvars)?;
         src.check()?;
         let mut ipc_frame = None;
-        for p in src.pages() {
-            let (page, seg) = p?;
-            let frame = Frame(
-                self.alloc
-                    .alloc(ObjectType::SmallFrame, 0)
-                    .step("image frame")?,
-            );
+        let ipc_page = pd.ipc_buffer & !(PAGE - 1);
+        for p in src.pages(ipc_page) {
+            let (page, size, seg) = p?;
+            let ty = if size == LARGE {
+                ObjectType::LargeFrame
+            } else {
+                ObjectType::SmallFrame
+            };
+            let frame = Frame(self.alloc.alloc(ty, 0).step("image frame")?);
             let (rights, attrs) = vspace::rights_attrs(seg.perms, true);
             let alias = self.record(Page {
                 pd: i as u8,
                 vaddr: page,
+                size,
                 frame,
                 alias: 0,
                 rights,
@@ -384,12 +389,12 @@ impl System {
             })?;
             // SAFETY: `record` mapped the frame at `alias`, read-write, for the root task
             // alone; the PD cannot see it before the map below.
-            let dst = unsafe { core::slice::from_raw_parts_mut(alias as *mut u8, PAGE as usize) };
+            let dst = unsafe { core::slice::from_raw_parts_mut(alias as *mut u8, size as usize) };
             src.fill(dst, page);
             // Mapped after the fill: an executable mapping makes the kernel clean the
             // instruction cache for it.
             vspace::map(&mut self.alloc, frame, o.vspace, page, rights, attrs).step("image map")?;
-            if page == pd.ipc_buffer & !(PAGE - 1) {
+            if page == ipc_page {
                 ipc_frame = Some(frame);
             }
         }
@@ -401,6 +406,7 @@ impl System {
             s.record(Page {
                 pd: i as u8,
                 vaddr,
+                size: PAGE,
                 frame,
                 alias: 0,
                 rights,
@@ -670,7 +676,8 @@ impl System {
         let span = self.page_spans.get(i).cloned().unwrap_or(0..0);
         for p in &self.pages[span] {
             // SAFETY: the alias of a frame of the stopped PD, mapped read-write for us alone.
-            let dst = unsafe { core::slice::from_raw_parts_mut(p.alias as *mut u8, PAGE as usize) };
+            let dst =
+                unsafe { core::slice::from_raw_parts_mut(p.alias as *mut u8, p.size as usize) };
             if p.attrs & vm_attr::EXECUTABLE == 0 {
                 src.fill(dst, p.vaddr);
             } else if !src.matches(dst, p.vaddr) {

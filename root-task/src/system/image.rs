@@ -14,6 +14,7 @@ use super::vspace;
 use axolotl_sys::mem;
 
 pub const PAGE: u64 = 0x1000;
+pub const LARGE: u64 = 0x20_0000;
 /// Where the root task sees the page it is filling (nothing else lives this high).
 const SCRATCH: u64 = 0x7f_0000_0000;
 
@@ -37,8 +38,9 @@ impl Source<'_> {
         Ok(())
     }
 
-    /// The content of the page at `page`: the file bytes of the segment covering it, zero
-    /// elsewhere (segments never share a page), then setvars.
+    /// The content of the page at `page` (as long as `dst`: a small or a large page): the file
+    /// bytes of the segment covering it, zero elsewhere (segments never share a page), then
+    /// setvars.
     pub fn fill(&self, dst: &mut [u8], page: u64) {
         let mut copied = 0..0;
         for s in self.segments {
@@ -61,7 +63,7 @@ impl Source<'_> {
         if self
             .setvars
             .iter()
-            .any(|&(va, _)| va + 8 > page && va < page + PAGE)
+            .any(|&(va, _)| va + 8 > page && va < page + dst.len() as u64)
         {
             return false;
         }
@@ -69,7 +71,7 @@ impl Source<'_> {
         for s in self.segments {
             let file = &self.image[s.offset as usize..(s.offset + s.filesz) as usize];
             let lo = page.max(s.vaddr);
-            let hi = (page + PAGE).min(s.vaddr + file.len() as u64);
+            let hi = (page + dst.len() as u64).min(s.vaddr + file.len() as u64);
             if lo < hi {
                 let (d, f, n) = (
                     (lo - page) as usize,
@@ -85,22 +87,39 @@ impl Source<'_> {
         mem::is_zero(&dst[..covered.start]) && mem::is_zero(&dst[covered.end..])
     }
 
-    /// The pages the segments cover, in order; `Err` if two segments share one.
-    pub fn pages(&self) -> impl Iterator<Item = Result<(u64, &Segment), Error>> + '_ {
-        let mut last: Option<u64> = None;
+    /// The pages the segments cover, in order, as `(vaddr, size, segment)`: a 2 MiB page
+    /// wherever a 2 MiB-aligned stretch lies wholly inside one segment and does not hold
+    /// `small_only` (the IPC buffer's page, which must be a small frame), 4 KiB pages
+    /// elsewhere; `Err` if two segments share a page.
+    pub fn pages(
+        &self,
+        small_only: u64,
+    ) -> impl Iterator<Item = Result<(u64, u64, &Segment), Error>> + '_ {
+        let mut last_end: Option<u64> = None;
         self.segments
             .iter()
             .flat_map(move |s| {
-                let first = s.vaddr & !(PAGE - 1);
-                let n = (s.vaddr + s.memsz - first).div_ceil(PAGE);
-                (0..n).map(move |k| (first + k * PAGE, s))
+                let end = (s.vaddr + s.memsz).next_multiple_of(PAGE);
+                let mut at = s.vaddr & !(PAGE - 1);
+                core::iter::from_fn(move || {
+                    if at >= end {
+                        return None;
+                    }
+                    let large = at.is_multiple_of(LARGE)
+                        && at + LARGE <= end
+                        && !(at..at + LARGE).contains(&small_only);
+                    let size = if large { LARGE } else { PAGE };
+                    let page = (at, size, s);
+                    at += size;
+                    Some(page)
+                })
             })
-            .map(move |(p, s)| {
-                if last.is_some_and(|l| l >= p) {
+            .map(move |(p, size, s)| {
+                if last_end.is_some_and(|l| l > p) {
                     return Err(Error::Plan("image segments share a page"));
                 }
-                last = Some(p);
-                Ok((p, s))
+                last_end = Some(p + size);
+                Ok((p, size, s))
             })
     }
 }
@@ -114,7 +133,7 @@ fn copy_overlap(
     src: &[u8],
 ) -> Option<core::ops::Range<usize>> {
     let lo = page.max(src_va);
-    let hi = (page + PAGE).min(src_va + src.len() as u64);
+    let hi = (page + dst.len() as u64).min(src_va + src.len() as u64);
     (lo < hi).then(|| {
         let (d, s) = ((lo - page) as usize, (lo - src_va) as usize);
         let n = (hi - lo) as usize;
