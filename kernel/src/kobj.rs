@@ -11,9 +11,9 @@ use crate::thread::{Tcb, slot};
 
 pub struct Kobj<'a>(pub &'a mut Kernel);
 
+/// Kernel-core hands us memory of an untyped that no live object uses.
 fn zero(addr: u64, len: u64) {
-    // SAFETY: kernel-core hands us memory of an untyped that no live object uses.
-    unsafe { core::ptr::write_bytes(addr as *mut u8, 0, len as usize) };
+    crate::arch::cpu::zero(addr, len);
 }
 
 impl ObjectInit for Kobj<'_> {

@@ -5,8 +5,8 @@ use axolotl_abi::vcpu::resume::{ADVANCE, INJECT_ABORT, WRITE_REG};
 use axolotl_abi::{FaultLabel, USER_CONTEXT_WORDS};
 use axolotl_boot_plan::cspace::{vcpu_slot, vm_tcb_slot};
 use axolotl_pd::{Channel, Child, Handler, MessageInfo, SetVar, get_mr, println, set_mr};
-use axolotl_sys::debug_puts;
 use axolotl_sys::{Tcb, UserContext, Vcpu};
+use axolotl_sys::{debug_puts, mem};
 use axolotl_vmm_core::guest::{GuestSpec, plan};
 use axolotl_vmm_core::vgic::GicVersion;
 use axolotl_vmm_core::{Event, Layout, Reply, TxSink, Vm};
@@ -183,12 +183,13 @@ impl VmmPd {
         let at = |addr: u64| (addr - RAM_BASE) as usize;
         let k = at(p.layout.kernel.addr);
         let file_len = p.header.file_len as usize;
-        ram[k..k + file_len].copy_from_slice(&kernel[..file_len]);
+        // lib/sys's copy moves 64 bytes a step: the Image is 32 MiB.
+        mem::copy(&mut ram[k..k + file_len], &kernel[..file_len]);
         let d = at(p.layout.dtb.addr);
         ram[d..d + p.layout.dtb.size as usize].copy_from_slice(&dtb[..p.layout.dtb.size as usize]);
         if let Some(r) = p.layout.initrd {
             let i = at(r.addr);
-            ram[i..i + initrd.len()].copy_from_slice(initrd);
+            mem::copy(&mut ram[i..i + initrd.len()], initrd);
         }
         println!(
             "vmm: Linux Image {} KiB at {:#x}, initramfs {} KiB, DTB {} bytes at {:#x}, GICv{}",
