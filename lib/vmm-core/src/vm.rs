@@ -100,7 +100,7 @@ pub struct Vm<S> {
     pub psci: Psci,
     layout: Layout,
     /// What each list register holds, as far as the VMM injected it.
-    lrs: [[Option<u32>; MAX_LRS]; MAX_VCPUS],
+    lrs: [[Option<Injection>; MAX_LRS]; MAX_VCPUS],
     nr_lrs: usize,
 }
 
@@ -285,7 +285,7 @@ impl<S: TxSink> Vm<S> {
     /// The guest completed the interrupt in list register `lr`. Returns the virtual PPI to
     /// acknowledge (`VcpuAckVppi`) when it was the timer.
     pub fn maintenance(&mut self, vcpu: usize, lr: usize) -> Option<u32> {
-        let intid = self.lrs.get_mut(vcpu)?.get_mut(lr)?.take()?;
+        let intid = self.lrs.get_mut(vcpu)?.get_mut(lr)?.take()?.intid;
         if intid == VTIMER_INTID {
             // The physical line is sampled again once unmasked: it fires anew if still high.
             let _ = self.vgic.set_level(vcpu, VTIMER_INTID, false);
@@ -309,7 +309,7 @@ impl<S: TxSink> Vm<S> {
                 return None;
             }
             let inj = self.vgic.take_injection(vcpu)?;
-            self.lrs[vcpu][lr] = Some(inj.intid);
+            self.lrs[vcpu][lr] = Some(inj);
             Some((lr, inj))
         })
     }
@@ -317,9 +317,8 @@ impl<S: TxSink> Vm<S> {
     /// The kernel refused an injection from [`Vm::injections`]: the interrupt is pending
     /// again and the list register free.
     pub fn injection_failed(&mut self, vcpu: usize, lr: usize) {
-        if let Some(intid) = self.lrs.get_mut(vcpu).and_then(|l| l.get_mut(lr)?.take()) {
-            self.vgic.complete_injection(vcpu, intid);
-            let _ = self.vgic.pulse(vcpu, intid);
+        if let Some(inj) = self.lrs.get_mut(vcpu).and_then(|l| l.get_mut(lr)?.take()) {
+            self.vgic.refuse_injection(vcpu, &inj);
         }
     }
 

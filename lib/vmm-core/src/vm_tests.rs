@@ -217,8 +217,29 @@ fn injections_never_exceed_the_list_registers_and_a_refused_one_comes_back() {
     assert_eq!(got.len(), 4);
     let lrs: Vec<_> = got.iter().map(|g| g.0).collect();
     assert_eq!(lrs, [0, 1, 2, 3]);
+    let refused = got[2].1.intid;
     m.injection_failed(0, 2);
     let retry: Vec<_> = m.injections(0).collect();
     assert_eq!(retry.len(), 1);
     assert_eq!(retry[0].0, 2);
+    // The refused SGI itself is delivered again, not just the next one in line.
+    assert_eq!(retry[0].1.intid, refused);
+}
+
+#[test]
+fn a_refused_gicv2_sgi_comes_back_with_its_source() {
+    let mut m = vm(false);
+    m.vm_fault(0, GICD, false, dabt(4, 1, true), 0b11);
+    m.vm_fault(0, GICD + 0x100, false, dabt(4, 1, true), 0xffff);
+    // vCPU 0 sends SGI 5 to itself (TargetListFilter 2: "to the requesting CPU").
+    m.vm_fault(0, GICD + 0xF00, false, dabt(4, 1, true), (2 << 24) | 5);
+    let got: Vec<_> = m.injections(0).collect();
+    assert_eq!(got.iter().map(|g| g.1.intid).collect::<Vec<_>>(), [5]);
+    m.injection_failed(0, got[0].0);
+    let again: Vec<_> = m.injections(0).collect();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].1.intid, again[0].1.source), (5, got[0].1.source));
+    // Completed, it stays done.
+    m.maintenance(0, again[0].0);
+    assert_eq!(m.injections(0).count(), 0);
 }

@@ -15,6 +15,8 @@ pub struct Injection {
     /// 8-bit GIC priority (the implemented top bits).
     pub priority: u8,
     pub group1: bool,
+    /// GICv2 SGIs: the sending vCPU this instance stands for (0 otherwise).
+    pub source: u8,
 }
 
 impl Vgic {
@@ -23,12 +25,34 @@ impl Vgic {
     /// Call once per free list register.
     pub fn take_injection(&mut self, vcpu: usize) -> Option<Injection> {
         let (intid, _) = self.next_pending(vcpu)?;
-        let (lr, _) = self.take_for_lr(vcpu, intid)?;
+        let (lr, source) = self.take_for_lr(vcpu, intid)?;
         Some(Injection {
             intid,
             priority: lr.priority,
             group1: lr.group1,
+            source,
         })
+    }
+
+    /// The kernel did not take `inj` (from [`Vgic::take_injection`] for `vcpu`): it is pending
+    /// again as it was, the SGI instance with its source, so nothing is lost.
+    pub fn refuse_injection(&mut self, vcpu: usize, inj: &Injection) {
+        let v2 = self.cfg.version == super::GicVersion::V2;
+        let Some(irq) = self.irq_mut(vcpu, inj.intid) else {
+            return;
+        };
+        if irq.listed_on != Some(vcpu as u8) {
+            return;
+        }
+        irq.listed_on = None;
+        if v2 && inj.intid < 16 {
+            irq.sgi_sources |= 1 << (inj.source & 7);
+        }
+        // A level interrupt whose line is high is pending anyway; an edge, an SGI or an
+        // ISPENDR latch was consumed by the take and is restored here.
+        if irq.edge || inj.intid < 16 || !irq.line_level {
+            irq.pending_latch = true;
+        }
     }
 
     /// The guest completed (EOI) `intid`, injected with [`Vgic::take_injection`], on `vcpu`.
