@@ -123,17 +123,6 @@ fn start_vcpu(vcpu: u8, entry: u64, x0: u64) -> Result<(), axolotl_sys::Invocati
     Tcb(vm_tcb_slot(vcpu)).write_registers(true, 0, USER_CONTEXT_WORDS, &ctx)
 }
 
-/// The virtual counter in ns: time since the machine's reset (CNTVOFF is 0 for PDs), which
-/// `cargo xtask bench` reads to split a guest's boot time.
-fn uptime_ns() -> u64 {
-    let (cnt, frq): (u64, u64);
-    // SAFETY: reading the counter and its frequency, which EL0 may do.
-    unsafe {
-        core::arch::asm!("isb", "mrs {c}, cntvct_el0", "mrs {f}, cntfrq_el0", c = out(reg) cnt, f = out(reg) frq)
-    };
-    (u128::from(cnt) * 1_000_000_000 / u128::from(frq.max(1))) as u64
-}
-
 /// SCTLR_EL1 as after reset with the MMU and caches off (RES1 bits set).
 const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
 const SPSR_EL1H_MASKED: u64 = 0x3c5;
@@ -305,7 +294,7 @@ impl Handler for VmmPd {
                     "vmm: guest started at {:#x} (vCPUs: {}) {} ns after reset",
                     ctx.pc,
                     self.nr_vcpus,
-                    uptime_ns()
+                    axolotl_sys::time::now_ns()
                 ),
                 Err(e) => println!("vmm: cannot start vCPU 0: {e}"),
             },

@@ -16,6 +16,7 @@ pub mod invoke;
 pub mod ipc;
 pub mod mem;
 pub mod syscall;
+pub mod time;
 
 pub use axolotl_abi::{CPtr, Error, MessageInfo, ObjectType, Rights};
 pub use caps::vm_attr;

@@ -107,10 +107,5 @@ fn request(sys: &mut System, m: &axolotl_sys::Msg) -> (MessageInfo, [u64; 4]) {
 
 /// Microseconds of the virtual counter (EL0 may read it).
 pub fn now_us() -> u64 {
-    let (cnt, frq): (u64, u64);
-    // SAFETY: reading the counter and its frequency has no side effects.
-    unsafe {
-        core::arch::asm!("isb", "mrs {c}, cntvct_el0", "mrs {f}, cntfrq_el0", c = out(reg) cnt, f = out(reg) frq)
-    };
-    (cnt as u128 * 1_000_000 / frq.max(1) as u128) as u64
+    axolotl_sys::time::now_ns() / 1000
 }

@@ -9,15 +9,7 @@ pub const ROUNDS: u64 = 5;
 
 /// Nanoseconds of the virtual counter (one instruction per ns under `-icount shift=0`).
 #[cfg(target_os = "none")]
-pub fn now_ns() -> u64 {
-    let (cnt, frq): (u64, u64);
-    // SAFETY: reading the counter and its frequency has no side effects.
-    unsafe {
-        core::arch::asm!("isb", "mrs {c}, cntvct_el0", "mrs {f}, cntfrq_el0",
-            c = out(reg) cnt, f = out(reg) frq)
-    };
-    (cnt as u128 * 1_000_000_000 / frq.max(1) as u128) as u64
-}
+pub use axolotl_sys::time::now_ns;
 
 /// Copies the first half of `buf` over the second and back: `buf.len()` bytes moved with the
 /// copy routine a restart uses, the floor of restoring an image of that size.
