@@ -16,10 +16,16 @@ mod pd {
     use axolotl_abi::{HEARTBEAT, REPORT_CORRUPTION};
     use axolotl_boot_plan::cspace::{ROOT_SERVICE_CAP, heartbeat_ping_slot};
     use axolotl_boot_plan::{
-        BootPlan, MAX_PDS, MONITOR_PLAN_VADDR, MONITOR_TIMER_ID, root_service,
+        BootPlan, MAX_PDS, MONITOR_PLAN_VADDR, MONITOR_TIMER_ID, Resilience, root_service,
     };
-    use axolotl_monitor_core::{Cause, Decision, Heartbeats, Tracker, earliest, log};
+    use axolotl_monitor_core::{
+        Cause, Decision, Heartbeats, RECORD_BYTES, State, Tracker, earliest, log,
+    };
     use axolotl_pd::{Channel, Child, Handler, MessageInfo, get_mr, println};
+    use axolotl_sys::ipc::set_mr;
+    use axolotl_sys::time;
+
+    const _: () = assert!(RECORD_BYTES <= root_service::RECORD_BYTES);
 
     static mut PLAN: MaybeUninit<BootPlan> = MaybeUninit::uninit();
 
@@ -38,45 +44,8 @@ mod pd {
         }
     }
 
-    /// The EL1 physical timer, ours by the root task's `TcbSetTimerAccess` grant (its PPI
-    /// arrives as channel `MONITOR_TIMER_ID`). Times are counter ticks.
-    mod timer {
-        use core::arch::asm;
-
-        pub fn frequency() -> u64 {
-            let f: u64;
-            // SAFETY: reading the counter frequency has no side effects.
-            unsafe { asm!("mrs {}, cntfrq_el0", out(reg) f) };
-            f.max(1)
-        }
-
-        pub fn now() -> u64 {
-            let c: u64;
-            // SAFETY: reading the physical counter (EL0 may) has no side effects.
-            unsafe { asm!("isb", "mrs {}, cntpct_el0", out(reg) c) };
-            c
-        }
-
-        /// Fires at counter value `at` (at once if it has passed), or never (`None`).
-        pub fn set(at: Option<u64>) {
-            // SAFETY: the timer is ours by grant; nothing else in this PD uses it.
-            unsafe {
-                match at {
-                    Some(at) => asm!(
-                        "msr cntp_cval_el0, {a}",
-                        "msr cntp_ctl_el0, {c}",
-                        "isb",
-                        a = in(reg) at,
-                        c = in(reg) 1u64,
-                    ),
-                    None => asm!("msr cntp_ctl_el0, {}", "isb", in(reg) 0u64),
-                }
-            }
-        }
-    }
-
     fn now_us() -> u64 {
-        (timer::now() as u128 * 1_000_000 / timer::frequency() as u128) as u64
+        time::now_ns() / 1000
     }
 
     fn now_ms() -> u64 {
@@ -94,11 +63,28 @@ mod pd {
         generation: u32,
     }
 
+    impl Pending {
+        /// The restart `t` has pending, if any.
+        fn of(t: &Tracker) -> Option<Pending> {
+            match t.state() {
+                State::Restarting { at_ms, generation } => Some(Pending {
+                    cause: t.last_cause().unwrap_or(Cause::Exited),
+                    failed_ms: t.failed_ms(),
+                    at_ms,
+                    generation,
+                }),
+                _ => None,
+            }
+        }
+    }
+
     struct Monitor {
         plan: Option<&'static BootPlan>,
         trackers: heapless::Vec<Tracker, MAX_PDS>,
         heartbeats: Heartbeats,
         pending: [Option<Pending>; MAX_PDS],
+        /// What the root task's timer is set to (counter value, 0 = off), once asked.
+        armed: Option<u64>,
     }
 
     impl Handler for Monitor {
@@ -109,12 +95,36 @@ mod pd {
                 return;
             };
             let now = now_ms();
-            for pd in plan.pds.iter() {
-                let _ = self.trackers.push(Tracker::new(&pd.resilience, now));
+            let (mut learnt, mut waiting, mut held) = (0, 0, 0);
+            for (i, pd) in plan.pds.iter().enumerate() {
+                let mut t = Tracker::new(&pd.resilience, now);
+                if plan.monitor != Some(i as u8)
+                    && let Some((journaled, root_generation)) = recall(i, &pd.resilience)
+                {
+                    // A restarted monitor goes on from its predecessor's journal, in line
+                    // with the root task's generations.
+                    if journaled.is_some() || root_generation > 0 {
+                        learnt += 1;
+                    }
+                    if let Some(j) = journaled {
+                        t = j;
+                    }
+                    t.reconcile(root_generation, now);
+                    match t.state() {
+                        State::Restarting { .. } => waiting += 1,
+                        State::Held(_) => held += 1,
+                        State::Running => {}
+                    }
+                    self.pending[i] = Pending::of(&t);
+                }
+                let _ = self.trackers.push(t);
             }
             self.heartbeats = Heartbeats::from_plan(plan, now);
-            // A monitor restarted while handling its timer left the interrupt masked.
-            let _ = TIMER.irq_ack();
+            for (i, p) in self.pending.iter().enumerate() {
+                if p.is_some() {
+                    self.heartbeats.pause(i as u8);
+                }
+            }
             let watched = (0..plan.pds.len()).filter(|&i| plan.watched(i)).count();
             println!(
                 "monitor: watching {} PDs (generation {}), {} with heartbeats",
@@ -122,6 +132,26 @@ mod pd {
                 axolotl_pd::generation(),
                 watched
             );
+            if learnt > 0 {
+                println!(
+                    "monitor: resumed from the journal: {waiting} restarts pending, {held} PDs held"
+                );
+                for (pd, t) in self.trackers.iter().enumerate() {
+                    let state = match t.state() {
+                        State::Running if t.generation() == 0 => continue,
+                        State::Running => "running",
+                        State::Restarting { .. } => "restart pending",
+                        State::Held(_) => "held",
+                    };
+                    println!(
+                        "monitor: {}: generation {}, {} restarts, {state}",
+                        plan.pds[pd].name.as_str(),
+                        t.generation(),
+                        t.restarts(),
+                    );
+                }
+            }
+            self.tick();
             self.rearm();
         }
 
@@ -132,9 +162,6 @@ mod pd {
             }
             self.tick();
             self.rearm();
-            if let Err(e) = TIMER.irq_ack() {
-                println!("monitor: timer IRQ ack failed: {e:?}");
-            }
         }
 
         fn fault(&mut self, child: Child, msg: MessageInfo) -> Option<MessageInfo> {
@@ -191,14 +218,11 @@ mod pd {
                 // Already waiting for its restart: a second report changes nothing.
                 return true;
             }
-            match t.on_failure(start / 1000, cause) {
-                Decision::RestartAt { at_ms, generation } => {
-                    self.pending[pd] = Some(Pending {
-                        cause,
-                        failed_ms: start / 1000,
-                        at_ms,
-                        generation,
-                    });
+            let decision = t.on_failure(start / 1000, cause);
+            self.pending[pd] = Pending::of(t);
+            journal(pd, t);
+            match decision {
+                Decision::RestartAt { at_ms, .. } => {
                     if at_ms <= now_ms() {
                         self.restart(pd);
                     }
@@ -238,6 +262,7 @@ mod pd {
             let done = now_us();
             if let Some(t) = self.trackers.get_mut(pd) {
                 t.on_restarted(done / 1000);
+                journal(pd, t);
             }
             self.heartbeats.restarted(pd as u8, done / 1000);
             // The root task's count is the authority: ours starts over when we do.
@@ -271,23 +296,113 @@ mod pd {
             }
         }
 
-        /// Programs the timer for the next due restart, ping or heartbeat deadline.
+        /// Has the root task's timer wake us for the next due restart, ping or heartbeat
+        /// deadline.
         fn rearm(&mut self) {
             let restart = self.pending.iter().flatten().map(|p| p.at_ms).min();
             let next = earliest(restart, self.heartbeats.next_wakeup());
-            let f = timer::frequency() as u128;
-            timer::set(next.map(|ms| (ms as u128 * f / 1000) as u64));
+            // Counter value 0 is "never"; 1 is as good as any past time.
+            let at = next.map_or(0, |ms| time::ms_to_counter(ms).max(1));
+            if self.armed == Some(at) {
+                return;
+            }
+            let r = axolotl_sys::call(
+                ROOT_SERVICE_CAP,
+                MessageInfo::new(root_service::SET_TIMER, 0, 0, 1),
+                [at, 0, 0, 0],
+            );
+            if r.label() == 0 {
+                self.armed = Some(at);
+            } else {
+                println!(
+                    "monitor: the root task refused our timer (reason {})",
+                    r.mrs[0]
+                );
+            }
         }
     }
 
+    /// Journals `pd`'s bookkeeping with the root task, for a monitor that may follow us.
+    fn journal(pd: usize, t: &Tracker) {
+        let mut buf = [0u8; RECORD_BYTES];
+        let Some(bytes) = t.encode(&mut buf) else {
+            println!("monitor: cannot encode the record of PD {pd}");
+            return;
+        };
+        let words = root_service::words_for(bytes.len());
+        for i in 4..words {
+            set_mr(i, root_service::word_of(bytes, i - 2));
+        }
+        let r = axolotl_sys::call(
+            ROOT_SERVICE_CAP,
+            MessageInfo::new(root_service::RECORD, 0, 0, words as u64),
+            [
+                pd as u64,
+                bytes.len() as u64,
+                root_service::word_of(bytes, 0),
+                root_service::word_of(bytes, 1),
+            ],
+        );
+        if r.label() != 0 {
+            println!(
+                "monitor: the root task refused the record of PD {pd} (reason {})",
+                r.mrs[0]
+            );
+        }
+    }
+
+    /// PD `pd`'s journaled tracker (`None` if nothing valid was journaled) and the root
+    /// task's generation of it; `None` if the root task would not say.
+    fn recall(pd: usize, resilience: &Resilience) -> Option<(Option<Tracker>, u32)> {
+        let r = axolotl_sys::call(
+            ROOT_SERVICE_CAP,
+            MessageInfo::new(root_service::RECALL, 0, 0, 1),
+            [pd as u64, 0, 0, 0],
+        );
+        if r.label() != 0 {
+            return None;
+        }
+        let generation = r.mrs[0].min(u32::MAX as u64 - 1) as u32;
+        let len = r.mrs[1] as usize;
+        if len == 0
+            || len > RECORD_BYTES
+            || (r.info.length() as usize) < root_service::words_for(len)
+        {
+            return Some((None, generation));
+        }
+        let mut bytes = [0u8; RECORD_BYTES];
+        root_service::unpack(&mut bytes[..len], |i| {
+            if i + 2 < 4 {
+                r.mrs[i + 2]
+            } else {
+                get_mr(i + 2)
+            }
+        });
+        let journaled = Tracker::decode(resilience, &bytes[..len]);
+        if journaled.is_none() {
+            println!("monitor: the journal of PD {pd} is unreadable; starting it afresh");
+        }
+        Some((journaled, generation))
+    }
+
     /// Test systems only (tests/systems): the first monitor crashes right after restarting a
-    /// PD named `kill_monitor*`, so the root task's recovery of the monitor can be tested.
+    /// PD named `kill_monitor*`, or hangs (spins forever) after restarting one named
+    /// `hang_monitor*`, so the root task's recovery of the monitor can be tested.
     #[cfg(feature = "fault-injection")]
     fn inject(name: &str) {
-        if name.starts_with("kill_monitor") && axolotl_pd::generation() == 0 {
+        if axolotl_pd::generation() != 0 {
+            return;
+        }
+        if name.starts_with("kill_monitor") {
             println!("monitor: fault injection: crashing the monitor");
             // SAFETY: deliberately invalid; the fault goes to the root task.
             unsafe { core::ptr::write_volatile(0x7_0000_0000 as *mut u64, 0) };
+        }
+        if name.starts_with("hang_monitor") {
+            println!("monitor: fault injection: hanging the monitor");
+            loop {
+                core::hint::spin_loop();
+            }
         }
     }
 
@@ -296,6 +411,7 @@ mod pd {
         trackers: heapless::Vec::new(),
         heartbeats: Heartbeats::new(),
         pending: [None; MAX_PDS],
+        armed: None,
     });
 }
 

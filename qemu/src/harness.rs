@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::machine::{Machine, QEMU_AARCH64};
 
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A running QEMU whose console is being captured.
 pub struct Boot {

@@ -195,6 +195,65 @@ fn monitor_crash_is_recovered_by_the_root_task_gicv2() {
     monitor_crash(2);
 }
 
+/// Issue #5 (6): the monitor hangs (its fault-injection hook spins) right after restarting
+/// `hang_monitor`, while `slow`'s restart waits for its 200 ms backoff. The root task, which
+/// pings the monitor every 500 ms, restarts it after two silent periods; the new monitor
+/// resumes from the journal the old one kept with the root task: it carries out `slow`'s
+/// pending restart (it never saw `slow` fail, and `slow` is blocked on a fault nobody will
+/// re-deliver) and counts on from hang_monitor's generation and restarts.
+fn monitor_hang(gic: u8) {
+    let mut b = check(boot_named(gic, "cortex-a72", "-monitor-hang"));
+    check(b.expect_all(
+        &[
+            "root-task: system up: 3 protection domains and the monitor started",
+            "monitor: watching 3 PDs (generation 0)",
+            "monitor: restarted hang_monitor (cause: vm-fault write at 0x700000000 ip 0x",
+            "monitor: fault injection: hanging the monitor",
+            "root-task: monitor: restarted monitor (cause: hang (no heartbeat in 500 ms)) generation 1",
+            "monitor: watching 3 PDs (generation 1)",
+            "monitor: resumed from the journal: 1 restarts pending, 0 PDs held",
+            "monitor: slow: generation 0, 0 restarts, restart pending",
+            "monitor: hang_monitor: generation 1, 1 restarts, running",
+            "monitor: restarting slow after ",
+            "monitor: restarted slow (cause: vm-fault write at 0x700000000 ip 0x",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    // The journal's count goes on: hang_monitor's second failure is its second restart.
+    check(b.expect_all(
+        &[
+            "monitor: restarted hang_monitor (cause: vm-fault write at 0x700000000 ip 0x",
+            "crasher: generation 2: data 7, bss 0",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    let console = b.console();
+    assert!(
+        console.contains(") generation 2 in "),
+        "hang_monitor's second restart should be generation 2:\n{console}"
+    );
+    for bad in [
+        "KERNEL PANIC",
+        "kernel: FAULT",
+        "refused",
+        "failed:",
+        "holding",
+        "unreadable",
+    ] {
+        check(b.refute(bad));
+    }
+}
+
+#[test]
+fn monitor_hang_is_recovered_by_the_root_task_gicv3() {
+    monitor_hang(3);
+}
+
+#[test]
+fn monitor_hang_is_recovered_by_the_root_task_gicv2() {
+    monitor_hang(2);
+}
+
 /// Issue #5: "peers blocked on it get an error result, never a hang". The callee of a
 /// protected call crashes while serving it; its restart releases the caller with
 /// `CALL_ABORTED`, the caller retries, the restarted callee answers.

@@ -36,11 +36,63 @@ pub mod root_service {
     /// label 0 with the generation given in MR0 (the root task's count is the authority):
     /// the PD runs again; [`REFUSED`] with the reason in MR0 otherwise.
     pub const RESTART: u64 = 1;
+    /// Signal the monitor's timer channel (`MONITOR_TIMER_ID`) once the physical counter
+    /// reaches `MR0` (at once if it has); `MR0 = 0`: never. Replaces any earlier request.
+    pub const SET_TIMER: u64 = 2;
+    /// Journal PD `MR0`'s restart bookkeeping: `MR1` bytes (at most `RECORD_BYTES`) packed
+    /// little-endian from `MR2` on. The root task keeps them, opaque, for a restarted monitor.
+    pub const RECORD: u64 = 3;
+    /// What a restarted monitor re-learns about PD `MR0`: reply label 0, `MR0` the root task's
+    /// generation of the PD, `MR1` the journaled byte count (0: nothing journaled), the bytes
+    /// from `MR2` on as `RECORD` took them.
+    pub const RECALL: u64 = 4;
     pub const REFUSED: u64 = 1;
     /// Reasons.
     pub const BAD_PD: u64 = 1;
     pub const FAILED: u64 = 2;
     pub const UNKNOWN: u64 = 3;
+    /// The most bytes a `RECORD` carries (the message registers after the first two).
+    pub const RECORD_BYTES: usize = 8 * (axolotl_abi::MSG_MAX_LENGTH - 2);
+
+    /// Message words `RECORD`/`RECALL` need for `len` bytes after their two leading words.
+    pub const fn words_for(len: usize) -> usize {
+        2 + len.div_ceil(8)
+    }
+
+    /// Word `i` of `bytes` packed little-endian, zero-padded.
+    pub fn word_of(bytes: &[u8], i: usize) -> u64 {
+        let mut w = [0u8; 8];
+        if let Some(chunk) = bytes.chunks(8).nth(i) {
+            w[..chunk.len()].copy_from_slice(chunk);
+        }
+        u64::from_le_bytes(w)
+    }
+
+    /// Unpacks `out.len()` bytes from words `word(0)`, `word(1)`, …
+    pub fn unpack(out: &mut [u8], word: impl Fn(usize) -> u64) {
+        for (i, chunk) in out.chunks_mut(8).enumerate() {
+            chunk.copy_from_slice(&word(i).to_le_bytes()[..chunk.len()]);
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn bytes_survive_packing() {
+            let bytes: [u8; 21] = core::array::from_fn(|i| i as u8 * 7 + 1);
+            let words: [u64; 3] = core::array::from_fn(|i| word_of(&bytes, i));
+            assert_eq!(words[2] >> 40, 0, "padding is zero");
+            assert_eq!(word_of(&bytes, 3), 0);
+            let mut back = [0u8; 21];
+            unpack(&mut back, |i| words[i]);
+            assert_eq!(back, bytes);
+            assert_eq!(words_for(0), 2);
+            assert_eq!(words_for(21), 5);
+            assert_eq!(words_for(RECORD_BYTES), axolotl_abi::MSG_MAX_LENGTH);
+        }
+    }
 }
 
 /// Upper bound on the decoded plan's size, checked at compile time.

@@ -29,10 +29,15 @@ pub const MAX_PATH: usize = 128;
 
 pub type Name = String<MAX_NAME>;
 
-/// The monitor's timer: the EL1 physical timer's PPI (`axolotl_abi::PHYS_TIMER_PPI`),
-/// delivered as its channel 0 (the monitor has no other channels). The root task grants
-/// the thread of any PD with that IRQ the timer (`TcbSetTimerAccess`).
+/// The monitor's timer channel: the root task, which owns the EL1 physical timer (it watches
+/// the monitor's heartbeat with it), signals the monitor's channel 0 when the time the
+/// monitor asked for (`root_service::SET_TIMER`) has come. The monitor has no other channels.
 pub const MONITOR_TIMER_ID: u8 = 0;
+
+/// How often the root task pings the monitor; no answer for two periods and the monitor is
+/// restarted with cause `hang`. Long against any monitor step (a restart takes well under a
+/// millisecond), short enough that PDs waiting on a wedged monitor wait about a second.
+pub const MONITOR_HEARTBEAT_MS: u64 = 500;
 
 /// `table[start..start + len]` of one of the plan's tables.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

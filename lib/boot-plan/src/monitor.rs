@@ -9,7 +9,7 @@ use axolotl_sdf as sdf;
 use axolotl_sdf::SystemDescription;
 
 use crate::cspace::{ROOT_SERVICE_CAP, heartbeat_ping_slot};
-use crate::model::{BootPlan, Cap, CapSlot, MONITOR_TIMER_ID};
+use crate::model::{BootPlan, Cap, CapSlot};
 use crate::{BuildError, ElfInfo};
 
 /// Reserved PD name.
@@ -52,12 +52,9 @@ pub fn build_with_monitor(
             span: Default::default(),
         },
         maps: Vec::new(),
-        irqs: std::vec![sdf::Irq {
-            irq: axolotl_abi::PHYS_TIMER_PPI,
-            id: MONITOR_TIMER_ID,
-            trigger: sdf::Trigger::Level,
-            span: Default::default(),
-        }],
+        // Its timer is the root task's (channel `MONITOR_TIMER_ID`, signalled by the root
+        // task): the one thread that could watch a wedged monitor must own the clock.
+        irqs: Vec::new(),
         setvars: Vec::new(),
         children: Vec::new(),
         virtual_machine: None,
@@ -70,8 +67,8 @@ pub fn build_with_monitor(
     let m = plan.pds.len() - 1;
     plan.monitor = Some(m as u8);
     // The monitor has no channels: its caps are the last in the table. Besides those of
-    // every PD (input, reply, fault endpoint) and its timer's IRQ handler: the root service
-    // and a heartbeat ping cap per watched PD, all kept in slot order.
+    // every PD (input, reply, fault endpoint): the root service and a heartbeat ping cap
+    // per watched PD, all kept in slot order.
     let full = || {
         std::vec![BuildError::Capacity {
             what: "capabilities",

@@ -190,13 +190,11 @@ fn cnode_cap_gives_a_pd_its_own_cnode_and_the_monitor_comes_last() {
     assert_eq!(plan.monitor, Some(2));
     let mon = &plan.pds[2];
     assert_eq!(plan.cap_at(mon, ROOT_SERVICE_CAP), Some(Cap::RootService));
-    // Its timer: the EL1 physical timer's PPI as channel 0.
-    let irqs = mon.irqs.of(&plan.irqs);
-    assert_eq!(irqs.len(), 1);
-    assert_eq!((irqs[0].irq, irqs[0].id), (axolotl_abi::PHYS_TIMER_PPI, 0));
+    // No IRQ: its timer channel is signalled by the root task, which owns the timer.
+    assert!(mon.irqs.of(&plan.irqs).is_empty());
     assert_eq!(
         plan.cap_at(mon, axolotl_boot_plan::cspace::irq_slot(0)),
-        Some(Cap::IrqHandler { irq: 0 })
+        None
     );
     // A heartbeat ping cap to the watched PD only, and its caps in slot order.
     assert!(plan.watched(1) && !plan.watched(0) && !plan.watched(2));

@@ -6,7 +6,7 @@ use core::fmt;
 use axolotl_abi::FaultLabel;
 
 /// The access that took a VM fault.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Access {
     Read,
     Write,
@@ -28,7 +28,7 @@ impl fmt::Display for Access {
 const ESR_WNR: u64 = 1 << 6;
 
 /// Why a PD stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Cause {
     /// A translation or permission fault (`FaultLabel::VmFault`).
     VmFault {

@@ -27,7 +27,9 @@ pub use cause::{Access, Cause};
 pub use deps::{affected, dependants};
 pub use heartbeat::{Heartbeats, SLACK_PERIODS};
 pub use restore::{MemOp, Ops, RestoreError, RestorePlan, restore_plan};
-pub use tracker::{Decision, HoldReason, RESTART_HISTORY, State, Tracker, ring_generation};
+pub use tracker::{
+    Decision, HoldReason, RECORD_BYTES, RESTART_HISTORY, Record, State, Tracker, ring_generation,
+};
 pub use watchdog::{Expired, Watchdog};
 
 /// The earlier of two optional wake-up times.

@@ -43,7 +43,7 @@ pub enum Decision {
 }
 
 /// Why a PD stays down.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum HoldReason {
     /// `restart="never"`.
     Never,
@@ -69,7 +69,7 @@ impl fmt::Display for HoldReason {
 }
 
 /// Where a PD is, for the control plane.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum State {
     Running,
     /// Stopped, to be restarted at `at_ms` with `generation`.
@@ -96,9 +96,30 @@ pub struct Tracker {
     started_ms: u64,
     state: State,
     last_cause: Option<Cause>,
+    /// When the last failure was reported (the pending restart's backoff counts from it).
+    failed_ms: u64,
     /// Times of the most recent restarts, oldest first.
     history: Deque<u64, RESTART_HISTORY>,
 }
+
+/// What a tracker has learnt since boot, without the policy (that comes from the plan): the
+/// monitor journals it with the root task after every decision, and a restarted monitor
+/// resumes from it (`Tracker::restore`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    pub generation: u32,
+    pub restarts: u32,
+    pub consecutive: u32,
+    pub started_ms: u64,
+    pub state: State,
+    pub last_cause: Option<Cause>,
+    pub failed_ms: u64,
+    pub history: heapless::Vec<u64, RESTART_HISTORY>,
+}
+
+/// The largest encoded [`Record`]: 32 history times of up to 10 bytes, the rest well under
+/// 100 (postcard varints).
+pub const RECORD_BYTES: usize = 448;
 
 impl Tracker {
     /// A PD that started at `now_ms` (boot), generation 0.
@@ -115,8 +136,92 @@ impl Tracker {
             started_ms: now_ms,
             state: State::Running,
             last_cause: None,
+            failed_ms: now_ms,
             history: Deque::new(),
         }
+    }
+
+    /// What to journal.
+    pub fn record(&self) -> Record {
+        Record {
+            generation: self.generation,
+            restarts: self.restarts,
+            consecutive: self.consecutive,
+            started_ms: self.started_ms,
+            state: self.state,
+            last_cause: self.last_cause,
+            failed_ms: self.failed_ms,
+            history: self.history.iter().copied().collect(),
+        }
+    }
+
+    /// `record()` encoded into `buf` (at least [`RECORD_BYTES`]): the used prefix.
+    pub fn encode<'b>(&self, buf: &'b mut [u8]) -> Option<&'b mut [u8]> {
+        postcard::to_slice(&self.record(), buf).ok()
+    }
+
+    /// A tracker with `resilience`'s policy that goes on from `record`. `None` if the record
+    /// cannot be what a tracker journaled (the journal is the monitor's own, and a monitor
+    /// that failed may have written nonsense): then the caller starts afresh.
+    pub fn restore(resilience: &Resilience, record: &Record) -> Option<Self> {
+        let mut t = Tracker::new(resilience, record.started_ms);
+        let sorted = record.history.windows(2).all(|w| w[0] <= w[1]);
+        let consistent = match record.state {
+            State::Running => true,
+            State::Restarting { generation, .. } => {
+                Some(generation) == record.generation.checked_add(1)
+            }
+            State::Held(_) => true,
+        };
+        if !sorted || !consistent || record.restarts < record.history.len() as u32 {
+            return None;
+        }
+        t.generation = record.generation;
+        t.restarts = record.restarts;
+        t.consecutive = record.consecutive;
+        t.state = record.state;
+        t.last_cause = record.last_cause;
+        t.failed_ms = record.failed_ms;
+        for &h in &record.history {
+            let _ = t.history.push_back(h);
+        }
+        Some(t)
+    }
+
+    /// [`restore`](Self::restore) from bytes `encode` wrote.
+    pub fn decode(resilience: &Resilience, bytes: &[u8]) -> Option<Self> {
+        let record: Record = postcard::from_bytes(bytes).ok()?;
+        Tracker::restore(resilience, &record)
+    }
+
+    /// Brings a restored tracker in line with the root task's generation of the PD, the
+    /// authority (it performs the restarts): a journaled pending restart that the root task
+    /// already carried out (the monitor failed before journaling its completion) counts as
+    /// done at `now_ms`; a generation the journal never heard of is taken over. Whether the
+    /// pending restart was completed.
+    pub fn reconcile(&mut self, root_generation: u32, now_ms: u64) -> bool {
+        if let State::Restarting { generation, .. } = self.state
+            && root_generation >= generation
+        {
+            self.on_restarted(now_ms);
+            self.generation = root_generation;
+            return true;
+        }
+        if root_generation > self.generation {
+            self.generation = root_generation;
+            if let State::Restarting { at_ms, .. } = self.state {
+                self.state = State::Restarting {
+                    at_ms,
+                    generation: root_generation + 1,
+                };
+            }
+        }
+        false
+    }
+
+    /// When the last failure was reported.
+    pub fn failed_ms(&self) -> u64 {
+        self.failed_ms
     }
 
     /// The PD stopped at `now_ms` because of `cause`: restart it (when) or hold it.
@@ -129,6 +234,7 @@ impl Tracker {
             State::Held(reason) => return Decision::Hold { reason },
         }
         self.last_cause = Some(cause);
+        self.failed_ms = now_ms;
         let restart = match self.policy {
             RestartPolicy::Never => Err(HoldReason::Never),
             RestartPolicy::OnFailure if !cause.is_failure() => Err(HoldReason::Exited),
@@ -512,5 +618,196 @@ mod tests {
             .to_string(),
             "restart limit 3 in 5000 ms reached"
         );
+    }
+
+    extern crate std;
+
+    fn roundtrip(r: &Resilience, t: &Tracker) -> Tracker {
+        let mut buf = [0u8; RECORD_BYTES];
+        let bytes = t.encode(&mut buf).expect("fits RECORD_BYTES");
+        Tracker::decode(r, bytes).expect("a journaled record restores")
+    }
+
+    #[test]
+    fn the_largest_record_fits() {
+        let r = res(RestartPolicy::Always, 0, 0, 0, 0);
+        let mut t = Tracker::new(&r, u64::MAX / 2);
+        let worst = Cause::VmFault {
+            ip: u64::MAX,
+            addr: u64::MAX,
+            access: crate::Access::Execute,
+            esr: u64::MAX,
+        };
+        for i in 0..40 {
+            t.on_failure(u64::MAX / 2 + i, worst);
+            t.on_restarted(u64::MAX / 2 + i);
+        }
+        t.on_failure(u64::MAX - 1, worst);
+        assert_eq!(t.record().history.len(), RESTART_HISTORY);
+        let back = roundtrip(&r, &t);
+        assert_eq!(back.record(), t.record());
+    }
+
+    #[test]
+    fn a_pending_restart_survives_the_journal() {
+        let r = res(RestartPolicy::OnFailure, 3, 10_000, 100, 1000);
+        let mut t = Tracker::new(&r, 0);
+        t.on_failure(50, FAULT);
+        t.on_restarted(150);
+        assert_eq!(
+            t.on_failure(400, FAULT),
+            Decision::RestartAt {
+                at_ms: 600,
+                generation: 2
+            }
+        );
+        let mut back = roundtrip(&r, &t);
+        assert_eq!(back.due_at(), Some(600));
+        assert_eq!(back.failed_ms(), 400);
+        assert_eq!(back.last_cause(), Some(FAULT));
+        // A second report meanwhile changes nothing, as before the journal.
+        assert_eq!(
+            back.on_failure(500, FAULT),
+            Decision::RestartAt {
+                at_ms: 600,
+                generation: 2
+            }
+        );
+        assert_eq!(back.on_restarted(600), Some(2));
+        assert_eq!(back.restarts(), 2);
+    }
+
+    #[test]
+    fn held_stays_held_after_the_journal() {
+        let r = res(RestartPolicy::Never, 0, 0, 0, 0);
+        let mut t = Tracker::new(&r, 0);
+        t.on_failure(5, FAULT);
+        let mut back = roundtrip(&r, &t);
+        assert_eq!(
+            back.on_failure(9, FAULT),
+            Decision::Hold {
+                reason: HoldReason::Never
+            }
+        );
+    }
+
+    #[test]
+    fn impossible_records_are_refused() {
+        let r = res(RestartPolicy::Always, 0, 0, 0, 0);
+        let mut rec = Tracker::new(&r, 0).record();
+        rec.state = State::Restarting {
+            at_ms: 1,
+            generation: 5,
+        };
+        assert!(Tracker::restore(&r, &rec).is_none(), "generation jumps");
+        let mut rec = Tracker::new(&r, 0).record();
+        rec.restarts = 2;
+        rec.history = [9, 3].into_iter().collect();
+        assert!(Tracker::restore(&r, &rec).is_none(), "unsorted history");
+        let mut rec = Tracker::new(&r, 0).record();
+        rec.history = [1, 2].into_iter().collect();
+        assert!(
+            Tracker::restore(&r, &rec).is_none(),
+            "more times than restarts"
+        );
+        assert!(Tracker::decode(&r, &[0xff; 8]).is_none());
+        assert!(Tracker::decode(&r, &[]).is_none());
+    }
+
+    #[test]
+    fn reconcile_completes_a_restart_the_root_task_did() {
+        let r = res(RestartPolicy::Always, 0, 0, 10, 10);
+        let mut t = Tracker::new(&r, 0);
+        t.on_failure(5, FAULT);
+        // The monitor died after the root task restarted the PD, before journaling it.
+        assert!(t.reconcile(1, 40));
+        assert_eq!(t.state(), State::Running);
+        assert_eq!((t.generation(), t.restarts()), (1, 1));
+        // Pending, but the root task is ahead (restarts nobody journaled).
+        let mut t = Tracker::new(&r, 0);
+        t.on_failure(5, FAULT);
+        let mut rec = t.record();
+        rec.generation = 0;
+        let mut t = Tracker::restore(&r, &rec).unwrap();
+        assert!(t.reconcile(1, 40));
+        // Running, root task ahead.
+        let mut t = Tracker::new(&r, 0);
+        assert!(!t.reconcile(4, 40));
+        assert_eq!(t.generation(), 4);
+        assert_eq!(
+            t.on_failure(50, FAULT),
+            Decision::RestartAt {
+                at_ms: 60,
+                generation: 5
+            }
+        );
+        // In line: nothing changes.
+        let mut t = Tracker::new(&r, 0);
+        t.on_failure(5, FAULT);
+        assert!(!t.reconcile(0, 40));
+        assert_eq!(t.due_at(), Some(15));
+    }
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Fail(u64, bool),
+        Restarted(u64),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u64..500, any::<bool>()).prop_map(|(d, f)| Step::Fail(d, f)),
+            (0u64..500).prop_map(Step::Restarted),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Journaling at any point and going on from the restored tracker gives the same
+        /// decisions as never having stopped.
+        #[test]
+        fn a_restored_tracker_decides_as_the_original(
+            steps in proptest::collection::vec(step(), 0..60),
+            cut in 0usize..60,
+            limit in 0u32..6,
+            window in 0u64..3000,
+            backoff in 0u64..200,
+            policy in 0u8..3,
+        ) {
+            let policy = [RestartPolicy::Never, RestartPolicy::OnFailure, RestartPolicy::Always]
+                [policy as usize];
+            let r = res(policy, limit, window, backoff, backoff * 8);
+            let mut a = Tracker::new(&r, 0);
+            let mut b: Option<Tracker> = None;
+            let mut now = 0;
+            for (i, s) in steps.iter().enumerate() {
+                if i == cut {
+                    b = Some(roundtrip(&r, &a));
+                }
+                let (da, db) = match *s {
+                    Step::Fail(d, exited) => {
+                        now += d;
+                        let c = if exited { Cause::Exited } else { FAULT };
+                        (
+                            std::format!("{:?}", a.on_failure(now, c)),
+                            b.as_mut().map(|b| std::format!("{:?}", b.on_failure(now, c))),
+                        )
+                    }
+                    Step::Restarted(d) => {
+                        now += d;
+                        (
+                            std::format!("{:?}", a.on_restarted(now)),
+                            b.as_mut().map(|b| std::format!("{:?}", b.on_restarted(now))),
+                        )
+                    }
+                };
+                if let Some(db) = db {
+                    proptest::prop_assert_eq!(da, db);
+                }
+            }
+            if let Some(b) = b {
+                proptest::prop_assert_eq!(a.record(), b.record());
+            }
+        }
     }
 }

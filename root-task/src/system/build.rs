@@ -4,7 +4,9 @@ use axolotl_abi::bootinfo::{STACK_TOP, init_cap};
 use axolotl_abi::{BootInfo, CPtr, ObjectType, Rights, USER_CONTEXT_WORDS};
 use axolotl_boot_plan::cspace::CNODE_SIZE_BITS;
 use axolotl_boot_plan::pack::Pack;
-use axolotl_boot_plan::{BootPlan, Cap, MAX_IRQS, MAX_PDS, MAX_REGIONS, MAX_VCPUS, Pd, Trigger};
+use axolotl_boot_plan::{
+    BootPlan, Cap, MAX_IRQS, MAX_PDS, MAX_REGIONS, MAX_VCPUS, Pd, Trigger, root_service,
+};
 use axolotl_sys::alloc::{ObjectAlloc, ROOT_DEPTH};
 use axolotl_sys::{
     AsidPool, CNode, Endpoint, Frame, InvocationError, IrqControl, IrqHandler, Notification, Tcb,
@@ -12,6 +14,7 @@ use axolotl_sys::{
 };
 use heapless::Vec;
 
+use super::clock::{Clock, ROOT_TIMER_BADGE};
 use super::image::{self, LARGE, PAGE, Source};
 use super::vspace;
 
@@ -117,6 +120,19 @@ fn take_pages() -> &'static mut Vec<Page, MAX_PAGES> {
     unsafe { (&raw mut PAGES).as_mut().unwrap_unchecked() }
 }
 
+/// The monitor's journal: a static for the same reason.
+static mut JOURNAL: [Journaled; MAX_PDS] = [const {
+    Journaled {
+        len: 0,
+        bytes: [0; root_service::RECORD_BYTES],
+    }
+}; MAX_PDS];
+
+fn take_journal() -> &'static mut [Journaled; MAX_PDS] {
+    // SAFETY: as `take_pages`.
+    unsafe { (&raw mut JOURNAL).as_mut().unwrap_unchecked() }
+}
+
 /// The root task's window of alias mappings of PD pages (nothing else lives there).
 const ALIAS_BASE: u64 = 0x40_0000_0000;
 
@@ -141,7 +157,18 @@ pub struct System {
     /// Each PD's generation: the root task's count is the authority (a restarted monitor
     /// starts counting from scratch; ring protocols need generations that only grow).
     generations: [u64; MAX_PDS],
+    /// The monitor's journal (`root_service::RECORD`), by PD: opaque bytes we keep for a
+    /// restarted monitor. Written by the monitor alone; it validates what it reads back.
+    journal: &'static mut [Journaled; MAX_PDS],
+    /// The timer, run for the monitor (with a monitor only).
+    pub clock: Option<Clock>,
     pub alloc: ObjectAlloc,
+}
+
+/// One PD's journaled bookkeeping.
+pub struct Journaled {
+    pub len: usize,
+    pub bytes: [u8; root_service::RECORD_BYTES],
 }
 
 impl System {
@@ -168,6 +195,8 @@ impl System {
             service,
             alias_next: ALIAS_BASE,
             generations: [0; MAX_PDS],
+            journal: take_journal(),
+            clock: None,
             alloc,
         };
         for _ in plan.pds.iter() {
@@ -184,6 +213,7 @@ impl System {
         }
         if let Some(m) = plan.monitor {
             sys.map_plan_into(m as usize)?;
+            sys.clock = Some(sys.take_timer(m)?);
         }
         for (i, pd) in plan.pds.iter().enumerate() {
             if let Some(v) = pd.vm {
@@ -658,6 +688,65 @@ impl System {
         }
         let _ = self.irq_handlers.push((irq, h));
         Ok(h)
+    }
+
+    /// Takes the EL1 physical timer for the root task (its PPI signals our bound notification
+    /// with `ROOT_TIMER_BADGE`) and mints the caps to wake and ping monitor `m`.
+    fn take_timer(&mut self, m: u8) -> Result<Clock, Error> {
+        let own = Tcb(init_cap::TCB);
+        let n = Notification(
+            self.alloc
+                .alloc(ObjectType::Notification, 0)
+                .step("root notification")?,
+        );
+        own.bind_notification(n).step("bind root notification")?;
+        let slot = self.alloc.slots.alloc().ok_or(Error::TooManySlots)?;
+        IrqControl(init_cap::IRQ_CONTROL)
+            .get(
+                axolotl_abi::PHYS_TIMER_PPI as u64,
+                false,
+                CNode(init_cap::CNODE),
+                slot,
+                ROOT_DEPTH,
+            )
+            .step("timer IRQ")?;
+        let irq = IrqHandler(slot);
+        let badged = self.mint(n.0, ROOT_TIMER_BADGE)?;
+        irq.set_notification(Notification(badged))
+            .step("timer IRQ notification")?;
+        own.set_timer_access(true, irq)
+            .step("take the EL1 physical timer")?;
+        let mn = self.pds[m as usize].notification.0;
+        let signal = self.mint(
+            mn,
+            axolotl_boot_plan::cspace::notification_badge(axolotl_boot_plan::MONITOR_TIMER_ID),
+        )?;
+        let ping = self.mint(mn, axolotl_abi::HEARTBEAT_PING)?;
+        Ok(Clock::new(
+            irq,
+            signal,
+            ping,
+            m,
+            super::service::now_us() / 1000,
+        ))
+    }
+
+    /// Keeps `bytes` as PD `pd`'s journal entry.
+    pub fn journal(&mut self, pd: usize, bytes: &[u8]) -> bool {
+        match self.journal.get_mut(pd) {
+            Some(j) if bytes.len() <= j.bytes.len() => {
+                j.bytes[..bytes.len()].copy_from_slice(bytes);
+                j.len = bytes.len();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// PD `pd`'s journal entry (empty if none) and our generation of it.
+    pub fn recall(&self, pd: usize) -> Option<(&[u8], u64)> {
+        let j = self.journal.get(pd)?;
+        Some((&j.bytes[..j.len], self.generations[pd]))
     }
 
     /// Restarts PD `i` from its pristine image: stopped (its pending IPC cancelled), every

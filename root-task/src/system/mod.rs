@@ -7,6 +7,7 @@
 //! mints, so a PD's CSpace can be revoked and rebuilt from the same originals.
 
 mod build;
+mod clock;
 mod image;
 mod service;
 mod vspace;

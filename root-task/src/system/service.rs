@@ -1,16 +1,18 @@
-//! After start-up the root task serves two kinds of message on its endpoint: the monitor's
-//! restart requests (it holds every original capability and the pristine images, the monitor
-//! holds only the right to ask) and faults of the monitor itself, which it restarts. Without
-//! a monitor it reports parentless PDs' faults and leaves them stopped.
+//! After start-up the root task serves its endpoint: the monitor's requests (restarts — it
+//! holds every original capability and the pristine images, the monitor only the right to
+//! ask —, its timer, its journal), the monitor's faults and heartbeats, and the timer, with
+//! which it restarts a monitor that failed or hung. Without a monitor it reports parentless
+//! PDs' faults and leaves them stopped.
 
-use axolotl_abi::{BADGE_FAULT, MessageInfo};
+use axolotl_abi::{BADGE_FAULT, HEARTBEAT, MessageInfo};
 use axolotl_boot_plan::root_service;
 use axolotl_monitor_core::{Cause, Decision, Tracker, log};
-use axolotl_sys::ipc::get_mr;
+use axolotl_sys::ipc::{get_mr, set_mr};
 use axolotl_sys::println;
 
 use super::System;
 use super::build::ROOT_SERVICE_BADGE;
+use super::clock::ROOT_TIMER_BADGE;
 
 fn fault_words(m: &axolotl_sys::Msg, out: &mut [u64; 16]) -> usize {
     let n = (m.info.length() as usize).min(out.len());
@@ -31,11 +33,19 @@ pub fn serve(sys: &mut System) -> ! {
     };
     let mut monitor = Tracker::new(&policy, now_us() / 1000);
     let mut reply: Option<(MessageInfo, [u64; 4])> = None;
+    if let Some(c) = &sys.clock {
+        c.rearm();
+        let _ = c.irq.ack();
+    }
     loop {
         let m = match reply.take() {
             Some((info, mrs)) => axolotl_sys::reply_recv(sys.service.0, info, mrs),
             None => axolotl_sys::recv(sys.service.0),
         };
+        if m.badge == ROOT_TIMER_BADGE {
+            on_timer(sys, &mut monitor);
+            continue;
+        }
         if m.badge == ROOT_SERVICE_BADGE {
             reply = Some(request(sys, &m));
             continue;
@@ -48,33 +58,71 @@ pub fn serve(sys: &mut System) -> ! {
                 continue;
             }
         };
-        let mut words = [0; 16];
-        let n = fault_words(&m, &mut words);
-        let cause = Cause::from_fault(m.label(), &words[..n]);
         if sys.plan.monitor == Some(pd as u8) {
-            // The monitor's state is rebuilt from the plan when it starts again; the faults
-            // that reached its endpoint meanwhile wait there for it.
-            let start = now_us();
-            match monitor.on_failure(start / 1000, cause) {
-                Decision::RestartAt { generation, .. } => {
-                    match sys.restart(pd, generation as u64) {
-                        Ok(g) => {
-                            monitor.on_restarted(now_us() / 1000);
-                            println!(
-                                "root-task: {}",
-                                log::restarted(name, &cause, g as u32, now_us() - start)
-                            );
-                        }
-                        Err(e) => println!("root-task: restarting the monitor failed: {e}"),
-                    }
+            if m.label() == HEARTBEAT {
+                // A Send: nothing to reply to.
+                if let Some(c) = sys.clock.as_mut() {
+                    c.answered(now_us() / 1000);
+                    c.rearm();
                 }
-                Decision::Hold { reason } => {
-                    println!("root-task: {}", log::holding(name, &reason))
-                }
+                continue;
             }
+            let mut words = [0; 16];
+            let n = fault_words(&m, &mut words);
+            let cause = Cause::from_fault(m.label(), &words[..n]);
+            recover_monitor(sys, &mut monitor, pd, cause);
         } else {
+            let mut words = [0; 16];
+            let n = fault_words(&m, &mut words);
+            let cause = Cause::from_fault(m.label(), &words[..n]);
             println!("root-task: PD {name} faulted ({cause}); left stopped");
         }
+    }
+}
+
+/// The timer fired: the monitor's wake-up, its pings, and restarting it if it hung.
+fn on_timer(sys: &mut System, monitor: &mut Tracker) {
+    let Some(c) = sys.clock.as_mut() else {
+        return;
+    };
+    let hung = c.fired(now_us() / 1000, axolotl_sys::time::counter());
+    let pd = c.monitor as usize;
+    if let Some(heartbeat_ms) = hung {
+        recover_monitor(sys, monitor, pd, Cause::Hang { heartbeat_ms });
+    }
+    if let Some(c) = &sys.clock {
+        c.rearm();
+        if let Err(e) = c.irq.ack() {
+            println!("root-task: timer IRQ ack failed: {e:?}");
+        }
+    }
+}
+
+/// Restarts the monitor (PD `pd`) after `cause`, or holds it past its limit. Its state is
+/// rebuilt from the plan and its journal when it starts again; faults that reach its
+/// endpoint meanwhile wait there for it.
+fn recover_monitor(sys: &mut System, monitor: &mut Tracker, pd: usize, cause: Cause) {
+    let name = sys.plan.pds[pd].name.as_str();
+    let start = now_us();
+    if let Some(c) = sys.clock.as_mut() {
+        c.pause();
+    }
+    match monitor.on_failure(start / 1000, cause) {
+        Decision::RestartAt { generation, .. } => match sys.restart(pd, generation as u64) {
+            Ok(g) => {
+                let done = now_us();
+                monitor.on_restarted(done / 1000);
+                if let Some(c) = sys.clock.as_mut() {
+                    c.restarted(done / 1000);
+                }
+                println!(
+                    "root-task: {}",
+                    log::restarted(name, &cause, g as u32, done - start)
+                );
+            }
+            Err(e) => println!("root-task: restarting the monitor failed: {e}"),
+        },
+        Decision::Hold { reason } => println!("root-task: {}", log::holding(name, &reason)),
     }
 }
 
@@ -87,10 +135,13 @@ fn request(sys: &mut System, m: &axolotl_sys::Msg) -> (MessageInfo, [u64; 4]) {
             [why, 0, 0, 0],
         )
     };
+    let mr = |i: usize| if i < 4 { m.mrs[i] } else { get_mr(i) };
+    let user_pd =
+        |pd: u64| (pd as usize) < sys.plan.pds.len() && sys.plan.monitor != Some(pd as u8);
     match m.label() {
         root_service::RESTART => {
             let (pd, generation) = (m.mrs[0] as usize, m.mrs[1]);
-            if pd >= sys.plan.pds.len() || sys.plan.monitor == Some(pd as u8) {
+            if !user_pd(pd as u64) {
                 return refuse(root_service::BAD_PD);
             }
             match sys.restart(pd, generation) {
@@ -100,6 +151,49 @@ fn request(sys: &mut System, m: &axolotl_sys::Msg) -> (MessageInfo, [u64; 4]) {
                     refuse(root_service::FAILED)
                 }
             }
+        }
+        root_service::SET_TIMER => {
+            if let Some(c) = sys.clock.as_mut() {
+                c.set_wake(m.mrs[0]);
+                c.rearm();
+            }
+            (ok, [0; 4])
+        }
+        root_service::RECORD => {
+            let (pd, len) = (m.mrs[0], m.mrs[1] as usize);
+            let words = root_service::words_for(len);
+            if !user_pd(pd) {
+                return refuse(root_service::BAD_PD);
+            }
+            if len > root_service::RECORD_BYTES || (m.info.length() as usize) < words {
+                return refuse(root_service::FAILED);
+            }
+            let mut bytes = [0u8; root_service::RECORD_BYTES];
+            root_service::unpack(&mut bytes[..len], |i| mr(2 + i));
+            sys.journal(pd as usize, &bytes[..len]);
+            (ok, [0; 4])
+        }
+        root_service::RECALL => {
+            let pd = m.mrs[0];
+            if !user_pd(pd) {
+                return refuse(root_service::BAD_PD);
+            }
+            let Some((bytes, generation)) = sys.recall(pd as usize) else {
+                return refuse(root_service::BAD_PD);
+            };
+            let words = root_service::words_for(bytes.len());
+            for i in 4..words {
+                set_mr(i, root_service::word_of(bytes, i - 2));
+            }
+            (
+                MessageInfo::new(0, 0, 0, words as u64),
+                [
+                    generation,
+                    bytes.len() as u64,
+                    root_service::word_of(bytes, 0),
+                    root_service::word_of(bytes, 1),
+                ],
+            )
         }
         _ => refuse(root_service::UNKNOWN),
     }
