@@ -9,7 +9,7 @@ use axolotl_kernel_core::cspace::{
 use axolotl_kernel_core::untyped::{RetypeArgs, retype};
 use axolotl_kernel_core::{Cap, SlotRef, SyscallError};
 
-use crate::ipc::{self, get_mr, set_mr};
+use crate::ipc::{self, set_mr};
 use crate::kobj::Kobj;
 use crate::state::Kernel;
 use crate::thread::{Tcb, ThreadState, slot};
@@ -81,7 +81,8 @@ pub fn need(info: MessageInfo, n: u64) -> Result<(), SyscallError> {
 pub fn invoke(k: &mut Kernel, t: *mut Tcb, cap: Cap, cap_slot: SlotRef, call: bool) {
     // SAFETY: t is live.
     let info = MessageInfo::from_word(unsafe { (*t).ctx.x[1] });
-    let mr = |i| get_mr(t, i);
+    let mrs = ipc::Mrs::of(t);
+    let mr = |i| mrs.get(i);
     let r = match (Invocation::from_label(info.label()), cap) {
         (Some(Invocation::UntypedRetype), Cap::Untyped { .. }) => (|| {
             need(info, 6)?;
@@ -249,7 +250,8 @@ fn invoke_vcpu(
     info: MessageInfo,
     v: *mut Vcpu,
 ) -> Result<usize, SyscallError> {
-    let mr = |i| get_mr(caller, i);
+    let mrs = ipc::Mrs::of(caller);
+    let mr = |i| mrs.get(i);
     match l {
         Invocation::VcpuSetTcb => {
             let (tcb, _) = extra_cap(caller, info, 0)?;
@@ -309,7 +311,8 @@ fn invoke_tcb(
     info: MessageInfo,
     t: *mut Tcb,
 ) -> Result<usize, SyscallError> {
-    let mr = |i| get_mr(caller, i);
+    let mrs = ipc::Mrs::of(caller);
+    let mr = |i| mrs.get(i);
     match l {
         Invocation::TcbSuspend => {
             suspend(k, t);

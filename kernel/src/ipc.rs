@@ -34,6 +34,46 @@ pub fn ipc_buffer<'a>(t: *mut Tcb) -> Option<&'a mut IpcBuffer> {
     (pa != 0 && fits).then(|| unsafe { &mut *(pa as *mut IpcBuffer) })
 }
 
+/// A thread's message registers with its IPC buffer looked up once (as seL4 looks it up
+/// once per system call): the lookup validates the buffer's frame cap, which costs more
+/// than the word read itself.
+pub struct Mrs {
+    t: *mut Tcb,
+    buf: Option<*mut IpcBuffer>,
+}
+
+impl Mrs {
+    pub fn of(t: *mut Tcb) -> Mrs {
+        Mrs {
+            t,
+            buf: ipc_buffer(t).map(|b| b as *mut IpcBuffer),
+        }
+    }
+
+    pub fn get(&self, i: usize) -> u64 {
+        if i < MSG_REGISTERS_IN_CPU {
+            // SAFETY: t is live.
+            unsafe { (*self.t).ctx.x[2 + i] }
+        } else {
+            // SAFETY: looked up at the start of this system call; frames outlive it.
+            self.buf
+                .map_or(0, |b| unsafe { (*b).msg.get(i).copied().unwrap_or(0) })
+        }
+    }
+
+    pub fn set(&self, i: usize, v: u64) {
+        if i < MSG_REGISTERS_IN_CPU {
+            // SAFETY: t is live.
+            unsafe { (*self.t).ctx.x[2 + i] = v };
+        } else if let Some(b) = self.buf {
+            // SAFETY: as in `get`.
+            if let Some(w) = unsafe { (*b).msg.get_mut(i) } {
+                *w = v;
+            }
+        }
+    }
+}
+
 pub fn get_mr(t: *mut Tcb, i: usize) -> u64 {
     if i < MSG_REGISTERS_IN_CPU {
         // SAFETY: t is live.
@@ -90,8 +130,9 @@ fn transfer(k: &mut Kernel, sender: *mut Tcb, receiver: *mut Tcb, badge: u64, gr
     let len = (info.length() as usize)
         .min(max_len(sender))
         .min(max_len(receiver));
+    let (from, to) = (Mrs::of(sender), Mrs::of(receiver));
     for i in 0..len {
-        set_mr(receiver, i, get_mr(sender, i));
+        to.set(i, from.get(i));
     }
     let mut extra = 0;
     if grant && info.extra_caps() > 0 && transfer_cap(k, sender, receiver) {

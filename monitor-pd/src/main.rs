@@ -220,15 +220,20 @@ mod pd {
             }
             let decision = t.on_failure(start / 1000, cause);
             self.pending[pd] = Pending::of(t);
-            journal(pd, t);
             match decision {
                 Decision::RestartAt { at_ms, .. } => {
                     if at_ms <= now_ms() {
+                        // Journaled with the restart itself. Should we fail before, a
+                        // faulted PD's fault comes again to our successor (the kernel
+                        // re-delivers a fault whose handler is restarted).
                         self.restart(pd);
+                    } else {
+                        journal(pd, t);
                     }
                     true
                 }
                 Decision::Hold { reason } => {
+                    journal(pd, t);
                     println!("monitor: {name} failed ({cause})");
                     println!("{}", log::holding(name, &reason));
                     false
@@ -247,10 +252,17 @@ mod pd {
             if delay > 0 {
                 println!("{}", log::backoff(name, delay, start / 1000 - p.failed_ms));
             }
-            let r = axolotl_sys::call(
-                ROOT_SERVICE_CAP,
-                MessageInfo::new(root_service::RESTART, 0, 0, 2),
-                [pd as u64, p.generation as u64, 0, 0],
+            // The record as it will be once the PD runs again travels with the request, so
+            // the journal costs no call of its own.
+            let at = start / 1000;
+            let mut after = self.trackers.get(pd).cloned();
+            if let Some(t) = after.as_mut() {
+                t.on_restarted(at);
+            }
+            let r = call_with_record(
+                root_service::RESTART,
+                [pd as u64, p.generation as u64],
+                after.as_ref(),
             );
             if r.label() != 0 {
                 println!(
@@ -261,13 +273,16 @@ mod pd {
             }
             let done = now_us();
             if let Some(t) = self.trackers.get_mut(pd) {
-                t.on_restarted(done / 1000);
-                journal(pd, t);
+                t.on_restarted(at);
             }
             self.heartbeats.restarted(pd as u8, done / 1000);
             // The root task's count is the authority: ours starts over when we do.
             let given = r.mrs[0] as u32;
-            println!("{}", log::restarted(name, &p.cause, given, done - start));
+            let how = log::How::from_word(r.mrs[1]);
+            println!(
+                "{}",
+                log::restarted(name, &p.cause, given, done - start, how)
+            );
             #[cfg(feature = "fault-injection")]
             inject(name);
         }
@@ -280,11 +295,7 @@ mod pd {
                     self.restart(pd);
                 }
             }
-            let mut hung = heapless::Vec::<(u8, u64), MAX_PDS>::new();
-            for h in self.heartbeats.hung(now) {
-                let _ = hung.push(h);
-            }
-            for (pd, heartbeat_ms) in hung {
+            for (pd, heartbeat_ms) in self.heartbeats.hung(now) {
                 self.recover(pd as usize, Cause::Hang { heartbeat_ms }, now_us());
             }
             let mut due = heapless::Vec::<u8, MAX_PDS>::new();
@@ -324,31 +335,42 @@ mod pd {
 
     /// Journals `pd`'s bookkeeping with the root task, for a monitor that may follow us.
     fn journal(pd: usize, t: &Tracker) {
-        let mut buf = [0u8; RECORD_BYTES];
-        let Some(bytes) = t.encode(&mut buf) else {
-            println!("monitor: cannot encode the record of PD {pd}");
-            return;
-        };
-        let words = root_service::words_for(bytes.len());
-        for i in 4..words {
-            set_mr(i, root_service::word_of(bytes, i - 2));
-        }
-        let r = axolotl_sys::call(
-            ROOT_SERVICE_CAP,
-            MessageInfo::new(root_service::RECORD, 0, 0, words as u64),
-            [
-                pd as u64,
-                bytes.len() as u64,
-                root_service::word_of(bytes, 0),
-                root_service::word_of(bytes, 1),
-            ],
-        );
+        let r = call_with_record(root_service::RECORD, [pd as u64, 0], Some(t));
         if r.label() != 0 {
             println!(
                 "monitor: the root task refused the record of PD {pd} (reason {})",
                 r.mrs[0]
             );
         }
+    }
+
+    /// Calls the root task with `label`, `head` in MR0 and MR1 and `t`'s record (none: length
+    /// 0) from `root_service::RECORD_LEN_MR` on.
+    fn call_with_record(label: u64, head: [u64; 2], t: Option<&Tracker>) -> axolotl_sys::Msg {
+        let mut buf = [0u8; RECORD_BYTES];
+        let bytes: &[u8] = match t.map(|t| t.encode(&mut buf)) {
+            Some(Some(b)) => b,
+            Some(None) => {
+                println!("monitor: a record does not fit RECORD_BYTES");
+                &[]
+            }
+            None => &[],
+        };
+        let words = root_service::words_for(bytes.len());
+        let first = root_service::RECORD_LEN_MR + 1;
+        for i in 4..words {
+            set_mr(i, root_service::word_of(bytes, i - first));
+        }
+        axolotl_sys::call(
+            ROOT_SERVICE_CAP,
+            MessageInfo::new(label, 0, 0, words as u64),
+            [
+                head[0],
+                head[1],
+                bytes.len() as u64,
+                root_service::word_of(bytes, 0),
+            ],
+        )
     }
 
     /// PD `pd`'s journaled tracker (`None` if nothing valid was journaled) and the root
@@ -363,7 +385,7 @@ mod pd {
             return None;
         }
         let generation = r.mrs[0].min(u32::MAX as u64 - 1) as u32;
-        let len = r.mrs[1] as usize;
+        let len = r.mrs[root_service::RECORD_LEN_MR] as usize;
         if len == 0
             || len > RECORD_BYTES
             || (r.info.length() as usize) < root_service::words_for(len)
@@ -371,11 +393,12 @@ mod pd {
             return Some((None, generation));
         }
         let mut bytes = [0u8; RECORD_BYTES];
+        let first = root_service::RECORD_LEN_MR + 1;
         root_service::unpack(&mut bytes[..len], |i| {
-            if i + 2 < 4 {
-                r.mrs[i + 2]
+            if first + i < 4 {
+                r.mrs[first + i]
             } else {
-                get_mr(i + 2)
+                get_mr(first + i)
             }
         });
         let journaled = Tracker::decode(resilience, &bytes[..len]);

@@ -10,10 +10,7 @@
 mod bench;
 #[cfg(all(target_os = "none", feature = "selftest-ipc"))]
 mod selftest_ipc;
-#[cfg(all(
-    target_os = "none",
-    any(feature = "selftest-ipc", feature = "selftest-bench")
-))]
+#[cfg(target_os = "none")]
 mod spawn;
 
 #[cfg(target_os = "none")]

@@ -1,5 +1,6 @@
-//! Starting a thread in the root task's own address space, for the self-checks and the
-//! benchmarks: a TCB and an IPC buffer frame from untyped, the given stack and entry.
+//! Starting a thread in the root task's own address space (the standby refresher, the
+//! self-checks' and benchmarks' threads): a TCB and an IPC buffer frame from untyped, the
+//! given stack and entry.
 
 use axolotl_abi::bootinfo::init_cap;
 use axolotl_abi::{ObjectType, Rights, USER_CONTEXT_WORDS};
@@ -7,15 +8,18 @@ use axolotl_sys::alloc::ObjectAlloc;
 use axolotl_sys::{CNode, Frame, Tcb, UserContext, VSpace, vm_attr};
 
 /// A thread stack.
+#[cfg(any(feature = "selftest-ipc", feature = "selftest-bench"))]
 #[repr(C, align(16))]
 pub struct Stack(pub [u8; 16384]);
 
+#[cfg(any(feature = "selftest-ipc", feature = "selftest-bench"))]
 impl Stack {
     pub const fn new() -> Self {
         Stack([0; 16384])
     }
 }
 
+#[cfg(any(feature = "selftest-ipc", feature = "selftest-bench"))]
 pub fn stack_top(s: *mut Stack) -> u64 {
     s as u64 + core::mem::size_of::<Stack>() as u64
 }

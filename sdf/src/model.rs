@@ -216,6 +216,9 @@ pub struct Resilience {
     pub heartbeat_ms: Option<u64>,
     /// PDs that must be up before this one starts, and whose restarts it is told about.
     pub depends_on: Vec<String>,
+    /// Keep a restored second incarnation ready, so a restart need not copy the image
+    /// (costs the PD's memory twice; only for restartable PDs).
+    pub standby: bool,
 }
 
 impl Default for Resilience {
@@ -228,6 +231,7 @@ impl Default for Resilience {
             restart_backoff_max_ms: crate::defaults::RESTART_BACKOFF_MAX_MS,
             heartbeat_ms: None,
             depends_on: Vec::new(),
+            standby: true,
         }
     }
 }

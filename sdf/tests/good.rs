@@ -144,6 +144,7 @@ fn resilience_extensions_are_read() {
             restart_backoff_max_ms: 640,
             heartbeat_ms: Some(100),
             depends_on: vec![],
+            standby: true,
         }
     );
     assert_eq!(
@@ -159,6 +160,7 @@ fn resilience_extensions_are_read() {
     );
     assert_eq!(console.depends_on, ["uart_driver"]);
     assert_eq!(console.heartbeat_ms, None);
+    assert!(!console.standby, "restart_standby=\"false\"");
     assert_eq!(
         sd.pd("logger").unwrap().resilience.depends_on,
         ["console", "uart_driver"]

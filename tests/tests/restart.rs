@@ -195,6 +195,74 @@ fn monitor_crash_is_recovered_by_the_root_task_gicv2() {
     monitor_crash(2);
 }
 
+/// Issue #5: restarts switch a PD to its standby incarnation, which the root task's
+/// refresher restores while nothing else runs. `fresh` (priority 0, below the refresher)
+/// fails twice: both restarts use a standby, the second the incarnation generation 0 ran
+/// in and dirtied, now refilled and with its CSpace rebuilt. `again` has
+/// `restart_standby="false"` and is restored in place.
+fn standby(gic: u8) {
+    let mut b = check(boot_named(gic, "cortex-a72", "-standby"));
+    check(b.expect_chain(
+        &[
+            "monitor: restarted fresh (cause: vm-fault write at 0x700000000 ip 0x",
+            ") generation 1 in ",
+            " us (standby)",
+            "monitor: restarted fresh (cause: vm-fault write at 0x700000000 ip 0x",
+            ") generation 2 in ",
+            " us (standby)",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    check(b.expect_chain(
+        &[
+            "monitor: restarted again (cause: vm-fault write at 0x700000000 ip 0x",
+            ") generation 1 in ",
+            " us (in place)",
+            "monitor: restarted again (cause: vm-fault write at 0x700000000 ip 0x",
+            ") generation 2 in ",
+            " us (in place)",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    // Both PDs' third generation: pristine data and bss, and the witness notified (its
+    // channel cap is back) by all six incarnations.
+    let deadline = std::time::Instant::now() + DEFAULT_TIMEOUT;
+    loop {
+        let console = b.console();
+        let fresh_gens = console
+            .matches("crasher: generation 2: data 7, bss 0")
+            .count();
+        let notified = console.matches("witness: notified on channel").count();
+        if fresh_gens == 2 && notified == 6 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expected two pristine generation-2 starts and six notifications:\n{console}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for bad in [
+        "KERNEL PANIC",
+        "kernel: FAULT",
+        "refused",
+        "failed",
+        "holding",
+    ] {
+        check(b.refute(bad));
+    }
+}
+
+#[test]
+fn restarts_switch_to_a_refreshed_standby_gicv3() {
+    standby(3);
+}
+
+#[test]
+fn restarts_switch_to_a_refreshed_standby_gicv2() {
+    standby(2);
+}
+
 /// Issue #5 (6): the monitor hangs (its fault-injection hook spins) right after restarting
 /// `hang_monitor`, while `slow`'s restart waits for its 200 ms backoff. The root task, which
 /// pings the monitor every 500 ms, restarts it after two silent periods; the new monitor

@@ -59,8 +59,13 @@ pub fn run() -> Result<ExitCode, String> {
 }
 
 /// PDs of the restart benchmark and their image sizes (tests/pds: 16 and 256 pages of text
-/// and data).
-const RESTART_PDS: [(&str, u64); 2] = [("bench_64k", 64 << 10), ("bench_1m", 1 << 20)];
+/// and data), switched to their standby or (`*_in_place`) restored in place.
+const RESTART_PDS: [(&str, u64); 4] = [
+    ("bench_64k", 64 << 10),
+    ("bench_1m", 1 << 20),
+    ("bench_64k_in_place", 64 << 10),
+    ("bench_1m_in_place", 1 << 20),
+];
 
 /// Restart latency (issue #5): tests/systems/bench-restart.system, whose PDs fail in each of
 /// their first generations and report the time from the fault to their next start.
@@ -72,8 +77,13 @@ fn restart_latency(board: axolotl_kernel_config::Board) -> Result<(), String> {
     let mut m = Machine::new(board);
     m.icount_shift = Some(0);
     let mut b = Boot::start(&m, &img).map_err(|f| f.to_string())?;
-    b.expect("bench: restarts bench_1m done", Duration::from_secs(300))
+    for (pd, _) in RESTART_PDS {
+        b.expect_chain(
+            &[&format!("bench: restarts {pd} done")],
+            Duration::from_secs(300),
+        )
         .map_err(|f| f.to_string())?;
+    }
     let console = b.console();
     let num = |line: &str, key: &str| -> Option<u64> {
         line.split_whitespace()
@@ -85,7 +95,7 @@ fn restart_latency(board: axolotl_kernel_config::Board) -> Result<(), String> {
     );
     println!("of 5 restarts; floor = copying the image's bytes with the same copy routine.");
     println!(
-        "{:<12} {:>10} {:>14} {:>12} {:>8}",
+        "{:<20} {:>10} {:>14} {:>12} {:>8}",
         "PD", "image", "restart ns", "floor ns", "ratio"
     );
     for (pd, image) in RESTART_PDS {
@@ -108,7 +118,7 @@ fn restart_latency(board: axolotl_kernel_config::Board) -> Result<(), String> {
         let mean = restarts.iter().sum::<u64>() / restarts.len() as u64;
         let floor = ns * image / bytes.max(1);
         println!(
-            "{pd:<12} {:>8}Ki {mean:>14} {floor:>12} {:>8.2}",
+            "{pd:<20} {:>8}Ki {mean:>14} {floor:>12} {:>8.2}",
             image >> 10,
             mean as f64 / floor.max(1) as f64
         );

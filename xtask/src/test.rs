@@ -12,12 +12,13 @@ use crate::setup;
 /// Self-check images the integration tests boot (root-task cargo features).
 const SELFTESTS: [&str; 3] = ["fault", "ticks", "ipc"];
 /// Systems the integration tests boot: examples, and test systems of failing PDs.
-const SYSTEMS: [&str; 15] = [
+const SYSTEMS: [&str; 16] = [
     "systems/hello.system",
     "systems/resilient-echo.system",
     "tests/systems/restart.system",
     "tests/systems/monitor-crash.system",
     "tests/systems/monitor-hang.system",
+    "tests/systems/standby.system",
     "tests/systems/call-abort.system",
     "tests/systems/resilient-echo-crash.system",
     "tests/systems/resilient-echo-hang.system",

@@ -587,6 +587,7 @@ pub fn build(sd: &SystemDescription, images: &[ElfInfo]) -> Result<BootPlan, Vec
             restart_backoff_max_ms: r.restart_backoff_max_ms,
             heartbeat_ms: r.heartbeat_ms,
             depends_on: span(depends_start, plan.depends.len() as u16),
+            standby: r.standby,
         };
 
         plan.totals.add(&totals);

@@ -32,31 +32,35 @@ pub const MONITOR_PLAN_VADDR: u64 = 0x1000_0000;
 
 /// The monitor's requests to the root task (a Call on `cspace::ROOT_SERVICE_CAP`).
 pub mod root_service {
-    /// Restart PD `MR0` from its pristine image with a generation of at least `MR1`. Reply
-    /// label 0 with the generation given in MR0 (the root task's count is the authority):
-    /// the PD runs again; [`REFUSED`] with the reason in MR0 otherwise.
+    /// Restart PD `MR0` from its pristine image with a generation of at least `MR1`, and
+    /// journal the record the message carries (as `RECORD`; none if its length is 0) once it
+    /// runs again. Reply label 0 with the generation given in MR0 (the root task's count is
+    /// the authority) and in MR1 1 if the PD was switched to its standby incarnation, 0 if
+    /// restored in place: the PD runs again; [`REFUSED`] with the reason in MR0 otherwise.
     pub const RESTART: u64 = 1;
     /// Signal the monitor's timer channel (`MONITOR_TIMER_ID`) once the physical counter
     /// reaches `MR0` (at once if it has); `MR0 = 0`: never. Replaces any earlier request.
     pub const SET_TIMER: u64 = 2;
-    /// Journal PD `MR0`'s restart bookkeeping: `MR1` bytes (at most `RECORD_BYTES`) packed
-    /// little-endian from `MR2` on. The root task keeps them, opaque, for a restarted monitor.
+    /// Journal PD `MR0`'s restart bookkeeping, a record (`MR1` unused). The root task keeps
+    /// it, opaque, for a restarted monitor.
     pub const RECORD: u64 = 3;
     /// What a restarted monitor re-learns about PD `MR0`: reply label 0, `MR0` the root task's
-    /// generation of the PD, `MR1` the journaled byte count (0: nothing journaled), the bytes
-    /// from `MR2` on as `RECORD` took them.
+    /// generation of the PD, the journaled record (length 0: nothing journaled).
     pub const RECALL: u64 = 4;
+    /// A record travels as its byte count in `MR2` and its bytes, packed little-endian, from
+    /// `MR3` on.
+    pub const RECORD_LEN_MR: usize = 2;
     pub const REFUSED: u64 = 1;
     /// Reasons.
     pub const BAD_PD: u64 = 1;
     pub const FAILED: u64 = 2;
     pub const UNKNOWN: u64 = 3;
-    /// The most bytes a `RECORD` carries (the message registers after the first two).
-    pub const RECORD_BYTES: usize = 8 * (axolotl_abi::MSG_MAX_LENGTH - 2);
+    /// The most bytes a record carries (the message registers after the first three).
+    pub const RECORD_BYTES: usize = 8 * (axolotl_abi::MSG_MAX_LENGTH - RECORD_LEN_MR - 1);
 
-    /// Message words `RECORD`/`RECALL` need for `len` bytes after their two leading words.
+    /// Message words a message with a record of `len` bytes has.
     pub const fn words_for(len: usize) -> usize {
-        2 + len.div_ceil(8)
+        RECORD_LEN_MR + 1 + len.div_ceil(8)
     }
 
     /// Word `i` of `bytes` packed little-endian, zero-padded.
@@ -88,8 +92,8 @@ pub mod root_service {
             let mut back = [0u8; 21];
             unpack(&mut back, |i| words[i]);
             assert_eq!(back, bytes);
-            assert_eq!(words_for(0), 2);
-            assert_eq!(words_for(21), 5);
+            assert_eq!(words_for(0), 3);
+            assert_eq!(words_for(21), 6);
             assert_eq!(words_for(RECORD_BYTES), axolotl_abi::MSG_MAX_LENGTH);
         }
     }

@@ -266,6 +266,8 @@ pub struct Resilience {
     pub heartbeat_ms: Option<u64>,
     /// Indices into `BootPlan::depends`, which hold PD indices.
     pub depends_on: Span,
+    /// Whether the root task keeps a standby incarnation (`restart_standby`).
+    pub standby: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

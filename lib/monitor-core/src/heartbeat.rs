@@ -1,8 +1,11 @@
 //! The monitor's heartbeat protocol: it pings every watched PD once per period (a signal on
 //! the PD's notification with the `HEARTBEAT_PING` badge) and the PD's event loop answers
 //! (a `HEARTBEAT` message on its fault endpoint). A PD is hung when no answer came for
-//! `1 + SLACK_PERIODS` periods: one missed ping is forgiven (a ping can arrive just after
-//! the PD answered the previous one, or while it handles a long event).
+//! `1 + SLACK_PERIODS` periods (one missed ping is forgiven: a ping can arrive just after
+//! the PD answered the previous one, or while it handles a long event) and then none to a
+//! last-chance ping within `LAST_CHANCE_MS` (a deadline can pass without the PD ever having
+//! had the CPU: under an emulator the host may stop the whole machine for longer than a
+//! period, and a live PD answers a ping within microseconds of getting it).
 //!
 //! The deadlines are a [`Watchdog`] whose period is the whole allowance; the ping schedule
 //! is kept beside it. Everything is in monitor milliseconds.
@@ -14,6 +17,9 @@ use crate::Watchdog;
 /// Missed periods forgiven before a PD counts as hung.
 pub const SLACK_PERIODS: u64 = 1;
 
+/// How long a PD has to answer the ping sent when its deadline passed (at most a period).
+pub const LAST_CHANCE_MS: u64 = 50;
+
 /// Pings and answer deadlines of up to `MAX_PDS` PDs, by PD index.
 #[derive(Clone, Debug)]
 pub struct Heartbeats {
@@ -21,6 +27,8 @@ pub struct Heartbeats {
     /// 0: not watched.
     period_ms: [u64; MAX_PDS],
     next_ping_ms: [u64; MAX_PDS],
+    /// Its deadline passed and it was pinged a last time.
+    last_chance: [bool; MAX_PDS],
 }
 
 impl Default for Heartbeats {
@@ -35,6 +43,7 @@ impl Heartbeats {
             dog: Watchdog::new(),
             period_ms: [0; MAX_PDS],
             next_ping_ms: [0; MAX_PDS],
+            last_chance: [false; MAX_PDS],
         }
     }
 
@@ -57,6 +66,7 @@ impl Heartbeats {
         }
         self.period_ms[i] = period_ms;
         self.next_ping_ms[i] = now_ms.saturating_add(period_ms);
+        self.last_chance[i] = false;
         self.dog
             .watch(pd, period_ms.saturating_mul(1 + SLACK_PERIODS), now_ms);
     }
@@ -69,7 +79,19 @@ impl Heartbeats {
     /// `pd` answered at `now_ms`. Ignored while it is paused (a restart is pending): only
     /// its restart re-arms it.
     pub fn answered(&mut self, pd: u8, now_ms: u64) {
-        if self.dog.deadline(pd).is_some() {
+        if self.dog.deadline(pd).is_none() {
+            return;
+        }
+        let i = pd as usize;
+        if self.last_chance[i] {
+            // Back to the whole allowance.
+            self.last_chance[i] = false;
+            self.dog.watch(
+                pd,
+                self.period_ms[i].saturating_mul(1 + SLACK_PERIODS),
+                now_ms,
+            );
+        } else {
             self.dog.beat(pd, now_ms);
         }
     }
@@ -85,6 +107,9 @@ impl Heartbeats {
     /// `pd` is stopped or about to be restarted: neither pinged nor timed until restarted.
     pub fn pause(&mut self, pd: u8) {
         self.dog.pause(pd);
+        if let Some(l) = self.last_chance.get_mut(pd as usize) {
+            *l = false;
+        }
     }
 
     /// Whether `pd` is watched and not paused.
@@ -106,12 +131,27 @@ impl Heartbeats {
     }
 
     /// The PDs hung at `now_ms` with their period (`Cause::Hang`), each reported once and
-    /// then paused.
-    pub fn hung(&mut self, now_ms: u64) -> impl Iterator<Item = (u8, u64)> + '_ {
-        let periods = self.period_ms;
-        self.dog
-            .expired(now_ms)
-            .map(move |(pd, _)| (pd, periods[pd as usize]))
+    /// then paused. A PD whose deadline has just passed is not hung yet: it is due a
+    /// last-chance ping now (`pings_due`) and has `LAST_CHANCE_MS` to answer it.
+    pub fn hung(&mut self, now_ms: u64) -> heapless::Vec<(u8, u64), MAX_PDS> {
+        let mut expired = heapless::Vec::<u8, MAX_PDS>::new();
+        for (pd, _) in self.dog.expired(now_ms) {
+            let _ = expired.push(pd);
+        }
+        let mut hung = heapless::Vec::new();
+        for pd in expired {
+            let i = pd as usize;
+            let period = self.period_ms[i];
+            if self.last_chance[i] {
+                self.last_chance[i] = false;
+                let _ = hung.push((pd, period));
+            } else {
+                self.last_chance[i] = true;
+                self.dog.watch(pd, LAST_CHANCE_MS.min(period), now_ms);
+                self.next_ping_ms[i] = now_ms;
+            }
+        }
+        hung
     }
 
     /// When something is next due: a ping, or a deadline passing.
@@ -135,7 +175,19 @@ mod tests {
         h.pings_due(now).collect()
     }
     fn hung(h: &mut Heartbeats, now: u64) -> Vec<(u8, u64)> {
-        h.hung(now).collect()
+        h.hung(now).into_iter().collect()
+    }
+
+    /// The deadline passes at `at`: a last-chance ping, then hung `LAST_CHANCE_MS` (at most
+    /// a period) later without an answer.
+    fn hang_confirmed(h: &mut Heartbeats, pd: u8, period: u64, at: u64) {
+        assert!(hung(h, at).is_empty(), "a last chance first");
+        assert_eq!(pings(h, at), [pd]);
+        let grace = LAST_CHANCE_MS.min(period);
+        // The next period's ping may come first.
+        assert_eq!(h.next_wakeup(), Some((at + grace + 1).min(at + period)));
+        assert!(hung(h, at + grace).is_empty());
+        assert_eq!(hung(h, at + grace + 1), [(pd, period)]);
     }
 
     #[test]
@@ -169,7 +221,7 @@ mod tests {
             "exactly on the deadline is on time"
         );
         assert_eq!(h.next_wakeup(), Some(306));
-        assert_eq!(hung(&mut h, 306), [(1, 100)]);
+        hang_confirmed(&mut h, 1, 100, 306);
         // Reported once, then paused: no pings, no second report, nothing to wake for.
         assert!(hung(&mut h, 10_000).is_empty());
         assert!(pings(&mut h, 10_000).is_empty());
@@ -181,7 +233,21 @@ mod tests {
         assert!(h.armed(1));
         assert_eq!(h.next_wakeup(), Some(20_100));
         assert!(hung(&mut h, 20_200).is_empty());
-        assert_eq!(hung(&mut h, 20_201), [(1, 100)]);
+        hang_confirmed(&mut h, 1, 100, 20_201);
+    }
+
+    #[test]
+    fn an_answer_to_the_last_chance_is_not_a_hang() {
+        // The whole machine stood still past the deadline (an emulator's host did not run
+        // it): the PD answers the last-chance ping at once and is watched as before.
+        let mut h = Heartbeats::new();
+        h.watch(0, 100, 0);
+        assert!(hung(&mut h, 5_000).is_empty());
+        assert_eq!(pings(&mut h, 5_000), [0]);
+        h.answered(0, 5_000);
+        assert!(hung(&mut h, 5_051).is_empty(), "the whole allowance again");
+        assert!(hung(&mut h, 5_200).is_empty());
+        hang_confirmed(&mut h, 0, 100, 5_201);
     }
 
     #[test]
@@ -191,7 +257,7 @@ mod tests {
         assert_eq!(pings(&mut h, 1050), [0]);
         assert_eq!(pings(&mut h, 1100), [0]);
         assert!(hung(&mut h, 1100).is_empty());
-        assert_eq!(hung(&mut h, 1101), [(0, 50)]);
+        hang_confirmed(&mut h, 0, 50, 1101);
     }
 
     #[test]
@@ -202,7 +268,7 @@ mod tests {
         h.pause(3);
         assert_eq!(h.next_wakeup(), Some(30));
         assert_eq!(pings(&mut h, 1000), [4]);
-        assert_eq!(hung(&mut h, 1000), [(4, 30)]);
+        hang_confirmed(&mut h, 4, 30, 1000);
         assert_eq!(h.next_wakeup(), None);
     }
 

@@ -25,7 +25,8 @@ mod watchdog;
 
 pub use cause::{Access, Cause};
 pub use deps::{affected, dependants};
-pub use heartbeat::{Heartbeats, SLACK_PERIODS};
+pub use heartbeat::{Heartbeats, LAST_CHANCE_MS, SLACK_PERIODS};
+pub use log::How;
 pub use restore::{MemOp, Ops, RestoreError, RestorePlan, restore_plan};
 pub use tracker::{
     Decision, HoldReason, RECORD_BYTES, RESTART_HISTORY, Record, State, Tracker, ring_generation,

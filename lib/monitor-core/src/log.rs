@@ -5,7 +5,7 @@ use core::fmt;
 
 use crate::{Cause, HoldReason};
 
-/// `monitor: restarted <pd> (cause: <cause>) generation <n> in <us> us`
+/// `monitor: restarted <pd> (cause: <cause>) generation <n> in <us> us (<how>)`
 #[derive(Clone, Copy, Debug)]
 pub struct Restarted<'a> {
     pub pd: &'a str,
@@ -13,14 +13,44 @@ pub struct Restarted<'a> {
     pub generation: u32,
     /// From the failure report to the restarted PD running, backoff excluded.
     pub us: u64,
+    pub how: How,
+}
+
+/// How the root task restarted a PD.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum How {
+    /// Switched to its standby incarnation, restored ahead of time.
+    Standby,
+    /// Its memory and CSpace restored while it waited.
+    InPlace,
+}
+
+impl How {
+    /// As the root task's `RESTART` reply says it (MR1).
+    pub fn from_word(w: u64) -> How {
+        if w == 1 { How::Standby } else { How::InPlace }
+    }
+
+    pub fn word(self) -> u64 {
+        (self == How::Standby) as u64
+    }
+}
+
+impl fmt::Display for How {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            How::Standby => "standby",
+            How::InPlace => "in place",
+        })
+    }
 }
 
 impl fmt::Display for Restarted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "monitor: restarted {} (cause: {}) generation {} in {} us",
-            self.pd, self.cause, self.generation, self.us
+            "monitor: restarted {} (cause: {}) generation {} in {} us ({})",
+            self.pd, self.cause, self.generation, self.us, self.how
         )
     }
 }
@@ -68,12 +98,19 @@ pub fn backoff(pd: &str, delay_ms: u64, waited_ms: u64) -> Backoff<'_> {
 }
 
 /// The line for a restart.
-pub fn restarted<'a>(pd: &'a str, cause: &'a Cause, generation: u32, us: u64) -> Restarted<'a> {
+pub fn restarted<'a>(
+    pd: &'a str,
+    cause: &'a Cause,
+    generation: u32,
+    us: u64,
+    how: How,
+) -> Restarted<'a> {
     Restarted {
         pd,
         cause,
         generation,
         us,
+        how,
     }
 }
 
@@ -99,12 +136,19 @@ mod tests {
             esr: 0x9200_0046,
         };
         assert_eq!(
-            restarted("uart_driver", &cause, 3, 412).to_string(),
-            "monitor: restarted uart_driver (cause: vm-fault write at 0x0 ip 0x200040) generation 3 in 412 us"
+            restarted("uart_driver", &cause, 3, 412, How::Standby).to_string(),
+            "monitor: restarted uart_driver (cause: vm-fault write at 0x0 ip 0x200040) generation 3 in 412 us (standby)"
         );
         assert_eq!(
-            restarted("console", &Cause::Panic { ip: 0x20_1234 }, 1, 0).to_string(),
-            "monitor: restarted console (cause: panic ip 0x201234) generation 1 in 0 us"
+            restarted(
+                "console",
+                &Cause::Panic { ip: 0x20_1234 },
+                1,
+                0,
+                How::InPlace
+            )
+            .to_string(),
+            "monitor: restarted console (cause: panic ip 0x201234) generation 1 in 0 us (in place)"
         );
     }
 
@@ -115,8 +159,15 @@ mod tests {
             "monitor: restarting crash_twice after 41 ms (backoff 40 ms)"
         );
         assert_eq!(
-            restarted("serial_driver", &Cause::Hang { heartbeat_ms: 50 }, 1, 60).to_string(),
-            "monitor: restarted serial_driver (cause: hang (no heartbeat in 50 ms)) generation 1 in 60 us"
+            restarted(
+                "serial_driver",
+                &Cause::Hang { heartbeat_ms: 50 },
+                1,
+                60,
+                How::Standby
+            )
+            .to_string(),
+            "monitor: restarted serial_driver (cause: hang (no heartbeat in 50 ms)) generation 1 in 60 us (standby)"
         );
     }
 
@@ -141,7 +192,8 @@ mod tests {
         use core::fmt::Write;
         let mut s = heapless::String::<160>::new();
         let cause = Cause::Hang { heartbeat_ms: 100 };
-        write!(s, "{}", restarted("a", &cause, u32::MAX, u64::MAX)).unwrap();
+        let line = restarted("a", &cause, u32::MAX, u64::MAX, How::InPlace);
+        write!(s, "{line}").unwrap();
         assert!(s.starts_with("monitor: restarted a (cause: hang"));
     }
 }

@@ -356,6 +356,7 @@ mod tests {
             restart_backoff_max_ms: bmax,
             heartbeat_ms: None,
             depends_on: Span::default(),
+            standby: false,
         }
     }
 

@@ -20,6 +20,7 @@ fn resilience() -> impl Strategy<Value = Resilience> {
             restart_backoff_max_ms: backoff + extra,
             heartbeat_ms: None,
             depends_on: Span::default(),
+            standby: false,
         })
 }
 

@@ -5,9 +5,11 @@ use axolotl_abi::{BootInfo, CPtr, ObjectType, Rights, USER_CONTEXT_WORDS};
 use axolotl_boot_plan::cspace::CNODE_SIZE_BITS;
 use axolotl_boot_plan::pack::Pack;
 use axolotl_boot_plan::{
-    BootPlan, Cap, MAX_IRQS, MAX_PDS, MAX_REGIONS, MAX_VCPUS, Pd, Trigger, root_service,
+    BootPlan, Cap, MAX_IRQS, MAX_PDS, MAX_REGIONS, MAX_VCPUS, Pd, RestartPolicy, Trigger,
+    root_service,
 };
 use axolotl_sys::alloc::{ObjectAlloc, ROOT_DEPTH};
+use axolotl_sys::println;
 use axolotl_sys::{
     AsidPool, CNode, Endpoint, Frame, InvocationError, IrqControl, IrqHandler, Notification, Tcb,
     Untyped, UserContext, VSpace, Vcpu, vm_attr,
@@ -16,7 +18,10 @@ use heapless::Vec;
 
 use super::clock::{Clock, ROOT_TIMER_BADGE};
 use super::image::{self, LARGE, PAGE, Source};
+use super::restore::{self, PdCaps, Sources};
+use super::standby::{self, Incarnation};
 use super::vspace;
+use axolotl_monitor_core::log::How;
 
 /// Most pages of PD images, stacks and IPC buffers together (restored on restart).
 pub const MAX_PAGES: usize = 16384;
@@ -24,10 +29,12 @@ pub const MAX_PAGES: usize = 16384;
 /// the PD names slot `n` by the capability address `n` (seL4 CNode cap data: guard size in
 /// bits 0..6, guard value 0).
 const PD_CSPACE_DATA: u64 = 64 - CNODE_SIZE_BITS as u64;
-const PD_DEPTH: u64 = CNODE_SIZE_BITS as u64;
+pub const PD_DEPTH: u64 = CNODE_SIZE_BITS as u64;
 
 /// Badge of the monitor's root service cap (its only one: nothing else holds the service).
 pub const ROOT_SERVICE_BADGE: u64 = 1;
+/// Badge of the standby refresher's fault endpoint (the root task's own endpoint).
+pub const REFRESHER_FAULT_BADGE: u64 = 1 << 60;
 
 /// Why the system could not be built.
 pub enum Error {
@@ -72,10 +79,15 @@ impl<T> Step<T> for Result<T, InvocationError> {
 #[derive(Clone, Copy, Debug)]
 pub struct PdObjects {
     pub tcb: Tcb,
+    /// The running incarnation's CSpace, VSpace and IPC buffer (a restart may switch them
+    /// with the standby's, `standby.rs`).
     pub cnode: CNode,
     pub vspace: VSpace,
+    pub ipc_frame: Frame,
     pub endpoint: Endpoint,
     pub notification: Notification,
+    /// The root slot of the fault endpoint cap the TCB is configured with (0: none).
+    pub fault_ep: CPtr,
 }
 
 /// The root task's original capabilities to one vCPU of a virtual machine.
@@ -99,7 +111,6 @@ pub struct RegionFrames {
 /// cap), so a restart rewrites PD memory with plain stores: no system call per page.
 #[derive(Clone, Copy, Debug)]
 pub struct Page {
-    pub pd: u8,
     pub vaddr: u64,
     /// `PAGE`, or `LARGE` for 2 MiB stretches of big image segments.
     pub size: u64,
@@ -114,10 +125,17 @@ pub struct Page {
 /// The page table: too large for the stack, so a static the one [`System`] borrows.
 static mut PAGES: Vec<Page, MAX_PAGES> = Vec::new();
 
-fn take_pages() -> &'static mut Vec<Page, MAX_PAGES> {
-    // SAFETY: `System::build` runs once (the root task builds one system), so this is the
-    // only reference ever made.
+/// The page table while the system is built (the only time pages are added).
+fn pages_mut(_: &mut System) -> &'static mut Vec<Page, MAX_PAGES> {
+    // SAFETY: only `System::build` adds pages, through the one `System`, before any shared
+    // reference (`pages`) is handed out.
     unsafe { (&raw mut PAGES).as_mut().unwrap_unchecked() }
+}
+
+/// The page table once the system is built: read by restarts and the standby refresher.
+fn pages() -> &'static [Page] {
+    // SAFETY: no page is added after `System::build`, which takes no shared reference.
+    unsafe { (&raw const PAGES).as_ref().unwrap_unchecked().as_slice() }
 }
 
 /// The monitor's journal: a static for the same reason.
@@ -144,9 +162,10 @@ pub struct System {
     /// By plan vCPU index. A VM's vCPUs, VSpace and memory belong to the root task, not to
     /// its VMM, so a restarted VMM finds its guest as it was.
     pub vcpus: Vec<VcpuObjects, MAX_VCPUS>,
-    /// Every PD's pages, grouped by PD in plan order (`page_spans[pd]` indexes them).
-    pages: &'static mut Vec<Page, MAX_PAGES>,
+    /// Each PD's running incarnation's pages in the page table (`PAGES`).
     page_spans: Vec<core::ops::Range<usize>, MAX_PDS>,
+    /// What restores read, fixed once the system is built.
+    src: Option<&'static Sources>,
     /// `(plan IRQ index, handler)`: the originals, copied into a rebuilt CSpace.
     irq_handlers: Vec<(u16, IrqHandler), MAX_IRQS>,
     /// The root task's endpoint: faults of the monitor (of every parentless PD without a
@@ -189,8 +208,8 @@ impl System {
             pds: Vec::new(),
             regions: Vec::new(),
             vcpus: Vec::new(),
-            pages: take_pages(),
             page_spans: Vec::new(),
+            src: None,
             irq_handlers: Vec::new(),
             service,
             alias_next: ALIAS_BASE,
@@ -221,12 +240,104 @@ impl System {
             }
         }
         for (i, pd) in plan.pds.iter().enumerate() {
-            sys.fill_cspace(i, pd)?;
+            for c in plan.caps_of(pd) {
+                if let Cap::IrqHandler { irq } = c.cap {
+                    sys.irq_handler(i, irq)?;
+                }
+            }
+        }
+        let src = sys.freeze();
+        for (i, pd) in plan.pds.iter().enumerate() {
+            src.fill_cspace(i, pd, sys.pds[i].cnode)?;
+        }
+        let mut standbys = 0;
+        for (i, pd) in plan.pds.iter().enumerate() {
+            if sys.wants_standby(i, pd) {
+                let inc = sys.build_standby(i, pd)?;
+                standby::install(i, inc);
+                standbys += 1;
+            }
+        }
+        if standbys > 0 {
+            let wake = Notification(
+                sys.alloc
+                    .alloc(ObjectType::Notification, 0)
+                    .step("refresher notification")?,
+            );
+            let fault_ep = sys.mint(sys.service.0, REFRESHER_FAULT_BADGE)?;
+            standby::start(&mut sys.alloc, src, pages(), wake.0, fault_ep).map_err(Error::Plan)?;
         }
         for o in sys.pds.iter() {
             o.tcb.resume().step("resume")?;
         }
         Ok(sys)
+    }
+
+    /// Fixes what restores read (`restore::Sources`): every object and IRQ handler exists.
+    fn freeze(&mut self) -> &'static Sources {
+        static mut SOURCES: core::mem::MaybeUninit<Sources> = core::mem::MaybeUninit::uninit();
+        let src = Sources {
+            plan: self.plan,
+            pack: self.pack,
+            pds: self
+                .pds
+                .iter()
+                .map(|o| PdCaps {
+                    tcb: o.tcb,
+                    endpoint: o.endpoint,
+                    notification: o.notification,
+                })
+                .collect(),
+            irq_handlers: self.irq_handlers.clone(),
+            vcpus: self.vcpus.clone(),
+            service: self.service,
+            region_paddrs: self
+                .regions
+                .iter()
+                .map(|f| f.contiguous.then_some(f.paddr))
+                .collect(),
+        };
+        // SAFETY: called once, by the one `System::build`, before anything reads it.
+        let src: &'static Sources =
+            unsafe { (&raw mut SOURCES).as_mut().unwrap_unchecked().write(src) };
+        self.src = Some(src);
+        src
+    }
+
+    fn sources(&self) -> Result<&'static Sources, Error> {
+        self.src.ok_or(Error::Plan("system not built"))
+    }
+
+    /// A restartable PD gets a standby incarnation, unless the SDF says not to. Not the
+    /// monitor (the root task restarts it in place: its plan mapping is not an image page)
+    /// nor a VMM (its vCPU threads name its CNode).
+    fn wants_standby(&self, i: usize, pd: &Pd) -> bool {
+        pd.resilience.restart != RestartPolicy::Never
+            && pd.resilience.standby
+            && self.plan.monitor != Some(i as u8)
+            && pd.vm.is_none()
+    }
+
+    /// PD `i`'s standby: a CNode and VSpace of its own with the image, stack and IPC buffer
+    /// loaded into fresh frames, the regions mapped and the CSpace filled, as at boot.
+    fn build_standby(&mut self, i: usize, pd: &Pd) -> Result<Incarnation, Error> {
+        let a = &mut self.alloc;
+        let cnode = CNode(
+            a.alloc(ObjectType::CNode, CNODE_SIZE_BITS as u64)
+                .step("standby CNode")?,
+        );
+        let vspace = VSpace(a.alloc(ObjectType::VSpace, 0).step("standby VSpace")?);
+        AsidPool(init_cap::ASID_POOL)
+            .assign(vspace)
+            .step("standby ASID assign")?;
+        let (ipc_frame, pages) = self.load_incarnation(pd, vspace)?;
+        self.sources()?.fill_cspace(i, pd, cnode)?;
+        Ok(Incarnation {
+            cnode,
+            vspace,
+            ipc_frame,
+            pages,
+        })
     }
 
     fn create_pd_objects(&mut self) -> Result<PdObjects, Error> {
@@ -238,8 +349,10 @@ impl System {
                     .step("CNode")?,
             ),
             vspace: VSpace(a.alloc(ObjectType::VSpace, 0).step("VSpace")?),
+            ipc_frame: Frame(0),
             endpoint: Endpoint(a.alloc(ObjectType::Endpoint, 0).step("endpoint")?),
             notification: Notification(a.alloc(ObjectType::Notification, 0).step("notification")?),
+            fault_ep: 0,
         };
         AsidPool(init_cap::ASID_POOL)
             .assign(o.vspace)
@@ -321,47 +434,18 @@ impl System {
     }
 
     /// The setvar words of `pd`, region addresses resolved.
-    fn setvars(
-        &self,
-        pd: &Pd,
-    ) -> Result<Vec<(u64, u64), { axolotl_boot_plan::MAX_SETVARS }>, Error> {
-        let mut out = Vec::new();
-        for sv in self.plan.setvars_of(pd) {
-            let value = match sv.value {
-                axolotl_boot_plan::SetvarValue::Value(v) => v,
-                axolotl_boot_plan::SetvarValue::RegionPaddr(r) => self.region_paddr(r)?,
-            };
-            let _ = out.push((sv.vaddr, value));
-        }
-        Ok(out)
+    fn setvars(&self, pd: &Pd) -> Result<restore::Setvars, Error> {
+        restore::setvars(self.plan, pd, |r| self.region_paddr(r))
     }
 
     /// What `pd`'s pages are made of: its image in the pack, with `setvars` (`Self::setvars`).
     fn source<'s>(&self, pd: &Pd, setvars: &'s [(u64, u64)]) -> Result<Source<'s>, Error> {
-        let (segments, image) = self.image_of(pd)?;
-        Ok(Source {
-            segments,
-            image,
-            setvars,
-        })
-    }
-
-    fn image_of(
-        &self,
-        pd: &Pd,
-    ) -> Result<(&'static [axolotl_boot_plan::Segment], &'static [u8]), Error> {
-        let plan = self.plan;
-        let image = plan
-            .images
-            .get(pd.image as usize)
-            .ok_or(Error::Plan("image index"))?;
-        let bytes = self.pack.image(&image.name).ok_or(Error::NoImage)?;
-        Ok((plan.segments_of(image), bytes))
+        restore::source(self.plan, self.pack, pd, setvars)
     }
 
     /// Remembers a loaded page and maps its alias; returns the alias address.
     fn record(&mut self, mut p: Page) -> Result<u64, Error> {
-        if self.pages.is_full() {
+        if pages_mut(self).is_full() {
             return Err(Error::Plan(
                 "more PD pages than the root task tracks (MAX_PAGES)",
             ));
@@ -379,14 +463,7 @@ impl System {
         )
         .step("alias map")?;
         self.alias_next = p.alias + p.size;
-        let _ = self.pages.push(p);
-        // PDs are built one after the other, so each one's pages are consecutive.
-        let i = p.pd as usize;
-        while self.page_spans.len() <= i {
-            let at = self.pages.len() - 1;
-            let _ = self.page_spans.push(at..at);
-        }
-        self.page_spans[i].end = self.pages.len();
+        let _ = pages_mut(self).push(p);
         Ok(p.alias)
     }
 
@@ -394,6 +471,46 @@ impl System {
     fn build_pd(&mut self, i: usize, pd: &Pd) -> Result<(), Error> {
         let plan = self.plan;
         let o = self.pds[i];
+        let (ipc_frame, span) = self.load_incarnation(pd, o.vspace)?;
+        while self.page_spans.len() <= i {
+            let _ = self.page_spans.push(0..0);
+        }
+        self.page_spans[i] = span;
+        let fault_ep = match plan.cap_at(pd, axolotl_boot_plan::cspace::MONITOR_EP) {
+            Some(Cap::FaultEndpoint { parent, badge }) => {
+                let ep = self.fault_handler(i, parent);
+                self.mint(ep.0, badge)?
+            }
+            _ => 0,
+        };
+        self.pds[i].ipc_frame = ipc_frame;
+        self.pds[i].fault_ep = fault_ep;
+        o.tcb
+            .configure(
+                fault_ep,
+                o.cnode,
+                PD_CSPACE_DATA,
+                o.vspace,
+                0,
+                pd.ipc_buffer,
+                ipc_frame,
+            )
+            .step("TCB configure")?;
+        o.tcb
+            .set_priority(Tcb(init_cap::TCB), pd.priority as u64)
+            .step("priority")?;
+        self.set_entry_registers(i, pd, 0, false)
+    }
+
+    /// One incarnation of `pd` in `vspace`: its image loaded into fresh frames, stack and
+    /// IPC buffer mapped, regions mapped. Its IPC buffer frame and its pages in `PAGES`.
+    fn load_incarnation(
+        &mut self,
+        pd: &Pd,
+        vspace: VSpace,
+    ) -> Result<(Frame, core::ops::Range<usize>), Error> {
+        let plan = self.plan;
+        let first = pages_mut(self).len();
         let setvars = self.setvars(pd)?;
         let src = self.source(pd, &setvars)?;
         src.check()?;
@@ -409,7 +526,6 @@ impl System {
             let frame = Frame(self.alloc.alloc(ty, 0).step("image frame")?);
             let (rights, attrs) = vspace::rights_attrs(seg.perms, true);
             let alias = self.record(Page {
-                pd: i as u8,
                 vaddr: page,
                 size,
                 frame,
@@ -423,7 +539,7 @@ impl System {
             src.fill(dst, page);
             // Mapped after the fill: an executable mapping makes the kernel clean the
             // instruction cache for it.
-            vspace::map(&mut self.alloc, frame, o.vspace, page, rights, attrs).step("image map")?;
+            vspace::map(&mut self.alloc, frame, vspace, page, rights, attrs).step("image map")?;
             if page == ipc_page {
                 ipc_frame = Some(frame);
             }
@@ -432,9 +548,8 @@ impl System {
         let (rights, attrs) = (Rights::RW, vm_attr::CACHEABLE);
         let map_new = |s: &mut Self, vaddr: u64| -> Result<Frame, Error> {
             let frame = Frame(s.alloc.alloc(ObjectType::SmallFrame, 0).step("frame")?);
-            vspace::map(&mut s.alloc, frame, o.vspace, vaddr, rights, attrs).step("map")?;
+            vspace::map(&mut s.alloc, frame, vspace, vaddr, rights, attrs).step("map")?;
             s.record(Page {
-                pd: i as u8,
                 vaddr,
                 size: PAGE,
                 frame,
@@ -455,45 +570,25 @@ impl System {
         };
 
         for m in plan.mappings_of(pd) {
-            self.map_region(m, o.vspace)?;
+            self.map_region(m, vspace)?;
         }
-
-        let fault_ep = match plan.cap_at(pd, axolotl_boot_plan::cspace::MONITOR_EP) {
-            Some(Cap::FaultEndpoint { parent, badge }) => {
-                let ep = self.fault_handler(i, parent);
-                self.mint(ep.0, badge)?
-            }
-            _ => 0,
-        };
-        o.tcb
-            .configure(
-                fault_ep,
-                o.cnode,
-                PD_CSPACE_DATA,
-                o.vspace,
-                0,
-                pd.ipc_buffer,
-                ipc_frame,
-            )
-            .step("TCB configure")?;
-        o.tcb
-            .set_priority(Tcb(init_cap::TCB), pd.priority as u64)
-            .step("priority")?;
-        self.set_entry_registers(i, pd, 0)
+        Ok((ipc_frame, first..pages_mut(self).len()))
     }
 
-    /// Where PD `i`'s faults go: its parent, else the monitor, else (and for the monitor
-    /// itself) the root task.
+    /// Where PD `i`'s faults go (`restore::fault_handler`).
     fn fault_handler(&self, i: usize, parent: Option<u8>) -> Endpoint {
-        match (parent, self.plan.monitor) {
-            (Some(p), _) => self.pds[p as usize].endpoint,
-            (None, Some(m)) if m as usize != i => self.pds[m as usize].endpoint,
-            _ => self.service,
-        }
+        restore::fault_handler(self.plan, |p| self.pds[p].endpoint, self.service, i, parent)
     }
 
-    /// A PD starts at its entry with `x0` = its generation (0 at boot, +1 per restart).
-    fn set_entry_registers(&self, i: usize, pd: &Pd, generation: u64) -> Result<(), Error> {
+    /// A PD starts at its entry with `x0` = its generation (0 at boot, +1 per restart);
+    /// `resume` starts it too.
+    fn set_entry_registers(
+        &self,
+        i: usize,
+        pd: &Pd,
+        generation: u64,
+        resume: bool,
+    ) -> Result<(), Error> {
         let mut ctx = UserContext {
             pc: pd.entry,
             sp: STACK_TOP,
@@ -503,7 +598,7 @@ impl System {
         ctx.x[0] = generation;
         self.pds[i]
             .tcb
-            .write_registers(false, 0, USER_CONTEXT_WORDS, &ctx)
+            .write_registers(resume, 0, USER_CONTEXT_WORDS, &ctx)
             .step("registers")
     }
 
@@ -547,49 +642,6 @@ impl System {
             va += PAGE;
         }
         Ok(())
-    }
-
-    /// Puts into the PD's CNode every capability the plan gives it.
-    fn fill_cspace(&mut self, i: usize, pd: &Pd) -> Result<(), Error> {
-        let plan = self.plan;
-        let cnode = self.pds[i].cnode;
-        let root = CNode(init_cap::CNODE);
-        for cs in plan.caps_of(pd) {
-            let slot = cs.slot as u64;
-            let (src, badge) = match cs.cap {
-                Cap::Reply => continue,
-                Cap::InputEndpoint => (self.pds[i].endpoint.0, 0),
-                Cap::FaultEndpoint { parent, badge } => (self.fault_handler(i, parent).0, badge),
-                Cap::RootService => (self.service.0, ROOT_SERVICE_BADGE),
-                Cap::OwnCNode => (cnode.0, 0),
-                Cap::Notification { pd: p, badge } => (self.pds[p as usize].notification.0, badge),
-                Cap::PpcEndpoint { pd: p, badge } => (self.pds[p as usize].endpoint.0, badge),
-                Cap::ChildTcb { pd: p } => (self.pds[p as usize].tcb.0, 0),
-                Cap::IrqHandler { irq } => {
-                    let h = self.irq_handler(i, irq)?;
-                    (h.0, 0)
-                }
-                Cap::VmTcb { vcpu } => (self.vcpu(vcpu)?.tcb.0, 0),
-                Cap::Vcpu { vcpu } => (self.vcpu(vcpu)?.vcpu.0, 0),
-            };
-            if badge == 0 {
-                cnode
-                    .copy(slot, PD_DEPTH, root, src, ROOT_DEPTH, Rights::ALL)
-                    .step("copy into PD CSpace")?;
-            } else {
-                cnode
-                    .mint(slot, PD_DEPTH, root, src, ROOT_DEPTH, Rights::ALL, badge)
-                    .step("mint into PD CSpace")?;
-            }
-        }
-        Ok(())
-    }
-
-    fn vcpu(&self, k: u8) -> Result<VcpuObjects, Error> {
-        self.vcpus
-            .get(k as usize)
-            .copied()
-            .ok_or(Error::Plan("vCPU index"))
     }
 
     /// Maps a region into `vspace` as `m` says, through copies of the root task's frame caps.
@@ -749,57 +801,85 @@ impl System {
         Some((&j.bytes[..j.len], self.generations[pd]))
     }
 
-    /// Restarts PD `i` from its pristine image: stopped (its pending IPC cancelled), every
-    /// page it was loaded with refilled from the pack (text, data, zeroed bss, stack and IPC
-    /// buffer), its CSpace emptied and rebuilt from the plan (whatever it did to its caps is
-    /// undone), and started at its entry with `x0 = generation`, the larger of `at_least`
-    /// and one more than its last (returned). Regions it maps are shared state and stay: the
-    /// ring protocols resynchronise them.
-    pub fn restart(&mut self, i: usize, at_least: u64) -> Result<u64, Error> {
+    /// Restarts PD `i` from its pristine image: stopped (its pending IPC cancelled), its
+    /// memory as loaded (text, data, zeroed bss, stack and IPC buffer) and its CSpace as the
+    /// plan fills it (whatever it did to its caps is undone), started at its entry with
+    /// `x0 = generation`, the larger of `at_least` and one more than its last (returned).
+    /// With a fresh standby incarnation the thread is switched to it (a few invocations);
+    /// otherwise the running incarnation is restored in place. Regions it maps are shared
+    /// state and stay: the ring protocols resynchronise them.
+    pub fn restart(&mut self, i: usize, at_least: u64) -> Result<(u64, How), Error> {
         let plan = self.plan;
         let pd = plan.pds.get(i).ok_or(Error::Plan("PD index"))?;
+        let generation = at_least.max(self.generations[i] + 1);
         let o = self.pds[i];
         o.tcb.suspend().step("suspend")?;
-        let setvars = self.setvars(pd)?;
-        let src = self.source(pd, &setvars)?;
-        let span = self.page_spans.get(i).cloned().unwrap_or(0..0);
-        for p in &self.pages[span] {
-            // SAFETY: the alias of a frame of the stopped PD, mapped read-write for us alone.
-            let dst =
-                unsafe { core::slice::from_raw_parts_mut(p.alias as *mut u8, p.size as usize) };
-            if p.attrs & vm_attr::EXECUTABLE == 0 {
-                src.fill(dst, p.vaddr);
-            } else if !src.matches(dst, p.vaddr) {
-                // Code is mapped read-only in the PD, so it is rewritten only if something
-                // below the PD changed it; remapping makes the kernel clean the page to the
-                // point of unification and invalidate the instruction cache.
-                src.fill(dst, p.vaddr);
-                p.frame.unmap().step("unmap code")?;
-                p.frame
-                    .map(o.vspace, p.vaddr, p.rights, p.attrs)
-                    .step("remap code")?;
-            }
+        let switched = match standby::take(i) {
+            Some(inc) => match self.switch(i, pd, inc, generation) {
+                Ok(()) => {
+                    standby::switched(i);
+                    true
+                }
+                Err(e) => {
+                    println!(
+                        "root-task: switching {} to its standby failed: {e}; restarting in place",
+                        pd.name.as_str()
+                    );
+                    standby::broken(i);
+                    false
+                }
+            },
+            None => false,
+        };
+        if !switched {
+            let src = self.sources()?;
+            let span = self.page_spans.get(i).cloned().unwrap_or(0..0);
+            src.refill(pd, &pages()[span], o.vspace)?;
+            src.empty_cspace(pd, o.cnode)?;
+            src.fill_cspace(i, pd, o.cnode)?;
+            self.set_entry_registers(i, pd, generation, true)?;
         }
-        if plan.caps_of(pd).iter().any(|c| c.cap == Cap::OwnCNode) {
-            // It could have put caps anywhere in its CNode: empty all of it.
-            for slot in 0..1 << PD_DEPTH {
-                o.cnode.delete(slot, PD_DEPTH).step("delete PD cap")?;
-            }
-        } else {
-            // Only the plan's slots can hold anything; the reply slot stays empty (the kernel
-            // keeps reply caps in the TCB).
-            for cs in plan.caps_of(pd).iter().filter(|c| c.cap != Cap::Reply) {
-                o.cnode
-                    .delete(cs.slot as u64, PD_DEPTH)
-                    .step("delete PD cap")?;
-            }
-        }
-        self.fill_cspace(i, pd)?;
-        let generation = at_least.max(self.generations[i] + 1);
-        self.set_entry_registers(i, pd, generation)?;
-        o.tcb.resume().step("resume")?;
         self.generations[i] = generation;
-        Ok(generation)
+        Ok((
+            generation,
+            if switched { How::Standby } else { How::InPlace },
+        ))
+    }
+
+    /// Points PD `i`'s stopped thread at its standby `inc` and starts it there; `inc` gets
+    /// the incarnation it left.
+    fn switch(
+        &mut self,
+        i: usize,
+        pd: &Pd,
+        inc: &mut Incarnation,
+        generation: u64,
+    ) -> Result<(), Error> {
+        let o = self.pds[i];
+        o.tcb
+            .configure(
+                o.fault_ep,
+                inc.cnode,
+                PD_CSPACE_DATA,
+                inc.vspace,
+                0,
+                pd.ipc_buffer,
+                inc.ipc_frame,
+            )
+            .step("switch TCB spaces")?;
+        let span = self.page_spans.get(i).cloned().unwrap_or(0..0);
+        let left = Incarnation {
+            cnode: o.cnode,
+            vspace: o.vspace,
+            ipc_frame: o.ipc_frame,
+            pages: span,
+        };
+        let now = core::mem::replace(inc, left);
+        self.pds[i].cnode = now.cnode;
+        self.pds[i].vspace = now.vspace;
+        self.pds[i].ipc_frame = now.ipc_frame;
+        self.page_spans[i] = now.pages;
+        self.set_entry_registers(i, pd, generation, true)
     }
 }
 

@@ -6,7 +6,8 @@
 //!   monitor's timer channel (`MONITOR_TIMER_ID`) when it comes;
 //! - the monitor's heartbeat, the protocol the monitor uses for PDs: a ping every
 //!   `MONITOR_HEARTBEAT_MS` on the monitor's notification, answered by its runtime with a
-//!   `HEARTBEAT` on its fault endpoint (ours); no answer for two periods is a hang.
+//!   `HEARTBEAT` on its fault endpoint (ours); no answer for two periods and then none to a
+//!   last-chance ping within `LAST_CHANCE_MS` is a hang.
 
 use axolotl_abi::CPtr;
 use axolotl_boot_plan::MONITOR_HEARTBEAT_MS;
@@ -73,7 +74,7 @@ impl Clock {
             self.wake = None;
             axolotl_sys::signal(self.signal);
         }
-        let hung = self.heartbeats.hung(now_ms).next().map(|(_, ms)| ms);
+        let hung = self.heartbeats.hung(now_ms).first().map(|&(_, ms)| ms);
         if hung.is_some() {
             return hung;
         }

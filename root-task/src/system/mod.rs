@@ -9,7 +9,9 @@
 mod build;
 mod clock;
 mod image;
+mod restore;
 mod service;
+mod standby;
 mod vspace;
 
 use axolotl_abi::BootInfo;

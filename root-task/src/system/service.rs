@@ -11,7 +11,7 @@ use axolotl_sys::ipc::{get_mr, set_mr};
 use axolotl_sys::println;
 
 use super::System;
-use super::build::ROOT_SERVICE_BADGE;
+use super::build::{REFRESHER_FAULT_BADGE, ROOT_SERVICE_BADGE};
 use super::clock::ROOT_TIMER_BADGE;
 
 fn fault_words(m: &axolotl_sys::Msg, out: &mut [u64; 16]) -> usize {
@@ -48,6 +48,15 @@ pub fn serve(sys: &mut System) -> ! {
         }
         if m.badge == ROOT_SERVICE_BADGE {
             reply = Some(request(sys, &m));
+            continue;
+        }
+        if m.badge == REFRESHER_FAULT_BADGE {
+            // Left stopped: the standby it held stays `Refreshing`, so that PD restarts in
+            // place from now on.
+            let mut words = [0; 16];
+            let n = fault_words(&m, &mut words);
+            let cause = Cause::from_fault(m.label(), &words[..n]);
+            println!("root-task: the standby refresher failed ({cause}); restarts go in place");
             continue;
         }
         let pd = (m.badge & !BADGE_FAULT) as usize;
@@ -109,7 +118,7 @@ fn recover_monitor(sys: &mut System, monitor: &mut Tracker, pd: usize, cause: Ca
     }
     match monitor.on_failure(start / 1000, cause) {
         Decision::RestartAt { generation, .. } => match sys.restart(pd, generation as u64) {
-            Ok(g) => {
+            Ok((g, _)) => {
                 let done = now_us();
                 monitor.on_restarted(done / 1000);
                 if let Some(c) = sys.clock.as_mut() {
@@ -117,7 +126,7 @@ fn recover_monitor(sys: &mut System, monitor: &mut Tracker, pd: usize, cause: Ca
                 }
                 println!(
                     "root-task: {}",
-                    log::restarted(name, &cause, g as u32, done - start)
+                    log::restarted(name, &cause, g as u32, done - start, log::How::InPlace)
                 );
             }
             Err(e) => println!("root-task: restarting the monitor failed: {e}"),
@@ -135,7 +144,6 @@ fn request(sys: &mut System, m: &axolotl_sys::Msg) -> (MessageInfo, [u64; 4]) {
             [why, 0, 0, 0],
         )
     };
-    let mr = |i: usize| if i < 4 { m.mrs[i] } else { get_mr(i) };
     let user_pd =
         |pd: u64| (pd as usize) < sys.plan.pds.len() && sys.plan.monitor != Some(pd as u8);
     match m.label() {
@@ -144,8 +152,17 @@ fn request(sys: &mut System, m: &axolotl_sys::Msg) -> (MessageInfo, [u64; 4]) {
             if !user_pd(pd as u64) {
                 return refuse(root_service::BAD_PD);
             }
+            let mut buf = [0u8; root_service::RECORD_BYTES];
+            let Some(record) = record_of(m, &mut buf) else {
+                return refuse(root_service::FAILED);
+            };
             match sys.restart(pd, generation) {
-                Ok(g) => (ok, [g, 0, 0, 0]),
+                Ok((g, how)) => {
+                    if !record.is_empty() {
+                        sys.journal(pd, record);
+                    }
+                    (MessageInfo::new(0, 0, 0, 2), [g, how.word(), 0, 0])
+                }
                 Err(e) => {
                     println!("root-task: restart of PD {pd} failed: {e}");
                     refuse(root_service::FAILED)
@@ -160,17 +177,15 @@ fn request(sys: &mut System, m: &axolotl_sys::Msg) -> (MessageInfo, [u64; 4]) {
             (ok, [0; 4])
         }
         root_service::RECORD => {
-            let (pd, len) = (m.mrs[0], m.mrs[1] as usize);
-            let words = root_service::words_for(len);
+            let pd = m.mrs[0];
             if !user_pd(pd) {
                 return refuse(root_service::BAD_PD);
             }
-            if len > root_service::RECORD_BYTES || (m.info.length() as usize) < words {
+            let mut buf = [0u8; root_service::RECORD_BYTES];
+            let Some(record) = record_of(m, &mut buf) else {
                 return refuse(root_service::FAILED);
-            }
-            let mut bytes = [0u8; root_service::RECORD_BYTES];
-            root_service::unpack(&mut bytes[..len], |i| mr(2 + i));
-            sys.journal(pd as usize, &bytes[..len]);
+            };
+            sys.journal(pd as usize, record);
             (ok, [0; 4])
         }
         root_service::RECALL => {
@@ -182,21 +197,40 @@ fn request(sys: &mut System, m: &axolotl_sys::Msg) -> (MessageInfo, [u64; 4]) {
                 return refuse(root_service::BAD_PD);
             };
             let words = root_service::words_for(bytes.len());
+            let first = root_service::RECORD_LEN_MR + 1;
             for i in 4..words {
-                set_mr(i, root_service::word_of(bytes, i - 2));
+                set_mr(i, root_service::word_of(bytes, i - first));
             }
             (
                 MessageInfo::new(0, 0, 0, words as u64),
                 [
                     generation,
+                    0,
                     bytes.len() as u64,
                     root_service::word_of(bytes, 0),
-                    root_service::word_of(bytes, 1),
                 ],
             )
         }
         _ => refuse(root_service::UNKNOWN),
     }
+}
+
+/// The record `m` carries (`root_service::RECORD_LEN_MR`), unpacked into `buf`; `None` if
+/// its length is impossible.
+fn record_of<'b>(
+    m: &axolotl_sys::Msg,
+    buf: &'b mut [u8; root_service::RECORD_BYTES],
+) -> Option<&'b [u8]> {
+    let len = m.mrs[root_service::RECORD_LEN_MR] as usize;
+    if len > buf.len() || (m.info.length() as usize) < root_service::words_for(len) {
+        return None;
+    }
+    let first = root_service::RECORD_LEN_MR + 1;
+    root_service::unpack(&mut buf[..len], |i| {
+        let k = first + i;
+        if k < 4 { m.mrs[k] } else { get_mr(k) }
+    });
+    Some(&buf[..len])
 }
 
 /// Microseconds of the virtual counter (EL0 may read it).

@@ -41,6 +41,7 @@ const PD_ATTRS: &[&str] = &[
     "restart_backoff_max_ms",
     "heartbeat_ms",
     "depends_on",
+    "restart_standby",
 ];
 const CHILD_PD_ATTRS: &[&str] = &[
     "name",
@@ -60,6 +61,7 @@ const CHILD_PD_ATTRS: &[&str] = &[
     "restart_backoff_max_ms",
     "heartbeat_ms",
     "depends_on",
+    "restart_standby",
     "id",
 ];
 const PD_MAP_ATTRS: &[&str] = &["mr", "vaddr", "perms", "cached", "setvar_vaddr"];
@@ -316,6 +318,7 @@ fn resilience(cx: &mut Cx, el: El) -> Resilience {
         .opt_num(el, "restart_backoff_max_ms")
         .unwrap_or(r.restart_backoff_max_ms.max(r.restart_backoff_ms));
     r.heartbeat_ms = cx.opt_num(el, "heartbeat_ms").filter(|&ms| ms != 0);
+    r.standby = cx.opt_bool(el, "restart_standby", true);
     if let Some((v, _)) = cx.attr(el, "depends_on") {
         let names: Vec<&str> = v.split(',').map(str::trim).collect();
         if names.iter().any(|n| n.is_empty()) {
