@@ -782,7 +782,7 @@ fn unknown_attribute() {
                 2,
                 33,
                 "unknown-attribute",
-                "unknown attribute `colour` on `protection_domain` (expected one of: name, priority, budget, period, passive, stack_size, cpu, smc, fpu, cnode_cap, restart, restart_limit, restart_window_ms, restart_backoff_ms, restart_backoff_max_ms, heartbeat_ms, depends_on)",
+                "unknown attribute `colour` on `protection_domain` (expected one of: name, priority, budget, period, passive, stack_size, cpu, smc, fpu, cnode_cap, restart, restart_limit, restart_window_ms, restart_backoff_ms, restart_backoff_max_ms, heartbeat_ms, depends_on, restart_standby)",
             ),
             (5, 5, "unused-region", "memory region `r` is never mapped"),
             (
