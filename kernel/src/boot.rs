@@ -5,7 +5,14 @@ use crate::boot_alloc::BootAlloc;
 use crate::state::KERNEL;
 use crate::{BOARD, bootcaps, kprintln, root_task, trap};
 
-static ROOT_TASK_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/root-task.elf"));
+/// Page-aligned, so the root task's whole file pages can be mapped where they lie
+/// (`root_task::load`) instead of copied: with a system packed in, this image holds every
+/// PD's pristine image too, tens of MiB.
+#[repr(C, align(4096))]
+struct Aligned<T: ?Sized>(T);
+static ROOT_TASK: &Aligned<[u8]> =
+    &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/root-task.elf")));
+static ROOT_TASK_ELF: &[u8] = &ROOT_TASK.0;
 
 #[unsafe(no_mangle)]
 extern "C" fn kernel_main(vectors: u64) -> ! {

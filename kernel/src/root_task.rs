@@ -90,11 +90,21 @@ pub fn load(image: &[u8], mem: &mut BootAlloc, priority: u8) -> Result<Loaded, L
         };
         let mut page = va & !0xfff;
         while page < end {
-            let frame = zeroed_page(mem).ok_or(LoadError::OutOfMemory)?;
             // The part of the file that lands in this page.
             let lo = page.max(va);
             let hi = (page + 4096).min(va + filesz);
-            if lo < hi {
+            let in_place = data.as_ptr() as u64 + (page - va);
+            let whole = lo == page && hi == page + 4096 && in_place.is_multiple_of(4096);
+            let frame = if whole && !attrs.write {
+                // A whole read-only page of the file: map it where the kernel image holds
+                // it (the PD images the root task carries are most of it). That memory is
+                // outside every untyped and nothing else uses it after boot. Writable pages
+                // are copied, so no two mappings can share a page one of them may change.
+                in_place
+            } else {
+                zeroed_page(mem).ok_or(LoadError::OutOfMemory)?
+            };
+            if frame != in_place && lo < hi {
                 let src = &data[(lo - va) as usize..(hi - va) as usize];
                 // SAFETY: the frame is a fresh page; [lo - page, hi - page) lies inside it.
                 unsafe {

@@ -116,9 +116,38 @@ pub fn wfi() {
 
 /// Makes instructions written through the data side visible to instruction fetch.
 pub fn sync_icache(start: u64, len: u64) {
+    let end = start + len;
     let mut a = start & !63;
-    while a < start + len {
+    // Eight lines an iteration: mapping a VM's RAM cleans hundreds of MiB, and the loop's
+    // own instructions would otherwise cost three times the cleaning.
+    while a + 8 * 64 <= end {
         // SAFETY: cache maintenance by VA on identity-mapped RAM; no memory effect.
+        unsafe {
+            asm!(
+                "dc cvau, {a}",
+                "add {b}, {a}, #64",
+                "dc cvau, {b}",
+                "add {b}, {a}, #128",
+                "dc cvau, {b}",
+                "add {b}, {a}, #192",
+                "dc cvau, {b}",
+                "add {b}, {a}, #256",
+                "dc cvau, {b}",
+                "add {b}, {a}, #320",
+                "dc cvau, {b}",
+                "add {b}, {a}, #384",
+                "dc cvau, {b}",
+                "add {b}, {a}, #448",
+                "dc cvau, {b}",
+                a = in(reg) a,
+                b = out(reg) _,
+                options(nostack),
+            )
+        };
+        a += 8 * 64;
+    }
+    while a < end {
+        // SAFETY: as above.
         unsafe { asm!("dc cvau, {}", in(reg) a) };
         a += 64;
     }
@@ -140,8 +169,36 @@ pub fn zero(start: u64, len: u64) {
         unsafe { core::ptr::write_bytes(start as *mut u8, 0, len as usize) };
         return;
     }
+    let end = start + len;
     let mut a = start;
-    while a < start + len {
+    // Eight blocks an iteration, for the reason `sync_icache` gives.
+    while a + 8 * block <= end {
+        // SAFETY: as above; each DC ZVA writes zeros to exactly one aligned block.
+        unsafe {
+            asm!(
+                "dc zva, {a}",
+                "add {a}, {a}, {n}",
+                "dc zva, {a}",
+                "add {a}, {a}, {n}",
+                "dc zva, {a}",
+                "add {a}, {a}, {n}",
+                "dc zva, {a}",
+                "add {a}, {a}, {n}",
+                "dc zva, {a}",
+                "add {a}, {a}, {n}",
+                "dc zva, {a}",
+                "add {a}, {a}, {n}",
+                "dc zva, {a}",
+                "add {a}, {a}, {n}",
+                "dc zva, {a}",
+                "add {a}, {a}, {n}",
+                a = inout(reg) a,
+                n = in(reg) block,
+                options(nostack),
+            )
+        };
+    }
+    while a < end {
         // SAFETY: as above; DC ZVA writes zeros to exactly one aligned block.
         unsafe { asm!("dc zva, {}", in(reg) a, options(nostack)) };
         a += block;
