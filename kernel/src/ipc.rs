@@ -115,8 +115,9 @@ fn deliver_tag(receiver: *mut Tcb, badge: u64, info: MessageInfo) {
 fn transfer(k: &mut Kernel, sender: *mut Tcb, receiver: *mut Tcb, badge: u64, grant: bool) {
     // SAFETY: both threads are live.
     if let Some(f) = unsafe { (*sender).fault } {
+        let to = Mrs::of(receiver);
         for (i, w) in f.words[..f.len].iter().enumerate() {
-            set_mr(receiver, i, *w);
+            to.set(i, *w);
         }
         deliver_tag(
             receiver,
