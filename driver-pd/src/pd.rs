@@ -82,6 +82,9 @@ enum Inject {
     /// Delete every capability in its CSpace (it needs `cnode_cap="true"`): its next wait
     /// on its input endpoint is a cap fault, and the restart must give them all back.
     DeleteCaps(u64),
+    /// Write to an unmapped address once this many receive buffers were completed (before
+    /// looking at the queues or the UART).
+    CrashAfterRx(u64),
 }
 
 /// The serial driver PD with `N` transmit clients (`client_a`, `client_b`: `N` ≤ 2) and the
@@ -104,6 +107,15 @@ pub type ConsoleDriver = SerialDriver<0>;
 impl ConsoleDriver {
     pub const fn for_vmm() -> Self {
         Self::receiving_for("the VMM")
+    }
+
+    /// [`ConsoleDriver::for_vmm`] that, in generation 0, writes to an unmapped address on
+    /// the first notification after `buffers` receive buffers were completed: for the
+    /// console-input restart test only.
+    pub const fn for_vmm_crashing_after_rx(buffers: u64) -> Self {
+        let mut d = Self::for_vmm();
+        d.inject = Some(Inject::CrashAfterRx(buffers));
+        d
     }
 }
 
@@ -260,6 +272,16 @@ impl<const N: usize> Handler for SerialDriver<N> {
             Some(Inject::Crash(n)) if generation() == 0 && done >= n => {
                 println!(
                     "serial_driver: fault injection: wild write after {done} completed messages"
+                );
+                // SAFETY: deliberately invalid (nothing is mapped there): the fault is the test.
+                unsafe { core::ptr::write_volatile(0x7_0000_0000 as *mut u64, 1) };
+            }
+            Some(Inject::CrashAfterRx(n))
+                if generation() == 0 && server.stats().rx_completed >= n =>
+            {
+                println!(
+                    "serial_driver: fault injection: wild write after {} completed receive buffers",
+                    server.stats().rx_completed
                 );
                 // SAFETY: deliberately invalid (nothing is mapped there): the fault is the test.
                 unsafe { core::ptr::write_volatile(0x7_0000_0000 as *mut u64, 1) };

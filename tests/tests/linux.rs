@@ -18,9 +18,10 @@ use axolotl_tests::{boot_with_uart1, check};
 /// loaded CI machine.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
 
-/// A directory with the FIFOs `u.in` and `u.out` for QEMU's `pipe` chardev (UART1).
-fn uart1_pipes(gic: u8) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("axolotl-linux-gic{gic}-{}", std::process::id()));
+/// A directory with the FIFOs `u.in` and `u.out` for QEMU's `pipe` chardev (UART1); `name`
+/// tells apart the tests running at once.
+fn uart1_pipes(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("axolotl-linux-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create the UART1 pipe directory");
     for f in ["u.in", "u.out"] {
@@ -31,6 +32,21 @@ fn uart1_pipes(gic: u8) -> PathBuf {
         assert!(ok, "mkfifo {}", dir.join(f).display());
     }
     dir
+}
+
+/// Waits until the console holds every needle, anywhere.
+fn wait_for(b: &mut axolotl_qemu::Boot, needles: &[&str]) {
+    let deadline = std::time::Instant::now() + BOOT_TIMEOUT;
+    loop {
+        let console = b.console();
+        if needles.iter().all(|n| console.contains(n)) {
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            check::<()>(Err(b.failure(format!("timed out waiting for {needles:?}"))));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Types `text` on the guest's console input (UART1). QEMU holds both FIFOs open
@@ -44,7 +60,7 @@ fn type_in(dir: &std::path::Path, text: &str) {
 }
 
 fn linux(gic: u8) {
-    let dir = uart1_pipes(gic);
+    let dir = uart1_pipes(&format!("gic{gic}"));
     let backend = format!("pipe,path={}", dir.join("u").display());
     let mut b = check(boot_with_uart1(
         gic,
@@ -136,4 +152,57 @@ fn debian_linux_boots_to_userspace_under_the_vmm_gicv3() {
 #[test]
 fn debian_linux_boots_to_userspace_under_the_vmm_gicv2() {
     linux(2);
+}
+
+/// The console's serial driver crashes after delivering the first typed line
+/// (tests/systems/linux-vm-console-crash-gicv3.system); the monitor restarts it and the
+/// VMM's receive connection resynchronises: the next line reaches the guest too.
+#[test]
+fn linux_console_input_survives_a_serial_driver_restart() {
+    let gic = 3;
+    let dir = uart1_pipes("console-crash");
+    let backend = format!("pipe,path={}", dir.join("u").display());
+    let mut b = check(boot_with_uart1(
+        gic,
+        "cortex-a72",
+        "-linux-vm-console-crash-gicv3",
+        Some(&backend),
+    ));
+    check(b.expect_all(
+        &[
+            "serial_driver: generation 0: serving 0 clients on UART1 (ring generation 1), receiving for the VMM",
+            "vmm: console input from the serial driver",
+            // Not earlier: the kernel command line (printed at boot) names the marker too.
+            axolotl_guest_artifacts::USERSPACE_MARKER,
+            "AXOLOTL-GUEST-DONE",
+        ],
+        BOOT_TIMEOUT,
+    ));
+    // Nothing was typed yet: the driver has not received (or crashed) so far.
+    check(b.refute("serial_driver: fault injection"));
+    type_in(&dir, "echo one-$((1+1))\n");
+    check(b.expect("one-2", BOOT_TIMEOUT));
+    // The driver dies on the VMM's next notification after it delivered that line (before
+    // or after the guest's answer is printed) and comes back.
+    wait_for(
+        &mut b,
+        &[
+            "monitor: restarted serial_driver (cause: vm-fault write at 0x700000000",
+            "serial_driver: generation 1: serving 0 clients on UART1 (ring generation 2), receiving for the VMM",
+        ],
+    );
+    type_in(&dir, "echo two-$((2+2))\n");
+    check(b.expect("two-4", BOOT_TIMEOUT));
+    type_in(&dir, "exit\n");
+    check(b.expect("vmm: guest powered off (PSCI SYSTEM_OFF)", BOOT_TIMEOUT));
+    let _ = std::fs::remove_dir_all(&dir);
+    for bad in [
+        "kernel: FAULT",
+        "KERNEL PANIC",
+        "vmm: console input: ",
+        "Kernel panic",
+        "cut here",
+    ] {
+        check(b.refute(bad));
+    }
 }
