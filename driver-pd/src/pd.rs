@@ -82,67 +82,91 @@ enum Inject {
     /// Delete every capability in its CSpace (it needs `cnode_cap="true"`): its next wait
     /// on its input endpoint is a cap fault, and the restart must give them all back.
     DeleteCaps(u64),
+    /// Write to an unmapped address once this many receive buffers were completed (before
+    /// looking at the queues or the UART).
+    CrashAfterRx(u64),
 }
 
-/// The serial driver PD.
-pub struct Driver {
-    server: Option<Server<Pl011, CLIENTS, IDS>>,
+/// The serial driver PD with `N` transmit clients (`client_a`, `client_b`: `N` ≤ 2) and the
+/// receive connection if the SDF maps it.
+pub struct SerialDriver<const N: usize> {
+    server: Option<Server<Pl011, N, IDS>>,
     inject: Option<Inject>,
     /// UART interrupts handled by this incarnation.
     irqs: u64,
+    /// Who the receive connection serves, for the log.
+    rx_client: &'static str,
 }
 
-impl Driver {
+/// resilient-echo's driver: two transmit clients, echo_rx receiving.
+pub type Driver = SerialDriver<CLIENTS>;
+
+/// linux-vm's driver: receive only, for the VMM (the guest's console input).
+pub type ConsoleDriver = SerialDriver<0>;
+
+impl ConsoleDriver {
+    pub const fn for_vmm() -> Self {
+        Self::receiving_for("the VMM")
+    }
+
+    /// [`ConsoleDriver::for_vmm`] that, in generation 0, writes to an unmapped address on
+    /// the first notification after `buffers` receive buffers were completed: for the
+    /// console-input restart test only.
+    pub const fn for_vmm_crashing_after_rx(buffers: u64) -> Self {
+        let mut d = Self::for_vmm();
+        d.inject = Some(Inject::CrashAfterRx(buffers));
+        d
+    }
+}
+
+impl<const N: usize> SerialDriver<N> {
     pub const fn new() -> Self {
-        Driver {
+        Self::receiving_for("echo_rx")
+    }
+
+    const fn receiving_for(rx_client: &'static str) -> Self {
+        SerialDriver {
             server: None,
             inject: None,
             irqs: 0,
+            rx_client,
         }
     }
 
     /// A driver that, in generation 0, writes to an unmapped address once it has completed
     /// `completed` messages (before telling the clients): for the restart tests only.
     pub const fn crashing_after(completed: u64) -> Self {
-        Driver {
-            server: None,
-            inject: Some(Inject::Crash(completed)),
-            irqs: 0,
-        }
+        let mut d = Self::new();
+        d.inject = Some(Inject::Crash(completed));
+        d
     }
 
     /// A driver that, in generation 0, busy-loops forever once it has completed `completed`
     /// messages (before telling the clients): for the hang-detection tests only.
     pub const fn hanging_after(completed: u64) -> Self {
-        Driver {
-            server: None,
-            inject: Some(Inject::Hang(completed)),
-            irqs: 0,
-        }
+        let mut d = Self::new();
+        d.inject = Some(Inject::Hang(completed));
+        d
     }
 
     /// A driver that, in generation 0, deletes all its capabilities once it has completed
     /// `completed` messages: for the CSpace-rebuild tests only.
     pub const fn deleting_caps_after(completed: u64) -> Self {
-        Driver {
-            server: None,
-            inject: Some(Inject::DeleteCaps(completed)),
-            irqs: 0,
-        }
+        let mut d = Self::new();
+        d.inject = Some(Inject::DeleteCaps(completed));
+        d
     }
 
     /// A driver that, in generation 0, corrupts client_a's response ring indices once it has
     /// completed `completed` messages, then goes on as if nothing happened: for the
     /// corruption tests only.
     pub const fn scribbling_after(completed: u64) -> Self {
-        Driver {
-            server: None,
-            inject: Some(Inject::Scribble(completed)),
-            irqs: 0,
-        }
+        let mut d = Self::new();
+        d.inject = Some(Inject::Scribble(completed));
+        d
     }
 
-    fn start(&mut self) -> Result<Server<Pl011, CLIENTS, IDS>, &'static str> {
+    fn start(&mut self) -> Result<Server<Pl011, N, IDS>, &'static str> {
         let base = NonNull::new(uart_base.get() as *mut u8).ok_or("uart_base not set")?;
         // SAFETY: the SDF maps UART1's register page uncached at `base` for this PD only.
         let mut uart = unsafe { Pl011::new(base) };
@@ -151,11 +175,25 @@ impl Driver {
         }
         uart.init(115_200, QEMU_VIRT_UARTCLK)
             .map_err(|_| "bad baud rate")?;
-        let a = connection(&client_a_rings, &client_a_data).ok_or("client_a regions not set")?;
-        let b = connection(&client_b_rings, &client_b_data).ok_or("client_b regions not set")?;
+        let tx_maps: [(&SetVar, &SetVar, &str); 2] = [
+            (&client_a_rings, &client_a_data, "client_a regions not set"),
+            (&client_b_rings, &client_b_data, "client_b regions not set"),
+        ];
+        if N > tx_maps.len() {
+            return Err("more transmit clients than the SDF contract names");
+        }
+        if let Some((_, _, missing)) = tx_maps[..N]
+            .iter()
+            .find(|(r, d, _)| connection(r, d).is_none())
+        {
+            return Err(missing);
+        }
+        // Checked just above: every one of the first N pairs is mapped.
+        let tx: [Connection; N] =
+            core::array::from_fn(|i| connection(tx_maps[i].0, tx_maps[i].1).expect("checked"));
         let rx = connection(&rx_rings, &rx_data);
         let g = ring_generation(generation() as u32);
-        Server::new(uart, [a, b], rx, Generation::Given(g)).map_err(|_| "bad connection layout")
+        Server::new(uart, tx, rx, Generation::Given(g)).map_err(|_| "bad connection layout")
     }
 
     /// Acts on what the server did until it has nothing left to do.
@@ -190,25 +228,23 @@ impl Driver {
     }
 }
 
-impl Default for Driver {
+impl<const N: usize> Default for SerialDriver<N> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Handler for Driver {
+impl<const N: usize> Handler for SerialDriver<N> {
     fn init(&mut self) {
         let g = generation();
         match self.start() {
             Ok(server) => {
+                let rx = connection(&rx_rings, &rx_data).is_some();
                 println!(
-                    "serial_driver: generation {g}: serving {CLIENTS} clients on UART1 (ring generation {}){}",
+                    "serial_driver: generation {g}: serving {N} clients on UART1 (ring generation {}){}{}",
                     server.generation(),
-                    if connection(&rx_rings, &rx_data).is_some() {
-                        ", receiving for echo_rx"
-                    } else {
-                        ""
-                    }
+                    if rx { ", receiving for " } else { "" },
+                    if rx { self.rx_client } else { "" },
                 );
                 self.server = Some(server);
             }
@@ -236,6 +272,16 @@ impl Handler for Driver {
             Some(Inject::Crash(n)) if generation() == 0 && done >= n => {
                 println!(
                     "serial_driver: fault injection: wild write after {done} completed messages"
+                );
+                // SAFETY: deliberately invalid (nothing is mapped there): the fault is the test.
+                unsafe { core::ptr::write_volatile(0x7_0000_0000 as *mut u64, 1) };
+            }
+            Some(Inject::CrashAfterRx(n))
+                if generation() == 0 && server.stats().rx_completed >= n =>
+            {
+                println!(
+                    "serial_driver: fault injection: wild write after {} completed receive buffers",
+                    server.stats().rx_completed
                 );
                 // SAFETY: deliberately invalid (nothing is mapped there): the fault is the test.
                 unsafe { core::ptr::write_volatile(0x7_0000_0000 as *mut u64, 1) };

@@ -34,7 +34,8 @@ impl Machine {
     }
 
     /// QEMU arguments that boot `kernel` with the serial console on stdio. With
-    /// `interactive`, QEMU's monitor shares stdio (Ctrl-A X quits, Ctrl-A C for the monitor).
+    /// `interactive`, typed keys reach UART1 (Ctrl-A C switches them to QEMU's monitor and
+    /// back, Ctrl-A X quits).
     ///
     /// The first `-serial` is the kernel console (`virt`'s UART0, `0x0900_0000`). A second
     /// one makes QEMU create UART1 (`0x0904_0000`, INTID 40), which the resilient-echo
@@ -59,7 +60,7 @@ impl Machine {
             kernel.display().to_string(),
             "-no-reboot".into(),
         ];
-        let uart1 = match &self.uart1 {
+        let mut uart1 = match &self.uart1 {
             Some(backend) => {
                 a.extend(["-chardev".into(), format!("{backend},id=uart1")]);
                 "chardev:uart1"
@@ -67,7 +68,30 @@ impl Machine {
             None => "null",
         };
         if interactive {
-            a.extend(["-nographic", "-serial", "mon:stdio"].map(String::from));
+            // The terminal's keys go to UART1 (input for the system's serial driver, e.g. the
+            // Linux guest's console) and, after Ctrl-A C, to QEMU's monitor: a mux of the two
+            // on stdio (signal=off: Ctrl-C goes to the UART, as with `mon:stdio`). UART0, the
+            // kernel console, writes to the same terminal through its own output-only chardev:
+            // on the mux it would take the keys first (QEMU focuses a mux's last attached
+            // frontend; which one that is depends on device creation order, and with UART0 on
+            // the mux the keys went to UART0, where nothing reads them).
+            a.extend(
+                [
+                    "-nographic",
+                    "-chardev",
+                    "stdio,id=term,mux=on,signal=off",
+                    "-mon",
+                    "chardev=term,mode=readline",
+                    "-chardev",
+                    "file,id=console,path=/dev/stdout,append=on",
+                    "-serial",
+                    "chardev:console",
+                ]
+                .map(String::from),
+            );
+            if self.uart1.is_none() {
+                uart1 = "chardev:term";
+            }
         } else {
             a.extend(["-display", "none", "-serial", "stdio"].map(String::from));
         }
@@ -120,7 +144,12 @@ mod tests {
         let i = Machine::new(board_by_name("qemu-virt-aarch64", Some(GicVersion::V3)).unwrap())
             .args(Path::new("k.elf"), true)
             .join(" ");
-        assert!(i.contains("-serial mon:stdio -serial null"), "{i}");
+        assert!(
+            i.contains("-serial chardev:console -serial chardev:term")
+                && i.contains("-chardev stdio,id=term,mux=on,signal=off")
+                && i.contains("-chardev file,id=console,path=/dev/stdout,append=on"),
+            "{i}"
+        );
         let mut m = Machine::new(board_by_name("qemu-virt-aarch64", Some(GicVersion::V2)).unwrap());
         m.uart1 = Some("pipe,path=/tmp/u".into());
         let f = m.args(Path::new("k.elf"), false).join(" ");

@@ -1,29 +1,80 @@
 //! Issue #6: the unmodified Debian arm64 kernel and a busybox initramfs, booted by vmm-pd
 //! (tests/systems/linux-vm-gicv{2,3}.system; the test build of the VMM makes the guest run
-//! `uname -r` and `cat /proc/interrupts`, then power off). The guest's console is the VMM's
-//! emulated PL011; its interrupts come through the VMM's virtual distributor and the kernel's
-//! list registers; the timer ticks through the virtual timer PPI.
+//! `uname -r` and `cat /proc/interrupts`, then a shell on its console, and power off when that
+//! shell exits). The guest's console is the VMM's emulated PL011: output goes to the kernel
+//! console, input is typed into UART1, which the serial driver PD reads for the VMM. Its
+//! interrupts come through the VMM's virtual distributor and the kernel's list registers; the
+//! timer ticks through the virtual timer PPI.
 
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
 use axolotl_guest_artifacts::PINNED_KERNEL;
-use axolotl_tests::{boot_named, check};
+use axolotl_tests::{boot_with_uart1, check};
 
 /// Host seconds; a TCG boot to userspace takes about 10 s here, several times that on a
 /// loaded CI machine.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
 
+/// A directory with the FIFOs `u.in` and `u.out` for QEMU's `pipe` chardev (UART1); `name`
+/// tells apart the tests running at once.
+fn uart1_pipes(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("axolotl-linux-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the UART1 pipe directory");
+    for f in ["u.in", "u.out"] {
+        let ok = Command::new("mkfifo")
+            .arg(dir.join(f))
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mkfifo {}", dir.join(f).display());
+    }
+    dir
+}
+
+/// Waits until the console holds every needle, anywhere.
+fn wait_for(b: &mut axolotl_qemu::Boot, needles: &[&str]) {
+    let deadline = std::time::Instant::now() + BOOT_TIMEOUT;
+    loop {
+        let console = b.console();
+        if needles.iter().all(|n| console.contains(n)) {
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            check::<()>(Err(b.failure(format!("timed out waiting for {needles:?}"))));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Types `text` on the guest's console input (UART1). QEMU holds both FIFOs open
+/// read-write, so opening `u.in` does not block.
+fn type_in(dir: &std::path::Path, text: &str) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("u.in"))
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .expect("type into UART1");
+}
+
 fn linux(gic: u8) {
-    let mut b = check(boot_named(
+    let dir = uart1_pipes(&format!("gic{gic}"));
+    let backend = format!("pipe,path={}", dir.join("u").display());
+    let mut b = check(boot_with_uart1(
         gic,
         "cortex-a72",
         &format!("-linux-vm-gicv{gic}"),
+        Some(&backend),
     ));
     check(b.expect_all(
         &[
-            "root-task: system up: 1 protection domains and the monitor started",
+            "root-task: system up: 2 protection domains and the monitor started",
+            "serial_driver: generation 0: serving 0 clients on UART1 (ring generation 1), receiving for the VMM",
             "vmm: Linux Image ",
             "vmm: guest started at 0x40000000",
+            "vmm: console input from the serial driver",
             "Booting Linux on physical CPU 0x0000000000",
             "psci: PSCIv1.0 detected in firmware.",
             "Run /init as init process",
@@ -33,7 +84,18 @@ fn linux(gic: u8) {
         BOOT_TIMEOUT,
     ));
     check(b.expect("AXOLOTL-GUEST-DONE", BOOT_TIMEOUT));
+    // The guest now runs a shell on its console and waits: only typed input goes on. The
+    // results exist only if the shell ran the commands (the echoed input has `$((..))`).
+    type_in(&dir, "echo typed-$((6*7))\n");
+    check(b.expect("typed-42", BOOT_TIMEOUT));
+    // A line longer than the vPL011's FIFO (16) and than one receive buffer (256): bytes
+    // wait in the VMM's client for the guest to drain its FIFO, none lost or reordered.
+    let long: String = (0..60).map(|i| format!("{:04}", i * 7)).collect();
+    type_in(&dir, &format!("echo long-$((40+2))-{long}-end\n"));
+    check(b.expect(&format!("long-42-{long}-end"), BOOT_TIMEOUT));
+    type_in(&dir, "exit\n");
     check(b.expect("vmm: guest powered off (PSCI SYSTEM_OFF)", BOOT_TIMEOUT));
+    let _ = std::fs::remove_dir_all(&dir);
     let console = b.console();
     assert!(
         console.lines().any(|l| l.starts_with("vmm: Linux Image")
@@ -75,6 +137,8 @@ fn linux(gic: u8) {
         "Internal error",
         "Unable to handle kernel",
         "cut here",
+        "vmm: console input: ",
+        "monitor: restarted",
     ] {
         check(b.refute(bad));
     }
@@ -88,4 +152,57 @@ fn debian_linux_boots_to_userspace_under_the_vmm_gicv3() {
 #[test]
 fn debian_linux_boots_to_userspace_under_the_vmm_gicv2() {
     linux(2);
+}
+
+/// The console's serial driver crashes after delivering the first typed line
+/// (tests/systems/linux-vm-console-crash-gicv3.system); the monitor restarts it and the
+/// VMM's receive connection resynchronises: the next line reaches the guest too.
+#[test]
+fn linux_console_input_survives_a_serial_driver_restart() {
+    let gic = 3;
+    let dir = uart1_pipes("console-crash");
+    let backend = format!("pipe,path={}", dir.join("u").display());
+    let mut b = check(boot_with_uart1(
+        gic,
+        "cortex-a72",
+        "-linux-vm-console-crash-gicv3",
+        Some(&backend),
+    ));
+    check(b.expect_all(
+        &[
+            "serial_driver: generation 0: serving 0 clients on UART1 (ring generation 1), receiving for the VMM",
+            "vmm: console input from the serial driver",
+            // Not earlier: the kernel command line (printed at boot) names the marker too.
+            axolotl_guest_artifacts::USERSPACE_MARKER,
+            "AXOLOTL-GUEST-DONE",
+        ],
+        BOOT_TIMEOUT,
+    ));
+    // Nothing was typed yet: the driver has not received (or crashed) so far.
+    check(b.refute("serial_driver: fault injection"));
+    type_in(&dir, "echo one-$((1+1))\n");
+    check(b.expect("one-2", BOOT_TIMEOUT));
+    // The driver dies on the VMM's next notification after it delivered that line (before
+    // or after the guest's answer is printed) and comes back.
+    wait_for(
+        &mut b,
+        &[
+            "monitor: restarted serial_driver (cause: vm-fault write at 0x700000000",
+            "serial_driver: generation 1: serving 0 clients on UART1 (ring generation 2), receiving for the VMM",
+        ],
+    );
+    type_in(&dir, "echo two-$((2+2))\n");
+    check(b.expect("two-4", BOOT_TIMEOUT));
+    type_in(&dir, "exit\n");
+    check(b.expect("vmm: guest powered off (PSCI SYSTEM_OFF)", BOOT_TIMEOUT));
+    let _ = std::fs::remove_dir_all(&dir);
+    for bad in [
+        "kernel: FAULT",
+        "KERNEL PANIC",
+        "vmm: console input: ",
+        "Kernel panic",
+        "cut here",
+    ] {
+        check(b.refute(bad));
+    }
 }

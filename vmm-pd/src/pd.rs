@@ -1,10 +1,15 @@
 //! The target side: guest loading, the exit loop's glue to the kernel, the console.
 
+use core::ptr::NonNull;
+
 use axolotl_abi::vcpu::reg;
 use axolotl_abi::vcpu::resume::{ADVANCE, INJECT_ABORT, WRITE_REG};
 use axolotl_abi::{FaultLabel, USER_CONTEXT_WORDS};
 use axolotl_boot_plan::cspace::{vcpu_slot, vm_tcb_slot};
 use axolotl_pd::{Channel, Child, Handler, MessageInfo, SetVar, get_mr, println, set_mr};
+use axolotl_ring::{Generation, SharedRegion};
+use axolotl_serial_core::RxClient;
+use axolotl_serial_core::layout::{CAPACITY, IDS, REGION_BYTES};
 use axolotl_sys::{Tcb, UserContext, Vcpu};
 use axolotl_sys::{debug_puts, mem};
 use axolotl_vmm_core::guest::{GuestSpec, plan};
@@ -46,6 +51,26 @@ fn blob(start: *const u8, end: *const u8) -> &'static [u8] {
 #[allow(non_upper_case_globals)]
 static guest_ram: SetVar = SetVar::new();
 
+/// The receive connection to the serial driver (console input), if the SDF maps it: rings
+/// read-write, data read-only (docs/serial.md).
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static console_rings: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static console_data: SetVar = SetVar::new();
+
+/// Our channel to the serial driver.
+const DRIVER: Channel = Channel::new(0);
+
+/// One page the SDF maps at the vaddr patched into `var`; `None` if it was not patched.
+fn region(var: &SetVar) -> Option<SharedRegion> {
+    let ptr = NonNull::new(var.get() as *mut u8)?;
+    // SAFETY: the SDF maps `REGION_BYTES` at this vaddr for the PD's lifetime, shared with
+    // the driver only, and it is reached only through lib/ring and serial-core.
+    Some(unsafe { SharedRegion::new(ptr, REGION_BYTES) })
+}
+
 /// Guest-physical RAM, as the SDF maps it into the virtual machine (systems/linux-vm.system).
 const RAM_BASE: u64 = 0x4000_0000;
 const RAM_SIZE: u64 = 0x1000_0000;
@@ -58,9 +83,10 @@ const GIC: GicVersion = GicVersion::V2;
 #[cfg(not(guest_gic_v2))]
 const GIC: GicVersion = GicVersion::V3;
 
+// The test types its commands into this shell (tests/tests/linux.rs), then `exit`.
 #[cfg(feature = "test-guest")]
 const CMDLINE: &str = "console=ttyAMA0 earlycon rdinit=/init \
-    axolotl_cmd=\"uname -r; cat /proc/interrupts; echo AXOLOTL-GUEST-DONE; poweroff -f\"";
+    axolotl_cmd=\"uname -r; cat /proc/interrupts; echo AXOLOTL-GUEST-DONE; sh; poweroff -f\"";
 #[cfg(not(feature = "test-guest"))]
 const CMDLINE: &str = "console=ttyAMA0 earlycon rdinit=/init";
 
@@ -96,6 +122,12 @@ impl TxSink for Console {
 
 struct VmmPd {
     vm: Option<Vm<Console>>,
+    /// Console input: the client of the serial driver's receive connection.
+    rx: Option<RxClient<IDS>>,
+    /// Received bytes wait in `rx` for room in the guest's UART FIFO.
+    rx_pending: bool,
+    /// Driver errors seen (a corrupt ring), printed a few times at most.
+    rx_errors: u32,
     nr_vcpus: u8,
     /// Guest exits handled, reported at power-off (`cargo xtask bench` reads it).
     exits: u64,
@@ -233,6 +265,32 @@ impl VmmPd {
         }
     }
 
+    /// Moves received console input into the guest's UART as far as its FIFO has room (the
+    /// rest waits in the client: `poll_with`'s back-pressure) and sets its interrupt line.
+    fn feed_console(&mut self) {
+        let (Some(vm), Some(rx)) = (self.vm.as_mut(), self.rx.as_mut()) else {
+            return;
+        };
+        match rx.poll_with(|chunk| chunk.iter().take_while(|&&b| vm.console_input(b)).count()) {
+            Ok(act) => {
+                self.rx_pending = act.pending;
+                if act.notify {
+                    DRIVER.notify();
+                }
+            }
+            Err(e) => {
+                self.rx_pending = false;
+                self.rx_errors += 1;
+                if self.rx_errors <= 3 {
+                    println!("vmm: console input: the serial driver broke the ring ({e:?})");
+                }
+                // The monitor restarts the driver; its new generation resynchronises the ring.
+                let _ = DRIVER.report_corruption();
+                DRIVER.notify();
+            }
+        }
+    }
+
     fn on_event(vm: &mut Vm<Console>, vcpu: u8, event: Event, exits: u64) {
         match event {
             Event::Idle => vm.uart.sink_mut().flush(),
@@ -298,11 +356,40 @@ impl Handler for VmmPd {
                 ),
                 Err(e) => println!("vmm: cannot start vCPU 0: {e}"),
             },
-            Err(why) => println!("vmm: no guest: {why}"),
+            Err(why) => {
+                println!("vmm: no guest: {why}");
+                return;
+            }
+        }
+        let (Some(r), Some(d)) = (region(&console_rings), region(&console_data)) else {
+            println!("vmm: no console input (the SDF connects no serial driver)");
+            return;
+        };
+        match RxClient::new(r, d, CAPACITY, Generation::Next) {
+            Ok(c) => {
+                println!("vmm: console input from the serial driver");
+                self.rx = Some(c);
+                self.feed_console();
+                DRIVER.notify();
+            }
+            Err(e) => println!("vmm: no console input: {e:?}"),
         }
     }
 
-    fn notified(&mut self, _: Channel) {}
+    fn notified(&mut self, ch: Channel) {
+        if ch != DRIVER {
+            return;
+        }
+        self.feed_console();
+        // The vCPUs are not running (uniprocessor, and we outrank them): whatever the UART's
+        // line raised goes into their list registers now, which the kernel keeps for them
+        // (VcpuInjectIrq on a vCPU that is not current writes its saved state).
+        if let Some(vm) = self.vm.as_mut() {
+            for v in 0..self.nr_vcpus {
+                Self::inject(vm, v);
+            }
+        }
+    }
 
     fn fault(&mut self, child: Child, msg: MessageInfo) -> Option<MessageInfo> {
         let vcpu = child.id();
@@ -354,6 +441,11 @@ impl Handler for VmmPd {
         if let Some(e) = event {
             Self::on_event(vm, vcpu, e, self.exits);
         }
+        // The guest may have read its UART's FIFO: input waiting for room goes in now.
+        if self.rx_pending {
+            self.feed_console();
+        }
+        let vm = self.vm.as_mut()?;
         // An exit may have raised anyone's interrupt (an SGI, a shared line); no vCPU runs
         // while we do, so all of them get their list registers filled now.
         for v in 0..self.nr_vcpus {
@@ -379,6 +471,9 @@ impl Handler for VmmPd {
 
 axolotl_pd::protection_domain!(VmmPd {
     vm: None,
+    rx: None,
+    rx_pending: false,
+    rx_errors: 0,
     nr_vcpus: 0,
     exits: 0
 });

@@ -12,7 +12,7 @@ use crate::setup;
 /// Self-check images the integration tests boot (root-task cargo features).
 const SELFTESTS: [&str; 3] = ["fault", "ticks", "ipc"];
 /// Systems the integration tests boot: examples, and test systems of failing PDs.
-const SYSTEMS: [&str; 16] = [
+const SYSTEMS: [&str; 17] = [
     "systems/hello.system",
     "systems/resilient-echo.system",
     "tests/systems/restart.system",
@@ -29,6 +29,7 @@ const SYSTEMS: [&str; 16] = [
     "tests/systems/vm-exits.system",
     "tests/systems/linux-vm-gicv3.system",
     "tests/systems/linux-vm-gicv2.system",
+    "tests/systems/linux-vm-console-crash-gicv3.system",
 ];
 
 /// Systems written for one GIC (`*-gicv2.system`: a GICv2 guest needs the board's GICV frame)

@@ -26,6 +26,18 @@ pub struct RxActivity {
     pub notify: bool,
     /// Bytes handed to the sink.
     pub bytes: usize,
+    /// The sink refused bytes ([`RxClient::poll_with`]): they wait in the client (their
+    /// buffer stays off the ring) until the next poll finds room for them.
+    pub pending: bool,
+}
+
+/// A completed buffer the sink has not taken whole yet.
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    offset: u32,
+    len: u32,
+    /// Bytes of it already taken by the sink.
+    done: u32,
 }
 
 /// The client of the driver's receive connection. The data region is cut
@@ -42,6 +54,7 @@ pub struct RxClient<const IDS: usize> {
     data: DataRegion,
     buffer_len: u32,
     posted: [bool; IDS],
+    held: Option<Held>,
     stats: RxStats,
 }
 
@@ -67,6 +80,7 @@ impl<const IDS: usize> RxClient<IDS> {
             data: view,
             buffer_len,
             posted: [false; IDS],
+            held: None,
             stats: RxStats::default(),
         })
     }
@@ -84,8 +98,31 @@ impl<const IDS: usize> RxClient<IDS> {
     /// "signal me" flag armed. A ring error (the driver is corrupt) repeats
     /// until the driver restarts.
     pub fn poll(&mut self, mut sink: impl FnMut(&[u8])) -> Result<RxActivity, Error> {
+        self.poll_with(|chunk| {
+            sink(chunk);
+            chunk.len()
+        })
+    }
+
+    /// [`RxClient::poll`] with back-pressure: `sink` returns how many bytes
+    /// of the chunk it took (a prefix). Once it takes less than offered, the
+    /// rest stays in its buffer, which is not posted again, and no further
+    /// completion is taken from the ring; the poll returns with
+    /// [`RxActivity::pending`] set and the next one starts with those bytes.
+    /// Nothing is dropped or repeated. While bytes wait, the driver runs
+    /// short of posted buffers and leaves further input in the UART (flow
+    /// control, `docs/serial.md`). A driver restart is only seen once the
+    /// held buffer is drained: the driver cannot write it (it is not posted).
+    pub fn poll_with(&mut self, mut sink: impl FnMut(&[u8]) -> usize) -> Result<RxActivity, Error> {
         let mut act = RxActivity::default();
         loop {
+            if self.held.is_some() {
+                if !self.drain_held(&mut sink, &mut act) {
+                    act.pending = true;
+                    return Ok(act);
+                }
+                continue;
+            }
             let acked = self.ring.server_generation();
             let r = self.ring.poll();
             if self.ring.server_generation() != acked {
@@ -100,20 +137,12 @@ impl<const IDS: usize> RxClient<IDS> {
                         if let Some(p) = self.posted.get_mut(d.id as usize) {
                             *p = false;
                         }
-                        let mut chunk = [0u8; 64];
-                        let mut done = 0;
-                        while done < d.len as usize {
-                            let n = chunk.len().min(d.len as usize - done);
-                            for (k, b) in chunk[..n].iter_mut().enumerate() {
-                                let at = (d.offset as usize).saturating_add(done + k);
-                                *b = self.data.read(at).unwrap_or(0);
-                            }
-                            sink(&chunk[..n]);
-                            done += n;
-                        }
-                        act.bytes += done;
-                        self.stats.bytes += done as u64;
                         self.stats.buffers += 1;
+                        self.held = Some(Held {
+                            offset: d.offset,
+                            len: d.len,
+                            done: 0,
+                        });
                     }
                     ClientEvent::Reclaimed(d) => {
                         if let Some(p) = self.posted.get_mut(d.id as usize) {
@@ -148,5 +177,30 @@ impl<const IDS: usize> RxClient<IDS> {
                 Wait::Retry => continue,
             }
         }
+    }
+
+    /// Offers the held buffer's bytes to `sink`; true once all are taken
+    /// (the buffer is free to post again).
+    fn drain_held(&mut self, sink: &mut impl FnMut(&[u8]) -> usize, act: &mut RxActivity) -> bool {
+        let Some(h) = self.held.as_mut() else {
+            return true;
+        };
+        let mut chunk = [0u8; 64];
+        while h.done < h.len {
+            let n = chunk.len().min((h.len - h.done) as usize);
+            for (k, b) in chunk[..n].iter_mut().enumerate() {
+                let at = (h.offset as usize).saturating_add(h.done as usize + k);
+                *b = self.data.read(at).unwrap_or(0);
+            }
+            let took = sink(&chunk[..n]).min(n);
+            h.done += took as u32;
+            act.bytes += took;
+            self.stats.bytes += took as u64;
+            if took < n {
+                return false;
+            }
+        }
+        self.held = None;
+        true
     }
 }
