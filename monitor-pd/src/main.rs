@@ -14,7 +14,7 @@ mod pd {
     use core::mem::MaybeUninit;
 
     use axolotl_abi::{HEARTBEAT, REPORT_CORRUPTION};
-    use axolotl_boot_plan::cspace::{ROOT_SERVICE_CAP, heartbeat_ping_slot};
+    use axolotl_boot_plan::cspace::{ROOT_SERVICE_CAP, dependant_signal_slot, heartbeat_ping_slot};
     use axolotl_boot_plan::{
         BootPlan, MAX_PDS, MONITOR_PLAN_VADDR, MONITOR_TIMER_ID, Resilience, root_service,
     };
@@ -283,6 +283,7 @@ mod pd {
                 "{}",
                 log::restarted(name, &p.cause, given, done - start, how)
             );
+            tell_dependants(plan, pd);
             #[cfg(feature = "fault-injection")]
             inject(name);
         }
@@ -330,6 +331,24 @@ mod pd {
                     r.mrs[0]
                 );
             }
+        }
+    }
+
+    /// Signals every PD that depends on `pd` (`depends_on`) on its channel to it, so it looks
+    /// at what they share (its rings see the new generation), and says whom it told.
+    fn tell_dependants(plan: &BootPlan, pd: usize) {
+        use core::fmt::Write;
+        let mut told = heapless::String::<200>::new();
+        for (k, d, _, _) in plan.dependant_links().filter(|l| l.2 as usize == pd) {
+            axolotl_sys::signal(dependant_signal_slot(k));
+            let sep = if told.is_empty() { "" } else { ", " };
+            let _ = write!(told, "{sep}{}", plan.pds[d as usize].name.as_str());
+        }
+        if !told.is_empty() {
+            println!(
+                "monitor: told {told} that {} restarted",
+                plan.pds[pd].name.as_str()
+            );
         }
     }
 

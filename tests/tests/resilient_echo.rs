@@ -162,6 +162,8 @@ fn survives_driver_crash(gic: u8) {
             "serial_driver: generation 0: serving 2 clients on UART1 (ring generation 1)",
             "serial_driver: fault injection: wild write after",
             "monitor: restarted serial_driver (cause: vm-fault write at 0x700000000 ip 0x",
+            // depends_on: the clients are signalled on their channel to the driver.
+            "monitor: told client_a, client_b that serial_driver restarted",
             "serial_driver: generation 1: serving 2 clients on UART1 (ring generation 2)",
         ],
         DEFAULT_TIMEOUT,

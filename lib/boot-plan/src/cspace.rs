@@ -24,6 +24,14 @@ pub const BASE_OUTPUT_NOTIFICATION_CAP: u64 = 10;
 pub const fn heartbeat_ping_slot(pd: u8) -> u64 {
     BASE_OUTPUT_NOTIFICATION_CAP + pd as u64
 }
+/// The monitor's `BASE_DEPENDANT_CAP + k`: its cap to signal the dependant of link `k`
+/// (`BootPlan::dependant_links`) on its channel to the restarted PD. After the vCPU range.
+pub const BASE_DEPENDANT_CAP: u64 = 394;
+/// Links the monitor can hold caps for (the rest of its CNode).
+pub const MAX_DEPENDANT_LINKS: usize = (1 << CNODE_SIZE_BITS) - BASE_DEPENDANT_CAP as usize;
+pub const fn dependant_signal_slot(k: usize) -> u64 {
+    BASE_DEPENDANT_CAP + k as u64
+}
 /// `BASE_ENDPOINT_CAP + id`: the callee's input endpoint for a pp channel `id`.
 pub const BASE_ENDPOINT_CAP: u64 = 74;
 /// `BASE_IRQ_CAP + id`: IRQ handler of the IRQ delivered as channel `id`.

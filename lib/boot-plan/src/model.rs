@@ -375,6 +375,51 @@ impl BootPlan {
     pub fn depends_of(&self, pd: &Pd) -> &[u8] {
         pd.resilience.depends_on.of(&self.depends)
     }
+
+    /// The restarts the monitor tells about: `(k, dependant, dependency, id)` for every PD
+    /// `dependant` whose `depends_on` names `dependency` and that has a channel to it (`id`
+    /// its end's), in plan order, `k` counting from 0. The monitor signals the dependant on
+    /// that channel (`cspace::dependant_signal_slot(k)`) when `dependency` restarts: it
+    /// looks at what it shares with it, as after any notification from it.
+    pub fn dependant_links(&self) -> impl Iterator<Item = (usize, u8, u8, u8)> + '_ {
+        self.pds
+            .iter()
+            .enumerate()
+            .flat_map(move |(d, pd)| {
+                self.depends_of(pd).iter().filter_map(move |&x| {
+                    self.channels.iter().find_map(|c| match c.ends {
+                        [a, b] | [b, a] if a.pd as usize == d && b.pd == x => {
+                            Some((d as u8, x, a.id))
+                        }
+                        _ => None,
+                    })
+                })
+            })
+            .enumerate()
+            .map(|(k, (d, x, id))| (k, d, x, id))
+    }
+
+    /// The order to start PDs in: each after the PDs it depends on (`depends_on`), ties by
+    /// plan index. A cycle (the SDF validator rejects them) is broken by index.
+    pub fn start_order(&self) -> Vec<u8, MAX_PDS> {
+        let n = self.pds.len().min(MAX_PDS);
+        let mut started = [false; MAX_PDS];
+        let mut out = Vec::new();
+        while out.len() < n {
+            let ready = (0..n)
+                .filter(|&i| !started[i])
+                .find(|&i| {
+                    self.depends_of(&self.pds[i])
+                        .iter()
+                        .all(|&d| d as usize >= n || started[d as usize])
+                })
+                .or_else(|| (0..n).find(|&i| !started[i]));
+            let Some(i) = ready else { break };
+            started[i] = true;
+            let _ = out.push(i as u8);
+        }
+        out
+    }
     pub fn segments_of(&self, image: &Image) -> &[Segment] {
         image.segments.of(&self.segments)
     }

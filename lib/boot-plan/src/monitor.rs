@@ -8,7 +8,9 @@ use std::vec::Vec;
 use axolotl_sdf as sdf;
 use axolotl_sdf::SystemDescription;
 
-use crate::cspace::{ROOT_SERVICE_CAP, heartbeat_ping_slot};
+use crate::cspace::{
+    MAX_DEPENDANT_LINKS, ROOT_SERVICE_CAP, dependant_signal_slot, heartbeat_ping_slot,
+};
 use crate::model::{BootPlan, Cap, CapSlot};
 use crate::{BuildError, ElfInfo};
 
@@ -67,8 +69,8 @@ pub fn build_with_monitor(
     let m = plan.pds.len() - 1;
     plan.monitor = Some(m as u8);
     // The monitor has no channels: its caps are the last in the table. Besides those of
-    // every PD (input, reply, fault endpoint): the root service and a heartbeat ping cap
-    // per watched PD, all kept in slot order.
+    // every PD (input, reply, fault endpoint): the root service, a heartbeat ping cap per
+    // watched PD and a signal cap per dependant link, all kept in slot order.
     let full = || {
         std::vec![BuildError::Capacity {
             what: "capabilities",
@@ -87,6 +89,23 @@ pub fn build_with_monitor(
             cap: Cap::Notification {
                 pd: pd as u8,
                 badge: axolotl_abi::HEARTBEAT_PING,
+            },
+        });
+    }
+    // A signal cap per dependant link, to tell a PD that one it depends on restarted.
+    let links: Vec<_> = plan.dependant_links().collect();
+    if links.len() > MAX_DEPENDANT_LINKS {
+        return Err(std::vec![BuildError::Capacity {
+            what: "depends_on links with a channel (the monitor's caps to tell them)",
+            limit: MAX_DEPENDANT_LINKS,
+        }]);
+    }
+    for (k, d, _, id) in links {
+        caps.push(CapSlot {
+            slot: dependant_signal_slot(k) as u16,
+            cap: Cap::Notification {
+                pd: d,
+                badge: crate::cspace::notification_badge(id),
             },
         });
     }

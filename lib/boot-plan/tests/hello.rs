@@ -229,3 +229,52 @@ fn cnode_cap_gives_a_pd_its_own_cnode_and_the_monitor_comes_last() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn dependants_with_a_channel_are_told_and_start_after_their_dependencies() {
+    let text = r#"<system>
+        <protection_domain name="client" priority="10" depends_on="driver, logger">
+            <program_image path="c.elf" />
+        </protection_domain>
+        <protection_domain name="logger" priority="10" depends_on="driver">
+            <program_image path="l.elf" />
+        </protection_domain>
+        <protection_domain name="driver" priority="10" restart="always">
+            <program_image path="d.elf" />
+        </protection_domain>
+        <channel><end pd="driver" id="3" /><end pd="client" id="5" /></channel>
+        <channel><end pd="logger" id="2" /><end pd="driver" id="4" /></channel>
+    </system>"#;
+    let board = &axolotl_kernel_config::BOARDS[0];
+    let sd = axolotl_sdf::parse("t.system", text, board).unwrap();
+    let img = |path: &str| {
+        let bytes = elf(0x20_0000, &[(0x20_0000, 0x1000, RX)], &[]);
+        axolotl_boot_plan::ElfInfo::from_bytes(path, &bytes).unwrap()
+    };
+    let images = [img("c.elf"), img("l.elf"), img("d.elf")];
+    let plan = axolotl_boot_plan::build_with_monitor(&sd, &images, &img("mon.elf")).unwrap();
+    // client depends on driver (channel: its id 5) and logger (no channel: nothing to
+    // signal); logger on driver (its id 2).
+    let links: Vec<_> = plan.dependant_links().collect();
+    assert_eq!(links, [(0, 0, 2, 5), (1, 1, 2, 2)]);
+    let mon = &plan.pds[plan.monitor.unwrap() as usize];
+    assert_eq!(
+        plan.cap_at(mon, dependant_signal_slot(0)),
+        Some(Cap::Notification {
+            pd: 0,
+            badge: notification_badge(5)
+        })
+    );
+    assert_eq!(
+        plan.cap_at(mon, dependant_signal_slot(1)),
+        Some(Cap::Notification {
+            pd: 1,
+            badge: notification_badge(2)
+        })
+    );
+    assert_eq!(plan.cap_at(mon, dependant_signal_slot(2)), None);
+    let slots: Vec<u16> = plan.caps_of(mon).iter().map(|c| c.slot).collect();
+    assert!(slots.is_sorted(), "{slots:?}");
+    // driver first, then logger, then client; the monitor (no dependencies) by index.
+    assert_eq!(plan.start_order().as_slice(), [2, 1, 0, 3]);
+}

@@ -267,8 +267,9 @@ impl System {
             let fault_ep = sys.mint(sys.service.0, REFRESHER_FAULT_BADGE)?;
             standby::start(&mut sys.alloc, src, pages(), wake.0, fault_ep).map_err(Error::Plan)?;
         }
-        for o in sys.pds.iter() {
-            o.tcb.resume().step("resume")?;
+        // Dependencies first (`depends_on`): among PDs of one priority they run first.
+        for i in plan.start_order() {
+            sys.pds[i as usize].tcb.resume().step("resume")?;
         }
         Ok(sys)
     }
