@@ -163,6 +163,21 @@ fn constants_are_microkit_s() {
     assert_eq!(notification_badge(5), 32);
 }
 
+/// `text` built with the monitor, each PD's image a one-page program at the given path.
+fn with_monitor(
+    text: &str,
+    images: &[&str],
+) -> Result<axolotl_boot_plan::BootPlan, Vec<axolotl_boot_plan::BuildError>> {
+    let board = &axolotl_kernel_config::BOARDS[0];
+    let sd = axolotl_sdf::parse("t.system", text, board).unwrap();
+    let img = |path: &str| {
+        let bytes = elf(0x20_0000, &[(0x20_0000, 0x1000, RX)], &[]);
+        axolotl_boot_plan::ElfInfo::from_bytes(path, &bytes).unwrap()
+    };
+    let images: Vec<_> = images.iter().map(|p| img(p)).collect();
+    axolotl_boot_plan::build_with_monitor(&sd, &images, &img("mon.elf"))
+}
+
 #[test]
 fn cnode_cap_gives_a_pd_its_own_cnode_and_the_monitor_comes_last() {
     let text = r#"<system>
@@ -173,15 +188,7 @@ fn cnode_cap_gives_a_pd_its_own_cnode_and_the_monitor_comes_last() {
             <program_image path="p.elf" />
         </protection_domain>
     </system>"#;
-    let board = &axolotl_kernel_config::BOARDS[0];
-    let sd = axolotl_sdf::parse("t.system", text, board).unwrap();
-    let img = |path: &str| {
-        let bytes = elf(0x20_0000, &[(0x20_0000, 0x1000, RX)], &[]);
-        axolotl_boot_plan::ElfInfo::from_bytes(path, &bytes).unwrap()
-    };
-    let plan =
-        axolotl_boot_plan::build_with_monitor(&sd, &[img("m.elf"), img("p.elf")], &img("mon.elf"))
-            .unwrap();
+    let plan = with_monitor(text, &["m.elf", "p.elf"]).unwrap();
     let (_, m) = plan.pd_by_name("manager").unwrap();
     let (_, p) = plan.pd_by_name("plain").unwrap();
     assert_eq!(plan.cap_at(m, OWN_CNODE_CAP), Some(Cap::OwnCNode));
@@ -220,10 +227,7 @@ fn cnode_cap_gives_a_pd_its_own_cnode_and_the_monitor_comes_last() {
     );
     // A user PD may not take the monitor's name.
     let clash = text.replace("\"plain\"", "\"monitor\"");
-    let sd = axolotl_sdf::parse("t.system", &clash, board).unwrap();
-    let errs =
-        axolotl_boot_plan::build_with_monitor(&sd, &[img("m.elf"), img("p.elf")], &img("mon.elf"))
-            .unwrap_err();
+    let errs = with_monitor(&clash, &["m.elf", "p.elf"]).unwrap_err();
     assert!(
         errs.iter().any(|e| e.to_string().contains("reserved-name")),
         "{errs:?}"
@@ -245,14 +249,7 @@ fn dependants_with_a_channel_are_told_and_start_after_their_dependencies() {
         <channel><end pd="driver" id="3" /><end pd="client" id="5" /></channel>
         <channel><end pd="logger" id="2" /><end pd="driver" id="4" /></channel>
     </system>"#;
-    let board = &axolotl_kernel_config::BOARDS[0];
-    let sd = axolotl_sdf::parse("t.system", text, board).unwrap();
-    let img = |path: &str| {
-        let bytes = elf(0x20_0000, &[(0x20_0000, 0x1000, RX)], &[]);
-        axolotl_boot_plan::ElfInfo::from_bytes(path, &bytes).unwrap()
-    };
-    let images = [img("c.elf"), img("l.elf"), img("d.elf")];
-    let plan = axolotl_boot_plan::build_with_monitor(&sd, &images, &img("mon.elf")).unwrap();
+    let plan = with_monitor(text, &["c.elf", "l.elf", "d.elf"]).unwrap();
     // client depends on driver (channel: its id 5) and logger (no channel: nothing to
     // signal); logger on driver (its id 2).
     let links: Vec<_> = plan.dependant_links().collect();
