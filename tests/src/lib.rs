@@ -57,3 +57,10 @@ pub fn boot_with_uart1(
 pub fn check<T>(r: Result<T, Failure>) -> T {
     r.unwrap_or_else(|f| panic!("{f}"))
 }
+
+/// Fails the test (with the console) if any of `needles` appears in the console so far.
+pub fn refute_each(b: &mut Boot, needles: &[&str]) {
+    for n in needles {
+        check(b.refute(n));
+    }
+}

@@ -8,7 +8,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use axolotl_tests::{DEFAULT_TIMEOUT, boot_named, check};
+use axolotl_tests::{DEFAULT_TIMEOUT, boot_named, check, refute_each};
 
 fn restart(gic: u8) {
     let mut b = check(boot_named(gic, "cortex-a72", "-restart"));
@@ -74,15 +74,16 @@ fn restart(gic: u8) {
         ],
         DEFAULT_TIMEOUT,
     ));
-    for bad in [
-        "generation 2",
-        "KERNEL PANIC",
-        "kernel: FAULT",
-        "refused",
-        "failed:",
-    ] {
-        check(b.refute(bad));
-    }
+    refute_each(
+        &mut b,
+        &[
+            "generation 2",
+            "KERNEL PANIC",
+            "kernel: FAULT",
+            "refused",
+            "failed:",
+        ],
+    );
 }
 
 #[test]
@@ -128,9 +129,10 @@ fn backoff(gic: u8) {
             ))
         );
     }
-    for bad in ["KERNEL PANIC", "kernel: FAULT", "refused", "holding"] {
-        check(b.refute(bad));
-    }
+    refute_each(
+        &mut b,
+        &["KERNEL PANIC", "kernel: FAULT", "refused", "holding"],
+    );
 }
 
 #[test]
@@ -174,15 +176,16 @@ fn monitor_crash(gic: u8) {
         ],
         DEFAULT_TIMEOUT,
     ));
-    for bad in [
-        "KERNEL PANIC",
-        "kernel: FAULT",
-        "refused",
-        "failed:",
-        "holding",
-    ] {
-        check(b.refute(bad));
-    }
+    refute_each(
+        &mut b,
+        &[
+            "KERNEL PANIC",
+            "kernel: FAULT",
+            "refused",
+            "failed:",
+            "holding",
+        ],
+    );
 }
 
 #[test]
@@ -242,15 +245,16 @@ fn standby(gic: u8) {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    for bad in [
-        "KERNEL PANIC",
-        "kernel: FAULT",
-        "refused",
-        "failed",
-        "holding",
-    ] {
-        check(b.refute(bad));
-    }
+    refute_each(
+        &mut b,
+        &[
+            "KERNEL PANIC",
+            "kernel: FAULT",
+            "refused",
+            "failed",
+            "holding",
+        ],
+    );
 }
 
 #[test]
@@ -300,16 +304,17 @@ fn monitor_hang(gic: u8) {
         console.contains(") generation 2 in "),
         "hang_monitor's second restart should be generation 2:\n{console}"
     );
-    for bad in [
-        "KERNEL PANIC",
-        "kernel: FAULT",
-        "refused",
-        "failed:",
-        "holding",
-        "unreadable",
-    ] {
-        check(b.refute(bad));
-    }
+    refute_each(
+        &mut b,
+        &[
+            "KERNEL PANIC",
+            "kernel: FAULT",
+            "refused",
+            "failed:",
+            "holding",
+            "unreadable",
+        ],
+    );
 }
 
 #[test]
@@ -342,14 +347,15 @@ fn call_abort(gic: u8) {
         ],
         DEFAULT_TIMEOUT,
     ));
-    for bad in [
-        "KERNEL PANIC",
-        "kernel: FAULT",
-        "failed with label",
-        "holding",
-    ] {
-        check(b.refute(bad));
-    }
+    refute_each(
+        &mut b,
+        &[
+            "KERNEL PANIC",
+            "kernel: FAULT",
+            "failed with label",
+            "holding",
+        ],
+    );
 }
 
 #[test]
