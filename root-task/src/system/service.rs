@@ -14,12 +14,14 @@ use super::System;
 use super::build::{REFRESHER_FAULT_BADGE, ROOT_SERVICE_BADGE};
 use super::clock::ROOT_TIMER_BADGE;
 
-fn fault_words(m: &axolotl_sys::Msg, out: &mut [u64; 16]) -> usize {
-    let n = (m.info.length() as usize).min(out.len());
-    for (i, w) in out.iter_mut().enumerate().take(n) {
+/// What a fault message says happened.
+fn cause_of(m: &axolotl_sys::Msg) -> Cause {
+    let mut words = [0; 16];
+    let n = (m.info.length() as usize).min(words.len());
+    for (i, w) in words.iter_mut().enumerate().take(n) {
         *w = if i < 4 { m.mrs[i] } else { get_mr(i) };
     }
-    n
+    Cause::from_fault(m.label(), &words[..n])
 }
 
 pub fn serve(sys: &mut System) -> ! {
@@ -53,9 +55,7 @@ pub fn serve(sys: &mut System) -> ! {
         if m.badge == REFRESHER_FAULT_BADGE {
             // Left stopped: the standby it held stays `Refreshing`, so that PD restarts in
             // place from now on.
-            let mut words = [0; 16];
-            let n = fault_words(&m, &mut words);
-            let cause = Cause::from_fault(m.label(), &words[..n]);
+            let cause = cause_of(&m);
             println!("root-task: the standby refresher failed ({cause}); restarts go in place");
             continue;
         }
@@ -76,14 +76,9 @@ pub fn serve(sys: &mut System) -> ! {
                 }
                 continue;
             }
-            let mut words = [0; 16];
-            let n = fault_words(&m, &mut words);
-            let cause = Cause::from_fault(m.label(), &words[..n]);
-            recover_monitor(sys, &mut monitor, pd, cause);
+            recover_monitor(sys, &mut monitor, pd, cause_of(&m));
         } else {
-            let mut words = [0; 16];
-            let n = fault_words(&m, &mut words);
-            let cause = Cause::from_fault(m.label(), &words[..n]);
+            let cause = cause_of(&m);
             println!("root-task: PD {name} faulted ({cause}); left stopped");
         }
     }
