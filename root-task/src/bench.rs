@@ -96,6 +96,26 @@ pub fn run(bi: &BootInfo) -> Result<(), &'static str> {
     report("ipc_call_replyrecv_round_trip", ns, baseline);
     server.suspend().map_err(|_| "suspend server")?;
 
+    // An invocation that does almost nothing: TcbSuspend of a thread already suspended. Its
+    // cost over the null syscall is the invocation path itself (encoding, cap lookup,
+    // decoding, reply); a PD restart is a few of these.
+    report(
+        "invocation_tcb_suspend",
+        measure(|_| {
+            let _ = server.suspend();
+        }),
+        baseline,
+    );
+    // The restart's register write: all 35 words, through the IPC buffer.
+    let ctx = axolotl_sys::UserContext::default();
+    report(
+        "invocation_tcb_write_registers_35",
+        measure(|_| {
+            let _ = server.write_registers(false, 0, axolotl_abi::USER_CONTEXT_WORDS, &ctx);
+        }),
+        baseline,
+    );
+
     // Notification signal waking a higher-priority waiter, which waits again at once:
     // signal + switch + wait + switch back per iteration.
     let ntfn = a
