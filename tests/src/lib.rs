@@ -64,3 +64,19 @@ pub fn refute_each(b: &mut Boot, needles: &[&str]) {
         check(b.refute(n));
     }
 }
+
+/// A fresh directory holding the FIFOs `u.in` and `u.out` for QEMU's `pipe` chardev (UART1,
+/// `boot_with_uart1`); `tag` tells apart the tests running at once.
+pub fn uart1_pipes(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("axolotl-uart1-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the UART1 pipe directory");
+    for f in ["u.in", "u.out"] {
+        let ok = std::process::Command::new("mkfifo")
+            .arg(dir.join(f))
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mkfifo {}", dir.join(f).display());
+    }
+    dir
+}

@@ -7,32 +7,14 @@
 //! timer ticks through the virtual timer PPI.
 
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use axolotl_guest_artifacts::PINNED_KERNEL;
-use axolotl_tests::{boot_with_uart1, check};
+use axolotl_tests::{boot_with_uart1, check, uart1_pipes};
 
 /// Host seconds; a TCG boot to userspace takes about 10 s here, several times that on a
 /// loaded CI machine.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
-
-/// A directory with the FIFOs `u.in` and `u.out` for QEMU's `pipe` chardev (UART1); `name`
-/// tells apart the tests running at once.
-fn uart1_pipes(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("axolotl-linux-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the UART1 pipe directory");
-    for f in ["u.in", "u.out"] {
-        let ok = Command::new("mkfifo")
-            .arg(dir.join(f))
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "mkfifo {}", dir.join(f).display());
-    }
-    dir
-}
 
 /// Waits until the console holds every needle, anywhere.
 fn wait_for(b: &mut axolotl_qemu::Boot, needles: &[&str]) {
@@ -60,7 +42,7 @@ fn type_in(dir: &std::path::Path, text: &str) {
 }
 
 fn linux(gic: u8) {
-    let dir = uart1_pipes(&format!("gic{gic}"));
+    let dir = uart1_pipes(&format!("linux-gic{gic}"));
     let backend = format!("pipe,path={}", dir.join("u").display());
     let mut b = check(boot_with_uart1(
         gic,
@@ -160,7 +142,7 @@ fn debian_linux_boots_to_userspace_under_the_vmm_gicv2() {
 #[test]
 fn linux_console_input_survives_a_serial_driver_restart() {
     let gic = 3;
-    let dir = uart1_pipes("console-crash");
+    let dir = uart1_pipes("linux-console-crash");
     let backend = format!("pipe,path={}", dir.join("u").display());
     let mut b = check(boot_with_uart1(
         gic,

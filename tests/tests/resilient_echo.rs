@@ -6,13 +6,11 @@
 //! completion and prints `ERROR` on any broken promise).
 
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use axolotl_qemu::Boot;
-use axolotl_tests::{DEFAULT_TIMEOUT, boot_with_uart1, check};
+use axolotl_tests::{DEFAULT_TIMEOUT, boot_with_uart1, check, uart1_pipes};
 
 const CLIENTS: [&str; 2] = ["client_a", "client_b"];
 
@@ -65,23 +63,8 @@ fn refute_all(b: &mut Boot, extra: &[&str]) {
 /// Lines typed into UART1 once the system is idle: only the RX interrupt can wake the driver.
 const LINES_TYPED: u32 = 20;
 
-/// A directory with the FIFOs `u.in` and `u.out` for QEMU's `pipe` chardev.
-fn uart1_pipes(gic: u8) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("axolotl-uart1-gic{gic}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the UART1 pipe directory");
-    for f in ["u.in", "u.out"] {
-        let ok = Command::new("mkfifo")
-            .arg(dir.join(f))
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "mkfifo {}", dir.join(f).display());
-    }
-    dir
-}
-
 fn serves_both_clients(gic: u8) {
-    let dir = uart1_pipes(gic);
+    let dir = uart1_pipes(&format!("echo-gic{gic}"));
     let backend = format!("pipe,path={}", dir.join("u").display());
     let mut b = check(boot_with_uart1(
         gic,
