@@ -101,3 +101,23 @@ fn tpidr_el0() -> u64 {
 fn set_tpidr_el0(_: u64) {
     unimplemented!("thread registers exist only on aarch64-unknown-none")
 }
+
+/// Writes the extra caps and the message words beyond MR3 of the next send or invocation,
+/// finding the buffer once.
+pub fn stage(caps: &[u64], words: &[u64]) {
+    assert!(caps.len() <= axolotl_abi::MSG_MAX_EXTRA_CAPS);
+    assert!(words.len() <= axolotl_abi::MSG_MAX_LENGTH);
+    let b = buf();
+    for (i, &c) in caps.iter().enumerate() {
+        // SAFETY: as in `set_mr`; `i` is in range (asserted above).
+        unsafe { core::ptr::write_volatile(&raw mut (*b).caps_or_badges[i], c) }
+    }
+    for (i, &w) in words
+        .iter()
+        .enumerate()
+        .skip(axolotl_abi::MSG_REGISTERS_IN_CPU)
+    {
+        // SAFETY: as above.
+        unsafe { core::ptr::write_volatile(&raw mut (*b).msg[i], w) }
+    }
+}
