@@ -158,9 +158,11 @@ pub fn invoke(k: &mut Kernel, t: *mut Tcb, cap: Cap, cap_slot: SlotRef, call: bo
                 }
             })()
         }
-        (Some(l), Cap::Tcb { ptr }) => invoke_tcb(k, t, l, info, Tcb::of_object(ptr)),
-        // SAFETY: the cap names a live VCPU object.
-        (Some(l), Cap::Vcpu { ptr }) => invoke_vcpu(k, t, l, info, unsafe { Vcpu::at(ptr) }),
+        (Some(l), Cap::Tcb { ptr }) => invoke_tcb(k, t, &mrs, l, info, Tcb::of_object(ptr)),
+        (Some(l), Cap::Vcpu { ptr }) => {
+            // SAFETY: the cap names a live VCPU object.
+            invoke_vcpu(k, t, &mrs, l, info, unsafe { Vcpu::at(ptr) })
+        }
         (Some(Invocation::IrqControlGet), Cap::IrqControl) => (|| {
             need(info, 4)?;
             let irq = mr(0);
@@ -246,11 +248,11 @@ pub fn invoke(k: &mut Kernel, t: *mut Tcb, cap: Cap, cap_slot: SlotRef, call: bo
 fn invoke_vcpu(
     k: &mut Kernel,
     caller: *mut Tcb,
+    mrs: &ipc::Mrs,
     l: Invocation,
     info: MessageInfo,
     v: *mut Vcpu,
 ) -> Result<usize, SyscallError> {
-    let mrs = ipc::Mrs::of(caller);
     let mr = |i| mrs.get(i);
     match l {
         Invocation::VcpuSetTcb => {
@@ -268,7 +270,7 @@ fn invoke_vcpu(
         Invocation::VcpuReadReg => {
             need(info, 1)?;
             let value = vcpu::read_reg(k, v, mr(0))?;
-            set_mr(caller, 0, value);
+            mrs.set(0, value);
             Ok(1)
         }
         Invocation::VcpuWriteReg => {
@@ -307,11 +309,11 @@ pub fn suspend(k: &mut Kernel, t: *mut Tcb) {
 fn invoke_tcb(
     k: &mut Kernel,
     caller: *mut Tcb,
+    mrs: &ipc::Mrs,
     l: Invocation,
     info: MessageInfo,
     t: *mut Tcb,
 ) -> Result<usize, SyscallError> {
-    let mrs = ipc::Mrs::of(caller);
     let mr = |i| mrs.get(i);
     match l {
         Invocation::TcbSuspend => {
@@ -443,7 +445,7 @@ fn invoke_tcb(
                 c.sp = vcpu::read_sp(k, t);
             }
             for i in 0..count {
-                set_mr(caller, i, context_word(&c, i));
+                mrs.set(i, context_word(&c, i));
             }
             Ok(count)
         }

@@ -34,19 +34,31 @@ pub fn ipc_buffer<'a>(t: *mut Tcb) -> Option<&'a mut IpcBuffer> {
     (pa != 0 && fits).then(|| unsafe { &mut *(pa as *mut IpcBuffer) })
 }
 
-/// A thread's message registers with its IPC buffer looked up once (as seL4 looks it up
-/// once per system call): the lookup validates the buffer's frame cap, which costs more
-/// than the word read itself.
+/// A thread's message registers with its IPC buffer looked up at most once per system call
+/// (as seL4 does), and only when a word beyond the registers is touched: the lookup
+/// validates the buffer's frame cap, which costs more than the word access itself, and most
+/// invocations and messages fit in registers.
 pub struct Mrs {
     t: *mut Tcb,
-    buf: Option<*mut IpcBuffer>,
+    buf: core::cell::Cell<Option<Option<*mut IpcBuffer>>>,
 }
 
 impl Mrs {
     pub fn of(t: *mut Tcb) -> Mrs {
         Mrs {
             t,
-            buf: ipc_buffer(t).map(|b| b as *mut IpcBuffer),
+            buf: core::cell::Cell::new(None),
+        }
+    }
+
+    fn buf(&self) -> Option<*mut IpcBuffer> {
+        match self.buf.get() {
+            Some(b) => b,
+            None => {
+                let b = ipc_buffer(self.t).map(|b| b as *mut IpcBuffer);
+                self.buf.set(Some(b));
+                b
+            }
         }
     }
 
@@ -55,8 +67,8 @@ impl Mrs {
             // SAFETY: t is live.
             unsafe { (*self.t).ctx.x[2 + i] }
         } else {
-            // SAFETY: looked up at the start of this system call; frames outlive it.
-            self.buf
+            // SAFETY: looked up during this system call; frames outlive it.
+            self.buf()
                 .map_or(0, |b| unsafe { (*b).msg.get(i).copied().unwrap_or(0) })
         }
     }
@@ -65,7 +77,7 @@ impl Mrs {
         if i < MSG_REGISTERS_IN_CPU {
             // SAFETY: t is live.
             unsafe { (*self.t).ctx.x[2 + i] = v };
-        } else if let Some(b) = self.buf {
+        } else if let Some(b) = self.buf() {
             // SAFETY: as in `get`.
             if let Some(w) = unsafe { (*b).msg.get_mut(i) } {
                 *w = v;
