@@ -45,14 +45,14 @@ pub fn print(args: fmt::Arguments) {
 pub fn print_user_bytes(bytes: &[u8]) {
     if let Some(uart) = CONSOLE.lock().as_mut() {
         for &b in bytes {
-            match b {
-                b'\n' => {
-                    let _ = uart.write_str("\r\n");
-                }
-                0x20..=0x7e | b'\t' => uart.write_word(b),
-                _ => {
-                    let _ = write!(uart, "\\x{b:02x}");
-                }
+            if (0x20..=0x7e).contains(&b) || b == b'\t' {
+                // The FIFO may be full on real hardware (QEMU never fills it).
+                while uart.is_tx_fifo_full() {}
+                uart.write_word(b);
+            } else if b == b'\n' {
+                let _ = uart.write_str("\r\n");
+            } else {
+                let _ = write!(uart, "\\x{b:02x}");
             }
         }
     }
