@@ -455,11 +455,12 @@ fn invoke_tcb(
                 .min(USER_CONTEXT_WORDS)
                 .min(info.length() as usize - 3);
             let guest = vcpu::is_guest(t);
+            let mut w = [0u64; USER_CONTEXT_WORDS];
+            mrs.read_into(3, &mut w[..count]);
             let mut sp = None;
-            for i in 0..count {
-                let v = mr(3 + i);
-                // SAFETY: t is live.
-                let c = unsafe { &mut (*t).ctx };
+            // SAFETY: t is live.
+            let c = unsafe { &mut (*t).ctx };
+            for (i, &v) in w[..count].iter().enumerate() {
                 match i {
                     0 => c.elr = v,
                     1 => sp = Some(v),

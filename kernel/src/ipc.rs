@@ -73,6 +73,28 @@ impl Mrs {
         }
     }
 
+    /// Words `start..start + out.len()` into `out` (0 past what the buffer holds), the
+    /// buffer's part in one copy.
+    pub fn read_into(&self, start: usize, out: &mut [u64]) {
+        for (i, w) in out.iter_mut().enumerate() {
+            if start + i >= MSG_REGISTERS_IN_CPU {
+                let from = start + i;
+                let rest = &mut out[i..];
+                rest.fill(0);
+                if let Some(b) = self.buf() {
+                    // SAFETY: looked up during this system call; frames outlive it.
+                    let msg = unsafe { &(*b).msg };
+                    let n = rest.len().min(msg.len().saturating_sub(from));
+                    if let Some(src) = msg.get(from..from + n) {
+                        rest[..n].copy_from_slice(src);
+                    }
+                }
+                return;
+            }
+            *w = self.get(start + i);
+        }
+    }
+
     pub fn set(&self, i: usize, v: u64) {
         if i < MSG_REGISTERS_IN_CPU {
             // SAFETY: t is live.
