@@ -460,15 +460,30 @@ fn invoke_tcb(
             let mut sp = None;
             // SAFETY: t is live.
             let c = unsafe { &mut (*t).ctx };
-            for (i, &v) in w[..count].iter().enumerate() {
-                match i {
-                    0 => c.elr = v,
-                    1 => sp = Some(v),
-                    2 if guest => c.spsr = vcpu::sanitise_spsr(v),
-                    2 => c.spsr = ipc::sanitise_spsr(v),
-                    3..=33 => c.x[i - 3] = v,
-                    _ => c.tpidr = v,
+            if count == USER_CONTEXT_WORDS {
+                // The whole context (a restart's entry registers): no per-word dispatch.
+                c.elr = w[0];
+                sp = Some(w[1]);
+                c.spsr = w[2];
+                c.x.copy_from_slice(&w[3..34]);
+                c.tpidr = w[34];
+            } else {
+                for (i, &v) in w[..count].iter().enumerate() {
+                    match i {
+                        0 => c.elr = v,
+                        1 => sp = Some(v),
+                        2 => c.spsr = v,
+                        3..=33 => c.x[i - 3] = v,
+                        _ => c.tpidr = v,
+                    }
                 }
+            }
+            if count > 2 {
+                c.spsr = if guest {
+                    vcpu::sanitise_spsr(c.spsr)
+                } else {
+                    ipc::sanitise_spsr(c.spsr)
+                };
             }
             // A guest's `sp` is the stack pointer of the mode it resumes in (the new spsr's).
             match sp {

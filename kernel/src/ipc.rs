@@ -80,15 +80,16 @@ impl Mrs {
             if start + i >= MSG_REGISTERS_IN_CPU {
                 let from = start + i;
                 let rest = &mut out[i..];
-                rest.fill(0);
+                let mut n = 0;
                 if let Some(b) = self.buf() {
                     // SAFETY: looked up during this system call; frames outlive it.
                     let msg = unsafe { &(*b).msg };
-                    let n = rest.len().min(msg.len().saturating_sub(from));
+                    n = rest.len().min(msg.len().saturating_sub(from));
                     if let Some(src) = msg.get(from..from + n) {
                         rest[..n].copy_from_slice(src);
                     }
                 }
+                rest[n..].fill(0);
                 return;
             }
             *w = self.get(start + i);

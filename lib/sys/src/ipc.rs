@@ -112,12 +112,19 @@ pub fn stage(caps: &[u64], words: &[u64]) {
         // SAFETY: as in `set_mr`; `i` is in range (asserted above).
         unsafe { core::ptr::write_volatile(&raw mut (*b).caps_or_badges[i], c) }
     }
-    for (i, &w) in words
-        .iter()
-        .enumerate()
-        .skip(axolotl_abi::MSG_REGISTERS_IN_CPU)
-    {
-        // SAFETY: as above.
-        unsafe { core::ptr::write_volatile(&raw mut (*b).msg[i], w) }
+    if let Some(rest) = words.get(axolotl_abi::MSG_REGISTERS_IN_CPU..) {
+        // One copy rather than a volatile store per word: the `svc` that follows is an asm
+        // block that may read any memory whose address escaped, the buffer's included, so
+        // these stores cannot be dropped or moved past it.
+        // SAFETY: `words.len() <= MSG_MAX_LENGTH` (asserted), so the range lies in `msg`.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                rest.as_ptr(),
+                (&raw mut (*b).msg)
+                    .cast::<u64>()
+                    .add(axolotl_abi::MSG_REGISTERS_IN_CPU),
+                rest.len(),
+            )
+        }
     }
 }
