@@ -57,32 +57,22 @@ pub fn print_user_bytes(bytes: &[u8]) {
     let Some(uart) = guard.as_mut() else { return };
     let base = BASE.load(Ordering::Relaxed) as usize;
     let (dr, fr) = ((base + UARTDR) as *mut u32, (base + UARTFR) as *const u32);
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        // A run of printable bytes straight to the data register (the monitor's recovery
-        // log line is on the restart path: the driver's accessors cost twice as much), each
-        // once the transmit FIFO has room (QEMU never fills it; hardware does).
-        let run = rest
-            .iter()
-            .position(|&b| !((0x20..=0x7e).contains(&b) || b == b'\t'))
-            .unwrap_or(rest.len());
-        for &b in &rest[..run] {
+    for &b in bytes {
+        if b.wrapping_sub(0x20) < 0x5f || b == b'\t' {
+            // Printable: straight to the data register (the monitor's recovery log line is
+            // on the restart path, and the driver's accessors cost twice as much), once the
+            // transmit FIFO has room (QEMU never fills it; hardware does).
             // SAFETY: the PL011 `init` was given, identity-mapped device memory, used only
             // under the CONSOLE lock, which we hold.
             unsafe {
                 while fr.read_volatile() & FR_TXFF != 0 {}
                 dr.write_volatile(b as u32);
             }
-        }
-        let Some((&b, tail)) = rest[run..].split_first() else {
-            break;
-        };
-        if b == b'\n' {
+        } else if b == b'\n' {
             let _ = uart.write_str("\r\n");
         } else {
             let _ = write!(uart, "\\x{b:02x}");
         }
-        rest = tail;
     }
 }
 

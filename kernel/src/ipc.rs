@@ -96,6 +96,38 @@ impl Mrs {
         }
     }
 
+    /// Words `0..len` of `from` into these registers: the buffer part in one copy.
+    pub fn copy_from(&self, from: &Mrs, len: usize) {
+        let regs = len.min(MSG_REGISTERS_IN_CPU);
+        for i in 0..regs {
+            self.set(i, from.get(i));
+        }
+        if len <= regs {
+            return;
+        }
+        match (from.buf(), self.buf()) {
+            (Some(src), Some(dst)) => {
+                let n = len.min(MSG_MAX_LENGTH) - regs;
+                // SAFETY: looked up during this system call, frames outlive it; raw pointers
+                // and a memmove, as two threads' buffers may overlap.
+                unsafe {
+                    core::ptr::copy(
+                        (&raw const (*src).msg).cast::<u64>().add(regs),
+                        (&raw mut (*dst).msg).cast::<u64>().add(regs),
+                        n,
+                    )
+                }
+            }
+            // A side without a buffer: its words beyond the registers read as 0 or are
+            // dropped (`max_len` already limits `len` to what both can carry).
+            _ => {
+                for i in regs..len {
+                    self.set(i, from.get(i));
+                }
+            }
+        }
+    }
+
     pub fn set(&self, i: usize, v: u64) {
         if i < MSG_REGISTERS_IN_CPU {
             // SAFETY: t is live.
@@ -167,9 +199,7 @@ fn transfer(k: &mut Kernel, sender: *mut Tcb, receiver: *mut Tcb, badge: u64, gr
         .min(max_len(sender))
         .min(max_len(receiver));
     let (from, to) = (Mrs::of(sender), Mrs::of(receiver));
-    for i in 0..len {
-        to.set(i, from.get(i));
-    }
+    to.copy_from(&from, len);
     let mut extra = 0;
     if grant && info.extra_caps() > 0 && transfer_cap(k, sender, receiver) {
         extra = 1;

@@ -287,7 +287,7 @@ mod pd {
         /// Timer work: due restarts, hung PDs, pings.
         fn tick(&mut self) {
             let now = now_ms();
-            for pd in 0..MAX_PDS {
+            for pd in 0..self.trackers.len() {
                 if self.pending[pd].is_some_and(|p| p.at_ms <= now) {
                     self.restart(pd);
                 }
@@ -307,7 +307,12 @@ mod pd {
         /// Has the root task's timer wake us for the next due restart, ping or heartbeat
         /// deadline.
         fn rearm(&mut self) {
-            let restart = self.pending.iter().flatten().map(|p| p.at_ms).min();
+            // Only the plan's PDs: the rest of the array is always empty.
+            let restart = self.pending[..self.trackers.len()]
+                .iter()
+                .flatten()
+                .map(|p| p.at_ms)
+                .min();
             let next = earliest(restart, self.heartbeats.next_wakeup());
             // Counter value 0 is "never"; 1 is as good as any past time.
             let at = next.map_or(0, |ms| time::ms_to_counter(ms).max(1));
