@@ -39,14 +39,10 @@ fn switch_to(k: &mut Kernel, from: *mut Tcb, to: *mut Tcb, badge: u64, info: Mes
     enter(k, to, vs)
 }
 
-/// Call on an endpoint with a receiver waiting. Returns if the fast path does not apply.
-pub fn call(k: &mut Kernel, t: *mut Tcb) {
+/// Call on an endpoint (its cap already looked up) with a receiver waiting. Returns if the
+/// fast path does not apply.
+pub fn call(k: &mut Kernel, t: *mut Tcb, ptr: u64, badge: u64, rights: Rights) {
     let Some(info) = short(t) else { return };
-    // SAFETY: t is live.
-    let cptr = unsafe { (*t).ctx.x[0] };
-    let Ok((Cap::Endpoint { ptr, badge, rights }, _)) = lookup_cap(t, cptr) else {
-        return;
-    };
     let can_grant = rights.contains(Rights::GRANT);
     if !rights.contains(Rights::WRITE) || !(can_grant || rights.contains(Rights::GRANT_REPLY)) {
         return;

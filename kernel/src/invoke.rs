@@ -158,9 +158,11 @@ pub fn invoke(k: &mut Kernel, t: *mut Tcb, cap: Cap, cap_slot: SlotRef, call: bo
                 }
             })()
         }
-        (Some(l), Cap::Tcb { ptr }) => invoke_tcb(k, t, l, info, Tcb::of_object(ptr)),
-        // SAFETY: the cap names a live VCPU object.
-        (Some(l), Cap::Vcpu { ptr }) => invoke_vcpu(k, t, l, info, unsafe { Vcpu::at(ptr) }),
+        (Some(l), Cap::Tcb { ptr }) => invoke_tcb(k, t, &mrs, l, info, Tcb::of_object(ptr)),
+        (Some(l), Cap::Vcpu { ptr }) => {
+            // SAFETY: the cap names a live VCPU object.
+            invoke_vcpu(k, t, &mrs, l, info, unsafe { Vcpu::at(ptr) })
+        }
         (Some(Invocation::IrqControlGet), Cap::IrqControl) => (|| {
             need(info, 4)?;
             let irq = mr(0);
@@ -246,11 +248,11 @@ pub fn invoke(k: &mut Kernel, t: *mut Tcb, cap: Cap, cap_slot: SlotRef, call: bo
 fn invoke_vcpu(
     k: &mut Kernel,
     caller: *mut Tcb,
+    mrs: &ipc::Mrs,
     l: Invocation,
     info: MessageInfo,
     v: *mut Vcpu,
 ) -> Result<usize, SyscallError> {
-    let mrs = ipc::Mrs::of(caller);
     let mr = |i| mrs.get(i);
     match l {
         Invocation::VcpuSetTcb => {
@@ -268,7 +270,7 @@ fn invoke_vcpu(
         Invocation::VcpuReadReg => {
             need(info, 1)?;
             let value = vcpu::read_reg(k, v, mr(0))?;
-            set_mr(caller, 0, value);
+            mrs.set(0, value);
             Ok(1)
         }
         Invocation::VcpuWriteReg => {
@@ -307,11 +309,11 @@ pub fn suspend(k: &mut Kernel, t: *mut Tcb) {
 fn invoke_tcb(
     k: &mut Kernel,
     caller: *mut Tcb,
+    mrs: &ipc::Mrs,
     l: Invocation,
     info: MessageInfo,
     t: *mut Tcb,
 ) -> Result<usize, SyscallError> {
-    let mrs = ipc::Mrs::of(caller);
     let mr = |i| mrs.get(i);
     match l {
         Invocation::TcbSuspend => {
@@ -443,7 +445,7 @@ fn invoke_tcb(
                 c.sp = vcpu::read_sp(k, t);
             }
             for i in 0..count {
-                set_mr(caller, i, context_word(&c, i));
+                mrs.set(i, context_word(&c, i));
             }
             Ok(count)
         }
@@ -453,19 +455,35 @@ fn invoke_tcb(
                 .min(USER_CONTEXT_WORDS)
                 .min(info.length() as usize - 3);
             let guest = vcpu::is_guest(t);
+            let mut w = [0u64; USER_CONTEXT_WORDS];
+            mrs.read_into(3, &mut w[..count]);
             let mut sp = None;
-            for i in 0..count {
-                let v = mr(3 + i);
-                // SAFETY: t is live.
-                let c = unsafe { &mut (*t).ctx };
-                match i {
-                    0 => c.elr = v,
-                    1 => sp = Some(v),
-                    2 if guest => c.spsr = vcpu::sanitise_spsr(v),
-                    2 => c.spsr = ipc::sanitise_spsr(v),
-                    3..=33 => c.x[i - 3] = v,
-                    _ => c.tpidr = v,
+            // SAFETY: t is live.
+            let c = unsafe { &mut (*t).ctx };
+            if count == USER_CONTEXT_WORDS {
+                // The whole context (a restart's entry registers): no per-word dispatch.
+                c.elr = w[0];
+                sp = Some(w[1]);
+                c.spsr = w[2];
+                c.x.copy_from_slice(&w[3..34]);
+                c.tpidr = w[34];
+            } else {
+                for (i, &v) in w[..count].iter().enumerate() {
+                    match i {
+                        0 => c.elr = v,
+                        1 => sp = Some(v),
+                        2 => c.spsr = v,
+                        3..=33 => c.x[i - 3] = v,
+                        _ => c.tpidr = v,
+                    }
                 }
+            }
+            if count > 2 {
+                c.spsr = if guest {
+                    vcpu::sanitise_spsr(c.spsr)
+                } else {
+                    ipc::sanitise_spsr(c.spsr)
+                };
             }
             // A guest's `sp` is the stack pointer of the mode it resumes in (the new spsr's).
             match sp {

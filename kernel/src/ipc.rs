@@ -34,19 +34,31 @@ pub fn ipc_buffer<'a>(t: *mut Tcb) -> Option<&'a mut IpcBuffer> {
     (pa != 0 && fits).then(|| unsafe { &mut *(pa as *mut IpcBuffer) })
 }
 
-/// A thread's message registers with its IPC buffer looked up once (as seL4 looks it up
-/// once per system call): the lookup validates the buffer's frame cap, which costs more
-/// than the word read itself.
+/// A thread's message registers with its IPC buffer looked up at most once per system call
+/// (as seL4 does), and only when a word beyond the registers is touched: the lookup
+/// validates the buffer's frame cap, which costs more than the word access itself, and most
+/// invocations and messages fit in registers.
 pub struct Mrs {
     t: *mut Tcb,
-    buf: Option<*mut IpcBuffer>,
+    buf: core::cell::Cell<Option<Option<*mut IpcBuffer>>>,
 }
 
 impl Mrs {
     pub fn of(t: *mut Tcb) -> Mrs {
         Mrs {
             t,
-            buf: ipc_buffer(t).map(|b| b as *mut IpcBuffer),
+            buf: core::cell::Cell::new(None),
+        }
+    }
+
+    fn buf(&self) -> Option<*mut IpcBuffer> {
+        match self.buf.get() {
+            Some(b) => b,
+            None => {
+                let b = ipc_buffer(self.t).map(|b| b as *mut IpcBuffer);
+                self.buf.set(Some(b));
+                b
+            }
         }
     }
 
@@ -55,9 +67,64 @@ impl Mrs {
             // SAFETY: t is live.
             unsafe { (*self.t).ctx.x[2 + i] }
         } else {
-            // SAFETY: looked up at the start of this system call; frames outlive it.
-            self.buf
+            // SAFETY: looked up during this system call; frames outlive it.
+            self.buf()
                 .map_or(0, |b| unsafe { (*b).msg.get(i).copied().unwrap_or(0) })
+        }
+    }
+
+    /// Words `start..start + out.len()` into `out` (0 past what the buffer holds), the
+    /// buffer's part in one copy.
+    pub fn read_into(&self, start: usize, out: &mut [u64]) {
+        for (i, w) in out.iter_mut().enumerate() {
+            if start + i >= MSG_REGISTERS_IN_CPU {
+                let from = start + i;
+                let rest = &mut out[i..];
+                let mut n = 0;
+                if let Some(b) = self.buf() {
+                    // SAFETY: looked up during this system call; frames outlive it.
+                    let msg = unsafe { &(*b).msg };
+                    n = rest.len().min(msg.len().saturating_sub(from));
+                    if let Some(src) = msg.get(from..from + n) {
+                        rest[..n].copy_from_slice(src);
+                    }
+                }
+                rest[n..].fill(0);
+                return;
+            }
+            *w = self.get(start + i);
+        }
+    }
+
+    /// Words `0..len` of `from` into these registers: the buffer part in one copy.
+    pub fn copy_from(&self, from: &Mrs, len: usize) {
+        let regs = len.min(MSG_REGISTERS_IN_CPU);
+        for i in 0..regs {
+            self.set(i, from.get(i));
+        }
+        if len <= regs {
+            return;
+        }
+        match (from.buf(), self.buf()) {
+            (Some(src), Some(dst)) => {
+                let n = len.min(MSG_MAX_LENGTH) - regs;
+                // SAFETY: looked up during this system call, frames outlive it; raw pointers
+                // and a memmove, as two threads' buffers may overlap.
+                unsafe {
+                    core::ptr::copy(
+                        (&raw const (*src).msg).cast::<u64>().add(regs),
+                        (&raw mut (*dst).msg).cast::<u64>().add(regs),
+                        n,
+                    )
+                }
+            }
+            // A side without a buffer: its words beyond the registers read as 0 or are
+            // dropped (`max_len` already limits `len` to what both can carry).
+            _ => {
+                for i in regs..len {
+                    self.set(i, from.get(i));
+                }
+            }
         }
     }
 
@@ -65,7 +132,7 @@ impl Mrs {
         if i < MSG_REGISTERS_IN_CPU {
             // SAFETY: t is live.
             unsafe { (*self.t).ctx.x[2 + i] = v };
-        } else if let Some(b) = self.buf {
+        } else if let Some(b) = self.buf() {
             // SAFETY: as in `get`.
             if let Some(w) = unsafe { (*b).msg.get_mut(i) } {
                 *w = v;
@@ -132,9 +199,7 @@ fn transfer(k: &mut Kernel, sender: *mut Tcb, receiver: *mut Tcb, badge: u64, gr
         .min(max_len(sender))
         .min(max_len(receiver));
     let (from, to) = (Mrs::of(sender), Mrs::of(receiver));
-    for i in 0..len {
-        to.set(i, from.get(i));
-    }
+    to.copy_from(&from, len);
     let mut extra = 0;
     if grant && info.extra_caps() > 0 && transfer_cap(k, sender, receiver) {
         extra = 1;

@@ -7,6 +7,10 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
+// Strong memcpy/memmove/memset in place of compiler_builtins' weak ones.
+#[cfg(target_os = "none")]
+use axolotl_memfns as _;
+
 mod arch;
 mod boot_alloc;
 mod esr;

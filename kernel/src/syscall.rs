@@ -15,11 +15,6 @@ pub fn handle(k: &mut Kernel, t: *mut Tcb) -> bool {
     let tcb = unsafe { &mut *t };
     let nr = tcb.ctx.x[7];
     let cptr = tcb.ctx.x[0];
-    match Syscall::from_number(nr) {
-        Some(Syscall::Call) => crate::fastpath::call(k, t),
-        Some(Syscall::ReplyRecv) => crate::fastpath::reply_recv(k, t),
-        _ => {}
-    }
     let Some(sys) = Syscall::from_number(nr) else {
         unknown_syscall(k, t, nr);
         return false;
@@ -39,6 +34,7 @@ pub fn handle(k: &mut Kernel, t: *mut Tcb) -> bool {
         }
         Syscall::Reply => ipc::reply(k, t),
         Syscall::ReplyRecv => {
+            crate::fastpath::reply_recv(k, t);
             ipc::reply(k, t);
             receive(k, t, cptr, true);
         }
@@ -49,6 +45,9 @@ pub fn handle(k: &mut Kernel, t: *mut Tcb) -> bool {
             match invoke::lookup_cap(t, cptr) {
                 Err(f) => cap_fault(k, t, cptr, false, f),
                 Ok((Cap::Endpoint { ptr, badge, rights }, _)) if rights.contains(Rights::WRITE) => {
+                    if call {
+                        crate::fastpath::call(k, t, ptr, badge, rights);
+                    }
                     ipc::send(k, t, ptr, badge, rights, sys != Syscall::NBSend, call)
                 }
                 Ok((Cap::Notification { ptr, badge, rights }, _))

@@ -255,14 +255,10 @@ mod pd {
             // The record as it will be once the PD runs again travels with the request, so
             // the journal costs no call of its own.
             let at = start / 1000;
-            let mut after = self.trackers.get(pd).cloned();
-            if let Some(t) = after.as_mut() {
-                t.on_restarted(at);
-            }
             let r = call_with_record(
                 root_service::RESTART,
                 [pd as u64, p.generation as u64],
-                after.as_ref(),
+                self.trackers.get(pd).map(|t| Journal::Restarted(t, at)),
             );
             if r.label() != 0 {
                 println!(
@@ -291,7 +287,7 @@ mod pd {
         /// Timer work: due restarts, hung PDs, pings.
         fn tick(&mut self) {
             let now = now_ms();
-            for pd in 0..MAX_PDS {
+            for pd in 0..self.trackers.len() {
                 if self.pending[pd].is_some_and(|p| p.at_ms <= now) {
                     self.restart(pd);
                 }
@@ -311,7 +307,12 @@ mod pd {
         /// Has the root task's timer wake us for the next due restart, ping or heartbeat
         /// deadline.
         fn rearm(&mut self) {
-            let restart = self.pending.iter().flatten().map(|p| p.at_ms).min();
+            // Only the plan's PDs: the rest of the array is always empty.
+            let restart = self.pending[..self.trackers.len()]
+                .iter()
+                .flatten()
+                .map(|p| p.at_ms)
+                .min();
             let next = earliest(restart, self.heartbeats.next_wakeup());
             // Counter value 0 is "never"; 1 is as good as any past time.
             let at = next.map_or(0, |ms| time::ms_to_counter(ms).max(1));
@@ -354,7 +355,7 @@ mod pd {
 
     /// Journals `pd`'s bookkeeping with the root task, for a monitor that may follow us.
     fn journal(pd: usize, t: &Tracker) {
-        let r = call_with_record(root_service::RECORD, [pd as u64, 0], Some(t));
+        let r = call_with_record(root_service::RECORD, [pd as u64, 0], Some(Journal::Now(t)));
         if r.label() != 0 {
             println!(
                 "monitor: the root task refused the record of PD {pd} (reason {})",
@@ -363,11 +364,23 @@ mod pd {
         }
     }
 
-    /// Calls the root task with `label`, `head` in MR0 and MR1 and `t`'s record (none: length
+    /// A tracker's record to journal.
+    enum Journal<'a> {
+        /// As it is.
+        Now(&'a Tracker),
+        /// As it will be once the PD restarted at this time (ms).
+        Restarted(&'a Tracker, u64),
+    }
+
+    /// Calls the root task with `label`, `head` in MR0 and MR1 and the record (none: length
     /// 0) from `root_service::RECORD_LEN_MR` on.
-    fn call_with_record(label: u64, head: [u64; 2], t: Option<&Tracker>) -> axolotl_sys::Msg {
+    fn call_with_record(label: u64, head: [u64; 2], j: Option<Journal>) -> axolotl_sys::Msg {
         let mut buf = [0u8; RECORD_BYTES];
-        let bytes: &[u8] = match t.map(|t| t.encode(&mut buf)) {
+        let encoded = j.map(|j| match j {
+            Journal::Now(t) => t.encode(&mut buf),
+            Journal::Restarted(t, at) => t.encode_restarted(at, &mut buf),
+        });
+        let bytes: &[u8] = match encoded {
             Some(Some(b)) => b,
             Some(None) => {
                 println!("monitor: a record does not fit RECORD_BYTES");

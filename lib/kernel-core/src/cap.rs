@@ -250,6 +250,7 @@ impl Cap {
 
     /// Decodes a slot's words. Only `encode` writes slots, so unknown tags cannot occur; they
     /// decode as Null (and trip a debug assertion) rather than as something with authority.
+    #[inline]
     pub fn decode(w: [u64; 2]) -> Cap {
         let [w0, w1] = w;
         let ptr = w0 & PTR_MASK;

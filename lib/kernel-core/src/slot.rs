@@ -88,6 +88,7 @@ impl SlotRef {
         self.0.as_ptr() as usize as u64
     }
 
+    #[inline]
     pub fn cap(self) -> Cap {
         // SAFETY: live slot (invariant); raw read, no reference is created.
         Cap::decode(unsafe { (&raw const (*self.0.as_ptr()).cap).read() })

@@ -120,9 +120,9 @@ impl Heartbeats {
     /// The PDs to ping at `now_ms`, by index; each one's next ping is then a period after
     /// `now_ms` (late pings are not caught up).
     pub fn pings_due(&mut self, now_ms: u64) -> impl Iterator<Item = u8> + '_ {
-        (0..MAX_PDS as u8).filter(move |&pd| {
+        self.dog.armed_pds().filter(move |&pd| {
             let i = pd as usize;
-            let due = self.dog.deadline(pd).is_some() && self.next_ping_ms[i] <= now_ms;
+            let due = self.next_ping_ms[i] <= now_ms;
             if due {
                 self.next_ping_ms[i] = now_ms.saturating_add(self.period_ms[i]);
             }
@@ -156,9 +156,10 @@ impl Heartbeats {
 
     /// When something is next due: a ping, or a deadline passing.
     pub fn next_wakeup(&self) -> Option<u64> {
-        let ping = (0..MAX_PDS)
-            .filter(|&i| self.dog.deadline(i as u8).is_some())
-            .map(|i| self.next_ping_ms[i])
+        let ping = self
+            .dog
+            .armed_pds()
+            .map(|pd| self.next_ping_ms[pd as usize])
             .min();
         crate::earliest(ping, self.dog.next_wakeup())
     }

@@ -117,6 +117,30 @@ pub struct Record {
     pub history: heapless::Vec<u64, RESTART_HISTORY>,
 }
 
+/// A [`Record`] as it is encoded (same fields, same order: the same bytes), with the history
+/// taken from wherever it is rather than collected into a vector first.
+#[derive(serde::Serialize)]
+#[serde(bound = "")]
+struct RecordOut<I: Iterator<Item = u64> + Clone> {
+    generation: u32,
+    restarts: u32,
+    consecutive: u32,
+    started_ms: u64,
+    state: State,
+    last_cause: Option<Cause>,
+    failed_ms: u64,
+    history: Seq<I>,
+}
+
+/// A sequence serialized from an iterator whose length is known.
+struct Seq<I>(I);
+
+impl<I: Iterator<Item = u64> + Clone> serde::Serialize for Seq<I> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.clone())
+    }
+}
+
 /// The largest encoded [`Record`]: 32 history times of up to 10 bytes, the rest well under
 /// 100 (postcard varints).
 pub const RECORD_BYTES: usize = 448;
@@ -157,7 +181,48 @@ impl Tracker {
 
     /// `record()` encoded into `buf` (at least [`RECORD_BYTES`]): the used prefix.
     pub fn encode<'b>(&self, buf: &'b mut [u8]) -> Option<&'b mut [u8]> {
-        postcard::to_slice(&self.record(), buf).ok()
+        let out = RecordOut {
+            generation: self.generation,
+            restarts: self.restarts,
+            consecutive: self.consecutive,
+            started_ms: self.started_ms,
+            state: self.state,
+            last_cause: self.last_cause,
+            failed_ms: self.failed_ms,
+            history: Seq(self.history_iter()),
+        };
+        postcard::to_slice(&out, buf).ok()
+    }
+
+    /// The restart times, oldest first, as a cloneable iterator (a deque's own is not).
+    fn history_iter(&self) -> impl Iterator<Item = u64> + Clone + '_ {
+        let (a, b) = self.history.as_slices();
+        a.iter().chain(b).copied()
+    }
+
+    /// What [`Tracker::encode`] gives after [`Tracker::on_restarted`]`(now_ms)`, without
+    /// changing the tracker: the monitor sends it with the restart request, before it knows
+    /// whether the restart happens (a copy of the tracker cost more than the rest of its
+    /// decision).
+    pub fn encode_restarted<'b>(&self, now_ms: u64, buf: &'b mut [u8]) -> Option<&'b mut [u8]> {
+        let State::Restarting { generation, .. } = self.state else {
+            return self.encode(buf);
+        };
+        let full = self.history.is_full() as usize;
+        let out = RecordOut {
+            generation,
+            restarts: self.restarts.saturating_add(1),
+            consecutive: self.consecutive,
+            started_ms: now_ms,
+            state: State::Running,
+            last_cause: self.last_cause,
+            failed_ms: self.failed_ms,
+            history: Seq(self
+                .history_iter()
+                .skip(full)
+                .chain(core::iter::once(now_ms))),
+        };
+        postcard::to_slice(&out, buf).ok()
     }
 
     /// A tracker with `resilience`'s policy that goes on from `record`. `None` if the record
@@ -808,6 +873,35 @@ mod tests {
             }
             if let Some(b) = b {
                 proptest::prop_assert_eq!(a.record(), b.record());
+            }
+        }
+
+        /// The encoders write what postcard makes of `record()`, before and after a restart.
+        #[test]
+        fn encoders_agree_with_the_record(
+            cycles in proptest::collection::vec((0u64..500, 0u64..500), 0..60),
+            limit in proptest::prop_oneof![proptest::strategy::Just(0u32), 1u32..40],
+            backoff in 0u64..200,
+        ) {
+            // Failures and restarts in turn, so that the history fills (32 restarts) and
+            // wraps when the limit allows.
+            let r = res(RestartPolicy::Always, limit, 100_000, backoff, backoff * 8);
+            let mut t = Tracker::new(&r, 0);
+            let mut now = 0;
+            let encoded = |t: &Tracker| {
+                let mut buf = [0u8; RECORD_BYTES];
+                postcard::to_slice(&t.record(), &mut buf).ok().map(|b| b.to_vec())
+            };
+            for &(fail, restart) in &cycles {
+                now += fail;
+                t.on_failure(now, FAULT);
+                let mut buf = [0u8; RECORD_BYTES];
+                proptest::prop_assert_eq!(t.encode(&mut buf).map(|b| b.to_vec()), encoded(&t));
+                now += restart;
+                let got = t.encode_restarted(now, &mut buf).map(|b| b.to_vec());
+                t.on_restarted(now);
+                proptest::prop_assert!(got.is_some());
+                proptest::prop_assert_eq!(got, encoded(&t));
             }
         }
     }

@@ -11,19 +11,34 @@ struct Slot {
     /// 0: not watched.
     period_ms: u64,
     deadline_ms: u64,
-    armed: bool,
 }
+
+const _: () = assert!(MAX_PDS <= 64, "armed PDs are bits of a u64");
 
 /// Deadlines of up to `MAX_PDS` PDs, indexed by PD index.
 #[derive(Clone, Debug)]
 pub struct Watchdog {
     slots: [Slot; MAX_PDS],
+    /// Bit `pd` set while `pd` has a deadline: the monitor looks at the armed PDs after every
+    /// restart (its next wake-up), and scanning all slots cost more than the rest of it.
+    armed: u64,
 }
 
 impl Default for Watchdog {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The set bits of `m`, lowest first, as PD indices.
+fn bits(mut m: u64) -> impl Iterator<Item = u8> {
+    core::iter::from_fn(move || {
+        (m != 0).then(|| {
+            let i = m.trailing_zeros() as u8;
+            m &= m - 1;
+            i
+        })
+    })
 }
 
 impl Watchdog {
@@ -33,8 +48,8 @@ impl Watchdog {
             slots: [Slot {
                 period_ms: 0,
                 deadline_ms: 0,
-                armed: false,
             }; MAX_PDS],
+            armed: 0,
         }
     }
 
@@ -47,14 +62,22 @@ impl Watchdog {
         w
     }
 
+    fn set_armed(&mut self, pd: u8, on: bool) {
+        if on {
+            self.armed |= 1 << pd;
+        } else {
+            self.armed &= !(1 << pd);
+        }
+    }
+
     /// Watches `pd` with `period_ms` from `now_ms` on (0: stop watching it).
     pub fn watch(&mut self, pd: u8, period_ms: u64, now_ms: u64) {
         if let Some(s) = self.slots.get_mut(pd as usize) {
             *s = Slot {
                 period_ms,
                 deadline_ms: now_ms.saturating_add(period_ms),
-                armed: period_ms != 0,
             };
+            self.set_armed(pd, period_ms != 0);
         }
     }
 
@@ -64,7 +87,7 @@ impl Watchdog {
             && s.period_ms != 0
         {
             s.deadline_ms = now_ms.saturating_add(s.period_ms);
-            s.armed = true;
+            self.set_armed(pd, true);
         }
     }
 
@@ -75,8 +98,8 @@ impl Watchdog {
 
     /// `pd` is stopped (restart pending, or held): no deadline until it beats or restarts.
     pub fn pause(&mut self, pd: u8) {
-        if let Some(s) = self.slots.get_mut(pd as usize) {
-            s.armed = false;
+        if (pd as usize) < MAX_PDS {
+            self.set_armed(pd, false);
         }
     }
 
@@ -84,53 +107,49 @@ impl Watchdog {
     pub fn deadline(&self, pd: u8) -> Option<u64> {
         self.slots
             .get(pd as usize)
-            .filter(|s| s.armed)
+            .filter(|_| self.armed & (1 << pd) != 0)
             .map(|s| s.deadline_ms)
+    }
+
+    /// The PDs with a deadline, by increasing index.
+    pub fn armed_pds(&self) -> impl Iterator<Item = u8> + use<> {
+        bits(self.armed)
     }
 
     /// The PDs that missed their deadline by `now_ms`, by increasing index. Each one yielded
     /// is disarmed, so it is reported once per miss; one not yet yielded (the iterator was
     /// dropped early) is reported next time.
     pub fn expired(&mut self, now_ms: u64) -> Expired<'_> {
-        Expired {
-            slots: &mut self.slots,
-            next: 0,
-            now_ms,
-        }
+        let late = bits(self.armed)
+            .filter(|&pd| now_ms > self.slots[pd as usize].deadline_ms)
+            .fold(0u64, |m, pd| m | 1 << pd);
+        Expired { dog: self, late }
     }
 
     /// When to wake up next: the earliest time at which [`Watchdog::expired`] would report a
     /// PD (one past the earliest deadline), or `None` if nothing is armed.
     pub fn next_wakeup(&self) -> Option<u64> {
-        self.slots
-            .iter()
-            .filter(|s| s.armed)
-            .map(|s| s.deadline_ms.saturating_add(1))
+        bits(self.armed)
+            .map(|pd| self.slots[pd as usize].deadline_ms.saturating_add(1))
             .min()
     }
 }
 
 /// Iterator of [`Watchdog::expired`]: `(pd, heartbeat_ms)`.
 pub struct Expired<'a> {
-    slots: &'a mut [Slot; MAX_PDS],
-    next: usize,
-    now_ms: u64,
+    dog: &'a mut Watchdog,
+    /// The late PDs not yet yielded.
+    late: u64,
 }
 
 impl Iterator for Expired<'_> {
     type Item = (u8, u64);
 
     fn next(&mut self) -> Option<(u8, u64)> {
-        while self.next < self.slots.len() {
-            let i = self.next;
-            self.next += 1;
-            let s = &mut self.slots[i];
-            if s.armed && self.now_ms > s.deadline_ms {
-                s.armed = false;
-                return Some((i as u8, s.period_ms));
-            }
-        }
-        None
+        let pd = bits(self.late).next()?;
+        self.late &= !(1 << pd);
+        self.dog.set_armed(pd, false);
+        Some((pd, self.dog.slots[pd as usize].period_ms))
     }
 }
 

@@ -15,12 +15,20 @@ pub struct UserContext {
 impl UserContext {
     pub fn to_words(&self) -> [u64; USER_CONTEXT_WORDS] {
         let mut w = [0; USER_CONTEXT_WORDS];
+        self.write_words(&mut w);
+        w
+    }
+
+    /// The words of [`UserContext::to_words`] into `out[..USER_CONTEXT_WORDS]`, without a
+    /// copy in between.
+    #[inline]
+    pub fn write_words(&self, out: &mut [u64]) {
+        let w = &mut out[..USER_CONTEXT_WORDS];
         w[0] = self.pc;
         w[1] = self.sp;
         w[2] = self.spsr;
         w[3..34].copy_from_slice(&self.x);
         w[34] = self.tpidr_el0;
-        w
     }
 
     /// Missing words stay 0 (a ReadRegisters of fewer than all registers).

@@ -47,12 +47,16 @@ impl Default for DebugWriter {
 
 impl fmt::Write for DebugWriter {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        for &b in s.as_bytes() {
+        // By slices, not bytes: the monitor's recovery log line is on the restart path.
+        let mut s = s.as_bytes();
+        while !s.is_empty() {
             if self.len == self.buf.len() {
                 self.flush();
             }
-            self.buf[self.len] = b;
-            self.len += 1;
+            let n = (self.buf.len() - self.len).min(s.len());
+            self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
+            self.len += n;
+            s = &s[n..];
         }
         Ok(())
     }

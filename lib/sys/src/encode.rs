@@ -8,35 +8,39 @@ use axolotl_abi::{CPtr, Invocation, MessageInfo, Rights, USER_CONTEXT_WORDS};
 pub const MAX_INVOCATION_WORDS: usize = 3 + USER_CONTEXT_WORDS;
 
 /// One invocation, ready to send: `mrs[..len]` are its message registers, `caps[..ncaps]`
-/// the capability addresses of its extra caps.
+/// the capability addresses of its extra caps. `N` is the most words the method sends, so
+/// that building one costs its own words, not the longest message's: invocations sit on the
+/// restart path and on every guest exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Encoded {
+pub struct Encoded<const N: usize> {
     pub label: u64,
-    pub mrs: [u64; MAX_INVOCATION_WORDS],
+    pub mrs: [u64; N],
     pub len: usize,
     pub caps: [CPtr; 3],
     pub ncaps: usize,
 }
 
-impl Encoded {
-    pub fn new(label: Invocation, words: &[u64], caps: &[CPtr]) -> Self {
+impl<const N: usize> Encoded<N> {
+    #[inline]
+    pub fn new(label: Invocation, words: [u64; N], caps: &[CPtr]) -> Self {
         Self::raw(label as u64, words, caps)
     }
 
     /// Any label, to test how the kernel treats labels it does not know.
-    pub fn raw(label: u64, words: &[u64], caps: &[CPtr]) -> Self {
-        let mut e = Encoded {
+    #[inline]
+    pub fn raw(label: u64, words: [u64; N], caps: &[CPtr]) -> Self {
+        let mut c = [0; 3];
+        c[..caps.len()].copy_from_slice(caps);
+        Encoded {
             label,
-            mrs: [0; MAX_INVOCATION_WORDS],
-            len: words.len(),
-            caps: [0; 3],
+            mrs: words,
+            len: N,
+            caps: c,
             ncaps: caps.len(),
-        };
-        e.mrs[..words.len()].copy_from_slice(words);
-        e.caps[..caps.len()].copy_from_slice(caps);
-        e
+        }
     }
 
+    #[inline]
     pub fn info(&self) -> MessageInfo {
         MessageInfo::new(self.label, 0, self.ncaps as u64, self.len as u64)
     }
@@ -64,10 +68,10 @@ pub fn untyped_retype(
     node_depth: u64,
     node_offset: u64,
     num_objects: u64,
-) -> Encoded {
+) -> Encoded<6> {
     Encoded::new(
         I::UntypedRetype,
-        &[
+        [
             object_type,
             size_bits,
             node_index,
@@ -86,10 +90,10 @@ pub fn cnode_copy(
     src_index: u64,
     src_depth: u64,
     rights: Rights,
-) -> Encoded {
+) -> Encoded<5> {
     Encoded::new(
         I::CNodeCopy,
-        &[
+        [
             dest_index,
             dest_depth,
             src_index,
@@ -109,10 +113,10 @@ pub fn cnode_mint(
     src_depth: u64,
     rights: Rights,
     badge: u64,
-) -> Encoded {
+) -> Encoded<6> {
     Encoded::new(
         I::CNodeMint,
-        &[
+        [
             dest_index,
             dest_depth,
             src_index,
@@ -130,10 +134,10 @@ pub fn cnode_move(
     src_root: CPtr,
     src_index: u64,
     src_depth: u64,
-) -> Encoded {
+) -> Encoded<4> {
     Encoded::new(
         I::CNodeMove,
-        &[dest_index, dest_depth, src_index, src_depth],
+        [dest_index, dest_depth, src_index, src_depth],
         &[src_root],
     )
 }
@@ -145,10 +149,10 @@ pub fn cnode_mutate(
     src_index: u64,
     src_depth: u64,
     data: u64,
-) -> Encoded {
+) -> Encoded<5> {
     Encoded::new(
         I::CNodeMutate,
-        &[dest_index, dest_depth, src_index, src_depth, data],
+        [dest_index, dest_depth, src_index, src_depth, data],
         &[src_root],
     )
 }
@@ -165,10 +169,10 @@ pub fn cnode_rotate(
     src_index: u64,
     src_depth: u64,
     src_badge: u64,
-) -> Encoded {
+) -> Encoded<8> {
     Encoded::new(
         I::CNodeRotate,
-        &[
+        [
             dest_index,
             dest_depth,
             pivot_index,
@@ -182,16 +186,16 @@ pub fn cnode_rotate(
     )
 }
 
-pub fn cnode_delete(index: u64, depth: u64) -> Encoded {
-    Encoded::new(I::CNodeDelete, &[index, depth], &[])
+pub fn cnode_delete(index: u64, depth: u64) -> Encoded<2> {
+    Encoded::new(I::CNodeDelete, [index, depth], &[])
 }
 
-pub fn cnode_revoke(index: u64, depth: u64) -> Encoded {
-    Encoded::new(I::CNodeRevoke, &[index, depth], &[])
+pub fn cnode_revoke(index: u64, depth: u64) -> Encoded<2> {
+    Encoded::new(I::CNodeRevoke, [index, depth], &[])
 }
 
-pub fn cnode_cancel_badged_sends(index: u64, depth: u64) -> Encoded {
-    Encoded::new(I::CNodeCancelBadgedSends, &[index, depth], &[])
+pub fn cnode_cancel_badged_sends(index: u64, depth: u64) -> Encoded<2> {
+    Encoded::new(I::CNodeCancelBadgedSends, [index, depth], &[])
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -203,10 +207,10 @@ pub fn tcb_configure(
     vspace_root_data: u64,
     buffer: u64,
     buffer_frame: CPtr,
-) -> Encoded {
+) -> Encoded<4> {
     Encoded::new(
         I::TcbConfigure,
-        &[fault_ep, cspace_root_data, vspace_root_data, buffer],
+        [fault_ep, cspace_root_data, vspace_root_data, buffer],
         &[cspace_root, vspace_root, buffer_frame],
     )
 }
@@ -217,32 +221,32 @@ pub fn tcb_set_space(
     cspace_root_data: u64,
     vspace_root: CPtr,
     vspace_root_data: u64,
-) -> Encoded {
+) -> Encoded<3> {
     Encoded::new(
         I::TcbSetSpace,
-        &[fault_ep, cspace_root_data, vspace_root_data],
+        [fault_ep, cspace_root_data, vspace_root_data],
         &[cspace_root, vspace_root],
     )
 }
 
-pub fn tcb_set_ipc_buffer(buffer: u64, frame: CPtr) -> Encoded {
-    Encoded::new(I::TcbSetIpcBuffer, &[buffer], &[frame])
+pub fn tcb_set_ipc_buffer(buffer: u64, frame: CPtr) -> Encoded<1> {
+    Encoded::new(I::TcbSetIpcBuffer, [buffer], &[frame])
 }
 
-pub fn tcb_set_priority(authority: CPtr, priority: u64) -> Encoded {
-    Encoded::new(I::TcbSetPriority, &[priority], &[authority])
+pub fn tcb_set_priority(authority: CPtr, priority: u64) -> Encoded<1> {
+    Encoded::new(I::TcbSetPriority, [priority], &[authority])
 }
 
-pub fn tcb_set_mc_priority(authority: CPtr, mcp: u64) -> Encoded {
-    Encoded::new(I::TcbSetMcPriority, &[mcp], &[authority])
+pub fn tcb_set_mc_priority(authority: CPtr, mcp: u64) -> Encoded<1> {
+    Encoded::new(I::TcbSetMcPriority, [mcp], &[authority])
 }
 
-pub fn tcb_resume() -> Encoded {
-    Encoded::new(I::TcbResume, &[], &[])
+pub fn tcb_resume() -> Encoded<0> {
+    Encoded::new(I::TcbResume, [], &[])
 }
 
-pub fn tcb_suspend() -> Encoded {
-    Encoded::new(I::TcbSuspend, &[], &[])
+pub fn tcb_suspend() -> Encoded<0> {
+    Encoded::new(I::TcbSuspend, [], &[])
 }
 
 /// `count` words of `regs` in `seL4_UserContext` order.
@@ -251,106 +255,104 @@ pub fn tcb_write_registers(
     arch_flags: u64,
     count: usize,
     regs: &UserContext,
-) -> Encoded {
+) -> Encoded<MAX_INVOCATION_WORDS> {
     let count = count.min(USER_CONTEXT_WORDS);
     let mut words = [0u64; MAX_INVOCATION_WORDS];
     words[0] = resume as u64;
     words[1] = arch_flags;
     words[2] = count as u64;
-    words[3..3 + count].copy_from_slice(&regs.to_words()[..count]);
-    Encoded::new(I::TcbWriteRegisters, &words[..3 + count], &[])
+    regs.write_words(&mut words[3..]);
+    let mut e = Encoded::new(I::TcbWriteRegisters, words, &[]);
+    e.len = 3 + count;
+    e
 }
 
-pub fn tcb_read_registers(suspend: bool, arch_flags: u64, count: usize) -> Encoded {
+pub fn tcb_read_registers(suspend: bool, arch_flags: u64, count: usize) -> Encoded<3> {
     Encoded::new(
         I::TcbReadRegisters,
-        &[suspend as u64, arch_flags, count as u64],
+        [suspend as u64, arch_flags, count as u64],
         &[],
     )
 }
 
-pub fn tcb_bind_notification(notification: CPtr) -> Encoded {
-    Encoded::new(I::TcbBindNotification, &[], &[notification])
+pub fn tcb_bind_notification(notification: CPtr) -> Encoded<0> {
+    Encoded::new(I::TcbBindNotification, [], &[notification])
 }
 
-pub fn tcb_set_timer_access(enable: bool, ptimer_irq_handler: CPtr) -> Encoded {
-    Encoded::new(
-        I::TcbSetTimerAccess,
-        &[enable as u64],
-        &[ptimer_irq_handler],
-    )
+pub fn tcb_set_timer_access(enable: bool, ptimer_irq_handler: CPtr) -> Encoded<1> {
+    Encoded::new(I::TcbSetTimerAccess, [enable as u64], &[ptimer_irq_handler])
 }
 
-pub fn tcb_unbind_notification() -> Encoded {
-    Encoded::new(I::TcbUnbindNotification, &[], &[])
+pub fn tcb_unbind_notification() -> Encoded<0> {
+    Encoded::new(I::TcbUnbindNotification, [], &[])
 }
 
-pub fn page_table_map(vspace: CPtr, vaddr: u64, attributes: u64) -> Encoded {
-    Encoded::new(I::PageTableMap, &[vaddr, attributes], &[vspace])
+pub fn page_table_map(vspace: CPtr, vaddr: u64, attributes: u64) -> Encoded<2> {
+    Encoded::new(I::PageTableMap, [vaddr, attributes], &[vspace])
 }
 
-pub fn page_table_unmap() -> Encoded {
-    Encoded::new(I::PageTableUnmap, &[], &[])
+pub fn page_table_unmap() -> Encoded<0> {
+    Encoded::new(I::PageTableUnmap, [], &[])
 }
 
-pub fn page_map(vspace: CPtr, vaddr: u64, rights: Rights, attributes: u64) -> Encoded {
+pub fn page_map(vspace: CPtr, vaddr: u64, rights: Rights, attributes: u64) -> Encoded<3> {
     Encoded::new(
         I::PageMap,
-        &[vaddr, rights.bits() as u64, attributes],
+        [vaddr, rights.bits() as u64, attributes],
         &[vspace],
     )
 }
 
-pub fn page_unmap() -> Encoded {
-    Encoded::new(I::PageUnmap, &[], &[])
+pub fn page_unmap() -> Encoded<0> {
+    Encoded::new(I::PageUnmap, [], &[])
 }
 
-pub fn page_get_address() -> Encoded {
-    Encoded::new(I::PageGetAddress, &[], &[])
+pub fn page_get_address() -> Encoded<0> {
+    Encoded::new(I::PageGetAddress, [], &[])
 }
 
-pub fn asid_control_make_pool(root: CPtr, index: u64, depth: u64) -> Encoded {
-    Encoded::new(I::AsidControlMakePool, &[index, depth], &[root])
+pub fn asid_control_make_pool(root: CPtr, index: u64, depth: u64) -> Encoded<2> {
+    Encoded::new(I::AsidControlMakePool, [index, depth], &[root])
 }
 
-pub fn asid_pool_assign(vspace: CPtr) -> Encoded {
-    Encoded::new(I::AsidPoolAssign, &[], &[vspace])
+pub fn asid_pool_assign(vspace: CPtr) -> Encoded<0> {
+    Encoded::new(I::AsidPoolAssign, [], &[vspace])
 }
 
-pub fn irq_control_get(irq: u64, edge: bool, root: CPtr, index: u64, depth: u64) -> Encoded {
-    Encoded::new(I::IrqControlGet, &[irq, edge as u64, index, depth], &[root])
+pub fn irq_control_get(irq: u64, edge: bool, root: CPtr, index: u64, depth: u64) -> Encoded<4> {
+    Encoded::new(I::IrqControlGet, [irq, edge as u64, index, depth], &[root])
 }
 
-pub fn irq_handler_ack() -> Encoded {
-    Encoded::new(I::IrqHandlerAck, &[], &[])
+pub fn irq_handler_ack() -> Encoded<0> {
+    Encoded::new(I::IrqHandlerAck, [], &[])
 }
 
-pub fn irq_handler_clear() -> Encoded {
-    Encoded::new(I::IrqHandlerClear, &[], &[])
+pub fn irq_handler_clear() -> Encoded<0> {
+    Encoded::new(I::IrqHandlerClear, [], &[])
 }
 
-pub fn irq_handler_set_notification(notification: CPtr) -> Encoded {
-    Encoded::new(I::IrqHandlerSetNotification, &[], &[notification])
+pub fn irq_handler_set_notification(notification: CPtr) -> Encoded<0> {
+    Encoded::new(I::IrqHandlerSetNotification, [], &[notification])
 }
 
-pub fn vcpu_set_tcb(tcb: CPtr) -> Encoded {
-    Encoded::new(I::VcpuSetTcb, &[], &[tcb])
+pub fn vcpu_set_tcb(tcb: CPtr) -> Encoded<0> {
+    Encoded::new(I::VcpuSetTcb, [], &[tcb])
 }
 
-pub fn vcpu_inject_irq(virq: u64, priority: u64, group: u64, lr: u64) -> Encoded {
-    Encoded::new(I::VcpuInjectIrq, &[virq, priority, group, lr], &[])
+pub fn vcpu_inject_irq(virq: u64, priority: u64, group: u64, lr: u64) -> Encoded<4> {
+    Encoded::new(I::VcpuInjectIrq, [virq, priority, group, lr], &[])
 }
 
-pub fn vcpu_read_reg(reg: u64) -> Encoded {
-    Encoded::new(I::VcpuReadReg, &[reg], &[])
+pub fn vcpu_read_reg(reg: u64) -> Encoded<1> {
+    Encoded::new(I::VcpuReadReg, [reg], &[])
 }
 
-pub fn vcpu_write_reg(reg: u64, value: u64) -> Encoded {
-    Encoded::new(I::VcpuWriteReg, &[reg, value], &[])
+pub fn vcpu_write_reg(reg: u64, value: u64) -> Encoded<2> {
+    Encoded::new(I::VcpuWriteReg, [reg, value], &[])
 }
 
-pub fn vcpu_ack_vppi(irq: u64) -> Encoded {
-    Encoded::new(I::VcpuAckVppi, &[irq], &[])
+pub fn vcpu_ack_vppi(irq: u64) -> Encoded<1> {
+    Encoded::new(I::VcpuAckVppi, [irq], &[])
 }
 
 /// The reply that resumes a guest after a VM fault or VCPU fault: `flags` from

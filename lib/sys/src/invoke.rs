@@ -92,47 +92,81 @@ pub fn decode_reply(info: MessageInfo, words: &[u64]) -> Result<Reply, Invocatio
 }
 
 /// Invokes the object `cap` names.
-pub fn invoke(cap: CPtr, e: &Encoded) -> Result<Reply, InvocationError> {
+#[inline]
+pub fn invoke<const N: usize>(cap: CPtr, e: &Encoded<N>) -> Result<Reply, InvocationError> {
     let m = send_encoded(cap, e);
-    let mut words = [0u64; MAX_INVOCATION_WORDS];
-    let n = (m.info.length() as usize).min(MAX_INVOCATION_WORDS);
-    words[..MSG_REGISTERS_IN_CPU].copy_from_slice(&m.mrs);
-    for (i, w) in words
-        .iter_mut()
-        .enumerate()
-        .take(n)
-        .skip(MSG_REGISTERS_IN_CPU)
-    {
-        *w = ipc::get_mr(i);
+    if m.info.label() != 0 {
+        return Err(error_of(m));
     }
-    decode_reply(m.info, &words[..n.max(MSG_REGISTERS_IN_CPU)])
+    let n = (m.info.length() as usize).min(MAX_INVOCATION_WORDS);
+    let mut r = Reply {
+        words: [0; MAX_INVOCATION_WORDS],
+        len: n,
+    };
+    r.words[..MSG_REGISTERS_IN_CPU].copy_from_slice(&m.mrs);
+    for i in MSG_REGISTERS_IN_CPU..n {
+        r.words[i] = ipc::get_mr(i);
+    }
+    Ok(r)
+}
+
+/// Invokes the object `cap` names, for a method that returns one word (0 if the kernel
+/// returned none).
+#[inline]
+pub fn invoke_word<const N: usize>(cap: CPtr, e: &Encoded<N>) -> Result<u64, InvocationError> {
+    let m = send_encoded(cap, e);
+    if m.info.label() != 0 {
+        return Err(error_of(m));
+    }
+    Ok(if m.info.length() > 0 { m.mrs[0] } else { 0 })
+}
+
+/// Invokes the object `cap` names, for a method that returns no words: only a failure is
+/// decoded.
+#[inline]
+pub fn invoke_unit<const N: usize>(cap: CPtr, e: &Encoded<N>) -> Result<(), InvocationError> {
+    let m = send_encoded(cap, e);
+    if m.info.label() != 0 {
+        return Err(error_of(m));
+    }
+    Ok(())
+}
+
+/// The failure a reply reports: its detail words are in the registers and, the fifth, in
+/// the IPC buffer.
+#[cold]
+#[inline(never)]
+fn error_of(m: Msg) -> InvocationError {
+    let mut words = [0u64; MAX_DETAIL_WORDS];
+    words[..MSG_REGISTERS_IN_CPU].copy_from_slice(&m.mrs);
+    if m.info.length() as usize > MSG_REGISTERS_IN_CPU {
+        words[MSG_REGISTERS_IN_CPU] = ipc::get_mr(MSG_REGISTERS_IN_CPU);
+    }
+    match decode_reply(m.info, &words) {
+        Err(e) => e,
+        // A label of 0 is success; only non-zero labels come here.
+        Ok(_) => unreachable!("error_of on a successful reply"),
+    }
 }
 
 /// Puts what does not travel in registers — extra caps and words beyond MR3 — into the
 /// IPC buffer, and returns MR0..3 for the registers.
-fn stage(e: &Encoded) -> [u64; MSG_REGISTERS_IN_CPU] {
-    for (i, &c) in e.caps[..e.ncaps].iter().enumerate() {
-        ipc::set_cap(i, c);
+#[inline]
+fn stage<const N: usize>(e: &Encoded<N>) -> [u64; MSG_REGISTERS_IN_CPU] {
+    if e.ncaps > 0 || e.len > MSG_REGISTERS_IN_CPU {
+        ipc::stage(&e.caps[..e.ncaps], &e.mrs[..e.len]);
     }
-    for (i, &w) in e
-        .mrs
-        .iter()
-        .enumerate()
-        .take(e.len)
-        .skip(MSG_REGISTERS_IN_CPU)
-    {
-        ipc::set_mr(i, w);
-    }
-    core::array::from_fn(|i| e.mrs[i])
+    core::array::from_fn(|i| if i < e.len { e.mrs[i] } else { 0 })
 }
 
 /// The `Call` of an invocation, without decoding (for tests of the raw reply).
-pub fn send_encoded(cap: CPtr, e: &Encoded) -> Msg {
+#[inline]
+pub fn send_encoded<const N: usize>(cap: CPtr, e: &Encoded<N>) -> Msg {
     call(cap, e.info(), stage(e))
 }
 
 /// Like [`invoke`] but with `Send`: the kernel performs it and no reply comes back.
-pub fn invoke_no_reply(cap: CPtr, e: &Encoded) {
+pub fn invoke_no_reply<const N: usize>(cap: CPtr, e: &Encoded<N>) {
     syscall::send(cap, e.info(), stage(e))
 }
 

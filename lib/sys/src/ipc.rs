@@ -101,3 +101,30 @@ fn tpidr_el0() -> u64 {
 fn set_tpidr_el0(_: u64) {
     unimplemented!("thread registers exist only on aarch64-unknown-none")
 }
+
+/// Writes the extra caps and the message words beyond MR3 of the next send or invocation,
+/// finding the buffer once.
+pub fn stage(caps: &[u64], words: &[u64]) {
+    assert!(caps.len() <= axolotl_abi::MSG_MAX_EXTRA_CAPS);
+    assert!(words.len() <= axolotl_abi::MSG_MAX_LENGTH);
+    let b = buf();
+    for (i, &c) in caps.iter().enumerate() {
+        // SAFETY: as in `set_mr`; `i` is in range (asserted above).
+        unsafe { core::ptr::write_volatile(&raw mut (*b).caps_or_badges[i], c) }
+    }
+    if let Some(rest) = words.get(axolotl_abi::MSG_REGISTERS_IN_CPU..) {
+        // One copy rather than a volatile store per word: the `svc` that follows is an asm
+        // block that may read any memory whose address escaped, the buffer's included, so
+        // these stores cannot be dropped or moved past it.
+        // SAFETY: `words.len() <= MSG_MAX_LENGTH` (asserted), so the range lies in `msg`.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                rest.as_ptr(),
+                (&raw mut (*b).msg)
+                    .cast::<u64>()
+                    .add(axolotl_abi::MSG_REGISTERS_IN_CPU),
+                rest.len(),
+            )
+        }
+    }
+}

@@ -7,6 +7,9 @@
 
 #![no_std]
 
+// Strong memcpy/memmove/memset in place of compiler_builtins' weak ones, for every PD.
+use axolotl_memfns as _;
+
 pub mod alloc;
 pub mod caps;
 pub mod context;

@@ -14,8 +14,6 @@ pub use cnode::CNode;
 pub use tcb::Tcb;
 pub use vcpu::Vcpu;
 
-use axolotl_abi::CPtr;
-
 macro_rules! cap_type {
     ($($(#[$m:meta])* $name:ident),* $(,)?) => {$(
         $(#[$m])*
@@ -54,13 +52,8 @@ cap_type!(
     AsidPool,
 );
 
-use crate::invoke::{InvocationError, invoke};
-use crate::{MessageInfo, Msg, encode, syscall};
-
-/// Invokes and drops the (empty) success reply.
-pub(crate) fn invoke_unit(cap: CPtr, e: &encode::Encoded) -> Result<(), InvocationError> {
-    invoke(cap, e).map(|_| ())
-}
+pub(crate) use crate::invoke::invoke_unit;
+use crate::{MessageInfo, Msg, syscall};
 
 impl Endpoint {
     pub fn send(self, info: MessageInfo, mrs: [u64; 4]) {

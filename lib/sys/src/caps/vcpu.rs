@@ -1,6 +1,6 @@
 use super::{Tcb, cap_type, invoke_unit};
 use crate::encode;
-use crate::invoke::{InvocationError, invoke};
+use crate::invoke::{InvocationError, invoke_word};
 
 cap_type!(
     /// A virtual CPU: bound to a thread, it makes that thread a guest at EL1.
@@ -22,7 +22,7 @@ impl Vcpu {
 
     /// Reads an EL1 register (`axolotl_abi::vcpu::reg`).
     pub fn read_reg(self, reg: u64) -> Result<u64, InvocationError> {
-        invoke(self.0, &encode::vcpu_read_reg(reg)).map(|r| r.word(0))
+        invoke_word(self.0, &encode::vcpu_read_reg(reg))
     }
 
     pub fn write_reg(self, reg: u64, value: u64) -> R {

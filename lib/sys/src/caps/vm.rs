@@ -1,6 +1,6 @@
 use super::{AsidControl, AsidPool, CNode, Frame, PageTable, VSpace, invoke_unit};
 use crate::encode;
-use crate::invoke::{InvocationError, invoke};
+use crate::invoke::{InvocationError, invoke_word};
 use axolotl_abi::Rights;
 
 /// Page attribute bits of PageMap/PageTableMap (docs/abi.md).
@@ -24,7 +24,7 @@ impl Frame {
     }
     /// The frame's physical address.
     pub fn get_address(self) -> Result<u64, InvocationError> {
-        invoke(self.0, &encode::page_get_address()).map(|r| r.word(0))
+        invoke_word(self.0, &encode::page_get_address())
     }
 }
 

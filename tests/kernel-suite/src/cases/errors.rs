@@ -60,19 +60,19 @@ pub fn illegal_operation(env: &mut Env) -> Result<(), Fail> {
         "UntypedRetype on a frame",
     )?;
     expect_err(
-        invoke(ROOT_CNODE.0, &Encoded::raw(999, &[], &[])),
+        invoke(ROOT_CNODE.0, &Encoded::raw(999, [], &[])),
         Error::IllegalOperation,
         "label 999 on a CNode",
     )?;
     expect_err(
-        invoke(ROOT_CNODE.0, &Encoded::raw(0, &[], &[])),
+        invoke(ROOT_CNODE.0, &Encoded::raw(0, [], &[])),
         Error::IllegalOperation,
         "label 0 on a CNode",
     )?;
     expect_err(
         invoke(
             ROOT_TCB.0,
-            &Encoded::new(Invocation::PageGetAddress, &[], &[]),
+            &Encoded::new(Invocation::PageGetAddress, [], &[]),
         ),
         Error::IllegalOperation,
         "PageGetAddress on a TCB",

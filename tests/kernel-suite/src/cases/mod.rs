@@ -5,6 +5,7 @@ mod errors;
 mod faults;
 mod ipc;
 mod irq;
+mod mem;
 mod sched;
 mod tcb;
 mod timer;
@@ -15,6 +16,9 @@ mod vm;
 use crate::harness::TestFn;
 
 pub const ALL: &[(&str, TestFn)] = &[
+    ("mem_memcpy_alignments", mem::copy),
+    ("mem_memmove_overlaps", mem::move_),
+    ("mem_memset_alignments", mem::set),
     ("untyped_retype_each_type", untyped::each_type),
     ("untyped_retype_vcpu", untyped::vcpu),
     ("untyped_retype_many_objects", untyped::many_objects),
