@@ -24,7 +24,14 @@ impl Vgic {
     /// instance or an ISPENDR latch is consumed by it). `None` if nothing is deliverable.
     /// Call once per free list register.
     pub fn take_injection(&mut self, vcpu: usize) -> Option<Injection> {
-        let (intid, _) = self.next_pending(vcpu)?;
+        if self.known_idle(vcpu) {
+            return None;
+        }
+        let Some((intid, _)) = self.next_pending(vcpu) else {
+            self.note_idle(vcpu);
+            return None;
+        };
+        self.touched();
         let (lr, source) = self.take_for_lr(vcpu, intid)?;
         Some(Injection {
             intid,
@@ -37,6 +44,7 @@ impl Vgic {
     /// The kernel did not take `inj` (from [`Vgic::take_injection`] for `vcpu`): it is pending
     /// again as it was, the SGI instance with its source, so nothing is lost.
     pub fn refuse_injection(&mut self, vcpu: usize, inj: &Injection) {
+        self.touched();
         let v2 = self.cfg.version == super::GicVersion::V2;
         let Some(irq) = self.irq_mut(vcpu, inj.intid) else {
             return;
@@ -59,6 +67,7 @@ impl Vgic {
     /// A level interrupt whose line is still high becomes deliverable again; an edge that
     /// arrived while it was listed is delivered once more.
     pub fn complete_injection(&mut self, vcpu: usize, intid: u32) {
+        self.touched();
         let Some(irq) = self.irq_mut(vcpu, intid) else {
             return;
         };

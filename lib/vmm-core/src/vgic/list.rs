@@ -55,6 +55,7 @@ impl Vgic {
 
     /// Chooses what `vcpu` gets in its list registers and encodes it.
     pub fn fill_lrs(&mut self, vcpu: usize) -> LrFill {
+        self.touched();
         let mut fill = LrFill {
             values: [0; MAX_LRS],
             used: 0,
@@ -146,6 +147,7 @@ impl Vgic {
     /// exit into the distributor, and empties the listing of `vcpu`. Values
     /// missing from `lr_values` are taken as unchanged since `fill_lrs`.
     pub fn sync_lrs(&mut self, vcpu: usize, lr_values: &[u64]) {
+        self.touched();
         if vcpu >= self.cfg.nr_vcpus {
             return;
         }

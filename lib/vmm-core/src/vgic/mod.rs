@@ -86,6 +86,12 @@ pub struct Vgic {
     /// GICR_WAKER.ProcessorSleep per redistributor.
     pub(crate) sleep: [bool; MAX_VCPUS],
     pub(crate) lists: [list::VcpuLrs; MAX_VCPUS],
+    /// Bumped by every change that could alter what [`Vgic::next_pending`] finds.
+    epoch: u64,
+    /// Per vCPU, the epoch at which its last scan found nothing to deliver: until the
+    /// next change, a VMM asking again after every exit (the common case: nothing pending)
+    /// gets its answer without scanning the whole distributor.
+    idle_at: [u64; MAX_VCPUS],
 }
 
 impl Vgic {
@@ -106,6 +112,8 @@ impl Vgic {
             spis: [Irq::default(); MAX_SPIS],
             sleep: [true; MAX_VCPUS],
             lists: [list::VcpuLrs::default(); MAX_VCPUS],
+            epoch: 0,
+            idle_at: [u64::MAX; MAX_VCPUS],
         };
         // GICv3 Linux puts everything in Group 1; reset there so a guest that
         // skips IGROUPR still works. GICv2 resets to Group 0 (spec).
@@ -124,6 +132,23 @@ impl Vgic {
 
     pub fn config(&self) -> &VgicConfig {
         &self.cfg
+    }
+
+    /// Something changed: earlier "nothing pending" answers no longer hold.
+    pub(crate) fn touched(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
+    }
+
+    /// Whether `vcpu`'s last scan found nothing and nothing changed since.
+    pub(crate) fn known_idle(&self, vcpu: usize) -> bool {
+        self.idle_at.get(vcpu) == Some(&self.epoch)
+    }
+
+    /// `vcpu`'s scan found nothing at this epoch.
+    pub(crate) fn note_idle(&mut self, vcpu: usize) {
+        if let Some(i) = self.idle_at.get_mut(vcpu) {
+            *i = self.epoch;
+        }
     }
 
     /// One past the highest implemented INTID.
@@ -168,11 +193,18 @@ impl Vgic {
     /// is then only checked, not used).
     pub fn set_level(&mut self, vcpu: usize, intid: u32, level: bool) -> Result<(), IrqError> {
         self.check(vcpu, intid)?;
+        let mut changed = false;
         if let Some(irq) = self.irq_mut(vcpu, intid) {
+            let before = (irq.pending_latch, irq.line_level);
             if irq.edge && level && !irq.line_level {
                 irq.pending_latch = true;
             }
             irq.line_level = level;
+            changed = before != (irq.pending_latch, irq.line_level);
+        }
+        // Called after every UART access with an unchanged line: not a change.
+        if changed {
+            self.touched();
         }
         Ok(())
     }
@@ -181,6 +213,7 @@ impl Vgic {
     /// (for a level interrupt this latches pending like an ISPENDR write).
     pub fn pulse(&mut self, vcpu: usize, intid: u32) -> Result<(), IrqError> {
         self.check(vcpu, intid)?;
+        self.touched();
         if let Some(irq) = self.irq_mut(vcpu, intid) {
             irq.pending_latch = true;
         }
@@ -194,6 +227,7 @@ impl Vgic {
         if !(16..1020).contains(&pintid) {
             return Err(IrqError::InvalidIntid(pintid));
         }
+        self.touched();
         if let Some(irq) = self.irq_mut(vcpu, intid) {
             irq.hw_intid = Some(pintid as u16);
         }
@@ -213,6 +247,7 @@ impl Vgic {
         if sgi >= 16 || source >= self.cfg.nr_vcpus {
             return;
         }
+        self.touched();
         for t in 0..self.cfg.nr_vcpus {
             if targets & (1 << t) == 0 {
                 continue;
@@ -262,12 +297,20 @@ impl Vgic {
     /// list registers. The CPU interface's PMR/running priority are applied by
     /// the hardware virtual interface, not here.
     pub fn next_pending(&self, vcpu: usize) -> Option<(u32, u8)> {
+        let bank = self
+            .private
+            .get(vcpu)
+            .filter(|_| vcpu < self.cfg.nr_vcpus)?;
+        let spis = self.spis[..self.cfg.nr_spis].iter();
         let mut best: Option<(u32, u8)> = None;
-        for intid in 0..self.nr_irqs() {
-            let Some(irq) = self.irq_for(vcpu, intid) else {
-                continue;
-            };
-            if irq.listed_on.is_some() || !self.deliverable(irq) {
+        // In INTID order, so that ties go to the lowest; `pending` first, as it rejects
+        // nearly every interrupt and costs least.
+        for (intid, irq) in (0u32..).zip(bank.iter().chain(spis)) {
+            if !irq.pending()
+                || irq.listed_on.is_some()
+                || !self.deliverable(irq)
+                || (intid >= SPI_BASE && !self.spi_targets(irq, vcpu))
+            {
                 continue;
             }
             if best.is_none_or(|(_, p)| irq.priority < p) {
@@ -280,6 +323,7 @@ impl Vgic {
 
 impl MmioDevice for Vgic {
     fn read(&mut self, a: Access) -> Result<u64, DeviceError> {
+        self.touched();
         Ok(match (self.cfg.version, a.region) {
             (GicVersion::V2, REGION_GICD) => self.v2_read(a.vcpu, a.offset, a.size),
             (GicVersion::V3, REGION_GICD) => self.v3_dist_read(a.vcpu, a.offset, a.size),
@@ -289,6 +333,7 @@ impl MmioDevice for Vgic {
     }
 
     fn write(&mut self, a: Access, value: u64) -> Result<(), DeviceError> {
+        self.touched();
         match (self.cfg.version, a.region) {
             (GicVersion::V2, REGION_GICD) => self.v2_write(a.vcpu, a.offset, a.size, value),
             (GicVersion::V3, REGION_GICD) => self.v3_dist_write(a.vcpu, a.offset, a.size, value),

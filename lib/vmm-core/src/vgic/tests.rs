@@ -173,3 +173,74 @@ fn next_pending_orders_and_filters() {
     assert_eq!(g.next_pending(1), Some((40, 0x80)));
     assert_eq!(g.next_pending(5), None);
 }
+
+/// `take_injection` remembers "nothing pending" until the next change; every kind of change
+/// must drop that answer, or an interrupt would wait for an unrelated one.
+#[test]
+fn an_idle_answer_lasts_only_until_a_change() {
+    for version in [GicVersion::V2, GicVersion::V3] {
+        let mut g = gic(version, 2);
+        // Distributor on, both groups; SPIs 32..63 and SGI 1 / PPI 27 enabled, SPIs to vCPU 0.
+        wr(&mut g, 0, REGION_GICD, 0x000, 4, 3);
+        wr(&mut g, 0, REGION_GICD, 0x104, 4, u32::MAX.into());
+        wr(&mut g, 0, REGION_GICD, 0x100, 4, (1 << 27) | (1 << 1));
+        if version == GicVersion::V3 {
+            // Private interrupts are enabled in the redistributor on GICv3.
+            wr(&mut g, 0, REGION_GICR, 0x1_0100, 4, (1 << 27) | (1 << 1));
+        } else {
+            for i in 0..32 {
+                wr(&mut g, 0, REGION_GICD, 0x820 + i, 1, 1);
+            }
+        }
+        let idle = |g: &mut Vgic| assert_eq!(g.take_injection(0), None, "{version:?}");
+        idle(&mut g);
+        // A line going high.
+        g.set_level(0, 40, true).unwrap();
+        assert_eq!(
+            g.take_injection(0).map(|i| i.intid),
+            Some(40),
+            "{version:?}"
+        );
+        idle(&mut g);
+        // The same level again is no change; an edge pulse is.
+        g.set_level(0, 40, true).unwrap();
+        idle(&mut g);
+        g.pulse(0, 41).unwrap();
+        assert_eq!(
+            g.take_injection(0).map(|i| i.intid),
+            Some(41),
+            "{version:?}"
+        );
+        idle(&mut g);
+        // A refused injection is pending again.
+        g.pulse(0, 42).unwrap();
+        let inj = g.take_injection(0).unwrap();
+        idle(&mut g);
+        g.refuse_injection(0, &inj);
+        assert_eq!(
+            g.take_injection(0).map(|i| i.intid),
+            Some(42),
+            "{version:?}"
+        );
+        // An SGI.
+        idle(&mut g);
+        g.send_sgi(1, 1, 1);
+        assert_eq!(g.take_injection(0).map(|i| i.intid), Some(1), "{version:?}");
+        // A register write: ISPENDR sets SPI 43 pending.
+        idle(&mut g);
+        wr(&mut g, 0, REGION_GICD, 0x204, 4, 1 << 11);
+        assert_eq!(
+            g.take_injection(0).map(|i| i.intid),
+            Some(43),
+            "{version:?}"
+        );
+        // Completing a level interrupt whose line is still high makes it deliverable again.
+        idle(&mut g);
+        g.complete_injection(0, 40);
+        assert_eq!(
+            g.take_injection(0).map(|i| i.intid),
+            Some(40),
+            "{version:?}"
+        );
+    }
+}

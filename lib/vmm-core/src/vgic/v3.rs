@@ -209,6 +209,7 @@ impl Vgic {
     /// from `vcpu`: INTID [27:24], TargetList [15:0], Aff1 [23:16], Aff2
     /// [39:32], IRM [40], RS [47:44], Aff3 [55:48].
     pub fn write_sgi1r(&mut self, vcpu: usize, value: u64) {
+        self.touched();
         if self.cfg.version != GicVersion::V3 || vcpu >= self.cfg.nr_vcpus {
             return;
         }
