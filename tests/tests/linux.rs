@@ -41,13 +41,16 @@ fn type_in(dir: &std::path::Path, text: &str) {
         .expect("type into UART1");
 }
 
-fn linux(gic: u8) {
-    let dir = uart1_pipes(&format!("linux-gic{gic}"));
+/// Boots the guest with `vcpus` vCPUs (1: tests/systems/linux-vm-gicv*.system, 2:
+/// linux-smp-gicv*.system) and checks what it ran.
+fn linux(gic: u8, vcpus: u8) {
+    let dir = uart1_pipes(&format!("linux-gic{gic}-{vcpus}"));
     let backend = format!("pipe,path={}", dir.join("u").display());
+    let system = if vcpus == 1 { "linux-vm" } else { "linux-smp" };
     let mut b = check(boot_with_uart1(
         gic,
         "cortex-a72",
-        &format!("-linux-vm-gicv{gic}"),
+        &format!("-{system}-gicv{gic}"),
         Some(&backend),
     ));
     check(b.expect_all(
@@ -65,6 +68,19 @@ fn linux(gic: u8) {
         ],
         BOOT_TIMEOUT,
     ));
+    if vcpus > 1 {
+        // The second vCPU starts on PSCI CPU_ON and the guest counts both.
+        let console = b.console();
+        for needle in [
+            "vmm: vCPU 1 on at ",
+            "CPU1: Booted secondary processor 0x0000000001",
+            "smp: Brought up 1 node, 2 CPUs",
+        ] {
+            if !console.contains(needle) {
+                check::<()>(Err(b.failure(format!("missing {needle:?}"))));
+            }
+        }
+    }
     check(b.expect("AXOLOTL-GUEST-DONE", BOOT_TIMEOUT));
     // The guest now runs a shell on its console and waits: only typed input goes on. The
     // results exist only if the shell ran the commands (the echoed input has `$((..))`).
@@ -93,12 +109,35 @@ fn linux(gic: u8) {
         .lines()
         .find(|l| l.contains("arch_timer"))
         .unwrap_or_else(|| panic!("no arch_timer line in /proc/interrupts:\n{out}"));
-    let ticks: u64 = timer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no count in {timer:?}"));
-    assert!(ticks >= 50, "only {ticks} timer interrupts: {timer:?}");
+    // One count per CPU: every vCPU's timer ticked.
+    for cpu in 0..vcpus as usize {
+        let ticks: u64 = timer
+            .split_whitespace()
+            .nth(1 + cpu)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count for CPU{cpu} in {timer:?}"));
+        assert!(
+            ticks >= 50,
+            "only {ticks} timer interrupts on CPU{cpu}: {timer:?}"
+        );
+    }
+    if vcpus > 1 {
+        // Inter-processor interrupts (SGIs through the virtual distributor) reached both.
+        let calls = out
+            .lines()
+            .find(|l| l.contains("Function call interrupts"))
+            .unwrap_or_else(|| panic!("no IPI line in /proc/interrupts:\n{out}"));
+        let counts: Vec<u64> = calls
+            .split_whitespace()
+            .skip(1)
+            .take(2)
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        assert!(
+            counts.len() == 2 && counts.iter().all(|&c| c > 0),
+            "{calls:?}"
+        );
+    }
     assert!(
         timer.contains(" 27 ") && timer.contains("Level"),
         "{timer:?}"
@@ -128,12 +167,22 @@ fn linux(gic: u8) {
 
 #[test]
 fn debian_linux_boots_to_userspace_under_the_vmm_gicv3() {
-    linux(3);
+    linux(3, 1);
 }
 
 #[test]
 fn debian_linux_boots_to_userspace_under_the_vmm_gicv2() {
-    linux(2);
+    linux(2, 1);
+}
+
+#[test]
+fn debian_linux_smp_two_vcpus_gicv3() {
+    linux(3, 2);
+}
+
+#[test]
+fn debian_linux_smp_two_vcpus_gicv2() {
+    linux(2, 2);
 }
 
 /// The console's serial driver crashes after delivering the first typed line

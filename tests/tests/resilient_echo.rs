@@ -112,7 +112,7 @@ fn serves_both_clients(gic: u8) {
         })
         .and_then(|rest| rest.trim_end().strip_suffix(')'))
         .and_then(|hex| u32::from_str_radix(hex.trim_start_matches("0x"), 16).ok());
-    if !status.is_some_and(|s| s & 0x50 != 0) {
+    if status.is_none_or(|s| s & 0x50 == 0) {
         check::<()>(Err(b.failure(format!(
             "no receive interrupt woke the driver (first UART interrupt status: {status:x?})"
         ))));
