@@ -169,6 +169,33 @@ pub fn clean_dcache_pou(start: u64, len: u64) {
 pub fn clean_dcache_poc(start: u64, len: u64) {
     let end = start + len;
     let mut a = start & !63;
+    // Eight lines an iteration, as in `clean_dcache_pou`: a VMM cleans a whole guest image.
+    while a + 8 * 64 <= end {
+        // SAFETY: cache maintenance by VA on identity-mapped RAM; no memory effect.
+        unsafe {
+            asm!(
+                "dc cvac, {a}",
+                "add {b}, {a}, #64",
+                "dc cvac, {b}",
+                "add {b}, {a}, #128",
+                "dc cvac, {b}",
+                "add {b}, {a}, #192",
+                "dc cvac, {b}",
+                "add {b}, {a}, #256",
+                "dc cvac, {b}",
+                "add {b}, {a}, #320",
+                "dc cvac, {b}",
+                "add {b}, {a}, #384",
+                "dc cvac, {b}",
+                "add {b}, {a}, #448",
+                "dc cvac, {b}",
+                a = in(reg) a,
+                b = out(reg) _,
+                options(nostack),
+            )
+        };
+        a += 8 * 64;
+    }
     while a < end {
         // SAFETY: cache maintenance by VA on identity-mapped RAM; no memory effect.
         unsafe { asm!("dc cvac, {}", in(reg) a, options(nostack)) };
