@@ -222,6 +222,15 @@ pub fn invoke(k: &mut Kernel, t: *mut Tcb, cap: Cap, cap_slot: SlotRef, call: bo
             }
             Ok(0)
         }
+        (
+            Some(l @ (Invocation::VSpaceCleanData | Invocation::VSpaceUnifyInstruction)),
+            Cap::VSpace {
+                ptr, asid: Some(_), ..
+            },
+        ) => (|| {
+            need(info, 2)?;
+            vspace_cache_op(ptr, mr(0), mr(1), l == Invocation::VSpaceUnifyInstruction)
+        })(),
         (Some(Invocation::PageGetAddress), Cap::Frame { ptr, .. }) => {
             set_mr(t, 0, ptr);
             Ok(1)
@@ -531,6 +540,60 @@ fn invoke_tcb(
 }
 
 /// Register `i` in seL4_UserContext order: pc, sp, spsr, x0..=x30, tpidr_el0.
+/// Most bytes one cache-maintenance invocation covers: the kernel is not preemptible, so the
+/// work of one call is bounded (seL4 bounds it to one frame).
+pub const MAX_CACHE_OP_BYTES: u64 = 2 << 20;
+
+/// VSpaceCleanData / VSpaceUnifyInstruction on `[start, end)` of the VSpace rooted at `root`:
+/// every page of the range must be mapped; device mappings are skipped (nothing of them is
+/// cached), RAM is maintained through the kernel's identity map.
+fn vspace_cache_op(root: u64, start: u64, end: u64, unify: bool) -> Result<usize, SyscallError> {
+    if end <= start {
+        return Err(SyscallError::InvalidArgument { arg: 1 });
+    }
+    if end - start > MAX_CACHE_OP_BYTES {
+        return Err(SyscallError::RangeError {
+            min: 1,
+            max: MAX_CACHE_OP_BYTES,
+        });
+    }
+    // SAFETY: the cap names a live VSpace root table.
+    let table = unsafe { crate::stage2::Table::at(root) };
+    let page = crate::stage2::PAGE_SIZE;
+    let ram = crate::BOARD.ram_base..crate::BOARD.ram_base + crate::BOARD.ram_size;
+    // Checked whole before any maintenance, so a failure changes nothing.
+    let mut va = start & !(page - 1);
+    while va < end {
+        if table.lookup(va).is_none() {
+            return Err(SyscallError::FailedLookup {
+                source: false,
+                fault: axolotl_kernel_core::cspace::LookupFault::MissingCapability { bits_left: 0 },
+            });
+        }
+        va += page;
+    }
+    let mut va = start;
+    while va < end {
+        let n = (page - (va % page)).min(end - va);
+        if let Some((pa, attrs)) = table.lookup(va)
+            && attrs.kind != crate::stage2::MemKind::Device
+            && ram.contains(&pa)
+            && ram.contains(&(pa + n - 1))
+        {
+            if unify {
+                crate::arch::cpu::clean_dcache_pou(pa, n);
+            } else {
+                crate::arch::cpu::clean_dcache_poc(pa, n);
+            }
+        }
+        va += n;
+    }
+    if unify {
+        crate::arch::cpu::invalidate_icache();
+    }
+    Ok(0)
+}
+
 fn context_word(c: &crate::arch::context::UserContext, i: usize) -> u64 {
     match i {
         0 => c.elr,

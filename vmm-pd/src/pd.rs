@@ -212,6 +212,26 @@ impl VmmPd {
             let i = at(r.addr);
             mem::copy(&mut ram[i..i + initrd.len()], initrd);
         }
+        // The guest starts with its MMU and caches off and reads memory itself: what we
+        // wrote through our cacheable mapping goes out to memory first, and the Image's
+        // instructions past the instruction caches (a no-op under QEMU, needed on hardware).
+        let written = [
+            Some((k, file_len)),
+            Some((d, p.layout.dtb.size as usize)),
+            p.layout.initrd.map(|r| (at(r.addr), initrd.len())),
+        ];
+        for (off, len) in written.into_iter().flatten() {
+            let start = base + off as u64;
+            axolotl_pd::vspace_data_clean(start, start + len as u64).map_err(|e| {
+                println!("vmm: cleaning the guest image to memory failed: {e}");
+                "cache clean"
+            })?;
+        }
+        let image = base + k as u64;
+        axolotl_pd::vspace_unify_instruction(image, image + file_len as u64).map_err(|e| {
+            println!("vmm: making the guest Image visible to instruction fetch failed: {e}");
+            "cache unify"
+        })?;
         println!(
             "vmm: Linux Image {} KiB at {:#x}, initramfs {} KiB, DTB {} bytes at {:#x}, GICv{}",
             file_len / 1024,

@@ -97,12 +97,18 @@ pub enum Invocation {
     VcpuAckVppi = 35,
     AsidControlMakePool = 36,
     TcbSetTimerAccess = 37,
+    /// seL4's `ARM_VSpace_Clean_Data`: clean `[start, end)` of the VSpace to the point of
+    /// coherency (what a guest starting with its MMU off, or a device, reads).
+    VSpaceCleanData = 38,
+    /// seL4's `ARM_VSpace_Unify_Instruction`: make `[start, end)` written as data visible to
+    /// instruction fetch.
+    VSpaceUnifyInstruction = 39,
 }
 
 impl Invocation {
     pub fn from_label(l: u64) -> Option<Self> {
-        if (1..=37).contains(&l) {
-            // SAFETY: repr(u64), discriminants are exactly 1..=37 with no gaps.
+        if (1..=39).contains(&l) {
+            // SAFETY: repr(u64), discriminants are exactly 1..=39 with no gaps.
             Some(unsafe { core::mem::transmute::<u64, Invocation>(l) })
         } else {
             None
@@ -131,8 +137,8 @@ mod tests {
     #[test]
     fn labels_round_trip() {
         assert_eq!(Invocation::from_label(0), None);
-        assert_eq!(Invocation::from_label(38), None);
-        for l in 1..=37 {
+        assert_eq!(Invocation::from_label(40), None);
+        for l in 1..=39 {
             assert_eq!(Invocation::from_label(l).unwrap() as u64, l);
         }
     }

@@ -424,6 +424,13 @@ pub fn build(sd: &SystemDescription, images: &[ElfInfo]) -> Result<BootPlan, Vec
             &mut errs,
         );
         put(i, REPLY_CAP, Cap::Reply, "reply".into(), &mut errs);
+        put(
+            i,
+            VSPACE_CAP,
+            Cap::OwnVSpace,
+            "own VSpace".into(),
+            &mut errs,
+        );
         if pd.cnode_cap {
             put(
                 i,

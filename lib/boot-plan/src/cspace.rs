@@ -8,6 +8,9 @@ use axolotl_abi::BADGE_PPC;
 /// Endpoint the PD receives on: protected calls arrive with their PPC badge, notifications
 /// (delivered to the notification bound to its TCB) with their bitmask badge.
 pub const INPUT_CAP: u64 = 1;
+/// The PD's own VSpace, for cache maintenance by its own addresses (a VMM cleans the guest
+/// image it wrote before the guest, MMU off, reads it). Slot 3 is free in Microkit's layout.
+pub const VSPACE_CAP: u64 = 3;
 /// Reply cap slot (where a protected call's reply capability is saved).
 pub const REPLY_CAP: u64 = 4;
 /// Fault endpoint: the monitor's, or the parent's for a child PD.

@@ -204,6 +204,10 @@ pub enum Cap {
     RootService,
     /// The PD's own CNode (SDF `cnode_cap="true"`), addressed with depth `CNODE_SIZE_BITS`.
     OwnCNode,
+    /// The PD's own VSpace (every PD, `cspace::VSPACE_CAP`): for cache maintenance on its
+    /// own mappings (VSpaceCleanData, VSpaceUnifyInstruction); it has no frame or table caps
+    /// to map anything with.
+    OwnVSpace,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

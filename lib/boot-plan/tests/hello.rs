@@ -69,11 +69,15 @@ fn hello_slots_and_badges_follow_microkit() {
             badge: 1 << 1
         })
     );
-    assert_eq!(plan.caps_of(client).len(), 6);
-    assert_eq!(plan.caps_of(server).len(), 5);
-    assert_eq!(plan.caps_of(logger).len(), 5);
+    assert_eq!(plan.caps_of(client).len(), 7);
+    assert_eq!(plan.caps_of(server).len(), 6);
+    assert_eq!(plan.caps_of(logger).len(), 6);
     let slots: Vec<u16> = plan.caps_of(client).iter().map(|c| c.slot).collect();
-    assert_eq!(slots, [1, 4, 5, 10, 11, 74]);
+    assert_eq!(slots, [1, 3, 4, 5, 10, 11, 74]);
+    // Every PD holds its own VSpace (cache maintenance by its own addresses).
+    for pd in [client, server, logger] {
+        assert_eq!(plan.cap_at(pd, VSPACE_CAP), Some(Cap::OwnVSpace));
+    }
 }
 
 #[test]

@@ -122,3 +122,67 @@ macro_rules! protection_domain {
         }
     };
 }
+
+/// Cleans `[start, end)` of this PD's address space to the point of coherency, 2 MiB per
+/// kernel call (Microkit's `microkit_arm_vspace_data_clean`): what it wrote through its
+/// cacheable mappings becomes visible to whatever reads memory directly — a guest that
+/// starts with its MMU off, a device.
+pub fn vspace_data_clean(start: u64, end: u64) -> Result<(), axolotl_sys::InvocationError> {
+    by_chunks(start, end, |a, b| {
+        axolotl_sys::VSpace(axolotl_boot_plan::cspace::VSPACE_CAP).clean_data(a, b)
+    })
+}
+
+/// Makes `[start, end)` of this PD's address space, written as data, visible to instruction
+/// fetch (Microkit's `microkit_arm_vspace_unify_instruction`).
+pub fn vspace_unify_instruction(start: u64, end: u64) -> Result<(), axolotl_sys::InvocationError> {
+    by_chunks(start, end, |a, b| {
+        axolotl_sys::VSpace(axolotl_boot_plan::cspace::VSPACE_CAP).unify_instruction(a, b)
+    })
+}
+
+/// `op` on `[start, end)` in pieces that each stay within one 2 MiB-aligned stretch.
+fn by_chunks(
+    start: u64,
+    end: u64,
+    mut op: impl FnMut(u64, u64) -> Result<(), axolotl_sys::InvocationError>,
+) -> Result<(), axolotl_sys::InvocationError> {
+    const CHUNK: u64 = 2 << 20;
+    let mut a = start;
+    while a < end {
+        let b = ((a / CHUNK + 1) * CHUNK).min(end);
+        op(a, b)?;
+        a = b;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::vec::Vec;
+
+    #[test]
+    fn chunks_cover_the_range_within_2mib_stretches() {
+        for (start, end) in [
+            (0x4000_0000, 0x4220_0123),
+            (0x1234, 0x1235),
+            (5, 5),
+            (0x3f_ffff, 0x40_0001),
+        ] {
+            let mut got = Vec::new();
+            super::by_chunks(start, end, |a, b| {
+                got.push((a, b));
+                Ok(())
+            })
+            .unwrap();
+            let mut at = start;
+            for &(a, b) in &got {
+                assert_eq!(a, at);
+                assert!(b > a && (b - 1) >> 21 == a >> 21, "{a:#x}..{b:#x}");
+                at = b;
+            }
+            assert_eq!(at, end.max(start));
+        }
+    }
+}

@@ -311,6 +311,14 @@ pub fn page_get_address() -> Encoded<0> {
     Encoded::new(I::PageGetAddress, [], &[])
 }
 
+pub fn vspace_clean_data(start: u64, end: u64) -> Encoded<2> {
+    Encoded::new(I::VSpaceCleanData, [start, end], &[])
+}
+
+pub fn vspace_unify_instruction(start: u64, end: u64) -> Encoded<2> {
+    Encoded::new(I::VSpaceUnifyInstruction, [start, end], &[])
+}
+
 pub fn asid_control_make_pool(root: CPtr, index: u64, depth: u64) -> Encoded<2> {
     Encoded::new(I::AsidControlMakePool, [index, depth], &[root])
 }

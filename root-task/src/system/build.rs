@@ -248,7 +248,7 @@ impl System {
         }
         let src = sys.freeze();
         for (i, pd) in plan.pds.iter().enumerate() {
-            src.fill_cspace(i, pd, sys.pds[i].cnode)?;
+            src.fill_cspace(i, pd, sys.pds[i].cnode, sys.pds[i].vspace)?;
         }
         let mut standbys = 0;
         for (i, pd) in plan.pds.iter().enumerate() {
@@ -332,7 +332,7 @@ impl System {
             .assign(vspace)
             .step("standby ASID assign")?;
         let (ipc_frame, pages) = self.load_incarnation(pd, vspace)?;
-        self.sources()?.fill_cspace(i, pd, cnode)?;
+        self.sources()?.fill_cspace(i, pd, cnode, vspace)?;
         Ok(Incarnation {
             cnode,
             vspace,
@@ -837,7 +837,7 @@ impl System {
             let span = self.page_spans.get(i).cloned().unwrap_or(0..0);
             src.refill(pd, &pages()[span], o.vspace)?;
             src.empty_cspace(pd, o.cnode)?;
-            src.fill_cspace(i, pd, o.cnode)?;
+            src.fill_cspace(i, pd, o.cnode, o.vspace)?;
             self.set_entry_registers(i, pd, generation, true)?;
         }
         self.generations[i] = generation;

@@ -152,7 +152,13 @@ impl Sources {
 
     /// Puts the plan's caps of PD `i` into `cnode`, which is empty in those slots. Every IRQ
     /// handler the PD names must exist (the build creates them).
-    pub fn fill_cspace(&self, i: usize, pd: &Pd, cnode: CNode) -> Result<(), Error> {
+    pub fn fill_cspace(
+        &self,
+        i: usize,
+        pd: &Pd,
+        cnode: CNode,
+        vspace: VSpace,
+    ) -> Result<(), Error> {
         let root = CNode(init_cap::CNODE);
         for cs in self.plan.caps_of(pd) {
             let slot = cs.slot as u64;
@@ -162,6 +168,7 @@ impl Sources {
                 Cap::FaultEndpoint { parent, badge } => (self.fault_handler(i, parent).0, badge),
                 Cap::RootService => (self.service.0, ROOT_SERVICE_BADGE),
                 Cap::OwnCNode => (cnode.0, 0),
+                Cap::OwnVSpace => (vspace.0, 0),
                 Cap::Notification { pd: p, badge } => (self.pds[p as usize].notification.0, badge),
                 Cap::PpcEndpoint { pd: p, badge } => (self.pds[p as usize].endpoint.0, badge),
                 Cap::ChildTcb { pd: p } => (self.pds[p as usize].tcb.0, 0),

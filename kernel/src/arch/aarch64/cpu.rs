@@ -116,6 +116,18 @@ pub fn wfi() {
 
 /// Makes instructions written through the data side visible to instruction fetch.
 pub fn sync_icache(start: u64, len: u64) {
+    clean_dcache_pou(start, len);
+    invalidate_icache();
+}
+
+/// Invalidates all instruction caches (inner shareable), after data-side cleaning to PoU.
+pub fn invalidate_icache() {
+    // SAFETY: cache maintenance; no memory effect.
+    unsafe { asm!("dsb ish", "ic ialluis", "dsb ish", "isb") };
+}
+
+/// Cleans `[start, start + len)` (identity-mapped RAM) to the point of unification.
+pub fn clean_dcache_pou(start: u64, len: u64) {
     let end = start + len;
     let mut a = start & !63;
     // Eight lines an iteration: mapping a VM's RAM cleans hundreds of MiB, and the loop's
@@ -151,8 +163,46 @@ pub fn sync_icache(start: u64, len: u64) {
         unsafe { asm!("dc cvau, {}", in(reg) a) };
         a += 64;
     }
+}
+
+/// Cleans `[start, start + len)` (identity-mapped RAM) to the point of coherency.
+pub fn clean_dcache_poc(start: u64, len: u64) {
+    let end = start + len;
+    let mut a = start & !63;
+    // Eight lines an iteration, as in `clean_dcache_pou`: a VMM cleans a whole guest image.
+    while a + 8 * 64 <= end {
+        // SAFETY: cache maintenance by VA on identity-mapped RAM; no memory effect.
+        unsafe {
+            asm!(
+                "dc cvac, {a}",
+                "add {b}, {a}, #64",
+                "dc cvac, {b}",
+                "add {b}, {a}, #128",
+                "dc cvac, {b}",
+                "add {b}, {a}, #192",
+                "dc cvac, {b}",
+                "add {b}, {a}, #256",
+                "dc cvac, {b}",
+                "add {b}, {a}, #320",
+                "dc cvac, {b}",
+                "add {b}, {a}, #384",
+                "dc cvac, {b}",
+                "add {b}, {a}, #448",
+                "dc cvac, {b}",
+                a = in(reg) a,
+                b = out(reg) _,
+                options(nostack),
+            )
+        };
+        a += 8 * 64;
+    }
+    while a < end {
+        // SAFETY: cache maintenance by VA on identity-mapped RAM; no memory effect.
+        unsafe { asm!("dc cvac, {}", in(reg) a, options(nostack)) };
+        a += 64;
+    }
     // SAFETY: as above.
-    unsafe { asm!("dsb ish", "ic ialluis", "dsb ish", "isb") };
+    unsafe { asm!("dsb sy", options(nostack)) };
 }
 
 /// Zeroes `[start, start + len)` of normal memory. Whole blocks of the CPU's `DC ZVA` size

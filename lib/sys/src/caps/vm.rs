@@ -52,3 +52,19 @@ impl AsidPool {
         invoke_unit(self.0, &encode::asid_pool_assign(vspace.0))
     }
 }
+
+impl VSpace {
+    /// Cleans `[start, end)` of this VSpace to the point of coherency (seL4's
+    /// `ARM_VSpace_Clean_Data`): data written through cacheable mappings becomes visible to
+    /// what reads memory directly (a guest with its MMU off, a device). Every page of the
+    /// range must be mapped; at most `MAX_CACHE_OP_BYTES` (2 MiB) per call.
+    pub fn clean_data(self, start: u64, end: u64) -> R {
+        invoke_unit(self.0, &encode::vspace_clean_data(start, end))
+    }
+
+    /// Makes `[start, end)`, written as data, visible to instruction fetch (seL4's
+    /// `ARM_VSpace_Unify_Instruction`). Same limits as [`VSpace::clean_data`].
+    pub fn unify_instruction(self, start: u64, end: u64) -> R {
+        invoke_unit(self.0, &encode::vspace_unify_instruction(start, end))
+    }
+}

@@ -90,6 +90,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("vm_map_alignment_error", vm::alignment),
     ("vm_large_frame", vm::large_frame),
     ("vm_asid_pool_assign", vm::asid),
+    ("vm_cache_maintenance", vm::cache_maintenance),
     ("irq_control_errors", irq::control_errors),
     ("irq_rtc_alarm_delivery", irq::rtc_alarm),
     (

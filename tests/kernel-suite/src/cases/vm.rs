@@ -151,3 +151,52 @@ pub fn asid(env: &mut Env) -> Result<(), Fail> {
         .ctx("Assign from the boot pool")?;
     Ok(())
 }
+
+/// VSpaceCleanData / VSpaceUnifyInstruction (seL4's ARM_VSpace_* cache calls): accepted on
+/// mapped memory, refused before doing anything for an empty or reversed range, one over
+/// 2 MiB, or one reaching an unmapped page. (Under QEMU the maintenance itself is invisible:
+/// there are no caches to observe; the data must still read back.)
+pub fn cache_maintenance(env: &mut Env) -> Result<(), Fail> {
+    let (_, v) = env.mapped_frame()?;
+    wr(v + 16, 0x5a5a);
+    ROOT_VSPACE.clean_data(v, v + 4096).ctx("clean a page")?;
+    ROOT_VSPACE
+        .clean_data(v + 8, v + 24)
+        .ctx("clean part of a page")?;
+    ROOT_VSPACE
+        .unify_instruction(v, v + 4096)
+        .ctx("unify a page")?;
+    ensure_eq!(rd(v + 16), 0x5a5a, "data after maintenance");
+    expect_err(
+        ROOT_VSPACE.clean_data(v + 64, v + 64),
+        Error::InvalidArgument,
+        "empty range",
+    )?;
+    expect_err(
+        ROOT_VSPACE.clean_data(v + 64, v),
+        Error::InvalidArgument,
+        "reversed range",
+    )?;
+    expect_err(
+        ROOT_VSPACE.clean_data(v, v + (2 << 20) + 4096),
+        Error::RangeError,
+        "more than 2 MiB",
+    )?;
+    // The page after an unmapped one: nothing mapped at a fresh address.
+    let hole = env.vaddr(1, 4096);
+    expect_err(
+        ROOT_VSPACE.unify_instruction(hole, hole + 8),
+        Error::FailedLookup,
+        "unmapped page",
+    )?;
+    expect_err(
+        ROOT_VSPACE.clean_data(v, hole + 8),
+        if hole > v + (2 << 20) {
+            Error::RangeError
+        } else {
+            Error::FailedLookup
+        },
+        "range reaching an unmapped page",
+    )?;
+    Ok(())
+}
