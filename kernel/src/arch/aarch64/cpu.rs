@@ -126,82 +126,57 @@ pub fn invalidate_icache() {
     unsafe { asm!("dsb ish", "ic ialluis", "dsb ish", "isb") };
 }
 
+/// `DC <op>` on every 64-byte line of `[start, start + len)` (identity-mapped RAM), eight
+/// lines an iteration: mapping a VM's RAM cleans hundreds of MiB and a VMM cleans a whole
+/// guest image, and the loop's own instructions would otherwise cost three times the
+/// cleaning.
+macro_rules! dc_lines {
+    ($op:literal, $start:expr, $len:expr) => {{
+        let end = $start + $len;
+        let mut a = $start & !63;
+        while a + 8 * 64 <= end {
+            // SAFETY: cache maintenance by VA on identity-mapped RAM; no memory effect.
+            unsafe {
+                asm!(
+                    concat!("dc ", $op, ", {a}"),
+                    "add {b}, {a}, #64",
+                    concat!("dc ", $op, ", {b}"),
+                    "add {b}, {a}, #128",
+                    concat!("dc ", $op, ", {b}"),
+                    "add {b}, {a}, #192",
+                    concat!("dc ", $op, ", {b}"),
+                    "add {b}, {a}, #256",
+                    concat!("dc ", $op, ", {b}"),
+                    "add {b}, {a}, #320",
+                    concat!("dc ", $op, ", {b}"),
+                    "add {b}, {a}, #384",
+                    concat!("dc ", $op, ", {b}"),
+                    "add {b}, {a}, #448",
+                    concat!("dc ", $op, ", {b}"),
+                    a = in(reg) a,
+                    b = out(reg) _,
+                    options(nostack),
+                )
+            };
+            a += 8 * 64;
+        }
+        while a < end {
+            // SAFETY: as above.
+            unsafe { asm!(concat!("dc ", $op, ", {}"), in(reg) a, options(nostack)) };
+            a += 64;
+        }
+    }};
+}
+
 /// Cleans `[start, start + len)` (identity-mapped RAM) to the point of unification.
 pub fn clean_dcache_pou(start: u64, len: u64) {
-    let end = start + len;
-    let mut a = start & !63;
-    // Eight lines an iteration: mapping a VM's RAM cleans hundreds of MiB, and the loop's
-    // own instructions would otherwise cost three times the cleaning.
-    while a + 8 * 64 <= end {
-        // SAFETY: cache maintenance by VA on identity-mapped RAM; no memory effect.
-        unsafe {
-            asm!(
-                "dc cvau, {a}",
-                "add {b}, {a}, #64",
-                "dc cvau, {b}",
-                "add {b}, {a}, #128",
-                "dc cvau, {b}",
-                "add {b}, {a}, #192",
-                "dc cvau, {b}",
-                "add {b}, {a}, #256",
-                "dc cvau, {b}",
-                "add {b}, {a}, #320",
-                "dc cvau, {b}",
-                "add {b}, {a}, #384",
-                "dc cvau, {b}",
-                "add {b}, {a}, #448",
-                "dc cvau, {b}",
-                a = in(reg) a,
-                b = out(reg) _,
-                options(nostack),
-            )
-        };
-        a += 8 * 64;
-    }
-    while a < end {
-        // SAFETY: as above.
-        unsafe { asm!("dc cvau, {}", in(reg) a) };
-        a += 64;
-    }
+    dc_lines!("cvau", start, len);
 }
 
 /// Cleans `[start, start + len)` (identity-mapped RAM) to the point of coherency.
 pub fn clean_dcache_poc(start: u64, len: u64) {
-    let end = start + len;
-    let mut a = start & !63;
-    // Eight lines an iteration, as in `clean_dcache_pou`: a VMM cleans a whole guest image.
-    while a + 8 * 64 <= end {
-        // SAFETY: cache maintenance by VA on identity-mapped RAM; no memory effect.
-        unsafe {
-            asm!(
-                "dc cvac, {a}",
-                "add {b}, {a}, #64",
-                "dc cvac, {b}",
-                "add {b}, {a}, #128",
-                "dc cvac, {b}",
-                "add {b}, {a}, #192",
-                "dc cvac, {b}",
-                "add {b}, {a}, #256",
-                "dc cvac, {b}",
-                "add {b}, {a}, #320",
-                "dc cvac, {b}",
-                "add {b}, {a}, #384",
-                "dc cvac, {b}",
-                "add {b}, {a}, #448",
-                "dc cvac, {b}",
-                a = in(reg) a,
-                b = out(reg) _,
-                options(nostack),
-            )
-        };
-        a += 8 * 64;
-    }
-    while a < end {
-        // SAFETY: cache maintenance by VA on identity-mapped RAM; no memory effect.
-        unsafe { asm!("dc cvac, {}", in(reg) a, options(nostack)) };
-        a += 64;
-    }
-    // SAFETY: as above.
+    dc_lines!("cvac", start, len);
+    // SAFETY: a barrier; no memory effect.
     unsafe { asm!("dsb sy", options(nostack)) };
 }
 
