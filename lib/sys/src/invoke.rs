@@ -94,10 +94,7 @@ pub fn decode_reply(info: MessageInfo, words: &[u64]) -> Result<Reply, Invocatio
 /// Invokes the object `cap` names.
 #[inline]
 pub fn invoke<const N: usize>(cap: CPtr, e: &Encoded<N>) -> Result<Reply, InvocationError> {
-    let m = send_encoded(cap, e);
-    if m.info.label() != 0 {
-        return Err(error_of(m));
-    }
+    let m = succeeded(send_encoded(cap, e))?;
     let n = (m.info.length() as usize).min(MAX_INVOCATION_WORDS);
     let mut r = Reply {
         words: [0; MAX_INVOCATION_WORDS],
@@ -110,14 +107,20 @@ pub fn invoke<const N: usize>(cap: CPtr, e: &Encoded<N>) -> Result<Reply, Invoca
     Ok(r)
 }
 
+/// The reply to an invocation already sent: its message if it succeeded, else the failure.
+#[inline]
+fn succeeded(m: Msg) -> Result<Msg, InvocationError> {
+    if m.info.label() != 0 {
+        return Err(error_of(m));
+    }
+    Ok(m)
+}
+
 /// Invokes the object `cap` names, for a method that returns one word (0 if the kernel
 /// returned none).
 #[inline]
 pub fn invoke_word<const N: usize>(cap: CPtr, e: &Encoded<N>) -> Result<u64, InvocationError> {
-    let m = send_encoded(cap, e);
-    if m.info.label() != 0 {
-        return Err(error_of(m));
-    }
+    let m = succeeded(send_encoded(cap, e))?;
     Ok(if m.info.length() > 0 { m.mrs[0] } else { 0 })
 }
 
@@ -125,11 +128,7 @@ pub fn invoke_word<const N: usize>(cap: CPtr, e: &Encoded<N>) -> Result<u64, Inv
 /// decoded.
 #[inline]
 pub fn invoke_unit<const N: usize>(cap: CPtr, e: &Encoded<N>) -> Result<(), InvocationError> {
-    let m = send_encoded(cap, e);
-    if m.info.label() != 0 {
-        return Err(error_of(m));
-    }
-    Ok(())
+    succeeded(send_encoded(cap, e)).map(|_| ())
 }
 
 /// The failure a reply reports: its detail words are in the registers and, the fifth, in

@@ -126,56 +126,59 @@ pub fn invalidate_icache() {
     unsafe { asm!("dsb ish", "ic ialluis", "dsb ish", "isb") };
 }
 
-/// `DC <op>` on every 64-byte line of `[start, start + len)` (identity-mapped RAM), eight
-/// lines an iteration: mapping a VM's RAM cleans hundreds of MiB and a VMM cleans a whole
-/// guest image, and the loop's own instructions would otherwise cost three times the
-/// cleaning.
-macro_rules! dc_lines {
-    ($op:literal, $start:expr, $len:expr) => {{
-        let end = $start + $len;
-        let mut a = $start & !63;
-        while a + 8 * 64 <= end {
-            // SAFETY: cache maintenance by VA on identity-mapped RAM; no memory effect.
+/// `DC <op>` at every `step` bytes from `first` (aligned to `step`) up to `end`, eight an
+/// iteration: mapping a VM's RAM cleans and zeroes hundreds of MiB and a VMM cleans a whole
+/// guest image, and the loop's own instructions would otherwise cost three times the work.
+macro_rules! dc_loop {
+    ($op:literal, $first:expr, $end:expr, $step:expr) => {{
+        let (end, step): (u64, u64) = ($end, $step);
+        let mut a: u64 = $first;
+        while a + 8 * step <= end {
+            // SAFETY: cache maintenance or zeroing by VA on identity-mapped RAM the caller
+            // owns, one aligned line or block per instruction.
             unsafe {
                 asm!(
                     concat!("dc ", $op, ", {a}"),
-                    "add {b}, {a}, #64",
-                    concat!("dc ", $op, ", {b}"),
-                    "add {b}, {a}, #128",
-                    concat!("dc ", $op, ", {b}"),
-                    "add {b}, {a}, #192",
-                    concat!("dc ", $op, ", {b}"),
-                    "add {b}, {a}, #256",
-                    concat!("dc ", $op, ", {b}"),
-                    "add {b}, {a}, #320",
-                    concat!("dc ", $op, ", {b}"),
-                    "add {b}, {a}, #384",
-                    concat!("dc ", $op, ", {b}"),
-                    "add {b}, {a}, #448",
-                    concat!("dc ", $op, ", {b}"),
-                    a = in(reg) a,
-                    b = out(reg) _,
+                    "add {a}, {a}, {n}",
+                    concat!("dc ", $op, ", {a}"),
+                    "add {a}, {a}, {n}",
+                    concat!("dc ", $op, ", {a}"),
+                    "add {a}, {a}, {n}",
+                    concat!("dc ", $op, ", {a}"),
+                    "add {a}, {a}, {n}",
+                    concat!("dc ", $op, ", {a}"),
+                    "add {a}, {a}, {n}",
+                    concat!("dc ", $op, ", {a}"),
+                    "add {a}, {a}, {n}",
+                    concat!("dc ", $op, ", {a}"),
+                    "add {a}, {a}, {n}",
+                    concat!("dc ", $op, ", {a}"),
+                    "add {a}, {a}, {n}",
+                    a = inout(reg) a,
+                    n = in(reg) step,
                     options(nostack),
                 )
             };
-            a += 8 * 64;
         }
         while a < end {
             // SAFETY: as above.
             unsafe { asm!(concat!("dc ", $op, ", {}"), in(reg) a, options(nostack)) };
-            a += 64;
+            a += step;
         }
     }};
 }
 
+/// Cache line size the maintenance loops assume (Cortex-A53/A57/A72).
+const LINE: u64 = 64;
+
 /// Cleans `[start, start + len)` (identity-mapped RAM) to the point of unification.
 pub fn clean_dcache_pou(start: u64, len: u64) {
-    dc_lines!("cvau", start, len);
+    dc_loop!("cvau", start & !(LINE - 1), start + len, LINE);
 }
 
 /// Cleans `[start, start + len)` (identity-mapped RAM) to the point of coherency.
 pub fn clean_dcache_poc(start: u64, len: u64) {
-    dc_lines!("cvac", start, len);
+    dc_loop!("cvac", start & !(LINE - 1), start + len, LINE);
     // SAFETY: a barrier; no memory effect.
     unsafe { asm!("dsb sy", options(nostack)) };
 }
@@ -194,40 +197,7 @@ pub fn zero(start: u64, len: u64) {
         unsafe { core::ptr::write_bytes(start as *mut u8, 0, len as usize) };
         return;
     }
-    let end = start + len;
-    let mut a = start;
-    // Eight blocks an iteration, for the reason `sync_icache` gives.
-    while a + 8 * block <= end {
-        // SAFETY: as above; each DC ZVA writes zeros to exactly one aligned block.
-        unsafe {
-            asm!(
-                "dc zva, {a}",
-                "add {a}, {a}, {n}",
-                "dc zva, {a}",
-                "add {a}, {a}, {n}",
-                "dc zva, {a}",
-                "add {a}, {a}, {n}",
-                "dc zva, {a}",
-                "add {a}, {a}, {n}",
-                "dc zva, {a}",
-                "add {a}, {a}, {n}",
-                "dc zva, {a}",
-                "add {a}, {a}, {n}",
-                "dc zva, {a}",
-                "add {a}, {a}, {n}",
-                "dc zva, {a}",
-                "add {a}, {a}, {n}",
-                a = inout(reg) a,
-                n = in(reg) block,
-                options(nostack),
-            )
-        };
-    }
-    while a < end {
-        // SAFETY: as above; DC ZVA writes zeros to exactly one aligned block.
-        unsafe { asm!("dc zva, {}", in(reg) a, options(nostack)) };
-        a += block;
-    }
+    dc_loop!("zva", start, start + len, block);
     // The zeros must be visible before the memory is handed out as an object.
     // SAFETY: a barrier.
     unsafe { asm!("dsb ish", options(nostack)) };
