@@ -281,6 +281,26 @@ pub fn setup_reply(caller: *mut Tcb, receiver: *mut Tcb, can_grant: bool) {
     }
 }
 
+/// The receiver takes a message that brings no reply cap (a Send, or a Call without the
+/// grant-reply right): its REPLY slot must not keep an earlier caller's, or its next Reply
+/// would answer a message it did not just receive and resume that caller, a faulted thread
+/// its handler chose to leave stopped (seL4 deletes the caller cap on every receive). The
+/// earlier caller keeps waiting, as one whose reply cap a newer call replaced.
+fn forget_caller(receiver: *mut Tcb) {
+    // SAFETY: the REPLY slot belongs to the receiver's live TCB; a reply cap names a live
+    // thread (`cancel_ipc` clears it when that thread goes), as in `setup_reply`.
+    unsafe {
+        let s = SlotRef::from_addr(Tcb::slot_addr(receiver, slot::REPLY)).unwrap();
+        if let Cap::Reply { tcb, .. } = s.cap() {
+            let old = tcb as *mut Tcb;
+            if (*old).reply_holder == receiver {
+                (*old).reply_holder = core::ptr::null_mut();
+            }
+            s.write_cap(Cap::Null);
+        }
+    }
+}
+
 /// Send on an endpoint (Send, NBSend, Call). Returns false if nothing happened (NBSend
 /// without a receiver).
 pub fn send(
@@ -303,10 +323,11 @@ pub fn send(
             let receiver = unsafe { q.pop() }.expect("Recv state with an empty queue");
             ep.set(q, EpState::Recv);
             transfer(k, sender, receiver, badge, can_grant);
-            if call {
-                if can_grant_reply {
-                    setup_reply(sender, receiver, can_grant);
-                } else {
+            if call && can_grant_reply {
+                setup_reply(sender, receiver, can_grant);
+            } else {
+                forget_caller(receiver);
+                if call {
                     // SAFETY: sender is live.
                     unsafe { k.sched.make_inactive(sender) };
                 }
@@ -369,6 +390,7 @@ pub fn recv(k: &mut Kernel, receiver: *mut Tcb, ep_ptr: u64, blocking: bool) {
             if is_call || faulted {
                 setup_reply(sender, receiver, can_grant);
             } else {
+                forget_caller(receiver);
                 wake(k, sender);
             }
         }

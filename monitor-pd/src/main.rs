@@ -19,7 +19,8 @@ mod pd {
         BootPlan, MAX_PDS, MONITOR_PLAN_VADDR, MONITOR_TIMER_ID, Resilience, root_service,
     };
     use axolotl_monitor_core::{
-        Cause, Decision, Heartbeats, RECORD_BYTES, State, Tracker, earliest, log,
+        Cause, Decision, Declined, Heartbeats, RECORD_BYTES, RETRY_MS, Reports, State, Tracker,
+        Verdict, earliest, log,
     };
     use axolotl_pd::{Channel, Child, Handler, MessageInfo, get_mr, println};
     use axolotl_sys::ipc::set_mr;
@@ -85,6 +86,8 @@ mod pd {
         pending: [Option<Pending>; MAX_PDS],
         /// What the root task's timer is set to (counter value, 0 = off), once asked.
         armed: Option<u64>,
+        /// Corruption reports' rate limit.
+        reports: Reports,
     }
 
     impl Handler for Monitor {
@@ -178,18 +181,35 @@ mod pd {
                 return None;
             }
             if msg.label() == REPORT_CORRUPTION {
-                // A PD's own report on its fault endpoint: restart the peer of its channel.
-                // A false report can only cost the peer a restart within its limits.
+                // A PD's claim about the peer of one of its channels, judged (see
+                // docs/monitor.md, "Trust model"). The answer goes out only if the report
+                // was a Call: the kernel empties our reply slot for a Send.
+                let reporter = pd as u8;
                 let ch = get_mr(0);
-                let peer = plan.channels.iter().find_map(|c| match c.ends {
-                    [a, b] | [b, a] if a.pd as usize == pd && a.id as u64 == ch => Some(b.pd),
-                    _ => None,
-                });
-                let Some(peer) = peer else {
-                    return Some(MessageInfo::new(1, 0, 0, 0));
+                let verdict = self
+                    .reports
+                    .judge(plan, &self.trackers, reporter, ch, start / 1000);
+                let name = plan.pds[pd].name.as_str();
+                let acted = match verdict {
+                    Verdict::Believe { peer } => {
+                        self.recover(peer as usize, Cause::Corruption { reporter }, start)
+                    }
+                    Verdict::Discredit { peer } => {
+                        println!(
+                            "monitor: {name} reported {} corrupt again, fresh from the restart \
+                             its last report caused: not believed",
+                            plan.pds[peer as usize].name.as_str()
+                        );
+                        self.recover(pd, Cause::FalseReport { peer }, start);
+                        false
+                    }
+                    // A reporter over its rate is not worth a line each time.
+                    Verdict::Decline(Declined::RateLimited) => false,
+                    Verdict::Decline(why) => {
+                        println!("monitor: report by {name} on channel {ch} declined: {why}");
+                        false
+                    }
                 };
-                let cause = Cause::Corruption { reporter: pd as u8 };
-                let acted = self.recover(peer as usize, cause, start);
                 self.rearm();
                 return Some(MessageInfo::new(!acted as u64, 0, 0, 0));
             }
@@ -213,13 +233,14 @@ mod pd {
                 return false;
             };
             let name = plan.pds[pd].name.as_str();
-            self.heartbeats.pause(pd as u8);
             if self.pending[pd].is_some() {
                 // Already waiting for its restart: a second report changes nothing.
                 return true;
             }
             let decision = t.on_failure(start / 1000, cause);
             self.pending[pd] = Pending::of(t);
+            // Unwatched until restarted; a held PD for good.
+            self.heartbeats.pause(pd as u8);
             match decision {
                 Decision::RestartAt { at_ms, .. } => {
                     if at_ms <= now_ms() {
@@ -235,6 +256,11 @@ mod pd {
                 Decision::Hold { reason } => {
                     journal(pd, t);
                     println!("monitor: {name} failed ({cause})");
+                    if cause.leaves_running() {
+                        // No fault stopped it: a held PD must be stopped for what we say
+                        // about it to be true (and a hung one must not spin on).
+                        stop(pd, name);
+                    }
                     println!("{}", log::holding(name, &reason));
                     false
                 }
@@ -255,16 +281,28 @@ mod pd {
             // The record as it will be once the PD runs again travels with the request, so
             // the journal costs no call of its own.
             let at = start / 1000;
-            let r = call_with_record(
-                root_service::RESTART,
-                [pd as u64, p.generation as u64],
-                self.trackers.get(pd).map(|t| Journal::Restarted(t, at)),
-            );
+            let r = if inject_refusal(name) {
+                malformed_restart(pd)
+            } else {
+                call_with_record(
+                    root_service::RESTART,
+                    [pd as u64, p.generation as u64],
+                    self.trackers.get(pd).map(|t| Journal::Restarted(t, at)),
+                )
+            };
             if r.label() != 0 {
+                // Kept pending and asked again: dropped, the PD would stay stopped and
+                // unwatched for good.
                 println!(
-                    "monitor: the root task refused to restart {name} (reason {})",
+                    "monitor: the root task refused to restart {name} (reason {}); retrying in \
+                     {RETRY_MS} ms",
                     r.mrs[0]
                 );
+                if let Some(t) = self.trackers.get_mut(pd) {
+                    t.on_refused(at);
+                    self.pending[pd] = Pending::of(t);
+                    journal(pd, t);
+                }
                 return;
             }
             let done = now_us();
@@ -349,6 +387,21 @@ mod pd {
             println!(
                 "monitor: told {told} that {} restarted",
                 plan.pds[pd].name.as_str()
+            );
+        }
+    }
+
+    /// Has the root task stop (suspend) `pd`, which we hold although no fault stopped it.
+    fn stop(pd: usize, name: &str) {
+        let r = axolotl_sys::call(
+            ROOT_SERVICE_CAP,
+            MessageInfo::new(root_service::STOP, 0, 0, 1),
+            [pd as u64, 0, 0, 0],
+        );
+        if r.label() != 0 {
+            println!(
+                "monitor: the root task refused to stop {name} (reason {})",
+                r.mrs[0]
             );
         }
     }
@@ -461,12 +514,39 @@ mod pd {
         }
     }
 
+    /// Test systems only: whether to make the first restart request for a PD named
+    /// `refuse_once*` one the root task refuses, so that the retry of refused restarts is
+    /// tested against the real root task.
+    #[cfg(feature = "fault-injection")]
+    fn inject_refusal(name: &str) -> bool {
+        use core::sync::atomic::{AtomicBool, Ordering};
+        static DONE: AtomicBool = AtomicBool::new(false);
+        name.starts_with("refuse_once")
+            && axolotl_pd::generation() == 0
+            && !DONE.swap(true, Ordering::Relaxed)
+    }
+
+    #[cfg(not(feature = "fault-injection"))]
+    fn inject_refusal(_: &str) -> bool {
+        false
+    }
+
+    /// A restart request whose record is longer than any: refused (`FAILED`).
+    fn malformed_restart(pd: usize) -> axolotl_sys::Msg {
+        axolotl_sys::call(
+            ROOT_SERVICE_CAP,
+            MessageInfo::new(root_service::RESTART, 0, 0, 3),
+            [pd as u64, 0, u64::MAX, 0],
+        )
+    }
+
     axolotl_pd::protection_domain!(Monitor {
         plan: None,
         trackers: heapless::Vec::new(),
         heartbeats: Heartbeats::new(),
         pending: [None; MAX_PDS],
         armed: None,
+        reports: Reports::new(),
     });
 }
 

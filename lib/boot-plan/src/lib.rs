@@ -47,6 +47,9 @@ pub mod root_service {
     /// What a restarted monitor re-learns about PD `MR0`: reply label 0, `MR0` the root task's
     /// generation of the PD, the journaled record (length 0: nothing journaled).
     pub const RECALL: u64 = 4;
+    /// Stop (suspend) PD `MR0`: one the monitor holds although no fault stopped it (hung,
+    /// or a reporter found lying). Reply label 0, or [`REFUSED`] with the reason in MR0.
+    pub const STOP: u64 = 5;
     /// A record travels as its byte count in `MR2` and its bytes, packed little-endian, from
     /// `MR3` on.
     pub const RECORD_LEN_MR: usize = 2;

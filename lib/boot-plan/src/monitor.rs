@@ -2,6 +2,7 @@
 //! the fault handler of every parentless PD. The builder adds it last, so user PDs keep their
 //! plan indices; the root task is the monitor's own fault handler and restart service.
 
+use std::format;
 use std::string::ToString;
 use std::vec::Vec;
 
@@ -34,6 +35,31 @@ pub fn build_with_monitor(
             "reserved-name",
             "`monitor` is the name of the PD axolotl adds to every system",
         ))]);
+    }
+    // Sharing the monitor's priority, a PD (or a VM's vCPUs) would share its round-robin
+    // queue: a fault or report would wait for that PD's timeslice.
+    let shared: Vec<_> = sd
+        .all_pds()
+        .iter()
+        .flat_map(|pd| {
+            let vm = pd.virtual_machine.as_ref().map(|v| (v.priority, v.span));
+            [(pd.priority, pd.span)].into_iter().chain(vm)
+        })
+        .filter(|&(priority, _)| priority >= MONITOR_PRIORITY)
+        .map(|(priority, span)| {
+            BuildError::Sdf(sdf::Diagnostic::error(
+                &sd.file,
+                span,
+                "monitor-priority",
+                format!(
+                    "priority {priority} is the monitor's ({MONITOR_PRIORITY}); PDs and VMs \
+                     run below it"
+                ),
+            ))
+        })
+        .collect();
+    if !shared.is_empty() {
+        return Err(shared);
     }
     let mut sd = sd.clone();
     sd.protection_domains.push(sdf::ProtectionDomain {

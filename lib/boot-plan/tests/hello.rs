@@ -279,3 +279,23 @@ fn dependants_with_a_channel_are_told_and_start_after_their_dependencies() {
     // driver first, then logger, then client; the monitor (no dependencies) by index.
     assert_eq!(plan.start_order().as_slice(), [2, 1, 0, 3]);
 }
+
+/// Issue #20 (suspected, confirmed): the SDF allows priority 254, the monitor's. A PD (or a
+/// VM's vCPUs) there would share the monitor's round-robin queue: a fault or report would
+/// wait for that PD's timeslice, and a spinning one would delay the monitor's timer.
+#[test]
+fn no_pd_shares_the_monitor_s_priority() {
+    let text = r#"<system>
+        <protection_domain name="high" priority="254">
+            <program_image path="h.elf" />
+        </protection_domain>
+    </system>"#;
+    let errs = with_monitor(text, &["h.elf"]).unwrap_err();
+    assert!(
+        errs.iter()
+            .any(|e| e.to_string().contains("monitor-priority")),
+        "{errs:?}"
+    );
+    let ok = text.replace("254", "253");
+    assert!(with_monitor(&ok, &["h.elf"]).is_ok());
+}

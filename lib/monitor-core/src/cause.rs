@@ -60,6 +60,9 @@ pub enum Cause {
     /// PD `reporter` found the shared state of a connection with this PD corrupt
     /// (`axolotl_ring::Corruption`) and asked for it to be restarted.
     Corruption { reporter: u8 },
+    /// The PD reported `peer` corrupt again although the monitor had just restarted `peer`
+    /// from its pristine image on this PD's word (`report`): the reporter is the suspect.
+    FalseReport { peer: u8 },
     /// The PD stopped on its own, without a fault. Not a failure: only `restart="always"`
     /// restarts it.
     Exited,
@@ -131,6 +134,15 @@ impl Cause {
     pub fn is_failure(&self) -> bool {
         !matches!(self, Cause::Exited)
     }
+
+    /// Whether the PD may still be running: the monitor concluded this itself (watchdog, a
+    /// report), no fault stopped the PD. Holding such a PD means stopping it.
+    pub fn leaves_running(&self) -> bool {
+        matches!(
+            self,
+            Cause::Hang { .. } | Cause::Corruption { .. } | Cause::FalseReport { .. }
+        )
+    }
 }
 
 /// One short line, no trailing newline: `vm-fault write at 0x1000 ip 0x200040`.
@@ -155,6 +167,9 @@ impl fmt::Display for Cause {
             }
             Cause::Hang { heartbeat_ms } => write!(f, "hang (no heartbeat in {heartbeat_ms} ms)"),
             Cause::Corruption { reporter } => write!(f, "corruption reported by pd {reporter}"),
+            Cause::FalseReport { peer } => {
+                write!(f, "false corruption report against pd {peer}")
+            }
             Cause::Exited => f.write_str("exited"),
         }
     }

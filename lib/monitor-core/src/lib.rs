@@ -5,6 +5,7 @@
 //!   monitor (watchdog, a peer's corruption report, a clean exit);
 //! - [`Tracker`]: restart policy per PD (policy, limit within a sliding window, exponential
 //!   backoff, generations) → [`Decision`];
+//! - [`Reports`]: what a PD's corruption report gets (a claim, judged: [`Verdict`]);
 //! - [`Watchdog`]: heartbeat deadlines and the monitor's next timer wake-up;
 //! - [`Heartbeats`]: the ping/answer schedule on top of it, one missed period forgiven;
 //! - [`dependants`] / [`affected`]: who to tell when a PD restarts;
@@ -19,6 +20,7 @@ mod cause;
 mod deps;
 mod heartbeat;
 pub mod log;
+mod report;
 mod restore;
 mod tracker;
 mod watchdog;
@@ -27,9 +29,11 @@ pub use cause::{Access, Cause};
 pub use deps::{affected, dependants};
 pub use heartbeat::{Heartbeats, LAST_CHANCE_MS, SLACK_PERIODS};
 pub use log::How;
+pub use report::{Declined, REPORT_BURST, REPORT_WINDOW_MS, Reports, Verdict, report_peer};
 pub use restore::{MemOp, Ops, RestoreError, RestorePlan, restore_plan};
 pub use tracker::{
-    Decision, HoldReason, RECORD_BYTES, RESTART_HISTORY, Record, State, Tracker, ring_generation,
+    Decision, HoldReason, MIN_RUN_MS, RECORD_BYTES, RESTART_HISTORY, RETRY_MS, Record, State,
+    Tracker, ring_generation,
 };
 pub use watchdog::{Expired, Watchdog};
 

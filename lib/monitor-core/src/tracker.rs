@@ -8,9 +8,13 @@
 //!   that would exceed it is refused and the PD is held. A limit of 0, or a window of 0, is
 //!   unlimited. Limits above [`RESTART_HISTORY`] are enforced as [`RESTART_HISTORY`] (the
 //!   window is checked against remembered restart times, without an allocator).
-//! - Restart `n` (0-based) of a run waits `min(restart_backoff_ms * 2^n,
-//!   restart_backoff_max_ms)`. A run ends when the PD has run `restart_window_ms` since its
-//!   last (re)start without failing: the next failure waits `restart_backoff_ms` again.
+//! - The first restart of a run is immediate; restart `n` (0-based) of a run, `n >= 1`,
+//!   waits `min(restart_backoff_ms * 2^(n-1), restart_backoff_max_ms)`: backoff is for
+//!   repeated failures. A run ends when the PD has run `restart_window_ms` since its last
+//!   (re)start without failing: the next failure is restarted at once again.
+//! - Floor: a restarted PD is not restarted again before it ran [`MIN_RUN_MS`] (as Hubris's
+//!   minimum run time), whatever the SDF says: at most 20 restarts a second.
+//! - A restart the root task refused stays pending and is retried [`RETRY_MS`] later.
 //! - Generations: 0 at boot, +1 per restart, handed to the restarted PD (and its rings).
 //! - While a restart is pending or the PD is held, further failure reports (a watchdog
 //!   expiry, a peer's corruption report) change nothing and get the same answer.
@@ -24,6 +28,14 @@ use crate::Cause;
 
 /// How many restart times a tracker remembers: the largest limit enforced exactly.
 pub const RESTART_HISTORY: usize = 32;
+
+/// The least time a restarted PD runs before it is restarted again (Hubris: 50 ms): the
+/// floor under any SDF policy, so that no backoff, a high limit and a tiny window make no
+/// restart storm.
+pub const MIN_RUN_MS: u64 = 50;
+
+/// How long after the root task refused a restart the monitor asks again.
+pub const RETRY_MS: u64 = 100;
 
 /// The ring generation (`axolotl_ring::Generation::Given`) of a PD incarnation: ring
 /// generations start at 1 at boot (`Generation::Next` on a zeroed region), PD generations at
@@ -311,7 +323,14 @@ impl Tracker {
         if now_ms.saturating_sub(self.started_ms) >= self.window_ms {
             self.consecutive = 0;
         }
-        let at_ms = now_ms.saturating_add(self.backoff(self.consecutive));
+        let delay = match self.consecutive {
+            0 => 0,
+            n => self.backoff(n - 1),
+        };
+        let mut at_ms = now_ms.saturating_add(delay);
+        if self.restarts > 0 {
+            at_ms = at_ms.max(self.started_ms.saturating_add(MIN_RUN_MS));
+        }
         if self.window_full(at_ms) {
             return self.hold(HoldReason::LimitReached {
                 limit: self.limit,
@@ -325,6 +344,17 @@ impl Tracker {
         self.consecutive = self.consecutive.saturating_add(1);
         self.state = State::Restarting { at_ms, generation };
         Decision::RestartAt { at_ms, generation }
+    }
+
+    /// The root task refused the pending restart at `now_ms`: it stays pending, due
+    /// [`RETRY_MS`] later (same generation). The new due time, or `None` if none was pending.
+    pub fn on_refused(&mut self, now_ms: u64) -> Option<u64> {
+        let State::Restarting { generation, .. } = self.state else {
+            return None;
+        };
+        let at_ms = now_ms.saturating_add(RETRY_MS);
+        self.state = State::Restarting { at_ms, generation };
+        Some(at_ms)
     }
 
     /// The monitor restarted the PD at `now_ms`: returns its new generation, or `None` (and
@@ -387,6 +417,10 @@ impl Tracker {
     pub fn last_cause(&self) -> Option<Cause> {
         self.last_cause
     }
+    /// When the current incarnation started (boot or its last restart).
+    pub fn started_ms(&self) -> u64 {
+        self.started_ms
+    }
 
     fn hold(&mut self, reason: HoldReason) -> Decision {
         self.state = State::Held(reason);
@@ -427,6 +461,62 @@ mod tests {
 
     const FAULT: Cause = Cause::Panic { ip: 0 };
 
+    /// Issue #20: backoff is for repeated failures. The first failure after a quiet spell
+    /// (here: since boot) restarts at once; the next one of the same run waits the backoff,
+    /// the one after twice that.
+    #[test]
+    fn the_first_restart_after_a_quiet_spell_is_immediate() {
+        let mut t = Tracker::new(&res(RestartPolicy::OnFailure, 0, 1000, 100, 1000), 0);
+        assert_eq!(
+            t.on_failure(500, FAULT),
+            Decision::RestartAt {
+                at_ms: 500,
+                generation: 1
+            }
+        );
+        t.on_restarted(500);
+        assert!(matches!(
+            t.on_failure(600, FAULT),
+            Decision::RestartAt { at_ms: 700, .. }
+        ));
+        t.on_restarted(700);
+        assert!(matches!(
+            t.on_failure(710, FAULT),
+            Decision::RestartAt { at_ms: 910, .. }
+        ));
+        t.on_restarted(910);
+        // A whole window without failing: immediate again.
+        assert!(matches!(
+            t.on_failure(1910, FAULT),
+            Decision::RestartAt { at_ms: 1910, .. }
+        ));
+    }
+
+    /// Issue #20: no backoff, a high limit and a tiny window would let a PD that fails at
+    /// once be restarted without pause. A restarted incarnation runs at least 50 ms (as
+    /// Hubris's minimum run time) before its next restart: at most 20 restarts a second.
+    #[test]
+    fn restart_storms_have_a_floor() {
+        let mut t = Tracker::new(&res(RestartPolicy::Always, 1000, 1, 0, 0), 0);
+        let mut now = 0;
+        let mut restarts = 0;
+        while now < 1000 {
+            let Decision::RestartAt { at_ms, .. } = t.on_failure(now, FAULT) else {
+                panic!("held");
+            };
+            t.on_restarted(at_ms);
+            restarts += 1;
+            now = at_ms + 1;
+        }
+        assert!(restarts <= 21, "{restarts} restarts in a second");
+        // A PD that ran its 50 ms is restarted at once.
+        let at = now + 60;
+        assert!(matches!(
+            t.on_failure(at, FAULT),
+            Decision::RestartAt { at_ms, .. } if at_ms == at
+        ));
+    }
+
     #[test]
     fn due_at_is_the_pending_restart() {
         let r = Resilience {
@@ -440,15 +530,14 @@ mod tests {
         let mut t = Tracker::new(&r, 0);
         assert_eq!(t.due_at(), None);
         t.on_failure(100, Cause::Exited);
-        assert_eq!(t.due_at(), Some(120));
-        t.on_restarted(120);
+        assert_eq!(t.due_at(), Some(100), "first of a run: at once");
+        t.on_restarted(100);
         assert_eq!(t.due_at(), None);
         t.on_failure(130, Cause::Exited);
-        assert_eq!(
-            t.due_at(),
-            Some(170),
-            "second of the run: twice the backoff"
-        );
+        assert_eq!(t.due_at(), Some(150), "second of the run: the backoff");
+        t.on_restarted(150);
+        t.on_failure(300, Cause::Exited);
+        assert_eq!(t.due_at(), Some(340), "third of the run: twice the backoff");
     }
 
     #[test]
@@ -481,11 +570,11 @@ mod tests {
         assert_eq!(
             t.on_failure(50, FAULT),
             Decision::RestartAt {
-                at_ms: 60,
+                at_ms: 50,
                 generation: 1
             }
         );
-        assert_eq!(t.on_restarted(60), Some(1));
+        assert_eq!(t.on_restarted(50), Some(1));
         let mut t = Tracker::new(&r, 0);
         assert_eq!(
             t.on_failure(50, Cause::Exited),
@@ -501,7 +590,7 @@ mod tests {
         assert_eq!(
             t.on_failure(3, Cause::Exited),
             Decision::RestartAt {
-                at_ms: 13,
+                at_ms: 3,
                 generation: 1
             }
         );
@@ -516,19 +605,19 @@ mod tests {
         assert_eq!(
             t.state(),
             State::Restarting {
-                at_ms: 11,
+                at_ms: 1,
                 generation: 1
             }
         );
-        assert_eq!(t.on_restarted(11), Some(1));
-        assert_eq!(t.on_restarted(12), None);
+        assert_eq!(t.on_restarted(1), Some(1));
+        assert_eq!(t.on_restarted(2), None);
         assert_eq!(t.restarts(), 1);
         assert_eq!(t.state(), State::Running);
     }
 
     #[test]
     fn backoff_doubles_to_the_cap_and_resets_after_a_quiet_window() {
-        let mut t = Tracker::new(&res(RestartPolicy::OnFailure, 0, 1000, 20, 70), 0);
+        let mut t = Tracker::new(&res(RestartPolicy::OnFailure, 0, 1000, 100, 350), 0);
         let mut now = 0;
         let mut delays = [0; 5];
         for (i, d) in delays.iter_mut().enumerate() {
@@ -541,19 +630,20 @@ mod tests {
             now = at_ms;
             t.on_restarted(now);
         }
-        assert_eq!(delays, [20, 40, 70, 70, 70]);
+        // The first of the run at once, then the backoff, doubling to the cap.
+        assert_eq!(delays, [0, 100, 200, 350, 350]);
         assert_eq!(t.consecutive(), 5);
         // Ran 999 ms: still the same run.
         let Decision::RestartAt { at_ms, .. } = t.on_failure(now + 999, FAULT) else {
             panic!()
         };
-        assert_eq!(at_ms - (now + 999), 70);
+        assert_eq!(at_ms - (now + 999), 350);
         t.on_restarted(at_ms);
-        // Ran a whole window: a new run.
+        // Ran a whole window: a new run, restarted at once.
         let Decision::RestartAt { at_ms: a, .. } = t.on_failure(at_ms + 1000, FAULT) else {
             panic!()
         };
-        assert_eq!(a - (at_ms + 1000), 20);
+        assert_eq!(a - (at_ms + 1000), 0);
         assert_eq!(t.consecutive(), 1);
     }
 
@@ -605,17 +695,17 @@ mod tests {
         let mut t = Tracker::new(&res(RestartPolicy::OnFailure, 1, 100, 60, 60), 0);
         assert!(matches!(
             t.on_failure(0, FAULT),
-            Decision::RestartAt { at_ms: 60, .. }
+            Decision::RestartAt { at_ms: 0, .. }
         ));
-        t.on_restarted(60);
-        // Fails 50 ms after the restart, but the next one is due at 170, 110 ms after it.
+        t.on_restarted(0);
+        // Fails 50 ms after the restart, but the next one is due at 110, 110 ms after it.
         assert!(matches!(
-            t.on_failure(110, FAULT),
-            Decision::RestartAt { at_ms: 170, .. }
+            t.on_failure(50, FAULT),
+            Decision::RestartAt { at_ms: 110, .. }
         ));
-        t.on_restarted(170);
-        // Due at 180 + 60 = 240 < 170 + 100: refused.
-        assert!(matches!(t.on_failure(180, FAULT), Decision::Hold { .. }));
+        t.on_restarted(110);
+        // Due at 120 + 60 = 180 < 110 + 100: refused.
+        assert!(matches!(t.on_failure(120, FAULT), Decision::Hold { .. }));
     }
 
     #[test]
@@ -723,23 +813,23 @@ mod tests {
         assert_eq!(
             t.on_failure(400, FAULT),
             Decision::RestartAt {
-                at_ms: 600,
+                at_ms: 500,
                 generation: 2
             }
         );
         let mut back = roundtrip(&r, &t);
-        assert_eq!(back.due_at(), Some(600));
+        assert_eq!(back.due_at(), Some(500));
         assert_eq!(back.failed_ms(), 400);
         assert_eq!(back.last_cause(), Some(FAULT));
         // A second report meanwhile changes nothing, as before the journal.
         assert_eq!(
-            back.on_failure(500, FAULT),
+            back.on_failure(450, FAULT),
             Decision::RestartAt {
-                at_ms: 600,
+                at_ms: 500,
                 generation: 2
             }
         );
-        assert_eq!(back.on_restarted(600), Some(2));
+        assert_eq!(back.on_restarted(500), Some(2));
         assert_eq!(back.restarts(), 2);
     }
 
@@ -803,7 +893,7 @@ mod tests {
         assert_eq!(
             t.on_failure(50, FAULT),
             Decision::RestartAt {
-                at_ms: 60,
+                at_ms: 50,
                 generation: 5
             }
         );
@@ -811,7 +901,30 @@ mod tests {
         let mut t = Tracker::new(&r, 0);
         t.on_failure(5, FAULT);
         assert!(!t.reconcile(0, 40));
-        assert_eq!(t.due_at(), Some(15));
+        assert_eq!(t.due_at(), Some(5));
+    }
+
+    /// Issue #20 (suspected, confirmed): a restart the root task refused was dropped, the
+    /// PD left stopped and unwatched. It stays pending, retried `RETRY_MS` later with the
+    /// same generation, and survives the journal.
+    #[test]
+    fn a_refused_restart_stays_pending() {
+        let r = res(RestartPolicy::OnFailure, 3, 10_000, 10, 100);
+        let mut t = Tracker::new(&r, 0);
+        assert_eq!(t.on_refused(5), None, "nothing pending");
+        t.on_failure(5, FAULT);
+        assert_eq!(t.on_refused(5), Some(5 + RETRY_MS));
+        assert_eq!(
+            t.state(),
+            State::Restarting {
+                at_ms: 5 + RETRY_MS,
+                generation: 1
+            }
+        );
+        let mut back = roundtrip(&r, &t);
+        assert_eq!(back.due_at(), Some(5 + RETRY_MS));
+        assert_eq!(back.on_restarted(5 + RETRY_MS), Some(1));
+        assert_eq!(back.restarts(), 1);
     }
 
     #[derive(Clone, Debug)]

@@ -1,7 +1,7 @@
 //! Property tests: the tracker's limit, backoff and generations; the watchdog's reports.
 
 use axolotl_boot_plan::model::{Resilience, RestartPolicy, Span};
-use axolotl_monitor_core::{Cause, Decision, State, Tracker, Watchdog};
+use axolotl_monitor_core::{Cause, Decision, MIN_RUN_MS, State, Tracker, Watchdog};
 use proptest::prelude::*;
 
 fn resilience() -> impl Strategy<Value = Resilience> {
@@ -41,6 +41,7 @@ proptest! {
         for (gap, exit, dup, late) in evs {
             now += gap;
             let cause = if exit { Cause::Exited } else { Cause::Panic { ip: now } };
+            let (started, restarted) = (t.started_ms(), t.restarts() > 0);
             let d = t.on_failure(now, cause);
             if dup {
                 prop_assert_eq!(t.on_failure(now, Cause::Hang { heartbeat_ms: 1 }), d);
@@ -50,18 +51,26 @@ proptest! {
                     prop_assert!(!(exit && r.restart == RestartPolicy::OnFailure));
                     // Generations strictly increase, by one per restart.
                     prop_assert_eq!(generation, last_gen + 1);
-                    // Backoff: capped, exact, monotone within a run.
+                    // Backoff: none for the first restart of a run, then capped, exact,
+                    // monotone within the run; under it the floor of a restarted PD's
+                    // minimum run.
                     let delay = at_ms - now;
-                    prop_assert!(delay <= r.restart_backoff_max_ms);
                     let n = t.consecutive() - 1;
-                    prop_assert_eq!(delay, t.backoff(n));
+                    let backoff = if n == 0 { 0 } else { t.backoff(n - 1) };
+                    prop_assert!(backoff <= r.restart_backoff_max_ms);
+                    let floor = if restarted {
+                        (started + MIN_RUN_MS).saturating_sub(now)
+                    } else {
+                        0
+                    };
+                    prop_assert_eq!(delay, backoff.max(floor));
                     if n == 0 {
                         prev_delay = None;
                     }
                     if let Some(p) = prev_delay {
-                        prop_assert!(delay >= p);
+                        prop_assert!(backoff >= p);
                     }
-                    prev_delay = Some(delay);
+                    prev_delay = Some(backoff);
                     now = at_ms + late;
                     prop_assert_eq!(t.on_restarted(now), Some(generation));
                     prop_assert_eq!(t.generation(), generation);
@@ -75,6 +84,10 @@ proptest! {
             }
         }
         prop_assert_eq!(t.restarts() as usize, restarts.len());
+        // The floor: no restarted incarnation ran less than MIN_RUN_MS.
+        for w in restarts.windows(2) {
+            prop_assert!(w[1] - w[0] >= MIN_RUN_MS, "restarts at {} and {}", w[0], w[1]);
+        }
         // Never more than the limit within any window.
         if r.restart_limit != 0 && r.restart_window_ms != 0 {
             for (i, &ri) in restarts.iter().enumerate() {

@@ -139,8 +139,14 @@ fn request(sys: &mut System, m: &axolotl_sys::Msg) -> (MessageInfo, [u64; 4]) {
             [why, 0, 0, 0],
         )
     };
-    let user_pd =
-        |pd: u64| (pd as usize) < sys.plan.pds.len() && sys.plan.monitor != Some(pd as u8);
+    // The monitor's PDs: parentless (a child is its parent's to manage), not the monitor.
+    let user_pd = |pd: u64| {
+        sys.plan
+            .pds
+            .get(pd as usize)
+            .is_some_and(|p| p.parent.is_none())
+            && sys.plan.monitor != Some(pd as u8)
+    };
     match m.label() {
         root_service::RESTART => {
             let (pd, generation) = (m.mrs[0] as usize, m.mrs[1]);
@@ -160,6 +166,19 @@ fn request(sys: &mut System, m: &axolotl_sys::Msg) -> (MessageInfo, [u64; 4]) {
                 }
                 Err(e) => {
                     println!("root-task: restart of PD {pd} failed: {e}");
+                    refuse(root_service::FAILED)
+                }
+            }
+        }
+        root_service::STOP => {
+            let pd = m.mrs[0];
+            if !user_pd(pd) {
+                return refuse(root_service::BAD_PD);
+            }
+            match sys.pds[pd as usize].tcb.suspend() {
+                Ok(()) => (ok, [0; 4]),
+                Err(e) => {
+                    println!("root-task: stopping PD {pd} failed: {e:?}");
                     refuse(root_service::FAILED)
                 }
             }
