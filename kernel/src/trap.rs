@@ -99,14 +99,21 @@ pub fn handle_interrupts(k: &mut Kernel) -> bool {
             k.ticks += 1;
             timer::arm(k.tick_cycles);
             expired |= k.sched.tick();
-        } else if (irq as usize) < crate::state::MAX_IRQS && k.irq_ntfn[irq as usize] != 0 {
+        } else if (irq as usize) < crate::state::MAX_IRQS && k.irq_claimed[irq as usize] {
             // Masked until the handler acks it (IrqHandlerAck), so a level interrupt does
-            // not fire again before its driver ran.
-            let (n, badge) = (k.irq_ntfn[irq as usize], k.irq_badge[irq as usize]);
+            // not fire again before its driver ran; without a notification to signal (its
+            // caps were deleted) it stays masked, as seL4's undelivered IRQ.
             if let Some(g) = k.gic.as_mut() {
                 g.mask(irq);
             }
-            crate::ipc::signal(k, n, badge);
+            match crate::state::IRQ_NODE.slot(irq).cap() {
+                axolotl_kernel_core::Cap::Notification { ptr, badge, rights }
+                    if rights.contains(axolotl_abi::Rights::WRITE) =>
+                {
+                    crate::ipc::signal(k, ptr, badge)
+                }
+                _ => kprintln!("kernel: undelivered interrupt {irq}"),
+            }
         } else {
             kprintln!("kernel: spurious interrupt {irq}");
         }
