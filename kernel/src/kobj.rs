@@ -95,12 +95,20 @@ impl Finalise for Kobj<'_> {
                     crate::vm::clear_table(ptr);
                 }
             }
+            // A freed VMID leaves no TLB entry behind and is not taken for installed, so
+            // whichever VSpace gets it next starts clean (seL4 invalidates by VMID;
+            // TLBI ALLE1IS is all VMIDs at once, the kernel has no cheaper per-VMID form
+            // without loading that VMID first).
             Cap::VSpace {
                 ptr,
                 asid: Some(asid),
-            } if is_final && k.asids.free_asid(asid, ptr) => crate::vm::flush_tlb(),
+            } if is_final && k.asids.free_asid(asid, ptr) => {
+                k.vspace.forget(asid);
+                crate::vm::flush_tlb();
+            }
             Cap::AsidPool { base } if is_final => {
-                k.asids.free_pool(base, |_, _| {});
+                let loaded = &mut k.vspace;
+                k.asids.free_pool(base, |a, _| loaded.forget(a));
                 crate::vm::flush_tlb();
             }
             Cap::IrqHandler { irq } if is_final => {

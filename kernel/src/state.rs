@@ -14,8 +14,8 @@ pub struct Kernel {
     pub tick_cycles: u64,
     /// The thread whose FP/SIMD registers are in the CPU.
     pub fpu_owner: *mut Tcb,
-    /// VSpace currently installed in VTTBR_EL2.
-    pub vspace: u64,
+    /// VSpace (root and VMID) currently installed in VTTBR_EL2.
+    pub vspace: axolotl_kernel_core::asid::LoadedVSpace,
     pub boot_mem: BootAlloc,
     /// When a thread last stopped for good, so the idle loop can say the kernel lives on.
     pub stopped_at: Option<u64>,
@@ -44,7 +44,7 @@ pub static KERNEL: Global<Kernel> = Global::new(Kernel {
     ticks: 0,
     tick_cycles: 0,
     fpu_owner: core::ptr::null_mut(),
-    vspace: 0,
+    vspace: axolotl_kernel_core::asid::LoadedVSpace::NONE,
     boot_mem: BootAlloc::new(0, 0),
     stopped_at: None,
     next_thread_id: 1,

@@ -193,9 +193,8 @@ pub fn enter(k: &mut Kernel, t: *mut Tcb, (root, vmid): (u64, u8)) -> ! {
         cpu::set_el0_ptimer(ptimer, !crate::vcpu::is_guest(t));
         k.el0_ptimer = ptimer;
     }
-    if k.vspace != root {
+    if k.vspace.switch(root, vmid as axolotl_kernel_core::Asid) {
         cpu::set_vspace(root, vmid);
-        k.vspace = root;
     }
     // SAFETY: the context is the thread's own saved state; restore_user_context leaves
     // SP_EL2 just past it for the next entry.
