@@ -173,7 +173,9 @@ pub fn invoke(k: &mut Kernel, t: *mut Tcb, cap: Cap, cap_slot: SlotRef, call: bo
                     max: crate::state::MAX_IRQS as u64 - 1,
                 });
             }
-            if k.irq_claimed[irq as usize] {
+            // The kernel console's interrupt is the kernel's own, as seL4 reserves its
+            // timer's: no handler, whoever asks.
+            if k.irq_claimed[irq as usize] || irq == crate::BOARD.uart_irq as u64 {
                 return Err(SyscallError::RevokeFirst);
             }
             let (root, _) = extra_cap(t, info, 0)?;
@@ -194,15 +196,25 @@ pub fn invoke(k: &mut Kernel, t: *mut Tcb, cap: Cap, cap_slot: SlotRef, call: bo
             Ok(0)
         })(),
         (Some(Invocation::IrqHandlerSetNotification), Cap::IrqHandler { irq }) => (|| {
-            let (n, _) = extra_cap(t, info, 0)?;
-            let Cap::Notification { ptr, badge, rights } = n else {
+            let (n, nslot) = extra_cap(t, info, 0)?;
+            let Cap::Notification { rights, .. } = n else {
                 return Err(SyscallError::InvalidCapability { arg: 1 });
             };
             if !rights.contains(Rights::WRITE) {
                 return Err(SyscallError::InvalidCapability { arg: 1 });
             }
-            k.irq_ntfn[irq as usize] = ptr;
-            k.irq_badge[irq as usize] = badge;
+            // seL4 `invokeIRQHandler_SetIRQHandler`: replace the IRQ node's cap by a copy
+            // of this one, an MDB child/sibling of it (docs/security.md).
+            let derived = axolotl_kernel_core::derive::derive_cap(nslot, n)?;
+            crate::kobj::clear_irq_binding(k, irq);
+            // SAFETY: `derived` comes from the cap in `nslot`; the slot was just emptied.
+            unsafe {
+                axolotl_kernel_core::mdb::insert_copy(
+                    nslot,
+                    crate::state::IRQ_NODE.slot(irq),
+                    derived,
+                )
+            };
             let edge = k.irq_edge[irq as usize];
             if let Some(g) = k.gic.as_mut() {
                 g.enable(irq, !edge);
@@ -216,7 +228,7 @@ pub fn invoke(k: &mut Kernel, t: *mut Tcb, cap: Cap, cap_slot: SlotRef, call: bo
             Ok(0)
         }
         (Some(Invocation::IrqHandlerClear), Cap::IrqHandler { irq }) => {
-            k.irq_ntfn[irq as usize] = 0;
+            crate::kobj::clear_irq_binding(k, irq);
             if let Some(g) = k.gic.as_mut() {
                 g.disable(irq);
             }

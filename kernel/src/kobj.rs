@@ -85,25 +85,50 @@ impl Finalise for Kobj<'_> {
                     }
                 }
             }
-            Cap::Frame { .. } | Cap::PageTable { .. } => crate::vm::unmap(k, *cap),
+            // A frame's mapping belongs to each cap; a table's to all its copies (seL4).
+            Cap::Frame { .. } => crate::vm::unmap(k, *cap),
+            Cap::PageTable { ptr, mapped } if is_final => {
+                crate::vm::unmap(k, *cap);
+                // Its memory is free once this returns; no entry of it stays reachable
+                // even if it could not be unlinked (its VSpace already gone).
+                if mapped.is_some() {
+                    crate::vm::clear_table(ptr);
+                }
+            }
+            // A freed VMID leaves no TLB entry behind and is not taken for installed, so
+            // whichever VSpace gets it next starts clean (seL4 invalidates by VMID;
+            // TLBI ALLE1IS is all VMIDs at once, the kernel has no cheaper per-VMID form
+            // without loading that VMID first).
             Cap::VSpace {
                 ptr,
                 asid: Some(asid),
-            } if is_final && k.asids.free_asid(asid, ptr) => crate::vm::flush_tlb(),
+            } if is_final && k.asids.free_asid(asid, ptr) => {
+                k.vspace.forget(asid);
+                crate::vm::flush_tlb();
+            }
             Cap::AsidPool { base } if is_final => {
-                k.asids.free_pool(base, |_, _| {});
+                let loaded = &mut k.vspace;
+                k.asids.free_pool(base, |a, _| loaded.forget(a));
                 crate::vm::flush_tlb();
             }
             Cap::IrqHandler { irq } if is_final => {
                 if let Some(g) = k.gic.as_mut() {
                     g.disable(irq);
                 }
-                let i = irq as usize % crate::state::MAX_IRQS;
-                k.irq_ntfn[i] = 0;
-                k.irq_claimed[i] = false;
+                // seL4 `deletingIRQHandler`: the binding goes with the handler, so it no
+                // longer keeps the notification alive.
+                clear_irq_binding(k, irq);
+                k.irq_claimed[irq as usize % crate::state::MAX_IRQS] = false;
             }
             _ => {}
         }
         Finalised::Done
     }
+}
+
+/// Deletes the notification cap in interrupt `irq`'s IRQ-node slot (seL4 `cteDeleteOne`):
+/// a notification cap finalises at once (no zombie), so the loop ends in one step.
+pub fn clear_irq_binding(k: &mut Kernel, irq: u32) {
+    let s = crate::state::IRQ_NODE.slot(irq);
+    while axolotl_kernel_core::delete(s, &mut Kobj(k)).is_err() {}
 }

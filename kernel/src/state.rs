@@ -14,15 +14,12 @@ pub struct Kernel {
     pub tick_cycles: u64,
     /// The thread whose FP/SIMD registers are in the CPU.
     pub fpu_owner: *mut Tcb,
-    /// VSpace currently installed in VTTBR_EL2.
-    pub vspace: u64,
+    /// VSpace (root and VMID) currently installed in VTTBR_EL2.
+    pub vspace: axolotl_kernel_core::asid::LoadedVSpace,
     pub boot_mem: BootAlloc,
     /// When a thread last stopped for good, so the idle loop can say the kernel lives on.
     pub stopped_at: Option<u64>,
     pub next_thread_id: u32,
-    /// Per interrupt: the notification its handler signals (0: none) and the badge.
-    pub irq_ntfn: [u64; MAX_IRQS],
-    pub irq_badge: [u64; MAX_IRQS],
     /// An IRQ handler cap exists for it.
     pub irq_claimed: [bool; MAX_IRQS],
     pub irq_edge: [bool; MAX_IRQS],
@@ -47,12 +44,10 @@ pub static KERNEL: Global<Kernel> = Global::new(Kernel {
     ticks: 0,
     tick_cycles: 0,
     fpu_owner: core::ptr::null_mut(),
-    vspace: 0,
+    vspace: axolotl_kernel_core::asid::LoadedVSpace::NONE,
     boot_mem: BootAlloc::new(0, 0),
     stopped_at: None,
     next_thread_id: 1,
-    irq_ntfn: [0; MAX_IRQS],
-    irq_badge: [0; MAX_IRQS],
     irq_claimed: [false; MAX_IRQS],
     irq_edge: [false; MAX_IRQS],
     asids: axolotl_kernel_core::asid::AsidTable::new(),
@@ -60,3 +55,35 @@ pub static KERNEL: Global<Kernel> = Global::new(Kernel {
     nr_lrs: 0,
     el0_ptimer: false,
 });
+
+/// seL4's IRQ node: per interrupt, a kernel-owned capability slot holding the notification
+/// cap its handler signals (IrqHandlerSetNotification puts a copy there). Being a cap in the
+/// MDB, the binding keeps the notification alive and cannot outlive it: deleting or revoking
+/// the notification's caps (its untyped included) deletes this copy too, and deleting the
+/// handler or IrqHandlerClear deletes it. A raw pointer kept here instead was written through
+/// after the object was gone (issue #13, docs/security.md).
+#[repr(C, align(32))]
+pub struct IrqNode(core::cell::UnsafeCell<[axolotl_kernel_core::Slot; MAX_IRQS]>);
+
+// SAFETY: one core, and the slots are only reached inside the kernel (big lock), through
+// `axolotl_kernel_core`'s raw slot accesses.
+unsafe impl Sync for IrqNode {}
+
+pub static IRQ_NODE: IrqNode = IrqNode(core::cell::UnsafeCell::new(
+    [axolotl_kernel_core::Slot::EMPTY; MAX_IRQS],
+));
+
+impl IrqNode {
+    /// The slot of interrupt `irq` (taken modulo the table: callers pass claimed ids).
+    pub fn slot(&self, irq: u32) -> axolotl_kernel_core::SlotRef {
+        let base = self.0.get() as *mut axolotl_kernel_core::Slot;
+        // SAFETY: in bounds; static kernel memory, 32-byte aligned slots that live forever
+        // and are only accessed through kernel-core.
+        unsafe {
+            axolotl_kernel_core::SlotRef::from_addr(
+                base.add(irq as usize % MAX_IRQS) as usize as u64
+            )
+            .expect("static slot")
+        }
+    }
+}

@@ -99,14 +99,21 @@ pub fn handle_interrupts(k: &mut Kernel) -> bool {
             k.ticks += 1;
             timer::arm(k.tick_cycles);
             expired |= k.sched.tick();
-        } else if (irq as usize) < crate::state::MAX_IRQS && k.irq_ntfn[irq as usize] != 0 {
+        } else if (irq as usize) < crate::state::MAX_IRQS && k.irq_claimed[irq as usize] {
             // Masked until the handler acks it (IrqHandlerAck), so a level interrupt does
-            // not fire again before its driver ran.
-            let (n, badge) = (k.irq_ntfn[irq as usize], k.irq_badge[irq as usize]);
+            // not fire again before its driver ran; without a notification to signal (its
+            // caps were deleted) it stays masked, as seL4's undelivered IRQ.
             if let Some(g) = k.gic.as_mut() {
                 g.mask(irq);
             }
-            crate::ipc::signal(k, n, badge);
+            match crate::state::IRQ_NODE.slot(irq).cap() {
+                axolotl_kernel_core::Cap::Notification { ptr, badge, rights }
+                    if rights.contains(axolotl_abi::Rights::WRITE) =>
+                {
+                    crate::ipc::signal(k, ptr, badge)
+                }
+                _ => kprintln!("kernel: undelivered interrupt {irq}"),
+            }
         } else {
             kprintln!("kernel: spurious interrupt {irq}");
         }
@@ -186,9 +193,8 @@ pub fn enter(k: &mut Kernel, t: *mut Tcb, (root, vmid): (u64, u8)) -> ! {
         cpu::set_el0_ptimer(ptimer, !crate::vcpu::is_guest(t));
         k.el0_ptimer = ptimer;
     }
-    if k.vspace != root {
+    if k.vspace.switch(root, vmid as axolotl_kernel_core::Asid) {
         cpu::set_vspace(root, vmid);
-        k.vspace = root;
     }
     // SAFETY: the context is the thread's own saved state; restore_user_context leaves
     // SP_EL2 just past it for the next entry.

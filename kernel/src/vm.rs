@@ -62,8 +62,17 @@ pub fn invoke(
         (Invocation::PageTableMap, Cap::PageTable { .. }) => {
             Err(SyscallError::InvalidCapability { arg: 0 })
         }
-        (Invocation::PageTableUnmap, Cap::PageTable { .. }) => {
+        (Invocation::PageTableUnmap, Cap::PageTable { ptr, .. }) => {
+            // As seL4: copies of a mapped table share its mapping, so only the last cap may
+            // take it out (and clear it) from under the others.
+            if !axolotl_kernel_core::mdb::is_final_capability(cap_slot) {
+                return Err(SyscallError::RevokeFirst);
+            }
             unmap(k, cap);
+            // Always cleared, linked or not (its VSpace may be gone): an unmapped table maps
+            // nothing, so mapping it again elsewhere cannot revive entries to frames whose
+            // caps were deleted meanwhile (issue #13, docs/security.md).
+            clear_table(ptr);
             cap_slot.set_mapping(None);
             Ok(0)
         }
@@ -142,6 +151,12 @@ pub fn invoke(
         }
         _ => Err(SyscallError::IllegalOperation),
     }
+}
+
+/// Zeroes a page table no VSpace links any more and drops what the TLBs hold of it.
+pub fn clear_table(ptr: u64) {
+    crate::arch::cpu::zero(ptr, crate::stage2::PAGE_SIZE);
+    flush_tlb();
 }
 
 /// Removes a frame's or page table's mapping, if its VSpace still has the ASID.

@@ -115,12 +115,65 @@ impl AsidTable {
     }
 }
 
+/// What the CPU's stage-2 translation register (VTTBR_EL2) holds: the root and VMID of the
+/// VSpace last installed, or nothing the kernel trusts.
+///
+/// Both halves decide whether a switch must write it. Comparing the root alone (as the kernel
+/// once did) let a new VSpace created at a deleted one's address, with another ASID, run under
+/// the deleted one's VMID: once that VMID was assigned again, the TLB entries tagged with it
+/// would translate for two address spaces. QEMU flushes its TLB on every VTTBR write and
+/// cannot show this; real hardware can (issue #13, docs/security.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadedVSpace(Option<(u64, Asid)>);
+
+impl LoadedVSpace {
+    pub const NONE: LoadedVSpace = LoadedVSpace(None);
+
+    /// Records that `(root, asid)` is to run; true when VTTBR must be written for it.
+    pub fn switch(&mut self, root: u64, asid: Asid) -> bool {
+        let want = Some((root, asid));
+        let changed = self.0 != want;
+        self.0 = want;
+        changed
+    }
+
+    /// `asid` was freed (its VSpace's last cap or its pool deleted; the kernel flushes that
+    /// VMID's TLB entries): if it is the one installed, the next switch writes VTTBR whatever
+    /// root it brings.
+    pub fn forget(&mut self, asid: Asid) {
+        if matches!(self.0, Some((_, a)) if a == asid) {
+            self.0 = None;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::tests::{World, slots};
     use axolotl_abi::ObjectType;
     use std::vec::Vec;
+
+    #[test]
+    fn a_new_vmid_at_a_known_root_is_installed() {
+        let mut l = LoadedVSpace::NONE;
+        assert!(l.switch(0x4000_0000, 1));
+        assert!(!l.switch(0x4000_0000, 1), "same VSpace: nothing to write");
+        // A VSpace deleted and another made at its address with another ASID.
+        assert!(
+            l.switch(0x4000_0000, 2),
+            "same root, other VMID: VTTBR must change"
+        );
+        assert!(l.switch(0x5000_0000, 2));
+        l.forget(3);
+        assert!(
+            !l.switch(0x5000_0000, 2),
+            "forgetting another ASID changes nothing"
+        );
+        // Its ASID freed and given to a VSpace at the same root: still a new install.
+        l.forget(2);
+        assert!(l.switch(0x5000_0000, 2));
+    }
 
     #[test]
     fn pools_assign_distinct_nonzero_asids_and_free() {

@@ -5,6 +5,7 @@ pub mod context;
 pub mod cpu;
 #[cfg(target_os = "none")]
 pub mod gic;
+pub mod lrs;
 #[cfg(target_os = "none")]
 pub mod mmu;
 #[cfg(target_os = "none")]

@@ -27,7 +27,7 @@ pub const SCTLR_EL1_DEFAULT: u64 = 0x30d0_0800;
 pub const CPACR_FP: u64 = 3 << 20;
 pub use super::cpu::CNTKCTL_NATIVE;
 
-pub const MAX_LRS: usize = 16;
+pub use super::lrs::MAX_LRS;
 
 macro_rules! rd {
     ($name:literal) => {{
@@ -194,11 +194,10 @@ macro_rules! lr_op {
 impl Vgic {
     /// Number of list registers (at most `MAX_LRS`).
     pub fn nr_lrs(self) -> usize {
-        let n = match self {
-            Vgic::V2 { gich } => (gich_read(gich, GICH_VTR) & 0x3f) as usize + 1,
-            Vgic::V3 => (rd!("ich_vtr_el2") & 0x1f) as usize + 1,
-        };
-        n.min(MAX_LRS)
+        match self {
+            Vgic::V2 { gich } => super::lrs::list_regs(gich_read(gich, GICH_VTR), false),
+            Vgic::V3 => super::lrs::list_regs(rd!("ich_vtr_el2"), true),
+        }
     }
 
     pub fn read_lr(self, n: usize) -> u64 {

@@ -3,6 +3,8 @@
 mod cnode;
 mod errors;
 mod faults;
+mod hostile_irq;
+mod hostile_vm;
 mod ipc;
 mod irq;
 mod mem;
@@ -91,8 +93,32 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("vm_large_frame", vm::large_frame),
     ("vm_asid_pool_assign", vm::asid),
     ("vm_cache_maintenance", vm::cache_maintenance),
+    (
+        "hostile_vm_unmapped_table_keeps_no_entries",
+        hostile_vm::unmapped_table_keeps_no_entries,
+    ),
+    (
+        "hostile_vm_table_unmap_needs_final_cap",
+        hostile_vm::table_unmap_needs_final_cap,
+    ),
+    (
+        "hostile_vm_vspace_deleted_under_table",
+        hostile_vm::vspace_deleted_under_table,
+    ),
     ("irq_control_errors", irq::control_errors),
     ("irq_rtc_alarm_delivery", irq::rtc_alarm),
+    (
+        "hostile_irq_ntfn_deleted_memory_retyped",
+        hostile_irq::ntfn_deleted_memory_retyped,
+    ),
+    (
+        "hostile_irq_handler_deleted_or_cleared_unbinds",
+        hostile_irq::handler_deleted_or_cleared_unbinds,
+    ),
+    (
+        "hostile_irq_console_uart_refused",
+        hostile_irq::console_uart_refused,
+    ),
     (
         "timer_el0_without_grant_faults",
         timer::el0_without_grant_faults,
