@@ -158,7 +158,10 @@ mod sync;
 
 pub use bytes::{ByteConsumer, ByteProducer, byte_ring_bytes, init_byte_ring};
 pub use client::{Client, ClientEvent};
-pub use control::{ConnectionHeader, Generation, SideControl, init_connection, ring_region_bytes};
+pub use control::{
+    Authority, ConnectionHeader, Generations, SideControl, init_connection, ring_generation,
+    ring_region_bytes,
+};
 pub use descriptor::Descriptor;
 pub use error::{Corruption, Error, Index, LayoutError, PushError};
 pub use queue::{Consumer, Producer, QueueHeader, Signal, Wait, init_queue, queue_bytes};
