@@ -3,7 +3,8 @@
 //! * `serial-driver`: owns QEMU `virt`'s second PL011 (UART1, `0x0904_0000`, INTID 40,
 //!   level) and serves [`CLIENTS`] transmit connections with `axolotl_serial_core::Server`.
 //!   Started and restarted the same way: a new `Server` over the same shared regions with
-//!   the ring generation the monitor's PD generation implies.
+//!   the PD generation the root task started it with (`x0`), each client's claimed
+//!   generation checked against the root task's generation table.
 //! * `echo-client-a` / `echo-client-b`: `axolotl_serial_core::SeqClient`s named
 //!   `client_a` / `client_b`, sending [`MESSAGES`] numbered messages each and checking
 //!   every completion (exactly once, in order) across driver restarts.
@@ -15,8 +16,8 @@
 //!
 //! Fault injection for tests: [`pd::Driver::crashing_after`] builds a driver that, in
 //! generation 0 only, writes to an unmapped address once it has completed a given number of
-//! messages (likewise `hanging_after`, `scribbling_after`, `deleting_caps_after`); only the
-//! test PDs in tests/pds use them.
+//! messages (likewise `hanging_after`, `scribbling_after`, `deleting_caps_after`,
+//! `lying_after`); only the test PDs in tests/pds use them.
 
 #![no_std]
 

@@ -3,9 +3,10 @@
 
 use core::ptr::NonNull;
 
-use axolotl_monitor_core::ring_generation;
-use axolotl_pd::{CNODE_DEPTH, Channel, Handler, OWN_CNODE, SetVar, generation, println};
-use axolotl_ring::{Generation, SharedRegion};
+use axolotl_pd::{
+    CNODE_DEPTH, Channel, Handler, OWN_CNODE, SetVar, generation, peer_generation_word, println,
+};
+use axolotl_ring::{Authority, Generations, SharedRegion, ring_generation};
 use axolotl_serial_core::layout::{CAPACITY, IDS, REGION_BYTES};
 use axolotl_serial_core::{
     Activity, ConnId, Connection, Pl011, QEMU_VIRT_UARTCLK, RxClient, SeqClient, SeqClientError,
@@ -60,11 +61,30 @@ fn region(var: &SetVar) -> Option<SharedRegion> {
     Some(unsafe { SharedRegion::new(ptr, REGION_BYTES) })
 }
 
-fn connection(r: &SetVar, d: &SetVar) -> Option<Connection> {
+/// Where the root task publishes the generation of the PD at the other end of `ch`: the only
+/// source a ring endpoint believes a peer's restart from.
+fn authority(ch: Channel) -> Option<Authority> {
+    let word = peer_generation_word(ch)?;
+    // SAFETY: the generation table is mapped read-only for the PD's whole life and written
+    // by the root task only, atomically.
+    Some(unsafe { Authority::new(NonNull::from(word)) })
+}
+
+/// This PD's generations on its connection over channel `ch`: its own as the root task
+/// started it (`x0`), its peer's from the generation table.
+fn generations(ch: Channel) -> Option<Generations> {
+    Some(Generations {
+        own: generation() as u32,
+        peer: authority(ch)?,
+    })
+}
+
+fn connection(r: &SetVar, d: &SetVar, ch: u8) -> Option<Connection> {
     Some(Connection {
         rings: region(r)?,
         data: region(d)?,
         capacity: CAPACITY,
+        client: authority(Channel::new(ch))?,
     })
 }
 
@@ -85,6 +105,10 @@ enum Inject {
     /// Write to an unmapped address once this many receive buffers were completed (before
     /// looking at the queues or the UART).
     CrashAfterRx(u64),
+    /// Lie about generations in the ring regions, as a driver gone wrong could: claim a
+    /// restart to client_a (the next generation a real restart would publish), the largest
+    /// generation to client_b, and write client_b's own generation word too.
+    Lie(u64),
 }
 
 /// The serial driver PD with `N` transmit clients (`client_a`, `client_b`: `N` ≤ 2) and the
@@ -166,6 +190,15 @@ impl<const N: usize> SerialDriver<N> {
         d
     }
 
+    /// A driver that, in generation 0, lies about generations on both clients' connections
+    /// once it has completed `completed` messages, then carries on serving: for the
+    /// forged-generation tests only (issue #20).
+    pub const fn lying_after(completed: u64) -> Self {
+        let mut d = Self::new();
+        d.inject = Some(Inject::Lie(completed));
+        d
+    }
+
     fn start(&mut self) -> Result<Server<Pl011, N, IDS>, &'static str> {
         let base = NonNull::new(uart_base.get() as *mut u8).ok_or("uart_base not set")?;
         // SAFETY: the SDF maps UART1's register page uncached at `base` for this PD only.
@@ -176,24 +209,37 @@ impl<const N: usize> SerialDriver<N> {
         uart.init(115_200, QEMU_VIRT_UARTCLK)
             .map_err(|_| "bad baud rate")?;
         let tx_maps: [(&SetVar, &SetVar, &str); 2] = [
-            (&client_a_rings, &client_a_data, "client_a regions not set"),
-            (&client_b_rings, &client_b_data, "client_b regions not set"),
+            (
+                &client_a_rings,
+                &client_a_data,
+                "client_a regions or generation not set",
+            ),
+            (
+                &client_b_rings,
+                &client_b_data,
+                "client_b regions or generation not set",
+            ),
         ];
         if N > tx_maps.len() {
             return Err("more transmit clients than the SDF contract names");
         }
-        if let Some((_, _, missing)) = tx_maps[..N]
+        let tx_channel = |i: usize| DRIVER_CLIENT_CHANNEL_BASE + i as u8;
+        if let Some((_, (_, _, missing))) = tx_maps[..N]
             .iter()
-            .find(|(r, d, _)| connection(r, d).is_none())
+            .enumerate()
+            .find(|(i, (r, d, _))| connection(r, d, tx_channel(*i)).is_none())
         {
             return Err(missing);
         }
         // Checked just above: every one of the first N pairs is mapped.
-        let tx: [Connection; N] =
-            core::array::from_fn(|i| connection(tx_maps[i].0, tx_maps[i].1).expect("checked"));
-        let rx = connection(&rx_rings, &rx_data);
-        let g = ring_generation(generation() as u32);
-        Server::new(uart, tx, rx, Generation::Given(g)).map_err(|_| "bad connection layout")
+        let tx: [Connection; N] = core::array::from_fn(|i| {
+            connection(tx_maps[i].0, tx_maps[i].1, tx_channel(i)).expect("checked")
+        });
+        let rx = connection(&rx_rings, &rx_data, DRIVER_RX_CHANNEL);
+        if rx.is_none() && region(&rx_rings).is_some() {
+            return Err("no generation for the receive connection's channel");
+        }
+        Server::new(uart, tx, rx, generation() as u32).map_err(|_| "bad connection layout")
     }
 
     /// Acts on what the server did until it has nothing left to do.
@@ -239,7 +285,7 @@ impl<const N: usize> Handler for SerialDriver<N> {
         let g = generation();
         match self.start() {
             Ok(server) => {
-                let rx = connection(&rx_rings, &rx_data).is_some();
+                let rx = connection(&rx_rings, &rx_data, DRIVER_RX_CHANNEL).is_some();
                 println!(
                     "serial_driver: generation {g}: serving {N} clients on UART1 (ring generation {}){}{}",
                     server.generation(),
@@ -325,6 +371,30 @@ impl<const N: usize> Handler for SerialDriver<N> {
             let tail = client_a_rings.get() + 256 + 16 * CAPACITY as u64;
             // SAFETY: inside the ring page the SDF maps read-write for us.
             unsafe { core::ptr::write_volatile(tail as *mut u32, 0x7fff_0000) };
+        }
+        if let Some(Inject::Lie(n)) = self.inject
+            && generation() == 0
+            && done >= n
+        {
+            self.inject = None;
+            let next = ring_generation(generation() as u32 + 1);
+            println!(
+                "serial_driver: fault injection: claiming ring generation {next} to client_a and {} to client_b, and writing client_b's, after {done} completed messages",
+                u32::MAX
+            );
+            // lib/ring's control block: the client's line at 0 (generation first), the
+            // server's at 64.
+            let (a, b) = (client_a_rings.get(), client_b_rings.get());
+            // SAFETY: inside the ring pages the SDF maps read-write for us.
+            unsafe {
+                core::ptr::write_volatile((a + 64) as *mut u32, next);
+                core::ptr::write_volatile((b + 64) as *mut u32, u32::MAX);
+                core::ptr::write_volatile(b as *mut u32, u32::MAX);
+            }
+            // The clients look now, as after any notification from the driver.
+            for i in 0..N {
+                Channel::new(DRIVER_CLIENT_CHANNEL_BASE + i as u8).notify();
+            }
         }
         if let Some(Inject::DeleteCaps(n)) = self.inject
             && generation() == 0
@@ -445,15 +515,11 @@ impl Handler for EchoClient {
             println!("{name}: regions not set");
             return;
         };
-        match SeqClient::new(
-            name,
-            r,
-            d,
-            CAPACITY,
-            Generation::Next,
-            WINDOW,
-            Some(MESSAGES),
-        ) {
+        let Some(g) = generations(DRIVER) else {
+            println!("{name}: cannot start: no generation for the driver's channel");
+            return;
+        };
+        match SeqClient::new(name, r, d, CAPACITY, g, WINDOW, Some(MESSAGES)) {
             Ok(c) => {
                 println!(
                     "{name}: generation {}: sending {MESSAGES} messages, {WINDOW} in flight",
@@ -550,7 +616,11 @@ impl Handler for EchoRx {
             println!("echo_rx: regions not set");
             return;
         };
-        match RxClient::new(r, d, CAPACITY, Generation::Next) {
+        let Some(g) = generations(DRIVER) else {
+            println!("echo_rx: cannot start: no generation for the driver's channel");
+            return;
+        };
+        match RxClient::new(r, d, CAPACITY, g) {
             Ok(c) => {
                 println!("echo_rx: generation {}: listening on UART1", generation());
                 self.rx = Some(c);

@@ -6,8 +6,11 @@ use axolotl_abi::vcpu::reg;
 use axolotl_abi::vcpu::resume::{ADVANCE, INJECT_ABORT, WRITE_REG};
 use axolotl_abi::{FaultLabel, USER_CONTEXT_WORDS};
 use axolotl_boot_plan::cspace::{vcpu_slot, vm_tcb_slot};
-use axolotl_pd::{Channel, Child, Handler, MessageInfo, SetVar, get_mr, println, set_mr};
-use axolotl_ring::{Generation, SharedRegion};
+use axolotl_pd::{
+    Channel, Child, Handler, MessageInfo, SetVar, generation, get_mr, peer_generation_word,
+    println, set_mr,
+};
+use axolotl_ring::{Authority, Generations, SharedRegion};
 use axolotl_serial_core::RxClient;
 use axolotl_serial_core::layout::{CAPACITY, IDS, REGION_BYTES};
 use axolotl_sys::{Tcb, UserContext, Vcpu};
@@ -385,7 +388,19 @@ impl Handler for VmmPd {
             println!("vmm: no console input (the SDF connects no serial driver)");
             return;
         };
-        match RxClient::new(r, d, CAPACITY, Generation::Next) {
+        // Our generation as the root task started us, the driver's from its generation table:
+        // never from the ring region the driver can write.
+        let Some(word) = peer_generation_word(DRIVER) else {
+            println!("vmm: no console input: no generation for the driver's channel");
+            return;
+        };
+        let g = Generations {
+            own: generation() as u32,
+            // SAFETY: the table is mapped read-only for our whole life, written atomically
+            // by the root task alone.
+            peer: unsafe { Authority::new(NonNull::from(word)) },
+        };
+        match RxClient::new(r, d, CAPACITY, g) {
             Ok(c) => {
                 println!("vmm: console input from the serial driver");
                 self.rx = Some(c);

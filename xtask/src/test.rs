@@ -27,6 +27,7 @@ const SYSTEMS: [&str; 20] = [
     "tests/systems/resilient-echo-scribble.system",
     "tests/systems/resilient-echo-capdelete.system",
     "tests/systems/resilient-echo-client-crash.system",
+    "tests/systems/resilient-echo-liar.system",
     "tests/systems/vm-exits.system",
     "tests/systems/linux-vm-gicv3.system",
     "tests/systems/linux-vm-gicv2.system",

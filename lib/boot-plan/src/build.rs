@@ -10,6 +10,7 @@ use axolotl_sdf as sdf;
 use axolotl_sdf::SystemDescription;
 
 use crate::cspace::*;
+use crate::generations::{GENERATION_TABLE_BYTES, GENERATION_TABLE_VADDR, PD_INDEX_SYMBOL};
 use crate::model::{self as m, BootPlan, Cap, CapSlot, Totals};
 use crate::{BuildError, ElfInfo};
 
@@ -353,6 +354,26 @@ pub fn build(sd: &SystemDescription, images: &[ElfInfo]) -> Result<BootPlan, Vec
             }
         };
 
+        // The root task's generation table, read-only in every PD (`generations`).
+        tables.add(GENERATION_TABLE_VADDR, GENERATION_TABLE_BYTES, PAGE);
+        {
+            let hits = |v: u64, len: u64| {
+                v < GENERATION_TABLE_VADDR + GENERATION_TABLE_BYTES
+                    && GENERATION_TABLE_VADDR < v.saturating_add(len)
+            };
+            let over_map = pd.maps.iter().any(|mp| {
+                sd.memory_region(&mp.mr)
+                    .is_some_and(|mr| hits(mp.vaddr, mr.size))
+            });
+            let over_elf = elf.is_some_and(|e| e.segments.iter().any(|s| hits(s.vaddr, s.memsz)));
+            if over_map || over_elf || hits(pd.stack_bottom(), pd.stack_size) {
+                errs.push(BuildError::GenerationTableOverlap {
+                    pd: name.clone(),
+                    vaddr: GENERATION_TABLE_VADDR,
+                });
+            }
+        }
+
         let maps_start = plan.mappings.len() as u16;
         let setvars_start = plan.setvars.len() as u16;
         let setvar =
@@ -413,6 +434,25 @@ pub fn build(sd: &SystemDescription, images: &[ElfInfo]) -> Result<BootPlan, Vec
                 None => m::SetvarValue::RegionPaddr(region),
             };
             setvar(&mut plan, &sv.symbol, value, &mut errs);
+        }
+        // Microkit-style identity patch: the PD runtime's own plan index (+ 1, so an
+        // unpatched 0 is told apart), for looking up its channels' peers in the table.
+        if let Some((vaddr, size)) = elf.and_then(|e| e.symbol(PD_INDEX_SYMBOL)) {
+            if size == 8 {
+                let value = m::SetvarValue::Value(i as u64 + 1);
+                push(
+                    &mut plan.setvars,
+                    m::Setvar { vaddr, value },
+                    "setvars",
+                    &mut errs,
+                );
+            } else {
+                errs.push(BuildError::SymbolSize {
+                    pd: name.clone(),
+                    symbol: PD_INDEX_SYMBOL.to_string(),
+                    size,
+                });
+            }
         }
         let setvars_end = plan.setvars.len() as u16;
 
@@ -624,6 +664,8 @@ pub fn build(sd: &SystemDescription, images: &[ElfInfo]) -> Result<BootPlan, Vec
         push(&mut plan.pds, p, "protection domains", &mut errs);
     }
     plan.totals.add(&region_frames);
+    // The generation table's frame, one for the whole system.
+    plan.totals.small_frames += 1;
 
     // Caps last: channels give slots to PDs before those PDs are visited.
     for (i, caps) in pd_caps.iter().enumerate() {

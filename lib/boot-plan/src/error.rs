@@ -29,6 +29,10 @@ pub enum BuildError {
     },
     #[error("PD `{pd}`: IPC buffer at {vaddr:#x} overlaps a map or its program image")]
     IpcBufferOverlap { pd: String, vaddr: u64 },
+    #[error(
+        "PD `{pd}`: the generation table at {vaddr:#x} (mapped into every PD) overlaps a map, its program image or its stack"
+    )]
+    GenerationTableOverlap { pd: String, vaddr: u64 },
     #[error("`{name}` names no {what}")]
     Unknown { what: &'static str, name: String },
     #[error("too many {what}: the plan holds at most {limit}")]

@@ -21,6 +21,7 @@
 extern crate std;
 
 pub mod cspace;
+pub mod generations;
 pub mod model;
 pub mod pack;
 

@@ -70,13 +70,45 @@ fn map_over_the_image() {
 #[test]
 fn ipc_buffer_overlap() {
     let mut sd = hello();
-    sd.protection_domains[2].maps[0].vaddr = 0xe000_0000;
+    sd.protection_domains[2].maps[0].vaddr = 0xe000_1000;
     let errs = errors(&sd, &hello_images());
     assert_eq!(
         errs,
         [BuildError::IpcBufferOverlap {
             pd: "hello_logger".into(),
             vaddr: 0xe000_1000
+        }]
+    );
+}
+
+#[test]
+fn generation_table_overlap() {
+    let mut sd = hello();
+    // log_ring's 16 KiB end at 0xe000_1000: over the table's page, not the IPC buffer's.
+    sd.protection_domains[2].maps[0].vaddr = 0xdfff_d000;
+    let errs = errors(&sd, &hello_images());
+    assert_eq!(
+        errs,
+        [BuildError::GenerationTableOverlap {
+            pd: "hello_logger".into(),
+            vaddr: 0xe000_0000
+        }]
+    );
+}
+
+#[test]
+fn pd_index_symbol_must_be_8_bytes() {
+    let mut images = hello_images();
+    images[0]
+        .symbols
+        .insert("__axolotl_pd_index".into(), (0x20_2000, 4));
+    let errs = errors(&hello(), &images);
+    assert_eq!(
+        errs,
+        [BuildError::SymbolSize {
+            pd: "hello_server".into(),
+            symbol: "__axolotl_pd_index".into(),
+            size: 4
         }]
     );
 }

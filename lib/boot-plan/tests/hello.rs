@@ -111,6 +111,31 @@ fn hello_pds_carry_the_sdf_and_image_facts() {
 }
 
 #[test]
+fn the_pd_index_symbol_is_patched_with_the_index_plus_one() {
+    let mut images = hello_images();
+    for img in &mut images {
+        img.symbols
+            .insert("__axolotl_pd_index".into(), (0x20_2020, 8));
+    }
+    let plan = build(&hello(), &images).unwrap();
+    for (i, pd) in plan.pds.iter().enumerate() {
+        let sv = plan.setvars_of(pd);
+        assert!(
+            sv.contains(&axolotl_boot_plan::Setvar {
+                vaddr: 0x20_2020,
+                value: SetvarValue::Value(i as u64 + 1)
+            }),
+            "{}: {sv:?}",
+            pd.name
+        );
+    }
+    // Without the symbol (a PD not on lib/pd's runtime), nothing is patched.
+    let plan = build(&hello(), &hello_images()).unwrap();
+    let (_, server) = plan.pd_by_name("hello_server").unwrap();
+    assert!(plan.setvars_of(server).is_empty());
+}
+
+#[test]
 fn totals_count_frames_tables_and_objects() {
     let plan = build(&hello(), &hello_images()).unwrap();
     let (_, logger) = plan.pd_by_name("hello_logger").unwrap();
@@ -121,8 +146,8 @@ fn totals_count_frames_tables_and_objects() {
     assert_eq!(logger.totals.page_tables, 2 + 4);
     assert_eq!(plan.totals.tcbs, 3);
     assert_eq!(plan.totals.cnodes, 3);
-    // 3 PDs x 6 frames + log_ring's 4.
-    assert_eq!(plan.totals.small_frames, 3 * 6 + 4);
+    // 3 PDs x 6 frames + log_ring's 4 + the generation table's 1.
+    assert_eq!(plan.totals.small_frames, 3 * 6 + 4 + 1);
     assert!(plan.totals.bytes() >= plan.totals.small_frames * 4096 + 3 * (1 << 14));
 }
 

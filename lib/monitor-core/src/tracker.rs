@@ -37,9 +37,10 @@ pub const MIN_RUN_MS: u64 = 50;
 /// How long after the root task refused a restart the monitor asks again.
 pub const RETRY_MS: u64 = 100;
 
-/// The ring generation (`axolotl_ring::Generation::Given`) of a PD incarnation: ring
-/// generations start at 1 at boot (`Generation::Next` on a zeroed region), PD generations at
-/// 0, so a restarted PD publishes `generation + 1`, above every earlier incarnation's.
+/// The ring generation (`axolotl_ring::ring_generation`, which this mirrors) of a PD
+/// incarnation: ring generations start at 1 at boot (0 on a ring is "never attached"), PD
+/// generations at 0, so a restarted PD publishes `generation + 1`, above every earlier
+/// incarnation's.
 pub fn ring_generation(generation: u32) -> u32 {
     generation.saturating_add(1)
 }

@@ -60,6 +60,42 @@ pub fn generation() -> u64 {
     unsafe { core::ptr::read_volatile(&raw const __axolotl_pd_generation) }
 }
 
+/// This PD's plan index + 1 (0: not patched), which the builder patches when the image has
+/// the symbol (`axolotl_boot_plan::generations::PD_INDEX_SYMBOL`): referenced only by
+/// [`pd_index`], so only PDs that look up their peers carry it.
+#[doc(hidden)]
+#[unsafe(no_mangle)]
+pub static __axolotl_pd_index: SetVar = SetVar::new();
+
+/// This PD's index in the boot plan, if the builder patched it.
+pub fn pd_index() -> Option<u8> {
+    __axolotl_pd_index
+        .get()
+        .checked_sub(1)
+        .and_then(|i| u8::try_from(i).ok())
+}
+
+/// The root task's generation table (`axolotl_boot_plan::generations`), mapped read-only
+/// into every PD: every PD's generation as the root task, which restarts PDs, counts it.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub fn generation_table() -> &'static axolotl_boot_plan::generations::GenerationTable {
+    // SAFETY: the root task maps the table's page read-only at this address into every PD
+    // incarnation for its whole life, and writes it only atomically.
+    unsafe {
+        &*(axolotl_boot_plan::generations::GENERATION_TABLE_VADDR
+            as *const axolotl_boot_plan::generations::GenerationTable)
+    }
+}
+
+/// The word in which the root task publishes the generation of the PD at the other end of
+/// channel `ch` (`None`: no such channel, or this PD's index was not patched). A ring
+/// endpoint believes its peer's restart only when this word confirms it.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub fn peer_generation_word(ch: Channel) -> Option<&'static core::sync::atomic::AtomicU32> {
+    let table = generation_table();
+    table.word(table.peer(pd_index()?, ch.id())?)
+}
+
 /// The PD's own CNode, for PDs the SDF gives `cnode_cap="true"`: address slots with
 /// depth [`CNODE_DEPTH`].
 pub const OWN_CNODE: axolotl_sys::CNode =

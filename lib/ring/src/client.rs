@@ -1,7 +1,7 @@
 //! The client end of a connection: owns the buffers, issues requests, and
 //! keeps the outstanding-request table that makes peer restarts lossless.
 
-use crate::control::{Control, Generation, Role, attach, generation_moved};
+use crate::control::{Control, Generations, Role, attach};
 use crate::descriptor::Descriptor;
 use crate::error::{Corruption, Error, LayoutError, PushError};
 use crate::queue::{Consumer, Producer, Signal, Wait};
@@ -65,9 +65,9 @@ impl<const IDS: usize> Client<IDS> {
         rings: SharedRegion,
         data: SharedRegion,
         capacity: u32,
-        generation: Generation,
+        generations: Generations,
     ) -> Result<Self, LayoutError> {
-        let parts = attach(rings, &data, capacity, Role::Client, generation)?;
+        let parts = attach(rings, &data, capacity, Role::Client, generations)?;
         Ok(Self {
             control: parts.control,
             generation: parts.generation,
@@ -159,14 +159,17 @@ impl<const IDS: usize> Client<IDS> {
     }
 
     fn poll_attaching(&mut self) -> Result<Option<ClientEvent>, Error> {
+        // Our own word again, every time: the peer may have scribbled over it, and
+        // it waits for the word to say what the authority confirms.
+        self.control.publish_generation(self.generation);
         // Ack before generation: the server writes its generation first, so
         // an ack we see is never older than the generation we then read.
         let ack = self.control.peer_ack();
-        let g = self.control.peer_generation();
-        if g == 0 {
-            return Ok(None);
-        }
-        if let Some(g) = generation_moved(self.server_generation, g).map_err(Error::Corrupt)? {
+        if let Some(g) = self
+            .control
+            .peer_moved(self.server_generation)
+            .map_err(Error::Corrupt)?
+        {
             // Never reset here: a fresh client's queues are the server's to
             // clear (it sees a client generation it has not acknowledged),
             // and it may still be draining them. A survivor only passes
@@ -174,10 +177,11 @@ impl<const IDS: usize> Client<IDS> {
             self.server_generation = g;
             self.control.ack(g);
         }
-        if ack == self.generation {
+        // Only a confirmed server generation counts: an ack alone proves nothing.
+        if ack == self.generation && self.server_generation != 0 {
             self.state = State::Connected;
             return Ok(Some(ClientEvent::Connected {
-                server_generation: g,
+                server_generation: self.server_generation,
             }));
         }
         Ok(None)
@@ -185,7 +189,7 @@ impl<const IDS: usize> Client<IDS> {
 
     /// Starts a resync if the server's generation moved.
     fn check_server_restart(&mut self) -> Result<Option<ClientEvent>, Error> {
-        let g = match generation_moved(self.server_generation, self.control.peer_generation()) {
+        let g = match self.control.peer_moved(self.server_generation) {
             Ok(None) => return Ok(None),
             Ok(Some(g)) => g,
             Err(c) => return Err(self.poison(c)),

@@ -111,15 +111,50 @@ fn split(
     Ok((ctl, req, resp))
 }
 
-/// How a starting side learns its generation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Generation {
-    /// Told explicitly (by the monitor). Must be non-zero and, on a restart,
-    /// above the previous incarnation's.
-    Given(u32),
-    /// One more than what this side's previous incarnation left in the
-    /// control block (1 on a zeroed region).
-    Next,
+/// The ring generation of a PD generation `g`: `g + 1`, so that 0 on a ring stays "never
+/// attached" while PD generations start at 0 (boot) and grow by one or more per restart.
+/// Saturates: the monitor never hands out `u32::MAX`, so this cannot collide in practice.
+pub const fn ring_generation(pd_generation: u32) -> u32 {
+    pd_generation.saturating_add(1)
+}
+
+/// A word in which the authority that (re)starts PDs publishes one PD's generation (its PD
+/// generation, as [`ring_generation`] turns into a ring generation): a word the peer
+/// cannot write, such as the root task's generation table, mapped read-only into every PD.
+///
+/// The authority must store the new generation (Release) before the restarted PD runs, so
+/// that anything the new incarnation publishes is never seen before its generation is.
+#[derive(Clone, Copy, Debug)]
+pub struct Authority(NonNull<AtomicU32>);
+
+// SAFETY: only ever loaded, atomically; moving the handle moves no access rights.
+unsafe impl Send for Authority {}
+
+impl Authority {
+    /// # Safety
+    /// `word` must stay mapped (at least readable) as long as any endpoint built with this
+    /// handle lives, and be written only through atomic stores.
+    pub const unsafe fn new(word: NonNull<AtomicU32>) -> Self {
+        Authority(word)
+    }
+
+    /// The ring generation the authority vouches for right now (Acquire: pairs with the
+    /// authority's Release store before it resumed the PD).
+    pub(crate) fn confirmed(&self) -> u32 {
+        // SAFETY: mapped and atomic, as promised in `new`.
+        ring_generation(unsafe { self.0.as_ref() }.load(Ordering::Acquire))
+    }
+}
+
+/// Where a starting side's generations come from. Neither is ever taken from shared memory
+/// the peer can write: a peer that could choose our generation, or have its own believed,
+/// could make us reclaim requests it still holds, reset queues under it, or fail to start.
+#[derive(Clone, Copy, Debug)]
+pub struct Generations {
+    /// This side's PD generation, as the authority started it (`x0` at entry).
+    pub own: u32,
+    /// Where the authority publishes the peer's PD generation.
+    pub peer: Authority,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -132,6 +167,8 @@ pub(crate) enum Role {
 pub(crate) struct Control {
     hdr: NonNull<ConnectionHeader>,
     role: Role,
+    /// Where the authority confirms the peer's generation.
+    authority: Authority,
 }
 
 impl Control {
@@ -170,8 +207,16 @@ impl Control {
         self.own().ack.load(Ordering::Relaxed)
     }
 
+    /// The generation word the peer publishes: a claim, see [`Control::peer_moved`].
     pub(crate) fn peer_generation(&self) -> u32 {
         self.peer().generation.load(Ordering::Acquire)
+    }
+
+    /// Whether the peer restarted since generation `known`, as far as the authority
+    /// confirms it ([`generation_moved`]). Reads the peer's word first, then the authority.
+    pub(crate) fn peer_moved(&self, known: u32) -> Result<Option<u32>, Corruption> {
+        let observed = self.peer_generation();
+        generation_moved(known, observed, self.authority.confirmed())
     }
 
     pub(crate) fn peer_ack(&self) -> u32 {
@@ -179,17 +224,37 @@ impl Control {
     }
 }
 
-/// Compares the peer's published generation with the one this side knows: `None` when
-/// unchanged, the new one when it grew. Generations only grow (a restarted side comes up
-/// with a larger one), so a smaller value is corruption, never followed.
-pub(crate) fn generation_moved(known: u32, observed: u32) -> Result<Option<u32>, Corruption> {
+/// Compares the peer's published generation with the one this side knows (`known`, 0 before
+/// the first) and with the one the authority confirms: `None` when there is nothing to act
+/// on, the new generation when the peer really restarted.
+///
+/// While the authority's count is the one we know, the word is the live peer's claim and
+/// must equal it: a smaller one is a regression, a larger one a restart that did not happen
+/// (the authority does not confirm it); both are corruption, never followed. Once the
+/// authority has moved on, the peer was restarted: only its new incarnation's publication,
+/// the confirmed generation, counts; until it has published, the word still holds what an
+/// earlier incarnation (or a scribbler) left, which is not the new one's claim: wait.
+///
+/// `observed` is read before `confirmed`: an incarnation publishes only after the authority
+/// did, so a genuine new generation is never seen ahead of its confirmation.
+pub(crate) fn generation_moved(
+    known: u32,
+    observed: u32,
+    confirmed: u32,
+) -> Result<Option<u32>, Corruption> {
+    if confirmed > known {
+        return Ok((observed == confirmed).then_some(observed));
+    }
     match observed {
         g if g == known => Ok(None),
         g if g < known => Err(Corruption::GenerationRegressed {
             previous: known,
             observed: g,
         }),
-        g => Ok(Some(g)),
+        g => Err(Corruption::GenerationUnconfirmed {
+            observed: g,
+            confirmed,
+        }),
     }
 }
 
@@ -207,23 +272,18 @@ pub(crate) fn attach(
     data: &SharedRegion,
     capacity: u32,
     role: Role,
-    generation: Generation,
+    generations: Generations,
 ) -> Result<Parts, LayoutError> {
     if u32::try_from(data.len()).is_err() {
         return Err(LayoutError::DataTooLarge { len: data.len() });
     }
     let (hdr, req, resp) = split(rings, capacity)?;
-    let control = Control { hdr, role };
-    let generation = match generation {
-        Generation::Given(0) => return Err(LayoutError::ZeroGeneration),
-        Generation::Given(g) => g,
-        Generation::Next => control
-            .own()
-            .generation
-            .load(Ordering::Relaxed)
-            .checked_add(1)
-            .ok_or(LayoutError::ZeroGeneration)?,
+    let control = Control {
+        hdr,
+        role,
+        authority: generations.peer,
     };
+    let generation = ring_generation(generations.own);
     control.publish_generation(generation);
     let (outgoing, incoming) = match role {
         Role::Client => (

@@ -53,6 +53,9 @@ pub enum Corruption {
     StaleGeneration { id: u32, tag: u32, expected: u32 },
     /// The peer's generation counter went backwards (or to zero).
     GenerationRegressed { previous: u32, observed: u32 },
+    /// The peer published a generation the authority that restarts PDs does not confirm:
+    /// a restart that did not happen (`confirmed` is the peer's real generation).
+    GenerationUnconfirmed { observed: u32, confirmed: u32 },
 }
 
 /// `Producer::push` failures.
@@ -81,8 +84,6 @@ pub enum LayoutError {
     Misaligned { align: usize },
     /// A data region longer than 32-bit offsets can address.
     DataTooLarge { len: usize },
-    /// Generation zero means "never attached" and cannot be used.
-    ZeroGeneration,
 }
 
 /// Errors of the connection endpoints ([`crate::Client`], [`crate::Server`]).

@@ -65,11 +65,37 @@
 //! A connection joins a [`Client`] (owns the buffers, issues requests with
 //! ids `0..IDS`) and a [`Server`] (a driver or back end) through a request
 //! and a response queue. Each side's control line holds its `generation`
-//! (0 = never attached; a restarted side comes up with a larger one, told by
-//! the monitor as [`Generation::Given`] or derived as [`Generation::Next`])
-//! and its `ack`: the peer generation it has resynchronised with. Every
-//! request carries the server generation in its `tag`, and so does every
-//! response; anything tagged otherwise is stale.
+//! (0 = never attached; otherwise [`ring_generation`] of its PD generation,
+//! so a restarted side comes up with a larger one) and its `ack`: the peer
+//! generation it has resynchronised with. Every request carries the server
+//! generation in its `tag`, and so does every response; anything tagged
+//! otherwise is stale.
+//!
+//! # Generations: what a peer can claim and what is verified
+//!
+//! Both control lines sit in memory both sides can write, so a generation
+//! word is only a claim. A starting side is given ([`Generations`]) its own
+//! PD generation by the authority that started it (the root task's `x0`),
+//! never from shared memory, and an [`Authority`]: the word, in the root
+//! task's generation table (read-only to every PD), holding the peer's PD
+//! generation. The peer's claim counts only as far as the authority
+//! confirms it:
+//!
+//! * while the authority's count is the one this side knows, the peer's word
+//!   must equal it: a larger one is a restart that did not happen
+//!   ([`Corruption::GenerationUnconfirmed`]), a smaller one a regression;
+//!   both poison the endpoint (the caller reports the peer), nothing is
+//!   reclaimed, abandoned or reset;
+//! * once the authority has moved on (the peer really was restarted), only
+//!   the confirmed generation is taken, when the new incarnation publishes
+//!   it; whatever else the word holds meanwhile is an earlier incarnation's
+//!   or a scribbler's, waited out, so the new incarnation is not blamed;
+//! * each side rewrites its own word while attaching, so a word the peer
+//!   scribbled over heals instead of stalling the handshake.
+//!
+//! `ack` words, queue indices and descriptors stay claims too: a lie in them
+//! only spoils the liar's own session (every index and descriptor is
+//! validated, below).
 //!
 //! Rules, the whole protocol:
 //!
@@ -135,7 +161,8 @@
 //! Anything impossible in shared memory is returned as a [`Corruption`]
 //! naming what was wrong (an index regressed or overran, a buffer out of the
 //! data region or overflowing, an unknown or duplicate id, a completion for a
-//! different buffer, a stale tag, a generation going backwards). It is never
+//! different buffer, a stale tag, a generation going backwards or one the
+//! authority does not confirm). It is never
 //! followed and never panics, and the endpoint stays poisoned until the
 //! peer's generation changes: a monitor acts on the report by restarting the
 //! peer, and the survivor then resynchronises as above.
@@ -158,7 +185,10 @@ mod sync;
 
 pub use bytes::{ByteConsumer, ByteProducer, byte_ring_bytes, init_byte_ring};
 pub use client::{Client, ClientEvent};
-pub use control::{ConnectionHeader, Generation, SideControl, init_connection, ring_region_bytes};
+pub use control::{
+    Authority, ConnectionHeader, Generations, SideControl, init_connection, ring_generation,
+    ring_region_bytes,
+};
 pub use descriptor::Descriptor;
 pub use error::{Corruption, Error, Index, LayoutError, PushError};
 pub use queue::{Consumer, Producer, QueueHeader, Signal, Wait, init_queue, queue_bytes};

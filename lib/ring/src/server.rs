@@ -2,7 +2,7 @@
 //! requests, answers them, and on a client restart hands back whatever it
 //! was holding.
 
-use crate::control::{Control, Generation, Role, attach, generation_moved};
+use crate::control::{Control, Generations, Role, attach};
 use crate::descriptor::Descriptor;
 use crate::error::{Corruption, Error, LayoutError, PushError};
 use crate::queue::{Consumer, Producer, Signal, Wait};
@@ -66,9 +66,9 @@ impl<const IDS: usize> Server<IDS> {
         rings: SharedRegion,
         data: SharedRegion,
         capacity: u32,
-        generation: Generation,
+        generations: Generations,
     ) -> Result<Self, LayoutError> {
-        let parts = attach(rings, &data, capacity, Role::Server, generation)?;
+        let parts = attach(rings, &data, capacity, Role::Server, generations)?;
         Ok(Self {
             control: parts.control,
             generation: parts.generation,
@@ -105,14 +105,17 @@ impl<const IDS: usize> Server<IDS> {
     pub fn poll(&mut self) -> Result<Option<ServerEvent>, Error> {
         match self.state {
             State::Starting => {
-                let c = self.control.peer_generation();
-                if c == 0 {
+                // Whatever the client's word holds before it matches the authority is not
+                // its claim yet (it may be restarting too): wait for it.
+                let Some(c) = self.control.peer_moved(0).map_err(Error::Corrupt)? else {
                     return Ok(None);
-                }
+                };
                 if c == self.control.own_previous_ack() {
                     // Our previous incarnation was connected to this client,
                     // which survived it: its queues hold its in-flight state,
                     // and it resets them itself after draining. Hands off.
+                    // (The client can write that ack word too; lying about it
+                    // only spoils its own session, everything is validated.)
                     self.client_generation = c;
                 } else {
                     // The client is new too (or never connected): nobody else
@@ -188,11 +191,17 @@ impl<const IDS: usize> Server<IDS> {
     }
 
     fn poll_attaching(&mut self) -> Result<Option<ServerEvent>, Error> {
+        // Our own word again, every time: the peer may have scribbled over it, and
+        // it waits for the word to say what the authority confirms.
+        self.control.publish_generation(self.generation);
         // Ack before generation: the client writes its generation before its
         // ack, so if the ack is new, the generation we read is too.
         let ack = self.control.peer_ack();
-        let c = self.control.peer_generation();
-        if let Some(c) = generation_moved(self.client_generation, c).map_err(Error::Corrupt)? {
+        if let Some(c) = self
+            .control
+            .peer_moved(self.client_generation)
+            .map_err(Error::Corrupt)?
+        {
             // The client restarted while we were attaching: it is fresh and
             // not using the queues, so clearing them is ours to do.
             self.reset_for(c);
@@ -200,14 +209,14 @@ impl<const IDS: usize> Server<IDS> {
         if ack == self.generation {
             self.state = State::Connected;
             return Ok(Some(ServerEvent::Connected {
-                client_generation: c,
+                client_generation: self.client_generation,
             }));
         }
         Ok(None)
     }
 
     fn check_client_restart(&mut self) -> Result<Option<ServerEvent>, Error> {
-        let c = match generation_moved(self.client_generation, self.control.peer_generation()) {
+        let c = match self.control.peer_moved(self.client_generation) {
             Ok(None) => return Ok(None),
             Ok(Some(c)) => c,
             Err(e) => return Err(self.poison(e)),

@@ -6,11 +6,11 @@ mod common;
 use std::sync::Arc;
 
 use axolotl_ring::{
-    ByteConsumer, ByteProducer, Client, ClientEvent, Consumer, Descriptor, Generation, Producer,
-    Server, ServerEvent, Signal, Wait, byte_ring_bytes, init_byte_ring, init_connection,
-    init_queue, queue_bytes, ring_region_bytes,
+    ByteConsumer, ByteProducer, Client, ClientEvent, Consumer, Descriptor, Producer, Server,
+    ServerEvent, Signal, Wait, byte_ring_bytes, init_byte_ring, init_connection, init_queue,
+    queue_bytes, ring_region_bytes,
 };
-use common::Mem;
+use common::{Mem, Pds};
 use loom::cell::UnsafeCell;
 use loom::sync::Notify;
 use loom::thread;
@@ -112,12 +112,14 @@ fn consumer_that_blocks(recheck: bool) {
 struct Conn {
     rings: Mem,
     data: Mem,
+    pds: Pds,
 }
 
 fn connection() -> Arc<Conn> {
     let conn = Arc::new(Conn {
         rings: Mem::new(ring_region_bytes(2).unwrap()),
         data: Mem::new(64),
+        pds: Pds::new(),
     });
     // SAFETY: nobody else uses the region yet.
     unsafe { init_connection(&conn.rings.region(), 2).unwrap() };
@@ -125,8 +127,20 @@ fn connection() -> Arc<Conn> {
 }
 
 fn connected(conn: &Conn) -> (Client<2>, Server<2>) {
-    let mut c = Client::new(conn.rings.region(), conn.data.region(), 2, Generation::Next).unwrap();
-    let mut s = Server::new(conn.rings.region(), conn.data.region(), 2, Generation::Next).unwrap();
+    let mut c = Client::new(
+        conn.rings.region(),
+        conn.data.region(),
+        2,
+        conn.pds.client(),
+    )
+    .unwrap();
+    let mut s = Server::new(
+        conn.rings.region(),
+        conn.data.region(),
+        2,
+        conn.pds.server(),
+    )
+    .unwrap();
     while !(c.is_connected() && s.is_connected()) {
         s.poll().unwrap();
         c.poll().unwrap();
@@ -189,14 +203,16 @@ fn restart_handshake_races_the_survivor() {
         let _ = c.submit(1, 4, 4).unwrap();
         assert!(matches!(s.poll(), Ok(Some(ServerEvent::Request(_)))));
         let _ = s.respond(0, 4).unwrap();
-        // Old server gone; new one comes up concurrently with the client.
+        // Old server gone; the authority publishes its new generation before
+        // the new one comes up, concurrently with the client.
+        conn.pds.restart_server(1);
         let conn2 = conn.clone();
         let server = thread::spawn(move || {
             let mut s = Server::<2>::new(
                 conn2.rings.region(),
                 conn2.data.region(),
                 2,
-                Generation::Next,
+                conn2.pds.server(),
             )
             .unwrap();
             while !s.is_connected() {
@@ -300,13 +316,14 @@ fn client_restart_races_the_server() {
         let (mut c, mut s) = connected(&conn);
         let _ = c.submit(0, 0, 4).unwrap();
         assert!(matches!(s.poll(), Ok(Some(ServerEvent::Request(_)))));
+        conn.pds.restart_client(1);
         let conn2 = conn.clone();
         let client = thread::spawn(move || {
             let mut c = Client::<2>::new(
                 conn2.rings.region(),
                 conn2.data.region(),
                 2,
-                Generation::Next,
+                conn2.pds.client(),
             )
             .unwrap();
             while !c.is_connected() {

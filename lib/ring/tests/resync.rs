@@ -9,7 +9,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use axolotl_ring::{
-    Client, ClientEvent, Descriptor, Error, Generation, Server, ServerEvent, Signal, Wait,
+    Client, ClientEvent, Descriptor, Error, Generations, Server, ServerEvent, Signal, Wait,
     ring_region_bytes,
 };
 use common::*;
@@ -19,15 +19,19 @@ const CAP: u32 = 4;
 const IDS: usize = 6;
 const DATA: usize = 1 << 20;
 
-fn mems() -> (Mem, Mem) {
-    (Mem::new(ring_region_bytes(CAP).unwrap()), Mem::new(DATA))
+fn mems() -> (Mem, Mem, Pds) {
+    (
+        Mem::new(ring_region_bytes(CAP).unwrap()),
+        Mem::new(DATA),
+        Pds::new(),
+    )
 }
 
-fn client(r: &Mem, d: &Mem, g: Generation) -> Client<IDS> {
+fn client(r: &Mem, d: &Mem, g: Generations) -> Client<IDS> {
     Client::new(r.region(), d.region(), CAP, g).unwrap()
 }
 
-fn server(r: &Mem, d: &Mem, g: Generation) -> Server<IDS> {
+fn server(r: &Mem, d: &Mem, g: Generations) -> Server<IDS> {
     Server::new(r.region(), d.region(), CAP, g).unwrap()
 }
 
@@ -62,16 +66,16 @@ fn req(offset: u32, len: u32, id: u32, tag: u32) -> Descriptor {
 #[test]
 fn first_boot_handshake_in_either_order() {
     for server_first in [false, true] {
-        let (r, d) = mems();
+        let (r, d, pds) = mems();
         let (mut c, mut s);
         if server_first {
-            s = server(&r, &d, Generation::Next);
+            s = server(&r, &d, pds.server());
             assert_eq!(s.poll(), Ok(None), "no client yet");
-            c = client(&r, &d, Generation::Next);
+            c = client(&r, &d, pds.client());
         } else {
-            c = client(&r, &d, Generation::Next);
+            c = client(&r, &d, pds.client());
             assert_eq!(c.poll(), Ok(None), "no server yet");
-            s = server(&r, &d, Generation::Next);
+            s = server(&r, &d, pds.server());
         }
         let (ce, se) = settle(&mut c, &mut s);
         assert_eq!(
@@ -92,9 +96,9 @@ fn first_boot_handshake_in_either_order() {
 
 #[test]
 fn signal_flags_across_the_connection() {
-    let (r, d) = mems();
-    let mut c = client(&r, &d, Generation::Next);
-    let mut s = server(&r, &d, Generation::Next);
+    let (r, d, pds) = mems();
+    let mut c = client(&r, &d, pds.client());
+    let mut s = server(&r, &d, pds.server());
     settle(&mut c, &mut s);
     assert_eq!(s.prepare_wait(), Ok(Wait::Block));
     assert_eq!(
@@ -115,9 +119,10 @@ fn signal_flags_across_the_connection() {
 
 #[test]
 fn server_restart_completes_posted_and_reclaims_the_rest() {
-    let (r, d) = mems();
-    let mut c = client(&r, &d, Generation::Next);
-    let mut s = server(&r, &d, Generation::Given(10));
+    let (r, d, _) = mems();
+    let pds = Pds::at(0, 9);
+    let mut c = client(&r, &d, pds.client());
+    let mut s = server(&r, &d, pds.server());
     settle(&mut c, &mut s);
     for id in 0..4 {
         let _ = c.submit(id, id * 100, 100).unwrap();
@@ -128,7 +133,8 @@ fn server_restart_completes_posted_and_reclaims_the_rest() {
     }
     let _ = s.respond(1, 42).unwrap();
     // The server dies; its image is reloaded, its memory is gone.
-    let mut s = server(&r, &d, Generation::Next);
+    pds.restart_server(1);
+    let mut s = server(&r, &d, pds.server());
     assert_eq!(s.generation(), 11);
     assert_eq!(
         s.poll(),
@@ -163,16 +169,18 @@ fn server_restart_completes_posted_and_reclaims_the_rest() {
 
 #[test]
 fn client_restart_abandons_taken_and_queued_requests() {
-    let (r, d) = mems();
-    let mut c = client(&r, &d, Generation::Given(5));
-    let mut s = server(&r, &d, Generation::Next);
+    let (r, d, _) = mems();
+    let pds = Pds::at(4, 0);
+    let mut c = client(&r, &d, pds.client());
+    let mut s = server(&r, &d, pds.server());
     settle(&mut c, &mut s);
     for id in 0..3 {
         let _ = c.submit(id, id * 10, 10).unwrap();
     }
     assert!(matches!(s.poll(), Ok(Some(ServerEvent::Request(_)))));
     // The client dies; its image is reloaded, its memory is gone.
-    let mut c = client(&r, &d, Generation::Next);
+    pds.restart_client(1);
+    let mut c = client(&r, &d, pds.client());
     assert_eq!(c.generation(), 6);
     assert_eq!(
         s.respond(0, 1),
@@ -212,9 +220,9 @@ fn client_restart_abandons_taken_and_queued_requests() {
 
 #[test]
 fn both_restart_at_once() {
-    let (r, d) = mems();
-    let mut c = client(&r, &d, Generation::Next);
-    let mut s = server(&r, &d, Generation::Next);
+    let (r, d, pds) = mems();
+    let mut c = client(&r, &d, pds.client());
+    let mut s = server(&r, &d, pds.server());
     settle(&mut c, &mut s);
     let _ = c.submit(0, 0, 1).unwrap();
     let _ = c.submit(1, 0, 1).unwrap();
@@ -222,9 +230,11 @@ fn both_restart_at_once() {
     let _ = s.respond(0, 1).unwrap();
     // Both die.
     // Restarted server first sees the old client generation, then the new one.
-    let mut s = server(&r, &d, Generation::Next);
+    pds.restart_server(1);
+    pds.restart_client(1);
+    let mut s = server(&r, &d, pds.server());
     assert_eq!(s.poll(), Ok(None));
-    let mut c = client(&r, &d, Generation::Next);
+    let mut c = client(&r, &d, pds.client());
     let (ce, se) = settle(&mut c, &mut s);
     assert_eq!(
         ce,
@@ -239,12 +249,6 @@ fn both_restart_at_once() {
     assert_eq!(c.poll(), Ok(None));
     let _ = c.submit(1, 0, 7).unwrap();
     assert_eq!(s.poll(), Ok(Some(ServerEvent::Request(req(0, 7, 1, 2)))));
-}
-
-#[test]
-fn zero_generation_is_refused() {
-    let (r, d) = mems();
-    assert!(Client::<IDS>::new(r.region(), d.region(), CAP, Generation::Given(0)).is_err());
 }
 
 // --- random interleavings with restarts ------------------------------------
@@ -276,6 +280,8 @@ struct Sim {
     server: Server<IDS>,
     rings: Mem,
     data: Mem,
+    /// Declared after the endpoints: they read it until dropped.
+    pds: Pds,
     epoch: u32,
     next_serial: u32,
     /// serial -> client incarnation (epoch) that issued it
@@ -294,14 +300,15 @@ struct Sim {
 
 impl Sim {
     fn new() -> Self {
-        let (rings, data) = mems();
-        let client = client(&rings, &data, Generation::Next);
-        let server = server(&rings, &data, Generation::Next);
+        let (rings, data, pds) = mems();
+        let client = client(&rings, &data, pds.client());
+        let server = server(&rings, &data, pds.server());
         Sim {
             client,
             server,
             rings,
             data,
+            pds,
             epoch: 0,
             next_serial: 1,
             issued: HashMap::new(),
@@ -311,13 +318,6 @@ impl Sim {
             taken: HashSet::new(),
             answered: HashSet::new(),
             server_done: HashSet::new(),
-        }
-    }
-
-    fn gen_for(g: u32, skip: Option<u32>) -> Generation {
-        match skip {
-            Some(k) => Generation::Given(g + k),
-            None => Generation::Next,
         }
     }
 
@@ -438,14 +438,14 @@ impl Sim {
             Op::RestartServer { explicit_skip } => {
                 // The dead server's held requests are the client's to reclaim.
                 self.held.clear();
-                let g = Self::gen_for(self.server.generation(), explicit_skip);
-                self.server = server(&self.rings, &self.data, g);
+                self.pds.restart_server(explicit_skip.unwrap_or(1));
+                self.server = server(&self.rings, &self.data, self.pds.server());
             }
             Op::RestartClient { explicit_skip } => {
                 self.live.clear();
                 self.epoch += 1;
-                let g = Self::gen_for(self.client.generation(), explicit_skip);
-                self.client = client(&self.rings, &self.data, g);
+                self.pds.restart_client(explicit_skip.unwrap_or(1));
+                self.client = client(&self.rings, &self.data, self.pds.client());
             }
         }
     }

@@ -1,6 +1,6 @@
 //! The client PD's side: numbered messages, submitted, completed, checked.
 
-use axolotl_ring::{ClientEvent, Error, Generation, LayoutError, SharedRegion, Signal, Wait};
+use axolotl_ring::{ClientEvent, Error, Generations, LayoutError, SharedRegion, Signal, Wait};
 
 use crate::data::DataRegion;
 
@@ -103,7 +103,7 @@ impl<const IDS: usize> SeqClient<IDS> {
         rings: SharedRegion,
         data: SharedRegion,
         capacity: u32,
-        generation: Generation,
+        generations: Generations,
         window: usize,
         limit: Option<u32>,
     ) -> Result<Self, SeqConfigError> {
@@ -123,7 +123,7 @@ impl<const IDS: usize> SeqClient<IDS> {
         }
         // SAFETY: the view lives next to the ring endpoint owning `data`.
         let view = unsafe { DataRegion::alias(&data) };
-        let ring = axolotl_ring::Client::new(rings, data, capacity, generation)
+        let ring = axolotl_ring::Client::new(rings, data, capacity, generations)
             .map_err(SeqConfigError::Layout)?;
         let mut n = [0; MAX_NAME];
         n[..bytes.len()].copy_from_slice(bytes);

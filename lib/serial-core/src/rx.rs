@@ -1,7 +1,7 @@
 //! The receiving client's side: keeps empty buffers posted to the driver and
 //! hands over what comes back filled.
 
-use axolotl_ring::{ClientEvent, Error, Generation, LayoutError, SharedRegion, Signal, Wait};
+use axolotl_ring::{ClientEvent, Error, Generations, LayoutError, SharedRegion, Signal, Wait};
 
 use crate::data::DataRegion;
 
@@ -63,7 +63,7 @@ impl<const IDS: usize> RxClient<IDS> {
         rings: SharedRegion,
         data: SharedRegion,
         capacity: u32,
-        generation: Generation,
+        generations: Generations,
     ) -> Result<Self, LayoutError> {
         let buffer_len = u32::try_from(data.len() / IDS.max(1)).unwrap_or(u32::MAX);
         if buffer_len == 0 {
@@ -74,7 +74,7 @@ impl<const IDS: usize> RxClient<IDS> {
         }
         // SAFETY: the view lives next to the ring endpoint owning `data`.
         let view = unsafe { DataRegion::alias(&data) };
-        let ring = axolotl_ring::Client::new(rings, data, capacity, generation)?;
+        let ring = axolotl_ring::Client::new(rings, data, capacity, generations)?;
         Ok(Self {
             ring,
             data: view,

@@ -2,7 +2,7 @@
 //! over one UART.
 
 use axolotl_ring::{
-    Corruption, Error, Generation, LayoutError, ServerEvent, SharedRegion, Signal, Wait,
+    Authority, Corruption, Error, Generations, LayoutError, ServerEvent, SharedRegion, Signal, Wait,
 };
 
 use crate::data::DataRegion;
@@ -29,6 +29,9 @@ pub struct Connection {
     pub data: SharedRegion,
     /// Queue capacity (a power of two, at least `IDS`).
     pub capacity: u32,
+    /// Where the authority that restarts PDs publishes the client's generation: the
+    /// client's word in the ring region is believed only when this confirms it.
+    pub client: Authority,
 }
 
 /// Names one of the server's connections.
@@ -131,13 +134,17 @@ struct Conn<const IDS: usize> {
 }
 
 impl<const IDS: usize> Conn<IDS> {
-    fn new(id: ConnId, c: Connection, generation: Generation) -> Result<Self, ConfigError> {
+    fn new(id: ConnId, c: Connection, generation: u32) -> Result<Self, ConfigError> {
         if (c.capacity as usize) < IDS {
             return Err(ConfigError::CapacityBelowIds(id));
         }
         // SAFETY: the view lives next to the ring endpoint owning `c.data`.
         let data = unsafe { DataRegion::alias(&c.data) };
-        let ring = axolotl_ring::Server::new(c.rings, c.data, c.capacity, generation)
+        let generations = Generations {
+            own: generation,
+            peer: c.client,
+        };
+        let ring = axolotl_ring::Server::new(c.rings, c.data, c.capacity, generations)
             .map_err(|e| ConfigError::Layout(id, e))?;
         Ok(Self {
             ring,
@@ -184,14 +191,15 @@ pub struct Server<U: Uart, const N: usize, const IDS: usize> {
 }
 
 impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
-    /// Starts (or restarts) the driver: publishes `generation` on every
-    /// connection and masks and clears the UART's interrupts (a previous
-    /// incarnation may have left some enabled). Then call [`Server::poll`].
+    /// Starts (or restarts) the driver with its PD `generation` (as the root task
+    /// started it: `x0`): publishes its ring generation on every connection and
+    /// masks and clears the UART's interrupts (a previous incarnation may have
+    /// left some enabled). Then call [`Server::poll`].
     pub fn new(
         mut uart: U,
         tx: [Connection; N],
         rx: Option<Connection>,
-        generation: Generation,
+        generation: u32,
     ) -> Result<Self, ConfigError> {
         if N > MAX_TX_CONNECTIONS {
             return Err(ConfigError::TooManyConnections);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use axolotl_ring::{ClientEvent, Corruption, Descriptor, Error, Generation, Index, Signal};
+use axolotl_ring::{ClientEvent, Corruption, Descriptor, Error, Index, Signal};
 use axolotl_serial_core::{
     ConnId, FakeUart, Irqs, RxError, SeqClient, SeqClientError, SeqError, Uart,
 };
@@ -396,13 +396,7 @@ fn driver_scribbling_responses_is_a_ring_error_for_the_client() {
 
 /// A hand-driven driver that misbehaves honestly (valid ring traffic).
 fn raw_server(link: &Link) -> axolotl_ring::Server<IDS> {
-    axolotl_ring::Server::new(
-        link.rings.region(),
-        link.data.region(),
-        CAP,
-        Generation::Given(1),
-    )
-    .unwrap()
+    link.ring_server(1)
 }
 
 fn take_two(link: &Link) -> (SeqClient<IDS>, axolotl_ring::Server<IDS>, [Descriptor; 2]) {
@@ -471,7 +465,7 @@ fn messages_are_formatted_as_name_space_seq_newline() {
             link.rings.region(),
             link.data.region(),
             CAP,
-            Generation::Next,
+            link.client_generations(),
             1,
             None
         )

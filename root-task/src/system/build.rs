@@ -3,6 +3,7 @@
 use axolotl_abi::bootinfo::{STACK_TOP, init_cap};
 use axolotl_abi::{BootInfo, CPtr, ObjectType, Rights, USER_CONTEXT_WORDS};
 use axolotl_boot_plan::cspace::CNODE_SIZE_BITS;
+use axolotl_boot_plan::generations::{GENERATION_TABLE_VADDR, GenerationTable};
 use axolotl_boot_plan::pack::Pack;
 use axolotl_boot_plan::{
     BootPlan, Cap, MAX_IRQS, MAX_PDS, MAX_REGIONS, MAX_VCPUS, Pd, RestartPolicy, Trigger,
@@ -176,6 +177,11 @@ pub struct System {
     /// Each PD's generation: the root task's count is the authority (a restarted monitor
     /// starts counting from scratch; ring protocols need generations that only grow).
     generations: [u64; MAX_PDS],
+    /// The same, published where every PD reads and none writes (`generations` module of
+    /// the boot plan): ring peers check each other's claims against it.
+    gen_table: &'static GenerationTable,
+    /// Its frame (the original cap): each PD incarnation maps a read-only copy.
+    gen_frame: Frame,
     /// The monitor's journal (`root_service::RECORD`), by PD: opaque bytes we keep for a
     /// restarted monitor. Written by the monitor alone; it validates what it reads back.
     journal: &'static mut [Journaled; MAX_PDS],
@@ -202,6 +208,7 @@ impl System {
                 .alloc(ObjectType::Endpoint, 0)
                 .step("service endpoint")?,
         );
+        let (gen_frame, gen_table, alias_next) = generation_table(&mut alloc, plan)?;
         let mut sys = System {
             plan,
             pack,
@@ -212,8 +219,10 @@ impl System {
             src: None,
             irq_handlers: Vec::new(),
             service,
-            alias_next: ALIAS_BASE,
+            alias_next,
             generations: [0; MAX_PDS],
+            gen_table,
+            gen_frame,
             journal: take_journal(),
             clock: None,
             alloc,
@@ -573,6 +582,17 @@ impl System {
         for m in plan.mappings_of(pd) {
             self.map_region(m, vspace)?;
         }
+        // Read-only: the cap itself carries no write right, whatever a mapping asks.
+        let table = Frame(self.copy(self.gen_frame.0, Rights::READ)?);
+        vspace::map(
+            &mut self.alloc,
+            table,
+            vspace,
+            GENERATION_TABLE_VADDR,
+            Rights::READ,
+            vm_attr::CACHEABLE,
+        )
+        .step("map generation table")?;
         Ok((ipc_frame, first..pages_mut(self).len()))
     }
 
@@ -815,6 +835,10 @@ impl System {
         let generation = at_least.max(self.generations[i] + 1);
         let o = self.pds[i];
         o.tcb.suspend().step("suspend")?;
+        // Before the new incarnation runs: whatever it publishes, its peers can check.
+        // (The monitor never hands out a generation above u32::MAX.)
+        self.gen_table
+            .publish(i as u8, u32::try_from(generation).unwrap_or(u32::MAX));
         let switched = match standby::take(i) {
             Some(inc) => match self.switch(i, pd, inc, generation) {
                 Ok(()) => {
@@ -882,6 +906,35 @@ impl System {
         self.page_spans[i] = now.pages;
         self.set_entry_registers(i, pd, generation, true)
     }
+}
+
+/// The generation table's frame, zeroed (every PD at generation 0) with the plan's channels
+/// recorded, mapped read-write for the root task alone at the start of the alias window;
+/// returns it and where the alias window goes on.
+fn generation_table(
+    alloc: &mut ObjectAlloc,
+    plan: &BootPlan,
+) -> Result<(Frame, &'static GenerationTable, u64), Error> {
+    let frame = Frame(
+        alloc
+            .alloc(ObjectType::SmallFrame, 0)
+            .step("generation table frame")?,
+    );
+    let at = ALIAS_BASE;
+    vspace::map(
+        alloc,
+        frame,
+        VSpace(init_cap::VSPACE),
+        at,
+        Rights::RW,
+        vm_attr::CACHEABLE,
+    )
+    .step("map generation table")?;
+    // SAFETY: a fresh (zeroed) page mapped read-write for us at `at`, never unmapped; PDs
+    // only get read-only mappings, and every access is atomic.
+    let table: &'static GenerationTable = unsafe { &*(at as *const GenerationTable) };
+    table.set_channels(plan);
+    Ok((frame, table, at + PAGE))
 }
 
 /// Device untyped memory, handed out at the physical addresses the plan names: the kernel

@@ -91,3 +91,64 @@ pub fn write_slot(mem: &Mem, q: usize, capacity: u32, index: u32, d: [u32; 4]) {
         mem.write_u32(base + 4 * i, *w);
     }
 }
+
+#[cfg(feature = "loom")]
+use loom::sync::atomic::{AtomicU32, Ordering};
+#[cfg(not(feature = "loom"))]
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use axolotl_ring::{Authority, Generations};
+
+/// The authority's side: the PD generations of the client and the server, as the root task
+/// publishes them (read-only to both). A test "restarts" a side by raising its word first,
+/// as the root task does before resuming a restarted PD.
+pub struct Pds {
+    client: Box<AtomicU32>,
+    server: Box<AtomicU32>,
+}
+
+// SAFETY: atomics only.
+unsafe impl Sync for Pds {}
+
+impl Pds {
+    pub fn new() -> Self {
+        Self::at(0, 0)
+    }
+
+    /// PD generations `client` and `server` (ring generations one more).
+    pub fn at(client: u32, server: u32) -> Self {
+        Pds {
+            client: Box::new(AtomicU32::new(client)),
+            server: Box::new(AtomicU32::new(server)),
+        }
+    }
+
+    fn authority(word: &AtomicU32) -> Authority {
+        // SAFETY: the box lives as long as `self`; tests drop endpoints first.
+        unsafe { Authority::new(std::ptr::NonNull::from(word)) }
+    }
+
+    /// What a starting client is given: its own generation, the server's word.
+    pub fn client(&self) -> Generations {
+        Generations {
+            own: self.client.load(Ordering::Acquire),
+            peer: Self::authority(&self.server),
+        }
+    }
+
+    pub fn server(&self) -> Generations {
+        Generations {
+            own: self.server.load(Ordering::Acquire),
+            peer: Self::authority(&self.client),
+        }
+    }
+
+    /// The authority restarts the client with a generation `by` higher.
+    pub fn restart_client(&self, by: u32) {
+        self.client.fetch_add(by, Ordering::Release);
+    }
+
+    pub fn restart_server(&self, by: u32) {
+        self.server.fetch_add(by, Ordering::Release);
+    }
+}

@@ -5,7 +5,10 @@
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::ptr::NonNull;
 
-use axolotl_ring::{Generation, SharedRegion, ring_region_bytes};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use axolotl_ring::{Authority, Generations, SharedRegion, ring_region_bytes};
 use axolotl_serial_core::{Connection, FakeUart, MSG_SLOT, SeqClient, Server};
 
 pub const CAP: u32 = 4;
@@ -85,10 +88,20 @@ pub fn write_slot(mem: &Mem, q: usize, index: u32, d: [u32; 4]) {
     }
 }
 
-/// One connection's two regions.
+/// One connection's two regions, and the two PD generations the authority (the root task)
+/// publishes for its ends, which neither end can write.
 pub struct Link {
     pub rings: Mem,
     pub data: Mem,
+    client_pd: Box<AtomicU32>,
+    server_pd: Box<AtomicU32>,
+    /// Whether a client was started (the next one is a restart).
+    client_started: Cell<bool>,
+}
+
+fn authority(word: &AtomicU32) -> Authority {
+    // SAFETY: the box lives as long as the link; tests drop endpoints first.
+    unsafe { Authority::new(NonNull::from(word)) }
 }
 
 impl Link {
@@ -96,6 +109,9 @@ impl Link {
         Self {
             rings: Mem::new(ring_region_bytes(CAP).unwrap()),
             data: Mem::new(IDS * MSG_SLOT),
+            client_pd: Box::new(AtomicU32::new(0)),
+            server_pd: Box::new(AtomicU32::new(0)),
+            client_started: Cell::new(false),
         }
     }
 
@@ -104,7 +120,27 @@ impl Link {
             rings: self.rings.region(),
             data: self.data.region(),
             capacity: CAP,
+            client: authority(&self.client_pd),
         }
+    }
+
+    /// The generations of a client starting now: the first at PD generation 0, each later
+    /// one restarted by the authority with the next.
+    pub fn client_generations(&self) -> Generations {
+        if self.client_started.replace(true) {
+            self.client_pd.fetch_add(1, Ordering::Release);
+        }
+        Generations {
+            own: self.client_pd.load(Ordering::Acquire),
+            peer: authority(&self.server_pd),
+        }
+    }
+
+    /// The authority (re)starts the driver with ring generation `ring` on this link.
+    pub fn start_server(&self, ring: u32) -> u32 {
+        let pd = ring.checked_sub(1).expect("ring generations start at 1");
+        self.server_pd.store(pd, Ordering::Release);
+        pd
     }
 
     pub fn seq_client(&self, name: &str, window: usize, limit: Option<u32>) -> SeqClient<IDS> {
@@ -113,7 +149,7 @@ impl Link {
             self.rings.region(),
             self.data.region(),
             CAP,
-            Generation::Next,
+            self.client_generations(),
             window,
             limit,
         )
@@ -125,7 +161,7 @@ impl Link {
             self.rings.region(),
             self.data.region(),
             CAP,
-            Generation::Next,
+            self.client_generations(),
         )
         .unwrap()
     }
@@ -135,7 +171,22 @@ impl Link {
             self.rings.region(),
             self.data.region(),
             CAP,
-            Generation::Next,
+            self.client_generations(),
+        )
+        .unwrap()
+    }
+
+    /// A hand-driven server end (the test plays a driver) with ring generation `ring`.
+    pub fn ring_server(&self, ring: u32) -> axolotl_ring::Server<IDS> {
+        let own = self.start_server(ring);
+        axolotl_ring::Server::new(
+            self.rings.region(),
+            self.data.region(),
+            CAP,
+            Generations {
+                own,
+                peer: authority(&self.client_pd),
+            },
         )
         .unwrap()
     }
@@ -143,17 +194,22 @@ impl Link {
 
 pub type Driver<const N: usize> = Server<FakeUart, N, IDS>;
 
+/// The driver with ring generation `generation` (PD generation one less) on every link.
 pub fn driver<const N: usize>(
     uart: FakeUart,
     links: &[Link; N],
     rx: Option<&Link>,
     generation: u32,
 ) -> Driver<N> {
+    let mut pd = 0;
+    for l in links.iter().chain(rx) {
+        pd = l.start_server(generation);
+    }
     Server::new(
         uart,
         std::array::from_fn(|i| links[i].conn()),
         rx.map(Link::conn),
-        Generation::Given(generation),
+        pd,
     )
     .unwrap()
 }
