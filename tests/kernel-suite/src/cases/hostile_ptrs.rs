@@ -500,3 +500,49 @@ pub fn tcb_deleted_under_vcpu(env: &mut Env) -> Result<(), Fail> {
     r2.ctx("VcpuSetTcb of another thread")?;
     Ok(())
 }
+
+/// Puts a known value in FP registers, then deletes its own TCB (it never returns).
+fn self_deleter(_: u64) {
+    // SAFETY: writes FP registers only, declared clobbered.
+    unsafe {
+        core::arch::asm!(
+            "fmov d8, {x}",
+            "fmov d9, {x}",
+            x = in(reg) FORGED_IRQ_CONTROL,
+            out("d8") _,
+            out("d9") _,
+        )
+    };
+    let _ = ROOT_CNODE.delete(shared(OBJ), D);
+    set_shared(RAN, 1);
+}
+
+fn fp_reader(_: u64) {
+    let v: u64;
+    // SAFETY: reads an FP register.
+    unsafe { core::arch::asm!("fmov {x}, d8", x = out(reg) v) };
+    set_shared(RESULT, v);
+}
+
+/// `k.sched.current` and `k.fpu_owner`: a running thread deletes its own TCB, so it is both
+/// the current thread and the owner of the FP registers when it goes. Its memory is reused
+/// before any other thread could touch it; the threads that run next must leave that memory
+/// alone and start with FP registers of their own.
+pub fn thread_deletes_itself(env: &mut Env) -> Result<(), Fail> {
+    let u = own_untyped(env)?;
+    let t = thread_from(env, u, self_deleter, 255, 0)?;
+    set_shared(OBJ, t.0);
+    t.resume().ctx("resume")?;
+    yield_now();
+    ensure_eq!(shared(RAN), 0, "the thread went on after deleting itself");
+    let g = reuse_as_frame(env, u, PATTERN)?;
+    env.spawn(fp_reader, 0, 255, 0)?;
+    yield_now();
+    untouched(g, PATTERN, "threads running after one deleted itself")?;
+    ensure_eq!(
+        shared(RESULT),
+        0,
+        "FP register d8 of a new thread (the deleted one left 0x5000000000000000 there)"
+    );
+    Ok(())
+}

@@ -179,4 +179,8 @@ pub const ALL: &[(&str, TestFn)] = &[
         "hostile_ptrs_tcb_deleted_under_vcpu",
         hostile_ptrs::tcb_deleted_under_vcpu,
     ),
+    (
+        "hostile_ptrs_thread_deletes_itself",
+        hostile_ptrs::thread_deletes_itself,
+    ),
 ];
