@@ -11,8 +11,8 @@ use axolotl_boot_plan::{
 use axolotl_sys::alloc::{ObjectAlloc, ROOT_DEPTH};
 use axolotl_sys::println;
 use axolotl_sys::{
-    AsidPool, CNode, Endpoint, Frame, InvocationError, IrqControl, IrqHandler, Notification, Tcb,
-    Untyped, UserContext, VSpace, Vcpu, vm_attr,
+    AsidControl, AsidPool, CNode, Endpoint, Frame, InvocationError, IrqControl, IrqHandler,
+    Notification, Tcb, Untyped, UserContext, VSpace, Vcpu, vm_attr,
 };
 use heapless::Vec;
 
@@ -181,6 +181,9 @@ pub struct System {
     journal: &'static mut [Journaled; MAX_PDS],
     /// The timer, run for the monitor (with a monitor only).
     pub clock: Option<Clock>,
+    /// The ASID pool VSpaces get their ASIDs from: the initial one, then each one made when
+    /// the last is full.
+    asid_pool: CPtr,
     pub alloc: ObjectAlloc,
 }
 
@@ -216,6 +219,7 @@ impl System {
             generations: [0; MAX_PDS],
             journal: take_journal(),
             clock: None,
+            asid_pool: init_cap::ASID_POOL,
             alloc,
         };
         for _ in plan.pds.iter() {
@@ -328,9 +332,7 @@ impl System {
                 .step("standby CNode")?,
         );
         let vspace = VSpace(a.alloc(ObjectType::VSpace, 0).step("standby VSpace")?);
-        AsidPool(init_cap::ASID_POOL)
-            .assign(vspace)
-            .step("standby ASID assign")?;
+        self.assign_asid(vspace, "standby ASID assign")?;
         let (ipc_frame, pages) = self.load_incarnation(pd, vspace)?;
         self.sources()?.fill_cspace(i, pd, cnode, vspace)?;
         Ok(Incarnation {
@@ -355,11 +357,26 @@ impl System {
             notification: Notification(a.alloc(ObjectType::Notification, 0).step("notification")?),
             fault_ep: 0,
         };
-        AsidPool(init_cap::ASID_POOL)
-            .assign(o.vspace)
-            .step("ASID assign")?;
+        self.assign_asid(o.vspace, "ASID assign")?;
         o.tcb.bind_notification(o.notification).step("bind")?;
         Ok(o)
+    }
+
+    /// Gives `vspace` an ASID, making a new pool when the current one is full: one pool holds
+    /// 31 VSpaces, and a restartable PD with a standby has two (seL4's AsidControl hands out
+    /// pools as they are needed). The SDF checker counts VSpaces against the kernel's ASIDs.
+    fn assign_asid(&mut self, vspace: VSpace, what: &'static str) -> Result<(), Error> {
+        match AsidPool(self.asid_pool).assign(vspace) {
+            Err(e) if e.error == axolotl_abi::Error::DeleteFirst => {
+                let slot = self.alloc.slots.alloc().ok_or(Error::TooManySlots)?;
+                AsidControl(init_cap::ASID_CONTROL)
+                    .make_pool(CNode(init_cap::CNODE), slot, ROOT_DEPTH)
+                    .step("ASID pool")?;
+                self.asid_pool = slot;
+                AsidPool(slot).assign(vspace).step(what)
+            }
+            r => r.step(what),
+        }
     }
 
     fn create_region(
@@ -677,9 +694,7 @@ impl System {
         let vm = plan.vms.get(v).ok_or(Error::Plan("VM index"))?;
         let a = &mut self.alloc;
         let vspace = VSpace(a.alloc(ObjectType::VSpace, 0).step("VM VSpace")?);
-        AsidPool(init_cap::ASID_POOL)
-            .assign(vspace)
-            .step("VM ASID assign")?;
+        self.assign_asid(vspace, "VM ASID assign")?;
         for m in vm.mappings.of(&plan.mappings) {
             self.map_region(m, vspace)?;
         }
