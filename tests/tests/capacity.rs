@@ -1,7 +1,10 @@
-//! Issue #20: what the SDF allows, the root task builds.
+//! Issue #20: what the SDF allows, the root task builds, and no PD gets authority the plan does
+//! not give it.
 //!
 //! `tests/systems/many-restartable.system`: twenty restartable PDs with standbys need more
 //! VSpaces than one ASID pool holds; the root task makes pools as it needs them.
+//! `tests/systems/cap-grant.system`: a PD cannot pass a cap on a protected call nor receive on
+//! the monitor's endpoint, and a restart leaves nothing in slots the plan does not name.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -57,4 +60,48 @@ fn many_restartable_pds_boot_gicv3() {
 #[test]
 fn many_restartable_pds_boot_gicv2() {
     many_restartable(2);
+}
+
+fn cap_grant(gic: u8) {
+    let mut b = check(boot_named(gic, "cortex-a72", "-cap-grant"));
+    check(b.expect(
+        "root-task: system up: 3 protection domains and the monitor started",
+        DEFAULT_TIMEOUT,
+    ));
+    check(b.expect_chain(
+        &[
+            "fence: generation 0 called with 0 caps",
+            "fence: generation 0 probed slot 0",
+            "monitor: restarted fence (cause: vm-fault",
+            "fence: generation 1 probed slot 0",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    check(b.expect(
+        "monitor: smuggler failed (cap-fault cptr 0x5 ip 0x",
+        DEFAULT_TIMEOUT,
+    ));
+    check(b.expect(
+        "monitor: holding smuggler stopped: restart=never",
+        DEFAULT_TIMEOUT,
+    ));
+    refute_each(
+        &mut b,
+        &[
+            "witness: notified",
+            "smuggler: received on the monitor's endpoint",
+            "KERNEL PANIC",
+            "kernel: FAULT",
+        ],
+    );
+}
+
+#[test]
+fn pds_cannot_grant_caps_or_steal_faults_gicv3() {
+    cap_grant(3);
+}
+
+#[test]
+fn pds_cannot_grant_caps_or_steal_faults_gicv2() {
+    cap_grant(2);
 }

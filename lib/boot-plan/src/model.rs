@@ -210,6 +210,36 @@ pub enum Cap {
     OwnVSpace,
 }
 
+impl Cap {
+    /// The rights the PD gets with this cap: what using it needs, and never Grant. Microkit
+    /// mints its PDs' fault and channel endpoints with Grant (and Read); here a PD could
+    /// then push a capability into the monitor's or a peer's CSpace with a message, where it
+    /// would outlive the restarts that rebuild that CSpace, and receive, on an endpoint it
+    /// only calls, the calls and faults meant for the endpoint's owner. Calls get their
+    /// reply through GrantReply (a reply that carries no caps either).
+    pub fn rights(self) -> axolotl_abi::Rights {
+        use axolotl_abi::Rights;
+        match self {
+            // Received on, never sent to: the PD's own input endpoint.
+            Cap::InputEndpoint => Rights::READ,
+            // Called or sent to only.
+            Cap::FaultEndpoint { .. } | Cap::PpcEndpoint { .. } | Cap::RootService => {
+                Rights::WRITE.union(Rights::GRANT_REPLY)
+            }
+            // Signalled only: waiting on a peer's notification would take its signals.
+            Cap::Notification { .. } => Rights::WRITE,
+            // Rights do not limit invocations of these objects.
+            Cap::Reply
+            | Cap::IrqHandler { .. }
+            | Cap::ChildTcb { .. }
+            | Cap::VmTcb { .. }
+            | Cap::Vcpu { .. }
+            | Cap::OwnCNode
+            | Cap::OwnVSpace => Rights::ALL,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Trigger {
     Level,

@@ -4,7 +4,6 @@
 //! the root task's main thread (restarts in place) and its standby refresher (`standby.rs`)
 //! share it.
 
-use axolotl_abi::Rights;
 use axolotl_abi::bootinfo::init_cap;
 use axolotl_boot_plan::pack::Pack;
 use axolotl_boot_plan::{BootPlan, Cap, MAX_IRQS, MAX_PDS, MAX_REGIONS, MAX_VCPUS, Pd};
@@ -131,21 +130,13 @@ impl Sources {
         Ok(())
     }
 
-    /// Empties `cnode` (PD `i`'s, or its standby's) of whatever the PD may have put there.
-    pub fn empty_cspace(&self, pd: &Pd, cnode: CNode) -> Result<(), Error> {
-        if self.plan.caps_of(pd).iter().any(|c| c.cap == Cap::OwnCNode) {
-            // It could have put caps anywhere in its CNode: empty all of it.
-            for slot in 0..1 << PD_DEPTH {
-                cnode.delete(slot, PD_DEPTH).step("delete PD cap")?;
-            }
-        } else {
-            // Only the plan's slots can hold anything; the reply slot stays empty (the kernel
-            // keeps reply caps in the TCB).
-            for cs in self.plan.caps_of(pd).iter().filter(|c| c.cap != Cap::Reply) {
-                cnode
-                    .delete(cs.slot as u64, PD_DEPTH)
-                    .step("delete PD cap")?;
-            }
+    /// Empties `cnode` (PD `i`'s, or its standby's) of whatever the PD may have put there:
+    /// every slot, not only the plan's. A cap could reach a slot the plan does not name (one
+    /// granted to it in a message, one it moved with its own CNode cap), and a restart must
+    /// leave the PD with the plan's caps and nothing else.
+    pub fn empty_cspace(&self, _pd: &Pd, cnode: CNode) -> Result<(), Error> {
+        for slot in 0..1 << PD_DEPTH {
+            cnode.delete(slot, PD_DEPTH).step("delete PD cap")?;
         }
         Ok(())
     }
@@ -183,13 +174,14 @@ impl Sources {
                 Cap::VmTcb { vcpu } => (self.vcpu(vcpu)?.tcb.0, 0),
                 Cap::Vcpu { vcpu } => (self.vcpu(vcpu)?.vcpu.0, 0),
             };
+            let rights = cs.cap.rights();
             if badge == 0 {
                 cnode
-                    .copy(slot, PD_DEPTH, root, src, ROOT_DEPTH, Rights::ALL)
+                    .copy(slot, PD_DEPTH, root, src, ROOT_DEPTH, rights)
                     .step("copy into PD CSpace")?;
             } else {
                 cnode
-                    .mint(slot, PD_DEPTH, root, src, ROOT_DEPTH, Rights::ALL, badge)
+                    .mint(slot, PD_DEPTH, root, src, ROOT_DEPTH, rights, badge)
                     .step("mint into PD CSpace")?;
             }
         }
