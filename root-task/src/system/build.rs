@@ -23,8 +23,9 @@ use super::standby::{self, Incarnation};
 use super::vspace;
 use axolotl_monitor_core::log::How;
 
-/// Most pages of PD images, stacks and IPC buffers together (restored on restart).
-pub const MAX_PAGES: usize = 16384;
+/// Most pages of PD images, stacks and IPC buffers together (restored on restart): the
+/// plan's number, which the SDF checker counts against.
+pub const MAX_PAGES: usize = axolotl_boot_plan::MAX_PD_PAGES;
 /// A PD's CNode is a single level: its guard covers the 64 - 9 bits above the slot number, so
 /// the PD names slot `n` by the capability address `n` (seL4 CNode cap data: guard size in
 /// bits 0..6, guard value 0).
