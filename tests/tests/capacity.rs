@@ -5,6 +5,7 @@
 //! VSpaces than one ASID pool holds; the root task makes pools as it needs them.
 //! `tests/systems/cap-grant.system`: a PD cannot pass a cap on a protected call nor receive on
 //! the monitor's endpoint, and a restart leaves nothing in slots the plan does not name.
+//! `tests/systems/device-order.system`: device regions declared in decreasing address order.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -104,4 +105,24 @@ fn pds_cannot_grant_caps_or_steal_faults_gicv3() {
 #[test]
 fn pds_cannot_grant_caps_or_steal_faults_gicv2() {
     cap_grant(2);
+}
+
+/// Regions at fixed device addresses, declared in decreasing address order, are placed.
+fn device_order(gic: u8) {
+    let mut b = check(boot_named(gic, "cortex-a72", "-device-order"));
+    check(b.expect(
+        "root-task: system up: 1 protection domains and the monitor started",
+        DEFAULT_TIMEOUT,
+    ));
+    refute_each(&mut b, &["KERNEL PANIC", "kernel: FAULT", "failed"]);
+}
+
+#[test]
+fn device_regions_in_any_order_gicv3() {
+    device_order(3);
+}
+
+#[test]
+fn device_regions_in_any_order_gicv2() {
+    device_order(2);
 }

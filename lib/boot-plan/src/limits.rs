@@ -153,6 +153,7 @@ pub fn check_with_images(
     };
     let all = sd.all_pds();
     tables(&mut cx, &all);
+    fixed_regions(&mut cx, board);
 
     // The monitor's share: added by the builder to every system.
     let monitor_image = images.map(|i| i.monitor);
@@ -412,6 +413,35 @@ fn tables(cx: &mut Cx, all: &[&sdf::ProtectionDomain]) {
         sd.span,
         "capabilities",
     );
+}
+
+/// Regions at fixed addresses come from the device untypeds the kernel hands out (the SDF's
+/// `phys-range` admits RAM, as Microkit does, but the root task allocates RAM itself and
+/// cannot place a region there), which leave out the kernel's console UART.
+fn fixed_regions(cx: &mut Cx, board: &Board) {
+    let ram = (
+        board.ram_base,
+        board.ram_base.saturating_add(board.ram_size),
+    );
+    let uart = (board.uart_base, board.uart_base.saturating_add(PAGE));
+    for mr in &cx.sd.memory_regions {
+        let Some(pa) = mr.phys_addr else { continue };
+        let r = (pa, pa.saturating_add(mr.size));
+        let hits = |w: (u64, u64)| r.0 < w.1 && w.0 < r.1;
+        let what = if hits(ram) {
+            "RAM, which the root task allocates itself"
+        } else if hits(uart) {
+            "the kernel's console UART"
+        } else {
+            continue;
+        };
+        let msg = format!(
+            "memory region `{}` at [{:#x}, {:#x}) is in {what}: a region at a fixed address \
+             must be device memory the root task is given",
+            mr.name, r.0, r.1
+        );
+        cx.error(mr.span, "phys-device", msg);
+    }
 }
 
 /// The pages the root task loads for `segs`, as it loads them (`root-task/src/system/

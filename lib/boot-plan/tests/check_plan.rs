@@ -27,7 +27,8 @@ const PACK_BYTES: u64 = 0x10_0000;
 /// Rules whose need the program images add to.
 const IMAGE_DEPENDENT: [&str; 3] = ["memory", "root-slots", "pd-pages"];
 /// Rules of [`limits`]: the builder must refuse what they refuse.
-const LIMIT_RULES: [&str; 7] = [
+const LIMIT_RULES: [&str; 8] = [
+    "phys-device",
     "memory",
     "root-slots",
     "pd-pages",

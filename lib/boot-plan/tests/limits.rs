@@ -111,3 +111,24 @@ fn many_dependants_are_refused_at_the_pd() {
     assert!(err.contains("t.system:63:3: error: "), "{err}");
     assert!(err.contains("[plan-capacity]"), "{err}");
 }
+
+/// The root task places regions at fixed addresses only in the device untypeds the kernel
+/// hands out: not in RAM (it allocates RAM itself), not on the kernel's console UART.
+#[test]
+fn fixed_regions_outside_device_memory_are_refused_at_the_region() {
+    for (pa, what) in [("0x48000000", "RAM"), ("0x9000000", "console")] {
+        let text = pds(
+            1,
+            &format!("  <memory_region name=\"dev\" size=\"0x1000\" phys_addr=\"{pa}\" />\n"),
+        );
+        let err = check_and_build(&text).unwrap_err();
+        assert!(err.contains("t.system:3:3: error: "), "{what}: {err}");
+        assert!(err.contains("[phys-device]"), "{what}: {err}");
+    }
+    // Device memory the kernel hands out is accepted.
+    let text = pds(
+        1,
+        "  <memory_region name=\"dev\" size=\"0x1000\" phys_addr=\"0x9040000\" />\n",
+    );
+    check_and_build(&text).unwrap();
+}

@@ -228,9 +228,22 @@ impl System {
             let _ = sys.pds.push(o);
         }
         let mut devices = DeviceMemory::new(bi);
-        for r in 0..plan.regions.len() {
-            let frames = sys.create_region(&mut devices, r)?;
-            let _ = sys.regions.push(frames);
+        // Device memory is carved from each device untyped's bottom up, so regions at fixed
+        // addresses are placed in address order, whatever the order of the file.
+        let n = plan.regions.len().min(MAX_REGIONS);
+        let mut order: Vec<usize, MAX_REGIONS> = (0..n).collect();
+        order.sort_unstable_by_key(|&r| {
+            let pa = plan.regions[r].phys_addr;
+            (pa.is_none(), pa, r)
+        });
+        let mut frames = [None; MAX_REGIONS];
+        for r in order {
+            frames[r] = Some(sys.create_region(&mut devices, r)?);
+        }
+        for f in &frames[..n] {
+            let _ = sys
+                .regions
+                .push(f.ok_or(Error::Plan("region not created"))?);
         }
         for (i, pd) in plan.pds.iter().enumerate() {
             sys.build_pd(i, pd)?;
