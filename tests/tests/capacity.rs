@@ -6,6 +6,7 @@
 //! `tests/systems/cap-grant.system`: a PD cannot pass a cap on a protected call nor receive on
 //! the monitor's endpoint, and a restart leaves nothing in slots the plan does not name.
 //! `tests/systems/device-order.system`: device regions declared in decreasing address order.
+//! `tests/systems/ram-edge.system`: a system near the RAM the check allows boots.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -125,4 +126,25 @@ fn device_regions_in_any_order_gicv3() {
 #[test]
 fn device_regions_in_any_order_gicv2() {
     device_order(2);
+}
+
+/// A system the check accepts near the RAM limit (a 992 MiB region of 2 MiB pages, mapped)
+/// boots: the RAM the limits leave the root task is there.
+fn ram_edge(gic: u8) {
+    let mut b = check(boot_named(gic, "cortex-a72", "-ram-edge"));
+    check(b.expect(
+        "root-task: system up: 1 protection domains and the monitor started",
+        DEFAULT_TIMEOUT,
+    ));
+    refute_each(&mut b, &["KERNEL PANIC", "kernel: FAULT", "failed"]);
+}
+
+#[test]
+fn ram_near_the_limit_boots_gicv3() {
+    ram_edge(3);
+}
+
+#[test]
+fn ram_near_the_limit_boots_gicv2() {
+    ram_edge(2);
 }

@@ -178,34 +178,34 @@ pub fn check_with_images(
                 need.bytes(),
                 ram,
                 "bytes of RAM",
-                "the board's RAM less what the kernel, the root task and the images keep",
+                "the board leaves it (its RAM less what the kernel, the root task and the pack keep)",
             ),
             (
                 "root-slots",
                 need.slots,
                 slots,
-                "root task CNode slots",
-                "the root task's CNode",
+                "slots of the root task's CNode",
+                "it has",
             ),
             (
                 "pd-pages",
                 need.pages,
                 max_pages,
-                "PD pages",
-                "the pages the root task can restore",
+                "PD pages to restore",
+                "the root task keeps",
             ),
             (
                 "asids",
                 need.vspaces,
                 asids,
                 "ASIDs",
-                "the kernel's ASIDs left to the root task",
+                "the kernel has for it",
             ),
         ];
         for (rule, got, limit, unit, of) in limits {
             if got > limit && reported.insert(rule) {
                 let msg = format!(
-                    "{what} needs the system past {of}: {got} {unit}, at most {limit}{}",
+                    "with {what} the system needs {got} {unit}, more than the {limit} {of}{}",
                     if images.is_none() && rule != "asids" {
                         " (program images not counted)"
                     } else {

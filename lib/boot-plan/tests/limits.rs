@@ -64,7 +64,7 @@ fn region_near_u64_max_is_refused_at_the_region() {
     );
     let err = check_and_build(&text).unwrap_err();
     assert!(
-        err.contains("t.system:3:3: error: memory region `huge`"),
+        err.contains("t.system:3:3: error: with memory region `huge`"),
         "{err}"
     );
     assert!(err.contains("[memory]"), "{err}");
@@ -78,7 +78,7 @@ fn region_larger_than_ram_is_refused_at_the_region() {
     );
     let err = check_and_build(&text).unwrap_err();
     assert!(
-        err.contains("t.system:3:3: error: memory region `big`"),
+        err.contains("t.system:3:3: error: with memory region `big`"),
         "{err}"
     );
     assert!(err.contains("[memory]"), "{err}");
