@@ -865,7 +865,7 @@ impl System {
             let src = self.sources()?;
             let span = self.page_spans.get(i).cloned().unwrap_or(0..0);
             src.refill(pd, &pages()[span], o.vspace)?;
-            src.empty_cspace(pd, o.cnode)?;
+            src.empty_cspace(pd, o.cnode, false)?;
             src.fill_cspace(i, pd, o.cnode, o.vspace)?;
             self.set_entry_registers(i, pd, generation, true)?;
         }
