@@ -2,9 +2,9 @@
 //! that `check` refuses everything `build` or the boot would refuse (issue #20).
 //!
 //! [`check`] runs on the SDF alone (`cargo xtask check`): program images count as empty, so
-//! what it finds is a lower bound of what the system needs. [`crate::build_with_monitor`] runs
-//! the same rules with the images and the pack's size, so a system whose images tip it over
-//! is refused there. The limits are the plan's capacities (`model::MAX_*`), kernel-config's
+//! what it finds is a lower bound of what the system needs. [`build_for_board`] (what `cargo
+//! xtask build` runs) applies the same rules with the images and the pack's size, so a system
+//! whose images tip it over is refused there, still at the SDF element. The limits are the plan's capacities (`model::MAX_*`), kernel-config's
 //! ASIDs and RAM, and the root task's CNode and page table: never copies of numbers.
 
 use std::collections::{BTreeMap, BTreeSet};
