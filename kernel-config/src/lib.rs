@@ -8,6 +8,7 @@
 
 mod board;
 mod build;
+pub mod limits;
 
 pub use board::{BOARDS, Board, GicLayout, GicVersion, board_by_name};
 pub use build::BuildConfig;

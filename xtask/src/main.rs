@@ -133,7 +133,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Cmd::Check { file, target } => {
             let b = board(&target)?;
-            return Ok(match axolotl_sdf::check_file(&file, &b) {
+            // The SDF's rules and the plan's, the root task's and the board's capacities:
+            // everything `build` and the boot would refuse that the SDF alone shows.
+            return Ok(match axolotl_boot_plan::limits::check_file(&file, &b) {
                 Ok(checked) => {
                     for w in checked.warnings.iter() {
                         eprintln!("{w}");

@@ -84,7 +84,8 @@ pub fn pack_with_initrd(
     board: &Board,
     initrd: Option<&Path>,
 ) -> Result<Packed, String> {
-    let checked = axolotl_sdf::check_file(sdf_path, board).map_err(|d| format!("{d}"))?;
+    let checked =
+        axolotl_boot_plan::limits::check_file(sdf_path, board).map_err(|d| format!("{d}"))?;
     for w in checked.warnings.iter() {
         eprintln!("{w}");
     }
@@ -135,15 +136,20 @@ pub fn pack_with_initrd(
         fs::read(&monitor_file).map_err(|e| format!("{}: {e}", monitor_file.display()))?;
     let monitor = ElfInfo::from_bytes(MONITOR_IMAGE, &monitor_bytes).map_err(|e| e.to_string())?;
     files.push((MONITOR_IMAGE.to_string(), monitor_bytes));
-    let plan = axolotl_boot_plan::build_with_monitor(&sd, &infos, &monitor).map_err(|errs| {
-        errs.iter()
-            .map(|e| match e {
-                axolotl_boot_plan::BuildError::Sdf(d) => d.to_string(),
-                e => format!("{}: error: {e}", sdf_path.display()),
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    })?;
+    // The pack holds every image and the plan (at most `PLAN_SIZE_LIMIT`), in the kernel
+    // image: RAM the root task never gets.
+    let pack_bytes = files.iter().map(|(_, b)| b.len() as u64).sum::<u64>()
+        + axolotl_boot_plan::PLAN_SIZE_LIMIT as u64;
+    let plan = axolotl_boot_plan::build_for_board(&sd, &infos, &monitor, board, pack_bytes)
+        .map_err(|errs| {
+            errs.iter()
+                .map(|e| match e {
+                    axolotl_boot_plan::BuildError::Sdf(d) => d.to_string(),
+                    e => format!("{}: error: {e}", sdf_path.display()),
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?;
     println!("{}", plan.summary());
 
     let mut buf = vec![0u8; axolotl_boot_plan::PLAN_SIZE_LIMIT];

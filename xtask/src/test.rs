@@ -12,7 +12,7 @@ use crate::setup;
 /// Self-check images the integration tests boot (root-task cargo features).
 const SELFTESTS: [&str; 3] = ["fault", "ticks", "ipc"];
 /// Systems the integration tests boot: examples, and test systems of failing PDs.
-const SYSTEMS: [&str; 20] = [
+const SYSTEMS: &[&str] = &[
     "systems/hello.system",
     "systems/resilient-echo.system",
     "tests/systems/restart.system",
@@ -29,6 +29,10 @@ const SYSTEMS: [&str; 20] = [
     "tests/systems/resilient-echo-client-crash.system",
     "tests/systems/resilient-echo-liar.system",
     "tests/systems/vm-exits.system",
+    "tests/systems/many-restartable.system",
+    "tests/systems/cap-grant.system",
+    "tests/systems/device-order.system",
+    "tests/systems/ram-edge.system",
     "tests/systems/linux-vm-gicv3.system",
     "tests/systems/linux-vm-gicv2.system",
     "tests/systems/linux-smp-gicv3.system",

@@ -1,6 +1,6 @@
 //! SDF + program images -> plan. Every problem is collected; a plan is returned only without any.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::format;
 use std::string::{String, ToString};
 use std::vec;
@@ -14,8 +14,8 @@ use crate::generations::{GENERATION_TABLE_BYTES, GENERATION_TABLE_VADDR, PD_INDE
 use crate::model::{self as m, BootPlan, Cap, CapSlot, Totals};
 use crate::{BuildError, ElfInfo};
 
-const PAGE: u64 = 0x1000;
-const LARGE: u64 = 0x20_0000;
+pub(crate) const PAGE: u64 = 0x1000;
+pub(crate) const LARGE: u64 = 0x20_0000;
 const GIB: u64 = 1 << 30;
 
 /// Microkit's name for the IPC buffer page inside the image; without it the buffer gets its
@@ -64,27 +64,63 @@ fn perms(p: sdf::Perms) -> m::Perms {
     }
 }
 
-/// Page tables (levels 2 and 3 below a 39-bit root) for pages `(vaddr, size)`.
+/// Page tables (levels 2 and 3 below a 39-bit root) for pages `(vaddr, size)`: a level-2
+/// table per GiB and a level-3 table per 2 MiB of small pages touched, kept as ranges of
+/// table indices and counted by merging them, so no input makes this overflow or run long.
+/// Nothing at or above 2^39 can be mapped (the SDF checks maps, the root task refuses
+/// segments there) and is not counted.
 #[derive(Default)]
-struct Tables {
-    l2: BTreeSet<u64>,
-    l3: BTreeSet<u64>,
+pub(crate) struct Tables {
+    l2: Vec<(u64, u64)>,
+    l3: Vec<(u64, u64)>,
 }
 
 impl Tables {
-    fn add(&mut self, vaddr: u64, len: u64, page: u64) {
-        let mut a = vaddr & !(page - 1);
-        while a < vaddr + len {
-            self.l2.insert(a / GIB);
-            if page == PAGE {
-                self.l3.insert(a / LARGE);
-            }
-            a += page;
+    pub(crate) fn add(&mut self, vaddr: u64, len: u64, page: u64) {
+        let end = vaddr.saturating_add(len).min(sdf::USER_ADDR_LIMIT);
+        if vaddr >= end {
+            return;
+        }
+        self.l2.push((vaddr / GIB, end.div_ceil(GIB)));
+        if page != LARGE {
+            self.l3.push((vaddr / LARGE, end.div_ceil(LARGE)));
         }
     }
-    fn count(&self) -> u64 {
-        (self.l2.len() + self.l3.len()) as u64
+    pub(crate) fn count(&self) -> u64 {
+        union_len(&self.l2) + union_len(&self.l3)
     }
+}
+
+/// How many integers the half-open `ranges` cover together.
+fn union_len(ranges: &[(u64, u64)]) -> u64 {
+    let mut r = ranges.to_vec();
+    r.sort_unstable();
+    let (mut n, mut covered) = (0u64, 0u64);
+    for (start, end) in r {
+        let start = start.max(covered);
+        if end > start {
+            n += end - start;
+            covered = end;
+        }
+    }
+    n
+}
+
+/// The distinct 4 KiB pages `elf`'s segments touch, counted by merging their page ranges (a
+/// set of pages would take memory in proportion to the segments' size).
+fn image_pages(elf: &ElfInfo) -> u64 {
+    let ranges: Vec<(u64, u64)> = elf
+        .segments
+        .iter()
+        .filter(|s| s.memsz > 0)
+        .map(|s| {
+            (
+                s.vaddr / PAGE,
+                s.vaddr.saturating_add(s.memsz).div_ceil(PAGE),
+            )
+        })
+        .collect();
+    union_len(&ranges)
 }
 
 /// Builds the plan for `sd` from its program images (matched by `program_image path`).
@@ -283,9 +319,9 @@ pub fn build(sd: &SystemDescription, images: &[ElfInfo]) -> Result<BootPlan, Vec
     for r in &plan.regions {
         if r.phys_addr.is_none() {
             if r.page_size == LARGE {
-                region_frames.large_frames += r.pages();
+                region_frames.large_frames = region_frames.large_frames.saturating_add(r.pages());
             } else {
-                region_frames.small_frames += r.pages();
+                region_frames.small_frames = region_frames.small_frames.saturating_add(r.pages());
             }
         }
     }
@@ -320,14 +356,12 @@ pub fn build(sd: &SystemDescription, images: &[ElfInfo]) -> Result<BootPlan, Vec
                     .into_iter()
                     .map(BuildError::Sdf),
             );
-            let mut pages = BTreeSet::new();
+            totals.small_frames += image_pages(elf);
             for s in elf.segments.iter().filter(|s| s.memsz > 0) {
-                pages.extend((s.vaddr / PAGE)..(s.vaddr + s.memsz).div_ceil(PAGE));
                 tables.add(s.vaddr, s.memsz, PAGE);
             }
-            totals.small_frames += pages.len() as u64;
         }
-        totals.small_frames += pd.stack_size / PAGE;
+        totals.small_frames = totals.small_frames.saturating_add(pd.stack_size / PAGE);
         tables.add(pd.stack_bottom(), pd.stack_size, PAGE);
 
         let ipc_buffer = match elf.and_then(|e| e.symbol(IPC_BUFFER_SYMBOL)) {

@@ -124,6 +124,8 @@ mod elf;
 #[cfg(feature = "std")]
 mod error;
 #[cfg(feature = "std")]
+pub mod limits;
+#[cfg(feature = "std")]
 mod monitor;
 #[cfg(feature = "std")]
 mod summary;
@@ -134,5 +136,7 @@ pub use build::{DEFAULT_IPC_BUFFER, IPC_BUFFER_SYMBOL, build};
 pub use elf::{ElfInfo, ElfSegment};
 #[cfg(feature = "std")]
 pub use error::BuildError;
+#[cfg(feature = "std")]
+pub use limits::build_for_board;
 #[cfg(feature = "std")]
 pub use monitor::{MONITOR_NAME, MONITOR_PRIORITY, MONITOR_STACK, build_with_monitor};

@@ -7,9 +7,11 @@
 use heapless::{String, Vec};
 use serde::{Deserialize, Serialize};
 
-/// Capacity limits. The builder rejects a system that exceeds one.
-pub const MAX_PDS: usize = 63;
-pub const MAX_IMAGES: usize = 63;
+/// Capacity limits. The builder rejects a system that exceeds one, and `limits::check` reports
+/// the SDF element that does.
+/// Microkit's 63 PDs (`axolotl_sdf::MAX_PDS`) and the monitor the builder adds.
+pub const MAX_PDS: usize = 64;
+pub const MAX_IMAGES: usize = MAX_PDS;
 pub const MAX_SEGMENTS: usize = 256;
 pub const MAX_REGIONS: usize = 128;
 /// All PD and VM mappings together.
@@ -26,6 +28,9 @@ pub const MAX_VCPUS: usize = 64;
 /// PD, region and VM names (bytes).
 pub const MAX_NAME: usize = 64;
 pub const MAX_PATH: usize = 128;
+/// Pages of PD images, stacks and IPC buffers (standbys included) the root task keeps to
+/// restore them from (its page table, a static).
+pub const MAX_PD_PAGES: usize = 16384;
 
 pub type Name = String<MAX_NAME>;
 
@@ -210,6 +215,36 @@ pub enum Cap {
     OwnVSpace,
 }
 
+impl Cap {
+    /// The rights the PD gets with this cap: what using it needs, and never Grant. Microkit
+    /// mints its PDs' fault and channel endpoints with Grant (and Read); here a PD could
+    /// then push a capability into the monitor's or a peer's CSpace with a message, where it
+    /// would outlive the restarts that rebuild that CSpace, and receive, on an endpoint it
+    /// only calls, the calls and faults meant for the endpoint's owner. Calls get their
+    /// reply through GrantReply (a reply that carries no caps either).
+    pub fn rights(self) -> axolotl_abi::Rights {
+        use axolotl_abi::Rights;
+        match self {
+            // Received on, never sent to: the PD's own input endpoint.
+            Cap::InputEndpoint => Rights::READ,
+            // Called or sent to only.
+            Cap::FaultEndpoint { .. } | Cap::PpcEndpoint { .. } | Cap::RootService => {
+                Rights::WRITE.union(Rights::GRANT_REPLY)
+            }
+            // Signalled only: waiting on a peer's notification would take its signals.
+            Cap::Notification { .. } => Rights::WRITE,
+            // Rights do not limit invocations of these objects.
+            Cap::Reply
+            | Cap::IrqHandler { .. }
+            | Cap::ChildTcb { .. }
+            | Cap::VmTcb { .. }
+            | Cap::Vcpu { .. }
+            | Cap::OwnCNode
+            | Cap::OwnVSpace => Rights::ALL,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Trigger {
     Level,
@@ -312,30 +347,41 @@ pub struct Totals {
 impl Totals {
     /// Bytes of untyped memory, each object at its size (`ObjectType::size_bits`), excluding
     /// regions with a fixed physical address (device memory the kernel hands out separately).
+    /// Saturates: a region near 2^64 bytes must not overflow the sum (the limits refuse it).
     pub fn bytes(&self) -> u64 {
         use axolotl_abi::ObjectType as T;
         let size = |t: T, user: u64| 1u64 << t.size_bits(user).unwrap_or(0);
-        self.small_frames * size(T::SmallFrame, 0)
-            + self.large_frames * size(T::LargeFrame, 0)
-            + self.page_tables * size(T::PageTable, 0)
-            + self.vspaces * size(T::VSpace, 0)
-            + self.tcbs * size(T::Tcb, 0)
-            + self.endpoints * size(T::Endpoint, 0)
-            + self.notifications * size(T::Notification, 0)
-            + self.vcpus * size(T::Vcpu, 0)
-            + self.cnodes * size(T::CNode, crate::cspace::CNODE_SIZE_BITS as u64)
+        [
+            (self.small_frames, size(T::SmallFrame, 0)),
+            (self.large_frames, size(T::LargeFrame, 0)),
+            (self.page_tables, size(T::PageTable, 0)),
+            (self.vspaces, size(T::VSpace, 0)),
+            (self.tcbs, size(T::Tcb, 0)),
+            (self.endpoints, size(T::Endpoint, 0)),
+            (self.notifications, size(T::Notification, 0)),
+            (self.vcpus, size(T::Vcpu, 0)),
+            (
+                self.cnodes,
+                size(T::CNode, crate::cspace::CNODE_SIZE_BITS as u64),
+            ),
+        ]
+        .iter()
+        .fold(0u64, |sum, &(n, bytes)| {
+            sum.saturating_add(n.saturating_mul(bytes))
+        })
     }
 
     pub fn add(&mut self, o: &Totals) {
-        self.small_frames += o.small_frames;
-        self.large_frames += o.large_frames;
-        self.page_tables += o.page_tables;
-        self.vspaces += o.vspaces;
-        self.tcbs += o.tcbs;
-        self.endpoints += o.endpoints;
-        self.notifications += o.notifications;
-        self.vcpus += o.vcpus;
-        self.cnodes += o.cnodes;
+        let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        add(&mut self.small_frames, o.small_frames);
+        add(&mut self.large_frames, o.large_frames);
+        add(&mut self.page_tables, o.page_tables);
+        add(&mut self.vspaces, o.vspaces);
+        add(&mut self.tcbs, o.tcbs);
+        add(&mut self.endpoints, o.endpoints);
+        add(&mut self.notifications, o.notifications);
+        add(&mut self.vcpus, o.vcpus);
+        add(&mut self.cnodes, o.cnodes);
     }
 }
 

@@ -26,13 +26,14 @@ impl BootPlan {
         )?;
         for pd in &self.pds {
             let t = &pd.totals;
-            let own = t.small_frames * 0x1000 + t.large_frames * 0x20_0000;
+            let own = (t.small_frames.saturating_mul(0x1000))
+                .saturating_add(t.large_frames.saturating_mul(0x20_0000));
             let mapped: u64 = self
                 .mappings_of(pd)
                 .iter()
                 .filter_map(|m| self.regions.get(m.region as usize))
                 .map(|r| r.size)
-                .sum();
+                .fold(0u64, u64::saturating_add);
             let restart = match pd.resilience.restart {
                 RestartPolicy::Never => "never",
                 RestartPolicy::OnFailure => "on-failure",

@@ -324,3 +324,46 @@ fn no_pd_shares_the_monitor_s_priority() {
     let ok = text.replace("254", "253");
     assert!(with_monitor(&ok, &["h.elf"]).is_ok());
 }
+
+/// Issue #20: no cap a PD gets carries Grant (a PD could push caps into the monitor's or a
+/// peer's CSpace), and none to another's endpoint or notification carries Read (it could take
+/// the calls, faults or signals meant for the owner). Checked on every cap of the plan with
+/// the monitor, which holds the root service and ping caps.
+#[test]
+fn no_pd_cap_grants_or_reads_what_it_only_calls() {
+    use axolotl_abi::Rights;
+    let images = hello_images();
+    let monitor = images[0].clone();
+    let mut monitor = monitor;
+    monitor.path = "monitor-pd.elf".into();
+    let mut sd = hello();
+    sd.protection_domains[0].resilience.heartbeat_ms = Some(100);
+    let plan = axolotl_boot_plan::build_with_monitor(&sd, &images, &monitor).unwrap();
+    let mut seen = 0;
+    for pd in &plan.pds {
+        for cs in plan.caps_of(pd) {
+            let r = cs.cap.rights();
+            let ipc = matches!(
+                cs.cap,
+                Cap::InputEndpoint
+                    | Cap::FaultEndpoint { .. }
+                    | Cap::PpcEndpoint { .. }
+                    | Cap::RootService
+                    | Cap::Notification { .. }
+            );
+            if ipc {
+                seen += 1;
+                assert!(!r.contains(Rights::GRANT), "{cs:?} of {}", pd.name);
+            }
+            if ipc && cs.cap != Cap::InputEndpoint {
+                assert!(!r.contains(Rights::READ), "{cs:?} of {}", pd.name);
+                assert!(r.contains(Rights::WRITE), "{cs:?} of {}", pd.name);
+            }
+        }
+    }
+    assert!(seen >= 12, "only {seen} endpoint and notification caps");
+    assert_eq!(Cap::InputEndpoint.rights(), Rights::READ);
+    let call = Rights::WRITE.union(Rights::GRANT_REPLY);
+    assert_eq!(Cap::PpcEndpoint { pd: 0, badge: 0 }.rights(), call);
+    assert_eq!(Cap::RootService.rights(), call);
+}

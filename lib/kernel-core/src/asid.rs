@@ -19,11 +19,10 @@ use crate::error::SyscallError;
 use crate::mdb::insert_copy;
 use crate::slot::SlotRef;
 
-pub const ASID_BITS: u32 = 8;
-pub const NUM_ASIDS: usize = 1 << ASID_BITS;
-pub const ASID_POOL_BITS: u32 = 5;
-pub const ASID_POOL_SIZE: usize = 1 << ASID_POOL_BITS;
-pub const NUM_POOLS: usize = NUM_ASIDS / ASID_POOL_SIZE;
+// The numbers are kernel-config's: the root task and the SDF checker plan with them too.
+pub use axolotl_kernel_config::limits::{
+    ASID_BITS, ASID_POOL_BITS, ASID_POOL_SIZE, NUM_ASID_POOLS as NUM_POOLS, NUM_ASIDS,
+};
 
 pub struct AsidTable {
     pool_used: [bool; NUM_POOLS],

@@ -12,8 +12,8 @@ use axolotl_boot_plan::{
 use axolotl_sys::alloc::{ObjectAlloc, ROOT_DEPTH};
 use axolotl_sys::println;
 use axolotl_sys::{
-    AsidPool, CNode, Endpoint, Frame, InvocationError, IrqControl, IrqHandler, Notification, Tcb,
-    Untyped, UserContext, VSpace, Vcpu, vm_attr,
+    AsidControl, AsidPool, CNode, Endpoint, Frame, InvocationError, IrqControl, IrqHandler,
+    Notification, Tcb, Untyped, UserContext, VSpace, Vcpu, vm_attr,
 };
 use heapless::Vec;
 
@@ -24,8 +24,9 @@ use super::standby::{self, Incarnation};
 use super::vspace;
 use axolotl_monitor_core::log::How;
 
-/// Most pages of PD images, stacks and IPC buffers together (restored on restart).
-pub const MAX_PAGES: usize = 16384;
+/// Most pages of PD images, stacks and IPC buffers together (restored on restart): the
+/// plan's number, which the SDF checker counts against.
+pub const MAX_PAGES: usize = axolotl_boot_plan::MAX_PD_PAGES;
 /// A PD's CNode is a single level: its guard covers the 64 - 9 bits above the slot number, so
 /// the PD names slot `n` by the capability address `n` (seL4 CNode cap data: guard size in
 /// bits 0..6, guard value 0).
@@ -187,6 +188,9 @@ pub struct System {
     journal: &'static mut [Journaled; MAX_PDS],
     /// The timer, run for the monitor (with a monitor only).
     pub clock: Option<Clock>,
+    /// The ASID pool VSpaces get their ASIDs from: the initial one, then each one made when
+    /// the last is full.
+    asid_pool: CPtr,
     pub alloc: ObjectAlloc,
 }
 
@@ -225,6 +229,7 @@ impl System {
             gen_frame,
             journal: take_journal(),
             clock: None,
+            asid_pool: init_cap::ASID_POOL,
             alloc,
         };
         for _ in plan.pds.iter() {
@@ -232,9 +237,22 @@ impl System {
             let _ = sys.pds.push(o);
         }
         let mut devices = DeviceMemory::new(bi);
-        for r in 0..plan.regions.len() {
-            let frames = sys.create_region(&mut devices, r)?;
-            let _ = sys.regions.push(frames);
+        // Device memory is carved from each device untyped's bottom up, so regions at fixed
+        // addresses are placed in address order, whatever the order of the file.
+        let n = plan.regions.len().min(MAX_REGIONS);
+        let mut order: Vec<usize, MAX_REGIONS> = (0..n).collect();
+        order.sort_unstable_by_key(|&r| {
+            let pa = plan.regions[r].phys_addr;
+            (pa.is_none(), pa, r)
+        });
+        let mut frames = [None; MAX_REGIONS];
+        for r in order {
+            frames[r] = Some(sys.create_region(&mut devices, r)?);
+        }
+        for f in &frames[..n] {
+            let _ = sys
+                .regions
+                .push(f.ok_or(Error::Plan("region not created"))?);
         }
         for (i, pd) in plan.pds.iter().enumerate() {
             sys.build_pd(i, pd)?;
@@ -337,9 +355,7 @@ impl System {
                 .step("standby CNode")?,
         );
         let vspace = VSpace(a.alloc(ObjectType::VSpace, 0).step("standby VSpace")?);
-        AsidPool(init_cap::ASID_POOL)
-            .assign(vspace)
-            .step("standby ASID assign")?;
+        self.assign_asid(vspace, "standby ASID assign")?;
         let (ipc_frame, pages) = self.load_incarnation(pd, vspace)?;
         self.sources()?.fill_cspace(i, pd, cnode, vspace)?;
         Ok(Incarnation {
@@ -364,11 +380,26 @@ impl System {
             notification: Notification(a.alloc(ObjectType::Notification, 0).step("notification")?),
             fault_ep: 0,
         };
-        AsidPool(init_cap::ASID_POOL)
-            .assign(o.vspace)
-            .step("ASID assign")?;
+        self.assign_asid(o.vspace, "ASID assign")?;
         o.tcb.bind_notification(o.notification).step("bind")?;
         Ok(o)
+    }
+
+    /// Gives `vspace` an ASID, making a new pool when the current one is full: one pool holds
+    /// 31 VSpaces, and a restartable PD with a standby has two (seL4's AsidControl hands out
+    /// pools as they are needed). The SDF checker counts VSpaces against the kernel's ASIDs.
+    fn assign_asid(&mut self, vspace: VSpace, what: &'static str) -> Result<(), Error> {
+        match AsidPool(self.asid_pool).assign(vspace) {
+            Err(e) if e.error == axolotl_abi::Error::DeleteFirst => {
+                let slot = self.alloc.slots.alloc().ok_or(Error::TooManySlots)?;
+                AsidControl(init_cap::ASID_CONTROL)
+                    .make_pool(CNode(init_cap::CNODE), slot, ROOT_DEPTH)
+                    .step("ASID pool")?;
+                self.asid_pool = slot;
+                AsidPool(slot).assign(vspace).step(what)
+            }
+            r => r.step(what),
+        }
     }
 
     fn create_region(
@@ -697,9 +728,7 @@ impl System {
         let vm = plan.vms.get(v).ok_or(Error::Plan("VM index"))?;
         let a = &mut self.alloc;
         let vspace = VSpace(a.alloc(ObjectType::VSpace, 0).step("VM VSpace")?);
-        AsidPool(init_cap::ASID_POOL)
-            .assign(vspace)
-            .step("VM ASID assign")?;
+        self.assign_asid(vspace, "VM ASID assign")?;
         for m in vm.mappings.of(&plan.mappings) {
             self.map_region(m, vspace)?;
         }
@@ -860,7 +889,7 @@ impl System {
             let src = self.sources()?;
             let span = self.page_spans.get(i).cloned().unwrap_or(0..0);
             src.refill(pd, &pages()[span], o.vspace)?;
-            src.empty_cspace(pd, o.cnode)?;
+            src.empty_cspace(pd, o.cnode, false)?;
             src.fill_cspace(i, pd, o.cnode, o.vspace)?;
             self.set_entry_registers(i, pd, generation, true)?;
         }

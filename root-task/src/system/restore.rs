@@ -4,7 +4,6 @@
 //! the root task's main thread (restarts in place) and its standby refresher (`standby.rs`)
 //! share it.
 
-use axolotl_abi::Rights;
 use axolotl_abi::bootinfo::init_cap;
 use axolotl_boot_plan::pack::Pack;
 use axolotl_boot_plan::{BootPlan, Cap, MAX_IRQS, MAX_PDS, MAX_REGIONS, MAX_VCPUS, Pd};
@@ -132,16 +131,20 @@ impl Sources {
     }
 
     /// Empties `cnode` (PD `i`'s, or its standby's) of whatever the PD may have put there.
-    pub fn empty_cspace(&self, pd: &Pd, cnode: CNode) -> Result<(), Error> {
-        if self.plan.caps_of(pd).iter().any(|c| c.cap == Cap::OwnCNode) {
-            // It could have put caps anywhere in its CNode: empty all of it.
+    /// `every`: all 512 slots, as the standby refresher does off the restart's path. A restart
+    /// in place (where the PD's clients wait, and 512 deletes cost some 300 µs) empties every
+    /// slot only for a PD with its own CNode cap, the one way a cap reaches a slot the plan
+    /// does not name: no cap a PD holds carries Grant (`Cap::rights`), and replies never
+    /// carry caps, so no message can put one there (`tests/systems/cap-grant.system`).
+    pub fn empty_cspace(&self, pd: &Pd, cnode: CNode, every: bool) -> Result<(), Error> {
+        let caps = self.plan.caps_of(pd);
+        if every || caps.iter().any(|c| c.cap == Cap::OwnCNode) {
             for slot in 0..1 << PD_DEPTH {
                 cnode.delete(slot, PD_DEPTH).step("delete PD cap")?;
             }
         } else {
-            // Only the plan's slots can hold anything; the reply slot stays empty (the kernel
-            // keeps reply caps in the TCB).
-            for cs in self.plan.caps_of(pd).iter().filter(|c| c.cap != Cap::Reply) {
+            // The reply slot stays empty: the kernel keeps reply caps in the TCB.
+            for cs in caps.iter().filter(|c| c.cap != Cap::Reply) {
                 cnode
                     .delete(cs.slot as u64, PD_DEPTH)
                     .step("delete PD cap")?;
@@ -183,13 +186,14 @@ impl Sources {
                 Cap::VmTcb { vcpu } => (self.vcpu(vcpu)?.tcb.0, 0),
                 Cap::Vcpu { vcpu } => (self.vcpu(vcpu)?.vcpu.0, 0),
             };
+            let rights = cs.cap.rights();
             if badge == 0 {
                 cnode
-                    .copy(slot, PD_DEPTH, root, src, ROOT_DEPTH, Rights::ALL)
+                    .copy(slot, PD_DEPTH, root, src, ROOT_DEPTH, rights)
                     .step("copy into PD CSpace")?;
             } else {
                 cnode
-                    .mint(slot, PD_DEPTH, root, src, ROOT_DEPTH, Rights::ALL, badge)
+                    .mint(slot, PD_DEPTH, root, src, ROOT_DEPTH, rights, badge)
                     .step("mint into PD CSpace")?;
             }
         }

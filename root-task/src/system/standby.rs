@@ -169,7 +169,7 @@ extern "C" fn refresher() -> ! {
                 .get(inc.pages.clone())
                 .ok_or(super::build::Error::Plan("standby pages"))
                 .and_then(|p| sources.refill(pd, p, inc.vspace))
-                .and_then(|()| sources.empty_cspace(pd, inc.cnode))
+                .and_then(|()| sources.empty_cspace(pd, inc.cnode, true))
                 .and_then(|()| sources.fill_cspace(i, pd, inc.cnode, inc.vspace));
             match done {
                 Ok(()) => STANDBYS.state[i].store(State::Ready as u8, Ordering::Release),

@@ -1,0 +1,150 @@
+//! Issue #20: what the SDF allows, the root task builds, and no PD gets authority the plan does
+//! not give it.
+//!
+//! `tests/systems/many-restartable.system`: twenty restartable PDs with standbys need more
+//! VSpaces than one ASID pool holds; the root task makes pools as it needs them.
+//! `tests/systems/cap-grant.system`: a PD cannot pass a cap on a protected call nor receive on
+//! the monitor's endpoint, and a restart leaves nothing in slots the plan does not name.
+//! `tests/systems/device-order.system`: device regions declared in decreasing address order.
+//! `tests/systems/ram-edge.system`: a system near the RAM the check allows boots.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use axolotl_tests::{DEFAULT_TIMEOUT, boot_named, check, refute_each};
+
+fn many_restartable(gic: u8) {
+    let mut b = check(boot_named(gic, "cortex-a72", "-many-restartable"));
+    check(b.expect(
+        "root-task: system up: 20 protection domains and the monitor started",
+        DEFAULT_TIMEOUT,
+    ));
+    check(b.expect_chain(
+        &[
+            "crasher: generation 0: data 7, bss 0",
+            "monitor: restarted crasher (cause: vm-fault write at 0x700000000 ip 0x",
+            "crasher: generation 1: data 7, bss 0",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    // The victims have the lowest priority: they may all come after the crasher's restart.
+    let deadline = Instant::now() + DEFAULT_TIMEOUT;
+    loop {
+        let started = b.console().matches("victim: generation 0 running").count();
+        if started == 19 {
+            break;
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "{}",
+                b.failure(format!("{started} of the 19 victims started"))
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    refute_each(
+        &mut b,
+        &[
+            "KERNEL PANIC",
+            "kernel: FAULT",
+            "refused",
+            "failed:",
+            "generation 2",
+        ],
+    );
+}
+
+#[test]
+fn many_restartable_pds_boot_gicv3() {
+    many_restartable(3);
+}
+
+#[test]
+fn many_restartable_pds_boot_gicv2() {
+    many_restartable(2);
+}
+
+fn cap_grant(gic: u8) {
+    let mut b = check(boot_named(gic, "cortex-a72", "-cap-grant"));
+    check(b.expect(
+        "root-task: system up: 3 protection domains and the monitor started",
+        DEFAULT_TIMEOUT,
+    ));
+    check(b.expect_chain(
+        &[
+            "fence: generation 0 called with 0 caps",
+            "fence: generation 0 probed slot 0",
+            "monitor: restarted fence (cause: vm-fault",
+            "fence: generation 1 probed slot 0",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    check(b.expect(
+        "monitor: smuggler failed (cap-fault cptr 0x5 ip 0x",
+        DEFAULT_TIMEOUT,
+    ));
+    check(b.expect(
+        "monitor: holding smuggler stopped: restart=never",
+        DEFAULT_TIMEOUT,
+    ));
+    refute_each(
+        &mut b,
+        &[
+            "witness: notified",
+            "smuggler: received on the monitor's endpoint",
+            "KERNEL PANIC",
+            "kernel: FAULT",
+        ],
+    );
+}
+
+#[test]
+fn pds_cannot_grant_caps_or_steal_faults_gicv3() {
+    cap_grant(3);
+}
+
+#[test]
+fn pds_cannot_grant_caps_or_steal_faults_gicv2() {
+    cap_grant(2);
+}
+
+/// Regions at fixed device addresses, declared in decreasing address order, are placed.
+fn device_order(gic: u8) {
+    let mut b = check(boot_named(gic, "cortex-a72", "-device-order"));
+    check(b.expect(
+        "root-task: system up: 1 protection domains and the monitor started",
+        DEFAULT_TIMEOUT,
+    ));
+    refute_each(&mut b, &["KERNEL PANIC", "kernel: FAULT", "failed"]);
+}
+
+#[test]
+fn device_regions_in_any_order_gicv3() {
+    device_order(3);
+}
+
+#[test]
+fn device_regions_in_any_order_gicv2() {
+    device_order(2);
+}
+
+/// A system the check accepts near the RAM limit (a 992 MiB region of 2 MiB pages, mapped)
+/// boots: the RAM the limits leave the root task is there.
+fn ram_edge(gic: u8) {
+    let mut b = check(boot_named(gic, "cortex-a72", "-ram-edge"));
+    check(b.expect(
+        "root-task: system up: 1 protection domains and the monitor started",
+        DEFAULT_TIMEOUT,
+    ));
+    refute_each(&mut b, &["KERNEL PANIC", "kernel: FAULT", "failed"]);
+}
+
+#[test]
+fn ram_near_the_limit_boots_gicv3() {
+    ram_edge(3);
+}
+
+#[test]
+fn ram_near_the_limit_boots_gicv2() {
+    ram_edge(2);
+}
