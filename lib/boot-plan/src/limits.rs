@@ -154,6 +154,7 @@ pub fn check_with_images(
     let all = sd.all_pds();
     tables(&mut cx, &all);
     fixed_regions(&mut cx, board);
+    cx.out.extend(crate::monitor::priority_rule(sd));
 
     // The monitor's share: added by the builder to every system.
     let monitor_image = images.map(|i| i.monitor);

@@ -36,28 +36,7 @@ pub fn build_with_monitor(
             "`monitor` is the name of the PD axolotl adds to every system",
         ))]);
     }
-    // Sharing the monitor's priority, a PD (or a VM's vCPUs) would share its round-robin
-    // queue: a fault or report would wait for that PD's timeslice.
-    let shared: Vec<_> = sd
-        .all_pds()
-        .iter()
-        .flat_map(|pd| {
-            let vm = pd.virtual_machine.as_ref().map(|v| (v.priority, v.span));
-            [(pd.priority, pd.span)].into_iter().chain(vm)
-        })
-        .filter(|&(priority, _)| priority >= MONITOR_PRIORITY)
-        .map(|(priority, span)| {
-            BuildError::Sdf(sdf::Diagnostic::error(
-                &sd.file,
-                span,
-                "monitor-priority",
-                format!(
-                    "priority {priority} is the monitor's ({MONITOR_PRIORITY}); PDs and VMs \
-                     run below it"
-                ),
-            ))
-        })
-        .collect();
+    let shared: Vec<_> = priority_rule(sd).into_iter().map(BuildError::Sdf).collect();
     if !shared.is_empty() {
         return Err(shared);
     }
@@ -142,4 +121,29 @@ pub fn build_with_monitor(
     }
     plan.pds[m].caps.len = caps.len() as u16;
     Ok(plan)
+}
+
+/// Rule `monitor-priority`: sharing the monitor's priority, a PD (or a VM's vCPUs) would share
+/// its round-robin queue, so a fault or report would wait for that PD's timeslice. Applied by
+/// `check` (`limits`) and again by the builder.
+pub(crate) fn priority_rule(sd: &sdf::SystemDescription) -> Vec<sdf::Diagnostic> {
+    sd.all_pds()
+        .iter()
+        .flat_map(|pd| {
+            let vm = pd.virtual_machine.as_ref().map(|v| (v.priority, v.span));
+            [(pd.priority, pd.span)].into_iter().chain(vm)
+        })
+        .filter(|&(priority, _)| priority >= MONITOR_PRIORITY)
+        .map(|(priority, span)| {
+            sdf::Diagnostic::error(
+                &sd.file,
+                span,
+                "monitor-priority",
+                format!(
+                    "priority {priority} is the monitor's ({MONITOR_PRIORITY}); PDs and VMs \
+                     run below it"
+                ),
+            )
+        })
+        .collect()
 }

@@ -247,7 +247,7 @@ fn sdf(sys: &Sys) -> String {
             t,
             "  <protection_domain name=\"{}\" priority=\"{}\" stack_size=\"{:#x}\" restart=\"{restart}\" restart_standby=\"{}\"",
             names[i],
-            254 - (i % 250),
+            253 - (i % 250),
             p.stack_pages << 12,
             p.standby
         )
