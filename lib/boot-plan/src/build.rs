@@ -391,10 +391,7 @@ pub fn build(sd: &SystemDescription, images: &[ElfInfo]) -> Result<BootPlan, Vec
         // The root task's generation table, read-only in every PD (`generations`).
         tables.add(GENERATION_TABLE_VADDR, GENERATION_TABLE_BYTES, PAGE);
         {
-            let hits = |v: u64, len: u64| {
-                v < GENERATION_TABLE_VADDR + GENERATION_TABLE_BYTES
-                    && GENERATION_TABLE_VADDR < v.saturating_add(len)
-            };
+            let hits = crate::generations::overlaps_table;
             let over_map = pd.maps.iter().any(|mp| {
                 sd.memory_region(&mp.mr)
                     .is_some_and(|mr| hits(mp.vaddr, mr.size))

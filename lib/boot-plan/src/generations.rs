@@ -32,6 +32,13 @@ pub const GENERATION_TABLE_VADDR: u64 = 0xe000_0000;
 /// Bytes mapped at [`GENERATION_TABLE_VADDR`].
 pub const GENERATION_TABLE_BYTES: u64 = 0x1000;
 /// The symbol the builder patches with the PD's plan index + 1 (`lib/pd`'s).
+/// Whether `[vaddr, vaddr + len)` covers any of the table's page (saturating: sizes near
+/// `u64::MAX` are the SDF's to refuse, not to overflow on).
+pub fn overlaps_table(vaddr: u64, len: u64) -> bool {
+    vaddr < GENERATION_TABLE_VADDR + GENERATION_TABLE_BYTES
+        && GENERATION_TABLE_VADDR < vaddr.saturating_add(len)
+}
+
 pub const PD_INDEX_SYMBOL: &str = "__axolotl_pd_index";
 
 /// Generation slots: one per possible plan index.

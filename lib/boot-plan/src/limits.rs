@@ -155,6 +155,7 @@ pub fn check_with_images(
     tables(&mut cx, &all);
     fixed_regions(&mut cx, board);
     cx.out.extend(crate::monitor::priority_rule(sd));
+    generation_table(&mut cx, &all);
 
     // The monitor's share: added by the builder to every system.
     let monitor_image = images.map(|i| i.monitor);
@@ -419,6 +420,34 @@ fn tables(cx: &mut Cx, all: &[&sdf::ProtectionDomain]) {
 /// Regions at fixed addresses come from the device untypeds the kernel hands out (the SDF's
 /// `phys-range` admits RAM, as Microkit does, but the root task allocates RAM itself and
 /// cannot place a region there), which leave out the kernel's console UART.
+/// Rule `generation-table`: the root task maps its generation table read-only at the same
+/// address in every PD (`generations`), so no map or stack may cover that page. (An image
+/// over it is the builder's to refuse: `check` has no images.)
+fn generation_table(cx: &mut Cx, all: &[&sdf::ProtectionDomain]) {
+    use crate::generations::{GENERATION_TABLE_VADDR, overlaps_table};
+    for pd in all {
+        for mp in &pd.maps {
+            let size = cx.sd.memory_region(&mp.mr).map_or(0, |mr| mr.size);
+            if overlaps_table(mp.vaddr, size) {
+                let msg = format!(
+                    "map of `{}` at {:#x} covers the generation table every PD has at \
+                     {GENERATION_TABLE_VADDR:#x}",
+                    mp.mr, mp.vaddr
+                );
+                cx.error(mp.span, "generation-table", msg);
+            }
+        }
+        if overlaps_table(pd.stack_bottom(), pd.stack_size) {
+            let msg = format!(
+                "the stack of `{}` covers the generation table every PD has at \
+                 {GENERATION_TABLE_VADDR:#x}",
+                pd.name
+            );
+            cx.error(pd.span, "generation-table", msg);
+        }
+    }
+}
+
 fn fixed_regions(cx: &mut Cx, board: &Board) {
     let ram = (
         board.ram_base,
