@@ -219,24 +219,20 @@ fn transfer_cap(_k: &mut Kernel, sender: *mut Tcb, receiver: *mut Tcb) -> bool {
     let Ok((cap, src)) = crate::invoke::lookup_cap(sender, sb.caps_or_badges[0]) else {
         return false;
     };
+    // seL4 `getReceiveSlots`: the receive CNode is looked up in the receiver's CSpace and the
+    // slot in it at exactly the given depth; a depth of 0 (a path left zero) names no slot, so
+    // a receiver that never asked for a cap gets none.
     let Some(rroot) = crate::invoke::cspace_root(receiver) else {
         return false;
     };
-    let Ok(dest_root) = (if rb.receive_depth == 0 {
-        Ok(rroot)
-    } else {
-        crate::invoke::lookup_cap_in(rroot, rb.receive_cnode).map(|(c, _)| c)
-    }) else {
+    let Ok((dest_root, _)) = crate::invoke::lookup_cap_in(rroot, rb.receive_cnode) else {
         return false;
     };
-    let depth = if rb.receive_depth == 0 {
-        64
-    } else {
-        rb.receive_depth
-    };
-    let Ok(dest) =
-        axolotl_kernel_core::cspace::lookup_target_slot(dest_root, rb.receive_index, depth)
-    else {
+    let Ok(dest) = axolotl_kernel_core::cspace::lookup_target_slot(
+        dest_root,
+        rb.receive_index,
+        rb.receive_depth,
+    ) else {
         return false;
     };
     if !dest.cap().is_null() {

@@ -203,13 +203,32 @@ fn cap_receiver(slot: u64) {
     done();
 }
 
+/// A receiver that named no receive slot (its IPC buffer's path left zero, as a fresh PD's is).
+fn cap_receiver_no_path(_: u64) {
+    ipc::set_receive_path(0, 0, 0);
+    let m = syscall::recv(shared(EP));
+    set_shared(0, m.info.extra_caps());
+    set_shared(1, m.info.caps_unwrapped());
+    set_shared(2, m.mrs[0]);
+    set_shared(3, m.label());
+    done();
+}
+
 fn cap_transfer_case(env: &mut Env, rights: Rights) -> Result<(u64, u64, Notification), Fail> {
+    cap_transfer_to(env, rights, cap_receiver)
+}
+
+fn cap_transfer_to(
+    env: &mut Env,
+    rights: Rights,
+    receiver: fn(u64),
+) -> Result<(u64, u64, Notification), Fail> {
     let (ep, d) = setup(env)?;
     let send_cap = env.mint(ep.0, rights, 0)?;
     let n = env.notification()?;
     let nb = env.mint(n.0, Rights::ALL, 0x8)?;
     let recv_slot = env.slot()?;
-    env.spawn(cap_receiver, recv_slot, 100, 0)?;
+    env.spawn(receiver, recv_slot, 100, 0)?;
     ipc::set_cap(0, nb);
     syscall::send(send_cap, MessageInfo::new(0x3, 0, 1, 1), [0x1234, 0, 0, 0]);
     d.wait();
@@ -248,6 +267,20 @@ pub fn cap_transfer_no_grant(env: &mut Env) -> Result<(), Fail> {
         env.is_empty(slot)?,
         "a cap arrived through an endpoint cap without grant"
     );
+    Ok(())
+}
+
+/// seL4 `getReceiveSlots`: a receiver whose receive path has depth 0 has no receive slot, so a
+/// granted cap is not transferred. The kernel took depth 0 for "the CSpace root at full depth",
+/// putting a granted cap into slot 0 of a receiver that never asked for one (issue #20).
+pub fn cap_transfer_without_receive_path(env: &mut Env) -> Result<(), Fail> {
+    let (slot, _, _) = cap_transfer_to(env, Rights::ALL, cap_receiver_no_path)?;
+    ensure_eq!(shared(0), 0, "extra caps received without a receive path");
+    ensure!(
+        env.is_empty(0)?,
+        "a granted cap arrived in slot 0 of a receiver that named no receive slot"
+    );
+    ensure!(env.is_empty(slot)?, "a cap arrived in the unnamed slot");
     Ok(())
 }
 

@@ -73,6 +73,10 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("ipc_long_message", ipc::long_message),
     ("ipc_cap_transfer_grant", ipc::cap_transfer),
     ("ipc_cap_transfer_without_grant", ipc::cap_transfer_no_grant),
+    (
+        "ipc_cap_transfer_without_receive_path",
+        ipc::cap_transfer_without_receive_path,
+    ),
     ("ipc_nb_send_without_receiver", ipc::nb_send_dropped),
     ("ntfn_signal_bits_or", ipc::ntfn_or),
     ("ntfn_wait_blocks", ipc::ntfn_wait),
