@@ -109,3 +109,124 @@ pub(super) fn emit(cx: &mut Cx) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::format;
+    use std::vec::Vec;
+
+    use super::super::testing::*;
+    use super::*;
+
+    fn parent_and_child() -> axolotl_sdf::SystemDescription {
+        let child = pd("c", "").replace("priority", "id=\"7\" priority");
+        sd(&pd(
+            "p",
+            &format!("<irq irq=\"40\" id=\"2\" trigger=\"edge\" />{child}"),
+        )
+        .replacen("priority", "cnode_cap=\"true\" priority", 1))
+    }
+
+    fn slots(cx: &Cx, pd: usize) -> Vec<(u64, Cap)> {
+        cx.caps[pd].iter().map(|(&s, &(c, _))| (s, c)).collect()
+    }
+
+    #[test]
+    fn own_fault_irq_and_child_caps() {
+        let sd = parent_and_child();
+        let elfs = images_of(&sd);
+        let mut cx = cx(&sd, &elfs);
+        caps(&mut cx);
+        assert_eq!(cx.errs, []);
+        assert_eq!(
+            slots(&cx, 0),
+            [
+                (INPUT_CAP, Cap::InputEndpoint),
+                (VSPACE_CAP, Cap::OwnVSpace),
+                (REPLY_CAP, Cap::Reply),
+                (
+                    MONITOR_EP,
+                    Cap::FaultEndpoint {
+                        parent: None,
+                        badge: monitor_fault_badge(0)
+                    }
+                ),
+                (OWN_CNODE_CAP, Cap::OwnCNode),
+                (irq_slot(2), Cap::IrqHandler { irq: 0 }),
+                (child_tcb_slot(7), Cap::ChildTcb { pd: 1 }),
+            ]
+        );
+        // The child's faults go to its parent, badged with its id.
+        assert_eq!(
+            cx.caps[1][&MONITOR_EP].0,
+            Cap::FaultEndpoint {
+                parent: Some(0),
+                badge: child_fault_badge(7)
+            }
+        );
+        assert_eq!(cx.plan.irqs[0].trigger, m::Trigger::Edge);
+        assert_eq!(cx.work[0].irqs, m::Span { start: 0, len: 1 });
+        assert!(cx.notify_bits[0].contains_key(&2));
+    }
+
+    #[test]
+    fn an_irq_on_a_channel_s_bit_and_slot_is_refused() {
+        let mut sd = parent_and_child();
+        sd.protection_domains[0].irqs[0].id = 0;
+        let elfs = images_of(&sd);
+        let mut cx = cx(&sd, &elfs);
+        // As `channels` would for a channel delivering bit 0 to p.
+        cx.badge(Badges::Notify, 0, 0, "channel 0".into());
+        cx.put(0, irq_slot(0), Cap::Reply, "something".into());
+        caps(&mut cx);
+        assert_eq!(
+            cx.errs,
+            [
+                BuildError::BadgeCollision {
+                    pd: "p".into(),
+                    badge: 1,
+                    what: "channel 0 and IRQ 40".into()
+                },
+                BuildError::SlotCollision {
+                    pd: "p".into(),
+                    slot: irq_slot(0),
+                    what: "something and IRQ 40".into()
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_child_without_an_id_is_refused() {
+        let mut sd = parent_and_child();
+        sd.protection_domains[0].children[0].id = None;
+        let elfs = images_of(&sd);
+        let mut cx = cx(&sd, &elfs);
+        caps(&mut cx);
+        assert_eq!(
+            cx.errs,
+            [BuildError::Unknown {
+                what: "child id",
+                name: "c".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn emit_writes_each_pd_s_caps_by_slot() {
+        let sd = parent_and_child();
+        let elfs = images_of(&sd);
+        let mut cx = cx(&sd, &elfs);
+        caps(&mut cx);
+        super::super::pds::layout(&mut cx);
+        super::super::pds::pds(&mut cx);
+        emit(&mut cx);
+        assert_eq!(cx.errs, []);
+        assert_eq!(cx.plan.pds[0].caps, m::Span { start: 0, len: 7 });
+        assert_eq!(cx.plan.pds[1].caps, m::Span { start: 7, len: 4 });
+        let p: Vec<u16> = cx.plan.caps[..7].iter().map(|c| c.slot).collect();
+        let mut sorted = p.clone();
+        sorted.sort();
+        assert_eq!(p, sorted);
+    }
+}

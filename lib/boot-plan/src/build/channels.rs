@@ -140,7 +140,7 @@ mod tests {
         let sd = sd(&format!(
             "{}{}<channel><end pd=\"a\" id=\"3\" pp=\"true\" /><end pd=\"b\" id=\"5\" notify=\"false\" /></channel>",
             pd("a", ""),
-            pd("b", "").replace("100", "101")
+            pd("b", "").replace("priority=\"100\"", "priority=\"101\"")
         ));
         let images = images_of(&sd);
         let mut cx = cx(&sd, &images);

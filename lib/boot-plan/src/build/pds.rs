@@ -158,3 +158,153 @@ pub(super) fn pds(cx: &mut Cx) {
     // The generation table's frame, one for the whole system.
     cx.plan.totals.small_frames += 1;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::format;
+
+    use super::super::testing::*;
+    use super::super::{maps, setvars};
+    use super::*;
+
+    #[test]
+    fn layout_counts_image_stack_ipc_buffer_and_generation_table() {
+        let sd = sd(&pd("a", "").replace("priority", "stack_size=\"0x2000\" priority"));
+        let elfs = [image("a.elf")];
+        let mut cx = cx(&sd, &elfs);
+        layout(&mut cx);
+        assert_eq!(cx.errs, []);
+        let w = &cx.work[0];
+        assert_eq!((w.image, w.ipc_buffer), (Some(0), DEFAULT_IPC_BUFFER));
+        // Image 2 + 2 pages, stack 2, own IPC buffer frame 1.
+        assert_eq!(w.totals.small_frames, 7);
+        // Level 2: GiB 0 (image) and 3 (the rest); level 3: the 2 MiB blocks of the image
+        // (both segments in one), of the table and IPC buffer (0xe000_0000), of the stack
+        // (under 4 GiB).
+        assert_eq!(w.tables.count(), 2 + 3);
+    }
+
+    #[test]
+    fn the_ipc_buffer_in_the_image_takes_no_frame_of_its_own() {
+        let sd = sd(&one_pd());
+        let elfs = [image_with(
+            "a.elf",
+            &[(IPC_BUFFER_SYMBOL, 0x30_1000, 0x1000)],
+        )];
+        let mut cx = cx(&sd, &elfs);
+        layout(&mut cx);
+        assert_eq!(cx.errs, []);
+        assert_eq!(cx.work[0].ipc_buffer, 0x30_1000);
+        assert_eq!(
+            cx.work[0].totals.small_frames,
+            4 + sd.protection_domains[0].stack_size / PAGE
+        );
+    }
+
+    #[test]
+    fn layout_refuses_a_missing_image_and_pages_under_maps() {
+        let sd = sd(&format!(
+            "{}{}<memory_region name=\"r\" size=\"0x2000\" />",
+            pd("a", ""),
+            pd("b", "<map mr=\"r\" vaddr=\"0xdffff000\" perms=\"rw\" />")
+        ));
+        let mut sd = sd;
+        // Over the generation table's page (0xe000_0000) and the IPC buffer's (0xe000_1000).
+        sd.protection_domains[1].maps[0].vaddr = 0xe000_0000;
+        let elfs = [image("b.elf")];
+        let mut cx = cx(&sd, &elfs);
+        layout(&mut cx);
+        assert_eq!(
+            cx.errs,
+            [
+                BuildError::MissingImage {
+                    pd: "a".into(),
+                    path: "a.elf".into()
+                },
+                BuildError::IpcBufferOverlap {
+                    pd: "b".into(),
+                    vaddr: DEFAULT_IPC_BUFFER
+                },
+                BuildError::GenerationTableOverlap {
+                    pd: "b".into(),
+                    vaddr: GENERATION_TABLE_VADDR
+                },
+            ]
+        );
+        assert_eq!(cx.work[0].image, None);
+    }
+
+    #[test]
+    fn layout_refuses_a_map_over_the_image_at_the_map() {
+        let sd = sd(&format!(
+            "{}<memory_region name=\"r\" size=\"0x1000\" />",
+            pd("a", "<map mr=\"r\" vaddr=\"0x1000000\" perms=\"rw\" />")
+        ));
+        let mut sd = sd;
+        sd.protection_domains[0].maps[0].vaddr = 0x30_1000;
+        let elfs = [image("a.elf")];
+        let mut cx = cx(&sd, &elfs);
+        layout(&mut cx);
+        assert_eq!(cx.errs.len(), 1, "{:?}", cx.errs);
+        let BuildError::Sdf(d) = &cx.errs[0] else {
+            panic!("{:?}", cx.errs)
+        };
+        // At the map: line 2 (after `<system>`), past the PD's program image.
+        assert_eq!((d.rule, d.line), ("image-overlap", 2), "{d}");
+    }
+
+    #[test]
+    fn pds_writes_each_entry_from_the_earlier_passes() {
+        let sd = sd(&format!(
+            "{}{}<memory_region name=\"r\" size=\"0x1000\" />",
+            pd(
+                "a",
+                "<map mr=\"r\" vaddr=\"0x1000000\" perms=\"rw\" setvar_vaddr=\"v\" />"
+            ),
+            pd("b", "").replace("priority", "depends_on=\"a\" priority")
+        ));
+        let elfs = [image_with("a.elf", &[("v", 0x30_0000, 8)]), image("b.elf")];
+        let mut cx = cx(&sd, &elfs);
+        super::super::regions::regions(&mut cx);
+        layout(&mut cx);
+        maps::maps(&mut cx);
+        setvars::setvars(&mut cx);
+        pds(&mut cx);
+        assert_eq!(cx.errs, []);
+        let (a, b) = (&cx.plan.pds[0], &cx.plan.pds[1]);
+        assert_eq!((a.name.as_str(), a.image, b.image), ("a", 0, 1));
+        assert_eq!(a.mappings, m::Span { start: 0, len: 1 });
+        assert_eq!(a.setvars, m::Span { start: 0, len: 1 });
+        assert_eq!(b.resilience.depends_on, m::Span { start: 0, len: 1 });
+        assert_eq!(cx.plan.depends[0], 0);
+        // The PDs', the region's frame and the generation table's.
+        let pds_frames = a.totals.small_frames + b.totals.small_frames;
+        assert_eq!(cx.plan.totals.small_frames, pds_frames + 1 + 1);
+        assert_eq!(cx.plan.totals.tcbs, 2);
+    }
+
+    #[test]
+    fn pds_refuses_an_unknown_dependency_and_a_long_name() {
+        let mut sd = sd(&one_pd());
+        sd.protection_domains[0].resilience.depends_on = std::vec!["nobody".into()];
+        sd.protection_domains[0].name = "n".repeat(65);
+        let elfs = [image("a.elf")];
+        let mut cx = cx(&sd, &elfs);
+        layout(&mut cx);
+        pds(&mut cx);
+        assert_eq!(
+            cx.errs,
+            [
+                BuildError::Unknown {
+                    what: "protection domain",
+                    name: "nobody".into()
+                },
+                BuildError::Capacity {
+                    what: "name bytes",
+                    limit: m::MAX_NAME
+                }
+            ]
+        );
+        assert_eq!(cx.plan.pds[0].resilience.depends_on.len, 0);
+    }
+}

@@ -87,3 +87,110 @@ impl Cx<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::format;
+
+    use super::super::testing::*;
+    use super::super::{pds, regions};
+    use super::*;
+
+    fn system() -> axolotl_sdf::SystemDescription {
+        sd(&format!(
+            "{}<memory_region name=\"r\" size=\"0x1000\" />\
+             <memory_region name=\"dev\" size=\"0x1000\" phys_addr=\"0x9040000\" />",
+            pd(
+                "a",
+                "<map mr=\"r\" vaddr=\"0x1000000\" perms=\"rw\" setvar_vaddr=\"r_vaddr\" />\
+                 <setvar symbol=\"dev_paddr\" region_paddr=\"dev\" />\
+                 <setvar symbol=\"r_paddr\" region_paddr=\"r\" />"
+            )
+        ))
+    }
+
+    fn run<'a>(sd: &'a axolotl_sdf::SystemDescription, elfs: &'a [crate::ElfInfo]) -> Cx<'a> {
+        let mut cx = cx(sd, elfs);
+        regions::regions(&mut cx);
+        pds::layout(&mut cx);
+        setvars(&mut cx);
+        cx
+    }
+
+    #[test]
+    fn map_then_region_then_index_setvars() {
+        let sd = system();
+        let elfs = [image_with(
+            "a.elf",
+            &[
+                ("r_vaddr", 0x30_0000, 8),
+                ("dev_paddr", 0x30_0008, 8),
+                ("r_paddr", 0x30_0010, 8),
+                (PD_INDEX_SYMBOL, 0x30_0018, 8),
+            ],
+        )];
+        let cx = run(&sd, &elfs);
+        assert_eq!(cx.errs, []);
+        let got: std::vec::Vec<_> = cx.plan.setvars.iter().map(|s| (s.vaddr, s.value)).collect();
+        assert_eq!(
+            got,
+            [
+                (0x30_0000, m::SetvarValue::Value(0x100_0000)),
+                (0x30_0008, m::SetvarValue::Value(0x904_0000)),
+                (0x30_0010, m::SetvarValue::RegionPaddr(0)),
+                (0x30_0018, m::SetvarValue::Value(1)),
+            ]
+        );
+        assert_eq!(cx.work[0].setvars, m::Span { start: 0, len: 4 });
+    }
+
+    #[test]
+    fn missing_and_wrong_sized_symbols_are_refused() {
+        let sd = system();
+        let elfs = [image_with(
+            "a.elf",
+            &[("dev_paddr", 0x30_0008, 4), (PD_INDEX_SYMBOL, 0x30_0018, 2)],
+        )];
+        let cx = run(&sd, &elfs);
+        let size = |symbol: &str, size| BuildError::SymbolSize {
+            pd: "a".into(),
+            symbol: symbol.into(),
+            size,
+        };
+        let missing = |symbol: &str| BuildError::MissingSymbol {
+            pd: "a".into(),
+            symbol: symbol.into(),
+        };
+        assert_eq!(
+            cx.errs,
+            [
+                missing("r_vaddr"),
+                size("dev_paddr", 4),
+                missing("r_paddr"),
+                size(PD_INDEX_SYMBOL, 2)
+            ]
+        );
+        assert!(cx.plan.setvars.is_empty());
+    }
+
+    #[test]
+    fn without_an_image_nothing_is_patched_nor_refused_again() {
+        let mut sd = system();
+        sd.protection_domains[0].setvars[0].region_paddr = "nope".into();
+        let cx = run(&sd, &[]);
+        // The missing image (from `layout`), the unknown region; no symbol is looked for.
+        assert_eq!(
+            cx.errs,
+            [
+                BuildError::MissingImage {
+                    pd: "a".into(),
+                    path: "a.elf".into()
+                },
+                BuildError::Unknown {
+                    what: "memory region",
+                    name: "nope".into()
+                }
+            ]
+        );
+    }
+}
