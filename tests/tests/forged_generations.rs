@@ -7,9 +7,11 @@
 //!
 //! The clients check every claim against the root task's generation table (mapped
 //! read-only into every PD): nothing is reclaimed on the lie, no queue is reset under the
-//! live driver; they report it and the monitor restarts it. The driver in turn reports
-//! client_b, whose word it scribbled: client_b is restarted and, its generation coming from
-//! the root task and not from that word, attaches and sends its 100 messages. Before the
+//! live driver; they report it and the monitor restarts it (at once: a first failure waits
+//! no backoff). client_b's own word, scribbled by the liar, is either rewritten by client_b
+//! while it attaches to the new driver, or found by the new driver and reported: then
+//! client_b is restarted and, its generation coming from the root task and not from that
+//! word, attaches and sends its 100 messages. Before the
 //! fix client_a took the lie for a restart (reclaimed requests the driver still held, reset
 //! both queues under it) and the connection then waited in attaching forever; client_b's
 //! restart could not even start (`Generation::Next` overflowed on `u32::MAX`).
@@ -57,12 +59,13 @@ fn a_lying_driver_is_harmless(gic: u8) {
         ],
         DEFAULT_TIMEOUT,
     ));
-    // client_a checks the claim against the table (still generation 0, ring generation 1)
-    // and reports the driver instead of resynchronising with it.
+    // A client checks the claim against the table (still generation 0, ring generation 1)
+    // and reports the driver instead of resynchronising with it; the monitor restarts the
+    // liar. Which client reports first is a race (both are lied to).
     check(b.expect_chain(
         &[
-            "client_a: ERROR: Ring(Corrupt(GenerationUnconfirmed { observed: 2, confirmed: 1 }))",
-            "client_a: reported the driver, restarted: true",
+            "ERROR: Ring(Corrupt(GenerationUnconfirmed { observed: ",
+            "reported the driver, restarted: true",
         ],
         DEFAULT_TIMEOUT,
     ));
@@ -73,29 +76,34 @@ fn a_lying_driver_is_harmless(gic: u8) {
         ],
         DEFAULT_TIMEOUT,
     ));
-    // The driver found client_b's generation word disagreeing with the table (its own
-    // scribble) and reported it: client_b is restarted and attaches all the same.
-    check(b.expect_chain(
-        &[
-            "serial_driver: client Tx(1) is corrupt (Some(GenerationUnconfirmed { observed: 4294967295, confirmed: 1 }))",
-            "monitor: restarted client_b (cause: corruption reported by pd 0) generation 1",
-            "client_b: generation 1: sending 100 messages",
-        ],
-        DEFAULT_TIMEOUT,
-    ));
     let a = done_line(&mut b, "client_a");
     let bl = done_line(&mut b, "client_b");
     let console = b.console();
+    // client_b's own word was scribbled: either the new driver finds it disagreeing with the
+    // table and reports client_b, whose restart then attaches with the generation the root
+    // task gives it; or client_b rewrites it while attaching to the new driver first. Either
+    // way it is never taken for a restart and client_b completes its 100.
+    if console.contains("monitor: restarted client_b") {
+        check(b.expect_chain(
+            &[
+                "monitor: restarted client_b (cause: corruption reported by pd 0) generation 1",
+                "client_b: generation 1: sending 100 messages",
+            ],
+            DEFAULT_TIMEOUT,
+        ));
+    }
     let driver_restarts = console
         .matches("monitor: restarted serial_driver (")
         .count() as u64;
     assert!(driver_restarts >= 1);
     // Only real restarts count: the lie was not taken for one.
-    assert_eq!(
-        count(&a, "driver restarts "),
-        driver_restarts,
-        "client_a counted a restart that never happened: {a}"
-    );
+    for l in [&a, &bl] {
+        assert_eq!(
+            count(l, "driver restarts "),
+            driver_restarts,
+            "a client counted a restart that never happened: {l}"
+        );
+    }
     assert_eq!(count(&a, "sent "), 100, "{a}");
     assert_eq!(count(&bl, "sent "), 100, "{bl}");
     // client_a's errors are the detection, repeated until the restart: the lie and nothing
