@@ -51,6 +51,10 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("cnode_delete", cnode::delete),
     ("cnode_revoke_derived_tree", cnode::revoke_tree),
     ("cnode_two_level_addressing", cnode::two_level),
+    (
+        "cnode_delete_revoke_preemptible",
+        cnode::delete_revoke_preemptible,
+    ),
     ("errors_invalid_capability", errors::invalid_capability),
     ("errors_illegal_operation", errors::illegal_operation),
     ("errors_range_depth", errors::range_depth),
