@@ -7,6 +7,7 @@ mod ipc;
 mod irq;
 mod mem;
 mod sched;
+mod stress;
 mod tcb;
 mod timer;
 mod untyped;
@@ -61,6 +62,8 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("errors_failed_lookup", errors::failed_lookup),
     ("errors_truncated_message", errors::truncated_message),
     ("errors_delete_first_on_copy", errors::delete_first),
+    // Early, so that every case after it checks the kernel still works.
+    ("stress_random_invocations", stress::random_invocations),
     ("tcb_thread_in_shared_vspace", tcb::shared_vspace),
     ("tcb_read_write_registers", tcb::registers),
     ("tcb_suspend_resume", tcb::suspend_resume),
