@@ -20,7 +20,7 @@ fn kernel_suite(gic: u8) {
             b.failure(format!("unreadable summary {summary:?} (after {line:?})"))
         ),
     };
-    if failed != 0 || passed < 83 {
+    if failed != 0 || passed < 88 {
         panic!(
             "{}",
             b.failure(format!(

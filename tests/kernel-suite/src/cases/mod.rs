@@ -6,6 +6,7 @@ mod faults;
 mod ipc;
 mod irq;
 mod mem;
+mod rejections;
 mod sched;
 mod stress;
 mod tcb;
@@ -62,6 +63,11 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("errors_failed_lookup", errors::failed_lookup),
     ("errors_truncated_message", errors::truncated_message),
     ("errors_delete_first_on_copy", errors::delete_first),
+    ("rejections_truncated", rejections::truncated),
+    ("rejections_cnode", rejections::cnode),
+    ("rejections_tcb", rejections::tcb),
+    ("rejections_vm", rejections::vm),
+    ("rejections_vcpu_irq", rejections::vcpu_irq),
     // Early, so that every case after it checks the kernel still works.
     ("stress_random_invocations", stress::random_invocations),
     ("tcb_thread_in_shared_vspace", tcb::shared_vspace),
