@@ -268,6 +268,11 @@ const P_RESULT: usize = 7;
 const P_CNODE: usize = 8;
 const OP_REVOKE: u64 = 1;
 const OP_DELETE: u64 = 2;
+/// TcbSetSpace on `P_TARGET`, whose old CSpace cap is the last one to a big CNode.
+const OP_SET_SPACE: u64 = 3;
+/// The deleter thread's TCB, and whether it has started its call.
+const P_DELETER: usize = 9;
+const P_STARTED: usize = 10;
 /// What the watcher saw of the big CNode (logged, one per wake-up).
 const SEEN_BOTH_PRESENT: u64 = 0x10;
 const SEEN_HALF: u64 = 0x11;
@@ -276,6 +281,10 @@ const SEEN_CNODE: u64 = 0x20;
 const SEEN_ZOMBIE: u64 = 0x21;
 const SEEN_GONE: u64 = 0x22;
 const SEEN_OTHER: u64 = 0x2f;
+const SEEN_NOT_STARTED: u64 = 0x30;
+const SEEN_IN_CALL: u64 = 0x31;
+const SEEN_RETURNED: u64 = 0x32;
+const SVC0: u32 = 0xd400_0001;
 const P_DONE_BADGE: u64 = 0xd0;
 const P_FAULT_BADGE: u64 = 0xfa;
 
@@ -323,11 +332,19 @@ fn long_deleter(_: u64) {
             timer_arm(delay);
         }
         let t0 = cntpct();
-        let r = if shared(P_OP) == OP_REVOKE {
-            ROOT_CNODE.revoke(shared(P_TARGET), D)
-        } else {
-            ROOT_CNODE.delete(shared(P_TARGET), D)
+        set_shared(P_STARTED, 1);
+        let r = match shared(P_OP) {
+            OP_REVOKE => ROOT_CNODE.revoke(shared(P_TARGET), D),
+            OP_DELETE => ROOT_CNODE.delete(shared(P_TARGET), D),
+            _ => axolotl_sys::Tcb(shared(P_TARGET)).set_space(
+                0,
+                ROOT_CNODE,
+                0,
+                crate::harness::ROOT_VSPACE,
+                0,
+            ),
         };
+        set_shared(P_STARTED, 0);
         let t1 = cntpct();
         timer_off();
         set_shared(P_ELAPSED, t1 - t0);
@@ -343,7 +360,20 @@ fn watcher(_: u64) {
         syscall::wait(shared(P_TIMER));
         timer_off();
         let cn = CNode(shared(P_CNODE));
-        let seen = if shared(P_OP) == OP_REVOKE {
+        let seen = if shared(P_OP) == OP_SET_SPACE {
+            // The old CSpace is out of reach; the deleter's PC says whether its call is still
+            // in progress: at its `svc` (rewound to restart), or past it.
+            let pc = axolotl_sys::Tcb(shared(P_DELETER))
+                .read_registers(false, 0, 1)
+                .map_or(0, |r| r.pc);
+            // SAFETY: the deleter runs the suite's code, readable in this VSpace.
+            let at_svc = pc != 0 && unsafe { core::ptr::read_volatile(pc as *const u32) } == SVC0;
+            match (shared(P_STARTED), at_svc) {
+                (1, true) => SEEN_IN_CALL,
+                (1, false) => SEEN_RETURNED,
+                _ => SEEN_NOT_STARTED,
+            }
+        } else if shared(P_OP) == OP_REVOKE {
             match (present(cn, 0), present(cn, BIG_SLOTS - 1)) {
                 (true, true) => SEEN_BOTH_PRESENT,
                 (false, false) => SEEN_BOTH_EMPTY,
@@ -435,6 +465,7 @@ fn preemptible_case(env: &mut Env, h: axolotl_sys::IrqHandler) -> Result<(), Fai
     h.set_notification(Notification(env.mint(tn.0, Rights::ALL, 1)?))
         .ctx("SetNotification")?;
     let deleter = env.thread(long_deleter, 0, 100, fep)?;
+    set_shared(P_DELETER, deleter.tcb.0);
     let watch = env.thread(watcher, 0, 200, fep)?;
     for t in [deleter, watch] {
         t.tcb.set_timer_access(true, h).ctx("TcbSetTimerAccess")?;
@@ -496,6 +527,33 @@ fn preemptible_case(env: &mut Env, h: axolotl_sys::IrqHandler) -> Result<(), Fai
     ensure!(
         frame.get_address().is_ok(),
         "the frame's own cap went with its copies"
+    );
+
+    // TcbSetSpace of a thread whose CSpace cap is the last one to a CNode full of caps: the
+    // old cap's deletion is preempted the same way and the call restarted.
+    let mut midway = false;
+    for _ in 0..ATTEMPTS {
+        let cn = CNode(env.alloc(T::CNode, BIG_RADIX)?);
+        set_shared(P_CNODE, cn.0);
+        fill(cn, frame.0)?;
+        let t = axolotl_sys::Tcb(env.alloc(T::Tcb, 0)?);
+        t.set_space(0, cn, 0, crate::harness::ROOT_VSPACE, 0)
+            .ctx("SetSpace with the big CNode")?;
+        ROOT_CNODE
+            .delete(cn.0, D)
+            .ctx("delete our cap of the CNode")?;
+        let (_, run) = run_long(ep, go, h, OP_SET_SPACE, t.0, delay, &mut seen)?;
+        ROOT_CNODE.revoke(frame.0, D).ctx("revoke the frame")?;
+        if seen[run].contains(&SEEN_IN_CALL) {
+            midway = true;
+            break;
+        }
+    }
+    let n = crate::harness::log_contents(&mut seen);
+    ensure!(
+        midway,
+        "the timer's thread never ran inside a TcbSetSpace dropping a CNode with {BIG_SLOTS} caps (it saw {:#x?})",
+        &seen[..n]
     );
     Ok(())
 }
