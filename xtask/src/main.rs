@@ -64,7 +64,7 @@ enum Cmd {
     Test {
         /// Only run tests whose name contains this (passed to cargo test).
         filter: Option<String>,
-        /// Run the kernel suite's randomized invocation stress long (1000000 invocations
+        /// Run the kernel suite's randomized invocation stress long (10000000 invocations
         /// instead of 20000; e.g. `cargo xtask test --stress-long kernel_suite`).
         #[arg(long)]
         stress_long: bool,

@@ -50,7 +50,7 @@ struct Tally {
 
 /// Invocations of the kernel suite's randomized stress with `--stress-long` (the short form,
 /// in every run, is the suite's default: tests/kernel-suite/src/cases/stress.rs).
-pub const STRESS_LONG_ITERATIONS: u64 = 1_000_000;
+pub const STRESS_LONG_ITERATIONS: u64 = 10_000_000;
 
 pub fn run(filter: Option<&str>, stress_long: bool) -> Result<ExitCode, String> {
     setup::ensure()?;
