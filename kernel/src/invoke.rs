@@ -403,7 +403,12 @@ fn invoke_tcb(
                 }
             };
             if let Some((bcap, _)) = buffer {
-                let Cap::Frame { .. } = bcap else {
+                // A RAM frame, checked here with everything else: nothing may change before
+                // the last refusal (set_ipc_buffer would refuse it after the installs).
+                let Cap::Frame {
+                    is_device: false, ..
+                } = bcap
+                else {
                     return Err(SyscallError::InvalidCapability { arg: 3 });
                 };
                 if mr(3) % 512 != 0 {

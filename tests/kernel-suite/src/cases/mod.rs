@@ -66,6 +66,10 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("rejections_truncated", rejections::truncated),
     ("rejections_cnode", rejections::cnode),
     ("rejections_tcb", rejections::tcb),
+    (
+        "rejections_tcb_configure_refused_whole",
+        rejections::tcb_configure_refused_whole,
+    ),
     ("rejections_vm", rejections::vm),
     ("rejections_vcpu_irq", rejections::vcpu_irq),
     // Early, so that every case after it checks the kernel still works.

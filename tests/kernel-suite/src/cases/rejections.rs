@@ -501,3 +501,57 @@ pub fn vcpu_irq(env: &mut Env) -> Result<(), Fail> {
     r?;
     Ok(())
 }
+
+/// Reads an unmapped address (`v`): a VM fault to the thread's fault endpoint.
+fn fault_at(v: u64) {
+    // SAFETY: deliberately unmapped; the fault is the point.
+    unsafe { core::ptr::read_volatile(v as *const u64) };
+}
+
+/// A refused TcbConfigure changes nothing (seL4 checks every argument first): a device frame
+/// as IPC buffer is refused before the new fault endpoint, CSpace or VSpace is installed, so
+/// the thread's fault still goes to its old fault endpoint.
+pub fn tcb_configure_refused_whole(env: &mut Env) -> Result<(), Fail> {
+    let bi = env.bi;
+    let Some(i) = (0..bi.num_untyped as usize).find(|&i| bi.untyped[i].is_device != 0) else {
+        return Err(fail!("BootInfo lists no device untyped"));
+    };
+    let dev = axolotl_sys::Untyped(init_cap::FIRST_UNTYPED + i as u64);
+    let df = Frame(env.slot()?);
+    dev.retype(T::SmallFrame, 0, ROOT_CNODE, 0, 0, df.0, 1)
+        .ctx("device frame")?;
+    let r = configure_refused(env, df);
+    ROOT_CNODE
+        .revoke(dev.0, D)
+        .ctx("revoke the device untyped")?;
+    r
+}
+
+fn configure_refused(env: &mut Env, device_frame: Frame) -> Result<(), Fail> {
+    let ep = env.endpoint()?;
+    let old = env.mint(ep.0, Rights::ALL, 1)?;
+    let new = env.mint(ep.0, Rights::ALL, 2)?;
+    let v = env.vaddr(1, 4096);
+    let t = env.thread(fault_at, v, 100, old)?;
+    let e = expect_err(
+        t.tcb
+            .configure(new, ROOT_CNODE, 0, ROOT_VSPACE, 0, 0, device_frame),
+        Error::InvalidCapability,
+        "Configure with a device frame as IPC buffer",
+    )?;
+    t.tcb.resume().ctx("resume")?;
+    let m = ep.recv();
+    let r = ensure_fault(m);
+    t.tcb.suspend().ctx("suspend")?;
+    r?;
+    detail(e, &[3], "argument")
+}
+
+fn ensure_fault(m: axolotl_sys::syscall::Msg) -> Result<(), Fail> {
+    ensure_eq!(
+        (m.label(), m.badge),
+        (axolotl_abi::FaultLabel::VmFault as u64, 1),
+        "fault label and badge (2: the refused Configure installed its fault endpoint)"
+    );
+    Ok(())
+}
