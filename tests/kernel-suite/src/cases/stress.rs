@@ -67,6 +67,9 @@ const SC_GUARD: u64 = 64 - SC_RADIX;
 /// Slots the setup fills (the rest start empty); random addresses favour them.
 const POPULATED: u64 = 32;
 const SLOT_SELF: u64 = 1;
+/// More caps to the stress CNode: once the thread has deleted all of them it can neither
+/// retype nor do CNode operations, and the rest of the run would find nothing to do.
+const SELF_COPIES: [u64; 4] = [SLOT_SELF, 25, 26, 27];
 /// Where the stress thread maps into its own VSpace.
 const VA_WINDOW: u64 = 0x40_0000_0000;
 /// The stress region: one untyped whose first half made the setup's objects and whose second
@@ -93,16 +96,31 @@ const FAIL_FRAME_OUTSIDE: u64 = 1;
 const FAIL_NOT_AT_SVC: u64 = 2;
 const FAIL_UNBLOCKER: u64 = 3;
 
-/// SplitMix64: small, fast, and every seed gives a full-period sequence.
-pub struct Rng(u64);
+/// The storm's generator: SplitMix64 (small, fast, every seed a full-period sequence) and
+/// what the stress thread believes each of its slots holds, learnt from the calls that
+/// succeeded, so that shaped calls find caps of the right kind wherever they went.
+pub struct Rng {
+    state: u64,
+    kinds: [u8; SC_SLOTS as usize],
+}
+
+/// Slot kinds: an object type's number, or one of these.
+const K_EMPTY: u8 = 0xff;
+const K_SELF: u8 = 0x40;
+const K_CONTROL: u8 = 0x41;
+const K_POOL: u8 = 0x42;
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        let mut kinds = [K_EMPTY; SC_SLOTS as usize];
+        for (slot, kind) in SETUP_KINDS.iter().chain(&MORE_SETUP_KINDS) {
+            kinds[*slot as usize] = *kind;
+        }
+        Rng { state: seed, kinds }
     }
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
@@ -162,28 +180,118 @@ impl Rng {
     }
 }
 
-/// Where the setup put each kind of object (the storm moves things around; these are only
-/// the likely places).
-const UNTYPEDS: [u64; 2] = [2, 23];
-const TCBS: [u64; 2] = [6, 7];
-const ENDPOINTS: [u64; 4] = [8, 9, 10, 11];
-const NOTIFICATIONS: [u64; 4] = [12, 13, 14, 15];
-const CNODES: [u64; 2] = [SLOT_SELF, 16];
-const FRAMES: [u64; 3] = [17, 18, 24];
-const PAGE_TABLES: [u64; 2] = [19, 20];
-const VSPACES: [u64; 2] = [5, 21];
-const VCPUS: [u64; 1] = [22];
-const ASID_CONTROL: u64 = 3;
-const ASID_POOL: u64 = 4;
+/// What the setup puts where (`random_invocations`).
+const SETUP_KINDS: [(u64, u8); 24] = [
+    (SLOT_SELF, K_SELF),
+    (25, K_SELF),
+    (26, K_SELF),
+    (27, K_SELF),
+    (2, T::Untyped as u8),
+    (3, K_CONTROL),
+    (4, K_POOL),
+    (5, T::VSpace as u8),
+    (6, T::Tcb as u8),
+    (7, T::Tcb as u8),
+    (8, T::Endpoint as u8),
+    (9, T::Endpoint as u8),
+    (10, T::Endpoint as u8),
+    (11, T::Endpoint as u8),
+    (12, T::Notification as u8),
+    (13, T::Notification as u8),
+    (14, T::Notification as u8),
+    (15, T::Notification as u8),
+    (16, T::CNode as u8),
+    (17, T::SmallFrame as u8),
+    (18, T::SmallFrame as u8),
+    (19, T::PageTable as u8),
+    (20, T::PageTable as u8),
+    (21, T::VSpace as u8),
+];
+const MORE_SETUP_KINDS: [(u64, u8); 3] = [
+    (22, T::Vcpu as u8),
+    (23, T::Untyped as u8),
+    (24, T::LargeFrame as u8),
+];
+
+const UNTYPEDS: [u8; 1] = [T::Untyped as u8];
+const TCBS: [u8; 1] = [T::Tcb as u8];
+const ENDPOINTS: [u8; 1] = [T::Endpoint as u8];
+const NOTIFICATIONS: [u8; 1] = [T::Notification as u8];
+const CNODES: [u8; 2] = [K_SELF, T::CNode as u8];
+const SELF: [u8; 1] = [K_SELF];
+const FRAMES: [u8; 2] = [T::SmallFrame as u8, T::LargeFrame as u8];
+const PAGE_TABLES: [u8; 1] = [T::PageTable as u8];
+const VSPACES: [u8; 1] = [T::VSpace as u8];
+const VCPUS: [u8; 1] = [T::Vcpu as u8];
+const ASID_CONTROLS: [u8; 1] = [K_CONTROL];
+const ASID_POOLS: [u8; 1] = [K_POOL];
 
 impl Rng {
-    fn pick(&mut self, slots: &[u64]) -> u64 {
+    /// A slot believed to hold one of `kinds`, now and then any address.
+    fn pick(&mut self, kinds: &[u8]) -> u64 {
         if self.chance(85) {
-            slots[self.below(slots.len() as u64) as usize]
-        } else {
-            self.cptr()
+            let start = self.below(SC_SLOTS) as usize;
+            for i in 0..SC_SLOTS as usize {
+                let s = (start + i) % SC_SLOTS as usize;
+                if kinds.contains(&self.kinds[s]) {
+                    return s as u64;
+                }
+            }
+        }
+        self.cptr()
+    }
+
+    fn kind(&self, slot: u64) -> u8 {
+        self.kinds.get(slot as usize).copied().unwrap_or(K_EMPTY)
+    }
+
+    fn set_kind(&mut self, slot: u64, kind: u8) {
+        if let Some(k) = self.kinds.get_mut(slot as usize) {
+            *k = kind;
         }
     }
+
+    /// Learns from a successful invocation where caps went (only what is certain from the
+    /// arguments; revokes and the rest leave the map as it is).
+    fn learn(&mut self, label: u64, cap: u64, w: &[u64; 8], c: &[u64; 3]) {
+        use axolotl_abi::Invocation as I;
+        let own = |r: &Rng, slot: u64| r.kind(slot) == K_SELF;
+        match I::from_label(label) {
+            Some(I::UntypedRetype) if own(self, c[0]) && w[3] == 0 => {
+                for s in w[4]..w[4].saturating_add(w[5]).min(SC_SLOTS) {
+                    self.set_kind(s, w[0] as u8);
+                }
+            }
+            Some(l @ (I::CNodeCopy | I::CNodeMint | I::CNodeMove | I::CNodeMutate))
+                if own(self, cap) && own(self, c[0]) && w[1] == 64 && w[3] == 64 =>
+            {
+                let k = match self.kind(w[2]) {
+                    // New data is a new guard: no longer the CSpace's root as it was.
+                    K_SELF if l != I::CNodeCopy => T::CNode as u8,
+                    k => k,
+                };
+                self.set_kind(w[0], k);
+                if matches!(l, I::CNodeMove | I::CNodeMutate) {
+                    self.set_kind(w[2], K_EMPTY);
+                }
+            }
+            Some(I::CNodeRotate)
+                if own(self, cap) && own(self, c[0]) && own(self, c[1]) && w[1] == 64 =>
+            {
+                let data = |k: u8| if k == K_SELF { T::CNode as u8 } else { k };
+                let (pivot, src) = (data(self.kind(w[2])), data(self.kind(w[5])));
+                self.set_kind(w[5], K_EMPTY);
+                self.set_kind(w[0], pivot);
+                self.set_kind(w[2], src);
+            }
+            Some(I::CNodeDelete) if own(self, cap) && w[1] == 64 => self.set_kind(w[0], K_EMPTY),
+            Some(I::AsidControlMakePool) if own(self, c[0]) && w[1] == 64 => {
+                self.set_kind(w[0], K_POOL)
+            }
+            _ => {}
+        }
+    }
+
     /// A destination slot: mostly an empty one above the setup's.
     fn dest(&mut self) -> u64 {
         if self.chance(80) {
@@ -199,7 +307,7 @@ impl Rng {
 fn shaped(rng: &mut Rng, label: u64) -> (u64, [u64; 8], [u64; 3], u64, u64) {
     use axolotl_abi::Invocation as I;
     let mut w = [0u64; 8];
-    let mut c = [SLOT_SELF, 0, 0];
+    let mut c = [rng.pick(&SELF), 0, 0];
     let va = VA_WINDOW + (rng.below(512) << 12);
     let (cap, len, extra) = match I::from_label(label) {
         Some(I::UntypedRetype) => {
@@ -291,7 +399,7 @@ fn shaped(rng: &mut Rng, label: u64) -> (u64, [u64; 8], [u64; 3], u64, u64) {
             w[5] = rng.below(POPULATED + 16);
             w[6] = 64;
             w[7] = 0;
-            c[1] = SLOT_SELF;
+            c[1] = rng.pick(&SELF);
             (rng.pick(&CNODES), 8, 2)
         }
         Some(I::PageTableMap) => {
@@ -311,11 +419,11 @@ fn shaped(rng: &mut Rng, label: u64) -> (u64, [u64; 8], [u64; 3], u64, u64) {
         Some(I::AsidControlMakePool) => {
             w[0] = rng.dest();
             w[1] = 64;
-            (ASID_CONTROL, 2, 1)
+            (rng.pick(&ASID_CONTROLS), 2, 1)
         }
         Some(I::AsidPoolAssign) => {
             c[0] = rng.pick(&VSPACES);
-            (ASID_POOL, 0, 1)
+            (rng.pick(&ASID_POOLS), 0, 1)
         }
         Some(I::VSpaceCleanData | I::VSpaceUnifyInstruction) => {
             w[0] = va;
@@ -402,7 +510,11 @@ fn random_call(rng: &mut Rng) -> bool {
         _ => Syscall::Reply,
     };
     let m = syscall::raw_syscall(nr as u64, cap, info, [w[0], w[1], w[2], w[3]]);
-    nr == Syscall::Call && m.info.label() == 0
+    let ok = nr == Syscall::Call && m.info.label() == 0;
+    if ok {
+        rng.learn(label, cap, &w, &c);
+    }
+    ok
 }
 
 /// Calls PageGetAddress on every slot: a frame must lie inside the region. Endpoints block
@@ -545,7 +657,9 @@ pub fn random_invocations(env: &mut Env) -> Result<(), Fail> {
         sc.copy(slot, D, ROOT_CNODE, src, D, Rights::ALL)
             .map_err(|e| fail!("copy into stress slot {slot}: {e:?}"))
     };
-    copy(SLOT_SELF, sc.0)?;
+    for slot in SELF_COPIES {
+        copy(slot, sc.0)?;
+    }
     copy(2, su.0)?;
     copy(3, init_cap::ASID_CONTROL)?;
     let pool = AsidPool(env.slot()?);
