@@ -392,6 +392,20 @@ fn watcher(_: u64) {
     }
 }
 
+/// The next attempt's timer delay: QEMU's counter follows the host's clock, so on a loaded
+/// host a call takes longer or shorter in counter ticks from one run to the next. Nothing
+/// seen: the call ended before the timer, so fire sooner; `before` seen: the watcher ran
+/// before the call began, so fire later.
+fn adapt(delay: u64, seen: &[u64], before: u64) -> u64 {
+    if seen.is_empty() {
+        (delay / 2).max(1)
+    } else if seen.contains(&before) {
+        delay.saturating_mul(2)
+    } else {
+        delay
+    }
+}
+
 /// Fills every slot of the big CNode with a copy of `frame`.
 fn fill(cn: CNode, frame: u64) -> Result<(), Fail> {
     for i in 0..BIG_SLOTS {
@@ -443,7 +457,7 @@ pub fn delete_revoke_preemptible(env: &mut Env) -> Result<(), Fail> {
 }
 
 fn preemptible_case(env: &mut Env, h: axolotl_sys::IrqHandler) -> Result<(), Fail> {
-    const ATTEMPTS: usize = 4;
+    const ATTEMPTS: usize = 8;
     let ep = env.endpoint()?;
     let fep = env.mint(ep.0, Rights::ALL, P_FAULT_BADGE)?;
     set_shared(P_DONE_EP, env.mint(ep.0, Rights::ALL, P_DONE_BADGE)?);
@@ -480,11 +494,14 @@ fn preemptible_case(env: &mut Env, h: axolotl_sys::IrqHandler) -> Result<(), Fai
     set_shared(P_CNODE, cn.0);
     fill(cn, frame.0)?;
     let (elapsed, _) = run_long(ep, go, h, OP_REVOKE, frame.0, 0, &mut seen)?;
-    let delay = (elapsed / 4).max(1);
+    let start = (elapsed / 4).max(1);
+    let mut delay = start;
     let mut midway = false;
     for _ in 0..ATTEMPTS {
         fill(cn, frame.0)?;
         let (_, run) = run_long(ep, go, h, OP_REVOKE, frame.0, delay, &mut seen)?;
+        let run_seen = &seen[run.clone()];
+        delay = adapt(delay, run_seen, SEEN_BOTH_PRESENT);
         for i in 0..BIG_SLOTS {
             ensure!(!present(cn, i), "slot {i} still full after the revoke");
         }
@@ -492,7 +509,7 @@ fn preemptible_case(env: &mut Env, h: axolotl_sys::IrqHandler) -> Result<(), Fai
             frame.get_address().is_ok(),
             "the revoke deleted the revoked cap"
         );
-        if seen[run].contains(&SEEN_HALF) {
+        if run_seen.contains(&SEEN_HALF) {
             midway = true;
             break;
         }
@@ -506,14 +523,17 @@ fn preemptible_case(env: &mut Env, h: axolotl_sys::IrqHandler) -> Result<(), Fai
 
     // Delete: the last cap to a CNode full of caps becomes a zombie while its slots empty.
     let mut midway = false;
+    let mut delay = start;
     for _ in 0..ATTEMPTS {
         let cn = CNode(env.alloc(T::CNode, BIG_RADIX)?);
         set_shared(P_CNODE, cn.0);
         fill(cn, frame.0)?;
         let (_, run) = run_long(ep, go, h, OP_DELETE, cn.0, delay, &mut seen)?;
+        let run_seen = &seen[run.clone()];
+        delay = adapt(delay, run_seen, SEEN_CNODE);
         ensure!(env.is_empty(cn.0)?, "CNode slot full after its delete");
         ROOT_CNODE.revoke(frame.0, D).ctx("revoke the frame")?;
-        if seen[run].contains(&SEEN_ZOMBIE) {
+        if run_seen.contains(&SEEN_ZOMBIE) {
             midway = true;
             break;
         }
@@ -532,6 +552,7 @@ fn preemptible_case(env: &mut Env, h: axolotl_sys::IrqHandler) -> Result<(), Fai
     // TcbSetSpace of a thread whose CSpace cap is the last one to a CNode full of caps: the
     // old cap's deletion is preempted the same way and the call restarted.
     let mut midway = false;
+    let mut delay = start;
     for _ in 0..ATTEMPTS {
         let cn = CNode(env.alloc(T::CNode, BIG_RADIX)?);
         set_shared(P_CNODE, cn.0);
@@ -543,8 +564,10 @@ fn preemptible_case(env: &mut Env, h: axolotl_sys::IrqHandler) -> Result<(), Fai
             .delete(cn.0, D)
             .ctx("delete our cap of the CNode")?;
         let (_, run) = run_long(ep, go, h, OP_SET_SPACE, t.0, delay, &mut seen)?;
+        let run_seen = &seen[run.clone()];
+        delay = adapt(delay, run_seen, SEEN_NOT_STARTED);
         ROOT_CNODE.revoke(frame.0, D).ctx("revoke the frame")?;
-        if seen[run].contains(&SEEN_IN_CALL) {
+        if run_seen.contains(&SEEN_IN_CALL) {
             midway = true;
             break;
         }
