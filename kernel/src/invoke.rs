@@ -83,6 +83,7 @@ pub fn invoke(k: &mut Kernel, t: *mut Tcb, cap: Cap, cap_slot: SlotRef, call: bo
     let info = MessageInfo::from_word(unsafe { (*t).ctx.x[1] });
     let mrs = ipc::Mrs::of(t);
     let mr = |i| mrs.get(i);
+    let mut preempted = false;
     let r = match (Invocation::from_label(info.label()), cap) {
         (Some(Invocation::UntypedRetype), Cap::Untyped { .. }) => (|| {
             need(info, 6)?;
@@ -145,20 +146,18 @@ pub fn invoke(k: &mut Kernel, t: *mut Tcb, cap: Cap, cap_slot: SlotRef, call: bo
                 need(info, 2)?;
                 let s = lookup_slot_for_cnode_op(false, cap, mr(0), mr(1))?;
                 let mut fin = Kobj(k);
-                // Without kernel preemption the loop runs to the end; each step is bounded.
-                loop {
-                    let done = if l == Invocation::CNodeDelete {
-                        axolotl_kernel_core::delete(s, &mut fin)
-                    } else {
-                        axolotl_kernel_core::revoke(s, &mut fin)
-                    };
-                    if done.is_ok() {
-                        break Ok(0);
-                    }
-                }
+                let done = if l == Invocation::CNodeDelete {
+                    axolotl_kernel_core::delete(s, &mut fin)
+                } else {
+                    axolotl_kernel_core::revoke(s, &mut fin)
+                };
+                preempted = done.is_err();
+                Ok(0)
             })()
         }
-        (Some(l), Cap::Tcb { ptr }) => invoke_tcb(k, t, &mrs, l, info, Tcb::of_object(ptr)),
+        (Some(l), Cap::Tcb { ptr }) => {
+            invoke_tcb(k, t, &mrs, l, info, Tcb::of_object(ptr), &mut preempted)
+        }
         (Some(l), Cap::Vcpu { ptr }) => {
             // SAFETY: the cap names a live VCPU object.
             invoke_vcpu(k, t, &mrs, l, info, unsafe { Vcpu::at(ptr) })
@@ -261,9 +260,20 @@ pub fn invoke(k: &mut Kernel, t: *mut Tcb, cap: Cap, cap_slot: SlotRef, call: bo
         (None, _) => Err(SyscallError::IllegalOperation),
         _ => Err(SyscallError::IllegalOperation),
     };
-    if call {
+    if preempted {
+        restart(t);
+    } else if call {
         reply(t, r);
     }
+}
+
+/// A long deletion stopped at a pending interrupt (seL4's preempted invocation): nothing is
+/// replied and the caller's PC goes back to its `svc`. Returning to user level takes the
+/// interrupt at once; when the caller runs again it re-executes the call, which finds the
+/// zombies the deletion left in the slots and goes on from there.
+fn restart(t: *mut Tcb) {
+    // SAFETY: t is live; ELR points past the `svc`.
+    unsafe { (*t).ctx.elr -= 4 };
 }
 
 fn invoke_vcpu(
@@ -334,6 +344,7 @@ fn invoke_tcb(
     l: Invocation,
     info: MessageInfo,
     t: *mut Tcb,
+    preempted: &mut bool,
 ) -> Result<usize, SyscallError> {
     let mr = |i| mrs.get(i);
     match l {
@@ -404,7 +415,12 @@ fn invoke_tcb(
                 }
             };
             if let Some((bcap, _)) = buffer {
-                let Cap::Frame { .. } = bcap else {
+                // A RAM frame, checked here with everything else: nothing may change before
+                // the last refusal (set_ipc_buffer would refuse it after the installs).
+                let Cap::Frame {
+                    is_device: false, ..
+                } = bcap
+                else {
                     return Err(SyscallError::InvalidCapability { arg: 3 });
                 };
                 if mr(3) % 512 != 0 {
@@ -417,11 +433,21 @@ fn invoke_tcb(
             } else {
                 axolotl_kernel_core::derive::update_cap_data(false, mr(1), cspace)
             };
+            if cspace.is_null() {
+                return Err(SyscallError::IllegalOperation);
+            }
+            // Every check is done and nothing changed yet: the old CSpace cap, possibly the
+            // last to a CNode tree of any size, goes first and preemptibly (seL4's cteDelete
+            // in ThreadControl); the restarted call repeats the checks and goes on.
+            if clear_slot(k, t, slot::CSPACE).is_err() {
+                *preempted = true;
+                return Ok(0);
+            }
             install(k, t, slot::CSPACE, cspace_slot, cspace)?;
             install(k, t, slot::VSPACE, vspace_slot, vspace)?;
             match fault {
                 Some((c, s)) => install(k, t, slot::FAULT_EP, s, c)?,
-                None => clear_slot(k, t, slot::FAULT_EP),
+                None => clear_short_slot(k, t, slot::FAULT_EP),
             }
             if let Some((bcap, bslot)) = buffer {
                 set_ipc_buffer(k, t, mr(3), bcap, bslot)?;
@@ -616,10 +642,18 @@ fn context_word(c: &crate::arch::context::UserContext, i: usize) -> u64 {
     }
 }
 
-fn clear_slot(k: &mut Kernel, t: *mut Tcb, i: usize) {
-    let s = slot_of(t, i);
-    let mut fin = Kobj(k);
-    while axolotl_kernel_core::delete(s, &mut fin).is_err() {}
+/// Empties one of the thread's own slots. The last cap to a CNode (only the CSPACE slot can
+/// hold one) takes the CNode's slots with it, without bound: that stops at a pending
+/// interrupt with `Err`, and the invocation is restarted.
+fn clear_slot(k: &mut Kernel, t: *mut Tcb, i: usize) -> Result<(), axolotl_kernel_core::Preempted> {
+    axolotl_kernel_core::delete(slot_of(t, i), &mut Kobj(k))
+}
+
+/// [`clear_slot`] run to the end, for the slots whose caps are never long to delete (a VSpace,
+/// a frame, an endpoint: deletion finalises one object and stops at no preemption point), and
+/// for a CSPACE slot already emptied preemptibly.
+fn clear_short_slot(k: &mut Kernel, t: *mut Tcb, i: usize) {
+    while clear_slot(k, t, i).is_err() {}
 }
 
 /// Puts a derived copy of `cap` (from `src`) into one of the thread's own slots.
@@ -634,7 +668,7 @@ fn install(
     if derived.is_null() {
         return Err(SyscallError::IllegalOperation);
     }
-    clear_slot(k, t, i);
+    clear_short_slot(k, t, i);
     // SAFETY: `derived` comes from the cap in `src`.
     unsafe { axolotl_kernel_core::mdb::insert_copy(src, slot_of(t, i), derived) };
     Ok(())

@@ -124,6 +124,12 @@ impl Finalise for Kobj<'_> {
         }
         Finalised::Done
     }
+
+    /// seL4's preemption point: a pending interrupt stops a long delete or revoke, which the
+    /// caller's restarted call continues (`invoke.rs`).
+    fn should_preempt(&mut self) -> bool {
+        crate::arch::cpu::irq_pending()
+    }
 }
 
 /// Deletes the notification cap in interrupt `irq`'s IRQ-node slot (seL4 `cteDeleteOne`):

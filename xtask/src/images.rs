@@ -15,6 +15,9 @@ pub struct Variant {
     pub root_task: &'static str,
     /// A system packed into the root task (`--system`).
     pub system: Option<crate::system::Packed>,
+    /// Invocations of the kernel suite's randomized stress (`AXOLOTL_STRESS_ITERATIONS` at
+    /// its build); `None` leaves the suite's default (or the caller's environment).
+    pub stress_iterations: Option<u64>,
 }
 
 pub const ROOT_TASK: &str = "axolotl-root-task";
@@ -27,6 +30,7 @@ impl Variant {
             selftest,
             root_task: ROOT_TASK,
             system: None,
+            stress_iterations: None,
         }
     }
 
@@ -36,6 +40,7 @@ impl Variant {
             selftest: None,
             root_task: KERNEL_SUITE,
             system: None,
+            stress_iterations: None,
         }
     }
 
@@ -148,12 +153,11 @@ pub fn build(v: &Variant) -> Result<PathBuf, String> {
         .as_ref()
         .map(|s| s.pack.display().to_string())
         .unwrap_or_default();
-    let root = cargo_build(
-        v.root_task,
-        "aarch64-unknown-none",
-        &features,
-        &[("AXOLOTL_SYSTEM_PACK", pack)],
-    )?;
+    let mut root_env = vec![("AXOLOTL_SYSTEM_PACK", pack)];
+    if let Some(n) = v.stress_iterations {
+        root_env.push(("AXOLOTL_STRESS_ITERATIONS", n.to_string()));
+    }
+    let root = cargo_build(v.root_task, "aarch64-unknown-none", &features, &root_env)?;
     let root_copy = dir.join(format!("{name}.root-task.elf"));
     fs::copy(&root, &root_copy).map_err(|e| format!("copying {}: {e}", root.display()))?;
     let kernel = cargo_build(

@@ -64,6 +64,10 @@ enum Cmd {
     Test {
         /// Only run tests whose name contains this (passed to cargo test).
         filter: Option<String>,
+        /// Run the kernel suite's randomized invocation stress long (10000000 invocations
+        /// instead of 20000; e.g. `cargo xtask test --stress-long kernel_suite`).
+        #[arg(long)]
+        stress_long: bool,
     },
 }
 
@@ -149,7 +153,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 }
             });
         }
-        Cmd::Test { filter } => return test::run(filter.as_deref()),
+        Cmd::Test {
+            filter,
+            stress_long,
+        } => return test::run(filter.as_deref(), stress_long),
         Cmd::Bench => return bench::run(),
     }
     Ok(ExitCode::SUCCESS)

@@ -54,7 +54,11 @@ struct Tally {
     suites_failed: Vec<String>,
 }
 
-pub fn run(filter: Option<&str>) -> Result<ExitCode, String> {
+/// Invocations of the kernel suite's randomized stress with `--stress-long` (the short form,
+/// in every run, is the suite's default: tests/kernel-suite/src/cases/stress.rs).
+pub const STRESS_LONG_ITERATIONS: u64 = 10_000_000;
+
+pub fn run(filter: Option<&str>, stress_long: bool) -> Result<ExitCode, String> {
     setup::ensure()?;
     let mut t = Tally::default();
 
@@ -85,7 +89,11 @@ pub fn run(filter: Option<&str>) -> Result<ExitCode, String> {
         for s in SELFTESTS {
             images::build(&Variant::new(*board, Some(s)))?;
         }
-        images::build(&Variant::kernel_suite(*board))?;
+        let mut suite = Variant::kernel_suite(*board);
+        if stress_long {
+            suite.stress_iterations = Some(STRESS_LONG_ITERATIONS);
+        }
+        images::build(&suite)?;
         for s in SYSTEMS.iter().filter(|s| builds_for(s, board)) {
             let sdf = images::workspace_root().join(s);
             let mut v = Variant::new(*board, None);
@@ -98,12 +106,12 @@ pub fn run(filter: Option<&str>) -> Result<ExitCode, String> {
     if let Some(f) = filter {
         integ.push(f);
     }
-    cargo_test(
-        &mut t,
-        "QEMU integration tests",
-        &integ,
-        &[("AXOLOTL_IMAGES", images)],
-    );
+    let mut env = vec![("AXOLOTL_IMAGES", images)];
+    if stress_long {
+        // The kernel suite's tests wait that much longer for its summary.
+        env.push(("AXOLOTL_STRESS_LONG", "1".to_string()));
+    }
+    cargo_test(&mut t, "QEMU integration tests", &integ, &env);
 
     for s in &t.suites_failed {
         eprintln!("xtask: FAILED: {s}");

@@ -109,6 +109,16 @@ pub fn read_hpfar() -> u64 {
     v
 }
 
+/// Whether an interrupt is pending for this CPU (ISR_EL1.I; read at EL2 it is the physical
+/// IRQ line whatever HCR_EL2 routes to a guest), i.e. would be taken if the kernel unmasked
+/// interrupts. One register read: cheap enough to poll after every step of a long operation.
+pub fn irq_pending() -> bool {
+    let v: u64;
+    // SAFETY: read-only register read.
+    unsafe { asm!("mrs {}, isr_el1", out(reg) v) };
+    v & (1 << 7) != 0
+}
+
 pub fn wfi() {
     // SAFETY: waits for an interrupt; with interrupts masked it returns when one is pending.
     unsafe { asm!("dsb sy", "wfi") };

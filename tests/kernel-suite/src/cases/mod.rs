@@ -9,7 +9,9 @@ mod hostile_vm;
 mod ipc;
 mod irq;
 mod mem;
+mod rejections;
 mod sched;
+mod stress;
 mod tcb;
 mod timer;
 mod untyped;
@@ -54,12 +56,27 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("cnode_delete", cnode::delete),
     ("cnode_revoke_derived_tree", cnode::revoke_tree),
     ("cnode_two_level_addressing", cnode::two_level),
+    (
+        "cnode_delete_revoke_preemptible",
+        cnode::delete_revoke_preemptible,
+    ),
     ("errors_invalid_capability", errors::invalid_capability),
     ("errors_illegal_operation", errors::illegal_operation),
     ("errors_range_depth", errors::range_depth),
     ("errors_failed_lookup", errors::failed_lookup),
     ("errors_truncated_message", errors::truncated_message),
     ("errors_delete_first_on_copy", errors::delete_first),
+    ("rejections_truncated", rejections::truncated),
+    ("rejections_cnode", rejections::cnode),
+    ("rejections_tcb", rejections::tcb),
+    (
+        "rejections_tcb_configure_refused_whole",
+        rejections::tcb_configure_refused_whole,
+    ),
+    ("rejections_vm", rejections::vm),
+    ("rejections_vcpu_irq", rejections::vcpu_irq),
+    // Early, so that every case after it checks the kernel still works.
+    ("stress_random_invocations", stress::random_invocations),
     ("tcb_thread_in_shared_vspace", tcb::shared_vspace),
     ("tcb_read_write_registers", tcb::registers),
     ("tcb_suspend_resume", tcb::suspend_resume),
