@@ -9,15 +9,18 @@
 
 pub mod bootinfo;
 mod error;
+mod fault;
 mod ipc;
 mod msginfo;
 mod object;
 mod rights;
+pub mod syndrome;
 mod syscall;
 pub mod vcpu;
 
 pub use bootinfo::{BootInfo, UntypedDesc};
 pub use error::Error;
+pub use fault::*;
 pub use ipc::*;
 pub use msginfo::MessageInfo;
 pub use object::{Invocation, ObjectType};
