@@ -12,7 +12,7 @@ use crate::setup;
 /// Self-check images the integration tests boot (root-task cargo features).
 const SELFTESTS: [&str; 3] = ["fault", "ticks", "ipc"];
 /// Systems the integration tests boot: examples, and test systems of failing PDs.
-const SYSTEMS: [&str; 20] = [
+const SYSTEMS: [&str; 21] = [
     "systems/hello.system",
     "systems/resilient-echo.system",
     "tests/systems/restart.system",
