@@ -3,7 +3,9 @@
 //! Modelled on seL4's aarch64 ABI so that its users recognise it: the capability to invoke is
 //! passed in `x0`, the message info in `x1`, the first message registers in `x2..=x5`, and the
 //! syscall number in `x7`. Everything here is plain data with stable encodings; both the kernel
-//! and every PD depend on this crate, and nothing else crosses the boundary.
+//! and every PD depend on this crate, and nothing else crosses the boundary. Fault messages
+//! and their replies are typed (`Fault`, `Resume`), and so is the AArch64 syndrome both
+//! sides decode (`syndrome`).
 
 #![no_std]
 
