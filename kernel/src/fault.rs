@@ -3,9 +3,9 @@
 
 use crate::arch::context::UserContext;
 use crate::arch::cpu;
-use crate::esr::{Esr, ec};
 use crate::kprintln;
 use crate::thread::Tcb;
+use axolotl_abi::syndrome::{Esr, ec, fault_ipa};
 
 /// Prints the decoded fault: class, syndrome, addresses, registers.
 pub fn report(t: &Tcb, esr: Esr, what: &str) {
@@ -19,8 +19,7 @@ pub fn report(t: &Tcb, esr: Esr, what: &str) {
     kprintln!("kernel:   ESR {:#010x}: {}", esr.0, esr);
     if esr.is_abort() {
         let far = cpu::read_far();
-        // HPFAR holds IPA[47:12] in bits [43:4] for stage-2 faults.
-        let ipa = ((cpu::read_hpfar() >> 4) << 12) | (far & 0xfff);
+        let ipa = fault_ipa(cpu::read_hpfar(), far);
         kprintln!("kernel:   FAR {:#x} (IPA {:#x})", far, ipa);
     }
     kprintln!(

@@ -526,11 +526,7 @@ fn invoke_tcb(
                 }
             }
             if count > 2 {
-                c.spsr = if guest {
-                    vcpu::sanitise_spsr(c.spsr)
-                } else {
-                    ipc::sanitise_spsr(c.spsr)
-                };
+                c.spsr = axolotl_abi::syndrome::pstate::sanitise_spsr(c.spsr, guest);
             }
             // A guest's `sp` is the stack pointer of the mode it resumes in (the new spsr's).
             match sp {

@@ -1,12 +1,16 @@
 //! Message passing (seL4 non-MCS semantics): endpoint send/receive, call with a one-shot
 //! reply cap, notifications, fault messages, and cancellation.
 
-use axolotl_abi::{IpcBuffer, MSG_MAX_LENGTH, MSG_REGISTERS_IN_CPU, MessageInfo, Rights};
+use axolotl_abi::syndrome::pstate::sanitise_spsr;
+use axolotl_abi::{
+    FAULT_MAX_WORDS, Fault, IpcBuffer, MSG_MAX_LENGTH, MSG_REGISTERS_IN_CPU, MessageInfo,
+    RESUME_MAX_WORDS, Resume, Rights,
+};
 use axolotl_kernel_core::{Cap, SlotRef};
 
 use crate::object::{Endpoint, EpState, Notification};
 use crate::state::Kernel;
-use crate::thread::{Fault, Tcb, ThreadState, slot};
+use crate::thread::{Tcb, ThreadState, slot};
 
 /// The thread's IPC buffer, if it has one. The cached address is trusted only while the
 /// TCB's IPC_BUFFER slot still holds that frame: a revoke may have deleted it (as seL4,
@@ -181,15 +185,17 @@ fn deliver_tag(receiver: *mut Tcb, badge: u64, info: MessageInfo) {
 /// `receiver`, transferring one capability when `grant` allows and the receiver asked.
 fn transfer(k: &mut Kernel, sender: *mut Tcb, receiver: *mut Tcb, badge: u64, grant: bool) {
     // SAFETY: both threads are live.
-    if let Some(f) = unsafe { (*sender).fault } {
+    if let Some(f) = unsafe { (*sender).fault.as_ref() } {
+        let mut words = [0; FAULT_MAX_WORDS];
+        let n = f.to_words(&mut words);
         let to = Mrs::of(receiver);
-        for (i, w) in f.words[..f.len].iter().enumerate() {
+        for (i, w) in words[..n].iter().enumerate() {
             to.set(i, *w);
         }
         deliver_tag(
             receiver,
             badge,
-            MessageInfo::new(f.label, 0, 0, f.len as u64),
+            MessageInfo::new(f.label() as u64, 0, 0, n as u64),
         );
         return;
     }
@@ -460,44 +466,50 @@ pub fn reply(k: &mut Kernel, replier: *mut Tcb) {
     wake(k, caller);
 }
 
-/// seL4's fault-reply rules: a VM fault retries the access; user exceptions and unknown
-/// syscalls take registers from a non-empty reply.
+/// seL4's fault-reply rules (`axolotl_abi::Resume`): a VM fault retries the access; user
+/// exceptions and unknown syscalls take registers from a non-empty reply; a guest's exits
+/// follow its VMM's flags.
 fn apply_fault_reply(k: &mut Kernel, replier: *mut Tcb, caller: *mut Tcb, f: Fault) {
     // SAFETY: both live.
     let info = MessageInfo::from_word(unsafe { (*replier).ctx.x[1] });
-    let n = info.length() as usize;
-    if info.label() != 0 || n == 0 {
+    if info.label() != 0 {
         return;
     }
-    if crate::vcpu::is_guest(caller) {
-        crate::vcpu::apply_reply(k, replier, caller, f, n);
+    let guest = crate::vcpu::is_guest(caller);
+    let n = (info.length() as usize).min(Resume::max_words(f.label(), guest));
+    let mut words = [0; RESUME_MAX_WORDS];
+    for (i, w) in words[..n].iter_mut().enumerate() {
+        *w = get_mr(replier, i);
+    }
+    let resume = Resume::from_words(f.label(), guest, &words[..n]);
+    if guest {
+        crate::vcpu::apply_reply(k, caller, f, resume);
         return;
     }
+    let Resume::Registers { len, regs } = resume else {
+        return;
+    };
     // SAFETY: caller is live and blocked.
     let c = unsafe { &mut (*caller).ctx };
-    match axolotl_abi::FaultLabel::from_label(f.label) {
-        Some(axolotl_abi::FaultLabel::UserException) => {
-            let w = |i| get_mr(replier, i);
-            if n >= 1 {
-                c.elr = w(0);
-            }
-            if n >= 2 {
-                c.sp = w(1);
-            }
-            if n >= 3 {
-                c.spsr = sanitise_spsr(w(2));
+    let regs = &regs[..len as usize];
+    match f {
+        Fault::UserException { .. } => {
+            for (i, &v) in regs.iter().enumerate() {
+                match i {
+                    0 => c.elr = v,
+                    1 => c.sp = v,
+                    _ => c.spsr = sanitise_spsr(v, false),
+                }
             }
         }
-        Some(axolotl_abi::FaultLabel::UnknownSyscall) => {
-            for i in 0..n.min(13) {
-                let v = get_mr(replier, i);
+        Fault::UnknownSyscall { .. } => {
+            for (i, &v) in regs.iter().enumerate() {
                 match i {
                     0..=7 => c.x[i] = v,
                     8 => c.elr = v,
                     9 => c.sp = v,
                     10 => c.x[30] = v,
-                    11 => c.spsr = sanitise_spsr(v),
-                    _ => {}
+                    _ => c.spsr = sanitise_spsr(v, false),
                 }
             }
         }
@@ -505,14 +517,8 @@ fn apply_fault_reply(k: &mut Kernel, replier: *mut Tcb, caller: *mut Tcb, f: Fau
     }
 }
 
-/// A user-supplied PSTATE may change only the condition flags: the thread stays at EL0t with
-/// interrupts unmasked.
-pub fn sanitise_spsr(v: u64) -> u64 {
-    v & 0xf000_0000
-}
-
 /// Delivers a fault of `t` to its fault endpoint as a Call; false when it has none.
-pub fn send_fault(k: &mut Kernel, t: *mut Tcb, label: u64, words: &[u64]) -> bool {
+pub fn send_fault(k: &mut Kernel, t: *mut Tcb, f: Fault) -> bool {
     // SAFETY: the FAULT_EP slot belongs to t's live TCB object.
     let s = unsafe { SlotRef::from_addr(Tcb::slot_addr(t, slot::FAULT_EP)).unwrap() };
     let Cap::Endpoint { ptr, badge, rights } = s.cap() else {
@@ -521,12 +527,6 @@ pub fn send_fault(k: &mut Kernel, t: *mut Tcb, label: u64, words: &[u64]) -> boo
     if !rights.contains(Rights::WRITE) {
         return false;
     }
-    let mut f = Fault {
-        label,
-        len: words.len().min(13),
-        words: [0; 13],
-    };
-    f.words[..f.len].copy_from_slice(&words[..f.len]);
     // SAFETY: t is live.
     unsafe { (*t).fault = Some(f) };
     // Faults always carry the reply right: the handler must be able to resume the thread.

@@ -13,7 +13,6 @@ use axolotl_memfns as _;
 
 mod arch;
 mod boot_alloc;
-mod esr;
 mod global;
 mod sched;
 mod stage2;

@@ -2,8 +2,8 @@
 //! A user bug never gets here; only a kernel bug does.
 
 use crate::arch::context::UserContext;
-use crate::esr::Esr;
 use crate::{console, fault, kprintln};
+use axolotl_abi::syndrome::Esr;
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {

@@ -1,6 +1,6 @@
 //! System call dispatch. Returns true when the caller gives up the CPU.
 
-use axolotl_abi::{Error, FaultLabel, Rights, Syscall};
+use axolotl_abi::{Error, Fault, Rights, Syscall};
 use axolotl_kernel_core::Cap;
 
 use crate::state::Kernel;
@@ -108,18 +108,13 @@ fn cap_fault(
         (*t).ctx.elr -= 4;
         (*t).ctx.elr
     };
-    let mut lw = [0u64; 4];
-    let n = f.words(&mut lw);
-    let mut words = [0u64; 8];
-    words[..4].copy_from_slice(&[ip, cptr, in_recv as u64, 0]);
-    words[3..3 + n].copy_from_slice(&lw[..n]);
-    deliver_fault(
-        k,
-        t,
-        FaultLabel::CapFault,
-        &words[..3 + n.max(1)],
-        "capability fault",
-    );
+    let fault = Fault::CapFault {
+        ip,
+        cptr,
+        in_receive_phase: in_recv,
+        lookup: f.into(),
+    };
+    deliver_fault(k, t, fault, "capability fault");
 }
 
 fn unknown_syscall(k: &mut Kernel, t: *mut Tcb, nr: u64) {
@@ -130,15 +125,22 @@ fn unknown_syscall(k: &mut Kernel, t: *mut Tcb, nr: u64) {
         (*t).ctx.elr -= 4;
         (*t).ctx
     };
-    let mut words = [0u64; 13];
-    words[..8].copy_from_slice(&c.x[..8]);
-    words[8..].copy_from_slice(&[c.elr, c.sp, c.x[30], c.spsr, nr]);
-    deliver_fault(k, t, FaultLabel::UnknownSyscall, &words, "unknown syscall");
+    let mut x = [0; 8];
+    x.copy_from_slice(&c.x[..8]);
+    let fault = Fault::UnknownSyscall {
+        x,
+        ip: c.elr,
+        sp: c.sp,
+        lr: c.x[30],
+        spsr: c.spsr,
+        syscall: nr,
+    };
+    deliver_fault(k, t, fault, "unknown syscall");
 }
 
 /// Sends a fault to the thread's fault endpoint, or reports it and stops the thread.
-pub fn deliver_fault(k: &mut Kernel, t: *mut Tcb, label: FaultLabel, words: &[u64], what: &str) {
-    if ipc::send_fault(k, t, label as u64, words) {
+pub fn deliver_fault(k: &mut Kernel, t: *mut Tcb, f: Fault, what: &str) {
+    if ipc::send_fault(k, t, f) {
         return;
     }
     // SAFETY: t is live.

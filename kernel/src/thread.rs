@@ -20,14 +20,6 @@ pub mod slot {
 
 pub const TCB_STATE_OFFSET: u64 = 256;
 
-/// A fault waiting for its handler's reply: what the kernel sent, so the reply is read right.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Fault {
-    pub label: u64,
-    pub len: usize,
-    pub words: [u64; 13],
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ThreadState {
     /// Not runnable and not waiting on anything: new, suspended, or stopped after a fault.
@@ -71,7 +63,9 @@ pub struct Tcb {
     pub bound_ntfn: u64,
     /// The thread whose REPLY slot holds the reply cap to us, while we are BlockedOnReply.
     pub reply_holder: *mut Tcb,
-    pub fault: Option<Fault>,
+    /// A fault waiting for its handler's reply: what the kernel sent, so the reply is read
+    /// right.
+    pub fault: Option<axolotl_abi::Fault>,
     /// May program the EL1 physical timer and read CNTPCT at EL0 while native
     /// (`TcbSetTimerAccess`; ignored while bound to a VCPU: guests always trap it).
     pub ptimer: bool,

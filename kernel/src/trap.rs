@@ -1,10 +1,10 @@
 //! Kernel entry from user level (syscalls, faults, interrupts) and the way back out.
 
-use axolotl_abi::FaultLabel;
+use axolotl_abi::Fault;
+use axolotl_abi::syndrome::{Esr, ec};
 
 use crate::arch::context::UserContext;
 use crate::arch::{cpu, fp_restore, fp_save, restore_user_context, timer};
-use crate::esr::{Esr, ec};
 use crate::state::{KERNEL, Kernel};
 use crate::thread::Tcb;
 use crate::{fault, kprintln, syscall};
@@ -37,17 +37,25 @@ extern "C" fn handle_user_sync(ctx: *mut UserContext, esr: u64) -> ! {
 /// decoded report and the thread stops.
 fn user_fault(k: &mut Kernel, t: *mut Tcb, esr: Esr) {
     // SAFETY: t is the current thread.
-    let c = unsafe { (*t).ctx };
-    if let Some(a) = esr.abort() {
-        let words = [c.elr, cpu::read_far(), a.instruction as u64, esr.0];
-        if crate::ipc::send_fault(k, t, FaultLabel::VmFault as u64, &words) {
-            return;
-        }
-    } else {
-        let words = [c.elr, c.sp, c.spsr, esr.ec() as u64, esr.iss() as u64];
-        if crate::ipc::send_fault(k, t, FaultLabel::UserException as u64, &words) {
-            return;
-        }
+    let c = unsafe { &(*t).ctx };
+    let f = match esr.abort() {
+        Some(a) => Fault::VmFault {
+            ip: c.elr,
+            addr: cpu::read_far(),
+            prefetch: a.instruction,
+            fsr: esr.0,
+            stored: None,
+        },
+        None => Fault::UserException {
+            ip: c.elr,
+            sp: c.sp,
+            spsr: c.spsr,
+            ec: esr.ec() as u64,
+            iss: esr.iss() as u64,
+        },
+    };
+    if crate::ipc::send_fault(k, t, f) {
+        return;
     }
     // SAFETY: t is live.
     fault::report(unsafe { &*t }, esr, esr.class_name());

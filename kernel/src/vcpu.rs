@@ -10,17 +10,16 @@
 //! a guest that exits to its VMM and is resumed is switched twice — simple and correct; a
 //! guest preempted by an interrupt and resumed directly is not switched at all.
 
-use axolotl_abi::FaultLabel;
-use axolotl_abi::vcpu::{reg, resume};
+use axolotl_abi::syndrome::{Esr, ec, fault_ipa, pstate};
+use axolotl_abi::vcpu::reg;
+use axolotl_abi::{Fault, Resume};
 use axolotl_kernel_config::GicLayout;
 use axolotl_kernel_core::SyscallError;
 
 use crate::arch::cpu;
 use crate::arch::vcpu::{self as hw, MAX_LRS, Vgic, VgicState};
-use crate::esr::{Esr, ec};
-use crate::ipc::get_mr;
 use crate::state::Kernel;
-use crate::thread::{Fault, Tcb, ThreadState};
+use crate::thread::{Tcb, ThreadState};
 use crate::{BOARD, fault, trap};
 
 /// A VCPU object (4 KiB, retyped from untyped).
@@ -154,7 +153,7 @@ pub fn dissociate(k: &mut Kernel, v: *mut Vcpu) {
             (*t).vcpu = core::ptr::null_mut();
             // A native thread runs under TGE, where an eret to EL1 is illegal and would
             // leave the CPU at EL2 with the thread's pc: back to EL0t.
-            (*t).ctx.spsr = crate::ipc::sanitise_spsr((*t).ctx.spsr);
+            (*t).ctx.spsr = pstate::sanitise_spsr((*t).ctx.spsr, false);
         }
         (*v).tcb = core::ptr::null_mut();
     }
@@ -181,26 +180,11 @@ pub fn is_guest(t: *const Tcb) -> bool {
     !unsafe { (*t).vcpu }.is_null()
 }
 
-/// PSTATE a VMM may give its guest: AArch64 EL0t, EL1t or EL1h (anything else becomes
-/// EL1h), with its flags and interrupt masks; never an EL2 mode, which `eret` would enter.
-pub fn sanitise_spsr(v: u64) -> u64 {
-    let mode = match v & 0x1f {
-        m @ (0 | 4 | 5) => m,
-        _ => 5,
-    };
-    (v & (0xf000_0000 | 0x3c0)) | mode
-}
-
-/// The guest's stack pointer in use: SP_EL1 in EL1h, SP_EL0 otherwise (TCB register `sp`).
-pub fn uses_sp_el1(spsr: u64) -> bool {
-    spsr & 0x1f == 5
-}
-
 pub fn read_sp(k: &mut Kernel, t: *mut Tcb) -> u64 {
     // SAFETY: t is a live guest thread, its VCPU too.
     unsafe {
         let v = (*t).vcpu;
-        if uses_sp_el1((*t).ctx.spsr) {
+        if pstate::uses_sp_el1((*t).ctx.spsr) {
             sync(k, v);
             (*v).regs[reg::SP_EL1 as usize]
         } else {
@@ -213,7 +197,7 @@ pub fn write_sp(k: &mut Kernel, t: *mut Tcb, sp: u64) {
     // SAFETY: as in `read_sp`.
     unsafe {
         let v = (*t).vcpu;
-        if uses_sp_el1((*t).ctx.spsr) {
+        if pstate::uses_sp_el1((*t).ctx.spsr) {
             sync(k, v);
             (*v).regs[reg::SP_EL1 as usize] = sp;
         } else {
@@ -224,8 +208,8 @@ pub fn write_sp(k: &mut Kernel, t: *mut Tcb, sp: u64) {
 
 /// Sends a guest event to the thread's fault endpoint; without one the thread stops with a
 /// report, as any faulting thread.
-fn deliver(k: &mut Kernel, t: *mut Tcb, label: FaultLabel, words: &[u64], esr: Esr) {
-    if crate::ipc::send_fault(k, t, label as u64, words) {
+fn deliver(k: &mut Kernel, t: *mut Tcb, f: Fault, esr: Esr) {
+    if crate::ipc::send_fault(k, t, f) {
         return;
     }
     // SAFETY: t is live.
@@ -241,15 +225,20 @@ pub fn handle_exit(k: &mut Kernel, t: *mut Tcb, esr: Esr) {
         ec::DABT_LOWER | ec::IABT_LOWER => {
             let a = esr.abort().expect("an abort class");
             let far = cpu::read_far();
-            let ipa = ((cpu::read_hpfar() >> 4) << 12) | (far & 0xfff);
             let stored = match a.access {
                 Some(acc) if a.write && acc.register < 31 => c.x[acc.register as usize],
                 _ => 0,
             };
             // SAFETY: t is a guest, its VCPU live.
             unsafe { (*(*t).vcpu).exit_far = far };
-            let words = [c.elr, ipa, a.instruction as u64, esr.0, stored];
-            deliver(k, t, FaultLabel::VmFault, &words, esr);
+            let f = Fault::VmFault {
+                ip: c.elr,
+                addr: fault_ipa(cpu::read_hpfar(), far),
+                prefetch: a.instruction,
+                fsr: esr.0,
+                stored: Some(stored),
+            };
+            deliver(k, t, f, esr);
         }
         class => {
             if class == ec::HVC64 {
@@ -257,14 +246,11 @@ pub fn handle_exit(k: &mut Kernel, t: *mut Tcb, esr: Esr) {
                 // for every other exit, and skips it with ADVANCE.
                 c.elr = c.elr.wrapping_sub(4);
             }
-            let rt = if class == ec::SYSREG {
-                let r = ((esr.iss() >> 5) & 0x1f) as usize;
-                if r < 31 { c.x[r] } else { 0 }
-            } else {
-                0
+            let rt_value = match esr.sysreg() {
+                Some(s) if s.rt < 31 => c.x[s.rt as usize],
+                _ => 0,
             };
-            let words = [esr.0, c.elr, c.spsr, c.x[0], c.x[1], c.x[2], c.x[3], rt];
-            deliver(k, t, FaultLabel::VcpuFault, &words, esr);
+            deliver(k, t, vcpu_fault(c, esr, rt_value), esr);
         }
     }
 }
@@ -273,34 +259,40 @@ pub fn handle_exit(k: &mut Kernel, t: *mut Tcb, esr: Esr) {
 pub fn handle_serror(k: &mut Kernel, t: *mut Tcb, esr: Esr) {
     // SAFETY: t is the current, live thread.
     let c = unsafe { &(*t).ctx };
-    let words = [esr.0, c.elr, c.spsr, c.x[0], c.x[1], c.x[2], c.x[3], 0];
-    deliver(k, t, FaultLabel::VcpuFault, &words, esr);
+    deliver(k, t, vcpu_fault(c, esr, 0), esr);
 }
 
-/// The VMM's reply to a synchronous guest exit (label 0, length >= 1): word 0 is `resume`
-/// flags, words 1 and 2 a register number and value. Replies to asynchronous events
-/// (VGIC maintenance, VPPI) only resume.
-pub fn apply_reply(k: &mut Kernel, replier: *mut Tcb, caller: *mut Tcb, f: Fault, len: usize) {
-    let esr = match FaultLabel::from_label(f.label) {
-        Some(FaultLabel::VmFault) => Esr(f.words[3]),
-        Some(FaultLabel::VcpuFault) => Esr(f.words[0]),
+fn vcpu_fault(c: &crate::arch::context::UserContext, esr: Esr, rt_value: u64) -> Fault {
+    Fault::VcpuFault {
+        esr: esr.0,
+        ip: c.elr,
+        spsr: c.spsr,
+        x: [c.x[0], c.x[1], c.x[2], c.x[3]],
+        rt_value,
+    }
+}
+
+/// The VMM's reply to a guest's exit `f`, decoded (`axolotl_abi::Resume`): skip the
+/// instruction, write a register, or fail the access with an abort. Replies to
+/// asynchronous events (VGIC maintenance, VPPI) only resume.
+pub fn apply_reply(k: &mut Kernel, caller: *mut Tcb, f: Fault, r: Resume) {
+    let esr = match f {
+        Fault::VmFault { fsr, .. } => Esr(fsr),
+        Fault::VcpuFault { esr, .. } => Esr(esr),
         _ => return,
     };
-    let flags = get_mr(replier, 0);
-    if flags & resume::INJECT_ABORT != 0 && f.label == FaultLabel::VmFault as u64 {
-        inject_abort(k, caller, esr);
-        return;
-    }
+    let (advance, write) = match r {
+        Resume::InjectAbort => return inject_abort(k, caller, esr),
+        Resume::Guest { advance, write } => (advance, write),
+        Resume::Retry | Resume::Registers { .. } => return,
+    };
     // SAFETY: caller is live and blocked.
     let c = unsafe { &mut (*caller).ctx };
-    if flags & resume::WRITE_REG != 0 && len >= 3 {
-        let r = get_mr(replier, 1);
-        if r < 31 {
-            c.x[r as usize] = get_mr(replier, 2);
-        }
+    if let Some((r, v)) = write {
+        c.x[r as usize] = v;
     }
-    if flags & resume::ADVANCE != 0 {
-        c.elr = c.elr.wrapping_add(if esr.il() { 4 } else { 2 });
+    if advance {
+        c.elr = c.elr.wrapping_add(esr.instruction_len());
     }
 }
 
@@ -310,30 +302,28 @@ fn inject_abort(k: &mut Kernel, t: *mut Tcb, exit: Esr) {
     // SAFETY: t is a live guest blocked on its exit; its VCPU is live.
     let (c, v) = unsafe { (&mut (*t).ctx, &mut *(*t).vcpu) };
     sync(k, v);
-    let from_el1 = (c.spsr >> 2) & 3 == 1;
-    let aarch32 = c.spsr & 0x10 != 0;
+    let from_el1 = pstate::el(c.spsr) == 1;
+    let aarch32 = c.spsr & pstate::AARCH32 != 0;
     let instruction = exit.ec() == ec::IABT_LOWER;
-    let class: u64 = match (instruction, from_el1) {
-        (false, true) => ec::DABT_SAME as u64,
-        (false, false) => ec::DABT_LOWER as u64,
-        (true, true) => ec::IABT_SAME as u64,
-        (true, false) => ec::IABT_LOWER as u64,
+    let class = match (instruction, from_el1) {
+        (false, true) => ec::DABT_SAME,
+        (false, false) => ec::DABT_LOWER,
+        (true, true) => ec::IABT_SAME,
+        (true, false) => ec::IABT_LOWER,
     };
-    // IL, the write bit of a data abort, fault status 0x10 (synchronous external abort).
-    let wnr = if instruction { 0 } else { exit.0 & (1 << 6) };
     let r = &mut v.regs;
-    r[reg::ESR_EL1 as usize] = (class << 26) | (1 << 25) | wnr | 0x10;
+    r[reg::ESR_EL1 as usize] = Esr::sync_external_abort(class, !instruction && exit.wnr()).0;
     r[reg::FAR_EL1 as usize] = v.exit_far;
     r[reg::ELR_EL1 as usize] = c.elr;
     r[reg::SPSR_EL1 as usize] = c.spsr;
-    let offset = match (from_el1, c.spsr & 1 != 0, aarch32) {
+    let offset = match (from_el1, c.spsr & pstate::SP_ELX != 0, aarch32) {
         (true, true, _) => 0x200,
         (true, false, _) => 0x000,
         (false, _, false) => 0x400,
         (false, _, true) => 0x600,
     };
     c.elr = (r[reg::VBAR_EL1 as usize] & !0x7ff) + offset;
-    c.spsr = 0x3c5;
+    c.spsr = pstate::EL1H_DAIF_MASKED;
 }
 
 /// A private interrupt that belongs to the loaded guest (its virtual timer, or the virtual
@@ -358,7 +348,7 @@ pub fn on_ppi(k: &mut Kernel, irq: u32) -> bool {
         }
         // SAFETY: v is live.
         unsafe { (*v).vppi_masked = true };
-        deliver(k, t, FaultLabel::VppiEvent, &[irq as u64], Esr(0));
+        deliver(k, t, Fault::VppiEvent { irq: irq as u64 }, Esr(0));
         return true;
     }
     let eisr = if ok { vgic().eoi_status() } else { 0 };
@@ -373,7 +363,7 @@ pub fn on_ppi(k: &mut Kernel, irq: u32) -> bool {
     let idx = eisr.trailing_zeros() as usize;
     // Clearing the entry ends the maintenance condition and frees it for the next injection.
     vgic().write_lr(idx, 0);
-    deliver(k, t, FaultLabel::VgicMaintenance, &[idx as u64], Esr(0));
+    deliver(k, t, Fault::VgicMaintenance { lr: idx as u64 }, Esr(0));
     true
 }
 

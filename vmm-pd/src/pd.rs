@@ -2,13 +2,13 @@
 
 use core::ptr::NonNull;
 
+use axolotl_abi::USER_CONTEXT_WORDS;
+use axolotl_abi::syndrome::{pstate, sctlr};
 use axolotl_abi::vcpu::reg;
-use axolotl_abi::vcpu::resume::{ADVANCE, INJECT_ABORT, WRITE_REG};
-use axolotl_abi::{FaultLabel, USER_CONTEXT_WORDS};
 use axolotl_boot_plan::cspace::{vcpu_slot, vm_tcb_slot};
 use axolotl_pd::{
-    Channel, Child, Handler, MessageInfo, SetVar, generation, get_mr, peer_generation_word,
-    println, set_mr,
+    Channel, Child, Fault, Handler, MessageInfo, SetVar, fault_of, generation,
+    peer_generation_word, println,
 };
 use axolotl_ring::{Authority, Generations, SharedRegion};
 use axolotl_serial_core::RxClient;
@@ -159,17 +159,10 @@ fn start_vcpu(vcpu: u8, entry: u64, x0: u64) -> Result<(), axolotl_sys::Invocati
 }
 
 /// SCTLR_EL1 as after reset with the MMU and caches off (RES1 bits set).
-const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
-const SPSR_EL1H_MASKED: u64 = 0x3c5;
+const SCTLR_EL1_RESET: u64 = sctlr::EL1_RESET;
+const SPSR_EL1H_MASKED: u64 = pstate::EL1H_DAIF_MASKED;
 
 static mut DTB: [u8; 0x1_0000] = [0; 0x1_0000];
-
-fn resume(flags: u64, reg: u64, value: u64) -> Option<MessageInfo> {
-    set_mr(0, flags);
-    set_mr(1, reg);
-    set_mr(2, value);
-    Some(MessageInfo::new(0, 0, 0, 3))
-}
 
 impl VmmPd {
     /// Loads the guest into RAM and returns its machine and entry registers.
@@ -430,18 +423,23 @@ impl Handler for VmmPd {
         let vcpu = child.id();
         self.exits += 1;
         let vm = self.vm.as_mut()?;
-        let (reply, event) = match FaultLabel::from_label(msg.label()) {
-            Some(FaultLabel::VmFault) => {
-                let (ipa, prefetch, esr, value) = (get_mr(1), get_mr(2) != 0, get_mr(3), get_mr(4));
-                vm.vm_fault(vcpu as usize, ipa, prefetch, esr, value)
-            }
-            Some(FaultLabel::VcpuFault) => {
-                let (esr, ip) = (get_mr(0), get_mr(1));
-                let x = [get_mr(3), get_mr(4), get_mr(5), get_mr(6)];
-                vm.vcpu_fault(vcpu as usize, esr, ip, x, get_mr(7))
-            }
-            Some(FaultLabel::VgicMaintenance) => {
-                if let Some(irq) = vm.maintenance(vcpu as usize, get_mr(0) as usize)
+        let (reply, event) = match fault_of(msg) {
+            Some(Fault::VmFault {
+                addr,
+                prefetch,
+                fsr,
+                stored,
+                ..
+            }) => vm.vm_fault(vcpu as usize, addr, prefetch, fsr, stored.unwrap_or(0)),
+            Some(Fault::VcpuFault {
+                esr,
+                ip,
+                x,
+                rt_value,
+                ..
+            }) => vm.vcpu_fault(vcpu as usize, esr, ip, x, rt_value),
+            Some(Fault::VgicMaintenance { lr }) => {
+                if let Some(irq) = vm.maintenance(vcpu as usize, lr as usize)
                     && let Err(e) = Vcpu(vcpu_slot(vcpu)).ack_vppi(irq.into())
                 {
                     println!("vmm: acknowledging vPPI {irq}: {e}");
@@ -454,8 +452,8 @@ impl Handler for VmmPd {
                     None,
                 )
             }
-            Some(FaultLabel::VppiEvent) => {
-                vm.vppi(vcpu as usize, get_mr(0) as u32);
+            Some(Fault::VppiEvent { irq }) => {
+                vm.vppi(vcpu as usize, irq as u32);
                 (
                     Reply::Resume {
                         advance: false,
@@ -464,11 +462,11 @@ impl Handler for VmmPd {
                     None,
                 )
             }
-            _ => {
+            f => {
                 println!(
                     "vmm: vCPU {vcpu} stopped by fault label {} (ip {:#x})",
                     msg.label(),
-                    get_mr(0)
+                    f.and_then(|f| f.ip()).unwrap_or(0)
                 );
                 return None;
             }
@@ -486,21 +484,7 @@ impl Handler for VmmPd {
         for v in 0..self.nr_vcpus {
             Self::inject(vm, v);
         }
-        match reply {
-            Reply::Resume { advance, write } => {
-                let mut flags = if advance { ADVANCE } else { 0 };
-                let (reg, value) = match write {
-                    Some((r, v)) => {
-                        flags |= WRITE_REG;
-                        (u64::from(r), v)
-                    }
-                    None => (31, 0),
-                };
-                resume(flags, reg, value)
-            }
-            Reply::InjectAbort => resume(INJECT_ABORT, 31, 0),
-            Reply::Stop => None,
-        }
+        reply.to_resume().map(axolotl_pd::resume)
     }
 }
 

@@ -3,21 +3,26 @@
 //! Modelled on seL4's aarch64 ABI so that its users recognise it: the capability to invoke is
 //! passed in `x0`, the message info in `x1`, the first message registers in `x2..=x5`, and the
 //! syscall number in `x7`. Everything here is plain data with stable encodings; both the kernel
-//! and every PD depend on this crate, and nothing else crosses the boundary.
+//! and every PD depend on this crate, and nothing else crosses the boundary. Fault messages
+//! and their replies are typed (`Fault`, `Resume`), and so is the AArch64 syndrome both
+//! sides decode (`syndrome`).
 
 #![no_std]
 
 pub mod bootinfo;
 mod error;
+mod fault;
 mod ipc;
 mod msginfo;
 mod object;
 mod rights;
+pub mod syndrome;
 mod syscall;
 pub mod vcpu;
 
 pub use bootinfo::{BootInfo, UntypedDesc};
 pub use error::Error;
+pub use fault::*;
 pub use ipc::*;
 pub use msginfo::MessageInfo;
 pub use object::{Invocation, ObjectType};

@@ -28,34 +28,39 @@ pub enum LookupFault {
     },
 }
 
-impl LookupFault {
-    /// seL4 lookup failure message words: type, then the fields; returns how many.
-    pub fn words(&self, out: &mut [u64; 4]) -> usize {
-        match *self {
-            LookupFault::InvalidRoot => {
-                out[0] = 1;
-                1
-            }
-            LookupFault::MissingCapability { bits_left } => {
-                out[..2].copy_from_slice(&[2, bits_left as u64]);
-                2
-            }
+impl From<LookupFault> for axolotl_abi::LookupFailure {
+    fn from(f: LookupFault) -> Self {
+        use axolotl_abi::LookupFailure as L;
+        match f {
+            LookupFault::InvalidRoot => L::InvalidRoot,
+            LookupFault::MissingCapability { bits_left } => L::MissingCapability {
+                bits_left: bits_left.into(),
+            },
             LookupFault::DepthMismatch {
                 bits_found,
                 bits_left,
-            } => {
-                out[..3].copy_from_slice(&[3, bits_left as u64, bits_found as u64]);
-                3
-            }
+            } => L::DepthMismatch {
+                bits_left: bits_left.into(),
+                bits_found: bits_found.into(),
+            },
             LookupFault::GuardMismatch {
                 bits_left,
                 guard_found,
                 guard_size,
-            } => {
-                out.copy_from_slice(&[4, bits_left as u64, guard_found, guard_size as u64]);
-                4
-            }
+            } => L::GuardMismatch {
+                bits_left: bits_left.into(),
+                guard_found,
+                guard_size: guard_size.into(),
+            },
         }
+    }
+}
+
+impl LookupFault {
+    /// seL4 lookup failure message words: type, then the fields; returns how many. The
+    /// layout is lib/abi's (`LookupFailure`), shared with cap fault messages.
+    pub fn words(&self, out: &mut [u64; 4]) -> usize {
+        axolotl_abi::LookupFailure::from(*self).to_words(out)
     }
 
     /// The error an invocation returns when a lookup of one of its arguments fails.

@@ -14,7 +14,7 @@ pub const DTB_MAX_SIZE: u64 = 2 << 20;
 /// Required DTB alignment.
 pub const DTB_ALIGN: u64 = 8;
 /// PSTATE at entry: EL1h (M = 0b0101) with D, A, I and F masked.
-pub const PSTATE_EL1H_DAIF_MASKED: u64 = 0x3c5;
+pub const PSTATE_EL1H_DAIF_MASKED: u64 = axolotl_abi::syndrome::pstate::EL1H_DAIF_MASKED;
 
 /// Kernel page size advertised in the header flags (bits 1-2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

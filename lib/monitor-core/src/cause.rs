@@ -3,7 +3,8 @@
 
 use core::fmt;
 
-use axolotl_abi::FaultLabel;
+use axolotl_abi::Fault;
+use axolotl_abi::syndrome::Esr;
 
 /// The access that took a VM fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -23,9 +24,6 @@ impl fmt::Display for Access {
         })
     }
 }
-
-/// ESR bit 6, WnR: the data abort was a write.
-const ESR_WNR: u64 = 1 << 6;
 
 /// Why a PD stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -69,34 +67,26 @@ pub enum Cause {
 }
 
 impl Cause {
-    /// Decodes a fault message: its label and its message words (`lib/abi/src/ipc.rs`).
+    /// Decodes a fault message: its label and its message words (`axolotl_abi::Fault`).
     /// Never fails: an unknown label or a short message is [`Cause::Malformed`].
     pub fn from_fault(label: u64, words: &[u64]) -> Cause {
-        let malformed = Cause::Malformed {
-            label,
-            len: words.len(),
+        let Some(fault) = Fault::from_words(label, words) else {
+            return Cause::Malformed {
+                label,
+                len: words.len(),
+            };
         };
-        let Some(kind) = FaultLabel::from_label(label) else {
-            return malformed;
-        };
-        let need = match kind {
-            FaultLabel::VmFault => axolotl_abi::VM_FAULT_LENGTH,
-            FaultLabel::UserException => axolotl_abi::USER_EXCEPTION_LENGTH,
-            FaultLabel::UnknownSyscall => axolotl_abi::UNKNOWN_SYSCALL_LENGTH,
-            FaultLabel::CapFault => axolotl_abi::CAP_FAULT_LENGTH,
-            // Guest events belong to a VMM; reaching the monitor, they are reported as vCPU
-            // faults with their one word.
-            FaultLabel::VcpuFault | FaultLabel::VgicMaintenance | FaultLabel::VppiEvent => 1,
-        } as usize;
-        if words.len() < need {
-            return malformed;
-        }
-        match kind {
-            FaultLabel::VmFault => {
-                let (ip, addr, prefetch, esr) = (words[0], words[1], words[2], words[3]);
-                let access = if prefetch != 0 {
+        match fault {
+            Fault::VmFault {
+                ip,
+                addr,
+                prefetch,
+                fsr,
+                ..
+            } => {
+                let access = if prefetch {
                     Access::Execute
-                } else if esr & ESR_WNR != 0 {
+                } else if Esr(fsr).wnr() {
                     Access::Write
                 } else {
                     Access::Read
@@ -105,28 +95,21 @@ impl Cause {
                     ip,
                     addr,
                     access,
-                    esr,
+                    esr: fsr,
                 }
             }
-            FaultLabel::UserException => {
-                let (ip, ec, iss) = (words[0], words[3], words[4]);
-                if ec == 0 {
-                    Cause::Panic { ip }
-                } else {
-                    Cause::UserException { ip, ec, iss }
-                }
-            }
-            FaultLabel::UnknownSyscall => Cause::UnknownSyscall {
-                ip: words[8],
-                number: words[12],
+            Fault::UserException { ip, ec: 0, .. } => Cause::Panic { ip },
+            Fault::UserException { ip, ec, iss, .. } => Cause::UserException { ip, ec, iss },
+            Fault::UnknownSyscall { ip, syscall, .. } => Cause::UnknownSyscall {
+                ip,
+                number: syscall,
             },
-            FaultLabel::CapFault => Cause::CapFault {
-                ip: words[0],
-                cptr: words[1],
-            },
-            FaultLabel::VcpuFault | FaultLabel::VgicMaintenance | FaultLabel::VppiEvent => {
-                Cause::VcpuFault { hsr: words[0] }
-            }
+            Fault::CapFault { ip, cptr, .. } => Cause::CapFault { ip, cptr },
+            // Guest events belong to a VMM; reaching the monitor, they are reported as vCPU
+            // faults with their first word.
+            Fault::VcpuFault { esr: hsr, .. }
+            | Fault::VgicMaintenance { lr: hsr }
+            | Fault::VppiEvent { irq: hsr } => Cause::VcpuFault { hsr },
         }
     }
 
@@ -181,7 +164,10 @@ mod tests {
     use std::string::ToString;
 
     use super::*;
+    use axolotl_abi::FaultLabel;
 
+    /// ESR bit 6, WnR: the data abort was a write.
+    const ESR_WNR: u64 = 1 << 6;
     const VM: u64 = FaultLabel::VmFault as u64;
     const UE: u64 = FaultLabel::UserException as u64;
 
@@ -241,8 +227,18 @@ mod tests {
         let c = Cause::from_fault(FaultLabel::CapFault as u64, &[0x88, 77, 0, 1]);
         assert_eq!(c, Cause::CapFault { ip: 0x88, cptr: 77 });
         assert_eq!(c.to_string(), "cap-fault cptr 0x4d ip 0x88");
-        let v = Cause::from_fault(FaultLabel::VcpuFault as u64, &[0x5a]);
+        let v = Cause::from_fault(FaultLabel::VcpuFault as u64, &[0x5a, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(v.to_string(), "vcpu-fault hsr 0x5a");
+        // A vCPU fault is eight words (the kernel never sends fewer): a shorter one is forged.
+        assert_eq!(
+            Cause::from_fault(FaultLabel::VcpuFault as u64, &[0x5a]),
+            Cause::Malformed {
+                label: FaultLabel::VcpuFault as u64,
+                len: 1
+            }
+        );
+        let p = Cause::from_fault(FaultLabel::VppiEvent as u64, &[27]);
+        assert_eq!(p.to_string(), "vcpu-fault hsr 0x1b");
     }
 
     #[test]

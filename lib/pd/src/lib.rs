@@ -22,9 +22,33 @@ pub use event::Event;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub use run::{report_panic, run};
 
-pub use axolotl_abi::{CALL_ABORTED, MessageInfo};
+pub use axolotl_abi::{CALL_ABORTED, Fault, MessageInfo, Resume};
 pub use axolotl_sys::ipc::{get_mr, set_mr};
 pub use axolotl_sys::println;
+
+/// The fault a child's message `msg` (as [`Handler::fault`] receives it) reports; `None`
+/// when its label is not a fault's or it is shorter than its layout (`axolotl_abi::Fault`).
+#[inline]
+pub fn fault_of(msg: MessageInfo) -> Option<Fault> {
+    let mut words = [0; axolotl_abi::FAULT_MAX_WORDS];
+    let n = (msg.length() as usize).min(words.len());
+    for (i, w) in words[..n].iter_mut().enumerate() {
+        *w = get_mr(i);
+    }
+    Fault::from_words(msg.label(), &words[..n])
+}
+
+/// The reply to a fault that resumes the child as `r` says: its words go into the message
+/// registers, the returned info is what [`Handler::fault`] returns.
+#[inline]
+pub fn resume(r: Resume) -> MessageInfo {
+    let mut words = [0; axolotl_abi::RESUME_MAX_WORDS];
+    let n = r.to_words(&mut words);
+    for (i, &w) in words[..n].iter().enumerate() {
+        set_mr(i, w);
+    }
+    MessageInfo::new(0, 0, 0, n as u64)
+}
 
 /// A protection domain's code.
 pub trait Handler {

@@ -1,24 +1,13 @@
-//! Data-abort decoding (ESR_EL2 ISS) and the register arithmetic of an emulated
-//! load/store. Field names follow the Arm ARM, "ISS encoding for an exception
-//! from a Data Abort".
+//! What a data abort means for MMIO emulation (the syndrome itself is decoded by
+//! `axolotl_abi::syndrome`, shared with the kernel) and the register arithmetic of an
+//! emulated load/store.
+
+use axolotl_abi::syndrome::{Esr, ec};
 
 /// ESR_EL2.EC for a data abort taken from a lower exception level.
-pub const EC_DABT_LOW: u8 = 0x24;
+pub const EC_DABT_LOW: u8 = ec::DABT_LOWER as u8;
 
-const ESR_EC_SHIFT: u32 = 26;
-const ISS_ISV: u64 = 1 << 24;
-const ISS_SAS_SHIFT: u32 = 22;
-const ISS_SSE: u64 = 1 << 21;
-const ISS_SRT_SHIFT: u32 = 16;
-const ISS_SF: u64 = 1 << 15;
-const ISS_AR: u64 = 1 << 14;
-const ISS_EA: u64 = 1 << 9;
-const ISS_CM: u64 = 1 << 8;
-const ISS_S1PTW: u64 = 1 << 7;
-const ISS_WNR: u64 = 1 << 6;
-
-/// Register number 31 in SRT is XZR for loads and stores.
-pub const XZR: u8 = 31;
+pub use axolotl_abi::syndrome::{XZR, fault_ipa};
 
 /// One decoded guest load or store that hit a non-RAM IPA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,39 +64,35 @@ impl DecodeError {
     }
 }
 
-/// IPA of a stage-2 fault: HPFAR_EL2.FIPA (bits [43:4] = IPA[51:12]) plus the
-/// page offset from FAR_EL2.
-pub const fn fault_ipa(hpfar: u64, far: u64) -> u64 {
-    ((hpfar & 0x0000_0FFF_FFFF_FFF0) << 8) | (far & 0xFFF)
-}
-
 /// Decodes an ESR_EL2 value for a data abort at `ipa`.
 pub fn decode(esr: u64, ipa: u64) -> Result<MmioAccess, DecodeError> {
-    let ec = ((esr >> ESR_EC_SHIFT) & 0x3F) as u8;
-    if ec != EC_DABT_LOW {
-        return Err(DecodeError::NotDataAbort { ec });
-    }
-    if esr & ISS_EA != 0 {
+    let syndrome = Esr(esr);
+    let ec = syndrome.ec() as u8;
+    let abort = match syndrome.abort() {
+        Some(a) if ec == EC_DABT_LOW => a,
+        _ => return Err(DecodeError::NotDataAbort { ec }),
+    };
+    if abort.external {
         return Err(DecodeError::ExternalAbort);
     }
-    if esr & ISS_S1PTW != 0 {
+    if abort.stage1_walk {
         return Err(DecodeError::StageOneWalk);
     }
     // CM is valid whatever ISV says, so it is checked first.
-    if esr & ISS_CM != 0 {
+    if abort.cache_maintenance {
         return Err(DecodeError::CacheMaintenance);
     }
-    if esr & ISS_ISV == 0 {
+    let Some(acc) = abort.access else {
         return Err(DecodeError::NoSyndrome { esr });
-    }
+    };
     Ok(MmioAccess {
         ipa,
-        size: 1 << ((esr >> ISS_SAS_SHIFT) & 3),
-        write: esr & ISS_WNR != 0,
-        reg: ((esr >> ISS_SRT_SHIFT) & 0x1F) as u8,
-        sign_extend: esr & ISS_SSE != 0,
-        sixty_four: esr & ISS_SF != 0,
-        acquire_release: esr & ISS_AR != 0,
+        size: 1 << acc.size_log2,
+        write: abort.write,
+        reg: acc.register,
+        sign_extend: acc.sign_extend,
+        sixty_four: acc.sixty_four,
+        acquire_release: acc.acquire_release,
     })
 }
 

@@ -6,6 +6,9 @@
 //! Nothing here trusts the guest: every exit it can cause ends in a reply (an architectural
 //! abort, RAZ/WI, or a stopped vCPU), never a panic.
 
+use axolotl_abi::Resume;
+use axolotl_abi::syndrome::{Esr, SysregAccess, ec};
+
 use crate::bus::{Bus, MmioOutcome};
 use crate::mmio::{DecodeAction, XZR, decode};
 use crate::pl011::{Pl011, TxSink};
@@ -15,11 +18,6 @@ use crate::vgic::{
 };
 use crate::{MAX_VCPUS, vgic};
 use axolotl_fdt::{Gic, Pl011 as Pl011Node};
-
-const EC_WFX: u64 = 0x01;
-const EC_HVC64: u64 = 0x16;
-const EC_SMC64: u64 = 0x17;
-const EC_SYSREG: u64 = 0x18;
 
 /// How the kernel resumes (or not) the vCPU that exited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +43,16 @@ impl Reply {
         Reply::Resume {
             advance: true,
             write: (reg != XZR).then_some((reg, value)),
+        }
+    }
+
+    /// The kernel's reply message (`None`: no reply, the vCPU stays stopped).
+    #[inline]
+    pub const fn to_resume(self) -> Option<Resume> {
+        match self {
+            Reply::Resume { advance, write } => Some(Resume::Guest { advance, write }),
+            Reply::InjectAbort => Some(Resume::InjectAbort),
+            Reply::Stop => None,
         }
     }
 }
@@ -219,11 +227,15 @@ impl<S: TxSink> Vm<S> {
         x: [u64; 4],
         rt_value: u64,
     ) -> (Reply, Option<Event>) {
-        match (esr >> 26) & 0x3f {
-            EC_WFX => (Reply::ADVANCE, Some(Event::Idle)),
+        let syndrome = Esr(esr);
+        match syndrome.ec() {
+            ec::WFX => (Reply::ADVANCE, Some(Event::Idle)),
             // The kernel reports HVC and SMC at the instruction itself: always advance.
-            EC_HVC64 | EC_SMC64 => self.smccc(vcpu, (esr & 0xffff) as u16, x),
-            EC_SYSREG => (self.sysreg(vcpu, esr, rt_value), None),
+            ec::HVC64 | ec::SMC64 => self.smccc(vcpu, syndrome.imm16(), x),
+            ec::SYSREG => match syndrome.sysreg() {
+                Some(s) => (self.sysreg(vcpu, s, rt_value), None),
+                None => (Reply::Stop, Some(Event::UnknownExit { esr, ip })),
+            },
             _ => (Reply::Stop, Some(Event::UnknownExit { esr, ip })),
         }
     }
@@ -254,14 +266,16 @@ impl<S: TxSink> Vm<S> {
 
     /// Trapped system registers (ESR ISS for EC 0x18): the GICv3 SGI registers are emulated,
     /// everything else the kernel traps (ACTLR, debug, PMU) reads as zero and ignores writes.
-    fn sysreg(&mut self, vcpu: usize, esr: u64, rt_value: u64) -> Reply {
-        let read = esr & 1 != 0;
-        let rt = ((esr >> 5) & 0x1f) as u8;
-        let crm = (esr >> 1) & 0xf;
-        let crn = (esr >> 10) & 0xf;
-        let op1 = (esr >> 14) & 0x7;
-        let op2 = (esr >> 17) & 0x7;
-        let op0 = (esr >> 20) & 0x3;
+    fn sysreg(&mut self, vcpu: usize, s: SysregAccess, rt_value: u64) -> Reply {
+        let SysregAccess {
+            read,
+            rt,
+            op0,
+            op1,
+            crn,
+            crm,
+            op2,
+        } = s;
         let sgi =
             op0 == 3 && crn == 12 && crm == 11 && matches!((op1, op2), (0, 5) | (1, 6) | (2, 7));
         if read {

@@ -5,6 +5,10 @@ use axolotl_fdt::Region;
 extern crate std;
 use std::vec::Vec;
 
+const EC_WFX: u64 = ec::WFX as u64;
+const EC_HVC64: u64 = ec::HVC64 as u64;
+const EC_SYSREG: u64 = ec::SYSREG as u64;
+
 const UART: u64 = 0x0900_0000;
 const GICD: u64 = 0x0800_0000;
 const GICR: u64 = 0x080A_0000;
@@ -242,4 +246,22 @@ fn a_refused_gicv2_sgi_comes_back_with_its_source() {
     // Completed, it stays done.
     m.maintenance(0, again[0].0);
     assert_eq!(m.injections(0).count(), 0);
+}
+
+#[test]
+fn replies_become_the_kernels_resume_messages() {
+    use axolotl_abi::Resume;
+    assert_eq!(
+        Reply::write(3, 7).to_resume(),
+        Some(Resume::Guest {
+            advance: true,
+            write: Some((3, 7))
+        })
+    );
+    assert_eq!(
+        Reply::write(XZR, 7).to_resume(),
+        Some(Resume::advance_and_write(XZR, 7))
+    );
+    assert_eq!(Reply::InjectAbort.to_resume(), Some(Resume::InjectAbort));
+    assert_eq!(Reply::Stop.to_resume(), None);
 }

@@ -51,7 +51,7 @@ pub unsafe fn init_el2() {
             cptr = in(reg) 0x33ffu64,
             cnthctl = in(reg) CNTHCTL_DEFAULT,
             cntkctl = in(reg) CNTKCTL_NATIVE,
-            sctlr1 = in(reg) 0x30d0_0800u64,
+            sctlr1 = in(reg) axolotl_abi::syndrome::sctlr::EL1_RESET,
             cpacr = in(reg) 3u64 << 20,
         );
     }

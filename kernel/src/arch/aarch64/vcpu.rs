@@ -22,7 +22,7 @@ pub const HCR_GUEST: u64 = (1 << 0) // VM
     | (1 << 31); // RW
 
 /// SCTLR_EL1 for a new VCPU and for native threads: RES1 bits, MMU and caches off.
-pub const SCTLR_EL1_DEFAULT: u64 = 0x30d0_0800;
+pub const SCTLR_EL1_DEFAULT: u64 = axolotl_abi::syndrome::sctlr::EL1_RESET;
 /// CPACR_EL1 with FP/SIMD allowed at EL0 and EL1.
 pub const CPACR_FP: u64 = 3 << 20;
 pub use super::cpu::CNTKCTL_NATIVE;

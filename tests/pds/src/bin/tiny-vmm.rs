@@ -7,10 +7,12 @@
 
 #[cfg(target_os = "none")]
 mod pd {
-    use axolotl_abi::vcpu::resume::{ADVANCE, WRITE_REG};
-    use axolotl_abi::{FaultLabel, USER_CONTEXT_WORDS};
+    use axolotl_abi::USER_CONTEXT_WORDS;
+    use axolotl_abi::syndrome::{Esr, ec, pstate};
     use axolotl_boot_plan::cspace::vm_tcb_slot;
-    use axolotl_pd::{Channel, Child, Handler, MessageInfo, SetVar, get_mr, println, set_mr};
+    use axolotl_pd::{
+        Channel, Child, Fault, Handler, MessageInfo, Resume, SetVar, fault_of, println,
+    };
     use axolotl_sys::{Tcb, UserContext};
 
     // The guest: position-independent EL1 code, copied to guest-physical 0x4000_0000.
@@ -46,15 +48,11 @@ mod pd {
     const GUEST_ENTRY: u64 = 0x4000_0000;
     const PSCI_VERSION: u64 = 0x8400_0000;
     const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
-    const ESR_EC_HVC64: u64 = 0x16;
 
     struct TinyVmm;
 
-    fn resume(flags: u64, reg: u64, value: u64) -> Option<MessageInfo> {
-        set_mr(0, flags);
-        set_mr(1, reg);
-        set_mr(2, value);
-        Some(MessageInfo::new(0, 0, 0, 3))
+    fn resume(r: Resume) -> Option<MessageInfo> {
+        Some(axolotl_pd::resume(r))
     }
 
     impl Handler for TinyVmm {
@@ -69,7 +67,7 @@ mod pd {
             }
             let ctx = UserContext {
                 pc: GUEST_ENTRY,
-                spsr: 0x3c5, // EL1h, DAIF masked
+                spsr: pstate::EL1H_DAIF_MASKED,
                 ..Default::default()
             };
             let vcpu0 = Tcb(vm_tcb_slot(0));
@@ -82,10 +80,14 @@ mod pd {
         fn notified(&mut self, _: Channel) {}
 
         fn fault(&mut self, vcpu: Child, msg: MessageInfo) -> Option<MessageInfo> {
-            match FaultLabel::from_label(msg.label()) {
-                Some(FaultLabel::VcpuFault) => {
-                    let (esr, ip, x0, x1) = (get_mr(0), get_mr(1), get_mr(3), get_mr(4));
-                    if esr >> 26 != ESR_EC_HVC64 {
+            match fault_of(msg) {
+                Some(Fault::VcpuFault {
+                    esr,
+                    ip,
+                    x: [x0, x1, ..],
+                    ..
+                }) => {
+                    if Esr(esr).ec() != ec::HVC64 {
                         println!(
                             "tiny_vmm: vCPU {} unexpected exit esr {esr:#x} at {ip:#x}",
                             vcpu.id()
@@ -95,7 +97,7 @@ mod pd {
                     match x0 {
                         PSCI_VERSION => {
                             println!("tiny_vmm: guest called PSCI_VERSION at {ip:#x}");
-                            resume(ADVANCE | WRITE_REG, 0, 0x1_0001)
+                            resume(Resume::advance_and_write(0, 0x1_0001))
                         }
                         PSCI_SYSTEM_OFF => {
                             println!("tiny_vmm: guest SYSTEM_OFF (x1 = {x1:#x}): guest stopped");
@@ -103,20 +105,36 @@ mod pd {
                         }
                         f => {
                             println!("tiny_vmm: unknown PSCI function {f:#x}");
-                            resume(ADVANCE | WRITE_REG, 0, u64::MAX) // NOT_SUPPORTED
+                            resume(Resume::advance_and_write(0, u64::MAX)) // NOT_SUPPORTED
                         }
                     }
                 }
-                Some(FaultLabel::VmFault) => {
-                    let (ip, ipa, esr, value) = (get_mr(0), get_mr(1), get_mr(3), get_mr(4));
-                    let write = esr & (1 << 6) != 0;
-                    if write {
-                        println!("tiny_vmm: guest wrote {value:#x} to {ipa:#x} at {ip:#x}");
-                        resume(ADVANCE, 0, 0)
-                    } else {
-                        let srt = (esr >> 16) & 0x1f;
-                        println!("tiny_vmm: guest read {ipa:#x} into x{srt}");
-                        resume(ADVANCE | WRITE_REG, srt, 0x1234)
+                Some(Fault::VmFault {
+                    ip,
+                    addr: ipa,
+                    fsr,
+                    stored,
+                    ..
+                }) => {
+                    let access = Esr(fsr).abort().and_then(|a| a.access);
+                    match (Esr(fsr).wnr(), access) {
+                        (true, _) => {
+                            let value = stored.unwrap_or(0);
+                            println!("tiny_vmm: guest wrote {value:#x} to {ipa:#x} at {ip:#x}");
+                            resume(Resume::Guest {
+                                advance: true,
+                                write: None,
+                            })
+                        }
+                        (false, Some(acc)) => {
+                            let srt = acc.register;
+                            println!("tiny_vmm: guest read {ipa:#x} into x{srt}");
+                            resume(Resume::advance_and_write(srt, 0x1234))
+                        }
+                        (false, None) => {
+                            println!("tiny_vmm: guest read {ipa:#x} without a syndrome");
+                            None
+                        }
                     }
                 }
                 _ => {
