@@ -264,7 +264,14 @@ impl<const N: usize> SerialDriver<N> {
                     ConnId::Rx => DRIVER_RX_CHANNEL,
                 };
                 // The monitor restarts the client; its new generation resynchronises the ring.
-                Channel::new(ch).report_corruption();
+                // Accused: the client incarnation the fault was found against (another may
+                // have attached since, and must not pay for it).
+                let ch = Channel::new(ch);
+                let accused = server
+                    .fault_generation(id)
+                    .or_else(|| ch.peer_generation())
+                    .unwrap_or(u32::MAX);
+                ch.report_corruption(accused);
             }
             if !act.again {
                 return;
@@ -466,7 +473,13 @@ impl EchoClient {
                 }
                 // The driver broke the ring's rules: the monitor restarts it (the call returns
                 // once it has), and its new generation makes us resynchronise.
-                let restarted = DRIVER.report_corruption();
+                // Accused: the driver incarnation we were connected to when we found it
+                // (its restart may already have happened, on another client's word).
+                let accused = c
+                    .driver_generation()
+                    .or_else(|| DRIVER.peer_generation())
+                    .unwrap_or(u32::MAX);
+                let restarted = DRIVER.report_corruption(accused);
                 println!("{name}: reported the driver, restarted: {restarted}");
                 DRIVER.notify();
                 return;

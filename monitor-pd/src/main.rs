@@ -185,11 +185,16 @@ mod pd {
                 // docs/monitor.md, "Trust model"). The answer goes out only if the report
                 // was a Call: the kernel empties our reply slot for a Send.
                 let reporter = pd as u8;
-                let ch = get_mr(0);
-                let verdict = self
-                    .reports
-                    .judge(plan, &self.trackers, reporter, ch, start / 1000);
                 let name = plan.pds[pd].name.as_str();
+                // MR0 the channel, MR1 the accused PD generation (a shorter message names
+                // none, and is declined). A word beyond u32 names a generation no PD ever
+                // has, as u32::MAX does (never handed out).
+                let ch = get_mr(0);
+                let accused =
+                    (msg.length() >= 2).then(|| u32::try_from(get_mr(1)).unwrap_or(u32::MAX));
+                let verdict =
+                    self.reports
+                        .judge(plan, &self.trackers, reporter, ch, accused, start / 1000);
                 let acted = match verdict {
                     Verdict::Believe { peer } => {
                         self.recover(peer as usize, Cause::Corruption { reporter }, start)

@@ -78,6 +78,9 @@ fn a_lying_driver_is_harmless(gic: u8) {
     ));
     let a = done_line(&mut b, "client_a");
     let bl = done_line(&mut b, "client_b");
+    // A report that crossed the restart (the other client found the same lie against
+    // generation 0 before it) came after backoff, a few ms: it would show well within this.
+    thread::sleep(Duration::from_secs(2));
     let console = b.console();
     // client_b's own word was scribbled: either the new driver finds it disagreeing with the
     // table and reports client_b, whose restart then attaches with the generation the root
@@ -92,10 +95,23 @@ fn a_lying_driver_is_harmless(gic: u8) {
             DEFAULT_TIMEOUT,
         ));
     }
+    // Exactly one: both clients found the lie against generation 0, and a report against it
+    // that reaches the monitor after the restart is declined as stale, not taken against the
+    // fresh generation 1 (issue #20: it was restarted a second time, after backoff).
     let driver_restarts = console
         .matches("monitor: restarted serial_driver (")
         .count() as u64;
-    assert!(driver_restarts >= 1);
+    if driver_restarts != 1 {
+        check::<()>(Err(b.failure(format!(
+            "{driver_restarts} driver restarts, expected exactly 1"
+        ))));
+    }
+    // The late report, if the race produced one, is declined as stale and nothing else.
+    for l in console.lines().filter(|l| l.contains("declined")) {
+        if !l.contains("is gone (stale report") {
+            check::<()>(Err(b.failure(format!("unexpected decline: {l}"))));
+        }
+    }
     // Only real restarts count: the lie was not taken for one.
     for l in [&a, &bl] {
         assert_eq!(
@@ -106,9 +122,14 @@ fn a_lying_driver_is_harmless(gic: u8) {
     }
     assert_eq!(count(&a, "sent "), 100, "{a}");
     assert_eq!(count(&bl, "sent "), 100, "{bl}");
-    // client_a's errors are the detection, repeated until the restart: the lie and nothing
-    // else (client_b's generation 0 saw the u32::MAX claim the same way).
-    assert!(count(&a, "errors ") >= 1, "{a}");
+    // The errors are the detection, repeated until the restart: the lie and nothing else. At
+    // least one client saw it; one that had not looked yet when the driver restarted sees
+    // the claim become the truth (client_a's lie is the generation a real restart
+    // publishes) and no error.
+    assert!(
+        count(&a, "errors ") + count(&bl, "errors ") >= 1,
+        "{a}\n{bl}"
+    );
     for l in console.lines().filter(|l| l.contains("ERROR")) {
         if !l.contains("ERROR: Ring(Corrupt(GenerationUnconfirmed { observed: ") {
             check::<()>(Err(b.failure(format!("unexpected error: {l}"))));

@@ -301,7 +301,11 @@ impl VmmPd {
                     println!("vmm: console input: the serial driver broke the ring ({e:?})");
                 }
                 // The monitor restarts the driver; its new generation resynchronises the ring.
-                let _ = DRIVER.report_corruption();
+                let accused = rx
+                    .driver_generation()
+                    .or_else(|| DRIVER.peer_generation())
+                    .unwrap_or(u32::MAX);
+                let _ = DRIVER.report_corruption(accused);
                 DRIVER.notify();
             }
         }

@@ -4,6 +4,11 @@
 //!
 //! - names a channel, and only the PD at its other end, if the monitor manages it (a
 //!   parentless PD other than the monitor and the reporter: a child is its parent's);
+//! - names the peer's incarnation (PD generation) it accuses, as the reporter knew it when it
+//!   found the corruption: one that is gone is declined as stale (a report that crossed the
+//!   peer's restart, which must not restart the fresh incarnation again) and costs the
+//!   reporter nothing; a generation the peer never had is declined too (only a broken or
+//!   lying reporter names one, and a number alone proves nothing about anyone);
 //! - is read at most [`REPORT_BURST`] times per [`REPORT_WINDOW_MS`] per reporter, the
 //!   rest is declined unread;
 //! - never holds a PD: a report the peer's restart limit would refuse is declined, and the
@@ -54,6 +59,22 @@ pub enum Declined {
     Held { peer: u8 },
     /// Restarting the peer would exceed its restart limit, and a report does not hold a PD.
     LimitReached { peer: u8 },
+    /// The report names no incarnation of the peer (a message too short to carry one).
+    NoGeneration,
+    /// The report accuses an incarnation of the peer that is gone: it was restarted since
+    /// (for this or another reason), and the new one is not what the reporter saw.
+    Stale {
+        peer: u8,
+        accused: u32,
+        current: u32,
+    },
+    /// The report accuses a generation the peer never had: no reporter learns one from the
+    /// root task's generation table, so it comes from a broken or lying reporter.
+    Unborn {
+        peer: u8,
+        accused: u32,
+        current: u32,
+    },
 }
 
 impl fmt::Display for Declined {
@@ -71,6 +92,23 @@ impl fmt::Display for Declined {
             Declined::LimitReached { peer } => write!(
                 f,
                 "pd {peer}'s restart limit is reached, and a report holds no PD"
+            ),
+            Declined::NoGeneration => write!(f, "it names no generation of the peer"),
+            Declined::Stale {
+                peer,
+                accused,
+                current,
+            } => write!(
+                f,
+                "pd {peer}'s generation {accused} is gone (stale report; now generation {current})"
+            ),
+            Declined::Unborn {
+                peer,
+                accused,
+                current,
+            } => write!(
+                f,
+                "pd {peer} never had generation {accused} (it is at generation {current})"
             ),
         }
     }
@@ -126,6 +164,7 @@ impl Reports {
         trackers: &[Tracker],
         reporter: u8,
         ch: u64,
+        accused: Option<u32>,
         now_ms: u64,
     ) -> Verdict {
         let Some(read) = self.read.get_mut(reporter as usize) else {
@@ -140,6 +179,9 @@ impl Reports {
         if read.push_back(now_ms).is_err() {
             return Verdict::Decline(Declined::RateLimited);
         }
+        let Some(accused) = accused else {
+            return Verdict::Decline(Declined::NoGeneration);
+        };
         let peer = match report_peer(plan, reporter, ch) {
             Ok(p) => p,
             Err(d) => return Verdict::Decline(d),
@@ -148,6 +190,23 @@ impl Reports {
         else {
             return Verdict::Decline(Declined::NotManaged { peer });
         };
+        // Before credibility: a report about an incarnation that is gone was true of it, and
+        // says nothing about the one running now (nor about the reporter).
+        let current = p.generation();
+        if accused < current {
+            return Verdict::Decline(Declined::Stale {
+                peer,
+                accused,
+                current,
+            });
+        }
+        if accused > current {
+            return Verdict::Decline(Declined::Unborn {
+                peer,
+                accused,
+                current,
+            });
+        }
         match p.state() {
             State::Held(_) => return Verdict::Decline(Declined::Held { peer }),
             // Already to be restarted: the report changes nothing, and is not a lie.
@@ -171,6 +230,7 @@ impl Reports {
 #[cfg(test)]
 mod tests {
     extern crate std;
+    use std::string::ToString;
     use std::vec::Vec;
 
     use axolotl_boot_plan::model::{Channel, ChannelEnd, Pd, Resilience, RestartPolicy};
@@ -273,9 +333,26 @@ mod tests {
         );
         let mut r = Reports::new();
         assert_eq!(
-            r.judge(&plan, &trackers(&plan, 0), REPORTER, 1, 100),
+            judge(&mut r, &plan, &trackers(&plan, 0), REPORTER, 1, 100),
             Verdict::Decline(Declined::NotManaged { peer: CHILD })
         );
+    }
+
+    /// `r.judge` of a report accusing the peer's current incarnation, as an honest reporter
+    /// that found the corruption just now does.
+    fn judge(
+        r: &mut Reports,
+        plan: &BootPlan,
+        t: &[Tracker],
+        reporter: u8,
+        ch: u64,
+        now: u64,
+    ) -> Verdict {
+        let current = report_peer(plan, reporter, ch)
+            .ok()
+            .and_then(|p| t.get(p as usize))
+            .map_or(0, Tracker::generation);
+        r.judge(plan, t, reporter, ch, Some(current), now)
     }
 
     /// Restarts `peer` as the monitor does on a believed report at `now`.
@@ -297,20 +374,119 @@ mod tests {
         let mut t = trackers(&plan, 0);
         let mut r = Reports::new();
         assert_eq!(
-            r.judge(&plan, &t, REPORTER, 0, 100),
+            judge(&mut r, &plan, &t, REPORTER, 0, 100),
             Verdict::Believe { peer: PEER }
         );
         let at = restart_on_report(&mut t, REPORTER, PEER, 100);
         assert_eq!(
-            r.judge(&plan, &t, REPORTER, 0, at + 1),
+            judge(&mut r, &plan, &t, REPORTER, 0, at + 1),
             Verdict::Discredit { peer: PEER }
         );
         // Once the reporter itself was restarted, its new incarnation is believed again.
         t[REPORTER as usize].on_failure(at + 2, Cause::FalseReport { peer: PEER });
         t[REPORTER as usize].on_restarted(at + 2);
         assert_eq!(
-            r.judge(&plan, &t, REPORTER, 0, at + 3),
+            judge(&mut r, &plan, &t, REPORTER, 0, at + 3),
             Verdict::Believe { peer: PEER }
+        );
+    }
+
+    /// Issue #20: a report of a corruption found against generation 0, reaching the monitor
+    /// after another reporter's word restarted the peer, restarted the fresh generation 1
+    /// a second time. It is declined, and does not count against the reporter: it was true
+    /// of the incarnation it named.
+    #[test]
+    fn a_report_against_a_gone_incarnation_is_stale() {
+        let plan = plan(3);
+        let mut t = trackers(&plan, 0);
+        let mut r = Reports::new();
+        // Another PD's report restarted the peer: generation 1.
+        let at = restart_on_report(&mut t, CHILD, PEER, 100);
+        assert_eq!(t[PEER as usize].generation(), 1);
+        assert_eq!(
+            r.judge(&plan, &t, REPORTER, 0, Some(0), at + 1),
+            Verdict::Decline(Declined::Stale {
+                peer: PEER,
+                accused: 0,
+                current: 1
+            })
+        );
+        // Nor when the restart was on this reporter's own word: a stale report is no
+        // second report against the fresh incarnation.
+        let mut t = trackers(&plan, 0);
+        assert_eq!(
+            r.judge(&plan, &t, REPORTER, 0, Some(0), 100),
+            Verdict::Believe { peer: PEER }
+        );
+        let at = restart_on_report(&mut t, REPORTER, PEER, 100);
+        assert_eq!(
+            r.judge(&plan, &t, REPORTER, 0, Some(0), at + 1),
+            Verdict::Decline(Declined::Stale {
+                peer: PEER,
+                accused: 0,
+                current: 1
+            })
+        );
+        // The incarnation that runs now is still judged as before.
+        assert_eq!(
+            r.judge(&plan, &t, REPORTER, 0, Some(1), at + 2),
+            Verdict::Discredit { peer: PEER }
+        );
+        assert_eq!(
+            Declined::Stale {
+                peer: PEER,
+                accused: 0,
+                current: 1
+            }
+            .to_string(),
+            "pd 1's generation 0 is gone (stale report; now generation 1)"
+        );
+    }
+
+    /// A report too short to name a generation is declined, and counts against the rate.
+    #[test]
+    fn a_report_naming_no_generation_is_declined() {
+        let plan = plan(3);
+        let t = trackers(&plan, 0);
+        let mut r = Reports::new();
+        for i in 0..REPORT_BURST as u64 {
+            assert_eq!(
+                r.judge(&plan, &t, REPORTER, 0, None, 100 + i),
+                Verdict::Decline(Declined::NoGeneration)
+            );
+        }
+        assert_eq!(
+            r.judge(&plan, &t, REPORTER, 0, Some(0), 200),
+            Verdict::Decline(Declined::RateLimited)
+        );
+    }
+
+    /// A generation the peer never had is declined: the peer keeps running, untouched.
+    #[test]
+    fn a_report_against_an_unborn_generation_is_declined() {
+        let plan = plan(3);
+        let t = trackers(&plan, 0);
+        let mut r = Reports::new();
+        for accused in [1, u32::MAX] {
+            assert_eq!(
+                r.judge(&plan, &t, REPORTER, 0, Some(accused), 100),
+                Verdict::Decline(Declined::Unborn {
+                    peer: PEER,
+                    accused,
+                    current: 0
+                })
+            );
+        }
+        assert_eq!(t[PEER as usize].state(), State::Running);
+        assert_eq!(t[PEER as usize].restarts(), 0);
+        assert_eq!(
+            Declined::Unborn {
+                peer: PEER,
+                accused: 7,
+                current: 0
+            }
+            .to_string(),
+            "pd 1 never had generation 7 (it is at generation 0)"
         );
     }
 
@@ -324,7 +500,7 @@ mod tests {
         t[PEER as usize].on_failure(at + 500, Cause::Hang { heartbeat_ms: 100 });
         t[PEER as usize].on_restarted(at + 600);
         assert_eq!(
-            r.judge(&plan, &t, REPORTER, 0, at + 2000),
+            judge(&mut r, &plan, &t, REPORTER, 0, at + 2000),
             Verdict::Believe { peer: PEER }
         );
         // Another reporter's word does not discredit this one.
@@ -332,7 +508,7 @@ mod tests {
         let mut t = trackers(&plan2, 0);
         restart_on_report(&mut t, CHILD, PEER, 100);
         assert_eq!(
-            r.judge(&plan2, &t, REPORTER, 0, 3000),
+            judge(&mut r, &plan2, &t, REPORTER, 0, 3000),
             Verdict::Believe { peer: PEER }
         );
     }
@@ -347,7 +523,7 @@ mod tests {
         t[PEER as usize].on_failure(100, Cause::Panic { ip: 0 });
         t[PEER as usize].on_restarted(100);
         assert_eq!(
-            r.judge(&plan, &t, REPORTER, 0, 200),
+            judge(&mut r, &plan, &t, REPORTER, 0, 200),
             Verdict::Decline(Declined::LimitReached { peer: PEER })
         );
         assert_eq!(t[PEER as usize].state(), State::Running);
@@ -355,7 +531,7 @@ mod tests {
         t[PEER as usize].on_failure(300, Cause::Panic { ip: 0 });
         assert!(matches!(t[PEER as usize].state(), State::Held(_)));
         assert_eq!(
-            r.judge(&plan, &t, REPORTER, 0, 5000),
+            judge(&mut r, &plan, &t, REPORTER, 0, 5000),
             Verdict::Decline(Declined::Held { peer: PEER })
         );
     }
@@ -371,7 +547,7 @@ mod tests {
         t[PEER as usize].on_failure(110, Cause::Panic { ip: 0 });
         assert!(t[PEER as usize].due_at().is_some_and(|d| d > 110));
         assert_eq!(
-            r.judge(&plan, &t, REPORTER, 0, 111),
+            judge(&mut r, &plan, &t, REPORTER, 0, 111),
             Verdict::Believe { peer: PEER }
         );
     }
@@ -383,26 +559,26 @@ mod tests {
         let mut r = Reports::new();
         for i in 0..REPORT_BURST as u64 {
             assert_eq!(
-                r.judge(&plan, &t, REPORTER, 9, 100 + i),
+                judge(&mut r, &plan, &t, REPORTER, 9, 100 + i),
                 Verdict::Decline(Declined::NoChannel { ch: 9 })
             );
         }
         assert_eq!(
-            r.judge(&plan, &t, REPORTER, 0, 200),
+            judge(&mut r, &plan, &t, REPORTER, 0, 200),
             Verdict::Decline(Declined::RateLimited)
         );
         // Another reporter has its own budget.
         assert_eq!(
-            r.judge(&plan, &t, PEER, 0, 200),
+            judge(&mut r, &plan, &t, PEER, 0, 200),
             Verdict::Believe { peer: REPORTER }
         );
         // The window slides: the first report is out of it a window later.
         assert_eq!(
-            r.judge(&plan, &t, REPORTER, 0, 100 + REPORT_WINDOW_MS),
+            judge(&mut r, &plan, &t, REPORTER, 0, 100 + REPORT_WINDOW_MS),
             Verdict::Believe { peer: PEER }
         );
         assert_eq!(
-            r.judge(&plan, &t, 200, 0, 100),
+            judge(&mut r, &plan, &t, 200, 0, 100),
             Verdict::Decline(Declined::RateLimited)
         );
     }

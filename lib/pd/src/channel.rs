@@ -57,15 +57,26 @@ mod ops {
         }
 
         /// Tells the monitor that what this channel shares (a ring) is corrupt, so the peer
-        /// should be restarted. Returns whether the monitor acted on it (the peer's restart
-        /// policy may hold it instead, or the channel may lead to no PD).
-        pub fn report_corruption(self) -> bool {
+        /// should be restarted. `accused` is the peer's PD generation the corruption was
+        /// found against, as this PD knew it then (a ring endpoint: the generation it was
+        /// connected to), not as the generation table may show it now: a report that crosses
+        /// the peer's restart is declined as stale instead of restarting the fresh
+        /// incarnation. Returns whether the monitor acted on it (the report may be declined,
+        /// or the peer's restart policy hold it instead).
+        pub fn report_corruption(self, accused: u32) -> bool {
             let r = axolotl_sys::call(
                 axolotl_boot_plan::cspace::MONITOR_EP,
-                MessageInfo::new(axolotl_abi::REPORT_CORRUPTION, 0, 0, 1),
-                [self.id() as u64, 0, 0, 0],
+                MessageInfo::new(axolotl_abi::REPORT_CORRUPTION, 0, 0, 2),
+                [self.id() as u64, u64::from(accused), 0, 0],
             );
             r.info.label() == 0
+        }
+
+        /// The PD generation of the peer at this channel's other end as the root task's
+        /// generation table shows it now (`None`: no such channel in the table). For a
+        /// report by a PD that has no ring endpoint to tell which incarnation it saw.
+        pub fn peer_generation(self) -> Option<u32> {
+            crate::peer_generation_word(self).map(|w| w.load(core::sync::atomic::Ordering::Acquire))
         }
 
         /// Re-enables the interrupt behind this channel once it has been handled.

@@ -118,6 +118,12 @@ pub const fn ring_generation(pd_generation: u32) -> u32 {
     pd_generation.saturating_add(1)
 }
 
+/// The PD generation behind ring generation `g` ([`ring_generation`]'s inverse): `None` for
+/// 0, "never attached". What a corruption report names as the incarnation it accuses.
+pub const fn pd_generation(ring_generation: u32) -> Option<u32> {
+    ring_generation.checked_sub(1)
+}
+
 /// A word in which the authority that (re)starts PDs publishes one PD's generation (its PD
 /// generation, as [`ring_generation`] turns into a ring generation): a word the peer
 /// cannot write, such as the root task's generation table, mapped read-only into every PD.

@@ -186,8 +186,8 @@ mod sync;
 pub use bytes::{ByteConsumer, ByteProducer, byte_ring_bytes, init_byte_ring};
 pub use client::{Client, ClientEvent};
 pub use control::{
-    Authority, ConnectionHeader, Generations, SideControl, init_connection, ring_generation,
-    ring_region_bytes,
+    Authority, ConnectionHeader, Generations, SideControl, init_connection, pd_generation,
+    ring_generation, ring_region_bytes,
 };
 pub use descriptor::Descriptor;
 pub use error::{Corruption, Error, Index, LayoutError, PushError};

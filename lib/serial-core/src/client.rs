@@ -164,6 +164,12 @@ impl<const IDS: usize> SeqClient<IDS> {
         self.ring.is_connected()
     }
 
+    /// The PD generation of the driver this client is (or was last) connected to, `None`
+    /// before the first: after an error, the incarnation the error was found against.
+    pub fn driver_generation(&self) -> Option<u32> {
+        axolotl_ring::pd_generation(self.ring.server_generation())
+    }
+
     /// The bytes of message `seq` (what the wire must show).
     pub fn message(&self, seq: u32, out: &mut [u8; MSG_SLOT]) -> usize {
         format_message(&self.name[..self.name_len], seq, out)

@@ -93,6 +93,12 @@ impl<const IDS: usize> RxClient<IDS> {
         self.ring.is_connected()
     }
 
+    /// The PD generation of the driver this client is (or was last) connected to, `None`
+    /// before the first: after an error, the incarnation the error was found against.
+    pub fn driver_generation(&self) -> Option<u32> {
+        axolotl_ring::pd_generation(self.ring.server_generation())
+    }
+
     /// Does all there is to do: handshake and resync, filled buffers (their
     /// bytes go to `sink`, in chunks, in order), re-posting. Returns with the
     /// "signal me" flag armed. A ring error (the driver is corrupt) repeats

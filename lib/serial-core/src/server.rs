@@ -130,7 +130,8 @@ struct Conn<const IDS: usize> {
     ring: axolotl_ring::Server<IDS>,
     data: DataRegion,
     held: HeldQueue<IDS>,
-    fault: Option<Corruption>,
+    /// With the ring generation of the client it was found against.
+    fault: Option<(Corruption, u32)>,
 }
 
 impl<const IDS: usize> Conn<IDS> {
@@ -282,7 +283,16 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
     /// The corruption a connection's client was reported for, until it
     /// restarts.
     pub fn fault(&self, id: ConnId) -> Option<Corruption> {
-        self.conn(id).and_then(|c| c.fault)
+        self.conn(id).and_then(|c| c.fault).map(|(c, _)| c)
+    }
+
+    /// The PD generation of the client a connection's fault was found against (`None`: no
+    /// fault, or found before any client attached): the incarnation to report, even if
+    /// another has attached since.
+    pub fn fault_generation(&self, id: ConnId) -> Option<u32> {
+        self.conn(id)
+            .and_then(|c| c.fault)
+            .and_then(|(_, g)| axolotl_ring::pd_generation(g))
     }
 
     pub fn is_connected(&self, id: ConnId) -> bool {
@@ -336,7 +346,7 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
             return;
         };
         if conn.fault.is_none() {
-            conn.fault = Some(c);
+            conn.fault = Some((c, conn.ring.client_generation()));
             act.faults.insert(id);
             self.stats.faults += 1;
         }

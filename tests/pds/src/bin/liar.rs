@@ -20,7 +20,9 @@ mod pd {
     impl Liar {
         fn lie(&mut self) {
             self.lies += 1;
-            let acted = HONEST.report_corruption();
+            // No ring: the lie names honest's incarnation the generation table shows now.
+            let accused = HONEST.peer_generation().unwrap_or(u32::MAX);
+            let acted = HONEST.report_corruption(accused);
             println!("liar: lie {} acted on: {acted}", self.lies);
             if !acted || self.lies == LIES {
                 self.done();

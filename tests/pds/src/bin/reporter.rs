@@ -13,7 +13,9 @@ mod pd {
 
     impl Handler for Reporter {
         fn init(&mut self) {
-            let acted = PEER.report_corruption();
+            // No ring: the peer's incarnation is the one the generation table shows now.
+            let accused = PEER.peer_generation().unwrap_or(u32::MAX);
+            let acted = PEER.report_corruption(accused);
             println!("reporter: corruption on channel 0 reported, peer restarted: {acted}");
         }
 
