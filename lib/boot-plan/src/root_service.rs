@@ -223,6 +223,18 @@ impl Message {
         Some(m)
     }
 
+    /// A message of the `N` words `head`.
+    fn of<const N: usize>(label: u64, head: [u64; N]) -> Message {
+        const { assert!(N <= MSG_MAX_LENGTH) };
+        let mut words = [0; MSG_MAX_LENGTH];
+        words[..N].copy_from_slice(&head);
+        Message {
+            label,
+            len: N,
+            words,
+        }
+    }
+
     pub fn words(&self) -> &[u64] {
         &self.words[..self.len]
     }
@@ -307,16 +319,15 @@ impl Request {
 
     pub fn encode(&self) -> Message {
         let label = self.op() as u64;
-        let one = |w: u64| Message::new(label, &[w]).unwrap_or_else(|| unreachable!());
         match self {
             Request::Restart {
                 pd,
                 generation,
                 record,
             } => Message::with_record(label, [*pd as u64, *generation], record),
-            Request::SetTimer { at } => one(*at),
+            Request::SetTimer { at } => Message::of(label, [*at]),
             Request::Record { pd, record } => Message::with_record(label, [*pd as u64, 0], record),
-            Request::Recall { pd } | Request::Stop { pd } => one(*pd as u64),
+            Request::Recall { pd } | Request::Stop { pd } => Message::of(label, [*pd as u64]),
         }
     }
 
@@ -347,17 +358,16 @@ impl Request {
 
 impl Reply {
     pub fn encode(&self) -> Message {
-        let m = match self {
-            Reply::Done => Message::new(0, &[0]),
+        match self {
+            Reply::Done => Message::of(0, [0]),
             Reply::Restarted { generation, how } => {
-                Message::new(0, &[*generation, (*how == How::Standby) as u64])
+                Message::of(0, [*generation, (*how == How::Standby) as u64])
             }
             Reply::Recalled { generation, record } => {
-                Some(Message::with_record(0, [*generation, 0], record))
+                Message::with_record(0, [*generation, 0], record)
             }
-            Reply::Refused(why) => Message::new(1, &[*why as u64]),
-        };
-        m.unwrap_or_else(|| unreachable!())
+            Reply::Refused(why) => Message::of(1, [*why as u64]),
+        }
     }
 
     /// The reply to a request of `op`, from its `label` and `words`, checked.
