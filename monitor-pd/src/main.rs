@@ -13,16 +13,17 @@
 mod pd {
     use core::mem::MaybeUninit;
 
-    use axolotl_abi::{HEARTBEAT, MSG_MAX_LENGTH, REPORT_CORRUPTION};
+    use axolotl_abi::{HEARTBEAT, REPORT_CORRUPTION};
     use axolotl_boot_plan::cspace::{ROOT_SERVICE_CAP, dependant_signal_slot, heartbeat_ping_slot};
-    use axolotl_boot_plan::root_service::{self, Malformed, Message, Op, Reply, Request};
-    use axolotl_boot_plan::{BootPlan, MAX_PDS, MONITOR_PLAN_VADDR, MONITOR_TIMER_ID, Resilience};
+    use axolotl_boot_plan::{
+        BootPlan, MAX_PDS, MONITOR_PLAN_VADDR, MONITOR_TIMER_ID, Resilience, root_service,
+    };
     use axolotl_monitor_core::{
         Cause, Decision, Declined, Heartbeats, RECORD_BYTES, RETRY_MS, Reports, State, Tracker,
         Verdict, earliest, log,
     };
     use axolotl_pd::{Channel, Child, Handler, MessageInfo, get_mr, println};
-    use axolotl_sys::ipc::stage_words;
+    use axolotl_sys::ipc::set_mr;
     use axolotl_sys::time;
 
     const _: () = assert!(RECORD_BYTES <= root_service::RECORD_BYTES);
@@ -288,20 +289,19 @@ mod pd {
             let r = if inject_refusal(name) {
                 malformed_restart(pd)
             } else {
-                let record = self.trackers.get(pd).map(|t| Journal::Restarted(t, at));
-                ask(&Request::Restart {
-                    pd: pd as u8,
-                    generation: p.generation as u64,
-                    record: record.map(Journal::record).unwrap_or_default(),
-                })
+                call_with_record(
+                    root_service::RESTART,
+                    [pd as u64, p.generation as u64],
+                    self.trackers.get(pd).map(|t| Journal::Restarted(t, at)),
+                )
             };
-            let Ok(Reply::Restarted { generation, how }) = r else {
+            if r.label() != 0 {
                 // Kept pending and asked again: dropped, the PD would stay stopped and
                 // unwatched for good.
                 println!(
-                    "monitor: the root task refused to restart {name} ({}); retrying in \
+                    "monitor: the root task refused to restart {name} (reason {}); retrying in \
                      {RETRY_MS} ms",
-                    Refusal(r)
+                    r.mrs[0]
                 );
                 if let Some(t) = self.trackers.get_mut(pd) {
                     t.on_refused(at);
@@ -309,16 +309,18 @@ mod pd {
                     journal(pd, t);
                 }
                 return;
-            };
+            }
             let done = now_us();
             if let Some(t) = self.trackers.get_mut(pd) {
                 t.on_restarted(at);
             }
             self.heartbeats.restarted(pd as u8, done / 1000);
             // The root task's count is the authority: ours starts over when we do.
+            let given = r.mrs[0] as u32;
+            let how = log::How::from_word(r.mrs[1]);
             println!(
                 "{}",
-                log::restarted(name, &p.cause, generation as u32, done - start, how)
+                log::restarted(name, &p.cause, given, done - start, how)
             );
             tell_dependants(plan, pd);
             #[cfg(feature = "fault-injection")]
@@ -360,9 +362,18 @@ mod pd {
             if self.armed == Some(at) {
                 return;
             }
-            match ask(&Request::SetTimer { at }) {
-                Ok(Reply::Done) => self.armed = Some(at),
-                r => println!("monitor: the root task refused our timer ({})", Refusal(r)),
+            let r = axolotl_sys::call(
+                ROOT_SERVICE_CAP,
+                MessageInfo::new(root_service::SET_TIMER, 0, 0, 1),
+                [at, 0, 0, 0],
+            );
+            if r.label() == 0 {
+                self.armed = Some(at);
+            } else {
+                println!(
+                    "monitor: the root task refused our timer (reason {})",
+                    r.mrs[0]
+                );
             }
         }
     }
@@ -387,27 +398,27 @@ mod pd {
 
     /// Has the root task stop (suspend) `pd`, which we hold although no fault stopped it.
     fn stop(pd: usize, name: &str) {
-        match ask(&Request::Stop { pd: pd as u8 }) {
-            Ok(Reply::Done) => {}
-            r => println!(
-                "monitor: the root task refused to stop {name} ({})",
-                Refusal(r)
-            ),
+        let r = axolotl_sys::call(
+            ROOT_SERVICE_CAP,
+            MessageInfo::new(root_service::STOP, 0, 0, 1),
+            [pd as u64, 0, 0, 0],
+        );
+        if r.label() != 0 {
+            println!(
+                "monitor: the root task refused to stop {name} (reason {})",
+                r.mrs[0]
+            );
         }
     }
 
     /// Journals `pd`'s bookkeeping with the root task, for a monitor that may follow us.
     fn journal(pd: usize, t: &Tracker) {
-        let record = Journal::Now(t).record();
-        match ask(&Request::Record {
-            pd: pd as u8,
-            record,
-        }) {
-            Ok(Reply::Done) => {}
-            r => println!(
-                "monitor: the root task refused the record of PD {pd} ({})",
-                Refusal(r)
-            ),
+        let r = call_with_record(root_service::RECORD, [pd as u64, 0], Some(Journal::Now(t)));
+        if r.label() != 0 {
+            println!(
+                "monitor: the root task refused the record of PD {pd} (reason {})",
+                r.mrs[0]
+            );
         }
     }
 
@@ -419,62 +430,68 @@ mod pd {
         Restarted(&'a Tracker, u64),
     }
 
-    impl Journal<'_> {
-        /// The record (empty if it does not fit, which the assertion on `RECORD_BYTES`
-        /// rules out).
-        fn record(self) -> root_service::Record {
-            let mut buf = [0u8; RECORD_BYTES];
-            let encoded = match self {
-                Journal::Now(t) => t.encode(&mut buf),
-                Journal::Restarted(t, at) => t.encode_restarted(at, &mut buf),
-            };
-            match encoded.and_then(|b| root_service::Record::from_slice(b).ok()) {
-                Some(r) => r,
-                None => {
-                    println!("monitor: a record does not fit RECORD_BYTES");
-                    root_service::Record::new()
-                }
+    /// Calls the root task with `label`, `head` in MR0 and MR1 and the record (none: length
+    /// 0) from `root_service::RECORD_LEN_MR` on.
+    fn call_with_record(label: u64, head: [u64; 2], j: Option<Journal>) -> axolotl_sys::Msg {
+        let mut buf = [0u8; RECORD_BYTES];
+        let encoded = j.map(|j| match j {
+            Journal::Now(t) => t.encode(&mut buf),
+            Journal::Restarted(t, at) => t.encode_restarted(at, &mut buf),
+        });
+        let bytes: &[u8] = match encoded {
+            Some(Some(b)) => b,
+            Some(None) => {
+                println!("monitor: a record does not fit RECORD_BYTES");
+                &[]
             }
+            None => &[],
+        };
+        let words = root_service::words_for(bytes.len());
+        let first = root_service::RECORD_LEN_MR + 1;
+        for i in 4..words {
+            set_mr(i, root_service::word_of(bytes, i - first));
         }
-    }
-
-    /// Asks the root task.
-    fn ask(req: &Request) -> Result<Reply, Malformed> {
-        call(&req.encode(), req.op())
-    }
-
-    /// Calls the root task with `m`, a request of `op`, and decodes its answer.
-    fn call(m: &Message, op: Op) -> Result<Reply, Malformed> {
-        let r = axolotl_sys::call(ROOT_SERVICE_CAP, m.info(), stage_words(m.words()));
-        let mut words = [0; MSG_MAX_LENGTH];
-        Reply::decode(op, r.label(), r.words(&mut words))
-    }
-
-    /// What the root task answered instead of doing what we asked, for the log.
-    struct Refusal(Result<Reply, Malformed>);
-
-    impl core::fmt::Display for Refusal {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match &self.0 {
-                Ok(Reply::Refused(why)) => write!(f, "reason {}", *why as u64),
-                Ok(other) => write!(f, "unexpected reply {other:?}"),
-                Err(e) => write!(f, "malformed reply: {e}"),
-            }
-        }
+        axolotl_sys::call(
+            ROOT_SERVICE_CAP,
+            MessageInfo::new(label, 0, 0, words as u64),
+            [
+                head[0],
+                head[1],
+                bytes.len() as u64,
+                root_service::word_of(bytes, 0),
+            ],
+        )
     }
 
     /// PD `pd`'s journaled tracker (`None` if nothing valid was journaled) and the root
     /// task's generation of it; `None` if the root task would not say.
     fn recall(pd: usize, resilience: &Resilience) -> Option<(Option<Tracker>, u32)> {
-        let Ok(Reply::Recalled { generation, record }) = ask(&Request::Recall { pd: pd as u8 })
-        else {
+        let r = axolotl_sys::call(
+            ROOT_SERVICE_CAP,
+            MessageInfo::new(root_service::RECALL, 0, 0, 1),
+            [pd as u64, 0, 0, 0],
+        );
+        if r.label() != 0 {
             return None;
-        };
-        let generation = generation.min(u32::MAX as u64 - 1) as u32;
-        if record.is_empty() || record.len() > RECORD_BYTES {
+        }
+        let generation = r.mrs[0].min(u32::MAX as u64 - 1) as u32;
+        let len = r.mrs[root_service::RECORD_LEN_MR] as usize;
+        if len == 0
+            || len > RECORD_BYTES
+            || (r.info.length() as usize) < root_service::words_for(len)
+        {
             return Some((None, generation));
         }
-        let journaled = Tracker::decode(resilience, &record);
+        let mut bytes = [0u8; RECORD_BYTES];
+        let first = root_service::RECORD_LEN_MR + 1;
+        root_service::unpack(&mut bytes[..len], |i| {
+            if first + i < 4 {
+                r.mrs[first + i]
+            } else {
+                get_mr(first + i)
+            }
+        });
+        let journaled = Tracker::decode(resilience, &bytes[..len]);
         if journaled.is_none() {
             println!("monitor: the journal of PD {pd} is unreadable; starting it afresh");
         }
@@ -519,16 +536,13 @@ mod pd {
         false
     }
 
-    /// A restart request whose record is longer than any: refused (`Reason::Failed`). Built
-    /// by hand: `Request::encode` makes no malformed message.
-    fn malformed_restart(pd: usize) -> Result<Reply, Malformed> {
-        match Message::new(Op::Restart as u64, &[pd as u64, 0, u64::MAX]) {
-            Some(m) => call(&m, Op::Restart),
-            None => Err(Malformed::Short {
-                label: Op::Restart as u64,
-                len: 0,
-            }),
-        }
+    /// A restart request whose record is longer than any: refused (`FAILED`).
+    fn malformed_restart(pd: usize) -> axolotl_sys::Msg {
+        axolotl_sys::call(
+            ROOT_SERVICE_CAP,
+            MessageInfo::new(root_service::RESTART, 0, 0, 3),
+            [pd as u64, 0, u64::MAX, 0],
+        )
     }
 
     axolotl_pd::protection_domain!(Monitor {

@@ -53,16 +53,6 @@ pub fn get_mr(i: usize) -> u64 {
     unsafe { core::ptr::read_volatile(&raw const (*buf()).msg[i]) }
 }
 
-/// The message registers of the next send, reply or call of `words` (at most
-/// `MSG_MAX_LENGTH`): the words beyond MR3 written to the IPC buffer, MR0..3 returned for the
-/// registers.
-pub fn stage_words(words: &[u64]) -> [u64; axolotl_abi::MSG_REGISTERS_IN_CPU] {
-    if words.len() > axolotl_abi::MSG_REGISTERS_IN_CPU {
-        stage(&[], words);
-    }
-    core::array::from_fn(|i| words.get(i).copied().unwrap_or(0))
-}
-
 /// Capability addresses of the extra caps of the next send/invocation.
 pub fn set_cap(i: usize, cptr: u64) {
     assert!(i < axolotl_abi::MSG_MAX_EXTRA_CAPS);

@@ -4,7 +4,7 @@
 //! the kernel ignores what a call does not use. Message registers beyond MR3 travel in the IPC
 //! buffer (see [`crate::ipc`]): callers write them there before, and read them there after.
 
-use axolotl_abi::{CPtr, MSG_MAX_LENGTH, MSG_REGISTERS_IN_CPU, MessageInfo, Syscall};
+use axolotl_abi::{CPtr, MSG_REGISTERS_IN_CPU, MessageInfo, Syscall};
 
 /// Registers a receive returns: the sender's badge, its message info and MR0..MR3.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -17,20 +17,6 @@ pub struct Msg {
 impl Msg {
     pub const fn label(&self) -> u64 {
         self.info.label()
-    }
-
-    /// Every word of the message (its length, at most `MSG_MAX_LENGTH`): MR0..3 from the
-    /// registers, the rest from the calling thread's IPC buffer, so read them before the
-    /// next IPC overwrites it.
-    pub fn words<'o>(&self, out: &'o mut [u64; MSG_MAX_LENGTH]) -> &'o [u64] {
-        let n = (self.info.length() as usize).min(MSG_MAX_LENGTH);
-        for (i, w) in out.iter_mut().enumerate().take(n) {
-            *w = match self.mrs.get(i) {
-                Some(&r) => r,
-                None => crate::ipc::get_mr(i),
-            };
-        }
-        &out[..n]
     }
 }
 

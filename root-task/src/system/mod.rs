@@ -9,8 +9,6 @@
 mod build;
 mod clock;
 mod image;
-mod journal;
-mod restart;
 mod restore;
 mod service;
 mod standby;

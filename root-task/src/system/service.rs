@@ -4,10 +4,10 @@
 //! which it restarts a monitor that failed or hung. Without a monitor it reports parentless
 //! PDs' faults and leaves them stopped.
 
-use axolotl_abi::{BADGE_FAULT, HEARTBEAT, MSG_MAX_LENGTH};
-use axolotl_boot_plan::root_service::{Message, Reason, Reply, Request};
+use axolotl_abi::{BADGE_FAULT, HEARTBEAT, MessageInfo};
+use axolotl_boot_plan::root_service;
 use axolotl_monitor_core::{Cause, Decision, Tracker, log};
-use axolotl_sys::ipc::stage_words;
+use axolotl_sys::ipc::{get_mr, set_mr};
 use axolotl_sys::println;
 
 use super::System;
@@ -16,8 +16,12 @@ use super::clock::ROOT_TIMER_BADGE;
 
 /// What a fault message says happened.
 fn cause_of(m: &axolotl_sys::Msg) -> Cause {
-    let mut words = [0; MSG_MAX_LENGTH];
-    Cause::from_fault(m.label(), m.words(&mut words))
+    let mut words = [0; 16];
+    let n = (m.info.length() as usize).min(words.len());
+    for (i, w) in words.iter_mut().enumerate().take(n) {
+        *w = if i < 4 { m.mrs[i] } else { get_mr(i) };
+    }
+    Cause::from_fault(m.label(), &words[..n])
 }
 
 pub fn serve(sys: &mut System) -> ! {
@@ -30,15 +34,14 @@ pub fn serve(sys: &mut System) -> ! {
         ..Default::default()
     };
     let mut monitor = Tracker::new(&policy, now_us() / 1000);
-    let mut reply: Option<Message> = None;
+    let mut reply: Option<(MessageInfo, [u64; 4])> = None;
     if let Some(c) = &sys.clock {
         c.rearm();
         let _ = c.irq.ack();
     }
     loop {
-        // Staged only now: serving the request used the IPC buffer for its invocations.
         let m = match reply.take() {
-            Some(r) => axolotl_sys::reply_recv(sys.service.0, r.info(), stage_words(r.words())),
+            Some((info, mrs)) => axolotl_sys::reply_recv(sys.service.0, info, mrs),
             None => axolotl_sys::recv(sys.service.0),
         };
         if m.badge == ROOT_TIMER_BADGE {
@@ -127,88 +130,121 @@ fn recover_monitor(sys: &mut System, monitor: &mut Tracker, pd: usize, cause: Ca
     }
 }
 
-/// A request of the monitor, checked (a monitor gone wrong sends what it likes), and served.
-fn request(sys: &mut System, m: &axolotl_sys::Msg) -> Message {
-    let mut words = [0; MSG_MAX_LENGTH];
-    let reply = match Request::decode(m.label(), m.words(&mut words)) {
-        Ok(r) => serve_request(sys, r),
-        Err(e) => Reply::Refused(e.reason()),
+/// A request of the monitor.
+fn request(sys: &mut System, m: &axolotl_sys::Msg) -> (MessageInfo, [u64; 4]) {
+    let ok = MessageInfo::new(0, 0, 0, 1);
+    let refuse = |why: u64| {
+        (
+            MessageInfo::new(root_service::REFUSED, 0, 0, 1),
+            [why, 0, 0, 0],
+        )
     };
-    reply.encode()
-}
-
-fn serve_request(sys: &mut System, r: Request) -> Reply {
     // The monitor's PDs: parentless (a child is its parent's to manage), not the monitor.
-    let user_pd = |pd: u8| {
+    let user_pd = |pd: u64| {
         sys.plan
             .pds
             .get(pd as usize)
             .is_some_and(|p| p.parent.is_none())
-            && sys.plan.monitor != Some(pd)
+            && sys.plan.monitor != Some(pd as u8)
     };
-    match r {
-        Request::Restart {
-            pd,
-            generation,
-            record,
-        } => {
-            if !user_pd(pd) {
-                return Reply::Refused(Reason::BadPd);
+    match m.label() {
+        root_service::RESTART => {
+            let (pd, generation) = (m.mrs[0] as usize, m.mrs[1]);
+            if !user_pd(pd as u64) {
+                return refuse(root_service::BAD_PD);
             }
-            match sys.restart(pd as usize, generation) {
-                Ok((generation, how)) => {
+            let mut buf = [0u8; root_service::RECORD_BYTES];
+            let Some(record) = record_of(m, &mut buf) else {
+                return refuse(root_service::FAILED);
+            };
+            match sys.restart(pd, generation) {
+                Ok((g, how)) => {
                     if !record.is_empty() {
-                        sys.journal.keep(pd as usize, &record);
+                        sys.journal(pd, record);
                     }
-                    Reply::Restarted { generation, how }
+                    (MessageInfo::new(0, 0, 0, 2), [g, how.word(), 0, 0])
                 }
                 Err(e) => {
                     println!("root-task: restart of PD {pd} failed: {e}");
-                    Reply::Refused(Reason::Failed)
+                    refuse(root_service::FAILED)
                 }
             }
         }
-        Request::Stop { pd } => {
+        root_service::STOP => {
+            let pd = m.mrs[0];
             if !user_pd(pd) {
-                return Reply::Refused(Reason::BadPd);
+                return refuse(root_service::BAD_PD);
             }
             match sys.pds[pd as usize].tcb.suspend() {
-                Ok(()) => Reply::Done,
+                Ok(()) => (ok, [0; 4]),
                 Err(e) => {
                     println!("root-task: stopping PD {pd} failed: {e:?}");
-                    Reply::Refused(Reason::Failed)
+                    refuse(root_service::FAILED)
                 }
             }
         }
-        Request::SetTimer { at } => {
+        root_service::SET_TIMER => {
             if let Some(c) = sys.clock.as_mut() {
-                c.set_wake(at);
+                c.set_wake(m.mrs[0]);
                 c.rearm();
             }
-            Reply::Done
+            (ok, [0; 4])
         }
-        Request::Record { pd, record } => {
+        root_service::RECORD => {
+            let pd = m.mrs[0];
             if !user_pd(pd) {
-                return Reply::Refused(Reason::BadPd);
+                return refuse(root_service::BAD_PD);
             }
-            sys.journal.keep(pd as usize, &record);
-            Reply::Done
-        }
-        Request::Recall { pd } => {
-            if !user_pd(pd) {
-                return Reply::Refused(Reason::BadPd);
-            }
-            let (Some(bytes), Some(generation)) =
-                (sys.journal.get(pd as usize), sys.generation(pd as usize))
-            else {
-                return Reply::Refused(Reason::BadPd);
+            let mut buf = [0u8; root_service::RECORD_BYTES];
+            let Some(record) = record_of(m, &mut buf) else {
+                return refuse(root_service::FAILED);
             };
-            Reply::Recalled {
-                generation,
-                record: bytes.clone(),
-            }
+            sys.journal(pd as usize, record);
+            (ok, [0; 4])
         }
+        root_service::RECALL => {
+            let pd = m.mrs[0];
+            if !user_pd(pd) {
+                return refuse(root_service::BAD_PD);
+            }
+            let Some((bytes, generation)) = sys.recall(pd as usize) else {
+                return refuse(root_service::BAD_PD);
+            };
+            let words = root_service::words_for(bytes.len());
+            let first = root_service::RECORD_LEN_MR + 1;
+            for i in 4..words {
+                set_mr(i, root_service::word_of(bytes, i - first));
+            }
+            (
+                MessageInfo::new(0, 0, 0, words as u64),
+                [
+                    generation,
+                    0,
+                    bytes.len() as u64,
+                    root_service::word_of(bytes, 0),
+                ],
+            )
+        }
+        _ => refuse(root_service::UNKNOWN),
     }
+}
+
+/// The record `m` carries (`root_service::RECORD_LEN_MR`), unpacked into `buf`; `None` if
+/// its length is impossible.
+fn record_of<'b>(
+    m: &axolotl_sys::Msg,
+    buf: &'b mut [u8; root_service::RECORD_BYTES],
+) -> Option<&'b [u8]> {
+    let len = m.mrs[root_service::RECORD_LEN_MR] as usize;
+    if len > buf.len() || (m.info.length() as usize) < root_service::words_for(len) {
+        return None;
+    }
+    let first = root_service::RECORD_LEN_MR + 1;
+    root_service::unpack(&mut buf[..len], |i| {
+        let k = first + i;
+        if k < 4 { m.mrs[k] } else { get_mr(k) }
+    });
+    Some(&buf[..len])
 }
 
 /// Microseconds of the virtual counter (EL0 may read it).
