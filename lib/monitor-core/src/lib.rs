@@ -8,29 +8,22 @@
 //! - [`Reports`]: what a PD's corruption report gets (a claim, judged: [`Verdict`]);
 //! - [`Watchdog`]: heartbeat deadlines and the monitor's next timer wake-up;
 //! - [`Heartbeats`]: the ping/answer schedule on top of it, one missed period forgiven;
-//! - [`dependants`] / [`affected`]: who to tell when a PD restarts;
-//! - [`restore_plan`]: the memory operations that put a PD's pristine image back, and the
-//!   CSpace entries to rebuild;
 //! - [`log`]: the recovery log lines.
 //!
 //! See docs/monitor.md.
 #![no_std]
 
 mod cause;
-mod deps;
 mod heartbeat;
 pub mod log;
 mod report;
-mod restore;
 mod tracker;
 mod watchdog;
 
 pub use cause::{Access, Cause};
-pub use deps::{affected, dependants};
 pub use heartbeat::{Heartbeats, LAST_CHANCE_MS, SLACK_PERIODS};
 pub use log::How;
 pub use report::{Declined, REPORT_BURST, REPORT_WINDOW_MS, Reports, Verdict, report_peer};
-pub use restore::{MemOp, Ops, RestoreError, RestorePlan, restore_plan};
 pub use tracker::{
     Decision, HoldReason, MIN_RUN_MS, RECORD_BYTES, RESTART_HISTORY, RETRY_MS, Record, State,
     Tracker, ring_generation,
