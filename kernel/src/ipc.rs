@@ -262,18 +262,11 @@ fn wake(k: &mut Kernel, t: *mut Tcb) {
 
 /// Gives the receiver a one-shot reply cap to `caller`, who waits for it.
 pub fn setup_reply(caller: *mut Tcb, receiver: *mut Tcb, can_grant: bool) {
+    let s = unlink_earlier_caller(receiver);
     // SAFETY: both are live; the REPLY slot belongs to the receiver's TCB object. Reply caps
     // are not in the derivation tree: `reply_holder` links the two ends instead, and both
     // sides clear the link when either thread goes away.
     unsafe {
-        let s = SlotRef::from_addr(Tcb::slot_addr(receiver, slot::REPLY)).unwrap();
-        if let Cap::Reply { tcb, .. } = s.cap() {
-            // An unanswered earlier caller loses its reply path, as in seL4.
-            let old = tcb as *mut Tcb;
-            if (*old).reply_holder == receiver {
-                (*old).reply_holder = core::ptr::null_mut();
-            }
-        }
         s.write_cap(Cap::Reply {
             tcb: caller as u64,
             can_grant,
@@ -289,8 +282,18 @@ pub fn setup_reply(caller: *mut Tcb, receiver: *mut Tcb, can_grant: bool) {
 /// its handler chose to leave stopped (seL4 deletes the caller cap on every receive). The
 /// earlier caller keeps waiting, as one whose reply cap a newer call replaced.
 fn forget_caller(receiver: *mut Tcb) {
+    let s = unlink_earlier_caller(receiver);
+    if !s.cap().is_null() {
+        // SAFETY: the receiver's own REPLY slot, outside the derivation tree.
+        unsafe { s.write_cap(Cap::Null) };
+    }
+}
+
+/// The receiver's REPLY slot, its earlier caller (if any) no longer answered through it:
+/// that caller loses its reply path, as in seL4.
+fn unlink_earlier_caller(receiver: *mut Tcb) -> SlotRef {
     // SAFETY: the REPLY slot belongs to the receiver's live TCB; a reply cap names a live
-    // thread (`cancel_ipc` clears it when that thread goes), as in `setup_reply`.
+    // thread (`cancel_ipc` clears it when that thread goes).
     unsafe {
         let s = SlotRef::from_addr(Tcb::slot_addr(receiver, slot::REPLY)).unwrap();
         if let Cap::Reply { tcb, .. } = s.cap() {
@@ -298,8 +301,8 @@ fn forget_caller(receiver: *mut Tcb) {
             if (*old).reply_holder == receiver {
                 (*old).reply_holder = core::ptr::null_mut();
             }
-            s.write_cap(Cap::Null);
         }
+        s
     }
 }
 
