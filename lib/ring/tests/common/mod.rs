@@ -16,6 +16,7 @@ pub struct Mem {
 // SAFETY: plain heap memory; all accesses go through atomics or the test's
 // single thread.
 unsafe impl Send for Mem {}
+// SAFETY: as for Send: shared accesses are atomics, the rest is single-threaded.
 unsafe impl Sync for Mem {}
 
 impl Mem {
