@@ -98,14 +98,95 @@ pub const QEMU_VIRT_GICV3: Board = Board {
     ..QEMU_VIRT_COMMON
 };
 
+/// INTIDs the kernel keeps a claim for (SGIs and PPIs included): user level can be given SPIs
+/// 32..MAX_INTIDS and the EL1 physical timer's PPI, no others.
+pub const MAX_INTIDS: u32 = 256;
+
+/// Why the kernel refuses an interrupt to user level ([`Board::user_irq_refusal`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IrqRefusal {
+    /// The kernel's own: what it is.
+    KernelOwned(u32, &'static str),
+    /// An SGI or a PPI other than the EL1 physical timer.
+    NotSpi(u32, u32),
+    /// Beyond [`MAX_INTIDS`].
+    Beyond(u32),
+}
+
+impl core::fmt::Display for IrqRefusal {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            IrqRefusal::KernelOwned(irq, what) => {
+                write!(f, "irq {irq} is {what}, which the kernel keeps")
+            }
+            IrqRefusal::NotSpi(irq, timer) => write!(
+                f,
+                "irq {irq} is an SGI or a PPI: only SPIs (32 to {}) and the EL1 physical timer \
+                 ({timer}) can be handed to a protection domain",
+                MAX_INTIDS - 1
+            ),
+            IrqRefusal::Beyond(irq) => write!(
+                f,
+                "irq {irq} is beyond the interrupts the kernel manages (32 to {})",
+                MAX_INTIDS - 1
+            ),
+        }
+    }
+}
+
+impl Board {
+    /// Why the kernel would refuse `irq` to user level on this board (IrqControlGet), if it
+    /// would: `check` reports the same with the SDF position rather than letting the boot fail.
+    pub fn user_irq_refusal(&self, irq: u32) -> Option<IrqRefusal> {
+        let own = [
+            (self.uart_irq, "the kernel console's UART interrupt"),
+            (
+                self.hyp_timer_irq,
+                "the kernel's own timer (EL2 physical timer PPI)",
+            ),
+            (self.virt_timer_irq, "the guests' virtual timer PPI"),
+            (
+                self.vgic_maintenance_irq,
+                "the virtual GIC's maintenance PPI",
+            ),
+        ];
+        if let Some(&(_, what)) = own.iter().find(|(n, _)| *n == irq) {
+            return Some(IrqRefusal::KernelOwned(irq, what));
+        }
+        if irq == self.phys_timer_irq {
+            None
+        } else if irq < 32 {
+            Some(IrqRefusal::NotSpi(irq, self.phys_timer_irq))
+        } else if irq >= MAX_INTIDS {
+            Some(IrqRefusal::Beyond(irq))
+        } else {
+            None
+        }
+    }
+
+    /// Cores PDs can run on: the kernel runs on the boot core only (the runner starts QEMU
+    /// with `-smp 1`).
+    pub const fn cores(&self) -> u32 {
+        1
+    }
+}
+
 /// Every board the kernel knows, each GIC variant listed once.
 pub const BOARDS: &[Board] = &[QEMU_VIRT_GICV2, QEMU_VIRT_GICV3];
 
 /// Looks a board up by name and GIC version (`None` takes the board's first listed variant).
+/// Microkit's spelling of a board name (`qemu_virt_aarch64`) is understood too.
 pub fn board_by_name(name: &str, gic: Option<GicVersion>) -> Option<Board> {
+    let same = |b: &Board| {
+        b.name.len() == name.len()
+            && b.name
+                .bytes()
+                .zip(name.bytes())
+                .all(|(x, y)| x == y || (x == b'-' && y == b'_'))
+    };
     BOARDS
         .iter()
-        .filter(|b| b.name == name)
+        .filter(|b| same(b))
         .find(|b| gic.is_none_or(|g| b.gic.version() == g))
         .copied()
 }
@@ -115,6 +196,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn user_irqs_are_spis_and_the_physical_timer() {
+        let b = QEMU_VIRT_GICV3;
+        for ok in [30, 32, 40, 78, 79, 255] {
+            assert_eq!(b.user_irq_refusal(ok), None, "{ok}");
+        }
+        for bad in [0, 15, 25, 26, 27, 29, 31, 33, 256, 1020] {
+            assert!(b.user_irq_refusal(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
     fn qemu_virt_has_both_gics_and_sane_memory() {
         let v2 = board_by_name("qemu-virt-aarch64", Some(GicVersion::V2)).unwrap();
         let v3 = board_by_name("qemu-virt-aarch64", Some(GicVersion::V3)).unwrap();
@@ -122,6 +214,10 @@ mod tests {
         assert_eq!(v3.gic.version(), GicVersion::V3);
         assert_eq!(board_by_name("qemu-virt-aarch64", None), Some(v2));
         assert!(board_by_name("no-such-board", None).is_none());
+        assert_eq!(
+            board_by_name("qemu_virt_aarch64", Some(GicVersion::V3)),
+            Some(v3)
+        );
         for b in BOARDS {
             assert_eq!(
                 b.ram_base % (2 << 20),

@@ -10,5 +10,5 @@ mod board;
 mod build;
 pub mod limits;
 
-pub use board::{BOARDS, Board, GicLayout, GicVersion, board_by_name};
+pub use board::{BOARDS, Board, GicLayout, GicVersion, IrqRefusal, MAX_INTIDS, board_by_name};
 pub use build::BuildConfig;

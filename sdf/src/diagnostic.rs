@@ -75,6 +75,14 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Line 0: about the file as a whole (it cannot be read), so no position is invented.
+        if self.line == 0 {
+            return write!(
+                f,
+                "{}: {}: {} [{}]",
+                self.file, self.severity, self.message, self.rule
+            );
+        }
         write!(
             f,
             "{}:{}:{}: {}: {} [{}]",

@@ -61,7 +61,7 @@ pub fn check_file(path: &Path, board: &Board) -> Result<Checked, Diagnostics> {
         Err(e) => {
             let d = Diagnostic::error(
                 &name,
-                Span::new(1, 1),
+                Span::new(0, 0),
                 "read-file",
                 format!("cannot read: {e}"),
             );

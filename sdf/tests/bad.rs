@@ -65,8 +65,14 @@ fn unreadable_file_is_a_diagnostic() {
     let d = check_file(&path, &BOARD).unwrap_err();
     assert_eq!(d.len(), 1);
     let d = &d.0[0];
-    assert_eq!((d.line, d.col, d.rule), (1, 1, "read-file"));
+    // No invented position: the whole file is the problem.
+    assert_eq!((d.line, d.col, d.rule), (0, 0, "read-file"));
     assert!(d.message.starts_with("cannot read: "), "{}", d.message);
+    let shown = d.to_string();
+    assert!(
+        shown.starts_with(&format!("{}: error: cannot read: ", path.display())),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -913,6 +919,121 @@ fn xml() {
     expect("xml", &[(5, 1, "xml", "expected '>' not '<'")]);
 }
 
+#[test]
+fn not_xml() {
+    expect(
+        "not_xml",
+        &[(
+            1,
+            1,
+            "xml",
+            "not an XML file: an SDF starts with `<?xml ...?>` or `<system>`",
+        )],
+    );
+}
+
+#[test]
+fn cut_off() {
+    // Where the text ends, and what is left open (roxmltree says 1:1, "never closed").
+    expect(
+        "cut_off",
+        &[(
+            4,
+            1,
+            "xml",
+            "the file ends inside `<protection_domain>` (opened at line 2): the file is cut off or a closing tag is missing",
+        )],
+    );
+}
+
+#[test]
+fn no_pds() {
+    expect(
+        "no_pds",
+        &[
+            (
+                1,
+                1,
+                "no-pds",
+                "the system has no protection domain (Microkit refuses this too): add at least one",
+            ),
+            (2, 5, "unused-region", "memory region `r` is never mapped"),
+        ],
+    );
+}
+
+#[test]
+fn setvar_unique() {
+    expect(
+        "setvar_unique",
+        &[(
+            6,
+            9,
+            "setvar-unique",
+            "symbol `buf` of `a` is already patched at line 5",
+        )],
+    );
+}
+
+#[test]
+fn irq_reserved() {
+    expect(
+        "irq_reserved",
+        &[
+            (
+                4,
+                9,
+                "irq-reserved",
+                "irq 33 is the kernel console's UART interrupt, which the kernel keeps (protection domain `a`)",
+            ),
+            (
+                5,
+                9,
+                "irq-reserved",
+                "irq 27 is the guests' virtual timer PPI, which the kernel keeps (protection domain `a`)",
+            ),
+            (
+                6,
+                9,
+                "irq-reserved",
+                "irq 16 is an SGI or a PPI: only SPIs (32 to 255) and the EL1 physical timer (30) can be handed to a protection domain (protection domain `a`)",
+            ),
+            (
+                7,
+                9,
+                "irq-reserved",
+                "irq 256 is beyond the interrupts the kernel manages (32 to 255) (protection domain `a`)",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn cpu_range() {
+    expect(
+        "cpu_range",
+        &[(
+            2,
+            5,
+            "cpu-range",
+            "protection domain `a` is placed on cpu 1, but qemu-virt-aarch64 has 1 core for protection domains (0 to 0)",
+        )],
+    );
+}
+
+#[test]
+fn pd_pp() {
+    expect(
+        "pd_pp",
+        &[(
+            2,
+            33,
+            "unknown-attribute",
+            "unknown attribute `pp` on `protection_domain` (`pp` belongs on a channel's `<end>`: move it to the end naming this PD)",
+        )],
+    );
+}
+
 /// Every fixture is exercised by a test above.
 const FIXTURES: &[&str] = &[
     "bad_number",
@@ -920,11 +1041,14 @@ const FIXTURES: &[&str] = &[
     "budget_period",
     "channel_ends",
     "child_id",
+    "cpu_range",
+    "cut_off",
     "depends_on",
     "depends_on_cycle",
     "heartbeat_passive",
     "id_range",
     "id_unique",
+    "irq_reserved",
     "irq_unique",
     "map_align",
     "map_overlap",
@@ -932,8 +1056,11 @@ const FIXTURES: &[&str] = &[
     "map_stack",
     "map_wx",
     "missing_attribute",
+    "no_pds",
+    "not_xml",
     "page_size",
     "pd_count",
+    "pd_pp",
     "phys_align",
     "phys_overlap",
     "phys_range",
@@ -945,6 +1072,7 @@ const FIXTURES: &[&str] = &[
     "restart_backoff",
     "restart_limit",
     "restart_policy",
+    "setvar_unique",
     "several",
     "stack_size",
     "unexpected_text",

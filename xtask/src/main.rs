@@ -20,7 +20,7 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct Target {
-    /// Board to build for.
+    /// Board to build for: qemu-virt-aarch64 (Microkit's spelling qemu_virt_aarch64 works too).
     #[arg(long, default_value = "qemu-virt-aarch64")]
     board: String,
     /// GIC version of the board variant (2 or 3).
@@ -87,8 +87,18 @@ fn board(t: &Target) -> Result<axolotl_kernel_config::Board, String> {
     } else {
         GicVersion::V3
     };
-    board_by_name(&t.board, Some(gic))
-        .ok_or_else(|| format!("no board {:?} with GICv{}", t.board, t.gic))
+    board_by_name(&t.board, Some(gic)).ok_or_else(|| {
+        let known: Vec<String> = axolotl_kernel_config::BOARDS
+            .iter()
+            .map(|b| format!("{} --gic {}", b.name, b.gic.version().number()))
+            .collect();
+        format!(
+            "no board {:?} with GICv{}; the boards are: {}",
+            t.board,
+            t.gic,
+            known.join(", ")
+        )
+    })
 }
 
 /// The image variant for `board`, packing the system of `sdf` if one is given.

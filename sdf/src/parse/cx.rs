@@ -75,6 +75,10 @@ impl<'t> Cx<'t> {
             let at = self.lines.span(a.range().start);
             let hint = if tag == "protection_domain" && a.name() == "id" {
                 " (only a nested protection_domain has an `id`)".to_owned()
+            } else if tag == "protection_domain" && a.name() == "pp" {
+                // Microkit before 1.3 had `pp` on the PD; since then it is per channel end.
+                " (`pp` belongs on a channel's `<end>`: move it to the end naming this PD)"
+                    .to_owned()
             } else if allowed.is_empty() {
                 " (it takes none)".to_owned()
             } else {

@@ -14,6 +14,7 @@ use crate::model::*;
 use crate::{Diagnostic, Span, defaults};
 pub(crate) use cx::Taint;
 use cx::{Cx, El};
+use lines::LineIndex;
 
 pub(crate) struct Output {
     /// `None` when the text is not XML or its root is not `<system>`.
@@ -73,10 +74,8 @@ pub(crate) fn parse(file: &str, text: &str) -> Output {
     let system = match Document::parse(text) {
         Ok(doc) => system(&mut cx, doc.root_element()),
         Err(e) => {
-            let p = e.pos();
-            // roxmltree embeds the position in its message; ours goes in front.
-            let msg = e.to_string().replace(&format!(" at {p}"), "");
-            cx.error(Span::new(p.row, p.col), "xml", msg);
+            let (at, msg) = xml_error(&cx, text, &e);
+            cx.error(at, "xml", msg);
             None
         }
     };
@@ -85,6 +84,84 @@ pub(crate) fn parse(file: &str, text: &str) -> Output {
         taint: cx.taint,
         diags: cx.diags,
     }
+}
+
+/// What roxmltree's error means for an SDF, and where: a file that is not XML at all, and one
+/// cut off mid-element, get a message that says so (roxmltree places both at 1:1).
+fn xml_error(cx: &Cx, text: &str, e: &roxmltree::Error) -> (Span, String) {
+    let p = e.pos();
+    let at = Span::new(p.row, p.col);
+    match e {
+        roxmltree::Error::UnknownToken(_) if text.trim_start().chars().next() != Some('<') => (
+            at,
+            "not an XML file: an SDF starts with `<?xml ...?>` or `<system>`".to_owned(),
+        ),
+        roxmltree::Error::UnexpectedEndOfStream | roxmltree::Error::UnclosedRootNode => {
+            let end = cx.lines.span(text.len());
+            let msg = match open_elements(text).last() {
+                Some(open) => format!(
+                    "the file ends inside `<{}>` (opened at line {}): the file is cut off \
+                     or a closing tag is missing",
+                    open.0, open.1.line
+                ),
+                None => "the file ends in the middle of a tag".to_owned(),
+            };
+            (end, msg)
+        }
+        _ => {
+            // roxmltree embeds the position in its message; ours goes in front.
+            (at, e.to_string().replace(&format!(" at {p}"), ""))
+        }
+    }
+}
+
+/// The elements still open at the end of `text`, outermost first: a tag scan good enough to
+/// name what a cut-off file left open (comments, CDATA and processing instructions skipped).
+fn open_elements(text: &str) -> Vec<(String, Span)> {
+    let lines = LineIndex::new(text);
+    let mut stack: Vec<(String, Span)> = Vec::new();
+    let mut rest = text;
+    let mut base = 0;
+    while let Some(i) = rest.find('<') {
+        let tag = &rest[i..];
+        let start = base + i;
+        let skip_to = |end: &str| tag.find(end).map(|e| e + end.len());
+        let consumed = if tag.starts_with("<!--") {
+            skip_to("-->")
+        } else if tag.starts_with("<![CDATA[") {
+            skip_to("]]>")
+        } else if tag.starts_with("<?") || tag.starts_with("<!") {
+            skip_to(">")
+        } else if let Some(name) = tag.strip_prefix("</") {
+            let name: String = name
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '>')
+                .collect();
+            if let Some(pos) = stack.iter().rposition(|(n, _)| *n == name) {
+                stack.truncate(pos);
+            }
+            skip_to(">")
+        } else {
+            let name: String = tag[1..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '>' && *c != '/')
+                .collect();
+            let end = skip_to(">");
+            let self_closing = end.is_some_and(|e| tag[..e].ends_with("/>"));
+            if !self_closing && !name.is_empty() {
+                stack.push((name, lines.span(start)));
+            }
+            end
+        };
+        match consumed {
+            Some(n) => {
+                rest = &tag[n..];
+                base = start + n;
+            }
+            None => break,
+        }
+    }
+    stack
 }
 
 fn system(cx: &mut Cx, root: Node) -> Option<SystemDescription> {

@@ -1,6 +1,7 @@
 //! Rules relating several elements. Each reads the model only; values whose attribute could
 //! not be parsed are skipped (see `Taint`) so one typo does not cascade into more errors.
 
+mod board;
 mod channels;
 mod ids;
 mod image;
@@ -47,6 +48,7 @@ pub(crate) fn validate(sd: &SystemDescription, taint: &Taint, board: &Board) -> 
     regions::check(&mut cx);
     maps::check(&mut cx);
     resilience::check(&mut cx);
+    board::check(&mut cx);
     cx.out
 }
 

@@ -18,6 +18,41 @@ pub(super) fn check(cx: &mut Cx) {
         cx.error(pd.span, "pd-count", msg);
     }
 
+    if pds.is_empty() {
+        cx.error(
+            sd.span,
+            "no-pds",
+            "the system has no protection domain (Microkit refuses this too): add at least one",
+        );
+    }
+
+    // A symbol is patched once: two setvars of one symbol would leave it to the build order
+    // which value the program sees (Microkit refuses this too).
+    for pd in &pds {
+        let mut patched: HashMap<&str, Span> = HashMap::new();
+        let mut symbols: Vec<(&str, Span)> = pd
+            .maps
+            .iter()
+            .filter_map(|m| Some((m.setvar_vaddr.as_deref()?, m.span)))
+            .chain(pd.setvars.iter().map(|s| (s.symbol.as_str(), s.span)))
+            .collect();
+        symbols.sort_by_key(|&(_, at)| at);
+        for (symbol, at) in symbols {
+            if symbol.is_empty() {
+                continue;
+            }
+            if let Some(first) = patched.get(symbol) {
+                let msg = format!(
+                    "symbol `{symbol}` of `{}` is already patched at line {}",
+                    pd.name, first.line
+                );
+                cx.error(at, "setvar-unique", msg);
+            } else {
+                patched.insert(symbol, at);
+            }
+        }
+    }
+
     // PDs and virtual machines share one namespace: both are named in faults and boot plans.
     let mut seen: HashMap<&str, Span> = HashMap::new();
     let mut named = Vec::new();
