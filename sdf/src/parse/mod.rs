@@ -92,7 +92,7 @@ fn xml_error(cx: &Cx, text: &str, e: &roxmltree::Error) -> (Span, String) {
     let p = e.pos();
     let at = Span::new(p.row, p.col);
     match e {
-        roxmltree::Error::UnknownToken(_) if text.trim_start().chars().next() != Some('<') => (
+        roxmltree::Error::UnknownToken(_) if !text.trim_start().starts_with('<') => (
             at,
             "not an XML file: an SDF starts with `<?xml ...?>` or `<system>`".to_owned(),
         ),
