@@ -27,7 +27,14 @@ fn diagnostics(name: &str) -> Diagnostics {
 
 /// Asserts the exact diagnostics of fixture `name`; only `unused-region` is a warning.
 fn expect(name: &str, want: &[(u32, u32, &str, &str)]) {
-    let diags = diagnostics(name);
+    // The fixtures' VMs are about other rules; the GICV warning is tested in good.rs.
+    let diags = Diagnostics(
+        diagnostics(name)
+            .iter()
+            .filter(|d| d.rule != "vm-gic")
+            .cloned()
+            .collect(),
+    );
     for d in &diags {
         assert_eq!(
             d.severity == Severity::Warning,

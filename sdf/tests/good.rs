@@ -227,3 +227,34 @@ fn image_overlap_is_reported_at_the_map() {
     let unknown = check_image_overlaps(&sd, "nobody", &[]);
     assert_eq!(unknown[0].rule, "unknown-pd");
 }
+
+#[test]
+fn a_gicv2_guest_without_the_virtual_cpu_interface_is_warned_about() {
+    let text = |gicv_map: &str| {
+        format!(
+            "<system>\
+             <memory_region name=\"ram\" size=\"0x200000\" page_size=\"0x200000\" />\
+             <memory_region name=\"gicv\" size=\"0x2000\" phys_addr=\"0x8040000\" />\
+             <protection_domain name=\"vmm\"><program_image path=\"vmm.elf\" />\
+             <virtual_machine name=\"guest\"><vcpu id=\"0\" />\
+             <map mr=\"ram\" vaddr=\"0x40000000\" perms=\"rwx\" />{gicv_map}\
+             </virtual_machine></protection_domain></system>"
+        )
+    };
+    let gicv2 = axolotl_kernel_config::board_by_name(
+        "qemu-virt-aarch64",
+        Some(axolotl_kernel_config::GicVersion::V2),
+    )
+    .unwrap();
+    let with = text("<map mr=\"gicv\" vaddr=\"0x8010000\" perms=\"rw\" cached=\"false\" />");
+    assert!(
+        check("v.system", &with, &gicv2)
+            .unwrap()
+            .warnings
+            .is_empty()
+    );
+    let without = check("v.system", &text(""), &gicv2).unwrap();
+    let rules: Vec<_> = without.warnings.iter().map(|d| d.rule).collect();
+    // `gicv` is also left unmapped.
+    assert_eq!(rules, ["unused-region", "vm-gic"], "{}", without.warnings);
+}

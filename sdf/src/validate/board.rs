@@ -36,6 +36,7 @@ pub(super) fn check(cx: &mut Cx) {
             );
         }
         if let Some(vm) = &pd.virtual_machine {
+            vm_gic(cx, vm);
             for v in &vm.vcpus {
                 if !cx.taint.is(v.span, "cpu") && v.cpu >= cores {
                     cx.error(
@@ -55,5 +56,35 @@ pub(super) fn check(cx: &mut Cx) {
                 }
             }
         }
+    }
+}
+
+/// A guest on a GICv2 board reaches its GIC CPU interface through the hardware's virtual CPU
+/// interface (GICV), which its VM must map where the guest's device tree puts GICC; without
+/// it the system builds, boots, and the guest kernel panics probing its GIC. (GICv3 guests use
+/// system registers: nothing to map.) A warning, not an error: a guest that never touches its
+/// GIC (tests/systems/vm-exits.system) needs no GICV, and only the VMM program knows.
+fn vm_gic(cx: &mut Cx, vm: &crate::VirtualMachine) {
+    let axolotl_kernel_config::GicLayout::V2 { gicv, .. } = cx.board.gic else {
+        return;
+    };
+    let maps_gicv = vm.maps.iter().any(|m| {
+        cx.sd
+            .memory_regions
+            .iter()
+            .any(|mr| mr.name == m.mr && mr.phys_addr == Some(gicv))
+    });
+    if !maps_gicv {
+        cx.warning(
+            vm.span,
+            "vm-gic",
+            format!(
+                "virtual machine `{}` runs on a GICv2 board but maps no region at the virtual \
+                 CPU interface {gicv:#x}: map one (phys_addr=\"{gicv:#x}\", size 0x2000) where \
+                 the guest expects GICC, as systems/linux-vm-gicv2.system does, or build for \
+                 --gic 3",
+                vm.name
+            ),
+        );
     }
 }
