@@ -101,6 +101,21 @@ fn board(t: &Target) -> Result<axolotl_kernel_config::Board, String> {
     })
 }
 
+/// One rule for every command's SDF path: as given (absolute, or relative to the current
+/// directory), else relative to the workspace root (so `systems/hello.system` works from
+/// anywhere in the checkout); a path found in neither is reported as given.
+fn resolve(path: &std::path::Path) -> std::path::PathBuf {
+    if path.is_absolute() || path.exists() {
+        return path.to_path_buf();
+    }
+    let in_root = images::workspace_root().join(path);
+    if in_root.exists() {
+        in_root
+    } else {
+        path.to_path_buf()
+    }
+}
+
 /// The image variant for `board`, packing the system of `sdf` if one is given.
 fn variant(
     board: axolotl_kernel_config::Board,
@@ -122,6 +137,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Cmd::Build { target, system } => {
             let b = board(&target)?;
             setup::ensure_rust_targets()?;
+            let system = system.as_deref().map(resolve);
             let img = images::build(&variant(b, system.as_deref())?)?;
             println!("image: {}", img.display());
         }
@@ -132,13 +148,24 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         } => {
             let b = board(&target)?;
             setup::ensure()?;
-            let sdf = images::workspace_root().join(system);
+            let sdf = resolve(&system);
             let img = images::build(&variant(b, Some(&sdf))?)?;
             let mut m = axolotl_qemu::Machine::new(b);
             m.cpu = Box::leak(cpu.into_boxed_str());
-            eprintln!("xtask: booting {} (quit: Ctrl-A then X)", img.display());
+            // The terminal set-up (keys to UART1, the console through its own chardev on
+            // /dev/stdout) is for a terminal only: with output redirected to a file, that
+            // chardev would open the file a second time and overwrite what the first wrote.
+            let interactive = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            if interactive {
+                eprintln!("xtask: booting {} (quit: Ctrl-A then X)", img.display());
+            } else {
+                eprintln!(
+                    "xtask: booting {} (output not a terminal: no input)",
+                    img.display()
+                );
+            }
             let status = Command::new(axolotl_qemu::QEMU_AARCH64)
-                .args(m.args(&img, true))
+                .args(m.args(&img, interactive))
                 .status()
                 .map_err(|e| format!("cannot start QEMU: {e}"))?;
             if !status.success() {
@@ -149,6 +176,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let b = board(&target)?;
             // The SDF's rules and the plan's, the root task's and the board's capacities:
             // everything `build` and the boot would refuse that the SDF alone shows.
+            let file = resolve(&file);
             return Ok(match axolotl_boot_plan::limits::check_file(&file, &b) {
                 Ok(checked) => {
                     for w in checked.warnings.iter() {

@@ -84,8 +84,17 @@ pub fn pack_with_initrd(
     board: &Board,
     initrd: Option<&Path>,
 ) -> Result<Packed, String> {
-    let checked =
-        axolotl_boot_plan::limits::check_file(sdf_path, board).map_err(|d| format!("{d}"))?;
+    // The diagnostics go out as they are (FILE:LINE:COL: ...), not inside xtask's own
+    // "error:" line: one prefix per line.
+    let checked = axolotl_boot_plan::limits::check_file(sdf_path, board).map_err(|d| {
+        eprint!("{d}");
+        let n = d.errors().count();
+        format!(
+            "{} is refused ({n} error{})",
+            sdf_path.display(),
+            if n == 1 { "" } else { "s" }
+        )
+    })?;
     for w in checked.warnings.iter() {
         eprintln!("{w}");
     }
