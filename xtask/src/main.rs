@@ -39,6 +39,9 @@ enum Cmd {
         /// The .system file (SDF) to build; without it the image holds the root task alone.
         #[arg(long)]
         system: Option<std::path::PathBuf>,
+        /// Print the boot plan's table of PDs (priorities, budgets, memory, caps).
+        #[arg(long)]
+        show_plan: bool,
     },
     /// Build and boot in QEMU, console on this terminal (quit: Ctrl-A then X).
     Run {
@@ -50,6 +53,9 @@ enum Cmd {
         /// The .system file (SDF) to boot.
         #[arg(long, default_value = "systems/hello.system")]
         system: std::path::PathBuf,
+        /// Print the boot plan's table of PDs (priorities, budgets, memory, caps).
+        #[arg(long)]
+        show_plan: bool,
     },
     /// Kernel microbenchmarks under QEMU -icount shift=0 (instructions per operation).
     Bench,
@@ -134,7 +140,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             setup::ensure()?;
             println!("setup: everything is in place");
         }
-        Cmd::Build { target, system } => {
+        Cmd::Build {
+            target,
+            system,
+            show_plan,
+        } => {
+            system::SHOW_PLAN.store(show_plan, std::sync::atomic::Ordering::Relaxed);
             let b = board(&target)?;
             setup::ensure_rust_targets()?;
             let system = system.as_deref().map(resolve);
@@ -145,7 +156,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             target,
             cpu,
             system,
+            show_plan,
         } => {
+            system::SHOW_PLAN.store(show_plan, std::sync::atomic::Ordering::Relaxed);
             let b = board(&target)?;
             setup::ensure()?;
             let sdf = resolve(&system);

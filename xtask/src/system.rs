@@ -24,6 +24,9 @@ pub const PD_PACKAGES: &[&str] = &[
 pub const MONITOR_IMAGE: &str = "monitor-pd.elf";
 pub const PD_TARGET: &str = "aarch64-unknown-none";
 
+/// Print the whole PD/region table of each system packed (`--show-plan`), not one line.
+pub static SHOW_PLAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// A packed system, ready to go into a root task.
 pub struct Packed {
     /// The SDF's file stem: names the image.
@@ -159,7 +162,18 @@ pub fn pack_with_initrd(
                 .collect::<Vec<_>>()
                 .join("\n")
         })?;
-    println!("{}", plan.summary());
+    if SHOW_PLAN.load(std::sync::atomic::Ordering::Relaxed) {
+        println!("{}", plan.summary());
+    } else {
+        println!(
+            "{}: {} PDs, {} memory regions, {} channels, {} vCPUs (--show-plan for the table)",
+            sdf_path.display(),
+            plan.pds.len(),
+            plan.regions.len(),
+            plan.channels.len(),
+            plan.vcpus.len()
+        );
+    }
 
     let mut buf = vec![0u8; axolotl_boot_plan::PLAN_SIZE_LIMIT];
     let encoded = axolotl_boot_plan::encode(&plan, &mut buf).map_err(|e| e.to_string())?;
