@@ -134,7 +134,34 @@ fn variant(
     Ok(v)
 }
 
+/// Holds the checkout's build lock: two `cargo xtask` commands at once (a `run` beside a
+/// `test`) would otherwise rebuild the images the other is about to boot, and a test could boot
+/// another variant's image. The second waits, saying so; the lock goes with the process.
+fn lock_checkout() -> Result<std::fs::File, String> {
+    let dir = images::target_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join("xtask.lock");
+    let f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            eprintln!("xtask: another cargo xtask is building in this checkout: waiting for it");
+            f.lock()
+                .map_err(|e| format!("locking {}: {e}", path.display()))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(format!("locking {}: {e}", path.display()));
+        }
+    }
+    Ok(f)
+}
+
 fn run(cli: Cli) -> Result<ExitCode, String> {
+    // Everything that builds images holds the lock; `run` lets go once its image is built.
+    let mut lock = match cli.cmd {
+        Cmd::Check { .. } | Cmd::Setup => None,
+        _ => Some(lock_checkout()?),
+    };
     match cli.cmd {
         Cmd::Setup => {
             setup::ensure()?;
@@ -163,6 +190,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             setup::ensure()?;
             let sdf = resolve(&system);
             let img = images::build(&variant(b, Some(&sdf))?)?;
+            drop(lock.take());
             let mut m = axolotl_qemu::Machine::new(b);
             m.cpu = Box::leak(cpu.into_boxed_str());
             // The terminal set-up (keys to UART1, the console through its own chardev on

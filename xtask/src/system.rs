@@ -29,7 +29,7 @@ pub static SHOW_PLAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicB
 
 /// A packed system, ready to go into a root task.
 pub struct Packed {
-    /// The SDF's file stem: names the image.
+    /// Names the image: see [`image_name`].
     pub name: String,
     pub pack: PathBuf,
 }
@@ -183,14 +183,38 @@ pub fn pack_with_initrd(
         .collect();
     let blob = pack::write(encoded, &images);
 
-    let name = sdf_path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("system")
-        .to_string();
+    let name = image_name(sdf_path);
     let out_dir = images::images_dir();
     fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     let out = out_dir.join(format!("{name}.pack"));
     fs::write(&out, &blob).map_err(|e| format!("{}: {e}", out.display()))?;
     Ok(Packed { name, pack: out })
+}
+
+/// The SDF's file stem for the checkout's own `systems/` and `tests/systems/` (the names the
+/// docs and tests use); any other file gets a hash of its full path added, so that two
+/// `hello.system` files in different directories do not overwrite each other's image.
+pub fn image_name(sdf_path: &Path) -> String {
+    let stem = sdf_path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("system")
+        .to_string();
+    let full = fs::canonicalize(sdf_path).unwrap_or_else(|_| sdf_path.to_path_buf());
+    let root = images::workspace_root();
+    let ours = [root.join("systems"), root.join("tests").join("systems")]
+        .iter()
+        .filter_map(|d| fs::canonicalize(d).ok())
+        .any(|d| full.parent() == Some(d.as_path()));
+    if ours {
+        return stem;
+    }
+    // FNV-1a: stable across runs and Rust versions, unlike std's DefaultHasher.
+    let hash = full
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    format!("{stem}-{:08x}", hash as u32)
 }
