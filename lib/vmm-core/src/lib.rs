@@ -8,6 +8,7 @@ pub mod mmio;
 pub mod pl011;
 pub mod psci;
 pub mod vgic;
+pub mod virtio;
 pub mod vm;
 
 #[cfg(test)]
