@@ -453,3 +453,268 @@ fn nothing_happens_before_driver_ok() {
     assert!(g.be.taken.is_empty());
     assert_eq!(g.dev.in_flight(), 0);
 }
+
+/// The ordering model: a well-behaved guest, a backend that completes in any order,
+/// says IOERR sometimes, is full sometimes, and gets duplicate and forged completions
+/// fed to the device.
+mod ordering {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[derive(Debug, Clone)]
+    enum MOp {
+        Add(u8),
+        Complete { pick: usize, ioerr: bool },
+        Duplicate { pick: usize },
+        Forge { id: u64 },
+        Busy(bool),
+        Kick,
+    }
+
+    fn mop() -> impl Strategy<Value = MOp> {
+        prop_oneof![
+            4 => (0u8..8).prop_map(MOp::Add),
+            5 => (any::<usize>(), prop::bool::weighted(0.15))
+                .prop_map(|(pick, ioerr)| MOp::Complete { pick, ioerr }),
+            1 => any::<usize>().prop_map(|pick| MOp::Duplicate { pick }),
+            1 => any::<u64>().prop_map(|id| MOp::Forge { id }),
+            1 => any::<bool>().prop_map(MOp::Busy),
+            1 => Just(MOp::Kick),
+        ]
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Kind {
+        Read,
+        Write,
+        Flush,
+        GetId,
+    }
+
+    #[derive(Debug)]
+    struct MReq {
+        kind: Kind,
+        req: Req,
+        sector: u64,
+        /// The backend completed it, with this status.
+        backend: Option<u8>,
+        guest_done: bool,
+    }
+
+    const MAX_REQUESTS: usize = 20;
+
+    fn pattern(sector: u64) -> Vec<u8> {
+        (0..512)
+            .map(|i| (i as u64 * 13 + sector * 7) as u8)
+            .collect()
+    }
+
+    struct Model {
+        g: Guest,
+        reqs: Vec<MReq>,
+        by_head: HashMap<u16, usize>,
+        /// Backend request index → model request.
+        taken: Vec<usize>,
+        /// Ids completed (Done or Dropped).
+        completed: Vec<u64>,
+    }
+
+    impl Model {
+        fn add(&mut self, k: u8) {
+            if self.reqs.len() >= MAX_REQUESTS {
+                return;
+            }
+            let sector = 100 + self.reqs.len() as u64;
+            let kind = match k {
+                0..=2 => Kind::Read,
+                3..=5 => Kind::Write,
+                6 => Kind::Flush,
+                _ => Kind::GetId,
+            };
+            let req = match kind {
+                Kind::Read => self.g.add(T_IN, sector, None, 512),
+                Kind::Write => self.g.add(T_OUT, sector, Some(&pattern(sector)), 0),
+                Kind::Flush => self.g.add(T_FLUSH, 0, None, 0),
+                Kind::GetId => self.g.add(T_GET_ID, 0, None, ID_BYTES as u32),
+            };
+            assert!(self.by_head.insert(req.head, self.reqs.len()).is_none());
+            self.reqs.push(MReq {
+                kind,
+                req,
+                sector,
+                backend: None,
+                guest_done: false,
+            });
+        }
+
+        /// Maps what the backend newly took to the guest's requests and checks the
+        /// order: as made available, and a flush only after every earlier write
+        /// completed at the backend.
+        fn observe_backend(&mut self) {
+            while self.taken.len() < self.g.be.taken.len() {
+                let (r, data) = self.g.be.taken[self.taken.len()].clone();
+                let last = self.taken.last().copied();
+                let i = match r.op {
+                    BlkOp::Flush => (last.map_or(0, |l| l + 1)..self.reqs.len())
+                        .find(|&i| self.reqs[i].kind == Kind::Flush)
+                        .expect("a flush the guest made"),
+                    _ => self
+                        .reqs
+                        .iter()
+                        .position(|m| m.sector == r.sector && m.kind != Kind::Flush)
+                        .expect("a request the guest made"),
+                };
+                assert!(last.is_none_or(|l| i > l), "handed over out of order");
+                let m = &self.reqs[i];
+                match m.kind {
+                    Kind::Read => assert_eq!((r.op, r.len), (BlkOp::Read, 512)),
+                    Kind::Write => {
+                        assert_eq!((r.op, r.len), (BlkOp::Write, 512));
+                        assert_eq!(data, pattern(m.sector));
+                    }
+                    Kind::Flush => {
+                        for e in &self.reqs[..i] {
+                            if e.kind == Kind::Write {
+                                assert!(
+                                    e.backend.is_some(),
+                                    "flush before an earlier write completed"
+                                );
+                            }
+                        }
+                    }
+                    Kind::GetId => panic!("GET_ID went to the backend"),
+                }
+                self.taken.push(i);
+            }
+        }
+
+        /// Checks what the guest newly got back.
+        fn observe_guest(&mut self) {
+            for (head, len) in self.g.used() {
+                let i = self
+                    .by_head
+                    .remove(&(head as u16))
+                    .expect("completed once, and only what the guest made available");
+                let m = &self.reqs[i];
+                let status = self.g.status_of(&m.req);
+                match m.kind {
+                    Kind::GetId => {
+                        assert_eq!(status, S_OK);
+                        assert_eq!(self.g.ram.get(m.req.data, ID_BYTES), &SERIAL);
+                    }
+                    _ => {
+                        let b = m
+                            .backend
+                            .expect("completed to the guest before the backend");
+                        assert_eq!(status, b);
+                        if m.kind == Kind::Read && b == S_OK {
+                            assert_eq!(len, 513);
+                            assert_eq!(self.g.ram.get(m.req.data, 512), &pattern(m.sector)[..]);
+                        } else {
+                            assert_eq!(len, 1);
+                        }
+                    }
+                }
+                if m.kind == Kind::Flush {
+                    for e in &self.reqs[..i] {
+                        if e.kind == Kind::Write {
+                            assert!(e.guest_done, "flush done before an earlier write");
+                        }
+                    }
+                }
+                self.reqs[i].guest_done = true;
+            }
+        }
+
+        /// Backend requests not completed yet.
+        fn open(&self) -> Vec<usize> {
+            (0..self.taken.len())
+                .filter(|&t| self.reqs[self.taken[t]].backend.is_none())
+                .collect()
+        }
+
+        fn complete(&mut self, t: usize, ioerr: bool) {
+            let (r, _) = self.g.be.taken[t].clone();
+            let m = self.taken[t];
+            let status = if ioerr { S_IOERR } else { S_OK };
+            let data = if r.op == BlkOp::Read {
+                pattern(r.sector)
+            } else {
+                vec![]
+            };
+            assert_eq!(self.g.complete(r.id, status, &data), Completion::Done);
+            self.reqs[m].backend = Some(status);
+            self.completed.push(r.id);
+        }
+
+        fn step(&mut self, op: &MOp) {
+            match *op {
+                MOp::Add(k) => self.add(k),
+                MOp::Complete { pick, ioerr } => {
+                    let open = self.open();
+                    if !open.is_empty() {
+                        self.complete(open[pick % open.len()], ioerr);
+                    }
+                }
+                MOp::Duplicate { pick } => {
+                    if !self.completed.is_empty() {
+                        let id = self.completed[pick % self.completed.len()];
+                        assert_eq!(self.g.complete(id, S_OK, &[0; 512]), Completion::UnknownId);
+                    }
+                }
+                MOp::Forge { id } => {
+                    if !self.g.be.taken.iter().any(|t| t.0.id == id) {
+                        assert_eq!(self.g.complete(id, S_OK, &[0; 512]), Completion::UnknownId);
+                    }
+                }
+                MOp::Busy(b) => {
+                    self.g.be.busy = b;
+                    self.g.dev.process(&mut self.g.ram, &mut self.g.be);
+                }
+                MOp::Kick => self.g.kick(),
+            }
+            self.observe_backend();
+            self.observe_guest();
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn every_request_completes_once_and_flushes_keep_order(
+            ops in proptest::collection::vec(mop(), 1..80),
+            finish in proptest::collection::vec(any::<usize>(), 64),
+        ) {
+            let mut m = Model {
+                g: Guest::new(),
+                reqs: Vec::new(),
+                by_head: HashMap::new(),
+                taken: Vec::new(),
+                completed: Vec::new(),
+            };
+            for op in &ops {
+                m.step(op);
+            }
+            // The backend drains in some order; every request then completes exactly once.
+            m.g.be.busy = false;
+            m.step(&MOp::Kick);
+            let mut k = 0;
+            loop {
+                let open = m.open();
+                if open.is_empty() {
+                    break;
+                }
+                m.complete(open[finish[k % finish.len()] % open.len()], false);
+                k += 1;
+                m.observe_backend();
+                m.observe_guest();
+            }
+            prop_assert!(m.by_head.is_empty(), "not completed: {:?}", m.by_head);
+            prop_assert!(m.reqs.iter().all(|r| r.guest_done));
+            prop_assert_eq!(m.g.dev.in_flight(), 0);
+            prop_assert!(m.g.dev.transport.live());
+        }
+    }
+}
