@@ -15,7 +15,7 @@ pub mod vm;
 mod proptests;
 
 pub use bus::{Access, Bus, DeviceError, DeviceId, MapError, MmioDevice, MmioOutcome};
-pub use guest::{GuestPlan, GuestSpec, PlanError, plan};
+pub use guest::{GuestPlan, GuestSpec, PlanError, plan, plan_with_virtio, virtio_transport};
 pub use mmio::{DecodeAction, DecodeError, MmioAccess, decode, fault_ipa};
 pub use pl011::{Pl011, TxSink};
 pub use psci::{Conduit, Psci, PsciAction, PsciReply};
