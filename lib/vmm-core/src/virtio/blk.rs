@@ -269,7 +269,8 @@ impl VirtioBlk {
         self.transport.device_error(e);
     }
 
-    /// Writes the status byte (the last writable byte) and returns the chain.
+    /// Writes the status byte (the last writable byte) and gives the chain back to the
+    /// driver with `written` data bytes plus the status.
     fn finish<M: GuestMemory + ?Sized>(
         &mut self,
         mem: &mut M,
