@@ -56,7 +56,8 @@ pub struct BlkConfig {
     pub capacity: u64,
     /// The logical block size (BLK_SIZE), e.g. 512 or 4096.
     pub blk_size: u32,
-    /// Segments per request (SEG_MAX); at most the queue size minus 2 (header, status).
+    /// Segments per request (SEG_MAX); reported as at most QueueNumMax minus 2 (header
+    /// and status share the chain).
     pub seg_max: u32,
     /// Bytes per segment (SIZE_MAX), if limited: with `seg_max`, it bounds a request's
     /// size to what the backend's data buffer holds.
@@ -229,7 +230,10 @@ impl VirtioBlk {
         let mut b = [0u8; 24];
         b[0..8].copy_from_slice(&c.capacity.to_le_bytes());
         b[8..12].copy_from_slice(&c.size_max.unwrap_or(0).to_le_bytes());
-        b[12..16].copy_from_slice(&c.seg_max.to_le_bytes());
+        // A request is header + segments + status in one chain, and a chain may not be
+        // longer than the queue (§2.7.5.3.1; the device refuses longer ones).
+        let seg_max = c.seg_max.clamp(1, u32::from(QUEUE_MAX) - 2);
+        b[12..16].copy_from_slice(&seg_max.to_le_bytes());
         // 16..20: geometry, not offered.
         b[20..24].copy_from_slice(&c.blk_size.to_le_bytes());
         b

@@ -148,6 +148,14 @@ fn config_space_and_features() {
     assert_eq!(r(&mut d, 20), 512);
     let f = offered(&mut VirtioBlk::new(config(), RAM));
     assert_eq!(f & F_SIZE_MAX, 0);
+    let mut d = VirtioBlk::new(
+        BlkConfig {
+            seg_max: 1000,
+            ..config()
+        },
+        RAM,
+    );
+    assert_eq!(r(&mut d, 12), 254);
 }
 
 #[test]
