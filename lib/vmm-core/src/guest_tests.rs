@@ -187,3 +187,95 @@ fn debian_kernel_plans() {
     assert!(p.layout.initrd.unwrap().end() <= RAM + 512 * MIB);
     assert!(!p.layout.dtb.overlaps(&p.layout.kernel));
 }
+
+/// FNV-1a, to pin a DTB's bytes in a test.
+fn fnv(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325, |h, &x| {
+        (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// A guest without virtio devices gets the DTB it got before they existed.
+#[test]
+fn dtb_without_virtio_is_unchanged() {
+    let img = image();
+    for (gic, want) in [
+        (GicVersion::V2, 0xdb08_61dc_56fa_af09u64),
+        (GicVersion::V3, 0x59b6_c2f7_d6c1_d9ab),
+    ] {
+        let mut buf = vec![0u8; 64 * 1024];
+        let p = plan(&spec(&img, gic), &mut buf).unwrap();
+        let dtb = &buf[..p.layout.dtb.size as usize];
+        assert_eq!(fnv(dtb), want, "{gic:?}");
+        let mut again = vec![0u8; 64 * 1024];
+        let q = plan_with_virtio(&spec(&img, gic), &[], &mut again).unwrap();
+        assert_eq!(q, p);
+        assert_eq!(&again[..q.layout.dtb.size as usize], dtb);
+    }
+}
+
+#[test]
+fn dtb_describes_virtio_transports() {
+    let img = image();
+    let mut buf = vec![0u8; 64 * 1024];
+    let virtio = [virtio_transport(0), virtio_transport(1)];
+    let p = plan_with_virtio(&spec(&img, GicVersion::V3), &virtio, &mut buf).unwrap();
+    let f = fdt::Fdt::new(&buf[..p.layout.dtb.size as usize]).unwrap();
+    let nodes: Vec<_> = f.find_all_nodes("/virtio_mmio").collect();
+    assert_eq!(nodes.len(), 2);
+    for (i, base) in [(0u32, 0x0a00_0000usize), (1, 0x0a00_0200)] {
+        let path = std::format!("/virtio_mmio@{base:x}");
+        let n = f.find_node(&path).unwrap();
+        assert_eq!(n.compatible().unwrap().first(), "virtio,mmio");
+        assert_eq!(reg_of(&f, &path), [(base, Some(0x200))]);
+        let irq: Vec<u32> = n
+            .property("interrupts")
+            .unwrap()
+            .value
+            .chunks(4)
+            .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
+            .collect();
+        // SPI 16 + i, edge rising (as QEMU virt describes its transports).
+        assert_eq!(irq, [0, 16 + i, 1]);
+        assert!(n.property("dma-coherent").is_some());
+    }
+    // The rest of the tree is as without virtio.
+    assert!(f.find_node("/pl011@9000000").is_some());
+}
+
+#[test]
+fn bad_virtio_transports() {
+    let img = image();
+    let s = spec(&img, GicVersion::V2);
+    let mut buf = vec![0u8; 64 * 1024];
+    let t = virtio_transport;
+    let with = |regs: Region, spi: u32| axolotl_fdt::VirtioMmio { regs, spi };
+    let bad: [&[axolotl_fdt::VirtioMmio]; 7] = [
+        &[t(0), t(0)],
+        &[t(0), with(Region::new(0x0a00_0400, 0x200), 16)],
+        &[with(Region::new(0x0900_0000, 0x200), 20)],
+        &[with(Region::new(0x0801_0000, 0x200), 20)],
+        &[with(Region::new(0x3fff_ff00, 0x200), 20)],
+        &[with(Region::new(0x0a00_0000, 0x200), 1)],
+        &[with(Region::new(0x0a00_0000, 0x100), 20)],
+    ];
+    for v in bad {
+        assert_eq!(
+            plan_with_virtio(&s, v, &mut buf),
+            Err(PlanError::BadVirtio),
+            "{v:?}"
+        );
+    }
+    assert_eq!(
+        plan_with_virtio(&s, &[t(48)], &mut buf),
+        Err(PlanError::BadVirtio),
+        "SPI 64 is past the vGIC's"
+    );
+    let many: Vec<_> = (0..33).map(t).collect();
+    assert_eq!(
+        plan_with_virtio(&s, &many, &mut buf),
+        Err(PlanError::BadVirtio)
+    );
+    let ok: Vec<_> = (0..32).map(t).collect();
+    assert!(plan_with_virtio(&s, &ok, &mut buf).is_ok());
+}

@@ -8,13 +8,14 @@ pub mod mmio;
 pub mod pl011;
 pub mod psci;
 pub mod vgic;
+pub mod virtio;
 pub mod vm;
 
 #[cfg(test)]
 mod proptests;
 
 pub use bus::{Access, Bus, DeviceError, DeviceId, MapError, MmioDevice, MmioOutcome};
-pub use guest::{GuestPlan, GuestSpec, PlanError, plan};
+pub use guest::{GuestPlan, GuestSpec, PlanError, plan, plan_with_virtio, virtio_transport};
 pub use mmio::{DecodeAction, DecodeError, MmioAccess, decode, fault_ipa};
 pub use pl011::{Pl011, TxSink};
 pub use psci::{Conduit, Psci, PsciAction, PsciReply};

@@ -1,0 +1,84 @@
+//! Guest RAM as the devices see it: by guest-physical address, every access
+//! bounds-checked. The VMM implements [`GuestMemory`] over its mapping of guest RAM
+//! ([`GuestRam`] is that implementation for a mapping it holds as a slice).
+
+/// An access outside guest RAM (or whose end overflows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemError {
+    pub gpa: u64,
+    pub len: u64,
+}
+
+pub trait GuestMemory {
+    /// Copies `buf.len()` bytes from guest-physical `gpa`.
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError>;
+    /// Copies `data` to guest-physical `gpa`.
+    fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError>;
+    /// Whether `[gpa, gpa + len)` lies in guest RAM.
+    fn contains(&self, gpa: u64, len: u64) -> bool;
+    /// Orders the accesses before it against those after it as another CPU sees them
+    /// (the ring protocol's memory barriers). A VMM whose guest can run on another core
+    /// while the device works implements it as a full barrier (`dmb ish`); on one core,
+    /// with the guest stopped, program order already suffices.
+    fn barrier(&self) {}
+
+    fn read_u16(&self, gpa: u64) -> Result<u16, MemError> {
+        let mut b = [0; 2];
+        self.read(gpa, &mut b)?;
+        Ok(u16::from_le_bytes(b))
+    }
+
+    fn read_u32(&self, gpa: u64) -> Result<u32, MemError> {
+        let mut b = [0; 4];
+        self.read(gpa, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn write_u16(&mut self, gpa: u64, v: u16) -> Result<(), MemError> {
+        self.write(gpa, &v.to_le_bytes())
+    }
+}
+
+/// Guest RAM `[base, base + bytes.len())` held as a slice.
+pub struct GuestRam<'a> {
+    base: u64,
+    bytes: &'a mut [u8],
+}
+
+impl<'a> GuestRam<'a> {
+    pub fn new(base: u64, bytes: &'a mut [u8]) -> Self {
+        Self { base, bytes }
+    }
+
+    fn range(&self, gpa: u64, len: usize) -> Result<core::ops::Range<usize>, MemError> {
+        let err = MemError {
+            gpa,
+            len: len as u64,
+        };
+        let off = gpa.checked_sub(self.base).ok_or(err)?;
+        let off = usize::try_from(off).map_err(|_| err)?;
+        let end = off.checked_add(len).ok_or(err)?;
+        if end > self.bytes.len() {
+            return Err(err);
+        }
+        Ok(off..end)
+    }
+}
+
+impl GuestMemory for GuestRam<'_> {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        let r = self.range(gpa, buf.len())?;
+        buf.copy_from_slice(&self.bytes[r]);
+        Ok(())
+    }
+
+    fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
+        let r = self.range(gpa, data.len())?;
+        self.bytes[r].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn contains(&self, gpa: u64, len: u64) -> bool {
+        usize::try_from(len).is_ok_and(|l| self.range(gpa, l).is_ok())
+    }
+}

@@ -1,0 +1,60 @@
+//! Virtio devices for the guest: the virtio-mmio transport (version 2, virtio 1.2
+//! §4.2.2), split virtqueues on the device side, virtio-net and virtio-blk.
+//!
+//! Everything the guest writes (registers, rings, descriptors, request headers) and
+//! everything a backend reports (completion ids and statuses) is checked; every
+//! answer is one the spec gives (an error status, DEVICE_NEEDS_RESET with a
+//! configuration-change interrupt, or ignored and counted), never a panic. The
+//! devices touch guest RAM only through [`GuestMemory`], which bounds-checks every
+//! access, and never keep a pointer into it.
+//!
+//! Register accesses only record what the guest asked for (a queue notification is
+//! a bit); the work happens in the device's `process`, which the VMM calls after the
+//! access with guest memory and the backend at hand. Afterwards the VMM passes
+//! `irq_level()` to the vGIC, as for the PL011. See docs/vmm.md, "Virtio devices".
+
+pub mod blk;
+pub mod mem;
+pub mod mmio;
+pub mod net;
+pub mod queue;
+
+#[cfg(test)]
+#[path = "proptests.rs"]
+mod proptests;
+#[cfg(test)]
+mod testutil;
+
+pub use blk::{BlkBackend, BlkConfig, BlkOp, BlkRequest, Completion, Submit, VirtioBlk};
+pub use mem::{GuestMemory, GuestRam, MemError};
+pub use mmio::{Counters, Transport};
+pub use net::{NetBackend, NetConfig, RxOutcome, TxOutcome, VirtioNet};
+pub use queue::{Chain, Queue, QueueError};
+
+/// `VIRTIO_F_INDIRECT_DESC`: a descriptor may point to a table of descriptors.
+pub const F_INDIRECT_DESC: u64 = 1 << 28;
+/// `VIRTIO_F_EVENT_IDX`: `used_event`/`avail_event` suppress notifications.
+pub const F_EVENT_IDX: u64 = 1 << 29;
+/// `VIRTIO_F_VERSION_1`: a modern (non-legacy) device; mandatory for mmio v2.
+pub const F_VERSION_1: u64 = 1 << 32;
+
+/// Device status bits (§2.1).
+pub mod status {
+    pub const ACKNOWLEDGE: u32 = 1;
+    pub const DRIVER: u32 = 2;
+    pub const DRIVER_OK: u32 = 4;
+    pub const FEATURES_OK: u32 = 8;
+    pub const DEVICE_NEEDS_RESET: u32 = 64;
+    pub const FAILED: u32 = 128;
+}
+
+/// InterruptStatus bits (§4.2.2).
+pub mod isr {
+    /// The device used a buffer in at least one virtqueue.
+    pub const USED_BUFFER: u32 = 1;
+    /// The configuration (or DEVICE_NEEDS_RESET) changed.
+    pub const CONFIG_CHANGE: u32 = 2;
+}
+
+/// Size of one transport window (QEMU virt spaces them 0x200 apart).
+pub const MMIO_WINDOW: u64 = 0x200;

@@ -1,0 +1,313 @@
+//! virtio-net (virtio 1.2 §5.1): one receive and one transmit queue.
+//!
+//! Features: VERSION_1, MAC, STATUS (link up, changeable with [`VirtioNet::set_link`]),
+//! MRG_RXBUF (the guest posts small, page-fragment receive buffers and the device
+//! spreads a frame over as many as it needs: no 1.5 KiB-per-slot waste, and the
+//! driver's cheaper buffer path), EVENT_IDX (fewer notifications and interrupts,
+//! each one an exit) and INDIRECT_DESC. No checksum or segmentation offloads: they
+//! would need the backend (a NIC behind a driver PD and a virtualiser) to carry them,
+//! or the VMM to compute checksums; frames are plain Ethernet frames both ways.
+//!
+//! TX back-pressure: a frame leaves the ring only when the backend takes it. RX: a
+//! frame goes into the guest's buffers when there are enough of them; otherwise the
+//! backend keeps it (and it is offered again once the guest posts buffers).
+
+use super::mem::GuestMemory;
+use super::mmio::{Transport, bump};
+use super::queue::{Chain, QueueError};
+use super::{F_EVENT_IDX, F_INDIRECT_DESC};
+use crate::bus::{Access, DeviceError, MmioDevice};
+
+pub const DEVICE_ID: u32 = 1;
+
+pub const F_MAC: u64 = 1 << 5;
+pub const F_MRG_RXBUF: u64 = 1 << 15;
+pub const F_STATUS: u64 = 1 << 16;
+
+/// `status` field: link up.
+pub const S_LINK_UP: u16 = 1;
+
+/// struct virtio_net_hdr_v1 (VERSION_1 always has `num_buffers`).
+pub const HDR_LEN: u32 = 12;
+pub const RX_QUEUE: usize = 0;
+pub const TX_QUEUE: usize = 1;
+pub const QUEUE_MAX: u16 = 256;
+/// Receive buffers one frame may span (Linux's mergeable buffers are at least
+/// 1.5 KiB, so an Ethernet frame takes one or two).
+pub const MAX_MERGE: usize = 32;
+/// Largest frame either way: 64 KiB (no GSO is offered, so a real frame is at most
+/// 1514 bytes plus VLAN tags; this only bounds what a backend could hand in).
+pub const MAX_FRAME: usize = 65_536;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetConfig {
+    pub mac: [u8; 6],
+    pub link_up: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxOutcome {
+    /// Taken (the guest gets its buffer back).
+    Sent,
+    /// Full: the frame stays on the ring and is offered again later.
+    Busy,
+    /// Never sendable (too large, malformed): dropped, and counted by the device.
+    Dropped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxOutcome {
+    Delivered,
+    /// The guest has not posted enough buffers: keep the frame and offer it again.
+    NoBuffers,
+    /// Dropped and counted: larger than [`MAX_FRAME`] or than the buffers can hold,
+    /// empty, or the driver is not running the device.
+    Dropped,
+}
+
+/// The network side, e.g. a client of the network virtualiser over a ring pair.
+pub trait NetBackend {
+    /// Offers one frame of `len` bytes from the guest. To take it, the backend calls
+    /// `fill` once with a buffer of exactly `len` bytes; when `fill` returns false (the
+    /// guest changed the frame under the device) the backend drops it and answers
+    /// [`TxOutcome::Dropped`].
+    fn transmit(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8]) -> bool) -> TxOutcome;
+    /// The oldest received frame the guest has not got yet.
+    fn peek_rx(&mut self) -> Option<&[u8]>;
+    /// Consumes the frame `peek_rx` returned (delivered or dropped).
+    fn pop_rx(&mut self);
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetCounters {
+    pub tx_frames: u32,
+    /// TX chains without a whole header: returned unsent.
+    pub tx_malformed: u32,
+    /// Frames the backend dropped.
+    pub tx_dropped: u32,
+    pub rx_frames: u32,
+    /// Times a frame waited for receive buffers.
+    pub rx_no_buffers: u32,
+    /// Frames dropped: too large or empty.
+    pub rx_dropped: u32,
+    /// Frames dropped because the driver was not running the device.
+    pub rx_not_ready: u32,
+}
+
+pub struct VirtioNet {
+    pub transport: Transport<2>,
+    config: NetConfig,
+    pub counters: NetCounters,
+}
+
+impl VirtioNet {
+    pub fn new(config: NetConfig, ram: (u64, u64)) -> Self {
+        let features = F_MAC | F_STATUS | F_MRG_RXBUF | F_EVENT_IDX | F_INDIRECT_DESC;
+        Self {
+            transport: Transport::new(DEVICE_ID, features, QUEUE_MAX, ram),
+            config,
+            counters: NetCounters::default(),
+        }
+    }
+
+    pub fn irq_level(&self) -> bool {
+        self.transport.irq_level()
+    }
+
+    /// Changes the link state the guest sees (a configuration-change interrupt).
+    pub fn set_link(&mut self, up: bool) {
+        if self.config.link_up != up {
+            self.config.link_up = up;
+            self.transport.config_changed();
+        }
+    }
+
+    /// struct virtio_net_config: mac, status (max_virtqueue_pairs and mtu are not
+    /// offered and read as zero).
+    fn config_bytes(&self) -> [u8; 8] {
+        let mut b = [0u8; 8];
+        b[..6].copy_from_slice(&self.config.mac);
+        let status = if self.config.link_up { S_LINK_UP } else { 0 };
+        b[6..8].copy_from_slice(&status.to_le_bytes());
+        b
+    }
+
+    fn error(&mut self, e: QueueError) {
+        self.transport.device_error(e);
+    }
+
+    fn notify<M: GuestMemory + ?Sized>(&mut self, mem: &M, q: usize) {
+        if !self.transport.live() {
+            return;
+        }
+        match self.transport.queues[q].should_notify(mem) {
+            Ok(true) => self.transport.interrupt_used(),
+            Ok(false) => {}
+            Err(e) => self.error(e),
+        }
+    }
+
+    /// Sends what the guest queued and delivers what the backend holds, as far as
+    /// both sides have room. Call it after a QueueNotify, when frames arrive and when
+    /// the backend has room again.
+    pub fn process<M: GuestMemory + ?Sized, B: NetBackend + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        backend: &mut B,
+    ) {
+        self.transport.take_notified();
+        if !self.transport.live() {
+            // Nobody would ever take these frames: dropping beats stalling the backend.
+            while backend.peek_rx().is_some() {
+                bump(&mut self.counters.rx_not_ready);
+                backend.pop_rx();
+            }
+            return;
+        }
+        self.transmit(mem, backend);
+        while let Some(frame) = backend.peek_rx() {
+            match self.receive(mem, frame) {
+                RxOutcome::NoBuffers => break,
+                RxOutcome::Delivered | RxOutcome::Dropped => backend.pop_rx(),
+            }
+        }
+    }
+
+    fn transmit<M: GuestMemory + ?Sized, B: NetBackend + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        backend: &mut B,
+    ) {
+        while self.transport.live() {
+            let chain = match self.transport.queues[TX_QUEUE].pop(mem) {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => {
+                    self.error(e);
+                    break;
+                }
+            };
+            if chain.readable < HDR_LEN {
+                bump(&mut self.counters.tx_malformed);
+            } else {
+                let len = (chain.readable - HDR_LEN) as usize;
+                let mut copied = true;
+                let answer = {
+                    let m = &*mem;
+                    let mut fill = |buf: &mut [u8]| {
+                        copied = buf.len() == len && chain.read(m, HDR_LEN, buf).is_ok();
+                        copied
+                    };
+                    backend.transmit(len, &mut fill)
+                };
+                match answer {
+                    TxOutcome::Busy => {
+                        self.transport.queues[TX_QUEUE].unpop();
+                        break;
+                    }
+                    TxOutcome::Sent if copied => bump(&mut self.counters.tx_frames),
+                    TxOutcome::Sent | TxOutcome::Dropped => bump(&mut self.counters.tx_dropped),
+                }
+                if !copied {
+                    self.error(QueueError::ChainChanged);
+                    break;
+                }
+            }
+            if let Err(e) = self.transport.queues[TX_QUEUE].push_used(mem, chain.head, 0) {
+                self.error(e);
+            }
+        }
+        self.notify(&*mem, TX_QUEUE);
+    }
+
+    /// Puts one received frame into the guest's receive buffers.
+    pub fn receive<M: GuestMemory + ?Sized>(&mut self, mem: &mut M, frame: &[u8]) -> RxOutcome {
+        if !self.transport.live() {
+            bump(&mut self.counters.rx_not_ready);
+            return RxOutcome::Dropped;
+        }
+        if frame.is_empty() || frame.len() > MAX_FRAME {
+            bump(&mut self.counters.rx_dropped);
+            return RxOutcome::Dropped;
+        }
+        let total = HDR_LEN + frame.len() as u32;
+        let merge = self.transport.features() & F_MRG_RXBUF != 0;
+        let limit = if merge { MAX_MERGE } else { 1 };
+        let mut chains = [None::<Chain>; MAX_MERGE];
+        let mut n = 0;
+        let mut room = 0u32;
+        while room < total && n < limit {
+            match self.transport.queues[RX_QUEUE].pop(mem) {
+                Ok(Some(c)) if c.writable < HDR_LEN => {
+                    // §5.1.6.3: every receive buffer holds at least a header.
+                    self.error(QueueError::MissingHeader);
+                    bump(&mut self.counters.rx_dropped);
+                    return RxOutcome::Dropped;
+                }
+                Ok(Some(c)) => {
+                    room = room.saturating_add(c.writable);
+                    chains[n] = Some(c);
+                    n += 1;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.error(e);
+                    bump(&mut self.counters.rx_dropped);
+                    return RxOutcome::Dropped;
+                }
+            }
+        }
+        if room < total {
+            for _ in 0..n {
+                self.transport.queues[RX_QUEUE].unpop();
+            }
+            if n == limit {
+                // Even the most buffers a frame may span cannot hold it.
+                bump(&mut self.counters.rx_dropped);
+                return RxOutcome::Dropped;
+            }
+            bump(&mut self.counters.rx_no_buffers);
+            return RxOutcome::NoBuffers;
+        }
+        let mut hdr = [0u8; HDR_LEN as usize];
+        hdr[10..12].copy_from_slice(&(n as u16).to_le_bytes());
+        let mut sent = 0usize;
+        for c in chains.iter().take(n).flatten() {
+            let mut off = 0u32;
+            let mut r = Ok(());
+            if sent == 0 {
+                r = c.write(mem, 0, &hdr);
+                off = HDR_LEN;
+            }
+            let take = ((c.writable - off) as usize).min(frame.len() - sent);
+            r = r.and_then(|()| c.write(mem, off, &frame[sent..sent + take]));
+            sent += take;
+            let r = r.and_then(|()| {
+                self.transport.queues[RX_QUEUE].push_used(mem, c.head, off + take as u32)
+            });
+            if let Err(e) = r {
+                self.error(e);
+                return RxOutcome::Dropped;
+            }
+        }
+        bump(&mut self.counters.rx_frames);
+        self.notify(&*mem, RX_QUEUE);
+        RxOutcome::Delivered
+    }
+}
+
+impl MmioDevice for VirtioNet {
+    fn read(&mut self, a: Access) -> Result<u64, DeviceError> {
+        let config = self.config_bytes();
+        Ok(self.transport.read(a, &config))
+    }
+
+    fn write(&mut self, a: Access, value: u64) -> Result<(), DeviceError> {
+        self.transport.write(a, value);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "net_tests.rs"]
+mod tests;

@@ -1,0 +1,485 @@
+//! Split virtqueues (virtio 1.2 §2.7), the device side: descriptor chains (NEXT,
+//! WRITE, INDIRECT), the available and used rings and notification suppression
+//! (`VIRTQ_AVAIL_F_NO_INTERRUPT`, or `used_event`/`avail_event` with EVENT_IDX).
+//!
+//! The rings live in guest RAM and the guest may write anything there at any time, so
+//! every value read from them is checked before it is used, and a chain is walked
+//! again (and checked again) whenever its data is copied: the device keeps no view of
+//! guest memory it validated earlier. A violation is a [`QueueError`], for which the
+//! transport sets DEVICE_NEEDS_RESET (what QEMU's `virtio_error` does).
+
+use super::mem::GuestMemory;
+
+pub const DESC_F_NEXT: u16 = 1;
+pub const DESC_F_WRITE: u16 = 2;
+pub const DESC_F_INDIRECT: u16 = 4;
+/// `avail.flags`: the driver asks for no used-buffer notifications.
+pub const AVAIL_F_NO_INTERRUPT: u16 = 1;
+
+const DESC_SIZE: u64 = 16;
+
+/// What the guest got wrong in a virtqueue. Each is a driver bug the spec forbids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueError {
+    /// QueueNum is 0, not a power of two, or above QueueNumMax.
+    BadSize(u32),
+    /// A ring address is not aligned as §2.7 requires (16/2/4).
+    Misaligned(u64),
+    /// A ring, descriptor table or buffer lies (partly) outside guest RAM.
+    OutsideRam { addr: u64, len: u64 },
+    /// `avail.idx` moved more than the queue size past what the device consumed.
+    AvailIndexJump { consumed: u16, idx: u16 },
+    /// An available head or a `next` index beyond the (indirect) table.
+    IndexOutOfRange(u32),
+    /// More descriptors than the queue size: a loop, or simply too long.
+    ChainTooLong,
+    /// A descriptor of length 0 (QEMU refuses them too).
+    ZeroLength,
+    /// The chain's readable or writable total exceeds 4 GiB.
+    LengthOverflow,
+    /// A device-readable descriptor after a device-writable one.
+    ReadableAfterWritable,
+    /// INDIRECT without VIRTIO_F_INDIRECT_DESC, not on the head, inside an indirect
+    /// table, together with NEXT, or a table whose size is not a non-zero multiple of 16.
+    BadIndirect,
+    /// The chain changed between the device's walks (a copy ran past its end).
+    ChainChanged,
+    /// A request or frame without the header its device type requires (a block
+    /// request shorter than 16 readable bytes or without a status byte).
+    MissingHeader,
+}
+
+/// One buffer of a chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub addr: u64,
+    pub len: u32,
+    /// Device-writable.
+    pub write: bool,
+}
+
+/// A validated descriptor chain: where it starts and what it holds. The descriptors
+/// stay in guest memory and are re-read (and re-checked) by every copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chain {
+    /// The head index, which goes back to the guest in the used ring.
+    pub head: u16,
+    /// Bytes the device may read (the readable descriptors come first).
+    pub readable: u32,
+    /// Bytes the device may write.
+    pub writable: u32,
+    desc: u64,
+    size: u16,
+    indirect_ok: bool,
+}
+
+/// Walks a chain one segment at a time, checking every descriptor.
+struct Walker {
+    table: u64,
+    entries: u32,
+    next: Option<u32>,
+    count: u32,
+    limit: u32,
+    in_indirect: bool,
+    indirect_ok: bool,
+    seen_write: bool,
+}
+
+impl Walker {
+    fn new(c: &Chain) -> Self {
+        Self {
+            table: c.desc,
+            entries: c.size.into(),
+            next: Some(c.head.into()),
+            count: 0,
+            limit: c.size.into(),
+            in_indirect: false,
+            indirect_ok: c.indirect_ok,
+            seen_write: false,
+        }
+    }
+
+    fn next<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> Option<Result<Segment, QueueError>> {
+        let r = self.step(mem).transpose();
+        if matches!(r, Some(Err(_))) {
+            self.next = None;
+        }
+        r
+    }
+
+    fn step<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> Result<Option<Segment>, QueueError> {
+        loop {
+            let Some(i) = self.next else {
+                return Ok(None);
+            };
+            if i >= self.entries {
+                return Err(QueueError::IndexOutOfRange(i));
+            }
+            let at = self.table + DESC_SIZE * u64::from(i);
+            let mut d = [0u8; 16];
+            mem.read(at, &mut d).map_err(|_| QueueError::OutsideRam {
+                addr: at,
+                len: DESC_SIZE,
+            })?;
+            let addr = u64::from_le_bytes(d[0..8].try_into().unwrap_or_default());
+            let len = u32::from_le_bytes(d[8..12].try_into().unwrap_or_default());
+            let flags = u16::from_le_bytes([d[12], d[13]]);
+            let next = u16::from_le_bytes([d[14], d[15]]);
+            if flags & DESC_F_INDIRECT != 0 {
+                // Only the head may point to a table (as QEMU and Linux do), and a table
+                // never points to another (§2.7.5.3.1).
+                if !self.indirect_ok
+                    || self.in_indirect
+                    || self.count != 0
+                    || flags & DESC_F_NEXT != 0
+                    || len == 0
+                    || !u64::from(len).is_multiple_of(DESC_SIZE)
+                {
+                    return Err(QueueError::BadIndirect);
+                }
+                if !mem.contains(addr, len.into()) {
+                    return Err(QueueError::OutsideRam {
+                        addr,
+                        len: len.into(),
+                    });
+                }
+                self.table = addr;
+                self.entries = len / DESC_SIZE as u32;
+                self.next = Some(0);
+                self.in_indirect = true;
+                continue;
+            }
+            self.count += 1;
+            if self.count > self.limit {
+                return Err(QueueError::ChainTooLong);
+            }
+            if len == 0 {
+                return Err(QueueError::ZeroLength);
+            }
+            if !mem.contains(addr, len.into()) {
+                return Err(QueueError::OutsideRam {
+                    addr,
+                    len: len.into(),
+                });
+            }
+            let write = flags & DESC_F_WRITE != 0;
+            if !write && self.seen_write {
+                return Err(QueueError::ReadableAfterWritable);
+            }
+            self.seen_write |= write;
+            self.next = (flags & DESC_F_NEXT != 0).then_some(next.into());
+            return Ok(Some(Segment { addr, len, write }));
+        }
+    }
+}
+
+impl Chain {
+    /// Calls `f` for each segment, in order, checking the chain again.
+    pub fn segments<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &M,
+        mut f: impl FnMut(Segment),
+    ) -> Result<(), QueueError> {
+        let mut w = Walker::new(self);
+        while let Some(s) = w.next(mem) {
+            f(s?);
+        }
+        Ok(())
+    }
+
+    /// Copies `buf.len()` bytes of the readable part, from byte `offset` on.
+    pub fn read<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &M,
+        offset: u32,
+        buf: &mut [u8],
+    ) -> Result<(), QueueError> {
+        let mut w = Walker::new(self);
+        let mut pos = 0u64;
+        let mut done = 0usize;
+        let want = offset as u64;
+        while done < buf.len() {
+            let Some(s) = w.next(mem) else { break };
+            let s = s?;
+            if s.write {
+                break;
+            }
+            let (start, end) = (pos, pos + u64::from(s.len));
+            pos = end;
+            let from = want + done as u64;
+            if from >= end {
+                continue;
+            }
+            let skip = from.saturating_sub(start);
+            let n = ((end - start - skip) as usize).min(buf.len() - done);
+            mem.read(s.addr + skip, &mut buf[done..done + n])
+                .map_err(|_| QueueError::ChainChanged)?;
+            done += n;
+        }
+        if done == buf.len() {
+            Ok(())
+        } else {
+            Err(QueueError::ChainChanged)
+        }
+    }
+
+    /// Copies `data` into the writable part, from byte `offset` of it on.
+    pub fn write<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &mut M,
+        offset: u32,
+        data: &[u8],
+    ) -> Result<(), QueueError> {
+        let mut w = Walker::new(self);
+        let mut pos = 0u64;
+        let mut done = 0usize;
+        let want = offset as u64;
+        while done < data.len() {
+            let Some(s) = w.next(&*mem) else { break };
+            let s = s?;
+            if !s.write {
+                continue;
+            }
+            let (start, end) = (pos, pos + u64::from(s.len));
+            pos = end;
+            let from = want + done as u64;
+            if from >= end {
+                continue;
+            }
+            let skip = from.saturating_sub(start);
+            let n = ((end - start - skip) as usize).min(data.len() - done);
+            mem.write(s.addr + skip, &data[done..done + n])
+                .map_err(|_| QueueError::ChainChanged)?;
+            done += n;
+        }
+        if done == data.len() {
+            Ok(())
+        } else {
+            Err(QueueError::ChainChanged)
+        }
+    }
+}
+
+/// One virtqueue's registers (as the driver configured it through the transport) and
+/// the device's position in its rings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queue {
+    /// QueueNumMax.
+    pub max: u16,
+    /// QueueNum as written (checked when the queue is made ready).
+    pub num: u32,
+    pub ready: bool,
+    pub desc: u64,
+    pub avail: u64,
+    pub used: u64,
+    size: u16,
+    next_avail: u16,
+    next_used: u16,
+    /// `next_used` when the device last decided whether to notify.
+    signalled: u16,
+    event_idx: bool,
+    indirect: bool,
+}
+
+impl Queue {
+    pub const fn new(max: u16) -> Self {
+        Self {
+            max,
+            num: max as u32,
+            ready: false,
+            desc: 0,
+            avail: 0,
+            used: 0,
+            size: 0,
+            next_avail: 0,
+            next_used: 0,
+            signalled: 0,
+            event_idx: false,
+            indirect: false,
+        }
+    }
+
+    /// Back to the reset state (QueueNum defaults to the maximum, as in QEMU).
+    pub fn reset(&mut self) {
+        *self = Self::new(self.max);
+    }
+
+    /// The queue size in use once ready.
+    pub fn size(&self) -> u16 {
+        self.size
+    }
+
+    /// Checks the configuration the driver wrote and starts the queue at index 0.
+    /// `contains` says whether a guest-physical range is RAM.
+    pub fn enable(
+        &mut self,
+        features: u64,
+        contains: impl Fn(u64, u64) -> bool,
+    ) -> Result<(), QueueError> {
+        let n = self.num;
+        if n == 0 || !n.is_power_of_two() || n > u32::from(self.max) {
+            return Err(QueueError::BadSize(n));
+        }
+        let event = u64::from(features & super::F_EVENT_IDX != 0) * 2;
+        let n64 = u64::from(n);
+        for (addr, align, len) in [
+            (self.desc, 16, DESC_SIZE * n64),
+            (self.avail, 2, 4 + 2 * n64 + event),
+            (self.used, 4, 4 + 8 * n64 + event),
+        ] {
+            if !addr.is_multiple_of(align) {
+                return Err(QueueError::Misaligned(addr));
+            }
+            if !contains(addr, len) {
+                return Err(QueueError::OutsideRam { addr, len });
+            }
+        }
+        self.size = n as u16;
+        self.next_avail = 0;
+        self.next_used = 0;
+        self.signalled = 0;
+        self.event_idx = features & super::F_EVENT_IDX != 0;
+        self.indirect = features & super::F_INDIRECT_DESC != 0;
+        self.ready = true;
+        Ok(())
+    }
+
+    fn ring_err(&self, addr: u64, len: u64) -> QueueError {
+        QueueError::OutsideRam { addr, len }
+    }
+
+    fn avail_idx<M: GuestMemory + ?Sized>(&self, mem: &M) -> Result<u16, QueueError> {
+        let idx = mem
+            .read_u16(self.avail + 2)
+            .map_err(|_| self.ring_err(self.avail + 2, 2))?;
+        if idx.wrapping_sub(self.next_avail) > self.size {
+            return Err(QueueError::AvailIndexJump {
+                consumed: self.next_avail,
+                idx,
+            });
+        }
+        Ok(idx)
+    }
+
+    /// Chains the driver made available and the device has not taken yet.
+    pub fn pending<M: GuestMemory + ?Sized>(&self, mem: &M) -> Result<u16, QueueError> {
+        if !self.ready {
+            return Ok(0);
+        }
+        Ok(self.avail_idx(mem)?.wrapping_sub(self.next_avail))
+    }
+
+    /// Takes the next available chain, checked. With EVENT_IDX, an empty ring first
+    /// asks the driver (`avail_event`) to notify on its next addition, then looks again,
+    /// so an addition racing with this is never missed.
+    pub fn pop<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+    ) -> Result<Option<Chain>, QueueError> {
+        if !self.ready {
+            return Ok(None);
+        }
+        let mut idx = self.avail_idx(&*mem)?;
+        if idx == self.next_avail {
+            if !self.event_idx {
+                return Ok(None);
+            }
+            let at = self.used + 4 + 8 * u64::from(self.size);
+            mem.write_u16(at, self.next_avail)
+                .map_err(|_| self.ring_err(at, 2))?;
+            mem.barrier();
+            idx = self.avail_idx(&*mem)?;
+            if idx == self.next_avail {
+                return Ok(None);
+            }
+        }
+        // The ring entry is read only after the index that published it.
+        mem.barrier();
+        let at = self.avail + 4 + 2 * u64::from(self.next_avail % self.size);
+        let head = mem.read_u16(at).map_err(|_| self.ring_err(at, 2))?;
+        if head >= self.size {
+            return Err(QueueError::IndexOutOfRange(head.into()));
+        }
+        let mut chain = Chain {
+            head,
+            readable: 0,
+            writable: 0,
+            desc: self.desc,
+            size: self.size,
+            indirect_ok: self.indirect,
+        };
+        let (mut r, mut w) = (0u32, 0u32);
+        let mut overflow = false;
+        chain.segments(&*mem, |s| {
+            let t = if s.write { &mut w } else { &mut r };
+            match t.checked_add(s.len) {
+                Some(v) => *t = v,
+                None => overflow = true,
+            }
+        })?;
+        if overflow {
+            return Err(QueueError::LengthOverflow);
+        }
+        chain.readable = r;
+        chain.writable = w;
+        self.next_avail = self.next_avail.wrapping_add(1);
+        Ok(Some(chain))
+    }
+
+    /// Gives back the chain `pop` returned last: the device could not take it yet
+    /// (back-pressure), and takes it again next time.
+    pub fn unpop(&mut self) {
+        self.next_avail = self.next_avail.wrapping_sub(1);
+    }
+
+    /// Returns `head` to the driver with `len` bytes written.
+    pub fn push_used<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        head: u16,
+        len: u32,
+    ) -> Result<(), QueueError> {
+        if !self.ready {
+            return Ok(());
+        }
+        let at = self.used + 4 + 8 * u64::from(self.next_used % self.size);
+        let mut e = [0u8; 8];
+        e[..4].copy_from_slice(&u32::from(head).to_le_bytes());
+        e[4..].copy_from_slice(&len.to_le_bytes());
+        mem.write(at, &e).map_err(|_| self.ring_err(at, 8))?;
+        // The entry is visible before the index that publishes it.
+        mem.barrier();
+        self.next_used = self.next_used.wrapping_add(1);
+        mem.write_u16(self.used + 2, self.next_used)
+            .map_err(|_| self.ring_err(self.used + 2, 2))
+    }
+
+    /// Whether the driver wants a used-buffer notification for what was pushed since the
+    /// last call (§2.7.7.2: `used_event` with EVENT_IDX, else `avail.flags`).
+    pub fn should_notify<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> Result<bool, QueueError> {
+        if !self.ready {
+            return Ok(false);
+        }
+        let (old, new) = (self.signalled, self.next_used);
+        self.signalled = new;
+        if old == new {
+            return Ok(false);
+        }
+        mem.barrier();
+        if self.event_idx {
+            let at = self.avail + 4 + 2 * u64::from(self.size);
+            let event = mem.read_u16(at).map_err(|_| self.ring_err(at, 2))?;
+            // vring_need_event: did new_idx pass event since old?
+            Ok(new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old))
+        } else {
+            let flags = mem
+                .read_u16(self.avail)
+                .map_err(|_| self.ring_err(self.avail, 2))?;
+            Ok(flags & AVAIL_F_NO_INTERRUPT == 0)
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "queue_tests.rs"]
+mod tests;
