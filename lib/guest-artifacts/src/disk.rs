@@ -141,8 +141,10 @@ pub fn make_data_disk(out: &Path) -> Result<(), Error> {
     let dir = out.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
     let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("disk");
-    let staging = dir.join(format!(".{name}.content"));
-    let fsimg = dir.join(format!(".{name}.fs"));
+    // Scratch names per process: two setups may make the cache's image at once.
+    let pid = std::process::id();
+    let staging = dir.join(format!(".{name}.{pid}.content"));
+    let fsimg = dir.join(format!(".{name}.{pid}.fs"));
     let _ = fs::remove_dir_all(&staging);
     fs::create_dir_all(&staging).map_err(io_err(format!("creating {}", staging.display())))?;
     // mke2fs -d copies each file's mode (and times, which debugfs sets below).
@@ -184,7 +186,7 @@ pub fn make_data_disk(out: &Path) -> Result<(), Error> {
     // mke2fs takes the inodes' times from the host files (a change time no one can set, an
     // access time its own reading moves): debugfs sets them all.
     let mke2fs = mke2fs.and_then(|_| {
-        let cmds = dir.join(format!(".{name}.debugfs"));
+        let cmds = dir.join(format!(".{name}.{pid}.debugfs"));
         let mut script = String::new();
         for path in std::iter::once("").chain(WEB_FILES.iter().map(|f| f.name)) {
             for field in ["ctime", "atime", "mtime"] {
@@ -217,7 +219,7 @@ pub fn make_data_disk(out: &Path) -> Result<(), Error> {
             fs_bytes.len()
         )));
     }
-    let tmp = out.with_extension("tmp");
+    let tmp = dir.join(format!(".{name}.{pid}.tmp"));
     let mut f = fs::File::create(&tmp).map_err(io_err(format!("creating {}", tmp.display())))?;
     let w = |f: &mut fs::File, at: u64, data: &[u8]| {
         f.seek(SeekFrom::Start(at))?;

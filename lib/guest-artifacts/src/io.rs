@@ -140,6 +140,54 @@ esac
     )
 }
 
+/// The kernel command line of vmm-pd (vmm-pd/src/pd.rs `CMDLINE`), for direct boots that
+/// compare with it.
+pub const VMM_CMDLINE: &str = "console=ttyAMA0 earlycon rdinit=/init";
+
+/// QEMU arguments that boot the I/O guest directly, without axolotl: `virt` with the same
+/// CPU, GIC, memory and console as the axolotl board, the kernel as `-kernel`, `initramfs`,
+/// and [`VMM_CMDLINE`] plus `axolotl_cmd="<cmd>"` when `cmd` is not empty (no `"` in it: the
+/// kernel's command line cannot quote one). The caller adds the devices (the same virtio
+/// arguments as axolotl's machine: `axolotl_qemu::Machine::virtio_args`) and `-icount`.
+pub fn direct_boot_args(a: &GuestArtifacts, initramfs: &Path, cmd: &str) -> Vec<String> {
+    assert!(
+        !cmd.contains('"'),
+        "a kernel command line cannot quote {cmd:?}"
+    );
+    let mut append = VMM_CMDLINE.to_string();
+    if !cmd.is_empty() {
+        append.push_str(&format!(" axolotl_cmd=\"{cmd}\""));
+    }
+    [
+        "-M",
+        "virt,gic-version=3",
+        "-cpu",
+        "cortex-a72",
+        "-m",
+        "1024M",
+        "-smp",
+        "1",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-monitor",
+        "none",
+        "-no-reboot",
+        "-kernel",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain([
+        a.image.display().to_string(),
+        "-initrd".into(),
+        initramfs.display().to_string(),
+        "-append".into(),
+        append,
+    ])
+    .collect()
+}
+
 /// The static guest programs the I/O initramfs carries (see `tools/`).
 pub struct GuestTools {
     /// `pattern SEED OFFSET LENGTH`: the [`crate::pattern`] stream on stdout.

@@ -502,7 +502,10 @@ pub fn ensure_io(
         disk: a.dir.join("data-disk.img"),
     };
     let tools = io::GuestTools::build(tools_target)?;
-    let fresh = a.dir.join("initramfs-io.cpio.new");
+    // Per process: two setups may run at once.
+    let fresh = a
+        .dir
+        .join(format!("initramfs-io.cpio.{}.new", std::process::id()));
     io::build_io_initramfs(a, &tools, "", &fresh)?;
     let new = fs::read(&fresh).map_err(io_err(format!("reading {}", fresh.display())))?;
     if fs::read(&io.initramfs).ok().as_ref() != Some(&new) {
