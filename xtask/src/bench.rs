@@ -419,8 +419,10 @@ impl IoPeers {
                 let mib: u64 = read_head(&mut c)
                     .split_whitespace()
                     .nth(1)
-                    .and_then(|p| p.trim_start_matches('/').parse().ok())
-                    .unwrap_or(0);
+                    .and_then(|p| p.trim_start_matches('/').parse::<u64>().ok())
+                    .unwrap_or(0)
+                    // What a guest asks for is bounded like any peer's input.
+                    .min(1024);
                 let chunk = vec![0u8; 1 << 16];
                 let _ = write!(
                     c,
