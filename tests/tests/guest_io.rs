@@ -95,7 +95,7 @@ fn sha256_hex(data: &[u8]) -> String {
 }
 
 #[test]
-fn debian_guest_serves_the_data_disk_and_checks_its_writes_on_bare_qemu() {
+fn guest_io_debian_serves_the_data_disk_and_checks_its_writes_on_bare_qemu() {
     let a = ga::cached(&ga::default_cache_dir())
         .expect("no guest artifacts: run `cargo xtask setup` (docs/guest.md)");
     let tmp = TmpDir(std::env::temp_dir().join(format!("axolotl-guest-io-{}", std::process::id())));
