@@ -77,8 +77,9 @@ impl Boot {
         Boot::spawn(cmd)
     }
 
-    /// Starts `cmd` and captures its standard output as the console.
-    fn spawn(mut cmd: Command) -> Result<Boot, Failure> {
+    /// Starts `cmd` and captures its standard output as the console (for QEMU command lines
+    /// [`Boot::start`] does not make, e.g. a Linux guest booted directly).
+    pub fn spawn(mut cmd: Command) -> Result<Boot, Failure> {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

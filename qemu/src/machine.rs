@@ -126,7 +126,8 @@ impl Machine {
     /// `info qtree`), so the order here fixes where each lands and the SDFs can name them:
     /// the disk on transport 31 (`0x0a00_3e00`, INTID 79), the NIC on 30 (`0x0a00_3c00`,
     /// INTID 78). A driver still checks the transport's DeviceID register before use.
-    fn virtio_args(&self) -> Vec<String> {
+    /// Public for QEMU command lines that boot a guest directly, with the same devices.
+    pub fn virtio_args(&self) -> Vec<String> {
         let mut a = Vec::new();
         if let Some(disk) = &self.disk {
             a.extend([

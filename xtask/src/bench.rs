@@ -55,6 +55,7 @@ pub fn run() -> Result<ExitCode, String> {
     }
     restart_latency(board)?;
     linux_boot(board)?;
+    io_baseline()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -264,3 +265,213 @@ fn linux_boot(board: axolotl_kernel_config::Board) -> Result<(), String> {
 
 /// vmm-pd's kernel command line outside test builds (vmm-pd/src/pd.rs `CMDLINE`).
 const VMM_CMDLINE: &str = "console=ttyAMA0 earlycon rdinit=/init";
+
+/// Size of each I/O benchmark transfer.
+const IO_MIB: u64 = 64;
+/// Runs of each transfer. The virtual clock runs on in host time while the guest waits for a
+/// device (QEMU's backends run in host time, `-icount` sleep=on): the best of a few runs is
+/// the one the loaded host disturbed least.
+const IO_REPEATS: u64 = 3;
+
+/// The guest I/O baseline (issue #15): the I/O guest (docs/guest.md) booted by QEMU directly
+/// with the virtio-mmio NIC and disk of axolotl's machine, under `-icount shift=0`, measures
+/// with its virtual clock (`cntvct`) 64 MiB of TCP each way with a host peer and 64 MiB of
+/// sequential O_DIRECT disk writes and reads in 1 MiB requests, each [`IO_REPEATS`] times.
+/// The guest starts every transfer and times it itself, so the figures are guest virtual
+/// time as with the boot. The axolotl rows (the gateway system) pair with these.
+fn io_baseline() -> Result<(), String> {
+    use axolotl_guest_artifacts::{self as ga, disk, io};
+    let a = ga::cached(&ga::default_cache_dir())
+        .ok_or("no guest artifacts: run `cargo xtask setup`")?;
+    let dir = images::target_dir().join("bench-io");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let tools = io::GuestTools::build(&images::target_dir().join("guest-tools"))
+        .map_err(|e| e.to_string())?;
+    let initrd = dir.join("initramfs-io.cpio");
+    io::build_io_initramfs(&a, &tools, "", &initrd).map_err(|e| e.to_string())?;
+    let img = dir.join("data.img");
+    disk::make_data_disk(&img).map_err(|e| e.to_string())?;
+    let peers = IoPeers::start()?;
+
+    let board = board_by_name("qemu-virt-aarch64", Some(GicVersion::V3)).ok_or("no board")?;
+    let mut m = Machine::new(board);
+    m.disk = Some(img);
+    m.net = Some(axolotl_qemu::Net::default());
+    let mut cmd = std::process::Command::new(axolotl_qemu::QEMU_AARCH64);
+    cmd.args(io::direct_boot_args(
+        &a,
+        &initrd,
+        &peers.guest_cmd(IO_MIB, IO_REPEATS),
+    ))
+    .args(m.virtio_args())
+    .args(["-icount", "shift=0"]);
+    let mut b = Boot::spawn(cmd).map_err(|f| f.to_string())?;
+    b.expect(io::BENCH_DONE, Duration::from_secs(1800))
+        .map_err(|f| f.to_string())?;
+    let console = b.console();
+    if console.contains(io::FAILED_MARKER) {
+        return Err(format!("the I/O guest failed:\n{console}"));
+    }
+    let rows = io_rows(&console);
+    println!();
+    println!(
+        "Guest I/O, same run conditions: the I/O guest's own virtual time per transfer of {IO_MIB} MiB,"
+    );
+    println!(
+        "best of {IO_REPEATS} (spread: slowest / best); Debian {}, virtio-mmio NIC (QEMU user net) and",
+        a.kernel_version
+    );
+    println!("disk (raw file), guest-timed with its virtual clock.");
+    println!(
+        "{:<34} {:<8} {:>12} {:>9} {:>7}",
+        "transfer", "system", "best ns", "MiB/s", "spread"
+    );
+    for name in ["tcp_rx", "tcp_tx", "blk_write", "blk_read"] {
+        let runs: Vec<(u64, u64)> = rows
+            .iter()
+            .filter(|r| r.0 == name)
+            .map(|r| (r.1, r.2))
+            .collect();
+        if runs.len() != IO_REPEATS as usize {
+            return Err(format!(
+                "{} {name} figures, not {IO_REPEATS}:\n{console}",
+                runs.len()
+            ));
+        }
+        let bytes = runs[0].0;
+        let best = runs.iter().map(|r| r.1).min().unwrap_or(0).max(1);
+        let worst = runs.iter().map(|r| r.1).max().unwrap_or(0);
+        println!(
+            "{:<34} {:<8} {best:>12} {:>9.1} {:>7.2}",
+            io_row_label(name),
+            "QEMU",
+            bytes as f64 / (1 << 20) as f64 / (best as f64 / 1e9),
+            worst as f64 / best as f64
+        );
+    }
+    Ok(())
+}
+
+fn io_row_label(name: &str) -> &'static str {
+    match name {
+        "tcp_rx" => "TCP host -> guest (HTTP GET)",
+        "tcp_tx" => "TCP guest -> host (HTTP POST)",
+        "blk_write" => "blk sequential write, O_DIRECT",
+        "blk_read" => "blk sequential read, O_DIRECT",
+        _ => "?",
+    }
+}
+
+/// `(name, bytes, virtual ns)` of each `gateway-guest: bench NAME bytes=N t0=NS t1=NS` line.
+fn io_rows(console: &str) -> Vec<(String, u64, u64)> {
+    let num = |line: &str, key: &str| -> Option<u64> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key)?.parse().ok())
+    };
+    console
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(axolotl_guest_artifacts::io::BENCH_MARKER)?;
+            let name = rest.split_whitespace().next()?.to_string();
+            let (t0, t1) = (num(l, "t0=")?, num(l, "t1=")?);
+            Some((name, num(l, "bytes=")?, t1.checked_sub(t0)?))
+        })
+        .collect()
+}
+
+/// The host's end of the guest's TCP benchmark, reached from the guest at 10.0.2.2 through
+/// QEMU's user network: a source answering an HTTP GET of `/<MiB>` with that many MiB of
+/// zeros, and a sink reading an HTTP POST's body and answering `received <bytes>`. Threads
+/// that live as long as xtask.
+struct IoPeers {
+    source: u16,
+    sink: u16,
+}
+
+/// An HTTP request's head (up to the empty line), read byte by byte so nothing of the body
+/// is taken with it.
+fn read_head(c: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+        match c.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+impl IoPeers {
+    fn start() -> Result<IoPeers, String> {
+        use std::io::{Read, Write};
+        use std::net::TcpListener;
+        let bind = || TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"));
+        let (source, sink) = (bind()?, bind()?);
+        let port = |l: &TcpListener| l.local_addr().map(|a| a.port()).map_err(|e| e.to_string());
+        let peers = IoPeers {
+            source: port(&source)?,
+            sink: port(&sink)?,
+        };
+        std::thread::spawn(move || {
+            for mut c in source.incoming().map_while(Result::ok) {
+                let mib: u64 = read_head(&mut c)
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|p| p.trim_start_matches('/').parse::<u64>().ok())
+                    .unwrap_or(0)
+                    // What a guest asks for is bounded like any peer's input.
+                    .min(1024);
+                let chunk = vec![0u8; 1 << 16];
+                let _ = write!(
+                    c,
+                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n",
+                    mib << 20
+                );
+                for _ in 0..mib * 16 {
+                    if c.write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        std::thread::spawn(move || {
+            for mut c in sink.incoming().map_while(Result::ok) {
+                let head = read_head(&mut c);
+                let length: u64 = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                let mut buf = vec![0u8; 1 << 16];
+                let mut total = 0u64;
+                while total < length {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => total += n as u64,
+                    }
+                }
+                let body = format!("received {total}\n");
+                let _ = write!(
+                    c,
+                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Ok(peers)
+    }
+
+    /// The guest's commands: the network transfers and the disk's, `repeats` times, then
+    /// power off.
+    fn guest_cmd(&self, mib: u64, repeats: u64) -> String {
+        format!(
+            "gateway-guest bench {repeats} {} {} {mib}; poweroff -f",
+            self.source, self.sink
+        )
+    }
+}

@@ -14,23 +14,46 @@ const BACKPORTS_LIST: &str = "/etc/apt/sources.list.d/axolotl-bookworm-backports
 pub fn ensure() -> Result<(), String> {
     ensure_rust_targets()?;
     ensure_qemu()?;
+    ensure_e2fsprogs()?;
     ensure_guest_artifacts()
 }
 
 /// The unmodified Debian arm64 kernel and busybox the Linux guest tests boot, fetched with
-/// apt into a cache outside the repository (see docs/guest.md).
+/// apt into a cache outside the repository, and the I/O guest's initramfs and data disk
+/// made from them (see docs/guest.md).
 fn ensure_guest_artifacts() -> Result<(), String> {
     let dir = axolotl_guest_artifacts::default_cache_dir();
-    if axolotl_guest_artifacts::cached(&dir).is_some() {
+    let log = &mut |line: &str| eprintln!("setup: {line}");
+    let a = match axolotl_guest_artifacts::cached(&dir) {
+        Some(a) => a,
+        None => {
+            eprintln!(
+                "setup: fetching the Debian arm64 guest kernel and busybox into {}",
+                dir.display()
+            );
+            axolotl_guest_artifacts::ensure(&dir, log)
+                .map_err(|e| format!("guest artifacts: {e}"))?
+        }
+    };
+    axolotl_guest_artifacts::ensure_io(&a, &crate::images::target_dir().join("guest-tools"), log)
+        .map(|_| ())
+        .map_err(|e| format!("I/O guest artifacts: {e}"))
+}
+
+/// mke2fs and debugfs make the I/O guest's data disk.
+fn ensure_e2fsprogs() -> Result<(), String> {
+    let has = |tool: &str| Command::new(tool).arg("-V").output().is_ok();
+    if has("mke2fs") && has("debugfs") {
         return Ok(());
     }
-    eprintln!(
-        "setup: fetching the Debian arm64 guest kernel and busybox into {}",
-        dir.display()
-    );
-    axolotl_guest_artifacts::ensure(&dir, &mut |line| eprintln!("setup: {line}"))
-        .map(|_| ())
-        .map_err(|e| format!("guest artifacts: {e}"))
+    if !is_root() || !Path::new("/usr/bin/apt-get").exists() {
+        return Err(
+            "the data disk needs mke2fs and debugfs: install e2fsprogs (as root: `apt-get install e2fsprogs`)"
+                .into(),
+        );
+    }
+    apt(&["update", "-q"])?;
+    apt(&["install", "-y", "-q", "e2fsprogs"])
 }
 
 pub fn ensure_rust_targets() -> Result<(), String> {

@@ -10,10 +10,16 @@
 //! <cache>/<package version>/Image           raw arm64 Image
 //! <cache>/<package version>/initramfs.cpio  default initramfs (uncompressed newc)
 //! <cache>/<package version>/complete        stamp: all of the above is done
+//! <cache>/<package version>/initramfs-io.cpio  the I/O guest's initramfs ([`ensure_io`])
+//! <cache>/<package version>/data-disk.img      its data disk ([`disk`])
 //! ```
 
 mod cpio;
+pub mod disk;
 mod image;
+pub mod io;
+pub mod modules;
+pub mod pattern;
 
 pub use cpio::CpioWriter;
 pub use image::{ImageFormat, detect_format, extract_image};
@@ -74,6 +80,15 @@ pub struct GuestArtifacts {
     pub package_version: String,
     /// Upstream DTBs: `usr/lib/linux-image-<uname -r>/` (vendor/board.dtb).
     pub dtb_dir: PathBuf,
+}
+
+impl GuestArtifacts {
+    /// The kernel package's modules: `lib/modules/<uname -r>`.
+    pub fn modules_dir(&self) -> PathBuf {
+        self.dir
+            .join("kernel/lib/modules")
+            .join(&self.kernel_version)
+    }
 }
 
 /// Failures, each with a message that says what to do.
@@ -390,6 +405,19 @@ pub fn build_initramfs_with(
     extra: &[(&str, &[u8])],
     out: &Path,
 ) -> Result<(), Error> {
+    build_initramfs_tree(busybox, init_script, &[], extra, out)
+}
+
+/// [`build_initramfs_with`] plus directories of its own (`dirs`, parents first), created
+/// after the standard ones and before `extra`. With no `dirs` the archive is byte for byte
+/// what [`build_initramfs_with`] always wrote.
+pub fn build_initramfs_tree(
+    busybox: &Path,
+    init_script: &str,
+    dirs: &[&str],
+    extra: &[(&str, &[u8])],
+    out: &Path,
+) -> Result<(), Error> {
     let bb = fs::read(busybox).map_err(io_err(format!("reading {}", busybox.display())))?;
     let mut w = CpioWriter::new();
     for d in [
@@ -404,6 +432,9 @@ pub fn build_initramfs_with(
         w.symlink(&format!("bin/{a}"), "busybox");
     }
     w.file("init", 0o755, init_script.as_bytes());
+    for d in dirs {
+        w.dir(d.trim_start_matches('/'), 0o755);
+    }
     for (path, data) in extra {
         w.file(path.trim_start_matches('/'), 0o755, data);
     }
@@ -416,7 +447,13 @@ pub fn build_initramfs_with(
 /// Builds `tools/cntvct` (a static arm64 Linux program printing `CNTVCT_NS=<virtual clock in
 /// ns>`, for boot-time measurements under `-icount`) into `target_dir` and returns the ELF.
 pub fn build_cntvct(target_dir: &Path) -> Result<Vec<u8>, Error> {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/cntvct/Cargo.toml");
+    build_guest_tool("cntvct", target_dir)
+}
+
+/// Builds `tools/<name>` (package `axolotl-<name>`, a static arm64 Linux program with a
+/// workspace of its own) for aarch64-unknown-none into `target_dir` and returns the ELF.
+pub fn build_guest_tool(name: &str, target_dir: &Path) -> Result<Vec<u8>, Error> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tools/{name}/Cargo.toml"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = std::process::Command::new(&cargo)
         .args([
@@ -438,8 +475,54 @@ pub fn build_cntvct(target_dir: &Path) -> Result<Vec<u8>, Error> {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         });
     }
-    let elf = target_dir.join("aarch64-unknown-none/release/axolotl-cntvct");
+    let elf = target_dir.join(format!("aarch64-unknown-none/release/axolotl-{name}"));
     fs::read(&elf).map_err(io_err(format!("reading {}", elf.display())))
+}
+
+/// The I/O guest's artifacts in the cache (see [`ensure_io`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IoArtifacts {
+    /// `initramfs-io.cpio`: [`io::build_io_initramfs`] with no extra commands.
+    pub initramfs: PathBuf,
+    /// `data-disk.img`: [`disk::make_data_disk`]. Shared: a run that writes to the disk (the
+    /// disk check, benchmarks) works on a copy or an image of its own.
+    pub disk: PathBuf,
+}
+
+/// Builds the I/O guest's initramfs and data disk into the cache of `a` (tools built in
+/// `tools_target`). The initramfs is rebuilt on every call and written only when it changed
+/// (it follows the code); the disk when missing or made by an older layout.
+pub fn ensure_io(
+    a: &GuestArtifacts,
+    tools_target: &Path,
+    log: &mut dyn FnMut(&str),
+) -> Result<IoArtifacts, Error> {
+    let io = IoArtifacts {
+        initramfs: a.dir.join("initramfs-io.cpio"),
+        disk: a.dir.join("data-disk.img"),
+    };
+    let tools = io::GuestTools::build(tools_target)?;
+    // Per process: two setups may run at once.
+    let fresh = a
+        .dir
+        .join(format!("initramfs-io.cpio.{}.new", std::process::id()));
+    io::build_io_initramfs(a, &tools, "", &fresh)?;
+    let new = fs::read(&fresh).map_err(io_err(format!("reading {}", fresh.display())))?;
+    if fs::read(&io.initramfs).ok().as_ref() != Some(&new) {
+        log(&format!("built {}", io.initramfs.display()));
+        fs::rename(&fresh, &io.initramfs)
+            .map_err(io_err(format!("renaming to {}", io.initramfs.display())))?;
+    } else {
+        let _ = fs::remove_file(&fresh);
+    }
+    let stamp = a.dir.join("data-disk.layout");
+    let layout = disk::layout_description();
+    if !io.disk.is_file() || fs::read_to_string(&stamp).ok().as_deref() != Some(&layout) {
+        log(&format!("making {}", io.disk.display()));
+        disk::make_data_disk(&io.disk)?;
+        write_atomic(&stamp, layout.as_bytes())?;
+    }
+    Ok(io)
 }
 
 #[cfg(test)]
