@@ -141,16 +141,27 @@ impl NetClient {
     /// Drives both connections: handshake, received frames (each handed to `on_frame` once,
     /// its buffer re-posted), transmit completions, server restarts (every buffer the server
     /// held comes back: receive buffers are posted again, frames being sent are dropped).
-    pub fn poll(&mut self, mut on_frame: impl FnMut(&[u8])) -> Activity {
+    pub fn poll(&mut self, on_frame: impl FnMut(&[u8])) -> Activity {
+        self.poll_limited(usize::MAX, on_frame)
+    }
+
+    /// [`NetClient::poll`] handing out at most `max_frames` received frames (`again` set if
+    /// it stopped there): for a client that answers each frame before taking the next.
+    pub fn poll_limited(&mut self, max_frames: usize, mut on_frame: impl FnMut(&[u8])) -> Activity {
         let mut act = Activity::default();
-        self.poll_rx(&mut act, &mut on_frame);
+        self.poll_rx(&mut act, max_frames, &mut on_frame);
         self.post_rx(&mut act);
         self.poll_tx(&mut act);
         act
     }
 
-    fn poll_rx(&mut self, act: &mut Activity, on_frame: &mut impl FnMut(&[u8])) {
+    fn poll_rx(&mut self, act: &mut Activity, max_frames: usize, on_frame: &mut impl FnMut(&[u8])) {
+        let mut frames = 0;
         for _ in 0..POLL_BOUND {
+            if frames >= max_frames {
+                act.again = true;
+                return;
+            }
             let ev = match self.rx.poll() {
                 Ok(Some(ev)) => ev,
                 Ok(None) => {
@@ -183,6 +194,7 @@ impl NetClient {
                     let frame = &mut self.frame[..len];
                     if self.rx_data.read(d.offset as usize, frame) {
                         self.stats.rx_frames += 1;
+                        frames += 1;
                         on_frame(frame);
                     }
                 }
