@@ -11,6 +11,11 @@
 //! * `echo-rx`: `axolotl_serial_core::RxClient` on the driver's receive connection (if the
 //!   SDF gives one), printing each line UART1 receives.
 //!
+//! Issue #15's network (docs/network.md), in [`net`] (target only) over `axolotl_net`:
+//! `net-driver` (virtio-net through `virtio-drivers`, DMA from [`dma`]), `net-virt` (the
+//! network virtualiser) and `net-echo-a` / `net-echo-b` (native clients answering ARP and UDP
+//! echo as [`NET_CLIENTS`]).
+//!
 //! The PD code (mapping, IRQ, notifications) is in [`pd`], target only; the SDF contract
 //! (channel ids, setvar symbols) is below and in `systems/resilient-echo.system`.
 //!
