@@ -58,6 +58,7 @@ pub mod pd;
 pub mod dma;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod net;
+pub mod nic;
 
 /// Issue #15's network (docs/network.md): one native client of the virtualiser, its
 /// identity on QEMU's user network (10.0.2.0/24, gateway 10.0.2.2).

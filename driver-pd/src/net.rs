@@ -3,18 +3,14 @@
 
 use core::ptr::NonNull;
 
-use axolotl_net::device::{DeviceError, Tokens, rx_frame_len};
 use axolotl_net::link::{DATA_BYTES, RINGS_BYTES};
-use axolotl_net::{
-    Activity, BUF_SIZE, Dir, Echo, LinkRegions, MAX_FRAME, NetClient, NetServer, Router,
-};
+use axolotl_net::{Activity, Dir, Echo, LinkRegions, MAX_FRAME, NetClient, NetServer, Router};
 use axolotl_pd::{Channel, Handler, SetVar, generation, peer_generation_word, println};
 use axolotl_ring::{Authority, Generations, SharedRegion};
-use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
-use virtio_drivers::transport::{DeviceType, Transport};
 
 use crate::dma::{DMA, NetHal};
+use crate::nic::{Nic, QUEUE};
 use crate::{
     ECHO_PORT, NET_CLIENT_VIRT_CHANNEL, NET_CLIENTS, NET_DMA_BYTES, NET_DRIVER_IRQ_CHANNEL,
     NET_DRIVER_VIRT_CHANNEL, NET_MMIO_OFFSET, NET_MMIO_SIZE, VIRT_CLIENT_CHANNEL_BASE,
@@ -111,152 +107,23 @@ pub enum Inject {
     Hang(u64),
 }
 
-type Nic = VirtIONetRaw<NetHal, MmioTransport<'static>, QUEUE>;
+type Device = Nic<NetHal, MmioTransport<'static>>;
 
-/// Descriptors per virtqueue, and buffers per direction.
-const QUEUE: usize = 16;
-
-/// The device and the driver's DMA buffers.
-struct Device {
-    nic: Nic,
-    rx_base: usize,
-    tx_base: usize,
-    rx_tokens: Tokens<QUEUE>,
-    tx_tokens: Tokens<QUEUE>,
-    tx_len: [usize; QUEUE],
-    tx_busy: u32,
-    /// Bytes of virtio-net header before each frame.
-    header: usize,
-    bad_lengths: u64,
-}
-
-fn buffer(base: usize, i: usize) -> &'static mut [u8] {
-    // SAFETY: buffer `i < QUEUE` of an area of QUEUE × BUF_SIZE bytes carved from the DMA
-    // region for this device; the driver forms it only to hand it to the device or read it
-    // after the device returned it, never while the device holds it.
-    unsafe { core::slice::from_raw_parts_mut((base + i * BUF_SIZE) as *mut u8, BUF_SIZE) }
-}
-
-impl Device {
-    /// Resets the device (a previous incarnation's queues and buffers die with it), sets its
-    /// queues up in the DMA region and gives it every receive buffer.
-    fn start() -> Result<Self, &'static str> {
-        let base = net_mmio.get() as usize;
-        if base == 0 || dma_vaddr.get() == 0 || dma_paddr.get() == 0 {
-            return Err("net_mmio, dma_vaddr or dma_paddr not set");
-        }
-        if !DMA.init(dma_vaddr.get() as usize, dma_paddr.get(), NET_DMA_BYTES) {
-            return Err("DMA region unaligned");
-        }
-        let header = NonNull::new((base + NET_MMIO_OFFSET) as *mut VirtIOHeader).ok_or("null")?;
-        // SAFETY: the SDF maps the virtio-mmio page uncached for this PD alone, for its life.
-        let transport = unsafe { MmioTransport::new(header, NET_MMIO_SIZE) }
-            .map_err(|_| "no virtio-mmio device at transport 30 (is the NIC missing?)")?;
-        if transport.device_type() != DeviceType::Network {
-            return Err("the device at transport 30 is not a network device");
-        }
-        let nic = Nic::new(transport).map_err(|_| "virtio-net initialisation failed")?;
-        let mut probe = [0u8; 16];
-        let header = nic.fill_buffer_header(&mut probe).map_err(|_| "header")?;
-        let pages = QUEUE * BUF_SIZE / virtio_drivers::PAGE_SIZE;
-        let (_, rx_base) = DMA.alloc(pages).ok_or("DMA region too small")?;
-        let (_, tx_base) = DMA.alloc(pages).ok_or("DMA region too small")?;
-        let mut d = Device {
-            nic,
-            rx_base,
-            tx_base,
-            rx_tokens: Tokens::new(),
-            tx_tokens: Tokens::new(),
-            tx_len: [0; QUEUE],
-            tx_busy: 0,
-            header,
-            bad_lengths: 0,
-        };
-        for i in 0..QUEUE {
-            d.post_rx(i).map_err(|_| "cannot post receive buffers")?;
-        }
-        Ok(d)
+/// Resets the NIC and sets it up in the DMA region (from its start: whatever an earlier
+/// incarnation allocated there died with the device's reset).
+fn start_device() -> Result<Device, &'static str> {
+    let base = net_mmio.get() as usize;
+    if base == 0 || dma_vaddr.get() == 0 || dma_paddr.get() == 0 {
+        return Err("net_mmio, dma_vaddr or dma_paddr not set");
     }
-
-    fn post_rx(&mut self, i: usize) -> Result<(), DeviceError> {
-        // SAFETY: the buffer is ours (not with the device) and stays untouched until the
-        // device returns it through `poll_receive`.
-        let token = unsafe { self.nic.receive_begin(buffer(self.rx_base, i)) }
-            .map_err(|_| DeviceError::UnknownToken(u16::MAX))?;
-        if !self.rx_tokens.insert(token, i as u16) {
-            return Err(DeviceError::UnknownToken(token));
-        }
-        Ok(())
+    if !DMA.init(dma_vaddr.get() as usize, dma_paddr.get(), NET_DMA_BYTES) {
+        return Err("DMA region unaligned");
     }
-
-    /// Takes back the transmit buffers the device is done with.
-    fn reap_tx(&mut self) -> Result<bool, DeviceError> {
-        let mut any = false;
-        while let Some(token) = self.nic.poll_transmit() {
-            let b = usize::from(self.tx_tokens.peek(token)?);
-            let len = self.tx_len[b];
-            // SAFETY: the same buffer (and length) as given to `transmit_begin` for `token`.
-            unsafe {
-                self.nic
-                    .transmit_complete(token, &buffer(self.tx_base, b)[..len])
-            }
-            .map_err(|_| DeviceError::UnknownToken(token))?;
-            self.tx_tokens.remove(token);
-            self.tx_busy &= !(1 << b);
-            any = true;
-        }
-        Ok(any)
-    }
-
-    fn tx_room(&self) -> bool {
-        self.tx_busy.count_ones() < QUEUE as u32 && self.nic.can_send()
-    }
-
-    /// Hands `frame` to the device (call only with `tx_room`).
-    fn send(&mut self, frame: &[u8]) -> Result<(), DeviceError> {
-        let b = (!self.tx_busy).trailing_zeros() as usize;
-        if b >= QUEUE {
-            return Ok(());
-        }
-        let buf = buffer(self.tx_base, b);
-        let h = self.header;
-        let _ = self.nic.fill_buffer_header(buf);
-        buf[h..h + frame.len()].copy_from_slice(frame);
-        let len = h + frame.len();
-        // SAFETY: the buffer stays untouched until `poll_transmit` returns its token.
-        let token = unsafe { self.nic.transmit_begin(&buf[..len]) }
-            .map_err(|_| DeviceError::UnknownToken(u16::MAX))?;
-        if !self.tx_tokens.insert(token, b as u16) {
-            return Err(DeviceError::UnknownToken(token));
-        }
-        self.tx_len[b] = len;
-        self.tx_busy |= 1 << b;
-        Ok(())
-    }
-
-    /// The next received frame, checked, handed to `deliver`; its buffer is posted again.
-    /// `Ok(false)`: nothing received.
-    fn next_rx(&mut self, deliver: impl FnOnce(&[u8])) -> Result<bool, DeviceError> {
-        let Some(token) = self.nic.poll_receive() else {
-            return Ok(false);
-        };
-        // Only a chain we made available, before the library pops anything.
-        let b = usize::from(self.rx_tokens.peek(token)?);
-        let buf = buffer(self.rx_base, b);
-        // SAFETY: `buf` is the buffer given to `receive_begin` for `token`.
-        let r = unsafe { self.nic.receive_complete(token, buf) };
-        self.rx_tokens.remove(token);
-        // virtio-drivers does not compare the used length with the buffer: we do.
-        match r
-            .map_err(|_| DeviceError::BadLength { token, len: 0 })
-            .and_then(|(h, n)| rx_frame_len(token, h + n, self.header, BUF_SIZE))
-        {
-            Ok(n) => deliver(&buffer(self.rx_base, b)[self.header..self.header + n]),
-            Err(_) => self.bad_lengths += 1,
-        }
-        self.post_rx(b)?;
-        Ok(true)
-    }
+    let header = NonNull::new((base + NET_MMIO_OFFSET) as *mut VirtIOHeader).ok_or("null")?;
+    // SAFETY: the SDF maps the virtio-mmio page uncached for this PD alone, for its life.
+    let transport = unsafe { MmioTransport::new(header, NET_MMIO_SIZE) }
+        .map_err(|_| "no virtio-mmio device at transport 30 (is the NIC missing?)")?;
+    Nic::new(transport)
 }
 
 /// The virtio-net driver PD: the device on one side, the virtualiser's link on the other
@@ -381,7 +248,7 @@ impl NetDriver {
             self.device_resets += 1;
             println!("net_driver: device error {e:?}; resetting the device");
             self.dev = None;
-            match Device::start() {
+            match start_device() {
                 Ok(d) => self.dev = Some(d),
                 Err(e) => println!("net_driver: ERROR: device reset failed: {e}"),
             }
@@ -392,14 +259,14 @@ impl NetDriver {
 impl Handler for NetDriver {
     fn init(&mut self) {
         let g = generation();
-        let dev = match Device::start() {
+        let dev = match start_device() {
             Ok(d) => d,
             Err(e) => {
                 println!("net_driver: generation {g}: cannot start: {e}");
                 return;
             }
         };
-        let mac = dev.nic.mac_address();
+        let mac = dev.mac();
         let (Some(regions), Some(rx), Some(tx)) = (
             link(&virt_rings, &virt_data),
             generations(VIRT),
@@ -431,7 +298,7 @@ impl Handler for NetDriver {
         self.maybe_inject();
         if ch == IRQ {
             if let Some(d) = self.dev.as_mut() {
-                d.nic.ack_interrupt();
+                d.ack_interrupt();
             }
             if let Err(e) = IRQ.irq_ack() {
                 println!("net_driver: IRQ ack failed: {e:?}");
