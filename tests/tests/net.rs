@@ -23,12 +23,12 @@ const ECHO_PORT: u16 = 7;
 const TRY_TIMEOUT: Duration = Duration::from_millis(250);
 const TRIES: u32 = 80;
 
-/// A free UDP port on 127.0.0.1 (bound and released: QEMU takes it right after).
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("a free UDP port")
-        .port()
+/// Two distinct free UDP ports on 127.0.0.1 (bound together, then released: QEMU takes them
+/// right after).
+fn free_ports() -> [u16; 2] {
+    let bind = || UdpSocket::bind("127.0.0.1:0").expect("a free UDP port");
+    let socks = [bind(), bind()];
+    socks.map(|s| s.local_addr().expect("bound").port())
 }
 
 /// Boots `<board>-gic<N>-<system>` with the NIC, each client's echo port forwarded from its
@@ -44,7 +44,7 @@ fn boot_net(gic: u8, system: &str) -> (Boot, [u16; 2]) {
         GicVersion::V3
     };
     let board = board_by_name("qemu-virt-aarch64", Some(version)).expect("known board");
-    let ports = [free_port(), free_port()];
+    let ports = free_ports();
     let mut m = Machine::new(board);
     m.net = Some(Net {
         udp_forwards_to: CLIENTS
