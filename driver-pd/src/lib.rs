@@ -11,6 +11,11 @@
 //! * `echo-rx`: `axolotl_serial_core::RxClient` on the driver's receive connection (if the
 //!   SDF gives one), printing each line UART1 receives.
 //!
+//! Issue #15's network (docs/network.md), in [`net`] (target only) over `axolotl_net`:
+//! `net-driver` (virtio-net through `virtio-drivers`, DMA from [`dma`]), `net-virt` (the
+//! network virtualiser) and `net-echo-a` / `net-echo-b` (native clients answering ARP and UDP
+//! echo as [`NET_CLIENTS`]).
+//!
 //! The PD code (mapping, IRQ, notifications) is in [`pd`], target only; the SDF contract
 //! (channel ids, setvar symbols) is below and in `systems/resilient-echo.system`.
 //!
@@ -49,6 +54,55 @@ pub fn progress_due(from: u32, to: u32, every: u32) -> Option<u32> {
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod pd;
+
+pub mod dma;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod net;
+pub mod nic;
+
+/// Issue #15's network (docs/network.md): one native client of the virtualiser, its
+/// identity on QEMU's user network (10.0.2.0/24, gateway 10.0.2.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetIdentity {
+    pub name: &'static str,
+    pub mac: [u8; 6],
+    pub ip: [u8; 4],
+}
+
+/// The virtualiser's clients, by index: client `i` is on the virtualiser's channel
+/// `VIRT_CLIENT_CHANNEL_BASE + i`. The SDF has no value setvars (Microkit's `setvar` carries
+/// addresses only), so the MACs are this contract's, shared by the virtualiser and the
+/// clients' images (`net-echo-a`, `net-echo-b`). Locally administered unicast MACs.
+pub const NET_CLIENTS: [NetIdentity; 2] = [
+    NetIdentity {
+        name: "echo_a",
+        mac: [0x02, 0x00, 0x00, 0x0a, 0x00, 0x0f],
+        ip: [10, 0, 2, 15],
+    },
+    NetIdentity {
+        name: "echo_b",
+        mac: [0x02, 0x00, 0x00, 0x0a, 0x00, 0x10],
+        ip: [10, 0, 2, 16],
+    },
+];
+/// The UDP port the native clients echo on (RFC 862).
+pub const ECHO_PORT: u16 = 7;
+/// The net driver's channel of its device interrupt (`<irq irq="78" id="0" />`).
+pub const NET_DRIVER_IRQ_CHANNEL: u8 = 0;
+/// The net driver's channel of the virtualiser.
+pub const NET_DRIVER_VIRT_CHANNEL: u8 = 1;
+/// The virtualiser's channel of the driver.
+pub const VIRT_DRIVER_CHANNEL: u8 = 0;
+/// The virtualiser's channel of client `i` is this plus `i`.
+pub const VIRT_CLIENT_CHANNEL_BASE: u8 = 1;
+/// A native client's channel of the virtualiser.
+pub const NET_CLIENT_VIRT_CHANNEL: u8 = 0;
+/// QEMU virt's virtio-mmio transport 30, where `axolotl_qemu::Net` puts the NIC: its offset
+/// in the page the SDF maps (`0x0a00_3000`), and its size.
+pub const NET_MMIO_OFFSET: usize = 0xc00;
+pub const NET_MMIO_SIZE: usize = 0x200;
+/// The net driver's DMA region (SDF `net_dma`): two virtqueues and 2 × 16 buffers of 2 KiB.
+pub const NET_DMA_BYTES: usize = 0x4_0000;
 
 #[cfg(test)]
 mod tests {

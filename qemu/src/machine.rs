@@ -31,6 +31,9 @@ pub struct Net {
     pub tcp_forwards: Vec<(u16, u16)>,
     /// The same for UDP.
     pub udp_forwards: Vec<(u16, u16)>,
+    /// UDP forwards to a guest address other than slirp's default 10.0.2.15: `(host port,
+    /// guest IPv4, guest port)`, for a second client on the network.
+    pub udp_forwards_to: Vec<(u16, [u8; 4], u16)>,
 }
 
 impl Machine {
@@ -125,7 +128,9 @@ impl Machine {
     /// 48 + n); QEMU plugs command-line devices from the highest transport down (seen with
     /// `info qtree`), so the order here fixes where each lands and the SDFs can name them:
     /// the disk on transport 31 (`0x0a00_3e00`, INTID 79), the NIC on 30 (`0x0a00_3c00`,
-    /// INTID 78). A driver still checks the transport's DeviceID register before use.
+    /// INTID 78). Each names its bus too (`virtio-mmio-bus.N`), so it lands there whether or
+    /// not the other is present (a NIC alone would otherwise take 31). A driver still checks
+    /// the transport's DeviceID register before use.
     /// Public for QEMU command lines that boot a guest directly, with the same devices.
     pub fn virtio_args(&self) -> Vec<String> {
         let mut a = Vec::new();
@@ -134,7 +139,7 @@ impl Machine {
                 "-drive".into(),
                 format!("if=none,id=d0,format=raw,file={}", disk.display()),
                 "-device".into(),
-                "virtio-blk-device,drive=d0".into(),
+                "virtio-blk-device,drive=d0,bus=virtio-mmio-bus.31".into(),
             ]);
         }
         if let Some(net) = &self.net {
@@ -145,11 +150,14 @@ impl Machine {
             for (h, g) in &net.udp_forwards {
                 netdev.push_str(&format!(",hostfwd=udp:127.0.0.1:{h}-:{g}"));
             }
+            for (h, [a, b, c, d], g) in &net.udp_forwards_to {
+                netdev.push_str(&format!(",hostfwd=udp:127.0.0.1:{h}-{a}.{b}.{c}.{d}:{g}"));
+            }
             a.extend([
                 "-netdev".into(),
                 netdev,
                 "-device".into(),
-                "virtio-net-device,netdev=n0".into(),
+                "virtio-net-device,netdev=n0,bus=virtio-mmio-bus.30".into(),
             ]);
         }
         // Modern (version 2) transports, as the virtio 1.x spec and our drivers expect.

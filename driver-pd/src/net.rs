@@ -1,0 +1,613 @@
+//! Issue #15's network PDs (target only; docs/network.md): the virtio-net driver, the
+//! network virtualiser and the native echo clients, thin around `axolotl_net`.
+
+use core::ptr::NonNull;
+
+use axolotl_net::link::{DATA_BYTES, RINGS_BYTES};
+use axolotl_net::{Activity, Dir, Echo, LinkRegions, MAX_FRAME, NetClient, NetServer, Router};
+use axolotl_pd::{Channel, Handler, SetVar, generation, peer_generation_word, println};
+use axolotl_ring::{Authority, Generations, SharedRegion};
+use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
+
+use crate::dma::{DMA, NetHal};
+use crate::nic::{Nic, QUEUE};
+use crate::{
+    ECHO_PORT, NET_CLIENT_VIRT_CHANNEL, NET_CLIENTS, NET_DMA_BYTES, NET_DRIVER_IRQ_CHANNEL,
+    NET_DRIVER_VIRT_CHANNEL, NET_MMIO_OFFSET, NET_MMIO_SIZE, VIRT_CLIENT_CHANNEL_BASE,
+    VIRT_DRIVER_CHANNEL,
+};
+
+// The driver's maps and setvars (SDF contract, tests/systems/net-echo.system).
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static net_mmio: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static dma_vaddr: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static dma_paddr: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static virt_rings: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static virt_data: SetVar = SetVar::new();
+
+// The virtualiser's.
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static driver_rings: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static driver_data: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static client0_rings: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static client0_data: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static client1_rings: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static client1_data: SetVar = SetVar::new();
+
+// A native client's.
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static net_rings: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static net_data: SetVar = SetVar::new();
+
+/// The link whose regions the SDF maps at the vaddrs patched into `rings` and `data`.
+fn link(rings: &SetVar, data: &SetVar) -> Option<LinkRegions> {
+    let r = NonNull::new(rings.get() as *mut u8)?;
+    let d = NonNull::new(data.get() as *mut u8)?;
+    // SAFETY: the SDF maps RINGS_BYTES and DATA_BYTES read-write at these vaddrs for the PD's
+    // lifetime, shared with exactly one peer, reached only through lib/ring and lib/net.
+    let (r, d) = unsafe {
+        (
+            SharedRegion::new(r, RINGS_BYTES),
+            SharedRegion::new(d, DATA_BYTES),
+        )
+    };
+    LinkRegions::split(r, d).ok()
+}
+
+/// This PD's generations on its link over channel `ch`: its own from `x0`, its peer's from
+/// the root task's generation table.
+fn generations(ch: Channel) -> Option<Generations> {
+    let word = peer_generation_word(ch)?;
+    Some(Generations {
+        own: generation() as u32,
+        // SAFETY: the generation table is mapped read-only for the PD's whole life and
+        // written by the root task only, atomically.
+        peer: unsafe { Authority::new(NonNull::from(word)) },
+    })
+}
+
+/// Reports a corrupt peer to the monitor, which restarts it (its new generation then
+/// resynchronises the link).
+fn report(who: &str, peer: &str, ch: Channel, fault: Option<(Dir, axolotl_ring::Corruption)>) {
+    if let Some((dir, c)) = fault {
+        println!("{who}: {peer} is corrupt ({dir:?}: {c:?}); reporting it");
+        ch.report_corruption(ch.peer_generation().unwrap_or(u32::MAX));
+    }
+}
+
+/// A fault the test systems inject into the driver, per generation.
+#[derive(Clone, Copy, Debug)]
+pub enum Inject {
+    /// Write to an unmapped address once this incarnation moved this many frames.
+    Crash(u64),
+    /// Spin forever once this incarnation moved this many frames.
+    Hang(u64),
+}
+
+type Device = Nic<NetHal, MmioTransport<'static>>;
+
+/// Resets the NIC and sets it up in the DMA region (from its start: whatever an earlier
+/// incarnation allocated there died with the device's reset).
+fn start_device() -> Result<Device, &'static str> {
+    let base = net_mmio.get() as usize;
+    if base == 0 || dma_vaddr.get() == 0 || dma_paddr.get() == 0 {
+        return Err("net_mmio, dma_vaddr or dma_paddr not set");
+    }
+    if !DMA.init(dma_vaddr.get() as usize, dma_paddr.get(), NET_DMA_BYTES) {
+        return Err("DMA region unaligned");
+    }
+    let header = NonNull::new((base + NET_MMIO_OFFSET) as *mut VirtIOHeader).ok_or("null")?;
+    // SAFETY: the SDF maps the virtio-mmio page uncached for this PD alone, for its life.
+    let transport = unsafe { MmioTransport::new(header, NET_MMIO_SIZE) }
+        .map_err(|_| "no virtio-mmio device at transport 30 (is the NIC missing?)")?;
+    Nic::new(transport)
+}
+
+/// The virtio-net driver PD: the device on one side, the virtualiser's link on the other
+/// (this PD is its server). Started and restarted alike: the device is reset and its queues
+/// rebuilt, the link resynchronised by lib/ring.
+pub struct NetDriver {
+    dev: Option<Device>,
+    server: Option<NetServer>,
+    frame: [u8; MAX_FRAME],
+    /// Frames moved (either way) by this incarnation.
+    frames: u64,
+    /// Per generation (index), the fault to inject; test systems only.
+    inject: &'static [Option<Inject>],
+    device_resets: u64,
+}
+
+const IRQ: Channel = Channel::new(NET_DRIVER_IRQ_CHANNEL);
+const VIRT: Channel = Channel::new(NET_DRIVER_VIRT_CHANNEL);
+
+impl Default for NetDriver {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NetDriver {
+    pub const fn new() -> Self {
+        Self::injecting(&[])
+    }
+
+    /// A driver that injects `inject[g]` in generation `g`: for the restart tests only.
+    pub const fn injecting(inject: &'static [Option<Inject>]) -> Self {
+        NetDriver {
+            dev: None,
+            server: None,
+            frame: [0; MAX_FRAME],
+            frames: 0,
+            inject,
+            device_resets: 0,
+        }
+    }
+
+    fn maybe_inject(&self) {
+        let g = generation() as usize;
+        match self.inject.get(g).copied().flatten() {
+            Some(Inject::Crash(n)) if self.frames >= n => {
+                println!(
+                    "net_driver: fault injection: wild write after {} frames",
+                    self.frames
+                );
+                // SAFETY: deliberately invalid (nothing is mapped there): the fault is the test.
+                unsafe { core::ptr::write_volatile(0x7_0000_0000 as *mut u64, 1) };
+            }
+            Some(Inject::Hang(n)) if self.frames >= n => {
+                println!(
+                    "net_driver: fault injection: hanging after {} frames",
+                    self.frames
+                );
+                loop {
+                    core::hint::spin_loop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Moves everything that can move, in bounded rounds; the device is reset if it claims
+    /// anything impossible.
+    fn work(&mut self) {
+        let (Some(dev), Some(server)) = (self.dev.as_mut(), self.server.as_mut()) else {
+            return;
+        };
+        let mut notify = false;
+        let mut result = Ok(());
+        for _ in 0..64 {
+            let act: Activity = server.poll();
+            notify |= act.notify;
+            report("net_driver", "net_virt", VIRT, act.fault);
+            let mut progress = act.notify || act.again;
+            match dev.reap_tx() {
+                Ok(p) => progress |= p,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+            while dev.tx_room() {
+                let Some(n) = server.take_tx(&mut self.frame, &mut notify) else {
+                    break;
+                };
+                if let Err(e) = dev.send(&self.frame[..n]) {
+                    result = Err(e);
+                    break;
+                }
+                self.frames += 1;
+                progress = true;
+            }
+            while server.rx_ready() {
+                let frames = &mut self.frames;
+                match dev.next_rx(|f| {
+                    notify |= server.deliver(f);
+                    *frames += 1;
+                }) {
+                    Ok(true) => progress = true,
+                    Ok(false) => break,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+            if result.is_err() || !progress {
+                break;
+            }
+        }
+        if notify {
+            VIRT.notify();
+        }
+        if let Err(e) = result {
+            // The device broke virtio's rules: start it afresh (what a restart would do,
+            // without losing the link).
+            self.device_resets += 1;
+            println!("net_driver: device error {e:?}; resetting the device");
+            self.dev = None;
+            match start_device() {
+                Ok(d) => self.dev = Some(d),
+                Err(e) => println!("net_driver: ERROR: device reset failed: {e}"),
+            }
+        }
+    }
+}
+
+impl Handler for NetDriver {
+    fn init(&mut self) {
+        let g = generation();
+        let dev = match start_device() {
+            Ok(d) => d,
+            Err(e) => {
+                println!("net_driver: generation {g}: cannot start: {e}");
+                return;
+            }
+        };
+        let mac = dev.mac();
+        let (Some(regions), Some(rx), Some(tx)) = (
+            link(&virt_rings, &virt_data),
+            generations(VIRT),
+            generations(VIRT),
+        ) else {
+            println!("net_driver: generation {g}: cannot start: no link to the virtualiser");
+            return;
+        };
+        match NetServer::new(regions, rx, tx) {
+            Ok(s) => self.server = Some(s),
+            Err(e) => {
+                println!("net_driver: generation {g}: cannot start: {e:?}");
+                return;
+            }
+        }
+        println!(
+            "net_driver: generation {g}: virtio-net {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} up, {QUEUE} buffers each way",
+            mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
+        );
+        self.dev = Some(dev);
+        // A previous incarnation may have died with the IRQ taken but not acknowledged.
+        let _ = IRQ.irq_ack();
+        self.work();
+        // The virtualiser looks at the link now, whatever the handshake did.
+        VIRT.notify();
+    }
+
+    fn notified(&mut self, ch: Channel) {
+        self.maybe_inject();
+        if ch == IRQ {
+            if let Some(d) = self.dev.as_mut() {
+                d.ack_interrupt();
+            }
+            if let Err(e) = IRQ.irq_ack() {
+                println!("net_driver: IRQ ack failed: {e:?}");
+            }
+        }
+        self.work();
+    }
+}
+
+/// The network virtualiser PD: client of the driver's link, server of one link per native
+/// client; routing by `axolotl_net::Router`.
+pub struct NetVirt {
+    driver: Option<NetClient>,
+    clients: [Option<NetServer>; 2],
+    router: Option<Router<2>>,
+    frame: [u8; MAX_FRAME],
+    frames: u64,
+    /// In generation 0, crash once this many frames were routed: restart tests only.
+    crash_after: Option<u64>,
+}
+
+const DRIVER: Channel = Channel::new(VIRT_DRIVER_CHANNEL);
+
+fn client_channel(i: usize) -> Channel {
+    Channel::new(VIRT_CLIENT_CHANNEL_BASE + i as u8)
+}
+
+impl Default for NetVirt {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NetVirt {
+    pub const fn new() -> Self {
+        NetVirt {
+            driver: None,
+            clients: [None, None],
+            router: None,
+            frame: [0; MAX_FRAME],
+            frames: 0,
+            crash_after: None,
+        }
+    }
+
+    /// A virtualiser that, in generation 0, writes to an unmapped address once it routed
+    /// `frames` frames: for the restart tests only.
+    pub const fn crashing_after(frames: u64) -> Self {
+        let mut v = Self::new();
+        v.crash_after = Some(frames);
+        v
+    }
+
+    fn work(&mut self) {
+        let NetVirt {
+            driver: Some(driver),
+            clients,
+            router: Some(router),
+            frame,
+            frames,
+            ..
+        } = self
+        else {
+            return;
+        };
+        let mut notify_driver = false;
+        let mut notify_client = [false; 2];
+        for _ in 0..64 {
+            let mut progress = false;
+            for (i, c) in clients.iter_mut().enumerate() {
+                if let Some(c) = c {
+                    let act = c.poll();
+                    notify_client[i] |= act.notify;
+                    progress |= act.notify || act.again;
+                    report(
+                        "net_virt",
+                        NET_CLIENTS[i].name,
+                        client_channel(i),
+                        act.fault,
+                    );
+                }
+            }
+            // From the wire: by destination MAC.
+            let act = driver.poll(|f| {
+                let targets = router.rx_targets(f);
+                for (i, c) in clients.iter_mut().enumerate() {
+                    if targets & (1 << i) != 0
+                        && let Some(c) = c
+                    {
+                        notify_client[i] |= c.deliver(f);
+                    }
+                }
+                *frames += 1;
+            });
+            notify_driver |= act.notify;
+            progress |= act.notify || act.again;
+            report("net_virt", "net_driver", DRIVER, act.fault);
+            // To the wire (or another client): one frame per client in turn.
+            loop {
+                let ready = clients
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.as_ref().is_some_and(|c| c.tx_ready()))
+                    .fold(0u32, |m, (i, _)| m | 1 << i);
+                if driver.tx_free() == 0 {
+                    break;
+                }
+                let Some(i) = router.next_tx(ready) else {
+                    break;
+                };
+                let Some(c) = clients[i].as_mut() else {
+                    break;
+                };
+                let Some(n) = c.take_tx(frame, &mut notify_client[i]) else {
+                    continue;
+                };
+                let f = &frame[..n];
+                let t = router.tx_targets(i, f);
+                if t.wire && driver.send(f).is_ok() {
+                    notify_driver = true;
+                }
+                for (j, c) in clients.iter_mut().enumerate() {
+                    if t.clients & (1 << j) != 0
+                        && let Some(c) = c
+                    {
+                        notify_client[j] |= c.deliver(f);
+                    }
+                }
+                *frames += 1;
+                progress = true;
+            }
+            if !progress {
+                break;
+            }
+        }
+        if notify_driver {
+            DRIVER.notify();
+        }
+        for (i, n) in notify_client.iter().enumerate() {
+            if *n {
+                client_channel(i).notify();
+            }
+        }
+    }
+}
+
+impl Handler for NetVirt {
+    fn init(&mut self) {
+        let g = generation();
+        let (Some(regions), Some(rx), Some(tx)) = (
+            link(&driver_rings, &driver_data),
+            generations(DRIVER),
+            generations(DRIVER),
+        ) else {
+            println!("net_virt: generation {g}: cannot start: no link to the driver");
+            return;
+        };
+        self.driver = NetClient::new(regions, rx, tx).ok();
+        let maps = [
+            (&client0_rings, &client0_data),
+            (&client1_rings, &client1_data),
+        ];
+        for (i, (r, d)) in maps.into_iter().enumerate() {
+            let ch = client_channel(i);
+            if let (Some(regions), Some(rx), Some(tx)) =
+                (link(r, d), generations(ch), generations(ch))
+            {
+                self.clients[i] = NetServer::new(regions, rx, tx).ok();
+            }
+        }
+        self.router = Router::new([NET_CLIENTS[0].mac, NET_CLIENTS[1].mac]);
+        if self.driver.is_none() || self.router.is_none() {
+            println!("net_virt: generation {g}: cannot start: bad link layout");
+            return;
+        }
+        println!(
+            "net_virt: generation {g}: routing for {} clients",
+            self.clients.iter().filter(|c| c.is_some()).count()
+        );
+        self.work();
+        DRIVER.notify();
+        for i in 0..2 {
+            client_channel(i).notify();
+        }
+    }
+
+    fn notified(&mut self, _: Channel) {
+        if let Some(n) = self.crash_after
+            && generation() == 0
+            && self.frames >= n
+        {
+            println!(
+                "net_virt: fault injection: wild write after {} frames",
+                self.frames
+            );
+            // SAFETY: deliberately invalid (nothing is mapped there): the fault is the test.
+            unsafe { core::ptr::write_volatile(0x7_0000_0000 as *mut u64, 1) };
+        }
+        self.work();
+    }
+}
+
+/// A native network client: answers ARP for its address and UDP echo on `ECHO_PORT`.
+pub struct NetEcho {
+    index: usize,
+    link: Option<NetClient>,
+    echo: Echo,
+    out: [u8; MAX_FRAME],
+    restarts_seen: u64,
+    announced: bool,
+}
+
+const VIRT_OF_CLIENT: Channel = Channel::new(NET_CLIENT_VIRT_CHANNEL);
+
+impl NetEcho {
+    /// Client `index` of `NET_CLIENTS`.
+    pub const fn new(index: usize) -> Self {
+        let id = NET_CLIENTS[index];
+        NetEcho {
+            index,
+            link: None,
+            echo: Echo::new(id.mac, id.ip, ECHO_PORT),
+            out: [0; MAX_FRAME],
+            restarts_seen: 0,
+            announced: false,
+        }
+    }
+
+    fn work(&mut self) {
+        let name = NET_CLIENTS[self.index].name;
+        let NetEcho {
+            link: Some(link),
+            echo,
+            out,
+            ..
+        } = self
+        else {
+            return;
+        };
+        let mut notify = false;
+        if !self.announced && link.is_connected() {
+            let n = echo.announce(out);
+            if link.send(&out[..n]).is_ok() {
+                self.announced = true;
+                notify = true;
+            }
+        }
+        for _ in 0..256 {
+            let mut reply = None;
+            let act = link.poll_limited(1, |f| reply = echo.handle(f, out));
+            notify |= act.notify;
+            report(name, "net_virt", VIRT_OF_CLIENT, act.fault);
+            if let Some(n) = reply {
+                // No buffer: the reply is dropped (the sender retries), never queued.
+                if link.send(&out[..n]).is_ok() {
+                    notify = true;
+                }
+            }
+            if !act.again && reply.is_none() {
+                break;
+            }
+        }
+        let s = link.stats();
+        if s.server_restarts != self.restarts_seen {
+            self.restarts_seen = s.server_restarts;
+            println!(
+                "{name}: virtualiser restarted ({} so far); {} echoed",
+                s.server_restarts,
+                echo.stats().echoed
+            );
+            self.announced = false;
+        }
+        if notify {
+            VIRT_OF_CLIENT.notify();
+        }
+    }
+}
+
+impl Handler for NetEcho {
+    fn init(&mut self) {
+        let id = NET_CLIENTS[self.index];
+        let g = generation();
+        let (Some(regions), Some(rx), Some(tx)) = (
+            link(&net_rings, &net_data),
+            generations(VIRT_OF_CLIENT),
+            generations(VIRT_OF_CLIENT),
+        ) else {
+            println!(
+                "{}: generation {g}: cannot start: no link to the virtualiser",
+                id.name
+            );
+            return;
+        };
+        match NetClient::new(regions, rx, tx) {
+            Ok(c) => self.link = Some(c),
+            Err(e) => {
+                println!("{}: generation {g}: cannot start: {e:?}", id.name);
+                return;
+            }
+        }
+        println!(
+            "{}: generation {g}: {}.{}.{}.{} answering ARP and UDP echo on port {ECHO_PORT}",
+            id.name, id.ip[0], id.ip[1], id.ip[2], id.ip[3]
+        );
+        self.work();
+        VIRT_OF_CLIENT.notify();
+    }
+
+    fn notified(&mut self, _: Channel) {
+        self.work();
+    }
+}

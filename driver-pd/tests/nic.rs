@@ -1,0 +1,213 @@
+//! The net driver's device side against a fake virtio-net device that lies: a used id it
+//! was never given, a used index that jumps (an id used twice), a used length beyond the
+//! buffer or below the header. `virtio-drivers` trusts all of these; `Nic` must not.
+
+use std::alloc::{Layout, alloc_zeroed};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Mutex;
+
+use axolotl_driver_pd::dma::{DMA, NetHal};
+use axolotl_driver_pd::nic::{Nic, QUEUE};
+use axolotl_net::device::DeviceError;
+use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
+use virtio_drivers::{PhysAddr, Result};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+/// `DMA` is one static: one test at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
+const HEADER: usize = 12;
+
+#[derive(Default)]
+struct Queue {
+    desc: u64,
+    avail: u64,
+    used: u64,
+    used_idx: u16,
+}
+
+#[derive(Default)]
+struct Dev {
+    status: u32,
+    queues: [Queue; 2],
+    notified: u32,
+}
+
+/// The device's view of memory: DMA addresses are host addresses here (identity).
+fn rd<T: Copy>(addr: u64) -> T {
+    // SAFETY: inside the test's DMA allocation, which is never freed.
+    unsafe { (addr as *const T).read_unaligned() }
+}
+fn wr<T>(addr: u64, v: T) {
+    // SAFETY: as in `rd`.
+    unsafe { (addr as *mut T).write_unaligned(v) }
+}
+
+impl Dev {
+    /// The head the driver made available at avail slot `k` of queue `q`.
+    fn avail(&self, q: usize, k: u16) -> u16 {
+        rd(self.queues[q].avail + 4 + 2 * u64::from(k % QUEUE as u16))
+    }
+    fn buffer_addr(&self, q: usize, head: u16) -> u64 {
+        rd(self.queues[q].desc + 16 * u64::from(head))
+    }
+    /// Publishes a used element, as the device would (or as a lying one does).
+    fn used(&mut self, q: usize, id: u32, len: u32) {
+        let qu = &mut self.queues[q];
+        let slot = qu.used + 4 + 8 * u64::from(qu.used_idx % QUEUE as u16);
+        wr(slot, id);
+        wr(slot + 4, len);
+        qu.used_idx = qu.used_idx.wrapping_add(1);
+        wr(qu.used + 2, qu.used_idx);
+    }
+    /// Receives `frame` into the next available receive buffer, honestly.
+    fn receive(&mut self, k: u16, frame: &[u8]) {
+        let head = self.avail(0, k);
+        let addr = self.buffer_addr(0, head);
+        for (i, b) in frame.iter().enumerate() {
+            wr(addr + (HEADER + i) as u64, *b);
+        }
+        self.used(0, u32::from(head), (HEADER + frame.len()) as u32);
+    }
+}
+
+struct Fake(Rc<RefCell<Dev>>);
+
+impl Transport for Fake {
+    fn device_type(&self) -> DeviceType {
+        DeviceType::Network
+    }
+    fn read_device_features(&mut self) -> u64 {
+        (1 << 32) | (1 << 5) // VERSION_1, MAC
+    }
+    fn write_driver_features(&mut self, _: u64) {}
+    fn max_queue_size(&mut self, _: u16) -> u32 {
+        QUEUE as u32
+    }
+    fn notify(&mut self, _: u16) {
+        self.0.borrow_mut().notified += 1;
+    }
+    fn get_status(&self) -> DeviceStatus {
+        DeviceStatus::from_bits_truncate(self.0.borrow().status)
+    }
+    fn set_status(&mut self, status: DeviceStatus) {
+        self.0.borrow_mut().status = status.bits();
+    }
+    fn set_guest_page_size(&mut self, _: u32) {}
+    fn requires_legacy_layout(&self) -> bool {
+        false
+    }
+    fn queue_set(&mut self, q: u16, _: u32, desc: PhysAddr, avail: PhysAddr, used: PhysAddr) {
+        self.0.borrow_mut().queues[usize::from(q)] = Queue {
+            desc,
+            avail,
+            used,
+            used_idx: 0,
+        };
+    }
+    fn queue_unset(&mut self, q: u16) {
+        self.0.borrow_mut().queues[usize::from(q)] = Queue::default();
+    }
+    fn queue_used(&mut self, q: u16) -> bool {
+        self.0.borrow().queues[usize::from(q)].desc != 0
+    }
+    fn ack_interrupt(&mut self) -> InterruptStatus {
+        InterruptStatus::empty()
+    }
+    fn read_config_generation(&self) -> u32 {
+        0
+    }
+    fn read_config_space<T: FromBytes + IntoBytes>(&self, offset: usize) -> Result<T> {
+        let mut config = [0u8; 16];
+        config[..6].copy_from_slice(&MAC);
+        Ok(T::read_from_prefix(&config[offset..])
+            .expect("in config space")
+            .0)
+    }
+    fn write_config_space<T: IntoBytes + Immutable>(&mut self, _: usize, _: T) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn nic() -> (Nic<NetHal, Fake>, Rc<RefCell<Dev>>) {
+    let len = 0x4_0000;
+    // SAFETY: non-zero size; leaked: the device may point into it for the whole test.
+    let mem = unsafe { alloc_zeroed(Layout::from_size_align(len, 4096).unwrap()) };
+    assert!(DMA.init(mem as usize, mem as u64, len));
+    let dev = Rc::new(RefCell::new(Dev::default()));
+    let nic = Nic::<NetHal, Fake>::new(Fake(dev.clone())).expect("nic");
+    (nic, dev)
+}
+
+fn frame(n: usize) -> Vec<u8> {
+    (0..n).map(|i| i as u8).collect()
+}
+
+#[test]
+fn an_honest_device_delivers_frames_and_gets_its_buffers_back() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut nic, dev) = nic();
+    assert_eq!(nic.mac(), MAC);
+    assert_eq!(nic.rx_posted(), QUEUE);
+    dev.borrow_mut().receive(0, &frame(60));
+    dev.borrow_mut().receive(1, &frame(1514));
+    let mut got = Vec::new();
+    while nic.next_rx(|f| got.push(f.to_vec())).unwrap() {}
+    assert_eq!(got, vec![frame(60), frame(1514)]);
+    assert_eq!(nic.rx_posted(), QUEUE, "re-posted");
+    assert!(nic.tx_room());
+    nic.send(&frame(100)).unwrap();
+    let head = dev.borrow().avail(1, 0);
+    dev.borrow_mut()
+        .used(1, u32::from(head), (HEADER + 100) as u32);
+    assert_eq!(nic.reap_tx(), Ok(true));
+}
+
+#[test]
+fn a_used_id_never_made_available_is_refused_before_popping() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut nic, dev) = nic();
+    dev.borrow_mut().used(0, 40, 100);
+    let r = nic.next_rx(|_| panic!("nothing may be delivered"));
+    assert_eq!(r, Err(DeviceError::UnknownToken(40)));
+    // A transmit id while nothing was sent.
+    dev.borrow_mut().used(1, 3, 100);
+    assert_eq!(nic.reap_tx(), Err(DeviceError::UnknownToken(3)));
+}
+
+#[test]
+fn a_used_index_that_jumps_repeats_an_id_and_is_refused() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut nic, dev) = nic();
+    nic.send(&frame(100)).unwrap();
+    let head = dev.borrow().avail(1, 0);
+    // The index moves by two, both slots naming the one chain that was sent.
+    dev.borrow_mut().used(1, u32::from(head), 112);
+    dev.borrow_mut().used(1, u32::from(head), 112);
+    assert_eq!(nic.reap_tx(), Err(DeviceError::UnknownToken(head)));
+}
+
+#[test]
+fn a_used_length_beyond_the_buffer_or_below_the_header_drops_the_frame() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut nic, dev) = nic();
+    for (k, len) in [(0u16, 5000u32), (1, 4), (2, (HEADER + 1515) as u32)] {
+        let head = dev.borrow().avail(0, k);
+        dev.borrow_mut().used(0, u32::from(head), len);
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            nic.next_rx(|_| panic!("nothing may be delivered")),
+            Ok(true)
+        );
+    }
+    assert_eq!(nic.bad_lengths, 3);
+    assert_eq!(nic.rx_posted(), QUEUE, "every buffer posted again");
+    // And the device goes on working.
+    dev.borrow_mut().receive(3, &frame(64));
+    let mut got = Vec::new();
+    assert_eq!(nic.next_rx(|f| got.push(f.to_vec())), Ok(true));
+    assert_eq!(got, vec![frame(64)]);
+}

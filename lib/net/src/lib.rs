@@ -1,0 +1,35 @@
+//! The network's hardware-independent logic (issue #15; `docs/network.md` is the
+//! overview): everything the net driver, the network virtualiser and the native clients do
+//! that is not mapping memory or touching the device, host-tested, no_std and
+//! allocation-free.
+//!
+//! * [`NetClient`] / [`NetServer`]: the two ends of a *link*, sDDF net's shape over
+//!   lib/ring: per direction one connection whose request queue is sDDF's *free* (receive)
+//!   or *active* (transmit) queue and whose response queue is the other; buffers are
+//!   `offset`/`len` in the link's data region ([`link`]). The client owns every buffer;
+//!   lib/ring's generations make a restart of either side lossless for buffers: whatever
+//!   the server held comes back to the client (`Reclaimed`), whatever a dead client had
+//!   lent is forgotten by the server (`Abandoned`). A frame in flight may be dropped,
+//!   never delivered twice or to another client.
+//! * [`Router`]: the virtualiser's decisions (destination-MAC demultiplexing, group frames
+//!   to all, round-robin transmit, client-to-client loopback, source-MAC check).
+//! * [`eth`]: checked Ethernet/ARP/IPv4/UDP parsing and building; [`Echo`]: an ARP and
+//!   UDP-echo endpoint.
+//! * [`device`]: the checks the driver applies to what its virtio device claims.
+#![no_std]
+
+mod bytes;
+mod client;
+pub mod device;
+mod echo;
+pub mod eth;
+pub mod link;
+mod router;
+mod server;
+
+pub use bytes::Bytes;
+pub use client::{Activity, ClientStats, Dir, NetClient, SendError};
+pub use echo::{Echo, EchoStats};
+pub use link::{BUF_SIZE, IDS, LinkRegions, MAX_FRAME, MIN_FRAME};
+pub use router::{Router, Targets};
+pub use server::{NetServer, ServerStats};

@@ -1,0 +1,104 @@
+//! The network virtualiser's decisions (sDDF's shape): received frames go to the client
+//! owning the destination MAC, group frames (broadcast, multicast) to every client; clients
+//! transmit in turn; a frame one client sends to another's MAC (or to a group) is looped
+//! back to it, so clients reach each other without the wire.
+
+use crate::eth::{Mac, is_group};
+use crate::link::MIN_FRAME;
+
+/// Where a frame goes: a set of clients (bit = index) and/or the wire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Targets {
+    pub clients: u32,
+    pub wire: bool,
+}
+
+/// Routing over `N` clients (`N` ≤ 32), each with its MAC from the SDF.
+pub struct Router<const N: usize> {
+    macs: [Mac; N],
+    next: usize,
+}
+
+impl<const N: usize> Router<N> {
+    /// `None` if two clients share a MAC, one is a group address, or `N` > 32.
+    pub fn new(macs: [Mac; N]) -> Option<Self> {
+        if N > 32 {
+            return None;
+        }
+        for (i, m) in macs.iter().enumerate() {
+            if is_group(m) || macs[..i].contains(m) {
+                return None;
+            }
+        }
+        Some(Self { macs, next: 0 })
+    }
+
+    pub fn mac(&self, client: usize) -> Option<Mac> {
+        self.macs.get(client).copied()
+    }
+
+    fn dst(frame: &[u8]) -> Option<Mac> {
+        if frame.len() < MIN_FRAME {
+            return None;
+        }
+        let mut d = [0; 6];
+        d.copy_from_slice(&frame[..6]);
+        Some(d)
+    }
+
+    fn all(&self) -> u32 {
+        if N == 32 { u32::MAX } else { (1u32 << N) - 1 }
+    }
+
+    /// Clients a frame from the wire goes to.
+    pub fn rx_targets(&self, frame: &[u8]) -> u32 {
+        let Some(dst) = Self::dst(frame) else {
+            return 0;
+        };
+        if is_group(&dst) {
+            return self.all();
+        }
+        self.macs
+            .iter()
+            .position(|m| *m == dst)
+            .map_or(0, |i| 1 << i)
+    }
+
+    /// Where a frame from client `from` goes; nowhere if its source MAC is not the client's
+    /// own (no client speaks for another).
+    pub fn tx_targets(&self, from: usize, frame: &[u8]) -> Targets {
+        let (Some(dst), Some(own)) = (Self::dst(frame), self.macs.get(from)) else {
+            return Targets::default();
+        };
+        if frame[6..12] != own[..] {
+            return Targets::default();
+        }
+        if is_group(&dst) {
+            return Targets {
+                clients: self.all() & !(1 << from),
+                wire: true,
+            };
+        }
+        match self.macs.iter().position(|m| *m == dst) {
+            Some(i) if i != from => Targets {
+                clients: 1 << i,
+                wire: false,
+            },
+            // To itself: nowhere.
+            Some(_) => Targets::default(),
+            None => Targets {
+                clients: 0,
+                wire: true,
+            },
+        }
+    }
+
+    /// The client to take the next transmit frame from among those `ready` (bit = index),
+    /// round robin: each turn starts after the client served last.
+    pub fn next_tx(&mut self, ready: u32) -> Option<usize> {
+        (0..N)
+            .map(|k| (self.next + k) % N)
+            .find(|&i| ready & (1 << i) != 0)
+            .inspect(|&i| self.next = (i + 1) % N)
+    }
+}

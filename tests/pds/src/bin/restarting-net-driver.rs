@@ -1,0 +1,22 @@
+//! The net driver with faults injected (tests/systems/net-echo-restart.system): a wild write
+//! after 120 frames in generations 0, 1 and 2, a hang after 120 frames in generation 3; the
+//! monitor restarts it each time (the hang through its heartbeat), generation 4 runs clean.
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod pd {
+    use axolotl_driver_pd::net::{Inject, NetDriver};
+
+    static FAULTS: [Option<Inject>; 4] = [
+        Some(Inject::Crash(120)),
+        Some(Inject::Crash(120)),
+        Some(Inject::Crash(120)),
+        Some(Inject::Hang(120)),
+    ];
+
+    axolotl_pd::protection_domain!(NetDriver::injecting(&FAULTS));
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {}
