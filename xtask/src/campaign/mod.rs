@@ -152,9 +152,18 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
         }),
     )
     .ok_or("no board")?;
-    let mut v = crate::images::Variant::new(board, None);
-    v.system = Some(crate::system::pack(&sdf, &board)?);
-    let image = crate::images::build(&v)?;
+    // The campaign boots its own copy of the image: a build running meanwhile (another
+    // campaign, `cargo xtask test`) rewrites the shared one in place, and a resumed
+    // campaign must inject into the image its plans were made for.
+    let image = dir.join("image.elf");
+    if !image.is_file() {
+        let mut v = crate::images::Variant::new(board, None);
+        v.system = Some(crate::system::pack(&sdf, &board)?);
+        let built = crate::images::build(&v)?;
+        let tmp = dir.join("image.elf.tmp");
+        std::fs::copy(&built, &tmp).map_err(|e| format!("{}: {e}", built.display()))?;
+        std::fs::rename(&tmp, &image).map_err(|e| e.to_string())?;
+    }
     let target = Target::load(&sdf, &a.target, &a.anchor)?;
     let w = Workload::resilient_echo();
     eprintln!(
