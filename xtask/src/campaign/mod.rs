@@ -180,7 +180,7 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
     let (golden, hits, golden_wall) = golden(&dir, &image, a.gic, &target, &w)?;
     // A loaded machine runs QEMU slower: generous, from what the golden run took.
     let budget = Budget {
-        run: (golden_wall * 3).max(Duration::from_secs(60)),
+        run: (golden_wall * 3).max(Duration::from_secs(30)),
         settle: Duration::from_millis(1500),
     };
 

@@ -256,13 +256,13 @@ const COLOURS: [&str; 6] = [
 pub fn svg_outcomes(records: &[Record]) -> String {
     let t = table(records);
     let (w, h, left, top, bar_h) = (
-        760.0,
+        980.0,
         40.0 + 28.0 * t.len() as f64 + 60.0,
-        150.0,
+        240.0,
         30.0,
         20.0,
     );
-    let plot_w = 560.0;
+    let plot_w = 700.0;
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
          <text x=\"{left}\" y=\"18\">Outcome share per fault kind</text>\n"
@@ -293,7 +293,7 @@ pub fn svg_outcomes(records: &[Record]) -> String {
     }
     let ly = top + 28.0 * t.len() as f64 + 20.0;
     for (j, o) in OUTCOMES.iter().enumerate() {
-        let x = left + 95.0 * j as f64;
+        let x = left + 120.0 * j as f64;
         let _ = writeln!(
             s,
             "<rect x=\"{x}\" y=\"{ly}\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{o}</text>",
@@ -306,7 +306,8 @@ pub fn svg_outcomes(records: &[Record]) -> String {
     s
 }
 
-/// The empirical CDF of recovery latency (recovered runs), as SVG.
+/// The empirical CDF of recovery latency (recovered runs), as SVG, on a logarithmic time
+/// axis: restarts after a fault take milliseconds, after a hang seconds.
 pub fn svg_latency_cdf(records: &[Record]) -> String {
     let mut v: Vec<u64> = records
         .iter()
@@ -315,31 +316,41 @@ pub fn svg_latency_cdf(records: &[Record]) -> String {
         .collect();
     v.sort_unstable();
     let (w, h, left, top, pw, ph) = (640.0, 360.0, 60.0, 30.0, 540.0, 270.0);
-    let max = v.last().copied().unwrap_or(1).max(1) as f64;
+    // Decades from 1 ms to the one above the largest value.
+    let decades = (v.last().copied().unwrap_or(1).max(1) as f64)
+        .log10()
+        .floor() as u32
+        + 1;
+    let xof = |ms: u64| left + pw * (ms.max(1) as f64).log10() / f64::from(decades);
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <text x=\"{left}\" y=\"18\">Recovery latency CDF ({} recovered runs; wall-clock ms)</text>\n\
+         <text x=\"{left}\" y=\"18\">Recovery latency CDF ({} recovered runs; wall-clock ms, log scale)</text>\n\
          <rect x=\"{left}\" y=\"{top}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"#444\"/>\n",
         v.len()
     );
     for i in 0..=4 {
-        let f = i as f64 / 4.0;
+        let f = f64::from(i) / 4.0;
         let y = top + ph * (1.0 - f);
-        let x = left + pw * f;
         let _ = writeln!(
             s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{:.2}</text><text x=\"{x}\" y=\"{}\" text-anchor=\"middle\">{:.0}</text>",
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{f:.2}</text>",
             left - 4.0,
-            y + 4.0,
-            f,
+            y + 4.0
+        );
+    }
+    for d in 0..=decades {
+        let x = left + pw * f64::from(d) / f64::from(decades);
+        let _ = writeln!(
+            s,
+            "<text x=\"{x}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
             top + ph + 16.0,
-            max * f
+            10u64.pow(d)
         );
     }
     if !v.is_empty() {
         let mut d = format!("M {left} {}", top + ph);
         for (i, &ms) in v.iter().enumerate() {
-            let x = left + pw * ms as f64 / max;
+            let x = xof(ms);
             let y0 = top + ph * (1.0 - i as f64 / v.len() as f64);
             let y1 = top + ph * (1.0 - (i + 1) as f64 / v.len() as f64);
             let _ = write!(d, " L {x:.1} {y0:.1} L {x:.1} {y1:.1}");
