@@ -93,6 +93,12 @@ pub struct HostView {
     pub qemu_exited: bool,
 }
 
+/// A run's log as the campaign keeps it (`logs/<id>.txt`, the fixtures): the console, then
+/// the wire after a marker line.
+pub fn split_log(text: &str) -> (&str, &str) {
+    text.split_once("----- wire -----\n").unwrap_or((text, ""))
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
     pub outcome: Outcome,
@@ -100,6 +106,17 @@ pub struct Verdict {
     pub detection: Option<String>,
     /// Why, in a few words: what the workload missed.
     pub why: String,
+}
+
+impl Verdict {
+    /// The CSV's `why`: the detection, then what the workload missed.
+    pub fn summary(&self) -> String {
+        match &self.detection {
+            Some(d) if self.why.is_empty() => d.clone(),
+            Some(d) => format!("{d}; {}", self.why),
+            None => self.why.clone(),
+        }
+    }
 }
 
 /// Lines that mean the whole system is lost, whatever the target was.
@@ -163,6 +180,13 @@ fn wire_faults(w: &Workload, wire: &str, detected: bool) -> Vec<String> {
     faults
 }
 
+/// The monitor's refusal of a report that no later restart can answer: the accused cannot
+/// be restarted (a stale report, one that crossed a restart, is answered already).
+fn declined_for_good(l: &str) -> bool {
+    l.contains("monitor: report by ")
+        && (l.contains("restart limit is reached") || l.contains(" is held"))
+}
+
 /// Classifies one injected run. `golden` is the console of the run without injection,
 /// `console` the injected run's (whole), `host` what the host saw.
 pub fn classify(w: &Workload, golden: &str, console: &str, host: &HostView) -> Verdict {
@@ -213,8 +237,23 @@ pub fn classify(w: &Workload, golden: &str, console: &str, host: &HostView) -> V
             why: format!("QEMU exited; {}", missed.join("; ")),
         };
     }
+    // A report the monitor declined, with no restart after it, left the accused connection
+    // as it was found: corrupt and unserved. The workload may not notice (its client may
+    // have been done), but nothing recovered.
+    let unanswered = console
+        .lines()
+        .skip_while(|l| !declined_for_good(l))
+        .skip(1)
+        .all(|l| !l.contains("monitor: restarted "))
+        && console.lines().any(declined_for_good);
     let (outcome, why) = if !wire.is_empty() {
         (Outcome::Sdc, wire.join("; "))
+    } else if detected && missed.is_empty() && unanswered {
+        (
+            Outcome::RecoveryFailed,
+            "the report was declined and nothing restarted: the connection stays unserved"
+                .to_string(),
+        )
     } else if detected && missed.is_empty() {
         (Outcome::Recovered, String::new())
     } else if detected {
@@ -315,6 +354,16 @@ mod tests {
             "{v:?}"
         );
         assert!(v.why.contains("client_a did not finish"), "{v:?}");
+    }
+
+    #[test]
+    fn a_declined_report_that_left_a_connection_dead_is_a_failed_recovery() {
+        // Bit 22 of client_b's request tail flipped after client_b had sent all it had: the
+        // driver reported it, the monitor declined, nothing restarted. Both clients had
+        // finished, but the connection is dead for whatever client_b sends next.
+        let v = run(include_str!("fixtures/declined-after-done.txt"));
+        assert_eq!(v.outcome, Outcome::RecoveryFailed, "{v:?}");
+        assert!(v.why.contains("declined"), "{v:?}");
     }
 
     /// A driver made to loop (`b .`) at its last anchor stop: its hang was not detected

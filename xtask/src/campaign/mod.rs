@@ -187,6 +187,24 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
     let csv_path = dir.join("injections.csv");
     let existing = std::fs::read_to_string(&csv_path).unwrap_or_default();
     let mut records = report::read_csv(&existing)?;
+    // The verdicts are the current classifier's: a row whose run left its log is classified
+    // again (a system failure stays one: whether QEMU exited is not in the log).
+    for r in &mut records {
+        let log = dir.join("logs").join(format!("{}.txt", r.plan.id));
+        if let (Ok(text), false) = (
+            std::fs::read_to_string(&log),
+            r.outcome == Outcome::SystemFailure,
+        ) {
+            let (console, wire) = classify::split_log(&text);
+            let host = classify::HostView {
+                wire: wire.to_string(),
+                qemu_exited: false,
+            };
+            let v = classify(&w, &golden, console, &host);
+            r.outcome = v.outcome;
+            r.why = v.summary();
+        }
+    }
     // Rewritten whole: a torn last line from a killed campaign goes.
     let mut text = format!("{HEADER}\n");
     for r in &records {
@@ -242,11 +260,7 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
                                 recover_ms: log.recover_ms,
                                 wall_ms: log.wall.as_millis() as u64,
                                 what: log.what.clone(),
-                                why: match &v.detection {
-                                    Some(d) if v.why.is_empty() => d.clone(),
-                                    Some(d) => format!("{d}; {}", v.why),
-                                    None => v.why.clone(),
-                                },
+                                why: v.summary(),
                             };
                             if v.outcome != Outcome::NotManifested {
                                 let _ = std::fs::write(
