@@ -366,9 +366,11 @@ mod tests {
         assert!(v.why.contains("declined"), "{v:?}");
     }
 
-    /// A driver made to loop (`b .`) at its last anchor stop: its hang was not detected
-    /// before the capture ended (under -icount the heartbeat timeout takes seconds of host
-    /// time), and echo_rx never got the typed lines.
+    /// A driver made to loop (`b .`) at its 34th of 36 anchor stops, as the clients were
+    /// finishing: an early version of the injector stopped watching a few seconds after the
+    /// clients were done, before the heartbeat timeout (seconds of host time under -icount)
+    /// had passed, so the capture shows a silent stall: nothing detected, and echo_rx never
+    /// got the typed lines.
     #[test]
     fn a_silent_stall_is_undetected() {
         let v = run(include_str!("fixtures/undetected.txt"));
