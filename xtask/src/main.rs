@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's front door. See README.md.
 
 mod bench;
+mod campaign;
 mod images;
 mod setup;
 mod system;
@@ -59,6 +60,8 @@ enum Cmd {
     },
     /// Kernel microbenchmarks under QEMU -icount shift=0 (instructions per operation).
     Bench,
+    /// A fault-injection campaign through QEMU's gdbstub (docs/resilience.md).
+    Campaign(campaign::Args),
     /// Validate a System Description File (no image needed); exit status 1 on any error.
     Check {
         /// The .system file.
@@ -237,6 +240,17 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             stress_long,
         } => return test::run(filter.as_deref(), stress_long),
         Cmd::Bench => return bench::run(),
+        Cmd::Campaign(a) => {
+            setup::ensure()?;
+            let s = campaign::run(a)?;
+            println!("{}", s.report);
+            println!(
+                "campaign: {} injections recorded ({} not carried out) in {}",
+                s.records.len(),
+                s.errors,
+                s.dir.display()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

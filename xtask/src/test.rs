@@ -114,6 +114,9 @@ pub fn run(filter: Option<&str>, stress_long: bool) -> Result<ExitCode, String> 
         env.push(("AXOLOTL_STRESS_LONG", "1".to_string()));
     }
     cargo_test(&mut t, "QEMU integration tests", &integ, &env);
+    if filter.is_none_or(|f| SHORT_CAMPAIGN.contains(f)) {
+        short_campaign(&mut t);
+    }
 
     for s in &t.suites_failed {
         eprintln!("xtask: FAILED: {s}");
@@ -124,6 +127,59 @@ pub fn run(filter: Option<&str>, stress_long: bool) -> Result<ExitCode, String> 
     } else {
         ExitCode::FAILURE
     })
+}
+
+const SHORT_CAMPAIGN: &str = "campaign_short";
+
+/// Issue #21: 20 injections into resilient-echo's serial driver (`cargo xtask campaign`),
+/// checked as a test: every injection carried out and classified, its CSV row read back,
+/// no system failure.
+fn short_campaign(t: &mut Tally) {
+    let dir = images::target_dir().join("campaign").join("short");
+    let _ = std::fs::remove_dir_all(&dir);
+    let args = crate::campaign::Args {
+        system: "systems/resilient-echo.system".into(),
+        target: "serial_driver".into(),
+        faults: 20,
+        kinds: Vec::new(),
+        seed: 21,
+        jobs: 2,
+        resume: None,
+        out: Some(dir.clone()),
+        anchor: "serial_core6server+4poll".into(),
+        max_steps: 1000,
+        gic: 3,
+    };
+    let check = || -> Result<String, String> {
+        let s = crate::campaign::run(args)?;
+        let csv = std::fs::read_to_string(dir.join("injections.csv")).map_err(|e| e.to_string())?;
+        let rows = crate::campaign::report::read_csv(&csv)?;
+        if s.errors != 0 || rows.len() != 20 || s.records.len() != 20 {
+            return Err(format!(
+                "{} of 20 injections recorded ({} not carried out)",
+                rows.len(),
+                s.errors
+            ));
+        }
+        if let Some(r) = rows
+            .iter()
+            .find(|r| r.outcome == crate::campaign::classify::Outcome::SystemFailure)
+        {
+            return Err(format!("a system failure: {}", r.to_csv()));
+        }
+        Ok(s.report)
+    };
+    match check() {
+        Ok(report) => {
+            println!("{report}");
+            println!("test {SHORT_CAMPAIGN} ... ok");
+            t.passed += 1;
+        }
+        Err(e) => {
+            println!("test {SHORT_CAMPAIGN} ... FAILED: {e}");
+            t.failed += 1;
+        }
+    }
 }
 
 /// Runs `cargo <args>`, echoing its output and adding up its `test result:` lines.

@@ -1,0 +1,781 @@
+//! One run of the system under QEMU with its gdbstub: the golden run (counting where the
+//! target can be stopped) and injected runs (stop at a chosen point of the target's
+//! instruction stream, flip one bit or make it hang or stop, let the workload finish).
+//!
+//! Every PD links at the same address, so an address alone does not say which PD runs. PDs
+//! run at EL0 with stage 1 off and stage 2 on (docs/ARCHITECTURE.md, "Execution model"): the
+//! running PD's VSpace is VTTBR_EL2, whose VMID (bits 55:48) QEMU's gdbstub shows among the
+//! system registers. The target's VMID is learned at the first stop on the anchor whose code
+//! bytes are the target image's.
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use axolotl_boot_plan::ElfInfo;
+
+use super::classify::{HostView, Workload};
+use super::gdb::{self, Gdb, Stop};
+
+/// The fault kinds (`--kinds`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// One bit of x0..x30.
+    Reg,
+    /// One bit of the stack pointer.
+    Sp,
+    /// One bit of the program counter.
+    Pc,
+    /// One of the N, Z, C, V flags.
+    Pstate,
+    /// One bit of the PD's code (its text segment).
+    Code,
+    /// One bit of its data/bss (writable segments).
+    Data,
+    /// One bit of its live stack (SP up to the stack top).
+    Stack,
+    /// One bit of a shared ring's head or tail index.
+    Ring,
+    /// The PD loops where it is (`b .` at the PC).
+    Hang,
+    /// The PD stops (`udf #0` at the PC: a fail-stop the kernel reports).
+    Stop,
+}
+
+pub const KINDS: [Kind; 10] = [
+    Kind::Reg,
+    Kind::Sp,
+    Kind::Pc,
+    Kind::Pstate,
+    Kind::Code,
+    Kind::Data,
+    Kind::Stack,
+    Kind::Ring,
+    Kind::Hang,
+    Kind::Stop,
+];
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Reg => "reg",
+            Kind::Sp => "sp",
+            Kind::Pc => "pc",
+            Kind::Pstate => "pstate",
+            Kind::Code => "code",
+            Kind::Data => "data",
+            Kind::Stack => "stack",
+            Kind::Ring => "ring",
+            Kind::Hang => "hang",
+            Kind::Stop => "stop",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        KINDS.into_iter().find(|k| k.name() == s)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// SplitMix64: small, and the same numbers on every machine (a plan must replay).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0), without modulo bias.
+    pub fn below(&mut self, n: u64) -> u64 {
+        let zone = u64::MAX - u64::MAX % n;
+        loop {
+            let v = self.next();
+            if v < zone {
+                return v % n;
+            }
+        }
+    }
+}
+
+/// Where and what to inject: enough to replay it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub id: u64,
+    pub kind: Kind,
+    /// Stop at the target's `hit`-th arrival at the anchor (1-based) ...
+    pub hit: u64,
+    /// ... then single-step this many of the target's own instructions.
+    pub steps: u64,
+    /// Register number (reg), byte address (code, data, ring; stack: offset above SP), or 0.
+    pub loc: u64,
+    pub bit: u8,
+}
+
+/// What the injector knows about the target PD.
+pub struct Target {
+    pub pd: String,
+    pub elf_path: PathBuf,
+    elf_bytes: Vec<u8>,
+    pub elf: ElfInfo,
+    /// The function the injector stops at first.
+    pub anchor: u64,
+    pub anchor_name: String,
+    /// Head and tail words of the target's shared rings.
+    pub ring_words: Vec<u64>,
+}
+
+/// Queue capacity of resilient-echo's rings (`axolotl_serial_core::layout::CAPACITY`); the
+/// layout is lib/ring's (`control.rs`): request queue at 128, response queue at 256 + 16 C,
+/// each with its tail at +0 and its head at +64.
+pub const RING_CAPACITY: u64 = 16;
+
+impl Target {
+    /// The PD `pd` of the system `sdf`, its image as the build left it.
+    pub fn load(sdf: &Path, pd: &str, anchor: &str) -> Result<Target, String> {
+        let text = std::fs::read_to_string(sdf).map_err(|e| format!("{}: {e}", sdf.display()))?;
+        let board = axolotl_kernel_config::board_by_name("qemu-virt-aarch64", None)
+            .ok_or("no qemu-virt-aarch64 board")?;
+        let sys = axolotl_sdf::parse(&sdf.display().to_string(), &text, &board)
+            .map_err(|d| d.to_string())?;
+        let p = sys
+            .protection_domains
+            .iter()
+            .find(|p| p.name == pd)
+            .ok_or_else(|| format!("{}: no protection domain {pd:?}", sdf.display()))?;
+        let bin = p
+            .program_image
+            .path
+            .strip_suffix(".elf")
+            .unwrap_or(&p.program_image.path);
+        let elf_path = crate::images::target_dir()
+            .join(crate::system::PD_TARGET)
+            .join("release")
+            .join(bin);
+        let elf_bytes =
+            std::fs::read(&elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
+        let elf = ElfInfo::from_bytes(&elf_path.display().to_string(), &elf_bytes)
+            .map_err(|e| e.to_string())?;
+        // Symbols are mangled; the anchor is found by substrings of the name
+        // (`serial_core6server` `4poll` for `axolotl_serial_core::server::Server::poll`).
+        let parts: Vec<&str> = anchor.split('+').collect();
+        let (anchor_name, &(anchor_addr, _)) = elf
+            .symbols
+            .iter()
+            .filter(|(n, _)| parts.iter().all(|p| n.contains(p)))
+            .min_by_key(|(n, _)| n.len())
+            .ok_or_else(|| format!("{}: no symbol matching {anchor:?}", elf_path.display()))?;
+        let ring_words = p
+            .maps
+            .iter()
+            .filter(|m| m.mr.ends_with("rings") && m.perms.write)
+            .flat_map(|m| {
+                let resp = 256 + 16 * RING_CAPACITY;
+                [128, 128 + 64, resp, resp + 64].map(|o| m.vaddr + o)
+            })
+            .collect();
+        Ok(Target {
+            pd: pd.to_string(),
+            anchor: anchor_addr,
+            anchor_name: anchor_name.clone(),
+            elf_path,
+            elf_bytes,
+            elf,
+            ring_words,
+        })
+    }
+
+    fn text(&self) -> (u64, u64) {
+        self.elf
+            .segments
+            .iter()
+            .find(|s| s.perms.execute)
+            .map(|s| (s.vaddr, s.filesz))
+            .unwrap_or((0, 0))
+    }
+
+    fn data(&self) -> Vec<(u64, u64)> {
+        self.elf
+            .segments
+            .iter()
+            .filter(|s| s.perms.write && s.memsz > 0)
+            .map(|s| (s.vaddr, s.memsz))
+            .collect()
+    }
+
+    /// The image's bytes at `addr` (code), to recognise the target at a stop.
+    fn code_at(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        let s = self
+            .elf
+            .segments
+            .iter()
+            .find(|s| addr >= s.vaddr && addr + len as u64 <= s.vaddr + s.filesz)?;
+        let off = (s.offset + addr - s.vaddr) as usize;
+        self.elf_bytes.get(off..off + len)
+    }
+
+    /// The plan of injection `id`: a function of `(seed, id)` alone, given the golden run's
+    /// count of target stops at the anchor.
+    pub fn plan(&self, seed: u64, id: u64, kinds: &[Kind], hits: u64, max_steps: u64) -> Plan {
+        let mut r = Rng::new(seed ^ id.wrapping_mul(0x2545_f491_4f6c_dd1d));
+        let kind = kinds[r.below(kinds.len() as u64) as usize];
+        let hit = 1 + r.below(hits.max(1));
+        let steps = r.below(max_steps.max(1));
+        let (loc, bit) = match kind {
+            Kind::Reg => (r.below(31), r.below(64)),
+            Kind::Sp | Kind::Pc => (0, r.below(64)),
+            // N, Z, C, V: PSTATE bits 31..28.
+            Kind::Pstate => (0, 28 + r.below(4)),
+            Kind::Code => {
+                let (base, len) = self.text();
+                (base + 4 * r.below((len / 4).max(1)), r.below(32))
+            }
+            Kind::Data => {
+                let segs = self.data();
+                let total: u64 = segs.iter().map(|s| s.1).sum();
+                let mut at = r.below(total.max(1));
+                let mut addr = 0;
+                for (base, len) in segs {
+                    if at < len {
+                        addr = base + at;
+                        break;
+                    }
+                    at -= len;
+                }
+                (addr, r.below(8))
+            }
+            // An offset above SP, bounded by the stack top when injected.
+            Kind::Stack => (r.below(4096), r.below(8)),
+            Kind::Ring => {
+                let n = self.ring_words.len().max(1) as u64;
+                (
+                    self.ring_words
+                        .get(r.below(n) as usize)
+                        .copied()
+                        .unwrap_or(0),
+                    r.below(32),
+                )
+            }
+            Kind::Hang | Kind::Stop => (0, 0),
+        };
+        Plan {
+            id,
+            kind,
+            hit,
+            steps,
+            loc,
+            bit: bit as u8,
+        }
+    }
+}
+
+/// A console line and when the host read it.
+#[derive(Clone)]
+pub struct Line {
+    pub at: Instant,
+    pub text: String,
+}
+
+/// A QEMU with its gdbstub, console and UART1 wire captured; killed when dropped.
+struct Qemu {
+    child: Child,
+    lines: Arc<Mutex<Vec<Line>>>,
+    wire: Arc<Mutex<Vec<u8>>>,
+    dir: PathBuf,
+    port: u16,
+}
+
+/// A free TCP port on the loopback (QEMU binds it a moment later; a clash fails that job's
+/// connect, not the campaign).
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+impl Qemu {
+    fn start(image: &Path, gic: u8, tag: &str) -> Result<Qemu, String> {
+        let dir =
+            std::env::temp_dir().join(format!("axolotl-campaign-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for f in ["u.in", "u.out"] {
+            let ok = Command::new("mkfifo")
+                .arg(dir.join(f))
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                return Err(format!("mkfifo {}", dir.join(f).display()));
+            }
+        }
+        let version = if gic == 2 {
+            axolotl_kernel_config::GicVersion::V2
+        } else {
+            axolotl_kernel_config::GicVersion::V3
+        };
+        let board = axolotl_kernel_config::board_by_name("qemu-virt-aarch64", Some(version))
+            .ok_or("no board")?;
+        let mut m = axolotl_qemu::Machine::new(board);
+        // Instruction-counted time: the same run every time, a stop for the debugger
+        // costs the guest no time.
+        m.icount_shift = Some(0);
+        m.uart1 = Some(format!("pipe,path={}", dir.join("u").display()));
+        let port = free_port()?;
+        let mut child = Command::new(axolotl_qemu::QEMU_AARCH64)
+            .args(m.args(image, false))
+            .args(["-gdb", &format!("tcp:127.0.0.1:{port}"), "-S"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start QEMU: {e}"))?;
+        let lines = Arc::new(Mutex::new(Vec::<Line>::new()));
+        let mut out = child.stdout.take().unwrap();
+        let sink = lines.clone();
+        thread::spawn(move || {
+            let mut partial = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                partial.extend_from_slice(&buf[..n]);
+                while let Some(nl) = partial.iter().position(|&b| b == b'\n') {
+                    let text = String::from_utf8_lossy(&partial[..nl])
+                        .trim_end_matches('\r')
+                        .to_string();
+                    partial.drain(..=nl);
+                    sink.lock().unwrap().push(Line {
+                        at: Instant::now(),
+                        text,
+                    });
+                }
+            }
+            if !partial.is_empty() {
+                let text = String::from_utf8_lossy(&partial).to_string();
+                sink.lock().unwrap().push(Line {
+                    at: Instant::now(),
+                    text,
+                });
+            }
+        });
+        let wire = Arc::new(Mutex::new(Vec::new()));
+        let wsink = wire.clone();
+        let wpath = dir.join("u.out");
+        thread::spawn(move || {
+            // QEMU holds the FIFO open read-write, so this open does not block for long.
+            let Ok(mut f) = std::fs::File::open(&wpath) else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = f.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                wsink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Ok(Qemu {
+            child,
+            lines,
+            wire,
+            dir,
+            port,
+        })
+    }
+
+    fn console(&self) -> String {
+        let l = self.lines.lock().unwrap();
+        let mut s = String::new();
+        for line in l.iter() {
+            s.push_str(&line.text);
+            s.push('\n');
+        }
+        s
+    }
+
+    fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    fn type_lines(&self, text: &str) -> Result<(), String> {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.dir.join("u.in"))
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| format!("type into UART1: {e}"))
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The register numbers this QEMU's target description gives.
+struct Regs {
+    pc: u32,
+    cpsr: u32,
+    sp: u32,
+    vttbr: u32,
+    elr_el2: u32,
+}
+
+impl Regs {
+    fn learn(g: &mut Gdb) -> Result<Regs, String> {
+        let e = |e: gdb::Error| e.to_string();
+        let top = g.features("target.xml").map_err(e)?;
+        let mut xmls = vec![top.clone()];
+        for inc in gdb::includes(&top) {
+            xmls.push(g.features(&inc).map_err(e)?);
+        }
+        let find = |n: &str| {
+            gdb::regnum(&xmls, n).ok_or_else(|| format!("the gdbstub shows no register {n}"))
+        };
+        Ok(Regs {
+            pc: find("pc")?,
+            cpsr: find("cpsr")?,
+            sp: find("sp")?,
+            vttbr: find("VTTBR_EL2")?,
+            elr_el2: find("ELR_EL2")?,
+        })
+    }
+}
+
+fn vmid(vttbr: u64) -> u64 {
+    (vttbr >> 48) & 0xff
+}
+
+/// How long a run may take after the injection for the workload to finish.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    /// From boot to the end of the workload, at most.
+    pub run: Duration,
+    /// Waited after the workload finished, for late decisions (a restart storm, a hold).
+    pub settle: Duration,
+}
+
+/// What one run yielded.
+pub struct RunLog {
+    pub console: String,
+    pub host: HostView,
+    /// The target's stops at the anchor counted (the golden run's is the plan's range).
+    pub hits: u64,
+    /// Where the injection was done (PC), if it was.
+    pub injected_at: Option<u64>,
+    /// What was flipped, e.g. `x3 bit 17: 0x10 -> 0x20010`.
+    pub what: String,
+    pub detect_ms: Option<u64>,
+    pub recover_ms: Option<u64>,
+    pub wall: Duration,
+}
+
+/// One run: golden without `plan`, else injected. `Err` is a run the injector could not
+/// carry out (no result), not an outcome.
+pub fn run(
+    image: &Path,
+    gic: u8,
+    target: &Target,
+    w: &Workload,
+    plan: Option<&Plan>,
+    budget: Budget,
+    tag: &str,
+) -> Result<RunLog, String> {
+    let start = Instant::now();
+    let mut q = Qemu::start(image, gic, tag)?;
+    let mut g = Gdb::connect(q.port, Duration::from_secs(60)).map_err(|e| e.to_string())?;
+    let ge = |e: gdb::Error| e.to_string();
+    g.supported().map_err(ge)?;
+    g.halt_reason().map_err(ge)?;
+    let regs = Regs::learn(&mut g)?;
+    let deadline = start + budget.run;
+    let done = |q: &Qemu| {
+        let c = q.console();
+        w.clients.iter().all(|cl| c.contains(&w.done_line(cl)))
+    };
+
+    g.breakpoint(target.anchor, true).map_err(ge)?;
+    let expected = target
+        .code_at(target.anchor, 16)
+        .ok_or("the anchor is outside the image's code")?
+        .to_vec();
+    let mut target_vmid: Option<u64> = None;
+    let mut hits = 0u64;
+    let want = plan.map(|p| p.hit);
+    // Phase 1: run from stop to stop at the anchor, counting the target's.
+    let stopped_in_target = loop {
+        g.resume().map_err(ge)?;
+        let stop = loop {
+            match g
+                .wait_stop(Instant::now() + Duration::from_millis(250))
+                .map_err(ge)?
+            {
+                Some(s) => break Some(s),
+                None if Instant::now() >= deadline || (want.is_none() && done(&q)) => {
+                    g.interrupt().map_err(ge)?;
+                    break None;
+                }
+                None => {}
+            }
+        };
+        let Some(stop) = stop else { break false };
+        if let Stop::Exited(s) = stop {
+            return Err(format!("QEMU exited before the injection ({s})"));
+        }
+        let pc = g.read_reg(regs.pc).map_err(ge)?;
+        let vm = vmid(g.read_reg(regs.vttbr).map_err(ge)?);
+        let is_target = pc == target.anchor
+            && match target_vmid {
+                Some(v) => v == vm,
+                None => {
+                    let ok = g.read_mem(pc, 16).map_err(ge)? == expected;
+                    if ok {
+                        target_vmid = Some(vm);
+                    }
+                    ok
+                }
+            };
+        if is_target {
+            hits += 1;
+            if want == Some(hits) {
+                break true;
+            }
+        }
+        // Over the breakpoint and on.
+        g.breakpoint(target.anchor, false).map_err(ge)?;
+        g.step().map_err(ge)?;
+        g.breakpoint(target.anchor, true).map_err(ge)?;
+    };
+
+    let mut log = RunLog {
+        console: String::new(),
+        host: HostView::default(),
+        hits,
+        injected_at: None,
+        what: String::new(),
+        detect_ms: None,
+        recover_ms: None,
+        wall: Duration::ZERO,
+    };
+    let mut injected = None;
+    if let (Some(p), true) = (plan, stopped_in_target) {
+        g.breakpoint(target.anchor, false).map_err(ge)?;
+        let tv = target_vmid.unwrap_or(0);
+        step_in_target(&mut g, &regs, tv, p.steps, deadline)?;
+        let pc = g.read_reg(regs.pc).map_err(ge)?;
+        log.what = inject(&mut g, &regs, target, p).map_err(ge)?;
+        log.injected_at = Some(pc);
+        injected = Some(Instant::now());
+    } else if plan.is_some() {
+        return Err(format!(
+            "the target reached the anchor {hits} times, never the {}th",
+            want.unwrap_or(0)
+        ));
+    } else {
+        g.breakpoint(target.anchor, false).map_err(ge)?;
+    }
+    // Phase 2: the system runs on without the debugger.
+    g.detach().map_err(ge)?;
+    while Instant::now() < deadline && !done(&q) && !q.exited() {
+        thread::sleep(Duration::from_millis(50));
+    }
+    let typed: String = (1..=w.typed).map(|i| format!("ping {i}\n")).collect();
+    if !q.exited() && !typed.is_empty() {
+        let _ = q.type_lines(&typed);
+        let last = format!("echo_rx: received \"ping {}\"", w.typed);
+        // Service may come back late: under -icount a hung PD's loop is what moves the
+        // clock, so a heartbeat timeout of 500 ms takes seconds of the host's time. The
+        // typed lines wait in QEMU's chardev meanwhile (it feeds the UART's FIFO only as
+        // it has room), so a driver back in service still gets them.
+        let until = deadline.max(Instant::now() + Duration::from_secs(10));
+        while Instant::now() < until && !q.console().contains(&last) && !q.exited() {
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+    thread::sleep(budget.settle);
+    log.host.qemu_exited = q.exited();
+    log.console = q.console();
+    log.host.wire = String::from_utf8_lossy(&q.wire.lock().unwrap()).replace('\r', "");
+    if let Some(at) = injected {
+        let lines = q.lines.lock().unwrap();
+        let after = |needle: &str| {
+            lines
+                .iter()
+                .find(|l| l.at >= at && l.text.contains(needle))
+                .map(|l| l.at.duration_since(at).as_millis() as u64)
+        };
+        log.detect_ms = [
+            "monitor: restarted ",
+            "monitor: restarting ",
+            "monitor: holding ",
+        ]
+        .iter()
+        .filter_map(|n| after(n))
+        .min();
+        // Back in service: the target's next incarnation says it serves.
+        log.recover_ms = lines
+            .iter()
+            .find(|l| {
+                l.at >= at
+                    && l.text.starts_with(&format!("{}: generation ", target.pd))
+                    && !l.text.starts_with(&format!("{}: generation 0", target.pd))
+            })
+            .map(|l| l.at.duration_since(at).as_millis() as u64);
+    }
+    log.wall = start.elapsed();
+    Ok(log)
+}
+
+/// Single-steps `n` instructions of the PD with VMID `vmid` at EL0. An exception takes the
+/// CPU to the kernel (EL2): the instructions there and in other PDs are not counted; a
+/// breakpoint on the return address (ELR_EL2) skips them at full speed.
+fn step_in_target(
+    g: &mut Gdb,
+    regs: &Regs,
+    vmid_t: u64,
+    n: u64,
+    deadline: Instant,
+) -> Result<(), String> {
+    let ge = |e: gdb::Error| e.to_string();
+    let mut counted = 0;
+    while counted < n {
+        if let Stop::Exited(s) = g.vcont_step().map_err(ge)? {
+            return Err(format!("QEMU exited while stepping ({s})"));
+        }
+        let el = (g.read_reg(regs.cpsr).map_err(ge)? >> 2) & 3;
+        if el == 0 {
+            counted += 1;
+            continue;
+        }
+        // In the kernel: back in the target where it left, or nowhere if it faulted.
+        let ret = g.read_reg(regs.elr_el2).map_err(ge)?;
+        g.breakpoint(ret, true).map_err(ge)?;
+        loop {
+            g.resume().map_err(ge)?;
+            match g.wait_stop(deadline).map_err(ge)? {
+                None => {
+                    g.interrupt().map_err(ge)?;
+                    return Err("the target never came back from the kernel".into());
+                }
+                Some(Stop::Exited(s)) => return Err(format!("QEMU exited ({s})")),
+                Some(Stop::Signal(_)) => {}
+            }
+            let el = (g.read_reg(regs.cpsr).map_err(ge)? >> 2) & 3;
+            let vm = vmid(g.read_reg(regs.vttbr).map_err(ge)?);
+            let pc = g.read_reg(regs.pc).map_err(ge)?;
+            if el == 0 && vm == vmid_t && pc == ret {
+                break;
+            }
+            g.breakpoint(ret, false).map_err(ge)?;
+            g.step().map_err(ge)?;
+            g.breakpoint(ret, true).map_err(ge)?;
+        }
+        g.breakpoint(ret, false).map_err(ge)?;
+        counted += 1;
+    }
+    Ok(())
+}
+
+/// Does the plan's fault where the target is stopped; returns what it did.
+fn inject(g: &mut Gdb, regs: &Regs, target: &Target, p: &Plan) -> gdb::Result<String> {
+    let flip_reg = |g: &mut Gdb, n: u32, bytes: usize, bit: u8, name: &str| {
+        let v = g.read_reg(n)?;
+        let nv = v ^ (1u64 << bit);
+        g.write_reg(n, nv, bytes)?;
+        Ok::<_, gdb::Error>(format!("{name} bit {bit}: {v:#x} -> {nv:#x}"))
+    };
+    let flip_mem = |g: &mut Gdb, addr: u64, bit: u8| {
+        let a = addr + u64::from(bit / 8);
+        let b = g.read_mem(a, 1)?[0];
+        let nb = b ^ (1 << (bit % 8));
+        g.write_mem(a, &[nb])?;
+        Ok::<_, gdb::Error>(format!("{a:#x} bit {}: {b:#04x} -> {nb:#04x}", bit % 8))
+    };
+    let _ = target;
+    match p.kind {
+        Kind::Reg => {
+            // x0..x30 lead the `g` packet, 8 bytes each: all registers back at once.
+            let mut raw = g.read_all()?;
+            let at = 8 * p.loc as usize;
+            let Some(word) = raw.get_mut(at..at + 8) else {
+                return Err(gdb::Error::Stub(format!("no x{} in the g packet", p.loc)));
+            };
+            let v = u64::from_le_bytes(word.try_into().unwrap());
+            let nv = v ^ (1u64 << p.bit);
+            word.copy_from_slice(&nv.to_le_bytes());
+            g.write_all_regs(&raw)?;
+            Ok(format!("x{} bit {}: {v:#x} -> {nv:#x}", p.loc, p.bit))
+        }
+        Kind::Sp => flip_reg(g, regs.sp, 8, p.bit, "sp"),
+        Kind::Pc => flip_reg(g, regs.pc, 8, p.bit, "pc"),
+        Kind::Pstate => flip_reg(g, regs.cpsr, 4, p.bit, "pstate"),
+        Kind::Code | Kind::Data | Kind::Ring => flip_mem(g, p.loc, p.bit),
+        Kind::Stack => {
+            let sp = g.read_reg(regs.sp)?;
+            let top = axolotl_sdf::PD_STACK_TOP;
+            let room = top.saturating_sub(sp).max(1);
+            flip_mem(g, sp + p.loc % room, p.bit)
+        }
+        Kind::Hang | Kind::Stop => {
+            let pc = g.read_reg(regs.pc)?;
+            // `b .` loops; `udf #0` traps (exception class 0, reported as a panic).
+            let insn: u32 = if p.kind == Kind::Hang { 0x1400_0000 } else { 0 };
+            g.write_mem(pc, &insn.to_le_bytes())?;
+            Ok(format!("{insn:#010x} at {pc:#x}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rng_is_uniform_enough_and_stable() {
+        let mut r = Rng::new(1);
+        // Pinned: a plan must replay on any machine.
+        assert_eq!(r.next(), 0x910a_2dec_8902_5cc1);
+        let mut counts = [0u32; 10];
+        for _ in 0..10_000 {
+            counts[r.below(10) as usize] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| (900..1100).contains(&c)),
+            "{counts:?}"
+        );
+    }
+
+    #[test]
+    fn vmid_is_vttbr_bits_55_to_48() {
+        assert_eq!(vmid(0x0005_0000_4123_4000), 5);
+        assert_eq!(vmid(0xff00_0000_0000_0000), 0);
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for k in KINDS {
+            assert_eq!(Kind::parse(k.name()), Some(k));
+        }
+    }
+}

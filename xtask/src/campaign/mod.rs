@@ -1,0 +1,364 @@
+//! `cargo xtask campaign`: fault-injection campaigns (issue #21, docs/resilience.md).
+//!
+//! A golden run first (the workload's verdict without a fault, and how often the target
+//! reaches the anchor), then `--faults N` injected runs, each its own QEMU, `--jobs` at once.
+//! Every finished injection is a CSV row at once, so an interrupted campaign (Ctrl-C kills
+//! the QEMUs with it) keeps what is done and `--resume DIR` goes on from there; the report
+//! and plots are written from the whole CSV at the end.
+
+pub mod classify;
+pub mod gdb;
+pub mod inject;
+pub mod report;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axolotl_kernel_config::{GicVersion, board_by_name};
+
+use classify::{Outcome, Workload, classify};
+use inject::{Budget, KINDS, Kind, Target};
+use report::{HEADER, Record};
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct Args {
+    /// The system (SDF) to inject into.
+    #[arg(long, default_value = "systems/resilient-echo.system")]
+    pub system: PathBuf,
+    /// The PD to inject into.
+    #[arg(long, default_value = "serial_driver")]
+    pub target: String,
+    /// How many injections the campaign has in all (a resumed one runs the missing ones).
+    #[arg(long)]
+    pub faults: u64,
+    /// Fault kinds, comma-separated (reg, sp, pc, pstate, code, data, stack, ring, hang,
+    /// stop); all by default.
+    #[arg(long, value_delimiter = ',')]
+    pub kinds: Vec<String>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// QEMU instances at once.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Go on with the campaign in this directory (its CSV, golden run and settings).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Where the CSV, report and plots go (default target/campaign/<system>-<pd>-s<seed>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The target function the injector stops at: `+`-separated substrings of its mangled
+    /// symbol name.
+    #[arg(long, default_value = "serial_core6server+4poll")]
+    pub anchor: String,
+    /// Target instructions single-stepped past the anchor, at most (uniform below this).
+    #[arg(long, default_value_t = 1000)]
+    pub max_steps: u64,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
+    pub gic: u8,
+}
+
+/// What a campaign left.
+pub struct Summary {
+    pub dir: PathBuf,
+    pub records: Vec<Record>,
+    pub errors: u64,
+    pub report: String,
+}
+
+fn kinds(a: &Args) -> Result<Vec<Kind>, String> {
+    if a.kinds.is_empty() {
+        return Ok(KINDS.to_vec());
+    }
+    a.kinds
+        .iter()
+        .map(|k| Kind::parse(k).ok_or_else(|| format!("no fault kind {k:?}")))
+        .collect()
+}
+
+/// The settings a resumed campaign must share with the one it continues.
+fn settings(a: &Args, kinds: &[Kind]) -> String {
+    format!(
+        "system={}\ntarget={}\nseed={}\nkinds={}\nanchor={}\nmax_steps={}\ngic={}\n",
+        a.system.display(),
+        a.target,
+        a.seed,
+        kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
+        a.anchor,
+        a.max_steps,
+        a.gic
+    )
+}
+
+fn fmt_dur(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{}h{:02}m{:02}s", s / 3600, s / 60 % 60, s % 60)
+}
+
+pub fn run(mut a: Args) -> Result<Summary, String> {
+    let root = crate::images::workspace_root();
+    if let Some(dir) = &a.resume {
+        // The resumed campaign's settings win over the command line's (but for --faults,
+        // --jobs): its plans depend on them.
+        let text = std::fs::read_to_string(dir.join("settings.txt"))
+            .map_err(|e| format!("{}: {e}", dir.join("settings.txt").display()))?;
+        for l in text.lines() {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            match k {
+                "system" => a.system = v.into(),
+                "target" => a.target = v.into(),
+                "seed" => a.seed = v.parse().map_err(|_| "bad seed in settings.txt")?,
+                "kinds" => a.kinds = v.split(',').map(str::to_string).collect(),
+                "anchor" => a.anchor = v.into(),
+                "max_steps" => a.max_steps = v.parse().map_err(|_| "bad max_steps")?,
+                "gic" => a.gic = v.parse().map_err(|_| "bad gic")?,
+                _ => {}
+            }
+        }
+    }
+    let kinds = kinds(&a)?;
+    let sdf = root.join(&a.system);
+    let stem = sdf
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let dir = a.resume.clone().or(a.out.clone()).unwrap_or_else(|| {
+        crate::images::target_dir()
+            .join("campaign")
+            .join(format!("{stem}-{}-s{}", a.target, a.seed))
+    });
+    std::fs::create_dir_all(dir.join("logs")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let set = settings(&a, &kinds);
+    match std::fs::read_to_string(dir.join("settings.txt")) {
+        Ok(old) if old != set => {
+            return Err(format!(
+                "{} holds a campaign with other settings; use --resume or another --out",
+                dir.display()
+            ));
+        }
+        Ok(_) => {}
+        Err(_) => std::fs::write(dir.join("settings.txt"), &set).map_err(|e| e.to_string())?,
+    }
+
+    let board = board_by_name(
+        "qemu-virt-aarch64",
+        Some(if a.gic == 2 {
+            GicVersion::V2
+        } else {
+            GicVersion::V3
+        }),
+    )
+    .ok_or("no board")?;
+    // The campaign boots its own copy of the image: a build running meanwhile (another
+    // campaign, `cargo xtask test`) rewrites the shared one in place, and a resumed
+    // campaign must inject into the image its plans were made for.
+    let image = dir.join("image.elf");
+    if !image.is_file() {
+        let mut v = crate::images::Variant::new(board, None);
+        v.system = Some(crate::system::pack(&sdf, &board)?);
+        let built = crate::images::build(&v)?;
+        let tmp = dir.join("image.elf.tmp");
+        std::fs::copy(&built, &tmp).map_err(|e| format!("{}: {e}", built.display()))?;
+        std::fs::rename(&tmp, &image).map_err(|e| e.to_string())?;
+    }
+    let target = Target::load(&sdf, &a.target, &a.anchor)?;
+    let w = Workload::resilient_echo();
+    eprintln!(
+        "campaign: {} in {} ({}; anchor {} at {:#x}, {} ring index words), into {}",
+        a.target,
+        stem,
+        target.elf_path.display(),
+        target.anchor_name,
+        target.anchor,
+        target.ring_words.len(),
+        dir.display()
+    );
+
+    let (golden, hits, golden_wall) = golden(&dir, &image, a.gic, &target, &w)?;
+    // A loaded machine runs QEMU slower: generous, from what the golden run took.
+    let budget = Budget {
+        run: (golden_wall * 3).max(Duration::from_secs(30)),
+        settle: Duration::from_millis(1500),
+    };
+
+    let csv_path = dir.join("injections.csv");
+    let existing = std::fs::read_to_string(&csv_path).unwrap_or_default();
+    let mut records = report::read_csv(&existing)?;
+    // The verdicts are the current classifier's: a row whose run left its log is classified
+    // again (a system failure stays one: whether QEMU exited is not in the log).
+    for r in &mut records {
+        let log = dir.join("logs").join(format!("{}.txt", r.plan.id));
+        if let (Ok(text), false) = (
+            std::fs::read_to_string(&log),
+            r.outcome == Outcome::SystemFailure,
+        ) {
+            let (console, wire) = classify::split_log(&text);
+            let host = classify::HostView {
+                wire: wire.to_string(),
+                qemu_exited: false,
+            };
+            let v = classify(&w, &golden, console, &host);
+            r.outcome = v.outcome;
+            r.why = v.summary();
+        }
+    }
+    // Rewritten whole: a torn last line from a killed campaign goes.
+    let mut text = format!("{HEADER}\n");
+    for r in &records {
+        text.push_str(&r.to_csv());
+        text.push('\n');
+    }
+    std::fs::write(&csv_path, text).map_err(|e| e.to_string())?;
+    let done: BTreeSet<u64> = records.iter().map(|r| r.plan.id).collect();
+    let todo: Vec<u64> = (0..a.faults).filter(|i| !done.contains(i)).collect();
+    let csv = Mutex::new(
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&csv_path)
+            .map_err(|e| e.to_string())?,
+    );
+    let next = AtomicU64::new(0);
+    let finished = AtomicU64::new(0);
+    let errors = AtomicU64::new(0);
+    let new_records = Mutex::new(Vec::new());
+    let started = Instant::now();
+    let total = todo.len() as u64;
+    eprintln!(
+        "campaign: {} done before, {} to do, {} at once",
+        done.len(),
+        total,
+        a.jobs
+    );
+    std::thread::scope(|s| {
+        for job in 0..a.jobs.max(1) {
+            let (todo, next, finished, errors, csv, new_records) =
+                (&todo, &next, &finished, &errors, &csv, &new_records);
+            let (target, w, golden, image, kinds, a, dir) =
+                (&target, &w, &golden, &image, &kinds, &a, &dir);
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(&id) = todo.get(i as usize) else {
+                        break;
+                    };
+                    let plan = target.plan(a.seed, id, kinds, hits, a.max_steps);
+                    let tag = format!("j{job}");
+                    let r = inject::run(image, a.gic, target, w, Some(&plan), budget, &tag);
+                    match r {
+                        Ok(log) => {
+                            let v = classify(w, golden, &log.console, &log.host);
+                            let rec = Record {
+                                component: a.target.clone(),
+                                seed: a.seed,
+                                plan,
+                                pc: log.injected_at.unwrap_or(0),
+                                outcome: v.outcome,
+                                detect_ms: log.detect_ms,
+                                recover_ms: log.recover_ms,
+                                wall_ms: log.wall.as_millis() as u64,
+                                what: log.what.clone(),
+                                why: v.summary(),
+                            };
+                            if v.outcome != Outcome::NotManifested {
+                                let _ = std::fs::write(
+                                    dir.join("logs").join(format!("{id}.txt")),
+                                    format!("{}\n----- wire -----\n{}", log.console, log.host.wire),
+                                );
+                            }
+                            let mut f = csv.lock().unwrap();
+                            let _ = writeln!(f, "{}", rec.to_csv());
+                            let _ = f.flush();
+                            new_records.lock().unwrap().push(rec);
+                        }
+                        Err(e) => {
+                            errors.fetch_add(1, Ordering::SeqCst);
+                            eprintln!("\ncampaign: injection {id} ({}) not done: {e}", plan.kind);
+                        }
+                    }
+                    let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
+                    let el = started.elapsed();
+                    let eta = el.mul_f64((total - n) as f64 / n as f64);
+                    eprint!(
+                        "\rcampaign: {n}/{total} [{}{}] {} elapsed, eta {}   ",
+                        "#".repeat((30 * n / total.max(1)) as usize),
+                        " ".repeat(30 - (30 * n / total.max(1)) as usize),
+                        fmt_dur(el),
+                        fmt_dur(eta)
+                    );
+                }
+            });
+        }
+    });
+    eprintln!();
+    records.extend(new_records.into_inner().unwrap());
+    records.sort_by_key(|r| r.plan.id);
+    let md = report::markdown(&records);
+    std::fs::write(dir.join("report.md"), &md).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("outcomes.svg"), report::svg_outcomes(&records))
+        .map_err(|e| e.to_string())?;
+    std::fs::write(
+        dir.join("recovery-cdf.svg"),
+        report::svg_latency_cdf(&records),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Summary {
+        dir,
+        records,
+        errors: errors.into_inner(),
+        report: md,
+    })
+}
+
+/// The golden run, or the one a resumed campaign already has: its console (with the wire
+/// after a marker, as the fixtures keep it), the target's count of anchor stops, its time.
+fn golden(
+    dir: &Path,
+    image: &Path,
+    gic: u8,
+    target: &Target,
+    w: &Workload,
+) -> Result<(String, u64, Duration), String> {
+    let meta = dir.join("golden.meta");
+    if let (Ok(g), Ok(m)) = (
+        std::fs::read_to_string(dir.join("golden.txt")),
+        std::fs::read_to_string(&meta),
+    ) {
+        let val = |k: &str| {
+            m.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        if let (Some(h), Some(ms)) = (val("hits"), val("wall_ms")) {
+            return Ok((g, h, Duration::from_millis(ms)));
+        }
+    }
+    eprintln!("campaign: golden run");
+    let budget = Budget {
+        run: Duration::from_secs(600),
+        settle: Duration::from_millis(1500),
+    };
+    let log = inject::run(image, gic, target, w, None, budget, "golden")?;
+    let text = format!("{}\n----- wire -----\n{}", log.console, log.host.wire);
+    let v = classify(w, "", &log.console, &log.host);
+    if v.outcome != Outcome::NotManifested || log.hits == 0 {
+        return Err(format!(
+            "the golden run is not clean ({}: {}; {} anchor stops):\n{text}",
+            v.outcome, v.why, log.hits
+        ));
+    }
+    std::fs::write(dir.join("golden.txt"), &text).map_err(|e| e.to_string())?;
+    std::fs::write(
+        &meta,
+        format!("hits={}\nwall_ms={}\n", log.hits, log.wall.as_millis()),
+    )
+    .map_err(|e| e.to_string())?;
+    eprintln!(
+        "campaign: golden run clean: the target stopped {} times at the anchor, {} ms",
+        log.hits,
+        log.wall.as_millis()
+    );
+    Ok((text, log.hits, log.wall))
+}
