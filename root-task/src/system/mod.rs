@@ -9,6 +9,8 @@
 mod build;
 mod clock;
 mod image;
+mod journal;
+mod restart;
 mod restore;
 mod service;
 mod standby;

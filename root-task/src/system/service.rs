@@ -160,7 +160,7 @@ fn request(sys: &mut System, m: &axolotl_sys::Msg) -> (MessageInfo, [u64; 4]) {
             match sys.restart(pd, generation) {
                 Ok((g, how)) => {
                     if !record.is_empty() {
-                        sys.journal(pd, record);
+                        sys.journal.keep(pd, record);
                     }
                     (MessageInfo::new(0, 0, 0, 2), [g, how.word(), 0, 0])
                 }
@@ -199,7 +199,7 @@ fn request(sys: &mut System, m: &axolotl_sys::Msg) -> (MessageInfo, [u64; 4]) {
             let Some(record) = record_of(m, &mut buf) else {
                 return refuse(root_service::FAILED);
             };
-            sys.journal(pd as usize, record);
+            sys.journal.keep(pd as usize, record);
             (ok, [0; 4])
         }
         root_service::RECALL => {
@@ -207,7 +207,9 @@ fn request(sys: &mut System, m: &axolotl_sys::Msg) -> (MessageInfo, [u64; 4]) {
             if !user_pd(pd) {
                 return refuse(root_service::BAD_PD);
             }
-            let Some((bytes, generation)) = sys.recall(pd as usize) else {
+            let (Some(bytes), Some(generation)) =
+                (sys.journal.get(pd as usize), sys.generation(pd as usize))
+            else {
                 return refuse(root_service::BAD_PD);
             };
             let words = root_service::words_for(bytes.len());
