@@ -793,7 +793,7 @@ impl System {
             signal,
             ping,
             m,
-            super::service::now_us() / 1000,
+            axolotl_sys::time::now_us() / 1000,
         ))
     }
 }

@@ -1,10 +1,10 @@
-//! Restarting a PD (the monitor's `root_service::RESTART`, and the monitor itself): its
+//! Restarting a PD (the root service's `Request::Restart`, and the monitor itself): its
 //! thread switched to its standby incarnation if that is fresh (`standby.rs`), else its
 //! running incarnation restored in place (`restore.rs`). The generation it restarts with is
 //! ours to count and publish.
 
 use axolotl_boot_plan::Pd;
-use axolotl_monitor_core::log::How;
+use axolotl_root_service::How;
 use axolotl_sys::println;
 
 use super::build::{Error, PD_CSPACE_DATA, Step, System, pages};
