@@ -49,6 +49,8 @@ use axolotl_abi::{MSG_MAX_LENGTH, MSG_REGISTERS_IN_CPU, MessageInfo};
 use axolotl_boot_plan::MAX_PDS;
 use zerocopy::IntoBytes;
 
+pub mod journal;
+
 /// The message words of an IPC buffer (`IpcBuffer::msg`); those from `MSG_REGISTERS_IN_CPU`
 /// on are the ones the buffer carries.
 pub type Words = [u64; MSG_MAX_LENGTH];

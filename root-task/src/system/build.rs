@@ -13,11 +13,12 @@ use axolotl_sys::{
     AsidControl, AsidPool, CNode, Endpoint, Frame, InvocationError, IrqControl, IrqHandler,
     Notification, Tcb, Untyped, UserContext, VSpace, Vcpu, vm_attr,
 };
+use axolotl_root_service::journal::Journal;
 use heapless::Vec;
 
 use super::clock::{Clock, ROOT_TIMER_BADGE};
 use super::image::{self, LARGE, PAGE, Source};
-use super::journal::Journal;
+use super::journal;
 use super::restore::{self, PdCaps, Sources};
 use super::standby::{self, Incarnation};
 use super::vspace;
@@ -169,7 +170,7 @@ pub struct System {
     /// Its frame (the original cap): each PD incarnation maps a read-only copy.
     gen_frame: Frame,
     /// The monitor's journal.
-    pub journal: Journal,
+    pub journal: Journal<'static>,
     /// The timer, run for the monitor (with a monitor only).
     pub clock: Option<Clock>,
     /// The ASID pool VSpaces get their ASIDs from: the initial one, then each one made when
@@ -205,7 +206,7 @@ impl System {
             generations: [0; MAX_PDS],
             gen_table,
             gen_frame,
-            journal: Journal::take().ok_or(Error::Plan("journal taken twice"))?,
+            journal: journal::take().ok_or(Error::Plan("journal taken twice"))?,
             clock: None,
             asid_pool: init_cap::ASID_POOL,
             alloc,

@@ -6,6 +6,7 @@
 
 use axolotl_abi::{BADGE_FAULT, HEARTBEAT, MSG_REGISTERS_IN_CPU};
 use axolotl_monitor_core::{Cause, Decision, Tracker, log};
+use axolotl_root_service::journal::Staged;
 use axolotl_root_service::{Reason, Received, Reply, Request, Sent};
 use axolotl_sys::ipc::{get_mr, msg_words};
 use axolotl_sys::println;
@@ -14,7 +15,6 @@ use axolotl_sys::time::now_us;
 use super::System;
 use super::build::{REFRESHER_FAULT_BADGE, ROOT_SERVICE_BADGE};
 use super::clock::ROOT_TIMER_BADGE;
-use super::journal::Staged;
 
 /// What a fault message says happened.
 fn cause_of(m: &axolotl_sys::Msg) -> Cause {
