@@ -8,12 +8,12 @@ use axolotl_boot_plan::pack::Pack;
 use axolotl_boot_plan::{
     BootPlan, Cap, MAX_IRQS, MAX_PDS, MAX_REGIONS, MAX_VCPUS, Pd, RestartPolicy, Trigger,
 };
+use axolotl_root_service::journal::Journal;
 use axolotl_sys::alloc::{ObjectAlloc, ROOT_DEPTH};
 use axolotl_sys::{
     AsidControl, AsidPool, CNode, Endpoint, Frame, InvocationError, IrqControl, IrqHandler,
     Notification, Tcb, Untyped, UserContext, VSpace, Vcpu, vm_attr,
 };
-use axolotl_root_service::journal::Journal;
 use heapless::Vec;
 
 use super::clock::{Clock, ROOT_TIMER_BADGE};
