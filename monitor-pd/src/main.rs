@@ -13,20 +13,22 @@
 mod pd {
     use core::mem::MaybeUninit;
 
+    use core::fmt;
+
     use axolotl_abi::{HEARTBEAT, REPORT_CORRUPTION};
     use axolotl_boot_plan::cspace::{ROOT_SERVICE_CAP, dependant_signal_slot, heartbeat_ping_slot};
-    use axolotl_boot_plan::{
-        BootPlan, MAX_PDS, MONITOR_PLAN_VADDR, MONITOR_TIMER_ID, Resilience, root_service,
-    };
+    use axolotl_boot_plan::{BootPlan, MAX_PDS, MONITOR_PLAN_VADDR, MONITOR_TIMER_ID, Resilience};
     use axolotl_monitor_core::{
         Cause, Decision, Declined, Heartbeats, RECORD_BYTES, RETRY_MS, Reports, State, Tracker,
         Verdict, earliest, log,
     };
     use axolotl_pd::{Channel, Child, Handler, MessageInfo, get_mr, println};
-    use axolotl_sys::ipc::set_mr;
-    use axolotl_sys::time;
+    use axolotl_root_service::{Malformed, Op, Received, RecordSource, Reply, Request, Sent};
+    use axolotl_sys::ipc::msg_words;
+    use axolotl_sys::time::{self, now_us};
 
-    const _: () = assert!(RECORD_BYTES <= root_service::RECORD_BYTES);
+    // Every record a tracker encodes fits a message.
+    const _: () = assert!(RECORD_BYTES <= axolotl_root_service::RECORD_BYTES);
 
     static mut PLAN: MaybeUninit<BootPlan> = MaybeUninit::uninit();
 
@@ -43,10 +45,6 @@ mod pd {
             let slot: *mut MaybeUninit<BootPlan> = &raw mut PLAN;
             Some((*slot).write(plan))
         }
-    }
-
-    fn now_us() -> u64 {
-        time::now_ns() / 1000
     }
 
     fn now_ms() -> u64 {
@@ -289,19 +287,22 @@ mod pd {
             let r = if inject_refusal(name) {
                 malformed_restart(pd)
             } else {
-                call_with_record(
-                    root_service::RESTART,
-                    [pd as u64, p.generation as u64],
-                    self.trackers.get(pd).map(|t| Journal::Restarted(t, at)),
+                ask(
+                    Request::Restart {
+                        pd: pd as u8,
+                        generation: p.generation as u64,
+                        record: Journal::restarted(self.trackers.get(pd), at),
+                    },
+                    |_| (),
                 )
             };
-            if r.label() != 0 {
+            let Ok(Reply::Restarted { generation, how }) = r else {
                 // Kept pending and asked again: dropped, the PD would stay stopped and
                 // unwatched for good.
                 println!(
-                    "monitor: the root task refused to restart {name} (reason {}); retrying in \
+                    "monitor: the root task refused to restart {name} ({}); retrying in \
                      {RETRY_MS} ms",
-                    r.mrs[0]
+                    Refusal(&r)
                 );
                 if let Some(t) = self.trackers.get_mut(pd) {
                     t.on_refused(at);
@@ -309,18 +310,16 @@ mod pd {
                     journal(pd, t);
                 }
                 return;
-            }
+            };
             let done = now_us();
             if let Some(t) = self.trackers.get_mut(pd) {
                 t.on_restarted(at);
             }
             self.heartbeats.restarted(pd as u8, done / 1000);
             // The root task's count is the authority: ours starts over when we do.
-            let given = r.mrs[0] as u32;
-            let how = log::How::from_word(r.mrs[1]);
             println!(
                 "{}",
-                log::restarted(name, &p.cause, given, done - start, how)
+                log::restarted(name, &p.cause, generation as u32, done - start, how)
             );
             tell_dependants(plan, pd);
             #[cfg(feature = "fault-injection")]
@@ -362,18 +361,11 @@ mod pd {
             if self.armed == Some(at) {
                 return;
             }
-            let r = axolotl_sys::call(
-                ROOT_SERVICE_CAP,
-                MessageInfo::new(root_service::SET_TIMER, 0, 0, 1),
-                [at, 0, 0, 0],
-            );
-            if r.label() == 0 {
+            let r = ask(Request::<Journal>::SetTimer { at }, |_| ());
+            if let Ok(Reply::Done) = r {
                 self.armed = Some(at);
             } else {
-                println!(
-                    "monitor: the root task refused our timer (reason {})",
-                    r.mrs[0]
-                );
+                println!("monitor: the root task refused our timer ({})", Refusal(&r));
             }
         }
     }
@@ -398,103 +390,133 @@ mod pd {
 
     /// Has the root task stop (suspend) `pd`, which we hold although no fault stopped it.
     fn stop(pd: usize, name: &str) {
-        let r = axolotl_sys::call(
-            ROOT_SERVICE_CAP,
-            MessageInfo::new(root_service::STOP, 0, 0, 1),
-            [pd as u64, 0, 0, 0],
-        );
-        if r.label() != 0 {
+        let r = ask(Request::<Journal>::Stop { pd: pd as u8 }, |_| ());
+        if !matches!(r, Ok(Reply::Done)) {
             println!(
-                "monitor: the root task refused to stop {name} (reason {})",
-                r.mrs[0]
+                "monitor: the root task refused to stop {name} ({})",
+                Refusal(&r)
             );
         }
     }
 
     /// Journals `pd`'s bookkeeping with the root task, for a monitor that may follow us.
     fn journal(pd: usize, t: &Tracker) {
-        let r = call_with_record(root_service::RECORD, [pd as u64, 0], Some(Journal::Now(t)));
-        if r.label() != 0 {
+        let r = ask(
+            Request::Record {
+                pd: pd as u8,
+                record: Journal::Now(t),
+            },
+            |_| (),
+        );
+        if !matches!(r, Ok(Reply::Done)) {
             println!(
-                "monitor: the root task refused the record of PD {pd} (reason {})",
-                r.mrs[0]
+                "monitor: the root task refused the record of PD {pd} ({})",
+                Refusal(&r)
             );
         }
     }
 
-    /// A tracker's record to journal.
+    /// A tracker's record to journal, encoded straight into our IPC buffer.
     enum Journal<'a> {
+        /// None.
+        Empty,
         /// As it is.
         Now(&'a Tracker),
         /// As it will be once the PD restarted at this time (ms).
         Restarted(&'a Tracker, u64),
     }
 
-    /// Calls the root task with `label`, `head` in MR0 and MR1 and the record (none: length
-    /// 0) from `root_service::RECORD_LEN_MR` on.
-    fn call_with_record(label: u64, head: [u64; 2], j: Option<Journal>) -> axolotl_sys::Msg {
-        let mut buf = [0u8; RECORD_BYTES];
-        let encoded = j.map(|j| match j {
-            Journal::Now(t) => t.encode(&mut buf),
-            Journal::Restarted(t, at) => t.encode_restarted(at, &mut buf),
-        });
-        let bytes: &[u8] = match encoded {
-            Some(Some(b)) => b,
-            Some(None) => {
-                println!("monitor: a record does not fit RECORD_BYTES");
-                &[]
-            }
-            None => &[],
-        };
-        let words = root_service::words_for(bytes.len());
-        let first = root_service::RECORD_LEN_MR + 1;
-        for i in 4..words {
-            set_mr(i, root_service::word_of(bytes, i - first));
+    impl<'a> Journal<'a> {
+        fn restarted(t: Option<&'a Tracker>, at: u64) -> Self {
+            t.map_or(Journal::Empty, |t| Journal::Restarted(t, at))
         }
-        axolotl_sys::call(
-            ROOT_SERVICE_CAP,
-            MessageInfo::new(label, 0, 0, words as u64),
-            [
-                head[0],
-                head[1],
-                bytes.len() as u64,
-                root_service::word_of(bytes, 0),
-            ],
+    }
+
+    impl RecordSource for Journal<'_> {
+        fn write_into(self, out: &mut [u8]) -> Option<usize> {
+            // Within RECORD_BYTES (asserted above) a tracker always encodes: the tracker's
+            // own tests pin its largest record. Should one not, nothing is journaled, and a
+            // successor starts that PD's bookkeeping afresh, as for any unreadable record.
+            let out = &mut out[..RECORD_BYTES];
+            let n = match self {
+                Journal::Empty => Some(0),
+                Journal::Now(t) => t.encode(out).map(|b| b.len()),
+                Journal::Restarted(t, at) => t.encode_restarted(at, out).map(|b| b.len()),
+            };
+            Some(n.unwrap_or(0))
+        }
+    }
+
+    /// Why the root task's answer is not the one asked for.
+    enum Unusable {
+        /// The request could not be encoded.
+        Unsent,
+        Malformed(Malformed),
+    }
+
+    /// An answer that is not the one asked for, as the log says it.
+    struct Refusal<'r, T>(&'r Result<Reply<T>, Unusable>);
+
+    impl<T> fmt::Display for Refusal<'_, T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self.0 {
+                Ok(Reply::Refused(why)) => write!(f, "reason {}", *why as u64),
+                Ok(_) => f.write_str("an answer to another request"),
+                Err(Unusable::Unsent) => f.write_str("the request did not fit a message"),
+                Err(Unusable::Malformed(m)) => write!(f, "a malformed answer: {m}"),
+            }
+        }
+    }
+
+    /// Asks the root task `req` (the root service, `axolotl_root_service`): its reply, checked,
+    /// with a recalled record handed to `read` while it is still in our IPC buffer.
+    fn ask<T>(
+        req: Request<impl RecordSource>,
+        read: impl FnOnce(&[u8]) -> T,
+    ) -> Result<Reply<T>, Unusable> {
+        let op = req.op();
+        // SAFETY: our IPC buffer is mapped for our lifetime; this view of it ends before the
+        // call.
+        let sent = req
+            .encode(unsafe { msg_words() })
+            .map_err(|_| Unusable::Unsent)?;
+        call(op, sent, read)
+    }
+
+    /// Sends `sent`, a request of `op`, and decodes the reply.
+    fn call<T>(op: Op, sent: Sent, read: impl FnOnce(&[u8]) -> T) -> Result<Reply<T>, Unusable> {
+        let r = axolotl_sys::call(ROOT_SERVICE_CAP, sent.info, sent.regs);
+        // SAFETY: as in `ask`; this view ends with `read`, before any other system call.
+        let ipc = unsafe { msg_words() };
+        Reply::decode(
+            op,
+            Received {
+                info: r.info,
+                regs: r.mrs,
+                ipc,
+            },
         )
+        .map(|reply| reply.map_record(read))
+        .map_err(Unusable::Malformed)
     }
 
     /// PD `pd`'s journaled tracker (`None` if nothing valid was journaled) and the root
     /// task's generation of it; `None` if the root task would not say.
     fn recall(pd: usize, resilience: &Resilience) -> Option<(Option<Tracker>, u32)> {
-        let r = axolotl_sys::call(
-            ROOT_SERVICE_CAP,
-            MessageInfo::new(root_service::RECALL, 0, 0, 1),
-            [pd as u64, 0, 0, 0],
-        );
-        if r.label() != 0 {
-            return None;
-        }
-        let generation = r.mrs[0].min(u32::MAX as u64 - 1) as u32;
-        let len = r.mrs[root_service::RECORD_LEN_MR] as usize;
-        if len == 0
-            || len > RECORD_BYTES
-            || (r.info.length() as usize) < root_service::words_for(len)
-        {
-            return Some((None, generation));
-        }
-        let mut bytes = [0u8; RECORD_BYTES];
-        let first = root_service::RECORD_LEN_MR + 1;
-        root_service::unpack(&mut bytes[..len], |i| {
-            if first + i < 4 {
-                r.mrs[first + i]
-            } else {
-                get_mr(first + i)
-            }
+        let r = ask(Request::<Journal>::Recall { pd: pd as u8 }, |record| {
+            (!record.is_empty()).then(|| Tracker::decode(resilience, record))
         });
-        let journaled = Tracker::decode(resilience, &bytes[..len]);
-        if journaled.is_none() {
-            println!("monitor: the journal of PD {pd} is unreadable; starting it afresh");
-        }
+        let Ok(Reply::Recalled { generation, record }) = r else {
+            return None;
+        };
+        let generation = generation.min(u32::MAX as u64 - 1) as u32;
+        let journaled = match record {
+            Some(None) => {
+                println!("monitor: the journal of PD {pd} is unreadable; starting it afresh");
+                None
+            }
+            r => r.flatten(),
+        };
         Some((journaled, generation))
     }
 
@@ -536,13 +558,14 @@ mod pd {
         false
     }
 
-    /// A restart request whose record is longer than any: refused (`FAILED`).
-    fn malformed_restart(pd: usize) -> axolotl_sys::Msg {
-        axolotl_sys::call(
-            ROOT_SERVICE_CAP,
-            MessageInfo::new(root_service::RESTART, 0, 0, 3),
-            [pd as u64, 0, u64::MAX, 0],
-        )
+    /// A restart request whose record is longer than any: refused (`Reason::Failed`). Made
+    /// by hand, as no encoder makes it.
+    fn malformed_restart(pd: usize) -> Result<Reply<()>, Unusable> {
+        let sent = Sent {
+            info: MessageInfo::new(Op::Restart as u64, 0, 0, 3),
+            regs: [pd as u64, 0, u64::MAX, 0],
+        };
+        call(Op::Restart, sent, |_| ())
     }
 
     axolotl_pd::protection_domain!(Monitor {

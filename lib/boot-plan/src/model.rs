@@ -36,7 +36,8 @@ pub type Name = String<MAX_NAME>;
 
 /// The monitor's timer channel: the root task, which owns the EL1 physical timer (it watches
 /// the monitor's heartbeat with it), signals the monitor's channel 0 when the time the
-/// monitor asked for (`root_service::SET_TIMER`) has come. The monitor has no other channels.
+/// monitor asked for (`axolotl_root_service::Request::SetTimer`) has come. The monitor has no
+/// other channels.
 pub const MONITOR_TIMER_ID: u8 = 0;
 
 /// How often the root task pings the monitor; no answer for two periods and the monitor is

@@ -26,7 +26,7 @@ pub use log::How;
 pub use report::{Declined, REPORT_BURST, REPORT_WINDOW_MS, Reports, Verdict, report_peer};
 pub use tracker::{
     Decision, HoldReason, MIN_RUN_MS, RECORD_BYTES, RESTART_HISTORY, RETRY_MS, Record, State,
-    Tracker, ring_generation,
+    Tracker,
 };
 pub use watchdog::{Expired, Watchdog};
 

@@ -5,6 +5,9 @@ use core::fmt;
 
 use crate::{Cause, HoldReason};
 
+/// How the root task restarted a PD: the root service's word for it.
+pub use axolotl_root_service::How;
+
 /// `monitor: restarted <pd> (cause: <cause>) generation <n> in <us> us (<how>)`
 #[derive(Clone, Copy, Debug)]
 pub struct Restarted<'a> {
@@ -14,35 +17,6 @@ pub struct Restarted<'a> {
     /// From the failure report to the restarted PD running, backoff excluded.
     pub us: u64,
     pub how: How,
-}
-
-/// How the root task restarted a PD.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum How {
-    /// Switched to its standby incarnation, restored ahead of time.
-    Standby,
-    /// Its memory and CSpace restored while it waited.
-    InPlace,
-}
-
-impl How {
-    /// As the root task's `RESTART` reply says it (MR1).
-    pub fn from_word(w: u64) -> How {
-        if w == 1 { How::Standby } else { How::InPlace }
-    }
-
-    pub fn word(self) -> u64 {
-        (self == How::Standby) as u64
-    }
-}
-
-impl fmt::Display for How {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            How::Standby => "standby",
-            How::InPlace => "in place",
-        })
-    }
 }
 
 impl fmt::Display for Restarted<'_> {

@@ -37,14 +37,6 @@ pub const MIN_RUN_MS: u64 = 50;
 /// How long after the root task refused a restart the monitor asks again.
 pub const RETRY_MS: u64 = 100;
 
-/// The ring generation (`axolotl_ring::ring_generation`, which this mirrors) of a PD
-/// incarnation: ring generations start at 1 at boot (0 on a ring is "never attached"), PD
-/// generations at 0, so a restarted PD publishes `generation + 1`, above every earlier
-/// incarnation's.
-pub fn ring_generation(generation: u32) -> u32 {
-    generation.saturating_add(1)
-}
-
 /// What the monitor should do with a PD that stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -338,7 +330,7 @@ impl Tracker {
                 window_ms: self.window_ms,
             });
         }
-        // u32::MAX is never handed out, so `ring_generation` cannot wrap.
+        // u32::MAX is never handed out, so `axolotl_ring::ring_generation` cannot wrap.
         let Some(generation) = self.generation.checked_add(1).filter(|&g| g < u32::MAX) else {
             return self.hold(HoldReason::GenerationsExhausted);
         };
@@ -743,19 +735,14 @@ mod tests {
             }
         );
         t.on_restarted(1);
-        assert_eq!(ring_generation(t.generation()), u32::MAX);
+        // The last generation a PD gets is the last a ring can carry.
+        assert_eq!(axolotl_ring::ring_generation(t.generation()), u32::MAX);
         assert_eq!(
             t.on_failure(2, FAULT),
             Decision::Hold {
                 reason: HoldReason::GenerationsExhausted
             }
         );
-    }
-
-    #[test]
-    fn ring_generations_are_one_ahead() {
-        assert_eq!(ring_generation(0), 1);
-        assert_eq!(ring_generation(4), 5);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Error values. [`Corruption`] is evidence against the peer (a monitor acts on
-//! it by restarting the peer); everything else is a local condition or a bug
-//! in the caller.
+//! it by having the root task restart the peer); everything else is a local
+//! condition or a bug in the caller.
 
 /// Which shared index a [`Corruption`] is about. The side that reports it
 /// tells which queue: a producer only reads `Head`, a consumer only `Tail`.
@@ -104,7 +104,7 @@ pub enum Error {
     /// than its request.
     BadBuffer { offset: u32, len: u32 },
     /// The peer is corrupt. Sticky: repeated until the peer's generation
-    /// changes (the monitor restarted it), then `poll` resynchronises.
+    /// changes (the root task restarted it), then `poll` resynchronises.
     Corrupt(Corruption),
 }
 

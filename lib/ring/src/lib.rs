@@ -110,8 +110,9 @@
 //!    client generation is not the one its previous incarnation acked (the
 //!    client restarted too, or this is the first boot). A starting client
 //!    never resets: a surviving server may still be draining.
-//! 4. The old incarnation of a restarted PD never runs again (the monitor
-//!    stops it before reloading the image).
+//! 4. The old incarnation of a restarted PD never runs again (the root task,
+//!    which performs every restart the monitor asks for, suspends it before
+//!    restoring its image or switching it to its standby).
 //!
 //! Client states ([`ClientEvent`]s in brackets):
 //!
@@ -164,8 +165,8 @@
 //! different buffer, a stale tag, a generation going backwards or one the
 //! authority does not confirm). It is never
 //! followed and never panics, and the endpoint stays poisoned until the
-//! peer's generation changes: a monitor acts on the report by restarting the
-//! peer, and the survivor then resynchronises as above.
+//! peer's generation changes: a monitor acts on the report by having the root
+//! task restart the peer, and the survivor then resynchronises as above.
 //!
 //! # Byte streams
 //!

@@ -33,6 +33,18 @@ pub unsafe fn ipc_buffer() -> &'static mut IpcBuffer {
     unsafe { &mut *(ipc_buffer_addr() as *mut IpcBuffer) }
 }
 
+/// The message words of the calling thread's IPC buffer: where a message just received has
+/// its words from `MSG_REGISTERS_IN_CPU` on, and where those of the next send go. For
+/// protocols that decode in place and encode straight into the buffer (the root service).
+///
+/// # Safety
+/// As for [`ipc_buffer`]; and no system call may be made while the reference lives: the
+/// kernel writes the buffer when this thread receives, and reads it when it sends or invokes.
+pub unsafe fn msg_words() -> &'static mut [u64; axolotl_abi::MSG_MAX_LENGTH] {
+    // SAFETY: forwarded to the caller.
+    unsafe { &mut (*buf()).msg }
+}
+
 fn buf() -> *mut IpcBuffer {
     ipc_buffer_addr() as *mut IpcBuffer
 }

@@ -14,6 +14,12 @@ pub fn now_ns() -> u64 {
     (u128::from(cnt) * 1_000_000_000 / u128::from(frq.max(1))) as u64
 }
 
+/// Microseconds since reset.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub fn now_us() -> u64 {
+    now_ns() / 1000
+}
+
 /// The counter (CNTVCT; CNTPCT reads the same for native threads).
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub fn counter() -> u64 {

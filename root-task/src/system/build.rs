@@ -7,10 +7,9 @@ use axolotl_boot_plan::generations::{GENERATION_TABLE_VADDR, GenerationTable};
 use axolotl_boot_plan::pack::Pack;
 use axolotl_boot_plan::{
     BootPlan, Cap, MAX_IRQS, MAX_PDS, MAX_REGIONS, MAX_VCPUS, Pd, RestartPolicy, Trigger,
-    root_service,
 };
+use axolotl_root_service::journal::Journal;
 use axolotl_sys::alloc::{ObjectAlloc, ROOT_DEPTH};
-use axolotl_sys::println;
 use axolotl_sys::{
     AsidControl, AsidPool, CNode, Endpoint, Frame, InvocationError, IrqControl, IrqHandler,
     Notification, Tcb, Untyped, UserContext, VSpace, Vcpu, vm_attr,
@@ -19,10 +18,10 @@ use heapless::Vec;
 
 use super::clock::{Clock, ROOT_TIMER_BADGE};
 use super::image::{self, LARGE, PAGE, Source};
+use super::journal;
 use super::restore::{self, PdCaps, Sources};
 use super::standby::{self, Incarnation};
 use super::vspace;
-use axolotl_monitor_core::log::How;
 
 /// Most pages of PD images, stacks and IPC buffers together (restored on restart): the
 /// plan's number, which the SDF checker counts against.
@@ -30,7 +29,7 @@ pub const MAX_PAGES: usize = axolotl_boot_plan::MAX_PD_PAGES;
 /// A PD's CNode is a single level: its guard covers the 64 - 9 bits above the slot number, so
 /// the PD names slot `n` by the capability address `n` (seL4 CNode cap data: guard size in
 /// bits 0..6, guard value 0).
-const PD_CSPACE_DATA: u64 = 64 - CNODE_SIZE_BITS as u64;
+pub const PD_CSPACE_DATA: u64 = 64 - CNODE_SIZE_BITS as u64;
 pub const PD_DEPTH: u64 = CNODE_SIZE_BITS as u64;
 
 /// Badge of the monitor's root service cap (its only one: nothing else holds the service).
@@ -135,22 +134,9 @@ fn pages_mut(_: &mut System) -> &'static mut Vec<Page, MAX_PAGES> {
 }
 
 /// The page table once the system is built: read by restarts and the standby refresher.
-fn pages() -> &'static [Page] {
+pub fn pages() -> &'static [Page] {
     // SAFETY: no page is added after `System::build`, which takes no shared reference.
     unsafe { (&raw const PAGES).as_ref().unwrap_unchecked().as_slice() }
-}
-
-/// The monitor's journal: a static for the same reason.
-static mut JOURNAL: [Journaled; MAX_PDS] = [const {
-    Journaled {
-        len: 0,
-        bytes: [0; root_service::RECORD_BYTES],
-    }
-}; MAX_PDS];
-
-fn take_journal() -> &'static mut [Journaled; MAX_PDS] {
-    // SAFETY: as `take_pages`.
-    unsafe { (&raw mut JOURNAL).as_mut().unwrap_unchecked() }
 }
 
 /// The root task's window of alias mappings of PD pages (nothing else lives there).
@@ -165,7 +151,7 @@ pub struct System {
     /// its VMM, so a restarted VMM finds its guest as it was.
     pub vcpus: Vec<VcpuObjects, MAX_VCPUS>,
     /// Each PD's running incarnation's pages in the page table (`PAGES`).
-    page_spans: Vec<core::ops::Range<usize>, MAX_PDS>,
+    pub(super) page_spans: Vec<core::ops::Range<usize>, MAX_PDS>,
     /// What restores read, fixed once the system is built.
     src: Option<&'static Sources>,
     /// `(plan IRQ index, handler)`: the originals, copied into a rebuilt CSpace.
@@ -177,27 +163,20 @@ pub struct System {
     alias_next: u64,
     /// Each PD's generation: the root task's count is the authority (a restarted monitor
     /// starts counting from scratch; ring protocols need generations that only grow).
-    generations: [u64; MAX_PDS],
+    pub(super) generations: [u64; MAX_PDS],
     /// The same, published where every PD reads and none writes (`generations` module of
     /// the boot plan): ring peers check each other's claims against it.
-    gen_table: &'static GenerationTable,
+    pub(super) gen_table: &'static GenerationTable,
     /// Its frame (the original cap): each PD incarnation maps a read-only copy.
     gen_frame: Frame,
-    /// The monitor's journal (`root_service::RECORD`), by PD: opaque bytes we keep for a
-    /// restarted monitor. Written by the monitor alone; it validates what it reads back.
-    journal: &'static mut [Journaled; MAX_PDS],
+    /// The monitor's journal.
+    pub journal: Journal<'static>,
     /// The timer, run for the monitor (with a monitor only).
     pub clock: Option<Clock>,
     /// The ASID pool VSpaces get their ASIDs from: the initial one, then each one made when
     /// the last is full.
     asid_pool: CPtr,
     pub alloc: ObjectAlloc,
-}
-
-/// One PD's journaled bookkeeping.
-pub struct Journaled {
-    pub len: usize,
-    pub bytes: [u8; root_service::RECORD_BYTES],
 }
 
 impl System {
@@ -227,7 +206,7 @@ impl System {
             generations: [0; MAX_PDS],
             gen_table,
             gen_frame,
-            journal: take_journal(),
+            journal: journal::take().ok_or(Error::Plan("journal taken twice"))?,
             clock: None,
             asid_pool: init_cap::ASID_POOL,
             alloc,
@@ -332,7 +311,7 @@ impl System {
         src
     }
 
-    fn sources(&self) -> Result<&'static Sources, Error> {
+    pub(super) fn sources(&self) -> Result<&'static Sources, Error> {
         self.src.ok_or(Error::Plan("system not built"))
     }
 
@@ -474,16 +453,6 @@ impl System {
         Ok(f.paddr)
     }
 
-    /// The setvar words of `pd`, region addresses resolved.
-    fn setvars(&self, pd: &Pd) -> Result<restore::Setvars, Error> {
-        restore::setvars(self.plan, pd, |r| self.region_paddr(r))
-    }
-
-    /// What `pd`'s pages are made of: its image in the pack, with `setvars` (`Self::setvars`).
-    fn source<'s>(&self, pd: &Pd, setvars: &'s [(u64, u64)]) -> Result<Source<'s>, Error> {
-        restore::source(self.plan, self.pack, pd, setvars)
-    }
-
     /// Remembers a loaded page and maps its alias; returns the alias address.
     fn record(&mut self, mut p: Page) -> Result<u64, Error> {
         if pages_mut(self).is_full() {
@@ -519,7 +488,8 @@ impl System {
         self.page_spans[i] = span;
         let fault_ep = match plan.cap_at(pd, axolotl_boot_plan::cspace::MONITOR_EP) {
             Some(Cap::FaultEndpoint { parent, badge }) => {
-                let ep = self.fault_handler(i, parent);
+                let ep =
+                    restore::fault_handler(plan, |p| self.pds[p].endpoint, self.service, i, parent);
                 self.mint(ep.0, badge)?
             }
             _ => 0,
@@ -552,8 +522,8 @@ impl System {
     ) -> Result<(Frame, core::ops::Range<usize>), Error> {
         let plan = self.plan;
         let first = pages_mut(self).len();
-        let setvars = self.setvars(pd)?;
-        let src = self.source(pd, &setvars)?;
+        let setvars = restore::setvars(plan, pd, |r| self.region_paddr(r))?;
+        let src = restore::source(plan, self.pack, pd, &setvars)?;
         src.check()?;
         let mut ipc_frame = None;
         let ipc_page = pd.ipc_buffer & !(PAGE - 1);
@@ -627,14 +597,9 @@ impl System {
         Ok((ipc_frame, first..pages_mut(self).len()))
     }
 
-    /// Where PD `i`'s faults go (`restore::fault_handler`).
-    fn fault_handler(&self, i: usize, parent: Option<u8>) -> Endpoint {
-        restore::fault_handler(self.plan, |p| self.pds[p].endpoint, self.service, i, parent)
-    }
-
     /// A PD starts at its entry with `x0` = its generation (0 at boot, +1 per restart);
     /// `resume` starts it too.
-    fn set_entry_registers(
+    pub(super) fn set_entry_registers(
         &self,
         i: usize,
         pd: &Pd,
@@ -829,111 +794,8 @@ impl System {
             signal,
             ping,
             m,
-            super::service::now_us() / 1000,
+            axolotl_sys::time::now_us() / 1000,
         ))
-    }
-
-    /// Keeps `bytes` as PD `pd`'s journal entry.
-    pub fn journal(&mut self, pd: usize, bytes: &[u8]) -> bool {
-        match self.journal.get_mut(pd) {
-            Some(j) if bytes.len() <= j.bytes.len() => {
-                j.bytes[..bytes.len()].copy_from_slice(bytes);
-                j.len = bytes.len();
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// PD `pd`'s journal entry (empty if none) and our generation of it.
-    pub fn recall(&self, pd: usize) -> Option<(&[u8], u64)> {
-        let j = self.journal.get(pd)?;
-        Some((&j.bytes[..j.len], self.generations[pd]))
-    }
-
-    /// Restarts PD `i` from its pristine image: stopped (its pending IPC cancelled), its
-    /// memory as loaded (text, data, zeroed bss, stack and IPC buffer) and its CSpace as the
-    /// plan fills it (whatever it did to its caps is undone), started at its entry with
-    /// `x0 = generation`, the larger of `at_least` and one more than its last (returned).
-    /// With a fresh standby incarnation the thread is switched to it (a few invocations);
-    /// otherwise the running incarnation is restored in place. Regions it maps are shared
-    /// state and stay: the ring protocols resynchronise them.
-    pub fn restart(&mut self, i: usize, at_least: u64) -> Result<(u64, How), Error> {
-        let plan = self.plan;
-        let pd = plan.pds.get(i).ok_or(Error::Plan("PD index"))?;
-        let generation = at_least.max(self.generations[i] + 1);
-        let o = self.pds[i];
-        o.tcb.suspend().step("suspend")?;
-        // Before the new incarnation runs: whatever it publishes, its peers can check.
-        // (The monitor never hands out a generation above u32::MAX.)
-        self.gen_table
-            .publish(i as u8, u32::try_from(generation).unwrap_or(u32::MAX));
-        let switched = match standby::take(i) {
-            Some(inc) => match self.switch(i, pd, inc, generation) {
-                Ok(()) => {
-                    standby::switched(i);
-                    true
-                }
-                Err(e) => {
-                    println!(
-                        "root-task: switching {} to its standby failed: {e}; restarting in place",
-                        pd.name.as_str()
-                    );
-                    standby::broken(i);
-                    false
-                }
-            },
-            None => false,
-        };
-        if !switched {
-            let src = self.sources()?;
-            let span = self.page_spans.get(i).cloned().unwrap_or(0..0);
-            src.refill(pd, &pages()[span], o.vspace)?;
-            src.empty_cspace(pd, o.cnode, false)?;
-            src.fill_cspace(i, pd, o.cnode, o.vspace)?;
-            self.set_entry_registers(i, pd, generation, true)?;
-        }
-        self.generations[i] = generation;
-        Ok((
-            generation,
-            if switched { How::Standby } else { How::InPlace },
-        ))
-    }
-
-    /// Points PD `i`'s stopped thread at its standby `inc` and starts it there; `inc` gets
-    /// the incarnation it left.
-    fn switch(
-        &mut self,
-        i: usize,
-        pd: &Pd,
-        inc: &mut Incarnation,
-        generation: u64,
-    ) -> Result<(), Error> {
-        let o = self.pds[i];
-        o.tcb
-            .configure(
-                o.fault_ep,
-                inc.cnode,
-                PD_CSPACE_DATA,
-                inc.vspace,
-                0,
-                pd.ipc_buffer,
-                inc.ipc_frame,
-            )
-            .step("switch TCB spaces")?;
-        let span = self.page_spans.get(i).cloned().unwrap_or(0..0);
-        let left = Incarnation {
-            cnode: o.cnode,
-            vspace: o.vspace,
-            ipc_frame: o.ipc_frame,
-            pages: span,
-        };
-        let now = core::mem::replace(inc, left);
-        self.pds[i].cnode = now.cnode;
-        self.pds[i].vspace = now.vspace;
-        self.pds[i].ipc_frame = now.ipc_frame;
-        self.page_spans[i] = now.pages;
-        self.set_entry_registers(i, pd, generation, true)
     }
 }
 

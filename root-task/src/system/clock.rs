@@ -2,8 +2,8 @@
 //! thread that must notice a wedged monitor: a timer the monitor owned would die with it. It
 //! runs the timer for two things:
 //!
-//! - the wake-up time the monitor asks for (`root_service::SET_TIMER`), signalled on the
-//!   monitor's timer channel (`MONITOR_TIMER_ID`) when it comes;
+//! - the wake-up time the monitor asks for (the root service's `Request::SetTimer`),
+//!   signalled on the monitor's timer channel (`MONITOR_TIMER_ID`) when it comes;
 //! - the monitor's heartbeat, the protocol the monitor uses for PDs: a ping every
 //!   `MONITOR_HEARTBEAT_MS` on the monitor's notification, answered by its runtime with a
 //!   `HEARTBEAT` on its fault endpoint (ours); no answer for two periods and then none to a
@@ -46,7 +46,7 @@ impl Clock {
         }
     }
 
-    /// The monitor's `SET_TIMER` (counter value, 0 = never).
+    /// The monitor's `Request::SetTimer` (counter value, 0 = never).
     pub fn set_wake(&mut self, at: u64) {
         self.wake = (at != 0).then_some(at);
     }

@@ -9,6 +9,8 @@
 mod build;
 mod clock;
 mod image;
+mod journal;
+mod restart;
 mod restore;
 mod service;
 mod standby;
@@ -48,7 +50,7 @@ pub fn run(bi: &BootInfo) -> ! {
             Err(e) => halt(format_args!("bad boot plan: {e}")),
         }
     };
-    let started = service::now_us();
+    let started = axolotl_sys::time::now_us();
     let mut sys = match System::build(bi, plan, pack) {
         Ok(s) => s,
         Err(e) => halt(format_args!("building the system failed: {e}")),
@@ -61,8 +63,8 @@ pub fn run(bi: &BootInfo) -> ! {
     };
     println!(
         "root-task: system up: {pds} protection domains{monitor} started (built in {} us, {} us after reset)",
-        service::now_us() - started,
-        service::now_us()
+        axolotl_sys::time::now_us() - started,
+        axolotl_sys::time::now_us()
     );
     service::serve(&mut sys)
 }

@@ -91,26 +91,17 @@ pub fn source<'s>(
 }
 
 impl Sources {
-    pub fn fault_handler(&self, i: usize, parent: Option<u8>) -> Endpoint {
-        fault_handler(self.plan, |p| self.pds[p].endpoint, self.service, i, parent)
-    }
-
-    /// The setvar words of `pd`, region addresses resolved.
-    pub fn setvars(&self, pd: &Pd) -> Result<Setvars, Error> {
-        setvars(self.plan, pd, |r| {
-            self.region_paddrs
-                .get(r as usize)
-                .ok_or(Error::Plan("region index"))?
-                .ok_or(Error::NotContiguous(r))
-        })
-    }
-
     /// Refills `pages` (one incarnation of `pd`, mapped in `vspace`) from the image: data and
     /// bss as linked, stack and IPC buffer zeroed. Code is mapped read-only in the PD, so it
     /// is rewritten only if something below the PD changed it; remapping then makes the
     /// kernel clean the page to the point of unification and invalidate the instruction cache.
     pub fn refill(&self, pd: &Pd, pages: &[Page], vspace: VSpace) -> Result<(), Error> {
-        let setvars = self.setvars(pd)?;
+        let setvars = setvars(self.plan, pd, |r| {
+            self.region_paddrs
+                .get(r as usize)
+                .ok_or(Error::Plan("region index"))?
+                .ok_or(Error::NotContiguous(r))
+        })?;
         let src = source(self.plan, self.pack, pd, &setvars)?;
         for p in pages {
             // SAFETY: the alias of a frame of a stopped incarnation, mapped read-write for the
@@ -168,7 +159,11 @@ impl Sources {
             let (src, badge) = match cs.cap {
                 Cap::Reply => continue,
                 Cap::InputEndpoint => (self.pds[i].endpoint.0, 0),
-                Cap::FaultEndpoint { parent, badge } => (self.fault_handler(i, parent).0, badge),
+                Cap::FaultEndpoint { parent, badge } => {
+                    let ep =
+                        fault_handler(self.plan, |p| self.pds[p].endpoint, self.service, i, parent);
+                    (ep.0, badge)
+                }
                 Cap::RootService => (self.service.0, ROOT_SERVICE_BADGE),
                 Cap::OwnCNode => (cnode.0, 0),
                 Cap::OwnVSpace => (vspace.0, 0),

@@ -4,11 +4,13 @@
 //! which it restarts a monitor that failed or hung. Without a monitor it reports parentless
 //! PDs' faults and leaves them stopped.
 
-use axolotl_abi::{BADGE_FAULT, HEARTBEAT, MessageInfo};
-use axolotl_boot_plan::root_service;
+use axolotl_abi::{BADGE_FAULT, HEARTBEAT, MSG_REGISTERS_IN_CPU};
 use axolotl_monitor_core::{Cause, Decision, Tracker, log};
-use axolotl_sys::ipc::{get_mr, set_mr};
+use axolotl_root_service::journal::Staged;
+use axolotl_root_service::{Reason, Received, Reply, Request, Sent};
+use axolotl_sys::ipc::{get_mr, msg_words};
 use axolotl_sys::println;
+use axolotl_sys::time::now_us;
 
 use super::System;
 use super::build::{REFRESHER_FAULT_BADGE, ROOT_SERVICE_BADGE};
@@ -19,7 +21,11 @@ fn cause_of(m: &axolotl_sys::Msg) -> Cause {
     let mut words = [0; 16];
     let n = (m.info.length() as usize).min(words.len());
     for (i, w) in words.iter_mut().enumerate().take(n) {
-        *w = if i < 4 { m.mrs[i] } else { get_mr(i) };
+        *w = if i < MSG_REGISTERS_IN_CPU {
+            m.mrs[i]
+        } else {
+            get_mr(i)
+        };
     }
     Cause::from_fault(m.label(), &words[..n])
 }
@@ -34,14 +40,14 @@ pub fn serve(sys: &mut System) -> ! {
         ..Default::default()
     };
     let mut monitor = Tracker::new(&policy, now_us() / 1000);
-    let mut reply: Option<(MessageInfo, [u64; 4])> = None;
+    let mut reply: Option<Sent> = None;
     if let Some(c) = &sys.clock {
         c.rearm();
         let _ = c.irq.ack();
     }
     loop {
         let m = match reply.take() {
-            Some((info, mrs)) => axolotl_sys::reply_recv(sys.service.0, info, mrs),
+            Some(r) => axolotl_sys::reply_recv(sys.service.0, r.info, r.regs),
             None => axolotl_sys::recv(sys.service.0),
         };
         if m.badge == ROOT_TIMER_BADGE {
@@ -130,124 +136,99 @@ fn recover_monitor(sys: &mut System, monitor: &mut Tracker, pd: usize, cause: Ca
     }
 }
 
-/// A request of the monitor.
-fn request(sys: &mut System, m: &axolotl_sys::Msg) -> (MessageInfo, [u64; 4]) {
-    let ok = MessageInfo::new(0, 0, 0, 1);
-    let refuse = |why: u64| {
-        (
-            MessageInfo::new(root_service::REFUSED, 0, 0, 1),
-            [why, 0, 0, 0],
-        )
+/// A request of the monitor, checked (a monitor gone wrong sends what it likes) and served:
+/// the registers of our reply, whose other words are already in our IPC buffer.
+fn request(sys: &mut System, m: &axolotl_sys::Msg) -> Sent {
+    // SAFETY: our IPC buffer is mapped for our lifetime, and this view of it ends, once the
+    // record is staged, before the invocations that serve the request.
+    let ipc = unsafe { msg_words() };
+    let req = match Request::decode(Received {
+        info: m.info,
+        regs: m.mrs,
+        ipc,
+    }) {
+        // The record leaves the IPC buffer before those invocations overwrite it.
+        Ok(req) => req.map_record(|r| sys.journal.stage(r)),
+        Err(e) => return Sent::refused(e.reason()),
     };
+    let reply = serve_request(sys, req);
+    // SAFETY: as above; no system call until the reply is sent.
+    reply
+        .encode(unsafe { msg_words() })
+        .unwrap_or(Sent::refused(Reason::Failed))
+}
+
+fn serve_request(sys: &mut System, r: Request<Option<Staged>>) -> Reply<&[u8]> {
     // The monitor's PDs: parentless (a child is its parent's to manage), not the monitor.
-    let user_pd = |pd: u64| {
+    let user_pd = |pd: u8| {
         sys.plan
             .pds
             .get(pd as usize)
             .is_some_and(|p| p.parent.is_none())
-            && sys.plan.monitor != Some(pd as u8)
+            && sys.plan.monitor != Some(pd)
     };
-    match m.label() {
-        root_service::RESTART => {
-            let (pd, generation) = (m.mrs[0] as usize, m.mrs[1]);
-            if !user_pd(pd as u64) {
-                return refuse(root_service::BAD_PD);
+    match r {
+        Request::Restart {
+            pd,
+            generation,
+            record,
+        } => {
+            if !user_pd(pd) {
+                return Reply::Refused(Reason::BadPd);
             }
-            let mut buf = [0u8; root_service::RECORD_BYTES];
-            let Some(record) = record_of(m, &mut buf) else {
-                return refuse(root_service::FAILED);
+            let Some(record) = record else {
+                return Reply::Refused(Reason::Failed);
             };
-            match sys.restart(pd, generation) {
-                Ok((g, how)) => {
+            match sys.restart(pd as usize, generation) {
+                Ok((generation, how)) => {
                     if !record.is_empty() {
-                        sys.journal(pd, record);
+                        sys.journal.commit(pd as usize, record);
                     }
-                    (MessageInfo::new(0, 0, 0, 2), [g, how.word(), 0, 0])
+                    Reply::Restarted { generation, how }
                 }
                 Err(e) => {
                     println!("root-task: restart of PD {pd} failed: {e}");
-                    refuse(root_service::FAILED)
+                    Reply::Refused(Reason::Failed)
                 }
             }
         }
-        root_service::STOP => {
-            let pd = m.mrs[0];
+        Request::Stop { pd } => {
             if !user_pd(pd) {
-                return refuse(root_service::BAD_PD);
+                return Reply::Refused(Reason::BadPd);
             }
             match sys.pds[pd as usize].tcb.suspend() {
-                Ok(()) => (ok, [0; 4]),
+                Ok(()) => Reply::Done,
                 Err(e) => {
                     println!("root-task: stopping PD {pd} failed: {e:?}");
-                    refuse(root_service::FAILED)
+                    Reply::Refused(Reason::Failed)
                 }
             }
         }
-        root_service::SET_TIMER => {
+        Request::SetTimer { at } => {
             if let Some(c) = sys.clock.as_mut() {
-                c.set_wake(m.mrs[0]);
+                c.set_wake(at);
                 c.rearm();
             }
-            (ok, [0; 4])
+            Reply::Done
         }
-        root_service::RECORD => {
-            let pd = m.mrs[0];
+        Request::Record { pd, record } => {
             if !user_pd(pd) {
-                return refuse(root_service::BAD_PD);
+                return Reply::Refused(Reason::BadPd);
             }
-            let mut buf = [0u8; root_service::RECORD_BYTES];
-            let Some(record) = record_of(m, &mut buf) else {
-                return refuse(root_service::FAILED);
+            let Some(record) = record else {
+                return Reply::Refused(Reason::Failed);
             };
-            sys.journal(pd as usize, record);
-            (ok, [0; 4])
+            sys.journal.commit(pd as usize, record);
+            Reply::Done
         }
-        root_service::RECALL => {
-            let pd = m.mrs[0];
+        Request::Recall { pd } => {
             if !user_pd(pd) {
-                return refuse(root_service::BAD_PD);
+                return Reply::Refused(Reason::BadPd);
             }
-            let Some((bytes, generation)) = sys.recall(pd as usize) else {
-                return refuse(root_service::BAD_PD);
-            };
-            let words = root_service::words_for(bytes.len());
-            let first = root_service::RECORD_LEN_MR + 1;
-            for i in 4..words {
-                set_mr(i, root_service::word_of(bytes, i - first));
+            match (sys.journal.get(pd as usize), sys.generation(pd as usize)) {
+                (Some(record), Some(generation)) => Reply::Recalled { generation, record },
+                _ => Reply::Refused(Reason::BadPd),
             }
-            (
-                MessageInfo::new(0, 0, 0, words as u64),
-                [
-                    generation,
-                    0,
-                    bytes.len() as u64,
-                    root_service::word_of(bytes, 0),
-                ],
-            )
         }
-        _ => refuse(root_service::UNKNOWN),
     }
-}
-
-/// The record `m` carries (`root_service::RECORD_LEN_MR`), unpacked into `buf`; `None` if
-/// its length is impossible.
-fn record_of<'b>(
-    m: &axolotl_sys::Msg,
-    buf: &'b mut [u8; root_service::RECORD_BYTES],
-) -> Option<&'b [u8]> {
-    let len = m.mrs[root_service::RECORD_LEN_MR] as usize;
-    if len > buf.len() || (m.info.length() as usize) < root_service::words_for(len) {
-        return None;
-    }
-    let first = root_service::RECORD_LEN_MR + 1;
-    root_service::unpack(&mut buf[..len], |i| {
-        let k = first + i;
-        if k < 4 { m.mrs[k] } else { get_mr(k) }
-    });
-    Some(&buf[..len])
-}
-
-/// Microseconds of the virtual counter (EL0 may read it).
-pub fn now_us() -> u64 {
-    axolotl_sys::time::now_ns() / 1000
 }

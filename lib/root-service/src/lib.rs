@@ -1,0 +1,492 @@
+//! The root service: the monitor's requests to the root task (a Call on
+//! `cspace::ROOT_SERVICE_CAP`) and the root task's replies. This module is the one definition
+//! of the protocol, with one encoding and one checked decoding that both sides use (as
+//! Hubris's Idol stubs give client and server one definition).
+//!
+//! The root task holds every original capability and the pristine images; the monitor holds
+//! only the right to ask. A request is hostile input to the root task (a monitor gone wrong
+//! sends what it likes): [`Request::decode`] checks the label, the length, every PD index and
+//! every record length, and answers a [`Malformed`], never a panic. Whether a well-formed
+//! request names a PD the monitor may act on is the root task's policy (it knows the plan),
+//! not the encoding's. A reply is checked as strictly by the monitor.
+//!
+//! # Cost
+//! A restart request is on the path from a PD's fault to its running again, so nothing here
+//! builds a message value: [`Request::decode`] reads the words where the kernel left them (the
+//! [`Received`] registers and the receiver's IPC buffer) and hands out a record as a borrowed
+//! slice of that buffer; `encode` writes the words straight into the sender's IPC buffer and
+//! returns the few that travel in registers ([`Sent`]). The enums are a few words: a record
+//! is never moved by value, and a [`RecordSource`] (the monitor's tracker) encodes itself
+//! directly into the buffer.
+//!
+//! # Wire format
+//! Words are message registers: MR0..MR3 travel in CPU registers, the rest in the IPC buffer
+//! (`MSG_REGISTERS_IN_CPU`). A record travels as its byte count in MR2 ([`RECORD_LEN_MR`])
+//! and its bytes from MR4 on ([`RECORD_MR`]), the buffer's bytes in memory order: it lies
+//! wholly in the IPC buffer, one run of bytes, so neither side gathers or packs it (MR3 is
+//! sent as 0 and ignored). A message with a record of `n` bytes has `4 + ceil(n / 8)` words.
+//!
+//! | request | label | words |
+//! | --- | --- | --- |
+//! | [`Request::Restart`] | 1 | pd, generation, record |
+//! | [`Request::SetTimer`] | 2 | counter value |
+//! | [`Request::Record`] | 3 | pd, 0, record |
+//! | [`Request::Recall`] | 4 | pd |
+//! | [`Request::Stop`] | 5 | pd |
+//!
+//! | reply | label | words |
+//! | --- | --- | --- |
+//! | [`Reply::Done`] | 0 | 0 |
+//! | [`Reply::Restarted`] | 0 | generation, how (1: standby, 0: in place) |
+//! | [`Reply::Recalled`] | 0 | generation, 0, record |
+//! | [`Reply::Refused`] | 1 | reason (1: bad PD, 2: failed, 3: unknown request) |
+
+#![no_std]
+
+use core::fmt;
+
+use axolotl_abi::{MSG_MAX_LENGTH, MSG_REGISTERS_IN_CPU, MessageInfo};
+use axolotl_boot_plan::MAX_PDS;
+use zerocopy::IntoBytes;
+
+pub mod journal;
+
+/// The message words of an IPC buffer (`IpcBuffer::msg`); those from `MSG_REGISTERS_IN_CPU`
+/// on are the ones the buffer carries.
+pub type Words = [u64; MSG_MAX_LENGTH];
+
+/// The word that holds a record's byte count.
+pub const RECORD_LEN_MR: usize = 2;
+/// The first word of a record's bytes: the first one the IPC buffer carries.
+pub const RECORD_MR: usize = MSG_REGISTERS_IN_CPU;
+/// The most bytes a record carries (every word from [`RECORD_MR`] on).
+pub const RECORD_BYTES: usize = 8 * (MSG_MAX_LENGTH - RECORD_MR);
+
+/// Reply labels.
+const OK: u64 = 0;
+const REFUSED: u64 = 1;
+
+/// Message words a message with a record of `len` bytes has.
+pub const fn words_for(len: usize) -> usize {
+    RECORD_MR + len.div_ceil(8)
+}
+
+/// The request labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum Op {
+    Restart = 1,
+    SetTimer = 2,
+    Record = 3,
+    Recall = 4,
+    Stop = 5,
+}
+
+impl Op {
+    pub const ALL: [Op; 5] = [Op::Restart, Op::SetTimer, Op::Record, Op::Recall, Op::Stop];
+
+    pub fn from_label(label: u64) -> Option<Op> {
+        Some(match label {
+            1 => Op::Restart,
+            2 => Op::SetTimer,
+            3 => Op::Record,
+            4 => Op::Recall,
+            5 => Op::Stop,
+            _ => return None,
+        })
+    }
+}
+
+/// What the monitor asks of the root task. `R` is a record: a [`RecordSource`] to encode, a
+/// `&[u8]` view of the IPC buffer once decoded, or whatever the receiver made of it
+/// ([`Request::map_record`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request<R> {
+    /// Restart `pd` from its pristine image with a generation of at least `generation`, and
+    /// once it runs again journal `record` (as [`Request::Record`]; none if empty). Replied
+    /// [`Reply::Restarted`]: the PD runs again.
+    Restart { pd: u8, generation: u64, record: R },
+    /// Signal the monitor's timer channel (`MONITOR_TIMER_ID`) once the physical counter
+    /// reaches `at` (at once if it has); 0: never. Replaces any earlier request.
+    SetTimer { at: u64 },
+    /// Journal `pd`'s restart bookkeeping, which the root task keeps, opaque, for a
+    /// restarted monitor.
+    Record { pd: u8, record: R },
+    /// What a restarted monitor re-learns about `pd`: [`Reply::Recalled`].
+    Recall { pd: u8 },
+    /// Stop (suspend) `pd`: one the monitor holds although no fault stopped it (hung, or a
+    /// reporter found lying).
+    Stop { pd: u8 },
+}
+
+/// How the root task restarted a PD.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum How {
+    /// Switched to its standby incarnation, restored ahead of time.
+    Standby,
+    /// Its memory and CSpace restored while it waited.
+    InPlace,
+}
+
+impl fmt::Display for How {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            How::Standby => "standby",
+            How::InPlace => "in place",
+        })
+    }
+}
+
+/// Why the root task refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum Reason {
+    /// The request names a PD the monitor may not act on (none, a child, the monitor).
+    BadPd = 1,
+    /// The request was malformed, or doing it failed.
+    Failed = 2,
+    /// No such request.
+    Unknown = 3,
+}
+
+impl Reason {
+    fn from_word(w: u64) -> Option<Reason> {
+        Some(match w {
+            1 => Reason::BadPd,
+            2 => Reason::Failed,
+            3 => Reason::Unknown,
+            _ => return None,
+        })
+    }
+}
+
+/// The root task's answer. `R` as for [`Request`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply<R> {
+    /// [`Request::SetTimer`], [`Request::Record`] or [`Request::Stop`] done.
+    Done,
+    /// [`Request::Restart`] done: the PD runs with `generation` (the root task's count is the
+    /// authority).
+    Restarted {
+        generation: u64,
+        how: How,
+    },
+    /// [`Request::Recall`]: the root task's generation of the PD and the journaled record
+    /// (empty: nothing journaled).
+    Recalled {
+        generation: u64,
+        record: R,
+    },
+    Refused(Reason),
+}
+
+/// A message that is not one of the protocol's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Malformed {
+    UnknownLabel(u64),
+    /// Fewer words than the label needs.
+    Short {
+        label: u64,
+        len: usize,
+    },
+    /// A PD index no plan has.
+    BadPd(u64),
+    /// A record length over [`RECORD_BYTES`], or more than the message carries.
+    BadRecord {
+        len: u64,
+    },
+    /// A refusal with a reason the protocol does not have.
+    BadReason(u64),
+    /// A restart reply whose "how" is neither standby nor in place.
+    BadHow(u64),
+}
+
+impl Malformed {
+    /// What the root task answers a malformed request.
+    pub fn reason(self) -> Reason {
+        match self {
+            Malformed::UnknownLabel(_) => Reason::Unknown,
+            Malformed::BadPd(_) => Reason::BadPd,
+            Malformed::Short { .. }
+            | Malformed::BadRecord { .. }
+            | Malformed::BadReason(_)
+            | Malformed::BadHow(_) => Reason::Failed,
+        }
+    }
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Malformed::UnknownLabel(l) => write!(f, "unknown label {l}"),
+            Malformed::Short { label, len } => {
+                write!(f, "label {label} with too few words ({len})")
+            }
+            Malformed::BadPd(pd) => write!(f, "PD index {pd} out of range"),
+            Malformed::BadRecord { len } => write!(f, "impossible record length {len}"),
+            Malformed::BadReason(r) => write!(f, "unknown reason {r}"),
+            Malformed::BadHow(h) => write!(f, "unknown restart kind {h}"),
+        }
+    }
+}
+
+/// A record that does not fit [`RECORD_BYTES`]: nothing was encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooLong;
+
+/// Something that writes a record's bytes, straight into the sender's IPC buffer.
+pub trait RecordSource {
+    /// Writes the record at the start of `out` ([`RECORD_BYTES`] long) and says how many
+    /// bytes it wrote; `None` if it does not fit.
+    fn write_into(self, out: &mut [u8]) -> Option<usize>;
+}
+
+impl RecordSource for &[u8] {
+    fn write_into(self, out: &mut [u8]) -> Option<usize> {
+        out.get_mut(..self.len())?.copy_from_slice(self);
+        Some(self.len())
+    }
+}
+
+/// A message as the receiver has it, borrowed in place: its info, the words that came in
+/// registers (`Msg::mrs`) and the receiver's IPC buffer words, valid until its next system
+/// call (which may overwrite them).
+#[derive(Clone, Copy, Debug)]
+pub struct Received<'a> {
+    pub info: MessageInfo,
+    pub regs: [u64; MSG_REGISTERS_IN_CPU],
+    pub ipc: &'a Words,
+}
+
+impl<'a> Received<'a> {
+    /// Its length: the kernel never delivers more than `MSG_MAX_LENGTH` words, but the info
+    /// word is the sender's to fill.
+    fn len(&self) -> usize {
+        (self.info.length() as usize).min(MSG_MAX_LENGTH)
+    }
+
+    /// Word `i`, if the message has it.
+    fn word(&self, i: usize) -> Option<u64> {
+        if i >= self.len() {
+            None
+        } else if i < MSG_REGISTERS_IN_CPU {
+            Some(self.regs[i])
+        } else {
+            Some(self.ipc[i])
+        }
+    }
+
+    /// Word `i`, or the message is too short for its label.
+    fn need(&self, i: usize) -> Result<u64, Malformed> {
+        self.word(i).ok_or(Malformed::Short {
+            label: self.info.label(),
+            len: self.len(),
+        })
+    }
+
+    fn pd(&self) -> Result<u8, Malformed> {
+        let w = self.need(0)?;
+        match u8::try_from(w) {
+            Ok(pd) if (pd as usize) < MAX_PDS => Ok(pd),
+            _ => Err(Malformed::BadPd(w)),
+        }
+    }
+
+    /// The record the message carries: a view of the IPC buffer.
+    fn record(&self) -> Result<&'a [u8], Malformed> {
+        let len = self.need(RECORD_LEN_MR)?;
+        let n = usize::try_from(len)
+            .ok()
+            .filter(|&n| n <= RECORD_BYTES && words_for(n) <= self.len())
+            .ok_or(Malformed::BadRecord { len })?;
+        let ipc: &'a Words = self.ipc;
+        Ok(&ipc[RECORD_MR..].as_bytes()[..n])
+    }
+}
+
+/// The words of an encoded message that travel in registers, with its info; the rest are
+/// already in the sender's IPC buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sent {
+    pub info: MessageInfo,
+    pub regs: [u64; MSG_REGISTERS_IN_CPU],
+}
+
+impl Sent {
+    /// [`Reply::Refused`], which needs no buffer and cannot fail to encode.
+    pub fn refused(why: Reason) -> Sent {
+        Sent::of(REFUSED, [why as u64])
+    }
+
+    /// A message of the `N` words `head`, all in registers.
+    fn of<const N: usize>(label: u64, head: [u64; N]) -> Sent {
+        const { assert!(N <= MSG_REGISTERS_IN_CPU) };
+        let mut regs = [0; MSG_REGISTERS_IN_CPU];
+        regs[..N].copy_from_slice(&head);
+        Sent {
+            info: MessageInfo::new(label, 0, 0, N as u64),
+            regs,
+        }
+    }
+
+    /// `head` in MR0 and MR1, then the record `src` writes into `ipc`.
+    fn with_record(
+        label: u64,
+        head: [u64; 2],
+        src: impl RecordSource,
+        ipc: &mut Words,
+    ) -> Result<Sent, TooLong> {
+        let out = ipc[RECORD_MR..].as_mut_bytes();
+        let n = src
+            .write_into(out)
+            .filter(|&n| n <= RECORD_BYTES)
+            .ok_or(TooLong)?;
+        // The last word's padding: whatever an earlier message left in the buffer is not the
+        // receiver's to see.
+        out[n..n.next_multiple_of(8)].fill(0);
+        Ok(Sent {
+            info: MessageInfo::new(label, 0, 0, words_for(n) as u64),
+            regs: [head[0], head[1], n as u64, 0],
+        })
+    }
+}
+
+impl<R> Request<R> {
+    pub fn op(&self) -> Op {
+        match self {
+            Request::Restart { .. } => Op::Restart,
+            Request::SetTimer { .. } => Op::SetTimer,
+            Request::Record { .. } => Op::Record,
+            Request::Recall { .. } => Op::Recall,
+            Request::Stop { .. } => Op::Stop,
+        }
+    }
+
+    /// The same request with its record turned into `f`'s result: how a receiver takes the
+    /// record out of its IPC buffer before the system calls that serve the request.
+    pub fn map_record<S>(self, f: impl FnOnce(R) -> S) -> Request<S> {
+        match self {
+            Request::Restart {
+                pd,
+                generation,
+                record,
+            } => Request::Restart {
+                pd,
+                generation,
+                record: f(record),
+            },
+            Request::SetTimer { at } => Request::SetTimer { at },
+            Request::Record { pd, record } => Request::Record {
+                pd,
+                record: f(record),
+            },
+            Request::Recall { pd } => Request::Recall { pd },
+            Request::Stop { pd } => Request::Stop { pd },
+        }
+    }
+}
+
+impl<R: RecordSource> Request<R> {
+    /// Encodes into the sender's IPC buffer words `ipc`; what goes in registers.
+    pub fn encode(self, ipc: &mut Words) -> Result<Sent, TooLong> {
+        let label = self.op() as u64;
+        match self {
+            Request::Restart {
+                pd,
+                generation,
+                record,
+            } => Sent::with_record(label, [pd as u64, generation], record, ipc),
+            Request::SetTimer { at } => Ok(Sent::of(label, [at])),
+            Request::Record { pd, record } => Sent::with_record(label, [pd as u64, 0], record, ipc),
+            Request::Recall { pd } | Request::Stop { pd } => Ok(Sent::of(label, [pd as u64])),
+        }
+    }
+}
+
+impl<'a> Request<&'a [u8]> {
+    /// The request `m` carries, checked; a record is a view of the IPC buffer.
+    pub fn decode(m: Received<'a>) -> Result<Self, Malformed> {
+        let label = m.info.label();
+        let op = Op::from_label(label).ok_or(Malformed::UnknownLabel(label))?;
+        Ok(match op {
+            Op::Restart => Request::Restart {
+                pd: m.pd()?,
+                generation: m.need(1)?,
+                record: m.record()?,
+            },
+            Op::SetTimer => Request::SetTimer { at: m.need(0)? },
+            Op::Record => Request::Record {
+                pd: m.pd()?,
+                record: m.record()?,
+            },
+            Op::Recall => Request::Recall { pd: m.pd()? },
+            Op::Stop => Request::Stop { pd: m.pd()? },
+        })
+    }
+}
+
+impl<R> Reply<R> {
+    /// The same reply with its record turned into `f`'s result (see [`Request::map_record`]).
+    pub fn map_record<S>(self, f: impl FnOnce(R) -> S) -> Reply<S> {
+        match self {
+            Reply::Done => Reply::Done,
+            Reply::Restarted { generation, how } => Reply::Restarted { generation, how },
+            Reply::Recalled { generation, record } => Reply::Recalled {
+                generation,
+                record: f(record),
+            },
+            Reply::Refused(why) => Reply::Refused(why),
+        }
+    }
+}
+
+impl<R: RecordSource> Reply<R> {
+    /// Encodes into the sender's IPC buffer words `ipc`; what goes in registers.
+    pub fn encode(self, ipc: &mut Words) -> Result<Sent, TooLong> {
+        match self {
+            Reply::Done => Ok(Sent::of(OK, [0])),
+            Reply::Restarted { generation, how } => {
+                Ok(Sent::of(OK, [generation, (how == How::Standby) as u64]))
+            }
+            Reply::Recalled { generation, record } => {
+                Sent::with_record(OK, [generation, 0], record, ipc)
+            }
+            Reply::Refused(why) => Ok(Sent::refused(why)),
+        }
+    }
+}
+
+impl<'a> Reply<&'a [u8]> {
+    /// The reply `m` carries to a request of `op`, checked; a record is a view of the IPC
+    /// buffer.
+    pub fn decode(op: Op, m: Received<'a>) -> Result<Self, Malformed> {
+        match m.info.label() {
+            OK => {}
+            REFUSED => {
+                let w = m.need(0)?;
+                return Reason::from_word(w)
+                    .map(Reply::Refused)
+                    .ok_or(Malformed::BadReason(w));
+            }
+            label => return Err(Malformed::UnknownLabel(label)),
+        }
+        Ok(match op {
+            Op::Restart => Reply::Restarted {
+                generation: m.need(0)?,
+                how: match m.need(1)? {
+                    1 => How::Standby,
+                    0 => How::InPlace,
+                    h => return Err(Malformed::BadHow(h)),
+                },
+            },
+            Op::Recall => Reply::Recalled {
+                generation: m.need(0)?,
+                record: m.record()?,
+            },
+            Op::SetTimer | Op::Record | Op::Stop => Reply::Done,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
