@@ -206,6 +206,15 @@ mod pd {
                         self.recover(pd, Cause::FalseReport { peer }, start);
                         false
                     }
+                    Verdict::Reset { peer } => {
+                        println!(
+                            "monitor: {name} reported {} corrupt, which cannot be restarted: \
+                             restarting {name} resets their connection",
+                            plan.pds[peer as usize].name.as_str()
+                        );
+                        self.recover(pd, Cause::ConnectionReset { peer }, start);
+                        false
+                    }
                     // A reporter over its rate is not worth a line each time.
                     Verdict::Decline(Declined::RateLimited) => false,
                     Verdict::Decline(why) => {

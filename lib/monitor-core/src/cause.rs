@@ -61,6 +61,9 @@ pub enum Cause {
     /// The PD reported `peer` corrupt again although the monitor had just restarted `peer`
     /// from its pristine image on this PD's word (`report`): the reporter is the suspect.
     FalseReport { peer: u8 },
+    /// The PD reported `peer` corrupt, and `peer` cannot be restarted: this PD is restarted
+    /// instead, to reset their connection (`report`).
+    ConnectionReset { peer: u8 },
     /// The PD stopped on its own, without a fault. Not a failure: only `restart="always"`
     /// restarts it.
     Exited,
@@ -123,7 +126,10 @@ impl Cause {
     pub fn leaves_running(&self) -> bool {
         matches!(
             self,
-            Cause::Hang { .. } | Cause::Corruption { .. } | Cause::FalseReport { .. }
+            Cause::Hang { .. }
+                | Cause::Corruption { .. }
+                | Cause::FalseReport { .. }
+                | Cause::ConnectionReset { .. }
         )
     }
 }
@@ -153,6 +159,10 @@ impl fmt::Display for Cause {
             Cause::FalseReport { peer } => {
                 write!(f, "false corruption report against pd {peer}")
             }
+            Cause::ConnectionReset { peer } => write!(
+                f,
+                "reset of its connection with pd {peer}, which cannot be restarted"
+            ),
             Cause::Exited => f.write_str("exited"),
         }
     }

@@ -11,9 +11,11 @@
 //!   lying reporter names one, and a number alone proves nothing about anyone);
 //! - is read at most [`REPORT_BURST`] times per [`REPORT_WINDOW_MS`] per reporter, the
 //!   rest is declined unread;
-//! - never holds a PD: a report the peer's restart limit would refuse is declined, and the
-//!   peer keeps running, watched (only what the monitor sees itself, a fault or a missed
-//!   heartbeat, can stop a PD for good);
+//! - never holds a PD: when the peer cannot be restarted (`restart="never"` or its limit),
+//!   the reporter is restarted instead ([`Cause::ConnectionReset`]), which resets their
+//!   connection whichever of the two was at fault; if neither can be, the report is
+//!   declined; the peer keeps running, watched (only what the monitor sees itself, a fault
+//!   or a missed heartbeat, can stop a PD for good);
 //! - against a peer the monitor restarted on this reporter's word, from its pristine image,
 //!   and that has not failed on its own since, while the reporter's incarnation that saw it
 //!   restart still runs, is not believed: the peer checks out clean, so the reporter is
@@ -41,6 +43,9 @@ pub enum Verdict {
     Believe { peer: u8 },
     /// Not believed: restart the reporter (cause [`Cause::FalseReport`] against `peer`).
     Discredit { peer: u8 },
+    /// `peer` cannot be restarted: restart the reporter instead (cause
+    /// [`Cause::ConnectionReset`]), which resets their connection whoever was at fault.
+    Reset { peer: u8 },
     /// Nothing done.
     Decline(Declined),
 }
@@ -57,7 +62,8 @@ pub enum Declined {
     RateLimited,
     /// The peer is held already.
     Held { peer: u8 },
-    /// Restarting the peer would exceed its restart limit, and a report does not hold a PD.
+    /// Neither the peer nor the reporter can be restarted (policy or limit), and a report
+    /// does not hold a PD.
     LimitReached { peer: u8 },
     /// The report names no incarnation of the peer (a message too short to carry one).
     NoGeneration,
@@ -220,8 +226,19 @@ impl Reports {
             return Verdict::Discredit { peer };
         }
         let mut trial = p.clone();
-        match trial.on_failure(now_ms, Cause::Corruption { reporter }) {
-            Decision::RestartAt { .. } => Verdict::Believe { peer },
+        if let Decision::RestartAt { .. } = trial.on_failure(now_ms, Cause::Corruption { reporter })
+        {
+            return Verdict::Believe { peer };
+        }
+        // The peer cannot be restarted (`restart="never"`, or its limit). Declining left the
+        // connection dead: the reporter kept refusing the ring and the peer waited for good
+        // (the serial driver's fault-injection campaign, docs/resilience.md). Either the peer
+        // is broken, or the reporter is (its own fault made a sound ring look corrupt): a
+        // restart of the reporter resets every connection it has, the peer resynchronises
+        // with the new generation, and a report still holds nobody.
+        let mut me = r.clone();
+        match me.on_failure(now_ms, Cause::ConnectionReset { peer }) {
+            Decision::RestartAt { .. } => Verdict::Reset { peer },
             Decision::Hold { .. } => Verdict::Decline(Declined::LimitReached { peer }),
         }
     }
@@ -522,11 +539,22 @@ mod tests {
         // The peer's one restart in the window went on a fault of its own.
         t[PEER as usize].on_failure(100, Cause::Panic { ip: 0 });
         t[PEER as usize].on_restarted(100);
+        // The reporter can be restarted: it is, which resets the connection.
         assert_eq!(
             judge(&mut r, &plan, &t, REPORTER, 0, 200),
-            Verdict::Decline(Declined::LimitReached { peer: PEER })
+            Verdict::Reset { peer: PEER }
         );
         assert_eq!(t[PEER as usize].state(), State::Running);
+        // The reporter past its own limit too: declined, nobody held.
+        let mut spent = t.clone();
+        for at in [210, 220, 230] {
+            spent[REPORTER as usize].on_failure(at, Cause::Panic { ip: 0 });
+            spent[REPORTER as usize].on_restarted(at);
+        }
+        assert_eq!(
+            judge(&mut Reports::new(), &plan, &spent, REPORTER, 0, 240),
+            Verdict::Decline(Declined::LimitReached { peer: PEER })
+        );
         // A held peer is declined too.
         t[PEER as usize].on_failure(300, Cause::Panic { ip: 0 });
         assert!(matches!(t[PEER as usize].state(), State::Held(_)));
