@@ -480,3 +480,39 @@ fn refused_restart(gic: u8) {
 fn a_refused_restart_is_retried_gicv3() {
     refused_restart(3);
 }
+
+/// Issue #21's serial-driver campaign: a driver blamed a `restart="never"` client, the monitor
+/// declined, and the connection stayed dead. A report against a peer that cannot be restarted
+/// now restarts the reporter (its new generation resets their rings); nobody is held.
+fn unrestartable_peer(gic: u8) {
+    let mut b = check(boot_named(gic, "cortex-a72", "-unrestartable-peer"));
+    check(b.expect_chain(
+        &[
+            "monitor: accuser reported innocent corrupt, which cannot be restarted: restarting accuser resets their connection",
+            "monitor: restarted accuser (cause: reset of its connection with pd ",
+            "accuser: generation 1 running; notifying the peer",
+            "witness: notified on channel 3",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    refute_each(
+        &mut b,
+        &[
+            "KERNEL PANIC",
+            "kernel: FAULT",
+            "holding innocent",
+            "holding accuser",
+            "declined",
+        ],
+    );
+}
+
+#[test]
+fn a_report_against_an_unrestartable_peer_restarts_the_reporter_gicv3() {
+    unrestartable_peer(3);
+}
+
+#[test]
+fn a_report_against_an_unrestartable_peer_restarts_the_reporter_gicv2() {
+    unrestartable_peer(2);
+}

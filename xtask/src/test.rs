@@ -24,6 +24,7 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/resilient-echo-hang.system",
     "tests/systems/backoff.system",
     "tests/systems/lying-reporter.system",
+    "tests/systems/unrestartable-peer.system",
     "tests/systems/resilient-echo-scribble.system",
     "tests/systems/resilient-echo-capdelete.system",
     "tests/systems/resilient-echo-client-crash.system",

@@ -97,7 +97,8 @@ impl fmt::Display for Declined {
             Declined::Held { peer } => write!(f, "pd {peer} is held"),
             Declined::LimitReached { peer } => write!(
                 f,
-                "pd {peer}'s restart limit is reached, and a report holds no PD"
+                "neither pd {peer} nor the reporter can be restarted (policy or limit), and a report \
+                 holds no PD"
             ),
             Declined::NoGeneration => write!(f, "it names no generation of the peer"),
             Declined::Stale {
