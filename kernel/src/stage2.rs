@@ -298,6 +298,7 @@ mod tests {
     #[test]
     fn map_then_lookup_and_refuse_double_map() {
         let mut pool = Pool(Vec::new());
+        // SAFETY: a zeroed table from the test's pool, which outlives it.
         let root = unsafe { Table::at(pool.alloc()) };
         let mut alloc = || Some(pool.alloc());
         root.map_page(0x20_0000, 0x4100_0000, RW, &mut alloc)
@@ -316,6 +317,7 @@ mod tests {
     #[test]
     fn rejects_bad_addresses_and_reports_missing_tables() {
         let mut pool = Pool(Vec::new());
+        // SAFETY: a zeroed table from the test's pool, which outlives it.
         let root = unsafe { Table::at(pool.alloc()) };
         assert_eq!(
             root.map_page(1 << 39, 0, RW, &mut || None),
@@ -335,6 +337,7 @@ mod tests {
     #[test]
     fn tables_blocks_and_unmapping() {
         let mut pool = Pool(Vec::new());
+        // SAFETY: a zeroed table from the test's pool, which outlives it.
         let root = unsafe { Table::at(pool.alloc()) };
         let l2 = pool.alloc();
         assert_eq!(root.map_table(0x4000_0000, l2), Ok(2));
