@@ -198,10 +198,10 @@ pub fn enter(k: &mut Kernel, t: *mut Tcb, (root, vmid): (u64, u8)) -> ! {
     // SAFETY: the scheduler (or the fast path) chose t, a live thread.
     let tr = unsafe { TcbRef::new(t) };
     crate::vcpu::switch_to(k, tr);
-    let guest = crate::vcpu::is_guest(tr);
-    let ptimer = tr.ptimer && !guest;
+    // Whether it is a guest is asked only of a thread with the timer (the rare case).
+    let ptimer = tr.ptimer && !crate::vcpu::is_guest(tr);
     if ptimer != k.el0_ptimer {
-        cpu::set_el0_ptimer(ptimer, !guest);
+        cpu::set_el0_ptimer(ptimer, !crate::vcpu::is_guest(tr));
         k.el0_ptimer = ptimer;
     }
     if k.vspace.switch(root, vmid as axolotl_kernel_core::Asid) {
