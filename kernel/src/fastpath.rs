@@ -8,8 +8,9 @@
 use axolotl_abi::{MSG_REGISTERS_IN_CPU, MessageInfo, Rights};
 use axolotl_kernel_core::{Cap, SlotRef};
 
+use crate::endpoint::{Endpoint, EpState};
 use crate::invoke::lookup_cap;
-use crate::object::{Endpoint, EpState, Notification};
+use crate::notification::Notification;
 use crate::state::Kernel;
 use crate::thread::{Tcb, ThreadState, slot};
 use crate::trap::{enter, valid_vspace};

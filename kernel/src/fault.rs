@@ -1,5 +1,6 @@
-//! What happens when a user thread faults. Until fault endpoints exist (issue #3), every
-//! fault stops the thread; the report says what happened and that the kernel goes on.
+//! The console report of a user fault that no handler takes: a thread without a fault
+//! endpoint is stopped (`trap::stop_thread`) after this report says what happened, and the
+//! kernel goes on. A thread with one sends the fault there instead (`ipc::send_fault`).
 
 use crate::arch::context::UserContext;
 use crate::arch::cpu;
@@ -61,7 +62,7 @@ pub fn dump_registers(c: &UserContext) {
     }
 }
 
-/// A short name for the fault kind, as a fault message will later carry it.
+/// A short name for the fault kind, as the report's last line gives it.
 pub fn kind(esr: Esr) -> &'static str {
     match esr.ec() {
         ec::DABT_LOWER | ec::IABT_LOWER => "VM fault",

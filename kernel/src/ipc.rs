@@ -8,9 +8,10 @@ use axolotl_abi::{
 };
 use axolotl_kernel_core::{Cap, SlotRef};
 
-use crate::object::{Endpoint, EpState, Notification};
+use crate::endpoint::{Endpoint, EpState};
+use crate::notification::Notification;
 use crate::state::Kernel;
-use crate::thread::{Tcb, ThreadState, slot};
+use crate::thread::{Tcb, TcbRef, ThreadState, slot};
 
 /// The thread's IPC buffer, if it has one. The cached address is trusted only while the
 /// TCB's IPC_BUFFER slot still holds that frame: a revoke may have deleted it (as seL4,
@@ -478,7 +479,9 @@ fn apply_fault_reply(k: &mut Kernel, replier: *mut Tcb, caller: *mut Tcb, f: Fau
     if info.label() != 0 {
         return;
     }
-    let guest = crate::vcpu::is_guest(caller);
+    // SAFETY: the caller waits for this reply, so it is live.
+    let caller_ref = unsafe { TcbRef::new(caller) };
+    let guest = crate::vcpu::is_guest(caller_ref);
     let n = (info.length() as usize).min(Resume::max_words(f.label(), guest));
     let mut words = [0; RESUME_MAX_WORDS];
     for (i, w) in words[..n].iter_mut().enumerate() {
@@ -486,7 +489,7 @@ fn apply_fault_reply(k: &mut Kernel, replier: *mut Tcb, caller: *mut Tcb, f: Fau
     }
     let resume = Resume::from_words(f.label(), guest, &words[..n]);
     if guest {
-        crate::vcpu::apply_reply(k, caller, f, resume);
+        crate::vcpu::apply_reply(k, caller_ref, f, resume);
         return;
     }
     let Resume::Registers { len, regs } = resume else {

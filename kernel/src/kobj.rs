@@ -7,7 +7,7 @@ use axolotl_kernel_core::untyped::ObjectInit;
 
 use crate::ipc;
 use crate::state::Kernel;
-use crate::thread::{Tcb, slot};
+use crate::thread::{Tcb, TcbRef, slot};
 
 pub struct Kobj<'a>(pub &'a mut Kernel);
 
@@ -49,25 +49,22 @@ impl Finalise for Kobj<'_> {
             Cap::Endpoint { ptr, .. } if is_final => ipc::cancel_all_endpoint(k, ptr),
             Cap::Notification { ptr, .. } if is_final => ipc::cancel_all_notification(k, ptr),
             Cap::Tcb { ptr } if is_final => {
-                let t = Tcb::of_object(ptr);
-                crate::invoke::suspend(k, t);
-                // SAFETY: t is live.
-                let v = unsafe { (*t).vcpu };
-                if !v.is_null() {
-                    crate::vcpu::dissociate(k, v);
+                // Live until its slots are emptied.
+                let mut t = TcbRef::of_cap(ptr);
+                crate::invoke::tcb::suspend(k, t);
+                if !t.vcpu.is_null() {
+                    crate::vcpu::dissociate(k, t.vcpu);
                 }
-                // SAFETY: t is live until its slots are emptied.
-                unsafe {
-                    if (*t).bound_ntfn != 0 {
-                        crate::object::Notification::at((*t).bound_ntfn).bound =
-                            core::ptr::null_mut();
-                        (*t).bound_ntfn = 0;
-                    }
+                if t.bound_ntfn != 0 {
+                    // SAFETY: a bound notification is live while bound.
+                    unsafe { crate::notification::Notification::at(t.bound_ntfn) }.bound =
+                        core::ptr::null_mut();
+                    t.bound_ntfn = 0;
                 }
-                if k.fpu_owner == t {
+                if k.fpu_owner == t.ptr() {
                     k.fpu_owner = core::ptr::null_mut();
                 }
-                if k.sched.current == t {
+                if k.sched.current == t.ptr() {
                     k.sched.current = core::ptr::null_mut();
                 }
                 return Finalised::Slots { count: slot::COUNT };
@@ -86,13 +83,13 @@ impl Finalise for Kobj<'_> {
                 }
             }
             // A frame's mapping belongs to each cap; a table's to all its copies (seL4).
-            Cap::Frame { .. } => crate::vm::unmap(k, *cap),
+            Cap::Frame { .. } => crate::vspace::unmap(k, *cap),
             Cap::PageTable { ptr, mapped } if is_final => {
-                crate::vm::unmap(k, *cap);
+                crate::vspace::unmap(k, *cap);
                 // Its memory is free once this returns; no entry of it stays reachable
                 // even if it could not be unlinked (its VSpace already gone).
                 if mapped.is_some() {
-                    crate::vm::clear_table(ptr);
+                    crate::vspace::clear_table(ptr);
                 }
             }
             // A freed VMID leaves no TLB entry behind and is not taken for installed, so
@@ -104,12 +101,12 @@ impl Finalise for Kobj<'_> {
                 asid: Some(asid),
             } if is_final && k.asids.free_asid(asid, ptr) => {
                 k.vspace.forget(asid);
-                crate::vm::flush_tlb();
+                crate::vspace::flush_tlb();
             }
             Cap::AsidPool { base } if is_final => {
                 let loaded = &mut k.vspace;
                 k.asids.free_pool(base, |a, _| loaded.forget(a));
-                crate::vm::flush_tlb();
+                crate::vspace::flush_tlb();
             }
             Cap::IrqHandler { irq } if is_final => {
                 if let Some(g) = k.gic.as_mut() {
@@ -126,7 +123,7 @@ impl Finalise for Kobj<'_> {
     }
 
     /// seL4's preemption point: a pending interrupt stops a long delete or revoke, which the
-    /// caller's restarted call continues (`invoke.rs`).
+    /// caller's restarted call continues (`invoke/cnode.rs`, `invoke/tcb.rs`).
     fn should_preempt(&mut self) -> bool {
         crate::arch::cpu::irq_pending()
     }

@@ -13,7 +13,6 @@ use axolotl_memfns as _;
 
 mod arch;
 mod boot_alloc;
-mod global;
 mod sched;
 mod stage2;
 mod thread;
@@ -25,6 +24,8 @@ mod bootcaps;
 #[cfg(target_os = "none")]
 mod console;
 #[cfg(target_os = "none")]
+mod endpoint;
+#[cfg(target_os = "none")]
 mod fastpath;
 #[cfg(target_os = "none")]
 mod fault;
@@ -35,7 +36,7 @@ mod ipc;
 #[cfg(target_os = "none")]
 mod kobj;
 #[cfg(target_os = "none")]
-mod object;
+mod notification;
 #[cfg(target_os = "none")]
 mod panic;
 #[cfg(target_os = "none")]
@@ -49,7 +50,7 @@ mod trap;
 #[cfg(target_os = "none")]
 mod vcpu;
 #[cfg(target_os = "none")]
-mod vm;
+mod vspace;
 
 mod board {
     include!(concat!(env!("OUT_DIR"), "/board.rs"));

@@ -175,7 +175,9 @@ mod tests {
         #[repr(C, align(2048))]
         struct Mem([u8; 2048]);
         let m = Box::leak(Box::new(Mem([0; 2048])));
+        // SAFETY: a zeroed, 2 KiB-aligned block leaked for the test's lifetime.
         let t = unsafe { Tcb::init_object(m as *mut Mem as u64, id) };
+        // SAFETY: t was just initialised in that block.
         unsafe { (*t).priority = prio };
         t
     }
@@ -184,6 +186,7 @@ mod tests {
     fn highest_priority_first_and_round_robin_on_yield() {
         let mut s = Scheduler::new(5);
         let (a, b, c) = (tcb(10, 1), tcb(10, 2), tcb(200, 3));
+        // SAFETY: the threads are leaked, so live; each is queued at most once.
         unsafe {
             s.enqueue(a);
             s.enqueue(b);
@@ -207,8 +210,10 @@ mod tests {
         let mut s = Scheduler::new(1);
         for p in [0u8, 63, 64, 127, 128, 255] {
             let t = tcb(p, p as u32);
+            // SAFETY: a live thread in no queue.
             unsafe { s.enqueue(t) };
             assert_eq!(s.highest_ready(), Some(p));
+            // SAFETY: the same thread, now queued.
             unsafe { s.dequeue(t) };
             assert_eq!(s.highest_ready(), None);
         }
@@ -218,6 +223,7 @@ mod tests {
     fn timeslice_expires() {
         let mut s = Scheduler::new(2);
         let a = tcb(1, 1);
+        // SAFETY: a live thread in no queue.
         unsafe {
             s.enqueue(a);
             s.choose(false);

@@ -89,6 +89,32 @@ const fn index(ipa: u64, level: u8) -> usize {
     ((ipa >> (12 + 9 * (3 - level as u32))) & 0x1ff) as usize
 }
 
+/// An empty entry of a table, found by a checked walk (`*_entry`): writing it is the perform
+/// half of a map and cannot fail. Kept no longer than the invocation that found it.
+#[derive(Clone, Copy)]
+pub struct Entry {
+    table: Table,
+    i: usize,
+}
+
+impl Entry {
+    /// Maps a 4 KiB page (an entry from [`Table::page_entry`]).
+    pub fn install_page(self, pa: u64, attrs: MapAttrs) {
+        self.table
+            .set(self.i, pa | attrs.descriptor_bits() | VALID | TABLE_OR_PAGE);
+    }
+
+    /// Maps a 2 MiB block (an entry from [`Table::block_entry`]).
+    pub fn install_block(self, pa: u64, attrs: MapAttrs) {
+        self.table.set(self.i, pa | attrs.descriptor_bits() | VALID);
+    }
+
+    /// Links a zeroed table (an entry from [`Table::table_entry`]).
+    pub fn install_table(self, table_pa: u64) {
+        self.table.set(self.i, table_pa | VALID | TABLE_OR_PAGE);
+    }
+}
+
 /// A view of a table in memory at a physical (= kernel virtual) address.
 ///
 /// # Safety
@@ -159,8 +185,18 @@ impl Table {
     }
 
     /// Installs the zeroed table at `table_pa` at the first level missing on the walk to
-    /// `ipa` (2 or 3); `AlreadyMapped` when the walk is complete (seL4: DeleteFirst).
+    /// `ipa` (2 or 3); `AlreadyMapped` when the walk is complete (seL4: DeleteFirst). The
+    /// kernel maps in two halves (`table_entry`, then the write); the tests map at once.
+    #[cfg(test)]
     pub fn map_table(self, ipa: u64, table_pa: u64) -> Result<u8, MapError> {
+        let (e, level) = self.table_entry(ipa, table_pa)?;
+        e.install_table(table_pa);
+        Ok(level)
+    }
+
+    /// Where [`Table::map_table`] would link `table_pa`, and at which level the table serves:
+    /// every check done, nothing changed (seL4's decode half).
+    pub fn table_entry(self, ipa: u64, table_pa: u64) -> Result<(Entry, u8), MapError> {
         if ipa >> IPA_BITS != 0 || table_pa & !ADDR_MASK != 0 || !table_pa.is_multiple_of(PAGE_SIZE)
         {
             return Err(MapError::BadAddress);
@@ -171,17 +207,47 @@ impl Table {
             match table.next(i) {
                 Some(t) => table = t,
                 None if table.get(i) & VALID != 0 => return Err(MapError::AlreadyMapped),
-                None => {
-                    table.set(i, table_pa | VALID | TABLE_OR_PAGE);
-                    return Ok(level + 1);
-                }
+                None => return Ok((Entry { table, i }, level + 1)),
             }
         }
         Err(MapError::AlreadyMapped)
     }
 
+    /// Where a 4 KiB page mapping `ipa` to `pa` goes, with every table on the way present:
+    /// [`Table::map_page`] without tables to add, checked apart from the write.
+    pub fn page_entry(self, ipa: u64, pa: u64) -> Result<Entry, MapError> {
+        if ipa >> IPA_BITS != 0
+            || !ipa.is_multiple_of(PAGE_SIZE)
+            || !pa.is_multiple_of(PAGE_SIZE)
+            || pa & !ADDR_MASK != 0
+        {
+            return Err(MapError::BadAddress);
+        }
+        let mut table = self;
+        for level in 1..3u8 {
+            let i = index(ipa, level);
+            table = match table.next(i) {
+                Some(t) => t,
+                None if table.get(i) & VALID != 0 => return Err(MapError::AlreadyMapped),
+                None => return Err(MapError::NeedTable { level: level + 1 }),
+            };
+        }
+        let i = index(ipa, 3);
+        if table.get(i) & VALID != 0 {
+            return Err(MapError::AlreadyMapped);
+        }
+        Ok(Entry { table, i })
+    }
+
     /// Maps a 2 MiB block at level 2; the level-2 table must exist.
+    #[cfg(test)]
     pub fn map_block(self, ipa: u64, pa: u64, attrs: MapAttrs) -> Result<(), MapError> {
+        self.block_entry(ipa, pa)?.install_block(pa, attrs);
+        Ok(())
+    }
+
+    /// Where [`Table::map_block`] would write, checked apart from the write.
+    pub fn block_entry(self, ipa: u64, pa: u64) -> Result<Entry, MapError> {
         let block = 1u64 << 21;
         if ipa >> IPA_BITS != 0
             || !ipa.is_multiple_of(block)
@@ -197,8 +263,7 @@ impl Table {
         if l2.get(i) & VALID != 0 {
             return Err(MapError::AlreadyMapped);
         }
-        l2.set(i, pa | attrs.descriptor_bits() | VALID);
-        Ok(())
+        Ok(Entry { table: l2, i })
     }
 
     /// Removes the leaf (page or block) that maps `ipa` to `pa`, if that is what is there.
@@ -298,6 +363,7 @@ mod tests {
     #[test]
     fn map_then_lookup_and_refuse_double_map() {
         let mut pool = Pool(Vec::new());
+        // SAFETY: a zeroed table from the test's pool, which outlives it.
         let root = unsafe { Table::at(pool.alloc()) };
         let mut alloc = || Some(pool.alloc());
         root.map_page(0x20_0000, 0x4100_0000, RW, &mut alloc)
@@ -316,6 +382,7 @@ mod tests {
     #[test]
     fn rejects_bad_addresses_and_reports_missing_tables() {
         let mut pool = Pool(Vec::new());
+        // SAFETY: a zeroed table from the test's pool, which outlives it.
         let root = unsafe { Table::at(pool.alloc()) };
         assert_eq!(
             root.map_page(1 << 39, 0, RW, &mut || None),
@@ -335,6 +402,7 @@ mod tests {
     #[test]
     fn tables_blocks_and_unmapping() {
         let mut pool = Pool(Vec::new());
+        // SAFETY: a zeroed table from the test's pool, which outlives it.
         let root = unsafe { Table::at(pool.alloc()) };
         let l2 = pool.alloc();
         assert_eq!(root.map_table(0x4000_0000, l2), Ok(2));
@@ -364,6 +432,41 @@ mod tests {
         assert_eq!(
             root.map_page(0x4000_0000, 0x9000_0000, RW, &mut || None),
             Err(MapError::NeedTable { level: 3 })
+        );
+    }
+
+    /// The checked walk refuses what `map_page` without tables refuses, changing nothing,
+    /// and its entry maps what `map_page` would.
+    #[test]
+    fn page_entry_checks_as_map_page_does() {
+        let mut pool = Pool(Vec::new());
+        // SAFETY: a zeroed table from the test's pool, which outlives it.
+        let root = unsafe { Table::at(pool.alloc()) };
+        for (ipa, pa) in [(1 << 39, 0), (0x1001, 0), (0x1000, 0x123), (0x1000, 0)] {
+            assert_eq!(
+                root.page_entry(ipa, pa).err(),
+                root.map_page(ipa, pa, RW, &mut || None).err()
+            );
+        }
+        root.map_table(0x20_0000, pool.alloc()).unwrap();
+        root.map_table(0x20_0000, pool.alloc()).unwrap();
+        root.page_entry(0x20_1000, 0x4100_0000)
+            .unwrap()
+            .install_page(0x4100_0000, RW);
+        assert_eq!(root.lookup(0x20_1010), Some((0x4100_0010, RW)));
+        assert_eq!(
+            root.page_entry(0x20_1000, 0x4200_0000).err(),
+            Some(MapError::AlreadyMapped)
+        );
+        root.map_block(0x4000_0000, 0x8000_0000, RW).unwrap_err();
+        root.map_table(0x4000_0000, pool.alloc()).unwrap();
+        root.block_entry(0x4000_0000, 0x8000_0000)
+            .unwrap()
+            .install_block(0x8000_0000, RW);
+        assert_eq!(
+            root.page_entry(0x4000_1000, 0).err(),
+            Some(MapError::AlreadyMapped),
+            "a block is in the way"
         );
     }
 

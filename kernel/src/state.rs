@@ -1,10 +1,34 @@
-//! The kernel's global state, reached through one `Global`.
+//! The kernel's global state: one `Kernel`, reached through one `Global`, and the IRQ node.
+//!
+//! The kernel runs on one core with interrupts masked whenever it executes (exceptions are
+//! taken only from EL0 or from the idle loop's WFI), so kernel code is never re-entered:
+//! the same discipline as seL4's big-lock-free uniprocessor kernel. `Global` encodes that
+//! assumption in one place instead of sprinkling `static mut`.
 
 use crate::arch::gic::Gic;
 use crate::boot_alloc::BootAlloc;
-use crate::global::Global;
 use crate::sched::Scheduler;
 use crate::thread::Tcb;
+
+pub struct Global<T>(core::cell::UnsafeCell<T>);
+
+// SAFETY: single core, never re-entered (see the module docs).
+unsafe impl<T> Sync for Global<T> {}
+
+impl<T> Global<T> {
+    pub const fn new(v: T) -> Self {
+        Global(core::cell::UnsafeCell::new(v))
+    }
+
+    /// # Safety
+    /// No other reference obtained from this `Global` may be live. Kernel entry points call
+    /// this once and pass the reference down.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn get(&self) -> &mut T {
+        // SAFETY: forwarded to the caller.
+        unsafe { &mut *self.0.get() }
+    }
+}
 
 pub struct Kernel {
     pub sched: Scheduler,

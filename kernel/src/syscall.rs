@@ -4,7 +4,7 @@ use axolotl_abi::{Error, Fault, Rights, Syscall};
 use axolotl_kernel_core::Cap;
 
 use crate::state::Kernel;
-use crate::thread::Tcb;
+use crate::thread::{Tcb, TcbRef};
 use crate::{console, fault, invoke, ipc, kprintln, stage2};
 
 /// Longest string one DebugPuts call prints.
@@ -12,19 +12,20 @@ const PUTS_MAX: u64 = 256;
 
 pub fn handle(k: &mut Kernel, t: *mut Tcb) -> bool {
     // SAFETY: t is the current, live thread.
-    let tcb = unsafe { &mut *t };
+    let mut tcb = unsafe { TcbRef::new(t) };
     let nr = tcb.ctx.x[7];
     let cptr = tcb.ctx.x[0];
     let Some(sys) = Syscall::from_number(nr) else {
-        unknown_syscall(k, t, nr);
+        unknown_syscall(k, tcb, nr);
         return false;
     };
     match sys {
         Syscall::DebugPuts => {
-            tcb.ctx.x[0] = match debug_puts(k, tcb, tcb.ctx.x[0], tcb.ctx.x[1]) {
+            let r = match debug_puts(k, tcb, tcb.ctx.x[0], tcb.ctx.x[1]) {
                 Ok(()) => 0,
                 Err(e) => e as u64,
             };
+            tcb.ctx.x[0] = r;
         }
         Syscall::DebugTicks => tcb.ctx.x[0] = k.ticks,
         Syscall::Yield => return true,
@@ -36,14 +37,14 @@ pub fn handle(k: &mut Kernel, t: *mut Tcb) -> bool {
         Syscall::ReplyRecv => {
             crate::fastpath::reply_recv(k, t);
             ipc::reply(k, t);
-            receive(k, t, cptr, true);
+            receive(k, tcb, cptr, true);
         }
-        Syscall::Recv | Syscall::Wait => receive(k, t, cptr, true),
-        Syscall::NBRecv | Syscall::Poll => receive(k, t, cptr, false),
+        Syscall::Recv | Syscall::Wait => receive(k, tcb, cptr, true),
+        Syscall::NBRecv | Syscall::Poll => receive(k, tcb, cptr, false),
         Syscall::Call | Syscall::Send | Syscall::NBSend | Syscall::Signal => {
             let call = sys == Syscall::Call;
             match invoke::lookup_cap(t, cptr) {
-                Err(f) => cap_fault(k, t, cptr, false, f),
+                Err(f) => cap_fault(k, tcb, cptr, false, f),
                 Ok((Cap::Endpoint { ptr, badge, rights }, _)) if rights.contains(Rights::WRITE) => {
                     if call {
                         crate::fastpath::call(k, t, ptr, badge, rights);
@@ -58,16 +59,21 @@ pub fn handle(k: &mut Kernel, t: *mut Tcb) -> bool {
                 // seL4: a send without the write right, or on a cap that cannot be invoked,
                 // is an InvalidCapability error (silent for Send); only failed lookups fault.
                 Ok((
-                    Cap::Endpoint { .. } | Cap::Notification { .. } | Cap::Reply { .. } | Cap::Null,
+                    cap @ (Cap::Endpoint { .. }
+                    | Cap::Notification { .. }
+                    | Cap::Reply { .. }
+                    | Cap::Null),
                     _,
-                )) => {
-                    if call {
-                        invoke::reply_error(
-                            t,
-                            axolotl_kernel_core::SyscallError::InvalidCapability { arg: 0 },
-                        );
-                    }
-                }
+                )) => invoke::refused(
+                    tcb,
+                    axolotl_abi::MessageInfo::from_word(tcb.ctx.x[1]).label(),
+                    cap,
+                    invoke::refuse!(
+                        axolotl_kernel_core::SyscallError::InvalidCapability { arg: 0 },
+                        "a send without the write right, or to a cap that takes no message"
+                    ),
+                    call,
+                ),
                 Ok((cap, slot)) => invoke::invoke(k, t, cap, slot, call),
             }
         }
@@ -75,13 +81,13 @@ pub fn handle(k: &mut Kernel, t: *mut Tcb) -> bool {
     false
 }
 
-fn receive(k: &mut Kernel, t: *mut Tcb, cptr: u64, blocking: bool) {
-    match invoke::lookup_cap(t, cptr) {
+fn receive(k: &mut Kernel, t: TcbRef, cptr: u64, blocking: bool) {
+    match invoke::lookup_cap(t.ptr(), cptr) {
         Ok((Cap::Endpoint { ptr, rights, .. }, _)) if rights.contains(Rights::READ) => {
-            ipc::recv(k, t, ptr, blocking)
+            ipc::recv(k, t.ptr(), ptr, blocking)
         }
         Ok((Cap::Notification { ptr, rights, .. }, _)) if rights.contains(Rights::READ) => {
-            ipc::wait(k, t, ptr, blocking)
+            ipc::wait(k, t.ptr(), ptr, blocking)
         }
         Ok(_) => cap_fault(
             k,
@@ -97,17 +103,15 @@ fn receive(k: &mut Kernel, t: *mut Tcb, cptr: u64, blocking: bool) {
 /// A capability lookup failed on a send or receive: a cap fault to the thread's handler.
 fn cap_fault(
     k: &mut Kernel,
-    t: *mut Tcb,
+    mut t: TcbRef,
     cptr: u64,
     in_recv: bool,
     f: axolotl_kernel_core::cspace::LookupFault,
 ) {
-    // The syscall restarts once the handler replies (seL4), so the PC goes back to it.
-    // SAFETY: t is live; ELR points past the `svc`.
-    let ip = unsafe {
-        (*t).ctx.elr -= 4;
-        (*t).ctx.elr
-    };
+    // The syscall restarts once the handler replies (seL4), so the PC goes back to it
+    // (ELR points past the `svc`).
+    t.ctx.elr -= 4;
+    let ip = t.ctx.elr;
     let fault = Fault::CapFault {
         ip,
         cptr,
@@ -117,14 +121,11 @@ fn cap_fault(
     deliver_fault(k, t, fault, "capability fault");
 }
 
-fn unknown_syscall(k: &mut Kernel, t: *mut Tcb, nr: u64) {
+fn unknown_syscall(k: &mut Kernel, mut t: TcbRef, nr: u64) {
     // As seL4, the fault IP is the `svc` itself: a handler that emulates the call writes
-    // back a PC past it, one that does nothing makes the thread retry.
-    // SAFETY: t is live; ELR points past the `svc`.
-    let c = unsafe {
-        (*t).ctx.elr -= 4;
-        (*t).ctx
-    };
+    // back a PC past it, one that does nothing makes the thread retry (ELR points past it).
+    t.ctx.elr -= 4;
+    let c = t.ctx;
     let mut x = [0; 8];
     x.copy_from_slice(&c.x[..8]);
     let fault = Fault::UnknownSyscall {
@@ -139,12 +140,11 @@ fn unknown_syscall(k: &mut Kernel, t: *mut Tcb, nr: u64) {
 }
 
 /// Sends a fault to the thread's fault endpoint, or reports it and stops the thread.
-pub fn deliver_fault(k: &mut Kernel, t: *mut Tcb, f: Fault, what: &str) {
+pub fn deliver_fault(k: &mut Kernel, tcb: TcbRef, f: Fault, what: &str) {
+    let t = tcb.ptr();
     if ipc::send_fault(k, t, f) {
         return;
     }
-    // SAFETY: t is live.
-    let tcb = unsafe { &*t };
     kprintln!(
         "kernel: FAULT in thread '{}' (id {}): {what}",
         tcb.name(),
@@ -156,16 +156,14 @@ pub fn deliver_fault(k: &mut Kernel, t: *mut Tcb, f: Fault, what: &str) {
 
 /// Copies a string out of the thread's VSpace, page by page, through its stage-2 tables:
 /// the kernel never dereferences a user address directly.
-fn debug_puts(k: &Kernel, t: &Tcb, ptr: u64, len: u64) -> Result<(), Error> {
+fn debug_puts(k: &Kernel, t: TcbRef, ptr: u64, len: u64) -> Result<(), Error> {
     if len > PUTS_MAX {
         return Err(Error::RangeError);
     }
     let end = ptr.checked_add(len).ok_or(Error::InvalidArgument)?;
     let mut buf = [0u8; PUTS_MAX as usize];
-    // SAFETY: the thread's VSpace root is a live stage-2 table.
-    let (root, _) =
-        crate::trap::valid_vspace(k, t as *const Tcb as *mut Tcb).ok_or(Error::InvalidArgument)?;
-    // SAFETY: as above.
+    let (root, _) = crate::trap::valid_vspace(k, t.ptr()).ok_or(Error::InvalidArgument)?;
+    // SAFETY: valid_vspace found the thread's VSpace root, a live stage-2 table.
     let root = unsafe { stage2::Table::at(root) };
     let mut va = ptr;
     while va < end {

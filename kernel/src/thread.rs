@@ -79,6 +79,58 @@ pub struct Tcb {
     pub prev: *mut Tcb,
 }
 
+/// A live thread. Making one is where "this thread exists" is claimed, once, instead of at
+/// every access: from a TCB cap ([`TcbRef::of_cap`]; caps name live objects), or from a
+/// pointer the kernel keeps (the current thread, a queue, a VCPU binding, a reply link), all
+/// of which deletion clears before a TCB's memory can be reused. Accesses through it are
+/// brief borrows: another `TcbRef` to the same thread may exist (caller and target are often
+/// one), so no borrow is kept across a call that may reach the thread again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(transparent)]
+pub struct TcbRef(core::ptr::NonNull<Tcb>);
+
+impl TcbRef {
+    /// # Safety
+    /// `t` is the thread state of a live TCB object, and the object stays live for as long
+    /// as the result is used (within one kernel entry: nothing deletes it meanwhile but
+    /// through the finalisation that clears every kept pointer).
+    #[inline(always)]
+    pub unsafe fn new(t: *mut Tcb) -> TcbRef {
+        // SAFETY: a live thread's address is not null (the caller's promise).
+        TcbRef(unsafe { core::ptr::NonNull::new_unchecked(t) })
+    }
+
+    /// The thread of the TCB object that a capability names (the `ptr` of `Cap::Tcb`).
+    #[inline(always)]
+    pub fn of_cap(obj: u64) -> TcbRef {
+        // SAFETY: a TCB cap names a live TCB object, whose thread state `of_object` finds.
+        unsafe { TcbRef::new(Tcb::of_object(obj)) }
+    }
+
+    #[inline(always)]
+    pub fn ptr(self) -> *mut Tcb {
+        self.0.as_ptr()
+    }
+}
+
+impl core::ops::Deref for TcbRef {
+    type Target = Tcb;
+    #[inline(always)]
+    fn deref(&self) -> &Tcb {
+        // SAFETY: live (the constructor's invariant); the borrow is as short as the use.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl core::ops::DerefMut for TcbRef {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut Tcb {
+        // SAFETY: as in `deref`; the kernel is never re-entered, and a borrow is not kept
+        // across anything that reaches the thread through another path.
+        unsafe { self.0.as_mut() }
+    }
+}
+
 const _: () = assert!(core::mem::offset_of!(Tcb, ctx) == 0);
 const _: () = assert!(
     core::mem::size_of::<Tcb>() as u64 + TCB_STATE_OFFSET <= 2048,

@@ -6,7 +6,7 @@ use axolotl_abi::syndrome::{Esr, ec};
 use crate::arch::context::UserContext;
 use crate::arch::{cpu, fp_restore, fp_save, restore_user_context, timer};
 use crate::state::{KERNEL, Kernel};
-use crate::thread::Tcb;
+use crate::thread::{Tcb, TcbRef};
 use crate::{fault, kprintln, syscall};
 
 #[unsafe(no_mangle)]
@@ -14,30 +14,31 @@ extern "C" fn handle_user_sync(ctx: *mut UserContext, esr: u64) -> ! {
     // SAFETY: sole kernel entry in progress (interrupts masked, one core).
     let k = unsafe { KERNEL.get() };
     let t = ctx as *mut Tcb;
+    // SAFETY: the registers were saved into the current thread's TCB, which is live.
+    let tr = unsafe { TcbRef::new(t) };
     let esr = Esr(esr);
     let mut yielding = false;
-    if crate::vcpu::is_guest(t) {
-        crate::vcpu::handle_exit(k, t, esr);
+    if crate::vcpu::is_guest(tr) {
+        crate::vcpu::handle_exit(k, tr, esr);
         schedule_and_return(k, false)
     }
     match esr.ec() {
         ec::SVC64 => yielding = syscall::handle(k, t),
         ec::WFX => {
             // WFI/WFE from a thread: give the CPU away rather than stall it.
-            // SAFETY: t is the current thread.
-            unsafe { (*t).ctx.elr += 4 };
+            let mut tr = tr;
+            tr.ctx.elr += 4;
             yielding = true;
         }
-        _ => user_fault(k, t, esr),
+        _ => user_fault(k, tr, esr),
     }
     schedule_and_return(k, yielding)
 }
 
 /// A processor fault of a user thread: a message to its fault endpoint, or, without one, a
 /// decoded report and the thread stops.
-fn user_fault(k: &mut Kernel, t: *mut Tcb, esr: Esr) {
-    // SAFETY: t is the current thread.
-    let c = unsafe { &(*t).ctx };
+fn user_fault(k: &mut Kernel, t: TcbRef, esr: Esr) {
+    let c = &t.ctx;
     let f = match esr.abort() {
         Some(a) => Fault::VmFault {
             ip: c.elr,
@@ -54,12 +55,11 @@ fn user_fault(k: &mut Kernel, t: *mut Tcb, esr: Esr) {
             iss: esr.iss() as u64,
         },
     };
-    if crate::ipc::send_fault(k, t, f) {
+    if crate::ipc::send_fault(k, t.ptr(), f) {
         return;
     }
-    // SAFETY: t is live.
-    fault::report(unsafe { &*t }, esr, esr.class_name());
-    stop_thread(k, t, Some(fault::kind(esr)));
+    fault::report(&t, esr, esr.class_name());
+    stop_thread(k, t.ptr(), Some(fault::kind(esr)));
 }
 
 #[unsafe(no_mangle)]
@@ -75,12 +75,13 @@ extern "C" fn handle_user_serror(ctx: *mut UserContext, esr: u64) -> ! {
     // SAFETY: sole kernel entry in progress.
     let k = unsafe { KERNEL.get() };
     let t = ctx as *mut Tcb;
-    if crate::vcpu::is_guest(t) {
-        crate::vcpu::handle_serror(k, t, Esr(esr));
+    // SAFETY: the registers were saved into the current thread's TCB, which is live.
+    let tr = unsafe { TcbRef::new(t) };
+    if crate::vcpu::is_guest(tr) {
+        crate::vcpu::handle_serror(k, tr, Esr(esr));
         schedule_and_return(k, false)
     }
-    // SAFETY: t is the current thread.
-    fault::report(unsafe { &*t }, Esr(esr), "SError");
+    fault::report(&tr, Esr(esr), "SError");
     stop_thread(k, t, Some("SError"));
     schedule_and_return(k, false)
 }
@@ -194,11 +195,13 @@ pub fn enter(k: &mut Kernel, t: *mut Tcb, (root, vmid): (u64, u8)) -> ! {
         }
         k.fpu_owner = t;
     }
-    crate::vcpu::switch_to(k, t);
-    // SAFETY: t is live.
-    let ptimer = unsafe { (*t).ptimer } && !crate::vcpu::is_guest(t);
+    // SAFETY: the scheduler (or the fast path) chose t, a live thread.
+    let tr = unsafe { TcbRef::new(t) };
+    crate::vcpu::switch_to(k, tr);
+    // Whether it is a guest is asked only of a thread with the timer (the rare case).
+    let ptimer = tr.ptimer && !crate::vcpu::is_guest(tr);
     if ptimer != k.el0_ptimer {
-        cpu::set_el0_ptimer(ptimer, !crate::vcpu::is_guest(t));
+        cpu::set_el0_ptimer(ptimer, !crate::vcpu::is_guest(tr));
         k.el0_ptimer = ptimer;
     }
     if k.vspace.switch(root, vmid as axolotl_kernel_core::Asid) {

@@ -1,7 +1,7 @@
 //! VCPU objects, after seL4's ARM hypervisor design: a VCPU bound to a TCB makes that thread
 //! a guest, running at EL1 in its VSpace (stage 2 with its VMID). Its exits become fault
-//! messages to the thread's fault endpoint; the reply says how the guest resumes. Invocation
-//! decoding is in `invoke.rs`; this is the object logic.
+//! messages to the thread's fault endpoint; the reply says how the guest resumes. The
+//! invocations are `invoke/vcpu.rs`; this is the object logic.
 //!
 //! Switching: the CPU holds at most one VCPU's EL1 registers and virtual GIC interface
 //! (`Kernel::loaded_vcpu`). Entering a thread loads its VCPU if another (or none) is loaded;
@@ -14,12 +14,11 @@ use axolotl_abi::syndrome::{Esr, ec, fault_ipa, pstate};
 use axolotl_abi::vcpu::reg;
 use axolotl_abi::{Fault, Resume};
 use axolotl_kernel_config::GicLayout;
-use axolotl_kernel_core::SyscallError;
 
 use crate::arch::cpu;
-use crate::arch::vcpu::{self as hw, MAX_LRS, Vgic, VgicState};
+use crate::arch::vcpu::{self as hw, Vgic, VgicState};
 use crate::state::Kernel;
-use crate::thread::{Tcb, ThreadState};
+use crate::thread::{Tcb, TcbRef, ThreadState};
 use crate::{BOARD, fault, trap};
 
 /// A VCPU object (4 KiB, retyped from untyped).
@@ -58,6 +57,9 @@ impl Vcpu {
         v.vppi_masked = false;
     }
 }
+
+/// MPIDR_EL1 bit 31 is RES1.
+pub const VMPIDR_RES1: u64 = 1 << 31;
 
 /// The board's virtual GIC interface.
 pub fn vgic() -> Vgic {
@@ -119,16 +121,15 @@ pub fn unload(k: &mut Kernel) {
 }
 
 /// Makes sure `v`'s state is in memory, not in the CPU, before it is read or changed.
-fn sync(k: &mut Kernel, v: *mut Vcpu) {
+pub fn sync(k: &mut Kernel, v: *mut Vcpu) {
     if k.loaded_vcpu == v {
         unload(k);
     }
 }
 
 /// Puts the CPU in the mode thread `t` runs in: its VCPU loaded, or native.
-pub fn switch_to(k: &mut Kernel, t: *mut Tcb) {
-    // SAFETY: t is live.
-    let want = unsafe { (*t).vcpu };
+pub fn switch_to(k: &mut Kernel, t: TcbRef) {
+    let want = t.vcpu;
     if k.loaded_vcpu == want {
         return;
     }
@@ -160,67 +161,58 @@ pub fn dissociate(k: &mut Kernel, v: *mut Vcpu) {
 }
 
 /// VcpuSetTcb: binds `v` and `t`, undoing any earlier binding of either.
-pub fn bind(k: &mut Kernel, v: *mut Vcpu, t: *mut Tcb) {
+pub fn bind(k: &mut Kernel, v: *mut Vcpu, mut t: TcbRef) {
     dissociate(k, v);
-    // SAFETY: t is live; its VCPU, if any, too.
-    let old = unsafe { (*t).vcpu };
+    // Its VCPU, if any, is live: deleting either side dissociates first.
+    let old = t.vcpu;
     if !old.is_null() {
         dissociate(k, old);
     }
-    // SAFETY: both live.
-    unsafe {
-        (*v).tcb = t;
-        (*t).vcpu = v;
-    }
+    // SAFETY: v is live.
+    unsafe { (*v).tcb = t.ptr() };
+    t.vcpu = v;
 }
 
 /// Whether thread `t` is a guest.
-pub fn is_guest(t: *const Tcb) -> bool {
-    // SAFETY: t is live.
-    !unsafe { (*t).vcpu }.is_null()
+#[inline(always)]
+pub fn is_guest(t: TcbRef) -> bool {
+    !t.vcpu.is_null()
 }
 
-pub fn read_sp(k: &mut Kernel, t: *mut Tcb) -> u64 {
-    // SAFETY: t is a live guest thread, its VCPU too.
-    unsafe {
-        let v = (*t).vcpu;
-        if pstate::uses_sp_el1((*t).ctx.spsr) {
-            sync(k, v);
-            (*v).regs[reg::SP_EL1 as usize]
-        } else {
-            (*t).ctx.sp
-        }
+/// The stack pointer of the mode guest `t` resumes in.
+pub fn read_sp(k: &mut Kernel, t: TcbRef) -> u64 {
+    if pstate::uses_sp_el1(t.ctx.spsr) {
+        sync(k, t.vcpu);
+        // SAFETY: a guest's VCPU is live (deleting it unbinds the thread first).
+        unsafe { (*t.vcpu).regs[reg::SP_EL1 as usize] }
+    } else {
+        t.ctx.sp
     }
 }
 
-pub fn write_sp(k: &mut Kernel, t: *mut Tcb, sp: u64) {
-    // SAFETY: as in `read_sp`.
-    unsafe {
-        let v = (*t).vcpu;
-        if pstate::uses_sp_el1((*t).ctx.spsr) {
-            sync(k, v);
-            (*v).regs[reg::SP_EL1 as usize] = sp;
-        } else {
-            (*t).ctx.sp = sp;
-        }
+pub fn write_sp(k: &mut Kernel, mut t: TcbRef, sp: u64) {
+    if pstate::uses_sp_el1(t.ctx.spsr) {
+        sync(k, t.vcpu);
+        // SAFETY: as in `read_sp`.
+        unsafe { (*t.vcpu).regs[reg::SP_EL1 as usize] = sp };
+    } else {
+        t.ctx.sp = sp;
     }
 }
 
 /// Sends a guest event to the thread's fault endpoint; without one the thread stops with a
 /// report, as any faulting thread.
-fn deliver(k: &mut Kernel, t: *mut Tcb, f: Fault, esr: Esr) {
-    if crate::ipc::send_fault(k, t, f) {
+fn deliver(k: &mut Kernel, t: TcbRef, f: Fault, esr: Esr) {
+    if crate::ipc::send_fault(k, t.ptr(), f) {
         return;
     }
-    // SAFETY: t is live.
-    fault::report(unsafe { &*t }, esr, "guest exit");
-    trap::stop_thread(k, t, Some("guest exit"));
+    fault::report(&t, esr, "guest exit");
+    trap::stop_thread(k, t.ptr(), Some("guest exit"));
 }
 
 /// A synchronous exit of guest `t` (every exception class: unknown ones are delivered too).
-pub fn handle_exit(k: &mut Kernel, t: *mut Tcb, esr: Esr) {
-    // SAFETY: t is the current, live thread.
-    let c = unsafe { &mut (*t).ctx };
+pub fn handle_exit(k: &mut Kernel, mut t: TcbRef, esr: Esr) {
+    let c = &mut t.ctx;
     match esr.ec() {
         ec::DABT_LOWER | ec::IABT_LOWER => {
             let a = esr.abort().expect("an abort class");
@@ -229,10 +221,11 @@ pub fn handle_exit(k: &mut Kernel, t: *mut Tcb, esr: Esr) {
                 Some(acc) if a.write && acc.register < 31 => c.x[acc.register as usize],
                 _ => 0,
             };
+            let ip = c.elr;
             // SAFETY: t is a guest, its VCPU live.
-            unsafe { (*(*t).vcpu).exit_far = far };
+            unsafe { (*t.vcpu).exit_far = far };
             let f = Fault::VmFault {
-                ip: c.elr,
+                ip,
                 addr: fault_ipa(cpu::read_hpfar(), far),
                 prefetch: a.instruction,
                 fsr: esr.0,
@@ -250,16 +243,15 @@ pub fn handle_exit(k: &mut Kernel, t: *mut Tcb, esr: Esr) {
                 Some(s) if s.rt < 31 => c.x[s.rt as usize],
                 _ => 0,
             };
-            deliver(k, t, vcpu_fault(c, esr, rt_value), esr);
+            let f = vcpu_fault(c, esr, rt_value);
+            deliver(k, t, f, esr);
         }
     }
 }
 
 /// An SError taken from a guest: its VMM decides (a VCPU fault with the SError syndrome).
-pub fn handle_serror(k: &mut Kernel, t: *mut Tcb, esr: Esr) {
-    // SAFETY: t is the current, live thread.
-    let c = unsafe { &(*t).ctx };
-    deliver(k, t, vcpu_fault(c, esr, 0), esr);
+pub fn handle_serror(k: &mut Kernel, t: TcbRef, esr: Esr) {
+    deliver(k, t, vcpu_fault(&t.ctx, esr, 0), esr);
 }
 
 fn vcpu_fault(c: &crate::arch::context::UserContext, esr: Esr, rt_value: u64) -> Fault {
@@ -275,7 +267,7 @@ fn vcpu_fault(c: &crate::arch::context::UserContext, esr: Esr, rt_value: u64) ->
 /// The VMM's reply to a guest's exit `f`, decoded (`axolotl_abi::Resume`): skip the
 /// instruction, write a register, or fail the access with an abort. Replies to
 /// asynchronous events (VGIC maintenance, VPPI) only resume.
-pub fn apply_reply(k: &mut Kernel, caller: *mut Tcb, f: Fault, r: Resume) {
+pub fn apply_reply(k: &mut Kernel, mut caller: TcbRef, f: Fault, r: Resume) {
     let esr = match f {
         Fault::VmFault { fsr, .. } => Esr(fsr),
         Fault::VcpuFault { esr, .. } => Esr(esr),
@@ -286,8 +278,7 @@ pub fn apply_reply(k: &mut Kernel, caller: *mut Tcb, f: Fault, r: Resume) {
         Resume::Guest { advance, write } => (advance, write),
         Resume::Retry | Resume::Registers { .. } => return,
     };
-    // SAFETY: caller is live and blocked.
-    let c = unsafe { &mut (*caller).ctx };
+    let c = &mut caller.ctx;
     if let Some((r, v)) = write {
         c.x[r as usize] = v;
     }
@@ -298,10 +289,11 @@ pub fn apply_reply(k: &mut Kernel, caller: *mut Tcb, f: Fault, r: Resume) {
 
 /// Enters the guest's EL1 abort handler as a synchronous external abort of the access that
 /// exited would (Arm ARM's exception entry to AArch64 EL1).
-fn inject_abort(k: &mut Kernel, t: *mut Tcb, exit: Esr) {
-    // SAFETY: t is a live guest blocked on its exit; its VCPU is live.
-    let (c, v) = unsafe { (&mut (*t).ctx, &mut *(*t).vcpu) };
-    sync(k, v);
+fn inject_abort(k: &mut Kernel, mut t: TcbRef, exit: Esr) {
+    sync(k, t.vcpu);
+    // SAFETY: t is a guest blocked on its exit; its VCPU is live.
+    let v = unsafe { &mut *t.vcpu };
+    let c = &mut t.ctx;
     let from_el1 = pstate::el(c.spsr) == 1;
     let aarch32 = c.spsr & pstate::AARCH32 != 0;
     let instruction = exit.ec() == ec::IABT_LOWER;
@@ -332,148 +324,40 @@ fn inject_abort(k: &mut Kernel, t: *mut Tcb, exit: Esr) {
 /// rest stay pending at the GIC until the guest runs again).
 pub fn on_ppi(k: &mut Kernel, irq: u32) -> bool {
     let v = k.loaded_vcpu;
-    let t = k.sched.current;
-    // SAFETY: the loaded VCPU and the current thread are live.
-    let ok = !v.is_null()
-        && !t.is_null()
-        && unsafe { (*t).vcpu == v && (*t).state == ThreadState::Running && (*t).fault.is_none() };
+    // SAFETY: the current thread, if any, is live.
+    let t = (!k.sched.current.is_null()).then(|| unsafe { TcbRef::new(k.sched.current) });
+    let t = match t {
+        Some(t) if !v.is_null() && t.vcpu == v && t.state == ThreadState::Running => {
+            t.fault.is_none().then_some(t)
+        }
+        _ => None,
+    };
     if irq == BOARD.virt_timer_irq {
         // Masked until the VMM acks it (seL4's VPPI design): the guest's timer is
         // level-triggered and stays asserted until the guest itself handles it.
         if let Some(g) = k.gic.as_mut() {
             g.mask(irq);
         }
-        if !ok {
+        let Some(t) = t else {
             return false;
-        }
+        };
         // SAFETY: v is live.
         unsafe { (*v).vppi_masked = true };
         deliver(k, t, Fault::VppiEvent { irq: irq as u64 }, Esr(0));
         return true;
     }
-    let eisr = if ok { vgic().eoi_status() } else { 0 };
-    if eisr == 0 {
+    let eisr = if t.is_some() { vgic().eoi_status() } else { 0 };
+    let (Some(t), false) = (t, eisr == 0) else {
         // Not a completion the kernel can report: keep it from firing again while this
         // guest stays loaded (loading a guest unmasks it).
         if let Some(g) = k.gic.as_mut() {
             g.mask(irq);
         }
         return false;
-    }
+    };
     let idx = eisr.trailing_zeros() as usize;
     // Clearing the entry ends the maintenance condition and frees it for the next injection.
     vgic().write_lr(idx, 0);
     deliver(k, t, Fault::VgicMaintenance { lr: idx as u64 }, Esr(0));
     true
-}
-
-/// VcpuInjectIrq.
-pub fn inject_irq(
-    k: &mut Kernel,
-    v: *mut Vcpu,
-    virq: u64,
-    priority: u64,
-    group: u64,
-    index: u64,
-) -> Result<(), SyscallError> {
-    if virq > 1019 {
-        return Err(SyscallError::RangeError { min: 0, max: 1019 });
-    }
-    if priority > 255 {
-        return Err(SyscallError::RangeError { min: 0, max: 255 });
-    }
-    if group > 1 {
-        return Err(SyscallError::RangeError { min: 0, max: 1 });
-    }
-    if index >= k.nr_lrs as u64 {
-        return Err(SyscallError::RangeError {
-            min: 0,
-            max: k.nr_lrs as u64 - 1,
-        });
-    }
-    sync(k, v);
-    let g = vgic();
-    // SAFETY: v is live.
-    let lrs = unsafe { &mut (*v).vgic.lr };
-    if g.lr_in_use(lrs[index as usize]) {
-        return Err(SyscallError::DeleteFirst);
-    }
-    // One interrupt in two list registers is UNPREDICTABLE in the GIC architecture.
-    let vintid_mask = match g {
-        Vgic::V2 { .. } => 0x3ff,
-        Vgic::V3 => 0xffff_ffff,
-    };
-    if lrs[..k.nr_lrs.min(MAX_LRS)]
-        .iter()
-        .any(|&lr| g.lr_in_use(lr) && lr & vintid_mask == virq)
-    {
-        return Err(SyscallError::IllegalOperation);
-    }
-    lrs[index as usize] = g.pending_lr(virq, priority, group == 1);
-    Ok(())
-}
-
-fn check_reg(index: u64) -> Result<usize, SyscallError> {
-    if index >= reg::COUNT {
-        return Err(SyscallError::InvalidArgument { arg: 0 });
-    }
-    Ok(index as usize)
-}
-
-/// VcpuReadReg.
-pub fn read_reg(k: &mut Kernel, v: *mut Vcpu, index: u64) -> Result<u64, SyscallError> {
-    let i = check_reg(index)?;
-    sync(k, v);
-    // SAFETY: v is live; a bound thread is live.
-    unsafe {
-        if index == reg::TPIDR_EL0 {
-            let t = (*v).tcb;
-            return if t.is_null() {
-                Err(SyscallError::IllegalOperation)
-            } else {
-                Ok((*t).ctx.tpidr)
-            };
-        }
-        Ok((*v).regs[i])
-    }
-}
-
-/// MPIDR_EL1 bit 31 is RES1.
-const VMPIDR_RES1: u64 = 1 << 31;
-/// The VMPIDR_EL2 fields a guest may be shown: Aff3, U, MT, Aff2..Aff0.
-const VMPIDR_KEPT: u64 = 0xff_4100_0000 | 0xff_ffff;
-
-/// VcpuWriteReg. The registers act on the guest alone, so any value is accepted (VMPIDR_EL2
-/// keeps its architectural fields).
-pub fn write_reg(k: &mut Kernel, v: *mut Vcpu, index: u64, value: u64) -> Result<(), SyscallError> {
-    let i = check_reg(index)?;
-    sync(k, v);
-    // SAFETY: as in `read_reg`.
-    unsafe {
-        if index == reg::TPIDR_EL0 {
-            let t = (*v).tcb;
-            if t.is_null() {
-                return Err(SyscallError::IllegalOperation);
-            }
-            (*t).ctx.tpidr = value;
-            return Ok(());
-        }
-        (*v).regs[i] = if index == reg::VMPIDR_EL2 {
-            value & VMPIDR_KEPT | VMPIDR_RES1
-        } else {
-            value
-        };
-    }
-    Ok(())
-}
-
-/// VcpuAckVppi: the VMM has handled the event; the interrupt may fire again.
-pub fn ack_vppi(k: &mut Kernel, v: *mut Vcpu, irq: u64) -> Result<(), SyscallError> {
-    if irq != BOARD.virt_timer_irq as u64 {
-        return Err(SyscallError::InvalidArgument { arg: 0 });
-    }
-    sync(k, v);
-    // SAFETY: v is live.
-    unsafe { (*v).vppi_masked = false };
-    Ok(())
 }

@@ -35,6 +35,8 @@ fn kernel_suite(gic: u8) {
         );
     }
     check(b.refute("KERNEL PANIC"));
+    // Refusals are said only by a kernel built to say them.
+    check(b.refute("kernel: user error"));
 }
 
 #[test]
@@ -45,4 +47,28 @@ fn kernel_suite_gicv3() {
 #[test]
 fn kernel_suite_gicv2() {
     kernel_suite(2);
+}
+
+/// A kernel built with `user-error` says why it refuses an invocation, one line each, and
+/// the suite passes as it does without (a short stress: each refusal is a line).
+#[test]
+fn kernel_suite_user_error() {
+    let mut b = check(boot_named(3, "cortex-a72", "-kernel-suite-user-error"));
+    check(b.expect("kernel-suite: ", Duration::from_secs(5)));
+    // tcb.rs `priority_mcp`: a priority above the authority's MCP.
+    let line = check(b.expect(
+        "RangeError { min: 0, max: 50 }: above the authority's maximum controlled priority",
+        Duration::from_secs(240),
+    ));
+    if !line.starts_with("kernel: user error: TcbSetPriority on cptr ") {
+        panic!("{}", b.failure(format!("unexpected refusal line {line:?}")));
+    }
+    let summary = check(b.expect(" passed, ", Duration::from_secs(240)));
+    if !summary.contains(" passed, 0 failed") {
+        panic!(
+            "{}",
+            b.failure(format!("kernel suite with user-error: {summary:?}"))
+        );
+    }
+    check(b.refute("KERNEL PANIC"));
 }

@@ -18,6 +18,9 @@ pub struct Variant {
     /// Invocations of the kernel suite's randomized stress (`AXOLOTL_STRESS_ITERATIONS` at
     /// its build); `None` leaves the suite's default (or the caller's environment).
     pub stress_iterations: Option<u64>,
+    /// Kernel cargo features of this image (named in it), beyond those of
+    /// `AXOLOTL_KERNEL_FEATURES`, which every kernel xtask builds gets.
+    pub kernel_features: &'static [&'static str],
 }
 
 pub const ROOT_TASK: &str = "axolotl-root-task";
@@ -31,6 +34,7 @@ impl Variant {
             root_task: ROOT_TASK,
             system: None,
             stress_iterations: None,
+            kernel_features: &[],
         }
     }
 
@@ -41,6 +45,7 @@ impl Variant {
             root_task: KERNEL_SUITE,
             system: None,
             stress_iterations: None,
+            kernel_features: &[],
         }
     }
 
@@ -60,6 +65,10 @@ impl Variant {
         }
         if self.root_task == KERNEL_SUITE {
             n.push_str("-kernel-suite");
+        }
+        for f in self.kernel_features {
+            n.push('-');
+            n.push_str(f);
         }
         n
     }
@@ -142,6 +151,20 @@ fn cargo_build(
     Ok(target_dir().join(target).join("release").join(package))
 }
 
+/// The kernel's cargo features for `v`: its own and those `AXOLOTL_KERNEL_FEATURES` asks for
+/// (comma or space separated, e.g. `user-error`, which says on the console why each refused
+/// invocation was refused: docs/abi.md).
+fn kernel_features(v: &Variant) -> Vec<String> {
+    let asked = std::env::var("AXOLOTL_KERNEL_FEATURES").unwrap_or_default();
+    let mut f: Vec<String> = v.kernel_features.iter().map(|s| s.to_string()).collect();
+    for a in asked.split([',', ' ']).filter(|a| !a.is_empty()) {
+        if !f.iter().any(|x| x == a) {
+            f.push(a.to_string());
+        }
+    }
+    f
+}
+
 /// Builds the image for `v` and returns its path under target/images.
 pub fn build(v: &Variant) -> Result<PathBuf, String> {
     let dir = images_dir();
@@ -163,7 +186,7 @@ pub fn build(v: &Variant) -> Result<PathBuf, String> {
     let kernel = cargo_build(
         "axolotl-kernel",
         "aarch64-unknown-none-softfloat",
-        &[],
+        &kernel_features(v),
         &[
             ("AXOLOTL_BOARD", v.board.name.to_string()),
             ("AXOLOTL_GIC", v.board.gic.version().number().to_string()),

@@ -60,6 +60,8 @@ struct Tally {
 /// Invocations of the kernel suite's randomized stress with `--stress-long` (the short form,
 /// in every run, is the suite's default: tests/kernel-suite/src/cases/stress.rs).
 pub const STRESS_LONG_ITERATIONS: u64 = 10_000_000;
+/// Invocations of the stress in the kernel suite built with `user-error`.
+const USER_ERROR_STRESS_ITERATIONS: u64 = 500;
 
 pub fn run(filter: Option<&str>, stress_long: bool) -> Result<ExitCode, String> {
     setup::ensure()?;
@@ -97,6 +99,14 @@ pub fn run(filter: Option<&str>, stress_long: bool) -> Result<ExitCode, String> 
             suite.stress_iterations = Some(STRESS_LONG_ITERATIONS);
         }
         images::build(&suite)?;
+        if board.gic.version().number() == 3 {
+            // The suite once more with a kernel that says why it refuses each invocation
+            // (`tests/tests/kernel_suite.rs`); a short stress, as every refusal is a line.
+            let mut v = Variant::kernel_suite(*board);
+            v.kernel_features = &["user-error"];
+            v.stress_iterations = Some(USER_ERROR_STRESS_ITERATIONS);
+            images::build(&v)?;
+        }
         for s in SYSTEMS.iter().filter(|s| builds_for(s, board)) {
             let sdf = images::workspace_root().join(s);
             let mut v = Variant::new(*board, None);

@@ -49,28 +49,49 @@ impl AsidTable {
         self.vspace.get(asid as usize).copied().filter(|&v| v != 0)
     }
 
-    /// AsidControl MakePool: creates the next free pool's cap in `dest` (child of `control`).
-    pub fn make_pool(&mut self, control: SlotRef, dest: SlotRef) -> Result<Asid, SyscallError> {
+    /// AsidControl MakePool, checked: the next free pool, whose cap goes in `dest` (a child
+    /// of `control`). [`AsidTable::invoke_make_pool`] carries it out.
+    pub fn decode_make_pool(
+        &self,
+        control: SlotRef,
+        dest: SlotRef,
+    ) -> Result<MakePool, SyscallError> {
         if !matches!(control.cap(), Cap::AsidControl) {
             return Err(SyscallError::IllegalOperation);
         }
         if !dest.cap().is_null() {
             return Err(SyscallError::DeleteFirst);
         }
-        let i = self
+        let pool = self
             .pool_used
             .iter()
             .position(|u| !u)
             .ok_or(SyscallError::DeleteFirst)?;
-        self.pool_used[i] = true;
-        let base = (i * ASID_POOL_SIZE) as Asid;
-        // SAFETY: a pool cap names no memory; it is covered by AsidControl.
-        unsafe { insert_copy(control, dest, Cap::AsidPool { base }) };
-        Ok(base)
+        Ok(MakePool {
+            control,
+            dest,
+            pool,
+        })
     }
 
-    /// AsidPool Assign: gives the VSpace in `vspace` a free ASID of the pool in `pool`.
-    pub fn assign(&mut self, pool: SlotRef, vspace: SlotRef) -> Result<Asid, SyscallError> {
+    /// Carries out a [`MakePool`]; returns the pool's first ASID.
+    pub fn invoke_make_pool(&mut self, p: MakePool) -> Asid {
+        self.pool_used[p.pool] = true;
+        let base = (p.pool * ASID_POOL_SIZE) as Asid;
+        // SAFETY: a pool cap names no memory; it is covered by AsidControl.
+        unsafe { insert_copy(p.control, p.dest, Cap::AsidPool { base }) };
+        base
+    }
+
+    /// [`AsidTable::decode_make_pool`] then [`AsidTable::invoke_make_pool`].
+    pub fn make_pool(&mut self, control: SlotRef, dest: SlotRef) -> Result<Asid, SyscallError> {
+        let p = self.decode_make_pool(control, dest)?;
+        Ok(self.invoke_make_pool(p))
+    }
+
+    /// AsidPool Assign, checked: a free ASID of the pool in `pool` for the VSpace in
+    /// `vspace`. [`AsidTable::invoke_assign`] carries it out.
+    pub fn decode_assign(&self, pool: SlotRef, vspace: SlotRef) -> Result<Assign, SyscallError> {
         let Cap::AsidPool { base } = pool.cap() else {
             return Err(SyscallError::IllegalOperation);
         };
@@ -85,9 +106,20 @@ impl AsidTable {
             .filter(|&a| a != 0)
             .find(|&a| self.vspace[a] == 0)
             .ok_or(SyscallError::DeleteFirst)? as Asid;
-        self.vspace[asid as usize] = ptr;
-        vspace.set_vspace_asid(Some(asid));
-        Ok(asid)
+        Ok(Assign { vspace, ptr, asid })
+    }
+
+    /// Carries out an [`Assign`]; returns the ASID.
+    pub fn invoke_assign(&mut self, a: Assign) -> Asid {
+        self.vspace[a.asid as usize] = a.ptr;
+        a.vspace.set_vspace_asid(Some(a.asid));
+        a.asid
+    }
+
+    /// [`AsidTable::decode_assign`] then [`AsidTable::invoke_assign`].
+    pub fn assign(&mut self, pool: SlotRef, vspace: SlotRef) -> Result<Asid, SyscallError> {
+        let a = self.decode_assign(pool, vspace)?;
+        Ok(self.invoke_assign(a))
     }
 
     /// The last cap to a VSpace is gone: free its ASID if it still owns it.
@@ -112,6 +144,22 @@ impl AsidTable {
             }
         }
     }
+}
+
+/// A checked AsidControl MakePool; only [`AsidTable::decode_make_pool`] makes one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MakePool {
+    control: SlotRef,
+    dest: SlotRef,
+    pool: usize,
+}
+
+/// A checked AsidPool Assign; only [`AsidTable::decode_assign`] makes one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Assign {
+    vspace: SlotRef,
+    ptr: u64,
+    asid: Asid,
 }
 
 /// What the CPU's stage-2 translation register (VTTBR_EL2) holds: the root and VMID of the

@@ -36,13 +36,23 @@ fn ensure_present(slot: SlotRef, depth: u32, source: bool) -> Result<Cap, Syscal
     }
 }
 
-/// Copy/Mint/Move/Mutate from `src` (looked up with `src_depth`) to `dest`.
-pub fn copy_cap(
+/// A checked Copy/Mint/Move/Mutate (seL4's decode half): [`invoke_copy`] carries it out and
+/// cannot fail. Only [`decode_copy`] makes one, and nothing may change the slots between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CopyPlan {
+    src: SlotRef,
+    dest: SlotRef,
+    new: Cap,
+    is_move: bool,
+}
+
+/// Checks Copy/Mint/Move/Mutate from `src` (looked up with `src_depth`) to `dest`.
+pub fn decode_copy(
     op: CopyOp,
     src: SlotRef,
     src_depth: u32,
     dest: SlotRef,
-) -> Result<(), SyscallError> {
+) -> Result<CopyPlan, SyscallError> {
     ensure_empty(dest)?;
     let cap = ensure_present(src, src_depth, true)?;
     let (new, is_move) = match op {
@@ -62,19 +72,49 @@ pub fn copy_cap(
     if new.is_null() {
         return Err(SyscallError::IllegalOperation);
     }
-    if is_move {
-        // SAFETY: `new` is the source cap, at most with new CNode guard data.
-        unsafe { mdb::move_cap(src, dest, new) }
+    Ok(CopyPlan {
+        src,
+        dest,
+        new,
+        is_move,
+    })
+}
+
+/// Carries out a [`CopyPlan`] (seL4 `invokeCNodeCopy`/`invokeCNodeMove`).
+pub fn invoke_copy(p: CopyPlan) {
+    if p.is_move {
+        // SAFETY: `new` is the source cap, at most with new CNode guard data (decode_copy).
+        unsafe { mdb::move_cap(p.src, p.dest, p.new) }
     } else {
-        // SAFETY: `new` was derived from the cap in `src`.
-        unsafe { mdb::insert_copy(src, dest, new) }
+        // SAFETY: `new` was derived from the cap in `src` (decode_copy).
+        unsafe { mdb::insert_copy(p.src, p.dest, p.new) }
     }
+}
+
+/// [`decode_copy`] then [`invoke_copy`].
+pub fn copy_cap(
+    op: CopyOp,
+    src: SlotRef,
+    src_depth: u32,
+    dest: SlotRef,
+) -> Result<(), SyscallError> {
+    invoke_copy(decode_copy(op, src, src_depth, dest)?);
     Ok(())
 }
 
-/// seL4 CNode Rotate: `pivot` moves to `dest`, then `src` moves to `pivot`, each with new
-/// data (badges cannot change: `preserve`). `dest == src` makes it a swap.
-pub fn rotate(
+/// A checked Rotate: [`invoke_rotate`] carries it out and cannot fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RotatePlan {
+    src: SlotRef,
+    new_src: Cap,
+    pivot: SlotRef,
+    new_pivot: Cap,
+    dest: SlotRef,
+}
+
+/// seL4 CNode Rotate, checked: `pivot` moves to `dest`, then `src` moves to `pivot`, each
+/// with new data (badges cannot change: `preserve`). `dest == src` makes it a swap.
+pub fn decode_rotate(
     src: SlotRef,
     src_depth: u32,
     src_data: u64,
@@ -82,7 +122,7 @@ pub fn rotate(
     pivot_depth: u32,
     pivot_data: u64,
     dest: SlotRef,
-) -> Result<(), SyscallError> {
+) -> Result<RotatePlan, SyscallError> {
     if pivot == src || pivot == dest {
         return Err(SyscallError::IllegalOperation);
     }
@@ -97,14 +137,46 @@ pub fn rotate(
     if new_src.is_null() || new_pivot.is_null() || zombie(&src_cap) || zombie(&pivot_cap) {
         return Err(SyscallError::IllegalOperation);
     }
-    // SAFETY: both caps are the slots' own caps with at most new guard data.
+    Ok(RotatePlan {
+        src,
+        new_src,
+        pivot,
+        new_pivot,
+        dest,
+    })
+}
+
+/// Carries out a [`RotatePlan`] (seL4 `invokeCNodeRotate`).
+pub fn invoke_rotate(p: RotatePlan) {
+    // SAFETY: both caps are the slots' own caps with at most new guard data (decode_rotate).
     unsafe {
-        if src == dest {
-            mdb::swap(new_src, src, new_pivot, pivot);
+        if p.src == p.dest {
+            mdb::swap(p.new_src, p.src, p.new_pivot, p.pivot);
         } else {
-            mdb::move_cap(pivot, dest, new_pivot);
-            mdb::move_cap(src, pivot, new_src);
+            mdb::move_cap(p.pivot, p.dest, p.new_pivot);
+            mdb::move_cap(p.src, p.pivot, p.new_src);
         }
     }
+}
+
+/// [`decode_rotate`] then [`invoke_rotate`].
+pub fn rotate(
+    src: SlotRef,
+    src_depth: u32,
+    src_data: u64,
+    pivot: SlotRef,
+    pivot_depth: u32,
+    pivot_data: u64,
+    dest: SlotRef,
+) -> Result<(), SyscallError> {
+    invoke_rotate(decode_rotate(
+        src,
+        src_depth,
+        src_data,
+        pivot,
+        pivot_depth,
+        pivot_data,
+        dest,
+    )?);
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! Endpoint and notification objects: queues of waiting threads in the object's own memory
-//! (16 and 32 bytes), linked through the TCBs, so IPC never allocates.
+//! Endpoint objects (16 bytes): a queue of waiting threads in the object's own memory,
+//! linked through the TCBs, so IPC never allocates. The queue type serves notifications too
+//! (`notification.rs`); message passing itself is `ipc.rs`.
 
 use core::ptr::null_mut;
 
@@ -118,24 +119,5 @@ impl Endpoint {
         };
         self.head_and_state = q.head as u64 | bits;
         self.tail = q.tail as u64;
-    }
-}
-
-/// A notification: a word of pending bits, its waiters, and an optional bound thread.
-#[repr(C)]
-pub struct Notification {
-    pub word: u64,
-    pub waiters: Queue,
-    pub bound: *mut Tcb,
-}
-
-const _: () = assert!(core::mem::size_of::<Notification>() == 32);
-
-impl Notification {
-    /// # Safety
-    /// `ptr` is a live notification object.
-    pub unsafe fn at<'a>(ptr: u64) -> &'a mut Notification {
-        // SAFETY: forwarded.
-        unsafe { &mut *(ptr as *mut Notification) }
     }
 }
