@@ -60,7 +60,7 @@ pub struct Kernel {
 /// Interrupt ids user level may claim: SPIs (32 and up) below this bound, and the EL1
 /// physical timer's PPI (`Board::phys_timer_irq`); SGIs and the other PPIs (the kernel's
 /// tick, the guests' virtual timer, the VGIC maintenance interrupt) stay the kernel's.
-pub const MAX_IRQS: usize = 256;
+pub const MAX_IRQS: usize = axolotl_kernel_config::MAX_INTIDS as usize;
 
 pub static KERNEL: Global<Kernel> = Global::new(Kernel {
     sched: Scheduler::new(axolotl_kernel_config::BuildConfig::DEFAULT.timeslice_ticks),

@@ -9,6 +9,8 @@ use axolotl_kernel_core::{Cap, SlotRef, SyscallError};
 
 use super::{Decoded, Done, Msg, refuse};
 use crate::kobj::clear_irq_binding;
+use axolotl_kernel_config::IrqRefusal;
+
 use crate::state::{IRQ_NODE, Kernel, MAX_IRQS};
 
 pub enum IrqOp {
@@ -35,22 +37,35 @@ pub fn decode(k: &Kernel, m: &Msg, l: Invocation, cap: Cap, cap_slot: SlotRef) -
         (Invocation::IrqControlGet, Cap::IrqControl) => {
             m.need(4)?;
             let irq = mr(0);
-            let timer = irq == crate::BOARD.phys_timer_irq as u64;
-            if !timer && !(32..MAX_IRQS as u64).contains(&irq) {
-                return Err(refuse!(
-                    SyscallError::RangeError {
-                        min: 32,
-                        max: MAX_IRQS as u64 - 1,
-                    },
-                    "not an SPI nor the EL1 physical timer"
-                ));
+            let range = SyscallError::RangeError {
+                min: 32,
+                max: MAX_IRQS as u64 - 1,
+            };
+            // One rule with `check` (kernel-config's `Board::user_irq_refusal`): SPIs and the
+            // EL1 physical timer, never the kernel's own. The console's interrupt is an SPI
+            // the kernel keeps, as seL4 reserves its timer's: no handler, whoever asks.
+            let refusal = u32::try_from(irq)
+                .ok()
+                .map(|n| crate::BOARD.user_irq_refusal(n));
+            match refusal {
+                None | Some(Some(IrqRefusal::NotSpi(..) | IrqRefusal::Beyond(_))) => {
+                    return Err(refuse!(range, "not an SPI nor the EL1 physical timer"));
+                }
+                Some(Some(IrqRefusal::KernelOwned(n, _))) if n < 32 => {
+                    return Err(refuse!(range, "not an SPI nor the EL1 physical timer"));
+                }
+                Some(Some(IrqRefusal::KernelOwned(..))) => {
+                    return Err(refuse!(
+                        SyscallError::RevokeFirst,
+                        "the interrupt is the kernel's"
+                    ));
+                }
+                Some(None) => {}
             }
-            // The kernel console's interrupt is the kernel's own, as seL4 reserves its
-            // timer's: no handler, whoever asks.
-            if k.irq_claimed[irq as usize] || irq == crate::BOARD.uart_irq as u64 {
+            if k.irq_claimed[irq as usize] {
                 return Err(refuse!(
                     SyscallError::RevokeFirst,
-                    "the interrupt has a handler already, or is the kernel's"
+                    "the interrupt has a handler already"
                 ));
             }
             let (root, _) = m.extra_cap(0)?;
