@@ -26,7 +26,11 @@
 
 mod client;
 mod data;
+pub mod layout;
+pub mod pattern;
 mod server;
+#[cfg(feature = "virtio")]
+pub mod virtio;
 
 pub use client::{
     BlkClient, ClientActivity, ClientConfigError, ClientError, ClientStats, Completion, SubmitError,
