@@ -19,9 +19,13 @@
 //!   `paddr + (vaddr - base)`. A buffer outside the region is refused by a panic: it can only
 //!   come from a bug in the driver (device and client input never choose a buffer), and a
 //!   driver PD that panics is restarted by the monitor, while handing the device a wrong
-//!   address would let it write anywhere. `unshare` does nothing: QEMU `virt`'s virtio-mmio
-//!   DMA is cache-coherent (its device tree says `dma-coherent`), so the region is mapped
-//!   cached and nothing is copied.
+//!   address would let it write anywhere. The one exception is opt-in: a driver that uses
+//!   `virtio-drivers`' blocking helpers (a blk flush puts its request header and status byte
+//!   on the stack) reserves a one-page bounce pool ([`DmaRegion::reserve_bounce_pool`]); a
+//!   small outside buffer is then copied into the pool for the device and back by
+//!   `unshare`. Either way the device only ever sees addresses inside the region. Buffers
+//!   inside the region are not copied: QEMU `virt`'s virtio-mmio DMA is cache-coherent (its
+//!   device tree says `dma-coherent`), so the region is mapped cached.
 //! * `mmio_phys_to_virt` (only the PCI transport calls it) translates inside the device
 //!   window the PD registered with [`DmaRegion::set_mmio`], and refuses anything else.
 #![no_std]
@@ -45,7 +49,17 @@ pub struct DmaRegion {
     mmio_vaddr: AtomicUsize,
     mmio_paddr: AtomicU64,
     mmio_len: AtomicUsize,
+    /// The bounce pool (`reserve_bounce_pool`): its offset in the region + 1; 0 = none.
+    pool: AtomicUsize,
+    /// Pool chunks in use (bit i = chunk i).
+    pool_used: AtomicU64,
 }
+
+/// Bytes of one bounce-pool chunk.
+pub const BOUNCE_CHUNK: usize = 64;
+/// Chunks in the bounce pool (one page).
+pub const BOUNCE_CHUNKS: usize = PAGE_SIZE / BOUNCE_CHUNK;
+const _: () = assert!(BOUNCE_CHUNKS <= 64);
 
 /// Why a region cannot be set up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +81,8 @@ impl DmaRegion {
             mmio_vaddr: AtomicUsize::new(0),
             mmio_paddr: AtomicU64::new(0),
             mmio_len: AtomicUsize::new(0),
+            pool: AtomicUsize::new(0),
+            pool_used: AtomicU64::new(0),
         }
     }
 
@@ -98,7 +114,91 @@ impl DmaRegion {
         self.paddr.store(paddr, Ordering::Relaxed);
         self.len.store(len, Ordering::Relaxed);
         self.used.store(0, Ordering::Relaxed);
+        self.pool.store(0, Ordering::Relaxed);
+        self.pool_used.store(0, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Takes one page of the region as a bounce pool: from then on `share` copies a small
+    /// buffer that lies outside the region (virtio-drivers' blocking requests, e.g. a blk
+    /// flush, put their header and status on the stack) into the pool, and `unshare` copies
+    /// it back. Without a pool such a buffer is refused. Whether bounced or not, the device
+    /// is only ever given addresses inside the region. `false` if the region has no room.
+    pub fn reserve_bounce_pool(&self) -> bool {
+        match self.alloc(1) {
+            Some((_, v)) => {
+                let off = v.as_ptr() as usize - self.vaddr.load(Ordering::Relaxed);
+                self.pool.store(off + 1, Ordering::Relaxed);
+                self.pool_used.store(0, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Copies `len` bytes at `src` (outside the region) into free pool chunks; their
+    /// physical address. `None` without a pool, or when it has no room.
+    ///
+    /// # Safety
+    /// `src..src + len` must be readable.
+    pub unsafe fn bounce_in(&self, src: *const u8, len: usize) -> Option<u64> {
+        let pool = self.pool.load(Ordering::Relaxed).checked_sub(1)?;
+        if len == 0 {
+            return None;
+        }
+        let n = len.div_ceil(BOUNCE_CHUNK);
+        if n > BOUNCE_CHUNKS {
+            return None;
+        }
+        let used = self.pool_used.load(Ordering::Relaxed);
+        let mask = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+        let first = (0..=BOUNCE_CHUNKS - n).find(|&i| used & (mask << i) == 0)?;
+        self.pool_used
+            .store(used | (mask << first), Ordering::Relaxed);
+        let off = pool + first * BOUNCE_CHUNK;
+        let dst = (self.vaddr.load(Ordering::Relaxed) + off) as *mut u8;
+        // SAFETY: `dst..dst + len` lies in the pool page inside the region, in chunks just
+        // marked used; `src` is readable per the caller and outside the region, so the two
+        // do not overlap.
+        unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
+        Some(self.paddr.load(Ordering::Relaxed) + off as u64)
+    }
+
+    /// Ends a bounce: copies the pool's bytes back to `dst` if `copy_back`, frees the
+    /// chunks. `false` if `paddr` is not a bounce of `len` bytes.
+    ///
+    /// # Safety
+    /// `dst..dst + len` must be writable (if `copy_back`).
+    pub unsafe fn bounce_out(&self, paddr: u64, dst: *mut u8, len: usize, copy_back: bool) -> bool {
+        let Some(pool) = self.pool.load(Ordering::Relaxed).checked_sub(1) else {
+            return false;
+        };
+        let base = self.paddr.load(Ordering::Relaxed) + pool as u64;
+        let Some(off) = paddr.checked_sub(base).map(|o| o as usize) else {
+            return false;
+        };
+        let n = len.div_ceil(BOUNCE_CHUNK);
+        if len == 0 || !off.is_multiple_of(BOUNCE_CHUNK) || off / BOUNCE_CHUNK + n > BOUNCE_CHUNKS {
+            return false;
+        }
+        let first = off / BOUNCE_CHUNK;
+        let mask = if n == 64 {
+            u64::MAX
+        } else {
+            ((1u64 << n) - 1) << first
+        };
+        let used = self.pool_used.load(Ordering::Relaxed);
+        if used & mask != mask {
+            return false;
+        }
+        if copy_back {
+            let src = (self.vaddr.load(Ordering::Relaxed) + pool + off) as *const u8;
+            // SAFETY: the chunks are in the pool page and in use by this bounce; `dst` is
+            // writable per the caller and outside the region.
+            unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
+        }
+        self.pool_used.store(used & !mask, Ordering::Relaxed);
+        true
     }
 
     /// Registers the device window `mmio_paddr..+len` mapped at `vaddr`, for
@@ -219,12 +319,27 @@ unsafe impl<R: StaticDmaRegion> Hal for RegionHal<R> {
     }
 
     unsafe fn share(buffer: NonNull<[u8]>, _direction: BufferDirection) -> PhysAddr {
-        R::region()
-            .paddr_of(buffer.as_ptr().cast::<u8>(), buffer.len())
+        let r = R::region();
+        let p = buffer.as_ptr().cast::<u8>();
+        if let Some(pa) = r.paddr_of(p, buffer.len()) {
+            return pa;
+        }
+        // SAFETY: the caller promises a valid buffer, not accessed by anyone else meanwhile.
+        unsafe { r.bounce_in(p, buffer.len()) }
             .expect("virtio: a buffer outside the DMA region was given to the device")
     }
 
-    unsafe fn unshare(_paddr: PhysAddr, _buffer: NonNull<[u8]>, _direction: BufferDirection) {}
+    unsafe fn unshare(paddr: PhysAddr, buffer: NonNull<[u8]>, direction: BufferDirection) {
+        let r = R::region();
+        let p = buffer.as_ptr().cast::<u8>();
+        if r.paddr_of(p, buffer.len()).is_some() {
+            return;
+        }
+        let back = direction != BufferDirection::DriverToDevice;
+        // SAFETY: the caller promises a valid buffer, the one `share` bounced to `paddr`.
+        let ok = unsafe { r.bounce_out(paddr, p, buffer.len(), back) };
+        assert!(ok, "virtio: unshare of a buffer that was never bounced");
+    }
 }
 
 #[cfg(test)]
@@ -322,6 +437,83 @@ mod tests {
             );
         }
         assert!(r.alloc(1).is_none(), "an uninitialised region has nothing");
+    }
+
+    static BOUNCE_REGION: DmaRegion = DmaRegion::new();
+    struct BounceRegion;
+    impl StaticDmaRegion for BounceRegion {
+        fn region() -> &'static DmaRegion {
+            &BOUNCE_REGION
+        }
+    }
+    type BounceHal = RegionHal<BounceRegion>;
+
+    #[test]
+    fn with_a_bounce_pool_outside_buffers_go_through_the_region_and_back() {
+        let v = block(2);
+        // SAFETY: a leaked block of 2 pages, used only by this region.
+        unsafe { BOUNCE_REGION.init(v, PADDR, 2 * PAGE_SIZE) }.unwrap();
+        assert!(BOUNCE_REGION.reserve_bounce_pool());
+        let header = [7u8; 16];
+        let mut status = [0xffu8; 1];
+        // SAFETY: valid stack buffers, bounced.
+        let (ph, ps) = unsafe {
+            (
+                BounceHal::share(NonNull::from(&header[..]), BufferDirection::DriverToDevice),
+                BounceHal::share(
+                    NonNull::from(&mut status[..]),
+                    BufferDirection::DeviceToDriver,
+                ),
+            )
+        };
+        let pool = PADDR..PADDR + PAGE_SIZE as u64;
+        assert!(
+            pool.contains(&ph) && pool.contains(&ps),
+            "the device sees the region only"
+        );
+        assert_ne!(ph, ps);
+        // The device reads the header and writes the status, in the region.
+        // SAFETY: inside the pool page.
+        unsafe {
+            let h = v.as_ptr().add((ph - PADDR) as usize);
+            assert_eq!(core::slice::from_raw_parts(h, 16), &header);
+            *v.as_ptr().add((ps - PADDR) as usize) = 0;
+            BounceHal::unshare(
+                ph,
+                NonNull::from(&header[..]),
+                BufferDirection::DriverToDevice,
+            );
+            BounceHal::unshare(
+                ps,
+                NonNull::from(&mut status[..]),
+                BufferDirection::DeviceToDriver,
+            );
+        }
+        assert_eq!(status, [0], "copied back");
+        // Freed: the whole pool is available again.
+        let big = [1u8; PAGE_SIZE];
+        // SAFETY: a valid buffer.
+        let p =
+            unsafe { BounceHal::share(NonNull::from(&big[..]), BufferDirection::DriverToDevice) };
+        assert_eq!(p, PADDR);
+        // SAFETY: the buffer `share` bounced.
+        unsafe { BounceHal::unshare(p, NonNull::from(&big[..]), BufferDirection::DriverToDevice) };
+        // Too big for the pool: refused.
+        let huge = std::vec![0u8; PAGE_SIZE + 1];
+        let r = std::panic::catch_unwind(|| {
+            // SAFETY: a valid buffer; refused.
+            unsafe { BounceHal::share(NonNull::from(&huge[..]), BufferDirection::DriverToDevice) }
+        });
+        assert!(r.is_err());
+        // SAFETY: a buffer never bounced: refused.
+        let r = std::panic::catch_unwind(|| unsafe {
+            BounceHal::unshare(
+                PADDR + 64,
+                NonNull::from(&header[..]),
+                BufferDirection::DriverToDevice,
+            )
+        });
+        assert!(r.is_err());
     }
 
     static HAL_REGION: DmaRegion = DmaRegion::new();
