@@ -38,6 +38,8 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/linux-smp-gicv3.system",
     "tests/systems/linux-smp-gicv2.system",
     "tests/systems/linux-vm-console-crash-gicv3.system",
+    "tests/systems/blk.system",
+    "tests/systems/blk-crash.system",
 ];
 
 /// Systems written for one GIC (`*-gicv2.system`: a GICv2 guest needs the board's GICV frame)
