@@ -141,7 +141,7 @@ impl DmaRegion {
     ///
     /// # Safety
     /// `src..src + len` must be readable.
-    pub unsafe fn bounce_in(&self, src: *const u8, len: usize) -> Option<u64> {
+    unsafe fn bounce_in(&self, src: *const u8, len: usize) -> Option<u64> {
         let pool = self.pool.load(Ordering::Relaxed).checked_sub(1)?;
         if len == 0 {
             return None;
@@ -169,7 +169,7 @@ impl DmaRegion {
     ///
     /// # Safety
     /// `dst..dst + len` must be writable (if `copy_back`).
-    pub unsafe fn bounce_out(&self, paddr: u64, dst: *mut u8, len: usize, copy_back: bool) -> bool {
+    unsafe fn bounce_out(&self, paddr: u64, dst: *mut u8, len: usize, copy_back: bool) -> bool {
         let Some(pool) = self.pool.load(Ordering::Relaxed).checked_sub(1) else {
             return false;
         };
