@@ -19,6 +19,9 @@
 //! The PD code (mapping, IRQ, notifications) is in [`pd`], target only; the SDF contract
 //! (channel ids, setvar symbols) is below and in `systems/resilient-echo.system`.
 //!
+//! * `blk-driver`: the virtio-blk driver PD (QEMU `virt`'s disk on virtio-mmio transport
+//!   31), serving one `axolotl_blk` client connection (issue #15, `docs/storage.md`).
+//!
 //! Fault injection for tests: [`pd::Driver::crashing_after`] builds a driver that, in
 //! generation 0 only, writes to an unmapped address once it has completed a given number of
 //! messages (likewise `hanging_after`, `scribbling_after`, `deleting_caps_after`,
@@ -103,6 +106,28 @@ pub const NET_MMIO_OFFSET: usize = 0xc00;
 pub const NET_MMIO_SIZE: usize = 0x200;
 /// The net driver's DMA region (SDF `net_dma`): two virtqueues and 2 × 16 buffers of 2 KiB.
 pub const NET_DMA_BYTES: usize = 0x4_0000;
+
+// Issue #15's storage PDs (`docs/storage.md`): `blk-driver` and the test client.
+
+/// The virtio-blk driver's channel id of its device IRQ (`<irq irq="79" id="0" />`).
+pub const BLK_IRQ_CHANNEL: u8 = 0;
+/// The virtio-blk driver's channel id of its client.
+pub const BLK_CLIENT_CHANNEL: u8 = 1;
+/// A storage client's channel id of the driver.
+pub const BLK_DRIVER_CHANNEL: u8 = 0;
+/// The page of QEMU `virt`'s virtio-mmio transports 24..31, which the SDF maps (uncached).
+pub const VIRTIO_BLK_PAGE: u64 = 0x0a00_3000;
+/// Transport 31 (where `axolotl_qemu::Machine::disk` puts the disk), in that page.
+pub const VIRTIO_BLK_OFFSET: usize = 0xe00;
+/// Bytes of one virtio-mmio transport.
+pub const VIRTIO_MMIO_SIZE: usize = 0x200;
+/// The storage test's pattern seed (`tests/tests/blk.rs` compares the image against it).
+pub const BLK_TEST_SEED: u64 = 0x0a01_071e_0015_b10c;
+/// Sectors the storage test writes and reads back: 4 MiB.
+pub const BLK_TEST_SECTORS: u64 = 8192;
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod blk;
 
 #[cfg(test)]
 mod tests {

@@ -53,6 +53,34 @@ pub fn boot_with_uart1(
     Boot::start(&m, &dir.join(format!("{name}.elf")))
 }
 
+/// As [`boot_named`], with a virtio-mmio disk backed by the raw image `disk`
+/// (`axolotl_qemu::Machine::disk`: transport 31, `0x0a00_3e00`, INTID 79).
+pub fn boot_with_disk(
+    gic: u8,
+    cpu: &'static str,
+    suffix: &str,
+    disk: &std::path::Path,
+) -> Result<Boot, Failure> {
+    let dir = std::env::var_os("AXOLOTL_IMAGES")
+        .map(PathBuf::from)
+        .ok_or_else(|| Failure {
+            what: "AXOLOTL_IMAGES is not set: run the integration tests through `cargo xtask test`"
+                .into(),
+            console: String::new(),
+        })?;
+    let version = if gic == 2 {
+        GicVersion::V2
+    } else {
+        GicVersion::V3
+    };
+    let board = board_by_name("qemu-virt-aarch64", Some(version)).expect("known board");
+    let name = format!("{}-gic{gic}{suffix}", board.name);
+    let mut m = Machine::new(board);
+    m.cpu = cpu;
+    m.disk = Some(disk.to_path_buf());
+    Boot::start(&m, &dir.join(format!("{name}.elf")))
+}
+
 /// Unwraps a harness result, failing the test with the captured console.
 pub fn check<T>(r: Result<T, Failure>) -> T {
     r.unwrap_or_else(|f| panic!("{f}"))

@@ -41,6 +41,8 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/linux-vm-console-crash-gicv3.system",
     "tests/systems/net-echo.system",
     "tests/systems/net-echo-restart.system",
+    "tests/systems/blk.system",
+    "tests/systems/blk-crash.system",
 ];
 
 /// Systems written for one GIC (`*-gicv2.system`: a GICv2 guest needs the board's GICV frame)

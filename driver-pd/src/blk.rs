@@ -1,0 +1,363 @@
+//! The storage PDs (target only, issue #15, `docs/storage.md`): the virtio-blk driver and the
+//! pattern client, thin over `axolotl_blk`.
+
+use core::ptr::NonNull;
+
+use axolotl_blk::layout::{
+    CAPACITY, DATA_BYTES, DMA_BYTES, IDS, MAX_BYTES, MAX_SECTORS, RINGS_BYTES, SLOTS,
+};
+use axolotl_blk::pattern::{PatternClient, Phase};
+use axolotl_blk::virtio::VirtioBlkDevice;
+use axolotl_blk::{Activity, BlkClient, BlkServer, BlockDevice};
+use axolotl_pd::{Channel, Handler, SetVar, generation, peer_generation_word, println};
+use axolotl_ring::{Authority, Generations, SharedRegion};
+use axolotl_virtio_hal::{DmaRegion, RegionHal, StaticDmaRegion};
+use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
+
+use crate::{
+    BLK_CLIENT_CHANNEL, BLK_DRIVER_CHANNEL, BLK_IRQ_CHANNEL, BLK_TEST_SECTORS, BLK_TEST_SEED,
+    VIRTIO_BLK_OFFSET, VIRTIO_BLK_PAGE, VIRTIO_MMIO_SIZE,
+};
+
+// The driver's maps and setvars (SDF contract in docs/storage.md).
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static blk_regs: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static blk_dma: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static blk_dma_paddr: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static blk_client_rings: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static blk_client_data: SetVar = SetVar::new();
+
+// The client's maps: its connection to the driver.
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static blk_rings: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static blk_data: SetVar = SetVar::new();
+
+/// The driver's DMA region: every byte the device may touch.
+static DMA: DmaRegion = DmaRegion::new();
+
+struct Dma;
+
+impl StaticDmaRegion for Dma {
+    fn region() -> &'static DmaRegion {
+        &DMA
+    }
+}
+
+type Device = VirtioBlkDevice<RegionHal<Dma>, MmioTransport<'static>>;
+
+const IRQ: Channel = Channel::new(BLK_IRQ_CHANNEL);
+const CLIENT: Channel = Channel::new(BLK_CLIENT_CHANNEL);
+const DRIVER: Channel = Channel::new(BLK_DRIVER_CHANNEL);
+
+fn region(var: &SetVar, len: usize) -> Option<SharedRegion> {
+    let ptr = NonNull::new(var.get() as *mut u8)?;
+    // SAFETY: the SDF maps `len` bytes at this vaddr for the PD's lifetime, shared with
+    // exactly one peer, and they are reached only through lib/ring and lib/blk.
+    Some(unsafe { SharedRegion::new(ptr, len) })
+}
+
+/// This PD's generations on its connection over `ch`: its own as the root task started it
+/// (`x0`), its peer's from the root task's generation table.
+fn generations(ch: Channel) -> Option<Generations> {
+    let word = peer_generation_word(ch)?;
+    Some(Generations {
+        own: generation() as u32,
+        // SAFETY: the generation table is mapped read-only for the PD's whole life and
+        // written by the root task only, atomically.
+        peer: unsafe { Authority::new(NonNull::from(word)) },
+    })
+}
+
+/// The virtio-blk driver PD: one client connection.
+pub struct BlkDriver {
+    server: Option<BlkServer<Device, IDS>>,
+    /// Fault injection (test systems only): in generations below `.1`, crash once the
+    /// device completed `.0` requests in this incarnation.
+    crash: Option<(u64, u64)>,
+    irqs: u64,
+}
+
+impl BlkDriver {
+    pub const fn new() -> Self {
+        Self {
+            server: None,
+            crash: None,
+            irqs: 0,
+        }
+    }
+
+    /// A driver that, in each of its first `generations` incarnations, writes to an unmapped
+    /// address on the first notification after the device completed `completed` requests
+    /// (before looking at the device or the ring): for the storage restart test only.
+    pub const fn crashing_after(completed: u64, generations: u64) -> Self {
+        let mut d = Self::new();
+        d.crash = Some((completed, generations));
+        d
+    }
+
+    fn start(&mut self) -> Result<BlkServer<Device, IDS>, &'static str> {
+        let regs = NonNull::new(blk_regs.get() as *mut u8).ok_or("blk_regs not set")?;
+        let dma = NonNull::new(blk_dma.get() as *mut u8).ok_or("blk_dma not set")?;
+        let paddr = blk_dma_paddr.get();
+        if paddr == 0 {
+            return Err("blk_dma_paddr not set");
+        }
+        // SAFETY: the SDF maps the DMA region (DMA_BYTES, one physically contiguous large
+        // page at `paddr`) read-write for this PD only, and only this region hands it out.
+        unsafe { DMA.init(dma, paddr, DMA_BYTES) }.map_err(|_| "DMA region misaligned")?;
+        // SAFETY: the SDF maps the virtio-mmio page uncached at `regs` for this PD only.
+        unsafe { DMA.set_mmio(regs, VIRTIO_BLK_PAGE, 0x1000) };
+        // virtio-drivers' flush is blocking, with its header and status on the stack.
+        if !DMA.reserve_bounce_pool() {
+            return Err("DMA region too small");
+        }
+        // SAFETY: the transport's registers are VIRTIO_MMIO_SIZE bytes at this offset of the
+        // page mapped above, for the PD's whole life, and nothing else touches them.
+        let transport = unsafe {
+            MmioTransport::new(
+                regs.add(VIRTIO_BLK_OFFSET).cast::<VirtIOHeader>(),
+                VIRTIO_MMIO_SIZE,
+            )
+        }
+        .map_err(|_| "no virtio device at transport 31 (is QEMU's -drive missing?)")?;
+        let dev = Device::new(transport, &DMA, SLOTS, MAX_BYTES).map_err(|e| match e {
+            axolotl_blk::virtio::InitError::NotABlockDevice(_) => {
+                "transport 31 is not a block device"
+            }
+            axolotl_blk::virtio::InitError::Device(_) => "the device would not initialise",
+            axolotl_blk::virtio::InitError::NoDmaMemory => "DMA region too small",
+            axolotl_blk::virtio::InitError::BadConfig => "bad slot configuration",
+        })?;
+        let rings = region(&blk_client_rings, RINGS_BYTES).ok_or("client rings not set")?;
+        let data = region(&blk_client_data, DATA_BYTES).ok_or("client data not set")?;
+        let g = generations(CLIENT).ok_or("no generation for the client's channel")?;
+        BlkServer::new(dev, rings, data, CAPACITY, g).map_err(|_| "bad connection layout")
+    }
+
+    fn act(&mut self, act: Activity) {
+        let Some(server) = self.server.as_ref() else {
+            return;
+        };
+        if act.notify {
+            CLIENT.notify();
+        }
+        if let Some(c) = act.fault {
+            println!("blk_driver: the client is corrupt ({c:?}); reporting it");
+            let accused = axolotl_ring::pd_generation(server.client_generation())
+                .or_else(|| CLIENT.peer_generation())
+                .unwrap_or(u32::MAX);
+            CLIENT.report_corruption(accused);
+        }
+        if let Some(why) = act.device_broken {
+            // Nothing the device says can be believed: only a reset helps, and a restart
+            // of this PD is one (its init resets the device; the client re-issues).
+            panic!("blk_driver: {why}");
+        }
+    }
+}
+
+impl Default for BlkDriver {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Handler for BlkDriver {
+    fn init(&mut self) {
+        let g = generation();
+        match self.start() {
+            Ok(mut server) => {
+                println!(
+                    "blk_driver: generation {g}: virtio-blk at {:#x}, {} sectors, serving blk_client (ring generation {})",
+                    VIRTIO_BLK_PAGE + VIRTIO_BLK_OFFSET as u64,
+                    server.device().capacity(),
+                    server.generation(),
+                );
+                self.server = Some(server);
+            }
+            Err(e) => {
+                println!("blk_driver: generation {g}: cannot start: {e}");
+                return;
+            }
+        }
+        // A previous incarnation may have died with the IRQ taken but not acknowledged.
+        let _ = IRQ.irq_ack();
+        if let Some(s) = self.server.as_mut() {
+            let act = s.poll();
+            self.act(act);
+        }
+        // Whatever the handshake did: the client looks now.
+        CLIENT.notify();
+    }
+
+    fn notified(&mut self, ch: Channel) {
+        let Some(server) = self.server.as_mut() else {
+            return;
+        };
+        let done = server.stats().device_completed;
+        if let Some((n, gens)) = self.crash
+            && generation() < gens
+            && done >= n
+        {
+            println!(
+                "blk_driver: fault injection: wild write after {done} device completions, {} requests in the device",
+                server.in_device()
+            );
+            // SAFETY: deliberately invalid (nothing is mapped there): the fault is the test.
+            unsafe { core::ptr::write_volatile(0x7_0000_0000 as *mut u64, 1) };
+        }
+        let act = if ch == IRQ {
+            server.device().ack_interrupt();
+            let act = server.poll();
+            if let Err(e) = IRQ.irq_ack() {
+                println!("blk_driver: IRQ ack failed: {e:?}");
+            }
+            self.irqs += 1;
+            if self.irqs == 1 {
+                println!("blk_driver: first virtio-blk interrupt");
+            }
+            act
+        } else {
+            server.poll()
+        };
+        self.act(act);
+    }
+}
+
+/// The storage test's client PD: writes the seeded pattern over the first
+/// [`BLK_TEST_SECTORS`] sectors, flushes, reads them back, compares, and prints a verdict.
+pub struct BlkPatternClient {
+    p: Option<PatternClient<IDS>>,
+    phase: Phase,
+    restarts_seen: u64,
+    errors: u32,
+    done: bool,
+}
+
+impl BlkPatternClient {
+    pub const fn new() -> Self {
+        Self {
+            p: None,
+            phase: Phase::Writing,
+            restarts_seen: 0,
+            errors: 0,
+            done: false,
+        }
+    }
+
+    fn step(&mut self) {
+        let Some(p) = self.p.as_mut() else {
+            return;
+        };
+        match p.poll() {
+            Ok(act) => {
+                if act.notify {
+                    DRIVER.notify();
+                }
+            }
+            Err(e) => {
+                self.errors += 1;
+                if self.errors <= 3 {
+                    println!("blk_client: ERROR: {e:?}");
+                }
+                // The driver broke the protocol: the monitor restarts it, and its new
+                // generation makes us resynchronise and re-issue.
+                let accused = p
+                    .client()
+                    .driver_generation()
+                    .or_else(|| DRIVER.peer_generation())
+                    .unwrap_or(u32::MAX);
+                let restarted = DRIVER.report_corruption(accused);
+                println!("blk_client: reported the driver, restarted: {restarted}");
+                DRIVER.notify();
+                return;
+            }
+        }
+        let cs = p.client().stats();
+        if cs.driver_restarts != self.restarts_seen {
+            self.restarts_seen = cs.driver_restarts;
+            println!(
+                "blk_client: driver restarted ({} so far) in phase {:?} at sector {}; re-issuing what it held",
+                cs.driver_restarts,
+                p.phase(),
+                p.position()
+            );
+        }
+        if p.phase() != self.phase {
+            self.phase = p.phase();
+            println!("blk_client: phase {:?}", self.phase);
+        }
+        if p.phase() == Phase::Done && !self.done {
+            self.done = true;
+            let s = p.stats();
+            let pass = s.failed == 0 && s.mismatched == 0 && self.errors == 0;
+            println!(
+                "blk_client: verdict: {}: {} KiB written, flushed and read back (writes {}, reads {}, flushes {}, failed {}, mismatched sectors {}, driver restarts {}, reissued {}, errors {})",
+                if pass { "PASS" } else { "FAIL" },
+                BLK_TEST_SECTORS / 2,
+                s.writes,
+                s.reads,
+                s.flushes,
+                s.failed,
+                s.mismatched,
+                cs.driver_restarts,
+                cs.reissued,
+                self.errors
+            );
+        }
+    }
+}
+
+impl Default for BlkPatternClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Handler for BlkPatternClient {
+    fn init(&mut self) {
+        let (Some(r), Some(d)) = (
+            region(&blk_rings, RINGS_BYTES),
+            region(&blk_data, DATA_BYTES),
+        ) else {
+            println!("blk_client: regions not set");
+            return;
+        };
+        let Some(g) = generations(DRIVER) else {
+            println!("blk_client: cannot start: no generation for the driver's channel");
+            return;
+        };
+        let p = BlkClient::new(r, d, CAPACITY, g)
+            .ok()
+            .and_then(|c| PatternClient::new(c, BLK_TEST_SEED, BLK_TEST_SECTORS, MAX_SECTORS));
+        let Some(p) = p else {
+            println!("blk_client: cannot start: bad connection layout");
+            return;
+        };
+        println!(
+            "blk_client: generation {}: writing the pattern {BLK_TEST_SEED:#x} over {} KiB, {IDS} requests of up to {} KiB in flight",
+            generation(),
+            BLK_TEST_SECTORS / 2,
+            MAX_BYTES / 1024
+        );
+        self.p = Some(p);
+        self.step();
+        DRIVER.notify();
+    }
+
+    fn notified(&mut self, _: Channel) {
+        self.step();
+    }
+}

@@ -1,0 +1,143 @@
+//! Access to a data region shared with a peer.
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+
+use axolotl_ring::SharedRegion;
+
+/// A data region (command records and buffers), reached only through relaxed atomics: the
+/// race-free equivalent of volatile accesses to memory the peer may write at any moment. No
+/// `&[u8]` is ever formed over it. The ring's Acquire/Release on the queue indices orders
+/// these accesses against the peer's. Every access is bounds-checked here, whatever the
+/// caller checked.
+#[derive(Debug)]
+pub struct DataRegion {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: accessed only through atomics.
+unsafe impl Send for DataRegion {}
+
+impl DataRegion {
+    /// A view of the same memory as `region`, which stays with lib/ring.
+    ///
+    /// # Safety
+    /// The memory must stay mapped as long as the view lives (true when the view lives next
+    /// to the ring endpoint that owns `region`).
+    pub(crate) unsafe fn alias(region: &SharedRegion) -> Self {
+        Self {
+            ptr: region.as_ptr(),
+            len: region.len(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether `offset..offset + len` lies inside the region.
+    pub fn contains(&self, offset: usize, len: usize) -> bool {
+        offset.checked_add(len).is_some_and(|end| end <= self.len)
+    }
+
+    fn aligned<T>(&self, offset: usize) -> Option<*mut T> {
+        if !self.contains(offset, size_of::<T>()) {
+            return None;
+        }
+        // SAFETY: in bounds (checked just above).
+        let p = unsafe { self.ptr.as_ptr().add(offset) };
+        p.cast::<T>().is_aligned().then_some(p.cast())
+    }
+
+    /// The aligned `u32` at `offset`; `None` if outside or misaligned.
+    pub fn read_u32(&self, offset: usize) -> Option<u32> {
+        let p = self.aligned::<u32>(offset)?;
+        // SAFETY: in bounds and aligned; every access to the shared region is atomic.
+        Some(unsafe { AtomicU32::from_ptr(p) }.load(Ordering::Relaxed))
+    }
+
+    /// Writes the aligned `u32` at `offset`; `false` if outside or misaligned.
+    pub fn write_u32(&self, offset: usize, v: u32) -> bool {
+        let Some(p) = self.aligned::<u32>(offset) else {
+            return false;
+        };
+        // SAFETY: as in `read_u32`.
+        unsafe { AtomicU32::from_ptr(p) }.store(v, Ordering::Relaxed);
+        true
+    }
+
+    /// The aligned `u64` at `offset`.
+    pub fn read_u64(&self, offset: usize) -> Option<u64> {
+        let p = self.aligned::<u64>(offset)?;
+        // SAFETY: as in `read_u32`.
+        Some(unsafe { AtomicU64::from_ptr(p) }.load(Ordering::Relaxed))
+    }
+
+    /// Writes the aligned `u64` at `offset`.
+    pub fn write_u64(&self, offset: usize, v: u64) -> bool {
+        let Some(p) = self.aligned::<u64>(offset) else {
+            return false;
+        };
+        // SAFETY: as in `read_u32`.
+        unsafe { AtomicU64::from_ptr(p) }.store(v, Ordering::Relaxed);
+        true
+    }
+
+    fn byte(&self, offset: usize) -> &AtomicU8 {
+        debug_assert!(offset < self.len);
+        // SAFETY: callers check bounds; alignment 1; all accesses atomic.
+        unsafe { AtomicU8::from_ptr(self.ptr.as_ptr().add(offset)) }
+    }
+
+    /// Copies `src` to `offset..offset + src.len()`; `false` (nothing copied) if that is not
+    /// inside the region. Eight bytes at a time where aligned.
+    pub fn copy_in(&self, offset: usize, src: &[u8]) -> bool {
+        if !self.contains(offset, src.len()) {
+            return false;
+        }
+        let mut i = 0;
+        while i < src.len() {
+            if src.len() - i >= 8
+                && let Some(p) = self.aligned::<u64>(offset + i)
+            {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&src[i..i + 8]);
+                // SAFETY: in bounds and aligned; atomic.
+                unsafe { AtomicU64::from_ptr(p) }.store(u64::from_ne_bytes(w), Ordering::Relaxed);
+                i += 8;
+            } else {
+                self.byte(offset + i).store(src[i], Ordering::Relaxed);
+                i += 1;
+            }
+        }
+        true
+    }
+
+    /// Copies `offset..offset + dst.len()` into `dst`; `false` (nothing copied) if that is
+    /// not inside the region.
+    pub fn copy_out(&self, offset: usize, dst: &mut [u8]) -> bool {
+        if !self.contains(offset, dst.len()) {
+            return false;
+        }
+        let mut i = 0;
+        while i < dst.len() {
+            if dst.len() - i >= 8
+                && let Some(p) = self.aligned::<u64>(offset + i)
+            {
+                // SAFETY: in bounds and aligned; atomic.
+                let w = unsafe { AtomicU64::from_ptr(p) }.load(Ordering::Relaxed);
+                dst[i..i + 8].copy_from_slice(&w.to_ne_bytes());
+                i += 8;
+            } else {
+                dst[i] = self.byte(offset + i).load(Ordering::Relaxed);
+                i += 1;
+            }
+        }
+        true
+    }
+}

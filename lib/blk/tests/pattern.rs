@@ -1,0 +1,85 @@
+//! The storage test's workload on the fake device, with driver restarts while it writes and
+//! while it reads: it finishes, nothing failed, everything read back matched, and the disk
+//! holds the pattern. And it notices a disk that does not.
+
+mod common;
+
+use axolotl_blk::SECTOR_SIZE;
+use axolotl_blk::pattern::{PatternClient, Phase, pattern_sector};
+use common::*;
+
+const SECTORS: u64 = 64;
+const SEED: u64 = 0x5eed_0015;
+
+fn drive(corrupt_at: Option<u64>) -> (axolotl_blk::pattern::PatternStats, Disk, u64) {
+    let link = Link::new();
+    let d = disk(SECTORS as usize + 16);
+    let mut server = link.server(FakeDevice::new(d.clone(), 3, 3));
+    let mut p = PatternClient::new(link.client(), SEED, SECTORS, MAX_SECTORS as u32).unwrap();
+    let mut restarts = 0;
+    let mut last_phase = Phase::Writing;
+    for step in 0..10_000u64 {
+        let _ = p.poll().unwrap();
+        let _ = server.poll();
+        server.device().complete(step as usize * 7);
+        let _ = server.poll();
+        if p.phase() != last_phase {
+            last_phase = p.phase();
+            if last_phase == Phase::Reading
+                && let Some(s) = corrupt_at
+            {
+                d.borrow_mut().data[s as usize * SECTOR_SIZE] ^= 1;
+            }
+        }
+        // Restarts in the middle of each phase, with requests in the device.
+        if step % 9 == 4 && restarts < 6 && server.in_device() > 0 {
+            server.device().reset(|i| i % 2 == 0);
+            drop(server);
+            server = link.restart_server(FakeDevice::new(d.clone(), 3, 3));
+            restarts += 1;
+        }
+        if p.phase() == Phase::Done {
+            assert!(p.client().stats().driver_restarts > 0);
+            return (p.stats(), d, restarts);
+        }
+    }
+    panic!(
+        "the workload never finished: {:?} at {}",
+        p.phase(),
+        p.position()
+    );
+}
+
+#[test]
+fn the_pattern_survives_driver_restarts_in_both_phases() {
+    let (stats, d, restarts) = drive(None);
+    assert!(restarts >= 3, "restarts: {restarts}");
+    assert_eq!(stats.failed, 0);
+    assert_eq!(stats.mismatched, 0);
+    assert_eq!(stats.writes, SECTORS / MAX_SECTORS as u64);
+    assert_eq!(stats.reads, SECTORS / MAX_SECTORS as u64);
+    assert_eq!(stats.flushes, 1);
+    let mut s = [0u8; SECTOR_SIZE];
+    let d = d.borrow();
+    for sector in 0..SECTORS {
+        pattern_sector(SEED, sector, &mut s);
+        let at = sector as usize * SECTOR_SIZE;
+        assert_eq!(d.data[at..at + SECTOR_SIZE], s, "sector {sector}");
+        assert_eq!(
+            d.durable[at..at + SECTOR_SIZE],
+            s,
+            "sector {sector} durable"
+        );
+    }
+    assert!(
+        d.data[SECTORS as usize * SECTOR_SIZE..]
+            .iter()
+            .all(|&b| b == 0)
+    );
+}
+
+#[test]
+fn a_sector_that_changed_on_the_disk_is_counted() {
+    let (stats, _, _) = drive(Some(17));
+    assert_eq!(stats.mismatched, 1);
+}
