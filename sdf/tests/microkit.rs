@@ -23,6 +23,18 @@ const EXPECTED: &[(&str, Option<&str>)] = &[
     ("domain_no_pd_domain.system", Some("unknown-element")),
     ("ch_ppcall_priority.system", Some("pp-priority")),
     ("pd_duplicate_child_id_vcpu.system", Some("child-id")),
+    ("ch_bidirectional_ppc.xml", Some("pp-both")),
+    ("mr_overlapping_phys_addr.xml", Some("phys-overlap")),
+    ("pd_budget_gt_period.system", Some("budget-period")),
+    ("irq_invalid_trigger.system", Some("bad-value")),
+    ("mr_size_not_multiple_of_page_size.system", Some("region-size")),
+    ("pd_child_missing_id.system", Some("missing-attribute")),
+    ("pd_overlapping_maps.system", Some("map-overlap")),
+    ("pd_write_only_mr.system", Some("map-perms")),
+    ("ch_id_greater_than_62.xml", Some("id-range")),
+    ("pd_duplicate_child_id.xml", Some("child-id")),
+    ("mr_unsupported_page_size.xml", Some("page-size")),
+    ("ch_not_enough_ends.xml", Some("channel-ends")),
 ];
 
 #[test]
@@ -50,7 +62,7 @@ fn every_microkit_fixture_has_an_expectation() {
     let mut on_disk: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".system"))
+        .filter(|n| n.ends_with(".system") || n.ends_with(".xml"))
         .collect();
     on_disk.sort();
     let mut listed: Vec<&str> = EXPECTED.iter().map(|(f, _)| *f).collect();
