@@ -27,7 +27,10 @@ const EXPECTED: &[(&str, Option<&str>)] = &[
     ("mr_overlapping_phys_addr.xml", Some("phys-overlap")),
     ("pd_budget_gt_period.system", Some("budget-period")),
     ("irq_invalid_trigger.system", Some("bad-value")),
-    ("mr_size_not_multiple_of_page_size.system", Some("region-size")),
+    (
+        "mr_size_not_multiple_of_page_size.system",
+        Some("region-size"),
+    ),
     ("pd_child_missing_id.system", Some("missing-attribute")),
     ("pd_overlapping_maps.system", Some("map-overlap")),
     ("pd_write_only_mr.system", Some("map-perms")),

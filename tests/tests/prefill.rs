@@ -1,6 +1,7 @@
 //! `tests/systems/prefill.system`: Microkit's memory-region prefill reaches the region at
 //! boot (cached and uncached, over more than one page, zero after the file), and the sizes
-//! and ids the SDF asks for are patched in; the region mapped above 4 GiB is usable.
+//! and ids the SDF asks for are patched in; the region mapped above 4 GiB is usable, and an
+//! `rwx` map is both executable and writable.
 
 use axolotl_tests::{DEFAULT_TIMEOUT, boot_named, check, refute_each};
 
@@ -16,6 +17,8 @@ fn prefill(gic: u8) {
             "prefill-checker: pages cached: file, then zero",
             "prefill-checker: pages uncached: file, then zero",
             "prefill-checker: witness channel id 5",
+            // The rwx map (a warning, not an error) executes and takes writes.
+            "prefill-checker: rwx code returned 42, wrote 0xa5",
         ],
         DEFAULT_TIMEOUT,
     ));

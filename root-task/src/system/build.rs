@@ -455,6 +455,13 @@ impl System {
         if region.prefill == 0 {
             return Ok(());
         }
+        // Fixed regions are device memory (the check refuses a prefill there): never write
+        // device registers on a plan's say-so.
+        if region.phys_addr.is_some() {
+            return Err(Error::Plan(
+                "prefill of a region at a fixed physical address",
+            ));
+        }
         let bytes = self
             .pack
             .prefill(region.name.as_str())

@@ -23,6 +23,8 @@ mod pd {
     static pages_uncached: SetVar = SetVar::new();
     #[unsafe(no_mangle)]
     static witness_channel: SetVar = SetVar::new();
+    #[unsafe(no_mangle)]
+    static code: SetVar = SetVar::new();
 
     /// The region at `vaddr`, `size` bytes, as the SDF maps it.
     fn region(vaddr: u64, size: u64) -> &'static [u8] {
@@ -73,6 +75,18 @@ mod pd {
                 "prefill-checker: witness channel id {}",
                 witness_channel.get()
             );
+            // SAFETY: the SDF maps `code` rwx at this address, prefilled with `mov x0, #42;
+            // ret` (tests/systems/prefill/code.bin): a function of the C ABI taking nothing.
+            let f: extern "C" fn() -> u64 =
+                unsafe { core::mem::transmute(code.get() as *const ()) };
+            let r = f();
+            let at = (code.get() + 0x800) as *mut u8;
+            // SAFETY: `at` is in the same page of `code`, writable, and nothing else uses it.
+            let back = unsafe {
+                core::ptr::write_volatile(at, 0xa5);
+                core::ptr::read_volatile(at)
+            };
+            println!("prefill-checker: rwx code returned {r}, wrote {back:#x}");
         }
 
         fn notified(&mut self, _ch: Channel) {}
