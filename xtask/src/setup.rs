@@ -53,7 +53,7 @@ fn ensure_e2fsprogs() -> Result<(), String> {
         );
     }
     apt(&["update", "-q"])?;
-    apt(&["install", "-y", "-q", "e2fsprogs"])
+    apt(&install_args(None, "e2fsprogs"))
 }
 
 pub fn ensure_rust_targets() -> Result<(), String> {
@@ -105,17 +105,10 @@ fn ensure_qemu() -> Result<(), String> {
             .map_err(|e| format!("writing {BACKPORTS_LIST}: {e}; {by_hand}"))?;
         }
         apt(&["update", "-q"])?;
-        apt(&[
-            "install",
-            "-y",
-            "-q",
-            "-t",
-            "bookworm-backports",
-            "qemu-system-arm",
-        ])?;
+        apt(&install_args(Some("bookworm-backports"), "qemu-system-arm"))?;
     } else {
         apt(&["update", "-q"])?;
-        apt(&["install", "-y", "-q", "qemu-system-arm"])?;
+        apt(&install_args(None, "qemu-system-arm"))?;
     }
     match qemu_version() {
         Some((major, _)) if major >= MIN_QEMU_MAJOR => Ok(()),
@@ -123,6 +116,18 @@ fn ensure_qemu() -> Result<(), String> {
             "QEMU is still missing or older than {MIN_QEMU_MAJOR} after installing; {by_hand}"
         )),
     }
+}
+
+/// `apt-get install` of one package and what it depends on, nothing it merely recommends:
+/// qemu-system-arm recommends ~200 GUI, audio, SPICE and firmware packages (qemu-system-gui,
+/// ipxe, EDK2) that a headless host booting ELF images on virtio-mmio never uses.
+fn install_args<'a>(suite: Option<&'a str>, package: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+    if let Some(suite) = suite {
+        args.extend(["-t", suite]);
+    }
+    args.push(package);
+    args
 }
 
 fn apt(args: &[&str]) -> Result<(), String> {
@@ -170,4 +175,24 @@ fn backports_configured() -> bool {
                 .any(|l| !l.trim_start().starts_with('#') && l.contains("bookworm-backports"))
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::install_args;
+
+    #[test]
+    fn installs_never_pull_recommended_packages() {
+        for args in [
+            install_args(None, "e2fsprogs"),
+            install_args(Some("bookworm-backports"), "qemu-system-arm"),
+        ] {
+            assert_eq!(args[0], "install");
+            assert!(args.contains(&"--no-install-recommends"), "{args:?}");
+        }
+        assert_eq!(
+            install_args(Some("bookworm-backports"), "qemu-system-arm")[4..],
+            ["-t", "bookworm-backports", "qemu-system-arm"]
+        );
+    }
 }
