@@ -34,6 +34,11 @@ pub const MAX_PD_PAGES: usize = 16384;
 
 pub type Name = String<MAX_NAME>;
 
+/// The symbol a PD image names to be told its PD's name, as Microkit patches `microkit_name`
+/// (a `char[64]`): panic and debug lines then say which PD, not which program image (one
+/// image may serve several PDs).
+pub const NAME_SYMBOL: &str = "microkit_name";
+
 /// The monitor's timer channel: the root task, which owns the EL1 physical timer (it watches
 /// the monitor's heartbeat with it), signals the monitor's channel 0 when the time the
 /// monitor asked for (`axolotl_root_service::Request::SetTimer`) has come. The monitor has no
@@ -108,6 +113,10 @@ pub struct Pd {
     pub caps: Span,
     pub irqs: Span,
     pub setvars: Span,
+    /// Where the PD's image wants its own name (Microkit's `microkit_name`, [`NAME_SYMBOL`]):
+    /// `(vaddr, bytes ≤ MAX_NAME)`; the loader writes `name` there, zero-padded and cut to
+    /// `bytes`, at every (re)load.
+    pub name_at: Option<(u64, u16)>,
     pub vm: Option<u8>,
     pub resilience: Resilience,
     pub totals: Totals,

@@ -99,6 +99,33 @@ pub fn pd_index() -> Option<u8> {
         .and_then(|i| u8::try_from(i).ok())
 }
 
+/// This PD's name from the SDF, written by the loader at every (re)load as Microkit's tool
+/// patches `microkit_name` (`axolotl_boot_plan::NAME_SYMBOL`): zero-padded, cut to 64 bytes.
+#[doc(hidden)]
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+pub static microkit_name: PdName = PdName(core::cell::UnsafeCell::new([0; 64]));
+
+#[doc(hidden)]
+#[repr(transparent)]
+pub struct PdName(core::cell::UnsafeCell<[u8; 64]>);
+
+// SAFETY: written only by the loader before the PD runs; afterwards only read.
+unsafe impl Sync for PdName {}
+
+/// This PD's name as the SDF gives it ("?" if the loader did not write one, e.g. an image
+/// run outside a system).
+pub fn name() -> &'static str {
+    // SAFETY: the loader's bytes, never written while the PD runs. The UnsafeCell keeps the
+    // static in writable memory and stops the compiler folding the zeros it starts with.
+    let bytes: &'static [u8; 64] = unsafe { &*microkit_name.0.get() };
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    match core::str::from_utf8(&bytes[..end]) {
+        Ok(s) if !s.is_empty() => s,
+        _ => "?",
+    }
+}
+
 /// The root task's generation table (`axolotl_boot_plan::generations`), mapped read-only
 /// into every PD: every PD's generation as the root task, which restarts PDs, counts it.
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]

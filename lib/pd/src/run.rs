@@ -47,7 +47,16 @@ pub fn run<H: Handler>(mut h: H) -> ! {
 /// Prints a PD's panic and raises a user exception, so its fault handler (the monitor)
 /// learns of it: a panic is never silent. For the PD's `#[panic_handler]`.
 pub fn report_panic(info: &core::panic::PanicInfo) -> ! {
-    axolotl_sys::println!("PD PANIC: {}", info.message());
+    match info.location() {
+        Some(at) => axolotl_sys::println!(
+            "PD PANIC in {}: {} at {}:{}",
+            crate::name(),
+            info.message(),
+            at.file(),
+            at.line()
+        ),
+        None => axolotl_sys::println!("PD PANIC in {}: {}", crate::name(), info.message()),
+    }
     // SAFETY: a permanently undefined instruction: the kernel turns it into a fault message.
     unsafe { core::arch::asm!("udf #0x50d", options(noreturn)) }
 }

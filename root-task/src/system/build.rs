@@ -699,6 +699,7 @@ impl System {
             segments: &seg,
             image: bytes,
             setvars: &setvars,
+            name: None,
         };
         let vspace = self.pds[m].vspace;
         let mut va = MONITOR_PLAN_VADDR;

@@ -5,7 +5,7 @@
 
 use axolotl_abi::Rights;
 use axolotl_abi::bootinfo::init_cap;
-use axolotl_boot_plan::Segment;
+use axolotl_boot_plan::{MAX_NAME, Pd, Segment};
 use axolotl_sys::alloc::ObjectAlloc;
 use axolotl_sys::{Frame, VSpace, vm_attr};
 
@@ -24,6 +24,8 @@ pub struct Source<'a> {
     pub image: &'a [u8],
     /// `(vaddr, value)`: 8-byte little-endian words written over the image.
     pub setvars: &'a [(u64, u64)],
+    /// The PD's name for its image's `microkit_name` ([`name_patch`]).
+    pub name: Option<NamePatch>,
 }
 
 impl Source<'_> {
@@ -54,16 +56,21 @@ impl Source<'_> {
         for &(va, value) in self.setvars {
             let _ = copy_overlap(dst, page, va, &value.to_le_bytes());
         }
+        if let Some(n) = &self.name {
+            let _ = copy_overlap(dst, page, n.vaddr, n.bytes());
+        }
     }
 
     /// Whether `page` already holds what [`Source::fill`] would write (a read, no write: for
     /// pages the PD cannot write). Setvars are never in such pages in practice; a page with one
     /// is simply reported as different.
     pub fn matches(&self, dst: &[u8], page: u64) -> bool {
-        if self
-            .setvars
-            .iter()
-            .any(|&(va, _)| va + 8 > page && va < page + dst.len() as u64)
+        let touches = |va: u64, len: u64| va + len > page && va < page + dst.len() as u64;
+        if self.setvars.iter().any(|&(va, _)| touches(va, 8))
+            || self
+                .name
+                .as_ref()
+                .is_some_and(|n| touches(n.vaddr, n.len as u64))
         {
             return false;
         }
@@ -122,6 +129,30 @@ impl Source<'_> {
                 Ok((p, size, s))
             })
     }
+}
+
+/// The bytes a PD's image finds in its `microkit_name` (`Pd::name_at`).
+pub struct NamePatch {
+    vaddr: u64,
+    /// The symbol's size (the builder caps it at `MAX_NAME`): nothing beyond it is written.
+    len: usize,
+    padded: [u8; MAX_NAME],
+}
+
+impl NamePatch {
+    fn bytes(&self) -> &[u8] {
+        &self.padded[..self.len]
+    }
+}
+
+/// `pd`'s name, zero-padded and cut to its image's `microkit_name`, if the image has one.
+pub fn name_patch(pd: &Pd) -> Option<NamePatch> {
+    let (vaddr, size) = pd.name_at?;
+    let len = (size as usize).min(MAX_NAME);
+    let mut padded = [0; MAX_NAME];
+    let n = pd.name.len().min(len);
+    padded[..n].copy_from_slice(&pd.name.as_bytes()[..n]);
+    Some(NamePatch { vaddr, len, padded })
 }
 
 /// Copies the part of `[src_va, src_va + src.len())` that falls in the page at `page` into

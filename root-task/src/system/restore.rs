@@ -87,6 +87,7 @@ pub fn source<'s>(
         segments: plan.segments_of(image),
         image: bytes,
         setvars,
+        name: super::image::name_patch(pd),
     })
 }
 

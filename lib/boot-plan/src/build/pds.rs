@@ -148,6 +148,11 @@ pub(super) fn pds(cx: &mut Cx) {
             caps: m::Span::default(),
             irqs: w.irqs,
             setvars: w.setvars,
+            name_at: w
+                .elf
+                .and_then(|e| e.symbol(m::NAME_SYMBOL))
+                .filter(|&(_, size)| size > 0)
+                .map(|(vaddr, size)| (vaddr, size.min(m::MAX_NAME as u64) as u16)),
             vm: w.vm,
             resilience,
             totals: w.totals,

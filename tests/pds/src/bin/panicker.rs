@@ -14,7 +14,7 @@ mod pd {
         fn init(&mut self) {
             let g = generation();
             if g == 0 {
-                panic!("panicker: deliberate panic in generation 0");
+                panic!("deliberate panic in generation 0");
             }
             println!("panicker: generation {g} running");
             WITNESS.notify();
