@@ -91,33 +91,19 @@ pub fn run(filter: Option<&str>, stress_long: bool) -> Result<ExitCode, String> 
     }
     cargo_test(&mut t, "loom model checks", &loom, &[]);
 
-    eprintln!("xtask: building test images");
-    for board in BOARDS {
-        images::build(&Variant::new(*board, None))?;
-        for s in SELFTESTS {
-            images::build(&Variant::new(*board, Some(s)))?;
-        }
-        let mut suite = Variant::kernel_suite(*board);
-        if stress_long {
-            suite.stress_iterations = Some(STRESS_LONG_ITERATIONS);
-        }
-        images::build(&suite)?;
-        if board.gic.version().number() == 3 {
-            // The suite once more with a kernel that says why it refuses each invocation
-            // (`tests/tests/kernel_suite.rs`); a short stress, as every refusal is a line.
-            let mut v = Variant::kernel_suite(*board);
-            v.kernel_features = &["user-error"];
-            v.stress_iterations = Some(USER_ERROR_STRESS_ITERATIONS);
-            images::build(&v)?;
-        }
-        for s in SYSTEMS.iter().filter(|s| builds_for(s, board)) {
-            let sdf = images::workspace_root().join(s);
-            let mut v = Variant::new(*board, None);
-            v.system = Some(crate::system::pack(&sdf, board)?);
-            images::build(&v)?;
-        }
-    }
     let images = images::images_dir().display().to_string();
+    let mut jobs = image_jobs(stress_long);
+    if let Some(f) = filter {
+        // Only what the selected tests boot: a filtered run of a few tests must not wait for
+        // every system's image.
+        let wanted = wanted_images(f, &images)?;
+        jobs.retain(|j| wanted.contains(&j.name()));
+    }
+    let n = jobs.len();
+    for (k, job) in jobs.into_iter().enumerate() {
+        eprintln!("xtask: building image {} of {n}: {}", k + 1, job.name());
+        images::build(&job.into_variant()?)?;
+    }
     let mut integ = vec!["test", "-p", "axolotl-tests"];
     if let Some(f) = filter {
         integ.push(f);
@@ -141,6 +127,100 @@ pub fn run(filter: Option<&str>, stress_long: bool) -> Result<ExitCode, String> 
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// One image the integration tests may boot; systems are packed only when built.
+enum ImageJob {
+    Plain(Variant),
+    System(Board, &'static str),
+}
+
+impl ImageJob {
+    /// The image's name (`<name>.elf` under target/images), known without building it.
+    fn name(&self) -> String {
+        match self {
+            ImageJob::Plain(v) => v.name(),
+            ImageJob::System(board, sdf) => format!(
+                "{}-{}",
+                Variant::new(*board, None).name(),
+                crate::system::image_name(&images::workspace_root().join(sdf))
+            ),
+        }
+    }
+
+    fn into_variant(self) -> Result<Variant, String> {
+        match self {
+            ImageJob::Plain(v) => Ok(v),
+            ImageJob::System(board, sdf) => {
+                let mut v = Variant::new(board, None);
+                v.system = Some(crate::system::pack(
+                    &images::workspace_root().join(sdf),
+                    &board,
+                )?);
+                Ok(v)
+            }
+        }
+    }
+}
+
+/// Every image of a whole run, in build order.
+fn image_jobs(stress_long: bool) -> Vec<ImageJob> {
+    let mut jobs = Vec::new();
+    for board in BOARDS {
+        jobs.push(ImageJob::Plain(Variant::new(*board, None)));
+        for s in SELFTESTS {
+            jobs.push(ImageJob::Plain(Variant::new(*board, Some(s))));
+        }
+        let mut suite = Variant::kernel_suite(*board);
+        if stress_long {
+            suite.stress_iterations = Some(STRESS_LONG_ITERATIONS);
+        }
+        jobs.push(ImageJob::Plain(suite));
+        if board.gic.version().number() == 3 {
+            // The suite once more with a kernel that says why it refuses each invocation
+            // (`tests/tests/kernel_suite.rs`); a short stress, as every refusal is a line.
+            let mut v = Variant::kernel_suite(*board);
+            v.kernel_features = &["user-error"];
+            v.stress_iterations = Some(USER_ERROR_STRESS_ITERATIONS);
+            jobs.push(ImageJob::Plain(v));
+        }
+        for s in SYSTEMS.iter().filter(|s| builds_for(s, board)) {
+            jobs.push(ImageJob::System(*board, s));
+        }
+    }
+    jobs
+}
+
+/// The images the integration tests selected by `filter` boot: they run once with
+/// `AXOLOTL_LIST_IMAGES`, under which the harness (`axolotl_qemu::Boot::start`) writes down
+/// the image a test asks for instead of booting it, so the test stops at its first boot.
+fn wanted_images(filter: &str, images: &str) -> Result<std::collections::HashSet<String>, String> {
+    let list = images::target_dir().join("xtask-wanted-images.txt");
+    let _ = std::fs::remove_file(&list);
+    eprintln!("xtask: finding the images the tests matching {filter:?} boot");
+    let status = Command::new(env!("CARGO"))
+        .args(["test", "-q", "-p", "axolotl-tests", filter])
+        .env("AXOLOTL_IMAGES", images)
+        .env(axolotl_qemu::LIST_IMAGES_ENV, &list)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .current_dir(images::workspace_root())
+        .status()
+        .map_err(|e| format!("cargo test (listing images): {e}"))?;
+    // The listed tests fail by design; a build failure shows up in the real run below.
+    let _ = status;
+    Ok(parse_image_list(
+        &std::fs::read_to_string(&list).unwrap_or_default(),
+    ))
+}
+
+/// `Boot::start`'s list: one image path a line; the names without directory and `.elf`.
+fn parse_image_list(list: &str) -> std::collections::HashSet<String> {
+    list.lines()
+        .filter_map(|l| std::path::Path::new(l.trim()).file_name()?.to_str())
+        .filter_map(|f| f.strip_suffix(".elf"))
+        .map(str::to_string)
+        .collect()
 }
 
 const SHORT_CAMPAIGN: &str = "campaign_short";
@@ -247,7 +327,44 @@ fn parse_result(line: &str) -> Option<(u64, u64)> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_result;
+    use super::{ImageJob, image_jobs, parse_image_list, parse_result};
+
+    #[test]
+    fn image_list_names_images_by_file_stem() {
+        let got = parse_image_list(
+            "/w/target/images/qemu-virt-aarch64-gic3-restart.elf\n\
+             /w/target/images/qemu-virt-aarch64-gic2.elf\n\nnot-an-image.txt\n",
+        );
+        let mut got: Vec<_> = got.into_iter().collect();
+        got.sort();
+        assert_eq!(
+            got,
+            ["qemu-virt-aarch64-gic2", "qemu-virt-aarch64-gic3-restart"]
+        );
+    }
+
+    /// The names a filtered run matches against are the names the images are built under
+    /// and the harness boots (`tests/src/lib.rs`: `<board>-gic<N><suffix>`).
+    #[test]
+    fn job_names_are_the_names_tests_boot() {
+        let names: Vec<String> = image_jobs(false).iter().map(ImageJob::name).collect();
+        for want in [
+            "qemu-virt-aarch64-gic3",
+            "qemu-virt-aarch64-gic2-selftest-ipc",
+            "qemu-virt-aarch64-gic3-kernel-suite",
+            "qemu-virt-aarch64-gic3-kernel-suite-user-error",
+            "qemu-virt-aarch64-gic3-restart",
+            "qemu-virt-aarch64-gic2-restart",
+            "qemu-virt-aarch64-gic3-linux-vm-gicv3",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+        }
+        assert!(
+            !names
+                .iter()
+                .any(|n| n == "qemu-virt-aarch64-gic2-linux-vm-gicv3")
+        );
+    }
 
     #[test]
     fn reads_cargo_test_summaries() {
