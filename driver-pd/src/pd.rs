@@ -6,7 +6,7 @@ use core::ptr::NonNull;
 use axolotl_pd::{
     CNODE_DEPTH, Channel, Handler, OWN_CNODE, SetVar, generation, peer_generation_word, println,
 };
-use axolotl_ring::{Authority, Generations, SharedRegion, ring_generation};
+use axolotl_ring::{Authority, Deadline, Generations, Progress, SharedRegion, ring_generation};
 use axolotl_serial_core::layout::{CAPACITY, IDS, REGION_BYTES};
 use axolotl_serial_core::{
     Activity, ConnId, Connection, Pl011, QEMU_VIRT_UARTCLK, RxClient, SeqClient, SeqClientError,
@@ -51,6 +51,12 @@ static rings: SetVar = SetVar::new();
 static data: SetVar = SetVar::new();
 
 const IRQ: Channel = Channel::new(DRIVER_IRQ_CHANNEL);
+/// How long a client waits for its next completion while messages are in flight before it
+/// reports the driver (checked at the monitor's heartbeat pings, so only for clients the SDF
+/// gives `heartbeat_ms`). Far above a completion's time under a loaded QEMU, and above the
+/// monitor's own hang detection (two heartbeat periods and a last chance), which should
+/// catch a driver that stopped altogether first.
+const CLIENT_DEADLINE_US: u64 = 1_000_000;
 const DRIVER: Channel = Channel::new(CLIENT_DRIVER_CHANNEL);
 
 /// One page the SDF maps at the vaddr patched into `var`; `None` if it was not patched.
@@ -109,6 +115,11 @@ enum Inject {
     /// restart to client_a (the next generation a real restart would publish), the largest
     /// generation to client_b, and write client_b's own generation word too.
     Lie(u64),
+    /// Flip bit 24 of client_a's request tail in the shared ring (a word the client writes,
+    /// as the campaign's `ring` kind did) and from then on report no client it finds
+    /// corrupt (the report lost): client_a's connection is dead while the driver runs,
+    /// serves client_b and answers heartbeats. Only client_a's deadline can see it.
+    Silent(u64),
 }
 
 /// The serial driver PD with `N` transmit clients (`client_a`, `client_b`: `N` ≤ 2) and the
@@ -120,6 +131,8 @@ pub struct SerialDriver<const N: usize> {
     irqs: u64,
     /// Who the receive connection serves, for the log.
     rx_client: &'static str,
+    /// `Inject::Silent` has struck: corrupt clients go unreported.
+    silent: bool,
 }
 
 /// resilient-echo's driver: two transmit clients, echo_rx receiving.
@@ -154,6 +167,7 @@ impl<const N: usize> SerialDriver<N> {
             inject: None,
             irqs: 0,
             rx_client,
+            silent: false,
         }
     }
 
@@ -196,6 +210,15 @@ impl<const N: usize> SerialDriver<N> {
     pub const fn lying_after(completed: u64) -> Self {
         let mut d = Self::new();
         d.inject = Some(Inject::Lie(completed));
+        d
+    }
+
+    /// A driver that, in generation 0, kills client_a's connection once it has completed
+    /// `completed` messages and reports nothing (`Inject::Silent`): for the client-deadline
+    /// test only (issue #21, the campaign's silent failures).
+    pub const fn silent_after(completed: u64) -> Self {
+        let mut d = Self::new();
+        d.inject = Some(Inject::Silent(completed));
         d
     }
 
@@ -255,6 +278,12 @@ impl<const N: usize> SerialDriver<N> {
                 }
             }
             for id in act.faults.iter() {
+                if self.silent {
+                    println!(
+                        "serial_driver: fault injection: client {id:?} is corrupt; not reporting it"
+                    );
+                    continue;
+                }
                 println!(
                     "serial_driver: client {id:?} is corrupt ({:?}); reporting it",
                     server.fault(id)
@@ -379,6 +408,23 @@ impl<const N: usize> Handler for SerialDriver<N> {
             // SAFETY: inside the ring page the SDF maps read-write for us.
             unsafe { core::ptr::write_volatile(tail as *mut u32, 0x7fff_0000) };
         }
+        if let Some(Inject::Silent(n)) = self.inject
+            && generation() == 0
+            && done >= n
+        {
+            self.inject = None;
+            self.silent = true;
+            println!(
+                "serial_driver: fault injection: flipping bit 24 of client_a's request tail, reporting no client, after {done} completed messages"
+            );
+            // lib/ring's connection layout: the request queue at 128, its tail first.
+            let tail = (client_a_rings.get() + 128) as *mut u32;
+            // SAFETY: inside the ring page the SDF maps read-write for us.
+            unsafe { tail.write_volatile(tail.read_volatile() ^ (1 << 24)) };
+            // Look at once, as after the client's next notification.
+            let act = self.server.as_mut().map(|s| s.poll()).unwrap_or_default();
+            self.act(act);
+        }
         if let Some(Inject::Lie(n)) = self.inject
             && generation() == 0
             && done >= n
@@ -430,6 +476,8 @@ pub struct EchoClient {
     /// Fault injection (test systems only): in generation 0, crash once this many messages
     /// completed.
     crash_after: Option<u64>,
+    /// Messages in flight must keep completing (checked at heartbeat pings).
+    deadline: Deadline,
 }
 
 impl EchoClient {
@@ -441,6 +489,7 @@ impl EchoClient {
             errors: 0,
             done: false,
             crash_after: None,
+            deadline: Deadline::new(CLIENT_DEADLINE_US),
         }
     }
 
@@ -552,6 +601,36 @@ impl Handler for EchoClient {
 
     fn notified(&mut self, _: Channel) {
         self.step();
+    }
+
+    /// The end-to-end check (issue #21): a driver can run, answer heartbeats and keep to
+    /// the ring's rules, yet no longer serve this connection (a lost notification, a
+    /// connection it holds corrupt and whose report went nowhere, its own state flipped).
+    /// Neither the ring nor the monitor sees that; the client does, by its completions.
+    fn heartbeat(&mut self) {
+        // A completion posted whose notification was lost counts: look first.
+        self.step();
+        let name = self.name;
+        let Some(c) = self.client.as_ref() else {
+            return;
+        };
+        let now = axolotl_pd::now_us();
+        if let Progress::Overdue { stalled_us } =
+            self.deadline.check(now, c.in_flight(), c.stats().completed)
+        {
+            let accused = c
+                .driver_generation()
+                .or_else(|| DRIVER.peer_generation())
+                .unwrap_or(u32::MAX);
+            println!(
+                "{name}: no completion in {} ms with {} in flight; reporting the driver",
+                stalled_us / 1000,
+                c.in_flight()
+            );
+            let restarted = DRIVER.report_corruption(accused);
+            println!("{name}: reported the driver, restarted: {restarted}");
+            DRIVER.notify();
+        }
     }
 }
 

@@ -306,6 +306,70 @@ fn resilient_echo_survives_ring_corruption_gicv2() {
     survives_ring_corruption(2);
 }
 
+/// Issue #21 (the campaign's silent failures): the driver kills client_a's connection and
+/// reports nothing (test-only driver, tests/systems/resilient-echo-silent.system): it runs,
+/// serves client_b and would answer heartbeats, so neither the ring nor the monitor sees a
+/// thing. client_a's deadline, checked at its heartbeat pings, does: it reports the driver,
+/// the monitor restarts it, and both clients complete every message exactly once, in order.
+fn survives_silent_connection_loss(gic: u8) {
+    let mut b = check(boot_with_uart1(
+        gic,
+        "cortex-a72",
+        "-resilient-echo-silent",
+        None,
+    ));
+    check(b.expect_chain(
+        &[
+            "serial_driver: generation 0: serving 2 clients on UART1 (ring generation 1)",
+            "serial_driver: fault injection: flipping bit 24 of client_a's request tail",
+            "serial_driver: fault injection: client Tx(0) is corrupt; not reporting it",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    check(b.expect_chain(
+        &[
+            "client_a: no completion in ",
+            "client_a: reported the driver, restarted: true",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    check(b.expect_all(
+        &[
+            "monitor: restarted serial_driver (cause: corruption reported by pd ",
+            "serial_driver: generation 1: serving 2 clients on UART1 (ring generation 2)",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    for line in done_lines(&mut b) {
+        assert!(line.contains("(sent 100, resubmitted "), "{line}");
+        assert!(line.ends_with(", errors 0)"), "{line}");
+        if line.starts_with("client_a") {
+            assert!(line.contains("driver restarts 1,"), "{line}");
+        }
+    }
+    for bad in [
+        "serial_driver: generation 2",
+        "client_b: no completion",
+        "monitor: holding",
+        "cannot start",
+        "KERNEL PANIC",
+        "kernel: FAULT",
+        "ERROR",
+    ] {
+        check(b.refute(bad));
+    }
+}
+
+#[test]
+fn resilient_echo_survives_silent_connection_loss_gicv3() {
+    survives_silent_connection_loss(3);
+}
+
+#[test]
+fn resilient_echo_survives_silent_connection_loss_gicv2() {
+    survives_silent_connection_loss(2);
+}
+
 /// Issue #5: the driver hangs (test-only driver that busy-loops forever after 30 completed
 /// messages, tests/systems/resilient-echo-hang.system, heartbeat_ms 100). It no longer
 /// answers the monitor's heartbeat pings; after two silent periods the monitor restarts it

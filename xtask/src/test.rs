@@ -26,6 +26,7 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/lying-reporter.system",
     "tests/systems/unrestartable-peer.system",
     "tests/systems/resilient-echo-scribble.system",
+    "tests/systems/resilient-echo-silent.system",
     "tests/systems/resilient-echo-capdelete.system",
     "tests/systems/resilient-echo-client-crash.system",
     "tests/systems/resilient-echo-liar.system",

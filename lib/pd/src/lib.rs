@@ -25,6 +25,8 @@ pub use run::{report_panic, run};
 pub use axolotl_abi::{CALL_ABORTED, Fault, MessageInfo, Resume};
 pub use axolotl_sys::ipc::{get_mr, set_mr};
 pub use axolotl_sys::println;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub use axolotl_sys::time::now_us;
 
 /// The fault a child's message `msg` (as [`Handler::fault`] receives it) reports; `None`
 /// when its label is not a fault's or it is shorter than its layout (`axolotl_abi::Fault`).
@@ -64,6 +66,11 @@ pub trait Handler {
         let _ = (ch, msg);
         MessageInfo::new(axolotl_abi::Error::IllegalOperation as u64, 0, 0, 0)
     }
+
+    /// The monitor's heartbeat ping was just answered (PDs with `heartbeat_ms` only): a
+    /// periodic moment, with no timer of the PD's own, to check what only the PD can see, e.g.
+    /// a client's requests that stopped completing (`axolotl_ring::Deadline`).
+    fn heartbeat(&mut self) {}
 
     /// Child `child` faulted with message `msg` (a fault label and its words). Returning a
     /// message replies to the fault and resumes the child; `None` leaves it stopped.

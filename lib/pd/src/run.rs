@@ -41,6 +41,12 @@ pub fn run<H: Handler>(mut h: H) -> ! {
             Event::Protected { ch, msg } => Some(h.protected(ch, msg)),
             Event::Fault { child, msg } => h.fault(child, msg),
         };
+        // After the events that came with the ping, and only when no reply waits in the IPC
+        // buffer's message registers (the hook may make calls that use them): a ping that
+        // came with a PPC or a fault leaves the check to the next one.
+        if ping && reply.is_none() {
+            h.heartbeat();
+        }
     }
 }
 

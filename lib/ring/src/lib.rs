@@ -177,6 +177,7 @@
 mod bytes;
 mod client;
 mod control;
+mod deadline;
 mod descriptor;
 mod error;
 mod queue;
@@ -190,6 +191,7 @@ pub use control::{
     Authority, ConnectionHeader, Generations, SideControl, init_connection, pd_generation,
     ring_generation, ring_region_bytes,
 };
+pub use deadline::{Deadline, Progress};
 pub use descriptor::Descriptor;
 pub use error::{Corruption, Error, Index, LayoutError, PushError};
 pub use queue::{Consumer, Producer, QueueHeader, Signal, Wait, init_queue, queue_bytes};
