@@ -235,7 +235,8 @@ fn short_campaign(t: &mut Tally) {
     let args = crate::campaign::Args {
         system: "systems/resilient-echo.system".into(),
         target: "serial_driver".into(),
-        faults: 20,
+        faults: Some(20),
+        report: None,
         kinds: Vec::new(),
         seed: 21,
         jobs: 2,

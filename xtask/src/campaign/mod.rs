@@ -16,7 +16,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axolotl_kernel_config::{GicVersion, board_by_name};
 
@@ -33,8 +33,12 @@ pub struct Args {
     #[arg(long, default_value = "serial_driver")]
     pub target: String,
     /// How many injections the campaign has in all (a resumed one runs the missing ones).
-    #[arg(long)]
-    pub faults: u64,
+    #[arg(long, required_unless_present = "report")]
+    pub faults: Option<u64>,
+    /// Only write the report and plots of the campaign in this directory, from its CSV as
+    /// it stands (no QEMU, no re-classification).
+    #[arg(long, conflicts_with_all = ["resume", "faults"])]
+    pub report: Option<PathBuf>,
     /// Fault kinds, comma-separated (reg, sp, pc, pstate, code, data, stack, ring, hang,
     /// stop); all by default.
     #[arg(long, value_delimiter = ',')]
@@ -93,12 +97,10 @@ fn settings(a: &Args, kinds: &[Kind]) -> String {
     )
 }
 
-fn fmt_dur(d: Duration) -> String {
-    let s = d.as_secs();
-    format!("{}h{:02}m{:02}s", s / 3600, s / 60 % 60, s % 60)
-}
-
 pub fn run(mut a: Args) -> Result<Summary, String> {
+    if let Some(dir) = &a.report {
+        return report_only(dir);
+    }
     let root = crate::images::workspace_root();
     if let Some(dir) = &a.resume {
         // The resumed campaign's settings win over the command line's (but for --faults,
@@ -213,7 +215,9 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
     }
     std::fs::write(&csv_path, text).map_err(|e| e.to_string())?;
     let done: BTreeSet<u64> = records.iter().map(|r| r.plan.id).collect();
-    let todo: Vec<u64> = (0..a.faults).filter(|i| !done.contains(i)).collect();
+    let todo: Vec<u64> = (0..a.faults.unwrap_or(0))
+        .filter(|i| !done.contains(i))
+        .collect();
     let csv = Mutex::new(
         std::fs::OpenOptions::new()
             .append(true)
@@ -221,11 +225,17 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
             .map_err(|e| e.to_string())?,
     );
     let next = AtomicU64::new(0);
-    let finished = AtomicU64::new(0);
     let errors = AtomicU64::new(0);
     let new_records = Mutex::new(Vec::new());
-    let started = Instant::now();
     let total = todo.len() as u64;
+    // On stderr, drawn only when it is a terminal (a log gets the closing line alone).
+    let bar = indicatif::ProgressBar::new(total).with_style(
+        indicatif::ProgressStyle::with_template(
+            "campaign: {pos}/{len} [{bar:30}] {elapsed} elapsed, eta {eta} {msg}",
+        )
+        .map_err(|e| e.to_string())?
+        .progress_chars("#>-"),
+    );
     eprintln!(
         "campaign: {} done before, {} to do, {} at once",
         done.len(),
@@ -234,8 +244,8 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
     );
     std::thread::scope(|s| {
         for job in 0..a.jobs.max(1) {
-            let (todo, next, finished, errors, csv, new_records) =
-                (&todo, &next, &finished, &errors, &csv, &new_records);
+            let (todo, next, errors, csv, new_records, bar) =
+                (&todo, &next, &errors, &csv, &new_records, &bar);
             let (target, w, golden, image, kinds, a, dir) =
                 (&target, &w, &golden, &image, &kinds, &a, &dir);
             s.spawn(move || {
@@ -274,40 +284,54 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
                             new_records.lock().unwrap().push(rec);
                         }
                         Err(e) => {
-                            errors.fetch_add(1, Ordering::SeqCst);
-                            eprintln!("\ncampaign: injection {id} ({}) not done: {e}", plan.kind);
+                            let n = errors.fetch_add(1, Ordering::SeqCst) + 1;
+                            bar.println(format!(
+                                "campaign: injection {id} ({}) not done: {e}",
+                                plan.kind
+                            ));
+                            bar.set_message(format!("({n} not carried out)"));
                         }
                     }
-                    let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
-                    let el = started.elapsed();
-                    let eta = el.mul_f64((total - n) as f64 / n as f64);
-                    eprint!(
-                        "\rcampaign: {n}/{total} [{}{}] {} elapsed, eta {}   ",
-                        "#".repeat((30 * n / total.max(1)) as usize),
-                        " ".repeat(30 - (30 * n / total.max(1)) as usize),
-                        fmt_dur(el),
-                        fmt_dur(eta)
-                    );
+                    bar.inc(1);
                 }
             });
         }
     });
-    eprintln!();
+    bar.finish_and_clear();
     records.extend(new_records.into_inner().unwrap());
     records.sort_by_key(|r| r.plan.id);
-    let md = report::markdown(&records);
-    std::fs::write(dir.join("report.md"), &md).map_err(|e| e.to_string())?;
-    std::fs::write(dir.join("outcomes.svg"), report::svg_outcomes(&records))
-        .map_err(|e| e.to_string())?;
-    std::fs::write(
-        dir.join("recovery-cdf.svg"),
-        report::svg_latency_cdf(&records),
-    )
-    .map_err(|e| e.to_string())?;
+    let md = write_report(&dir, &records)?;
     Ok(Summary {
         dir,
         records,
         errors: errors.into_inner(),
+        report: md,
+    })
+}
+
+/// `report.md`, `outcomes.svg` and `recovery-cdf.svg` in `dir`, from `records`.
+fn write_report(dir: &Path, records: &[Record]) -> Result<String, String> {
+    let write = |name: &str, text: &str| {
+        std::fs::write(dir.join(name), text).map_err(|e| format!("{}: {e}", dir.join(name).display()))
+    };
+    let md = report::markdown(records);
+    write("report.md", &md)?;
+    write("outcomes.svg", &report::svg_outcomes(records))?;
+    write("recovery-cdf.svg", &report::svg_latency_cdf(records))?;
+    Ok(md)
+}
+
+/// `--report DIR`: the report and plots of a campaign's CSV as it stands.
+fn report_only(dir: &Path) -> Result<Summary, String> {
+    let csv = dir.join("injections.csv");
+    let text = std::fs::read_to_string(&csv).map_err(|e| format!("{}: {e}", csv.display()))?;
+    let mut records = report::read_csv(&text)?;
+    records.sort_by_key(|r| r.plan.id);
+    let md = write_report(dir, &records)?;
+    Ok(Summary {
+        dir: dir.to_path_buf(),
+        records,
+        errors: 0,
         report: md,
     })
 }

@@ -4,6 +4,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
 use super::classify::{OUTCOMES, Outcome};
 use super::inject::{Kind, Plan};
 
@@ -248,62 +251,83 @@ pub fn markdown(records: &[Record]) -> String {
     s
 }
 
-const COLOURS: [&str; 6] = [
-    "#9e9e9e", "#2e7d32", "#ef6c00", "#6a1b9a", "#c62828", "#000000",
+/// One colour per outcome class, in [`OUTCOMES`] order: grey for nothing happened, green
+/// for recovered, then the failures from the mild to the worst.
+const COLOURS: [RGBColor; 6] = [
+    RGBColor(0x9e, 0x9e, 0x9e),
+    RGBColor(0x2e, 0x7d, 0x32),
+    RGBColor(0xef, 0x6c, 0x00),
+    RGBColor(0x6a, 0x1b, 0x9a),
+    RGBColor(0xc6, 0x28, 0x28),
+    RGBColor(0x00, 0x00, 0x00),
 ];
 
-/// Stacked bars of the outcome shares per fault kind, as SVG.
+/// Stacked bars of the outcome shares per component and fault kind, as SVG.
 pub fn svg_outcomes(records: &[Record]) -> String {
-    let t = table(records);
-    let (w, h, left, top, bar_h) = (
-        980.0,
-        40.0 + 28.0 * t.len() as f64 + 60.0,
-        240.0,
-        30.0,
-        20.0,
-    );
-    let plot_w = 700.0;
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <text x=\"{left}\" y=\"18\">Outcome share per fault kind</text>\n"
-    );
-    for (i, ((comp, kind), counts)) in t.iter().enumerate() {
-        let y = top + 28.0 * i as f64;
-        let n: u64 = counts.values().sum();
-        let _ = writeln!(
-            s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{comp} {kind} (n={n})</text>",
-            left - 6.0,
-            y + 14.0
-        );
-        let mut x = left;
-        for (j, o) in OUTCOMES.iter().enumerate() {
-            let c = counts.get(o).copied().unwrap_or(0);
-            if c == 0 {
-                continue;
+    let t: Vec<_> = table(records).into_iter().collect();
+    let rows = t.len().max(1);
+    let mut svg = String::new();
+    let (w, h) = (980, 110 + 28 * rows as u32);
+    let drawn = (|| -> Result<(), Box<dyn std::error::Error + '_>> {
+        let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+        root.fill(&WHITE)?;
+        // The bars above, the legend in the bottom strip.
+        let (top, legend) = root.split_vertically(h - 30);
+        let mut chart = ChartBuilder::on(&top)
+            .caption("Outcome share per fault kind", ("sans-serif", 16))
+            .margin(10)
+            .margin_right(30)
+            .x_label_area_size(25)
+            .y_label_area_size(230)
+            .build_cartesian_2d(0f64..1f64, 0f64..rows as f64)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(5)
+            .x_label_formatter(&|x| format!("{:.0}%", x * 100.0))
+            .y_labels(0)
+            .draw()?;
+        let label = ("sans-serif", 12)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Right, VPos::Center));
+        for (i, ((comp, kind), counts)) in t.iter().enumerate() {
+            // Row i from the top spans [rows - i - 1, rows - i).
+            let y = (rows - i - 1) as f64;
+            let n: u64 = counts.values().sum();
+            let (px, py) = chart.backend_coord(&(0.0, y + 0.5));
+            top.draw(&Text::new(
+                format!("{comp} {kind} (n={n})"),
+                (px - 8, py),
+                label.clone(),
+            ))?;
+            let mut before = 0;
+            for (j, o) in OUTCOMES.iter().enumerate() {
+                let c = counts.get(o).copied().unwrap_or(0);
+                if c == 0 {
+                    continue;
+                }
+                let (x0, x1) = (before as f64 / n as f64, (before + c) as f64 / n as f64);
+                before += c;
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [(x0, y + 0.15), (x1, y + 0.85)],
+                    COLOURS[j].filled(),
+                )))?;
             }
-            let bw = plot_w * c as f64 / n as f64;
-            let _ = writeln!(
-                s,
-                "<rect x=\"{x:.1}\" y=\"{y}\" width=\"{bw:.1}\" height=\"{bar_h}\" fill=\"{}\"><title>{o}: {c}</title></rect>",
-                COLOURS[j]
-            );
-            x += bw;
         }
-    }
-    let ly = top + 28.0 * t.len() as f64 + 20.0;
-    for (j, o) in OUTCOMES.iter().enumerate() {
-        let x = left + 120.0 * j as f64;
-        let _ = writeln!(
-            s,
-            "<rect x=\"{x}\" y=\"{ly}\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{o}</text>",
-            COLOURS[j],
-            x + 14.0,
-            ly + 10.0
-        );
-    }
-    s.push_str("</svg>\n");
-    s
+        let text = ("sans-serif", 12)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Left, VPos::Center));
+        for (j, o) in OUTCOMES.iter().enumerate() {
+            let x = 240 + 120 * j as i32;
+            legend.draw(&Rectangle::new([(x, 10), (x + 10, 20)], COLOURS[j].filled()))?;
+            legend.draw(&Text::new(o.to_string(), (x + 14, 15), text.clone()))?;
+        }
+        root.present()?;
+        Ok(())
+    })();
+    drawn.map(|_| svg).unwrap_or_else(|e| plot_error(&e.to_string()))
 }
 
 /// The empirical CDF of recovery latency (recovered runs), as SVG, on a logarithmic time
@@ -313,55 +337,57 @@ pub fn svg_latency_cdf(records: &[Record]) -> String {
         .iter()
         .filter(|r| r.outcome == Outcome::Recovered)
         .filter_map(|r| r.recover_ms)
+        .map(|ms| ms.max(1))
         .collect();
     v.sort_unstable();
-    let (w, h, left, top, pw, ph) = (640.0, 360.0, 60.0, 30.0, 540.0, 270.0);
-    // Decades from 1 ms to the one above the largest value.
-    let decades = (v.last().copied().unwrap_or(1).max(1) as f64)
-        .log10()
-        .floor() as u32
-        + 1;
-    let xof = |ms: u64| left + pw * (ms.max(1) as f64).log10() / f64::from(decades);
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <text x=\"{left}\" y=\"18\">Recovery latency CDF ({} recovered runs; wall-clock ms, log scale)</text>\n\
-         <rect x=\"{left}\" y=\"{top}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"#444\"/>\n",
-        v.len()
-    );
-    for i in 0..=4 {
-        let f = f64::from(i) / 4.0;
-        let y = top + ph * (1.0 - f);
-        let _ = writeln!(
-            s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{f:.2}</text>",
-            left - 4.0,
-            y + 4.0
-        );
-    }
-    for d in 0..=decades {
-        let x = left + pw * f64::from(d) / f64::from(decades);
-        let _ = writeln!(
-            s,
-            "<text x=\"{x}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-            top + ph + 16.0,
-            10u64.pow(d)
-        );
-    }
-    if !v.is_empty() {
-        let mut d = format!("M {left} {}", top + ph);
-        for (i, &ms) in v.iter().enumerate() {
-            let x = xof(ms);
-            let y0 = top + ph * (1.0 - i as f64 / v.len() as f64);
-            let y1 = top + ph * (1.0 - (i + 1) as f64 / v.len() as f64);
-            let _ = write!(d, " L {x:.1} {y0:.1} L {x:.1} {y1:.1}");
-        }
-        let _ = writeln!(
-            s,
-            "<path d=\"{d}\" fill=\"none\" stroke=\"#2e7d32\" stroke-width=\"2\"/>"
-        );
-    }
-    s.push_str("</svg>\n");
-    s
+    // Whole decades from 1 ms to the one above the largest value.
+    let top = 10f64.powi((v.last().copied().unwrap_or(1) as f64).log10().floor() as i32 + 1);
+    let mut svg = String::new();
+    let drawn = (|| -> Result<(), Box<dyn std::error::Error + '_>> {
+        let root = SVGBackend::with_string(&mut svg, (640, 380)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!(
+                    "Recovery latency CDF ({} recovered runs; wall-clock ms, log scale)",
+                    v.len()
+                ),
+                ("sans-serif", 14),
+            )
+            .margin(10)
+            .margin_right(30)
+            .x_label_area_size(35)
+            .y_label_area_size(45)
+            .build_cartesian_2d((1f64..top).log_scale(), 0f64..1f64)?;
+        chart
+            .configure_mesh()
+            .x_desc("recovery latency (ms)")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_desc("fraction of recovered runs")
+            .draw()?;
+        // A step function: at each latency the fraction jumps by 1/n.
+        let n = v.len() as f64;
+        let steps = v.iter().enumerate().flat_map(|(i, &ms)| {
+            let x = ms as f64;
+            [(x, i as f64 / n), (x, (i + 1) as f64 / n)]
+        });
+        chart.draw_series(LineSeries::new(
+            std::iter::once((1.0, 0.0)).chain(steps),
+            COLOURS[1].stroke_width(2),
+        ))?;
+        root.present()?;
+        Ok(())
+    })();
+    drawn.map(|_| svg).unwrap_or_else(|e| plot_error(&e.to_string()))
+}
+
+/// A plot that could not be drawn still leaves a valid file saying why.
+fn plot_error(why: &str) -> String {
+    let why = why.replace('&', "&amp;").replace('<', "&lt;");
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"40\">\
+         <text x=\"10\" y=\"25\">plot failed: {why}</text></svg>\n"
+    )
 }
 
 #[cfg(test)]
@@ -440,14 +466,20 @@ mod tests {
         );
         assert!(md.contains("| **serial_driver** | **all** | 5 |"), "{md}");
         let bars = svg_outcomes(&rs);
-        assert!(
-            bars.starts_with("<svg") && bars.contains("recovered: 2"),
-            "{bars}"
-        );
+        assert!(bars.starts_with("<svg"), "{bars}");
+        // A row per component and kind, a legend entry per outcome class.
+        assert!(bars.contains("serial_driver reg (n=4)"), "{bars}");
+        assert!(bars.contains("serial_driver pc (n=1)"), "{bars}");
+        for o in OUTCOMES {
+            assert!(bars.contains(&o.to_string()), "{o} missing: {bars}");
+        }
+        // One bar segment per class present in a row, one legend key per class: recovered
+        // (green) once in the reg row, undetected (purple) once in the pc row.
+        assert_eq!(bars.matches("fill=\"#2E7D32\"").count(), 2, "{bars}");
+        assert_eq!(bars.matches("fill=\"#6A1B9A\"").count(), 2, "{bars}");
+        assert_eq!(bars.matches("fill=\"#C62828\"").count(), 1, "{bars}");
         let cdf = svg_latency_cdf(&rs);
-        assert!(
-            cdf.contains("2 recovered runs") && cdf.contains("<path"),
-            "{cdf}"
-        );
+        assert!(cdf.starts_with("<svg") && cdf.contains("2 recovered runs"), "{cdf}");
+        assert!(cdf.contains("<polyline"), "{cdf}");
     }
 }
