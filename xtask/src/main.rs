@@ -226,6 +226,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     for w in checked.warnings.iter() {
                         eprintln!("{w}");
                     }
+                    // The images that are there already (next to the SDF, or built before):
+                    // one that `build` would refuse is refused here too.
+                    let loaded = system::load_images(&file, &checked.system, false);
+                    if !loaded.problems.is_empty() {
+                        eprint!("{}", axolotl_sdf::Diagnostics::from(loaded.problems));
+                        return Ok(ExitCode::from(1));
+                    }
                     println!("{}: ok", file.display());
                     ExitCode::SUCCESS
                 }

@@ -117,31 +117,18 @@ pub fn pack_with_initrd(
         &pd_build_env(board, initrd),
     )?;
 
+    let loaded = load_images(sdf_path, &sd, true);
+    if !loaded.problems.is_empty() {
+        let n = loaded.problems.len();
+        eprint!("{}", axolotl_sdf::Diagnostics::from(loaded.problems));
+        return Err(format!(
+            "{} is refused ({n} program image{} unusable)",
+            sdf_path.display(),
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    let (infos, mut files) = (loaded.infos, loaded.files);
     let dir = sdf_path.parent().unwrap_or(Path::new("."));
-    let mut infos = Vec::new();
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut missing = Vec::new();
-    for pd in sd.all_pds() {
-        let path = pd.program_image.path.clone();
-        if files.iter().any(|(p, _)| *p == path) {
-            continue;
-        }
-        let Some(file) = find_image(dir, &path) else {
-            missing.push(format!(
-                "{}: program image {path:?} of PD {:?} not found next to the SDF nor built by \
-                 any of {PD_PACKAGES:?}",
-                sdf_path.display(),
-                pd.name
-            ));
-            continue;
-        };
-        let bytes = fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        infos.push(ElfInfo::from_bytes(&path, &bytes).map_err(|e| e.to_string())?);
-        files.push((path, bytes));
-    }
-    if !missing.is_empty() {
-        return Err(missing.join("\n"));
-    }
     let monitor_file = find_image(dir, MONITOR_IMAGE)
         .ok_or_else(|| format!("the monitor's program {MONITOR_IMAGE} was not built"))?;
     let monitor_bytes =
@@ -207,6 +194,79 @@ pub fn pack_with_initrd(
     Ok(Packed { name, pack: out })
 }
 
+/// The program images of a system's PDs, read and parsed once per distinct path.
+pub struct Loaded {
+    pub infos: Vec<ElfInfo>,
+    pub files: Vec<(String, Vec<u8>)>,
+    /// One error per image that cannot be used, at its `program_image` element.
+    pub problems: Vec<axolotl_sdf::Diagnostic>,
+    /// Images not found (only counted when `missing_is_error` was false).
+    pub not_found: usize,
+}
+
+/// Reads every PD's program image (next to the SDF, then among this workspace's built PD
+/// programs) and parses it as the plan builder will. Every problem is reported, each at the
+/// PD's `program_image` with the PD, the path as written and the file it resolved to.
+/// `missing_is_error`: `build` has built every workspace program first, so an image not
+/// found is an error; `check` builds nothing and only counts it.
+pub fn load_images(
+    sdf_path: &Path,
+    sd: &axolotl_sdf::SystemDescription,
+    missing_is_error: bool,
+) -> Loaded {
+    let dir = sdf_path.parent().unwrap_or(Path::new("."));
+    let file_name = sdf_path.display().to_string();
+    let mut out = Loaded {
+        infos: Vec::new(),
+        files: Vec::new(),
+        problems: Vec::new(),
+        not_found: 0,
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    for pd in sd.all_pds() {
+        let path = pd.program_image.path.as_str();
+        if seen.contains(&path) {
+            continue;
+        }
+        seen.push(path);
+        let err = |message: String| {
+            axolotl_sdf::Diagnostic::error(&file_name, pd.program_image.span, "image-elf", message)
+        };
+        let Some(file) = find_image(dir, path) else {
+            if missing_is_error {
+                out.problems.push(err(format!(
+                    "program image {path:?} of PD {:?} not found next to the SDF ({}) nor \
+                     built by any of {PD_PACKAGES:?}",
+                    pd.name,
+                    dir.display()
+                )));
+            } else {
+                out.not_found += 1;
+            }
+            continue;
+        };
+        let parsed = fs::read(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                ElfInfo::from_bytes(path, &bytes)
+                    .map(|info| (info, bytes))
+                    .map_err(|e| format!("not a usable ELF file: {e}"))
+            });
+        match parsed {
+            Ok((info, bytes)) => {
+                out.infos.push(info);
+                out.files.push((path.to_string(), bytes));
+            }
+            Err(e) => out.problems.push(err(format!(
+                "program image {path:?} of PD {:?} ({}): {e}",
+                pd.name,
+                file.display()
+            ))),
+        }
+    }
+    out
+}
+
 /// The SDF's file stem for the checkout's own `systems/` and `tests/systems/` (the names the
 /// docs and tests use); any other file gets a hash of its full path added, so that two
 /// `hello.system` files in different directories do not overwrite each other's image.
@@ -233,4 +293,47 @@ pub fn image_name(sdf_path: &Path) -> String {
             (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
         });
     format!("{stem}-{:08x}", hash as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::load_images;
+
+    /// An SDF beside a file that is not an ELF and naming an image that is nowhere: each is
+    /// an error at its PD's `program_image`, naming the PD and the file (`check` and `build`).
+    #[test]
+    fn unusable_images_are_reported_each_at_its_program_image() {
+        let dir = std::env::temp_dir().join(format!("axolotl-images-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("bad.elf"), b"garbage").unwrap();
+        let sdf = dir.join("two.system");
+        let text = "<system>\n\
+            <protection_domain name=\"a\" priority=\"100\">\n  <program_image path=\"bad.elf\" />\n</protection_domain>\n\
+            <protection_domain name=\"b\" priority=\"90\">\n  <program_image path=\"nowhere.elf\" />\n</protection_domain>\n\
+            </system>\n";
+        std::fs::write(&sdf, text).unwrap();
+        let board = axolotl_kernel_config::board_by_name("qemu-virt-aarch64", None).unwrap();
+        let sd = axolotl_sdf::parse(&sdf.display().to_string(), text, &board).unwrap();
+
+        let built = load_images(&sdf, &sd, true);
+        let msgs: Vec<String> = built.problems.iter().map(|d| d.to_string()).collect();
+        assert_eq!(msgs.len(), 2, "{msgs:?}");
+        assert!(
+            msgs[0].contains("two.system:3:3: error: program image \"bad.elf\" of PD \"a\"")
+                && msgs[0].contains("not a usable ELF file")
+                && msgs[0].ends_with("[image-elf]"),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[1].contains(
+                "two.system:6:3: error: program image \"nowhere.elf\" of PD \"b\" not found"
+            ),
+            "{msgs:?}"
+        );
+
+        // `check` builds nothing: a missing image is only counted, a bad one still refused.
+        let checked = load_images(&sdf, &sd, false);
+        assert_eq!((checked.problems.len(), checked.not_found), (1, 1));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -312,7 +312,8 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
 /// `report.md`, `outcomes.svg` and `recovery-cdf.svg` in `dir`, from `records`.
 fn write_report(dir: &Path, records: &[Record]) -> Result<String, String> {
     let write = |name: &str, text: &str| {
-        std::fs::write(dir.join(name), text).map_err(|e| format!("{}: {e}", dir.join(name).display()))
+        std::fs::write(dir.join(name), text)
+            .map_err(|e| format!("{}: {e}", dir.join(name).display()))
     };
     let md = report::markdown(records);
     write("report.md", &md)?;

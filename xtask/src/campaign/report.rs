@@ -321,13 +321,18 @@ pub fn svg_outcomes(records: &[Record]) -> String {
             .pos(Pos::new(HPos::Left, VPos::Center));
         for (j, o) in OUTCOMES.iter().enumerate() {
             let x = 240 + 120 * j as i32;
-            legend.draw(&Rectangle::new([(x, 10), (x + 10, 20)], COLOURS[j].filled()))?;
+            legend.draw(&Rectangle::new(
+                [(x, 10), (x + 10, 20)],
+                COLOURS[j].filled(),
+            ))?;
             legend.draw(&Text::new(o.to_string(), (x + 14, 15), text.clone()))?;
         }
         root.present()?;
         Ok(())
     })();
-    drawn.map(|_| svg).unwrap_or_else(|e| plot_error(&e.to_string()))
+    drawn
+        .map(|_| svg)
+        .unwrap_or_else(|e| plot_error(&e.to_string()))
 }
 
 /// The empirical CDF of recovery latency (recovered runs), as SVG, on a logarithmic time
@@ -378,7 +383,9 @@ pub fn svg_latency_cdf(records: &[Record]) -> String {
         root.present()?;
         Ok(())
     })();
-    drawn.map(|_| svg).unwrap_or_else(|e| plot_error(&e.to_string()))
+    drawn
+        .map(|_| svg)
+        .unwrap_or_else(|e| plot_error(&e.to_string()))
 }
 
 /// A plot that could not be drawn still leaves a valid file saying why.
@@ -479,7 +486,10 @@ mod tests {
         assert_eq!(bars.matches("fill=\"#6A1B9A\"").count(), 2, "{bars}");
         assert_eq!(bars.matches("fill=\"#C62828\"").count(), 1, "{bars}");
         let cdf = svg_latency_cdf(&rs);
-        assert!(cdf.starts_with("<svg") && cdf.contains("2 recovered runs"), "{cdf}");
+        assert!(
+            cdf.starts_with("<svg") && cdf.contains("2 recovered runs"),
+            "{cdf}"
+        );
         assert!(cdf.contains("<polyline"), "{cdf}");
     }
 }
