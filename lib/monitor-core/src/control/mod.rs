@@ -9,32 +9,36 @@
 
 use core::fmt::Write;
 
-use axolotl_boot_plan::model::BootPlan;
+use axolotl_boot_plan::model::{
+    BootPlan, CONTROL_INJECT, CONTROL_MANAGE, CONTROL_STATUS, CONTROL_VM,
+};
 use axolotl_control_proto::{
     Error, Event, FaultKind, LogEntry, Name, PdState, PdStatus, Reply, Request, Text, VmOp, text,
 };
 
 use crate::{Command, CommandRefused, Decision, State, Tracker};
 
-/// What control-pd may ask (the SDF's grant; none by default).
+/// What control-pd may ask (the SDF's `control` attribute; nothing without it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Grant(u8);
 
 impl Grant {
     /// Status and the recovery log.
-    pub const STATUS: Grant = Grant(1);
+    pub const STATUS: Grant = Grant(CONTROL_STATUS);
     /// Restart, hold and release PDs.
-    pub const MANAGE: Grant = Grant(2);
+    pub const MANAGE: Grant = Grant(CONTROL_MANAGE);
     /// Start, stop and reboot VMs.
-    pub const VM: Grant = Grant(4);
+    pub const VM: Grant = Grant(CONTROL_VM);
     /// Inject faults (test and campaign systems only).
-    pub const INJECT: Grant = Grant(8);
-    /// What a control PD gets unless the SDF says otherwise: everything but injection.
-    pub const DEFAULT: Grant = Grant(1 | 2 | 4);
+    pub const INJECT: Grant = Grant(CONTROL_INJECT);
+    /// Everything but injection: what `control="status manage vm"` grants, the usual control
+    /// PD.
+    pub const DEFAULT: Grant = Grant(CONTROL_STATUS | CONTROL_MANAGE | CONTROL_VM);
+    const ALL: u8 = CONTROL_STATUS | CONTROL_MANAGE | CONTROL_VM | CONTROL_INJECT;
 
-    /// From the plan's bits; unknown bits grant nothing.
+    /// From the plan's bits (`Pd::control`); unknown bits grant nothing.
     pub const fn from_bits(bits: u8) -> Grant {
-        Grant(bits & 0xf)
+        Grant(bits & Self::ALL)
     }
     pub const fn bits(self) -> u8 {
         self.0
