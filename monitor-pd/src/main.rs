@@ -15,12 +15,16 @@ mod pd {
 
     use core::fmt;
 
-    use axolotl_abi::{HEARTBEAT, REPORT_CORRUPTION};
+    use axolotl_abi::{CONTROL, HEARTBEAT, REPORT_CORRUPTION};
     use axolotl_boot_plan::cspace::{ROOT_SERVICE_CAP, dependant_signal_slot, heartbeat_ping_slot};
     use axolotl_boot_plan::{BootPlan, MAX_PDS, MONITOR_PLAN_VADDR, MONITOR_TIMER_ID, Resilience};
+    use axolotl_control_proto::{
+        Error as ProtoError, Event, Reply as ProtoReply, Request as ProtoRequest,
+    };
+    use axolotl_monitor_core::control::{self, Facts, RecoveryLog};
     use axolotl_monitor_core::{
-        Cause, Decision, Declined, Heartbeats, RECORD_BYTES, RETRY_MS, Reports, State, Tracker,
-        Verdict, earliest, log,
+        Cause, Command, Decision, Declined, Heartbeats, RECORD_BYTES, RETRY_MS, Reports, State,
+        Tracker, Verdict, earliest, log,
     };
     use axolotl_pd::{Channel, Child, Handler, MessageInfo, get_mr, println};
     use axolotl_root_service::{Malformed, Op, Received, RecordSource, Reply, Request, Sent};
@@ -57,6 +61,8 @@ mod pd {
     #[derive(Clone, Copy)]
     struct Pending {
         cause: Cause,
+        /// Asked for by this control PD (a restart or release), not caused by a failure.
+        requested_by: Option<u8>,
         failed_ms: u64,
         at_ms: u64,
         generation: u32,
@@ -68,6 +74,7 @@ mod pd {
             match t.state() {
                 State::Restarting { at_ms, generation } => Some(Pending {
                     cause: t.last_cause().unwrap_or(Cause::Exited),
+                    requested_by: None,
                     failed_ms: t.failed_ms(),
                     at_ms,
                     generation,
@@ -86,7 +93,14 @@ mod pd {
         armed: Option<u64>,
         /// Corruption reports' rate limit.
         reports: Reports,
+        /// The recoveries control-pd may read (docs/control.md).
+        log: RecoveryLog<LOG_ENTRIES>,
+        /// Per PD: its last restart's latency and last heartbeat answer, for status.
+        facts: [Facts; MAX_PDS],
     }
+
+    /// Recovery-log entries kept for control-pd.
+    const LOG_ENTRIES: usize = 32;
 
     impl Handler for Monitor {
         fn init(&mut self) {
@@ -176,7 +190,15 @@ mod pd {
             if msg.label() == HEARTBEAT {
                 // A Send: nothing to reply to.
                 self.heartbeats.answered(pd as u8, start / 1000);
+                self.facts[pd].last_heartbeat_ms = Some(start / 1000);
                 return None;
+            }
+            if msg.label() == CONTROL {
+                // A claim like a report: answered only if the SDF grants it. A Send gets no
+                // answer (our reply slot is then empty, see REPORT_CORRUPTION below).
+                let reply = self.control(pd as u8, msg);
+                self.rearm();
+                return Some(reply);
             }
             if msg.label() == REPORT_CORRUPTION {
                 // A PD's claim about the peer of one of its channels, judged (see
@@ -274,6 +296,14 @@ mod pd {
                         stop(pd, name);
                     }
                     println!("{}", log::holding(name, &reason));
+                    self.log.push(
+                        start / 1000,
+                        name,
+                        Event::Held,
+                        t.generation(),
+                        &cause,
+                        None,
+                    );
                     false
                 }
             }
@@ -325,14 +355,152 @@ mod pd {
                 t.on_restarted(at);
             }
             self.heartbeats.restarted(pd as u8, done / 1000);
+            self.facts[pd].last_recovery_us = Some(done - start);
             // The root task's count is the authority: ours starts over when we do.
-            println!(
-                "{}",
-                log::restarted(name, &p.cause, generation as u32, done - start, how)
-            );
+            if let Some(by) = p.requested_by {
+                let by = plan
+                    .pds
+                    .get(by as usize)
+                    .map_or("control", |c| c.name.as_str());
+                println!(
+                    "{}",
+                    log::Requested {
+                        pd: name,
+                        by,
+                        generation: generation as u32,
+                        us: done - start,
+                        how,
+                    }
+                );
+                let why = RequestedBy(by);
+                self.log.push(
+                    at,
+                    name,
+                    Event::Restarted,
+                    generation as u32,
+                    &why,
+                    Some(done - start),
+                );
+            } else {
+                println!(
+                    "{}",
+                    log::restarted(name, &p.cause, generation as u32, done - start, how)
+                );
+                self.log.push(
+                    at,
+                    name,
+                    Event::Restarted,
+                    generation as u32,
+                    &p.cause,
+                    Some(done - start),
+                );
+            }
             tell_dependants(plan, pd);
             #[cfg(feature = "fault-injection")]
             inject(name);
+        }
+
+        /// Answers control PD `from`'s request (label `CONTROL`), whose words are in our
+        /// IPC buffer: checked against its grant (docs/control.md), carried out, and the
+        /// reply encoded into the buffer.
+        fn control(&mut self, from: u8, msg: MessageInfo) -> MessageInfo {
+            let reply = self.control_reply(from, msg);
+            // SAFETY: our IPC buffer is mapped for our lifetime; nothing else uses it until
+            // the reply is sent.
+            let words = unsafe { msg_words() };
+            let len = control::ipc::encode(&reply, words)
+                .or_else(|| {
+                    control::ipc::encode(&ProtoReply::Error(ProtoError::Unavailable), words)
+                })
+                .unwrap_or(0);
+            MessageInfo::new(0, 0, 0, len as u64)
+        }
+
+        fn control_reply(&mut self, from: u8, msg: MessageInfo) -> ProtoReply {
+            let Some(plan) = self.plan else {
+                return ProtoReply::Error(ProtoError::Unavailable);
+            };
+            let grant = control::Grant::from_bits(plan.pds[from as usize].control);
+            if grant == control::Grant::default() {
+                return ProtoReply::Error(ProtoError::NotGranted);
+            }
+            // Decoded (copied out) before anything we do overwrites our IPC buffer.
+            // SAFETY: as in `control`; this view ends here.
+            let request =
+                control::ipc::decode::<ProtoRequest>(msg.length() as usize, unsafe { msg_words() });
+            let checked = match request.and_then(|r| control::check(plan, from, grant, &r)) {
+                Ok(c) => c,
+                Err(e) => return ProtoReply::Error(e),
+            };
+            let now = now_ms();
+            match checked {
+                control::Checked::Status { index } => {
+                    let i = index as usize;
+                    let tracker = (plan.monitor != Some(index))
+                        .then(|| self.trackers.get(i))
+                        .flatten();
+                    match control::status(plan, index, tracker, self.facts[i], now) {
+                        Some(status) => ProtoReply::Pd {
+                            total: plan.pds.len() as u8,
+                            status,
+                        },
+                        None => ProtoReply::Error(ProtoError::NoSuchIndex),
+                    }
+                }
+                control::Checked::Log { seq } => {
+                    ProtoReply::Log(self.log.at_or_after(seq).cloned())
+                }
+                control::Checked::Command { pd, command } => {
+                    self.command(from, pd as usize, command)
+                }
+                // Not carried out yet (docs/control.md, "Left"): said so, never pretended.
+                control::Checked::Vm { .. } | control::Checked::Inject { .. } => {
+                    ProtoReply::Error(ProtoError::Unsupported)
+                }
+            }
+        }
+
+        /// Carries out control PD `from`'s `command` on `pd`.
+        fn command(&mut self, from: u8, pd: usize, command: Command) -> ProtoReply {
+            let (Some(plan), Some(t)) = (self.plan, self.trackers.get_mut(pd)) else {
+                return ProtoReply::Error(ProtoError::Unavailable);
+            };
+            let name = plan.pds[pd].name.as_str();
+            let was_pending = self.pending[pd].is_some();
+            let was_held = matches!(t.state(), State::Held(_));
+            let now = now_ms();
+            let decision = t.command(now, command);
+            match decision {
+                Ok(Decision::RestartAt { at_ms, .. }) => {
+                    if !was_pending {
+                        self.pending[pd] = Pending::of(t).map(|p| Pending {
+                            requested_by: Some(from),
+                            ..p
+                        });
+                        self.heartbeats.pause(pd as u8);
+                        if at_ms <= now {
+                            self.restart(pd);
+                        } else {
+                            journal(pd, t);
+                        }
+                    }
+                }
+                Ok(Decision::Hold { reason }) => {
+                    if !was_held {
+                        // A pending restart is called off.
+                        self.pending[pd] = None;
+                        journal(pd, t);
+                        self.heartbeats.pause(pd as u8);
+                        // Held is stopped, whatever was running.
+                        stop(pd, name);
+                        println!("{}", log::holding(name, &reason));
+                        let g = t.generation();
+                        self.log.push(now, name, Event::Held, g, &reason, None);
+                    }
+                }
+                Err(_) => {}
+            }
+            control::command_reply(decision)
         }
 
         /// Timer work: due restarts, hung PDs, pings.
@@ -376,6 +544,15 @@ mod pd {
             } else {
                 println!("monitor: the root task refused our timer ({})", Refusal(&r));
             }
+        }
+    }
+
+    /// "requested by <control PD>", the cause of a requested restart in the recovery log.
+    struct RequestedBy<'a>(&'a str);
+
+    impl fmt::Display for RequestedBy<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "requested by {}", self.0)
         }
     }
 
@@ -584,6 +761,11 @@ mod pd {
         pending: [None; MAX_PDS],
         armed: None,
         reports: Reports::new(),
+        log: RecoveryLog::new(),
+        facts: [Facts {
+            last_recovery_us: None,
+            last_heartbeat_ms: None,
+        }; MAX_PDS],
     });
 }
 

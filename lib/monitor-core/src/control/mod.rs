@@ -9,6 +9,8 @@
 
 use core::fmt::Write;
 
+pub mod ipc;
+
 use axolotl_boot_plan::model::{
     BootPlan, CONTROL_INJECT, CONTROL_MANAGE, CONTROL_STATUS, CONTROL_VM,
 };
