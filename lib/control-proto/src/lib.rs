@@ -39,6 +39,10 @@ use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "std")]
+pub mod client;
+pub mod ipc;
+
 /// The protocol version this crate speaks.
 pub const VERSION: u8 = 1;
 /// The most bytes a frame has, its delimiter excluded.

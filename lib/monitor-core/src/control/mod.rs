@@ -9,7 +9,7 @@
 
 use core::fmt::Write;
 
-pub mod ipc;
+pub use axolotl_control_proto::ipc;
 
 use axolotl_boot_plan::model::{
     BootPlan, CONTROL_INJECT, CONTROL_MANAGE, CONTROL_STATUS, CONTROL_VM,

@@ -2,14 +2,15 @@
 //! [`CONTROL`](axolotl_abi::CONTROL) on control-pd's fault endpoint (the monitor's, badged
 //! with control-pd's index, so a request cannot come in another PD's name). MR0 is the
 //! message's byte count, the `axolotl_control_proto` postcard bytes lie from MR4 on (wholly
-//! in the IPC buffer, as the root service's records do), each word's bytes little-endian.
+//! in the IPC buffer, as the root service's records do), each word's bytes little-endian:
+//! [`Request`](crate::Request) one way, [`Reply`](crate::Reply) the other.
 //! The reply has the same layout, label 0.
 //!
 //! Decoding is the monitor's defence against a control-pd gone wrong: a count beyond the
 //! message or the buffer, undecodable bytes or bytes left over are [`Error::Malformed`].
 
+use crate::Error;
 use axolotl_abi::MSG_MAX_LENGTH;
-use axolotl_control_proto::Error;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -62,7 +63,7 @@ pub fn decode<T: DeserializeOwned>(len: usize, words: &[u64]) -> Result<T, Error
 
 #[cfg(test)]
 mod tests {
-    use axolotl_control_proto::{FaultKind, Reply, Request, name};
+    use crate::{FaultKind, Reply, Request, name};
 
     use super::*;
 
