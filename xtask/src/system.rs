@@ -19,6 +19,8 @@ pub const PD_PACKAGES: &[&str] = &[
     "axolotl-test-pds",
     // linux-vm: the VMM, carrying the Debian guest.
     "axolotl-vmm-pd",
+    // systems/control.system: the management plane (docs/control.md).
+    "axolotl-control-pd",
 ];
 /// The monitor's program, added to every system.
 pub const MONITOR_IMAGE: &str = "monitor-pd.elf";
