@@ -187,6 +187,8 @@ mod pd {
 
         /// Serves the frame of `n` bytes in `frame`: the reply goes to `out`.
         fn serve(&mut self, n: usize) {
+            #[cfg(feature = "fault-injection")]
+            crash_on_fifth(self.served);
             let (id, reply) = match decode::<Request>(&mut self.frame[..n]) {
                 Ok((id, req)) => (id, ask_monitor(&req)),
                 Err((id, e)) => (id, Reply::Error(e)),
@@ -196,6 +198,17 @@ mod pd {
                 .or_else(|_| encode(id, &Reply::Error(Error::Unavailable), &mut self.out))
                 .unwrap_or(0);
             self.out_at = 0;
+        }
+    }
+
+    /// Test systems only: the first incarnation crashes on its fifth frame, before
+    /// answering, so the request in progress is lost and the CLI must retry it.
+    #[cfg(feature = "fault-injection")]
+    fn crash_on_fifth(served: u64) {
+        if generation() == 0 && served == 4 {
+            println!("control: fault injection: crashing before answering request 5");
+            // SAFETY: deliberately invalid; the fault goes to the monitor.
+            unsafe { core::ptr::write_volatile(0x7_0000_0000 as *mut u64, 0) };
         }
     }
 

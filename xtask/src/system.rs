@@ -107,6 +107,7 @@ pub fn pack_with_initrd(
     let features: &[&str] = if is_test_system(sdf_path) {
         &[
             "axolotl-monitor-pd/fault-injection",
+            "axolotl-control-pd/fault-injection",
             "axolotl-vmm-pd/test-guest",
         ]
     } else {

@@ -44,6 +44,7 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/net-echo-restart.system",
     "tests/systems/blk.system",
     "tests/systems/blk-crash.system",
+    "tests/systems/control-crash.system",
 ];
 
 /// Systems written for one GIC (`*-gicv2.system`: a GICv2 guest needs the board's GICV frame)
