@@ -19,7 +19,7 @@ mod pd {
     use axolotl_boot_plan::cspace::{ROOT_SERVICE_CAP, dependant_signal_slot, heartbeat_ping_slot};
     use axolotl_boot_plan::{BootPlan, MAX_PDS, MONITOR_PLAN_VADDR, MONITOR_TIMER_ID, Resilience};
     use axolotl_control_proto::{
-        Error as ProtoError, Event, Reply as ProtoReply, Request as ProtoRequest,
+        Error as ProtoError, Event, FaultKind, Reply as ProtoReply, Request as ProtoRequest,
     };
     use axolotl_monitor_core::control::{self, Facts, RecoveryLog};
     use axolotl_monitor_core::{
@@ -453,11 +453,52 @@ mod pd {
                 control::Checked::Command { pd, command } => {
                     self.command(from, pd as usize, command)
                 }
+                control::Checked::Inject { pd, kind } => self.inject(from, pd as usize, kind),
                 // Not carried out yet (docs/control.md, "Left"): said so, never pretended.
-                control::Checked::Vm { .. } | control::Checked::Inject { .. } => {
-                    ProtoReply::Error(ProtoError::Unsupported)
-                }
+                control::Checked::Vm { .. } => ProtoReply::Error(ProtoError::Unsupported),
             }
+        }
+
+        /// Injects `kind` into `pd` for control PD `from`, whose grant allows it: a crash is
+        /// a real fault (the root task makes the PD run from an unmapped address), a hang a
+        /// PD that stops answering its heartbeat (the root task suspends it); both then go
+        /// through detection and recovery like any other failure.
+        fn inject(&mut self, from: u8, pd: usize, kind: FaultKind) -> ProtoReply {
+            let (Some(plan), Some(t)) = (self.plan, self.trackers.get(pd)) else {
+                return ProtoReply::Error(ProtoError::Unavailable);
+            };
+            if !matches!(t.state(), State::Running) {
+                return ProtoReply::Error(ProtoError::BadState);
+            }
+            let name = plan.pds[pd].name.as_str();
+            let by = plan.pds[from as usize].name.as_str();
+            let r = match kind {
+                FaultKind::Crash => ask(Request::<Journal>::Crash { pd: pd as u8 }, |_| ()),
+                FaultKind::Hang if self.heartbeats.armed(pd as u8) => {
+                    ask(Request::<Journal>::Stop { pd: pd as u8 }, |_| ())
+                }
+                FaultKind::Hang => {
+                    return ProtoReply::Error(ProtoError::Refused(axolotl_control_proto::text(
+                        "not watched by heartbeats: a hang would go unnoticed",
+                    )));
+                }
+                _ => return ProtoReply::Error(ProtoError::Unsupported),
+            };
+            if !matches!(r, Ok(Reply::Done)) {
+                println!(
+                    "monitor: the root task refused to inject into {name} ({})",
+                    Refusal(&r)
+                );
+                return ProtoReply::Error(ProtoError::Refused(axolotl_control_proto::text(
+                    "the root task refused",
+                )));
+            }
+            println!("monitor: {by} injected {} into {name}", kind.as_str());
+            let why = Injected(kind.as_str(), by);
+            let g = t.generation();
+            self.log
+                .push(now_ms(), name, Event::Injected, g, &why, None);
+            ProtoReply::Done
         }
 
         /// Carries out control PD `from`'s `command` on `pd`.
@@ -544,6 +585,15 @@ mod pd {
             } else {
                 println!("monitor: the root task refused our timer ({})", Refusal(&r));
             }
+        }
+    }
+
+    /// "<kind> injected by <control PD>", a log entry's cause.
+    struct Injected<'a>(&'a str, &'a str);
+
+    impl fmt::Display for Injected<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "{} injected by {}", self.0, self.1)
         }
     }
 

@@ -240,3 +240,94 @@ fn control_plane_gicv3() {
     // Nothing else failed meanwhile.
     axolotl_tests::refute_each(&mut b, &["PD PANIC", "control: transmit connection"]);
 }
+
+/// `tests/systems/control-inject.system` grants `inject`: a crash injected into the serial
+/// driver (the control plane's own transport) is a real fault, detected and recovered as
+/// any other, and its answer still arrives; a hang is caught by the heartbeat watchdog.
+#[test]
+fn injected_faults_are_recovered_gicv3() {
+    let sock = socket("inject-gic3");
+    let backend = format!("socket,path={},server=on,wait=off", sock.display());
+    let mut b = check(boot_with_uart1(
+        3,
+        "cortex-a72",
+        "-control-inject",
+        Some(&backend),
+    ));
+    check(b.expect_all(
+        &[
+            "control: generation 0: serving the host on UART1",
+            "hello_client: done",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    let mut c = ok(
+        &mut b,
+        "connect",
+        Client::connect(&sock, Duration::from_secs(120)),
+    );
+    // control-pd's own crash (its fifth request) out of the way first.
+    let rows = ok(&mut b, "status", c.status());
+    assert_eq!(rows.len(), PDS.len());
+
+    ok(
+        &mut b,
+        "inject serial_driver crash",
+        c.act(&Request::Inject {
+            pd: pd("serial_driver"),
+            kind: FaultKind::Crash,
+        }),
+    );
+    check(b.expect_all(
+        &[
+            "monitor: control injected crash into serial_driver",
+            "monitor: restarted serial_driver (cause: vm-fault exec at 0x700000000",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    let rows = ok(&mut b, "status after the crash", c.status());
+    let drv = row(&rows, "serial_driver");
+    assert_eq!((drv.generation, drv.restarts), (1, 1), "{drv:?}");
+    assert!(
+        drv.last_cause
+            .as_deref()
+            .is_some_and(|c| c.starts_with("vm-fault exec at 0x700000000")),
+        "{drv:?}"
+    );
+
+    ok(
+        &mut b,
+        "inject hello_logger hang",
+        c.act(&Request::Inject {
+            pd: pd("hello_logger"),
+            kind: FaultKind::Hang,
+        }),
+    );
+    check(b.expect(
+        "monitor: restarted hello_logger (cause: hang (no heartbeat in 200 ms))",
+        DEFAULT_TIMEOUT,
+    ));
+    let rows = ok(&mut b, "status after the hang", c.status());
+    assert_eq!(row(&rows, "hello_logger").generation, 1);
+
+    // A hang nobody would notice, and kinds not carried out yet, are refused.
+    let r = ok(
+        &mut b,
+        "inject an unwatched hang",
+        c.ask(&Request::Inject {
+            pd: pd("hello_server"),
+            kind: FaultKind::Hang,
+        }),
+    );
+    assert!(matches!(r, Reply::Error(Error::Refused(_))), "{r:?}");
+    let r = ok(
+        &mut b,
+        "inject a bit flip",
+        c.ask(&Request::Inject {
+            pd: pd("serial_driver"),
+            kind: FaultKind::BitFlip,
+        }),
+    );
+    assert_eq!(r, Reply::Error(Error::Unsupported));
+    axolotl_tests::refute_each(&mut b, &["PD PANIC", "control: transmit connection"]);
+}
