@@ -1,7 +1,7 @@
 //! The management plane (issue #17, docs/control.md): `tests/systems/control-crash.system`
 //! (hello's PDs, a serial driver on UART1 and control-pd; control-pd's first incarnation
 //! crashes on its fifth request) driven through lib/control-proto's host client, the one
-//! `cargo xtask ctl` uses, over QEMU's unix socket on UART1. GICv3.
+//! `cargo xtask ctl` uses, over QEMU's unix socket on UART1. Both GICs.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -246,10 +246,19 @@ fn control_plane_gicv3() {
 /// any other, and its answer still arrives; a hang is caught by the heartbeat watchdog.
 #[test]
 fn injected_faults_are_recovered_gicv3() {
-    let sock = socket("inject-gic3");
+    injected_faults_are_recovered(3);
+}
+
+#[test]
+fn injected_faults_are_recovered_gicv2() {
+    injected_faults_are_recovered(2);
+}
+
+fn injected_faults_are_recovered(gic: u8) {
+    let sock = socket(&format!("inject-gic{gic}"));
     let backend = format!("socket,path={},server=on,wait=off", sock.display());
     let mut b = check(boot_with_uart1(
-        3,
+        gic,
         "cortex-a72",
         "-control-inject",
         Some(&backend),

@@ -71,6 +71,7 @@ enum CtlCmd {
 /// Exit codes: 0 done; 1 the system refused (an error reply); 3 no system to talk to;
 /// 4 no usable answer in time; 2 is clap's usage error.
 const REFUSED: u8 = 1;
+const USAGE: u8 = 2;
 const UNREACHABLE: u8 = 3;
 const NO_ANSWER: u8 = 4;
 
@@ -101,6 +102,10 @@ pub fn main(args: Args) -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), Failed> {
+    // Usage errors first: no need of a system to be told a kind does not exist.
+    if let CtlCmd::Inject { kind, .. } = &args.cmd {
+        fault_kind(kind)?;
+    }
     let socket = args.socket.clone().unwrap_or_else(default_socket);
     let mut c =
         Client::connect(&socket, Duration::from_secs(args.timeout.max(1))).map_err(failed)?;
@@ -174,13 +179,7 @@ fn run(args: Args) -> Result<(), Failed> {
             done(&format!("{vm}: done"), r)
         }
         CtlCmd::Inject { pd, kind } => {
-            let k = FaultKind::parse(kind).ok_or_else(|| {
-                let kinds: Vec<&str> = FaultKind::ALL.iter().map(|k| k.as_str()).collect();
-                Failed::new(
-                    REFUSED,
-                    format!("no fault kind {kind:?}; the kinds: {}", kinds.join(", ")),
-                )
-            })?;
+            let k = fault_kind(kind)?;
             let r = c.ask(&Request::Inject {
                 pd: pd_name(pd)?,
                 kind: k,
@@ -188,6 +187,16 @@ fn run(args: Args) -> Result<(), Failed> {
             done(&format!("{pd}: {kind} injected"), r)
         }
     }
+}
+
+fn fault_kind(kind: &str) -> Result<FaultKind, Failed> {
+    FaultKind::parse(kind).ok_or_else(|| {
+        let kinds: Vec<&str> = FaultKind::ALL.iter().map(|k| k.as_str()).collect();
+        Failed::new(
+            USAGE,
+            format!("no fault kind {kind:?}; the kinds: {}", kinds.join(", ")),
+        )
+    })
 }
 
 fn pd_name(s: &str) -> Result<axolotl_control_proto::Name, Failed> {
