@@ -69,10 +69,19 @@ fn pd(s: &str) -> axolotl_control_proto::Name {
 
 #[test]
 fn control_plane_gicv3() {
-    let sock = socket("gic3");
+    control_plane(3);
+}
+
+#[test]
+fn control_plane_gicv2() {
+    control_plane(2);
+}
+
+fn control_plane(gic: u8) {
+    let sock = socket(&format!("gic{gic}"));
     let backend = format!("socket,path={},server=on,wait=off", sock.display());
     let mut b = check(boot_with_uart1(
-        3,
+        gic,
         "cortex-a72",
         "-control-crash",
         Some(&backend),
