@@ -88,6 +88,18 @@ fn every_request_needs_its_grant() {
         assert_eq!(check(&plan, CONTROL, all_but, &req), Err(Error::NotGranted));
         assert!(check(&plan, CONTROL, needs, &req).is_ok(), "{req:?}");
     }
+    // A PD without a `control` attribute (no bits) may ask nothing.
+    for req in [
+        Request::Status { index: 0 },
+        Request::Log { seq: 0 },
+        req_restart("serial_driver"),
+        inject.clone(),
+    ] {
+        assert_eq!(
+            check(&plan, DRIVER, Grant::from_bits(0), &req),
+            Err(Error::NotGranted)
+        );
+    }
     // The default grant does not include injection.
     assert_eq!(
         check(&plan, CONTROL, Grant::DEFAULT, &inject),
