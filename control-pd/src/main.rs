@@ -1,23 +1,276 @@
-//! SKELETON — not yet implemented; tracked by issue #5 (management plane).
+//! control-pd (issue #17, docs/control.md): the management plane's PD. The host CLI
+//! (`cargo xtask ctl`) sends it framed requests (lib/control-proto) over a byte stream
+//! served by a serial driver PD (a `TxStream` and an `RxClient` of lib/serial-core, so the
+//! stream survives the driver's restarts); control-pd forwards each well-formed request to
+//! the monitor (a Call with label `CONTROL` on its fault endpoint) and frames the answer
+//! back. A malformed frame is answered with its error without bothering the monitor.
 //!
-//! This crate exists so the workspace has the layout the README promises. It contains no
-//! behaviour and nothing pretends otherwise: the image builder does not include it in any
-//! system until its issue lands.
+//! control-pd holds no capability to any other PD and reads no other PD's memory: what it
+//! may have done is what the monitor, checking the SDF's `control` grant, does for it. It
+//! keeps nothing a restart could lose but the request in progress (the CLI retries), so its
+//! restart policy can be anything.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    loop {
-        core::hint::spin_loop();
+mod pd {
+    use core::ptr::NonNull;
+
+    use axolotl_abi::{CONTROL, MSG_MAX_LENGTH, MSG_REGISTERS_IN_CPU, MessageInfo};
+    use axolotl_boot_plan::cspace::MONITOR_EP;
+    use axolotl_control_proto::{
+        Deframer, Error, FRAME_BUFFER, Frame, MAX_FRAME, Reply, Request, decode, encode, ipc,
+    };
+    use axolotl_pd::{Channel, Handler, SetVar, generation, peer_generation_word, println};
+    use axolotl_ring::{Authority, Generations, SharedRegion};
+    use axolotl_serial_core::layout::{CAPACITY, IDS, REGION_BYTES};
+    use axolotl_serial_core::{RxClient, TxStream};
+    use axolotl_sys::ipc::msg_words;
+
+    // The SDF maps the two connections to the serial driver here (`setvar_vaddr`).
+    #[unsafe(no_mangle)]
+    #[allow(non_upper_case_globals)]
+    static tx_rings: SetVar = SetVar::new();
+    #[unsafe(no_mangle)]
+    #[allow(non_upper_case_globals)]
+    static tx_data: SetVar = SetVar::new();
+    #[unsafe(no_mangle)]
+    #[allow(non_upper_case_globals)]
+    static rx_rings: SetVar = SetVar::new();
+    #[unsafe(no_mangle)]
+    #[allow(non_upper_case_globals)]
+    static rx_data: SetVar = SetVar::new();
+
+    /// Channel 0: the driver's end of the transmit connection; 1: of the receive one.
+    const TX: Channel = Channel::new(0);
+    const RX: Channel = Channel::new(1);
+
+    fn region(var: &SetVar) -> Option<SharedRegion> {
+        let ptr = NonNull::new(var.get() as *mut u8)?;
+        // SAFETY: the SDF maps `REGION_BYTES` at this vaddr for our lifetime, shared with the
+        // driver only, and it is reached only through lib/ring and serial-core.
+        Some(unsafe { SharedRegion::new(ptr, REGION_BYTES) })
     }
+
+    fn generations(ch: Channel) -> Option<Generations> {
+        let word = peer_generation_word(ch)?;
+        Some(Generations {
+            own: generation() as u32,
+            // SAFETY: the generation table is mapped read-only for our whole life and
+            // written by the root task only, atomically.
+            peer: unsafe { Authority::new(NonNull::from(word)) },
+        })
+    }
+
+    struct Control {
+        tx: Option<TxStream<IDS>>,
+        rx: Option<RxClient<IDS>>,
+        deframer: Deframer<MAX_FRAME>,
+        /// A whole frame taken from the input, waiting to be served.
+        frame: [u8; MAX_FRAME],
+        frame_len: Option<usize>,
+        /// The reply being written out, and how much of it is queued.
+        out: [u8; FRAME_BUFFER],
+        out_len: usize,
+        out_at: usize,
+        served: u64,
+    }
+
+    impl Control {
+        fn start(&mut self) -> Result<(), &'static str> {
+            let (Some(tr), Some(td), Some(rr), Some(rd)) = (
+                region(&tx_rings),
+                region(&tx_data),
+                region(&rx_rings),
+                region(&rx_data),
+            ) else {
+                return Err("connection regions not set");
+            };
+            let (Some(tg), Some(rg)) = (generations(TX), generations(RX)) else {
+                return Err("no generation for the driver's channels");
+            };
+            self.tx = Some(TxStream::new(tr, td, CAPACITY, tg).map_err(|_| "bad tx layout")?);
+            self.rx = Some(RxClient::new(rr, rd, CAPACITY, rg).map_err(|_| "bad rx layout")?);
+            Ok(())
+        }
+
+        /// Does all there is to do: writes out the reply in progress, takes input up to the
+        /// next whole frame, serves it; until the reply waits for the driver or input runs
+        /// dry.
+        fn step(&mut self) {
+            loop {
+                let Some(tx) = self.tx.as_mut() else {
+                    return;
+                };
+                if self.out_at < self.out_len {
+                    self.out_at += tx.write(&self.out[self.out_at..self.out_len]);
+                }
+                match tx.poll() {
+                    Ok(act) => {
+                        if act.notify {
+                            TX.notify();
+                        }
+                    }
+                    Err(e) => {
+                        // A driver gone wrong: the monitor restarts it on a verdict of its
+                        // own or another client's report; our stream resumes then.
+                        println!("control: transmit connection: {e:?}");
+                        TX.notify();
+                        return;
+                    }
+                }
+                if self.out_at < self.out_len {
+                    // Wait for completions to make room.
+                    return;
+                }
+                if let Some(n) = self.frame_len.take() {
+                    self.serve(n);
+                    continue;
+                }
+                if !self.take_input() {
+                    return;
+                }
+            }
+        }
+
+        /// Feeds input to the deframer until a frame is whole (kept in `frame`, the rest of
+        /// the input left with the driver's buffer); whether one is.
+        fn take_input(&mut self) -> bool {
+            let Some(rx) = self.rx.as_mut() else {
+                return false;
+            };
+            let Control {
+                deframer,
+                frame,
+                frame_len,
+                out,
+                out_len,
+                out_at,
+                ..
+            } = self;
+            let r = rx.poll_with(|chunk| {
+                if frame_len.is_some() || *out_at < *out_len {
+                    // One request at a time: the rest waits in the driver's buffer.
+                    return 0;
+                }
+                for (i, &b) in chunk.iter().enumerate() {
+                    match deframer.push(b) {
+                        None => {}
+                        Some(Frame::Complete(f)) => {
+                            frame[..f.len()].copy_from_slice(f);
+                            *frame_len = Some(f.len());
+                            return i + 1;
+                        }
+                        Some(Frame::Oversize) => {
+                            // Answered at once: nothing of it is worth the monitor's time.
+                            *out_len = encode(0, &Reply::Error(Error::Oversize), out).unwrap_or(0);
+                            *out_at = 0;
+                            return i + 1;
+                        }
+                    }
+                }
+                chunk.len()
+            });
+            match r {
+                Ok(act) => {
+                    if act.notify {
+                        RX.notify();
+                    }
+                }
+                Err(e) => {
+                    println!("control: receive connection: {e:?}");
+                    RX.notify();
+                }
+            }
+            self.frame_len.is_some() || self.out_at < self.out_len
+        }
+
+        /// Serves the frame of `n` bytes in `frame`: the reply goes to `out`.
+        fn serve(&mut self, n: usize) {
+            #[cfg(feature = "fault-injection")]
+            crash_on_fifth(self.served);
+            let (id, reply) = match decode::<Request>(&mut self.frame[..n]) {
+                Ok((id, req)) => (id, ask_monitor(&req)),
+                Err((id, e)) => (id, Reply::Error(e)),
+            };
+            self.served += 1;
+            self.out_len = encode(id, &reply, &mut self.out)
+                .or_else(|_| encode(id, &Reply::Error(Error::Unavailable), &mut self.out))
+                .unwrap_or(0);
+            self.out_at = 0;
+        }
+    }
+
+    /// Test systems only: the first incarnation crashes on its fifth frame, before
+    /// answering, so the request in progress is lost and the CLI must retry it.
+    #[cfg(feature = "fault-injection")]
+    fn crash_on_fifth(served: u64) {
+        if generation() == 0 && served == 4 {
+            println!("control: fault injection: crashing before answering request 5");
+            // SAFETY: deliberately invalid; the fault goes to the monitor.
+            unsafe { core::ptr::write_volatile(0x7_0000_0000 as *mut u64, 0) };
+        }
+    }
+
+    /// Forwards `req` to the monitor: its reply, or `Unavailable` if it gave none usable.
+    fn ask_monitor(req: &Request) -> Reply {
+        // SAFETY: our IPC buffer is mapped for our lifetime; this view ends before the call.
+        let words = unsafe { msg_words() };
+        let Some(len) = ipc::encode(req, words) else {
+            return Reply::Error(Error::Malformed);
+        };
+        let regs: [u64; MSG_REGISTERS_IN_CPU] = core::array::from_fn(|i| words[i]);
+        let r = axolotl_sys::call(
+            MONITOR_EP,
+            MessageInfo::new(CONTROL, 0, 0, len as u64),
+            regs,
+        );
+        if r.info.label() != 0 {
+            return Reply::Error(Error::Unavailable);
+        }
+        // SAFETY: as above; the call is over and this view ends before the next one.
+        let words = unsafe { msg_words() };
+        words[..MSG_REGISTERS_IN_CPU].copy_from_slice(&r.mrs);
+        let len = (r.info.length() as usize).min(MSG_MAX_LENGTH);
+        ipc::decode::<Reply>(len, words).unwrap_or(Reply::Error(Error::Unavailable))
+    }
+
+    impl Handler for Control {
+        fn init(&mut self) {
+            if let Err(e) = self.start() {
+                println!("control: cannot start: {e}");
+                return;
+            }
+            println!(
+                "control: generation {}: serving the host on UART1",
+                generation()
+            );
+            self.step();
+            TX.notify();
+            RX.notify();
+        }
+
+        fn notified(&mut self, _: Channel) {
+            self.step();
+        }
+    }
+
+    axolotl_pd::protection_domain!(Control {
+        tx: None,
+        rx: None,
+        deframer: Deframer::new(),
+        frame: [0; MAX_FRAME],
+        frame_len: None,
+        out: [0; FRAME_BUFFER],
+        out_len: 0,
+        out_at: 0,
+        served: 0,
+    });
 }
 
 #[cfg(not(target_os = "none"))]
 fn main() {
     eprintln!(
-        "control-pd is a skeleton (issue #5 (management plane)); it runs on aarch64-unknown-none only"
+        "control-pd is a protection domain: build it into a system with `cargo xtask build --system systems/control.system`"
     );
-    std::process::exit(2);
 }

@@ -156,6 +156,16 @@ impl ConsoleDriver {
     }
 }
 
+/// The control system's driver (issue #17): one transmit client and the receive
+/// connection, both control-pd's (its transmit connection is mapped as `client_a`'s).
+pub type ControlDriver = SerialDriver<1>;
+
+impl ControlDriver {
+    pub const fn for_control() -> Self {
+        Self::receiving_for("control")
+    }
+}
+
 impl<const N: usize> SerialDriver<N> {
     pub const fn new() -> Self {
         Self::receiving_for("echo_rx")

@@ -15,12 +15,16 @@ mod pd {
 
     use core::fmt;
 
-    use axolotl_abi::{HEARTBEAT, REPORT_CORRUPTION};
+    use axolotl_abi::{CONTROL, HEARTBEAT, REPORT_CORRUPTION};
     use axolotl_boot_plan::cspace::{ROOT_SERVICE_CAP, dependant_signal_slot, heartbeat_ping_slot};
     use axolotl_boot_plan::{BootPlan, MAX_PDS, MONITOR_PLAN_VADDR, MONITOR_TIMER_ID, Resilience};
+    use axolotl_control_proto::{
+        Error as ProtoError, Event, FaultKind, Reply as ProtoReply, Request as ProtoRequest,
+    };
+    use axolotl_monitor_core::control::{self, Facts, RecoveryLog};
     use axolotl_monitor_core::{
-        Cause, Decision, Declined, Heartbeats, RECORD_BYTES, RETRY_MS, Reports, State, Tracker,
-        Verdict, earliest, log,
+        Cause, Command, Decision, Declined, Heartbeats, RECORD_BYTES, RETRY_MS, Reports, State,
+        Tracker, Verdict, earliest, log,
     };
     use axolotl_pd::{Channel, Child, Handler, MessageInfo, get_mr, println};
     use axolotl_root_service::{Malformed, Op, Received, RecordSource, Reply, Request, Sent};
@@ -57,6 +61,8 @@ mod pd {
     #[derive(Clone, Copy)]
     struct Pending {
         cause: Cause,
+        /// Asked for by this control PD (a restart or release), not caused by a failure.
+        requested_by: Option<u8>,
         failed_ms: u64,
         at_ms: u64,
         generation: u32,
@@ -68,6 +74,7 @@ mod pd {
             match t.state() {
                 State::Restarting { at_ms, generation } => Some(Pending {
                     cause: t.last_cause().unwrap_or(Cause::Exited),
+                    requested_by: None,
                     failed_ms: t.failed_ms(),
                     at_ms,
                     generation,
@@ -86,7 +93,14 @@ mod pd {
         armed: Option<u64>,
         /// Corruption reports' rate limit.
         reports: Reports,
+        /// The recoveries control-pd may read (docs/control.md).
+        log: RecoveryLog<LOG_ENTRIES>,
+        /// Per PD: its last restart's latency and last heartbeat answer, for status.
+        facts: [Facts; MAX_PDS],
     }
+
+    /// Recovery-log entries kept for control-pd.
+    const LOG_ENTRIES: usize = 32;
 
     impl Handler for Monitor {
         fn init(&mut self) {
@@ -176,7 +190,15 @@ mod pd {
             if msg.label() == HEARTBEAT {
                 // A Send: nothing to reply to.
                 self.heartbeats.answered(pd as u8, start / 1000);
+                self.facts[pd].last_heartbeat_ms = Some(start / 1000);
                 return None;
+            }
+            if msg.label() == CONTROL {
+                // A claim like a report: answered only if the SDF grants it. A Send gets no
+                // answer (our reply slot is then empty, see REPORT_CORRUPTION below).
+                let reply = self.control(pd as u8, msg);
+                self.rearm();
+                return Some(reply);
             }
             if msg.label() == REPORT_CORRUPTION {
                 // A PD's claim about the peer of one of its channels, judged (see
@@ -274,6 +296,14 @@ mod pd {
                         stop(pd, name);
                     }
                     println!("{}", log::holding(name, &reason));
+                    self.log.push(
+                        start / 1000,
+                        name,
+                        Event::Held,
+                        t.generation(),
+                        &cause,
+                        None,
+                    );
                     false
                 }
             }
@@ -325,14 +355,193 @@ mod pd {
                 t.on_restarted(at);
             }
             self.heartbeats.restarted(pd as u8, done / 1000);
+            self.facts[pd].last_recovery_us = Some(done - start);
             // The root task's count is the authority: ours starts over when we do.
-            println!(
-                "{}",
-                log::restarted(name, &p.cause, generation as u32, done - start, how)
-            );
+            if let Some(by) = p.requested_by {
+                let by = plan
+                    .pds
+                    .get(by as usize)
+                    .map_or("control", |c| c.name.as_str());
+                println!(
+                    "{}",
+                    log::Requested {
+                        pd: name,
+                        by,
+                        generation: generation as u32,
+                        us: done - start,
+                        how,
+                    }
+                );
+                let why = RequestedBy(by);
+                self.log.push(
+                    at,
+                    name,
+                    Event::Restarted,
+                    generation as u32,
+                    &why,
+                    Some(done - start),
+                );
+            } else {
+                println!(
+                    "{}",
+                    log::restarted(name, &p.cause, generation as u32, done - start, how)
+                );
+                self.log.push(
+                    at,
+                    name,
+                    Event::Restarted,
+                    generation as u32,
+                    &p.cause,
+                    Some(done - start),
+                );
+            }
             tell_dependants(plan, pd);
             #[cfg(feature = "fault-injection")]
             inject(name);
+        }
+
+        /// Answers control PD `from`'s request (label `CONTROL`), whose words are in our
+        /// IPC buffer: checked against its grant (docs/control.md), carried out, and the
+        /// reply encoded into the buffer.
+        fn control(&mut self, from: u8, msg: MessageInfo) -> MessageInfo {
+            let reply = self.control_reply(from, msg);
+            // SAFETY: our IPC buffer is mapped for our lifetime; nothing else uses it until
+            // the reply is sent.
+            let words = unsafe { msg_words() };
+            let len = control::ipc::encode(&reply, words)
+                .or_else(|| {
+                    control::ipc::encode(&ProtoReply::Error(ProtoError::Unavailable), words)
+                })
+                .unwrap_or(0);
+            MessageInfo::new(0, 0, 0, len as u64)
+        }
+
+        fn control_reply(&mut self, from: u8, msg: MessageInfo) -> ProtoReply {
+            let Some(plan) = self.plan else {
+                return ProtoReply::Error(ProtoError::Unavailable);
+            };
+            let grant = control::Grant::from_bits(plan.pds[from as usize].control);
+            if grant == control::Grant::default() {
+                return ProtoReply::Error(ProtoError::NotGranted);
+            }
+            // Decoded (copied out) before anything we do overwrites our IPC buffer.
+            // SAFETY: as in `control`; this view ends here.
+            let request =
+                control::ipc::decode::<ProtoRequest>(msg.length() as usize, unsafe { msg_words() });
+            let checked = match request.and_then(|r| control::check(plan, from, grant, &r)) {
+                Ok(c) => c,
+                Err(e) => return ProtoReply::Error(e),
+            };
+            let now = now_ms();
+            match checked {
+                control::Checked::Status { index } => {
+                    let i = index as usize;
+                    let tracker = (plan.monitor != Some(index))
+                        .then(|| self.trackers.get(i))
+                        .flatten();
+                    match control::status(plan, index, tracker, self.facts[i], now) {
+                        Some(status) => ProtoReply::Pd {
+                            total: plan.pds.len() as u8,
+                            status,
+                        },
+                        None => ProtoReply::Error(ProtoError::NoSuchIndex),
+                    }
+                }
+                control::Checked::Log { seq } => {
+                    ProtoReply::Log(self.log.at_or_after(seq).cloned())
+                }
+                control::Checked::Command { pd, command } => {
+                    self.command(from, pd as usize, command)
+                }
+                control::Checked::Inject { pd, kind } => self.inject(from, pd as usize, kind),
+                // Not carried out yet (docs/control.md, "Left"): said so, never pretended.
+                control::Checked::Vm { .. } => ProtoReply::Error(ProtoError::Unsupported),
+            }
+        }
+
+        /// Injects `kind` into `pd` for control PD `from`, whose grant allows it: a crash is
+        /// a real fault (the root task makes the PD run from an unmapped address), a hang a
+        /// PD that stops answering its heartbeat (the root task suspends it); both then go
+        /// through detection and recovery like any other failure.
+        fn inject(&mut self, from: u8, pd: usize, kind: FaultKind) -> ProtoReply {
+            let (Some(plan), Some(t)) = (self.plan, self.trackers.get(pd)) else {
+                return ProtoReply::Error(ProtoError::Unavailable);
+            };
+            if !matches!(t.state(), State::Running) {
+                return ProtoReply::Error(ProtoError::BadState);
+            }
+            let name = plan.pds[pd].name.as_str();
+            let by = plan.pds[from as usize].name.as_str();
+            let r = match kind {
+                FaultKind::Crash => ask(Request::<Journal>::Crash { pd: pd as u8 }, |_| ()),
+                FaultKind::Hang if self.heartbeats.armed(pd as u8) => {
+                    ask(Request::<Journal>::Stop { pd: pd as u8 }, |_| ())
+                }
+                FaultKind::Hang => {
+                    return ProtoReply::Error(ProtoError::Refused(axolotl_control_proto::text(
+                        "not watched by heartbeats: a hang would go unnoticed",
+                    )));
+                }
+                _ => return ProtoReply::Error(ProtoError::Unsupported),
+            };
+            if !matches!(r, Ok(Reply::Done)) {
+                println!(
+                    "monitor: the root task refused to inject into {name} ({})",
+                    Refusal(&r)
+                );
+                return ProtoReply::Error(ProtoError::Refused(axolotl_control_proto::text(
+                    "the root task refused",
+                )));
+            }
+            println!("monitor: {by} injected {} into {name}", kind.as_str());
+            let why = Injected(kind.as_str(), by);
+            let g = t.generation();
+            self.log
+                .push(now_ms(), name, Event::Injected, g, &why, None);
+            ProtoReply::Done
+        }
+
+        /// Carries out control PD `from`'s `command` on `pd`.
+        fn command(&mut self, from: u8, pd: usize, command: Command) -> ProtoReply {
+            let (Some(plan), Some(t)) = (self.plan, self.trackers.get_mut(pd)) else {
+                return ProtoReply::Error(ProtoError::Unavailable);
+            };
+            let name = plan.pds[pd].name.as_str();
+            let was_pending = self.pending[pd].is_some();
+            let was_held = matches!(t.state(), State::Held(_));
+            let now = now_ms();
+            let decision = t.command(now, command);
+            match decision {
+                Ok(Decision::RestartAt { at_ms, .. }) => {
+                    if !was_pending {
+                        self.pending[pd] = Pending::of(t).map(|p| Pending {
+                            requested_by: Some(from),
+                            ..p
+                        });
+                        self.heartbeats.pause(pd as u8);
+                        if at_ms <= now {
+                            self.restart(pd);
+                        } else {
+                            journal(pd, t);
+                        }
+                    }
+                }
+                Ok(Decision::Hold { reason }) => {
+                    if !was_held {
+                        // A pending restart is called off.
+                        self.pending[pd] = None;
+                        journal(pd, t);
+                        self.heartbeats.pause(pd as u8);
+                        // Held is stopped, whatever was running.
+                        stop(pd, name);
+                        println!("{}", log::holding(name, &reason));
+                        let g = t.generation();
+                        self.log.push(now, name, Event::Held, g, &reason, None);
+                    }
+                }
+                Err(_) => {}
+            }
+            control::command_reply(decision)
         }
 
         /// Timer work: due restarts, hung PDs, pings.
@@ -376,6 +585,24 @@ mod pd {
             } else {
                 println!("monitor: the root task refused our timer ({})", Refusal(&r));
             }
+        }
+    }
+
+    /// "<kind> injected by <control PD>", a log entry's cause.
+    struct Injected<'a>(&'a str, &'a str);
+
+    impl fmt::Display for Injected<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "{} injected by {}", self.0, self.1)
+        }
+    }
+
+    /// "requested by <control PD>", the cause of a requested restart in the recovery log.
+    struct RequestedBy<'a>(&'a str);
+
+    impl fmt::Display for RequestedBy<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "requested by {}", self.0)
         }
     }
 
@@ -584,6 +811,11 @@ mod pd {
         pending: [None; MAX_PDS],
         armed: None,
         reports: Reports::new(),
+        log: RecoveryLog::new(),
+        facts: [Facts {
+            last_recovery_us: None,
+            last_heartbeat_ms: None,
+        }; MAX_PDS],
     });
 }
 

@@ -48,6 +48,13 @@ impl Machine {
         }
     }
 
+    /// Puts UART1 on a unix socket at `path` that QEMU listens on (`server=on,wait=off`: the
+    /// system boots without a client, and a client may come and go): the host end of a
+    /// system's control PD (docs/control.md, `cargo xtask ctl --socket PATH`).
+    pub fn control_socket(&mut self, path: &std::path::Path) {
+        self.uart1 = Some(format!("socket,path={},server=on,wait=off", path.display()));
+    }
+
     pub fn gic(&self) -> GicVersion {
         self.board.gic.version()
     }

@@ -116,6 +116,9 @@ pub struct ProtectionDomain {
     pub fpu: bool,
     /// axolotl: the PD gets a capability to its own CNode (slot 8), to manage its CSpace.
     pub cnode_cap: bool,
+    /// axolotl: what this PD may ask the monitor as the system's control PD (`control`,
+    /// docs/control.md); nothing by default.
+    pub control: ControlGrant,
     /// Identifier under which the parent sees this PD (children only).
     pub id: Option<u8>,
     /// Symbol of the parent's image patched with `id` (Microkit's `setvar_id`).
@@ -283,6 +286,27 @@ impl RestartPolicy {
             RestartPolicy::OnFailure => "on-failure",
             RestartPolicy::Always => "always",
         }
+    }
+}
+
+/// What a control PD may ask the monitor (SDF `control="status manage vm inject"`, any
+/// subset; docs/control.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlGrant {
+    /// PD status and the recovery log.
+    pub status: bool,
+    /// Restart, hold and release PDs.
+    pub manage: bool,
+    /// Start, stop and reboot VMs.
+    pub vm: bool,
+    /// Inject faults into PDs (test and campaign systems).
+    pub inject: bool,
+}
+
+impl ControlGrant {
+    /// Whether it grants anything.
+    pub fn any(self) -> bool {
+        self.status || self.manage || self.vm || self.inject
     }
 }
 

@@ -784,7 +784,7 @@ fn unknown_attribute() {
                 2,
                 33,
                 "unknown-attribute",
-                "unknown attribute `colour` on `protection_domain` (expected one of: name, priority, budget, period, passive, stack_size, cpu, smc, fpu, domain, cnode_cap, restart, restart_limit, restart_window_ms, restart_backoff_ms, restart_backoff_max_ms, heartbeat_ms, depends_on, restart_standby)",
+                "unknown attribute `colour` on `protection_domain` (expected one of: name, priority, budget, period, passive, stack_size, cpu, smc, fpu, domain, cnode_cap, control, restart, restart_limit, restart_window_ms, restart_backoff_ms, restart_backoff_max_ms, heartbeat_ms, depends_on, restart_standby)",
             ),
             (5, 5, "unused-region", "memory region `r` is never mapped"),
             (

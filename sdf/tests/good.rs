@@ -328,3 +328,39 @@ fn an_rwx_map_of_a_pd_is_valid_with_a_warning() {
     );
     assert!(checked.system.protection_domains[0].maps[0].perms.execute);
 }
+
+/// Issue #17: `control` grants a PD the monitor's control requests, any subset; nothing
+/// without it.
+#[test]
+fn control_grants_are_read() {
+    let sdf = |attr: &str| {
+        format!(
+            r#"<system><protection_domain name="ctl" {attr}><program_image path="c.elf" /></protection_domain></system>"#
+        )
+    };
+    let grant = |attr: &str| {
+        let sd = parse("t.system", &sdf(attr), &BOARD).unwrap_or_else(|d| panic!("{attr}: {d}"));
+        sd.pd("ctl").unwrap().control
+    };
+    assert_eq!(grant(""), ControlGrant::default());
+    assert_eq!(
+        grant(r#"control="status  manage vm""#),
+        ControlGrant {
+            status: true,
+            manage: true,
+            vm: true,
+            inject: false
+        }
+    );
+    assert_eq!(
+        grant(r#"control="inject""#),
+        ControlGrant {
+            inject: true,
+            ..Default::default()
+        }
+    );
+    for bad in [r#"control="status melt""#, r#"control=" ""#] {
+        let d = parse("t.system", &sdf(bad), &BOARD).unwrap_err();
+        assert!(d.to_string().contains("`control`"), "{bad}: {d}");
+    }
+}

@@ -2,6 +2,7 @@
 
 mod bench;
 mod campaign;
+mod ctl;
 mod images;
 mod setup;
 mod system;
@@ -60,6 +61,9 @@ enum Cmd {
     },
     /// Kernel microbenchmarks under QEMU -icount shift=0 (instructions per operation).
     Bench,
+    /// Talk to a running system's control PD (docs/control.md): status, log, restart, hold,
+    /// release, inject, watch.
+    Ctl(ctl::Args),
     /// A fault-injection campaign through QEMU's gdbstub (docs/resilience.md).
     Campaign(campaign::Args),
     /// Validate a System Description File (no image needed); exit status 1 on any error.
@@ -125,6 +129,16 @@ fn resolve(path: &std::path::Path) -> std::path::PathBuf {
     }
 }
 
+/// Whether the system of `sdf` has a control PD (one with a `control` grant).
+fn has_control_pd(sdf: &std::path::Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(sdf) else {
+        return false;
+    };
+    let board = axolotl_kernel_config::BOARDS[0];
+    axolotl_sdf::parse(&sdf.display().to_string(), &text, &board)
+        .is_ok_and(|sd| sd.all_pds().iter().any(|pd| pd.control.any()))
+}
+
 /// The image variant for `board`, packing the system of `sdf` if one is given.
 fn variant(
     board: axolotl_kernel_config::Board,
@@ -162,10 +176,11 @@ fn lock_checkout() -> Result<std::fs::File, String> {
 fn run(cli: Cli) -> Result<ExitCode, String> {
     // Everything that builds images holds the lock; `run` lets go once its image is built.
     let mut lock = match cli.cmd {
-        Cmd::Check { .. } | Cmd::Setup => None,
+        Cmd::Check { .. } | Cmd::Setup | Cmd::Ctl(_) => None,
         _ => Some(lock_checkout()?),
     };
     match cli.cmd {
+        Cmd::Ctl(args) => return Ok(ctl::main(args)),
         Cmd::Setup => {
             setup::ensure()?;
             println!("setup: everything is in place");
@@ -196,6 +211,18 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             drop(lock.take());
             let mut m = axolotl_qemu::Machine::new(b);
             m.cpu = Box::leak(cpu.into_boxed_str());
+            if has_control_pd(&sdf) {
+                // UART1 is the control PD's line to the host (docs/control.md).
+                let sock = ctl::default_socket();
+                let _ = std::fs::remove_file(&sock);
+                m.control_socket(&sock);
+                eprintln!(
+                    "xtask: the control PD listens on {}: `cargo xtask ctl status` (or \
+                     `--socket {}` from elsewhere)",
+                    sock.display(),
+                    sock.display()
+                );
+            }
             // The terminal set-up (keys to UART1, the console through its own chardev on
             // /dev/stdout) is for a terminal only: with output redirected to a file, that
             // chardev would open the file a second time and overwrite what the first wrote.

@@ -19,6 +19,8 @@ pub const PD_PACKAGES: &[&str] = &[
     "axolotl-test-pds",
     // linux-vm: the VMM, carrying the Debian guest.
     "axolotl-vmm-pd",
+    // systems/control.system: the management plane (docs/control.md).
+    "axolotl-control-pd",
 ];
 /// The monitor's program, added to every system.
 pub const MONITOR_IMAGE: &str = "monitor-pd.elf";
@@ -105,6 +107,7 @@ pub fn pack_with_initrd(
     let features: &[&str] = if is_test_system(sdf_path) {
         &[
             "axolotl-monitor-pd/fault-injection",
+            "axolotl-control-pd/fault-injection",
             "axolotl-vmm-pd/test-guest",
         ]
     } else {

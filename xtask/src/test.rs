@@ -45,6 +45,8 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/net-echo-restart.system",
     "tests/systems/blk.system",
     "tests/systems/blk-crash.system",
+    "tests/systems/control-crash.system",
+    "tests/systems/control-inject.system",
 ];
 
 /// Systems written for one GIC (`*-gicv2.system`: a GICv2 guest needs the board's GICV frame)

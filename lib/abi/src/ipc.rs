@@ -50,6 +50,11 @@ pub const REPORT_CORRUPTION: u64 = 0x100;
 /// endpoint, which the monitor receives with the PD's fault badge.
 pub const HEARTBEAT: u64 = 0x101;
 
+/// Label of a control PD's request to the monitor (a Call on its fault endpoint; the bytes
+/// as `axolotl_monitor_core::control::ipc` lays them out). Answered only if the SDF grants
+/// the PD the request (`control`, docs/control.md).
+pub const CONTROL: u64 = 0x102;
+
 /// Badge of the monitor's notification caps to watched PDs: the heartbeat ping. Both event
 /// kind bits together never come from an endpoint cap (PPC badges set only bit 63, fault
 /// badges only bit 62), so the PD runtime reads a notification word with both set as a ping

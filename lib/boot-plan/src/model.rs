@@ -120,7 +120,18 @@ pub struct Pd {
     pub vm: Option<u8>,
     pub resilience: Resilience,
     pub totals: Totals,
+    /// What the PD may ask the monitor as a control PD (`CONTROL_*` bits; 0: nothing).
+    pub control: u8,
 }
+
+/// `Pd::control`: status and the recovery log.
+pub const CONTROL_STATUS: u8 = 1;
+/// `Pd::control`: restart, hold and release PDs.
+pub const CONTROL_MANAGE: u8 = 2;
+/// `Pd::control`: start, stop and reboot VMs.
+pub const CONTROL_VM: u8 = 4;
+/// `Pd::control`: inject faults.
+pub const CONTROL_INJECT: u8 = 8;
 
 /// A program image; the root task finds its bytes by `name` among the packed images.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

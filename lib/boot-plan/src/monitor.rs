@@ -52,6 +52,7 @@ pub fn build_with_monitor(
         smc: false,
         fpu: true,
         cnode_cap: false,
+        control: Default::default(),
         id: None,
         setvar_id: None,
         program_image: sdf::ProgramImage {

@@ -8,12 +8,14 @@
 //! - [`Reports`]: what a PD's corruption report gets (a claim, judged: [`Verdict`]);
 //! - [`Watchdog`]: heartbeat deadlines and the monitor's next timer wake-up;
 //! - [`Heartbeats`]: the ping/answer schedule on top of it, one missed period forgiven;
-//! - [`log`]: the recovery log lines.
+//! - [`log`]: the recovery log lines;
+//! - [`control`]: control-pd's requests, checked against its grant (docs/control.md).
 //!
 //! See docs/monitor.md.
 #![no_std]
 
 mod cause;
+pub mod control;
 mod heartbeat;
 pub mod log;
 mod report;
@@ -25,8 +27,8 @@ pub use heartbeat::{Heartbeats, LAST_CHANCE_MS, SLACK_PERIODS};
 pub use log::How;
 pub use report::{Declined, REPORT_BURST, REPORT_WINDOW_MS, Reports, Verdict, report_peer};
 pub use tracker::{
-    Decision, HoldReason, MIN_RUN_MS, RECORD_BYTES, RESTART_HISTORY, RETRY_MS, Record, State,
-    Tracker,
+    Command, CommandRefused, Decision, HoldReason, MIN_RUN_MS, RECORD_BYTES, RESTART_HISTORY,
+    RETRY_MS, Record, State, Tracker,
 };
 pub use watchdog::{Expired, Watchdog};
 

@@ -88,6 +88,27 @@ pub fn restarted<'a>(
     }
 }
 
+/// `monitor: restarted <pd> (requested by <by>) generation <n> in <us> us (<how>)`: a
+/// restart control-pd asked for (a restart or a release), not a failure's.
+#[derive(Clone, Copy, Debug)]
+pub struct Requested<'a> {
+    pub pd: &'a str,
+    pub by: &'a str,
+    pub generation: u32,
+    pub us: u64,
+    pub how: How,
+}
+
+impl fmt::Display for Requested<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "monitor: restarted {} (requested by {}) generation {} in {} us ({})",
+            self.pd, self.by, self.generation, self.us, self.how
+        )
+    }
+}
+
 /// The line for a PD left stopped.
 pub fn holding<'a>(pd: &'a str, reason: &'a HoldReason) -> Holding<'a> {
     Holding { pd, reason }
@@ -142,6 +163,25 @@ mod tests {
             )
             .to_string(),
             "monitor: restarted serial_driver (cause: hang (no heartbeat in 50 ms)) generation 1 in 60 us (standby)"
+        );
+    }
+
+    #[test]
+    fn requested_line() {
+        let line = Requested {
+            pd: "serial_driver",
+            by: "control",
+            generation: 2,
+            us: 15,
+            how: How::Standby,
+        };
+        assert_eq!(
+            line.to_string(),
+            "monitor: restarted serial_driver (requested by control) generation 2 in 15 us (standby)"
+        );
+        assert_eq!(
+            holding("serial_driver", &HoldReason::Operator).to_string(),
+            "monitor: holding serial_driver stopped: held by the operator"
         );
     }
 

@@ -58,6 +58,33 @@ pub enum HoldReason {
     LimitReached { limit: u32, window_ms: u64 },
     /// The 32-bit generation counter is used up (after 2^32 - 2 restarts).
     GenerationsExhausted,
+    /// The operator held it (control-pd, `Command::Hold`). Last, so records journaled
+    /// before it existed decode unchanged.
+    Operator,
+}
+
+/// What the operator (control-pd, docs/control.md) asks of a PD's tracker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Restart the running PD from its pristine image now (not before it ran
+    /// [`MIN_RUN_MS`]), whatever its policy and limit: an operator's restart is no
+    /// failure and does not lengthen its backoff run (once done it counts among its
+    /// restarts, and so in its limit's window, like any other).
+    Restart,
+    /// Stop the PD and keep it stopped: its policy no longer restarts it.
+    Hold,
+    /// Restart a held PD, whatever held it, and let its policy govern it again from a fresh
+    /// run.
+    Release,
+}
+
+/// Why a [`Command`] cannot be done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandRefused {
+    /// Restart of a held PD (release it), release of a PD that is not held.
+    BadState,
+    /// The generation counter is used up.
+    GenerationsExhausted,
 }
 
 impl fmt::Display for HoldReason {
@@ -69,6 +96,7 @@ impl fmt::Display for HoldReason {
                 write!(f, "restart limit {limit} in {window_ms} ms reached")
             }
             HoldReason::GenerationsExhausted => f.write_str("generations exhausted"),
+            HoldReason::Operator => f.write_str("held by the operator"),
         }
     }
 }
@@ -421,6 +449,59 @@ impl Tracker {
     }
 
     /// Would a restart at `at_ms` make more than the limit within one window?
+    /// The operator's `command` at `now_ms`: the decision to carry out (a restart is
+    /// pending, as after a failure, and is done the same way), or why not. A restart already
+    /// pending answers the same decision, and a hold of a held PD keeps its reason: a
+    /// retried command does nothing twice.
+    pub fn command(&mut self, now_ms: u64, command: Command) -> Result<Decision, CommandRefused> {
+        match (command, self.state) {
+            (Command::Restart, State::Restarting { at_ms, generation }) => {
+                Ok(Decision::RestartAt { at_ms, generation })
+            }
+            (Command::Restart, State::Held(_)) => Err(CommandRefused::BadState),
+            (Command::Restart, State::Running) => {
+                let mut at_ms = now_ms;
+                if self.restarts > 0 {
+                    at_ms = at_ms.max(self.started_ms.saturating_add(MIN_RUN_MS));
+                }
+                self.pend(now_ms, at_ms)
+            }
+            (Command::Hold, State::Held(reason)) => Ok(Decision::Hold { reason }),
+            (Command::Hold, _) => Ok(self.hold(HoldReason::Operator)),
+            (Command::Release, State::Held(_)) => {
+                // A fresh run: the backoff starts over.
+                self.consecutive = 0;
+                self.pend(now_ms, now_ms)
+            }
+            (Command::Release, _) => Err(CommandRefused::BadState),
+        }
+    }
+
+    /// A restart due at `at_ms` that no failure asked for.
+    fn pend(&mut self, now_ms: u64, at_ms: u64) -> Result<Decision, CommandRefused> {
+        let generation = self
+            .generation
+            .checked_add(1)
+            .filter(|&g| g < u32::MAX)
+            .ok_or(CommandRefused::GenerationsExhausted)?;
+        self.failed_ms = now_ms;
+        self.state = State::Restarting { at_ms, generation };
+        Ok(Decision::RestartAt { at_ms, generation })
+    }
+
+    /// Restarts within the window ending at `now_ms`, as the limit counts them.
+    pub fn restarts_in_window(&self, now_ms: u64) -> u32 {
+        self.history
+            .iter()
+            .filter(|&&t| t <= now_ms && now_ms - t < self.window_ms)
+            .count() as u32
+    }
+
+    /// The restart limit per window as the SDF gives it (0: unlimited).
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
     fn window_full(&self, at_ms: u64) -> bool {
         let Some(limit) = self.effective_limit() else {
             return false;
@@ -453,6 +534,77 @@ mod tests {
     }
 
     const FAULT: Cause = Cause::Panic { ip: 0 };
+
+    /// Issue #17: the operator's restart, hold and release, each retried without effect.
+    #[test]
+    fn operator_commands() {
+        let never = res(RestartPolicy::Never, 0, 1000, 100, 1000);
+        let mut t = Tracker::new(&never, 0);
+        let first = Decision::RestartAt {
+            at_ms: 10,
+            generation: 1,
+        };
+        // `never` is about failures: the operator may still restart it.
+        assert_eq!(t.command(10, Command::Restart), Ok(first));
+        assert_eq!(t.command(20, Command::Restart), Ok(first));
+        assert_eq!(t.on_restarted(10), Some(1));
+        assert_eq!(t.consecutive(), 0);
+        // Not again before it ran MIN_RUN_MS.
+        assert_eq!(
+            t.command(11, Command::Restart),
+            Ok(Decision::RestartAt {
+                at_ms: 10 + MIN_RUN_MS,
+                generation: 2
+            })
+        );
+        t.on_restarted(10 + MIN_RUN_MS);
+        assert_eq!(
+            t.command(0, Command::Release),
+            Err(CommandRefused::BadState)
+        );
+        let held = Decision::Hold {
+            reason: HoldReason::Operator,
+        };
+        assert_eq!(t.command(100, Command::Hold), Ok(held));
+        assert_eq!(t.command(101, Command::Hold), Ok(held));
+        assert_eq!(
+            t.command(102, Command::Restart),
+            Err(CommandRefused::BadState)
+        );
+        // Held is final for failures, not for the operator.
+        assert_eq!(t.on_failure(103, FAULT), held);
+        assert_eq!(
+            t.command(200, Command::Release),
+            Ok(Decision::RestartAt {
+                at_ms: 200,
+                generation: 3
+            })
+        );
+        assert_eq!(t.on_restarted(200), Some(3));
+        assert_eq!(t.state(), State::Running);
+        assert_eq!(t.restarts(), 3);
+        assert_eq!(t.restarts_in_window(200), 3);
+        assert_eq!(t.restarts_in_window(10 + 1000), 2);
+        // Its policy governs it again.
+        assert_eq!(
+            t.on_failure(300, FAULT),
+            Decision::Hold {
+                reason: HoldReason::Never
+            }
+        );
+        // A PD held by its policy (here: past its limit) can be released too, and a record
+        // with the operator's hold journals and restores.
+        let mut t = Tracker::new(&res(RestartPolicy::OnFailure, 1, 1000, 0, 0), 0);
+        t.on_failure(0, FAULT);
+        t.on_restarted(0);
+        assert!(matches!(t.on_failure(100, FAULT), Decision::Hold { .. }));
+        assert!(t.command(150, Command::Release).is_ok());
+        t.command(150, Command::Hold).unwrap();
+        let mut buf = [0u8; RECORD_BYTES];
+        let bytes = t.encode(&mut buf).unwrap();
+        let back = Tracker::decode(&res(RestartPolicy::OnFailure, 1, 1000, 0, 0), bytes).unwrap();
+        assert_eq!(back.state(), State::Held(HoldReason::Operator));
+    }
 
     /// Issue #20: backoff is for repeated failures. The first failure after a quiet spell
     /// (here: since boot) restarts at once; the next one of the same run waits the backoff,

@@ -33,6 +33,7 @@
 //! | [`Request::Record`] | 3 | pd, 0, record |
 //! | [`Request::Recall`] | 4 | pd |
 //! | [`Request::Stop`] | 5 | pd |
+//! | [`Request::Crash`] | 6 | pd |
 //!
 //! | reply | label | words |
 //! | --- | --- | --- |
@@ -80,10 +81,18 @@ pub enum Op {
     Record = 3,
     Recall = 4,
     Stop = 5,
+    Crash = 6,
 }
 
 impl Op {
-    pub const ALL: [Op; 5] = [Op::Restart, Op::SetTimer, Op::Record, Op::Recall, Op::Stop];
+    pub const ALL: [Op; 6] = [
+        Op::Restart,
+        Op::SetTimer,
+        Op::Record,
+        Op::Recall,
+        Op::Stop,
+        Op::Crash,
+    ];
 
     pub fn from_label(label: u64) -> Option<Op> {
         Some(match label {
@@ -92,6 +101,7 @@ impl Op {
             3 => Op::Record,
             4 => Op::Recall,
             5 => Op::Stop,
+            6 => Op::Crash,
             _ => return None,
         })
     }
@@ -117,6 +127,10 @@ pub enum Request<R> {
     /// Stop (suspend) `pd`: one the monitor holds although no fault stopped it (hung, or a
     /// reporter found lying).
     Stop { pd: u8 },
+    /// Make `pd` fault (fault injection, issue #17): it is made to run from an address no PD
+    /// maps, so it takes a real fault that reaches the monitor like any other. Asked only
+    /// for a control PD whose SDF grant includes `inject` (docs/control.md).
+    Crash { pd: u8 },
 }
 
 /// How the root task restarted a PD.
@@ -359,6 +373,7 @@ impl<R> Request<R> {
             Request::Record { .. } => Op::Record,
             Request::Recall { .. } => Op::Recall,
             Request::Stop { .. } => Op::Stop,
+            Request::Crash { .. } => Op::Crash,
         }
     }
 
@@ -382,6 +397,7 @@ impl<R> Request<R> {
             },
             Request::Recall { pd } => Request::Recall { pd },
             Request::Stop { pd } => Request::Stop { pd },
+            Request::Crash { pd } => Request::Crash { pd },
         }
     }
 }
@@ -398,7 +414,9 @@ impl<R: RecordSource> Request<R> {
             } => Sent::with_record(label, [pd as u64, generation], record, ipc),
             Request::SetTimer { at } => Ok(Sent::of(label, [at])),
             Request::Record { pd, record } => Sent::with_record(label, [pd as u64, 0], record, ipc),
-            Request::Recall { pd } | Request::Stop { pd } => Ok(Sent::of(label, [pd as u64])),
+            Request::Recall { pd } | Request::Stop { pd } | Request::Crash { pd } => {
+                Ok(Sent::of(label, [pd as u64]))
+            }
         }
     }
 }
@@ -421,6 +439,7 @@ impl<'a> Request<&'a [u8]> {
             },
             Op::Recall => Request::Recall { pd: m.pd()? },
             Op::Stop => Request::Stop { pd: m.pd()? },
+            Op::Crash => Request::Crash { pd: m.pd()? },
         })
     }
 }
@@ -483,7 +502,7 @@ impl<'a> Reply<&'a [u8]> {
                 generation: m.need(0)?,
                 record: m.record()?,
             },
-            Op::SetTimer | Op::Record | Op::Stop => Reply::Done,
+            Op::SetTimer | Op::Record | Op::Stop | Op::Crash => Reply::Done,
         })
     }
 }

@@ -68,6 +68,7 @@ fn request() -> impl Strategy<Value = Request<Vec<u8>>> {
         (pd(), record()).prop_map(|(pd, record)| Request::Record { pd, record }),
         pd().prop_map(|pd| Request::Recall { pd }),
         pd().prop_map(|pd| Request::Stop { pd }),
+        pd().prop_map(|pd| Request::Crash { pd }),
     ]
 }
 
@@ -79,8 +80,13 @@ fn reply() -> impl Strategy<Value = (Op, Reply<Vec<u8>>)> {
     ];
     let op = proptest::sample::select(&Op::ALL[..]);
     prop_oneof![
-        prop_oneof![Just(Op::SetTimer), Just(Op::Record), Just(Op::Stop)]
-            .prop_map(|op| (op, Reply::Done)),
+        prop_oneof![
+            Just(Op::SetTimer),
+            Just(Op::Record),
+            Just(Op::Stop),
+            Just(Op::Crash)
+        ]
+        .prop_map(|op| (op, Reply::Done)),
         (any::<u64>(), any::<bool>()).prop_map(|(generation, standby)| {
             let how = if standby { How::Standby } else { How::InPlace };
             (Op::Restart, Reply::Restarted { generation, how })
@@ -183,12 +189,12 @@ fn malformed_requests_are_refused_with_their_reason() {
         Request::decode(exact(label, words, &mut b)).map(|r| r.map_record(<[u8]>::to_vec))
     };
     assert_eq!(decode(0, &[0]), Err(Malformed::UnknownLabel(0)));
-    assert_eq!(decode(6, &[0]), Err(Malformed::UnknownLabel(6)));
+    assert_eq!(decode(7, &[0]), Err(Malformed::UnknownLabel(7)));
     assert_eq!(
         decode(u64::MAX >> 12, &[]),
         Err(Malformed::UnknownLabel((1 << 52) - 1))
     );
-    assert_eq!(Malformed::UnknownLabel(6).reason(), Reason::Unknown);
+    assert_eq!(Malformed::UnknownLabel(7).reason(), Reason::Unknown);
     for op in Op::ALL {
         assert_eq!(
             decode(op as u64, &[]),
@@ -199,7 +205,7 @@ fn malformed_requests_are_refused_with_their_reason() {
         );
     }
     for pd in [MAX_PDS as u64, 255, 256, u64::MAX] {
-        for op in [Op::Restart, Op::Record, Op::Recall, Op::Stop] {
+        for op in [Op::Restart, Op::Record, Op::Recall, Op::Stop, Op::Crash] {
             assert_eq!(decode(op as u64, &[pd, 0, 0, 0]), Err(Malformed::BadPd(pd)));
         }
     }
@@ -297,6 +303,8 @@ fn the_wire_format_is_the_documented_one() {
     assert_eq!((s.info.label(), s.info.length(), s.regs[0]), (4, 1, 4));
     let s = Request::<&[u8]>::Stop { pd: 4 }.encode(&mut ipc).unwrap();
     assert_eq!((s.info.label(), s.info.length(), s.regs[0]), (5, 1, 4));
+    let s = Request::<&[u8]>::Crash { pd: 4 }.encode(&mut ipc).unwrap();
+    assert_eq!((s.info.label(), s.info.length(), s.regs[0]), (6, 1, 4));
     let s = Reply::<&[u8]>::Restarted {
         generation: 2,
         how: How::Standby,

@@ -31,6 +31,7 @@ mod pl011;
 mod queue;
 mod rx;
 mod server;
+mod stream;
 mod uart;
 
 pub use client::{
@@ -44,4 +45,5 @@ pub use rx::{RxActivity, RxClient, RxStats};
 pub use server::{
     Activity, ConfigError, ConnId, ConnSet, Connection, MAX_TX_CONNECTIONS, Server, ServerStats,
 };
+pub use stream::{TxActivity, TxStream, TxStreamError};
 pub use uart::{Irqs, RxError, Uart};

@@ -204,6 +204,18 @@ fn serve_request(sys: &mut System, r: Request<Option<Staged>>) -> Reply<&[u8]> {
                 }
             }
         }
+        Request::Crash { pd } => {
+            if !user_pd(pd) {
+                return Reply::Refused(Reason::BadPd);
+            }
+            match crash(sys.pds[pd as usize].tcb) {
+                Ok(()) => Reply::Done,
+                Err(e) => {
+                    println!("root-task: crashing PD {pd} failed: {e:?}");
+                    Reply::Refused(Reason::Failed)
+                }
+            }
+        }
         Request::SetTimer { at } => {
             if let Some(c) = sys.clock.as_mut() {
                 c.set_wake(at);
@@ -231,4 +243,16 @@ fn serve_request(sys: &mut System, r: Request<Option<Staged>>) -> Reply<&[u8]> {
             }
         }
     }
+}
+
+/// Where an injected crash sends a PD (`Request::Crash`): an address no PD maps (above every
+/// plan's layout), so its next instruction fetch is a translation fault, reported to the
+/// monitor like any other fault.
+pub const CRASH_PC: u64 = 0x7_0000_0000;
+
+/// Fault injection (issue #17): stops `tcb`, points it at [`CRASH_PC`] and lets it run.
+fn crash(tcb: axolotl_sys::Tcb) -> Result<(), axolotl_sys::InvocationError> {
+    let mut regs = tcb.read_registers(true, 0, axolotl_abi::USER_CONTEXT_WORDS)?;
+    regs.pc = CRASH_PC;
+    tcb.write_registers(true, 0, axolotl_abi::USER_CONTEXT_WORDS, &regs)
 }

@@ -36,6 +36,7 @@ const PD_ATTRS: &[&str] = &[
     "domain",
     // axolotl extensions
     "cnode_cap",
+    "control",
     "restart",
     "restart_limit",
     "restart_window_ms",
@@ -231,6 +232,7 @@ fn protection_domain(cx: &mut Cx, node: Node, depth: usize) -> ProtectionDomain 
     let smc = cx.opt_bool(el, "smc", false);
     let fpu = cx.opt_bool(el, "fpu", true);
     let cnode_cap = cx.opt_bool(el, "cnode_cap", false);
+    let control = control(cx, el);
     let id = if is_child {
         small_id(cx, el, "child-id", true)
     } else {
@@ -319,6 +321,7 @@ fn protection_domain(cx: &mut Cx, node: Node, depth: usize) -> ProtectionDomain 
         smc,
         fpu,
         cnode_cap,
+        control,
         id,
         setvar_id,
         program_image,
@@ -399,6 +402,35 @@ fn small_id(cx: &mut Cx, el: El, rule: &'static str, required: bool) -> Option<u
         return None;
     }
     u8::try_from(v).ok()
+}
+
+/// `control="status manage vm inject"` (any subset, whitespace-separated): what the PD may
+/// ask the monitor. Only top-level PDs have the attribute (a child's is an unknown one).
+fn control(cx: &mut Cx, el: El) -> ControlGrant {
+    let mut g = ControlGrant::default();
+    let Some((v, _)) = cx.attr(el, "control") else {
+        return g;
+    };
+    for word in v.split_whitespace() {
+        match word {
+            "status" => g.status = true,
+            "manage" => g.manage = true,
+            "vm" => g.vm = true,
+            "inject" => g.inject = true,
+            _ => {
+                let msg = format!(
+                    "`control` grants any of `status`, `manage`, `vm` and `inject`, not `{word}`"
+                );
+                cx.reject(el, "control", "bad-value", msg);
+                return ControlGrant::default();
+            }
+        }
+    }
+    if !g.any() {
+        let msg = "`control` must grant at least one of `status`, `manage`, `vm`, `inject`";
+        cx.reject(el, "control", "bad-value", msg);
+    }
+    g
 }
 
 fn resilience(cx: &mut Cx, el: El) -> Resilience {

@@ -156,6 +156,13 @@ pub(super) fn pds(cx: &mut Cx) {
             vm: w.vm,
             resilience,
             totals: w.totals,
+            control: {
+                let g = pd.control;
+                (g.status as u8 * m::CONTROL_STATUS)
+                    | (g.manage as u8 * m::CONTROL_MANAGE)
+                    | (g.vm as u8 * m::CONTROL_VM)
+                    | (g.inject as u8 * m::CONTROL_INJECT)
+            },
         };
         push(&mut cx.plan.pds, p, "protection domains", &mut cx.errs);
     }
@@ -171,6 +178,26 @@ mod tests {
     use super::super::testing::*;
     use super::super::{maps, setvars};
     use super::*;
+
+    /// Issue #17: the SDF's `control` grant reaches the plan as `CONTROL_*` bits.
+    #[test]
+    fn control_grants_become_bits() {
+        let sd = sd(&format!(
+            "{}{}",
+            pd("a", "").replace("priority", "control=\"status inject\" priority"),
+            pd("b", "")
+        ));
+        let elfs = images_of(&sd);
+        let mut cx = cx(&sd, &elfs);
+        layout(&mut cx);
+        pds(&mut cx);
+        assert_eq!(cx.errs, []);
+        assert_eq!(
+            cx.plan.pds[0].control,
+            m::CONTROL_STATUS | m::CONTROL_INJECT
+        );
+        assert_eq!(cx.plan.pds[1].control, 0);
+    }
 
     #[test]
     fn layout_counts_image_stack_ipc_buffer_and_generation_table() {

@@ -223,3 +223,15 @@ pub fn msg(name: &str, seq: u32) -> Vec<u8> {
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
+
+impl Link {
+    pub fn tx_stream(&self) -> axolotl_serial_core::TxStream<IDS> {
+        axolotl_serial_core::TxStream::new(
+            self.rings.region(),
+            self.data.region(),
+            CAP,
+            self.client_generations(),
+        )
+        .unwrap()
+    }
+}

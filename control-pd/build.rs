@@ -1,0 +1,3 @@
+fn main() {
+    axolotl_user_layout::link();
+}

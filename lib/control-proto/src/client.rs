@@ -1,0 +1,233 @@
+//! The host end (feature `std`): a connection to a control PD over a unix socket (the one
+//! QEMU gives the system's control UART), shared by `cargo xtask ctl` and the integration
+//! tests.
+//!
+//! Every request is sent again when no answer comes within [`ATTEMPT`] (control-pd may have
+//! been restarted and lost it, a driver restart may have cut the reply): a reply carries
+//! the request's id, so a late answer to an earlier attempt is recognised and dropped. A
+//! retried restart may therefore be carried out twice; status, log and hold may be retried
+//! freely.
+
+extern crate std;
+
+use std::boxed::Box;
+use std::collections::VecDeque;
+use std::format;
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::string::{String, ToString};
+use std::time::{Duration, Instant};
+use std::vec::Vec;
+
+use crate::{
+    Deframer, Error, FRAME_BUFFER, Frame, MAX_FRAME, PdStatus, Reply, Request, decode, encode,
+};
+
+/// How long one attempt waits before the request is sent again.
+pub const ATTEMPT: Duration = Duration::from_secs(5);
+
+/// Why a request got no usable answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientError {
+    /// No socket at the path.
+    NoSocket(String),
+    /// A socket nobody listens on: the system stopped.
+    Stopped(String),
+    /// The connection failed otherwise.
+    Io(String),
+    /// No answer within the timeout, after this many attempts.
+    NoAnswer { attempts: u32, secs: u64 },
+    /// The request does not fit a frame.
+    TooLarge,
+    /// An answer other than the one asked for (an error reply, mostly).
+    Unexpected(Box<Reply>),
+}
+
+impl core::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ClientError::NoSocket(p) => write!(
+                f,
+                "no control socket at {p}: no system with a control PD is running (start one: \
+                 `cargo xtask run --system systems/control.system`), or give its socket with \
+                 --socket"
+            ),
+            ClientError::Stopped(p) => {
+                write!(
+                    f,
+                    "nothing listens on {p}: the system that made it has stopped"
+                )
+            }
+            ClientError::Io(e) => write!(f, "the control socket failed: {e}"),
+            ClientError::NoAnswer { attempts, secs } => write!(
+                f,
+                "no answer after {attempts} attempts in {secs} s: the system is running but \
+                 its control PD does not answer (see the system's console)"
+            ),
+            ClientError::TooLarge => f.write_str("the request does not fit a frame"),
+            ClientError::Unexpected(r) if let Reply::Error(e) = &**r => f.write_str(&explain(e)),
+            ClientError::Unexpected(r) => write!(f, "unexpected answer: {r:?}"),
+        }
+    }
+}
+
+/// An error reply, said with what to do about it.
+pub fn explain(e: &Error) -> String {
+    match e {
+        Error::UnknownName => {
+            "no PD or VM of that name (`cargo xtask ctl status` lists them)".into()
+        }
+        Error::NotGranted => "not granted: the system's SDF does not give its control PD this \
+                              request (`control=\"...\"`, docs/control.md)"
+            .into(),
+        Error::NotManaged => "that PD is not the monitor's to act on (a child PD, the monitor \
+                              or the control PD itself)"
+            .into(),
+        Error::BadState => "not possible in the PD's state (restart a running PD, release a \
+                            held one)"
+            .into(),
+        Error::Unsupported => "the system does not implement this request yet".into(),
+        other => format!("the system answered: {other}"),
+    }
+}
+
+/// A connection to a control PD.
+pub struct Client {
+    stream: UnixStream,
+    deframer: Deframer<MAX_FRAME>,
+    /// Bytes read and not yet deframed.
+    unread: VecDeque<u8>,
+    next_id: u16,
+    timeout: Duration,
+}
+
+impl Client {
+    /// Connects to the socket at `path`; each request then waits up to `timeout` for its
+    /// answer, retries included.
+    pub fn connect(path: &Path, timeout: Duration) -> Result<Client, ClientError> {
+        let stream = UnixStream::connect(path).map_err(|e| {
+            let p = path.display().to_string();
+            match e.kind() {
+                ErrorKind::NotFound => ClientError::NoSocket(p),
+                ErrorKind::ConnectionRefused => ClientError::Stopped(p),
+                _ => ClientError::Io(format!("{p}: {e}")),
+            }
+        })?;
+        Ok(Client {
+            stream,
+            deframer: Deframer::new(),
+            unread: VecDeque::new(),
+            next_id: 1,
+            timeout,
+        })
+    }
+
+    /// The id the next request gets.
+    pub fn next_id(&self) -> u16 {
+        self.next_id
+    }
+
+    /// Sends raw bytes (tests: malformed frames).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.stream
+            .write_all(bytes)
+            .map_err(|e| ClientError::Io(format!("the system went away: {e}")))
+    }
+
+    /// The next well-formed reply within `wait`, whatever its id.
+    pub fn next_reply(&mut self, wait: Duration) -> Result<Option<(u16, Reply)>, ClientError> {
+        let until = Instant::now() + wait;
+        let mut buf = [0u8; 256];
+        loop {
+            // Bytes read past the previous reply first: they may hold the next one.
+            while let Some(b) = self.unread.pop_front() {
+                if let Some(Frame::Complete(f)) = self.deframer.push(b)
+                    && let Ok(r) = decode::<Reply>(f)
+                {
+                    return Ok(Some(r));
+                }
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            self.stream
+                .set_read_timeout(Some(left))
+                .map_err(|e| ClientError::Io(e.to_string()))?;
+            match self.stream.read(&mut buf) {
+                Ok(0) => {
+                    return Err(ClientError::Io(
+                        "the system closed the control socket (it stopped)".into(),
+                    ));
+                }
+                Ok(n) => self.unread.extend(&buf[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return Ok(None);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(ClientError::Io(e.to_string())),
+            }
+        }
+    }
+
+    /// Asks `req`, sending it again when no answer comes within an attempt: the answer.
+    pub fn ask(&mut self, req: &Request) -> Result<Reply, ClientError> {
+        let until = Instant::now() + self.timeout;
+        let mut frame = [0u8; FRAME_BUFFER + 1];
+        let mut attempts = 0;
+        while Instant::now() < until {
+            let id = self.next_id;
+            self.next_id = self.next_id.checked_add(1).unwrap_or(1);
+            // A leading delimiter ends whatever partial frame a previous client left behind.
+            frame[0] = 0;
+            let n = encode(id, req, &mut frame[1..]).map_err(|_| ClientError::TooLarge)?;
+            self.send_raw(&frame[..n + 1])?;
+            attempts += 1;
+            let attempt_end = (Instant::now() + ATTEMPT).min(until);
+            while let Some((got, reply)) =
+                self.next_reply(attempt_end.saturating_duration_since(Instant::now()))?
+            {
+                if got == id {
+                    return Ok(reply);
+                }
+                // id 0: our frame arrived damaged (the system could not trust its id); any
+                // other: a late answer to an earlier attempt. Either way, try again now.
+                if got == 0 {
+                    break;
+                }
+            }
+        }
+        Err(ClientError::NoAnswer {
+            attempts,
+            secs: self.timeout.as_secs(),
+        })
+    }
+
+    /// Asks `req` and expects [`Reply::Done`].
+    pub fn act(&mut self, req: &Request) -> Result<(), ClientError> {
+        match self.ask(req)? {
+            Reply::Done => Ok(()),
+            other => Err(ClientError::Unexpected(Box::new(other))),
+        }
+    }
+
+    /// Every PD's status row.
+    pub fn status(&mut self) -> Result<Vec<PdStatus>, ClientError> {
+        let mut rows = Vec::new();
+        let mut index = 0u8;
+        loop {
+            match self.ask(&Request::Status { index })? {
+                Reply::Pd { total, status } => {
+                    rows.push(status);
+                    index += 1;
+                    if index >= total {
+                        return Ok(rows);
+                    }
+                }
+                Reply::Error(Error::NoSuchIndex) => return Ok(rows),
+                other => return Err(ClientError::Unexpected(Box::new(other))),
+            }
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! The monitor's side of the management plane (issue #17, docs/control.md): what a request
+//! from control-pd (an `axolotl_control_proto::Request`) may do and what it is answered.
+//!
+//! control-pd is a peer like any other: its requests are claims, checked here against what
+//! the system grants it ([`Grant`], from the SDF) and against the plan. It names PDs, never
+//! memory; it can only have the monitor do what the monitor does anyway (restart from the
+//! pristine image, stop, report), and only to PDs the monitor manages. Fault injection is
+//! refused unless the grant names it.
+
+use core::fmt::Write;
+
+pub use axolotl_control_proto::ipc;
+
+use axolotl_boot_plan::model::{
+    BootPlan, CONTROL_INJECT, CONTROL_MANAGE, CONTROL_STATUS, CONTROL_VM,
+};
+use axolotl_control_proto::{
+    Error, Event, FaultKind, LogEntry, Name, PdState, PdStatus, Reply, Request, Text, VmOp, text,
+};
+
+use crate::{Command, CommandRefused, Decision, State, Tracker};
+
+/// What control-pd may ask (the SDF's `control` attribute; nothing without it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Grant(u8);
+
+impl Grant {
+    /// Status and the recovery log.
+    pub const STATUS: Grant = Grant(CONTROL_STATUS);
+    /// Restart, hold and release PDs.
+    pub const MANAGE: Grant = Grant(CONTROL_MANAGE);
+    /// Start, stop and reboot VMs.
+    pub const VM: Grant = Grant(CONTROL_VM);
+    /// Inject faults (test and campaign systems only).
+    pub const INJECT: Grant = Grant(CONTROL_INJECT);
+    /// Everything but injection: what `control="status manage vm"` grants, the usual control
+    /// PD.
+    pub const DEFAULT: Grant = Grant(CONTROL_STATUS | CONTROL_MANAGE | CONTROL_VM);
+    const ALL: u8 = CONTROL_STATUS | CONTROL_MANAGE | CONTROL_VM | CONTROL_INJECT;
+
+    /// From the plan's bits (`Pd::control`); unknown bits grant nothing.
+    pub const fn from_bits(bits: u8) -> Grant {
+        Grant(bits & Self::ALL)
+    }
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+    pub const fn union(self, other: Grant) -> Grant {
+        Grant(self.0 | other.0)
+    }
+    pub const fn allows(self, what: Grant) -> bool {
+        self.0 & what.0 == what.0
+    }
+}
+
+/// A request checked against the grant and the plan: what the monitor is to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checked {
+    /// Answer with PD `index`'s status.
+    Status { index: u8 },
+    /// Answer with the log entry at or after `seq`.
+    Log { seq: u32 },
+    /// Carry out `command` on a PD the monitor manages.
+    Command { pd: u8, command: Command },
+    /// Start, stop or reboot VM `vm` (plan index).
+    Vm { vm: u8, op: VmOp },
+    /// Inject `kind` into a PD the monitor manages.
+    Inject { pd: u8, kind: FaultKind },
+}
+
+/// Checks `request` from control-pd (plan index `from`) against `grant` and `plan`.
+pub fn check(plan: &BootPlan, from: u8, grant: Grant, request: &Request) -> Result<Checked, Error> {
+    let need = |what: Grant| {
+        if grant.allows(what) {
+            Ok(())
+        } else {
+            Err(Error::NotGranted)
+        }
+    };
+    // A PD the monitor may act on: parentless (a child is its parent's), not the monitor,
+    // and not control-pd itself (it would lose the request it is serving; its own failure
+    // is the monitor's business).
+    let managed = |name: &Name| -> Result<u8, Error> {
+        let (pd, p) = plan.pd_by_name(name).ok_or(Error::UnknownName)?;
+        if p.parent.is_some() || plan.monitor == Some(pd) || pd == from {
+            return Err(Error::NotManaged);
+        }
+        Ok(pd)
+    };
+    match request {
+        Request::Status { index } => {
+            need(Grant::STATUS)?;
+            if (*index as usize) < plan.pds.len() {
+                Ok(Checked::Status { index: *index })
+            } else {
+                Err(Error::NoSuchIndex)
+            }
+        }
+        Request::Log { seq } => {
+            need(Grant::STATUS)?;
+            Ok(Checked::Log { seq: *seq })
+        }
+        Request::Restart { pd } | Request::Hold { pd } | Request::Release { pd } => {
+            need(Grant::MANAGE)?;
+            let command = match request {
+                Request::Restart { .. } => Command::Restart,
+                Request::Hold { .. } => Command::Hold,
+                _ => Command::Release,
+            };
+            Ok(Checked::Command {
+                pd: managed(pd)?,
+                command,
+            })
+        }
+        Request::Vm { name, op } => {
+            need(Grant::VM)?;
+            let vm = plan
+                .vms
+                .iter()
+                .position(|v| v.name.as_str() == name.as_str())
+                .ok_or(Error::UnknownName)?;
+            Ok(Checked::Vm {
+                vm: vm as u8,
+                op: *op,
+            })
+        }
+        Request::Inject { pd, kind } => {
+            need(Grant::INJECT)?;
+            Ok(Checked::Inject {
+                pd: managed(pd)?,
+                kind: *kind,
+            })
+        }
+    }
+}
+
+/// The answer to a command, from what the tracker decided.
+pub fn command_reply(result: Result<Decision, CommandRefused>) -> Reply {
+    match result {
+        Ok(_) => Reply::Done,
+        Err(CommandRefused::BadState) => Reply::Error(Error::BadState),
+        Err(CommandRefused::GenerationsExhausted) => {
+            Reply::Error(Error::Refused(text("generations exhausted")))
+        }
+    }
+}
+
+/// What the monitor knows of a PD besides its tracker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// How long its last restart took.
+    pub last_recovery_us: Option<u64>,
+    /// When it last answered a heartbeat ping.
+    pub last_heartbeat_ms: Option<u64>,
+}
+
+/// PD `index`'s status row at `now_ms` (`tracker` is `None` for a PD the monitor does not
+/// track: itself).
+pub fn status(
+    plan: &BootPlan,
+    index: u8,
+    tracker: Option<&Tracker>,
+    facts: Facts,
+    now_ms: u64,
+) -> Option<PdStatus> {
+    let pd = plan.pds.get(index as usize)?;
+    let managed = pd.parent.is_none() && plan.monitor != Some(index);
+    let state = match tracker.map(Tracker::state) {
+        None | Some(State::Running) => PdState::Running,
+        Some(State::Restarting { at_ms, .. }) => PdState::Restarting {
+            in_ms: at_ms.saturating_sub(now_ms),
+        },
+        Some(State::Held(reason)) => PdState::Held {
+            reason: display(&reason),
+        },
+    };
+    let heartbeat_ms = pd.resilience.heartbeat_ms.filter(|&h| h != 0 && managed);
+    Some(PdStatus {
+        index,
+        name: pd.name.as_str().try_into().unwrap_or_default(),
+        state,
+        generation: tracker.map_or(0, Tracker::generation),
+        restarts: tracker.map_or(0, Tracker::restarts),
+        restarts_in_window: tracker.map_or(0, |t| t.restarts_in_window(now_ms)),
+        restart_limit: tracker.map_or(0, Tracker::limit),
+        last_cause: tracker.and_then(Tracker::last_cause).map(|c| display(&c)),
+        last_recovery_us: facts.last_recovery_us,
+        heartbeat_ms,
+        heartbeat_age_ms: heartbeat_ms
+            .and(facts.last_heartbeat_ms)
+            .map(|t| now_ms.saturating_sub(t)),
+        memory_bytes: pd.totals.bytes(),
+        managed,
+    })
+}
+
+/// `value` as one line of text, cut at `TEXT_LEN`.
+pub fn display(value: &impl core::fmt::Display) -> Text {
+    /// Writes what fits and drops the rest: a cut cause is still worth showing.
+    struct Cut(Text);
+    impl Write for Cut {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            for c in s.chars() {
+                if self.0.push(c).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut out = Cut(Text::new());
+    let _ = write!(out, "{value}");
+    out.0
+}
+
+/// The recovery log: the `N` most recent entries, numbered from 0 at boot.
+#[derive(Clone, Debug)]
+pub struct RecoveryLog<const N: usize> {
+    entries: heapless::Deque<LogEntry, N>,
+    next: u32,
+}
+
+impl<const N: usize> Default for RecoveryLog<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> RecoveryLog<N> {
+    pub const fn new() -> Self {
+        RecoveryLog {
+            entries: heapless::Deque::new(),
+            next: 0,
+        }
+    }
+
+    /// Adds an entry (dropping the oldest if full): its sequence number.
+    pub fn push(
+        &mut self,
+        at_ms: u64,
+        pd: &str,
+        event: Event,
+        generation: u32,
+        cause: &impl core::fmt::Display,
+        latency_us: Option<u64>,
+    ) -> u32 {
+        let seq = self.next;
+        self.next = self.next.wrapping_add(1);
+        if self.entries.is_full() {
+            self.entries.pop_front();
+        }
+        let _ = self.entries.push_back(LogEntry {
+            seq,
+            at_ms,
+            pd: pd.try_into().unwrap_or_default(),
+            event,
+            generation,
+            cause: display(cause),
+            latency_us,
+        });
+        seq
+    }
+
+    /// The first entry numbered `seq` or later, if any is kept.
+    pub fn at_or_after(&self, seq: u32) -> Option<&LogEntry> {
+        self.entries.iter().find(|e| e.seq >= seq)
+    }
+
+    /// The number the next entry gets.
+    pub fn next_seq(&self) -> u32 {
+        self.next
+    }
+}
+
+#[cfg(test)]
+mod tests;

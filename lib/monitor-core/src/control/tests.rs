@@ -1,0 +1,278 @@
+extern crate std;
+
+use std::vec::Vec;
+
+use axolotl_boot_plan::model::{BootPlan, Pd, Resilience, RestartPolicy, Vm};
+use axolotl_control_proto::name;
+
+use super::*;
+use crate::{Cause, HoldReason};
+
+const DRIVER: u8 = 0;
+const PARENT: u8 = 1;
+const CHILD: u8 = 2;
+const MONITOR: u8 = 3;
+const CONTROL: u8 = 4;
+
+fn plan() -> BootPlan {
+    let mut plan = BootPlan::default();
+    for (i, n) in ["serial_driver", "parent", "child", "monitor", "control"]
+        .iter()
+        .enumerate()
+    {
+        let mut pd = Pd {
+            name: (*n).try_into().unwrap(),
+            resilience: Resilience {
+                restart: RestartPolicy::OnFailure,
+                restart_limit: 3,
+                restart_window_ms: 1000,
+                heartbeat_ms: (i as u8 == DRIVER).then_some(250),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        if i as u8 == CHILD {
+            pd.parent = Some(PARENT);
+        }
+        pd.totals.small_frames = 3;
+        plan.pds.push(pd).unwrap();
+    }
+    plan.monitor = Some(MONITOR);
+    plan.vms
+        .push(Vm {
+            name: "guest".try_into().unwrap(),
+            ..Default::default()
+        })
+        .unwrap();
+    plan
+}
+
+fn req_restart(pd: &str) -> Request {
+    Request::Restart {
+        pd: name(pd).unwrap(),
+    }
+}
+
+#[test]
+fn every_request_needs_its_grant() {
+    let plan = plan();
+    let inject = Request::Inject {
+        pd: name("serial_driver").unwrap(),
+        kind: FaultKind::Crash,
+    };
+    let vm = Request::Vm {
+        name: name("guest").unwrap(),
+        op: VmOp::Reboot,
+    };
+    let cases = [
+        (Request::Status { index: 0 }, Grant::STATUS),
+        (Request::Log { seq: 0 }, Grant::STATUS),
+        (req_restart("serial_driver"), Grant::MANAGE),
+        (
+            Request::Hold {
+                pd: name("serial_driver").unwrap(),
+            },
+            Grant::MANAGE,
+        ),
+        (
+            Request::Release {
+                pd: name("serial_driver").unwrap(),
+            },
+            Grant::MANAGE,
+        ),
+        (vm, Grant::VM),
+        (inject.clone(), Grant::INJECT),
+    ];
+    for (req, needs) in cases {
+        let all_but = Grant::from_bits(0xf & !needs.bits());
+        assert_eq!(check(&plan, CONTROL, all_but, &req), Err(Error::NotGranted));
+        assert!(check(&plan, CONTROL, needs, &req).is_ok(), "{req:?}");
+    }
+    // A PD without a `control` attribute (no bits) may ask nothing.
+    for req in [
+        Request::Status { index: 0 },
+        Request::Log { seq: 0 },
+        req_restart("serial_driver"),
+        inject.clone(),
+    ] {
+        assert_eq!(
+            check(&plan, DRIVER, Grant::from_bits(0), &req),
+            Err(Error::NotGranted)
+        );
+    }
+    // The default grant does not include injection.
+    assert_eq!(
+        check(&plan, CONTROL, Grant::DEFAULT, &inject),
+        Err(Error::NotGranted)
+    );
+    assert_eq!(
+        check(&plan, CONTROL, Grant::DEFAULT.union(Grant::INJECT), &inject),
+        Ok(Checked::Inject {
+            pd: DRIVER,
+            kind: FaultKind::Crash
+        })
+    );
+    assert_eq!(Grant::from_bits(0xff), Grant::from_bits(0xf));
+}
+
+#[test]
+fn only_managed_pds_can_be_acted_on() {
+    let plan = plan();
+    let g = Grant::from_bits(0xf);
+    assert_eq!(
+        check(&plan, CONTROL, g, &req_restart("serial_driver")),
+        Ok(Checked::Command {
+            pd: DRIVER,
+            command: Command::Restart
+        })
+    );
+    assert_eq!(
+        check(&plan, CONTROL, g, &req_restart("parent")),
+        Ok(Checked::Command {
+            pd: PARENT,
+            command: Command::Restart
+        })
+    );
+    for pd in ["child", "monitor", "control"] {
+        assert_eq!(
+            check(&plan, CONTROL, g, &req_restart(pd)),
+            Err(Error::NotManaged),
+            "{pd}"
+        );
+        let inject = Request::Inject {
+            pd: name(pd).unwrap(),
+            kind: FaultKind::Hang,
+        };
+        assert_eq!(check(&plan, CONTROL, g, &inject), Err(Error::NotManaged));
+    }
+    assert_eq!(
+        check(&plan, CONTROL, g, &req_restart("nobody")),
+        Err(Error::UnknownName)
+    );
+    assert_eq!(
+        check(
+            &plan,
+            CONTROL,
+            g,
+            &Request::Vm {
+                name: name("serial_driver").unwrap(),
+                op: VmOp::Stop
+            }
+        ),
+        Err(Error::UnknownName)
+    );
+    assert_eq!(
+        check(&plan, CONTROL, g, &Request::Status { index: 5 }),
+        Err(Error::NoSuchIndex)
+    );
+    assert_eq!(
+        check(&plan, CONTROL, g, &Request::Status { index: 4 }),
+        Ok(Checked::Status { index: 4 })
+    );
+}
+
+#[test]
+fn status_rows_say_what_the_tracker_knows() {
+    let plan = plan();
+    let mut t = Tracker::new(&plan.pds[0].resilience, 0);
+    let row = status(&plan, DRIVER, Some(&t), Facts::default(), 5).unwrap();
+    assert_eq!(row.name.as_str(), "serial_driver");
+    assert_eq!(row.state, PdState::Running);
+    assert_eq!((row.generation, row.restarts, row.last_cause), (0, 0, None));
+    assert_eq!(row.heartbeat_ms, Some(250));
+    assert_eq!(row.memory_bytes, 3 * 4096);
+    assert!(row.managed);
+
+    t.on_failure(
+        100,
+        Cause::VmFault {
+            ip: 0x200040,
+            addr: 0x7_0000_0000,
+            access: crate::Access::Write,
+            esr: 0,
+        },
+    );
+    t.on_restarted(100);
+    let facts = Facts {
+        last_recovery_us: Some(42),
+        last_heartbeat_ms: Some(90),
+    };
+    let row = status(&plan, DRIVER, Some(&t), facts, 150).unwrap();
+    assert_eq!(
+        (row.generation, row.restarts, row.restarts_in_window),
+        (1, 1, 1)
+    );
+    assert_eq!(row.restart_limit, 3);
+    assert!(
+        row.last_cause
+            .as_ref()
+            .unwrap()
+            .starts_with("vm-fault write at 0x700000000"),
+        "{:?}",
+        row.last_cause
+    );
+    assert_eq!(row.last_recovery_us, Some(42));
+    assert_eq!(row.heartbeat_age_ms, Some(60));
+    // Out of the window, the restart no longer counts against the limit.
+    let row = status(&plan, DRIVER, Some(&t), facts, 1100).unwrap();
+    assert_eq!(row.restarts_in_window, 0);
+
+    t.command(200, Command::Hold).unwrap();
+    let row = status(&plan, DRIVER, Some(&t), facts, 200).unwrap();
+    assert_eq!(
+        row.state,
+        PdState::Held {
+            reason: display(&HoldReason::Operator)
+        }
+    );
+    let row = status(&plan, MONITOR, None, Facts::default(), 0).unwrap();
+    assert!(!row.managed);
+    assert_eq!(row.heartbeat_ms, None);
+    assert!(status(&plan, 5, None, Facts::default(), 0).is_none());
+}
+
+#[test]
+fn the_log_keeps_the_latest_entries_numbered() {
+    let mut log = RecoveryLog::<3>::new();
+    for i in 0..5u32 {
+        assert_eq!(
+            log.push(
+                i as u64 * 10,
+                "pd",
+                Event::Restarted,
+                i + 1,
+                &"hang",
+                Some(7)
+            ),
+            i
+        );
+    }
+    assert_eq!(log.next_seq(), 5);
+    // 0 and 1 were dropped: asking for 0 gives 2, which says so.
+    let seqs: Vec<u32> = (0..6)
+        .map(|s| log.at_or_after(s).map_or(u32::MAX, |e| e.seq))
+        .collect();
+    assert_eq!(seqs, [2, 2, 2, 3, 4, u32::MAX]);
+    let e = log.at_or_after(4).unwrap();
+    assert_eq!((e.at_ms, e.generation, e.cause.as_str()), (40, 5, "hang"));
+}
+
+#[test]
+fn long_texts_are_cut_not_dropped() {
+    let long: std::string::String = core::iter::repeat_n('x', 300).collect();
+    assert_eq!(display(&long).len(), axolotl_control_proto::TEXT_LEN);
+}
+
+#[test]
+fn command_replies() {
+    assert_eq!(
+        command_reply(Ok(Decision::Hold {
+            reason: HoldReason::Operator
+        })),
+        Reply::Done
+    );
+    assert_eq!(
+        command_reply(Err(CommandRefused::BadState)),
+        Reply::Error(Error::BadState)
+    );
+}

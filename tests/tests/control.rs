@@ -1,0 +1,351 @@
+//! The management plane (issue #17, docs/control.md): `tests/systems/control-crash.system`
+//! (hello's PDs, a serial driver on UART1 and control-pd; control-pd's first incarnation
+//! crashes on its fifth request) driven through lib/control-proto's host client, the one
+//! `cargo xtask ctl` uses, over QEMU's unix socket on UART1. Both GICs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axolotl_control_proto::client::{Client, ClientError};
+use axolotl_control_proto::{
+    Error, FRAME_BUFFER, FaultKind, PdState, PdStatus, Reply, Request, encode, name,
+};
+use axolotl_qemu::Boot;
+use axolotl_tests::{DEFAULT_TIMEOUT, boot_with_uart1, check};
+
+const PDS: [&str; 6] = [
+    "serial_driver",
+    "control",
+    "hello_server",
+    "hello_client",
+    "hello_logger",
+    "monitor",
+];
+
+/// A fresh directory for the control socket; `tag` tells apart tests running at once.
+fn socket(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("axolotl-control-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the socket directory");
+    dir.join("control.sock")
+}
+
+/// Fails the test with the console.
+fn ok<T>(b: &mut Boot, what: &str, r: Result<T, ClientError>) -> T {
+    r.unwrap_or_else(|e| {
+        let f = b.failure(format!("{what}: {e}"));
+        panic!("{f}")
+    })
+}
+
+fn row<'a>(rows: &'a [PdStatus], pd: &str) -> &'a PdStatus {
+    rows.iter()
+        .find(|r| r.name.as_str() == pd)
+        .unwrap_or_else(|| panic!("no row for {pd}: {rows:?}"))
+}
+
+/// A well-formed COBS frame (delimited both sides) of a request with one byte changed:
+/// only its CRC can tell.
+fn bad_crc_frame() -> Vec<u8> {
+    for seq in 0x0101_0101u32.. {
+        let mut out = [0u8; FRAME_BUFFER];
+        let n = encode(0x0101, &Request::Log { seq }, &mut out).unwrap();
+        let f = &out[..n - 1];
+        // A payload without a 0 is one COBS run: a code byte, then the payload as is.
+        if f[0] as usize == f.len() {
+            let mut g = f.to_vec();
+            g[4] ^= if g[4] == 0x02 { 0x04 } else { 0x02 };
+            g.insert(0, 0);
+            g.push(0);
+            return g;
+        }
+    }
+    unreachable!()
+}
+
+fn pd(s: &str) -> axolotl_control_proto::Name {
+    name(s).unwrap()
+}
+
+#[test]
+fn control_plane_gicv3() {
+    control_plane(3);
+}
+
+#[test]
+fn control_plane_gicv2() {
+    control_plane(2);
+}
+
+fn control_plane(gic: u8) {
+    let sock = socket(&format!("gic{gic}"));
+    let backend = format!("socket,path={},server=on,wait=off", sock.display());
+    let mut b = check(boot_with_uart1(
+        gic,
+        "cortex-a72",
+        "-control-crash",
+        Some(&backend),
+    ));
+    check(b.expect_all(
+        &[
+            "root-task: system up: 5 protection domains and the monitor started",
+            "control: generation 0: serving the host on UART1",
+            "hello_client: done",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    // Generous: the machine is shared, and a lost request waits an attempt (5 s) before
+    // it is sent again.
+    let mut c = ok(
+        &mut b,
+        "connect",
+        Client::connect(&sock, Duration::from_secs(120)),
+    );
+
+    // `status` lists every PD. control-pd crashes on the fifth request (its first
+    // incarnation): the client's retry gets the answer from the restarted one.
+    let rows = ok(&mut b, "status", c.status());
+    let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, PDS, "{rows:?}");
+    check(b.expect_all(
+        &[
+            "control: fault injection: crashing before answering request 5",
+            "monitor: restarted control (cause: vm-fault write at 0x700000000",
+            "control: generation 1: serving the host on UART1",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    assert!(c.next_id() > 7, "no request was retried");
+    let rows = ok(&mut b, "status after the crash", c.status());
+    let control = row(&rows, "control");
+    assert_eq!(
+        (control.generation, control.restarts),
+        (1, 1),
+        "{control:?}"
+    );
+    assert!(
+        control
+            .last_cause
+            .as_deref()
+            .is_some_and(|c| c.starts_with("vm-fault write at 0x700000000")),
+        "{control:?}"
+    );
+    assert!(row(&rows, "serial_driver").heartbeat_ms == Some(250));
+    assert!(!row(&rows, "monitor").managed);
+
+    // Malformed frames get error replies, and the stream goes on.
+    for (garbage, want) in [
+        (&[0u8, 1, 2, 3, 0][..], Error::BadFrame),
+        (&bad_crc_frame()[..], Error::BadCrc),
+    ] {
+        ok(&mut b, "send garbage", c.send_raw(garbage));
+        let got = ok(&mut b, "error reply", c.next_reply(Duration::from_secs(60)));
+        assert_eq!(got, Some((0, Reply::Error(want))));
+    }
+    let mut oversize = vec![0u8];
+    oversize.extend(std::iter::repeat_n(0x55, 700));
+    oversize.push(0);
+    ok(&mut b, "send an oversize frame", c.send_raw(&oversize));
+    let got = ok(&mut b, "error reply", c.next_reply(Duration::from_secs(60)));
+    assert_eq!(got, Some((0, Reply::Error(Error::Oversize))));
+
+    // Restart: the next generation, the latency, the log.
+    ok(
+        &mut b,
+        "restart serial_driver",
+        c.act(&Request::Restart {
+            pd: pd("serial_driver"),
+        }),
+    );
+    check(b.expect(
+        "monitor: restarted serial_driver (requested by control) generation 1",
+        DEFAULT_TIMEOUT,
+    ));
+    let rows = ok(&mut b, "status after restart", c.status());
+    let drv = row(&rows, "serial_driver");
+    assert_eq!((drv.generation, drv.restarts), (1, 1), "{drv:?}");
+    assert!(drv.last_recovery_us.is_some(), "{drv:?}");
+
+    // Hold and release.
+    ok(
+        &mut b,
+        "hold hello_logger",
+        c.act(&Request::Hold {
+            pd: pd("hello_logger"),
+        }),
+    );
+    check(b.expect(
+        "monitor: holding hello_logger stopped: held by the operator",
+        DEFAULT_TIMEOUT,
+    ));
+    let rows = ok(&mut b, "status when held", c.status());
+    assert!(
+        matches!(row(&rows, "hello_logger").state, PdState::Held { .. }),
+        "{rows:?}"
+    );
+    let r = ok(
+        &mut b,
+        "restart a held PD",
+        c.ask(&Request::Restart {
+            pd: pd("hello_logger"),
+        }),
+    );
+    assert_eq!(r, Reply::Error(Error::BadState));
+    ok(
+        &mut b,
+        "release hello_logger",
+        c.act(&Request::Release {
+            pd: pd("hello_logger"),
+        }),
+    );
+    check(b.expect(
+        "monitor: restarted hello_logger (requested by control) generation 1",
+        DEFAULT_TIMEOUT,
+    ));
+    let rows = ok(&mut b, "status when released", c.status());
+    let logger = row(&rows, "hello_logger");
+    assert_eq!((&logger.state, logger.generation), (&PdState::Running, 1));
+
+    // Refusals: no grant for injection here; unknown and unmanaged PDs.
+    for (req, want) in [
+        (
+            Request::Inject {
+                pd: pd("serial_driver"),
+                kind: FaultKind::Crash,
+            },
+            Error::NotGranted,
+        ),
+        (Request::Restart { pd: pd("nobody") }, Error::UnknownName),
+        (Request::Restart { pd: pd("monitor") }, Error::NotManaged),
+        (Request::Hold { pd: pd("control") }, Error::NotManaged),
+    ] {
+        let r = ok(&mut b, "a refused request", c.ask(&req));
+        assert_eq!(r, Reply::Error(want), "{req:?}");
+    }
+
+    // The log: control-pd's crash, the requested restart, the hold and the release, in
+    // order, numbered from 0.
+    let mut entries = Vec::new();
+    let mut seq = 0;
+    while let Reply::Log(Some(e)) = ok(&mut b, "log", c.ask(&Request::Log { seq })) {
+        seq = e.seq + 1;
+        entries.push(e);
+    }
+    let got: Vec<(u32, &str, &str)> = entries
+        .iter()
+        .map(|e| (e.seq, e.pd.as_str(), e.cause.as_str()))
+        .collect();
+    assert_eq!(got.len(), 4, "{entries:?}");
+    assert_eq!(got[0].1, "control");
+    assert!(got[0].2.starts_with("vm-fault write"), "{entries:?}");
+    assert_eq!(
+        got[1..],
+        [
+            (1, "serial_driver", "requested by control"),
+            (2, "hello_logger", "held by the operator"),
+            (3, "hello_logger", "requested by control"),
+        ]
+    );
+    // Nothing else failed meanwhile.
+    axolotl_tests::refute_each(&mut b, &["PD PANIC", "control: transmit connection"]);
+}
+
+/// `tests/systems/control-inject.system` grants `inject`: a crash injected into the serial
+/// driver (the control plane's own transport) is a real fault, detected and recovered as
+/// any other, and its answer still arrives; a hang is caught by the heartbeat watchdog.
+#[test]
+fn injected_faults_are_recovered_gicv3() {
+    injected_faults_are_recovered(3);
+}
+
+#[test]
+fn injected_faults_are_recovered_gicv2() {
+    injected_faults_are_recovered(2);
+}
+
+fn injected_faults_are_recovered(gic: u8) {
+    let sock = socket(&format!("inject-gic{gic}"));
+    let backend = format!("socket,path={},server=on,wait=off", sock.display());
+    let mut b = check(boot_with_uart1(
+        gic,
+        "cortex-a72",
+        "-control-inject",
+        Some(&backend),
+    ));
+    check(b.expect_all(
+        &[
+            "control: generation 0: serving the host on UART1",
+            "hello_client: done",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    let mut c = ok(
+        &mut b,
+        "connect",
+        Client::connect(&sock, Duration::from_secs(120)),
+    );
+    // control-pd's own crash (its fifth request) out of the way first.
+    let rows = ok(&mut b, "status", c.status());
+    assert_eq!(rows.len(), PDS.len());
+
+    ok(
+        &mut b,
+        "inject serial_driver crash",
+        c.act(&Request::Inject {
+            pd: pd("serial_driver"),
+            kind: FaultKind::Crash,
+        }),
+    );
+    check(b.expect_all(
+        &[
+            "monitor: control injected crash into serial_driver",
+            "monitor: restarted serial_driver (cause: vm-fault exec at 0x700000000",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    let rows = ok(&mut b, "status after the crash", c.status());
+    let drv = row(&rows, "serial_driver");
+    assert_eq!((drv.generation, drv.restarts), (1, 1), "{drv:?}");
+    assert!(
+        drv.last_cause
+            .as_deref()
+            .is_some_and(|c| c.starts_with("vm-fault exec at 0x700000000")),
+        "{drv:?}"
+    );
+
+    ok(
+        &mut b,
+        "inject hello_logger hang",
+        c.act(&Request::Inject {
+            pd: pd("hello_logger"),
+            kind: FaultKind::Hang,
+        }),
+    );
+    check(b.expect(
+        "monitor: restarted hello_logger (cause: hang (no heartbeat in 200 ms))",
+        DEFAULT_TIMEOUT,
+    ));
+    let rows = ok(&mut b, "status after the hang", c.status());
+    assert_eq!(row(&rows, "hello_logger").generation, 1);
+
+    // A hang nobody would notice, and kinds not carried out yet, are refused.
+    let r = ok(
+        &mut b,
+        "inject an unwatched hang",
+        c.ask(&Request::Inject {
+            pd: pd("hello_server"),
+            kind: FaultKind::Hang,
+        }),
+    );
+    assert!(matches!(r, Reply::Error(Error::Refused(_))), "{r:?}");
+    let r = ok(
+        &mut b,
+        "inject a bit flip",
+        c.ask(&Request::Inject {
+            pd: pd("serial_driver"),
+            kind: FaultKind::BitFlip,
+        }),
+    );
+    assert_eq!(r, Reply::Error(Error::Unsupported));
+    axolotl_tests::refute_each(&mut b, &["PD PANIC", "control: transmit connection"]);
+}

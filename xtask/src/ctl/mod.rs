@@ -1,0 +1,313 @@
+//! `cargo xtask ctl`: the host end of the management plane (issue #17, docs/control.md). It
+//! speaks lib/control-proto over the unix socket QEMU gives the system's control UART
+//! (`cargo xtask run` prints the path) and reports in plain words what went wrong.
+//!
+//! The connection, its retries and its errors are lib/control-proto's `client` (shared with
+//! the integration tests); this module is the command line, the table and the exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use axolotl_control_proto::client::{Client, ClientError};
+use axolotl_control_proto::{
+    Event, FaultKind, LogEntry, PdState, PdStatus, Reply, Request, VmOp, name,
+};
+
+/// The socket `cargo xtask run` gives a system with a control PD.
+pub fn default_socket() -> PathBuf {
+    crate::images::target_dir().join("control.sock")
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The control socket of the running system (default: the one `cargo xtask run` makes,
+    /// target/control.sock).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Print JSON (one document per answer) instead of tables and lines.
+    #[arg(long)]
+    json: bool,
+    /// Seconds to wait for an answer, retries included.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+    #[command(subcommand)]
+    cmd: CtlCmd,
+}
+
+#[derive(clap::Subcommand)]
+enum CtlCmd {
+    /// Every PD: state, generation, restarts, last cause, recovery latency, heartbeat, memory.
+    Status,
+    /// The recovery log (restarts and holds, with times).
+    Log {
+        /// Keep printing new entries as they come.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Restart a PD from its pristine image now.
+    Restart { pd: String },
+    /// Stop a PD and keep it stopped.
+    Hold { pd: String },
+    /// Restart a held PD and let its policy govern it again.
+    Release { pd: String },
+    /// Start, stop or reboot a VM.
+    Vm {
+        #[arg(value_parser = ["start", "stop", "reboot"])]
+        op: String,
+        name: String,
+    },
+    /// Inject a fault into a PD (crash, hang, wild-write, ring-corruption, bit-flip), where
+    /// the system grants it.
+    Inject { pd: String, kind: String },
+    /// The status table, refreshed.
+    Watch {
+        /// Milliseconds between refreshes.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+    },
+}
+
+/// Exit codes: 0 done; 1 the system refused (an error reply); 3 no system to talk to;
+/// 4 no usable answer in time; 2 is clap's usage error.
+const REFUSED: u8 = 1;
+const USAGE: u8 = 2;
+const UNREACHABLE: u8 = 3;
+const NO_ANSWER: u8 = 4;
+
+/// What stops a command, with its exit code.
+#[derive(Debug)]
+pub struct Failed {
+    code: u8,
+    message: String,
+}
+
+impl Failed {
+    fn new(code: u8, message: impl Into<String>) -> Self {
+        Failed {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+pub fn main(args: Args) -> ExitCode {
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("xtask ctl: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Failed> {
+    // Usage errors first: no need of a system to be told a kind does not exist.
+    if let CtlCmd::Inject { kind, .. } = &args.cmd {
+        fault_kind(kind)?;
+    }
+    let socket = args.socket.clone().unwrap_or_else(default_socket);
+    let mut c =
+        Client::connect(&socket, Duration::from_secs(args.timeout.max(1))).map_err(failed)?;
+    let done = |what: &str, r: Reply| -> Result<(), Failed> {
+        match r {
+            Reply::Done => {
+                if args.json {
+                    println!("{{\"done\":true}}");
+                } else {
+                    println!("{what}");
+                }
+                Ok(())
+            }
+            other => Err(unexpected(other)),
+        }
+    };
+    match &args.cmd {
+        CtlCmd::Status => {
+            let rows = c.status()?;
+            print_status(&rows, args.json);
+            Ok(())
+        }
+        CtlCmd::Watch { interval_ms } => loop {
+            let rows = c.status()?;
+            if !args.json {
+                // Clear the screen and go home: a live table, not a scroll.
+                print!("\x1b[2J\x1b[H");
+            }
+            print_status(&rows, args.json);
+            std::thread::sleep(Duration::from_millis((*interval_ms).max(100)));
+        },
+        CtlCmd::Log { follow } => {
+            let mut seq = 0u32;
+            loop {
+                match c.ask(&Request::Log { seq })? {
+                    Reply::Log(Some(e)) => {
+                        if e.seq > seq && !args.json {
+                            println!("({} older entries dropped by the system)", e.seq - seq);
+                        }
+                        print_entry(&e, args.json);
+                        seq = e.seq.wrapping_add(1);
+                    }
+                    Reply::Log(None) if *follow => std::thread::sleep(Duration::from_millis(500)),
+                    Reply::Log(None) => return Ok(()),
+                    other => return Err(unexpected(other)),
+                }
+            }
+        }
+        CtlCmd::Restart { pd } => {
+            let r = c.ask(&Request::Restart { pd: pd_name(pd)? })?;
+            done(&format!("{pd}: restarted"), r)
+        }
+        CtlCmd::Hold { pd } => {
+            let r = c.ask(&Request::Hold { pd: pd_name(pd)? })?;
+            done(&format!("{pd}: held"), r)
+        }
+        CtlCmd::Release { pd } => {
+            let r = c.ask(&Request::Release { pd: pd_name(pd)? })?;
+            done(&format!("{pd}: released"), r)
+        }
+        CtlCmd::Vm { op, name: vm } => {
+            let op = match op.as_str() {
+                "start" => VmOp::Start,
+                "stop" => VmOp::Stop,
+                _ => VmOp::Reboot,
+            };
+            let r = c.ask(&Request::Vm {
+                name: pd_name(vm)?,
+                op,
+            })?;
+            done(&format!("{vm}: done"), r)
+        }
+        CtlCmd::Inject { pd, kind } => {
+            let k = fault_kind(kind)?;
+            let r = c.ask(&Request::Inject {
+                pd: pd_name(pd)?,
+                kind: k,
+            })?;
+            done(&format!("{pd}: {kind} injected"), r)
+        }
+    }
+}
+
+fn fault_kind(kind: &str) -> Result<FaultKind, Failed> {
+    FaultKind::parse(kind).ok_or_else(|| {
+        let kinds: Vec<&str> = FaultKind::ALL.iter().map(|k| k.as_str()).collect();
+        Failed::new(
+            USAGE,
+            format!("no fault kind {kind:?}; the kinds: {}", kinds.join(", ")),
+        )
+    })
+}
+
+fn pd_name(s: &str) -> Result<axolotl_control_proto::Name, Failed> {
+    name(s).ok_or_else(|| Failed::new(REFUSED, format!("{s:?}: no PD has a name that long")))
+}
+
+/// An answer that is not what was asked for.
+fn unexpected(r: Reply) -> Failed {
+    failed(ClientError::Unexpected(Box::new(r)))
+}
+
+impl From<ClientError> for Failed {
+    fn from(e: ClientError) -> Self {
+        failed(e)
+    }
+}
+
+/// A client error as the command's failure: its exit code and words.
+fn failed(e: ClientError) -> Failed {
+    let code = match &e {
+        ClientError::NoSocket(_) | ClientError::Stopped(_) | ClientError::Io(_) => UNREACHABLE,
+        ClientError::NoAnswer { .. } => NO_ANSWER,
+        ClientError::Unexpected(r) if matches!(**r, Reply::Error(_)) => REFUSED,
+        ClientError::TooLarge => REFUSED,
+        ClientError::Unexpected(_) => NO_ANSWER,
+    };
+    Failed::new(code, e.to_string())
+}
+
+fn state(s: &PdState) -> String {
+    match s {
+        PdState::Running => "running".into(),
+        PdState::Restarting { in_ms } => format!("restart in {in_ms} ms"),
+        PdState::Held { reason } => format!("held: {reason}"),
+    }
+}
+
+fn print_status(rows: &[PdStatus], json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(rows).unwrap_or_default());
+        return;
+    }
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::ASCII_MARKDOWN);
+    t.set_header([
+        "PD",
+        "state",
+        "gen",
+        "restarts",
+        "in window",
+        "last cause",
+        "recovery",
+        "heartbeat",
+        "memory",
+    ]);
+    for r in rows {
+        let window = if r.restart_limit == 0 {
+            format!("{}", r.restarts_in_window)
+        } else {
+            format!("{}/{}", r.restarts_in_window, r.restart_limit)
+        };
+        let heartbeat = match (r.heartbeat_ms, r.heartbeat_age_ms) {
+            (Some(p), Some(age)) => format!("{age} ms ago (every {p} ms)"),
+            (Some(p), None) => format!("every {p} ms"),
+            _ => "-".into(),
+        };
+        let name = if r.managed {
+            r.name.to_string()
+        } else {
+            format!("{} (unmanaged)", r.name)
+        };
+        t.add_row([
+            name,
+            state(&r.state),
+            r.generation.to_string(),
+            r.restarts.to_string(),
+            window,
+            r.last_cause.as_deref().unwrap_or("-").to_string(),
+            r.last_recovery_us
+                .map_or("-".into(), |us| format!("{us} us")),
+            heartbeat,
+            format!("{} KiB", r.memory_bytes / 1024),
+        ]);
+    }
+    println!("{t}");
+}
+
+fn print_entry(e: &LogEntry, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(e).unwrap_or_default());
+        return;
+    }
+    let what = match e.event {
+        Event::Restarted => "restarted",
+        Event::Held => "held",
+        Event::Released => "released",
+        Event::Injected => "injected",
+    };
+    let latency = e
+        .latency_us
+        .map_or(String::new(), |us| format!(" in {us} us"));
+    println!(
+        "#{} {}.{:03} s {} {what} (cause: {}) generation {}{latency}",
+        e.seq,
+        e.at_ms / 1000,
+        e.at_ms % 1000,
+        e.pd,
+        e.cause,
+        e.generation
+    );
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,126 @@
+//! The CLI's client against a control PD played by a thread on a real unix socket, speaking
+//! the real protocol (lib/control-proto's `serve`).
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::time::Duration;
+
+use axolotl_control_proto::{
+    Deframer, Error, FRAME_BUFFER, Frame, MAX_FRAME, Reply, Request, serve,
+};
+
+use super::*;
+
+fn socket(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("axolotl-ctl-{}-{name}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let p = dir.join("c.sock");
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+/// A control PD that answers with `answer`, dropping the first `drop` requests unanswered
+/// (as a control-pd restarted mid-request would).
+fn fake_system(path: &Path, mut drop: usize, answer: fn(Request) -> Reply) {
+    let l = UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut d = Deframer::<MAX_FRAME>::new();
+        let mut buf = [0u8; 64];
+        loop {
+            let Ok(n) = s.read(&mut buf) else { return };
+            if n == 0 {
+                return;
+            }
+            for &b in &buf[..n] {
+                let mut out = [0u8; FRAME_BUFFER];
+                let m = match d.push(b) {
+                    Some(Frame::Complete(f)) => serve(f, answer, &mut out),
+                    _ => continue,
+                };
+                if drop > 0 {
+                    drop -= 1;
+                    continue;
+                }
+                let _ = s.write_all(&out[..m]);
+            }
+        }
+    });
+}
+
+fn refuse_all(_: Request) -> Reply {
+    Reply::Error(Error::NotGranted)
+}
+
+fn done(_: Request) -> Reply {
+    Reply::Done
+}
+
+#[test]
+fn a_missing_socket_says_no_system_runs() {
+    let p = socket("missing");
+    let Err(e) = Client::connect(&p, Duration::from_secs(1)) else {
+        panic!("connected to nothing")
+    };
+    let f = failed(e);
+    assert_eq!(f.code, UNREACHABLE);
+    assert!(
+        f.message.contains("no system with a control PD is running"),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
+fn a_dead_socket_says_the_system_stopped() {
+    let p = socket("dead");
+    drop(UnixListener::bind(&p).unwrap());
+    let Err(e) = Client::connect(&p, Duration::from_secs(1)) else {
+        panic!("connected to nothing")
+    };
+    let f = failed(e);
+    assert_eq!(f.code, UNREACHABLE);
+    assert!(f.message.contains("has stopped"), "{}", f.message);
+}
+
+#[test]
+fn a_lost_request_is_retried() {
+    let p = socket("retry");
+    fake_system(&p, 1, done);
+    let mut c = Client::connect(&p, Duration::from_secs(30)).unwrap();
+    let r = c.ask(&Request::Restart {
+        pd: name("serial_driver").unwrap(),
+    });
+    assert_eq!(r.ok(), Some(Reply::Done));
+    // The first attempt's id went unanswered; the second's was.
+    assert_eq!(c.next_id(), 3);
+}
+
+#[test]
+fn refusals_are_explained() {
+    let p = socket("refused");
+    fake_system(&p, 0, refuse_all);
+    let mut c = Client::connect(&p, Duration::from_secs(30)).unwrap();
+    let r = c
+        .ask(&Request::Inject {
+            pd: name("serial_driver").unwrap(),
+            kind: FaultKind::Crash,
+        })
+        .ok()
+        .unwrap();
+    let f = unexpected(r);
+    assert_eq!(f.code, REFUSED);
+    assert!(f.message.contains("not granted"), "{}", f.message);
+}
+
+#[test]
+fn garbage_gets_an_error_reply_and_the_stream_recovers() {
+    let p = socket("garbage");
+    fake_system(&p, 0, done);
+    let mut c = Client::connect(&p, Duration::from_secs(30)).unwrap();
+    c.send_raw(&[0, 1, 2, 3, 4, 0]).ok().unwrap();
+    let (id, r) = c.next_reply(Duration::from_secs(30)).ok().unwrap().unwrap();
+    assert_eq!((id, r), (0, Reply::Error(Error::BadFrame)));
+    assert_eq!(c.ask(&Request::Log { seq: 0 }).ok(), Some(Reply::Done));
+}
