@@ -43,7 +43,8 @@ fn every_reported_rule_is_documented() {
 
 #[test]
 fn every_documented_rule_is_asserted_by_a_test() {
-    let tests = read("tests/bad.rs") + &read("tests/good.rs");
+    // xtask's rules on the program images (`image-elf`) are asserted by its own unit tests.
+    let tests = read("tests/bad.rs") + &read("tests/good.rs") + &read("../xtask/src/system.rs");
     let untested: Vec<_> = documented()
         .into_iter()
         .filter(|rule| !tests.contains(&format!("\"{rule}\"")))
