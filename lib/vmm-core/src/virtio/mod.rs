@@ -18,6 +18,8 @@ pub mod mem;
 pub mod mmio;
 pub mod net;
 pub mod queue;
+pub mod ring_blk;
+pub mod ring_net;
 
 #[cfg(test)]
 #[path = "proptests.rs"]
@@ -30,6 +32,8 @@ pub use mem::{GuestMemory, GuestRam, MemError};
 pub use mmio::{Counters, Transport};
 pub use net::{NetBackend, NetConfig, RxOutcome, TxOutcome, VirtioNet};
 pub use queue::{Chain, Queue, QueueError};
+pub use ring_blk::BlkRing;
+pub use ring_net::NetRing;
 
 /// `VIRTIO_F_INDIRECT_DESC`: a descriptor may point to a table of descriptors.
 pub const F_INDIRECT_DESC: u64 = 1 << 28;
