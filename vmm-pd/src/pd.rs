@@ -310,6 +310,15 @@ const CMDLINE: &str = "console=ttyAMA0 earlycon rdinit=/init \
 #[cfg(not(feature = "test-guest"))]
 const CMDLINE: &str = "console=ttyAMA0 earlycon rdinit=/init";
 
+/// The I/O guest's (a guest with a disk: xtask gives it the I/O initramfs, docs/guest.md):
+/// in test systems it checks its disk once it serves HTTP (tests/tests/gateway.rs compares
+/// the image afterwards), then runs a shell.
+#[cfg(feature = "test-guest")]
+const IO_CMDLINE: &str = "console=ttyAMA0 earlycon rdinit=/init \
+    axolotl_cmd=\"gateway-guest diskcheck 1515 16\"";
+#[cfg(not(feature = "test-guest"))]
+const IO_CMDLINE: &str = CMDLINE;
+
 /// Guest console output, flushed a line (or an idle moment) at a time: one kernel call per
 /// line instead of one per character.
 struct Console {
@@ -395,18 +404,22 @@ impl VmmPd {
         if kernel.is_empty() {
             return Err("built without a guest kernel (run `cargo xtask setup`, then rebuild)");
         }
+        let io = io();
         let spec = GuestSpec {
             ram_base: RAM_BASE,
             ram_size: RAM_SIZE,
             image: kernel,
             initrd_size: (!initrd.is_empty()).then_some(initrd.len() as u64),
-            cmdline: CMDLINE,
+            cmdline: if io.blk.is_some() {
+                IO_CMDLINE
+            } else {
+                CMDLINE
+            },
             nr_vcpus: u32::from(self.nr_vcpus),
             gic: GIC,
         };
         // SAFETY: the DTB buffer is used by this single-threaded PD here only.
         let dtb = unsafe { (&raw mut DTB).as_mut().unwrap_unchecked() };
-        let io = io();
         let mut transports = [virtio_transport(0); 2];
         let mut n = 0;
         for (present, t) in [

@@ -43,6 +43,8 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/net-echo-restart.system",
     "tests/systems/blk.system",
     "tests/systems/blk-crash.system",
+    "tests/systems/gateway-gicv3.system",
+    "tests/systems/gateway-faults-gicv3.system",
 ];
 
 /// Systems written for one GIC (`*-gicv2.system`: a GICv2 guest needs the board's GICV frame)
