@@ -561,6 +561,11 @@ impl VmmPd {
         let io = io();
         let mut mem = ram();
         if let Some((dev, be)) = io.blk.as_mut() {
+            // The line follows the register access first (an InterruptACK lowers it), so
+            // that what the poll raises is a new edge: the guest's SPI is edge-triggered,
+            // and a line that stayed high through its acknowledgement would never
+            // interrupt it again.
+            vm.set_spi_level(virtio_transport(BLK_TRANSPORT).spi, dev.irq_level());
             let a = be.poll(dev, &mut mem);
             if let Some(e) = a.fault {
                 io.faults += 1;
@@ -580,6 +585,8 @@ impl VmmPd {
             vm.set_spi_level(virtio_transport(BLK_TRANSPORT).spi, dev.irq_level());
         }
         if let Some((dev, be)) = io.net.as_mut() {
+            // As for the disk.
+            vm.set_spi_level(virtio_transport(NET_TRANSPORT).spi, dev.irq_level());
             let a = be.poll(dev, &mut mem);
             if let Some((dir, c)) = a.fault {
                 io.faults += 1;
