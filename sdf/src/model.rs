@@ -38,6 +38,66 @@ impl SystemDescription {
     pub fn memory_region(&self, name: &str) -> Option<&MemoryRegion> {
         self.memory_regions.iter().find(|mr| mr.name == name)
     }
+
+    /// Every symbol patched in `pd`'s image and with what, in a fixed order: its maps'
+    /// `setvar_*`, its `setvar`s, then the `setvar_id`s of its IRQs, children, vCPUs and
+    /// channel ends (Microkit patches an id into the PD that uses it).
+    pub fn patches<'a>(&'a self, pd: &'a ProtectionDomain) -> Vec<(&'a str, Patch<'a>, Span)> {
+        let mut out = Vec::new();
+        for m in &pd.maps {
+            let mr = m.mr.as_str();
+            let kinds = [
+                (&m.setvar_vaddr, Patch::Vaddr(m.vaddr)),
+                (&m.setvar_size, Patch::RegionSize(mr)),
+                (&m.setvar_prefill_size, Patch::PrefillSize(mr)),
+            ];
+            for (sym, p) in kinds {
+                if let Some(sym) = sym {
+                    out.push((sym.as_str(), p, m.span));
+                }
+            }
+        }
+        for sv in &pd.setvars {
+            let p = Patch::RegionPaddr(sv.region_paddr.as_str());
+            out.push((sv.symbol.as_str(), p, sv.span));
+        }
+        for irq in &pd.irqs {
+            if let Some(sym) = &irq.setvar_id {
+                out.push((sym.as_str(), Patch::Id(irq.id), irq.span));
+            }
+        }
+        for child in &pd.children {
+            if let (Some(sym), Some(id)) = (&child.setvar_id, child.id) {
+                out.push((sym.as_str(), Patch::Id(id), child.span));
+            }
+        }
+        for vcpu in pd.virtual_machine.iter().flat_map(|vm| &vm.vcpus) {
+            if let Some(sym) = &vcpu.setvar_id {
+                out.push((sym.as_str(), Patch::Id(vcpu.id), vcpu.span));
+            }
+        }
+        for end in self.channels.iter().flat_map(|c| &c.ends) {
+            if let Some(sym) = end.setvar_id.as_ref().filter(|_| end.pd == pd.name) {
+                out.push((sym.as_str(), Patch::Id(end.id), end.span));
+            }
+        }
+        out
+    }
+}
+
+/// What a symbol is patched with (`SystemDescription::patches`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Patch<'a> {
+    /// A map's `vaddr` (`setvar_vaddr`).
+    Vaddr(u64),
+    /// The physical address of the named region (`<setvar region_paddr>`).
+    RegionPaddr(&'a str),
+    /// The named region's size (`setvar_size`).
+    RegionSize(&'a str),
+    /// The length of the named region's prefill file (`setvar_prefill_size`).
+    PrefillSize(&'a str),
+    /// A channel, IRQ, child or vCPU id (`setvar_id`).
+    Id(u8),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +118,8 @@ pub struct ProtectionDomain {
     pub cnode_cap: bool,
     /// Identifier under which the parent sees this PD (children only).
     pub id: Option<u8>,
+    /// Symbol of the parent's image patched with `id` (Microkit's `setvar_id`).
+    pub setvar_id: Option<String>,
     pub program_image: ProgramImage,
     pub maps: Vec<Map>,
     pub irqs: Vec<Irq>,
@@ -106,6 +168,10 @@ pub struct Map {
     pub cached: bool,
     /// Symbol patched with `vaddr` in the PD's image.
     pub setvar_vaddr: Option<String>,
+    /// Symbol patched with the region's size.
+    pub setvar_size: Option<String>,
+    /// Symbol patched with the length of the region's prefill file.
+    pub setvar_prefill_size: Option<String>,
     pub span: Span,
 }
 
@@ -122,6 +188,8 @@ pub struct Irq {
     /// Channel id under which the PD is notified; shares the id space with channels.
     pub id: u8,
     pub trigger: Trigger,
+    /// Symbol of the PD's image patched with `id`.
+    pub setvar_id: Option<String>,
     pub span: Span,
 }
 
@@ -149,6 +217,8 @@ pub struct VirtualMachine {
 pub struct Vcpu {
     pub id: u8,
     pub cpu: u32,
+    /// Symbol of the VM's PD's image patched with `id`.
+    pub setvar_id: Option<String>,
     pub span: Span,
 }
 
@@ -159,7 +229,20 @@ pub struct MemoryRegion {
     /// 0x1000 or 0x200000.
     pub page_size: u64,
     pub phys_addr: Option<u64>,
+    /// Initial contents (Microkit's `prefill_path`); the rest of the region is zero.
+    pub prefill: Option<Prefill>,
     pub span: Span,
+}
+
+/// A file whose bytes a region starts with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prefill {
+    /// As written in the SDF.
+    pub path: String,
+    /// Where it was found (relative paths: next to the SDF).
+    pub file: String,
+    /// Its length in bytes when checked; at most the region's size, at least 1.
+    pub len: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +259,8 @@ pub struct End {
     pub pp: bool,
     /// This end may notify the other end.
     pub notify: bool,
+    /// Symbol of this end's PD's image patched with `id`.
+    pub setvar_id: Option<String>,
     pub span: Span,
 }
 

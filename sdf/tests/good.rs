@@ -258,3 +258,73 @@ fn a_gicv2_guest_without_the_virtual_cpu_interface_is_warned_about() {
     // `gicv` is also left unmapped.
     assert_eq!(rules, ["unused-region", "vm-gic"], "{}", without.warnings);
 }
+
+#[test]
+fn microkit_2_3_prefill_and_setvars_keep_their_meaning() {
+    let sd = load("microkit-2.3.system").system;
+    // `size` defaults to the file's length rounded up to the page size (Microkit 2.2).
+    let greeting = sd.memory_region("greeting").unwrap();
+    let p = greeting.prefill.as_ref().unwrap();
+    assert_eq!((greeting.size, p.len), (0x1000, 16));
+    assert!(
+        p.file.ends_with("tests/good/../prefill/hello.txt"),
+        "{}",
+        p.file
+    );
+    let big = sd.memory_region("big").unwrap();
+    assert_eq!(
+        (big.size, big.prefill.as_ref().unwrap().len),
+        (0x2000, 5000)
+    );
+
+    let parent = sd.pd("parent").unwrap();
+    let patches: Vec<(&str, Patch)> = sd
+        .patches(parent)
+        .into_iter()
+        .map(|(s, p, _)| (s, p))
+        .collect();
+    assert_eq!(
+        patches,
+        [
+            ("greeting", Patch::Vaddr(0x200_0000)),
+            ("greeting_size", Patch::RegionSize("greeting")),
+            ("greeting_len", Patch::PrefillSize("greeting")),
+            ("big_len", Patch::PrefillSize("big")),
+            ("uart_irq", Patch::Id(3)),
+            ("child_id", Patch::Id(5)),
+            ("guest_vcpu", Patch::Id(0)),
+            ("to_child", Patch::Id(7)),
+        ]
+    );
+    // A channel end's `setvar_id` patches its own PD, with its own id.
+    let child = sd.pd("child").unwrap();
+    let patches: Vec<(&str, Patch)> = sd
+        .patches(child)
+        .into_iter()
+        .map(|(s, p, _)| (s, p))
+        .collect();
+    assert_eq!(patches, [("to_parent", Patch::Id(1))]);
+}
+
+#[test]
+fn an_rwx_map_of_a_pd_is_valid_with_a_warning() {
+    let text = "<system><protection_domain name=\"a\"><program_image path=\"a.elf\" />\
+                <map mr=\"r\" vaddr=\"0x1000000\" perms=\"rwx\" /></protection_domain>\
+                <memory_region name=\"r\" size=\"0x1000\" /></system>";
+    let checked = check("rwx.system", text, &BOARD).unwrap();
+    let w: Vec<_> = checked
+        .warnings
+        .iter()
+        .map(|d| (d.line, d.col, d.rule, d.message.as_str()))
+        .collect();
+    assert_eq!(
+        w,
+        [(
+            1,
+            67,
+            "map-wx",
+            "map of `r` in `a` is writable and executable: valid (Microkit allows it), but code injected into it can run; use `rw` and `rx` maps if you can"
+        )]
+    );
+    assert!(checked.system.protection_domains[0].maps[0].perms.execute);
+}

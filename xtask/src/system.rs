@@ -204,6 +204,22 @@ pub fn pack_with_initrd(
         fs::read(&monitor_file).map_err(|e| format!("{}: {e}", monitor_file.display()))?;
     let monitor = ElfInfo::from_bytes(MONITOR_IMAGE, &monitor_bytes).map_err(|e| e.to_string())?;
     files.push((MONITOR_IMAGE.to_string(), monitor_bytes));
+    // Prefill bytes go in the pack beside the images; the plan carries each one's length,
+    // so a file changed since the check is refused here rather than half-copied at boot.
+    for mr in &sd.memory_regions {
+        let Some(p) = &mr.prefill else { continue };
+        let bytes = fs::read(&p.file).map_err(|e| format!("{}: {e}", p.file))?;
+        if bytes.len() as u64 != p.len {
+            return Err(format!(
+                "{}: prefill file of region {:?} changed while building ({} bytes, was {})",
+                p.file,
+                mr.name,
+                bytes.len(),
+                p.len
+            ));
+        }
+        files.push((pack::prefill_name(&mr.name), bytes));
+    }
     // The pack holds every image and the plan (at most `PLAN_SIZE_LIMIT`), in the kernel
     // image: RAM the root task never gets.
     let pack_bytes = files.iter().map(|(_, b)| b.len() as u64).sum::<u64>()

@@ -34,6 +34,7 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/cap-grant.system",
     "tests/systems/device-order.system",
     "tests/systems/ram-edge.system",
+    "tests/systems/prefill.system",
     "tests/systems/linux-vm-gicv3.system",
     "tests/systems/linux-vm-gicv2.system",
     "tests/systems/linux-smp-gicv3.system",

@@ -164,7 +164,7 @@ fn decode_and_perform(
     match cap {
         Cap::Tcb { ptr } => {
             let t = TcbRef::of_cap(ptr);
-            Ok(tcb::perform(k, m, t, tcb::decode(m, l, t)?))
+            Ok(tcb::perform(k, m, t, tcb::decode(m, l, t, cap_slot)?))
         }
         _ => rare(k, m, l, cap, cap_slot),
     }

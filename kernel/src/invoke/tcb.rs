@@ -34,8 +34,10 @@ pub enum TcbOp {
     Resume,
     SetPriority(u8),
     SetMcPriority(u8),
-    /// TcbConfigure (with a buffer) and TcbSetSpace.
+    /// TcbConfigure (with a buffer) and TcbSetSpace; `tcb` is the slot of the TCB cap
+    /// invoked.
     SetSpace {
+        tcb: SlotRef,
         cspace: Install,
         vspace: Install,
         fault: Option<Install>,
@@ -100,7 +102,7 @@ fn misaligned() -> super::Refusal {
     )
 }
 
-pub fn decode(m: &Msg, l: Invocation, t: TcbRef) -> Decoded<TcbOp> {
+pub fn decode(m: &Msg, l: Invocation, t: TcbRef, tcb: SlotRef) -> Decoded<TcbOp> {
     let mr = |i| m.mr(i);
     Ok(match l {
         Invocation::TcbSuspend => TcbOp::Suspend,
@@ -197,6 +199,7 @@ pub fn decode(m: &Msg, l: Invocation, t: TcbRef) -> Decoded<TcbOp> {
                 ));
             }
             TcbOp::SetSpace {
+                tcb,
                 cspace: install_of(cspace, cspace_slot)?,
                 vspace: install_of(vspace, vspace_slot)?,
                 fault: match fault {
@@ -314,6 +317,7 @@ pub fn perform(k: &mut Kernel, m: &Msg, mut t: TcbRef, op: TcbOp) -> Done {
             }
         }
         TcbOp::SetSpace {
+            tcb,
             cspace,
             vspace,
             fault,
@@ -325,19 +329,26 @@ pub fn perform(k: &mut Kernel, m: &Msg, mut t: TcbRef, op: TcbOp) -> Done {
             if clear_slot(k, t, slot::CSPACE).is_err() {
                 return Done::Preempted;
             }
-            install(k, t, slot::CSPACE, cspace);
-            install(k, t, slot::VSPACE, vspace);
+            // That deletion may have emptied the slots this call's caps were found in, the
+            // TCB cap's too: a thread configuring itself while its TCB holds the only cap
+            // to its CSpace deletes that CNode. Each install checks its source again.
+            install(k, t, Some(tcb), slot::CSPACE, cspace);
+            install(k, t, Some(tcb), slot::VSPACE, vspace);
             match fault {
-                Some(f) => install(k, t, slot::FAULT_EP, f),
+                Some(f) => {
+                    install(k, t, Some(tcb), slot::FAULT_EP, f);
+                }
                 None => clear_short_slot(k, t, slot::FAULT_EP),
             }
             if let Some(b) = buffer {
-                set_ipc_buffer(k, t, b);
+                set_ipc_buffer(k, t, Some(tcb), b);
             }
         }
         // The CPU setting follows at the next entry to user level.
         TcbOp::SetTimerAccess(on) => t.ptimer = on,
-        TcbOp::SetIpcBuffer(b) => set_ipc_buffer(k, t, b),
+        // Only the old buffer's frame cap is deleted first, which empties no other slot:
+        // the TCB cap is still there.
+        TcbOp::SetIpcBuffer(b) => set_ipc_buffer(k, t, None, b),
         TcbOp::ReadRegisters {
             suspend: stop,
             count,
@@ -455,16 +466,31 @@ fn clear_short_slot(k: &mut Kernel, t: TcbRef, i: usize) {
     while clear_slot(k, t, i).is_err() {}
 }
 
-/// Puts a derived cap into one of the thread's own slots, in place of what was there.
-fn install(k: &mut Kernel, t: TcbRef, i: usize, c: Install) {
+/// Puts a derived cap into one of the thread's own slots, in place of what was there, and
+/// says whether it did. Emptying the slot first may delete other caps (the CSPACE slot's
+/// deletion, before, even more): as seL4's `invokeTCB_ThreadControl`, the cap goes in only
+/// if its source slot still holds its object and `tcb`, the slot of the TCB cap invoked
+/// (when a deletion could have emptied it), still holds a cap to `t`. Otherwise the slot
+/// stays empty: a cap linked into the derivation tree from an emptied slot would keep that
+/// slot's address, written through once the memory is retyped (docs/security.md), and a
+/// cap put into a TCB whose last cap went would never be deleted.
+fn install(k: &mut Kernel, t: TcbRef, tcb: Option<SlotRef>, i: usize, c: Install) -> bool {
     clear_short_slot(k, t, i);
-    // SAFETY: `c.cap` was derived from the cap in `c.src` (`install_of`).
+    let tcb_there =
+        tcb.is_none_or(|s| matches!(s.cap(), Cap::Tcb { ptr } if TcbRef::of_cap(ptr) == t));
+    if !tcb_there || !c.src.cap().same_object_as(&c.cap) {
+        return false;
+    }
+    // SAFETY: `c.cap` was derived from the cap in `c.src` (`install_of`), which still holds
+    // that object, so `c.src` is a live slot in the derivation tree.
     unsafe { axolotl_kernel_core::mdb::insert_copy(c.src, slot_of(t.ptr(), i), c.cap) };
+    true
 }
 
-fn set_ipc_buffer(k: &mut Kernel, mut t: TcbRef, b: Buffer) {
-    install(k, t, slot::IPC_BUFFER, b.frame);
-    // The frame is kept alive by the cap just installed.
+fn set_ipc_buffer(k: &mut Kernel, mut t: TcbRef, tcb: Option<SlotRef>, b: Buffer) {
+    // The frame is kept alive by the cap installed; without it the thread has no buffer
+    // the kernel may reach (seL4 keeps the address either way).
+    let installed = install(k, t, tcb, slot::IPC_BUFFER, b.frame);
     t.ipc_buffer = b.vaddr;
-    t.ipc_buffer_pa = b.pa;
+    t.ipc_buffer_pa = if installed { b.pa } else { 0 };
 }

@@ -230,6 +230,10 @@ pub fn check_with_images(
             }
         }
         need.slots = need.slots.saturating_add(frames);
+        if mr.prefill.is_some() {
+            // The scratch slot the root task copies the prefill bytes through.
+            need.slots += 1;
+        }
         if mr.phys_addr.is_some() {
             // The untyped fillers that carve device memory up to the region's address: at
             // most one per address bit.

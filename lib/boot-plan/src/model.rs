@@ -146,6 +146,9 @@ pub struct Region {
     pub page_size: u64,
     /// Fixed physical address (device memory); otherwise the root task allocates it.
     pub phys_addr: Option<u64>,
+    /// Length of the bytes the region starts with (the pack's `pack::prefill_name` entry),
+    /// 0 for none; the rest is zero.
+    pub prefill: u64,
 }
 
 impl Region {

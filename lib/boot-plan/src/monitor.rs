@@ -53,6 +53,7 @@ pub fn build_with_monitor(
         fpu: true,
         cnode_cap: false,
         id: None,
+        setvar_id: None,
         program_image: sdf::ProgramImage {
             path: monitor.path.clone(),
             path_for_symbols: None,

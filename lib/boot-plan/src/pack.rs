@@ -116,10 +116,28 @@ impl<'a> Pack<'a> {
         (0..self.count).filter_map(|i| self.entry(i).ok())
     }
 
+    /// The bytes region `region` starts with (`Region::prefill`), packed under
+    /// [`prefill_name`].
+    pub fn prefill(&self, region: &str) -> Option<&'a [u8]> {
+        self.images()
+            .find(|(n, _)| n.strip_prefix(PREFILL_PREFIX) == Some(region))
+            .map(|(_, d)| d)
+    }
+
     /// The image the plan calls `name` (`Image::name`).
     pub fn image(&self, name: &str) -> Option<&'a [u8]> {
         self.images().find(|(n, _)| *n == name).map(|(_, d)| d)
     }
+}
+
+/// Prefill entries are named after their region behind a NUL, which no program image path
+/// (an XML attribute) can contain.
+pub const PREFILL_PREFIX: &str = "\0prefill/";
+
+/// The pack entry name of region `region`'s prefill bytes.
+#[cfg(feature = "std")]
+pub fn prefill_name(region: &str) -> std::string::String {
+    std::format!("{PREFILL_PREFIX}{region}")
 }
 
 /// Builds a pack (host side).
@@ -174,6 +192,16 @@ mod tests {
         assert_eq!(pack.image("b.elf"), Some(&b""[..]));
         assert_eq!(pack.image("c.elf"), None);
         assert_eq!(pack.images().count(), 2);
+    }
+
+    #[test]
+    fn prefill_bytes_are_found_by_region_never_as_an_image() {
+        let name = prefill_name("greeting");
+        let p = write(b"plan", &[("greeting", b"image"), (&name, b"hello")]);
+        let pack = Pack::parse(&p).unwrap();
+        assert_eq!(pack.prefill("greeting"), Some(&b"hello"[..]));
+        assert_eq!(pack.image("greeting"), Some(&b"image"[..]));
+        assert_eq!(pack.prefill("other"), None);
     }
 
     #[test]

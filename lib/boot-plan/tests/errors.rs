@@ -122,6 +122,7 @@ fn notification_badge_collision() {
         irq: 40,
         id: 0,
         trigger: Trigger::Level,
+        setvar_id: None,
         span,
     });
     let errs = errors(&sd, &hello_images());

@@ -61,11 +61,7 @@ fn image(sd: &SystemDescription, path: &str) -> ElfInfo {
         .all_pds()
         .into_iter()
         .filter(|pd| pd.program_image.path == path)
-        .flat_map(|pd| {
-            let maps = pd.maps.iter().filter_map(|m| m.setvar_vaddr.as_deref());
-            maps.chain(pd.setvars.iter().map(|s| s.symbol.as_str()))
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|pd| sd.patches(pd).into_iter().map(|(s, _, _)| s))
         .collect();
     let h = fnv(path.as_bytes());
     let (code, data) = (0x20_0000, 0x30_0000);
@@ -93,7 +89,8 @@ fn fingerprints() -> String {
         for board in BOARDS {
             let gic = board.gic.version().number();
             write!(out, "{name} gicv{gic}: ").unwrap();
-            let sd = match limits::check_text(&name, &text, board) {
+            // The real path: prefill files are found next to the SDF.
+            let sd = match limits::check_text(&file.display().to_string(), &text, board) {
                 Ok(c) => c.system,
                 Err(_) => {
                     writeln!(out, "refused by check").unwrap();

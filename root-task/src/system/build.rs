@@ -226,7 +226,9 @@ impl System {
         });
         let mut frames = [None; MAX_REGIONS];
         for r in order {
-            frames[r] = Some(sys.create_region(&mut devices, r)?);
+            let f = sys.create_region(&mut devices, r)?;
+            sys.prefill_region(r, &f)?;
+            frames[r] = Some(f);
         }
         for f in &frames[..n] {
             let _ = sys
@@ -422,6 +424,66 @@ impl System {
             paddr,
             contiguous,
         })
+    }
+
+    /// Copies region `r`'s prefill bytes (Microkit's `prefill_path`) from the pack into its
+    /// fresh, zeroed frames, one page at a time through one scratch slot and address of the
+    /// root task's own VSpace. Only at boot, as Microkit: regions outlive PD restarts.
+    fn prefill_region(&mut self, r: usize, f: &RegionFrames) -> Result<(), Error> {
+        let region = &self.plan.regions[r];
+        if region.prefill == 0 {
+            return Ok(());
+        }
+        // Fixed regions are device memory (the check refuses a prefill there): never write
+        // device registers on a plan's say-so.
+        if region.phys_addr.is_some() {
+            return Err(Error::Plan(
+                "prefill of a region at a fixed physical address",
+            ));
+        }
+        let bytes = self
+            .pack
+            .prefill(region.name.as_str())
+            .filter(|b| b.len() as u64 == region.prefill && region.prefill <= region.size)
+            .ok_or(Error::Plan(
+                "region prefill missing from the pack or of another length",
+            ))?;
+        let size = region.page_size;
+        let at = self.alias_next.next_multiple_of(size);
+        let slot = self.alloc.slots.alloc().ok_or(Error::TooManySlots)?;
+        let root = CNode(init_cap::CNODE);
+        let vspace = VSpace(init_cap::VSPACE);
+        for (k, chunk) in bytes.chunks(size as usize).enumerate() {
+            root.copy(
+                slot,
+                ROOT_DEPTH,
+                root,
+                f.first + k as u64,
+                ROOT_DEPTH,
+                Rights::ALL,
+            )
+            .step("prefill copy")?;
+            let page = Frame(slot);
+            vspace::map(
+                &mut self.alloc,
+                page,
+                vspace,
+                at,
+                Rights::RW,
+                vm_attr::CACHEABLE,
+            )
+            .step("prefill map")?;
+            // SAFETY: the page was just mapped at `at`, read-write, for the root task alone
+            // (no PD maps the region before `build_pd`), and `chunk` is at most a page.
+            let dst = unsafe { core::slice::from_raw_parts_mut(at as *mut u8, chunk.len()) };
+            dst.copy_from_slice(chunk);
+            // A PD may map the region uncached (`cached="false"`): the bytes must be in
+            // memory, not only in this mapping's cache lines.
+            vspace.clean_data(at, at + size).step("prefill clean")?;
+            page.unmap().step("prefill unmap")?;
+            root.delete(slot, ROOT_DEPTH).step("prefill delete")?;
+        }
+        Ok(())
     }
 
     /// A root slot holding a copy of `src` (a frame may be mapped once per capability).

@@ -28,6 +28,8 @@ pub(crate) struct Cx<'t> {
     pub lines: LineIndex<'t>,
     pub diags: Vec<Diagnostic>,
     pub taint: Taint,
+    /// The SDF's directory: relative `prefill_path`s are found there.
+    pub base: std::path::PathBuf,
 }
 
 /// An element being read, with the name used for it in messages.
@@ -45,6 +47,10 @@ impl<'t> Cx<'t> {
             lines: LineIndex::new(text),
             diags: Vec::new(),
             taint: Taint::default(),
+            base: std::path::Path::new(file)
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default(),
         }
     }
 

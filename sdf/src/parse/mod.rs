@@ -33,6 +33,7 @@ const PD_ATTRS: &[&str] = &[
     "cpu",
     "smc",
     "fpu",
+    "domain",
     // axolotl extensions
     "cnode_cap",
     "restart",
@@ -54,6 +55,7 @@ const CHILD_PD_ATTRS: &[&str] = &[
     "cpu",
     "smc",
     "fpu",
+    "domain",
     "cnode_cap",
     "restart",
     "restart_limit",
@@ -64,8 +66,17 @@ const CHILD_PD_ATTRS: &[&str] = &[
     "depends_on",
     "restart_standby",
     "id",
+    "setvar_id",
 ];
-const PD_MAP_ATTRS: &[&str] = &["mr", "vaddr", "perms", "cached", "setvar_vaddr"];
+const PD_MAP_ATTRS: &[&str] = &[
+    "mr",
+    "vaddr",
+    "perms",
+    "cached",
+    "setvar_vaddr",
+    "setvar_size",
+    "setvar_prefill_size",
+];
 // Microkit patches symbols only in PD images, not in guests.
 const VM_MAP_ATTRS: &[&str] = &["mr", "vaddr", "perms", "cached"];
 
@@ -182,8 +193,20 @@ fn system(cx: &mut Cx, root: Node) -> Option<SystemDescription> {
         channels: Vec::new(),
         span: el.span,
     };
-    for (node, tag) in cx.children(el, &["protection_domain", "memory_region", "channel"]) {
+    let allowed = ["protection_domain", "memory_region", "channel", "domains"];
+    for (node, tag) in cx.children(el, &allowed) {
         match tag {
+            "domains" => {
+                let at = cx.lines.span(node.range().start);
+                cx.error(
+                    at,
+                    "domains",
+                    "`domains` (Microkit 2.3's domain schedule) is not supported: the kernel has \
+                     no domain scheduler, and PDs are isolated in time only by priorities \
+                     (scheduling contexts are not enforced either); remove the element and the \
+                     PDs' `domain` attributes",
+                );
+            }
             "protection_domain" => sd.protection_domains.push(protection_domain(cx, node, 0)),
             "memory_region" => sd.memory_regions.push(memory_region(cx, node)),
             _ => sd.channels.extend(channel(cx, node)),
@@ -213,6 +236,14 @@ fn protection_domain(cx: &mut Cx, node: Node, depth: usize) -> ProtectionDomain 
     } else {
         None
     };
+    let setvar_id = cx.opt_str(el, "setvar_id");
+    if let Some((d, _)) = cx.attr(el, "domain") {
+        let msg = format!(
+            "`domain=\"{d}\"`: the kernel has no domain scheduler (Microkit 2.3's `domains`), \
+             so a PD cannot be placed in a domain; remove the attribute"
+        );
+        cx.reject(el, "domain", "domains", msg);
+    }
     let resilience = resilience(cx, el);
 
     let mut images = Vec::new();
@@ -228,9 +259,11 @@ fn protection_domain(cx: &mut Cx, node: Node, depth: usize) -> ProtectionDomain 
         "setvar",
         "protection_domain",
         "virtual_machine",
+        "cspace",
     ];
     for (node, tag) in cx.children(el, &allowed) {
         match tag {
+            "cspace" => cspace(cx, node),
             "program_image" => images.push(program_image(cx, node)),
             "map" => maps.push(map(cx, node, PD_MAP_ATTRS)),
             "irq" => irqs.push(irq(cx, node)),
@@ -287,6 +320,7 @@ fn protection_domain(cx: &mut Cx, node: Node, depth: usize) -> ProtectionDomain 
         fpu,
         cnode_cap,
         id,
+        setvar_id,
         program_image,
         maps,
         irqs,
@@ -453,12 +487,16 @@ fn map(cx: &mut Cx, node: Node, attrs: &[&str]) -> Map {
     let perms = perms(cx, el);
     let cached = cx.opt_bool(el, "cached", true);
     let setvar_vaddr = cx.opt_str(el, "setvar_vaddr");
+    let setvar_size = cx.opt_str(el, "setvar_size");
+    let setvar_prefill_size = cx.opt_str(el, "setvar_prefill_size");
     Map {
         mr,
         vaddr,
         perms,
         cached,
         setvar_vaddr,
+        setvar_size,
+        setvar_prefill_size,
         span: el.span,
     }
 }
@@ -503,7 +541,7 @@ fn perms(cx: &mut Cx, el: El) -> Perms {
 }
 
 fn irq(cx: &mut Cx, node: Node) -> Irq {
-    let el = cx.open(node, "irq", &["irq", "id", "trigger"]);
+    let el = cx.open(node, "irq", &["irq", "id", "trigger", "setvar_id"]);
     cx.children(el, &[]);
     let number = cx.req_num(el, "irq");
     let irq = cx.narrow_u32(el, "irq", number).unwrap_or(0);
@@ -521,6 +559,7 @@ fn irq(cx: &mut Cx, node: Node) -> Irq {
         irq,
         id,
         trigger,
+        setvar_id: cx.opt_str(el, "setvar_id"),
         span: el.span,
     }
 }
@@ -572,13 +611,14 @@ fn virtual_machine(cx: &mut Cx, node: Node) -> VirtualMachine {
 }
 
 fn vcpu(cx: &mut Cx, node: Node) -> Option<Vcpu> {
-    let el = cx.open(node, "vcpu", &["id", "cpu"]);
+    let el = cx.open(node, "vcpu", &["id", "cpu", "setvar_id"]);
     cx.children(el, &[]);
     let id = small_id(cx, el, "vcpu", true);
     let cpu = cpu(cx, el);
     Some(Vcpu {
         id: id?,
         cpu,
+        setvar_id: cx.opt_str(el, "setvar_id"),
         span: el.span,
     })
 }
@@ -587,11 +627,10 @@ fn memory_region(cx: &mut Cx, node: Node) -> MemoryRegion {
     let el = cx.open(
         node,
         "memory_region",
-        &["name", "size", "page_size", "phys_addr"],
+        &["name", "size", "page_size", "phys_addr", "prefill_path"],
     );
     cx.children(el, &[]);
     let name = cx.req_str(el, "name");
-    let size = cx.req_num(el, "size").unwrap_or(0);
     let page_size = match cx.opt_num(el, "page_size") {
         None => defaults::PAGE_SIZE,
         Some(ps @ (PAGE_SIZE_SMALL | PAGE_SIZE_LARGE)) => ps,
@@ -603,6 +642,25 @@ fn memory_region(cx: &mut Cx, node: Node) -> MemoryRegion {
         }
     };
     let page_size_known = !cx.taint.is(el.span, "page_size");
+    let prefill = prefill(cx, el);
+    // Microkit 2.2: a prefilled region's size defaults to the file's, rounded up to pages.
+    let size = match (cx.attr(el, "size"), &prefill) {
+        (Some(_), _) => cx.opt_num(el, "size").unwrap_or(0),
+        (None, Some(p)) => p.len.div_ceil(page_size).saturating_mul(page_size),
+        (None, None) => {
+            cx.taint.mark(el.span, "size");
+            // A prefill file that could not be read was reported; its size is unknown.
+            if cx.attr(el, "prefill_path").is_none() {
+                cx.error(
+                    el.span,
+                    "missing-attribute",
+                    "`memory_region` is missing required attribute `size` (required unless \
+                     `prefill_path` gives it)",
+                );
+            }
+            0
+        }
+    };
     if !cx.taint.is(el.span, "size") {
         if size == 0 {
             cx.reject(
@@ -614,6 +672,12 @@ fn memory_region(cx: &mut Cx, node: Node) -> MemoryRegion {
         } else if page_size_known && !size.is_multiple_of(page_size) {
             let msg = format!("size {size:#x} is not a multiple of the page size {page_size:#x}");
             cx.reject(el, "size", "region-size", msg);
+        } else if let Some(p) = prefill.as_ref().filter(|p| p.len > size) {
+            let msg = format!(
+                "prefill file `{}` ({:#x} bytes) is larger than the region's size {size:#x}",
+                p.path, p.len
+            );
+            cx.reject(el, "size", "prefill", msg);
         }
     }
     let phys_addr = cx.opt_num(el, "phys_addr");
@@ -624,12 +688,77 @@ fn memory_region(cx: &mut Cx, node: Node) -> MemoryRegion {
         let msg = format!("phys_addr {pa:#x} is not aligned to the page size {page_size:#x}");
         cx.reject(el, "phys_addr", "phys-align", msg);
     }
+    if prefill.is_some() && phys_addr.is_some() {
+        // The root task places fixed regions only in device memory (`phys-device`), which
+        // it never writes: device registers are not there to be loaded.
+        cx.reject(
+            el,
+            "prefill_path",
+            "prefill",
+            "a region with `phys_addr` cannot be prefilled: axolotl places such regions \
+             only in device memory, which the root task does not write",
+        );
+    }
     MemoryRegion {
         name,
         size,
         page_size,
         phys_addr,
+        prefill,
         span: el.span,
+    }
+}
+
+/// `prefill_path`, found as program images are: as written if absolute, else next to the
+/// SDF (which stands for Microkit's search paths). Only its length is kept: the image
+/// builder reads the bytes again from `Prefill::file` when it packs them.
+fn prefill(cx: &mut Cx, el: El) -> Option<Prefill> {
+    let path = cx.opt_str(el, "prefill_path")?;
+    let file = cx.base.join(&path);
+    let reason = match std::fs::metadata(&file) {
+        Ok(m) if m.is_file() && m.len() > 0 => {
+            return Some(Prefill {
+                path,
+                file: file.display().to_string(),
+                len: m.len(),
+            });
+        }
+        Ok(m) if m.is_file() => "is empty".to_owned(),
+        Ok(_) => "is not a file".to_owned(),
+        Err(e) => format!("cannot be read: {e}"),
+    };
+    let msg = format!(
+        "prefill file `{path}` ({}) {reason}; a relative path is found next to the SDF",
+        file.display()
+    );
+    cx.reject(el, "prefill_path", "prefill", msg);
+    None
+}
+
+/// Microkit 2.3's cap sharing: refused, each kind with the reason it cannot be honoured.
+fn cspace(cx: &mut Cx, node: Node) {
+    let el = cx.open(node, "cspace", &[]);
+    for (child, tag) in cx.children(el, &["cap_tcb", "cap_sc", "cap_vspace"]) {
+        let at = cx.lines.span(child.range().start);
+        let why = match tag {
+            "cap_sc" => {
+                "the kernel has no scheduling contexts (MCS): `budget` and `period` are not \
+                 enforced, so there is no SC to share"
+            }
+            "cap_vspace" => {
+                "a restart moves a PD to a fresh VSpace (its standby incarnation), so a shared \
+                 VSpace cap would name a dead address space"
+            }
+            _ => {
+                "the monitor alone may stop, resume and rebuild a PD's TCB (a parent holds its \
+                 children's through `id`); another PD holding it could undo a restart"
+            }
+        };
+        let msg = format!(
+            "`<{tag}>` (Microkit 2.3 cap sharing) is not supported: {why}; remove the \
+             `cspace` element"
+        );
+        cx.error(at, "cspace", msg);
     }
 }
 
@@ -657,13 +786,14 @@ fn channel(cx: &mut Cx, node: Node) -> Option<Channel> {
 }
 
 fn end(cx: &mut Cx, node: Node) -> End {
-    let el = cx.open(node, "end", &["pd", "id", "pp", "notify"]);
+    let el = cx.open(node, "end", &["pd", "id", "pp", "notify", "setvar_id"]);
     cx.children(el, &[]);
     End {
         pd: cx.req_str(el, "pd"),
         id: small_id(cx, el, "id-range", true).unwrap_or(0),
         pp: cx.opt_bool(el, "pp", false),
         notify: cx.opt_bool(el, "notify", true),
+        setvar_id: cx.opt_str(el, "setvar_id"),
         span: el.span,
     }
 }

@@ -55,23 +55,32 @@ fn address_space(cx: &mut Cx, maps: &[Map], space: &str, pd: Option<&ProtectionD
         };
         if let Some(pd) = pd {
             if map.perms.write && map.perms.execute {
+                // PDs run at EL0 with stage 1 off: the stage-2 entry alone decides, and it
+                // can be writable and executable (SCTLR_EL2.WXN covers only the kernel's
+                // own EL2 regime). Microkit allows it; it costs the PD its W^X.
                 let msg = format!(
-                    "map of `{}` in `{}` is writable and executable; a protection domain's \
-                     memory is W^X (only a virtual machine's RAM may be both)",
+                    "map of `{}` in `{}` is writable and executable: valid (Microkit allows \
+                     it), but code injected into it can run; use `rw` and `rx` maps if you can",
                     mr.name, pd.name
                 );
-                cx.error(map.span, "map-wx", msg);
+                cx.warning(map.span, "map-wx", msg);
             }
             if r.1 > USER_ADDR_LIMIT {
                 let msg = format!(
-                    "map of `{}` at [{:#x}, {:#x}) extends past the user address limit {USER_ADDR_LIMIT:#x}",
+                    "map of `{}` at [{:#x}, {:#x}) extends past the user address limit \
+                     {USER_ADDR_LIMIT:#x} (a PD's address space is the kernel's 39-bit stage 2)",
                     mr.name, r.0, r.1
                 );
                 cx.error(map.span, "user-address", msg);
-            } else if r.1 > pd.stack_bottom() && !cx.taint.is(pd.span, "stack_size") {
+            } else if r.1 > pd.stack_bottom()
+                && r.0 < PD_STACK_TOP
+                && !cx.taint.is(pd.span, "stack_size")
+            {
+                // Unlike Microkit, whose stack ends the address space, axolotl's ends at
+                // 4 GiB: maps may lie below or above it, never across.
                 let msg = format!(
-                    "map of `{}` at [{:#x}, {:#x}) is not below the stack of `{}` at [{:#x}, \
-                     {PD_STACK_TOP:#x})",
+                    "map of `{}` at [{:#x}, {:#x}) overlaps the stack of `{}` at [{:#x}, \
+                     {PD_STACK_TOP:#x}); place it below or above the stack",
                     mr.name,
                     r.0,
                     r.1,

@@ -30,11 +30,10 @@ pub(super) fn check(cx: &mut Cx) {
     // which value the program sees (Microkit refuses this too).
     for pd in &pds {
         let mut patched: HashMap<&str, Span> = HashMap::new();
-        let mut symbols: Vec<(&str, Span)> = pd
-            .maps
-            .iter()
-            .filter_map(|m| Some((m.setvar_vaddr.as_deref()?, m.span)))
-            .chain(pd.setvars.iter().map(|s| (s.symbol.as_str(), s.span)))
+        let mut symbols: Vec<(&str, Span)> = sd
+            .patches(pd)
+            .into_iter()
+            .map(|(sym, _, at)| (sym, at))
             .collect();
         symbols.sort_by_key(|&(_, at)| at);
         for (symbol, at) in symbols {
@@ -119,6 +118,23 @@ pub(super) fn check(cx: &mut Cx) {
                 "unknown-region",
                 format!("{what} names unknown memory region `{mr}`"),
             );
+        }
+    }
+    // Microkit resolves `setvar_prefill_size` from the region's file: without one there is
+    // no value to patch.
+    for pd in &pds {
+        for m in pd.maps.iter().filter(|m| m.setvar_prefill_size.is_some()) {
+            if regions.contains_key(m.mr.as_str())
+                && sd
+                    .memory_region(&m.mr)
+                    .is_some_and(|mr| mr.prefill.is_none())
+            {
+                let msg = format!(
+                    "`setvar_prefill_size` on a map of `{}`, which has no `prefill_path`",
+                    m.mr
+                );
+                cx.error(m.span, "prefill", msg);
+            }
         }
     }
     for mr in &sd.memory_regions {

@@ -194,6 +194,27 @@ pub fn parse_stop(p: &[u8]) -> Result<Stop> {
 }
 
 /// One connection to a stub, in all-stop mode with acknowledgements.
+/// What one read of the stub's socket means: bytes (none after an interrupted read, which
+/// is retried by the caller's loop: a signal in the campaign's process, such as a QEMU of
+/// another job exiting, must not end an injection), the stub gone, or the deadline passed.
+fn read_outcome(r: io::Result<usize>, what: &'static str) -> Result<usize> {
+    match r {
+        Ok(0) => Err(Error::Closed),
+        Ok(n) => Ok(n),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Err(Error::Timeout(what))
+        }
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Err(Error::Closed),
+        Err(e) => Err(Error::Io(e)),
+    }
+}
+
 pub struct Gdb {
     sock: TcpStream,
     rx: Deframer,
@@ -229,26 +250,13 @@ impl Gdb {
         }
         self.sock.set_read_timeout(Some(left))?;
         let mut buf = [0u8; 4096];
-        match self.sock.read(&mut buf) {
-            Ok(0) => Err(Error::Closed),
-            Ok(n) => {
-                self.rx.push(&buf[..n]);
-                Ok(())
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                Err(Error::Timeout(what))
-            }
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Err(Error::Closed),
-            Err(e) => Err(Error::Io(e)),
-        }
+        let n = read_outcome(self.sock.read(&mut buf), what)?;
+        self.rx.push(&buf[..n]);
+        Ok(())
     }
 
     fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        // std's write_all retries an interrupted write itself.
         self.sock.write_all(bytes).map_err(|e| match e.kind() {
             io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => Error::Closed,
             _ => Error::Io(e),
@@ -472,6 +480,21 @@ pub fn includes(target_xml: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The short campaign lost an injection to "gdb: Interrupted system call (os error 4)":
+    /// an interrupted read is no error, the read is tried again.
+    #[test]
+    fn an_interrupted_read_is_retried_not_an_error() {
+        let eintr = io::Error::from(io::ErrorKind::Interrupted);
+        assert!(matches!(read_outcome(Err(eintr), "x"), Ok(0)));
+        assert!(matches!(read_outcome(Ok(0), "x"), Err(Error::Closed)));
+        assert!(matches!(read_outcome(Ok(5), "x"), Ok(5)));
+        let late = io::Error::from(io::ErrorKind::WouldBlock);
+        assert!(matches!(
+            read_outcome(Err(late), "x"),
+            Err(Error::Timeout("x"))
+        ));
+    }
     use std::collections::HashMap;
     use std::net::TcpListener;
     use std::thread;

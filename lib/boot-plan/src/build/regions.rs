@@ -18,6 +18,7 @@ pub(super) fn regions(cx: &mut Cx) {
             size: mr.size,
             page_size: mr.page_size,
             phys_addr: mr.phys_addr,
+            prefill: mr.prefill.as_ref().map_or(0, |p| p.len),
         };
         push(&mut cx.plan.regions, region, "memory regions", &mut cx.errs);
     }
@@ -97,6 +98,7 @@ mod tests {
             size: 0x1000,
             page_size: 0x1000,
             phys_addr: None,
+            prefill: None,
             span: Default::default(),
         };
         sd.memory_regions = (0..m::MAX_REGIONS + 2).map(r).collect();

@@ -1,7 +1,10 @@
-//! Pass: the `setvars` table, PD by PD: a map's `setvar_vaddr`, then `<setvar region_paddr>`,
-//! then the PD's plan index if its image asks for it (`generations::PD_INDEX_SYMBOL`).
+//! Pass: the `setvars` table, PD by PD: what `SystemDescription::patches` lists (a map's
+//! `setvar_vaddr`, `setvar_size` and `setvar_prefill_size`, `<setvar region_paddr>`, the
+//! `setvar_id`s of its IRQs, children, vCPUs and channel ends), then the PD's plan index if its image asks for it (`generations::PD_INDEX_SYMBOL`).
 
 use std::string::ToString;
+
+use axolotl_sdf::Patch;
 
 use crate::BuildError;
 use crate::generations::PD_INDEX_SYMBOL;
@@ -13,29 +16,52 @@ pub(super) fn setvars(cx: &mut Cx) {
     for i in 0..cx.all.len() {
         let pd = cx.all[i];
         let start = cx.plan.setvars.len() as u16;
-        for map in &pd.maps {
-            // A map of an unknown region was refused (and left out) by `maps`.
-            if !cx.region_index.contains_key(map.mr.as_str()) {
-                continue;
-            }
-            if let Some(sym) = &map.setvar_vaddr {
-                cx.setvar(i, sym, m::SetvarValue::Value(map.vaddr));
-            }
-        }
-        for sv in &pd.setvars {
-            let Some(&region) = cx.region_index.get(sv.region_paddr.as_str()) else {
-                cx.errs.push(BuildError::Unknown {
-                    what: "memory region",
-                    name: sv.region_paddr.clone(),
-                });
-                continue;
+        for (symbol, patch, _) in cx.sd.patches(pd) {
+            let region = |name: &str| {
+                let r = cx.region_index.get(name).copied();
+                r.map(|r| (r, &cx.sd.memory_regions[r as usize]))
             };
-            // A fixed address is known now; any other once the root task allocates it.
-            let value = match cx.sd.memory_regions[region as usize].phys_addr {
-                Some(pa) => m::SetvarValue::Value(pa),
-                None => m::SetvarValue::RegionPaddr(region),
+            let value = match patch {
+                Patch::Vaddr(v) => {
+                    // A map of an unknown region was refused (and left out) by `maps`.
+                    let Some(map) = pd
+                        .maps
+                        .iter()
+                        .find(|m| m.setvar_vaddr.as_deref() == Some(symbol))
+                    else {
+                        continue;
+                    };
+                    if region(&map.mr).is_none() {
+                        continue;
+                    }
+                    m::SetvarValue::Value(v)
+                }
+                Patch::Id(id) => m::SetvarValue::Value(u64::from(id)),
+                Patch::RegionPaddr(name) | Patch::RegionSize(name) | Patch::PrefillSize(name) => {
+                    let Some((r, mr)) = region(name) else {
+                        // Maps of unknown regions are reported by `maps`.
+                        if matches!(patch, Patch::RegionPaddr(_)) {
+                            cx.errs.push(BuildError::Unknown {
+                                what: "memory region",
+                                name: name.to_string(),
+                            });
+                        }
+                        continue;
+                    };
+                    match patch {
+                        // A fixed address is known now; any other once the root task
+                        // allocates it.
+                        Patch::RegionPaddr(_) => match mr.phys_addr {
+                            Some(pa) => m::SetvarValue::Value(pa),
+                            None => m::SetvarValue::RegionPaddr(r),
+                        },
+                        Patch::RegionSize(_) => m::SetvarValue::Value(mr.size),
+                        // The check refuses it on a region without a file.
+                        _ => m::SetvarValue::Value(mr.prefill.as_ref().map_or(0, |p| p.len)),
+                    }
+                }
             };
-            cx.setvar(i, &sv.symbol, value);
+            cx.setvar(i, symbol, value);
         }
         // Microkit-style identity patch: the PD runtime's own plan index (+ 1, so an
         // unpatched 0 is told apart), for looking up its channels' peers in the table.
@@ -142,6 +168,41 @@ mod tests {
             ]
         );
         assert_eq!(cx.work[0].setvars, m::Span { start: 0, len: 4 });
+    }
+
+    #[test]
+    fn sizes_and_ids_are_patched_as_values() {
+        let prefill = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../sdf/tests/prefill/hello.txt"
+        );
+        let sd = sd(&format!(
+            "{}{}<memory_region name=\"r\" size=\"0x2000\" prefill_path=\"{prefill}\" />\
+             <channel><end pd=\"a\" id=\"7\" setvar_id=\"ch\" /><end pd=\"b\" id=\"1\" /></channel>",
+            pd(
+                "a",
+                "<map mr=\"r\" vaddr=\"0x1000000\" setvar_size=\"size\" \
+                  setvar_prefill_size=\"len\" /><irq irq=\"40\" id=\"3\" setvar_id=\"irq\" />"
+            ),
+            pd("b", "")
+        ));
+        let sym = [("size", 0x30_0000, 8), ("len", 0x30_0008, 8)];
+        let sym2 = [("irq", 0x30_0010, 8), ("ch", 0x30_0018, 8)];
+        let all: std::vec::Vec<_> = sym.iter().chain(&sym2).copied().collect();
+        let elfs = [image_with("a.elf", &all), image("b.elf")];
+        let cx = run(&sd, &elfs);
+        assert_eq!(cx.errs, []);
+        let got: std::vec::Vec<_> = cx.plan.setvars.iter().map(|s| (s.vaddr, s.value)).collect();
+        assert_eq!(
+            got,
+            [
+                (0x30_0000, m::SetvarValue::Value(0x2000)),
+                (0x30_0008, m::SetvarValue::Value(16)),
+                (0x30_0010, m::SetvarValue::Value(3)),
+                (0x30_0018, m::SetvarValue::Value(7)),
+            ]
+        );
+        assert_eq!(cx.plan.regions[0].prefill, 16);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! kernel use what it remembered. The frame must stay as it was, and the kernel must answer
 //! as if the object had never been there.
 
-use crate::harness::{Ctx, D, Env, Fail, ROOT_CNODE, ROOT_TCB, expect_err, set_shared, shared};
+use crate::harness::{
+    Ctx, D, Env, Fail, ROOT_CNODE, ROOT_TCB, ROOT_VSPACE, expect_err, set_shared, shared,
+};
 use axolotl_abi::bootinfo::init_cap;
 use axolotl_abi::vcpu::reg;
 use axolotl_abi::{Error, FaultLabel, MSG_MAX_LENGTH, MessageInfo, ObjectType as T, Rights};
@@ -545,4 +547,205 @@ pub fn thread_deletes_itself(env: &mut Env) -> Result<(), Fail> {
         "FP register d8 of a new thread (the deleted one left 0x5000000000000000 there)"
     );
     Ok(())
+}
+
+/// Shared words of `tcb_configures_itself`: the attacker's cptrs (in its own CSpace).
+const SELF_TCB: usize = 2;
+const SELF_CSPACE: usize = 3;
+const SELF_VSPACE: usize = 4;
+
+fn self_configurer(_: u64) {
+    set_shared(RAN, 1);
+    let r = Tcb(shared(SELF_TCB)).set_space(
+        0,
+        axolotl_sys::CNode(shared(SELF_CSPACE)),
+        0,
+        VSpace(shared(SELF_VSPACE)),
+        0,
+    );
+    // Only reached if the thread still has a VSpace to return to (it should not).
+    set_shared(RESULT, if r.is_ok() { 1 } else { 2 });
+}
+
+/// A thread configures itself (TcbSetSpace on its own TCB) while the only cap to its CSpace
+/// is the one in its TCB. Clearing that slot deletes the CNode, and with it the slots the new
+/// caps were looked up from (and, in the first round, the TCB cap the call was made
+/// through). The new caps must not be linked into the derivation tree from those dead slots
+/// (seL4 `invokeTCB_ThreadControl` checks `sameObjectAs` first): the dead CNodes' memory is
+/// reused as a frame, the thread is deleted, and neither the frame nor the objects the
+/// thread was given may change.
+pub fn tcb_configures_itself(env: &mut Env) -> Result<(), Fail> {
+    use axolotl_sys::CNode;
+    // Round 0: the TCB cap lies in the CNode that dies; round 1: in one that survives, so
+    // only the new caps' source slots are gone.
+    for round in 0..2u64 {
+        let u = own_untyped(env)?;
+        let t = env.thread(self_configurer, 0, 255, 0)?;
+        // C (16 slots, no guard, at u's base) resolves the top 4 bits of an address; slot 1
+        // holds E and slot 2 holds F, both 16 slots with a 56-bit guard. E survives C (the
+        // case keeps a cap to it), F dies with it (C holds its only cap).
+        let c = CNode(env.slot()?);
+        let f_raw = CNode(env.slot()?);
+        u.retype(T::CNode, 4, ROOT_CNODE, 0, 0, c.0, 1)
+            .ctx("C from its own untyped")?;
+        u.retype(T::CNode, 4, ROOT_CNODE, 0, 0, f_raw.0, 1)
+            .ctx("F from the same untyped")?;
+        let e_raw = CNode(env.alloc(T::CNode, 4)?);
+        // The new CSpace and VSpace: fresh objects the case keeps caps to.
+        let d_raw = env.alloc(T::CNode, 4)?;
+        let d = CNode(env.slot()?);
+        ROOT_CNODE
+            .mutate(d.0, D, ROOT_CNODE, d_raw, D, 60)
+            .ctx("guard the new CSpace")?;
+        let vs = VSpace(env.alloc(T::VSpace, 0)?);
+        AsidPool(init_cap::ASID_POOL)
+            .assign(vs)
+            .ctx("assign an ASID")?;
+        f_raw
+            .copy(2, 4, ROOT_CNODE, d.0, D, Rights::ALL)
+            .ctx("new CSpace into F")?;
+        f_raw
+            .copy(3, 4, ROOT_CNODE, vs.0, D, Rights::ALL)
+            .ctx("new VSpace into F")?;
+        let tcb_cptr = if round == 0 {
+            f_raw
+                .copy(1, 4, ROOT_CNODE, t.tcb.0, D, Rights::ALL)
+                .ctx("TCB into F")?;
+            2 << 60 | 1
+        } else {
+            e_raw
+                .copy(0, 4, ROOT_CNODE, t.tcb.0, D, Rights::ALL)
+                .ctx("TCB into E")?;
+            1 << 60
+        };
+        let e = CNode(env.slot()?);
+        ROOT_CNODE
+            .mutate(e.0, D, ROOT_CNODE, e_raw.0, D, 56)
+            .ctx("guard E")?;
+        c.copy(1, 4, ROOT_CNODE, e.0, D, Rights::ALL)
+            .ctx("E into C")?;
+        c.mutate(2, 4, ROOT_CNODE, f_raw.0, D, 56)
+            .ctx("F (guarded) into C")?;
+        set_shared(SELF_TCB, tcb_cptr);
+        set_shared(SELF_CSPACE, 2 << 60 | 2);
+        set_shared(SELF_VSPACE, 2 << 60 | 3);
+        set_shared(RAN, 0);
+        set_shared(RESULT, 0);
+        t.tcb
+            .set_space(0, c, 0, ROOT_VSPACE, 0)
+            .ctx("the thread's CSpace C")?;
+        ROOT_CNODE
+            .delete(c.0, D)
+            .ctx("delete the case's cap to C")?;
+        t.tcb.resume().ctx("resume")?;
+        yield_now();
+        ensure_eq!(shared(RAN), 1, "round {round}: the thread ran");
+        ensure_eq!(
+            shared(RESULT),
+            0,
+            "round {round}: the thread returned from configuring itself out of its CSpace"
+        );
+        let g = reuse_as_frame(env, u, PATTERN)?;
+        // E goes first, and the TCB cap in it, so the case's cap is the thread's last.
+        ROOT_CNODE.delete(e.0, D).ctx("delete E")?;
+        ROOT_CNODE.delete(t.tcb.0, D).ctx("delete the thread")?;
+        untouched(
+            g,
+            PATTERN,
+            if round == 0 {
+                "deleting a thread that configured itself through a TCB cap in its dying CSpace"
+            } else {
+                "deleting a thread that configured itself from caps in its dying CSpace"
+            },
+        )?;
+        // The VSpace it was given is still the case's: a copy linked to nothing would have
+        // been final when the thread went, and taken the VSpace's ASID with it.
+        let f = env.frame()?;
+        map_in(env, vs, f, 0x4000_3000).map_err(|e| {
+            fail!(
+                "round {round}: the new VSpace after the thread was deleted: {}",
+                e.as_str()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// [`tcb_configures_itself`] where the CNode that dies holds the last cap to the thread
+/// itself: deleting the old CSpace finalises the thread in the middle of its own call. The
+/// new caps' sources (in E) survive, so only the TCB cap's absence stops the installs: caps
+/// put into the slots of a thread already finalised would never be deleted, and their
+/// derivation-tree neighbours would keep pointing into its memory once that is reused.
+pub fn tcb_configures_itself_last_tcb_cap(env: &mut Env) -> Result<(), Fail> {
+    use axolotl_sys::CNode;
+    let u = own_untyped(env)?;
+    // The TCB at u's base, so its slots are in the page reused below.
+    let t = allocating_from(env, u, |env| env.thread(self_configurer, 0, 255, 0))?;
+    let c = CNode(env.alloc(T::CNode, 4)?);
+    let f_raw = CNode(env.alloc(T::CNode, 4)?);
+    let e_raw = CNode(env.alloc(T::CNode, 4)?);
+    let d_raw = env.alloc(T::CNode, 4)?;
+    let d = CNode(env.slot()?);
+    ROOT_CNODE
+        .mutate(d.0, D, ROOT_CNODE, d_raw, D, 60)
+        .ctx("guard the new CSpace")?;
+    let vs = VSpace(env.alloc(T::VSpace, 0)?);
+    AsidPool(init_cap::ASID_POOL)
+        .assign(vs)
+        .ctx("assign an ASID")?;
+    e_raw
+        .copy(2, 4, ROOT_CNODE, d.0, D, Rights::ALL)
+        .ctx("new CSpace into E")?;
+    e_raw
+        .copy(3, 4, ROOT_CNODE, vs.0, D, Rights::ALL)
+        .ctx("new VSpace into E")?;
+    f_raw
+        .copy(1, 4, ROOT_CNODE, t.tcb.0, D, Rights::ALL)
+        .ctx("TCB into F")?;
+    let e = CNode(env.slot()?);
+    ROOT_CNODE
+        .mutate(e.0, D, ROOT_CNODE, e_raw.0, D, 56)
+        .ctx("guard E")?;
+    c.copy(1, 4, ROOT_CNODE, e.0, D, Rights::ALL)
+        .ctx("E into C")?;
+    c.mutate(2, 4, ROOT_CNODE, f_raw.0, D, 56)
+        .ctx("F (guarded) into C")?;
+    set_shared(SELF_TCB, 2 << 60 | 1);
+    set_shared(SELF_CSPACE, 1 << 60 | 2);
+    set_shared(SELF_VSPACE, 1 << 60 | 3);
+    set_shared(RAN, 0);
+    set_shared(RESULT, 0);
+    t.tcb
+        .set_space(0, c, 0, ROOT_VSPACE, 0)
+        .ctx("the thread's CSpace C")?;
+    ROOT_CNODE
+        .delete(c.0, D)
+        .ctx("delete the case's cap to C")?;
+    t.tcb.resume().ctx("resume")?;
+    ROOT_CNODE
+        .delete(t.tcb.0, D)
+        .ctx("delete the case's cap to the thread")?;
+    ensure_eq!(
+        shared(RAN),
+        0,
+        "the thread ran before its last cap was in F"
+    );
+    yield_now();
+    ensure_eq!(shared(RAN), 1, "the thread ran");
+    ensure_eq!(
+        shared(RESULT),
+        0,
+        "the thread returned from a call that deleted it"
+    );
+    let g = reuse_as_frame(env, u, PATTERN)?;
+    // E's slots, the new caps' sources, go: copies of them in the dead thread's slots
+    // would be their derivation-tree neighbours.
+    ROOT_CNODE.delete(e.0, D).ctx("delete E")?;
+    ROOT_CNODE.delete(vs.0, D).ctx("delete the new VSpace")?;
+    ROOT_CNODE.delete(d.0, D).ctx("delete the new CSpace")?;
+    untouched(
+        g,
+        PATTERN,
+        "deleting the caps a thread configured itself with, after the call deleted it",
+    )
 }

@@ -204,4 +204,12 @@ pub const ALL: &[(&str, TestFn)] = &[
         "hostile_ptrs_thread_deletes_itself",
         hostile_ptrs::thread_deletes_itself,
     ),
+    (
+        "hostile_ptrs_tcb_configures_itself",
+        hostile_ptrs::tcb_configures_itself,
+    ),
+    (
+        "hostile_ptrs_tcb_configures_itself_last_tcb_cap",
+        hostile_ptrs::tcb_configures_itself_last_tcb_cap,
+    ),
 ];
