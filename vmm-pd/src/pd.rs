@@ -18,6 +18,7 @@ use axolotl_sys::{debug_puts, mem};
 use axolotl_vmm_core::MmioDevice;
 use axolotl_vmm_core::guest::{GuestSpec, plan_with_virtio, virtio_transport};
 use axolotl_vmm_core::vgic::GicVersion;
+use axolotl_vmm_core::virtio;
 use axolotl_vmm_core::virtio::blk::ID_BYTES;
 use axolotl_vmm_core::virtio::{
     BlkConfig, BlkRing, GuestMemory, MemError, NetConfig, NetRing, VirtioBlk, VirtioNet,
@@ -561,12 +562,8 @@ impl VmmPd {
         let io = io();
         let mut mem = ram();
         if let Some((dev, be)) = io.blk.as_mut() {
-            // The line follows the register access first (an InterruptACK lowers it), so
-            // that what the poll raises is a new edge: the guest's SPI is edge-triggered,
-            // and a line that stayed high through its acknowledgement would never
-            // interrupt it again.
-            vm.set_spi_level(virtio_transport(BLK_TRANSPORT).spi, dev.irq_level());
-            let a = be.poll(dev, &mut mem);
+            let spi = virtio_transport(BLK_TRANSPORT).spi;
+            let a = virtio::service(dev, |l| vm.set_spi_level(spi, l), |d| be.poll(d, &mut mem));
             if let Some(e) = a.fault {
                 io.faults += 1;
                 if io.faults <= 3 {
@@ -582,12 +579,10 @@ impl VmmPd {
             if a.notify || a.fault.is_some() {
                 BLK.notify();
             }
-            vm.set_spi_level(virtio_transport(BLK_TRANSPORT).spi, dev.irq_level());
         }
         if let Some((dev, be)) = io.net.as_mut() {
-            // As for the disk.
-            vm.set_spi_level(virtio_transport(NET_TRANSPORT).spi, dev.irq_level());
-            let a = be.poll(dev, &mut mem);
+            let spi = virtio_transport(NET_TRANSPORT).spi;
+            let a = virtio::service(dev, |l| vm.set_spi_level(spi, l), |d| be.poll(d, &mut mem));
             if let Some((dir, c)) = a.fault {
                 io.faults += 1;
                 if io.faults <= 3 {
@@ -600,7 +595,6 @@ impl VmmPd {
             if a.notify || a.fault.is_some() {
                 NET.notify();
             }
-            vm.set_spi_level(virtio_transport(NET_TRANSPORT).spi, dev.irq_level());
         }
     }
 
