@@ -121,14 +121,23 @@ fn check_image(img: &std::path::Path, fresh: &[u8], verdict: &str) {
 
 #[test]
 fn gateway_gicv3_guest_serves_the_disk_over_the_driver_pds_and_checks_its_writes() {
+    serves_the_disk_and_checks_its_writes(3);
+}
+
+#[test]
+fn gateway_gicv2_guest_serves_the_disk_over_the_driver_pds_and_checks_its_writes() {
+    serves_the_disk_and_checks_its_writes(2);
+}
+
+fn serves_the_disk_and_checks_its_writes(gic: u8) {
     let tmp = TmpDir::new("axolotl-gateway");
     let img = tmp.0.join("data.img");
     disk::make_data_disk(&img).expect("data disk");
     let fresh = std::fs::read(&img).unwrap();
     let port = free_port();
     let mut b = check(boot_gateway(
-        3,
-        "gateway-gicv3",
+        gic,
+        &format!("gateway-gicv{gic}"),
         port,
         free_udp_port(),
         &img,
@@ -213,14 +222,30 @@ fn wait_count(b: &mut Boot, needle: &str, n: usize) {
 const REQUESTS: u32 = 500;
 
 #[test]
-#[ignore = "fails: after the net driver's first restart a request is not answered (busybox httpd's 408 after ~60 s); see NOTES-gateway.md / issue #15"]
+#[ignore = "fails about one run in three: a frame QEMU's slirp sends while a PD on the path restarts is lost (allowed), and slirp never retransmits it (packet capture: the request's data segment sent once in 60 s); busybox httpd answers 408; see docs/network.md, issue #15"]
 fn gateway_faults_gicv3_no_request_fails_while_the_driver_pds_crash() {
+    no_request_fails_while_the_driver_pds_crash(3);
+}
+
+#[test]
+#[ignore = "as the GICv3 variant: slirp does not retransmit a data segment lost in a restart"]
+fn gateway_faults_gicv2_no_request_fails_while_the_driver_pds_crash() {
+    no_request_fails_while_the_driver_pds_crash(2);
+}
+
+fn no_request_fails_while_the_driver_pds_crash(gic: u8) {
     let tmp = TmpDir::new("axolotl-gateway-faults");
     let img = tmp.0.join("data.img");
     disk::make_data_disk(&img).expect("data disk");
     let fresh = std::fs::read(&img).unwrap();
     let (port, udp) = (free_port(), free_udp_port());
-    let mut b = check(boot_gateway(3, "gateway-faults-gicv3", port, udp, &img));
+    let mut b = check(boot_gateway(
+        gic,
+        &format!("gateway-faults-gicv{gic}"),
+        port,
+        udp,
+        &img,
+    ));
     check(b.expect_all(&[io::HTTPD_MARKER], TIMEOUT));
     // The disk check runs while the blk driver crashes under it.
     let verdict = check(b.expect("gateway-guest: diskcheck", TIMEOUT));

@@ -46,6 +46,8 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/blk-crash.system",
     "tests/systems/gateway-gicv3.system",
     "tests/systems/gateway-faults-gicv3.system",
+    "tests/systems/gateway-gicv2.system",
+    "tests/systems/gateway-faults-gicv2.system",
 ];
 
 /// Systems written for one GIC (`*-gicv2.system`: a GICv2 guest needs the board's GICV frame)
