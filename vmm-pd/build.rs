@@ -26,16 +26,6 @@ fn main() {
         };
         println!("cargo:rustc-env={var}_FILE={}", path.display());
     }
-    // The guest's data disk size (sectors), which lib/blk's protocol does not carry; 0 (no
-    // disk device) unless xtask builds the VMM for a system with one.
-    println!("cargo:rerun-if-env-changed=AXOLOTL_GUEST_DISK_SECTORS");
-    let sectors = std::env::var("AXOLOTL_GUEST_DISK_SECTORS").unwrap_or_default();
-    let sectors = if sectors.is_empty() {
-        "0".into()
-    } else {
-        sectors
-    };
-    println!("cargo:rustc-env=AXOLOTL_GUEST_DISK_SECTORS={sectors}");
     println!("cargo:rerun-if-env-changed=AXOLOTL_BOARD_GIC");
     println!("cargo::rustc-check-cfg=cfg(guest_gic_v2)");
     if std::env::var("AXOLOTL_BOARD_GIC").is_ok_and(|v| v == "2") {

@@ -104,25 +104,6 @@ const BLK_TRANSPORT: u32 = 31;
 /// virtualiser demultiplexes to us and checks our frames' source against.
 const GUEST_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x0a, 0x00, 0x0f];
 
-/// The disk's size in sectors: the data disk xtask attaches (build.rs, from
-/// `AXOLOTL_GUEST_DISK_SECTORS`). lib/blk's protocol does not carry the capacity.
-const DISK_SECTORS: u64 = parse_u64(env!("AXOLOTL_GUEST_DISK_SECTORS"));
-
-const fn parse_u64(s: &str) -> u64 {
-    let b = s.as_bytes();
-    let mut v = 0u64;
-    let mut i = 0;
-    while i < b.len() {
-        assert!(
-            b[i].is_ascii_digit(),
-            "AXOLOTL_GUEST_DISK_SECTORS: digits only"
-        );
-        v = v * 10 + (b[i] - b'0') as u64;
-        i += 1;
-    }
-    v
-}
-
 /// Received frames the VMM holds for a guest without free receive buffers.
 const NET_FRAMES: usize = 16;
 type BlkBackend = BlkRing<{ axolotl_blk::layout::IDS }, { axolotl_blk::layout::MAX_BYTES }>;
@@ -223,15 +204,11 @@ fn mapped(var: &SetVar, bytes: usize) -> Option<SharedRegion> {
     Some(unsafe { SharedRegion::new(ptr, bytes) })
 }
 
-/// The disk's connection, if the SDF gives us one.
-fn connect_blk() -> Option<(VirtioBlk, BlkBackend)> {
+/// The disk over the blk driver's connection, if the SDF gives us one, and its size in MiB.
+fn connect_blk() -> Option<(VirtioBlk, BlkBackend, u64)> {
     use axolotl_blk::layout::{CAPACITY, DATA_BYTES, MAX_BYTES, RINGS_BYTES};
     let rings = mapped(&blk_rings, RINGS_BYTES)?;
     let data = mapped(&blk_data, DATA_BYTES)?;
-    if DISK_SECTORS == 0 {
-        println!("vmm: no disk: built without its size (AXOLOTL_GUEST_DISK_SECTORS)");
-        return None;
-    }
     let Some(g) = generations(BLK) else {
         println!("vmm: no disk: no generation for the blk driver's channel");
         return None;
@@ -243,18 +220,28 @@ fn connect_blk() -> Option<(VirtioBlk, BlkBackend)> {
             return None;
         }
     };
+    // The driver published its device's size when it started (it outranks us, so it has):
+    // checked by lib/blk, the disk is as large as the driver says and no larger.
+    let Some(info) = client.storage_info() else {
+        println!("vmm: no disk: the blk driver published no capacity");
+        return None;
+    };
     let backend = BlkRing::new(client)?;
     let mut serial = [0u8; ID_BYTES];
     serial[..12].copy_from_slice(b"axolotl-data");
     let config = BlkConfig {
-        capacity: DISK_SECTORS,
+        capacity: info.capacity,
         blk_size: 512,
         // A request fits one of the connection's buffers: at most 4 pages.
         seg_max: (MAX_BYTES / 4096) as u32,
         size_max: Some(4096),
         serial,
     };
-    Some((VirtioBlk::new(config, (RAM_BASE, RAM_SIZE)), backend))
+    Some((
+        VirtioBlk::new(config, (RAM_BASE, RAM_SIZE)),
+        backend,
+        info.capacity / 2048,
+    ))
 }
 
 /// The NIC's link, if the SDF gives us one.
@@ -655,16 +642,16 @@ impl Handler for VmmPd {
         }
         let io = io();
         io.net = connect_net();
-        io.blk = connect_blk();
+        let blk = connect_blk();
         if io.net.is_some() {
             println!("vmm: virtio-net at transport {NET_TRANSPORT} over the network virtualiser");
         }
-        if io.blk.is_some() {
+        io.blk = blk.map(|(dev, backend, mib)| {
             println!(
-                "vmm: virtio-blk at transport {BLK_TRANSPORT} over the blk driver ({} MiB)",
-                DISK_SECTORS / 2048
+                "vmm: virtio-blk at transport {BLK_TRANSPORT} over the blk driver ({mib} MiB)"
             );
-        }
+            (dev, backend)
+        });
         match self.load() {
             Ok(ctx) => match start_vcpu(0, ctx.pc, ctx.x[0]) {
                 Ok(()) => println!(

@@ -72,11 +72,6 @@ fn pd_build_env(
         "AXOLOTL_BOARD_GIC",
         board.gic.version().number().to_string(),
     )];
-    if io {
-        // The guest's disk size, which lib/blk's protocol does not carry (vmm-pd/build.rs).
-        let sectors = axolotl_guest_artifacts::disk::DISK_SIZE / 512;
-        env.push(("AXOLOTL_GUEST_DISK_SECTORS", sectors.to_string()));
-    }
     if let Some(a) = axolotl_guest_artifacts::cached(&axolotl_guest_artifacts::default_cache_dir())
     {
         let io_initrd = if io && initrd.is_none() {
