@@ -6,8 +6,6 @@
 //! reads it back and reports a checksum, which the host checks against the image file.
 //! The same guest runs under axolotl in the gateway system.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -16,6 +14,7 @@ use axolotl_guest_artifacts::{self as ga, disk, io};
 use axolotl_kernel_config::{GicVersion, board_by_name};
 use axolotl_qemu::{Boot, Machine, Net, QEMU_AARCH64};
 use axolotl_tests::check;
+use axolotl_tests::http::{TmpDir, free_port, http_get, sha256_hex};
 
 /// Host seconds; a TCG boot to userspace takes about 5 s here, several times that loaded.
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -23,83 +22,11 @@ const TIMEOUT: Duration = Duration::from_secs(300);
 const SEED: u64 = 1515;
 const CHECK_MIB: u64 = 16;
 
-/// Scratch directory removed on drop, also when an assertion fails.
-struct TmpDir(PathBuf);
-
-impl Drop for TmpDir {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
-}
-
-/// A port on 127.0.0.1 nothing listens on now (QEMU binds it right after).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
-}
-
-/// `GET path` over HTTP/1.0; the status code and the body, checked against Content-Length.
-fn http_get(port: u16, path: &str) -> Result<(u16, Vec<u8>), String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(120)))
-        .map_err(|e| e.to_string())?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: gateway\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut all = Vec::new();
-    s.read_to_end(&mut all)
-        .map_err(|e| format!("reading the answer to {path}: {e}"))?;
-    let head_end = all
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("no header end in {} bytes", all.len()))?;
-    let head = String::from_utf8_lossy(&all[..head_end]).into_owned();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("no status in {head:?}"))?;
-    let body = all[head_end + 4..].to_vec();
-    let length = head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("content-length")
-            .then(|| v.trim().parse::<usize>().ok())?
-    });
-    if let Some(n) = length
-        && n != body.len()
-    {
-        return Err(format!(
-            "{path}: Content-Length {n}, body {} bytes",
-            body.len()
-        ));
-    }
-    Ok((status, body))
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    let mut c = Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("sha256sum (coreutils)");
-    let mut stdin = c.stdin.take().unwrap();
-    let data = data.to_vec();
-    let feeder = std::thread::spawn(move || stdin.write_all(&data));
-    let out = c.wait_with_output().unwrap();
-    feeder.join().unwrap().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
-
 #[test]
 fn guest_io_debian_serves_the_data_disk_and_checks_its_writes_on_bare_qemu() {
     let a = ga::cached(&ga::default_cache_dir())
         .expect("no guest artifacts: run `cargo xtask setup` (docs/guest.md)");
-    let tmp = TmpDir(std::env::temp_dir().join(format!("axolotl-guest-io-{}", std::process::id())));
-    std::fs::create_dir_all(&tmp.0).unwrap();
+    let tmp = TmpDir::new("axolotl-guest-io");
     // Everything the guest writes goes to this run's own disk and initramfs.
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)

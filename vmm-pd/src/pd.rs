@@ -15,8 +15,14 @@ use axolotl_serial_core::RxClient;
 use axolotl_serial_core::layout::{CAPACITY, IDS, REGION_BYTES};
 use axolotl_sys::{Tcb, UserContext, Vcpu};
 use axolotl_sys::{debug_puts, mem};
-use axolotl_vmm_core::guest::{GuestSpec, plan};
+use axolotl_vmm_core::MmioDevice;
+use axolotl_vmm_core::guest::{GuestSpec, plan_with_virtio, virtio_transport};
 use axolotl_vmm_core::vgic::GicVersion;
+use axolotl_vmm_core::virtio;
+use axolotl_vmm_core::virtio::blk::ID_BYTES;
+use axolotl_vmm_core::virtio::{
+    BlkConfig, BlkRing, GuestMemory, MemError, NetConfig, NetRing, VirtioBlk, VirtioNet,
+};
 use axolotl_vmm_core::{Event, Layout, Reply, TxSink, Vm};
 
 // The guest, embedded at build time (build.rs; empty files when no artifacts were given).
@@ -63,8 +69,207 @@ static console_rings: SetVar = SetVar::new();
 #[allow(non_upper_case_globals)]
 static console_data: SetVar = SetVar::new();
 
+/// The guest's disk: one lib/blk connection to the blk driver (docs/storage.md), if the SDF
+/// maps it: rings and data region read-write (the VMM writes command records and data).
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static blk_rings: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static blk_data: SetVar = SetVar::new();
+
+/// The guest's NIC: one lib/net link to the network virtualiser (docs/network.md), if the
+/// SDF maps it.
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static net_rings: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static net_data: SetVar = SetVar::new();
+
 /// Our channel to the serial driver.
 const DRIVER: Channel = Channel::new(0);
+/// Our channel to the blk driver.
+const BLK: Channel = Channel::new(1);
+/// Our channel to the network virtualiser.
+const NET: Channel = Channel::new(2);
+
+/// Where the guest finds its virtio devices: QEMU virt's transports 30 (NIC) and 31
+/// (disk), the ones `axolotl_qemu::Machine` gives the physical devices, so the guest's view
+/// matches a direct boot's (the same SPIs too: 46 and 47, INTIDs 78 and 79).
+const NET_TRANSPORT: u32 = 30;
+const BLK_TRANSPORT: u32 = 31;
+
+/// The guest's MAC: the virtualiser's client 0 (driver-pd's `NET_CLIENTS[0]`), which the
+/// virtualiser demultiplexes to us and checks our frames' source against.
+const GUEST_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x0a, 0x00, 0x0f];
+
+/// Received frames the VMM holds for a guest without free receive buffers.
+const NET_FRAMES: usize = 16;
+type BlkBackend = BlkRing<{ axolotl_blk::layout::IDS }, { axolotl_blk::layout::MAX_BYTES }>;
+type NetBackend = NetRing<NET_FRAMES>;
+
+/// The guest's virtio devices and their backends (in .bss: the receive queue and bounce
+/// buffers are too large for the stack the handler lives on).
+struct Io {
+    blk: Option<(VirtioBlk, BlkBackend)>,
+    net: Option<(VirtioNet, NetBackend)>,
+    /// Driver and virtualiser faults seen, printed a few times at most.
+    faults: u32,
+}
+
+static mut IO: Io = Io {
+    blk: None,
+    net: None,
+    faults: 0,
+};
+
+fn io() -> &'static mut Io {
+    // SAFETY: this PD is single-threaded and every use of the reference ends before the
+    // next call (handlers do not nest).
+    unsafe { (&raw mut IO).as_mut().unwrap_unchecked() }
+}
+
+/// Guest RAM through the VMM's mapping of it, every access bounds-checked (lib/vmm-core's
+/// `GuestMemory`). Raw copies, never a Rust reference over memory the guest writes.
+struct RamWindow {
+    va: usize,
+}
+
+impl RamWindow {
+    fn at(&self, gpa: u64, len: usize) -> Result<usize, MemError> {
+        let err = MemError {
+            gpa,
+            len: len as u64,
+        };
+        let off = gpa.checked_sub(RAM_BASE).ok_or(err)?;
+        let end = off.checked_add(len as u64).ok_or(err)?;
+        if end > RAM_SIZE {
+            return Err(err);
+        }
+        Ok(self.va + off as usize)
+    }
+}
+
+impl GuestMemory for RamWindow {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        let src = self.at(gpa, buf.len())?;
+        // SAFETY: inside the RAM_SIZE bytes the SDF maps at `guest_ram` (checked above);
+        // `buf` is ours, so the two do not overlap.
+        unsafe { core::ptr::copy_nonoverlapping(src as *const u8, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
+        let dst = self.at(gpa, data.len())?;
+        // SAFETY: as in `read`.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst as *mut u8, data.len()) };
+        Ok(())
+    }
+
+    fn contains(&self, gpa: u64, len: u64) -> bool {
+        usize::try_from(len).is_ok_and(|l| self.at(gpa, l).is_ok())
+    }
+
+    fn barrier(&self) {
+        // Another vCPU of an SMP guest may run on another core while we work its rings.
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn ram() -> RamWindow {
+    RamWindow {
+        va: guest_ram.get() as usize,
+    }
+}
+
+/// This PD's generations on the connection over `ch`: ours from the root task's start, the
+/// peer's from the generation table (never from a region the peer can write).
+fn generations(ch: Channel) -> Option<Generations> {
+    let word = peer_generation_word(ch)?;
+    Some(Generations {
+        own: generation() as u32,
+        // SAFETY: the table is mapped read-only for our whole life, written atomically by
+        // the root task alone.
+        peer: unsafe { Authority::new(NonNull::from(word)) },
+    })
+}
+
+/// `bytes` the SDF maps at the vaddr patched into `var`; `None` if it was not patched.
+fn mapped(var: &SetVar, bytes: usize) -> Option<SharedRegion> {
+    let ptr = NonNull::new(var.get() as *mut u8)?;
+    // SAFETY: the SDF maps `bytes` at this vaddr for the PD's lifetime (the system's
+    // contract, docs/vmm.md), shared with one peer, reached only through lib/ring, lib/blk
+    // and lib/net.
+    Some(unsafe { SharedRegion::new(ptr, bytes) })
+}
+
+/// The disk over the blk driver's connection, if the SDF gives us one, and its size in MiB.
+fn connect_blk() -> Option<(VirtioBlk, BlkBackend, u64)> {
+    use axolotl_blk::layout::{CAPACITY, DATA_BYTES, MAX_BYTES, RINGS_BYTES};
+    let rings = mapped(&blk_rings, RINGS_BYTES)?;
+    let data = mapped(&blk_data, DATA_BYTES)?;
+    let Some(g) = generations(BLK) else {
+        println!("vmm: no disk: no generation for the blk driver's channel");
+        return None;
+    };
+    let client = match axolotl_blk::BlkClient::new(rings, data, CAPACITY, g) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("vmm: no disk: {e:?}");
+            return None;
+        }
+    };
+    // The driver published its device's size when it started (it outranks us, so it has):
+    // checked by lib/blk, the disk is as large as the driver says and no larger.
+    let Some(info) = client.storage_info() else {
+        println!("vmm: no disk: the blk driver published no capacity");
+        return None;
+    };
+    let backend = BlkRing::new(client)?;
+    let mut serial = [0u8; ID_BYTES];
+    serial[..12].copy_from_slice(b"axolotl-data");
+    let config = BlkConfig {
+        capacity: info.capacity,
+        blk_size: 512,
+        // A request fits one of the connection's buffers: at most 4 pages.
+        seg_max: (MAX_BYTES / 4096) as u32,
+        size_max: Some(4096),
+        serial,
+    };
+    Some((
+        VirtioBlk::new(config, (RAM_BASE, RAM_SIZE)),
+        backend,
+        info.capacity / 2048,
+    ))
+}
+
+/// The NIC's link, if the SDF gives us one.
+fn connect_net() -> Option<(VirtioNet, NetBackend)> {
+    use axolotl_net::link::{DATA_BYTES, RINGS_BYTES};
+    let rings = mapped(&net_rings, RINGS_BYTES)?;
+    let data = mapped(&net_data, DATA_BYTES)?;
+    let link = axolotl_net::LinkRegions::split(rings, data).ok()?;
+    let (Some(rx), Some(tx)) = (generations(NET), generations(NET)) else {
+        println!("vmm: no NIC: no generation for the virtualiser's channel");
+        return None;
+    };
+    let client = match axolotl_net::NetClient::new(link, rx, tx) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("vmm: no NIC: {e:?}");
+            return None;
+        }
+    };
+    let config = NetConfig {
+        mac: GUEST_MAC,
+        link_up: true,
+    };
+    Some((
+        VirtioNet::new(config, (RAM_BASE, RAM_SIZE)),
+        NetRing::new(client),
+    ))
+}
 
 /// One page the SDF maps at the vaddr patched into `var`; `None` if it was not patched.
 fn region(var: &SetVar) -> Option<SharedRegion> {
@@ -92,6 +297,15 @@ const CMDLINE: &str = "console=ttyAMA0 earlycon rdinit=/init \
     axolotl_cmd=\"uname -r; cat /proc/interrupts; echo AXOLOTL-GUEST-DONE; sh; poweroff -f\"";
 #[cfg(not(feature = "test-guest"))]
 const CMDLINE: &str = "console=ttyAMA0 earlycon rdinit=/init";
+
+/// The I/O guest's (a guest with a disk: xtask gives it the I/O initramfs, docs/guest.md):
+/// in test systems it checks its disk once it serves HTTP (tests/tests/gateway.rs compares
+/// the image afterwards), then runs a shell.
+#[cfg(feature = "test-guest")]
+const IO_CMDLINE: &str = "console=ttyAMA0 earlycon rdinit=/init \
+    axolotl_cmd=\"gateway-guest diskcheck 1515 16\"";
+#[cfg(not(feature = "test-guest"))]
+const IO_CMDLINE: &str = CMDLINE;
 
 /// Guest console output, flushed a line (or an idle moment) at a time: one kernel call per
 /// line instead of one per character.
@@ -178,18 +392,34 @@ impl VmmPd {
         if kernel.is_empty() {
             return Err("built without a guest kernel (run `cargo xtask setup`, then rebuild)");
         }
+        let io = io();
         let spec = GuestSpec {
             ram_base: RAM_BASE,
             ram_size: RAM_SIZE,
             image: kernel,
             initrd_size: (!initrd.is_empty()).then_some(initrd.len() as u64),
-            cmdline: CMDLINE,
+            cmdline: if io.blk.is_some() {
+                IO_CMDLINE
+            } else {
+                CMDLINE
+            },
             nr_vcpus: u32::from(self.nr_vcpus),
             gic: GIC,
         };
         // SAFETY: the DTB buffer is used by this single-threaded PD here only.
         let dtb = unsafe { (&raw mut DTB).as_mut().unwrap_unchecked() };
-        let p = plan(&spec, dtb).map_err(|e| {
+        let mut transports = [virtio_transport(0); 2];
+        let mut n = 0;
+        for (present, t) in [
+            (io.net.is_some(), NET_TRANSPORT),
+            (io.blk.is_some(), BLK_TRANSPORT),
+        ] {
+            if present {
+                transports[n] = virtio_transport(t);
+                n += 1;
+            }
+        }
+        let p = plan_with_virtio(&spec, &transports[..n], dtb).map_err(|e| {
             println!("vmm: the guest does not fit: {e:?}");
             "no guest layout"
         })?;
@@ -311,6 +541,50 @@ impl VmmPd {
         }
     }
 
+    /// Moves the virtio devices' work along both ways (guest rings ↔ driver connections),
+    /// notifies the peers that have news, reports a peer that broke its protocol (the
+    /// monitor restarts it; the backends resynchronise with its successor) and sets the
+    /// devices' interrupt lines.
+    fn service_io(vm: &mut Vm<Console>) {
+        let io = io();
+        let mut mem = ram();
+        if let Some((dev, be)) = io.blk.as_mut() {
+            let spi = virtio_transport(BLK_TRANSPORT).spi;
+            let a = virtio::service(dev, |l| vm.set_spi_level(spi, l), |d| be.poll(d, &mut mem));
+            if let Some(e) = a.fault {
+                io.faults += 1;
+                if io.faults <= 3 {
+                    println!("vmm: the blk driver broke its protocol ({e:?}); reporting it");
+                }
+                let accused = be
+                    .client()
+                    .driver_generation()
+                    .or_else(|| BLK.peer_generation())
+                    .unwrap_or(u32::MAX);
+                let _ = BLK.report_corruption(accused);
+            }
+            if a.notify || a.fault.is_some() {
+                BLK.notify();
+            }
+        }
+        if let Some((dev, be)) = io.net.as_mut() {
+            let spi = virtio_transport(NET_TRANSPORT).spi;
+            let a = virtio::service(dev, |l| vm.set_spi_level(spi, l), |d| be.poll(d, &mut mem));
+            if let Some((dir, c)) = a.fault {
+                io.faults += 1;
+                if io.faults <= 3 {
+                    println!(
+                        "vmm: the virtualiser broke its protocol ({dir:?}: {c:?}); reporting it"
+                    );
+                }
+                let _ = NET.report_corruption(NET.peer_generation().unwrap_or(u32::MAX));
+            }
+            if a.notify || a.fault.is_some() {
+                NET.notify();
+            }
+        }
+    }
+
     fn on_event(vm: &mut Vm<Console>, vcpu: u8, event: Event, exits: u64) {
         match event {
             Event::Idle => vm.uart.sink_mut().flush(),
@@ -366,6 +640,18 @@ impl Handler for VmmPd {
             println!("vmm: no guest: the SDF gives this VMM no virtual machine");
             return;
         }
+        let io = io();
+        io.net = connect_net();
+        let blk = connect_blk();
+        if io.net.is_some() {
+            println!("vmm: virtio-net at transport {NET_TRANSPORT} over the network virtualiser");
+        }
+        io.blk = blk.map(|(dev, backend, mib)| {
+            println!(
+                "vmm: virtio-blk at transport {BLK_TRANSPORT} over the blk driver ({mib} MiB)"
+            );
+            (dev, backend)
+        });
         match self.load() {
             Ok(ctx) => match start_vcpu(0, ctx.pc, ctx.x[0]) {
                 Ok(()) => println!(
@@ -409,10 +695,15 @@ impl Handler for VmmPd {
     }
 
     fn notified(&mut self, ch: Channel) {
-        if ch != DRIVER {
+        if ch == BLK || ch == NET {
+            if let Some(vm) = self.vm.as_mut() {
+                Self::service_io(vm);
+            }
+        } else if ch == DRIVER {
+            self.feed_console();
+        } else {
             return;
         }
-        self.feed_console();
         // The vCPUs are not running (uniprocessor, and we outrank them): whatever the UART's
         // line raised goes into their list registers now, which the kernel keeps for them
         // (VcpuInjectIrq on a vCPU that is not current writes its saved state).
@@ -427,6 +718,7 @@ impl Handler for VmmPd {
         let vcpu = child.id();
         self.exits += 1;
         let vm = self.vm.as_mut()?;
+        let mut touched_io = false;
         let (reply, event) = match fault_of(msg) {
             Some(Fault::VmFault {
                 addr,
@@ -434,7 +726,46 @@ impl Handler for VmmPd {
                 fsr,
                 stored,
                 ..
-            }) => vm.vm_fault(vcpu as usize, addr, prefetch, fsr, stored.unwrap_or(0)),
+            }) => {
+                let t_net = virtio_transport(NET_TRANSPORT).regs;
+                let t_blk = virtio_transport(BLK_TRANSPORT).regs;
+                touched_io = [t_net, t_blk]
+                    .iter()
+                    .any(|w| addr >= w.base && addr - w.base < w.size);
+                let value = stored.unwrap_or(0);
+                let v = vcpu as usize;
+                let io = io();
+                match (io.net.as_mut(), io.blk.as_mut()) {
+                    (Some((n, _)), Some((b, _))) => vm.vm_fault_with(
+                        v,
+                        addr,
+                        prefetch,
+                        fsr,
+                        value,
+                        &mut [
+                            (t_net, n as &mut dyn MmioDevice),
+                            (t_blk, b as &mut dyn MmioDevice),
+                        ],
+                    ),
+                    (Some((n, _)), None) => vm.vm_fault_with(
+                        v,
+                        addr,
+                        prefetch,
+                        fsr,
+                        value,
+                        &mut [(t_net, n as &mut dyn MmioDevice)],
+                    ),
+                    (None, Some((b, _))) => vm.vm_fault_with(
+                        v,
+                        addr,
+                        prefetch,
+                        fsr,
+                        value,
+                        &mut [(t_blk, b as &mut dyn MmioDevice)],
+                    ),
+                    (None, None) => vm.vm_fault(v, addr, prefetch, fsr, value),
+                }
+            }
             Some(Fault::VcpuFault {
                 esr,
                 ip,
@@ -483,6 +814,11 @@ impl Handler for VmmPd {
             self.feed_console();
         }
         let vm = self.vm.as_mut()?;
+        // A virtio register access may have been a queue notification, a reset or an
+        // interrupt acknowledgement: the devices do their work and set their lines now.
+        if touched_io {
+            Self::service_io(vm);
+        }
         // An exit may have raised anyone's interrupt (an SGI, a shared line); no vCPU runs
         // while we do, so all of them get their list registers filled now.
         for v in 0..self.nr_vcpus {

@@ -58,6 +58,10 @@ enum Cmd {
         /// Print the boot plan's table of PDs (priorities, budgets, memory, caps).
         #[arg(long)]
         show_plan: bool,
+        /// For a system whose guest has a NIC (systems/gateway.system): the host port on
+        /// 127.0.0.1 forwarded to the guest's port 80.
+        #[arg(long, default_value_t = 8080)]
+        net_port: u16,
     },
     /// Kernel microbenchmarks under QEMU -icount shift=0 (instructions per operation).
     Bench,
@@ -173,6 +177,45 @@ fn lock_checkout() -> Result<std::fs::File, String> {
     Ok(f)
 }
 
+/// A fresh copy of the data disk (docs/guest.md) for a run: the guest may write to it, the
+/// cached one stays as made. In target/, never in the repository's files.
+fn gateway_disk() -> Result<std::path::PathBuf, String> {
+    let a = axolotl_guest_artifacts::cached(&axolotl_guest_artifacts::default_cache_dir())
+        .ok_or("no guest artifacts: run `cargo xtask setup`")?;
+    let io = system::io_artifacts(&a)?;
+    let out = images::images_dir().join("gateway-data.img");
+    std::fs::copy(&io.disk, &out)
+        .map_err(|e| format!("copying {} to {}: {e}", io.disk.display(), out.display()))?;
+    Ok(out)
+}
+
+/// Prints `gateway: serving on http://127.0.0.1:PORT/` once the guest answers an HTTP
+/// request there (a background thread, polling; it gives up silently after 30 minutes).
+fn announce_http(port: u16) {
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1800);
+        while std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                continue;
+            };
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+            if s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_err() {
+                continue;
+            }
+            let mut head = [0u8; 12];
+            // QEMU accepts the connection before the guest listens: only an HTTP answer
+            // counts.
+            if s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") {
+                // The console is in raw mode: end the line ourselves.
+                eprint!("\r\ngateway: serving on http://127.0.0.1:{port}/\r\n");
+                return;
+            }
+        }
+    });
+}
+
 fn run(cli: Cli) -> Result<ExitCode, String> {
     // Everything that builds images holds the lock; `run` lets go once its image is built.
     let mut lock = match cli.cmd {
@@ -202,15 +245,26 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             cpu,
             system,
             show_plan,
+            net_port,
         } => {
             system::SHOW_PLAN.store(show_plan, std::sync::atomic::Ordering::Relaxed);
             let b = board(&target)?;
             setup::ensure()?;
             let sdf = resolve(&system);
             let img = images::build(&variant(b, Some(&sdf))?)?;
+            let (net, blk) = system::io_devices_of(&sdf, &b)?;
+            let disk = if blk { Some(gateway_disk()?) } else { None };
             drop(lock.take());
             let mut m = axolotl_qemu::Machine::new(b);
             m.cpu = Box::leak(cpu.into_boxed_str());
+            m.disk = disk;
+            if net {
+                m.net = Some(axolotl_qemu::Net {
+                    tcp_forwards: vec![(net_port, 80)],
+                    ..Default::default()
+                });
+                announce_http(net_port);
+            }
             if has_control_pd(&sdf) {
                 // UART1 is the control PD's line to the host (docs/control.md).
                 let sock = ctl::default_socket();

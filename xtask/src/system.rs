@@ -65,18 +65,68 @@ pub fn is_test_system(sdf_path: &Path) -> bool {
 /// (the VMM emulates the same one for its guest) and the guest the VMM carries, from the
 /// cache `cargo xtask setup` fills (docs/guest.md). Without the cache the VMM is built empty
 /// and says so when started.
-fn pd_build_env(board: &Board, initrd: Option<&Path>) -> Vec<(&'static str, String)> {
+fn pd_build_env(
+    board: &Board,
+    initrd: Option<&Path>,
+    io: bool,
+) -> Result<Vec<(&'static str, String)>, String> {
     let mut env = vec![(
         "AXOLOTL_BOARD_GIC",
         board.gic.version().number().to_string(),
     )];
     if let Some(a) = axolotl_guest_artifacts::cached(&axolotl_guest_artifacts::default_cache_dir())
     {
-        let initrd = initrd.unwrap_or(&a.initramfs);
+        let io_initrd = if io && initrd.is_none() {
+            Some(io_artifacts(&a)?.initramfs)
+        } else {
+            None
+        };
+        let initrd = initrd.or(io_initrd.as_deref()).unwrap_or(&a.initramfs);
         env.push(("AXOLOTL_GUEST_KERNEL", a.image.display().to_string()));
         env.push(("AXOLOTL_GUEST_INITRD", initrd.display().to_string()));
     }
-    env
+    Ok(env)
+}
+
+/// The I/O guest's initramfs and data disk (docs/guest.md), built into the guest cache.
+pub fn io_artifacts(
+    a: &axolotl_guest_artifacts::GuestArtifacts,
+) -> Result<axolotl_guest_artifacts::IoArtifacts, String> {
+    axolotl_guest_artifacts::ensure_io(a, &images::target_dir().join("guest-tools"), &mut |l| {
+        eprintln!("xtask: {l}")
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// The VMM's symbols that connect its guest's virtio devices (vmm-pd/src/pd.rs).
+const VMM_IMAGE: &str = "vmm-pd.elf";
+const VMM_NET_SYMBOL: &str = "net_rings";
+const VMM_BLK_SYMBOL: &str = "blk_rings";
+
+/// Which virtio devices the system's VMM gives its guest: `(net, blk)`. The rule for the I/O
+/// guest (docs/guest.md, "Which guest a VMM carries"), visible in the SDF: a `vmm-pd.elf`
+/// PD that maps a region with `setvar_vaddr="net_rings"` has a NIC, one with
+/// `setvar_vaddr="blk_rings"` a disk; a system whose VMM has either carries the I/O guest
+/// (its virtio modules, httpd and the disk check) instead of the console guest, and xtask
+/// attaches QEMU's NIC and data disk when it runs it.
+pub fn io_devices(sd: &axolotl_sdf::SystemDescription) -> (bool, bool) {
+    let maps = |sym: &str| {
+        sd.all_pds().iter().any(|pd| {
+            pd.program_image.path == VMM_IMAGE
+                && pd
+                    .maps
+                    .iter()
+                    .any(|m| m.setvar_vaddr.as_deref() == Some(sym))
+        })
+    };
+    (maps(VMM_NET_SYMBOL), maps(VMM_BLK_SYMBOL))
+}
+
+/// [`io_devices`] of the SDF at `sdf_path`.
+pub fn io_devices_of(sdf_path: &Path, board: &Board) -> Result<(bool, bool), String> {
+    let checked = axolotl_boot_plan::limits::check_file(sdf_path, board)
+        .map_err(|d| format!("{} is refused:\n{d}", sdf_path.display()))?;
+    Ok(io_devices(&checked.system))
 }
 
 pub fn pack(sdf_path: &Path, board: &Board) -> Result<Packed, String> {
@@ -104,6 +154,7 @@ pub fn pack_with_initrd(
         eprintln!("{w}");
     }
     let sd = checked.system;
+    let (net, blk) = io_devices(&sd);
     let features: &[&str] = if is_test_system(sdf_path) {
         &[
             "axolotl-monitor-pd/fault-injection",
@@ -117,7 +168,7 @@ pub fn pack_with_initrd(
         PD_PACKAGES,
         PD_TARGET,
         features,
-        &pd_build_env(board, initrd),
+        &pd_build_env(board, initrd, net || blk)?,
     )?;
 
     let loaded = load_images(sdf_path, &sd, true);

@@ -7,8 +7,8 @@ use axolotl_ring::{
 
 use crate::data::DataRegion;
 use crate::{
-    CMD_BYTES, DATA_START, MAX_IDS, Op, REC_OP, REC_SECTOR, REC_STATUS, Request, SECTOR_SIZE,
-    Status,
+    CMD_BYTES, DATA_START, INFO_OFFSET, INFO_READY, MAX_CAPACITY, MAX_IDS, Op, REC_OP, REC_SECTOR,
+    REC_STATUS, Request, SECTOR_SIZE, Status, StorageInfo,
 };
 
 /// One request's end, given to the user exactly once.
@@ -124,6 +124,19 @@ impl<const IDS: usize> BlkClient<IDS> {
             next_seq: 0,
             stats: ClientStats::default(),
         })
+    }
+
+    /// The device's geometry as the server published it, checked: `None` until a server
+    /// published it, or if the record is not one a server writes (a corrupt peer).
+    pub fn storage_info(&self) -> Option<StorageInfo> {
+        if self.data.read_u32(INFO_OFFSET)? != INFO_READY {
+            return None;
+        }
+        core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
+        let sector_size = self.data.read_u32(INFO_OFFSET + 4)?;
+        let capacity = self.data.read_u64(INFO_OFFSET + 8)?;
+        (sector_size as usize == SECTOR_SIZE && (1..=MAX_CAPACITY).contains(&capacity))
+            .then_some(StorageInfo { capacity })
     }
 
     pub fn stats(&self) -> ClientStats {

@@ -47,8 +47,31 @@ pub const SECTOR_SIZE: usize = 512;
 pub const CMD_BYTES: usize = 32;
 /// Where the data area starts in a data region: after one page of command records.
 pub const DATA_START: usize = 4096;
-/// The most ids a connection can have (command records in the command area).
-pub const MAX_IDS: usize = DATA_START / CMD_BYTES;
+/// The most ids a connection can have (command records in the command area; its last
+/// record holds the storage info).
+pub const MAX_IDS: usize = DATA_START / CMD_BYTES - 1;
+/// Where the server publishes what the client needs to know of the device (sDDF's
+/// `blk_storage_info`): the command area's last record.
+///
+/// ```text
+/// +0  ready        u32  (INFO_READY once the fields below are written)
+/// +4  sector_size  u32  (SECTOR_SIZE)
+/// +8  capacity     u64  (SECTOR_SIZE sectors)
+/// ```
+pub const INFO_OFFSET: usize = MAX_IDS * CMD_BYTES;
+/// `ready` of a published storage info ("BLK1").
+pub const INFO_READY: u32 = 0x424c_4b31;
+/// The largest capacity a client believes (in sectors: 2^48 × 512 bytes, far beyond any
+/// device here; a larger one is a corrupt record).
+pub const MAX_CAPACITY: u64 = 1 << 48;
+
+/// The device's geometry as the server published it ([`INFO_OFFSET`]), checked by the
+/// client ([`BlkClient::storage_info`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StorageInfo {
+    /// Size in [`SECTOR_SIZE`] sectors, 1..=[`MAX_CAPACITY`].
+    pub capacity: u64,
+}
 
 /// Byte offsets inside a command record.
 pub(crate) const REC_OP: usize = 0;

@@ -7,7 +7,8 @@ use axolotl_ring::{
 
 use crate::data::DataRegion;
 use crate::{
-    CMD_BYTES, DATA_START, MAX_IDS, Op, REC_OP, REC_SECTOR, REC_STATUS, SECTOR_SIZE, Status,
+    CMD_BYTES, DATA_START, INFO_OFFSET, INFO_READY, MAX_IDS, Op, REC_OP, REC_SECTOR, REC_STATUS,
+    SECTOR_SIZE, Status,
 };
 
 /// The most device slots (bounce buffers) a server uses.
@@ -168,6 +169,14 @@ impl<D: BlockDevice, const IDS: usize> BlkServer<D, IDS> {
         let view = unsafe { DataRegion::alias(&data) };
         let ring = axolotl_ring::Server::new(rings, data, capacity, generations)
             .map_err(ServerError::Layout)?;
+        // The client sizes its disk from this before its first request (a client that
+        // started first polls until it is there); each incarnation writes it again, the
+        // fields before the flag that says they are written.
+        view.write_u32(INFO_OFFSET, 0);
+        view.write_u32(INFO_OFFSET + 4, SECTOR_SIZE as u32);
+        view.write_u64(INFO_OFFSET + 8, dev.capacity());
+        core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+        view.write_u32(INFO_OFFSET, INFO_READY);
         Ok(Self {
             ring,
             data: view,

@@ -272,3 +272,48 @@ fn a_driver_restart_reissues_every_request_in_its_original_order() {
     assert_eq!(c.stats().reissued, 5);
     assert_eq!(c.outstanding(), 0);
 }
+
+/// The capacity reaches the client through the connection (sDDF's `blk_storage_info`):
+/// published by each server incarnation, read and checked by the client, which believes no
+/// record a server would not write.
+#[test]
+fn the_server_publishes_the_capacity_and_the_client_checks_it() {
+    use axolotl_blk::{INFO_OFFSET, INFO_READY, MAX_CAPACITY, StorageInfo};
+    let link = Link::new();
+    let client = link.client();
+    assert_eq!(client.storage_info(), None, "nothing published yet");
+    let d = disk(SECTORS);
+    let server = link.server(FakeDevice::new(d.clone(), 2, 2));
+    let want = Some(StorageInfo {
+        capacity: SECTORS as u64,
+    });
+    assert_eq!(client.storage_info(), want);
+    drop(server);
+    // A restarted server publishes it again, over whatever the client wrote there.
+    link.data.write_u32(INFO_OFFSET, 0);
+    assert_eq!(client.storage_info(), None);
+    let _server = link.restart_server(FakeDevice::new(d, 2, 2));
+    assert_eq!(client.storage_info(), want);
+
+    // Records no server writes.
+    let set_capacity = |c: u64| {
+        link.data.write_u32(INFO_OFFSET + 8, c as u32);
+        link.data.write_u32(INFO_OFFSET + 12, (c >> 32) as u32);
+    };
+    for c in [0, MAX_CAPACITY + 1, u64::MAX] {
+        set_capacity(c);
+        assert_eq!(client.storage_info(), None, "capacity {c}");
+    }
+    set_capacity(MAX_CAPACITY);
+    assert_eq!(
+        client.storage_info(),
+        Some(StorageInfo {
+            capacity: MAX_CAPACITY
+        })
+    );
+    link.data.write_u32(INFO_OFFSET + 4, 4096);
+    assert_eq!(client.storage_info(), None, "sector size");
+    link.data.write_u32(INFO_OFFSET + 4, SECTOR_SIZE as u32);
+    link.data.write_u32(INFO_OFFSET, INFO_READY + 1);
+    assert_eq!(client.storage_info(), None, "not ready");
+}

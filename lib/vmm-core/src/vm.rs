@@ -9,7 +9,7 @@
 use axolotl_abi::Resume;
 use axolotl_abi::syndrome::{Esr, SysregAccess, ec};
 
-use crate::bus::{Bus, MmioOutcome};
+use crate::bus::{Bus, MmioDevice, MmioOutcome};
 use crate::mmio::{DecodeAction, XZR, decode};
 use crate::pl011::{Pl011, TxSink};
 use crate::psci::{Psci, PsciAction};
@@ -17,7 +17,7 @@ use crate::vgic::{
     GicVersion, Injection, MAX_LRS, REGION_GICD, REGION_GICR, VTIMER_INTID, Vgic, VgicConfig,
 };
 use crate::{MAX_VCPUS, vgic};
-use axolotl_fdt::{Gic, Pl011 as Pl011Node};
+use axolotl_fdt::{Gic, Pl011 as Pl011Node, Region};
 
 /// How the kernel resumes (or not) the vCPU that exited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +160,25 @@ impl<S: TxSink> Vm<S> {
         esr: u64,
         value: u64,
     ) -> (Reply, Option<Event>) {
+        self.vm_fault_with(vcpu, ipa, prefetch, esr, value, &mut [])
+    }
+
+    /// [`Vm::vm_fault`] for a guest with more devices than the vGIC and the UART: `extra`
+    /// are the VMM's own (its virtio transports), each at the window its device tree names
+    /// (a window overlapping the vGIC's or the UART's is not mapped: they keep their
+    /// accesses).
+    /// The VMM does the device's work and sets its line
+    /// ([`Vm::set_spi_level`]) after the access: the devices borrow guest memory and their
+    /// backends, which the machine does not hold.
+    pub fn vm_fault_with(
+        &mut self,
+        vcpu: usize,
+        ipa: u64,
+        prefetch: bool,
+        esr: u64,
+        value: u64,
+        extra: &mut [(Region, &mut dyn MmioDevice)],
+    ) -> (Reply, Option<Event>) {
         if prefetch {
             return (Reply::InjectAbort, Some(Event::BadFetch { ipa }));
         }
@@ -174,7 +193,7 @@ impl<S: TxSink> Vm<S> {
                 };
             }
         };
-        let outcome = self.dispatch(vcpu, &acc, value);
+        let outcome = self.dispatch(vcpu, &acc, value, extra);
         // The UART's interrupt line follows its registers.
         let level = self.uart.irq_level();
         let _ = self.vgic.set_level(0, self.uart_intid(), level);
@@ -191,10 +210,16 @@ impl<S: TxSink> Vm<S> {
         }
     }
 
-    fn dispatch(&mut self, vcpu: usize, acc: &crate::MmioAccess, value: u64) -> MmioOutcome {
+    fn dispatch(
+        &mut self,
+        vcpu: usize,
+        acc: &crate::MmioAccess,
+        value: u64,
+        extra: &mut [(Region, &mut dyn MmioDevice)],
+    ) -> MmioOutcome {
         let gic = self.layout.gic;
         let uart = self.layout.uart.regs;
-        let mut bus: Bus<'_, 3> = Bus::new();
+        let mut bus: Bus<'_, 4> = Bus::new();
         // Both windows are fixed and disjoint (checked by the tests), so mapping cannot fail;
         // if it did, the access would abort, never misroute.
         if let Ok(g) = bus.add_device(&mut self.vgic) {
@@ -213,6 +238,16 @@ impl<S: TxSink> Vm<S> {
         }
         if let Ok(u) = bus.add_device(&mut self.uart) {
             let _ = bus.map(u, 0, uart.base, uart.size);
+        }
+        // Only the device whose window holds the address goes on the bus: one lookup, and
+        // an extra device can never shadow the vGIC or the UART (their windows are mapped
+        // first, so an overlapping one fails to map and the access aborts).
+        if let Some((w, dev)) = extra
+            .iter_mut()
+            .find(|(w, _)| acc.ipa >= w.base && acc.ipa - w.base < w.size)
+            && let Ok(d) = bus.add_device(&mut **dev)
+        {
+            let _ = bus.map(d, 0, w.base, w.size);
         }
         bus.dispatch(vcpu, acc, value)
     }
@@ -333,6 +368,14 @@ impl<S: TxSink> Vm<S> {
     pub fn injection_failed(&mut self, vcpu: usize, lr: usize) {
         if let Some(inj) = self.lrs.get_mut(vcpu).and_then(|l| l.get_mut(lr)?.take()) {
             self.vgic.refuse_injection(vcpu, &inj);
+        }
+    }
+
+    /// Sets the level of SPI `spi` (as the device tree numbers it: INTID 32 + `spi`), the
+    /// line of one of the VMM's own devices. An SPI the vGIC does not implement is ignored.
+    pub fn set_spi_level(&mut self, spi: u32, level: bool) {
+        if spi != self.layout.uart.spi {
+            let _ = self.vgic.set_level(0, vgic::SPI_BASE + spi, level);
         }
     }
 

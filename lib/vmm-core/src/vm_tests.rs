@@ -265,3 +265,88 @@ fn replies_become_the_kernels_resume_messages() {
     assert_eq!(Reply::InjectAbort.to_resume(), Some(Resume::InjectAbort));
     assert_eq!(Reply::Stop.to_resume(), None);
 }
+
+/// A device of the VMM's own that records what reached it.
+struct Probe(Vec<(u64, Option<u64>)>);
+
+impl MmioDevice for Probe {
+    fn read(&mut self, a: crate::bus::Access) -> Result<u64, crate::bus::DeviceError> {
+        self.0.push((a.offset, None));
+        Ok(0x7472_6976)
+    }
+    fn write(&mut self, a: crate::bus::Access, v: u64) -> Result<(), crate::bus::DeviceError> {
+        self.0.push((a.offset, Some(v)));
+        Ok(())
+    }
+}
+
+#[test]
+fn extra_devices_get_their_windows_and_nothing_else() {
+    let mut m = vm(true);
+    let t30 = crate::guest::virtio_transport(30).regs;
+    let mut p = Probe(Vec::new());
+    let (r, e) = m.vm_fault_with(
+        0,
+        t30.base,
+        false,
+        dabt(4, 3, false),
+        0,
+        &mut [(t30, &mut p)],
+    );
+    assert_eq!(e, None);
+    assert_eq!(
+        r,
+        Reply::Resume {
+            advance: true,
+            write: Some((3, 0x7472_6976))
+        }
+    );
+    let (r, _) = m.vm_fault_with(
+        0,
+        t30.base + 0x50,
+        false,
+        dabt(4, 1, true),
+        1,
+        &mut [(t30, &mut p)],
+    );
+    assert_eq!(r, Reply::ADVANCE);
+    assert_eq!(p.0, [(0, None), (0x50, Some(1))]);
+    // Next to the window: nobody's.
+    let (r, _) = m.vm_fault_with(
+        0,
+        t30.base + 0x200,
+        false,
+        dabt(4, 1, true),
+        1,
+        &mut [(t30, &mut p)],
+    );
+    assert_eq!(r, Reply::InjectAbort);
+    // A window over the UART's cannot take its accesses: the UART keeps them.
+    let over = Region::new(UART, 0x1000);
+    let (_, e) = m.vm_fault_with(
+        0,
+        UART,
+        false,
+        dabt(4, 2, true),
+        u64::from(b'B'),
+        &mut [(over, &mut p)],
+    );
+    assert_eq!(e, None);
+    assert_eq!(m.uart.sink().as_slice(), b"B");
+    assert_eq!(p.0.len(), 2);
+}
+
+#[test]
+fn a_devices_spi_reaches_the_vgic_but_not_the_uarts() {
+    let mut m = vm(true);
+    m.set_spi_level(46, true);
+    assert_eq!(m.vgic.irq(0, 32 + 46).map(|i| i.line_level), Some(true));
+    m.set_spi_level(46, false);
+    assert_eq!(m.vgic.irq(0, 32 + 46).map(|i| i.line_level), Some(false));
+    // The UART's line follows its registers alone.
+    let uart = m.layout.uart.spi;
+    m.set_spi_level(uart, true);
+    assert_eq!(m.vgic.irq(0, 32 + uart).map(|i| i.line_level), Some(false));
+    // Beyond the vGIC's SPIs: ignored.
+    m.set_spi_level(1000, true);
+}

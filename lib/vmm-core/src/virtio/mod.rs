@@ -18,6 +18,8 @@ pub mod mem;
 pub mod mmio;
 pub mod net;
 pub mod queue;
+pub mod ring_blk;
+pub mod ring_net;
 
 #[cfg(test)]
 #[path = "proptests.rs"]
@@ -30,6 +32,8 @@ pub use mem::{GuestMemory, GuestRam, MemError};
 pub use mmio::{Counters, Transport};
 pub use net::{NetBackend, NetConfig, RxOutcome, TxOutcome, VirtioNet};
 pub use queue::{Chain, Queue, QueueError};
+pub use ring_blk::BlkRing;
+pub use ring_net::NetRing;
 
 /// `VIRTIO_F_INDIRECT_DESC`: a descriptor may point to a table of descriptors.
 pub const F_INDIRECT_DESC: u64 = 1 << 28;
@@ -58,3 +62,42 @@ pub mod isr {
 
 /// Size of one transport window (QEMU virt spaces them 0x200 apart).
 pub const MMIO_WINDOW: u64 = 0x200;
+
+/// A device with an interrupt line (virtio-mmio's: `InterruptStatus != 0`).
+pub trait IrqLine {
+    fn irq_level(&self) -> bool;
+}
+
+impl IrqLine for VirtioNet {
+    fn irq_level(&self) -> bool {
+        VirtioNet::irq_level(self)
+    }
+}
+
+impl IrqLine for VirtioBlk {
+    fn irq_level(&self) -> bool {
+        VirtioBlk::irq_level(self)
+    }
+}
+
+/// Runs `work` (the backend's poll: the device's queues against its driver connection) on
+/// `dev` with its interrupt line passed to `set_line` (e.g. [`crate::vm::Vm::set_spi_level`])
+/// both before and after. Call it after every register access of the guest and on every
+/// notification of the backend's peer.
+///
+/// Why before as well: the guest's virtio SPI is edge-triggered (QEMU virt's device tree
+/// says so, and Linux configures it so). When the access was an InterruptACK (the line
+/// falls) and `work` completes a buffer in the same exit (the line rises again), a line
+/// sampled only afterwards stays high throughout: no edge, no interrupt, and with
+/// EVENT_IDX the guest never asks for one again, so its queue stalls. Passing the level
+/// after the access first lets the line fall, and what `work` raises is a new edge.
+pub fn service<D: IrqLine + ?Sized, R>(
+    dev: &mut D,
+    mut set_line: impl FnMut(bool),
+    work: impl FnOnce(&mut D) -> R,
+) -> R {
+    set_line(dev.irq_level());
+    let r = work(dev);
+    set_line(dev.irq_level());
+    r
+}

@@ -481,14 +481,11 @@ mod stream {
     }
 }
 
-/// The interrupt glue with the real vGIC: the device tree says edge-rising, so the line
-/// the VMM passes is latched on each rising edge; the guest's ACK lowers it, and the next
-/// used buffer raises a new edge.
-#[test]
-fn interrupt_line_through_the_vgic() {
+/// A GICv2 vGIC with the first virtio transport's SPI configured as Linux's GIC driver
+/// does for QEMU virt's edge-rising virtio interrupts: group, edge, enable, distributor on.
+fn edge_vgic() -> (crate::vgic::Vgic, u32) {
     use crate::mmio::size_mask;
     use crate::vgic::{GicVersion, REGION_GICD, Vgic, VgicConfig};
-    use crate::virtio::mmio::{INTERRUPT_ACK, INTERRUPT_STATUS};
     let intid = 32 + crate::guest::virtio_transport(0).spi;
     let mut gic = Vgic::new(VgicConfig {
         version: GicVersion::V2,
@@ -506,28 +503,39 @@ fn interrupt_line_through_the_vgic() {
         };
         gic.write(a, v & size_mask(4)).unwrap();
     };
-    // What Linux's GIC driver does for an edge SPI: group, edge, enable, distributor on.
     let bit = 1u64 << (intid % 32);
     gicd(0x080 + 4 * u64::from(intid / 32), bit);
     gicd(0xC00 + 4 * u64::from(intid / 16), 2 << (2 * (intid % 16)));
     gicd(0x100 + 4 * u64::from(intid / 32), bit);
     gicd(0x000, 3);
-    let clear_pending = |gic: &mut Vgic| {
-        let a = crate::bus::Access {
-            vcpu: 0,
-            region: REGION_GICD,
-            offset: 0x280 + 4 * u64::from(intid / 32),
-            size: 4,
-        };
-        gic.write(a, bit).unwrap();
+    (gic, intid)
+}
+
+/// Clears the SPI's pending bit (ICPENDR), as its delivery to the guest would.
+fn clear_pending(gic: &mut crate::vgic::Vgic, intid: u32) {
+    let a = crate::bus::Access {
+        vcpu: 0,
+        region: crate::vgic::REGION_GICD,
+        offset: 0x280 + 4 * u64::from(intid / 32),
+        size: 4,
     };
+    gic.write(a, 1u64 << (intid % 32)).unwrap();
+}
+
+/// The interrupt glue with the real vGIC: the device tree says edge-rising, so the line
+/// the VMM passes is latched on each rising edge; the guest's ACK lowers it, and the next
+/// used buffer raises a new edge.
+#[test]
+fn interrupt_line_through_the_vgic() {
+    use crate::virtio::mmio::{INTERRUPT_ACK, INTERRUPT_STATUS};
+    let (mut gic, intid) = edge_vgic();
 
     let mut g = Guest::new(F_VERSION_1);
     g.send(0, &frame(60, 0));
     g.kick(1);
     gic.set_level(0, intid, g.dev.irq_level()).unwrap();
     assert_eq!(gic.next_pending(0).map(|p| p.0), Some(intid));
-    clear_pending(&mut gic); // delivered
+    clear_pending(&mut gic, intid); // delivered
 
     // Another frame before the guest ACKs: the line is already high, no new edge; the
     // guest's handler will find both used buffers.
@@ -545,4 +553,52 @@ fn interrupt_line_through_the_vgic() {
     g.kick(1);
     gic.set_level(0, intid, g.dev.irq_level()).unwrap();
     assert_eq!(gic.next_pending(0).map(|p| p.0), Some(intid));
+}
+
+/// `virtio::service`, as the VMM runs it after each register access: the guest's
+/// InterruptACK and a frame the backend delivers in the same exit (before the VMM passes
+/// the line on) make a second edge, so the guest is interrupted for that frame. With the
+/// line passed on only after the backend's poll it would have stayed high throughout, and
+/// with EVENT_IDX the guest would never look at its receive queue again (issue #15's
+/// stalled requests).
+#[test]
+fn an_ack_and_a_completion_in_one_exit_make_a_second_edge() {
+    use crate::virtio::mmio::{INTERRUPT_ACK, INTERRUPT_STATUS};
+    let (mut gic, intid) = edge_vgic();
+    let mut g = Guest::new(F_VERSION_1 | F_MRG_RXBUF | F_EVENT_IDX);
+    for i in 0..4 {
+        g.post_rx(i, 2048);
+    }
+    g.kick(0);
+    // First frame: used buffer, line up, delivered.
+    g.be.rx.push_back(frame(200, 1));
+    let Guest { ram, dev, be, .. } = &mut g;
+    super::super::service(
+        dev,
+        |l| gic.set_level(0, intid, l).unwrap(),
+        |d| d.process(ram, be),
+    );
+    assert_eq!(gic.next_pending(0).map(|p| p.0), Some(intid));
+    clear_pending(&mut gic, intid);
+    assert_eq!(g.rxq.take_used(&g.ram).len(), 1);
+    // Linux re-enables callbacks: interrupt me on the next used buffer.
+    g.rxq.set_used_event(&mut g.ram, 1);
+
+    // The guest's handler acknowledges; in that exit the backend has the next frame.
+    let isr = rd(&mut g.dev, INTERRUPT_STATUS);
+    wr(&mut g.dev, INTERRUPT_ACK, isr);
+    g.be.rx.push_back(frame(300, 2));
+    let Guest { ram, dev, be, .. } = &mut g;
+    super::super::service(
+        dev,
+        |l| gic.set_level(0, intid, l).unwrap(),
+        |d| d.process(ram, be),
+    );
+    assert!(g.dev.irq_level());
+    assert_eq!(
+        gic.next_pending(0).map(|p| p.0),
+        Some(intid),
+        "no interrupt for the frame completed in the ACK's exit"
+    );
+    assert_eq!(g.rxq.take_used(&g.ram).len(), 1);
 }
