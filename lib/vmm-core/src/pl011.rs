@@ -233,6 +233,96 @@ impl<S: TxSink> Pl011<S> {
     }
 }
 
+/// Everything a [`Pl011`] holds besides its sink, for the state region (`persist`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Pl011State {
+    pub rx: [u8; FIFO_DEPTH],
+    pub rx_head: usize,
+    pub rx_len: usize,
+    pub ilpr: u32,
+    pub ibrd: u32,
+    pub fbrd: u32,
+    pub lcr_h: u32,
+    pub cr: u32,
+    pub ifls: u32,
+    pub imsc: u32,
+    pub dmacr: u32,
+    pub ris_latched: u32,
+}
+
+impl Pl011State {
+    /// Whether registers could have been reached through [`Pl011`]'s interface: every
+    /// register within its write mask, the FIFO within its capacity.
+    pub(crate) fn is_valid(&self) -> bool {
+        let cap = if self.lcr_h & LCR_H_FEN != 0 {
+            FIFO_DEPTH
+        } else {
+            1
+        };
+        self.rx_head < FIFO_DEPTH
+            && self.rx_len <= cap
+            && self.ilpr <= 0xFF
+            && self.ibrd <= 0xFFFF
+            && self.fbrd <= 0x3F
+            && self.lcr_h <= 0xFF
+            && self.cr & !0xFF87 == 0
+            && self.ifls <= 0x3F
+            && self.imsc & !INT_ALL == 0
+            && self.dmacr <= 0x7
+            && self.ris_latched & !INT_ALL == 0
+    }
+}
+
+impl<S> Pl011<S> {
+    pub(crate) fn save(&self) -> Pl011State {
+        Pl011State {
+            rx: self.rx,
+            rx_head: self.rx_head,
+            rx_len: self.rx_len,
+            ilpr: self.ilpr,
+            ibrd: self.ibrd,
+            fbrd: self.fbrd,
+            lcr_h: self.lcr_h,
+            cr: self.cr,
+            ifls: self.ifls,
+            imsc: self.imsc,
+            dmacr: self.dmacr,
+            ris_latched: self.ris_latched,
+        }
+    }
+
+    /// Takes on state `st` (checked by the caller with [`Pl011State::is_valid`]), keeping
+    /// its sink.
+    pub(crate) fn load(&mut self, st: &Pl011State) {
+        let Pl011State {
+            rx,
+            rx_head,
+            rx_len,
+            ilpr,
+            ibrd,
+            fbrd,
+            lcr_h,
+            cr,
+            ifls,
+            imsc,
+            dmacr,
+            ris_latched,
+        } = *st;
+        self.rx = rx;
+        self.rx_head = rx_head;
+        self.rx_len = rx_len;
+        self.ilpr = ilpr;
+        self.ibrd = ibrd;
+        self.fbrd = fbrd;
+        self.lcr_h = lcr_h;
+        self.cr = cr;
+        self.ifls = ifls;
+        self.imsc = imsc;
+        self.dmacr = dmacr;
+        self.ris_latched = ris_latched;
+    }
+}
+
 fn check(a: &Access) -> Result<u64, DeviceError> {
     if a.size > 4 || !a.offset.is_multiple_of(a.size.into()) || a.offset >= 0x1000 {
         return Err(DeviceError::Abort);

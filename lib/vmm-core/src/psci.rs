@@ -130,6 +130,23 @@ impl Psci {
         }
     }
 
+    /// Which vCPUs are on, bit n = vCPU n (for the state region).
+    pub(crate) fn on_mask(&self) -> u8 {
+        (0..self.nr_vcpus).fold(0, |m, i| m | (u8::from(self.on[i]) << i))
+    }
+
+    /// The state `on_mask` saved; `None` if it names a vCPU this guest does not have.
+    pub(crate) fn with_on_mask(&self, mask: u8) -> Option<Self> {
+        if u32::from(mask) >> self.nr_vcpus != 0 {
+            return None;
+        }
+        let mut p = self.clone();
+        for (i, on) in p.on.iter_mut().enumerate() {
+            *on = mask & (1 << i) != 0;
+        }
+        Some(p)
+    }
+
     /// vCPU index for an MPIDR affinity value, if it names one of ours.
     fn vcpu_of(&self, mpidr: u64) -> Option<usize> {
         // Ours live in Aff0 alone; any other bit names no vCPU of ours.

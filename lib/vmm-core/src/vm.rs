@@ -106,10 +106,14 @@ pub struct Vm<S> {
     pub vgic: Vgic,
     pub uart: Pl011<S>,
     pub psci: Psci,
-    layout: Layout,
+    pub(crate) layout: Layout,
     /// What each list register holds, as far as the VMM injected it.
-    lrs: [[Option<Injection>; MAX_LRS]; MAX_VCPUS],
-    nr_lrs: usize,
+    pub(crate) lrs: [[Option<Injection>; MAX_LRS]; MAX_VCPUS],
+    pub(crate) nr_lrs: usize,
+    /// The last exit of each vCPU whose handling was committed (docs/vmm.md, "Restart").
+    pub(crate) records: [Option<crate::persist::ExitRecord>; MAX_VCPUS],
+    /// State-region chunks of `lrs` and `records` changed since the last commit.
+    pub(crate) dirty: u64,
 }
 
 /// `Vgic::new` refused the configuration.
@@ -143,6 +147,8 @@ impl<S: TxSink> Vm<S> {
             layout,
             lrs: [[None; MAX_LRS]; MAX_VCPUS],
             nr_lrs,
+            records: [None; MAX_VCPUS],
+            dirty: 0,
         })
     }
 
@@ -300,6 +306,7 @@ impl<S: TxSink> Vm<S> {
     /// acknowledge (`VcpuAckVppi`) when it was the timer.
     pub fn maintenance(&mut self, vcpu: usize, lr: usize) -> Option<u32> {
         let intid = self.lrs.get_mut(vcpu)?.get_mut(lr)?.take()?.intid;
+        self.dirty |= crate::persist::chunk::lrs(vcpu);
         if intid == VTIMER_INTID {
             // The physical line is sampled again once unmasked: it fires anew if still high.
             let _ = self.vgic.set_level(vcpu, VTIMER_INTID, false);
@@ -324,6 +331,7 @@ impl<S: TxSink> Vm<S> {
             }
             let inj = self.vgic.take_injection(vcpu)?;
             self.lrs[vcpu][lr] = Some(inj);
+            self.dirty |= crate::persist::chunk::lrs(vcpu);
             Some((lr, inj))
         })
     }
@@ -332,6 +340,7 @@ impl<S: TxSink> Vm<S> {
     /// again and the list register free.
     pub fn injection_failed(&mut self, vcpu: usize, lr: usize) {
         if let Some(inj) = self.lrs.get_mut(vcpu).and_then(|l| l.get_mut(lr)?.take()) {
+            self.dirty |= crate::persist::chunk::lrs(vcpu);
             self.vgic.refuse_injection(vcpu, &inj);
         }
     }

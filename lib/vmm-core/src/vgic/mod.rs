@@ -92,6 +92,9 @@ pub struct Vgic {
     /// next change, a VMM asking again after every exit (the common case: nothing pending)
     /// gets its answer without scanning the whole distributor.
     idle_at: [u64; MAX_VCPUS],
+    /// State-region chunks (`persist::chunk`) whose interrupts may have changed since the
+    /// last commit: set on every mutable access, so a commit encodes only these.
+    pub(crate) dirty: u64,
 }
 
 impl Vgic {
@@ -114,6 +117,7 @@ impl Vgic {
             lists: [list::VcpuLrs::default(); MAX_VCPUS],
             epoch: 0,
             idle_at: [u64::MAX; MAX_VCPUS],
+            dirty: 0,
         };
         // GICv3 Linux puts everything in Group 1; reset there so a guest that
         // skips IGROUPR still works. GICv2 resets to Group 0 (spec).
@@ -137,6 +141,11 @@ impl Vgic {
     /// Something changed: earlier "nothing pending" answers no longer hold.
     pub(crate) fn touched(&mut self) {
         self.epoch = self.epoch.wrapping_add(1);
+    }
+
+    /// The state-region chunk holding `intid` (as seen by `vcpu`) must be encoded again.
+    pub(crate) fn mark_dirty(&mut self, vcpu: usize, intid: u32) {
+        self.dirty |= crate::persist::chunk::of_irq(vcpu, intid);
     }
 
     /// Whether `vcpu`'s last scan found nothing and nothing changed since.
@@ -172,6 +181,7 @@ impl Vgic {
         if vcpu >= self.cfg.nr_vcpus {
             return None;
         }
+        self.mark_dirty(vcpu, intid);
         match intid {
             0..32 => Some(&mut self.private[vcpu][intid as usize]),
             _ if intid < self.nr_irqs() => Some(&mut self.spis[(intid - SPI_BASE) as usize]),
@@ -253,6 +263,7 @@ impl Vgic {
                 continue;
             }
             let v2 = self.cfg.version == GicVersion::V2;
+            self.mark_dirty(t, sgi);
             let irq = &mut self.private[t][sgi as usize];
             if v2 {
                 irq.sgi_sources |= 1 << source;

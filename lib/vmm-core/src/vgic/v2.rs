@@ -105,6 +105,7 @@ impl Vgic {
         let cpus_mask = ((1u32 << self.cfg.nr_vcpus) - 1) as u8;
         for i in 0..size as usize {
             let bits = (v >> (8 * i)) as u8 & cpus_mask;
+            self.mark_dirty(vcpu, (first + i) as u32);
             let irq = &mut self.private[vcpu][first + i];
             if set {
                 irq.sgi_sources |= bits;

@@ -1,0 +1,551 @@
+//! The state region: round trips under random guest activity, a crash at every store of a
+//! commit, corruption, and the restart protocol's promises (an edge delivered once, the
+//! timer's state and the exit records kept).
+extern crate std;
+
+use proptest::prelude::*;
+use std::vec;
+use std::vec::Vec;
+
+use super::region::{REGION_WORDS, Words};
+use super::*;
+use crate::pl011::{ICR, IMSC, INT_ALL, LCR_H, LCR_H_FEN};
+use crate::vgic::VTIMER_INTID;
+use axolotl_abi::syndrome::ec;
+use axolotl_fdt::{Gic, Pl011 as Pl011Node, Region};
+
+const UART: u64 = 0x0900_0000;
+const GICD: u64 = 0x0800_0000;
+const GICR: u64 = 0x080A_0000;
+const RAM: u64 = 0x4000_0000;
+
+/// Memory that stops storing after `left` stores, as a VMM dying there would.
+#[derive(Clone)]
+pub(super) struct Mem {
+    pub words: Vec<u64>,
+    pub left: usize,
+    pub stores: usize,
+}
+
+impl Mem {
+    pub fn new() -> Self {
+        Mem {
+            words: vec![0; REGION_WORDS],
+            left: usize::MAX,
+            stores: 0,
+        }
+    }
+}
+
+impl Words for Mem {
+    fn word_count(&self) -> usize {
+        self.words.len()
+    }
+    fn load(&self, i: usize) -> u64 {
+        self.words[i]
+    }
+    fn store(&mut self, i: usize, v: u64) {
+        if self.left == 0 {
+            return;
+        }
+        self.left -= 1;
+        self.stores += 1;
+        self.words[i] = v;
+    }
+}
+
+fn layout(v3: bool) -> Layout {
+    let gic = if v3 {
+        Gic::V3 {
+            distributor: Region::new(GICD, 0x1_0000),
+            redistributor: Region::new(GICR, 0x2_0000 * 8),
+        }
+    } else {
+        Gic::qemu_virt_v2()
+    };
+    Layout {
+        gic,
+        uart: Pl011Node::qemu_virt(),
+        ram_base: RAM,
+        ram_size: 0x1000_0000,
+    }
+}
+
+pub(super) type TestVm = Vm<Vec<u8>>;
+
+pub(super) fn new_vm(v3: bool, nr_vcpus: usize) -> TestVm {
+    Vm::new(layout(v3), nr_vcpus, 4, Vec::new()).unwrap()
+}
+
+fn recover(mem: &mut Mem, v3: bool, nr_vcpus: usize) -> Result<TestVm, StateError> {
+    let mut r = StateRegion::new(mem)?;
+    Vm::recover(&mut r, layout(v3), nr_vcpus, 4, Vec::new())
+}
+
+/// Every chunk's encoding: two VMs with equal snapshots are the same machine.
+pub(super) fn snapshot(vm: &TestVm) -> Vec<u64> {
+    let used = vm.used_chunks();
+    let mut out = Vec::new();
+    for id in (0..chunk::COUNT).filter(|id| used & (1 << id) != 0) {
+        let mut buf = [0u64; chunk::MAX_LEN];
+        vm.encode_chunk(id, &mut buf[..chunk::len(id)]);
+        out.extend_from_slice(&buf[..chunk::len(id)]);
+    }
+    out
+}
+
+/// Data-abort syndrome: ISV, `size` bytes, register `srt`, Xn, stage-2 fault L3.
+fn dabt(size: u8, srt: u64, write: bool) -> u64 {
+    let sas = size.trailing_zeros() as u64;
+    0x9300_0007 | (sas << 22) | (srt << 16) | (1 << 15) | if write { 1 << 6 } else { 0 }
+}
+
+fn hvc() -> u64 {
+    ((ec::HVC64 as u64) << 26) | (1 << 25)
+}
+
+fn sgi1r_esr(rt: u64) -> u64 {
+    ((ec::SYSREG as u64) << 26)
+        | (1 << 25)
+        | (3 << 20)
+        | (5 << 17)
+        | (12 << 10)
+        | (rt << 5)
+        | (11 << 1)
+}
+
+/// One thing the guest or the outside world does, as the VMM sees it.
+#[derive(Debug, Clone)]
+pub(super) enum Op {
+    Mmio {
+        vcpu: usize,
+        ipa: u64,
+        size: u8,
+        srt: u64,
+        write: bool,
+        value: u64,
+    },
+    Hvc {
+        vcpu: usize,
+        x: [u64; 4],
+    },
+    Sgi {
+        vcpu: usize,
+        value: u64,
+    },
+    Vppi {
+        vcpu: usize,
+    },
+    /// Lists what is deliverable; `refuse` of them (by position) come back refused.
+    Inject {
+        vcpu: usize,
+        refuse: u8,
+    },
+    Maintenance {
+        vcpu: usize,
+        lr: usize,
+    },
+    Input {
+        byte: u8,
+    },
+}
+
+fn gic_offset() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        Just(0u64),
+        (0x80u64..0x100).prop_map(|o| o & !3),
+        (0x100u64..0x480).prop_map(|o| o & !3),
+        (0xC00u64..0xC10).prop_map(|o| o & !3),
+        (0x6100u64..0x6140).prop_map(|o| o & !7),
+        (0xF00u64..0xF30).prop_map(|o| o & !3),
+    ]
+}
+
+fn redist_offset() -> impl Strategy<Value = u64> {
+    (
+        0usize..2,
+        prop_oneof![
+            Just(0x14u64),
+            (0x1_0080u64..0x1_0480).prop_map(|o| o & !3),
+            (0x1_0C00u64..0x1_0C08).prop_map(|o| o & !3),
+        ],
+    )
+        .prop_map(|(v, o)| v as u64 * 0x2_0000 + o)
+}
+
+fn uart_offset() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        Just(0u64),
+        Just(LCR_H),
+        Just(IMSC),
+        Just(ICR),
+        Just(0x18u64),
+        Just(0x3Cu64),
+        (0u64..0x50).prop_map(|o| o & !3),
+    ]
+}
+
+/// Values that switch things on more often than uniform ones would.
+fn value() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        any::<u64>(),
+        Just(0xFFFF_FFFFu64),
+        Just(3u64),
+        Just(u64::from(LCR_H_FEN)),
+        Just(u64::from(INT_ALL)),
+        (0u64..8).prop_map(|i| 1 << i),
+        (0u64..4).prop_map(|i| 0xA0 | (i << 24)),
+    ]
+}
+
+pub(super) fn op(nr_vcpus: usize) -> impl Strategy<Value = Op> {
+    let vcpu = 0..nr_vcpus;
+    let mmio = (
+        vcpu.clone(),
+        prop_oneof![
+            gic_offset().prop_map(|o| GICD + o),
+            redist_offset().prop_map(|o| GICR + o),
+            uart_offset().prop_map(|o| UART + o),
+        ],
+        prop_oneof![Just(4u8), Just(4u8), Just(1), Just(8)],
+        0u64..32,
+        any::<bool>(),
+        value(),
+    )
+        .prop_map(|(vcpu, ipa, size, srt, write, value)| Op::Mmio {
+            vcpu,
+            ipa,
+            size,
+            srt,
+            write,
+            value,
+        });
+    let fid = prop_oneof![
+        Just(0x8400_0000u64),
+        Just(0xC400_0003),
+        Just(0x8400_0002),
+        Just(0xC400_0004),
+        Just(0xC400_0001),
+    ];
+    let hvc = (
+        vcpu.clone(),
+        fid,
+        0u64..3,
+        prop_oneof![Just(RAM), Just(RAM + 2), Just(0)],
+        any::<u64>(),
+    )
+        .prop_map(|(vcpu, f, a1, a2, a3)| Op::Hvc {
+            vcpu,
+            x: [f, a1, a2, a3],
+        });
+    prop_oneof![
+        4 => mmio,
+        1 => hvc,
+        1 => (vcpu.clone(), 0u64..16, 0u64..4).prop_map(|(vcpu, sgi, t)| Op::Sgi {
+            vcpu,
+            value: (sgi << 24) | t
+        }),
+        1 => vcpu.clone().prop_map(|vcpu| Op::Vppi { vcpu }),
+        2 => (vcpu.clone(), 0u8..4).prop_map(|(vcpu, refuse)| Op::Inject { vcpu, refuse }),
+        2 => (vcpu.clone(), 0usize..5).prop_map(|(vcpu, lr)| Op::Maintenance { vcpu, lr }),
+        1 => any::<u8>().prop_map(|byte| Op::Input { byte }),
+    ]
+}
+
+/// Runs `op`; returns everything the VMM would tell the kernel or log, to compare machines.
+pub(super) fn run(vm: &mut TestVm, op: &Op) -> Vec<u64> {
+    let mut out = Vec::new();
+    let reply = |r: Reply, e: Option<Event>, out: &mut Vec<u64>| {
+        out.extend_from_slice(&super::codec::encode_reply(&r));
+        out.extend_from_slice(&super::codec::encode_event(&e));
+    };
+    match *op {
+        Op::Mmio {
+            vcpu,
+            ipa,
+            size,
+            srt,
+            write,
+            value,
+        } => {
+            let (r, e) = vm.vm_fault(vcpu, ipa, false, dabt(size, srt, write), value);
+            reply(r, e, &mut out);
+        }
+        Op::Hvc { vcpu, x } => {
+            let (r, e) = vm.vcpu_fault(vcpu, hvc(), 0, x, 0);
+            reply(r, e, &mut out);
+        }
+        Op::Sgi { vcpu, value } => {
+            let (r, e) = vm.vcpu_fault(vcpu, sgi1r_esr(1), 0, [0; 4], value);
+            reply(r, e, &mut out);
+        }
+        Op::Vppi { vcpu } => vm.vppi(vcpu, VTIMER_INTID),
+        Op::Inject { vcpu, refuse } => {
+            let got: Vec<_> = vm.injections(vcpu).collect();
+            for (i, (lr, inj)) in got.iter().enumerate() {
+                out.extend_from_slice(&[*lr as u64, u64::from(inj.intid), u64::from(inj.source)]);
+                if i < refuse as usize {
+                    vm.injection_failed(vcpu, *lr);
+                }
+            }
+        }
+        Op::Maintenance { vcpu, lr } => {
+            out.push(vm.maintenance(vcpu, lr).map_or(0, u64::from));
+        }
+        Op::Input { byte } => out.push(u64::from(vm.console_input(byte))),
+    }
+    out
+}
+
+/// After a commit the image is exactly the live state: dirty tracking missed nothing.
+fn assert_image_is_live(vm: &TestVm, mem: &mut Mem) {
+    let r = StateRegion::new(mem).unwrap();
+    let used = vm.used_chunks();
+    for id in (0..chunk::COUNT).filter(|id| used & (1 << id) != 0) {
+        let len = chunk::len(id);
+        let mut live = [0u64; chunk::MAX_LEN];
+        vm.encode_chunk(id, &mut live[..len]);
+        let mut img = [0u64; chunk::MAX_LEN];
+        r.read(id, &mut img[..len]).unwrap();
+        assert_eq!(live[..len], img[..len], "chunk {id} not committed");
+    }
+}
+
+fn formatted(vm: &mut TestVm) -> Mem {
+    let mut mem = Mem::new();
+    let mut r = StateRegion::new(&mut mem).unwrap();
+    vm.persist_format(&mut r);
+    mem
+}
+
+fn commit(vm: &mut TestVm, mem: &mut Mem) -> usize {
+    let mut r = StateRegion::new(mem).unwrap();
+    vm.commit(&mut r)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// Random activity with a commit after each step; the VMM restarted at the end is the
+    /// same machine: same state, and the same answers to the same further activity.
+    #[test]
+    fn recovered_vm_behaves_as_the_original(
+        v3 in any::<bool>(),
+        nr_vcpus in 1usize..3,
+        ops in prop::collection::vec(op(2), 1..60),
+        more in prop::collection::vec(op(2), 1..30),
+    ) {
+        let mut vm = new_vm(v3, nr_vcpus);
+        let mut mem = formatted(&mut vm);
+        let clamp = |o: &Op| clamp_vcpu(o, nr_vcpus);
+        for o in ops.iter().map(clamp) {
+            run(&mut vm, &o);
+            commit(&mut vm, &mut mem);
+            assert_image_is_live(&vm, &mut mem);
+        }
+        let mut back = recover(&mut mem, v3, nr_vcpus).unwrap();
+        prop_assert_eq!(snapshot(&back), snapshot(&vm));
+        let before = vm.uart.sink().len();
+        for o in more.iter().map(clamp) {
+            prop_assert_eq!(run(&mut back, &o), run(&mut vm, &o), "{:?}", o);
+        }
+        prop_assert_eq!(back.uart.sink().as_slice(), &vm.uart.sink()[before..]);
+        prop_assert_eq!(snapshot(&back), snapshot(&vm));
+    }
+
+    /// A VMM dying after any number of a commit's stores (and again while recovering)
+    /// leaves the state as before the step or as after it, never a mix.
+    #[test]
+    fn a_crash_at_any_store_recovers_before_or_after(
+        v3 in any::<bool>(),
+        ops in prop::collection::vec(op(2), 1..30),
+        last in prop::collection::vec(op(2), 1..4),
+    ) {
+        let nr_vcpus = 2;
+        let mut vm = new_vm(v3, nr_vcpus);
+        let mut mem = formatted(&mut vm);
+        for o in &ops {
+            run(&mut vm, o);
+            commit(&mut vm, &mut mem);
+        }
+        let before = snapshot(&vm);
+        for o in &last {
+            run(&mut vm, o);
+        }
+        let after = snapshot(&vm);
+        let mut probe = mem.clone();
+        probe.stores = 0;
+        let mut v = recover(&mut mem.clone(), v3, nr_vcpus).unwrap();
+        for o in &last {
+            run(&mut v, o);
+        }
+        let n = commit(&mut v, &mut probe);
+        let total = probe.stores;
+        prop_assert!(n == 0 || total > 0);
+        for k in 0..=total {
+            let mut m = mem.clone();
+            m.left = k;
+            let mut v = recover(&mut mem.clone(), v3, nr_vcpus).unwrap();
+            for o in &last {
+                run(&mut v, o);
+            }
+            commit(&mut v, &mut m);
+            m.left = usize::MAX;
+            // The restarted VMM may die too, in the middle of replaying the journal.
+            let mut twice = m.clone();
+            twice.left = k / 2;
+            let _ = recover(&mut twice, v3, nr_vcpus);
+            twice.left = usize::MAX;
+            for mm in [&mut m, &mut twice] {
+                let got = snapshot(&recover(mm, v3, nr_vcpus).unwrap());
+                prop_assert!(got == before || got == after, "k = {} of {}", k, total);
+                if k == 0 {
+                    prop_assert!(got == before);
+                }
+                if k == total {
+                    prop_assert!(got == after);
+                }
+            }
+        }
+    }
+
+    /// Any single bit flipped anywhere in the region: refused, or harmless (scratch words
+    /// such as an idle journal) and then the state is exactly the committed one.
+    #[test]
+    fn a_flipped_bit_is_refused_or_harmless(
+        v3 in any::<bool>(),
+        ops in prop::collection::vec(op(1), 1..40),
+        word in 0usize..REGION_WORDS,
+        bit in 0u32..64,
+    ) {
+        let mut vm = new_vm(v3, 1);
+        let mut mem = formatted(&mut vm);
+        for o in &ops {
+            run(&mut vm, o);
+            commit(&mut vm, &mut mem);
+        }
+        mem.words[word] ^= 1 << bit;
+        if let Ok(back) = recover(&mut mem, v3, 1) {
+            prop_assert_eq!(snapshot(&back), snapshot(&vm));
+        }
+    }
+
+    /// Random damage to a chunk's payload that keeps its checksum valid (a VMM bug writing
+    /// garbage and committing it) is still refused unless the models could hold it.
+    #[test]
+    fn well_summed_garbage_never_panics_and_is_refused_unless_canonical(
+        v3 in any::<bool>(),
+        id_pick in 0usize..64,
+        at in 0usize..64,
+        garbage in any::<u64>(),
+    ) {
+        let mut vm = new_vm(v3, 2);
+        let mut mem = formatted(&mut vm);
+        let used = vm.used_chunks();
+        let id = id_pick % chunk::COUNT;
+        prop_assume!(used & (1 << id) != 0);
+        let len = chunk::len(id);
+        let mut payload = [0u64; chunk::MAX_LEN];
+        vm.encode_chunk(id, &mut payload[..len]);
+        payload[at % len] = garbage;
+        {
+            let mut r = StateRegion::new(&mut mem).unwrap();
+            r.commit(1 << id, |_, out| out.copy_from_slice(&payload[..len]));
+        }
+        if let Ok(back) = recover(&mut mem, v3, 2) {
+            // Accepted: then it is exactly what was written.
+            let mut again = [0u64; chunk::MAX_LEN];
+            back.encode_chunk(id, &mut again[..len]);
+            prop_assert_eq!(&again[..len], &payload[..len]);
+        }
+    }
+}
+
+fn clamp_vcpu(o: &Op, n: usize) -> Op {
+    let mut o = o.clone();
+    match &mut o {
+        Op::Mmio { vcpu, .. }
+        | Op::Hvc { vcpu, .. }
+        | Op::Sgi { vcpu, .. }
+        | Op::Vppi { vcpu }
+        | Op::Inject { vcpu, .. }
+        | Op::Maintenance { vcpu, .. } => *vcpu %= n,
+        Op::Input { .. } => {}
+    }
+    o
+}
+
+#[test]
+fn region_refusals() {
+    let mut vm = new_vm(true, 1);
+    // Too small.
+    let mut short = vec![0u64; REGION_WORDS - 1];
+    assert!(matches!(
+        StateRegion::new(short.as_mut_slice()),
+        Err(StateError::TooSmall)
+    ));
+    // Never formatted.
+    let mut blank = Mem::new();
+    assert_eq!(
+        recover(&mut blank, true, 1).err(),
+        Some(StateError::Unformatted)
+    );
+    let mem = formatted(&mut vm);
+    // Another guest: vCPU count, GIC version.
+    assert_eq!(
+        recover(&mut mem.clone(), true, 2).err(),
+        Some(StateError::ConfigMismatch)
+    );
+    assert_eq!(
+        recover(&mut mem.clone(), false, 1).err(),
+        Some(StateError::ConfigMismatch)
+    );
+    // Another layout version, with a header checksum that holds.
+    let mut other = mem.clone();
+    other.words[1] = 2;
+    let sum = (1..15)
+        .map(|i| other.words[i])
+        .fold(region::Sum::new(region::MAGIC), region::Sum::add)
+        .get();
+    other.words[15] = sum;
+    assert_eq!(
+        recover(&mut other, true, 1).err(),
+        Some(StateError::Version(2))
+    );
+    // The same with the checksum left as it was.
+    let mut other = mem.clone();
+    other.words[1] = 2;
+    assert_eq!(
+        recover(&mut other, true, 1).err(),
+        Some(StateError::HeaderChecksum)
+    );
+    // Truncated: the image's end zeroed (a region mapped shorter than it was written).
+    let mut cut = mem.clone();
+    for w in &mut cut.words[REGION_WORDS / 2..] {
+        *w = 0;
+    }
+    assert!(recover(&mut cut, true, 1).is_err());
+    // Intact: accepted.
+    assert!(recover(&mut mem.clone(), true, 1).is_ok());
+}
+
+#[test]
+fn a_crashed_format_is_unformatted() {
+    let mut vm = new_vm(false, 1);
+    let mut probe = Mem::new();
+    {
+        let mut r = StateRegion::new(&mut probe).unwrap();
+        vm.persist_format(&mut r);
+    }
+    for k in [0, 1, probe.stores / 2, probe.stores - 1] {
+        let mut m = Mem::new();
+        m.left = k;
+        let mut r = StateRegion::new(&mut m).unwrap();
+        vm.persist_format(&mut r);
+        m.left = usize::MAX;
+        assert_eq!(
+            recover(&mut m, false, 1).err(),
+            Some(StateError::Unformatted)
+        );
+    }
+}
