@@ -2,6 +2,7 @@
 //! reply cap, notifications, fault messages, and cancellation.
 
 use axolotl_abi::syndrome::pstate::sanitise_spsr;
+use axolotl_abi::syndrome::{Esr, ec};
 use axolotl_abi::{
     FAULT_MAX_WORDS, Fault, IpcBuffer, MSG_MAX_LENGTH, MSG_REGISTERS_IN_CPU, MessageInfo,
     RESUME_MAX_WORDS, Resume, Rights,
@@ -416,7 +417,8 @@ pub fn recv(k: &mut Kernel, receiver: *mut Tcb, ep_ptr: u64, blocking: bool) {
 /// `holder` will not answer the caller its REPLY slot names (it is being suspended or
 /// deleted). The caller gets an empty reply labelled `CALL_ABORTED` instead of waiting for
 /// good; one waiting for a fault reply re-executes the faulting instruction, so its fault is
-/// delivered again, to whoever handles it next (a restarted handler).
+/// delivered again, to whoever handles it next (a restarted handler). A guest event that no
+/// instruction raises again (`redelivered`) is sent again as it was instead.
 pub fn abort_reply(k: &mut Kernel, holder: *mut Tcb) {
     // SAFETY: the REPLY slot belongs to the holder's live TCB object.
     let s = unsafe { SlotRef::from_addr(Tcb::slot_addr(holder, slot::REPLY)).unwrap() };
@@ -432,15 +434,37 @@ pub fn abort_reply(k: &mut Kernel, holder: *mut Tcb) {
             return;
         }
         (*caller).reply_holder = core::ptr::null_mut();
-        if (*caller).fault.take().is_none() {
-            deliver_tag(
+        match (*caller).fault.take() {
+            None => deliver_tag(
                 caller,
                 0,
                 MessageInfo::new(axolotl_abi::CALL_ABORTED, 0, 0, 0),
-            );
+            ),
+            // The caller is blocked and in no queue, as a thread that just faulted; with no
+            // fault endpoint left it stays stopped, as one that faulted without one.
+            Some(f) if redelivered(&f) => {
+                if !send_fault(k, caller, f) {
+                    k.sched.make_inactive(caller);
+                }
+                return;
+            }
+            Some(_) => {}
         }
     }
     wake(k, caller);
+}
+
+/// A guest exit that re-executing the guest would not raise again, so a handler that dies
+/// before answering it would lose it for good: the virtual timer's event (its PPI stays
+/// masked until the VMM acks it), a VGIC maintenance (the kernel already emptied the list
+/// register) and an SError (taken once). Synchronous exits are re-raised by the instruction
+/// itself, whose PC the exit did not advance (an HVC's is wound back to it).
+fn redelivered(f: &Fault) -> bool {
+    match f {
+        Fault::VppiEvent { .. } | Fault::VgicMaintenance { .. } => true,
+        Fault::VcpuFault { esr, .. } => Esr(*esr).ec() == ec::SERROR,
+        _ => false,
+    }
 }
 
 /// Reply through the replier's REPLY slot (Reply, first half of ReplyRecv). A reply to a
