@@ -169,6 +169,10 @@ pub const ALL: &[(&str, TestFn)] = &[
         vcpu::event_redelivered_after_vmm_dies,
     ),
     (
+        "vcpu_list_registers_read_and_cleared",
+        vcpu::list_registers_read_and_cleared,
+    ),
+    (
         "hostile_ptrs_asid_freed_with_vspace",
         hostile_ptrs::asid_freed_with_vspace,
     ),

@@ -1222,3 +1222,51 @@ pub fn event_redelivered_after_vmm_dies(env: &mut Env) -> Result<(), Fail> {
     }
     Ok(())
 }
+
+/// A VMM taking up a guest it did not start (a restarted one, issue #16) reads what each list
+/// register holds from the VCPU, and may empty one; it never writes a value of its own there.
+pub fn list_registers_read_and_cleared(env: &mut Env) -> Result<(), Fail> {
+    let v2 = env.bi.gic_version == 2;
+    let group = if v2 { 0 } else { 1 };
+    let g = guest(env, 0x99, 0)?;
+    let v = g.vcpu;
+    ensure_eq!(
+        v.read_reg(reg::LR0).ctx("read LR 0")?,
+        0,
+        "a new VCPU's LR 0"
+    );
+    v.inject_irq(33, 0xa0, group, 0).ctx("VcpuInjectIrq")?;
+    let lr = v.read_reg(reg::LR0).ctx("read LR 0")?;
+    let (state, vintid) = if v2 {
+        ((lr >> 28) & 3, lr & 0x3ff)
+    } else {
+        ((lr >> 62) & 3, lr & 0xffff_ffff)
+    };
+    ensure_eq!((state, vintid), (1, 33), "LR 0 lists 33 pending ({lr:#x})");
+    ensure_eq!(v.read_reg(reg::LR0 + 1).ctx("read LR 1")?, 0, "LR 1 empty");
+    expect_err(
+        v.write_reg(reg::LR0, lr),
+        Error::InvalidArgument,
+        "a list register written with a value",
+    )?;
+    expect_err(
+        v.read_reg(reg::LR0 + 16),
+        Error::InvalidArgument,
+        "a list register past the hardware's",
+    )?;
+    expect_err(
+        v.read_reg(reg::LR0 - 1),
+        Error::InvalidArgument,
+        "an index between the registers and the list registers",
+    )?;
+    ensure_eq!(
+        v.read_reg(reg::LR0).ctx("read LR 0")?,
+        lr,
+        "LR 0 unchanged by refusals"
+    );
+    v.write_reg(reg::LR0, 0).ctx("empty LR 0")?;
+    ensure_eq!(v.read_reg(reg::LR0).ctx("read LR 0")?, 0, "LR 0 emptied");
+    v.inject_irq(33, 0xa0, group, 0)
+        .ctx("VcpuInjectIrq into the emptied LR")?;
+    Ok(())
+}
