@@ -2,7 +2,6 @@
 //! reply cap, notifications, fault messages, and cancellation.
 
 use axolotl_abi::syndrome::pstate::sanitise_spsr;
-use axolotl_abi::syndrome::{Esr, ec};
 use axolotl_abi::{
     FAULT_MAX_WORDS, Fault, IpcBuffer, MSG_MAX_LENGTH, MSG_REGISTERS_IN_CPU, MessageInfo,
     RESUME_MAX_WORDS, Resume, Rights,
@@ -442,7 +441,7 @@ pub fn abort_reply(k: &mut Kernel, holder: *mut Tcb) {
             ),
             // The caller is blocked and in no queue, as a thread that just faulted; with no
             // fault endpoint left it stays stopped, as one that faulted without one.
-            Some(f) if redelivered(&f) => {
+            Some(f) if redelivered(caller, &f) => {
                 if !send_fault(k, caller, f) {
                     k.sched.make_inactive(caller);
                 }
@@ -454,15 +453,20 @@ pub fn abort_reply(k: &mut Kernel, holder: *mut Tcb) {
     wake(k, caller);
 }
 
-/// A guest exit that re-executing the guest would not raise again, so a handler that dies
-/// before answering it would lose it for good: the virtual timer's event (its PPI stays
-/// masked until the VMM acks it), a VGIC maintenance (the kernel already emptied the list
-/// register) and an SError (taken once). Synchronous exits are re-raised by the instruction
-/// itself, whose PC the exit did not advance (an HVC's is wound back to it).
-fn redelivered(f: &Fault) -> bool {
+/// A guest's exit is sent again as it was, not re-raised by re-executing: an event (the
+/// virtual timer's, whose PPI stays masked until the VMM acks it; a VGIC maintenance, whose
+/// list register the kernel already emptied; an SError) would not come again at all, and a
+/// synchronous exit re-executed could come after an interrupt the guest took first — then it
+/// is no longer the exit the dead VMM may have committed, under the number it committed it
+/// (`Vcpu::exits`). A native thread's fault re-executes.
+fn redelivered(caller: *mut Tcb, f: &Fault) -> bool {
+    // SAFETY: the caller is live (abort_reply checked it still waits on us).
+    if unsafe { (*caller).vcpu }.is_null() {
+        return false;
+    }
     match f {
-        Fault::VppiEvent { .. } | Fault::VgicMaintenance { .. } => true,
-        Fault::VcpuFault { esr, .. } => Esr(*esr).ec() == ec::SERROR,
+        Fault::VppiEvent { .. } | Fault::VgicMaintenance { .. } | Fault::VcpuFault { .. } => true,
+        Fault::VmFault { stored, .. } => stored.is_some(),
         _ => false,
     }
 }

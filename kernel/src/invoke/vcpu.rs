@@ -26,6 +26,7 @@ pub enum VcpuOp {
         index: u64,
         value: u64,
     },
+    ReadExit,
     ReadLr(usize),
     ClearLr(usize),
     AckVppi,
@@ -85,6 +86,7 @@ pub fn decode(k: &mut Kernel, m: &Msg, l: Invocation, v: *mut Vcpu) -> Decoded<V
             m.need(1)?;
             match check_lr(k, mr(0)) {
                 Some(n) => VcpuOp::ReadLr(n?),
+                None if mr(0) == reg::EXIT => VcpuOp::ReadExit,
                 None => VcpuOp::ReadReg(check_reg(v, mr(0))?),
             }
         }
@@ -226,6 +228,13 @@ pub fn perform(k: &mut Kernel, m: &Msg, v: *mut Vcpu, op: VcpuOp) -> Done {
             } else {
                 v.regs[index as usize] = value;
             }
+        }
+        VcpuOp::ReadExit => {
+            // SAFETY: a bound thread is live.
+            let waiting = !v.tcb.is_null() && unsafe { (*v.tcb).fault.is_some() };
+            m.mrs
+                .set(0, v.exits | if waiting { reg::EXIT_PENDING } else { 0 });
+            return Done::Reply(1);
         }
         VcpuOp::ReadLr(n) => {
             m.mrs.set(0, v.vgic.lr[n]);

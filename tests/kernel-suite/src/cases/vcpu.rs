@@ -1101,12 +1101,28 @@ pub fn exit_redelivered_after_vmm_dies(env: &mut Env) -> Result<(), Fail> {
         .ctx("CNTVOFF_EL2")?;
     let (vmm, [ip, ipa]) = die_in_exit(env, &g, FaultLabel::VmFault, 0)?;
     ensure_eq!(ipa, 0x2000_0000, "abandoned abort's IPA");
+    let exit = |what| g.vcpu.read_reg(reg::EXIT).ctx(what);
+    ensure_eq!(
+        exit("EXIT")?,
+        1 | reg::EXIT_PENDING,
+        "exit 1, waiting in it"
+    );
+    expect_err(
+        g.vcpu.write_reg(reg::EXIT, 0),
+        Error::InvalidArgument,
+        "EXIT written",
+    )?;
     vmm.suspend().ctx("suspend the VMM")?;
     let m = next_exit(&g)?;
     ensure_eq!(
         (m.label(), m.info.length(), m.mrs[0], m.mrs[1]),
         (FaultLabel::VmFault as u64, GUEST_VM_FAULT_LENGTH, ip, ipa),
         "the abort again, at the same instruction"
+    );
+    ensure_eq!(
+        exit("EXIT")?,
+        1 | reg::EXIT_PENDING,
+        "the same exit, its number kept"
     );
     ensure_eq!(
         g.vcpu.read_reg(reg::CNTVOFF_EL2).ctx("CNTVOFF_EL2")?,
@@ -1117,7 +1133,13 @@ pub fn exit_redelivered_after_vmm_dies(env: &mut Env) -> Result<(), Fail> {
     reply(resume::ADVANCE | resume::WRITE_REG, 0, 7);
     let m = next_exit(&g)?;
     ensure_eq!(expect_end(&m)?, 1, "the guest went on past the access");
+    ensure_eq!(
+        exit("EXIT")?,
+        2 | reg::EXIT_PENDING,
+        "the next exit, numbered on"
+    );
     g.tcb.suspend().ctx("suspend")?;
+    ensure_eq!(exit("EXIT")?, 2, "a stopped guest waits in no exit");
 
     // An HVC (the unknown mode's `hvc #1` with x0 = 0xff).
     let g = guest(env, 0x99, 0)?;
