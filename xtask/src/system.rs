@@ -106,6 +106,7 @@ pub fn pack_with_initrd(
         &[
             "axolotl-monitor-pd/fault-injection",
             "axolotl-vmm-pd/test-guest",
+            "axolotl-vmm-pd/fault-injection",
         ]
     } else {
         &[]
