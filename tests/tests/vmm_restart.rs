@@ -38,12 +38,36 @@ fn fail_vmm(
     cause: &str,
     outcome: &str,
 ) -> (axolotl_qemu::Boot, std::path::PathBuf) {
+    fail_vmm_on(
+        3,
+        "vmm-restart-gicv3",
+        tag,
+        action,
+        point,
+        armed,
+        cause,
+        outcome,
+    )
+}
+
+/// [`fail_vmm`] on `system` (tests/systems/<system>.system) of a GICv`gic` board.
+#[allow(clippy::too_many_arguments)]
+fn fail_vmm_on(
+    gic: u8,
+    system: &str,
+    tag: &str,
+    action: &str,
+    point: &str,
+    armed: &str,
+    cause: &str,
+    outcome: &str,
+) -> (axolotl_qemu::Boot, std::path::PathBuf) {
     let dir = uart1_pipes(tag);
     let backend = format!("pipe,path={}", dir.join("u").display());
     let mut b = check(boot_with_uart1(
-        3,
+        gic,
         "cortex-a72",
-        "-vmm-restart-gicv3",
+        &format!("-{system}"),
         Some(&backend),
     ));
     check(b.expect_all(
@@ -167,4 +191,60 @@ fn vmm_corrupt_state_reboots_the_guest_gicv3() {
     for bad in ["kernel: FAULT", "KERNEL PANIC", "Kernel panic", "cut here"] {
         check(b.refute(bad));
     }
+}
+
+/// A crash after the VMM committed an exit and wrote the list registers it implies, before
+/// its reply: the kernel re-sends that exit under its number, and the new VMM answers it from
+/// the committed record instead of handling it twice.
+#[test]
+fn vmm_crash_after_an_injection_keeps_the_guest_gicv3() {
+    let (mut b, dir) = fail_vmm(
+        "vmm-crash-inject",
+        "crash",
+        "inject",
+        "Crash at the next Inject exit",
+        "vm-fault write at 0x10 ",
+        "vmm: generation 1: took over the running guest (1 vCPUs)",
+    );
+    check(b.expect(
+        "was committed before the restart: answered from its record",
+        BOOT_TIMEOUT,
+    ));
+    guest_went_on(b, &dir);
+}
+
+/// GICv2: the guest's CPU interface is the real GICV frame, its list registers GICH's.
+#[test]
+fn vmm_crash_at_a_uart_exit_keeps_the_guest_gicv2() {
+    let (b, dir) = fail_vmm_on(
+        2,
+        "vmm-restart-gicv2",
+        "vmm-crash-uart-v2",
+        "crash",
+        "uart",
+        "Crash at the next Uart exit",
+        "vm-fault write at 0x10 ",
+        "vmm: generation 1: took over the running guest (1 vCPUs)",
+    );
+    guest_went_on(b, &dir);
+}
+
+/// Two vCPUs: the one that exited into the dead VMM takes its exit again, the other ran on.
+#[test]
+fn vmm_crash_keeps_the_two_vcpu_guest_gicv3() {
+    let (mut b, dir) = fail_vmm_on(
+        3,
+        "vmm-restart-smp-gicv3",
+        "vmm-crash-smp",
+        "crash",
+        "any",
+        "Crash at the next Any exit",
+        "vm-fault write at 0x10 ",
+        "vmm: generation 1: took over the running guest (2 vCPUs)",
+    );
+    let console = b.console();
+    if !console.contains("smp: Brought up 1 node, 2 CPUs") {
+        check::<()>(Err(b.failure("the guest did not bring up its second CPU")));
+    }
+    guest_went_on(b, &dir);
 }

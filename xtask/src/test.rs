@@ -41,6 +41,8 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/linux-smp-gicv2.system",
     "tests/systems/linux-vm-console-crash-gicv3.system",
     "tests/systems/vmm-restart-gicv3.system",
+    "tests/systems/vmm-restart-gicv2.system",
+    "tests/systems/vmm-restart-smp-gicv3.system",
     "tests/systems/net-echo.system",
     "tests/systems/net-echo-restart.system",
     "tests/systems/blk.system",
