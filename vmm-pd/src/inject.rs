@@ -132,7 +132,11 @@ fn parse(line: &[u8]) -> Option<(Action, Point)> {
 
 /// Fails as `action` says, in the middle of the exit being handled.
 pub fn fail(action: Action, point: Point) {
-    println!("vmm: fault injection: {action:?} at a {point:?} exit");
+    // The time is the benchmark's start of a restart (`cargo xtask bench`).
+    println!(
+        "vmm: fault injection: {action:?} at a {point:?} exit at {} ns",
+        axolotl_sys::time::now_ns()
+    );
     match action {
         Action::Crash => crash(),
         Action::Hang => loop {

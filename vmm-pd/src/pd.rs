@@ -183,6 +183,9 @@ struct VmmPd {
     /// Per vCPU, after a recovery: its list registers are checked against the committed
     /// listing at its first exit (docs/vmm.md, "Restart").
     resync: [bool; axolotl_vmm_core::MAX_VCPUS],
+    /// After a recovery, until the first reply lets a vCPU run again (logged with the time:
+    /// the end of the restart `cargo xtask bench` measures).
+    resuming: bool,
     /// The test build's failure points, armed through console input.
     #[cfg(feature = "fault-injection")]
     trigger: crate::inject::Trigger,
@@ -394,6 +397,7 @@ impl VmmPd {
         match self.recover() {
             Ok(vm) => {
                 self.resync[..self.nr_vcpus as usize].fill(true);
+                self.resuming = true;
                 for v in 0..self.nr_vcpus {
                     self.seq[v as usize] = exits_handled(v);
                 }
@@ -723,6 +727,21 @@ impl Handler for VmmPd {
     }
 
     fn fault(&mut self, child: Child, msg: MessageInfo) -> Option<MessageInfo> {
+        let reply = self.exit(child, msg);
+        if self.resuming && reply.is_some() {
+            self.resuming = false;
+            println!(
+                "vmm: guest running again at {} ns",
+                axolotl_sys::time::now_ns()
+            );
+        }
+        reply
+    }
+}
+
+impl VmmPd {
+    /// One guest exit: the reply that resumes the vCPU, or None to leave it stopped.
+    fn exit(&mut self, child: Child, msg: MessageInfo) -> Option<MessageInfo> {
         let vcpu = child.id();
         self.exits += 1;
         let f = fault_of(msg);
@@ -839,6 +858,7 @@ axolotl_pd::protection_domain!(VmmPd {
     state: None,
     seq: [0; axolotl_vmm_core::MAX_VCPUS],
     resync: [false; axolotl_vmm_core::MAX_VCPUS],
+    resuming: false,
     #[cfg(feature = "fault-injection")]
     trigger: crate::inject::Trigger::new(),
 });

@@ -54,6 +54,7 @@ pub fn run() -> Result<ExitCode, String> {
         return Err("a benchmark failed; see the console above".into());
     }
     restart_latency(board)?;
+    vmm_restart_latency(board)?;
     linux_boot(board)?;
     io_baseline()?;
     Ok(ExitCode::SUCCESS)
@@ -123,6 +124,107 @@ fn restart_latency(board: axolotl_kernel_config::Board) -> Result<(), String> {
             image >> 10,
             mean as f64 / floor.max(1) as f64
         );
+    }
+    Ok(())
+}
+
+/// VMM restarts (issue #16): tests/systems/vmm-restart-gicv3.system under -icount; once the
+/// guest's shell runs, the VMM is crashed at a UART exit (a `# vmm-fault crash uart` line on
+/// UART1, vmm-pd's test build) this many times, and each restart's virtual time from the
+/// crash to the first reply that lets the guest run again is what the VMM logs.
+const VMM_RESTARTS: usize = 3;
+
+fn vmm_restart_latency(board: axolotl_kernel_config::Board) -> Result<(), String> {
+    let sdf = images::workspace_root().join("tests/systems/vmm-restart-gicv3.system");
+    let mut v = Variant::new(board, None);
+    v.system = Some(crate::system::pack(&sdf, &board)?);
+    let img = images::build(&v)?;
+    let dir = std::env::temp_dir().join(format!("axolotl-bench-vmm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    for f in ["u.in", "u.out"] {
+        let ok = std::process::Command::new("mkfifo")
+            .arg(dir.join(f))
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return Err(format!("mkfifo {}", dir.join(f).display()));
+        }
+    }
+    let mut m = Machine::new(board);
+    m.icount_shift = Some(0);
+    m.uart1 = Some(format!("pipe,path={}", dir.join("u").display()));
+    let mut b = Boot::start(&m, &img).map_err(|f| f.to_string())?;
+    let wait = Duration::from_secs(600);
+    b.expect_all(&["Run /init as init process", "AXOLOTL-GUEST-DONE"], wait)
+        .map_err(|f| f.to_string())?;
+    let type_in = |text: &str| {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("u.in"))
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| format!("typing into UART1: {e}"))
+    };
+    for n in 1..=VMM_RESTARTS {
+        type_in("# vmm-fault crash uart\n")?;
+        b.expect_all(
+            &[
+                &format!("vmm: generation {n}: took over the running guest"),
+                "vmm: guest running again at ",
+            ],
+            wait,
+        )
+        .map_err(|f| f.to_string())?;
+        // The monitor never restarts a PD that ran less than 50 ms since its last restart.
+        type_in(&format!("echo bench-restart-{n}\n"))?;
+        b.expect(&format!("bench-restart-{n}"), wait)
+            .map_err(|f| f.to_string())?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let console = b.console();
+    let ns_of = |prefix: &str| -> Vec<u64> {
+        console
+            .lines()
+            .filter_map(|l| l.split(prefix).nth(1))
+            .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+            .collect()
+    };
+    let crashes = ns_of("vmm: fault injection: Crash at a Uart exit at ");
+    let resumed = ns_of("vmm: guest running again at ");
+    let monitor: Vec<u64> = console
+        .lines()
+        .filter(|l| l.starts_with("monitor: restarted vmm "))
+        .filter_map(|l| {
+            l.split(" in ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    if crashes.len() != VMM_RESTARTS || resumed.len() != VMM_RESTARTS {
+        return Err(format!(
+            "VMM restarts: {} crashes and {} resumptions logged, {VMM_RESTARTS} expected",
+            crashes.len(),
+            resumed.len()
+        ));
+    }
+    println!();
+    println!(
+        "VMM restart latency, same run conditions: crash at a UART exit -> guest running again"
+    );
+    println!(
+        "(virtual ns; the monitor's figure is its failure report -> restarted VMM running, us):"
+    );
+    println!(
+        "{:<10} {:>16} {:>12}",
+        "restart", "crash->resumed", "monitor us"
+    );
+    for (i, (c, r)) in crashes.iter().zip(&resumed).enumerate() {
+        let mon = monitor.get(i).map_or("-".to_string(), |u| u.to_string());
+        println!("{:<10} {:>16} {:>12}", i + 1, r.saturating_sub(*c), mon);
     }
     Ok(())
 }
