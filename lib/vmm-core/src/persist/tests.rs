@@ -18,6 +18,11 @@ const UART: u64 = 0x0900_0000;
 const GICD: u64 = 0x0800_0000;
 const GICR: u64 = 0x080A_0000;
 const RAM: u64 = 0x4000_0000;
+/// The plain resume a maintenance or VPPI exit gets.
+const RESUME: Reply = Reply::Resume {
+    advance: false,
+    write: None,
+};
 
 /// Memory that stops storing after `left` stores, as a VMM dying there would.
 #[derive(Clone)]
@@ -548,4 +553,367 @@ fn a_crashed_format_is_unformatted() {
             Some(StateError::Unformatted)
         );
     }
+}
+
+/// docs/vmm.md and the SDF give this size: a layout change must change them too.
+#[test]
+fn region_size_is_the_documented_one() {
+    assert_eq!(super::REGION_BYTES, 0xB000);
+    assert!(REGION_WORDS * 8 <= super::REGION_BYTES);
+}
+
+/// An exit as the kernel delivers it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Exit {
+    Store { ipa: u64, value: u64 },
+    Sgi1r(u64),
+    Vppi,
+    Maintenance(usize),
+}
+
+/// Where the VMM dies while handling an exit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Death {
+    Never,
+    /// After this many stores of the commit.
+    InCommit(usize),
+    /// Committed, no kernel call made.
+    AfterCommit,
+    /// Injected and acknowledged, not replied.
+    BeforeReply,
+}
+
+/// The kernel's side: list registers as `VcpuInjectIrq` and the guest leave them.
+#[derive(Default)]
+struct Kernel {
+    lrs: [[Option<u32>; 4]; 2],
+    acks: usize,
+}
+
+impl Kernel {
+    /// `VcpuInjectIrq`: DeleteFirst when the list register is taken, IllegalOperation
+    /// when another holds the same virq (docs/abi.md).
+    fn inject(&mut self, vcpu: usize, lr: usize, intid: u32) -> Result<(), &'static str> {
+        if self.lrs[vcpu][lr].is_some() {
+            return Err("DeleteFirst");
+        }
+        if self.lrs[vcpu].contains(&Some(intid)) {
+            return Err("IllegalOperation");
+        }
+        self.lrs[vcpu][lr] = Some(intid);
+        Ok(())
+    }
+}
+
+/// The exit loop of docs/vmm.md ("Restart"), dying where `death` says. True if it replied.
+fn handle(
+    vm: &mut TestVm,
+    mem: &mut Mem,
+    k: &mut Kernel,
+    vcpu: usize,
+    seq: u64,
+    exit: Exit,
+    death: Death,
+) -> bool {
+    if let Some(rec) = vm.committed_exit(vcpu, seq) {
+        if rec.ack_vppi.is_some() {
+            k.acks += 1;
+        }
+        return true;
+    }
+    let (reply, event, ack_vppi) = match exit {
+        Exit::Store { ipa, value } => {
+            let (r, e) = vm.vm_fault(vcpu, ipa, false, dabt(4, 1, true), value);
+            (r, e, None)
+        }
+        Exit::Sgi1r(value) => {
+            let (r, e) = vm.vcpu_fault(vcpu, sgi1r_esr(1), 0, [0; 4], value);
+            (r, e, None)
+        }
+        Exit::Vppi => {
+            vm.vppi(vcpu, VTIMER_INTID);
+            (RESUME, None, None)
+        }
+        Exit::Maintenance(lr) => (RESUME, None, vm.maintenance(vcpu, lr)),
+    };
+    vm.record_exit(
+        vcpu,
+        ExitRecord {
+            seq,
+            reply,
+            event,
+            ack_vppi,
+        },
+    );
+    let injections: Vec<_> = vm.injections(vcpu).collect();
+    if let Death::InCommit(n) = death {
+        mem.left = n;
+    }
+    commit(vm, mem);
+    mem.left = usize::MAX;
+    if matches!(death, Death::InCommit(_) | Death::AfterCommit) {
+        return false;
+    }
+    for (lr, inj) in injections {
+        if k.inject(vcpu, lr, inj.intid).is_err() {
+            vm.injection_failed(vcpu, lr);
+        }
+    }
+    if ack_vppi.is_some() {
+        k.acks += 1;
+    }
+    death == Death::Never
+}
+
+/// A restarted VMM: recover, then write again what the committed list registers hold,
+/// except the one a pending maintenance exit says the guest has completed.
+fn restart(
+    mem: &mut Mem,
+    k: &mut Kernel,
+    v3: bool,
+    nr_vcpus: usize,
+    pending: &[(usize, Exit)],
+) -> TestVm {
+    let vm = recover(mem, v3, nr_vcpus).unwrap();
+    for v in 0..nr_vcpus {
+        for (lr, inj) in vm.listed(v) {
+            if pending.contains(&(v, Exit::Maintenance(lr))) {
+                continue;
+            }
+            match k.inject(v, lr, inj.intid) {
+                Ok(()) | Err("DeleteFirst") => {}
+                Err(e) => panic!("relisting LR {lr} of vCPU {v}: {e}"),
+            }
+        }
+    }
+    vm
+}
+
+/// The guest takes and completes everything in vCPU `v`'s list registers, each completion
+/// a maintenance exit; returns how often it took each INTID.
+fn guest_drains(
+    vm: &mut TestVm,
+    mem: &mut Mem,
+    k: &mut Kernel,
+    v: usize,
+    seq: &mut u64,
+) -> std::collections::BTreeMap<u32, usize> {
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..16 {
+        let Some(lr) = k.lrs[v].iter().position(Option::is_some) else {
+            break;
+        };
+        let intid = k.lrs[v][lr].take().unwrap();
+        *seen.entry(intid).or_default() += 1;
+        *seq += 1;
+        assert!(handle(
+            vm,
+            mem,
+            k,
+            v,
+            *seq,
+            Exit::Maintenance(lr),
+            Death::Never
+        ));
+    }
+    seen
+}
+
+fn enable_all(v3: bool) -> Vec<Exit> {
+    let mut e = vec![
+        Exit::Store {
+            ipa: GICD,
+            value: 3,
+        },
+        // SPI 40 edge-triggered, enabled.
+        Exit::Store {
+            ipa: GICD + 0xC08,
+            value: 2 << 16,
+        },
+        Exit::Store {
+            ipa: GICD + 0x104,
+            value: 1 << 8,
+        },
+    ];
+    if v3 {
+        e.push(Exit::Store {
+            ipa: GICR + 0x1_0100,
+            value: 0xFFFF_FFFF,
+        });
+        e.push(Exit::Store {
+            ipa: GICR + 0x1_0080,
+            value: 0xFFFF_FFFF,
+        });
+    } else {
+        e.push(Exit::Store {
+            ipa: GICD + 0x100,
+            value: 0xFFFF_FFFF,
+        });
+        e.push(Exit::Store {
+            ipa: GICD + 0x80,
+            value: 0,
+        });
+    }
+    e
+}
+
+/// An edge-triggered interrupt raised by the exit the VMM dies in, or pending when it
+/// dies, is delivered after the restart exactly once, wherever the VMM died.
+#[test]
+fn an_edge_pending_at_the_failure_is_delivered_exactly_once() {
+    for v3 in [false, true] {
+        // An SGI to itself (GICv3 ICC_SGI1R, GICv2 GICD_SGIR "this CPU only"), and an
+        // ISPENDR write on edge SPI 40.
+        let sgi = if v3 {
+            Exit::Sgi1r(5 << 24 | 1)
+        } else {
+            Exit::Store {
+                ipa: GICD + 0xF00,
+                value: 2 << 24 | 5,
+            }
+        };
+        let spi = Exit::Store {
+            ipa: GICD + 0x204,
+            value: 1 << 8,
+        };
+        for (exit, intid) in [(sgi, 5u32), (spi, 40)] {
+            let mut deaths = vec![Death::AfterCommit, Death::BeforeReply];
+            deaths.extend((0..160).map(Death::InCommit));
+            for death in deaths {
+                let mut vm = new_vm(v3, 1);
+                let mut mem = formatted(&mut vm);
+                let mut k = Kernel::default();
+                let mut seq = 0;
+                for e in enable_all(v3) {
+                    seq += 1;
+                    assert!(handle(&mut vm, &mut mem, &mut k, 0, seq, e, Death::Never));
+                }
+                seq += 1;
+                let replied = handle(&mut vm, &mut mem, &mut k, 0, seq, exit, death);
+                assert!(!replied);
+                drop(vm);
+                let mut vm = restart(&mut mem, &mut k, v3, 1, &[(0, exit)]);
+                // The kernel re-delivers the exit the vCPU is blocked in.
+                assert!(handle(
+                    &mut vm,
+                    &mut mem,
+                    &mut k,
+                    0,
+                    seq,
+                    exit,
+                    Death::Never
+                ));
+                let seen = guest_drains(&mut vm, &mut mem, &mut k, 0, &mut seq);
+                assert_eq!(
+                    seen.get(&intid),
+                    Some(&1),
+                    "v3 {v3} {exit:?} {death:?}: {seen:?}"
+                );
+                assert_eq!(seen.len(), 1, "{seen:?}");
+            }
+        }
+    }
+}
+
+/// The guest's timer across a restart: its interrupt delivered once, its physical PPI
+/// acknowledged (unmasked) once the guest completed it, even when the VMM dies between
+/// that completion's commit and its `VcpuAckVppi`; its vGIC state otherwise untouched.
+#[test]
+fn the_virtual_timer_goes_on() {
+    for v3 in [false, true] {
+        let mut deaths = vec![Death::AfterCommit, Death::BeforeReply];
+        deaths.extend((0..120).map(Death::InCommit));
+        for death in deaths {
+            for die_in_completion in [false, true] {
+                let mut vm = new_vm(v3, 1);
+                let mut mem = formatted(&mut vm);
+                let mut k = Kernel::default();
+                let mut seq = 0;
+                for e in enable_all(v3) {
+                    seq += 1;
+                    assert!(handle(&mut vm, &mut mem, &mut k, 0, seq, e, Death::Never));
+                }
+                let timer_before = *vm.vgic.irq(0, VTIMER_INTID).unwrap();
+                seq += 1;
+                let mut pending = Exit::Vppi;
+                if die_in_completion {
+                    assert!(handle(
+                        &mut vm,
+                        &mut mem,
+                        &mut k,
+                        0,
+                        seq,
+                        Exit::Vppi,
+                        Death::Never
+                    ));
+                    let lr = k.lrs[0]
+                        .iter()
+                        .position(|l| *l == Some(VTIMER_INTID))
+                        .unwrap();
+                    k.lrs[0][lr] = None;
+                    seq += 1;
+                    pending = Exit::Maintenance(lr);
+                }
+                assert!(!handle(&mut vm, &mut mem, &mut k, 0, seq, pending, death));
+                let mut vm = restart(&mut mem, &mut k, v3, 1, &[(0, pending)]);
+                assert!(handle(
+                    &mut vm,
+                    &mut mem,
+                    &mut k,
+                    0,
+                    seq,
+                    pending,
+                    Death::Never
+                ));
+                let seen = guest_drains(&mut vm, &mut mem, &mut k, 0, &mut seq);
+                let taken =
+                    seen.get(&VTIMER_INTID).copied().unwrap_or(0) + usize::from(die_in_completion);
+                assert_eq!(
+                    taken, 1,
+                    "v3 {v3} {death:?} in completion {die_in_completion}"
+                );
+                assert!(k.acks >= 1, "the PPI stays masked: v3 {v3} {death:?}");
+                let timer = *vm.vgic.irq(0, VTIMER_INTID).unwrap();
+                assert_eq!(timer, timer_before, "v3 {v3} {death:?}");
+            }
+        }
+    }
+}
+
+/// A committed exit is answered from its record, with the same reply; an exit that was
+/// not committed is handled as new.
+#[test]
+fn committed_exits_are_answered_not_handled_again() {
+    let mut vm = new_vm(true, 2);
+    let mut mem = formatted(&mut vm);
+    let on = ExitRecord {
+        seq: 9,
+        reply: Reply::Resume {
+            advance: true,
+            write: Some((0, 0)),
+        },
+        event: Some(Event::PowerOn {
+            vcpu: 1,
+            entry: RAM,
+            context_id: 7,
+        }),
+        ack_vppi: None,
+    };
+    let (r, e) = vm.vcpu_fault(0, hvc(), 0, [0xC400_0003, 1, RAM, 7], 0);
+    assert_eq!((r, e), (on.reply, on.event));
+    vm.record_exit(0, on);
+    commit(&mut vm, &mut mem);
+    let mut back = recover(&mut mem, true, 2).unwrap();
+    assert_eq!(back.committed_exit(0, 9), Some(on));
+    assert_eq!(back.committed_exit(0, 10), None);
+    assert_eq!(back.committed_exit(1, 9), None);
+    // Handled again instead, CPU_ON would now fail: ALREADY_ON.
+    let (r, _) = back.vcpu_fault(0, hvc(), 0, [0xC400_0003, 1, RAM, 7], 0);
+    assert_eq!(
+        r,
+        Reply::Resume {
+            advance: true,
+            write: Some((0, -4i64 as u64))
+        }
+    );
 }
