@@ -559,7 +559,7 @@ fn a_crashed_format_is_unformatted() {
 #[test]
 fn region_size_is_the_documented_one() {
     assert_eq!(super::REGION_BYTES, 0xB000);
-    assert!(REGION_WORDS * 8 <= super::REGION_BYTES);
+    const { assert!(REGION_WORDS * 8 <= super::REGION_BYTES) };
 }
 
 /// An exit as the kernel delivers it.
