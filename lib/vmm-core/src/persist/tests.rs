@@ -455,7 +455,11 @@ proptest! {
         payload[at % len] = garbage;
         {
             let mut r = StateRegion::new(&mut mem).unwrap();
-            r.commit(1 << id, |_, out| out.copy_from_slice(&payload[..len]));
+            let mut t = r.begin();
+            for (i, w) in payload[..len].iter().enumerate() {
+                t.put(id, i, *w);
+            }
+            t.finish();
         }
         if let Ok(back) = recover(&mut mem, v3, 2) {
             // Accepted: then it is exactly what was written.
@@ -555,10 +559,12 @@ fn a_crashed_format_is_unformatted() {
     }
 }
 
+const REGION_BYTES_DOCUMENTED: usize = 0x1_0000;
+
 /// docs/vmm.md and the SDF give this size: a layout change must change them too.
 #[test]
 fn region_size_is_the_documented_one() {
-    assert_eq!(super::REGION_BYTES, 0xB000);
+    assert_eq!(super::REGION_BYTES, REGION_BYTES_DOCUMENTED);
     const { assert!(REGION_WORDS * 8 <= super::REGION_BYTES) };
 }
 
@@ -636,20 +642,17 @@ fn handle(
         }
         Exit::Maintenance(lr) => (RESUME, None, vm.maintenance(vcpu, lr)),
     };
-    vm.record_exit(
-        vcpu,
-        ExitRecord {
-            seq,
-            reply,
-            event,
-            ack_vppi,
-        },
-    );
+    let record = ExitRecord {
+        seq,
+        reply,
+        event,
+        ack_vppi,
+    };
     let injections: Vec<_> = vm.injections(vcpu).collect();
     if let Death::InCommit(n) = death {
         mem.left = n;
     }
-    commit(vm, mem);
+    vm.commit_exit(&mut StateRegion::new(mem).unwrap(), vcpu, &record);
     mem.left = usize::MAX;
     if matches!(death, Death::InCommit(_) | Death::AfterCommit) {
         return false;
@@ -916,4 +919,101 @@ fn committed_exits_are_answered_not_handled_again() {
             write: Some((0, -4i64 as u64))
         }
     );
+}
+
+/// What a commit adds to the VMM's side of an exit, on the host (release build):
+/// `cargo test --release -p axolotl-vmm-core commit_cost -- --ignored --nocapture` prints
+/// times; for instruction counts run the test binary under `valgrind --tool=callgrind` with
+/// `COMMIT_COST=case,commit,n` (case 0..3, commit 0/1) for two values of n and divide the
+/// difference (docs/vmm.md, "Cost").
+#[test]
+#[ignore]
+fn commit_cost() {
+    use std::time::Instant;
+    let console = Exit::Store {
+        ipa: UART,
+        value: u64::from(b'x'),
+    };
+    let gicd = Exit::Store {
+        ipa: GICD + 0x104,
+        value: 1 << 8,
+    };
+    let cases: [(&str, &[Exit]); 3] = [
+        ("console byte (PL011 DR store)", &[console]),
+        (
+            "timer tick (VPPI, then its completion)",
+            &[Exit::Vppi, Exit::Maintenance(0)],
+        ),
+        ("GICD ISENABLER store", &[gicd]),
+    ];
+    let only: Option<Vec<usize>> = std::env::var("COMMIT_COST")
+        .ok()
+        .map(|v| v.split(',').map(|x| x.parse().unwrap()).collect());
+    for (i, (name, exits)) in cases.into_iter().enumerate() {
+        for with_commit in [false, true] {
+            let mut n = 200_000u64;
+            if let Some(o) = &only {
+                if o[0] != i || (o[1] == 1) != with_commit {
+                    continue;
+                }
+                n = o[2] as u64;
+            }
+            let mut vm = new_vm(true, 1);
+            let mut mem = formatted(&mut vm);
+            let mut k = Kernel::default();
+            let mut seq = 0;
+            for e in enable_all(true) {
+                seq += 1;
+                handle(&mut vm, &mut mem, &mut k, 0, seq, e, Death::Never);
+            }
+            let mut words = vec![0u64; REGION_WORDS];
+            let mut region = StateRegion::new(words.as_mut_slice()).unwrap();
+            vm.persist_format(&mut region);
+            let mut stores = 0;
+            let t = Instant::now();
+            for _ in 0..n {
+                for &e in exits {
+                    seq += 1;
+                    let (reply, event, ack_vppi) = match e {
+                        Exit::Store { ipa, value } => {
+                            let (r, ev) = vm.vm_fault(0, ipa, false, dabt(4, 1, true), value);
+                            (r, ev, None)
+                        }
+                        Exit::Vppi => {
+                            vm.vppi(0, VTIMER_INTID);
+                            (RESUME, None, None)
+                        }
+                        Exit::Maintenance(lr) => (RESUME, None, vm.maintenance(0, lr)),
+                        Exit::Sgi1r(_) => unreachable!(),
+                    };
+                    let mut injected = 0;
+                    for (_lr, inj) in vm.injections(0) {
+                        injected += inj.intid;
+                    }
+                    std::hint::black_box(injected);
+                    if with_commit {
+                        let record = ExitRecord {
+                            seq,
+                            reply,
+                            event,
+                            ack_vppi,
+                        };
+                        stores += vm.commit_exit(&mut region, 0, &record);
+                    }
+                    vm.uart.sink_mut().clear();
+                }
+            }
+            let per = (n as f64) * exits.len() as f64;
+            std::println!(
+                "{name}: {:.0} ns per exit {} (chunks written per exit {:.2})",
+                t.elapsed().as_nanos() as f64 / per,
+                if with_commit {
+                    "with commit"
+                } else {
+                    "without"
+                },
+                stores as f64 / per
+            );
+        }
+    }
 }
