@@ -1,9 +1,9 @@
 //! The VMM's device state in a region a restart keeps (issue #16; design and call sequence
 //! in docs/vmm.md, "Restart: the device state region").
 //!
-//! The live models stay as they are; after each exit the VMM calls [`Vm::commit`], which
-//! encodes the chunks the exit may have touched, and writes those that changed through a
-//! redo journal ([`region`]). A VMM that dies at any instruction leaves the region as it was
+//! The live models stay as they are; after each exit the VMM calls [`Vm::commit_exit`],
+//! which encodes what the exit may have touched (the models mark it as they change) and
+//! writes the words that changed through a redo journal ([`region`]). A VMM that dies at any instruction leaves the region as it was
 //! before the commit or as it is after it; [`Vm::recover`] checks everything (header,
 //! checksums, every field's range, the cross-links between the vGIC and the list-register
 //! bookkeeping) and refuses anything else.

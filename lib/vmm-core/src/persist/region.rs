@@ -1,6 +1,6 @@
-//! The state region's words: header, redo journal and image, and the commit that moves a
-//! set of chunks from one consistent image to the next (docs/vmm.md, "Restart: the device
-//! state region").
+//! The state region's words: header, redo journal and image, and the commit that moves the
+//! image from one consistent state to the next, word by changed word (docs/vmm.md,
+//! "Restart: the device state region").
 //!
 //! Crash consistency rests on two facts: the VMM's stores to the region become visible in
 //! program order once it is dead (a fault is synchronous, and the kernel's exception entry
