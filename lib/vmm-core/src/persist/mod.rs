@@ -204,9 +204,12 @@ impl<S: TxSink> Vm<S> {
                     t.put(id, lr, codec::encode_injection(&self.lrs[v][lr]));
                 }
             }
-            // An exit that changed nothing else needs no record: handled again after a
-            // restart, it meets the same state and does the same.
-            if !t.is_empty() {
+            // An exit that changed nothing and touched no list register needs no record:
+            // handled again after a restart, it meets the same state and does the same.
+            // One that refilled a list register with what it held (a level interrupt
+            // completed and delivered again) changed no word but made a kernel call that a
+            // second handling would repeat against an occupied list register.
+            if !t.is_empty() || lrs != 0 {
                 for id in bits(records & used) {
                     self.put_chunk(&mut t, id);
                 }
@@ -345,6 +348,24 @@ impl<S: TxSink> Vm<S> {
     pub fn listed(&self, vcpu: usize) -> impl Iterator<Item = (usize, Injection)> + '_ {
         let nr = if vcpu < MAX_VCPUS { self.nr_lrs } else { 0 };
         (0..nr).filter_map(move |lr| Some((lr, self.lrs[vcpu][lr]?)))
+    }
+
+    /// After [`Vm::recover`]: what to write again into `vcpu`'s list registers
+    /// (`VcpuInjectIrq`; `Ok` and `DeleteFirst` are both right). `maintenance`: the exit
+    /// `vcpu` is blocked in, if it is a VGICMaintenance, as `(seq, lr)`. If that exit was
+    /// not committed, the guest has completed `lr` and the model does not know yet: `lr` is
+    /// left alone (empty in the kernel) and the re-delivered exit completes it. If it was
+    /// committed, the model already holds the completion and whatever refilled `lr`, which
+    /// the dead VMM may not have written.
+    pub fn to_relist(
+        &self,
+        vcpu: usize,
+        maintenance: Option<(u64, usize)>,
+    ) -> impl Iterator<Item = (usize, Injection)> + '_ {
+        let skip = maintenance
+            .filter(|&(seq, _)| self.committed_exit(vcpu, seq).is_none())
+            .map(|(_, lr)| lr);
+        self.listed(vcpu).filter(move |&(lr, _)| Some(lr) != skip)
     }
 
     /// Every list register the model thinks holds an interrupt holds it in the vGIC, and

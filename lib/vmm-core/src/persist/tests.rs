@@ -668,21 +668,22 @@ fn handle(
     death == Death::Never
 }
 
-/// A restarted VMM: recover, then write again what the committed list registers hold,
-/// except the one a pending maintenance exit says the guest has completed.
+/// A restarted VMM: recover, then write again what the committed list registers hold
+/// ([`Vm::to_relist`]), given the exit each vCPU is blocked in (`pending`: vCPU, seq, exit).
 fn restart(
     mem: &mut Mem,
     k: &mut Kernel,
     v3: bool,
     nr_vcpus: usize,
-    pending: &[(usize, Exit)],
+    pending: &[(usize, u64, Exit)],
 ) -> TestVm {
     let vm = recover(mem, v3, nr_vcpus).unwrap();
     for v in 0..nr_vcpus {
-        for (lr, inj) in vm.listed(v) {
-            if pending.contains(&(v, Exit::Maintenance(lr))) {
-                continue;
-            }
+        let maintenance = pending.iter().find_map(|&(pv, seq, e)| match e {
+            Exit::Maintenance(lr) if pv == v => Some((seq, lr)),
+            _ => None,
+        });
+        for (lr, inj) in vm.to_relist(v, maintenance) {
             match k.inject(v, lr, inj.intid) {
                 Ok(()) | Err("DeleteFirst") => {}
                 Err(e) => panic!("relisting LR {lr} of vCPU {v}: {e}"),
@@ -795,7 +796,7 @@ fn an_edge_pending_at_the_failure_is_delivered_exactly_once() {
                 let replied = handle(&mut vm, &mut mem, &mut k, 0, seq, exit, death);
                 assert!(!replied);
                 drop(vm);
-                let mut vm = restart(&mut mem, &mut k, v3, 1, &[(0, exit)]);
+                let mut vm = restart(&mut mem, &mut k, v3, 1, &[(0, seq, exit)]);
                 // The kernel re-delivers the exit the vCPU is blocked in.
                 assert!(handle(
                     &mut vm,
@@ -858,7 +859,7 @@ fn the_virtual_timer_goes_on() {
                     pending = Exit::Maintenance(lr);
                 }
                 assert!(!handle(&mut vm, &mut mem, &mut k, 0, seq, pending, death));
-                let mut vm = restart(&mut mem, &mut k, v3, 1, &[(0, pending)]);
+                let mut vm = restart(&mut mem, &mut k, v3, 1, &[(0, seq, pending)]);
                 assert!(handle(
                     &mut vm,
                     &mut mem,
@@ -1015,5 +1016,149 @@ fn commit_cost() {
                 stores as f64 / per
             );
         }
+    }
+}
+
+/// (chunk id, word) of snapshot word `i` of a two-vCPU VM.
+fn where_is(v3: bool, mut i: usize) -> usize {
+    let vm = new_vm(v3, 2);
+    let used = vm.used_chunks();
+    for id in (0..chunk::COUNT).filter(|id| used & (1 << id) != 0) {
+        if i < chunk::len(id) {
+            return id * 1000 + i;
+        }
+        i -= chunk::len(id);
+    }
+    usize::MAX
+}
+
+/// One step of the machine for [`a_restart_anywhere_is_invisible`].
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Exit(usize, Exit),
+    /// The guest on this vCPU completes the interrupt in its first occupied list register.
+    Complete(usize),
+    Input(u8),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let store = prop_oneof![
+        // Enables, pending bits, edge configuration, SGIR, priorities, the UART.
+        (0u64..3).prop_map(|r| (GICD + 0x100 + 4 * r, u64::MAX)),
+        (0u64..3).prop_map(|r| (GICD + 0x200 + 4 * r, 0x0100_0000u64)),
+        Just((GICD + 0x208, 1u64 << 8)),
+        Just((GICD + 0xC08, 0xAAAA_AAAAu64)),
+        (0u64..16).prop_map(|s| (GICD + 0xF00, (1u64 << 24) | s)),
+        (0u64..16).prop_map(|s| (GICD + 0xF00, (2u64 << 24) | s)),
+        Just((UART + IMSC, u64::from(INT_ALL))),
+        Just((UART + LCR_H, u64::from(LCR_H_FEN))),
+        Just((UART, u64::from(b'x'))),
+    ];
+    prop_oneof![
+        3 => (0usize..2, store).prop_map(|(v, (ipa, value))| Step::Exit(v, Exit::Store { ipa, value })),
+        1 => (0usize..2, 0u64..16, 1u64..4).prop_map(|(v, s, t)| Step::Exit(v, Exit::Sgi1r(s << 24 | t))),
+        1 => (0usize..2).prop_map(|v| Step::Exit(v, Exit::Vppi)),
+        3 => (0usize..2).prop_map(Step::Complete),
+        1 => any::<u8>().prop_map(Step::Input),
+    ]
+}
+
+/// Runs `steps`; if `death` is `(i, d)`, the VMM dies as `d` says in step `i` (an exit),
+/// is restarted and the exit re-delivered. Returns the state and the kernel's LRs.
+fn run_steps(
+    v3: bool,
+    steps: &[Step],
+    death: Option<(usize, Death)>,
+) -> (Vec<u64>, [[Option<u32>; 4]; 2]) {
+    let mut vm = new_vm(v3, 2);
+    let mut mem = formatted(&mut vm);
+    let mut k = Kernel::default();
+    let mut seq = [0u64; 2];
+    for e in enable_all(v3) {
+        seq[0] += 1;
+        assert!(handle(
+            &mut vm,
+            &mut mem,
+            &mut k,
+            0,
+            seq[0],
+            e,
+            Death::Never
+        ));
+    }
+    for (i, s) in steps.iter().enumerate() {
+        let (v, exit) = match *s {
+            Step::Exit(v, e) => (v, e),
+            Step::Complete(v) => {
+                let Some(lr) = k.lrs[v].iter().position(Option::is_some) else {
+                    continue;
+                };
+                k.lrs[v][lr] = None;
+                (v, Exit::Maintenance(lr))
+            }
+            Step::Input(b) => {
+                vm.console_input(b);
+                let inj: Vec<_> = vm.injections(0).collect();
+                commit(&mut vm, &mut mem);
+                for (lr, x) in inj {
+                    if k.inject(0, lr, x.intid).is_err() {
+                        vm.injection_failed(0, lr);
+                    }
+                }
+                continue;
+            }
+        };
+        seq[v] += 1;
+        match death {
+            Some((at, d)) if at == i => {
+                assert!(!handle(&mut vm, &mut mem, &mut k, v, seq[v], exit, d));
+                vm = restart(&mut mem, &mut k, v3, 2, &[(v, seq[v], exit)]);
+                assert!(handle(
+                    &mut vm,
+                    &mut mem,
+                    &mut k,
+                    v,
+                    seq[v],
+                    exit,
+                    Death::Never
+                ));
+            }
+            _ => assert!(handle(
+                &mut vm,
+                &mut mem,
+                &mut k,
+                v,
+                seq[v],
+                exit,
+                Death::Never
+            )),
+        }
+    }
+    (snapshot(&vm), k.lrs)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Random guest activity on two vCPUs; the VMM dies once, at a random store of a
+    /// random exit's commit, after it, or before the reply, and is restarted: the machine
+    /// ends exactly as without the failure (state, exit records, the kernel's list
+    /// registers).
+    #[test]
+    fn a_restart_anywhere_is_invisible(
+        v3 in any::<bool>(),
+        steps in prop::collection::vec(step(), 1..40),
+        at in any::<prop::sample::Index>(),
+        kind in 0usize..3,
+        k in 0usize..120,
+    ) {
+        let reference = run_steps(v3, &steps, None);
+        let at = at.index(steps.len());
+        let death = [Death::InCommit(k), Death::AfterCommit, Death::BeforeReply][kind];
+        let crashed = run_steps(v3, &steps, Some((at, death)));
+        prop_assert_eq!(crashed.1, reference.1, "kernel LRs differ at step {} {:?} ({:?})", at, steps[at], death);
+        let diff: Vec<(usize, u64, u64)> = crashed.0.iter().zip(&reference.0).enumerate()
+            .filter(|(_, (a, b))| a != b).map(|(i, (a, b))| (where_is(v3, i), *a, *b)).collect();
+        prop_assert!(diff.is_empty(), "state differs at step {} {:?} ({:?}): {:x?}", at, steps[at], death, diff);
     }
 }
