@@ -76,6 +76,9 @@ pub struct Pl011<S> {
     /// Latched raw status for TX and the error/modem bits; RX and RT are
     /// computed from the FIFO level.
     ris_latched: u32,
+    /// Registers or FIFO may have changed since the last commit to the state region
+    /// (`persist`): most UART exits (a console byte out, FR polled) change nothing.
+    pub(crate) dirty: bool,
 }
 
 impl<S: TxSink> Pl011<S> {
@@ -94,6 +97,7 @@ impl<S: TxSink> Pl011<S> {
             imsc: 0,
             dmacr: 0,
             ris_latched: 0,
+            dirty: false,
         }
     }
 
@@ -122,6 +126,7 @@ impl<S: TxSink> Pl011<S> {
         }
         self.rx[(self.rx_head + self.rx_len) % FIFO_DEPTH] = byte;
         self.rx_len += 1;
+        self.dirty = true;
         true
     }
 
@@ -180,6 +185,7 @@ impl<S: TxSink> Pl011<S> {
         if self.rx_len == 0 {
             return 0;
         }
+        self.dirty = true;
         let b = self.rx[self.rx_head];
         self.rx_head = (self.rx_head + 1) % FIFO_DEPTH;
         self.rx_len -= 1;
@@ -212,7 +218,9 @@ impl<S: TxSink> Pl011<S> {
                 // Sent regardless of CR.UARTEN/TXE: earlycon writes to a UART
                 // it assumes firmware enabled, and a lost console is worse.
                 self.sink.put(v as u8);
+                self.dirty |= self.ris_latched & INT_TX == 0;
                 self.ris_latched |= INT_TX;
+                return;
             }
             ILPR => self.ilpr = v & 0xFF,
             IBRD => self.ibrd = v & 0xFFFF,
@@ -228,8 +236,9 @@ impl<S: TxSink> Pl011<S> {
             ICR => self.ris_latched &= !v,
             DMACR => self.dmacr = v & 0x7,
             // RSR/ECR clears errors we never raise; FR, RIS, MIS, IDs are RO.
-            _ => {}
+            _ => return,
         }
+        self.dirty = true;
     }
 }
 

@@ -11,7 +11,7 @@ const NONE8: u64 = 0xFF;
 const NONE16: u64 = 0xFFFF;
 const PRESENT: u64 = 1 << 63;
 
-fn encode_irq(q: &Irq) -> [u64; 2] {
+pub(super) fn encode_irq(q: &Irq) -> [u64; 2] {
     let flags = u64::from(q.enabled)
         | u64::from(q.pending_latch) << 1
         | u64::from(q.line_level) << 2
@@ -82,7 +82,7 @@ fn irq_valid(q: &Irq, intid: u32, vcpu: usize, nr_vcpus: usize, version: GicVers
         && q.hw_intid.is_none_or(|p| (16..1020).contains(&p))
 }
 
-fn encode_injection(i: &Option<Injection>) -> u64 {
+pub(super) fn encode_injection(i: &Option<Injection>) -> u64 {
     i.map_or(0, |i| {
         PRESENT
             | u64::from(i.intid)

@@ -1,9 +1,9 @@
 //! The VMM's device state in a region a restart keeps (issue #16; design and call sequence
 //! in docs/vmm.md, "Restart: the device state region").
 //!
-//! The live models stay as they are; after each exit the VMM calls [`Vm::commit`], which
-//! encodes the chunks the exit may have touched, and writes those that changed through a
-//! redo journal ([`region`]). A VMM that dies at any instruction leaves the region as it was
+//! The live models stay as they are; after each exit the VMM calls [`Vm::commit_exit`],
+//! which encodes what the exit may have touched (the models mark it as they change) and
+//! writes the words that changed through a redo journal ([`region`]). A VMM that dies at any instruction leaves the region as it was
 //! before the commit or as it is after it; [`Vm::recover`] checks everything (header,
 //! checksums, every field's range, the cross-links between the vGIC and the list-register
 //! bookkeeping) and refuses anything else.
@@ -13,10 +13,19 @@ pub mod region;
 
 pub use region::{REGION_BYTES, REGION_WORDS, StateRegion, Words};
 
-use crate::MAX_VCPUS;
 use crate::pl011::TxSink;
 use crate::vgic::Injection;
 use crate::vm::{ConfigError, Event, Layout, Reply, Vm};
+use crate::{MAX_VCPUS, vgic};
+
+/// The set bits of `mask`, lowest first.
+fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
+    core::iter::from_fn(move || {
+        let b = mask.trailing_zeros() as usize;
+        mask &= mask.checked_sub(1)?;
+        Some(b)
+    })
+}
 
 /// Why a state region was refused. Any of these is a failed recovery: the guest is
 /// rebooted, never run on this state.
@@ -58,8 +67,12 @@ pub(crate) mod chunk {
     pub const LRS: usize = SPI + SPI_GROUPS;
     /// vCPU `v`'s last committed exit.
     pub const RECORD: usize = LRS + MAX_VCPUS;
+    /// Last: a commit writes them only when it writes something else.
     pub const COUNT: usize = RECORD + MAX_VCPUS;
+    pub const RECORDS: u64 = ((1 << MAX_VCPUS) - 1) << RECORD;
     pub const MAX_LEN: usize = 64;
+    /// Every chunk but the interrupts'.
+    pub const SMALL_LEN: usize = 16;
 
     pub const fn len(id: usize) -> usize {
         if id == GLOBAL {
@@ -73,19 +86,9 @@ pub(crate) mod chunk {
         }
     }
 
-    /// The dirty bit of the chunk holding `intid` as `vcpu` sees it.
     #[inline]
-    pub const fn of_irq(vcpu: usize, intid: u32) -> u64 {
-        if intid < 32 {
-            if vcpu < MAX_VCPUS {
-                1 << (PRIVATE + vcpu)
-            } else {
-                0
-            }
-        } else {
-            let k = (intid as usize - 32) / 32;
-            if k < SPI_GROUPS { 1 << (SPI + k) } else { 0 }
-        }
+    pub const fn global() -> u64 {
+        1 << GLOBAL
     }
 
     #[inline]
@@ -167,22 +170,98 @@ impl<S: TxSink> Vm<S> {
                 self.encode_chunk(id, out);
             }
         });
+        self.committed_records = self.records;
         self.vgic.dirty = 0;
+        self.vgic.dirty_irqs = [0; vgic::DIRTY_WORDS];
+        self.dirty_lrs = [0; MAX_VCPUS];
         self.dirty = 0;
+        self.uart.dirty = false;
+        self.psci.dirty = false;
     }
 
     /// Makes what the handling since the last commit changed durable, all or nothing.
     /// Call at the end of every exit's handling (after [`Vm::record_exit`] and
     /// [`Vm::injections`]) and after console input, before any kernel call that acts on
-    /// the result. Returns the number of chunks written (0 when nothing changed: no store).
+    /// the result. Returns the number of words written (0 when nothing changed: no store).
     pub fn commit<W: Words + ?Sized>(&mut self, region: &mut StateRegion<'_, W>) -> usize {
-        // GLOBAL (16 words) is always compared rather than tracked: PL011, PSCI and the
-        // distributor control are public fields the VMM may change directly.
-        let candidates = (self.vgic.dirty | self.dirty | 1 << chunk::GLOBAL) & self.used_chunks();
-        let n = region.commit(candidates, |id, out| self.encode_chunk(id, out));
+        let global = self.uart.dirty || self.psci.dirty || self.vgic.dirty & chunk::global() != 0;
+        let irqs = self.vgic.dirty & vgic::DIRTY_IRQS != 0;
+        let lrs = self.dirty & !chunk::RECORDS;
+        let records = self.dirty & chunk::RECORDS;
+        let mut n = 0;
+        if global || irqs || lrs != 0 {
+            let used = self.used_chunks();
+            let mut t = region.begin();
+            if global {
+                self.put_chunk(&mut t, chunk::GLOBAL);
+            }
+            if irqs {
+                self.put_irqs(&mut t, used);
+            }
+            for id in bits(lrs & used) {
+                let v = id - chunk::LRS;
+                for lr in bits(u64::from(core::mem::take(&mut self.dirty_lrs[v]))) {
+                    t.put(id, lr, codec::encode_injection(&self.lrs[v][lr]));
+                }
+            }
+            // An exit that changed nothing and touched no list register needs no record:
+            // handled again after a restart, it meets the same state and does the same.
+            // One that refilled a list register with what it held (a level interrupt
+            // completed and delivered again) changed no word but made a kernel call that a
+            // second handling would repeat against an occupied list register.
+            if !t.is_empty() || lrs != 0 {
+                for id in bits(records & used) {
+                    self.put_chunk(&mut t, id);
+                }
+            }
+            n = t.finish();
+        }
+        for id in bits(records) {
+            let v = id - chunk::RECORD;
+            if n == 0 {
+                self.records[v] = self.committed_records[v];
+            } else {
+                self.committed_records[v] = self.records[v];
+            }
+        }
         self.vgic.dirty = 0;
         self.dirty = 0;
+        self.uart.dirty = false;
+        self.psci.dirty = false;
         n
+    }
+
+    /// A small chunk (global, list registers, record) whole.
+    fn put_chunk<W: Words + ?Sized>(&self, t: &mut region::Txn<'_, '_, W>, id: usize) {
+        let mut buf = [0u64; chunk::SMALL_LEN];
+        let len = chunk::len(id);
+        self.encode_chunk(id, &mut buf[..len]);
+        t.put_words(id, &buf[..len]);
+    }
+
+    /// The interrupts marked dirty, in chunk order.
+    fn put_irqs<W: Words + ?Sized>(&mut self, t: &mut region::Txn<'_, '_, W>, used: u64) {
+        for wi in 0..vgic::DIRTY_WORDS {
+            let word = core::mem::take(&mut self.vgic.dirty_irqs[wi]);
+            for b in bits(word) {
+                let n = wi * 64 + b;
+                let (id, i, q) = if n < 32 * MAX_VCPUS {
+                    (
+                        chunk::PRIVATE + n / 32,
+                        n % 32,
+                        &self.vgic.private[n / 32][n % 32],
+                    )
+                } else {
+                    let s = n - 32 * MAX_VCPUS;
+                    (chunk::SPI + s / 32, s % 32, &self.vgic.spis[s])
+                };
+                if used & (1 << id) != 0 {
+                    let [w0, w1] = codec::encode_irq(q);
+                    t.put(id, 2 * i, w0);
+                    t.put(id, 2 * i + 1, w1);
+                }
+            }
+        }
     }
 
     /// Rebuilds the VM a dead VMM committed. `layout`, `nr_vcpus`, `nr_lrs` must be what
@@ -213,8 +292,13 @@ impl<S: TxSink> Vm<S> {
             }
         }
         vm.check_listing()?;
+        vm.committed_records = vm.records;
         vm.vgic.dirty = 0;
+        vm.vgic.dirty_irqs = [0; vgic::DIRTY_WORDS];
+        vm.dirty_lrs = [0; MAX_VCPUS];
         vm.dirty = 0;
+        vm.uart.dirty = false;
+        vm.psci.dirty = false;
         Ok(vm)
     }
 
@@ -227,6 +311,27 @@ impl<S: TxSink> Vm<S> {
             .copied()
             .flatten()
             .filter(|r| r.seq == seq)
+    }
+
+    /// [`Vm::record_exit`] then [`Vm::commit`], in one call that costs next to nothing
+    /// when the exit changed no state (most exits: a console byte, a polled register, an
+    /// idle vCPU): then neither the record nor anything else is written.
+    #[inline]
+    pub fn commit_exit<W: Words + ?Sized>(
+        &mut self,
+        region: &mut StateRegion<'_, W>,
+        vcpu: usize,
+        record: &ExitRecord,
+    ) -> usize {
+        let changed = self.uart.dirty
+            || self.psci.dirty
+            || self.vgic.dirty != 0
+            || self.dirty & !chunk::RECORDS != 0;
+        if !changed && self.dirty == 0 {
+            return 0;
+        }
+        self.record_exit(vcpu, *record);
+        self.commit(region)
     }
 
     /// Notes how the current exit of `vcpu` ends, for the next [`Vm::commit`].
@@ -243,6 +348,24 @@ impl<S: TxSink> Vm<S> {
     pub fn listed(&self, vcpu: usize) -> impl Iterator<Item = (usize, Injection)> + '_ {
         let nr = if vcpu < MAX_VCPUS { self.nr_lrs } else { 0 };
         (0..nr).filter_map(move |lr| Some((lr, self.lrs[vcpu][lr]?)))
+    }
+
+    /// After [`Vm::recover`]: what to write again into `vcpu`'s list registers
+    /// (`VcpuInjectIrq`; `Ok` and `DeleteFirst` are both right). `maintenance`: the exit
+    /// `vcpu` is blocked in, if it is a VGICMaintenance, as `(seq, lr)`. If that exit was
+    /// not committed, the guest has completed `lr` and the model does not know yet: `lr` is
+    /// left alone (empty in the kernel) and the re-delivered exit completes it. If it was
+    /// committed, the model already holds the completion and whatever refilled `lr`, which
+    /// the dead VMM may not have written.
+    pub fn to_relist(
+        &self,
+        vcpu: usize,
+        maintenance: Option<(u64, usize)>,
+    ) -> impl Iterator<Item = (usize, Injection)> + '_ {
+        let skip = maintenance
+            .filter(|&(seq, _)| self.committed_exit(vcpu, seq).is_none())
+            .map(|(_, lr)| lr);
+        self.listed(vcpu).filter(move |&(lr, _)| Some(lr) != skip)
     }
 
     /// Every list register the model thinks holds an interrupt holds it in the vGIC, and

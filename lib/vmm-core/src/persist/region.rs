@@ -1,6 +1,6 @@
-//! The state region's words: header, redo journal and image, and the commit that moves a
-//! set of chunks from one consistent image to the next (docs/vmm.md, "Restart: the device
-//! state region").
+//! The state region's words: header, redo journal and image, and the commit that moves the
+//! image from one consistent state to the next, word by changed word (docs/vmm.md,
+//! "Restart: the device state region").
 //!
 //! Crash consistency rests on two facts: the VMM's stores to the region become visible in
 //! program order once it is dead (a fault is synchronous, and the kernel's exception entry
@@ -53,14 +53,15 @@ pub(crate) const H_CONFIG: usize = 3;
 pub(crate) const H_CONFIG_WORDS: usize = 7;
 const H_SUM: usize = 15;
 
-/// Journal: seal, generation, entry count, checksum, then entries (chunk id, payload).
+/// Journal: seal, generation, entry count, checksum, then entries: (image word, value).
 const J_BASE: usize = HEADER_WORDS;
 const J_SEAL: usize = J_BASE;
 const J_GEN: usize = J_BASE + 1;
 const J_COUNT: usize = J_BASE + 2;
 const J_SUM: usize = J_BASE + 3;
 const J_ENTRIES: usize = J_BASE + 4;
-const J_CAPACITY: usize = {
+/// Image words, checksums included: a commit writes each at most once.
+const IMAGE_WORDS: usize = {
     let mut n = 0;
     let mut id = 0;
     while id < COUNT {
@@ -69,6 +70,7 @@ const J_CAPACITY: usize = {
     }
     n
 };
+const J_CAPACITY: usize = 2 * IMAGE_WORDS;
 
 /// Image: each chunk's payload followed by its checksum, at a fixed place.
 const IMAGE_BASE: usize = J_ENTRIES + J_CAPACITY;
@@ -120,8 +122,20 @@ impl Sum {
     }
 }
 
+/// A chunk's checksum: the wrapping sum of a keyed bijection of each word, so a commit
+/// updates it from the words it changes alone, and any change confined to one word always
+/// changes it (wider damage escapes with probability about 2^-64). The key holds the chunk
+/// and the word's place, so words cannot move unnoticed.
+#[inline]
+fn word_sum(id: usize, i: usize, w: u64) -> u64 {
+    let key = ((id as u64) << 32 | i as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    (w ^ key ^ 0x2545_F491_4F6C_DD1D).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 fn chunk_sum(id: usize, payload: impl Iterator<Item = u64>) -> u64 {
-    payload.fold(Sum::new(id as u64), Sum::add).get()
+    payload
+        .enumerate()
+        .fold(0u64, |s, (i, w)| s.wrapping_add(word_sum(id, i, w)))
 }
 
 /// The VMM's state region. Construct it over the memory the SDF maps (`setvar_vaddr`),
@@ -237,48 +251,31 @@ impl<'a, W: Words + ?Sized> StateRegion<'a, W> {
             return Err(StateError::Journal);
         }
         let count = self.mem.load(J_COUNT);
-        if count == 0 || count > COUNT as u64 {
+        if count == 0 || count > IMAGE_WORDS as u64 {
             return Err(StateError::Journal);
         }
         let mut sum = Sum::new(SEAL_KEY);
-        let mut at = J_ENTRIES;
-        let mut seen = 0u64;
-        for _ in 0..count {
-            let id = self.mem.load(at);
-            // Ascending, as commits write them: each id once, and `apply` can walk them.
-            if id >= COUNT as u64 || seen >> id != 0 {
+        for e in 0..count as usize {
+            let at = self.mem.load(J_ENTRIES + 2 * e);
+            if !(IMAGE_BASE as u64..REGION_WORDS as u64).contains(&at) {
                 return Err(StateError::Journal);
             }
-            seen |= 1 << id;
-            let len = chunk::len(id as usize);
-            sum = (at..at + 1 + len).fold(sum, |s, i| s.add(self.mem.load(i)));
-            at += 1 + len;
+            sum = sum.add(at).add(self.mem.load(J_ENTRIES + 2 * e + 1));
         }
         if sum.add(generation).add(count).get() != self.mem.load(J_SUM) {
             return Err(StateError::Journal);
         }
-        self.apply(seen);
+        self.apply(count as usize);
         self.mem.store(J_SEAL, 0);
         self.generation = generation;
         Ok(())
     }
 
-    /// Copies the journal's entries, chunks `ids` in ascending order, into the image.
-    fn apply(&mut self, ids: u64) {
-        let mut at = J_ENTRIES;
-        let mut rest = ids;
-        while rest != 0 {
-            let id = rest.trailing_zeros() as usize;
-            rest &= rest - 1;
-            let len = chunk::len(id);
-            let base = IMAGE_OFF[id];
-            for i in 0..len {
-                let w = self.mem.load(at + 1 + i);
-                self.mem.store(base + i, w);
-            }
-            let sum = chunk_sum(id, (at + 1..at + 1 + len).map(|i| self.mem.load(i)));
-            self.mem.store(base + len, sum);
-            at += 1 + len;
+    fn apply(&mut self, count: usize) {
+        for e in 0..count {
+            let at = self.mem.load(J_ENTRIES + 2 * e) as usize;
+            let w = self.mem.load(J_ENTRIES + 2 * e + 1);
+            self.mem.store(at, w);
         }
     }
 
@@ -294,52 +291,106 @@ impl<'a, W: Words + ?Sized> StateRegion<'a, W> {
         Ok(())
     }
 
-    /// One commit: every chunk in `candidates` is encoded; those that differ from the image
-    /// go through the journal. Returns how many chunks changed (0: no store at all).
-    pub(crate) fn commit(
-        &mut self,
-        candidates: u64,
-        mut encode: impl FnMut(usize, &mut [u64]),
-    ) -> usize {
-        let mut sum = Sum::new(SEAL_KEY);
-        let mut at = J_ENTRIES;
-        let mut count = 0u64;
-        let mut written = 0u64;
-        let mut rest = candidates;
-        while rest != 0 {
-            let id = rest.trailing_zeros() as usize;
-            rest &= rest - 1;
-            if id >= COUNT {
-                break;
-            }
-            let mut buf = [0u64; chunk::MAX_LEN];
-            let payload = &mut buf[..chunk::len(id)];
-            encode(id, payload);
-            if payload.iter().copied().eq(self.image(id)) {
-                continue;
-            }
-            self.mem.store(at, id as u64);
-            sum = sum.add(id as u64);
-            for (i, w) in payload.iter().enumerate() {
-                self.mem.store(at + 1 + i, *w);
-                sum = sum.add(*w);
-            }
-            at += 1 + payload.len();
-            count += 1;
-            written |= 1 << id;
+    /// Starts a commit: put the words of each chunk (one chunk after the other), then
+    /// [`Txn::finish`].
+    pub(crate) fn begin(&mut self) -> Txn<'_, 'a, W> {
+        Txn {
+            region: self,
+            count: 0,
+            sum: Sum::new(SEAL_KEY),
+            chunk: usize::MAX,
+            delta: 0,
+            changed: false,
         }
-        if count == 0 {
+    }
+}
+
+/// One commit in the making: the words that differ from the image go into the journal,
+/// with the new checksum of each chunk they change.
+pub(crate) struct Txn<'r, 'a, W: Words + ?Sized> {
+    region: &'r mut StateRegion<'a, W>,
+    count: usize,
+    sum: Sum,
+    chunk: usize,
+    /// What the current chunk's changed words add to its checksum.
+    delta: u64,
+    changed: bool,
+}
+
+impl<W: Words + ?Sized> Txn<'_, '_, W> {
+    fn entry(&mut self, at: usize, w: u64) {
+        let j = J_ENTRIES + 2 * self.count;
+        self.region.mem.store(j, at as u64);
+        self.region.mem.store(j + 1, w);
+        self.sum = self.sum.add(at as u64).add(w);
+        self.count += 1;
+    }
+
+    /// Ends the current chunk: its new checksum joins the journal if a word changed.
+    fn close_chunk(&mut self) {
+        if self.changed {
+            let at = IMAGE_OFF[self.chunk] + chunk::len(self.chunk);
+            let sum = self.region.mem.load(at).wrapping_add(self.delta);
+            self.entry(at, sum);
+        }
+        self.changed = false;
+        self.delta = 0;
+    }
+
+    /// Word `i` of chunk `id` is `w` after this commit. All words of a chunk must be put
+    /// before those of the next.
+    #[inline]
+    pub(crate) fn put(&mut self, id: usize, i: usize, w: u64) {
+        let at = IMAGE_OFF[id] + i;
+        let old = self.region.mem.load(at);
+        if old == w {
+            return;
+        }
+        if id != self.chunk {
+            self.close_chunk();
+            self.chunk = id;
+        }
+        self.delta = self
+            .delta
+            .wrapping_add(word_sum(id, i, w))
+            .wrapping_sub(word_sum(id, i, old));
+        self.changed = true;
+        self.entry(at, w);
+    }
+
+    /// Words `0..` of chunk `id`: a fast comparison, the journal only for what differs.
+    pub(crate) fn put_words(&mut self, id: usize, words: &[u64]) {
+        let base = IMAGE_OFF[id];
+        for (i, w) in words.iter().enumerate() {
+            if self.region.mem.load(base + i) != *w {
+                self.put(id, i, *w);
+            }
+        }
+    }
+
+    /// Whether any word changed so far.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Seals, applies and clears the journal. Returns the number of words written to the
+    /// image (0: no store at all).
+    pub(crate) fn finish(mut self) -> usize {
+        self.close_chunk();
+        if self.count == 0 {
             return 0;
         }
-        let generation = self.generation.wrapping_add(1);
-        self.mem.store(J_GEN, generation);
-        self.mem.store(J_COUNT, count);
-        self.mem.store(J_SUM, sum.add(generation).add(count).get());
+        let generation = self.region.generation.wrapping_add(1);
+        let count = self.count as u64;
+        let mem = &mut *self.region.mem;
+        mem.store(J_GEN, generation);
+        mem.store(J_COUNT, count);
+        mem.store(J_SUM, self.sum.add(generation).add(count).get());
         // The commit point.
-        self.mem.store(J_SEAL, seal(generation));
-        self.apply(written);
-        self.mem.store(J_SEAL, 0);
-        self.generation = generation;
-        count as usize
+        mem.store(J_SEAL, seal(generation));
+        self.region.apply(self.count);
+        self.region.mem.store(J_SEAL, 0);
+        self.region.generation = generation;
+        self.count
     }
 }

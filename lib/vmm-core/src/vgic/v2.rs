@@ -92,7 +92,10 @@ impl Vgic {
             return;
         }
         match off {
-            GICD_CTLR => self.ctlr = v & 3,
+            GICD_CTLR => {
+                self.ctlr = v & 3;
+                self.dirty |= crate::persist::chunk::global();
+            }
             GICD_SGIR => self.v2_sgir(vcpu, v),
             _ => {}
         }

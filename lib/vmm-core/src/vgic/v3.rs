@@ -129,6 +129,7 @@ impl Vgic {
         }
         if size == 4 && off == GICD_CTLR {
             self.ctlr = value as u32 & 3;
+            self.dirty |= crate::persist::chunk::global();
         }
     }
 
@@ -202,6 +203,7 @@ impl Vgic {
         if size == 4 && off == GICR_WAKER {
             // ChildrenAsleep follows ProcessorSleep at once: Linux polls it.
             self.sleep[rd] = value as u32 & WAKER_PROCESSOR_SLEEP != 0;
+            self.dirty |= crate::persist::chunk::global();
         }
     }
 

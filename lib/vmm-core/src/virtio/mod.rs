@@ -18,6 +18,7 @@ pub mod mem;
 pub mod mmio;
 pub mod net;
 pub mod queue;
+pub mod state;
 
 #[cfg(test)]
 #[path = "proptests.rs"]
@@ -25,11 +26,12 @@ mod proptests;
 #[cfg(test)]
 mod testutil;
 
-pub use blk::{BlkBackend, BlkConfig, BlkOp, BlkRequest, Completion, Submit, VirtioBlk};
+pub use blk::{BlkBackend, BlkConfig, BlkOp, BlkRequest, BlkState, Completion, Submit, VirtioBlk};
 pub use mem::{GuestMemory, GuestRam, MemError};
 pub use mmio::{Counters, Transport};
 pub use net::{NetBackend, NetConfig, RxOutcome, TxOutcome, VirtioNet};
 pub use queue::{Chain, Queue, QueueError};
+pub use state::{QueueState, TransportState, VirtioStateError};
 
 /// `VIRTIO_F_INDIRECT_DESC`: a descriptor may point to a table of descriptors.
 pub const F_INDIRECT_DESC: u64 = 1 << 28;
