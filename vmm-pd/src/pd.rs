@@ -113,15 +113,6 @@ fn exits_handled(vcpu: u8) -> u64 {
     }
 }
 
-/// Whether a list register (as `VcpuReadReg(LR0 + n)` reads it) holds nothing: its state
-/// field (GICv2 bits 29:28, GICv3 bits 63:62) is Invalid.
-fn lr_free(lr: u64) -> bool {
-    match GIC {
-        GicVersion::V2 => (lr >> 28) & 3 == 0,
-        GicVersion::V3 => (lr >> 62) & 3 == 0,
-    }
-}
-
 #[cfg(guest_gic_v2)]
 const GIC: GicVersion = GicVersion::V2;
 #[cfg(not(guest_gic_v2))]
@@ -396,10 +387,19 @@ impl VmmPd {
         let g = generation();
         match self.recover() {
             Ok(vm) => {
-                self.resync[..self.nr_vcpus as usize].fill(true);
                 self.resuming = true;
                 for v in 0..self.nr_vcpus {
                     self.seq[v as usize] = exits_handled(v);
+                    // A vCPU waiting in an exit relists at that exit, which may be the
+                    // maintenance of one of its list registers; any other now.
+                    let waiting = Vcpu(vcpu_slot(v))
+                        .read_reg(reg::EXIT)
+                        .is_ok_and(|e| e & reg::EXIT_PENDING != 0);
+                    if waiting {
+                        self.resync[v as usize] = true;
+                    } else {
+                        self.relist(v, None);
+                    }
                 }
                 self.vm = Some(vm);
                 println!(
@@ -436,32 +436,26 @@ impl VmmPd {
         .map_err(Unrecoverable::State)
     }
 
-    /// A recovered vCPU's first exit: the committed listing is the truth, and what the kernel
-    /// holds may lag behind it (the dead VMM committed an injection and died before its
-    /// `VcpuInjectIrq`). Each committed entry whose list register the kernel has empty is
-    /// written again — unless this exit is that list register's maintenance (the guest
-    /// completed it; the exit completes it here too). The vCPU is in this exit, so no other
-    /// maintenance of it is in flight.
-    fn resync_lrs(&mut self, vcpu: u8, maintenance_lr: Option<usize>) {
+    /// After a recovery, `vcpu`'s list registers as the committed state says them (lib/vmm-core
+    /// `Vm::to_relist`): the kernel's may lag behind (the dead VMM committed an injection and
+    /// died before its `VcpuInjectIrq`), never lead (the commit comes first). `maintenance`:
+    /// the exit the vCPU waits in, if it is a VGICMaintenance, as `(seq, lr)`. A refusal
+    /// with DeleteFirst means the list register was written already.
+    fn relist(&mut self, vcpu: u8, maintenance: Option<(u64, usize)>) {
         let Some(vm) = self.vm.as_ref() else {
             return;
         };
         let v = Vcpu(vcpu_slot(vcpu));
-        let mut again: [Option<(usize, Injection)>; NR_LRS] = [None; NR_LRS];
-        for (lr, inj) in vm.listed(vcpu.into()) {
-            let empty = v.read_reg(reg::LR0 + lr as u64).is_ok_and(lr_free);
-            if empty && Some(lr) != maintenance_lr && lr < NR_LRS {
-                again[lr] = Some((lr, inj));
-            }
-        }
-        for (lr, inj) in again.into_iter().flatten() {
-            if let Err(e) = v.inject_irq(
+        for (lr, inj) in vm.to_relist(vcpu.into(), maintenance) {
+            match v.inject_irq(
                 inj.intid.into(),
                 inj.priority.into(),
                 inj.group1.into(),
                 lr as u64,
             ) {
-                println!("vmm: listing {} again in LR {lr}: {e}", inj.intid);
+                Ok(()) => println!("vmm: vCPU {vcpu}: {} listed again in LR {lr}", inj.intid),
+                Err(e) if e.error == axolotl_abi::Error::DeleteFirst => {}
+                Err(e) => println!("vmm: listing {} again in LR {lr}: {e}", inj.intid),
             }
         }
     }
@@ -523,7 +517,7 @@ impl VmmPd {
 
     /// Puts what the vGIC wants delivered into every vCPU's free list registers: picked and
     /// committed first, so that a VMM dying between the commit and the kernel call leaves a
-    /// listing its successor writes again (`resync_lrs`), never one it does not know of.
+    /// listing its successor writes again (`relist`), never one it does not know of.
     /// Returns how many it tried.
     fn inject_all(&mut self) -> usize {
         let Some(vm) = self.vm.as_mut() else {
@@ -750,17 +744,19 @@ impl VmmPd {
             Some(Fault::VmFault { addr, .. }) => Some(addr),
             _ => None,
         }));
-        if self.resync.get(vcpu as usize) == Some(&true) {
-            self.resync[vcpu as usize] = false;
-            let done = match f {
-                Some(Fault::VgicMaintenance { lr }) => Some(lr as usize),
-                _ => None,
-            };
-            self.resync_lrs(vcpu, done);
-        }
         let seq = self.seq.get(vcpu as usize).map(|s| s.wrapping_add(1));
         if let Some(seq) = seq {
             self.seq[vcpu as usize] = seq;
+        }
+        if let Some(seq) = seq
+            && self.resync[vcpu as usize]
+        {
+            self.resync[vcpu as usize] = false;
+            let maintenance = match f {
+                Some(Fault::VgicMaintenance { lr }) => Some((seq, lr as usize)),
+                _ => None,
+            };
+            self.relist(vcpu, maintenance);
         }
         if let Some(r) = seq.and_then(|n| self.vm.as_ref()?.committed_exit(vcpu.into(), n)) {
             return self.answer_committed(vcpu, r);
