@@ -295,24 +295,16 @@ fn linux_boot(board: axolotl_kernel_config::Board) -> Result<(), String> {
     let direct_ns = marker_ns(&direct_console)
         .ok_or_else(|| format!("direct boot: no CNTVCT_NS after the marker:\n{direct_console}"))?;
 
-    let sdf = images::workspace_root().join("systems/linux-vm.system");
-    let mut v = Variant::new(board, None);
-    v.system = Some(crate::system::pack_with_initrd(
-        &sdf,
-        &board,
-        Some(&initrd),
-    )?);
-    let img = images::build(&v)?;
-    let mut m = Machine::new(board);
-    m.icount_shift = Some(0);
-    let mut b = Boot::start(&m, &img).map_err(|f| f.to_string())?;
-    b.expect("CNTVCT_NS=", Duration::from_secs(600))
-        .map_err(|f| f.to_string())?;
-    b.expect("vmm: guest powered off", Duration::from_secs(600))
-        .map_err(|f| f.to_string())?;
-    let console = b.console();
-    let axolotl_ns = marker_ns(&console)
-        .ok_or_else(|| format!("axolotl: no CNTVCT_NS after the marker:\n{console}"))?;
+    let boots = [
+        (
+            "axolotl (kernel, root task, VMM)",
+            "systems/linux-vm.system",
+        ),
+        (
+            "axolotl, restartable VMM",
+            "systems/linux-vm-restartable.system",
+        ),
+    ];
     println!();
     println!(
         "Linux guest boot, same run conditions: QEMU reset -> guest userspace marker (virtual ns);"
@@ -323,9 +315,37 @@ fn linux_boot(board: axolotl_kernel_config::Board) -> Result<(), String> {
         "{:<34} {direct_ns:>14} {:>8.2}",
         "QEMU -kernel (no hypervisor)", 1.0
     );
+    for (label, system) in boots {
+        axolotl_boot(board, label, system, &initrd, direct_ns, &marker_ns)?;
+    }
+    Ok(())
+}
+
+/// One row of [`linux_boot`]: `system` booted by axolotl under -icount, against `direct_ns`.
+fn axolotl_boot(
+    board: axolotl_kernel_config::Board,
+    label: &str,
+    system: &str,
+    initrd: &std::path::Path,
+    direct_ns: u64,
+    marker_ns: &dyn Fn(&str) -> Option<u64>,
+) -> Result<(), String> {
+    let sdf = images::workspace_root().join(system);
+    let mut v = Variant::new(board, None);
+    v.system = Some(crate::system::pack_with_initrd(&sdf, &board, Some(initrd))?);
+    let img = images::build(&v)?;
+    let mut m = Machine::new(board);
+    m.icount_shift = Some(0);
+    let mut b = Boot::start(&m, &img).map_err(|f| f.to_string())?;
+    b.expect("CNTVCT_NS=", Duration::from_secs(600))
+        .map_err(|f| f.to_string())?;
+    b.expect("vmm: guest powered off", Duration::from_secs(600))
+        .map_err(|f| f.to_string())?;
+    let console = b.console();
+    let axolotl_ns = marker_ns(&console)
+        .ok_or_else(|| format!("{system}: no CNTVCT_NS after the marker:\n{console}"))?;
     println!(
-        "{:<34} {axolotl_ns:>14} {:>8.3}",
-        "axolotl (kernel, root task, VMM)",
+        "{label:<34} {axolotl_ns:>14} {:>8.3}",
         axolotl_ns as f64 / direct_ns.max(1) as f64
     );
     // Where axolotl's time goes: before the guest's first instruction (kernel boot, the root
@@ -357,7 +377,7 @@ fn linux_boot(board: axolotl_kernel_config::Board) -> Result<(), String> {
         if let Some(exits) = exits {
             let extra = (axolotl_ns - start).saturating_sub(direct_ns);
             println!(
-                "guest exits until power-off: {exits}; the guest's extra boot time is {} ns per exit",
+                "  guest exits until power-off: {exits}; the guest's extra boot time is {} ns per exit",
                 extra / exits.max(1)
             );
         }
