@@ -248,3 +248,80 @@ fn vmm_crash_keeps_the_two_vcpu_guest_gicv3() {
     }
     guest_went_on(b, &dir);
 }
+
+/// The guest's workload never notices: a shell loop counting into a file (and onto the
+/// console) runs while the VMM is crashed at a UART exit in the middle of it; afterwards the
+/// file holds every count once, in order, and the guest's boot id and uptime went on. (The
+/// console line the dead VMM was buffering may be cut: docs/vmm.md, "Restart".)
+#[test]
+fn vmm_crash_in_a_counting_loop_loses_no_count_gicv3() {
+    let dir = uart1_pipes("vmm-crash-loop");
+    let backend = format!("pipe,path={}", dir.join("u").display());
+    let mut b = check(boot_with_uart1(
+        3,
+        "cortex-a72",
+        "-vmm-restart-gicv3",
+        Some(&backend),
+    ));
+    check(b.expect_all(
+        &["Run /init as init process", "AXOLOTL-GUEST-DONE"],
+        BOOT_TIMEOUT,
+    ));
+    type_in(
+        &dir,
+        "read b0 < /proc/sys/kernel/random/boot_id; read u0 x < /proc/uptime; echo boot0=$((1+1))-$b0\n",
+    );
+    let before = check(b.expect("boot0=2-", BOOT_TIMEOUT));
+    let boot_id = before
+        .split("boot0=2-")
+        .nth(1)
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_string();
+    if boot_id.len() < 32 {
+        check::<()>(Err(b.failure(format!("no boot id in {before:?}"))));
+    }
+    type_in(
+        &dir,
+        "i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo $i >> /count; echo tick-$i; done\n",
+    );
+    check(b.expect("tick-40", BOOT_TIMEOUT));
+    // Taken by the guest's tty while the loop runs (the shell reads it after the loop).
+    type_in(&dir, "# vmm-fault crash uart\n");
+    check(b.expect_all(
+        &[
+            "vmm: fault injection: Crash at a Uart exit",
+            "monitor: restarted vmm (cause: vm-fault write at 0x10 ",
+            "vmm: generation 1: took over the running guest (1 vCPUs)",
+            "tick-400",
+        ],
+        BOOT_TIMEOUT,
+    ));
+    type_in(
+        &dir,
+        "awk 'NR != $1 { bad = 1 } END { print (bad ? \"BAD\" : \"GOOD\") \"-counts-\" NR }' /count; \
+         read b1 < /proc/sys/kernel/random/boot_id; read u1 x < /proc/uptime; \
+         [ \"$b1\" = \"$b0\" ] && echo same-$((2+3))-boot; \
+         awk -v a=$u0 -v b=$u1 'BEGIN { if (b > a) print \"uptime-\" 6*7 }'\n",
+    );
+    check(b.expect_all(
+        &["GOOD-counts-400", "same-5-boot", "uptime-42"],
+        BOOT_TIMEOUT,
+    ));
+    let boots = b.console().matches("Booting Linux on physical CPU").count();
+    if boots != 1 {
+        check::<()>(Err(b.failure(format!("the guest booted {boots} times"))));
+    }
+    type_in(&dir, "exit\n");
+    check(b.expect("vmm: guest powered off (PSCI SYSTEM_OFF)", BOOT_TIMEOUT));
+    let _ = std::fs::remove_dir_all(&dir);
+    for bad in [
+        "kernel: FAULT",
+        "KERNEL PANIC",
+        "Kernel panic",
+        "BAD-counts",
+        "recovery failed",
+    ] {
+        check(b.refute(bad));
+    }
+}
