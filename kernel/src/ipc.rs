@@ -416,7 +416,8 @@ pub fn recv(k: &mut Kernel, receiver: *mut Tcb, ep_ptr: u64, blocking: bool) {
 /// `holder` will not answer the caller its REPLY slot names (it is being suspended or
 /// deleted). The caller gets an empty reply labelled `CALL_ABORTED` instead of waiting for
 /// good; one waiting for a fault reply re-executes the faulting instruction, so its fault is
-/// delivered again, to whoever handles it next (a restarted handler).
+/// delivered again, to whoever handles it next (a restarted handler). A guest event that no
+/// instruction raises again (`redelivered`) is sent again as it was instead.
 pub fn abort_reply(k: &mut Kernel, holder: *mut Tcb) {
     // SAFETY: the REPLY slot belongs to the holder's live TCB object.
     let s = unsafe { SlotRef::from_addr(Tcb::slot_addr(holder, slot::REPLY)).unwrap() };
@@ -432,15 +433,42 @@ pub fn abort_reply(k: &mut Kernel, holder: *mut Tcb) {
             return;
         }
         (*caller).reply_holder = core::ptr::null_mut();
-        if (*caller).fault.take().is_none() {
-            deliver_tag(
+        match (*caller).fault.take() {
+            None => deliver_tag(
                 caller,
                 0,
                 MessageInfo::new(axolotl_abi::CALL_ABORTED, 0, 0, 0),
-            );
+            ),
+            // The caller is blocked and in no queue, as a thread that just faulted; with no
+            // fault endpoint left it stays stopped, as one that faulted without one.
+            Some(f) if redelivered(caller, &f) => {
+                if !send_fault(k, caller, f) {
+                    k.sched.make_inactive(caller);
+                }
+                return;
+            }
+            Some(_) => {}
         }
     }
     wake(k, caller);
+}
+
+/// A guest's exit is sent again as it was, not re-raised by re-executing: an event (the
+/// virtual timer's, whose PPI stays masked until the VMM acks it; a VGIC maintenance, whose
+/// list register the kernel already emptied; an SError) would not come again at all, and a
+/// synchronous exit re-executed could come after an interrupt the guest took first — then it
+/// is no longer the exit the dead VMM may have committed, under the number it committed it
+/// (`Vcpu::exits`). A native thread's fault re-executes.
+fn redelivered(caller: *mut Tcb, f: &Fault) -> bool {
+    // SAFETY: the caller is live (abort_reply checked it still waits on us).
+    if unsafe { (*caller).vcpu }.is_null() {
+        return false;
+    }
+    match f {
+        Fault::VppiEvent { .. } | Fault::VgicMaintenance { .. } | Fault::VcpuFault { .. } => true,
+        Fault::VmFault { stored, .. } => stored.is_some(),
+        _ => false,
+    }
 }
 
 /// Reply through the replier's REPLY slot (Reply, first half of ReplyRecv). A reply to a

@@ -32,6 +32,10 @@ pub struct Vcpu {
     pub vppi_masked: bool,
     /// FAR_EL2 of the last abort exit: the guest's virtual address, for an injected abort.
     pub exit_far: u64,
+    /// Exits delivered so far: the number of the one the thread is in, or last took. A
+    /// re-sent exit (`ipc::abort_reply`) keeps its number, so a restarted VMM tells the exit
+    /// its predecessor committed from a new one (`reg::EXIT`).
+    pub exits: u64,
 }
 
 const _: () = assert!(core::mem::size_of::<Vcpu>() <= 4096);
@@ -203,6 +207,9 @@ pub fn write_sp(k: &mut Kernel, mut t: TcbRef, sp: u64) {
 /// Sends a guest event to the thread's fault endpoint; without one the thread stops with a
 /// report, as any faulting thread.
 fn deliver(k: &mut Kernel, t: TcbRef, f: Fault, esr: Esr) {
+    let v = t.vcpu;
+    // SAFETY: t is a guest; its VCPU is live.
+    unsafe { (*v).exits = (*v).exits.wrapping_add(1) };
     if crate::ipc::send_fault(k, t.ptr(), f) {
         return;
     }

@@ -5,6 +5,8 @@
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
+#[cfg(all(target_os = "none", feature = "fault-injection"))]
+mod inject;
 #[cfg(target_os = "none")]
 mod pd;
 

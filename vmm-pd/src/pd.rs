@@ -16,14 +16,14 @@ use axolotl_serial_core::layout::{CAPACITY, IDS, REGION_BYTES};
 use axolotl_sys::{Tcb, UserContext, Vcpu};
 use axolotl_sys::{debug_puts, mem};
 use axolotl_vmm_core::MmioDevice;
-use axolotl_vmm_core::guest::{GuestSpec, plan_with_virtio, virtio_transport};
-use axolotl_vmm_core::vgic::GicVersion;
+use axolotl_vmm_core::guest::{GuestPlan, GuestSpec, plan_with_virtio, virtio_transport};
+use axolotl_vmm_core::vgic::{GicVersion, Injection};
 use axolotl_vmm_core::virtio;
 use axolotl_vmm_core::virtio::blk::ID_BYTES;
 use axolotl_vmm_core::virtio::{
     BlkConfig, BlkRing, GuestMemory, MemError, NetConfig, NetRing, VirtioBlk, VirtioNet,
 };
-use axolotl_vmm_core::{Event, Layout, Reply, TxSink, Vm};
+use axolotl_vmm_core::{Event, ExitRecord, Layout, Reply, StateError, StateRegion, TxSink, Vm};
 
 // The guest, embedded at build time (build.rs; empty files when no artifacts were given).
 core::arch::global_asm!(
@@ -68,6 +68,26 @@ static console_rings: SetVar = SetVar::new();
 #[unsafe(no_mangle)]
 #[allow(non_upper_case_globals)]
 static console_data: SetVar = SetVar::new();
+
+/// The device state region (docs/vmm.md, "Restart"), if the SDF maps one: an SDF memory
+/// region a restart does not reset, read-write and ours alone.
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static vmm_state: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static vmm_state_size: SetVar = SetVar::new();
+
+/// The state region's words, if the SDF maps it.
+fn state_words() -> Option<&'static mut [u64]> {
+    let (base, size) = (vmm_state.get(), vmm_state_size.get());
+    if base == 0 || size < 8 || base % 8 != 0 {
+        return None;
+    }
+    // SAFETY: the SDF maps `size` bytes read-write at `base` (page-aligned) into this PD
+    // alone for its whole life, a restart included; this is called once, in `init`.
+    Some(unsafe { core::slice::from_raw_parts_mut(base as *mut u64, size as usize / 8) })
+}
 
 /// The guest's disk: one lib/blk connection to the blk driver (docs/storage.md), if the SDF
 /// maps it: rings and data region read-write (the VMM writes command records and data).
@@ -271,6 +291,7 @@ fn connect_net() -> Option<(VirtioNet, NetBackend)> {
     ))
 }
 
+
 /// One page the SDF maps at the vaddr patched into `var`; `None` if it was not patched.
 fn region(var: &SetVar) -> Option<SharedRegion> {
     let ptr = NonNull::new(var.get() as *mut u8)?;
@@ -285,6 +306,18 @@ const RAM_SIZE: u64 = 0x1000_0000;
 /// List registers of the GIC's virtual interface on the supported boards (GIC-400 and QEMU's
 /// GICv2/GICv3 models have 4); the kernel refuses an index beyond the hardware's.
 const NR_LRS: usize = 4;
+/// The guest's virtual timer interrupt (the kernel's VPPI).
+const VTIMER_PPI: u64 = 27;
+
+/// The number of the last exit of `vcpu` we have handled, from the kernel's count
+/// (`reg::EXIT`): an exit it is waiting in is still to come to us.
+fn exits_handled(vcpu: u8) -> u64 {
+    match Vcpu(vcpu_slot(vcpu)).read_reg(reg::EXIT) {
+        Ok(e) if e & reg::EXIT_PENDING != 0 => (e & !reg::EXIT_PENDING).wrapping_sub(1),
+        Ok(e) => e,
+        Err(_) => 0,
+    }
+}
 
 #[cfg(guest_gic_v2)]
 const GIC: GicVersion = GicVersion::V2;
@@ -348,6 +381,20 @@ struct VmmPd {
     nr_vcpus: u8,
     /// Guest exits handled, reported at power-off (`cargo xtask bench` reads it).
     exits: u64,
+    /// Where the device state is committed after every exit; None without one (a restart
+    /// then reboots the guest).
+    state: Option<StateRegion<'static, [u64]>>,
+    /// Per vCPU: exits handled, the number an exit's record carries.
+    seq: [u64; axolotl_vmm_core::MAX_VCPUS],
+    /// Per vCPU, after a recovery: its list registers are checked against the committed
+    /// listing at its first exit (docs/vmm.md, "Restart").
+    resync: [bool; axolotl_vmm_core::MAX_VCPUS],
+    /// After a recovery, until the first reply lets a vCPU run again (logged with the time:
+    /// the end of the restart `cargo xtask bench` measures).
+    resuming: bool,
+    /// The test build's failure points, armed through console input.
+    #[cfg(feature = "fault-injection")]
+    trigger: crate::inject::Trigger,
 }
 
 /// vCPUs the root task gave us (the SDF's `vcpu` elements, ids from 0): their caps answer.
@@ -378,9 +425,38 @@ const SPSR_EL1H_MASKED: u64 = pstate::EL1H_DAIF_MASKED;
 
 static mut DTB: [u8; 0x1_0000] = [0; 0x1_0000];
 
+/// Why a restarted VMM cannot go on with the running guest.
+#[derive(Debug)]
+enum Unrecoverable {
+    /// The SDF maps no state region: the device state was our own memory, which the
+    /// restart reloaded from the image.
+    NoStateRegion,
+    /// The guest's layout could not be planned again.
+    Plan,
+    /// The state region was refused (lib/vmm-core's checks).
+    State(StateError),
+    /// The guest has virtio devices, whose transports and requests in flight the state
+    /// region does not hold yet (docs/vmm.md, "Restart").
+    VirtioNotKept,
+}
+
+impl core::fmt::Display for Unrecoverable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Unrecoverable::NoStateRegion => f.write_str("no device state region"),
+            Unrecoverable::Plan => f.write_str("no guest layout"),
+            Unrecoverable::State(e) => write!(f, "device state refused: {e:?}"),
+            Unrecoverable::VirtioNotKept => {
+                f.write_str("the virtio devices' state is not kept across a restart yet")
+            }
+        }
+    }
+}
+
 impl VmmPd {
-    /// Loads the guest into RAM and returns its machine and entry registers.
-    fn load(&mut self) -> Result<UserContext, &'static str> {
+    /// The guest's plan (layout, device tree in `DTB`, entry): a function of the embedded
+    /// Image and the vCPU count alone, so a restarted VMM finds the layout it booted with.
+    fn plan(&self) -> Result<GuestPlan, &'static str> {
         let kernel = blob(
             &raw const vmm_guest_kernel_start,
             &raw const vmm_guest_kernel_end,
@@ -406,7 +482,7 @@ impl VmmPd {
             nr_vcpus: u32::from(self.nr_vcpus),
             gic: GIC,
         };
-        // SAFETY: the DTB buffer is used by this single-threaded PD here only.
+        // SAFETY: the DTB buffer is used by this single-threaded PD here and in `load` only.
         let dtb = unsafe { (&raw mut DTB).as_mut().unwrap_unchecked() };
         let mut transports = [virtio_transport(0); 2];
         let mut n = 0;
@@ -419,10 +495,34 @@ impl VmmPd {
                 n += 1;
             }
         }
-        let p = plan_with_virtio(&spec, &transports[..n], dtb).map_err(|e| {
+        plan_with_virtio(&spec, &transports[..n], dtb).map_err(|e| {
             println!("vmm: the guest does not fit: {e:?}");
             "no guest layout"
-        })?;
+        })
+    }
+
+    fn layout(p: &GuestPlan) -> Layout {
+        Layout {
+            gic: p.gic,
+            uart: p.uart,
+            ram_base: RAM_BASE,
+            ram_size: RAM_SIZE,
+        }
+    }
+
+    /// Loads the guest into RAM and returns its machine and entry registers.
+    fn load(&mut self) -> Result<UserContext, &'static str> {
+        let kernel = blob(
+            &raw const vmm_guest_kernel_start,
+            &raw const vmm_guest_kernel_end,
+        );
+        let initrd = blob(
+            &raw const vmm_guest_initrd_start,
+            &raw const vmm_guest_initrd_end,
+        );
+        let p = self.plan()?;
+        // SAFETY: as in `plan`, which wrote it.
+        let dtb = unsafe { (&raw const DTB).as_ref().unwrap_unchecked() };
         let base = guest_ram.get();
         // SAFETY: the SDF maps RAM_SIZE bytes of guest RAM read-write at `guest_ram`; the
         // guest is not running yet.
@@ -467,19 +567,23 @@ impl VmmPd {
             p.layout.dtb.addr,
             if GIC == GicVersion::V2 { 2 } else { 3 },
         );
-        let layout = Layout {
-            gic: p.gic,
-            uart: p.uart,
-            ram_base: RAM_BASE,
-            ram_size: RAM_SIZE,
-        };
+        let layout = Self::layout(&p);
         let console = Console {
             buf: [0; 256],
             len: 0,
         };
+        // Built in place: a `Vm` is some 33 KiB, and every copy on the way costs stack.
         self.vm = Some(
             Vm::new(layout, self.nr_vcpus.into(), NR_LRS, console).map_err(|_| "vGIC config")?,
         );
+        // Whatever the region held is another guest's (or a failed recovery's): this one's
+        // state starts here.
+        if let (Some(vm), Some(region)) = (self.vm.as_mut(), self.state.as_mut()) {
+            vm.persist_format(region);
+        }
+        for v in 0..self.nr_vcpus {
+            self.seq[v as usize] = exits_handled(v);
+        }
         let mut ctx = UserContext {
             pc: p.entry.pc,
             spsr: p.entry.pstate,
@@ -489,25 +593,223 @@ impl VmmPd {
         Ok(ctx)
     }
 
-    /// Puts what the vGIC wants delivered into `vcpu`'s free list registers.
-    fn inject(vm: &mut Vm<Console>, vcpu: u8) {
-        let mut refused = [None; 4];
-        for (n, (lr, inj)) in vm.injections(vcpu as usize).enumerate() {
-            let r = Vcpu(vcpu_slot(vcpu)).inject_irq(
+    /// Loads the guest and starts its vCPU 0; false if there is no guest to run.
+    #[inline(never)]
+    fn boot(&mut self) -> bool {
+        match self.load() {
+            Ok(ctx) => match start_vcpu(0, ctx.pc, ctx.x[0]) {
+                Ok(()) => println!(
+                    "vmm: guest started at {:#x} (vCPUs: {}) {} ns after reset",
+                    ctx.pc,
+                    self.nr_vcpus,
+                    axolotl_sys::time::now_ns()
+                ),
+                Err(e) => println!("vmm: cannot start vCPU 0: {e}"),
+            },
+            Err(why) => {
+                println!("vmm: no guest: {why}");
+                return false;
+            }
+        }
+        true
+    }
+
+    /// After a restart (generation > 0; docs/vmm.md, "Restart"): the root task kept the
+    /// guest's vCPUs, RAM and stage-2 space, and a vCPU that exited into our dead predecessor
+    /// waits on our endpoint to take that exit again. We take up its machine from the device
+    /// state; a state that cannot be trusted is a failed recovery, and the guest is rebooted,
+    /// never run on it.
+    #[inline(never)]
+    fn take_over(&mut self) -> bool {
+        let g = generation();
+        match self.recover() {
+            Ok(vm) => {
+                self.resuming = true;
+                for v in 0..self.nr_vcpus {
+                    self.seq[v as usize] = exits_handled(v);
+                    // A vCPU waiting in an exit relists at that exit, which may be the
+                    // maintenance of one of its list registers; any other now.
+                    let waiting = Vcpu(vcpu_slot(v))
+                        .read_reg(reg::EXIT)
+                        .is_ok_and(|e| e & reg::EXIT_PENDING != 0);
+                    if waiting {
+                        self.resync[v as usize] = true;
+                    } else {
+                        self.relist(v, None);
+                    }
+                }
+                self.vm = Some(vm);
+                println!(
+                    "vmm: generation {g}: took over the running guest ({} vCPUs)",
+                    self.nr_vcpus
+                );
+                true
+            }
+            Err(why) => {
+                println!("vmm: generation {g}: recovery failed ({why}): rebooting the guest");
+                self.stop_vcpus();
+                self.boot()
+            }
+        }
+    }
+
+    /// The guest's machine as the state region says it is, checked (lib/vmm-core's
+    /// `Vm::recover`): any refusal is a failed recovery.
+    #[inline(never)]
+    fn recover(&mut self) -> Result<Vm<Console>, Unrecoverable> {
+        let io = io();
+        if io.net.is_some() || io.blk.is_some() {
+            return Err(Unrecoverable::VirtioNotKept);
+        }
+        let p = self.plan().map_err(|_| Unrecoverable::Plan)?;
+        let region = self.state.as_mut().ok_or(Unrecoverable::NoStateRegion)?;
+        let console = Console {
+            buf: [0; 256],
+            len: 0,
+        };
+        Vm::recover(
+            region,
+            Self::layout(&p),
+            self.nr_vcpus.into(),
+            NR_LRS,
+            console,
+        )
+        .map_err(Unrecoverable::State)
+    }
+
+    /// After a recovery, `vcpu`'s list registers as the committed state says them (lib/vmm-core
+    /// `Vm::to_relist`): the kernel's may lag behind (the dead VMM committed an injection and
+    /// died before its `VcpuInjectIrq`), never lead (the commit comes first). `maintenance`:
+    /// the exit the vCPU waits in, if it is a VGICMaintenance, as `(seq, lr)`. A refusal
+    /// with DeleteFirst means the list register was written already.
+    fn relist(&mut self, vcpu: u8, maintenance: Option<(u64, usize)>) {
+        let Some(vm) = self.vm.as_ref() else {
+            return;
+        };
+        let v = Vcpu(vcpu_slot(vcpu));
+        for (lr, inj) in vm.to_relist(vcpu.into(), maintenance) {
+            match v.inject_irq(
                 inj.intid.into(),
                 inj.priority.into(),
                 inj.group1.into(),
                 lr as u64,
-            );
-            if let Err(e) = r {
-                println!("vmm: injecting {} into LR {lr}: {e}", inj.intid);
-                if let Some(slot) = refused.get_mut(n) {
-                    *slot = Some(lr);
+            ) {
+                Ok(()) => println!("vmm: vCPU {vcpu}: {} listed again in LR {lr}", inj.intid),
+                Err(e) if e.error == axolotl_abi::Error::DeleteFirst => {}
+                Err(e) => println!("vmm: listing {} again in LR {lr}: {e}", inj.intid),
+            }
+        }
+    }
+
+    /// Makes the device state durable: after every exit's handling and console input,
+    /// before the kernel calls that act on it (lib/vmm-core `Vm::commit`).
+    fn commit(&mut self) {
+        if let (Some(vm), Some(region)) = (self.vm.as_mut(), self.state.as_mut()) {
+            vm.commit(region);
+        }
+    }
+
+    /// Stops every vCPU (a vCPU waiting on an exit leaves our endpoint's queue) and clears
+    /// what its virtual interface still holds from the old guest — interrupts listed for it,
+    /// the virtual timer's PPI masked until an ack that no one will send — so the guest can
+    /// be loaded afresh.
+    fn stop_vcpus(&self) {
+        for v in 0..self.nr_vcpus {
+            if let Err(e) = Tcb(vm_tcb_slot(v)).suspend() {
+                println!("vmm: stopping vCPU {v}: {e}");
+            }
+            let vcpu = Vcpu(vcpu_slot(v));
+            let cleared = (0..NR_LRS as u64).try_for_each(|n| vcpu.write_reg(reg::LR0 + n, 0));
+            if let Err(e) = cleared.and_then(|()| vcpu.ack_vppi(VTIMER_PPI)) {
+                println!("vmm: resetting vCPU {v}'s virtual interface: {e}");
+            }
+        }
+    }
+
+    /// The exit the kernel re-sent after our restart, which our predecessor had handled and
+    /// committed but not answered: answered from its record, not handled twice (a UART read
+    /// would pop a second byte). The kernel calls it implied are made again where that is
+    /// harmless; a PSCI CPU_ON only if the target never ran an exit (else it did start).
+    fn answer_committed(&mut self, vcpu: u8, r: ExitRecord) -> Option<MessageInfo> {
+        println!(
+            "vmm: vCPU {vcpu}: exit {} was committed before the restart: answered from its record",
+            r.seq
+        );
+        self.inject_all();
+        if let Some(irq) = r.ack_vppi
+            && let Err(e) = Vcpu(vcpu_slot(vcpu)).ack_vppi(irq.into())
+        {
+            println!("vmm: acknowledging vPPI {irq}: {e}");
+        }
+        match r.event {
+            Some(Event::PowerOn { vcpu: target, .. })
+                if Vcpu(vcpu_slot(target as u8))
+                    .read_reg(reg::EXIT)
+                    .is_ok_and(|e| e & !reg::EXIT_PENDING != 0) => {}
+            Some(e @ (Event::PowerOn { .. } | Event::CpuOff)) => {
+                let vm = self.vm.as_mut()?;
+                Self::on_event(vm, vcpu, e, self.exits);
+                self.commit();
+            }
+            _ => {}
+        }
+        r.reply.to_resume().map(axolotl_pd::resume)
+    }
+
+    /// Puts what the vGIC wants delivered into every vCPU's free list registers: picked and
+    /// committed first, so that a VMM dying between the commit and the kernel call leaves a
+    /// listing its successor writes again (`relist`), never one it does not know of.
+    /// Returns how many it tried.
+    fn inject_all(&mut self) -> usize {
+        let Some(vm) = self.vm.as_mut() else {
+            return 0;
+        };
+        let mut picked = [[None::<(usize, Injection)>; NR_LRS]; axolotl_vmm_core::MAX_VCPUS];
+        let mut tried = 0;
+        for (v, slots) in picked.iter_mut().enumerate().take(self.nr_vcpus as usize) {
+            for (slot, pick) in slots.iter_mut().zip(vm.injections(v)) {
+                *slot = Some(pick);
+                tried += 1;
+            }
+        }
+        self.commit();
+        let mut refused = false;
+        for (v, slots) in picked.iter().enumerate() {
+            for &(lr, inj) in slots.iter().flatten() {
+                let r = Vcpu(vcpu_slot(v as u8)).inject_irq(
+                    inj.intid.into(),
+                    inj.priority.into(),
+                    inj.group1.into(),
+                    lr as u64,
+                );
+                if let Err(e) = r {
+                    println!("vmm: injecting {} into LR {lr}: {e}", inj.intid);
+                    if let Some(vm) = self.vm.as_mut() {
+                        vm.injection_failed(v, lr);
+                    }
+                    refused = true;
                 }
             }
         }
-        for lr in refused.into_iter().flatten() {
-            vm.injection_failed(vcpu as usize, lr);
+        if refused {
+            self.commit();
+        }
+        tried
+    }
+
+    /// The test build's failure point `p`: fails here if a test armed it.
+    #[cfg(feature = "fault-injection")]
+    fn failpoint(&mut self, p: crate::inject::Point) {
+        if let Some(a) = self.trigger.take(p) {
+            if a == crate::inject::Action::Corrupt
+                && let Some(region) = self.state.take()
+            {
+                // Damage as a stray write would: a header word (the layout size), which
+                // recovery's header checksum must catch.
+                let words = region.into_inner();
+                words[2] ^= 0x5a5a;
+            }
+            crate::inject::fail(a, p);
         }
     }
 
@@ -517,7 +819,15 @@ impl VmmPd {
         let (Some(vm), Some(rx)) = (self.vm.as_mut(), self.rx.as_mut()) else {
             return;
         };
-        match rx.poll_with(|chunk| chunk.iter().take_while(|&&b| vm.console_input(b)).count()) {
+        #[cfg(feature = "fault-injection")]
+        let trigger = &mut self.trigger;
+        match rx.poll_with(|chunk| {
+            let n = chunk.iter().take_while(|&&b| vm.console_input(b)).count();
+            // What the guest took, each byte once.
+            #[cfg(feature = "fault-injection")]
+            chunk[..n].iter().for_each(|&b| trigger.byte(b));
+            n
+        }) {
             Ok(act) => {
                 self.rx_pending = act.pending;
                 if act.notify {
@@ -640,6 +950,15 @@ impl Handler for VmmPd {
             println!("vmm: no guest: the SDF gives this VMM no virtual machine");
             return;
         }
+        self.state = state_words().and_then(|w| match StateRegion::new(w) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                println!(
+                    "vmm: the device state region is unusable ({e:?}): a restart reboots the guest"
+                );
+                None
+            }
+        });
         let io = io();
         io.net = connect_net();
         let blk = connect_blk();
@@ -652,20 +971,13 @@ impl Handler for VmmPd {
             );
             (dev, backend)
         });
-        match self.load() {
-            Ok(ctx) => match start_vcpu(0, ctx.pc, ctx.x[0]) {
-                Ok(()) => println!(
-                    "vmm: guest started at {:#x} (vCPUs: {}) {} ns after reset",
-                    ctx.pc,
-                    self.nr_vcpus,
-                    axolotl_sys::time::now_ns()
-                ),
-                Err(e) => println!("vmm: cannot start vCPU 0: {e}"),
-            },
-            Err(why) => {
-                println!("vmm: no guest: {why}");
-                return;
-            }
+        let started = if generation() == 0 {
+            self.boot()
+        } else {
+            self.take_over()
+        };
+        if !started {
+            return;
         }
         let (Some(r), Some(d)) = (region(&console_rings), region(&console_data)) else {
             println!("vmm: no console input (the SDF connects no serial driver)");
@@ -707,19 +1019,58 @@ impl Handler for VmmPd {
         // The vCPUs are not running (uniprocessor, and we outrank them): whatever the UART's
         // line raised goes into their list registers now, which the kernel keeps for them
         // (VcpuInjectIrq on a vCPU that is not current writes its saved state).
-        if let Some(vm) = self.vm.as_mut() {
-            for v in 0..self.nr_vcpus {
-                Self::inject(vm, v);
-            }
-        }
+        self.inject_all();
     }
 
     fn fault(&mut self, child: Child, msg: MessageInfo) -> Option<MessageInfo> {
+        let reply = self.exit(child, msg);
+        if self.resuming && reply.is_some() {
+            self.resuming = false;
+            println!(
+                "vmm: guest running again at {} ns",
+                axolotl_sys::time::now_ns()
+            );
+        }
+        reply
+    }
+}
+
+impl VmmPd {
+    /// One guest exit: the reply that resumes the vCPU, or None to leave it stopped.
+    fn exit(&mut self, child: Child, msg: MessageInfo) -> Option<MessageInfo> {
         let vcpu = child.id();
         self.exits += 1;
+        let f = fault_of(msg);
+        #[cfg(feature = "fault-injection")]
+        self.failpoint(crate::inject::point_of(match f {
+            Some(Fault::VmFault { addr, .. }) => Some(addr),
+            _ => None,
+        }));
+        let seq = self.seq.get(vcpu as usize).map(|s| s.wrapping_add(1));
+        if let Some(seq) = seq {
+            self.seq[vcpu as usize] = seq;
+        }
+        if let Some(seq) = seq
+            && self.resync[vcpu as usize]
+        {
+            self.resync[vcpu as usize] = false;
+            let maintenance = match f {
+                Some(Fault::VgicMaintenance { lr }) => Some((seq, lr as usize)),
+                _ => None,
+            };
+            self.relist(vcpu, maintenance);
+        }
+        if let Some(r) = seq.and_then(|n| self.vm.as_ref()?.committed_exit(vcpu.into(), n)) {
+            return self.answer_committed(vcpu, r);
+        }
         let vm = self.vm.as_mut()?;
+        let resume = Reply::Resume {
+            advance: false,
+            write: None,
+        };
+        let mut ack_vppi = None;
         let mut touched_io = false;
-        let (reply, event) = match fault_of(msg) {
+        let (reply, event) = match f {
             Some(Fault::VmFault {
                 addr,
                 prefetch,
@@ -774,28 +1125,12 @@ impl Handler for VmmPd {
                 ..
             }) => vm.vcpu_fault(vcpu as usize, esr, ip, x, rt_value),
             Some(Fault::VgicMaintenance { lr }) => {
-                if let Some(irq) = vm.maintenance(vcpu as usize, lr as usize)
-                    && let Err(e) = Vcpu(vcpu_slot(vcpu)).ack_vppi(irq.into())
-                {
-                    println!("vmm: acknowledging vPPI {irq}: {e}");
-                }
-                (
-                    Reply::Resume {
-                        advance: false,
-                        write: None,
-                    },
-                    None,
-                )
+                ack_vppi = vm.maintenance(vcpu as usize, lr as usize);
+                (resume, None)
             }
             Some(Fault::VppiEvent { irq }) => {
                 vm.vppi(vcpu as usize, irq as u32);
-                (
-                    Reply::Resume {
-                        advance: false,
-                        write: None,
-                    },
-                    None,
-                )
+                (resume, None)
             }
             f => {
                 println!(
@@ -806,23 +1141,51 @@ impl Handler for VmmPd {
                 return None;
             }
         };
-        if let Some(e) = event {
-            Self::on_event(vm, vcpu, e, self.exits);
+        if let Some(seq) = seq {
+            vm.record_exit(
+                vcpu as usize,
+                ExitRecord {
+                    seq,
+                    reply,
+                    event,
+                    ack_vppi,
+                },
+            );
+        }
+        #[cfg(feature = "fault-injection")]
+        if let Some(Event::PowerOn { .. }) = event {
+            self.failpoint(crate::inject::Point::CpuOn);
         }
         // The guest may have read its UART's FIFO: input waiting for room goes in now.
         if self.rx_pending {
             self.feed_console();
         }
-        let vm = self.vm.as_mut()?;
         // A virtio register access may have been a queue notification, a reset or an
         // interrupt acknowledgement: the devices do their work and set their lines now.
-        if touched_io {
+        if touched_io && let Some(vm) = self.vm.as_mut() {
             Self::service_io(vm);
         }
         // An exit may have raised anyone's interrupt (an SGI, a shared line); no vCPU runs
-        // while we do, so all of them get their list registers filled now.
-        for v in 0..self.nr_vcpus {
-            Self::inject(vm, v);
+        // while we do, so all of them get their list registers filled now. This commits the
+        // exit's state before any kernel call acts on it.
+        let injected = self.inject_all();
+        #[cfg(feature = "fault-injection")]
+        if injected > 0 {
+            self.failpoint(crate::inject::Point::Inject);
+        }
+        let _ = injected;
+        if let Some(irq) = ack_vppi
+            && let Err(e) = Vcpu(vcpu_slot(vcpu)).ack_vppi(irq.into())
+        {
+            println!("vmm: acknowledging vPPI {irq}: {e}");
+        }
+        if let Some(e) = event {
+            let vm = self.vm.as_mut()?;
+            Self::on_event(vm, vcpu, e, self.exits);
+            // A vCPU that could not be started is off again.
+            if matches!(e, Event::PowerOn { .. }) {
+                self.commit();
+            }
         }
         reply.to_resume().map(axolotl_pd::resume)
     }
@@ -834,5 +1197,11 @@ axolotl_pd::protection_domain!(VmmPd {
     rx_pending: false,
     rx_errors: 0,
     nr_vcpus: 0,
-    exits: 0
+    exits: 0,
+    state: None,
+    seq: [0; axolotl_vmm_core::MAX_VCPUS],
+    resync: [false; axolotl_vmm_core::MAX_VCPUS],
+    resuming: false,
+    #[cfg(feature = "fault-injection")]
+    trigger: crate::inject::Trigger::new(),
 });

@@ -54,6 +54,7 @@ pub fn run() -> Result<ExitCode, String> {
         return Err("a benchmark failed; see the console above".into());
     }
     restart_latency(board)?;
+    vmm_restart_latency(board)?;
     linux_boot(board)?;
     io_baseline()?;
     Ok(ExitCode::SUCCESS)
@@ -127,6 +128,107 @@ fn restart_latency(board: axolotl_kernel_config::Board) -> Result<(), String> {
     Ok(())
 }
 
+/// VMM restarts (issue #16): tests/systems/vmm-restart-gicv3.system under -icount; once the
+/// guest's shell runs, the VMM is crashed at a UART exit (a `# vmm-fault crash uart` line on
+/// UART1, vmm-pd's test build) this many times, and each restart's virtual time from the
+/// crash to the first reply that lets the guest run again is what the VMM logs.
+const VMM_RESTARTS: usize = 3;
+
+fn vmm_restart_latency(board: axolotl_kernel_config::Board) -> Result<(), String> {
+    let sdf = images::workspace_root().join("tests/systems/vmm-restart-gicv3.system");
+    let mut v = Variant::new(board, None);
+    v.system = Some(crate::system::pack(&sdf, &board)?);
+    let img = images::build(&v)?;
+    let dir = std::env::temp_dir().join(format!("axolotl-bench-vmm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    for f in ["u.in", "u.out"] {
+        let ok = std::process::Command::new("mkfifo")
+            .arg(dir.join(f))
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return Err(format!("mkfifo {}", dir.join(f).display()));
+        }
+    }
+    let mut m = Machine::new(board);
+    m.icount_shift = Some(0);
+    m.uart1 = Some(format!("pipe,path={}", dir.join("u").display()));
+    let mut b = Boot::start(&m, &img).map_err(|f| f.to_string())?;
+    let wait = Duration::from_secs(600);
+    b.expect_all(&["Run /init as init process", "AXOLOTL-GUEST-DONE"], wait)
+        .map_err(|f| f.to_string())?;
+    let type_in = |text: &str| {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("u.in"))
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| format!("typing into UART1: {e}"))
+    };
+    for n in 1..=VMM_RESTARTS {
+        type_in("# vmm-fault crash uart\n")?;
+        b.expect_all(
+            &[
+                &format!("vmm: generation {n}: took over the running guest"),
+                "vmm: guest running again at ",
+            ],
+            wait,
+        )
+        .map_err(|f| f.to_string())?;
+        // The monitor never restarts a PD that ran less than 50 ms since its last restart.
+        type_in(&format!("echo bench-restart-{n}\n"))?;
+        b.expect(&format!("bench-restart-{n}"), wait)
+            .map_err(|f| f.to_string())?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let console = b.console();
+    let ns_of = |prefix: &str| -> Vec<u64> {
+        console
+            .lines()
+            .filter_map(|l| l.split(prefix).nth(1))
+            .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+            .collect()
+    };
+    let crashes = ns_of("vmm: fault injection: Crash at a Uart exit at ");
+    let resumed = ns_of("vmm: guest running again at ");
+    let monitor: Vec<u64> = console
+        .lines()
+        .filter(|l| l.starts_with("monitor: restarted vmm "))
+        .filter_map(|l| {
+            l.split(" in ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    if crashes.len() != VMM_RESTARTS || resumed.len() != VMM_RESTARTS {
+        return Err(format!(
+            "VMM restarts: {} crashes and {} resumptions logged, {VMM_RESTARTS} expected",
+            crashes.len(),
+            resumed.len()
+        ));
+    }
+    println!();
+    println!(
+        "VMM restart latency, same run conditions: crash at a UART exit -> guest running again"
+    );
+    println!(
+        "(virtual ns; the monitor's figure is its failure report -> restarted VMM running, us):"
+    );
+    println!(
+        "{:<10} {:>16} {:>12}",
+        "restart", "crash->resumed", "monitor us"
+    );
+    for (i, (c, r)) in crashes.iter().zip(&resumed).enumerate() {
+        let mon = monitor.get(i).map_or("-".to_string(), |u| u.to_string());
+        println!("{:<10} {:>16} {:>12}", i + 1, r.saturating_sub(*c), mon);
+    }
+    Ok(())
+}
+
 /// Guest boot (issue #6): virtual time from QEMU's reset to the guest's userspace marker, for
 /// the Debian kernel and a busybox initramfs booted by axolotl (systems/linux-vm.system) and
 /// by QEMU directly, same CPU model and kernel command line. The initramfs runs the static
@@ -193,24 +295,16 @@ fn linux_boot(board: axolotl_kernel_config::Board) -> Result<(), String> {
     let direct_ns = marker_ns(&direct_console)
         .ok_or_else(|| format!("direct boot: no CNTVCT_NS after the marker:\n{direct_console}"))?;
 
-    let sdf = images::workspace_root().join("systems/linux-vm.system");
-    let mut v = Variant::new(board, None);
-    v.system = Some(crate::system::pack_with_initrd(
-        &sdf,
-        &board,
-        Some(&initrd),
-    )?);
-    let img = images::build(&v)?;
-    let mut m = Machine::new(board);
-    m.icount_shift = Some(0);
-    let mut b = Boot::start(&m, &img).map_err(|f| f.to_string())?;
-    b.expect("CNTVCT_NS=", Duration::from_secs(600))
-        .map_err(|f| f.to_string())?;
-    b.expect("vmm: guest powered off", Duration::from_secs(600))
-        .map_err(|f| f.to_string())?;
-    let console = b.console();
-    let axolotl_ns = marker_ns(&console)
-        .ok_or_else(|| format!("axolotl: no CNTVCT_NS after the marker:\n{console}"))?;
+    let boots = [
+        (
+            "axolotl (kernel, root task, VMM)",
+            "systems/linux-vm.system",
+        ),
+        (
+            "axolotl, restartable VMM",
+            "systems/linux-vm-restartable.system",
+        ),
+    ];
     println!();
     println!(
         "Linux guest boot, same run conditions: QEMU reset -> guest userspace marker (virtual ns);"
@@ -221,9 +315,37 @@ fn linux_boot(board: axolotl_kernel_config::Board) -> Result<(), String> {
         "{:<34} {direct_ns:>14} {:>8.2}",
         "QEMU -kernel (no hypervisor)", 1.0
     );
+    for (label, system) in boots {
+        axolotl_boot(board, label, system, &initrd, direct_ns, &marker_ns)?;
+    }
+    Ok(())
+}
+
+/// One row of [`linux_boot`]: `system` booted by axolotl under -icount, against `direct_ns`.
+fn axolotl_boot(
+    board: axolotl_kernel_config::Board,
+    label: &str,
+    system: &str,
+    initrd: &std::path::Path,
+    direct_ns: u64,
+    marker_ns: &dyn Fn(&str) -> Option<u64>,
+) -> Result<(), String> {
+    let sdf = images::workspace_root().join(system);
+    let mut v = Variant::new(board, None);
+    v.system = Some(crate::system::pack_with_initrd(&sdf, &board, Some(initrd))?);
+    let img = images::build(&v)?;
+    let mut m = Machine::new(board);
+    m.icount_shift = Some(0);
+    let mut b = Boot::start(&m, &img).map_err(|f| f.to_string())?;
+    b.expect("CNTVCT_NS=", Duration::from_secs(600))
+        .map_err(|f| f.to_string())?;
+    b.expect("vmm: guest powered off", Duration::from_secs(600))
+        .map_err(|f| f.to_string())?;
+    let console = b.console();
+    let axolotl_ns = marker_ns(&console)
+        .ok_or_else(|| format!("{system}: no CNTVCT_NS after the marker:\n{console}"))?;
     println!(
-        "{:<34} {axolotl_ns:>14} {:>8.3}",
-        "axolotl (kernel, root task, VMM)",
+        "{label:<34} {axolotl_ns:>14} {:>8.3}",
         axolotl_ns as f64 / direct_ns.max(1) as f64
     );
     // Where axolotl's time goes: before the guest's first instruction (kernel boot, the root
@@ -255,7 +377,7 @@ fn linux_boot(board: axolotl_kernel_config::Board) -> Result<(), String> {
         if let Some(exits) = exits {
             let extra = (axolotl_ns - start).saturating_sub(direct_ns);
             println!(
-                "guest exits until power-off: {exits}; the guest's extra boot time is {} ns per exit",
+                "  guest exits until power-off: {exits}; the guest's extra boot time is {} ns per exit",
                 extra / exits.max(1)
             );
         }

@@ -160,6 +160,7 @@ pub fn pack_with_initrd(
             "axolotl-monitor-pd/fault-injection",
             "axolotl-control-pd/fault-injection",
             "axolotl-vmm-pd/test-guest",
+            "axolotl-vmm-pd/fault-injection",
         ]
     } else {
         &[]

@@ -26,7 +26,24 @@ pub enum VcpuOp {
         index: u64,
         value: u64,
     },
+    ReadExit,
+    ReadLr(usize),
+    ClearLr(usize),
     AckVppi,
+}
+
+/// A list register index (`reg::LR0 + n`) below the hardware's count, or None if `index`
+/// names no list register.
+fn check_lr(k: &Kernel, index: u64) -> Option<Decoded<usize>> {
+    let n = index.checked_sub(reg::LR0)?;
+    Some(if n < k.nr_lrs.min(MAX_LRS) as u64 {
+        Ok(n as usize)
+    } else {
+        Err(refuse!(
+            SyscallError::InvalidArgument { arg: 0 },
+            "no such list register"
+        ))
+    })
 }
 
 /// A register index: one of `axolotl_abi::vcpu::reg`. TPIDR_EL0 lives in the bound thread's
@@ -67,10 +84,26 @@ pub fn decode(k: &mut Kernel, m: &Msg, l: Invocation, v: *mut Vcpu) -> Decoded<V
         }
         Invocation::VcpuReadReg => {
             m.need(1)?;
-            VcpuOp::ReadReg(check_reg(v, mr(0))?)
+            match check_lr(k, mr(0)) {
+                Some(n) => VcpuOp::ReadLr(n?),
+                None if mr(0) == reg::EXIT => VcpuOp::ReadExit,
+                None => VcpuOp::ReadReg(check_reg(v, mr(0))?),
+            }
         }
         Invocation::VcpuWriteReg => {
             m.need(2)?;
+            if let Some(n) = check_lr(k, mr(0)) {
+                let n = n?;
+                // Only emptied: a value of the VMM's making could list a hardware interrupt
+                // (HW=1) the guest would then deactivate at the physical GIC.
+                if mr(1) != 0 {
+                    return Err(refuse!(
+                        SyscallError::InvalidArgument { arg: 1 },
+                        "a list register is only written with 0"
+                    ));
+                }
+                return Ok(VcpuOp::ClearLr(n));
+            }
             VcpuOp::WriteReg {
                 index: check_reg(v, mr(0))?,
                 value: mr(1),
@@ -196,6 +229,18 @@ pub fn perform(k: &mut Kernel, m: &Msg, v: *mut Vcpu, op: VcpuOp) -> Done {
                 v.regs[index as usize] = value;
             }
         }
+        VcpuOp::ReadExit => {
+            // SAFETY: a bound thread is live.
+            let waiting = !v.tcb.is_null() && unsafe { (*v.tcb).fault.is_some() };
+            m.mrs
+                .set(0, v.exits | if waiting { reg::EXIT_PENDING } else { 0 });
+            return Done::Reply(1);
+        }
+        VcpuOp::ReadLr(n) => {
+            m.mrs.set(0, v.vgic.lr[n]);
+            return Done::Reply(1);
+        }
+        VcpuOp::ClearLr(n) => v.vgic.lr[n] = 0,
         VcpuOp::AckVppi => v.vppi_masked = false,
     }
     Done::Reply(0)

@@ -34,6 +34,16 @@ pub mod reg {
     /// only Aff0..Aff3, U (bit 30) and MT (bit 24) are kept. A new VCPU has 0x8000_0000.
     pub const VMPIDR_EL2: u64 = 24;
     pub const COUNT: u64 = 25;
+    /// Read only: the number of exits the kernel delivered for this VCPU (the one its thread
+    /// is in, or last took; an exit re-sent to a restarted VMM keeps its number), with bit
+    /// [`EXIT_PENDING`] set while the thread waits in that exit for its VMM.
+    pub const EXIT: u64 = 30;
+    pub const EXIT_PENDING: u64 = 1 << 63;
+    /// List register `n` of the VCPU's virtual GIC interface is index `LR0 + n`, for `n`
+    /// below the hardware's count (indices from `COUNT` up to `LR0` are refused): read as the
+    /// GIC holds it (GICv2 GICH_LR<n>, GICv3 ICH_LR<n>_EL2 layout), written only with 0,
+    /// which empties it. What a restarted VMM rebuilds its view of the listing from.
+    pub const LR0: u64 = 32;
 }
 
 /// Word 0 of a reply (label 0) to a guest's VM fault or VCPU fault: what to do before the

@@ -572,9 +572,7 @@ fn pd_cost(
         ..Cost::default()
     };
     if let Some(pd) = pd {
-        let wants = pd.resilience.restart != sdf::RestartPolicy::Never
-            && pd.resilience.standby
-            && pd.virtual_machine.is_none();
+        let wants = pd.resilience.restart != sdf::RestartPolicy::Never && pd.resilience.standby;
         if standby && wants {
             totals.add(&one);
             cost.pages += pages;

@@ -5,6 +5,7 @@
 pub mod bus;
 pub mod guest;
 pub mod mmio;
+pub mod persist;
 pub mod pl011;
 pub mod psci;
 pub mod vgic;
@@ -17,6 +18,7 @@ mod proptests;
 pub use bus::{Access, Bus, DeviceError, DeviceId, MapError, MmioDevice, MmioOutcome};
 pub use guest::{GuestPlan, GuestSpec, PlanError, plan, plan_with_virtio, virtio_transport};
 pub use mmio::{DecodeAction, DecodeError, MmioAccess, decode, fault_ipa};
+pub use persist::{ExitRecord, StateError, StateRegion};
 pub use pl011::{Pl011, TxSink};
 pub use psci::{Conduit, Psci, PsciAction, PsciReply};
 pub use vgic::{GicVersion, Vgic, VgicConfig};

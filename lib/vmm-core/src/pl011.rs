@@ -76,6 +76,9 @@ pub struct Pl011<S> {
     /// Latched raw status for TX and the error/modem bits; RX and RT are
     /// computed from the FIFO level.
     ris_latched: u32,
+    /// Registers or FIFO may have changed since the last commit to the state region
+    /// (`persist`): most UART exits (a console byte out, FR polled) change nothing.
+    pub(crate) dirty: bool,
 }
 
 impl<S: TxSink> Pl011<S> {
@@ -94,6 +97,7 @@ impl<S: TxSink> Pl011<S> {
             imsc: 0,
             dmacr: 0,
             ris_latched: 0,
+            dirty: false,
         }
     }
 
@@ -122,6 +126,7 @@ impl<S: TxSink> Pl011<S> {
         }
         self.rx[(self.rx_head + self.rx_len) % FIFO_DEPTH] = byte;
         self.rx_len += 1;
+        self.dirty = true;
         true
     }
 
@@ -180,6 +185,7 @@ impl<S: TxSink> Pl011<S> {
         if self.rx_len == 0 {
             return 0;
         }
+        self.dirty = true;
         let b = self.rx[self.rx_head];
         self.rx_head = (self.rx_head + 1) % FIFO_DEPTH;
         self.rx_len -= 1;
@@ -212,7 +218,9 @@ impl<S: TxSink> Pl011<S> {
                 // Sent regardless of CR.UARTEN/TXE: earlycon writes to a UART
                 // it assumes firmware enabled, and a lost console is worse.
                 self.sink.put(v as u8);
+                self.dirty |= self.ris_latched & INT_TX == 0;
                 self.ris_latched |= INT_TX;
+                return;
             }
             ILPR => self.ilpr = v & 0xFF,
             IBRD => self.ibrd = v & 0xFFFF,
@@ -228,8 +236,99 @@ impl<S: TxSink> Pl011<S> {
             ICR => self.ris_latched &= !v,
             DMACR => self.dmacr = v & 0x7,
             // RSR/ECR clears errors we never raise; FR, RIS, MIS, IDs are RO.
-            _ => {}
+            _ => return,
         }
+        self.dirty = true;
+    }
+}
+
+/// Everything a [`Pl011`] holds besides its sink, for the state region (`persist`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Pl011State {
+    pub rx: [u8; FIFO_DEPTH],
+    pub rx_head: usize,
+    pub rx_len: usize,
+    pub ilpr: u32,
+    pub ibrd: u32,
+    pub fbrd: u32,
+    pub lcr_h: u32,
+    pub cr: u32,
+    pub ifls: u32,
+    pub imsc: u32,
+    pub dmacr: u32,
+    pub ris_latched: u32,
+}
+
+impl Pl011State {
+    /// Whether registers could have been reached through [`Pl011`]'s interface: every
+    /// register within its write mask, the FIFO within its capacity.
+    pub(crate) fn is_valid(&self) -> bool {
+        let cap = if self.lcr_h & LCR_H_FEN != 0 {
+            FIFO_DEPTH
+        } else {
+            1
+        };
+        self.rx_head < FIFO_DEPTH
+            && self.rx_len <= cap
+            && self.ilpr <= 0xFF
+            && self.ibrd <= 0xFFFF
+            && self.fbrd <= 0x3F
+            && self.lcr_h <= 0xFF
+            && self.cr & !0xFF87 == 0
+            && self.ifls <= 0x3F
+            && self.imsc & !INT_ALL == 0
+            && self.dmacr <= 0x7
+            && self.ris_latched & !INT_ALL == 0
+    }
+}
+
+impl<S> Pl011<S> {
+    pub(crate) fn save(&self) -> Pl011State {
+        Pl011State {
+            rx: self.rx,
+            rx_head: self.rx_head,
+            rx_len: self.rx_len,
+            ilpr: self.ilpr,
+            ibrd: self.ibrd,
+            fbrd: self.fbrd,
+            lcr_h: self.lcr_h,
+            cr: self.cr,
+            ifls: self.ifls,
+            imsc: self.imsc,
+            dmacr: self.dmacr,
+            ris_latched: self.ris_latched,
+        }
+    }
+
+    /// Takes on state `st` (checked by the caller with [`Pl011State::is_valid`]), keeping
+    /// its sink.
+    pub(crate) fn load(&mut self, st: &Pl011State) {
+        let Pl011State {
+            rx,
+            rx_head,
+            rx_len,
+            ilpr,
+            ibrd,
+            fbrd,
+            lcr_h,
+            cr,
+            ifls,
+            imsc,
+            dmacr,
+            ris_latched,
+        } = *st;
+        self.rx = rx;
+        self.rx_head = rx_head;
+        self.rx_len = rx_len;
+        self.ilpr = ilpr;
+        self.ibrd = ibrd;
+        self.fbrd = fbrd;
+        self.lcr_h = lcr_h;
+        self.cr = cr;
+        self.ifls = ifls;
+        self.imsc = imsc;
+        self.dmacr = dmacr;
+        self.ris_latched = ris_latched;
     }
 }
 

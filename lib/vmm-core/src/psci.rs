@@ -97,6 +97,8 @@ pub struct Psci {
     nr_vcpus: usize,
     ram_base: u64,
     ram_size: u64,
+    /// Power states may have changed since the last commit to the state region.
+    pub(crate) dirty: bool,
 }
 
 impl Psci {
@@ -110,12 +112,14 @@ impl Psci {
             nr_vcpus: nr_vcpus.clamp(1, MAX_VCPUS),
             ram_base,
             ram_size,
+            dirty: false,
         }
     }
 
     /// Back to the boot state, after SYSTEM_RESET.
     pub fn reset(&mut self) {
         *self = Self::new(self.nr_vcpus, self.ram_base, self.ram_size);
+        self.dirty = true;
     }
 
     pub fn is_on(&self, vcpu: usize) -> bool {
@@ -127,7 +131,25 @@ impl Psci {
     pub fn set_off(&mut self, vcpu: usize) {
         if vcpu < self.nr_vcpus {
             self.on[vcpu] = false;
+            self.dirty = true;
         }
+    }
+
+    /// Which vCPUs are on, bit n = vCPU n (for the state region).
+    pub(crate) fn on_mask(&self) -> u8 {
+        (0..self.nr_vcpus).fold(0, |m, i| m | (u8::from(self.on[i]) << i))
+    }
+
+    /// The state `on_mask` saved; `None` if it names a vCPU this guest does not have.
+    pub(crate) fn with_on_mask(&self, mask: u8) -> Option<Self> {
+        if u32::from(mask) >> self.nr_vcpus != 0 {
+            return None;
+        }
+        let mut p = self.clone();
+        for (i, on) in p.on.iter_mut().enumerate() {
+            *on = mask & (1 << i) != 0;
+        }
+        Some(p)
     }
 
     /// vCPU index for an MPIDR affinity value, if it names one of ours.
@@ -215,6 +237,7 @@ impl Psci {
         // Marked on now: the VMM starts it before the caller runs again, so
         // ON_PENDING is never observable.
         self.on[vcpu] = true;
+        self.dirty = true;
         PsciReply {
             x0: Some(SUCCESS as u64),
             action: PsciAction::PowerOn {

@@ -106,10 +106,18 @@ pub struct Vm<S> {
     pub vgic: Vgic,
     pub uart: Pl011<S>,
     pub psci: Psci,
-    layout: Layout,
+    pub(crate) layout: Layout,
     /// What each list register holds, as far as the VMM injected it.
-    lrs: [[Option<Injection>; MAX_LRS]; MAX_VCPUS],
-    nr_lrs: usize,
+    pub(crate) lrs: [[Option<Injection>; MAX_LRS]; MAX_VCPUS],
+    pub(crate) nr_lrs: usize,
+    /// The last exit of each vCPU whose handling was committed (docs/vmm.md, "Restart").
+    pub(crate) records: [Option<crate::persist::ExitRecord>; MAX_VCPUS],
+    /// `records` as the state region has them.
+    pub(crate) committed_records: [Option<crate::persist::ExitRecord>; MAX_VCPUS],
+    /// State-region chunks of `lrs` and `records` changed since the last commit.
+    pub(crate) dirty: u64,
+    /// Per vCPU, the list registers changed since the last commit (bit n = LR n).
+    pub(crate) dirty_lrs: [u16; MAX_VCPUS],
 }
 
 /// `Vgic::new` refused the configuration.
@@ -143,6 +151,10 @@ impl<S: TxSink> Vm<S> {
             layout,
             lrs: [[None; MAX_LRS]; MAX_VCPUS],
             nr_lrs,
+            records: [None; MAX_VCPUS],
+            committed_records: [None; MAX_VCPUS],
+            dirty: 0,
+            dirty_lrs: [0; MAX_VCPUS],
         })
     }
 
@@ -335,12 +347,19 @@ impl<S: TxSink> Vm<S> {
     /// acknowledge (`VcpuAckVppi`) when it was the timer.
     pub fn maintenance(&mut self, vcpu: usize, lr: usize) -> Option<u32> {
         let intid = self.lrs.get_mut(vcpu)?.get_mut(lr)?.take()?.intid;
+        self.lr_changed(vcpu, lr);
         if intid == VTIMER_INTID {
             // The physical line is sampled again once unmasked: it fires anew if still high.
             let _ = self.vgic.set_level(vcpu, VTIMER_INTID, false);
         }
         self.vgic.complete_injection(vcpu, intid);
         (intid == VTIMER_INTID).then_some(intid)
+    }
+
+    /// For the state region: list register `lr` of `vcpu` changed.
+    fn lr_changed(&mut self, vcpu: usize, lr: usize) {
+        self.dirty |= crate::persist::chunk::lrs(vcpu);
+        self.dirty_lrs[vcpu] |= 1 << lr;
     }
 
     /// Interrupts to write now, each into a free list register: `(lr, injection)`. Call
@@ -359,6 +378,7 @@ impl<S: TxSink> Vm<S> {
             }
             let inj = self.vgic.take_injection(vcpu)?;
             self.lrs[vcpu][lr] = Some(inj);
+            self.lr_changed(vcpu, lr);
             Some((lr, inj))
         })
     }
@@ -367,6 +387,7 @@ impl<S: TxSink> Vm<S> {
     /// again and the list register free.
     pub fn injection_failed(&mut self, vcpu: usize, lr: usize) {
         if let Some(inj) = self.lrs.get_mut(vcpu).and_then(|l| l.get_mut(lr)?.take()) {
+            self.lr_changed(vcpu, lr);
             self.vgic.refuse_injection(vcpu, &inj);
         }
     }

@@ -318,13 +318,14 @@ impl System {
     }
 
     /// A restartable PD gets a standby incarnation, unless the SDF says not to. Not the
-    /// monitor (the root task restarts it in place: its plan mapping is not an image page)
-    /// nor a VMM (its vCPU threads name its CNode).
+    /// monitor (the root task restarts it in place: its plan mapping is not an image page).
+    /// A VMM does (issue #16): its vCPU threads name the first incarnation's CNode as their
+    /// CSpace root, but a guest never invokes a capability, so which incarnation that CNode
+    /// serves, or that the refresher empties and refills it, is nothing to them.
     fn wants_standby(&self, i: usize, pd: &Pd) -> bool {
         pd.resilience.restart != RestartPolicy::Never
             && pd.resilience.standby
             && self.plan.monitor != Some(i as u8)
-            && pd.vm.is_none()
     }
 
     /// PD `i`'s standby: a CNode and VSpace of its own with the image, stack and IPC buffer

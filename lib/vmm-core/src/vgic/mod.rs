@@ -92,6 +92,27 @@ pub struct Vgic {
     /// next change, a VMM asking again after every exit (the common case: nothing pending)
     /// gets its answer without scanning the whole distributor.
     idle_at: [u64; MAX_VCPUS],
+    /// For the state region (`persist`): what may have changed since the last commit.
+    /// `persist::chunk::global()` for the distributor control and redistributor sleep,
+    /// `DIRTY_IRQS` when some bit of `dirty_irqs` is set.
+    pub(crate) dirty: u64,
+    /// One bit per interrupt, set on every mutable access to it, so that a commit encodes
+    /// only these: bit `32 v + intid` for vCPU `v`'s private ones, `256 + intid - 32` for SPIs.
+    pub(crate) dirty_irqs: [u64; DIRTY_WORDS],
+}
+
+/// `Vgic::dirty`: some interrupt is marked in `dirty_irqs`.
+pub(crate) const DIRTY_IRQS: u64 = 1 << 1;
+pub(crate) const DIRTY_WORDS: usize = (32 * MAX_VCPUS + MAX_SPIS).div_ceil(64);
+
+/// The `dirty_irqs` bit of `intid` as `vcpu` sees it.
+#[inline]
+pub(crate) const fn dirty_bit(vcpu: usize, intid: u32) -> usize {
+    if intid < SPI_BASE {
+        32 * vcpu + intid as usize
+    } else {
+        32 * MAX_VCPUS + (intid - SPI_BASE) as usize
+    }
 }
 
 impl Vgic {
@@ -114,6 +135,8 @@ impl Vgic {
             lists: [list::VcpuLrs::default(); MAX_VCPUS],
             epoch: 0,
             idle_at: [u64::MAX; MAX_VCPUS],
+            dirty: 0,
+            dirty_irqs: [0; DIRTY_WORDS],
         };
         // GICv3 Linux puts everything in Group 1; reset there so a guest that
         // skips IGROUPR still works. GICv2 resets to Group 0 (spec).
@@ -137,6 +160,16 @@ impl Vgic {
     /// Something changed: earlier "nothing pending" answers no longer hold.
     pub(crate) fn touched(&mut self) {
         self.epoch = self.epoch.wrapping_add(1);
+    }
+
+    /// The state-region chunk holding `intid` (as seen by `vcpu`) must be encoded again.
+    #[inline]
+    pub(crate) fn mark_dirty(&mut self, vcpu: usize, intid: u32) {
+        let b = dirty_bit(vcpu, intid);
+        if let Some(w) = self.dirty_irqs.get_mut(b / 64) {
+            *w |= 1 << (b % 64);
+            self.dirty |= DIRTY_IRQS;
+        }
     }
 
     /// Whether `vcpu`'s last scan found nothing and nothing changed since.
@@ -172,6 +205,7 @@ impl Vgic {
         if vcpu >= self.cfg.nr_vcpus {
             return None;
         }
+        self.mark_dirty(vcpu, intid);
         match intid {
             0..32 => Some(&mut self.private[vcpu][intid as usize]),
             _ if intid < self.nr_irqs() => Some(&mut self.spis[(intid - SPI_BASE) as usize]),
@@ -193,6 +227,8 @@ impl Vgic {
     /// is then only checked, not used).
     pub fn set_level(&mut self, vcpu: usize, intid: u32, level: bool) -> Result<(), IrqError> {
         self.check(vcpu, intid)?;
+        let b = dirty_bit(vcpu, intid);
+        let dirty = (self.dirty, self.dirty_irqs[b / 64]);
         let mut changed = false;
         if let Some(irq) = self.irq_mut(vcpu, intid) {
             let before = (irq.pending_latch, irq.line_level);
@@ -202,9 +238,12 @@ impl Vgic {
             irq.line_level = level;
             changed = before != (irq.pending_latch, irq.line_level);
         }
-        // Called after every UART access with an unchanged line: not a change.
+        // Called after every UART access with an unchanged line: not a change, neither for
+        // the pending-scan cache nor for the state region.
         if changed {
             self.touched();
+        } else {
+            (self.dirty, self.dirty_irqs[b / 64]) = dirty;
         }
         Ok(())
     }
@@ -253,6 +292,7 @@ impl Vgic {
                 continue;
             }
             let v2 = self.cfg.version == GicVersion::V2;
+            self.mark_dirty(t, sgi);
             let irq = &mut self.private[t][sgi as usize];
             if v2 {
                 irq.sgi_sources |= 1 << source;

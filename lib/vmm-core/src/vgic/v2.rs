@@ -92,7 +92,10 @@ impl Vgic {
             return;
         }
         match off {
-            GICD_CTLR => self.ctlr = v & 3,
+            GICD_CTLR => {
+                self.ctlr = v & 3;
+                self.dirty |= crate::persist::chunk::global();
+            }
             GICD_SGIR => self.v2_sgir(vcpu, v),
             _ => {}
         }
@@ -105,6 +108,7 @@ impl Vgic {
         let cpus_mask = ((1u32 << self.cfg.nr_vcpus) - 1) as u8;
         for i in 0..size as usize {
             let bits = (v >> (8 * i)) as u8 & cpus_mask;
+            self.mark_dirty(vcpu, (first + i) as u32);
             let irq = &mut self.private[vcpu][first + i];
             if set {
                 irq.sgi_sources |= bits;

@@ -36,7 +36,7 @@ const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
 const TYPER_LAST: u64 = 1 << 4;
 /// IROUTER bits kept: Aff3 [39:32], Aff2..Aff0 [23:0]. IRM [31] is RAZ/WI
 /// because GICD_TYPER.No1N=1.
-const IROUTER_MASK: u64 = 0xFF_00FF_FFFF;
+pub(crate) const IROUTER_MASK: u64 = 0xFF_00FF_FFFF;
 
 /// Reads the 32-bit half or whole of a 64-bit register; None for other widths.
 fn read64(reg: u64, rel: u64, size: u8) -> Option<u64> {
@@ -121,6 +121,7 @@ impl Vgic {
             return;
         }
         if let Some((intid, rel)) = self.irouter(off) {
+            self.mark_dirty(vcpu, intid);
             let route = &mut self.spis[(intid - SPI_BASE) as usize].route;
             write64(route, rel, size, value);
             *route &= IROUTER_MASK;
@@ -128,6 +129,7 @@ impl Vgic {
         }
         if size == 4 && off == GICD_CTLR {
             self.ctlr = value as u32 & 3;
+            self.dirty |= crate::persist::chunk::global();
         }
     }
 
@@ -201,6 +203,7 @@ impl Vgic {
         if size == 4 && off == GICR_WAKER {
             // ChildrenAsleep follows ProcessorSleep at once: Linux polls it.
             self.sleep[rd] = value as u32 & WAKER_PROCESSOR_SLEEP != 0;
+            self.dirty |= crate::persist::chunk::global();
         }
     }
 

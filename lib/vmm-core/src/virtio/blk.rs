@@ -536,6 +536,10 @@ impl MmioDevice for VirtioBlk {
     }
 }
 
+#[path = "blk_state.rs"]
+mod state;
+pub use state::BlkState;
+
 #[cfg(test)]
 #[path = "blk_tests.rs"]
 mod tests;

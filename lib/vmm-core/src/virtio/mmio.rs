@@ -138,6 +138,11 @@ impl<const Q: usize> Transport<Q> {
         self.epoch
     }
 
+    /// Guest RAM `(base, size)` as given to [`Transport::new`].
+    pub fn ram(&self) -> (u64, u64) {
+        self.ram
+    }
+
     /// Level of the device's interrupt line, for `Vgic::set_level`.
     pub fn irq_level(&self) -> bool {
         self.isr != 0
@@ -197,6 +202,86 @@ impl<const Q: usize> Transport<Q> {
         self.notified = 0;
         self.epoch = self.epoch.wrapping_add(1);
         self.last_error = None;
+    }
+
+    /// For the state region: everything but what the build fixes and the diagnostics.
+    pub fn save(&self) -> super::TransportState<Q> {
+        super::TransportState {
+            driver_features: self.driver_features,
+            driver_features_high: self.driver_features_high,
+            device_features_sel: self.device_features_sel,
+            driver_features_sel: self.driver_features_sel,
+            queue_sel: self.queue_sel,
+            shm_sel: self.shm_sel,
+            status: self.status,
+            isr: self.isr,
+            config_generation: self.config_generation,
+            notified: self.notified,
+            epoch: self.epoch,
+            queues: core::array::from_fn(|i| self.queues[i].save()),
+        }
+    }
+
+    /// Takes on `st` (a restarted VMM) if this transport's interface could have produced
+    /// it; on error nothing changed. The epoch moves on, so that no completion of work the
+    /// dead VMM handed out reaches the rings, and every ready queue counts as notified, so
+    /// that the VMM looks at each once.
+    pub fn restore(
+        &mut self,
+        st: &super::TransportState<Q>,
+    ) -> Result<(), super::VirtioStateError> {
+        use super::VirtioStateError as E;
+        use status::*;
+        let mut t = self.clone();
+        t.driver_features = st.driver_features;
+        t.driver_features_high = st.driver_features_high;
+        t.device_features_sel = st.device_features_sel;
+        t.driver_features_sel = st.driver_features_sel;
+        t.queue_sel = st.queue_sel;
+        t.shm_sel = st.shm_sel;
+        t.status = st.status;
+        t.isr = st.isr;
+        t.config_generation = st.config_generation;
+        t.epoch = st.epoch.wrapping_add(1);
+        let s = st.status;
+        let negotiated = s & FEATURES_OK != 0;
+        if s & !(ACKNOWLEDGE | DRIVER | DRIVER_OK | FEATURES_OK | DEVICE_NEEDS_RESET | FAILED) != 0
+            || (s & DRIVER_OK != 0 && !negotiated)
+            || (negotiated
+                && (s & (ACKNOWLEDGE | DRIVER) != ACKNOWLEDGE | DRIVER || !t.features_acceptable()))
+            || st.isr & !(isr::USED_BUFFER | isr::CONFIG_CHANGE) != 0
+            || st.notified >> Q != 0
+        {
+            return Err(E::Transport);
+        }
+        let features = t.features();
+        let (base, size) = self.ram;
+        let end = base.saturating_add(size);
+        let contains = |a: u64, l: u64| a >= base && a.checked_add(l).is_some_and(|e| e <= end);
+        for (i, (q, qs)) in t.queues.iter_mut().zip(&st.queues).enumerate() {
+            if !q.restore(qs, negotiated, features, contains) {
+                return Err(E::Queue(i));
+            }
+        }
+        t.notified = (0..Q)
+            .filter(|&i| t.queues[i].ready)
+            .fold(st.notified, |m, i| m | 1 << i);
+        *self = t;
+        Ok(())
+    }
+
+    /// [`super::Queue::reissue_in_flight`] on every queue (a device that completes in
+    /// order); the total. A broken ring is a device error (DEVICE_NEEDS_RESET), as at run
+    /// time.
+    pub fn reissue_in_flight<M: super::GuestMemory + ?Sized>(&mut self, mem: &M) -> u32 {
+        let mut total = 0;
+        for i in 0..Q {
+            match self.queues[i].reissue_in_flight(mem) {
+                Ok(n) => total += u32::from(n),
+                Err(e) => self.device_error(e),
+            }
+        }
+        total
     }
 
     fn features_acceptable(&self) -> bool {

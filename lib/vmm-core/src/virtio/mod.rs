@@ -20,6 +20,7 @@ pub mod net;
 pub mod queue;
 pub mod ring_blk;
 pub mod ring_net;
+pub mod state;
 
 #[cfg(test)]
 #[path = "proptests.rs"]
@@ -27,13 +28,14 @@ mod proptests;
 #[cfg(test)]
 mod testutil;
 
-pub use blk::{BlkBackend, BlkConfig, BlkOp, BlkRequest, Completion, Submit, VirtioBlk};
+pub use blk::{BlkBackend, BlkConfig, BlkOp, BlkRequest, BlkState, Completion, Submit, VirtioBlk};
 pub use mem::{GuestMemory, GuestRam, MemError};
 pub use mmio::{Counters, Transport};
 pub use net::{NetBackend, NetConfig, RxOutcome, TxOutcome, VirtioNet};
 pub use queue::{Chain, Queue, QueueError};
 pub use ring_blk::BlkRing;
 pub use ring_net::NetRing;
+pub use state::{QueueState, TransportState, VirtioStateError};
 
 /// `VIRTIO_F_INDIRECT_DESC`: a descriptor may point to a table of descriptors.
 pub const F_INDIRECT_DESC: u64 = 1 << 28;

@@ -316,6 +316,24 @@ impl Queue {
         features: u64,
         contains: impl Fn(u64, u64) -> bool,
     ) -> Result<(), QueueError> {
+        self.check_rings(features, contains)?;
+        let n = self.num;
+        self.size = n as u16;
+        self.next_avail = 0;
+        self.next_used = 0;
+        self.signalled = 0;
+        self.event_idx = features & super::F_EVENT_IDX != 0;
+        self.indirect = features & super::F_INDIRECT_DESC != 0;
+        self.ready = true;
+        Ok(())
+    }
+
+    /// QueueNum and the three rings as `enable` requires them.
+    fn check_rings(
+        &self,
+        features: u64,
+        contains: impl Fn(u64, u64) -> bool,
+    ) -> Result<(), QueueError> {
         let n = self.num;
         if n == 0 || !n.is_power_of_two() || n > u32::from(self.max) {
             return Err(QueueError::BadSize(n));
@@ -334,14 +352,113 @@ impl Queue {
                 return Err(QueueError::OutsideRam { addr, len });
             }
         }
-        self.size = n as u16;
-        self.next_avail = 0;
-        self.next_used = 0;
-        self.signalled = 0;
-        self.event_idx = features & super::F_EVENT_IDX != 0;
-        self.indirect = features & super::F_INDIRECT_DESC != 0;
-        self.ready = true;
         Ok(())
+    }
+
+    /// For the state region: this queue's registers and ring positions.
+    pub fn save(&self) -> super::QueueState {
+        super::QueueState {
+            num: self.num,
+            ready: self.ready,
+            desc: self.desc,
+            avail: self.avail,
+            used: self.used,
+            size: self.size,
+            next_avail: self.next_avail,
+            next_used: self.next_used,
+            signalled: self.signalled,
+            event_idx: self.event_idx,
+            indirect: self.indirect,
+        }
+    }
+
+    /// Takes on `st` if this queue's interface could have produced it under the negotiated
+    /// `features` (`negotiated`: FEATURES_OK set) with the rings in guest RAM (`contains`);
+    /// false (and nothing changed) if not.
+    #[must_use]
+    pub fn restore(
+        &mut self,
+        st: &super::QueueState,
+        negotiated: bool,
+        features: u64,
+        contains: impl Fn(u64, u64) -> bool,
+    ) -> bool {
+        let mut q = Queue::new(self.max);
+        q.num = st.num;
+        q.ready = st.ready;
+        q.desc = st.desc;
+        q.avail = st.avail;
+        q.used = st.used;
+        q.size = st.size;
+        q.next_avail = st.next_avail;
+        q.next_used = st.next_used;
+        q.signalled = st.signalled;
+        q.event_idx = st.event_idx;
+        q.indirect = st.indirect;
+        if st.size > self.max {
+            return false;
+        }
+        if st.ready {
+            // What `enable` checked and set, and no more chains taken than the ring holds.
+            if q.check_rings(features, contains).is_err() {
+                return false;
+            }
+            if !negotiated
+                || u32::from(st.size) != st.num
+                || st.event_idx != (features & super::F_EVENT_IDX != 0)
+                || st.indirect != (features & super::F_INDIRECT_DESC != 0)
+                || st.next_avail.wrapping_sub(st.next_used) > st.size
+            {
+                return false;
+            }
+        }
+        *self = q;
+        true
+    }
+
+    /// After a VMM restart: completions the dead VMM wrote to the used ring after its last
+    /// commit are taken from there (guest memory is the truth of what the driver was
+    /// told): `completed(head)` for each, and `next_used` catches up. Refused (the queue is
+    /// broken) if the ring claims more than was in flight.
+    pub fn sync_used<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        mut completed: impl FnMut(u16),
+    ) -> Result<u16, QueueError> {
+        if !self.ready {
+            return Ok(0);
+        }
+        let idx = mem
+            .read_u16(self.used + 2)
+            .map_err(|_| self.ring_err(self.used + 2, 2))?;
+        let n = idx.wrapping_sub(self.next_used);
+        if n > self.next_avail.wrapping_sub(self.next_used) {
+            return Err(QueueError::AvailIndexJump {
+                consumed: self.next_used,
+                idx,
+            });
+        }
+        for k in 0..n {
+            let at = self.used + 4 + 8 * u64::from(self.next_used.wrapping_add(k) % self.size);
+            let id = mem.read_u16(at).map_err(|_| self.ring_err(at, 2))?;
+            completed(id);
+        }
+        self.next_used = idx;
+        Ok(n)
+    }
+
+    /// After a VMM restart, for a device that completes chains in the order it takes them
+    /// (`VirtioNet`; not `VirtioBlk`, see `VirtioBlk::restore`): the used ring caught up
+    /// ([`Queue::sync_used`]), the chains taken and not completed are taken again, and so
+    /// re-issued to the backend. Returns how many.
+    pub fn reissue_in_flight<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+    ) -> Result<u16, QueueError> {
+        self.sync_used(mem, |_| {})?;
+        let n = self.next_avail.wrapping_sub(self.next_used);
+        self.next_avail = self.next_used;
+        Ok(n)
     }
 
     fn ring_err(&self, addr: u64, len: u64) -> QueueError {
@@ -397,6 +514,18 @@ impl Queue {
         mem.barrier();
         let at = self.avail + 4 + 2 * u64::from(self.next_avail % self.size);
         let head = mem.read_u16(at).map_err(|_| self.ring_err(at, 2))?;
+        let chain = self.chain_at(&*mem, head)?;
+        self.next_avail = self.next_avail.wrapping_add(1);
+        Ok(Some(chain))
+    }
+
+    /// The chain starting at descriptor `head`, walked and checked as [`Queue::pop`] does:
+    /// also how a restarted VMM takes again a request the dead one had taken.
+    pub fn chain_at<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &M,
+        head: u16,
+    ) -> Result<Chain, QueueError> {
         if head >= self.size {
             return Err(QueueError::IndexOutOfRange(head.into()));
         }
@@ -410,7 +539,7 @@ impl Queue {
         };
         let (mut r, mut w) = (0u32, 0u32);
         let mut overflow = false;
-        chain.segments(&*mem, |s| {
+        chain.segments(mem, |s| {
             let t = if s.write { &mut w } else { &mut r };
             match t.checked_add(s.len) {
                 Some(v) => *t = v,
@@ -422,8 +551,7 @@ impl Queue {
         }
         chain.readable = r;
         chain.writable = w;
-        self.next_avail = self.next_avail.wrapping_add(1);
-        Ok(Some(chain))
+        Ok(chain)
     }
 
     /// Gives back the chain `pop` returned last: the device could not take it yet

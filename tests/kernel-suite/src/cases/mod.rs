@@ -161,6 +161,18 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("vcpu_guest_preempted_by_tick", vcpu::preempted),
     ("vcpu_delete_while_guest_waits", vcpu::delete_while_waiting),
     (
+        "vcpu_exit_redelivered_after_vmm_dies",
+        vcpu::exit_redelivered_after_vmm_dies,
+    ),
+    (
+        "vcpu_event_redelivered_after_vmm_dies",
+        vcpu::event_redelivered_after_vmm_dies,
+    ),
+    (
+        "vcpu_list_registers_read_and_cleared",
+        vcpu::list_registers_read_and_cleared,
+    ),
+    (
         "hostile_ptrs_asid_freed_with_vspace",
         hostile_ptrs::asid_freed_with_vspace,
     ),

@@ -1,0 +1,106 @@
+//! What a `VirtioBlk` had in flight, kept across a VMM restart (docs/vmm.md, "Restart: the
+//! device state region"). Completions may come back in any order, so the queue cannot
+//! simply be rewound: the heads of the requests the dead VMM held (waiting or at the
+//! backend) are kept in the order it took them, and a restarted VMM takes those chains
+//! again from guest memory and hands them to the backend again.
+
+use super::{State, TABLE, VirtioBlk};
+use crate::virtio::GuestMemory;
+use crate::virtio::state::{TransportState, VirtioStateError};
+
+/// The requests a `VirtioBlk` holds, for the state region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlkState {
+    /// The sequence number the next request gets: ids stay unique across the restart, so
+    /// a completion the backend sends for a request of the dead VMM matches nothing.
+    pub next_seq: u64,
+    /// Chain heads of the requests waiting or at the backend, oldest first.
+    pub heads: [u16; TABLE],
+    pub count: usize,
+}
+
+impl VirtioBlk {
+    /// The transport and the requests in flight (a reset's orphans are not: their
+    /// completions are dropped anyway).
+    pub fn save(&self) -> (TransportState<1>, BlkState) {
+        let mut held: [(u64, u16); TABLE] = [(0, 0); TABLE];
+        let mut count = 0;
+        for s in &self.slots {
+            if let (State::Pending | State::Submitted, Some(c)) = (s.state, s.chain) {
+                // Ids are (sequence << 16) | slot: the sequence orders them.
+                held[count] = (self.next_seq.wrapping_sub(s.id >> 16), c.head);
+                count += 1;
+            }
+        }
+        // Oldest first: the furthest behind the next sequence number.
+        held[..count].sort_unstable_by_key(|h| core::cmp::Reverse(h.0));
+        let mut heads = [0u16; TABLE];
+        for (h, (_, head)) in heads.iter_mut().zip(&held[..count]) {
+            *h = *head;
+        }
+        (
+            self.transport.save(),
+            BlkState {
+                next_seq: self.next_seq,
+                heads,
+                count,
+            },
+        )
+    }
+
+    /// A restarted VMM's device: the transport restored (checked), the used ring caught up
+    /// with guest memory (a request whose completion the dead VMM had written is done), and
+    /// every other request it held taken again from its chain, to be handed to the backend
+    /// by the next [`VirtioBlk::process`] (reads and writes of the same sectors again: the
+    /// driver was not told they completed, so its buffers are as they were). On error the
+    /// device is unusable: the caller reports a failed recovery.
+    pub fn restore<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        transport: &TransportState<1>,
+        st: &BlkState,
+    ) -> Result<usize, VirtioStateError> {
+        if st.count > TABLE || st.next_seq >> 48 != 0 {
+            return Err(VirtioStateError::Queue(0));
+        }
+        let mut fresh = VirtioBlk::new(self.config, self.transport.ram());
+        fresh.counters = self.counters;
+        fresh.transport.restore(transport)?;
+        fresh.epoch = fresh.transport.epoch();
+        fresh.next_seq = st.next_seq;
+        let mut heads = st.heads;
+        let mut count = st.count;
+        let mut unknown = false;
+        let q = &mut fresh.transport.queues[0];
+        let synced = q.sync_used(&*mem, |done| {
+            match heads[..count].iter().position(|&h| h == done) {
+                Some(i) => {
+                    heads.copy_within(i + 1..count, i);
+                    count -= 1;
+                }
+                None => unknown = true,
+            }
+        });
+        if synced.is_err() || unknown {
+            return Err(VirtioStateError::Queue(0));
+        }
+        if count > 0 && !fresh.transport.queues[0].ready {
+            return Err(VirtioStateError::Queue(0));
+        }
+        for &head in &heads[..count] {
+            let chain = fresh.transport.queues[0]
+                .chain_at(&*mem, head)
+                .map_err(|_| VirtioStateError::Queue(0))?;
+            // Room is certain: at most TABLE requests, into an empty table.
+            if !fresh.take(mem, chain) {
+                return Err(VirtioStateError::Queue(0));
+            }
+        }
+        *self = fresh;
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+#[path = "blk_state_tests.rs"]
+mod tests;

@@ -1,0 +1,327 @@
+//! Issue #16: restarting a failed VMM with its guest kept (tests/systems/vmm-restart-gicv3.system:
+//! the Debian guest of tests/tests/linux.rs under a VMM with `restart="on-failure"`, a
+//! heartbeat, a device state region, and the test build's failure points, armed by typing
+//! `# vmm-fault <action> <point>` into the guest's console — a comment to the guest's shell;
+//! vmm-pd/src/inject.rs).
+//!
+//! The root task keeps the guest's vCPUs, RAM and stage-2 space across the restart; the vCPU
+//! that exited into the dead VMM takes its exit again into the new one (kernel suite:
+//! `vcpu_*_redelivered_after_vmm_dies`); the new VMM recovers the device state from the region
+//! and goes on. A state region that fails validation is a failed recovery: the guest is
+//! rebooted, never run on it.
+
+use std::io::Write;
+use std::time::Duration;
+
+use axolotl_tests::{boot_with_uart1, check, uart1_pipes};
+
+/// Host seconds; a TCG boot to userspace takes about 10 s here, several times that loaded.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// Types `text` on the guest's console input (UART1).
+fn type_in(dir: &std::path::Path, text: &str) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("u.in"))
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .expect("type into UART1");
+}
+
+/// Boots the GICv3 system to the guest's shell, sets a shell variable, arms `action` at
+/// `point`, and expects the monitor to restart the VMM with `cause` and the new VMM to log
+/// `outcome`. Returns the boot and the pipes' directory.
+fn fail_vmm(
+    tag: &str,
+    action: &str,
+    point: &str,
+    armed: &str,
+    cause: &str,
+    outcome: &str,
+) -> (axolotl_qemu::Boot, std::path::PathBuf) {
+    fail_vmm_on(
+        3,
+        "vmm-restart-gicv3",
+        tag,
+        action,
+        point,
+        armed,
+        cause,
+        outcome,
+    )
+}
+
+/// [`fail_vmm`] on `system` (tests/systems/<system>.system) of a GICv`gic` board.
+#[allow(clippy::too_many_arguments)]
+fn fail_vmm_on(
+    gic: u8,
+    system: &str,
+    tag: &str,
+    action: &str,
+    point: &str,
+    armed: &str,
+    cause: &str,
+    outcome: &str,
+) -> (axolotl_qemu::Boot, std::path::PathBuf) {
+    let dir = uart1_pipes(tag);
+    let backend = format!("pipe,path={}", dir.join("u").display());
+    let mut b = check(boot_with_uart1(
+        gic,
+        "cortex-a72",
+        &format!("-{system}"),
+        Some(&backend),
+    ));
+    check(b.expect_all(
+        &[
+            "vmm: guest started at 0x40000000",
+            "vmm: console input from the serial driver",
+            // Not earlier: the kernel command line names the guest's markers too.
+            "Run /init as init process",
+            "AXOLOTL-GUEST-DONE",
+        ],
+        BOOT_TIMEOUT,
+    ));
+    // State only this shell holds: a reboot loses it.
+    type_in(&dir, "x=kept; echo set-$x-$((6*7))\n");
+    check(b.expect("set-kept-42", BOOT_TIMEOUT));
+    type_in(&dir, &format!("# vmm-fault {action} {point}\n"));
+    check(b.expect_all(
+        &[
+            &format!("vmm: fault injection armed: {armed}"),
+            "vmm: fault injection: ",
+            &format!("monitor: restarted vmm (cause: {cause}"),
+            outcome,
+        ],
+        BOOT_TIMEOUT,
+    ));
+    (b, dir)
+}
+
+/// The guest went on: the shell kept its variable, it counts without a gap, and Linux booted
+/// once. Then it powers off cleanly.
+fn guest_went_on(mut b: axolotl_qemu::Boot, dir: &std::path::Path) {
+    type_in(
+        dir,
+        "echo still-$x; for i in 1 2 3 4 5; do echo tick-$i; done\n",
+    );
+    check(b.expect_all(
+        &[
+            "still-kept",
+            "tick-1",
+            "tick-2",
+            "tick-3",
+            "tick-4",
+            "tick-5",
+        ],
+        BOOT_TIMEOUT,
+    ));
+    let boots = b.console().matches("Booting Linux on physical CPU").count();
+    if boots != 1 {
+        check::<()>(Err(b.failure(format!("the guest booted {boots} times"))));
+    }
+    type_in(dir, "exit\n");
+    check(b.expect("vmm: guest powered off (PSCI SYSTEM_OFF)", BOOT_TIMEOUT));
+    let _ = std::fs::remove_dir_all(dir);
+    for bad in [
+        "kernel: FAULT",
+        "KERNEL PANIC",
+        "Kernel panic",
+        "cut here",
+        "recovery failed",
+        "vmm: generation 2",
+    ] {
+        check(b.refute(bad));
+    }
+}
+
+/// A wild write while the VMM handles a guest access to its UART (the guest reading the
+/// armed line's bytes, or echoing them): the exit is taken again by the recovered VMM.
+#[test]
+fn vmm_crash_at_a_uart_exit_keeps_the_guest_gicv3() {
+    let (b, dir) = fail_vmm(
+        "vmm-crash-uart",
+        "crash",
+        "uart",
+        "Crash at the next Uart exit",
+        "vm-fault write at 0x10 ",
+        "vmm: generation 1: took over the running guest (1 vCPUs)",
+    );
+    guest_went_on(b, &dir);
+}
+
+/// The VMM stops answering in the middle of an exit: its heartbeat stops, the monitor
+/// restarts it, and the guest goes on.
+#[test]
+fn vmm_hang_keeps_the_guest_gicv3() {
+    let (b, dir) = fail_vmm(
+        "vmm-hang",
+        "hang",
+        "any",
+        "Hang at the next Any exit",
+        "hang (no heartbeat in 2000 ms)",
+        "vmm: generation 1: took over the running guest (1 vCPUs)",
+    );
+    guest_went_on(b, &dir);
+}
+
+/// A scribbled state region fails validation: a failed recovery, logged, and the guest is
+/// rebooted rather than run on it; the rebooted guest's shell takes typed input.
+#[test]
+fn vmm_corrupt_state_reboots_the_guest_gicv3() {
+    let (mut b, dir) = fail_vmm(
+        "vmm-corrupt",
+        "corrupt",
+        "uart",
+        "Corrupt at the next Uart exit",
+        "vm-fault write at 0x10 ",
+        "vmm: generation 1: recovery failed (device state refused: HeaderChecksum): rebooting the guest",
+    );
+    check(b.expect_all(
+        &[
+            "vmm: guest started at 0x40000000",
+            "Run /init as init process",
+            "AXOLOTL-GUEST-DONE",
+        ],
+        BOOT_TIMEOUT,
+    ));
+    type_in(&dir, "echo after-$((3*3))\n");
+    check(b.expect("after-9", BOOT_TIMEOUT));
+    type_in(&dir, "exit\n");
+    check(b.expect("vmm: guest powered off (PSCI SYSTEM_OFF)", BOOT_TIMEOUT));
+    let _ = std::fs::remove_dir_all(&dir);
+    for bad in ["kernel: FAULT", "KERNEL PANIC", "Kernel panic", "cut here"] {
+        check(b.refute(bad));
+    }
+}
+
+/// A crash after the VMM committed an exit and wrote the list registers it implies, before
+/// its reply: the kernel re-sends that exit under its number, and the new VMM answers it from
+/// the committed record instead of handling it twice.
+#[test]
+fn vmm_crash_after_an_injection_keeps_the_guest_gicv3() {
+    let (mut b, dir) = fail_vmm(
+        "vmm-crash-inject",
+        "crash",
+        "inject",
+        "Crash at the next Inject exit",
+        "vm-fault write at 0x10 ",
+        "vmm: generation 1: took over the running guest (1 vCPUs)",
+    );
+    check(b.expect(
+        "was committed before the restart: answered from its record",
+        BOOT_TIMEOUT,
+    ));
+    guest_went_on(b, &dir);
+}
+
+/// GICv2: the guest's CPU interface is the real GICV frame, its list registers GICH's.
+#[test]
+fn vmm_crash_at_a_uart_exit_keeps_the_guest_gicv2() {
+    let (b, dir) = fail_vmm_on(
+        2,
+        "vmm-restart-gicv2",
+        "vmm-crash-uart-v2",
+        "crash",
+        "uart",
+        "Crash at the next Uart exit",
+        "vm-fault write at 0x10 ",
+        "vmm: generation 1: took over the running guest (1 vCPUs)",
+    );
+    guest_went_on(b, &dir);
+}
+
+/// Two vCPUs: the one that exited into the dead VMM takes its exit again, the other ran on.
+#[test]
+fn vmm_crash_keeps_the_two_vcpu_guest_gicv3() {
+    let (mut b, dir) = fail_vmm_on(
+        3,
+        "vmm-restart-smp-gicv3",
+        "vmm-crash-smp",
+        "crash",
+        "any",
+        "Crash at the next Any exit",
+        "vm-fault write at 0x10 ",
+        "vmm: generation 1: took over the running guest (2 vCPUs)",
+    );
+    let console = b.console();
+    if !console.contains("smp: Brought up 1 node, 2 CPUs") {
+        check::<()>(Err(b.failure("the guest did not bring up its second CPU")));
+    }
+    guest_went_on(b, &dir);
+}
+
+/// The guest's workload never notices: a shell loop counting into a file (and onto the
+/// console) runs while the VMM is crashed at a UART exit in the middle of it; afterwards the
+/// file holds every count once, in order, and the guest's boot id and uptime went on. (The
+/// console line the dead VMM was buffering may be cut: docs/vmm.md, "Restart".)
+#[test]
+fn vmm_crash_in_a_counting_loop_loses_no_count_gicv3() {
+    let dir = uart1_pipes("vmm-crash-loop");
+    let backend = format!("pipe,path={}", dir.join("u").display());
+    let mut b = check(boot_with_uart1(
+        3,
+        "cortex-a72",
+        "-vmm-restart-gicv3",
+        Some(&backend),
+    ));
+    check(b.expect_all(
+        &["Run /init as init process", "AXOLOTL-GUEST-DONE"],
+        BOOT_TIMEOUT,
+    ));
+    type_in(
+        &dir,
+        "read b0 < /proc/sys/kernel/random/boot_id; read u0 x < /proc/uptime; echo boot0=$((1+1))-$b0\n",
+    );
+    let before = check(b.expect("boot0=2-", BOOT_TIMEOUT));
+    let boot_id = before
+        .split("boot0=2-")
+        .nth(1)
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_string();
+    if boot_id.len() < 32 {
+        check::<()>(Err(b.failure(format!("no boot id in {before:?}"))));
+    }
+    type_in(
+        &dir,
+        "i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo $i >> /count; echo tick-$i; done\n",
+    );
+    check(b.expect("tick-40", BOOT_TIMEOUT));
+    // Taken by the guest's tty while the loop runs (the shell reads it after the loop).
+    type_in(&dir, "# vmm-fault crash uart\n");
+    check(b.expect_all(
+        &[
+            "vmm: fault injection: Crash at a Uart exit",
+            "monitor: restarted vmm (cause: vm-fault write at 0x10 ",
+            "vmm: generation 1: took over the running guest (1 vCPUs)",
+            "tick-400",
+        ],
+        BOOT_TIMEOUT,
+    ));
+    type_in(
+        &dir,
+        "awk 'NR != $1 { bad = 1 } END { print (bad ? \"BAD\" : \"GOOD\") \"-counts-\" NR }' /count; \
+         read b1 < /proc/sys/kernel/random/boot_id; read u1 x < /proc/uptime; \
+         [ \"$b1\" = \"$b0\" ] && echo same-$((2+3))-boot; \
+         awk -v a=$u0 -v b=$u1 'BEGIN { if (b > a) print \"uptime-\" 6*7 }'\n",
+    );
+    check(b.expect_all(
+        &["GOOD-counts-400", "same-5-boot", "uptime-42"],
+        BOOT_TIMEOUT,
+    ));
+    let boots = b.console().matches("Booting Linux on physical CPU").count();
+    if boots != 1 {
+        check::<()>(Err(b.failure(format!("the guest booted {boots} times"))));
+    }
+    type_in(&dir, "exit\n");
+    check(b.expect("vmm: guest powered off (PSCI SYSTEM_OFF)", BOOT_TIMEOUT));
+    let _ = std::fs::remove_dir_all(&dir);
+    for bad in [
+        "kernel: FAULT",
+        "KERNEL PANIC",
+        "Kernel panic",
+        "BAD-counts",
+        "recovery failed",
+    ] {
+        check(b.refute(bad));
+    }
+}
