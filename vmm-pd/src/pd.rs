@@ -291,7 +291,6 @@ fn connect_net() -> Option<(VirtioNet, NetBackend)> {
     ))
 }
 
-
 /// One page the SDF maps at the vaddr patched into `var`; `None` if it was not patched.
 fn region(var: &SetVar) -> Option<SharedRegion> {
     let ptr = NonNull::new(var.get() as *mut u8)?;
