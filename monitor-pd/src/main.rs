@@ -384,10 +384,17 @@ mod pd {
     fn tell_dependants(plan: &BootPlan, pd: usize) {
         use core::fmt::Write;
         let mut told = heapless::String::<200>::new();
-        for (k, d, _, _) in plan.dependant_links().filter(|l| l.2 as usize == pd) {
-            axolotl_sys::signal(dependant_signal_slot(k));
+        for l in plan
+            .dependant_links()
+            .filter(|l| l.dependency as usize == pd)
+        {
+            axolotl_sys::signal(dependant_signal_slot(l.k));
             let sep = if told.is_empty() { "" } else { ", " };
-            let _ = write!(told, "{sep}{}", plan.pds[d as usize].name.as_str());
+            let _ = write!(
+                told,
+                "{sep}{}",
+                plan.pds[l.dependant as usize].name.as_str()
+            );
         }
         if !told.is_empty() {
             println!(
