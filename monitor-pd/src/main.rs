@@ -225,12 +225,7 @@ mod pd {
                 self.rearm();
                 return Some(MessageInfo::new(!acted as u64, 0, 0, 0));
             }
-            let mut words = [0u64; 16];
-            let n = (msg.length() as usize).min(words.len());
-            for (i, w) in words.iter_mut().enumerate().take(n) {
-                *w = get_mr(i);
-            }
-            self.recover(pd, Cause::from_fault(msg.label(), &words[..n]), start);
+            self.recover(pd, Cause::from_message(msg, get_mr), start);
             self.rearm();
             // No reply: a restarted PD runs from its entry, a held one stays stopped.
             None
