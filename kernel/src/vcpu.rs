@@ -203,7 +203,7 @@ pub fn write_sp(k: &mut Kernel, mut t: TcbRef, sp: u64) {
 /// Sends a guest event to the thread's fault endpoint; without one the thread stops with a
 /// report, as any faulting thread.
 fn deliver(k: &mut Kernel, t: TcbRef, f: Fault, esr: Esr) {
-    if crate::ipc::send_fault(k, t.ptr(), f) {
+    if crate::ipc::send_fault(k, t, f) {
         return;
     }
     fault::report(&t, esr, "guest exit");
