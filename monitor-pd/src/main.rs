@@ -15,7 +15,7 @@ mod pd {
 
     use core::fmt;
 
-    use axolotl_abi::{HEARTBEAT, REPORT_CORRUPTION};
+    use axolotl_abi::{CorruptionReport, HEARTBEAT};
     use axolotl_boot_plan::cspace::{ROOT_SERVICE_CAP, dependant_signal_slot, heartbeat_ping_slot};
     use axolotl_boot_plan::{BootPlan, MAX_PDS, MONITOR_PLAN_VADDR, MONITOR_TIMER_ID, Resilience};
     use axolotl_monitor_core::{
@@ -178,18 +178,17 @@ mod pd {
                 self.heartbeats.answered(pd as u8, start / 1000);
                 return None;
             }
-            if msg.label() == REPORT_CORRUPTION {
+            if let Some(report) = CorruptionReport::from_message(msg, get_mr) {
                 // A PD's claim about the peer of one of its channels, judged (see
                 // docs/monitor.md, "Trust model"). The answer goes out only if the report
                 // was a Call: the kernel empties our reply slot for a Send.
                 let reporter = pd as u8;
                 let name = plan.pds[pd].name.as_str();
-                // MR0 the channel, MR1 the accused PD generation (a shorter message names
-                // none, and is declined). A word beyond u32 names a generation no PD ever
-                // has, as u32::MAX does (never handed out).
-                let ch = get_mr(0);
-                let accused =
-                    (msg.length() >= 2).then(|| u32::try_from(get_mr(1)).unwrap_or(u32::MAX));
+                // A report that names no generation is declined.
+                let CorruptionReport {
+                    channel: ch,
+                    accused,
+                } = report;
                 let verdict =
                     self.reports
                         .judge(plan, &self.trackers, reporter, ch, accused, start / 1000);
