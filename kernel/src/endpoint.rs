@@ -4,7 +4,7 @@
 
 use core::ptr::null_mut;
 
-use crate::thread::Tcb;
+use crate::thread::{Tcb, TcbRef};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EpState {
@@ -16,6 +16,11 @@ pub enum EpState {
 }
 
 /// An intrusive FIFO of threads: head and tail pointers.
+///
+/// The links (these and each member's `next`/`prev`) stay raw pointers: they live in object
+/// memory, are null at the ends, and are rewritten in place. Threads enter and leave as
+/// [`TcbRef`]s; a member is live because a thread leaves every queue (`ipc::cancel_ipc`)
+/// before its TCB can be deleted, which is the one promise `pop` rests on.
 #[repr(C)]
 pub struct Queue {
     pub head: *mut Tcb,
@@ -28,27 +33,25 @@ impl Queue {
     }
 
     /// # Safety
-    /// `t` is a live thread in no queue.
-    pub unsafe fn push(&mut self, t: *mut Tcb) {
-        // SAFETY: forwarded; queue members are live threads.
-        unsafe {
-            (*t).next = null_mut();
-            (*t).prev = self.tail;
-            if self.tail.is_null() {
-                self.head = t;
-            } else {
-                (*self.tail).next = t;
-            }
+    /// `t` is in no queue; this queue's members are live.
+    pub unsafe fn push(&mut self, mut t: TcbRef) {
+        t.next = null_mut();
+        t.prev = self.tail;
+        if self.tail.is_null() {
+            self.head = t.ptr();
+        } else {
+            // SAFETY: forwarded: the tail is a live member.
+            unsafe { (*self.tail).next = t.ptr() };
         }
-        self.tail = t;
+        self.tail = t.ptr();
     }
 
     /// # Safety
-    /// `t` is a live thread in this queue.
-    pub unsafe fn remove(&mut self, t: *mut Tcb) {
-        // SAFETY: forwarded; neighbours are live queue members.
+    /// `t` is in this queue, whose members are live.
+    pub unsafe fn remove(&mut self, mut t: TcbRef) {
+        let (p, n) = (t.prev, t.next);
+        // SAFETY: forwarded: the neighbours are live members.
         unsafe {
-            let (p, n) = ((*t).prev, (*t).next);
             if p.is_null() {
                 self.head = n;
             } else {
@@ -59,18 +62,19 @@ impl Queue {
             } else {
                 (*n).prev = p;
             }
-            (*t).next = null_mut();
-            (*t).prev = null_mut();
         }
+        t.next = null_mut();
+        t.prev = null_mut();
     }
 
     /// # Safety
-    /// Queue members are live.
-    pub unsafe fn pop(&mut self) -> Option<*mut Tcb> {
-        let h = self.head;
-        if h.is_null() {
+    /// This queue's members are live.
+    pub unsafe fn pop(&mut self) -> Option<TcbRef> {
+        if self.head.is_null() {
             return None;
         }
+        // SAFETY: forwarded: the head is a live member.
+        let h = unsafe { TcbRef::new(self.head) };
         // SAFETY: forwarded.
         unsafe { self.remove(h) };
         Some(h)

@@ -12,37 +12,34 @@ use crate::endpoint::{Endpoint, EpState};
 use crate::invoke::lookup_cap;
 use crate::notification::Notification;
 use crate::state::Kernel;
-use crate::thread::{Tcb, ThreadState, slot};
+use crate::thread::{Tcb, TcbRef, ThreadState, slot};
 use crate::trap::{enter, valid_vspace};
 
 /// A message the fast path can carry: no caps, all words in registers.
-fn short(t: *mut Tcb) -> Option<MessageInfo> {
-    // SAFETY: t is the current, live thread.
-    let info = MessageInfo::from_word(unsafe { (*t).ctx.x[1] });
+fn short(t: TcbRef) -> Option<MessageInfo> {
+    let info = MessageInfo::from_word(t.ctx.x[1]);
     (info.extra_caps() == 0 && info.length() as usize <= MSG_REGISTERS_IN_CPU).then_some(info)
 }
 
 /// Copies the message words and tag from `from` to `to` and makes `to` the running thread.
-fn switch_to(k: &mut Kernel, from: *mut Tcb, to: *mut Tcb, badge: u64, info: MessageInfo) -> ! {
-    let vs = valid_vspace(k, to).expect("checked by the caller");
-    // SAFETY: both threads are live and neither is in a queue now.
-    unsafe {
-        let (f, d) = (&(*from).ctx, &mut (*to).ctx);
-        d.x[2..2 + MSG_REGISTERS_IN_CPU].copy_from_slice(&f.x[2..2 + MSG_REGISTERS_IN_CPU]);
-        d.x[0] = badge;
-        d.x[1] = MessageInfo::new(info.label(), 0, 0, info.length()).word();
-        (*to).state = ThreadState::Running;
-        if (*to).timeslice == 0 {
-            (*to).timeslice = k.sched.timeslice_ticks;
-        }
+fn switch_to(k: &mut Kernel, from: TcbRef, mut to: TcbRef, badge: u64, info: MessageInfo) -> ! {
+    let vs = valid_vspace(k, to.ptr()).expect("checked by the caller");
+    // Two threads (a caller never receives its own call): the borrows do not overlap.
+    let (f, d) = (&from.ctx, &mut to.ctx);
+    d.x[2..2 + MSG_REGISTERS_IN_CPU].copy_from_slice(&f.x[2..2 + MSG_REGISTERS_IN_CPU]);
+    d.x[0] = badge;
+    d.x[1] = MessageInfo::new(info.label(), 0, 0, info.length()).word();
+    to.state = ThreadState::Running;
+    if to.timeslice == 0 {
+        to.timeslice = k.sched.timeslice_ticks;
     }
-    k.sched.current = to;
-    enter(k, to, vs)
+    k.sched.current = to.ptr();
+    enter(k, to.ptr(), vs)
 }
 
 /// Call on an endpoint (its cap already looked up) with a receiver waiting. Returns if the
 /// fast path does not apply.
-pub fn call(k: &mut Kernel, t: *mut Tcb, ptr: u64, badge: u64, rights: Rights) {
+pub fn call(k: &mut Kernel, t: TcbRef, ptr: u64, badge: u64, rights: Rights) {
     let Some(info) = short(t) else { return };
     let can_grant = rights.contains(Rights::GRANT);
     if !rights.contains(Rights::WRITE) || !(can_grant || rights.contains(Rights::GRANT_REPLY)) {
@@ -54,37 +51,33 @@ pub fn call(k: &mut Kernel, t: *mut Tcb, ptr: u64, badge: u64, rights: Rights) {
         return;
     }
     let mut q = ep.queue();
-    let dest = q.head;
-    // SAFETY: queued threads are live.
-    if unsafe { (*dest).priority < (*t).priority } || valid_vspace(k, dest).is_none() {
+    // SAFETY: the queue of a live endpoint.
+    let dest = unsafe { TcbRef::new(q.head) };
+    if dest.priority < t.priority || valid_vspace(k, dest.ptr()).is_none() {
         return;
     }
     // SAFETY: as above.
-    unsafe { q.pop() };
+    unsafe { q.remove(dest) };
     ep.set(q, EpState::Recv);
     crate::ipc::setup_reply(t, dest, can_grant);
     switch_to(k, t, dest, badge, info)
 }
 
 /// ReplyRecv answering a caller that waits, on an endpoint with no sender queued.
-pub fn reply_recv(k: &mut Kernel, t: *mut Tcb) {
+pub fn reply_recv(k: &mut Kernel, mut t: TcbRef) {
     let Some(info) = short(t) else { return };
-    // SAFETY: the REPLY slot belongs to t's live TCB object.
-    let s = unsafe { SlotRef::from_addr(Tcb::slot_addr(t, slot::REPLY)).unwrap() };
+    // SAFETY: the REPLY slot lies in t's TCB object, which is live.
+    let s = unsafe { SlotRef::from_addr(Tcb::slot_addr(t.ptr(), slot::REPLY)).unwrap() };
     let Cap::Reply { tcb, .. } = s.cap() else {
         return;
     };
-    let caller = tcb as *mut Tcb;
-    // SAFETY: t is live; a caller that still names t as its reply holder is live.
-    let (cptr, bound) = unsafe { ((*t).ctx.x[0], (*t).bound_ntfn) };
-    // SAFETY: as above.
-    let waiting = unsafe {
-        (*caller).reply_holder == t
-            && (*caller).state == ThreadState::BlockedOnReply
-            && (*caller).fault.is_none()
-            && (*caller).priority >= (*t).priority
-    };
-    if !waiting || valid_vspace(k, caller).is_none() {
+    let mut caller = TcbRef::of_reply_cap(tcb);
+    let (cptr, bound) = (t.ctx.x[0], t.bound_ntfn);
+    let waiting = caller.reply_holder == t.ptr()
+        && caller.state == ThreadState::BlockedOnReply
+        && caller.fault.is_none()
+        && caller.priority >= t.priority;
+    if !waiting || valid_vspace(k, caller.ptr()).is_none() {
         return;
     }
     let Ok((Cap::Endpoint { ptr, rights, .. }, _)) = lookup_cap(t, cptr) else {
@@ -99,14 +92,13 @@ pub fn reply_recv(k: &mut Kernel, t: *mut Tcb) {
     if bound != 0 && unsafe { Notification::at(bound) }.word != 0 {
         return;
     }
-    // SAFETY: t and caller are live; t is running, so in no queue.
-    unsafe {
-        s.write_cap(Cap::Null);
-        (*caller).reply_holder = core::ptr::null_mut();
-        (*t).state = ThreadState::BlockedOnRecv { ep: ptr };
-        let mut q = ep.queue();
-        q.push(t);
-        ep.set(q, EpState::Recv);
-    }
+    // SAFETY: t's own REPLY slot, outside the derivation tree.
+    unsafe { s.write_cap(Cap::Null) };
+    caller.reply_holder = core::ptr::null_mut();
+    t.state = ThreadState::BlockedOnRecv { ep: ptr };
+    let mut q = ep.queue();
+    // SAFETY: t is running, so in no queue.
+    unsafe { q.push(t) };
+    ep.set(q, EpState::Recv);
     switch_to(k, t, caller, 0, info)
 }

@@ -16,14 +16,10 @@ use crate::thread::{Tcb, TcbRef, ThreadState, slot};
 /// The thread's IPC buffer, if it has one. The cached address is trusted only while the
 /// TCB's IPC_BUFFER slot still holds that frame: a revoke may have deleted it (as seL4,
 /// which looks the buffer cap up on every use).
-pub fn ipc_buffer<'a>(t: *mut Tcb) -> Option<&'a mut IpcBuffer> {
-    // SAFETY: t is live; the slot belongs to its TCB object.
-    let (pa, cap) = unsafe {
-        (
-            (*t).ipc_buffer_pa,
-            SlotRef::from_addr(Tcb::slot_addr(t, slot::IPC_BUFFER))?.cap(),
-        )
-    };
+pub fn ipc_buffer<'a>(t: TcbRef) -> Option<&'a mut IpcBuffer> {
+    let pa = t.ipc_buffer_pa;
+    // SAFETY: the slot belongs to t's TCB object.
+    let cap = unsafe { SlotRef::from_addr(Tcb::slot_addr(t.ptr(), slot::IPC_BUFFER))? }.cap();
     let Cap::Frame {
         ptr,
         size,
@@ -44,12 +40,12 @@ pub fn ipc_buffer<'a>(t: *mut Tcb) -> Option<&'a mut IpcBuffer> {
 /// validates the buffer's frame cap, which costs more than the word access itself, and most
 /// invocations and messages fit in registers.
 pub struct Mrs {
-    t: *mut Tcb,
+    t: TcbRef,
     buf: core::cell::Cell<Option<Option<*mut IpcBuffer>>>,
 }
 
 impl Mrs {
-    pub fn of(t: *mut Tcb) -> Mrs {
+    pub fn of(t: TcbRef) -> Mrs {
         Mrs {
             t,
             buf: core::cell::Cell::new(None),
@@ -69,8 +65,7 @@ impl Mrs {
 
     pub fn get(&self, i: usize) -> u64 {
         if i < MSG_REGISTERS_IN_CPU {
-            // SAFETY: t is live.
-            unsafe { (*self.t).ctx.x[2 + i] }
+            self.t.ctx.x[2 + i]
         } else {
             // SAFETY: looked up during this system call; frames outlive it.
             self.buf()
@@ -135,8 +130,8 @@ impl Mrs {
 
     pub fn set(&self, i: usize, v: u64) {
         if i < MSG_REGISTERS_IN_CPU {
-            // SAFETY: t is live.
-            unsafe { (*self.t).ctx.x[2 + i] = v };
+            let mut t = self.t;
+            t.ctx.x[2 + i] = v;
         } else if let Some(b) = self.buf() {
             // SAFETY: as in `get`.
             if let Some(w) = unsafe { (*b).msg.get_mut(i) } {
@@ -146,26 +141,24 @@ impl Mrs {
     }
 }
 
-pub fn get_mr(t: *mut Tcb, i: usize) -> u64 {
+pub fn get_mr(t: TcbRef, i: usize) -> u64 {
     if i < MSG_REGISTERS_IN_CPU {
-        // SAFETY: t is live.
-        unsafe { (*t).ctx.x[2 + i] }
+        t.ctx.x[2 + i]
     } else {
         ipc_buffer(t).map_or(0, |b| b.msg[i])
     }
 }
 
-pub fn set_mr(t: *mut Tcb, i: usize, v: u64) {
+pub fn set_mr(mut t: TcbRef, i: usize, v: u64) {
     if i < MSG_REGISTERS_IN_CPU {
-        // SAFETY: t is live.
-        unsafe { (*t).ctx.x[2 + i] = v };
+        t.ctx.x[2 + i] = v;
     } else if let Some(b) = ipc_buffer(t) {
         b.msg[i] = v;
     }
 }
 
 /// Message length a thread can actually carry: 4 words without an IPC buffer.
-fn max_len(t: *mut Tcb) -> usize {
+fn max_len(t: TcbRef) -> usize {
     if ipc_buffer(t).is_some() {
         MSG_MAX_LENGTH
     } else {
@@ -174,19 +167,15 @@ fn max_len(t: *mut Tcb) -> usize {
 }
 
 /// Sets what a receive returns: badge in x0, tag in x1.
-fn deliver_tag(receiver: *mut Tcb, badge: u64, info: MessageInfo) {
-    // SAFETY: receiver is live.
-    unsafe {
-        (*receiver).ctx.x[0] = badge;
-        (*receiver).ctx.x[1] = info.word();
-    }
+fn deliver_tag(mut receiver: TcbRef, badge: u64, info: MessageInfo) {
+    receiver.ctx.x[0] = badge;
+    receiver.ctx.x[1] = info.word();
 }
 
 /// Copies a message from `sender` (its registers and IPC buffer, or the fault it carries) to
 /// `receiver`, transferring one capability when `grant` allows and the receiver asked.
-fn transfer(k: &mut Kernel, sender: *mut Tcb, receiver: *mut Tcb, badge: u64, grant: bool) {
-    // SAFETY: both threads are live.
-    if let Some(f) = unsafe { (*sender).fault.as_ref() } {
+fn transfer(k: &mut Kernel, sender: TcbRef, receiver: TcbRef, badge: u64, grant: bool) {
+    if let Some(f) = sender.fault.as_ref() {
         let mut words = [0; FAULT_MAX_WORDS];
         let n = f.to_words(&mut words);
         let to = Mrs::of(receiver);
@@ -200,8 +189,7 @@ fn transfer(k: &mut Kernel, sender: *mut Tcb, receiver: *mut Tcb, badge: u64, gr
         );
         return;
     }
-    // SAFETY: as above.
-    let info = MessageInfo::from_word(unsafe { (*sender).ctx.x[1] });
+    let info = MessageInfo::from_word(sender.ctx.x[1]);
     let len = (info.length() as usize)
         .min(max_len(sender))
         .min(max_len(receiver));
@@ -219,7 +207,7 @@ fn transfer(k: &mut Kernel, sender: *mut Tcb, receiver: *mut Tcb, badge: u64, gr
 }
 
 /// Moves a derived copy of the sender's first extra cap into the receiver's receive slot.
-fn transfer_cap(_k: &mut Kernel, sender: *mut Tcb, receiver: *mut Tcb) -> bool {
+fn transfer_cap(_k: &mut Kernel, sender: TcbRef, receiver: TcbRef) -> bool {
     let (Some(sb), Some(rb)) = (ipc_buffer(sender), ipc_buffer(receiver)) else {
         return false;
     };
@@ -256,25 +244,26 @@ fn transfer_cap(_k: &mut Kernel, sender: *mut Tcb, receiver: *mut Tcb) -> bool {
     true
 }
 
-fn wake(k: &mut Kernel, t: *mut Tcb) {
-    // SAFETY: t is live and in no queue.
-    unsafe { k.sched.enqueue(t) };
+fn wake(k: &mut Kernel, t: TcbRef) {
+    // SAFETY: t is live (a `TcbRef`) and in no queue (every caller just took it out of one,
+    // or out of a wait that queues nowhere).
+    unsafe { k.sched.enqueue(t.ptr()) };
 }
 
 /// Gives the receiver a one-shot reply cap to `caller`, who waits for it.
-pub fn setup_reply(caller: *mut Tcb, receiver: *mut Tcb, can_grant: bool) {
+pub fn setup_reply(mut caller: TcbRef, receiver: TcbRef, can_grant: bool) {
     let s = unlink_earlier_caller(receiver);
-    // SAFETY: both are live; the REPLY slot belongs to the receiver's TCB object. Reply caps
-    // are not in the derivation tree: `reply_holder` links the two ends instead, and both
-    // sides clear the link when either thread goes away.
+    // SAFETY: the receiver's own REPLY slot. Reply caps are not in the derivation tree:
+    // `reply_holder` links the two ends instead, and both sides clear the link when either
+    // thread goes away (`TcbRef::of_reply_cap`).
     unsafe {
         s.write_cap(Cap::Reply {
-            tcb: caller as u64,
+            tcb: caller.ptr() as u64,
             can_grant,
-        });
-        (*caller).state = ThreadState::BlockedOnReply;
-        (*caller).reply_holder = receiver;
-    }
+        })
+    };
+    caller.state = ThreadState::BlockedOnReply;
+    caller.reply_holder = receiver.ptr();
 }
 
 /// The receiver takes a message that brings no reply cap (a Send, or a Call without the
@@ -282,7 +271,7 @@ pub fn setup_reply(caller: *mut Tcb, receiver: *mut Tcb, can_grant: bool) {
 /// would answer a message it did not just receive and resume that caller, a faulted thread
 /// its handler chose to leave stopped (seL4 deletes the caller cap on every receive). The
 /// earlier caller keeps waiting, as one whose reply cap a newer call replaced.
-fn forget_caller(receiver: *mut Tcb) {
+fn forget_caller(receiver: TcbRef) {
     let s = unlink_earlier_caller(receiver);
     if !s.cap().is_null() {
         // SAFETY: the receiver's own REPLY slot, outside the derivation tree.
@@ -292,26 +281,28 @@ fn forget_caller(receiver: *mut Tcb) {
 
 /// The receiver's REPLY slot, its earlier caller (if any) no longer answered through it:
 /// that caller loses its reply path, as in seL4.
-fn unlink_earlier_caller(receiver: *mut Tcb) -> SlotRef {
-    // SAFETY: the REPLY slot belongs to the receiver's live TCB; a reply cap names a live
-    // thread (`cancel_ipc` clears it when that thread goes).
-    unsafe {
-        let s = SlotRef::from_addr(Tcb::slot_addr(receiver, slot::REPLY)).unwrap();
-        if let Cap::Reply { tcb, .. } = s.cap() {
-            let old = tcb as *mut Tcb;
-            if (*old).reply_holder == receiver {
-                (*old).reply_holder = core::ptr::null_mut();
-            }
+fn unlink_earlier_caller(receiver: TcbRef) -> SlotRef {
+    let s = reply_slot(receiver);
+    if let Cap::Reply { tcb, .. } = s.cap() {
+        let mut old = TcbRef::of_reply_cap(tcb);
+        if old.reply_holder == receiver.ptr() {
+            old.reply_holder = core::ptr::null_mut();
         }
-        s
     }
+    s
+}
+
+/// The thread's REPLY slot, where the reply cap of the last Call it received is.
+fn reply_slot(t: TcbRef) -> SlotRef {
+    // SAFETY: the slot lies in t's TCB object, which is live.
+    unsafe { SlotRef::from_addr(Tcb::slot_addr(t.ptr(), slot::REPLY)) }.unwrap()
 }
 
 /// Send on an endpoint (Send, NBSend, Call). Returns false if nothing happened (NBSend
 /// without a receiver).
 pub fn send(
     k: &mut Kernel,
-    sender: *mut Tcb,
+    mut sender: TcbRef,
     ep_ptr: u64,
     badge: u64,
     rights: Rights,
@@ -325,7 +316,7 @@ pub fn send(
     match ep.state() {
         EpState::Recv => {
             let mut q = ep.queue();
-            // SAFETY: queued threads are live.
+            // SAFETY: the queue of a live endpoint.
             let receiver = unsafe { q.pop() }.expect("Recv state with an empty queue");
             ep.set(q, EpState::Recv);
             transfer(k, sender, receiver, badge, can_grant);
@@ -334,37 +325,34 @@ pub fn send(
             } else {
                 forget_caller(receiver);
                 if call {
-                    // SAFETY: sender is live.
-                    unsafe { k.sched.make_inactive(sender) };
+                    // SAFETY: sender is live (a `TcbRef`).
+                    unsafe { k.sched.make_inactive(sender.ptr()) };
                 }
             }
             wake(k, receiver);
         }
         EpState::Idle | EpState::Send if blocking => {
-            // SAFETY: sender is live and running, so in no queue.
-            unsafe {
-                (*sender).state = ThreadState::BlockedOnSend {
-                    ep: ep_ptr,
-                    badge,
-                    can_grant,
-                    is_call: call,
-                };
-                let mut q = ep.queue();
-                q.push(sender);
-                ep.set(q, EpState::Send);
-            }
+            sender.state = ThreadState::BlockedOnSend {
+                ep: ep_ptr,
+                badge,
+                can_grant,
+                is_call: call,
+            };
+            let mut q = ep.queue();
+            // SAFETY: sender is running, so in no queue.
+            unsafe { q.push(sender) };
+            ep.set(q, EpState::Send);
         }
         _ => {}
     }
 }
 
 /// Receive on an endpoint (Recv, NBRecv).
-pub fn recv(k: &mut Kernel, receiver: *mut Tcb, ep_ptr: u64, blocking: bool) {
+pub fn recv(k: &mut Kernel, mut receiver: TcbRef, ep_ptr: u64, blocking: bool) {
     // A bound notification with pending bits is delivered first.
-    // SAFETY: receiver is live; bound_ntfn, when set, is a live notification.
-    let bound = unsafe { (*receiver).bound_ntfn };
+    let bound = receiver.bound_ntfn;
     if bound != 0 {
-        // SAFETY: as above.
+        // SAFETY: bound_ntfn, when set, is a live notification.
         let n = unsafe { Notification::at(bound) };
         if n.word != 0 {
             deliver_tag(receiver, n.word, MessageInfo::new(0, 0, 0, 0));
@@ -377,23 +365,20 @@ pub fn recv(k: &mut Kernel, receiver: *mut Tcb, ep_ptr: u64, blocking: bool) {
     match ep.state() {
         EpState::Send => {
             let mut q = ep.queue();
-            // SAFETY: queued threads are live.
+            // SAFETY: the queue of a live endpoint.
             let sender = unsafe { q.pop() }.expect("Send state with an empty queue");
             ep.set(q, EpState::Send);
-            // SAFETY: sender is live.
             let ThreadState::BlockedOnSend {
                 badge,
                 can_grant,
                 is_call,
                 ..
-            } = (unsafe { (*sender).state })
+            } = sender.state
             else {
                 unreachable!("a thread in a send queue is BlockedOnSend")
             };
             transfer(k, sender, receiver, badge, can_grant);
-            // SAFETY: sender is live.
-            let faulted = unsafe { (*sender).fault.is_some() };
-            if is_call || faulted {
+            if is_call || sender.fault.is_some() {
                 setup_reply(sender, receiver, can_grant);
             } else {
                 forget_caller(receiver);
@@ -401,13 +386,11 @@ pub fn recv(k: &mut Kernel, receiver: *mut Tcb, ep_ptr: u64, blocking: bool) {
             }
         }
         _ if blocking => {
-            // SAFETY: receiver is live and running.
-            unsafe {
-                (*receiver).state = ThreadState::BlockedOnRecv { ep: ep_ptr };
-                let mut q = ep.queue();
-                q.push(receiver);
-                ep.set(q, EpState::Recv);
-            }
+            receiver.state = ThreadState::BlockedOnRecv { ep: ep_ptr };
+            let mut q = ep.queue();
+            // SAFETY: receiver is running, so in no queue.
+            unsafe { q.push(receiver) };
+            ep.set(q, EpState::Recv);
         }
         _ => deliver_tag(receiver, 0, MessageInfo::new(0, 0, 0, 0)),
     }
@@ -418,37 +401,34 @@ pub fn recv(k: &mut Kernel, receiver: *mut Tcb, ep_ptr: u64, blocking: bool) {
 /// good; one waiting for a fault reply re-executes the faulting instruction, so its fault is
 /// delivered again, to whoever handles it next (a restarted handler). A guest event that no
 /// instruction raises again (`redelivered`) is sent again as it was instead.
-pub fn abort_reply(k: &mut Kernel, holder: *mut Tcb) {
-    // SAFETY: the REPLY slot belongs to the holder's live TCB object.
-    let s = unsafe { SlotRef::from_addr(Tcb::slot_addr(holder, slot::REPLY)).unwrap() };
+pub fn abort_reply(k: &mut Kernel, holder: TcbRef) {
+    let s = reply_slot(holder);
     let Cap::Reply { tcb, .. } = s.cap() else {
         return;
     };
-    // SAFETY: emptying our own slot; then validating the caller still waits on us.
+    let mut caller = TcbRef::of_reply_cap(tcb);
+    // SAFETY: emptying our own slot, outside the derivation tree.
     unsafe { s.write_cap(Cap::Null) };
-    let caller = tcb as *mut Tcb;
-    // SAFETY: a caller that still names `holder` as its holder is live.
-    unsafe {
-        if (*caller).reply_holder != holder || (*caller).state != ThreadState::BlockedOnReply {
+    if caller.reply_holder != holder.ptr() || caller.state != ThreadState::BlockedOnReply {
+        return;
+    }
+    caller.reply_holder = core::ptr::null_mut();
+    match caller.fault.take() {
+        None => deliver_tag(
+            caller,
+            0,
+            MessageInfo::new(axolotl_abi::CALL_ABORTED, 0, 0, 0),
+        ),
+        // The caller is blocked and in no queue, as a thread that just faulted; with no
+        // fault endpoint left it stays stopped, as one that faulted without one.
+        Some(f) if redelivered(caller, &f) => {
+            if !send_fault(k, caller, f) {
+                // SAFETY: the caller is live, blocked and in no queue.
+                unsafe { k.sched.make_inactive(caller.ptr()) };
+            }
             return;
         }
-        (*caller).reply_holder = core::ptr::null_mut();
-        match (*caller).fault.take() {
-            None => deliver_tag(
-                caller,
-                0,
-                MessageInfo::new(axolotl_abi::CALL_ABORTED, 0, 0, 0),
-            ),
-            // The caller is blocked and in no queue, as a thread that just faulted; with no
-            // fault endpoint left it stays stopped, as one that faulted without one.
-            Some(f) if redelivered(caller, &f) => {
-                if !send_fault(k, caller, f) {
-                    k.sched.make_inactive(caller);
-                }
-                return;
-            }
-            Some(_) => {}
-        }
+        Some(_) => {}
     }
     wake(k, caller);
 }
@@ -459,9 +439,8 @@ pub fn abort_reply(k: &mut Kernel, holder: *mut Tcb) {
 /// synchronous exit re-executed could come after an interrupt the guest took first — then it
 /// is no longer the exit the dead VMM may have committed, under the number it committed it
 /// (`Vcpu::exits`). A native thread's fault re-executes.
-fn redelivered(caller: *mut Tcb, f: &Fault) -> bool {
-    // SAFETY: the caller is live (abort_reply checked it still waits on us).
-    if unsafe { (*caller).vcpu }.is_null() {
+fn redelivered(caller: TcbRef, f: &Fault) -> bool {
+    if caller.vcpu.is_null() {
         return false;
     }
     match f {
@@ -473,27 +452,22 @@ fn redelivered(caller: *mut Tcb, f: &Fault) -> bool {
 
 /// Reply through the replier's REPLY slot (Reply, first half of ReplyRecv). A reply to a
 /// fault resumes the faulted thread, with registers from the message when it has any.
-pub fn reply(k: &mut Kernel, replier: *mut Tcb) {
-    // SAFETY: the REPLY slot belongs to the replier's live TCB object.
-    let s = unsafe { SlotRef::from_addr(Tcb::slot_addr(replier, slot::REPLY)).unwrap() };
+pub fn reply(k: &mut Kernel, replier: TcbRef) {
+    let s = reply_slot(replier);
     let Cap::Reply { tcb, .. } = s.cap() else {
         return;
     };
-    // SAFETY: clearing our own slot; then validating the caller still waits on us.
+    let mut caller = TcbRef::of_reply_cap(tcb);
+    // SAFETY: emptying our own slot, outside the derivation tree.
     unsafe { s.write_cap(Cap::Null) };
-    let caller = tcb as *mut Tcb;
-    // SAFETY: reply_holder links are cleared whenever either end goes away, so a caller
-    // that still names us as holder is live.
-    unsafe {
-        if (*caller).reply_holder != replier || (*caller).state != ThreadState::BlockedOnReply {
-            return;
-        }
-        (*caller).reply_holder = core::ptr::null_mut();
-        if let Some(f) = (*caller).fault.take() {
-            apply_fault_reply(k, replier, caller, f);
-        } else {
-            transfer(k, replier, caller, 0, false);
-        }
+    if caller.reply_holder != replier.ptr() || caller.state != ThreadState::BlockedOnReply {
+        return;
+    }
+    caller.reply_holder = core::ptr::null_mut();
+    if let Some(f) = caller.fault.take() {
+        apply_fault_reply(k, replier, caller, f);
+    } else {
+        transfer(k, replier, caller, 0, false);
     }
     wake(k, caller);
 }
@@ -501,15 +475,12 @@ pub fn reply(k: &mut Kernel, replier: *mut Tcb) {
 /// seL4's fault-reply rules (`axolotl_abi::Resume`): a VM fault retries the access; user
 /// exceptions and unknown syscalls take registers from a non-empty reply; a guest's exits
 /// follow its VMM's flags.
-fn apply_fault_reply(k: &mut Kernel, replier: *mut Tcb, caller: *mut Tcb, f: Fault) {
-    // SAFETY: both live.
-    let info = MessageInfo::from_word(unsafe { (*replier).ctx.x[1] });
+fn apply_fault_reply(k: &mut Kernel, replier: TcbRef, mut caller: TcbRef, f: Fault) {
+    let info = MessageInfo::from_word(replier.ctx.x[1]);
     if info.label() != 0 {
         return;
     }
-    // SAFETY: the caller waits for this reply, so it is live.
-    let caller_ref = unsafe { TcbRef::new(caller) };
-    let guest = crate::vcpu::is_guest(caller_ref);
+    let guest = crate::vcpu::is_guest(caller);
     let n = (info.length() as usize).min(Resume::max_words(f.label(), guest));
     let mut words = [0; RESUME_MAX_WORDS];
     for (i, w) in words[..n].iter_mut().enumerate() {
@@ -517,14 +488,13 @@ fn apply_fault_reply(k: &mut Kernel, replier: *mut Tcb, caller: *mut Tcb, f: Fau
     }
     let resume = Resume::from_words(f.label(), guest, &words[..n]);
     if guest {
-        crate::vcpu::apply_reply(k, caller_ref, f, resume);
+        crate::vcpu::apply_reply(k, caller, f, resume);
         return;
     }
     let Resume::Registers { len, regs } = resume else {
         return;
     };
-    // SAFETY: caller is live and blocked.
-    let c = unsafe { &mut (*caller).ctx };
+    let c = &mut caller.ctx;
     let regs = &regs[..len as usize];
     match f {
         Fault::UserException { .. } => {
@@ -552,17 +522,16 @@ fn apply_fault_reply(k: &mut Kernel, replier: *mut Tcb, caller: *mut Tcb, f: Fau
 }
 
 /// Delivers a fault of `t` to its fault endpoint as a Call; false when it has none.
-pub fn send_fault(k: &mut Kernel, t: *mut Tcb, f: Fault) -> bool {
-    // SAFETY: the FAULT_EP slot belongs to t's live TCB object.
-    let s = unsafe { SlotRef::from_addr(Tcb::slot_addr(t, slot::FAULT_EP)).unwrap() };
+pub fn send_fault(k: &mut Kernel, mut t: TcbRef, f: Fault) -> bool {
+    // SAFETY: the FAULT_EP slot lies in t's TCB object, which is live.
+    let s = unsafe { SlotRef::from_addr(Tcb::slot_addr(t.ptr(), slot::FAULT_EP)).unwrap() };
     let Cap::Endpoint { ptr, badge, rights } = s.cap() else {
         return false;
     };
     if !rights.contains(Rights::WRITE) {
         return false;
     }
-    // SAFETY: t is live.
-    unsafe { (*t).fault = Some(f) };
+    t.fault = Some(f);
     // Faults always carry the reply right: the handler must be able to resume the thread.
     send(
         k,
@@ -580,15 +549,15 @@ pub fn send_fault(k: &mut Kernel, t: *mut Tcb, f: Fault) -> bool {
 pub fn signal(k: &mut Kernel, ntfn_ptr: u64, badge: u64) {
     // SAFETY: ntfn_ptr comes from a valid notification cap.
     let n = unsafe { Notification::at(ntfn_ptr) };
-    // SAFETY: queued threads are live.
+    // SAFETY: the queue of a live notification.
     if let Some(w) = unsafe { n.waiters.pop() } {
         deliver_tag(w, badge, MessageInfo::new(0, 0, 0, 0));
         wake(k, w);
         return;
     }
-    let bound = n.bound;
-    // SAFETY: a bound thread is live (unbinding clears `bound`).
-    if !bound.is_null() && matches!(unsafe { (*bound).state }, ThreadState::BlockedOnRecv { .. }) {
+    if let Some(bound) = bound_thread(n)
+        && matches!(bound.state, ThreadState::BlockedOnRecv { .. })
+    {
         cancel_ipc(k, bound);
         deliver_tag(bound, badge, MessageInfo::new(0, 0, 0, 0));
         wake(k, bound);
@@ -598,7 +567,7 @@ pub fn signal(k: &mut Kernel, ntfn_ptr: u64, badge: u64) {
 }
 
 /// Wait (blocking) or Poll on a notification.
-pub fn wait(_k: &mut Kernel, t: *mut Tcb, ntfn_ptr: u64, blocking: bool) {
+pub fn wait(_k: &mut Kernel, mut t: TcbRef, ntfn_ptr: u64, blocking: bool) {
     // SAFETY: ntfn_ptr comes from a valid notification cap.
     let n = unsafe { Notification::at(ntfn_ptr) };
     if n.word != 0 || !blocking {
@@ -606,43 +575,46 @@ pub fn wait(_k: &mut Kernel, t: *mut Tcb, ntfn_ptr: u64, blocking: bool) {
         n.word = 0;
         return;
     }
-    // SAFETY: t is live and running.
-    unsafe {
-        (*t).state = ThreadState::BlockedOnNotification { ntfn: ntfn_ptr };
-        n.waiters.push(t);
-    }
+    t.state = ThreadState::BlockedOnNotification { ntfn: ntfn_ptr };
+    // SAFETY: t is running, so in no queue.
+    unsafe { n.waiters.push(t) };
 }
 
 /// Takes a thread out of whatever IPC it is blocked in; it becomes Inactive.
-pub fn cancel_ipc(k: &mut Kernel, t: *mut Tcb) {
-    // SAFETY: t is live; the objects it is blocked on are live while it is queued on them.
-    unsafe {
-        match (*t).state {
-            ThreadState::BlockedOnSend { ep, .. } | ThreadState::BlockedOnRecv { ep } => {
-                let e = Endpoint::at(ep);
-                let st = e.state();
-                let mut q = e.queue();
-                q.remove(t);
-                e.set(q, st);
-            }
-            ThreadState::BlockedOnNotification { ntfn } => Notification::at(ntfn).waiters.remove(t),
-            ThreadState::BlockedOnReply => {
-                // The holder's reply cap must not outlive this wait: the TCB may be deleted
-                // and its memory reused, and a later Reply would trust it.
-                let h = (*t).reply_holder;
-                if !h.is_null() {
-                    let s = SlotRef::from_addr(Tcb::slot_addr(h, slot::REPLY)).unwrap();
-                    if matches!(s.cap(), Cap::Reply { tcb, .. } if tcb == t as u64) {
-                        s.write_cap(Cap::Null);
-                    }
+pub fn cancel_ipc(k: &mut Kernel, mut t: TcbRef) {
+    match t.state {
+        // SAFETY: the objects a thread is blocked on are live while it is queued on them.
+        ThreadState::BlockedOnSend { ep, .. } | ThreadState::BlockedOnRecv { ep } => unsafe {
+            let e = Endpoint::at(ep);
+            let st = e.state();
+            let mut q = e.queue();
+            q.remove(t);
+            e.set(q, st);
+        },
+        // SAFETY: as above.
+        ThreadState::BlockedOnNotification { ntfn } => unsafe {
+            Notification::at(ntfn).waiters.remove(t)
+        },
+        ThreadState::BlockedOnReply => {
+            // The holder's reply cap must not outlive this wait: the TCB may be deleted
+            // and its memory reused, and a later Reply would trust it.
+            let h = t.reply_holder;
+            if !h.is_null() {
+                // SAFETY: a holder clears the links to it when it goes away (`abort_reply`,
+                // the finalisation of its reply cap), so a linked holder is live.
+                let s = reply_slot(unsafe { TcbRef::new(h) });
+                if matches!(s.cap(), Cap::Reply { tcb, .. } if tcb == t.ptr() as u64) {
+                    // SAFETY: the holder's REPLY slot, outside the derivation tree.
+                    unsafe { s.write_cap(Cap::Null) };
                 }
-                (*t).reply_holder = core::ptr::null_mut();
             }
-            _ => {}
+            t.reply_holder = core::ptr::null_mut();
         }
-        (*t).fault = None;
-        k.sched.make_inactive(t);
+        _ => {}
     }
+    t.fault = None;
+    // SAFETY: t is live (a `TcbRef`).
+    unsafe { k.sched.make_inactive(t.ptr()) };
 }
 
 /// An endpoint is going away: every waiter re-executes its syscall (seL4's restart), which
@@ -651,7 +623,7 @@ pub fn cancel_all_endpoint(k: &mut Kernel, ep_ptr: u64) {
     // SAFETY: a live endpoint being finalised.
     let e = unsafe { Endpoint::at(ep_ptr) };
     let mut q = e.queue();
-    // SAFETY: queued threads are live.
+    // SAFETY: the queue of a live endpoint.
     while let Some(t) = unsafe { q.pop() } {
         restart(k, t);
     }
@@ -661,26 +633,29 @@ pub fn cancel_all_endpoint(k: &mut Kernel, ep_ptr: u64) {
 pub fn cancel_all_notification(k: &mut Kernel, ntfn_ptr: u64) {
     // SAFETY: a live notification being finalised.
     let n = unsafe { Notification::at(ntfn_ptr) };
-    // SAFETY: queued threads are live.
+    // SAFETY: the queue of a live notification.
     while let Some(t) = unsafe { n.waiters.pop() } {
         restart(k, t);
     }
-    if !n.bound.is_null() {
-        // SAFETY: the bound thread is live.
-        unsafe { (*n.bound).bound_ntfn = 0 };
+    if let Some(mut bound) = bound_thread(n) {
+        bound.bound_ntfn = 0;
         n.bound = core::ptr::null_mut();
     }
 }
 
-fn restart(k: &mut Kernel, t: *mut Tcb) {
-    // SAFETY: t is live; ELR points past its `svc`.
-    unsafe {
-        if (*t).fault.is_some() {
-            // A faulting thread re-faults when resumed, which finds the endpoint gone.
-            (*t).fault = None;
-        } else {
-            (*t).ctx.elr -= 4;
-        }
+/// The thread bound to a notification, if any.
+fn bound_thread(n: &Notification) -> Option<TcbRef> {
+    // SAFETY: a bound thread is live: unbinding, and so deleting the thread, clears `bound`.
+    (!n.bound.is_null()).then(|| unsafe { TcbRef::new(n.bound) })
+}
+
+fn restart(k: &mut Kernel, mut t: TcbRef) {
+    if t.fault.is_some() {
+        // A faulting thread re-faults when resumed, which finds the endpoint gone.
+        t.fault = None;
+    } else {
+        // ELR points past its `svc`.
+        t.ctx.elr -= 4;
     }
     wake(k, t);
 }

@@ -74,12 +74,9 @@ impl Finalise for Kobj<'_> {
                 crate::vcpu::dissociate(k, unsafe { crate::vcpu::Vcpu::at(ptr) });
             }
             Cap::Reply { tcb, .. } => {
-                let caller = tcb as *mut Tcb;
-                // SAFETY: a caller still linked to a holder is live.
-                unsafe {
-                    if !(*caller).reply_holder.is_null() {
-                        (*caller).reply_holder = core::ptr::null_mut();
-                    }
+                let mut caller = TcbRef::of_reply_cap(tcb);
+                if !caller.reply_holder.is_null() {
+                    caller.reply_holder = core::ptr::null_mut();
                 }
             }
             // A frame's mapping belongs to each cap; a table's to all its copies (seL4).

@@ -33,23 +33,23 @@ pub fn handle(k: &mut Kernel, t: *mut Tcb) -> bool {
             kprintln!("kernel: thread '{}' (id {}) exited", tcb.name(), tcb.id);
             crate::trap::stop_thread(k, t, None);
         }
-        Syscall::Reply => ipc::reply(k, t),
+        Syscall::Reply => ipc::reply(k, tcb),
         Syscall::ReplyRecv => {
-            crate::fastpath::reply_recv(k, t);
-            ipc::reply(k, t);
+            crate::fastpath::reply_recv(k, tcb);
+            ipc::reply(k, tcb);
             receive(k, tcb, cptr, true);
         }
         Syscall::Recv | Syscall::Wait => receive(k, tcb, cptr, true),
         Syscall::NBRecv | Syscall::Poll => receive(k, tcb, cptr, false),
         Syscall::Call | Syscall::Send | Syscall::NBSend | Syscall::Signal => {
             let call = sys == Syscall::Call;
-            match invoke::lookup_cap(t, cptr) {
+            match invoke::lookup_cap(tcb, cptr) {
                 Err(f) => cap_fault(k, tcb, cptr, false, f),
                 Ok((Cap::Endpoint { ptr, badge, rights }, _)) if rights.contains(Rights::WRITE) => {
                     if call {
-                        crate::fastpath::call(k, t, ptr, badge, rights);
+                        crate::fastpath::call(k, tcb, ptr, badge, rights);
                     }
-                    ipc::send(k, t, ptr, badge, rights, sys != Syscall::NBSend, call)
+                    ipc::send(k, tcb, ptr, badge, rights, sys != Syscall::NBSend, call)
                 }
                 Ok((Cap::Notification { ptr, badge, rights }, _))
                     if rights.contains(Rights::WRITE) =>
@@ -74,7 +74,7 @@ pub fn handle(k: &mut Kernel, t: *mut Tcb) -> bool {
                     ),
                     call,
                 ),
-                Ok((cap, slot)) => invoke::invoke(k, t, cap, slot, call),
+                Ok((cap, slot)) => invoke::invoke(k, tcb, cap, slot, call),
             }
         }
     }
@@ -82,12 +82,12 @@ pub fn handle(k: &mut Kernel, t: *mut Tcb) -> bool {
 }
 
 fn receive(k: &mut Kernel, t: TcbRef, cptr: u64, blocking: bool) {
-    match invoke::lookup_cap(t.ptr(), cptr) {
+    match invoke::lookup_cap(t, cptr) {
         Ok((Cap::Endpoint { ptr, rights, .. }, _)) if rights.contains(Rights::READ) => {
-            ipc::recv(k, t.ptr(), ptr, blocking)
+            ipc::recv(k, t, ptr, blocking)
         }
         Ok((Cap::Notification { ptr, rights, .. }, _)) if rights.contains(Rights::READ) => {
-            ipc::wait(k, t.ptr(), ptr, blocking)
+            ipc::wait(k, t, ptr, blocking)
         }
         Ok(_) => cap_fault(
             k,
@@ -141,8 +141,7 @@ fn unknown_syscall(k: &mut Kernel, mut t: TcbRef, nr: u64) {
 
 /// Sends a fault to the thread's fault endpoint, or reports it and stops the thread.
 pub fn deliver_fault(k: &mut Kernel, tcb: TcbRef, f: Fault, what: &str) {
-    let t = tcb.ptr();
-    if ipc::send_fault(k, t, f) {
+    if ipc::send_fault(k, tcb, f) {
         return;
     }
     kprintln!(
@@ -151,7 +150,7 @@ pub fn deliver_fault(k: &mut Kernel, tcb: TcbRef, f: Fault, what: &str) {
         tcb.id
     );
     fault::dump_registers(&tcb.ctx);
-    crate::trap::stop_thread(k, t, Some(what));
+    crate::trap::stop_thread(k, tcb.ptr(), Some(what));
 }
 
 /// Copies a string out of the thread's VSpace, page by page, through its stage-2 tables:

@@ -107,6 +107,17 @@ impl TcbRef {
         unsafe { TcbRef::new(Tcb::of_object(obj)) }
     }
 
+    /// The caller a reply cap names (the `tcb` of `Cap::Reply`). Reply caps sit outside the
+    /// derivation tree, so no deletion reaches them; instead the caller keeps the one slot
+    /// holding its reply cap in `reply_holder`, and whatever ends its wait (`ipc::cancel_ipc`
+    /// on suspend or deletion, a reply, an abort) empties that slot or finds the link gone:
+    /// a reply cap in a slot names a live thread.
+    #[inline(always)]
+    pub fn of_reply_cap(tcb: u64) -> TcbRef {
+        // SAFETY: as above: a reply cap still in a slot names a live thread.
+        unsafe { TcbRef::new(tcb as *mut Tcb) }
+    }
+
     #[inline(always)]
     pub fn ptr(self) -> *mut Tcb {
         self.0.as_ptr()

@@ -55,7 +55,7 @@ fn user_fault(k: &mut Kernel, t: TcbRef, esr: Esr) {
             iss: esr.iss() as u64,
         },
     };
-    if crate::ipc::send_fault(k, t.ptr(), f) {
+    if crate::ipc::send_fault(k, t, f) {
         return;
     }
     fault::report(&t, esr, esr.class_name());

@@ -210,7 +210,7 @@ fn deliver(k: &mut Kernel, t: TcbRef, f: Fault, esr: Esr) {
     let v = t.vcpu;
     // SAFETY: t is a guest; its VCPU is live.
     unsafe { (*v).exits = (*v).exits.wrapping_add(1) };
-    if crate::ipc::send_fault(k, t.ptr(), f) {
+    if crate::ipc::send_fault(k, t, f) {
         return;
     }
     fault::report(&t, esr, "guest exit");

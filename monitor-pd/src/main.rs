@@ -15,7 +15,7 @@ mod pd {
 
     use core::fmt;
 
-    use axolotl_abi::{CONTROL, HEARTBEAT, REPORT_CORRUPTION};
+    use axolotl_abi::{CONTROL, CorruptionReport, HEARTBEAT};
     use axolotl_boot_plan::cspace::{ROOT_SERVICE_CAP, dependant_signal_slot, heartbeat_ping_slot};
     use axolotl_boot_plan::{BootPlan, MAX_PDS, MONITOR_PLAN_VADDR, MONITOR_TIMER_ID, Resilience};
     use axolotl_control_proto::{
@@ -195,23 +195,22 @@ mod pd {
             }
             if msg.label() == CONTROL {
                 // A claim like a report: answered only if the SDF grants it. A Send gets no
-                // answer (our reply slot is then empty, see REPORT_CORRUPTION below).
+                // answer (our reply slot is then empty, see the corruption report below).
                 let reply = self.control(pd as u8, msg);
                 self.rearm();
                 return Some(reply);
             }
-            if msg.label() == REPORT_CORRUPTION {
+            if let Some(report) = CorruptionReport::from_message(msg, get_mr) {
                 // A PD's claim about the peer of one of its channels, judged (see
                 // docs/monitor.md, "Trust model"). The answer goes out only if the report
                 // was a Call: the kernel empties our reply slot for a Send.
                 let reporter = pd as u8;
                 let name = plan.pds[pd].name.as_str();
-                // MR0 the channel, MR1 the accused PD generation (a shorter message names
-                // none, and is declined). A word beyond u32 names a generation no PD ever
-                // has, as u32::MAX does (never handed out).
-                let ch = get_mr(0);
-                let accused =
-                    (msg.length() >= 2).then(|| u32::try_from(get_mr(1)).unwrap_or(u32::MAX));
+                // A report that names no generation is declined.
+                let CorruptionReport {
+                    channel: ch,
+                    accused,
+                } = report;
                 let verdict =
                     self.reports
                         .judge(plan, &self.trackers, reporter, ch, accused, start / 1000);
@@ -247,12 +246,7 @@ mod pd {
                 self.rearm();
                 return Some(MessageInfo::new(!acted as u64, 0, 0, 0));
             }
-            let mut words = [0u64; 16];
-            let n = (msg.length() as usize).min(words.len());
-            for (i, w) in words.iter_mut().enumerate().take(n) {
-                *w = get_mr(i);
-            }
-            self.recover(pd, Cause::from_fault(msg.label(), &words[..n]), start);
+            self.recover(pd, Cause::from_message(msg, get_mr), start);
             self.rearm();
             // No reply: a restarted PD runs from its entry, a held one stays stopped.
             None
@@ -611,10 +605,17 @@ mod pd {
     fn tell_dependants(plan: &BootPlan, pd: usize) {
         use core::fmt::Write;
         let mut told = heapless::String::<200>::new();
-        for (k, d, _, _) in plan.dependant_links().filter(|l| l.2 as usize == pd) {
-            axolotl_sys::signal(dependant_signal_slot(k));
+        for l in plan
+            .dependant_links()
+            .filter(|l| l.dependency as usize == pd)
+        {
+            axolotl_sys::signal(dependant_signal_slot(l.k));
             let sep = if told.is_empty() { "" } else { ", " };
-            let _ = write!(told, "{sep}{}", plan.pds[d as usize].name.as_str());
+            let _ = write!(
+                told,
+                "{sep}{}",
+                plan.pds[l.dependant as usize].name.as_str()
+            );
         }
         if !told.is_empty() {
             println!(

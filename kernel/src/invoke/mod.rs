@@ -104,13 +104,13 @@ impl Msg<'_> {
                 "fewer extra caps than the invocation takes"
             ));
         }
-        let cptr = ipc::ipc_buffer(self.caller.ptr())
+        let cptr = ipc::ipc_buffer(self.caller)
             .ok_or(refuse!(
                 SyscallError::TruncatedMessage,
                 "extra caps but no IPC buffer"
             ))?
             .caps_or_badges[i];
-        lookup_cap(self.caller.ptr(), cptr).map_err(|_| {
+        lookup_cap(self.caller, cptr).map_err(|_| {
             refuse!(
                 SyscallError::InvalidCapability { arg: i as u32 + 1 },
                 "an extra cap's lookup failed"
@@ -124,11 +124,9 @@ impl Msg<'_> {
 /// performed inline on the syscall path; the other object types share one call (`rare`),
 /// which keeps their decoders' stack frames off it: all of them inline cost the TCB
 /// invocations 30 instructions, the TCB ones out of line too 25 (`cargo xtask bench`).
-pub fn invoke(k: &mut Kernel, t: *mut Tcb, cap: Cap, cap_slot: SlotRef, call: bool) {
-    // SAFETY: t is the current thread, live for this whole entry.
-    let caller = unsafe { TcbRef::new(t) };
+pub fn invoke(k: &mut Kernel, caller: TcbRef, cap: Cap, cap_slot: SlotRef, call: bool) {
     let info = MessageInfo::from_word(caller.ctx.x[1]);
-    let mrs = Mrs::of(t);
+    let mrs = Mrs::of(caller);
     let m = Msg {
         caller,
         info,
@@ -244,7 +242,7 @@ fn reply_error(caller: TcbRef, e: SyscallError) {
     let mut words = [0u64; 5];
     let n = e.detail_words(&mut words);
     for (i, w) in words[..n].iter().enumerate() {
-        set_mr(caller.ptr(), i, *w);
+        set_mr(caller, i, *w);
     }
     reply(caller, MessageInfo::new(e.error() as u64, 0, 0, n as u64));
 }
@@ -263,13 +261,13 @@ fn restart(mut caller: TcbRef) {
 }
 
 /// Slot `i` of a thread's TCB object.
-pub fn slot_of(t: *const Tcb, i: usize) -> SlotRef {
+pub fn slot_of(t: TcbRef, i: usize) -> SlotRef {
     // SAFETY: TCB slots lie at the start of the live TCB object, 32-byte aligned.
-    unsafe { SlotRef::from_addr(Tcb::slot_addr(t, i)).unwrap() }
+    unsafe { SlotRef::from_addr(Tcb::slot_addr(t.ptr(), i)).unwrap() }
 }
 
 /// The thread's CSpace root, if its CSPACE slot holds a CNode.
-pub fn cspace_root(t: *mut Tcb) -> Option<Cap> {
+pub fn cspace_root(t: TcbRef) -> Option<Cap> {
     let c = slot_of(t, slot::CSPACE).cap();
     matches!(c, Cap::CNode { .. }).then_some(c)
 }
@@ -279,7 +277,7 @@ pub fn lookup_cap_in(root: Cap, cptr: u64) -> Result<(Cap, SlotRef), LookupFault
 }
 
 /// Looks a capability address up in the thread's CSpace, to full depth.
-pub fn lookup_cap(t: *mut Tcb, cptr: u64) -> Result<(Cap, SlotRef), LookupFault> {
+pub fn lookup_cap(t: TcbRef, cptr: u64) -> Result<(Cap, SlotRef), LookupFault> {
     let root = cspace_root(t).ok_or(LookupFault::InvalidRoot)?;
     core_lookup_cap(root, cptr)
 }

@@ -156,7 +156,7 @@ pub fn decode(m: &Msg, l: Invocation, t: TcbRef, tcb: SlotRef) -> Decoded<TcbOp>
             let fault = if fault_ep == 0 {
                 None
             } else {
-                match lookup_cap(m.caller.ptr(), fault_ep) {
+                match lookup_cap(m.caller, fault_ep) {
                     Ok((c @ Cap::Endpoint { .. }, s)) => Some((c, s)),
                     _ => {
                         return Err(refuse!(
@@ -427,7 +427,7 @@ fn write_registers(k: &mut Kernel, m: &Msg, mut t: TcbRef, count: usize) {
 /// re-executes the call (seL4's restart) rather than returning stale registers. A caller
 /// waiting for its reply is released with `CALL_ABORTED` (`ipc::abort_reply`).
 pub fn suspend(k: &mut Kernel, mut t: TcbRef) {
-    ipc::abort_reply(k, t.ptr());
+    ipc::abort_reply(k, t);
     let in_syscall = matches!(
         t.state,
         ThreadState::BlockedOnSend { .. }
@@ -438,7 +438,7 @@ pub fn suspend(k: &mut Kernel, mut t: TcbRef) {
     if in_syscall && t.fault.is_none() {
         t.ctx.elr -= 4;
     }
-    ipc::cancel_ipc(k, t.ptr());
+    ipc::cancel_ipc(k, t);
 }
 
 /// Register `i` in seL4_UserContext order: pc, sp, spsr, x0..=x30, tpidr_el0.
@@ -456,7 +456,7 @@ fn context_word(c: &UserContext, i: usize) -> u64 {
 /// hold one) takes the CNode's slots with it, without bound: that stops at a pending
 /// interrupt with `Err`, and the invocation is restarted.
 fn clear_slot(k: &mut Kernel, t: TcbRef, i: usize) -> Result<(), Preempted> {
-    axolotl_kernel_core::delete(slot_of(t.ptr(), i), &mut Kobj(k))
+    axolotl_kernel_core::delete(slot_of(t, i), &mut Kobj(k))
 }
 
 /// [`clear_slot`] run to the end, for the slots whose caps are never long to delete (a VSpace,
@@ -483,7 +483,7 @@ fn install(k: &mut Kernel, t: TcbRef, tcb: Option<SlotRef>, i: usize, c: Install
     }
     // SAFETY: `c.cap` was derived from the cap in `c.src` (`install_of`), which still holds
     // that object, so `c.src` is a live slot in the derivation tree.
-    unsafe { axolotl_kernel_core::mdb::insert_copy(c.src, slot_of(t.ptr(), i), c.cap) };
+    unsafe { axolotl_kernel_core::mdb::insert_copy(c.src, slot_of(t, i), c.cap) };
     true
 }
 

@@ -320,6 +320,24 @@ impl Fault {
         }
     }
 
+    /// Decodes a fault message as its receiver holds it: its tag, and `mr(i)` reading its
+    /// word `i` (from the registers or the IPC buffer, wherever the receiver's library keeps
+    /// them). Reads no word beyond the message's length nor beyond [`FAULT_MAX_WORDS`]
+    /// (longer messages decode as [`Fault::from_words`] would: extra words are ignored).
+    /// The one gathering of a fault message's words, for every handler.
+    #[inline]
+    pub fn from_message(
+        info: crate::MessageInfo,
+        mut mr: impl FnMut(usize) -> u64,
+    ) -> Option<Fault> {
+        let mut words = [0; FAULT_MAX_WORDS];
+        let n = (info.length() as usize).min(FAULT_MAX_WORDS);
+        for (i, w) in words[..n].iter_mut().enumerate() {
+            *w = mr(i);
+        }
+        Fault::from_words(info.label(), &words[..n])
+    }
+
     /// Decodes a fault message: `None` for a label that is not a fault's, or fewer words
     /// than its layout (a cap fault's lookup failure type unknown, or its details missing).
     /// Words beyond the layout are ignored, except that a VM fault with a fifth word is a
@@ -813,6 +831,28 @@ mod tests {
             let mut w = [0; FAULT_MAX_WORDS];
             let n = f.to_words(&mut w);
             prop_assert_eq!(Fault::from_words(f.label() as u64, &w[..n]), Some(f));
+        }
+
+        /// A message is read through `from_message` as through `from_words`, whatever its
+        /// stated length (a forged one may claim more words than the buffer holds), and no
+        /// word past its length or the longest layout is read.
+        #[test]
+        fn messages_decode_as_their_words(f in fault(), extra in 0u64..100, cut: bool) {
+            let mut w = [0; FAULT_MAX_WORDS];
+            let n = f.to_words(&mut w) as u64;
+            let len = if cut { n.saturating_sub(extra.min(n)) } else { n + extra };
+            let info = crate::MessageInfo::new(f.label() as u64, 0, 0, len);
+            let mut read = 0;
+            let got = Fault::from_message(info, |i| {
+                read = read.max(i + 1);
+                w.get(i).copied().unwrap_or(0)
+            });
+            prop_assert!(read as u64 <= len.min(FAULT_MAX_WORDS as u64));
+            let len = (len as usize).min(FAULT_MAX_WORDS);
+            prop_assert_eq!(got, Fault::from_words(f.label() as u64, &w[..len]));
+            if extra == 0 {
+                prop_assert_eq!(got, Some(f));
+            }
         }
 
         /// Whatever arrives (a forged fault message reaches a monitor), decoding never panics

@@ -41,10 +41,54 @@ pub const BADGE_FAULT: u64 = 1 << 62;
 /// cannot collide with an invocation error code.
 pub const CALL_ABORTED: u64 = (1 << crate::MessageInfo::LABEL_BITS) - 1;
 
-/// Label of a PD's own message on its fault endpoint (a Call; MR0 = its channel id): the
-/// shared state of that channel is corrupt, so the monitor should restart the peer. Outside
-/// the fault labels' range.
+/// Label of a PD's own message on its fault endpoint (a Call, words as
+/// [`CorruptionReport`]): the shared state of one of its channels is corrupt, so the monitor
+/// should restart the peer. Outside the fault labels' range.
 pub const REPORT_CORRUPTION: u64 = 0x100;
+
+/// A PD's corruption report (`REPORT_CORRUPTION`): the one definition of its words, for the
+/// PD runtime that sends it and the monitor that judges it. MR0 is the channel, MR1 the
+/// peer's PD generation the corruption was found against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CorruptionReport {
+    /// The reporter's channel id whose shared state is corrupt.
+    pub channel: u64,
+    /// The peer's generation as the reporter knew it; `None` when the message does not say
+    /// (the monitor declines such a report). A word beyond `u32` reads as `u32::MAX`, a
+    /// generation no PD ever has.
+    pub accused: Option<u32>,
+}
+
+impl CorruptionReport {
+    /// The message: its tag and its words (all in registers).
+    pub fn to_message(&self) -> (crate::MessageInfo, [u64; crate::MSG_REGISTERS_IN_CPU]) {
+        let (len, g) = match self.accused {
+            Some(g) => (2, u64::from(g)),
+            None => (1, 0),
+        };
+        (
+            crate::MessageInfo::new(REPORT_CORRUPTION, 0, 0, len),
+            [self.channel, g, 0, 0],
+        )
+    }
+
+    /// Reads a report as its receiver holds it: its tag and `mr(i)` reading word `i`. `None`
+    /// if the label is not `REPORT_CORRUPTION`. Reads no word beyond the message's length:
+    /// an empty report names channel `u64::MAX`, which no PD has.
+    pub fn from_message(
+        info: crate::MessageInfo,
+        mut mr: impl FnMut(usize) -> u64,
+    ) -> Option<CorruptionReport> {
+        if info.label() != REPORT_CORRUPTION {
+            return None;
+        }
+        let len = info.length();
+        Some(CorruptionReport {
+            channel: if len >= 1 { mr(0) } else { u64::MAX },
+            accused: (len >= 2).then(|| u32::try_from(mr(1)).unwrap_or(u32::MAX)),
+        })
+    }
+}
 
 /// Label of a PD's answer to the monitor's heartbeat ping: a `Send` (no reply) on its fault
 /// endpoint, which the monitor receives with the PD's fault badge.
@@ -69,3 +113,37 @@ pub const PHYS_TIMER_PPI: u32 = 30;
 /// Register order of TCB ReadRegisters/WriteRegisters (seL4's `seL4_UserContext` on AArch64):
 /// pc, sp, spsr, x0..=x30, tpidr_el0.
 pub const USER_CONTEXT_WORDS: usize = 35;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MessageInfo;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn corruption_reports_round_trip(channel: u64, accused: Option<u32>) {
+            let r = CorruptionReport { channel, accused };
+            let (info, w) = r.to_message();
+            prop_assert_eq!(CorruptionReport::from_message(info, |i| w[i]), Some(r));
+        }
+
+        /// Whatever a PD sends under the label decodes, and no word past its length is read.
+        #[test]
+        fn any_report_decodes_within_its_length(len in 0u64..8, w: [u64; 2], label in 0xffu64..0x102) {
+            let info = MessageInfo::new(label, 0, 0, len);
+            let mut read = 0;
+            let r = CorruptionReport::from_message(info, |i| {
+                read = read.max(i as u64 + 1);
+                w[i]
+            });
+            prop_assert!(read <= len);
+            prop_assert_eq!(r.is_some(), label == REPORT_CORRUPTION);
+            if let Some(r) = r {
+                prop_assert_eq!(r.channel, if len == 0 { u64::MAX } else { w[0] });
+                let g = u32::try_from(w[1]).unwrap_or(u32::MAX);
+                prop_assert_eq!(r.accused, (len >= 2).then_some(g));
+            }
+        }
+    }
+}

@@ -409,6 +409,20 @@ impl Totals {
     }
 }
 
+/// One PD to tell when another it depends on restarts (`BootPlan::dependant_links`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DependantLink {
+    /// The link's index among all links: its signal cap is at
+    /// `cspace::dependant_signal_slot(k)` in the monitor's CSpace.
+    pub k: usize,
+    /// The PD told (plan index), whose `depends_on` names `dependency`.
+    pub dependant: u8,
+    /// The PD whose restart is told (plan index).
+    pub dependency: u8,
+    /// The dependant's end id of its channel to `dependency`: the notification it sees.
+    pub id: u8,
+}
+
 impl BootPlan {
     pub fn pd_by_name(&self, name: &str) -> Option<(u8, &Pd)> {
         self.pds
@@ -450,12 +464,12 @@ impl BootPlan {
         pd.resilience.depends_on.of(&self.depends)
     }
 
-    /// The restarts the monitor tells about: `(k, dependant, dependency, id)` for every PD
-    /// `dependant` whose `depends_on` names `dependency` and that has a channel to it (`id`
-    /// its end's), in plan order, `k` counting from 0. The monitor signals the dependant on
-    /// that channel (`cspace::dependant_signal_slot(k)`) when `dependency` restarts: it
-    /// looks at what it shares with it, as after any notification from it.
-    pub fn dependant_links(&self) -> impl Iterator<Item = (usize, u8, u8, u8)> + '_ {
+    /// The restarts the monitor tells about: a [`DependantLink`] for every PD whose
+    /// `depends_on` names another and that has a channel to it, in plan order, `k` counting
+    /// from 0. The monitor signals the dependant on that channel
+    /// (`cspace::dependant_signal_slot(k)`) when the dependency restarts: it looks at what it
+    /// shares with it, as after any notification from it.
+    pub fn dependant_links(&self) -> impl Iterator<Item = DependantLink> + '_ {
         self.pds
             .iter()
             .enumerate()
@@ -470,7 +484,12 @@ impl BootPlan {
                 })
             })
             .enumerate()
-            .map(|(k, (d, x, id))| (k, d, x, id))
+            .map(|(k, (dependant, dependency, id))| DependantLink {
+                k,
+                dependant,
+                dependency,
+                id,
+            })
     }
 
     /// The order to start PDs in: each after the PDs it depends on (`depends_on`), ties by

@@ -107,12 +107,12 @@ pub fn build_with_monitor(
             limit: MAX_DEPENDANT_LINKS,
         }]);
     }
-    for (k, d, _, id) in links {
+    for l in links {
         caps.push(CapSlot {
-            slot: dependant_signal_slot(k) as u16,
+            slot: dependant_signal_slot(l.k) as u16,
             cap: Cap::Notification {
-                pd: d,
-                badge: crate::cspace::notification_badge(id),
+                pd: l.dependant,
+                badge: crate::cspace::notification_badge(l.id),
             },
         });
     }

@@ -2,7 +2,7 @@ mod common;
 
 use axolotl_abi::BADGE_PPC;
 use axolotl_boot_plan::cspace::*;
-use axolotl_boot_plan::{Cap, RestartPolicy, SetvarValue, build, decode, encode};
+use axolotl_boot_plan::{Cap, DependantLink, RestartPolicy, SetvarValue, build, decode, encode};
 use common::*;
 
 #[test]
@@ -282,7 +282,13 @@ fn dependants_with_a_channel_are_told_and_start_after_their_dependencies() {
     // client depends on driver (channel: its id 5) and logger (no channel: nothing to
     // signal); logger on driver (its id 2).
     let links: Vec<_> = plan.dependant_links().collect();
-    assert_eq!(links, [(0, 0, 2, 5), (1, 1, 2, 2)]);
+    let link = |k, dependant, dependency, id| DependantLink {
+        k,
+        dependant,
+        dependency,
+        id,
+    };
+    assert_eq!(links, [link(0, 0, 2, 5), link(1, 1, 2, 2)]);
     let mon = &plan.pds[plan.monitor.unwrap() as usize];
     assert_eq!(
         plan.cap_at(mon, dependant_signal_slot(0)),

@@ -3,8 +3,8 @@
 
 use core::fmt;
 
-use axolotl_abi::Fault;
 use axolotl_abi::syndrome::Esr;
+use axolotl_abi::{Fault, MessageInfo};
 
 /// The access that took a VM fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -70,15 +70,23 @@ pub enum Cause {
 }
 
 impl Cause {
-    /// Decodes a fault message: its label and its message words (`axolotl_abi::Fault`).
-    /// Never fails: an unknown label or a short message is [`Cause::Malformed`].
-    pub fn from_fault(label: u64, words: &[u64]) -> Cause {
-        let Some(fault) = Fault::from_words(label, words) else {
-            return Cause::Malformed {
-                label,
-                len: words.len(),
-            };
-        };
+    /// Decodes a fault message, its tag and `mr(i)` reading its word `i`, through the one
+    /// fault layout ([`Fault::from_message`]). Never fails: an unknown label or a short
+    /// message is [`Cause::Malformed`].
+    pub fn from_message(info: MessageInfo, mr: impl FnMut(usize) -> u64) -> Cause {
+        match Fault::from_message(info, mr) {
+            Some(f) => Cause::from(f),
+            None => Cause::Malformed {
+                label: info.label(),
+                len: info.length() as usize,
+            },
+        }
+    }
+}
+
+impl From<Fault> for Cause {
+    /// What a fault the kernel sent says happened.
+    fn from(fault: Fault) -> Cause {
         match fault {
             Fault::VmFault {
                 ip,
@@ -115,7 +123,9 @@ impl Cause {
             | Fault::VppiEvent { irq: hsr } => Cause::VcpuFault { hsr },
         }
     }
+}
 
+impl Cause {
     /// Everything but [`Cause::Exited`]: what `restart="on-failure"` restarts after.
     pub fn is_failure(&self) -> bool {
         !matches!(self, Cause::Exited)
@@ -181,11 +191,16 @@ mod tests {
     const VM: u64 = FaultLabel::VmFault as u64;
     const UE: u64 = FaultLabel::UserException as u64;
 
+    /// The cause a fault message of `label` and words `w` gives.
+    fn cause(label: u64, w: &[u64]) -> Cause {
+        Cause::from_message(MessageInfo::new(label, 0, 0, w.len() as u64), |i| w[i])
+    }
+
     #[test]
     fn vm_fault_read_write_exec() {
         // DABT_LOWER (0x24), WnR set.
         let esr_w = (0x24 << 26) | ESR_WNR | 0x7;
-        let c = Cause::from_fault(VM, &[0x20_0040, 0x1000, 0, esr_w]);
+        let c = cause(VM, &[0x20_0040, 0x1000, 0, esr_w]);
         assert_eq!(
             c,
             Cause::VmFault {
@@ -196,19 +211,19 @@ mod tests {
             }
         );
         assert_eq!(c.to_string(), "vm-fault write at 0x1000 ip 0x200040");
-        let r = Cause::from_fault(VM, &[1, 2, 0, 0x24 << 26]);
+        let r = cause(VM, &[1, 2, 0, 0x24 << 26]);
         assert_eq!(r.to_string(), "vm-fault read at 0x2 ip 0x1");
         // An instruction abort is an exec fault whatever bit 6 says.
-        let x = Cause::from_fault(VM, &[0x40, 0x40, 1, (0x20 << 26) | ESR_WNR]);
+        let x = cause(VM, &[0x40, 0x40, 1, (0x20 << 26) | ESR_WNR]);
         assert_eq!(x.to_string(), "vm-fault exec at 0x40 ip 0x40");
     }
 
     #[test]
     fn udf_is_panic_other_classes_are_user_exceptions() {
-        let p = Cause::from_fault(UE, &[0x20_1000, 0xffff_f000, 0, 0, 0]);
+        let p = cause(UE, &[0x20_1000, 0xffff_f000, 0, 0, 0]);
         assert_eq!(p, Cause::Panic { ip: 0x20_1000 });
         assert_eq!(p.to_string(), "panic ip 0x201000");
-        let brk = Cause::from_fault(UE, &[0x10, 0x20, 0, 0x3c, 0x50d]);
+        let brk = cause(UE, &[0x10, 0x20, 0, 0x3c, 0x50d]);
         assert_eq!(
             brk,
             Cause::UserException {
@@ -225,7 +240,7 @@ mod tests {
         let mut w = [0u64; 13];
         w[8] = 0x4000;
         w[12] = (-20i64) as u64;
-        let s = Cause::from_fault(FaultLabel::UnknownSyscall as u64, &w);
+        let s = cause(FaultLabel::UnknownSyscall as u64, &w);
         assert_eq!(
             s,
             Cause::UnknownSyscall {
@@ -234,42 +249,39 @@ mod tests {
             }
         );
         assert_eq!(s.to_string(), "unknown-syscall -20 ip 0x4000");
-        let c = Cause::from_fault(FaultLabel::CapFault as u64, &[0x88, 77, 0, 1]);
+        let c = cause(FaultLabel::CapFault as u64, &[0x88, 77, 0, 1]);
         assert_eq!(c, Cause::CapFault { ip: 0x88, cptr: 77 });
         assert_eq!(c.to_string(), "cap-fault cptr 0x4d ip 0x88");
-        let v = Cause::from_fault(FaultLabel::VcpuFault as u64, &[0x5a, 0, 0, 0, 0, 0, 0, 0]);
+        let v = cause(FaultLabel::VcpuFault as u64, &[0x5a, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(v.to_string(), "vcpu-fault hsr 0x5a");
         // A vCPU fault is eight words (the kernel never sends fewer): a shorter one is forged.
         assert_eq!(
-            Cause::from_fault(FaultLabel::VcpuFault as u64, &[0x5a]),
+            cause(FaultLabel::VcpuFault as u64, &[0x5a]),
             Cause::Malformed {
                 label: FaultLabel::VcpuFault as u64,
                 len: 1
             }
         );
-        let p = Cause::from_fault(FaultLabel::VppiEvent as u64, &[27]);
+        let p = cause(FaultLabel::VppiEvent as u64, &[27]);
         assert_eq!(p.to_string(), "vcpu-fault hsr 0x1b");
     }
 
     #[test]
     fn unknown_labels_and_short_messages_are_malformed() {
         assert_eq!(
-            Cause::from_fault(4, &[1, 2, 3, 4]),
+            cause(4, &[1, 2, 3, 4]),
             Cause::Malformed { label: 4, len: 4 }
         );
         assert_eq!(
-            Cause::from_fault(VM, &[1, 2, 3]),
+            cause(VM, &[1, 2, 3]),
             Cause::Malformed { label: VM, len: 3 }
         );
         assert_eq!(
-            Cause::from_fault(UE, &[]).to_string(),
+            cause(UE, &[]).to_string(),
             "malformed fault label 3 (0 words)"
         );
         // Extra words are ignored.
-        assert_eq!(
-            Cause::from_fault(UE, &[1, 2, 3, 0, 0, 9]),
-            Cause::Panic { ip: 1 }
-        );
+        assert_eq!(cause(UE, &[1, 2, 3, 0, 0, 9]), Cause::Panic { ip: 1 });
     }
 
     #[test]

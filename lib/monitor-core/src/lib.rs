@@ -1,7 +1,7 @@
 //! The hardware-independent brain of monitor-pd (issue #5): what the monitor decides when a
 //! PD fails, with no hardware and no allocator, so all of it is host-tested.
 //!
-//! - [`Cause`]: why a PD stopped, from a fault message ([`Cause::from_fault`]) or from the
+//! - [`Cause`]: why a PD stopped, from a fault message ([`Cause::from_message`]) or from the
 //!   monitor (watchdog, a peer's corruption report, a clean exit);
 //! - [`Tracker`]: restart policy per PD (policy, limit within a sliding window, exponential
 //!   backoff, generations) → [`Decision`];

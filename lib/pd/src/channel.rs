@@ -64,11 +64,12 @@ mod ops {
         /// incarnation. Returns whether the monitor acted on it (the report may be declined,
         /// or the peer's restart policy hold it instead).
         pub fn report_corruption(self, accused: u32) -> bool {
-            let r = axolotl_sys::call(
-                axolotl_boot_plan::cspace::MONITOR_EP,
-                MessageInfo::new(axolotl_abi::REPORT_CORRUPTION, 0, 0, 2),
-                [self.id() as u64, u64::from(accused), 0, 0],
-            );
+            let (info, words) = axolotl_abi::CorruptionReport {
+                channel: self.id() as u64,
+                accused: Some(accused),
+            }
+            .to_message();
+            let r = axolotl_sys::call(axolotl_boot_plan::cspace::MONITOR_EP, info, words);
             r.info.label() == 0
         }
 

@@ -32,12 +32,7 @@ pub use axolotl_sys::time::now_us;
 /// when its label is not a fault's or it is shorter than its layout (`axolotl_abi::Fault`).
 #[inline]
 pub fn fault_of(msg: MessageInfo) -> Option<Fault> {
-    let mut words = [0; axolotl_abi::FAULT_MAX_WORDS];
-    let n = (msg.length() as usize).min(words.len());
-    for (i, w) in words[..n].iter_mut().enumerate() {
-        *w = get_mr(i);
-    }
-    Fault::from_words(msg.label(), &words[..n])
+    Fault::from_message(msg, get_mr)
 }
 
 /// The reply to a fault that resumes the child as `r` says: its words go into the message

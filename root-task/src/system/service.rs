@@ -4,7 +4,7 @@
 //! which it restarts a monitor that failed or hung. Without a monitor it reports parentless
 //! PDs' faults and leaves them stopped.
 
-use axolotl_abi::{BADGE_FAULT, HEARTBEAT, MSG_REGISTERS_IN_CPU};
+use axolotl_abi::{BADGE_FAULT, HEARTBEAT};
 use axolotl_monitor_core::{Cause, Decision, Tracker, log};
 use axolotl_root_service::journal::Staged;
 use axolotl_root_service::{Reason, Received, Reply, Request, Sent};
@@ -16,18 +16,12 @@ use super::System;
 use super::build::{REFRESHER_FAULT_BADGE, ROOT_SERVICE_BADGE};
 use super::clock::ROOT_TIMER_BADGE;
 
-/// What a fault message says happened.
+/// What a fault message says happened: its first words came in registers, the rest are in
+/// our IPC buffer.
 fn cause_of(m: &axolotl_sys::Msg) -> Cause {
-    let mut words = [0; 16];
-    let n = (m.info.length() as usize).min(words.len());
-    for (i, w) in words.iter_mut().enumerate().take(n) {
-        *w = if i < MSG_REGISTERS_IN_CPU {
-            m.mrs[i]
-        } else {
-            get_mr(i)
-        };
-    }
-    Cause::from_fault(m.label(), &words[..n])
+    Cause::from_message(m.info, |i| {
+        m.mrs.get(i).copied().unwrap_or_else(|| get_mr(i))
+    })
 }
 
 pub fn serve(sys: &mut System) -> ! {

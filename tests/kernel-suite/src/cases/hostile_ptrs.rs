@@ -567,6 +567,81 @@ fn self_configurer(_: u64) {
     set_shared(RESULT, if r.is_ok() { 1 } else { 2 });
 }
 
+/// Where a cap of the self-configuration cases lies in the thread's CSpace C: in E (C's
+/// slot 1, which survives C) or in F (C's slot 2, which dies with it).
+#[derive(Clone, Copy)]
+enum In {
+    E,
+    F,
+}
+
+impl In {
+    /// The top 4 bits of an address, which C resolves.
+    fn prefix(self) -> u64 {
+        match self {
+            In::E => 1 << 60,
+            In::F => 2 << 60,
+        }
+    }
+}
+
+/// The self-configuration cases' setup. C (16 slots, no guard) resolves the top 4 bits of
+/// an address; slot 1 gets E and slot 2 F, both 16 slots behind a 56-bit guard. E survives
+/// C (the case keeps a cap to it), F dies with it (C holds its only cap). A fresh CSpace D
+/// and VSpace, which the case keeps caps to, go into slots 2 and 3 of `sources`, the thread's
+/// TCB cap into slot `tcb.1` of `tcb.0`; the thread learns their addresses and gets C as
+/// its CSpace, and the case's cap to C goes. Returns E, D and the VSpace.
+fn self_config_setup(
+    env: &mut Env,
+    t: Tcb,
+    (c, e_raw, f_raw): (axolotl_sys::CNode, axolotl_sys::CNode, axolotl_sys::CNode),
+    sources: In,
+    tcb: (In, u64),
+) -> Result<(axolotl_sys::CNode, axolotl_sys::CNode, VSpace), Fail> {
+    use axolotl_sys::CNode;
+    let of = |i: In| match i {
+        In::E => e_raw,
+        In::F => f_raw,
+    };
+    let d_raw = env.alloc(T::CNode, 4)?;
+    let d = CNode(env.slot()?);
+    ROOT_CNODE
+        .mutate(d.0, D, ROOT_CNODE, d_raw, D, 60)
+        .ctx("guard the new CSpace")?;
+    let vs = VSpace(env.alloc(T::VSpace, 0)?);
+    AsidPool(init_cap::ASID_POOL)
+        .assign(vs)
+        .ctx("assign an ASID")?;
+    of(sources)
+        .copy(2, 4, ROOT_CNODE, d.0, D, Rights::ALL)
+        .ctx("new CSpace into its CNode")?;
+    of(sources)
+        .copy(3, 4, ROOT_CNODE, vs.0, D, Rights::ALL)
+        .ctx("new VSpace into its CNode")?;
+    of(tcb.0)
+        .copy(tcb.1, 4, ROOT_CNODE, t.0, D, Rights::ALL)
+        .ctx("TCB into its CNode")?;
+    let e = CNode(env.slot()?);
+    ROOT_CNODE
+        .mutate(e.0, D, ROOT_CNODE, e_raw.0, D, 56)
+        .ctx("guard E")?;
+    c.copy(1, 4, ROOT_CNODE, e.0, D, Rights::ALL)
+        .ctx("E into C")?;
+    c.mutate(2, 4, ROOT_CNODE, f_raw.0, D, 56)
+        .ctx("F (guarded) into C")?;
+    set_shared(SELF_TCB, tcb.0.prefix() | tcb.1);
+    set_shared(SELF_CSPACE, sources.prefix() | 2);
+    set_shared(SELF_VSPACE, sources.prefix() | 3);
+    set_shared(RAN, 0);
+    set_shared(RESULT, 0);
+    t.set_space(0, c, 0, ROOT_VSPACE, 0)
+        .ctx("the thread's CSpace C")?;
+    ROOT_CNODE
+        .delete(c.0, D)
+        .ctx("delete the case's cap to C")?;
+    Ok((e, d, vs))
+}
+
 /// A thread configures itself (TcbSetSpace on its own TCB) while the only cap to its CSpace
 /// is the one in its TCB. Clearing that slot deletes the CNode, and with it the slots the new
 /// caps were looked up from (and, in the first round, the TCB cap the call was made
@@ -581,9 +656,7 @@ pub fn tcb_configures_itself(env: &mut Env) -> Result<(), Fail> {
     for round in 0..2u64 {
         let u = own_untyped(env)?;
         let t = env.thread(self_configurer, 0, 255, 0)?;
-        // C (16 slots, no guard, at u's base) resolves the top 4 bits of an address; slot 1
-        // holds E and slot 2 holds F, both 16 slots with a 56-bit guard. E survives C (the
-        // case keeps a cap to it), F dies with it (C holds its only cap).
+        // C and F at u's base, so their memory is reused below.
         let c = CNode(env.slot()?);
         let f_raw = CNode(env.slot()?);
         u.retype(T::CNode, 4, ROOT_CNODE, 0, 0, c.0, 1)
@@ -591,52 +664,8 @@ pub fn tcb_configures_itself(env: &mut Env) -> Result<(), Fail> {
         u.retype(T::CNode, 4, ROOT_CNODE, 0, 0, f_raw.0, 1)
             .ctx("F from the same untyped")?;
         let e_raw = CNode(env.alloc(T::CNode, 4)?);
-        // The new CSpace and VSpace: fresh objects the case keeps caps to.
-        let d_raw = env.alloc(T::CNode, 4)?;
-        let d = CNode(env.slot()?);
-        ROOT_CNODE
-            .mutate(d.0, D, ROOT_CNODE, d_raw, D, 60)
-            .ctx("guard the new CSpace")?;
-        let vs = VSpace(env.alloc(T::VSpace, 0)?);
-        AsidPool(init_cap::ASID_POOL)
-            .assign(vs)
-            .ctx("assign an ASID")?;
-        f_raw
-            .copy(2, 4, ROOT_CNODE, d.0, D, Rights::ALL)
-            .ctx("new CSpace into F")?;
-        f_raw
-            .copy(3, 4, ROOT_CNODE, vs.0, D, Rights::ALL)
-            .ctx("new VSpace into F")?;
-        let tcb_cptr = if round == 0 {
-            f_raw
-                .copy(1, 4, ROOT_CNODE, t.tcb.0, D, Rights::ALL)
-                .ctx("TCB into F")?;
-            2 << 60 | 1
-        } else {
-            e_raw
-                .copy(0, 4, ROOT_CNODE, t.tcb.0, D, Rights::ALL)
-                .ctx("TCB into E")?;
-            1 << 60
-        };
-        let e = CNode(env.slot()?);
-        ROOT_CNODE
-            .mutate(e.0, D, ROOT_CNODE, e_raw.0, D, 56)
-            .ctx("guard E")?;
-        c.copy(1, 4, ROOT_CNODE, e.0, D, Rights::ALL)
-            .ctx("E into C")?;
-        c.mutate(2, 4, ROOT_CNODE, f_raw.0, D, 56)
-            .ctx("F (guarded) into C")?;
-        set_shared(SELF_TCB, tcb_cptr);
-        set_shared(SELF_CSPACE, 2 << 60 | 2);
-        set_shared(SELF_VSPACE, 2 << 60 | 3);
-        set_shared(RAN, 0);
-        set_shared(RESULT, 0);
-        t.tcb
-            .set_space(0, c, 0, ROOT_VSPACE, 0)
-            .ctx("the thread's CSpace C")?;
-        ROOT_CNODE
-            .delete(c.0, D)
-            .ctx("delete the case's cap to C")?;
+        let tcb_at = if round == 0 { (In::F, 1) } else { (In::E, 0) };
+        let (e, _, vs) = self_config_setup(env, t.tcb, (c, e_raw, f_raw), In::F, tcb_at)?;
         t.tcb.resume().ctx("resume")?;
         yield_now();
         ensure_eq!(shared(RAN), 1, "round {round}: the thread ran");
@@ -684,43 +713,7 @@ pub fn tcb_configures_itself_last_tcb_cap(env: &mut Env) -> Result<(), Fail> {
     let c = CNode(env.alloc(T::CNode, 4)?);
     let f_raw = CNode(env.alloc(T::CNode, 4)?);
     let e_raw = CNode(env.alloc(T::CNode, 4)?);
-    let d_raw = env.alloc(T::CNode, 4)?;
-    let d = CNode(env.slot()?);
-    ROOT_CNODE
-        .mutate(d.0, D, ROOT_CNODE, d_raw, D, 60)
-        .ctx("guard the new CSpace")?;
-    let vs = VSpace(env.alloc(T::VSpace, 0)?);
-    AsidPool(init_cap::ASID_POOL)
-        .assign(vs)
-        .ctx("assign an ASID")?;
-    e_raw
-        .copy(2, 4, ROOT_CNODE, d.0, D, Rights::ALL)
-        .ctx("new CSpace into E")?;
-    e_raw
-        .copy(3, 4, ROOT_CNODE, vs.0, D, Rights::ALL)
-        .ctx("new VSpace into E")?;
-    f_raw
-        .copy(1, 4, ROOT_CNODE, t.tcb.0, D, Rights::ALL)
-        .ctx("TCB into F")?;
-    let e = CNode(env.slot()?);
-    ROOT_CNODE
-        .mutate(e.0, D, ROOT_CNODE, e_raw.0, D, 56)
-        .ctx("guard E")?;
-    c.copy(1, 4, ROOT_CNODE, e.0, D, Rights::ALL)
-        .ctx("E into C")?;
-    c.mutate(2, 4, ROOT_CNODE, f_raw.0, D, 56)
-        .ctx("F (guarded) into C")?;
-    set_shared(SELF_TCB, 2 << 60 | 1);
-    set_shared(SELF_CSPACE, 1 << 60 | 2);
-    set_shared(SELF_VSPACE, 1 << 60 | 3);
-    set_shared(RAN, 0);
-    set_shared(RESULT, 0);
-    t.tcb
-        .set_space(0, c, 0, ROOT_VSPACE, 0)
-        .ctx("the thread's CSpace C")?;
-    ROOT_CNODE
-        .delete(c.0, D)
-        .ctx("delete the case's cap to C")?;
+    let (e, d, vs) = self_config_setup(env, t.tcb, (c, e_raw, f_raw), In::E, (In::F, 1))?;
     t.tcb.resume().ctx("resume")?;
     ROOT_CNODE
         .delete(t.tcb.0, D)
