@@ -166,9 +166,14 @@ impl Machine {
                 "-device".into(),
                 "virtio-net-device,netdev=n0,bus=virtio-mmio-bus.30".into(),
             ]);
+        } else {
+            // Else QEMU adds its default NIC, a virtio-net-pci no system knows of, whose boot
+            // ROM (efi-virtio.rom) comes from ipxe-qemu, a package setup does not install: QEMU
+            // would refuse to start.
+            a.extend(["-nic".into(), "none".into()]);
         }
         // Modern (version 2) transports, as the virtio 1.x spec and our drivers expect.
-        if !a.is_empty() {
+        if self.disk.is_some() || self.net.is_some() {
             a.extend(["-global".into(), "virtio-mmio.force-legacy=false".into()]);
         }
         a
@@ -200,6 +205,14 @@ mod tests {
         );
         assert_eq!(parse_version("QEMU emulator version 7.2.15"), Some((7, 2)));
         assert_eq!(parse_version("garbage"), None);
+    }
+
+    #[test]
+    fn a_machine_without_a_nic_asks_for_none() {
+        let b = board_by_name("qemu-virt-aarch64", Some(GicVersion::V3)).unwrap();
+        let a = Machine::new(b).args(Path::new("k.elf"), false).join(" ");
+        assert!(a.contains("-nic none"), "{a}");
+        assert!(!a.contains("force-legacy"), "{a}");
     }
 
     #[test]

@@ -76,6 +76,9 @@ fn qemu_with(machine: &str, extra: &[&str]) -> String {
             "1G",
             "-nographic",
             "-no-reboot",
+            // No default NIC: it needs a boot ROM from a package setup does not install.
+            "-nic",
+            "none",
         ])
         .args(extra)
         .stdin(std::process::Stdio::null())
