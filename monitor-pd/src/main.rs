@@ -97,6 +97,9 @@ mod pd {
         log: RecoveryLog<LOG_ENTRIES>,
         /// Per PD: its last restart's latency and last heartbeat answer, for status.
         facts: [Facts; MAX_PDS],
+        /// Injections carried out: mixed into a bit flip's seed, so two in one counter tick
+        /// still differ.
+        injections: u64,
     }
 
     /// Recovery-log entries kept for control-pd.
@@ -466,8 +469,18 @@ mod pd {
             }
             let name = plan.pds[pd].name.as_str();
             let by = plan.pds[from as usize].name.as_str();
+            // A bit flip's target, logged with it (a campaign's record of what it did).
+            let (register, bit) = control::bit_flip_target(now_us() ^ self.injections);
             let r = match kind {
                 FaultKind::Crash => ask(Request::<Journal>::Crash { pd: pd as u8 }, |_| ()),
+                FaultKind::BitFlip => ask(
+                    Request::<Journal>::FlipBit {
+                        pd: pd as u8,
+                        register,
+                        bit,
+                    },
+                    |_| (),
+                ),
                 FaultKind::Hang if self.heartbeats.armed(pd as u8) => {
                     ask(Request::<Journal>::Stop { pd: pd as u8 }, |_| ())
                 }
@@ -487,8 +500,13 @@ mod pd {
                     "the root task refused",
                 )));
             }
-            println!("monitor: {by} injected {} into {name}", kind.as_str());
-            let why = Injected(kind.as_str(), by);
+            self.injections += 1;
+            let flipped = Flipped(matches!(kind, FaultKind::BitFlip).then_some((register, bit)));
+            println!(
+                "monitor: {by} injected {}{flipped} into {name}",
+                kind.as_str()
+            );
+            let why = Injected(kind.as_str(), flipped, by);
             let g = t.generation();
             self.log
                 .push(now_ms(), name, Event::Injected, g, &why, None);
@@ -583,11 +601,27 @@ mod pd {
     }
 
     /// "<kind> injected by <control PD>", a log entry's cause.
-    struct Injected<'a>(&'a str, &'a str);
+    struct Injected<'a>(&'a str, Flipped, &'a str);
 
     impl fmt::Display for Injected<'_> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            write!(f, "{} injected by {}", self.0, self.1)
+            write!(f, "{}{} injected by {}", self.0, self.1, self.2)
+        }
+    }
+
+    /// " (x7 bit 12)": where a bit flip landed; nothing for other kinds.
+    struct Flipped(Option<(u8, u8)>);
+
+    impl fmt::Display for Flipped {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self.0 {
+                Some((register, bit)) => write!(
+                    f,
+                    " ({} bit {bit})",
+                    axolotl_root_service::register_name(register).unwrap_or("?")
+                ),
+                None => Ok(()),
+            }
         }
     }
 
@@ -817,6 +851,7 @@ mod pd {
             last_recovery_us: None,
             last_heartbeat_ms: None,
         }; MAX_PDS],
+        injections: 0,
     });
 }
 

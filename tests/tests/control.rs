@@ -340,12 +340,37 @@ fn injected_faults_are_recovered(gic: u8) {
     assert!(matches!(r, Reply::Error(Error::Refused(_))), "{r:?}");
     let r = ok(
         &mut b,
-        "inject a bit flip",
+        "inject a wild write",
         c.ask(&Request::Inject {
             pd: pd("serial_driver"),
-            kind: FaultKind::BitFlip,
+            kind: FaultKind::WildWrite,
         }),
     );
     assert_eq!(r, Reply::Error(Error::Unsupported));
     axolotl_tests::refute_each(&mut b, &["PD PANIC", "control: transmit connection"]);
+
+    // A bit flip of a saved register: whatever it does to the logger (nothing, a fault, a
+    // hang, a panic), the monitor says where it landed and the system goes on serving, the
+    // logger running again, never held (its restart policy allows far more than one).
+    ok(
+        &mut b,
+        "inject hello_logger bit-flip",
+        c.act(&Request::Inject {
+            pd: pd("hello_logger"),
+            kind: FaultKind::BitFlip,
+        }),
+    );
+    let line = check(b.expect("monitor: control injected bit-flip (", DEFAULT_TIMEOUT));
+    assert!(
+        line.contains(" bit ") && line.trim_end().ends_with(") into hello_logger"),
+        "{line}"
+    );
+    // Long enough for a hang to be found (200 ms heartbeat) and a restart to be done.
+    std::thread::sleep(Duration::from_secs(3));
+    let rows = ok(&mut b, "status after the bit flip", c.status());
+    let logger = row(&rows, "hello_logger");
+    assert!(
+        matches!(logger.state, PdState::Running | PdState::Restarting { .. }),
+        "{logger:?}"
+    );
 }

@@ -34,6 +34,7 @@
 //! | [`Request::Recall`] | 4 | pd |
 //! | [`Request::Stop`] | 5 | pd |
 //! | [`Request::Crash`] | 6 | pd |
+//! | [`Request::FlipBit`] | 7 | pd, register (`USER_CONTEXT_WORDS` order), bit |
 //!
 //! | reply | label | words |
 //! | --- | --- | --- |
@@ -82,16 +83,18 @@ pub enum Op {
     Recall = 4,
     Stop = 5,
     Crash = 6,
+    FlipBit = 7,
 }
 
 impl Op {
-    pub const ALL: [Op; 6] = [
+    pub const ALL: [Op; 7] = [
         Op::Restart,
         Op::SetTimer,
         Op::Record,
         Op::Recall,
         Op::Stop,
         Op::Crash,
+        Op::FlipBit,
     ];
 
     pub fn from_label(label: u64) -> Option<Op> {
@@ -102,6 +105,7 @@ impl Op {
             4 => Op::Recall,
             5 => Op::Stop,
             6 => Op::Crash,
+            7 => Op::FlipBit,
             _ => return None,
         })
     }
@@ -131,6 +135,56 @@ pub enum Request<R> {
     /// maps, so it takes a real fault that reaches the monitor like any other. Asked only
     /// for a control PD whose SDF grant includes `inject` (docs/control.md).
     Crash { pd: u8 },
+    /// Flip bit `bit` of `pd`'s saved register `register` (fault injection, issue #17; the
+    /// campaign's single-bit register flip, from inside the system): the PD is stopped for
+    /// the read-modify-write of its registers and goes on with the flipped bit, which may
+    /// fault, hang, corrupt or do nothing — as a real upset would. `register` counts in
+    /// TcbReadRegisters' order ([`register_name`]). Asked only for a control PD whose SDF
+    /// grant includes `inject`.
+    FlipBit { pd: u8, register: u8, bit: u8 },
+}
+
+/// The name of register `word` in TcbReadRegisters' order (seL4's `seL4_UserContext`):
+/// pc, sp, spsr, x0..=x30, tpidr_el0; `None` past them.
+pub fn register_name(word: u8) -> Option<&'static str> {
+    const NAMES: [&str; axolotl_abi::USER_CONTEXT_WORDS] = [
+        "pc",
+        "sp",
+        "spsr",
+        "x0",
+        "x1",
+        "x2",
+        "x3",
+        "x4",
+        "x5",
+        "x6",
+        "x7",
+        "x8",
+        "x9",
+        "x10",
+        "x11",
+        "x12",
+        "x13",
+        "x14",
+        "x15",
+        "x16",
+        "x17",
+        "x18",
+        "x19",
+        "x20",
+        "x21",
+        "x22",
+        "x23",
+        "x24",
+        "x25",
+        "x26",
+        "x27",
+        "x28",
+        "x29",
+        "x30",
+        "tpidr_el0",
+    ];
+    NAMES.get(word as usize).copied()
 }
 
 /// How the root task restarted a PD.
@@ -177,7 +231,8 @@ impl Reason {
 /// The root task's answer. `R` as for [`Request`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reply<R> {
-    /// [`Request::SetTimer`], [`Request::Record`] or [`Request::Stop`] done.
+    /// [`Request::SetTimer`], [`Request::Record`], [`Request::Stop`], [`Request::Crash`] or
+    /// [`Request::FlipBit`] done.
     Done,
     /// [`Request::Restart`] done: the PD runs with `generation` (the root task's count is the
     /// authority).
@@ -213,6 +268,11 @@ pub enum Malformed {
     BadReason(u64),
     /// A restart reply whose "how" is neither standby nor in place.
     BadHow(u64),
+    /// A bit flip of a register or bit that does not exist.
+    BadBit {
+        register: u64,
+        bit: u64,
+    },
 }
 
 impl Malformed {
@@ -224,7 +284,8 @@ impl Malformed {
             Malformed::Short { .. }
             | Malformed::BadRecord { .. }
             | Malformed::BadReason(_)
-            | Malformed::BadHow(_) => Reason::Failed,
+            | Malformed::BadHow(_)
+            | Malformed::BadBit { .. } => Reason::Failed,
         }
     }
 }
@@ -240,6 +301,9 @@ impl fmt::Display for Malformed {
             Malformed::BadRecord { len } => write!(f, "impossible record length {len}"),
             Malformed::BadReason(r) => write!(f, "unknown reason {r}"),
             Malformed::BadHow(h) => write!(f, "unknown restart kind {h}"),
+            Malformed::BadBit { register, bit } => {
+                write!(f, "no bit {bit} of register {register} to flip")
+            }
         }
     }
 }
@@ -374,6 +438,7 @@ impl<R> Request<R> {
             Request::Recall { .. } => Op::Recall,
             Request::Stop { .. } => Op::Stop,
             Request::Crash { .. } => Op::Crash,
+            Request::FlipBit { .. } => Op::FlipBit,
         }
     }
 
@@ -398,6 +463,7 @@ impl<R> Request<R> {
             Request::Recall { pd } => Request::Recall { pd },
             Request::Stop { pd } => Request::Stop { pd },
             Request::Crash { pd } => Request::Crash { pd },
+            Request::FlipBit { pd, register, bit } => Request::FlipBit { pd, register, bit },
         }
     }
 }
@@ -416,6 +482,9 @@ impl<R: RecordSource> Request<R> {
             Request::Record { pd, record } => Sent::with_record(label, [pd as u64, 0], record, ipc),
             Request::Recall { pd } | Request::Stop { pd } | Request::Crash { pd } => {
                 Ok(Sent::of(label, [pd as u64]))
+            }
+            Request::FlipBit { pd, register, bit } => {
+                Ok(Sent::of(label, [pd as u64, register as u64, bit as u64]))
             }
         }
     }
@@ -440,6 +509,18 @@ impl<'a> Request<&'a [u8]> {
             Op::Recall => Request::Recall { pd: m.pd()? },
             Op::Stop => Request::Stop { pd: m.pd()? },
             Op::Crash => Request::Crash { pd: m.pd()? },
+            Op::FlipBit => {
+                let pd = m.pd()?;
+                let (register, bit) = (m.need(1)?, m.need(2)?);
+                match (u8::try_from(register), u8::try_from(bit)) {
+                    (Ok(r), Ok(b)) if register_name(r).is_some() && b < 64 => Request::FlipBit {
+                        pd,
+                        register: r,
+                        bit: b,
+                    },
+                    _ => return Err(Malformed::BadBit { register, bit }),
+                }
+            }
         })
     }
 }
@@ -502,7 +583,7 @@ impl<'a> Reply<&'a [u8]> {
                 generation: m.need(0)?,
                 record: m.record()?,
             },
-            Op::SetTimer | Op::Record | Op::Stop | Op::Crash => Reply::Done,
+            Op::SetTimer | Op::Record | Op::Stop | Op::Crash | Op::FlipBit => Reply::Done,
         })
     }
 }

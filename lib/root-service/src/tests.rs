@@ -4,6 +4,7 @@ use std::vec::Vec;
 use proptest::prelude::*;
 
 use super::*;
+use axolotl_abi::USER_CONTEXT_WORDS;
 
 /// What the kernel does with a message: the registers as sent, the words from
 /// `MSG_REGISTERS_IN_CPU` up to its length copied from the sender's buffer into the
@@ -69,6 +70,8 @@ fn request() -> impl Strategy<Value = Request<Vec<u8>>> {
         pd().prop_map(|pd| Request::Recall { pd }),
         pd().prop_map(|pd| Request::Stop { pd }),
         pd().prop_map(|pd| Request::Crash { pd }),
+        (pd(), 0..USER_CONTEXT_WORDS as u8, 0..64u8)
+            .prop_map(|(pd, register, bit)| Request::FlipBit { pd, register, bit }),
     ]
 }
 
@@ -175,8 +178,10 @@ proptest! {
             m.info = MessageInfo::new(m.info.label(), 0, 0, cut as u64);
             let r = Request::decode(m);
             let bad = matches!(r, Err(Malformed::Short { .. } | Malformed::BadRecord { .. }));
-            let needs_all = matches!(req, Request::Restart { .. } | Request::Record { .. })
-                || cut == 0;
+            let needs_all = matches!(
+                req,
+                Request::Restart { .. } | Request::Record { .. } | Request::FlipBit { .. }
+            ) || cut == 0;
             prop_assert!(!needs_all || bad, "{:?} cut to {} words: {:?}", req, cut, r);
         }
     }
@@ -189,12 +194,12 @@ fn malformed_requests_are_refused_with_their_reason() {
         Request::decode(exact(label, words, &mut b)).map(|r| r.map_record(<[u8]>::to_vec))
     };
     assert_eq!(decode(0, &[0]), Err(Malformed::UnknownLabel(0)));
-    assert_eq!(decode(7, &[0]), Err(Malformed::UnknownLabel(7)));
+    assert_eq!(decode(8, &[0]), Err(Malformed::UnknownLabel(8)));
     assert_eq!(
         decode(u64::MAX >> 12, &[]),
         Err(Malformed::UnknownLabel((1 << 52) - 1))
     );
-    assert_eq!(Malformed::UnknownLabel(7).reason(), Reason::Unknown);
+    assert_eq!(Malformed::UnknownLabel(8).reason(), Reason::Unknown);
     for op in Op::ALL {
         assert_eq!(
             decode(op as u64, &[]),
@@ -205,7 +210,14 @@ fn malformed_requests_are_refused_with_their_reason() {
         );
     }
     for pd in [MAX_PDS as u64, 255, 256, u64::MAX] {
-        for op in [Op::Restart, Op::Record, Op::Recall, Op::Stop, Op::Crash] {
+        for op in [
+            Op::Restart,
+            Op::Record,
+            Op::Recall,
+            Op::Stop,
+            Op::Crash,
+            Op::FlipBit,
+        ] {
             assert_eq!(decode(op as u64, &[pd, 0, 0, 0]), Err(Malformed::BadPd(pd)));
         }
     }
@@ -305,6 +317,17 @@ fn the_wire_format_is_the_documented_one() {
     assert_eq!((s.info.label(), s.info.length(), s.regs[0]), (5, 1, 4));
     let s = Request::<&[u8]>::Crash { pd: 4 }.encode(&mut ipc).unwrap();
     assert_eq!((s.info.label(), s.info.length(), s.regs[0]), (6, 1, 4));
+    let s = Request::<&[u8]>::FlipBit {
+        pd: 4,
+        register: 34,
+        bit: 63,
+    }
+    .encode(&mut ipc)
+    .unwrap();
+    assert_eq!(
+        (s.info.label(), s.info.length(), s.regs),
+        (7, 3, [4, 34, 63, 0])
+    );
     let s = Reply::<&[u8]>::Restarted {
         generation: 2,
         how: How::Standby,
@@ -382,4 +405,46 @@ fn a_source_encodes_in_place() {
             record: &want[..]
         })
     );
+}
+
+#[test]
+fn a_bit_flip_names_a_register_and_bit_that_exist() {
+    let mut buf = junk();
+    let mut decode = |words: &[u64]| {
+        let m = exact(Op::FlipBit as u64, words, &mut buf);
+        Request::decode(m).map(|r| r.map_record(|_| ()))
+    };
+    assert_eq!(
+        decode(&[3, 0, 0]),
+        Ok(Request::FlipBit {
+            pd: 3,
+            register: 0,
+            bit: 0
+        })
+    );
+    for (register, bit) in [
+        (35, 0),
+        (0, 64),
+        (256, 1),
+        (u64::MAX, u64::MAX),
+        (2, 1 << 8),
+    ] {
+        assert_eq!(
+            decode(&[3, register, bit]),
+            Err(Malformed::BadBit { register, bit })
+        );
+    }
+    assert_eq!(
+        Malformed::BadBit {
+            register: 0,
+            bit: 64
+        }
+        .reason(),
+        Reason::Failed
+    );
+    assert_eq!(register_name(0), Some("pc"));
+    assert_eq!(register_name(3), Some("x0"));
+    assert_eq!(register_name(33), Some("x30"));
+    assert_eq!(register_name(34), Some("tpidr_el0"));
+    assert_eq!(register_name(35), None);
 }

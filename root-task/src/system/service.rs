@@ -210,6 +210,18 @@ fn serve_request(sys: &mut System, r: Request<Option<Staged>>) -> Reply<&[u8]> {
                 }
             }
         }
+        Request::FlipBit { pd, register, bit } => {
+            if !user_pd(pd) {
+                return Reply::Refused(Reason::BadPd);
+            }
+            match flip_bit(sys.pds[pd as usize].tcb, register, bit) {
+                Ok(()) => Reply::Done,
+                Err(e) => {
+                    println!("root-task: flipping a bit of PD {pd} failed: {e:?}");
+                    Reply::Refused(Reason::Failed)
+                }
+            }
+        }
         Request::SetTimer { at } => {
             if let Some(c) = sys.clock.as_mut() {
                 c.set_wake(at);
@@ -249,4 +261,24 @@ fn crash(tcb: axolotl_sys::Tcb) -> Result<(), axolotl_sys::InvocationError> {
     let mut regs = tcb.read_registers(true, 0, axolotl_abi::USER_CONTEXT_WORDS)?;
     regs.pc = CRASH_PC;
     tcb.write_registers(true, 0, axolotl_abi::USER_CONTEXT_WORDS, &regs)
+}
+
+/// Fault injection (issue #17): flips bit `bit` of `tcb`'s saved register `register`
+/// (TcbReadRegisters' order; the decoding checked both). Read and write stop the thread
+/// between them (`suspend` true), so the flip lands on a register it is not changing; the
+/// kernel sanitises a flipped SPSR as it does any written one (the PD stays at EL0).
+fn flip_bit(
+    tcb: axolotl_sys::Tcb,
+    register: u8,
+    bit: u8,
+) -> Result<(), axolotl_sys::InvocationError> {
+    let regs = tcb.read_registers(true, 0, axolotl_abi::USER_CONTEXT_WORDS)?;
+    let mut w = regs.to_words();
+    w[register as usize] ^= 1 << bit;
+    tcb.write_registers(
+        true,
+        0,
+        axolotl_abi::USER_CONTEXT_WORDS,
+        &axolotl_sys::UserContext::from_words(&w),
+    )
 }

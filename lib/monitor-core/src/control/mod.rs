@@ -134,6 +134,21 @@ pub fn check(plan: &BootPlan, from: u8, grant: Grant, request: &Request) -> Resu
     }
 }
 
+/// Where an injected bit flip lands: one of the registers TcbReadRegisters gives (pc, sp,
+/// spsr, x0..=x30, tpidr_el0; `axolotl_root_service::register_name`) and one of its 64 bits,
+/// uniformly, from `seed` (splitmix64's finaliser: neighbouring seeds, such as successive
+/// counter readings, give unrelated picks). The monitor logs the pick, so an injection can
+/// be told apart and repeated.
+pub fn bit_flip_target(seed: u64) -> (u8, u8) {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    let register = (z % axolotl_abi::USER_CONTEXT_WORDS as u64) as u8;
+    let bit = ((z >> 40) % 64) as u8;
+    (register, bit)
+}
+
 /// The answer to a command, from what the tracker decided.
 pub fn command_reply(result: Result<Decision, CommandRefused>) -> Reply {
     match result {
