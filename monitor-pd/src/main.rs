@@ -19,7 +19,7 @@ mod pd {
     use axolotl_boot_plan::cspace::{ROOT_SERVICE_CAP, dependant_signal_slot, heartbeat_ping_slot};
     use axolotl_boot_plan::{BootPlan, MAX_PDS, MONITOR_PLAN_VADDR, MONITOR_TIMER_ID, Resilience};
     use axolotl_control_proto::{
-        Error as ProtoError, Event, FaultKind, Reply as ProtoReply, Request as ProtoRequest,
+        Error as ProtoError, Event, FaultKind, Reply as ProtoReply, Request as ProtoRequest, VmOp,
     };
     use axolotl_monitor_core::control::{self, Facts, RecoveryLog};
     use axolotl_monitor_core::{
@@ -63,6 +63,8 @@ mod pd {
         cause: Cause,
         /// Asked for by this control PD (a restart or release), not caused by a failure.
         requested_by: Option<u8>,
+        /// To begin as at boot (a VM's start or reboot): `START_FRESH` for the new incarnation.
+        fresh: bool,
         failed_ms: u64,
         at_ms: u64,
         generation: u32,
@@ -75,6 +77,7 @@ mod pd {
                 State::Restarting { at_ms, generation } => Some(Pending {
                     cause: t.last_cause().unwrap_or(Cause::Exited),
                     requested_by: None,
+                    fresh: false,
                     failed_ms: t.failed_ms(),
                     at_ms,
                     generation,
@@ -100,6 +103,10 @@ mod pd {
         /// Injections carried out: mixed into a bit flip's seed, so two in one counter tick
         /// still differ.
         injections: u64,
+        /// VMMs held by a `vm stop`, their vCPUs stopped with them: a release starts the
+        /// guest afresh (taking up a machine whose vCPUs nobody resumes would leave it
+        /// frozen). Not journaled: a monitor restarted in between forgets it.
+        vm_stopped: [bool; MAX_PDS],
     }
 
     /// Recovery-log entries kept for control-pd.
@@ -327,6 +334,7 @@ mod pd {
                     Request::Restart {
                         pd: pd as u8,
                         generation: p.generation as u64,
+                        fresh: p.fresh,
                         record: Journal::restarted(self.trackers.get(pd), at),
                     },
                     |_| (),
@@ -342,7 +350,12 @@ mod pd {
                 );
                 if let Some(t) = self.trackers.get_mut(pd) {
                     t.on_refused(at);
-                    self.pending[pd] = Pending::of(t);
+                    // Still asked for, still fresh.
+                    self.pending[pd] = Pending::of(t).map(|n| Pending {
+                        requested_by: p.requested_by,
+                        fresh: p.fresh,
+                        ..n
+                    });
                     journal(pd, t);
                 }
                 return;
@@ -351,6 +364,7 @@ mod pd {
             if let Some(t) = self.trackers.get_mut(pd) {
                 t.on_restarted(at);
             }
+            self.vm_stopped[pd] = false;
             self.heartbeats.restarted(pd as u8, done / 1000);
             self.facts[pd].last_recovery_us = Some(done - start);
             // The root task's count is the authority: ours starts over when we do.
@@ -448,11 +462,12 @@ mod pd {
                     ProtoReply::Log(self.log.at_or_after(seq).cloned())
                 }
                 control::Checked::Command { pd, command } => {
-                    self.command(from, pd as usize, command)
+                    // A VMM held by `vm stop` comes back only afresh (its vCPUs are stopped).
+                    let fresh = self.vm_stopped[pd as usize];
+                    self.command(from, pd as usize, command, fresh)
                 }
                 control::Checked::Inject { pd, kind } => self.inject(from, pd as usize, kind),
-                // Not carried out yet (docs/control.md, "Left"): said so, never pretended.
-                control::Checked::Vm { .. } => ProtoReply::Error(ProtoError::Unsupported),
+                control::Checked::Vm { vm, pd, op } => self.vm(from, vm, pd as usize, op),
             }
         }
 
@@ -513,8 +528,49 @@ mod pd {
             ProtoReply::Done
         }
 
-        /// Carries out control PD `from`'s `command` on `pd`.
-        fn command(&mut self, from: u8, pd: usize, command: Command) -> ProtoReply {
+        /// Carries out control PD `from`'s `op` on VM `vm`, through its VMM `pd`: a reboot is
+        /// a requested restart of the VMM that starts the guest afresh; a stop holds the VMM
+        /// and stops the guest's vCPUs with it (the root task's `StopVm`); a start releases a
+        /// stopped VMM, which boots the guest afresh. As for PDs, a start of a running VM or
+        /// a stop or reboot of a stopped one is `BadState`.
+        fn vm(&mut self, from: u8, vm: u8, pd: usize, op: VmOp) -> ProtoReply {
+            let (Some(plan), Some(t)) = (self.plan, self.trackers.get(pd)) else {
+                return ProtoReply::Error(ProtoError::Unavailable);
+            };
+            let by = plan.pds[from as usize].name.as_str();
+            let name = plan.vms.get(vm as usize).map_or("?", |v| v.name.as_str());
+            let running = matches!(t.state(), State::Running);
+            let reply = match op {
+                VmOp::Reboot => self.command(from, pd, Command::Restart, true),
+                VmOp::Start => self.command(from, pd, Command::Release, true),
+                VmOp::Stop if !running => ProtoReply::Error(ProtoError::BadState),
+                VmOp::Stop => {
+                    let r = ask(Request::<Journal>::StopVm { pd: pd as u8 }, |_| ());
+                    if !matches!(r, Ok(Reply::Done)) {
+                        println!(
+                            "monitor: the root task refused to stop VM {name} ({})",
+                            Refusal(&r)
+                        );
+                        return ProtoReply::Error(ProtoError::Refused(
+                            axolotl_control_proto::text("the root task refused"),
+                        ));
+                    }
+                    let reply = self.command(from, pd, Command::Hold, false);
+                    if reply == ProtoReply::Done {
+                        self.vm_stopped[pd] = true;
+                    }
+                    reply
+                }
+            };
+            if reply == ProtoReply::Done {
+                println!("monitor: {by} asked VM {name} to {}", op.as_str());
+            }
+            reply
+        }
+
+        /// Carries out control PD `from`'s `command` on `pd`; a restart it causes starts the
+        /// PD afresh if `fresh`.
+        fn command(&mut self, from: u8, pd: usize, command: Command, fresh: bool) -> ProtoReply {
             let (Some(plan), Some(t)) = (self.plan, self.trackers.get_mut(pd)) else {
                 return ProtoReply::Error(ProtoError::Unavailable);
             };
@@ -528,6 +584,7 @@ mod pd {
                     if !was_pending {
                         self.pending[pd] = Pending::of(t).map(|p| Pending {
                             requested_by: Some(from),
+                            fresh,
                             ..p
                         });
                         self.heartbeats.pause(pd as u8);
@@ -852,6 +909,7 @@ mod pd {
             last_heartbeat_ms: None,
         }; MAX_PDS],
         injections: 0,
+        vm_stopped: [false; MAX_PDS],
     });
 }
 

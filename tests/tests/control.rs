@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axolotl_control_proto::client::{Client, ClientError};
 use axolotl_control_proto::{
-    Error, FRAME_BUFFER, FaultKind, PdState, PdStatus, Reply, Request, encode, name,
+    Error, FRAME_BUFFER, FaultKind, PdState, PdStatus, Reply, Request, VmOp, encode, name,
 };
 use axolotl_qemu::Boot;
 use axolotl_tests::{DEFAULT_TIMEOUT, boot_with_uart1, check};
@@ -373,4 +373,98 @@ fn injected_faults_are_recovered(gic: u8) {
         matches!(logger.state, PdState::Running | PdState::Restarting { .. }),
         "{logger:?}"
     );
+}
+
+/// Guest boots under QEMU's TCG take minutes on a loaded machine.
+const GUEST_BOOT: Duration = Duration::from_secs(300);
+
+/// VM `linux` of `tests/systems/control-vm-gicv3.system` rebooted, stopped and started from
+/// the host (issue #17): each start boots the guest afresh through a fresh restart of its
+/// VMM; a stop holds the VMM with the guest's vCPUs; the wrong state is `BadState`.
+#[test]
+fn vm_reboot_stop_and_start_gicv3() {
+    let sock = socket("vm-gic3");
+    let backend = format!("socket,path={},server=on,wait=off", sock.display());
+    let mut b = check(boot_with_uart1(
+        3,
+        "cortex-a72",
+        "-control-vm-gicv3",
+        Some(&backend),
+    ));
+    check(b.expect_all(
+        &[
+            "vmm: guest started at 0x40000000",
+            "Run /init as init process",
+            "AXOLOTL-GUEST-DONE",
+        ],
+        GUEST_BOOT,
+    ));
+    let mut c = ok(
+        &mut b,
+        "connect",
+        Client::connect(&sock, Duration::from_secs(120)),
+    );
+    let vm = |op| Request::Vm {
+        name: name("linux").unwrap(),
+        op,
+    };
+    let rows = ok(&mut b, "status", c.status());
+    let vmm = row(&rows, "vmm");
+    assert_eq!(vmm.vm.as_deref(), Some("linux"), "{vmm:?}");
+    assert_eq!(row(&rows, "control").vm, None);
+
+    // A running VM cannot be started; an unknown one is unknown.
+    let r = ok(&mut b, "vm start (running)", c.ask(&vm(VmOp::Start)));
+    assert_eq!(r, Reply::Error(Error::BadState));
+    let r = ok(
+        &mut b,
+        "vm reboot nobody",
+        c.ask(&Request::Vm {
+            name: name("nobody").unwrap(),
+            op: VmOp::Reboot,
+        }),
+    );
+    assert_eq!(r, Reply::Error(Error::UnknownName));
+
+    ok(&mut b, "vm reboot", c.act(&vm(VmOp::Reboot)));
+    check(b.expect_all(
+        &[
+            "monitor: control asked VM linux to reboot",
+            "vmm: generation 1: starting the guest afresh (asked for)",
+            "vmm: guest started at 0x40000000",
+            "Run /init as init process",
+            "AXOLOTL-GUEST-DONE",
+        ],
+        GUEST_BOOT,
+    ));
+
+    ok(&mut b, "vm stop", c.act(&vm(VmOp::Stop)));
+    check(b.expect("monitor: control asked VM linux to stop", DEFAULT_TIMEOUT));
+    let rows = ok(&mut b, "status (stopped)", c.status());
+    let vmm = row(&rows, "vmm");
+    assert!(matches!(vmm.state, PdState::Held { .. }), "{vmm:?}");
+    for op in [VmOp::Stop, VmOp::Reboot] {
+        let r = ok(&mut b, "vm stop/reboot (stopped)", c.ask(&vm(op)));
+        assert_eq!(r, Reply::Error(Error::BadState), "{op:?}");
+    }
+
+    ok(&mut b, "vm start", c.act(&vm(VmOp::Start)));
+    check(b.expect_all(
+        &[
+            "monitor: control asked VM linux to start",
+            "vmm: generation 2: starting the guest afresh (asked for)",
+            "vmm: guest started at 0x40000000",
+            "Run /init as init process",
+            "AXOLOTL-GUEST-DONE",
+        ],
+        GUEST_BOOT,
+    ));
+    let rows = ok(&mut b, "status (started)", c.status());
+    let vmm = row(&rows, "vmm");
+    assert_eq!(
+        (&vmm.state, vmm.generation),
+        (&PdState::Running, 2),
+        "{vmm:?}"
+    );
+    axolotl_tests::refute_each(&mut b, &["PD PANIC", "recovery failed", "KERNEL PANIC"]);
 }

@@ -972,6 +972,15 @@ impl Handler for VmmPd {
         });
         let started = if generation() == 0 {
             self.boot()
+        } else if axolotl_pd::fresh_start() {
+            // A VM start or reboot from the control plane: the guest begins again, whatever
+            // the state region holds.
+            println!(
+                "vmm: generation {}: starting the guest afresh (asked for)",
+                generation()
+            );
+            self.stop_vcpus();
+            self.boot()
         } else {
             self.take_over()
         };

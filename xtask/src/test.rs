@@ -50,6 +50,7 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/blk-crash.system",
     "tests/systems/control-crash.system",
     "tests/systems/control-inject.system",
+    "tests/systems/control-vm-gicv3.system",
     // gateway-faults-gicv{2,3}.system are not built here: their test is #[ignore]d (a request
     // lost inside QEMU's slirp, docs/network.md); tests/tests/gateway.rs says how to run it.
     "tests/systems/gateway-gicv3.system",

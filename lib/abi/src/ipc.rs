@@ -90,6 +90,12 @@ impl CorruptionReport {
     }
 }
 
+/// `x1` at a PD's entry: bit 0 set when the monitor asked for this incarnation to start
+/// afresh (a VM's start or reboot from the control plane): it must not take up state a
+/// restart keeps (a VMM's device state region) but begin as at boot. 0 at boot and after a
+/// failure's restart.
+pub const START_FRESH: u64 = 1;
+
 /// Label of a PD's answer to the monitor's heartbeat ping: a `Send` (no reply) on its fault
 /// endpoint, which the monitor receives with the PD's fault badge.
 pub const HEARTBEAT: u64 = 0x101;

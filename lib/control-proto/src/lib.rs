@@ -44,7 +44,7 @@ pub mod client;
 pub mod ipc;
 
 /// The protocol version this crate speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// The most bytes a frame has, its delimiter excluded.
 pub const MAX_FRAME: usize = 512;
 /// The most bytes a payload has: COBS adds at least one byte per frame.
@@ -107,6 +107,17 @@ pub enum VmOp {
     Reboot,
 }
 
+impl VmOp {
+    /// The CLI's spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            VmOp::Start => "start",
+            VmOp::Stop => "stop",
+            VmOp::Reboot => "reboot",
+        }
+    }
+}
+
 /// A fault to inject.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultKind {
@@ -151,6 +162,10 @@ impl FaultKind {
 
 /// What the system answers.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "PDs have no allocator to box a status row in; one reply at a time is built"
+)]
 pub enum Reply {
     /// One PD's status, and how many PDs there are.
     Pd { total: u8, status: PdStatus },
@@ -191,6 +206,8 @@ pub struct PdStatus {
     pub memory_bytes: u64,
     /// Whether the monitor manages it (not a child, not the monitor itself).
     pub managed: bool,
+    /// The virtual machine it runs (a VMM), which `vm start|stop|reboot` names.
+    pub vm: Option<Name>,
 }
 
 /// Whether a PD runs.

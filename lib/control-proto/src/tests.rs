@@ -48,6 +48,7 @@ fn largest_pd() -> Reply {
             heartbeat_age_ms: Some(u64::MAX),
             memory_bytes: u64::MAX,
             managed: true,
+            vm: Some(full_name('v')),
         },
     }
 }
@@ -133,13 +134,13 @@ fn raw(version: u8, id: u16, body: &[u8]) -> Vec<u8> {
 #[test]
 fn another_version_is_named() {
     let body = to_vec(&Request::Status { index: 0 }).unwrap();
-    let mut f = raw(2, 9, &body);
+    let mut f = raw(1, 9, &body);
     assert_eq!(
         decode::<Request>(&mut f),
         Err((
             9,
             Error::Version {
-                got: 2,
+                got: 1,
                 supported: VERSION
             }
         ))

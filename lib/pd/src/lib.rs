@@ -86,6 +86,20 @@ pub fn generation() -> u64 {
     unsafe { core::ptr::read_volatile(&raw const __axolotl_pd_generation) }
 }
 
+#[doc(hidden)]
+#[unsafe(no_mangle)]
+pub static mut __axolotl_pd_start_flags: u64 = 0;
+
+/// Whether the monitor asked this incarnation to start afresh (`axolotl_abi::START_FRESH`
+/// in `x1`: a VM's start or reboot from the control plane): what a restart keeps for it to
+/// take up (a VMM's device state) is to be ignored, as at boot. False at boot and after a
+/// failure's restart.
+pub fn fresh_start() -> bool {
+    // SAFETY: written once by `_start` before any Rust code runs.
+    let flags = unsafe { core::ptr::read_volatile(&raw const __axolotl_pd_start_flags) };
+    flags & axolotl_abi::START_FRESH != 0
+}
+
 /// This PD's plan index + 1 (0: not patched), which the builder patches when the image has
 /// the symbol (`axolotl_boot_plan::generations::PD_INDEX_SYMBOL`): referenced only by
 /// [`pd_index`], so only PDs that look up their peers carry it.
@@ -195,6 +209,9 @@ macro_rules! protection_domain {
                 // x0: the generation the root task started us with.
                 "    adrp x9, __axolotl_pd_generation",
                 "    str x0, [x9, :lo12:__axolotl_pd_generation]",
+                // x1: how (axolotl_abi::START_FRESH).
+                "    adrp x9, __axolotl_pd_start_flags",
+                "    str x1, [x9, :lo12:__axolotl_pd_start_flags]",
                 "    bl __axolotl_pd_main",
                 "1:  b 1b",
             );

@@ -23,18 +23,19 @@
 //! Words are message registers: MR0..MR3 travel in CPU registers, the rest in the IPC buffer
 //! (`MSG_REGISTERS_IN_CPU`). A record travels as its byte count in MR2 ([`RECORD_LEN_MR`])
 //! and its bytes from MR4 on ([`RECORD_MR`]), the buffer's bytes in memory order: it lies
-//! wholly in the IPC buffer, one run of bytes, so neither side gathers or packs it (MR3 is
-//! sent as 0 and ignored). A message with a record of `n` bytes has `4 + ceil(n / 8)` words.
+//! wholly in the IPC buffer, one run of bytes, so neither side gathers or packs it (MR3 is a
+//! restart's `fresh` flag, 0 or 1; a record's is sent as 0 and ignored). A message with a record of `n` bytes has `4 + ceil(n / 8)` words.
 //!
 //! | request | label | words |
 //! | --- | --- | --- |
-//! | [`Request::Restart`] | 1 | pd, generation, record |
+//! | [`Request::Restart`] | 1 | pd, generation, record (MR3: fresh) |
 //! | [`Request::SetTimer`] | 2 | counter value |
 //! | [`Request::Record`] | 3 | pd, 0, record |
 //! | [`Request::Recall`] | 4 | pd |
 //! | [`Request::Stop`] | 5 | pd |
 //! | [`Request::Crash`] | 6 | pd |
 //! | [`Request::FlipBit`] | 7 | pd, register (`USER_CONTEXT_WORDS` order), bit |
+//! | [`Request::StopVm`] | 8 | pd |
 //!
 //! | reply | label | words |
 //! | --- | --- | --- |
@@ -84,10 +85,11 @@ pub enum Op {
     Stop = 5,
     Crash = 6,
     FlipBit = 7,
+    StopVm = 8,
 }
 
 impl Op {
-    pub const ALL: [Op; 7] = [
+    pub const ALL: [Op; 8] = [
         Op::Restart,
         Op::SetTimer,
         Op::Record,
@@ -95,6 +97,7 @@ impl Op {
         Op::Stop,
         Op::Crash,
         Op::FlipBit,
+        Op::StopVm,
     ];
 
     pub fn from_label(label: u64) -> Option<Op> {
@@ -106,6 +109,7 @@ impl Op {
             5 => Op::Stop,
             6 => Op::Crash,
             7 => Op::FlipBit,
+            8 => Op::StopVm,
             _ => return None,
         })
     }
@@ -118,8 +122,14 @@ impl Op {
 pub enum Request<R> {
     /// Restart `pd` from its pristine image with a generation of at least `generation`, and
     /// once it runs again journal `record` (as [`Request::Record`]; none if empty). Replied
-    /// [`Reply::Restarted`]: the PD runs again.
-    Restart { pd: u8, generation: u64, record: R },
+    /// [`Reply::Restarted`]: the PD runs again. `fresh`: started with
+    /// `axolotl_abi::START_FRESH` in `x1`, to begin as at boot (a VM start or reboot).
+    Restart {
+        pd: u8,
+        generation: u64,
+        fresh: bool,
+        record: R,
+    },
     /// Signal the monitor's timer channel (`MONITOR_TIMER_ID`) once the physical counter
     /// reaches `at` (at once if it has); 0: never. Replaces any earlier request.
     SetTimer { at: u64 },
@@ -142,6 +152,10 @@ pub enum Request<R> {
     /// TcbReadRegisters' order ([`register_name`]). Asked only for a control PD whose SDF
     /// grant includes `inject`.
     FlipBit { pd: u8, register: u8, bit: u8 },
+    /// Stop (suspend) `pd`, a VMM, and every vCPU of its virtual machine: the guest stops
+    /// where it is (`vm stop`). Started again by a fresh restart of the VMM, which boots the
+    /// guest anew. Refused for a PD without a VM.
+    StopVm { pd: u8 },
 }
 
 /// The name of register `word` in TcbReadRegisters' order (seL4's `seL4_UserContext`):
@@ -232,7 +246,7 @@ impl Reason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reply<R> {
     /// [`Request::SetTimer`], [`Request::Record`], [`Request::Stop`], [`Request::Crash`] or
-    /// [`Request::FlipBit`] done.
+    /// [`Request::FlipBit`] or [`Request::StopVm`] done.
     Done,
     /// [`Request::Restart`] done: the PD runs with `generation` (the root task's count is the
     /// authority).
@@ -273,6 +287,8 @@ pub enum Malformed {
         register: u64,
         bit: u64,
     },
+    /// A restart's `fresh` word neither 0 nor 1.
+    BadFresh(u64),
 }
 
 impl Malformed {
@@ -285,7 +301,8 @@ impl Malformed {
             | Malformed::BadRecord { .. }
             | Malformed::BadReason(_)
             | Malformed::BadHow(_)
-            | Malformed::BadBit { .. } => Reason::Failed,
+            | Malformed::BadBit { .. }
+            | Malformed::BadFresh(_) => Reason::Failed,
         }
     }
 }
@@ -304,6 +321,7 @@ impl fmt::Display for Malformed {
             Malformed::BadBit { register, bit } => {
                 write!(f, "no bit {bit} of register {register} to flip")
             }
+            Malformed::BadFresh(w) => write!(f, "restart flag {w} is neither 0 nor 1"),
         }
     }
 }
@@ -407,10 +425,10 @@ impl Sent {
         }
     }
 
-    /// `head` in MR0 and MR1, then the record `src` writes into `ipc`.
+    /// `head` in MR0, MR1 and MR3, then the record `src` writes into `ipc`.
     fn with_record(
         label: u64,
-        head: [u64; 2],
+        head: [u64; 3],
         src: impl RecordSource,
         ipc: &mut Words,
     ) -> Result<Sent, TooLong> {
@@ -424,7 +442,7 @@ impl Sent {
         out[n..n.next_multiple_of(8)].fill(0);
         Ok(Sent {
             info: MessageInfo::new(label, 0, 0, words_for(n) as u64),
-            regs: [head[0], head[1], n as u64, 0],
+            regs: [head[0], head[1], n as u64, head[2]],
         })
     }
 }
@@ -439,6 +457,7 @@ impl<R> Request<R> {
             Request::Stop { .. } => Op::Stop,
             Request::Crash { .. } => Op::Crash,
             Request::FlipBit { .. } => Op::FlipBit,
+            Request::StopVm { .. } => Op::StopVm,
         }
     }
 
@@ -449,10 +468,12 @@ impl<R> Request<R> {
             Request::Restart {
                 pd,
                 generation,
+                fresh,
                 record,
             } => Request::Restart {
                 pd,
                 generation,
+                fresh,
                 record: f(record),
             },
             Request::SetTimer { at } => Request::SetTimer { at },
@@ -464,6 +485,7 @@ impl<R> Request<R> {
             Request::Stop { pd } => Request::Stop { pd },
             Request::Crash { pd } => Request::Crash { pd },
             Request::FlipBit { pd, register, bit } => Request::FlipBit { pd, register, bit },
+            Request::StopVm { pd } => Request::StopVm { pd },
         }
     }
 }
@@ -476,13 +498,17 @@ impl<R: RecordSource> Request<R> {
             Request::Restart {
                 pd,
                 generation,
+                fresh,
                 record,
-            } => Sent::with_record(label, [pd as u64, generation], record, ipc),
+            } => Sent::with_record(label, [pd as u64, generation, fresh as u64], record, ipc),
             Request::SetTimer { at } => Ok(Sent::of(label, [at])),
-            Request::Record { pd, record } => Sent::with_record(label, [pd as u64, 0], record, ipc),
-            Request::Recall { pd } | Request::Stop { pd } | Request::Crash { pd } => {
-                Ok(Sent::of(label, [pd as u64]))
+            Request::Record { pd, record } => {
+                Sent::with_record(label, [pd as u64, 0, 0], record, ipc)
             }
+            Request::Recall { pd }
+            | Request::Stop { pd }
+            | Request::Crash { pd }
+            | Request::StopVm { pd } => Ok(Sent::of(label, [pd as u64])),
             Request::FlipBit { pd, register, bit } => {
                 Ok(Sent::of(label, [pd as u64, register as u64, bit as u64]))
             }
@@ -500,6 +526,11 @@ impl<'a> Request<&'a [u8]> {
                 pd: m.pd()?,
                 generation: m.need(1)?,
                 record: m.record()?,
+                fresh: match m.need(3)? {
+                    0 => false,
+                    1 => true,
+                    w => return Err(Malformed::BadFresh(w)),
+                },
             },
             Op::SetTimer => Request::SetTimer { at: m.need(0)? },
             Op::Record => Request::Record {
@@ -509,6 +540,7 @@ impl<'a> Request<&'a [u8]> {
             Op::Recall => Request::Recall { pd: m.pd()? },
             Op::Stop => Request::Stop { pd: m.pd()? },
             Op::Crash => Request::Crash { pd: m.pd()? },
+            Op::StopVm => Request::StopVm { pd: m.pd()? },
             Op::FlipBit => {
                 let pd = m.pd()?;
                 let (register, bit) = (m.need(1)?, m.need(2)?);
@@ -549,7 +581,7 @@ impl<R: RecordSource> Reply<R> {
                 Ok(Sent::of(OK, [generation, (how == How::Standby) as u64]))
             }
             Reply::Recalled { generation, record } => {
-                Sent::with_record(OK, [generation, 0], record, ipc)
+                Sent::with_record(OK, [generation, 0, 0], record, ipc)
             }
             Reply::Refused(why) => Ok(Sent::refused(why)),
         }
@@ -583,7 +615,9 @@ impl<'a> Reply<&'a [u8]> {
                 generation: m.need(0)?,
                 record: m.record()?,
             },
-            Op::SetTimer | Op::Record | Op::Stop | Op::Crash | Op::FlipBit => Reply::Done,
+            Op::SetTimer | Op::Record | Op::Stop | Op::Crash | Op::FlipBit | Op::StopVm => {
+                Reply::Done
+            }
         })
     }
 }

@@ -60,11 +60,14 @@ fn pd() -> impl Strategy<Value = u8> {
 
 fn request() -> impl Strategy<Value = Request<Vec<u8>>> {
     prop_oneof![
-        (pd(), any::<u64>(), record()).prop_map(|(pd, generation, record)| Request::Restart {
-            pd,
-            generation,
-            record
-        }),
+        (pd(), any::<u64>(), any::<bool>(), record()).prop_map(
+            |(pd, generation, fresh, record)| Request::Restart {
+                pd,
+                generation,
+                fresh,
+                record
+            }
+        ),
         any::<u64>().prop_map(|at| Request::SetTimer { at }),
         (pd(), record()).prop_map(|(pd, record)| Request::Record { pd, record }),
         pd().prop_map(|pd| Request::Recall { pd }),
@@ -72,6 +75,7 @@ fn request() -> impl Strategy<Value = Request<Vec<u8>>> {
         pd().prop_map(|pd| Request::Crash { pd }),
         (pd(), 0..USER_CONTEXT_WORDS as u8, 0..64u8)
             .prop_map(|(pd, register, bit)| Request::FlipBit { pd, register, bit }),
+        pd().prop_map(|pd| Request::StopVm { pd }),
     ]
 }
 
@@ -194,12 +198,12 @@ fn malformed_requests_are_refused_with_their_reason() {
         Request::decode(exact(label, words, &mut b)).map(|r| r.map_record(<[u8]>::to_vec))
     };
     assert_eq!(decode(0, &[0]), Err(Malformed::UnknownLabel(0)));
-    assert_eq!(decode(8, &[0]), Err(Malformed::UnknownLabel(8)));
+    assert_eq!(decode(9, &[0]), Err(Malformed::UnknownLabel(9)));
     assert_eq!(
         decode(u64::MAX >> 12, &[]),
         Err(Malformed::UnknownLabel((1 << 52) - 1))
     );
-    assert_eq!(Malformed::UnknownLabel(8).reason(), Reason::Unknown);
+    assert_eq!(Malformed::UnknownLabel(9).reason(), Reason::Unknown);
     for op in Op::ALL {
         assert_eq!(
             decode(op as u64, &[]),
@@ -217,6 +221,7 @@ fn malformed_requests_are_refused_with_their_reason() {
             Op::Stop,
             Op::Crash,
             Op::FlipBit,
+            Op::StopVm,
         ] {
             assert_eq!(decode(op as u64, &[pd, 0, 0, 0]), Err(Malformed::BadPd(pd)));
         }
@@ -289,12 +294,13 @@ fn the_wire_format_is_the_documented_one() {
     let s = Request::Restart {
         pd: 3,
         generation: 7,
+        fresh: true,
         record,
     }
     .encode(&mut ipc)
     .unwrap();
     assert_eq!((s.info.label(), s.info.length()), (1, 6));
-    assert_eq!(s.regs, [3, 7, 9, 0]);
+    assert_eq!(s.regs, [3, 7, 9, 1]);
     // The bytes from MR4 on, in memory order; the last word's padding zeroed.
     assert_eq!(ipc[4].to_ne_bytes(), [1, 2, 3, 4, 5, 6, 7, 8]);
     assert_eq!(ipc[5].to_ne_bytes(), [9, 0, 0, 0, 0, 0, 0, 0]);
@@ -391,6 +397,7 @@ fn a_source_encodes_in_place() {
     let s = Request::Restart {
         pd: 1,
         generation: 2,
+        fresh: false,
         record: Counting(20),
     }
     .encode(&mut sender)
@@ -402,6 +409,7 @@ fn a_source_encodes_in_place() {
         Ok(Request::Restart {
             pd: 1,
             generation: 2,
+            fresh: false,
             record: &want[..]
         })
     );
@@ -447,4 +455,34 @@ fn a_bit_flip_names_a_register_and_bit_that_exist() {
     assert_eq!(register_name(33), Some("x30"));
     assert_eq!(register_name(34), Some("tpidr_el0"));
     assert_eq!(register_name(35), None);
+}
+
+#[test]
+fn a_restart_is_fresh_or_not_and_nothing_else() {
+    let mut buf = junk();
+    let mut decode = |fresh: u64| {
+        let m = exact(Op::Restart as u64, &[2, 5, 0, fresh], &mut buf);
+        Request::decode(m).map(|r| r.map_record(<[u8]>::len))
+    };
+    for (w, fresh) in [(0, false), (1, true)] {
+        assert_eq!(
+            decode(w),
+            Ok(Request::Restart {
+                pd: 2,
+                generation: 5,
+                fresh,
+                record: 0
+            })
+        );
+    }
+    for w in [2, 3, 1 << 63, u64::MAX] {
+        assert_eq!(decode(w), Err(Malformed::BadFresh(w)));
+    }
+    assert_eq!(Malformed::BadFresh(2).reason(), Reason::Failed);
+    // A record's MR3 is still nothing to it.
+    let m = exact(Op::Record as u64, &[2, 0, 0, 7], &mut buf);
+    assert_eq!(
+        Request::decode(m).map(|r| r.map_record(<[u8]>::len)),
+        Ok(Request::Record { pd: 2, record: 0 })
+    );
 }

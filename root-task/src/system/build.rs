@@ -96,6 +96,8 @@ pub struct PdObjects {
 pub struct VcpuObjects {
     pub tcb: Tcb,
     pub vcpu: Vcpu,
+    /// The plan index of its VM.
+    pub vm: u8,
 }
 
 /// The frames of a memory region: consecutive root slots `first..first + count`.
@@ -573,7 +575,7 @@ impl System {
         o.tcb
             .set_priority(Tcb(init_cap::TCB), pd.priority as u64)
             .step("priority")?;
-        self.set_entry_registers(i, pd, 0, false)
+        self.set_entry_registers(i, pd, 0, 0, false)
     }
 
     /// One incarnation of `pd` in `vspace`: its image loaded into fresh frames, stack and
@@ -667,6 +669,7 @@ impl System {
         i: usize,
         pd: &Pd,
         generation: u64,
+        flags: u64,
         resume: bool,
     ) -> Result<(), Error> {
         let mut ctx = UserContext {
@@ -676,6 +679,7 @@ impl System {
             ..Default::default()
         };
         ctx.x[0] = generation;
+        ctx.x[1] = flags;
         self.pds[i]
             .tcb
             .write_registers(resume, 0, USER_CONTEXT_WORDS, &ctx)
@@ -778,7 +782,11 @@ impl System {
             tcb.set_priority(Tcb(init_cap::TCB), vm.priority as u64)
                 .step("vCPU priority")?;
             self.vcpus
-                .push(VcpuObjects { tcb, vcpu })
+                .push(VcpuObjects {
+                    tcb,
+                    vcpu,
+                    vm: v as u8,
+                })
                 .map_err(|_| Error::Plan("too many vCPUs"))?;
         }
         Ok(())

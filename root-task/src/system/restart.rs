@@ -19,11 +19,13 @@ impl System {
     /// Restarts PD `i` from its pristine image: stopped (its pending IPC cancelled), its
     /// memory as loaded (text, data, zeroed bss, stack and IPC buffer) and its CSpace as the
     /// plan fills it (whatever it did to its caps is undone), started at its entry with
-    /// `x0 = generation`, the larger of `at_least` and one more than its last (returned).
+    /// `x0 = generation`, the larger of `at_least` and one more than its last (returned), and
+    /// `x1 = START_FRESH` if `fresh` (it is to begin as at boot: a VM start or reboot).
     /// With a fresh standby incarnation the thread is switched to it (a few invocations);
     /// otherwise the running incarnation is restored in place. Regions it maps are shared
     /// state and stay: the ring protocols resynchronise them.
-    pub fn restart(&mut self, i: usize, at_least: u64) -> Result<(u64, How), Error> {
+    pub fn restart(&mut self, i: usize, at_least: u64, fresh: bool) -> Result<(u64, How), Error> {
+        let flags = if fresh { axolotl_abi::START_FRESH } else { 0 };
         let plan = self.plan;
         let pd = plan.pds.get(i).ok_or(Error::Plan("PD index"))?;
         let generation = at_least.max(self.generations[i] + 1);
@@ -34,7 +36,7 @@ impl System {
         self.gen_table
             .publish(i as u8, u32::try_from(generation).unwrap_or(u32::MAX));
         let switched = match standby::take(i) {
-            Some(inc) => match self.switch(i, pd, inc, generation) {
+            Some(inc) => match self.switch(i, pd, inc, generation, flags) {
                 Ok(()) => {
                     standby::switched(i);
                     true
@@ -56,7 +58,7 @@ impl System {
             src.refill(pd, &pages()[span], o.vspace)?;
             src.empty_cspace(pd, o.cnode, false)?;
             src.fill_cspace(i, pd, o.cnode, o.vspace)?;
-            self.set_entry_registers(i, pd, generation, true)?;
+            self.set_entry_registers(i, pd, generation, flags, true)?;
         }
         self.generations[i] = generation;
         Ok((
@@ -73,6 +75,7 @@ impl System {
         pd: &Pd,
         inc: &mut Incarnation,
         generation: u64,
+        flags: u64,
     ) -> Result<(), Error> {
         let o = self.pds[i];
         o.tcb
@@ -98,6 +101,16 @@ impl System {
         self.pds[i].vspace = now.vspace;
         self.pds[i].ipc_frame = now.ipc_frame;
         self.page_spans[i] = now.pages;
-        self.set_entry_registers(i, pd, generation, true)
+        self.set_entry_registers(i, pd, generation, flags, true)
+    }
+
+    /// Stops PD `i`, a VMM, and every vCPU of its VM `vm` (`vm stop`): the guest stops where
+    /// it is; a fresh restart of the VMM boots it anew, starting the vCPUs it needs.
+    pub fn stop_vm(&mut self, i: usize, vm: u8) -> Result<(), Error> {
+        self.pds[i].tcb.suspend().step("suspend the VMM")?;
+        for v in self.vcpus.iter().filter(|v| v.vm == vm) {
+            v.tcb.suspend().step("suspend a vCPU")?;
+        }
+        Ok(())
     }
 }

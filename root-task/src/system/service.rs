@@ -112,7 +112,7 @@ fn recover_monitor(sys: &mut System, monitor: &mut Tracker, pd: usize, cause: Ca
         c.pause();
     }
     match monitor.on_failure(start / 1000, cause) {
-        Decision::RestartAt { generation, .. } => match sys.restart(pd, generation as u64) {
+        Decision::RestartAt { generation, .. } => match sys.restart(pd, generation as u64, false) {
             Ok((g, _)) => {
                 let done = now_us();
                 monitor.on_restarted(done / 1000);
@@ -165,6 +165,7 @@ fn serve_request(sys: &mut System, r: Request<Option<Staged>>) -> Reply<&[u8]> {
         Request::Restart {
             pd,
             generation,
+            fresh,
             record,
         } => {
             if !user_pd(pd) {
@@ -173,7 +174,7 @@ fn serve_request(sys: &mut System, r: Request<Option<Staged>>) -> Reply<&[u8]> {
             let Some(record) = record else {
                 return Reply::Refused(Reason::Failed);
             };
-            match sys.restart(pd as usize, generation) {
+            match sys.restart(pd as usize, generation, fresh) {
                 Ok((generation, how)) => {
                     if !record.is_empty() {
                         sys.journal.commit(pd as usize, record);
@@ -206,6 +207,19 @@ fn serve_request(sys: &mut System, r: Request<Option<Staged>>) -> Reply<&[u8]> {
                 Ok(()) => Reply::Done,
                 Err(e) => {
                     println!("root-task: crashing PD {pd} failed: {e:?}");
+                    Reply::Refused(Reason::Failed)
+                }
+            }
+        }
+        Request::StopVm { pd } => {
+            let vm = sys.plan.pds.get(pd as usize).and_then(|p| p.vm);
+            let (true, Some(vm)) = (user_pd(pd), vm) else {
+                return Reply::Refused(Reason::BadPd);
+            };
+            match sys.stop_vm(pd as usize, vm) {
+                Ok(()) => Reply::Done,
+                Err(e) => {
+                    println!("root-task: stopping the VM of PD {pd} failed: {e}");
                     Reply::Refused(Reason::Failed)
                 }
             }

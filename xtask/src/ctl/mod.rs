@@ -243,6 +243,7 @@ fn print_status(rows: &[PdStatus], json: bool) {
     t.load_style(comfy_table::presets::ASCII_MARKDOWN);
     t.set_header([
         "PD",
+        "VM",
         "state",
         "gen",
         "restarts",
@@ -270,6 +271,7 @@ fn print_status(rows: &[PdStatus], json: bool) {
         };
         t.add_row([
             name,
+            r.vm.as_deref().unwrap_or("-").to_string(),
             state(&r.state),
             r.generation.to_string(),
             r.restarts.to_string(),

@@ -62,8 +62,9 @@ pub enum Checked {
     Log { seq: u32 },
     /// Carry out `command` on a PD the monitor manages.
     Command { pd: u8, command: Command },
-    /// Start, stop or reboot VM `vm` (plan index).
-    Vm { vm: u8, op: VmOp },
+    /// Start, stop or reboot VM `vm` (plan index), whose VMM is `pd`, a PD the monitor
+    /// manages: what happens to the VM happens through its VMM.
+    Vm { vm: u8, pd: u8, op: VmOp },
     /// Inject `kind` into a PD the monitor manages.
     Inject { pd: u8, kind: FaultKind },
 }
@@ -119,8 +120,14 @@ pub fn check(plan: &BootPlan, from: u8, grant: Grant, request: &Request) -> Resu
                 .iter()
                 .position(|v| v.name.as_str() == name.as_str())
                 .ok_or(Error::UnknownName)?;
+            let vmm = plan
+                .pds
+                .iter()
+                .find(|p| p.vm == Some(vm as u8))
+                .ok_or(Error::NotManaged)?;
             Ok(Checked::Vm {
                 vm: vm as u8,
+                pd: managed(&vmm.name)?,
                 op: *op,
             })
         }
@@ -206,6 +213,10 @@ pub fn status(
             .map(|t| now_ms.saturating_sub(t)),
         memory_bytes: pd.totals.bytes(),
         managed,
+        vm: pd
+            .vm
+            .and_then(|v| plan.vms.get(v as usize))
+            .and_then(|v| v.name.as_str().try_into().ok()),
     })
 }
 

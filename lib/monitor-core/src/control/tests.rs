@@ -34,16 +34,21 @@ fn plan() -> BootPlan {
         if i as u8 == CHILD {
             pd.parent = Some(PARENT);
         }
+        if i as u8 == PARENT {
+            pd.vm = Some(0);
+        }
         pd.totals.small_frames = 3;
         plan.pds.push(pd).unwrap();
     }
     plan.monitor = Some(MONITOR);
-    plan.vms
-        .push(Vm {
-            name: "guest".try_into().unwrap(),
-            ..Default::default()
-        })
-        .unwrap();
+    for vm in ["guest", "orphan"] {
+        plan.vms
+            .push(Vm {
+                name: vm.try_into().unwrap(),
+                ..Default::default()
+            })
+            .unwrap();
+    }
     plan
 }
 
@@ -160,6 +165,23 @@ fn only_managed_pds_can_be_acted_on() {
             }
         ),
         Err(Error::UnknownName)
+    );
+    let vm = |vm: &str| Request::Vm {
+        name: name(vm).unwrap(),
+        op: VmOp::Reboot,
+    };
+    assert_eq!(
+        check(&plan, CONTROL, g, &vm("guest")),
+        Ok(Checked::Vm {
+            vm: 0,
+            pd: PARENT,
+            op: VmOp::Reboot
+        })
+    );
+    // A VM no PD runs (a plan the builder would refuse) is nothing to act on.
+    assert_eq!(
+        check(&plan, CONTROL, g, &vm("orphan")),
+        Err(Error::NotManaged)
     );
     assert_eq!(
         check(&plan, CONTROL, g, &Request::Status { index: 5 }),
