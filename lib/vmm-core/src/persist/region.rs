@@ -394,3 +394,20 @@ impl<W: Words + ?Sized> Txn<'_, '_, W> {
         self.count
     }
 }
+
+/// For tests: where chunk `id`'s payload starts in the region.
+#[cfg(test)]
+pub(crate) fn image_offset(id: usize) -> usize {
+    IMAGE_OFF[id]
+}
+
+/// For tests: image word `at` set to `value` with its chunk's checksum made to match, as
+/// damage that checksums cannot catch.
+#[cfg(test)]
+pub(crate) fn rewrite_sealed<W: Words + ?Sized>(mem: &mut W, at: usize, value: u64) {
+    let id = (0..COUNT).rfind(|&id| IMAGE_OFF[id] <= at).unwrap();
+    mem.store(at, value);
+    let range = IMAGE_OFF[id]..IMAGE_OFF[id] + chunk::len(id);
+    let sum = chunk_sum(id, range.map(|i| mem.load(i)));
+    mem.store(IMAGE_OFF[id] + chunk::len(id), sum);
+}

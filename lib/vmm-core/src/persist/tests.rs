@@ -59,7 +59,7 @@ impl Words for Mem {
     }
 }
 
-fn layout(v3: bool) -> Layout {
+pub(super) fn layout(v3: bool) -> Layout {
     let gic = if v3 {
         Gic::V3 {
             distributor: Region::new(GICD, 0x1_0000),

@@ -140,7 +140,10 @@ impl<S: TxSink> Vm<S> {
             }
             BLK => {
                 TransportState::<1>::decode(&w[..BLK_TRANSPORT]).map_err(|_| bad)?;
-                if w[BLK_SEQ] >> 48 != 0 || w[BLK_COUNT] > TABLE as u64 {
+                if w[BLK_SEQ] >> 48 != 0
+                    || w[BLK_COUNT] > TABLE as u64
+                    || w[BLK_COUNT + 1..].iter().any(|&x| x != 0)
+                {
                     return Err(bad);
                 }
                 self.virtio.blk.copy_from_slice(w);
@@ -166,8 +169,6 @@ impl<S: TxSink> Vm<S> {
     }
 }
 
-/// For the tests: whether `d` asks for the chunks `id`.
 #[cfg(test)]
-pub(crate) fn uses(d: Devices, id: usize) -> bool {
-    chunk::used(1, 32, d) & (1 << id) != 0
-}
+#[path = "virtio_tests.rs"]
+mod tests;
