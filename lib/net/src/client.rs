@@ -158,10 +158,7 @@ impl NetClient {
     fn poll_rx(&mut self, act: &mut Activity, max_frames: usize, on_frame: &mut impl FnMut(&[u8])) {
         let mut frames = 0;
         for _ in 0..POLL_BOUND {
-            // Connected, the next event is a frame: leave it in the ring. Otherwise the
-            // handshake or a restart must move on even with no room (a server's old
-            // completions drained then may exceed the limit).
-            if frames >= max_frames && self.rx.is_connected() {
+            if frames >= max_frames {
                 act.again = true;
                 return;
             }

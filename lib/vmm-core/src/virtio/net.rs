@@ -313,17 +313,6 @@ impl MmioDevice for VirtioNet {
 mod tests;
 
 impl VirtioNet {
-    /// Frames the guest can take now: its receive buffers not yet used (one frame each at
-    /// least), or `None` while the driver does not run the device (frames are dropped then).
-    /// None posted asks the driver to notify when it posts (EVENT_IDX), so a backend that
-    /// waits for room hears of it.
-    pub fn rx_room<M: GuestMemory + ?Sized>(&mut self, mem: &mut M) -> Option<usize> {
-        if !self.transport.live() {
-            return None;
-        }
-        Some(self.transport.queues[RX_QUEUE].room(mem).into())
-    }
-
     /// For the state region: the transport is all virtio-net keeps (frames waiting for
     /// receive buffers are the backend's, see `NetRing`).
     pub fn save(&self) -> super::TransportState<2> {

@@ -66,14 +66,7 @@ impl<const FRAMES: usize> NetRing<FRAMES> {
             // The device first: it may free queue room (delivery) and link buffers (the
             // client's transmit completions come in the poll after).
             dev.process(mem, self);
-            // No more than the guest can take right now: what the link still holds is not
-            // consumed, so a VMM that dies here has not taken it (lib/ring's client
-            // restart decides its fate, not our memory); the queue holds only frames
-            // larger than the buffers posted.
-            let room = dev
-                .rx_room(mem)
-                .map_or(FRAMES, |r| r.saturating_sub(self.rx_count))
-                .min(FRAMES - self.rx_count);
+            let room = FRAMES - self.rx_count;
             let mut got = 0usize;
             let (client, mut queue) = self.split();
             let act = client.poll_limited(room, |f| {
