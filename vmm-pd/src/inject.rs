@@ -4,13 +4,16 @@
 //! comment, so the guest's shell ignores it:
 //!
 //! ```text
-//! # vmm-fault <crash|hang|corrupt> <uart|gicd|inject|cpu-on|any>
+//! # vmm-fault <crash|hang|corrupt> <uart|gicd|inject|cpu-on|notify|notify-done|any>
 //! ```
 //!
 //! `crash` is a wild write (a VM fault the monitor sees), `hang` stops answering (the
 //! monitor's heartbeat finds it), `corrupt` scribbles over the device state region a restart
 //! recovers from (the caller, which owns it), then crashes. The kinds: a data abort in the vPL011's window, one in the vGIC
-//! distributor's, putting an interrupt into a list register, a PSCI CPU_ON, any exit.
+//! distributor's, putting an interrupt into a list register, a PSCI CPU_ON, a virtio
+//! QueueNotify write (before it is handled: the guest's I/O in flight as the last commit
+//! left it), the same after its handling was committed and before the reply (the requests
+//! it took at the backend), any exit.
 
 use axolotl_pd::println;
 
@@ -29,6 +32,8 @@ pub enum Point {
     Gicd,
     Inject,
     CpuOn,
+    Notify,
+    NotifyDone,
     Any,
 }
 
@@ -36,6 +41,9 @@ pub enum Point {
 /// QEMU virt does: docs/vmm.md).
 const UART: core::ops::Range<u64> = 0x0900_0000..0x0900_1000;
 const GICD: core::ops::Range<u64> = 0x0800_0000..0x0801_0000;
+/// QEMU virt's virtio-mmio transports (0x200 apart) and their QueueNotify register.
+const VIRTIO: core::ops::Range<u64> = 0x0a00_0000..0x0a00_4000;
+const QUEUE_NOTIFY: u64 = 0x50;
 
 const PREFIX: &[u8] = b"# vmm-fault ";
 
@@ -101,11 +109,13 @@ impl Trigger {
     }
 }
 
-/// The point of an exit: a data abort in the UART's or distributor's window, else `Any`.
-pub fn point_of(abort_ipa: Option<u64>) -> Point {
-    match abort_ipa {
-        Some(ipa) if UART.contains(&ipa) => Point::Uart,
-        Some(ipa) if GICD.contains(&ipa) => Point::Gicd,
+/// The point of an exit: a data abort (`(ipa, write)`) in the UART's or distributor's
+/// window, a write to a virtio QueueNotify, else `Any`.
+pub fn point_of(abort: Option<(u64, bool)>) -> Point {
+    match abort {
+        Some((ipa, _)) if UART.contains(&ipa) => Point::Uart,
+        Some((ipa, _)) if GICD.contains(&ipa) => Point::Gicd,
+        Some((ipa, true)) if VIRTIO.contains(&ipa) && ipa % 0x200 == QUEUE_NOTIFY => Point::Notify,
         _ => Point::Any,
     }
 }
@@ -124,6 +134,8 @@ fn parse(line: &[u8]) -> Option<(Action, Point)> {
         b"gicd" => Point::Gicd,
         b"inject" => Point::Inject,
         b"cpu-on" => Point::CpuOn,
+        b"notify" => Point::Notify,
+        b"notify-done" => Point::NotifyDone,
         b"any" => Point::Any,
         _ => return None,
     };

@@ -17,8 +17,10 @@ use axolotl_sys::{Tcb, UserContext, Vcpu};
 use axolotl_sys::{debug_puts, mem};
 use axolotl_vmm_core::MmioDevice;
 use axolotl_vmm_core::guest::{GuestPlan, GuestSpec, plan_with_virtio, virtio_transport};
+use axolotl_vmm_core::persist::Devices;
 use axolotl_vmm_core::vgic::{GicVersion, Injection};
 use axolotl_vmm_core::virtio;
+use axolotl_vmm_core::virtio::VirtioStateError;
 use axolotl_vmm_core::virtio::blk::ID_BYTES;
 use axolotl_vmm_core::virtio::{
     BlkConfig, BlkRing, GuestMemory, MemError, NetConfig, NetRing, VirtioBlk, VirtioNet,
@@ -136,12 +138,15 @@ struct Io {
     net: Option<(VirtioNet, NetBackend)>,
     /// Driver and virtualiser faults seen, printed a few times at most.
     faults: u32,
+    /// The devices worked since the last commit: their state goes into it.
+    dirty: bool,
 }
 
 static mut IO: Io = Io {
     blk: None,
     net: None,
     faults: 0,
+    dirty: false,
 };
 
 fn io() -> &'static mut Io {
@@ -424,6 +429,15 @@ const SPSR_EL1H_MASKED: u64 = pstate::EL1H_DAIF_MASKED;
 
 static mut DTB: [u8; 0x1_0000] = [0; 0x1_0000];
 
+/// The virtio devices the SDF gave us, which the state region keeps.
+fn devices() -> Devices {
+    let io = io();
+    Devices {
+        net: io.net.is_some(),
+        blk: io.blk.is_some(),
+    }
+}
+
 /// Why a restarted VMM cannot go on with the running guest.
 #[derive(Debug)]
 enum Unrecoverable {
@@ -434,9 +448,9 @@ enum Unrecoverable {
     Plan,
     /// The state region was refused (lib/vmm-core's checks).
     State(StateError),
-    /// The guest has virtio devices, whose transports and requests in flight the state
-    /// region does not hold yet (docs/vmm.md, "Restart").
-    VirtioNotKept,
+    /// A virtio device's committed state was refused (lib/vmm-core's `restore` checks),
+    /// or the region does not hold a device the guest has.
+    Virtio(&'static str, Option<VirtioStateError>),
 }
 
 impl core::fmt::Display for Unrecoverable {
@@ -445,9 +459,7 @@ impl core::fmt::Display for Unrecoverable {
             Unrecoverable::NoStateRegion => f.write_str("no device state region"),
             Unrecoverable::Plan => f.write_str("no guest layout"),
             Unrecoverable::State(e) => write!(f, "device state refused: {e:?}"),
-            Unrecoverable::VirtioNotKept => {
-                f.write_str("the virtio devices' state is not kept across a restart yet")
-            }
+            Unrecoverable::Virtio(dev, e) => write!(f, "{dev} state refused: {e:?}"),
         }
     }
 }
@@ -576,8 +588,15 @@ impl VmmPd {
             Vm::new(layout, self.nr_vcpus.into(), NR_LRS, console).map_err(|_| "vGIC config")?,
         );
         // Whatever the region held is another guest's (or a failed recovery's): this one's
-        // state starts here.
+        // state starts here, the virtio devices' included.
         if let (Some(vm), Some(region)) = (self.vm.as_mut(), self.state.as_mut()) {
+            let io = io();
+            vm.set_devices(devices());
+            vm.keep_virtio(
+                io.net.as_ref().map(|(d, _)| d),
+                io.blk.as_ref().map(|(d, _)| d),
+            );
+            io.dirty = false;
             vm.persist_format(region);
         }
         for v in 0..self.nr_vcpus {
@@ -642,6 +661,13 @@ impl VmmPd {
                     "vmm: generation {g}: took over the running guest ({} vCPUs)",
                     self.nr_vcpus
                 );
+                // The requests taken again go to the drivers (our new connections
+                // handshake first), and the devices' interrupts are raised.
+                if let Some(vm) = self.vm.as_mut() {
+                    Self::service_io(vm);
+                }
+                BLK.notify();
+                NET.notify();
                 true
             }
             Err(why) => {
@@ -656,24 +682,53 @@ impl VmmPd {
     /// `Vm::recover`): any refusal is a failed recovery.
     #[inline(never)]
     fn recover(&mut self) -> Result<Vm<Console>, Unrecoverable> {
-        let io = io();
-        if io.net.is_some() || io.blk.is_some() {
-            return Err(Unrecoverable::VirtioNotKept);
-        }
         let p = self.plan().map_err(|_| Unrecoverable::Plan)?;
         let region = self.state.as_mut().ok_or(Unrecoverable::NoStateRegion)?;
         let console = Console {
             buf: [0; 256],
             len: 0,
         };
-        Vm::recover(
+        let vm = Vm::recover_with(
             region,
             Self::layout(&p),
             self.nr_vcpus.into(),
             NR_LRS,
+            devices(),
             console,
         )
-        .map_err(Unrecoverable::State)
+        .map_err(Unrecoverable::State)?;
+        Self::recover_virtio(&vm)?;
+        Ok(vm)
+    }
+
+    /// The virtio devices as the region says, checked against guest memory (lib/vmm-core's
+    /// `restore`): completions the dead VMM wrote after its commit are taken as done, every
+    /// other request it held is taken again and goes to the backend (a fresh client of the
+    /// driver, which dropped the dead VMM's requests) at the next `service_io`.
+    #[inline(never)]
+    fn recover_virtio(vm: &Vm<Console>) -> Result<(), Unrecoverable> {
+        let io = io();
+        let mut mem = ram();
+        if let Some((dev, _)) = io.net.as_mut() {
+            let st = vm
+                .kept_net()
+                .ok_or(Unrecoverable::Virtio("virtio-net", None))?;
+            let n = dev
+                .restore(&mem, &st)
+                .map_err(|e| Unrecoverable::Virtio("virtio-net", Some(e)))?;
+            println!("vmm: virtio-net kept ({n} chains taken again)");
+        }
+        if let Some((dev, _)) = io.blk.as_mut() {
+            let (t, st) = vm
+                .kept_blk()
+                .ok_or(Unrecoverable::Virtio("virtio-blk", None))?;
+            let n = dev
+                .restore(&mut mem, &t, &st)
+                .map_err(|e| Unrecoverable::Virtio("virtio-blk", Some(e)))?;
+            println!("vmm: virtio-blk kept ({n} requests in flight issued again)");
+        }
+        io.dirty = true;
+        Ok(())
     }
 
     /// After a recovery, `vcpu`'s list registers as the committed state says them (lib/vmm-core
@@ -704,6 +759,13 @@ impl VmmPd {
     /// before the kernel calls that act on it (lib/vmm-core `Vm::commit`).
     fn commit(&mut self) {
         if let (Some(vm), Some(region)) = (self.vm.as_mut(), self.state.as_mut()) {
+            let io = io();
+            if core::mem::take(&mut io.dirty) {
+                vm.keep_virtio(
+                    io.net.as_ref().map(|(d, _)| d),
+                    io.blk.as_ref().map(|(d, _)| d),
+                );
+            }
             vm.commit(region);
         }
     }
@@ -856,6 +918,7 @@ impl VmmPd {
     /// devices' interrupt lines.
     fn service_io(vm: &mut Vm<Console>) {
         let io = io();
+        io.dirty = true;
         let mut mem = ram();
         if let Some((dev, be)) = io.blk.as_mut() {
             let spi = virtio_transport(BLK_TRANSPORT).spi;
@@ -1050,10 +1113,12 @@ impl VmmPd {
         self.exits += 1;
         let f = fault_of(msg);
         #[cfg(feature = "fault-injection")]
-        self.failpoint(crate::inject::point_of(match f {
-            Some(Fault::VmFault { addr, .. }) => Some(addr),
+        let point = crate::inject::point_of(match f {
+            Some(Fault::VmFault { addr, stored, .. }) => Some((addr, stored.is_some())),
             _ => None,
-        }));
+        });
+        #[cfg(feature = "fault-injection")]
+        self.failpoint(point);
         let seq = self.seq.get(vcpu as usize).map(|s| s.wrapping_add(1));
         if let Some(seq) = seq {
             self.seq[vcpu as usize] = seq;
@@ -1182,6 +1247,10 @@ impl VmmPd {
             self.failpoint(crate::inject::Point::Inject);
         }
         let _ = injected;
+        #[cfg(feature = "fault-injection")]
+        if point == crate::inject::Point::Notify {
+            self.failpoint(crate::inject::Point::NotifyDone);
+        }
         if let Some(irq) = ack_vppi
             && let Err(e) = Vcpu(vcpu_slot(vcpu)).ack_vppi(irq.into())
         {

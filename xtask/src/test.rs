@@ -55,6 +55,7 @@ const SYSTEMS: &[&str] = &[
     // lost inside QEMU's slirp, docs/network.md); tests/tests/gateway.rs says how to run it.
     "tests/systems/gateway-gicv3.system",
     "tests/systems/gateway-gicv2.system",
+    "tests/systems/gateway-vmm-restart-gicv3.system",
 ];
 
 /// Systems written for one GIC (`*-gicv2.system`: a GICv2 guest needs the board's GICV frame)

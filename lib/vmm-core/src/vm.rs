@@ -118,6 +118,9 @@ pub struct Vm<S> {
     pub(crate) dirty: u64,
     /// Per vCPU, the list registers changed since the last commit (bit n = LR n).
     pub(crate) dirty_lrs: [u16; MAX_VCPUS],
+    /// The virtio devices the state region keeps, and their words (`persist::virtio`).
+    pub(crate) devices: crate::persist::Devices,
+    pub(crate) virtio: crate::persist::VirtioWords,
 }
 
 /// `Vgic::new` refused the configuration.
@@ -155,6 +158,8 @@ impl<S: TxSink> Vm<S> {
             committed_records: [None; MAX_VCPUS],
             dirty: 0,
             dirty_lrs: [0; MAX_VCPUS],
+            devices: crate::persist::Devices::default(),
+            virtio: crate::persist::VirtioWords::ZERO,
         })
     }
 

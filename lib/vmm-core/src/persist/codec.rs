@@ -275,6 +275,7 @@ impl<S: TxSink> Vm<S> {
                     *o = encode_injection(i);
                 }
             }
+            _ if id >= chunk::NET => self.encode_device(id, out),
             _ => encode_record(&self.records[id - RECORD], out),
         }
     }
@@ -336,6 +337,7 @@ impl<S: TxSink> Vm<S> {
                     }
                 }
             }
+            _ if id >= chunk::NET => self.decode_device(id, w)?,
             _ => {
                 self.records[id - RECORD] = decode_record(w, cfg.nr_vcpus).map_err(|()| bad)?;
             }

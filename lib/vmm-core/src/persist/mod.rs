@@ -10,8 +10,10 @@
 
 mod codec;
 pub mod region;
+mod virtio;
 
 pub use region::{REGION_BYTES, REGION_WORDS, StateRegion, Words};
+pub use virtio::VirtioWords;
 
 use crate::pl011::TxSink;
 use crate::vgic::Injection;
@@ -67,11 +69,18 @@ pub(crate) mod chunk {
     pub const LRS: usize = SPI + SPI_GROUPS;
     /// vCPU `v`'s last committed exit.
     pub const RECORD: usize = LRS + MAX_VCPUS;
-    /// Last: a commit writes them only when it writes something else.
-    pub const COUNT: usize = RECORD + MAX_VCPUS;
+    /// The virtio-net transport (vmm-pd's device; [`super::Devices`]).
+    pub const NET: usize = RECORD + MAX_VCPUS;
+    /// The virtio-blk transport, its next request sequence number and request count.
+    pub const BLK: usize = NET + 1;
+    /// The heads of virtio-blk's requests in flight, oldest first, four to a word.
+    pub const BLK_HEADS: usize = BLK + 1;
+    pub const COUNT: usize = BLK_HEADS + 1;
     pub const RECORDS: u64 = ((1 << MAX_VCPUS) - 1) << RECORD;
+    pub const LRS_ALL: u64 = ((1 << MAX_VCPUS) - 1) << LRS;
+    pub const DEVICES: u64 = 0b111 << NET;
     pub const MAX_LEN: usize = 64;
-    /// Every chunk but the interrupts'.
+    /// Every chunk but the interrupts' and the request heads.
     pub const SMALL_LEN: usize = 16;
 
     pub const fn len(id: usize) -> usize {
@@ -81,8 +90,12 @@ pub(crate) mod chunk {
             64
         } else if id < RECORD {
             16
-        } else {
+        } else if id < NET {
             8
+        } else if id < BLK_HEADS {
+            16
+        } else {
+            64
         }
     }
 
@@ -109,11 +122,33 @@ pub(crate) mod chunk {
         }
     }
 
-    /// The chunks a guest with this many vCPUs and SPIs uses.
-    pub const fn used(nr_vcpus: usize, nr_spis: usize) -> u64 {
+    /// The chunks a guest with this many vCPUs and SPIs and these virtio devices uses.
+    pub const fn used(nr_vcpus: usize, nr_spis: usize, devices: super::Devices) -> u64 {
         let cpus = (1u64 << nr_vcpus) - 1;
         let spis = (1u64 << (nr_spis / 32)) - 1;
-        1 << GLOBAL | cpus << PRIVATE | spis << SPI | cpus << LRS | cpus << RECORD
+        let net = if devices.net { 1 << NET } else { 0 };
+        let blk = if devices.blk {
+            1 << BLK | 1 << BLK_HEADS
+        } else {
+            0
+        };
+        1 << GLOBAL | cpus << PRIVATE | spis << SPI | cpus << LRS | cpus << RECORD | net | blk
+    }
+}
+
+/// The virtio devices whose state the region keeps next to the `Vm`'s (`vmm-pd` owns the
+/// devices; it hands them to [`Vm::keep_virtio`] before each commit and restores them from
+/// [`Vm::kept_net`]/[`Vm::kept_blk`] after [`Vm::recover_with`]). Part of the region's
+/// configuration: a region written with other devices is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Devices {
+    pub net: bool,
+    pub blk: bool,
+}
+
+impl Devices {
+    fn bits(self) -> u64 {
+        u64::from(self.net) | u64::from(self.blk) << 1
     }
 }
 
@@ -146,7 +181,11 @@ impl<S: TxSink> Vm<S> {
             } => (distributor.base, redistributor.base),
         };
         [
-            version | (c.nr_vcpus as u64) << 8 | (c.nr_lrs as u64) << 16 | (c.nr_spis as u64) << 32,
+            version
+                | (c.nr_vcpus as u64) << 8
+                | (c.nr_lrs as u64) << 16
+                | self.devices.bits() << 24
+                | (c.nr_spis as u64) << 32,
             self.layout.ram_base,
             self.layout.ram_size,
             self.layout.uart.regs.base,
@@ -158,7 +197,7 @@ impl<S: TxSink> Vm<S> {
 
     fn used_chunks(&self) -> u64 {
         let c = self.vgic.config();
-        chunk::used(c.nr_vcpus, c.nr_spis)
+        chunk::used(c.nr_vcpus, c.nr_spis, self.devices)
     }
 
     /// First start: writes this (fresh) VM's whole state into `region`.
@@ -186,10 +225,11 @@ impl<S: TxSink> Vm<S> {
     pub fn commit<W: Words + ?Sized>(&mut self, region: &mut StateRegion<'_, W>) -> usize {
         let global = self.uart.dirty || self.psci.dirty || self.vgic.dirty & chunk::global() != 0;
         let irqs = self.vgic.dirty & vgic::DIRTY_IRQS != 0;
-        let lrs = self.dirty & !chunk::RECORDS;
+        let lrs = self.dirty & chunk::LRS_ALL;
+        let devices = self.dirty & chunk::DEVICES;
         let records = self.dirty & chunk::RECORDS;
         let mut n = 0;
-        if global || irqs || lrs != 0 {
+        if global || irqs || lrs != 0 || devices != 0 {
             let used = self.used_chunks();
             let mut t = region.begin();
             if global {
@@ -197,6 +237,9 @@ impl<S: TxSink> Vm<S> {
             }
             if irqs {
                 self.put_irqs(&mut t, used);
+            }
+            for id in bits(devices & used) {
+                self.put_chunk(&mut t, id);
             }
             for id in bits(lrs & used) {
                 let v = id - chunk::LRS;
@@ -233,7 +276,7 @@ impl<S: TxSink> Vm<S> {
 
     /// A small chunk (global, list registers, record) whole.
     fn put_chunk<W: Words + ?Sized>(&self, t: &mut region::Txn<'_, '_, W>, id: usize) {
-        let mut buf = [0u64; chunk::SMALL_LEN];
+        let mut buf = [0u64; chunk::MAX_LEN];
         let len = chunk::len(id);
         self.encode_chunk(id, &mut buf[..len]);
         t.put_words(id, &buf[..len]);
@@ -273,7 +316,22 @@ impl<S: TxSink> Vm<S> {
         nr_lrs: usize,
         sink: S,
     ) -> Result<Self, StateError> {
+        Self::recover_with(region, layout, nr_vcpus, nr_lrs, Devices::default(), sink)
+    }
+
+    /// [`Vm::recover`] for a VMM with virtio `devices` (as the first VMM declared them
+    /// with [`Vm::keep_virtio`]'s [`Vm::set_devices`]): their words are checked as well and
+    /// kept for [`Vm::kept_net`]/[`Vm::kept_blk`].
+    pub fn recover_with<W: Words + ?Sized>(
+        region: &mut StateRegion<'_, W>,
+        layout: Layout,
+        nr_vcpus: usize,
+        nr_lrs: usize,
+        devices: Devices,
+        sink: S,
+    ) -> Result<Self, StateError> {
         let mut vm = Vm::new(layout, nr_vcpus, nr_lrs, sink).map_err(StateError::Config)?;
+        vm.devices = devices;
         region.open(&vm.config_words())?;
         let used = vm.used_chunks();
         for id in 0..chunk::COUNT {

@@ -42,7 +42,7 @@ impl Words for [u64] {
 /// "AXVMMST\0": the region has been formatted.
 pub const MAGIC: u64 = 0x0054_534D_4D56_5841;
 /// Bumped on any change of layout or encoding: an older or newer region is refused.
-pub const VERSION: u64 = 1;
+pub const VERSION: u64 = 2;
 
 const HEADER_WORDS: usize = 16;
 /// Header words: 0 magic, 1 version, 2 region words, 3..=9 configuration, 15 checksum.
@@ -393,4 +393,21 @@ impl<W: Words + ?Sized> Txn<'_, '_, W> {
         self.region.generation = generation;
         self.count
     }
+}
+
+/// For tests: where chunk `id`'s payload starts in the region.
+#[cfg(test)]
+pub(crate) fn image_offset(id: usize) -> usize {
+    IMAGE_OFF[id]
+}
+
+/// For tests: image word `at` set to `value` with its chunk's checksum made to match, as
+/// damage that checksums cannot catch.
+#[cfg(test)]
+pub(crate) fn rewrite_sealed<W: Words + ?Sized>(mem: &mut W, at: usize, value: u64) {
+    let id = (0..COUNT).rfind(|&id| IMAGE_OFF[id] <= at).unwrap();
+    mem.store(at, value);
+    let range = IMAGE_OFF[id]..IMAGE_OFF[id] + chunk::len(id);
+    let sum = chunk_sum(id, range.map(|i| mem.load(i)));
+    mem.store(IMAGE_OFF[id] + chunk::len(id), sum);
 }

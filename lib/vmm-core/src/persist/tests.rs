@@ -59,7 +59,7 @@ impl Words for Mem {
     }
 }
 
-fn layout(v3: bool) -> Layout {
+pub(super) fn layout(v3: bool) -> Layout {
     let gic = if v3 {
         Gic::V3 {
             distributor: Region::new(GICD, 0x1_0000),
@@ -511,7 +511,7 @@ fn region_refusals() {
     );
     // Another layout version, with a header checksum that holds.
     let mut other = mem.clone();
-    other.words[1] = 2;
+    other.words[1] = 3;
     let sum = (1..15)
         .map(|i| other.words[i])
         .fold(region::Sum::new(region::MAGIC), region::Sum::add)
@@ -519,11 +519,11 @@ fn region_refusals() {
     other.words[15] = sum;
     assert_eq!(
         recover(&mut other, true, 1).err(),
-        Some(StateError::Version(2))
+        Some(StateError::Version(3))
     );
     // The same with the checksum left as it was.
     let mut other = mem.clone();
-    other.words[1] = 2;
+    other.words[1] = 3;
     assert_eq!(
         recover(&mut other, true, 1).err(),
         Some(StateError::HeaderChecksum)
@@ -559,7 +559,7 @@ fn a_crashed_format_is_unformatted() {
     }
 }
 
-const REGION_BYTES_DOCUMENTED: usize = 0x1_0000;
+const REGION_BYTES_DOCUMENTED: usize = 0x1_1000;
 
 /// docs/vmm.md and the SDF give this size: a layout change must change them too.
 #[test]

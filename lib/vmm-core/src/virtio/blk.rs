@@ -542,4 +542,4 @@ pub use state::BlkState;
 
 #[cfg(test)]
 #[path = "blk_tests.rs"]
-mod tests;
+pub(crate) mod tests;

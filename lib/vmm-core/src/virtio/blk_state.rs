@@ -70,24 +70,51 @@ impl VirtioBlk {
         fresh.next_seq = st.next_seq;
         let mut heads = st.heads;
         let mut count = st.count;
-        let mut unknown = false;
+        // What the guest made available past the commit: the dead VMM may have taken some
+        // of these (in ring order) and completed some of those before it died.
+        let mut later = [(0u16, false); TABLE];
+        let mut nlater = 0;
         let q = &mut fresh.transport.queues[0];
+        q.available_heads(&*mem, |h| {
+            if let Some(l) = later.get_mut(nlater) {
+                *l = (h, false);
+                nlater += 1;
+            }
+        })
+        .map_err(|_| VirtioStateError::Queue(0))?;
+        let mut taken_after = 0;
+        let mut unknown = false;
         let synced = q.sync_used(&*mem, |done| {
-            match heads[..count].iter().position(|&h| h == done) {
-                Some(i) => {
-                    heads.copy_within(i + 1..count, i);
-                    count -= 1;
-                }
-                None => unknown = true,
+            if let Some(i) = heads[..count].iter().position(|&h| h == done) {
+                heads.copy_within(i + 1..count, i);
+                count -= 1;
+            } else if let Some(i) = later[..nlater]
+                .iter()
+                .position(|&(h, completed)| h == done && !completed)
+            {
+                // Taken after the commit and completed: so was every chain before it.
+                later[i].1 = true;
+                taken_after = taken_after.max(i + 1);
+            } else {
+                unknown = true;
             }
         });
         if synced.is_err() || unknown {
             return Err(VirtioStateError::Queue(0));
         }
-        if count > 0 && !fresh.transport.queues[0].ready {
+        q.advance_avail(taken_after as u16);
+        if q.in_flight() as usize != count + later[..taken_after].iter().filter(|l| !l.1).count() {
             return Err(VirtioStateError::Queue(0));
         }
-        for &head in &heads[..count] {
+        // Oldest first: what the commit held, then what was taken after it.
+        let retake = heads[..count].iter().copied().chain(
+            later[..taken_after]
+                .iter()
+                .filter(|l| !l.1)
+                .map(|&(h, _)| h),
+        );
+        let mut n = 0;
+        for head in retake {
             let chain = fresh.transport.queues[0]
                 .chain_at(&*mem, head)
                 .map_err(|_| VirtioStateError::Queue(0))?;
@@ -95,9 +122,15 @@ impl VirtioBlk {
             if !fresh.take(mem, chain) {
                 return Err(VirtioStateError::Queue(0));
             }
+            n += 1;
+        }
+        // Completions the dead VMM wrote after its commit may never have been signalled:
+        // one interrupt more is harmless, one less leaves the driver waiting.
+        if fresh.transport.status() & crate::virtio::status::DRIVER_OK != 0 {
+            fresh.transport.interrupt_used();
         }
         *self = fresh;
-        Ok(count)
+        Ok(n)
     }
 }
 

@@ -7,7 +7,7 @@ use std::vec::Vec;
 
 use super::super::tests::{FakeBackend, Guest, config};
 use super::*;
-use crate::virtio::blk::{BlkOp, Completion, S_OK, T_IN, T_OUT};
+use crate::virtio::blk::{BlkOp, Completion, S_OK, T_GET_ID, T_IN, T_OUT};
 use crate::virtio::testutil::RAM_BASE;
 
 const RAM: (u64, u64) = (RAM_BASE, crate::virtio::testutil::RAM_SIZE as u64);
@@ -110,4 +110,40 @@ fn inconsistent_requests_are_refused() {
     // Refused restores leave the device as it was: a fresh one.
     assert_eq!(dev.in_flight(), 0);
     assert_eq!(dev.transport.status(), 0);
+}
+
+/// The dead VMM took three requests after its last commit and completed the middle one (a
+/// GET_ID, which the device answers itself) before it died: the used ring is ahead of the
+/// commit with a head the commit never held. The first is handed over again after the one
+/// the commit held, the third is taken anew, the GET_ID is not answered twice.
+#[test]
+fn requests_taken_and_completed_after_the_commit() {
+    let mut g = Guest::new();
+    let a = g.add(T_OUT, 0, Some(&[0xAA; 512]), 0);
+    g.kick();
+    let saved = g.dev.save();
+    let b = g.add(T_IN, 1, None, 512);
+    let c = g.add(T_GET_ID, 0, None, 20);
+    let d = g.add(T_IN, 3, None, 512);
+    g.kick();
+    assert_eq!(g.be.taken.len(), 3);
+    assert_eq!(g.used(), vec![(u32::from(c.head), 21)]);
+    restarted(&mut g, &saved);
+    let again: Vec<(BlkOp, u64)> = g.be.taken.iter().map(|(r, _)| (r.op, r.sector)).collect();
+    assert_eq!(
+        again,
+        vec![(BlkOp::Write, 0), (BlkOp::Read, 1), (BlkOp::Read, 3)]
+    );
+    // The restarted device raises an interrupt for what the dead one may not have signalled.
+    assert!(g.dev.irq_level());
+    let ids: Vec<u64> = g.be.taken.iter().map(|(r, _)| r.id).collect();
+    for id in ids {
+        assert_eq!(g.complete(id, S_OK, &[1; 512]), Completion::Done);
+    }
+    let mut used: Vec<u32> = g.used().into_iter().map(|(h, _)| h).collect();
+    used.sort_unstable();
+    let mut want = vec![u32::from(a.head), u32::from(b.head), u32::from(d.head)];
+    want.sort_unstable();
+    assert_eq!(used, want);
+    assert_eq!(g.dev.in_flight(), 0);
 }

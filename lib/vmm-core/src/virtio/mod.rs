@@ -26,7 +26,7 @@ pub mod state;
 #[path = "proptests.rs"]
 mod proptests;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use blk::{BlkBackend, BlkConfig, BlkOp, BlkRequest, BlkState, Completion, Submit, VirtioBlk};
 pub use mem::{GuestMemory, GuestRam, MemError};

@@ -311,3 +311,32 @@ impl MmioDevice for VirtioNet {
 #[cfg(test)]
 #[path = "net_tests.rs"]
 mod tests;
+
+impl VirtioNet {
+    /// For the state region: the transport is all virtio-net keeps (frames waiting for
+    /// receive buffers are the backend's, see `NetRing`).
+    pub fn save(&self) -> super::TransportState<2> {
+        self.transport.save()
+    }
+
+    /// A restarted VMM's device: the transport restored (checked; on error nothing
+    /// changed), the used rings caught up with guest memory and every chain taken and not
+    /// completed taken again (virtio-net completes in the order it takes: transmit when
+    /// the backend took the frame, receive buffers as they fill). A frame sent twice is
+    /// what a duplicating link gives; TCP drops it. Returns the chains to take again.
+    pub fn restore<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        st: &super::TransportState<2>,
+    ) -> Result<u32, super::VirtioStateError> {
+        let mut t = self.transport.clone();
+        t.restore(st)?;
+        let n = t.reissue_in_flight(mem);
+        // Buffers the dead VMM used after its commit may never have been signalled.
+        if t.status() & super::status::DRIVER_OK != 0 {
+            t.interrupt_used();
+        }
+        self.transport = t;
+        Ok(n)
+    }
+}

@@ -418,8 +418,12 @@ impl Queue {
 
     /// After a VMM restart: completions the dead VMM wrote to the used ring after its last
     /// commit are taken from there (guest memory is the truth of what the driver was
-    /// told): `completed(head)` for each, and `next_used` catches up. Refused (the queue is
-    /// broken) if the ring claims more than was in flight.
+    /// told): `completed(head)` for each, and `next_used` catches up. The dead VMM may have
+    /// taken chains after its commit and completed them too, so the bound is what the
+    /// guest made available, not the committed `next_avail`: `next_used` may end up past
+    /// `next_avail`, which the caller settles (in-order devices rewind `next_avail` to it,
+    /// `VirtioBlk::restore` finds the chains taken after the commit). Refused (the queue is
+    /// broken) if the ring claims more than the guest made available.
     pub fn sync_used<M: GuestMemory + ?Sized>(
         &mut self,
         mem: &M,
@@ -432,7 +436,8 @@ impl Queue {
             .read_u16(self.used + 2)
             .map_err(|_| self.ring_err(self.used + 2, 2))?;
         let n = idx.wrapping_sub(self.next_used);
-        if n > self.next_avail.wrapping_sub(self.next_used) {
+        let made = self.guest_avail_idx(mem)?.wrapping_sub(self.next_used);
+        if n > made || made > self.size {
             return Err(QueueError::AvailIndexJump {
                 consumed: self.next_used,
                 idx,
@@ -447,6 +452,71 @@ impl Queue {
         Ok(n)
     }
 
+    /// The available index as the guest wrote it (unchecked).
+    fn guest_avail_idx<M: GuestMemory + ?Sized>(&self, mem: &M) -> Result<u16, QueueError> {
+        mem.read_u16(self.avail + 2)
+            .map_err(|_| self.ring_err(self.avail + 2, 2))
+    }
+
+    /// After a VMM restart: the heads the guest made available from `next_avail` on, in
+    /// ring order (`each(head)`), at most the queue size; how many.
+    pub fn available_heads<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &M,
+        mut each: impl FnMut(u16),
+    ) -> Result<u16, QueueError> {
+        if !self.ready {
+            return Ok(0);
+        }
+        let idx = self.guest_avail_idx(mem)?;
+        let n = idx.wrapping_sub(self.next_avail);
+        if n > self.size {
+            return Err(QueueError::AvailIndexJump {
+                consumed: self.next_avail,
+                idx,
+            });
+        }
+        for k in 0..n {
+            let at = self.avail + 4 + 2 * u64::from(self.next_avail.wrapping_add(k) % self.size);
+            each(mem.read_u16(at).map_err(|_| self.ring_err(at, 2))?);
+        }
+        Ok(n)
+    }
+
+    /// After a VMM restart: the dead VMM had taken `n` more chains than its commit says
+    /// (`VirtioBlk::restore` re-takes them itself).
+    pub(crate) fn advance_avail(&mut self, n: u16) {
+        self.next_avail = self.next_avail.wrapping_add(n);
+    }
+
+    /// Chains the device has taken and not completed (after a restart's `sync_used`, what
+    /// the caller still has to account for).
+    pub fn in_flight(&self) -> u16 {
+        self.next_avail.wrapping_sub(self.next_used)
+    }
+
+    /// Chains the driver made available and the device has not taken, for a device about
+    /// to take that many: with EVENT_IDX, none makes the driver notify on its next
+    /// addition (as `pop` on an empty ring does), so a device that waits for room hears of
+    /// it. A broken ring counts as none.
+    pub fn room<M: GuestMemory + ?Sized>(&mut self, mem: &mut M) -> u16 {
+        if !self.ready {
+            return 0;
+        }
+        match self.pending(&*mem) {
+            Ok(0) if self.event_idx => {
+                let at = self.used + 4 + 8 * u64::from(self.size);
+                if mem.write_u16(at, self.next_avail).is_err() {
+                    return 0;
+                }
+                mem.barrier();
+                self.pending(&*mem).unwrap_or(0)
+            }
+            Ok(n) => n,
+            Err(_) => 0,
+        }
+    }
+
     /// After a VMM restart, for a device that completes chains in the order it takes them
     /// (`VirtioNet`; not `VirtioBlk`, see `VirtioBlk::restore`): the used ring caught up
     /// ([`Queue::sync_used`]), the chains taken and not completed are taken again, and so
@@ -456,9 +526,10 @@ impl Queue {
         mem: &M,
     ) -> Result<u16, QueueError> {
         self.sync_used(mem, |_| {})?;
+        // Past `next_avail` when the dead VMM took and completed chains after its commit.
         let n = self.next_avail.wrapping_sub(self.next_used);
         self.next_avail = self.next_used;
-        Ok(n)
+        Ok(if n > self.size { 0 } else { n })
     }
 
     fn ring_err(&self, addr: u64, len: u64) -> QueueError {
