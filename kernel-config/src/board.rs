@@ -67,6 +67,19 @@ pub struct Board {
     pub kernel_load: u64,
     /// What the board's boot chain loads.
     pub boot_format: BootFormat,
+    /// What the kernel sets up before its first console line.
+    pub console_setup: ConsoleSetup,
+}
+
+/// How the console UART comes to work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleSetup {
+    /// The boot chain leaves it enabled (QEMU virt).
+    AsLeft,
+    /// BCM2711: GPIO 14/15 to function ALT0 (PL011 UART0's TXD0/RXD0; the firmware gives them
+    /// to the mini UART and UART0 to Bluetooth), then the PL011 at 115200 8N1 from its
+    /// `uart_clock_hz` reference clock.
+    Bcm2711Gpio14 { gpio_base: u64, uart_clock_hz: u32 },
 }
 
 /// The form of the kernel image the board's boot chain loads.
@@ -101,6 +114,7 @@ const QEMU_VIRT_COMMON: Board = Board {
     // QEMU puts its device tree at the start of RAM: the kernel starts 2 MiB in.
     kernel_load: 0x4020_0000,
     boot_format: BootFormat::Elf,
+    console_setup: ConsoleSetup::AsLeft,
 };
 
 /// QEMU `virt` with `gic-version=2`.
@@ -154,6 +168,12 @@ pub const RPI4B: Board = Board {
     // wait on.
     kernel_load: 0x8_0000,
     boot_format: BootFormat::Raw,
+    // The GPIO block (bus 0x7e20_0000); UART0's clock is the firmware's `init_uart_clock`,
+    // 48 MHz unless config.txt says otherwise (the SD image's does not).
+    console_setup: ConsoleSetup::Bcm2711Gpio14 {
+        gpio_base: 0xfe20_0000,
+        uart_clock_hz: 48_000_000,
+    },
 };
 
 /// INTIDs the kernel keeps a claim for (SGIs and PPIs included): user level can be given SPIs

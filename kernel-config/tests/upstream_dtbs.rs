@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use axolotl_kernel_config::{Board, GicLayout, RPI4B};
+use axolotl_kernel_config::{Board, ConsoleSetup, GicLayout, RPI4B};
 use fdt::Fdt;
 
 /// The upstream DTB `vendor/name.dtb`, or `None` (with a line saying so) when setup has not
@@ -201,6 +201,24 @@ fn rpi4b_mismatches(fdt: &Fdt, b: &Board) -> Vec<String> {
         intids(fdt, &uart)[0] as u64,
     );
 
+    // UART0's pins: the GPIO block whose function registers the kernel sets; the DT's UART0
+    // pin group names GPIO 14/15 at function 4 (ALT0).
+    if let ConsoleSetup::Bcm2711Gpio14 { gpio_base, .. } = b.console_setup {
+        let gpio = path_of_compatible(fdt, "brcm,bcm2711-gpio");
+        same!("GPIO base", gpio_base, regs(fdt, &gpio)[0].0);
+        let pins = descendants(fdt, &gpio)
+            .into_iter()
+            .find(|p| p.ends_with("/uart0_gpio14"))
+            .expect("the uart0_gpio14 pin group");
+        let n = fdt.find_node(&pins).unwrap();
+        let pin_list = cells(n.property("brcm,pins").unwrap().value);
+        let func = cells(n.property("brcm,function").unwrap().value);
+        assert_eq!(pin_list, [14, 15], "{pins}");
+        assert_eq!(func, [4], "{pins}: ALT0 is function 4");
+    } else {
+        bad.push("the Pi's console needs its pins set".into());
+    }
+
     // The GIC-400: distributor, CPU interface, hypervisor control, virtual CPU interface,
     // in the binding's order; its own interrupt is the virtual GIC's maintenance PPI.
     let gic = path_of_compatible(fdt, "arm,gic-400");
@@ -234,16 +252,25 @@ fn rpi4b_mismatches(fdt: &Fdt, b: &Board) -> Vec<String> {
     // physical, virtual, hypervisor physical.
     let timer = path_of_compatible(fdt, "arm,armv8-timer");
     let t = intids(fdt, &timer);
-    same!("EL1 physical timer PPI", b.phys_timer_irq as u64, t[1] as u64);
+    same!(
+        "EL1 physical timer PPI",
+        b.phys_timer_irq as u64,
+        t[1] as u64
+    );
     same!("virtual timer PPI", b.virt_timer_irq as u64, t[2] as u64);
-    same!("EL2 physical timer PPI", b.hyp_timer_irq as u64, t[3] as u64);
+    same!(
+        "EL2 physical timer PPI",
+        b.hyp_timer_irq as u64,
+        t[3] as u64
+    );
     // The generic timer counts the 54 MHz crystal, the DT's fixed clock `osc` (the timer node
     // itself names no frequency: the firmware's armstub programs CNTFRQ with it).
     let osc = descendants(fdt, "/")
         .into_iter()
         .find(|p| {
             let n = fdt.find_node(p).unwrap();
-            n.compatible().is_some_and(|c| c.all().any(|s| s == "fixed-clock"))
+            n.compatible()
+                .is_some_and(|c| c.all().any(|s| s == "fixed-clock"))
                 && n.property("clock-output-names").and_then(|n| n.as_str()) == Some("osc")
         })
         .expect("the fixed clock `osc`");
@@ -337,7 +364,11 @@ fn rpi4b_matches_bcm2711_rpi_4_b_dtb() {
     };
     let fdt = Fdt::new(&dtb).expect("a valid DTB");
     let bad = rpi4b_mismatches(&fdt, &RPI4B);
-    assert!(bad.is_empty(), "rpi4b disagrees with the DTB:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "rpi4b disagrees with the DTB:\n{}",
+        bad.join("\n")
+    );
 }
 
 /// Each check can fail: a board with one wrong constant is caught, for every constant.
@@ -448,6 +479,16 @@ fn a_wrong_rpi4b_constant_is_caught() {
             "ram_size",
             Board {
                 ram_size: 0x8000_0000,
+                ..RPI4B
+            },
+        ),
+        (
+            "gpio_base",
+            Board {
+                console_setup: ConsoleSetup::Bcm2711Gpio14 {
+                    gpio_base: 0x7e20_0000,
+                    uart_clock_hz: 48_000_000,
+                },
                 ..RPI4B
             },
         ),

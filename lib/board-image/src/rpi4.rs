@@ -30,6 +30,34 @@ const VOLUME_LABEL: [u8; 11] = *b"AXOLOTLBOOT";
 const DISK_ID: u32 = 0x4158_4f4c;
 const VOLUME_ID: u32 = 0x0018_0004;
 
+/// Every file's timestamp: fixed (the same inputs make the same image) and a valid FAT date,
+/// 2025-01-01 (fatfs without a clock writes month and day 0).
+#[derive(Debug)]
+struct FixedTime;
+
+impl fatfs::TimeProvider for FixedTime {
+    fn get_current_date(&self) -> fatfs::Date {
+        fatfs::Date {
+            year: 2025,
+            month: 1,
+            day: 1,
+        }
+    }
+    fn get_current_date_time(&self) -> fatfs::DateTime {
+        fatfs::DateTime {
+            date: self.get_current_date(),
+            time: fatfs::Time {
+                hour: 0,
+                min: 0,
+                sec: 0,
+                millis: 0,
+            },
+        }
+    }
+}
+
+static FIXED_TIME: FixedTime = FixedTime;
+
 /// The firmware's configuration: 64-bit, the kernel at the address it is linked at, the UART's
 /// reference clock the kernel programs the PL011 from.
 pub fn config_txt(kernel_load: u64) -> String {
@@ -109,8 +137,11 @@ pub fn sd_image(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, String> {
     )
     .map_err(io("formatting FAT32"))?;
     {
-        let fs = fatfs::FileSystem::new(&mut part, fatfs::FsOptions::new())
-            .map_err(io("opening the new FAT32"))?;
+        let fs = fatfs::FileSystem::new(
+            &mut part,
+            fatfs::FsOptions::new().time_provider(&FIXED_TIME),
+        )
+        .map_err(io("opening the new FAT32"))?;
         for (name, data) in files {
             let mut f = fs.root_dir().create_file(name).map_err(io(name))?;
             f.truncate().map_err(io(name))?;

@@ -56,7 +56,11 @@ fn flat_binary_refuses_what_the_firmware_cannot_enter() {
     let entry = elf(0x8_0004, &[(0x8_0000, b"text")]);
     assert!(flat_binary(&entry, 0x8_0000).unwrap_err().contains("entry"));
     let overlap = elf(0x8_0000, &[(0x8_0000, b"text"), (0x8_0002, b"xx")]);
-    assert!(flat_binary(&overlap, 0x8_0000).unwrap_err().contains("overlap"));
+    assert!(
+        flat_binary(&overlap, 0x8_0000)
+            .unwrap_err()
+            .contains("overlap")
+    );
     assert!(flat_binary(b"not an elf", 0).is_err());
 }
 
@@ -84,14 +88,20 @@ fn sd_image_holds_a_fat32_boot_partition_with_every_file() {
     let files = vec![
         ("start4.elf".to_string(), b"firmware".to_vec()),
         ("fixup4.dat".to_string(), b"fixup".to_vec()),
-        ("config.txt".to_string(), rpi4::config_txt(0x8_0000).into_bytes()),
+        (
+            "config.txt".to_string(),
+            rpi4::config_txt(0x8_0000).into_bytes(),
+        ),
         (KERNEL_FILE.to_string(), kernel.clone()),
     ];
     let img = rpi4::sd_image(&files).unwrap();
     let c = rpi4::read_image(&img).unwrap();
     assert_eq!(c.partitions.len(), 1);
     let p = c.partitions[0];
-    assert_eq!((p.kind, p.first_lba, p.bootable), (FAT32_LBA, PARTITION_LBA, true));
+    assert_eq!(
+        (p.kind, p.first_lba, p.bootable),
+        (FAT32_LBA, PARTITION_LBA, true)
+    );
     assert_eq!(
         img.len() as u64,
         (p.first_lba as u64 + p.sectors as u64) * 512
