@@ -28,6 +28,24 @@ fn main() {
         format!("pub const BOARD_INDEX: usize = {index};\n"),
     )
     .unwrap();
+    let b = &axolotl_kernel_config::BOARDS[index];
+    // What entry.S needs before any Rust runs: where to link, and what to program if the
+    // boot chain leaves the core at EL3 (the counter's frequency, the GIC to hand to the
+    // non-secure side).
+    let gicd = match b.gic {
+        axolotl_kernel_config::GicLayout::V2 { gicd, .. } => gicd,
+        axolotl_kernel_config::GicLayout::V3 { gicd, .. } => gicd,
+    };
+    fs::write(
+        out.join("board.ld"),
+        format!(
+            "KERNEL_BASE = {:#x};\nBOARD_TIMER_HZ = {:#x};\nBOARD_GICD = {gicd:#x};\nBOARD_GIC_VERSION = {};\n",
+            b.kernel_load,
+            b.timer_hz,
+            b.gic.version().number()
+        ),
+    )
+    .unwrap();
 
     // The root task travels inside the kernel image (as seL4's elfloader carries it).
     let root_task = out.join("root-task.elf");
@@ -41,6 +59,7 @@ fn main() {
 
     if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
         let dir = env::var("CARGO_MANIFEST_DIR").unwrap();
+        println!("cargo:rustc-link-arg-bins=-L{}", out.display());
         println!("cargo:rustc-link-arg-bins=-T{dir}/link.ld");
     }
 }

@@ -63,6 +63,33 @@ pub struct Board {
     pub vgic_maintenance_irq: u32,
     /// Device memory window handed to user level as device untypeds: [start, end).
     pub device_window: (u64, u64),
+    /// Physical address the kernel is linked at and loaded to (`kernel/link.ld`).
+    pub kernel_load: u64,
+    /// What the board's boot chain loads.
+    pub boot_format: BootFormat,
+    /// What the kernel sets up before its first console line.
+    pub console_setup: ConsoleSetup,
+}
+
+/// How the console UART comes to work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleSetup {
+    /// The boot chain leaves it enabled (QEMU virt).
+    AsLeft,
+    /// BCM2711: GPIO 14/15 to function ALT0 (PL011 UART0's TXD0/RXD0; the firmware gives them
+    /// to the mini UART and UART0 to Bluetooth), then the PL011 at 115200 8N1 from its
+    /// `uart_clock_hz` reference clock.
+    Bcm2711Gpio14 { gpio_base: u64, uart_clock_hz: u32 },
+}
+
+/// The form of the kernel image the board's boot chain loads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootFormat {
+    /// QEMU `-kernel` with the ELF: loaded at its segments' addresses, entered at its entry.
+    Elf,
+    /// A flat binary of the image from [`Board::kernel_load`] on (the Raspberry Pi firmware's
+    /// `kernel8.img`, and QEMU `raspi4b`'s `-kernel`): entered at its first byte.
+    Raw,
 }
 
 const QEMU_VIRT_COMMON: Board = Board {
@@ -84,6 +111,10 @@ const QEMU_VIRT_COMMON: Board = Board {
     phys_timer_irq: 30,
     vgic_maintenance_irq: 25,
     device_window: (0x0900_0000, 0x0c00_0000),
+    // QEMU puts its device tree at the start of RAM: the kernel starts 2 MiB in.
+    kernel_load: 0x4020_0000,
+    boot_format: BootFormat::Elf,
+    console_setup: ConsoleSetup::AsLeft,
 };
 
 /// QEMU `virt` with `gic-version=2`.
@@ -96,6 +127,53 @@ pub const QEMU_VIRT_GICV3: Board = Board {
         gicr: 0x080A_0000,
     },
     ..QEMU_VIRT_COMMON
+};
+
+/// Raspberry Pi 4 Model B (BCM2711), every RAM size, as the Pi firmware leaves it: booted at
+/// EL2 on `kernel8.img`, secondary cores parked on the spin table. The addresses are the
+/// ARM's physical view ("low peripheral" mode); the device tree speaks of bus addresses
+/// (0x7e.. for 0xfe..) and `kernel-config/tests/upstream_dtbs.rs` translates and checks every
+/// one against Debian's `bcm2711-rpi-4-b.dtb`.
+pub const RPI4B: Board = Board {
+    name: "rpi4b",
+    // The firmware fills the memory node in at boot. Below 1 GiB, every Pi 4 has RAM up to
+    // where the VideoCore's share begins; 0x3b40_0000 is that on the 1 GiB board with the
+    // default gpu_mem (seL4's and Microkit's rpi4b_1gb too), so it holds on all of them.
+    // RAM above 1 GiB (2, 4, 8 GiB boards) is not used yet.
+    ram_base: 0,
+    ram_size: 0x3b40_0000,
+    // PL011 UART0 (the DT's serial0, bus 0x7e20_1000), on GPIO 14/15 once the kernel has
+    // set their function (docs/boards.md); SPI 121.
+    uart_base: 0xfe20_1000,
+    uart_irq: 32 + 121,
+    // GIC-400 in the ARM local peripherals (bus 0x4004_1000 in the DT).
+    gic: GicLayout::V2 {
+        gicd: 0xff84_1000,
+        gicc: 0xff84_2000,
+        gich: 0xff84_4000,
+        gicv: 0xff84_6000,
+    },
+    // The crystal (the DT's clk-osc) drives the generic timer; the firmware's armstub sets
+    // CNTFRQ to it.
+    timer_hz: 54_000_000,
+    hyp_timer_irq: 26,
+    virt_timer_irq: 27,
+    phys_timer_irq: 30,
+    vgic_maintenance_irq: 25,
+    // The SoC's peripherals (the DT's /soc ranges at 0xfc00_0000 and 0xfe00_0000), below the
+    // ARM local block that holds the GIC.
+    device_window: (0xfc00_0000, 0xff80_0000),
+    // Where the firmware loads a 64-bit kernel with `kernel_address=0x80000` (and where QEMU
+    // `raspi4b` loads `-kernel`); below it, page 0 holds the spin table the secondary cores
+    // wait on.
+    kernel_load: 0x8_0000,
+    boot_format: BootFormat::Raw,
+    // The GPIO block (bus 0x7e20_0000); UART0's clock is the firmware's `init_uart_clock`,
+    // 48 MHz unless config.txt says otherwise (the SD image's does not).
+    console_setup: ConsoleSetup::Bcm2711Gpio14 {
+        gpio_base: 0xfe20_0000,
+        uart_clock_hz: 48_000_000,
+    },
 };
 
 /// INTIDs the kernel keeps a claim for (SGIs and PPIs included): user level can be given SPIs
@@ -172,7 +250,7 @@ impl Board {
 }
 
 /// Every board the kernel knows, each GIC variant listed once.
-pub const BOARDS: &[Board] = &[QEMU_VIRT_GICV2, QEMU_VIRT_GICV3];
+pub const BOARDS: &[Board] = &[QEMU_VIRT_GICV2, QEMU_VIRT_GICV3, RPI4B];
 
 /// Looks a board up by name and GIC version (`None` takes the board's first listed variant).
 /// Microkit's spelling of a board name (`qemu_virt_aarch64`) is understood too.
@@ -207,6 +285,20 @@ mod tests {
     }
 
     #[test]
+    fn rpi4b_is_one_gicv2_board() {
+        assert_eq!(board_by_name("rpi4b", None), Some(RPI4B));
+        assert_eq!(board_by_name("rpi4b", Some(GicVersion::V2)), Some(RPI4B));
+        assert_eq!(board_by_name("rpi4b", Some(GicVersion::V3)), None);
+        // The console's page and the GIC are the kernel's, outside what user level gets.
+        let (lo, hi) = RPI4B.device_window;
+        assert!(RPI4B.uart_base >= lo && RPI4B.uart_base < hi);
+        let GicLayout::V2 { gicd, gicv, .. } = RPI4B.gic else {
+            panic!("GIC-400")
+        };
+        assert!(gicd >= hi && gicv >= hi);
+    }
+
+    #[test]
     fn qemu_virt_has_both_gics_and_sane_memory() {
         let v2 = board_by_name("qemu-virt-aarch64", Some(GicVersion::V2)).unwrap();
         let v3 = board_by_name("qemu-virt-aarch64", Some(GicVersion::V3)).unwrap();
@@ -226,11 +318,18 @@ mod tests {
                 b.name
             );
             assert!(b.device_window.0 < b.device_window.1);
+            let ram_end = b.ram_base + b.ram_size;
             assert!(
-                b.device_window.1 <= b.ram_base,
-                "{}: devices below RAM",
+                b.device_window.1 <= b.ram_base || b.device_window.0 >= ram_end,
+                "{}: devices outside RAM",
                 b.name
             );
+            assert!(
+                b.kernel_load >= b.ram_base && b.kernel_load < ram_end,
+                "{}: kernel in RAM",
+                b.name
+            );
+            assert_eq!(b.kernel_load % 4096, 0, "{}", b.name);
         }
     }
 }

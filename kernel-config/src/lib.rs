@@ -10,5 +10,8 @@ mod board;
 mod build;
 pub mod limits;
 
-pub use board::{BOARDS, Board, GicLayout, GicVersion, IrqRefusal, MAX_INTIDS, board_by_name};
+pub use board::{
+    BOARDS, Board, BootFormat, ConsoleSetup, GicLayout, GicVersion, IrqRefusal, MAX_INTIDS, RPI4B,
+    board_by_name,
+};
 pub use build::BuildConfig;

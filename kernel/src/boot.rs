@@ -15,19 +15,23 @@ static ROOT_TASK: &Aligned<[u8]> =
 static ROOT_TASK_ELF: &[u8] = &ROOT_TASK.0;
 
 #[unsafe(no_mangle)]
-extern "C" fn kernel_main(vectors: u64) -> ! {
+extern "C" fn kernel_main(vectors: u64, entry_el: u64) -> ! {
     let board = &BOARD;
     let config = axolotl_kernel_config::BuildConfig::DEFAULT;
     // SAFETY: first and only call, at boot; the console and GIC are this board's.
     unsafe {
         mmu::init(board);
-        crate::console::init(board.uart_base);
+        crate::console::init(board);
         cpu::init_el2();
     }
     let l = mmu::layout();
     let ram_end = board.ram_base + board.ram_size;
     kprintln!();
     kprintln!("axolotl kernel v{} (EL2)", env!("CARGO_PKG_VERSION"));
+    if entry_el == 3 {
+        // entry.S did the firmware's part: CNTFRQ, the GIC's groups, SCR_EL3.
+        kprintln!("boot: entered at EL3, dropped to EL2 non-secure");
+    }
     kprintln!(
         "board: {}, GICv{}, vectors at {:#x}",
         board.name,

@@ -4,7 +4,8 @@ use core::fmt::{self, Write};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use arm_pl011_uart::{PL011Registers, Uart};
+use arm_pl011_uart::{DataBits, LineConfig, PL011Registers, Parity, StopBits, Uart};
+use axolotl_kernel_config::ConsoleSetup;
 use safe_mmio::UniqueMmioPointer;
 use spin::mutex::SpinMutex;
 
@@ -19,15 +20,55 @@ const UARTFR: usize = 0x18;
 const FR_TXFF: u32 = 1 << 5;
 
 /// # Safety
-/// `base` must be the PL011 of this board, identity mapped as device memory, and used by
-/// nothing else.
-pub unsafe fn init(base: u64) {
+/// `board`'s console UART (and, for its set-up, GPIO block) must be identity mapped as
+/// device memory and used by nothing else.
+pub unsafe fn init(board: &axolotl_kernel_config::Board) {
+    let base = board.uart_base;
     // SAFETY: forwarded to the caller.
     let regs =
         unsafe { UniqueMmioPointer::new(NonNull::new(base as *mut PL011Registers).unwrap()) };
-    // QEMU and firmware leave the UART enabled; the kernel only writes to it.
-    *CONSOLE.lock() = Some(Uart::new(regs));
+    let mut uart = Uart::new(regs);
+    match board.console_setup {
+        // QEMU virt leaves the UART enabled; the kernel only writes to it.
+        ConsoleSetup::AsLeft => {}
+        ConsoleSetup::Bcm2711Gpio14 {
+            gpio_base,
+            uart_clock_hz,
+        } => {
+            // SAFETY: the board's GPIO block, identity mapped as device memory.
+            unsafe { bcm2711_uart0_pins(gpio_base) };
+            let line = LineConfig {
+                data_bits: DataBits::Bits8,
+                parity: Parity::None,
+                stop_bits: StopBits::One,
+            };
+            // 115200 from a 48 MHz clock is a valid divisor; a board whose clock gives none
+            // keeps the UART as the firmware left it.
+            let _ = uart.enable(line, 115_200, uart_clock_hz);
+        }
+    }
+    *CONSOLE.lock() = Some(uart);
     BASE.store(base, Ordering::Relaxed);
+}
+
+/// Gives GPIO 14 and 15 to PL011 UART0 (function ALT0 = 0b100 in GPFSEL1's fields 4 and 5)
+/// with no pull resistors, as Linux's `uart0_gpio14` pin group does.
+///
+/// # Safety
+/// `gpio` must be the BCM2711 GPIO block, identity mapped as device memory.
+unsafe fn bcm2711_uart0_pins(gpio: u64) {
+    const GPFSEL1: u64 = 0x04;
+    /// GPIO_PUP_PDN_CNTRL_REG0: two bits a pin, 0 = no resistor.
+    const PUP_PDN0: u64 = 0xe4;
+    let fsel = (gpio + GPFSEL1) as *mut u32;
+    let pull = (gpio + PUP_PDN0) as *mut u32;
+    // SAFETY: registers of the block the caller vouches for.
+    unsafe {
+        let v = fsel.read_volatile() & !((7 << 12) | (7 << 15));
+        fsel.write_volatile(v | (4 << 12) | (4 << 15));
+        let p = pull.read_volatile() & !((3 << 28) | (3 << 30));
+        pull.write_volatile(p);
+    }
 }
 
 struct Crlf<'a, W: Write>(&'a mut W);

@@ -22,6 +22,10 @@ pub struct Machine {
     pub net: Option<Net>,
     /// A virtio-mmio disk backed by this raw image file.
     pub disk: Option<std::path::PathBuf>,
+    /// On a board whose boot chain loads a flat binary (rpi4b), hand QEMU the ELF instead:
+    /// QEMU then starts every core at its entry at EL3, as no firmware would, which is how
+    /// the kernel's EL3 entry and its parking of secondary cores are tested.
+    pub boot_elf: bool,
 }
 
 /// QEMU user networking for the board's virtio-mmio NIC.
@@ -45,6 +49,7 @@ impl Machine {
             uart1: None,
             net: None,
             disk: None,
+            boot_elf: false,
         }
     }
 
@@ -67,25 +72,42 @@ impl Machine {
     /// one makes QEMU create UART1 (`0x0904_0000`, INTID 40), which the resilient-echo
     /// system's driver PD owns; `null` unless [`Machine::uart1`] names a backend.
     pub fn args(&self, kernel: &Path, interactive: bool) -> Vec<String> {
-        let machine = match self.board.name {
-            "qemu-virt-aarch64" => {
-                format!("virt,virtualization=on,gic-version={}", self.gic().number())
+        let mut a: Vec<String> = match self.board.name {
+            "qemu-virt-aarch64" => vec![
+                "-M".into(),
+                format!("virt,virtualization=on,gic-version={}", self.gic().number()),
+                "-cpu".into(),
+                self.cpu.into(),
+                "-m".into(),
+                format!("{}M", self.board.ram_size >> 20),
+                "-smp".into(),
+                "1".into(),
+                "-kernel".into(),
+                kernel.display().to_string(),
+            ],
+            // The machine fixes its CPUs (4 Cortex-A72), RAM (2 GiB) and devices. `-kernel`
+            // with a flat binary is what the firmware does: loaded at 0x80000, entered at EL2
+            // on the boot core, the others on the spin table. No virtio-mmio: no NIC or disk.
+            "rpi4b" => {
+                assert!(
+                    self.net.is_none() && self.disk.is_none(),
+                    "QEMU raspi4b has no virtio-mmio transports"
+                );
+                let k = if self.boot_elf {
+                    kernel.to_path_buf()
+                } else {
+                    kernel.with_extension("img")
+                };
+                vec![
+                    "-M".into(),
+                    "raspi4b".into(),
+                    "-kernel".into(),
+                    k.display().to_string(),
+                ]
             }
             other => panic!("no QEMU machine for board {other}"),
         };
-        let mut a: Vec<String> = vec![
-            "-M".into(),
-            machine,
-            "-cpu".into(),
-            self.cpu.into(),
-            "-m".into(),
-            format!("{}M", self.board.ram_size >> 20),
-            "-smp".into(),
-            "1".into(),
-            "-kernel".into(),
-            kernel.display().to_string(),
-            "-no-reboot".into(),
-        ];
+        a.push("-no-reboot".into());
         let mut uart1 = match &self.uart1 {
             Some(backend) => {
                 a.extend(["-chardev".into(), format!("{backend},id=uart1")]);
@@ -122,7 +144,11 @@ impl Machine {
             a.extend(["-display", "none", "-serial", "stdio"].map(String::from));
         }
         a.extend(["-serial", uart1, "-monitor", "none"].map(String::from));
-        a.extend(self.virtio_args());
+        if self.board.name == "rpi4b" {
+            // The second -serial is the Pi's mini UART. Its NIC (GENET) is not modelled.
+        } else {
+            a.extend(self.virtio_args());
+        }
         if let Some(s) = self.icount_shift {
             a.extend(["-icount".into(), format!("shift={s}")]);
         }
@@ -213,6 +239,21 @@ mod tests {
         let a = Machine::new(b).args(Path::new("k.elf"), false).join(" ");
         assert!(a.contains("-nic none"), "{a}");
         assert!(!a.contains("force-legacy"), "{a}");
+    }
+
+    #[test]
+    fn rpi4b_boots_the_flat_binary_on_the_machine_s_own_cpus() {
+        let b = board_by_name("rpi4b", None).unwrap();
+        let a = Machine::new(b).args(Path::new("d/k.elf"), false).join(" ");
+        assert!(a.starts_with("-M raspi4b -kernel d/k.img "), "{a}");
+        for absent in ["-m ", "-smp", "-cpu", "virtio"] {
+            assert!(!a.contains(absent), "{a}");
+        }
+        assert!(a.contains("-serial stdio -serial null"), "{a}");
+        let mut m = Machine::new(b);
+        m.boot_elf = true;
+        let e = m.args(Path::new("d/k.elf"), false).join(" ");
+        assert!(e.contains("-kernel d/k.elf "), "{e}");
     }
 
     #[test]

@@ -83,6 +83,24 @@ pub fn boot_with_disk(
     Boot::start(&m, &dir.join(format!("{name}.elf")))
 }
 
+/// Boots the image `rpi4b-gic2<suffix>` on QEMU `raspi4b`: its flat binary as the Pi
+/// firmware loads it, or with `elf` the ELF, which QEMU enters at EL3 on every core.
+pub fn boot_rpi4b(suffix: &str, elf: bool) -> Result<Boot, Failure> {
+    let dir = std::env::var_os("AXOLOTL_IMAGES")
+        .map(PathBuf::from)
+        .ok_or_else(|| Failure {
+            what: "AXOLOTL_IMAGES is not set: run the integration tests through `cargo xtask test`"
+                .into(),
+            console: String::new(),
+        })?;
+    let board = board_by_name("rpi4b", None).expect("known board");
+    let mut m = Machine::new(board);
+    m.boot_elf = elf;
+    // The harness is given the ELF (the image list names it); the machine boots the flat
+    // binary beside it unless told otherwise.
+    Boot::start(&m, &dir.join(format!("rpi4b-gic2{suffix}.elf")))
+}
+
 /// Unwraps a harness result, failing the test with the captured console.
 pub fn check<T>(r: Result<T, Failure>) -> T {
     r.unwrap_or_else(|f| panic!("{f}"))

@@ -4,7 +4,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use axolotl_kernel_config::Board;
+use axolotl_kernel_config::{Board, BootFormat};
 
 /// One image to build: a board variant plus, for tests, a root-task self-check or another
 /// program in the root task's place.
@@ -195,5 +195,19 @@ pub fn build(v: &Variant) -> Result<PathBuf, String> {
     )?;
     let out = dir.join(format!("{name}.elf"));
     fs::copy(&kernel, &out).map_err(|e| format!("copying {}: {e}", kernel.display()))?;
+    if v.board.boot_format == BootFormat::Raw {
+        // Beside the ELF (which debuggers read), the flat binary the board's boot chain
+        // loads: `raw_image` names it.
+        let elf = fs::read(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+        let flat = axolotl_board_image::flat_binary(&elf, v.board.kernel_load)
+            .map_err(|e| format!("{}: {e}", out.display()))?;
+        let raw = raw_image(&out);
+        fs::write(&raw, flat).map_err(|e| format!("{}: {e}", raw.display()))?;
+    }
     Ok(out)
+}
+
+/// The flat binary beside an image's ELF, for boards that boot one (`BootFormat::Raw`).
+pub fn raw_image(elf: &Path) -> PathBuf {
+    elf.with_extension("img")
 }

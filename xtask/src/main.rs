@@ -4,6 +4,7 @@ mod bench;
 mod campaign;
 mod ctl;
 mod images;
+mod sdcard;
 mod setup;
 mod system;
 mod test;
@@ -22,12 +23,14 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct Target {
-    /// Board to build for: qemu-virt-aarch64 (Microkit's spelling qemu_virt_aarch64 works too).
+    /// Board to build for: qemu-virt-aarch64 or rpi4b (Microkit's spelling qemu_virt_aarch64
+    /// works too).
     #[arg(long, default_value = "qemu-virt-aarch64")]
     board: String,
-    /// GIC version of the board variant (2 or 3).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
-    gic: u8,
+    /// GIC version of the board variant (2 or 3); without it, GICv3 where the board has one
+    /// (QEMU virt), else the board's own (rpi4b: the GIC-400, a GICv2).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(2..=3))]
+    gic: Option<u8>,
 }
 
 #[derive(Subcommand)]
@@ -44,6 +47,18 @@ enum Cmd {
         /// Print the boot plan's table of PDs (priorities, budgets, memory, caps).
         #[arg(long)]
         show_plan: bool,
+    },
+    /// Build an image ready to flash: for rpi4b, an SD card (MBR, FAT32 boot partition with
+    /// the Pi firmware, config.txt and the kernel); docs/boards.md says how to write it.
+    Image {
+        #[command(flatten)]
+        target: Target,
+        /// The .system file (SDF) the image boots.
+        #[arg(long)]
+        system: std::path::PathBuf,
+        /// Where to write it (default: target/images/<image>.sd.img).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
     },
     /// Build and boot in QEMU, console on this terminal (quit: Ctrl-A then X).
     Run {
@@ -99,20 +114,22 @@ fn main() -> ExitCode {
 }
 
 fn board(t: &Target) -> Result<axolotl_kernel_config::Board, String> {
-    let gic = if t.gic == 2 {
-        GicVersion::V2
-    } else {
-        GicVersion::V3
+    let found = match t.gic {
+        Some(2) => board_by_name(&t.board, Some(GicVersion::V2)),
+        Some(_) => board_by_name(&t.board, Some(GicVersion::V3)),
+        None => {
+            board_by_name(&t.board, Some(GicVersion::V3)).or_else(|| board_by_name(&t.board, None))
+        }
     };
-    board_by_name(&t.board, Some(gic)).ok_or_else(|| {
+    found.ok_or_else(|| {
         let known: Vec<String> = axolotl_kernel_config::BOARDS
             .iter()
             .map(|b| format!("{} --gic {}", b.name, b.gic.version().number()))
             .collect();
+        let gic = t.gic.map(|g| format!(" with GICv{g}")).unwrap_or_default();
         format!(
-            "no board {:?} with GICv{}; the boards are: {}",
+            "no board {:?}{gic}; the boards are: {}",
             t.board,
-            t.gic,
             known.join(", ")
         )
     })
@@ -238,6 +255,19 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             setup::ensure_rust_targets()?;
             let system = system.as_deref().map(resolve);
             let img = images::build(&variant(b, system.as_deref())?)?;
+            println!("image: {}", img.display());
+        }
+        Cmd::Image {
+            target,
+            system,
+            out,
+        } => {
+            let b = board(&target)?;
+            sdcard::supported(&b)?;
+            setup::ensure_rust_targets()?;
+            let system = resolve(&system);
+            let elf = images::build(&variant(b, Some(&system))?)?;
+            let img = sdcard::write(&b, &elf, out.as_deref())?;
             println!("image: {}", img.display());
         }
         Cmd::Run {

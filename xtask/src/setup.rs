@@ -10,12 +10,93 @@ use axolotl_qemu::{MIN_QEMU_MAJOR, qemu_version};
 /// Targets from rust-toolchain.toml: PDs use FP, the kernel never does.
 const RUST_TARGETS: [&str; 2] = ["aarch64-unknown-none", "aarch64-unknown-none-softfloat"];
 const BACKPORTS_LIST: &str = "/etc/apt/sources.list.d/axolotl-bookworm-backports.sources";
+/// Debian keeps the Pi's boot firmware in its `non-free-firmware` component, which a minimal
+/// bookworm's sources may lack.
+const NON_FREE_FIRMWARE_LIST: &str =
+    "/etc/apt/sources.list.d/axolotl-bookworm-non-free-firmware.sources";
 
 pub fn ensure() -> Result<(), String> {
     ensure_rust_targets()?;
     ensure_qemu()?;
     ensure_e2fsprogs()?;
-    ensure_guest_artifacts()
+    ensure_guest_artifacts()?;
+    ensure_raspi_firmware()
+}
+
+/// The Raspberry Pi 4's boot firmware for `cargo xtask image --board rpi4b`: Debian's
+/// `raspi-firmware` package at its pinned version, downloaded (never installed: its hooks
+/// write to /boot/firmware) and extracted into a cache outside the repository.
+fn ensure_raspi_firmware() -> Result<(), String> {
+    use axolotl_board_image::rpi4;
+    if rpi4::cached_firmware().is_some() {
+        return Ok(());
+    }
+    let dir = rpi4::firmware_cache_dir();
+    let spec = format!("{}={}", rpi4::FIRMWARE_PACKAGE, rpi4::FIRMWARE_VERSION);
+    let by_hand = format!(
+        "fetch it by hand: `apt-get download {spec}` (bookworm's non-free-firmware component),          then `dpkg-deb -x raspi-firmware_*.deb {}`",
+        dir.display()
+    );
+    if !Path::new("/usr/bin/apt-get").exists() {
+        return Err(format!("the Pi firmware needs apt-get: {by_hand}"));
+    }
+    if !apt_knows(&spec) {
+        if !is_root() {
+            return Err(format!(
+                "apt does not know {spec} and adding its component needs root: {by_hand}"
+            ));
+        }
+        if os_codename().as_deref() == Some("bookworm") && !suite_configured("non-free-firmware") {
+            eprintln!(
+                "setup: adding Debian's non-free-firmware component ({NON_FREE_FIRMWARE_LIST})"
+            );
+            fs::write(
+                NON_FREE_FIRMWARE_LIST,
+                "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\n\
+                 Components: non-free-firmware\n\
+                 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
+            )
+            .map_err(|e| format!("writing {NON_FREE_FIRMWARE_LIST}: {e}; {by_hand}"))?;
+        }
+        apt(&["update", "-q"])?;
+    }
+    let debs = dir.join("debs");
+    fs::create_dir_all(&debs).map_err(|e| format!("{}: {e}", debs.display()))?;
+    eprintln!(
+        "setup: fetching the Pi firmware ({spec}) into {}",
+        dir.display()
+    );
+    run(Command::new("apt-get")
+        .args(["download", "-q", &spec])
+        .current_dir(&debs))
+    .map_err(|e| format!("{e}; {by_hand}"))?;
+    let deb = fs::read_dir(&debs)
+        .map_err(|e| format!("{}: {e}", debs.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .ok_or_else(|| format!("apt-get download left no .deb in {}", debs.display()))?;
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&dir))?;
+    rpi4::cached_firmware().map(|_| ()).ok_or_else(|| {
+        format!(
+            "{} has no {:?}; {by_hand}",
+            deb.display(),
+            rpi4::FIRMWARE_FILES
+        )
+    })
+}
+
+/// Whether apt can fetch `package=version` with the lists it has.
+fn apt_knows(spec: &str) -> bool {
+    let (package, version) = spec.split_once('=').unwrap_or((spec, ""));
+    Command::new("apt-cache")
+        .args(["madison", package])
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.split('|').nth(1).is_some_and(|v| v.trim() == version))
+        })
 }
 
 /// The unmodified Debian arm64 kernel and busybox the Linux guest tests boot, fetched with
@@ -161,6 +242,11 @@ fn os_codename() -> Option<String> {
 }
 
 fn backports_configured() -> bool {
+    suite_configured("bookworm-backports")
+}
+
+/// Whether an enabled apt source line mentions `word` (a suite or a component).
+fn suite_configured(word: &str) -> bool {
     let mut files = vec![Path::new("/etc/apt/sources.list").to_path_buf()];
     if let Ok(dir) = fs::read_dir("/etc/apt/sources.list.d") {
         files.extend(
@@ -172,7 +258,7 @@ fn backports_configured() -> bool {
     files.iter().any(|f| {
         fs::read_to_string(f).is_ok_and(|t| {
             t.lines()
-                .any(|l| !l.trim_start().starts_with('#') && l.contains("bookworm-backports"))
+                .any(|l| !l.trim_start().starts_with('#') && l.contains(word))
         })
     })
 }

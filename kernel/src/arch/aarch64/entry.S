@@ -14,10 +14,21 @@
 .global _start
 _start:
     msr daifset, #0xf
+    // The kernel runs on the boot core alone. A boot chain that starts every core here (not
+    // the Pi firmware's armstub or QEMU's, which hold the others on the spin table) gets the
+    // others parked for good.
+    mrs x9, mpidr_el1
+    and x9, x9, #0xffffff
+    cbnz x9, .Lpark
+    // x20 (kept across the eret below): the level the boot chain entered at, for the banner.
+    mov x20, #2
     mrs x9, CurrentEL
     lsr x9, x9, #2
+    cmp x9, #3
+    b.eq .Lfrom_el3
     cmp x9, #2
     b.ne .Lnot_el2
+.Lat_el2:
     adrp x9, __kernel_stack_top
     add x9, x9, :lo12:__kernel_stack_top
     mov sp, x9
@@ -34,11 +45,52 @@ _start:
     msr vbar_el2, x9
     isb
     mov x0, x9
+    mov x1, x20
     bl kernel_main
 .Lnot_el2:
     // Entered at the wrong exception level: nothing safe to do without EL2.
+.Lpark:
     wfe
-    b .Lnot_el2
+    b .Lpark
+
+// Entered at EL3 (a boot chain without the Pi firmware's armstub, or QEMU booting an ELF):
+// do what that armstub does before it drops to the kernel, then enter EL2 non-secure. The
+// counter's frequency is writable at EL3 only; the GIC's interrupts reset to Group 0
+// (secure) and would never reach EL2.
+.Lfrom_el3:
+    mov x20, #3
+    ldr x9, =BOARD_TIMER_HZ
+    msr cntfrq_el0, x9
+    // No traps of FP/SIMD, the timer or the PMU to EL3.
+    msr cptr_el3, xzr
+    // A GICv3's secure set-up (ICC_SRE_EL3, the redistributors' groups) is not done here:
+    // no GICv3 board enters at EL3, so such an entry stays parked.
+    ldr x9, =BOARD_GIC_VERSION
+    cmp x9, #2
+    b.ne .Lpark
+    // GICv2: every interrupt Group 1 (non-secure); the banked IGROUPR0 (SGIs, PPIs) is this
+    // core's, the rest the SPIs'. GICD_TYPER.ITLinesNumber says how many registers there are.
+    ldr x10, =BOARD_GICD
+    ldr w11, [x10, #0x4]
+    and w11, w11, #0x1f
+    add w11, w11, #1
+    add x12, x10, #0x80
+    mov w13, #0xffffffff
+1:  str w13, [x12], #4
+    subs w11, w11, #1
+    b.ne 1b
+    // Both groups enabled at the distributor; the non-secure side sets up the rest.
+    mov w13, #3
+    str w13, [x10]
+    // SCR_EL3: NS, RES1 bits 4-5, SMC disabled, HVC enabled, lower levels AArch64.
+    mov x9, #((1 << 0) | (3 << 4) | (1 << 7) | (1 << 8) | (1 << 10))
+    msr scr_el3, x9
+    // Into EL2h with every exception masked, at .Lat_el2.
+    mov x9, #0x3c9
+    msr spsr_el3, x9
+    adr x9, .Lat_el2
+    msr elr_el3, x9
+    eret
 
 .section .text
 .macro SAVE_USER handler

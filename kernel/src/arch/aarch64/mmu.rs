@@ -20,6 +20,8 @@ const ATTR_NORMAL: u64 = 1 << 2;
 const MAIR: u64 = 0x04 | (0xff << 8);
 
 const MAX_RAM_GIB: usize = 4;
+/// Device blocks are mapped within the first 4 GiB, where every board's devices are.
+const DEVICE_GIB: usize = 4;
 const KERNEL_L3_TABLES: usize = 8;
 
 #[repr(C, align(4096))]
@@ -81,21 +83,45 @@ pub fn layout() -> Layout {
 /// Called once, at boot, before anything relies on memory attributes.
 pub unsafe fn init(board: &Board) {
     let ram_gib = board.ram_size.div_ceil(1 << 30) as usize;
-    assert!(ram_gib <= MAX_RAM_GIB && board.ram_base.is_multiple_of(1 << 30));
+    assert!(
+        ram_gib <= MAX_RAM_GIB
+            && board.ram_base.is_multiple_of(1 << 30)
+            && board.ram_size.is_multiple_of(1 << 21)
+    );
     let l = layout();
     // SAFETY: single-threaded boot; TABLES is used nowhere else.
     let t = unsafe { &mut *core::ptr::addr_of_mut!(TABLES) };
 
-    // Everything below RAM is devices: 1 GiB device blocks.
+    // Devices: 1 GiB device blocks for everything below RAM (QEMU virt) and for the GiBs
+    // holding the device window and the GIC (the Pi's, above its RAM).
     let ram_l1 = (board.ram_base >> 30) as usize;
-    for (i, e) in t.l1.iter_mut().enumerate().take(ram_l1) {
-        *e = ((i as u64) << 30) | ATTR_DEVICE | AF | XN | VALID;
+    let gic = match board.gic {
+        axolotl_kernel_config::GicLayout::V2 { gicd, gicv, .. } => (gicd, gicv),
+        axolotl_kernel_config::GicLayout::V3 { gicd, gicr } => (gicd, gicr),
+    };
+    let (dlo, dhi) = board.device_window;
+    for (i, e) in t.l1.iter_mut().enumerate().take(DEVICE_GIB) {
+        let (lo, hi) = ((i as u64) << 30, ((i as u64) + 1) << 30);
+        let devices = i < ram_l1
+            || (dlo < hi && dhi > lo)
+            || (gic.0 >= lo && gic.0 < hi)
+            || (gic.1 >= lo && gic.1 < hi);
+        if devices {
+            *e = lo | ATTR_DEVICE | AF | XN | VALID;
+        }
     }
-    // RAM: 2 MiB normal blocks, read-write, never executable ...
+    // RAM: 2 MiB normal blocks, read-write, never executable (up to the board's RAM end: on
+    // the Pi the rest of the GiB is the VideoCore's) ...
+    let ram_end = board.ram_base + board.ram_size;
     for g in 0..ram_gib {
         let base = board.ram_base + ((g as u64) << 30);
         for (j, e) in t.l2_ram[g].iter_mut().enumerate() {
-            *e = (base + ((j as u64) << 21)) | ATTR_NORMAL | SH_INNER | AF | XN | VALID;
+            let pa = base + ((j as u64) << 21);
+            *e = if pa < ram_end {
+                pa | ATTR_NORMAL | SH_INNER | AF | XN | VALID
+            } else {
+                0
+            };
         }
         t.l1[ram_l1 + g] = (t.l2_ram[g].as_ptr() as u64) | TABLE | VALID;
     }

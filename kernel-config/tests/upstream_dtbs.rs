@@ -1,0 +1,509 @@
+//! Every board constant checked against the upstream device tree Debian ships in its arm64
+//! kernel package (cached by `cargo xtask setup`, docs/guest.md): a wrong address, interrupt,
+//! frequency or memory range fails here, not on a board.
+//!
+//! The device trees speak of bus addresses (the BCM2711's peripherals at 0x7e.., its GIC at
+//! 0x4004_1000); every `reg` is translated through its parents' `ranges` to the ARM's
+//! physical view that `kernel-config` holds.
+
+use std::path::PathBuf;
+
+use axolotl_kernel_config::{Board, ConsoleSetup, GicLayout, RPI4B};
+use fdt::Fdt;
+
+/// The upstream DTB `vendor/name.dtb`, or `None` (with a line saying so) when setup has not
+/// cached the kernel package: the repository's artifact-dependent host tests skip then.
+fn upstream_dtb(rel: &str) -> Option<Vec<u8>> {
+    let dir = axolotl_guest_artifacts::default_cache_dir();
+    let Some(a) = axolotl_guest_artifacts::cached(&dir) else {
+        eprintln!(
+            "skipped: no guest artifacts in {} (run `cargo xtask setup`): cannot check {rel}",
+            dir.display()
+        );
+        return None;
+    };
+    let path: PathBuf = a.dtb_dir.join(rel);
+    Some(std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; the kernel package is cached but has no {rel}",
+            path.display()
+        )
+    }))
+}
+
+fn cells(bytes: &[u8]) -> Vec<u64> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes(c.try_into().unwrap()) as u64)
+        .collect()
+}
+
+/// Big-endian number of `n` cells from `c`, advancing it.
+fn take(c: &mut &[u64], n: usize) -> u64 {
+    let v = c[..n].iter().fold(0u64, |acc, x| (acc << 32) | x);
+    *c = &c[n..];
+    v
+}
+
+fn prop_u32(fdt: &Fdt, path: &str, name: &str) -> Option<u64> {
+    let p = fdt.find_node(path)?.property(name)?;
+    cells(p.value).first().copied()
+}
+
+/// `#address-cells` / `#size-cells` of the node at `path` (defaults 2 and 1).
+fn cell_sizes(fdt: &Fdt, path: &str) -> (usize, usize) {
+    (
+        prop_u32(fdt, path, "#address-cells").unwrap_or(2) as usize,
+        prop_u32(fdt, path, "#size-cells").unwrap_or(1) as usize,
+    )
+}
+
+fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
+/// `(child address, parent address, size)` of the `ranges` (or `dma-ranges`) of the bus at
+/// `bus`; `None` if it has none, `Some(empty)` for an identity `ranges;`.
+fn ranges(fdt: &Fdt, bus: &str, prop: &str) -> Option<Vec<(u64, u64, u64)>> {
+    let r = fdt.find_node(bus)?.property(prop)?;
+    let (ca, cs) = cell_sizes(fdt, bus);
+    let (pa, _) = cell_sizes(fdt, parent(bus));
+    let all = cells(r.value);
+    let mut c = &all[..];
+    let mut out = Vec::new();
+    while c.len() >= ca + pa + cs {
+        out.push((take(&mut c, ca), take(&mut c, pa), take(&mut c, cs)));
+    }
+    Some(out)
+}
+
+/// `addr` on the bus that holds the node at `path`, in the ARM's physical view: translated
+/// through every ancestor's `ranges` up to the root.
+fn to_cpu(fdt: &Fdt, path: &str, mut addr: u64) -> u64 {
+    let mut bus = parent(path);
+    while bus != "/" {
+        let r = ranges(fdt, bus, "ranges")
+            .unwrap_or_else(|| panic!("{bus} has no ranges: {path} is not CPU-addressable"));
+        if !r.is_empty() {
+            let &(child, parent_addr, _) = r
+                .iter()
+                .find(|&&(c, _, s)| addr >= c && addr - c < s)
+                .unwrap_or_else(|| panic!("{path}: {addr:#x} is in no range of {bus}"));
+            addr = addr - child + parent_addr;
+        }
+        bus = parent(bus);
+    }
+    addr
+}
+
+/// The node's `reg` entries as `(CPU physical address, size)`.
+fn regs(fdt: &Fdt, path: &str) -> Vec<(u64, u64)> {
+    let node = fdt
+        .find_node(path)
+        .unwrap_or_else(|| panic!("no node {path}"));
+    let Some(reg) = node.property("reg") else {
+        return Vec::new();
+    };
+    let (ac, sc) = cell_sizes(fdt, parent(path));
+    let all = cells(reg.value);
+    let mut c = &all[..];
+    let mut out = Vec::new();
+    while c.len() >= ac + sc && ac > 0 {
+        let a = take(&mut c, ac);
+        let s = take(&mut c, sc);
+        out.push((to_cpu(fdt, path, a), s));
+    }
+    out
+}
+
+/// The GIC INTIDs of a node's `interrupts` (3 cells: SPI/PPI, number, flags).
+fn intids(fdt: &Fdt, path: &str) -> Vec<u32> {
+    let p = fdt
+        .find_node(path)
+        .and_then(|n| n.property("interrupts"))
+        .unwrap_or_else(|| panic!("{path} has no interrupts"));
+    cells(p.value)
+        .chunks_exact(3)
+        .map(|i| match i[0] {
+            0 => 32 + i[1] as u32,
+            1 => 16 + i[1] as u32,
+            t => panic!("{path}: interrupt type {t}"),
+        })
+        .collect()
+}
+
+fn alias(fdt: &Fdt, name: &str) -> String {
+    let p = fdt
+        .find_node("/aliases")
+        .and_then(|a| a.property(name))
+        .unwrap_or_else(|| panic!("no alias {name}"));
+    p.as_str().unwrap().trim_end_matches('\0').to_string()
+}
+
+/// Paths of every node under `under` (depth first).
+fn descendants(fdt: &Fdt, under: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![under.to_string()];
+    while let Some(p) = stack.pop() {
+        let node = fdt.find_node(&p).unwrap();
+        for c in node.children() {
+            let cp = if p == "/" {
+                format!("/{}", c.name)
+            } else {
+                format!("{p}/{}", c.name)
+            };
+            out.push(cp.clone());
+            stack.push(cp);
+        }
+    }
+    out
+}
+
+fn path_of_compatible(fdt: &Fdt, compatible: &str) -> String {
+    descendants(fdt, "/")
+        .into_iter()
+        .find(|p| {
+            fdt.find_node(p)
+                .and_then(|n| n.compatible())
+                .is_some_and(|c| c.all().any(|s| s == compatible))
+        })
+        .unwrap_or_else(|| panic!("no node compatible with {compatible}"))
+}
+
+/// What in `b` disagrees with the BCM2711 device tree `fdt`, one line each.
+fn rpi4b_mismatches(fdt: &Fdt, b: &Board) -> Vec<String> {
+    let mut bad = Vec::new();
+    fn same_in(bad: &mut Vec<String>, what: &str, board: u64, dt: u64) {
+        if board != dt {
+            bad.push(format!(
+                "{what}: kernel-config says {board:#x}, the DTB {dt:#x}"
+            ));
+        }
+    }
+    macro_rules! same {
+        ($($a:expr),+ $(,)?) => { same_in(&mut bad, $($a),+) };
+    }
+
+    // The console: PL011 UART0, the DT's serial0.
+    let uart = alias(fdt, "serial0");
+    let compatible = fdt.find_node(&uart).unwrap().compatible().unwrap();
+    assert!(
+        compatible.all().any(|c| c == "arm,pl011"),
+        "{uart} is not a PL011"
+    );
+    same!("PL011 UART0 base", b.uart_base, regs(fdt, &uart)[0].0);
+    same!(
+        "PL011 UART0 INTID",
+        b.uart_irq as u64,
+        intids(fdt, &uart)[0] as u64,
+    );
+
+    // UART0's pins: the GPIO block whose function registers the kernel sets; the DT's UART0
+    // pin group names GPIO 14/15 at function 4 (ALT0).
+    if let ConsoleSetup::Bcm2711Gpio14 { gpio_base, .. } = b.console_setup {
+        let gpio = path_of_compatible(fdt, "brcm,bcm2711-gpio");
+        same!("GPIO base", gpio_base, regs(fdt, &gpio)[0].0);
+        let pins = descendants(fdt, &gpio)
+            .into_iter()
+            .find(|p| p.ends_with("/uart0_gpio14"))
+            .expect("the uart0_gpio14 pin group");
+        let n = fdt.find_node(&pins).unwrap();
+        let pin_list = cells(n.property("brcm,pins").unwrap().value);
+        let func = cells(n.property("brcm,function").unwrap().value);
+        assert_eq!(pin_list, [14, 15], "{pins}");
+        assert_eq!(func, [4], "{pins}: ALT0 is function 4");
+    } else {
+        bad.push("the Pi's console needs its pins set".into());
+    }
+
+    // The GIC-400: distributor, CPU interface, hypervisor control, virtual CPU interface,
+    // in the binding's order; its own interrupt is the virtual GIC's maintenance PPI.
+    let gic = path_of_compatible(fdt, "arm,gic-400");
+    let r = regs(fdt, &gic);
+    assert_eq!(r.len(), 4, "{gic}: a GIC with virtualization extensions");
+    let GicLayout::V2 {
+        gicd,
+        gicc,
+        gich,
+        gicv,
+    } = b.gic
+    else {
+        bad.push("the GIC-400 is a GICv2".into());
+        return bad;
+    };
+    for (what, board, dt) in [
+        ("GICD", gicd, r[0].0),
+        ("GICC", gicc, r[1].0),
+        ("GICH", gich, r[2].0),
+        ("GICV", gicv, r[3].0),
+    ] {
+        same!(what, board, dt);
+    }
+    same!(
+        "vGIC maintenance PPI",
+        b.vgic_maintenance_irq as u64,
+        intids(fdt, &gic)[0] as u64,
+    );
+
+    // The architected timer's PPIs, in the binding's order: secure physical, non-secure
+    // physical, virtual, hypervisor physical.
+    let timer = path_of_compatible(fdt, "arm,armv8-timer");
+    let t = intids(fdt, &timer);
+    same!(
+        "EL1 physical timer PPI",
+        b.phys_timer_irq as u64,
+        t[1] as u64
+    );
+    same!("virtual timer PPI", b.virt_timer_irq as u64, t[2] as u64);
+    same!(
+        "EL2 physical timer PPI",
+        b.hyp_timer_irq as u64,
+        t[3] as u64
+    );
+    // The generic timer counts the 54 MHz crystal, the DT's fixed clock `osc` (the timer node
+    // itself names no frequency: the firmware's armstub programs CNTFRQ with it).
+    let osc = descendants(fdt, "/")
+        .into_iter()
+        .find(|p| {
+            let n = fdt.find_node(p).unwrap();
+            n.compatible()
+                .is_some_and(|c| c.all().any(|s| s == "fixed-clock"))
+                && n.property("clock-output-names").and_then(|n| n.as_str()) == Some("osc")
+        })
+        .expect("the fixed clock `osc`");
+    same!(
+        "timer frequency",
+        b.timer_hz,
+        prop_u32(fdt, &osc, "clock-frequency").unwrap(),
+    );
+
+    // Devices: the window is exactly the SoC's peripheral ranges other than the ARM local
+    // block the GIC sits in, and every SoC device is in the window or in that block.
+    let soc = "/soc";
+    let mut windows: Vec<(u64, u64)> = ranges(fdt, soc, "ranges")
+        .unwrap()
+        .iter()
+        .map(|&(_, p, s)| (p, p + s))
+        .collect();
+    windows.sort();
+    let local = *windows
+        .iter()
+        .find(|&&(lo, hi)| gicd >= lo && gicd < hi)
+        .expect("the GIC in a /soc range");
+    let periph: Vec<_> = windows.iter().copied().filter(|&w| w != local).collect();
+    let contiguous = periph.windows(2).all(|w| w[0].1 == w[1].0);
+    assert!(contiguous, "/soc peripheral ranges {periph:x?}");
+    same!(
+        "device window start",
+        b.device_window.0,
+        periph.first().unwrap().0,
+    );
+    same!(
+        "device window end",
+        b.device_window.1,
+        periph.last().unwrap().1,
+    );
+    for dev in descendants(fdt, soc) {
+        if parent(&dev) != soc {
+            continue;
+        }
+        for (addr, size) in regs(fdt, &dev) {
+            let inside = |(lo, hi): (u64, u64)| addr >= lo && addr + size <= hi;
+            if !inside(b.device_window) && !inside(local) {
+                bad.push(format!(
+                    "{dev} at {addr:#x} is outside the device window {:x?}",
+                    b.device_window
+                ));
+            }
+        }
+    }
+
+    // RAM: the memory node starts at 0 (the firmware fills its size in at boot); the board's
+    // range is inside the first GiB, which every Pi 4 has and the SoC's DMA reaches
+    // (/soc dma-ranges).
+    let mem = regs(fdt, "/memory@0");
+    same!("RAM base", b.ram_base, mem[0].0);
+    let dma = ranges(fdt, soc, "dma-ranges").unwrap();
+    let &(_, dma_cpu, dma_size) = dma.first().expect("/soc dma-ranges");
+    if b.ram_base < dma_cpu || b.ram_base + b.ram_size > dma_cpu + dma_size {
+        bad.push(format!(
+            "RAM {:#x}+{:#x} beyond the first GiB the SoC's DMA reaches ({dma_cpu:#x}+{dma_size:#x})",
+            b.ram_base, b.ram_size
+        ));
+    }
+    // The kernel's load address is past the spin table the secondary cores wait on (left
+    // alone: they stay parked).
+    let cpus: Vec<String> = descendants(fdt, "/cpus")
+        .into_iter()
+        .filter(|p| parent(p) == "/cpus" && p.starts_with("/cpus/cpu@"))
+        .collect();
+    assert_eq!(cpus.len(), 4, "{cpus:?}");
+    for cpu in &cpus {
+        let node = fdt.find_node(cpu).unwrap();
+        let method = node.property("enable-method").and_then(|p| p.as_str());
+        assert_eq!(method, Some("spin-table"), "{cpu}");
+        let release = cells(node.property("cpu-release-addr").unwrap().value);
+        let release = (release[0] << 32) | release[1];
+        if release + 8 > b.kernel_load {
+            bad.push(format!(
+                "{cpu}'s spin table at {release:#x} is inside the kernel at {:#x}",
+                b.kernel_load
+            ));
+        }
+    }
+    bad
+}
+
+#[test]
+fn rpi4b_matches_bcm2711_rpi_4_b_dtb() {
+    let Some(dtb) = upstream_dtb("broadcom/bcm2711-rpi-4-b.dtb") else {
+        return;
+    };
+    let fdt = Fdt::new(&dtb).expect("a valid DTB");
+    let bad = rpi4b_mismatches(&fdt, &RPI4B);
+    assert!(
+        bad.is_empty(),
+        "rpi4b disagrees with the DTB:\n{}",
+        bad.join("\n")
+    );
+}
+
+/// Each check can fail: a board with one wrong constant is caught, for every constant.
+#[test]
+fn a_wrong_rpi4b_constant_is_caught() {
+    let Some(dtb) = upstream_dtb("broadcom/bcm2711-rpi-4-b.dtb") else {
+        return;
+    };
+    let fdt = Fdt::new(&dtb).expect("a valid DTB");
+    let gic = |f: &dyn Fn(&mut [u64; 4])| {
+        let GicLayout::V2 {
+            gicd,
+            gicc,
+            gich,
+            gicv,
+        } = RPI4B.gic
+        else {
+            unreachable!()
+        };
+        let mut a = [gicd, gicc, gich, gicv];
+        f(&mut a);
+        GicLayout::V2 {
+            gicd: a[0],
+            gicc: a[1],
+            gich: a[2],
+            gicv: a[3],
+        }
+    };
+    let wrong: Vec<(&str, Board)> = vec![
+        (
+            "uart_base",
+            Board {
+                uart_base: 0xfe21_5040,
+                ..RPI4B
+            },
+        ),
+        (
+            "uart_irq",
+            Board {
+                uart_irq: 121,
+                ..RPI4B
+            },
+        ),
+        (
+            "gicc",
+            Board {
+                gic: gic(&|a| a[1] = 0x4004_2000),
+                ..RPI4B
+            },
+        ),
+        (
+            "gich",
+            Board {
+                gic: gic(&|a| a[2] += 0x1000),
+                ..RPI4B
+            },
+        ),
+        (
+            "gicv",
+            Board {
+                gic: gic(&|a| a[3] = a[2]),
+                ..RPI4B
+            },
+        ),
+        (
+            "timer_hz",
+            Board {
+                timer_hz: 62_500_000,
+                ..RPI4B
+            },
+        ),
+        (
+            "hyp_timer_irq",
+            Board {
+                hyp_timer_irq: 27,
+                ..RPI4B
+            },
+        ),
+        (
+            "phys_timer_irq",
+            Board {
+                phys_timer_irq: 29,
+                ..RPI4B
+            },
+        ),
+        (
+            "virt_timer_irq",
+            Board {
+                virt_timer_irq: 26,
+                ..RPI4B
+            },
+        ),
+        (
+            "vgic_maintenance_irq",
+            Board {
+                vgic_maintenance_irq: 24,
+                ..RPI4B
+            },
+        ),
+        (
+            "device_window",
+            Board {
+                device_window: (0xfe00_0000, 0xff80_0000),
+                ..RPI4B
+            },
+        ),
+        (
+            "ram_size",
+            Board {
+                ram_size: 0x8000_0000,
+                ..RPI4B
+            },
+        ),
+        (
+            "gpio_base",
+            Board {
+                console_setup: ConsoleSetup::Bcm2711Gpio14 {
+                    gpio_base: 0x7e20_0000,
+                    uart_clock_hz: 48_000_000,
+                },
+                ..RPI4B
+            },
+        ),
+        (
+            "kernel_load",
+            Board {
+                kernel_load: 0,
+                ..RPI4B
+            },
+        ),
+    ];
+    for (what, b) in wrong {
+        assert!(
+            !rpi4b_mismatches(&fdt, &b).is_empty(),
+            "a wrong {what} went unnoticed"
+        );
+    }
+}
