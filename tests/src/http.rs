@@ -16,9 +16,13 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct TmpDir(pub PathBuf);
 
 impl TmpDir {
-    /// `<temp>/<name>-<pid>`, created.
+    /// `<temp>/<name>-<pid>-<n>`, created: `n` counts the directories this process made, so
+    /// two tests running at once in one test binary (a test per GIC) never share one — the
+    /// first to finish would remove the other's disk image under its QEMU.
     pub fn new(name: &str) -> Self {
-        let d = TmpDir(std::env::temp_dir().join(format!("{name}-{}", std::process::id())));
+        static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let d = TmpDir(std::env::temp_dir().join(format!("{name}-{}-{n}", std::process::id())));
         std::fs::create_dir_all(&d.0).expect("create the scratch directory");
         d
     }
@@ -101,4 +105,19 @@ pub fn sha256_hex(data: &[u8]) -> String {
         .next()
         .unwrap_or_default()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TmpDir;
+
+    #[test]
+    fn scratch_directories_of_one_process_are_its_own() {
+        let a = TmpDir::new("axolotl-tmpdir-test");
+        let b = TmpDir::new("axolotl-tmpdir-test");
+        assert_ne!(a.0, b.0);
+        let kept = b.0.clone();
+        drop(a);
+        assert!(kept.is_dir(), "dropping one removed the other");
+    }
 }
