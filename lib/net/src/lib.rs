@@ -15,7 +15,11 @@
 //!   to all, round-robin transmit, client-to-client loopback, source-MAC check).
 //! * [`eth`]: checked Ethernet/ARP/IPv4/UDP parsing and building; [`Echo`]: an ARP and
 //!   UDP-echo endpoint.
-//! * [`device`]: the checks the driver applies to what its virtio device claims.
+//! * [`device`]: the checks the driver applies to what its virtio device claims;
+//!   [`salvage`]: the frames a dead driver left in its receive queue, found (checked) by
+//!   the next one.
+//! * [`FrameQueue`]: frames a server holds for a client that has no buffer posted yet (a
+//!   restarted peer re-attaching), and those a dead client never read, kept for the next.
 #![no_std]
 
 mod bytes;
@@ -23,13 +27,16 @@ mod client;
 pub mod device;
 mod echo;
 pub mod eth;
+mod hold;
 pub mod link;
 mod router;
+pub mod salvage;
 mod server;
 
 pub use bytes::Bytes;
 pub use client::{Activity, ClientStats, Dir, NetClient, SendError};
 pub use echo::{Echo, EchoStats};
+pub use hold::FrameQueue;
 pub use link::{BUF_SIZE, IDS, LinkRegions, MAX_FRAME, MIN_FRAME};
 pub use router::{Router, Targets};
 pub use server::{NetServer, ServerStats};
