@@ -107,6 +107,9 @@ fn report(who: &str, peer: &str, ch: Channel, fault: Option<(Dir, axolotl_ring::
 pub enum Inject {
     /// Write to an unmapped address once this incarnation moved this many frames.
     Crash(u64),
+    /// The same, but only at a moment the device has completed a received frame that this
+    /// incarnation has not forwarded yet: the next one must salvage it.
+    CrashRxPending(u64),
     /// Spin forever once this incarnation moved this many frames.
     Hang(u64),
 }
@@ -215,10 +218,19 @@ impl NetDriver {
 
     fn maybe_inject(&self) {
         let g = generation() as usize;
+        let rx_pending = self.dev.as_ref().is_some_and(|d| d.rx_pending());
         match self.inject.get(g).copied().flatten() {
             Some(Inject::Crash(n)) if self.frames >= n => {
                 println!(
                     "net_driver: fault injection: wild write after {} frames",
+                    self.frames
+                );
+                // SAFETY: deliberately invalid (nothing is mapped there): the fault is the test.
+                unsafe { core::ptr::write_volatile(0x7_0000_0000 as *mut u64, 1) };
+            }
+            Some(Inject::CrashRxPending(n)) if self.frames >= n && rx_pending => {
+                println!(
+                    "net_driver: fault injection: wild write after {} frames, a received frame not forwarded",
                     self.frames
                 );
                 // SAFETY: deliberately invalid (nothing is mapped there): the fault is the test.

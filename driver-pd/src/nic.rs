@@ -225,6 +225,11 @@ impl<H: Hal, T: Transport> Nic<H, T> {
         self.raw.ack_interrupt();
     }
 
+    /// Whether the device has completed a received frame not taken yet.
+    pub fn rx_pending(&self) -> bool {
+        self.raw.poll_receive().is_some()
+    }
+
     /// Receive buffers with the device.
     pub fn rx_posted(&self) -> usize {
         self.rx_tokens.len()

@@ -118,8 +118,11 @@ fn a_new_frame_never_overtakes_held_ones() {
         s.deliver_holding(&frame(A, G, i, 64), &mut hold);
     }
     assert_eq!(hold.len(), 2);
-    // The client reads some; a new frame comes before the server polled.
+    // The client reads some and posts their buffers again; the server takes them (a poll
+    // that does not flush this hold queue), so a buffer is free while two frames wait.
     let _ = c.poll_limited(4, |f| got.push(f.to_vec()));
+    let _ = s.poll();
+    assert!(s.rx_ready() && hold.len() == 2);
     s.deliver_holding(&frame(A, G, 99, 64), &mut hold);
     settle_holding(&mut c, &mut s, &mut hold, &mut got);
     let want: Vec<_> = (0..IDS as u32 + 2)
