@@ -16,9 +16,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct TmpDir(pub PathBuf);
 
 impl TmpDir {
-    /// `<temp>/<name>-<pid>`, created.
+    /// `<temp>/<name>-<pid>-<n>`, created: `n` counts the directories of this process, as
+    /// tests run in parallel threads of one process and each removes its own when done.
     pub fn new(name: &str) -> Self {
-        let d = TmpDir(std::env::temp_dir().join(format!("{name}-{}", std::process::id())));
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let d = TmpDir(std::env::temp_dir().join(format!("{name}-{}-{n}", std::process::id())));
         std::fs::create_dir_all(&d.0).expect("create the scratch directory");
         d
     }
