@@ -29,7 +29,8 @@ pub struct ServerStats {
     /// Frames delivered to a client that died before reading them, kept for its next
     /// incarnation ([`NetServer::poll_holding`]).
     pub rx_unread_kept: u64,
-    /// Such frames that could not be kept (no hold queue, or it was full).
+    /// Such frames that could not be kept (no hold queue, or it was full: then also in
+    /// the queue's `dropped`).
     pub rx_unread_lost: u64,
 }
 
