@@ -9,8 +9,10 @@
 //!   `offset`/`len` in the link's data region ([`link`]). The client owns every buffer;
 //!   lib/ring's generations make a restart of either side lossless for buffers: whatever
 //!   the server held comes back to the client (`Reclaimed`), whatever a dead client had
-//!   lent is forgotten by the server (`Abandoned`). A frame in flight may be dropped,
-//!   never delivered twice or to another client.
+//!   lent is forgotten by the server (`Abandoned`). A frame being sent may be dropped
+//!   across a restart; one towards the client is kept (a server polled with a
+//!   [`FrameQueue`] holds it, and gives a restarted client what its predecessor never
+//!   read); none is delivered twice or to another client.
 //! * [`Router`]: the virtualiser's decisions (destination-MAC demultiplexing, group frames
 //!   to all, round-robin transmit, client-to-client loopback, source-MAC check).
 //! * [`eth`]: checked Ethernet/ARP/IPv4/UDP parsing and building; [`Echo`]: an ARP and

@@ -16,7 +16,8 @@ const POLL_BOUND: usize = 4 * IDS + 8;
 pub struct ServerStats {
     /// Frames delivered into the client's buffers.
     pub rx_delivered: u64,
-    /// Frames to deliver while the client had no buffer posted: dropped.
+    /// Frames to [`NetServer::deliver`] while the client had no buffer posted: dropped
+    /// (`deliver_holding` holds them instead).
     pub rx_no_buffer: u64,
     /// Receive buffers posted shorter than `MAX_FRAME`: handed back empty.
     pub rx_short_buffers: u64,
