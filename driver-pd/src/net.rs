@@ -4,13 +4,17 @@
 use core::ptr::NonNull;
 
 use axolotl_net::link::{DATA_BYTES, RINGS_BYTES};
-use axolotl_net::{Activity, Dir, Echo, LinkRegions, MAX_FRAME, NetClient, NetServer, Router};
+use axolotl_net::salvage::{RECORD_WORDS, Refusal, salvage_rx};
+use axolotl_net::{
+    Activity, Dir, Echo, FrameQueue, LinkRegions, MAX_FRAME, NetClient, NetServer, Router,
+};
 use axolotl_pd::{Channel, Handler, SetVar, generation, peer_generation_word, println};
 use axolotl_ring::{Authority, Generations, SharedRegion};
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
+use virtio_drivers::transport::{DeviceStatus, Transport};
 
 use crate::dma::{DMA, NetHal};
-use crate::nic::{Nic, QUEUE};
+use crate::nic::{Nic, QUEUE, RecordSlot};
 use crate::{
     ECHO_PORT, NET_CLIENT_VIRT_CHANNEL, NET_CLIENTS, NET_DMA_BYTES, NET_DRIVER_IRQ_CHANNEL,
     NET_DRIVER_VIRT_CHANNEL, NET_MMIO_OFFSET, NET_MMIO_SIZE, VIRT_CLIENT_CHANNEL_BASE,
@@ -103,27 +107,73 @@ fn report(who: &str, peer: &str, ch: Channel, fault: Option<(Dir, axolotl_ring::
 pub enum Inject {
     /// Write to an unmapped address once this incarnation moved this many frames.
     Crash(u64),
+    /// The same, but only at a moment the device has completed a received frame that this
+    /// incarnation has not forwarded yet: the next one must salvage it.
+    CrashRxPending(u64),
     /// Spin forever once this incarnation moved this many frames.
     Hang(u64),
 }
 
 type Device = Nic<NetHal, MmioTransport<'static>>;
 
+/// Frames on their way up that the virtualiser has no buffer for yet: the ones salvaged
+/// from a dead incarnation's receive queue, and the ones a dead virtualiser never read.
+/// In .bss: too large for the handler's stack.
+static mut DRIVER_HOLD: FrameQueue<QUEUE> = FrameQueue::new();
+
+fn driver_hold() -> &'static mut FrameQueue<QUEUE> {
+    // SAFETY: this PD is single-threaded and every use of the reference ends before the
+    // next call (handlers do not nest).
+    unsafe { (&raw mut DRIVER_HOLD).as_mut().unwrap_unchecked() }
+}
+
 /// Resets the NIC and sets it up in the DMA region (from its start: whatever an earlier
-/// incarnation allocated there died with the device's reset).
-fn start_device() -> Result<Device, &'static str> {
+/// incarnation allocated there died with the device's reset). Before the region is reused,
+/// the frames the device completed into the last incarnation's receive buffers and that
+/// it never forwarded are copied into `hold` (docs/network.md, "Restarts lose no frame
+/// towards a client"). Frames that arrive meanwhile wait in QEMU's queue for the NIC: a
+/// virtio-net device that is reset or has no receive buffer holds them and delivers them
+/// once buffers are posted.
+fn start_device(hold: &mut FrameQueue<QUEUE>) -> Result<Device, &'static str> {
     let base = net_mmio.get() as usize;
-    if base == 0 || dma_vaddr.get() == 0 || dma_paddr.get() == 0 {
+    let (vaddr, paddr) = (dma_vaddr.get() as usize, dma_paddr.get());
+    if base == 0 || vaddr == 0 || paddr == 0 {
         return Err("net_mmio, dma_vaddr or dma_paddr not set");
-    }
-    if !DMA.init(dma_vaddr.get() as usize, dma_paddr.get(), NET_DMA_BYTES) {
-        return Err("DMA region unaligned");
     }
     let header = NonNull::new((base + NET_MMIO_OFFSET) as *mut VirtIOHeader).ok_or("null")?;
     // SAFETY: the SDF maps the virtio-mmio page uncached for this PD alone, for its life.
-    let transport = unsafe { MmioTransport::new(header, NET_MMIO_SIZE) }
+    let mut transport = unsafe { MmioTransport::new(header, NET_MMIO_SIZE) }
         .map_err(|_| "no virtio-mmio device at transport 30 (is the NIC missing?)")?;
-    Nic::new(transport)
+    // Reset first: from here the device writes nothing into the old queues.
+    transport.set_status(DeviceStatus::empty());
+    let record_at = NonNull::new(vaddr as *mut u32).ok_or("null")?;
+    // SAFETY: the record's place (the region's first page, see below), written only by
+    // incarnations of this PD, the last of which is gone.
+    let words: [u32; RECORD_WORDS] = unsafe { RecordSlot::read(record_at) };
+    // SAFETY: the SDF maps NET_DMA_BYTES at `vaddr` for this PD alone; the device is
+    // reset, so nothing writes the region while this view lives.
+    let region = unsafe { core::slice::from_raw_parts(vaddr as *const u8, NET_DMA_BYTES) };
+    match salvage_rx(&words, region, paddr, |f| {
+        hold.push_back(f);
+    }) {
+        Ok(s) if s.frames + s.refused > 0 => println!(
+            "net_driver: generation {}: salvaged {} frame(s) the device had completed for the last incarnation ({} refused)",
+            generation(),
+            s.frames,
+            s.refused
+        ),
+        Ok(_) | Err(Refusal::NoRecord) => {}
+        Err(e) => println!("net_driver: the last incarnation's receive queue refused: {e:?}"),
+    }
+    if !DMA.init(vaddr, paddr, NET_DMA_BYTES) {
+        return Err("DMA region unaligned");
+    }
+    // The record's page, first, so that it is at the same place for the next incarnation.
+    let (_, page) = DMA.alloc(1).ok_or("DMA region too small")?;
+    // SAFETY: a page of the region that nothing else is allocated over and the device is
+    // never given.
+    let slot = unsafe { RecordSlot::new(NonNull::new(page as *mut u32).ok_or("null")?) };
+    Nic::new(transport, Some(slot))
 }
 
 /// The virtio-net driver PD: the device on one side, the virtualiser's link on the other
@@ -168,10 +218,19 @@ impl NetDriver {
 
     fn maybe_inject(&self) {
         let g = generation() as usize;
+        let rx_pending = self.dev.as_ref().is_some_and(|d| d.rx_pending());
         match self.inject.get(g).copied().flatten() {
             Some(Inject::Crash(n)) if self.frames >= n => {
                 println!(
                     "net_driver: fault injection: wild write after {} frames",
+                    self.frames
+                );
+                // SAFETY: deliberately invalid (nothing is mapped there): the fault is the test.
+                unsafe { core::ptr::write_volatile(0x7_0000_0000 as *mut u64, 1) };
+            }
+            Some(Inject::CrashRxPending(n)) if self.frames >= n && rx_pending => {
+                println!(
+                    "net_driver: fault injection: wild write after {} frames, a received frame not forwarded",
                     self.frames
                 );
                 // SAFETY: deliberately invalid (nothing is mapped there): the fault is the test.
@@ -196,10 +255,11 @@ impl NetDriver {
         let (Some(dev), Some(server)) = (self.dev.as_mut(), self.server.as_mut()) else {
             return;
         };
+        let hold = driver_hold();
         let mut notify = false;
         let mut result = Ok(());
         for _ in 0..64 {
-            let act: Activity = server.poll();
+            let act: Activity = server.poll_holding(hold);
             notify |= act.notify;
             report("net_driver", "net_virt", VIRT, act.fault);
             let mut progress = act.notify || act.again;
@@ -221,10 +281,12 @@ impl NetDriver {
                 self.frames += 1;
                 progress = true;
             }
-            while server.rx_ready() {
+            // Only what can go straight on: the rest waits with the device (and QEMU's
+            // queue behind it), after anything held.
+            while server.can_deliver(hold) {
                 let frames = &mut self.frames;
                 match dev.next_rx(|f| {
-                    notify |= server.deliver(f);
+                    notify |= server.deliver_holding(f, hold);
                     *frames += 1;
                 }) {
                     Ok(true) => progress = true,
@@ -248,7 +310,7 @@ impl NetDriver {
             self.device_resets += 1;
             println!("net_driver: device error {e:?}; resetting the device");
             self.dev = None;
-            match start_device() {
+            match start_device(driver_hold()) {
                 Ok(d) => self.dev = Some(d),
                 Err(e) => println!("net_driver: ERROR: device reset failed: {e}"),
             }
@@ -259,7 +321,7 @@ impl NetDriver {
 impl Handler for NetDriver {
     fn init(&mut self) {
         let g = generation();
-        let dev = match start_device() {
+        let dev = match start_device(driver_hold()) {
             Ok(d) => d,
             Err(e) => {
                 println!("net_driver: generation {g}: cannot start: {e}");
@@ -322,6 +384,18 @@ pub struct NetVirt {
 
 const DRIVER: Channel = Channel::new(VIRT_DRIVER_CHANNEL);
 
+/// Frames per client that wait for its buffers instead of being dropped (a client
+/// re-attaching after this PD restarted, a client slow to re-post), and those a restarted
+/// client never read. In .bss: too large for the handler's stack.
+const HOLD: usize = 16;
+static mut VIRT_HOLDS: [FrameQueue<HOLD>; 2] = [FrameQueue::new(), FrameQueue::new()];
+
+fn virt_holds() -> &'static mut [FrameQueue<HOLD>; 2] {
+    // SAFETY: this PD is single-threaded and every use of the reference ends before the
+    // next call (handlers do not nest).
+    unsafe { (&raw mut VIRT_HOLDS).as_mut().unwrap_unchecked() }
+}
+
 fn client_channel(i: usize) -> Channel {
     Channel::new(VIRT_CLIENT_CHANNEL_BASE + i as u8)
 }
@@ -364,13 +438,14 @@ impl NetVirt {
         else {
             return;
         };
+        let holds = virt_holds();
         let mut notify_driver = false;
         let mut notify_client = [false; 2];
         for _ in 0..64 {
             let mut progress = false;
             for (i, c) in clients.iter_mut().enumerate() {
                 if let Some(c) = c {
-                    let act = c.poll();
+                    let act = c.poll_holding(&mut holds[i]);
                     notify_client[i] |= act.notify;
                     progress |= act.notify || act.again;
                     report(
@@ -388,7 +463,7 @@ impl NetVirt {
                     if targets & (1 << i) != 0
                         && let Some(c) = c
                     {
-                        notify_client[i] |= c.deliver(f);
+                        notify_client[i] |= c.deliver_holding(f, &mut holds[i]);
                     }
                 }
                 *frames += 1;
@@ -424,7 +499,7 @@ impl NetVirt {
                     if t.clients & (1 << j) != 0
                         && let Some(c) = c
                     {
-                        notify_client[j] |= c.deliver(f);
+                        notify_client[j] |= c.deliver_holding(f, &mut holds[j]);
                     }
                 }
                 *frames += 1;

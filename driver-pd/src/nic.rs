@@ -1,19 +1,147 @@
 //! The net driver's device side (host-tested against a fake device): `virtio-drivers`'
 //! `VirtIONetRaw` with the checks it lacks in front of it (`docs/network.md`, "The device
 //! side"). Every buffer the device gets is carved from the `Hal`'s DMA memory.
+//!
+//! For the next incarnation, the driver keeps an [`axolotl_net::salvage::RxRecord`] in its
+//! DMA region ([`RecordSlot`]): where its receive queue and buffers are, and how many used
+//! elements it has taken, so that frames the device completed but this incarnation never
+//! forwarded can be found after it dies.
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use axolotl_net::BUF_SIZE;
 use axolotl_net::device::{DeviceError, Tokens, rx_frame_len};
+use axolotl_net::salvage::{FORWARDED_WORD, RECORD_WORDS, RxRecord};
 use virtio_drivers::device::net::VirtIONetRaw;
-use virtio_drivers::transport::{DeviceType, Transport};
-use virtio_drivers::{BufferDirection, Hal, PAGE_SIZE};
+use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
+use virtio_drivers::{BufferDirection, Hal, PAGE_SIZE, PhysAddr};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 /// Descriptors per virtqueue, and buffers per direction.
 pub const QUEUE: usize = 16;
 
+/// virtio-drivers' receive queue index.
+const QUEUE_RECEIVE: u16 = 0;
+
+/// Where the salvage record lives: `RECORD_WORDS` words of the driver's DMA region that
+/// nothing else is allocated over, read by the next incarnation before it reuses the region.
+pub struct RecordSlot(NonNull<u32>);
+
+impl RecordSlot {
+    /// # Safety
+    /// `at` is 4-byte aligned, `RECORD_WORDS` words long, and used for nothing else while
+    /// the slot lives (the device is never given it).
+    pub unsafe fn new(at: NonNull<u32>) -> Self {
+        let slot = RecordSlot(at);
+        // Invalid until the queues it describes exist.
+        for i in 0..RECORD_WORDS {
+            slot.write(i, 0);
+        }
+        slot
+    }
+
+    fn write(&self, i: usize, v: u32) {
+        if i < RECORD_WORDS {
+            // SAFETY: in the slot (`new`'s contract); volatile: the next incarnation, not
+            // this one, reads it.
+            unsafe { self.0.add(i).write_volatile(v) }
+        }
+    }
+
+    /// The words a slot at `at` holds, as a dead incarnation left them.
+    ///
+    /// # Safety
+    /// As [`RecordSlot::new`], and the slot's writer is gone.
+    pub unsafe fn read(at: NonNull<u32>) -> [u32; RECORD_WORDS] {
+        // SAFETY: forwarded.
+        core::array::from_fn(|i| unsafe { at.add(i).read_volatile() })
+    }
+}
+
+/// The receive queue's size, descriptor table and used ring, as `Recorded` last saw them
+/// set up: a static because `VirtIONetRaw` does not lend its transport back. `Nic::new`
+/// clears it before and reads it after `VirtIONetRaw::new` (a PD is single-threaded; the
+/// host tests take turns, the `DMA` static is one too).
+static RX_QUEUE: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+/// The transport with the receive queue's addresses noted as virtio-drivers sets it up
+/// (virtio-mmio's queue address registers are write-only, so they cannot be read back).
+pub struct Recorded<T: Transport> {
+    inner: T,
+}
+
+impl<T: Transport> Transport for Recorded<T> {
+    fn device_type(&self) -> DeviceType {
+        self.inner.device_type()
+    }
+    fn read_device_features(&mut self) -> u64 {
+        self.inner.read_device_features()
+    }
+    fn write_driver_features(&mut self, f: u64) {
+        self.inner.write_driver_features(f)
+    }
+    fn max_queue_size(&mut self, q: u16) -> u32 {
+        self.inner.max_queue_size(q)
+    }
+    fn notify(&mut self, q: u16) {
+        self.inner.notify(q)
+    }
+    fn get_status(&self) -> DeviceStatus {
+        self.inner.get_status()
+    }
+    fn set_status(&mut self, s: DeviceStatus) {
+        self.inner.set_status(s)
+    }
+    fn set_guest_page_size(&mut self, n: u32) {
+        self.inner.set_guest_page_size(n)
+    }
+    fn requires_legacy_layout(&self) -> bool {
+        self.inner.requires_legacy_layout()
+    }
+    fn queue_set(&mut self, q: u16, size: u32, desc: PhysAddr, drv: PhysAddr, dev: PhysAddr) {
+        if q == QUEUE_RECEIVE {
+            for (w, v) in RX_QUEUE.iter().zip([u64::from(size), desc, dev]) {
+                w.store(v, Ordering::Relaxed);
+            }
+        }
+        self.inner.queue_set(q, size, desc, drv, dev)
+    }
+    fn queue_unset(&mut self, q: u16) {
+        self.inner.queue_unset(q)
+    }
+    fn queue_used(&mut self, q: u16) -> bool {
+        self.inner.queue_used(q)
+    }
+    fn ack_interrupt(&mut self) -> InterruptStatus {
+        self.inner.ack_interrupt()
+    }
+    fn read_config_generation(&self) -> u32 {
+        self.inner.read_config_generation()
+    }
+    fn read_config_space<C: FromBytes + IntoBytes>(
+        &self,
+        offset: usize,
+    ) -> virtio_drivers::Result<C> {
+        self.inner.read_config_space(offset)
+    }
+    fn write_config_space<C: IntoBytes + Immutable>(
+        &mut self,
+        offset: usize,
+        value: C,
+    ) -> virtio_drivers::Result<()> {
+        self.inner.write_config_space(offset, value)
+    }
+}
+
+fn recorded_rx_queue() -> Option<(u32, PhysAddr, PhysAddr)> {
+    let [size, desc, used] = RX_QUEUE.each_ref().map(|w| w.load(Ordering::Relaxed));
+    (size != 0).then_some((size as u32, desc, used))
+}
+
 /// The device and the driver's DMA buffers.
 pub struct Nic<H: Hal, T: Transport> {
-    raw: VirtIONetRaw<H, T, QUEUE>,
+    raw: VirtIONetRaw<H, Recorded<T>, QUEUE>,
     rx_base: usize,
     tx_base: usize,
     rx_tokens: Tokens<QUEUE>,
@@ -24,6 +152,9 @@ pub struct Nic<H: Hal, T: Transport> {
     header: usize,
     /// Received chains dropped for an impossible used length.
     pub bad_lengths: u64,
+    record: Option<RecordSlot>,
+    /// Used elements of the receive queue taken so far (virtio's free-running u16).
+    forwarded: u16,
 }
 
 fn buffer(base: usize, i: usize) -> &'static mut [u8] {
@@ -35,17 +166,23 @@ fn buffer(base: usize, i: usize) -> &'static mut [u8] {
 
 impl<H: Hal, T: Transport> Nic<H, T> {
     /// Resets the device (whatever an earlier driver gave it dies with the reset), sets its
-    /// queues up and gives it every receive buffer.
-    pub fn new(transport: T) -> Result<Self, &'static str> {
+    /// queues up and gives it every receive buffer. With a `record` slot, the receive
+    /// queue's whereabouts go there before the device gets a buffer, and the count of used
+    /// elements taken after each.
+    pub fn new(transport: T, record: Option<RecordSlot>) -> Result<Self, &'static str> {
         if transport.device_type() != DeviceType::Network {
             return Err("the device at the NIC's transport is not a network device");
         }
-        let raw = VirtIONetRaw::<H, T, QUEUE>::new(transport)
+        for w in &RX_QUEUE {
+            w.store(0, Ordering::Relaxed);
+        }
+        let transport = Recorded { inner: transport };
+        let raw = VirtIONetRaw::<H, Recorded<T>, QUEUE>::new(transport)
             .map_err(|_| "virtio-net initialisation failed")?;
         let mut probe = [0u8; 16];
         let header = raw.fill_buffer_header(&mut probe).map_err(|_| "header")?;
         let pages = QUEUE * BUF_SIZE / PAGE_SIZE;
-        let (_, rx) = H::dma_alloc(pages, BufferDirection::DeviceToDriver);
+        let (rx_paddr, rx) = H::dma_alloc(pages, BufferDirection::DeviceToDriver);
         let (_, tx) = H::dma_alloc(pages, BufferDirection::DriverToDevice);
         let mut nic = Nic {
             raw,
@@ -57,7 +194,23 @@ impl<H: Hal, T: Transport> Nic<H, T> {
             tx_busy: 0,
             header,
             bad_lengths: 0,
+            record: None,
+            forwarded: 0,
         };
+        if let (Some(slot), Some((size, desc, used))) = (record, recorded_rx_queue()) {
+            let r = RxRecord {
+                queue_size: size as u16,
+                desc,
+                used,
+                buffers: rx_paddr,
+                buf_size: BUF_SIZE as u32,
+                header: header as u32,
+            };
+            for (i, w) in r.to_words().into_iter().enumerate() {
+                slot.write(i, w);
+            }
+            nic.record = Some(slot);
+        }
         for i in 0..QUEUE {
             nic.post_rx(i).map_err(|_| "cannot post receive buffers")?;
         }
@@ -70,6 +223,11 @@ impl<H: Hal, T: Transport> Nic<H, T> {
 
     pub fn ack_interrupt(&mut self) {
         self.raw.ack_interrupt();
+    }
+
+    /// Whether the device has completed a received frame not taken yet.
+    pub fn rx_pending(&self) -> bool {
+        self.raw.poll_receive().is_some()
     }
 
     /// Receive buffers with the device.
@@ -154,6 +312,12 @@ impl<H: Hal, T: Transport> Nic<H, T> {
         {
             Ok(n) => deliver(&buffer(self.rx_base, b)[self.header..self.header + n]),
             Err(_) => self.bad_lengths += 1,
+        }
+        // After the frame went on: dying between the two repeats it once (the next
+        // incarnation salvages it again) rather than losing it.
+        self.forwarded = self.forwarded.wrapping_add(1);
+        if let Some(slot) = &self.record {
+            slot.write(FORWARDED_WORD, u32::from(self.forwarded));
         }
         self.post_rx(b)?;
         Ok(true)

@@ -8,8 +8,10 @@ use std::rc::Rc;
 use std::sync::Mutex;
 
 use axolotl_driver_pd::dma::{DMA, NetHal};
-use axolotl_driver_pd::nic::{Nic, QUEUE};
+use axolotl_driver_pd::nic::{Nic, QUEUE, RecordSlot};
 use axolotl_net::device::DeviceError;
+use axolotl_net::salvage::{RECORD_WORDS, Salvaged, salvage_rx};
+use std::ptr::NonNull;
 use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
 use virtio_drivers::{PhysAddr, Result};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
@@ -131,14 +133,83 @@ impl Transport for Fake {
     }
 }
 
+const DMA_LEN: usize = 0x4_0000;
+
 fn nic() -> (Nic<NetHal, Fake>, Rc<RefCell<Dev>>) {
-    let len = 0x4_0000;
     // SAFETY: non-zero size; leaked: the device may point into it for the whole test.
-    let mem = unsafe { alloc_zeroed(Layout::from_size_align(len, 4096).unwrap()) };
-    assert!(DMA.init(mem as usize, mem as u64, len));
+    let mem = unsafe { alloc_zeroed(Layout::from_size_align(DMA_LEN, 4096).unwrap()) };
     let dev = Rc::new(RefCell::new(Dev::default()));
-    let nic = Nic::<NetHal, Fake>::new(Fake(dev.clone())).expect("nic");
-    (nic, dev)
+    (start(mem, &dev), dev)
+}
+
+/// What the driver PD does at every start: the region from its start, its first page the
+/// salvage record, a fresh device.
+fn start(mem: *mut u8, dev: &Rc<RefCell<Dev>>) -> Nic<NetHal, Fake> {
+    assert!(DMA.init(mem as usize, mem as u64, DMA_LEN));
+    let (_, page) = DMA.alloc(1).unwrap();
+    // SAFETY: a page of the region nothing else is allocated over.
+    let slot = unsafe { RecordSlot::new(NonNull::new(page as *mut u32).unwrap()) };
+    Nic::<NetHal, Fake>::new(Fake(dev.clone()), Some(slot)).expect("nic")
+}
+
+/// A reset, as virtio's: status and queues cleared, guest memory untouched.
+fn reset(dev: &Rc<RefCell<Dev>>) {
+    dev.borrow_mut().status = 0;
+    dev.borrow_mut().queues = Default::default();
+}
+
+/// The next incarnation's salvage: the record's words, then the frames.
+fn salvage(
+    mem: *mut u8,
+) -> (
+    std::result::Result<Salvaged, axolotl_net::salvage::Refusal>,
+    Vec<Vec<u8>>,
+) {
+    // SAFETY: the record slot at the region's start (see `start`).
+    let words: [u32; RECORD_WORDS] = unsafe { RecordSlot::read(NonNull::new(mem.cast()).unwrap()) };
+    // SAFETY: the test's DMA allocation, which the (reset) device no longer writes.
+    let region = unsafe { std::slice::from_raw_parts(mem, DMA_LEN) };
+    let mut got = Vec::new();
+    let r = salvage_rx(&words, region, mem as u64, |f| got.push(f.to_vec()));
+    (r, got)
+}
+
+/// A driver dies with frames the device completed that it never forwarded: the next one
+/// finds exactly those (and not the ones forwarded), then works as usual.
+#[test]
+fn the_next_driver_salvages_what_a_dead_one_left_in_its_receive_queue() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: non-zero size; leaked.
+    let mem = unsafe { alloc_zeroed(Layout::from_size_align(DMA_LEN, 4096).unwrap()) };
+    let dev = Rc::new(RefCell::new(Dev::default()));
+    let mut old = start(mem, &dev);
+    let frames: Vec<_> = (0..4).map(|i| frame(60 + 400 * i)).collect();
+    for (k, f) in frames.iter().enumerate() {
+        dev.borrow_mut().receive(k as u16, f);
+    }
+    let mut got = Vec::new();
+    assert_eq!(old.next_rx(|f| got.push(f.to_vec())), Ok(true));
+    assert_eq!(got, frames[..1]);
+    // The driver dies here (its memory is gone; the region and the device are not).
+    std::mem::forget(old);
+    // The PD resets the device first, so that it writes nothing meanwhile.
+    reset(&dev);
+    let (r, salvaged) = salvage(mem);
+    assert_eq!(
+        r,
+        Ok(Salvaged {
+            frames: 3,
+            refused: 0
+        })
+    );
+    assert_eq!(salvaged, frames[1..]);
+    // The new incarnation takes the region over, and the record starts afresh.
+    let mut new = start(mem, &dev);
+    assert_eq!(salvage(mem).0, Ok(Salvaged::default()));
+    dev.borrow_mut().receive(0, &frame(99));
+    let mut got = Vec::new();
+    assert_eq!(new.next_rx(|f| got.push(f.to_vec())), Ok(true));
+    assert_eq!(got, [frame(99)]);
 }
 
 fn frame(n: usize) -> Vec<u8> {

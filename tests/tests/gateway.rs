@@ -218,20 +218,18 @@ fn wait_count(b: &mut Boot, needle: &str, n: usize) {
     }
 }
 
-/// HTTP requests while the net driver crashes and hangs and the virtualiser restarts.
-/// Ignored in `cargo xtask test` (below), which does not build its images either; by hand:
-/// `cargo xtask build --gic 3 --system tests/systems/gateway-faults-gicv3.system`, then
-/// `AXOLOTL_IMAGES=$PWD/target/images cargo test -p axolotl-tests --test gateway -- --ignored`.
+/// HTTP requests while the net driver crashes and hangs and the virtualiser restarts. QEMU's
+/// slirp never retransmits a TCP segment, so this passes only because no frame towards the
+/// guest is lost across those restarts (docs/network.md, "Restarts lose no frame towards a
+/// client").
 const REQUESTS: u32 = 500;
 
 #[test]
-#[ignore = "fails about one run in three: a frame QEMU's slirp sends while a PD on the path restarts is lost (allowed), and slirp never retransmits it (packet capture: the request's data segment sent once in 60 s); busybox httpd answers 408; see docs/network.md, issue #15"]
 fn gateway_faults_gicv3_no_request_fails_while_the_driver_pds_crash() {
     no_request_fails_while_the_driver_pds_crash(3);
 }
 
 #[test]
-#[ignore = "as the GICv3 variant: slirp does not retransmit a data segment lost in a restart"]
 fn gateway_faults_gicv2_no_request_fails_while_the_driver_pds_crash() {
     no_request_fails_while_the_driver_pds_crash(2);
 }
@@ -300,6 +298,13 @@ fn no_request_fails_while_the_driver_pds_crash(gic: u8) {
         }
     }
     eprintln!("gateway-faults: {REQUESTS} requests, {echoes} echoes in {tries} tries");
+    // Generations 1 and 2 of the driver die with a received frame in the device: the next
+    // ones salvage it (docs/network.md, "Restarts lose no frame towards a client").
+    for g in [2, 3] {
+        let l = check(b.expect(&format!("net_driver: generation {g}: salvaged "), TIMEOUT));
+        eprintln!("gateway-faults: {}", l.trim());
+    }
+    check(b.refute("receive queue refused"));
     for n in [
         "monitor: restarted net_driver (cause: hang",
         "monitor: restarted net_virt (cause: vm-fault",

@@ -51,10 +51,10 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/control-crash.system",
     "tests/systems/control-inject.system",
     "tests/systems/control-vm-gicv3.system",
-    // gateway-faults-gicv{2,3}.system are not built here: their test is #[ignore]d (a request
-    // lost inside QEMU's slirp, docs/network.md); tests/tests/gateway.rs says how to run it.
     "tests/systems/gateway-gicv3.system",
     "tests/systems/gateway-gicv2.system",
+    "tests/systems/gateway-faults-gicv3.system",
+    "tests/systems/gateway-faults-gicv2.system",
     "tests/systems/gateway-vmm-restart-gicv3.system",
 ];
 

@@ -9,13 +9,19 @@
 //!   `offset`/`len` in the link's data region ([`link`]). The client owns every buffer;
 //!   lib/ring's generations make a restart of either side lossless for buffers: whatever
 //!   the server held comes back to the client (`Reclaimed`), whatever a dead client had
-//!   lent is forgotten by the server (`Abandoned`). A frame in flight may be dropped,
-//!   never delivered twice or to another client.
+//!   lent is forgotten by the server (`Abandoned`). A frame being sent may be dropped
+//!   across a restart; one towards the client is kept (a server polled with a
+//!   [`FrameQueue`] holds it, and gives a restarted client what its predecessor never
+//!   read); none is delivered twice or to another client.
 //! * [`Router`]: the virtualiser's decisions (destination-MAC demultiplexing, group frames
 //!   to all, round-robin transmit, client-to-client loopback, source-MAC check).
 //! * [`eth`]: checked Ethernet/ARP/IPv4/UDP parsing and building; [`Echo`]: an ARP and
 //!   UDP-echo endpoint.
-//! * [`device`]: the checks the driver applies to what its virtio device claims.
+//! * [`device`]: the checks the driver applies to what its virtio device claims;
+//!   [`salvage`]: the frames a dead driver left in its receive queue, found (checked) by
+//!   the next one.
+//! * [`FrameQueue`]: frames a server holds for a client that has no buffer posted yet (a
+//!   restarted peer re-attaching), and those a dead client never read, kept for the next.
 #![no_std]
 
 mod bytes;
@@ -23,13 +29,16 @@ mod client;
 pub mod device;
 mod echo;
 pub mod eth;
+mod hold;
 pub mod link;
 mod router;
+pub mod salvage;
 mod server;
 
 pub use bytes::Bytes;
 pub use client::{Activity, ClientStats, Dir, NetClient, SendError};
 pub use echo::{Echo, EchoStats};
+pub use hold::FrameQueue;
 pub use link::{BUF_SIZE, IDS, LinkRegions, MAX_FRAME, MIN_FRAME};
 pub use router::{Router, Targets};
 pub use server::{NetServer, ServerStats};

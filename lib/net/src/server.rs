@@ -6,6 +6,7 @@ use axolotl_ring::{Descriptor, Error, Generations, LayoutError, Server, ServerEv
 
 use crate::bytes::Bytes;
 use crate::client::{Activity, Dir};
+use crate::hold::FrameQueue;
 use crate::link::{CAPACITY, IDS, LinkRegions, MAX_FRAME, MIN_FRAME};
 
 const POLL_BOUND: usize = 4 * IDS + 8;
@@ -15,7 +16,8 @@ const POLL_BOUND: usize = 4 * IDS + 8;
 pub struct ServerStats {
     /// Frames delivered into the client's buffers.
     pub rx_delivered: u64,
-    /// Frames to deliver while the client had no buffer posted: dropped.
+    /// Frames to [`NetServer::deliver`] while the client had no buffer posted: dropped
+    /// (`deliver_holding` holds them instead).
     pub rx_no_buffer: u64,
     /// Receive buffers posted shorter than `MAX_FRAME`: handed back empty.
     pub rx_short_buffers: u64,
@@ -25,6 +27,12 @@ pub struct ServerStats {
     /// forwarded.
     pub tx_bad_len: u64,
     pub client_restarts: u64,
+    /// Frames delivered to a client that died before reading them, kept for its next
+    /// incarnation ([`NetServer::poll_holding`]).
+    pub rx_unread_kept: u64,
+    /// Such frames that could not be kept (no hold queue, or it was full: then also in
+    /// the queue's `dropped`).
+    pub rx_unread_lost: u64,
 }
 
 /// The server end of a link.
@@ -102,13 +110,57 @@ impl NetServer {
     /// (whatever of its buffers we held is forgotten), and takes the next frame to send if
     /// one is queued ([`NetServer::take_tx`] hands it out).
     pub fn poll(&mut self) -> Activity {
+        self.poll_holding(&mut FrameQueue::<0>::new())
+    }
+
+    /// [`NetServer::poll`] for a server that holds frames its client cannot take yet
+    /// (`hold`, see [`NetServer::deliver_holding`]): when the client restarts, the frames
+    /// delivered to it that it never read are copied into `hold` (before anything held,
+    /// being older), and whatever `hold` has goes into the client's buffers as it posts
+    /// them, oldest first.
+    pub fn poll_holding<const N: usize>(&mut self, hold: &mut FrameQueue<N>) -> Activity {
         let mut act = Activity::default();
-        self.poll_rx(&mut act);
+        self.poll_rx(&mut act, hold);
+        self.flush(hold, &mut act);
         self.poll_tx(&mut act);
         act
     }
 
-    fn poll_rx(&mut self, act: &mut Activity) {
+    /// Copies the frames the dead client never read out of its buffers into `hold`, oldest
+    /// first, before the new client can post (and we overwrite) those buffers. Lengths are
+    /// our own records (lib/ring's private copy of each response), checked again anyway.
+    fn keep_unread<const N: usize>(&mut self, hold: &mut FrameQueue<N>) {
+        let mut unread = [EMPTY; IDS];
+        let mut n = 0;
+        while let Some(d) = self.rx.take_unread() {
+            if n < IDS {
+                unread[n] = d;
+                n += 1;
+            }
+        }
+        let data = &self.rx_data;
+        for d in unread[..n].iter().rev() {
+            if hold.push_front_with(d.len as usize, |b| data.read(d.offset as usize, b)) {
+                self.stats.rx_unread_kept += 1;
+            } else {
+                self.stats.rx_unread_lost += 1;
+            }
+        }
+    }
+
+    /// Moves held frames into the client's posted buffers while both last.
+    fn flush<const N: usize>(&mut self, hold: &mut FrameQueue<N>, act: &mut Activity) {
+        while self.rx_ready() {
+            let Some(f) = hold.front() else { return };
+            let Some(notify) = self.deliver_now(f) else {
+                return;
+            };
+            act.notify |= notify;
+            hold.pop_front();
+        }
+    }
+
+    fn poll_rx<const N: usize>(&mut self, act: &mut Activity, hold: &mut FrameQueue<N>) {
         for _ in 0..POLL_BOUND {
             let ev = match self.rx.poll() {
                 Ok(Some(ev)) => ev,
@@ -131,6 +183,7 @@ impl NetServer {
                     self.stats.client_restarts += 1;
                     act.peer_restarted = true;
                     act.notify = true;
+                    self.keep_unread(hold);
                 }
                 ServerEvent::Abandoned { request, .. } => self.forget(request.id),
                 ServerEvent::Request(d) => {
@@ -246,9 +299,47 @@ impl NetServer {
     /// Copies `frame` into the client's oldest posted buffer and completes it. `false`: no
     /// buffer (or not connected), the frame is dropped and counted. `true`: notify the client.
     pub fn deliver(&mut self, frame: &[u8]) -> bool {
+        match self.deliver_now(frame) {
+            Some(notify) => notify,
+            None => {
+                self.stats.rx_no_buffer += 1;
+                false
+            }
+        }
+    }
+
+    /// [`NetServer::deliver`], except that a frame the client has no buffer for goes to
+    /// `hold` (after whatever is held already, so the client gets them in order) instead of
+    /// being dropped; only a full `hold` drops it (counted in `hold.dropped`). `true`:
+    /// notify the client.
+    pub fn deliver_holding<const N: usize>(
+        &mut self,
+        frame: &[u8],
+        hold: &mut FrameQueue<N>,
+    ) -> bool {
+        let mut act = Activity::default();
+        self.flush(hold, &mut act);
+        if hold.is_empty()
+            && let Some(notify) = self.deliver_now(frame)
+        {
+            return act.notify | notify;
+        }
+        hold.push_back(frame);
+        act.notify
+    }
+
+    /// Whether a frame handed over now would go straight into a client buffer (nothing
+    /// held before it, a buffer posted): a server with its own back-pressure (the driver,
+    /// which can leave frames with the device) takes no more than this.
+    pub fn can_deliver<const N: usize>(&self, hold: &FrameQueue<N>) -> bool {
+        hold.is_empty() && self.rx_ready()
+    }
+
+    /// Into the oldest posted buffer, completed: `Some(notify)`; `None`: no buffer, or the
+    /// frame's length is impossible (nothing consumed).
+    fn deliver_now(&mut self, frame: &[u8]) -> Option<bool> {
         if !(MIN_FRAME..=MAX_FRAME).contains(&frame.len()) || !self.rx_ready() {
-            self.stats.rx_no_buffer += 1;
-            return false;
+            return None;
         }
         let d = self.free[self.free_head];
         self.free_head = (self.free_head + 1) % IDS;
@@ -256,17 +347,18 @@ impl NetServer {
         if !self.rx_data.write(d.offset as usize, frame) {
             // Cannot happen for a validated descriptor of at least MAX_FRAME bytes.
             let _ = self.rx.respond(d.id, 0);
-            return true;
+            return Some(true);
         }
         match self.rx.respond(d.id, frame.len() as u32) {
             Ok(_) => {
                 self.stats.rx_delivered += 1;
-                true
+                Some(true)
             }
             Err(_) => {
-                // The client restarted under us: `poll` hands its buffers back.
-                self.stats.rx_no_buffer += 1;
-                false
+                // The client restarted under us: `poll` hands its buffers back. The frame
+                // was not taken (the next buffer is not used for it: the restart empties
+                // the free list anyway).
+                None
             }
         }
     }

@@ -155,7 +155,11 @@
 //!   (if idempotent) or report, as a Hubris client does with a dead peer.
 //!   A request is delivered to a server at most once, ever.
 //! * After a client restart the server hands back everything it held
-//!   (`Abandoned`), so it stops using the dead client's buffers.
+//!   (`Abandoned`), so it stops using the dead client's buffers; and it can
+//!   tell which of its responses the dead client never consumed
+//!   ([`Server::take_unread`], from its private copy of what it published and
+//!   the client's validated consumer index), so that their results need not
+//!   be lost with the reset.
 //!
 //! # Never trusting the peer
 //!

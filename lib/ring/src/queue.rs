@@ -283,6 +283,18 @@ impl Producer {
         Ok(())
     }
 
+    /// Our index: where the next push goes.
+    pub fn tail(&self) -> u32 {
+        self.tail
+    }
+
+    /// The consumer's `head`, refreshed and validated (never behind what we saw, never
+    /// past our tail): everything in `[head, tail)` it has not consumed.
+    pub fn consumer_head(&mut self) -> Result<u32, Corruption> {
+        self.observe_head()?;
+        Ok(self.head_seen)
+    }
+
     /// Free slots, refreshing the consumer's progress.
     pub fn free(&mut self) -> Result<u32, Corruption> {
         self.observe_head()?;

@@ -56,6 +56,13 @@ pub struct Server<const IDS: usize> {
     data_len: usize,
     state: State,
     in_service: [Option<Descriptor>; IDS],
+    /// Per id, our last response and the response-queue index it went to: a private copy,
+    /// so what the client never read can be told after it died without trusting the
+    /// slots it could scribble on.
+    responded: [Option<(u32, Descriptor)>; IDS],
+    /// The responses the last dead client never consumed, oldest first ([`Server::take_unread`]).
+    unread: [Option<Descriptor>; IDS],
+    unread_next: usize,
     _data: SharedRegion,
 }
 
@@ -78,6 +85,9 @@ impl<const IDS: usize> Server<IDS> {
             data_len: parts.data_len,
             state: State::Starting,
             in_service: [None; IDS],
+            responded: [None; IDS],
+            unread: [None; IDS],
+            unread_next: 0,
             _data: data,
         })
     }
@@ -221,6 +231,7 @@ impl<const IDS: usize> Server<IDS> {
             Ok(Some(c)) => c,
             Err(e) => return Err(self.poison(e)),
         };
+        self.snapshot_unread();
         self.state = State::Abandoning {
             new_generation: c,
             next: 0,
@@ -230,9 +241,49 @@ impl<const IDS: usize> Server<IDS> {
         Ok(Some(ServerEvent::ClientRestarted { generation: c }))
     }
 
+    /// Before the reset wipes the response queue: which of our responses the dead client
+    /// never consumed. Only a connected, honest session counts: a poisoned client's `head`
+    /// is not worth believing, and giving its responses again could duplicate them.
+    fn snapshot_unread(&mut self) {
+        self.unread = [None; IDS];
+        self.unread_next = 0;
+        if self.state != State::Connected {
+            return;
+        }
+        // Validated: only forward from what we saw, never past our tail.
+        let Ok(head) = self.responses.consumer_head() else {
+            return;
+        };
+        let tail = self.responses.tail();
+        let pending = tail.wrapping_sub(head);
+        let mut n = 0;
+        // Oldest first: by distance from the consumer's head.
+        for k in 0..pending {
+            let at = head.wrapping_add(k);
+            if let Some((_, d)) = self.responded.iter().flatten().find(|(p, _)| *p == at)
+                && n < IDS
+            {
+                self.unread[n] = Some(*d);
+                n += 1;
+            }
+        }
+    }
+
+    /// The next response (oldest first) that the client which just restarted had not
+    /// consumed when it died: the work is done and its result sits in the buffer the
+    /// descriptor names, but nobody read it. Valid from the `ClientRestarted` event until the
+    /// next client restart; the buffer belongs to the new client once it posts it again,
+    /// so copy the result out before answering any of the new client's requests.
+    pub fn take_unread(&mut self) -> Option<Descriptor> {
+        let d = self.unread.get_mut(self.unread_next)?.take()?;
+        self.unread_next += 1;
+        Some(d)
+    }
+
     /// Empties both queues and acknowledges the client generation; the new
     /// client touches no queue before it sees this ack.
     fn reset_for(&mut self, c: u32) {
+        self.responded = [None; IDS];
         self.requests.reset();
         self.responses.reset();
         self.client_generation = c;
@@ -294,12 +345,14 @@ impl<const IDS: usize> Server<IDS> {
             tag: self.generation,
             ..req
         };
+        let at = self.responses.tail();
         match self.responses.push(d) {
             Ok(()) => {}
             Err(PushError::Full) => return Err(Error::Full),
             Err(PushError::Corrupt(c)) => return Err(self.poison(c)),
         }
         self.in_service[id as usize] = None;
+        self.responded[id as usize] = Some((at, d));
         Ok(self.responses.signal_needed())
     }
 

@@ -218,6 +218,83 @@ fn client_restart_abandons_taken_and_queued_requests() {
     assert_eq!(s.in_service(), 0);
 }
 
+/// The responses a client never read before it died are handed to the server (oldest
+/// first) instead of vanishing with the reset: a receive path can give them to the client's
+/// next incarnation. What the client consumed is not among them.
+#[test]
+fn client_restart_leaves_the_responses_it_never_read() {
+    let (r, d, _) = mems();
+    let pds = Pds::at(4, 0);
+    let mut c = client(&r, &d, pds.client());
+    let mut s = server(&r, &d, pds.server());
+    settle(&mut c, &mut s);
+    for id in 0..4 {
+        let _ = c.submit(id, id * 10, 10).unwrap();
+    }
+    for id in 0..4 {
+        assert!(matches!(s.poll(), Ok(Some(ServerEvent::Request(_)))));
+        let _ = s.respond(id, id + 1).unwrap();
+    }
+    // The client reads the first answer, then dies.
+    assert_eq!(c.poll(), Ok(Some(ClientEvent::Completed(req(0, 1, 0, 1)))));
+    assert_eq!(s.take_unread(), None, "nothing before a restart");
+    pds.restart_client(1);
+    let mut c = client(&r, &d, pds.client());
+    assert_eq!(
+        s.poll(),
+        Ok(Some(ServerEvent::ClientRestarted { generation: 6 }))
+    );
+    let unread: Vec<_> = std::iter::from_fn(|| s.take_unread()).collect();
+    assert_eq!(
+        unread,
+        [req(10, 2, 1, 1), req(20, 3, 2, 1), req(30, 4, 3, 1)]
+    );
+    let (_, se) = settle(&mut c, &mut s);
+    assert_eq!(
+        se,
+        [ServerEvent::Connected {
+            client_generation: 6
+        }]
+    );
+    assert_eq!(s.take_unread(), None, "each once");
+}
+
+/// A dead client that lied about its progress gets nothing handed on: a `head` past our
+/// tail is refused, and so is anything from a client that was already poisoned.
+#[test]
+fn unread_responses_of_a_lying_client_are_not_believed() {
+    for poison_first in [false, true] {
+        let (r, d, _) = mems();
+        let pds = Pds::at(4, 0);
+        let mut c = client(&r, &d, pds.client());
+        let mut s = server(&r, &d, pds.server());
+        settle(&mut c, &mut s);
+        for id in 0..2 {
+            let _ = c.submit(id, id * 10, 10).unwrap();
+            assert!(matches!(s.poll(), Ok(Some(ServerEvent::Request(_)))));
+            let _ = s.respond(id, 1).unwrap();
+        }
+        if poison_first {
+            // A request for an id out of range: the server stops trusting this client.
+            let req_q = 128;
+            r.write_u32(req_q + Q_SLOTS + 2 * 16 + 8, 99);
+            r.write_u32(req_q + Q_TAIL, 3);
+            assert!(s.poll().is_err());
+        } else {
+            // The response queue's head claims more was consumed than was ever sent.
+            let resp_q = 128 + axolotl_ring::queue_bytes(CAP).unwrap();
+            r.write_u32(resp_q + Q_HEAD, 7);
+        }
+        pds.restart_client(1);
+        let _c = client(&r, &d, pds.client());
+        assert!(matches!(
+            s.poll(),
+            Ok(Some(ServerEvent::ClientRestarted { .. }))
+        ));
+        assert_eq!(s.take_unread(), None, "poison_first {poison_first}");
+    }
+}
+
 #[test]
 fn both_restart_at_once() {
     let (r, d, pds) = mems();

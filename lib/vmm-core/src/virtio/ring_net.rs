@@ -4,8 +4,8 @@
 //! Frames are copied between guest RAM and the link's buffers; the virtualiser and the
 //! driver never see guest memory. Received frames wait in a small queue here while the
 //! guest has no receive buffers posted, and the client takes no more from the link than
-//! that queue holds, so back-pressure reaches the virtualiser (which drops, as a switch
-//! does) instead of anything being lost here silently. A frame the guest transmits while
+//! that queue holds, so back-pressure reaches the virtualiser (which holds a few, then
+//! drops, as a switch does) instead of anything being lost here silently. A frame the guest transmits while
 //! the virtualiser is gone (restarting) stays on the guest's transmit ring until it is
 //! back; a frame the old virtualiser held is dropped (TCP resends it).
 

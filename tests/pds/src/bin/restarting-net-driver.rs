@@ -1,6 +1,8 @@
-//! The net driver with faults injected (tests/systems/net-echo-restart.system): a wild write
-//! after 120 frames in generations 0, 1 and 2, a hang after 120 frames in generation 3; the
-//! monitor restarts it each time (the hang through its heartbeat), generation 4 runs clean.
+//! The net driver with faults injected (tests/systems/net-echo-restart.system,
+//! gateway-faults-*.system): a wild write after 120 frames in generations 0, 1 and 2 (in 1
+//! and 2 only at a moment a received frame waits in the device, which generations 2 and 3
+//! must then salvage), a hang after 120 frames in generation 3; the monitor restarts it each
+//! time (the hang through its heartbeat), generation 4 runs clean.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
@@ -10,8 +12,8 @@ mod pd {
 
     static FAULTS: [Option<Inject>; 4] = [
         Some(Inject::Crash(120)),
-        Some(Inject::Crash(120)),
-        Some(Inject::Crash(120)),
+        Some(Inject::CrashRxPending(120)),
+        Some(Inject::CrashRxPending(120)),
         Some(Inject::Hang(120)),
     ];
 

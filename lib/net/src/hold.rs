@@ -1,0 +1,150 @@
+//! Frames on their way to a client that cannot take them yet: a bounded FIFO with room for
+//! `N` frames, owned by the server end (a static in a PD: the buffers are too large for a
+//! PD's stack).
+
+use crate::link::{MAX_FRAME, MIN_FRAME};
+
+/// Up to `N` frames of `MIN_FRAME..=MAX_FRAME` bytes, oldest first.
+pub struct FrameQueue<const N: usize> {
+    frames: [[u8; MAX_FRAME]; N],
+    len: [u16; N],
+    head: usize,
+    count: usize,
+    /// Frames refused because the queue was full (or of an impossible length).
+    pub dropped: u64,
+}
+
+impl<const N: usize> Default for FrameQueue<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> FrameQueue<N> {
+    pub const fn new() -> Self {
+        Self {
+            frames: [[0; MAX_FRAME]; N],
+            len: [0; N],
+            head: 0,
+            count: 0,
+            dropped: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.count == N
+    }
+
+    /// Forgets every frame (their client is gone for good).
+    pub fn clear(&mut self) {
+        self.head = 0;
+        self.count = 0;
+    }
+
+    /// Appends a frame filled by `fill` (`len` bytes; `fill` says whether it succeeded).
+    /// `false`: full or an impossible length, counted in `dropped`.
+    pub fn push_back_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> bool) -> bool {
+        if self.count == N || !(MIN_FRAME..=MAX_FRAME).contains(&len) {
+            self.dropped += 1;
+            return false;
+        }
+        let at = (self.head + self.count) % N;
+        if !fill(&mut self.frames[at][..len]) {
+            self.dropped += 1;
+            return false;
+        }
+        self.len[at] = len as u16;
+        self.count += 1;
+        true
+    }
+
+    pub fn push_back(&mut self, frame: &[u8]) -> bool {
+        self.push_back_with(frame.len(), |b| {
+            b.copy_from_slice(frame);
+            true
+        })
+    }
+
+    /// Puts a frame before all others (one older than everything queued). `false`: full or
+    /// an impossible length, counted in `dropped`.
+    pub fn push_front_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> bool) -> bool {
+        if self.count == N || !(MIN_FRAME..=MAX_FRAME).contains(&len) {
+            self.dropped += 1;
+            return false;
+        }
+        let at = (self.head + N - 1) % N;
+        if !fill(&mut self.frames[at][..len]) {
+            self.dropped += 1;
+            return false;
+        }
+        self.len[at] = len as u16;
+        self.head = at;
+        self.count += 1;
+        true
+    }
+
+    /// The oldest frame.
+    pub fn front(&self) -> Option<&[u8]> {
+        (self.count > 0).then(|| &self.frames[self.head][..usize::from(self.len[self.head])])
+    }
+
+    pub fn pop_front(&mut self) {
+        if self.count > 0 {
+            self.head = (self.head + 1) % N;
+            self.count -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(tag: u8, n: usize) -> [u8; MAX_FRAME] {
+        let mut b = [tag; MAX_FRAME];
+        b[0] = n as u8;
+        b
+    }
+
+    #[test]
+    fn keeps_order_front_and_back_and_refuses_when_full() {
+        let mut q = FrameQueue::<3>::new();
+        assert!(q.push_back(&f(1, 20)[..20]));
+        assert!(q.push_back(&f(2, 30)[..30]));
+        assert!(q.push_front_with(40, |b| {
+            b.copy_from_slice(&f(0, 40)[..40]);
+            true
+        }));
+        assert!(q.is_full());
+        assert!(!q.push_back(&f(9, 20)[..20]));
+        assert!(!q.push_front_with(20, |_| true));
+        assert_eq!(q.dropped, 2);
+        for (tag, n) in [(0u8, 40usize), (1, 20), (2, 30)] {
+            let got = q.front().unwrap();
+            assert_eq!(got.len(), n);
+            assert_eq!(got[1], tag);
+            q.pop_front();
+        }
+        assert!(q.front().is_none());
+    }
+
+    #[test]
+    fn refuses_impossible_lengths_and_failed_fills() {
+        let mut q = FrameQueue::<2>::new();
+        assert!(!q.push_back(&[0; 13]));
+        assert!(!q.push_back_with(MAX_FRAME + 1, |_| true));
+        assert!(!q.push_back_with(60, |_| false));
+        assert!(q.is_empty());
+        assert_eq!(q.dropped, 3);
+        let mut z = FrameQueue::<0>::new();
+        assert!(!z.push_back(&[0; 60]), "a queue of none keeps nothing");
+    }
+}
