@@ -10,9 +10,45 @@ use axolotl_qemu::{Boot, Machine};
 
 use crate::images::{self, Variant};
 
-pub fn run() -> Result<ExitCode, String> {
+/// A part of `cargo xtask bench`, for `--only`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Section {
+    /// Kernel operations (instructions per operation).
+    Kernel,
+    /// PD restart latency.
+    Restart,
+    /// VMM restart latency.
+    VmmRestart,
+    /// The Linux guest's boot against bare QEMU.
+    Boot,
+    /// Guest network and disk I/O against bare QEMU.
+    Io,
+}
+
+pub fn run(only: &[Section]) -> Result<ExitCode, String> {
     crate::setup::ensure()?;
     let board = board_by_name("qemu-virt-aarch64", Some(GicVersion::V3)).ok_or("no board")?;
+    let wanted = |s: Section| only.is_empty() || only.contains(&s);
+    if wanted(Section::Kernel) {
+        kernel_ops(board)?;
+    }
+    if wanted(Section::Restart) {
+        restart_latency(board)?;
+    }
+    if wanted(Section::VmmRestart) {
+        vmm_restart_latency(board)?;
+    }
+    if wanted(Section::Boot) {
+        linux_boot(board)?;
+    }
+    if wanted(Section::Io) {
+        io_baseline()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Kernel operations: the bench image's instruction counts per operation.
+fn kernel_ops(board: axolotl_kernel_config::Board) -> Result<(), String> {
     let img = images::build(&Variant::new(board, Some("bench")))?;
     let mut m = Machine::new(board);
     m.icount_shift = Some(0);
@@ -53,11 +89,7 @@ pub fn run() -> Result<ExitCode, String> {
     if console.contains("bench: FAILED") {
         return Err("a benchmark failed; see the console above".into());
     }
-    restart_latency(board)?;
-    vmm_restart_latency(board)?;
-    linux_boot(board)?;
-    io_baseline()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// PDs of the restart benchmark and their image sizes (tests/pds: 16 and 256 pages of text
@@ -395,12 +427,14 @@ const IO_MIB: u64 = 64;
 /// the one the loaded host disturbed least.
 const IO_REPEATS: u64 = 3;
 
-/// The guest I/O baseline (issue #15): the I/O guest (docs/guest.md) booted by QEMU directly
-/// with the virtio-mmio NIC and disk of axolotl's machine, under `-icount shift=0`, measures
-/// with its virtual clock (`cntvct`) 64 MiB of TCP each way with a host peer and 64 MiB of
-/// sequential O_DIRECT disk writes and reads in 1 MiB requests, each [`IO_REPEATS`] times.
-/// The guest starts every transfer and times it itself, so the figures are guest virtual
-/// time as with the boot. The axolotl rows (the gateway system) pair with these.
+/// Guest I/O (issue #15): the I/O guest (docs/guest.md) measures with its virtual clock
+/// (`cntvct`) 64 MiB of TCP each way with a host peer and 64 MiB of sequential O_DIRECT disk
+/// writes and reads in 1 MiB requests, each [`IO_REPEATS`] times, under `-icount shift=0`:
+/// booted by QEMU directly with the virtio-mmio NIC and disk of axolotl's machine, and as the
+/// gateway system's guest (`systems/gateway.system`: virtio-net through the network
+/// virtualiser and the net driver PD, virtio-blk through the blk driver PD) with the same
+/// initramfs, the same commands and a fresh copy of the same disk. The guest starts every
+/// transfer and times it itself, so the figures are guest virtual time as with the boot.
 fn io_baseline() -> Result<(), String> {
     use axolotl_guest_artifacts::{self as ga, disk, io};
     let a = ga::cached(&ga::default_cache_dir())
@@ -409,13 +443,14 @@ fn io_baseline() -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let tools = io::GuestTools::build(&images::target_dir().join("guest-tools"))
         .map_err(|e| e.to_string())?;
+    let peers = IoPeers::start()?;
+    let board = board_by_name("qemu-virt-aarch64", Some(GicVersion::V3)).ok_or("no board")?;
+
+    // QEMU directly: the commands on the kernel command line.
     let initrd = dir.join("initramfs-io.cpio");
     io::build_io_initramfs(&a, &tools, "", &initrd).map_err(|e| e.to_string())?;
     let img = dir.join("data.img");
     disk::make_data_disk(&img).map_err(|e| e.to_string())?;
-    let peers = IoPeers::start()?;
-
-    let board = board_by_name("qemu-virt-aarch64", Some(GicVersion::V3)).ok_or("no board")?;
     let mut m = Machine::new(board);
     m.disk = Some(img);
     m.net = Some(axolotl_qemu::Net::default());
@@ -427,14 +462,31 @@ fn io_baseline() -> Result<(), String> {
     ))
     .args(m.virtio_args())
     .args(["-icount", "shift=0"]);
-    let mut b = Boot::spawn(cmd).map_err(|f| f.to_string())?;
-    b.expect(io::BENCH_DONE, Duration::from_secs(1800))
-        .map_err(|f| f.to_string())?;
-    let console = b.console();
-    if console.contains(io::FAILED_MARKER) {
-        return Err(format!("the I/O guest failed:\n{console}"));
-    }
-    let rows = io_rows(&console);
+    let b = Boot::spawn(cmd).map_err(|f| f.to_string())?;
+    let direct = io_runs("QEMU directly", b)?;
+
+    // axolotl's gateway: its VMM's command line has no commands, so they are the
+    // initramfs's own (run by /init after `gateway-guest up`).
+    let initrd = dir.join("initramfs-io-bench.cpio");
+    io::build_io_initramfs(&a, &tools, &peers.guest_cmd(IO_MIB, IO_REPEATS), &initrd)
+        .map_err(|e| e.to_string())?;
+    let sdf = images::workspace_root().join("systems/gateway.system");
+    let mut v = Variant::new(board, None);
+    v.system = Some(crate::system::pack_with_initrd(
+        &sdf,
+        &board,
+        Some(&initrd),
+    )?);
+    let elf = images::build(&v)?;
+    let img = dir.join("data-axolotl.img");
+    disk::make_data_disk(&img).map_err(|e| e.to_string())?;
+    let mut m = Machine::new(board);
+    m.icount_shift = Some(0);
+    m.disk = Some(img);
+    m.net = Some(axolotl_qemu::Net::default());
+    let b = Boot::start(&m, &elf).map_err(|f| f.to_string())?;
+    let gateway = io_runs("axolotl gateway", b)?;
+
     println!();
     println!(
         "Guest I/O, same run conditions: the I/O guest's own virtual time per transfer of {IO_MIB} MiB,"
@@ -443,36 +495,77 @@ fn io_baseline() -> Result<(), String> {
         "best of {IO_REPEATS} (spread: slowest / best); Debian {}, virtio-mmio NIC (QEMU user net) and",
         a.kernel_version
     );
-    println!("disk (raw file), guest-timed with its virtual clock.");
     println!(
-        "{:<34} {:<8} {:>12} {:>9} {:>7}",
-        "transfer", "system", "best ns", "MiB/s", "spread"
+        "disk (raw file), guest-timed with its virtual clock; ratio: axolotl's MiB/s over QEMU's."
     );
-    for name in ["tcp_rx", "tcp_tx", "blk_write", "blk_read"] {
-        let runs: Vec<(u64, u64)> = rows
-            .iter()
-            .filter(|r| r.0 == name)
-            .map(|r| (r.1, r.2))
-            .collect();
-        if runs.len() != IO_REPEATS as usize {
-            return Err(format!(
-                "{} {name} figures, not {IO_REPEATS}:\n{console}",
-                runs.len()
-            ));
+    println!(
+        "{:<34} {:<8} {:>12} {:>9} {:>7} {:>7}",
+        "transfer", "system", "best ns", "MiB/s", "spread", "ratio"
+    );
+    for ((name, q), (_, g)) in direct.iter().zip(&gateway) {
+        let ratio = g.mib_s / q.mib_s;
+        for (system, r, ratio) in [("QEMU", q, None), ("axolotl", g, Some(ratio))] {
+            println!(
+                "{:<34} {system:<8} {:>12} {:>9.1} {:>7.2} {:>7}",
+                io_row_label(name),
+                r.best_ns,
+                r.mib_s,
+                r.spread,
+                ratio.map_or(String::new(), |x| format!("{x:.2}"))
+            );
         }
-        let bytes = runs[0].0;
-        let best = runs.iter().map(|r| r.1).min().unwrap_or(0).max(1);
-        let worst = runs.iter().map(|r| r.1).max().unwrap_or(0);
-        println!(
-            "{:<34} {:<8} {best:>12} {:>9.1} {:>7.2}",
-            io_row_label(name),
-            "QEMU",
-            bytes as f64 / (1 << 20) as f64 / (best as f64 / 1e9),
-            worst as f64 / best as f64
-        );
     }
     Ok(())
 }
+
+/// One transfer's best of [`IO_REPEATS`].
+struct IoFigure {
+    best_ns: u64,
+    mib_s: f64,
+    spread: f64,
+}
+
+/// The transfers' figures, in [`IO_TRANSFERS`] order, once `b`'s guest is done.
+fn io_runs(what: &str, mut b: Boot) -> Result<Vec<(&'static str, IoFigure)>, String> {
+    use axolotl_guest_artifacts::io;
+    b.expect(io::BENCH_DONE, Duration::from_secs(1800))
+        .map_err(|f| format!("{what}: {f}"))?;
+    let console = b.console();
+    if console.contains(io::FAILED_MARKER) {
+        return Err(format!("{what}: the I/O guest failed:\n{console}"));
+    }
+    let rows = io_rows(&console);
+    IO_TRANSFERS
+        .iter()
+        .map(|&name| {
+            let runs: Vec<(u64, u64)> = rows
+                .iter()
+                .filter(|r| r.0 == name)
+                .map(|r| (r.1, r.2))
+                .collect();
+            if runs.len() != IO_REPEATS as usize {
+                return Err(format!(
+                    "{what}: {} {name} figures, not {IO_REPEATS}:\n{console}",
+                    runs.len()
+                ));
+            }
+            let bytes = runs[0].0;
+            let best = runs.iter().map(|r| r.1).min().unwrap_or(0).max(1);
+            let worst = runs.iter().map(|r| r.1).max().unwrap_or(0);
+            Ok((
+                name,
+                IoFigure {
+                    best_ns: best,
+                    mib_s: bytes as f64 / (1 << 20) as f64 / (best as f64 / 1e9),
+                    spread: worst as f64 / best as f64,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// The I/O guest's transfers, in the table's order.
+const IO_TRANSFERS: [&str; 4] = ["tcp_rx", "tcp_tx", "blk_write", "blk_read"];
 
 fn io_row_label(name: &str) -> &'static str {
     match name {

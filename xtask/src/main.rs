@@ -78,8 +78,13 @@ enum Cmd {
         #[arg(long, default_value_t = 8080)]
         net_port: u16,
     },
-    /// Kernel microbenchmarks under QEMU -icount shift=0 (instructions per operation).
-    Bench,
+    /// Benchmarks under QEMU -icount shift=0: kernel operations (instructions per operation),
+    /// restart latencies, the Linux boot and guest I/O against bare QEMU (docs/benchmarks.md).
+    Bench {
+        /// Only these sections (kernel, restart, vmm-restart, boot, io); all by default.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<bench::Section>,
+    },
     /// Talk to a running system's control PD (docs/control.md): status, log, restart, hold,
     /// release, inject, watch.
     Ctl(ctl::Args),
@@ -357,7 +362,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             filter,
             stress_long,
         } => return test::run(filter.as_deref(), stress_long),
-        Cmd::Bench => return bench::run(),
+        Cmd::Bench { only } => return bench::run(&only),
         Cmd::Campaign(a) => {
             setup::ensure()?;
             let s = campaign::run(a)?;
