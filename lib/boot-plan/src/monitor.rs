@@ -2,7 +2,6 @@
 //! the fault handler of every parentless PD. The builder adds it last, so user PDs keep their
 //! plan indices; the root task is the monitor's own fault handler and restart service.
 
-use std::format;
 use std::string::ToString;
 use std::vec::Vec;
 
