@@ -154,7 +154,6 @@ pub fn check_with_images(
     let all = sd.all_pds();
     tables(&mut cx, &all);
     fixed_regions(&mut cx, board);
-    cx.out.extend(crate::monitor::priority_rule(sd));
     generation_table(&mut cx, &all);
 
     // The monitor's share: added by the builder to every system.

@@ -2,7 +2,6 @@
 //! the fault handler of every parentless PD. The builder adds it last, so user PDs keep their
 //! plan indices; the root task is the monitor's own fault handler and restart service.
 
-use std::format;
 use std::string::ToString;
 use std::vec::Vec;
 
@@ -17,9 +16,13 @@ use crate::{BuildError, ElfInfo};
 
 /// Reserved PD name.
 pub const MONITOR_NAME: &str = "monitor";
-/// Above every PD the SDF may give (0..=254) but the root task's 255: a fault is handled
-/// before the faulting PD's peers run again.
-pub const MONITOR_PRIORITY: u8 = 254;
+/// Microkit's monitor's place: 255, above every PD and VM the SDF may give (0..=254, so a
+/// Microkit system at 254 keeps it), and a fault is handled before the faulting PD's peers
+/// run again. It shares the level with the root task's main thread, which runs only to serve
+/// the monitor's requests and its own timer interrupt (its standby refresher runs low), so
+/// neither waits out the other's timeslice.
+pub const MONITOR_PRIORITY: u8 = 255;
+const _: () = assert!(MONITOR_PRIORITY as u64 > axolotl_sdf::MAX_PRIORITY);
 /// The monitor decodes the plan (up to `PLAN_SIZE_LIMIT`, moved a few times) on its stack.
 pub const MONITOR_STACK: u64 = 0x10_0000;
 /// [`crate::build`] with the monitor added, running `monitor`'s image.
@@ -35,10 +38,6 @@ pub fn build_with_monitor(
             "reserved-name",
             "`monitor` is the name of the PD axolotl adds to every system",
         ))]);
-    }
-    let shared: Vec<_> = priority_rule(sd).into_iter().map(BuildError::Sdf).collect();
-    if !shared.is_empty() {
-        return Err(shared);
     }
     let mut sd = sd.clone();
     sd.protection_domains.push(sdf::ProtectionDomain {
@@ -123,29 +122,4 @@ pub fn build_with_monitor(
     }
     plan.pds[m].caps.len = caps.len() as u16;
     Ok(plan)
-}
-
-/// Rule `monitor-priority`: sharing the monitor's priority, a PD (or a VM's vCPUs) would share
-/// its round-robin queue, so a fault or report would wait for that PD's timeslice. Applied by
-/// `check` (`limits`) and again by the builder.
-pub(crate) fn priority_rule(sd: &sdf::SystemDescription) -> Vec<sdf::Diagnostic> {
-    sd.all_pds()
-        .iter()
-        .flat_map(|pd| {
-            let vm = pd.virtual_machine.as_ref().map(|v| (v.priority, v.span));
-            [(pd.priority, pd.span)].into_iter().chain(vm)
-        })
-        .filter(|&(priority, _)| priority >= MONITOR_PRIORITY)
-        .map(|(priority, span)| {
-            sdf::Diagnostic::error(
-                &sd.file,
-                span,
-                "monitor-priority",
-                format!(
-                    "priority {priority} is the monitor's ({MONITOR_PRIORITY}); PDs and VMs \
-                     run below it"
-                ),
-            )
-        })
-        .collect()
 }
