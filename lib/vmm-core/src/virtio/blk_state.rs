@@ -8,6 +8,14 @@ use super::{State, TABLE, VirtioBlk};
 use crate::virtio::GuestMemory;
 use crate::virtio::state::{TransportState, VirtioStateError};
 
+/// How far a restarted VMM's request sequence jumps past the committed one: further than
+/// the ids one VMM can hand out between two commits (a commit ends every exit and every
+/// notification's service, which takes at most a few rounds of the queue's chains), so a
+/// completion of a request the dead VMM issued after its last commit never matches one of
+/// the new VMM's. 2^32 restarts fit in the 48-bit sequence before it wraps.
+pub const RESTART_SEQ_GAP: u64 = 1 << 16;
+const SEQ_MASK: u64 = 0xFFFF_FFFF_FFFF;
+
 /// The requests a `VirtioBlk` holds, for the state region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlkState {
@@ -67,7 +75,9 @@ impl VirtioBlk {
         fresh.counters = self.counters;
         fresh.transport.restore(transport)?;
         fresh.epoch = fresh.transport.epoch();
-        fresh.next_seq = st.next_seq;
+        // Past every id the dead VMM may have handed out after its last commit (they are
+        // not in the region): the ids it gave the backend then must match nothing of ours.
+        fresh.next_seq = st.next_seq.wrapping_add(RESTART_SEQ_GAP) & SEQ_MASK;
         let mut heads = st.heads;
         let mut count = st.count;
         // What the guest made available past the commit: the dead VMM may have taken some
