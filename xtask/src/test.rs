@@ -82,10 +82,7 @@ pub fn run(filter: Option<&str>, stress_long: bool) -> Result<ExitCode, String> 
     setup::ensure()?;
     let mut t = Tally::default();
 
-    let mut host = vec!["test", "--workspace", "--exclude", "axolotl-tests"];
-    if let Some(f) = filter {
-        host.push(f);
-    }
+    let host = test_args(&["--workspace", "--exclude", "axolotl-tests"], filter);
     cargo_test(&mut t, "host unit tests", &host, &[]);
     // Model checking of the shared rings' memory ordering (lib/ring/tests/loom.rs).
     let mut loom = vec![
@@ -116,10 +113,7 @@ pub fn run(filter: Option<&str>, stress_long: bool) -> Result<ExitCode, String> 
         eprintln!("xtask: building image {} of {n}: {}", k + 1, job.name());
         images::build(&job.into_variant()?)?;
     }
-    let mut integ = vec!["test", "-p", "axolotl-tests"];
-    if let Some(f) = filter {
-        integ.push(f);
-    }
+    let integ = test_args(&["-p", "axolotl-tests"], filter);
     let mut env = vec![("AXOLOTL_IMAGES", images)];
     if stress_long {
         // The kernel suite's tests wait that much longer for its summary.
@@ -341,9 +335,31 @@ fn parse_result(line: &str) -> Option<(u64, u64)> {
     Some((count("passed")?, count("failed")?))
 }
 
+/// `cargo test` of `packages`, the tests matching `filter`: every test binary runs even when
+/// one fails (`--no-fail-fast`), so one failure does not hide the files after it (a failed
+/// gateway test once kept the Linux and VMM-restart tests from running at all).
+fn test_args<'a>(packages: &[&'a str], filter: Option<&'a str>) -> Vec<&'a str> {
+    let mut a = vec!["test", "--no-fail-fast"];
+    a.extend(packages);
+    a.extend(filter);
+    a
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{ImageJob, image_jobs, parse_image_list, parse_result};
+    use super::{ImageJob, image_jobs, parse_image_list, parse_result, test_args};
+
+    #[test]
+    fn every_test_binary_runs_even_after_a_failure() {
+        assert_eq!(
+            test_args(&["-p", "axolotl-tests"], Some("gateway")),
+            ["test", "--no-fail-fast", "-p", "axolotl-tests", "gateway"]
+        );
+        assert_eq!(
+            test_args(&["--workspace"], None),
+            ["test", "--no-fail-fast", "--workspace"]
+        );
+    }
 
     #[test]
     fn image_list_names_images_by_file_stem() {
