@@ -102,8 +102,8 @@ pub enum BootFormat {
     /// QEMU `-kernel` with the ELF: loaded at its segments' addresses, entered at its entry.
     Elf,
     /// A flat binary of the image from [`Board::kernel_load`] on (the Raspberry Pi firmware's
-    /// `kernel8.img`, QEMU `raspi4b`'s `-kernel`, U-Boot's `go` on the ODROIDs): entered at
-    /// its first byte.
+    /// `kernel8.img`, QEMU `raspi4b`'s `-kernel`, U-Boot's `bootm` of it on the ODROIDs):
+    /// entered at its first byte.
     Raw,
 }
 
@@ -194,9 +194,9 @@ pub const RPI4B: Board = Board {
 };
 
 /// ODROID-C4 (Amlogic S905X3, "SM1"), as U-Boot leaves it: the boot script
-/// (lib/board-image/src/amlogic.rs) loads the flat image at [`Board::kernel_load`], turns the
-/// MMU and caches off and `go`es to it at EL2 on the boot core; the other cores are off
-/// (PSCI, which the kernel never calls). Every constant is checked against Debian's
+/// (lib/board-image/src/amlogic.rs) `bootm`s the flat image wrapped as a legacy U-Boot image,
+/// which copies it to [`Board::kernel_load`], turns the MMU and caches off and enters it at
+/// EL2 on the boot core; the other cores are off (PSCI, which the kernel never calls). Every constant is checked against Debian's
 /// `meson-sm1-odroid-c4.dtb` by `kernel-config/tests/upstream_dtbs.rs`.
 pub const ODROID_C4: Board = Board {
     name: "odroid-c4",
@@ -227,14 +227,14 @@ pub const ODROID_C4: Board = Board {
     // and eMMC controllers, USB, the GPU) are not handed out: one window, and the GIC sits
     // between.
     device_window: (0xfc00_0000, 0xffa0_0000),
-    // Where Microkit's and seL4's ODROID loaders are loaded by U-Boot too: well above U-Boot's
-    // own load address (0x0100_0000) and below where it relocates itself (the top of RAM).
+    // Where Microkit's ODROID loader is loaded by U-Boot too: well above U-Boot's own load
+    // address (0x0100_0000) and below where it relocates itself (the top of RAM).
     kernel_load: 0x2000_0000,
     boot_format: BootFormat::Raw,
     console_setup: ConsoleSetup::AsLeft,
 };
 
-/// ODROID-C2 (Amlogic S905, "GXBB"), booted as the C4 is (U-Boot `go` at EL2). Checked
+/// ODROID-C2 (Amlogic S905, "GXBB"), booted as the C4 is (U-Boot's `bootm`, EL2). Checked
 /// against Debian's `meson-gxbb-odroidc2.dtb`.
 pub const ODROID_C2: Board = Board {
     name: "odroid-c2",
