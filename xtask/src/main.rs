@@ -346,6 +346,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         } => {
             system::SHOW_PLAN.store(show_plan, std::sync::atomic::Ordering::Relaxed);
             let b = board(&target)?;
+            axolotl_qemu::emulated(&b)?;
             setup::ensure()?;
             let sdf = resolve(&system);
             let img = images::build(&variant(b, Some(&sdf))?)?;
