@@ -84,15 +84,8 @@ pub fn layout() -> Layout {
 pub unsafe fn init(board: &Board) {
     // RAM need not start on a GiB (the ODROIDs' starts above their secure monitor's ranges):
     // the GiBs it touches get 2 MiB blocks for the part of them that is RAM.
-    let ram_end = board.ram_base + board.ram_size;
-    let ram_l1 = (board.ram_base >> 30) as usize;
-    let ram_gib = ((ram_end - 1) >> 30) as usize + 1 - ram_l1;
-    assert!(
-        ram_gib <= MAX_RAM_GIB
-            && board.ram_size > 0
-            && board.ram_base.is_multiple_of(1 << 21)
-            && board.ram_size.is_multiple_of(1 << 21)
-    );
+    let ram = super::ram_map::ram_gibs(board, MAX_RAM_GIB).expect("RAM in 2 MiB blocks");
+    let (ram_l1, ram_gib) = (ram.first, ram.count);
     let l = layout();
     // SAFETY: single-threaded boot; TABLES is used nowhere else.
     let t = unsafe { &mut *core::ptr::addr_of_mut!(TABLES) };
@@ -117,13 +110,10 @@ pub unsafe fn init(board: &Board) {
     // RAM: 2 MiB normal blocks, read-write, never executable (up to the board's RAM end: on
     // the Pi the rest of the GiB is the VideoCore's) ...
     for g in 0..ram_gib {
-        let base = ((ram_l1 + g) as u64) << 30;
         for (j, e) in t.l2_ram[g].iter_mut().enumerate() {
-            let pa = base + ((j as u64) << 21);
-            *e = if pa >= board.ram_base && pa < ram_end {
-                pa | ATTR_NORMAL | SH_INNER | AF | XN | VALID
-            } else {
-                0
+            *e = match super::ram_map::ram_block(board, ram_l1 + g, j) {
+                Some(pa) => pa | ATTR_NORMAL | SH_INNER | AF | XN | VALID,
+                None => 0,
             };
         }
         t.l1[ram_l1 + g] = (t.l2_ram[g].as_ptr() as u64) | TABLE | VALID;
