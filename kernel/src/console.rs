@@ -120,38 +120,26 @@ pub fn print_user_bytes(bytes: &[u8]) {
     let Some(console) = guard.as_mut() else {
         return;
     };
-    let uart = match console {
-        Console::Pl011(u) => u,
-        Console::Meson(u) => {
-            for &b in bytes {
-                if b.wrapping_sub(0x20) < 0x5f || b == b'\t' {
-                    u.write_byte(b);
-                } else if b == b'\n' {
-                    let _ = u.write_str("\r\n");
-                } else {
-                    let _ = write!(u, "\\x{b:02x}");
-                }
-            }
-            return;
-        }
-    };
     let base = BASE.load(Ordering::Relaxed) as usize;
     let (dr, fr) = ((base + UARTDR) as *mut u32, (base + UARTFR) as *const u32);
     for &b in bytes {
         if b.wrapping_sub(0x20) < 0x5f || b == b'\t' {
-            // Printable: straight to the data register (the monitor's recovery log line is
-            // on the restart path, and the driver's accessors cost twice as much), once the
-            // transmit FIFO has room (QEMU never fills it; hardware does).
-            // SAFETY: the PL011 `init` was given, identity-mapped device memory, used only
-            // under the CONSOLE lock, which we hold.
-            unsafe {
-                while fr.read_volatile() & FR_TXFF != 0 {}
-                dr.write_volatile(b as u32);
+            match console {
+                // Printable: straight to the data register (the monitor's recovery log line
+                // is on the restart path, and the driver's accessors cost twice as much),
+                // once the transmit FIFO has room (QEMU never fills it; hardware does).
+                // SAFETY: the PL011 `init` was given, identity-mapped device memory, used
+                // only under the CONSOLE lock, which we hold.
+                Console::Pl011(_) => unsafe {
+                    while fr.read_volatile() & FR_TXFF != 0 {}
+                    dr.write_volatile(b as u32);
+                },
+                Console::Meson(u) => u.write_byte(b),
             }
         } else if b == b'\n' {
-            let _ = uart.write_str("\r\n");
+            let _ = console.write_str("\r\n");
         } else {
-            let _ = write!(uart, "\\x{b:02x}");
+            let _ = write!(console, "\\x{b:02x}");
         }
     }
 }
