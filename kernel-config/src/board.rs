@@ -196,8 +196,9 @@ pub const RPI4B: Board = Board {
 /// ODROID-C4 (Amlogic S905X3, "SM1"), as U-Boot leaves it: the boot script
 /// (lib/board-image/src/amlogic.rs) `bootm`s the flat image wrapped as a legacy U-Boot image,
 /// which copies it to [`Board::kernel_load`], turns the MMU and caches off and enters it at
-/// EL2 on the boot core; the other cores are off (PSCI, which the kernel never calls). Every constant is checked against Debian's
-/// `meson-sm1-odroid-c4.dtb` by `kernel-config/tests/upstream_dtbs.rs`.
+/// EL2 on the boot core; the other cores are off (PSCI, which the kernel never calls). Every
+/// constant is checked against Debian's `meson-sm1-odroid-c4.dtb` by
+/// `kernel-config/tests/upstream_dtbs.rs`. No emulator boots it: never run (docs/boards.md).
 pub const ODROID_C4: Board = Board {
     name: "odroid-c4",
     // Above the secure monitor's reserved ranges (0x0500_0000..0x0730_0000, `no-map` in the
