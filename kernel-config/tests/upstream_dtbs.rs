@@ -145,33 +145,42 @@ fn alias(fdt: &Fdt, name: &str) -> String {
     p.as_str().unwrap().trim_end_matches('\0').to_string()
 }
 
-/// Paths of every node under `under` (depth first).
-fn descendants(fdt: &Fdt, under: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![under.to_string()];
-    while let Some(p) = stack.pop() {
-        let node = fdt.find_node(&p).unwrap();
+/// Every node under `under` (depth first) with its path, walked once: looking each path up
+/// again from the root would make the large Amlogic trees quadratic.
+fn walk<'b, 'a>(fdt: &'b Fdt<'a>, under: &str) -> Vec<(String, fdt::node::FdtNode<'b, 'a>)> {
+    fn go<'b, 'a>(
+        node: fdt::node::FdtNode<'b, 'a>,
+        path: &str,
+        out: &mut Vec<(String, fdt::node::FdtNode<'b, 'a>)>,
+    ) {
         for c in node.children() {
-            let cp = if p == "/" {
+            let cp = if path == "/" {
                 format!("/{}", c.name)
             } else {
-                format!("{p}/{}", c.name)
+                format!("{path}/{}", c.name)
             };
-            out.push(cp.clone());
-            stack.push(cp);
+            out.push((cp.clone(), c));
+            go(c, &cp, out);
         }
     }
+    let mut out = Vec::new();
+    go(fdt.find_node(under).unwrap(), under, &mut out);
     out
 }
 
+/// Paths of every node under `under` (depth first).
+fn descendants(fdt: &Fdt, under: &str) -> Vec<String> {
+    walk(fdt, under).into_iter().map(|(p, _)| p).collect()
+}
+
 fn path_of_compatible(fdt: &Fdt, compatible: &str) -> String {
-    descendants(fdt, "/")
+    walk(fdt, "/")
         .into_iter()
-        .find(|p| {
-            fdt.find_node(p)
-                .and_then(|n| n.compatible())
+        .find(|(_, n)| {
+            n.compatible()
                 .is_some_and(|c| c.all().any(|s| s == compatible))
         })
+        .map(|(p, _)| p)
         .unwrap_or_else(|| panic!("no node compatible with {compatible}"))
 }
 
@@ -528,6 +537,16 @@ fn a_wrong_rpi4b_constant_is_caught() {
     }
 }
 
+/// Paths of the direct children of the node at `under`.
+fn children(fdt: &Fdt, under: &str) -> Vec<String> {
+    let node = fdt
+        .find_node(under)
+        .unwrap_or_else(|| panic!("no node {under}"));
+    node.children()
+        .map(|c| format!("{under}/{}", c.name))
+        .collect()
+}
+
 /// What in `b` disagrees with the Amlogic (GXBB or SM1) device tree `fdt`, one line each.
 fn meson_mismatches(fdt: &Fdt, b: &Board) -> Vec<String> {
     let mut bad = Vec::new();
@@ -562,20 +581,16 @@ fn meson_mismatches(fdt: &Fdt, b: &Board) -> Vec<String> {
     };
     // The counter counts the 24 MHz crystal, the DT's fixed clock `xtal` (the timer node
     // names no frequency: the secure firmware programs CNTFRQ).
-    let xtal = descendants(fdt, "/")
-        .into_iter()
-        .find(|p| {
-            let n = fdt.find_node(p).unwrap();
+    let xtal = fdt
+        .all_nodes()
+        .find(|n| {
             n.compatible()
                 .is_some_and(|c| c.all().any(|s| s == "fixed-clock"))
                 && n.property("clock-output-names").and_then(|n| n.as_str()) == Some("xtal")
         })
         .expect("the fixed clock `xtal`");
-    same!(
-        "timer frequency",
-        b.timer_hz,
-        prop_u32(fdt, &xtal, "clock-frequency").unwrap(),
-    );
+    let hz = cells(xtal.property("clock-frequency").unwrap().value)[0];
+    same!("timer frequency", b.timer_hz, hz);
 
     // Devices: the SoC's devices lie on both sides of the GIC; the window is exactly those
     // on the console's side (from the lowest to the highest of them), and holds no GIC.
@@ -586,8 +601,8 @@ fn meson_mismatches(fdt: &Fdt, b: &Board) -> Vec<String> {
     let below = b.uart_base < gicd;
     let mut lo = u64::MAX;
     let mut hi = 0;
-    for dev in descendants(fdt, "/soc") {
-        if parent(&dev) != "/soc" || dev.contains("interrupt-controller@") {
+    for dev in children(fdt, "/soc") {
+        if dev.contains("interrupt-controller@") {
             continue;
         }
         for (addr, size) in regs(fdt, &dev) {
@@ -611,9 +626,8 @@ fn meson_mismatches(fdt: &Fdt, b: &Board) -> Vec<String> {
     // monitor's: `no-map`) to the node's end.
     let mem = regs(fdt, "/memory@0");
     let (mem_base, mem_size) = mem[0];
-    let reserved: Vec<(u64, u64)> = descendants(fdt, "/reserved-memory")
+    let reserved: Vec<(u64, u64)> = children(fdt, "/reserved-memory")
         .iter()
-        .filter(|p| parent(p) == "/reserved-memory")
         .flat_map(|p| regs(fdt, p))
         .collect();
     assert!(!reserved.is_empty(), "the secure monitor's reserved ranges");
@@ -638,9 +652,9 @@ fn meson_mismatches(fdt: &Fdt, b: &Board) -> Vec<String> {
     }
     // The secondary cores are off until PSCI starts them (which the kernel never asks for):
     // nothing to park, no spin table to keep clear of.
-    let cpus: Vec<String> = descendants(fdt, "/cpus")
+    let cpus: Vec<String> = children(fdt, "/cpus")
         .into_iter()
-        .filter(|p| parent(p) == "/cpus" && p.starts_with("/cpus/cpu@"))
+        .filter(|p| p.starts_with("/cpus/cpu@"))
         .collect();
     assert_eq!(cpus.len(), 4, "{cpus:?}");
     for cpu in &cpus {
