@@ -207,7 +207,8 @@ pub fn confirm(
     Ok(line.trim() == "yes")
 }
 
-/// Writes `data` at the start of `dest`, syncs, and reads it back.
+/// Writes `data` at the start of `dest`, syncs, and reads it back (through the page cache:
+/// dropping it for the device needs an ioctl, and this crate has no libc binding).
 pub fn write(dest: &Dest, data: &[u8]) -> Result<(), String> {
     let p = &dest.path;
     let err = |e: std::io::Error| format!("{}: {e}", p.display());
