@@ -126,6 +126,7 @@ pub fn check_image(
     board: &Board,
     bootloader: &[u8],
 ) -> Result<card::Contents, String> {
+    check_bootloader(bootloader)?;
     let c = card::read_image(image)?;
     let p = *c.partitions.first().ok_or("no partition")?;
     if c.partitions.len() != 1 || p.first_lba != PARTITION_LBA || !p.bootable {

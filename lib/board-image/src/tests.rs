@@ -269,4 +269,14 @@ fn odroid_cards_refuse_what_cannot_boot() {
     let mut other = bl.clone();
     other[3] ^= 0xff;
     assert!(amlogic::check_image(&img, &ODROID_C4, &other).is_err());
+    // Nonsense read back is an error, not a panic.
+    assert!(amlogic::check_image(&img, &ODROID_C4, b"short").is_err());
+    assert!(amlogic::check_image(&img[..4096], &ODROID_C4, &bl).is_err());
+    let mut huge = uimage::script("s", "x").unwrap();
+    huge[12..16].copy_from_slice(&u32::MAX.to_be_bytes());
+    huge[4..8].fill(0);
+    let hcrc = crc32fast::hash(&huge[..uimage::HEADER]);
+    huge[4..8].copy_from_slice(&hcrc.to_be_bytes());
+    let e = uimage::decode(&huge).unwrap_err();
+    assert!(e.contains("beyond"), "{e}");
 }

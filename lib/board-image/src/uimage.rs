@@ -81,7 +81,7 @@ pub fn decode(image: &[u8]) -> Result<(Header, &[u8]), String> {
     }
     let size = be32(image, 12);
     let data = image
-        .get(HEADER..HEADER + size as usize)
+        .get(HEADER..HEADER.saturating_add(size as usize))
         .ok_or_else(|| format!("size {size} beyond the image's {} bytes", image.len()))?;
     if crc32fast::hash(data) != be32(image, 24) {
         return Err("data CRC mismatch".into());
@@ -114,7 +114,7 @@ pub fn script_text(image: &[u8]) -> Result<String, String> {
     }
     let len = be32(data, 0) as usize;
     let text = data
-        .get(8..8 + len)
+        .get(8..8usize.saturating_add(len))
         .ok_or("script length beyond its data")?;
     String::from_utf8(text.to_vec()).map_err(|_| "script is not UTF-8".into())
 }
