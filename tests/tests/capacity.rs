@@ -7,6 +7,8 @@
 //! the monitor's endpoint, and a restart leaves nothing in slots the plan does not name.
 //! `tests/systems/device-order.system`: device regions declared in decreasing address order.
 //! `tests/systems/ram-edge.system`: a system near the RAM the check allows boots.
+//! `tests/systems/fixed-ram.system`: regions at fixed RAM addresses (Microkit's `setvar`
+//! example's, and two carved deep inside RAM) are that memory, shared by two PDs.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -147,4 +149,49 @@ fn ram_near_the_limit_boots_gicv3() {
 #[test]
 fn ram_near_the_limit_boots_gicv2() {
     ram_edge(2);
+}
+
+/// Regions at fixed RAM addresses are placed there: the writer's patched physical addresses
+/// are the SDF's, and what it writes through its maps the reader reads through its own.
+/// Besides, the root task checks each region's first and last frame's physical address.
+fn fixed_ram(gic: u8) {
+    let mut b = check(boot_named(gic, "cortex-a72", "-fixed-ram"));
+    check(b.expect(
+        "root-task: system up: 2 protection domains and the monitor started",
+        DEFAULT_TIMEOUT,
+    ));
+    check(b.expect_all(
+        &[
+            "fixed-writer: mr_with_paddr vaddr 0x20000000 paddr 0x80000000",
+            "fixed-writer: pl011 paddr 0x9000000",
+            "fixed-writer: small_mr_no_paddr paddr allocated and aligned: true",
+            "fixed-writer: large_mr_no_paddr paddr allocated and aligned: true",
+            "fixed-writer: mr_with_paddr at paddr 0x80000000: 512 words written",
+            "fixed-writer: deep at paddr 0xa0200000: 262144 words written",
+            "fixed-writer: wide at paddr 0x90000000: 131584 words written",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    check(b.expect_chain(
+        &[
+            "fixed-reader: mr_with_paddr at paddr 0x80000000: 512 words as written",
+            "fixed-reader: deep at paddr 0xa0200000: 262144 words as written",
+            "fixed-reader: wide at paddr 0x90000000: 131584 words as written",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    refute_each(
+        &mut b,
+        &["KERNEL PANIC", "kernel: FAULT", "failed", "differs"],
+    );
+}
+
+#[test]
+fn regions_at_fixed_ram_addresses_gicv3() {
+    fixed_ram(3);
+}
+
+#[test]
+fn regions_at_fixed_ram_addresses_gicv2() {
+    fixed_ram(2);
 }
