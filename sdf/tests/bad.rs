@@ -1079,7 +1079,7 @@ fn prefill() {
                 14,
                 70,
                 "prefill",
-                "a region with `phys_addr` cannot be prefilled: axolotl places such regions only in device memory, which the root task does not write",
+                "a region with `phys_addr` cannot be prefilled: the root task does not write memory at fixed addresses, which may be device registers",
             ),
             (
                 16,

@@ -6,7 +6,7 @@
 //! `tests/systems/cap-grant.system`: a PD cannot pass a cap on a protected call nor receive on
 //! the monitor's endpoint, and a restart leaves nothing in slots the plan does not name.
 //! `tests/systems/device-order.system`: device regions declared in decreasing address order.
-//! `tests/systems/ram-edge.system`: a system near the RAM the check allows boots.
+//! `tests/systems/ram-edge-gicv3.system`: a system near the RAM the check allows boots.
 //! `tests/systems/fixed-ram.system`: regions at fixed RAM addresses (Microkit's `setvar`
 //! example's, and two carved deep inside RAM) are that memory, shared by two PDs.
 
@@ -130,10 +130,11 @@ fn device_regions_in_any_order_gicv2() {
     device_order(2);
 }
 
-/// A system the check accepts near the RAM limit (a 992 MiB region of 2 MiB pages, mapped)
-/// boots: the RAM the limits leave the root task is there.
+/// A system the check accepts near the RAM limit (a 2016 MiB region of 2 MiB pages, mapped,
+/// beside one at a fixed address in the middle of RAM) boots: the RAM the limits leave the
+/// root task is there, the RAM below the fixed region included.
 fn ram_edge(gic: u8) {
-    let mut b = check(boot_named(gic, "cortex-a72", "-ram-edge"));
+    let mut b = check(boot_named(gic, "cortex-a72", "-ram-edge-gicv3"));
     check(b.expect(
         "root-task: system up: 1 protection domains and the monitor started",
         DEFAULT_TIMEOUT,
@@ -141,14 +142,13 @@ fn ram_edge(gic: u8) {
     refute_each(&mut b, &["KERNEL PANIC", "kernel: FAULT", "failed"]);
 }
 
+/// GICv3 only: the root task zeroes all 2 GiB of the board's RAM here (2.1 GB of QEMU
+/// memory, about 4.5 s), and what it measures, the RAM the kernel and the root task keep,
+/// does not depend on the GIC (the two kernels differ by a few KiB; kernel-config's
+/// `RESERVED_RAM` leaves megabytes).
 #[test]
 fn ram_near_the_limit_boots_gicv3() {
     ram_edge(3);
-}
-
-#[test]
-fn ram_near_the_limit_boots_gicv2() {
-    ram_edge(2);
 }
 
 /// Regions at fixed RAM addresses are placed there: the writer's patched physical addresses

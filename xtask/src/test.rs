@@ -34,7 +34,7 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/many-restartable.system",
     "tests/systems/cap-grant.system",
     "tests/systems/device-order.system",
-    "tests/systems/ram-edge.system",
+    "tests/systems/ram-edge-gicv3.system",
     "tests/systems/fixed-ram.system",
     "tests/systems/prefill.system",
     "tests/systems/linux-vm-gicv3.system",
