@@ -231,8 +231,8 @@ impl System {
             let _ = sys.pds.push(o);
         }
         let n = plan.regions.len().min(MAX_REGIONS);
-        for r in 0..n {
-            if plan.regions[r].phys_addr.is_none() {
+        for (r, region) in plan.regions.iter().enumerate().take(n) {
+            if region.phys_addr.is_none() {
                 let f = sys.create_region(r)?;
                 sys.prefill_region(r, &f)?;
                 frames[r] = Some(f);
@@ -427,8 +427,8 @@ impl System {
         if region.prefill == 0 {
             return Ok(());
         }
-        // Fixed regions are device memory (the check refuses a prefill there): never write
-        // device registers on a plan's say-so.
+        // A fixed address may be device registers (the check refuses a prefill there):
+        // never write them on a plan's say-so.
         if region.phys_addr.is_some() {
             return Err(Error::Plan(
                 "prefill of a region at a fixed physical address",
