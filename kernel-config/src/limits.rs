@@ -16,8 +16,9 @@ pub const USER_ASIDS: usize = NUM_ASIDS - 2;
 /// RAM the root task never gets as untyped memory, besides the kernel image's embedded system
 /// pack (which the image builder adds): the 2 MiB below the kernel's load address (QEMU puts
 /// its device tree there), the kernel's image, stack and tables, and the root task's image,
-/// statics (its table of PD pages, the decoded plan) and boot objects. 8 MiB all told on QEMU
-/// virt with a 1.5 MiB pack (the boot banner's untyped total); the rest is margin.
+/// statics (its table of PD pages, the decoded plan) and boot objects. 9 to 10 MiB all told on
+/// QEMU virt with 2 to 2.5 MiB packs (the boot banner's untyped total against RAM); the rest
+/// is margin.
 pub const RESERVED_RAM: u64 = 16 << 20;
 
 /// The RAM the kernel and the root task hold from boot on, `[start, end)`: everything of it
