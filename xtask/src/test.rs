@@ -208,7 +208,14 @@ fn wanted_images(filter: &str, images: &str) -> Result<std::collections::HashSet
     let _ = std::fs::remove_file(&list);
     eprintln!("xtask: finding the images the tests matching {filter:?} boot");
     let status = Command::new(env!("CARGO"))
-        .args(["test", "-q", "--no-fail-fast", "-p", "axolotl-tests", filter])
+        .args([
+            "test",
+            "-q",
+            "--no-fail-fast",
+            "-p",
+            "axolotl-tests",
+            filter,
+        ])
         .env("AXOLOTL_IMAGES", images)
         .env(axolotl_qemu::LIST_IMAGES_ENV, &list)
         .stdout(Stdio::null())
