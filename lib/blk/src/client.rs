@@ -5,11 +5,11 @@ use axolotl_ring::{
     ClientEvent, Descriptor, Error, Generations, LayoutError, SharedRegion, Signal, Wait,
 };
 
-use crate::data::DataRegion;
 use crate::{
     CMD_BYTES, DATA_START, INFO_OFFSET, INFO_READY, MAX_CAPACITY, MAX_IDS, Op, REC_OP, REC_SECTOR,
     REC_STATUS, Request, SECTOR_SIZE, Status, StorageInfo,
 };
+use axolotl_ring::DataRegion;
 
 /// One request's end, given to the user exactly once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -25,17 +25,16 @@
 #![no_std]
 
 mod client;
-mod data;
 pub mod layout;
 pub mod pattern;
 mod server;
 #[cfg(feature = "virtio")]
 pub mod virtio;
 
+pub use axolotl_ring::DataRegion;
 pub use client::{
     BlkClient, ClientActivity, ClientConfigError, ClientError, ClientStats, Completion, SubmitError,
 };
-pub use data::DataRegion;
 pub use server::{
     Activity, BlkServer, BlockDevice, DeviceError, DeviceOp, DeviceStatus, MAX_SLOTS, ServerError,
     ServerStats,

@@ -5,11 +5,11 @@ use axolotl_ring::{
     Corruption, Error, Generations, LayoutError, ServerEvent, SharedRegion, Signal, Wait,
 };
 
-use crate::data::DataRegion;
 use crate::{
     CMD_BYTES, DATA_START, INFO_OFFSET, INFO_READY, MAX_IDS, Op, REC_OP, REC_SECTOR, REC_STATUS,
     SECTOR_SIZE, Status,
 };
+use axolotl_ring::DataRegion;
 
 /// The most device slots (bounce buffers) a server uses.
 pub const MAX_SLOTS: usize = 16;

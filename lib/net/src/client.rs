@@ -3,8 +3,8 @@
 
 use axolotl_ring::{Client, ClientEvent, Corruption, Error, Generations, LayoutError};
 
-use crate::bytes::Bytes;
 use crate::link::{BUF_SIZE, CAPACITY, IDS, LinkRegions, MAX_FRAME, MIN_FRAME, buffer_offset};
+use axolotl_ring::DataRegion;
 
 /// Which connection of a link something is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,8 +70,8 @@ const POLL_BOUND: usize = 4 * IDS + 8;
 pub struct NetClient {
     rx: Client<IDS>,
     tx: Client<IDS>,
-    rx_data: Bytes,
-    tx_data: Bytes,
+    rx_data: DataRegion,
+    tx_data: DataRegion,
     /// Receive buffers currently with the server (bit = id).
     rx_posted: u64,
     /// Transmit buffers currently with the server.
@@ -100,7 +100,7 @@ impl NetClient {
             tx_data,
         } = regions;
         // SAFETY: the views live next to the endpoints that own the regions.
-        let (rxd, txd) = unsafe { (Bytes::alias(&rx_data), Bytes::alias(&tx_data)) };
+        let (rxd, txd) = unsafe { (DataRegion::alias(&rx_data), DataRegion::alias(&tx_data)) };
         Ok(Self {
             rx: Client::new(rx_rings, rx_data, CAPACITY, rx)?,
             tx: Client::new(tx_rings, tx_data, CAPACITY, tx)?,
@@ -192,7 +192,7 @@ impl NetClient {
                         continue;
                     }
                     let frame = &mut self.frame[..len];
-                    if self.rx_data.read(d.offset as usize, frame) {
+                    if self.rx_data.copy_out(d.offset as usize, frame) {
                         self.stats.rx_frames += 1;
                         frames += 1;
                         on_frame(frame);
@@ -281,7 +281,7 @@ impl NetClient {
         }
         let id = free.trailing_zeros();
         let offset = buffer_offset(id);
-        if !self.tx_data.write(offset as usize, frame) {
+        if !self.tx_data.copy_in(offset as usize, frame) {
             return Err(SendError::BadLength(frame.len()));
         }
         match self.tx.submit(id, offset, frame.len() as u32) {

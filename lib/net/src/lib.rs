@@ -24,7 +24,6 @@
 //!   restarted peer re-attaching), and those a dead client never read, kept for the next.
 #![no_std]
 
-mod bytes;
 mod client;
 pub mod device;
 mod echo;
@@ -35,7 +34,7 @@ mod router;
 pub mod salvage;
 mod server;
 
-pub use bytes::Bytes;
+pub use axolotl_ring::DataRegion;
 pub use client::{Activity, ClientStats, Dir, NetClient, SendError};
 pub use echo::{Echo, EchoStats};
 pub use hold::FrameQueue;

@@ -4,10 +4,10 @@
 
 use axolotl_ring::{Descriptor, Error, Generations, LayoutError, Server, ServerEvent};
 
-use crate::bytes::Bytes;
 use crate::client::{Activity, Dir};
 use crate::hold::FrameQueue;
 use crate::link::{CAPACITY, IDS, LinkRegions, MAX_FRAME, MIN_FRAME};
+use axolotl_ring::DataRegion;
 
 const POLL_BOUND: usize = 4 * IDS + 8;
 
@@ -39,8 +39,8 @@ pub struct ServerStats {
 pub struct NetServer {
     rx: Server<IDS>,
     tx: Server<IDS>,
-    rx_data: Bytes,
-    tx_data: Bytes,
+    rx_data: DataRegion,
+    tx_data: DataRegion,
     /// The client's posted receive buffers, oldest first.
     free: [Descriptor; IDS],
     free_head: usize,
@@ -72,7 +72,7 @@ impl NetServer {
             tx_data,
         } = regions;
         // SAFETY: the views live next to the endpoints that own the regions.
-        let (rxd, txd) = unsafe { (Bytes::alias(&rx_data), Bytes::alias(&tx_data)) };
+        let (rxd, txd) = unsafe { (DataRegion::alias(&rx_data), DataRegion::alias(&tx_data)) };
         Ok(Self {
             rx: Server::new(rx_rings, rx_data, CAPACITY, rx)?,
             tx: Server::new(tx_rings, tx_data, CAPACITY, tx)?,
@@ -140,7 +140,7 @@ impl NetServer {
         }
         let data = &self.rx_data;
         for d in unread[..n].iter().rev() {
-            if hold.push_front_with(d.len as usize, |b| data.read(d.offset as usize, b)) {
+            if hold.push_front_with(d.len as usize, |b| data.copy_out(d.offset as usize, b)) {
                 self.stats.rx_unread_kept += 1;
             } else {
                 self.stats.rx_unread_lost += 1;
@@ -279,7 +279,7 @@ impl NetServer {
         }
         let d = self.tx_pending.take()?;
         let len = d.len as usize;
-        let ok = self.tx_data.read(d.offset as usize, &mut out[..len]);
+        let ok = self.tx_data.copy_out(d.offset as usize, &mut out[..len]);
         // Answered with the length sent; the buffer is the client's again.
         if self.tx.respond(d.id, if ok { d.len } else { 0 }).is_ok() {
             *notify = true;
@@ -344,7 +344,7 @@ impl NetServer {
         let d = self.free[self.free_head];
         self.free_head = (self.free_head + 1) % IDS;
         self.free_len -= 1;
-        if !self.rx_data.write(d.offset as usize, frame) {
+        if !self.rx_data.copy_in(d.offset as usize, frame) {
             // Cannot happen for a validated descriptor of at least MAX_FRAME bytes.
             let _ = self.rx.respond(d.id, 0);
             return Some(true);

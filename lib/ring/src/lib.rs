@@ -181,6 +181,7 @@
 mod bytes;
 mod client;
 mod control;
+mod data;
 mod deadline;
 mod descriptor;
 mod error;
@@ -195,6 +196,7 @@ pub use control::{
     Authority, ConnectionHeader, Generations, SideControl, init_connection, pd_generation,
     ring_generation, ring_region_bytes,
 };
+pub use data::DataRegion;
 pub use deadline::{Deadline, Progress};
 pub use descriptor::Descriptor;
 pub use error::{Corruption, Error, Index, LayoutError, PushError};

@@ -3,9 +3,10 @@
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
-use axolotl_ring::SharedRegion;
+use crate::SharedRegion;
 
-/// A data region (command records and buffers), reached only through relaxed atomics: the
+/// A data region (lib/blk's command records and buffers, lib/net's frames), reached only
+/// through relaxed atomics, eight bytes at a time where aligned: the
 /// race-free equivalent of volatile accesses to memory the peer may write at any moment. No
 /// `&[u8]` is ever formed over it. The ring's Acquire/Release on the queue indices orders
 /// these accesses against the peer's. Every access is bounds-checked here, whatever the
@@ -25,7 +26,7 @@ impl DataRegion {
     /// # Safety
     /// The memory must stay mapped as long as the view lives (true when the view lives next
     /// to the ring endpoint that owns `region`).
-    pub(crate) unsafe fn alias(region: &SharedRegion) -> Self {
+    pub unsafe fn alias(region: &SharedRegion) -> Self {
         Self {
             ptr: region.as_ptr(),
             len: region.len(),
@@ -139,5 +140,57 @@ impl DataRegion {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use proptest::prelude::*;
+    use std::vec;
+
+    /// A region over a u64-aligned buffer (as the SDF's page-aligned regions are).
+    fn region(words: &mut [u64]) -> DataRegion {
+        let len = words.len() * 8;
+        let ptr = NonNull::new(words.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: the buffer outlives the region in each test.
+        unsafe { DataRegion::alias(&SharedRegion::new(ptr, len)) }
+    }
+
+    proptest! {
+        /// Word-wise copies move exactly the bytes asked for, at any offset and length,
+        /// and nothing around them; anything past the end copies nothing.
+        #[test]
+        fn copies_are_exact_at_any_alignment(
+            offset in 0usize..80,
+            data in proptest::collection::vec(any::<u8>(), 0..70),
+        ) {
+            let mut words = [0x5a5a_5a5a_5a5a_5a5au64; 16];
+            let r = region(&mut words);
+            let fits = offset + data.len() <= r.len();
+            prop_assert_eq!(r.copy_in(offset, &data), fits);
+            let mut back = vec![0u8; data.len()];
+            prop_assert_eq!(r.copy_out(offset, &mut back), fits);
+            let mut all = vec![0u8; r.len()];
+            prop_assert!(r.copy_out(0, &mut all));
+            for (i, b) in all.iter().enumerate() {
+                let inside = fits && (offset..offset + data.len()).contains(&i);
+                let want = if inside { data[i - offset] } else { 0x5a };
+                prop_assert_eq!(*b, want, "byte {}", i);
+            }
+            if fits {
+                prop_assert_eq!(back, data);
+            }
+        }
+    }
+
+    #[test]
+    fn a_range_that_overflows_is_refused() {
+        let mut words = [0u64; 2];
+        let r = region(&mut words);
+        assert!(!r.copy_in(usize::MAX, &[1]));
+        assert!(!r.copy_out(15, &mut [0, 0]));
+        assert!(r.copy_out(14, &mut [0, 0]));
     }
 }
