@@ -17,6 +17,11 @@ pub const MAX_TX_CONNECTIONS: usize = 31;
 /// reporting errors forever cannot hold the driver.
 const RX_BURST: usize = 64;
 
+/// Received bytes a restarted receiving client is owed: what the driver had handed its dead
+/// predecessor in buffers it never read (one page: the receive data region of every system).
+/// Beyond it, bytes are dropped and counted ([`ServerStats::rx_dropped`]).
+pub const RX_CARRY: usize = 4096;
+
 /// Work rounds per [`Server::poll`] before it returns with
 /// [`Activity::again`] set; bounds the time spent in one call.
 const MAX_ROUNDS: usize = 64;
@@ -124,6 +129,49 @@ pub struct ServerStats {
     pub abandoned: u64,
     /// Corruptions reported.
     pub faults: u64,
+    /// Received bytes a dead receiving client never read, kept for its successor.
+    pub rx_carried: u64,
+    /// Of those, bytes beyond [`RX_CARRY`], dropped.
+    pub rx_dropped: u64,
+}
+
+/// Bytes completed to a receiving client that died before reading them, oldest first: they
+/// go to its successor ahead of anything still in the UART. The dead client's buffers are
+/// the new one's as soon as it posts them, so the bytes are copied out when the restart is
+/// seen.
+struct Carry {
+    bytes: [u8; RX_CARRY],
+    head: usize,
+    len: usize,
+}
+
+impl Carry {
+    const fn new() -> Self {
+        Self {
+            bytes: [0; RX_CARRY],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, b: u8) -> bool {
+        if self.len == RX_CARRY {
+            return false;
+        }
+        self.bytes[(self.head + self.len) % RX_CARRY] = b;
+        self.len += 1;
+        true
+    }
+
+    fn pop(&mut self) -> Option<u8> {
+        if self.len == 0 {
+            return None;
+        }
+        let b = self.bytes[self.head];
+        self.head = (self.head + 1) % RX_CARRY;
+        self.len -= 1;
+        Some(b)
+    }
 }
 
 struct Conn<const IDS: usize> {
@@ -181,6 +229,8 @@ pub struct Server<U: Uart, const N: usize, const IDS: usize> {
     uart: U,
     tx: [Conn<IDS>; N],
     rx: Option<Conn<IDS>>,
+    /// Received bytes owed to a restarted receiving client.
+    carry: Carry,
     /// Transmit connection whose front message is partly in the FIFO.
     current: Option<usize>,
     /// Where the round-robin search for the next message starts.
@@ -228,6 +278,7 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
             uart,
             tx,
             rx,
+            carry: Carry::new(),
             current: None,
             next_rr: 0,
             tx_blocked: false,
@@ -381,6 +432,9 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
                 ServerEvent::ClientRestarted { .. } => {
                     conn.fault = None;
                     act.notify.insert(id);
+                    if id == ConnId::Rx {
+                        self.carry_unread();
+                    }
                 }
                 ServerEvent::Request(d) => {
                     // lib/ring validated it; checked again where it is used.
@@ -407,6 +461,28 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
             }
         }
         progress
+    }
+
+    /// Keeps what the dead receiving client was given and never read (its responses lib/ring
+    /// saw unconsumed): without this, input typed while a VMM restarts would be lost although
+    /// the driver had taken it off the UART.
+    fn carry_unread(&mut self) {
+        let Some(rx) = self.rx.as_mut() else {
+            return;
+        };
+        while let Some(d) = rx.ring.take_unread() {
+            for k in 0..d.len as usize {
+                // Our own response, within the buffer we filled; read defensively anyway.
+                let Some(b) = rx.data.read((d.offset as usize).saturating_add(k)) else {
+                    break;
+                };
+                if self.carry.push(b) {
+                    self.stats.rx_carried += 1;
+                } else {
+                    self.stats.rx_dropped += 1;
+                }
+            }
+        }
     }
 
     /// Moves message bytes into the TX FIFO; completes finished requests.
@@ -497,7 +573,12 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
             let mut dry = false;
             while !h.finished() && budget > 0 {
                 budget -= 1;
-                match self.uart.try_read() {
+                // Owed bytes first: they arrived before anything still in the UART.
+                let next = match self.carry.pop() {
+                    Some(b) => Ok(Some(b)),
+                    None => self.uart.try_read(),
+                };
+                match next {
                     Ok(Some(b)) => {
                         let at = (h.d.offset as usize).saturating_add(h.done as usize);
                         // In bounds: checked when the buffer was taken, and
