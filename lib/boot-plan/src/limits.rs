@@ -456,7 +456,7 @@ fn fixed_regions(cx: &mut Cx, board: &Board) {
         board.ram_base,
         board.ram_base.saturating_add(board.ram_size),
     );
-    let uart = (board.uart_base, board.uart_base.saturating_add(PAGE));
+    let uart = (board.uart_page(), board.uart_page().saturating_add(PAGE));
     for mr in &cx.sd.memory_regions {
         let Some(pa) = mr.phys_addr else { continue };
         let r = (pa, pa.saturating_add(mr.size));
