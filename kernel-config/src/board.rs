@@ -110,8 +110,9 @@ pub enum BootFormat {
 const QEMU_VIRT_COMMON: Board = Board {
     name: "qemu-virt-aarch64",
     ram_base: 0x4000_0000,
-    // The runner starts QEMU with exactly this much RAM (`-m`).
-    ram_size: 1 << 30,
+    // The runner starts QEMU with exactly this much RAM (`-m`): 2 GiB, as Microkit's
+    // `qemu_virt_aarch64`, whose users' files put regions at 0x8000_0000.
+    ram_size: 2 << 30,
     uart_base: 0x0900_0000,
     console: ConsoleKind::Pl011,
     uart_irq: 33,

@@ -287,7 +287,7 @@ mod tests {
         let a = Machine::new(b).args(Path::new("k.elf"), false).join(" ");
         assert!(a.contains("virt,virtualization=on,gic-version=3"), "{a}");
         assert!(
-            a.contains("-m 1024M") && a.contains("-kernel k.elf") && a.contains("-serial stdio"),
+            a.contains("-m 2048M") && a.contains("-kernel k.elf") && a.contains("-serial stdio"),
             "{a}"
         );
         // The console first (UART0), then UART1 for the serial driver PD.
