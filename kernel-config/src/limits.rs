@@ -28,9 +28,19 @@ pub const RESERVED_RAM: u64 = 16 << 20;
 /// [`RESERVED_RAM`] and the system pack (part of the kernel image) from the start of RAM. A
 /// memory region at a fixed RAM address must lie above it; `pack_bytes` is 0 when the pack is
 /// not known yet (`cargo xtask check`: a lower bound).
+///
+/// Boards whose boot chain loads the kernel further up (the ODROIDs' U-Boot at 0x2000_0000,
+/// far above their RAM's start) count from the load address, and everything below it as held
+/// too: the kernel allocates upwards from its image and gives the root task nothing below it.
 pub const fn kernel_held_ram(board: &crate::Board, pack_bytes: u64) -> (u64, u64) {
-    let end = board
-        .ram_base
+    // Near the bottom (QEMU virt 2 MiB in, the Pi 512 KiB in), RESERVED_RAM counts from
+    // RAM's start, the little below the load address included.
+    let from = if board.kernel_load >= board.ram_base.saturating_add(RESERVED_RAM) {
+        board.kernel_load
+    } else {
+        board.ram_base
+    };
+    let end = from
         .saturating_add(RESERVED_RAM)
         .saturating_add(pack_bytes);
     // Untyped memory starts page aligned.
