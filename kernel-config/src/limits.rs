@@ -40,9 +40,7 @@ pub const fn kernel_held_ram(board: &crate::Board, pack_bytes: u64) -> (u64, u64
     } else {
         board.ram_base
     };
-    let end = from
-        .saturating_add(RESERVED_RAM)
-        .saturating_add(pack_bytes);
+    let end = from.saturating_add(RESERVED_RAM).saturating_add(pack_bytes);
     // Untyped memory starts page aligned.
     (board.ram_base, end.saturating_add(0xfff) & !0xfff)
 }
