@@ -45,8 +45,11 @@ pub struct Board {
     pub name: &'static str,
     pub ram_base: u64,
     pub ram_size: u64,
-    /// PL011-compatible UART used as the kernel console.
+    /// The kernel console's UART: its registers start here (not always page aligned: the
+    /// ODROID-C2's is at 0xc810_04c0), in the page [`Board::uart_page`].
     pub uart_base: u64,
+    /// What kind of UART the console is.
+    pub console: ConsoleKind,
     /// GIC interrupt id (INTID) of the console UART.
     pub uart_irq: u32,
     pub gic: GicLayout,
@@ -71,10 +74,21 @@ pub struct Board {
     pub console_setup: ConsoleSetup,
 }
 
+/// The console UART's register interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleKind {
+    /// ARM PL011 (QEMU virt, the Pi's UART0).
+    Pl011,
+    /// Amlogic's own UART (`amlogic,meson-gx-uart`: the ODROID-C2's and C4's UART_AO), which
+    /// has nothing in common with a PL011 (lib/meson-uart).
+    MesonGx,
+}
+
 /// How the console UART comes to work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConsoleSetup {
-    /// The boot chain leaves it enabled (QEMU virt).
+    /// The boot chain leaves it enabled at 115200 8N1 (QEMU virt; U-Boot on the ODROIDs,
+    /// whose console it is).
     AsLeft,
     /// BCM2711: GPIO 14/15 to function ALT0 (PL011 UART0's TXD0/RXD0; the firmware gives them
     /// to the mini UART and UART0 to Bluetooth), then the PL011 at 115200 8N1 from its
@@ -88,16 +102,19 @@ pub enum BootFormat {
     /// QEMU `-kernel` with the ELF: loaded at its segments' addresses, entered at its entry.
     Elf,
     /// A flat binary of the image from [`Board::kernel_load`] on (the Raspberry Pi firmware's
-    /// `kernel8.img`, and QEMU `raspi4b`'s `-kernel`): entered at its first byte.
+    /// `kernel8.img`, QEMU `raspi4b`'s `-kernel`, U-Boot's `bootm` of it on the ODROIDs):
+    /// entered at its first byte.
     Raw,
 }
 
 const QEMU_VIRT_COMMON: Board = Board {
     name: "qemu-virt-aarch64",
     ram_base: 0x4000_0000,
-    // The runner starts QEMU with exactly this much RAM (`-m`).
-    ram_size: 1 << 30,
+    // The runner starts QEMU with exactly this much RAM (`-m`): 2 GiB, as Microkit's
+    // `qemu_virt_aarch64`, whose users' files put regions at 0x8000_0000.
+    ram_size: 2 << 30,
     uart_base: 0x0900_0000,
+    console: ConsoleKind::Pl011,
     uart_irq: 33,
     gic: GicLayout::V2 {
         gicd: 0x0800_0000,
@@ -145,6 +162,7 @@ pub const RPI4B: Board = Board {
     // PL011 UART0 (the DT's serial0, bus 0x7e20_1000), on GPIO 14/15 once the kernel has
     // set their function (docs/boards.md); SPI 121.
     uart_base: 0xfe20_1000,
+    console: ConsoleKind::Pl011,
     uart_irq: 32 + 121,
     // GIC-400 in the ARM local peripherals (bus 0x4004_1000 in the DT).
     gic: GicLayout::V2 {
@@ -174,6 +192,81 @@ pub const RPI4B: Board = Board {
         gpio_base: 0xfe20_0000,
         uart_clock_hz: 48_000_000,
     },
+};
+
+/// ODROID-C4 (Amlogic S905X3, "SM1"), as U-Boot leaves it: the boot script
+/// (lib/board-image/src/amlogic.rs) `bootm`s the flat image wrapped as a legacy U-Boot image,
+/// which copies it to [`Board::kernel_load`], turns the MMU and caches off and enters it at
+/// EL2 on the boot core; the other cores are off (PSCI, which the kernel never calls). Every
+/// constant is checked against Debian's `meson-sm1-odroid-c4.dtb` by
+/// `kernel-config/tests/upstream_dtbs.rs`. No emulator boots it: never run (docs/boards.md).
+pub const ODROID_C4: Board = Board {
+    name: "odroid-c4",
+    // Above the secure monitor's reserved ranges (0x0500_0000..0x0730_0000, `no-map` in the
+    // DT: touching them, even by a speculative fetch through a cacheable mapping, faults on
+    // the bus), up to the 1 GiB the DT's memory node has before U-Boot fills in the board's
+    // 4 GiB. The rest of the 4 GiB is not used yet: `Board` has one RAM range.
+    ram_base: 0x0740_0000,
+    ram_size: 0x4000_0000 - 0x0740_0000,
+    // UART_AO (serial0, 115200 8N1, the header's UART pins), SPI 193.
+    uart_base: 0xff80_3000,
+    console: ConsoleKind::MesonGx,
+    uart_irq: 32 + 193,
+    gic: GicLayout::V2 {
+        gicd: 0xffc0_1000,
+        gicc: 0xffc0_2000,
+        gich: 0xffc0_4000,
+        gicv: 0xffc0_6000,
+    },
+    // The 24 MHz crystal (the DT's `xtal`); the secure firmware sets CNTFRQ to it.
+    timer_hz: 24_000_000,
+    hyp_timer_irq: 26,
+    virt_timer_irq: 27,
+    phys_timer_irq: 30,
+    vgic_maintenance_irq: 25,
+    // The SoC's devices below the GIC (PCIe, Ethernet, the 0xff60_0000 and always-on
+    // 0xff80_0000 buses, the VPU). Those above it (0xffd0_0000: UART A-C, I2C, PWM; the SD
+    // and eMMC controllers, USB, the GPU) are not handed out: one window, and the GIC sits
+    // between.
+    device_window: (0xfc00_0000, 0xffa0_0000),
+    // Where Microkit's ODROID loader is loaded by U-Boot too: well above U-Boot's own load
+    // address (0x0100_0000) and below where it relocates itself (the top of RAM).
+    kernel_load: 0x2000_0000,
+    boot_format: BootFormat::Raw,
+    console_setup: ConsoleSetup::AsLeft,
+};
+
+/// ODROID-C2 (Amlogic S905, "GXBB"), booted as the C4 is (U-Boot's `bootm`, EL2). Checked
+/// against Debian's `meson-gxbb-odroidc2.dtb`.
+pub const ODROID_C2: Board = Board {
+    name: "odroid-c2",
+    // Above every `no-map` range of the DT (the boot ROM's first 16 MiB, the secure
+    // monitor's at 0x0500_0000 and 0x1000_0000..0x1020_0000), to the end of the DT's 2 GiB
+    // memory node (every C2 has 2 GiB).
+    ram_base: 0x1020_0000,
+    ram_size: 0x8000_0000 - 0x1020_0000,
+    // UART_AO (serial0) in the always-on bus at 0xc810_0000; not page aligned. SPI 193.
+    uart_base: 0xc810_04c0,
+    console: ConsoleKind::MesonGx,
+    uart_irq: 32 + 193,
+    gic: GicLayout::V2 {
+        gicd: 0xc430_1000,
+        gicc: 0xc430_2000,
+        gich: 0xc430_4000,
+        gicv: 0xc430_6000,
+    },
+    timer_hz: 24_000_000,
+    hyp_timer_irq: 26,
+    virt_timer_irq: 27,
+    phys_timer_irq: 30,
+    vgic_maintenance_irq: 25,
+    // The SoC's devices above the GIC, which hold the console: the SRAM, the always-on bus,
+    // HDMI, Ethernet, USB, the 0xd000_0000 APB (SD and eMMC controllers). Below it (the
+    // 0xc110_0000 bus: UART A-C, I2C, PWM; the USB PHYs) is not handed out: one window.
+    device_window: (0xc800_0000, 0xd020_0000),
+    kernel_load: 0x2000_0000,
+    boot_format: BootFormat::Raw,
+    console_setup: ConsoleSetup::AsLeft,
 };
 
 /// INTIDs the kernel keeps a claim for (SGIs and PPIs included): user level can be given SPIs
@@ -213,6 +306,11 @@ impl core::fmt::Display for IrqRefusal {
 }
 
 impl Board {
+    /// The page holding the console UART's registers: the kernel's, never user level's.
+    pub const fn uart_page(&self) -> u64 {
+        self.uart_base & !0xfff
+    }
+
     /// Why the kernel would refuse `irq` to user level on this board (IrqControlGet), if it
     /// would: `check` reports the same with the SDF position rather than letting the boot fail.
     pub fn user_irq_refusal(&self, irq: u32) -> Option<IrqRefusal> {
@@ -250,7 +348,13 @@ impl Board {
 }
 
 /// Every board the kernel knows, each GIC variant listed once.
-pub const BOARDS: &[Board] = &[QEMU_VIRT_GICV2, QEMU_VIRT_GICV3, RPI4B];
+pub const BOARDS: &[Board] = &[
+    QEMU_VIRT_GICV2,
+    QEMU_VIRT_GICV3,
+    RPI4B,
+    ODROID_C4,
+    ODROID_C2,
+];
 
 /// Looks a board up by name and GIC version (`None` takes the board's first listed variant).
 /// Microkit's spelling of a board name (`qemu_virt_aarch64`) is understood too.
@@ -296,6 +400,25 @@ mod tests {
             panic!("GIC-400")
         };
         assert!(gicd >= hi && gicv >= hi);
+    }
+
+    #[test]
+    fn odroids_are_gicv2_boards_with_the_gic_outside_the_device_window() {
+        for b in [ODROID_C4, ODROID_C2] {
+            assert_eq!(board_by_name(b.name, None), Some(b));
+            assert_eq!(board_by_name(b.name, Some(GicVersion::V3)), None);
+            assert_eq!(b.console, ConsoleKind::MesonGx);
+            let (lo, hi) = b.device_window;
+            let page = b.uart_page();
+            assert!(page >= lo && page + 0x1000 <= hi, "{}", b.name);
+            let GicLayout::V2 { gicd, gicv, .. } = b.gic else {
+                panic!("GIC-400")
+            };
+            assert!(gicd >= hi || gicv + 0x2000 <= lo, "{}", b.name);
+        }
+        // The C2's UART is not page aligned: its page is the kernel's.
+        assert_eq!(ODROID_C2.uart_page(), 0xc810_0000);
+        assert_eq!(ODROID_C4.uart_page(), ODROID_C4.uart_base);
     }
 
     #[test]

@@ -8,7 +8,9 @@
 
 use std::path::PathBuf;
 
-use axolotl_kernel_config::{Board, ConsoleSetup, GicLayout, RPI4B};
+use axolotl_kernel_config::{
+    Board, ConsoleKind, ConsoleSetup, GicLayout, ODROID_C2, ODROID_C4, RPI4B,
+};
 use fdt::Fdt;
 
 /// The upstream DTB `vendor/name.dtb`, or `None` (with a line saying so) when setup has not
@@ -143,46 +145,114 @@ fn alias(fdt: &Fdt, name: &str) -> String {
     p.as_str().unwrap().trim_end_matches('\0').to_string()
 }
 
-/// Paths of every node under `under` (depth first).
-fn descendants(fdt: &Fdt, under: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![under.to_string()];
-    while let Some(p) = stack.pop() {
-        let node = fdt.find_node(&p).unwrap();
+/// Every node under `under` (depth first) with its path, walked once: looking each path up
+/// again from the root would make the large Amlogic trees quadratic.
+fn walk<'b, 'a>(fdt: &'b Fdt<'a>, under: &str) -> Vec<(String, fdt::node::FdtNode<'b, 'a>)> {
+    fn go<'b, 'a>(
+        node: fdt::node::FdtNode<'b, 'a>,
+        path: &str,
+        out: &mut Vec<(String, fdt::node::FdtNode<'b, 'a>)>,
+    ) {
         for c in node.children() {
-            let cp = if p == "/" {
+            let cp = if path == "/" {
                 format!("/{}", c.name)
             } else {
-                format!("{p}/{}", c.name)
+                format!("{path}/{}", c.name)
             };
-            out.push(cp.clone());
-            stack.push(cp);
+            out.push((cp.clone(), c));
+            go(c, &cp, out);
         }
     }
+    let mut out = Vec::new();
+    go(fdt.find_node(under).unwrap(), under, &mut out);
     out
 }
 
+/// Paths of every node under `under` (depth first).
+fn descendants(fdt: &Fdt, under: &str) -> Vec<String> {
+    walk(fdt, under).into_iter().map(|(p, _)| p).collect()
+}
+
 fn path_of_compatible(fdt: &Fdt, compatible: &str) -> String {
-    descendants(fdt, "/")
+    walk(fdt, "/")
         .into_iter()
-        .find(|p| {
-            fdt.find_node(p)
-                .and_then(|n| n.compatible())
+        .find(|(_, n)| {
+            n.compatible()
                 .is_some_and(|c| c.all().any(|s| s == compatible))
         })
+        .map(|(p, _)| p)
         .unwrap_or_else(|| panic!("no node compatible with {compatible}"))
+}
+
+fn same_in(bad: &mut Vec<String>, what: &str, board: u64, dt: u64) {
+    if board != dt {
+        bad.push(format!(
+            "{what}: kernel-config says {board:#x}, the DTB {dt:#x}"
+        ));
+    }
+}
+
+/// The GIC-400's frames and the architected timer's PPIs of `b` against `fdt`; the
+/// distributor's address (`None` if `b` has no GICv2).
+fn gic_and_timer_mismatches(fdt: &Fdt, b: &Board, bad: &mut Vec<String>) -> Option<u64> {
+    // The GIC-400: distributor, CPU interface, hypervisor control, virtual CPU interface,
+    // in the binding's order; its own interrupt is the virtual GIC's maintenance PPI.
+    let gic = path_of_compatible(fdt, "arm,gic-400");
+    let r = regs(fdt, &gic);
+    assert_eq!(r.len(), 4, "{gic}: a GIC with virtualization extensions");
+    let GicLayout::V2 {
+        gicd,
+        gicc,
+        gich,
+        gicv,
+    } = b.gic
+    else {
+        bad.push("the GIC-400 is a GICv2".into());
+        return None;
+    };
+    for (what, board, dt) in [
+        ("GICD", gicd, r[0].0),
+        ("GICC", gicc, r[1].0),
+        ("GICH", gich, r[2].0),
+        ("GICV", gicv, r[3].0),
+    ] {
+        same_in(bad, what, board, dt);
+    }
+    same_in(
+        bad,
+        "vGIC maintenance PPI",
+        b.vgic_maintenance_irq as u64,
+        intids(fdt, &gic)[0] as u64,
+    );
+
+    // The architected timer's PPIs, in the binding's order: secure physical, non-secure
+    // physical, virtual, hypervisor physical.
+    let timer = path_of_compatible(fdt, "arm,armv8-timer");
+    let t = intids(fdt, &timer);
+    same_in(
+        bad,
+        "EL1 physical timer PPI",
+        b.phys_timer_irq as u64,
+        t[1] as u64,
+    );
+    same_in(
+        bad,
+        "virtual timer PPI",
+        b.virt_timer_irq as u64,
+        t[2] as u64,
+    );
+    same_in(
+        bad,
+        "EL2 physical timer PPI",
+        b.hyp_timer_irq as u64,
+        t[3] as u64,
+    );
+    Some(gicd)
 }
 
 /// What in `b` disagrees with the BCM2711 device tree `fdt`, one line each.
 fn rpi4b_mismatches(fdt: &Fdt, b: &Board) -> Vec<String> {
     let mut bad = Vec::new();
-    fn same_in(bad: &mut Vec<String>, what: &str, board: u64, dt: u64) {
-        if board != dt {
-            bad.push(format!(
-                "{what}: kernel-config says {board:#x}, the DTB {dt:#x}"
-            ));
-        }
-    }
     macro_rules! same {
         ($($a:expr),+ $(,)?) => { same_in(&mut bad, $($a),+) };
     }
@@ -219,50 +289,9 @@ fn rpi4b_mismatches(fdt: &Fdt, b: &Board) -> Vec<String> {
         bad.push("the Pi's console needs its pins set".into());
     }
 
-    // The GIC-400: distributor, CPU interface, hypervisor control, virtual CPU interface,
-    // in the binding's order; its own interrupt is the virtual GIC's maintenance PPI.
-    let gic = path_of_compatible(fdt, "arm,gic-400");
-    let r = regs(fdt, &gic);
-    assert_eq!(r.len(), 4, "{gic}: a GIC with virtualization extensions");
-    let GicLayout::V2 {
-        gicd,
-        gicc,
-        gich,
-        gicv,
-    } = b.gic
-    else {
-        bad.push("the GIC-400 is a GICv2".into());
+    let Some(gicd) = gic_and_timer_mismatches(fdt, b, &mut bad) else {
         return bad;
     };
-    for (what, board, dt) in [
-        ("GICD", gicd, r[0].0),
-        ("GICC", gicc, r[1].0),
-        ("GICH", gich, r[2].0),
-        ("GICV", gicv, r[3].0),
-    ] {
-        same!(what, board, dt);
-    }
-    same!(
-        "vGIC maintenance PPI",
-        b.vgic_maintenance_irq as u64,
-        intids(fdt, &gic)[0] as u64,
-    );
-
-    // The architected timer's PPIs, in the binding's order: secure physical, non-secure
-    // physical, virtual, hypervisor physical.
-    let timer = path_of_compatible(fdt, "arm,armv8-timer");
-    let t = intids(fdt, &timer);
-    same!(
-        "EL1 physical timer PPI",
-        b.phys_timer_irq as u64,
-        t[1] as u64
-    );
-    same!("virtual timer PPI", b.virt_timer_irq as u64, t[2] as u64);
-    same!(
-        "EL2 physical timer PPI",
-        b.hyp_timer_irq as u64,
-        t[3] as u64
-    );
     // The generic timer counts the 54 MHz crystal, the DT's fixed clock `osc` (the timer node
     // itself names no frequency: the firmware's armstub programs CNTFRQ with it).
     let osc = descendants(fdt, "/")
@@ -504,6 +533,343 @@ fn a_wrong_rpi4b_constant_is_caught() {
         assert!(
             !rpi4b_mismatches(&fdt, &b).is_empty(),
             "a wrong {what} went unnoticed"
+        );
+    }
+}
+
+/// Paths of the direct children of the node at `under`.
+fn children(fdt: &Fdt, under: &str) -> Vec<String> {
+    let node = fdt
+        .find_node(under)
+        .unwrap_or_else(|| panic!("no node {under}"));
+    node.children()
+        .map(|c| format!("{under}/{}", c.name))
+        .collect()
+}
+
+/// What in `b` disagrees with the Amlogic (GXBB or SM1) device tree `fdt`, one line each.
+fn meson_mismatches(fdt: &Fdt, b: &Board) -> Vec<String> {
+    let mut bad = Vec::new();
+    macro_rules! same {
+        ($($a:expr),+ $(,)?) => { same_in(&mut bad, $($a),+) };
+    }
+
+    // The console: serial0, the always-on domain's UART, Amlogic's own UART (no PL011).
+    let uart = alias(fdt, "serial0");
+    let compatible = fdt.find_node(&uart).unwrap().compatible().unwrap();
+    if !compatible.all().any(|c| c == "amlogic,meson-gx-uart") {
+        bad.push(format!("{uart} is no amlogic,meson-gx-uart"));
+    }
+    if b.console != ConsoleKind::MesonGx {
+        bad.push(format!(
+            "{uart} is a meson UART, the board says {:?}",
+            b.console
+        ));
+    }
+    same!("UART_AO base", b.uart_base, regs(fdt, &uart)[0].0);
+    same!(
+        "UART_AO INTID",
+        b.uart_irq as u64,
+        intids(fdt, &uart)[0] as u64
+    );
+    if b.console_setup != ConsoleSetup::AsLeft {
+        bad.push("U-Boot leaves the console set up".into());
+    }
+
+    let Some(gicd) = gic_and_timer_mismatches(fdt, b, &mut bad) else {
+        return bad;
+    };
+    // The counter counts the 24 MHz crystal, the DT's fixed clock `xtal` (the timer node
+    // names no frequency: the secure firmware programs CNTFRQ).
+    let xtal = fdt
+        .all_nodes()
+        .find(|n| {
+            n.compatible()
+                .is_some_and(|c| c.all().any(|s| s == "fixed-clock"))
+                && n.property("clock-output-names").and_then(|n| n.as_str()) == Some("xtal")
+        })
+        .expect("the fixed clock `xtal`");
+    let hz = cells(xtal.property("clock-frequency").unwrap().value)[0];
+    same!("timer frequency", b.timer_hz, hz);
+
+    // Devices: the SoC's devices lie on both sides of the GIC; the window is exactly those
+    // on the console's side (from the lowest to the highest of them), and holds no GIC.
+    let GicLayout::V2 { gicv, .. } = b.gic else {
+        unreachable!()
+    };
+    let gic_end = gicv + 0x2000;
+    let below = b.uart_base < gicd;
+    let mut lo = u64::MAX;
+    let mut hi = 0;
+    for dev in children(fdt, "/soc") {
+        if dev.contains("interrupt-controller@") {
+            continue;
+        }
+        for (addr, size) in regs(fdt, &dev) {
+            if (below && addr + size <= gicd) || (!below && addr >= gic_end) {
+                lo = lo.min(addr);
+                hi = hi.max(addr + size);
+            }
+        }
+    }
+    same!("device window start", b.device_window.0, lo);
+    same!("device window end", b.device_window.1, hi);
+    if b.device_window.0 < gic_end && gicd < b.device_window.1 {
+        bad.push(format!(
+            "the GIC is inside the device window {:x?}",
+            b.device_window
+        ));
+    }
+
+    // RAM: inside the memory node (U-Boot fills the real size in; the DT's is every such
+    // board's), from the first 2 MiB past every reserved range (the boot ROM's, the secure
+    // monitor's: `no-map`) to the node's end.
+    let mem = regs(fdt, "/memory@0");
+    let (mem_base, mem_size) = mem[0];
+    let reserved: Vec<(u64, u64)> = children(fdt, "/reserved-memory")
+        .iter()
+        .flat_map(|p| regs(fdt, p))
+        .collect();
+    assert!(!reserved.is_empty(), "the secure monitor's reserved ranges");
+    let above_reserved = reserved
+        .iter()
+        .map(|&(a, s)| (a + s).next_multiple_of(2 << 20))
+        .max()
+        .unwrap();
+    same!("RAM base", b.ram_base, above_reserved.max(mem_base));
+    same!("RAM end", b.ram_base + b.ram_size, mem_base + mem_size);
+    let ram = b.ram_base..b.ram_base + b.ram_size;
+    if !ram.contains(&b.kernel_load) {
+        bad.push(format!(
+            "the kernel's load address {:#x} is outside RAM",
+            b.kernel_load
+        ));
+    }
+    for &(a, s) in &reserved {
+        if a < ram.end && ram.start < a + s {
+            bad.push(format!("RAM {ram:x?} overlaps the reserved {a:#x}+{s:#x}"));
+        }
+    }
+    // The secondary cores are off until PSCI starts them (which the kernel never asks for):
+    // nothing to park, no spin table to keep clear of.
+    let cpus: Vec<String> = children(fdt, "/cpus")
+        .into_iter()
+        .filter(|p| p.starts_with("/cpus/cpu@"))
+        .collect();
+    assert_eq!(cpus.len(), 4, "{cpus:?}");
+    for cpu in &cpus {
+        let method = fdt
+            .find_node(cpu)
+            .unwrap()
+            .property("enable-method")
+            .and_then(|p| p.as_str());
+        assert_eq!(method, Some("psci"), "{cpu}");
+    }
+    bad
+}
+
+const ODROIDS: [(&str, Board); 2] = [
+    ("amlogic/meson-sm1-odroid-c4.dtb", ODROID_C4),
+    ("amlogic/meson-gxbb-odroidc2.dtb", ODROID_C2),
+];
+
+#[test]
+fn odroids_match_their_meson_dtbs() {
+    for (dtb, board) in ODROIDS {
+        let Some(bytes) = upstream_dtb(dtb) else {
+            return;
+        };
+        let fdt = Fdt::new(&bytes).expect("a valid DTB");
+        let bad = meson_mismatches(&fdt, &board);
+        assert!(
+            bad.is_empty(),
+            "{} disagrees with {dtb}:\n{}",
+            board.name,
+            bad.join("\n")
+        );
+    }
+}
+
+/// Each check can fail: an ODROID board with one wrong constant is caught, for every one,
+/// and each board's facts are not the other's.
+#[test]
+fn a_wrong_odroid_constant_is_caught() {
+    for (dtb, b) in ODROIDS {
+        let Some(bytes) = upstream_dtb(dtb) else {
+            return;
+        };
+        let fdt = Fdt::new(&bytes).expect("a valid DTB");
+        let GicLayout::V2 {
+            gicd,
+            gicc,
+            gich,
+            gicv,
+        } = b.gic
+        else {
+            unreachable!()
+        };
+        let wrong: Vec<(&str, Board)> = vec![
+            (
+                "uart_base",
+                Board {
+                    uart_base: b.uart_base + 0x1000,
+                    ..b
+                },
+            ),
+            (
+                "console",
+                Board {
+                    console: ConsoleKind::Pl011,
+                    ..b
+                },
+            ),
+            ("uart_irq", Board { uart_irq: 193, ..b }),
+            (
+                "gicd",
+                Board {
+                    gic: GicLayout::V2 {
+                        gicd: gicd + 0x1000,
+                        gicc,
+                        gich,
+                        gicv,
+                    },
+                    ..b
+                },
+            ),
+            (
+                "gicc",
+                Board {
+                    gic: GicLayout::V2 {
+                        gicd,
+                        gicc: gich,
+                        gich,
+                        gicv,
+                    },
+                    ..b
+                },
+            ),
+            (
+                "gich",
+                Board {
+                    gic: GicLayout::V2 {
+                        gicd,
+                        gicc,
+                        gich: gich + 0x1000,
+                        gicv,
+                    },
+                    ..b
+                },
+            ),
+            (
+                "gicv",
+                Board {
+                    gic: GicLayout::V2 {
+                        gicd,
+                        gicc,
+                        gich,
+                        gicv: gicv - 0x1000,
+                    },
+                    ..b
+                },
+            ),
+            (
+                "timer_hz",
+                Board {
+                    timer_hz: 25_000_000,
+                    ..b
+                },
+            ),
+            (
+                "hyp_timer_irq",
+                Board {
+                    hyp_timer_irq: 30,
+                    ..b
+                },
+            ),
+            (
+                "phys_timer_irq",
+                Board {
+                    phys_timer_irq: 29,
+                    ..b
+                },
+            ),
+            (
+                "virt_timer_irq",
+                Board {
+                    virt_timer_irq: 26,
+                    ..b
+                },
+            ),
+            (
+                "vgic_maintenance_irq",
+                Board {
+                    vgic_maintenance_irq: 9,
+                    ..b
+                },
+            ),
+            (
+                "device_window start",
+                Board {
+                    device_window: (b.device_window.0 + 0x10_0000, b.device_window.1),
+                    ..b
+                },
+            ),
+            (
+                "device_window end",
+                Board {
+                    device_window: (b.device_window.0, 0xffff_f000),
+                    ..b
+                },
+            ),
+            (
+                "ram_base",
+                Board {
+                    ram_base: 0,
+                    ram_size: b.ram_size + b.ram_base,
+                    ..b
+                },
+            ),
+            (
+                "ram_size",
+                Board {
+                    ram_size: b.ram_size + (1 << 30),
+                    ..b
+                },
+            ),
+            (
+                "kernel_load",
+                Board {
+                    kernel_load: 0x0500_0000,
+                    ..b
+                },
+            ),
+            (
+                "console_setup",
+                Board {
+                    console_setup: ConsoleSetup::Bcm2711Gpio14 {
+                        gpio_base: 0,
+                        uart_clock_hz: 0,
+                    },
+                    ..b
+                },
+            ),
+        ];
+        for (what, w) in wrong {
+            assert!(
+                !meson_mismatches(&fdt, &w).is_empty(),
+                "{}: a wrong {what} went unnoticed",
+                b.name
+            );
+        }
+    }
+    // Neither board's constants fit the other's tree.
+    for ((dtb, _), (_, other)) in ODROIDS.iter().zip(ODROIDS.iter().rev()) {
+        let bytes = upstream_dtb(dtb).unwrap();
+        let fdt = Fdt::new(&bytes).unwrap();
+        assert!(
+            !meson_mismatches(&fdt, other).is_empty(),
+            "{} fits {dtb}",
+            other.name
         );
     }
 }

@@ -81,11 +81,8 @@ extern "C" fn kernel_main(vectors: u64, entry_el: u64) -> ! {
     };
     let (ulo, uhi) = board.device_window;
     // The console UART stays the kernel's.
-    let mut devices = [
-        (ulo, board.uart_base),
-        (board.uart_base + 0x1000, uhi),
-        (0, 0),
-    ];
+    let uart = board.uart_page();
+    let mut devices = [(ulo, uart), (uart + 0x1000, uhi), (0, 0)];
     // A GICv2 guest's CPU interface is GICV, which its VMM maps; GICD, GICC and GICH stay
     // the kernel's (they lie outside the device window).
     if let axolotl_kernel_config::GicLayout::V2 { gicv, .. } = board.gic {

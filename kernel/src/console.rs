@@ -1,15 +1,30 @@
-//! The kernel console: a PL011 UART, polled.
+//! The kernel console: the board's UART (a PL011, or the ODROIDs' meson UART), polled.
 
 use core::fmt::{self, Write};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use arm_pl011_uart::{DataBits, LineConfig, PL011Registers, Parity, StopBits, Uart};
-use axolotl_kernel_config::ConsoleSetup;
+use axolotl_kernel_config::{ConsoleKind, ConsoleSetup};
+use axolotl_meson_uart::{MesonUart, Mmio};
 use safe_mmio::UniqueMmioPointer;
 use spin::mutex::SpinMutex;
 
-static CONSOLE: SpinMutex<Option<Uart<'static>>> = SpinMutex::new(None);
+enum Console {
+    Pl011(Uart<'static>),
+    Meson(MesonUart<Mmio>),
+}
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match self {
+            Console::Pl011(u) => u.write_str(s),
+            Console::Meson(u) => u.write_str(s),
+        }
+    }
+}
+
+static CONSOLE: SpinMutex<Option<Console>> = SpinMutex::new(None);
 
 /// The UART's base, for the loop that prints user bytes (taken under the `CONSOLE` lock).
 static BASE: AtomicU64 = AtomicU64::new(0);
@@ -24,6 +39,13 @@ const FR_TXFF: u32 = 1 << 5;
 /// device memory and used by nothing else.
 pub unsafe fn init(board: &axolotl_kernel_config::Board) {
     let base = board.uart_base;
+    if board.console == ConsoleKind::MesonGx {
+        // U-Boot's console: left at 115200 8N1 (ConsoleSetup::AsLeft), the transmitter on.
+        // SAFETY: forwarded to the caller.
+        let uart = MesonUart::new(unsafe { Mmio::new(base as usize) });
+        *CONSOLE.lock() = Some(Console::Meson(uart));
+        return;
+    }
     // SAFETY: forwarded to the caller.
     let regs =
         unsafe { UniqueMmioPointer::new(NonNull::new(base as *mut PL011Registers).unwrap()) };
@@ -47,7 +69,7 @@ pub unsafe fn init(board: &axolotl_kernel_config::Board) {
             let _ = uart.enable(line, 115_200, uart_clock_hz);
         }
     }
-    *CONSOLE.lock() = Some(uart);
+    *CONSOLE.lock() = Some(Console::Pl011(uart));
     BASE.store(base, Ordering::Relaxed);
 }
 
@@ -95,24 +117,29 @@ pub fn print(args: fmt::Arguments) {
 /// thread cannot send control sequences through the kernel's console.
 pub fn print_user_bytes(bytes: &[u8]) {
     let mut guard = CONSOLE.lock();
-    let Some(uart) = guard.as_mut() else { return };
+    let Some(console) = guard.as_mut() else {
+        return;
+    };
     let base = BASE.load(Ordering::Relaxed) as usize;
     let (dr, fr) = ((base + UARTDR) as *mut u32, (base + UARTFR) as *const u32);
     for &b in bytes {
         if b.wrapping_sub(0x20) < 0x5f || b == b'\t' {
-            // Printable: straight to the data register (the monitor's recovery log line is
-            // on the restart path, and the driver's accessors cost twice as much), once the
-            // transmit FIFO has room (QEMU never fills it; hardware does).
-            // SAFETY: the PL011 `init` was given, identity-mapped device memory, used only
-            // under the CONSOLE lock, which we hold.
-            unsafe {
-                while fr.read_volatile() & FR_TXFF != 0 {}
-                dr.write_volatile(b as u32);
+            match console {
+                // Printable: straight to the data register (the monitor's recovery log line
+                // is on the restart path, and the driver's accessors cost twice as much),
+                // once the transmit FIFO has room (QEMU never fills it; hardware does).
+                // SAFETY: the PL011 `init` was given, identity-mapped device memory, used
+                // only under the CONSOLE lock, which we hold.
+                Console::Pl011(_) => unsafe {
+                    while fr.read_volatile() & FR_TXFF != 0 {}
+                    dr.write_volatile(b as u32);
+                },
+                Console::Meson(u) => u.write_byte(b),
             }
         } else if b == b'\n' {
-            let _ = uart.write_str("\r\n");
+            let _ = console.write_str("\r\n");
         } else {
-            let _ = write!(uart, "\\x{b:02x}");
+            let _ = write!(console, "\\x{b:02x}");
         }
     }
 }

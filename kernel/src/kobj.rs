@@ -27,7 +27,10 @@ impl ObjectInit for Kobj<'_> {
         if is_device {
             return;
         }
-        if ty != ObjectType::CNode {
+        // An untyped child is not cleared (seL4 neither): every object made from it is
+        // cleared when it is made, and the root task carves RAM at fixed addresses by
+        // retyping the gap below them into untypeds of up to a GiB, which are left unused.
+        if ty != ObjectType::CNode && ty != ObjectType::Untyped {
             zero(addr, 1 << size_bits);
         }
         if ty == ObjectType::Vcpu {

@@ -5,4 +5,4 @@ mod harness;
 mod machine;
 
 pub use harness::{Boot, DEFAULT_TIMEOUT, Failure, LIST_IMAGES_ENV};
-pub use machine::{MIN_QEMU_MAJOR, Machine, Net, QEMU_AARCH64, qemu_version};
+pub use machine::{MIN_QEMU_MAJOR, Machine, Net, QEMU_AARCH64, emulated, qemu_version};

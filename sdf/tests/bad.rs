@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use axolotl_kernel_config::{BOARDS, Board};
 use axolotl_sdf::*;
 
-// qemu-virt-aarch64: RAM [0x4000_0000, 0x8000_0000), devices [0x0900_0000, 0x0c00_0000).
+// qemu-virt-aarch64: RAM [0x4000_0000, 0xc000_0000), devices [0x0900_0000, 0x0c00_0000).
 const BOARD: Board = BOARDS[0];
 
 fn fixture(name: &str) -> PathBuf {
@@ -493,19 +493,19 @@ fn phys_range() {
                 8,
                 5,
                 "phys-range",
-                "physical range [0x90000000, 0x90001000) of `high` is neither inside RAM [0x40000000, 0x80000000) nor inside the device window [0x9000000, 0xc000000) nor the GIC virtual CPU interface [0x8040000, 0x8042000) of board `qemu-virt-aarch64`",
+                "physical range [0xd0000000, 0xd0001000) of `high` is neither inside RAM [0x40000000, 0xc0000000) nor inside the device window [0x9000000, 0xc000000) nor the GIC virtual CPU interface [0x8040000, 0x8042000) of board `qemu-virt-aarch64`",
             ),
             (
                 9,
                 5,
                 "phys-range",
-                "physical range [0x7ffff000, 0x80001000) of `straddle` is neither inside RAM [0x40000000, 0x80000000) nor inside the device window [0x9000000, 0xc000000) nor the GIC virtual CPU interface [0x8040000, 0x8042000) of board `qemu-virt-aarch64`",
+                "physical range [0xbffff000, 0xc0001000) of `straddle` is neither inside RAM [0x40000000, 0xc0000000) nor inside the device window [0x9000000, 0xc000000) nor the GIC virtual CPU interface [0x8040000, 0x8042000) of board `qemu-virt-aarch64`",
             ),
             (
                 10,
                 5,
                 "phys-range",
-                "physical range [0x1000, 0x2000) of `low` is neither inside RAM [0x40000000, 0x80000000) nor inside the device window [0x9000000, 0xc000000) nor the GIC virtual CPU interface [0x8040000, 0x8042000) of board `qemu-virt-aarch64`",
+                "physical range [0x1000, 0x2000) of `low` is neither inside RAM [0x40000000, 0xc0000000) nor inside the device window [0x9000000, 0xc000000) nor the GIC virtual CPU interface [0x8040000, 0x8042000) of board `qemu-virt-aarch64`",
             ),
         ],
     );
@@ -1079,7 +1079,7 @@ fn prefill() {
                 14,
                 70,
                 "prefill",
-                "a region with `phys_addr` cannot be prefilled: axolotl places such regions only in device memory, which the root task does not write",
+                "a region with `phys_addr` cannot be prefilled: the root task does not write memory at fixed addresses, which may be device registers",
             ),
             (
                 16,

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use axolotl_kernel_config::{BOARDS, Board};
 
-// qemu-virt-aarch64: RAM [0x4000_0000, 0x8000_0000), devices [0x0900_0000, 0x0c00_0000).
+// qemu-virt-aarch64: RAM [0x4000_0000, 0xc000_0000), devices [0x0900_0000, 0x0c00_0000).
 const BOARD: Board = BOARDS[0];
 use axolotl_sdf::*;
 

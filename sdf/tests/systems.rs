@@ -33,12 +33,27 @@ fn every_shipped_system_validates_on_every_board() {
                 Err(d) if v2_only && v3 => {
                     assert!(d.to_string().contains("[phys-range]"), "{d}")
                 }
+                // The ODROIDs share no address with QEMU virt, whose devices (a second PL011,
+                // virtio-mmio) most systems name: refused there for that alone. The hello
+                // system, which names none, must validate (checked below).
+                Err(d) if board.name.starts_with("odroid-") => assert!(
+                    d.errors().all(|e| e.rule == "phys-range"),
+                    "{} on {}:\n{d}",
+                    path.display(),
+                    board.name
+                ),
                 Err(d) => panic!("{} on {}:\n{d}", path.display(), board.name),
             }
         }
         checked += 1;
     }
     assert!(checked >= 1, "no systems found in {}", dir.display());
+    for board in BOARDS {
+        let hello = dir.join("hello.system");
+        if let Err(d) = check_file(&hello, board) {
+            panic!("hello.system on {}:\n{d}", board.name);
+        }
+    }
 }
 
 #[test]

@@ -10,7 +10,7 @@ fn boots_to_root_task(gic: u8, cpu: &'static str) {
         &[
             "axolotl kernel v0.1.0 (EL2)",
             &banner,
-            "memory: RAM 0x40000000-0x80000000 (1024 MiB), kernel 0x40200000-",
+            "memory: RAM 0x40000000-0xc0000000 (2048 MiB), kernel 0x40200000-",
             "timer: ",
             "root task: entry 0x200000",
             "root-task: hello from EL0",

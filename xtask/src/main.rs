@@ -3,6 +3,7 @@
 mod bench;
 mod campaign;
 mod ctl;
+mod flash;
 mod images;
 mod sdcard;
 mod setup;
@@ -23,8 +24,8 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct Target {
-    /// Board to build for: qemu-virt-aarch64 or rpi4b (Microkit's spelling qemu_virt_aarch64
-    /// works too).
+    /// Board to build for: qemu-virt-aarch64, rpi4b, odroid-c4 or odroid-c2 (Microkit's
+    /// spellings, qemu_virt_aarch64, work too).
     #[arg(long, default_value = "qemu-virt-aarch64")]
     board: String,
     /// GIC version of the board variant (2 or 3); without it, GICv3 where the board has one
@@ -48,8 +49,9 @@ enum Cmd {
         #[arg(long)]
         show_plan: bool,
     },
-    /// Build an image ready to flash: for rpi4b, an SD card (MBR, FAT32 boot partition with
-    /// the Pi firmware, config.txt and the kernel); docs/boards.md says how to write it.
+    /// Build an image ready to flash: an SD card (MBR, FAT32 boot partition) with, for rpi4b,
+    /// the Pi firmware, config.txt and the kernel; for odroid-c4/c2, the boot loader you give
+    /// (--bootloader), boot.scr and the kernel as a U-Boot image. docs/boards.md.
     Image {
         #[command(flatten)]
         target: Target,
@@ -59,6 +61,35 @@ enum Cmd {
         /// Where to write it (default: target/images/<image>.sd.img).
         #[arg(long)]
         out: Option<std::path::PathBuf>,
+        /// odroid-c4, odroid-c2: the SD boot loader (Amlogic's BL2 and FIP around U-Boot, a
+        /// `u-boot.bin.sd.bin`), written from sector 1; Debian has none (docs/boards.md).
+        #[arg(long)]
+        bootloader: Option<std::path::PathBuf>,
+    },
+    /// Build the SD-card image (as `image`) and write it to a card: refuses a mounted device,
+    /// and, unless --force, one that is not removable or larger than --max-gib; asks first
+    /// unless --yes.
+    Flash {
+        #[command(flatten)]
+        target: Target,
+        /// The .system file (SDF) the image boots.
+        #[arg(long)]
+        system: std::path::PathBuf,
+        /// The whole card's block device (/dev/sdX, /dev/mmcblkN), or a regular file.
+        #[arg(long)]
+        device: std::path::PathBuf,
+        /// As for `image`.
+        #[arg(long)]
+        bootloader: Option<std::path::PathBuf>,
+        /// Write to a device that is not removable or larger than --max-gib.
+        #[arg(long)]
+        force: bool,
+        /// Do not ask before writing.
+        #[arg(long)]
+        yes: bool,
+        /// The largest device taken for an SD card without --force, in GiB.
+        #[arg(long, default_value_t = 256)]
+        max_gib: u64,
     },
     /// Build and boot in QEMU, console on this terminal (quit: Ctrl-A then X).
     Run {
@@ -266,14 +297,50 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             target,
             system,
             out,
+            bootloader,
         } => {
             let b = board(&target)?;
-            sdcard::supported(&b)?;
+            sdcard::supported(&b, bootloader.as_deref())?;
             setup::ensure_rust_targets()?;
             let system = resolve(&system);
             let elf = images::build(&variant(b, Some(&system))?)?;
-            let img = sdcard::write(&b, &elf, out.as_deref())?;
+            let img = sdcard::write(&b, &elf, out.as_deref(), bootloader.as_deref())?;
             println!("image: {}", img.display());
+        }
+        Cmd::Flash {
+            target,
+            system,
+            device,
+            bootloader,
+            force,
+            yes,
+            max_gib,
+        } => {
+            let b = board(&target)?;
+            sdcard::supported(&b, bootloader.as_deref())?;
+            let policy = flash::Policy {
+                force,
+                max_bytes: max_gib << 30,
+            };
+            // Refused before anything is built: a wrong device is the likely mistake.
+            let dest = flash::check(&device, &policy, &flash::Host::real())?;
+            setup::ensure_rust_targets()?;
+            let system = resolve(&system);
+            let elf = images::build(&variant(b, Some(&system))?)?;
+            let img = sdcard::write(&b, &elf, None, bootloader.as_deref())?;
+            drop(lock.take());
+            let data = std::fs::read(&img).map_err(|e| format!("{}: {e}", img.display()))?;
+            let stdin = std::io::stdin();
+            let mut answer = stdin.lock();
+            if !yes && !flash::confirm(&dest, &img, &mut answer, &mut std::io::stdout())? {
+                return Err("not written".into());
+            }
+            flash::write(&dest, &data)?;
+            println!(
+                "flash: wrote and verified {} bytes on {}",
+                data.len(),
+                dest.path.display()
+            );
         }
         Cmd::Run {
             target,
@@ -284,6 +351,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         } => {
             system::SHOW_PLAN.store(show_plan, std::sync::atomic::Ordering::Relaxed);
             let b = board(&target)?;
+            axolotl_qemu::emulated(&b)?;
             setup::ensure()?;
             let sdf = resolve(&system);
             let img = images::build(&variant(b, Some(&sdf))?)?;

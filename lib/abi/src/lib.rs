@@ -38,6 +38,9 @@ pub const MSG_REGISTERS_IN_CPU: usize = 4;
 pub const MSG_MAX_LENGTH: usize = 120;
 /// Largest number of capabilities transferred with one message.
 pub const MSG_MAX_EXTRA_CAPS: usize = 3;
+/// Most objects one `UntypedRetype` may create (seL4's `CONFIG_RETYPE_FAN_OUT_LIMIT`
+/// default): a caller creating more retypes in batches.
+pub const RETYPE_FAN_OUT_LIMIT: u64 = 256;
 /// Number of thread priorities; 0 is lowest.
 pub const NUM_PRIORITIES: usize = 256;
 /// Size of a small page and of the IPC buffer frame.

@@ -1,8 +1,12 @@
 //! Images ready to flash, built on the host without root: the kernel in the form its board's
-//! boot chain loads ([`flat_binary`]), and the Raspberry Pi 4's SD card ([`rpi4`]).
+//! boot chain loads ([`flat_binary`]), the Raspberry Pi 4's SD card ([`rpi4`]) and the
+//! ODROID-C2's and C4's ([`amlogic`], with U-Boot's legacy images, [`uimage`]).
 
+pub mod amlogic;
+pub mod card;
 pub mod mbr;
 pub mod rpi4;
+pub mod uimage;
 
 use object::{Object, ObjectSegment};
 

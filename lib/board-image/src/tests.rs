@@ -1,6 +1,7 @@
 use super::mbr::{self, FAT32_LBA, Partition};
 use super::rpi4::{self, KERNEL_FILE, PARTITION_LBA};
 use super::*;
+use super::{amlogic, uimage};
 
 /// A little ELF64 (AArch64) with the given `(paddr, bytes)` PT_LOAD segments and entry.
 fn elf(entry: u64, segs: &[(u64, &[u8])]) -> Vec<u8> {
@@ -137,4 +138,145 @@ fn a_truncated_image_is_refused() {
     let img = rpi4::sd_image(&files).unwrap();
     assert!(rpi4::read_image(&img[..img.len() / 2]).is_err());
     assert!(rpi4::read_image(&img[..100]).is_err());
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Byte for byte what Debian's `mkimage` (u-boot-tools 2023.01, `SOURCE_DATE_EPOCH=0`)
+/// makes of the same inputs: `-A arm64 -O linux -T script -C none -n "axolotl boot script"`
+/// of "echo hi\n", and `-T kernel -a 0x20000000 -e 0x20000000 -n axolotl` of "KERNELBYTES".
+#[test]
+fn legacy_images_are_mkimage_s() {
+    let scr = uimage::script("axolotl boot script", "echo hi\n").unwrap();
+    assert_eq!(
+        scr,
+        unhex(
+            "27051956e9bd176400000000000000100000000000000000d93401620516060061786f6c6f746c20\
+             626f6f74207363726970740000000000000000000000000000000008000000006563686f2068690a"
+        )
+    );
+    let k = uimage::encode(
+        uimage::TYPE_KERNEL,
+        0x2000_0000,
+        0x2000_0000,
+        "axolotl",
+        b"KERNELBYTES",
+    )
+    .unwrap();
+    assert_eq!(
+        k,
+        unhex(
+            "27051956220aeb2e000000000000000b20000000200000006888bc260516020061786f6c6f746c00\
+             0000000000000000000000000000000000000000000000004b45524e454c4259544553"
+        )
+    );
+    assert_eq!(uimage::script_text(&scr).unwrap(), "echo hi\n");
+    let (h, data) = uimage::decode(&k).unwrap();
+    assert_eq!(
+        (h.load, h.entry, h.kind, h.name.as_str()),
+        (0x2000_0000, 0x2000_0000, 2, "axolotl")
+    );
+    assert_eq!(data, b"KERNELBYTES");
+}
+
+#[test]
+fn damaged_legacy_images_are_refused() {
+    let k = uimage::encode(uimage::TYPE_KERNEL, 0x1000, 0x1000, "k", b"0123456789").unwrap();
+    for (what, at) in [("magic", 0), ("header", 17), ("data", 70)] {
+        let mut bad = k.clone();
+        bad[at] ^= 1;
+        assert!(uimage::decode(&bad).is_err(), "a flipped {what} byte");
+    }
+    assert!(uimage::decode(&k[..k.len() - 1]).is_err(), "truncated data");
+    assert!(uimage::decode(&k[..40]).is_err(), "truncated header");
+    assert!(uimage::script_text(&k).is_err(), "a kernel is no script");
+}
+
+/// A stand-in for a `u-boot.bin.sd.bin`: recognisable bytes in every sector.
+fn fake_bootloader(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8 | 1).collect()
+}
+
+#[test]
+fn odroid_cards_have_the_boot_loader_at_sector_1_and_keep_the_partition_table() {
+    use axolotl_kernel_config::{ODROID_C2, ODROID_C4};
+    let kernel: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+    let bl = fake_bootloader(700_000);
+    for board in [ODROID_C4, ODROID_C2] {
+        let files = amlogic::boot_files(&board, &kernel).unwrap();
+        let img = amlogic::sd_image(&files, &bl).unwrap();
+        let c = amlogic::check_image(&img, &board, &bl).unwrap();
+        // The MBR: the boot loader's boot code, then our table and signature.
+        assert_eq!(img[..444], bl[..444]);
+        let parts = mbr::decode(&img[..512]).unwrap();
+        assert_eq!(
+            parts,
+            [Partition {
+                kind: FAT32_LBA,
+                first_lba: amlogic::PARTITION_LBA,
+                sectors: parts[0].sectors,
+                bootable: true
+            }]
+        );
+        // Sector 1 on is the boot loader's second sector on; then zeros to the partition.
+        assert_eq!(img[512..bl.len()], bl[512..]);
+        let part = amlogic::PARTITION_LBA as usize * 512;
+        assert!(img[bl.len()..part].iter().all(|&b| b == 0));
+        // The kernel's image: load and entry at the board's kernel_load, the flat binary.
+        let (h, data) = uimage::decode(&c.files[amlogic::KERNEL_FILE]).unwrap();
+        assert_eq!(u64::from(h.load), board.kernel_load);
+        assert_eq!(h.entry, h.load);
+        assert_eq!(data, &kernel[..]);
+        // The script loads it inside RAM, above where the kernel will lie, and bootm's it.
+        let text = uimage::script_text(&c.files[amlogic::SCRIPT_FILE]).unwrap();
+        let stage = amlogic::staging_address(&board);
+        assert!(stage >= board.kernel_load + kernel.len() as u64);
+        assert!(stage + (kernel.len() as u64) < board.ram_base + board.ram_size);
+        assert!(
+            text.contains(&format!("bootm {stage:#x} - ${{fdtcontroladdr}}\n")),
+            "{text}"
+        );
+        assert_eq!(c.files.len(), 2);
+        // The same inputs make the same bytes.
+        assert_eq!(amlogic::sd_image(&files, &bl).unwrap(), img);
+    }
+}
+
+#[test]
+fn odroid_cards_refuse_what_cannot_boot() {
+    use axolotl_kernel_config::{ODROID_C4, RPI4B};
+    let kernel = vec![1u8; 4096];
+    let files = amlogic::boot_files(&ODROID_C4, &kernel).unwrap();
+    // No real boot loader: too small, or running into the partition.
+    assert!(amlogic::sd_image(&files, &fake_bootloader(512)).is_err());
+    assert!(amlogic::sd_image(&files, &fake_bootloader(amlogic::MAX_BOOTLOADER + 1)).is_err());
+    assert!(amlogic::sd_image(&files, &fake_bootloader(amlogic::MAX_BOOTLOADER)).is_ok());
+    // Not an ODROID; a kernel that would be overwritten by its own staged image.
+    assert!(amlogic::boot_files(&RPI4B, &kernel).is_err());
+    assert!(amlogic::boot_files(&ODROID_C4, &vec![0u8; (256 << 20) + 1]).is_err());
+    assert!(amlogic::boot_files(&ODROID_C4, &[]).is_err());
+    // Read back: a boot loader byte that did not land is caught, and so is a damaged kernel.
+    let bl = fake_bootloader(100_000);
+    let img = amlogic::sd_image(&files, &bl).unwrap();
+    let mut bad = img.clone();
+    bad[50_000] ^= 0xff;
+    assert!(amlogic::check_image(&bad, &ODROID_C4, &bl).is_err());
+    let mut other = bl.clone();
+    other[3] ^= 0xff;
+    assert!(amlogic::check_image(&img, &ODROID_C4, &other).is_err());
+    // Nonsense read back is an error, not a panic.
+    assert!(amlogic::check_image(&img, &ODROID_C4, b"short").is_err());
+    assert!(amlogic::check_image(&img[..4096], &ODROID_C4, &bl).is_err());
+    let mut huge = uimage::script("s", "x").unwrap();
+    huge[12..16].copy_from_slice(&u32::MAX.to_be_bytes());
+    huge[4..8].fill(0);
+    let hcrc = crc32fast::hash(&huge[..uimage::HEADER]);
+    huge[4..8].copy_from_slice(&hcrc.to_be_bytes());
+    let e = uimage::decode(&huge).unwrap_err();
+    assert!(e.contains("beyond"), "{e}");
 }

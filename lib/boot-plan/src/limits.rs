@@ -12,7 +12,7 @@ use std::format;
 use std::string::String;
 use std::vec::Vec;
 
-use axolotl_kernel_config::limits::{RESERVED_RAM, USER_ASIDS};
+use axolotl_kernel_config::limits::{RESERVED_RAM, USER_ASIDS, kernel_held_ram};
 use axolotl_kernel_config::{Board, BuildConfig};
 use axolotl_sdf::{self as sdf, Diagnostic, Diagnostics, Span, SystemDescription};
 
@@ -152,8 +152,9 @@ pub fn check_with_images(
         out: Vec::new(),
     };
     let all = sd.all_pds();
+    let pack = images.map_or(0, |i| i.pack_bytes);
     tables(&mut cx, &all);
-    fixed_regions(&mut cx, board);
+    fixed_regions(&mut cx, board, &all, pack);
     generation_table(&mut cx, &all);
 
     // The monitor's share: added by the builder to every system.
@@ -162,7 +163,6 @@ pub fn check_with_images(
     need.slots += PLAN_SIZE_LIMIT.div_ceil(PAGE as usize) as u64 + ROOT_OWN_SLOTS;
     need.totals.small_frames += PLAN_SIZE_LIMIT.div_ceil(PAGE as usize) as u64;
     need.totals.page_tables += 2;
-    let pack = images.map_or(0, |i| i.pack_bytes);
     let ram = board
         .ram_size
         .saturating_sub(RESERVED_RAM)
@@ -219,9 +219,14 @@ pub fn check_with_images(
     };
 
     // Regions first, in file order: one larger than the board is reported where it is.
+    let ram_end = board.ram_base.saturating_add(board.ram_size);
     for mr in &sd.memory_regions {
         let frames = mr.size.div_ceil(mr.page_size.max(1));
-        if mr.phys_addr.is_none() {
+        // A region at a fixed RAM address is carved from the RAM the others come from.
+        let in_ram = mr
+            .phys_addr
+            .is_some_and(|pa| pa >= board.ram_base && pa < ram_end);
+        if mr.phys_addr.is_none() || in_ram {
             if mr.page_size == LARGE {
                 need.totals.large_frames = need.totals.large_frames.saturating_add(frames);
             } else {
@@ -234,7 +239,7 @@ pub fn check_with_images(
             need.slots += 1;
         }
         if mr.phys_addr.is_some() {
-            // The untyped fillers that carve device memory up to the region's address: at
+            // The untypeds that carve device memory or RAM up to the region's address: at
             // most one per address bit.
             need.slots += 64;
         }
@@ -420,9 +425,6 @@ fn tables(cx: &mut Cx, all: &[&sdf::ProtectionDomain]) {
     );
 }
 
-/// Regions at fixed addresses come from the device untypeds the kernel hands out (the SDF's
-/// `phys-range` admits RAM, as Microkit does, but the root task allocates RAM itself and
-/// cannot place a region there), which leave out the kernel's console UART.
 /// Rule `generation-table`: the root task maps its generation table read-only at the same
 /// address in every PD (`generations`), so no map or stack may cover that page. (An image
 /// over it is the builder's to refuse: `check` has no images.)
@@ -451,29 +453,54 @@ fn generation_table(cx: &mut Cx, all: &[&sdf::ProtectionDomain]) {
     }
 }
 
-fn fixed_regions(cx: &mut Cx, board: &Board) {
-    let ram = (
-        board.ram_base,
-        board.ram_base.saturating_add(board.ram_size),
-    );
-    let uart = (board.uart_base, board.uart_base.saturating_add(PAGE));
+/// Regions at fixed addresses: the root task carves a RAM one out of the untyped that covers
+/// it and takes a device one from the device untypeds the kernel hands out, so neither may
+/// lie in RAM the kernel and the root task hold from boot on (`phys-kernel`: kernel-config's
+/// `kernel_held_ram`, the pack included once `build` knows it) nor, if a PD or VM maps it, on
+/// the kernel's console UART (`phys-device`): the kernel keeps that page. An unmapped region
+/// there only names the address (Microkit's `setvar` example patches a PD with it).
+fn fixed_regions(cx: &mut Cx, board: &Board, all: &[&sdf::ProtectionDomain], pack: u64) {
+    let held = kernel_held_ram(board, pack);
+    let uart = (board.uart_page(), board.uart_page().saturating_add(PAGE));
+    let mapped = |name: &str| {
+        all.iter().any(|pd| {
+            pd.maps.iter().any(|m| m.mr == name)
+                || pd
+                    .virtual_machine
+                    .as_ref()
+                    .is_some_and(|vm| vm.maps.iter().any(|m| m.mr == name))
+        })
+    };
     for mr in &cx.sd.memory_regions {
         let Some(pa) = mr.phys_addr else { continue };
         let r = (pa, pa.saturating_add(mr.size));
         let hits = |w: (u64, u64)| r.0 < w.1 && w.0 < r.1;
-        let what = if hits(ram) {
-            "RAM, which the root task allocates itself"
-        } else if hits(uart) {
-            "the kernel's console UART"
-        } else {
-            continue;
-        };
-        let msg = format!(
-            "memory region `{}` at [{:#x}, {:#x}) is in {what}: a region at a fixed address \
-             must be device memory the root task is given",
-            mr.name, r.0, r.1
-        );
-        cx.error(mr.span, "phys-device", msg);
+        if hits(held) {
+            let msg = format!(
+                "memory region `{}` at [{:#x}, {:#x}) overlaps [{:#x}, {:#x}), the RAM the kernel \
+                 and the root task hold from boot on (the kernel image with the system pack{}, \
+                 the root task's objects): place it at {:#x} or above",
+                mr.name,
+                r.0,
+                r.1,
+                held.0,
+                held.1,
+                if pack == 0 {
+                    ", counted once `build` knows its size"
+                } else {
+                    ""
+                },
+                held.1
+            );
+            cx.error(mr.span, "phys-kernel", msg);
+        } else if hits(uart) && mapped(&mr.name) {
+            let msg = format!(
+                "memory region `{}` at [{:#x}, {:#x}) is mapped but covers the kernel's console \
+                 UART, which the kernel keeps",
+                mr.name, r.0, r.1
+            );
+            cx.error(mr.span, "phys-device", msg);
+        }
     }
 }
 

@@ -164,7 +164,8 @@ pub struct Region {
     pub size: u64,
     /// 0x1000 or 0x20_0000.
     pub page_size: u64,
-    /// Fixed physical address (device memory); otherwise the root task allocates it.
+    /// Fixed physical address (device memory or RAM, where the root task carves it out);
+    /// otherwise the root task allocates it.
     pub phys_addr: Option<u64>,
     /// Length of the bytes the region starts with (the pack's `pack::prefill_name` entry),
     /// 0 for none; the rest is zero.

@@ -24,11 +24,12 @@ use proptest::prelude::*;
 
 /// What the images and the plan take in the kernel image, in the test.
 const PACK_BYTES: u64 = 0x10_0000;
-/// Rules whose need the program images add to.
-const IMAGE_DEPENDENT: [&str; 3] = ["memory", "root-slots", "pd-pages"];
+/// Rules whose need the program images (or the pack, for `phys-kernel`) add to.
+const IMAGE_DEPENDENT: [&str; 4] = ["memory", "root-slots", "pd-pages", "phys-kernel"];
 /// Rules of [`limits`]: the builder must refuse what they refuse.
-const LIMIT_RULES: [&str; 8] = [
+const LIMIT_RULES: [&str; 9] = [
     "phys-device",
+    "phys-kernel",
     "memory",
     "root-slots",
     "pd-pages",
@@ -145,16 +146,24 @@ fn pd() -> impl Strategy<Value = Pd> {
 }
 
 fn system() -> impl Strategy<Value = Sys> {
-    let region = (size(), any::<bool>(), prop::option::weighted(0.05, 0u64..4)).prop_map(
-        |(size, large, phys)| {
+    // Fixed addresses across the board's RAM and past it, and just past the RAM the kernel
+    // holds without the pack (which `build` adds).
+    let region = (
+        size(),
+        any::<bool>(),
+        prop::option::weighted(0.05, 0u64..10),
+    )
+        .prop_map(|(size, large, phys)| {
             let page = if large { 0x20_0000 } else { 0x1000 };
             Region {
                 size: size.next_multiple_of(page).max(page),
                 large,
-                phys: phys.map(|k| 0x4000_0000 + (k << 28)),
+                phys: phys.map(|k| match k {
+                    9 => 0x4100_0000,
+                    k => 0x4000_0000 + (k << 28),
+                }),
             }
-        },
-    );
+        });
     (
         prop_oneof![
             4 => prop::collection::vec(region.clone(), 0..6),

@@ -112,25 +112,70 @@ fn many_dependants_are_refused_at_the_pd() {
     assert!(err.contains("[plan-capacity]"), "{err}");
 }
 
-/// The root task places regions at fixed addresses only in the device untypeds the kernel
-/// hands out: not in RAM (it allocates RAM itself), not on the kernel's console UART.
+/// A region at a fixed RAM address is carved out by the root task, so it must not lie in
+/// the RAM the kernel and the root task hold: the bottom `RESERVED_RAM` and the pack
+/// (`kernel_held_ram`). Mapped, the kernel's console UART is refused; unmapped it only names
+/// an address (Microkit's `setvar` example).
 #[test]
-fn fixed_regions_outside_device_memory_are_refused_at_the_region() {
-    for (pa, what) in [("0x48000000", "RAM"), ("0x9000000", "console")] {
-        let text = pds(
-            1,
-            &format!("  <memory_region name=\"dev\" size=\"0x1000\" phys_addr=\"{pa}\" />\n"),
+fn fixed_regions_in_held_ram_or_on_a_mapped_console_are_refused_at_the_region() {
+    let region = |pa: &str| {
+        format!("  <memory_region name=\"fixed\" size=\"0x1000\" phys_addr=\"{pa}\" />\n")
+    };
+    for pa in ["0x40000000", "0x40200000", "0x40fff000"] {
+        let err = check_and_build(&pds(1, &region(pa))).unwrap_err();
+        assert!(err.contains("t.system:3:3: error: "), "{pa}: {err}");
+        assert!(err.contains("[phys-kernel]"), "{pa}: {err}");
+        assert!(
+            err.contains("place it at 0x41000000 or above"),
+            "{pa}: {err}"
         );
-        let err = check_and_build(&text).unwrap_err();
-        assert!(err.contains("t.system:3:3: error: "), "{what}: {err}");
-        assert!(err.contains("[phys-device]"), "{what}: {err}");
     }
-    // Device memory the kernel hands out is accepted.
+    // Above it, RAM anywhere up to the board's 2 GiB end is accepted, as Microkit's
+    // `qemu_virt_aarch64` accepts 0x8000_0000; device memory the kernel hands out too.
+    for pa in ["0x48000000", "0x80000000", "0xbffff000", "0x9040000"] {
+        check_and_build(&pds(1, &region(pa))).unwrap_or_else(|e| panic!("{pa}: {e}"));
+    }
+    // `check` counts the pack as empty: `build` refuses the pack's RAM, at the region.
+    let text = pds(1, &region("0x41000000"));
+    let c = limits::check_text("t.system", &text, &BOARDS[1]).unwrap();
+    let errs = build_for_board(
+        &c.system,
+        &[image("a.elf")],
+        &image("monitor-pd.elf"),
+        &BOARDS[1],
+        0x10_0000,
+    )
+    .unwrap_err();
+    let msg = format!("{errs:?}");
+    assert!(msg.contains("phys-kernel"), "{msg}");
+    assert!(msg.contains("0x41100000 or above"), "{msg}");
+
+    // The console UART: refused where a PD maps it, a name for an address where none does.
+    let mapped = pds(1, &region("0x9000000")).replace(
+        "<program_image path=\"a.elf\" />",
+        "<program_image path=\"a.elf\" /><map mr=\"fixed\" vaddr=\"0x2000000\" />",
+    );
+    let err = check_and_build(&mapped).unwrap_err();
+    assert!(err.contains("t.system:3:3: error: "), "{err}");
+    assert!(err.contains("[phys-device]"), "{err}");
+    check_and_build(&pds(1, &region("0x9000000"))).unwrap();
+}
+
+/// A region at a fixed RAM address takes RAM the others would get: `memory` counts it.
+#[test]
+fn fixed_ram_regions_count_against_the_board_s_ram() {
     let text = pds(
         1,
-        "  <memory_region name=\"dev\" size=\"0x1000\" phys_addr=\"0x9040000\" />\n",
+        "  <memory_region name=\"a\" size=\"0x60000000\" page_size=\"0x200000\" />\n  \
+         <memory_region name=\"b\" size=\"0x20000000\" page_size=\"0x200000\" \
+         phys_addr=\"0x80000000\" />\n",
     );
-    check_and_build(&text).unwrap();
+    let err = check_and_build(&text).unwrap_err();
+    assert!(
+        err.contains("t.system:4:3: error: with memory region `b`"),
+        "{err}"
+    );
+    assert!(err.contains("[memory]"), "{err}");
 }
 
 /// Priority 254 (Microkit's highest, below its monitor) passes `check` and `build`, as it
@@ -139,4 +184,21 @@ fn fixed_regions_outside_device_memory_are_refused_at_the_region() {
 fn priority_254_is_checked_and_built() {
     let text = pds(1, "").replace("priority=\"100\"", "priority=\"254\"");
     check_and_build(&text).unwrap();
+}
+
+/// Microkit's QEMU virt AArch64 examples that `cargo xtask check` accepts unchanged
+/// (`sdf/tests/microkit/examples/`, those without files of their own beside the SDF):
+/// `setvar` puts a region at 0x8000_0000, RAM on Microkit's 2 GiB `qemu_virt_aarch64` and on
+/// this board, and names the console UART only for its address.
+#[test]
+fn microkit_examples_pass_check_unchanged() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdf/tests/microkit/examples");
+    for board in BOARDS.iter().filter(|b| b.name == "qemu-virt-aarch64") {
+        for name in ["setvar.system", "hierarchy.system", "passive_server.system"] {
+            let c = limits::check_file(&dir.join(name), board)
+                .unwrap_or_else(|d| panic!("{name}, GICv{}:\n{d}", board.gic.version().number()));
+            assert!(c.warnings.is_empty(), "{name}:\n{}", c.warnings);
+        }
+    }
 }

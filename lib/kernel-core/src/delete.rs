@@ -21,9 +21,21 @@
 //! descends the same chain (re-linking `parent`s) and continues.
 //!
 //! Cycles: a zombie's object may contain a slot of the chain itself (a CNode holding the last
-//! cap to itself, or CNodes holding each other's last caps). Such a slot already holds a zombie
-//! that is an ancestor of `cur`; it is skipped here and emptied when the loop returns to it.
-//! Its memory is not reused meanwhile because the ancestor zombie is still in the MDB.
+//! cap to itself, CNodes holding each other's last caps, a thread whose CSPACE slot holds the
+//! last cap to a CNode tree that holds the last cap to the thread). Such a slot holds a zombie
+//! that is an ancestor of `cur`. Skipping it would be wrong: `cur`'s object would be freed
+//! when `cur` finishes while that slot, inside it, still held a zombie linked into the MDB,
+//! and a preemption before the ancestor finished would let the memory be retyped (a frame
+//! the user writes) with the kernel still writing MDB links into it. So the two slots swap
+//! their caps and MDB positions (seL4's `capSwapForDelete`): `cur`'s zombie moves into its
+//! own object, where it is the last slot to go and keeps the memory covered until then, and
+//! the ancestor's zombie moves out into the slot `cur` left, in its parent's object, where
+//! the same happens when the loop returns there. Every slot with a cap thus lies in memory
+//! some zombie or cap still covers, at every preemption point. A zombie found in its own
+//! object's slot is that case's end: it is skipped and emptied last, with its object.
+//!
+//! The chain's root (the zombie with no `parent`) finishes last; the slot `delete` was asked
+//! to empty may by then have been emptied earlier, holding a zombie swapped in.
 
 use crate::cap::Cap;
 use crate::mdb::{empty_slot, is_final_capability};
@@ -147,18 +159,22 @@ pub fn delete(slot: SlotRef, fin: &mut impl Finalise) -> Result<(), Preempted> {
         };
         if remaining == 0 {
             empty_slot(cur);
-            if cur == slot {
+            if parent == 0 {
                 return Ok(());
             }
+            // The parent's end slot is empty now, or holds an ancestor swapped into it: the
+            // next turn looks at it again.
             cur = SlotRef::from_stored(parent).expect("inner zombie has a parent");
-            count_down(cur);
         } else {
             let end = SlotRef::nth(ptr, remaining as u64 - 1);
             match end.cap() {
                 Cap::Null => count_down(cur),
+                // `cur` lives in its own object: emptied last, when it finishes.
+                Cap::Zombie { .. } if end == cur => count_down(cur),
                 z @ Cap::Zombie { .. } => {
                     if in_chain(end, cur) {
-                        count_down(cur);
+                        cur = swap_out_ancestor(cur, end);
+                        continue;
                     } else {
                         end.set_cap(with_parent(z, cur.addr()));
                         cur = end;
@@ -182,6 +198,38 @@ pub fn delete(slot: SlotRef, fin: &mut impl Finalise) -> Result<(), Preempted> {
             return Err(Preempted);
         }
     }
+}
+
+/// `cur`'s object holds, in slot `end`, the zombie of an ancestor of `cur` in the chain:
+/// `cur`'s zombie moves into `end` and the ancestor's into `cur`'s slot (module doc, Cycles),
+/// and the `parent` links follow the zombies. Returns where `cur`'s zombie is now.
+fn swap_out_ancestor(cur: SlotRef, end: SlotRef) -> SlotRef {
+    let (mine, ancestor) = (cur.cap(), end.cap());
+    // The chain's zombie whose parent is the ancestor (`cur` itself, or one between).
+    let mut child = cur;
+    loop {
+        let Cap::Zombie { parent, .. } = child.cap() else {
+            unreachable!("the chain holds zombies")
+        };
+        if parent == end.addr() {
+            break;
+        }
+        child = SlotRef::from_stored(parent).expect("the ancestor is in the chain");
+    }
+    let Cap::Zombie { parent: up, .. } = mine else {
+        unreachable!("the loop only visits zombies")
+    };
+    // SAFETY: both slots are live (chain slots inside live objects) and keep their caps, so
+    // the MDB stays as it was but for which slot each node lives in.
+    unsafe { crate::mdb::swap(mine, cur, ancestor, end) };
+    if child == cur {
+        // `cur`'s parent was the ancestor, which now lives where `cur` was.
+        end.set_cap(with_parent(mine, cur.addr()));
+    } else {
+        end.set_cap(with_parent(mine, up));
+        child.set_cap(with_parent(child.cap(), cur.addr()));
+    }
+    end
 }
 
 fn count_down(zombie: SlotRef) {

@@ -11,8 +11,7 @@ use crate::mdb::{has_children, insert_new_child};
 use crate::slot::{SLOT_BITS, SlotRef};
 use axolotl_abi::{ObjectType, Rights};
 
-/// Most objects one retype may create (seL4's `CONFIG_RETYPE_FAN_OUT_LIMIT` default).
-pub const RETYPE_FAN_OUT_LIMIT: u64 = 256;
+pub use axolotl_abi::RETYPE_FAN_OUT_LIMIT;
 /// seL4 `seL4_MinUntypedBits` / `seL4_MaxUntypedBits` on aarch64.
 pub const MIN_UNTYPED_BITS: u32 = 4;
 pub const MAX_UNTYPED_BITS: u32 = 47;

@@ -9,7 +9,9 @@ use axolotl_boot_plan::{
     BootPlan, Cap, MAX_IRQS, MAX_PDS, MAX_REGIONS, MAX_VCPUS, Pd, RestartPolicy, Trigger,
 };
 use axolotl_root_service::journal::Journal;
-use axolotl_sys::alloc::{ObjectAlloc, ROOT_DEPTH};
+use axolotl_sys::alloc::{
+    ObjectAlloc, PlaceError, ROOT_DEPTH, SlotAlloc, Span, fillers, place_fixed,
+};
 use axolotl_sys::{
     AsidControl, AsidPool, CNode, Endpoint, Frame, InvocationError, IrqControl, IrqHandler,
     Notification, Tcb, Untyped, UserContext, VSpace, Vcpu, vm_attr,
@@ -42,7 +44,7 @@ pub enum Error {
     Invocation(&'static str, InvocationError),
     Plan(&'static str),
     NoImage,
-    NoDeviceMemory(u64),
+    NoFixedMemory(u64, PlaceError),
     NotContiguous(u16),
     TooManySlots,
 }
@@ -53,7 +55,14 @@ impl core::fmt::Display for Error {
             Error::Invocation(what, e) => write!(f, "{what}: {e}"),
             Error::Plan(what) => write!(f, "plan not executable: {what}"),
             Error::NoImage => f.write_str("a program image named by the plan is not in the pack"),
-            Error::NoDeviceMemory(pa) => write!(f, "no free device memory at {pa:#x}"),
+            Error::NoFixedMemory(pa, PlaceError::Outside) => write!(
+                f,
+                "region at {pa:#x}: no untyped memory the root task holds covers it (memory of \
+                 the kernel or the root task, or not the board's)"
+            ),
+            Error::NoFixedMemory(pa, PlaceError::Taken) => {
+                write!(f, "region at {pa:#x}: memory already used")
+            }
             Error::NotContiguous(r) => {
                 write!(
                     f,
@@ -187,7 +196,11 @@ impl System {
         plan: &'static BootPlan,
         pack: Pack<'static>,
     ) -> Result<System, Error> {
-        let mut alloc = ObjectAlloc::from_bootinfo(bi);
+        // Regions at fixed addresses first: RAM ones are carved from the untypeds the
+        // allocator below would otherwise hand out.
+        let mut slots = SlotAlloc::from_bootinfo(bi);
+        let (mut frames, mut pool) = place_fixed_regions(bi, plan, &mut slots)?;
+        let mut alloc = ObjectAlloc::from_untypeds(CNode(init_cap::CNODE), slots, &mut pool);
         let service = Endpoint(
             alloc
                 .alloc(ObjectType::Endpoint, 0)
@@ -217,20 +230,13 @@ impl System {
             let o = sys.create_pd_objects()?;
             let _ = sys.pds.push(o);
         }
-        let mut devices = DeviceMemory::new(bi);
-        // Device memory is carved from each device untyped's bottom up, so regions at fixed
-        // addresses are placed in address order, whatever the order of the file.
         let n = plan.regions.len().min(MAX_REGIONS);
-        let mut order: Vec<usize, MAX_REGIONS> = (0..n).collect();
-        order.sort_unstable_by_key(|&r| {
-            let pa = plan.regions[r].phys_addr;
-            (pa.is_none(), pa, r)
-        });
-        let mut frames = [None; MAX_REGIONS];
-        for r in order {
-            let f = sys.create_region(&mut devices, r)?;
-            sys.prefill_region(r, &f)?;
-            frames[r] = Some(f);
+        for (r, region) in plan.regions.iter().enumerate().take(n) {
+            if region.phys_addr.is_none() {
+                let f = sys.create_region(r)?;
+                sys.prefill_region(r, &f)?;
+                frames[r] = Some(f);
+            }
         }
         for f in &frames[..n] {
             let _ = sys
@@ -386,28 +392,12 @@ impl System {
         }
     }
 
-    fn create_region(
-        &mut self,
-        devices: &mut DeviceMemory,
-        r: usize,
-    ) -> Result<RegionFrames, Error> {
+    /// A region without a fixed address (those are [`place_fixed_regions`]'), frame by frame
+    /// from wherever the allocator has memory.
+    fn create_region(&mut self, r: usize) -> Result<RegionFrames, Error> {
         let region = &self.plan.regions[r];
-        let large = region.page_size != PAGE;
-        let ty = if large {
-            ObjectType::LargeFrame
-        } else {
-            ObjectType::SmallFrame
-        };
+        let ty = frame_type(region.page_size);
         let count = region.pages();
-        if let Some(pa) = region.phys_addr {
-            let first = devices.frames_at(&mut self.alloc, pa, ty, count)?;
-            return Ok(RegionFrames {
-                first,
-                count,
-                paddr: pa,
-                contiguous: true,
-            });
-        }
         let mut first = 0;
         let mut paddr = 0;
         let mut contiguous = true;
@@ -437,8 +427,8 @@ impl System {
         if region.prefill == 0 {
             return Ok(());
         }
-        // Fixed regions are device memory (the check refuses a prefill there): never write
-        // device registers on a plan's say-so.
+        // A fixed address may be device registers (the check refuses a prefill there):
+        // never write them on a plan's say-so.
         if region.phys_addr.is_some() {
             return Err(Error::Plan(
                 "prefill of a region at a fixed physical address",
@@ -900,54 +890,128 @@ fn generation_table(
     Ok((frame, table, at + PAGE))
 }
 
-/// Device untyped memory, handed out at the physical addresses the plan names: the kernel
-/// retypes from a watermark, so the gap below an address is filled with untyped objects first.
-struct DeviceMemory {
-    /// `(cap, base, size_bits, watermark offset)` per device untyped.
-    untyped: Vec<(Untyped, u64, u8, u64), { axolotl_abi::bootinfo::MAX_UNTYPED }>,
+fn frame_type(page_size: u64) -> ObjectType {
+    if page_size == PAGE {
+        ObjectType::SmallFrame
+    } else {
+        ObjectType::LargeFrame
+    }
 }
 
-impl DeviceMemory {
-    fn new(bi: &BootInfo) -> Self {
-        let mut untyped = Vec::new();
-        let n = (bi.num_untyped as usize).min(bi.untyped.len());
-        for (i, u) in bi.untyped[..n].iter().enumerate() {
-            if u.is_device != 0 {
-                let cap = Untyped(init_cap::FIRST_UNTYPED + i as u64);
-                let _ = untyped.push((cap, u.paddr, u.size_bits, 0));
+/// Untypeds the allocator draws from: the kernel's RAM untypeds and those carved below
+/// regions at fixed RAM addresses.
+type Pool = Vec<(Untyped, u8), 256>;
+
+/// Keeps `ut` in the pool; when the pool is full, in place of its smallest if `ut` is larger
+/// (the allocator keeps only the largest anyway, `axolotl_sys::alloc::MAX_POOL`).
+fn keep(pool: &mut Pool, ut: (Untyped, u8)) {
+    if let Err(ut) = pool.push(ut)
+        && let Some(small) = pool.iter_mut().min_by_key(|(_, bits)| *bits)
+        && small.1 < ut.1
+    {
+        *small = ut;
+    }
+}
+
+/// Creates the frames of every region at a fixed physical address where the plan puts it,
+/// before anything else is allocated (Microkit's semantics: the region's frames are that
+/// memory): in a device untyped for device memory, carved out of the RAM untyped that covers
+/// it for RAM. The kernel retypes an untyped from its watermark up, so the gap below each
+/// region is first retyped into untypeds: in RAM these stay usable and join the pool the
+/// returned allocator state draws from. Regions are placed in address order, whatever the
+/// order of the file. A region no map names and no untyped covers (Microkit's `setvar`
+/// example names the kernel's console UART, only to patch its address into a PD) gets no
+/// frames: its address is all the plan uses.
+fn place_fixed_regions(
+    bi: &BootInfo,
+    plan: &BootPlan,
+    slots: &mut SlotAlloc,
+) -> Result<([Option<RegionFrames>; MAX_REGIONS], Pool), Error> {
+    let n = (bi.num_untyped as usize).min(bi.untyped.len());
+    let mut spans: Vec<Span, { axolotl_abi::bootinfo::MAX_UNTYPED }> = Vec::new();
+    let mut pool = Pool::new();
+    for (i, u) in bi.untyped[..n].iter().enumerate() {
+        let device = u.is_device != 0;
+        let _ = spans.push(Span {
+            base: u.paddr,
+            size_bits: u.size_bits,
+            device,
+            mark: 0,
+        });
+        if !device {
+            keep(
+                &mut pool,
+                (Untyped(init_cap::FIRST_UNTYPED + i as u64), u.size_bits),
+            );
+        }
+    }
+    let mut frames = [None; MAX_REGIONS];
+    let r_n = plan.regions.len().min(MAX_REGIONS);
+    let mut order: Vec<usize, MAX_REGIONS> = (0..r_n)
+        .filter(|&r| plan.regions[r].phys_addr.is_some())
+        .collect();
+    order.sort_unstable_by_key(|&r| (plan.regions[r].phys_addr, r));
+    let root = CNode(init_cap::CNODE);
+    for r in order {
+        let region = &plan.regions[r];
+        let Some(pa) = region.phys_addr else { continue };
+        let count = region.pages();
+        let size = count.saturating_mul(region.page_size);
+        let p = match place_fixed(&mut spans, pa, size) {
+            Ok(p) => p,
+            Err(PlaceError::Outside) if !plan.mappings.iter().any(|m| m.region as usize == r) => {
+                frames[r] = Some(RegionFrames {
+                    first: 0,
+                    count: 0,
+                    paddr: pa,
+                    contiguous: true,
+                });
+                continue;
+            }
+            Err(e) => return Err(Error::NoFixedMemory(pa, e)),
+        };
+        let ut = Untyped(init_cap::FIRST_UNTYPED + p.untyped as u64);
+        for bits in fillers(p.from, pa) {
+            let slot = slots.alloc().ok_or(Error::TooManySlots)?;
+            ut.retype(ObjectType::Untyped, bits as u64, root, 0, 0, slot, 1)
+                .step("untyped below a fixed region")?;
+            if !p.device {
+                keep(&mut pool, (Untyped(slot), bits as u8));
             }
         }
-        DeviceMemory { untyped }
-    }
-
-    fn frames_at(
-        &mut self,
-        a: &mut ObjectAlloc,
-        pa: u64,
-        ty: ObjectType,
-        count: u64,
-    ) -> Result<CPtr, Error> {
-        let bits = ty.size_bits(0).unwrap_or(12) as u64;
-        let end = pa + (count << bits);
-        let (ut, base, _, mark) = self
-            .untyped
-            .iter_mut()
-            .find(|(_, base, b, _)| pa >= *base && end <= *base + (1u64 << *b))
-            .ok_or(Error::NoDeviceMemory(pa))?;
-        let root = CNode(init_cap::CNODE);
-        let cur = *base + *mark;
-        if cur > pa {
-            return Err(Error::NoDeviceMemory(pa));
+        let first = slots.alloc_n(count).ok_or(Error::TooManySlots)?;
+        let mut done = 0;
+        while done < count {
+            let batch = (count - done).min(axolotl_abi::RETYPE_FAN_OUT_LIMIT);
+            ut.retype(
+                frame_type(region.page_size),
+                0,
+                root,
+                0,
+                0,
+                first + done,
+                batch,
+            )
+            .step("fixed region frames")?;
+            done += batch;
         }
-        for f in axolotl_sys::alloc::fillers(cur, pa) {
-            let slot = a.slots.alloc().ok_or(Error::TooManySlots)?;
-            ut.retype(ObjectType::Untyped, f as u64, root, 0, 0, slot, 1)
-                .step("device filler")?;
+        // The kernel places objects from the watermark up: the frames are where asked
+        // unless the carving above is wrong, which must stop the boot, not hand a PD other
+        // memory than its SDF names.
+        let last = count.saturating_sub(1);
+        if count > 0
+            && (Frame(first).get_address().step("frame address")? != pa
+                || Frame(first + last).get_address().step("frame address")?
+                    != pa + last * region.page_size)
+        {
+            return Err(Error::Plan("fixed region's frames not at its address"));
         }
-        let first = a.slots.alloc_n(count).ok_or(Error::TooManySlots)?;
-        ut.retype(ty, 0, root, 0, 0, first, count)
-            .step("device frames")?;
-        *mark = end - *base;
-        Ok(first)
+        frames[r] = Some(RegionFrames {
+            first,
+            count,
+            paddr: pa,
+            contiguous: true,
+        });
     }
+    Ok((frames, pool))
 }

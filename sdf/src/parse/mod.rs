@@ -721,14 +721,14 @@ fn memory_region(cx: &mut Cx, node: Node) -> MemoryRegion {
         cx.reject(el, "phys_addr", "phys-align", msg);
     }
     if prefill.is_some() && phys_addr.is_some() {
-        // The root task places fixed regions only in device memory (`phys-device`), which
-        // it never writes: device registers are not there to be loaded.
+        // The root task never writes memory at a fixed address on a plan's say-so: it may
+        // be device registers.
         cx.reject(
             el,
             "prefill_path",
             "prefill",
-            "a region with `phys_addr` cannot be prefilled: axolotl places such regions \
-             only in device memory, which the root task does not write",
+            "a region with `phys_addr` cannot be prefilled: the root task does not write \
+             memory at fixed addresses, which may be device registers",
         );
     }
     MemoryRegion {

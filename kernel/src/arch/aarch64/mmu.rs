@@ -82,19 +82,16 @@ pub fn layout() -> Layout {
 /// # Safety
 /// Called once, at boot, before anything relies on memory attributes.
 pub unsafe fn init(board: &Board) {
-    let ram_gib = board.ram_size.div_ceil(1 << 30) as usize;
-    assert!(
-        ram_gib <= MAX_RAM_GIB
-            && board.ram_base.is_multiple_of(1 << 30)
-            && board.ram_size.is_multiple_of(1 << 21)
-    );
+    // RAM need not start on a GiB (the ODROIDs' starts above their secure monitor's ranges):
+    // the GiBs it touches get 2 MiB blocks for the part of them that is RAM.
+    let ram = super::ram_map::ram_gibs(board, MAX_RAM_GIB).expect("RAM in 2 MiB blocks");
+    let (ram_l1, ram_gib) = (ram.first, ram.count);
     let l = layout();
     // SAFETY: single-threaded boot; TABLES is used nowhere else.
     let t = unsafe { &mut *core::ptr::addr_of_mut!(TABLES) };
 
     // Devices: 1 GiB device blocks for everything below RAM (QEMU virt) and for the GiBs
     // holding the device window and the GIC (the Pi's, above its RAM).
-    let ram_l1 = (board.ram_base >> 30) as usize;
     let gic = match board.gic {
         axolotl_kernel_config::GicLayout::V2 { gicd, gicv, .. } => (gicd, gicv),
         axolotl_kernel_config::GicLayout::V3 { gicd, gicr } => (gicd, gicr),
@@ -112,15 +109,11 @@ pub unsafe fn init(board: &Board) {
     }
     // RAM: 2 MiB normal blocks, read-write, never executable (up to the board's RAM end: on
     // the Pi the rest of the GiB is the VideoCore's) ...
-    let ram_end = board.ram_base + board.ram_size;
     for g in 0..ram_gib {
-        let base = board.ram_base + ((g as u64) << 30);
         for (j, e) in t.l2_ram[g].iter_mut().enumerate() {
-            let pa = base + ((j as u64) << 21);
-            *e = if pa < ram_end {
-                pa | ATTR_NORMAL | SH_INNER | AF | XN | VALID
-            } else {
-                0
+            *e = match super::ram_map::ram_block(board, ram_l1 + g, j) {
+                Some(pa) => pa | ATTR_NORMAL | SH_INNER | AF | XN | VALID,
+                None => 0,
             };
         }
         t.l1[ram_l1 + g] = (t.l2_ram[g].as_ptr() as u64) | TABLE | VALID;
@@ -133,7 +126,7 @@ pub unsafe fn init(board: &Board) {
     let mut tables = t.l3_kernel.iter_mut();
     let mut block = first;
     while block < last {
-        let g = ((block - board.ram_base) >> 30) as usize;
+        let g = (block >> 30) as usize - ram_l1;
         let j = ((block >> 21) & 0x1ff) as usize;
         if block >= l.rodata_start && block + (1 << 21) <= l.data_start {
             t.l2_ram[g][j] = block | AP_RO | XN | ATTR_NORMAL | SH_INNER | AF | VALID;

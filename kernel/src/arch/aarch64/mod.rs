@@ -8,6 +8,7 @@ pub mod gic;
 pub mod lrs;
 #[cfg(target_os = "none")]
 pub mod mmu;
+pub mod ram_map;
 #[cfg(target_os = "none")]
 pub mod timer;
 #[cfg(target_os = "none")]

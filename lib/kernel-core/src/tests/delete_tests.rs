@@ -266,3 +266,145 @@ fn zombies_cannot_be_moved_or_copied() {
     delete(w.s(1), &mut w.k).unwrap();
     assert!(!mdb::has_children(w.ut));
 }
+
+/// The objects whose slots a test watches: base, size bits and slot count.
+type Watched = Vec<(u64, u32, u64)>;
+
+/// The memory of an object is reusable once no cap but its untyped's covers it: by then none
+/// of its slots may hold a cap or a derivation-tree link, or the kernel would later write
+/// through them into whatever the memory has become (docs/security.md).
+fn assert_slots_only_in_covered_memory(universe: &[SlotRef], objects: &Watched, when: &str) {
+    for &(base, _, count) in objects {
+        let live = (0..count)
+            .map(|i| SlotRef::nth(base, i))
+            .find(|s| !s.cap().is_null() || s.mdb() != MdbNode::NULL);
+        let Some(live) = live else { continue };
+        let covered = universe.iter().any(|s| {
+            let c = s.cap();
+            !matches!(c, Cap::Untyped { .. }) && c.object_range().is_some_and(|(b, _)| b == base)
+        });
+        assert!(
+            covered,
+            "{when}: the object at {base:#x} is covered by no cap, but its slot {live:?} holds {:?}",
+            live.cap()
+        );
+    }
+}
+
+/// A cycle of last caps through a TCB, as a thread that configures itself makes: the TCB's
+/// CSPACE slot holds the only cap to CNode C, C's slot 2 the only cap to CNode F, F's slot 1
+/// the only cap to the TCB. Returns the TCB's CSPACE slot, the watched objects and every slot.
+fn tcb_cycle(w: &mut World) -> (SlotRef, Watched, Vec<SlotRef>) {
+    w.k.tcb_slots = 5;
+    let r = w.root;
+    make_in(w, r, 1, Tcb, 0);
+    make_in(w, r, 2, CNode, 4);
+    make_in(w, r, 3, Endpoint, 0);
+    let Cap::Tcb { ptr: t } = w.s(1).cap() else {
+        panic!()
+    };
+    let c = w.s(2).cap();
+    make_in(w, c, 2, CNode, 4);
+    let f = slot(c, 2).cap();
+    // A cap that survives the cycle, as the thread's new CSpace and VSpace do.
+    copy_to(w.s(3), slot(c, 1));
+    // SAFETY: the first slots of the (zeroed) TCB object are its slots, as the kernel lays out.
+    let tslot = |i: u64| unsafe { SlotRef::from_addr(t + i * 32) }.unwrap();
+    copy_to(w.s(1), slot(f, 1));
+    copy_to(w.s(2), tslot(0));
+    delete(w.s(1), &mut w.k).unwrap();
+    delete(w.s(2), &mut w.k).unwrap();
+    assert!(mdb::is_final_capability(slot(f, 1)) && mdb::is_final_capability(tslot(0)));
+    let Cap::CNode { ptr: cp, .. } = c else {
+        panic!()
+    };
+    let Cap::CNode { ptr: fp, .. } = f else {
+        panic!()
+    };
+    let watched = vec![(t, 11, 5), (cp, 9, 16), (fp, 9, 16)];
+    let mut universe = all_slots(w, &[c, f]);
+    universe.extend((0..5).map(tslot));
+    check_mdb(&universe);
+    (tslot(0), watched, universe)
+}
+
+#[test]
+fn a_cycle_through_a_tcb_keeps_its_memory_covered_at_every_preemption() {
+    for every in 1..=40 {
+        let mut w = World::new(8, 16);
+        let (root, watched, universe) = tcb_cycle(&mut w);
+        w.k.preempt_every = every;
+        let mut k = std::mem::take(&mut w.k);
+        while delete(root, &mut k).is_err() {
+            assert_slots_only_in_covered_memory(
+                &universe,
+                &watched,
+                &format!("delete preempted after {every} steps"),
+            );
+        }
+        assert!(root.cap().is_null());
+        check_mdb(&universe);
+        // What the cycle leaves (if anything) its untyped's revoke collects.
+        k.preempt_every = 0;
+        revoke(w.ut, &mut k).unwrap();
+        assert!(
+            universe[1..].iter().all(|s| s.cap().is_null()),
+            "every={every}"
+        );
+        assert!(!mdb::has_children(w.ut));
+    }
+}
+
+/// The thread whose call deleted the cycle is gone when its call is preempted, so nothing
+/// resumes that delete: the objects' untyped is revoked instead, its memory reused.
+#[test]
+fn a_cycle_through_a_tcb_left_preempted_is_collected_by_its_untypeds_revoke() {
+    for every in 1..=40 {
+        let mut w = World::new(8, 16);
+        let (root, watched, universe) = tcb_cycle(&mut w);
+        w.k.preempt_every = every;
+        let mut k = std::mem::take(&mut w.k);
+        if delete(root, &mut k).is_ok() {
+            break;
+        }
+        assert_slots_only_in_covered_memory(&universe, &watched, "after the preemption");
+        k.preempt_every = 0;
+        revoke(w.ut, &mut k).unwrap();
+        assert!(
+            universe[1..].iter().all(|s| s.cap().is_null()),
+            "every={every}"
+        );
+        assert!(universe[1..].iter().all(|s| s.mdb() == MdbNode::NULL));
+        assert!(!mdb::has_children(w.ut));
+    }
+}
+
+#[test]
+fn mutually_referencing_cnodes_stay_covered_at_every_preemption() {
+    for every in 1..=20 {
+        let mut w = World::new(8, 16);
+        let r = w.root;
+        make_in(&mut w, r, 1, CNode, 2);
+        make_in(&mut w, r, 2, CNode, 2);
+        let (a, b) = (w.s(1).cap(), w.s(2).cap());
+        make_in(&mut w, a, 1, Endpoint, 0);
+        make_in(&mut w, b, 3, Endpoint, 0);
+        copy_to(w.s(1), slot(b, 0));
+        copy_to(w.s(2), slot(a, 0));
+        delete(w.s(1), &mut w.k).unwrap();
+        delete(w.s(2), &mut w.k).unwrap();
+        let (Cap::CNode { ptr: ap, .. }, Cap::CNode { ptr: bp, .. }) = (a, b) else {
+            panic!()
+        };
+        let watched = vec![(ap, 7, 4), (bp, 7, 4)];
+        let universe = all_slots(&w, &[a, b]);
+        w.k.preempt_every = every;
+        let mut k = std::mem::take(&mut w.k);
+        let ut = w.ut;
+        while revoke(ut, &mut k).is_err() {
+            assert_slots_only_in_covered_memory(&universe, &watched, "revoke preempted");
+        }
+        assert!(universe[1..].iter().all(|s| s.cap().is_null()));
+        assert!(!mdb::has_children(w.ut));
+    }
+}

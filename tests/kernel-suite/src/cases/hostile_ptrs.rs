@@ -700,36 +700,92 @@ pub fn tcb_configures_itself(env: &mut Env) -> Result<(), Fail> {
     Ok(())
 }
 
+/// The priority of the threads of the `tcb_configures_itself_last_tcb_cap*` cases: below the
+/// case's (255), so neither a `resume` nor a timer tick lets them run before the case says.
+const BELOW_CASE: u64 = 254;
+
+/// Lets the case's threads of priority [`BELOW_CASE`] run until none is runnable: the case
+/// drops below them (the kernel switches on the call's return) and comes back up once they
+/// have stopped or blocked.
+fn let_threads_run() -> Result<(), Fail> {
+    ROOT_TCB
+        .set_priority(ROOT_TCB, BELOW_CASE - 1)
+        .ctx("the case below its thread")?;
+    ROOT_TCB
+        .set_priority(ROOT_TCB, 255)
+        .ctx("the case back at 255")
+}
+
 /// [`tcb_configures_itself`] where the CNode that dies holds the last cap to the thread
 /// itself: deleting the old CSpace finalises the thread in the middle of its own call. The
 /// new caps' sources (in E) survive, so only the TCB cap's absence stops the installs: caps
 /// put into the slots of a thread already finalised would never be deleted, and their
-/// derivation-tree neighbours would keep pointing into its memory once that is reused.
+/// derivation-tree neighbours would keep pointing into its memory once that is reused. The
+/// thread runs below the case, so it runs only once the case's cap to it is gone, whatever
+/// the timer does.
 pub fn tcb_configures_itself_last_tcb_cap(env: &mut Env) -> Result<(), Fail> {
+    tcb_configures_itself_last_cap_in_f(env, false, false)
+}
+
+/// [`tcb_configures_itself_last_tcb_cap`] with a long tail: C's slot 0 holds the last cap to
+/// a CNode of 2^16 empty slots, which the deletion empties after the thread (found through
+/// C's slot 2) has died, taking several timer ticks, so the call is all but surely preempted
+/// with the deletion unfinished and nothing left to resume it. The TCB's memory, reused
+/// below, held the zombie of C in its CSPACE slot: it must not be reusable while that is
+/// there (lib/kernel-core delete.rs, Cycles). The tick decides where the preemption falls;
+/// the host tests of kernel-core try every point.
+pub fn tcb_configures_itself_last_tcb_cap_preempted(env: &mut Env) -> Result<(), Fail> {
+    tcb_configures_itself_last_cap_in_f(env, false, true)
+}
+
+/// [`tcb_configures_itself_last_tcb_cap`] in the other order: the thread configures itself
+/// (and so deletes the CNode holding a cap to itself) while the case still holds a cap to
+/// it, which the case deletes afterwards. The TCB then dies outside the thread's call.
+pub fn tcb_configures_itself_then_last_tcb_cap_goes(env: &mut Env) -> Result<(), Fail> {
+    tcb_configures_itself_last_cap_in_f(env, true, false)
+}
+
+/// The two orders of the self-configuring thread and the case's deletion of its cap to the
+/// thread (`case_cap_last`: the case's cap goes after the thread has run); `long_tail`: C's
+/// slot 0 holds the last cap to a large CNode.
+fn tcb_configures_itself_last_cap_in_f(
+    env: &mut Env,
+    case_cap_last: bool,
+    long_tail: bool,
+) -> Result<(), Fail> {
     use axolotl_sys::CNode;
     let u = own_untyped(env)?;
     // The TCB at u's base, so its slots are in the page reused below.
-    let t = allocating_from(env, u, |env| env.thread(self_configurer, 0, 255, 0))?;
+    let t = allocating_from(env, u, |env| env.thread(self_configurer, 0, BELOW_CASE, 0))?;
     let c = CNode(env.alloc(T::CNode, 4)?);
     let f_raw = CNode(env.alloc(T::CNode, 4)?);
     let e_raw = CNode(env.alloc(T::CNode, 4)?);
+    if long_tail {
+        let g = env.alloc(T::CNode, 16)?;
+        c.move_(0, 4, ROOT_CNODE, g, D)
+            .ctx("a CNode of 2^16 slots into C's slot 0")?;
+    }
     let (e, d, vs) = self_config_setup(env, t.tcb, (c, e_raw, f_raw), In::E, (In::F, 1))?;
     t.tcb.resume().ctx("resume")?;
-    ROOT_CNODE
-        .delete(t.tcb.0, D)
-        .ctx("delete the case's cap to the thread")?;
-    ensure_eq!(
-        shared(RAN),
-        0,
-        "the thread ran before its last cap was in F"
-    );
-    yield_now();
+    let delete_case_cap = || {
+        ROOT_CNODE
+            .delete(t.tcb.0, D)
+            .ctx("delete the case's cap to the thread")
+    };
+    if !case_cap_last {
+        delete_case_cap()?;
+    }
+    ensure_eq!(shared(RAN), 0, "the thread ran before the case let it");
+    let_threads_run()?;
     ensure_eq!(shared(RAN), 1, "the thread ran");
     ensure_eq!(
         shared(RESULT),
         0,
-        "the thread returned from a call that deleted it"
+        "the thread returned from a call that took its CSpace and VSpace"
     );
+    if case_cap_last {
+        delete_case_cap()?;
+    }
     let g = reuse_as_frame(env, u, PATTERN)?;
     // E's slots, the new caps' sources, go: copies of them in the dead thread's slots
     // would be their derivation-tree neighbours.
@@ -739,6 +795,10 @@ pub fn tcb_configures_itself_last_tcb_cap(env: &mut Env) -> Result<(), Fail> {
     untouched(
         g,
         PATTERN,
-        "deleting the caps a thread configured itself with, after the call deleted it",
+        if case_cap_last {
+            "deleting the caps a thread configured itself with, after its last cap went"
+        } else {
+            "deleting the caps a thread configured itself with, after the call deleted it"
+        },
     )
 }

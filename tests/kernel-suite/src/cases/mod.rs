@@ -224,4 +224,12 @@ pub const ALL: &[(&str, TestFn)] = &[
         "hostile_ptrs_tcb_configures_itself_last_tcb_cap",
         hostile_ptrs::tcb_configures_itself_last_tcb_cap,
     ),
+    (
+        "hostile_ptrs_tcb_configures_itself_last_tcb_cap_preempted",
+        hostile_ptrs::tcb_configures_itself_last_tcb_cap_preempted,
+    ),
+    (
+        "hostile_ptrs_tcb_configures_itself_then_last_tcb_cap_goes",
+        hostile_ptrs::tcb_configures_itself_then_last_tcb_cap_goes,
+    ),
 ];
