@@ -237,6 +237,36 @@ fn vmm_crash_after_an_injection_keeps_the_guest_gicv3() {
     guest_went_on(b, &dir);
 }
 
+/// A crash between the commit that lists an interrupt and the list register write, while
+/// the VMM handles a notification (console input: the UART's line goes up): no vCPU waits
+/// in an exit, so the new VMM must write every committed listing itself, or the guest never
+/// sees its UART's interrupt again (its shell would take no more input).
+#[test]
+fn vmm_crash_between_listing_and_writing_keeps_the_guest_gicv3() {
+    let (mut b, dir) = arm_vmm_on(
+        3,
+        "vmm-restart-gicv3",
+        "vmm-crash-listed",
+        "crash",
+        "listed",
+    );
+    check(b.expect(
+        "vmm: fault injection armed: Crash at the next Listed exit",
+        BOOT_TIMEOUT,
+    ));
+    // Input while the guest idles in its shell: the notification raises the UART's line.
+    type_in(&dir, "echo x\n");
+    check(b.expect_all(
+        &[
+            "vmm: fault injection: Crash at a Listed exit",
+            "monitor: restarted vmm (cause: vm-fault write at 0x10 ",
+            "vmm: generation 1: took over the running guest (1 vCPUs)",
+        ],
+        BOOT_TIMEOUT,
+    ));
+    guest_went_on(b, &dir);
+}
+
 /// GICv2: the guest's CPU interface is the real GICV frame, its list registers GICH's.
 #[test]
 fn vmm_crash_at_a_uart_exit_keeps_the_guest_gicv2() {

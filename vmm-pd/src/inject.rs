@@ -4,13 +4,15 @@
 //! comment, so the guest's shell ignores it:
 //!
 //! ```text
-//! # vmm-fault <crash|hang|corrupt> <uart|gicd|inject|cpu-on|notify|notify-done|any>
+//! # vmm-fault <crash|hang|corrupt> <uart|gicd|inject|listed|cpu-on|notify|notify-done|any>
 //! ```
 //!
 //! `crash` is a wild write (a VM fault the monitor sees), `hang` stops answering (the
 //! monitor's heartbeat finds it), `corrupt` scribbles over the device state region a restart
 //! recovers from (the caller, which owns it), then crashes. The kinds: a data abort in the vPL011's window, one in the vGIC
-//! distributor's, putting an interrupt into a list register, a PSCI CPU_ON, a virtio
+//! distributor's, putting an interrupt into a list register (`inject`: after the write;
+//! `listed`: while the VMM handles a notification such as console input, so no vCPU waits
+//! in an exit, after the commit that lists it and before the write), a PSCI CPU_ON, a virtio
 //! QueueNotify write (before it is handled: the guest's I/O in flight as the last commit
 //! left it), the same after its handling was committed and before the reply (the requests
 //! it took at the backend), any exit.
@@ -31,6 +33,7 @@ pub enum Point {
     Uart,
     Gicd,
     Inject,
+    Listed,
     CpuOn,
     Notify,
     NotifyDone,
@@ -133,6 +136,7 @@ fn parse(line: &[u8]) -> Option<(Action, Point)> {
         b"uart" => Point::Uart,
         b"gicd" => Point::Gicd,
         b"inject" => Point::Inject,
+        b"listed" => Point::Listed,
         b"cpu-on" => Point::CpuOn,
         b"notify" => Point::Notify,
         b"notify-done" => Point::NotifyDone,

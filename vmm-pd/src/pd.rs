@@ -643,6 +643,10 @@ impl VmmPd {
         match self.recover() {
             Ok(vm) => {
                 self.resuming = true;
+                // Before the relisting below, which works on the recovered model: without it
+                // a vCPU not waiting in an exit got nothing written, and an interrupt the
+                // dead VMM had committed as listed but not yet written never reached it.
+                self.vm = Some(vm);
                 for v in 0..self.nr_vcpus {
                     self.seq[v as usize] = exits_handled(v);
                     // A vCPU waiting in an exit relists at that exit, which may be the
@@ -656,7 +660,6 @@ impl VmmPd {
                         self.relist(v, None);
                     }
                 }
-                self.vm = Some(vm);
                 println!(
                     "vmm: generation {g}: took over the running guest ({} vCPUs)",
                     self.nr_vcpus
@@ -822,6 +825,12 @@ impl VmmPd {
     /// listing its successor writes again (`relist`), never one it does not know of.
     /// Returns how many it tried.
     fn inject_all(&mut self) -> usize {
+        self.inject(false)
+    }
+
+    /// [`Self::inject_all`]; `notified`: for a notification, when no vCPU waits in an exit
+    /// (the test build's `listed` failure point is there).
+    fn inject(&mut self, notified: bool) -> usize {
         let Some(vm) = self.vm.as_mut() else {
             return 0;
         };
@@ -834,6 +843,12 @@ impl VmmPd {
             }
         }
         self.commit();
+        #[cfg(feature = "fault-injection")]
+        if notified && tried > 0 {
+            self.failpoint(crate::inject::Point::Listed);
+        }
+        #[cfg(not(feature = "fault-injection"))]
+        let _ = notified;
         let mut refused = false;
         for (v, slots) in picked.iter().enumerate() {
             for &(lr, inj) in slots.iter().flatten() {
@@ -1090,7 +1105,7 @@ impl Handler for VmmPd {
         // The vCPUs are not running (uniprocessor, and we outrank them): whatever the UART's
         // line raised goes into their list registers now, which the kernel keeps for them
         // (VcpuInjectIrq on a vCPU that is not current writes its saved state).
-        self.inject_all();
+        self.inject(true);
     }
 
     fn fault(&mut self, child: Child, msg: MessageInfo) -> Option<MessageInfo> {
