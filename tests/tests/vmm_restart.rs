@@ -267,6 +267,72 @@ fn vmm_crash_between_listing_and_writing_keeps_the_guest_gicv3() {
     guest_went_on(b, &dir);
 }
 
+/// A crash while the VMM handles a write to the vGIC distributor: the guest moves its
+/// interrupts to its second CPU (each `smp_affinity` write is a GICD_IROUTER write, with the
+/// interrupt disabled and enabled around it), the exit is taken again by the new VMM, and the
+/// interrupts still arrive (the shell's input is the UART's).
+#[test]
+fn vmm_crash_at_a_distributor_exit_keeps_the_guest_gicv3() {
+    let (mut b, dir) = arm_vmm_on(
+        3,
+        "vmm-restart-smp-gicv3",
+        "vmm-crash-gicd",
+        "crash",
+        "gicd",
+    );
+    check(b.expect(
+        "vmm: fault injection armed: Crash at the next Gicd exit",
+        BOOT_TIMEOUT,
+    ));
+    type_in(
+        &dir,
+        "for f in /proc/irq/*/smp_affinity; do echo 2 > $f; done 2>/dev/null; echo moved-$((3*3))\n",
+    );
+    check(b.expect_all(
+        &[
+            "vmm: fault injection: Crash at a Gicd exit",
+            "monitor: restarted vmm (cause: vm-fault write at 0x10 ",
+            "vmm: generation 1: took over the running guest (2 vCPUs)",
+            "moved-9",
+        ],
+        BOOT_TIMEOUT,
+    ));
+    guest_went_on(b, &dir);
+}
+
+/// A crash while the VMM handles a PSCI CPU_ON: the guest takes its second CPU offline and
+/// brings it back (Linux's hotplug: PSCI CPU_OFF, then CPU_ON), the VMM dies in the CPU_ON,
+/// and the new VMM must still start that CPU, though it ran before.
+#[test]
+fn vmm_crash_at_a_cpu_on_keeps_the_guest_gicv3() {
+    let (mut b, dir) = arm_vmm_on(
+        3,
+        "vmm-restart-smp-gicv3",
+        "vmm-crash-cpu-on",
+        "crash",
+        "cpu-on",
+    );
+    check(b.expect(
+        "vmm: fault injection armed: Crash at the next CpuOn exit",
+        BOOT_TIMEOUT,
+    ));
+    let online = "/sys/devices/system/cpu/cpu1/online";
+    type_in(
+        &dir,
+        &format!("echo 0 > {online}; echo 1 > {online}; echo online-$(cat {online})-$((2+2))\n"),
+    );
+    check(b.expect_all(
+        &[
+            "vmm: fault injection: Crash at a CpuOn exit",
+            "monitor: restarted vmm (cause: vm-fault write at 0x10 ",
+            "vmm: generation 1: took over the running guest (2 vCPUs)",
+            "online-1-4",
+        ],
+        BOOT_TIMEOUT,
+    ));
+    guest_went_on(b, &dir);
+}
+
 /// GICv2: the guest's CPU interface is the real GICV frame, its list registers GICH's.
 #[test]
 fn vmm_crash_at_a_uart_exit_keeps_the_guest_gicv2() {
