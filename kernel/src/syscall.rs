@@ -101,6 +101,12 @@ fn receive(k: &mut Kernel, t: TcbRef, cptr: u64, blocking: bool) {
 }
 
 /// A capability lookup failed on a send or receive: a cap fault to the thread's handler.
+///
+/// Cold and out of line, as `unknown_syscall`: told so, LLVM tests the SVC class before
+/// WFx in `handle_user_sync` and keeps `receive`'s registers where the Wait path wants
+/// them, 2 or 3 instructions off every system call (docs/benchmarks.md, "Kernel IPC").
+#[cold]
+#[inline(never)]
 fn cap_fault(
     k: &mut Kernel,
     mut t: TcbRef,
@@ -121,6 +127,8 @@ fn cap_fault(
     deliver_fault(k, t, fault, "capability fault");
 }
 
+#[cold]
+#[inline(never)]
 fn unknown_syscall(k: &mut Kernel, mut t: TcbRef, nr: u64) {
     // As seL4, the fault IP is the `svc` itself: a handler that emulates the call writes
     // back a PC past it, one that does nothing makes the thread retry (ELR points past it).

@@ -37,6 +37,12 @@ extern "C" fn handle_user_sync(ctx: *mut UserContext, esr: u64) -> ! {
 
 /// A processor fault of a user thread: a message to its fault endpoint, or, without one, a
 /// decoded report and the thread stops.
+///
+/// Out of line so that system calls pay nothing for it: inlined, LLVM tested the abort
+/// classes that `esr.abort()` picks before the SVC class in `handle_user_sync`'s dispatch,
+/// 9 instructions on every system call (docs/benchmarks.md, "Kernel IPC"). Not `#[cold]`:
+/// that moved the dispatch back (measured: 2 more per system call).
+#[inline(never)]
 fn user_fault(k: &mut Kernel, t: TcbRef, esr: Esr) {
     let c = &t.ctx;
     let f = match esr.abort() {
