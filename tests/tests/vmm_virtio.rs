@@ -1,6 +1,6 @@
 //! Issue #16, the gateway's guest: a VMM that dies with the guest's virtio I/O in flight is
 //! restarted with the guest kept, its virtio-net and virtio-blk included
-//! (tests/systems/gateway-vmm-restart-gicv3.system: gateway-gicv3.system with a restartable
+//! (tests/systems/gateway-vmm-restart-gicv{3,2}.system: gateway-gicv3.system with a restartable
 //! VMM, a state region and the test build's failure points, armed through UART1 as in
 //! tests/tests/vmm_restart.rs). The VMM crashes at virtio QueueNotify exits while the guest
 //! runs its disk check (16 MiB written with O_DIRECT and fsync, read back, checksummed) and
@@ -73,16 +73,27 @@ fn fetch_all(b: &mut Boot, port: u16) -> usize {
 
 #[test]
 fn gateway_vmm_restart_gicv3_guest_keeps_its_virtio_devices_across_vmm_crashes() {
+    gateway_vmm_restart(GicVersion::V3);
+}
+
+/// GICv2: the guest's CPU interface is the board's GICV frame, its list registers GICH's.
+#[test]
+fn gateway_vmm_restart_gicv2_guest_keeps_its_virtio_devices_across_vmm_crashes() {
+    gateway_vmm_restart(GicVersion::V2);
+}
+
+fn gateway_vmm_restart(gic: GicVersion) {
+    let n = gic.number();
     let tmp = TmpDir::new("axolotl-gateway-vmm");
     let img = tmp.0.join("data.img");
     disk::make_data_disk(&img).expect("data disk");
     let fresh = std::fs::read(&img).unwrap();
     let port = free_port();
-    let dir = uart1_pipes("gateway-vmm-restart");
+    let dir = uart1_pipes(&format!("gateway-vmm-restart-v{n}"));
     let images = std::env::var_os("AXOLOTL_IMAGES")
         .map(PathBuf::from)
         .expect("AXOLOTL_IMAGES is not set: run the integration tests through `cargo xtask test`");
-    let board = board_by_name("qemu-virt-aarch64", Some(GicVersion::V3)).expect("known board");
+    let board = board_by_name("qemu-virt-aarch64", Some(gic)).expect("known board");
     let mut m = Machine::new(board);
     m.disk = Some(img.clone());
     m.net = Some(Net {
@@ -92,7 +103,10 @@ fn gateway_vmm_restart_gicv3_guest_keeps_its_virtio_devices_across_vmm_crashes()
     m.uart1 = Some(format!("pipe,path={}", dir.join("u").display()));
     let mut b = check(Boot::start(
         &m,
-        &images.join(format!("{}-gic3-gateway-vmm-restart-gicv3.elf", board.name)),
+        &images.join(format!(
+            "{}-gic{n}-gateway-vmm-restart-gicv{n}.elf",
+            board.name
+        )),
     ));
     check(b.expect_all(
         &[

@@ -57,6 +57,7 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/gateway-faults-gicv3.system",
     "tests/systems/gateway-faults-gicv2.system",
     "tests/systems/gateway-vmm-restart-gicv3.system",
+    "tests/systems/gateway-vmm-restart-gicv2.system",
 ];
 
 /// Systems written for one GIC (`*-gicv2.system`: a GICv2 guest needs the board's GICV frame)
