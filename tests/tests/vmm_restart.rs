@@ -108,6 +108,30 @@ fn arm_vmm_on(
     (b, dir)
 }
 
+/// Boots the GICv3 `system` with `vcpus` vCPUs to its shell, arms a crash at `point`
+/// (`kind` as the VMM names it), types `command`, which makes the guest reach that point, and
+/// expects the restart, the takeover and `marker` (the command's own output); then the guest
+/// goes on.
+fn crash_on_command(system: &str, vcpus: u8, point: &str, kind: &str, command: &str, marker: &str) {
+    let tag = format!("vmm-crash-{point}");
+    let (mut b, dir) = arm_vmm_on(3, system, &tag, "crash", point);
+    check(b.expect(
+        &format!("vmm: fault injection armed: Crash at the next {kind} exit"),
+        BOOT_TIMEOUT,
+    ));
+    type_in(&dir, command);
+    check(b.expect_all(
+        &[
+            &format!("vmm: fault injection: Crash at a {kind} exit"),
+            "monitor: restarted vmm (cause: vm-fault write at 0x10 ",
+            &format!("vmm: generation 1: took over the running guest ({vcpus} vCPUs)"),
+            marker,
+        ],
+        BOOT_TIMEOUT,
+    ));
+    guest_went_on(b, &dir);
+}
+
 /// The guest went on: the shell kept its variable, it counts without a gap, and Linux booted
 /// once. Then it powers off cleanly.
 fn guest_went_on(mut b: axolotl_qemu::Boot, dir: &std::path::Path) {
@@ -243,28 +267,15 @@ fn vmm_crash_after_an_injection_keeps_the_guest_gicv3() {
 /// sees its UART's interrupt again (its shell would take no more input).
 #[test]
 fn vmm_crash_between_listing_and_writing_keeps_the_guest_gicv3() {
-    let (mut b, dir) = arm_vmm_on(
-        3,
-        "vmm-restart-gicv3",
-        "vmm-crash-listed",
-        "crash",
-        "listed",
-    );
-    check(b.expect(
-        "vmm: fault injection armed: Crash at the next Listed exit",
-        BOOT_TIMEOUT,
-    ));
     // Input while the guest idles in its shell: the notification raises the UART's line.
-    type_in(&dir, "echo x\n");
-    check(b.expect_all(
-        &[
-            "vmm: fault injection: Crash at a Listed exit",
-            "monitor: restarted vmm (cause: vm-fault write at 0x10 ",
-            "vmm: generation 1: took over the running guest (1 vCPUs)",
-        ],
-        BOOT_TIMEOUT,
-    ));
-    guest_went_on(b, &dir);
+    crash_on_command(
+        "vmm-restart-gicv3",
+        1,
+        "listed",
+        "Listed",
+        "echo x-$((4+4))\n",
+        "x-8",
+    );
 }
 
 /// A crash while the VMM handles a write to the vGIC distributor: the guest moves its
@@ -273,31 +284,14 @@ fn vmm_crash_between_listing_and_writing_keeps_the_guest_gicv3() {
 /// interrupts still arrive (the shell's input is the UART's).
 #[test]
 fn vmm_crash_at_a_distributor_exit_keeps_the_guest_gicv3() {
-    let (mut b, dir) = arm_vmm_on(
-        3,
+    crash_on_command(
         "vmm-restart-smp-gicv3",
-        "vmm-crash-gicd",
-        "crash",
+        2,
         "gicd",
-    );
-    check(b.expect(
-        "vmm: fault injection armed: Crash at the next Gicd exit",
-        BOOT_TIMEOUT,
-    ));
-    type_in(
-        &dir,
+        "Gicd",
         "for f in /proc/irq/*/smp_affinity; do echo 2 > $f; done 2>/dev/null; echo moved-$((3*3))\n",
+        "moved-9",
     );
-    check(b.expect_all(
-        &[
-            "vmm: fault injection: Crash at a Gicd exit",
-            "monitor: restarted vmm (cause: vm-fault write at 0x10 ",
-            "vmm: generation 1: took over the running guest (2 vCPUs)",
-            "moved-9",
-        ],
-        BOOT_TIMEOUT,
-    ));
-    guest_went_on(b, &dir);
 }
 
 /// A crash while the VMM handles a PSCI CPU_ON: the guest takes its second CPU offline and
@@ -305,32 +299,15 @@ fn vmm_crash_at_a_distributor_exit_keeps_the_guest_gicv3() {
 /// and the new VMM must still start that CPU, though it ran before.
 #[test]
 fn vmm_crash_at_a_cpu_on_keeps_the_guest_gicv3() {
-    let (mut b, dir) = arm_vmm_on(
-        3,
-        "vmm-restart-smp-gicv3",
-        "vmm-crash-cpu-on",
-        "crash",
-        "cpu-on",
-    );
-    check(b.expect(
-        "vmm: fault injection armed: Crash at the next CpuOn exit",
-        BOOT_TIMEOUT,
-    ));
     let online = "/sys/devices/system/cpu/cpu1/online";
-    type_in(
-        &dir,
+    crash_on_command(
+        "vmm-restart-smp-gicv3",
+        2,
+        "cpu-on",
+        "CpuOn",
         &format!("echo 0 > {online}; echo 1 > {online}; echo online-$(cat {online})-$((2+2))\n"),
+        "online-1-4",
     );
-    check(b.expect_all(
-        &[
-            "vmm: fault injection: Crash at a CpuOn exit",
-            "monitor: restarted vmm (cause: vm-fault write at 0x10 ",
-            "vmm: generation 1: took over the running guest (2 vCPUs)",
-            "online-1-4",
-        ],
-        BOOT_TIMEOUT,
-    ));
-    guest_went_on(b, &dir);
 }
 
 /// GICv2: the guest's CPU interface is the real GICV frame, its list registers GICH's.

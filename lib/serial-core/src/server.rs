@@ -135,45 +135,6 @@ pub struct ServerStats {
     pub rx_dropped: u64,
 }
 
-/// Bytes completed to a receiving client that died before reading them, oldest first: they
-/// go to its successor ahead of anything still in the UART. The dead client's buffers are
-/// the new one's as soon as it posts them, so the bytes are copied out when the restart is
-/// seen.
-struct Carry {
-    bytes: [u8; RX_CARRY],
-    head: usize,
-    len: usize,
-}
-
-impl Carry {
-    const fn new() -> Self {
-        Self {
-            bytes: [0; RX_CARRY],
-            head: 0,
-            len: 0,
-        }
-    }
-
-    fn push(&mut self, b: u8) -> bool {
-        if self.len == RX_CARRY {
-            return false;
-        }
-        self.bytes[(self.head + self.len) % RX_CARRY] = b;
-        self.len += 1;
-        true
-    }
-
-    fn pop(&mut self) -> Option<u8> {
-        if self.len == 0 {
-            return None;
-        }
-        let b = self.bytes[self.head];
-        self.head = (self.head + 1) % RX_CARRY;
-        self.len -= 1;
-        Some(b)
-    }
-}
-
 struct Conn<const IDS: usize> {
     ring: axolotl_ring::Server<IDS>,
     data: DataRegion,
@@ -229,8 +190,11 @@ pub struct Server<U: Uart, const N: usize, const IDS: usize> {
     uart: U,
     tx: [Conn<IDS>; N],
     rx: Option<Conn<IDS>>,
-    /// Received bytes owed to a restarted receiving client.
-    carry: Carry,
+    /// Received bytes owed to a restarted receiving client: what the driver completed to a
+    /// client that died before reading it, oldest first, copied out when the restart is seen
+    /// (the dead client's buffers are the new one's as soon as it posts them); they go to the
+    /// successor ahead of anything still in the UART.
+    carry: heapless::Deque<u8, RX_CARRY>,
     /// Transmit connection whose front message is partly in the FIFO.
     current: Option<usize>,
     /// Where the round-robin search for the next message starts.
@@ -278,7 +242,7 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
             uart,
             tx,
             rx,
-            carry: Carry::new(),
+            carry: heapless::Deque::new(),
             current: None,
             next_rr: 0,
             tx_blocked: false,
@@ -476,7 +440,7 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
                 let Some(b) = rx.data.read((d.offset as usize).saturating_add(k)) else {
                     break;
                 };
-                if self.carry.push(b) {
+                if self.carry.push_back(b).is_ok() {
                     self.stats.rx_carried += 1;
                 } else {
                     self.stats.rx_dropped += 1;
@@ -574,7 +538,7 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
             while !h.finished() && budget > 0 {
                 budget -= 1;
                 // Owed bytes first: they arrived before anything still in the UART.
-                let next = match self.carry.pop() {
+                let next = match self.carry.pop_front() {
                     Some(b) => Ok(Some(b)),
                     None => self.uart.try_read(),
                 };
