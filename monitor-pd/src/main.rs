@@ -15,7 +15,7 @@ mod pd {
 
     use core::fmt;
 
-    use axolotl_abi::{CONTROL, CorruptionReport, HEARTBEAT};
+    use axolotl_abi::{CONTROL, CorruptionReport, HEARTBEAT, REPORT_RECOVERY_FAILED};
     use axolotl_boot_plan::cspace::{ROOT_SERVICE_CAP, dependant_signal_slot, heartbeat_ping_slot};
     use axolotl_boot_plan::{BootPlan, MAX_PDS, MONITOR_PLAN_VADDR, MONITOR_TIMER_ID, Resilience};
     use axolotl_control_proto::{
@@ -98,6 +98,9 @@ mod pd {
         reports: Reports,
         /// The recoveries control-pd may read (docs/control.md).
         log: RecoveryLog<LOG_ENTRIES>,
+        /// Per PD: restarts whose recovery of kept state failed, as the PD reported
+        /// (`REPORT_RECOVERY_FAILED`: a VMM that rebooted its guest).
+        failed_recoveries: [u32; MAX_PDS],
         /// Per PD: its last restart's latency and last heartbeat answer, for status.
         facts: [Facts; MAX_PDS],
         /// Injections carried out: mixed into a bit flip's seed, so two in one counter tick
@@ -209,6 +212,25 @@ mod pd {
                 let reply = self.control(pd as u8, msg);
                 self.rearm();
                 return Some(reply);
+            }
+            if msg.label() == REPORT_RECOVERY_FAILED {
+                // A claim about itself alone: counted, believed for what it says (nothing
+                // else acts on it). Declined unless it follows a restart of ours.
+                let g = self.trackers.get(pd).map_or(0, |t| t.generation());
+                if g == 0 {
+                    println!(
+                        "monitor: {} reports a failed recovery, but was never restarted: declined",
+                        plan.pds[pd].name.as_str()
+                    );
+                    return Some(MessageInfo::new(1, 0, 0, 0));
+                }
+                self.failed_recoveries[pd] = self.failed_recoveries[pd].saturating_add(1);
+                println!(
+                    "monitor: {} generation {g}: recovery failed, started afresh ({} so far)",
+                    plan.pds[pd].name.as_str(),
+                    self.failed_recoveries[pd]
+                );
+                return Some(MessageInfo::new(0, 0, 0, 0));
             }
             if let Some(report) = CorruptionReport::from_message(msg, get_mr) {
                 // A PD's claim about the peer of one of its channels, judged (see
@@ -904,6 +926,7 @@ mod pd {
         armed: None,
         reports: Reports::new(),
         log: RecoveryLog::new(),
+        failed_recoveries: [0; MAX_PDS],
         facts: [Facts {
             last_recovery_us: None,
             last_heartbeat_ms: None,

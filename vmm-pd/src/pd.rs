@@ -675,6 +675,10 @@ impl VmmPd {
             }
             Err(why) => {
                 println!("vmm: generation {g}: recovery failed ({why}): rebooting the guest");
+                // Counted by the monitor as what it is, not as one more good restart.
+                if !axolotl_pd::report_recovery_failed() {
+                    println!("vmm: the monitor did not take the failed recovery");
+                }
                 self.stop_vcpus();
                 self.boot()
             }

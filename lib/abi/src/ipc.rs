@@ -96,6 +96,12 @@ impl CorruptionReport {
 /// failure's restart.
 pub const START_FRESH: u64 = 1;
 
+/// Label of a PD's own message on its fault endpoint (a Call, no words): it found the state
+/// it keeps across its restarts invalid and started afresh instead (a VMM whose device state
+/// region failed validation rebooted its guest). A claim about itself, which the monitor
+/// counts and logs; it changes nothing else. Answered with label 0.
+pub const REPORT_RECOVERY_FAILED: u64 = 0x103;
+
 /// Label of a PD's answer to the monitor's heartbeat ping: a `Send` (no reply) on its fault
 /// endpoint, which the monitor receives with the PD's fault badge.
 pub const HEARTBEAT: u64 = 0x101;

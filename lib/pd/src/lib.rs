@@ -100,6 +100,16 @@ pub fn fresh_start() -> bool {
     flags & axolotl_abi::START_FRESH != 0
 }
 
+/// Tells the monitor that this incarnation found the state it keeps across restarts invalid
+/// and started afresh (`axolotl_abi::REPORT_RECOVERY_FAILED`): a failed recovery is counted
+/// as such, not as a successful restart. Whether the monitor took note.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub fn report_recovery_failed() -> bool {
+    let info = MessageInfo::new(axolotl_abi::REPORT_RECOVERY_FAILED, 0, 0, 0);
+    let r = axolotl_sys::call(axolotl_boot_plan::cspace::MONITOR_EP, info, [0; 4]);
+    r.info.label() == 0
+}
+
 /// This PD's plan index + 1 (0: not patched), which the builder patches when the image has
 /// the symbol (`axolotl_boot_plan::generations::PD_INDEX_SYMBOL`): referenced only by
 /// [`pd_index`], so only PDs that look up their peers carry it.
