@@ -287,6 +287,9 @@ impl System {
         for i in plan.start_order() {
             sys.pds[i as usize].tcb.resume().step("resume")?;
         }
+        if let Some(c) = sys.clock.as_mut() {
+            c.monitor_started(axolotl_sys::time::now_us() / 1000);
+        }
         Ok(sys)
     }
 

@@ -55,6 +55,13 @@ impl Clock {
         self.heartbeats.answered(self.monitor, now_ms);
     }
 
+    /// The monitor was just resumed for the first time: its heartbeat is watched from now,
+    /// not from when we took the timer (the build goes on after that, for seconds with a
+    /// large standby image on a slow or loaded host).
+    pub fn monitor_started(&mut self, now_ms: u64) {
+        self.heartbeats.restarted(self.monitor, now_ms);
+    }
+
     /// A new monitor: none of the old one's requests stand, its heartbeat is watched afresh.
     pub fn restarted(&mut self, now_ms: u64) {
         self.wake = None;
