@@ -9,7 +9,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axolotl_guest_artifacts::{self as ga, disk, io};
 use axolotl_kernel_config::{GicVersion, board_by_name};
@@ -32,13 +32,26 @@ fn type_in(dir: &Path, text: &str) {
 }
 
 /// Arms `point` and waits for the crash, the monitor's restart and the new VMM taking over
-/// the guest with its devices.
-fn crash_at(b: &mut Boot, dir: &Path, point: &str, armed: &str, generation: u32) {
+/// the guest with its devices. The guest's disk check notifies the disk's queue while it
+/// runs; once it is over (a fast disk, a slow host) HTTP requests notify the NIC's.
+fn crash_at(b: &mut Boot, dir: &Path, port: u16, point: &str, armed: &str, generation: u32) {
     type_in(dir, &format!("# vmm-fault crash {point}\n"));
+    check(b.expect(
+        &format!("vmm: fault injection armed: Crash at the next {armed} exit"),
+        TIMEOUT,
+    ));
+    let crash = format!("vmm: fault injection: Crash at a {armed} exit");
+    let deadline = Instant::now() + TIMEOUT;
+    while !b.console().contains(&crash) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(2));
+        if !b.console().contains(&crash) {
+            // Its body is checked by `fetch_all` later; this one only makes traffic.
+            let _ = http_get(port, "/");
+        }
+    }
     check(b.expect_all(
         &[
-            &format!("vmm: fault injection armed: Crash at the next {armed} exit"),
-            &format!("vmm: fault injection: Crash at a {armed} exit"),
+            &crash,
             "monitor: restarted vmm (cause: vm-fault write at 0x10 ",
             "vmm: virtio-net kept (",
             "vmm: virtio-blk kept (",
@@ -121,9 +134,23 @@ fn gateway_vmm_restart(gic: GicVersion) {
     // The disk check starts now: the VMM dies at its queue notifications, once before it
     // handles one (the requests the last commit holds in flight) and once after it handed
     // the new requests to the blk driver and committed, before its reply.
-    crash_at(&mut b, &dir, "notify", "Notify", 1);
-    crash_at(&mut b, &dir, "notify-done", "NotifyDone", 2);
-    let verdict = check(b.expect("gateway-guest: diskcheck", TIMEOUT));
+    crash_at(&mut b, &dir, port, "notify", "Notify", 1);
+    crash_at(&mut b, &dir, port, "notify-done", "NotifyDone", 2);
+    // The verdict may have come before the crashes' lines (a check over before the second).
+    let deadline = Instant::now() + TIMEOUT;
+    let verdict = loop {
+        let console = b.console();
+        if let Some(l) = console
+            .lines()
+            .find(|l| l.contains("gateway-guest: diskcheck"))
+        {
+            break l.trim().to_string();
+        }
+        if Instant::now() >= deadline {
+            check::<()>(Err(b.failure("no disk check verdict".to_string())));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
     if !verdict.starts_with(io::DISKCHECK_OK) {
         check::<()>(Err(b.failure(format!("disk check failed: {verdict}"))));
     }

@@ -315,6 +315,10 @@ fn linux_boot(board: axolotl_kernel_config::Board) -> Result<(), String> {
             "-monitor",
             "none",
             "-no-reboot",
+            // QEMU virt's default NIC needs a boot ROM that setup does not install (QEMU
+            // without its recommended packages), and refuses to start without it.
+            "-nic",
+            "none",
         ])
         .arg("-kernel")
         .arg(&a.image)
@@ -324,8 +328,13 @@ fn linux_boot(board: axolotl_kernel_config::Board) -> Result<(), String> {
         .output()
         .map_err(|e| format!("running QEMU: {e}"))?;
     let direct_console = String::from_utf8_lossy(&direct.stdout).into_owned();
-    let direct_ns = marker_ns(&direct_console)
-        .ok_or_else(|| format!("direct boot: no CNTVCT_NS after the marker:\n{direct_console}"))?;
+    let direct_ns = marker_ns(&direct_console).ok_or_else(|| {
+        format!(
+            "direct boot: no CNTVCT_NS after the marker ({}):\n{direct_console}{}",
+            direct.status,
+            String::from_utf8_lossy(&direct.stderr)
+        )
+    })?;
 
     let boots = [
         (
