@@ -96,50 +96,62 @@ impl DataRegion {
     }
 
     /// Copies `src` to `offset..offset + src.len()`; `false` (nothing copied) if that is not
-    /// inside the region. Eight bytes at a time where aligned.
+    /// inside the region. Bytes up to the first aligned word, then whole words in a loop
+    /// without per-word checks (the range was checked once), then the tail: the data path
+    /// copies every frame and block through here, several times per hop.
     pub fn copy_in(&self, offset: usize, src: &[u8]) -> bool {
         if !self.contains(offset, src.len()) {
             return false;
         }
-        let mut i = 0;
-        while i < src.len() {
-            if src.len() - i >= 8
-                && let Some(p) = self.aligned::<u64>(offset + i)
-            {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(&src[i..i + 8]);
-                // SAFETY: in bounds and aligned; atomic.
-                unsafe { AtomicU64::from_ptr(p) }.store(u64::from_ne_bytes(w), Ordering::Relaxed);
-                i += 8;
-            } else {
-                self.byte(offset + i).store(src[i], Ordering::Relaxed);
-                i += 1;
-            }
+        let head = self.head(offset, src.len());
+        for (i, b) in src[..head].iter().enumerate() {
+            self.byte(offset + i).store(*b, Ordering::Relaxed);
+        }
+        let words = (src.len() - head) / 8;
+        let body = &src[head..head + words * 8];
+        // SAFETY: `offset + head` is 8-aligned and `words` words from it lie inside the
+        // region (checked above).
+        let base = unsafe { self.ptr.as_ptr().add(offset + head) }.cast::<u64>();
+        for (k, w) in body.chunks_exact(8).enumerate() {
+            let v = u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+            // SAFETY: in bounds and aligned (above); every access to the region is atomic.
+            unsafe { AtomicU64::from_ptr(base.add(k)) }.store(v, Ordering::Relaxed);
+        }
+        for (i, b) in src.iter().enumerate().skip(head + words * 8) {
+            self.byte(offset + i).store(*b, Ordering::Relaxed);
         }
         true
     }
 
     /// Copies `offset..offset + dst.len()` into `dst`; `false` (nothing copied) if that is
-    /// not inside the region.
+    /// not inside the region. As [`DataRegion::copy_in`], word by word where aligned.
     pub fn copy_out(&self, offset: usize, dst: &mut [u8]) -> bool {
         if !self.contains(offset, dst.len()) {
             return false;
         }
-        let mut i = 0;
-        while i < dst.len() {
-            if dst.len() - i >= 8
-                && let Some(p) = self.aligned::<u64>(offset + i)
-            {
-                // SAFETY: in bounds and aligned; atomic.
-                let w = unsafe { AtomicU64::from_ptr(p) }.load(Ordering::Relaxed);
-                dst[i..i + 8].copy_from_slice(&w.to_ne_bytes());
-                i += 8;
-            } else {
-                dst[i] = self.byte(offset + i).load(Ordering::Relaxed);
-                i += 1;
-            }
+        let len = dst.len();
+        let head = self.head(offset, len);
+        for (i, b) in dst[..head].iter_mut().enumerate() {
+            *b = self.byte(offset + i).load(Ordering::Relaxed);
+        }
+        let words = (len - head) / 8;
+        // SAFETY: as in `copy_in`.
+        let base = unsafe { self.ptr.as_ptr().add(offset + head) }.cast::<u64>();
+        for (k, w) in dst[head..head + words * 8].chunks_exact_mut(8).enumerate() {
+            // SAFETY: as in `copy_in`.
+            let v = unsafe { AtomicU64::from_ptr(base.add(k)) }.load(Ordering::Relaxed);
+            w.copy_from_slice(&v.to_ne_bytes());
+        }
+        for (i, b) in dst.iter_mut().enumerate().skip(head + words * 8) {
+            *b = self.byte(offset + i).load(Ordering::Relaxed);
         }
         true
+    }
+
+    /// Bytes from `offset` to the first 8-aligned address, at most `len`.
+    fn head(&self, offset: usize, len: usize) -> usize {
+        let addr = self.ptr.as_ptr() as usize + offset;
+        (addr.next_multiple_of(8) - addr).min(len)
     }
 }
 
