@@ -128,7 +128,12 @@ const GUEST_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x0a, 0x00, 0x0f];
 
 /// Received frames the VMM holds for a guest without free receive buffers.
 const NET_FRAMES: usize = 16;
-type BlkBackend = BlkRing<{ axolotl_blk::layout::IDS }, { axolotl_blk::layout::MAX_BYTES }>;
+type BlkBackend =
+    BlkRing<'static, { axolotl_blk::layout::IDS }, { axolotl_blk::layout::MAX_BYTES }>;
+
+/// The blk backend's staging buffer (one request, `MAX_BYTES`): in .bss, lent to the
+/// backend once (the backend by value would not fit the stack it is built on).
+static mut BLK_BOUNCE: [u8; axolotl_blk::layout::MAX_BYTES] = [0; axolotl_blk::layout::MAX_BYTES];
 type NetBackend = NetRing<NET_FRAMES>;
 
 /// The guest's virtio devices and their backends (in .bss: the receive queue and bounce
@@ -151,7 +156,9 @@ struct Counts {
     /// Accesses to the NIC's and the disk's virtio-mmio windows.
     net_mmio: u64,
     blk_mmio: u64,
-    /// Other stage-2 faults (UART, distributor, ...).
+    /// Other stage-2 faults: the distributor, the redistributors, the rest (UART, ...).
+    gicd_mmio: u64,
+    gicr_mmio: u64,
     other_mmio: u64,
     /// vCPU faults: WFI/WFE (ESR class 1), the rest (HVC, system registers, ...).
     wfx: u64,
@@ -173,6 +180,8 @@ static mut IO: Io = Io {
     count: Counts {
         net_mmio: 0,
         blk_mmio: 0,
+        gicd_mmio: 0,
+        gicr_mmio: 0,
         other_mmio: 0,
         wfx: 0,
         vcpu_other: 0,
@@ -287,7 +296,10 @@ fn connect_blk() -> Option<(VirtioBlk, BlkBackend, u64)> {
         println!("vmm: no disk: the blk driver published no capacity");
         return None;
     };
-    let backend = BlkRing::new(client)?;
+    // SAFETY: `connect_blk` runs once per incarnation (init), and the backend it builds is
+    // the only user of the buffer from then on.
+    let bounce = unsafe { (&raw mut BLK_BOUNCE).as_mut() }?;
+    let backend = BlkRing::new(client, bounce)?;
     let mut serial = [0u8; ID_BYTES];
     serial[..12].copy_from_slice(b"axolotl-data");
     let config = BlkConfig {
@@ -1205,6 +1217,10 @@ impl VmmPd {
                     c.net_mmio += 1;
                 } else if addr >= t_blk.base && addr - t_blk.base < t_blk.size {
                     c.blk_mmio += 1;
+                } else if (0x0800_0000..0x0801_0000).contains(&addr) {
+                    c.gicd_mmio += 1;
+                } else if (0x080a_0000..0x0900_0000).contains(&addr) {
+                    c.gicr_mmio += 1;
                 } else {
                     c.other_mmio += 1;
                 }

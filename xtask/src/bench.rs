@@ -555,11 +555,7 @@ struct IoFigure {
 }
 
 /// The transfers' figures, in [`IO_TRANSFERS`] order, once `b`'s guest is done.
-fn io_runs(
-    what: &str,
-    mut b: Boot,
-    repeats: u64,
-) -> Result<Vec<(&'static str, IoFigure)>, String> {
+fn io_runs(what: &str, mut b: Boot, repeats: u64) -> Result<Vec<(&'static str, IoFigure)>, String> {
     use axolotl_guest_artifacts::io;
     b.expect(io::BENCH_DONE, Duration::from_secs(1800))
         .map_err(|f| format!("{what}: {f}"))?;
@@ -726,13 +722,18 @@ impl IoPeers {
     /// The guest's commands: the network transfers and the disk's, `repeats` times, then
     /// power off.
     fn guest_cmd(&self, mib: u64, repeats: u64) -> String {
-        let diag = if std::env::var("AXOLOTL_BENCH_IO_DIAG").is_ok_and(|v| v == "1") {
-            "cat /proc/net/snmp /proc/net/netstat /proc/interrupts /proc/stat; "
-        } else {
-            ""
-        };
+        if std::env::var("AXOLOTL_BENCH_IO_DIAG").is_ok_and(|v| v == "1") {
+            // One round with the guest's CPU time (user, nice, system, idle, ...) between
+            // the steps, then its counters.
+            let (src, sink) = (self.source, self.sink);
+            return format!(
+                "head -1 /proc/stat; gateway-guest bench-net {src} {sink} {mib}; head -1 /proc/stat; \
+                 gateway-guest bench-blk {mib}; head -1 /proc/stat; echo gateway-guest: bench done; \
+                 cat /proc/net/snmp /proc/net/netstat /proc/interrupts; poweroff -f"
+            );
+        }
         format!(
-            "gateway-guest bench {repeats} {} {} {mib}; {diag}poweroff -f",
+            "gateway-guest bench {repeats} {} {} {mib}; poweroff -f",
             self.source, self.sink
         )
     }
