@@ -132,8 +132,11 @@ type BlkBackend =
     BlkRing<'static, { axolotl_blk::layout::IDS }, { axolotl_blk::layout::MAX_BYTES }>;
 
 /// The blk backend's staging buffer (one request, `MAX_BYTES`): in .bss, lent to the
-/// backend once (the backend by value would not fit the stack it is built on).
-static mut BLK_BOUNCE: [u8; axolotl_blk::layout::MAX_BYTES] = [0; axolotl_blk::layout::MAX_BYTES];
+/// backend once (the backend by value would not fit the stack it is built on). Aligned so
+/// that lib/ring copies it to and from the data region a word at a time.
+#[repr(C, align(64))]
+struct Bounce([u8; axolotl_blk::layout::MAX_BYTES]);
+static mut BLK_BOUNCE: Bounce = Bounce([0; axolotl_blk::layout::MAX_BYTES]);
 type NetBackend = NetRing<NET_FRAMES>;
 
 /// The guest's virtio devices and their backends (in .bss: the receive queue and bounce
@@ -298,7 +301,7 @@ fn connect_blk() -> Option<(VirtioBlk, BlkBackend, u64)> {
     };
     // SAFETY: `connect_blk` runs once per incarnation (init), and the backend it builds is
     // the only user of the buffer from then on.
-    let bounce = unsafe { (&raw mut BLK_BOUNCE).as_mut() }?;
+    let bounce = &mut unsafe { (&raw mut BLK_BOUNCE).as_mut() }?.0;
     let backend = BlkRing::new(client, bounce)?;
     let mut serial = [0u8; ID_BYTES];
     serial[..12].copy_from_slice(b"axolotl-data");
