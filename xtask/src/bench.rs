@@ -557,11 +557,26 @@ struct IoFigure {
 /// The transfers' figures, in [`IO_TRANSFERS`] order, once `b`'s guest is done.
 fn io_runs(what: &str, mut b: Boot, repeats: u64) -> Result<Vec<(&'static str, IoFigure)>, String> {
     use axolotl_guest_artifacts::io;
+    let diag = std::env::var("AXOLOTL_BENCH_IO_DIAG").is_ok_and(|v| v == "1");
+    if diag {
+        // Host time per step beside the guest's virtual time: how fast the virtual clock
+        // ran while each step waited for QEMU's I/O thread.
+        let t = std::time::Instant::now();
+        for name in IO_TRANSFERS {
+            let line = b
+                .expect(
+                    &format!("{}{name} ", io::BENCH_MARKER),
+                    Duration::from_secs(1800),
+                )
+                .map_err(|f| format!("{what}: {f}"))?;
+            eprintln!("{what}: host {:>8.1} s: {line}", t.elapsed().as_secs_f64());
+        }
+    }
     b.expect(io::BENCH_DONE, Duration::from_secs(1800))
         .map_err(|f| format!("{what}: {f}"))?;
     // The guest's own counters after the runs (AXOLOTL_BENCH_IO_DIAG), and the VMM's exit
     // count at power-off, for profiling.
-    if std::env::var("AXOLOTL_BENCH_IO_DIAG").is_ok_and(|v| v == "1") {
+    if diag {
         let _ = b.expect("SYSTEM_OFF", Duration::from_secs(60));
     }
     let console = b.console();
