@@ -501,7 +501,16 @@ fn io_baseline() -> Result<(), String> {
     m.icount_shift = Some(0);
     m.disk = Some(img);
     m.net = Some(axolotl_qemu::Net::default());
-    let b = Boot::start(&m, &elf).map_err(|f| f.to_string())?;
+    let mut cmd = std::process::Command::new(axolotl_qemu::QEMU_AARCH64);
+    cmd.args(m.args(&elf, false));
+    // A packet capture of the NIC (QEMU's filter-dump), for profiling the TCP steps.
+    if let Ok(pcap) = std::env::var("AXOLOTL_BENCH_IO_PCAP") {
+        cmd.args([
+            "-object".to_string(),
+            format!("filter-dump,id=dump0,netdev=n0,file={pcap}"),
+        ]);
+    }
+    let b = Boot::spawn(cmd).map_err(|f| f.to_string())?;
     let gateway = io_runs("axolotl gateway", b, repeats)?;
     let Some(direct) = direct else {
         for (name, g) in &gateway {
