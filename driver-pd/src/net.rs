@@ -387,7 +387,14 @@ const DRIVER: Channel = Channel::new(VIRT_DRIVER_CHANNEL);
 /// Frames per client that wait for its buffers instead of being dropped (a client
 /// re-attaching after this PD restarted, a client slow to re-post), and those a restarted
 /// client never read. In .bss: too large for the handler's stack.
-const HOLD: usize = 16;
+///
+/// 128: more than a sender's window in flight. The clients (the VMM) run below this PD and
+/// the driver, so a burst from the wire is routed before the client takes any of it: with
+/// 16, a 34-frame window from QEMU's slirp overflowed the hold, and each dropped frame cost
+/// slirp's 1.3–1.5 s retransmission timeout (two of them were 2.8 s of the gateway's 3.0 s
+/// to receive 16 MiB; docs/benchmarks.md). slirp keeps at most 128 KiB unacknowledged (91
+/// frames).
+const HOLD: usize = 128;
 static mut VIRT_HOLDS: [FrameQueue<HOLD>; 2] = [FrameQueue::new(), FrameQueue::new()];
 
 fn virt_holds() -> &'static mut [FrameQueue<HOLD>; 2] {
