@@ -3,6 +3,7 @@
 
 use core::ptr::NonNull;
 
+use axolotl_blk::SECTOR_SIZE;
 use axolotl_blk::layout::{
     CAPACITY, DATA_BYTES, DMA_BYTES, IDS, MAX_BYTES, MAX_SECTORS, RINGS_BYTES, SLOTS,
 };
@@ -57,6 +58,11 @@ impl StaticDmaRegion for Dma {
 
 type Device = VirtioBlkDevice<RegionHal<Dma>, MmioTransport<'static>>;
 
+/// The pattern client's request size: 16 KiB (32 sectors), many requests for the 4 MiB
+/// workload, so that the restart test's crashes fall among requests in flight.
+const PATTERN_SECTORS: u32 = 32;
+const _: () = assert!(PATTERN_SECTORS <= MAX_SECTORS);
+
 const IRQ: Channel = Channel::new(BLK_IRQ_CHANNEL);
 const CLIENT: Channel = Channel::new(BLK_CLIENT_CHANNEL);
 const DRIVER: Channel = Channel::new(BLK_DRIVER_CHANNEL);
@@ -84,7 +90,7 @@ fn generations(ch: Channel) -> Option<Generations> {
 pub struct BlkDriver {
     server: Option<BlkServer<Device, IDS>>,
     /// Fault injection (test systems only): in generations below `.1`, crash once the
-    /// device completed `.0` requests in this incarnation.
+    /// device completed `.0` bytes in this incarnation.
     crash: Option<(u64, u64)>,
     irqs: u64,
 }
@@ -99,11 +105,14 @@ impl BlkDriver {
     }
 
     /// A driver that, in each of its first `generations` incarnations, writes to an unmapped
-    /// address on the first notification after the device completed `completed` requests
-    /// (before looking at the device or the ring): for the storage restart test only.
-    pub const fn crashing_after(completed: u64, generations: u64) -> Self {
+    /// address on the first notification after the device completed `bytes` of reads and
+    /// writes (before looking at the device or the ring): for the storage restart tests
+    /// only. Bytes, not requests, so that the crashes fall at the same places in a
+    /// workload whatever size its requests are (the pattern client's 16 KiB, a guest's
+    /// up to `MAX_BYTES`).
+    pub const fn crashing_after(bytes: u64, generations: u64) -> Self {
         let mut d = Self::new();
-        d.crash = Some((completed, generations));
+        d.crash = Some((bytes, generations));
         d
     }
 
@@ -206,13 +215,14 @@ impl Handler for BlkDriver {
         let Some(server) = self.server.as_mut() else {
             return;
         };
-        let done = server.stats().device_completed;
+        let done = server.stats().device_bytes;
         if let Some((n, gens)) = self.crash
             && generation() < gens
             && done >= n
         {
             println!(
-                "blk_driver: fault injection: wild write after {done} device completions, {} requests in the device",
+                "blk_driver: fault injection: wild write after {} device completions ({done} bytes), {} requests in the device",
+                server.stats().device_completed,
                 server.in_device()
             );
             // SAFETY: deliberately invalid (nothing is mapped there): the fault is the test.
@@ -341,7 +351,7 @@ impl Handler for BlkPatternClient {
         };
         let p = BlkClient::new(r, d, CAPACITY, g)
             .ok()
-            .and_then(|c| PatternClient::new(c, BLK_TEST_SEED, BLK_TEST_SECTORS, MAX_SECTORS));
+            .and_then(|c| PatternClient::new(c, BLK_TEST_SEED, BLK_TEST_SECTORS, PATTERN_SECTORS));
         let Some(p) = p else {
             println!("blk_client: cannot start: bad connection layout");
             return;
@@ -350,7 +360,7 @@ impl Handler for BlkPatternClient {
             "blk_client: generation {}: writing the pattern {BLK_TEST_SEED:#x} over {} KiB, {IDS} requests of up to {} KiB in flight",
             generation(),
             BLK_TEST_SECTORS / 2,
-            MAX_BYTES / 1024
+            PATTERN_SECTORS as usize * SECTOR_SIZE / 1024
         );
         self.p = Some(p);
         self.step();

@@ -6,7 +6,7 @@ use core::ptr::NonNull;
 use axolotl_net::link::{DATA_BYTES, RINGS_BYTES};
 use axolotl_net::salvage::{RECORD_WORDS, Refusal, salvage_rx};
 use axolotl_net::{
-    Activity, Dir, Echo, FrameQueue, LinkRegions, MAX_FRAME, NetClient, NetServer, Router,
+    Activity, Dir, Echo, FrameBuf, FrameQueue, LinkRegions, MAX_FRAME, NetClient, NetServer, Router,
 };
 use axolotl_pd::{Channel, Handler, SetVar, generation, peer_generation_word, println};
 use axolotl_ring::{Authority, Generations, SharedRegion};
@@ -182,7 +182,7 @@ fn start_device(hold: &mut FrameQueue<QUEUE>) -> Result<Device, &'static str> {
 pub struct NetDriver {
     dev: Option<Device>,
     server: Option<NetServer>,
-    frame: [u8; MAX_FRAME],
+    frame: FrameBuf,
     /// Frames moved (either way) by this incarnation.
     frames: u64,
     /// Per generation (index), the fault to inject; test systems only.
@@ -209,7 +209,7 @@ impl NetDriver {
         NetDriver {
             dev: None,
             server: None,
-            frame: [0; MAX_FRAME],
+            frame: FrameBuf::new(),
             frames: 0,
             inject,
             device_resets: 0,
@@ -271,10 +271,10 @@ impl NetDriver {
                 }
             }
             while dev.tx_room() {
-                let Some(n) = server.take_tx(&mut self.frame, &mut notify) else {
+                let Some(n) = server.take_tx(&mut self.frame.0, &mut notify) else {
                     break;
                 };
-                if let Err(e) = dev.send(&self.frame[..n]) {
+                if let Err(e) = dev.send(&self.frame.0[..n]) {
                     result = Err(e);
                     break;
                 }
@@ -376,7 +376,7 @@ pub struct NetVirt {
     driver: Option<NetClient>,
     clients: [Option<NetServer>; 2],
     router: Option<Router<2>>,
-    frame: [u8; MAX_FRAME],
+    frame: FrameBuf,
     frames: u64,
     /// In generation 0, crash once this many frames were routed: restart tests only.
     crash_after: Option<u64>,
@@ -387,7 +387,14 @@ const DRIVER: Channel = Channel::new(VIRT_DRIVER_CHANNEL);
 /// Frames per client that wait for its buffers instead of being dropped (a client
 /// re-attaching after this PD restarted, a client slow to re-post), and those a restarted
 /// client never read. In .bss: too large for the handler's stack.
-const HOLD: usize = 16;
+///
+/// 128: more than a sender's window in flight. The clients (the VMM) run below this PD and
+/// the driver, so a burst from the wire is routed before the client takes any of it: with
+/// 16, a 34-frame window from QEMU's slirp overflowed the hold, and each dropped frame cost
+/// slirp's 1.3–1.5 s retransmission timeout (two of them were 2.8 s of the gateway's 3.0 s
+/// to receive 16 MiB; docs/benchmarks.md). slirp keeps at most 128 KiB unacknowledged (91
+/// frames).
+const HOLD: usize = 128;
 static mut VIRT_HOLDS: [FrameQueue<HOLD>; 2] = [FrameQueue::new(), FrameQueue::new()];
 
 fn virt_holds() -> &'static mut [FrameQueue<HOLD>; 2] {
@@ -412,7 +419,7 @@ impl NetVirt {
             driver: None,
             clients: [None, None],
             router: None,
-            frame: [0; MAX_FRAME],
+            frame: FrameBuf::new(),
             frames: 0,
             crash_after: None,
         }
@@ -487,10 +494,10 @@ impl NetVirt {
                 let Some(c) = clients[i].as_mut() else {
                     break;
                 };
-                let Some(n) = c.take_tx(frame, &mut notify_client[i]) else {
+                let Some(n) = c.take_tx(&mut frame.0, &mut notify_client[i]) else {
                     continue;
                 };
-                let f = &frame[..n];
+                let f = &frame.0[..n];
                 let t = router.tx_targets(i, f);
                 if t.wire && driver.send(f).is_ok() {
                     notify_driver = true;

@@ -1,8 +1,8 @@
 //! Issue #15's storage path: the virtio-blk driver PD (QEMU's virtio-mmio disk, transport
 //! 31) serving a native client over lib/ring and lib/blk. The client writes a seeded
 //! pseudo-random pattern over 4 MiB of a fresh disk image, flushes, reads it back and
-//! compares (`blk_client: verdict: …`); in `blk-crash` the driver crashes after 100 device
-//! completions in each of its first four incarnations, with requests in the device, so
+//! compares (`blk_client: verdict: …`); in `blk-crash` the driver crashes after 1600 KiB
+//! of device completions (100 requests) in each of its first four incarnations, with requests in the device, so
 //! during writes and during reads. Zero failed requests, nothing read back different, and
 //! afterwards the image file on the host holds exactly the pattern.
 

@@ -128,7 +128,15 @@ const GUEST_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x0a, 0x00, 0x0f];
 
 /// Received frames the VMM holds for a guest without free receive buffers.
 const NET_FRAMES: usize = 16;
-type BlkBackend = BlkRing<{ axolotl_blk::layout::IDS }, { axolotl_blk::layout::MAX_BYTES }>;
+type BlkBackend =
+    BlkRing<'static, { axolotl_blk::layout::IDS }, { axolotl_blk::layout::MAX_BYTES }>;
+
+/// The blk backend's staging buffer (one request, `MAX_BYTES`): in .bss, lent to the
+/// backend once (the backend by value would not fit the stack it is built on). Aligned so
+/// that lib/ring copies it to and from the data region a word at a time.
+#[repr(C, align(64))]
+struct Bounce([u8; axolotl_blk::layout::MAX_BYTES]);
+static mut BLK_BOUNCE: Bounce = Bounce([0; axolotl_blk::layout::MAX_BYTES]);
 type NetBackend = NetRing<NET_FRAMES>;
 
 /// The guest's virtio devices and their backends (in .bss: the receive queue and bounce
@@ -140,6 +148,31 @@ struct Io {
     faults: u32,
     /// The devices worked since the last commit: their state goes into it.
     dirty: bool,
+    /// Where the exits and notifications went, printed at power-off (docs/benchmarks.md:
+    /// how the I/O path was profiled).
+    count: Counts,
+}
+
+/// Exits by kind and the I/O path's notifications, for profiling.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counts {
+    /// Accesses to the NIC's and the disk's virtio-mmio windows.
+    net_mmio: u64,
+    blk_mmio: u64,
+    /// Other stage-2 faults: the distributor, the redistributors, the rest (UART, ...).
+    gicd_mmio: u64,
+    gicr_mmio: u64,
+    other_mmio: u64,
+    /// vCPU faults: WFI/WFE (ESR class 1), the rest (HVC, system registers, ...).
+    wfx: u64,
+    vcpu_other: u64,
+    maintenance: u64,
+    vppi: u64,
+    /// Notifications from the blk driver and the virtualiser, and to them.
+    from_blk: u64,
+    from_net: u64,
+    to_blk: u64,
+    to_net: u64,
 }
 
 static mut IO: Io = Io {
@@ -147,6 +180,21 @@ static mut IO: Io = Io {
     net: None,
     faults: 0,
     dirty: false,
+    count: Counts {
+        net_mmio: 0,
+        blk_mmio: 0,
+        gicd_mmio: 0,
+        gicr_mmio: 0,
+        other_mmio: 0,
+        wfx: 0,
+        vcpu_other: 0,
+        maintenance: 0,
+        vppi: 0,
+        from_blk: 0,
+        from_net: 0,
+        to_blk: 0,
+        to_net: 0,
+    },
 };
 
 fn io() -> &'static mut Io {
@@ -251,7 +299,10 @@ fn connect_blk() -> Option<(VirtioBlk, BlkBackend, u64)> {
         println!("vmm: no disk: the blk driver published no capacity");
         return None;
     };
-    let backend = BlkRing::new(client)?;
+    // SAFETY: `connect_blk` runs once per incarnation (init), and the backend it builds is
+    // the only user of the buffer from then on.
+    let bounce = &mut unsafe { (&raw mut BLK_BOUNCE).as_mut() }?.0;
+    let backend = BlkRing::new(client, bounce)?;
     let mut serial = [0u8; ID_BYTES];
     serial[..12].copy_from_slice(b"axolotl-data");
     let config = BlkConfig {
@@ -955,6 +1006,7 @@ impl VmmPd {
                 let _ = BLK.report_corruption(accused);
             }
             if a.notify || a.fault.is_some() {
+                io.count.to_blk += 1;
                 BLK.notify();
             }
         }
@@ -971,6 +1023,7 @@ impl VmmPd {
                 let _ = NET.report_corruption(NET.peer_generation().unwrap_or(u32::MAX));
             }
             if a.notify || a.fault.is_some() {
+                io.count.to_net += 1;
                 NET.notify();
             }
         }
@@ -984,6 +1037,7 @@ impl VmmPd {
                 println!(
                     "vmm: guest powered off (PSCI SYSTEM_OFF); vCPU {vcpu} stopped after {exits} exits"
                 );
+                println!("vmm: exits and notifications: {:?}", io().count);
             }
             Event::SystemReset => {
                 vm.uart.sink_mut().flush();
@@ -1097,6 +1151,11 @@ impl Handler for VmmPd {
     }
 
     fn notified(&mut self, ch: Channel) {
+        if ch == BLK {
+            io().count.from_blk += 1;
+        } else if ch == NET {
+            io().count.from_net += 1;
+        }
         if ch == BLK || ch == NET {
             if let Some(vm) = self.vm.as_mut() {
                 Self::service_io(vm);
@@ -1175,6 +1234,18 @@ impl VmmPd {
                 touched_io = [t_net, t_blk]
                     .iter()
                     .any(|w| addr >= w.base && addr - w.base < w.size);
+                let c = &mut io().count;
+                if addr >= t_net.base && addr - t_net.base < t_net.size {
+                    c.net_mmio += 1;
+                } else if addr >= t_blk.base && addr - t_blk.base < t_blk.size {
+                    c.blk_mmio += 1;
+                } else if (0x0800_0000..0x0801_0000).contains(&addr) {
+                    c.gicd_mmio += 1;
+                } else if (0x080a_0000..0x0900_0000).contains(&addr) {
+                    c.gicr_mmio += 1;
+                } else {
+                    c.other_mmio += 1;
+                }
                 let value = stored.unwrap_or(0);
                 let v = vcpu as usize;
                 let io = io();
@@ -1215,12 +1286,21 @@ impl VmmPd {
                 x,
                 rt_value,
                 ..
-            }) => vm.vcpu_fault(vcpu as usize, esr, ip, x, rt_value),
+            }) => {
+                if (esr >> 26) & 0x3f == 1 {
+                    io().count.wfx += 1;
+                } else {
+                    io().count.vcpu_other += 1;
+                }
+                vm.vcpu_fault(vcpu as usize, esr, ip, x, rt_value)
+            }
             Some(Fault::VgicMaintenance { lr }) => {
+                io().count.maintenance += 1;
                 ack_vppi = vm.maintenance(vcpu as usize, lr as usize);
                 (resume, None)
             }
             Some(Fault::VppiEvent { irq }) => {
+                io().count.vppi += 1;
                 vm.vppi(vcpu as usize, irq as u32);
                 (resume, None)
             }

@@ -446,6 +446,19 @@ const IO_REPEATS: u64 = 3;
 /// transfer and times it itself, so the figures are guest virtual time as with the boot.
 fn io_baseline() -> Result<(), String> {
     use axolotl_guest_artifacts::{self as ga, disk, io};
+    // Narrower runs while profiling (docs/benchmarks.md): the recorded figures come from the
+    // defaults.
+    let env = |k: &str, d: u64| -> u64 {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (mib, repeats) = (
+        env("AXOLOTL_BENCH_IO_MIB", IO_MIB),
+        env("AXOLOTL_BENCH_IO_REPEATS", IO_REPEATS),
+    );
+    let only_axolotl = std::env::var("AXOLOTL_BENCH_IO_AXOLOTL_ONLY").is_ok_and(|v| v == "1");
     let a = ga::cached(&ga::default_cache_dir())
         .ok_or("no guest artifacts: run `cargo xtask setup`")?;
     let dir = images::target_dir().join("bench-io");
@@ -467,17 +480,21 @@ fn io_baseline() -> Result<(), String> {
     cmd.args(io::direct_boot_args(
         &a,
         &initrd,
-        &peers.guest_cmd(IO_MIB, IO_REPEATS),
+        &peers.guest_cmd(mib, repeats),
     ))
     .args(m.virtio_args())
     .args(["-icount", "shift=0"]);
-    let b = Boot::spawn(cmd).map_err(|f| f.to_string())?;
-    let direct = io_runs("QEMU directly", b)?;
+    let direct = if only_axolotl {
+        None
+    } else {
+        let b = Boot::spawn(cmd).map_err(|f| f.to_string())?;
+        Some(io_runs("QEMU directly", b, repeats)?)
+    };
 
     // axolotl's gateway: its VMM's command line has no commands, so they are the
     // initramfs's own (run by /init after `gateway-guest up`).
     let initrd = dir.join("initramfs-io-bench.cpio");
-    io::build_io_initramfs(&a, &tools, &peers.guest_cmd(IO_MIB, IO_REPEATS), &initrd)
+    io::build_io_initramfs(&a, &tools, &peers.guest_cmd(mib, repeats), &initrd)
         .map_err(|e| e.to_string())?;
     let sdf = images::workspace_root().join("systems/gateway.system");
     let mut v = Variant::new(board, None);
@@ -493,15 +510,36 @@ fn io_baseline() -> Result<(), String> {
     m.icount_shift = Some(0);
     m.disk = Some(img);
     m.net = Some(axolotl_qemu::Net::default());
-    let b = Boot::start(&m, &elf).map_err(|f| f.to_string())?;
-    let gateway = io_runs("axolotl gateway", b)?;
+    let mut cmd = std::process::Command::new(axolotl_qemu::QEMU_AARCH64);
+    cmd.args(m.args(&elf, false));
+    // A packet capture of the NIC (QEMU's filter-dump), for profiling the TCP steps.
+    if let Ok(pcap) = std::env::var("AXOLOTL_BENCH_IO_PCAP") {
+        cmd.args([
+            "-object".to_string(),
+            format!("filter-dump,id=dump0,netdev=n0,file={pcap}"),
+        ]);
+    }
+    let b = Boot::spawn(cmd).map_err(|f| f.to_string())?;
+    let gateway = io_runs("axolotl gateway", b, repeats)?;
+    let Some(direct) = direct else {
+        for (name, g) in &gateway {
+            println!(
+                "{:<34} axolotl  {:>12} {:>9.1} {:>7.2}",
+                io_row_label(name),
+                g.best_ns,
+                g.mib_s,
+                g.spread
+            );
+        }
+        return Ok(());
+    };
 
     println!();
     println!(
-        "Guest I/O, same run conditions: the I/O guest's own virtual time per transfer of {IO_MIB} MiB,"
+        "Guest I/O, same run conditions: the I/O guest's own virtual time per transfer of {mib} MiB,"
     );
     println!(
-        "best of {IO_REPEATS} (spread: slowest / best); Debian {}, virtio-mmio NIC (QEMU user net) and",
+        "best of {repeats} (spread: slowest / best); Debian {}, virtio-mmio NIC (QEMU user net) and",
         a.kernel_version
     );
     println!(
@@ -535,11 +573,35 @@ struct IoFigure {
 }
 
 /// The transfers' figures, in [`IO_TRANSFERS`] order, once `b`'s guest is done.
-fn io_runs(what: &str, mut b: Boot) -> Result<Vec<(&'static str, IoFigure)>, String> {
+fn io_runs(what: &str, mut b: Boot, repeats: u64) -> Result<Vec<(&'static str, IoFigure)>, String> {
     use axolotl_guest_artifacts::io;
+    let diag = std::env::var("AXOLOTL_BENCH_IO_DIAG").is_ok_and(|v| v == "1");
+    if diag {
+        // Host time per step beside the guest's virtual time: how fast the virtual clock
+        // ran while each step waited for QEMU's I/O thread.
+        let t = std::time::Instant::now();
+        for name in IO_TRANSFERS {
+            let line = b
+                .expect(
+                    &format!("{}{name} ", io::BENCH_MARKER),
+                    Duration::from_secs(1800),
+                )
+                .map_err(|f| format!("{what}: {f}"))?;
+            eprintln!("{what}: host {:>8.1} s: {line}", t.elapsed().as_secs_f64());
+        }
+    }
     b.expect(io::BENCH_DONE, Duration::from_secs(1800))
         .map_err(|f| format!("{what}: {f}"))?;
+    // The guest's own counters after the runs (AXOLOTL_BENCH_IO_DIAG), and the VMM's exit
+    // count at power-off, for profiling.
+    if diag {
+        let _ = b.expect("SYSTEM_OFF", Duration::from_secs(60));
+    }
     let console = b.console();
+    let log = images::target_dir()
+        .join("bench-io")
+        .join(format!("console-{}.log", what.replace(' ', "-")));
+    let _ = std::fs::write(&log, &console);
     if console.contains(io::FAILED_MARKER) {
         return Err(format!("{what}: the I/O guest failed:\n{console}"));
     }
@@ -552,9 +614,9 @@ fn io_runs(what: &str, mut b: Boot) -> Result<Vec<(&'static str, IoFigure)>, Str
                 .filter(|r| r.0 == name)
                 .map(|r| (r.1, r.2))
                 .collect();
-            if runs.len() != IO_REPEATS as usize {
+            if runs.len() != repeats as usize {
                 return Err(format!(
-                    "{what}: {} {name} figures, not {IO_REPEATS}:\n{console}",
+                    "{what}: {} {name} figures, not {repeats}:\n{console}",
                     runs.len()
                 ));
             }
@@ -693,6 +755,16 @@ impl IoPeers {
     /// The guest's commands: the network transfers and the disk's, `repeats` times, then
     /// power off.
     fn guest_cmd(&self, mib: u64, repeats: u64) -> String {
+        if std::env::var("AXOLOTL_BENCH_IO_DIAG").is_ok_and(|v| v == "1") {
+            // One round with the guest's CPU time (user, nice, system, idle, ...) between
+            // the steps, then its counters.
+            let (src, sink) = (self.source, self.sink);
+            return format!(
+                "head -1 /proc/stat; gateway-guest bench-net {src} {sink} {mib}; head -1 /proc/stat; \
+                 gateway-guest bench-blk {mib}; head -1 /proc/stat; echo gateway-guest: bench done; \
+                 cat /proc/net/snmp /proc/net/netstat /proc/interrupts; poweroff -f"
+            );
+        }
         format!(
             "gateway-guest bench {repeats} {} {} {mib}; poweroff -f",
             self.source, self.sink

@@ -94,6 +94,8 @@ pub struct ServerStats {
     pub refused: u64,
     /// Requests completed by the device.
     pub device_completed: u64,
+    /// Bytes of the reads and writes the device completed (any status).
+    pub device_bytes: u64,
     pub client_restarts: u64,
     /// Requests of a restarted client dropped (queued or in the device).
     pub abandoned: u64,
@@ -275,6 +277,7 @@ impl<D: BlockDevice, const IDS: usize> BlkServer<D, IDS> {
                     };
                     self.busy[slot] = Slot::Free;
                     self.stats.device_completed += 1;
+                    self.stats.device_bytes += u64::from(req.len);
                     if req.op == DeviceOp::Flush {
                         self.flushing = false;
                     }

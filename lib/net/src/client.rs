@@ -3,7 +3,9 @@
 
 use axolotl_ring::{Client, ClientEvent, Corruption, Error, Generations, LayoutError};
 
-use crate::link::{BUF_SIZE, CAPACITY, IDS, LinkRegions, MAX_FRAME, MIN_FRAME, buffer_offset};
+use crate::link::{
+    BUF_SIZE, CAPACITY, FrameBuf, IDS, LinkRegions, MAX_FRAME, MIN_FRAME, buffer_offset,
+};
 use axolotl_ring::DataRegion;
 
 /// Which connection of a link something is about.
@@ -79,7 +81,7 @@ pub struct NetClient {
     rx_fault: bool,
     tx_fault: bool,
     stats: ClientStats,
-    frame: [u8; MAX_FRAME],
+    frame: FrameBuf,
 }
 
 const ALL: u64 = if IDS == 64 { u64::MAX } else { (1 << IDS) - 1 };
@@ -111,7 +113,7 @@ impl NetClient {
             rx_fault: false,
             tx_fault: false,
             stats: ClientStats::default(),
-            frame: [0; MAX_FRAME],
+            frame: FrameBuf::new(),
         })
     }
 
@@ -191,7 +193,7 @@ impl NetClient {
                         self.stats.rx_bad_len += 1;
                         continue;
                     }
-                    let frame = &mut self.frame[..len];
+                    let frame = &mut self.frame.0[..len];
                     if self.rx_data.copy_out(d.offset as usize, frame) {
                         self.stats.rx_frames += 1;
                         frames += 1;

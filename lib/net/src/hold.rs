@@ -2,11 +2,11 @@
 //! `N` frames, owned by the server end (a static in a PD: the buffers are too large for a
 //! PD's stack).
 
-use crate::link::{MAX_FRAME, MIN_FRAME};
+use crate::link::{FrameBuf, MAX_FRAME, MIN_FRAME};
 
 /// Up to `N` frames of `MIN_FRAME..=MAX_FRAME` bytes, oldest first.
 pub struct FrameQueue<const N: usize> {
-    frames: [[u8; MAX_FRAME]; N],
+    frames: [FrameBuf; N],
     len: [u16; N],
     head: usize,
     count: usize,
@@ -23,7 +23,7 @@ impl<const N: usize> Default for FrameQueue<N> {
 impl<const N: usize> FrameQueue<N> {
     pub const fn new() -> Self {
         Self {
-            frames: [[0; MAX_FRAME]; N],
+            frames: [FrameBuf::new(); N],
             len: [0; N],
             head: 0,
             count: 0,
@@ -57,7 +57,7 @@ impl<const N: usize> FrameQueue<N> {
             return false;
         }
         let at = (self.head + self.count) % N;
-        if !fill(&mut self.frames[at][..len]) {
+        if !fill(&mut self.frames[at].0[..len]) {
             self.dropped += 1;
             return false;
         }
@@ -81,7 +81,7 @@ impl<const N: usize> FrameQueue<N> {
             return false;
         }
         let at = (self.head + N - 1) % N;
-        if !fill(&mut self.frames[at][..len]) {
+        if !fill(&mut self.frames[at].0[..len]) {
             self.dropped += 1;
             return false;
         }
@@ -93,7 +93,7 @@ impl<const N: usize> FrameQueue<N> {
 
     /// The oldest frame.
     pub fn front(&self) -> Option<&[u8]> {
-        (self.count > 0).then(|| &self.frames[self.head][..usize::from(self.len[self.head])])
+        (self.count > 0).then(|| &self.frames[self.head].0[..usize::from(self.len[self.head])])
     }
 
     pub fn pop_front(&mut self) {

@@ -38,6 +38,6 @@ pub use axolotl_ring::DataRegion;
 pub use client::{Activity, ClientStats, Dir, NetClient, SendError};
 pub use echo::{Echo, EchoStats};
 pub use hold::FrameQueue;
-pub use link::{BUF_SIZE, IDS, LinkRegions, MAX_FRAME, MIN_FRAME};
+pub use link::{BUF_SIZE, FrameBuf, IDS, LinkRegions, MAX_FRAME, MIN_FRAME};
 pub use router::{Router, Targets};
 pub use server::{NetServer, ServerStats};

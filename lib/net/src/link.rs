@@ -11,6 +11,25 @@ pub const BUF_SIZE: usize = 2048;
 pub const MAX_FRAME: usize = 1514;
 /// The smallest: an Ethernet header.
 pub const MIN_FRAME: usize = 14;
+
+/// A frame's worth of bytes, 8-aligned (and so padded to 1,520 in arrays): lib/ring copies
+/// between such a buffer and a link's buffers a word at a time, where an unaligned one
+/// costs a byte-by-byte assembly of every word on a strict-alignment target.
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+pub struct FrameBuf(pub [u8; MAX_FRAME]);
+
+impl FrameBuf {
+    pub const fn new() -> Self {
+        Self([0; MAX_FRAME])
+    }
+}
+
+impl Default for FrameBuf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 /// Buffers per direction, and ids of each connection.
 pub const IDS: usize = 16;
 /// Queue capacity of each connection (≥ `IDS`, so a response queue never fills up).

@@ -21,11 +21,13 @@ const ROUNDS: usize = 8;
 
 /// A [`BlkBackend`] over `IDS` request ids with one `BYTES`-byte data buffer each (buffer
 /// `i` at `DATA_START + i * BYTES` in the connection's data region).
-pub struct BlkRing<const IDS: usize, const BYTES: usize> {
+pub struct BlkRing<'b, const IDS: usize, const BYTES: usize> {
     client: BlkClient<IDS>,
     /// The device's request id each buffer serves (`None`: free).
     bufs: [Option<u64>; IDS],
-    bounce: [u8; BYTES],
+    /// Lent, not owned: a request's worth (256 KiB) would make the backend too large to
+    /// build on a PD's stack and move into place (the VMM's overflowed).
+    bounce: &'b mut [u8; BYTES],
 }
 
 /// What one [`BlkRing::poll`] did.
@@ -38,16 +40,17 @@ pub struct BlkActivity {
     pub fault: Option<ClientError>,
 }
 
-impl<const IDS: usize, const BYTES: usize> BlkRing<IDS, BYTES> {
-    /// `client`'s data region must hold `IDS` buffers of `BYTES` after the command area.
-    pub fn new(client: BlkClient<IDS>) -> Option<Self> {
+impl<'b, const IDS: usize, const BYTES: usize> BlkRing<'b, IDS, BYTES> {
+    /// `client`'s data region must hold `IDS` buffers of `BYTES` after the command area;
+    /// `bounce` is the backend's staging buffer between guest RAM and the data region.
+    pub fn new(client: BlkClient<IDS>, bounce: &'b mut [u8; BYTES]) -> Option<Self> {
         if !client.data().contains(DATA_START, IDS * BYTES) || BYTES == 0 {
             return None;
         }
         Some(Self {
             client,
             bufs: [None; IDS],
-            bounce: [0; BYTES],
+            bounce,
         })
     }
 
@@ -127,7 +130,7 @@ impl<const IDS: usize, const BYTES: usize> BlkRing<IDS, BYTES> {
     }
 }
 
-impl<const IDS: usize, const BYTES: usize> BlkBackend for BlkRing<IDS, BYTES> {
+impl<const IDS: usize, const BYTES: usize> BlkBackend for BlkRing<'_, IDS, BYTES> {
     fn submit(&mut self, req: &BlkRequest, fill: &mut dyn FnMut(&mut [u8]) -> bool) -> Submit {
         let len = req.len as usize;
         if len > BYTES {

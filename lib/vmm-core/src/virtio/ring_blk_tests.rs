@@ -123,7 +123,7 @@ struct World {
     ram: Ram,
     q: DriverQueue,
     dev: VirtioBlk,
-    ring: BlkRing<IDS, BYTES>,
+    ring: BlkRing<'static, IDS, BYTES>,
     server: Option<BlkServer<Disk, IDS>>,
     next_area: u64,
     rings: Mem,
@@ -148,7 +148,8 @@ impl World {
             peer: authority(&driver_pd),
         };
         let client = BlkClient::new(rings.region(), data.region(), CAP, g).unwrap();
-        let ring = BlkRing::new(client).unwrap();
+        // Leaked: a test's few KiB, lent for the world's life.
+        let ring = BlkRing::new(client, Box::leak(Box::new([0; BYTES]))).unwrap();
         let config = BlkConfig {
             capacity: SECTORS,
             blk_size: 512,

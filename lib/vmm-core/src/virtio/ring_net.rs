@@ -9,7 +9,7 @@
 //! the virtualiser is gone (restarting) stays on the guest's transmit ring until it is
 //! back; a frame the old virtualiser held is dropped (TCP resends it).
 
-use axolotl_net::{Activity, MAX_FRAME, MIN_FRAME, NetClient, SendError};
+use axolotl_net::{Activity, FrameBuf, MAX_FRAME, MIN_FRAME, NetClient, SendError};
 
 use super::mem::GuestMemory;
 use super::net::{NetBackend, TxOutcome, VirtioNet};
@@ -23,11 +23,11 @@ const ROUNDS: usize = 8;
 /// frames for the guest.
 pub struct NetRing<const FRAMES: usize> {
     client: NetClient,
-    rx: [[u8; MAX_FRAME]; FRAMES],
+    rx: [FrameBuf; FRAMES],
     rx_len: [u16; FRAMES],
     rx_head: usize,
     rx_count: usize,
-    tx: [u8; MAX_FRAME],
+    tx: FrameBuf,
     /// A frame went to the virtualiser since the last poll: notify it.
     sent: bool,
     /// Frames the guest sent that the link refused for good (bad length, corrupt peer).
@@ -38,11 +38,11 @@ impl<const FRAMES: usize> NetRing<FRAMES> {
     pub fn new(client: NetClient) -> Self {
         Self {
             client,
-            rx: [[0; MAX_FRAME]; FRAMES],
+            rx: [FrameBuf::new(); FRAMES],
             rx_len: [0; FRAMES],
             rx_head: 0,
             rx_count: 0,
-            tx: [0; MAX_FRAME],
+            tx: FrameBuf::new(),
             sent: false,
             tx_refused: 0,
         }
@@ -104,7 +104,7 @@ impl<const FRAMES: usize> NetRing<FRAMES> {
 
 /// The receive queue apart from the client, so the client's callback can fill it.
 struct RxQueue<'a, const FRAMES: usize> {
-    rx: &'a mut [[u8; MAX_FRAME]; FRAMES],
+    rx: &'a mut [FrameBuf; FRAMES],
     rx_len: &'a mut [u16; FRAMES],
     head: usize,
     count: &'a mut usize,
@@ -117,7 +117,7 @@ impl<const FRAMES: usize> RxQueue<'_, FRAMES> {
             return;
         }
         let at = (self.head + *self.count) % FRAMES;
-        self.rx[at][..frame.len()].copy_from_slice(frame);
+        self.rx[at].0[..frame.len()].copy_from_slice(frame);
         self.rx_len[at] = frame.len() as u16;
         *self.count += 1;
     }
@@ -129,7 +129,7 @@ impl<const FRAMES: usize> NetBackend for NetRing<FRAMES> {
             self.tx_refused += 1;
             return TxOutcome::Dropped;
         }
-        let buf = &mut self.tx[..len];
+        let buf = &mut self.tx.0[..len];
         if !fill(buf) {
             return TxOutcome::Dropped;
         }
@@ -149,7 +149,7 @@ impl<const FRAMES: usize> NetBackend for NetRing<FRAMES> {
 
     fn peek_rx(&mut self) -> Option<&[u8]> {
         (self.rx_count > 0)
-            .then(|| &self.rx[self.rx_head][..usize::from(self.rx_len[self.rx_head])])
+            .then(|| &self.rx[self.rx_head].0[..usize::from(self.rx_len[self.rx_head])])
     }
 
     fn pop_rx(&mut self) {
