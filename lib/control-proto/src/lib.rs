@@ -162,7 +162,10 @@ impl BitTarget {
 
     /// The register's name.
     pub fn register_name(self) -> &'static str {
-        REGISTERS.get(self.register as usize).copied().unwrap_or("?")
+        REGISTERS
+            .get(self.register as usize)
+            .copied()
+            .unwrap_or("?")
     }
 
     /// The register the CLI names `s`: a name (`x7`, `pc`) or a number.
@@ -443,7 +446,9 @@ impl fmt::Display for Error {
             Error::NotManaged => f.write_str("not managed by the monitor"),
             Error::BadState => f.write_str("not possible in the PD's state"),
             Error::Unsupported => f.write_str("not supported by this system yet"),
-            Error::BadTarget => f.write_str("no such register or bit, or a target for another kind"),
+            Error::BadTarget => {
+                f.write_str("no such register or bit, or a target for another kind")
+            }
             Error::NoRing => f.write_str("the PD maps no ring region read-write"),
             Error::Refused(why) => write!(f, "refused: {why}"),
             Error::Unavailable => f.write_str("the monitor did not answer"),

@@ -77,7 +77,10 @@ fn largest_injected() -> Reply {
 
 #[test]
 fn bit_targets_exist_or_are_refused() {
-    assert_eq!(BitTarget::new(34, 63).map(BitTarget::register_name), Some("tpidr_el0"));
+    assert_eq!(
+        BitTarget::new(34, 63).map(BitTarget::register_name),
+        Some("tpidr_el0")
+    );
     assert_eq!(BitTarget::new(35, 0), None);
     assert_eq!(BitTarget::new(0, 64), None);
     assert_eq!(BitTarget::parse_register("x7"), Some(10));

@@ -1,9 +1,9 @@
 //! Whatever bytes arrive, decoding answers an error or a message that re-encodes to the
 //! same frame; nothing panics.
 
-use axolotl_control_proto::{BitTarget, 
-    Deframer, Error, FRAME_BUFFER, FaultKind, Frame, MAX_FRAME, Reply, Request, VmOp, decode,
-    encode, name, serve,
+use axolotl_control_proto::{
+    BitTarget, Deframer, Error, FRAME_BUFFER, FaultKind, Frame, MAX_FRAME, Reply, Request, VmOp,
+    decode, encode, name, serve,
 };
 use proptest::prelude::*;
 

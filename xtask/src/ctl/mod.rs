@@ -211,7 +211,11 @@ fn run(args: Args) -> Result<(), Failed> {
 }
 
 /// A bit flip's target from `--at` and `--bit` (clap has them both or neither).
-fn bit_target(kind: FaultKind, at: Option<&str>, bit: Option<u8>) -> Result<Option<BitTarget>, Failed> {
+fn bit_target(
+    kind: FaultKind,
+    at: Option<&str>,
+    bit: Option<u8>,
+) -> Result<Option<BitTarget>, Failed> {
     let (Some(at), Some(bit)) = (at, bit) else {
         return Ok(None);
     };
