@@ -401,8 +401,9 @@ fn ring_plan() -> BootPlan {
         execute: false,
     };
     let r = Perms { write: false, ..rw };
-    // (name, [(region, perms)], depends_on)
-    let pds: [(&str, &[(u16, Perms)], &[u8]); 6] = [
+    /// Its name, its mappings (region, perms) and what it depends on.
+    type PdSpec<'a> = (&'a str, &'a [(u16, Perms)], &'a [u8]);
+    let pds: [PdSpec; 6] = [
         (
             "server",
             &[(0, rw), (1, rw), (2, rw), (4, rw), (5, rw)],
