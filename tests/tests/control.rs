@@ -674,10 +674,46 @@ fn vm_reboot_stop_and_start_gicv3() {
         assert_eq!(r, Reply::Error(Error::BadState), "{op:?}");
     }
 
-    ok(&mut b, "vm start", c.act(&vm(VmOp::Start)));
+    // The monitor crashes (its hook, once it restarted kill_monitor) while the VM is
+    // stopped: the restarted one learns from its journal that the VMM's hold is a `vm
+    // stop`, so a plain release boots the guest afresh (taking up the stopped one would
+    // leave it frozen, its vCPUs stopped).
+    let r = ok(
+        &mut b,
+        "inject kill_monitor crash",
+        c.ask(&Request::Inject {
+            pd: name("kill_monitor").unwrap(),
+            kind: FaultKind::Crash,
+            at: None,
+        }),
+    );
+    assert_eq!(r, Reply::Injected(Injected::Done));
     check(b.expect_all(
         &[
-            "monitor: control asked VM linux to start",
+            "monitor: restarted kill_monitor (cause: vm-fault exec at 0x700000000",
+            "monitor: fault injection: crashing the monitor",
+            "root-task: monitor: restarted monitor (cause: vm-fault write at 0x700000000",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    let rows = ok(&mut b, "status (stopped, monitor restarted)", c.status());
+    let vmm = row(&rows, "vmm");
+    assert_eq!(
+        vmm.state,
+        PdState::Held {
+            reason: axolotl_control_proto::text("its VM stopped by the operator")
+        },
+        "{vmm:?}"
+    );
+    ok(
+        &mut b,
+        "release vmm",
+        c.act(&Request::Release {
+            pd: name("vmm").unwrap(),
+        }),
+    );
+    check(b.expect_all(
+        &[
             "vmm: generation 2: starting the guest afresh (asked for)",
             "vmm: guest started at 0x40000000",
             "Run /init as init process",
@@ -685,11 +721,31 @@ fn vm_reboot_stop_and_start_gicv3() {
         ],
         GUEST_BOOT,
     ));
-    let rows = ok(&mut b, "status (started)", c.status());
+    let rows = ok(&mut b, "status (released)", c.status());
     let vmm = row(&rows, "vmm");
     assert_eq!(
         (&vmm.state, vmm.generation),
         (&PdState::Running, 2),
+        "{vmm:?}"
+    );
+
+    // Stopped again, and started: afresh (the guest's boot begins; its end is the test
+    // above's).
+    ok(&mut b, "vm stop (again)", c.act(&vm(VmOp::Stop)));
+    ok(&mut b, "vm start", c.act(&vm(VmOp::Start)));
+    check(b.expect_all(
+        &[
+            "monitor: control asked VM linux to start",
+            "vmm: generation 3: starting the guest afresh (asked for)",
+            "vmm: guest started at 0x40000000",
+        ],
+        GUEST_BOOT,
+    ));
+    let rows = ok(&mut b, "status (started)", c.status());
+    let vmm = row(&rows, "vmm");
+    assert_eq!(
+        (&vmm.state, vmm.generation),
+        (&PdState::Running, 3),
         "{vmm:?}"
     );
     axolotl_tests::refute_each(&mut b, &["PD PANIC", "recovery failed", "KERNEL PANIC"]);
