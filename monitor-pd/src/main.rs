@@ -19,7 +19,8 @@ mod pd {
     use axolotl_boot_plan::cspace::{ROOT_SERVICE_CAP, dependant_signal_slot, heartbeat_ping_slot};
     use axolotl_boot_plan::{BootPlan, MAX_PDS, MONITOR_PLAN_VADDR, MONITOR_TIMER_ID, Resilience};
     use axolotl_control_proto::{
-        Error as ProtoError, Event, FaultKind, Reply as ProtoReply, Request as ProtoRequest, VmOp,
+        BitTarget, Error as ProtoError, Event, FaultKind, Injected as Injection,
+        Reply as ProtoReply, Request as ProtoRequest, VmOp,
     };
     use axolotl_monitor_core::control::{self, Facts, RecoveryLog};
     use axolotl_monitor_core::{
@@ -106,10 +107,6 @@ mod pd {
         /// Injections carried out: mixed into a bit flip's seed, so two in one counter tick
         /// still differ.
         injections: u64,
-        /// VMMs held by a `vm stop`, their vCPUs stopped with them: a release starts the
-        /// guest afresh (taking up a machine whose vCPUs nobody resumes would leave it
-        /// frozen). Not journaled: a monitor restarted in between forgets it.
-        vm_stopped: [bool; MAX_PDS],
     }
 
     /// Recovery-log entries kept for control-pd.
@@ -386,7 +383,6 @@ mod pd {
             if let Some(t) = self.trackers.get_mut(pd) {
                 t.on_restarted(at);
             }
-            self.vm_stopped[pd] = false;
             self.heartbeats.restarted(pd as u8, done / 1000);
             self.facts[pd].last_recovery_us = Some(done - start);
             // The root task's count is the authority: ours starts over when we do.
@@ -484,11 +480,18 @@ mod pd {
                     ProtoReply::Log(self.log.at_or_after(seq).cloned())
                 }
                 control::Checked::Command { pd, command } => {
-                    // A VMM held by `vm stop` comes back only afresh (its vCPUs are stopped).
-                    let fresh = self.vm_stopped[pd as usize];
+                    // A VMM held by `vm stop` comes back only afresh (its vCPUs are stopped:
+                    // taking up a machine nobody resumes would leave it frozen). The hold's
+                    // reason says so, journaled: a restarted monitor knows it too.
+                    let fresh = self
+                        .trackers
+                        .get(pd as usize)
+                        .is_some_and(|t| matches!(t.state(), State::Held(r) if r.vm_stopped()));
                     self.command(from, pd as usize, command, fresh)
                 }
-                control::Checked::Inject { pd, kind } => self.inject(from, pd as usize, kind),
+                control::Checked::Inject { pd, kind, at } => {
+                    self.inject(from, pd as usize, kind, at)
+                }
                 control::Checked::Vm { vm, pd, op } => self.vm(from, vm, pd as usize, op),
             }
         }
@@ -497,7 +500,13 @@ mod pd {
         /// a real fault (the root task makes the PD run from an unmapped address), a hang a
         /// PD that stops answering its heartbeat (the root task suspends it); both then go
         /// through detection and recovery like any other failure.
-        fn inject(&mut self, from: u8, pd: usize, kind: FaultKind) -> ProtoReply {
+        fn inject(
+            &mut self,
+            from: u8,
+            pd: usize,
+            kind: FaultKind,
+            at: Option<BitTarget>,
+        ) -> ProtoReply {
             let (Some(plan), Some(t)) = (self.plan, self.trackers.get(pd)) else {
                 return ProtoReply::Error(ProtoError::Unavailable);
             };
@@ -506,18 +515,43 @@ mod pd {
             }
             let name = plan.pds[pd].name.as_str();
             let by = plan.pds[from as usize].name.as_str();
-            // A bit flip's target, logged with it (a campaign's record of what it did).
-            let (register, bit) = control::bit_flip_target(now_us() ^ self.injections);
+            // What a random pick is made from: the counter and the injections so far.
+            let seed = now_us() ^ self.injections.rotate_left(32);
+            // A bit flip's target, logged with it (a campaign's record of what it did): the
+            // CLI's, replaying a case, or a random one.
+            let flip = at.unwrap_or_else(|| {
+                let (register, bit) = control::bit_flip_target(seed);
+                BitTarget { register, bit }
+            });
+            let mut ring = None;
             let r = match kind {
                 FaultKind::Crash => ask(Request::<Journal>::Crash { pd: pd as u8 }, |_| ()),
                 FaultKind::BitFlip => ask(
                     Request::<Journal>::FlipBit {
                         pd: pd as u8,
-                        register,
-                        bit,
+                        register: flip.register,
+                        bit: flip.bit,
                     },
                     |_| (),
                 ),
+                FaultKind::WildWrite => {
+                    ask(Request::<Journal>::WildWrite { pd: pd as u8, seed }, |_| ())
+                }
+                FaultKind::RingCorruption => {
+                    let t = match control::ring_target(plan, pd as u8, seed) {
+                        Ok(t) => t,
+                        Err(e) => return ProtoReply::Error(e),
+                    };
+                    ring = Some(t);
+                    ask(
+                        Request::<Journal>::CorruptRing {
+                            pd: pd as u8,
+                            region: t.region,
+                            offset: t.offset,
+                        },
+                        |_| (),
+                    )
+                }
                 FaultKind::Hang if self.heartbeats.armed(pd as u8) => {
                     ask(Request::<Journal>::Stop { pd: pd as u8 }, |_| ())
                 }
@@ -526,28 +560,56 @@ mod pd {
                         "not watched by heartbeats: a hang would go unnoticed",
                     )));
                 }
-                _ => return ProtoReply::Error(ProtoError::Unsupported),
             };
-            if !matches!(r, Ok(Reply::Done)) {
+            let done = match (kind, &r) {
+                (FaultKind::Crash | FaultKind::Hang, Ok(Reply::Done)) => Some(Injection::Done),
+                (FaultKind::BitFlip, Ok(Reply::Done)) => Some(Injection::BitFlip(flip)),
+                (FaultKind::WildWrite, Ok(Reply::Wrote { at, old, new })) => {
+                    Some(Injection::WildWrite {
+                        vaddr: *at,
+                        old: *old,
+                        new: *new,
+                    })
+                }
+                (FaultKind::RingCorruption, Ok(Reply::Wrote { at, old, new })) => {
+                    // The root task wrote where we asked, a 32-bit index: anything else
+                    // would be its answer to another request.
+                    match (ring, u32::try_from(*old), u32::try_from(*new)) {
+                        (Some(t), Ok(old), Ok(new)) if *at == t.offset as u64 => {
+                            Some(Injection::RingCorruption {
+                                region: plan
+                                    .regions
+                                    .get(t.region as usize)
+                                    .and_then(|r| r.name.as_str().try_into().ok())
+                                    .unwrap_or_default(),
+                                offset: t.offset,
+                                word: t.word,
+                                old,
+                                new,
+                            })
+                        }
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            let Some(done) = done else {
                 println!(
-                    "monitor: the root task refused to inject into {name} ({})",
+                    "monitor: the root task refused to inject {} into {name} ({})",
+                    kind.as_str(),
                     Refusal(&r)
                 );
                 return ProtoReply::Error(ProtoError::Refused(axolotl_control_proto::text(
                     "the root task refused",
                 )));
-            }
+            };
             self.injections += 1;
-            let flipped = Flipped(matches!(kind, FaultKind::BitFlip).then_some((register, bit)));
-            println!(
-                "monitor: {by} injected {}{flipped} into {name}",
-                kind.as_str()
-            );
-            let why = Injected(kind.as_str(), flipped, by);
+            println!("monitor: {by} injected {}{done} into {name}", kind.as_str());
+            let why = Injected(kind.as_str(), &done, by);
             let g = t.generation();
             self.log
                 .push(now_ms(), name, Event::Injected, g, &why, None);
-            ProtoReply::Done
+            ProtoReply::Injected(done)
         }
 
         /// Carries out control PD `from`'s `op` on VM `vm`, through its VMM `pd`: a reboot is
@@ -577,11 +639,7 @@ mod pd {
                             axolotl_control_proto::text("the root task refused"),
                         ));
                     }
-                    let reply = self.command(from, pd, Command::Hold, false);
-                    if reply == ProtoReply::Done {
-                        self.vm_stopped[pd] = true;
-                    }
-                    reply
+                    self.command(from, pd, Command::StopVm, false)
                 }
             };
             if reply == ProtoReply::Done {
@@ -679,28 +737,12 @@ mod pd {
         }
     }
 
-    /// "<kind> injected by <control PD>", a log entry's cause.
-    struct Injected<'a>(&'a str, Flipped, &'a str);
+    /// "<kind> (where) injected by <control PD>", a log entry's cause.
+    struct Injected<'a>(&'a str, &'a Injection, &'a str);
 
     impl fmt::Display for Injected<'_> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             write!(f, "{}{} injected by {}", self.0, self.1, self.2)
-        }
-    }
-
-    /// " (x7 bit 12)": where a bit flip landed; nothing for other kinds.
-    struct Flipped(Option<(u8, u8)>);
-
-    impl fmt::Display for Flipped {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            match self.0 {
-                Some((register, bit)) => write!(
-                    f,
-                    " ({} bit {bit})",
-                    axolotl_root_service::register_name(register).unwrap_or("?")
-                ),
-                None => Ok(()),
-            }
         }
     }
 
@@ -932,7 +974,6 @@ mod pd {
             last_heartbeat_ms: None,
         }; MAX_PDS],
         injections: 0,
-        vm_stopped: [false; MAX_PDS],
     });
 }
 

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use axolotl_control_proto::client::{Client, ClientError};
 use axolotl_control_proto::{
-    Error, FRAME_BUFFER, FaultKind, PdState, PdStatus, Reply, Request, VmOp, encode, name,
+    BitTarget, Error, FRAME_BUFFER, FaultKind, Injected, PdState, PdStatus, Reply, Request,
+    RingWord, VmOp, encode, name,
 };
 use axolotl_qemu::Boot;
 use axolotl_tests::{DEFAULT_TIMEOUT, boot_with_uart1, check};
@@ -212,6 +213,7 @@ fn control_plane(gic: u8) {
             Request::Inject {
                 pd: pd("serial_driver"),
                 kind: FaultKind::Crash,
+                at: None,
             },
             Error::NotGranted,
         ),
@@ -288,14 +290,16 @@ fn injected_faults_are_recovered(gic: u8) {
     let rows = ok(&mut b, "status", c.status());
     assert_eq!(rows.len(), PDS.len());
 
-    ok(
+    let r = ok(
         &mut b,
         "inject serial_driver crash",
-        c.act(&Request::Inject {
+        c.ask(&Request::Inject {
             pd: pd("serial_driver"),
             kind: FaultKind::Crash,
+            at: None,
         }),
     );
+    assert_eq!(r, Reply::Injected(Injected::Done));
     check(b.expect_all(
         &[
             "monitor: control injected crash into serial_driver",
@@ -313,14 +317,16 @@ fn injected_faults_are_recovered(gic: u8) {
         "{drv:?}"
     );
 
-    ok(
+    let r = ok(
         &mut b,
         "inject hello_logger hang",
-        c.act(&Request::Inject {
+        c.ask(&Request::Inject {
             pd: pd("hello_logger"),
             kind: FaultKind::Hang,
+            at: None,
         }),
     );
+    assert_eq!(r, Reply::Injected(Injected::Done));
     check(b.expect(
         "monitor: restarted hello_logger (cause: hang (no heartbeat in 200 ms))",
         DEFAULT_TIMEOUT,
@@ -328,43 +334,117 @@ fn injected_faults_are_recovered(gic: u8) {
     let rows = ok(&mut b, "status after the hang", c.status());
     assert_eq!(row(&rows, "hello_logger").generation, 1);
 
-    // A hang nobody would notice, and kinds not carried out yet, are refused.
-    let r = ok(
-        &mut b,
-        "inject an unwatched hang",
-        c.ask(&Request::Inject {
-            pd: pd("hello_server"),
-            kind: FaultKind::Hang,
-        }),
-    );
-    assert!(matches!(r, Reply::Error(Error::Refused(_))), "{r:?}");
-    let r = ok(
-        &mut b,
-        "inject a wild write",
-        c.ask(&Request::Inject {
-            pd: pd("serial_driver"),
-            kind: FaultKind::WildWrite,
-        }),
-    );
-    assert_eq!(r, Reply::Error(Error::Unsupported));
+    // A hang nobody would notice is refused; so are a ring corruption of a PD that writes
+    // no ring (the logger maps its log ring read-only) and bit-flip targets that do not
+    // exist or are not a bit flip's.
+    for (pd_, kind, at, want) in [
+        ("hello_server", FaultKind::Hang, None, None),
+        (
+            "hello_logger",
+            FaultKind::RingCorruption,
+            None,
+            Some(Error::NoRing),
+        ),
+        (
+            "hello_logger",
+            FaultKind::BitFlip,
+            Some(BitTarget {
+                register: 35,
+                bit: 0,
+            }),
+            Some(Error::BadTarget),
+        ),
+        (
+            "hello_logger",
+            FaultKind::Crash,
+            BitTarget::new(0, 0),
+            Some(Error::BadTarget),
+        ),
+    ] {
+        let r = ok(
+            &mut b,
+            "a refused injection",
+            c.ask(&Request::Inject {
+                pd: pd(pd_),
+                kind,
+                at,
+            }),
+        );
+        match want {
+            Some(e) => assert_eq!(r, Reply::Error(e), "{pd_} {kind:?} {at:?}"),
+            None => assert!(matches!(r, Reply::Error(Error::Refused(_))), "{r:?}"),
+        }
+    }
     axolotl_tests::refute_each(&mut b, &["PD PANIC", "control: transmit connection"]);
+
+    // A wild write into the logger's own memory (restarted above: the write must land in
+    // the incarnation that runs now): the answer says where, the monitor logs it, and
+    // whatever it does the system goes on.
+    let r = ok(
+        &mut b,
+        "inject hello_logger wild-write",
+        c.ask(&Request::Inject {
+            pd: pd("hello_logger"),
+            kind: FaultKind::WildWrite,
+            at: None,
+        }),
+    );
+    let Reply::Injected(Injected::WildWrite { vaddr, old, new }) = r else {
+        panic!("{}", b.failure(format!("wild write answered {r:?}")))
+    };
+    assert_ne!(old, new);
+    check(b.expect(
+        &format!("monitor: control injected wild-write ({vaddr:#x}: {old:#x} -> {new:#x}) into hello_logger"),
+        DEFAULT_TIMEOUT,
+    ));
+    std::thread::sleep(Duration::from_secs(3));
+    let rows = ok(&mut b, "status after the wild write", c.status());
+    let logger = row(&rows, "hello_logger");
+    assert!(
+        matches!(logger.state, PdState::Running | PdState::Restarting { .. }),
+        "{logger:?}"
+    );
+
+    // A bit flip the CLI chose (a campaign case replayed): exactly there.
+    let at = BitTarget::new(34, 63).unwrap();
+    let r = inject_running(
+        &mut b,
+        &mut c,
+        &Request::Inject {
+            pd: pd("hello_logger"),
+            kind: FaultKind::BitFlip,
+            at: Some(at),
+        },
+    );
+    assert_eq!(r, Reply::Injected(Injected::BitFlip(at)));
+    check(b.expect(
+        "monitor: control injected bit-flip (tpidr_el0 bit 63) into hello_logger",
+        DEFAULT_TIMEOUT,
+    ));
 
     // A bit flip of a saved register: whatever it does to the logger (nothing, a fault, a
     // hang, a panic), the monitor says where it landed and the system goes on serving, the
     // logger running again, never held (its restart policy allows far more than one).
-    ok(
+    let r = inject_running(
         &mut b,
-        "inject hello_logger bit-flip",
-        c.act(&Request::Inject {
+        &mut c,
+        &Request::Inject {
             pd: pd("hello_logger"),
             kind: FaultKind::BitFlip,
-        }),
+            at: None,
+        },
     );
-    let line = check(b.expect("monitor: control injected bit-flip (", DEFAULT_TIMEOUT));
-    assert!(
-        line.contains(" bit ") && line.trim_end().ends_with(") into hello_logger"),
-        "{line}"
-    );
+    let Reply::Injected(Injected::BitFlip(t)) = r else {
+        panic!("{}", b.failure(format!("bit flip answered {r:?}")))
+    };
+    check(b.expect(
+        &format!(
+            "monitor: control injected bit-flip ({} bit {}) into hello_logger",
+            t.register_name(),
+            t.bit
+        ),
+        DEFAULT_TIMEOUT,
+    ));
     // Long enough for a hang to be found (200 ms heartbeat) and a restart to be done.
     std::thread::sleep(Duration::from_secs(3));
     let rows = ok(&mut b, "status after the bit flip", c.status());
@@ -373,6 +453,152 @@ fn injected_faults_are_recovered(gic: u8) {
         matches!(logger.state, PdState::Running | PdState::Restarting { .. }),
         "{logger:?}"
     );
+}
+
+/// Asks `req`, an injection, again while the PD is not running (`BadState`: a restart of an
+/// earlier injection's making under way): the answer once it ran.
+fn inject_running(b: &mut Boot, c: &mut Client, req: &Request) -> Reply {
+    for _ in 0..60 {
+        match ok(b, "inject", c.ask(req)) {
+            Reply::Error(Error::BadState) => std::thread::sleep(Duration::from_millis(500)),
+            r => return r,
+        }
+    }
+    let f = b.failure(format!("{req:?}: never running"));
+    panic!("{f}")
+}
+
+/// Two free UDP ports on 127.0.0.1 (bound together, then released: QEMU takes them).
+fn free_ports() -> [u16; 2] {
+    let bind = || std::net::UdpSocket::bind("127.0.0.1:0").expect("a free UDP port");
+    let socks = [bind(), bind()];
+    socks.map(|s| s.local_addr().expect("bound").port())
+}
+
+/// Datagram `seq` to the echo client at host port `port` until its own answer comes back
+/// (tries of 250 ms, earlier datagrams' late answers skipped): whether it did in `tries`.
+fn echoed(sock: &std::net::UdpSocket, port: u16, seq: u32, tries: u32) -> bool {
+    let msg = format!("ctl {seq:06} ring corruption");
+    let mut buf = [0u8; 256];
+    for _ in 0..tries {
+        if sock.send_to(msg.as_bytes(), ("127.0.0.1", port)).is_err() {
+            return false;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_millis(250);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            let _ = sock.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+            match sock.recv_from(&mut buf) {
+                Ok((n, _)) if &buf[..n] == msg.as_bytes() => return true,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    }
+    false
+}
+
+/// Issue #17: `inject echo_a ring-corruption` on `tests/systems/control-net.system` (the
+/// network's resilient echo with the control plane). The monitor picks echo_a's ring
+/// region and, echo_a being the client there (it depends on net_virt), the index it writes:
+/// its request tail, which the root task scribbles out of range. The virtualiser's
+/// validation finds the overrun and reports echo_a, the monitor restarts it, and echo_b
+/// answers throughout; echo_a answers again once restarted.
+#[test]
+fn ring_corruption_restarts_the_pd_at_fault_gicv3() {
+    use axolotl_kernel_config::{GicVersion, board_by_name};
+    use axolotl_qemu::{Machine, Net};
+    let sock = socket("ring-gic3");
+    let dir = PathBuf::from(
+        std::env::var_os("AXOLOTL_IMAGES")
+            .expect("AXOLOTL_IMAGES: run the integration tests through `cargo xtask test`"),
+    );
+    let board = board_by_name("qemu-virt-aarch64", Some(GicVersion::V3)).expect("known board");
+    let ports = free_ports();
+    let mut m = Machine::new(board);
+    m.uart1 = Some(format!("socket,path={},server=on,wait=off", sock.display()));
+    m.net = Some(Net {
+        udp_forwards_to: vec![(ports[0], [10, 0, 2, 15], 7), (ports[1], [10, 0, 2, 16], 7)],
+        ..Net::default()
+    });
+    let image = dir.join(format!("{}-gic3-control-net.elf", board.name));
+    let mut b = check(Boot::start(&m, &image));
+    // Each in its own time: the PDs start in an order of their priorities and dependencies.
+    for line in [
+        "net_virt: generation 0: routing for 2 clients",
+        "echo_a: generation 0: ",
+        "echo_b: generation 0: ",
+        "control: generation 0: serving the host on UART1",
+    ] {
+        check(b.expect_chain(&[line], DEFAULT_TIMEOUT));
+    }
+    let udp = [
+        std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP socket"),
+        std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP socket"),
+    ];
+    for seq in 0..5 {
+        for i in 0..2 {
+            if !echoed(&udp[i], ports[i], seq, 80) {
+                check::<()>(Err(b.failure(format!("echo {i} {seq}: no answer before"))));
+            }
+        }
+    }
+    let mut c = ok(
+        &mut b,
+        "connect",
+        Client::connect(&sock, Duration::from_secs(120)),
+    );
+    let r = ok(
+        &mut b,
+        "inject echo_a ring-corruption",
+        c.ask(&Request::Inject {
+            pd: pd("echo_a"),
+            kind: FaultKind::RingCorruption,
+            at: None,
+        }),
+    );
+    let Reply::Injected(Injected::RingCorruption {
+        region,
+        offset,
+        word,
+        old,
+        new,
+    }) = r
+    else {
+        panic!("{}", b.failure(format!("ring corruption answered {r:?}")))
+    };
+    assert_eq!(
+        (region.as_str(), offset, word),
+        ("a_rings", 128, RingWord::RequestTail)
+    );
+    assert_eq!(old ^ new, 0x8000_0000);
+    check(b.expect(
+        &format!(
+            "monitor: control injected ring-corruption (a_rings+0x80, request tail: {old:#x} -> {new:#x}) into echo_a"
+        ),
+        DEFAULT_TIMEOUT,
+    ));
+    // Traffic to echo_a makes the virtualiser look at its ring; echo_b answers all along.
+    for seq in 5..25 {
+        for i in [1, 0] {
+            if !echoed(&udp[i], ports[i], seq, 80) {
+                check::<()>(Err(b.failure(format!("echo {i} {seq}: no answer after"))));
+            }
+        }
+    }
+    check(b.expect_chain(
+        &[
+            "net_virt: echo_a is corrupt (",
+            "monitor: restarted echo_a (cause: corruption reported by pd",
+            "echo_a: generation 1: ",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    let rows = ok(&mut b, "status after the corruption", c.status());
+    assert_eq!(row(&rows, "echo_a").generation, 1, "{rows:?}");
+    for pd_ in ["net_driver", "net_virt", "echo_b"] {
+        assert_eq!(row(&rows, pd_).generation, 0, "{pd_}: {rows:?}");
+    }
+    axolotl_tests::refute_each(&mut b, &["PD PANIC", "KERNEL PANIC", "holding"]);
 }
 
 /// Guest boots under QEMU's TCG take minutes on a loaded machine.
@@ -448,10 +674,46 @@ fn vm_reboot_stop_and_start_gicv3() {
         assert_eq!(r, Reply::Error(Error::BadState), "{op:?}");
     }
 
-    ok(&mut b, "vm start", c.act(&vm(VmOp::Start)));
+    // The monitor crashes (its hook, once it restarted kill_monitor) while the VM is
+    // stopped: the restarted one learns from its journal that the VMM's hold is a `vm
+    // stop`, so a plain release boots the guest afresh (taking up the stopped one would
+    // leave it frozen, its vCPUs stopped).
+    let r = ok(
+        &mut b,
+        "inject kill_monitor crash",
+        c.ask(&Request::Inject {
+            pd: name("kill_monitor").unwrap(),
+            kind: FaultKind::Crash,
+            at: None,
+        }),
+    );
+    assert_eq!(r, Reply::Injected(Injected::Done));
     check(b.expect_all(
         &[
-            "monitor: control asked VM linux to start",
+            "monitor: restarted kill_monitor (cause: vm-fault exec at 0x700000000",
+            "monitor: fault injection: crashing the monitor",
+            "root-task: monitor: restarted monitor (cause: vm-fault write at 0x700000000",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    let rows = ok(&mut b, "status (stopped, monitor restarted)", c.status());
+    let vmm = row(&rows, "vmm");
+    assert_eq!(
+        vmm.state,
+        PdState::Held {
+            reason: axolotl_control_proto::text("its VM stopped by the operator")
+        },
+        "{vmm:?}"
+    );
+    ok(
+        &mut b,
+        "release vmm",
+        c.act(&Request::Release {
+            pd: name("vmm").unwrap(),
+        }),
+    );
+    check(b.expect_all(
+        &[
             "vmm: generation 2: starting the guest afresh (asked for)",
             "vmm: guest started at 0x40000000",
             "Run /init as init process",
@@ -459,11 +721,31 @@ fn vm_reboot_stop_and_start_gicv3() {
         ],
         GUEST_BOOT,
     ));
-    let rows = ok(&mut b, "status (started)", c.status());
+    let rows = ok(&mut b, "status (released)", c.status());
     let vmm = row(&rows, "vmm");
     assert_eq!(
         (&vmm.state, vmm.generation),
         (&PdState::Running, 2),
+        "{vmm:?}"
+    );
+
+    // Stopped again, and started: afresh (the guest's boot begins; its end is the test
+    // above's).
+    ok(&mut b, "vm stop (again)", c.act(&vm(VmOp::Stop)));
+    ok(&mut b, "vm start", c.act(&vm(VmOp::Start)));
+    check(b.expect_all(
+        &[
+            "monitor: control asked VM linux to start",
+            "vmm: generation 3: starting the guest afresh (asked for)",
+            "vmm: guest started at 0x40000000",
+        ],
+        GUEST_BOOT,
+    ));
+    let rows = ok(&mut b, "status (started)", c.status());
+    let vmm = row(&rows, "vmm");
+    assert_eq!(
+        (&vmm.state, vmm.generation),
+        (&PdState::Running, 3),
         "{vmm:?}"
     );
     axolotl_tests::refute_each(&mut b, &["PD PANIC", "recovery failed", "KERNEL PANIC"]);

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use std::vec::Vec;
 
 use crate::{
-    Deframer, Error, FRAME_BUFFER, Frame, MAX_FRAME, PdStatus, Reply, Request, decode, encode,
+    Deframer, Error, FRAME_BUFFER, Frame, MAX_FRAME, PdStatus, Reply, Request, VERSION, decode,
+    encode,
 };
 
 /// How long one attempt waits before the request is sent again.
@@ -42,6 +43,8 @@ pub enum ClientError {
     TooLarge,
     /// An answer other than the one asked for (an error reply, mostly).
     Unexpected(Box<Reply>),
+    /// The system speaks another protocol version (its frames carry `system`).
+    Version { system: u8 },
 }
 
 impl core::fmt::Display for ClientError {
@@ -68,6 +71,11 @@ impl core::fmt::Display for ClientError {
             ClientError::TooLarge => f.write_str("the request does not fit a frame"),
             ClientError::Unexpected(r) if let Reply::Error(e) = &**r => f.write_str(&explain(e)),
             ClientError::Unexpected(r) => write!(f, "unexpected answer: {r:?}"),
+            ClientError::Version { system } => write!(
+                f,
+                "the system speaks control protocol version {system}, this CLI version \
+                 {VERSION}: use the `cargo xtask ctl` of the tree the system was built from"
+            ),
         }
     }
 }
@@ -88,6 +96,15 @@ pub fn explain(e: &Error) -> String {
                             held one)"
             .into(),
         Error::Unsupported => "the system does not implement this request yet".into(),
+        Error::Version { got, supported } => format!(
+            "the system speaks control protocol version {supported}, this CLI version {got}: \
+             use the `cargo xtask ctl` of the tree the system was built from"
+        ),
+        Error::BadTarget => "no such register or bit (registers: pc, sp, spsr, x0..x30, \
+                             tpidr_el0 or 0..34; bits 0..63), or --at for a kind other than \
+                             bit-flip"
+            .into(),
+        Error::NoRing => "that PD maps no ring region read-write: nothing to corrupt".into(),
         other => format!("the system answered: {other}"),
     }
 }
@@ -142,10 +159,15 @@ impl Client {
         loop {
             // Bytes read past the previous reply first: they may hold the next one.
             while let Some(b) = self.unread.pop_front() {
-                if let Some(Frame::Complete(f)) = self.deframer.push(b)
-                    && let Ok(r) = decode::<Reply>(f)
-                {
-                    return Ok(Some(r));
+                if let Some(Frame::Complete(f)) = self.deframer.push(b) {
+                    match decode::<Reply>(f) {
+                        Ok(r) => return Ok(Some(r)),
+                        // A frame intact but of another version: no retry will help.
+                        Err((_, Error::Version { got, .. })) => {
+                            return Err(ClientError::Version { system: got });
+                        }
+                        Err(_) => {}
+                    }
                 }
             }
             let left = until.saturating_duration_since(Instant::now());

@@ -73,6 +73,7 @@ mod tests {
         let req = Request::Inject {
             pd: name("serial_driver").unwrap(),
             kind: FaultKind::Crash,
+            at: None,
         };
         let len = encode(&req, &mut words).unwrap();
         assert_eq!(decode::<Request>(len, &words), Ok(req.clone()));

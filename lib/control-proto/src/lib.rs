@@ -44,7 +44,9 @@ pub mod client;
 pub mod ipc;
 
 /// The protocol version this crate speaks.
-pub const VERSION: u8 = 2;
+/// 3: `Request::Inject` names a bit flip's target (`at`), `Reply::Injected` says what an
+/// injection did, `Error::BadTarget` and `Error::NoRing`.
+pub const VERSION: u8 = 3;
 /// The most bytes a frame has, its delimiter excluded.
 pub const MAX_FRAME: usize = 512;
 /// The most bytes a payload has: COBS adds at least one byte per frame.
@@ -95,8 +97,147 @@ pub enum Request {
     Release { pd: Name },
     /// Start, stop or reboot a virtual machine.
     Vm { name: Name, op: VmOp },
-    /// Inject a fault into the PD (only where the system grants it).
-    Inject { pd: Name, kind: FaultKind },
+    /// Inject a fault into the PD (only where the system grants it). `at`: where a bit
+    /// flip lands (replaying a campaign case); `None` for the system's random pick, and for
+    /// every other kind. Answered [`Reply::Injected`].
+    Inject {
+        pd: Name,
+        kind: FaultKind,
+        at: Option<BitTarget>,
+    },
+}
+
+/// One bit of one saved register: `register` in TcbReadRegisters' order (0 pc, 1 sp, 2 spsr,
+/// 3..=33 x0..=x30, 34 tpidr_el0; [`REGISTERS`]), `bit` 0..=63.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BitTarget {
+    pub register: u8,
+    pub bit: u8,
+}
+
+/// The registers a bit flip may land in, by number ([`BitTarget::register`]).
+pub const REGISTERS: [&str; 35] = [
+    "pc",
+    "sp",
+    "spsr",
+    "x0",
+    "x1",
+    "x2",
+    "x3",
+    "x4",
+    "x5",
+    "x6",
+    "x7",
+    "x8",
+    "x9",
+    "x10",
+    "x11",
+    "x12",
+    "x13",
+    "x14",
+    "x15",
+    "x16",
+    "x17",
+    "x18",
+    "x19",
+    "x20",
+    "x21",
+    "x22",
+    "x23",
+    "x24",
+    "x25",
+    "x26",
+    "x27",
+    "x28",
+    "x29",
+    "x30",
+    "tpidr_el0",
+];
+
+impl BitTarget {
+    /// The target, if that register and bit exist.
+    pub fn new(register: u8, bit: u8) -> Option<BitTarget> {
+        ((register as usize) < REGISTERS.len() && bit < 64).then_some(BitTarget { register, bit })
+    }
+
+    /// The register's name.
+    pub fn register_name(self) -> &'static str {
+        REGISTERS
+            .get(self.register as usize)
+            .copied()
+            .unwrap_or("?")
+    }
+
+    /// The register the CLI names `s`: a name (`x7`, `pc`) or a number.
+    pub fn parse_register(s: &str) -> Option<u8> {
+        let n = match REGISTERS.iter().position(|r| *r == s) {
+            Some(n) => n,
+            None => s.parse::<usize>().ok()?,
+        };
+        (n < REGISTERS.len()).then_some(n as u8)
+    }
+}
+
+/// What an injection did: where it landed, so that a run can be told apart and replayed.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Injected {
+    /// A crash or a hang: the PD was made to fault, or stopped.
+    Done,
+    /// This bit of this register was flipped.
+    BitFlip(BitTarget),
+    /// The 8-byte word at `vaddr` of the PD's own memory (data, bss or stack) was
+    /// overwritten: it held `old`, it holds `new`.
+    WildWrite { vaddr: u64, old: u64, new: u64 },
+    /// The 32-bit ring index at `offset` of region `region`, which the PD maps, was
+    /// scribbled over: `old` became `new`. `word` names it (`request tail`, `request head`).
+    RingCorruption {
+        region: Name,
+        offset: u32,
+        word: RingWord,
+        old: u32,
+        new: u32,
+    },
+}
+
+/// Which index of a connection's request queue (lib/ring's layout).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingWord {
+    /// Written by the client (the producer of requests).
+    RequestTail,
+    /// Written by the server (their consumer).
+    RequestHead,
+}
+
+impl RingWord {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RingWord::RequestTail => "request tail",
+            RingWord::RequestHead => "request head",
+        }
+    }
+}
+
+impl fmt::Display for Injected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Injected::Done => Ok(()),
+            Injected::BitFlip(t) => write!(f, " ({} bit {})", t.register_name(), t.bit),
+            Injected::WildWrite { vaddr, old, new } => {
+                write!(f, " ({vaddr:#x}: {old:#x} -> {new:#x})")
+            }
+            Injected::RingCorruption {
+                region,
+                offset,
+                word,
+                old,
+                new,
+            } => write!(
+                f,
+                " ({region}+{offset:#x}, {}: {old:#x} -> {new:#x})",
+                word.as_str()
+            ),
+        }
+    }
 }
 
 /// What a VM request does.
@@ -175,6 +316,8 @@ pub enum Reply {
     Log(Option<LogEntry>),
     /// Done as asked.
     Done,
+    /// The fault was injected, there.
+    Injected(Injected),
     /// Not done, and why.
     Error(Error),
 }
@@ -276,6 +419,11 @@ pub enum Error {
     BadState,
     /// The system does not implement this request yet.
     Unsupported,
+    /// A bit flip's target that does not exist, or a target for another kind than a bit
+    /// flip.
+    BadTarget,
+    /// A ring corruption of a PD that maps no ring region read-write.
+    NoRing,
     /// The request was refused further down (the root task), and why.
     Refused(Text),
     /// control-pd got no usable answer from the monitor.
@@ -298,6 +446,10 @@ impl fmt::Display for Error {
             Error::NotManaged => f.write_str("not managed by the monitor"),
             Error::BadState => f.write_str("not possible in the PD's state"),
             Error::Unsupported => f.write_str("not supported by this system yet"),
+            Error::BadTarget => {
+                f.write_str("no such register or bit, or a target for another kind")
+            }
+            Error::NoRing => f.write_str("the PD maps no ring region read-write"),
             Error::Refused(why) => write!(f, "refused: {why}"),
             Error::Unavailable => f.write_str("the monitor did not answer"),
         }

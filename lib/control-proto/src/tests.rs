@@ -65,20 +65,86 @@ fn largest_log() -> Reply {
     }))
 }
 
+fn largest_injected() -> Reply {
+    Reply::Injected(Injected::RingCorruption {
+        region: full_name('r'),
+        offset: u32::MAX,
+        word: RingWord::RequestHead,
+        old: u32::MAX,
+        new: u32::MAX,
+    })
+}
+
+#[test]
+fn bit_targets_exist_or_are_refused() {
+    assert_eq!(
+        BitTarget::new(34, 63).map(BitTarget::register_name),
+        Some("tpidr_el0")
+    );
+    assert_eq!(BitTarget::new(35, 0), None);
+    assert_eq!(BitTarget::new(0, 64), None);
+    assert_eq!(BitTarget::parse_register("x7"), Some(10));
+    assert_eq!(BitTarget::parse_register("pc"), Some(0));
+    assert_eq!(BitTarget::parse_register("34"), Some(34));
+    assert_eq!(BitTarget::parse_register("35"), None);
+    assert_eq!(BitTarget::parse_register("x31"), None);
+    assert_eq!(BitTarget::parse_register("-1"), None);
+}
+
+#[test]
+fn injections_say_where() {
+    use std::string::ToString;
+    let flip = Injected::BitFlip(BitTarget::new(10, 12).unwrap());
+    assert_eq!(flip.to_string(), " (x7 bit 12)");
+    let ww = Injected::WildWrite {
+        vaddr: 0x20_1008,
+        old: 0,
+        new: 0xdead,
+    };
+    assert_eq!(ww.to_string(), " (0x201008: 0x0 -> 0xdead)");
+    let ring = Injected::RingCorruption {
+        region: name("a_rings").unwrap(),
+        offset: 128,
+        word: RingWord::RequestTail,
+        old: 5,
+        new: 0x8000_0005,
+    };
+    assert_eq!(
+        ring.to_string(),
+        " (a_rings+0x80, request tail: 0x5 -> 0x80000005)"
+    );
+}
+
 #[test]
 fn round_trips() {
-    let req = Request::Inject {
-        pd: name("serial_driver").unwrap(),
-        kind: FaultKind::Crash,
-    };
-    let mut f = body(frame_of(7, &req));
-    assert!(!f.contains(&0));
-    assert_eq!(decode::<Request>(&mut f), Ok((7, req)));
+    for req in [
+        Request::Inject {
+            pd: name("serial_driver").unwrap(),
+            kind: FaultKind::Crash,
+            at: None,
+        },
+        Request::Inject {
+            pd: name("hello_logger").unwrap(),
+            kind: FaultKind::BitFlip,
+            at: BitTarget::new(10, 63),
+        },
+    ] {
+        let mut f = body(frame_of(7, &req));
+        assert!(!f.contains(&0));
+        assert_eq!(decode::<Request>(&mut f), Ok((7, req)));
+    }
     for reply in [
         largest_pd(),
         largest_log(),
+        largest_injected(),
+        Reply::Injected(Injected::Done),
+        Reply::Injected(Injected::BitFlip(BitTarget {
+            register: 0,
+            bit: 1,
+        })),
         Reply::Done,
         Reply::Error(Error::NotGranted),
+        Reply::Error(Error::NoRing),
     ] {
         let mut f = body(frame_of(u16::MAX, &reply));
         assert_eq!(decode::<Reply>(&mut f), Ok((u16::MAX, reply)));
@@ -87,7 +153,7 @@ fn round_trips() {
 
 #[test]
 fn the_largest_replies_fit_a_frame() {
-    for reply in [largest_pd(), largest_log()] {
+    for reply in [largest_pd(), largest_log(), largest_injected()] {
         let f = frame_of(u16::MAX, &reply);
         assert!(f.len() <= FRAME_BUFFER, "{} bytes", f.len());
     }

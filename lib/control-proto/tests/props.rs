@@ -2,8 +2,8 @@
 //! same frame; nothing panics.
 
 use axolotl_control_proto::{
-    Deframer, Error, FRAME_BUFFER, FaultKind, Frame, MAX_FRAME, Reply, Request, VmOp, decode,
-    encode, name, serve,
+    BitTarget, Deframer, Error, FRAME_BUFFER, FaultKind, Frame, MAX_FRAME, Reply, Request, VmOp,
+    decode, encode, name, serve,
 };
 use proptest::prelude::*;
 
@@ -21,7 +21,16 @@ fn request() -> impl Strategy<Value = Request> {
         pd_name().prop_map(|pd| Request::Hold { pd }),
         pd_name().prop_map(|pd| Request::Release { pd }),
         (pd_name(), op).prop_map(|(name, op)| Request::Vm { name, op }),
-        (pd_name(), kind).prop_map(|(pd, kind)| Request::Inject { pd, kind }),
+        (
+            pd_name(),
+            kind,
+            proptest::option::of((any::<u8>(), any::<u8>()))
+        )
+            .prop_map(|(pd, kind, at)| Request::Inject {
+                pd,
+                kind,
+                at: at.map(|(register, bit)| BitTarget { register, bit }),
+            }),
     ]
 }
 

@@ -58,9 +58,20 @@ pub enum HoldReason {
     LimitReached { limit: u32, window_ms: u64 },
     /// The 32-bit generation counter is used up (after 2^32 - 2 restarts).
     GenerationsExhausted,
-    /// The operator held it (control-pd, `Command::Hold`). Last, so records journaled
-    /// before it existed decode unchanged.
+    /// The operator held it (control-pd, `Command::Hold`). After the others, so records
+    /// journaled before it existed decode unchanged.
     Operator,
+    /// The operator stopped the VM it runs (`vm stop`, `Command::StopVm`): its vCPUs are
+    /// stopped with it, so it comes back only afresh (a restarted monitor learns that from
+    /// the journal too). Last, for the same reason.
+    VmStopped,
+}
+
+impl HoldReason {
+    /// Whether the PD, a VMM, was held by a `vm stop`: it must start afresh.
+    pub const fn vm_stopped(self) -> bool {
+        matches!(self, HoldReason::VmStopped)
+    }
 }
 
 /// What the operator (control-pd, docs/control.md) asks of a PD's tracker.
@@ -73,6 +84,8 @@ pub enum Command {
     Restart,
     /// Stop the PD and keep it stopped: its policy no longer restarts it.
     Hold,
+    /// As `Hold`, for a VMM whose VM the operator stopped (`HoldReason::VmStopped`).
+    StopVm,
     /// Restart a held PD, whatever held it, and let its policy govern it again from a fresh
     /// run.
     Release,
@@ -97,6 +110,7 @@ impl fmt::Display for HoldReason {
             }
             HoldReason::GenerationsExhausted => f.write_str("generations exhausted"),
             HoldReason::Operator => f.write_str("held by the operator"),
+            HoldReason::VmStopped => f.write_str("its VM stopped by the operator"),
         }
     }
 }
@@ -466,8 +480,9 @@ impl Tracker {
                 }
                 self.pend(now_ms, at_ms)
             }
-            (Command::Hold, State::Held(reason)) => Ok(Decision::Hold { reason }),
+            (Command::Hold | Command::StopVm, State::Held(reason)) => Ok(Decision::Hold { reason }),
             (Command::Hold, _) => Ok(self.hold(HoldReason::Operator)),
+            (Command::StopVm, _) => Ok(self.hold(HoldReason::VmStopped)),
             (Command::Release, State::Held(_)) => {
                 // A fresh run: the backoff starts over.
                 self.consecutive = 0;
@@ -604,6 +619,38 @@ mod tests {
         let bytes = t.encode(&mut buf).unwrap();
         let back = Tracker::decode(&res(RestartPolicy::OnFailure, 1, 1000, 0, 0), bytes).unwrap();
         assert_eq!(back.state(), State::Held(HoldReason::Operator));
+    }
+
+    /// A `vm stop` is journaled as such: a restarted monitor still knows the VMM must come
+    /// back afresh (and a record of an operator's hold, journaled before `VmStopped`
+    /// existed, still decodes as it was).
+    #[test]
+    fn a_vm_stop_journals_and_restores() {
+        let p = res(RestartPolicy::Always, 0, 1000, 0, 0);
+        let mut t = Tracker::new(&p, 0);
+        let stopped = Decision::Hold {
+            reason: HoldReason::VmStopped,
+        };
+        assert_eq!(t.command(100, Command::StopVm), Ok(stopped));
+        // Retried, or held already: the reason stays.
+        assert_eq!(t.command(101, Command::StopVm), Ok(stopped));
+        assert_eq!(t.command(102, Command::Hold), Ok(stopped));
+        let mut buf = [0u8; RECORD_BYTES];
+        let bytes = t.encode(&mut buf).unwrap();
+        let back = Tracker::decode(&p, bytes).unwrap();
+        assert_eq!(back.state(), State::Held(HoldReason::VmStopped));
+        assert!(matches!(back.state(), State::Held(r) if r.vm_stopped()));
+        let mut t = Tracker::new(&p, 0);
+        t.command(100, Command::Hold).unwrap();
+        let bytes = t.encode(&mut buf).unwrap();
+        let back = Tracker::decode(&p, bytes).unwrap();
+        assert!(matches!(back.state(), State::Held(r) if !r.vm_stopped()));
+        // Released, it runs again and is no longer stopped.
+        let mut t = Tracker::decode(&p, t.encode(&mut [0; RECORD_BYTES]).unwrap()).unwrap();
+        t.command(200, Command::StopVm).unwrap();
+        assert!(t.command(300, Command::Release).is_ok());
+        t.on_restarted(300);
+        assert_eq!(t.state(), State::Running);
     }
 
     /// Issue #20: backoff is for repeated failures. The first failure after a quiet spell

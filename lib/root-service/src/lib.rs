@@ -36,12 +36,15 @@
 //! | [`Request::Crash`] | 6 | pd |
 //! | [`Request::FlipBit`] | 7 | pd, register (`USER_CONTEXT_WORDS` order), bit |
 //! | [`Request::StopVm`] | 8 | pd |
+//! | [`Request::WildWrite`] | 9 | pd, seed |
+//! | [`Request::CorruptRing`] | 10 | pd, region, offset |
 //!
 //! | reply | label | words |
 //! | --- | --- | --- |
 //! | [`Reply::Done`] | 0 | 0 |
 //! | [`Reply::Restarted`] | 0 | generation, how (1: standby, 0: in place) |
 //! | [`Reply::Recalled`] | 0 | generation, 0, record |
+//! | [`Reply::Wrote`] | 0 | where, old, new |
 //! | [`Reply::Refused`] | 1 | reason (1: bad PD, 2: failed, 3: unknown request) |
 
 #![no_std]
@@ -86,10 +89,12 @@ pub enum Op {
     Crash = 6,
     FlipBit = 7,
     StopVm = 8,
+    WildWrite = 9,
+    CorruptRing = 10,
 }
 
 impl Op {
-    pub const ALL: [Op; 8] = [
+    pub const ALL: [Op; 10] = [
         Op::Restart,
         Op::SetTimer,
         Op::Record,
@@ -98,6 +103,8 @@ impl Op {
         Op::Crash,
         Op::FlipBit,
         Op::StopVm,
+        Op::WildWrite,
+        Op::CorruptRing,
     ];
 
     pub fn from_label(label: u64) -> Option<Op> {
@@ -110,6 +117,8 @@ impl Op {
             6 => Op::Crash,
             7 => Op::FlipBit,
             8 => Op::StopVm,
+            9 => Op::WildWrite,
+            10 => Op::CorruptRing,
             _ => return None,
         })
     }
@@ -156,6 +165,55 @@ pub enum Request<R> {
     /// where it is (`vm stop`). Started again by a fresh restart of the VMM, which boots the
     /// guest anew. Refused for a PD without a VM.
     StopVm { pd: u8 },
+    /// Overwrite one 8-byte word of `pd`'s own writable memory (data, bss or stack, not its
+    /// IPC buffer) with a value from `seed`, both picked by the root task from `seed`
+    /// ([`wild_write_target`], [`scramble`]) among the pages of the PD's *running*
+    /// incarnation (fault injection, issue #17: a wild write of the PD's own). Replied
+    /// [`Reply::Wrote`] with the PD's virtual address. Asked only for a control PD whose
+    /// SDF grant includes `inject`.
+    WildWrite { pd: u8, seed: u64 },
+    /// Scribble over the 32-bit ring index at byte `offset` of region `region` (plan index),
+    /// which `pd` maps read-write (fault injection, issue #17): it is XORed with
+    /// [`RING_SCRIBBLE`], which puts it out of every queue's range. Replied
+    /// [`Reply::Wrote`] with `offset`. Refused unless `pd` maps the region writable, the
+    /// region is not device memory and the word lies in it, 4-aligned.
+    CorruptRing { pd: u8, region: u16, offset: u32 },
+}
+
+/// What [`Request::CorruptRing`] XORs into a ring index: half the index space away, so that
+/// the index is beyond any queue's capacity from wherever its peer reads it.
+pub const RING_SCRIBBLE: u32 = 0x8000_0000;
+
+/// A well-mixed value from `seed` (splitmix64's finaliser): neighbouring seeds give
+/// unrelated values.
+pub const fn scramble(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Where a wild write of `seed` lands among `pages` (`(vaddr, size)` of the writable pages
+/// of the PD's running incarnation, in any order): uniformly over their 8-byte words, as
+/// `(index into pages, byte offset in that page)`; `None` without a page.
+pub fn wild_write_target<I>(pages: I, seed: u64) -> Option<(usize, u64)>
+where
+    I: IntoIterator<Item = (u64, u64)>,
+    I::IntoIter: Clone,
+{
+    let pages = pages.into_iter();
+    let words: u64 = pages.clone().map(|(_, size)| size / 8).sum();
+    if words == 0 {
+        return None;
+    }
+    let mut k = scramble(seed) % words;
+    for (i, (_, size)) in pages.enumerate() {
+        if k < size / 8 {
+            return Some((i, k * 8));
+        }
+        k -= size / 8;
+    }
+    None
 }
 
 /// The name of register `word` in TcbReadRegisters' order (seL4's `seL4_UserContext`):
@@ -260,6 +318,13 @@ pub enum Reply<R> {
         generation: u64,
         record: R,
     },
+    /// [`Request::WildWrite`] or [`Request::CorruptRing`] done: the word at `at` (the PD's
+    /// virtual address; the region offset) held `old` and now holds `new`.
+    Wrote {
+        at: u64,
+        old: u64,
+        new: u64,
+    },
     Refused(Reason),
 }
 
@@ -289,6 +354,11 @@ pub enum Malformed {
     },
     /// A restart's `fresh` word neither 0 nor 1.
     BadFresh(u64),
+    /// A ring corruption's region or offset out of any range.
+    BadRing {
+        region: u64,
+        offset: u64,
+    },
 }
 
 impl Malformed {
@@ -302,7 +372,8 @@ impl Malformed {
             | Malformed::BadReason(_)
             | Malformed::BadHow(_)
             | Malformed::BadBit { .. }
-            | Malformed::BadFresh(_) => Reason::Failed,
+            | Malformed::BadFresh(_)
+            | Malformed::BadRing { .. } => Reason::Failed,
         }
     }
 }
@@ -322,6 +393,9 @@ impl fmt::Display for Malformed {
                 write!(f, "no bit {bit} of register {register} to flip")
             }
             Malformed::BadFresh(w) => write!(f, "restart flag {w} is neither 0 nor 1"),
+            Malformed::BadRing { region, offset } => {
+                write!(f, "no ring word at region {region} offset {offset}")
+            }
         }
     }
 }
@@ -458,6 +532,8 @@ impl<R> Request<R> {
             Request::Crash { .. } => Op::Crash,
             Request::FlipBit { .. } => Op::FlipBit,
             Request::StopVm { .. } => Op::StopVm,
+            Request::WildWrite { .. } => Op::WildWrite,
+            Request::CorruptRing { .. } => Op::CorruptRing,
         }
     }
 
@@ -486,6 +562,10 @@ impl<R> Request<R> {
             Request::Crash { pd } => Request::Crash { pd },
             Request::FlipBit { pd, register, bit } => Request::FlipBit { pd, register, bit },
             Request::StopVm { pd } => Request::StopVm { pd },
+            Request::WildWrite { pd, seed } => Request::WildWrite { pd, seed },
+            Request::CorruptRing { pd, region, offset } => {
+                Request::CorruptRing { pd, region, offset }
+            }
         }
     }
 }
@@ -511,6 +591,10 @@ impl<R: RecordSource> Request<R> {
             | Request::StopVm { pd } => Ok(Sent::of(label, [pd as u64])),
             Request::FlipBit { pd, register, bit } => {
                 Ok(Sent::of(label, [pd as u64, register as u64, bit as u64]))
+            }
+            Request::WildWrite { pd, seed } => Ok(Sent::of(label, [pd as u64, seed])),
+            Request::CorruptRing { pd, region, offset } => {
+                Ok(Sent::of(label, [pd as u64, region as u64, offset as u64]))
             }
         }
     }
@@ -553,6 +637,24 @@ impl<'a> Request<&'a [u8]> {
                     _ => return Err(Malformed::BadBit { register, bit }),
                 }
             }
+            Op::WildWrite => Request::WildWrite {
+                pd: m.pd()?,
+                seed: m.need(1)?,
+            },
+            Op::CorruptRing => {
+                let pd = m.pd()?;
+                let (region, offset) = (m.need(1)?, m.need(2)?);
+                match (u16::try_from(region), u32::try_from(offset)) {
+                    (Ok(r), Ok(o)) if (r as usize) < axolotl_boot_plan::MAX_REGIONS => {
+                        Request::CorruptRing {
+                            pd,
+                            region: r,
+                            offset: o,
+                        }
+                    }
+                    _ => return Err(Malformed::BadRing { region, offset }),
+                }
+            }
         })
     }
 }
@@ -567,6 +669,7 @@ impl<R> Reply<R> {
                 generation,
                 record: f(record),
             },
+            Reply::Wrote { at, old, new } => Reply::Wrote { at, old, new },
             Reply::Refused(why) => Reply::Refused(why),
         }
     }
@@ -583,6 +686,7 @@ impl<R: RecordSource> Reply<R> {
             Reply::Recalled { generation, record } => {
                 Sent::with_record(OK, [generation, 0, 0], record, ipc)
             }
+            Reply::Wrote { at, old, new } => Ok(Sent::of(OK, [at, old, new])),
             Reply::Refused(why) => Ok(Sent::refused(why)),
         }
     }
@@ -614,6 +718,11 @@ impl<'a> Reply<&'a [u8]> {
             Op::Recall => Reply::Recalled {
                 generation: m.need(0)?,
                 record: m.record()?,
+            },
+            Op::WildWrite | Op::CorruptRing => Reply::Wrote {
+                at: m.need(0)?,
+                old: m.need(1)?,
+                new: m.need(2)?,
             },
             Op::SetTimer | Op::Record | Op::Stop | Op::Crash | Op::FlipBit | Op::StopVm => {
                 Reply::Done

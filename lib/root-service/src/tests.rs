@@ -5,6 +5,7 @@ use proptest::prelude::*;
 
 use super::*;
 use axolotl_abi::USER_CONTEXT_WORDS;
+use axolotl_boot_plan::MAX_REGIONS;
 
 /// What the kernel does with a message: the registers as sent, the words from
 /// `MSG_REGISTERS_IN_CPU` up to its length copied from the sender's buffer into the
@@ -76,6 +77,9 @@ fn request() -> impl Strategy<Value = Request<Vec<u8>>> {
         (pd(), 0..USER_CONTEXT_WORDS as u8, 0..64u8)
             .prop_map(|(pd, register, bit)| Request::FlipBit { pd, register, bit }),
         pd().prop_map(|pd| Request::StopVm { pd }),
+        (pd(), any::<u64>()).prop_map(|(pd, seed)| Request::WildWrite { pd, seed }),
+        (pd(), 0..MAX_REGIONS as u16, any::<u32>())
+            .prop_map(|(pd, region, offset)| Request::CorruptRing { pd, region, offset }),
     ]
 }
 
@@ -100,6 +104,13 @@ fn reply() -> impl Strategy<Value = (Op, Reply<Vec<u8>>)> {
         }),
         (any::<u64>(), record())
             .prop_map(|(generation, record)| (Op::Recall, Reply::Recalled { generation, record })),
+        (
+            prop_oneof![Just(Op::WildWrite), Just(Op::CorruptRing)],
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>()
+        )
+            .prop_map(|(op, at, old, new)| (op, Reply::Wrote { at, old, new })),
         (op, reason).prop_map(|(op, r)| (op, Reply::Refused(r))),
     ]
 }
@@ -184,7 +195,11 @@ proptest! {
             let bad = matches!(r, Err(Malformed::Short { .. } | Malformed::BadRecord { .. }));
             let needs_all = matches!(
                 req,
-                Request::Restart { .. } | Request::Record { .. } | Request::FlipBit { .. }
+                Request::Restart { .. }
+                    | Request::Record { .. }
+                    | Request::FlipBit { .. }
+                    | Request::WildWrite { .. }
+                    | Request::CorruptRing { .. }
             ) || cut == 0;
             prop_assert!(!needs_all || bad, "{:?} cut to {} words: {:?}", req, cut, r);
         }
@@ -198,12 +213,12 @@ fn malformed_requests_are_refused_with_their_reason() {
         Request::decode(exact(label, words, &mut b)).map(|r| r.map_record(<[u8]>::to_vec))
     };
     assert_eq!(decode(0, &[0]), Err(Malformed::UnknownLabel(0)));
-    assert_eq!(decode(9, &[0]), Err(Malformed::UnknownLabel(9)));
+    assert_eq!(decode(11, &[0]), Err(Malformed::UnknownLabel(11)));
     assert_eq!(
         decode(u64::MAX >> 12, &[]),
         Err(Malformed::UnknownLabel((1 << 52) - 1))
     );
-    assert_eq!(Malformed::UnknownLabel(9).reason(), Reason::Unknown);
+    assert_eq!(Malformed::UnknownLabel(11).reason(), Reason::Unknown);
     for op in Op::ALL {
         assert_eq!(
             decode(op as u64, &[]),
@@ -222,6 +237,8 @@ fn malformed_requests_are_refused_with_their_reason() {
             Op::Crash,
             Op::FlipBit,
             Op::StopVm,
+            Op::WildWrite,
+            Op::CorruptRing,
         ] {
             assert_eq!(decode(op as u64, &[pd, 0, 0, 0]), Err(Malformed::BadPd(pd)));
         }
@@ -413,6 +430,65 @@ fn a_source_encodes_in_place() {
             record: &want[..]
         })
     );
+}
+
+#[test]
+fn a_ring_corruption_names_a_region_and_offset_that_can_exist() {
+    let mut buf = junk();
+    let mut decode = |words: &[u64]| {
+        let m = exact(Op::CorruptRing as u64, words, &mut buf);
+        Request::decode(m).map(|r| r.map_record(|_| ()))
+    };
+    assert_eq!(
+        decode(&[3, 127, 0xffff_fffc]),
+        Ok(Request::CorruptRing {
+            pd: 3,
+            region: 127,
+            offset: 0xffff_fffc
+        })
+    );
+    for (region, offset) in [(128, 0), (1 << 16, 0), (0, 1 << 32), (u64::MAX, u64::MAX)] {
+        assert_eq!(
+            decode(&[3, region, offset]),
+            Err(Malformed::BadRing { region, offset })
+        );
+    }
+    assert_eq!(
+        Malformed::BadRing {
+            region: 0,
+            offset: 0
+        }
+        .reason(),
+        Reason::Failed
+    );
+}
+
+#[test]
+fn a_wild_write_lands_on_a_word_of_a_page_uniformly() {
+    assert_eq!(wild_write_target([], 7), None);
+    assert_eq!(wild_write_target([(0x1000, 0)], 7), None);
+    let pages = [
+        (0x20_0000, 0x1000),
+        (0x40_0000, 0x20_0000),
+        (0x1_0000, 0x1000),
+    ];
+    let words: u64 = pages.iter().map(|p| p.1 / 8).sum();
+    let mut hits = [0u64; 3];
+    for seed in 0..20_000 {
+        let (i, off) = wild_write_target(pages, seed).unwrap();
+        assert!(off % 8 == 0 && off + 8 <= pages[i].1, "{i} {off:#x}");
+        hits[i] += 1;
+    }
+    // In proportion to the pages' sizes (the 2 MiB page holds 512 of 514 parts).
+    let big = hits[1] as f64 / 20_000.0;
+    let want = (pages[1].1 / 8) as f64 / words as f64;
+    assert!((big - want).abs() < 0.01, "{hits:?}");
+    assert!(hits[0] > 0 && hits[2] > 0, "{hits:?}");
+    // Neighbouring seeds land far apart.
+    let a = wild_write_target(pages, 1).unwrap();
+    let b = wild_write_target(pages, 2).unwrap();
+    assert_ne!(a, b);
+    assert_ne!(scramble(1), scramble(2));
 }
 
 #[test]

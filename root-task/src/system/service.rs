@@ -12,9 +12,18 @@ use axolotl_sys::ipc::{get_mr, msg_words};
 use axolotl_sys::println;
 use axolotl_sys::time::now_us;
 
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use axolotl_abi::Rights;
+use axolotl_abi::bootinfo::init_cap;
+use axolotl_sys::alloc::ROOT_DEPTH;
+use axolotl_sys::{CNode, Frame, VSpace, vm_attr};
+
 use super::System;
-use super::build::{REFRESHER_FAULT_BADGE, ROOT_SERVICE_BADGE};
+use super::build::{Error, REFRESHER_FAULT_BADGE, ROOT_SERVICE_BADGE, Step, pages};
 use super::clock::ROOT_TIMER_BADGE;
+use super::image::PAGE;
+use super::vspace;
 
 /// What a fault message says happened: its first words came in registers, the rest are in
 /// our IPC buffer.
@@ -236,6 +245,34 @@ fn serve_request(sys: &mut System, r: Request<Option<Staged>>) -> Reply<&[u8]> {
                 }
             }
         }
+        Request::WildWrite { pd, seed } => {
+            if !user_pd(pd) {
+                return Reply::Refused(Reason::BadPd);
+            }
+            match wild_write(sys, pd as usize, seed) {
+                Some((at, old, new)) => Reply::Wrote { at, old, new },
+                None => {
+                    println!("root-task: PD {pd} has no writable page for a wild write");
+                    Reply::Refused(Reason::Failed)
+                }
+            }
+        }
+        Request::CorruptRing { pd, region, offset } => {
+            if !user_pd(pd) {
+                return Reply::Refused(Reason::BadPd);
+            }
+            match corrupt_ring(sys, pd as usize, region as usize, offset) {
+                Ok((old, new)) => Reply::Wrote {
+                    at: offset as u64,
+                    old: old as u64,
+                    new: new as u64,
+                },
+                Err(e) => {
+                    println!("root-task: corrupting a ring of PD {pd} failed: {e}");
+                    Reply::Refused(Reason::Failed)
+                }
+            }
+        }
         Request::SetTimer { at } => {
             if let Some(c) = sys.clock.as_mut() {
                 c.set_wake(at);
@@ -295,4 +332,114 @@ fn flip_bit(
         axolotl_abi::USER_CONTEXT_WORDS,
         &axolotl_sys::UserContext::from_words(&w),
     )
+}
+
+/// Fault injection (issue #17): a wild write into PD `pd`'s own memory. The word is picked
+/// from `seed` among the data, bss and stack pages of its *running* incarnation
+/// (`page_spans`, which a standby switch changes: the incarnation it left is the refresher's
+/// to restore, and a write there would be lost, or race the refresher), and written through
+/// the root task's alias of that page while the PD runs, as a stray store of its own would
+/// land. Its IPC buffer is left alone: the kernel's, as much as the PD's. Returns the PD's
+/// virtual address, the old and the new value.
+fn wild_write(sys: &System, pd: usize, seed: u64) -> Option<(u64, u64, u64)> {
+    let ipc_page = sys.plan.pds.get(pd)?.ipc_buffer & !(PAGE - 1);
+    let span = sys.page_spans.get(pd)?.clone();
+    let writable = pages().get(span)?.iter().filter(move |p| {
+        p.rights == Rights::RW && p.attrs & vm_attr::EXECUTABLE == 0 && p.vaddr != ipc_page
+    });
+    let (i, off) =
+        axolotl_root_service::wild_write_target(writable.clone().map(|p| (p.vaddr, p.size)), seed)?;
+    let page = writable.clone().nth(i)?;
+    let word = (page.alias + off) as *mut u64;
+    // SAFETY: `off + 8 <= page.size`, 8-aligned: a word of a page of the PD's running
+    // incarnation, mapped read-write at `alias` for the root task for its whole life. The PD
+    // may be writing it too: the word is what a racing stray store would leave, which is the
+    // point; volatile, so neither access is elided or split.
+    let old = unsafe { word.read_volatile() };
+    let mut new = axolotl_root_service::scramble(!seed);
+    if new == old {
+        new = !old;
+    }
+    // SAFETY: as above.
+    unsafe { word.write_volatile(new) };
+    Some((page.vaddr + off, old, new))
+}
+
+/// Where the root task maps one frame of a region for a ring corruption: the top of its
+/// 39-bit VSpace, far above the alias window, only ever one page at a time.
+const SCRATCH_VADDR: u64 = 0x7f_0000_0000;
+/// The root slot the scratch mapping's frame cap is copied into (0: none yet), reused.
+static SCRATCH_SLOT: AtomicU64 = AtomicU64::new(0);
+
+/// Fault injection (issue #17): XORs `RING_SCRIBBLE` into the 32-bit ring index at byte
+/// `offset` of region `r`, which PD `pd` must map writable (the monitor names the word: the
+/// plan tells it the regions, lib/ring's layout where the indices are). The region's frame
+/// is mapped for the moment of the write (regions have no alias: the root task never
+/// writes them otherwise). Returns the old and the new value.
+fn corrupt_ring(sys: &mut System, pd: usize, r: usize, offset: u32) -> Result<(u32, u32), Error> {
+    let plan = sys.plan;
+    let p = plan.pds.get(pd).ok_or(Error::Plan("PD index"))?;
+    if !plan
+        .mappings_of(p)
+        .iter()
+        .any(|m| m.region as usize == r && m.perms.write)
+    {
+        return Err(Error::Plan("the PD does not map that region writable"));
+    }
+    let region = plan.regions.get(r).ok_or(Error::Plan("region index"))?;
+    let frames = *sys.regions.get(r).ok_or(Error::Plan("region index"))?;
+    // Device memory is never written on a request's say-so.
+    if region.phys_addr.is_some() {
+        return Err(Error::Plan("a region at a fixed address"));
+    }
+    let offset = offset as u64;
+    let k = offset / region.page_size;
+    if !offset.is_multiple_of(4) || offset + 4 > region.size || k >= frames.count {
+        return Err(Error::Plan("no ring word there"));
+    }
+    let slot = match SCRATCH_SLOT.load(Ordering::Relaxed) {
+        0 => {
+            let s = sys.alloc.slots.alloc().ok_or(Error::TooManySlots)?;
+            SCRATCH_SLOT.store(s, Ordering::Relaxed);
+            s
+        }
+        s => s,
+    };
+    let root = CNode(init_cap::CNODE);
+    root.copy(
+        slot,
+        ROOT_DEPTH,
+        root,
+        frames.first + k,
+        ROOT_DEPTH,
+        Rights::ALL,
+    )
+    .step("scratch copy")?;
+    let frame = Frame(slot);
+    let at = SCRATCH_VADDR;
+    let mapped = vspace::map(
+        &mut sys.alloc,
+        frame,
+        VSpace(init_cap::VSPACE),
+        at,
+        Rights::RW,
+        vm_attr::CACHEABLE,
+    )
+    .step("scratch map");
+    let done = mapped.and_then(|()| {
+        let addr = at + offset % region.page_size;
+        // SAFETY: the frame was just mapped read-write at `at` for the root task alone, and
+        // `addr` lies in it, 4-aligned. The PDs that map it access it only atomically (lib/
+        // ring), as this does.
+        let word = unsafe { &*(addr as *const AtomicU32) };
+        let old = word.fetch_xor(axolotl_root_service::RING_SCRIBBLE, Ordering::AcqRel);
+        // A peer may map the region uncached: the word must be in memory, not only here.
+        VSpace(init_cap::VSPACE)
+            .clean_data(addr & !63, (addr & !63) + 64)
+            .step("scratch clean")?;
+        Ok((old, old ^ axolotl_root_service::RING_SCRIBBLE))
+    });
+    let _ = frame.unmap();
+    let _ = root.delete(slot, ROOT_DEPTH);
+    done
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axolotl_control_proto::client::{Client, ClientError};
 use axolotl_control_proto::{
-    Event, FaultKind, LogEntry, PdState, PdStatus, Reply, Request, VmOp, name,
+    BitTarget, Event, FaultKind, LogEntry, PdState, PdStatus, Reply, Request, VmOp, name,
 };
 
 /// The socket `cargo xtask run` gives a system with a control PD.
@@ -58,8 +58,18 @@ enum CtlCmd {
         name: String,
     },
     /// Inject a fault into a PD (crash, hang, wild-write, ring-corruption, bit-flip), where
-    /// the system grants it.
-    Inject { pd: String, kind: String },
+    /// the system grants it. Prints where it landed.
+    Inject {
+        pd: String,
+        kind: String,
+        /// bit-flip only: the register (pc, sp, spsr, x0..x30, tpidr_el0, or its number
+        /// 0..34), to replay a case instead of the system's random pick; with --bit.
+        #[arg(long, requires = "bit")]
+        at: Option<String>,
+        /// bit-flip only: the bit (0..63) of the register --at names.
+        #[arg(long, requires = "at")]
+        bit: Option<u8>,
+    },
     /// The status table, refreshed.
     Watch {
         /// Milliseconds between refreshes.
@@ -103,8 +113,8 @@ pub fn main(args: Args) -> ExitCode {
 
 fn run(args: Args) -> Result<(), Failed> {
     // Usage errors first: no need of a system to be told a kind does not exist.
-    if let CtlCmd::Inject { kind, .. } = &args.cmd {
-        fault_kind(kind)?;
+    if let CtlCmd::Inject { kind, at, bit, .. } = &args.cmd {
+        bit_target(fault_kind(kind)?, at.as_deref(), *bit)?;
     }
     let socket = args.socket.clone().unwrap_or_else(default_socket);
     let mut c =
@@ -178,15 +188,49 @@ fn run(args: Args) -> Result<(), Failed> {
             })?;
             done(&format!("{vm}: done"), r)
         }
-        CtlCmd::Inject { pd, kind } => {
+        CtlCmd::Inject { pd, kind, at, bit } => {
             let k = fault_kind(kind)?;
             let r = c.ask(&Request::Inject {
                 pd: pd_name(pd)?,
                 kind: k,
+                at: bit_target(k, at.as_deref(), *bit)?,
             })?;
-            done(&format!("{pd}: {kind} injected"), r)
+            match r {
+                Reply::Injected(i) => {
+                    if args.json {
+                        println!("{}", serde_json::to_string(&i).unwrap_or_default());
+                    } else {
+                        println!("{pd}: {kind} injected{i}");
+                    }
+                    Ok(())
+                }
+                other => Err(unexpected(other)),
+            }
         }
     }
+}
+
+/// A bit flip's target from `--at` and `--bit` (clap has them both or neither).
+fn bit_target(
+    kind: FaultKind,
+    at: Option<&str>,
+    bit: Option<u8>,
+) -> Result<Option<BitTarget>, Failed> {
+    let (Some(at), Some(bit)) = (at, bit) else {
+        return Ok(None);
+    };
+    if kind != FaultKind::BitFlip {
+        return Err(Failed::new(USAGE, "--at and --bit are for bit-flip only"));
+    }
+    let register = BitTarget::parse_register(at).ok_or_else(|| {
+        Failed::new(
+            USAGE,
+            format!("no register {at:?}: pc, sp, spsr, x0..x30, tpidr_el0, or 0..34"),
+        )
+    })?;
+    BitTarget::new(register, bit)
+        .map(Some)
+        .ok_or_else(|| Failed::new(USAGE, format!("no bit {bit}: bits are 0..63")))
 }
 
 fn fault_kind(kind: &str) -> Result<FaultKind, Failed> {
@@ -220,7 +264,7 @@ fn failed(e: ClientError) -> Failed {
         ClientError::NoSocket(_) | ClientError::Stopped(_) | ClientError::Io(_) => UNREACHABLE,
         ClientError::NoAnswer { .. } => NO_ANSWER,
         ClientError::Unexpected(r) if matches!(**r, Reply::Error(_)) => REFUSED,
-        ClientError::TooLarge => REFUSED,
+        ClientError::TooLarge | ClientError::Version { .. } => REFUSED,
         ClientError::Unexpected(_) => NO_ANSWER,
     };
     Failed::new(code, e.to_string())

@@ -106,6 +106,7 @@ fn refusals_are_explained() {
         .ask(&Request::Inject {
             pd: name("serial_driver").unwrap(),
             kind: FaultKind::Crash,
+            at: None,
         })
         .ok()
         .unwrap();
@@ -123,4 +124,60 @@ fn garbage_gets_an_error_reply_and_the_stream_recovers() {
     let (id, r) = c.next_reply(Duration::from_secs(30)).ok().unwrap().unwrap();
     assert_eq!((id, r), (0, Reply::Error(Error::BadFrame)));
     assert_eq!(c.ask(&Request::Log { seq: 0 }).ok(), Some(Reply::Done));
+}
+
+/// A system of another protocol version: its answers are intact frames of that version,
+/// which no retry will make readable.
+#[test]
+fn another_version_is_refused_with_what_to_do() {
+    let p = socket("version");
+    let l = UnixListener::bind(&p).unwrap();
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut buf = [0u8; 64];
+        let _ = s.read(&mut buf);
+        // Version 2's answer: its version byte, an id, a body, the CRC of all that.
+        let mut payload = vec![2u8, 1, 0, 3];
+        let crc = crc32fast::hash(&payload);
+        payload.extend_from_slice(&crc.to_le_bytes());
+        let mut out = vec![0u8; payload.len() + 2];
+        let n = cobs::encode(&payload, &mut out);
+        out.truncate(n);
+        out.push(0);
+        let _ = s.write_all(&out);
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    let mut c = Client::connect(&p, Duration::from_secs(20)).unwrap();
+    let Err(e) = c.ask(&Request::Log { seq: 0 }) else {
+        panic!("an answer of another version was taken")
+    };
+    assert_eq!(e, ClientError::Version { system: 2 });
+    let f = failed(e);
+    assert_eq!(f.code, REFUSED);
+    assert!(
+        f.message.contains("version 2, this CLI version 3"),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
+fn bit_flip_targets_are_checked_before_asking() {
+    assert_eq!(bit_target(FaultKind::BitFlip, None, None).ok(), Some(None));
+    assert_eq!(
+        bit_target(FaultKind::BitFlip, Some("x7"), Some(12)).ok(),
+        Some(BitTarget::new(10, 12))
+    );
+    assert_eq!(
+        bit_target(FaultKind::BitFlip, Some("2"), Some(0)).ok(),
+        Some(BitTarget::new(2, 0))
+    );
+    for (kind, at, bit) in [
+        (FaultKind::BitFlip, "x31", 0),
+        (FaultKind::BitFlip, "x0", 64),
+        (FaultKind::Crash, "x0", 1),
+    ] {
+        let f = bit_target(kind, Some(at), Some(bit)).unwrap_err();
+        assert_eq!(f.code, USAGE, "{}", f.message);
+    }
 }

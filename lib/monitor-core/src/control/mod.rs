@@ -15,7 +15,8 @@ use axolotl_boot_plan::model::{
     BootPlan, CONTROL_INJECT, CONTROL_MANAGE, CONTROL_STATUS, CONTROL_VM,
 };
 use axolotl_control_proto::{
-    Error, Event, FaultKind, LogEntry, Name, PdState, PdStatus, Reply, Request, Text, VmOp, text,
+    BitTarget, Error, Event, FaultKind, LogEntry, Name, PdState, PdStatus, Reply, Request,
+    RingWord, Text, VmOp, text,
 };
 
 use crate::{Command, CommandRefused, Decision, State, Tracker};
@@ -65,8 +66,13 @@ pub enum Checked {
     /// Start, stop or reboot VM `vm` (plan index), whose VMM is `pd`, a PD the monitor
     /// manages: what happens to the VM happens through its VMM.
     Vm { vm: u8, pd: u8, op: VmOp },
-    /// Inject `kind` into a PD the monitor manages.
-    Inject { pd: u8, kind: FaultKind },
+    /// Inject `kind` into a PD the monitor manages; a bit flip at `at` if given (checked:
+    /// a register and bit that exist).
+    Inject {
+        pd: u8,
+        kind: FaultKind,
+        at: Option<BitTarget>,
+    },
 }
 
 /// Checks `request` from control-pd (plan index `from`) against `grant` and `plan`.
@@ -131,11 +137,20 @@ pub fn check(plan: &BootPlan, from: u8, grant: Grant, request: &Request) -> Resu
                 op: *op,
             })
         }
-        Request::Inject { pd, kind } => {
+        Request::Inject { pd, kind, at } => {
             need(Grant::INJECT)?;
+            let pd = managed(pd)?;
+            let at = match at {
+                None => None,
+                Some(t) if *kind == FaultKind::BitFlip => {
+                    Some(BitTarget::new(t.register, t.bit).ok_or(Error::BadTarget)?)
+                }
+                Some(_) => return Err(Error::BadTarget),
+            };
             Ok(Checked::Inject {
-                pd: managed(pd)?,
+                pd,
                 kind: *kind,
+                at,
             })
         }
     }
@@ -154,6 +169,86 @@ pub fn bit_flip_target(seed: u64) -> (u8, u8) {
     let register = (z % axolotl_abi::USER_CONTEXT_WORDS as u64) as u8;
     let bit = ((z >> 40) % 64) as u8;
     (register, bit)
+}
+
+/// lib/ring's layout of a connection ring region (`axolotl_ring`'s header): the two
+/// control lines (128 bytes), then the request queue, whose header has the producer's
+/// `tail` on its first line and the consumer's `head` on its second. The response queue
+/// comes after the request queue's slots, where only the connection's capacity (which the
+/// plan does not know) says.
+pub const REQUEST_TAIL: u32 = 128;
+pub const REQUEST_HEAD: u32 = 128 + 64;
+
+/// Where an injected ring corruption lands: a 32-bit index in a region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingTarget {
+    /// Plan index of the region.
+    pub region: u16,
+    /// Byte offset of the index in it.
+    pub offset: u32,
+    pub word: RingWord,
+}
+
+/// Where a ring corruption of PD `pd` lands, from `seed`: the request queue index it
+/// writes of one of its ring regions. A ring region is one the PD maps writable, shared
+/// with another PD, allocated (not device memory), with `ring` in its name (the convention
+/// of every system here: the plan does not say which regions carry lib/ring connections,
+/// and a data region's word 128 is a buffer's byte, which nobody would notice changed),
+/// at least two queue headers long. The connection at its start is the one hit. Which
+/// index is the PD's comes from `depends_on`: the client depends on its server (a PD that
+/// depends on the region's other mapper is its client, which writes the request tail; one
+/// the other mapper depends on is its server, which writes the request head). Where neither
+/// says, `seed` picks the index. [`Error::NoRing`] for a PD without a ring region.
+pub fn ring_target(plan: &BootPlan, pd: u8, seed: u64) -> Result<RingTarget, Error> {
+    let p = plan.pds.get(pd as usize).ok_or(Error::UnknownName)?;
+    let ring = |m: &&axolotl_boot_plan::model::Mapping| {
+        let Some(r) = plan.regions.get(m.region as usize) else {
+            return false;
+        };
+        m.perms.write
+            && r.phys_addr.is_none()
+            && r.name.as_str().contains("ring")
+            && r.size >= u64::from(REQUEST_HEAD) + 64
+            && peer(plan, pd, m.region).is_some()
+    };
+    let rings = plan.mappings_of(p).iter().filter(ring);
+    let n = rings.clone().count() as u64;
+    if n == 0 {
+        return Err(Error::NoRing);
+    }
+    let z = axolotl_root_service::scramble(seed);
+    let m = rings.clone().nth((z % n) as usize).ok_or(Error::NoRing)?;
+    let peer = peer(plan, pd, m.region).ok_or(Error::NoRing)?;
+    let depends = |a: u8, b: u8| {
+        plan.pds
+            .get(a as usize)
+            .is_some_and(|x| plan.depends_of(x).contains(&b))
+    };
+    let word = if depends(pd, peer) {
+        RingWord::RequestTail
+    } else if depends(peer, pd) {
+        RingWord::RequestHead
+    } else if (z >> 32) & 1 == 0 {
+        RingWord::RequestTail
+    } else {
+        RingWord::RequestHead
+    };
+    Ok(RingTarget {
+        region: m.region,
+        offset: match word {
+            RingWord::RequestTail => REQUEST_TAIL,
+            RingWord::RequestHead => REQUEST_HEAD,
+        },
+        word,
+    })
+}
+
+/// Another PD than `pd` that maps region `region`.
+fn peer(plan: &BootPlan, pd: u8, region: u16) -> Option<u8> {
+    plan.pds.iter().enumerate().find_map(|(i, p)| {
+        (i != pd as usize && plan.mappings_of(p).iter().any(|m| m.region == region))
+            .then_some(i as u8)
+    })
 }
 
 /// The answer to a command, from what the tracker decided.

@@ -64,6 +64,7 @@ fn every_request_needs_its_grant() {
     let inject = Request::Inject {
         pd: name("serial_driver").unwrap(),
         kind: FaultKind::Crash,
+        at: None,
     };
     let vm = Request::Vm {
         name: name("guest").unwrap(),
@@ -114,7 +115,8 @@ fn every_request_needs_its_grant() {
         check(&plan, CONTROL, Grant::DEFAULT.union(Grant::INJECT), &inject),
         Ok(Checked::Inject {
             pd: DRIVER,
-            kind: FaultKind::Crash
+            kind: FaultKind::Crash,
+            at: None,
         })
     );
     assert_eq!(Grant::from_bits(0xff), Grant::from_bits(0xf));
@@ -147,6 +149,7 @@ fn only_managed_pds_can_be_acted_on() {
         let inject = Request::Inject {
             pd: name(pd).unwrap(),
             kind: FaultKind::Hang,
+            at: None,
         };
         assert_eq!(check(&plan, CONTROL, g, &inject), Err(Error::NotManaged));
     }
@@ -315,4 +318,189 @@ fn bit_flips_reach_every_register_and_bit() {
         "{registers:?}"
     );
     assert!(bits.iter().all(|&n| (200..430).contains(&n)), "{bits:?}");
+}
+
+#[test]
+fn a_bit_flip_target_must_exist_and_be_for_a_bit_flip() {
+    let plan = plan();
+    let g = Grant::from_bits(0xf);
+    let inject = |kind, register, bit| Request::Inject {
+        pd: name("serial_driver").unwrap(),
+        kind,
+        at: Some(BitTarget { register, bit }),
+    };
+    assert_eq!(
+        check(&plan, CONTROL, g, &inject(FaultKind::BitFlip, 34, 63)),
+        Ok(Checked::Inject {
+            pd: DRIVER,
+            kind: FaultKind::BitFlip,
+            at: BitTarget::new(34, 63),
+        })
+    );
+    for (kind, register, bit) in [
+        (FaultKind::BitFlip, 35, 0),
+        (FaultKind::BitFlip, 0, 64),
+        (FaultKind::BitFlip, 255, 255),
+        (FaultKind::Crash, 0, 0),
+        (FaultKind::WildWrite, 0, 0),
+    ] {
+        assert_eq!(
+            check(&plan, CONTROL, g, &inject(kind, register, bit)),
+            Err(Error::BadTarget),
+            "{kind:?} {register} {bit}"
+        );
+    }
+    // The grant is checked first: without it, nothing is said about the target.
+    assert_eq!(
+        check(
+            &plan,
+            CONTROL,
+            Grant::DEFAULT,
+            &inject(FaultKind::BitFlip, 35, 0)
+        ),
+        Err(Error::NotGranted)
+    );
+    // The root service's register numbering is the protocol's.
+    for (k, r) in axolotl_control_proto::REGISTERS.iter().enumerate() {
+        assert_eq!(axolotl_root_service::register_name(k as u8), Some(*r));
+    }
+    assert_eq!(
+        axolotl_root_service::register_name(axolotl_control_proto::REGISTERS.len() as u8),
+        None
+    );
+}
+
+/// A plan of a server, two clients each with a rings region and a data region, a PD that
+/// maps its own ring alone, and one with a peer but no dependency either way.
+fn ring_plan() -> BootPlan {
+    use axolotl_boot_plan::model::{Mapping, Perms, Region, Span};
+    let mut plan = BootPlan::default();
+    let regions = [
+        ("a_rings", 0x1000, None),
+        ("a_data", 0x1000, None),
+        ("b_rings", 0x1000, None),
+        ("lonely_rings", 0x1000, None),
+        ("tiny_rings", 0x80, None),
+        ("uart_rings", 0x1000, Some(0x900_0000)),
+        ("c_rings", 0x1000, None),
+    ];
+    for (n, size, phys_addr) in regions {
+        plan.regions
+            .push(Region {
+                name: n.try_into().unwrap(),
+                size,
+                page_size: 0x1000,
+                phys_addr,
+                prefill: 0,
+            })
+            .unwrap();
+    }
+    let rw = Perms {
+        read: true,
+        write: true,
+        execute: false,
+    };
+    let r = Perms { write: false, ..rw };
+    /// Its name, its mappings (region, perms) and what it depends on.
+    type PdSpec<'a> = (&'a str, &'a [(u16, Perms)], &'a [u8]);
+    let pds: [PdSpec; 6] = [
+        (
+            "server",
+            &[(0, rw), (1, rw), (2, rw), (4, rw), (5, rw)],
+            &[],
+        ),
+        ("client_a", &[(0, rw), (1, rw), (4, rw), (5, rw)], &[0]),
+        ("client_b", &[(2, r), (1, rw)], &[0]),
+        ("lonely", &[(3, rw)], &[]),
+        ("left", &[(6, rw)], &[]),
+        ("right", &[(6, rw)], &[]),
+    ];
+    for (n, maps, deps) in pds {
+        let mappings = Span {
+            start: plan.mappings.len() as u16,
+            len: maps.len() as u16,
+        };
+        for &(region, perms) in maps {
+            plan.mappings
+                .push(Mapping {
+                    region,
+                    vaddr: 0x200_0000,
+                    perms,
+                    cached: true,
+                })
+                .unwrap();
+        }
+        let depends_on = Span {
+            start: plan.depends.len() as u16,
+            len: deps.len() as u16,
+        };
+        plan.depends.extend_from_slice(deps).unwrap();
+        plan.pds
+            .push(Pd {
+                name: n.try_into().unwrap(),
+                mappings,
+                resilience: Resilience {
+                    depends_on,
+                    ..Default::default()
+                },
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    plan
+}
+
+#[test]
+fn a_ring_corruption_hits_an_index_the_pd_writes() {
+    let plan = ring_plan();
+    for seed in 0..200 {
+        // client_a: its one ring region (a_data is no ring, tiny_rings too small, uart_rings
+        // device memory); it depends on the server, so it is the client: the request tail.
+        assert_eq!(
+            ring_target(&plan, 1, seed),
+            Ok(RingTarget {
+                region: 0,
+                offset: REQUEST_TAIL,
+                word: RingWord::RequestTail
+            })
+        );
+        // The server: a_rings or b_rings, whose clients depend on it: the request head.
+        let t = ring_target(&plan, 0, seed).unwrap();
+        assert!(t.region == 0 || t.region == 2, "{t:?}");
+        assert_eq!((t.offset, t.word), (REQUEST_HEAD, RingWord::RequestHead));
+        // Neither depends on the other: either index, by the seed.
+        let t = ring_target(&plan, 4, seed).unwrap();
+        assert_eq!(t.region, 6);
+        assert_eq!(
+            t.offset,
+            match t.word {
+                RingWord::RequestTail => REQUEST_TAIL,
+                RingWord::RequestHead => REQUEST_HEAD,
+            }
+        );
+    }
+    let regions: std::collections::BTreeSet<u16> = (0..200)
+        .map(|s| ring_target(&plan, 0, s).unwrap().region)
+        .collect();
+    assert_eq!(regions.into_iter().collect::<Vec<_>>(), [0, 2]);
+    let words: std::collections::BTreeSet<u32> = (0..200)
+        .map(|s| ring_target(&plan, 4, s).unwrap().offset)
+        .collect();
+    assert_eq!(words.len(), 2);
+    // client_b maps its ring read-only; lonely shares its ring with nobody.
+    assert_eq!(ring_target(&plan, 2, 0), Err(Error::NoRing));
+    assert_eq!(ring_target(&plan, 3, 0), Err(Error::NoRing));
+    assert_eq!(ring_target(&plan, 99, 0), Err(Error::UnknownName));
+}
+
+/// The offsets are lib/ring's: a connection's control lines, then the request queue's
+/// header with its tail and head on their own lines.
+#[test]
+fn ring_index_offsets_are_lib_rings() {
+    assert_eq!(
+        core::mem::size_of::<axolotl_ring::ConnectionHeader>(),
+        REQUEST_TAIL as usize
+    );
+    assert_eq!(core::mem::size_of::<axolotl_ring::QueueHeader>(), 128);
+    assert_eq!(REQUEST_HEAD - REQUEST_TAIL, 64);
 }
