@@ -737,4 +737,259 @@ mod tests {
         }
         assert_eq!(Outcome::parse("nonsense"), None);
     }
+
+    /// Classifies a kept log (console, wire, host findings) of workload `w` against `golden`.
+    fn run_log(w: &Workload, golden: &str, log: &str, qemu_exited: bool) -> Verdict {
+        let (console, wire, host) = split_log(log);
+        classify(
+            w,
+            golden,
+            console,
+            &HostView {
+                wire: wire.to_string(),
+                qemu_exited,
+                host: host.to_string(),
+            },
+        )
+    }
+
+    const BLK_GOLDEN: &str = include_str!("fixtures/blk-golden.txt");
+    /// A flip of SP's bit 31 in the blk driver during the read-back: it faulted, the monitor
+    /// restarted it, the client re-issued what it held and its verdict passed.
+    const BLK_RECOVERED: &str = include_str!("fixtures/blk-recovered.txt");
+
+    fn blk(log: &str) -> Verdict {
+        run_log(&Workload::blk(), BLK_GOLDEN, log, false)
+    }
+
+    #[test]
+    fn logs_split_and_join_back() {
+        let (c, w, h) = split_log(BLK_GOLDEN);
+        assert!(c.contains(BLK_VERDICT) && w.trim().is_empty() && h.starts_with("image: "));
+        let host = HostView {
+            wire: w.to_string(),
+            qemu_exited: false,
+            host: h.to_string(),
+        };
+        // Back as it was, but for the line ends the markers stand on.
+        let joined = join_log(c, &host);
+        let (c2, w2, h2) = split_log(&joined);
+        assert_eq!(
+            (c2.trim_end(), w2.trim_end(), h2),
+            (c.trim_end(), w.trim_end(), h)
+        );
+        // The serial fixtures, made before the host part, have none.
+        assert_eq!(split_log(golden()).2, "");
+    }
+
+    #[test]
+    fn blk_golden_and_recovered_runs() {
+        assert_eq!(blk(BLK_GOLDEN).outcome, Outcome::NotManifested);
+        let v = blk(BLK_RECOVERED);
+        assert_eq!(v.outcome, Outcome::Recovered, "{v:?}");
+        assert!(v.detection.unwrap().contains("restarted blk_driver"));
+    }
+
+    #[test]
+    fn blk_without_a_verdict_is_a_failed_recovery_or_undetected() {
+        let cut = |log: &str| {
+            log.lines()
+                .filter(|l| !l.contains(BLK_VERDICT) && !l.starts_with("image: "))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+        };
+        // A partly written image is no corruption when the client never finished.
+        let v = blk(&format!(
+            "{}image: 4096 sectors differ from the pattern, the first [4096]\n",
+            cut(BLK_RECOVERED)
+        ));
+        assert_eq!(v.outcome, Outcome::RecoveryFailed, "{v:?}");
+        assert!(v.why.contains("no verdict"), "{v:?}");
+        let v = blk(&cut(BLK_GOLDEN));
+        assert_eq!(v.outcome, Outcome::Undetected, "{v:?}");
+        // The client stuck and QEMU gone: the system.
+        let v = run_log(&Workload::blk(), BLK_GOLDEN, &cut(BLK_GOLDEN), true);
+        assert_eq!(v.outcome, Outcome::SystemFailure, "{v:?}");
+    }
+
+    #[test]
+    fn blk_requests_lost_failed_or_twice_are_missed_service() {
+        for (from, to, why) in [
+            ("failed 0,", "failed 2,", "2 requests failed"),
+            (
+                "writes 256,",
+                "writes 255,",
+                "255 writes completed, not 256",
+            ),
+            ("reads 256,", "reads 257,", "257 reads completed, not 256"),
+            ("flushes 1,", "flushes 0,", "0 flushes completed, not 1"),
+        ] {
+            let v = blk(&BLK_RECOVERED.replace(from, to));
+            assert_eq!(v.outcome, Outcome::RecoveryFailed, "{from}: {v:?}");
+            assert!(v.why.contains(why), "{v:?}");
+            let v = blk(&BLK_GOLDEN.replace(from, to));
+            assert_eq!(v.outcome, Outcome::Undetected, "{from}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn blk_wrong_data_read_back_or_on_the_disk_is_sdc() {
+        let v = blk(&BLK_GOLDEN.replace("mismatched sectors 0", "mismatched sectors 3"));
+        assert_eq!(v.outcome, Outcome::Sdc, "{v:?}");
+        assert!(v.why.contains("3 sectors read back differ"), "{v:?}");
+        // The client read back what it wrote, but the image holds something else: a
+        // write that went elsewhere, or happened after the read-back.
+        let b = match Workload::blk() {
+            Workload::Blk(b) => b,
+            _ => unreachable!(),
+        };
+        let mut image = vec![0u8; b.image_bytes as usize];
+        for s in 0..b.sectors {
+            let mut sec = [0u8; axolotl_blk::SECTOR_SIZE];
+            axolotl_blk::pattern::pattern_sector(b.seed, s, &mut sec);
+            image[s as usize * 512..][..512].copy_from_slice(&sec);
+        }
+        assert_eq!(
+            blk_image_findings(&b, &image),
+            "image: the pattern, zeros after it\n"
+        );
+        image[77 * 512 + 5] ^= 0x10;
+        image[b.sectors as usize * 512 + 9] = 1;
+        let found = blk_image_findings(&b, &image);
+        assert!(
+            found.contains("1 sectors differ from the pattern, the first [77]"),
+            "{found}"
+        );
+        assert!(found.contains("bytes past the pattern changed"), "{found}");
+        let log = BLK_RECOVERED.replace("image: the pattern, zeros after it\n", &found);
+        let v = blk(&log);
+        assert_eq!(v.outcome, Outcome::Sdc, "{v:?}");
+        assert!(v.why.contains("sectors differ"), "{v:?}");
+        assert!(blk_image_findings(&b, &image[..4096]).contains("4096 bytes, not"));
+    }
+
+    #[test]
+    fn blk_kernel_panic_is_a_system_failure() {
+        let v = blk(&BLK_RECOVERED.replace(
+            "monitor: told blk_client",
+            "KERNEL PANIC at kernel/src/x.rs:1\nmonitor: told blk_client",
+        ));
+        assert_eq!(v.outcome, Outcome::SystemFailure, "{v:?}");
+    }
+
+    const NET_GOLDEN: &str = include_str!("fixtures/net-golden.txt");
+    /// A PC flip in the net driver (bit 11) under traffic: it panicked, the monitor
+    /// restarted it, every datagram was answered.
+    const NET_RECOVERED: &str = include_str!("fixtures/net-recovered.txt");
+
+    fn net(log: &str) -> Verdict {
+        run_log(&Workload::net(), NET_GOLDEN, log, false)
+    }
+
+    /// `log` with its host findings replaced by `host`.
+    fn with_host(log: &str, host: &str) -> String {
+        let (before, _) = log.split_once(HOST_MARKER).unwrap();
+        format!("{before}{HOST_MARKER}{host}")
+    }
+
+    #[test]
+    fn net_golden_and_recovered_runs() {
+        assert_eq!(net(NET_GOLDEN).outcome, Outcome::NotManifested);
+        let v = net(NET_RECOVERED);
+        assert_eq!(v.outcome, Outcome::Recovered, "{v:?}");
+        assert!(v.detection.unwrap().contains("restarted net_driver"));
+        // A slow answer that made the host retry, and came late: no loss.
+        let slow = "net: echo_a: sent 30, answered 30, retried 1, late 1, unanswered tries 0\n\
+                    net: echo_b: sent 30, answered 30, retried 0, late 0, unanswered tries 0\n";
+        assert_eq!(
+            net(&with_host(NET_GOLDEN, slow)).outcome,
+            Outcome::NotManifested
+        );
+    }
+
+    #[test]
+    fn net_lost_datagrams() {
+        // Lost for good: after a detection, a failed recovery; without, undetected.
+        let lost = "net: echo_a: sent 12, answered 11, retried 1, late 0, unanswered tries 30\n\
+                    net: echo_b: sent 11, answered 11, retried 0, late 0, unanswered tries 0\n\
+                    net: echo_a 11: lost after 30 tries\n";
+        let v = net(&with_host(NET_RECOVERED, lost));
+        assert_eq!(v.outcome, Outcome::RecoveryFailed, "{v:?}");
+        assert!(v.why.contains("echo_a answered 11 of 30"), "{v:?}");
+        let v = net(&with_host(NET_GOLDEN, lost));
+        assert_eq!(v.outcome, Outcome::Undetected, "{v:?}");
+        // A frame lost on the way that a retry made good: excused by a detection (a restart
+        // loses frames in flight), a failure nobody detected without one.
+        let retried = "net: echo_a: sent 30, answered 30, retried 1, late 0, unanswered tries 1\n\
+                       net: echo_b: sent 30, answered 30, retried 0, late 0, unanswered tries 0\n";
+        assert_eq!(
+            net(&with_host(NET_RECOVERED, retried)).outcome,
+            Outcome::Recovered
+        );
+        let v = net(&with_host(NET_GOLDEN, retried));
+        assert_eq!(v.outcome, Outcome::Undetected, "{v:?}");
+        assert!(v.why.contains("1 datagrams lost on the way"), "{v:?}");
+        // No traffic at all (the clients never came up).
+        let v = net(&with_host(NET_GOLDEN, "net: the clients never came up\n"));
+        assert_eq!(v.outcome, Outcome::Undetected, "{v:?}");
+    }
+
+    #[test]
+    fn net_wrong_answers_are_sdc() {
+        let ok = "net: echo_a: sent 30, answered 30, retried 0, late 0, unanswered tries 0\n\
+                  net: echo_b: sent 30, answered 30, retried 0, late 0, unanswered tries 0\n";
+        for bad in [
+            "net: echo_b: corrupt answer (512 bytes) \"echo_b 000007 hijk\"\n",
+            "net: echo_a: answer from 127.0.0.1:4000, not port 4001: \"echo_b 000003 \"\n",
+        ] {
+            for log in [NET_GOLDEN, NET_RECOVERED] {
+                let v = net(&with_host(log, &format!("{ok}{bad}")));
+                assert_eq!(v.outcome, Outcome::Sdc, "{bad}: {v:?}");
+            }
+        }
+        // An answer twice: at-least-once across a restart, wrong without one.
+        let twice =
+            format!("{ok}net: echo_a 4: answered more often than sent (2 answers to 1 tries)\n");
+        assert_eq!(net(&with_host(NET_GOLDEN, &twice)).outcome, Outcome::Sdc);
+        assert_eq!(
+            net(&with_host(NET_RECOVERED, &twice)).outcome,
+            Outcome::Recovered
+        );
+    }
+
+    #[test]
+    fn net_dead_qemu_is_a_system_failure() {
+        let lost = "net: echo_a: sent 3, answered 2, retried 1, late 0, unanswered tries 5\n";
+        let v = run_log(
+            &Workload::net(),
+            NET_GOLDEN,
+            &with_host(NET_GOLDEN, lost),
+            true,
+        );
+        assert_eq!(v.outcome, Outcome::SystemFailure, "{v:?}");
+    }
+
+    #[test]
+    fn workloads_by_system_and_name() {
+        for (stem, w) in [
+            ("resilient-echo", "echo"),
+            ("resilient-echo-silent", "echo"),
+            ("blk", "blk"),
+            ("campaign-blk", "blk"),
+            ("net-echo", "net"),
+            ("campaign-net", "net"),
+        ] {
+            assert_eq!(
+                Workload::of_system(stem).map(|w| w.name()),
+                Some(w),
+                "{stem}"
+            );
+            assert_eq!(Workload::named(w).unwrap().name(), w);
+        }
+        assert_eq!(Workload::of_system("gateway"), None);
+        assert_eq!(Workload::named("http"), None);
+        // The net links hold two connections a rings region, the others one.
+        assert_eq!(Workload::net().ring_layout().0.len(), 2);
+        assert_eq!(Workload::blk().ring_layout(), (&[0u64][..], 16));
+    }
 }
