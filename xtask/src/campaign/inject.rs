@@ -574,6 +574,10 @@ pub struct RunLog {
     pub wall: Duration,
 }
 
+/// How long the workload may still take after the injection, at least, whatever the budget
+/// from the boot left.
+pub const AFTER_INJECTION: Duration = Duration::from_secs(60);
+
 /// One run: golden without `plan`, else injected. `Err` is a run the injector could not
 /// carry out (no result), not an outcome.
 pub fn run(
@@ -599,8 +603,10 @@ pub fn run(
                 q.lines.clone(),
                 stop_traffic.clone(),
             );
+            // Ended by `stop` when the run is over (its deadline may move later).
+            let until = deadline + AFTER_INJECTION;
             Some(thread::spawn(move || {
-                net_traffic(&n, &ports, &lines, &stop, deadline)
+                net_traffic(&n, &ports, &lines, &stop, until)
             }))
         }
         _ => None,
@@ -707,6 +713,10 @@ pub fn run(
     }
     // Phase 2: the system runs on without the debugger.
     g.detach().map_err(ge)?;
+    // A fault found late must still be found: under -icount a hung PD's loop is what moves
+    // the clock, so the monitor's heartbeat timeout takes tens of seconds of host time on a
+    // loaded machine, and the run's budget (from the boot) may be nearly spent by then.
+    let deadline = injected.map_or(deadline, |at| deadline.max(at + AFTER_INJECTION));
     while Instant::now() < deadline && !done(&q) && !q.exited() {
         thread::sleep(Duration::from_millis(50));
     }
@@ -786,7 +796,7 @@ fn datagram(client: &str, seq: u32) -> Vec<u8> {
 /// How long one try of a datagram waits for its answer, and how many tries it gets: a
 /// restart after a hang takes seconds of host time under `-icount` (see docs/resilience.md).
 const TRY_TIMEOUT: Duration = Duration::from_secs(1);
-const TRIES: u32 = 30;
+const TRIES: u32 = 60;
 /// Finding lines kept per run, besides the summaries.
 const MAX_FINDINGS: usize = 20;
 
