@@ -878,8 +878,8 @@ mod tests {
     }
 
     const NET_GOLDEN: &str = include_str!("fixtures/net-golden.txt");
-    /// A PC flip in the net driver (bit 11) under traffic: it panicked, the monitor
-    /// restarted it, every datagram was answered.
+    /// Bit 50 of the net driver's SP flipped under traffic (campaign-net, seed 2026, id 0):
+    /// it faulted, the monitor restarted it, every datagram was answered.
     const NET_RECOVERED: &str = include_str!("fixtures/net-recovered.txt");
 
     fn net(log: &str) -> Verdict {
