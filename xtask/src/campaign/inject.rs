@@ -1095,6 +1095,50 @@ mod tests {
     }
 
     #[test]
+    fn the_anchor_is_a_main_loop_function_found_by_its_symbol() {
+        let serial = [
+            (
+                "_ZN19axolotl_serial_core6server6Server4poll17h0123E",
+                0x2010,
+            ),
+            (
+                "_ZN60_$LT$axolotl_driver_pd..pd..Driver$u20$as$u20$axolotl_pd..Handler$GT$8notified17h1E",
+                0x3000,
+            ),
+            (
+                "_ZN19axolotl_serial_core6server6Server4poll28_$u7b$$u7b$closure$u7d$$u7d$17h2E",
+                0x2200,
+            ),
+        ];
+        let it = || serial.iter().map(|&(n, a)| (n, a));
+        // The serial server's poll first (not its closure), as the committed figures had it.
+        let (pat, name, addr) = find_anchor(it(), None).unwrap();
+        assert_eq!((pat.as_str(), addr), (AUTO_ANCHORS[0], 0x2010), "{name}");
+        // Elsewhere the PD's own Handler::notified.
+        let blk = [
+            (
+                "_ZN73_$LT$axolotl_driver_pd..blk..BlkDriver$u20$as$u20$axolotl_pd..Handler$GT$8notified17haE",
+                0x4fc8,
+            ),
+            (
+                "_ZN73_$LT$axolotl_driver_pd..blk..BlkDriver$u20$as$u20$axolotl_pd..Handler$GT$4init17hbE",
+                0x4000,
+            ),
+        ];
+        let (pat, _, addr) = find_anchor(blk.iter().map(|&(n, a)| (n, a)), None).unwrap();
+        assert_eq!((pat.as_str(), addr), (AUTO_ANCHORS[1], 0x4fc8));
+        // --anchor wins, and a pattern nothing matches is an error, not a guess.
+        assert_eq!(
+            find_anchor(blk.iter().map(|&(n, a)| (n, a)), Some("4init"))
+                .unwrap()
+                .2,
+            0x4000
+        );
+        assert!(find_anchor(blk.iter().map(|&(n, a)| (n, a)), Some("nothing")).is_err());
+        assert!(find_anchor(std::iter::empty(), None).is_err());
+    }
+
+    #[test]
     fn kinds_round_trip() {
         for k in KINDS {
             assert_eq!(Kind::parse(k.name()), Some(k));
