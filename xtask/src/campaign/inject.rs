@@ -595,18 +595,20 @@ pub fn run(
     // The net workload is the host's: its traffic runs beside the debugger from the moment
     // the clients are up, and it ends the run.
     let stop_traffic = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicBool::new(false));
     let traffic = match w {
         Workload::Net(n) => {
-            let (n, ports, lines, stop) = (
+            let (n, ports, lines, stop, served) = (
                 n.clone(),
                 q.udp_ports.clone(),
                 q.lines.clone(),
                 stop_traffic.clone(),
+                served.clone(),
             );
             // Ended by `stop` when the run is over (its deadline may move later).
             let until = deadline + AFTER_INJECTION;
             Some(thread::spawn(move || {
-                net_traffic(&n, &ports, &lines, &stop, until)
+                net_traffic(&n, &ports, &lines, &stop, &served, until)
             }))
         }
         _ => None,
@@ -626,6 +628,12 @@ pub fn run(
     let regs = Regs::learn(&mut g)?;
     let done = |q: &Qemu| match &traffic {
         Some(t) => t.is_finished(),
+        None => w.console_done(&q.console()),
+    };
+    // The workload's exchange is over (for net: the last datagram answered, before the
+    // traffic's closing drain): stops after it are no injection points.
+    let over = |q: &Qemu| match &traffic {
+        Some(_) => served.load(Ordering::SeqCst),
         None => w.console_done(&q.console()),
     };
 
@@ -673,9 +681,13 @@ pub fn run(
                 }
             };
         if is_target {
-            hits += 1;
-            if want == Some(hits) {
-                break true;
+            match at_target_stop(hits, want, over(&q)) {
+                AtStop::Count => hits += 1,
+                AtStop::Inject => {
+                    hits += 1;
+                    break true;
+                }
+                AtStop::End => break false,
             }
         }
         // Over the breakpoint and on.
@@ -811,6 +823,7 @@ fn net_traffic(
     ports: &[u16],
     lines: &Mutex<Vec<Line>>,
     stop: &AtomicBool,
+    served: &AtomicBool,
     deadline: Instant,
 ) -> String {
     let over = || stop.load(Ordering::SeqCst) || Instant::now() >= deadline;
@@ -940,6 +953,7 @@ fn net_traffic(
             }
         }
     }
+    served.store(true, Ordering::SeqCst);
     // Late and duplicate answers still on their way.
     let drain = Instant::now() + Duration::from_secs(1);
     for (i, ti) in t.iter_mut().enumerate() {
@@ -967,6 +981,30 @@ fn net_traffic(
         out.push_str(&format!("net: {f}\n"));
     }
     out
+}
+
+/// What the injector does at a stop of the target at the anchor.
+#[derive(Debug, PartialEq, Eq)]
+enum AtStop {
+    /// Count it and go on.
+    Count,
+    /// Count it: it is the plan's; inject here.
+    Inject,
+    /// The workload's exchange was over before this stop: it is no injection point (a fault
+    /// there could change nothing the workload checks). The golden run's count ends here; an
+    /// injected run that has not reached its stop is not carried out.
+    End,
+}
+
+/// The decision at the target's stop after `hits` counted ones, the plan wanting stop `want`.
+fn at_target_stop(hits: u64, want: Option<u64>, workload_over: bool) -> AtStop {
+    if workload_over {
+        AtStop::End
+    } else if want == Some(hits + 1) {
+        AtStop::Inject
+    } else {
+        AtStop::Count
+    }
 }
 
 /// Single-steps `n` instructions of the PD with VMID `vmid` at EL0. An exception takes the
@@ -1136,6 +1174,19 @@ mod tests {
         );
         assert!(find_anchor(blk.iter().map(|&(n, a)| (n, a)), Some("nothing")).is_err());
         assert!(find_anchor(std::iter::empty(), None).is_err());
+    }
+
+    /// Campaign-net, seed 2026, id 280: a hang planned at the golden run's last stop (188 of
+    /// 188) came after the last datagram was answered; the run ended before the heartbeat
+    /// timeout and counted a hung driver as not manifested. Stops after the workload's end
+    /// are no longer counted, so no plan lands there.
+    #[test]
+    fn stops_after_the_workload_are_not_injection_points() {
+        assert_eq!(at_target_stop(187, None, true), AtStop::End);
+        assert_eq!(at_target_stop(187, Some(188), true), AtStop::End);
+        assert_eq!(at_target_stop(186, Some(188), false), AtStop::Count);
+        assert_eq!(at_target_stop(187, Some(188), false), AtStop::Inject);
+        assert_eq!(at_target_stop(0, None, false), AtStop::Count);
     }
 
     #[test]
