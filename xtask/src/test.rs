@@ -49,6 +49,8 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/net-echo-restart.system",
     "tests/systems/blk.system",
     "tests/systems/blk-crash.system",
+    "tests/systems/campaign-blk.system",
+    "tests/systems/campaign-net.system",
     "tests/systems/control-crash.system",
     "tests/systems/control-inject.system",
     "tests/systems/control-vm-gicv3.system",
@@ -267,7 +269,8 @@ fn short_campaign(t: &mut Tally) {
         jobs: 2,
         resume: None,
         out: Some(dir.clone()),
-        anchor: "serial_core6server+4poll".into(),
+        anchor: Some("serial_core6server+4poll".into()),
+        workload: None,
         max_steps: 1000,
         gic: 3,
     };

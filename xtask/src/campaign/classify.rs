@@ -57,25 +57,146 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// What the workload is: its clients, how many messages each sends, how many lines the host
-/// types into UART1 at the end.
-#[derive(Clone, Debug)]
-pub struct Workload {
+/// The system's workload, whose own end-to-end checks give the verdict (the monitor's lines
+/// only tell whether the system *detected* a failure).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// resilient-echo's: sequence-checking clients over the serial driver, the wire, lines the
+    /// host types for echo_rx.
+    Echo(Echo),
+    /// The blk pattern client (tests/systems/campaign-blk.system): a seeded pattern written,
+    /// flushed, read back and compared by the client; the disk image compared by the host.
+    Blk(Blk),
+    /// UDP echo through the net driver and the virtualiser (tests/systems/campaign-net.system):
+    /// the host sends numbered datagrams to both native clients and compares every answer.
+    Net(NetEcho),
+}
+
+/// resilient-echo's workload: its clients, how many messages each sends, how many lines the
+/// host types into UART1 at the end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Echo {
     pub clients: Vec<String>,
     pub messages: u32,
     pub typed: u32,
 }
 
+/// The blk pattern client's workload (driver-pd's `BlkPatternClient`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blk {
+    /// Sectors written from sector 0 (`BLK_TEST_SECTORS`), in requests of `chunk`.
+    pub sectors: u64,
+    pub chunk: u64,
+    pub seed: u64,
+    /// The disk image's size (the rest must stay zero).
+    pub image_bytes: u64,
+}
+
+/// The host's UDP echo workload over the native net clients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetEcho {
+    /// The clients' names and addresses on QEMU's network (driver-pd's `NET_CLIENTS`).
+    pub clients: Vec<(String, [u8; 4])>,
+    /// Datagrams sent to each client, one at a time per client.
+    pub datagrams: u32,
+}
+
+/// The workload names `--workload` takes.
+pub const WORKLOADS: [&str; 3] = ["echo", "blk", "net"];
+
 impl Workload {
     /// resilient-echo's (systems/resilient-echo.system, driver-pd's `SeqClient`).
     pub fn resilient_echo() -> Workload {
-        Workload {
+        Workload::Echo(Echo {
             clients: vec!["client_a".into(), "client_b".into()],
             messages: 100,
             typed: 5,
+        })
+    }
+
+    /// The blk pattern client's (tests/systems/blk.system and campaign-blk.system).
+    pub fn blk() -> Workload {
+        Workload::Blk(Blk {
+            sectors: axolotl_driver_pd::BLK_TEST_SECTORS,
+            chunk: u64::from(axolotl_blk::layout::MAX_SECTORS),
+            seed: axolotl_driver_pd::BLK_TEST_SEED,
+            // As tests/tests/blk.rs: the client writes the first half.
+            image_bytes: 8 << 20,
+        })
+    }
+
+    /// UDP echo to net-echo's native clients (tests/systems/net-echo.system and
+    /// campaign-net.system).
+    pub fn net() -> Workload {
+        Workload::Net(NetEcho {
+            clients: axolotl_driver_pd::NET_CLIENTS
+                .iter()
+                .map(|c| (c.name.to_string(), c.ip))
+                .collect(),
+            datagrams: 30,
+        })
+    }
+
+    /// `--workload NAME`.
+    pub fn named(name: &str) -> Option<Workload> {
+        match name {
+            "echo" => Some(Workload::resilient_echo()),
+            "blk" => Some(Workload::blk()),
+            "net" => Some(Workload::net()),
+            _ => None,
         }
     }
 
+    /// The workload a system runs, from its file's stem: the campaign's choice when no
+    /// `--workload` is given.
+    pub fn of_system(stem: &str) -> Option<Workload> {
+        if stem.starts_with("resilient-echo") {
+            Some(Workload::resilient_echo())
+        } else if stem.starts_with("blk") || stem == "campaign-blk" {
+            Some(Workload::blk())
+        } else if stem.starts_with("net-echo") || stem == "campaign-net" {
+            Some(Workload::net())
+        } else {
+            None
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Workload::Echo(_) => "echo",
+            Workload::Blk(_) => "blk",
+            Workload::Net(_) => "net",
+        }
+    }
+
+    /// Where a rings region holds its connections (byte offsets) and their queue capacity:
+    /// the `ring` kind's words are their head and tail indices.
+    pub fn ring_layout(&self) -> (&'static [u64], u64) {
+        match self {
+            Workload::Echo(_) => (&[0], u64::from(axolotl_serial_core::layout::CAPACITY)),
+            Workload::Blk(_) => (&[0], u64::from(axolotl_blk::layout::CAPACITY)),
+            Workload::Net(_) => (
+                &[0, axolotl_net::link::TX_RINGS_OFFSET as u64],
+                u64::from(axolotl_net::link::CAPACITY),
+            ),
+        }
+    }
+
+    /// Whether the workload finished, as far as the console tells (the net workload's end is
+    /// the host's traffic, not a console line).
+    pub fn console_done(&self, console: &str) -> bool {
+        match self {
+            Workload::Echo(e) => e.clients.iter().all(|c| console.contains(&e.done_line(c))),
+            Workload::Blk(_) => console.contains(BLK_VERDICT),
+            Workload::Net(_) => false,
+        }
+    }
+}
+
+/// The blk pattern client's closing line.
+pub const BLK_VERDICT: &str = "blk_client: verdict: ";
+
+impl Echo {
     pub fn done_line(&self, client: &str) -> String {
         format!(
             "{client}: done: {} messages completed in order, exactly once",
@@ -91,12 +212,34 @@ pub struct HostView {
     pub wire: String,
     /// QEMU exited before the run was over.
     pub qemu_exited: bool,
+    /// The workload's own findings on the host, one a line: the disk image compared with the
+    /// pattern (`image: …`), every datagram's fate (`net: …`).
+    pub host: String,
 }
 
+/// The markers between a log's parts.
+pub const WIRE_MARKER: &str = "----- wire -----\n";
+pub const HOST_MARKER: &str = "----- host -----\n";
+
 /// A run's log as the campaign keeps it (`logs/<id>.txt`, the fixtures): the console, then
-/// the wire after a marker line.
-pub fn split_log(text: &str) -> (&str, &str) {
-    text.split_once("----- wire -----\n").unwrap_or((text, ""))
+/// the wire after a marker line, then the host's findings after another (older logs have
+/// none).
+pub fn split_log(text: &str) -> (&str, &str, &str) {
+    let (console, rest) = text.split_once(WIRE_MARKER).unwrap_or((text, ""));
+    let (wire, host) = rest.split_once(HOST_MARKER).unwrap_or((rest, ""));
+    (console, wire, host)
+}
+
+/// The log `split_log` reads back.
+pub fn join_log(console: &str, host: &HostView) -> String {
+    if host.host.is_empty() {
+        format!("{console}\n{WIRE_MARKER}{}", host.wire)
+    } else {
+        format!(
+            "{console}\n{WIRE_MARKER}{}\n{HOST_MARKER}{}",
+            host.wire, host.host
+        )
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,7 +286,7 @@ const DETECTION: [&str; 6] = [
 /// Checks the wire: every message of every client on it, as a whole line; no line that is not
 /// a message. A restart may cut a line short or send one twice (the wire is at-least-once),
 /// which only a detected failure excuses.
-fn wire_faults(w: &Workload, wire: &str, detected: bool) -> Vec<String> {
+fn wire_faults(w: &Echo, wire: &str, detected: bool) -> Vec<String> {
     let mut faults = Vec::new();
     let mut seen = std::collections::HashMap::<&str, u32>::new();
     for line in wire.lines().map(|l| l.trim_end_matches('\r')) {
@@ -180,6 +323,167 @@ fn wire_faults(w: &Workload, wire: &str, detected: bool) -> Vec<String> {
     faults
 }
 
+/// What the workload's own checks found: service the applications lost (`missed`) and wrong
+/// data that reached them (`wrong`).
+#[derive(Default)]
+struct Checks {
+    missed: Vec<String>,
+    wrong: Vec<String>,
+}
+
+/// resilient-echo: every client done (in order, exactly once), echo_rx got every typed line,
+/// and the wire holds exactly the messages.
+fn echo_checks(e: &Echo, console: &str, host: &HostView, detected: bool) -> Checks {
+    let mut c = Checks::default();
+    for cl in &e.clients {
+        if !console.contains(&e.done_line(cl)) {
+            c.missed.push(format!("{cl} did not finish"));
+        }
+    }
+    for i in 1..=e.typed {
+        if !console.contains(&format!("echo_rx: received \"ping {i}\"")) {
+            c.missed.push(format!("echo_rx did not receive ping {i}"));
+            break;
+        }
+    }
+    if c.missed.is_empty() {
+        c.wrong = wire_faults(e, &host.wire, detected);
+    }
+    c
+}
+
+/// `name N` in a line (`writes 256,`), if there.
+fn field(line: &str, name: &str) -> Option<u64> {
+    line.split(&format!("{name} "))
+        .nth(1)?
+        .split([',', ')'])
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The blk pattern client: its verdict given, every request completed exactly once and OK
+/// (as many writes and reads as the pattern has requests, one flush), nothing read back
+/// different; and on the host, the image holds the pattern (`image: …` lines).
+fn blk_checks(b: &Blk, console: &str, host: &HostView) -> Checks {
+    let mut c = Checks::default();
+    let Some(v) = console.lines().find(|l| l.contains(BLK_VERDICT)) else {
+        c.missed.push("blk_client gave no verdict".into());
+        return c;
+    };
+    let requests = b.sectors / b.chunk.max(1);
+    let want = [("writes", requests), ("reads", requests), ("flushes", 1)];
+    for (name, n) in want {
+        match field(v, name) {
+            Some(got) if got == n => {}
+            Some(got) => c.missed.push(format!("{got} {name} completed, not {n}")),
+            None => c.missed.push(format!("no {name} count in the verdict")),
+        }
+    }
+    match field(v, "failed") {
+        Some(0) => {}
+        Some(n) => c.missed.push(format!("{n} requests failed")),
+        None => c.missed.push("no failed count in the verdict".into()),
+    }
+    match field(v, "mismatched sectors") {
+        Some(0) => {}
+        Some(n) => c
+            .wrong
+            .push(format!("{n} sectors read back differ from the pattern")),
+        None => c.missed.push("no mismatch count in the verdict".into()),
+    }
+    for l in host.host.lines() {
+        if let Some(finding) = l.strip_prefix("image: ")
+            && finding != "the pattern, zeros after it"
+        {
+            c.wrong.push(format!("disk image: {finding}"));
+        }
+    }
+    if !host.host.lines().any(|l| l.starts_with("image: ")) {
+        c.missed.push("the disk image was not checked".into());
+    }
+    c
+}
+
+/// The disk image after a blk run, compared with the pattern as `image: …` lines (what
+/// `blk_checks` reads): the pattern over the written sectors and zeros after them, or what
+/// differs.
+pub fn blk_image_findings(b: &Blk, bytes: &[u8]) -> String {
+    use axolotl_blk::SECTOR_SIZE;
+    if bytes.len() as u64 != b.image_bytes {
+        return format!("image: {} bytes, not {}\n", bytes.len(), b.image_bytes);
+    }
+    let mut want = [0u8; SECTOR_SIZE];
+    let mut bad = Vec::new();
+    for sector in 0..b.sectors {
+        axolotl_blk::pattern::pattern_sector(b.seed, sector, &mut want);
+        let at = sector as usize * SECTOR_SIZE;
+        if bytes.get(at..at + SECTOR_SIZE) != Some(&want[..]) {
+            bad.push(sector);
+        }
+    }
+    let rest = (b.sectors as usize * SECTOR_SIZE).min(bytes.len());
+    let mut out = String::new();
+    if !bad.is_empty() {
+        out.push_str(&format!(
+            "image: {} sectors differ from the pattern, the first {:?}\n",
+            bad.len(),
+            &bad[..bad.len().min(8)]
+        ));
+    }
+    if bytes[rest..].iter().any(|&x| x != 0) {
+        out.push_str("image: bytes past the pattern changed\n");
+    }
+    if out.is_empty() {
+        out.push_str("image: the pattern, zeros after it\n");
+    }
+    out
+}
+
+/// The host's UDP echo (`net: …` lines, from `inject::net_traffic`): every datagram answered
+/// byte for byte by the client it was sent to, no answer beyond the tries it was sent in, and
+/// no try left unanswered unless a failure was detected (a datagram lost with nobody
+/// noticing is a failure the network hid, even if the retry got through; a slow answer that
+/// made the host retry is not a loss).
+fn net_checks(n: &NetEcho, host: &HostView, detected: bool) -> Checks {
+    let mut c = Checks::default();
+    for (name, _) in &n.clients {
+        let summary = host
+            .host
+            .lines()
+            .find(|l| l.starts_with(&format!("net: {name}: sent ")));
+        let Some(s) = summary else {
+            c.missed.push(format!("no traffic to {name}"));
+            continue;
+        };
+        let answered = field(s, "answered").unwrap_or(0);
+        if answered < u64::from(n.datagrams) {
+            c.missed.push(format!(
+                "{name} answered {answered} of {} datagrams",
+                n.datagrams
+            ));
+        }
+        let lost = field(s, "unanswered tries").unwrap_or(0);
+        if lost > 0 && !detected {
+            c.missed.push(format!(
+                "{name}: {lost} datagrams lost on the way, nothing detected"
+            ));
+        }
+    }
+    for l in host.host.lines() {
+        let Some(finding) = l.strip_prefix("net: ") else {
+            continue;
+        };
+        if finding.contains("corrupt answer") || finding.contains("answer from ") {
+            c.wrong.push(finding.to_string());
+        } else if finding.contains("answered more often than sent") && !detected {
+            // A restart may forward a frame twice (at-least-once): excused only then.
+            c.wrong.push(finding.to_string());
+        }
+    }
+    c
+}
+
 /// The monitor's refusal of a report that no later restart can answer: the accused cannot
 /// be restarted (a stale report, one that crossed a restart, is answered already).
 fn declined_for_good(l: &str) -> bool {
@@ -210,26 +514,21 @@ pub fn classify(w: &Workload, golden: &str, console: &str, host: &HostView) -> V
         .map(str::to_string);
     let detected = detection.is_some();
 
-    let mut missed = Vec::new();
-    for c in &w.clients {
-        if !console.contains(&w.done_line(c)) {
-            missed.push(format!("{c} did not finish"));
-        }
-    }
-    for i in 1..=w.typed {
-        if !console.contains(&format!("echo_rx: received \"ping {i}\"")) {
-            missed.push(format!("echo_rx did not receive ping {i}"));
-            break;
-        }
-    }
+    let Checks {
+        mut missed,
+        mut wrong,
+    } = match w {
+        Workload::Echo(e) => echo_checks(e, console, host, detected),
+        Workload::Blk(b) => blk_checks(b, console, host),
+        Workload::Net(n) => net_checks(n, host, detected),
+    };
     if let Some(l) = console.lines().find(|l| l.contains("monitor: holding ")) {
         missed.push(format!("a PD is held: {l}"));
+        // What a held system put on the wire is beside the point: it lost service.
+        if matches!(w, Workload::Echo(_)) {
+            wrong.clear();
+        }
     }
-    let wire = if missed.is_empty() {
-        wire_faults(w, &host.wire, detected)
-    } else {
-        Vec::new()
-    };
     if host.qemu_exited && !missed.is_empty() {
         return Verdict {
             outcome: Outcome::SystemFailure,
@@ -246,8 +545,8 @@ pub fn classify(w: &Workload, golden: &str, console: &str, host: &HostView) -> V
         .skip(1)
         .all(|l| !l.contains("monitor: restarted "))
         && console.lines().any(declined_for_good);
-    let (outcome, why) = if !wire.is_empty() {
-        (Outcome::Sdc, wire.join("; "))
+    let (outcome, why) = if !wrong.is_empty() {
+        (Outcome::Sdc, wrong.join("; "))
     } else if detected && missed.is_empty() && unanswered {
         (
             Outcome::RecoveryFailed,
@@ -305,6 +604,7 @@ mod tests {
             &HostView {
                 wire: wire.to_string(),
                 qemu_exited: false,
+                ..Default::default()
             },
         )
     }
@@ -390,6 +690,7 @@ mod tests {
             &HostView {
                 wire: bad,
                 qemu_exited: false,
+                ..Default::default()
             },
         );
         assert_eq!(v.outcome, Outcome::Sdc, "{v:?}");
@@ -402,6 +703,7 @@ mod tests {
             &HostView {
                 wire: lost,
                 qemu_exited: false,
+                ..Default::default()
             },
         );
         assert_eq!(v.outcome, Outcome::Sdc, "{v:?}");
@@ -422,6 +724,7 @@ mod tests {
             &HostView {
                 wire: String::new(),
                 qemu_exited: true,
+                ..Default::default()
             },
         );
         assert_eq!(v.outcome, Outcome::SystemFailure, "{v:?}");
@@ -433,5 +736,260 @@ mod tests {
             assert_eq!(Outcome::parse(o.name()), Some(o));
         }
         assert_eq!(Outcome::parse("nonsense"), None);
+    }
+
+    /// Classifies a kept log (console, wire, host findings) of workload `w` against `golden`.
+    fn run_log(w: &Workload, golden: &str, log: &str, qemu_exited: bool) -> Verdict {
+        let (console, wire, host) = split_log(log);
+        classify(
+            w,
+            golden,
+            console,
+            &HostView {
+                wire: wire.to_string(),
+                qemu_exited,
+                host: host.to_string(),
+            },
+        )
+    }
+
+    const BLK_GOLDEN: &str = include_str!("fixtures/blk-golden.txt");
+    /// A flip of SP's bit 31 in the blk driver during the read-back: it faulted, the monitor
+    /// restarted it, the client re-issued what it held and its verdict passed.
+    const BLK_RECOVERED: &str = include_str!("fixtures/blk-recovered.txt");
+
+    fn blk(log: &str) -> Verdict {
+        run_log(&Workload::blk(), BLK_GOLDEN, log, false)
+    }
+
+    #[test]
+    fn logs_split_and_join_back() {
+        let (c, w, h) = split_log(BLK_GOLDEN);
+        assert!(c.contains(BLK_VERDICT) && w.trim().is_empty() && h.starts_with("image: "));
+        let host = HostView {
+            wire: w.to_string(),
+            qemu_exited: false,
+            host: h.to_string(),
+        };
+        // Back as it was, but for the line ends the markers stand on.
+        let joined = join_log(c, &host);
+        let (c2, w2, h2) = split_log(&joined);
+        assert_eq!(
+            (c2.trim_end(), w2.trim_end(), h2),
+            (c.trim_end(), w.trim_end(), h)
+        );
+        // The serial fixtures, made before the host part, have none.
+        assert_eq!(split_log(golden()).2, "");
+    }
+
+    #[test]
+    fn blk_golden_and_recovered_runs() {
+        assert_eq!(blk(BLK_GOLDEN).outcome, Outcome::NotManifested);
+        let v = blk(BLK_RECOVERED);
+        assert_eq!(v.outcome, Outcome::Recovered, "{v:?}");
+        assert!(v.detection.unwrap().contains("restarted blk_driver"));
+    }
+
+    #[test]
+    fn blk_without_a_verdict_is_a_failed_recovery_or_undetected() {
+        let cut = |log: &str| {
+            log.lines()
+                .filter(|l| !l.contains(BLK_VERDICT) && !l.starts_with("image: "))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+        };
+        // A partly written image is no corruption when the client never finished.
+        let v = blk(&format!(
+            "{}image: 4096 sectors differ from the pattern, the first [4096]\n",
+            cut(BLK_RECOVERED)
+        ));
+        assert_eq!(v.outcome, Outcome::RecoveryFailed, "{v:?}");
+        assert!(v.why.contains("no verdict"), "{v:?}");
+        let v = blk(&cut(BLK_GOLDEN));
+        assert_eq!(v.outcome, Outcome::Undetected, "{v:?}");
+        // The client stuck and QEMU gone: the system.
+        let v = run_log(&Workload::blk(), BLK_GOLDEN, &cut(BLK_GOLDEN), true);
+        assert_eq!(v.outcome, Outcome::SystemFailure, "{v:?}");
+    }
+
+    #[test]
+    fn blk_requests_lost_failed_or_twice_are_missed_service() {
+        for (from, to, why) in [
+            ("failed 0,", "failed 2,", "2 requests failed"),
+            (
+                "writes 256,",
+                "writes 255,",
+                "255 writes completed, not 256",
+            ),
+            ("reads 256,", "reads 257,", "257 reads completed, not 256"),
+            ("flushes 1,", "flushes 0,", "0 flushes completed, not 1"),
+        ] {
+            let v = blk(&BLK_RECOVERED.replace(from, to));
+            assert_eq!(v.outcome, Outcome::RecoveryFailed, "{from}: {v:?}");
+            assert!(v.why.contains(why), "{v:?}");
+            let v = blk(&BLK_GOLDEN.replace(from, to));
+            assert_eq!(v.outcome, Outcome::Undetected, "{from}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn blk_wrong_data_read_back_or_on_the_disk_is_sdc() {
+        let v = blk(&BLK_GOLDEN.replace("mismatched sectors 0", "mismatched sectors 3"));
+        assert_eq!(v.outcome, Outcome::Sdc, "{v:?}");
+        assert!(v.why.contains("3 sectors read back differ"), "{v:?}");
+        // The client read back what it wrote, but the image holds something else: a
+        // write that went elsewhere, or happened after the read-back.
+        let b = match Workload::blk() {
+            Workload::Blk(b) => b,
+            _ => unreachable!(),
+        };
+        let mut image = vec![0u8; b.image_bytes as usize];
+        for s in 0..b.sectors {
+            let mut sec = [0u8; axolotl_blk::SECTOR_SIZE];
+            axolotl_blk::pattern::pattern_sector(b.seed, s, &mut sec);
+            image[s as usize * 512..][..512].copy_from_slice(&sec);
+        }
+        assert_eq!(
+            blk_image_findings(&b, &image),
+            "image: the pattern, zeros after it\n"
+        );
+        image[77 * 512 + 5] ^= 0x10;
+        image[b.sectors as usize * 512 + 9] = 1;
+        let found = blk_image_findings(&b, &image);
+        assert!(
+            found.contains("1 sectors differ from the pattern, the first [77]"),
+            "{found}"
+        );
+        assert!(found.contains("bytes past the pattern changed"), "{found}");
+        let log = BLK_RECOVERED.replace("image: the pattern, zeros after it\n", &found);
+        let v = blk(&log);
+        assert_eq!(v.outcome, Outcome::Sdc, "{v:?}");
+        assert!(v.why.contains("sectors differ"), "{v:?}");
+        assert!(blk_image_findings(&b, &image[..4096]).contains("4096 bytes, not"));
+    }
+
+    #[test]
+    fn blk_kernel_panic_is_a_system_failure() {
+        let v = blk(&BLK_RECOVERED.replace(
+            "monitor: told blk_client",
+            "KERNEL PANIC at kernel/src/x.rs:1\nmonitor: told blk_client",
+        ));
+        assert_eq!(v.outcome, Outcome::SystemFailure, "{v:?}");
+    }
+
+    const NET_GOLDEN: &str = include_str!("fixtures/net-golden.txt");
+    /// Bit 50 of the net driver's SP flipped under traffic (campaign-net, seed 2026, id 0):
+    /// it faulted, the monitor restarted it, every datagram was answered.
+    const NET_RECOVERED: &str = include_str!("fixtures/net-recovered.txt");
+
+    fn net(log: &str) -> Verdict {
+        run_log(&Workload::net(), NET_GOLDEN, log, false)
+    }
+
+    /// `log` with its host findings replaced by `host`.
+    fn with_host(log: &str, host: &str) -> String {
+        let (before, _) = log.split_once(HOST_MARKER).unwrap();
+        format!("{before}{HOST_MARKER}{host}")
+    }
+
+    #[test]
+    fn net_golden_and_recovered_runs() {
+        assert_eq!(net(NET_GOLDEN).outcome, Outcome::NotManifested);
+        let v = net(NET_RECOVERED);
+        assert_eq!(v.outcome, Outcome::Recovered, "{v:?}");
+        assert!(v.detection.unwrap().contains("restarted net_driver"));
+        // A slow answer that made the host retry, and came late: no loss.
+        let slow = "net: echo_a: sent 30, answered 30, retried 1, late 1, unanswered tries 0\n\
+                    net: echo_b: sent 30, answered 30, retried 0, late 0, unanswered tries 0\n";
+        assert_eq!(
+            net(&with_host(NET_GOLDEN, slow)).outcome,
+            Outcome::NotManifested
+        );
+    }
+
+    #[test]
+    fn net_lost_datagrams() {
+        // Lost for good: after a detection, a failed recovery; without, undetected.
+        let lost = "net: echo_a: sent 12, answered 11, retried 1, late 0, unanswered tries 30\n\
+                    net: echo_b: sent 11, answered 11, retried 0, late 0, unanswered tries 0\n\
+                    net: echo_a 11: lost after 30 tries\n";
+        let v = net(&with_host(NET_RECOVERED, lost));
+        assert_eq!(v.outcome, Outcome::RecoveryFailed, "{v:?}");
+        assert!(v.why.contains("echo_a answered 11 of 30"), "{v:?}");
+        let v = net(&with_host(NET_GOLDEN, lost));
+        assert_eq!(v.outcome, Outcome::Undetected, "{v:?}");
+        // A frame lost on the way that a retry made good: excused by a detection (a restart
+        // loses frames in flight), a failure nobody detected without one.
+        let retried = "net: echo_a: sent 30, answered 30, retried 1, late 0, unanswered tries 1\n\
+                       net: echo_b: sent 30, answered 30, retried 0, late 0, unanswered tries 0\n";
+        assert_eq!(
+            net(&with_host(NET_RECOVERED, retried)).outcome,
+            Outcome::Recovered
+        );
+        let v = net(&with_host(NET_GOLDEN, retried));
+        assert_eq!(v.outcome, Outcome::Undetected, "{v:?}");
+        assert!(v.why.contains("1 datagrams lost on the way"), "{v:?}");
+        // No traffic at all (the clients never came up).
+        let v = net(&with_host(NET_GOLDEN, "net: the clients never came up\n"));
+        assert_eq!(v.outcome, Outcome::Undetected, "{v:?}");
+    }
+
+    #[test]
+    fn net_wrong_answers_are_sdc() {
+        let ok = "net: echo_a: sent 30, answered 30, retried 0, late 0, unanswered tries 0\n\
+                  net: echo_b: sent 30, answered 30, retried 0, late 0, unanswered tries 0\n";
+        for bad in [
+            "net: echo_b: corrupt answer (512 bytes) \"echo_b 000007 hijk\"\n",
+            "net: echo_a: answer from 127.0.0.1:4000, not port 4001: \"echo_b 000003 \"\n",
+        ] {
+            for log in [NET_GOLDEN, NET_RECOVERED] {
+                let v = net(&with_host(log, &format!("{ok}{bad}")));
+                assert_eq!(v.outcome, Outcome::Sdc, "{bad}: {v:?}");
+            }
+        }
+        // An answer twice: at-least-once across a restart, wrong without one.
+        let twice =
+            format!("{ok}net: echo_a 4: answered more often than sent (2 answers to 1 tries)\n");
+        assert_eq!(net(&with_host(NET_GOLDEN, &twice)).outcome, Outcome::Sdc);
+        assert_eq!(
+            net(&with_host(NET_RECOVERED, &twice)).outcome,
+            Outcome::Recovered
+        );
+    }
+
+    #[test]
+    fn net_dead_qemu_is_a_system_failure() {
+        let lost = "net: echo_a: sent 3, answered 2, retried 1, late 0, unanswered tries 5\n";
+        let v = run_log(
+            &Workload::net(),
+            NET_GOLDEN,
+            &with_host(NET_GOLDEN, lost),
+            true,
+        );
+        assert_eq!(v.outcome, Outcome::SystemFailure, "{v:?}");
+    }
+
+    #[test]
+    fn workloads_by_system_and_name() {
+        for (stem, w) in [
+            ("resilient-echo", "echo"),
+            ("resilient-echo-silent", "echo"),
+            ("blk", "blk"),
+            ("campaign-blk", "blk"),
+            ("net-echo", "net"),
+            ("campaign-net", "net"),
+        ] {
+            assert_eq!(
+                Workload::of_system(stem).map(|w| w.name()),
+                Some(w),
+                "{stem}"
+            );
+            assert_eq!(Workload::named(w).unwrap().name(), w);
+        }
+        assert_eq!(Workload::of_system("gateway"), None);
+        assert_eq!(Workload::named("http"), None);
+        // The net links hold two connections a rings region, the others one.
+        assert_eq!(Workload::net().ring_layout().0.len(), 2);
+        assert_eq!(Workload::blk().ring_layout(), (&[0u64][..], 16));
     }
 }
