@@ -58,9 +58,7 @@ impl StaticDmaRegion for Dma {
 
 type Device = VirtioBlkDevice<RegionHal<Dma>, MmioTransport<'static>>;
 
-/// The pattern client's request size: 16 KiB (32 sectors), many requests for the 4 MiB
-/// workload, so that the restart test's crashes fall among requests in flight.
-const PATTERN_SECTORS: u32 = 32;
+const PATTERN_SECTORS: u32 = crate::BLK_PATTERN_SECTORS;
 const _: () = assert!(PATTERN_SECTORS <= MAX_SECTORS);
 
 const IRQ: Channel = Channel::new(BLK_IRQ_CHANNEL);

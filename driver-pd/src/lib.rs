@@ -125,6 +125,10 @@ pub const VIRTIO_MMIO_SIZE: usize = 0x200;
 pub const BLK_TEST_SEED: u64 = 0x0a01_071e_0015_b10c;
 /// Sectors the storage test writes and reads back: 4 MiB.
 pub const BLK_TEST_SECTORS: u64 = 8192;
+/// The pattern client's request size: 16 KiB (32 sectors), many requests for the 4 MiB
+/// workload, so that the restart test's crashes fall among requests in flight (and the
+/// campaign's blk workload counts as many).
+pub const BLK_PATTERN_SECTORS: u32 = 32;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod blk;

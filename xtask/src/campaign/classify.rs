@@ -118,7 +118,7 @@ impl Workload {
     pub fn blk() -> Workload {
         Workload::Blk(Blk {
             sectors: axolotl_driver_pd::BLK_TEST_SECTORS,
-            chunk: u64::from(axolotl_blk::layout::MAX_SECTORS),
+            chunk: u64::from(axolotl_driver_pd::BLK_PATTERN_SECTORS),
             seed: axolotl_driver_pd::BLK_TEST_SEED,
             // As tests/tests/blk.rs: the client writes the first half.
             image_bytes: 8 << 20,
