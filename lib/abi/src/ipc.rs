@@ -126,6 +126,46 @@ pub const PHYS_TIMER_PPI: u32 = 30;
 /// pc, sp, spsr, x0..=x30, tpidr_el0.
 pub const USER_CONTEXT_WORDS: usize = 35;
 
+/// The names of a saved context's words, in TcbReadRegisters' order (seL4's
+/// `seL4_UserContext`): the one table the root service, the control protocol and the CLI use.
+pub const USER_CONTEXT_NAMES: [&str; USER_CONTEXT_WORDS] = [
+    "pc",
+    "sp",
+    "spsr",
+    "x0",
+    "x1",
+    "x2",
+    "x3",
+    "x4",
+    "x5",
+    "x6",
+    "x7",
+    "x8",
+    "x9",
+    "x10",
+    "x11",
+    "x12",
+    "x13",
+    "x14",
+    "x15",
+    "x16",
+    "x17",
+    "x18",
+    "x19",
+    "x20",
+    "x21",
+    "x22",
+    "x23",
+    "x24",
+    "x25",
+    "x26",
+    "x27",
+    "x28",
+    "x29",
+    "x30",
+    "tpidr_el0",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -116,43 +116,7 @@ pub struct BitTarget {
 }
 
 /// The registers a bit flip may land in, by number ([`BitTarget::register`]).
-pub const REGISTERS: [&str; 35] = [
-    "pc",
-    "sp",
-    "spsr",
-    "x0",
-    "x1",
-    "x2",
-    "x3",
-    "x4",
-    "x5",
-    "x6",
-    "x7",
-    "x8",
-    "x9",
-    "x10",
-    "x11",
-    "x12",
-    "x13",
-    "x14",
-    "x15",
-    "x16",
-    "x17",
-    "x18",
-    "x19",
-    "x20",
-    "x21",
-    "x22",
-    "x23",
-    "x24",
-    "x25",
-    "x26",
-    "x27",
-    "x28",
-    "x29",
-    "x30",
-    "tpidr_el0",
-];
+pub const REGISTERS: [&str; axolotl_abi::USER_CONTEXT_WORDS] = axolotl_abi::USER_CONTEXT_NAMES;
 
 impl BitTarget {
     /// The target, if that register and bit exist.

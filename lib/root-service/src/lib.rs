@@ -219,44 +219,7 @@ where
 /// The name of register `word` in TcbReadRegisters' order (seL4's `seL4_UserContext`):
 /// pc, sp, spsr, x0..=x30, tpidr_el0; `None` past them.
 pub fn register_name(word: u8) -> Option<&'static str> {
-    const NAMES: [&str; axolotl_abi::USER_CONTEXT_WORDS] = [
-        "pc",
-        "sp",
-        "spsr",
-        "x0",
-        "x1",
-        "x2",
-        "x3",
-        "x4",
-        "x5",
-        "x6",
-        "x7",
-        "x8",
-        "x9",
-        "x10",
-        "x11",
-        "x12",
-        "x13",
-        "x14",
-        "x15",
-        "x16",
-        "x17",
-        "x18",
-        "x19",
-        "x20",
-        "x21",
-        "x22",
-        "x23",
-        "x24",
-        "x25",
-        "x26",
-        "x27",
-        "x28",
-        "x29",
-        "x30",
-        "tpidr_el0",
-    ];
-    NAMES.get(word as usize).copied()
+    axolotl_abi::USER_CONTEXT_NAMES.get(word as usize).copied()
 }
 
 /// How the root task restarted a PD.
