@@ -889,14 +889,20 @@ impl VmmPd {
         let Some(vm) = self.vm.as_mut() else {
             return 0;
         };
-        let mut picked = [[None::<(usize, Injection)>; NR_LRS]; axolotl_vmm_core::MAX_VCPUS];
-        let mut tried = 0;
-        for (v, slots) in picked.iter_mut().enumerate().take(self.nr_vcpus as usize) {
-            for (slot, pick) in slots.iter_mut().zip(vm.injections(v)) {
-                *slot = Some(pick);
-                tried += 1;
+        // Only what was picked, not a slot per possible list register of every possible vCPU:
+        // this runs after every exit, and zeroing and scanning that table was a fifth of an
+        // exit's instructions in the VMM (docs/benchmarks.md).
+        let mut picked: heapless::Vec<
+            (u8, usize, Injection),
+            { axolotl_vmm_core::MAX_VCPUS * NR_LRS },
+        > = heapless::Vec::new();
+        for v in 0..self.nr_vcpus {
+            for pick in vm.injections(v.into()).take(NR_LRS) {
+                // Room for NR_LRS per vCPU.
+                let _ = picked.push((v, pick.0, pick.1));
             }
         }
+        let tried = picked.len();
         self.commit();
         #[cfg(feature = "fault-injection")]
         if notified && tried > 0 {
@@ -905,21 +911,19 @@ impl VmmPd {
         #[cfg(not(feature = "fault-injection"))]
         let _ = notified;
         let mut refused = false;
-        for (v, slots) in picked.iter().enumerate() {
-            for &(lr, inj) in slots.iter().flatten() {
-                let r = Vcpu(vcpu_slot(v as u8)).inject_irq(
-                    inj.intid.into(),
-                    inj.priority.into(),
-                    inj.group1.into(),
-                    lr as u64,
-                );
-                if let Err(e) = r {
-                    println!("vmm: injecting {} into LR {lr}: {e}", inj.intid);
-                    if let Some(vm) = self.vm.as_mut() {
-                        vm.injection_failed(v, lr);
-                    }
-                    refused = true;
+        for &(v, lr, inj) in picked.iter() {
+            let r = Vcpu(vcpu_slot(v)).inject_irq(
+                inj.intid.into(),
+                inj.priority.into(),
+                inj.group1.into(),
+                lr as u64,
+            );
+            if let Err(e) = r {
+                println!("vmm: injecting {} into LR {lr}: {e}", inj.intid);
+                if let Some(vm) = self.vm.as_mut() {
+                    vm.injection_failed(v.into(), lr);
                 }
+                refused = true;
             }
         }
         if refused {
