@@ -287,6 +287,12 @@ impl<const N: usize> SerialDriver<N> {
                     ConnId::Rx => Channel::new(DRIVER_RX_CHANNEL).notify(),
                 }
             }
+            if act.rx_carried > 0 {
+                println!(
+                    "serial_driver: the receiving client restarted; {} bytes it never read go to its successor",
+                    act.rx_carried
+                );
+            }
             for id in act.faults.iter() {
                 if self.silent {
                     println!(

@@ -99,9 +99,6 @@ mod pd {
         reports: Reports,
         /// The recoveries control-pd may read (docs/control.md).
         log: RecoveryLog<LOG_ENTRIES>,
-        /// Per PD: restarts whose recovery of kept state failed, as the PD reported
-        /// (`REPORT_RECOVERY_FAILED`: a VMM that rebooted its guest).
-        failed_recoveries: [u32; MAX_PDS],
         /// Per PD: its last restart's latency and last heartbeat answer, for status.
         facts: [Facts; MAX_PDS],
         /// Injections carried out: mixed into a bit flip's seed, so two in one counter tick
@@ -212,20 +209,22 @@ mod pd {
             }
             if msg.label() == REPORT_RECOVERY_FAILED {
                 // A claim about itself alone: counted, believed for what it says (nothing
-                // else acts on it). Declined unless it follows a restart of ours.
-                let g = self.trackers.get(pd).map_or(0, |t| t.generation());
-                if g == 0 {
+                // else acts on it), and only after a restart of ours (`on_recovery_failed`).
+                let name = plan.pds[pd].name.as_str();
+                let Some(t) = self.trackers.get_mut(pd) else {
+                    return Some(MessageInfo::new(1, 0, 0, 0));
+                };
+                let Some(n) = t.on_recovery_failed() else {
                     println!(
-                        "monitor: {} reports a failed recovery, but was never restarted: declined",
-                        plan.pds[pd].name.as_str()
+                        "monitor: {name} reports a failed recovery, but no restart of ours \
+                         precedes it: declined"
                     );
                     return Some(MessageInfo::new(1, 0, 0, 0));
-                }
-                self.failed_recoveries[pd] = self.failed_recoveries[pd].saturating_add(1);
+                };
+                journal(pd, t);
                 println!(
-                    "monitor: {} generation {g}: recovery failed, started afresh ({} so far)",
-                    plan.pds[pd].name.as_str(),
-                    self.failed_recoveries[pd]
+                    "monitor: {name} generation {}: recovery failed, started afresh ({n} so far)",
+                    t.generation()
                 );
                 return Some(MessageInfo::new(0, 0, 0, 0));
             }
@@ -968,7 +967,6 @@ mod pd {
         armed: None,
         reports: Reports::new(),
         log: RecoveryLog::new(),
-        failed_recoveries: [0; MAX_PDS],
         facts: [Facts {
             last_recovery_us: None,
             last_heartbeat_ms: None,

@@ -200,12 +200,14 @@ fn vmm_hang_keeps_the_guest_gicv3() {
     ));
     // Typed while the VMM hangs: the serial driver hands the line to the hung VMM, which
     // never reads it; its successor must get it (the driver keeps what a dead receiver
-    // never read).
+    // never read). The driver's line proves the line went that way, not straight to the
+    // successor (the heartbeat's 2 s are the window to type in).
     type_in(&dir, "echo typed-while-hung-$((2*3))\n");
     check(b.expect_all(
         &[
             "monitor: restarted vmm (cause: hang (no heartbeat in 2000 ms)",
             "vmm: generation 1: took over the running guest (1 vCPUs)",
+            "serial_driver: the receiving client restarted; 31 bytes it never read go to its successor",
             "typed-while-hung-6",
         ],
         BOOT_TIMEOUT,

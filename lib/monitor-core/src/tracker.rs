@@ -147,6 +147,9 @@ pub struct Tracker {
     failed_ms: u64,
     /// Times of the most recent restarts, oldest first.
     history: Deque<u64, RESTART_HISTORY>,
+    /// Restarts after which the PD said it could not recover its state and started afresh
+    /// (a VMM that rebooted its guest): restarts, but not the kind the PD's users survive.
+    failed_recoveries: u32,
 }
 
 /// What a tracker has learnt since boot, without the policy (that comes from the plan): the
@@ -161,6 +164,7 @@ pub struct Record {
     pub state: State,
     pub last_cause: Option<Cause>,
     pub failed_ms: u64,
+    pub failed_recoveries: u32,
     pub history: heapless::Vec<u64, RESTART_HISTORY>,
 }
 
@@ -176,6 +180,7 @@ struct RecordOut<I: Iterator<Item = u64> + Clone> {
     state: State,
     last_cause: Option<Cause>,
     failed_ms: u64,
+    failed_recoveries: u32,
     history: Seq<I>,
 }
 
@@ -209,6 +214,7 @@ impl Tracker {
             last_cause: None,
             failed_ms: now_ms,
             history: Deque::new(),
+            failed_recoveries: 0,
         }
     }
 
@@ -222,6 +228,7 @@ impl Tracker {
             state: self.state,
             last_cause: self.last_cause,
             failed_ms: self.failed_ms,
+            failed_recoveries: self.failed_recoveries,
             history: self.history.iter().copied().collect(),
         }
     }
@@ -236,6 +243,7 @@ impl Tracker {
             state: self.state,
             last_cause: self.last_cause,
             failed_ms: self.failed_ms,
+            failed_recoveries: self.failed_recoveries,
             history: Seq(self.history_iter()),
         };
         postcard::to_slice(&out, buf).ok()
@@ -264,6 +272,7 @@ impl Tracker {
             state: State::Running,
             last_cause: self.last_cause,
             failed_ms: self.failed_ms,
+            failed_recoveries: self.failed_recoveries,
             history: Seq(self
                 .history_iter()
                 .skip(full)
@@ -294,6 +303,7 @@ impl Tracker {
         t.state = record.state;
         t.last_cause = record.last_cause;
         t.failed_ms = record.failed_ms;
+        t.failed_recoveries = record.failed_recoveries;
         for &h in &record.history {
             let _ = t.history.push_back(h);
         }
@@ -438,6 +448,23 @@ impl Tracker {
         self.state
     }
     /// Generation of the current (or last) incarnation.
+    /// The PD says its last restart did not recover its state (it started afresh): counted,
+    /// with the total so far. A claim about itself alone, so believed for what it says, but
+    /// only after a restart of ours: `None` (declined, nothing counted) for a PD that was
+    /// never restarted, or whose restart is still pending.
+    pub fn on_recovery_failed(&mut self) -> Option<u32> {
+        if self.generation == 0 || self.state != State::Running {
+            return None;
+        }
+        self.failed_recoveries = self.failed_recoveries.saturating_add(1);
+        Some(self.failed_recoveries)
+    }
+
+    /// Failed recoveries so far ([`Tracker::on_recovery_failed`]).
+    pub fn failed_recoveries(&self) -> u32 {
+        self.failed_recoveries
+    }
+
     pub fn generation(&self) -> u32 {
         self.generation
     }
@@ -989,6 +1016,24 @@ mod tests {
         assert_eq!(t.record().history.len(), RESTART_HISTORY);
         let back = roundtrip(&r, &t);
         assert_eq!(back.record(), t.record());
+    }
+
+    /// A failed recovery is the PD's claim about its own restart: declined before any
+    /// restart of ours and while one is pending, counted after, and journaled (a restarted
+    /// monitor still knows how many of a VMM's restarts rebooted its guest).
+    #[test]
+    fn failed_recoveries_are_counted_after_restarts_only_and_journaled() {
+        let r = res(RestartPolicy::OnFailure, 3, 10_000, 100, 1000);
+        let mut t = Tracker::new(&r, 0);
+        assert_eq!(t.on_recovery_failed(), None, "never restarted");
+        t.on_failure(50, FAULT);
+        assert_eq!(t.on_recovery_failed(), None, "restart pending");
+        t.on_restarted(150);
+        assert_eq!(t.on_recovery_failed(), Some(1));
+        assert_eq!(t.on_recovery_failed(), Some(2));
+        let mut back = roundtrip(&r, &t);
+        assert_eq!(back.failed_recoveries(), 2);
+        assert_eq!(back.on_recovery_failed(), Some(3));
     }
 
     #[test]

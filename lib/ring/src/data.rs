@@ -89,6 +89,21 @@ impl DataRegion {
         true
     }
 
+    /// The byte at `offset`; `None` past the end. For byte streams (a UART's FIFO is fed a
+    /// byte at a time); bulk data goes through [`DataRegion::copy_out`].
+    pub fn read_u8(&self, offset: usize) -> Option<u8> {
+        (offset < self.len).then(|| self.byte(offset).load(Ordering::Relaxed))
+    }
+
+    /// Writes the byte at `offset`; `false` past the end.
+    pub fn write_u8(&self, offset: usize, v: u8) -> bool {
+        if offset >= self.len {
+            return false;
+        }
+        self.byte(offset).store(v, Ordering::Relaxed);
+        true
+    }
+
     fn byte(&self, offset: usize) -> &AtomicU8 {
         debug_assert!(offset < self.len);
         // SAFETY: callers check bounds; alignment 1; all accesses atomic.
@@ -259,5 +274,16 @@ mod tests {
         assert!(!r.copy_in(usize::MAX, &[1]));
         assert!(!r.copy_out(15, &mut [0, 0]));
         assert!(r.copy_out(14, &mut [0, 0]));
+    }
+
+    #[test]
+    fn single_bytes_stay_inside() {
+        let mut words = [0u64; 2];
+        let r = region(&mut words);
+        assert!(r.write_u8(15, 7));
+        assert_eq!(r.read_u8(15), Some(7));
+        assert!(!r.write_u8(16, 7));
+        assert_eq!(r.read_u8(16), None);
+        assert_eq!(r.read_u8(usize::MAX), None);
     }
 }

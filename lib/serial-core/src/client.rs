@@ -2,7 +2,7 @@
 
 use axolotl_ring::{ClientEvent, Error, Generations, LayoutError, SharedRegion, Signal, Wait};
 
-use crate::data::DataRegion;
+use axolotl_ring::DataRegion;
 
 /// Bytes of the data region each message buffer takes: buffer `id` is at
 /// `id * MSG_SLOT`. Holds `"<name> <seq>\n"` for names up to [`MAX_NAME`].
@@ -267,9 +267,8 @@ impl<const IDS: usize> SeqClient<IDS> {
             let mut msg = [0u8; MSG_SLOT];
             let len = self.message(seq, &mut msg);
             let offset = id * MSG_SLOT;
-            for (k, &b) in msg[..len].iter().enumerate() {
-                self.data.write(offset + k, b);
-            }
+            // Slots lie inside the region (checked at construction).
+            let _ = self.data.copy_in(offset, &msg[..len]);
             match self.ring.submit(id as u32, offset as u32, len as u32) {
                 Ok(signal) => {
                     act.notify |= signal == Signal::Notify;

@@ -20,11 +20,10 @@
 //! The PD binaries map the regions, take the IRQ and call in here; nothing
 //! here allocates, and nothing read from shared memory is trusted: lib/ring
 //! checks indices and descriptors, and data bytes are read through
-//! bounds-checked relaxed atomics ([`DataRegion`]).
+//! bounds-checked relaxed atomics (lib/ring's [`axolotl_ring::DataRegion`]).
 #![no_std]
 
 mod client;
-mod data;
 mod fake;
 pub mod layout;
 mod pl011;
@@ -38,12 +37,12 @@ pub use client::{
     ClientActivity, MAX_NAME, MSG_SLOT, SeqClient, SeqClientError, SeqConfigError, SeqError,
     SeqStats, format_message,
 };
-pub use data::DataRegion;
 pub use fake::{FAKE_FIFO_MAX, FakeUart};
 pub use pl011::{InitError, Pl011, QEMU_VIRT_UART1_BASE, QEMU_VIRT_UART1_INTID, QEMU_VIRT_UARTCLK};
 pub use rx::{RxActivity, RxClient, RxStats};
 pub use server::{
-    Activity, ConfigError, ConnId, ConnSet, Connection, MAX_TX_CONNECTIONS, Server, ServerStats,
+    Activity, ConfigError, ConnId, ConnSet, Connection, MAX_TX_CONNECTIONS, RX_CARRY, Server,
+    ServerStats,
 };
 pub use stream::{TxActivity, TxStream, TxStreamError};
 pub use uart::{Irqs, RxError, Uart};

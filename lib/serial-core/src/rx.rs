@@ -3,7 +3,7 @@
 
 use axolotl_ring::{ClientEvent, Error, Generations, LayoutError, SharedRegion, Signal, Wait};
 
-use crate::data::DataRegion;
+use axolotl_ring::DataRegion;
 
 /// Counters for the PD to print.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -194,9 +194,10 @@ impl<const IDS: usize> RxClient<IDS> {
         let mut chunk = [0u8; 64];
         while h.done < h.len {
             let n = chunk.len().min((h.len - h.done) as usize);
-            for (k, b) in chunk[..n].iter_mut().enumerate() {
-                let at = (h.offset as usize).saturating_add(h.done as usize + k);
-                *b = self.data.read(at).unwrap_or(0);
+            let at = (h.offset as usize).saturating_add(h.done as usize);
+            if !self.data.copy_out(at, &mut chunk[..n]) {
+                // Checked when the completion was taken; zeros rather than a panic if not.
+                chunk[..n].fill(0);
             }
             let took = sink(&chunk[..n]).min(n);
             h.done += took as u32;

@@ -5,9 +5,9 @@ use axolotl_ring::{
     Authority, Corruption, Error, Generations, LayoutError, ServerEvent, SharedRegion, Signal, Wait,
 };
 
-use crate::data::DataRegion;
 use crate::queue::HeldQueue;
 use crate::uart::{Irqs, Uart};
+use axolotl_ring::DataRegion;
 
 /// Most transmit connections a [`Server`] takes (bit 31 of a [`ConnSet`] is
 /// the receive connection).
@@ -99,6 +99,9 @@ pub struct Activity {
     pub again: bool,
     /// The UART interrupts that were pending ([`Server::on_irq`] only).
     pub irqs: Irqs,
+    /// Bytes a receiving client died without reading, kept for its successor in this call
+    /// (worth a log line: a VMM restart that would otherwise have lost typed input).
+    pub rx_carried: u32,
 }
 
 /// Why a [`Server`] could not be built.
@@ -397,12 +400,12 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
                     conn.fault = None;
                     act.notify.insert(id);
                     if id == ConnId::Rx {
-                        self.carry_unread();
+                        act.rx_carried += self.carry_unread();
                     }
                 }
                 ServerEvent::Request(d) => {
                     // lib/ring validated it; checked again where it is used.
-                    if !conn.data.contains(d.offset, d.len) {
+                    if !conn.data.contains(d.offset as usize, d.len as usize) {
                         let c = Corruption::BufferOutOfBounds {
                             offset: d.offset,
                             len: d.len,
@@ -430,23 +433,32 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
     /// Keeps what the dead receiving client was given and never read (its responses lib/ring
     /// saw unconsumed): without this, input typed while a VMM restarts would be lost although
     /// the driver had taken it off the UART.
-    fn carry_unread(&mut self) {
+    fn carry_unread(&mut self) -> u32 {
+        let before = self.stats.rx_carried;
         let Some(rx) = self.rx.as_mut() else {
-            return;
+            return 0;
         };
         while let Some(d) = rx.ring.take_unread() {
-            for k in 0..d.len as usize {
-                // Our own response, within the buffer we filled; read defensively anyway.
-                let Some(b) = rx.data.read((d.offset as usize).saturating_add(k)) else {
+            let mut chunk = [0u8; 64];
+            let mut done = 0;
+            while done < d.len as usize {
+                let n = chunk.len().min(d.len as usize - done);
+                let at = (d.offset as usize).saturating_add(done);
+                // Our own response, within the buffer we filled; checked anyway.
+                if !rx.data.copy_out(at, &mut chunk[..n]) {
                     break;
-                };
-                if self.carry.push_back(b).is_ok() {
-                    self.stats.rx_carried += 1;
-                } else {
-                    self.stats.rx_dropped += 1;
                 }
+                for &b in &chunk[..n] {
+                    if self.carry.push_back(b).is_ok() {
+                        self.stats.rx_carried += 1;
+                    } else {
+                        self.stats.rx_dropped += 1;
+                    }
+                }
+                done += n;
             }
         }
+        (self.stats.rx_carried - before) as u32
     }
 
     /// Moves message bytes into the TX FIFO; completes finished requests.
@@ -466,7 +478,7 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
             let mut bad = None;
             while !h.finished() {
                 let at = (h.d.offset as usize).saturating_add(h.done as usize);
-                let Some(b) = conn.data.read(at) else {
+                let Some(b) = conn.data.read_u8(at) else {
                     // Checked when taken; never followed if it were not.
                     bad = Some(Corruption::BufferOutOfBounds {
                         offset: h.d.offset,
@@ -547,7 +559,7 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
                         let at = (h.d.offset as usize).saturating_add(h.done as usize);
                         // In bounds: checked when the buffer was taken, and
                         // again by `write`.
-                        let _ = rx.data.write(at, b);
+                        let _ = rx.data.write_u8(at, b);
                         h.done += 1;
                         self.stats.rx_bytes += 1;
                         progress = true;

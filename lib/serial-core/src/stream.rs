@@ -13,7 +13,7 @@
 use axolotl_ring::{ClientEvent, Error, Generations, LayoutError, SharedRegion, Signal, Wait};
 
 use crate::MSG_SLOT;
-use crate::data::DataRegion;
+use axolotl_ring::DataRegion;
 
 /// What went wrong on a [`TxStream`]'s connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,9 +86,8 @@ impl<const IDS: usize> TxStream<IDS> {
                 break;
             };
             let chunk = &bytes[taken..bytes.len().min(taken + MSG_SLOT)];
-            for (k, &b) in chunk.iter().enumerate() {
-                self.data.write(id * MSG_SLOT + k, b);
-            }
+            // Slots lie inside the region (checked at construction).
+            let _ = self.data.copy_in(id * MSG_SLOT, chunk);
             if self
                 .chunks
                 .push_back((id as u8, chunk.len() as u8))

@@ -106,9 +106,14 @@ fn authority(word: &AtomicU32) -> Authority {
 
 impl Link {
     pub fn new() -> Self {
+        Self::with_data(IDS * MSG_SLOT)
+    }
+
+    /// A link whose data region is `bytes` long (a receiving client's buffers are a sixteenth).
+    pub fn with_data(bytes: usize) -> Self {
         Self {
             rings: Mem::new(ring_region_bytes(CAP).unwrap()),
-            data: Mem::new(IDS * MSG_SLOT),
+            data: Mem::new(bytes),
             client_pd: Box::new(AtomicU32::new(0)),
             server_pd: Box::new(AtomicU32::new(0)),
             client_started: Cell::new(false),
