@@ -9,8 +9,8 @@ use axolotl_pd::{
 use axolotl_ring::{Authority, Deadline, Generations, Progress, SharedRegion, ring_generation};
 use axolotl_serial_core::layout::{CAPACITY, IDS, REGION_BYTES};
 use axolotl_serial_core::{
-    Activity, ConnId, Connection, Pl011, QEMU_VIRT_UARTCLK, RxClient, SeqClient, SeqClientError,
-    Server,
+    Activity, ConnId, Connection, Irqs, Pl011, QEMU_VIRT_UARTCLK, RxClient, SeqClient,
+    SeqClientError, Server,
 };
 
 use crate::{
@@ -127,8 +127,8 @@ enum Inject {
 pub struct SerialDriver<const N: usize> {
     server: Option<Server<Pl011, N, IDS>>,
     inject: Option<Inject>,
-    /// UART interrupts handled by this incarnation.
-    irqs: u64,
+    /// UART interrupts with a receive cause handled by this incarnation.
+    rx_irqs: u64,
     /// Who the receive connection serves, for the log.
     rx_client: &'static str,
     /// `Inject::Silent` has struck: corrupt clients go unreported.
@@ -175,7 +175,7 @@ impl<const N: usize> SerialDriver<N> {
         SerialDriver {
             server: None,
             inject: None,
-            irqs: 0,
+            rx_irqs: 0,
             rx_client,
             silent: false,
         }
@@ -397,12 +397,16 @@ impl<const N: usize> Handler for SerialDriver<N> {
             if let Err(e) = IRQ.irq_ack() {
                 println!("serial_driver: IRQ ack failed: {e:?}");
             }
-            self.irqs += 1;
-            if self.irqs == 1 {
-                println!(
-                    "serial_driver: first UART interrupt (status {:#x})",
-                    act.irqs.bits()
-                );
+            // Receive causes only: a transmit interrupt comes first whenever the host reads
+            // the wire slowly enough for the TX FIFO to fill, which says nothing about input.
+            if act.irqs.intersects(Irqs::RX | Irqs::RX_TIMEOUT) {
+                self.rx_irqs += 1;
+                if self.rx_irqs == 1 {
+                    println!(
+                        "serial_driver: first receive interrupt (status {:#x})",
+                        act.irqs.bits()
+                    );
+                }
             }
             act
         } else {

@@ -107,14 +107,14 @@ fn serves_both_clients(gic: u8) {
     let status = console
         .lines()
         .find_map(|l| {
-            l.split("serial_driver: first UART interrupt (status ")
+            l.split("serial_driver: first receive interrupt (status ")
                 .nth(1)
         })
         .and_then(|rest| rest.trim_end().strip_suffix(')'))
         .and_then(|hex| u32::from_str_radix(hex.trim_start_matches("0x"), 16).ok());
     if status.is_none_or(|s| s & 0x50 == 0) {
         check::<()>(Err(b.failure(format!(
-            "no receive interrupt woke the driver (first UART interrupt status: {status:x?})"
+            "no receive interrupt woke the driver (first receive interrupt status: {status:x?})"
         ))));
     }
     let _ = std::fs::remove_dir_all(&dir);
