@@ -111,9 +111,11 @@ pub struct Vm<S> {
     pub(crate) lrs: [[Option<Injection>; MAX_LRS]; MAX_VCPUS],
     pub(crate) nr_lrs: usize,
     /// The last exit of each vCPU whose handling was committed (docs/vmm.md, "Restart").
-    pub(crate) records: [Option<crate::persist::ExitRecord>; MAX_VCPUS],
+    /// Kept encoded (`persist::codec`), all zero for none: written on every exit, and
+    /// words store without the byte-wise copies an enum-laden struct took.
+    pub(crate) records: [[u64; crate::persist::RECORD_WORDS]; MAX_VCPUS],
     /// `records` as the state region has them.
-    pub(crate) committed_records: [Option<crate::persist::ExitRecord>; MAX_VCPUS],
+    pub(crate) committed_records: [[u64; crate::persist::RECORD_WORDS]; MAX_VCPUS],
     /// State-region chunks of `lrs` and `records` changed since the last commit.
     pub(crate) dirty: u64,
     /// Per vCPU, the list registers changed since the last commit (bit n = LR n).
@@ -154,8 +156,8 @@ impl<S: TxSink> Vm<S> {
             layout,
             lrs: [[None; MAX_LRS]; MAX_VCPUS],
             nr_lrs,
-            records: [None; MAX_VCPUS],
-            committed_records: [None; MAX_VCPUS],
+            records: [[0; crate::persist::RECORD_WORDS]; MAX_VCPUS],
+            committed_records: [[0; crate::persist::RECORD_WORDS]; MAX_VCPUS],
             dirty: 0,
             dirty_lrs: [0; MAX_VCPUS],
             devices: crate::persist::Devices::default(),

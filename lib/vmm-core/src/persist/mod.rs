@@ -146,6 +146,9 @@ pub struct Devices {
     pub blk: bool,
 }
 
+/// Words of an encoded [`ExitRecord`]: its chunk's length.
+pub(crate) const RECORD_WORDS: usize = chunk::len(chunk::RECORD);
+
 impl Devices {
     fn bits(self) -> u64 {
         u64::from(self.net) | u64::from(self.blk) << 1
@@ -364,11 +367,15 @@ impl<S: TxSink> Vm<S> {
     /// (re-issue `ack_vppi`, act on `event` as docs/vmm.md says, send `reply`) instead of
     /// handling it again.
     pub fn committed_exit(&self, vcpu: usize, seq: u64) -> Option<ExitRecord> {
-        self.records
-            .get(vcpu)
-            .copied()
+        // Asked on every exit: the sequence number is compared in the words, and a record
+        // decoded only for the one exit a restart re-delivers.
+        let w = self.records.get(vcpu)?;
+        if !codec::record_is(w, seq) {
+            return None;
+        }
+        codec::decode_record(w, self.vgic.config().nr_vcpus)
+            .ok()
             .flatten()
-            .filter(|r| r.seq == seq)
     }
 
     /// [`Vm::record_exit`] then [`Vm::commit`], in one call that costs next to nothing
@@ -393,9 +400,10 @@ impl<S: TxSink> Vm<S> {
     }
 
     /// Notes how the current exit of `vcpu` ends, for the next [`Vm::commit`].
+    #[inline]
     pub fn record_exit(&mut self, vcpu: usize, record: ExitRecord) {
         if let Some(r) = self.records.get_mut(vcpu) {
-            *r = Some(record);
+            *r = codec::encode_record(&record);
             self.dirty |= chunk::record(vcpu);
         }
     }
