@@ -1317,7 +1317,11 @@ impl VmmPd {
                 return None;
             }
         };
-        if let Some(seq) = seq {
+        // Only a state region ever reads a record (after a restart): without one, writing it
+        // would be a price of recoverability paid for none.
+        if let Some(seq) = seq
+            && self.state.is_some()
+        {
             vm.record_exit(
                 vcpu as usize,
                 ExitRecord {

@@ -336,6 +336,46 @@ fn extra_devices_get_their_windows_and_nothing_else() {
     assert_eq!(p.0.len(), 2);
 }
 
+/// The machine's own windows are found once, not mapped per exit; an extra window that
+/// overlaps one of them is still never mapped: even its accesses outside the overlap abort.
+#[test]
+fn an_extra_window_over_the_uarts_gets_nothing() {
+    let mut m = vm(true);
+    let over = Region::new(UART + 0x800, 0x1000);
+    let mut p = Probe(Vec::new());
+    let (r, e) = m.vm_fault_with(
+        0,
+        UART + 0x1000,
+        false,
+        dabt(4, 1, true),
+        1,
+        &mut [(over, &mut p)],
+    );
+    assert_eq!(r, Reply::InjectAbort);
+    assert!(matches!(e, Some(Event::BadAccess { .. })), "{e:?}");
+    // An empty window and one that wraps around the address space: nobody's either.
+    for w in [
+        Region::new(UART + 0x4000, 0),
+        Region::new(u64::MAX - 0xFFF, 0x2000),
+    ] {
+        let ipa = w.base;
+        let (r, _) = m.vm_fault_with(0, ipa, false, dabt(4, 1, true), 1, &mut [(w, &mut p)]);
+        assert_eq!(r, Reply::InjectAbort);
+    }
+    assert!(p.0.is_empty(), "{:?}", p.0);
+    // The UART's own accesses still reach it.
+    let (r, _) = m.vm_fault_with(
+        0,
+        UART,
+        false,
+        dabt(4, 2, true),
+        u64::from(b'C'),
+        &mut [(over, &mut p)],
+    );
+    assert_eq!(r, Reply::ADVANCE);
+    assert_eq!(m.uart.sink().as_slice(), b"C");
+}
+
 #[test]
 fn a_devices_spi_reaches_the_vgic_but_not_the_uarts() {
     let mut m = vm(true);

@@ -212,7 +212,6 @@ impl<S: TxSink> Vm<S> {
                 self.encode_chunk(id, out);
             }
         });
-        self.committed_records = self.records;
         self.vgic.dirty = 0;
         self.vgic.dirty_irqs = [0; vgic::DIRTY_WORDS];
         self.dirty_lrs = [0; MAX_VCPUS];
@@ -257,19 +256,14 @@ impl<S: TxSink> Vm<S> {
             // second handling would repeat against an occupied list register.
             if !t.is_empty() || lrs != 0 {
                 for id in bits(records & used) {
+                    let v = id - chunk::RECORD;
+                    self.records[v] = self.pending[v];
                     self.put_chunk(&mut t, id);
                 }
             }
             n = t.finish();
         }
-        for id in bits(records) {
-            let v = id - chunk::RECORD;
-            if n == 0 {
-                self.records[v] = self.committed_records[v];
-            } else {
-                self.committed_records[v] = self.records[v];
-            }
-        }
+        // A record not written is dropped: `records` stays as the region has it.
         self.vgic.dirty = 0;
         self.dirty = 0;
         self.uart.dirty = false;
@@ -353,7 +347,6 @@ impl<S: TxSink> Vm<S> {
             }
         }
         vm.check_listing()?;
-        vm.committed_records = vm.records;
         vm.vgic.dirty = 0;
         vm.vgic.dirty_irqs = [0; vgic::DIRTY_WORDS];
         vm.dirty_lrs = [0; MAX_VCPUS];
@@ -402,7 +395,7 @@ impl<S: TxSink> Vm<S> {
     /// Notes how the current exit of `vcpu` ends, for the next [`Vm::commit`].
     #[inline]
     pub fn record_exit(&mut self, vcpu: usize, record: ExitRecord) {
-        if let Some(r) = self.records.get_mut(vcpu) {
+        if let Some(r) = self.pending.get_mut(vcpu) {
             *r = codec::encode_record(&record);
             self.dirty |= chunk::record(vcpu);
         }
