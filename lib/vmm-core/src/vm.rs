@@ -397,6 +397,14 @@ impl<S: TxSink> Vm<S> {
         })
     }
 
+    /// True when [`Vm::injections`] would give nothing for any vCPU, known without a scan:
+    /// each one's last scan found nothing and nothing changed since. The exit path's
+    /// common case; false says only that a scan is needed.
+    #[inline]
+    pub fn nothing_to_inject(&self) -> bool {
+        (0..self.vgic.config().nr_vcpus).all(|v| self.vgic.known_idle(v))
+    }
+
     /// The kernel refused an injection from [`Vm::injections`]: the interrupt is pending
     /// again and the list register free.
     pub fn injection_failed(&mut self, vcpu: usize, lr: usize) {

@@ -188,6 +188,31 @@ fn virtual_timer_is_injected_once_and_acknowledged_on_completion() {
     }
 }
 
+/// `nothing_to_inject` (the exit path's shortcut past `injections`) is never true while an
+/// interrupt waits: not after its line rose, not while the list registers were full.
+#[test]
+fn nothing_to_inject_only_when_a_scan_would_find_nothing() {
+    let mut m = vm(true);
+    enable(&mut m, VTIMER_INTID);
+    assert_eq!(m.injections(0).count(), 0);
+    assert!(m.nothing_to_inject());
+    m.vppi(0, VTIMER_INTID);
+    assert!(!m.nothing_to_inject());
+    let got: Vec<_> = m.injections(0).collect();
+    assert_eq!(got.len(), 1);
+    // SGIs beyond the list registers: the ones left wait, and the shortcut says so.
+    for sgi in 0..8 {
+        m.vgic.send_sgi(0, 1, sgi);
+        m.vm_fault(0, GICR + 0x1_0100, false, dabt(4, 1, true), 1 << sgi);
+    }
+    assert!(!m.nothing_to_inject());
+    assert_eq!(m.injections(0).count(), 3);
+    assert_eq!(m.injections(0).count(), 0);
+    m.maintenance(0, got[0].0);
+    assert!(!m.nothing_to_inject());
+    assert_eq!(m.injections(0).count(), 1);
+}
+
 #[test]
 fn uart_interrupt_follows_input_and_is_reinjected_while_the_line_stays_high() {
     let mut m = vm(true);
