@@ -381,6 +381,18 @@ impl<S: TxSink> Vm<S> {
         vcpu: usize,
         record: &ExitRecord,
     ) -> usize {
+        self.commit_exit_with(region, vcpu, || *record)
+    }
+
+    /// [`Vm::commit_exit`] with the record made by `record` only when it is written: the
+    /// VMM's exit path, where a record made on every exit took byte-wise copies.
+    #[inline]
+    pub fn commit_exit_with<W: Words + ?Sized>(
+        &mut self,
+        region: &mut StateRegion<'_, W>,
+        vcpu: usize,
+        record: impl FnOnce() -> ExitRecord,
+    ) -> usize {
         let changed = self.uart.dirty
             || self.psci.dirty
             || self.vgic.dirty != 0
@@ -388,7 +400,7 @@ impl<S: TxSink> Vm<S> {
         if !changed && self.dirty == 0 {
             return 0;
         }
-        self.record_exit(vcpu, *record);
+        self.record_exit(vcpu, record());
         self.commit(region)
     }
 
