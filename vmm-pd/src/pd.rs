@@ -821,6 +821,7 @@ impl VmmPd {
     /// [`Self::commit`] at the end of an exit's handling: `exit` (the vCPU and how its exit
     /// ends) is written with the state if the exit changed any, and not even encoded if
     /// not, which is most exits (lib/vmm-core `Vm::commit_exit`).
+    #[inline(always)]
     fn commit_exit(&mut self, exit: Option<(u8, &dyn Fn() -> ExitRecord)>) {
         if let (Some(vm), Some(region)) = (self.vm.as_mut(), self.state.as_mut()) {
             let io = io();

@@ -258,7 +258,7 @@ impl<S: TxSink> Vm<S> {
                 for id in bits(records & used) {
                     let v = id - chunk::RECORD;
                     self.records[v] = self.pending[v];
-                    self.put_chunk(&mut t, id);
+                    t.put_words(id, &self.records[v]);
                 }
             }
             n = t.finish();
@@ -271,12 +271,20 @@ impl<S: TxSink> Vm<S> {
         n
     }
 
-    /// A small chunk (global, list registers, record) whole.
+    /// A chunk whole (global, the devices').
     fn put_chunk<W: Words + ?Sized>(&self, t: &mut region::Txn<'_, '_, W>, id: usize) {
-        let mut buf = [0u64; chunk::MAX_LEN];
         let len = chunk::len(id);
-        self.encode_chunk(id, &mut buf[..len]);
-        t.put_words(id, &buf[..len]);
+        // Not a buffer of the largest chunk for every one: zeroing it was a tenth of a
+        // commit's instructions (encode_chunk writes every word of its slice anyway).
+        if len <= chunk::SMALL_LEN {
+            let mut buf = [0u64; chunk::SMALL_LEN];
+            self.encode_chunk(id, &mut buf[..len]);
+            t.put_words(id, &buf[..len]);
+        } else {
+            let mut buf = [0u64; chunk::MAX_LEN];
+            self.encode_chunk(id, &mut buf[..len]);
+            t.put_words(id, &buf[..len]);
+        }
     }
 
     /// The interrupts marked dirty, in chunk order.
@@ -385,21 +393,29 @@ impl<S: TxSink> Vm<S> {
     }
 
     /// [`Vm::commit_exit`] with the record made by `record` only when it is written: the
-    /// VMM's exit path, where a record made on every exit took byte-wise copies.
-    #[inline]
+    /// VMM's exit path, where a record made on every exit took byte-wise copies. Inlined
+    /// down to the test for a change, which is all most exits pay.
+    #[inline(always)]
     pub fn commit_exit_with<W: Words + ?Sized>(
         &mut self,
         region: &mut StateRegion<'_, W>,
         vcpu: usize,
         record: impl FnOnce() -> ExitRecord,
     ) -> usize {
-        let changed = self.uart.dirty
-            || self.psci.dirty
-            || self.vgic.dirty != 0
-            || self.dirty & !chunk::RECORDS != 0;
-        if !changed && self.dirty == 0 {
+        // `commit`'s own test, with any record noted since the last commit counted too.
+        if !(self.uart.dirty || self.psci.dirty || self.vgic.dirty != 0 || self.dirty != 0) {
             return 0;
         }
+        self.record_and_commit(region, vcpu, record)
+    }
+
+    #[inline(never)]
+    fn record_and_commit<W: Words + ?Sized>(
+        &mut self,
+        region: &mut StateRegion<'_, W>,
+        vcpu: usize,
+        record: impl FnOnce() -> ExitRecord,
+    ) -> usize {
         self.record_exit(vcpu, record());
         self.commit(region)
     }
