@@ -906,6 +906,20 @@ impl VmmPd {
             self.commit_exit(exit);
             return 0;
         }
+        self.inject_picked(notified, exit)
+    }
+
+    /// [`Self::inject`] when the vGIC may have something: out of line, so that the common
+    /// case does not pay this part's stack frame (the picks' table) on every exit.
+    #[inline(never)]
+    fn inject_picked(
+        &mut self,
+        notified: bool,
+        exit: Option<(u8, &dyn Fn() -> ExitRecord)>,
+    ) -> usize {
+        let Some(vm) = self.vm.as_mut() else {
+            return 0;
+        };
         // Only what was picked, not a slot per possible list register of every possible vCPU:
         // this runs after every exit, and zeroing and scanning that table was a fifth of an
         // exit's instructions in the VMM (docs/benchmarks.md).
