@@ -7,8 +7,7 @@ use axolotl_abi::syndrome::{pstate, sctlr};
 use axolotl_abi::vcpu::reg;
 use axolotl_boot_plan::cspace::{vcpu_slot, vm_tcb_slot};
 use axolotl_pd::{
-    Channel, Child, Fault, Handler, MessageInfo, SetVar, fault_of, generation,
-    peer_generation_word, println,
+    Channel, Child, Fault, Handler, MessageInfo, SetVar, generation, peer_generation_word, println,
 };
 use axolotl_ring::{Authority, Generations, SharedRegion};
 use axolotl_serial_core::RxClient;
@@ -816,6 +815,14 @@ impl VmmPd {
     /// Makes the device state durable: after every exit's handling and console input,
     /// before the kernel calls that act on it (lib/vmm-core `Vm::commit`).
     fn commit(&mut self) {
+        self.commit_exit(None)
+    }
+
+    /// [`Self::commit`] at the end of an exit's handling: `exit` (the vCPU and how its exit
+    /// ends) is written with the state if the exit changed any, and not even encoded if
+    /// not, which is most exits (lib/vmm-core `Vm::commit_exit`).
+    #[inline(always)]
+    fn commit_exit(&mut self, exit: Option<(u8, &dyn Fn() -> ExitRecord)>) {
         if let (Some(vm), Some(region)) = (self.vm.as_mut(), self.state.as_mut()) {
             let io = io();
             if core::mem::take(&mut io.dirty) {
@@ -824,7 +831,10 @@ impl VmmPd {
                     io.blk.as_ref().map(|(d, _)| d),
                 );
             }
-            vm.commit(region);
+            match exit {
+                Some((vcpu, record)) => vm.commit_exit_with(region, vcpu.into(), record),
+                None => vm.commit(region),
+            };
         }
     }
 
@@ -880,12 +890,33 @@ impl VmmPd {
     /// listing its successor writes again (`relist`), never one it does not know of.
     /// Returns how many it tried.
     fn inject_all(&mut self) -> usize {
-        self.inject(false)
+        self.inject(false, None)
     }
 
     /// [`Self::inject_all`]; `notified`: for a notification, when no vCPU waits in an exit
     /// (the test build's `listed` failure point is there).
-    fn inject(&mut self, notified: bool) -> usize {
+    /// `exit`: the exit being handled, whose record the commit writes (see
+    /// [`Self::commit_exit`]).
+    fn inject(&mut self, notified: bool, exit: Option<(u8, &dyn Fn() -> ExitRecord)>) -> usize {
+        let Some(vm) = self.vm.as_mut() else {
+            return 0;
+        };
+        // Most exits leave nothing to deliver, which the vGIC knows without a scan.
+        if vm.nothing_to_inject() {
+            self.commit_exit(exit);
+            return 0;
+        }
+        self.inject_picked(notified, exit)
+    }
+
+    /// [`Self::inject`] when the vGIC may have something: out of line, so that the common
+    /// case does not pay this part's stack frame (the picks' table) on every exit.
+    #[inline(never)]
+    fn inject_picked(
+        &mut self,
+        notified: bool,
+        exit: Option<(u8, &dyn Fn() -> ExitRecord)>,
+    ) -> usize {
         let Some(vm) = self.vm.as_mut() else {
             return 0;
         };
@@ -903,7 +934,7 @@ impl VmmPd {
             }
         }
         let tried = picked.len();
-        self.commit();
+        self.commit_exit(exit);
         #[cfg(feature = "fault-injection")]
         if notified && tried > 0 {
             self.failpoint(crate::inject::Point::Listed);
@@ -1172,7 +1203,7 @@ impl Handler for VmmPd {
         // The vCPUs are not running (uniprocessor, and we outrank them): whatever the UART's
         // line raised goes into their list registers now, which the kernel keeps for them
         // (VcpuInjectIrq on a vCPU that is not current writes its saved state).
-        self.inject(true);
+        self.inject(true, None);
     }
 
     fn fault(&mut self, child: Child, msg: MessageInfo) -> Option<MessageInfo> {
@@ -1193,7 +1224,7 @@ impl VmmPd {
     fn exit(&mut self, child: Child, msg: MessageInfo) -> Option<MessageInfo> {
         let vcpu = child.id();
         self.exits += 1;
-        let f = fault_of(msg);
+        let f = exit_fault(msg);
         #[cfg(feature = "fault-injection")]
         let point = crate::inject::point_of(match f {
             Some(Fault::VmFault { addr, stored, .. }) => Some((addr, stored.is_some())),
@@ -1317,17 +1348,20 @@ impl VmmPd {
                 return None;
             }
         };
-        if let Some(seq) = seq {
-            vm.record_exit(
-                vcpu as usize,
-                ExitRecord {
-                    seq,
-                    reply,
-                    event,
-                    ack_vppi,
-                },
-            );
-        }
+        // Only a state region ever reads a record (after a restart): without one, making it
+        // would be a price of recoverability paid for none. With one, it is made and
+        // committed with the exit's state (`inject`) only if the exit changed any: built
+        // here as a value on every exit, the record took two byte-wise `memcpy`s.
+        let record = || ExitRecord {
+            seq: seq.unwrap_or(0),
+            reply,
+            event,
+            ack_vppi,
+        };
+        let exit = match seq {
+            Some(_) if self.state.is_some() => Some((vcpu, &record as &dyn Fn() -> ExitRecord)),
+            _ => None,
+        };
         #[cfg(feature = "fault-injection")]
         if let Some(Event::PowerOn { .. }) = event {
             self.failpoint(crate::inject::Point::CpuOn);
@@ -1344,7 +1378,7 @@ impl VmmPd {
         // An exit may have raised anyone's interrupt (an SGI, a shared line); no vCPU runs
         // while we do, so all of them get their list registers filled now. This commits the
         // exit's state before any kernel call acts on it.
-        let injected = self.inject_all();
+        let injected = self.inject(false, exit);
         #[cfg(feature = "fault-injection")]
         if injected > 0 {
             self.failpoint(crate::inject::Point::Inject);
@@ -1369,6 +1403,23 @@ impl VmmPd {
         }
         reply.to_resume().map(axolotl_pd::resume)
     }
+}
+
+/// `fault_of` for the exit path: the message words read from the IPC buffer found once,
+/// not once per word (`get_mr`), which was some 50 instructions of every exit.
+#[inline]
+fn exit_fault(msg: MessageInfo) -> Option<Fault> {
+    // SAFETY: the event loop just received this message into our IPC buffer, which is
+    // mapped; no system call is made while `words` lives (it ends with this function).
+    let words = unsafe { axolotl_sys::ipc::msg_words() };
+    // A volatile read per word: plain reads became a call to a byte-wise `memcpy` (the
+    // target's, not knowing the buffer's alignment).
+    Fault::from_message(msg, |i| {
+        words
+            .get(i)
+            // SAFETY: a reference to a word of the mapped buffer.
+            .map_or(0, |w| unsafe { core::ptr::read_volatile(w) })
+    })
 }
 
 axolotl_pd::protection_domain!(VmmPd {

@@ -144,7 +144,6 @@ impl<'a, const N: usize> Bus<'a, N> {
     /// on QEMU virt and on real interconnects an undecoded address is a decode
     /// error (DECERR), which the CPU reports as a synchronous external abort.
     pub fn dispatch(&mut self, vcpu: usize, acc: &MmioAccess, reg_value: u64) -> MmioOutcome {
-        let size = acc.size as u64;
         let Some(w) = self
             .windows
             .iter()
@@ -154,33 +153,59 @@ impl<'a, const N: usize> Bus<'a, N> {
         else {
             return MmioOutcome::ExternalAbort;
         };
-        let offset = acc.ipa - w.base;
-        if w.size - offset < size {
-            return MmioOutcome::ExternalAbort;
-        }
         let Some(Some(dev)) = self.devices.get_mut(w.device) else {
             return MmioOutcome::ExternalAbort;
         };
-        let a = Access {
-            vcpu,
-            region: w.region,
-            offset,
-            size: acc.size,
-        };
-        if acc.write {
-            match dev.write(a, acc.store_value(reg_value)) {
-                Ok(()) => MmioOutcome::Done,
-                Err(DeviceError::Abort) => MmioOutcome::ExternalAbort,
-            }
-        } else {
-            match dev.read(a) {
-                Ok(_) if acc.reg == XZR => MmioOutcome::Done,
-                Ok(raw) => MmioOutcome::Load {
-                    reg: acc.reg,
-                    value: acc.load_value(raw),
-                },
-                Err(DeviceError::Abort) => MmioOutcome::ExternalAbort,
-            }
+        perform(&mut **dev, vcpu, w.region, w.base, w.size, acc, reg_value)
+    }
+}
+
+/// Whether `[base, base + size)` may be mapped beside `mapped`: the rule of [`Bus::map`]
+/// (not empty, no overflow, no overlap), for routers that keep their own windows
+/// (`Vm`'s exit path, which builds no bus per exit).
+pub fn admissible(mapped: impl IntoIterator<Item = (u64, u64)>, base: u64, size: u64) -> bool {
+    let Some(end) = base.checked_add(size) else {
+        return false;
+    };
+    size != 0 && mapped.into_iter().all(|(b, s)| !(base < b + s && b < end))
+}
+
+/// Performs `acc` on `dev`, whose window `region` is `[base, base + size)` and holds
+/// `acc.ipa`: what [`Bus::dispatch`] does once it has found the window. An access outside
+/// the window or running past its end aborts.
+#[inline]
+pub fn perform<D: MmioDevice + ?Sized>(
+    dev: &mut D,
+    vcpu: usize,
+    region: u8,
+    base: u64,
+    size: u64,
+    acc: &MmioAccess,
+    reg_value: u64,
+) -> MmioOutcome {
+    let offset = acc.ipa.wrapping_sub(base);
+    if offset >= size || size - offset < acc.size as u64 {
+        return MmioOutcome::ExternalAbort;
+    }
+    let a = Access {
+        vcpu,
+        region,
+        offset,
+        size: acc.size,
+    };
+    if acc.write {
+        match dev.write(a, acc.store_value(reg_value)) {
+            Ok(()) => MmioOutcome::Done,
+            Err(DeviceError::Abort) => MmioOutcome::ExternalAbort,
+        }
+    } else {
+        match dev.read(a) {
+            Ok(_) if acc.reg == XZR => MmioOutcome::Done,
+            Ok(raw) => MmioOutcome::Load {
+                reg: acc.reg,
+                value: acc.load_value(raw),
+            },
+            Err(DeviceError::Abort) => MmioOutcome::ExternalAbort,
         }
     }
 }

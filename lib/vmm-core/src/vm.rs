@@ -9,7 +9,7 @@
 use axolotl_abi::Resume;
 use axolotl_abi::syndrome::{Esr, SysregAccess, ec};
 
-use crate::bus::{Bus, MmioDevice, MmioOutcome};
+use crate::bus::{self, MmioDevice, MmioOutcome};
 use crate::mmio::{DecodeAction, XZR, decode};
 use crate::pl011::{Pl011, TxSink};
 use crate::psci::{Psci, PsciAction};
@@ -102,18 +102,34 @@ pub struct Layout {
     pub ram_size: u64,
 }
 
+/// Which of the machine's own devices a window of [`Vm::windows`] reaches.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Own {
+    /// The vGIC's window `REGION_GICD` or `REGION_GICR`.
+    Gic(u8),
+    Uart,
+}
+
 pub struct Vm<S> {
     pub vgic: Vgic,
     pub uart: Pl011<S>,
     pub psci: Psci,
     pub(crate) layout: Layout,
+    /// The vGIC's and the UART's windows as a bus would map them, in this order (one that
+    /// is empty, overflows or overlaps an earlier one is left out): fixed by the layout, so
+    /// found once here instead of a bus built on every exit (docs/benchmarks.md).
+    pub(crate) windows: [Option<(Region, Own)>; 3],
     /// What each list register holds, as far as the VMM injected it.
     pub(crate) lrs: [[Option<Injection>; MAX_LRS]; MAX_VCPUS],
     pub(crate) nr_lrs: usize,
     /// The last exit of each vCPU whose handling was committed (docs/vmm.md, "Restart").
-    pub(crate) records: [Option<crate::persist::ExitRecord>; MAX_VCPUS],
-    /// `records` as the state region has them.
-    pub(crate) committed_records: [Option<crate::persist::ExitRecord>; MAX_VCPUS],
+    /// As the state region has them: kept encoded (`persist::codec`), all zero for none.
+    pub(crate) records: [[u64; crate::persist::RECORD_WORDS]; MAX_VCPUS],
+    /// Per vCPU, the record of the exit being handled ([`Vm::record_exit`]), which becomes
+    /// its entry of `records` only if the commit writes it: most exits change nothing and
+    /// are not recorded, so nothing is copied back. Written on every exit, as words: the
+    /// enum-laden `ExitRecord` stored as such took byte-wise copies.
+    pub(crate) pending: [[u64; crate::persist::RECORD_WORDS]; MAX_VCPUS],
     /// State-region chunks of `lrs` and `records` changed since the last commit.
     pub(crate) dirty: u64,
     /// Per vCPU, the list registers changed since the last commit (bit n = LR n).
@@ -151,11 +167,12 @@ impl<S: TxSink> Vm<S> {
             vgic,
             uart: Pl011::new(sink),
             psci: Psci::new(nr_vcpus, layout.ram_base, layout.ram_size),
+            windows: own_windows(&layout),
             layout,
             lrs: [[None; MAX_LRS]; MAX_VCPUS],
             nr_lrs,
-            records: [None; MAX_VCPUS],
-            committed_records: [None; MAX_VCPUS],
+            records: [[0; crate::persist::RECORD_WORDS]; MAX_VCPUS],
+            pending: [[0; crate::persist::RECORD_WORDS]; MAX_VCPUS],
             dirty: 0,
             dirty_lrs: [0; MAX_VCPUS],
             devices: crate::persist::Devices::default(),
@@ -211,9 +228,6 @@ impl<S: TxSink> Vm<S> {
             }
         };
         let outcome = self.dispatch(vcpu, &acc, value, extra);
-        // The UART's interrupt line follows its registers.
-        let level = self.uart.irq_level();
-        let _ = self.vgic.set_level(0, self.uart_intid(), level);
         match outcome {
             MmioOutcome::Load { reg, value } => (Reply::write(reg, value), None),
             MmioOutcome::Done => (Reply::ADVANCE, None),
@@ -227,6 +241,9 @@ impl<S: TxSink> Vm<S> {
         }
     }
 
+    /// Routes `acc` as a bus holding the vGIC's and the UART's windows and then, if it
+    /// holds the address, the first of `extra` would: an extra window can never shadow the
+    /// vGIC or the UART (one overlapping them is not mapped, and its accesses abort).
     fn dispatch(
         &mut self,
         vcpu: usize,
@@ -234,39 +251,31 @@ impl<S: TxSink> Vm<S> {
         value: u64,
         extra: &mut [(Region, &mut dyn MmioDevice)],
     ) -> MmioOutcome {
-        let gic = self.layout.gic;
-        let uart = self.layout.uart.regs;
-        let mut bus: Bus<'_, 4> = Bus::new();
-        // Both windows are fixed and disjoint (checked by the tests), so mapping cannot fail;
-        // if it did, the access would abort, never misroute.
-        if let Ok(g) = bus.add_device(&mut self.vgic) {
-            match gic {
-                Gic::V2 { distributor, .. } => {
-                    let _ = bus.map(g, REGION_GICD, distributor.base, distributor.size);
+        let ipa = acc.ipa;
+        let hit = |r: &Region| ipa >= r.base && ipa - r.base < r.size;
+        if let Some((r, own)) = self.windows.iter().flatten().find(|(r, _)| hit(r)) {
+            let (r, own) = (*r, *own);
+            return match own {
+                Own::Gic(region) => {
+                    bus::perform(&mut self.vgic, vcpu, region, r.base, r.size, acc, value)
                 }
-                Gic::V3 {
-                    distributor,
-                    redistributor,
-                } => {
-                    let _ = bus.map(g, REGION_GICD, distributor.base, distributor.size);
-                    let _ = bus.map(g, REGION_GICR, redistributor.base, redistributor.size);
+                Own::Uart => {
+                    let o = bus::perform(&mut self.uart, vcpu, 0, r.base, r.size, acc, value);
+                    // The UART's interrupt line follows its registers (and its input, which
+                    // `console_input` sets), so only an access to them can move it.
+                    let level = self.uart.irq_level();
+                    let _ = self.vgic.set_level(0, self.uart_intid(), level);
+                    o
                 }
+            };
+        }
+        let own = self.windows.iter().flatten().map(|(r, _)| (r.base, r.size));
+        match extra.iter_mut().find(|(r, _)| hit(r)) {
+            Some((r, dev)) if bus::admissible(own, r.base, r.size) => {
+                bus::perform(&mut **dev, vcpu, 0, r.base, r.size, acc, value)
             }
+            _ => MmioOutcome::ExternalAbort,
         }
-        if let Ok(u) = bus.add_device(&mut self.uart) {
-            let _ = bus.map(u, 0, uart.base, uart.size);
-        }
-        // Only the device whose window holds the address goes on the bus: one lookup, and
-        // an extra device can never shadow the vGIC or the UART (their windows are mapped
-        // first, so an overlapping one fails to map and the access aborts).
-        if let Some((w, dev)) = extra
-            .iter_mut()
-            .find(|(w, _)| acc.ipa >= w.base && acc.ipa - w.base < w.size)
-            && let Ok(d) = bus.add_device(&mut **dev)
-        {
-            let _ = bus.map(d, 0, w.base, w.size);
-        }
-        bus.dispatch(vcpu, acc, value)
     }
 
     /// A VCPU fault: `x` is x0..x3, `rt_value` the register a trapped system-register write
@@ -388,6 +397,14 @@ impl<S: TxSink> Vm<S> {
         })
     }
 
+    /// True when [`Vm::injections`] would give nothing for any vCPU, known without a scan:
+    /// each one's last scan found nothing and nothing changed since. The exit path's
+    /// common case; false says only that a scan is needed.
+    #[inline]
+    pub fn nothing_to_inject(&self) -> bool {
+        (0..self.vgic.config().nr_vcpus).all(|v| self.vgic.known_idle(v))
+    }
+
     /// The kernel refused an injection from [`Vm::injections`]: the interrupt is pending
     /// again and the list register free.
     pub fn injection_failed(&mut self, vcpu: usize, lr: usize) {
@@ -412,6 +429,36 @@ impl<S: TxSink> Vm<S> {
         let _ = self.vgic.set_level(0, self.uart_intid(), level);
         taken
     }
+}
+
+/// [`Vm::windows`] for `layout`: the vGIC's windows, then the UART's, each mapped unless
+/// [`bus::admissible`] refuses it beside those before it.
+fn own_windows(layout: &Layout) -> [Option<(Region, Own)>; 3] {
+    let (gicd, gicr) = match layout.gic {
+        Gic::V2 { distributor, .. } => (distributor, None),
+        Gic::V3 {
+            distributor,
+            redistributor,
+        } => (distributor, Some(redistributor)),
+    };
+    let wanted = [
+        Some((gicd, Own::Gic(REGION_GICD))),
+        gicr.map(|r| (r, Own::Gic(REGION_GICR))),
+        Some((layout.uart.regs, Own::Uart)),
+    ];
+    let mut out = [None; 3];
+    let mut n = 0;
+    for (r, own) in wanted.into_iter().flatten() {
+        let mapped = out[..n]
+            .iter()
+            .flatten()
+            .map(|(w, _): &(Region, Own)| (w.base, w.size));
+        if bus::admissible(mapped, r.base, r.size) {
+            out[n] = Some((r, own));
+            n += 1;
+        }
+    }
+    out
 }
 
 #[cfg(test)]

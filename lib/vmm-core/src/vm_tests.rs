@@ -188,6 +188,31 @@ fn virtual_timer_is_injected_once_and_acknowledged_on_completion() {
     }
 }
 
+/// `nothing_to_inject` (the exit path's shortcut past `injections`) is never true while an
+/// interrupt waits: not after its line rose, not while the list registers were full.
+#[test]
+fn nothing_to_inject_only_when_a_scan_would_find_nothing() {
+    let mut m = vm(true);
+    enable(&mut m, VTIMER_INTID);
+    assert_eq!(m.injections(0).count(), 0);
+    assert!(m.nothing_to_inject());
+    m.vppi(0, VTIMER_INTID);
+    assert!(!m.nothing_to_inject());
+    let got: Vec<_> = m.injections(0).collect();
+    assert_eq!(got.len(), 1);
+    // SGIs beyond the list registers: the ones left wait, and the shortcut says so.
+    for sgi in 0..8 {
+        m.vgic.send_sgi(0, 1, sgi);
+        m.vm_fault(0, GICR + 0x1_0100, false, dabt(4, 1, true), 1 << sgi);
+    }
+    assert!(!m.nothing_to_inject());
+    assert_eq!(m.injections(0).count(), 3);
+    assert_eq!(m.injections(0).count(), 0);
+    m.maintenance(0, got[0].0);
+    assert!(!m.nothing_to_inject());
+    assert_eq!(m.injections(0).count(), 1);
+}
+
 #[test]
 fn uart_interrupt_follows_input_and_is_reinjected_while_the_line_stays_high() {
     let mut m = vm(true);
@@ -334,6 +359,46 @@ fn extra_devices_get_their_windows_and_nothing_else() {
     assert_eq!(e, None);
     assert_eq!(m.uart.sink().as_slice(), b"B");
     assert_eq!(p.0.len(), 2);
+}
+
+/// The machine's own windows are found once, not mapped per exit; an extra window that
+/// overlaps one of them is still never mapped: even its accesses outside the overlap abort.
+#[test]
+fn an_extra_window_over_the_uarts_gets_nothing() {
+    let mut m = vm(true);
+    let over = Region::new(UART + 0x800, 0x1000);
+    let mut p = Probe(Vec::new());
+    let (r, e) = m.vm_fault_with(
+        0,
+        UART + 0x1000,
+        false,
+        dabt(4, 1, true),
+        1,
+        &mut [(over, &mut p)],
+    );
+    assert_eq!(r, Reply::InjectAbort);
+    assert!(matches!(e, Some(Event::BadAccess { .. })), "{e:?}");
+    // An empty window and one that wraps around the address space: nobody's either.
+    for w in [
+        Region::new(UART + 0x4000, 0),
+        Region::new(u64::MAX - 0xFFF, 0x2000),
+    ] {
+        let ipa = w.base;
+        let (r, _) = m.vm_fault_with(0, ipa, false, dabt(4, 1, true), 1, &mut [(w, &mut p)]);
+        assert_eq!(r, Reply::InjectAbort);
+    }
+    assert!(p.0.is_empty(), "{:?}", p.0);
+    // The UART's own accesses still reach it.
+    let (r, _) = m.vm_fault_with(
+        0,
+        UART,
+        false,
+        dabt(4, 2, true),
+        u64::from(b'C'),
+        &mut [(over, &mut p)],
+    );
+    assert_eq!(r, Reply::ADVANCE);
+    assert_eq!(m.uart.sink().as_slice(), b"C");
 }
 
 #[test]

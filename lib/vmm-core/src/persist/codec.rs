@@ -2,7 +2,7 @@
 //! fields); the caller then re-encodes and compares, which refuses every stray bit.
 
 use super::chunk::{self, GLOBAL, LRS, PRIVATE, RECORD, SPI};
-use super::{ExitRecord, StateError};
+use super::{ExitRecord, RECORD_WORDS, StateError};
 use crate::pl011::{FIFO_DEPTH, Pl011State, TxSink};
 use crate::vgic::{GicVersion, Injection, Irq, PRIORITY_MASK, SPI_BASE, v3};
 use crate::vm::{Event, Reply, Vm};
@@ -174,18 +174,32 @@ fn decode_reply(w: &[u64]) -> Option<Reply> {
     }
 }
 
-fn encode_record(r: &Option<ExitRecord>, out: &mut [u64]) {
-    let Some(r) = r else {
-        out.fill(0);
-        return;
-    };
-    out[0] = PRESENT | r.ack_vppi.map_or(0, |i| 1 << 32 | u64::from(i));
-    out[1] = r.seq;
-    out[2..4].copy_from_slice(&encode_reply(&r.reply));
-    out[4..8].copy_from_slice(&encode_event(&r.event));
+/// A record as its chunk's words, built in registers: the VMM keeps records in this form
+/// (`Vm::records`) because storing the enum-laden `ExitRecord` on every exit took four
+/// byte-wise `memcpy`s on a strict-alignment target (docs/benchmarks.md).
+#[inline]
+pub(crate) fn encode_record(r: &ExitRecord) -> [u64; RECORD_WORDS] {
+    let [r0, r1] = encode_reply(&r.reply);
+    let [e0, e1, e2, e3] = encode_event(&r.event);
+    [
+        PRESENT | r.ack_vppi.map_or(0, |i| 1 << 32 | u64::from(i)),
+        r.seq,
+        r0,
+        r1,
+        e0,
+        e1,
+        e2,
+        e3,
+    ]
 }
 
-fn decode_record(w: &[u64], nr_vcpus: usize) -> Result<Option<ExitRecord>, ()> {
+/// Whether `w` (a record's words as [`encode_record`] wrote them) is exit `seq`'s.
+#[inline]
+pub(crate) fn record_is(w: &[u64; RECORD_WORDS], seq: u64) -> bool {
+    w[0] & PRESENT != 0 && w[1] == seq
+}
+
+pub(crate) fn decode_record(w: &[u64], nr_vcpus: usize) -> Result<Option<ExitRecord>, ()> {
     if w[0] & PRESENT == 0 {
         return Ok(None);
     }
@@ -276,7 +290,7 @@ impl<S: TxSink> Vm<S> {
                 }
             }
             _ if id >= chunk::NET => self.encode_device(id, out),
-            _ => encode_record(&self.records[id - RECORD], out),
+            _ => out.copy_from_slice(&self.records[id - RECORD]),
         }
     }
 
@@ -339,7 +353,10 @@ impl<S: TxSink> Vm<S> {
             }
             _ if id >= chunk::NET => self.decode_device(id, w)?,
             _ => {
-                self.records[id - RECORD] = decode_record(w, cfg.nr_vcpus).map_err(|()| bad)?;
+                // Kept re-encoded, not as read: the caller's comparison with `w` is what
+                // refuses a stray bit.
+                let r = decode_record(w, cfg.nr_vcpus).map_err(|()| bad)?;
+                self.records[id - RECORD] = r.map_or([0; RECORD_WORDS], |r| encode_record(&r));
             }
         }
         Ok(())

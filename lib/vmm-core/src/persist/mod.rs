@@ -146,6 +146,9 @@ pub struct Devices {
     pub blk: bool,
 }
 
+/// Words of an encoded [`ExitRecord`]: its chunk's length.
+pub(crate) const RECORD_WORDS: usize = chunk::len(chunk::RECORD);
+
 impl Devices {
     fn bits(self) -> u64 {
         u64::from(self.net) | u64::from(self.blk) << 1
@@ -209,7 +212,6 @@ impl<S: TxSink> Vm<S> {
                 self.encode_chunk(id, out);
             }
         });
-        self.committed_records = self.records;
         self.vgic.dirty = 0;
         self.vgic.dirty_irqs = [0; vgic::DIRTY_WORDS];
         self.dirty_lrs = [0; MAX_VCPUS];
@@ -254,19 +256,14 @@ impl<S: TxSink> Vm<S> {
             // second handling would repeat against an occupied list register.
             if !t.is_empty() || lrs != 0 {
                 for id in bits(records & used) {
-                    self.put_chunk(&mut t, id);
+                    let v = id - chunk::RECORD;
+                    self.records[v] = self.pending[v];
+                    t.put_words(id, &self.records[v]);
                 }
             }
             n = t.finish();
         }
-        for id in bits(records) {
-            let v = id - chunk::RECORD;
-            if n == 0 {
-                self.records[v] = self.committed_records[v];
-            } else {
-                self.committed_records[v] = self.records[v];
-            }
-        }
+        // A record not written is dropped: `records` stays as the region has it.
         self.vgic.dirty = 0;
         self.dirty = 0;
         self.uart.dirty = false;
@@ -274,12 +271,20 @@ impl<S: TxSink> Vm<S> {
         n
     }
 
-    /// A small chunk (global, list registers, record) whole.
+    /// A chunk whole (global, the devices').
     fn put_chunk<W: Words + ?Sized>(&self, t: &mut region::Txn<'_, '_, W>, id: usize) {
-        let mut buf = [0u64; chunk::MAX_LEN];
         let len = chunk::len(id);
-        self.encode_chunk(id, &mut buf[..len]);
-        t.put_words(id, &buf[..len]);
+        // Not a buffer of the largest chunk for every one: zeroing it was a tenth of a
+        // commit's instructions (encode_chunk writes every word of its slice anyway).
+        if len <= chunk::SMALL_LEN {
+            let mut buf = [0u64; chunk::SMALL_LEN];
+            self.encode_chunk(id, &mut buf[..len]);
+            t.put_words(id, &buf[..len]);
+        } else {
+            let mut buf = [0u64; chunk::MAX_LEN];
+            self.encode_chunk(id, &mut buf[..len]);
+            t.put_words(id, &buf[..len]);
+        }
     }
 
     /// The interrupts marked dirty, in chunk order.
@@ -350,7 +355,6 @@ impl<S: TxSink> Vm<S> {
             }
         }
         vm.check_listing()?;
-        vm.committed_records = vm.records;
         vm.vgic.dirty = 0;
         vm.vgic.dirty_irqs = [0; vgic::DIRTY_WORDS];
         vm.dirty_lrs = [0; MAX_VCPUS];
@@ -364,11 +368,15 @@ impl<S: TxSink> Vm<S> {
     /// (re-issue `ack_vppi`, act on `event` as docs/vmm.md says, send `reply`) instead of
     /// handling it again.
     pub fn committed_exit(&self, vcpu: usize, seq: u64) -> Option<ExitRecord> {
-        self.records
-            .get(vcpu)
-            .copied()
+        // Asked on every exit: the sequence number is compared in the words, and a record
+        // decoded only for the one exit a restart re-delivers.
+        let w = self.records.get(vcpu)?;
+        if !codec::record_is(w, seq) {
+            return None;
+        }
+        codec::decode_record(w, self.vgic.config().nr_vcpus)
+            .ok()
             .flatten()
-            .filter(|r| r.seq == seq)
     }
 
     /// [`Vm::record_exit`] then [`Vm::commit`], in one call that costs next to nothing
@@ -381,21 +389,42 @@ impl<S: TxSink> Vm<S> {
         vcpu: usize,
         record: &ExitRecord,
     ) -> usize {
-        let changed = self.uart.dirty
-            || self.psci.dirty
-            || self.vgic.dirty != 0
-            || self.dirty & !chunk::RECORDS != 0;
-        if !changed && self.dirty == 0 {
+        self.commit_exit_with(region, vcpu, || *record)
+    }
+
+    /// [`Vm::commit_exit`] with the record made by `record` only when it is written: the
+    /// VMM's exit path, where a record made on every exit took byte-wise copies. Inlined
+    /// down to the test for a change, which is all most exits pay.
+    #[inline(always)]
+    pub fn commit_exit_with<W: Words + ?Sized>(
+        &mut self,
+        region: &mut StateRegion<'_, W>,
+        vcpu: usize,
+        record: impl FnOnce() -> ExitRecord,
+    ) -> usize {
+        // `commit`'s own test, with any record noted since the last commit counted too.
+        if !(self.uart.dirty || self.psci.dirty || self.vgic.dirty != 0 || self.dirty != 0) {
             return 0;
         }
-        self.record_exit(vcpu, *record);
+        self.record_and_commit(region, vcpu, record)
+    }
+
+    #[inline(never)]
+    fn record_and_commit<W: Words + ?Sized>(
+        &mut self,
+        region: &mut StateRegion<'_, W>,
+        vcpu: usize,
+        record: impl FnOnce() -> ExitRecord,
+    ) -> usize {
+        self.record_exit(vcpu, record());
         self.commit(region)
     }
 
     /// Notes how the current exit of `vcpu` ends, for the next [`Vm::commit`].
+    #[inline]
     pub fn record_exit(&mut self, vcpu: usize, record: ExitRecord) {
-        if let Some(r) = self.records.get_mut(vcpu) {
-            *r = Some(record);
+        if let Some(r) = self.pending.get_mut(vcpu) {
+            *r = codec::encode_record(&record);
             self.dirty |= chunk::record(vcpu);
         }
     }

@@ -227,23 +227,18 @@ impl Vgic {
     /// is then only checked, not used).
     pub fn set_level(&mut self, vcpu: usize, intid: u32, level: bool) -> Result<(), IrqError> {
         self.check(vcpu, intid)?;
-        let b = dirty_bit(vcpu, intid);
-        let dirty = (self.dirty, self.dirty_irqs[b / 64]);
-        let mut changed = false;
+        // Called after every UART access, mostly with an unchanged line: that is no change
+        // (an edge latches pending only on a rise), neither for the pending-scan cache nor
+        // for the state region, and is answered before anything is marked.
+        if self.irq(vcpu, intid).is_none_or(|q| q.line_level == level) {
+            return Ok(());
+        }
+        self.touched();
         if let Some(irq) = self.irq_mut(vcpu, intid) {
-            let before = (irq.pending_latch, irq.line_level);
-            if irq.edge && level && !irq.line_level {
+            if irq.edge && level {
                 irq.pending_latch = true;
             }
             irq.line_level = level;
-            changed = before != (irq.pending_latch, irq.line_level);
-        }
-        // Called after every UART access with an unchanged line: not a change, neither for
-        // the pending-scan cache nor for the state region.
-        if changed {
-            self.touched();
-        } else {
-            (self.dirty, self.dirty_irqs[b / 64]) = dirty;
         }
         Ok(())
     }
