@@ -47,6 +47,7 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/vmm-restart-smp-gicv3.system",
     "tests/systems/net-echo.system",
     "tests/systems/net-echo-restart.system",
+    "tests/systems/net-echo-misread.system",
     "tests/systems/blk.system",
     "tests/systems/blk-crash.system",
     "tests/systems/campaign-blk.system",
