@@ -30,6 +30,7 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/resilient-echo-capdelete.system",
     "tests/systems/resilient-echo-client-crash.system",
     "tests/systems/resilient-echo-liar.system",
+    "tests/systems/resilient-echo-watched.system",
     "tests/systems/vm-exits.system",
     "tests/systems/many-restartable.system",
     "tests/systems/cap-grant.system",
