@@ -248,7 +248,12 @@ impl NetClient {
                 return;
             }
             let ev = match self.rx.poll() {
-                Ok(Some(ev)) => ev,
+                // Working (a poisoned connection gives nothing but errors and the peer's
+                // restart): the standing fault is over.
+                Ok(Some(ev)) => {
+                    self.rx_fault = None;
+                    ev
+                }
                 Ok(None) => {
                     self.rx_fault = None;
                     return;
@@ -354,7 +359,12 @@ impl NetClient {
     fn poll_tx(&mut self, act: &mut Activity) {
         for _ in 0..POLL_BOUND {
             let ev = match self.tx.poll() {
-                Ok(Some(ev)) => ev,
+                // Working (a poisoned connection gives nothing but errors and the peer's
+                // restart): the standing fault is over.
+                Ok(Some(ev)) => {
+                    self.tx_fault = None;
+                    ev
+                }
                 Ok(None) => {
                     self.tx_fault = None;
                     return;

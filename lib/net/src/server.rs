@@ -215,7 +215,12 @@ impl NetServer {
     fn poll_rx<const N: usize>(&mut self, act: &mut Activity, hold: &mut FrameQueue<N>) {
         for _ in 0..POLL_BOUND {
             let ev = match self.rx.poll() {
-                Ok(Some(ev)) => ev,
+                // Working (a poisoned connection gives nothing but errors and the peer's
+                // restart): the standing fault is over.
+                Ok(Some(ev)) => {
+                    self.rx_fault = None;
+                    ev
+                }
                 Ok(None) => {
                     self.rx_fault = None;
                     return;
@@ -275,7 +280,12 @@ impl NetServer {
                 return;
             }
             let ev = match self.tx.poll() {
-                Ok(Some(ev)) => ev,
+                // Working (a poisoned connection gives nothing but errors and the peer's
+                // restart): the standing fault is over.
+                Ok(Some(ev)) => {
+                    self.tx_fault = None;
+                    ev
+                }
                 Ok(None) => {
                     self.tx_fault = None;
                     return;
