@@ -6,10 +6,11 @@ use core::ptr::NonNull;
 use axolotl_net::link::{DATA_BYTES, RINGS_BYTES};
 use axolotl_net::salvage::{RECORD_WORDS, Refusal, salvage_rx};
 use axolotl_net::{
-    Activity, Dir, Echo, FrameBuf, FrameQueue, LinkRegions, MAX_FRAME, NetClient, NetServer, Router,
+    Accusation, Accuser, Activity, Contradiction, Dir, Echo, FrameBuf, FrameQueue, LinkRegions,
+    MAX_FRAME, NetClient, NetServer, Router,
 };
-use axolotl_pd::{Channel, Handler, SetVar, generation, peer_generation_word, println};
-use axolotl_ring::{Authority, Generations, SharedRegion};
+use axolotl_pd::{Channel, Handler, SetVar, generation, now_us, peer_generation_word, println};
+use axolotl_ring::{Authority, Corruption, Deadline, Generations, Progress, SharedRegion};
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 use virtio_drivers::transport::{DeviceStatus, Transport};
 
@@ -93,14 +94,72 @@ fn generations(ch: Channel) -> Option<Generations> {
     })
 }
 
-/// Reports a corrupt peer to the monitor, which restarts it (its new generation then
-/// resynchronises the link).
-fn report(who: &str, peer: &str, ch: Channel, fault: Option<(Dir, axolotl_ring::Corruption)>) {
-    if let Some((dir, c)) = fault {
-        println!("{who}: {peer} is corrupt ({dir:?}: {c:?}); reporting it");
-        ch.report_corruption(ch.peer_generation().unwrap_or(u32::MAX));
+/// Reports the peer of a link found corrupt to the monitor, which restarts it (its new
+/// generation then resynchronises the link); and once more if the link is still corrupt
+/// after that restart, which the monitor holds against this PD ([`Accuser`]).
+fn accuse(
+    who: &str,
+    peer: &str,
+    ch: Channel,
+    accuser: &mut Accuser,
+    fault: Option<(Dir, Corruption)>,
+) {
+    let Some((dir, c)) = fault else {
+        // The hot path: a sound link costs no clock or table read.
+        accuser.check(false, 0, 0);
+        return;
+    };
+    let generation = ch.peer_generation().unwrap_or(u32::MAX);
+    match accuser.check(true, generation, now_us()) {
+        Some(Accusation::First { generation }) => {
+            println!("{who}: {peer} is corrupt ({dir:?}: {c:?}); reporting it");
+            ch.report_corruption(generation);
+        }
+        Some(Accusation::Again { generation }) => {
+            println!(
+                "{who}: {peer} is still corrupt after its restart ({dir:?}: {c:?}); reporting generation {generation} again"
+            );
+            let restarted = ch.report_corruption(generation);
+            println!("{who}: reported {peer} again, acted on: {restarted}");
+        }
+        None => {}
     }
 }
+
+/// A link whose records lib/ring contradicts: this PD's own state is corrupt
+/// ([`Contradiction`]), nobody else's. Fail-stop, so that the monitor restarts it from its
+/// clean image, instead of drifting on with a link that stalls.
+fn fail_stop_on(who: &str, c: Option<Contradiction>) {
+    if let Some(c) = c {
+        panic!("{who}: own records contradicted by the ring ({c:?}): fail-stop");
+    }
+}
+
+/// Frames handed to the server of a link that stop coming back: checked at the monitor's
+/// heartbeat pings (PDs with `heartbeat_ms` only). `true`: report the server.
+fn overdue(who: &str, peer: &str, deadline: &mut Deadline, link: &NetClient) -> bool {
+    let Progress::Overdue { stalled_us } =
+        deadline.check(now_us(), link.tx_in_flight(), link.stats().tx_returned)
+    else {
+        return false;
+    };
+    println!(
+        "{who}: no transmit completion from {peer} in {} ms with {} in flight; reporting it",
+        stalled_us / 1000,
+        link.tx_in_flight()
+    );
+    true
+}
+
+/// How long the virtualiser waits for the driver to give back a frame it handed over
+/// while frames are in flight (the driver takes a frame as soon as the device has room;
+/// QEMU's device takes them at once). Receive buffers are not watched: they stay with the
+/// driver for as long as the network is quiet, and a quiet network is not a dead one.
+const VIRT_DEADLINE_US: u64 = 1_000_000;
+/// The same for a native client towards the virtualiser: longer, so that a stalled driver
+/// (which stalls the virtualiser's transmit path too) is the virtualiser's to report, and
+/// its restart clears the stall before the clients would accuse the innocent virtualiser.
+const CLIENT_DEADLINE_US: u64 = 3_000_000;
 
 /// A fault the test systems inject into the driver, per generation.
 #[derive(Clone, Copy, Debug)]
@@ -188,6 +247,7 @@ pub struct NetDriver {
     /// Per generation (index), the fault to inject; test systems only.
     inject: &'static [Option<Inject>],
     device_resets: u64,
+    accuser: Accuser,
 }
 
 const IRQ: Channel = Channel::new(NET_DRIVER_IRQ_CHANNEL);
@@ -213,6 +273,7 @@ impl NetDriver {
             frames: 0,
             inject,
             device_resets: 0,
+            accuser: Accuser::new(),
         }
     }
 
@@ -260,8 +321,15 @@ impl NetDriver {
         let mut result = Ok(());
         for _ in 0..64 {
             let act: Activity = server.poll_holding(hold);
+            fail_stop_on("net_driver", act.contradiction);
             notify |= act.notify;
-            report("net_driver", "net_virt", VIRT, act.fault);
+            accuse(
+                "net_driver",
+                "net_virt",
+                VIRT,
+                &mut self.accuser,
+                server.fault(),
+            );
             let mut progress = act.notify || act.again;
             match dev.reap_tx() {
                 Ok(p) => progress |= p,
@@ -301,6 +369,7 @@ impl NetDriver {
                 break;
             }
         }
+        fail_stop_on("net_driver", server.contradiction());
         if notify {
             VIRT.notify();
         }
@@ -380,6 +449,15 @@ pub struct NetVirt {
     frames: u64,
     /// In generation 0, crash once this many frames were routed: restart tests only.
     crash_after: Option<u64>,
+    /// In generation 0, once this many frames were routed, read the driver's link as
+    /// corrupt for good, as a fault in this PD's own state would (the campaign's id 242):
+    /// the repeated-accusation test only.
+    misread_after: Option<u64>,
+    /// Accusations per link: the driver's, then each client's.
+    driver_accuser: Accuser,
+    client_accusers: [Accuser; 2],
+    /// Frames handed to the driver must keep coming back.
+    deadline: Deadline,
 }
 
 const DRIVER: Channel = Channel::new(VIRT_DRIVER_CHANNEL);
@@ -422,6 +500,10 @@ impl NetVirt {
             frame: FrameBuf::new(),
             frames: 0,
             crash_after: None,
+            misread_after: None,
+            driver_accuser: Accuser::new(),
+            client_accusers: [Accuser::new(); 2],
+            deadline: Deadline::new(VIRT_DEADLINE_US),
         }
     }
 
@@ -433,13 +515,31 @@ impl NetVirt {
         v
     }
 
+    /// A virtualiser that, in generation 0, reads its link to the driver as corrupt once
+    /// it routed `frames` frames, and goes on doing so after the driver's restart: its own
+    /// fault blamed on the driver. For the repeated-accusation test only.
+    pub const fn misreading_after(frames: u64) -> Self {
+        let mut v = Self::new();
+        v.misread_after = Some(frames);
+        v
+    }
+
+    /// Whether this incarnation misreads the driver's link (test systems only).
+    fn misreads(&self) -> bool {
+        self.misread_after
+            .is_some_and(|n| generation() == 0 && self.frames >= n)
+    }
+
     fn work(&mut self) {
+        let misread = self.misreads();
         let NetVirt {
             driver: Some(driver),
             clients,
             router: Some(router),
             frame,
             frames,
+            driver_accuser,
+            client_accusers,
             ..
         } = self
         else {
@@ -453,15 +553,32 @@ impl NetVirt {
             for (i, c) in clients.iter_mut().enumerate() {
                 if let Some(c) = c {
                     let act = c.poll_holding(&mut holds[i]);
+                    fail_stop_on("net_virt", act.contradiction);
                     notify_client[i] |= act.notify;
                     progress |= act.notify || act.again;
-                    report(
+                    accuse(
                         "net_virt",
                         NET_CLIENTS[i].name,
                         client_channel(i),
-                        act.fault,
+                        &mut client_accusers[i],
+                        c.fault(),
                     );
                 }
+            }
+            if misread {
+                // The injected fault: the link looks corrupt, nothing moves on it.
+                let c = Corruption::GenerationUnconfirmed {
+                    observed: 54,
+                    confirmed: DRIVER.peer_generation().unwrap_or(0),
+                };
+                accuse(
+                    "net_virt",
+                    "net_driver",
+                    DRIVER,
+                    driver_accuser,
+                    Some((Dir::Rx, c)),
+                );
+                break;
             }
             // From the wire: by destination MAC.
             let act = driver.poll(|f| {
@@ -475,9 +592,16 @@ impl NetVirt {
                 }
                 *frames += 1;
             });
+            fail_stop_on("net_virt", act.contradiction);
             notify_driver |= act.notify;
             progress |= act.notify || act.again;
-            report("net_virt", "net_driver", DRIVER, act.fault);
+            accuse(
+                "net_virt",
+                "net_driver",
+                DRIVER,
+                driver_accuser,
+                driver.fault(),
+            );
             // To the wire (or another client): one frame per client in turn.
             loop {
                 let ready = clients
@@ -515,6 +639,10 @@ impl NetVirt {
             if !progress {
                 break;
             }
+        }
+        fail_stop_on("net_virt", driver.contradiction());
+        for c in clients.iter().flatten() {
+            fail_stop_on("net_virt", c.contradiction());
         }
         if notify_driver {
             DRIVER.notify();
@@ -581,6 +709,21 @@ impl Handler for NetVirt {
         }
         self.work();
     }
+
+    /// Frames handed to the driver that stop coming back (the driver runs and answers
+    /// heartbeats but no longer serves the link): look once more, then report the driver.
+    fn heartbeat(&mut self) {
+        self.work();
+        let Some(driver) = self.driver.as_ref() else {
+            return;
+        };
+        if overdue("net_virt", "net_driver", &mut self.deadline, driver) {
+            let accused = DRIVER.peer_generation().unwrap_or(u32::MAX);
+            let restarted = DRIVER.report_corruption(accused);
+            println!("net_virt: reported the driver, acted on: {restarted}");
+            DRIVER.notify();
+        }
+    }
 }
 
 /// A native network client: answers ARP for its address and UDP echo on `ECHO_PORT`.
@@ -591,6 +734,9 @@ pub struct NetEcho {
     out: [u8; MAX_FRAME],
     restarts_seen: u64,
     announced: bool,
+    accuser: Accuser,
+    /// Frames handed to the virtualiser must keep coming back.
+    deadline: Deadline,
 }
 
 const VIRT_OF_CLIENT: Channel = Channel::new(NET_CLIENT_VIRT_CHANNEL);
@@ -606,6 +752,8 @@ impl NetEcho {
             out: [0; MAX_FRAME],
             restarts_seen: 0,
             announced: false,
+            accuser: Accuser::new(),
+            deadline: Deadline::new(CLIENT_DEADLINE_US),
         }
     }
 
@@ -615,6 +763,7 @@ impl NetEcho {
             link: Some(link),
             echo,
             out,
+            accuser,
             ..
         } = self
         else {
@@ -631,8 +780,9 @@ impl NetEcho {
         for _ in 0..256 {
             let mut reply = None;
             let act = link.poll_limited(1, |f| reply = echo.handle(f, out));
+            fail_stop_on(name, act.contradiction);
             notify |= act.notify;
-            report(name, "net_virt", VIRT_OF_CLIENT, act.fault);
+            accuse(name, "net_virt", VIRT_OF_CLIENT, accuser, link.fault());
             if let Some(n) = reply {
                 // No buffer: the reply is dropped (the sender retries), never queued.
                 if link.send(&out[..n]).is_ok() {
@@ -653,6 +803,7 @@ impl NetEcho {
             );
             self.announced = false;
         }
+        fail_stop_on(name, link.contradiction());
         if notify {
             VIRT_OF_CLIENT.notify();
         }
@@ -691,5 +842,21 @@ impl Handler for NetEcho {
 
     fn notified(&mut self, _: Channel) {
         self.work();
+    }
+
+    /// Frames handed to the virtualiser that stop coming back: look once more, then
+    /// report it (PDs with `heartbeat_ms` only).
+    fn heartbeat(&mut self) {
+        self.work();
+        let name = NET_CLIENTS[self.index].name;
+        let Some(link) = self.link.as_ref() else {
+            return;
+        };
+        if overdue(name, "net_virt", &mut self.deadline, link) {
+            let accused = VIRT_OF_CLIENT.peer_generation().unwrap_or(u32::MAX);
+            let restarted = VIRT_OF_CLIENT.report_corruption(accused);
+            println!("{name}: reported the virtualiser, acted on: {restarted}");
+            VIRT_OF_CLIENT.notify();
+        }
     }
 }

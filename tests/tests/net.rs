@@ -234,3 +234,51 @@ fn net_survives_driver_crashes_hang_and_virtualiser_restart_gicv2() {
 fn net_survives_driver_crashes_hang_and_virtualiser_restart_gicv3() {
     survives_restarts(3);
 }
+
+/// Issue #21 (the virtualiser's campaign id 242): a virtualiser whose own state makes its
+/// sound link to the driver read as corrupt reports the driver; the driver's restart
+/// repairs nothing, the virtualiser reports the fresh driver again, and the monitor holds
+/// that against the reporter and restarts it. Without the repeated accusation the
+/// virtualiser fell silent after its first report, and the link stayed dead for good.
+fn repeated_accusation(gic: u8) {
+    let (mut b, ports) = boot_net(gic, "net-echo-misread");
+    wait_up(&mut b);
+    // The misreading starts after 200 routed frames (about 100 datagrams): 2 × 160.
+    let tallies = match traffic(ports, 160) {
+        Ok(t) => t,
+        Err(e) => {
+            check::<()>(Err(b.failure(e)));
+            unreachable!()
+        }
+    };
+    eprintln!("net-echo-misread gic{gic}: {tallies:?}");
+    for t in &tallies {
+        assert_eq!(t.answered, 160);
+    }
+    check(b.expect_chain(
+        &[
+            "net_virt: net_driver is corrupt (Rx: GenerationUnconfirmed",
+            "monitor: restarted net_driver (cause: corruption reported by pd 1)",
+            "net_virt: net_driver is still corrupt after its restart",
+            "monitor: restarted net_virt (cause: false corruption report against pd 0)",
+            "net_virt: generation 1: routing for 2 clients",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    // One restart each: the driver's did not help, the virtualiser's did.
+    check(b.refute("net_driver: generation 2"));
+    check(b.refute("net_virt: generation 2"));
+    // Here "corrupt" is the test (the accusations above).
+    let bad: Vec<&str> = BAD.iter().copied().filter(|s| *s != "corrupt").collect();
+    refute_each(&mut b, &bad);
+}
+
+#[test]
+fn net_repeated_accusation_restarts_the_reporter_gicv2() {
+    repeated_accusation(2);
+}
+
+#[test]
+fn net_repeated_accusation_restarts_the_reporter_gicv3() {
+    repeated_accusation(3);
+}

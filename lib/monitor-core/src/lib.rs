@@ -25,7 +25,9 @@ mod watchdog;
 pub use cause::{Access, Cause};
 pub use heartbeat::{Heartbeats, LAST_CHANCE_MS, SLACK_PERIODS};
 pub use log::How;
-pub use report::{Declined, REPORT_BURST, REPORT_WINDOW_MS, Reports, Verdict, report_peer};
+pub use report::{
+    Declined, FALSE_REPORT_WINDOW_MS, REPORT_BURST, REPORT_WINDOW_MS, Reports, Verdict, report_peer,
+};
 pub use tracker::{
     Command, CommandRefused, Decision, HoldReason, MIN_RUN_MS, RECORD_BYTES, RESTART_HISTORY,
     RETRY_MS, Record, State, Tracker,

@@ -17,9 +17,14 @@
 //!   declined; the peer keeps running, watched (only what the monitor sees itself, a fault
 //!   or a missed heartbeat, can stop a PD for good);
 //! - against a peer the monitor restarted on this reporter's word, from its pristine image,
-//!   and that has not failed on its own since, while the reporter's incarnation that saw it
-//!   restart still runs, is not believed: the peer checks out clean, so the reporter is
-//!   the suspect and is restarted itself ([`Cause::FalseReport`]), by its own policy.
+//!   within [`FALSE_REPORT_WINDOW_MS`] of that restart, and that has not failed on its own
+//!   since, while the reporter's incarnation that saw it restart still runs, is not
+//!   believed: the peer checks out clean, so the reporter is the suspect and is restarted
+//!   itself ([`Cause::FalseReport`]), by its own policy. (Reporters accuse again when a
+//!   link stays corrupt across the accused's restart, lib/net's `Accuser`: a reporter whose
+//!   own state is broken used to fall silent instead, its link dead for good.) Past the
+//!   window the peer has served long enough that a new fault of its own is the likelier
+//!   story, and the report is judged afresh.
 //!
 //! All but the rate limit is decided from the trackers, which the journal keeps: a
 //! restarted monitor judges as its predecessor would have.
@@ -35,6 +40,12 @@ use crate::{Cause, Decision, State, Tracker};
 pub const REPORT_BURST: usize = 4;
 /// The rate limit's sliding window.
 pub const REPORT_WINDOW_MS: u64 = 1000;
+/// How long after a peer's restart on a reporter's word another accusation of it by that
+/// reporter discredits the reporter. Far above what a reporter takes to find that the
+/// restart repaired nothing (lib/net's `Accuser::GRACE_US`, a client's one-second progress
+/// deadline), far below the time a fresh incarnation serves before a fault of its own is
+/// as likely as the reporter's.
+pub const FALSE_REPORT_WINDOW_MS: u64 = 5000;
 
 /// What the monitor does about a report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,7 +233,8 @@ impl Reports {
         }
         let restarted_on_our_word = p.restarts() > 0
             && p.last_cause() == Some(Cause::Corruption { reporter })
-            && r.started_ms() <= p.started_ms();
+            && r.started_ms() <= p.started_ms()
+            && now_ms.saturating_sub(p.started_ms()) < FALSE_REPORT_WINDOW_MS;
         if restarted_on_our_word {
             return Verdict::Discredit { peer };
         }
@@ -405,6 +417,32 @@ mod tests {
         t[REPORTER as usize].on_restarted(at + 2);
         assert_eq!(
             judge(&mut r, &plan, &t, REPORTER, 0, at + 3),
+            Verdict::Believe { peer: PEER }
+        );
+    }
+
+    /// Issue #21 (the virtualiser's campaign id 242): the repeated accusation counts only
+    /// soon after the restart it caused; a peer that has served clean for long may have
+    /// failed anew.
+    #[test]
+    fn a_second_report_long_after_the_peers_restart_is_believed() {
+        let plan = plan(3);
+        let mut t = trackers(&plan, 0);
+        let mut r = Reports::new();
+        let at = restart_on_report(&mut t, REPORTER, PEER, 100);
+        assert_eq!(
+            judge(
+                &mut r,
+                &plan,
+                &t,
+                REPORTER,
+                0,
+                at + FALSE_REPORT_WINDOW_MS - 1
+            ),
+            Verdict::Discredit { peer: PEER }
+        );
+        assert_eq!(
+            judge(&mut r, &plan, &t, REPORTER, 0, at + FALSE_REPORT_WINDOW_MS),
             Verdict::Believe { peer: PEER }
         );
     }

@@ -27,6 +27,39 @@ pub struct Activity {
     pub peer_restarted: bool,
     /// The poll stopped at its work bound: poll again.
     pub again: bool,
+    /// This side's own records are contradicted by its ring: the PD is corrupt itself and
+    /// must fail-stop ([`Contradiction`]). Sticky: every later poll says it again.
+    pub contradiction: Option<Contradiction>,
+}
+
+/// Proof that a PD's own state is corrupt: lib/ring, which keeps its own table of the ids
+/// out, refuses an id (or buffer) this side's records hold free, or hands back one they do
+/// not hold out. No peer wrote anything wrong, so there is nobody to report; and going on
+/// lets the records and the ring drift further apart (a buffer never posted again, a frame
+/// never sent: a link that stalls while the PD runs and answers heartbeats, the
+/// virtualiser's campaign id 118, docs/resilience.md). The PD panics on it, and the monitor
+/// restarts it from its clean image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Contradiction {
+    /// lib/ring refused request (or response) `id`, which this side held free (or in
+    /// service), with `error` (`IdInUse`, `IdOutOfRange`, `NotInService`, `BadBuffer`: all
+    /// "caller bug").
+    Refused { dir: Dir, id: u32, error: Error },
+    /// lib/ring completed or reclaimed `id`, which this side did not hold out.
+    Unexpected { dir: Dir, id: u32 },
+}
+
+impl Contradiction {
+    /// Whether lib/ring's answer to a request this side's records allowed contradicts them.
+    pub(crate) fn of(dir: Dir, id: u32, e: Error) -> Option<Self> {
+        match e {
+            Error::IdInUse { .. }
+            | Error::IdOutOfRange { .. }
+            | Error::NotInService { .. }
+            | Error::BadBuffer { .. } => Some(Contradiction::Refused { dir, id, error: e }),
+            Error::NotConnected | Error::Full | Error::Corrupt(_) => None,
+        }
+    }
 }
 
 impl Activity {
@@ -46,6 +79,9 @@ pub struct ClientStats {
     /// Receive buffers the server held when it restarted (re-posted).
     pub rx_reclaimed: u64,
     pub tx_frames: u64,
+    /// Transmit buffers back from the server: completed, or reclaimed across its restart
+    /// (with [`NetClient::tx_in_flight`], what a progress deadline watches).
+    pub tx_returned: u64,
     /// Frames the server held when it restarted: dropped (the buffer is ours again).
     pub tx_dropped: u64,
     pub server_restarts: u64,
@@ -78,8 +114,12 @@ pub struct NetClient {
     rx_posted: u64,
     /// Transmit buffers currently with the server.
     tx_busy: u64,
-    rx_fault: bool,
-    tx_fault: bool,
+    /// The standing fault of each connection (reported once by `Activity::fault`; cleared
+    /// when the connection works again).
+    rx_fault: Option<Corruption>,
+    tx_fault: Option<Corruption>,
+    /// Set once for good: this incarnation's records are not to be trusted.
+    contradiction: Option<Contradiction>,
     stats: ClientStats,
     frame: FrameBuf,
 }
@@ -110,8 +150,9 @@ impl NetClient {
             tx_data: txd,
             rx_posted: 0,
             tx_busy: 0,
-            rx_fault: false,
-            tx_fault: false,
+            rx_fault: None,
+            tx_fault: None,
+            contradiction: None,
             stats: ClientStats::default(),
             frame: FrameBuf::new(),
         })
@@ -140,6 +181,41 @@ impl NetClient {
         self.rx.server_generation()
     }
 
+    /// The connection found corrupt and not working since (a poll that saw nothing wrong
+    /// clears it), if any: what an [`crate::Accuser`] watches across the accused's restart.
+    pub fn fault(&self) -> Option<(Dir, Corruption)> {
+        self.rx_fault
+            .map(|c| (Dir::Rx, c))
+            .or(self.tx_fault.map(|c| (Dir::Tx, c)))
+    }
+
+    /// This incarnation's records contradicted by its ring: fail-stop.
+    pub fn contradiction(&self) -> Option<Contradiction> {
+        self.contradiction
+    }
+
+    /// Frames handed to the server and not yet back (lib/ring's count, not ours: a
+    /// submit whose success we missed still counts).
+    pub fn tx_in_flight(&self) -> usize {
+        self.tx.in_flight()
+    }
+
+    /// Forgets that buffer `id` is with the server, as a bit flipped in this PD's records
+    /// would: tests of [`Contradiction`] only.
+    #[cfg(feature = "fault-injection")]
+    #[doc(hidden)]
+    pub fn inject_forget(&mut self, dir: Dir, id: u32) {
+        let bit = 1u64.checked_shl(id).unwrap_or(0);
+        match dir {
+            Dir::Rx => self.rx_posted &= !bit,
+            Dir::Tx => self.tx_busy &= !bit,
+        }
+    }
+
+    fn contradicted(&mut self, c: Contradiction) {
+        self.contradiction.get_or_insert(c);
+    }
+
     /// Drives both connections: handshake, received frames (each handed to `on_frame` once,
     /// its buffer re-posted), transmit completions, server restarts (every buffer the server
     /// held comes back: receive buffers are posted again, frames being sent are dropped).
@@ -151,9 +227,16 @@ impl NetClient {
     /// it stopped there): for a client that answers each frame before taking the next.
     pub fn poll_limited(&mut self, max_frames: usize, mut on_frame: impl FnMut(&[u8])) -> Activity {
         let mut act = Activity::default();
-        self.poll_rx(&mut act, max_frames, &mut on_frame);
-        self.post_rx(&mut act);
-        self.poll_tx(&mut act);
+        if self.contradiction.is_none() {
+            self.poll_rx(&mut act, max_frames, &mut on_frame);
+        }
+        if self.contradiction.is_none() {
+            self.post_rx(&mut act);
+        }
+        if self.contradiction.is_none() {
+            self.poll_tx(&mut act);
+        }
+        act.contradiction = self.contradiction;
         act
     }
 
@@ -165,14 +248,18 @@ impl NetClient {
                 return;
             }
             let ev = match self.rx.poll() {
-                Ok(Some(ev)) => ev,
+                // Working (a poisoned connection gives nothing but errors and the peer's
+                // restart): the standing fault is over.
+                Ok(Some(ev)) => {
+                    self.rx_fault = None;
+                    ev
+                }
                 Ok(None) => {
-                    self.rx_fault = false;
+                    self.rx_fault = None;
                     return;
                 }
                 Err(Error::Corrupt(c)) => {
-                    if !self.rx_fault {
-                        self.rx_fault = true;
+                    if self.rx_fault.replace(c).is_none() {
                         act.fault(Dir::Rx, c);
                     }
                     return;
@@ -187,7 +274,9 @@ impl NetClient {
                     act.notify = true;
                 }
                 ClientEvent::Completed(d) => {
-                    self.rx_posted &= !(1 << d.id);
+                    if !self.take_rx(d.id) {
+                        return;
+                    }
                     let len = d.len as usize;
                     if !(MIN_FRAME..=MAX_FRAME).contains(&len) {
                         self.stats.rx_bad_len += 1;
@@ -201,12 +290,38 @@ impl NetClient {
                     }
                 }
                 ClientEvent::Reclaimed(d) => {
-                    self.rx_posted &= !(1 << d.id);
+                    if !self.take_rx(d.id) {
+                        return;
+                    }
                     self.stats.rx_reclaimed += 1;
                 }
             }
         }
         act.again = true;
+    }
+
+    /// Takes receive buffer `id` back from the server; `false` (and the PD is corrupt) if
+    /// our records did not have it out.
+    fn take_rx(&mut self, id: u32) -> bool {
+        let bit = 1u64.checked_shl(id).unwrap_or(0);
+        if self.rx_posted & bit == 0 {
+            self.contradicted(Contradiction::Unexpected { dir: Dir::Rx, id });
+            return false;
+        }
+        self.rx_posted &= !bit;
+        true
+    }
+
+    /// Takes transmit buffer `id` back from the server, as [`NetClient::take_rx`].
+    fn take_tx(&mut self, id: u32) -> bool {
+        let bit = 1u64.checked_shl(id).unwrap_or(0);
+        if self.tx_busy & bit == 0 {
+            self.contradicted(Contradiction::Unexpected { dir: Dir::Tx, id });
+            return false;
+        }
+        self.tx_busy &= !bit;
+        self.stats.tx_returned += 1;
+        true
     }
 
     /// Posts every receive buffer not with the server.
@@ -224,13 +339,19 @@ impl NetClient {
                     act.notify = true;
                 }
                 Err(Error::Corrupt(c)) => {
-                    if !self.rx_fault {
-                        self.rx_fault = true;
+                    if self.rx_fault.replace(c).is_none() {
                         act.fault(Dir::Rx, c);
                     }
                     return;
                 }
-                Err(_) => return,
+                Err(e) => {
+                    // The id is free by our records: a refusal of it is our own corruption
+                    // (it used to be ignored, and the buffer was never posted again).
+                    if let Some(c) = Contradiction::of(Dir::Rx, id, e) {
+                        self.contradicted(c);
+                    }
+                    return;
+                }
             }
         }
     }
@@ -238,14 +359,18 @@ impl NetClient {
     fn poll_tx(&mut self, act: &mut Activity) {
         for _ in 0..POLL_BOUND {
             let ev = match self.tx.poll() {
-                Ok(Some(ev)) => ev,
+                // Working (a poisoned connection gives nothing but errors and the peer's
+                // restart): the standing fault is over.
+                Ok(Some(ev)) => {
+                    self.tx_fault = None;
+                    ev
+                }
                 Ok(None) => {
-                    self.tx_fault = false;
+                    self.tx_fault = None;
                     return;
                 }
                 Err(Error::Corrupt(c)) => {
-                    if !self.tx_fault {
-                        self.tx_fault = true;
+                    if self.tx_fault.replace(c).is_none() {
                         act.fault(Dir::Tx, c);
                     }
                     return;
@@ -258,9 +383,15 @@ impl NetClient {
                     act.peer_restarted = true;
                     act.notify = true;
                 }
-                ClientEvent::Completed(d) => self.tx_busy &= !(1 << d.id),
+                ClientEvent::Completed(d) => {
+                    if !self.take_tx(d.id) {
+                        return;
+                    }
+                }
                 ClientEvent::Reclaimed(d) => {
-                    self.tx_busy &= !(1 << d.id);
+                    if !self.take_tx(d.id) {
+                        return;
+                    }
                     self.stats.tx_dropped += 1;
                 }
             }
@@ -269,8 +400,13 @@ impl NetClient {
     }
 
     /// Copies `frame` into a free transmit buffer and hands it to the server. `Ok(())`: the
-    /// caller notifies the server.
+    /// caller notifies the server. A refusal that contradicts our records is
+    /// `NotConnected` here (callers' matches stay as they are) and
+    /// [`NetClient::contradiction`] from now on, which the PD turns into a fail-stop.
     pub fn send(&mut self, frame: &[u8]) -> Result<(), SendError> {
+        if self.contradiction.is_some() {
+            return Err(SendError::NotConnected);
+        }
         if !(MIN_FRAME..=MAX_FRAME).contains(&frame.len()) {
             return Err(SendError::BadLength(frame.len()));
         }
@@ -294,7 +430,12 @@ impl NetClient {
             }
             Err(Error::Corrupt(c)) => Err(SendError::Corrupt(c)),
             Err(Error::Full) => Err(SendError::NoBuffer),
-            Err(_) => Err(SendError::NotConnected),
+            Err(e) => {
+                if let Some(c) = Contradiction::of(Dir::Tx, id, e) {
+                    self.contradicted(c);
+                }
+                Err(SendError::NotConnected)
+            }
         }
     }
 }

@@ -20,10 +20,14 @@
 //! * [`device`]: the checks the driver applies to what its virtio device claims;
 //!   [`salvage`]: the frames a dead driver left in its receive queue, found (checked) by
 //!   the next one.
+//! * [`Contradiction`]: a PD's own records contradicted by its ring, proof of its own
+//!   corruption (it fail-stops); [`Accuser`]: when to report a corrupt link's peer, again
+//!   if the link stays corrupt after the peer's restart (evidence against the reporter).
 //! * [`FrameQueue`]: frames a server holds for a client that has no buffer posted yet (a
 //!   restarted peer re-attaching), and those a dead client never read, kept for the next.
 #![no_std]
 
+mod accuse;
 mod client;
 pub mod device;
 mod echo;
@@ -34,8 +38,9 @@ mod router;
 pub mod salvage;
 mod server;
 
+pub use accuse::{Accusation, Accuser};
 pub use axolotl_ring::DataRegion;
-pub use client::{Activity, ClientStats, Dir, NetClient, SendError};
+pub use client::{Activity, ClientStats, Contradiction, Dir, NetClient, SendError};
 pub use echo::{Echo, EchoStats};
 pub use hold::FrameQueue;
 pub use link::{BUF_SIZE, FrameBuf, IDS, LinkRegions, MAX_FRAME, MIN_FRAME};

@@ -2,9 +2,9 @@
 //! each client): takes the client's free receive buffers and fills them, takes the frames it
 //! sends. Every descriptor is validated by lib/ring; lengths here.
 
-use axolotl_ring::{Descriptor, Error, Generations, LayoutError, Server, ServerEvent};
+use axolotl_ring::{Corruption, Descriptor, Error, Generations, LayoutError, Server, ServerEvent};
 
-use crate::client::{Activity, Dir};
+use crate::client::{Activity, Contradiction, Dir};
 use crate::hold::FrameQueue;
 use crate::link::{CAPACITY, IDS, LinkRegions, MAX_FRAME, MIN_FRAME};
 use axolotl_ring::DataRegion;
@@ -47,8 +47,11 @@ pub struct NetServer {
     free_len: usize,
     /// A transmit request taken from the ring but not yet handed out by `take_tx`.
     tx_pending: Option<Descriptor>,
-    rx_fault: bool,
-    tx_fault: bool,
+    /// The standing fault of each connection, as in [`crate::NetClient`].
+    rx_fault: Option<Corruption>,
+    tx_fault: Option<Corruption>,
+    /// Set once for good: lib/ring refused a response our records allowed.
+    contradiction: Option<Contradiction>,
     stats: ServerStats,
 }
 
@@ -82,8 +85,9 @@ impl NetServer {
             free_head: 0,
             free_len: 0,
             tx_pending: None,
-            rx_fault: false,
-            tx_fault: false,
+            rx_fault: None,
+            tx_fault: None,
+            contradiction: None,
             stats: ServerStats::default(),
         })
     }
@@ -106,6 +110,51 @@ impl NetServer {
         self.rx.client_generation()
     }
 
+    /// The connection found corrupt and not working since, if any (as
+    /// [`crate::NetClient::fault`]).
+    pub fn fault(&self) -> Option<(Dir, Corruption)> {
+        self.rx_fault
+            .map(|c| (Dir::Rx, c))
+            .or(self.tx_fault.map(|c| (Dir::Tx, c)))
+    }
+
+    /// This incarnation's records contradicted by its ring (a response to a request it
+    /// took and holds, refused as not in service): fail-stop, as [`Contradiction`] says.
+    pub fn contradiction(&self) -> Option<Contradiction> {
+        self.contradiction
+    }
+
+    /// Takes transmit request `id` as pending though lib/ring does not have it in service,
+    /// as a bit flipped in this PD's records would: tests of [`Contradiction`] only.
+    #[cfg(feature = "fault-injection")]
+    #[doc(hidden)]
+    pub fn inject_pending_tx(&mut self, id: u32) {
+        self.tx_pending = Some(Descriptor {
+            offset: 0,
+            len: MIN_FRAME as u32,
+            id,
+            tag: 0,
+        });
+    }
+
+    /// Answers request `id` on `dir`'s connection; `Some(notify)` when sent. A refusal our
+    /// records contradict is kept for [`NetServer::contradiction`].
+    fn respond(&mut self, dir: Dir, id: u32, len: u32) -> Option<bool> {
+        let conn = match dir {
+            Dir::Rx => &mut self.rx,
+            Dir::Tx => &mut self.tx,
+        };
+        match conn.respond(id, len) {
+            Ok(_) => Some(true),
+            Err(e) => {
+                if let Some(c) = Contradiction::of(dir, id, e) {
+                    self.contradiction.get_or_insert(c);
+                }
+                None
+            }
+        }
+    }
+
     /// Drives both connections: handshake, the client's receive buffers, a client restart
     /// (whatever of its buffers we held is forgotten), and takes the next frame to send if
     /// one is queued ([`NetServer::take_tx`] hands it out).
@@ -120,9 +169,12 @@ impl NetServer {
     /// them, oldest first.
     pub fn poll_holding<const N: usize>(&mut self, hold: &mut FrameQueue<N>) -> Activity {
         let mut act = Activity::default();
-        self.poll_rx(&mut act, hold);
-        self.flush(hold, &mut act);
-        self.poll_tx(&mut act);
+        if self.contradiction.is_none() {
+            self.poll_rx(&mut act, hold);
+            self.flush(hold, &mut act);
+            self.poll_tx(&mut act);
+        }
+        act.contradiction = self.contradiction;
         act
     }
 
@@ -163,14 +215,18 @@ impl NetServer {
     fn poll_rx<const N: usize>(&mut self, act: &mut Activity, hold: &mut FrameQueue<N>) {
         for _ in 0..POLL_BOUND {
             let ev = match self.rx.poll() {
-                Ok(Some(ev)) => ev,
+                // Working (a poisoned connection gives nothing but errors and the peer's
+                // restart): the standing fault is over.
+                Ok(Some(ev)) => {
+                    self.rx_fault = None;
+                    ev
+                }
                 Ok(None) => {
-                    self.rx_fault = false;
+                    self.rx_fault = None;
                     return;
                 }
                 Err(Error::Corrupt(c)) => {
-                    if !self.rx_fault {
-                        self.rx_fault = true;
+                    if self.rx_fault.replace(c).is_none() {
                         act.fault = act.fault.or(Some((Dir::Rx, c)));
                     }
                     return;
@@ -190,7 +246,7 @@ impl NetServer {
                     if (d.len as usize) < MAX_FRAME {
                         // Too short for a frame: back at once, empty.
                         self.stats.rx_short_buffers += 1;
-                        if self.rx.respond(d.id, 0).is_ok() {
+                        if self.respond(Dir::Rx, d.id, 0).is_some() {
                             act.notify = true;
                         }
                     } else if self.free_len < IDS {
@@ -224,14 +280,18 @@ impl NetServer {
                 return;
             }
             let ev = match self.tx.poll() {
-                Ok(Some(ev)) => ev,
+                // Working (a poisoned connection gives nothing but errors and the peer's
+                // restart): the standing fault is over.
+                Ok(Some(ev)) => {
+                    self.tx_fault = None;
+                    ev
+                }
                 Ok(None) => {
-                    self.tx_fault = false;
+                    self.tx_fault = None;
                     return;
                 }
                 Err(Error::Corrupt(c)) => {
-                    if !self.tx_fault {
-                        self.tx_fault = true;
+                    if self.tx_fault.replace(c).is_none() {
                         act.fault = act.fault.or(Some((Dir::Tx, c)));
                     }
                     return;
@@ -252,7 +312,7 @@ impl NetServer {
                         self.tx_pending = Some(d);
                     } else {
                         self.stats.tx_bad_len += 1;
-                        if self.tx.respond(d.id, 0).is_ok() {
+                        if self.respond(Dir::Tx, d.id, 0).is_some() {
                             act.notify = true;
                         }
                     }
@@ -272,6 +332,9 @@ impl NetServer {
     /// frame downstream: once taken, it is this side's to deliver or drop. The caller
     /// notifies the client if `notify` was set.
     pub fn take_tx(&mut self, out: &mut [u8; MAX_FRAME], notify: &mut bool) -> Option<usize> {
+        if self.contradiction.is_some() {
+            return None;
+        }
         if self.tx_pending.is_none() {
             let mut act = Activity::default();
             self.poll_tx(&mut act);
@@ -281,10 +344,14 @@ impl NetServer {
         let len = d.len as usize;
         let ok = self.tx_data.copy_out(d.offset as usize, &mut out[..len]);
         // Answered with the length sent; the buffer is the client's again.
-        if self.tx.respond(d.id, if ok { d.len } else { 0 }).is_ok() {
+        if self
+            .respond(Dir::Tx, d.id, if ok { d.len } else { 0 })
+            .is_some()
+        {
             *notify = true;
         }
-        if !ok {
+        // A frame lib/ring does not have in service is not the client's: never forwarded.
+        if !ok || self.contradiction.is_some() {
             return None;
         }
         self.stats.tx_taken += 1;
@@ -338,7 +405,10 @@ impl NetServer {
     /// Into the oldest posted buffer, completed: `Some(notify)`; `None`: no buffer, or the
     /// frame's length is impossible (nothing consumed).
     fn deliver_now(&mut self, frame: &[u8]) -> Option<bool> {
-        if !(MIN_FRAME..=MAX_FRAME).contains(&frame.len()) || !self.rx_ready() {
+        if !(MIN_FRAME..=MAX_FRAME).contains(&frame.len())
+            || !self.rx_ready()
+            || self.contradiction.is_some()
+        {
             return None;
         }
         let d = self.free[self.free_head];
@@ -346,20 +416,18 @@ impl NetServer {
         self.free_len -= 1;
         if !self.rx_data.copy_in(d.offset as usize, frame) {
             // Cannot happen for a validated descriptor of at least MAX_FRAME bytes.
-            let _ = self.rx.respond(d.id, 0);
+            let _ = self.respond(Dir::Rx, d.id, 0);
             return Some(true);
         }
-        match self.rx.respond(d.id, frame.len() as u32) {
-            Ok(_) => {
+        match self.respond(Dir::Rx, d.id, frame.len() as u32) {
+            Some(_) => {
                 self.stats.rx_delivered += 1;
                 Some(true)
             }
-            Err(_) => {
-                // The client restarted under us: `poll` hands its buffers back. The frame
-                // was not taken (the next buffer is not used for it: the restart empties
-                // the free list anyway).
-                None
-            }
+            // The client restarted under us: `poll` hands its buffers back. The frame was
+            // not taken (the next buffer is not used for it: the restart empties the free
+            // list anyway). Or our records are contradicted (`contradiction`).
+            None => None,
         }
     }
 }

@@ -219,6 +219,29 @@ fn a_buffer_completed_twice_is_reported() {
     );
 }
 
+/// The standing fault an `Accuser` watches: there while the link is poisoned, poll after
+/// poll, and over once the peer's restart has resynchronised it.
+#[test]
+fn the_standing_fault_lasts_until_the_peers_restart_repairs_the_link() {
+    let mut l = Link::new();
+    let mut c = l.client();
+    let mut s = l.server();
+    settle(&mut c, &mut s, &mut Vec::new());
+    drop(s);
+    forge_completion(&l, 0, 3, 60);
+    forge_completion(&l, 1, 3, 60);
+    let want = Some((Dir::Rx, Corruption::DuplicateCompletion { id: 3 }));
+    assert_eq!(c.poll(|_| {}).fault, want);
+    for _ in 0..4 {
+        assert_eq!(c.poll(|_| {}).fault, None, "reported once");
+        assert_eq!(c.fault(), want, "but still standing");
+    }
+    let mut s = l.server();
+    settle(&mut c, &mut s, &mut Vec::new());
+    assert!(c.is_connected());
+    assert_eq!(c.fault(), None);
+}
+
 #[test]
 fn a_completion_outside_the_data_region_is_reported() {
     let mut l = Link::new();
