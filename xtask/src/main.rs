@@ -458,3 +458,22 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::control_transport;
+
+    #[test]
+    fn the_control_socket_goes_where_the_system_s_control_driver_is() {
+        let root = crate::images::workspace_root();
+        for (sdf, want) in [
+            ("tests/systems/control-gateway-gicv3.system", Some(true)),
+            ("systems/control.system", Some(false)),
+            ("tests/systems/control-net.system", Some(false)),
+            ("systems/gateway.system", None),
+            ("systems/hello.system", None),
+        ] {
+            assert_eq!(control_transport(&root.join(sdf)), want, "{sdf}");
+        }
+    }
+}
