@@ -122,6 +122,10 @@ enum Inject {
     Silent(u64),
 }
 
+/// Times an incarnation sets a device that broke its rules up afresh before it gives up on
+/// it until the next restart.
+const MAX_REOPENS: u32 = 8;
+
 /// The device a serial driver PD serves its clients over: QEMU's second PL011, or a
 /// virtio-console's port 0 (`crate::vcons`).
 pub trait Line: Uart + Sized {
@@ -129,9 +133,14 @@ pub trait Line: Uart + Sized {
     const NAME: &'static str;
     /// Finds the device where the SDF maps it and sets it up.
     fn open() -> Result<Self, &'static str>;
-    /// Whether the device broke its rules and the driver gave up on it (said once).
+    /// Whether the device broke its rules and the driver gave up on it.
     fn given_up(&self) -> Option<&'static str> {
         None
+    }
+
+    /// Sets a device given up on up afresh, in place (the server keeps its connections).
+    fn reopen(&mut self) -> Result<(), &'static str> {
+        Err("it cannot be set up again in place")
     }
 }
 
@@ -157,6 +166,8 @@ pub struct SerialDriver<const N: usize, U: Line = Pl011> {
     server: Option<Server<U, N, IDS>>,
     /// The device's giving up was said.
     said_given_up: bool,
+    /// Times this incarnation set its device up afresh ([`Line::reopen`]).
+    reopens: u32,
     inject: Option<Inject>,
     /// UART interrupts handled by this incarnation.
     irqs: u64,
@@ -202,6 +213,7 @@ impl<const N: usize, U: Line> SerialDriver<N, U> {
         SerialDriver {
             server: None,
             said_given_up: false,
+            reopens: 0,
             inject: None,
             irqs: 0,
             rx_client,
@@ -313,11 +325,28 @@ impl<const N: usize, U: Line> SerialDriver<N, U> {
             if let Some(why) = server.uart().given_up()
                 && !self.said_given_up
             {
-                self.said_given_up = true;
-                println!(
-                    "serial_driver: ERROR: {} broke virtio's rules ({why}); gave up on it until this driver restarts",
-                    U::NAME
-                );
+                // What it had taken to send is lost (a reply the CLI asks again for). A
+                // device that goes on lying is not reset forever.
+                self.reopens += 1;
+                let r = if self.reopens > MAX_REOPENS {
+                    Err("reset too often")
+                } else {
+                    server.uart_mut().reopen()
+                };
+                match r {
+                    Ok(()) => println!(
+                        "serial_driver: ERROR: {} broke virtio's rules ({why}); reset it and set it up afresh",
+                        U::NAME
+                    ),
+                    Err(e) => {
+                        self.said_given_up = true;
+                        println!(
+                            "serial_driver: ERROR: {} broke virtio's rules ({why}); gave up on it until this driver restarts ({e})",
+                            U::NAME
+                        );
+                    }
+                }
+                act.again = true;
             }
             for id in act.notify.iter() {
                 match id {

@@ -85,6 +85,17 @@ impl Line for Console {
     fn given_up(&self) -> Option<&'static str> {
         self.failed().map(|_| "a used buffer it was never given")
     }
+
+    fn reopen(&mut self) -> Result<(), &'static str> {
+        // Status 0 first: from here the device writes nothing into the DMA region, which
+        // the fresh console takes from its start.
+        self.reset();
+        let fresh = Self::open()?;
+        // Forgotten, not dropped: its queues' pages are the fresh console's now, and
+        // dropping them would hand them back to the region's allocator.
+        core::mem::forget(core::mem::replace(self, fresh));
+        Ok(())
+    }
 }
 
 /// control-pd's driver over the virtio-console: one transmit client and the receive

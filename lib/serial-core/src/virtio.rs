@@ -25,8 +25,8 @@
 //! The device is not trusted: a used element naming a chain the driver never made available
 //! (or already took back) is refused before `virtio-drivers` recycles anything — the queue
 //! cannot be walked past it, so the driver gives up on the device as virtio says a driver
-//! may (status `FAILED`, 2.1) and does nothing more with it ([`VirtioConsole::failed`]; the PD
-//! says so, and its restart resets the device). A receive buffer whose used length exceeds
+//! may (status `FAILED`, 2.1) and does nothing more with it ([`VirtioConsole::failed`]); the
+//! PD then resets it ([`VirtioConsole::reset`]) and sets up a fresh console in its place. A receive buffer whose used length exceeds
 //! it is dropped and posted again ([`RxError::Device`]).
 
 use core::ptr::NonNull;
@@ -60,6 +60,8 @@ pub enum DeviceFault {
     UnknownId { queue: u16, id: u16 },
     /// `virtio-drivers` refused to take back a chain the driver had checked.
     Queue { queue: u16 },
+    /// Not a fault of the device: the driver reset it ([`VirtioConsole::reset`]).
+    Reset,
 }
 
 /// Why a console could not be set up.
@@ -162,6 +164,14 @@ impl<H: Hal, T: Transport> VirtioConsole<H, T> {
     /// How the device broke the rules, if it did: from then on nothing is sent or received.
     pub fn failed(&self) -> Option<DeviceFault> {
         self.failed
+    }
+
+    /// Resets the device (status 0: it forgets its queues and writes nothing more into the
+    /// driver's memory) and leaves this console inert, as after [`VirtioConsole::failed`]:
+    /// the way to a fresh console over the same DMA memory.
+    pub fn reset(&mut self) {
+        self.transport.set_status(DeviceStatus::empty());
+        self.failed.get_or_insert(DeviceFault::Reset);
     }
 
     pub fn stats(&self) -> ConsoleStats {

@@ -175,9 +175,15 @@ fn setup() -> Rc<RefCell<Dev>> {
     let len = CONSOLE_DMA_PAGES * PAGE_SIZE;
     // SAFETY: non-zero size; leaked: the device may point into it for the whole test.
     let mem = unsafe { alloc_zeroed(Layout::from_size_align(len, PAGE_SIZE).unwrap()) };
+    region_at(mem);
+    Rc::new(RefCell::new(Dev::default()))
+}
+
+/// The region over `mem` from its start, everything free (what the PD does at every start).
+fn region_at(mem: *mut u8) {
+    let len = CONSOLE_DMA_PAGES * PAGE_SIZE;
     // SAFETY: the leaked allocation, reached only through the region and the fake device.
     unsafe { REGION.init(NonNull::new(mem).unwrap(), mem as u64, len) }.unwrap();
-    Rc::new(RefCell::new(Dev::default()))
 }
 
 fn console(dev: &Rc<RefCell<Dev>>) -> VirtioConsole<Hal, Fake> {
@@ -361,4 +367,40 @@ fn a_used_id_never_given_makes_the_driver_give_up_on_the_device_without_a_panic(
             id: head as u16
         })
     );
+}
+
+/// What the PD does with a console it gave up on: reset the device, set a fresh console up
+/// over the same memory (the old one forgotten, not dropped: its queues' pages are the new
+/// one's), and go on.
+#[test]
+fn a_console_given_up_on_is_reset_and_replaced_over_the_same_memory() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let len = CONSOLE_DMA_PAGES * PAGE_SIZE;
+    // SAFETY: non-zero size; leaked.
+    let mem = unsafe { alloc_zeroed(Layout::from_size_align(len, PAGE_SIZE).unwrap()) };
+    region_at(mem);
+    let dev = Rc::new(RefCell::new(Dev::default()));
+    let mut c = console(&dev);
+    dev.borrow_mut().used(0, 77, 1);
+    assert_eq!(c.try_read(), Ok(None));
+    assert!(c.failed().is_some());
+    c.reset();
+    assert_eq!(dev.borrow().status, 0);
+    assert_eq!(
+        dev.borrow().queues[0].desc,
+        0,
+        "the device forgot its queues"
+    );
+    assert!(!c.try_write(b'x'), "inert");
+    std::mem::forget(c);
+    region_at(mem);
+    let mut c = console(&dev);
+    assert_eq!(c.failed(), None);
+    assert!(dev.borrow_mut().deliver(b"again"));
+    assert_eq!(read_all(&mut c), b"again");
+    for b in b"out" {
+        assert!(c.try_write(*b));
+    }
+    c.flush();
+    assert_eq!(dev.borrow_mut().drain_tx(), b"out");
 }
