@@ -22,6 +22,9 @@
 //! * `blk-driver`: the virtio-blk driver PD (QEMU `virt`'s disk on virtio-mmio transport
 //!   31), serving one `axolotl_blk` client connection (issue #15, `docs/storage.md`).
 //!
+//! * `virtio-console-driver`: control-pd's transport over a virtio-console (QEMU's
+//!   `virtio-serial-device` on virtio-mmio transport 29) instead of UART1 ([`vcons`]).
+//!
 //! Fault injection for tests: [`pd::Driver::crashing_after`] builds a driver that, in
 //! generation 0 only, writes to an unmapped address once it has completed a given number of
 //! messages (likewise `hanging_after`, `scribbling_after`, `deleting_caps_after`,
@@ -132,6 +135,10 @@ pub const BLK_PATTERN_SECTORS: u32 = 32;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod blk;
+
+/// The control plane's virtio-console driver (`virtio-console-driver`, docs/control.md).
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod vcons;
 
 #[cfg(test)]
 mod tests {

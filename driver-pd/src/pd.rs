@@ -10,7 +10,7 @@ use axolotl_ring::{Authority, Deadline, Generations, Progress, SharedRegion, rin
 use axolotl_serial_core::layout::{CAPACITY, IDS, REGION_BYTES};
 use axolotl_serial_core::{
     Activity, ConnId, Connection, Irqs, Pl011, QEMU_VIRT_UARTCLK, RxClient, SeqClient,
-    SeqClientError, Server,
+    SeqClientError, Server, Uart,
 };
 
 use crate::{
@@ -122,10 +122,52 @@ enum Inject {
     Silent(u64),
 }
 
+/// Times an incarnation sets a device that broke its rules up afresh before it gives up on
+/// it until the next restart.
+const MAX_REOPENS: u32 = 8;
+
+/// The device a serial driver PD serves its clients over: QEMU's second PL011, or a
+/// virtio-console's port 0 (`crate::vcons`).
+pub trait Line: Uart + Sized {
+    /// For the log: "UART1", "virtio-console".
+    const NAME: &'static str;
+    /// Finds the device where the SDF maps it and sets it up.
+    fn open() -> Result<Self, &'static str>;
+    /// Whether the device broke its rules and the driver gave up on it.
+    fn given_up(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Sets a device given up on up afresh, in place (the server keeps its connections).
+    fn reopen(&mut self) -> Result<(), &'static str> {
+        Err("it cannot be set up again in place")
+    }
+}
+
+impl Line for Pl011 {
+    const NAME: &'static str = "UART1";
+
+    fn open() -> Result<Self, &'static str> {
+        let base = NonNull::new(uart_base.get() as *mut u8).ok_or("uart_base not set")?;
+        // SAFETY: the SDF maps UART1's register page uncached at `base` for this PD only.
+        let mut uart = unsafe { Pl011::new(base) };
+        if !uart.is_pl011() {
+            return Err("no PL011 at uart_base (is QEMU's second -serial missing?)");
+        }
+        uart.init(115_200, QEMU_VIRT_UARTCLK)
+            .map_err(|_| "bad baud rate")?;
+        Ok(uart)
+    }
+}
+
 /// The serial driver PD with `N` transmit clients (`client_a`, `client_b`: `N` ≤ 2) and the
-/// receive connection if the SDF maps it.
-pub struct SerialDriver<const N: usize> {
-    server: Option<Server<Pl011, N, IDS>>,
+/// receive connection if the SDF maps it, over the device `U`.
+pub struct SerialDriver<const N: usize, U: Line = Pl011> {
+    server: Option<Server<U, N, IDS>>,
+    /// The device's giving up was said.
+    said_given_up: bool,
+    /// Times this incarnation set its device up afresh ([`Line::reopen`]).
+    reopens: u32,
     inject: Option<Inject>,
     /// UART interrupts with a receive cause handled by this incarnation.
     rx_irqs: u64,
@@ -166,19 +208,23 @@ impl ControlDriver {
     }
 }
 
-impl<const N: usize> SerialDriver<N> {
-    pub const fn new() -> Self {
-        Self::receiving_for("echo_rx")
-    }
-
-    const fn receiving_for(rx_client: &'static str) -> Self {
+impl<const N: usize, U: Line> SerialDriver<N, U> {
+    pub(crate) const fn receiving_for(rx_client: &'static str) -> Self {
         SerialDriver {
             server: None,
+            said_given_up: false,
+            reopens: 0,
             inject: None,
             rx_irqs: 0,
             rx_client,
             silent: false,
         }
+    }
+}
+
+impl<const N: usize> SerialDriver<N> {
+    pub const fn new() -> Self {
+        Self::receiving_for("echo_rx")
     }
 
     /// A driver that, in generation 0, writes to an unmapped address once it has completed
@@ -231,16 +277,11 @@ impl<const N: usize> SerialDriver<N> {
         d.inject = Some(Inject::Silent(completed));
         d
     }
+}
 
-    fn start(&mut self) -> Result<Server<Pl011, N, IDS>, &'static str> {
-        let base = NonNull::new(uart_base.get() as *mut u8).ok_or("uart_base not set")?;
-        // SAFETY: the SDF maps UART1's register page uncached at `base` for this PD only.
-        let mut uart = unsafe { Pl011::new(base) };
-        if !uart.is_pl011() {
-            return Err("no PL011 at uart_base (is QEMU's second -serial missing?)");
-        }
-        uart.init(115_200, QEMU_VIRT_UARTCLK)
-            .map_err(|_| "bad baud rate")?;
+impl<const N: usize, U: Line> SerialDriver<N, U> {
+    fn start(&mut self) -> Result<Server<U, N, IDS>, &'static str> {
+        let uart = U::open()?;
         let tx_maps: [(&SetVar, &SetVar, &str); 2] = [
             (
                 &client_a_rings,
@@ -281,6 +322,32 @@ impl<const N: usize> SerialDriver<N> {
             let Some(server) = self.server.as_mut() else {
                 return;
             };
+            if let Some(why) = server.uart().given_up()
+                && !self.said_given_up
+            {
+                // What it had taken to send is lost (a reply the CLI asks again for). A
+                // device that goes on lying is not reset forever.
+                self.reopens += 1;
+                let r = if self.reopens > MAX_REOPENS {
+                    Err("reset too often")
+                } else {
+                    server.uart_mut().reopen()
+                };
+                match r {
+                    Ok(()) => println!(
+                        "serial_driver: ERROR: {} broke virtio's rules ({why}); reset it and set it up afresh",
+                        U::NAME
+                    ),
+                    Err(e) => {
+                        self.said_given_up = true;
+                        println!(
+                            "serial_driver: ERROR: {} broke virtio's rules ({why}); gave up on it until this driver restarts ({e})",
+                            U::NAME
+                        );
+                    }
+                }
+                act.again = true;
+            }
             for id in act.notify.iter() {
                 match id {
                     ConnId::Tx(i) => Channel::new(DRIVER_CLIENT_CHANNEL_BASE + i as u8).notify(),
@@ -332,14 +399,15 @@ impl<const N: usize> Default for SerialDriver<N> {
     }
 }
 
-impl<const N: usize> Handler for SerialDriver<N> {
+impl<const N: usize, U: Line> Handler for SerialDriver<N, U> {
     fn init(&mut self) {
         let g = generation();
         match self.start() {
             Ok(server) => {
                 let rx = connection(&rx_rings, &rx_data, DRIVER_RX_CHANNEL).is_some();
                 println!(
-                    "serial_driver: generation {g}: serving {N} clients on UART1 (ring generation {}){}{}",
+                    "serial_driver: generation {g}: serving {N} clients on {} (ring generation {}){}{}",
+                    U::NAME,
                     server.generation(),
                     if rx { ", receiving for " } else { "" },
                     if rx { self.rx_client } else { "" },

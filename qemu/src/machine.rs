@@ -22,6 +22,10 @@ pub struct Machine {
     pub net: Option<Net>,
     /// A virtio-mmio disk backed by this raw image file.
     pub disk: Option<std::path::PathBuf>,
+    /// A virtio-console on virtio-mmio transport 29 (`0x0a00_3a00`, INTID 77): its port 0's
+    /// chardev backend, as [`Machine::uart1`]'s (docs/control.md: the control plane's
+    /// transport where UART1 is a guest's console).
+    pub console: Option<String>,
     /// On a board whose boot chain loads a flat binary (rpi4b), hand QEMU the ELF instead:
     /// QEMU then starts every core at its entry at EL3, as no firmware would, which is how
     /// the kernel's EL3 entry and its parking of secondary cores are tested.
@@ -61,6 +65,7 @@ impl Machine {
             uart1: None,
             net: None,
             disk: None,
+            console: None,
             boot_elf: false,
         }
     }
@@ -70,6 +75,12 @@ impl Machine {
     /// system's control PD (docs/control.md, `cargo xtask ctl --socket PATH`).
     pub fn control_socket(&mut self, path: &std::path::Path) {
         self.uart1 = Some(format!("socket,path={},server=on,wait=off", path.display()));
+    }
+
+    /// As [`Machine::control_socket`], on the virtio-console ([`Machine::console`]) instead of
+    /// UART1: for a system whose control PD is served by `virtio-console-driver.elf`.
+    pub fn control_console(&mut self, path: &std::path::Path) {
+        self.console = Some(format!("socket,path={},server=on,wait=off", path.display()));
     }
 
     pub fn gic(&self) -> GicVersion {
@@ -102,7 +113,7 @@ impl Machine {
             // on the boot core, the others on the spin table. No virtio-mmio: no NIC or disk.
             "rpi4b" => {
                 assert!(
-                    self.net.is_none() && self.disk.is_none(),
+                    self.net.is_none() && self.disk.is_none() && self.console.is_none(),
                     "QEMU raspi4b has no virtio-mmio transports"
                 );
                 let k = if self.boot_elf {
@@ -210,8 +221,20 @@ impl Machine {
             // would refuse to start.
             a.extend(["-nic".into(), "none".into()]);
         }
+        if let Some(backend) = &self.console {
+            // Port 0 of a virtio-serial device is a console (`virtconsole`, nr 0), the only
+            // port a driver without VIRTIO_CONSOLE_F_MULTIPORT sees.
+            a.extend([
+                "-chardev".into(),
+                format!("{backend},id=vcons"),
+                "-device".into(),
+                "virtio-serial-device,bus=virtio-mmio-bus.29,id=vser".into(),
+                "-device".into(),
+                "virtconsole,chardev=vcons,bus=vser.0,nr=0".into(),
+            ]);
+        }
         // Modern (version 2) transports, as the virtio 1.x spec and our drivers expect.
-        if self.disk.is_some() || self.net.is_some() {
+        if self.disk.is_some() || self.net.is_some() || self.console.is_some() {
             a.extend(["-global".into(), "virtio-mmio.force-legacy=false".into()]);
         }
         a
@@ -251,6 +274,25 @@ mod tests {
         let a = Machine::new(b).args(Path::new("k.elf"), false).join(" ");
         assert!(a.contains("-nic none"), "{a}");
         assert!(!a.contains("force-legacy"), "{a}");
+    }
+
+    #[test]
+    fn a_control_console_is_port_0_of_a_virtio_serial_device_on_transport_29() {
+        let b = board_by_name("qemu-virt-aarch64", Some(GicVersion::V3)).unwrap();
+        let mut m = Machine::new(b);
+        m.control_console(Path::new("/t/c.sock"));
+        let a = m.args(Path::new("k.elf"), false).join(" ");
+        assert!(
+            a.contains("-chardev socket,path=/t/c.sock,server=on,wait=off,id=vcons")
+                && a.contains("-device virtio-serial-device,bus=virtio-mmio-bus.29,id=vser")
+                && a.contains("-device virtconsole,chardev=vcons,bus=vser.0,nr=0")
+                && a.contains("virtio-mmio.force-legacy=false"),
+            "{a}"
+        );
+        assert!(
+            a.contains("-serial stdio -serial null"),
+            "UART1 untouched: {a}"
+        );
     }
 
     #[test]

@@ -186,14 +186,22 @@ fn resolve(path: &std::path::Path) -> std::path::PathBuf {
     }
 }
 
-/// Whether the system of `sdf` has a control PD (one with a `control` grant).
-fn has_control_pd(sdf: &std::path::Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(sdf) else {
-        return false;
-    };
+/// The program image of the driver that serves control-pd over a virtio-console instead of
+/// UART1 (docs/control.md).
+const VCONS_DRIVER_IMAGE: &str = "virtio-console-driver.elf";
+
+/// Where a system's control PD reaches the host: `Some(true)` over the virtio-console (the
+/// system has a `virtio-console-driver.elf` PD), `Some(false)` over UART1, `None`: the
+/// system has no control PD.
+fn control_transport(sdf: &std::path::Path) -> Option<bool> {
+    let text = std::fs::read_to_string(sdf).ok()?;
     let board = axolotl_kernel_config::BOARDS[0];
-    axolotl_sdf::parse(&sdf.display().to_string(), &text, &board)
-        .is_ok_and(|sd| sd.all_pds().iter().any(|pd| pd.control.any()))
+    let sd = axolotl_sdf::parse(&sdf.display().to_string(), &text, &board).ok()?;
+    let pds = sd.all_pds();
+    pds.iter().any(|pd| pd.control.any()).then(|| {
+        pds.iter()
+            .any(|pd| pd.program_image.path == VCONS_DRIVER_IMAGE)
+    })
 }
 
 /// The image variant for `board`, packing the system of `sdf` if one is given.
@@ -368,11 +376,16 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 });
                 announce_http(net_port);
             }
-            if has_control_pd(&sdf) {
-                // UART1 is the control PD's line to the host (docs/control.md).
+            if let Some(vcons) = control_transport(&sdf) {
+                // UART1, or the virtio-console where UART1 is a guest's console, is the
+                // control PD's line to the host (docs/control.md).
                 let sock = ctl::default_socket();
                 let _ = std::fs::remove_file(&sock);
-                m.control_socket(&sock);
+                if vcons {
+                    m.control_console(&sock);
+                } else {
+                    m.control_socket(&sock);
+                }
                 eprintln!(
                     "xtask: the control PD listens on {}: `cargo xtask ctl status` (or \
                      `--socket {}` from elsewhere)",
@@ -444,4 +457,23 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::control_transport;
+
+    #[test]
+    fn the_control_socket_goes_where_the_system_s_control_driver_is() {
+        let root = crate::images::workspace_root();
+        for (sdf, want) in [
+            ("tests/systems/control-gateway-gicv3.system", Some(true)),
+            ("systems/control.system", Some(false)),
+            ("tests/systems/control-net.system", Some(false)),
+            ("systems/gateway.system", None),
+            ("systems/hello.system", None),
+        ] {
+            assert_eq!(control_transport(&root.join(sdf)), want, "{sdf}");
+        }
+    }
 }

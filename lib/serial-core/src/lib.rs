@@ -10,6 +10,8 @@
 //!   each completes exactly once and in order, across driver restarts.
 //!
 //! * [`RxClient`]: the client of the receive connection.
+//! * [`VirtioConsole`]: a [`Uart`] over a virtio-console device's port 0 (its two
+//!   virtqueues through `virtio-drivers`), for the control plane's transport.
 //!
 //! Restarts: a restarted driver is a new [`Server`] over the same regions
 //! with the monitor's generation; lib/ring's resync hands the surviving
@@ -32,6 +34,7 @@ mod rx;
 mod server;
 mod stream;
 mod uart;
+mod virtio;
 
 pub use client::{
     ClientActivity, MAX_NAME, MSG_SLOT, SeqClient, SeqClientError, SeqConfigError, SeqError,
@@ -46,3 +49,7 @@ pub use server::{
 };
 pub use stream::{TxActivity, TxStream, TxStreamError};
 pub use uart::{Irqs, RxError, Uart};
+pub use virtio::{
+    CONSOLE_BUF, CONSOLE_DMA_PAGES, CONSOLE_QUEUE, ConsoleError, ConsoleStats, DeviceFault,
+    VirtioConsole,
+};

@@ -350,11 +350,13 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
             progress |= self.pump_rx(&mut act);
             progress |= self.pump_tx(&mut act);
             if !progress && self.arm_waits(&mut act) {
+                self.uart.flush();
                 self.update_mask();
                 return act;
             }
         }
         act.again = true;
+        self.uart.flush();
         self.update_mask();
         act
     }

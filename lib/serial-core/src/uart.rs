@@ -65,6 +65,9 @@ pub enum RxError {
     Break,
     Parity,
     Framing,
+    /// The device handed back a receive buffer it cannot have filled (a virtio used length
+    /// beyond the buffer): its bytes are dropped.
+    Device,
 }
 
 /// The UART operations the serial driver uses. All of them are
@@ -86,6 +89,11 @@ pub trait Uart {
 
     /// Clears latched interrupts (ICR).
     fn clear_irqs(&mut self, irqs: Irqs);
+
+    /// Hands bytes [`Uart::try_write`] took but kept back to the device. The driver calls it
+    /// at the end of every poll: a UART that sends in buffers (virtio-console) holds a
+    /// partly filled one until then. A FIFO's bytes are on their way already: nothing to do.
+    fn flush(&mut self) {}
 }
 
 impl<U: Uart + ?Sized> Uart for &mut U {
@@ -103,5 +111,8 @@ impl<U: Uart + ?Sized> Uart for &mut U {
     }
     fn clear_irqs(&mut self, irqs: Irqs) {
         (**self).clear_irqs(irqs)
+    }
+    fn flush(&mut self) {
+        (**self).flush()
     }
 }
