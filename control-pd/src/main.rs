@@ -242,7 +242,7 @@ mod pd {
                 return;
             }
             println!(
-                "control: generation {}: serving the host on UART1",
+                "control: generation {}: serving the host through the serial driver",
                 generation()
             );
             self.step();

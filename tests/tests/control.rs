@@ -90,7 +90,7 @@ fn control_plane(gic: u8) {
     check(b.expect_all(
         &[
             "root-task: system up: 5 protection domains and the monitor started",
-            "control: generation 0: serving the host on UART1",
+            "control: generation 0: serving the host through the serial driver",
             "hello_client: done",
         ],
         DEFAULT_TIMEOUT,
@@ -112,7 +112,7 @@ fn control_plane(gic: u8) {
         &[
             "control: fault injection: crashing before answering request 5",
             "monitor: restarted control (cause: vm-fault write at 0x700000000",
-            "control: generation 1: serving the host on UART1",
+            "control: generation 1: serving the host through the serial driver",
         ],
         DEFAULT_TIMEOUT,
     ));
@@ -276,7 +276,7 @@ fn injected_faults_are_recovered(gic: u8) {
     ));
     check(b.expect_all(
         &[
-            "control: generation 0: serving the host on UART1",
+            "control: generation 0: serving the host through the serial driver",
             "hello_client: done",
         ],
         DEFAULT_TIMEOUT,
@@ -527,7 +527,7 @@ fn ring_corruption_restarts_the_pd_at_fault_gicv3() {
         "net_virt: generation 0: routing for 2 clients",
         "echo_a: generation 0: ",
         "echo_b: generation 0: ",
-        "control: generation 0: serving the host on UART1",
+        "control: generation 0: serving the host through the serial driver",
     ] {
         check(b.expect_chain(&[line], DEFAULT_TIMEOUT));
     }
