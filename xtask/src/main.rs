@@ -468,6 +468,7 @@ mod tests {
         let root = crate::images::workspace_root();
         for (sdf, want) in [
             ("tests/systems/control-gateway-gicv3.system", Some(true)),
+            ("tests/systems/control-echo-gicv3.system", Some(true)),
             ("systems/control.system", Some(false)),
             ("tests/systems/control-net.system", Some(false)),
             ("systems/gateway.system", None),

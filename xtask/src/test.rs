@@ -58,6 +58,7 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/control-vm-gicv3.system",
     "tests/systems/control-net.system",
     "tests/systems/control-gateway-gicv3.system",
+    "tests/systems/control-echo-gicv3.system",
     "tests/systems/gateway-gicv3.system",
     "tests/systems/gateway-gicv2.system",
     "tests/systems/gateway-faults-gicv3.system",
