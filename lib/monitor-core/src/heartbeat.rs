@@ -7,6 +7,14 @@
 //! had the CPU: under an emulator the host may stop the whole machine for longer than a
 //! period, and a live PD answers a ping within microseconds of getting it).
 //!
+//! A PD starved by a hung PD of higher priority (which the scheduler runs first, spinning)
+//! cannot answer either: the fault-injection campaign on resilient-echo with watched
+//! clients saw every hang of the serial driver (priority 200) also time out both of its
+//! clients (100), which `restart="never"` then held, their service lost
+//! (docs/resilience.md). So a PD is not confirmed hung while a watched PD of higher
+//! priority is itself overdue (in its last chance, or confirmed hung in the same round):
+//! it gets a fresh last chance, to answer once the hung one is stopped or restarted.
+//!
 //! The deadlines are a [`Watchdog`] whose period is the whole allowance; the ping schedule
 //! is kept beside it. Everything is in monitor milliseconds.
 
@@ -29,6 +37,8 @@ pub struct Heartbeats {
     next_ping_ms: [u64; MAX_PDS],
     /// Its deadline passed and it was pinged a last time.
     last_chance: [bool; MAX_PDS],
+    /// Scheduling priority (the SDF's): a hung PD starves the ones below it.
+    priority: [u8; MAX_PDS],
 }
 
 impl Default for Heartbeats {
@@ -44,6 +54,7 @@ impl Heartbeats {
             period_ms: [0; MAX_PDS],
             next_ping_ms: [0; MAX_PDS],
             last_chance: [false; MAX_PDS],
+            priority: [0; MAX_PDS],
         }
     }
 
@@ -53,8 +64,17 @@ impl Heartbeats {
         for pd in (0..plan.pds.len()).filter(|&pd| plan.watched(pd)) {
             let period = plan.pds[pd].resilience.heartbeat_ms.unwrap_or(0);
             h.watch(pd as u8, period, now_ms);
+            h.set_priority(pd as u8, plan.pds[pd].priority);
         }
         h
+    }
+
+    /// `pd`'s scheduling priority (0 unless set): while a watched PD of higher priority is
+    /// overdue, `pd` is not confirmed hung.
+    pub fn set_priority(&mut self, pd: u8, priority: u8) {
+        if let Some(p) = self.priority.get_mut(pd as usize) {
+            *p = priority;
+        }
     }
 
     /// Watches `pd` with `period_ms` from `now_ms` (0: not at all): first ping a period
@@ -138,11 +158,21 @@ impl Heartbeats {
         for (pd, _) in self.dog.expired(now_ms) {
             let _ = expired.push(pd);
         }
+        // The highest priority among the PDs overdue now: in their last chance (armed,
+        // not answered since their deadline passed), or just expired.
+        let overdue = self
+            .dog
+            .armed_pds()
+            .filter(|&pd| self.last_chance[pd as usize])
+            .chain(expired.iter().copied())
+            .map(|pd| self.priority[pd as usize])
+            .max();
         let mut hung = heapless::Vec::new();
         for pd in expired {
             let i = pd as usize;
             let period = self.period_ms[i];
-            if self.last_chance[i] {
+            let starved = overdue.is_some_and(|top| top > self.priority[i]);
+            if self.last_chance[i] && !starved {
                 self.last_chance[i] = false;
                 let _ = hung.push((pd, period));
             } else {
@@ -259,6 +289,39 @@ mod tests {
         assert_eq!(pings(&mut h, 1100), [0]);
         assert!(hung(&mut h, 1100).is_empty());
         hang_confirmed(&mut h, 0, 50, 1101);
+    }
+
+    /// The serial campaign with watched clients: the driver (priority 200) spins, so its
+    /// clients (100) answer nothing either. Only the driver is hung; the clients get a
+    /// fresh last chance, which they use once the driver is restarted.
+    #[test]
+    fn a_pd_starved_by_a_hung_higher_priority_pd_is_not_hung() {
+        let mut h = Heartbeats::new();
+        let (driver, client) = (0u8, 1u8);
+        h.watch(driver, 100, 0);
+        h.watch(client, 100, 0);
+        h.set_priority(driver, 200);
+        h.set_priority(client, 100);
+        // Neither answers from the start; both deadlines pass at 200.
+        let at = 201;
+        assert!(hung(&mut h, at).is_empty(), "a last chance first");
+        let mut p = pings(&mut h, at);
+        p.sort();
+        assert_eq!(p, [driver, client]);
+        let grace = LAST_CHANCE_MS.min(100);
+        assert_eq!(hung(&mut h, at + grace + 1), [(driver, 100)]);
+        // The driver is restarted; the client now runs and answers its new last chance.
+        h.restarted(driver, at + grace + 1);
+        h.answered(client, at + grace + 5);
+        assert!(hung(&mut h, at + 2 * grace + 2).is_empty());
+        // A client that really hangs (the driver answering) is found as before.
+        let from = at + grace + 5;
+        for t in (from..from + 400).step_by(50) {
+            h.answered(driver, t);
+        }
+        let expiry = from + 200 + 1;
+        assert!(hung(&mut h, expiry).is_empty());
+        assert_eq!(hung(&mut h, expiry + grace + 1), [(client, 100)]);
     }
 
     #[test]
