@@ -32,7 +32,7 @@ pub struct FakeBackend {
 }
 
 impl BlkBackend for FakeBackend {
-    fn submit(&mut self, req: &BlkRequest, fill: &mut dyn FnMut(&mut [u8]) -> bool) -> Submit {
+    fn submit(&mut self, req: &BlkRequest, fill: &mut dyn FnMut(BlkData<'_>) -> bool) -> Submit {
         if self.busy {
             return Submit::Busy;
         }
@@ -42,7 +42,7 @@ impl BlkBackend for FakeBackend {
         let mut buf = vec![];
         if req.op == BlkOp::Write {
             buf = vec![0; req.len as usize];
-            if !fill(&mut buf) {
+            if !fill(BlkData::Bytes(&mut buf)) {
                 return Submit::Refused;
             }
         }
