@@ -290,6 +290,12 @@ pub struct BlkPatternClient {
     restarts_seen: u64,
     errors: u32,
     done: bool,
+    /// Completions seen so far and when the last one was seen (µs of the virtual counter).
+    completed: u64,
+    last_completion_us: u64,
+    /// A driver restart was seen: the last completion before it, until the first after it
+    /// closes the pause (issue #15's "I/O pause of a driver restart").
+    pause_from_us: Option<u64>,
 }
 
 impl BlkPatternClient {
@@ -300,6 +306,9 @@ impl BlkPatternClient {
             restarts_seen: 0,
             errors: 0,
             done: false,
+            completed: 0,
+            last_completion_us: 0,
+            pause_from_us: None,
         }
     }
 
@@ -332,8 +341,26 @@ impl BlkPatternClient {
             }
         }
         let cs = p.client().stats();
+        let st = p.stats();
+        let completed = st.writes + st.reads + st.flushes;
+        if completed != self.completed {
+            let now = axolotl_pd::now_us();
+            if let Some(from) = self.pause_from_us.take() {
+                // No completion can come between the fault and the new driver's first
+                // one: the old incarnation is dead, the new one answers nothing before its
+                // device reset and our re-issue.
+                println!(
+                    "blk_client: restart pause {} us (last completion before driver restart {} to the first after it)",
+                    now.saturating_sub(from),
+                    self.restarts_seen
+                );
+            }
+            self.completed = completed;
+            self.last_completion_us = now;
+        }
         if cs.driver_restarts != self.restarts_seen {
             self.restarts_seen = cs.driver_restarts;
+            self.pause_from_us = Some(self.last_completion_us);
             println!(
                 "blk_client: driver restarted ({} so far) in phase {:?} at sector {}; re-issuing what it held",
                 cs.driver_restarts,
