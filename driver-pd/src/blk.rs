@@ -8,8 +8,8 @@ use axolotl_blk::layout::{
     CAPACITY, DATA_BYTES, DMA_BYTES, IDS, MAX_BYTES, MAX_SECTORS, RINGS_BYTES, SLOTS,
 };
 use axolotl_blk::pattern::{PatternClient, Phase};
-use axolotl_blk::virtio::VirtioBlkDevice;
-use axolotl_blk::{Activity, BlkClient, BlkServer, BlockDevice};
+use axolotl_blk::virtio::{ClientData, VirtioBlkDevice};
+use axolotl_blk::{Activity, BlkClient, BlkServer, BlockDevice, DATA_START};
 use axolotl_pd::{Channel, Handler, SetVar, generation, peer_generation_word, println};
 use axolotl_ring::{Authority, Generations, SharedRegion};
 use axolotl_virtio_hal::{DmaRegion, RegionHal, StaticDmaRegion};
@@ -36,6 +36,12 @@ static blk_client_rings: SetVar = SetVar::new();
 #[unsafe(no_mangle)]
 #[allow(non_upper_case_globals)]
 static blk_client_data: SetVar = SetVar::new();
+/// The client data region's physical address (`<setvar region_paddr>`): given, the device
+/// DMAs straight into and out of the client's buffers; 0 (not in the SDF, or a region not
+/// physically contiguous), the driver copies through bounce buffers in its DMA region.
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static blk_client_data_paddr: SetVar = SetVar::new();
 
 // The client's maps: its connection to the driver.
 #[unsafe(no_mangle)]
@@ -139,7 +145,32 @@ impl BlkDriver {
             )
         }
         .map_err(|_| "no virtio device at transport 31 (is QEMU's -drive missing?)")?;
-        let dev = Device::new(transport, &DMA, SLOTS, MAX_BYTES).map_err(|e| match e {
+        let data_va =
+            NonNull::new(blk_client_data.get() as *mut u8).ok_or("client data not set")?;
+        let data_pa = blk_client_data_paddr.get();
+        let dev = if data_pa != 0 {
+            // Only the data area: the command page (records, storage info) is never a
+            // buffer, so the HAL refuses it to the device as well.
+            // SAFETY: the SDF maps DATA_BYTES of the client's data region at `data_va`
+            // (2 MiB pages: contiguous at `data_pa`, which the root task checked), for the
+            // PD's life; the client hands its buffers to us to be read and written.
+            unsafe {
+                DMA.set_client_window(
+                    data_va.add(DATA_START),
+                    data_pa + DATA_START as u64,
+                    DATA_BYTES - DATA_START,
+                )
+            }
+            .map_err(|_| "client data region misaligned")?;
+            let client = ClientData {
+                vaddr: data_va,
+                len: DATA_BYTES,
+            };
+            Device::new_direct(transport, &DMA, SLOTS, MAX_BYTES, client)
+        } else {
+            Device::new(transport, &DMA, SLOTS, MAX_BYTES)
+        };
+        let dev = dev.map_err(|e| match e {
             axolotl_blk::virtio::InitError::NotABlockDevice(_) => {
                 "transport 31 is not a block device"
             }
@@ -192,6 +223,13 @@ impl Handler for BlkDriver {
                     server.device().capacity(),
                     server.generation(),
                 );
+                if !server.device().direct() {
+                    // Worth a line: the system gave no paddr for the client's data region,
+                    // so every byte is copied once more (docs/storage.md, "DMA").
+                    println!(
+                        "blk_driver: generation {g}: bounce buffers (no blk_client_data_paddr)"
+                    );
+                }
                 self.server = Some(server);
             }
             Err(e) => {
@@ -252,6 +290,12 @@ pub struct BlkPatternClient {
     restarts_seen: u64,
     errors: u32,
     done: bool,
+    /// Completions seen so far and when the last one was seen (µs of the virtual counter).
+    completed: u64,
+    last_completion_us: u64,
+    /// A driver restart was seen: the last completion before it, until the first after it
+    /// closes the pause (issue #15's "I/O pause of a driver restart").
+    pause_from_us: Option<u64>,
 }
 
 impl BlkPatternClient {
@@ -262,6 +306,9 @@ impl BlkPatternClient {
             restarts_seen: 0,
             errors: 0,
             done: false,
+            completed: 0,
+            last_completion_us: 0,
+            pause_from_us: None,
         }
     }
 
@@ -294,8 +341,26 @@ impl BlkPatternClient {
             }
         }
         let cs = p.client().stats();
+        let st = p.stats();
+        let completed = st.writes + st.reads + st.flushes;
+        if completed != self.completed {
+            let now = axolotl_pd::now_us();
+            if let Some(from) = self.pause_from_us.take() {
+                // No completion can come between the fault and the new driver's first
+                // one: the old incarnation is dead, the new one answers nothing before its
+                // device reset and our re-issue.
+                println!(
+                    "blk_client: restart pause {} us (last completion before driver restart {} to the first after it)",
+                    now.saturating_sub(from),
+                    self.restarts_seen
+                );
+            }
+            self.completed = completed;
+            self.last_completion_us = now;
+        }
         if cs.driver_restarts != self.restarts_seen {
             self.restarts_seen = cs.driver_restarts;
+            self.pause_from_us = Some(self.last_completion_us);
             println!(
                 "blk_client: driver restarted ({} so far) in phase {:?} at sector {}; re-issuing what it held",
                 cs.driver_restarts,

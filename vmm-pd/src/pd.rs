@@ -9,7 +9,7 @@ use axolotl_boot_plan::cspace::{vcpu_slot, vm_tcb_slot};
 use axolotl_pd::{
     Channel, Child, Fault, Handler, MessageInfo, SetVar, generation, peer_generation_word, println,
 };
-use axolotl_ring::{Authority, Generations, SharedRegion};
+use axolotl_ring::{Authority, DataRegion, Generations, SharedRegion};
 use axolotl_serial_core::RxClient;
 use axolotl_serial_core::layout::{CAPACITY, IDS, REGION_BYTES};
 use axolotl_sys::{Tcb, UserContext, Vcpu};
@@ -127,18 +127,10 @@ const GUEST_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x0a, 0x00, 0x0f];
 
 /// Received frames the VMM holds for a guest without free receive buffers.
 const NET_FRAMES: usize = 16;
-type BlkBackend =
-    BlkRing<'static, { axolotl_blk::layout::IDS }, { axolotl_blk::layout::MAX_BYTES }>;
-
-/// The blk backend's staging buffer (one request, `MAX_BYTES`): in .bss, lent to the
-/// backend once (the backend by value would not fit the stack it is built on). Aligned so
-/// that lib/ring copies it to and from the data region a word at a time.
-#[repr(C, align(64))]
-struct Bounce([u8; axolotl_blk::layout::MAX_BYTES]);
-static mut BLK_BOUNCE: Bounce = Bounce([0; axolotl_blk::layout::MAX_BYTES]);
+type BlkBackend = BlkRing<{ axolotl_blk::layout::IDS }, { axolotl_blk::layout::MAX_BYTES }>;
 type NetBackend = NetRing<NET_FRAMES>;
 
-/// The guest's virtio devices and their backends (in .bss: the receive queue and bounce
+/// The guest's virtio devices and their backends (in .bss: the receive queue and frame
 /// buffers are too large for the stack the handler lives on).
 struct Io {
     blk: Option<(VirtioBlk, BlkBackend)>,
@@ -243,6 +235,45 @@ impl GuestMemory for RamWindow {
         usize::try_from(len).is_ok_and(|l| self.at(gpa, l).is_ok())
     }
 
+    fn read_to_region(
+        &self,
+        gpa: u64,
+        region: &DataRegion,
+        offset: usize,
+        len: usize,
+    ) -> Result<(), MemError> {
+        let src = self.at(gpa, len)?;
+        // SAFETY: inside the RAM_SIZE bytes the SDF maps at `guest_ram` (checked above),
+        // which is no part of the data region; raw, as guest memory always is here.
+        if unsafe { region.copy_in_raw(offset, src as *const u8, len) } {
+            Ok(())
+        } else {
+            Err(MemError {
+                gpa,
+                len: len as u64,
+            })
+        }
+    }
+
+    fn write_from_region(
+        &mut self,
+        gpa: u64,
+        region: &DataRegion,
+        offset: usize,
+        len: usize,
+    ) -> Result<(), MemError> {
+        let dst = self.at(gpa, len)?;
+        // SAFETY: as in `read_to_region`.
+        if unsafe { region.copy_out_raw(offset, dst as *mut u8, len) } {
+            Ok(())
+        } else {
+            Err(MemError {
+                gpa,
+                len: len as u64,
+            })
+        }
+    }
+
     fn barrier(&self) {
         // Another vCPU of an SMP guest may run on another core while we work its rings.
         core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
@@ -298,10 +329,7 @@ fn connect_blk() -> Option<(VirtioBlk, BlkBackend, u64)> {
         println!("vmm: no disk: the blk driver published no capacity");
         return None;
     };
-    // SAFETY: `connect_blk` runs once per incarnation (init), and the backend it builds is
-    // the only user of the buffer from then on.
-    let bounce = &mut unsafe { (&raw mut BLK_BOUNCE).as_mut() }?.0;
-    let backend = BlkRing::new(client, bounce)?;
+    let backend = BlkRing::new(client)?;
     let mut serial = [0u8; ID_BYTES];
     serial[..12].copy_from_slice(b"axolotl-data");
     let config = BlkConfig {

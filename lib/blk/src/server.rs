@@ -1,5 +1,6 @@
 //! The driver's side: takes requests from one client connection, checks them, runs them on
-//! a [`BlockDevice`] through its bounce buffers, and answers.
+//! a [`BlockDevice`] (straight on the client's buffers where the device can reach the data
+//! region, else through its bounce buffers), and answers.
 
 use axolotl_ring::{
     Corruption, Error, Generations, LayoutError, ServerEvent, SharedRegion, Signal, Wait,
@@ -50,8 +51,31 @@ pub trait BlockDevice {
     fn slots(&self) -> usize;
     /// Bytes of each slot's bounce buffer (a multiple of the sector size).
     fn max_bytes(&self) -> usize;
-    /// The bounce buffer of `slot`; only called while the slot is not in the device.
+    /// The bounce buffer of `slot`; only called while the slot is not in the device (and
+    /// never for a [`direct`](BlockDevice::direct) device).
     fn buffer(&mut self, slot: usize) -> &mut [u8];
+    /// Whether the device reaches the client's data region itself (sDDF's way: the
+    /// region's physical address given to the driver): then the server copies nothing and
+    /// starts reads and writes with [`submit_direct`](BlockDevice::submit_direct).
+    fn direct(&self) -> bool {
+        false
+    }
+    /// Starts `op` (a read or a write) on the client's buffer `offset..offset + bytes` of
+    /// the data region, which the server checked lies in the data area; `slot` is only the
+    /// server's name for the request while it is in the device.
+    fn submit_direct(
+        &mut self,
+        slot: usize,
+        op: DeviceOp,
+        sector: u64,
+        offset: usize,
+        bytes: usize,
+    ) -> Result<(), DeviceError> {
+        let _ = (slot, op, sector, offset, bytes);
+        Err(DeviceError::Broken(
+            "the device has no direct access to the data region",
+        ))
+    }
     /// Starts `op` on `slot`'s buffer: `bytes` from `sector` (0 bytes for a flush).
     fn submit(
         &mut self,
@@ -136,6 +160,8 @@ pub struct BlkServer<D: BlockDevice, const IDS: usize> {
     capacity: u64,
     max_bytes: usize,
     slots: usize,
+    /// The device works on the client's buffers in place ([`BlockDevice::direct`]).
+    direct: bool,
     /// Taken, checked, waiting for the device, oldest first (a ring of `IDS`).
     pending: [Option<Req>; IDS],
     pending_head: usize,
@@ -184,6 +210,7 @@ impl<D: BlockDevice, const IDS: usize> BlkServer<D, IDS> {
             data: view,
             capacity: dev.capacity(),
             slots: dev.slots().min(MAX_SLOTS),
+            direct: dev.direct(),
             max_bytes,
             dev,
             pending: [None; IDS],
@@ -246,6 +273,11 @@ impl<D: BlockDevice, const IDS: usize> BlkServer<D, IDS> {
             if progress {
                 continue;
             }
+            if self.holding_back() {
+                // The device's completion (its interrupt) is what we wait for; lib/ring
+                // would have us retry the hand-back at once.
+                return act;
+            }
             match self.ring.prepare_wait() {
                 Ok(Wait::Block) => return act,
                 Ok(Wait::Retry) => continue,
@@ -256,6 +288,16 @@ impl<D: BlockDevice, const IDS: usize> BlkServer<D, IDS> {
                 Err(_) => return act,
             }
         }
+    }
+
+    /// Whether the device still works on a buffer of a client that restarted, in direct
+    /// mode: the new incarnation is not let in before it is done (`take_requests`).
+    fn holding_back(&self) -> bool {
+        self.direct
+            && self
+                .busy
+                .iter()
+                .any(|s| matches!(s, Slot::Busy { live: false, .. }))
     }
 
     fn set_fault(&mut self, c: Corruption, act: &mut Activity) {
@@ -289,7 +331,7 @@ impl<D: BlockDevice, const IDS: usize> BlkServer<D, IDS> {
                         DeviceStatus::IoError => Status::IoError,
                         DeviceStatus::Unsupported => Status::Unsupported,
                     };
-                    if status == Status::Ok && req.op == DeviceOp::Read {
+                    if status == Status::Ok && req.op == DeviceOp::Read && !self.direct {
                         let len = req.len as usize;
                         let buf = &self.dev.buffer(slot)[..len];
                         // Checked when taken: inside the data area.
@@ -329,6 +371,15 @@ impl<D: BlockDevice, const IDS: usize> BlkServer<D, IDS> {
     fn take_requests(&mut self, act: &mut Activity) -> bool {
         let mut any = false;
         loop {
+            if self.holding_back() {
+                // The device still reads or writes a buffer of a client that restarted:
+                // lib/ring acknowledges the new incarnation only after handing back every
+                // abandoned request, and the client touches no buffer before that ack, so
+                // holding the hand-back until the device is done keeps a late DMA out of
+                // buffers the new incarnation already reuses. (With bounce buffers the
+                // device only ever wrote the driver's own memory.)
+                return any;
+            }
             let before = self.ring.client_generation();
             let r = self.ring.poll();
             if self.ring.client_generation() != before {
@@ -449,12 +500,21 @@ impl<D: BlockDevice, const IDS: usize> BlkServer<D, IDS> {
             let Some(slot) = (0..self.slots).find(|&s| self.busy[s] == Slot::Free) else {
                 break;
             };
-            if req.op == DeviceOp::Write {
+            let direct = self.direct && req.op != DeviceOp::Flush;
+            if req.op == DeviceOp::Write && !direct {
                 let len = req.len as usize;
                 let buf = &mut self.dev.buffer(slot)[..len];
                 self.data.copy_out(req.offset as usize, buf);
             }
-            match self.dev.submit(slot, req.op, req.sector, req.len as usize) {
+            let r = if direct {
+                // `take` checked the buffer against the data area and the region.
+                let (offset, len) = (req.offset as usize, req.len as usize);
+                self.dev
+                    .submit_direct(slot, req.op, req.sector, offset, len)
+            } else {
+                self.dev.submit(slot, req.op, req.sector, req.len as usize)
+            };
+            match r {
                 Ok(()) => {}
                 Err(DeviceError::Busy) => break,
                 Err(DeviceError::Broken(why)) => {

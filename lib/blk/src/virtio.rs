@@ -56,17 +56,32 @@ struct Slot {
     token: Option<u16>,
     op: DeviceOp,
     bytes: usize,
+    /// Direct: the client's buffer's offset in the data region; `None`: the bounce buffer.
+    direct: Option<usize>,
 }
 
-/// A virtio-blk device with `slots` bounce buffers of `max_bytes` in the DMA region.
+/// The client's data region as the driver maps it, for direct DMA.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientData {
+    /// Where the driver maps the data region.
+    pub vaddr: NonNull<u8>,
+    /// Its bytes.
+    pub len: usize,
+}
+
+/// A virtio-blk device with `slots` requests in flight: on the client's buffers in place
+/// (direct), or on bounce buffers of `max_bytes` in the DMA region.
 pub struct VirtioBlkDevice<H: Hal, T: Transport> {
     blk: VirtIOBlk<H, T>,
     slots: [Slot; MAX_SLOTS],
     n: usize,
     /// Per slot: a `BlkReq` at `slot * HDR`, its `BlkResp` at `slot * HDR + 16`.
     headers: NonNull<u8>,
-    /// Bounce buffer of slot `i` at `i * max_bytes`.
+    /// Bounce buffer of slot `i` at `i * max_bytes` (none in direct mode).
     bounce: NonNull<u8>,
+    /// Direct mode: the client's data region, which the DMA region's client window
+    /// (`DmaRegion::set_client_window`) lets the HAL hand to the device.
+    client: Option<ClientData>,
     max_bytes: usize,
     /// A flush that completed inside `submit`, reported by the next `poll`.
     flushed: Option<(usize, DeviceStatus)>,
@@ -85,6 +100,31 @@ impl<H: Hal, T: Transport> VirtioBlkDevice<H, T> {
         slots: usize,
         max_bytes: usize,
     ) -> Result<Self, InitError> {
+        Self::build(transport, dma, slots, max_bytes, None)
+    }
+
+    /// As [`new`](Self::new), but reads and writes go straight to and from the client's
+    /// buffers in `client` (sDDF's way: no bounce buffers, the driver copies nothing).
+    /// `dma`'s client window must cover `client`'s data area (from `DATA_START`), else the
+    /// HAL refuses the first request's buffer (a panic of the PD: restarted, not DMA to an
+    /// address nobody checked).
+    pub fn new_direct(
+        transport: T,
+        dma: &DmaRegion,
+        slots: usize,
+        max_bytes: usize,
+        client: ClientData,
+    ) -> Result<Self, InitError> {
+        Self::build(transport, dma, slots, max_bytes, Some(client))
+    }
+
+    fn build(
+        transport: T,
+        dma: &DmaRegion,
+        slots: usize,
+        max_bytes: usize,
+        client: Option<ClientData>,
+    ) -> Result<Self, InitError> {
         let t = transport.device_type();
         if t != DeviceType::Block {
             return Err(InitError::NotABlockDevice(t));
@@ -99,19 +139,25 @@ impl<H: Hal, T: Transport> VirtioBlkDevice<H, T> {
         let (_, headers) = dma
             .alloc((slots * HDR).div_ceil(page))
             .ok_or(InitError::NoDmaMemory)?;
-        let (_, bounce) = dma
-            .alloc((slots * max_bytes).div_ceil(page))
-            .ok_or(InitError::NoDmaMemory)?;
+        let bounce = if client.is_some() {
+            NonNull::dangling()
+        } else {
+            dma.alloc((slots * max_bytes).div_ceil(page))
+                .ok_or(InitError::NoDmaMemory)?
+                .1
+        };
         Ok(Self {
             blk,
             slots: [Slot {
                 token: None,
                 op: DeviceOp::Read,
                 bytes: 0,
+                direct: None,
             }; MAX_SLOTS],
             n: slots,
             headers,
             bounce,
+            client,
             max_bytes,
             flushed: None,
         })
@@ -133,21 +179,83 @@ impl<H: Hal, T: Transport> VirtioBlkDevice<H, T> {
         &self,
         slot: usize,
         bytes: usize,
+        direct: Option<usize>,
     ) -> (&'a mut BlkReq, &'a mut BlkResp, &'a mut [u8]) {
         // SAFETY: the header page holds `n` records of HDR bytes (16-aligned: the page is
         // page-aligned), a request then its response 16 bytes later; bounce buffer `slot` is
         // `max_bytes` at `slot * max_bytes` in its own allocation. All three are disjoint,
         // in the DMA region, and reached only through this device (and by the device).
+        // A direct buffer is in the client's data region (checked by `submit_direct`); the
+        // slice only carries its address to virtio-drivers' `Hal::share`, which gives the
+        // device the paddr: neither this driver nor the crate reads or writes through it.
         unsafe {
             let h = self.headers.as_ptr().add(slot * HDR);
+            let buf = match (direct, self.client) {
+                (Some(off), Some(c)) => c.vaddr.as_ptr().add(off),
+                _ => self.bounce.as_ptr().add(slot * self.max_bytes),
+            };
             (
                 &mut *h.cast::<BlkReq>(),
                 &mut *h.add(16).cast::<BlkResp>(),
-                core::slice::from_raw_parts_mut(
-                    self.bounce.as_ptr().add(slot * self.max_bytes),
-                    bytes,
-                ),
+                core::slice::from_raw_parts_mut(buf, bytes),
             )
+        }
+    }
+
+    /// Puts a request in the device: `slot`'s bounce buffer, or the client's buffer at
+    /// `direct`.
+    fn start(
+        &mut self,
+        slot: usize,
+        op: DeviceOp,
+        sector: u64,
+        bytes: usize,
+        direct: Option<usize>,
+    ) -> Result<(), DeviceError> {
+        if slot >= self.n || bytes > self.max_bytes || self.slots[slot].token.is_some() {
+            return Err(DeviceError::Broken("virtio-blk: bad slot from the server"));
+        }
+        if op == DeviceOp::Flush {
+            if self.slots[..self.n].iter().any(|s| s.token.is_some()) || self.flushed.is_some() {
+                // The server's barrier makes this impossible; say so rather than mix a
+                // blocking pop with requests in flight.
+                return Err(DeviceError::Busy);
+            }
+            let st = Self::status(self.blk.flush())?;
+            self.flushed = Some((slot, st));
+            return Ok(());
+        }
+        let sector = usize::try_from(sector)
+            .map_err(|_| DeviceError::Broken("virtio-blk: sector beyond usize"))?;
+        // SAFETY: slot < n and bytes <= max_bytes (checked above), a direct buffer inside the
+        // data area (`submit_direct`); nothing else holds them.
+        let (req, resp, buf) = unsafe { self.parts(slot, bytes, direct) };
+        // Reset before each request: a completion still saying NOT_READY was not written
+        // by the device for this request.
+        *resp = BlkResp::default();
+        // SAFETY: header, response and buffer live in the DMA region (or the client's data
+        // region, mapped for the PD's life) for the device's whole life and are not touched again until `complete_*` pops this token (the server
+        // does not touch a slot's buffer while it is in the device).
+        let r = unsafe {
+            match op {
+                DeviceOp::Read => self.blk.read_blocks_nb(sector, req, buf, resp),
+                _ => self.blk.write_blocks_nb(sector, req, buf, resp),
+            }
+        };
+        match r {
+            Ok(token) => {
+                self.slots[slot] = Slot {
+                    token: Some(token),
+                    op,
+                    bytes,
+                    direct,
+                };
+                Ok(())
+            }
+            Err(virtio_drivers::Error::QueueFull) => Err(DeviceError::Busy),
+            Err(_) => Err(DeviceError::Broken(
+                "virtio-blk: the queue refused a request",
+            )),
         }
     }
 
@@ -181,9 +289,39 @@ impl<H: Hal, T: Transport> BlockDevice for VirtioBlkDevice<H, T> {
 
     fn buffer(&mut self, slot: usize) -> &mut [u8] {
         assert!(slot < self.n, "bounce buffer of a slot that does not exist");
+        assert!(self.client.is_none(), "no bounce buffers in direct mode");
         // SAFETY: slot < n, the whole buffer; the returned borrow of `self` keeps any other
         // access through this device out while it lives.
-        unsafe { self.parts(slot, self.max_bytes).2 }
+        unsafe { self.parts(slot, self.max_bytes, None).2 }
+    }
+
+    fn direct(&self) -> bool {
+        self.client.is_some()
+    }
+
+    fn submit_direct(
+        &mut self,
+        slot: usize,
+        op: DeviceOp,
+        sector: u64,
+        offset: usize,
+        bytes: usize,
+    ) -> Result<(), DeviceError> {
+        // The server checked the buffer against the data area already; checked again here,
+        // next to the address the device gets, so that nothing between the two (a bug, a
+        // flipped bit) points the device's DMA outside the client's buffers.
+        let Some(c) = self.client else {
+            return Err(DeviceError::Broken("virtio-blk: not in direct mode"));
+        };
+        if op == DeviceOp::Flush
+            || offset < crate::DATA_START
+            || offset.checked_add(bytes).is_none_or(|end| end > c.len)
+        {
+            return Err(DeviceError::Broken(
+                "virtio-blk: a direct buffer outside the data area",
+            ));
+        }
+        self.start(slot, op, sector, bytes, Some(offset))
     }
 
     fn submit(
@@ -193,49 +331,12 @@ impl<H: Hal, T: Transport> BlockDevice for VirtioBlkDevice<H, T> {
         sector: u64,
         bytes: usize,
     ) -> Result<(), DeviceError> {
-        if slot >= self.n || bytes > self.max_bytes || self.slots[slot].token.is_some() {
-            return Err(DeviceError::Broken("virtio-blk: bad slot from the server"));
+        if self.client.is_some() && op != DeviceOp::Flush {
+            return Err(DeviceError::Broken(
+                "virtio-blk: no bounce buffers in direct mode",
+            ));
         }
-        if op == DeviceOp::Flush {
-            if self.slots[..self.n].iter().any(|s| s.token.is_some()) || self.flushed.is_some() {
-                // The server's barrier makes this impossible; say so rather than mix a
-                // blocking pop with requests in flight.
-                return Err(DeviceError::Busy);
-            }
-            let st = Self::status(self.blk.flush())?;
-            self.flushed = Some((slot, st));
-            return Ok(());
-        }
-        let sector = usize::try_from(sector)
-            .map_err(|_| DeviceError::Broken("virtio-blk: sector beyond usize"))?;
-        // SAFETY: slot < n and bytes <= max_bytes (checked above); nothing else holds them.
-        let (req, resp, buf) = unsafe { self.parts(slot, bytes) };
-        // Reset before each request: a completion still saying NOT_READY was not written
-        // by the device for this request.
-        *resp = BlkResp::default();
-        // SAFETY: header, response and buffer live in the DMA region for the device's whole
-        // life and are not touched again until `complete_*` pops this token (the server
-        // does not touch a slot's buffer while it is in the device).
-        let r = unsafe {
-            match op {
-                DeviceOp::Read => self.blk.read_blocks_nb(sector, req, buf, resp),
-                _ => self.blk.write_blocks_nb(sector, req, buf, resp),
-            }
-        };
-        match r {
-            Ok(token) => {
-                self.slots[slot] = Slot {
-                    token: Some(token),
-                    op,
-                    bytes,
-                };
-                Ok(())
-            }
-            Err(virtio_drivers::Error::QueueFull) => Err(DeviceError::Busy),
-            Err(_) => Err(DeviceError::Broken(
-                "virtio-blk: the queue refused a request",
-            )),
-        }
+        self.start(slot, op, sector, bytes, None)
     }
 
     fn poll(&mut self) -> Result<Option<(usize, DeviceStatus)>, DeviceError> {
@@ -250,9 +351,11 @@ impl<H: Hal, T: Transport> BlockDevice for VirtioBlkDevice<H, T> {
                 "virtio-blk: a used id that is not in the device",
             ));
         };
-        let Slot { op, bytes, .. } = self.slots[slot];
-        // SAFETY: slot < n, bytes as submitted (<= max_bytes); the device is done with them.
-        let (req, resp, buf) = unsafe { self.parts(slot, bytes) };
+        let Slot {
+            op, bytes, direct, ..
+        } = self.slots[slot];
+        // SAFETY: slot < n, bytes and buffer as submitted; the device is done with them.
+        let (req, resp, buf) = unsafe { self.parts(slot, bytes, direct) };
         // SAFETY: the same header, response and buffer `submit` passed with this token.
         let r = unsafe {
             match op {

@@ -143,10 +143,17 @@ impl ViewCopy for Link {
     }
 }
 
-fn run(steps: Vec<Step>, slots: usize, limit: usize) {
+fn run(steps: Vec<Step>, slots: usize, limit: usize, direct: bool) {
     let link = Link::new();
     let d = disk(SECTORS);
-    let mut server = link.server(FakeDevice::new(d.clone(), slots, limit));
+    let dev = |link: &Link| {
+        if direct {
+            FakeDevice::direct(d.clone(), slots, limit, link)
+        } else {
+            FakeDevice::new(d.clone(), slots, limit)
+        }
+    };
+    let mut server = link.server(dev(&link));
     let mut client = link.client();
     let mut m = Model {
         shadow: vec![0; SECTORS * SECTOR_SIZE],
@@ -244,7 +251,7 @@ fn run(steps: Vec<Step>, slots: usize, limit: usize) {
                 server.device().reset(|i| bits & (1 << (i % 32)) != 0);
                 drop(server);
                 restarts += 1;
-                server = link.restart_server(FakeDevice::new(d.clone(), slots, limit));
+                server = link.restart_server(dev(&link));
             }
         }
         for c in done.drain(..) {
@@ -285,7 +292,8 @@ proptest! {
         steps in prop::collection::vec(step(), 1..120),
         slots in 1usize..=6,
         limit in 1usize..=6,
+        direct in any::<bool>(),
     ) {
-        run(steps, slots, limit);
+        run(steps, slots, limit, direct);
     }
 }

@@ -14,7 +14,7 @@ const SEED: u64 = 0x5eed_0015;
 fn drive(corrupt_at: Option<u64>) -> (axolotl_blk::pattern::PatternStats, Disk, u64) {
     let link = Link::new();
     let d = disk(SECTORS as usize + 16);
-    let mut server = link.server(FakeDevice::new(d.clone(), 3, 3));
+    let mut server = link.server(FakeDevice::direct(d.clone(), 3, 3, &link));
     let mut p = PatternClient::new(link.client(), SEED, SECTORS, MAX_SECTORS as u32).unwrap();
     let mut restarts = 0;
     let mut last_phase = Phase::Writing;
@@ -35,7 +35,7 @@ fn drive(corrupt_at: Option<u64>) -> (axolotl_blk::pattern::PatternStats, Disk, 
         if step % 9 == 4 && restarts < 6 && server.in_device() > 0 {
             server.device().reset(|i| i % 2 == 0);
             drop(server);
-            server = link.restart_server(FakeDevice::new(d.clone(), 3, 3));
+            server = link.restart_server(FakeDevice::direct(d.clone(), 3, 3, &link));
             restarts += 1;
         }
         if p.phase() == Phase::Done {

@@ -317,3 +317,60 @@ fn the_server_publishes_the_capacity_and_the_client_checks_it() {
     link.data.write_u32(INFO_OFFSET, INFO_READY + 1);
     assert_eq!(client.storage_info(), None, "not ready");
 }
+
+/// Direct DMA (the device works on the client's buffers in place): a client that restarts
+/// while the device still reads or writes one of its buffers gets its connection back only
+/// once the device is done with it, so a late DMA never lands in a buffer the new
+/// incarnation already reuses (nor takes data it already put there).
+#[test]
+fn a_restarted_client_is_held_off_until_the_device_has_left_its_buffers() {
+    let link = Link::new();
+    let d = disk(SECTORS);
+    d.borrow_mut().data[..MAX_BYTES].fill(0xd1);
+    let mut s = link.server(FakeDevice::direct(d.clone(), 4, 4, &link));
+    let mut c = link.client();
+    let mut out = Vec::new();
+    run(&mut c, &mut s, &mut out);
+    assert!(c.is_connected());
+    let r = Request {
+        op: Op::Read,
+        sector: 0,
+        offset: buffer_offset(0),
+        len: MAX_BYTES as u32,
+    };
+    c.submit(r, 7).unwrap();
+    run(&mut c, &mut s, &mut out);
+    assert_eq!(s.in_device(), 1);
+    // The client restarts; its read is still in the device.
+    link.client_pd
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut c = link.client();
+    run(&mut c, &mut s, &mut out);
+    assert!(
+        !c.is_connected(),
+        "the new client was let in while the device still writes its buffer"
+    );
+    assert!(s.device().complete(0));
+    run(&mut c, &mut s, &mut out);
+    assert!(c.is_connected(), "connected once the device is done");
+    assert!(out.is_empty(), "the dead client's read is not answered");
+    assert_eq!(s.stats().abandoned, 1);
+    // The new incarnation's buffer 0 is its own from now on: a write from it reaches the
+    // disk as written.
+    assert!(c.data().copy_in(buffer_offset(0) as usize, &[0x5a; 512]));
+    let w = Request {
+        op: Op::Write,
+        sector: 3,
+        offset: buffer_offset(0),
+        len: 512,
+    };
+    c.submit(w, 8).unwrap();
+    run(&mut c, &mut s, &mut out);
+    assert!(s.device().complete(0));
+    run(&mut c, &mut s, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        d.borrow().data[3 * SECTOR_SIZE..4 * SECTOR_SIZE],
+        [0x5a; 512]
+    );
+}

@@ -115,23 +115,37 @@ impl DataRegion {
     /// without per-word checks (the range was checked once), then the tail: the data path
     /// copies every frame and block through here, several times per hop.
     pub fn copy_in(&self, offset: usize, src: &[u8]) -> bool {
-        if !self.contains(offset, src.len()) {
+        // SAFETY: a slice is `len` readable bytes.
+        unsafe { self.copy_in_raw(offset, src.as_ptr(), src.len()) }
+    }
+
+    /// [`DataRegion::copy_in`] from `len` bytes at `src`: for a source no Rust reference may
+    /// be formed over either (a VMM copying guest RAM straight into the region, with no
+    /// staging buffer between).
+    ///
+    /// # Safety
+    /// `src..src + len` must be readable and not inside this region.
+    pub unsafe fn copy_in_raw(&self, offset: usize, src: *const u8, len: usize) -> bool {
+        if !self.contains(offset, len) {
             return false;
         }
-        let head = self.head(offset, src.len());
-        for (i, b) in src[..head].iter().enumerate() {
-            self.byte(offset + i).store(*b, Ordering::Relaxed);
+        let head = self.head(offset, len);
+        for i in 0..head {
+            // SAFETY: i < len bytes from `src`, the caller's.
+            let b = unsafe { src.add(i).read() };
+            self.byte(offset + i).store(b, Ordering::Relaxed);
         }
-        let words = (src.len() - head) / 8;
-        let body = &src[head..head + words * 8];
+        let words = (len - head) / 8;
         // SAFETY: `offset + head` is 8-aligned and `words` words from it lie inside the
         // region (checked above).
         let base = unsafe { self.ptr.as_ptr().add(offset + head) }.cast::<u64>();
-        if body.as_ptr().cast::<u64>().is_aligned() {
+        // SAFETY: head <= len.
+        let body = unsafe { src.add(head) };
+        if body.cast::<u64>().is_aligned() {
             // The usual case (aligned buffers on both sides): whole-word loads. Assembling
             // a word from bytes costs ~2 instructions a byte on a target with strict
             // alignment (aarch64-unknown-none), which was most of a blk request's time.
-            let s = body.as_ptr().cast::<u64>();
+            let s = body.cast::<u64>();
             for k in 0..words {
                 // SAFETY: `words` aligned words of `src` from `s`; the region's as above.
                 unsafe {
@@ -139,14 +153,17 @@ impl DataRegion {
                 };
             }
         } else {
-            for (k, w) in body.chunks_exact(8).enumerate() {
-                let v = u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+            for k in 0..words {
+                // SAFETY: 8 bytes of `src` (unaligned read); the region's word as above.
+                let v = unsafe { body.add(8 * k).cast::<u64>().read_unaligned() };
                 // SAFETY: in bounds and aligned (above); every access to the region is atomic.
                 unsafe { AtomicU64::from_ptr(base.add(k)) }.store(v, Ordering::Relaxed);
             }
         }
-        for (i, b) in src.iter().enumerate().skip(head + words * 8) {
-            self.byte(offset + i).store(*b, Ordering::Relaxed);
+        for i in head + words * 8..len {
+            // SAFETY: i < len bytes from `src`, the caller's.
+            let b = unsafe { src.add(i).read() };
+            self.byte(offset + i).store(b, Ordering::Relaxed);
         }
         true
     }
@@ -154,37 +171,52 @@ impl DataRegion {
     /// Copies `offset..offset + dst.len()` into `dst`; `false` (nothing copied) if that is
     /// not inside the region. As [`DataRegion::copy_in`], word by word where aligned.
     pub fn copy_out(&self, offset: usize, dst: &mut [u8]) -> bool {
-        if !self.contains(offset, dst.len()) {
+        // SAFETY: a mutable slice is `len` writable bytes no one else reaches.
+        unsafe { self.copy_out_raw(offset, dst.as_mut_ptr(), dst.len()) }
+    }
+
+    /// [`DataRegion::copy_out`] to `len` bytes at `dst` (guest RAM, for a VMM: no staging
+    /// buffer between the region and the guest's).
+    ///
+    /// # Safety
+    /// `dst..dst + len` must be writable and not inside this region.
+    pub unsafe fn copy_out_raw(&self, offset: usize, dst: *mut u8, len: usize) -> bool {
+        if !self.contains(offset, len) {
             return false;
         }
-        let len = dst.len();
         let head = self.head(offset, len);
-        for (i, b) in dst[..head].iter_mut().enumerate() {
-            *b = self.byte(offset + i).load(Ordering::Relaxed);
+        for i in 0..head {
+            let b = self.byte(offset + i).load(Ordering::Relaxed);
+            // SAFETY: i < len bytes from `dst`, the caller's.
+            unsafe { dst.add(i).write(b) };
         }
         let words = (len - head) / 8;
-        // SAFETY: as in `copy_in`.
+        // SAFETY: as in `copy_in_raw`.
         let base = unsafe { self.ptr.as_ptr().add(offset + head) }.cast::<u64>();
-        let body = &mut dst[head..head + words * 8];
-        if body.as_ptr().cast::<u64>().is_aligned() {
-            // As in `copy_in`: whole-word stores where `dst` allows them.
-            let d = body.as_mut_ptr().cast::<u64>();
+        // SAFETY: head <= len.
+        let body = unsafe { dst.add(head) };
+        if body.cast::<u64>().is_aligned() {
+            // As in `copy_in_raw`: whole-word stores where `dst` allows them.
+            let d = body.cast::<u64>();
             for k in 0..words {
-                // SAFETY: `words` aligned words of `dst` from `d`; the region's as in `copy_in`.
+                // SAFETY: `words` aligned words of `dst` from `d`; the region's as above.
                 unsafe {
                     d.add(k)
                         .write(AtomicU64::from_ptr(base.add(k)).load(Ordering::Relaxed))
                 };
             }
         } else {
-            for (k, w) in body.chunks_exact_mut(8).enumerate() {
-                // SAFETY: as in `copy_in`.
+            for k in 0..words {
+                // SAFETY: as in `copy_in_raw`.
                 let v = unsafe { AtomicU64::from_ptr(base.add(k)) }.load(Ordering::Relaxed);
-                w.copy_from_slice(&v.to_ne_bytes());
+                // SAFETY: 8 bytes of `dst` (unaligned write).
+                unsafe { body.add(8 * k).cast::<u64>().write_unaligned(v) };
             }
         }
-        for (i, b) in dst.iter_mut().enumerate().skip(head + words * 8) {
-            *b = self.byte(offset + i).load(Ordering::Relaxed);
+        for i in head + words * 8..len {
+            let b = self.byte(offset + i).load(Ordering::Relaxed);
+            // SAFETY: i < len bytes from `dst`, the caller's.
+            unsafe { dst.add(i).write(b) };
         }
         true
     }

@@ -53,6 +53,11 @@ pub struct DmaRegion {
     pool: AtomicUsize,
     /// Pool chunks in use (bit i = chunk i).
     pool_used: AtomicU64,
+    /// A client's data region the device may DMA into and out of directly
+    /// ([`DmaRegion::set_client_window`]); len 0 = none.
+    client_vaddr: AtomicUsize,
+    client_paddr: AtomicU64,
+    client_len: AtomicUsize,
 }
 
 /// Bytes of one bounce-pool chunk.
@@ -83,6 +88,9 @@ impl DmaRegion {
             mmio_len: AtomicUsize::new(0),
             pool: AtomicUsize::new(0),
             pool_used: AtomicU64::new(0),
+            client_vaddr: AtomicUsize::new(0),
+            client_paddr: AtomicU64::new(0),
+            client_len: AtomicUsize::new(0),
         }
     }
 
@@ -116,7 +124,54 @@ impl DmaRegion {
         self.used.store(0, Ordering::Relaxed);
         self.pool.store(0, Ordering::Relaxed);
         self.pool_used.store(0, Ordering::Relaxed);
+        self.client_len.store(0, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Registers a client's data region (mapped at `vaddr`, physically contiguous at
+    /// `paddr`) as a second range the device may be given directly: sDDF's way, the device
+    /// DMAs straight into and out of the buffers the client named, so the driver copies
+    /// nothing. Nothing is allocated from it; `share` answers its paddr for a buffer wholly
+    /// inside it. Which bytes of it a request may name is the caller's check (lib/blk's
+    /// server checks every descriptor against the region and its data area first).
+    ///
+    /// # Safety
+    /// `vaddr..vaddr + len` must be mapped for as long as the device is used, be physically
+    /// contiguous at `paddr`, and its owner must expect the device to write its buffers.
+    pub unsafe fn set_client_window(
+        &self,
+        vaddr: NonNull<u8>,
+        paddr: u64,
+        len: usize,
+    ) -> Result<(), RegionError> {
+        let v = vaddr.as_ptr() as usize;
+        if len == 0 || !v.is_multiple_of(PAGE_SIZE) || !paddr.is_multiple_of(PAGE_SIZE as u64) {
+            return Err(RegionError::Misaligned);
+        }
+        if v.checked_add(len).is_none() || paddr.checked_add(len as u64).is_none() {
+            return Err(RegionError::Overflow);
+        }
+        self.client_vaddr.store(v, Ordering::Relaxed);
+        self.client_paddr.store(paddr, Ordering::Relaxed);
+        self.client_len.store(len, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The physical address of `ptr..ptr + len` if it lies wholly inside the client window.
+    pub fn client_paddr_of(&self, ptr: *const u8, len: usize) -> Option<u64> {
+        let wlen = self.client_len.load(Ordering::Relaxed);
+        let off = (ptr as usize).checked_sub(self.client_vaddr.load(Ordering::Relaxed))?;
+        if wlen == 0 || off.checked_add(len)? > wlen {
+            return None;
+        }
+        Some(self.client_paddr.load(Ordering::Relaxed) + off as u64)
+    }
+
+    /// Where the device may be pointed at `ptr..ptr + len` without a copy: inside the
+    /// region or inside the client window.
+    fn device_paddr_of(&self, ptr: *const u8, len: usize) -> Option<u64> {
+        self.paddr_of(ptr, len)
+            .or_else(|| self.client_paddr_of(ptr, len))
     }
 
     /// Takes one page of the region as a bounce pool: from then on `share` copies a small
@@ -321,7 +376,7 @@ unsafe impl<R: StaticDmaRegion> Hal for RegionHal<R> {
     unsafe fn share(buffer: NonNull<[u8]>, _direction: BufferDirection) -> PhysAddr {
         let r = R::region();
         let p = buffer.as_ptr().cast::<u8>();
-        if let Some(pa) = r.paddr_of(p, buffer.len()) {
+        if let Some(pa) = r.device_paddr_of(p, buffer.len()) {
             return pa;
         }
         // SAFETY: the caller promises a valid buffer, not accessed by anyone else meanwhile.
@@ -332,7 +387,7 @@ unsafe impl<R: StaticDmaRegion> Hal for RegionHal<R> {
     unsafe fn unshare(paddr: PhysAddr, buffer: NonNull<[u8]>, direction: BufferDirection) {
         let r = R::region();
         let p = buffer.as_ptr().cast::<u8>();
-        if r.paddr_of(p, buffer.len()).is_some() {
+        if r.device_paddr_of(p, buffer.len()).is_some() {
             return;
         }
         let back = direction != BufferDirection::DriverToDevice;
@@ -571,5 +626,61 @@ mod tests {
             unsafe { TestHal::mmio_phys_to_virt(0x0a00_3f00, 0x200) }
         });
         assert!(r.is_err(), "MMIO outside the window is refused");
+    }
+
+    static CLIENT_REGION: DmaRegion = DmaRegion::new();
+    struct ClientRegion;
+    impl StaticDmaRegion for ClientRegion {
+        fn region() -> &'static DmaRegion {
+            &CLIENT_REGION
+        }
+    }
+    type ClientHal = RegionHal<ClientRegion>;
+
+    #[test]
+    fn a_client_window_is_shared_in_place_and_nothing_past_it() {
+        const CLIENT_PADDR: u64 = 0x6000_0000;
+        let v = block(1);
+        // SAFETY: a leaked block, used only by this region.
+        unsafe { CLIENT_REGION.init(v, PADDR, PAGE_SIZE) }.unwrap();
+        let w = block(2);
+        // SAFETY: a leaked block of 2 pages standing in for the client's data region.
+        unsafe { CLIENT_REGION.set_client_window(w, CLIENT_PADDR, 2 * PAGE_SIZE) }.unwrap();
+        // SAFETY: inside the window: given to the device as it is, no bounce.
+        let p = unsafe {
+            ClientHal::share(
+                NonNull::slice_from_raw_parts(w.add(PAGE_SIZE), PAGE_SIZE),
+                BufferDirection::DeviceToDriver,
+            )
+        };
+        assert_eq!(p, CLIENT_PADDR + PAGE_SIZE as u64);
+        // SAFETY: the buffer just shared; nothing to copy back.
+        unsafe {
+            ClientHal::unshare(
+                p,
+                NonNull::slice_from_raw_parts(w.add(PAGE_SIZE), PAGE_SIZE),
+                BufferDirection::DeviceToDriver,
+            )
+        };
+        // One byte past the window's end: refused (no bounce pool here).
+        let r = std::panic::catch_unwind(|| {
+            // SAFETY: the HAL must refuse it before the device sees an address.
+            unsafe {
+                ClientHal::share(
+                    NonNull::slice_from_raw_parts(w.add(PAGE_SIZE + 1), PAGE_SIZE),
+                    BufferDirection::DeviceToDriver,
+                )
+            }
+        });
+        assert!(r.is_err(), "a buffer running past the window is refused");
+        assert_eq!(
+            // SAFETY: refused before anything is registered.
+            unsafe { CLIENT_REGION.set_client_window(w, CLIENT_PADDR + 1, PAGE_SIZE) },
+            Err(RegionError::Misaligned)
+        );
+        // A re-init forgets the window (a restarted driver registers it again).
+        // SAFETY: as above.
+        unsafe { CLIENT_REGION.init(v, PADDR, PAGE_SIZE) }.unwrap();
+        assert_eq!(CLIENT_REGION.client_paddr_of(w.as_ptr(), 16), None);
     }
 }

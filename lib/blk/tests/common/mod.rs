@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use axolotl_blk::{
-    BlkClient, BlkServer, BlockDevice, DATA_START, DeviceError, DeviceOp, DeviceStatus,
+    BlkClient, BlkServer, BlockDevice, DATA_START, DataRegion, DeviceError, DeviceOp, DeviceStatus,
     SECTOR_SIZE, data_region_bytes,
 };
 use axolotl_ring::{Authority, Generations, SharedRegion, ring_region_bytes};
@@ -104,6 +104,10 @@ pub struct FakeDevice {
     /// Completions for slots never submitted (a device gone wrong).
     pub inject_bogus: Option<usize>,
     pub submitted: u64,
+    /// Direct mode (sDDF's, the driver's real one): the device reads and writes the
+    /// client's data region itself, at the offsets the server passed (`offsets[slot]`).
+    region: Option<DataRegion>,
+    offsets: Vec<usize>,
 }
 
 impl FakeDevice {
@@ -116,7 +120,17 @@ impl FakeDevice {
             done: Default::default(),
             inject_bogus: None,
             submitted: 0,
+            region: None,
+            offsets: vec![0; slots],
         }
+    }
+
+    /// A device that DMAs straight into and out of `link`'s data region.
+    pub fn direct(disk: Disk, slots: usize, limit: usize, link: &Link) -> Self {
+        let mut d = Self::new(disk, slots, limit);
+        // SAFETY: the link outlives the device in every test (dropped after the endpoints).
+        d.region = Some(unsafe { DataRegion::alias(&link.data.region()) });
+        d
     }
 
     /// Runs the `k`-th request in the device (mod how many there are).
@@ -133,6 +147,18 @@ impl FakeDevice {
     fn run(&mut self, slot: usize, op: DeviceOp, sector: u64, bytes: usize) {
         let mut d = self.disk.borrow_mut();
         let at = sector as usize * SECTOR_SIZE;
+        if let Some(r) = self.region.as_ref()
+            && op != DeviceOp::Flush
+        {
+            let off = self.offsets[slot];
+            if op == DeviceOp::Read {
+                assert!(r.copy_in(off, &d.data[at..at + bytes]));
+            } else {
+                assert!(r.copy_out(off, &mut d.data[at..at + bytes]));
+                d.writes += 1;
+            }
+            return;
+        }
         match op {
             DeviceOp::Read => self.bufs[slot][..bytes].copy_from_slice(&d.data[at..at + bytes]),
             DeviceOp::Write => {
@@ -173,6 +199,10 @@ impl BlockDevice for FakeDevice {
 
     fn buffer(&mut self, slot: usize) -> &mut [u8] {
         assert!(
+            self.region.is_none(),
+            "the server copied through a bounce buffer although the device is direct"
+        );
+        assert!(
             !self.in_device.iter().any(|r| r.0 == slot),
             "the server touched the buffer of slot {slot} while it was in the device"
         );
@@ -198,6 +228,32 @@ impl BlockDevice for FakeDevice {
         );
         self.in_device.push((slot, op, sector, bytes));
         self.submitted += 1;
+        Ok(())
+    }
+
+    fn direct(&self) -> bool {
+        self.region.is_some()
+    }
+
+    fn submit_direct(
+        &mut self,
+        slot: usize,
+        op: DeviceOp,
+        sector: u64,
+        offset: usize,
+        bytes: usize,
+    ) -> Result<(), DeviceError> {
+        assert!(
+            self.region.is_some(),
+            "direct submission to a bounce device"
+        );
+        assert!(
+            offset >= DATA_START && offset + bytes <= data_region_bytes(DATA_BYTES),
+            "the server let a buffer outside the data area through: {offset:#x}+{bytes:#x}"
+        );
+        assert!(op != DeviceOp::Flush, "a flush has no buffer");
+        self.submit(slot, op, sector, bytes)?;
+        self.offsets[slot] = offset;
         Ok(())
     }
 

@@ -17,6 +17,8 @@
 //! device keep their slots until the backend completes them, and their completions
 //! are dropped (the guest may have reused the buffers).
 
+use axolotl_ring::DataRegion;
+
 use super::mem::GuestMemory;
 use super::mmio::{Transport, bump};
 use super::queue::{Chain, QueueError};
@@ -97,6 +99,33 @@ pub enum Submit {
     Refused,
 }
 
+/// Where a request's data is at the backend: the device copies the guest's buffers straight
+/// to it (a write) or from it (a read), with no staging copy between.
+#[derive(Debug)]
+pub enum BlkData<'a> {
+    /// The backend's own memory.
+    Bytes(&'a mut [u8]),
+    /// `len` bytes at `offset` of a region shared with a driver PD (lib/blk's buffers).
+    Region {
+        region: &'a DataRegion,
+        offset: usize,
+        len: usize,
+    },
+}
+
+impl BlkData<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            BlkData::Bytes(b) => b.len(),
+            BlkData::Region { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The block side, e.g. a client of the blk driver PD over a ring.
 ///
 /// Contract: every accepted request completes exactly once, through
@@ -108,7 +137,14 @@ pub trait BlkBackend {
     /// data buffer of exactly `req.len` bytes, which `fill` fills with the guest's
     /// data; when `fill` returns false (the guest changed the request under the
     /// device) the backend drops the request and answers [`Submit::Refused`].
-    fn submit(&mut self, req: &BlkRequest, fill: &mut dyn FnMut(&mut [u8]) -> bool) -> Submit;
+    fn submit(&mut self, req: &BlkRequest, fill: &mut dyn FnMut(BlkData<'_>) -> bool) -> Submit;
+}
+
+/// A completion's data.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Bytes(&'a [u8]),
+    Region(&'a DataRegion, usize, usize),
 }
 
 /// What became of a completion.
@@ -429,10 +465,17 @@ impl VirtioBlk {
             let mut copied = true;
             let answer = {
                 let m = &*mem;
-                let mut fill = |buf: &mut [u8]| {
+                let mut fill = |buf: BlkData<'_>| {
                     copied = s.op == BlkOp::Write
                         && buf.len() == s.len as usize
-                        && chain.read(m, HEADER, buf).is_ok();
+                        && match buf {
+                            BlkData::Bytes(b) => chain.read(m, HEADER, b).is_ok(),
+                            BlkData::Region {
+                                region,
+                                offset,
+                                len,
+                            } => chain.read_to_region(m, HEADER, region, offset, len).is_ok(),
+                        };
                     copied
                 };
                 backend.submit(&req, &mut fill)
@@ -475,6 +518,31 @@ impl VirtioBlk {
         status: u8,
         data: &[u8],
     ) -> Completion {
+        self.complete_from(mem, id, status, Source::Bytes(data))
+    }
+
+    /// [`complete`](Self::complete) with a read's data in a region shared with a driver
+    /// PD (`len` bytes at `offset`; fewer than the request's is the short-data case):
+    /// copied straight into the guest's buffers.
+    pub fn complete_from_region<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        id: u64,
+        status: u8,
+        region: &DataRegion,
+        offset: usize,
+        len: usize,
+    ) -> Completion {
+        self.complete_from(mem, id, status, Source::Region(region, offset, len))
+    }
+
+    fn complete_from<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        id: u64,
+        status: u8,
+        data: Source<'_>,
+    ) -> Completion {
         let slot = (id & 0xFFFF) as usize;
         let s = match self.slots.get(slot) {
             Some(s) if matches!(s.state, State::Submitted | State::Orphaned) && s.id == id => *s,
@@ -501,13 +569,19 @@ impl VirtioBlk {
         let mut status = status;
         let mut written = 0;
         if s.op == BlkOp::Read && status == S_OK {
-            match data.get(..s.len as usize) {
-                Some(d) => {
-                    if let Err(e) = chain.write(mem, 0, d) {
-                        self.error(e);
-                        return Completion::Done;
-                    }
-                    written = s.len;
+            let want = s.len as usize;
+            let r = match data {
+                Source::Bytes(d) => d.get(..want).map(|d| chain.write(mem, 0, d)),
+                // A range outside the region is short data too (IOERR), not a device error.
+                Source::Region(region, offset, len) => (len >= want
+                    && region.contains(offset, want))
+                .then(|| chain.write_from_region(mem, 0, region, offset, want)),
+            };
+            match r {
+                Some(Ok(())) => written = s.len,
+                Some(Err(e)) => {
+                    self.error(e);
+                    return Completion::Done;
                 }
                 None => {
                     bump(&mut self.counters.short_completions);

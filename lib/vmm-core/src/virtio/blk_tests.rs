@@ -32,7 +32,7 @@ pub struct FakeBackend {
 }
 
 impl BlkBackend for FakeBackend {
-    fn submit(&mut self, req: &BlkRequest, fill: &mut dyn FnMut(&mut [u8]) -> bool) -> Submit {
+    fn submit(&mut self, req: &BlkRequest, fill: &mut dyn FnMut(BlkData<'_>) -> bool) -> Submit {
         if self.busy {
             return Submit::Busy;
         }
@@ -42,7 +42,7 @@ impl BlkBackend for FakeBackend {
         let mut buf = vec![];
         if req.op == BlkOp::Write {
             buf = vec![0; req.len as usize];
-            if !fill(&mut buf) {
+            if !fill(BlkData::Bytes(&mut buf)) {
                 return Submit::Refused;
             }
         }
@@ -725,4 +725,41 @@ mod ordering {
             prop_assert!(m.g.dev.transport.live());
         }
     }
+}
+
+/// A read's data straight from a driver connection's region into the guest's buffers (no
+/// staging copy): the bytes arrive; a range the region does not hold is short data (IOERR),
+/// never a copy from outside it.
+#[test]
+fn a_read_completes_straight_from_a_shared_region() {
+    let mut words = vec![0u64; 1024];
+    let ptr = core::ptr::NonNull::new(words.as_mut_ptr().cast::<u8>()).unwrap();
+    // SAFETY: `words` outlives the region (dropped at the end of the test).
+    let region = unsafe { DataRegion::alias(&axolotl_ring::SharedRegion::new(ptr, 8192)) };
+    let data: Vec<u8> = (0..1024).map(|i| (i * 3) as u8).collect();
+    assert!(region.copy_in(4096, &data));
+    let mut g = Guest::new();
+    let r = g.add(T_IN, 8, None, 1024);
+    g.kick();
+    let id = g.be.taken[0].0.id;
+    let c = g
+        .dev
+        .complete_from_region(&mut g.ram, id, S_OK, &region, 4096, 1024);
+    assert_eq!(c, Completion::Done);
+    assert_eq!(g.ram.get(r.data, 1024), &data[..]);
+    assert_eq!(g.status_of(&r), S_OK);
+
+    let r = g.add(T_IN, 8, None, 1024);
+    g.kick();
+    let id = g.be.taken[1].0.id;
+    let c = g
+        .dev
+        .complete_from_region(&mut g.ram, id, S_OK, &region, 8192 - 512, 1024);
+    assert_eq!(c, Completion::Done);
+    assert_eq!(
+        g.status_of(&r),
+        S_IOERR,
+        "past the region's end: short data"
+    );
+    drop(words);
 }

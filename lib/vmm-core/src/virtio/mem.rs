@@ -2,6 +2,8 @@
 //! bounds-checked. The VMM implements [`GuestMemory`] over its mapping of guest RAM
 //! ([`GuestRam`] is that implementation for a mapping it holds as a slice).
 
+use axolotl_ring::DataRegion;
+
 /// An access outside guest RAM (or whose end overflows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemError {
@@ -21,6 +23,61 @@ pub trait GuestMemory {
     /// while the device works implements it as a full barrier (`dmb ish`); on one core,
     /// with the guest stopped, program order already suffices.
     fn barrier(&self) {}
+
+    /// Copies `len` bytes from guest-physical `gpa` into `region` at `offset`: a backend's
+    /// buffer shared with a driver PD, filled with no staging copy between (docs/storage.md).
+    /// The default goes through a small stack buffer; a VMM overrides it with one copy.
+    /// `Err` if the guest range is not RAM or the region range is not in the region.
+    fn read_to_region(
+        &self,
+        gpa: u64,
+        region: &DataRegion,
+        offset: usize,
+        len: usize,
+    ) -> Result<(), MemError> {
+        let err = MemError {
+            gpa,
+            len: len as u64,
+        };
+        if !region.contains(offset, len) || !self.contains(gpa, len as u64) {
+            return Err(err);
+        }
+        let mut chunk = [0u8; 256];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(chunk.len());
+            self.read(gpa + done as u64, &mut chunk[..n])?;
+            region.copy_in(offset + done, &chunk[..n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Copies `len` bytes of `region` at `offset` to guest-physical `gpa` (the other way).
+    fn write_from_region(
+        &mut self,
+        gpa: u64,
+        region: &DataRegion,
+        offset: usize,
+        len: usize,
+    ) -> Result<(), MemError> {
+        let err = MemError {
+            gpa,
+            len: len as u64,
+        };
+        if !region.contains(offset, len) || !self.contains(gpa, len as u64) {
+            return Err(err);
+        }
+        let mut chunk = [0u8; 256];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(chunk.len());
+            region.copy_out(offset + done, &mut chunk[..n]);
+            self.write(gpa + done as u64, &chunk[..n])?;
+            done += n;
+        }
+        Ok(())
+    }
 
     fn read_u16(&self, gpa: u64) -> Result<u16, MemError> {
         let mut b = [0; 2];

@@ -28,7 +28,9 @@ mod proptests;
 #[cfg(test)]
 pub(crate) mod testutil;
 
-pub use blk::{BlkBackend, BlkConfig, BlkOp, BlkRequest, BlkState, Completion, Submit, VirtioBlk};
+pub use blk::{
+    BlkBackend, BlkConfig, BlkData, BlkOp, BlkRequest, BlkState, Completion, Submit, VirtioBlk,
+};
 pub use mem::{GuestMemory, GuestRam, MemError};
 pub use mmio::{Counters, Transport};
 pub use net::{NetBackend, NetConfig, RxOutcome, TxOutcome, VirtioNet};

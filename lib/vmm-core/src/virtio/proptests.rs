@@ -604,13 +604,17 @@ struct BlkFake {
 }
 
 impl BlkBackend for BlkFake {
-    fn submit(&mut self, req: &BlkRequest, fill: &mut dyn FnMut(&mut [u8]) -> bool) -> Submit {
+    fn submit(
+        &mut self,
+        req: &BlkRequest,
+        fill: &mut dyn FnMut(blk::BlkData<'_>) -> bool,
+    ) -> Submit {
         if self.busy {
             return Submit::Busy;
         }
         if req.op == BlkOp::Write {
             let mut b = vec![0; req.len as usize];
-            if !fill(&mut b) {
+            if !fill(blk::BlkData::Bytes(&mut b)) {
                 return Submit::Refused;
             }
         }

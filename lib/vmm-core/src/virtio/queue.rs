@@ -8,7 +8,9 @@
 //! guest memory it validated earlier. A violation is a [`QueueError`], for which the
 //! transport sets DEVICE_NEEDS_RESET (what QEMU's `virtio_error` does).
 
-use super::mem::GuestMemory;
+use axolotl_ring::DataRegion;
+
+use super::mem::{GuestMemory, MemError};
 
 pub const DESC_F_NEXT: u16 = 1;
 pub const DESC_F_WRITE: u16 = 2;
@@ -194,11 +196,39 @@ impl Chain {
         offset: u32,
         buf: &mut [u8],
     ) -> Result<(), QueueError> {
+        self.walk_readable(mem, offset, buf.len(), |gpa, done, n| {
+            mem.read(gpa, &mut buf[done..done + n])
+        })
+    }
+
+    /// Copies `len` bytes of the readable part, from byte `offset` on, into `region` at
+    /// `at`: straight from guest RAM into a driver connection's buffer.
+    pub fn read_to_region<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &M,
+        offset: u32,
+        region: &DataRegion,
+        at: usize,
+        len: usize,
+    ) -> Result<(), QueueError> {
+        self.walk_readable(mem, offset, len, |gpa, done, n| {
+            mem.read_to_region(gpa, region, at + done, n)
+        })
+    }
+
+    /// Calls `f(gpa, done, n)` for each piece of the `len` readable bytes from `offset`.
+    fn walk_readable<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &M,
+        offset: u32,
+        len: usize,
+        mut f: impl FnMut(u64, usize, usize) -> Result<(), MemError>,
+    ) -> Result<(), QueueError> {
         let mut w = Walker::new(self);
         let mut pos = 0u64;
         let mut done = 0usize;
         let want = offset as u64;
-        while done < buf.len() {
+        while done < len {
             let Some(s) = w.next(mem) else { break };
             let s = s?;
             if s.write {
@@ -211,12 +241,11 @@ impl Chain {
                 continue;
             }
             let skip = from.saturating_sub(start);
-            let n = ((end - start - skip) as usize).min(buf.len() - done);
-            mem.read(s.addr + skip, &mut buf[done..done + n])
-                .map_err(|_| QueueError::ChainChanged)?;
+            let n = ((end - start - skip) as usize).min(len - done);
+            f(s.addr + skip, done, n).map_err(|_| QueueError::ChainChanged)?;
             done += n;
         }
-        if done == buf.len() {
+        if done == len {
             Ok(())
         } else {
             Err(QueueError::ChainChanged)
@@ -230,11 +259,39 @@ impl Chain {
         offset: u32,
         data: &[u8],
     ) -> Result<(), QueueError> {
+        self.walk_writable(mem, offset, data.len(), |mem, gpa, done, n| {
+            mem.write(gpa, &data[done..done + n])
+        })
+    }
+
+    /// Copies `len` bytes of `region` at `at` into the writable part, from byte `offset`
+    /// of it on: straight from a driver connection's buffer into guest RAM.
+    pub fn write_from_region<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &mut M,
+        offset: u32,
+        region: &DataRegion,
+        at: usize,
+        len: usize,
+    ) -> Result<(), QueueError> {
+        self.walk_writable(mem, offset, len, |mem, gpa, done, n| {
+            mem.write_from_region(gpa, region, at + done, n)
+        })
+    }
+
+    /// Calls `f(mem, gpa, done, n)` for each piece of `len` writable bytes from `offset`.
+    fn walk_writable<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &mut M,
+        offset: u32,
+        len: usize,
+        mut f: impl FnMut(&mut M, u64, usize, usize) -> Result<(), MemError>,
+    ) -> Result<(), QueueError> {
         let mut w = Walker::new(self);
         let mut pos = 0u64;
         let mut done = 0usize;
         let want = offset as u64;
-        while done < data.len() {
+        while done < len {
             let Some(s) = w.next(&*mem) else { break };
             let s = s?;
             if !s.write {
@@ -247,12 +304,11 @@ impl Chain {
                 continue;
             }
             let skip = from.saturating_sub(start);
-            let n = ((end - start - skip) as usize).min(data.len() - done);
-            mem.write(s.addr + skip, &data[done..done + n])
-                .map_err(|_| QueueError::ChainChanged)?;
+            let n = ((end - start - skip) as usize).min(len - done);
+            f(mem, s.addr + skip, done, n).map_err(|_| QueueError::ChainChanged)?;
             done += n;
         }
-        if done == data.len() {
+        if done == len {
             Ok(())
         } else {
             Err(QueueError::ChainChanged)

@@ -2,8 +2,9 @@
 //! driver PD (docs/vmm.md, "Backends"; docs/storage.md).
 //!
 //! The driver never sees guest memory: a write's data is copied from the guest's
-//! buffers into one of the connection's data buffers, a read's data out of it into the
-//! guest's. One request holds one data buffer (a flush too: it needs a command record,
+//! buffers straight into one of the connection's data buffers, a read's data out of it
+//! straight into the guest's (one copy each way, no staging buffer; the driver's device
+//! DMAs into and out of the same buffers, docs/storage.md). One request holds one data buffer (a flush too: it needs a command record,
 //! and keeping one count for both keeps the client from ever being full while a buffer
 //! is free). The client keeps each request until the driver completes it and re-issues
 //! what a driver restart reclaimed, in order, so the device's "completes exactly once"
@@ -11,7 +12,9 @@
 
 use axolotl_blk::{BlkClient, ClientError, DATA_START, Op, Request, Status, SubmitError};
 
-use super::blk::{BlkBackend, BlkOp, BlkRequest, S_IOERR, S_OK, S_UNSUPP, Submit, VirtioBlk};
+use super::blk::{
+    BlkBackend, BlkData, BlkOp, BlkRequest, S_IOERR, S_OK, S_UNSUPP, Submit, VirtioBlk,
+};
 use super::mem::GuestMemory;
 
 /// Rounds of "client, then device" one [`BlkRing::poll`] runs at most: each round either
@@ -21,13 +24,10 @@ const ROUNDS: usize = 8;
 
 /// A [`BlkBackend`] over `IDS` request ids with one `BYTES`-byte data buffer each (buffer
 /// `i` at `DATA_START + i * BYTES` in the connection's data region).
-pub struct BlkRing<'b, const IDS: usize, const BYTES: usize> {
+pub struct BlkRing<const IDS: usize, const BYTES: usize> {
     client: BlkClient<IDS>,
     /// The device's request id each buffer serves (`None`: free).
     bufs: [Option<u64>; IDS],
-    /// Lent, not owned: a request's worth (256 KiB) would make the backend too large to
-    /// build on a PD's stack and move into place (the VMM's overflowed).
-    bounce: &'b mut [u8; BYTES],
 }
 
 /// What one [`BlkRing::poll`] did.
@@ -40,17 +40,15 @@ pub struct BlkActivity {
     pub fault: Option<ClientError>,
 }
 
-impl<'b, const IDS: usize, const BYTES: usize> BlkRing<'b, IDS, BYTES> {
-    /// `client`'s data region must hold `IDS` buffers of `BYTES` after the command area;
-    /// `bounce` is the backend's staging buffer between guest RAM and the data region.
-    pub fn new(client: BlkClient<IDS>, bounce: &'b mut [u8; BYTES]) -> Option<Self> {
+impl<const IDS: usize, const BYTES: usize> BlkRing<IDS, BYTES> {
+    /// `client`'s data region must hold `IDS` buffers of `BYTES` after the command area.
+    pub fn new(client: BlkClient<IDS>) -> Option<Self> {
         if !client.data().contains(DATA_START, IDS * BYTES) || BYTES == 0 {
             return None;
         }
         Some(Self {
             client,
             bufs: [None; IDS],
-            bounce,
         })
     }
 
@@ -117,21 +115,21 @@ impl<'b, const IDS: usize, const BYTES: usize> BlkRing<'b, IDS, BYTES> {
             // under us or it failed the request, which is an I/O error to the guest.
             Status::IoError | Status::OutOfRange | Status::BadBuffer => S_IOERR,
         };
-        let len = c.request.len as usize;
-        let mut data: &[u8] = &[];
-        if c.request.op == Op::Read && status == S_OK {
-            let buf = &mut self.bounce[..len.min(BYTES)];
-            if self.client.data().copy_out(c.request.offset as usize, buf) {
-                data = buf;
-            }
-            // Else `data` stays short and the device answers IOERR (its short-data rule).
-        }
-        let _ = dev.complete(mem, id, status, data);
+        // Straight from the buffer into the guest's; a range the region does not hold (the
+        // request is our own record, so never) is short data, which the device answers
+        // with IOERR.
+        let len = if c.request.op == Op::Read && status == S_OK {
+            (c.request.len as usize).min(BYTES)
+        } else {
+            0
+        };
+        let data = self.client.data();
+        let _ = dev.complete_from_region(mem, id, status, data, c.request.offset as usize, len);
     }
 }
 
-impl<const IDS: usize, const BYTES: usize> BlkBackend for BlkRing<'_, IDS, BYTES> {
-    fn submit(&mut self, req: &BlkRequest, fill: &mut dyn FnMut(&mut [u8]) -> bool) -> Submit {
+impl<const IDS: usize, const BYTES: usize> BlkBackend for BlkRing<IDS, BYTES> {
+    fn submit(&mut self, req: &BlkRequest, fill: &mut dyn FnMut(BlkData<'_>) -> bool) -> Submit {
         let len = req.len as usize;
         if len > BYTES {
             return Submit::Refused;
@@ -143,8 +141,12 @@ impl<const IDS: usize, const BYTES: usize> BlkBackend for BlkRing<'_, IDS, BYTES
         let op = match req.op {
             BlkOp::Read => Op::Read,
             BlkOp::Write => {
-                let buf = &mut self.bounce[..len];
-                if !fill(buf) || !self.client.data().copy_in(offset, buf) {
+                let buf = BlkData::Region {
+                    region: self.client.data(),
+                    offset,
+                    len,
+                };
+                if !fill(buf) {
                     return Submit::Refused;
                 }
                 Op::Write

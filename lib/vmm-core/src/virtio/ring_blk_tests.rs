@@ -123,7 +123,7 @@ struct World {
     ram: Ram,
     q: DriverQueue,
     dev: VirtioBlk,
-    ring: BlkRing<'static, IDS, BYTES>,
+    ring: BlkRing<IDS, BYTES>,
     server: Option<BlkServer<Disk, IDS>>,
     next_area: u64,
     rings: Mem,
@@ -149,7 +149,7 @@ impl World {
         };
         let client = BlkClient::new(rings.region(), data.region(), CAP, g).unwrap();
         // Leaked: a test's few KiB, lent for the world's life.
-        let ring = BlkRing::new(client, Box::leak(Box::new([0; BYTES]))).unwrap();
+        let ring = BlkRing::new(client).unwrap();
         let config = BlkConfig {
             capacity: SECTORS,
             blk_size: 512,
