@@ -258,8 +258,8 @@ fn parse_image_list(list: &str) -> std::collections::HashSet<String> {
 const SHORT_CAMPAIGN: &str = "campaign_short";
 
 /// Issue #21: 20 injections into resilient-echo's serial driver (`cargo xtask campaign`),
-/// checked as a test: every injection carried out and classified (at most two not carried
-/// out, each reported), its CSV row read back, no system failure.
+/// checked as a test: every injection carried out and classified, its CSV row read back, no
+/// system failure.
 fn short_campaign(t: &mut Tally) {
     let dir = images::target_dir().join("campaign").join("short");
     let _ = std::fs::remove_dir_all(&dir);
@@ -282,9 +282,10 @@ fn short_campaign(t: &mut Tally) {
         let s = crate::campaign::run(args)?;
         let csv = std::fs::read_to_string(dir.join("injections.csv")).map_err(|e| e.to_string())?;
         let rows = crate::campaign::report::read_csv(&csv)?;
-        // A run that ends before its planned stop (the typed lines come in host time) is
-        // reported as not carried out; more than two of them is a broken campaign.
-        if s.errors > 2 || rows.len() as u64 + s.errors != 20 || s.records.len() != rows.len() {
+        // Every injection carried out: the plans cover the fewest stops of three golden runs,
+        // so a run that ends before its planned stop (typed lines come in host time) is a
+        // campaign that no longer plans within what its workload does.
+        if s.errors > 0 || rows.len() != 20 || s.records.len() != rows.len() {
             return Err(format!(
                 "{} of 20 injections recorded ({} not carried out)",
                 rows.len(),
