@@ -68,6 +68,28 @@ fn pd(s: &str) -> axolotl_control_proto::Name {
     name(s).unwrap()
 }
 
+/// Where `cargo xtask test` put the images, and QEMU virt with a GICv3, for the tests that
+/// set up their own machine (a disk, a NIC or the virtio-console).
+fn images_and_gicv3_board() -> (PathBuf, axolotl_kernel_config::Board) {
+    let dir = PathBuf::from(
+        std::env::var_os("AXOLOTL_IMAGES")
+            .expect("AXOLOTL_IMAGES: run the integration tests through `cargo xtask test`"),
+    );
+    let board = axolotl_kernel_config::board_by_name(
+        "qemu-virt-aarch64",
+        Some(axolotl_kernel_config::GicVersion::V3),
+    )
+    .expect("known board");
+    (dir, board)
+}
+
+/// The status rows' PD names, sorted.
+fn sorted_names(rows: &[PdStatus]) -> Vec<&str> {
+    let mut names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    names.sort_unstable();
+    names
+}
+
 #[test]
 fn control_plane_gicv3() {
     control_plane(3);
@@ -505,14 +527,9 @@ fn echoed(sock: &std::net::UdpSocket, port: u16, seq: u32, tries: u32) -> bool {
 /// answers throughout; echo_a answers again once restarted.
 #[test]
 fn ring_corruption_restarts_the_pd_at_fault_gicv3() {
-    use axolotl_kernel_config::{GicVersion, board_by_name};
     use axolotl_qemu::{Machine, Net};
     let sock = socket("ring-gic3");
-    let dir = PathBuf::from(
-        std::env::var_os("AXOLOTL_IMAGES")
-            .expect("AXOLOTL_IMAGES: run the integration tests through `cargo xtask test`"),
-    );
-    let board = board_by_name("qemu-virt-aarch64", Some(GicVersion::V3)).expect("known board");
+    let (dir, board) = images_and_gicv3_board();
     let ports = free_ports();
     let mut m = Machine::new(board);
     m.uart1 = Some(format!("socket,path={},server=on,wait=off", sock.display()));
@@ -761,7 +778,6 @@ fn vm_reboot_stop_and_start_gicv3() {
 #[test]
 fn control_over_virtio_console_on_a_running_gateway_gicv3() {
     use axolotl_guest_artifacts::{disk, io};
-    use axolotl_kernel_config::{GicVersion, board_by_name};
     use axolotl_qemu::{Machine, Net};
     use axolotl_tests::http::{TmpDir, free_port, http_get};
 
@@ -769,11 +785,7 @@ fn control_over_virtio_console_on_a_running_gateway_gicv3() {
     let img = tmp.0.join("data.img");
     disk::make_data_disk(&img).expect("data disk");
     let sock = socket("gateway-gic3");
-    let dir = PathBuf::from(
-        std::env::var_os("AXOLOTL_IMAGES")
-            .expect("AXOLOTL_IMAGES: run the integration tests through `cargo xtask test`"),
-    );
-    let board = board_by_name("qemu-virt-aarch64", Some(GicVersion::V3)).expect("known board");
+    let (dir, board) = images_and_gicv3_board();
     let port = free_port();
     let mut m = Machine::new(board);
     m.disk = Some(img.clone());
@@ -806,8 +818,7 @@ fn control_over_virtio_console_on_a_running_gateway_gicv3() {
     // Every PD, and the VM its VMM runs. (control-pd's first incarnation, built for tests,
     // crashes on its fifth request: the client's retry gets the answer from the next one.)
     let rows = ok(&mut b, "status", c.status());
-    let mut names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
-    names.sort_unstable();
+    let names = sorted_names(&rows);
     assert_eq!(
         names,
         [
@@ -904,18 +915,13 @@ fn control_over_virtio_console_on_a_running_gateway_gicv3() {
 /// holds and releases it, and input typed into UART1 afterwards still reaches echo_rx.
 #[test]
 fn control_over_virtio_console_beside_resilient_echo_gicv3() {
-    use axolotl_kernel_config::{GicVersion, board_by_name};
     use axolotl_qemu::Machine;
     use axolotl_tests::uart1_pipes;
     use std::io::Write;
 
     let sock = socket("echo-gic3");
     let pipes = uart1_pipes("control-echo");
-    let dir = PathBuf::from(
-        std::env::var_os("AXOLOTL_IMAGES")
-            .expect("AXOLOTL_IMAGES: run the integration tests through `cargo xtask test`"),
-    );
-    let board = board_by_name("qemu-virt-aarch64", Some(GicVersion::V3)).expect("known board");
+    let (dir, board) = images_and_gicv3_board();
     let mut m = Machine::new(board);
     m.uart1 = Some(format!("pipe,path={}", pipes.join("u").display()));
     m.control_console(&sock);
@@ -936,8 +942,7 @@ fn control_over_virtio_console_beside_resilient_echo_gicv3() {
         Client::connect(&sock, Duration::from_secs(120)),
     );
     let rows = ok(&mut b, "status", c.status());
-    let mut names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
-    names.sort_unstable();
+    let names = sorted_names(&rows);
     assert_eq!(
         names,
         [
