@@ -64,7 +64,8 @@ extern "C" fn kernel_main(vectors: u64, entry_el: u64) -> ! {
     k.gic = Some(gic);
     crate::vcpu::init(k);
     k.tick_cycles = freq * config.tick_us / 1_000_000;
-    timer::arm(k.tick_cycles);
+    k.next_tick = timer::now() + k.tick_cycles;
+    timer::arm_at(k.next_tick);
     kprintln!(
         "timer: {} Hz, tick {} us, timeslice {} ticks",
         freq,

@@ -465,7 +465,9 @@ pub fn reply(k: &mut Kernel, replier: TcbRef) {
     }
     caller.reply_holder = core::ptr::null_mut();
     if let Some(f) = caller.fault.take() {
-        apply_fault_reply(k, replier, caller, f);
+        if apply_fault_reply(k, replier, caller, f) {
+            return crate::vcpu::wait_for_interrupt(k, caller);
+        }
     } else {
         transfer(k, replier, caller, 0, false);
     }
@@ -474,11 +476,11 @@ pub fn reply(k: &mut Kernel, replier: TcbRef) {
 
 /// seL4's fault-reply rules (`axolotl_abi::Resume`): a VM fault retries the access; user
 /// exceptions and unknown syscalls take registers from a non-empty reply; a guest's exits
-/// follow its VMM's flags.
-fn apply_fault_reply(k: &mut Kernel, replier: TcbRef, mut caller: TcbRef, f: Fault) {
+/// follow its VMM's flags. True when the guest is to wait for an interrupt (`resume::WAIT`).
+fn apply_fault_reply(k: &mut Kernel, replier: TcbRef, mut caller: TcbRef, f: Fault) -> bool {
     let info = MessageInfo::from_word(replier.ctx.x[1]);
     if info.label() != 0 {
-        return;
+        return false;
     }
     let guest = crate::vcpu::is_guest(caller);
     let n = (info.length() as usize).min(Resume::max_words(f.label(), guest));
@@ -488,11 +490,10 @@ fn apply_fault_reply(k: &mut Kernel, replier: TcbRef, mut caller: TcbRef, f: Fau
     }
     let resume = Resume::from_words(f.label(), guest, &words[..n]);
     if guest {
-        crate::vcpu::apply_reply(k, caller, f, resume);
-        return;
+        return crate::vcpu::apply_reply(k, caller, f, resume);
     }
     let Resume::Registers { len, regs } = resume else {
-        return;
+        return false;
     };
     let c = &mut caller.ctx;
     let regs = &regs[..len as usize];
@@ -519,6 +520,7 @@ fn apply_fault_reply(k: &mut Kernel, replier: TcbRef, mut caller: TcbRef, f: Fau
         }
         _ => {}
     }
+    false
 }
 
 /// Delivers a fault of `t` to its fault endpoint as a Call; false when it has none.
@@ -595,6 +597,8 @@ pub fn cancel_ipc(k: &mut Kernel, mut t: TcbRef) {
         ThreadState::BlockedOnNotification { ntfn } => unsafe {
             Notification::at(ntfn).waiters.remove(t)
         },
+        // SAFETY: a waiting guest is in the kernel's queue of them.
+        ThreadState::WaitingForInterrupt => unsafe { k.wfi.remove(t) },
         ThreadState::BlockedOnReply => {
             // The holder's reply cap must not outlive this wait: the TCB may be deleted
             // and its memory reused, and a later Reply would trust it.

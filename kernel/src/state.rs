@@ -36,6 +36,12 @@ pub struct Kernel {
     pub ticks: u64,
     /// Counter cycles per tick.
     pub tick_cycles: u64,
+    /// The physical count (CNTPCT) at which the next tick is due: the EL2 timer is armed
+    /// for it or for an earlier wake-up of a guest waiting for an interrupt.
+    pub next_tick: u64,
+    /// Guests waiting for an interrupt (`resume::WAIT`), each until `Vcpu::wfi_deadline` or
+    /// an injection (`vcpu::wait_for_interrupt`).
+    pub wfi: crate::endpoint::Queue,
     /// The thread whose FP/SIMD registers are in the CPU.
     pub fpu_owner: *mut Tcb,
     /// VSpace (root and VMID) currently installed in VTTBR_EL2.
@@ -67,6 +73,11 @@ pub static KERNEL: Global<Kernel> = Global::new(Kernel {
     gic: None,
     ticks: 0,
     tick_cycles: 0,
+    next_tick: 0,
+    wfi: crate::endpoint::Queue {
+        head: core::ptr::null_mut(),
+        tail: core::ptr::null_mut(),
+    },
     fpu_owner: core::ptr::null_mut(),
     vspace: axolotl_kernel_core::asid::LoadedVSpace::NONE,
     boot_mem: BootAlloc::new(0, 0),

@@ -40,6 +40,9 @@ pub enum ThreadState {
     BlockedOnNotification {
         ntfn: u64,
     },
+    /// A guest whose VMM answered its exit with `resume::WAIT`: in `Kernel::wfi` until an
+    /// interrupt is due for its VCPU (`vcpu::wait_for_interrupt`).
+    WaitingForInterrupt,
 }
 
 /// A thread. `ctx` comes first: while the thread runs, SP_EL2 points at `ctx`'s end, and

@@ -111,9 +111,16 @@ pub fn handle_interrupts(k: &mut Kernel) -> bool {
             continue;
         }
         if irq == hyp_timer {
-            k.ticks += 1;
-            timer::arm(k.tick_cycles);
-            expired |= k.sched.tick();
+            // The timer serves the tick and the deadlines of guests waiting for an
+            // interrupt: only the tick's moment is a tick.
+            let now = timer::now();
+            if now >= k.next_tick {
+                k.ticks += 1;
+                k.next_tick = now + k.tick_cycles;
+                expired |= k.sched.tick();
+            }
+            crate::vcpu::wake_due(k, now);
+            crate::vcpu::arm_timer(k);
         } else if (irq as usize) < crate::state::MAX_IRQS && k.irq_claimed[irq as usize] {
             // Masked until the handler acks it (IrqHandlerAck), so a level interrupt does
             // not fire again before its driver ran; without a notification to signal (its

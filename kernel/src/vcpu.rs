@@ -15,8 +15,10 @@ use axolotl_abi::vcpu::reg;
 use axolotl_abi::{Fault, Resume};
 use axolotl_kernel_config::GicLayout;
 
-use crate::arch::cpu;
-use crate::arch::vcpu::{self as hw, Vgic, VgicState};
+use axolotl_kernel_core::vtimer::{VtimerWake, vtimer_wake};
+
+use crate::arch::vcpu::{self as hw, MAX_LRS, Vgic, VgicState};
+use crate::arch::{cpu, timer};
 use crate::state::Kernel;
 use crate::thread::{Tcb, TcbRef, ThreadState};
 use crate::{BOARD, fault, trap};
@@ -36,6 +38,9 @@ pub struct Vcpu {
     /// re-sent exit (`ipc::abort_reply`) keeps its number, so a restarted VMM tells the exit
     /// its predecessor committed from a new one (`reg::EXIT`).
     pub exits: u64,
+    /// While its thread waits for an interrupt: the physical count at which its virtual
+    /// timer fires (`u64::MAX`: it cannot).
+    pub wfi_deadline: u64,
 }
 
 const _: () = assert!(core::mem::size_of::<Vcpu>() <= 4096);
@@ -151,6 +156,9 @@ pub fn switch_to(k: &mut Kernel, t: TcbRef) {
 /// Breaks the binding of `v` (both directions).
 pub fn dissociate(k: &mut Kernel, v: *mut Vcpu) {
     sync(k, v);
+    // A guest waiting for an interrupt its VCPU can no longer take runs on (a native thread
+    // now), as a ready one would.
+    end_wait(k, v);
     // SAFETY: v is live; a bound thread is live (deleting either side dissociates first).
     unsafe {
         let t = (*v).tcb;
@@ -273,17 +281,25 @@ fn vcpu_fault(c: &crate::arch::context::UserContext, esr: Esr, rt_value: u64) ->
 
 /// The VMM's reply to a guest's exit `f`, decoded (`axolotl_abi::Resume`): skip the
 /// instruction, write a register, or fail the access with an abort. Replies to
-/// asynchronous events (VGIC maintenance, VPPI) only resume.
-pub fn apply_reply(k: &mut Kernel, mut caller: TcbRef, f: Fault, r: Resume) {
+/// asynchronous events (VGIC maintenance, VPPI) only resume. True when the guest is then to
+/// wait for an interrupt (`wait_for_interrupt`).
+pub fn apply_reply(k: &mut Kernel, mut caller: TcbRef, f: Fault, r: Resume) -> bool {
     let esr = match f {
         Fault::VmFault { fsr, .. } => Esr(fsr),
         Fault::VcpuFault { esr, .. } => Esr(esr),
-        _ => return,
+        _ => return false,
     };
-    let (advance, write) = match r {
-        Resume::InjectAbort => return inject_abort(k, caller, esr),
-        Resume::Guest { advance, write } => (advance, write),
-        Resume::Retry | Resume::Registers { .. } => return,
+    let (advance, write, wait) = match r {
+        Resume::InjectAbort => {
+            inject_abort(k, caller, esr);
+            return false;
+        }
+        Resume::Guest {
+            advance,
+            write,
+            wait,
+        } => (advance, write, wait),
+        Resume::Retry | Resume::Registers { .. } => return false,
     };
     let c = &mut caller.ctx;
     if let Some((r, v)) = write {
@@ -292,6 +308,100 @@ pub fn apply_reply(k: &mut Kernel, mut caller: TcbRef, f: Fault, r: Resume) {
     if advance {
         c.elr = c.elr.wrapping_add(esr.instruction_len());
     }
+    wait
+}
+
+/// Guest `t`, just answered with `resume::WAIT`, waits in `Kernel::wfi` until an interrupt is
+/// due for its VCPU: a list register made pending (`VcpuInjectIrq`), `VcpuAckVppi`, or its
+/// virtual timer's deadline (`wake_due`). If one is due already — a list register pending
+/// (its VMM injected before replying) or the timer's condition met — it is made ready at
+/// once instead: an interrupt that came between the exit and the reply is not lost.
+pub fn wait_for_interrupt(k: &mut Kernel, mut t: TcbRef) {
+    let v = t.vcpu;
+    sync(k, v);
+    // SAFETY: t is a guest (its VMM's reply said so), its VCPU live.
+    let vr = unsafe { &mut *v };
+    let g = vgic();
+    let pending = vr.vgic.lr[..k.nr_lrs.min(MAX_LRS)]
+        .iter()
+        .any(|&lr| g.lr_pending(lr));
+    let r = &vr.regs;
+    let wake = vtimer_wake(
+        r[reg::CNTV_CTL_EL0 as usize],
+        r[reg::CNTV_CVAL_EL0 as usize],
+        r[reg::CNTVOFF_EL2 as usize],
+        !vr.vppi_masked,
+        timer::now(),
+    );
+    let deadline = match wake {
+        VtimerWake::Now => None,
+        VtimerWake::At(d) => Some(d),
+        VtimerWake::Never => Some(u64::MAX),
+    };
+    match deadline {
+        Some(d) if !pending => {
+            vr.wfi_deadline = d;
+            t.state = ThreadState::WaitingForInterrupt;
+            // SAFETY: t was blocked on its reply, so in no queue; the members are live.
+            unsafe { k.wfi.push(t) };
+            if d != u64::MAX {
+                arm_timer(k);
+            }
+        }
+        // SAFETY: as above: in no queue.
+        _ => unsafe { k.sched.enqueue(t.ptr()) },
+    }
+}
+
+/// The thread of `v`, if it waits for an interrupt, runs again.
+pub fn end_wait(k: &mut Kernel, v: *mut Vcpu) {
+    // SAFETY: v is live; a bound thread is live.
+    let t = unsafe { (*v).tcb };
+    if t.is_null() {
+        return;
+    }
+    // SAFETY: as above.
+    let t = unsafe { TcbRef::new(t) };
+    if t.state == ThreadState::WaitingForInterrupt {
+        // SAFETY: a waiting thread is in `k.wfi` and no other queue.
+        unsafe {
+            k.wfi.remove(t);
+            k.sched.enqueue(t.ptr());
+        }
+    }
+}
+
+/// The timer interrupt at physical count `now`: waiting guests whose virtual timer is due
+/// run again (the timer itself then fires in hardware once they are loaded, as a VPPI).
+pub fn wake_due(k: &mut Kernel, now: u64) {
+    let mut p = k.wfi.head;
+    while !p.is_null() {
+        // SAFETY: members of `k.wfi` are live guests (they leave it before deletion).
+        let t = unsafe { TcbRef::new(p) };
+        p = t.next;
+        // SAFETY: a waiting guest's VCPU is live (dissociating ends the wait).
+        if unsafe { (*t.vcpu).wfi_deadline } <= now {
+            // SAFETY: as above: in `k.wfi` only.
+            unsafe {
+                k.wfi.remove(t);
+                k.sched.enqueue(t.ptr());
+            }
+        }
+    }
+}
+
+/// Arms the kernel's timer for the next tick or the earliest waiting guest's deadline.
+pub fn arm_timer(k: &mut Kernel) {
+    let mut at = k.next_tick;
+    let mut p = k.wfi.head;
+    while !p.is_null() {
+        // SAFETY: as in `wake_due`.
+        let t = unsafe { TcbRef::new(p) };
+        // SAFETY: as in `wake_due`.
+        at = at.min(unsafe { (*t.vcpu).wfi_deadline });
+        p = t.next;
+    }
+    timer::arm_at(at);
 }
 
 /// Enters the guest's EL1 abort handler as a synchronous external abort of the access that

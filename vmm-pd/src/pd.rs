@@ -1281,6 +1281,7 @@ impl VmmPd {
         let resume = Reply::Resume {
             advance: false,
             write: None,
+            wait: false,
         };
         let mut ack_vppi = None;
         let mut touched_io = false;

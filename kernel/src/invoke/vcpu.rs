@@ -202,11 +202,16 @@ pub fn perform(k: &mut Kernel, m: &Msg, v: *mut Vcpu, op: VcpuOp) -> Done {
         return Done::Reply(0);
     }
     sync(k, v);
+    let vp = v;
     // SAFETY: v is live, and no longer in the CPU; a bound thread is live.
     let v = unsafe { &mut *v };
     match op {
         VcpuOp::SetTcb(_) => {}
-        VcpuOp::InjectIrq { index, lr } => v.vgic.lr[index] = lr,
+        VcpuOp::InjectIrq { index, lr } => {
+            v.vgic.lr[index] = lr;
+            // A pending interrupt: due for a guest that waits for one.
+            crate::vcpu::end_wait(k, vp);
+        }
         VcpuOp::ReadReg(index) => {
             let value = if index == reg::TPIDR_EL0 {
                 // SAFETY: checked to be bound (check_reg); a bound thread is live.
@@ -241,7 +246,12 @@ pub fn perform(k: &mut Kernel, m: &Msg, v: *mut Vcpu, op: VcpuOp) -> Done {
             return Done::Reply(1);
         }
         VcpuOp::ClearLr(n) => v.vgic.lr[n] = 0,
-        VcpuOp::AckVppi => v.vppi_masked = false,
+        VcpuOp::AckVppi => {
+            v.vppi_masked = false;
+            // Its timer may be asserted still (then it fires once loaded) or armed anew: the
+            // deadline the wait was computed without.
+            crate::vcpu::end_wait(k, vp);
+        }
     }
     Done::Reply(0)
 }

@@ -35,7 +35,7 @@
 //!
 //! A written spsr is sanitised ([`pstate::sanitise_spsr`](crate::syndrome::pstate::sanitise_spsr)).
 
-use crate::vcpu::resume::{ADVANCE, INJECT_ABORT, WRITE_REG};
+use crate::vcpu::resume::{ADVANCE, INJECT_ABORT, WAIT, WRITE_REG};
 
 /// Labels of fault messages sent to a thread's fault endpoint (seL4 AArch64 numbering).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -441,10 +441,12 @@ pub enum Resume {
     /// say): a reply of length 0.
     Retry,
     /// A guest's VM fault or VCPU fault: skip the instruction that exited (by ESR.IL: 4
-    /// bytes, or 2) and/or write `x[n] = value` first (n < 31).
+    /// bytes, or 2) and/or write `x[n] = value` first (n < 31); with `wait`, the vCPU then
+    /// waits for an interrupt ([`WAIT`](crate::vcpu::resume::WAIT)).
     Guest {
         advance: bool,
         write: Option<(u8, u64)>,
+        wait: bool,
     },
     /// A guest's VM fault: the access fails in the guest, whose EL1 takes a synchronous
     /// external abort (docs/abi.md, "Resuming").
@@ -466,6 +468,7 @@ impl Resume {
         Resume::Guest {
             advance: true,
             write: if reg < 31 { Some((reg, value)) } else { None },
+            wait: false,
         }
     }
 
@@ -474,8 +477,12 @@ impl Resume {
     pub fn to_words(&self, out: &mut [u64; RESUME_MAX_WORDS]) -> usize {
         match *self {
             Resume::Retry => 0,
-            Resume::Guest { advance, write } => {
-                let flags = if advance { ADVANCE } else { 0 };
+            Resume::Guest {
+                advance,
+                write,
+                wait,
+            } => {
+                let flags = if advance { ADVANCE } else { 0 } | if wait { WAIT } else { 0 };
                 let (flags, reg, value) = match write {
                     Some((r, v)) => (flags | WRITE_REG, r as u64, v),
                     None => (flags, 31, 0),
@@ -528,6 +535,7 @@ impl Resume {
             return Resume::Guest {
                 advance: flags & ADVANCE != 0,
                 write,
+                wait: flags & WAIT != 0,
             };
         }
         let mut regs = [0; RESUME_MAX_WORDS];
@@ -729,7 +737,8 @@ mod tests {
             Resume::from_words(VcpuFault, true, &[INJECT_ABORT | ADVANCE]),
             Resume::Guest {
                 advance: true,
-                write: None
+                write: None,
+                wait: false
             }
         );
         assert_eq!(
@@ -741,14 +750,16 @@ mod tests {
             Resume::from_words(VcpuFault, true, &[WRITE_REG, 3]),
             Resume::Guest {
                 advance: false,
-                write: None
+                write: None,
+                wait: false
             }
         );
         assert_eq!(
             Resume::from_words(VcpuFault, true, &[WRITE_REG, 31, 1]),
             Resume::Guest {
                 advance: false,
-                write: None
+                write: None,
+                wait: false
             }
         );
         // Native VM faults and cap faults only retry; guests' events too.
@@ -889,8 +900,8 @@ mod tests {
         }
 
         #[test]
-        fn guest_resumes_round_trip(advance: bool, write in proptest::option::of((0u8..31, any::<u64>())), abort: bool) {
-            let r = if abort { Resume::InjectAbort } else { Resume::Guest { advance, write } };
+        fn guest_resumes_round_trip(advance: bool, write in proptest::option::of((0u8..31, any::<u64>())), wait: bool, abort: bool) {
+            let r = if abort { Resume::InjectAbort } else { Resume::Guest { advance, write, wait } };
             let mut w = [0; RESUME_MAX_WORDS];
             let n = r.to_words(&mut w);
             prop_assert_eq!(Resume::from_words(FaultLabel::VmFault, true, &w[..n]), r);

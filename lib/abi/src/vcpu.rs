@@ -58,6 +58,14 @@ pub mod resume {
     /// faulting virtual address, ELR_EL1 = ip, SPSR_EL1 = its PSTATE; now EL1h, DAIF masked).
     /// The other flags are then ignored.
     pub const INJECT_ABORT: u64 = 1 << 2;
+    /// Then wait for an interrupt (the VMM's answer to a guest's WFI, or to a PSCI
+    /// CPU_SUSPEND it emulates as one): the vCPU does not run again until one is due for it —
+    /// a list register holds a pending interrupt (at the reply, or written later by
+    /// `VcpuInjectIrq`), its virtual timer's condition is met (CNTV_CTL_EL0 enabled and not
+    /// masked, CNTVCT ≥ CNTV_CVAL with its CNTVOFF_EL2, its VPPI acknowledged), or the VMM
+    /// calls `VcpuAckVppi`. The wait ends early, never late: the guest sees its WFI complete,
+    /// which the architecture allows at any time. Ignored with `INJECT_ABORT`.
+    pub const WAIT: u64 = 1 << 3;
 }
 
 /// Length of a VCPU fault reply that uses every word: `[flags, n, value]`.
@@ -68,7 +76,7 @@ mod tests {
     #[test]
     fn resume_flags_are_distinct_bits() {
         use super::resume::*;
-        assert_eq!(ADVANCE | WRITE_REG | INJECT_ABORT, 0b111);
+        assert_eq!(ADVANCE | WRITE_REG | INJECT_ABORT | WAIT, 0b1111);
         assert_eq!(super::reg::COUNT, super::reg::VMPIDR_EL2 + 1);
     }
 }

@@ -22,6 +22,7 @@ pub mod mdb;
 pub mod revoke;
 pub mod slot;
 pub mod untyped;
+pub mod vtimer;
 
 #[cfg(test)]
 mod tests;

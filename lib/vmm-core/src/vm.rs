@@ -22,10 +22,12 @@ use axolotl_fdt::{Gic, Pl011 as Pl011Node, Region};
 /// How the kernel resumes (or not) the vCPU that exited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reply {
-    /// Skip the instruction (`advance`) and write `x[reg] = value` first.
+    /// Skip the instruction (`advance`) and write `x[reg] = value` first; with `wait`, the
+    /// kernel runs the vCPU again only once an interrupt is due for it (`resume::WAIT`).
     Resume {
         advance: bool,
         write: Option<(u8, u64)>,
+        wait: bool,
     },
     /// The access fails in the guest: a synchronous external abort (VM faults only).
     InjectAbort,
@@ -37,12 +39,21 @@ impl Reply {
     const ADVANCE: Reply = Reply::Resume {
         advance: true,
         write: None,
+        wait: false,
+    };
+
+    /// Past a WFI, until an interrupt is due.
+    pub const WAIT: Reply = Reply::Resume {
+        advance: true,
+        write: None,
+        wait: true,
     };
 
     fn write(reg: u8, value: u64) -> Reply {
         Reply::Resume {
             advance: true,
             write: (reg != XZR).then_some((reg, value)),
+            wait: false,
         }
     }
 
@@ -50,7 +61,15 @@ impl Reply {
     #[inline]
     pub const fn to_resume(self) -> Option<Resume> {
         match self {
-            Reply::Resume { advance, write } => Some(Resume::Guest { advance, write }),
+            Reply::Resume {
+                advance,
+                write,
+                wait,
+            } => Some(Resume::Guest {
+                advance,
+                write,
+                wait,
+            }),
             Reply::InjectAbort => Some(Resume::InjectAbort),
             Reply::Stop => None,
         }
@@ -290,6 +309,8 @@ impl<S: TxSink> Vm<S> {
     ) -> (Reply, Option<Event>) {
         let syndrome = Esr(esr);
         match syndrome.ec() {
+            // WFI waits in the kernel until an interrupt is due (WFE, TI = 1, stays a yield).
+            ec::WFX if esr & 1 == 0 && self.may_wait(vcpu) => (Reply::WAIT, Some(Event::Idle)),
             ec::WFX => (Reply::ADVANCE, Some(Event::Idle)),
             // The kernel reports HVC and SMC at the instruction itself: always advance.
             ec::HVC64 | ec::SMC64 => self.smccc(vcpu, syndrome.imm16(), x),
@@ -320,9 +341,27 @@ impl<S: TxSink> Vm<S> {
             PsciAction::Reset => Some(Event::SystemReset),
         };
         match r.x0 {
+            // CPU_SUSPEND, emulated as WFI: its success is returned when it wakes.
+            Some(v) if event == Some(Event::Idle) && self.may_wait(vcpu) => (
+                Reply::Resume {
+                    advance: true,
+                    write: Some((0, v)),
+                    wait: true,
+                },
+                event,
+            ),
             Some(v) => (Reply::write(0, v), event),
             None => (Reply::Stop, event),
         }
+    }
+
+    /// Whether `vcpu` may wait for an interrupt: none is pending for it that the vGIC has
+    /// not listed yet. What is listed the kernel sees in the list registers (the VMM writes
+    /// them before it replies) and does not wait then; an interrupt the vGIC holds back
+    /// (every list register taken) only the vGIC knows of. Without a scan when its last one
+    /// found nothing and nothing changed since.
+    fn may_wait(&self, vcpu: usize) -> bool {
+        self.vgic.known_idle(vcpu) || self.vgic.next_pending(vcpu).is_none()
     }
 
     /// Trapped system registers (ESR ISS for EC 0x18): the GICv3 SGI registers are emulated,

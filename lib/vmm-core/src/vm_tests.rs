@@ -53,7 +53,8 @@ fn uart_store_reaches_the_sink_and_loads_complete_with_the_register() {
         r,
         Reply::Resume {
             advance: true,
-            write: Some((7, 0x11))
+            write: Some((7, 0x11)),
+            wait: false
         }
     );
 }
@@ -110,9 +111,20 @@ fn psci_calls_write_x0_and_power_events_stop_the_vcpu() {
 }
 
 #[test]
-fn wfi_resumes_past_it_and_unknown_exits_stop_the_vcpu() {
+fn wfi_waits_wfe_resumes_past_it_and_unknown_exits_stop_the_vcpu() {
     let mut m = vm(true);
     let (r, e) = m.vcpu_fault(0, (EC_WFX << 26) | (1 << 25), 0, [0; 4], 0);
+    assert_eq!((r, e), (Reply::WAIT, Some(Event::Idle)));
+    assert_eq!(
+        r.to_resume(),
+        Some(Resume::Guest {
+            advance: true,
+            write: None,
+            wait: true
+        })
+    );
+    // WFE (TI = 1) is a yield: it never waits.
+    let (r, e) = m.vcpu_fault(0, (EC_WFX << 26) | (1 << 25) | 1, 0, [0; 4], 0);
     assert_eq!((r, e), (Reply::ADVANCE, Some(Event::Idle)));
     let esr = 0x07 << 26; // FP trap: the kernel handles those; any such exit is unknown here
     let (r, e) = m.vcpu_fault(0, esr, 0x1234, [0; 4], 0);
@@ -280,7 +292,8 @@ fn replies_become_the_kernels_resume_messages() {
         Reply::write(3, 7).to_resume(),
         Some(Resume::Guest {
             advance: true,
-            write: Some((3, 7))
+            write: Some((3, 7)),
+            wait: false
         })
     );
     assert_eq!(
@@ -323,7 +336,8 @@ fn extra_devices_get_their_windows_and_nothing_else() {
         r,
         Reply::Resume {
             advance: true,
-            write: Some((3, 0x7472_6976))
+            write: Some((3, 0x7472_6976)),
+            wait: false
         }
     );
     let (r, _) = m.vm_fault_with(
@@ -414,4 +428,61 @@ fn a_devices_spi_reaches_the_vgic_but_not_the_uarts() {
     assert_eq!(m.vgic.irq(0, 32 + uart).map(|i| i.line_level), Some(false));
     // Beyond the vGIC's SPIs: ignored.
     m.set_spi_level(1000, true);
+}
+
+/// A WFI waits only when the vGIC holds nothing back for the vCPU: what it listed the kernel
+/// sees in the list registers, what it could not list (all taken) only the vGIC knows.
+#[test]
+fn wfi_does_not_wait_while_an_interrupt_is_pending_unlisted() {
+    for v3 in [false, true] {
+        let mut m = vm(v3);
+        let wfi = (EC_WFX << 26) | (1 << 25);
+        enable(&mut m, VTIMER_INTID);
+        m.vppi(0, VTIMER_INTID);
+        // Raised, not yet listed: the exit's injections will list it, but the decision is
+        // the vGIC's own, made before them.
+        let (r, _) = m.vcpu_fault(0, wfi, 0, [0; 4], 0);
+        assert_eq!(r, Reply::ADVANCE, "v3 {v3}");
+        let got: Vec<_> = m.injections(0).collect();
+        assert_eq!(got.len(), 1);
+        // Listed: the kernel sees it pending in its list register; the vGIC has nothing else.
+        let (r, _) = m.vcpu_fault(0, wfi, 0, [0; 4], 0);
+        assert_eq!(r, Reply::WAIT, "v3 {v3}");
+        // Another vCPU's interrupts are no reason for this one to stay awake.
+        assert_eq!(m.maintenance(0, got[0].0), Some(VTIMER_INTID));
+        let (r, _) = m.vcpu_fault(0, wfi, 0, [0; 4], 0);
+        assert_eq!(r, Reply::WAIT, "v3 {v3}");
+    }
+}
+
+/// More interrupts than list registers: a WFI with the rest held back does not wait (the
+/// kernel, seeing only listed ones, could wait with an interrupt due).
+#[test]
+fn wfi_does_not_wait_with_interrupts_held_back() {
+    let mut m = vm(true);
+    m.vm_fault(0, GICD, false, dabt(4, 1, true), 0b11);
+    for sgi in 0..8 {
+        m.vgic.send_sgi(0, 1, sgi);
+        m.vm_fault(0, GICR + 0x1_0100, false, dabt(4, 1, true), 1 << sgi);
+    }
+    assert_eq!(m.injections(0).count(), 4);
+    let (r, _) = m.vcpu_fault(0, (EC_WFX << 26) | (1 << 25), 0, [0; 4], 0);
+    assert_eq!(r, Reply::ADVANCE);
+}
+
+/// PSCI CPU_SUSPEND is a WFI (as KVM emulates it) returning SUCCESS: it waits too.
+#[test]
+fn cpu_suspend_waits_for_an_interrupt() {
+    let mut m = vm(true);
+    let hvc = (0x16u64 << 26) | (1 << 25);
+    let (r, e) = m.vcpu_fault(0, hvc, 0, [0xC400_0001, 0, 0, 0], 0);
+    assert_eq!(e, Some(Event::Idle));
+    assert_eq!(
+        r,
+        Reply::Resume {
+            advance: true,
+            write: Some((0, 0)),
+            wait: true
+        }
+    );
 }

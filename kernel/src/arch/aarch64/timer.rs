@@ -9,15 +9,23 @@ pub fn frequency() -> u64 {
     f
 }
 
-/// Arms the timer to fire `ticks` counter cycles from now.
-pub fn arm(ticks: u64) {
+/// The physical count (CNTPCT_EL0).
+pub fn now() -> u64 {
+    let c: u64;
+    // SAFETY: reading the counter; the isb orders it after earlier instructions.
+    unsafe { asm!("isb", "mrs {}, cntpct_el0", out(reg) c, options(nomem, nostack)) };
+    c
+}
+
+/// Arms the timer to fire when the physical count reaches `at` (at once if it has).
+pub fn arm_at(at: u64) {
     // SAFETY: CNTHP_* belong to the kernel alone.
     unsafe {
         asm!(
-            "msr cnthp_tval_el2, {t}",
+            "msr cnthp_cval_el2, {t}",
             "msr cnthp_ctl_el2, {ctl}",
             "isb",
-            t = in(reg) ticks,
+            t = in(reg) at,
             ctl = in(reg) 1u64,
         )
     };

@@ -291,6 +291,14 @@ impl Vgic {
         }
     }
 
+    /// Whether an entry holds a pending interrupt (pending, or pending and active).
+    pub fn lr_pending(self, lr: u64) -> bool {
+        match self {
+            Vgic::V2 { .. } => (lr >> 28) & 1 != 0,
+            Vgic::V3 => (lr >> 62) & 1 != 0,
+        }
+    }
+
     /// Whether an entry still holds an interrupt (pending and/or active).
     pub fn lr_in_use(self, lr: u64) -> bool {
         match self {

@@ -153,9 +153,16 @@ fn decode_event(w: &[u64], nr_vcpus: usize) -> Result<Option<Event>, ()> {
 
 pub(super) fn encode_reply(r: &Reply) -> [u64; 2] {
     match *r {
-        Reply::Resume { advance, write } => {
+        Reply::Resume {
+            advance,
+            write,
+            wait,
+        } => {
             let (w, reg, v) = write.map_or((0, 0, 0), |(reg, v)| (1, u64::from(reg), v));
-            [u64::from(advance) << 8 | w << 9 | reg << 16, v]
+            [
+                u64::from(advance) << 8 | w << 9 | u64::from(wait) << 10 | reg << 16,
+                v,
+            ]
         }
         Reply::InjectAbort => [1, 0],
         Reply::Stop => [2, 0],
@@ -167,6 +174,7 @@ fn decode_reply(w: &[u64]) -> Option<Reply> {
         0 => Some(Reply::Resume {
             advance: w[0] & (1 << 8) != 0,
             write: (w[0] & (1 << 9) != 0).then_some(((w[0] >> 16) as u8, w[1])),
+            wait: w[0] & (1 << 10) != 0,
         }),
         1 => Some(Reply::InjectAbort),
         2 => Some(Reply::Stop),

@@ -22,6 +22,7 @@ const RAM: u64 = 0x4000_0000;
 const RESUME: Reply = Reply::Resume {
     advance: false,
     write: None,
+    wait: false,
 };
 
 /// Memory that stops storing after `left` stores, as a VMM dying there would.
@@ -895,6 +896,7 @@ fn committed_exits_are_answered_not_handled_again() {
         reply: Reply::Resume {
             advance: true,
             write: Some((0, 0)),
+            wait: false,
         },
         event: Some(Event::PowerOn {
             vcpu: 1,
@@ -917,9 +919,34 @@ fn committed_exits_are_answered_not_handled_again() {
         r,
         Reply::Resume {
             advance: true,
-            write: Some((0, -4i64 as u64))
+            write: Some((0, -4i64 as u64)),
+            wait: false
         }
     );
+}
+
+/// A WFI changes no state, so its exit is not recorded (`Vm::commit`): the restarted VMM
+/// handles the re-sent exit again, and the vCPU waits again rather than spinning.
+#[test]
+fn a_wfi_handled_again_after_a_recovery_waits_again() {
+    let mut vm = new_vm(true, 2);
+    let mut mem = formatted(&mut vm);
+    let wfi = 0x0200_0000 | (1 << 26);
+    let (r, e) = vm.vcpu_fault(0, wfi, 0, [0; 4], 0);
+    assert_eq!((r, e), (Reply::WAIT, Some(Event::Idle)));
+    vm.record_exit(
+        0,
+        ExitRecord {
+            seq: 4,
+            reply: r,
+            event: e,
+            ack_vppi: None,
+        },
+    );
+    commit(&mut vm, &mut mem);
+    let mut back = recover(&mut mem, true, 2).unwrap();
+    assert_eq!(back.committed_exit(0, 4), None);
+    assert_eq!(back.vcpu_fault(0, wfi, 0, [0; 4], 0), (r, e));
 }
 
 /// What a commit adds to the VMM's side of an exit, on the host (release build):

@@ -124,6 +124,7 @@ mod pd {
                             resume(Resume::Guest {
                                 advance: true,
                                 write: None,
+                                wait: false,
                             })
                         }
                         (false, Some(acc)) => {
