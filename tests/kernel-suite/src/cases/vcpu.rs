@@ -60,6 +60,15 @@ guest_entry:
     b.eq guest_switch
     cmp x0, #8
     b.eq guest_spin
+    // 9, 10: the timer, further ahead; 11, 12: no timer (an injection ends the wait).
+    cmp x0, #9
+    b.eq guest_timer_v2
+    cmp x0, #10
+    b.eq guest_timer_v3
+    cmp x0, #11
+    b.eq guest_timer_v2
+    cmp x0, #12
+    b.eq guest_timer_v3
     mov x0, #0xff
     hvc #1
     b .
@@ -255,13 +264,19 @@ guest_timer_v3:
 guest_timer:
     mov x20, #0
     mov x21, #0x10
-    mrs x1, cntvct_el0
-    add x1, x1, #0x2000
+    cmp x0, #11
+    b.ge 2f
+    mov x1, #0x2000
+    cmp x0, #9
+    b.lt 3f
+    movz x1, #0x40, lsl #16
+3:  mrs x2, cntvct_el0
+    add x1, x2, x1
     msr cntv_cval_el0, x1
     mov x1, #1
     msr cntv_ctl_el0, x1
     isb
-    msr daifclr, #2
+2:  msr daifclr, #2
 1:  wfi
     cbz x20, 1b
     mov x0, x21
@@ -667,9 +682,24 @@ fn device_untyped(env: &Env, paddr: u64) -> Option<Untyped> {
 }
 
 pub fn virtual_timer(env: &mut Env) -> Result<(), Fail> {
+    let (g, dev) = interrupt_guest(env, 4)?;
+    g.tcb.resume().ctx("resume")?;
+    let (r, wfis) = timer_exits(&g, env.bi.gic_version, resume::ADVANCE)?;
+    let _ = wfis;
+    g.tcb.suspend().ctx("suspend")?;
+    if let Some(ut) = dev {
+        ROOT_CNODE.revoke(ut.0, D).ctx("revoke the GICV untyped")?;
+    }
+    ensure_eq!(r, 0, "guest saw interrupt 27 (0) or another (1)");
+    Ok(())
+}
+
+/// A guest that takes interrupts (`mode` 4, 9 or 11 on GICv2, the next mode on GICv3: its
+/// virtual CPU interface mapped at GICC_IPA on GICv2), and the device untyped to revoke.
+fn interrupt_guest(env: &mut Env, mode: u64) -> Result<(Guest, Option<Untyped>), Fail> {
     let v2 = env.bi.gic_version == 2;
-    let (g, dev) = if v2 {
-        let g = guest(env, 4, GICC_IPA)?;
+    Ok(if v2 {
+        let g = guest(env, mode, GICC_IPA)?;
         let ut = device_untyped(env, env.bi.gicv_paddr)
             .ok_or_else(|| fail!("no device untyped at GICV {:#x}", env.bi.gicv_paddr))?;
         for page in 0..2 {
@@ -680,19 +710,23 @@ pub fn virtual_timer(env: &mut Env) -> Result<(), Fail> {
         }
         (g, Some(ut))
     } else {
-        (guest(env, 5, 0)?, None)
-    };
-    g.tcb.resume().ctx("resume")?;
-    let group = if v2 { 0 } else { 1 };
+        (guest(env, mode + 1, 0)?, None)
+    })
+}
+
+/// A timer guest's exits up to its end, each WFI answered with `wfi_flags`: the guest's
+/// result and how many WFI exits it made.
+fn timer_exits(g: &Guest, gic_version: u64, wfi_flags: u64) -> Result<(u64, u64), Fail> {
+    let group = if gic_version == 2 { 0 } else { 1 };
     let (mut vppi, mut maint, mut wfis) = (0, 0, 0);
     let r = loop {
-        let m = next_exit(&g)?;
+        let m = next_exit(g)?;
         match FaultLabel::from_label(m.label()) {
             Some(FaultLabel::VcpuFault) if ec(m.mrs[0]) == EC_WFX => {
                 wfis += 1;
-                // The timer is due within microseconds; this many waits means it never came.
+                // The timer is due within 70 ms; this many waits means it never came.
                 ensure!(wfis < 200_000, "no timer interrupt after {wfis} WFI exits");
-                reply(resume::ADVANCE, 0, 0);
+                reply(wfi_flags, 0, 0);
             }
             Some(FaultLabel::VppiEvent) => {
                 ensure_eq!(m.mrs[0], 27, "VPPI irq");
@@ -714,13 +748,150 @@ pub fn virtual_timer(env: &mut Env) -> Result<(), Fail> {
             _ => break expect_end(&m)?,
         }
     };
+    ensure_eq!((vppi, maint), (1, 1), "VPPI events, maintenance interrupts");
+    Ok((r, wfis))
+}
+
+// A native thread below the guests' priority: it runs only while the case (the VMM) and
+// its guest both wait, and says so on the guest's fault endpoint with its own badge.
+const SH_LOW_NTFN: usize = 10;
+const SH_LOW_EP: usize = 11;
+const LOW_BADGE: u64 = 0x51;
+const LOW_PRIORITY: u64 = 50;
+
+fn low_sender(_: u64) {
+    loop {
+        syscall::wait(crate::harness::shared(SH_LOW_NTFN));
+        syscall::send(
+            crate::harness::shared(SH_LOW_EP),
+            MessageInfo::new(0x10, 0, 0, 0),
+            [0; 4],
+        );
+    }
+}
+
+/// The low thread, started for guest `g`; signal what this returns to ask it for a message.
+fn low_thread(env: &mut Env, g: &Guest) -> Result<axolotl_sys::Notification, Fail> {
+    let n = env.notification()?;
+    crate::harness::set_shared(SH_LOW_NTFN, n.0);
+    crate::harness::set_shared(SH_LOW_EP, env.mint(g.ep.0, Rights::ALL, LOW_BADGE)?);
+    env.spawn(low_sender, 0, LOW_PRIORITY, 0)?;
+    // Badged: a signal before the thread waits must leave a bit set (badge 0 sets none).
+    Ok(axolotl_sys::Notification(env.mint(n.0, Rights::ALL, 1)?))
+}
+
+/// The guest waits (it does not run: it would exit first, outranking the low thread).
+fn expect_waiting(g: &Guest, low: axolotl_sys::Notification, what: &str) -> Result<(), Fail> {
+    low.signal();
+    let m = g.ep.recv();
+    ensure!(
+        m.badge == LOW_BADGE,
+        "{what}: the guest ran instead of waiting (exit label {}, ESR {:#x})",
+        m.label(),
+        m.mrs[0]
+    );
+    Ok(())
+}
+
+/// WFI answered with WAIT: the guest does not run until its virtual timer's deadline (the
+/// kernel's timer wakes it; the timer fires once it is loaded again), so it makes one or
+/// two WFI exits, not one per round trip, and a lower-priority thread gets the CPU meanwhile.
+pub fn wfi_waits_for_the_timer(env: &mut Env) -> Result<(), Fail> {
+    let (g, dev) = interrupt_guest(env, 9)?;
+    crate::harness::set_shared(12, 0);
+    env.spawn(
+        |_| loop {
+            let n = crate::harness::shared(12);
+            crate::harness::set_shared(12, n + 1);
+            syscall::yield_now();
+        },
+        0,
+        LOW_PRIORITY,
+        0,
+    )?;
+    g.tcb.resume().ctx("resume")?;
+    let (r, wfis) = timer_exits(&g, env.bi.gic_version, resume::ADVANCE | resume::WAIT)?;
     g.tcb.suspend().ctx("suspend")?;
     if let Some(ut) = dev {
         ROOT_CNODE.revoke(ut.0, D).ctx("revoke the GICV untyped")?;
     }
-    ensure_eq!((vppi, maint), (1, 1), "VPPI events, maintenance interrupts");
     ensure_eq!(r, 0, "guest saw interrupt 27 (0) or another (1)");
+    // One WFI before the deadline; perhaps a second if the guest reaches its WFI again before
+    // the kernel takes the timer's interrupt.
+    ensure!(wfis <= 3, "{wfis} WFI exits for one timer interrupt: the guest did not wait");
+    ensure!(
+        crate::harness::shared(12) > 0,
+        "the lower-priority thread never ran while the guest waited"
+    );
     Ok(())
+}
+
+/// WFI answered with WAIT and no timer armed: the guest waits until the VMM injects an
+/// interrupt (VcpuInjectIrq wakes it). Suspending a waiting guest ends its wait (resumed, it
+/// runs on past its WFI, which the architecture allows), and deleting a waiting guest leaves
+/// the kernel's list of waiting guests sound: another guest waits and wakes on its timer.
+pub fn wfi_waits_for_an_injection(env: &mut Env) -> Result<(), Fail> {
+    let (g, dev) = interrupt_guest(env, 11)?;
+    let low = low_thread(env, &g)?;
+    let group = if env.bi.gic_version == 2 { 0 } else { 1 };
+    g.tcb.resume().ctx("resume")?;
+    let wfi = |what: &str| -> Result<(), Fail> {
+        let m = next_exit(&g)?;
+        ensure!(
+            m.label() == FaultLabel::VcpuFault as u64 && ec(m.mrs[0]) == EC_WFX,
+            "{what}: expected a WFI exit, got label {} ESR {:#x}",
+            m.label(),
+            m.mrs[0]
+        );
+        reply(resume::ADVANCE | resume::WAIT, 0, 0);
+        Ok(())
+    };
+    wfi("first")?;
+    expect_waiting(&g, low, "after the first WFI")?;
+    // A second look: still waiting (nothing woke it meanwhile).
+    expect_waiting(&g, low, "still")?;
+    g.tcb.suspend().ctx("suspend a waiting guest")?;
+    g.tcb.resume().ctx("resume it")?;
+    wfi("after suspend and resume")?;
+    expect_waiting(&g, low, "after the second WFI")?;
+    g.vcpu
+        .inject_irq(27, 0xa0, group, 0)
+        .ctx("VcpuInjectIrq")?;
+    let m = next_exit(&g)?;
+    ensure_eq!(
+        m.label(),
+        FaultLabel::VgicMaintenance as u64,
+        "the injection woke the guest, which completed it"
+    );
+    syscall::reply(MessageInfo::new(0, 0, 0, 0), [0; 4]);
+    let r = expect_end(&next_exit(&g)?)?;
+    ensure_eq!(r, 0, "guest saw interrupt 27 (0) or another (1)");
+    g.tcb.suspend().ctx("suspend")?;
+    // The GICV frames come from one device untyped: emptied before the next guest's.
+    let revoke = |dev: Option<Untyped>| -> Result<(), Fail> {
+        if let Some(ut) = dev {
+            ROOT_CNODE.revoke(ut.0, D).ctx("revoke the GICV untyped")?;
+        }
+        Ok(())
+    };
+    revoke(dev)?;
+
+    // Deleted while it waits.
+    let (g2, dev2) = interrupt_guest(env, 11)?;
+    g2.tcb.resume().ctx("resume")?;
+    let m = next_exit(&g2)?;
+    ensure!(ec(m.mrs[0]) == EC_WFX, "expected a WFI exit, ESR {:#x}", m.mrs[0]);
+    reply(resume::ADVANCE | resume::WAIT, 0, 0);
+    ROOT_CNODE.delete(g2.tcb.0, D).ctx("delete the waiting guest")?;
+    revoke(dev2)?;
+    let (g3, dev3) = interrupt_guest(env, 9)?;
+    g3.tcb.resume().ctx("resume")?;
+    let (r, wfis) = timer_exits(&g3, env.bi.gic_version, resume::ADVANCE | resume::WAIT)?;
+    ensure_eq!(r, 0, "the next guest saw interrupt 27");
+    ensure!(wfis <= 3, "{wfis} WFI exits for one timer interrupt");
+    g3.tcb.suspend().ctx("suspend")?;
+    revoke(dev3)
+
 }
 
 /// Binding rules and argument checks that need no guest running.
