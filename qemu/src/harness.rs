@@ -113,6 +113,11 @@ impl Boot {
         })
     }
 
+    /// QEMU's process id (e.g. to read its CPU time from `/proc/<pid>/stat`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The console so far, up to its last complete line: a line still being printed is left
     /// out (until QEMU exits), so whatever a test reads from it is whole.
     pub fn console(&self) -> String {

@@ -237,3 +237,62 @@ fn linux_console_input_survives_a_serial_driver_restart() {
         check(b.refute(bad));
     }
 }
+
+/// QEMU's user + system CPU time so far, in clock ticks (`/proc/<pid>/stat` fields 14, 15).
+fn host_cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("QEMU's stat");
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|w| w.parse().unwrap_or(0))
+        .collect();
+    f[11] + f[12]
+}
+
+/// What an idle guest costs the host (docs/benchmarks.md, "An idle guest"): the guest's
+/// shell waits for input while QEMU's CPU time is sampled over `AXOLOTL_IDLE_SECS` (20 by
+/// default); then the VMM's exit counts at power-off. A measurement, not a check:
+/// `AXOLOTL_IMAGES=… cargo test -p axolotl-tests --test linux idle_guest -- --ignored
+/// --nocapture`.
+fn idle_guest(gic: u8, vcpus: u8) {
+    let dir = uart1_pipes(&format!("linux-idle-gic{gic}-{vcpus}"));
+    let backend = format!("pipe,path={}", dir.join("u").display());
+    let system = if vcpus == 1 { "linux-vm" } else { "linux-smp" };
+    let mut b = check(boot_with_uart1(
+        gic,
+        "cortex-a72",
+        &format!("-{system}-gicv{gic}"),
+        Some(&backend),
+    ));
+    check(b.expect("AXOLOTL-GUEST-DONE", BOOT_TIMEOUT));
+    std::thread::sleep(Duration::from_secs(2));
+    let secs: u64 = std::env::var("AXOLOTL_IDLE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let before = host_cpu_ticks(b.pid());
+    std::thread::sleep(Duration::from_secs(secs));
+    let used = host_cpu_ticks(b.pid()) - before;
+    type_in(&dir, "exit\n");
+    let counts = check(b.expect("vmm: exits and notifications: ", BOOT_TIMEOUT));
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "idle guest (GICv{gic}, {vcpus} vCPU): QEMU used {:.2} s of host CPU in {secs} s ({:.0} %)",
+        used as f64 / 100.0,
+        used as f64 / secs as f64
+    );
+    println!("{counts}");
+}
+
+#[test]
+#[ignore]
+fn idle_guest_host_cpu_gicv3() {
+    idle_guest(3, 1);
+}
+
+#[test]
+#[ignore]
+fn idle_guest_host_cpu_smp_gicv3() {
+    idle_guest(3, 2);
+}

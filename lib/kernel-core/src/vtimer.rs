@@ -46,7 +46,10 @@ mod tests {
     #[test]
     fn off_masked_or_unacknowledged_timers_never_wake() {
         assert_eq!(vtimer_wake(0, 0, 0, true, 100), VtimerWake::Never);
-        assert_eq!(vtimer_wake(ON | CTL_IMASK, 0, 0, true, 100), VtimerWake::Never);
+        assert_eq!(
+            vtimer_wake(ON | CTL_IMASK, 0, 0, true, 100),
+            VtimerWake::Never
+        );
         assert_eq!(vtimer_wake(ON, 0, 0, false, 100), VtimerWake::Never);
         // ISTATUS (bit 2) is the hardware's, read back in a saved value: ignored.
         assert_eq!(vtimer_wake(ON | 4, 200, 0, true, 100), VtimerWake::At(200));
@@ -74,7 +77,10 @@ mod tests {
             vtimer_wake(ON, u64::MAX, 0, true, 10),
             VtimerWake::At(u64::MAX)
         );
-        assert_eq!(vtimer_wake(ON, u64::MAX, 0, true, 0), VtimerWake::At(u64::MAX));
+        assert_eq!(
+            vtimer_wake(ON, u64::MAX, 0, true, 0),
+            VtimerWake::At(u64::MAX)
+        );
         // CVAL - CNTVCT larger than what is left of the counter: never.
         assert_eq!(
             vtimer_wake(ON, u64::MAX, 1, true, u64::MAX - 5),

@@ -157,8 +157,14 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("vcpu_guest_abort_injected", vcpu::abort_injected),
     ("vcpu_guest_hostile_exits", vcpu::hostile),
     ("vcpu_guest_virtual_timer", vcpu::virtual_timer),
-    ("vcpu_wfi_waits_for_the_timer", vcpu::wfi_waits_for_the_timer),
-    ("vcpu_wfi_waits_for_an_injection", vcpu::wfi_waits_for_an_injection),
+    (
+        "vcpu_wfi_waits_for_the_timer",
+        vcpu::wfi_waits_for_the_timer,
+    ),
+    (
+        "vcpu_wfi_waits_for_an_injection",
+        vcpu::wfi_waits_for_an_injection,
+    ),
     ("vcpu_two_guests_switch_el1_state", vcpu::two_guests),
     ("vcpu_guest_preempted_by_tick", vcpu::preempted),
     ("vcpu_delete_while_guest_waits", vcpu::delete_while_waiting),

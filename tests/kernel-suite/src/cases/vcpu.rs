@@ -818,7 +818,10 @@ pub fn wfi_waits_for_the_timer(env: &mut Env) -> Result<(), Fail> {
     ensure_eq!(r, 0, "guest saw interrupt 27 (0) or another (1)");
     // One WFI before the deadline; perhaps a second if the guest reaches its WFI again before
     // the kernel takes the timer's interrupt.
-    ensure!(wfis <= 3, "{wfis} WFI exits for one timer interrupt: the guest did not wait");
+    ensure!(
+        wfis <= 3,
+        "{wfis} WFI exits for one timer interrupt: the guest did not wait"
+    );
     ensure!(
         crate::harness::shared(12) > 0,
         "the lower-priority thread never ran while the guest waited"
@@ -854,9 +857,7 @@ pub fn wfi_waits_for_an_injection(env: &mut Env) -> Result<(), Fail> {
     g.tcb.resume().ctx("resume it")?;
     wfi("after suspend and resume")?;
     expect_waiting(&g, low, "after the second WFI")?;
-    g.vcpu
-        .inject_irq(27, 0xa0, group, 0)
-        .ctx("VcpuInjectIrq")?;
+    g.vcpu.inject_irq(27, 0xa0, group, 0).ctx("VcpuInjectIrq")?;
     let m = next_exit(&g)?;
     ensure_eq!(
         m.label(),
@@ -880,9 +881,15 @@ pub fn wfi_waits_for_an_injection(env: &mut Env) -> Result<(), Fail> {
     let (g2, dev2) = interrupt_guest(env, 11)?;
     g2.tcb.resume().ctx("resume")?;
     let m = next_exit(&g2)?;
-    ensure!(ec(m.mrs[0]) == EC_WFX, "expected a WFI exit, ESR {:#x}", m.mrs[0]);
+    ensure!(
+        ec(m.mrs[0]) == EC_WFX,
+        "expected a WFI exit, ESR {:#x}",
+        m.mrs[0]
+    );
     reply(resume::ADVANCE | resume::WAIT, 0, 0);
-    ROOT_CNODE.delete(g2.tcb.0, D).ctx("delete the waiting guest")?;
+    ROOT_CNODE
+        .delete(g2.tcb.0, D)
+        .ctx("delete the waiting guest")?;
     revoke(dev2)?;
     let (g3, dev3) = interrupt_guest(env, 9)?;
     g3.tcb.resume().ctx("resume")?;
@@ -891,7 +898,6 @@ pub fn wfi_waits_for_an_injection(env: &mut Env) -> Result<(), Fail> {
     ensure!(wfis <= 3, "{wfis} WFI exits for one timer interrupt");
     g3.tcb.suspend().ctx("suspend")?;
     revoke(dev3)
-
 }
 
 /// Binding rules and argument checks that need no guest running.
