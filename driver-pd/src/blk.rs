@@ -274,10 +274,10 @@ impl Handler for BlkDriver {
             && done >= n
         {
             println!(
-                "blk_driver: fault injection at {} us: wild write after {} device completions ({done} bytes), {} requests in the device",
-                axolotl_pd::now_us(),
+                "blk_driver: fault injection: wild write after {} device completions ({done} bytes), {} requests in the device, at {} us",
                 server.stats().device_completed,
-                server.in_device()
+                server.in_device(),
+                axolotl_pd::now_us()
             );
             // SAFETY: deliberately invalid (nothing is mapped there): the fault is the test.
             unsafe { core::ptr::write_volatile(0x7_0000_0000 as *mut u64, 1) };
