@@ -7,7 +7,7 @@ use axolotl_blk::SECTOR_SIZE;
 use axolotl_blk::layout::{
     CAPACITY, DATA_BYTES, DMA_BYTES, IDS, MAX_BYTES, MAX_SECTORS, RINGS_BYTES, SLOTS,
 };
-use axolotl_blk::pattern::{PatternClient, Phase};
+use axolotl_blk::pattern::{PatternClient, PatternEvent, Phase};
 use axolotl_blk::virtio::{ClientData, VirtioBlkDevice};
 use axolotl_blk::{Activity, BlkClient, BlkServer, BlockDevice, DATA_START};
 use axolotl_pd::{Channel, Handler, SetVar, generation, peer_generation_word, println};
@@ -97,7 +97,18 @@ pub struct BlkDriver {
     /// device completed `.0` bytes in this incarnation.
     crash: Option<(u64, u64)>,
     irqs: u64,
+    /// Virtual-time stamps (µs) of this incarnation's start, for the restart pause's
+    /// breakdown (docs/benchmarks.md): `init` entered, device and connection set up, the
+    /// first poll (reclaim) done and the client notified, the first interrupt. Printed
+    /// once traffic runs again ([`STAMPS_AT_IRQ`]), not inside the pause they measure.
+    stamps: [u64; 4],
+    stamped: bool,
 }
+
+/// The device completions after which an incarnation prints its start's stamps: late
+/// enough that the client has long seen its first completion (the line is not part of the
+/// pause it breaks down).
+const STAMPS_AFTER: u64 = 32;
 
 impl BlkDriver {
     pub const fn new() -> Self {
@@ -105,6 +116,8 @@ impl BlkDriver {
             server: None,
             crash: None,
             irqs: 0,
+            stamps: [0; 4],
+            stamped: false,
         }
     }
 
@@ -215,7 +228,10 @@ impl Default for BlkDriver {
 impl Handler for BlkDriver {
     fn init(&mut self) {
         let g = generation();
-        match self.start() {
+        self.stamps[0] = axolotl_pd::now_us();
+        let started = self.start();
+        self.stamps[1] = axolotl_pd::now_us();
+        match started {
             Ok(mut server) => {
                 println!(
                     "blk_driver: generation {g}: virtio-blk at {:#x}, {} sectors, serving blk_client (ring generation {})",
@@ -245,6 +261,7 @@ impl Handler for BlkDriver {
         }
         // Whatever the handshake did: the client looks now.
         CLIENT.notify();
+        self.stamps[2] = axolotl_pd::now_us();
     }
 
     fn notified(&mut self, ch: Channel) {
@@ -257,9 +274,10 @@ impl Handler for BlkDriver {
             && done >= n
         {
             println!(
-                "blk_driver: fault injection: wild write after {} device completions ({done} bytes), {} requests in the device",
+                "blk_driver: fault injection: wild write after {} device completions ({done} bytes), {} requests in the device, at {} us",
                 server.stats().device_completed,
-                server.in_device()
+                server.in_device(),
+                axolotl_pd::now_us()
             );
             // SAFETY: deliberately invalid (nothing is mapped there): the fault is the test.
             unsafe { core::ptr::write_volatile(0x7_0000_0000 as *mut u64, 1) };
@@ -272,13 +290,72 @@ impl Handler for BlkDriver {
             }
             self.irqs += 1;
             if self.irqs == 1 {
-                println!("blk_driver: first virtio-blk interrupt");
+                self.stamps[3] = axolotl_pd::now_us();
+            }
+            if !self.stamped && server.stats().device_completed >= STAMPS_AFTER {
+                self.stamped = true;
+                let [init, started, polled, irq] = self.stamps;
+                println!(
+                    "blk_driver: generation {}: init at {init} us, device and connection set up +{} us, first poll and notify +{} us, first interrupt +{} us",
+                    generation(),
+                    started - init,
+                    polled - started,
+                    irq.saturating_sub(polled)
+                );
             }
             act
         } else {
             server.poll()
         };
         self.act(act);
+    }
+}
+
+/// A driver restart's I/O pause as the client sees it (issue #15's "last completion before
+/// the fault to the first after it", virtual µs): from the last completion taken from the
+/// ring before the client saw the driver's new generation to the first taken after it.
+/// Printed when it closes, once: the line's own cost falls after the pause.
+struct Pause {
+    last_completion_us: u64,
+    restarts: u64,
+    /// A restart seen: (the last completion before it, when it was seen, when the
+    /// re-issues were first notified to the driver).
+    open: Option<(u64, u64, Option<u64>)>,
+}
+
+impl Pause {
+    const fn new() -> Self {
+        Pause {
+            last_completion_us: 0,
+            restarts: 0,
+            open: None,
+        }
+    }
+
+    fn restarted(&mut self, now: u64) {
+        self.restarts += 1;
+        self.open = Some((self.last_completion_us, now, None));
+    }
+
+    fn notified(&mut self, now: u64) {
+        if let Some((_, _, n @ None)) = self.open.as_mut() {
+            *n = Some(now);
+        }
+    }
+
+    fn completed(&mut self, now: u64) {
+        if let Some((from, seen, notified)) = self.open.take() {
+            // No completion can come between the fault and the new driver's first one:
+            // the old incarnation is dead, the new one answers nothing before its device
+            // reset and our re-issue.
+            println!(
+                "blk_client: restart pause {} us (last completion before driver restart {} at {from} us, restart seen at {seen} us, re-issues notified at {} us, first completion after it at {now} us)",
+                now.saturating_sub(from),
+                self.restarts,
+                notified.unwrap_or(0),
+            );
+        }
+        self.last_completion_us = now;
     }
 }
 
@@ -290,12 +367,8 @@ pub struct BlkPatternClient {
     restarts_seen: u64,
     errors: u32,
     done: bool,
-    /// Completions seen so far and when the last one was seen (µs of the virtual counter).
-    completed: u64,
-    last_completion_us: u64,
-    /// A driver restart was seen: the last completion before it, until the first after it
-    /// closes the pause (issue #15's "I/O pause of a driver restart").
-    pause_from_us: Option<u64>,
+    /// The I/O pause of each driver restart (issue #15).
+    pause: Pause,
 }
 
 impl BlkPatternClient {
@@ -306,9 +379,7 @@ impl BlkPatternClient {
             restarts_seen: 0,
             errors: 0,
             done: false,
-            completed: 0,
-            last_completion_us: 0,
-            pause_from_us: None,
+            pause: Pause::new(),
         }
     }
 
@@ -316,12 +387,19 @@ impl BlkPatternClient {
         let Some(p) = self.p.as_mut() else {
             return;
         };
-        match p.poll() {
-            Ok(act) => {
-                if act.notify {
-                    DRIVER.notify();
-                }
+        // Completions stamped when taken from the ring, before this client checks them
+        // and makes the next requests' data: the pause is the storage path's, not the
+        // workload's.
+        let pause = &mut self.pause;
+        match p.poll_with(|e| match e {
+            PatternEvent::Completed => pause.completed(axolotl_pd::now_us()),
+            PatternEvent::DriverRestarted => pause.restarted(axolotl_pd::now_us()),
+            PatternEvent::Notify => {
+                DRIVER.notify();
+                pause.notified(axolotl_pd::now_us());
             }
+        }) {
+            Ok(_) => {}
             Err(e) => {
                 self.errors += 1;
                 if self.errors <= 3 {
@@ -341,26 +419,8 @@ impl BlkPatternClient {
             }
         }
         let cs = p.client().stats();
-        let st = p.stats();
-        let completed = st.writes + st.reads + st.flushes;
-        if completed != self.completed {
-            let now = axolotl_pd::now_us();
-            if let Some(from) = self.pause_from_us.take() {
-                // No completion can come between the fault and the new driver's first
-                // one: the old incarnation is dead, the new one answers nothing before its
-                // device reset and our re-issue.
-                println!(
-                    "blk_client: restart pause {} us (last completion before driver restart {} to the first after it)",
-                    now.saturating_sub(from),
-                    self.restarts_seen
-                );
-            }
-            self.completed = completed;
-            self.last_completion_us = now;
-        }
         if cs.driver_restarts != self.restarts_seen {
             self.restarts_seen = cs.driver_restarts;
-            self.pause_from_us = Some(self.last_completion_us);
             println!(
                 "blk_client: driver restarted ({} so far) in phase {:?} at sector {}; re-issuing what it held",
                 cs.driver_restarts,

@@ -66,6 +66,17 @@ impl DmaRegion {
         ))
     }
 
+    /// Where `len` bytes at physical `paddr` are mapped, if all inside the region.
+    pub fn vaddr_of(&self, paddr: u64, len: usize) -> Option<usize> {
+        let base = self.paddr.load(Ordering::Relaxed);
+        let off = usize::try_from(paddr.checked_sub(base)?).ok()?;
+        let end = off.checked_add(len)?;
+        if len == 0 || end > self.len.load(Ordering::Relaxed) {
+            return None;
+        }
+        Some(self.vaddr.load(Ordering::Relaxed) + off)
+    }
+
     /// The physical address of `[vaddr, vaddr + len)` if it lies wholly inside the region:
     /// the only buffers the device may be given.
     pub fn paddr_of(&self, vaddr: usize, len: usize) -> Option<u64> {

@@ -24,6 +24,19 @@ pub fn pattern_sector(seed: u64, sector: u64, out: &mut [u8; SECTOR_SIZE]) {
     }
 }
 
+/// What [`PatternClient::poll_with`] tells its caller as it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatternEvent {
+    /// Completions were taken from the ring.
+    Completed,
+    /// The driver restarted: what it held is re-issued. Told after `Completed` when one
+    /// round saw both (the completions count as before the restart: a pause measured from
+    /// them is never too short).
+    DriverRestarted,
+    /// Requests were published: notify the driver.
+    Notify,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     Writing,
@@ -102,21 +115,48 @@ impl<const IDS: usize> PatternClient<IDS> {
     }
 
     /// Submits what the phase allows, polls the client, checks completions; repeats until
-    /// nothing more can be done now.
+    /// nothing more can be done now. The driver is to be notified if the result says so.
     pub fn poll(&mut self) -> Result<ClientActivity, ClientError> {
+        let mut notify = false;
+        let mut act = self.poll_with(|e| notify |= e == PatternEvent::Notify)?;
+        act.notify = notify;
+        Ok(act)
+    }
+
+    /// As [`poll`](Self::poll), telling `on` as it goes: [`PatternEvent::Completed`] as soon
+    /// as completions were taken from the ring (before this client checks them or makes
+    /// new data: the time a restart's I/O pause ends, docs/benchmarks.md), and
+    /// [`PatternEvent::Notify`] as soon as a round published requests the driver must be
+    /// told of (re-issues after a driver restart among them), so that the driver works
+    /// while this client makes the next requests' data instead of after. With `Notify`
+    /// told, the returned activity's `notify` is always false. [`PatternEvent::DriverRestarted`]
+    /// when a round saw the driver's new generation.
+    pub fn poll_with(
+        &mut self,
+        mut on: impl FnMut(PatternEvent),
+    ) -> Result<ClientActivity, ClientError> {
         let mut total = ClientActivity::default();
         loop {
             let submitted = self.submit_more();
             let mut done: [Option<Completion>; IDS] = [None; IDS];
             let mut n = 0;
+            let restarts = self.blk.stats().driver_restarts;
             let act = self.blk.poll(|c| {
                 if n < IDS {
                     done[n] = Some(c);
                 }
                 n += 1;
             })?;
-            total.notify |= act.notify;
             total.completed += act.completed;
+            if n > 0 {
+                on(PatternEvent::Completed);
+            }
+            if self.blk.stats().driver_restarts != restarts {
+                on(PatternEvent::DriverRestarted);
+            }
+            if act.notify {
+                on(PatternEvent::Notify);
+            }
             for c in done.iter().flatten() {
                 self.complete(*c);
             }

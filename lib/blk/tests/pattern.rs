@@ -83,3 +83,57 @@ fn a_sector_that_changed_on_the_disk_is_counted() {
     let (stats, _, _) = drive(Some(17));
     assert_eq!(stats.mismatched, 1);
 }
+
+/// `poll_with` tells completions as they are taken, the driver's restart after the
+/// completions of the same round, and every round's need to notify: what the storage
+/// bench's restart pause is measured with (docs/benchmarks.md).
+#[test]
+fn poll_with_tells_completions_restarts_and_notifications_as_they_happen() {
+    use axolotl_blk::pattern::PatternEvent;
+    let link = Link::new();
+    let d = disk(SECTORS as usize + 16);
+    let mut server = link.server(FakeDevice::direct(d.clone(), 3, 3, &link));
+    let mut p = PatternClient::new(link.client(), SEED, SECTORS, MAX_SECTORS as u32).unwrap();
+    let mut events = Vec::new();
+    let act = p.poll_with(|e| events.push(e)).unwrap();
+    assert!(!act.notify, "told through the callback instead");
+    assert!(events.contains(&PatternEvent::Notify), "{events:?}");
+    // Connected, then requests in the device and a completion taken.
+    for _ in 0..10 {
+        let _ = server.poll();
+        let _ = p.poll_with(|e| events.push(e)).unwrap();
+        if server.in_device() > 1 {
+            break;
+        }
+    }
+    server.device().complete(0);
+    let _ = server.poll();
+    assert!(server.in_device() > 0, "requests left in the device");
+    events.clear();
+    // The driver dies with requests in the device; its next incarnation comes up.
+    server.device().reset(|_| false);
+    drop(server);
+    let _server = link.restart_server(FakeDevice::direct(d.clone(), 3, 3, &link));
+    let _ = p.poll_with(|e| events.push(e)).unwrap();
+    let restarted = events
+        .iter()
+        .position(|e| *e == PatternEvent::DriverRestarted)
+        .expect("the restart told");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| **e == PatternEvent::DriverRestarted)
+            .count(),
+        1
+    );
+    assert!(
+        events[restarted..].contains(&PatternEvent::Notify),
+        "the re-issues notified: {events:?}"
+    );
+    if let Some(c) = events.iter().position(|e| *e == PatternEvent::Completed) {
+        assert!(
+            c < restarted,
+            "completions of the restart's round first: {events:?}"
+        );
+    }
+}
