@@ -156,6 +156,11 @@ impl std::error::Error for Failure {}
 
 impl Boot {
     pub fn start(machine: &Machine, kernel: &Path) -> Result<Boot, Failure> {
+        Boot::start_with(machine, kernel, &[])
+    }
+
+    /// [`Boot::start`] with `extra` QEMU arguments after the machine's.
+    pub fn start_with(machine: &Machine, kernel: &Path, extra: &[String]) -> Result<Boot, Failure> {
         if let Some(list) = std::env::var_os(LIST_IMAGES_ENV) {
             return Err(list_image(Path::new(&list), kernel));
         }
@@ -178,7 +183,7 @@ impl Boot {
             }
         };
         let mut cmd = Command::new(QEMU_AARCH64);
-        cmd.args(machine.args(kernel, false));
+        cmd.args(machine.args(kernel, false)).args(extra);
         Boot::spawn_with(cmd, socket)
     }
 
@@ -217,6 +222,32 @@ impl Boot {
             uart1,
             uart1_dir,
         })
+    }
+
+    /// Writes the console to `out` as it comes, whole lines of either UART (the rest once
+    /// QEMU is done), until QEMU exits; then QEMU's standard error to ours. For `cargo xtask
+    /// run` with its output redirected: both streams survive a file or a pipe, neither
+    /// overwrites the other.
+    pub fn relay(mut self, out: &mut dyn Write) -> std::io::Result<std::process::ExitStatus> {
+        let mut written = 0;
+        loop {
+            let (chunk, closed) = {
+                let c = self.console.lock().unwrap();
+                (c.settled()[written..].to_vec(), c.closed)
+            };
+            out.write_all(&chunk)?;
+            out.flush()?;
+            written += chunk.len();
+            if closed {
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let status = self.child.wait()?;
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = std::io::copy(&mut e, &mut std::io::stderr());
+        }
+        Ok(status)
     }
 
     /// UART1's bytes as they came, control bytes and `\r` included (the harness's own UART1
