@@ -10,8 +10,8 @@ use axolotl_pd::{
     Channel, Child, Fault, Handler, MessageInfo, SetVar, generation, peer_generation_word, println,
 };
 use axolotl_ring::{Authority, DataRegion, Generations, SharedRegion};
-use axolotl_serial_core::{RxClient, TxStream};
 use axolotl_serial_core::layout::{CAPACITY, IDS, REGION_BYTES};
+use axolotl_serial_core::{RxClient, TxStream};
 use axolotl_sys::{Tcb, UserContext, Vcpu};
 use axolotl_sys::{debug_puts, mem};
 use axolotl_vmm_core::MmioDevice;
@@ -462,11 +462,14 @@ impl Console {
     /// Hands what is staged on: to the stream as far as it has room (the rest waits for
     /// completions), or to the kernel console.
     fn flush(&mut self) {
+        // Called at every guest idle: nothing staged, nothing to do (what the stream holds
+        // moves on at the driver's completions).
+        if self.len == 0 {
+            return;
+        }
         let Some(tx) = self.tx.as_mut() else {
-            if self.len > 0 {
-                let _ = debug_puts(&self.buf[..self.len]);
-                self.len = 0;
-            }
+            let _ = debug_puts(&self.buf[..self.len]);
+            self.len = 0;
             return;
         };
         let n = tx.write(&self.buf[..self.len]);
@@ -544,7 +547,9 @@ impl TxSink for Console {
 /// The transmit connection for the guest's console output, if the SDF connects one.
 fn connect_console_tx() -> Option<TxStream<IDS>> {
     let (Some(r), Some(d)) = (region(&console_tx_rings), region(&console_tx_data)) else {
-        println!("vmm: console output to the kernel console (the SDF connects no serial driver for it)");
+        println!(
+            "vmm: console output to the kernel console (the SDF connects no serial driver for it)"
+        );
         return None;
     };
     let Some(g) = generations(CONSOLE_TX) else {

@@ -277,7 +277,11 @@ fn the_tx_interrupt_waits_for_room_when_the_sink_fills() {
     wr_b(&mut u, DR, b'a'.into());
     assert!(u.irq_level(), "room left: TXRIS as before");
     wr_b(&mut u, DR, b'b'.into());
-    assert_eq!(rd_b(&mut u, RIS) & INT_TX, 0, "the write that filled it clears TXRIS");
+    assert_eq!(
+        rd_b(&mut u, RIS) & INT_TX,
+        0,
+        "the write that filled it clears TXRIS"
+    );
     assert!(!u.irq_level());
     // No room yet: nothing rises.
     assert!(!u.tx_room());
