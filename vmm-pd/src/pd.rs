@@ -1302,6 +1302,11 @@ impl Handler for VmmPd {
             // A restarted VMM's stream resynchronises with the driver (lib/ring: what the
             // dead VMM had submitted is dropped by the driver).
             console.poll();
+            // The dead VMM may have left the guest's TX FIFO full, TXRIS clear and the guest
+            // waiting for its TX interrupt; our stage is empty: room again.
+            if self.resuming {
+                vm.console_tx_room();
+            }
         }
         let (Some(r), Some(d)) = (region(&console_rings), region(&console_data)) else {
             println!("vmm: no console input (the SDF connects no serial driver)");
