@@ -172,6 +172,7 @@ fn linux(gic: u8, vcpus: u8) {
         "Unable to handle kernel",
         "cut here",
         "vmm: console input: ",
+        "vmm: console output: ",
         "monitor: restarted",
     ] {
         check(b.refute(bad));
@@ -240,6 +241,7 @@ fn linux_console_input_survives_a_serial_driver_restart() {
         "kernel: FAULT",
         "KERNEL PANIC",
         "vmm: console input: ",
+        "vmm: console output: ",
         "Kernel panic",
         "cut here",
     ] {
