@@ -180,8 +180,10 @@ pub struct SerialDriver<const N: usize, U: Line = Pl011> {
 /// resilient-echo's driver: two transmit clients, echo_rx receiving.
 pub type Driver = SerialDriver<CLIENTS>;
 
-/// linux-vm's driver: receive only, for the VMM (the guest's console input).
-pub type ConsoleDriver = SerialDriver<0>;
+/// linux-vm's driver: the guest's serial line both ways, for the VMM. Its receive
+/// connection is the guest's console input; its one transmit connection (mapped as
+/// `client_a`'s, as control-pd's) the guest's console output, byte for byte (docs/vmm.md).
+pub type ConsoleDriver = SerialDriver<1>;
 
 impl ConsoleDriver {
     pub const fn for_vmm() -> Self {

@@ -1,9 +1,17 @@
 //! Boots an image, captures the serial console, and checks expected lines in order.
 //! Every failure carries the whole captured console, so a red test explains itself.
+//!
+//! The console is two serial lines merged: UART0 (the kernel's system log, QEMU's stdout)
+//! and, unless the machine names its own backend for it, UART1 (a Linux guest's serial line
+//! where a VMM has one: docs/vmm.md), on a unix socket the harness listens on. Each stream's
+//! bytes join the capture a whole line at a time, so a line from one is never cut by the
+//! other; nothing is tagged, and tests match either's lines alike. UART1's raw bytes are
+//! kept too ([`Boot::uart1_bytes`]), and [`Boot::send_uart1`] types into it.
 
 use std::fmt;
-use std::io::Read;
-use std::path::Path;
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -13,24 +21,105 @@ use crate::machine::{Machine, QEMU_AARCH64};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Stream numbers in [`Captured`].
+const UART0: usize = 0;
+const UART1: usize = 1;
+
 /// What the console printed, and whether it is over (QEMU closed it).
-#[derive(Default)]
 struct Captured {
+    /// Whole lines of both streams, in the order they were completed (a stream's last,
+    /// unterminated line joins when the stream ends).
     bytes: Vec<u8>,
+    /// Per stream: what came after its last newline.
+    partial: [Vec<u8>; 2],
+    /// UART1's bytes as they came, untouched.
+    uart1: Vec<u8>,
+    /// Streams not ended yet.
+    open: usize,
+    /// UART0 (QEMU's stdout) has ended: QEMU is gone.
+    stdout_ended: bool,
+    /// Every stream has ended.
     closed: bool,
 }
 
 impl Captured {
-    /// The bytes a test may judge: up to the last complete line while QEMU may still be
-    /// printing (the rest of a line may be on its way), everything once the console closed.
+    fn new(streams: usize) -> Self {
+        Captured {
+            bytes: Vec::new(),
+            partial: [Vec::new(), Vec::new()],
+            uart1: Vec::new(),
+            open: streams,
+            stdout_ended: false,
+            closed: false,
+        }
+    }
+
+    fn take(&mut self, stream: usize, data: &[u8]) {
+        if stream == UART1 {
+            self.uart1.extend_from_slice(data);
+        }
+        let p = &mut self.partial[stream];
+        p.extend_from_slice(data);
+        if let Some(nl) = p.iter().rposition(|&b| b == b'\n') {
+            self.bytes.extend(p.drain(..=nl));
+        }
+    }
+
+    fn end(&mut self, stream: usize) {
+        let rest = std::mem::take(&mut self.partial[stream]);
+        self.bytes.extend(rest);
+        if stream == UART0 {
+            self.stdout_ended = true;
+        }
+        self.open = self.open.saturating_sub(1);
+        self.closed = self.open == 0;
+    }
+
+    /// The bytes a test may judge: whole lines only while QEMU may still be printing (the
+    /// rest of a line may be on its way), everything once the console closed.
     fn settled(&self) -> &[u8] {
-        if self.closed {
-            return &self.bytes;
+        &self.bytes
+    }
+
+    /// Everything, the lines still being printed included.
+    fn raw(&self) -> Vec<u8> {
+        let mut v = self.bytes.clone();
+        for p in &self.partial {
+            v.extend_from_slice(p);
         }
-        match self.bytes.iter().rposition(|&b| b == b'\n') {
-            Some(nl) => &self.bytes[..=nl],
-            None => &[],
-        }
+        v
+    }
+}
+
+/// UART1's socket, listened on before QEMU starts (QEMU connects to it as a client).
+struct Uart1Socket {
+    dir: PathBuf,
+    listener: UnixListener,
+}
+
+impl Uart1Socket {
+    fn bind() -> Result<Self, Failure> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        // Short: a socket's path must fit sun_path (108 bytes).
+        let dir = std::env::temp_dir().join(format!(
+            "axolotl-u1-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let err = |e: std::io::Error| Failure {
+            what: format!("UART1's socket in {}: {e}", dir.display()),
+            console: String::new(),
+        };
+        std::fs::create_dir_all(&dir).map_err(err)?;
+        let listener = UnixListener::bind(dir.join("uart1")).map_err(err)?;
+        listener.set_nonblocking(true).map_err(err)?;
+        Ok(Uart1Socket { dir, listener })
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join("uart1")
     }
 }
 
@@ -40,7 +129,11 @@ pub struct Boot {
     console: Arc<Mutex<Captured>>,
     /// Byte offset up to which expectations have matched.
     cursor: usize,
-    reader: Option<thread::JoinHandle<()>>,
+    readers: Vec<thread::JoinHandle<()>>,
+    /// UART1's socket once QEMU connected, when the harness owns UART1.
+    uart1: Arc<Mutex<Option<UnixStream>>>,
+    /// Where UART1's socket lives (removed when done).
+    uart1_dir: Option<PathBuf>,
 }
 
 /// Why a check failed, with the console as captured.
@@ -63,6 +156,11 @@ impl std::error::Error for Failure {}
 
 impl Boot {
     pub fn start(machine: &Machine, kernel: &Path) -> Result<Boot, Failure> {
+        Boot::start_with(machine, kernel, &[])
+    }
+
+    /// [`Boot::start`] with `extra` QEMU arguments after the machine's.
+    pub fn start_with(machine: &Machine, kernel: &Path, extra: &[String]) -> Result<Boot, Failure> {
         if let Some(list) = std::env::var_os(LIST_IMAGES_ENV) {
             return Err(list_image(Path::new(&list), kernel));
         }
@@ -75,14 +173,27 @@ impl Boot {
                 console: String::new(),
             });
         }
+        let mut machine = machine.clone();
+        let socket = match machine.uart1 {
+            Some(_) => None,
+            None => {
+                let s = Uart1Socket::bind()?;
+                machine.uart1 = Some(format!("socket,path={}", s.path().display()));
+                Some(s)
+            }
+        };
         let mut cmd = Command::new(QEMU_AARCH64);
-        cmd.args(machine.args(kernel, false));
-        Boot::spawn(cmd)
+        cmd.args(machine.args(kernel, false)).args(extra);
+        Boot::spawn_with(cmd, socket)
     }
 
     /// Starts `cmd` and captures its standard output as the console (for QEMU command lines
     /// [`Boot::start`] does not make, e.g. a Linux guest booted directly).
-    pub fn spawn(mut cmd: Command) -> Result<Boot, Failure> {
+    pub fn spawn(cmd: Command) -> Result<Boot, Failure> {
+        Boot::spawn_with(cmd, None)
+    }
+
+    fn spawn_with(mut cmd: Command, socket: Option<Uart1Socket>) -> Result<Boot, Failure> {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -92,30 +203,87 @@ impl Boot {
                 what: format!("cannot start {:?}: {e}", cmd.get_program()),
                 console: String::new(),
             })?;
-        let console = Arc::new(Mutex::new(Captured::default()));
-        let mut out = child.stdout.take().unwrap();
+        let streams = if socket.is_some() { 2 } else { 1 };
+        let console = Arc::new(Mutex::new(Captured::new(streams)));
+        let out = child.stdout.take().unwrap();
         let sink = console.clone();
-        let reader = thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().bytes.extend_from_slice(&buf[..n]);
-            }
-            sink.lock().unwrap().closed = true;
-        });
+        let mut readers = vec![thread::spawn(move || capture(out, UART0, &sink))];
+        let uart1 = Arc::new(Mutex::new(None));
+        let uart1_dir = socket.as_ref().map(|s| s.dir.clone());
+        if let Some(socket) = socket {
+            let (sink, writer) = (console.clone(), uart1.clone());
+            readers.push(thread::spawn(move || accept_uart1(socket, &sink, &writer)));
+        }
         Ok(Boot {
             child,
             console,
             cursor: 0,
-            reader: Some(reader),
+            readers,
+            uart1,
+            uart1_dir,
         })
     }
 
     /// QEMU's process id (e.g. to read its CPU time from `/proc/<pid>/stat`).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Writes the console to `out` as it comes, whole lines of either UART (the rest once
+    /// QEMU is done), until QEMU exits; then QEMU's standard error to ours. For `cargo xtask
+    /// run` with its output redirected: both streams survive a file or a pipe, neither
+    /// overwrites the other.
+    pub fn relay(mut self, out: &mut dyn Write) -> std::io::Result<std::process::ExitStatus> {
+        let mut written = 0;
+        loop {
+            let (chunk, closed) = {
+                let c = self.console.lock().unwrap();
+                (c.settled()[written..].to_vec(), c.closed)
+            };
+            out.write_all(&chunk)?;
+            out.flush()?;
+            written += chunk.len();
+            if closed {
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let status = self.child.wait()?;
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = std::io::copy(&mut e, &mut std::io::stderr());
+        }
+        Ok(status)
+    }
+
+    /// UART1's bytes as they came, control bytes and `\r` included (the harness's own UART1
+    /// only: empty when the machine named a backend).
+    pub fn uart1_bytes(&self) -> Vec<u8> {
+        self.console.lock().unwrap().uart1.clone()
+    }
+
+    /// Types `bytes` into UART1 (the harness's own: [`Boot::start`] with no UART1 backend
+    /// named), once QEMU has connected to it.
+    pub fn send_uart1(&mut self, bytes: &[u8]) -> Result<(), Failure> {
+        let deadline = Instant::now() + DEFAULT_TIMEOUT;
+        loop {
+            let written = {
+                let mut w = self.uart1.lock().unwrap();
+                w.as_mut()
+                    .map(|s| s.write_all(bytes).and_then(|()| s.flush()))
+            };
+            match written {
+                Some(Ok(())) => return Ok(()),
+                Some(Err(e)) => return Err(self.fail(format!("typing into UART1: {e}"))),
+                None if self.uart1_dir.is_none() => {
+                    return Err(self
+                        .fail("UART1 is not the harness's (the machine names a backend)".into()));
+                }
+                None if Instant::now() >= deadline || self.console.lock().unwrap().stdout_ended => {
+                    return Err(self.fail("QEMU never connected to UART1's socket".into()));
+                }
+                None => thread::sleep(Duration::from_millis(20)),
+            }
+        }
     }
 
     /// The console so far, up to its last complete line: a line still being printed is left
@@ -127,14 +295,14 @@ impl Boot {
     /// Every byte captured, a line still being printed included: for failure reports and
     /// for `refute`, where half a line is as forbidden as a whole one.
     fn raw_console(&self) -> String {
-        String::from_utf8_lossy(&self.console.lock().unwrap().bytes).replace('\r', "")
+        String::from_utf8_lossy(&self.console.lock().unwrap().raw()).replace('\r', "")
     }
 
     fn fail(&mut self, what: String) -> Failure {
         // Give QEMU's stderr a moment so it lands in the report too.
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Some(r) = self.reader.take() {
+        for r in self.readers.drain(..) {
             let _ = r.join();
         }
         let mut console = self.raw_console();
@@ -262,7 +430,46 @@ impl Drop for Boot {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.uart1_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
+}
+
+/// Reads `from` into the capture as stream `stream` until it ends.
+fn capture(mut from: impl Read, stream: usize, sink: &Mutex<Captured>) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        sink.lock().unwrap().take(stream, &buf[..n]);
+    }
+    sink.lock().unwrap().end(stream);
+}
+
+/// Waits for QEMU to connect to UART1's socket (given up once QEMU's stdout has ended),
+/// then captures it.
+fn accept_uart1(socket: Uart1Socket, sink: &Mutex<Captured>, writer: &Mutex<Option<UnixStream>>) {
+    let stream = loop {
+        match socket.listener.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if sink.lock().unwrap().stdout_ended {
+                    sink.lock().unwrap().end(UART1);
+                    return;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+            Err(_) => {
+                sink.lock().unwrap().end(UART1);
+                return;
+            }
+        }
+    };
+    let _ = stream.set_nonblocking(false);
+    *writer.lock().unwrap() = stream.try_clone().ok();
+    capture(stream, UART1, sink);
 }
 
 /// Under this environment variable (a file path) [`Boot::start`] boots nothing: it appends the
@@ -355,6 +562,56 @@ mod tests {
         });
         let e = r.unwrap_err();
         assert!(e.contains("exited") && e.contains("only this"), "{e}");
+    }
+
+    #[test]
+    fn a_line_from_one_uart_is_never_cut_by_the_other() {
+        let mut c = Captured::new(2);
+        c.take(UART0, b"vmm: half");
+        c.take(UART1, b"/ # echo \x1b[1mX");
+        c.take(UART0, b" a line\nnext: ");
+        c.take(UART1, b"\x1b[0m\r\n/ # ");
+        assert_eq!(
+            c.settled(),
+            b"vmm: half a line\n/ # echo \x1b[1mX\x1b[0m\r\n".as_slice()
+        );
+        assert_eq!(c.uart1, b"/ # echo \x1b[1mX\x1b[0m\r\n/ # ");
+        c.end(UART1);
+        assert!(!c.closed, "UART0 still open");
+        c.end(UART0);
+        assert!(c.closed);
+        assert!(c.settled().ends_with(b"/ # next: "));
+    }
+
+    /// QEMU's end of UART1 played by a thread: what it writes is merged a line at a time,
+    /// what the test types reaches it.
+    #[test]
+    fn uart1_on_the_harness_socket_both_ways() {
+        let r = within(|| {
+            let socket = Uart1Socket::bind().unwrap();
+            let path = socket.path();
+            let mut cmd = Command::new("sh");
+            cmd.args(["-c", "printf 'log: one\\n'; sleep 3; printf 'log: two\\n'"]);
+            let mut b = Boot::spawn_with(cmd, Some(socket)).unwrap();
+            let qemu = thread::spawn(move || {
+                let mut s = UnixStream::connect(path).unwrap();
+                s.write_all(b"guest: \x1b[6n").unwrap();
+                thread::sleep(Duration::from_millis(500));
+                s.write_all(b"prompt\r\n").unwrap();
+                let mut typed = [0u8; 3];
+                s.read_exact(&mut typed).unwrap();
+                typed
+            });
+            b.send_uart1(b"ls\n").unwrap();
+            let line = b.expect("guest: ", Duration::from_secs(30)).unwrap();
+            b.expect("log: two", Duration::from_secs(30)).unwrap();
+            (line, qemu.join().unwrap(), b.uart1_bytes(), b.console())
+        });
+        let (line, typed, raw, console) = r;
+        assert_eq!(line, "guest: \x1b[6nprompt");
+        assert_eq!(&typed, b"ls\n");
+        assert_eq!(raw, b"guest: \x1b[6nprompt\r\n");
+        assert!(console.contains("log: one\n"), "{console:?}");
     }
 
     #[test]

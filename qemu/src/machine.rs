@@ -30,6 +30,9 @@ pub struct Machine {
     /// QEMU then starts every core at its entry at EL3, as no firmware would, which is how
     /// the kernel's EL3 entry and its parking of secondary cores are tested.
     pub boot_elf: bool,
+    /// Interactive only: the kernel console (UART0, the system log) goes to this file, not
+    /// the terminal, which is then UART1's alone (a guest's serial line: docs/vmm.md).
+    pub log_file: Option<std::path::PathBuf>,
 }
 
 /// QEMU user networking for the board's virtio-mmio NIC.
@@ -67,6 +70,7 @@ impl Machine {
             disk: None,
             console: None,
             boot_elf: false,
+            log_file: None,
         }
     }
 
@@ -146,6 +150,12 @@ impl Machine {
             // on the mux it would take the keys first (QEMU focuses a mux's last attached
             // frontend; which one that is depends on device creation order, and with UART0 on
             // the mux the keys went to UART0, where nothing reads them).
+            // With a log file, UART0 writes there (afresh each run) and the terminal is
+            // UART1's byte for byte: no system log line lands in a guest's prompt.
+            let console = match &self.log_file {
+                Some(f) => format!("file,id=console,path={}", f.display()),
+                None => "file,id=console,path=/dev/stdout,append=on".into(),
+            };
             a.extend(
                 [
                     "-nographic",
@@ -154,7 +164,7 @@ impl Machine {
                     "-mon",
                     "chardev=term,mode=readline",
                     "-chardev",
-                    "file,id=console,path=/dev/stdout,append=on",
+                    &console,
                     "-serial",
                     "chardev:console",
                 ]
@@ -344,6 +354,14 @@ mod tests {
             "{i}"
         );
         let mut m = Machine::new(board_by_name("qemu-virt-aarch64", Some(GicVersion::V2)).unwrap());
+        m.log_file = Some("/tmp/run/x.log".into());
+        let l = m.args(Path::new("k.elf"), true).join(" ");
+        assert!(
+            l.contains("-chardev file,id=console,path=/tmp/run/x.log -serial chardev:console")
+                && l.contains("-serial chardev:term"),
+            "{l}"
+        );
+        m.log_file = None;
         m.uart1 = Some("pipe,path=/tmp/u".into());
         let f = m.args(Path::new("k.elf"), false).join(" ");
         assert!(

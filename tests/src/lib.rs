@@ -22,13 +22,16 @@ pub fn boot(gic: u8, cpu: &'static str, selftest: Option<&str>) -> Result<Boot, 
     )
 }
 
-/// Boots the image `<board>-gic<N><suffix>` on `cpu`.
+/// Boots the image `<board>-gic<N><suffix>` on `cpu`, UART1 on the harness's own socket (its
+/// lines merged into the console; `Boot::send_uart1` types into it).
 pub fn boot_named(gic: u8, cpu: &'static str, suffix: &str) -> Result<Boot, Failure> {
     boot_with_uart1(gic, cpu, suffix, None)
 }
 
 /// As [`boot_named`], with UART1 (`0x0904_0000`) on the QEMU chardev backend `uart1`
-/// (`-chardev <uart1>,id=uart1`, e.g. `pipe,path=DIR/u` for the FIFOs `DIR/u.in`, `DIR/u.out`).
+/// (`-chardev <uart1>,id=uart1`, e.g. `pipe,path=DIR/u` for the FIFOs `DIR/u.in`, `DIR/u.out`);
+/// `None`: the harness's socket. A test that names a backend reads what it needs of UART1's
+/// output itself (a FIFO left unread fills and stalls the line).
 pub fn boot_with_uart1(
     gic: u8,
     cpu: &'static str,

@@ -1,16 +1,16 @@
 //! Issue #6: the unmodified Debian arm64 kernel and a busybox initramfs, booted by vmm-pd
 //! (tests/systems/linux-vm-gicv{2,3}.system; the test build of the VMM makes the guest run
 //! `uname -r` and `cat /proc/interrupts`, then a shell on its console, and power off when that
-//! shell exits). The guest's console is the VMM's emulated PL011: output goes to the kernel
-//! console, input is typed into UART1, which the serial driver PD reads for the VMM. Its
+//! shell exits). The guest's console is the VMM's emulated PL011, its serial line UART1 both
+//! ways through the serial driver PD: the harness owns UART1 (its lines merged into the
+//! captured console, its raw bytes kept), types into it, and checks the bytes exact. Its
 //! interrupts come through the VMM's virtual distributor and the kernel's list registers; the
 //! timer ticks through the virtual timer PPI.
 
-use std::io::Write;
 use std::time::Duration;
 
 use axolotl_guest_artifacts::PINNED_KERNEL;
-use axolotl_tests::{boot_with_uart1, check, uart1_pipes};
+use axolotl_tests::{boot_named, check};
 
 /// Host seconds; a TCG boot to userspace takes about 10 s here, several times that on a
 /// loaded CI machine.
@@ -31,34 +31,32 @@ fn wait_for(b: &mut axolotl_qemu::Boot, needles: &[&str]) {
     }
 }
 
-/// Types `text` on the guest's console input (UART1). QEMU holds both FIFOs open
-/// read-write, so opening `u.in` does not block.
-fn type_in(dir: &std::path::Path, text: &str) {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(dir.join("u.in"))
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .expect("type into UART1");
+/// Types `text` on the guest's console input (UART1, the harness's socket).
+fn type_in(b: &mut axolotl_qemu::Boot, text: &str) {
+    check(b.send_uart1(text.as_bytes()));
+}
+
+/// Whether UART1's raw bytes hold `needle`.
+fn uart1_has(b: &axolotl_qemu::Boot, needle: &[u8]) -> bool {
+    b.uart1_bytes().windows(needle.len()).any(|w| w == needle)
 }
 
 /// Boots the guest with `vcpus` vCPUs (1: tests/systems/linux-vm-gicv*.system, 2:
 /// linux-smp-gicv*.system) and checks what it ran.
 fn linux(gic: u8, vcpus: u8) {
-    let dir = uart1_pipes(&format!("linux-gic{gic}-{vcpus}"));
-    let backend = format!("pipe,path={}", dir.join("u").display());
     let system = if vcpus == 1 { "linux-vm" } else { "linux-smp" };
-    let mut b = check(boot_with_uart1(
+    let mut b = check(boot_named(
         gic,
         "cortex-a72",
         &format!("-{system}-gicv{gic}"),
-        Some(&backend),
     ));
     check(b.expect_all(
         &[
             "root-task: system up: 2 protection domains and the monitor started",
-            "serial_driver: generation 0: serving 0 clients on UART1 (ring generation 1), receiving for the VMM",
+            "serial_driver: generation 0: serving 1 clients on UART1 (ring generation 1), receiving for the VMM",
             "vmm: Linux Image ",
             "vmm: guest started at 0x40000000",
+            "vmm: console output to the serial driver (UART1)",
             "vmm: console input from the serial driver",
             "Booting Linux on physical CPU 0x0000000000",
             "psci: PSCIv1.0 detected in firmware.",
@@ -84,16 +82,31 @@ fn linux(gic: u8, vcpus: u8) {
     check(b.expect("AXOLOTL-GUEST-DONE", BOOT_TIMEOUT));
     // The guest now runs a shell on its console and waits: only typed input goes on. The
     // results exist only if the shell ran the commands (the echoed input has `$((..))`).
-    type_in(&dir, "echo typed-$((6*7))\n");
+    type_in(&mut b, "echo typed-$((6*7))\n");
     check(b.expect("typed-42", BOOT_TIMEOUT));
+    // The guest's serial line is byte-exact (issue #19): escape sequences, tab and a bare
+    // `\r` arrive as the guest wrote them (the kernel console would show `\x1b[1m` as text
+    // and drop the `\r`), and its lines are UART1's, not the system log's.
+    type_in(
+        &mut b,
+        "printf 'ctl-%d:\\033[1mB\\033[0m\\tT\\rR\\n' $((6*7))\n",
+    );
+    check(b.expect("ctl-42:", BOOT_TIMEOUT));
+    let exact = b"ctl-42:\x1b[1mB\x1b[0m\tT\rR\r\n";
+    if !uart1_has(&b, exact) || !uart1_has(&b, b"Booting Linux on physical CPU") {
+        let raw = String::from_utf8_lossy(&b.uart1_bytes()).into_owned();
+        check::<()>(Err(b.failure(format!(
+            "UART1 lacks the guest's bytes {:?} (or its boot log); it has:\n{raw:?}",
+            String::from_utf8_lossy(exact)
+        ))));
+    }
     // A line longer than the vPL011's FIFO (16) and than one receive buffer (256): bytes
     // wait in the VMM's client for the guest to drain its FIFO, none lost or reordered.
     let long: String = (0..60).map(|i| format!("{:04}", i * 7)).collect();
-    type_in(&dir, &format!("echo long-$((40+2))-{long}-end\n"));
+    type_in(&mut b, &format!("echo long-$((40+2))-{long}-end\n"));
     check(b.expect(&format!("long-42-{long}-end"), BOOT_TIMEOUT));
-    type_in(&dir, "exit\n");
+    type_in(&mut b, "exit\n");
     check(b.expect("vmm: guest powered off (PSCI SYSTEM_OFF)", BOOT_TIMEOUT));
-    let _ = std::fs::remove_dir_all(&dir);
     let console = b.console();
     assert!(
         console.lines().any(|l| l.starts_with("vmm: Linux Image")
@@ -159,6 +172,7 @@ fn linux(gic: u8, vcpus: u8) {
         "Unable to handle kernel",
         "cut here",
         "vmm: console input: ",
+        "vmm: console output: ",
         "monitor: restarted",
     ] {
         check(b.refute(bad));
@@ -191,17 +205,14 @@ fn debian_linux_smp_two_vcpus_gicv2() {
 #[test]
 fn linux_console_input_survives_a_serial_driver_restart() {
     let gic = 3;
-    let dir = uart1_pipes("linux-console-crash");
-    let backend = format!("pipe,path={}", dir.join("u").display());
-    let mut b = check(boot_with_uart1(
+    let mut b = check(boot_named(
         gic,
         "cortex-a72",
         "-linux-vm-console-crash-gicv3",
-        Some(&backend),
     ));
     check(b.expect_all(
         &[
-            "serial_driver: generation 0: serving 0 clients on UART1 (ring generation 1), receiving for the VMM",
+            "serial_driver: generation 0: serving 1 clients on UART1 (ring generation 1), receiving for the VMM",
             "vmm: console input from the serial driver",
             // Not earlier: the kernel command line (printed at boot) names the marker too.
             axolotl_guest_artifacts::USERSPACE_MARKER,
@@ -211,7 +222,7 @@ fn linux_console_input_survives_a_serial_driver_restart() {
     ));
     // Nothing was typed yet: the driver has not received (or crashed) so far.
     check(b.refute("serial_driver: fault injection"));
-    type_in(&dir, "echo one-$((1+1))\n");
+    type_in(&mut b, "echo one-$((1+1))\n");
     check(b.expect("one-2", BOOT_TIMEOUT));
     // The driver dies on the VMM's next notification after it delivered that line (before
     // or after the guest's answer is printed) and comes back.
@@ -219,18 +230,18 @@ fn linux_console_input_survives_a_serial_driver_restart() {
         &mut b,
         &[
             "monitor: restarted serial_driver (cause: vm-fault write at 0x700000000",
-            "serial_driver: generation 1: serving 0 clients on UART1 (ring generation 2), receiving for the VMM",
+            "serial_driver: generation 1: serving 1 clients on UART1 (ring generation 2), receiving for the VMM",
         ],
     );
-    type_in(&dir, "echo two-$((2+2))\n");
+    type_in(&mut b, "echo two-$((2+2))\n");
     check(b.expect("two-4", BOOT_TIMEOUT));
-    type_in(&dir, "exit\n");
+    type_in(&mut b, "exit\n");
     check(b.expect("vmm: guest powered off (PSCI SYSTEM_OFF)", BOOT_TIMEOUT));
-    let _ = std::fs::remove_dir_all(&dir);
     for bad in [
         "kernel: FAULT",
         "KERNEL PANIC",
         "vmm: console input: ",
+        "vmm: console output: ",
         "Kernel panic",
         "cut here",
     ] {

@@ -10,46 +10,31 @@
 //! and goes on. A state region that fails validation is a failed recovery: the guest is
 //! rebooted, never run on it.
 
-use std::io::Write;
 use std::time::Duration;
 
 use axolotl_kernel_config::{GicVersion, board_by_name};
 use axolotl_qemu::{Boot, Machine};
-use axolotl_tests::{boot_with_uart1, check, uart1_pipes};
+use axolotl_tests::{boot_named, check};
 
 /// Host seconds; a TCG boot to userspace takes about 10 s here, several times that loaded.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
 
-/// Types `text` on the guest's console input (UART1).
-fn type_in(dir: &std::path::Path, text: &str) {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(dir.join("u.in"))
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .expect("type into UART1");
+/// Types `text` on the guest's console input (UART1, the harness's socket).
+fn type_in(b: &mut Boot, text: &str) {
+    check(b.send_uart1(text.as_bytes()));
 }
 
 /// Boots the GICv3 system to the guest's shell, sets a shell variable, arms `action` at
 /// `point`, and expects the monitor to restart the VMM with `cause` and the new VMM to log
-/// `outcome`. Returns the boot and the pipes' directory.
+/// `outcome`. Returns the boot.
 fn fail_vmm(
-    tag: &str,
     action: &str,
     point: &str,
     armed: &str,
     cause: &str,
     outcome: &str,
-) -> (axolotl_qemu::Boot, std::path::PathBuf) {
-    fail_vmm_on(
-        3,
-        "vmm-restart-gicv3",
-        tag,
-        action,
-        point,
-        armed,
-        cause,
-        outcome,
-    )
+) -> axolotl_qemu::Boot {
+    fail_vmm_on(3, "vmm-restart-gicv3", action, point, armed, cause, outcome)
 }
 
 /// [`fail_vmm`] on `system` (tests/systems/<system>.system) of a GICv`gic` board.
@@ -57,14 +42,13 @@ fn fail_vmm(
 fn fail_vmm_on(
     gic: u8,
     system: &str,
-    tag: &str,
     action: &str,
     point: &str,
     armed: &str,
     cause: &str,
     outcome: &str,
-) -> (axolotl_qemu::Boot, std::path::PathBuf) {
-    let (mut b, dir) = arm_vmm_on(gic, system, tag, action, point);
+) -> axolotl_qemu::Boot {
+    let mut b = arm_vmm_on(gic, system, action, point);
     check(b.expect_all(
         &[
             &format!("vmm: fault injection armed: {armed}"),
@@ -74,25 +58,12 @@ fn fail_vmm_on(
         ],
         BOOT_TIMEOUT,
     ));
-    (b, dir)
+    b
 }
 
 /// Boots `system` to the guest's shell, sets a shell variable and arms `action` at `point`.
-fn arm_vmm_on(
-    gic: u8,
-    system: &str,
-    tag: &str,
-    action: &str,
-    point: &str,
-) -> (axolotl_qemu::Boot, std::path::PathBuf) {
-    let dir = uart1_pipes(tag);
-    let backend = format!("pipe,path={}", dir.join("u").display());
-    let mut b = check(boot_with_uart1(
-        gic,
-        "cortex-a72",
-        &format!("-{system}"),
-        Some(&backend),
-    ));
+fn arm_vmm_on(gic: u8, system: &str, action: &str, point: &str) -> axolotl_qemu::Boot {
+    let mut b = check(boot_named(gic, "cortex-a72", &format!("-{system}")));
     check(b.expect_all(
         &[
             "vmm: guest started at 0x40000000",
@@ -104,10 +75,10 @@ fn arm_vmm_on(
         BOOT_TIMEOUT,
     ));
     // State only this shell holds: a reboot loses it.
-    type_in(&dir, "x=kept; echo set-$x-$((6*7))\n");
+    type_in(&mut b, "x=kept; echo set-$x-$((6*7))\n");
     check(b.expect("set-kept-42", BOOT_TIMEOUT));
-    type_in(&dir, &format!("# vmm-fault {action} {point}\n"));
-    (b, dir)
+    type_in(&mut b, &format!("# vmm-fault {action} {point}\n"));
+    b
 }
 
 /// Boots the GICv3 `system` with `vcpus` vCPUs to its shell, arms a crash at `point`
@@ -115,13 +86,12 @@ fn arm_vmm_on(
 /// expects the restart, the takeover and `marker` (the command's own output); then the guest
 /// goes on.
 fn crash_on_command(system: &str, vcpus: u8, point: &str, kind: &str, command: &str, marker: &str) {
-    let tag = format!("vmm-crash-{point}");
-    let (mut b, dir) = arm_vmm_on(3, system, &tag, "crash", point);
+    let mut b = arm_vmm_on(3, system, "crash", point);
     check(b.expect(
         &format!("vmm: fault injection armed: Crash at the next {kind} exit"),
         BOOT_TIMEOUT,
     ));
-    type_in(&dir, command);
+    type_in(&mut b, command);
     check(b.expect_all(
         &[
             &format!("vmm: fault injection: Crash at a {kind} exit"),
@@ -131,14 +101,14 @@ fn crash_on_command(system: &str, vcpus: u8, point: &str, kind: &str, command: &
         ],
         BOOT_TIMEOUT,
     ));
-    guest_went_on(b, &dir);
+    guest_went_on(b);
 }
 
 /// The guest went on: the shell kept its variable, it counts without a gap, and Linux booted
 /// once. Then it powers off cleanly.
-fn guest_went_on(mut b: axolotl_qemu::Boot, dir: &std::path::Path) {
+fn guest_went_on(mut b: axolotl_qemu::Boot) {
     type_in(
-        dir,
+        &mut b,
         "echo still-$x; for i in 1 2 3 4 5; do echo tick-$i; done\n",
     );
     check(b.expect_all(
@@ -156,9 +126,8 @@ fn guest_went_on(mut b: axolotl_qemu::Boot, dir: &std::path::Path) {
     if boots != 1 {
         check::<()>(Err(b.failure(format!("the guest booted {boots} times"))));
     }
-    type_in(dir, "exit\n");
+    type_in(&mut b, "exit\n");
     check(b.expect("vmm: guest powered off (PSCI SYSTEM_OFF)", BOOT_TIMEOUT));
-    let _ = std::fs::remove_dir_all(dir);
     for bad in [
         "kernel: FAULT",
         "KERNEL PANIC",
@@ -175,22 +144,21 @@ fn guest_went_on(mut b: axolotl_qemu::Boot, dir: &std::path::Path) {
 /// armed line's bytes, or echoing them): the exit is taken again by the recovered VMM.
 #[test]
 fn vmm_crash_at_a_uart_exit_keeps_the_guest_gicv3() {
-    let (b, dir) = fail_vmm(
-        "vmm-crash-uart",
+    let b = fail_vmm(
         "crash",
         "uart",
         "Crash at the next Uart exit",
         "vm-fault write at 0x10 ",
         "vmm: generation 1: took over the running guest (1 vCPUs)",
     );
-    guest_went_on(b, &dir);
+    guest_went_on(b);
 }
 
 /// The VMM stops answering in the middle of an exit: its heartbeat stops, the monitor
 /// restarts it, and the guest goes on, with the input typed meanwhile.
 #[test]
 fn vmm_hang_keeps_the_guest_gicv3() {
-    let (mut b, dir) = arm_vmm_on(3, "vmm-restart-gicv3", "vmm-hang", "hang", "any");
+    let mut b = arm_vmm_on(3, "vmm-restart-gicv3", "hang", "any");
     check(b.expect_all(
         &[
             "vmm: fault injection armed: Hang at the next Any exit",
@@ -202,7 +170,7 @@ fn vmm_hang_keeps_the_guest_gicv3() {
     // never reads it; its successor must get it (the driver keeps what a dead receiver
     // never read). The driver's line proves the line went that way, not straight to the
     // successor (the heartbeat's 2 s are the window to type in).
-    type_in(&dir, "echo typed-while-hung-$((2*3))\n");
+    type_in(&mut b, "echo typed-while-hung-$((2*3))\n");
     check(b.expect_all(
         &[
             "monitor: restarted vmm (cause: hang (no heartbeat in 2000 ms)",
@@ -212,15 +180,14 @@ fn vmm_hang_keeps_the_guest_gicv3() {
         ],
         BOOT_TIMEOUT,
     ));
-    guest_went_on(b, &dir);
+    guest_went_on(b);
 }
 
 /// A scribbled state region fails validation: a failed recovery, logged, and the guest is
 /// rebooted rather than run on it; the rebooted guest's shell takes typed input.
 #[test]
 fn vmm_corrupt_state_reboots_the_guest_gicv3() {
-    let (mut b, dir) = fail_vmm(
-        "vmm-corrupt",
+    let mut b = fail_vmm(
         "corrupt",
         "uart",
         "Corrupt at the next Uart exit",
@@ -237,11 +204,10 @@ fn vmm_corrupt_state_reboots_the_guest_gicv3() {
         ],
         BOOT_TIMEOUT,
     ));
-    type_in(&dir, "echo after-$((3*3))\n");
+    type_in(&mut b, "echo after-$((3*3))\n");
     check(b.expect("after-9", BOOT_TIMEOUT));
-    type_in(&dir, "exit\n");
+    type_in(&mut b, "exit\n");
     check(b.expect("vmm: guest powered off (PSCI SYSTEM_OFF)", BOOT_TIMEOUT));
-    let _ = std::fs::remove_dir_all(&dir);
     for bad in ["kernel: FAULT", "KERNEL PANIC", "Kernel panic", "cut here"] {
         check(b.refute(bad));
     }
@@ -252,8 +218,7 @@ fn vmm_corrupt_state_reboots_the_guest_gicv3() {
 /// the committed record instead of handling it twice.
 #[test]
 fn vmm_crash_after_an_injection_keeps_the_guest_gicv3() {
-    let (mut b, dir) = fail_vmm(
-        "vmm-crash-inject",
+    let mut b = fail_vmm(
         "crash",
         "inject",
         "Crash at the next Inject exit",
@@ -264,7 +229,7 @@ fn vmm_crash_after_an_injection_keeps_the_guest_gicv3() {
         "was committed before the restart: answered from its record",
         BOOT_TIMEOUT,
     ));
-    guest_went_on(b, &dir);
+    guest_went_on(b);
 }
 
 /// A crash between the commit that lists an interrupt and the list register write, while
@@ -319,26 +284,24 @@ fn vmm_crash_at_a_cpu_on_keeps_the_guest_gicv3() {
 /// GICv2: the guest's CPU interface is the real GICV frame, its list registers GICH's.
 #[test]
 fn vmm_crash_at_a_uart_exit_keeps_the_guest_gicv2() {
-    let (b, dir) = fail_vmm_on(
+    let b = fail_vmm_on(
         2,
         "vmm-restart-gicv2",
-        "vmm-crash-uart-v2",
         "crash",
         "uart",
         "Crash at the next Uart exit",
         "vm-fault write at 0x10 ",
         "vmm: generation 1: took over the running guest (1 vCPUs)",
     );
-    guest_went_on(b, &dir);
+    guest_went_on(b);
 }
 
 /// Two vCPUs: the one that exited into the dead VMM takes its exit again, the other ran on.
 #[test]
 fn vmm_crash_keeps_the_two_vcpu_guest_gicv3() {
-    let (mut b, dir) = fail_vmm_on(
+    let mut b = fail_vmm_on(
         3,
         "vmm-restart-smp-gicv3",
-        "vmm-crash-smp",
         "crash",
         "any",
         "Crash at the next Any exit",
@@ -349,7 +312,7 @@ fn vmm_crash_keeps_the_two_vcpu_guest_gicv3() {
     if !console.contains("smp: Brought up 1 node, 2 CPUs") {
         check::<()>(Err(b.failure("the guest did not bring up its second CPU")));
     }
-    guest_went_on(b, &dir);
+    guest_went_on(b);
 }
 
 /// The guest's workload never notices: a shell loop counting into a file (and onto the
@@ -358,20 +321,13 @@ fn vmm_crash_keeps_the_two_vcpu_guest_gicv3() {
 /// console line the dead VMM was buffering may be cut: docs/vmm.md, "Restart".)
 #[test]
 fn vmm_crash_in_a_counting_loop_loses_no_count_gicv3() {
-    let dir = uart1_pipes("vmm-crash-loop");
-    let backend = format!("pipe,path={}", dir.join("u").display());
-    let mut b = check(boot_with_uart1(
-        3,
-        "cortex-a72",
-        "-vmm-restart-gicv3",
-        Some(&backend),
-    ));
+    let mut b = check(boot_named(3, "cortex-a72", "-vmm-restart-gicv3"));
     check(b.expect_all(
         &["Run /init as init process", "AXOLOTL-GUEST-DONE"],
         BOOT_TIMEOUT,
     ));
     type_in(
-        &dir,
+        &mut b,
         "read b0 < /proc/sys/kernel/random/boot_id; read u0 x < /proc/uptime; echo boot0=$((1+1))-$b0\n",
     );
     let before = check(b.expect("boot0=2-", BOOT_TIMEOUT));
@@ -385,12 +341,12 @@ fn vmm_crash_in_a_counting_loop_loses_no_count_gicv3() {
         check::<()>(Err(b.failure(format!("no boot id in {before:?}"))));
     }
     type_in(
-        &dir,
+        &mut b,
         "i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo $i >> /count; echo tick-$i; done\n",
     );
     check(b.expect("tick-40", BOOT_TIMEOUT));
     // Taken by the guest's tty while the loop runs (the shell reads it after the loop).
-    type_in(&dir, "# vmm-fault crash uart\n");
+    type_in(&mut b, "# vmm-fault crash uart\n");
     check(b.expect_all(
         &[
             "vmm: fault injection: Crash at a Uart exit",
@@ -401,7 +357,7 @@ fn vmm_crash_in_a_counting_loop_loses_no_count_gicv3() {
         BOOT_TIMEOUT,
     ));
     type_in(
-        &dir,
+        &mut b,
         "awk 'NR != $1 { bad = 1 } END { print (bad ? \"BAD\" : \"GOOD\") \"-counts-\" NR }' /count; \
          read b1 < /proc/sys/kernel/random/boot_id; read u1 x < /proc/uptime; \
          [ \"$b1\" = \"$b0\" ] && echo same-$((2+3))-boot; \
@@ -415,9 +371,8 @@ fn vmm_crash_in_a_counting_loop_loses_no_count_gicv3() {
     if boots != 1 {
         check::<()>(Err(b.failure(format!("the guest booted {boots} times"))));
     }
-    type_in(&dir, "exit\n");
+    type_in(&mut b, "exit\n");
     check(b.expect("vmm: guest powered off (PSCI SYSTEM_OFF)", BOOT_TIMEOUT));
-    let _ = std::fs::remove_dir_all(&dir);
     for bad in [
         "kernel: FAULT",
         "KERNEL PANIC",

@@ -7,15 +7,14 @@
 //! while the host fetches the disk's files over HTTP: Linux boots once, the disk check
 //! passes, every file comes back byte-identical, and the image holds the pattern.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use axolotl_guest_artifacts::{self as ga, disk, io};
 use axolotl_kernel_config::{GicVersion, board_by_name};
 use axolotl_qemu::{Boot, Machine, Net};
+use axolotl_tests::check;
 use axolotl_tests::http::{TmpDir, free_port, http_get, sha256_hex};
-use axolotl_tests::{check, uart1_pipes};
 
 /// Host seconds; the guest's boot under axolotl on a loaded TCG host takes minutes.
 const TIMEOUT: Duration = Duration::from_secs(900);
@@ -23,19 +22,16 @@ const TIMEOUT: Duration = Duration::from_secs(900);
 const SEED: u64 = 1515;
 const CHECK_MIB: u64 = 16;
 
-fn type_in(dir: &Path, text: &str) {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(dir.join("u.in"))
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .expect("type into UART1");
+/// Types `text` on the guest's console input (UART1, the harness's socket).
+fn type_in(b: &mut Boot, text: &str) {
+    check(b.send_uart1(text.as_bytes()));
 }
 
 /// Arms `point` and waits for the crash, the monitor's restart and the new VMM taking over
 /// the guest with its devices. The guest's disk check notifies the disk's queue while it
 /// runs; once it is over (a fast disk, a slow host) HTTP requests notify the NIC's.
-fn crash_at(b: &mut Boot, dir: &Path, port: u16, point: &str, armed: &str, generation: u32) {
-    type_in(dir, &format!("# vmm-fault crash {point}\n"));
+fn crash_at(b: &mut Boot, port: u16, point: &str, armed: &str, generation: u32) {
+    type_in(b, &format!("# vmm-fault crash {point}\n"));
     check(b.expect(
         &format!("vmm: fault injection armed: Crash at the next {armed} exit"),
         TIMEOUT,
@@ -102,7 +98,6 @@ fn gateway_vmm_restart(gic: GicVersion) {
     disk::make_data_disk(&img).expect("data disk");
     let fresh = std::fs::read(&img).unwrap();
     let port = free_port();
-    let dir = uart1_pipes(&format!("gateway-vmm-restart-v{n}"));
     let images = std::env::var_os("AXOLOTL_IMAGES")
         .map(PathBuf::from)
         .expect("AXOLOTL_IMAGES is not set: run the integration tests through `cargo xtask test`");
@@ -113,7 +108,6 @@ fn gateway_vmm_restart(gic: GicVersion) {
         tcp_forwards: vec![(port, 80)],
         ..Net::default()
     });
-    m.uart1 = Some(format!("pipe,path={}", dir.join("u").display()));
     let mut b = check(Boot::start(
         &m,
         &images.join(format!(
@@ -134,8 +128,8 @@ fn gateway_vmm_restart(gic: GicVersion) {
     // The disk check starts now: the VMM dies at its queue notifications, once before it
     // handles one (the requests the last commit holds in flight) and once after it handed
     // the new requests to the blk driver and committed, before its reply.
-    crash_at(&mut b, &dir, port, "notify", "Notify", 1);
-    crash_at(&mut b, &dir, port, "notify-done", "NotifyDone", 2);
+    crash_at(&mut b, port, "notify", "Notify", 1);
+    crash_at(&mut b, port, "notify-done", "NotifyDone", 2);
     // The verdict may have come before the crashes' lines (a check over before the second).
     let deadline = Instant::now() + TIMEOUT;
     let verdict = loop {
@@ -155,7 +149,7 @@ fn gateway_vmm_restart(gic: GicVersion) {
         check::<()>(Err(b.failure(format!("disk check failed: {verdict}"))));
     }
     // Then under HTTP: the next notification is the NIC's (or the disk's, for a file read).
-    type_in(&dir, "# vmm-fault crash notify\n");
+    type_in(&mut b, "# vmm-fault crash notify\n");
     let fetched = fetch_all(&mut b, port);
     check(b.expect_all(
         &[
@@ -185,7 +179,6 @@ fn gateway_vmm_restart(gic: GicVersion) {
         check(b.refute(bad));
     }
     drop(b);
-    let _ = std::fs::remove_dir_all(&dir);
     // The disk as the host sees it: the pattern where the guest wrote it, the rest intact.
     let now = std::fs::read(&img).unwrap();
     let raw = disk::RAW_OFFSET as usize;

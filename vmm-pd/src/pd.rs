@@ -10,8 +10,8 @@ use axolotl_pd::{
     Channel, Child, Fault, Handler, MessageInfo, SetVar, generation, peer_generation_word, println,
 };
 use axolotl_ring::{Authority, DataRegion, Generations, SharedRegion};
-use axolotl_serial_core::RxClient;
 use axolotl_serial_core::layout::{CAPACITY, IDS, REGION_BYTES};
+use axolotl_serial_core::{RxClient, TxStream};
 use axolotl_sys::{Tcb, UserContext, Vcpu};
 use axolotl_sys::{debug_puts, mem};
 use axolotl_vmm_core::MmioDevice;
@@ -70,6 +70,15 @@ static console_rings: SetVar = SetVar::new();
 #[allow(non_upper_case_globals)]
 static console_data: SetVar = SetVar::new();
 
+/// The transmit connection to the serial driver (console output), if the SDF maps it: both
+/// read-write (we write the bytes; docs/serial.md).
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static console_tx_rings: SetVar = SetVar::new();
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static console_tx_data: SetVar = SetVar::new();
+
 /// The device state region (docs/vmm.md, "Restart"), if the SDF maps one: an SDF memory
 /// region a restart does not reset, read-write and ours alone.
 #[unsafe(no_mangle)]
@@ -114,6 +123,8 @@ const DRIVER: Channel = Channel::new(0);
 const BLK: Channel = Channel::new(1);
 /// Our channel to the network virtualiser.
 const NET: Channel = Channel::new(2);
+/// Our channel to the serial driver's transmit connection (console output).
+const CONSOLE_TX: Channel = Channel::new(3);
 
 /// Where the guest finds its virtio devices: QEMU virt's transports 30 (NIC) and 31
 /// (disk), the ones `axolotl_qemu::Machine` gives the physical devices, so the guest's view
@@ -422,32 +433,137 @@ const IO_CMDLINE: &str = "console=ttyAMA0 earlycon rdinit=/init \
 #[cfg(not(feature = "test-guest"))]
 const IO_CMDLINE: &str = CMDLINE;
 
-/// Guest console output, flushed a line (or an idle moment) at a time: one kernel call per
-/// line instead of one per character.
+/// The guest's console output. With the serial driver's transmit connection (the SDF maps
+/// `console_tx_*`) the guest's bytes go to UART1 unchanged, the guest's serial line a
+/// terminal sees byte for byte; staged here and handed to the stream at a newline, when
+/// the stage is full and when the guest idles (one notification of the driver per line, not
+/// per byte). The stream's room and the stage are the vPL011's TX FIFO: when both are full
+/// the guest reads TXFF and waits, no byte it wrote is lost. Without the connection (a
+/// system with no serial driver) the bytes go to the kernel console a line at a time, which
+/// ends lines itself and escapes control bytes, as debug prints must be.
 struct Console {
     buf: [u8; 256],
     len: usize,
+    tx: Option<TxStream<IDS>>,
+    /// Driver errors seen (a corrupt ring), printed a few times at most.
+    errors: u32,
 }
 
 impl Console {
+    const fn new() -> Self {
+        Console {
+            buf: [0; 256],
+            len: 0,
+            tx: None,
+            errors: 0,
+        }
+    }
+
+    /// Hands what is staged on: to the stream as far as it has room (the rest waits for
+    /// completions), or to the kernel console.
     fn flush(&mut self) {
-        if self.len > 0 {
+        // Called at every guest idle: nothing staged, nothing to do (what the stream holds
+        // moves on at the driver's completions).
+        if self.len == 0 {
+            return;
+        }
+        let Some(tx) = self.tx.as_mut() else {
             let _ = debug_puts(&self.buf[..self.len]);
             self.len = 0;
+            return;
+        };
+        let n = tx.write(&self.buf[..self.len]);
+        self.buf.copy_within(n..self.len, 0);
+        self.len -= n;
+        self.poll();
+    }
+
+    /// Takes the driver's completions and submits what the stream holds, notifying the
+    /// driver when the ring says so; a broken ring is reported (the monitor restarts the
+    /// driver, whose new generation resynchronises the stream, which resubmits).
+    fn poll(&mut self) {
+        let Some(tx) = self.tx.as_mut() else {
+            return;
+        };
+        match tx.poll() {
+            Ok(act) => {
+                if act.notify {
+                    CONSOLE_TX.notify();
+                }
+            }
+            Err(e) => {
+                self.errors += 1;
+                if self.errors <= 3 {
+                    println!("vmm: console output: the serial driver broke the ring ({e:?})");
+                }
+                let accused = tx
+                    .driver_generation()
+                    .or_else(|| CONSOLE_TX.peer_generation())
+                    .unwrap_or(u32::MAX);
+                let _ = CONSOLE_TX.report_corruption(accused);
+                CONSOLE_TX.notify();
+            }
+        }
+    }
+
+    /// After the driver's notification (or while the guest waits on a full FIFO):
+    /// completions taken, the stage moved on.
+    fn service(&mut self) {
+        self.poll();
+        if self.len > 0 {
+            self.flush();
         }
     }
 }
 
 impl TxSink for Console {
     fn put(&mut self, byte: u8) {
-        // The kernel console ends lines itself (and escapes control characters).
-        if byte == b'\r' {
+        if self.tx.is_none() && byte == b'\r' {
+            // The kernel console ends lines itself.
+            return;
+        }
+        if self.len == self.buf.len() {
+            // Not reached through the vPL011, which asks `full` first; a byte beyond the
+            // stage is dropped rather than written past it.
             return;
         }
         self.buf[self.len] = byte;
         self.len += 1;
         if byte == b'\n' || self.len == self.buf.len() {
             self.flush();
+        }
+    }
+
+    fn full(&mut self) -> bool {
+        if self.tx.is_none() || self.len < self.buf.len() {
+            return false;
+        }
+        // The guest is waiting for room (polling FR, or about to write): make progress.
+        self.service();
+        self.len == self.buf.len()
+    }
+}
+
+/// The transmit connection for the guest's console output, if the SDF connects one.
+fn connect_console_tx() -> Option<TxStream<IDS>> {
+    let (Some(r), Some(d)) = (region(&console_tx_rings), region(&console_tx_data)) else {
+        println!(
+            "vmm: console output to the kernel console (the SDF connects no serial driver for it)"
+        );
+        return None;
+    };
+    let Some(g) = generations(CONSOLE_TX) else {
+        println!("vmm: console output to the kernel console: no generation for channel 3");
+        return None;
+    };
+    match TxStream::new(r, d, CAPACITY, g) {
+        Ok(t) => {
+            println!("vmm: console output to the serial driver (UART1)");
+            Some(t)
+        }
+        Err(e) => {
+            println!("vmm: console output to the kernel console: {e:?}");
+            None
         }
     }
 }
@@ -657,10 +773,7 @@ impl VmmPd {
             if GIC == GicVersion::V2 { 2 } else { 3 },
         );
         let layout = Self::layout(&p);
-        let console = Console {
-            buf: [0; 256],
-            len: 0,
-        };
+        let console = Console::new();
         // Built in place: a `Vm` is some 33 KiB, and every copy on the way costs stack.
         self.vm = Some(
             Vm::new(layout, self.nr_vcpus.into(), NR_LRS, console).map_err(|_| "vGIC config")?,
@@ -769,10 +882,7 @@ impl VmmPd {
     fn recover(&mut self) -> Result<Vm<Console>, Unrecoverable> {
         let p = self.plan().map_err(|_| Unrecoverable::Plan)?;
         let region = self.state.as_mut().ok_or(Unrecoverable::NoStateRegion)?;
-        let console = Console {
-            buf: [0; 256],
-            len: 0,
-        };
+        let console = Console::new();
         let vm = Vm::recover_with(
             region,
             Self::layout(&p),
@@ -1186,6 +1296,18 @@ impl Handler for VmmPd {
         if !started {
             return;
         }
+        if let Some(vm) = self.vm.as_mut() {
+            let console = vm.uart.sink_mut();
+            console.tx = connect_console_tx();
+            // A restarted VMM's stream resynchronises with the driver (lib/ring: what the
+            // dead VMM had submitted is dropped by the driver).
+            console.poll();
+            // The dead VMM may have left the guest's TX FIFO full, TXRIS clear and the guest
+            // waiting for its TX interrupt; our stage is empty: room again.
+            if self.resuming {
+                vm.console_tx_room();
+            }
+        }
         let (Some(r), Some(d)) = (region(&console_rings), region(&console_data)) else {
             println!("vmm: no console input (the SDF connects no serial driver)");
             return;
@@ -1225,6 +1347,14 @@ impl Handler for VmmPd {
             }
         } else if ch == DRIVER {
             self.feed_console();
+        } else if ch == CONSOLE_TX {
+            // Completions: staged bytes move on, and a guest waiting for room in its UART's
+            // TX FIFO gets its TX interrupt.
+            let Some(vm) = self.vm.as_mut() else {
+                return;
+            };
+            vm.uart.sink_mut().service();
+            vm.console_tx_room();
         } else {
             return;
         }

@@ -246,35 +246,17 @@ fn vmm_restart_latency(board: axolotl_kernel_config::Board) -> Result<(), String
     let mut v = Variant::new(board, None);
     v.system = Some(crate::system::pack(&sdf, &board)?);
     let img = images::build(&v)?;
-    let dir = std::env::temp_dir().join(format!("axolotl-bench-vmm-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    for f in ["u.in", "u.out"] {
-        let ok = std::process::Command::new("mkfifo")
-            .arg(dir.join(f))
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return Err(format!("mkfifo {}", dir.join(f).display()));
-        }
-    }
     let mut m = Machine::new(board);
     m.icount_shift = Some(0);
-    m.uart1 = Some(format!("pipe,path={}", dir.join("u").display()));
+    // UART1 (the guest's serial line both ways) is the harness's.
     let mut b = Boot::start(&m, &img).map_err(|f| f.to_string())?;
     let wait = Duration::from_secs(600);
     b.expect_all(&["Run /init as init process", "AXOLOTL-GUEST-DONE"], wait)
         .map_err(|f| f.to_string())?;
-    let type_in = |text: &str| {
-        use std::io::Write;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(dir.join("u.in"))
-            .and_then(|mut f| f.write_all(text.as_bytes()))
-            .map_err(|e| format!("typing into UART1: {e}"))
-    };
+    let type_in =
+        |b: &mut Boot, text: &str| b.send_uart1(text.as_bytes()).map_err(|f| f.to_string());
     for n in 1..=VMM_RESTARTS {
-        type_in("# vmm-fault crash uart\n")?;
+        type_in(&mut b, "# vmm-fault crash uart\n")?;
         b.expect_all(
             &[
                 &format!("vmm: generation {n}: took over the running guest"),
@@ -284,11 +266,10 @@ fn vmm_restart_latency(board: axolotl_kernel_config::Board) -> Result<(), String
         )
         .map_err(|f| f.to_string())?;
         // The monitor never restarts a PD that ran less than 50 ms since its last restart.
-        type_in(&format!("echo bench-restart-{n}\n"))?;
+        type_in(&mut b, &format!("echo bench-restart-{n}\n"))?;
         b.expect(&format!("bench-restart-{n}"), wait)
             .map_err(|f| f.to_string())?;
     }
-    let _ = std::fs::remove_dir_all(&dir);
     let console = b.console();
     let ns_of = |prefix: &str| -> Vec<u64> {
         console
@@ -585,16 +566,16 @@ fn io_baseline() -> Result<(), String> {
     m.icount_shift = Some(0);
     m.disk = Some(img);
     m.net = Some(axolotl_qemu::Net::default());
-    let mut cmd = std::process::Command::new(axolotl_qemu::QEMU_AARCH64);
-    cmd.args(m.args(&elf, false));
     // A packet capture of the NIC (QEMU's filter-dump), for profiling the TCP steps.
+    let mut extra = Vec::new();
     if let Ok(pcap) = std::env::var("AXOLOTL_BENCH_IO_PCAP") {
-        cmd.args([
+        extra = vec![
             "-object".to_string(),
             format!("filter-dump,id=dump0,netdev=n0,file={pcap}"),
-        ]);
+        ];
     }
-    let b = Boot::spawn(cmd).map_err(|f| f.to_string())?;
+    // Through the harness's start: the guest's lines are UART1's (docs/vmm.md).
+    let b = Boot::start_with(&m, &elf, &extra).map_err(|f| f.to_string())?;
     let gateway = io_runs("axolotl gateway", b, repeats)?;
     let Some(direct) = direct else {
         for (name, g) in &gateway {

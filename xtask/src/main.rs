@@ -108,6 +108,10 @@ enum Cmd {
         /// 127.0.0.1 forwarded to the guest's port 80.
         #[arg(long, default_value_t = 8080)]
         net_port: u16,
+        /// Where UART1 is a guest's console (a VMM's serial line), keep the system log
+        /// (UART0) on the terminal too, instead of target/run/<system>.log.
+        #[arg(long)]
+        log_on_terminal: bool,
     },
     /// Benchmarks under QEMU -icount shift=0: kernel operations (instructions per operation),
     /// restart latencies, the Linux boot and guest I/O against bare QEMU (docs/benchmarks.md).
@@ -189,6 +193,8 @@ fn resolve(path: &std::path::Path) -> std::path::PathBuf {
 /// The program image of the driver that serves control-pd over a virtio-console instead of
 /// UART1 (docs/control.md).
 const VCONS_DRIVER_IMAGE: &str = "virtio-console-driver.elf";
+/// The serial driver of a VMM's guest console on UART1.
+const CONSOLE_DRIVER_IMAGE: &str = "console-serial-driver.elf";
 
 /// Where a system's control PD reaches the host: `Some(true)` over the virtio-console (the
 /// system has a `virtio-console-driver.elf` PD), `Some(false)` over UART1, `None`: the
@@ -201,6 +207,20 @@ fn control_transport(sdf: &std::path::Path) -> Option<bool> {
     pds.iter().any(|pd| pd.control.any()).then(|| {
         pds.iter()
             .any(|pd| pd.program_image.path == VCONS_DRIVER_IMAGE)
+    })
+}
+
+/// Whether `sdf`'s UART1 is a guest's console: its serial driver serves a VMM
+/// (`console-serial-driver.elf`, docs/vmm.md).
+fn guest_console(sdf: &std::path::Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(sdf) else {
+        return false;
+    };
+    let board = axolotl_kernel_config::BOARDS[0];
+    axolotl_sdf::parse(&sdf.display().to_string(), &text, &board).is_ok_and(|sd| {
+        sd.all_pds()
+            .iter()
+            .any(|pd| pd.program_image.path == CONSOLE_DRIVER_IMAGE)
     })
 }
 
@@ -356,6 +376,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             system,
             show_plan,
             net_port,
+            log_on_terminal,
         } => {
             system::SHOW_PLAN.store(show_plan, std::sync::atomic::Ordering::Relaxed);
             let b = board(&target)?;
@@ -397,18 +418,38 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             // /dev/stdout) is for a terminal only: with output redirected to a file, that
             // chardev would open the file a second time and overwrite what the first wrote.
             let interactive = std::io::IsTerminal::is_terminal(&std::io::stdout());
-            if interactive {
-                eprintln!("xtask: booting {} (quit: Ctrl-A then X)", img.display());
-            } else {
+            if interactive && m.uart1.is_none() && !log_on_terminal && guest_console(&sdf) {
+                // The terminal is the guest's serial line, byte for byte; the system log
+                // would land in its prompt.
+                let stem = sdf.file_stem().unwrap_or_default().to_string_lossy();
+                let dir = images::target_dir().join("run");
+                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                let log = dir.join(format!("{stem}.log"));
                 eprintln!(
-                    "xtask: booting {} (output not a terminal: no input)",
+                    "xtask: the terminal is the guest's console (UART1); the system log (UART0) \
+                     goes to {} (`--log-on-terminal` keeps it here)",
+                    log.display()
+                );
+                m.log_file = Some(log);
+            }
+            let status = if interactive {
+                eprintln!("xtask: booting {} (quit: Ctrl-A then X)", img.display());
+                Command::new(axolotl_qemu::QEMU_AARCH64)
+                    .args(m.args(&img, interactive))
+                    .status()
+                    .map_err(|e| format!("cannot start QEMU: {e}"))?
+            } else {
+                // Both UARTs merged a whole line at a time (the test harness's capture):
+                // QEMU's own chardevs would open the file twice and overwrite each other.
+                eprintln!(
+                    "xtask: booting {} (output not a terminal: no input; UART0 and UART1 merged \
+                     by lines)",
                     img.display()
                 );
-            }
-            let status = Command::new(axolotl_qemu::QEMU_AARCH64)
-                .args(m.args(&img, interactive))
-                .status()
-                .map_err(|e| format!("cannot start QEMU: {e}"))?;
+                let boot = axolotl_qemu::Boot::start(&m, &img).map_err(|f| f.to_string())?;
+                boot.relay(&mut std::io::stdout().lock())
+                    .map_err(|e| format!("relaying QEMU's output: {e}"))?
+            };
             if !status.success() {
                 return Err(format!("QEMU exited with {status}"));
             }

@@ -1,5 +1,6 @@
-//! The serial driver PD of systems/linux-vm.system: UART1's receive side for the VMM, which
-//! feeds it to its guest's console (docs/vmm.md, "Console input"). No transmit clients.
+//! The serial driver PD of systems/linux-vm.system: UART1 both ways for the VMM, the guest's
+//! serial line: its receive connection feeds the guest's console input, its one transmit
+//! connection (`client_a`'s maps) carries the guest's console output (docs/vmm.md).
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 

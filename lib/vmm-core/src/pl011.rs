@@ -1,6 +1,10 @@
 //! PL011 UART (r1p5 register map, ARM DDI 0183) as Linux's `amba-pl011` and
-//! `earlycon=pl011` use it. Transmission is instantaneous: the TX FIFO is always
-//! empty, so FR.TXFE=1, BUSY=0 and TXRIS is raised by every write.
+//! `earlycon=pl011` use it. The TX FIFO is the sink's: while the sink has room the
+//! FIFO reads empty (FR.TXFE=1, BUSY=0) and every write raises TXRIS; a sink that
+//! says it is full ([`TxSink::full`]) makes the FIFO read full (TXFF=1, TXFE=0,
+//! BUSY=1), a DR write then is dropped as the hardware drops it, and TXRIS stays
+//! clear until the VMM reports room again ([`Pl011::tx_room`]): back-pressure, so no
+//! accepted byte is ever lost between the guest and the wire.
 //!
 //! Bad input: offsets without a register read as zero and ignore writes (QEMU
 //! does the same); 64-bit or misaligned accesses get a bus error, which is what
@@ -51,7 +55,15 @@ const IFLS_RESET: u32 = 0x12; // both trigger levels 1/2
 
 /// Where transmitted bytes go.
 pub trait TxSink {
+    /// Takes a byte the guest wrote while [`TxSink::full`] said no.
     fn put(&mut self, byte: u8);
+
+    /// Whether the sink can take no byte now. Asked whenever the guest reads FR (a guest
+    /// polling TXFF waits in this question), so a sink may use the call to make progress
+    /// (the VMM collects its driver's completions).
+    fn full(&mut self) -> bool {
+        false
+    }
 }
 
 impl<F: FnMut(u8)> TxSink for F {
@@ -134,6 +146,18 @@ impl<S: TxSink> Pl011<S> {
         self.rx_len
     }
 
+    /// The sink may have room again (the VMM calls it after its driver completed bytes):
+    /// if it has, the TX FIFO is at its trigger level and TXRIS rises, as when the
+    /// hardware's FIFO drains. Returns whether it did; the caller re-evaluates the line.
+    pub fn tx_room(&mut self) -> bool {
+        if self.ris_latched & INT_TX != 0 || self.sink.full() {
+            return false;
+        }
+        self.ris_latched |= INT_TX;
+        self.dirty = true;
+        true
+    }
+
     fn rx_trigger(&self) -> usize {
         if self.lcr_h & LCR_H_FEN == 0 {
             return 1;
@@ -170,8 +194,12 @@ impl<S: TxSink> Pl011<S> {
         self.masked_status() != 0
     }
 
-    fn flags(&self) -> u32 {
-        let mut fr = FR_TXFE;
+    fn flags(&mut self) -> u32 {
+        let mut fr = if self.sink.full() {
+            FR_TXFF | FR_BUSY
+        } else {
+            FR_TXFE
+        };
         if self.rx_len == 0 {
             fr |= FR_RXFE;
         }
@@ -215,11 +243,23 @@ impl<S: TxSink> Pl011<S> {
     fn write_reg(&mut self, word: u64, v: u32) {
         match word {
             DR => {
+                // A write to a full FIFO is lost on the hardware too; a guest that
+                // checks TXFF first (Linux, earlycon) never does it.
+                if self.sink.full() {
+                    return;
+                }
                 // Sent regardless of CR.UARTEN/TXE: earlycon writes to a UART
                 // it assumes firmware enabled, and a lost console is worse.
                 self.sink.put(v as u8);
-                self.dirty |= self.ris_latched & INT_TX == 0;
-                self.ris_latched |= INT_TX;
+                // Filling the FIFO clears TXRIS (Linux's handler never writes ICR.TXIC:
+                // it waits for room with TXIM set), room raises it.
+                let ris = if self.sink.full() {
+                    self.ris_latched & !INT_TX
+                } else {
+                    self.ris_latched | INT_TX
+                };
+                self.dirty |= ris != self.ris_latched;
+                self.ris_latched = ris;
                 return;
             }
             ILPR => self.ilpr = v & 0xFF,

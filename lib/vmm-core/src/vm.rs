@@ -461,6 +461,15 @@ impl<S: TxSink> Vm<S> {
         }
     }
 
+    /// The console's sink may have room again (its driver completed bytes): the UART's TX
+    /// interrupt rises if it has ([`Pl011::tx_room`]) and its line follows.
+    pub fn console_tx_room(&mut self) {
+        if self.uart.tx_room() {
+            let level = self.uart.irq_level();
+            let _ = self.vgic.set_level(0, self.uart_intid(), level);
+        }
+    }
+
     /// Queues a byte typed on the console; false when the UART's FIFO is full.
     pub fn console_input(&mut self, byte: u8) -> bool {
         let taken = self.uart.push_rx(byte);
