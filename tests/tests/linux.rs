@@ -267,14 +267,11 @@ fn host_cpu_ticks(pid: u32) -> u64 {
 /// `AXOLOTL_IMAGES=… cargo test -p axolotl-tests --test linux idle_guest -- --ignored
 /// --nocapture`.
 fn idle_guest(gic: u8, vcpus: u8) {
-    let dir = uart1_pipes(&format!("linux-idle-gic{gic}-{vcpus}"));
-    let backend = format!("pipe,path={}", dir.join("u").display());
     let system = if vcpus == 1 { "linux-vm" } else { "linux-smp" };
-    let mut b = check(boot_with_uart1(
+    let mut b = check(boot_named(
         gic,
         "cortex-a72",
         &format!("-{system}-gicv{gic}"),
-        Some(&backend),
     ));
     check(b.expect("AXOLOTL-GUEST-DONE", BOOT_TIMEOUT));
     std::thread::sleep(Duration::from_secs(2));
@@ -285,9 +282,8 @@ fn idle_guest(gic: u8, vcpus: u8) {
     let before = host_cpu_ticks(b.pid());
     std::thread::sleep(Duration::from_secs(secs));
     let used = host_cpu_ticks(b.pid()) - before;
-    type_in(&dir, "exit\n");
+    type_in(&mut b, "exit\n");
     let counts = check(b.expect("vmm: exits and notifications: ", BOOT_TIMEOUT));
-    let _ = std::fs::remove_dir_all(&dir);
     println!(
         "idle guest (GICv{gic}, {vcpus} vCPU): QEMU used {:.2} s of host CPU in {secs} s ({:.0} %)",
         used as f64 / 100.0,
