@@ -519,7 +519,6 @@ fn image_pages(elf: &ElfInfo, ipc_page: u64) -> ((u64, u64), (u64, u64)) {
         else {
             continue;
         };
-        let share = s.perms.shared_by_incarnations();
         let mut at = s.vaddr & !(PAGE - 1);
         while at < end {
             let big = at.is_multiple_of(LARGE)
@@ -531,8 +530,7 @@ fn image_pages(elf: &ElfInfo, ipc_page: u64) -> ((u64, u64), (u64, u64)) {
                 (&mut all.0, PAGE)
             };
             *count += 1;
-            // The IPC buffer's frame is the incarnation's own, whatever its segment says.
-            if share && at != ipc_page {
+            if s.perms.shares_page(at, size, ipc_page) {
                 if big {
                     shared.1 += 1;
                 } else {

@@ -170,6 +170,14 @@ impl Perms {
     pub fn shared_by_incarnations(self) -> bool {
         !self.write && !self.execute
     }
+
+    /// Whether the image page `[page, page + size)` of a segment with these permissions is
+    /// shared by the PD's incarnations: as [`Perms::shared_by_incarnations`], unless it holds
+    /// the IPC buffer (`ipc_page`), whose frame is each incarnation's own (the kernel writes
+    /// it). The root task loads by it, and `limits` counts by it.
+    pub fn shares_page(self, page: u64, size: u64, ipc_page: u64) -> bool {
+        self.shared_by_incarnations() && !(page..page.saturating_add(size)).contains(&ipc_page)
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -252,4 +252,13 @@ fn only_read_only_data_is_shared_by_incarnations() {
     assert!(!p(true, true, false).shared_by_incarnations());
     assert!(!p(true, false, true).shared_by_incarnations());
     assert!(!p(true, true, true).shared_by_incarnations());
+    // The IPC buffer's page is never shared, whatever its segment's permissions.
+    let ro = p(true, false, false);
+    assert!(ro.shares_page(0x40_0000, 0x20_0000, 0x3f_f000));
+    assert!(ro.shares_page(0x40_0000, 0x20_0000, 0x60_0000));
+    assert!(!ro.shares_page(0x40_0000, 0x20_0000, 0x40_0000));
+    assert!(!ro.shares_page(0x40_0000, 0x20_0000, 0x5f_f000));
+    assert!(!ro.shares_page(0x40_0000, 0x1000, 0x40_0000));
+    assert!(ro.shares_page(0x40_0000, 0x1000, 0x40_1000));
+    assert!(!p(true, true, false).shares_page(0x40_0000, 0x1000, 0x40_1000));
 }

@@ -596,8 +596,7 @@ impl System {
         for (k, p) in src.pages(ipc_page).enumerate() {
             let (page, size, seg) = p?;
             let (rights, attrs) = vspace::rights_attrs(seg.perms, true);
-            // The IPC buffer's frame is the incarnation's own: the kernel writes it.
-            let shared = seg.perms.shared_by_incarnations() && page != ipc_page;
+            let shared = seg.perms.shares_page(page, size, ipc_page);
             if let (true, Some(running)) = (shared, &share_with) {
                 self.map_shared(running, k, page, size, vspace)?;
                 continue;
