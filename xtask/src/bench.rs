@@ -280,18 +280,18 @@ fn vmm_restart_latency(board: axolotl_kernel_config::Board) -> Result<(), String
     };
     let crashes = ns_of("vmm: fault injection: Crash at a Uart exit at ");
     let resumed = ns_of("vmm: guest running again at ");
-    let monitor: Vec<u64> = console
+    // `(us, how)`: how is `standby` or `in place`.
+    let monitor: Vec<(u64, String)> = console
         .lines()
         .filter(|l| l.starts_with("monitor: restarted vmm "))
         .filter_map(|l| {
-            l.split(" in ")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
+            let rest = l.split(" in ").nth(1)?;
+            let us = rest.split_whitespace().next()?.parse().ok()?;
+            let how = rest.split('(').nth(1)?.trim_end_matches(')').to_string();
+            Some((us, how))
         })
         .collect();
+    let refills: Vec<u64> = ns_of("root-task: the standby of vmm restored in ");
     if crashes.len() != VMM_RESTARTS || resumed.len() != VMM_RESTARTS {
         return Err(format!(
             "VMM restarts: {} crashes and {} resumptions logged, {VMM_RESTARTS} expected",
@@ -307,13 +307,34 @@ fn vmm_restart_latency(board: axolotl_kernel_config::Board) -> Result<(), String
         "(virtual ns; the monitor's figure is its failure report -> restarted VMM running, us):"
     );
     println!(
-        "{:<10} {:>16} {:>12}",
+        "{:<10} {:>16} {:>12}  how",
         "restart", "crash->resumed", "monitor us"
     );
     for (i, (c, r)) in crashes.iter().zip(&resumed).enumerate() {
-        let mon = monitor.get(i).map_or("-".to_string(), |u| u.to_string());
-        println!("{:<10} {:>16} {:>12}", i + 1, r.saturating_sub(*c), mon);
+        let (mon, how) = monitor
+            .get(i)
+            .map_or(("-".to_string(), "-"), |(u, h)| (u.to_string(), h.as_str()));
+        println!(
+            "{:<10} {:>16} {:>12}  {how}",
+            i + 1,
+            r.saturating_sub(*c),
+            mon
+        );
     }
+    // The refresher restores the incarnation a restart left when the CPU is otherwise idle;
+    // a restart that finds it not yet restored is done in place.
+    println!(
+        "standby refills (root task's refresher, us, in order): {}",
+        if refills.is_empty() {
+            "none logged".to_string()
+        } else {
+            refills
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
     Ok(())
 }
 

@@ -506,9 +506,11 @@ fn fixed_regions(cx: &mut Cx, board: &Board, all: &[&sdf::ProtectionDomain], pac
 
 /// The pages the root task loads for `segs`, as it loads them (`root-task/src/system/
 /// image.rs`, `Source::pages`): 2 MiB wherever a 2 MiB-aligned stretch lies inside one
-/// segment and does not hold the IPC buffer's page, else 4 KiB. `(small, large)`.
-fn image_pages(elf: &ElfInfo, ipc_page: u64) -> (u64, u64) {
-    let (mut small, mut large) = (0u64, 0u64);
+/// segment and does not hold the IPC buffer's page, else 4 KiB. `(small, large)` of all of
+/// them, then of those a standby shares with the running incarnation
+/// ([`m::Perms::shared_by_incarnations`]).
+fn image_pages(elf: &ElfInfo, ipc_page: u64) -> ((u64, u64), (u64, u64)) {
+    let (mut all, mut shared) = ((0u64, 0u64), (0u64, 0u64));
     for s in elf.segments.iter().filter(|s| s.memsz > 0) {
         let Some(end) = s
             .vaddr
@@ -522,16 +524,23 @@ fn image_pages(elf: &ElfInfo, ipc_page: u64) -> (u64, u64) {
             let big = at.is_multiple_of(LARGE)
                 && at.checked_add(LARGE).is_some_and(|e| e <= end)
                 && !(at..at + LARGE).contains(&ipc_page);
-            if big {
-                large += 1;
-                at += LARGE;
+            let (count, size) = if big {
+                (&mut all.1, LARGE)
             } else {
-                small += 1;
-                at += PAGE;
+                (&mut all.0, PAGE)
+            };
+            *count += 1;
+            if s.perms.shares_page(at, size, ipc_page) {
+                if big {
+                    shared.1 += 1;
+                } else {
+                    shared.0 += 1;
+                }
             }
+            at += size;
         }
     }
-    (small, large)
+    (all, shared)
 }
 
 /// PD `pd` (`None`: the monitor) with image `elf` if known; `standby` whether it may get a
@@ -550,6 +559,7 @@ fn pd_cost(
         .and_then(|e| e.symbol(IPC_BUFFER_SYMBOL))
         .map(|(v, _)| v);
     let (mut small, mut large) = (stack / PAGE, 0);
+    let mut shared = (0, 0);
     // An image without Microkit's IPC buffer symbol gets a frame of its own for it; without
     // the image, nothing is assumed (a lower bound).
     if elf.is_some() && ipc.is_none() {
@@ -557,9 +567,10 @@ fn pd_cost(
         t.add(DEFAULT_IPC_BUFFER, PAGE, PAGE);
     }
     if let Some(elf) = elf {
-        let (s, l) = image_pages(elf, ipc.unwrap_or(DEFAULT_IPC_BUFFER) & !(PAGE - 1));
+        let ((s, l), sh) = image_pages(elf, ipc.unwrap_or(DEFAULT_IPC_BUFFER) & !(PAGE - 1));
         small += s;
         large += l;
+        shared = sh;
         for seg in elf.segments.iter().filter(|s| s.memsz > 0) {
             t.add(seg.vaddr, seg.memsz, PAGE);
         }
@@ -600,9 +611,14 @@ fn pd_cost(
     if let Some(pd) = pd {
         let wants = pd.resilience.restart != sdf::RestartPolicy::Never && pd.resilience.standby;
         if standby && wants {
-            totals.add(&one);
+            // Shared pages: no frame and no alias of their own, a cap copy to map each.
+            totals.add(&Totals {
+                small_frames: one.small_frames - shared.0,
+                large_frames: one.large_frames - shared.1,
+                ..one
+            });
             cost.pages += pages;
-            cost.slots += per_incarnation;
+            cost.slots += per_incarnation - shared.0 - shared.1;
             cost.vspaces += 1;
         }
         if let Some(vm) = &pd.virtual_machine {

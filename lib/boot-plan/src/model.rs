@@ -158,6 +158,28 @@ pub struct Perms {
     pub execute: bool,
 }
 
+impl Perms {
+    /// Whether the pages of a segment with these permissions are one set of frames for every
+    /// incarnation of its PD (the running one, its standby, and the same after a restart in
+    /// place), loaded once and never refilled: the PD's mapping has no write right, so
+    /// nothing the PD does can change them, and they are not code, which stays per
+    /// incarnation (a restart rewrites code that changed below the PD, and fault injection
+    /// flips code bits, which must not outlive the incarnation). A guest kernel and
+    /// initramfs a VMM embeds (`.rodata`) are such pages: 34 MiB that would otherwise be
+    /// copied per incarnation and per refill (issue #16, docs/monitor.md).
+    pub fn shared_by_incarnations(self) -> bool {
+        !self.write && !self.execute
+    }
+
+    /// Whether the image page `[page, page + size)` of a segment with these permissions is
+    /// shared by the PD's incarnations: as [`Perms::shared_by_incarnations`], unless it holds
+    /// the IPC buffer (`ipc_page`), whose frame is each incarnation's own (the kernel writes
+    /// it). The root task loads by it, and `limits` counts by it.
+    pub fn shares_page(self, page: u64, size: u64, ipc_page: u64) -> bool {
+        self.shared_by_incarnations() && !(page..page.saturating_add(size)).contains(&ipc_page)
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Region {
     pub name: Name,

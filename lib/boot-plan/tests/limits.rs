@@ -202,3 +202,63 @@ fn microkit_examples_pass_check_unchanged() {
         }
     }
 }
+
+/// `check_text` then `build_for_board` of one restartable PD (with a standby, the default)
+/// whose image has a 1.25 GiB segment with `flags` beside its code and data.
+fn standby_with_big_segment(flags: u32) -> Result<(), String> {
+    let board = &BOARDS[1];
+    let bytes = elf(
+        0x1000,
+        &[
+            (0x1000, 0x800, RX),
+            (0x2000, 0x1000, RW),
+            (0x20_0000, 0x5000_0000, flags),
+        ],
+        &[("__sel4_ipc_buffer_obj", 0x2000, 0x1000)],
+    );
+    let big = ElfInfo::from_bytes("a.elf", &bytes).unwrap();
+    let c = limits::check_text("t.system", &pds(1, ""), board).map_err(|d| d.to_string())?;
+    build_for_board(
+        &c.system,
+        &[big],
+        &image("monitor-pd.elf"),
+        board,
+        0x10_0000,
+    )
+    .map(|_| ())
+    .map_err(|e| format!("{e:?}"))
+}
+
+/// Issue #16: read-only, non-executable pages (a VMM's embedded guest) are one set of frames
+/// for both incarnations of a PD with a standby, so they count once against the board's
+/// 2 GiB; writable ones are per incarnation and count twice.
+#[test]
+fn a_standby_shares_read_only_data_but_not_writable_data() {
+    const R: u32 = 4;
+    standby_with_big_segment(R).unwrap();
+    let err = standby_with_big_segment(RW).unwrap_err();
+    assert!(err.contains("memory"), "{err}");
+}
+
+#[test]
+fn only_read_only_data_is_shared_by_incarnations() {
+    use axolotl_boot_plan::Perms;
+    let p = |read, write, execute| Perms {
+        read,
+        write,
+        execute,
+    };
+    assert!(p(true, false, false).shared_by_incarnations());
+    assert!(!p(true, true, false).shared_by_incarnations());
+    assert!(!p(true, false, true).shared_by_incarnations());
+    assert!(!p(true, true, true).shared_by_incarnations());
+    // The IPC buffer's page is never shared, whatever its segment's permissions.
+    let ro = p(true, false, false);
+    assert!(ro.shares_page(0x40_0000, 0x20_0000, 0x3f_f000));
+    assert!(ro.shares_page(0x40_0000, 0x20_0000, 0x60_0000));
+    assert!(!ro.shares_page(0x40_0000, 0x20_0000, 0x40_0000));
+    assert!(!ro.shares_page(0x40_0000, 0x20_0000, 0x5f_f000));
+    assert!(!ro.shares_page(0x40_0000, 0x1000, 0x40_0000));
+    assert!(ro.shares_page(0x40_0000, 0x1000, 0x40_1000));
+    assert!(!p(true, true, false).shares_page(0x40_0000, 0x1000, 0x40_1000));
+}

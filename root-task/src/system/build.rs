@@ -132,6 +132,10 @@ pub struct Page {
     /// makes the kernel synchronise the instruction cache).
     pub rights: Rights,
     pub attrs: u64,
+    /// One frame for every incarnation of the PD (`Perms::shared_by_incarnations`): loaded
+    /// once, never refilled. A standby's shared page is a read-only copy of the running
+    /// incarnation's frame cap, with that page's alias.
+    pub shared: bool,
 }
 
 /// The page table: too large for the stack, so a static the one [`System`] borrows.
@@ -349,7 +353,8 @@ impl System {
         );
         let vspace = VSpace(a.alloc(ObjectType::VSpace, 0).step("standby VSpace")?);
         self.assign_asid(vspace, "standby ASID assign")?;
-        let (ipc_frame, pages) = self.load_incarnation(pd, vspace)?;
+        let running = self.page_spans.get(i).cloned().unwrap_or(0..0);
+        let (ipc_frame, pages) = self.load_incarnation(pd, vspace, Some(running))?;
         self.sources()?.fill_cspace(i, pd, cnode, vspace)?;
         Ok(Incarnation {
             cnode,
@@ -539,7 +544,7 @@ impl System {
     fn build_pd(&mut self, i: usize, pd: &Pd) -> Result<(), Error> {
         let plan = self.plan;
         let o = self.pds[i];
-        let (ipc_frame, span) = self.load_incarnation(pd, o.vspace)?;
+        let (ipc_frame, span) = self.load_incarnation(pd, o.vspace, None)?;
         while self.page_spans.len() <= i {
             let _ = self.page_spans.push(0..0);
         }
@@ -573,10 +578,13 @@ impl System {
 
     /// One incarnation of `pd` in `vspace`: its image loaded into fresh frames, stack and
     /// IPC buffer mapped, regions mapped. Its IPC buffer frame and its pages in `PAGES`.
+    /// With `share_with` (the running incarnation's pages: a standby), its shared pages map
+    /// those frames instead of fresh ones.
     fn load_incarnation(
         &mut self,
         pd: &Pd,
         vspace: VSpace,
+        share_with: Option<core::ops::Range<usize>>,
     ) -> Result<(Frame, core::ops::Range<usize>), Error> {
         let plan = self.plan;
         let first = pages_mut(self).len();
@@ -585,15 +593,20 @@ impl System {
         src.check()?;
         let mut ipc_frame = None;
         let ipc_page = pd.ipc_buffer & !(PAGE - 1);
-        for p in src.pages(ipc_page) {
+        for (k, p) in src.pages(ipc_page).enumerate() {
             let (page, size, seg) = p?;
+            let (rights, attrs) = vspace::rights_attrs(seg.perms, true);
+            let shared = seg.perms.shares_page(page, size, ipc_page);
+            if let (true, Some(running)) = (shared, &share_with) {
+                self.map_shared(running, k, page, size, vspace)?;
+                continue;
+            }
             let ty = if size == LARGE {
                 ObjectType::LargeFrame
             } else {
                 ObjectType::SmallFrame
             };
             let frame = Frame(self.alloc.alloc(ty, 0).step("image frame")?);
-            let (rights, attrs) = vspace::rights_attrs(seg.perms, true);
             let alias = self.record(Page {
                 vaddr: page,
                 size,
@@ -601,6 +614,7 @@ impl System {
                 alias: 0,
                 rights,
                 attrs,
+                shared,
             })?;
             // SAFETY: `record` mapped the frame at `alias`, read-write, for the root task
             // alone; the PD cannot see it before the map below.
@@ -625,6 +639,7 @@ impl System {
                 alias: 0,
                 rights,
                 attrs,
+                shared: false,
             })?;
             Ok(frame)
         };
@@ -653,6 +668,44 @@ impl System {
         )
         .step("map generation table")?;
         Ok((ipc_frame, first..pages_mut(self).len()))
+    }
+
+    /// Maps the running incarnation's shared page `k` of its image (its pages in `PAGES` start
+    /// with the image's, in [`Source::pages`] order, as this one's) at `page` in `vspace`,
+    /// through a copy of its frame cap without the write right, and records it.
+    fn map_shared(
+        &mut self,
+        running: &core::ops::Range<usize>,
+        k: usize,
+        page: u64,
+        size: u64,
+        vspace: VSpace,
+    ) -> Result<(), Error> {
+        let orig = running
+            .clone()
+            .nth(k)
+            .and_then(|n| pages_mut(self).get(n).copied())
+            .filter(|o| o.shared && o.vaddr == page && o.size == size)
+            .ok_or(Error::Plan(
+                "standby's shared page not in the running incarnation",
+            ))?;
+        if pages_mut(self).is_full() {
+            return Err(Error::Plan(
+                "more PD pages than the root task tracks (MAX_PAGES)",
+            ));
+        }
+        let frame = Frame(self.copy(orig.frame.0, Rights::READ)?);
+        vspace::map(
+            &mut self.alloc,
+            frame,
+            vspace,
+            page,
+            orig.rights,
+            orig.attrs,
+        )
+        .step("map shared page")?;
+        let _ = pages_mut(self).push(Page { frame, ..orig });
+        Ok(())
     }
 
     /// A PD starts at its entry with `x0` = its generation (0 at boot, +1 per restart);

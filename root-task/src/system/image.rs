@@ -1,6 +1,7 @@
 //! Program images in frames: each page is filled from the pack (the file bytes of the segment
 //! covering it, zero elsewhere, then setvars) through its alias mapping, at load and at every
-//! restart (pages the root task loads outside PD images use a scratch mapping): the pack itself is never written, so each restart
+//! restart but for read-only data, loaded once (`Page::shared`); pages the root task loads
+//! outside PD images use a scratch mapping. The pack itself is never written, so each restart
 //! starts from the pristine image.
 
 use axolotl_abi::Rights;

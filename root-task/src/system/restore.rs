@@ -96,6 +96,9 @@ impl Sources {
     /// bss as linked, stack and IPC buffer zeroed. Code is mapped read-only in the PD, so it
     /// is rewritten only if something below the PD changed it; remapping then makes the
     /// kernel clean the page to the point of unification and invalidate the instruction cache.
+    /// Shared pages (read-only data, `Page::shared`) are left as loaded: the PD cannot write
+    /// them, and the other incarnation may be running on them (docs/monitor.md, "Standby
+    /// incarnations").
     pub fn refill(&self, pd: &Pd, pages: &[Page], vspace: VSpace) -> Result<(), Error> {
         let setvars = setvars(self.plan, pd, |r| {
             self.region_paddrs
@@ -104,7 +107,7 @@ impl Sources {
                 .ok_or(Error::NotContiguous(r))
         })?;
         let src = source(self.plan, self.pack, pd, &setvars)?;
-        for p in pages {
+        for p in pages.iter().filter(|p| !p.shared) {
             // SAFETY: the alias of a frame of a stopped incarnation, mapped read-write for the
             // root task alone.
             let dst =

@@ -165,6 +165,7 @@ extern "C" fn refresher() -> ! {
                 continue;
             };
             let pd = &sources.plan.pds[i];
+            let started = axolotl_sys::time::now_us();
             let done = pages
                 .get(inc.pages.clone())
                 .ok_or(super::build::Error::Plan("standby pages"))
@@ -172,7 +173,16 @@ extern "C" fn refresher() -> ! {
                 .and_then(|()| sources.empty_cspace(pd, inc.cnode, true))
                 .and_then(|()| sources.fill_cspace(i, pd, inc.cnode, inc.vspace));
             match done {
-                Ok(()) => STANDBYS.state[i].store(State::Ready as u8, Ordering::Release),
+                Ok(()) => {
+                    STANDBYS.state[i].store(State::Ready as u8, Ordering::Release);
+                    // What a restart in a row needs the refresher to have had (cargo xtask
+                    // bench --only vmm-restart reports it): wall time, preemptions included.
+                    println!(
+                        "root-task: the standby of {} restored in {} us",
+                        pd.name.as_str(),
+                        axolotl_sys::time::now_us().saturating_sub(started)
+                    );
+                }
                 Err(e) => {
                     println!(
                         "root-task: restoring the standby of {} failed: {e}; it restarts in place",
