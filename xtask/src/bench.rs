@@ -271,6 +271,9 @@ fn vmm_restart_latency(board: axolotl_kernel_config::Board) -> Result<(), String
             .map_err(|f| f.to_string())?;
     }
     let console = b.console();
+    // Kept for reading what the figures came from (as the I/O bench keeps its consoles).
+    let log = images::workspace_root().join("target/bench-vmm-restart-console.log");
+    let _ = std::fs::write(&log, &console);
     let ns_of = |prefix: &str| -> Vec<u64> {
         console
             .lines()
