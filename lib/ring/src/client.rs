@@ -2,7 +2,7 @@
 //! keeps the outstanding-request table that makes peer restarts lossless.
 
 use crate::control::{Control, Generations, Role, attach};
-use crate::descriptor::Descriptor;
+use crate::descriptor::{Descriptor, MAX_ID};
 use crate::error::{Corruption, Error, LayoutError, PushError};
 use crate::queue::{Consumer, Producer, Signal, Wait};
 use crate::region::SharedRegion;
@@ -67,6 +67,7 @@ impl<const IDS: usize> Client<IDS> {
         capacity: u32,
         generations: Generations,
     ) -> Result<Self, LayoutError> {
+        const { assert!(IDS <= MAX_ID as usize + 1, "ids must fit a descriptor") };
         let parts = attach(rings, &data, capacity, Role::Client, generations)?;
         Ok(Self {
             control: parts.control,
@@ -275,6 +276,8 @@ impl<const IDS: usize> Client<IDS> {
         match self.requests.push(d) {
             Ok(()) => {}
             Err(PushError::Full) => return Err(Error::Full),
+            // Unreachable: ids are below `IDS`, which `new` keeps within `MAX_ID`.
+            Err(PushError::IdTooLarge { id }) => return Err(Error::IdOutOfRange { id }),
             Err(PushError::Corrupt(c)) => return Err(self.poison(c)),
         }
         self.outstanding[id as usize] = Some(d);

@@ -49,6 +49,10 @@ pub enum Corruption {
     /// A completion names a different buffer than its request, or claims more
     /// bytes than the request offered.
     CompletionMismatch { id: u32 },
+    /// The descriptor at queue position `position` was not written for it (`written_for`:
+    /// the low 16 bits of the position it was), or its slot was never written in this
+    /// session: the producer's index was moved onto slots it did not fill in this lap.
+    StalePosition { position: u32, written_for: u32 },
     /// A descriptor tagged with a generation other than the current session's.
     StaleGeneration { id: u32, tag: u32, expected: u32 },
     /// The peer's generation counter went backwards (or to zero).
@@ -63,6 +67,8 @@ pub enum Corruption {
 pub enum PushError {
     /// No free slot; retry after the consumer has made progress.
     Full,
+    /// Caller bug: an id above [`crate::MAX_ID`]; nothing was pushed.
+    IdTooLarge { id: u32 },
     /// The consumer's `head` is impossible.
     Corrupt(Corruption),
 }
@@ -76,7 +82,8 @@ impl From<Corruption> for PushError {
 /// A shared region cannot hold what was asked of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayoutError {
-    /// Capacity is zero, not a power of two, or above 2^31.
+    /// Capacity is zero, not a power of two, or above the element's limit
+    /// (2^15 descriptor slots, whose seal holds 16 bits of position; 2^31 bytes).
     BadCapacity { capacity: u32 },
     /// The region is shorter than the layout needs.
     TooSmall { needed: usize, len: usize },

@@ -28,7 +28,7 @@
 //!             68   signal-me flag (set by consumer, cleared by producer)
 //!             72   pad to 128
 //!            128   slot[capacity], 16 bytes each:
-//!                  +0 offset  +4 len  +8 id  +12 tag
+//!                  +0 offset  +4 len  +8 id (bits 0-15) | seal (16-31)  +12 tag
 //!
 //! connection ring region (capacity C):
 //!              0   client: generation, ack, pad to 64
@@ -198,7 +198,7 @@ pub use control::{
 };
 pub use data::DataRegion;
 pub use deadline::{Deadline, Progress};
-pub use descriptor::Descriptor;
+pub use descriptor::{Descriptor, MAX_ID, slot_words};
 pub use error::{Corruption, Error, Index, LayoutError, PushError};
 pub use queue::{Consumer, Producer, QueueHeader, Signal, Wait, init_queue, queue_bytes};
 pub use region::SharedRegion;

@@ -3,7 +3,7 @@
 //! was holding.
 
 use crate::control::{Control, Generations, Role, attach};
-use crate::descriptor::Descriptor;
+use crate::descriptor::{Descriptor, MAX_ID};
 use crate::error::{Corruption, Error, LayoutError, PushError};
 use crate::queue::{Consumer, Producer, Signal, Wait};
 use crate::region::SharedRegion;
@@ -75,6 +75,7 @@ impl<const IDS: usize> Server<IDS> {
         capacity: u32,
         generations: Generations,
     ) -> Result<Self, LayoutError> {
+        const { assert!(IDS <= MAX_ID as usize + 1, "ids must fit a descriptor") };
         let parts = attach(rings, &data, capacity, Role::Server, generations)?;
         Ok(Self {
             control: parts.control,
@@ -349,6 +350,8 @@ impl<const IDS: usize> Server<IDS> {
         match self.responses.push(d) {
             Ok(()) => {}
             Err(PushError::Full) => return Err(Error::Full),
+            // Unreachable: ids are below `IDS`, which `new` keeps within `MAX_ID`.
+            Err(PushError::IdTooLarge { id }) => return Err(Error::IdOutOfRange { id }),
             Err(PushError::Corrupt(c)) => return Err(self.poison(c)),
         }
         self.in_service[id as usize] = None;
