@@ -31,6 +31,17 @@ pub enum Corruption {
         tail: u32,
         capacity: u32,
     },
+    /// The peer's index is behind what its other writes prove it passed: a request
+    /// queue's `head` claiming `observed` when the completions taken prove the server
+    /// consumed up to at least `proven` (a request is popped before it is answered), or
+    /// a response queue's `head` leaving more responses unconsumed than there are ids not
+    /// in service. Monotonicity cannot see it when the index falls back to a value seen
+    /// before; found when the queue looks full.
+    IndexBehind {
+        index: Index,
+        observed: u32,
+        proven: u32,
+    },
     /// `offset + len` does not fit in 32 bits.
     BufferOverflow { offset: u32, len: u32 },
     /// `offset..offset + len` is not inside the data region.

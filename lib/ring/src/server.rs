@@ -349,7 +349,7 @@ impl<const IDS: usize> Server<IDS> {
         let at = self.responses.tail();
         match self.responses.push(d) {
             Ok(()) => {}
-            Err(PushError::Full) => return Err(Error::Full),
+            Err(PushError::Full) => return Err(self.full()),
             // Unreachable: ids are below `IDS`, which `new` keeps within `MAX_ID`.
             Err(PushError::IdTooLarge { id }) => return Err(Error::IdOutOfRange { id }),
             Err(PushError::Corrupt(c)) => return Err(self.poison(c)),
@@ -357,6 +357,28 @@ impl<const IDS: usize> Server<IDS> {
         self.in_service[id as usize] = None;
         self.responded[id as usize] = Some((at, d));
         Ok(self.responses.signal_needed())
+    }
+
+    /// The response queue looks full. Every response the client has not consumed names an
+    /// id it cannot submit again before consuming it, so none of them is in service: an
+    /// honest client's `head` is never more than `IDS - in_service` behind our `tail`. A
+    /// `head` fallen back to a value we saw before passes the producer's checks and would
+    /// hold our answers back for good; found here, it is the client's corruption.
+    fn full(&mut self) -> Error {
+        let head = match self.responses.consumer_head() {
+            Ok(head) => head,
+            Err(c) => return self.poison(c),
+        };
+        let tail = self.responses.tail();
+        let bound = IDS - self.in_service();
+        if tail.wrapping_sub(head) as usize > bound {
+            return self.poison(Corruption::IndexBehind {
+                index: crate::Index::Head,
+                observed: head,
+                proven: tail.wrapping_sub(bound as u32),
+            });
+        }
+        Error::Full
     }
 
     /// Call before blocking: arms the request queue's signal flag and

@@ -222,3 +222,72 @@ fn an_id_that_does_not_fit_the_slot_is_refused_not_truncated() {
     );
     assert_eq!(mem.read_u32(Q_TAIL), 0, "nothing published");
 }
+
+#[test]
+fn a_request_head_fallen_back_to_a_value_seen_before_is_the_servers_corruption() {
+    let mut rig = Rig::connected();
+    // The client saw head 0 when it filled the queue; the server consumed and answered
+    // all 8 (head 8).
+    rig.round(0..8);
+    // Bit 3 of the head: back to 0, a value the client saw before, so not a regression
+    // it can tell from the index alone; the queue now looks full with nothing in flight.
+    rig.flip(REQ_Q + Q_HEAD, 3);
+    assert_eq!(
+        rig.client.submit(0, 0, BUF),
+        Err(Error::Corrupt(Corruption::IndexBehind {
+            index: axolotl_ring::Index::Head,
+            observed: 0,
+            proven: 8,
+        }))
+    );
+}
+
+#[test]
+fn a_queue_full_of_requests_the_server_has_not_taken_is_just_full() {
+    let rings = Mem::new(ring_region_bytes(CAP).unwrap());
+    let data = Mem::new(16 * BUF as usize);
+    let pds = Pds::new();
+    let mut client = Client::<16>::new(rings.region(), data.region(), CAP, pds.client()).unwrap();
+    let mut server = Server::<16>::new(rings.region(), data.region(), CAP, pds.server()).unwrap();
+    for _ in 0..4 {
+        while let Ok(Some(_)) = server.poll() {}
+        while let Ok(Some(_)) = client.poll() {}
+    }
+    assert!(client.is_connected() && server.is_connected());
+    for id in 0..CAP {
+        let _ = client.submit(id, id * BUF, BUF).unwrap();
+    }
+    assert_eq!(client.submit(8, 8 * BUF, BUF), Err(Error::Full));
+    // The server takes three and answers none: three more fit, then full again, and
+    // the requests it holds are no evidence against it.
+    for _ in 0..3 {
+        assert!(matches!(server.poll(), Ok(Some(ServerEvent::Request(_)))));
+    }
+    for id in 8..11 {
+        let _ = client.submit(id, id * BUF, BUF).unwrap();
+    }
+    assert_eq!(client.submit(11, 11 * BUF, BUF), Err(Error::Full));
+    assert_eq!(client.in_flight(), 11);
+}
+
+#[test]
+fn a_response_head_fallen_back_to_a_value_seen_before_is_the_clients_corruption() {
+    let mut rig = Rig::connected();
+    // The server answered 8 (seeing head 0 throughout), the client consumed them (head 8).
+    rig.round(0..8);
+    rig.flip(resp_q(CAP) + Q_HEAD, 3);
+    let _ = rig.client.submit(0, 0, BUF).unwrap();
+    assert!(matches!(
+        rig.server.poll(),
+        Ok(Some(ServerEvent::Request(_)))
+    ));
+    // Head 0 leaves 8 responses "unconsumed" while id 0 is in service: at most 7 can be.
+    assert_eq!(
+        rig.server.respond(0, BUF),
+        Err(Error::Corrupt(Corruption::IndexBehind {
+            index: axolotl_ring::Index::Head,
+            observed: 0,
+            proven: 1,
+        }))
+    );
+}
