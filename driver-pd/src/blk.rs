@@ -10,8 +10,8 @@ use axolotl_blk::layout::{
 use axolotl_blk::pattern::{PatternClient, PatternEvent, Phase};
 use axolotl_blk::virtio::{ClientData, VirtioBlkDevice};
 use axolotl_blk::{Activity, BlkClient, BlkServer, BlockDevice, DATA_START};
-use axolotl_pd::{Channel, Handler, SetVar, generation, peer_generation_word, println};
-use axolotl_ring::{Authority, Generations, SharedRegion};
+use axolotl_pd::{Channel, Handler, SetVar, generation, now_us, peer_generation_word, println};
+use axolotl_ring::{Authority, Deadline, Generations, Progress, SharedRegion};
 use axolotl_virtio_hal::{DmaRegion, RegionHal, StaticDmaRegion};
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 
@@ -359,6 +359,13 @@ impl Pause {
     }
 }
 
+/// How long the pattern client waits for a completion while requests are in flight before
+/// it reports the driver (checked at the monitor's pings: PDs with `heartbeat_ms` only). A
+/// 16 KiB request takes QEMU's disk milliseconds; a second without any completion is a
+/// driver that runs and answers heartbeats but no longer serves the connection (the blk
+/// campaign's id 34: a lost completion after a stack flip in the driver, docs/resilience.md).
+const CLIENT_DEADLINE_US: u64 = 1_000_000;
+
 /// The storage test's client PD: writes the seeded pattern over the first
 /// [`BLK_TEST_SECTORS`] sectors, flushes, reads them back, compares, and prints a verdict.
 pub struct BlkPatternClient {
@@ -369,6 +376,8 @@ pub struct BlkPatternClient {
     done: bool,
     /// The I/O pause of each driver restart (issue #15).
     pause: Pause,
+    /// Requests in flight that stop completing ([`CLIENT_DEADLINE_US`]).
+    deadline: Deadline,
 }
 
 impl BlkPatternClient {
@@ -380,6 +389,7 @@ impl BlkPatternClient {
             errors: 0,
             done: false,
             pause: Pause::new(),
+            deadline: Deadline::new(CLIENT_DEADLINE_US),
         }
     }
 
@@ -421,6 +431,8 @@ impl BlkPatternClient {
         let cs = p.client().stats();
         if cs.driver_restarts != self.restarts_seen {
             self.restarts_seen = cs.driver_restarts;
+            // A new incarnation gets a whole limit: the wait before it was the old one's.
+            self.deadline = Deadline::new(CLIENT_DEADLINE_US);
             println!(
                 "blk_client: driver restarted ({} so far) in phase {:?} at sector {}; re-issuing what it held",
                 cs.driver_restarts,
@@ -492,5 +504,34 @@ impl Handler for BlkPatternClient {
 
     fn notified(&mut self, _: Channel) {
         self.step();
+    }
+
+    /// Requests in flight that stop completing: look at the ring once more (a completion
+    /// whose notification was lost counts), then report the driver, which the monitor
+    /// restarts; the client re-issues what it held.
+    fn heartbeat(&mut self) {
+        self.step();
+        let Some(p) = self.p.as_ref() else {
+            return;
+        };
+        let c = p.client();
+        let Progress::Overdue { stalled_us } =
+            self.deadline
+                .check(now_us(), c.outstanding(), c.stats().completed)
+        else {
+            return;
+        };
+        println!(
+            "blk_client: no completion from the driver in {} ms with {} in flight; reporting it",
+            stalled_us / 1000,
+            c.outstanding()
+        );
+        let accused = c
+            .driver_generation()
+            .or_else(|| DRIVER.peer_generation())
+            .unwrap_or(u32::MAX);
+        let restarted = DRIVER.report_corruption(accused);
+        println!("blk_client: reported the driver, restarted: {restarted}");
+        DRIVER.notify();
     }
 }

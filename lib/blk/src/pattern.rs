@@ -141,26 +141,31 @@ impl<const IDS: usize> PatternClient<IDS> {
             let mut done: [Option<Completion>; IDS] = [None; IDS];
             let mut n = 0;
             let restarts = self.blk.stats().driver_restarts;
-            let act = self.blk.poll(|c| {
+            let r = self.blk.poll(|c| {
                 if n < IDS {
                     done[n] = Some(c);
                 }
                 n += 1;
-            })?;
-            total.completed += act.completed;
+            });
             if n > 0 {
                 on(PatternEvent::Completed);
             }
+            // Before the error, if any: the client has retired these requests and will
+            // not give them again, so dropping them would leave their buffers busy and
+            // the workload waiting for them for good (the blk campaign's stall after a
+            // driver restart: a completion taken, then a corrupt one in the same poll).
+            for c in done.iter().flatten() {
+                self.complete(*c);
+            }
+            self.advance();
+            let act = r?;
+            total.completed += act.completed;
             if self.blk.stats().driver_restarts != restarts {
                 on(PatternEvent::DriverRestarted);
             }
             if act.notify {
                 on(PatternEvent::Notify);
             }
-            for c in done.iter().flatten() {
-                self.complete(*c);
-            }
-            self.advance();
             if !submitted && n == 0 {
                 return Ok(total);
             }

@@ -84,6 +84,91 @@ fn a_sector_that_changed_on_the_disk_is_counted() {
     assert_eq!(stats.mismatched, 1);
 }
 
+/// The blk campaign's failed recovery (docs/resilience.md, blk driver, id 2): a flip of a
+/// ring index word while the client reads back. Whoever finds the ring corrupt reports
+/// its peer; the client cannot be restarted, so the monitor restarts the driver either
+/// way (a report against the client resets the connection through the driver's
+/// restart). The workload must then finish with every request answered once, nothing
+/// failed and nothing read back wrong: not stall after the re-issue.
+fn flip_while_reading(
+    word: usize,
+    bit: u32,
+    after: u64,
+) -> Result<(axolotl_blk::pattern::PatternStats, u64), String> {
+    let link = Link::new();
+    let d = disk(SECTORS as usize + 16);
+    let mut server = link.server(FakeDevice::direct(d.clone(), 3, 3, &link));
+    let mut p = PatternClient::new(link.client(), SEED, SECTORS, MAX_SECTORS as u32).unwrap();
+    let mut flipped = None;
+    let mut restarts = 0;
+    for step in 0..20_000u64 {
+        let client_fault = p.poll().is_err();
+        let act = server.poll();
+        let server_fault = act.fault.is_some() || server.fault().is_some();
+        server.device().complete(step as usize * 7);
+        let _ = server.poll();
+        if p.phase() == Phase::Reading && flipped.is_none() {
+            flipped = Some(step + after);
+        }
+        if flipped == Some(step) {
+            let v = link.rings.read_u32(word);
+            link.rings.write_u32(word, v ^ (1 << bit));
+        }
+        if (client_fault || server_fault) && restarts < 4 {
+            server.device().reset(|_| true);
+            drop(server);
+            server = link.restart_server(FakeDevice::direct(d.clone(), 3, 3, &link));
+            restarts += 1;
+        }
+        if p.phase() == Phase::Done {
+            return Ok((p.stats(), restarts));
+        }
+    }
+    Err(format!(
+        "the workload stalled after a flip of bit {bit} at {word:#x} ({restarts} restarts): {:?} at {}, client {:?}, server {:?}, in device {}, rings {:?}",
+        p.phase(),
+        p.position(),
+        p.client().stats(),
+        server.stats(),
+        server.in_device(),
+        [128, 192, 256 + 16 * CAP as usize, 320 + 16 * CAP as usize]
+            .map(|w| link.rings.read_u32(w)),
+    ))
+}
+
+#[test]
+fn a_flipped_ring_index_while_reading_back_is_recovered_by_the_drivers_restart() {
+    // lib/ring's layout: the request queue at 128 (tail +0, head +64), the response queue
+    // at 256 + 16 * CAP.
+    let resp = 256 + 16 * CAP as usize;
+    let mut manifested = 0;
+    let mut stalls = Vec::new();
+    for (word, bits) in [
+        (128, [0, 1, 2, 3]),
+        (128 + 64, [0, 1, 2, 3]),
+        (resp, [0, 1, 2, 3]),
+        (resp + 64, [0, 1, 2, 3]),
+    ] {
+        for bit in bits {
+            for after in [0, 1, 3] {
+                let (stats, restarts) = match flip_while_reading(word, bit, after) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        stalls.push(e);
+                        continue;
+                    }
+                };
+                assert_eq!(stats.failed, 0, "{word:#x} bit {bit}");
+                assert_eq!(stats.mismatched, 0, "{word:#x} bit {bit}");
+                assert_eq!(stats.reads, SECTORS / MAX_SECTORS as u64);
+                manifested += u32::from(restarts > 0);
+            }
+        }
+    }
+    assert!(stalls.is_empty(), "{}", stalls.join("\n"));
+    assert!(manifested > 0, "no flip was noticed");
+}
+
 /// `poll_with` tells completions as they are taken, the driver's restart after the
 /// completions of the same round, and every round's need to notify: what the storage
 /// bench's restart pause is measured with (docs/benchmarks.md).

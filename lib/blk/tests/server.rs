@@ -106,9 +106,16 @@ fn an_id_reused_while_in_flight_is_a_fault_not_a_panic() {
     record(&link, 0, Op::Read.code(), 0);
     let _ = c.submit(0, buffer_offset(0), 512).unwrap();
     // A second request with id 0 written straight into the request queue (lib/ring's
-    // layout: the queue at 128, its tail first, slots from +128), as a lying client would.
+    // layout: the queue at 128, its tail first, slots from +128), as a lying client would,
+    // sealed with its position (1) as lib/ring's producer seals it.
     let slot = 128 + 128 + 16;
-    for (k, w) in [buffer_offset(1), 512, 0, 1].into_iter().enumerate() {
+    let dup = axolotl_ring::Descriptor {
+        offset: buffer_offset(1),
+        len: 512,
+        id: 0,
+        tag: 1,
+    };
+    for (k, w) in axolotl_ring::slot_words(dup, 1).into_iter().enumerate() {
         link.rings.write_u32(slot + 4 * k, w);
     }
     link.rings.write_u32(128, 2);

@@ -177,7 +177,14 @@ fn forge_completion(l: &Link, index: u32, id: u32, len: u32) {
     let req = 256 + 16 * id as usize;
     let (offset, tag) = (l.rings.read_u32(req), l.rings.read_u32(req + 12));
     let slot = q + 128 + 16 * (index % 16) as usize;
-    for (i, w) in [offset, len, id, tag].into_iter().enumerate() {
+    let d = axolotl_ring::Descriptor {
+        offset,
+        len,
+        id,
+        tag,
+    };
+    // Sealed with its position, as lib/ring's producer writes it.
+    for (i, w) in axolotl_ring::slot_words(d, index).into_iter().enumerate() {
         l.rings.write_u32(slot + 4 * i, w);
     }
     l.rings.write_u32(q, index + 1);
@@ -251,7 +258,13 @@ fn a_completion_outside_the_data_region_is_reported() {
     drop(s);
     let q = Link::RX_RESP_Q;
     let tag = l.rings.read_u32(256 + 12);
-    for (i, w) in [0x10_0000u32, 60, 0, tag].into_iter().enumerate() {
+    let d = axolotl_ring::Descriptor {
+        offset: 0x10_0000,
+        len: 60,
+        id: 0,
+        tag,
+    };
+    for (i, w) in axolotl_ring::slot_words(d, 0).into_iter().enumerate() {
         l.rings.write_u32(q + 128 + 4 * i, w);
     }
     l.rings.write_u32(q, 1);

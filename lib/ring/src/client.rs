@@ -2,7 +2,7 @@
 //! keeps the outstanding-request table that makes peer restarts lossless.
 
 use crate::control::{Control, Generations, Role, attach};
-use crate::descriptor::Descriptor;
+use crate::descriptor::{Descriptor, MAX_ID};
 use crate::error::{Corruption, Error, LayoutError, PushError};
 use crate::queue::{Consumer, Producer, Signal, Wait};
 use crate::region::SharedRegion;
@@ -67,6 +67,7 @@ impl<const IDS: usize> Client<IDS> {
         capacity: u32,
         generations: Generations,
     ) -> Result<Self, LayoutError> {
+        const { assert!(IDS <= MAX_ID as usize + 1, "ids must fit a descriptor") };
         let parts = attach(rings, &data, capacity, Role::Client, generations)?;
         Ok(Self {
             control: parts.control,
@@ -274,12 +275,36 @@ impl<const IDS: usize> Client<IDS> {
         }
         match self.requests.push(d) {
             Ok(()) => {}
-            Err(PushError::Full) => return Err(Error::Full),
+            Err(PushError::Full) => return Err(self.full()),
+            // Unreachable: ids are below `IDS`, which `new` keeps within `MAX_ID`.
+            Err(PushError::IdTooLarge { id }) => return Err(Error::IdOutOfRange { id }),
             Err(PushError::Corrupt(c)) => return Err(self.poison(c)),
         }
         self.outstanding[id as usize] = Some(d);
         self.in_flight += 1;
         Ok(self.requests.signal_needed())
+    }
+
+    /// The request queue looks full. An honest server's `head` is never further behind
+    /// our `tail` than the requests still outstanding: every one that completed was popped
+    /// first (its `head` store happens before its response, which we took). A `head` that
+    /// fell back to a value we saw before (a flipped bit) passes the producer's checks and
+    /// would keep the queue "full" for good with nothing in flight, the server idle: a
+    /// silent stall. Found here, it is the server's corruption like any other.
+    fn full(&mut self) -> Error {
+        let head = match self.requests.consumer_head() {
+            Ok(head) => head,
+            Err(c) => return self.poison(c),
+        };
+        let tail = self.requests.tail();
+        if tail.wrapping_sub(head) as usize > self.in_flight {
+            return self.poison(Corruption::IndexBehind {
+                index: crate::Index::Head,
+                observed: head,
+                proven: tail.wrapping_sub(self.in_flight as u32),
+            });
+        }
+        Error::Full
     }
 
     /// Call before blocking: arms the response queue's signal flag and

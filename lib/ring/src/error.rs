@@ -31,6 +31,17 @@ pub enum Corruption {
         tail: u32,
         capacity: u32,
     },
+    /// The peer's index is behind what its other writes prove it passed: a request
+    /// queue's `head` claiming `observed` when the completions taken prove the server
+    /// consumed up to at least `proven` (a request is popped before it is answered), or
+    /// a response queue's `head` leaving more responses unconsumed than there are ids not
+    /// in service. Monotonicity cannot see it when the index falls back to a value seen
+    /// before; found when the queue looks full.
+    IndexBehind {
+        index: Index,
+        observed: u32,
+        proven: u32,
+    },
     /// `offset + len` does not fit in 32 bits.
     BufferOverflow { offset: u32, len: u32 },
     /// `offset..offset + len` is not inside the data region.
@@ -49,6 +60,10 @@ pub enum Corruption {
     /// A completion names a different buffer than its request, or claims more
     /// bytes than the request offered.
     CompletionMismatch { id: u32 },
+    /// The descriptor at queue position `position` was not written for it (`written_for`:
+    /// the low 16 bits of the position it was), or its slot was never written in this
+    /// session: the producer's index was moved onto slots it did not fill in this lap.
+    StalePosition { position: u32, written_for: u32 },
     /// A descriptor tagged with a generation other than the current session's.
     StaleGeneration { id: u32, tag: u32, expected: u32 },
     /// The peer's generation counter went backwards (or to zero).
@@ -63,6 +78,8 @@ pub enum Corruption {
 pub enum PushError {
     /// No free slot; retry after the consumer has made progress.
     Full,
+    /// Caller bug: an id above [`crate::MAX_ID`]; nothing was pushed.
+    IdTooLarge { id: u32 },
     /// The consumer's `head` is impossible.
     Corrupt(Corruption),
 }
@@ -76,7 +93,8 @@ impl From<Corruption> for PushError {
 /// A shared region cannot hold what was asked of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayoutError {
-    /// Capacity is zero, not a power of two, or above 2^31.
+    /// Capacity is zero, not a power of two, or above the element's limit
+    /// (2^15 descriptor slots, whose seal holds 16 bits of position; 2^31 bytes).
     BadCapacity { capacity: u32 },
     /// The region is shorter than the layout needs.
     TooSmall { needed: usize, len: usize },

@@ -19,6 +19,30 @@
 //! Each side keeps its own index privately and only ever *writes* the shared
 //! copy, so the peer cannot steer it by scribbling on it.
 //!
+//! # Positions: a slot says which index it was written for
+//!
+//! The peer's index is still a claim. A `tail` moved ahead (a flipped bit in
+//! the producer's word) exposes slots the producer did not write in this lap:
+//! descriptors of the previous lap, or of a session before a reset, carrying
+//! the current generation and possibly an idle id, so the id tables and tags
+//! cannot tell them from new ones (a stale write served this way would write
+//! whatever the buffer holds now to an old sector). So the producer seals each
+//! slot with the position it writes it for (the low 16 bits of the index,
+//! inverted, in the upper half of the `id` word: [`slot_words`]; ids are at
+//! most [`MAX_ID`], capacities at most 2^15), the consumer takes a descriptor
+//! only if its seal is that of the index it reads it at
+//! ([`Corruption::StalePosition`]), and a reset zeroes the slots, which seal no
+//! position a new session reaches before writing them.
+//!
+//! A `head` fallen back to a value the producer saw before passes its checks
+//! (never behind what it saw, never past its tail) and leaves the queue
+//! looking full with nothing in it: a silent stall. The connection knows more
+//! than the queue: a request is popped before it is answered, so when the
+//! request queue looks full the client checks that the server's `head` is no
+//! further behind than the requests still outstanding, and the server checks
+//! the response queue's `head` against the ids not in service
+//! ([`Corruption::IndexBehind`]).
+//!
 //! # Shared-memory layout (all little-endian `u32`, real build)
 //!
 //! ```text
@@ -28,7 +52,7 @@
 //!             68   signal-me flag (set by consumer, cleared by producer)
 //!             72   pad to 128
 //!            128   slot[capacity], 16 bytes each:
-//!                  +0 offset  +4 len  +8 id  +12 tag
+//!                  +0 offset  +4 len  +8 id (bits 0-15) | seal (16-31)  +12 tag
 //!
 //! connection ring region (capacity C):
 //!              0   client: generation, ack, pad to 64
@@ -164,10 +188,11 @@
 //! # Never trusting the peer
 //!
 //! Anything impossible in shared memory is returned as a [`Corruption`]
-//! naming what was wrong (an index regressed or overran, a buffer out of the
-//! data region or overflowing, an unknown or duplicate id, a completion for a
-//! different buffer, a stale tag, a generation going backwards or one the
-//! authority does not confirm). It is never
+//! naming what was wrong (an index regressed, overran or behind what the
+//! peer's answers prove, a slot not written for its position, a buffer out of
+//! the data region or overflowing, an unknown or duplicate id, a completion
+//! for a different buffer, a stale tag, a generation going backwards or one
+//! the authority does not confirm). It is never
 //! followed and never panics, and the endpoint stays poisoned until the
 //! peer's generation changes: a monitor acts on the report by having the root
 //! task restart the peer, and the survivor then resynchronises as above.
@@ -198,7 +223,7 @@ pub use control::{
 };
 pub use data::DataRegion;
 pub use deadline::{Deadline, Progress};
-pub use descriptor::Descriptor;
+pub use descriptor::{Descriptor, MAX_ID, slot_words};
 pub use error::{Corruption, Error, Index, LayoutError, PushError};
 pub use queue::{Consumer, Producer, QueueHeader, Signal, Wait, init_queue, queue_bytes};
 pub use region::SharedRegion;

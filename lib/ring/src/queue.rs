@@ -7,7 +7,7 @@
 
 use core::ptr::NonNull;
 
-use crate::descriptor::Descriptor;
+use crate::descriptor::{Descriptor, MAX_ID, slot_words, unseal};
 use crate::error::{Corruption, Index, LayoutError, PushError};
 use crate::region::SharedRegion;
 use crate::sync::{AtomicU32, ByteCell, Ordering, Slot};
@@ -66,19 +66,40 @@ impl QueueHeader {
 
 /// A queue element: a descriptor slot, or a byte of a byte ring.
 pub(crate) trait Element {
+    /// The largest capacity a ring of these elements supports.
+    const MAX_CAPACITY: u32;
     fn new() -> Self;
+    /// Survivor's reset: forget what an earlier session left here.
+    fn clear(&self);
 }
 
 impl Element for Slot {
+    /// A slot's seal holds 16 bits of its position: one lap must be shorter than 2^16
+    /// positions for a slot of the previous lap to be told apart (and at most 2^15 keeps
+    /// a zeroed slot from sealing any position of the first lap).
+    const MAX_CAPACITY: u32 = 1 << 15;
+
     fn new() -> Self {
         Slot::new()
+    }
+
+    /// Zeroed: a reset queue's slots seal no position the new session reaches before
+    /// writing them, so descriptors of the old session, whose positions restart at 0
+    /// too, cannot pass for new ones.
+    fn clear(&self) {
+        self.store([0; 4]);
     }
 }
 
 impl Element for ByteCell {
+    const MAX_CAPACITY: u32 = 1 << 31;
+
     fn new() -> Self {
         ByteCell::new()
     }
+
+    /// Bytes carry no position: nothing to forget.
+    fn clear(&self) {}
 }
 
 /// Where the elements start (128 in the real build; loom's atomics are bigger).
@@ -97,8 +118,8 @@ const fn queue_align<E>() -> usize {
 /// Alignment a descriptor queue region needs.
 pub(crate) const QUEUE_ALIGN: usize = queue_align::<Slot>();
 
-pub(crate) fn ring_bytes<E>(capacity: u32) -> Result<usize, LayoutError> {
-    if capacity == 0 || !capacity.is_power_of_two() || capacity > 1 << 31 {
+pub(crate) fn ring_bytes<E: Element>(capacity: u32) -> Result<usize, LayoutError> {
+    if capacity == 0 || !capacity.is_power_of_two() || capacity > E::MAX_CAPACITY {
         return Err(LayoutError::BadCapacity { capacity });
     }
     Ok(
@@ -149,7 +170,7 @@ pub(crate) struct RawQueue<E> {
     mask: u32,
 }
 
-impl<E> RawQueue<E> {
+impl<E: Element> RawQueue<E> {
     pub(crate) fn new(region: &SharedRegion, capacity: u32) -> Result<Self, LayoutError> {
         let base: NonNull<u8> = region.place(ring_bytes::<E>(capacity)?, queue_align::<E>())?;
         let hdr = base.cast::<QueueHeader>();
@@ -185,6 +206,9 @@ impl<E> RawQueue<E> {
         h.tail.store(0, Ordering::Relaxed);
         h.head.store(0, Ordering::Relaxed);
         h.signal.store(0, Ordering::Relaxed);
+        for i in 0..self.capacity() {
+            self.slot(i).clear();
+        }
     }
 }
 
@@ -301,16 +325,20 @@ impl Producer {
         Ok(self.capacity() - self.tail.wrapping_sub(self.head_seen))
     }
 
-    /// Writes `d` into the next slot and publishes it (Release on `tail`).
+    /// Writes `d` into the next slot, sealed with the slot's position
+    /// ([`crate::slot_words`]), and publishes it (Release on `tail`).
     /// Follow a batch of pushes with [`Producer::signal_needed`].
     pub fn push(&mut self, d: Descriptor) -> Result<(), PushError> {
+        if d.id > MAX_ID {
+            return Err(PushError::IdTooLarge { id: d.id });
+        }
         if self.tail.wrapping_sub(self.head_seen) >= self.capacity() {
             self.observe_head()?;
             if self.tail.wrapping_sub(self.head_seen) >= self.capacity() {
                 return Err(PushError::Full);
             }
         }
-        self.q.slot(self.tail).store(d.to_words());
+        self.q.slot(self.tail).store(slot_words(d, self.tail));
         self.tail = self.tail.wrapping_add(1);
         self.q.header().tail.store(self.tail, Ordering::Release);
         Ok(())
@@ -414,7 +442,9 @@ impl Consumer {
     }
 
     /// Takes the next descriptor; the slot goes back to the producer (Release
-    /// on `head`) once it has been copied out.
+    /// on `head`) once it has been copied out. A slot not sealed with the
+    /// position it is read at is [`Corruption::StalePosition`] (the producer's
+    /// `tail` claims a slot it did not write) and is not consumed.
     pub fn pop(&mut self) -> Result<Option<Descriptor>, Corruption> {
         if self.head == self.tail_seen {
             self.observe_tail()?;
@@ -422,7 +452,7 @@ impl Consumer {
                 return Ok(None);
             }
         }
-        let d = Descriptor::from_words(self.q.slot(self.head).load());
+        let d = unseal(self.q.slot(self.head).load(), self.head)?;
         self.head = self.head.wrapping_add(1);
         self.q.header().head.store(self.head, Ordering::Release);
         Ok(Some(d))

@@ -3,7 +3,7 @@
 //! was holding.
 
 use crate::control::{Control, Generations, Role, attach};
-use crate::descriptor::Descriptor;
+use crate::descriptor::{Descriptor, MAX_ID};
 use crate::error::{Corruption, Error, LayoutError, PushError};
 use crate::queue::{Consumer, Producer, Signal, Wait};
 use crate::region::SharedRegion;
@@ -75,6 +75,7 @@ impl<const IDS: usize> Server<IDS> {
         capacity: u32,
         generations: Generations,
     ) -> Result<Self, LayoutError> {
+        const { assert!(IDS <= MAX_ID as usize + 1, "ids must fit a descriptor") };
         let parts = attach(rings, &data, capacity, Role::Server, generations)?;
         Ok(Self {
             control: parts.control,
@@ -348,12 +349,36 @@ impl<const IDS: usize> Server<IDS> {
         let at = self.responses.tail();
         match self.responses.push(d) {
             Ok(()) => {}
-            Err(PushError::Full) => return Err(Error::Full),
+            Err(PushError::Full) => return Err(self.full()),
+            // Unreachable: ids are below `IDS`, which `new` keeps within `MAX_ID`.
+            Err(PushError::IdTooLarge { id }) => return Err(Error::IdOutOfRange { id }),
             Err(PushError::Corrupt(c)) => return Err(self.poison(c)),
         }
         self.in_service[id as usize] = None;
         self.responded[id as usize] = Some((at, d));
         Ok(self.responses.signal_needed())
+    }
+
+    /// The response queue looks full. Every response the client has not consumed names an
+    /// id it cannot submit again before consuming it, so none of them is in service: an
+    /// honest client's `head` is never more than `IDS - in_service` behind our `tail`. A
+    /// `head` fallen back to a value we saw before passes the producer's checks and would
+    /// hold our answers back for good; found here, it is the client's corruption.
+    fn full(&mut self) -> Error {
+        let head = match self.responses.consumer_head() {
+            Ok(head) => head,
+            Err(c) => return self.poison(c),
+        };
+        let tail = self.responses.tail();
+        let bound = IDS - self.in_service();
+        if tail.wrapping_sub(head) as usize > bound {
+            return self.poison(Corruption::IndexBehind {
+                index: crate::Index::Head,
+                observed: head,
+                proven: tail.wrapping_sub(bound as u32),
+            });
+        }
+        Error::Full
     }
 
     /// Call before blocking: arms the request queue's signal flag and

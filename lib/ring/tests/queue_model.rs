@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::VecDeque;
 
-use axolotl_ring::{Consumer, Descriptor, Producer, PushError, Signal, Wait, queue_bytes};
+use axolotl_ring::{Consumer, Descriptor, MAX_ID, Producer, PushError, Signal, Wait, queue_bytes};
 use common::Mem;
 use proptest::prelude::*;
 
@@ -22,7 +22,9 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => any::<(u32, u32, u32, u32)>().prop_map(|(offset, len, id, tag)| Op::Push(Descriptor { offset, len, id, tag })),
+        4 => (any::<u32>(), any::<u32>(), 0u32..=MAX_ID, any::<u32>()).prop_map(|(offset, len, id, tag)| Op::Push(Descriptor { offset, len, id, tag })),
+        // An id the slot cannot carry is refused whole, never truncated.
+        1 => (MAX_ID + 1..=u32::MAX).prop_map(|id| Op::Push(Descriptor { offset: 0, len: 0, id, tag: 0 })),
         4 => Just(Op::Pop),
         1 => Just(Op::Len),
         1 => Just(Op::Free),
@@ -45,7 +47,9 @@ fn check(capacity: u32, ops: &[Op], start: u32) {
         match op {
             Op::Push(d) => {
                 let r = p.push(*d);
-                if model.len() == capacity as usize {
+                if d.id > MAX_ID {
+                    assert_eq!(r, Err(PushError::IdTooLarge { id: d.id }));
+                } else if model.len() == capacity as usize {
                     assert_eq!(r, Err(PushError::Full));
                 } else {
                     assert_eq!(r, Ok(()));

@@ -85,10 +85,23 @@ pub fn resp_q(capacity: u32) -> usize {
     REQ_Q + 128 + 16 * capacity as usize
 }
 
-/// Writes a descriptor into slot `index` of the queue at `q`, as a peer would.
+/// Writes a descriptor into slot `index` of the queue at `q`, as a peer would:
+/// sealed with the position it is written for (`slot_words`), so that what the
+/// consumer finds wrong is the descriptor itself.
 pub fn write_slot(mem: &Mem, q: usize, capacity: u32, index: u32, d: [u32; 4]) {
+    let d = axolotl_ring::Descriptor {
+        offset: d[0],
+        len: d[1],
+        id: d[2],
+        tag: d[3],
+    };
+    write_raw_slot(mem, q, capacity, index, axolotl_ring::slot_words(d, index));
+}
+
+/// Writes the four words of slot `index` of the queue at `q` as they are.
+pub fn write_raw_slot(mem: &Mem, q: usize, capacity: u32, index: u32, words: [u32; 4]) {
     let base = q + Q_SLOTS + 16 * (index & (capacity - 1)) as usize;
-    for (i, w) in d.iter().enumerate() {
+    for (i, w) in words.iter().enumerate() {
         mem.write_u32(base + 4 * i, *w);
     }
 }

@@ -83,7 +83,15 @@ pub fn resp_q(capacity: u32) -> usize {
 /// Writes a descriptor into slot `index` of the queue at `q`, as a peer would.
 pub fn write_slot(mem: &Mem, q: usize, index: u32, d: [u32; 4]) {
     let base = q + Q_SLOTS + 16 * (index & (CAP - 1)) as usize;
-    for (i, w) in d.iter().enumerate() {
+    let d = axolotl_ring::Descriptor {
+        offset: d[0],
+        len: d[1],
+        id: d[2],
+        tag: d[3],
+    };
+    // Sealed with its position, as lib/ring's producer writes it: what the consumer
+    // finds wrong is then the descriptor itself.
+    for (i, w) in axolotl_ring::slot_words(d, index).iter().enumerate() {
         mem.write_u32(base + 4 * i, *w);
     }
 }
