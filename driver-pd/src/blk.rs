@@ -417,14 +417,7 @@ impl BlkPatternClient {
                 }
                 // The driver broke the protocol: the monitor restarts it, and its new
                 // generation makes us resynchronise and re-issue.
-                let accused = p
-                    .client()
-                    .driver_generation()
-                    .or_else(|| DRIVER.peer_generation())
-                    .unwrap_or(u32::MAX);
-                let restarted = DRIVER.report_corruption(accused);
-                println!("blk_client: reported the driver, restarted: {restarted}");
-                DRIVER.notify();
+                report_driver(p.client().driver_generation());
                 return;
             }
         }
@@ -526,12 +519,18 @@ impl Handler for BlkPatternClient {
             stalled_us / 1000,
             c.outstanding()
         );
-        let accused = c
-            .driver_generation()
-            .or_else(|| DRIVER.peer_generation())
-            .unwrap_or(u32::MAX);
-        let restarted = DRIVER.report_corruption(accused);
-        println!("blk_client: reported the driver, restarted: {restarted}");
-        DRIVER.notify();
+        report_driver(c.driver_generation());
     }
+}
+
+/// Reports the driver incarnation the client last saw (or the one its channel names) to
+/// the monitor, and notifies the driver's channel: a restarted driver's first poll is what
+/// resynchronises the connection.
+fn report_driver(seen: Option<u32>) {
+    let accused = seen
+        .or_else(|| DRIVER.peer_generation())
+        .unwrap_or(u32::MAX);
+    let restarted = DRIVER.report_corruption(accused);
+    println!("blk_client: reported the driver, restarted: {restarted}");
+    DRIVER.notify();
 }
