@@ -10,89 +10,23 @@
 
 mod common;
 
-use axolotl_ring::{
-    Client, ClientEvent, Corruption, Error, Server, ServerEvent, ring_region_bytes,
-};
+use axolotl_ring::{Client, ClientEvent, Corruption, Error, Server, ServerEvent};
 use common::*;
 
 const CAP: u32 = 4;
 const IDS: usize = 6;
 
-struct Rig {
-    client: Client<IDS>,
-    server: Server<IDS>,
-    rings: Mem,
-    data: Mem,
-    /// After the endpoints: they read it until dropped.
-    pds: Pds,
-}
+type Rig = common::Rig<IDS>;
 
-impl Rig {
-    fn connected() -> Rig {
-        let rings = Mem::new(ring_region_bytes(CAP).unwrap());
-        let data = Mem::new(4096);
-        let pds = Pds::new();
-        let client = Client::new(rings.region(), data.region(), CAP, pds.client()).unwrap();
-        let server = Server::new(rings.region(), data.region(), CAP, pds.server()).unwrap();
-        let mut rig = Rig {
-            client,
-            server,
-            rings,
-            data,
-            pds,
-        };
-        rig.settle();
-        assert!(rig.client.is_connected() && rig.server.is_connected());
-        rig
-    }
-
-    /// Polls both until neither has anything to say; errors are returned, not followed.
-    fn settle(&mut self) -> (Vec<ClientEvent>, Vec<ServerEvent>) {
-        let (mut ce, mut se) = (Vec::new(), Vec::new());
-        loop {
-            let mut quiet = true;
-            while let Ok(Some(e)) = self.server.poll() {
-                se.push(e);
-                quiet = false;
-            }
-            while let Ok(Some(e)) = self.client.poll() {
-                ce.push(e);
-                quiet = false;
-            }
-            if quiet {
-                return (ce, se);
-            }
-        }
-    }
-
-    fn restart_client(&mut self) {
-        self.pds.restart_client(1);
-        self.client = Client::new(
-            self.rings.region(),
-            self.data.region(),
-            CAP,
-            self.pds.client(),
-        )
-        .unwrap();
-    }
-
-    fn restart_server(&mut self) {
-        self.pds.restart_server(1);
-        self.server = Server::new(
-            self.rings.region(),
-            self.data.region(),
-            CAP,
-            self.pds.server(),
-        )
-        .unwrap();
-    }
+fn connected() -> Rig {
+    Rig::connected(CAP, 4096, false)
 }
 
 #[test]
 fn a_server_raising_its_own_generation_is_not_a_restart() {
     // One above (what a real restart would publish), far above, the largest.
     for forged in [3, 1000, u32::MAX] {
-        let mut rig = Rig::connected();
+        let mut rig = connected();
         let _ = rig.client.submit(0, 0, 8).unwrap();
         let _ = rig.client.submit(1, 8, 8).unwrap();
         assert!(matches!(
@@ -163,7 +97,7 @@ fn a_server_raising_its_own_generation_is_not_a_restart() {
 #[test]
 fn a_client_raising_its_own_generation_is_not_a_restart() {
     for forged in [2, u32::MAX] {
-        let mut rig = Rig::connected();
+        let mut rig = connected();
         let _ = rig.client.submit(0, 0, 8).unwrap();
         assert!(matches!(
             rig.server.poll(),
@@ -199,7 +133,7 @@ fn a_client_raising_its_own_generation_is_not_a_restart() {
 
 #[test]
 fn a_restart_is_waited_for_until_its_generation_is_published() {
-    let mut rig = Rig::connected();
+    let mut rig = connected();
     // The authority restarted the server twice; the first new incarnation published and
     // died before the second published: its word is not a lie, just not the latest.
     rig.pds.restart_server(2);
@@ -222,7 +156,7 @@ fn a_restart_is_waited_for_until_its_generation_is_published() {
 #[test]
 fn a_forged_word_left_over_a_restart_is_not_the_new_incarnations_claim() {
     for forged in [3, u32::MAX] {
-        let mut rig = Rig::connected();
+        let mut rig = connected();
         // Scribbled into the client's word (by the server, say) and then the client is
         // restarted: until the new incarnation publishes, the word is not its claim.
         rig.rings.write_u32(CLIENT_GEN, forged);
@@ -252,7 +186,7 @@ fn a_peer_written_own_generation_word_does_not_decide_a_restarted_client() {
     // The largest (`Generation::Next` overflowed), zero and one below the real one
     // (the server then saw the restarted client as regressed).
     for forged in [u32::MAX, 0, 1] {
-        let mut rig = Rig::connected();
+        let mut rig = connected();
         let _ = rig.client.submit(0, 0, 8).unwrap();
         rig.rings.write_u32(CLIENT_GEN, forged);
         // (The server, liar or not, sees the word; an honest one would report it.)
@@ -274,7 +208,7 @@ fn a_peer_written_own_generation_word_does_not_decide_a_restarted_client() {
 #[test]
 fn a_peer_written_own_generation_word_does_not_decide_a_restarted_server() {
     for forged in [u32::MAX, 0] {
-        let mut rig = Rig::connected();
+        let mut rig = connected();
         rig.rings.write_u32(SERVER_GEN, forged);
         rig.restart_server();
         assert_eq!(rig.server.generation(), 2, "forged {forged}");
@@ -300,7 +234,7 @@ fn desc(offset: u32, len: u32, id: u32, tag: u32) -> axolotl_ring::Descriptor {
 
 #[test]
 fn a_side_restores_its_own_scribbled_word_while_attaching() {
-    let mut rig = Rig::connected();
+    let mut rig = connected();
     // The server scribbles the client's word and then is restarted (say, reported for
     // another lie): the new server waits for the client's word to match the authority,
     // which the surviving client restores as it resynchronises.

@@ -18,57 +18,18 @@ const CAP: u32 = 8;
 const IDS: usize = 8;
 const BUF: u32 = 512;
 
-struct Rig {
-    client: Client<IDS>,
-    server: Server<IDS>,
-    rings: Mem,
-    data: Mem,
-    /// After the endpoints: they read it until dropped.
-    pds: Pds,
+type Rig = common::Rig<IDS>;
+
+fn connected() -> Rig {
+    Rig::connected(CAP, IDS * BUF as usize, true)
 }
 
-impl Rig {
-    fn connected() -> Rig {
-        let rings = Mem::new(ring_region_bytes(CAP).unwrap());
-        let data = Mem::new(IDS * BUF as usize);
-        let pds = Pds::new();
-        let client = Client::new(rings.region(), data.region(), CAP, pds.client()).unwrap();
-        let server = Server::new(rings.region(), data.region(), CAP, pds.server()).unwrap();
-        let mut rig = Rig {
-            client,
-            server,
-            rings,
-            data,
-            pds,
-        };
-        rig.settle();
-        assert!(rig.client.is_connected() && rig.server.is_connected());
-        rig
-    }
+trait Lap {
+    fn round(&mut self, ids: impl IntoIterator<Item = u32>);
+    fn flip(&self, word: usize, bit: u32);
+}
 
-    /// Polls both until neither has anything to say; the server answers every request
-    /// at once with its whole buffer. Errors stop the side that got them.
-    fn settle(&mut self) -> (Vec<ClientEvent>, Vec<ServerEvent>) {
-        let (mut ce, mut se) = (Vec::new(), Vec::new());
-        loop {
-            let mut quiet = true;
-            while let Ok(Some(e)) = self.server.poll() {
-                if let ServerEvent::Request(d) = e {
-                    let _ = self.server.respond(d.id, d.len).unwrap();
-                }
-                se.push(e);
-                quiet = false;
-            }
-            while let Ok(Some(e)) = self.client.poll() {
-                ce.push(e);
-                quiet = false;
-            }
-            if quiet {
-                return (ce, se);
-            }
-        }
-    }
-
+impl Lap for Rig {
     /// Submits `ids`, each on its own buffer, and lets the server answer them all.
     fn round(&mut self, ids: impl IntoIterator<Item = u32>) {
         for id in ids {
@@ -87,7 +48,7 @@ impl Rig {
 
 #[test]
 fn a_request_tail_moved_onto_the_previous_laps_slots_is_the_clients_corruption() {
-    let mut rig = Rig::connected();
+    let mut rig = connected();
     // One lap and two: positions 0..8 hold ids 0..8, then 8 and 9 hold ids 0 and 1.
     rig.round(0..8);
     rig.round(0..2);
@@ -114,7 +75,7 @@ fn a_request_tail_moved_onto_the_previous_laps_slots_is_the_clients_corruption()
 
 #[test]
 fn a_response_tail_moved_onto_old_completions_of_live_ids_is_the_servers_corruption() {
-    let mut rig = Rig::connected();
+    let mut rig = connected();
     rig.round(0..8);
     // Ids 0..4 in flight again, on the same buffers as their old completions; the server
     // takes them but has answered none.
@@ -141,7 +102,7 @@ fn a_response_tail_moved_onto_old_completions_of_live_ids_is_the_servers_corrupt
 
 #[test]
 fn a_request_tail_moved_onto_the_last_sessions_slots_after_a_client_restart() {
-    let mut rig = Rig::connected();
+    let mut rig = connected();
     // The old client session wrote positions 0..6 (ids 0..6).
     rig.round(0..6);
     // The client restarts; the surviving server resets the queues for the new one.
@@ -225,7 +186,7 @@ fn an_id_that_does_not_fit_the_slot_is_refused_not_truncated() {
 
 #[test]
 fn a_request_head_fallen_back_to_a_value_seen_before_is_the_servers_corruption() {
-    let mut rig = Rig::connected();
+    let mut rig = connected();
     // The client saw head 0 when it filled the queue; the server consumed and answered
     // all 8 (head 8).
     rig.round(0..8);
@@ -272,7 +233,7 @@ fn a_queue_full_of_requests_the_server_has_not_taken_is_just_full() {
 
 #[test]
 fn a_response_head_fallen_back_to_a_value_seen_before_is_the_clients_corruption() {
-    let mut rig = Rig::connected();
+    let mut rig = connected();
     // The server answered 8 (seeing head 0 throughout), the client consumed them (head 8).
     rig.round(0..8);
     rig.flip(resp_q(CAP) + Q_HEAD, 3);

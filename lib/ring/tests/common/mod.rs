@@ -6,7 +6,7 @@
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::ptr::NonNull;
 
-use axolotl_ring::SharedRegion;
+use axolotl_ring::{Client, ClientEvent, Server, ServerEvent, SharedRegion, ring_region_bytes};
 
 pub struct Mem {
     ptr: NonNull<u8>,
@@ -164,5 +164,89 @@ impl Pds {
 
     pub fn restart_server(&self, by: u32) {
         self.server.fetch_add(by, Ordering::Release);
+    }
+}
+
+/// A client and a server connected over fresh regions, polled together by the test.
+pub struct Rig<const IDS: usize> {
+    pub client: Client<IDS>,
+    pub server: Server<IDS>,
+    pub rings: Mem,
+    pub data: Mem,
+    /// After the endpoints: they read it until dropped.
+    pub pds: Pds,
+    cap: u32,
+    /// Whether [`Rig::settle`] has the server answer each request at once with its whole
+    /// buffer.
+    answer: bool,
+}
+
+impl<const IDS: usize> Rig<IDS> {
+    /// Connected: both sides polled until the handshake is done.
+    pub fn connected(cap: u32, data_len: usize, answer: bool) -> Self {
+        let rings = Mem::new(ring_region_bytes(cap).unwrap());
+        let data = Mem::new(data_len);
+        let pds = Pds::new();
+        let client = Client::new(rings.region(), data.region(), cap, pds.client()).unwrap();
+        let server = Server::new(rings.region(), data.region(), cap, pds.server()).unwrap();
+        let mut rig = Rig {
+            client,
+            server,
+            rings,
+            data,
+            pds,
+            cap,
+            answer,
+        };
+        rig.settle();
+        assert!(rig.client.is_connected() && rig.server.is_connected());
+        rig
+    }
+
+    /// Polls both until neither has anything to say; errors stop the side that got them
+    /// (returned by its next poll, not followed).
+    pub fn settle(&mut self) -> (Vec<ClientEvent>, Vec<ServerEvent>) {
+        let (mut ce, mut se) = (Vec::new(), Vec::new());
+        loop {
+            let mut quiet = true;
+            while let Ok(Some(e)) = self.server.poll() {
+                if let (true, ServerEvent::Request(d)) = (self.answer, &e) {
+                    let _ = self.server.respond(d.id, d.len).unwrap();
+                }
+                se.push(e);
+                quiet = false;
+            }
+            while let Ok(Some(e)) = self.client.poll() {
+                ce.push(e);
+                quiet = false;
+            }
+            if quiet {
+                return (ce, se);
+            }
+        }
+    }
+
+    /// The client's next incarnation over the same regions.
+    pub fn restart_client(&mut self) {
+        self.pds.restart_client(1);
+        self.client = Client::new(
+            self.rings.region(),
+            self.data.region(),
+            self.cap,
+            self.pds.client(),
+        )
+        .unwrap();
+    }
+
+    /// The server's next incarnation over the same regions.
+    pub fn restart_server(&mut self) {
+        self.pds.restart_server(1);
+        self.server = Server::new(
+            self.rings.region(),
+            self.data.region(),
+            self.cap,
+            self.pds.server(),
+        )
+        .unwrap();
     }
 }
