@@ -647,8 +647,8 @@ pub fn cancel_all_notification(k: &mut Kernel, ntfn_ptr: u64) {
 
 /// The thread bound to a notification, if any.
 fn bound_thread(n: &Notification) -> Option<TcbRef> {
-    // SAFETY: a bound thread is live: unbinding, and so deleting the thread, clears `bound`.
     let b = n.bound();
+    // SAFETY: a bound thread is live: unbinding, and so deleting the thread, clears `bound`.
     (!b.is_null()).then(|| unsafe { TcbRef::new(b) })
 }
 
