@@ -89,7 +89,7 @@ pub fn reply_recv(k: &mut Kernel, mut t: TcbRef) {
         return;
     }
     // SAFETY: as above.
-    if bound != 0 && unsafe { Notification::at(bound) }.word != 0 {
+    if bound != 0 && unsafe { Notification::at(bound) }.pending() {
         return;
     }
     // SAFETY: t's own REPLY slot, outside the derivation tree.

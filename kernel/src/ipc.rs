@@ -354,9 +354,8 @@ pub fn recv(k: &mut Kernel, mut receiver: TcbRef, ep_ptr: u64, blocking: bool) {
     if bound != 0 {
         // SAFETY: bound_ntfn, when set, is a live notification.
         let n = unsafe { Notification::at(bound) };
-        if n.word != 0 {
-            deliver_tag(receiver, n.word, MessageInfo::new(0, 0, 0, 0));
-            n.word = 0;
+        if n.pending() {
+            deliver_tag(receiver, n.take(), MessageInfo::new(0, 0, 0, 0));
             return;
         }
     }
@@ -565,16 +564,15 @@ pub fn signal(k: &mut Kernel, ntfn_ptr: u64, badge: u64) {
         wake(k, bound);
         return;
     }
-    n.word |= badge;
+    n.post(badge);
 }
 
 /// Wait (blocking) or Poll on a notification.
 pub fn wait(_k: &mut Kernel, mut t: TcbRef, ntfn_ptr: u64, blocking: bool) {
     // SAFETY: ntfn_ptr comes from a valid notification cap.
     let n = unsafe { Notification::at(ntfn_ptr) };
-    if n.word != 0 || !blocking {
-        deliver_tag(t, n.word, MessageInfo::new(0, 0, 0, 0));
-        n.word = 0;
+    if n.pending() || !blocking {
+        deliver_tag(t, n.take(), MessageInfo::new(0, 0, 0, 0));
         return;
     }
     t.state = ThreadState::BlockedOnNotification { ntfn: ntfn_ptr };
@@ -643,14 +641,15 @@ pub fn cancel_all_notification(k: &mut Kernel, ntfn_ptr: u64) {
     }
     if let Some(mut bound) = bound_thread(n) {
         bound.bound_ntfn = 0;
-        n.bound = core::ptr::null_mut();
+        n.set_bound(core::ptr::null_mut());
     }
 }
 
 /// The thread bound to a notification, if any.
 fn bound_thread(n: &Notification) -> Option<TcbRef> {
+    let b = n.bound();
     // SAFETY: a bound thread is live: unbinding, and so deleting the thread, clears `bound`.
-    (!n.bound.is_null()).then(|| unsafe { TcbRef::new(n.bound) })
+    (!b.is_null()).then(|| unsafe { TcbRef::new(b) })
 }
 
 fn restart(k: &mut Kernel, mut t: TcbRef) {

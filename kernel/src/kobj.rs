@@ -60,8 +60,8 @@ impl Finalise for Kobj<'_> {
                 }
                 if t.bound_ntfn != 0 {
                     // SAFETY: a bound notification is live while bound.
-                    unsafe { crate::notification::Notification::at(t.bound_ntfn) }.bound =
-                        core::ptr::null_mut();
+                    unsafe { crate::notification::Notification::at(t.bound_ntfn) }
+                        .set_bound(core::ptr::null_mut());
                     t.bound_ntfn = 0;
                 }
                 if k.fpu_owner == t.ptr() {

@@ -266,7 +266,7 @@ pub fn decode(m: &Msg, l: Invocation, t: TcbRef, tcb: SlotRef) -> Decoded<TcbOp>
             };
             // SAFETY: the cap names a live notification.
             let no = unsafe { Notification::at(ptr) };
-            if t.bound_ntfn != 0 || !no.bound.is_null() || !no.waiters.is_empty() {
+            if t.bound_ntfn != 0 || !no.bound().is_null() || !no.waiters.is_empty() {
                 return Err(refuse!(
                     SyscallError::IllegalOperation,
                     "the thread or the notification is bound already, or it has waiters"
@@ -374,12 +374,12 @@ pub fn perform(k: &mut Kernel, m: &Msg, mut t: TcbRef, op: TcbOp) -> Done {
         }
         TcbOp::BindNotification(ptr) => {
             // SAFETY: the cap named a live notification (decode); nothing deleted it since.
-            unsafe { Notification::at(ptr) }.bound = t.ptr();
+            unsafe { Notification::at(ptr) }.set_bound(t.ptr());
             t.bound_ntfn = ptr;
         }
         TcbOp::UnbindNotification => {
             // SAFETY: a bound notification is live while bound.
-            unsafe { Notification::at(t.bound_ntfn) }.bound = core::ptr::null_mut();
+            unsafe { Notification::at(t.bound_ntfn) }.set_bound(core::ptr::null_mut());
             t.bound_ntfn = 0;
         }
     }

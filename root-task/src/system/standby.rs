@@ -104,6 +104,9 @@ pub fn switched(i: usize) {
     STANDBYS.state[i].store(State::Dirty as u8, Ordering::Release);
     let wake = WAKE.load(Ordering::Acquire);
     if wake != 0 {
+        // The refresher may not have run yet at all (a guest's vCPU above it, busy since
+        // boot): this unbadged signal stays pending for its first Wait (the kernel keeps a
+        // badge-0 signal, as seL4 does; it used to drop it and the refresher slept for good).
         axolotl_sys::signal(wake);
     }
 }

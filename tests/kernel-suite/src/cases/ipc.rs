@@ -338,6 +338,61 @@ pub fn ntfn_wait(env: &mut Env) -> Result<(), Fail> {
     Ok(())
 }
 
+fn zero_badge_waiter(_: u64) {
+    set_shared(5, 1);
+    let w = syscall::wait(shared(EXTRA));
+    set_shared(0, w);
+    set_shared(6, 1);
+    done();
+}
+
+/// A signal through an unbadged cap (badge 0) while nobody waits stays pending, as in seL4
+/// (the notification turns active with a zero badge): the next Wait returns at once. The root
+/// task's standby refresher, signalled before it first waited, slept through it otherwise.
+pub fn ntfn_zero_badge_pending(env: &mut Env) -> Result<(), Fail> {
+    let (_, d) = setup(env)?;
+    let n = env.notification()?;
+    n.signal();
+    set_shared(EXTRA, n.0);
+    set_shared(0, 0xdead);
+    env.spawn(zero_badge_waiter, 0, 255, 0)?;
+    yield_now();
+    ensure_eq!(shared(5), 1, "waiter started");
+    ensure_eq!(
+        shared(6),
+        1,
+        "Wait returned for a badge-0 signal sent before it"
+    );
+    d.wait();
+    ensure_eq!(shared(0), 0, "badge the waiter got");
+    // Consumed by that Wait: a second waiter blocks until the next signal.
+    set_shared(5, 0);
+    set_shared(6, 0);
+    set_shared(0, 0xdead);
+    env.spawn(zero_badge_waiter, 0, 255, 0)?;
+    yield_now();
+    ensure_eq!(shared(5), 1, "second waiter started");
+    ensure_eq!(shared(6), 0, "second Wait returned with nothing signalled");
+    n.signal();
+    d.wait();
+    ensure_eq!(
+        (shared(6), shared(0)),
+        (1, 0),
+        "second waiter woken by a badge-0 signal"
+    );
+    // Poll takes a pending badge-0 signal too: a Wait after it blocks.
+    n.signal();
+    ensure_eq!(n.poll(), 0, "poll of a badge-0 signal");
+    set_shared(5, 0);
+    set_shared(6, 0);
+    env.spawn(zero_badge_waiter, 0, 255, 0)?;
+    yield_now();
+    ensure_eq!(shared(6), 0, "Wait after the poll took the signal");
+    n.signal();
+    d.wait();
+    Ok(())
+}
+
 pub fn ntfn_poll(env: &mut Env) -> Result<(), Fail> {
     let n = env.notification()?;
     ensure_eq!(n.poll(), 0, "poll of a fresh notification");

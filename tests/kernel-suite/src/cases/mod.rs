@@ -98,6 +98,10 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("ntfn_signal_bits_or", ipc::ntfn_or),
     ("ntfn_wait_blocks", ipc::ntfn_wait),
     ("ntfn_poll_empty", ipc::ntfn_poll),
+    (
+        "ntfn_zero_badge_signal_pending",
+        ipc::ntfn_zero_badge_pending,
+    ),
     ("ntfn_bound_wakes_endpoint_receiver", ipc::bound_ntfn),
     ("sched_signal_preempts", sched::preempt),
     ("sched_round_robin_yield", sched::round_robin),
