@@ -81,12 +81,20 @@ fn arm_vmm_on(gic: u8, system: &str, action: &str, point: &str) -> axolotl_qemu:
     b
 }
 
-/// Boots the GICv3 `system` with `vcpus` vCPUs to its shell, arms a crash at `point`
+/// Boots `system` of a GICv`gic` board with `vcpus` vCPUs to its shell, arms a crash at `point`
 /// (`kind` as the VMM names it), types `command`, which makes the guest reach that point, and
 /// expects the restart, the takeover and `marker` (the command's own output); then the guest
 /// goes on.
-fn crash_on_command(system: &str, vcpus: u8, point: &str, kind: &str, command: &str, marker: &str) {
-    let mut b = arm_vmm_on(3, system, "crash", point);
+fn crash_on_command(
+    gic: u8,
+    system: &str,
+    vcpus: u8,
+    point: &str,
+    kind: &str,
+    command: &str,
+    marker: &str,
+) {
+    let mut b = arm_vmm_on(gic, system, "crash", point);
     check(b.expect(
         &format!("vmm: fault injection armed: Crash at the next {kind} exit"),
         BOOT_TIMEOUT,
@@ -223,7 +231,16 @@ fn vmm_crashes_in_a_row_each_switch_to_a_standby_gicv3() {
 /// restarts it, and the guest goes on, with the input typed meanwhile.
 #[test]
 fn vmm_hang_keeps_the_guest_gicv3() {
-    let mut b = arm_vmm_on(3, "vmm-restart-gicv3", "hang", "any");
+    vmm_hang(3);
+}
+
+#[test]
+fn vmm_hang_keeps_the_guest_gicv2() {
+    vmm_hang(2);
+}
+
+fn vmm_hang(gic: u8) {
+    let mut b = arm_vmm_on(gic, &format!("vmm-restart-gicv{gic}"), "hang", "any");
     check(b.expect_all(
         &[
             "vmm: fault injection armed: Hang at the next Any exit",
@@ -283,7 +300,18 @@ fn vmm_corrupt_state_reboots_the_guest_gicv3() {
 /// the committed record instead of handling it twice.
 #[test]
 fn vmm_crash_after_an_injection_keeps_the_guest_gicv3() {
-    let mut b = fail_vmm(
+    crash_after_an_injection(3);
+}
+
+#[test]
+fn vmm_crash_after_an_injection_keeps_the_guest_gicv2() {
+    crash_after_an_injection(2);
+}
+
+fn crash_after_an_injection(gic: u8) {
+    let mut b = fail_vmm_on(
+        gic,
+        &format!("vmm-restart-gicv{gic}"),
         "crash",
         "inject",
         "Crash at the next Inject exit",
@@ -303,9 +331,19 @@ fn vmm_crash_after_an_injection_keeps_the_guest_gicv3() {
 /// sees its UART's interrupt again (its shell would take no more input).
 #[test]
 fn vmm_crash_between_listing_and_writing_keeps_the_guest_gicv3() {
+    crash_between_listing_and_writing(3);
+}
+
+#[test]
+fn vmm_crash_between_listing_and_writing_keeps_the_guest_gicv2() {
+    crash_between_listing_and_writing(2);
+}
+
+fn crash_between_listing_and_writing(gic: u8) {
     // Input while the guest idles in its shell: the notification raises the UART's line.
     crash_on_command(
-        "vmm-restart-gicv3",
+        gic,
+        &format!("vmm-restart-gicv{gic}"),
         1,
         "listed",
         "Listed",
@@ -315,13 +353,23 @@ fn vmm_crash_between_listing_and_writing_keeps_the_guest_gicv3() {
 }
 
 /// A crash while the VMM handles a write to the vGIC distributor: the guest moves its
-/// interrupts to its second CPU (each `smp_affinity` write is a GICD_IROUTER write, with the
-/// interrupt disabled and enabled around it), the exit is taken again by the new VMM, and the
-/// interrupts still arrive (the shell's input is the UART's).
+/// interrupts to its second CPU (each `smp_affinity` write is a GICD_IROUTER write on GICv3,
+/// GICD_ITARGETSR on GICv2, with the interrupt disabled and enabled around it), the exit is
+/// taken again by the new VMM, and the interrupts still arrive (the shell's input is the UART's).
 #[test]
 fn vmm_crash_at_a_distributor_exit_keeps_the_guest_gicv3() {
+    crash_at_a_distributor_exit(3);
+}
+
+#[test]
+fn vmm_crash_at_a_distributor_exit_keeps_the_guest_gicv2() {
+    crash_at_a_distributor_exit(2);
+}
+
+fn crash_at_a_distributor_exit(gic: u8) {
     crash_on_command(
-        "vmm-restart-smp-gicv3",
+        gic,
+        &format!("vmm-restart-smp-gicv{gic}"),
         2,
         "gicd",
         "Gicd",
@@ -335,9 +383,19 @@ fn vmm_crash_at_a_distributor_exit_keeps_the_guest_gicv3() {
 /// and the new VMM must still start that CPU, though it ran before.
 #[test]
 fn vmm_crash_at_a_cpu_on_keeps_the_guest_gicv3() {
+    crash_at_a_cpu_on(3);
+}
+
+#[test]
+fn vmm_crash_at_a_cpu_on_keeps_the_guest_gicv2() {
+    crash_at_a_cpu_on(2);
+}
+
+fn crash_at_a_cpu_on(gic: u8) {
     let online = "/sys/devices/system/cpu/cpu1/online";
     crash_on_command(
-        "vmm-restart-smp-gicv3",
+        gic,
+        &format!("vmm-restart-smp-gicv{gic}"),
         2,
         "cpu-on",
         "CpuOn",
@@ -364,9 +422,18 @@ fn vmm_crash_at_a_uart_exit_keeps_the_guest_gicv2() {
 /// Two vCPUs: the one that exited into the dead VMM takes its exit again, the other ran on.
 #[test]
 fn vmm_crash_keeps_the_two_vcpu_guest_gicv3() {
+    crash_keeps_the_two_vcpu_guest(3);
+}
+
+#[test]
+fn vmm_crash_keeps_the_two_vcpu_guest_gicv2() {
+    crash_keeps_the_two_vcpu_guest(2);
+}
+
+fn crash_keeps_the_two_vcpu_guest(gic: u8) {
     let mut b = fail_vmm_on(
-        3,
-        "vmm-restart-smp-gicv3",
+        gic,
+        &format!("vmm-restart-smp-gicv{gic}"),
         "crash",
         "any",
         "Crash at the next Any exit",

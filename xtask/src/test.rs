@@ -46,6 +46,7 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/vmm-restart-gicv3.system",
     "tests/systems/vmm-restart-gicv2.system",
     "tests/systems/vmm-restart-smp-gicv3.system",
+    "tests/systems/vmm-restart-smp-gicv2.system",
     "tests/systems/net-echo.system",
     "tests/systems/net-echo-restart.system",
     "tests/systems/net-echo-misread.system",
