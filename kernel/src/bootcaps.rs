@@ -71,6 +71,7 @@ pub fn create(
         );
         mdb::insert_root(at(init_cap::IRQ_CONTROL), Cap::IrqControl);
         mdb::insert_root(at(init_cap::ASID_CONTROL), Cap::AsidControl);
+        mdb::insert_root(at(init_cap::DOMAIN), Cap::DomainSet);
         // Pool 0 for the root task, whose VSpace takes its first ASID (VMID 1).
         asids
             .make_pool(at(init_cap::ASID_CONTROL), at(init_cap::ASID_POOL))

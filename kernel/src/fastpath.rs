@@ -1,7 +1,7 @@
 //! The IPC fast path, after seL4's: Call to a waiting receiver, and ReplyRecv to a waiting
 //! caller, when nothing but a direct switch is needed — no extra caps, at most the four
 //! register-borne words, no fault, the other thread at least as urgent as the caller (so no
-//! scheduling decision), and its VSpace valid. The thread switches straight to the other
+//! scheduling decision), of the current domain, and its VSpace valid. The thread switches straight to the other
 //! one without touching the ready queues. Anything else returns and takes the general path,
 //! which gives the same result more slowly.
 
@@ -53,7 +53,11 @@ pub fn call(k: &mut Kernel, t: TcbRef, ptr: u64, badge: u64, rights: Rights) {
     let mut q = ep.queue();
     // SAFETY: the queue of a live endpoint.
     let dest = unsafe { TcbRef::new(q.head) };
-    if dest.priority < t.priority || valid_vspace(k, dest.ptr()).is_none() {
+    // A receiver of another domain waits for its domain's turn: the slow path queues it.
+    if dest.priority < t.priority
+        || dest.domain != k.sched.domain()
+        || valid_vspace(k, dest.ptr()).is_none()
+    {
         return;
     }
     // SAFETY: as above.
@@ -76,7 +80,8 @@ pub fn reply_recv(k: &mut Kernel, mut t: TcbRef) {
     let waiting = caller.reply_holder == t.ptr()
         && caller.state == ThreadState::BlockedOnReply
         && caller.fault.is_none()
-        && caller.priority >= t.priority;
+        && caller.priority >= t.priority
+        && caller.domain == k.sched.domain();
     if !waiting || valid_vspace(k, caller.ptr()).is_none() {
         return;
     }

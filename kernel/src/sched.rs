@@ -1,33 +1,65 @@
-//! The scheduler: 256 priorities, FIFO within a priority, round robin by timeslice.
-//! Ready queues are intrusive lists through the TCBs and a two-level bitmap finds the
-//! highest non-empty priority in two CLZs, as seL4's does.
+//! The scheduler: 256 priorities, FIFO within a priority, round robin by timeslice, and
+//! seL4's domains. Ready queues are intrusive lists through the TCBs, one set per domain,
+//! and a two-level bitmap per domain finds the highest non-empty priority in two CLZs, as
+//! seL4's does. Only the current domain's queues are looked at: a thread of another domain
+//! waits, ready, until the domain schedule (`axolotl_kernel_core::domain`) reaches its
+//! domain, whatever its priority.
 
 use core::ptr::null_mut;
+
+use axolotl_kernel_core::domain::DomainSchedule;
 
 use crate::thread::{Tcb, ThreadState};
 
 const PRIOS: usize = axolotl_abi::NUM_PRIORITIES;
+const DOMAINS: usize = axolotl_abi::NUM_DOMAINS;
 
 pub struct Scheduler {
-    heads: [*mut Tcb; PRIOS],
-    tails: [*mut Tcb; PRIOS],
-    /// Bit p of word w set when priority 64 * w + p has ready threads.
-    bitmap: [u64; PRIOS / 64],
-    /// Bit w set when `bitmap[w]` is non-zero.
-    top: u64,
+    heads: [[*mut Tcb; PRIOS]; DOMAINS],
+    tails: [[*mut Tcb; PRIOS]; DOMAINS],
+    /// Bit p of word w set when priority 64 * w + p of the domain has ready threads.
+    bitmap: [[u64; PRIOS / 64]; DOMAINS],
+    /// Bit w set when `bitmap[d][w]` is non-zero.
+    top: [u64; DOMAINS],
     pub current: *mut Tcb,
     pub timeslice_ticks: u32,
+    pub domains: DomainSchedule,
 }
 
 impl Scheduler {
     pub const fn new(timeslice_ticks: u32) -> Self {
         Scheduler {
-            heads: [null_mut(); PRIOS],
-            tails: [null_mut(); PRIOS],
-            bitmap: [0; PRIOS / 64],
-            top: 0,
+            heads: [[null_mut(); PRIOS]; DOMAINS],
+            tails: [[null_mut(); PRIOS]; DOMAINS],
+            bitmap: [[0; PRIOS / 64]; DOMAINS],
+            top: [0; DOMAINS],
             current: null_mut(),
             timeslice_ticks,
+            domains: DomainSchedule::new(),
+        }
+    }
+
+    /// The domain whose threads may run now.
+    pub fn domain(&self) -> u8 {
+        self.domains.current()
+    }
+
+    /// Moves a thread to domain `d` (below `NUM_DOMAINS`): a ready one changes queues; the
+    /// running one keeps the CPU only until the next scheduling decision if `d` is not
+    /// the current domain.
+    ///
+    /// # Safety
+    /// `t` is a live TCB.
+    pub unsafe fn set_domain(&mut self, t: *mut Tcb, d: u8) {
+        // SAFETY: forwarded to the caller.
+        unsafe {
+            if (*t).state == ThreadState::Ready {
+                self.dequeue(t);
+                (*t).domain = d;
+                self.enqueue(t);
+            } else {
+                (*t).domain = d;
+            }
         }
     }
 
@@ -39,18 +71,19 @@ impl Scheduler {
         // SAFETY: forwarded to the caller.
         let tcb = unsafe { &mut *t };
         let p = tcb.priority as usize;
+        let d = tcb.domain as usize % DOMAINS;
         tcb.state = ThreadState::Ready;
         tcb.next = null_mut();
-        tcb.prev = self.tails[p];
-        if self.tails[p].is_null() {
-            self.heads[p] = t;
+        tcb.prev = self.tails[d][p];
+        if self.tails[d][p].is_null() {
+            self.heads[d][p] = t;
         } else {
             // SAFETY: queue members are live TCBs.
-            unsafe { (*self.tails[p]).next = t };
+            unsafe { (*self.tails[d][p]).next = t };
         }
-        self.tails[p] = t;
-        self.bitmap[p / 64] |= 1 << (p % 64);
-        self.top |= 1 << (p / 64);
+        self.tails[d][p] = t;
+        self.bitmap[d][p / 64] |= 1 << (p % 64);
+        self.top[d] |= 1 << (p / 64);
     }
 
     /// Removes a queued thread.
@@ -62,39 +95,42 @@ impl Scheduler {
         unsafe {
             let tcb = &mut *t;
             let p = tcb.priority as usize;
+            let d = tcb.domain as usize % DOMAINS;
             if tcb.prev.is_null() {
-                self.heads[p] = tcb.next;
+                self.heads[d][p] = tcb.next;
             } else {
                 (*tcb.prev).next = tcb.next;
             }
             if tcb.next.is_null() {
-                self.tails[p] = tcb.prev;
+                self.tails[d][p] = tcb.prev;
             } else {
                 (*tcb.next).prev = tcb.prev;
             }
             tcb.next = null_mut();
             tcb.prev = null_mut();
-            if self.heads[p].is_null() {
-                self.bitmap[p / 64] &= !(1 << (p % 64));
-                if self.bitmap[p / 64] == 0 {
-                    self.top &= !(1 << (p / 64));
+            if self.heads[d][p].is_null() {
+                self.bitmap[d][p / 64] &= !(1 << (p % 64));
+                if self.bitmap[d][p / 64] == 0 {
+                    self.top[d] &= !(1 << (p / 64));
                 }
             }
         }
     }
 
-    /// Highest ready priority, if any thread is ready.
+    /// Highest ready priority of the current domain, if any of its threads is ready.
     pub fn highest_ready(&self) -> Option<u8> {
-        if self.top == 0 {
+        let d = self.domain() as usize;
+        if self.top[d] == 0 {
             return None;
         }
-        let w = 63 - self.top.leading_zeros() as usize;
-        let b = 63 - self.bitmap[w].leading_zeros() as usize;
+        let w = 63 - self.top[d].leading_zeros() as usize;
+        let b = 63 - self.bitmap[d][w].leading_zeros() as usize;
         Some((w * 64 + b) as u8)
     }
 
     /// Picks the thread to run next: the current one keeps the CPU unless a thread of
-    /// higher priority is ready, or `yielding` and one of equal priority is.
+    /// higher priority is ready, or `yielding` and one of equal priority is, or it is not
+    /// of the current domain (the schedule moved on, or it was moved).
     ///
     /// # Safety
     /// All queued and current TCBs are live.
@@ -102,6 +138,14 @@ impl Scheduler {
         let cur = self.current;
         // SAFETY: forwarded to the caller.
         let cur_runnable = !cur.is_null() && unsafe { (*cur).state } == ThreadState::Running;
+        // SAFETY: as above.
+        if cur_runnable && unsafe { (*cur).domain } != self.domain() {
+            // SAFETY: as above; it waits, ready, for its domain's turn.
+            unsafe { self.enqueue(cur) };
+            self.current = null_mut();
+            // SAFETY: forwarded to the caller; no current thread now, so no recursion.
+            return unsafe { self.choose(false) };
+        }
         let best = self.highest_ready();
         if cur_runnable {
             // SAFETY: as above.
@@ -118,7 +162,7 @@ impl Scheduler {
             self.current = null_mut();
             return null_mut();
         };
-        let next = self.heads[p as usize];
+        let next = self.heads[self.domain() as usize][p as usize];
         // SAFETY: heads of non-empty queues are live TCBs.
         unsafe {
             self.dequeue(next);
@@ -148,8 +192,12 @@ impl Scheduler {
         }
     }
 
-    /// Accounts one timer tick to the running thread; true when its timeslice ran out.
+    /// Accounts one timer tick to the domain schedule and the running thread; true when
+    /// its timeslice or its domain's time ran out.
     pub fn tick(&mut self) -> bool {
+        if self.domains.tick() {
+            return true;
+        }
         if self.current.is_null() {
             return false;
         }
@@ -216,6 +264,34 @@ mod tests {
             // SAFETY: the same thread, now queued.
             unsafe { s.dequeue(t) };
             assert_eq!(s.highest_ready(), None);
+        }
+    }
+
+    #[test]
+    fn only_the_current_domain_runs() {
+        use axolotl_abi::domain_entry;
+        let mut s = Scheduler::new(100);
+        let (low0, high1) = (tcb(1, 1), tcb(200, 2));
+        // SAFETY: the threads are leaked, so live; each is queued at most once.
+        unsafe {
+            s.set_domain(high1, 1);
+            s.enqueue(low0);
+            s.enqueue(high1);
+            assert_eq!(s.choose(false), low0, "domain 0 runs first, whatever the priority");
+            // Two ticks of domain 0, one of domain 1.
+            s.domains.install([domain_entry(0, 2), domain_entry(1, 1)].into_iter(), 1);
+            assert_eq!(s.choose(false), low0);
+            assert!(!s.tick());
+            assert!(s.tick(), "domain 0's time is up");
+            assert_eq!(s.choose(false), high1);
+            assert!(s.tick());
+            assert_eq!(s.choose(false), low0, "high1 waits for domain 1's turn");
+            assert_eq!(s.highest_ready(), None, "domain 0 has nothing else ready");
+            // Moving a ready thread moves it between domains' queues.
+            s.set_domain(high1, 0);
+            assert_eq!(s.choose(false), high1);
+            s.set_domain(high1, 3);
+            assert_eq!(s.choose(false), low0, "the running thread left the domain");
         }
     }
 

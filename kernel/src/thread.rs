@@ -53,6 +53,9 @@ pub struct Tcb {
     pub fp: FpState,
     pub state: ThreadState,
     pub priority: u8,
+    /// Scheduling domain (`DomainSetSet`); 0 for a new thread, kept across configures, so
+    /// a PD restarted on its TCB stays in its domain.
+    pub domain: u8,
     /// Maximum controlled priority: the highest priority this thread may give any thread.
     pub mcp: u8,
     /// Ticks left in the current timeslice.
@@ -199,6 +202,7 @@ impl Tcb {
                 fp: FpState::default(),
                 state: ThreadState::Inactive,
                 priority: 0,
+                domain: 0,
                 mcp: 0,
                 timeslice: 0,
                 name: [0; 16],

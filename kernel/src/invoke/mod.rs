@@ -11,6 +11,7 @@
 
 mod asid;
 mod cnode;
+mod domain;
 mod irq;
 pub mod tcb;
 mod untyped;
@@ -192,6 +193,7 @@ fn rare(k: &mut Kernel, m: &Msg, l: Invocation, cap: Cap, cap_slot: SlotRef) -> 
             let op = asid::decode(k, m, l, cap, cap_slot)?;
             asid::perform(k, op)
         }
+        Cap::DomainSet => domain::perform(k, m, domain::decode(m, l)?),
         _ => {
             return Err(refuse!(
                 SyscallError::IllegalOperation,

@@ -13,6 +13,8 @@ pub mod init_cap {
     pub const ASID_POOL: u64 = 6;
     pub const BOOTINFO_FRAME: u64 = 9;
     pub const IPC_BUFFER: u64 = 10;
+    /// The domain cap (seL4's `seL4_CapDomain`): sets thread domains and the schedule.
+    pub const DOMAIN: u64 = 11;
     /// Untyped caps start here, one per `BootInfo::untyped` entry, in order.
     pub const FIRST_UNTYPED: u64 = 16;
 }

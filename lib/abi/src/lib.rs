@@ -43,5 +43,19 @@ pub const MSG_MAX_EXTRA_CAPS: usize = 3;
 pub const RETYPE_FAN_OUT_LIMIT: u64 = 256;
 /// Number of thread priorities; 0 is lowest.
 pub const NUM_PRIORITIES: usize = 256;
+/// Scheduling domains (seL4's `CONFIG_NUM_DOMAINS`, Microkit's limit): a thread is in one,
+/// and the kernel runs only the current domain's threads (docs/ARCHITECTURE.md, "Domains").
+pub const NUM_DOMAINS: usize = 16;
+/// Entries of the kernel's fixed domain schedule table (`DomainSetSchedule`).
+pub const MAX_DOMAIN_SCHEDULE: usize = 64;
+/// Longest domain schedule entry, in microseconds (56 bits of an entry word).
+pub const MAX_DOMAIN_LENGTH_US: u64 = (1 << 56) - 1;
+
+/// One domain schedule entry as `DomainSetSchedule` takes it: the domain in bits 63..56,
+/// its length in microseconds below.
+pub const fn domain_entry(domain: u8, length_us: u64) -> u64 {
+    (domain as u64) << 56 | (length_us & MAX_DOMAIN_LENGTH_US)
+}
+
 /// Size of a small page and of the IPC buffer frame.
 pub const PAGE_BITS: u32 = 12;

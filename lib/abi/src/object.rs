@@ -103,12 +103,18 @@ pub enum Invocation {
     /// seL4's `ARM_VSpace_Unify_Instruction`: make `[start, end)` written as data visible to
     /// instruction fetch.
     VSpaceUnifyInstruction = 39,
+    /// seL4's `DomainSet_Set`: put the thread of the TCB cap in extra cap 0 into domain
+    /// `mr0` (below [`crate::NUM_DOMAINS`]).
+    DomainSetSet = 40,
+    /// Replace the domain schedule (seL4's dynamic domain schedule, RFC-20): `mr0` entries
+    /// follow in `mr1..`, each [`crate::domain_entry`]-encoded; 0 entries: domain 0 alone.
+    DomainSetSchedule = 41,
 }
 
 impl Invocation {
     pub fn from_label(l: u64) -> Option<Self> {
-        if (1..=39).contains(&l) {
-            // SAFETY: repr(u64), discriminants are exactly 1..=39 with no gaps.
+        if (1..=41).contains(&l) {
+            // SAFETY: repr(u64), discriminants are exactly 1..=41 with no gaps.
             Some(unsafe { core::mem::transmute::<u64, Invocation>(l) })
         } else {
             None
@@ -137,8 +143,8 @@ mod tests {
     #[test]
     fn labels_round_trip() {
         assert_eq!(Invocation::from_label(0), None);
-        assert_eq!(Invocation::from_label(40), None);
-        for l in 1..=39 {
+        assert_eq!(Invocation::from_label(42), None);
+        for l in 1..=41 {
             assert_eq!(Invocation::from_label(l).unwrap() as u64, l);
         }
     }

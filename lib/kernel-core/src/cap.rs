@@ -23,6 +23,7 @@
 //! | 13  | AsidControl  | 0                                                              | 0                           |
 //! | 14  | AsidPool     | 15..0 base asid                                                | 0                           |
 //! | 15  | Zombie       | 58..49 remaining[9:0], 48..43 size_bits, 42..0 ptr>>5          | 63..43 remaining[30:10], 42..0 parent>>5 |
+//! | 16  | DomainSet    | 0                                                              | 0                           |
 //!
 //! Badges are the full 64 bits, as in seL4: word 1 is otherwise unused for endpoints and
 //! notifications, so there is no reason to truncate them. Badge 0 means "unbadged".
@@ -135,6 +136,9 @@ pub enum Cap {
         remaining: u32,
         parent: u64,
     },
+    /// seL4's domain cap: puts threads into scheduling domains and sets the domain
+    /// schedule (`domain.rs`). One, the root task's, exists from boot.
+    DomainSet,
 }
 
 const fn bit(b: bool, at: u32) -> u64 {
@@ -165,6 +169,7 @@ impl Cap {
             Cap::AsidControl => 13,
             Cap::AsidPool { .. } => 14,
             Cap::Zombie { .. } => 15,
+            Cap::DomainSet => 16,
         }
     }
 
@@ -179,7 +184,7 @@ impl Cap {
             None => (false, 0),
         };
         match *self {
-            Cap::Null | Cap::IrqControl | Cap::AsidControl => [t, 0],
+            Cap::Null | Cap::IrqControl | Cap::AsidControl | Cap::DomainSet => [t, 0],
             Cap::Untyped {
                 ptr,
                 size_bits,
@@ -320,6 +325,7 @@ impl Cap {
                 remaining: (get(w0, 49, 10) | (w1 >> 43) << 10) as u32,
                 parent: get(w1, 0, 43) << 5,
             },
+            16 => Cap::DomainSet,
             _ => {
                 debug_assert!(false, "corrupt capability {w:x?}");
                 Cap::Null
@@ -389,6 +395,7 @@ impl Cap {
             (IrqHandler { irq: a }, IrqHandler { irq: b }) => a == b,
             (AsidControl, AsidControl | AsidPool { .. }) => true,
             (AsidPool { base: a }, AsidPool { base: b }) => a == b,
+            (DomainSet, DomainSet) => true,
             _ => false,
         }
     }
@@ -491,6 +498,7 @@ mod tests {
             any::<u32>().prop_map(|irq| Cap::IrqHandler { irq }),
             ptr(12).prop_map(|ptr| Cap::Vcpu { ptr }),
             Just(Cap::AsidControl),
+            Just(Cap::DomainSet),
             any::<u16>().prop_map(|base| Cap::AsidPool { base }),
             (ptr(6), 6u8..=47, 0u32..(1 << 31), ptr(5)).prop_map(|(ptr, s, r, parent)| {
                 Cap::Zombie {

@@ -17,6 +17,7 @@ pub mod cnode;
 pub mod cspace;
 pub mod delete;
 pub mod derive;
+pub mod domain;
 pub mod error;
 pub mod mdb;
 pub mod revoke;
