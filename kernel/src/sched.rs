@@ -277,9 +277,14 @@ mod tests {
             s.set_domain(high1, 1);
             s.enqueue(low0);
             s.enqueue(high1);
-            assert_eq!(s.choose(false), low0, "domain 0 runs first, whatever the priority");
+            assert_eq!(
+                s.choose(false),
+                low0,
+                "domain 0 runs first, whatever the priority"
+            );
             // Two ticks of domain 0, one of domain 1.
-            s.domains.install([domain_entry(0, 2), domain_entry(1, 1)].into_iter(), 1);
+            s.domains
+                .install([domain_entry(0, 2), domain_entry(1, 1)].into_iter(), 1);
             assert_eq!(s.choose(false), low0);
             assert!(!s.tick());
             assert!(s.tick(), "domain 0's time is up");

@@ -21,3 +21,11 @@ pub const MAX_STACK_SIZE: u64 = 0x100_0000;
 
 pub const PAGE_SIZE_SMALL: u64 = 0x1000;
 pub const PAGE_SIZE_LARGE: u64 = 0x20_0000;
+
+/// Scheduling domains the kernel has (`axolotl_abi::NUM_DOMAINS`, seL4's and Microkit's 16):
+/// domain ids are below it.
+pub const MAX_DOMAINS: u64 = 16;
+
+/// Entries of the kernel's fixed domain schedule table (`axolotl_abi::MAX_DOMAIN_SCHEDULE`):
+/// `index_shift` plus the schedule's entries must fit it.
+pub const MAX_DOMAIN_SCHEDULE: u64 = 64;

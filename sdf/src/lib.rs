@@ -17,8 +17,8 @@ use axolotl_kernel_config::Board;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity, Span};
 pub use layout::{
-    MAX_ID, MAX_PDS, MAX_PRIORITY, MAX_STACK_SIZE, MIN_STACK_SIZE, PAGE_SIZE_LARGE,
-    PAGE_SIZE_SMALL, PD_STACK_TOP, USER_ADDR_LIMIT,
+    MAX_DOMAIN_SCHEDULE, MAX_DOMAINS, MAX_ID, MAX_PDS, MAX_PRIORITY, MAX_STACK_SIZE,
+    MIN_STACK_SIZE, PAGE_SIZE_LARGE, PAGE_SIZE_SMALL, PD_STACK_TOP, USER_ADDR_LIMIT,
 };
 pub use model::*;
 pub use validate::check_image_overlaps;

@@ -14,10 +14,64 @@ pub struct SystemDescription {
     pub protection_domains: Vec<ProtectionDomain>,
     pub memory_regions: Vec<MemoryRegion>,
     pub channels: Vec<Channel>,
+    /// Microkit 2.3's domain schedule (`domain_schedule`, or `domains`); `None`: every
+    /// thread in domain 0, which then always runs.
+    pub domains: Option<Domains>,
     pub span: Span,
 }
 
+/// The scheduling domains and the schedule the kernel walks (seL4's domain scheduler).
+/// Domain 0 holds the monitor and the root task besides its PDs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Domains {
+    pub domains: Vec<Domain>,
+    /// In order, run cyclically from `start_index`.
+    pub schedule: Vec<ScheduleEntry>,
+    /// The entry the schedule starts at (Microkit's `start_index`, `domain_start`).
+    pub start_index: u64,
+    /// Where the schedule sits in the kernel's table (Microkit's `index_shift`,
+    /// `domain_idx_shift`): only its room matters here, the schedule is axolotl's alone.
+    pub index_shift: u64,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Domain {
+    pub name: String,
+    /// The kernel's domain number, below `axolotl_abi::NUM_DOMAINS`.
+    pub id: u64,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleEntry {
+    /// A `Domain::name`.
+    pub domain: String,
+    /// Microseconds, at least 1.
+    pub length_us: u64,
+    pub span: Span,
+}
+
+impl Domains {
+    pub fn id_of(&self, name: &str) -> Option<u64> {
+        self.domains.iter().find(|d| d.name == name).map(|d| d.id)
+    }
+
+    /// The time one round of the schedule takes, in microseconds.
+    pub fn period_us(&self) -> u64 {
+        self.schedule.iter().map(|e| e.length_us).sum()
+    }
+}
+
 impl SystemDescription {
+    /// The kernel domain `pd` runs in: 0 without a schedule or a `domain`.
+    pub fn domain_of(&self, pd: &ProtectionDomain) -> u8 {
+        match (&self.domains, &pd.domain) {
+            (Some(d), Some(name)) => d.id_of(name).unwrap_or(0) as u8,
+            _ => 0,
+        }
+    }
+
     /// Every PD, parents before their children, in source order.
     pub fn all_pds(&self) -> Vec<&ProtectionDomain> {
         fn walk<'a>(pds: &'a [ProtectionDomain], out: &mut Vec<&'a ProtectionDomain>) {
@@ -123,6 +177,8 @@ pub struct ProtectionDomain {
     pub id: Option<u8>,
     /// Symbol of the parent's image patched with `id` (Microkit's `setvar_id`).
     pub setvar_id: Option<String>,
+    /// The scheduling domain, a `Domains::domains` name (Microkit 2.3's `domain`).
+    pub domain: Option<String>,
     pub program_image: ProgramImage,
     pub maps: Vec<Map>,
     pub irqs: Vec<Irq>,

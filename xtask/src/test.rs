@@ -37,6 +37,7 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/device-order.system",
     "tests/systems/ram-edge-gicv3.system",
     "tests/systems/fixed-ram.system",
+    "tests/systems/hello-domains.system",
     "tests/systems/prefill.system",
     "tests/systems/linux-vm-gicv3.system",
     "tests/systems/linux-vm-gicv2.system",

@@ -164,7 +164,26 @@ pub fn build(sd: &SystemDescription, images: &[ElfInfo]) -> Result<BootPlan, Vec
     vms::vms(&mut cx);
     pds::pds(&mut cx);
     caps::emit(&mut cx);
+    domain_schedule(&mut cx);
     cx.finish()
+}
+
+/// The SDF's domain schedule as the kernel takes it, from its start index on.
+fn domain_schedule(cx: &mut Cx) {
+    let Some(d) = &cx.sd.domains else { return };
+    let n = d.schedule.len();
+    let start = (d.start_index as usize).min(n);
+    for e in d.schedule[start..].iter().chain(&d.schedule[..start]) {
+        let id = d.id_of(&e.domain).unwrap_or(0) as u8;
+        let w = axolotl_abi::domain_entry(id, e.length_us);
+        if cx.plan.domain_schedule.push(w).is_err() {
+            cx.errs.push(BuildError::Capacity {
+                what: "domain schedule entries",
+                limit: axolotl_abi::MAX_DOMAIN_SCHEDULE,
+            });
+            return;
+        }
+    }
 }
 
 /// What the passes share: the system, the plan being built, the problems found so far, and

@@ -84,6 +84,10 @@ pub struct BootPlan {
     /// Index of the monitor PD (`build_with_monitor`): the fault handler of parentless PDs.
     /// Without one the root task handles their faults itself.
     pub monitor: Option<u8>,
+    /// The domain schedule the root task gives the kernel (`DomainSetSchedule`) once every
+    /// PD is built, as `axolotl_abi::domain_entry` words, rotated so the SDF's start index
+    /// comes first; empty: no schedule, every thread in domain 0.
+    pub domain_schedule: Vec<u64, { axolotl_abi::MAX_DOMAIN_SCHEDULE }>,
 }
 
 /// A protection domain, in `SystemDescription::all_pds` order (parents before children).
@@ -95,6 +99,8 @@ pub struct Pd {
     /// The id under which the parent knows this PD (children only).
     pub child_id: Option<u8>,
     pub priority: u8,
+    /// Scheduling domain of the PD's thread and its vCPUs (0 without a schedule).
+    pub domain: u8,
     pub budget_us: u64,
     pub period_us: u64,
     pub passive: bool,

@@ -54,6 +54,8 @@ pub fn build_with_monitor(
         control: Default::default(),
         id: None,
         setvar_id: None,
+        // Domain 0, with the root task (docs/ARCHITECTURE.md, "Domains").
+        domain: None,
         program_image: sdf::ProgramImage {
             path: monitor.path.clone(),
             path_for_symbols: None,

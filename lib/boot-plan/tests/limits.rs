@@ -195,7 +195,13 @@ fn microkit_examples_pass_check_unchanged() {
     let dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdf/tests/microkit/examples");
     for board in BOARDS.iter().filter(|b| b.name == "qemu-virt-aarch64") {
-        for name in ["setvar.system", "hierarchy.system", "passive_server.system"] {
+        for name in [
+            "setvar.system",
+            "hierarchy.system",
+            "passive_server.system",
+            "hello_domains.system",
+            "domains.system",
+        ] {
             let c = limits::check_file(&dir.join(name), board)
                 .unwrap_or_else(|d| panic!("{name}, GICv{}:\n{d}", board.gic.version().number()));
             assert!(c.warnings.is_empty(), "{name}:\n{}", c.warnings);

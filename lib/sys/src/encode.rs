@@ -323,6 +323,22 @@ pub fn asid_control_make_pool(root: CPtr, index: u64, depth: u64) -> Encoded<2> 
     Encoded::new(I::AsidControlMakePool, [index, depth], &[root])
 }
 
+pub fn domain_set_set(domain: u8, tcb: CPtr) -> Encoded<1> {
+    Encoded::new(I::DomainSetSet, [domain as u64], &[tcb])
+}
+
+/// `DomainSetSchedule` with `entries` ([`axolotl_abi::domain_entry`] words); more than
+/// [`axolotl_abi::MAX_DOMAIN_SCHEDULE`] are sent as a count the kernel refuses.
+pub fn domain_set_schedule(entries: &[u64]) -> Encoded<{ 1 + axolotl_abi::MAX_DOMAIN_SCHEDULE }> {
+    let mut words = [0; 1 + axolotl_abi::MAX_DOMAIN_SCHEDULE];
+    words[0] = entries.len() as u64;
+    let n = entries.len().min(axolotl_abi::MAX_DOMAIN_SCHEDULE);
+    words[1..1 + n].copy_from_slice(&entries[..n]);
+    let mut e = Encoded::new(I::DomainSetSchedule, words, &[]);
+    e.len = 1 + n;
+    e
+}
+
 pub fn asid_pool_assign(vspace: CPtr) -> Encoded<0> {
     Encoded::new(I::AsidPoolAssign, [], &[vspace])
 }

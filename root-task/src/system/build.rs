@@ -13,8 +13,8 @@ use axolotl_sys::alloc::{
     ObjectAlloc, PlaceError, ROOT_DEPTH, SlotAlloc, Span, fillers, place_fixed,
 };
 use axolotl_sys::{
-    AsidControl, AsidPool, CNode, Endpoint, Frame, InvocationError, IrqControl, IrqHandler,
-    Notification, Tcb, Untyped, UserContext, VSpace, Vcpu, vm_attr,
+    AsidControl, AsidPool, CNode, DomainSet, Endpoint, Frame, InvocationError, IrqControl,
+    IrqHandler, Notification, Tcb, Untyped, UserContext, VSpace, Vcpu, vm_attr,
 };
 use heapless::Vec;
 
@@ -287,6 +287,7 @@ impl System {
             let fault_ep = sys.mint(sys.service.0, REFRESHER_FAULT_BADGE)?;
             standby::start(&mut sys.alloc, src, pages(), wake.0, fault_ep).map_err(Error::Plan)?;
         }
+        sys.set_domains()?;
         // Dependencies first (`depends_on`): among PDs of one priority they run first.
         for i in plan.start_order() {
             sys.pds[i as usize].tcb.resume().step("resume")?;
@@ -538,6 +539,31 @@ impl System {
         self.alias_next = p.alias + p.size;
         let _ = pages_mut(self).push(p);
         Ok(p.alias)
+    }
+
+    /// Puts every PD's thread and its vCPUs into the PD's domain, then gives the kernel the
+    /// schedule (docs/ARCHITECTURE.md, "Domains"). The root task, the monitor and the standby
+    /// refresher stay in domain 0. A restart keeps the TCB, so a PD keeps its domain.
+    fn set_domains(&mut self) -> Result<(), Error> {
+        let plan = self.plan;
+        if plan.domain_schedule.is_empty() {
+            return Ok(());
+        }
+        let domain = DomainSet(init_cap::DOMAIN);
+        for (i, pd) in plan.pds.iter().enumerate() {
+            domain.set(pd.domain, self.pds[i].tcb).step("PD domain")?;
+            for c in self.vcpus.iter().filter(|c| pd.vm == Some(c.vm)) {
+                domain.set(pd.domain, c.tcb).step("vCPU domain")?;
+            }
+        }
+        domain
+            .set_schedule(&plan.domain_schedule)
+            .step("domain schedule")?;
+        axolotl_sys::println!(
+            "root-task: domain schedule of {} entries set",
+            plan.domain_schedule.len()
+        );
+        Ok(())
     }
 
     /// Loads the image, maps stack, IPC buffer and regions, and configures the TCB.

@@ -8,12 +8,16 @@ mod lines;
 use roxmltree::{Document, Node};
 
 use crate::layout::{
-    MAX_ID, MAX_PDS, MAX_PRIORITY, MAX_STACK_SIZE, MIN_STACK_SIZE, PAGE_SIZE_LARGE, PAGE_SIZE_SMALL,
+    MAX_DOMAINS, MAX_ID, MAX_PDS, MAX_PRIORITY, MAX_STACK_SIZE, MIN_STACK_SIZE, PAGE_SIZE_LARGE,
+    PAGE_SIZE_SMALL,
 };
 use crate::model::*;
 use crate::{Diagnostic, Span, defaults};
+
+/// Longest schedule entry (`axolotl_abi::MAX_DOMAIN_LENGTH_US`): 56 bits of microseconds.
+const MAX_DOMAIN_LENGTH_US: u64 = (1 << 56) - 1;
 pub(crate) use cx::Taint;
-use cx::{Cx, El};
+use cx::{Cx, El, parse_number};
 use lines::LineIndex;
 
 pub(crate) struct Output {
@@ -192,21 +196,30 @@ fn system(cx: &mut Cx, root: Node) -> Option<SystemDescription> {
         protection_domains: Vec::new(),
         memory_regions: Vec::new(),
         channels: Vec::new(),
+        domains: None,
         span: el.span,
     };
-    let allowed = ["protection_domain", "memory_region", "channel", "domains"];
+    let allowed = [
+        "protection_domain",
+        "memory_region",
+        "channel",
+        "domains",
+        "domain_schedule",
+    ];
     for (node, tag) in cx.children(el, &allowed) {
         match tag {
-            "domains" => {
-                let at = cx.lines.span(node.range().start);
-                cx.error(
-                    at,
-                    "domains",
-                    "`domains` (Microkit 2.3's domain schedule) is not supported: the kernel has \
-                     no domain scheduler, and PDs are isolated in time only by priorities \
-                     (scheduling contexts are not enforced either); remove the element and the \
-                     PDs' `domain` attributes",
-                );
+            "domains" | "domain_schedule" => {
+                let parsed = if tag == "domains" {
+                    domains(cx, node)
+                } else {
+                    legacy_domain_schedule(cx, node)
+                };
+                if sd.domains.is_some() {
+                    let at = cx.lines.span(node.range().start);
+                    cx.error(at, "domains", "more than one domain schedule");
+                } else {
+                    sd.domains = Some(parsed);
+                }
             }
             "protection_domain" => sd.protection_domains.push(protection_domain(cx, node, 0)),
             "memory_region" => sd.memory_regions.push(memory_region(cx, node)),
@@ -239,13 +252,7 @@ fn protection_domain(cx: &mut Cx, node: Node, depth: usize) -> ProtectionDomain 
         None
     };
     let setvar_id = cx.opt_str(el, "setvar_id");
-    if let Some((d, _)) = cx.attr(el, "domain") {
-        let msg = format!(
-            "`domain=\"{d}\"`: the kernel has no domain scheduler (Microkit 2.3's `domains`), \
-             so a PD cannot be placed in a domain; remove the attribute"
-        );
-        cx.reject(el, "domain", "domains", msg);
-    }
+    let domain = cx.opt_str(el, "domain");
     let resilience = resilience(cx, el);
 
     let mut images = Vec::new();
@@ -324,6 +331,7 @@ fn protection_domain(cx: &mut Cx, node: Node, depth: usize) -> ProtectionDomain 
         control,
         id,
         setvar_id,
+        domain,
         program_image,
         maps,
         irqs,
@@ -765,6 +773,220 @@ fn prefill(cx: &mut Cx, el: El) -> Option<Prefill> {
     );
     cx.reject(el, "prefill_path", "prefill", msg);
     None
+}
+
+/// Microkit's `<domains>`: `domain` elements (`name`, optional `id`: the smallest unused
+/// one when absent) and one `domain_schedule` of `schedule_entry` elements (`domain`,
+/// `duration` with a unit), closed by an optional `schedule_end_marker`.
+fn domains(cx: &mut Cx, node: Node) -> Domains {
+    let el = cx.open(node, "domains", &[]);
+    let mut named: Vec<(String, Option<u64>, Span)> = Vec::new();
+    let mut out = Domains {
+        domains: Vec::new(),
+        schedule: Vec::new(),
+        start_index: 0,
+        index_shift: 0,
+        span: el.span,
+    };
+    let mut schedules = 0;
+    for (child, tag) in cx.children(el, &["domain", "domain_schedule"]) {
+        if tag == "domain" {
+            let d = cx.open(child, "domain", &["name", "id"]);
+            cx.children(d, &[]);
+            let id = cx.opt_num(d, "id");
+            if let Some(id) = id
+                && id >= MAX_DOMAINS
+            {
+                let msg = format!("domain id {id} is out of range 0..{MAX_DOMAINS}");
+                cx.reject(d, "id", "domains", msg);
+            }
+            named.push((cx.req_str(d, "name"), id, d.span));
+            continue;
+        }
+        schedules += 1;
+        let s = cx.open(child, "domain_schedule", &["start_index", "index_shift"]);
+        if schedules > 1 {
+            cx.error(
+                s.span,
+                "domains",
+                "more than one `domain_schedule` in `domains`",
+            );
+        }
+        out.start_index = cx.opt_num(s, "start_index").unwrap_or(0);
+        out.index_shift = cx.opt_num(s, "index_shift").unwrap_or(0);
+        let mut ended = false;
+        for (e, etag) in cx.children(s, &["schedule_entry", "schedule_end_marker"]) {
+            let en = cx.open(
+                e,
+                etag,
+                if etag == "schedule_entry" {
+                    &["domain", "duration"]
+                } else {
+                    &[]
+                },
+            );
+            cx.children(en, &[]);
+            if etag == "schedule_end_marker" {
+                ended = true;
+                continue;
+            }
+            if ended {
+                cx.error(
+                    en.span,
+                    "domains",
+                    "a `schedule_entry` after `schedule_end_marker`",
+                );
+            }
+            let domain = cx.req_str(en, "domain");
+            let length_us = duration(cx, en).unwrap_or(1);
+            out.schedule.push(ScheduleEntry {
+                domain,
+                length_us,
+                span: en.span,
+            });
+        }
+    }
+    if schedules == 0 {
+        cx.error(
+            el.span,
+            "domains",
+            "`domains` without a `domain_schedule`: no domain would ever run",
+        );
+    }
+    // Explicit ids first, then the smallest unused one for each of the others, as Microkit.
+    let mut used: Vec<u64> = named.iter().filter_map(|(_, id, _)| *id).collect();
+    for (name, given, span) in named {
+        let id = given.unwrap_or_else(|| {
+            let free = (0..).find(|i| !used.contains(i)).unwrap_or(0);
+            used.push(free);
+            free
+        });
+        // An explicit id out of range was reported with its attribute.
+        if given.is_none() && id >= MAX_DOMAINS {
+            let msg = format!(
+                "domain `{name}` gets id {id}: more than {MAX_DOMAINS} domains, the kernel's \
+                 limit"
+            );
+            cx.error(span, "domains", msg);
+        }
+        out.domains.push(Domain { name, id, span });
+    }
+    out
+}
+
+/// `duration="6000 us"`: a number and a unit (`ns`, `us`, `ms`, `s`), in microseconds.
+fn duration(cx: &mut Cx, el: El) -> Option<u64> {
+    let (v, _) = cx.attr(el, "duration")?;
+    let v = v.trim();
+    let split = v
+        .find(|c: char| !(c.is_ascii_hexdigit() || c == '_' || c == 'x'))
+        .unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let per = match unit.trim() {
+        "ns" => None,
+        "us" => Some(1),
+        "ms" => Some(1000),
+        "s" => Some(1_000_000),
+        _ => {
+            let msg =
+                format!("`duration`: `{v}` is not a number with a unit (`ns`, `us`, `ms` or `s`)");
+            cx.reject(el, "duration", "domains", msg);
+            return None;
+        }
+    };
+    let Some(n) = parse_number(num.trim()) else {
+        let msg =
+            format!("`duration`: `{v}` is not a number with a unit (`ns`, `us`, `ms` or `s`)");
+        cx.reject(el, "duration", "domains", msg);
+        return None;
+    };
+    let us = match per {
+        None => n.div_ceil(1000),
+        Some(m) => n.saturating_mul(m),
+    };
+    if us == 0 || us > MAX_DOMAIN_LENGTH_US {
+        let msg = format!("`duration`: {v} is out of range (1 us to {MAX_DOMAIN_LENGTH_US} us)");
+        cx.reject(el, "duration", "domains", msg);
+        return None;
+    }
+    Some(us)
+}
+
+/// The older spelling, a top-level `<domain_schedule>` of `domain` elements with `name`
+/// and `length` (microseconds, seL4 MCS's unit), each distinct name a domain numbered in
+/// order of appearance; `domain_start index` / `start_index` and `domain_idx_shift shift`
+/// / `index_shift` as in `domains`.
+fn legacy_domain_schedule(cx: &mut Cx, node: Node) -> Domains {
+    let el = cx.open(node, "domain_schedule", &["start_index", "index_shift"]);
+    let mut out = Domains {
+        domains: Vec::new(),
+        schedule: Vec::new(),
+        start_index: cx.opt_num(el, "start_index").unwrap_or(0),
+        index_shift: cx.opt_num(el, "index_shift").unwrap_or(0),
+        span: el.span,
+    };
+    let (mut starts, mut shifts) = (0, 0);
+    for (child, tag) in cx.children(el, &["domain", "domain_start", "domain_idx_shift"]) {
+        match tag {
+            "domain_start" => {
+                let s = cx.open(child, tag, &["index"]);
+                cx.children(s, &[]);
+                starts += 1;
+                if starts > 1 {
+                    cx.error(s.span, "domains", "more than one `domain_start`");
+                }
+                out.start_index = cx.req_num(s, "index").unwrap_or(0);
+            }
+            "domain_idx_shift" => {
+                let s = cx.open(child, tag, &["shift"]);
+                cx.children(s, &[]);
+                shifts += 1;
+                if shifts > 1 {
+                    cx.error(s.span, "domains", "more than one `domain_idx_shift`");
+                }
+                out.index_shift = cx.req_num(s, "shift").unwrap_or(0);
+            }
+            _ => {
+                let d = cx.open(child, "domain", &["name", "length"]);
+                cx.children(d, &[]);
+                let name = cx.req_str(d, "name");
+                let length_us = match cx.req_num(d, "length") {
+                    Some(0) => {
+                        cx.reject(d, "length", "domains", "`length` must be at least 1 (us)");
+                        1
+                    }
+                    Some(n) if n > MAX_DOMAIN_LENGTH_US => {
+                        let msg = format!("`length` {n} is above {MAX_DOMAIN_LENGTH_US} us");
+                        cx.reject(d, "length", "domains", msg);
+                        1
+                    }
+                    Some(n) => n,
+                    None => 1,
+                };
+                if !name.is_empty() && out.domains.iter().all(|x| x.name != name) {
+                    let id = out.domains.len() as u64;
+                    if id == MAX_DOMAINS {
+                        let msg = format!(
+                            "domain `{name}` is domain number {}: the kernel has {MAX_DOMAINS}",
+                            id + 1
+                        );
+                        cx.error(d.span, "domains", msg);
+                    }
+                    out.domains.push(Domain {
+                        name: name.clone(),
+                        id,
+                        span: d.span,
+                    });
+                }
+                out.schedule.push(ScheduleEntry {
+                    domain: name,
+                    length_us,
+                    span: d.span,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Microkit 2.3's cap sharing: refused, each kind with the reason it cannot be honoured.

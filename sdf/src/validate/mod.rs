@@ -3,6 +3,7 @@
 
 mod board;
 mod channels;
+mod domains;
 mod ids;
 mod image;
 mod maps;
@@ -48,6 +49,7 @@ pub(crate) fn validate(sd: &SystemDescription, taint: &Taint, board: &Board) -> 
     regions::check(&mut cx);
     maps::check(&mut cx);
     resilience::check(&mut cx);
+    domains::check(&mut cx);
     board::check(&mut cx);
     cx.out
 }

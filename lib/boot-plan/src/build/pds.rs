@@ -133,6 +133,7 @@ pub(super) fn pds(cx: &mut Cx) {
             parent: cx.parent[i],
             child_id: pd.id,
             priority: pd.priority,
+            domain: cx.sd.domain_of(pd),
             budget_us: pd.budget,
             period_us: pd.period,
             passive: pd.passive,

@@ -1,4 +1,4 @@
-use super::{CNode, IrqControl, IrqHandler, Notification, invoke_unit};
+use super::{CNode, DomainSet, IrqControl, IrqHandler, Notification, Tcb, invoke_unit};
 use crate::encode;
 use crate::invoke::InvocationError;
 
@@ -29,5 +29,17 @@ impl IrqHandler {
             self.0,
             &encode::irq_handler_set_notification(notification.0),
         )
+    }
+}
+
+impl DomainSet {
+    /// Puts `tcb`'s thread into `domain` (below `axolotl_abi::NUM_DOMAINS`).
+    pub fn set(self, domain: u8, tcb: Tcb) -> R {
+        invoke_unit(self.0, &encode::domain_set_set(domain, tcb.0))
+    }
+    /// Replaces the domain schedule: `entries` are `axolotl_abi::domain_entry` words, run
+    /// in turn, cyclically, the first from now; none: domain 0 alone.
+    pub fn set_schedule(self, entries: &[u64]) -> R {
+        invoke_unit(self.0, &encode::domain_set_schedule(entries))
     }
 }

@@ -50,6 +50,8 @@ cap_type!(
     IrqHandler,
     AsidControl,
     AsidPool,
+    /// The domain cap (seL4's `seL4_DomainSet`): thread domains and the domain schedule.
+    DomainSet,
 );
 
 pub(crate) use crate::invoke::invoke_unit;

@@ -1,6 +1,7 @@
 //! The test cases, in the order they run: object creation first, then what builds on it.
 
 mod cnode;
+mod domains;
 mod errors;
 mod faults;
 mod hostile_irq;
@@ -106,6 +107,8 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("sched_signal_preempts", sched::preempt),
     ("sched_round_robin_yield", sched::round_robin),
     ("sched_timeslice", sched::timeslice),
+    ("domain_other_domain_waits", domains::other_domain_waits),
+    ("domain_bad_arguments", domains::bad_arguments),
     ("fault_vm_read", faults::vm_read),
     ("fault_vm_write", faults::vm_write),
     ("fault_user_exception", faults::user_exception),
