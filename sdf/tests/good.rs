@@ -364,3 +364,36 @@ fn control_grants_are_read() {
         assert!(d.to_string().contains("`control`"), "{bad}: {d}");
     }
 }
+
+/// Microkit's two spellings of the domain schedule mean the same model: domain ids (given,
+/// first-free, or by order of appearance), lengths in microseconds, each PD's domain.
+#[test]
+fn domain_schedules_keep_their_meaning() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/microkit/examples");
+    let board = &axolotl_kernel_config::BOARDS[0];
+    let c = check_file(&dir.join("domains.system"), board).unwrap();
+    let d = c.system.domains.as_ref().unwrap();
+    let ids: Vec<(&str, u64)> = d.domains.iter().map(|x| (x.name.as_str(), x.id)).collect();
+    assert_eq!(ids, [("monitor", 0), ("emitter", 1), ("collector", 2)]);
+    let sched: Vec<(&str, u64)> = d
+        .schedule
+        .iter()
+        .map(|e| (e.domain.as_str(), e.length_us))
+        .collect();
+    assert_eq!(
+        sched,
+        [("monitor", 6000), ("emitter", 8000), ("collector", 2000)]
+    );
+    let s = &c.system;
+    assert_eq!(s.domain_of(s.pd("collector").unwrap()), 2);
+
+    let c = check_file(&dir.join("hello_domains.system"), board).unwrap();
+    let d = c.system.domains.as_ref().unwrap();
+    assert_eq!(d.period_us(), 4_000_000);
+    let s = &c.system;
+    let of: Vec<u8> = ["hello", "hello_2", "hello_3"]
+        .iter()
+        .map(|n| s.domain_of(s.pd(n).unwrap()))
+        .collect();
+    assert_eq!(of, [0, 1, 2]);
+}
