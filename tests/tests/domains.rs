@@ -35,8 +35,8 @@ fn hello_domains(gic: u8) {
         ],
         DEFAULT_TIMEOUT,
     ));
-    let first = hellos(b.console()).len();
-    while hellos(b.console()).len() < first + 40 {
+    let first = hellos(&b.console()).len();
+    while hellos(&b.console()).len() < first + 40 {
         check(b.expect("hello, world from", DEFAULT_TIMEOUT));
     }
     // Slots of 100, 100 and 200 ticks (2 ms each): within one slot only its PD speaks, so

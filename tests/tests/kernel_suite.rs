@@ -26,7 +26,7 @@ fn kernel_suite(gic: u8) {
             b.failure(format!("unreadable summary {summary:?} (after {line:?})"))
         ),
     };
-    if failed != 0 || passed < 116 {
+    if failed != 0 || passed < 119 {
         panic!(
             "{}",
             b.failure(format!(

@@ -44,7 +44,7 @@ pub const RETYPE_FAN_OUT_LIMIT: u64 = 256;
 /// Number of thread priorities; 0 is lowest.
 pub const NUM_PRIORITIES: usize = 256;
 /// Scheduling domains (seL4's `CONFIG_NUM_DOMAINS`, Microkit's limit): a thread is in one,
-/// and the kernel runs only the current domain's threads (docs/ARCHITECTURE.md, "Domains").
+/// and the kernel runs only the current domain's threads (docs/ARCHITECTURE.md, "Scheduling domains").
 pub const NUM_DOMAINS: usize = 16;
 /// Entries of the kernel's fixed domain schedule table (`DomainSetSchedule`).
 pub const MAX_DOMAIN_SCHEDULE: usize = 64;

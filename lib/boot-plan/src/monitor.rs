@@ -54,7 +54,7 @@ pub fn build_with_monitor(
         control: Default::default(),
         id: None,
         setvar_id: None,
-        // Domain 0, with the root task (docs/ARCHITECTURE.md, "Domains").
+        // Domain 0, with the root task (docs/ARCHITECTURE.md, "Scheduling domains").
         domain: None,
         program_image: sdf::ProgramImage {
             path: monitor.path.clone(),

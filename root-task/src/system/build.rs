@@ -542,7 +542,7 @@ impl System {
     }
 
     /// Puts every PD's thread and its vCPUs into the PD's domain, then gives the kernel the
-    /// schedule (docs/ARCHITECTURE.md, "Domains"). The root task, the monitor and the standby
+    /// schedule (docs/ARCHITECTURE.md, "Scheduling domains"). The root task, the monitor and the standby
     /// refresher stay in domain 0. A restart keeps the TCB, so a PD keeps its domain.
     fn set_domains(&mut self) -> Result<(), Error> {
         let plan = self.plan;
