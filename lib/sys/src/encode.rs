@@ -393,6 +393,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn domain_invocations_follow_the_table() {
+        let e = domain_set_set(3, 7);
+        assert_eq!(
+            (e.label, e.words(), e.ncaps, e.caps[0]),
+            (40, &[3][..], 1, 7)
+        );
+        let w = [
+            axolotl_abi::domain_entry(0, 6000),
+            axolotl_abi::domain_entry(2, 1),
+        ];
+        let e = domain_set_schedule(&w);
+        assert_eq!(e.label, 41);
+        assert_eq!(e.words(), &[2, 6000, 2 << 56 | 1]);
+        // Too many: the count says so (the kernel refuses it), the words stop at the table.
+        let e = domain_set_schedule(&[0; axolotl_abi::MAX_DOMAIN_SCHEDULE + 1]);
+        assert_eq!(e.words()[0], axolotl_abi::MAX_DOMAIN_SCHEDULE as u64 + 1);
+        assert_eq!(e.words().len(), 1 + axolotl_abi::MAX_DOMAIN_SCHEDULE);
+    }
+
+    #[test]
     fn retype_follows_the_table() {
         let e = untyped_retype(4, 6, 2, 0, 0, 100, 3);
         assert_eq!(e.label, I::UntypedRetype as u64);
