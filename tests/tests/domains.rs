@@ -1,6 +1,7 @@
 //! Issue #19: Microkit's domain schedule. `tests/systems/hello-domains.system` is Microkit's
 //! `hello_domains` with shorter slots and a first PD that would starve the others without
-//! domains: each PD runs, in its own domain's slots only.
+//! domains: each PD runs, in its own domain's slots only; a PD of domain 3 that fails is
+//! restarted by the monitor (domain 0) and runs again in domain 3.
 
 use axolotl_tests::{DEFAULT_TIMEOUT, boot_named, check};
 
@@ -23,7 +24,17 @@ fn hello_domains(gic: u8) {
         DEFAULT_TIMEOUT,
     ));
     check(b.expect(
-        "root-task: system up: 3 protection domains and the monitor started",
+        "root-task: system up: 4 protection domains and the monitor started",
+        DEFAULT_TIMEOUT,
+    ));
+    // A new TCB is in domain 0, where `hello` (priority 200) leaves the crasher (100) no
+    // time: generation 1 runs only if the restart kept the crasher in its domain.
+    check(b.expect_chain(
+        &[
+            "crasher: generation 0",
+            "monitor: restarted crasher (cause: vm-fault",
+            "crasher: generation 1",
+        ],
         DEFAULT_TIMEOUT,
     ));
     // Two rounds of the schedule (800 ms each): every PD has had its slot twice.
