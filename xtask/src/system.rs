@@ -155,7 +155,20 @@ pub fn pack_with_initrd(
     }
     let sd = checked.system;
     let (net, blk) = io_devices(&sd);
-    let features: &[&str] = if is_test_system(sdf_path) {
+    let campaign = sdf_path
+        .file_stem()
+        .is_some_and(|s| s.to_string_lossy().starts_with("campaign-"));
+    let features: &[&str] = if is_test_system(sdf_path) && campaign {
+        // A campaign measures the product's code: no test-only failure points in the PDs
+        // it injects into (control-pd's crash on its fifth request would read as a
+        // detected failure of every in-system campaign's first boot). The monitor's hooks
+        // act only on PDs named for them; the VMM's test guest is the shell the in-system
+        // workload types into.
+        &[
+            "axolotl-monitor-pd/fault-injection",
+            "axolotl-vmm-pd/test-guest",
+        ]
+    } else if is_test_system(sdf_path) {
         &[
             "axolotl-monitor-pd/fault-injection",
             "axolotl-control-pd/fault-injection",

@@ -278,6 +278,9 @@ fn short_campaign(t: &mut Tally) {
         workload: None,
         max_steps: 1000,
         gic: 3,
+        in_system: false,
+        per_boot: 25,
+        settle_ms: 6000,
     };
     let check = || -> Result<String, String> {
         let mut s = crate::campaign::run(args(None))?;

@@ -417,3 +417,41 @@ fn restart_storm() {
     check(&rig, 10, 200, 0);
     assert!(rig.clients[0].stats().driver_restarts > 10);
 }
+
+/// The receiving client's request tail scribbled (control's `ring-corruption` of a VMM, an
+/// in-system campaign's first injection): the driver reports the client, the monitor
+/// restarts it, and the successor's input must flow again. Seen in QEMU: after such a VMM
+/// restart the guest's console took no more input.
+#[test]
+fn a_receiver_restarted_after_a_scribbled_tail_is_served_again() {
+    let mut rig = Rig::new(1, [1, 1], 16, 16);
+    for op in [Op::Rx, Op::Driver, Op::Rx, Op::Inject(10), Op::Driver] {
+        rig.step(op);
+    }
+    for _ in 0..5 {
+        for op in [Op::Rx, Op::Driver, Op::Irq, Op::Read(16)] {
+            rig.step(op);
+        }
+    }
+    assert_eq!(rig.received, rig.injected, "input flows before the scribble");
+    // lib/ring's layout: the request queue's tail, the word the client writes, at 128.
+    let tail = rig.rx_link.rings.read_u32(128);
+    rig.rx_link.rings.write_u32(128, tail ^ 0x8000_0000);
+    let act = rig.driver().poll();
+    assert!(!act.faults.is_empty(), "the driver finds the scribble: {act:?}");
+    // The monitor restarts the client (a VMM keeps its guest UART's FIFO).
+    rig.step(Op::RxRestart);
+    let before = rig.received.len();
+    rig.step(Op::Inject(5));
+    for _ in 0..20 {
+        for op in [Op::Rx, Op::Driver, Op::Irq, Op::Read(16)] {
+            rig.step(op);
+        }
+    }
+    assert!(
+        rig.received.len() > before,
+        "the restarted receiver gets input again: {:?} of {:?}",
+        rig.received,
+        rig.injected
+    );
+}
