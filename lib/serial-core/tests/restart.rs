@@ -433,12 +433,18 @@ fn a_receiver_restarted_after_a_scribbled_tail_is_served_again() {
             rig.step(op);
         }
     }
-    assert_eq!(rig.received, rig.injected, "input flows before the scribble");
+    assert_eq!(
+        rig.received, rig.injected,
+        "input flows before the scribble"
+    );
     // lib/ring's layout: the request queue's tail, the word the client writes, at 128.
     let tail = rig.rx_link.rings.read_u32(128);
     rig.rx_link.rings.write_u32(128, tail ^ 0x8000_0000);
     let act = rig.driver().poll();
-    assert!(!act.faults.is_empty(), "the driver finds the scribble: {act:?}");
+    assert!(
+        !act.faults.is_empty(),
+        "the driver finds the scribble: {act:?}"
+    );
     // The monitor restarts the client (a VMM keeps its guest UART's FIFO).
     rig.step(Op::RxRestart);
     let before = rig.received.len();

@@ -191,18 +191,7 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
         }),
     )
     .ok_or("no board")?;
-    // The campaign boots its own copy of the image: a build running meanwhile (another
-    // campaign, `cargo xtask test`) rewrites the shared one in place, and a resumed
-    // campaign must inject into the image its plans were made for.
-    let image = dir.join("image.elf");
-    if !image.is_file() {
-        let mut v = crate::images::Variant::new(board, None);
-        v.system = Some(crate::system::pack(&sdf, &board)?);
-        let built = crate::images::build(&v)?;
-        let tmp = dir.join("image.elf.tmp");
-        std::fs::copy(&built, &tmp).map_err(|e| format!("{}: {e}", built.display()))?;
-        std::fs::rename(&tmp, &image).map_err(|e| e.to_string())?;
-    }
+    let image = build_image(&dir, &sdf, board)?;
     let target = Target::load(&sdf, &a.target, a.anchor.as_deref(), w.ring_layout())?;
     let set = settings(&a, &kinds, &target.anchor_pattern, &w, default_workload);
     match std::fs::read_to_string(dir.join("settings.txt")) {
@@ -522,15 +511,7 @@ fn run_in_system(mut a: Args) -> Result<Summary, String> {
         }),
     )
     .ok_or("no board")?;
-    let image = dir.join("image.elf");
-    if !image.is_file() {
-        let mut v = crate::images::Variant::new(board, None);
-        v.system = Some(crate::system::pack(&sdf, &board)?);
-        let built = crate::images::build(&v)?;
-        let tmp = dir.join("image.elf.tmp");
-        std::fs::copy(&built, &tmp).map_err(|e| format!("{}: {e}", built.display()))?;
-        std::fs::rename(&tmp, &image).map_err(|e| e.to_string())?;
-    }
+    let image = build_image(&dir, &sdf, board)?;
     let set = format!(
         "mode=in-system\nsystem={}\ntarget={}\nseed={}\nkinds={}\ngic={}\n",
         a.system.display(),
@@ -662,4 +643,26 @@ fn run_in_system(mut a: Args) -> Result<Summary, String> {
         errors: errors.into_inner(),
         report: md,
     })
+}
+
+/// The campaign's own copy of the system's image in `dir` (built, under the checkout's
+/// build lock, unless a resumed campaign has it): a build running meanwhile (another
+/// campaign, `cargo xtask test`) rewrites the shared one in place, and a resumed campaign
+/// must inject into the image its plans were made for.
+fn build_image(
+    dir: &Path,
+    sdf: &Path,
+    board: axolotl_kernel_config::Board,
+) -> Result<PathBuf, String> {
+    let image = dir.join("image.elf");
+    if !image.is_file() {
+        let _held = crate::lock_checkout()?;
+        let mut v = crate::images::Variant::new(board, None);
+        v.system = Some(crate::system::pack(sdf, &board)?);
+        let built = crate::images::build(&v)?;
+        let tmp = dir.join("image.elf.tmp");
+        std::fs::copy(&built, &tmp).map_err(|e| format!("{}: {e}", built.display()))?;
+        std::fs::rename(&tmp, &image).map_err(|e| e.to_string())?;
+    }
+    Ok(image)
 }
