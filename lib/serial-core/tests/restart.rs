@@ -516,10 +516,17 @@ fn after_a_scribbled_tail_the_restarted_receiver_is_woken_and_served() {
     );
     let tail = rig.rx_link.rings.read_u32(128);
     rig.rx_link.rings.write_u32(128, tail ^ 0x8000_0000);
-    // The driver finds it at its next wake-up (a byte typed), reports the client.
-    rig.step(Op::Inject(1));
+    // The driver finds it at its next wake-up (a line typed: the in-system campaign's check
+    // command), reports the client.
+    rig.step(Op::Inject(12));
     let act = rig.driver().on_irq();
     assert!(!act.faults.is_empty(), "{act:?}");
+    // Its buffers cannot be answered: receive interrupts stay off until its successor.
+    assert!(
+        !rig.driver().irq_mask().contains(Irqs::RX),
+        "{:?}",
+        rig.driver().irq_mask()
+    );
     // The monitor restarts the client, which starts up and notifies the driver.
     rig.step(Op::RxRestart);
     to_client = true;
@@ -534,4 +541,7 @@ fn after_a_scribbled_tail_the_restarted_receiver_is_woken_and_served() {
         rig.received,
         rig.injected,
     );
+    // Nothing the UART accepted is lost: what arrived with the wake-up that found the
+    // scribble reaches the successor too (it was lost, and with it the campaign's command).
+    assert_eq!(rig.received, rig.injected, "driver {stats:?}");
 }
