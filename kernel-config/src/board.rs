@@ -346,8 +346,7 @@ impl Board {
     /// The UARTs the kernel's console may be put on, the board's default first: a system that
     /// gives the default one to user level gets its kernel log on the next one it leaves
     /// free (the build picks it: `axolotl_sdf::console_board`). Empty where the board has
-    /// one console only (the Pi and the ODROIDs: their other UARTs need pin and clock set-up
-    /// the kernel does not do).
+    /// one console only (the Pi and the ODROIDs: no other UART of theirs is modelled).
     pub fn console_candidates(&self) -> &'static [ConsoleUart] {
         match self.name {
             "qemu-virt-aarch64" => QEMU_VIRT_UARTS,
@@ -458,6 +457,31 @@ mod tests {
         }
         for bad in [0, 15, 25, 26, 27, 29, 31, 33, 256, 1020] {
             assert!(b.user_irq_refusal(bad).is_some(), "{bad}");
+        }
+    }
+
+    /// QEMU virt's console can move to UART1; the kernel then keeps IRQ 40 and hands out 33.
+    #[test]
+    fn qemu_virt_console_candidates_are_its_two_pl011s() {
+        for b in [QEMU_VIRT_GICV2, QEMU_VIRT_GICV3] {
+            let c = b.console_candidates();
+            assert_eq!(c.len(), 2);
+            assert_eq!(b.console_uart(), Some(c[0]));
+            let (lo, hi) = b.device_window;
+            for u in c {
+                assert!(u.page() >= lo && u.page() + 0x1000 <= hi, "{u:?}");
+            }
+            let moved = b.with_console(c[1]);
+            assert_eq!((moved.uart_base, moved.uart_irq), (0x0904_0000, 40));
+            assert_eq!(moved.console_uart(), Some(c[1]));
+            assert_eq!(moved.user_irq_refusal(33), None);
+            assert!(moved.user_irq_refusal(40).is_some());
+            assert!(b.user_irq_refusal(33).is_some());
+            assert_eq!((b.sdf_cores(), b.cores()), (4, 1));
+        }
+        for b in [RPI4B, ODROID_C4, ODROID_C2] {
+            assert!(b.console_candidates().is_empty() && b.console_uart().is_none());
+            assert_eq!(b.sdf_cores(), 1);
         }
     }
 

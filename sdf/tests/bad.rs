@@ -1015,6 +1015,12 @@ fn irq_reserved() {
                 "irq-reserved",
                 "irq 256 is beyond the interrupts the kernel manages (32 to 255) (protection domain `a`)",
             ),
+            (
+                8,
+                9,
+                "irq-reserved",
+                "irq 30 is the EL1 physical timer's PPI, which the root task keeps: it runs the monitor's clock (heartbeats, restart back-off) on that timer, which is one per core and not switched between threads, so no protection domain can own it (protection domain `a`)",
+            ),
         ],
     );
 }
@@ -1089,7 +1095,7 @@ fn pd_pp() {
             2,
             33,
             "unknown-attribute",
-            "unknown attribute `pp` on `protection_domain` (`pp` belongs on a channel's `<end>`: move it to the end naming this PD)",
+            "unknown attribute `pp` on `protection_domain` (Microkit 1.x's form, which Microkit 2.x refuses too: `pp=\"true\"` now goes on the channel `<end>` of the PD that calls this one, the other end of its channel)",
         )],
     );
 }
