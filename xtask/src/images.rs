@@ -52,7 +52,7 @@ impl Variant {
     /// The board the kernel is built for: the packed system's (its console moved off a UART
     /// the system takes), else [`Variant::board`].
     pub fn kernel_board(&self) -> Board {
-        self.system.as_ref().map_or(self.board, |s| s.board)
+        self.system.as_ref().map_or(self.board, |s| *s.board)
     }
 
     pub fn name(&self) -> String {

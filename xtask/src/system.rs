@@ -36,8 +36,8 @@ pub struct Packed {
     pub pack: PathBuf,
     /// The board the system was checked and planned for: the kernel's console where the
     /// system leaves it (`axolotl_sdf::console`), which the kernel is built for and QEMU is
-    /// wired to.
-    pub board: Board,
+    /// wired to. Boxed: a `Variant` carries it, and image job lists hold many variants.
+    pub board: Box<Board>,
 }
 
 /// Finds a program image the way Microkit's tool searches: next to the SDF first, then among
@@ -267,7 +267,7 @@ pub fn pack_with_initrd(
     Ok(Packed {
         name,
         pack: out,
-        board: *board,
+        board: Box::new(*board),
     })
 }
 
