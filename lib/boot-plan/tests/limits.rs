@@ -241,6 +241,17 @@ fn libvmm_and_sddf_examples_check_as_microkit_would() {
     assert_eq!((c.board.uart_base, c.board.uart_irq), uart1);
     let rules: Vec<&str> = c.warnings.iter().map(|d| d.rule).collect();
     assert_eq!(rules, ["cpu-shared"; 3], "{}", c.warnings);
+    // On GICv3 (xtask's default) its GICV region is not there: the message says `--gic 2`.
+    let gicv3 = BOARDS
+        .iter()
+        .find(|b| b.name == "qemu-virt-aarch64" && b.gic.version().number() == 3)
+        .unwrap();
+    let d = limits::check_file(&dir.join("libvmm/simple.system"), gicv3).unwrap_err();
+    let errs: Vec<String> = d.errors().map(|d| d.to_string()).collect();
+    assert!(
+        errs.len() == 1 && errs[0].contains("check and build with `--gic 2`"),
+        "{d}"
+    );
     for board in BOARDS.iter().filter(|b| b.name == "qemu-virt-aarch64") {
         let c = limits::check_file(&dir.join("sddf/serial.system"), board)
             .unwrap_or_else(|d| panic!("sDDF serial:\n{d}"));
