@@ -13,6 +13,7 @@ fn uart0_belongs_to_the_system(gic: u8) {
     // The kernel's log (from its first line on) and the PDs' debug lines: on UART1.
     check(b.expect_all(
         &[
+            "console: UART1 at 0x9040000, irq 40: the system takes the board's own UART",
             "timer: ",
             "root-task: system up: 4 protection domains and the monitor started",
             "serial_driver: generation 0: serving 2 clients",
