@@ -406,11 +406,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             axolotl_qemu::emulated(&b)?;
             setup::ensure()?;
             let sdf = resolve(&system);
-            let img = images::build(&variant(b, Some(&sdf))?)?;
+            let v = variant(b, Some(&sdf))?;
+            let img = images::build(&v)?;
             let (net, blk) = system::io_devices_of(&sdf, &b)?;
             let disk = if blk { Some(gateway_disk()?) } else { None };
             drop(lock.take());
-            let mut m = axolotl_qemu::Machine::new(b);
+            // Wired to the kernel's console where the system left it (UART1 when the system
+            // takes UART0): the system log on the terminal, the other UART the system's.
+            let mut m = axolotl_qemu::Machine::new(v.kernel_board());
             m.cpu = Box::leak(cpu.into_boxed_str());
             m.disk = disk;
             if net {
@@ -494,7 +497,20 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                         eprint!("{}", axolotl_sdf::Diagnostics::from(loaded.problems));
                         return Ok(ExitCode::from(1));
                     }
-                    println!("{}: ok", file.display());
+                    match checked
+                        .board
+                        .console_uart()
+                        .filter(|u| u.base != b.uart_base)
+                    {
+                        Some(u) => println!(
+                            "{}: ok (it takes the board's console UART: the kernel's log goes \
+                             to {} at {:#x})",
+                            file.display(),
+                            u.name,
+                            u.base
+                        ),
+                        None => println!("{}: ok", file.display()),
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(diags) => {

@@ -31,6 +31,7 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/resilient-echo-client-crash.system",
     "tests/systems/resilient-echo-liar.system",
     "tests/systems/resilient-echo-watched.system",
+    "tests/systems/console-uart0.system",
     "tests/systems/vm-exits.system",
     "tests/systems/many-restartable.system",
     "tests/systems/cap-grant.system",
