@@ -73,6 +73,7 @@ const SYSTEMS: &[&str] = &[
 const RPI4B_SYSTEMS: &[&str] = &[
     "systems/hello.system",
     "tests/systems/resilient-echo-rpi4b.system",
+    "tests/systems/linux-vm-rpi4b.system",
 ];
 
 /// Systems written for one GIC (`*-gicv2.system`: a GICv2 guest needs the board's GICV frame)
