@@ -435,7 +435,11 @@ fn mini_uart_mismatches(fdt: &Fdt, b: &Board, m: &MiniUart) -> Vec<String> {
         axolotl_mini_uart::reg::MU as u64,
         at.wrapping_sub(m.aux)
     );
-    same!("mini UART INTID", m.intid as u64, intids(fdt, &uart)[0] as u64);
+    same!(
+        "mini UART INTID",
+        m.intid as u64,
+        intids(fdt, &uart)[0] as u64
+    );
     // A driver PD can be given it: a device untyped covers it.
     let (lo, hi) = b.device_window;
     if !(lo <= m.aux && m.aux + 0x1000 <= hi) {

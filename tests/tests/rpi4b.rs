@@ -122,7 +122,10 @@ fn rpi4b_resilient_echo_on_the_mini_uart_survives_a_driver_crash() {
     let console = b.console();
     let mut restarts_seen = 0;
     for d in &done {
-        let line = console.lines().find(|l| l.contains(d.as_str())).expect("seen above");
+        let line = console
+            .lines()
+            .find(|l| l.contains(d.as_str()))
+            .expect("seen above");
         // Every seq completed exactly once and in order (the client checks each), none lost.
         assert!(line.contains("(sent 100, resubmitted "), "{line}");
         assert!(line.ends_with(", errors 0)"), "{line}");
@@ -225,7 +228,9 @@ fn rpi4b_debian_linux_boots_to_its_shell_under_the_vmm() {
         .windows(b"Booting Linux on physical CPU".len())
         .any(|w| w == b"Booting Linux on physical CPU")
     {
-        check::<()>(Err(b.failure("the mini UART did not carry the guest's boot log")));
+        check::<()>(Err(
+            b.failure("the mini UART did not carry the guest's boot log")
+        ));
     }
     // /proc/interrupts: the virtual timer (PPI 27) ticked through the GIC-400's list registers.
     let marker = console
@@ -241,7 +246,13 @@ fn rpi4b_debian_linux_boots_to_its_shell_under_the_vmm() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no count in {timer:?}"));
     assert!(ticks > 0, "the guest's timer never ticked: {timer:?}");
-    for bad in ["PANIC", "kernel: FAULT", "cannot start", "monitor: restarted", "Kernel panic"] {
+    for bad in [
+        "PANIC",
+        "kernel: FAULT",
+        "cannot start",
+        "monitor: restarted",
+        "Kernel panic",
+    ] {
         check(b.refute(bad));
     }
 }

@@ -260,8 +260,7 @@ impl<R: Regs> Uart for MiniUart<R> {
     fn irq_status(&self) -> Irqs {
         let stat = self.regs.read(reg::STAT);
         let mut pending = Irqs::NONE;
-        if self.mask.intersects(Irqs::RX | Irqs::RX_TIMEOUT) && stat & stat::SYMBOL_AVAILABLE != 0
-        {
+        if self.mask.intersects(Irqs::RX | Irqs::RX_TIMEOUT) && stat & stat::SYMBOL_AVAILABLE != 0 {
             pending = pending | Irqs::RX;
         }
         if self.mask.contains(Irqs::TX) && stat & stat::TX_FIFO_EMPTY != 0 {

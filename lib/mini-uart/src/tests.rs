@@ -46,8 +46,9 @@ impl Fake {
 impl State {
     fn mu_reg(&mut self, offset: usize, what: &str) -> bool {
         if offset >= reg::MU && self.enables & ENABLE_MINI_UART == 0 {
-            self.violations
-                .push(std::format!("{what} of {offset:#x} while the mini UART is disabled"));
+            self.violations.push(std::format!(
+                "{what} of {offset:#x} while the mini UART is disabled"
+            ));
             return false;
         }
         true
@@ -143,8 +144,10 @@ impl Regs for &Fake {
             reg::AUX_ENABLES => s.enables = value & 7,
             reg::IO => {
                 if s.tx.len() == FIFO {
-                    s.violations
-                        .push(std::format!("{:?} written into a full FIFO", value as u8 as char));
+                    s.violations.push(std::format!(
+                        "{:?} written into a full FIFO",
+                        value as u8 as char
+                    ));
                 } else {
                     s.tx.push_back(value as u8);
                 }
@@ -200,7 +203,11 @@ fn init_clears_what_a_previous_incarnation_left() {
     }
     let mut u = ready(&f);
     assert_eq!(f.0.borrow().ier, 0);
-    assert_eq!(u.try_read(), Ok(None), "the stale bytes and overrun are gone");
+    assert_eq!(
+        u.try_read(),
+        Ok(None),
+        "the stale bytes and overrun are gone"
+    );
 }
 
 #[test]
