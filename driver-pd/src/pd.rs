@@ -144,6 +144,11 @@ pub trait Line: Uart + Sized {
     }
 }
 
+/// Where the SDF maps the driver's device page, if it does.
+pub(crate) fn uart_base_vaddr() -> Option<usize> {
+    Some(uart_base.get() as usize).filter(|&v| v != 0)
+}
+
 impl Line for Pl011 {
     const NAME: &'static str = "UART1";
 
@@ -185,7 +190,7 @@ pub type Driver = SerialDriver<CLIENTS>;
 /// `client_a`'s, as control-pd's) the guest's console output, byte for byte (docs/vmm.md).
 pub type ConsoleDriver = SerialDriver<1>;
 
-impl ConsoleDriver {
+impl<U: Line> SerialDriver<1, U> {
     pub const fn for_vmm() -> Self {
         Self::receiving_for("the VMM")
     }
@@ -224,7 +229,7 @@ impl<const N: usize, U: Line> SerialDriver<N, U> {
     }
 }
 
-impl<const N: usize> SerialDriver<N> {
+impl<const N: usize, U: Line> SerialDriver<N, U> {
     pub const fn new() -> Self {
         Self::receiving_for("echo_rx")
     }
@@ -390,7 +395,7 @@ impl<const N: usize, U: Line> SerialDriver<N, U> {
     }
 }
 
-impl<const N: usize> Default for SerialDriver<N> {
+impl<const N: usize, U: Line> Default for SerialDriver<N, U> {
     fn default() -> Self {
         Self::new()
     }

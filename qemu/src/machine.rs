@@ -17,7 +17,9 @@ pub struct Machine {
     /// UART1's chardev backend, as after `-chardev` without the id (e.g. `pipe,path=/tmp/u`
     /// for `/tmp/u.in` and `/tmp/u.out`); `None`: `null`. More exactly, the backend of the
     /// UART the kernel's console is *not* on: UART1, or UART0 when the system takes UART0 and
-    /// the kernel's console is on UART1 ([`Machine::console_on_uart1`]).
+    /// the kernel's console is on UART1 ([`Machine::console_on_uart1`]). On `raspi4b` the
+    /// second `-serial` is the Pi's mini UART (the aux block's, 0xfe21_5040, INTID 125),
+    /// which the Pi's systems use where virt's use UART1.
     pub uart1: Option<String>,
     /// A virtio-mmio NIC on QEMU user networking (`-netdev user`): the guest reaches the
     /// host's loopback through the forwards, and nothing else listens outside 127.0.0.1.
@@ -106,9 +108,11 @@ impl Machine {
     /// `interactive`, typed keys reach UART1 (Ctrl-A C switches them to QEMU's monitor and
     /// back, Ctrl-A X quits).
     ///
-    /// The first `-serial` is the kernel console (`virt`'s UART0, `0x0900_0000`). A second
-    /// one makes QEMU create UART1 (`0x0904_0000`, INTID 40), which the resilient-echo
-    /// system's driver PD owns; `null` unless [`Machine::uart1`] names a backend.
+    /// The first `-serial` is the kernel console (`virt`'s UART0, `0x0900_0000`; the Pi's
+    /// PL011 UART0, `0xfe20_1000`). The second is `virt`'s UART1 (`0x0904_0000`, INTID 40),
+    /// which the resilient-echo system's driver PD owns, or on `raspi4b` the mini UART
+    /// (QEMU's `bcm2835-aux`: the aux page `0xfe21_5000`, INTID 125; the Pi's systems'
+    /// driver PD owns it); `null` unless [`Machine::uart1`] names a backend.
     pub fn args(&self, kernel: &Path, interactive: bool) -> Vec<String> {
         let mut a: Vec<String> = match self.board.name {
             "qemu-virt-aarch64" => vec![
@@ -199,7 +203,8 @@ impl Machine {
         };
         a.extend(["-serial", first, "-serial", second, "-monitor", "none"].map(String::from));
         if self.board.name == "rpi4b" {
-            // The second -serial is the Pi's mini UART. Its NIC (GENET) is not modelled.
+            // The second -serial was the Pi's mini UART (QEMU wires serial_hd(1) to the aux
+            // block). Its NIC (GENET) is not modelled: no virtio devices either.
         } else {
             a.extend(self.virtio_args());
         }
@@ -378,6 +383,15 @@ mod tests {
         m.boot_elf = true;
         let e = m.args(Path::new("d/k.elf"), false).join(" ");
         assert!(e.contains("-kernel d/k.elf "), "{e}");
+        // The mini UART (the second -serial) on a backend, as the Pi's resilient-echo test has.
+        let mut m = Machine::new(b);
+        m.uart1 = Some("socket,path=/tmp/s".into());
+        let u = m.args(Path::new("d/k.elf"), false).join(" ");
+        assert!(
+            u.contains("-chardev socket,path=/tmp/s,id=uart1")
+                && u.contains("-serial stdio -serial chardev:uart1"),
+            "{u}"
+        );
     }
 
     #[test]

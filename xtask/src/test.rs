@@ -69,6 +69,14 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/gateway-vmm-restart-gicv2.system",
 ];
 
+/// Systems the Pi's tests boot on QEMU `raspi4b` (tests/tests/rpi4b.rs), built for `rpi4b`
+/// alone: they name its devices (the mini UART's aux page, the GIC-400's GICV frame).
+const RPI4B_SYSTEMS: &[&str] = &[
+    "systems/hello.system",
+    "tests/systems/resilient-echo-rpi4b.system",
+    "tests/systems/linux-vm-rpi4b.system",
+];
+
 /// Systems written for one GIC (`*-gicv2.system`: a GICv2 guest needs the board's GICV frame)
 /// are built for boards with that GIC alone.
 fn builds_for(system: &str, board: &Board) -> bool {
@@ -183,10 +191,9 @@ impl ImageJob {
 /// Every image of a whole run, in build order.
 fn image_jobs(stress_long: bool) -> Vec<ImageJob> {
     let mut jobs = Vec::new();
-    // The Pi boots the hello system alone (tests/tests/rpi4b.rs): QEMU raspi4b has no
-    // virtio-mmio and no second PL011, which the other systems use. The ODROIDs have no
-    // QEMU machine: their hello system is built (the kernel still builds for them), never
-    // booted.
+    // The Pi boots its own systems (tests/tests/rpi4b.rs): QEMU raspi4b has no virtio-mmio
+    // and no second PL011, which the other systems use. The ODROIDs have no QEMU machine:
+    // their hello system is built (the kernel still builds for them), never booted.
     for board in BOARDS
         .iter()
         .filter(|b| ![RPI4B, ODROID_C4, ODROID_C2].contains(b))
@@ -212,7 +219,10 @@ fn image_jobs(stress_long: bool) -> Vec<ImageJob> {
             jobs.push(ImageJob::System(*board, s));
         }
     }
-    for board in [RPI4B, ODROID_C4, ODROID_C2] {
+    for s in RPI4B_SYSTEMS {
+        jobs.push(ImageJob::System(RPI4B, s));
+    }
+    for board in [ODROID_C4, ODROID_C2] {
         jobs.push(ImageJob::System(board, "systems/hello.system"));
     }
     jobs
