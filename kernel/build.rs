@@ -7,6 +7,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=AXOLOTL_BOARD");
     println!("cargo:rerun-if-env-changed=AXOLOTL_GIC");
     println!("cargo:rerun-if-env-changed=AXOLOTL_ROOT_TASK_ELF");
+    println!("cargo:rerun-if-env-changed=AXOLOTL_CONSOLE");
     println!("cargo:rerun-if-changed=link.ld");
 
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
@@ -23,12 +24,35 @@ fn main() {
     else {
         panic!("unknown board {board:?} with GIC {gic:?}");
     };
+    let b = &axolotl_kernel_config::BOARDS[index];
+    // The UART the kernel's console is on, when the system gives the board's own to user
+    // level (`axolotl_sdf::console`): its base, one of the board's candidates.
+    let console = match env::var("AXOLOTL_CONSOLE").ok().as_deref() {
+        None | Some("") => None,
+        Some(v) => {
+            let base = u64::from_str_radix(v.trim_start_matches("0x"), 16)
+                .unwrap_or_else(|_| panic!("AXOLOTL_CONSOLE must be a hex address, not {v:?}"));
+            let Some(u) = b.console_candidates().iter().find(|u| u.base == base) else {
+                panic!("{base:#x} is not a console UART of {}", b.name);
+            };
+            Some(*u)
+        }
+    };
+    let console = match console {
+        Some(u) => format!(
+            "Some(axolotl_kernel_config::ConsoleUart {{ base: {:#x}, irq: {}, name: {:?} }})",
+            u.base, u.irq, u.name
+        ),
+        None => "None".into(),
+    };
     fs::write(
         out.join("board.rs"),
-        format!("pub const BOARD_INDEX: usize = {index};\n"),
+        format!(
+            "pub const BOARD_INDEX: usize = {index};\n\
+             pub const CONSOLE: Option<axolotl_kernel_config::ConsoleUart> = {console};\n"
+        ),
     )
     .unwrap();
-    let b = &axolotl_kernel_config::BOARDS[index];
     // What entry.S needs before any Rust runs: where to link, and what to program if the
     // boot chain leaves the core at EL3 (the counter's frequency, the GIC to hand to the
     // non-secure side).

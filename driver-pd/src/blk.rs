@@ -206,10 +206,7 @@ impl BlkDriver {
         }
         if let Some(c) = act.fault {
             println!("blk_driver: the client is corrupt ({c:?}); reporting it");
-            let accused = axolotl_ring::pd_generation(server.client_generation())
-                .or_else(|| CLIENT.peer_generation())
-                .unwrap_or(u32::MAX);
-            CLIENT.report_corruption(accused);
+            CLIENT.report_peer(axolotl_ring::pd_generation(server.client_generation()));
         }
         if let Some(why) = act.device_broken {
             // Nothing the device says can be believed: only a reset helps, and a restart
@@ -527,10 +524,7 @@ impl Handler for BlkPatternClient {
 /// the monitor, and notifies the driver's channel: a restarted driver's first poll is what
 /// resynchronises the connection.
 fn report_driver(seen: Option<u32>) {
-    let accused = seen
-        .or_else(|| DRIVER.peer_generation())
-        .unwrap_or(u32::MAX);
-    let restarted = DRIVER.report_corruption(accused);
+    let restarted = DRIVER.report_peer(seen);
     println!("blk_client: reported the driver, restarted: {restarted}");
     DRIVER.notify();
 }

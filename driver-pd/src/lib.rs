@@ -140,6 +140,10 @@ pub mod blk;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod vcons;
 
+/// The serial driver over the Raspberry Pi's mini UART (docs/boards.md).
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod mini;
+
 #[cfg(test)]
 mod tests {
     use super::*;

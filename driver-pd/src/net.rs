@@ -6,8 +6,8 @@ use core::ptr::NonNull;
 use axolotl_net::link::{DATA_BYTES, RINGS_BYTES};
 use axolotl_net::salvage::{RECORD_WORDS, Refusal, salvage_rx};
 use axolotl_net::{
-    Accusation, Accuser, Activity, Contradiction, Dir, Echo, FrameBuf, FrameQueue, LinkRegions,
-    MAX_FRAME, NetClient, NetServer, Router,
+    Accusation, Accuser, Activity, Contradiction, Dir, Direct, Echo, FrameBuf, FrameQueue,
+    LinkRegions, MAX_FRAME, MIN_FRAME, NetClient, NetServer, Router,
 };
 use axolotl_pd::{Channel, Handler, SetVar, generation, now_us, peer_generation_word, println};
 use axolotl_ring::{Authority, Corruption, Deadline, Generations, Progress, SharedRegion};
@@ -241,7 +241,6 @@ fn start_device(hold: &mut FrameQueue<QUEUE>) -> Result<Device, &'static str> {
 pub struct NetDriver {
     dev: Option<Device>,
     server: Option<NetServer>,
-    frame: FrameBuf,
     /// Frames moved (either way) by this incarnation.
     frames: u64,
     /// Per generation (index), the fault to inject; test systems only.
@@ -269,7 +268,6 @@ impl NetDriver {
         NetDriver {
             dev: None,
             server: None,
-            frame: FrameBuf::new(),
             frames: 0,
             inject,
             device_resets: 0,
@@ -339,10 +337,17 @@ impl NetDriver {
                 }
             }
             while dev.tx_room() {
-                let Some(n) = server.take_tx(&mut self.frame.0, &mut notify) else {
+                // Straight from the virtualiser's buffer into the DMA buffer: one copy.
+                let mut sent = Ok(());
+                if server
+                    .take_tx_with(&mut notify, |src, offset, len| {
+                        sent = dev.send_with(len, |b| src.copy_out(offset, b));
+                    })
+                    .is_none()
+                {
                     break;
-                };
-                if let Err(e) = dev.send(&self.frame.0[..n]) {
+                }
+                if let Err(e) = sent {
                     result = Err(e);
                     break;
                 }
@@ -580,21 +585,33 @@ impl NetVirt {
                 );
                 break;
             }
-            // From the wire: by destination MAC.
-            let act = driver.poll(|f| {
-                let targets = router.rx_targets(f);
+            // From the wire: by destination MAC. Each frame is copied once, from the
+            // driver's link buffer straight into the client's (or into its hold), and the
+            // buffer goes back to the driver at the next poll.
+            let act = driver.poll_in_place();
+            fail_stop_on("net_virt", act.contradiction);
+            notify_driver |= act.notify;
+            progress |= act.notify || act.again;
+            while let Some((offset, len)) = driver.rx_peek() {
+                let region = driver.rx_region();
+                let mut header = [0u8; MIN_FRAME];
+                let targets = if region.copy_out(offset, &mut header) {
+                    router.rx_targets(&header)
+                } else {
+                    0
+                };
                 for (i, c) in clients.iter_mut().enumerate() {
                     if targets & (1 << i) != 0
                         && let Some(c) = c
                     {
-                        notify_client[i] |= c.deliver_holding(f, &mut holds[i]);
+                        notify_client[i] |=
+                            c.deliver_holding_from(region, offset, len, &mut holds[i]);
                     }
                 }
+                driver.rx_consume();
                 *frames += 1;
-            });
-            fail_stop_on("net_virt", act.contradiction);
-            notify_driver |= act.notify;
-            progress |= act.notify || act.again;
+                progress = true;
+            }
             accuse(
                 "net_virt",
                 "net_driver",
@@ -618,9 +635,33 @@ impl NetVirt {
                 let Some(c) = clients[i].as_mut() else {
                     break;
                 };
-                let Some(n) = c.take_tx(&mut frame.0, &mut notify_client[i]) else {
+                // A unicast frame for the wire (nearly all) is copied once, from the
+                // client's buffer straight into the driver's, and the decision is taken
+                // again on that copy, which the client cannot change: a frame it altered
+                // meanwhile is not sent. Anything else (to another client, or a group) is
+                // copied out first and decided on that copy.
+                let mut direct = false;
+                let Some(n) =
+                    c.take_tx_with(&mut notify_client[i], |src, offset, len| {
+                        match router.to_wire_direct(i, src, offset, len, driver) {
+                            Direct::Sent => {
+                                direct = true;
+                                notify_driver = true;
+                            }
+                            Direct::Refused => direct = true,
+                            Direct::Elsewhere => {
+                                src.copy_out(offset, &mut frame.0[..len]);
+                            }
+                        }
+                    })
+                else {
                     continue;
                 };
+                *frames += 1;
+                progress = true;
+                if direct {
+                    continue;
+                }
                 let f = &frame.0[..n];
                 let t = router.tx_targets(i, f);
                 if t.wire && driver.send(f).is_ok() {
@@ -633,8 +674,6 @@ impl NetVirt {
                         notify_client[j] |= c.deliver_holding(f, &mut holds[j]);
                     }
                 }
-                *frames += 1;
-                progress = true;
             }
             if !progress {
                 break;

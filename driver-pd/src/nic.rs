@@ -355,15 +355,31 @@ impl<H: Hal, T: Transport> Nic<H, T> {
 
     /// Hands `frame` (at most `MAX_FRAME` bytes) to the device; call only with `tx_room`.
     pub fn send(&mut self, frame: &[u8]) -> Result<(), DeviceError> {
+        self.send_with(frame.len(), |b| {
+            b.copy_from_slice(frame);
+            true
+        })
+    }
+
+    /// [`Nic::send`] of a frame of `frame_len` bytes that `fill` writes straight into the
+    /// DMA buffer (8-aligned, after the header): from the link's buffer, with no staging
+    /// copy. `fill` returning `false` sends nothing.
+    pub fn send_with(
+        &mut self,
+        frame_len: usize,
+        fill: impl FnOnce(&mut [u8]) -> bool,
+    ) -> Result<(), DeviceError> {
         let b = (!self.tx_busy).trailing_zeros() as usize;
         let h = self.header;
-        if b >= QUEUE || self.pad + h + frame.len() > BUF_SIZE {
+        if b >= QUEUE || self.pad + h + frame_len > BUF_SIZE {
             return Ok(());
         }
         let buf = &mut buffer(self.tx_base, b)[self.pad..];
         let _ = self.raw.fill_buffer_header(buf);
-        buf[h..h + frame.len()].copy_from_slice(frame);
-        let len = h + frame.len();
+        if !fill(&mut buf[h..h + frame_len]) {
+            return Ok(());
+        }
+        let len = h + frame_len;
         // SAFETY: the buffer stays untouched until `poll_transmit` returns its token.
         let token = unsafe { self.raw.transmit_begin(&buf[..len]) }
             .map_err(|_| DeviceError::UnknownToken(u16::MAX))?;

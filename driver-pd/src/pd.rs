@@ -144,6 +144,11 @@ pub trait Line: Uart + Sized {
     }
 }
 
+/// Where the SDF maps the driver's device page, if it does.
+pub(crate) fn uart_base_vaddr() -> Option<usize> {
+    Some(uart_base.get() as usize).filter(|&v| v != 0)
+}
+
 impl Line for Pl011 {
     const NAME: &'static str = "UART1";
 
@@ -185,7 +190,7 @@ pub type Driver = SerialDriver<CLIENTS>;
 /// `client_a`'s, as control-pd's) the guest's console output, byte for byte (docs/vmm.md).
 pub type ConsoleDriver = SerialDriver<1>;
 
-impl ConsoleDriver {
+impl<U: Line> SerialDriver<1, U> {
     pub const fn for_vmm() -> Self {
         Self::receiving_for("the VMM")
     }
@@ -224,7 +229,7 @@ impl<const N: usize, U: Line> SerialDriver<N, U> {
     }
 }
 
-impl<const N: usize> SerialDriver<N> {
+impl<const N: usize, U: Line> SerialDriver<N, U> {
     pub const fn new() -> Self {
         Self::receiving_for("echo_rx")
     }
@@ -380,12 +385,7 @@ impl<const N: usize, U: Line> SerialDriver<N, U> {
                 // The monitor restarts the client; its new generation resynchronises the ring.
                 // Accused: the client incarnation the fault was found against (another may
                 // have attached since, and must not pay for it).
-                let ch = Channel::new(ch);
-                let accused = server
-                    .fault_generation(id)
-                    .or_else(|| ch.peer_generation())
-                    .unwrap_or(u32::MAX);
-                ch.report_corruption(accused);
+                Channel::new(ch).report_peer(server.fault_generation(id));
             }
             if !act.again {
                 return;
@@ -395,7 +395,7 @@ impl<const N: usize, U: Line> SerialDriver<N, U> {
     }
 }
 
-impl<const N: usize> Default for SerialDriver<N> {
+impl<const N: usize, U: Line> Default for SerialDriver<N, U> {
     fn default() -> Self {
         Self::new()
     }
@@ -614,11 +614,7 @@ impl EchoClient {
                 // once it has), and its new generation makes us resynchronise.
                 // Accused: the driver incarnation we were connected to when we found it
                 // (its restart may already have happened, on another client's word).
-                let accused = c
-                    .driver_generation()
-                    .or_else(|| DRIVER.peer_generation())
-                    .unwrap_or(u32::MAX);
-                let restarted = DRIVER.report_corruption(accused);
+                let restarted = DRIVER.report_peer(c.driver_generation());
                 println!("{name}: reported the driver, restarted: {restarted}");
                 DRIVER.notify();
                 return;
@@ -708,16 +704,12 @@ impl Handler for EchoClient {
         if let Progress::Overdue { stalled_us } =
             self.deadline.check(now, c.in_flight(), c.stats().completed)
         {
-            let accused = c
-                .driver_generation()
-                .or_else(|| DRIVER.peer_generation())
-                .unwrap_or(u32::MAX);
             println!(
                 "{name}: no completion in {} ms with {} in flight; reporting the driver",
                 stalled_us / 1000,
                 c.in_flight()
             );
-            let restarted = DRIVER.report_corruption(accused);
+            let restarted = DRIVER.report_peer(c.driver_generation());
             println!("{name}: reported the driver, restarted: {restarted}");
             DRIVER.notify();
         }

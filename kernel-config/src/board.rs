@@ -305,10 +305,82 @@ impl core::fmt::Display for IrqRefusal {
     }
 }
 
+/// A UART the kernel's console can be on ([`Board::console_candidates`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsoleUart {
+    /// Its registers' base.
+    pub base: u64,
+    /// Its interrupt (INTID), which the kernel keeps while its console is there.
+    pub irq: u32,
+    /// For messages: "UART0".
+    pub name: &'static str,
+}
+
+impl ConsoleUart {
+    pub const fn page(&self) -> u64 {
+        self.base & !0xfff
+    }
+}
+
+/// QEMU virt's two PL011s: UART0 (`-serial` 1), UART1 (`-serial` 2). Both have the same
+/// reference clock and are left as QEMU resets them, so the kernel writes to either alike.
+const QEMU_VIRT_UARTS: &[ConsoleUart] = &[
+    ConsoleUart {
+        base: 0x0900_0000,
+        irq: 33,
+        name: "UART0",
+    },
+    ConsoleUart {
+        base: 0x0904_0000,
+        irq: 40,
+        name: "UART1",
+    },
+];
+
 impl Board {
     /// The page holding the console UART's registers: the kernel's, never user level's.
     pub const fn uart_page(&self) -> u64 {
         self.uart_base & !0xfff
+    }
+
+    /// The UARTs the kernel's console may be put on, the board's default first: a system that
+    /// gives the default one to user level gets its kernel log on the next one it leaves
+    /// free (the build picks it: `axolotl_sdf::console_board`). Empty where the board has
+    /// one console only (the Pi and the ODROIDs: no other UART of theirs is modelled).
+    pub fn console_candidates(&self) -> &'static [ConsoleUart] {
+        match self.name {
+            "qemu-virt-aarch64" => QEMU_VIRT_UARTS,
+            _ => &[],
+        }
+    }
+
+    /// The console UART this board's kernel writes to, as a candidate (`None` on a board
+    /// with no choice).
+    pub fn console_uart(&self) -> Option<ConsoleUart> {
+        self.console_candidates()
+            .iter()
+            .find(|u| u.base == self.uart_base)
+            .copied()
+    }
+
+    /// This board with the kernel's console on `uart` (one of [`Board::console_candidates`],
+    /// all of the same kind and set-up as the default).
+    pub const fn with_console(self, uart: ConsoleUart) -> Board {
+        Board {
+            uart_base: uart.base,
+            uart_irq: uart.irq,
+            ..self
+        }
+    }
+
+    /// Cores an SDF may name in `cpu` (Microkit's board model: QEMU virt has 4, as
+    /// Microkit's `qemu_virt_aarch64`). The kernel runs every PD on the boot core
+    /// ([`Board::cores`]): `cpu` 1 to 3 is accepted with a warning (docs/sdf.md).
+    pub fn sdf_cores(&self) -> u32 {
+        match self.name {
+            "qemu-virt-aarch64" => 4,
+            _ => self.cores(),
+        }
     }
 
     /// Why the kernel would refuse `irq` to user level on this board (IrqControlGet), if it
@@ -385,6 +457,31 @@ mod tests {
         }
         for bad in [0, 15, 25, 26, 27, 29, 31, 33, 256, 1020] {
             assert!(b.user_irq_refusal(bad).is_some(), "{bad}");
+        }
+    }
+
+    /// QEMU virt's console can move to UART1; the kernel then keeps IRQ 40 and hands out 33.
+    #[test]
+    fn qemu_virt_console_candidates_are_its_two_pl011s() {
+        for b in [QEMU_VIRT_GICV2, QEMU_VIRT_GICV3] {
+            let c = b.console_candidates();
+            assert_eq!(c.len(), 2);
+            assert_eq!(b.console_uart(), Some(c[0]));
+            let (lo, hi) = b.device_window;
+            for u in c {
+                assert!(u.page() >= lo && u.page() + 0x1000 <= hi, "{u:?}");
+            }
+            let moved = b.with_console(c[1]);
+            assert_eq!((moved.uart_base, moved.uart_irq), (0x0904_0000, 40));
+            assert_eq!(moved.console_uart(), Some(c[1]));
+            assert_eq!(moved.user_irq_refusal(33), None);
+            assert!(moved.user_irq_refusal(40).is_some());
+            assert!(b.user_irq_refusal(33).is_some());
+            assert_eq!((b.sdf_cores(), b.cores()), (4, 1));
+        }
+        for b in [RPI4B, ODROID_C4, ODROID_C2] {
+            assert!(b.console_candidates().is_empty() && b.console_uart().is_none());
+            assert_eq!(b.sdf_cores(), 1);
         }
     }
 

@@ -11,7 +11,7 @@ mod build;
 pub mod limits;
 
 pub use board::{
-    BOARDS, Board, BootFormat, ConsoleKind, ConsoleSetup, GicLayout, GicVersion, IrqRefusal,
-    MAX_INTIDS, ODROID_C2, ODROID_C4, RPI4B, board_by_name,
+    BOARDS, Board, BootFormat, ConsoleKind, ConsoleSetup, ConsoleUart, GicLayout, GicVersion,
+    IrqRefusal, MAX_INTIDS, ODROID_C2, ODROID_C4, RPI4B, board_by_name,
 };
 pub use build::BuildConfig;

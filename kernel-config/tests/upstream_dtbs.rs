@@ -400,6 +400,100 @@ fn rpi4b_matches_bcm2711_rpi_4_b_dtb() {
     );
 }
 
+/// The mini UART the Pi's serial driver PD owns (`axolotl_mini_uart::rpi4b`, the SDFs'
+/// `phys_addr="0xfe215000"` and `irq="125"`): `(aux page, mini UART registers, INTID)`.
+struct MiniUart {
+    aux: u64,
+    regs: u64,
+    intid: u32,
+}
+
+const MINI_UART: MiniUart = MiniUart {
+    aux: axolotl_mini_uart::rpi4b::AUX_BASE as u64,
+    regs: axolotl_mini_uart::rpi4b::MINI_UART_BASE as u64,
+    intid: axolotl_mini_uart::rpi4b::MINI_UART_INTID,
+};
+
+fn mini_uart_mismatches(fdt: &Fdt, b: &Board, m: &MiniUart) -> Vec<String> {
+    let mut bad = Vec::new();
+    macro_rules! same {
+        ($($a:expr),+ $(,)?) => { same_in(&mut bad, $($a),+) };
+    }
+    // The aux block (its enable and interrupt words) and, inside its page, the mini UART.
+    let aux = path_of_compatible(fdt, "brcm,bcm2835-aux");
+    let uart = path_of_compatible(fdt, "brcm,bcm2835-aux-uart");
+    same!("aux base", m.aux, regs(fdt, &aux)[0].0);
+    let (at, size) = regs(fdt, &uart)[0];
+    same!("mini UART base", m.regs, at);
+    same!(
+        "mini UART block size",
+        axolotl_mini_uart::reg::MU_SIZE as u64,
+        size
+    );
+    same!(
+        "mini UART offset in the aux page",
+        axolotl_mini_uart::reg::MU as u64,
+        at.wrapping_sub(m.aux)
+    );
+    same!(
+        "mini UART INTID",
+        m.intid as u64,
+        intids(fdt, &uart)[0] as u64
+    );
+    // A driver PD can be given it: a device untyped covers it.
+    let (lo, hi) = b.device_window;
+    if !(lo <= m.aux && m.aux + 0x1000 <= hi) {
+        bad.push(format!(
+            "the aux page {:#x} is outside the device window {lo:#x}..{hi:#x}",
+            m.aux
+        ));
+    }
+    bad
+}
+
+#[test]
+fn rpi4b_mini_uart_matches_bcm2711_rpi_4_b_dtb() {
+    let Some(dtb) = upstream_dtb("broadcom/bcm2711-rpi-4-b.dtb") else {
+        return;
+    };
+    let fdt = Fdt::new(&dtb).expect("a valid DTB");
+    let bad = mini_uart_mismatches(&fdt, &RPI4B, &MINI_UART);
+    assert!(
+        bad.is_empty(),
+        "the mini UART disagrees with the DTB:\n{}",
+        bad.join("\n")
+    );
+    // Each check can fail.
+    for (what, m) in [
+        (
+            "aux",
+            MiniUart {
+                aux: 0xfe21_6000,
+                ..MINI_UART
+            },
+        ),
+        (
+            "regs",
+            MiniUart {
+                regs: 0xfe21_5080,
+                ..MINI_UART
+            },
+        ),
+        (
+            "intid",
+            MiniUart {
+                intid: 93,
+                ..MINI_UART
+            },
+        ),
+    ] {
+        assert!(
+            !mini_uart_mismatches(&fdt, &RPI4B, &m).is_empty(),
+            "a wrong mini UART {what} passed"
+        );
+    }
+}
+
 /// Each check can fail: a board with one wrong constant is caught, for every constant.
 #[test]
 fn a_wrong_rpi4b_constant_is_caught() {

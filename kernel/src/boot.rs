@@ -38,6 +38,15 @@ extern "C" fn kernel_main(vectors: u64, entry_el: u64) -> ! {
         board.gic.version().number(),
         vectors
     );
+    if let Some(uart) = crate::board::CONSOLE {
+        // Says why the log is not where it usually is (docs/sdf.md "The kernel's console").
+        kprintln!(
+            "console: {} at {:#x}, irq {}: the system takes the board's own UART",
+            uart.name,
+            uart.base,
+            uart.irq
+        );
+    }
     let freq = timer::frequency();
     if freq != board.timer_hz {
         kprintln!(

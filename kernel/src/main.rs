@@ -56,8 +56,13 @@ mod board {
     include!(concat!(env!("OUT_DIR"), "/board.rs"));
 }
 
-/// The board this kernel was built for (`AXOLOTL_BOARD` / `AXOLOTL_GIC` at build time).
-pub const BOARD: axolotl_kernel_config::Board = axolotl_kernel_config::BOARDS[board::BOARD_INDEX];
+/// The board this kernel was built for (`AXOLOTL_BOARD` / `AXOLOTL_GIC` at build time), its
+/// console on the UART `AXOLOTL_CONSOLE` names when the system takes the board's own: the
+/// kernel then neither writes to that UART nor keeps its page or interrupt from user level.
+pub const BOARD: axolotl_kernel_config::Board = match board::CONSOLE {
+    Some(uart) => axolotl_kernel_config::BOARDS[board::BOARD_INDEX].with_console(uart),
+    None => axolotl_kernel_config::BOARDS[board::BOARD_INDEX],
+};
 
 #[cfg(not(target_os = "none"))]
 fn main() {

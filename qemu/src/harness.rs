@@ -224,6 +224,11 @@ impl Boot {
         })
     }
 
+    /// Whether QEMU's console has ended (QEMU exited or closed it).
+    pub fn exited(&self) -> bool {
+        self.console.lock().unwrap().closed
+    }
+
     /// QEMU's process id (e.g. to read its CPU time from `/proc/<pid>/stat`).
     pub fn pid(&self) -> u32 {
         self.child.id()

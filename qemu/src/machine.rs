@@ -15,7 +15,11 @@ pub struct Machine {
     /// Deterministic instruction-counted time (`-icount shift=N`), for benchmarks.
     pub icount_shift: Option<u32>,
     /// UART1's chardev backend, as after `-chardev` without the id (e.g. `pipe,path=/tmp/u`
-    /// for `/tmp/u.in` and `/tmp/u.out`); `None`: `null`.
+    /// for `/tmp/u.in` and `/tmp/u.out`); `None`: `null`. More exactly, the backend of the
+    /// UART the kernel's console is *not* on: UART1, or UART0 when the system takes UART0 and
+    /// the kernel's console is on UART1 ([`Machine::console_on_uart1`]). On `raspi4b` the
+    /// second `-serial` is the Pi's mini UART (the aux block's, 0xfe21_5040, INTID 125),
+    /// which the Pi's systems use where virt's use UART1.
     pub uart1: Option<String>,
     /// A virtio-mmio NIC on QEMU user networking (`-netdev user`): the guest reaches the
     /// host's loopback through the forwards, and nothing else listens outside 127.0.0.1.
@@ -87,6 +91,15 @@ impl Machine {
         self.console = Some(format!("socket,path={},server=on,wait=off", path.display()));
     }
 
+    /// Whether the kernel's console is on QEMU virt's second PL011: the system gives the
+    /// first (UART0) to user level (`axolotl_sdf::console`).
+    pub fn console_on_uart1(&self) -> bool {
+        self.board
+            .console_candidates()
+            .get(1)
+            .is_some_and(|u| u.base == self.board.uart_base)
+    }
+
     pub fn gic(&self) -> GicVersion {
         self.board.gic.version()
     }
@@ -95,9 +108,11 @@ impl Machine {
     /// `interactive`, typed keys reach UART1 (Ctrl-A C switches them to QEMU's monitor and
     /// back, Ctrl-A X quits).
     ///
-    /// The first `-serial` is the kernel console (`virt`'s UART0, `0x0900_0000`). A second
-    /// one makes QEMU create UART1 (`0x0904_0000`, INTID 40), which the resilient-echo
-    /// system's driver PD owns; `null` unless [`Machine::uart1`] names a backend.
+    /// The first `-serial` is the kernel console (`virt`'s UART0, `0x0900_0000`; the Pi's
+    /// PL011 UART0, `0xfe20_1000`). The second is `virt`'s UART1 (`0x0904_0000`, INTID 40),
+    /// which the resilient-echo system's driver PD owns, or on `raspi4b` the mini UART
+    /// (QEMU's `bcm2835-aux`: the aux page `0xfe21_5000`, INTID 125; the Pi's systems'
+    /// driver PD owns it); `null` unless [`Machine::uart1`] names a backend.
     pub fn args(&self, kernel: &Path, interactive: bool) -> Vec<String> {
         let mut a: Vec<String> = match self.board.name {
             "qemu-virt-aarch64" => vec![
@@ -156,6 +171,9 @@ impl Machine {
                 Some(f) => format!("file,id=console,path={}", f.display()),
                 None => "file,id=console,path=/dev/stdout,append=on".into(),
             };
+            if self.uart1.is_none() {
+                uart1 = "chardev:term";
+            }
             a.extend(
                 [
                     "-nographic",
@@ -165,20 +183,28 @@ impl Machine {
                     "chardev=term,mode=readline",
                     "-chardev",
                     &console,
-                    "-serial",
-                    "chardev:console",
                 ]
                 .map(String::from),
             );
-            if self.uart1.is_none() {
-                uart1 = "chardev:term";
-            }
         } else {
-            a.extend(["-display", "none", "-serial", "stdio"].map(String::from));
+            a.extend(["-display", "none"].map(String::from));
         }
-        a.extend(["-serial", uart1, "-monitor", "none"].map(String::from));
+        let console = if interactive {
+            "chardev:console"
+        } else {
+            "stdio"
+        };
+        // QEMU gives its `-serial`s to UART0, UART1 in order: the kernel's console is on
+        // stdout (or the log file) wherever the kernel writes it.
+        let (first, second) = if self.console_on_uart1() {
+            (uart1, console)
+        } else {
+            (console, uart1)
+        };
+        a.extend(["-serial", first, "-serial", second, "-monitor", "none"].map(String::from));
         if self.board.name == "rpi4b" {
-            // The second -serial is the Pi's mini UART. Its NIC (GENET) is not modelled.
+            // The second -serial was the Pi's mini UART (QEMU wires serial_hd(1) to the aux
+            // block). Its NIC (GENET) is not modelled: no virtio devices either.
         } else {
             a.extend(self.virtio_args());
         }
@@ -305,6 +331,32 @@ mod tests {
         );
     }
 
+    /// A system that takes UART0 gets a kernel whose console is UART1: QEMU's first
+    /// `-serial` (UART0) is then the system's line, the second the kernel's log on stdout.
+    #[test]
+    fn a_console_on_uart1_swaps_the_serial_lines() {
+        let b = board_by_name("qemu-virt-aarch64", Some(GicVersion::V2)).unwrap();
+        let uart1 = b.console_candidates()[1];
+        let mut m = Machine::new(b.with_console(uart1));
+        assert!(m.console_on_uart1() && !Machine::new(b).console_on_uart1());
+        let a = m.args(Path::new("k.elf"), false).join(" ");
+        assert!(a.contains("-serial null -serial stdio"), "{a}");
+        m.uart1 = Some("pipe,path=/tmp/u".into());
+        let f = m.args(Path::new("k.elf"), false).join(" ");
+        assert!(f.contains("-serial chardev:uart1 -serial stdio"), "{f}");
+        let i = m.args(Path::new("k.elf"), true).join(" ");
+        assert!(
+            i.contains("-serial chardev:uart1 -serial chardev:console"),
+            "{i}"
+        );
+        m.uart1 = None;
+        let t = m.args(Path::new("k.elf"), true).join(" ");
+        assert!(
+            t.contains("-serial chardev:term -serial chardev:console"),
+            "{t}"
+        );
+    }
+
     #[test]
     fn only_virt_and_the_pi_are_emulated() {
         for (name, ok) in [
@@ -331,6 +383,15 @@ mod tests {
         m.boot_elf = true;
         let e = m.args(Path::new("d/k.elf"), false).join(" ");
         assert!(e.contains("-kernel d/k.elf "), "{e}");
+        // The mini UART (the second -serial) on a backend, as the Pi's resilient-echo test has.
+        let mut m = Machine::new(b);
+        m.uart1 = Some("socket,path=/tmp/s".into());
+        let u = m.args(Path::new("d/k.elf"), false).join(" ");
+        assert!(
+            u.contains("-chardev socket,path=/tmp/s,id=uart1")
+                && u.contains("-serial stdio -serial chardev:uart1"),
+            "{u}"
+        );
     }
 
     #[test]

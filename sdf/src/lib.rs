@@ -4,6 +4,7 @@
 //! Every problem is reported, each as a [`Diagnostic`] with a position and a stable rule id
 //! (the rules are listed in `docs/sdf.md`). Warnings never make parsing fail.
 
+pub mod console;
 pub mod defaults;
 mod diagnostic;
 mod layout;
@@ -28,6 +29,9 @@ pub use validate::check_image_overlaps;
 pub struct Checked {
     pub system: SystemDescription,
     pub warnings: Diagnostics,
+    /// The board the system was checked against, its kernel console where the system leaves
+    /// it ([`console::console_board`]): what the kernel is built for and QEMU is wired to.
+    pub board: Board,
 }
 
 /// Parses and validates `text`; `file_name` names the source in diagnostics and the model.
@@ -40,14 +44,17 @@ pub fn parse(file_name: &str, text: &str, board: &Board) -> Result<SystemDescrip
 pub fn check(file_name: &str, text: &str, board: &Board) -> Result<Checked, Diagnostics> {
     let out = parse::parse(file_name, text);
     let mut diags = out.diags;
+    let mut board = *board;
     if let Some(sd) = &out.system {
-        diags.extend(validate::validate(sd, &out.taint, board));
+        board = console::console_board(sd, &board);
+        diags.extend(validate::validate(sd, &out.taint, &board));
     }
     let diags = Diagnostics::from(diags);
     match out.system {
         Some(system) if !diags.has_errors() => Ok(Checked {
             system,
             warnings: diags,
+            board,
         }),
         _ => Err(diags),
     }

@@ -39,7 +39,7 @@ fn expect(name: &str, want: &[(u32, u32, &str, &str)]) {
     for d in &diags {
         assert_eq!(
             d.severity == Severity::Warning,
-            d.rule == "unused-region" || d.rule == "map-wx",
+            ["unused-region", "map-wx", "cpu-shared"].contains(&d.rule),
             "{d}"
         );
     }
@@ -995,7 +995,7 @@ fn irq_reserved() {
                 4,
                 9,
                 "irq-reserved",
-                "irq 33 is the kernel console's UART interrupt, which the kernel keeps (protection domain `a`)",
+                "irq 26 is the kernel's own timer (EL2 physical timer PPI), which the kernel keeps (protection domain `a`)",
             ),
             (
                 5,
@@ -1015,6 +1015,12 @@ fn irq_reserved() {
                 "irq-reserved",
                 "irq 256 is beyond the interrupts the kernel manages (32 to 255) (protection domain `a`)",
             ),
+            (
+                8,
+                9,
+                "irq-reserved",
+                "irq 30 is the EL1 physical timer's PPI, which the root task keeps: it runs the monitor's clock (heartbeats, restart back-off) on that timer, which is one per core and not switched between threads, so no protection domain can own it (protection domain `a`)",
+            ),
         ],
     );
 }
@@ -1023,12 +1029,61 @@ fn irq_reserved() {
 fn cpu_range() {
     expect(
         "cpu_range",
-        &[(
-            2,
-            5,
-            "cpu-range",
-            "protection domain `a` is placed on cpu 1, but qemu-virt-aarch64 has 1 core for protection domains (0 to 0)",
-        )],
+        &[
+            (
+                2,
+                5,
+                "cpu-range",
+                "protection domain `a` is placed on cpu 4, but qemu-virt-aarch64 has 4 cores (0 to 3)",
+            ),
+            (
+                5,
+                5,
+                "cpu-shared",
+                "protection domain `b` is placed on cpu 3: the kernel runs on 1 core of qemu-virt-aarch64, so it runs on core 0 with every other protection domain (priorities and budgets hold, parallelism does not)",
+            ),
+            (
+                8,
+                13,
+                "cpu-shared",
+                "vcpu 0 of `g` is placed on cpu 1: the kernel runs on 1 core of qemu-virt-aarch64, so it runs on core 0 with every other protection domain (priorities and budgets hold, parallelism does not)",
+            ),
+            (
+                9,
+                13,
+                "cpu-range",
+                "vcpu 1 of `g` is placed on cpu 7, but qemu-virt-aarch64 has 4 cores (0 to 3)",
+            ),
+        ],
+    );
+}
+
+/// A system that takes both of QEMU virt's UARTs leaves the kernel's console nowhere: each
+/// taker is refused (`console`), and UART0 stays the kernel's (its IRQ `irq-reserved`).
+#[test]
+fn console() {
+    expect(
+        "console",
+        &[
+            (
+                5,
+                9,
+                "console",
+                "UART1 (0x9040000, irq 40) is taken here (protection domain `a` maps `uart1`), and so is every other UART the kernel's console can use on qemu-virt-aarch64: UART0 (0x9000000, irq 33) by protection domain `a` claims irq 33 at line 6; leave one of them to the kernel",
+            ),
+            (
+                6,
+                9,
+                "irq-reserved",
+                "irq 33 is the kernel console's UART interrupt, which the kernel keeps (protection domain `a`)",
+            ),
+            (
+                6,
+                9,
+                "console",
+                "UART0 (0x9000000, irq 33) is taken here (protection domain `a` claims irq 33), and so is every other UART the kernel's console can use on qemu-virt-aarch64: UART1 (0x9040000, irq 40) by protection domain `a` maps `uart1` at line 5; leave one of them to the kernel",
+            ),
+        ],
     );
 }
 
@@ -1040,7 +1095,7 @@ fn pd_pp() {
             2,
             33,
             "unknown-attribute",
-            "unknown attribute `pp` on `protection_domain` (`pp` belongs on a channel's `<end>`: move it to the end naming this PD)",
+            "unknown attribute `pp` on `protection_domain` (Microkit 1.x's form, which Microkit 2.x refuses too: `pp=\"true\"` now goes on the channel `<end>` of the PD that calls this one, the other end of its channel)",
         )],
     );
 }
@@ -1178,6 +1233,7 @@ const FIXTURES: &[&str] = &[
     "budget_period",
     "channel_ends",
     "child_id",
+    "console",
     "cpu_range",
     "cspace",
     "cut_off",

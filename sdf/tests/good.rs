@@ -68,7 +68,7 @@ fn microkit_file_keeps_its_meaning() {
             execute: false
         }
     );
-    assert_eq!(serial.irqs[0].irq, 40);
+    assert_eq!(serial.irqs[0].irq, 33);
     assert_eq!(
         (serial.irqs[0].id, serial.irqs[0].trigger),
         (1, Trigger::Level)

@@ -52,10 +52,34 @@ pub fn boot_with_uart1(
     };
     let board = board_by_name("qemu-virt-aarch64", Some(version)).expect("known board");
     let name = format!("{}-gic{gic}{suffix}", board.name);
-    let mut m = Machine::new(board);
+    let mut m = Machine::new(console_board(board, &dir, &name));
     m.cpu = cpu;
     m.uart1 = uart1.map(str::to_string);
     Boot::start(&m, &dir.join(format!("{name}.elf")))
+}
+
+/// `board` with the kernel's console where image `name` has it: the file xtask writes beside
+/// an image whose system takes the board's console UART (`<name>.console`: `UART1 0x9040000`)
+/// names the UART, and the harness then captures that one as the system log and the other as
+/// "UART1" (the system's line: [`Boot::uart1_bytes`], [`Boot::send_uart1`]).
+pub fn console_board(
+    board: axolotl_kernel_config::Board,
+    dir: &std::path::Path,
+    name: &str,
+) -> axolotl_kernel_config::Board {
+    let Ok(text) = std::fs::read_to_string(dir.join(format!("{name}.console"))) else {
+        return board;
+    };
+    let base = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|b| u64::from_str_radix(b.trim_start_matches("0x"), 16).ok());
+    let uart = board
+        .console_candidates()
+        .iter()
+        .find(|u| Some(u.base) == base)
+        .unwrap_or_else(|| panic!("{name}.console names no console UART of the board: {text:?}"));
+    board.with_console(*uart)
 }
 
 /// As [`boot_named`], with a virtio-mmio disk backed by the raw image `disk`
@@ -80,7 +104,7 @@ pub fn boot_with_disk(
     };
     let board = board_by_name("qemu-virt-aarch64", Some(version)).expect("known board");
     let name = format!("{}-gic{gic}{suffix}", board.name);
-    let mut m = Machine::new(board);
+    let mut m = Machine::new(console_board(board, &dir, &name));
     m.cpu = cpu;
     m.disk = Some(disk.to_path_buf());
     Boot::start(&m, &dir.join(format!("{name}.elf")))

@@ -496,11 +496,7 @@ impl Console {
                 if self.errors <= 3 {
                     println!("vmm: console output: the serial driver broke the ring ({e:?})");
                 }
-                let accused = tx
-                    .driver_generation()
-                    .or_else(|| CONSOLE_TX.peer_generation())
-                    .unwrap_or(u32::MAX);
-                let _ = CONSOLE_TX.report_corruption(accused);
+                let _ = CONSOLE_TX.report_peer(tx.driver_generation());
                 CONSOLE_TX.notify();
             }
         }
@@ -1145,11 +1141,7 @@ impl VmmPd {
                     println!("vmm: console input: the serial driver broke the ring ({e:?})");
                 }
                 // The monitor restarts the driver; its new generation resynchronises the ring.
-                let accused = rx
-                    .driver_generation()
-                    .or_else(|| DRIVER.peer_generation())
-                    .unwrap_or(u32::MAX);
-                let _ = DRIVER.report_corruption(accused);
+                let _ = DRIVER.report_peer(rx.driver_generation());
                 DRIVER.notify();
             }
         }
@@ -1171,12 +1163,7 @@ impl VmmPd {
                 if io.faults <= 3 {
                     println!("vmm: the blk driver broke its protocol ({e:?}); reporting it");
                 }
-                let accused = be
-                    .client()
-                    .driver_generation()
-                    .or_else(|| BLK.peer_generation())
-                    .unwrap_or(u32::MAX);
-                let _ = BLK.report_corruption(accused);
+                let _ = BLK.report_peer(be.client().driver_generation());
             }
             if a.notify || a.fault.is_some() {
                 io.count.to_blk += 1;

@@ -49,6 +49,12 @@ impl Variant {
         }
     }
 
+    /// The board the kernel is built for: the packed system's (its console moved off a UART
+    /// the system takes), else [`Variant::board`].
+    pub fn kernel_board(&self) -> Board {
+        self.system.as_ref().map_or(self.board, |s| *s.board)
+    }
+
     pub fn name(&self) -> String {
         let mut n = format!(
             "{}-gic{}",
@@ -183,6 +189,10 @@ pub fn build(v: &Variant) -> Result<PathBuf, String> {
     let root = cargo_build(v.root_task, "aarch64-unknown-none", &features, &root_env)?;
     let root_copy = dir.join(format!("{name}.root-task.elf"));
     fs::copy(&root, &root_copy).map_err(|e| format!("copying {}: {e}", root.display()))?;
+    let kb = v.kernel_board();
+    let moved = (kb.uart_base != v.board.uart_base)
+        .then(|| kb.console_uart())
+        .flatten();
     let kernel = cargo_build(
         "axolotl-kernel",
         "aarch64-unknown-none-softfloat",
@@ -191,10 +201,24 @@ pub fn build(v: &Variant) -> Result<PathBuf, String> {
             ("AXOLOTL_BOARD", v.board.name.to_string()),
             ("AXOLOTL_GIC", v.board.gic.version().number().to_string()),
             ("AXOLOTL_ROOT_TASK_ELF", root_copy.display().to_string()),
+            (
+                "AXOLOTL_CONSOLE",
+                moved.map(|u| format!("{:#x}", u.base)).unwrap_or_default(),
+            ),
         ],
     )?;
     let out = dir.join(format!("{name}.elf"));
     fs::copy(&kernel, &out).map_err(|e| format!("copying {}: {e}", kernel.display()))?;
+    // Beside the image, where its kernel console is when not on the board's own UART: the
+    // test harness boots QEMU wired to it (`console_file`).
+    let side = console_file(&out);
+    match moved {
+        Some(u) => fs::write(&side, format!("{} {:#x}\n", u.name, u.base))
+            .map_err(|e| format!("{}: {e}", side.display()))?,
+        None => {
+            let _ = fs::remove_file(&side);
+        }
+    }
     if v.board.boot_format == BootFormat::Raw {
         // Beside the ELF (which debuggers read), the flat binary the board's boot chain
         // loads: `raw_image` names it.
@@ -205,6 +229,12 @@ pub fn build(v: &Variant) -> Result<PathBuf, String> {
         fs::write(&raw, flat).map_err(|e| format!("{}: {e}", raw.display()))?;
     }
     Ok(out)
+}
+
+/// The file beside an image's ELF that names the UART its kernel console is on (`UART1
+/// 0x9040000`), present only when that is not the board's default.
+pub fn console_file(elf: &Path) -> PathBuf {
+    elf.with_extension("console")
 }
 
 /// The flat binary beside an image's ELF, for boards that boot one (`BootFormat::Raw`).

@@ -236,10 +236,29 @@ fn variant(
     Ok(v)
 }
 
+/// Whether this process holds the checkout's lock: a `flock` taken again through another
+/// open of the file would wait for itself (a test run's short campaign builds its image
+/// under the lock the run already holds).
+static LOCK_HELD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The checkout's build lock, held until dropped (nothing when this process holds it already).
+pub(crate) struct CheckoutLock(Option<std::fs::File>);
+
+impl Drop for CheckoutLock {
+    fn drop(&mut self) {
+        if self.0.take().is_some() {
+            LOCK_HELD.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
 /// Holds the checkout's build lock: two `cargo xtask` commands at once (a `run` beside a
 /// `test`) would otherwise rebuild the images the other is about to boot, and a test could boot
 /// another variant's image. The second waits, saying so; the lock goes with the process.
-fn lock_checkout() -> Result<std::fs::File, String> {
+pub(crate) fn lock_checkout() -> Result<CheckoutLock, String> {
+    if LOCK_HELD.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(CheckoutLock(None));
+    }
     let dir = images::target_dir();
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let path = dir.join("xtask.lock");
@@ -255,7 +274,8 @@ fn lock_checkout() -> Result<std::fs::File, String> {
             return Err(format!("locking {}: {e}", path.display()));
         }
     }
-    Ok(f)
+    LOCK_HELD.store(true, std::sync::atomic::Ordering::SeqCst);
+    Ok(CheckoutLock(Some(f)))
 }
 
 /// A fresh copy of the data disk (docs/guest.md) for a run: the guest may write to it, the
@@ -300,7 +320,10 @@ fn announce_http(port: u16) {
 fn run(cli: Cli) -> Result<ExitCode, String> {
     // Everything that builds images holds the lock; `run` lets go once its image is built.
     let mut lock = match cli.cmd {
-        Cmd::Check { .. } | Cmd::Setup | Cmd::Ctl(_) => None,
+        // A campaign boots its own copy of the image for hours: it holds the lock only
+        // while it sets up and builds (campaign::build_image), so tests and builds in the
+        // same checkout go on meanwhile.
+        Cmd::Check { .. } | Cmd::Setup | Cmd::Ctl(_) | Cmd::Campaign(_) => None,
         _ => Some(lock_checkout()?),
     };
     match cli.cmd {
@@ -383,11 +406,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             axolotl_qemu::emulated(&b)?;
             setup::ensure()?;
             let sdf = resolve(&system);
-            let img = images::build(&variant(b, Some(&sdf))?)?;
+            let v = variant(b, Some(&sdf))?;
+            let img = images::build(&v)?;
             let (net, blk) = system::io_devices_of(&sdf, &b)?;
             let disk = if blk { Some(gateway_disk()?) } else { None };
             drop(lock.take());
-            let mut m = axolotl_qemu::Machine::new(b);
+            // Wired to the kernel's console where the system left it (UART1 when the system
+            // takes UART0): the system log on the terminal, the other UART the system's.
+            let mut m = axolotl_qemu::Machine::new(v.kernel_board());
             m.cpu = Box::leak(cpu.into_boxed_str());
             m.disk = disk;
             if net {
@@ -471,7 +497,20 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                         eprint!("{}", axolotl_sdf::Diagnostics::from(loaded.problems));
                         return Ok(ExitCode::from(1));
                     }
-                    println!("{}: ok", file.display());
+                    match checked
+                        .board
+                        .console_uart()
+                        .filter(|u| u.base != b.uart_base)
+                    {
+                        Some(u) => println!(
+                            "{}: ok (it takes the board's console UART: the kernel's log goes \
+                             to {} at {:#x})",
+                            file.display(),
+                            u.name,
+                            u.base
+                        ),
+                        None => println!("{}: ok", file.display()),
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(diags) => {
@@ -486,7 +525,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         } => return test::run(filter.as_deref(), stress_long),
         Cmd::Bench { only } => return bench::run(&only),
         Cmd::Campaign(a) => {
+            let held = lock_checkout()?;
             setup::ensure()?;
+            drop(held);
             let s = campaign::run(a)?;
             println!("{}", s.report);
             println!(

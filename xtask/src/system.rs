@@ -34,6 +34,10 @@ pub struct Packed {
     /// Names the image: see [`image_name`].
     pub name: String,
     pub pack: PathBuf,
+    /// The board the system was checked and planned for: the kernel's console where the
+    /// system leaves it (`axolotl_sdf::console`), which the kernel is built for and QEMU is
+    /// wired to. Boxed: a `Variant` carries it, and image job lists hold many variants.
+    pub board: Box<Board>,
 }
 
 /// Finds a program image the way Microkit's tool searches: next to the SDF first, then among
@@ -154,8 +158,35 @@ pub fn pack_with_initrd(
         eprintln!("{w}");
     }
     let sd = checked.system;
+    if let Some(u) = checked
+        .board
+        .console_uart()
+        .filter(|u| u.base != board.uart_base)
+    {
+        eprintln!(
+            "xtask: {} takes the board's console UART: the kernel's log goes to {} ({:#x})",
+            sdf_path.display(),
+            u.name,
+            u.base
+        );
+    }
+    // From here on, the board the check chose: its console where the system leaves it.
+    let board = &checked.board;
     let (net, blk) = io_devices(&sd);
-    let features: &[&str] = if is_test_system(sdf_path) {
+    let campaign = sdf_path
+        .file_stem()
+        .is_some_and(|s| s.to_string_lossy().starts_with("campaign-"));
+    let features: &[&str] = if is_test_system(sdf_path) && campaign {
+        // A campaign measures the product's code: no test-only failure points in the PDs
+        // it injects into (control-pd's crash on its fifth request would read as a
+        // detected failure of every in-system campaign's first boot). The monitor's hooks
+        // act only on PDs named for them; the VMM's test guest is the shell the in-system
+        // workload types into.
+        &[
+            "axolotl-monitor-pd/fault-injection",
+            "axolotl-vmm-pd/test-guest",
+        ]
+    } else if is_test_system(sdf_path) {
         &[
             "axolotl-monitor-pd/fault-injection",
             "axolotl-control-pd/fault-injection",
@@ -246,7 +277,11 @@ pub fn pack_with_initrd(
     fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     let out = out_dir.join(format!("{name}.pack"));
     fs::write(&out, &blob).map_err(|e| format!("{}: {e}", out.display()))?;
-    Ok(Packed { name, pack: out })
+    Ok(Packed {
+        name,
+        pack: out,
+        board: Box::new(*board),
+    })
 }
 
 /// The program images of a system's PDs, read and parsed once per distinct path.

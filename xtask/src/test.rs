@@ -31,6 +31,7 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/resilient-echo-client-crash.system",
     "tests/systems/resilient-echo-liar.system",
     "tests/systems/resilient-echo-watched.system",
+    "tests/systems/console-uart0.system",
     "tests/systems/vm-exits.system",
     "tests/systems/many-restartable.system",
     "tests/systems/cap-grant.system",
@@ -67,6 +68,14 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/gateway-faults-gicv2.system",
     "tests/systems/gateway-vmm-restart-gicv3.system",
     "tests/systems/gateway-vmm-restart-gicv2.system",
+];
+
+/// Systems the Pi's tests boot on QEMU `raspi4b` (tests/tests/rpi4b.rs), built for `rpi4b`
+/// alone: they name its devices (the mini UART's aux page, the GIC-400's GICV frame).
+const RPI4B_SYSTEMS: &[&str] = &[
+    "systems/hello.system",
+    "tests/systems/resilient-echo-rpi4b.system",
+    "tests/systems/linux-vm-rpi4b.system",
 ];
 
 /// Systems written for one GIC (`*-gicv2.system`: a GICv2 guest needs the board's GICV frame)
@@ -183,10 +192,9 @@ impl ImageJob {
 /// Every image of a whole run, in build order.
 fn image_jobs(stress_long: bool) -> Vec<ImageJob> {
     let mut jobs = Vec::new();
-    // The Pi boots the hello system alone (tests/tests/rpi4b.rs): QEMU raspi4b has no
-    // virtio-mmio and no second PL011, which the other systems use. The ODROIDs have no
-    // QEMU machine: their hello system is built (the kernel still builds for them), never
-    // booted.
+    // The Pi boots its own systems (tests/tests/rpi4b.rs): QEMU raspi4b has no virtio-mmio
+    // and no second PL011, which the other systems use. The ODROIDs have no QEMU machine:
+    // their hello system is built (the kernel still builds for them), never booted.
     for board in BOARDS
         .iter()
         .filter(|b| ![RPI4B, ODROID_C4, ODROID_C2].contains(b))
@@ -212,7 +220,10 @@ fn image_jobs(stress_long: bool) -> Vec<ImageJob> {
             jobs.push(ImageJob::System(*board, s));
         }
     }
-    for board in [RPI4B, ODROID_C4, ODROID_C2] {
+    for s in RPI4B_SYSTEMS {
+        jobs.push(ImageJob::System(RPI4B, s));
+    }
+    for board in [ODROID_C4, ODROID_C2] {
         jobs.push(ImageJob::System(board, "systems/hello.system"));
     }
     jobs
@@ -279,6 +290,9 @@ fn short_campaign(t: &mut Tally) {
         workload: None,
         max_steps: 1000,
         gic: 3,
+        in_system: false,
+        per_boot: 25,
+        settle_ms: 6000,
     };
     let check = || -> Result<String, String> {
         let mut s = crate::campaign::run(args(None))?;

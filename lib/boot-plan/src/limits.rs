@@ -51,17 +51,19 @@ pub fn check(sd: &SystemDescription, board: &Board) -> Vec<Diagnostic> {
 /// [`axolotl_sdf::check`], then [`check`]: every rule `cargo xtask check` applies.
 pub fn check_text(file_name: &str, text: &str, board: &Board) -> Result<sdf::Checked, Diagnostics> {
     let checked = sdf::check(file_name, text, board)?;
-    finish(checked, board)
+    finish(checked)
 }
 
 /// [`check_text`] on a file.
 pub fn check_file(path: &std::path::Path, board: &Board) -> Result<sdf::Checked, Diagnostics> {
     let checked = sdf::check_file(path, board)?;
-    finish(checked, board)
+    finish(checked)
 }
 
-fn finish(checked: sdf::Checked, board: &Board) -> Result<sdf::Checked, Diagnostics> {
-    let errs = check(&checked.system, board);
+/// The plan's rules against the board the check chose (its console where the system leaves
+/// it: `axolotl_sdf::console`), which is the board the image is built for.
+fn finish(checked: sdf::Checked) -> Result<sdf::Checked, Diagnostics> {
+    let errs = check(&checked.system, &checked.board);
     if errs.is_empty() {
         return Ok(checked);
     }

@@ -98,6 +98,8 @@ pub enum SendError {
     BadLength(usize),
     /// The server is corrupt.
     Corrupt(Corruption),
+    /// [`NetClient::send_with`]'s `fill` could not provide the frame: nothing was sent.
+    Refused,
 }
 
 /// Events handled per connection in one poll before it returns with `again` (keeps a PD
@@ -122,7 +124,18 @@ pub struct NetClient {
     contradiction: Option<Contradiction>,
     stats: ClientStats,
     frame: FrameBuf,
+    /// Received frames left in their buffers for the caller to copy out in place
+    /// ([`NetClient::poll_in_place`]): oldest first, neither posted nor free until
+    /// [`NetClient::rx_consume`]. Bit set `rx_kept` mirrors it for `post_rx`.
+    kept: [(u32, u32, u32); IDS],
+    kept_head: usize,
+    kept_len: usize,
+    rx_kept: u64,
 }
+
+/// Where a poll puts received frames: a callback given a copy, or (`None`) nowhere, left
+/// in place ([`NetClient::poll_in_place`]).
+type FrameSink<'a> = Option<&'a mut dyn FnMut(&[u8])>;
 
 const ALL: u64 = if IDS == 64 { u64::MAX } else { (1 << IDS) - 1 };
 
@@ -155,6 +168,10 @@ impl NetClient {
             contradiction: None,
             stats: ClientStats::default(),
             frame: FrameBuf::new(),
+            kept: [(0, 0, 0); IDS],
+            kept_head: 0,
+            kept_len: 0,
+            rx_kept: 0,
         })
     }
 
@@ -226,6 +243,64 @@ impl NetClient {
     /// [`NetClient::poll`] handing out at most `max_frames` received frames (`again` set if
     /// it stopped there): for a client that answers each frame before taking the next.
     pub fn poll_limited(&mut self, max_frames: usize, mut on_frame: impl FnMut(&[u8])) -> Activity {
+        self.poll_sink(max_frames, Some(&mut on_frame))
+    }
+
+    /// [`NetClient::poll`] that copies nothing: each received frame stays in its link
+    /// buffer, queued for [`NetClient::rx_peek`], until the caller copied it out where it
+    /// goes (a VMM straight into guest RAM, the virtualiser into another link) and
+    /// [`NetClient::rx_consume`]d it; the buffer is posted again at the next poll. A
+    /// caller with nowhere to put frames leaves them there, and the server, short of
+    /// buffers, holds back: back-pressure without a copy. A frame can only be changed
+    /// under the caller by a server that breaks the protocol, and then only this
+    /// client's own bytes; its length was checked when it arrived.
+    pub fn poll_in_place(&mut self) -> Activity {
+        self.poll_sink(usize::MAX, None)
+    }
+
+    /// The oldest frame [`NetClient::poll_in_place`] kept: `(offset, len)` in
+    /// [`NetClient::rx_region`], `len` within `MIN_FRAME..=MAX_FRAME` and the range
+    /// inside the region (both checked when it arrived).
+    pub fn rx_peek(&self) -> Option<(usize, usize)> {
+        (self.kept_len > 0).then(|| {
+            let (_, off, len) = self.kept[self.kept_head];
+            (off as usize, len as usize)
+        })
+    }
+
+    /// Frames kept for [`NetClient::rx_peek`].
+    pub fn rx_kept(&self) -> usize {
+        self.kept_len
+    }
+
+    /// The receive half of the link's data region, where [`NetClient::rx_peek`]'s
+    /// offsets point.
+    pub fn rx_region(&self) -> &DataRegion {
+        &self.rx_data
+    }
+
+    /// Done with the frame [`NetClient::rx_peek`] named (delivered or dropped): its
+    /// buffer goes back to the server at the next poll.
+    pub fn rx_consume(&mut self) {
+        if self.kept_len == 0 {
+            return;
+        }
+        let (id, _, _) = self.kept[self.kept_head];
+        self.kept_head = (self.kept_head + 1) % IDS;
+        self.kept_len -= 1;
+        self.rx_kept &= !(1u64 << id);
+    }
+
+    fn keep(&mut self, id: u32, offset: u32, len: u32) {
+        // At most IDS buffers exist, and a kept one is neither posted nor completed again.
+        if self.kept_len < IDS {
+            self.kept[(self.kept_head + self.kept_len) % IDS] = (id, offset, len);
+            self.kept_len += 1;
+            self.rx_kept |= 1u64 << id;
+        }
+    }
+
+    fn poll_sink(&mut self, max_frames: usize, mut on_frame: FrameSink<'_>) -> Activity {
         let mut act = Activity::default();
         if self.contradiction.is_none() {
             self.poll_rx(&mut act, max_frames, &mut on_frame);
@@ -240,7 +315,7 @@ impl NetClient {
         act
     }
 
-    fn poll_rx(&mut self, act: &mut Activity, max_frames: usize, on_frame: &mut impl FnMut(&[u8])) {
+    fn poll_rx(&mut self, act: &mut Activity, max_frames: usize, on_frame: &mut FrameSink<'_>) {
         let mut frames = 0;
         for _ in 0..POLL_BOUND {
             if frames >= max_frames {
@@ -282,6 +357,15 @@ impl NetClient {
                         self.stats.rx_bad_len += 1;
                         continue;
                     }
+                    let Some(on_frame) = on_frame.as_mut() else {
+                        // In place: lib/ring checked the descriptor inside the region.
+                        if self.rx_data.contains(d.offset as usize, len) {
+                            self.stats.rx_frames += 1;
+                            frames += 1;
+                            self.keep(d.id, d.offset, d.len);
+                        }
+                        continue;
+                    };
                     let frame = &mut self.frame.0[..len];
                     if self.rx_data.copy_out(d.offset as usize, frame) {
                         self.stats.rx_frames += 1;
@@ -330,7 +414,7 @@ impl NetClient {
             return;
         }
         for id in 0..IDS as u32 {
-            if self.rx_posted & (1 << id) != 0 {
+            if (self.rx_posted | self.rx_kept) & (1 << id) != 0 {
                 continue;
             }
             match self.rx.submit(id, buffer_offset(id), BUF_SIZE as u32) {
@@ -404,11 +488,23 @@ impl NetClient {
     /// `NotConnected` here (callers' matches stay as they are) and
     /// [`NetClient::contradiction`] from now on, which the PD turns into a fail-stop.
     pub fn send(&mut self, frame: &[u8]) -> Result<(), SendError> {
+        self.send_with(frame.len(), |region, offset| region.copy_in(offset, frame))
+    }
+
+    /// [`NetClient::send`] of a frame of `len` bytes that `fill` copies straight into the
+    /// transmit buffer (the region and the offset of its `len` bytes) from wherever it is
+    /// (a VMM: guest RAM): no staging copy. `fill` returning `false` (the source changed
+    /// or vanished) submits nothing, and the send is `Err(Refused)`.
+    pub fn send_with(
+        &mut self,
+        len: usize,
+        fill: impl FnOnce(&DataRegion, usize) -> bool,
+    ) -> Result<(), SendError> {
         if self.contradiction.is_some() {
             return Err(SendError::NotConnected);
         }
-        if !(MIN_FRAME..=MAX_FRAME).contains(&frame.len()) {
-            return Err(SendError::BadLength(frame.len()));
+        if !(MIN_FRAME..=MAX_FRAME).contains(&len) {
+            return Err(SendError::BadLength(len));
         }
         if !self.tx.is_connected() {
             return Err(SendError::NotConnected);
@@ -419,10 +515,13 @@ impl NetClient {
         }
         let id = free.trailing_zeros();
         let offset = buffer_offset(id);
-        if !self.tx_data.copy_in(offset as usize, frame) {
-            return Err(SendError::BadLength(frame.len()));
+        if !self.tx_data.contains(offset as usize, len) {
+            return Err(SendError::BadLength(len));
         }
-        match self.tx.submit(id, offset, frame.len() as u32) {
+        if !fill(&self.tx_data, offset as usize) {
+            return Err(SendError::Refused);
+        }
+        match self.tx.submit(id, offset, len as u32) {
             Ok(_) => {
                 self.tx_busy |= 1 << id;
                 self.stats.tx_frames += 1;

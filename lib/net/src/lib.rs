@@ -44,5 +44,5 @@ pub use client::{Activity, ClientStats, Contradiction, Dir, NetClient, SendError
 pub use echo::{Echo, EchoStats};
 pub use hold::FrameQueue;
 pub use link::{BUF_SIZE, FrameBuf, IDS, LinkRegions, MAX_FRAME, MIN_FRAME};
-pub use router::{Router, Targets};
+pub use router::{Direct, Router, Targets};
 pub use server::{NetServer, ServerStats};

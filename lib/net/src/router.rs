@@ -3,8 +3,24 @@
 //! transmit in turn; a frame one client sends to another's MAC (or to a group) is looped
 //! back to it, so clients reach each other without the wire.
 
+use axolotl_ring::DataRegion;
+
+use crate::NetClient;
 use crate::eth::{Mac, is_group};
 use crate::link::MIN_FRAME;
+
+/// What [`Router::to_wire_direct`] did with a client's frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direct {
+    /// In the driver's link (notify the driver).
+    Sent,
+    /// Not sent: the copy in the driver's buffer was not the frame the first look saw
+    /// (the client changed it meanwhile), or the driver's link refused it.
+    Refused,
+    /// Not a unicast frame for the wire (for another client, a group, or not this
+    /// client's to send): the caller copies it out and routes that copy.
+    Elsewhere,
+}
 
 /// Where a frame goes: a set of clients (bit = index) and/or the wire.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -90,6 +106,39 @@ impl<const N: usize> Router<N> {
                 clients: 0,
                 wire: true,
             },
+        }
+    }
+
+    /// Sends client `from`'s frame (`len` bytes at `offset` in its transmit buffer `src`)
+    /// straight into the driver's link if it is a unicast frame for the wire: one copy.
+    /// The first look at its header, in memory the client can still write, only picks
+    /// the path; the decision is taken again on the copy in the driver's buffer, which
+    /// the client cannot reach, and the frame is submitted only if both agree.
+    pub fn to_wire_direct(
+        &self,
+        from: usize,
+        src: &DataRegion,
+        offset: usize,
+        len: usize,
+        driver: &mut NetClient,
+    ) -> Direct {
+        let mut header = [0u8; MIN_FRAME];
+        if !src.copy_out(offset, &mut header) {
+            return Direct::Elsewhere;
+        }
+        let peek = self.tx_targets(from, &header);
+        if !peek.wire || peek.clients != 0 {
+            return Direct::Elsewhere;
+        }
+        let sent = driver.send_with(len, |dst, at| {
+            src.copy_to(offset, dst, at, len)
+                && dst.copy_out(at, &mut header)
+                && self.tx_targets(from, &header) == peek
+        });
+        if sent.is_ok() {
+            Direct::Sent
+        } else {
+            Direct::Refused
         }
     }
 

@@ -332,6 +332,24 @@ impl NetServer {
     /// frame downstream: once taken, it is this side's to deliver or drop. The caller
     /// notifies the client if `notify` was set.
     pub fn take_tx(&mut self, out: &mut [u8; MAX_FRAME], notify: &mut bool) -> Option<usize> {
+        let mut ok = false;
+        let n = self.take_tx_with(notify, |src, offset, len| {
+            ok = src.copy_out(offset, &mut out[..len]);
+        })?;
+        ok.then_some(n)
+    }
+
+    /// [`NetServer::take_tx`] that hands `f` the frame where it lies (the client's
+    /// buffer: region, offset, length, the range checked inside the region) instead of
+    /// copying it out, then gives the buffer back. `f` copies what it needs (the
+    /// virtualiser: straight into the driver's link) and must decide on its own copy,
+    /// never on bytes it reads twice from the client's buffer, which the client can
+    /// change at any moment.
+    pub fn take_tx_with(
+        &mut self,
+        notify: &mut bool,
+        f: impl FnOnce(&DataRegion, usize, usize),
+    ) -> Option<usize> {
         if self.contradiction.is_some() {
             return None;
         }
@@ -342,7 +360,10 @@ impl NetServer {
         }
         let d = self.tx_pending.take()?;
         let len = d.len as usize;
-        let ok = self.tx_data.copy_out(d.offset as usize, &mut out[..len]);
+        let ok = self.tx_data.contains(d.offset as usize, len);
+        if ok {
+            f(&self.tx_data, d.offset as usize, len);
+        }
         // Answered with the length sent; the buffer is the client's again.
         if self
             .respond(Dir::Tx, d.id, if ok { d.len } else { 0 })
@@ -351,6 +372,7 @@ impl NetServer {
             *notify = true;
         }
         // A frame lib/ring does not have in service is not the client's: never forwarded.
+        // (`f` ran already; the PD fail-stops on the contradiction before it notifies.)
         if !ok || self.contradiction.is_some() {
             return None;
         }
@@ -395,6 +417,29 @@ impl NetServer {
         act.notify
     }
 
+    /// [`NetServer::deliver_holding`] of the frame at `offset`, `len` bytes, in `src`
+    /// (another link's buffer: the virtualiser's frames from the driver), copied from
+    /// there straight into the client's buffer or, if it must wait, into `hold`: one copy
+    /// either way, no staging buffer. `len` must be a frame's (checked again here).
+    pub fn deliver_holding_from<const N: usize>(
+        &mut self,
+        src: &DataRegion,
+        offset: usize,
+        len: usize,
+        hold: &mut FrameQueue<N>,
+    ) -> bool {
+        let mut act = Activity::default();
+        self.flush(hold, &mut act);
+        if hold.is_empty()
+            && let Some(notify) =
+                self.deliver_now_with(len, |dst, at| src.copy_to(offset, dst, at, len))
+        {
+            return act.notify | notify;
+        }
+        hold.push_back_with(len, |b| src.copy_out(offset, b));
+        act.notify
+    }
+
     /// Whether a frame handed over now would go straight into a client buffer (nothing
     /// held before it, a buffer posted): a server with its own back-pressure (the driver,
     /// which can leave frames with the device) takes no more than this.
@@ -405,7 +450,17 @@ impl NetServer {
     /// Into the oldest posted buffer, completed: `Some(notify)`; `None`: no buffer, or the
     /// frame's length is impossible (nothing consumed).
     fn deliver_now(&mut self, frame: &[u8]) -> Option<bool> {
-        if !(MIN_FRAME..=MAX_FRAME).contains(&frame.len())
+        self.deliver_now_with(frame.len(), |dst, at| dst.copy_in(at, frame))
+    }
+
+    /// [`NetServer::deliver_now`] of a frame of `len` bytes that `fill` copies into the
+    /// client's buffer (the region and the offset of its first byte).
+    fn deliver_now_with(
+        &mut self,
+        len: usize,
+        fill: impl FnOnce(&DataRegion, usize) -> bool,
+    ) -> Option<bool> {
+        if !(MIN_FRAME..=MAX_FRAME).contains(&len)
             || !self.rx_ready()
             || self.contradiction.is_some()
         {
@@ -414,12 +469,14 @@ impl NetServer {
         let d = self.free[self.free_head];
         self.free_head = (self.free_head + 1) % IDS;
         self.free_len -= 1;
-        if !self.rx_data.copy_in(d.offset as usize, frame) {
-            // Cannot happen for a validated descriptor of at least MAX_FRAME bytes.
+        if !self.rx_data.contains(d.offset as usize, len) || !fill(&self.rx_data, d.offset as usize)
+        {
+            // Cannot happen for a validated descriptor of at least MAX_FRAME bytes and a
+            // source range checked by the caller.
             let _ = self.respond(Dir::Rx, d.id, 0);
             return Some(true);
         }
-        match self.respond(Dir::Rx, d.id, frame.len() as u32) {
+        match self.respond(Dir::Rx, d.id, len as u32) {
             Some(_) => {
                 self.stats.rx_delivered += 1;
                 Some(true)

@@ -73,6 +73,15 @@ mod ops {
             r.info.label() == 0
         }
 
+        /// Reports the peer at this channel's other end as corrupt: the incarnation `seen`
+        /// (the one a ring endpoint last saw, so a successor that attached since is not
+        /// blamed), else the one the generation table shows now, else any (`u32::MAX`).
+        /// Whether the monitor restarted it.
+        pub fn report_peer(self, seen: Option<u32>) -> bool {
+            let accused = seen.or_else(|| self.peer_generation()).unwrap_or(u32::MAX);
+            self.report_corruption(accused)
+        }
+
         /// The PD generation of the peer at this channel's other end as the root task's
         /// generation table shows it now (`None`: no such channel in the table). For a
         /// report by a PD that has no ring endpoint to tell which incarnation it saw.

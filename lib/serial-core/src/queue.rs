@@ -66,6 +66,13 @@ impl<const IDS: usize> HeldQueue<IDS> {
         Some(h)
     }
 
+    /// The request with id `id`, if held.
+    pub(crate) fn get(&self, id: u32) -> Option<Held> {
+        (0..self.len)
+            .map(|k| self.buf[(self.head + k) % IDS])
+            .find(|h| h.d.id == id)
+    }
+
     /// Removes the request with id `id`, keeping the others in order.
     /// Returns whether it was at the front.
     pub(crate) fn remove(&mut self, id: u32) -> Option<bool> {

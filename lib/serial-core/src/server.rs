@@ -419,7 +419,16 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
                     }
                 }
                 ServerEvent::Abandoned { request, .. } => {
+                    let partial = conn.held.get(request.id).filter(|h| h.done > 0);
                     let was_front = conn.held.remove(request.id);
+                    // Input taken off the UART into a receive buffer never answered (the
+                    // connection broke first): the UART accepted it, so the successor
+                    // gets it, as it gets what the dead client never read.
+                    if id == ConnId::Rx
+                        && let Some(h) = partial
+                    {
+                        act.rx_carried += self.carry_bytes(h.d.offset, h.done);
+                    }
                     self.stats.abandoned += 1;
                     if was_front == Some(true) && self.current == Some(tx_index(id)) {
                         // Its client is gone: the rest of the message is not
@@ -441,26 +450,45 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
             return 0;
         };
         while let Some(d) = rx.ring.take_unread() {
-            let mut chunk = [0u8; 64];
-            let mut done = 0;
-            while done < d.len as usize {
-                let n = chunk.len().min(d.len as usize - done);
-                let at = (d.offset as usize).saturating_add(done);
-                // Our own response, within the buffer we filled; checked anyway.
-                if !rx.data.copy_out(at, &mut chunk[..n]) {
-                    break;
-                }
-                for &b in &chunk[..n] {
-                    if self.carry.push_back(b).is_ok() {
-                        self.stats.rx_carried += 1;
-                    } else {
-                        self.stats.rx_dropped += 1;
-                    }
-                }
-                done += n;
-            }
+            Self::carry_into(&mut self.carry, &mut self.stats, &rx.data, d.offset, d.len);
         }
         (self.stats.rx_carried - before) as u32
+    }
+
+    /// Carries `len` bytes the driver wrote at `offset` of the receive data region; how many.
+    fn carry_bytes(&mut self, offset: u32, len: u32) -> u32 {
+        let before = self.stats.rx_carried;
+        if let Some(rx) = self.rx.as_ref() {
+            Self::carry_into(&mut self.carry, &mut self.stats, &rx.data, offset, len);
+        }
+        (self.stats.rx_carried - before) as u32
+    }
+
+    fn carry_into(
+        carry: &mut heapless::Deque<u8, RX_CARRY>,
+        stats: &mut ServerStats,
+        data: &DataRegion,
+        offset: u32,
+        len: u32,
+    ) {
+        let mut chunk = [0u8; 64];
+        let mut done = 0;
+        while done < len as usize {
+            let n = chunk.len().min(len as usize - done);
+            let at = (offset as usize).saturating_add(done);
+            // Our own bytes, within a buffer we filled; checked anyway.
+            if !data.copy_out(at, &mut chunk[..n]) {
+                break;
+            }
+            for &b in &chunk[..n] {
+                if carry.push_back(b).is_ok() {
+                    stats.rx_carried += 1;
+                } else {
+                    stats.rx_dropped += 1;
+                }
+            }
+            done += n;
+        }
     }
 
     /// Moves message bytes into the TX FIFO; completes finished requests.
@@ -629,7 +657,14 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
         if self.tx_blocked {
             want = want | Irqs::TX;
         }
-        if self.rx.as_ref().is_some_and(|c| !c.held.is_empty()) {
+        // Not for a receiving client found corrupt: its buffers cannot be answered, and a
+        // UART whose level interrupt nobody drains would interrupt the driver without end
+        // until the client restarts (or forever, if it cannot). The input waits in the UART.
+        if self
+            .rx
+            .as_ref()
+            .is_some_and(|c| !c.held.is_empty() && c.fault.is_none())
+        {
             want = want | Irqs::RX | Irqs::RX_TIMEOUT;
         }
         if want != self.mask {

@@ -26,6 +26,10 @@
 //!   `unshare`. Either way the device only ever sees addresses inside the region. Buffers
 //!   inside the region are not copied: QEMU `virt`'s virtio-mmio DMA is cache-coherent (its
 //!   device tree says `dma-coherent`), so the region is mapped cached.
+//! * The words every device address is derived from (the region's and the client window's
+//!   vaddr, paddr and length) live in the driver's writable memory; each is kept twice, one
+//!   copy inverted, and checked at every translation, so a bit flipped in one panics the
+//!   driver into a restart rather than pointing the device at memory nobody gave it.
 //! * `mmio_phys_to_virt` (only the PCI transport calls it) translates inside the device
 //!   window the PD registered with [`DmaRegion::set_mmio`], and refuses anything else.
 #![no_std]
@@ -41,9 +45,9 @@ use virtio_drivers::{BufferDirection, Hal, PAGE_SIZE, PhysAddr};
 /// Atomics only so that it can be a `static` without `unsafe`; a PD is single-threaded.
 #[derive(Debug)]
 pub struct DmaRegion {
-    vaddr: AtomicUsize,
-    paddr: AtomicU64,
-    len: AtomicUsize,
+    vaddr: Sealed,
+    paddr: Sealed,
+    len: Sealed,
     /// Bytes allocated from the start (page multiple).
     used: AtomicUsize,
     mmio_vaddr: AtomicUsize,
@@ -55,9 +59,51 @@ pub struct DmaRegion {
     pool_used: AtomicU64,
     /// A client's data region the device may DMA into and out of directly
     /// ([`DmaRegion::set_client_window`]); len 0 = none.
-    client_vaddr: AtomicUsize,
-    client_paddr: AtomicU64,
-    client_len: AtomicUsize,
+    client_vaddr: Sealed,
+    client_paddr: Sealed,
+    client_len: Sealed,
+}
+
+/// A word the device's addresses are derived from, kept twice, the second copy inverted,
+/// and compared at every read. These words sit in the driver's writable memory; without an
+/// IOMMU a flipped bit in one of them points the device at physical memory of no one in
+/// particular (the blk campaign's id 253: a window address 256 MiB off, every read and
+/// write after it to memory the driver was never given). A mismatch panics: the driver is
+/// restarted from its clean image with the SDF's values, so a flip costs a restart instead
+/// of stray DMA. Both copies flipping to a consistent pair needs the same bit in both words
+/// flipped in opposite directions.
+#[derive(Debug)]
+struct Sealed {
+    value: AtomicU64,
+    inverse: AtomicU64,
+}
+
+impl Sealed {
+    const fn new(v: u64) -> Self {
+        Self {
+            value: AtomicU64::new(v),
+            inverse: AtomicU64::new(!v),
+        }
+    }
+
+    fn store(&self, v: u64) {
+        self.value.store(v, Ordering::Relaxed);
+        self.inverse.store(!v, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> u64 {
+        let v = self.value.load(Ordering::Relaxed);
+        let inv = self.inverse.load(Ordering::Relaxed);
+        assert!(
+            v == !inv,
+            "virtio: a DMA window word is corrupt ({v:#x} vs !{inv:#x}); restart"
+        );
+        v
+    }
+
+    fn get_usize(&self) -> usize {
+        self.get() as usize
+    }
 }
 
 /// Bytes of one bounce-pool chunk.
@@ -79,18 +125,18 @@ impl DmaRegion {
     /// An empty region: every allocation fails until [`DmaRegion::init`].
     pub const fn new() -> Self {
         Self {
-            vaddr: AtomicUsize::new(0),
-            paddr: AtomicU64::new(0),
-            len: AtomicUsize::new(0),
+            vaddr: Sealed::new(0),
+            paddr: Sealed::new(0),
+            len: Sealed::new(0),
             used: AtomicUsize::new(0),
             mmio_vaddr: AtomicUsize::new(0),
             mmio_paddr: AtomicU64::new(0),
             mmio_len: AtomicUsize::new(0),
             pool: AtomicUsize::new(0),
             pool_used: AtomicU64::new(0),
-            client_vaddr: AtomicUsize::new(0),
-            client_paddr: AtomicU64::new(0),
-            client_len: AtomicUsize::new(0),
+            client_vaddr: Sealed::new(0),
+            client_paddr: Sealed::new(0),
+            client_len: Sealed::new(0),
         }
     }
 
@@ -118,13 +164,13 @@ impl DmaRegion {
         if v.checked_add(len).is_none() || paddr.checked_add(len as u64).is_none() {
             return Err(RegionError::Overflow);
         }
-        self.vaddr.store(v, Ordering::Relaxed);
-        self.paddr.store(paddr, Ordering::Relaxed);
-        self.len.store(len, Ordering::Relaxed);
+        self.vaddr.store(v as u64);
+        self.paddr.store(paddr);
+        self.len.store(len as u64);
         self.used.store(0, Ordering::Relaxed);
         self.pool.store(0, Ordering::Relaxed);
         self.pool_used.store(0, Ordering::Relaxed);
-        self.client_len.store(0, Ordering::Relaxed);
+        self.client_len.store(0);
         Ok(())
     }
 
@@ -151,20 +197,20 @@ impl DmaRegion {
         if v.checked_add(len).is_none() || paddr.checked_add(len as u64).is_none() {
             return Err(RegionError::Overflow);
         }
-        self.client_vaddr.store(v, Ordering::Relaxed);
-        self.client_paddr.store(paddr, Ordering::Relaxed);
-        self.client_len.store(len, Ordering::Relaxed);
+        self.client_vaddr.store(v as u64);
+        self.client_paddr.store(paddr);
+        self.client_len.store(len as u64);
         Ok(())
     }
 
     /// The physical address of `ptr..ptr + len` if it lies wholly inside the client window.
     pub fn client_paddr_of(&self, ptr: *const u8, len: usize) -> Option<u64> {
-        let wlen = self.client_len.load(Ordering::Relaxed);
-        let off = (ptr as usize).checked_sub(self.client_vaddr.load(Ordering::Relaxed))?;
+        let wlen = self.client_len.get_usize();
+        let off = (ptr as usize).checked_sub(self.client_vaddr.get_usize())?;
         if wlen == 0 || off.checked_add(len)? > wlen {
             return None;
         }
-        Some(self.client_paddr.load(Ordering::Relaxed) + off as u64)
+        Some(self.client_paddr.get() + off as u64)
     }
 
     /// Where the device may be pointed at `ptr..ptr + len` without a copy: inside the
@@ -182,7 +228,7 @@ impl DmaRegion {
     pub fn reserve_bounce_pool(&self) -> bool {
         match self.alloc(1) {
             Some((_, v)) => {
-                let off = v.as_ptr() as usize - self.vaddr.load(Ordering::Relaxed);
+                let off = v.as_ptr() as usize - self.vaddr.get_usize();
                 self.pool.store(off + 1, Ordering::Relaxed);
                 self.pool_used.store(0, Ordering::Relaxed);
                 true
@@ -211,12 +257,12 @@ impl DmaRegion {
         self.pool_used
             .store(used | (mask << first), Ordering::Relaxed);
         let off = pool + first * BOUNCE_CHUNK;
-        let dst = (self.vaddr.load(Ordering::Relaxed) + off) as *mut u8;
+        let dst = (self.vaddr.get_usize() + off) as *mut u8;
         // SAFETY: `dst..dst + len` lies in the pool page inside the region, in chunks just
         // marked used; `src` is readable per the caller and outside the region, so the two
         // do not overlap.
         unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
-        Some(self.paddr.load(Ordering::Relaxed) + off as u64)
+        Some(self.paddr.get() + off as u64)
     }
 
     /// Ends a bounce: copies the pool's bytes back to `dst` if `copy_back`, frees the
@@ -228,7 +274,7 @@ impl DmaRegion {
         let Some(pool) = self.pool.load(Ordering::Relaxed).checked_sub(1) else {
             return false;
         };
-        let base = self.paddr.load(Ordering::Relaxed) + pool as u64;
+        let base = self.paddr.get() + pool as u64;
         let Some(off) = paddr.checked_sub(base).map(|o| o as usize) else {
             return false;
         };
@@ -247,7 +293,7 @@ impl DmaRegion {
             return false;
         }
         if copy_back {
-            let src = (self.vaddr.load(Ordering::Relaxed) + pool + off) as *const u8;
+            let src = (self.vaddr.get_usize() + pool + off) as *const u8;
             // SAFETY: the chunks are in the pool page and in use by this bounce; `dst` is
             // writable per the caller and outside the region.
             unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
@@ -270,7 +316,7 @@ impl DmaRegion {
 
     /// Bytes of the region.
     pub fn len(&self) -> usize {
-        self.len.load(Ordering::Relaxed)
+        self.len.get_usize()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -291,21 +337,18 @@ impl DmaRegion {
         }
         let off = self.used.load(Ordering::Relaxed);
         self.used.store(off + bytes, Ordering::Relaxed);
-        let v = self.vaddr.load(Ordering::Relaxed) + off;
+        let v = self.vaddr.get_usize() + off;
         // SAFETY: `off..off + bytes` lies inside the region (checked above), mapped
         // read-write per `init`, and was handed out to nobody (the bump pointer just moved
         // past it).
         unsafe { core::ptr::write_bytes(v as *mut u8, 0, bytes) };
-        Some((
-            self.paddr.load(Ordering::Relaxed) + off as u64,
-            NonNull::new(v as *mut u8)?,
-        ))
+        Some((self.paddr.get() + off as u64, NonNull::new(v as *mut u8)?))
     }
 
     /// Gives pages back: only the most recent allocation is taken back (the others stay
     /// allocated). Returns whether they were.
     pub fn dealloc(&self, paddr: u64, pages: usize) -> bool {
-        let base = self.paddr.load(Ordering::Relaxed);
+        let base = self.paddr.get();
         let used = self.used.load(Ordering::Relaxed);
         let Some(bytes) = pages.checked_mul(PAGE_SIZE) else {
             return false;
@@ -319,12 +362,12 @@ impl DmaRegion {
 
     /// The physical address of `ptr..ptr + len` if it lies wholly inside the region.
     pub fn paddr_of(&self, ptr: *const u8, len: usize) -> Option<u64> {
-        let base = self.vaddr.load(Ordering::Relaxed);
+        let base = self.vaddr.get_usize();
         let off = (ptr as usize).checked_sub(base)?;
         if off.checked_add(len)? > self.len() {
             return None;
         }
-        Some(self.paddr.load(Ordering::Relaxed) + off as u64)
+        Some(self.paddr.get() + off as u64)
     }
 
     /// Where the device window's `paddr..paddr + len` is mapped, if inside it.
@@ -406,7 +449,7 @@ mod tests {
     use std::vec::Vec;
 
     /// A page-aligned heap block standing in for the mapped region.
-    fn block(pages: usize) -> NonNull<u8> {
+    pub(super) fn block(pages: usize) -> NonNull<u8> {
         let v: Vec<[u8; PAGE_SIZE]> = std::vec![[0xaa; PAGE_SIZE]; pages + 1];
         let p = Box::leak(v.into_boxed_slice()).as_mut_ptr().cast::<u8>();
         let aligned = (p as usize).next_multiple_of(PAGE_SIZE);
@@ -682,5 +725,64 @@ mod tests {
         // SAFETY: as above.
         unsafe { CLIENT_REGION.init(v, PADDR, PAGE_SIZE) }.unwrap();
         assert_eq!(CLIENT_REGION.client_paddr_of(w.as_ptr(), 16), None);
+    }
+}
+
+#[cfg(test)]
+mod sealed_words {
+    extern crate std;
+
+    use super::*;
+    use std::boxed::Box;
+
+    fn window() -> (&'static DmaRegion, NonNull<u8>, NonNull<u8>) {
+        let r: &'static DmaRegion = Box::leak(Box::new(DmaRegion::new()));
+        let v = super::tests::block(1);
+        let w = super::tests::block(4);
+        // SAFETY: leaked blocks used only by this region.
+        unsafe { r.init(v, 0x4800_0000, PAGE_SIZE) }.unwrap();
+        // SAFETY: as above, standing in for a client's data region.
+        unsafe { r.set_client_window(w, 0x8000_0000, 4 * PAGE_SIZE) }.unwrap();
+        (r, v, w)
+    }
+
+    /// The blk campaign's id 253: bit 4 of the client window's paddr byte 3 flipped in the
+    /// driver's memory. Every translation after it must refuse, never answer an address
+    /// 256 MiB off.
+    #[test]
+    fn a_flipped_client_window_address_is_never_given_to_the_device() {
+        let (r, _, w) = window();
+        assert_eq!(r.client_paddr_of(w.as_ptr(), 16), Some(0x8000_0000));
+        r.client_paddr.value.fetch_xor(1 << 28, Ordering::Relaxed);
+        let got = std::panic::catch_unwind(|| r.client_paddr_of(w.as_ptr(), 16));
+        assert!(got.is_err(), "answered {got:?} after the flip");
+    }
+
+    #[test]
+    fn a_flip_in_any_bounding_word_is_caught_at_the_next_translation() {
+        type Pick = fn(&DmaRegion) -> &Sealed;
+        let fields: [(&str, Pick); 6] = [
+            ("vaddr", |r| &r.vaddr),
+            ("paddr", |r| &r.paddr),
+            ("len", |r| &r.len),
+            ("client_vaddr", |r| &r.client_vaddr),
+            ("client_paddr", |r| &r.client_paddr),
+            ("client_len", |r| &r.client_len),
+        ];
+        for (name, pick) in fields {
+            for (bit, inverse) in [(3, false), (40, true)] {
+                let (r, v, w) = window();
+                let word = pick(r);
+                let cell = if inverse { &word.inverse } else { &word.value };
+                cell.fetch_xor(1 << bit, Ordering::Relaxed);
+                let got = std::panic::catch_unwind(|| {
+                    (r.paddr_of(v.as_ptr(), 8), r.client_paddr_of(w.as_ptr(), 8))
+                });
+                assert!(
+                    got.is_err(),
+                    "{name} bit {bit} (inverse {inverse}): {got:?}"
+                );
+            }
+        }
     }
 }

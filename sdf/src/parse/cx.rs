@@ -82,8 +82,12 @@ impl<'t> Cx<'t> {
             let hint = if tag == "protection_domain" && a.name() == "id" {
                 " (only a nested protection_domain has an `id`)".to_owned()
             } else if tag == "protection_domain" && a.name() == "pp" {
-                // Microkit before 1.3 had `pp` on the PD; since then it is per channel end.
-                " (`pp` belongs on a channel's `<end>`: move it to the end naming this PD)"
+                // Microkit 1.x's PD-level `pp` said the PD can be called; Microkit 2.x refuses
+                // it too and puts `pp` on the channel end of the caller instead, so moving it
+                // to this PD's own end would turn the call around.
+                " (Microkit 1.x's form, which Microkit 2.x refuses too: `pp=\"true\"` now goes on \
+                 the channel `<end>` of the PD that calls this one, the other end of its \
+                 channel)"
                     .to_owned()
             } else if allowed.is_empty() {
                 " (it takes none)".to_owned()

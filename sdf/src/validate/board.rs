@@ -17,45 +17,114 @@ pub(super) fn check(cx: &mut Cx) {
                     "irq-reserved",
                     format!("{why} (protection domain `{}`)", pd.name),
                 );
+            } else if irq.irq == board.phys_timer_irq {
+                // The kernel would hand it out, but the root task claims it first for every
+                // system (root-task `take_timer`): the PD's claim would fail at boot.
+                cx.error(
+                    irq.span,
+                    "irq-reserved",
+                    format!(
+                        "irq {} is the EL1 physical timer's PPI, which the root task keeps: it \
+                         runs the monitor's clock (heartbeats, restart back-off) on that timer, \
+                         which is one per core and not switched between threads, so no \
+                         protection domain can own it (protection domain `{}`)",
+                        irq.irq, pd.name
+                    ),
+                );
             }
         }
-        let cores = board.cores();
-        if !cx.taint.is(pd.span, "cpu") && pd.cpu >= cores {
-            cx.error(
-                pd.span,
-                "cpu-range",
-                format!(
-                    "protection domain `{}` is placed on cpu {}, but {} has {cores} core{} \
-                     for protection domains (0 to {})",
-                    pd.name,
-                    pd.cpu,
-                    board.name,
-                    if cores == 1 { "" } else { "s" },
-                    cores - 1
-                ),
-            );
+        if !cx.taint.is(pd.span, "cpu") {
+            let what = format!("protection domain `{}`", pd.name);
+            cpu(cx, pd.span, &what, pd.cpu);
         }
         if let Some(vm) = &pd.virtual_machine {
             vm_gic(cx, vm);
             for v in &vm.vcpus {
-                if !cx.taint.is(v.span, "cpu") && v.cpu >= cores {
-                    cx.error(
-                        v.span,
-                        "cpu-range",
-                        format!(
-                            "vcpu {} of `{}` is placed on cpu {}, but {} has {cores} core{} \
-                             (0 to {})",
-                            v.id,
-                            vm.name,
-                            v.cpu,
-                            board.name,
-                            if cores == 1 { "" } else { "s" },
-                            cores - 1
-                        ),
-                    );
+                if !cx.taint.is(v.span, "cpu") {
+                    let what = format!("vcpu {} of `{}`", v.id, vm.name);
+                    cpu(cx, v.span, &what, v.cpu);
                 }
             }
         }
+    }
+    console(cx);
+}
+
+/// A `cpu` the board does not have is refused, as Microkit does. The kernel runs on the boot
+/// core only (no SMP): a `cpu` the board has but the kernel does not run PDs on is accepted,
+/// and the PD or vCPU runs on core 0 with the rest, so the file's priorities, budgets and
+/// periods hold but its parallelism does not (a warning says so).
+fn cpu(cx: &mut Cx, at: crate::Span, what: &str, cpu: u32) {
+    let board = cx.board;
+    let (named, run) = (board.sdf_cores(), board.cores());
+    let plural = |n: u32| if n == 1 { "" } else { "s" };
+    if cpu >= named {
+        cx.error(
+            at,
+            "cpu-range",
+            format!(
+                "{what} is placed on cpu {cpu}, but {} has {named} core{} (0 to {})",
+                board.name,
+                plural(named),
+                named - 1
+            ),
+        );
+    } else if cpu >= run {
+        cx.warning(
+            at,
+            "cpu-shared",
+            format!(
+                "{what} is placed on cpu {cpu}: the kernel runs on {run} core{} of {}, so it \
+                 runs on core 0 with every other protection domain (priorities and budgets \
+                 hold, parallelism does not)",
+                plural(run),
+                board.name
+            ),
+        );
+    }
+}
+
+/// Every UART the kernel's console can use on this board is taken by the system (the build
+/// moves the console off one that is taken: `crate::console`): refused at the first element
+/// taking each, naming the others, so the user knows which one to leave to the kernel.
+fn console(cx: &mut Cx) {
+    let cands = cx.board.console_candidates();
+    if cands.len() < 2 {
+        return;
+    }
+    let taken: Vec<_> = cands
+        .iter()
+        .map(|u| (u, crate::console::takers(cx.sd, u)))
+        .collect();
+    if taken.iter().any(|(_, t)| t.is_empty()) {
+        return;
+    }
+    for (i, (u, t)) in taken.iter().enumerate() {
+        let others: Vec<String> = taken
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, (o, ot))| {
+                format!(
+                    "{} ({:#x}, irq {}) by {} at line {}",
+                    o.name, o.base, o.irq, ot[0].1, ot[0].0.line
+                )
+            })
+            .collect();
+        cx.error(
+            t[0].0,
+            "console",
+            format!(
+                "{} ({:#x}, irq {}) is taken here ({}), and so is every other UART the kernel's \
+                 console can use on {}: {}; leave one of them to the kernel",
+                u.name,
+                u.base,
+                u.irq,
+                t[0].1,
+                cx.board.name,
+                others.join(", ")
+            ),
+        );
     }
 }
 

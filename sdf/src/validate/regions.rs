@@ -41,12 +41,27 @@ pub(super) fn check(cx: &mut Cx) {
         };
         let inside = |w: (u64, u64)| w.0 <= r.0 && r.1 <= w.1;
         if !inside(ram) && !inside(dev) && !gicv.is_some_and(inside) {
-            let gicv_note = match gicv {
-                Some(g) => format!(
+            // On a GICv3 board, the GICv2 variant's GICV (a Microkit `qemu_virt_aarch64` file,
+            // libvmm's `simple`): say which `--gic` takes it.
+            let v2_gicv = axolotl_kernel_config::board_by_name(
+                board.name,
+                Some(axolotl_kernel_config::GicVersion::V2),
+            )
+            .and_then(|b| match b.gic {
+                axolotl_kernel_config::GicLayout::V2 { gicv, .. } => Some((gicv, gicv + GICV_SIZE)),
+                _ => None,
+            });
+            let gicv_note = match (gicv, v2_gicv) {
+                (Some(g), _) => format!(
                     " nor the GIC virtual CPU interface [{:#x}, {:#x})",
                     g.0, g.1
                 ),
-                None => String::new(),
+                (None, Some(g)) if inside(g) => format!(
+                    " (it is the GICv2 virtual CPU interface [{:#x}, {:#x}) of the board's \
+                     GICv2 variant: check and build with `--gic 2`)",
+                    g.0, g.1
+                ),
+                _ => String::new(),
             };
             let msg = format!(
                 "physical range [{:#x}, {:#x}) of `{}` is neither inside RAM [{:#x}, {:#x}) nor \

@@ -9,6 +9,7 @@
 pub mod classify;
 pub mod gdb;
 pub mod inject;
+pub mod insystem;
 pub mod report;
 
 use std::collections::BTreeSet;
@@ -69,6 +70,17 @@ pub struct Args {
     pub max_steps: u64,
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
     pub gic: u8,
+    /// Inject through the system's control plane (control-pd's `inject` grant), many
+    /// injections per boot, under the gateway's workload (docs/resilience.md, "In-system
+    /// campaigns"); `--system` defaults to tests/systems/campaign-gateway.system.
+    #[arg(long)]
+    pub in_system: bool,
+    /// In-system: injections per boot at most (a manifested failure ends a boot earlier).
+    #[arg(long, default_value_t = 25)]
+    pub per_boot: u64,
+    /// In-system: how long the monitor may take to detect an injection (ms).
+    #[arg(long, default_value_t = 6000)]
+    pub settle_ms: u64,
 }
 
 /// What a campaign left.
@@ -133,6 +145,9 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
         return report_only(dir);
     }
     let root = crate::images::workspace_root();
+    if a.in_system || a.resume.as_ref().is_some_and(|d| is_in_system(d)) {
+        return run_in_system(a);
+    }
     if let Some(dir) = &a.resume {
         // The resumed campaign's settings win over the command line's (but for --faults,
         // --jobs): its plans depend on them.
@@ -176,18 +191,7 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
         }),
     )
     .ok_or("no board")?;
-    // The campaign boots its own copy of the image: a build running meanwhile (another
-    // campaign, `cargo xtask test`) rewrites the shared one in place, and a resumed
-    // campaign must inject into the image its plans were made for.
-    let image = dir.join("image.elf");
-    if !image.is_file() {
-        let mut v = crate::images::Variant::new(board, None);
-        v.system = Some(crate::system::pack(&sdf, &board)?);
-        let built = crate::images::build(&v)?;
-        let tmp = dir.join("image.elf.tmp");
-        std::fs::copy(&built, &tmp).map_err(|e| format!("{}: {e}", built.display()))?;
-        std::fs::rename(&tmp, &image).map_err(|e| e.to_string())?;
-    }
+    let image = build_image(&dir, &sdf, board)?;
     let target = Target::load(&sdf, &a.target, a.anchor.as_deref(), w.ring_layout())?;
     let set = settings(&a, &kinds, &target.anchor_pattern, &w, default_workload);
     match std::fs::read_to_string(dir.join("settings.txt")) {
@@ -447,4 +451,218 @@ fn golden(
         wall.as_millis()
     );
     Ok((text, hits, wall))
+}
+
+fn is_in_system(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("settings.txt"))
+        .is_ok_and(|t| t.lines().any(|l| l == "mode=in-system"))
+}
+
+/// `--in-system`: injections through the control plane, many per boot
+/// ([`insystem`]); the same CSV, report and plots as the gdb campaign's.
+fn run_in_system(mut a: Args) -> Result<Summary, String> {
+    let root = crate::images::workspace_root();
+    if let Some(dir) = &a.resume {
+        let text = std::fs::read_to_string(dir.join("settings.txt"))
+            .map_err(|e| format!("{}: {e}", dir.join("settings.txt").display()))?;
+        for l in text.lines() {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            match k {
+                "system" => a.system = v.into(),
+                "target" => a.target = v.into(),
+                "seed" => a.seed = v.parse().map_err(|_| "bad seed in settings.txt")?,
+                "kinds" => a.kinds = v.split(',').map(str::to_string).collect(),
+                "gic" => a.gic = v.parse().map_err(|_| "bad gic")?,
+                _ => {}
+            }
+        }
+    } else if a.system == Path::new("systems/resilient-echo.system") {
+        a.system = insystem::DEFAULT_SYSTEM.into();
+    }
+    let kinds: Vec<Kind> = if a.kinds.is_empty() {
+        insystem::KINDS.to_vec()
+    } else {
+        let k = kinds(&a)?;
+        if let Some(bad) = k.iter().find(|k| !insystem::KINDS.contains(k)) {
+            return Err(format!(
+                "{bad} cannot be injected in-system (one of {})",
+                insystem::KINDS.map(|k| k.name()).join(",")
+            ));
+        }
+        k
+    };
+    let sdf = root.join(&a.system);
+    let stem = sdf
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let dir = a.resume.clone().or(a.out.clone()).unwrap_or_else(|| {
+        crate::images::target_dir()
+            .join("campaign")
+            .join(format!("{stem}-{}-insystem-s{}", a.target, a.seed))
+    });
+    std::fs::create_dir_all(dir.join("logs")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let board = board_by_name(
+        "qemu-virt-aarch64",
+        Some(if a.gic == 2 {
+            GicVersion::V2
+        } else {
+            GicVersion::V3
+        }),
+    )
+    .ok_or("no board")?;
+    let image = build_image(&dir, &sdf, board)?;
+    let set = format!(
+        "mode=in-system\nsystem={}\ntarget={}\nseed={}\nkinds={}\ngic={}\n",
+        a.system.display(),
+        a.target,
+        a.seed,
+        kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
+        a.gic
+    );
+    match std::fs::read_to_string(dir.join("settings.txt")) {
+        Ok(old) if old != set => {
+            return Err(format!(
+                "{} holds a campaign with other settings; use --resume or another --out",
+                dir.display()
+            ));
+        }
+        Ok(_) => {}
+        Err(_) => std::fs::write(dir.join("settings.txt"), &set).map_err(|e| e.to_string())?,
+    }
+    let csv_path = dir.join("injections.csv");
+    let existing = std::fs::read_to_string(&csv_path).unwrap_or_default();
+    let records = report::read_csv(&existing)?;
+    let mut text = format!("{HEADER}\n");
+    for r in &records {
+        text.push_str(&r.to_csv());
+        text.push('\n');
+    }
+    std::fs::write(&csv_path, text).map_err(|e| e.to_string())?;
+    let done: BTreeSet<u64> = records.iter().map(|r| r.plan.id).collect();
+    let todo: Vec<u64> = (0..a.faults.unwrap_or(0))
+        .filter(|i| !done.contains(i))
+        .collect();
+    eprintln!(
+        "campaign: in-system, {} in {stem} into {}: {} done before, {} to do, {} systems at once",
+        a.target,
+        dir.display(),
+        done.len(),
+        todo.len(),
+        a.jobs
+    );
+    let csv = Mutex::new(
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&csv_path)
+            .map_err(|e| e.to_string())?,
+    );
+    let next = AtomicU64::new(0);
+    let errors = AtomicU64::new(0);
+    let new_records = Mutex::new(Vec::new());
+    let bar = indicatif::ProgressBar::new(todo.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "campaign: {pos}/{len} [{bar:30}] {elapsed} elapsed, eta {eta} {msg}",
+        )
+        .map_err(|e| e.to_string())?
+        .progress_chars("#>-"),
+    );
+    let settle = Duration::from_millis(a.settle_ms);
+    std::thread::scope(|s| {
+        for job in 0..a.jobs.max(1) {
+            let (todo, next, errors, csv, new_records, bar) =
+                (&todo, &next, &errors, &csv, &new_records, &bar);
+            let (kinds, a, dir, image) = (&kinds, &a, &dir, &image);
+            s.spawn(move || {
+                let mut w = insystem::Worker::new(image, board, &format!("j{job}"), a.per_boot);
+                // A worker whose system will not come up stops after a few tries rather
+                // than spin through the plan.
+                let mut boot_failures = 0;
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(&id) = todo.get(i as usize) else {
+                        break;
+                    };
+                    let plan = insystem::plan(a.seed, id, kinds);
+                    match w.run(&a.target, &plan, settle) {
+                        Ok(d) => {
+                            boot_failures = 0;
+                            let mut plan = plan;
+                            plan.hit = d.boot;
+                            let rec = Record {
+                                component: a.target.clone(),
+                                seed: a.seed,
+                                plan,
+                                pc: 0,
+                                outcome: d.outcome,
+                                detect_ms: d.detect_ms,
+                                recover_ms: d.recover_ms,
+                                wall_ms: d.wall.as_millis() as u64,
+                                what: d.what,
+                                why: d.why,
+                            };
+                            if d.outcome != Outcome::NotManifested {
+                                let _ = std::fs::write(
+                                    dir.join("logs").join(format!("{id}.txt")),
+                                    &d.log,
+                                );
+                            }
+                            let mut f = csv.lock().unwrap();
+                            let _ = writeln!(f, "{}", rec.to_csv());
+                            let _ = f.flush();
+                            new_records.lock().unwrap().push(rec);
+                        }
+                        Err(e) => {
+                            boot_failures += 1;
+                            let n = errors.fetch_add(1, Ordering::SeqCst) + 1;
+                            let msg = format!("campaign: injection {id} not done: {e}");
+                            if bar.is_hidden() {
+                                eprintln!("{msg}");
+                            } else {
+                                bar.println(msg);
+                            }
+                            bar.set_message(format!("({n} not carried out)"));
+                            if boot_failures >= 3 {
+                                break;
+                            }
+                        }
+                    }
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let mut records = records;
+    records.extend(new_records.into_inner().unwrap());
+    records.sort_by_key(|r| r.plan.id);
+    let md = write_report(&dir, &records)?;
+    Ok(Summary {
+        dir,
+        records,
+        errors: errors.into_inner(),
+        report: md,
+    })
+}
+
+/// The campaign's own copy of the system's image in `dir` (built, under the checkout's
+/// build lock, unless a resumed campaign has it): a build running meanwhile (another
+/// campaign, `cargo xtask test`) rewrites the shared one in place, and a resumed campaign
+/// must inject into the image its plans were made for.
+fn build_image(
+    dir: &Path,
+    sdf: &Path,
+    board: axolotl_kernel_config::Board,
+) -> Result<PathBuf, String> {
+    let image = dir.join("image.elf");
+    if !image.is_file() {
+        let _held = crate::lock_checkout()?;
+        let mut v = crate::images::Variant::new(board, None);
+        v.system = Some(crate::system::pack(sdf, &board)?);
+        let built = crate::images::build(&v)?;
+        let tmp = dir.join("image.elf.tmp");
+        std::fs::copy(&built, &tmp).map_err(|e| format!("{}: {e}", built.display()))?;
+        std::fs::rename(&tmp, &image).map_err(|e| e.to_string())?;
+    }
+    Ok(image)
 }

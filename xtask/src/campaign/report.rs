@@ -236,7 +236,7 @@ pub fn markdown(records: &[Record]) -> String {
     };
     let _ = writeln!(
         s,
-        "\nLatency from the injection (wall-clock ms under QEMU -icount shift=0, polled): \
+        "\nLatency from the injection (host wall-clock ms, polled; the gdb campaign runs QEMU under -icount shift=0): \
          detection (the monitor's first decision) median {} p90 {} max {} over {}; \
          recovery (the restarted PD serving again, recovered runs) median {} p90 {} max {} over {}.",
         q(&det, 0.5),

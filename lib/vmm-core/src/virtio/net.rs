@@ -12,6 +12,8 @@
 //! frame goes into the guest's buffers when there are enough of them; otherwise the
 //! backend keeps it (and it is offered again once the guest posts buffers).
 
+use axolotl_ring::DataRegion;
+
 use super::mem::GuestMemory;
 use super::mmio::{Transport, bump};
 use super::queue::{Chain, QueueError};
@@ -65,15 +67,43 @@ pub enum RxOutcome {
     Dropped,
 }
 
+/// Where a frame the guest transmits goes: a buffer of exactly its length, or `len`
+/// bytes of a data region shared with a peer at `offset` (a link's transmit buffer: the
+/// frame is copied from guest RAM straight into it, no staging copy).
+pub enum TxDest<'a> {
+    Bytes(&'a mut [u8]),
+    Region(&'a DataRegion, usize),
+}
+
+/// A received frame: bytes, or `len` bytes of a shared data region at `offset` (a link's
+/// receive buffer, copied straight into the guest's buffers).
+pub enum RxFrame<'a> {
+    Bytes(&'a [u8]),
+    Region(&'a DataRegion, usize, usize),
+}
+
+impl RxFrame<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            RxFrame::Bytes(b) => b.len(),
+            RxFrame::Region(_, _, len) => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The network side, e.g. a client of the network virtualiser over a ring pair.
 pub trait NetBackend {
     /// Offers one frame of `len` bytes from the guest. To take it, the backend calls
-    /// `fill` once with a buffer of exactly `len` bytes; when `fill` returns false (the
+    /// `fill` once with where the frame's `len` bytes go; when `fill` returns false (the
     /// guest changed the frame under the device) the backend drops it and answers
     /// [`TxOutcome::Dropped`].
-    fn transmit(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8]) -> bool) -> TxOutcome;
+    fn transmit(&mut self, len: usize, fill: &mut dyn FnMut(TxDest<'_>) -> bool) -> TxOutcome;
     /// The oldest received frame the guest has not got yet.
-    fn peek_rx(&mut self) -> Option<&[u8]>;
+    fn peek_rx(&mut self) -> Option<RxFrame<'_>>;
     /// Consumes the frame `peek_rx` returned (delivered or dropped).
     fn pop_rx(&mut self);
 }
@@ -166,7 +196,7 @@ impl VirtioNet {
         }
         self.transmit(mem, backend);
         while let Some(frame) = backend.peek_rx() {
-            match self.receive(mem, frame) {
+            match self.receive_frame(mem, frame) {
                 RxOutcome::NoBuffers => break,
                 RxOutcome::Delivered | RxOutcome::Dropped => backend.pop_rx(),
             }
@@ -194,8 +224,15 @@ impl VirtioNet {
                 let mut copied = true;
                 let answer = {
                     let m = &*mem;
-                    let mut fill = |buf: &mut [u8]| {
-                        copied = buf.len() == len && chain.read(m, HDR_LEN, buf).is_ok();
+                    let mut fill = |dest: TxDest<'_>| {
+                        copied = match dest {
+                            TxDest::Bytes(buf) => {
+                                buf.len() == len && chain.read(m, HDR_LEN, buf).is_ok()
+                            }
+                            TxDest::Region(region, at) => {
+                                chain.read_to_region(m, HDR_LEN, region, at, len).is_ok()
+                            }
+                        };
                         copied
                     };
                     backend.transmit(len, &mut fill)
@@ -222,6 +259,16 @@ impl VirtioNet {
 
     /// Puts one received frame into the guest's receive buffers.
     pub fn receive<M: GuestMemory + ?Sized>(&mut self, mem: &mut M, frame: &[u8]) -> RxOutcome {
+        self.receive_frame(mem, RxFrame::Bytes(frame))
+    }
+
+    /// [`VirtioNet::receive`] of a frame that may lie in a shared region: copied from
+    /// there straight into the guest's buffers.
+    pub fn receive_frame<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        frame: RxFrame<'_>,
+    ) -> RxOutcome {
         if !self.transport.live() {
             bump(&mut self.counters.rx_not_ready);
             return RxOutcome::Dropped;
@@ -280,7 +327,12 @@ impl VirtioNet {
                 off = HDR_LEN;
             }
             let take = ((c.writable - off) as usize).min(frame.len() - sent);
-            r = r.and_then(|()| c.write(mem, off, &frame[sent..sent + take]));
+            r = r.and_then(|()| match frame {
+                RxFrame::Bytes(b) => c.write(mem, off, &b[sent..sent + take]),
+                RxFrame::Region(region, at, _) => {
+                    c.write_from_region(mem, off, region, at + sent, take)
+                }
+            });
             sent += take;
             let r = r.and_then(|()| {
                 self.transport.queues[RX_QUEUE].push_used(mem, c.head, off + take as u32)

@@ -22,7 +22,7 @@ pub struct FakeNet {
 }
 
 impl NetBackend for FakeNet {
-    fn transmit(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8]) -> bool) -> TxOutcome {
+    fn transmit(&mut self, len: usize, fill: &mut dyn FnMut(TxDest<'_>) -> bool) -> TxOutcome {
         if self.busy {
             return TxOutcome::Busy;
         }
@@ -30,15 +30,15 @@ impl NetBackend for FakeNet {
             return TxOutcome::Dropped;
         }
         let mut b = vec![0; len];
-        if !fill(&mut b) {
+        if !fill(TxDest::Bytes(&mut b)) {
             return TxOutcome::Dropped;
         }
         self.sent.push(b);
         TxOutcome::Sent
     }
 
-    fn peek_rx(&mut self) -> Option<&[u8]> {
-        self.rx.front().map(|f| &f[..])
+    fn peek_rx(&mut self) -> Option<RxFrame<'_>> {
+        self.rx.front().map(|f| RxFrame::Bytes(&f[..]))
     }
 
     fn pop_rx(&mut self) {

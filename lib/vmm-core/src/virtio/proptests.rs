@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use super::blk::{self, BlkBackend, BlkConfig, BlkOp, BlkRequest, Completion, Submit, VirtioBlk};
 use super::mem::GuestMemory;
 use super::mmio::*;
-use super::net::{self, NetBackend, NetConfig, TxOutcome, VirtioNet};
+use super::net::{self, NetBackend, NetConfig, RxFrame, TxDest, TxOutcome, VirtioNet};
 use super::queue::{DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, Queue};
 use super::testutil::*;
 use super::{F_EVENT_IDX, F_INDIRECT_DESC, F_VERSION_1, status};
@@ -695,20 +695,20 @@ struct NetFake {
 }
 
 impl NetBackend for NetFake {
-    fn transmit(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8]) -> bool) -> TxOutcome {
+    fn transmit(&mut self, len: usize, fill: &mut dyn FnMut(TxDest<'_>) -> bool) -> TxOutcome {
         if self.busy {
             return TxOutcome::Busy;
         }
         let mut b = vec![0; len];
-        if !fill(&mut b) {
+        if !fill(TxDest::Bytes(&mut b)) {
             return TxOutcome::Dropped;
         }
         self.sent += 1;
         TxOutcome::Sent
     }
 
-    fn peek_rx(&mut self) -> Option<&[u8]> {
-        self.rx.front().map(|f| &f[..])
+    fn peek_rx(&mut self) -> Option<RxFrame<'_>> {
+        self.rx.front().map(|f| RxFrame::Bytes(&f[..]))
     }
 
     fn pop_rx(&mut self) {
