@@ -144,66 +144,21 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
     if let Some(dir) = &a.report {
         return report_only(dir);
     }
-    let root = crate::images::workspace_root();
     if a.in_system || a.resume.as_ref().is_some_and(|d| is_in_system(d)) {
         return run_in_system(a);
     }
-    if let Some(dir) = &a.resume {
-        // The resumed campaign's settings win over the command line's (but for --faults,
-        // --jobs): its plans depend on them.
-        let text = std::fs::read_to_string(dir.join("settings.txt"))
-            .map_err(|e| format!("{}: {e}", dir.join("settings.txt").display()))?;
-        for l in text.lines() {
-            let (k, v) = l.split_once('=').unwrap_or((l, ""));
-            match k {
-                "system" => a.system = v.into(),
-                "target" => a.target = v.into(),
-                "seed" => a.seed = v.parse().map_err(|_| "bad seed in settings.txt")?,
-                "kinds" => a.kinds = v.split(',').map(str::to_string).collect(),
-                "anchor" => a.anchor = Some(v.into()),
-                "workload" => a.workload = Some(v.into()),
-                "max_steps" => a.max_steps = v.parse().map_err(|_| "bad max_steps")?,
-                "gic" => a.gic = v.parse().map_err(|_| "bad gic")?,
-                _ => {}
-            }
-        }
-    }
+    apply_resume(&mut a)?;
     let kinds = kinds(&a)?;
-    let sdf = root.join(&a.system);
-    let stem = sdf
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let dir = a.resume.clone().or(a.out.clone()).unwrap_or_else(|| {
-        crate::images::target_dir()
-            .join("campaign")
-            .join(format!("{stem}-{}-s{}", a.target, a.seed))
-    });
-    std::fs::create_dir_all(dir.join("logs")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let (sdf, stem) = system_of(&a);
+    let dir = campaign_dir(&a, &format!("{stem}-{}-s{}", a.target, a.seed))?;
     let (w, default_workload) = workload(&a, &stem)?;
-
-    let board = board_by_name(
-        "qemu-virt-aarch64",
-        Some(if a.gic == 2 {
-            GicVersion::V2
-        } else {
-            GicVersion::V3
-        }),
-    )
-    .ok_or("no board")?;
+    let board = qemu_board(a.gic)?;
     let image = build_image(&dir, &sdf, board)?;
     let target = Target::load(&sdf, &a.target, a.anchor.as_deref(), w.ring_layout())?;
-    let set = settings(&a, &kinds, &target.anchor_pattern, &w, default_workload);
-    match std::fs::read_to_string(dir.join("settings.txt")) {
-        Ok(old) if old != set => {
-            return Err(format!(
-                "{} holds a campaign with other settings; use --resume or another --out",
-                dir.display()
-            ));
-        }
-        Ok(_) => {}
-        Err(_) => std::fs::write(dir.join("settings.txt"), &set).map_err(|e| e.to_string())?,
-    }
+    keep_settings(
+        &dir,
+        &settings(&a, &kinds, &target.anchor_pattern, &w, default_workload),
+    )?;
     eprintln!(
         "campaign: {} in {} ({} workload; {}; anchor {} at {:#x}, {} ring index words), into {}",
         a.target,
@@ -223,9 +178,7 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
         settle: Duration::from_millis(1500),
     };
 
-    let csv_path = dir.join("injections.csv");
-    let existing = std::fs::read_to_string(&csv_path).unwrap_or_default();
-    let mut records = report::read_csv(&existing)?;
+    let mut records = read_records(&dir)?;
     // The verdicts are the current classifier's: a row whose run left its log is classified
     // again (a system failure stays one: whether QEMU exited is not in the log).
     for r in &mut records {
@@ -245,110 +198,223 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
             r.why = v.summary();
         }
     }
-    // Rewritten whole: a torn last line from a killed campaign goes.
-    let mut text = format!("{HEADER}\n");
-    for r in &records {
-        text.push_str(&r.to_csv());
-        text.push('\n');
-    }
-    std::fs::write(&csv_path, text).map_err(|e| e.to_string())?;
-    let done: BTreeSet<u64> = records.iter().map(|r| r.plan.id).collect();
-    let todo: Vec<u64> = (0..a.faults.unwrap_or(0))
-        .filter(|i| !done.contains(i))
-        .collect();
-    let csv = Mutex::new(
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&csv_path)
-            .map_err(|e| e.to_string())?,
-    );
-    let next = AtomicU64::new(0);
-    let errors = AtomicU64::new(0);
-    let new_records = Mutex::new(Vec::new());
-    let total = todo.len() as u64;
-    // On stderr, drawn only when it is a terminal (a log gets the closing line alone).
-    let bar = indicatif::ProgressBar::new(total).with_style(
-        indicatif::ProgressStyle::with_template(
-            "campaign: {pos}/{len} [{bar:30}] {elapsed} elapsed, eta {eta} {msg}",
-        )
-        .map_err(|e| e.to_string())?
-        .progress_chars("#>-"),
-    );
+    let ledger = Ledger::open(&dir, records, a.faults.unwrap_or(0))?;
     eprintln!(
         "campaign: {} done before, {} to do, {} at once",
-        done.len(),
-        total,
+        ledger.done_before,
+        ledger.todo.len(),
         a.jobs
     );
     std::thread::scope(|s| {
         for job in 0..a.jobs.max(1) {
-            let (todo, next, errors, csv, new_records, bar) =
-                (&todo, &next, &errors, &csv, &new_records, &bar);
-            let (target, w, golden, image, kinds, a, dir) =
-                (&target, &w, &golden, &image, &kinds, &a, &dir);
+            let (ledger, target, w, golden, image, kinds, a) =
+                (&ledger, &target, &w, &golden, &image, &kinds, &a);
             s.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(&id) = todo.get(i as usize) else {
-                        break;
-                    };
+                while let Some(id) = ledger.next_id() {
                     let plan = target.plan(a.seed, id, kinds, hits, a.max_steps);
                     let tag = format!("j{job}");
-                    let r = inject::run(image, a.gic, target, w, Some(&plan), budget, &tag);
-                    match r {
+                    match inject::run(image, a.gic, target, w, Some(&plan), budget, &tag) {
                         Ok(log) => {
                             let v = classify(w, golden, &log.console, &log.host);
-                            let rec = Record {
-                                component: a.target.clone(),
-                                seed: a.seed,
-                                plan,
-                                pc: log.injected_at.unwrap_or(0),
-                                outcome: v.outcome,
-                                detect_ms: log.detect_ms,
-                                recover_ms: log.recover_ms,
-                                wall_ms: log.wall.as_millis() as u64,
-                                what: log.what.clone(),
-                                why: v.summary(),
-                            };
-                            if v.outcome != Outcome::NotManifested {
-                                let _ = std::fs::write(
-                                    dir.join("logs").join(format!("{id}.txt")),
-                                    classify::join_log(&log.console, &log.host),
-                                );
-                            }
-                            let mut f = csv.lock().unwrap();
-                            let _ = writeln!(f, "{}", rec.to_csv());
-                            let _ = f.flush();
-                            new_records.lock().unwrap().push(rec);
+                            let kept = (v.outcome != Outcome::NotManifested)
+                                .then(|| classify::join_log(&log.console, &log.host));
+                            ledger.done(
+                                Record {
+                                    component: a.target.clone(),
+                                    seed: a.seed,
+                                    plan,
+                                    pc: log.injected_at.unwrap_or(0),
+                                    outcome: v.outcome,
+                                    detect_ms: log.detect_ms,
+                                    recover_ms: log.recover_ms,
+                                    wall_ms: log.wall.as_millis() as u64,
+                                    what: log.what.clone(),
+                                    why: v.summary(),
+                                },
+                                kept,
+                            );
                         }
                         Err(e) => {
-                            let n = errors.fetch_add(1, Ordering::SeqCst) + 1;
-                            let msg =
-                                format!("campaign: injection {id} ({}) not done: {e}", plan.kind);
-                            // A hidden bar (stderr no terminal: a log) prints nothing.
-                            if bar.is_hidden() {
-                                eprintln!("{msg}");
-                            } else {
-                                bar.println(msg);
-                            }
-                            bar.set_message(format!("({n} not carried out)"));
+                            ledger.not_done(format!(
+                                "campaign: injection {id} ({}) not done: {e}",
+                                plan.kind
+                            ));
                         }
                     }
-                    bar.inc(1);
                 }
             });
         }
     });
-    bar.finish_and_clear();
-    records.extend(new_records.into_inner().unwrap());
-    records.sort_by_key(|r| r.plan.id);
-    let md = write_report(&dir, &records)?;
-    Ok(Summary {
-        dir,
-        records,
-        errors: errors.into_inner(),
-        report: md,
-    })
+    ledger.finish()
+}
+
+/// A resumed campaign's settings win over the command line's (but for --faults, --jobs):
+/// its plans depend on them. Keys a mode does not write are not in its settings.txt.
+fn apply_resume(a: &mut Args) -> Result<(), String> {
+    let Some(dir) = &a.resume else {
+        return Ok(());
+    };
+    let path = dir.join("settings.txt");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    for l in text.lines() {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        match k {
+            "system" => a.system = v.into(),
+            "target" => a.target = v.into(),
+            "seed" => a.seed = v.parse().map_err(|_| "bad seed in settings.txt")?,
+            "kinds" => a.kinds = v.split(',').map(str::to_string).collect(),
+            "anchor" => a.anchor = Some(v.into()),
+            "workload" => a.workload = Some(v.into()),
+            "max_steps" => a.max_steps = v.parse().map_err(|_| "bad max_steps")?,
+            "gic" => a.gic = v.parse().map_err(|_| "bad gic")?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The SDF's path in the workspace and its file stem.
+fn system_of(a: &Args) -> (PathBuf, String) {
+    let sdf = crate::images::workspace_root().join(&a.system);
+    let stem = sdf
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    (sdf, stem)
+}
+
+/// `--resume`, else `--out`, else target/campaign/NAME; with its `logs/`.
+fn campaign_dir(a: &Args, name: &str) -> Result<PathBuf, String> {
+    let dir = a
+        .resume
+        .clone()
+        .or(a.out.clone())
+        .unwrap_or_else(|| crate::images::target_dir().join("campaign").join(name));
+    std::fs::create_dir_all(dir.join("logs")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+fn qemu_board(gic: u8) -> Result<axolotl_kernel_config::Board, String> {
+    let v = if gic == 2 {
+        GicVersion::V2
+    } else {
+        GicVersion::V3
+    };
+    board_by_name("qemu-virt-aarch64", Some(v)).ok_or_else(|| "no board".to_string())
+}
+
+/// Writes `set` as the directory's settings, or checks it is the one there.
+fn keep_settings(dir: &Path, set: &str) -> Result<(), String> {
+    match std::fs::read_to_string(dir.join("settings.txt")) {
+        Ok(old) if old != set => Err(format!(
+            "{} holds a campaign with other settings; use --resume or another --out",
+            dir.display()
+        )),
+        Ok(_) => Ok(()),
+        Err(_) => std::fs::write(dir.join("settings.txt"), set).map_err(|e| e.to_string()),
+    }
+}
+
+fn read_records(dir: &Path) -> Result<Vec<Record>, String> {
+    report::read_csv(&std::fs::read_to_string(dir.join("injections.csv")).unwrap_or_default())
+}
+
+/// A campaign's rows as they come: each finished injection is appended to the CSV at once
+/// (an interrupted campaign keeps it), the ids still to do are handed out to the jobs, the
+/// progress bar (on stderr, drawn only when it is a terminal: a log gets the closing line
+/// alone) and the count of injections not carried out.
+struct Ledger {
+    dir: PathBuf,
+    csv: Mutex<std::fs::File>,
+    records: Mutex<Vec<Record>>,
+    todo: Vec<u64>,
+    next: AtomicU64,
+    done_before: usize,
+    errors: AtomicU64,
+    bar: indicatif::ProgressBar,
+}
+
+impl Ledger {
+    /// Rewrites the CSV whole from `records` (a torn last line from a killed campaign goes);
+    /// what is left of ids `0..faults` is to do.
+    fn open(dir: &Path, records: Vec<Record>, faults: u64) -> Result<Ledger, String> {
+        let path = dir.join("injections.csv");
+        let mut text = format!("{HEADER}\n");
+        for r in &records {
+            text.push_str(&r.to_csv());
+            text.push('\n');
+        }
+        std::fs::write(&path, text).map_err(|e| e.to_string())?;
+        let done: BTreeSet<u64> = records.iter().map(|r| r.plan.id).collect();
+        let todo: Vec<u64> = (0..faults).filter(|i| !done.contains(i)).collect();
+        let bar = indicatif::ProgressBar::new(todo.len() as u64).with_style(
+            indicatif::ProgressStyle::with_template(
+                "campaign: {pos}/{len} [{bar:30}] {elapsed} elapsed, eta {eta} {msg}",
+            )
+            .map_err(|e| e.to_string())?
+            .progress_chars("#>-"),
+        );
+        let csv = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| e.to_string())?;
+        Ok(Ledger {
+            dir: dir.to_path_buf(),
+            csv: Mutex::new(csv),
+            done_before: done.len(),
+            records: Mutex::new(records),
+            todo,
+            next: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            bar,
+        })
+    }
+
+    fn next_id(&self) -> Option<u64> {
+        let i = self.next.fetch_add(1, Ordering::SeqCst);
+        self.todo.get(i as usize).copied()
+    }
+
+    /// One injection's row, and its log (kept for a manifested one).
+    fn done(&self, rec: Record, log: Option<String>) {
+        if let Some(log) = log {
+            let _ = std::fs::write(
+                self.dir.join("logs").join(format!("{}.txt", rec.plan.id)),
+                log,
+            );
+        }
+        let mut f = self.csv.lock().unwrap();
+        let _ = writeln!(f, "{}", rec.to_csv());
+        let _ = f.flush();
+        self.records.lock().unwrap().push(rec);
+        self.bar.inc(1);
+    }
+
+    fn not_done(&self, msg: String) {
+        let n = self.errors.fetch_add(1, Ordering::SeqCst) + 1;
+        // A hidden bar (stderr no terminal: a log) prints nothing.
+        if self.bar.is_hidden() {
+            eprintln!("{msg}");
+        } else {
+            self.bar.println(msg);
+        }
+        self.bar.set_message(format!("({n} not carried out)"));
+        self.bar.inc(1);
+    }
+
+    /// The report and plots over every row.
+    fn finish(self) -> Result<Summary, String> {
+        self.bar.finish_and_clear();
+        let mut records = self.records.into_inner().unwrap();
+        records.sort_by_key(|r| r.plan.id);
+        let md = write_report(&self.dir, &records)?;
+        Ok(Summary {
+            dir: self.dir,
+            records,
+            errors: self.errors.into_inner(),
+            report: md,
+        })
+    }
 }
 
 /// `report.md`, `outcomes.svg` and `recovery-cdf.svg` in `dir`, from `records`.
@@ -461,21 +527,8 @@ fn is_in_system(dir: &Path) -> bool {
 /// `--in-system`: injections through the control plane, many per boot
 /// ([`insystem`]); the same CSV, report and plots as the gdb campaign's.
 fn run_in_system(mut a: Args) -> Result<Summary, String> {
-    let root = crate::images::workspace_root();
-    if let Some(dir) = &a.resume {
-        let text = std::fs::read_to_string(dir.join("settings.txt"))
-            .map_err(|e| format!("{}: {e}", dir.join("settings.txt").display()))?;
-        for l in text.lines() {
-            let (k, v) = l.split_once('=').unwrap_or((l, ""));
-            match k {
-                "system" => a.system = v.into(),
-                "target" => a.target = v.into(),
-                "seed" => a.seed = v.parse().map_err(|_| "bad seed in settings.txt")?,
-                "kinds" => a.kinds = v.split(',').map(str::to_string).collect(),
-                "gic" => a.gic = v.parse().map_err(|_| "bad gic")?,
-                _ => {}
-            }
-        }
+    if a.resume.is_some() {
+        apply_resume(&mut a)?;
     } else if a.system == Path::new("systems/resilient-echo.system") {
         a.system = insystem::DEFAULT_SYSTEM.into();
     }
@@ -491,158 +544,76 @@ fn run_in_system(mut a: Args) -> Result<Summary, String> {
         }
         k
     };
-    let sdf = root.join(&a.system);
-    let stem = sdf
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let dir = a.resume.clone().or(a.out.clone()).unwrap_or_else(|| {
-        crate::images::target_dir()
-            .join("campaign")
-            .join(format!("{stem}-{}-insystem-s{}", a.target, a.seed))
-    });
-    std::fs::create_dir_all(dir.join("logs")).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let board = board_by_name(
-        "qemu-virt-aarch64",
-        Some(if a.gic == 2 {
-            GicVersion::V2
-        } else {
-            GicVersion::V3
-        }),
-    )
-    .ok_or("no board")?;
+    let (sdf, stem) = system_of(&a);
+    let dir = campaign_dir(&a, &format!("{stem}-{}-insystem-s{}", a.target, a.seed))?;
+    let board = qemu_board(a.gic)?;
     let image = build_image(&dir, &sdf, board)?;
-    let set = format!(
-        "mode=in-system\nsystem={}\ntarget={}\nseed={}\nkinds={}\ngic={}\n",
-        a.system.display(),
-        a.target,
-        a.seed,
-        kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
-        a.gic
-    );
-    match std::fs::read_to_string(dir.join("settings.txt")) {
-        Ok(old) if old != set => {
-            return Err(format!(
-                "{} holds a campaign with other settings; use --resume or another --out",
-                dir.display()
-            ));
-        }
-        Ok(_) => {}
-        Err(_) => std::fs::write(dir.join("settings.txt"), &set).map_err(|e| e.to_string())?,
-    }
-    let csv_path = dir.join("injections.csv");
-    let existing = std::fs::read_to_string(&csv_path).unwrap_or_default();
-    let records = report::read_csv(&existing)?;
-    let mut text = format!("{HEADER}\n");
-    for r in &records {
-        text.push_str(&r.to_csv());
-        text.push('\n');
-    }
-    std::fs::write(&csv_path, text).map_err(|e| e.to_string())?;
-    let done: BTreeSet<u64> = records.iter().map(|r| r.plan.id).collect();
-    let todo: Vec<u64> = (0..a.faults.unwrap_or(0))
-        .filter(|i| !done.contains(i))
-        .collect();
+    keep_settings(
+        &dir,
+        &format!(
+            "mode=in-system\nsystem={}\ntarget={}\nseed={}\nkinds={}\ngic={}\n",
+            a.system.display(),
+            a.target,
+            a.seed,
+            kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
+            a.gic
+        ),
+    )?;
+    let ledger = Ledger::open(&dir, read_records(&dir)?, a.faults.unwrap_or(0))?;
     eprintln!(
         "campaign: in-system, {} in {stem} into {}: {} done before, {} to do, {} systems at once",
         a.target,
         dir.display(),
-        done.len(),
-        todo.len(),
+        ledger.done_before,
+        ledger.todo.len(),
         a.jobs
-    );
-    let csv = Mutex::new(
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&csv_path)
-            .map_err(|e| e.to_string())?,
-    );
-    let next = AtomicU64::new(0);
-    let errors = AtomicU64::new(0);
-    let new_records = Mutex::new(Vec::new());
-    let bar = indicatif::ProgressBar::new(todo.len() as u64).with_style(
-        indicatif::ProgressStyle::with_template(
-            "campaign: {pos}/{len} [{bar:30}] {elapsed} elapsed, eta {eta} {msg}",
-        )
-        .map_err(|e| e.to_string())?
-        .progress_chars("#>-"),
     );
     let settle = Duration::from_millis(a.settle_ms);
     std::thread::scope(|s| {
         for job in 0..a.jobs.max(1) {
-            let (todo, next, errors, csv, new_records, bar) =
-                (&todo, &next, &errors, &csv, &new_records, &bar);
-            let (kinds, a, dir, image) = (&kinds, &a, &dir, &image);
+            let (ledger, kinds, a, image) = (&ledger, &kinds, &a, &image);
             s.spawn(move || {
                 let mut w = insystem::Worker::new(image, board, &format!("j{job}"), a.per_boot);
                 // A worker whose system will not come up stops after a few tries rather
                 // than spin through the plan.
                 let mut boot_failures = 0;
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(&id) = todo.get(i as usize) else {
-                        break;
-                    };
+                while let Some(id) = ledger.next_id() {
                     let plan = insystem::plan(a.seed, id, kinds);
                     match w.run(&a.target, &plan, settle) {
                         Ok(d) => {
                             boot_failures = 0;
                             let mut plan = plan;
                             plan.hit = d.boot;
-                            let rec = Record {
-                                component: a.target.clone(),
-                                seed: a.seed,
-                                plan,
-                                pc: 0,
-                                outcome: d.outcome,
-                                detect_ms: d.detect_ms,
-                                recover_ms: d.recover_ms,
-                                wall_ms: d.wall.as_millis() as u64,
-                                what: d.what,
-                                why: d.why,
-                            };
-                            if d.outcome != Outcome::NotManifested {
-                                let _ = std::fs::write(
-                                    dir.join("logs").join(format!("{id}.txt")),
-                                    &d.log,
-                                );
-                            }
-                            let mut f = csv.lock().unwrap();
-                            let _ = writeln!(f, "{}", rec.to_csv());
-                            let _ = f.flush();
-                            new_records.lock().unwrap().push(rec);
+                            let kept = (d.outcome != Outcome::NotManifested).then_some(d.log);
+                            ledger.done(
+                                Record {
+                                    component: a.target.clone(),
+                                    seed: a.seed,
+                                    plan,
+                                    pc: 0,
+                                    outcome: d.outcome,
+                                    detect_ms: d.detect_ms,
+                                    recover_ms: d.recover_ms,
+                                    wall_ms: d.wall.as_millis() as u64,
+                                    what: d.what,
+                                    why: d.why,
+                                },
+                                kept,
+                            );
                         }
                         Err(e) => {
                             boot_failures += 1;
-                            let n = errors.fetch_add(1, Ordering::SeqCst) + 1;
-                            let msg = format!("campaign: injection {id} not done: {e}");
-                            if bar.is_hidden() {
-                                eprintln!("{msg}");
-                            } else {
-                                bar.println(msg);
-                            }
-                            bar.set_message(format!("({n} not carried out)"));
+                            ledger.not_done(format!("campaign: injection {id} not done: {e}"));
                             if boot_failures >= 3 {
                                 break;
                             }
                         }
                     }
-                    bar.inc(1);
                 }
             });
         }
     });
-    bar.finish_and_clear();
-    let mut records = records;
-    records.extend(new_records.into_inner().unwrap());
-    records.sort_by_key(|r| r.plan.id);
-    let md = write_report(&dir, &records)?;
-    Ok(Summary {
-        dir,
-        records,
-        errors: errors.into_inner(),
-        report: md,
-    })
+    ledger.finish()
 }
 
 /// The campaign's own copy of the system's image in `dir` (built, under the checkout's
