@@ -140,6 +140,26 @@ pub fn refute_each(b: &mut Boot, needles: &[&str]) {
     }
 }
 
+/// Fails the test unless the serial driver's `first receive interrupt (status S)` line is in
+/// the console with one of the `cause` bits (serial-core's PL011 encoding: RX 0x10, RX timeout
+/// 0x40): the idle driver was woken by its UART's receive interrupt, not by a poll.
+pub fn expect_woken_by_receive_interrupt(b: &mut Boot, cause: u32) {
+    let console = b.console();
+    let status = console
+        .lines()
+        .find_map(|l| {
+            l.split("serial_driver: first receive interrupt (status ")
+                .nth(1)
+        })
+        .and_then(|rest| rest.trim_end().strip_suffix(')'))
+        .and_then(|hex| u32::from_str_radix(hex.trim_start_matches("0x"), 16).ok());
+    if status.is_none_or(|s| s & cause == 0) {
+        check::<()>(Err(b.failure(format!(
+            "no receive interrupt woke the driver (first receive interrupt status: {status:x?})"
+        ))));
+    }
+}
+
 /// A fresh directory holding the FIFOs `u.in` and `u.out` for QEMU's `pipe` chardev (UART1,
 /// `boot_with_uart1`); `tag` tells apart the tests running at once.
 pub fn uart1_pipes(tag: &str) -> std::path::PathBuf {

@@ -110,20 +110,7 @@ fn serves_both_clients(gic: u8) {
     // The idle driver was woken by IRQ 40 with a receive cause (RX, or RX timeout). Looked
     // up after the lines, not in order with them: a heartbeat poll may take the first bytes
     // before the interrupt is taken, so its line may come after some echoes.
-    let console = b.console();
-    let status = console
-        .lines()
-        .find_map(|l| {
-            l.split("serial_driver: first receive interrupt (status ")
-                .nth(1)
-        })
-        .and_then(|rest| rest.trim_end().strip_suffix(')'))
-        .and_then(|hex| u32::from_str_radix(hex.trim_start_matches("0x"), 16).ok());
-    if status.is_none_or(|s| s & 0x50 == 0) {
-        check::<()>(Err(b.failure(format!(
-            "no receive interrupt woke the driver (first receive interrupt status: {status:x?})"
-        ))));
-    }
+    axolotl_tests::expect_woken_by_receive_interrupt(&mut b, 0x50);
     let _ = std::fs::remove_dir_all(&dir);
     for line in lines {
         assert!(
