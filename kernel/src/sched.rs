@@ -14,28 +14,33 @@ use crate::thread::{Tcb, ThreadState};
 const PRIOS: usize = axolotl_abi::NUM_PRIORITIES;
 const DOMAINS: usize = axolotl_abi::NUM_DOMAINS;
 
+/// `repr(C)`, hot fields first and the 64 KiB of queue heads and tails last: every field the
+/// fast paths read then sits within a load's immediate offset of the `Kernel`'s base (which
+/// keeps the scheduler last for the same reason). Left to Rust's layout, the per-domain
+/// arrays pushed them beyond it and cost every syscall an address computation.
+#[repr(C)]
 pub struct Scheduler {
-    heads: [[*mut Tcb; PRIOS]; DOMAINS],
-    tails: [[*mut Tcb; PRIOS]; DOMAINS],
-    /// Bit p of word w set when priority 64 * w + p of the domain has ready threads.
-    bitmap: [[u64; PRIOS / 64]; DOMAINS],
-    /// Bit w set when `bitmap[d][w]` is non-zero.
-    top: [u64; DOMAINS],
     pub current: *mut Tcb,
     pub timeslice_ticks: u32,
+    /// Bit w set when `bitmap[d][w]` is non-zero.
+    top: [u64; DOMAINS],
     pub domains: DomainSchedule,
+    /// Bit p of word w set when priority 64 * w + p of the domain has ready threads.
+    bitmap: [[u64; PRIOS / 64]; DOMAINS],
+    heads: [[*mut Tcb; PRIOS]; DOMAINS],
+    tails: [[*mut Tcb; PRIOS]; DOMAINS],
 }
 
 impl Scheduler {
     pub const fn new(timeslice_ticks: u32) -> Self {
         Scheduler {
-            heads: [[null_mut(); PRIOS]; DOMAINS],
-            tails: [[null_mut(); PRIOS]; DOMAINS],
-            bitmap: [[0; PRIOS / 64]; DOMAINS],
-            top: [0; DOMAINS],
             current: null_mut(),
             timeslice_ticks,
+            top: [0; DOMAINS],
             domains: DomainSchedule::new(),
+            bitmap: [[0; PRIOS / 64]; DOMAINS],
+            heads: [[null_mut(); PRIOS]; DOMAINS],
+            tails: [[null_mut(); PRIOS]; DOMAINS],
         }
     }
 
@@ -60,6 +65,31 @@ impl Scheduler {
             } else {
                 (*t).domain = d;
             }
+        }
+        self.leave_if_foreign();
+    }
+
+    /// Installs a domain schedule (`DomainSchedule::install`); its first entry's domain
+    /// runs from now on.
+    pub fn install_schedule(&mut self, words: impl Iterator<Item = u64>, tick_us: u64) {
+        self.domains.install(words, tick_us);
+        self.leave_if_foreign();
+    }
+
+    /// The running thread waits, ready, for its domain's turn if the current domain is no
+    /// longer its own. Called where the domain or the thread's domain changes (a tick, a
+    /// schedule, `set_domain`), so that `choose` — on every kernel exit — never has to ask.
+    fn leave_if_foreign(&mut self) {
+        let cur = self.current;
+        if cur.is_null() {
+            return;
+        }
+        // SAFETY: the current thread is live.
+        let (state, domain) = unsafe { ((*cur).state, (*cur).domain) };
+        if state == ThreadState::Running && domain != self.domain() {
+            // SAFETY: as above; a running thread is in no queue.
+            unsafe { self.enqueue(cur) };
+            self.current = null_mut();
         }
     }
 
@@ -129,8 +159,8 @@ impl Scheduler {
     }
 
     /// Picks the thread to run next: the current one keeps the CPU unless a thread of
-    /// higher priority is ready, or `yielding` and one of equal priority is, or it is not
-    /// of the current domain (the schedule moved on, or it was moved).
+    /// higher priority is ready, or `yielding` and one of equal priority is. A current
+    /// thread is always of the current domain (`leave_if_foreign`).
     ///
     /// # Safety
     /// All queued and current TCBs are live.
@@ -138,14 +168,6 @@ impl Scheduler {
         let cur = self.current;
         // SAFETY: forwarded to the caller.
         let cur_runnable = !cur.is_null() && unsafe { (*cur).state } == ThreadState::Running;
-        // SAFETY: as above.
-        if cur_runnable && unsafe { (*cur).domain } != self.domain() {
-            // SAFETY: as above; it waits, ready, for its domain's turn.
-            unsafe { self.enqueue(cur) };
-            self.current = null_mut();
-            // SAFETY: forwarded to the caller; no current thread now, so no recursion.
-            return unsafe { self.choose(false) };
-        }
         let best = self.highest_ready();
         if cur_runnable {
             // SAFETY: as above.
@@ -196,6 +218,7 @@ impl Scheduler {
     /// its timeslice or its domain's time ran out.
     pub fn tick(&mut self) -> bool {
         if self.domains.tick() {
+            self.leave_if_foreign();
             return true;
         }
         if self.current.is_null() {
@@ -283,8 +306,7 @@ mod tests {
                 "domain 0 runs first, whatever the priority"
             );
             // Two ticks of domain 0, one of domain 1.
-            s.domains
-                .install([domain_entry(0, 2), domain_entry(1, 1)].into_iter(), 1);
+            s.install_schedule([domain_entry(0, 2), domain_entry(1, 1)].into_iter(), 1);
             assert_eq!(s.choose(false), low0);
             assert!(!s.tick());
             assert!(s.tick(), "domain 0's time is up");

@@ -30,8 +30,10 @@ impl<T> Global<T> {
     }
 }
 
+/// `repr(C)` with the scheduler last: its per-domain queues are 64 KiB, and every field
+/// before them stays within a load's immediate offset of the base.
+#[repr(C)]
 pub struct Kernel {
-    pub sched: Scheduler,
     pub gic: Option<Gic>,
     pub ticks: u64,
     /// Counter cycles per tick.
@@ -61,6 +63,7 @@ pub struct Kernel {
     pub nr_lrs: usize,
     /// The CPU lets EL0 use the EL1 physical timer (a granted native thread runs).
     pub el0_ptimer: bool,
+    pub sched: Scheduler,
 }
 
 /// Interrupt ids user level may claim: SPIs (32 and up) below this bound, and the EL1
@@ -69,7 +72,6 @@ pub struct Kernel {
 pub const MAX_IRQS: usize = axolotl_kernel_config::MAX_INTIDS as usize;
 
 pub static KERNEL: Global<Kernel> = Global::new(Kernel {
-    sched: Scheduler::new(axolotl_kernel_config::BuildConfig::DEFAULT.timeslice_ticks),
     gic: None,
     ticks: 0,
     tick_cycles: 0,
@@ -89,6 +91,7 @@ pub static KERNEL: Global<Kernel> = Global::new(Kernel {
     loaded_vcpu: core::ptr::null_mut(),
     nr_lrs: 0,
     el0_ptimer: false,
+    sched: Scheduler::new(axolotl_kernel_config::BuildConfig::DEFAULT.timeslice_ticks),
 });
 
 /// seL4's IRQ node: per interrupt, a kernel-owned capability slot holding the notification

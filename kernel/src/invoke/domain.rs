@@ -68,8 +68,7 @@ pub fn perform(k: &mut Kernel, m: &Msg, op: DomainOp) -> Done {
         DomainOp::Schedule(n) => {
             let tick_us = axolotl_kernel_config::BuildConfig::DEFAULT.tick_us;
             k.sched
-                .domains
-                .install((1..n + 1).map(|i| m.mr(i)), tick_us)
+                .install_schedule((1..n + 1).map(|i| m.mr(i)), tick_us)
         }
     }
     Done::Reply(0)

@@ -18,16 +18,20 @@ pub struct Entry {
     pub ticks: u64,
 }
 
+/// `repr(C)` with the table last: the kernel's hot paths read `domain`, which then stays
+/// near the start of the scheduler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
 pub struct DomainSchedule {
-    entries: [Entry; MAX_DOMAIN_SCHEDULE],
+    /// The domain of the entry that runs now, kept apart so the scheduler and the IPC fast
+    /// path read one byte.
+    domain: u8,
     len: usize,
     /// The entry that runs now.
     index: usize,
     /// Ticks left in it.
     left: u64,
-    /// Its domain, kept apart so the scheduler and the IPC fast path read one byte.
-    domain: u8,
+    entries: [Entry; MAX_DOMAIN_SCHEDULE],
 }
 
 impl Default for DomainSchedule {
@@ -44,11 +48,11 @@ const NO_ENTRY: Entry = Entry {
 impl DomainSchedule {
     pub const fn new() -> Self {
         DomainSchedule {
-            entries: [NO_ENTRY; MAX_DOMAIN_SCHEDULE],
+            domain: 0,
             len: 0,
             index: 0,
             left: 0,
-            domain: 0,
+            entries: [NO_ENTRY; MAX_DOMAIN_SCHEDULE],
         }
     }
 
