@@ -2,6 +2,7 @@
 //! the integration tests.
 
 mod harness;
+pub mod http;
 mod machine;
 
 pub use harness::{Boot, DEFAULT_TIMEOUT, Failure, LIST_IMAGES_ENV};

@@ -1,9 +1,9 @@
 //! Host side of the guests' network and disk tests (tests/tests/guest_io.rs on bare QEMU,
-//! tests/tests/gateway.rs under axolotl): a small HTTP/1.0 client, free loopback ports for
-//! QEMU's forwards, the scratch directory and the checksum the guest's disk check reports.
+//! tests/tests/gateway.rs under axolotl): the HTTP client and free loopback ports for QEMU's
+//! forwards (`axolotl_qemu::http`, shared with xtask's campaigns) with the tests' timeout, the
+//! scratch directory and the checksum the guest's disk check reports.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -36,55 +36,18 @@ impl Drop for TmpDir {
 
 /// A TCP port on 127.0.0.1 nothing listens on now (QEMU binds it right after).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
+    axolotl_qemu::http::free_port().expect("bind a free port")
 }
 
 /// A UDP port on 127.0.0.1 nothing is bound to now.
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("bind a free UDP port")
-        .port()
+    axolotl_qemu::http::free_udp_port().expect("bind a free UDP port")
 }
 
-/// `GET path` over HTTP/1.0 from 127.0.0.1:`port`; the status code and the body, checked
-/// against Content-Length.
+/// `GET path` over HTTP/1.0 from 127.0.0.1:`port` (`axolotl_qemu::http::http_get`), waiting
+/// [`REQUEST_TIMEOUT`]; the status code and the body, checked against Content-Length.
 pub fn http_get(port: u16, path: &str) -> Result<(u16, Vec<u8>), String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(REQUEST_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: gateway\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut all = Vec::new();
-    s.read_to_end(&mut all)
-        .map_err(|e| format!("reading the answer to {path}: {e}"))?;
-    let head_end = all
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("no header end in {} bytes", all.len()))?;
-    let head = String::from_utf8_lossy(&all[..head_end]).into_owned();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("no status in {head:?}"))?;
-    let body = all[head_end + 4..].to_vec();
-    let length = head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("content-length")
-            .then(|| v.trim().parse::<usize>().ok())?
-    });
-    if let Some(n) = length
-        && n != body.len()
-    {
-        return Err(format!(
-            "{path}: Content-Length {n}, body {} bytes",
-            body.len()
-        ));
-    }
-    Ok((status, body))
+    axolotl_qemu::http::http_get(port, path, REQUEST_TIMEOUT)
 }
 
 /// SHA-256 of `data` in hex, as the guest's disk check reports it (coreutils' sha256sum, so

@@ -6,7 +6,7 @@
 //! PDs' log lines on UART1, the clients' messages on UART0, and lines typed into UART0 reach
 //! the driver through IRQ 33.
 
-use axolotl_tests::{DEFAULT_TIMEOUT, boot_named, check};
+use axolotl_tests::{DEFAULT_TIMEOUT, boot_named, check, refute_each};
 
 fn uart0_belongs_to_the_system(gic: u8) {
     let mut b = check(boot_named(gic, "cortex-a72", "-console-uart0"));
@@ -56,15 +56,16 @@ fn uart0_belongs_to_the_system(gic: u8) {
     for i in 1..=2 {
         check(b.expect(&format!("echo_rx: received \"ping {i}\""), DEFAULT_TIMEOUT));
     }
-    for bad in [
-        "ERROR",
-        "KERNEL PANIC",
-        "kernel: FAULT",
-        "refused",
-        "failed:",
-    ] {
-        check(b.refute(bad));
-    }
+    refute_each(
+        &mut b,
+        &[
+            "ERROR",
+            "KERNEL PANIC",
+            "kernel: FAULT",
+            "refused",
+            "failed:",
+        ],
+    );
 }
 
 #[test]

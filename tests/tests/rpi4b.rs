@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use axolotl_guest_artifacts::PINNED_KERNEL;
 use axolotl_qemu::Boot;
-use axolotl_tests::{DEFAULT_TIMEOUT, boot_rpi4b, check};
+use axolotl_tests::{DEFAULT_TIMEOUT, boot_rpi4b, check, refute_each};
 
 const HELLO: &[&str] = &[
     "root-task: system up: 3 protection domains and the monitor started",
@@ -38,9 +38,10 @@ fn rpi4b_hello_from_the_firmware_s_el2_entry() {
         "one kernel, on one core:\n{console}"
     );
     // The firmware's armstub (QEMU's stub here) drops to EL2 itself.
-    for bad in ["entered at EL3", "PANIC", "faulted", "kernel: FAULT"] {
-        check(b.refute(bad));
-    }
+    refute_each(
+        &mut b,
+        &["entered at EL3", "PANIC", "faulted", "kernel: FAULT"],
+    );
 }
 
 /// The ELF, which QEMU starts on all four cores at EL3: the kernel parks the secondaries
@@ -65,9 +66,10 @@ fn rpi4b_hello_from_el3_on_every_core() {
         1,
         "the secondary cores parked:\n{console}"
     );
-    for bad in ["CNTFRQ says", "PANIC", "faulted", "kernel: FAULT"] {
-        check(b.refute(bad));
-    }
+    refute_each(
+        &mut b,
+        &["CNTFRQ says", "PANIC", "faulted", "kernel: FAULT"],
+    );
 }
 
 const CLIENTS: [&str; 2] = ["client_a", "client_b"];
@@ -154,20 +156,21 @@ fn rpi4b_resilient_echo_on_the_mini_uart_survives_a_driver_crash() {
     }
     // The mini UART's receive cause, in serial-core's (PL011) encoding: RX, bit 4.
     axolotl_tests::expect_woken_by_receive_interrupt(&mut b, 0x10);
-    for bad in [
-        "ERROR",
-        "cannot start",
-        "corrupt",
-        "IRQ ack failed",
-        "KERNEL PANIC",
-        "kernel: FAULT",
-        "refused",
-        "failed:",
-        "serial_driver: generation 2",
-        "monitor: holding",
-    ] {
-        check(b.refute(bad));
-    }
+    refute_each(
+        &mut b,
+        &[
+            "ERROR",
+            "cannot start",
+            "corrupt",
+            "IRQ ack failed",
+            "KERNEL PANIC",
+            "kernel: FAULT",
+            "refused",
+            "failed:",
+            "serial_driver: generation 2",
+            "monitor: holding",
+        ],
+    );
 }
 
 /// Host seconds for the guest; a TCG boot to userspace takes about 10 s here, several times
@@ -233,13 +236,14 @@ fn rpi4b_debian_linux_boots_to_its_shell_under_the_vmm() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no count in {timer:?}"));
     assert!(ticks > 0, "the guest's timer never ticked: {timer:?}");
-    for bad in [
-        "PANIC",
-        "kernel: FAULT",
-        "cannot start",
-        "monitor: restarted",
-        "Kernel panic",
-    ] {
-        check(b.refute(bad));
-    }
+    refute_each(
+        &mut b,
+        &[
+            "PANIC",
+            "kernel: FAULT",
+            "cannot start",
+            "monitor: restarted",
+            "Kernel panic",
+        ],
+    );
 }

@@ -11,8 +11,6 @@
 //! ends the boot: the next injection gets a fresh system (bounding what an undetected fault
 //! left behind; see docs/resilience.md, "In-system campaigns", for what this mode cannot see).
 
-use std::io::{Read, Write as _};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -162,26 +160,12 @@ fn monitor_line(l: &str) -> bool {
 const SYSTEM_FAILURE: [&str; 2] = ["KERNEL PANIC", "root-task: monitor lost"];
 
 /// `GET path` over HTTP/1.0; the body if the status is 200 and the length matches.
+/// The body of a whole `200` answer (`axolotl_qemu::http::http_get`, the tests' client).
 fn http_get(port: u16, path: &str, timeout: Duration) -> Result<Vec<u8>, String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: gateway\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut all = Vec::new();
-    s.read_to_end(&mut all)
-        .map_err(|e| format!("GET {path}: {e}"))?;
-    let end = all
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("GET {path}: no header end in {} bytes", all.len()))?;
-    let head = String::from_utf8_lossy(&all[..end]).into_owned();
-    if head.split_whitespace().nth(1) != Some("200") {
-        return Err(format!(
-            "GET {path}: {}",
-            head.lines().next().unwrap_or_default()
-        ));
+    match axolotl_qemu::http::http_get(port, path, timeout)? {
+        (200, body) => Ok(body),
+        (status, _) => Err(format!("GET {path}: status {status}")),
     }
-    Ok(all[end + 4..].to_vec())
 }
 
 /// One GET of the background load or the checks, compared with the disk's file.
@@ -305,10 +289,7 @@ impl System {
         let scratch = Scratch(dir.clone());
         let img = dir.join("data.img");
         disk::make_data_disk(&img).map_err(|e| format!("data disk: {e}"))?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
+        let port = axolotl_qemu::http::free_port().map_err(|e| format!("no free port: {e}"))?;
         let sock = dir.join("control.sock");
         let mut m = Machine::new(board);
         m.disk = Some(img);
