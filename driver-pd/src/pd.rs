@@ -9,8 +9,8 @@ use axolotl_pd::{
 use axolotl_ring::{Authority, Deadline, Generations, Progress, SharedRegion, ring_generation};
 use axolotl_serial_core::layout::{CAPACITY, IDS, REGION_BYTES};
 use axolotl_serial_core::{
-    Activity, ConnId, Connection, Irqs, Pl011, QEMU_VIRT_UARTCLK, RxClient, SeqClient,
-    SeqClientError, Server, Uart,
+    Activity, ConnId, Connection, Irqs, Pl011, QEMU_VIRT_UART1_BASE, QEMU_VIRT_UARTCLK, RxClient,
+    SeqClient, SeqClientError, Server, Uart,
 };
 
 use crate::{
@@ -22,6 +22,11 @@ use crate::{
 #[unsafe(no_mangle)]
 #[allow(non_upper_case_globals)]
 static uart_base: SetVar = SetVar::new();
+/// The device page's physical address (`<setvar symbol="uart_paddr" region_paddr="…"/>`),
+/// optional: only the log's name of the line comes from it.
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+static uart_paddr: SetVar = SetVar::new();
 #[unsafe(no_mangle)]
 #[allow(non_upper_case_globals)]
 static client_a_rings: SetVar = SetVar::new();
@@ -131,6 +136,10 @@ const MAX_REOPENS: u32 = 8;
 pub trait Line: Uart + Sized {
     /// For the log: "UART1", "virtio-console".
     const NAME: &'static str;
+    /// The line's name in the log; [`Line::NAME`] unless the device can tell better.
+    fn name() -> &'static str {
+        Self::NAME
+    }
     /// Finds the device where the SDF maps it and sets it up.
     fn open() -> Result<Self, &'static str>;
     /// Whether the device broke its rules and the driver gave up on it.
@@ -149,8 +158,24 @@ pub(crate) fn uart_base_vaddr() -> Option<usize> {
     Some(uart_base.get() as usize).filter(|&v| v != 0)
 }
 
+/// QEMU virt's PL011 a page at `paddr` is (0: not given).
+fn pl011_name(paddr: u64) -> &'static str {
+    match paddr {
+        // The SDF contract's device when the SDF does not say (every system but the ones
+        // that take UART0 from the kernel's console).
+        0 => "UART1",
+        0x0900_0000 => "UART0",
+        p if p == QEMU_VIRT_UART1_BASE as u64 => "UART1",
+        _ => "a PL011",
+    }
+}
+
 impl Line for Pl011 {
     const NAME: &'static str = "UART1";
+
+    fn name() -> &'static str {
+        pl011_name(uart_paddr.get())
+    }
 
     fn open() -> Result<Self, &'static str> {
         let base = NonNull::new(uart_base.get() as *mut u8).ok_or("uart_base not set")?;
@@ -343,13 +368,13 @@ impl<const N: usize, U: Line> SerialDriver<N, U> {
                 match r {
                     Ok(()) => println!(
                         "serial_driver: ERROR: {} broke virtio's rules ({why}); reset it and set it up afresh",
-                        U::NAME
+                        U::name()
                     ),
                     Err(e) => {
                         self.said_given_up = true;
                         println!(
                             "serial_driver: ERROR: {} broke virtio's rules ({why}); gave up on it until this driver restarts ({e})",
-                            U::NAME
+                            U::name()
                         );
                     }
                 }
@@ -409,7 +434,7 @@ impl<const N: usize, U: Line> Handler for SerialDriver<N, U> {
                 let rx = connection(&rx_rings, &rx_data, DRIVER_RX_CHANNEL).is_some();
                 println!(
                     "serial_driver: generation {g}: serving {N} clients on {} (ring generation {}){}{}",
-                    U::NAME,
+                    U::name(),
                     server.generation(),
                     if rx { ", receiving for " } else { "" },
                     if rx { self.rx_client } else { "" },

@@ -16,7 +16,7 @@ fn uart0_belongs_to_the_system(gic: u8) {
             "console: UART1 at 0x9040000, irq 40: the system takes the board's own UART",
             "timer: ",
             "root-task: system up: 4 protection domains and the monitor started",
-            "serial_driver: generation 0: serving 2 clients",
+            "serial_driver: generation 0: serving 2 clients on UART0",
         ],
         DEFAULT_TIMEOUT,
     ));
