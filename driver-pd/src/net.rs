@@ -463,6 +463,10 @@ pub struct NetVirt {
     client_accusers: [Accuser; 2],
     /// Frames handed to the driver must keep coming back.
     deadline: Deadline,
+    /// The driver's generation and the time of the last poll round that received frames
+    /// from it: the receive pause of a driver restart is logged from it (issue #15's
+    /// "I/O pause", `cargo xtask bench --only net-restart`).
+    last_rx: Option<(u32, u64)>,
 }
 
 const DRIVER: Channel = Channel::new(VIRT_DRIVER_CHANNEL);
@@ -509,6 +513,7 @@ impl NetVirt {
             driver_accuser: Accuser::new(),
             client_accusers: [Accuser::new(); 2],
             deadline: Deadline::new(VIRT_DEADLINE_US),
+            last_rx: None,
         }
     }
 
@@ -545,12 +550,14 @@ impl NetVirt {
             frames,
             driver_accuser,
             client_accusers,
+            last_rx,
             ..
         } = self
         else {
             return;
         };
         let holds = virt_holds();
+        let mut received = false;
         let mut notify_driver = false;
         let mut notify_client = [false; 2];
         for _ in 0..64 {
@@ -611,6 +618,7 @@ impl NetVirt {
                 driver.rx_consume();
                 *frames += 1;
                 progress = true;
+                received = true;
             }
             accuse(
                 "net_virt",
@@ -678,6 +686,19 @@ impl NetVirt {
             if !progress {
                 break;
             }
+        }
+        if received {
+            let now = now_us();
+            let g = DRIVER.peer_generation().unwrap_or(u32::MAX);
+            if let Some((before, at)) = *last_rx
+                && before != g
+            {
+                println!(
+                    "net_virt: receive pause across net_driver's restart: {} us (generation {before} -> {g})",
+                    now.saturating_sub(at)
+                );
+            }
+            *last_rx = Some((g, now));
         }
         fail_stop_on("net_virt", driver.contradiction());
         for c in clients.iter().flatten() {
