@@ -109,7 +109,10 @@ impl Finalise for Kobj<'_> {
                 crate::vspace::flush_tlb();
             }
             Cap::IrqHandler { irq } if is_final => {
-                if let Some(g) = k.gic.as_mut() {
+                if irq == axolotl_abi::TIMEOUT_IRQ {
+                    // The kernel's own timer carries it: nothing to disable, the deadline goes.
+                    k.timeout = None;
+                } else if let Some(g) = k.gic.as_mut() {
                     g.disable(irq);
                 }
                 // seL4 `deletingIRQHandler`: the binding goes with the handler, so it no

@@ -63,6 +63,9 @@ pub struct Kernel {
     pub nr_lrs: usize,
     /// The CPU lets EL0 use the EL1 physical timer (a granted native thread runs).
     pub el0_ptimer: bool,
+    /// The kernel timeout's deadline (physical count), if set (`IrqHandlerSetDeadline` on
+    /// the `TIMEOUT_IRQ` handler): the EL2 timer is armed for it too.
+    pub timeout: Option<u64>,
     pub sched: Scheduler,
 }
 
@@ -91,6 +94,7 @@ pub static KERNEL: Global<Kernel> = Global::new(Kernel {
     loaded_vcpu: core::ptr::null_mut(),
     nr_lrs: 0,
     el0_ptimer: false,
+    timeout: None,
     sched: Scheduler::new(axolotl_kernel_config::BuildConfig::DEFAULT.timeslice_ticks),
 });
 

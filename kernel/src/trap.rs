@@ -120,6 +120,10 @@ pub fn handle_interrupts(k: &mut Kernel) -> bool {
                 expired |= k.sched.tick();
             }
             crate::vcpu::wake_due(k, now);
+            if k.timeout.is_some_and(|d| now >= d) {
+                k.timeout = None;
+                deliver(k, axolotl_abi::TIMEOUT_IRQ);
+            }
             crate::vcpu::arm_timer(k);
         } else if (irq as usize) < crate::state::MAX_IRQS && k.irq_claimed[irq as usize] {
             // Masked until the handler acks it (IrqHandlerAck), so a level interrupt does
@@ -128,14 +132,7 @@ pub fn handle_interrupts(k: &mut Kernel) -> bool {
             if let Some(g) = k.gic.as_mut() {
                 g.mask(irq);
             }
-            match crate::state::IRQ_NODE.slot(irq).cap() {
-                axolotl_kernel_core::Cap::Notification { ptr, badge, rights }
-                    if rights.contains(axolotl_abi::Rights::WRITE) =>
-                {
-                    crate::ipc::signal(k, ptr, badge)
-                }
-                _ => kprintln!("kernel: undelivered interrupt {irq}"),
-            }
+            deliver(k, irq);
         } else {
             kprintln!("kernel: spurious interrupt {irq}");
         }
@@ -144,6 +141,18 @@ pub fn handle_interrupts(k: &mut Kernel) -> bool {
         }
     }
     expired
+}
+
+/// Signals the notification bound to interrupt `irq`'s handler (its IRQ-node slot).
+fn deliver(k: &mut Kernel, irq: u32) {
+    match crate::state::IRQ_NODE.slot(irq).cap() {
+        axolotl_kernel_core::Cap::Notification { ptr, badge, rights }
+            if rights.contains(axolotl_abi::Rights::WRITE) =>
+        {
+            crate::ipc::signal(k, ptr, badge)
+        }
+        _ => kprintln!("kernel: undelivered interrupt {irq}"),
+    }
 }
 
 /// Stops a thread for good; a fault (`why` is `Some`) is reported. The kernel continues.

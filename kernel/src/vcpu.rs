@@ -390,9 +390,10 @@ pub fn wake_due(k: &mut Kernel, now: u64) {
     }
 }
 
-/// Arms the kernel's timer for the next tick or the earliest waiting guest's deadline.
+/// Arms the kernel's timer for the next tick, the earliest waiting guest's deadline or the
+/// kernel timeout's.
 pub fn arm_timer(k: &mut Kernel) {
-    let mut at = k.next_tick;
+    let mut at = k.next_tick.min(k.timeout.unwrap_or(u64::MAX));
     let mut p = k.wfi.head;
     while !p.is_null() {
         // SAFETY: as in `wake_due`.

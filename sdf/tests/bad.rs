@@ -1015,12 +1015,6 @@ fn irq_reserved() {
                 "irq-reserved",
                 "irq 256 is beyond the interrupts the kernel manages (32 to 255) (protection domain `a`)",
             ),
-            (
-                8,
-                9,
-                "irq-reserved",
-                "irq 30 is the EL1 physical timer's PPI, which the root task keeps: it runs the monitor's clock (heartbeats, restart back-off) on that timer, which is one per core and not switched between threads, so no protection domain can own it (protection domain `a`)",
-            ),
         ],
     );
 }

@@ -23,6 +23,7 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/resilient-echo-crash.system",
     "tests/systems/resilient-echo-hang.system",
     "tests/systems/backoff.system",
+    "tests/systems/ptimer.system",
     "tests/systems/lying-reporter.system",
     "tests/systems/unrestartable-peer.system",
     "tests/systems/resilient-echo-scribble.system",

@@ -2,7 +2,7 @@
 //! IrqControl issues a handler cap per interrupt; a handler binds a notification, acks and
 //! clears. What the kernel remembers per interrupt is in `state.rs` (the IRQ node).
 
-use axolotl_abi::{Invocation, Rights};
+use axolotl_abi::{Invocation, Rights, TIMEOUT_IRQ};
 use axolotl_kernel_core::cspace::lookup_slot_for_cnode_op;
 use axolotl_kernel_core::derive::derive_cap;
 use axolotl_kernel_core::{Cap, SlotRef, SyscallError};
@@ -29,6 +29,16 @@ pub enum IrqOp {
     },
     Ack(u32),
     Clear(u32),
+    /// The kernel timeout's deadline (0: none).
+    SetDeadline(u64),
+}
+
+/// The kernel timeout is no GIC line: the EL2 timer that carries it is the kernel's tick,
+/// which no handler may mask, unmask or disable.
+const _: () = assert!(crate::BOARD.hyp_timer_irq == TIMEOUT_IRQ);
+
+fn is_gic_line(irq: u32) -> bool {
+    irq != TIMEOUT_IRQ
 }
 
 pub fn decode(k: &Kernel, m: &Msg, l: Invocation, cap: Cap, cap_slot: SlotRef) -> Decoded<IrqOp> {
@@ -44,9 +54,12 @@ pub fn decode(k: &Kernel, m: &Msg, l: Invocation, cap: Cap, cap_slot: SlotRef) -
             // One rule with `check` (kernel-config's `Board::user_irq_refusal`): SPIs and the
             // EL1 physical timer, never the kernel's own. The console's interrupt is an SPI
             // the kernel keeps, as seL4 reserves its timer's: no handler, whoever asks.
-            let refusal = u32::try_from(irq)
-                .ok()
-                .map(|n| crate::BOARD.user_irq_refusal(n));
+            // ... and the kernel timeout, served by the kernel's timer beside its tick.
+            let refusal = u32::try_from(irq).ok().map(|n| {
+                (n != TIMEOUT_IRQ)
+                    .then(|| crate::BOARD.user_irq_refusal(n))
+                    .flatten()
+            });
             match refusal {
                 None | Some(Some(IrqRefusal::NotSpi(..) | IrqRefusal::Beyond(_))) => {
                     return Err(refuse!(range, "not an SPI nor the EL1 physical timer"));
@@ -103,6 +116,16 @@ pub fn decode(k: &Kernel, m: &Msg, l: Invocation, cap: Cap, cap_slot: SlotRef) -
                 derived: derive_cap(src, n)?,
             }
         }
+        (Invocation::IrqHandlerSetDeadline, Cap::IrqHandler { irq }) => {
+            if irq != TIMEOUT_IRQ {
+                return Err(refuse!(
+                    SyscallError::IllegalOperation,
+                    "a deadline is set on the kernel timeout's handler only"
+                ));
+            }
+            m.need(1)?;
+            IrqOp::SetDeadline(mr(0))
+        }
         (Invocation::IrqHandlerAck, Cap::IrqHandler { irq }) => IrqOp::Ack(irq),
         (Invocation::IrqHandlerClear, Cap::IrqHandler { irq }) => IrqOp::Clear(irq),
         _ => {
@@ -136,20 +159,27 @@ pub fn perform(k: &mut Kernel, op: IrqOp) -> Done {
             // SAFETY: `derived` comes from the cap in `src`; the slot was just emptied.
             unsafe { axolotl_kernel_core::mdb::insert_copy(src, IRQ_NODE.slot(irq), derived) };
             let edge = k.irq_edge[irq as usize];
-            if let Some(g) = k.gic.as_mut() {
+            if let Some(g) = k.gic.as_mut().filter(|_| is_gic_line(irq)) {
                 g.enable(irq, !edge);
             }
         }
         IrqOp::Ack(irq) => {
-            if let Some(g) = k.gic.as_mut() {
+            if let Some(g) = k.gic.as_mut().filter(|_| is_gic_line(irq)) {
                 g.unmask(irq);
             }
         }
         IrqOp::Clear(irq) => {
             clear_irq_binding(k, irq);
-            if let Some(g) = k.gic.as_mut() {
+            if irq == TIMEOUT_IRQ {
+                k.timeout = None;
+            }
+            if let Some(g) = k.gic.as_mut().filter(|_| is_gic_line(irq)) {
                 g.disable(irq);
             }
+        }
+        IrqOp::SetDeadline(at) => {
+            k.timeout = (at != 0).then_some(at);
+            crate::vcpu::arm_timer(k);
         }
     }
     Done::Reply(0)

@@ -122,6 +122,13 @@ pub const HEARTBEAT_PING: u64 = BADGE_PPC | BADGE_FAULT;
 /// with `TcbSetTimerAccess` (`docs/abi.md`, "Timer").
 pub const PHYS_TIMER_PPI: u32 = 30;
 
+/// The kernel timeout's interrupt number: `IrqControlGet` of it gives a handler whose
+/// notification the kernel signals when the deadline set with `IrqHandlerSetDeadline` comes.
+/// The kernel's own timer (the EL2 physical timer, PPI 26 on every board) serves it beside the
+/// tick, so a thread that needs wake-ups (the root task, for the monitor's clock) leaves the
+/// EL1 physical timer free for a protection domain (`docs/abi.md`, "Timer").
+pub const TIMEOUT_IRQ: u32 = 26;
+
 /// Register order of TCB ReadRegisters/WriteRegisters (seL4's `seL4_UserContext` on AArch64):
 /// pc, sp, spsr, x0..=x30, tpidr_el0.
 pub const USER_CONTEXT_WORDS: usize = 35;

@@ -109,12 +109,16 @@ pub enum Invocation {
     /// Replace the domain schedule (seL4's dynamic domain schedule, RFC-20): `mr0` entries
     /// follow in `mr1..`, each [`crate::domain_entry`]-encoded; 0 entries: domain 0 alone.
     DomainSetSchedule = 41,
+    /// On the handler cap of [`crate::TIMEOUT_IRQ`] only (the kernel timeout): signal its
+    /// notification once the physical count reaches `mr0` (at once if it has; 0 cancels).
+    /// One deadline at a time: a new one replaces the last.
+    IrqHandlerSetDeadline = 42,
 }
 
 impl Invocation {
     pub fn from_label(l: u64) -> Option<Self> {
-        if (1..=41).contains(&l) {
-            // SAFETY: repr(u64), discriminants are exactly 1..=41 with no gaps.
+        if (1..=42).contains(&l) {
+            // SAFETY: repr(u64), discriminants are exactly 1..=42 with no gaps.
             Some(unsafe { core::mem::transmute::<u64, Invocation>(l) })
         } else {
             None
@@ -143,8 +147,8 @@ mod tests {
     #[test]
     fn labels_round_trip() {
         assert_eq!(Invocation::from_label(0), None);
-        assert_eq!(Invocation::from_label(42), None);
-        for l in 1..=41 {
+        assert_eq!(Invocation::from_label(43), None);
+        for l in 1..=42 {
             assert_eq!(Invocation::from_label(l).unwrap() as u64, l);
         }
     }

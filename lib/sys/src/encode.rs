@@ -355,6 +355,12 @@ pub fn irq_handler_clear() -> Encoded<0> {
     Encoded::new(I::IrqHandlerClear, [], &[])
 }
 
+/// `IrqHandlerSetDeadline`: the kernel timeout fires when the physical count reaches `at`
+/// (0: never).
+pub fn irq_handler_set_deadline(at: u64) -> Encoded<1> {
+    Encoded::new(I::IrqHandlerSetDeadline, [at], &[])
+}
+
 pub fn irq_handler_set_notification(notification: CPtr) -> Encoded<0> {
     Encoded::new(I::IrqHandlerSetNotification, [], &[notification])
 }
@@ -391,6 +397,12 @@ pub fn vcpu_resume(flags: u64, reg: u64, value: u64) -> (MessageInfo, [u64; 4]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kernel_timeout_s_deadline_follows_the_table() {
+        let e = irq_handler_set_deadline(0x1234);
+        assert_eq!((e.label, e.words(), e.ncaps), (42, &[0x1234][..], 0));
+    }
 
     #[test]
     fn domain_invocations_follow_the_table() {

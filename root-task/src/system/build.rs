@@ -901,8 +901,9 @@ impl System {
         Ok(h)
     }
 
-    /// Takes the EL1 physical timer for the root task (its PPI signals our bound notification
-    /// with `ROOT_TIMER_BADGE`) and mints the caps to wake and ping monitor `m`.
+    /// Takes the kernel timeout for the root task (it signals our bound notification with
+    /// `ROOT_TIMER_BADGE`) and mints the caps to wake and ping monitor `m`. The EL1 physical
+    /// timer is left to whichever PD the plan gives its PPI.
     fn take_timer(&mut self, m: u8) -> Result<Clock, Error> {
         let own = Tcb(init_cap::TCB);
         let n = Notification(
@@ -914,19 +915,17 @@ impl System {
         let slot = self.alloc.slots.alloc().ok_or(Error::TooManySlots)?;
         IrqControl(init_cap::IRQ_CONTROL)
             .get(
-                axolotl_abi::PHYS_TIMER_PPI as u64,
+                axolotl_abi::TIMEOUT_IRQ as u64,
                 false,
                 CNode(init_cap::CNODE),
                 slot,
                 ROOT_DEPTH,
             )
-            .step("timer IRQ")?;
+            .step("kernel timeout")?;
         let irq = IrqHandler(slot);
         let badged = self.mint(n.0, ROOT_TIMER_BADGE)?;
         irq.set_notification(Notification(badged))
-            .step("timer IRQ notification")?;
-        own.set_timer_access(true, irq)
-            .step("take the EL1 physical timer")?;
+            .step("kernel timeout notification")?;
         let mn = self.pds[m as usize].notification.0;
         let signal = self.mint(
             mn,

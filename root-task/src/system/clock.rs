@@ -1,6 +1,8 @@
-//! The root task's clock. The root task owns the EL1 physical timer because it is the one
-//! thread that must notice a wedged monitor: a timer the monitor owned would die with it. It
-//! runs the timer for two things:
+//! The root task's clock. The root task keeps the kernel timeout (`axolotl_abi::TIMEOUT_IRQ`:
+//! a deadline the kernel's own timer serves beside its tick) because it is the one thread
+//! that must notice a wedged monitor: a timer the monitor owned would die with it. The EL1
+//! physical timer stays free for a protection domain the SDF gives PPI 30 (sDDF's timer
+//! driver). It runs the timeout for two things:
 //!
 //! - the wake-up time the monitor asks for (the root service's `Request::SetTimer`),
 //!   signalled on the monitor's timer channel (`MONITOR_TIMER_ID`) when it comes;
@@ -13,14 +15,14 @@ use axolotl_abi::CPtr;
 use axolotl_boot_plan::MONITOR_HEARTBEAT_MS;
 use axolotl_monitor_core::{Heartbeats, earliest};
 use axolotl_sys::IrqHandler;
-use axolotl_sys::time::{ms_to_counter, set_phys_timer};
+use axolotl_sys::time::ms_to_counter;
 
 /// The badge of the timer interrupt's signal to the root task's bound notification: apart
 /// from every endpoint badge it receives (`ROOT_SERVICE_BADGE`, `BADGE_FAULT | pd`).
 pub const ROOT_TIMER_BADGE: u64 = 1 << 61;
 
 pub struct Clock {
-    /// The timer's PPI handler, signalling us with [`ROOT_TIMER_BADGE`].
+    /// The kernel timeout's handler, signalling us with [`ROOT_TIMER_BADGE`].
     pub irq: IrqHandler,
     /// The monitor's notification, badged as its timer channel.
     pub signal: CPtr,
@@ -91,10 +93,12 @@ impl Clock {
         None
     }
 
-    /// Programs the timer for the earliest of the monitor's wake-up and its next heartbeat
-    /// event.
+    /// Sets the kernel timeout for the earliest of the monitor's wake-up and its next
+    /// heartbeat event (one-shot: every delivery is followed by a rearm).
     pub fn rearm(&self) {
         let beat = self.heartbeats.next_wakeup().map(ms_to_counter);
-        set_phys_timer(earliest(self.wake, beat));
+        if let Err(e) = self.irq.set_deadline(earliest(self.wake, beat)) {
+            axolotl_sys::println!("root-task: setting the kernel timeout failed: {e:?}");
+        }
     }
 }

@@ -46,7 +46,6 @@ pub fn serve(sys: &mut System) -> ! {
     let mut reply: Option<Sent> = None;
     if let Some(c) = &sys.clock {
         c.rearm();
-        let _ = c.irq.ack();
     }
     loop {
         let m = match reply.take() {
@@ -105,9 +104,6 @@ fn on_timer(sys: &mut System, monitor: &mut Tracker) {
     }
     if let Some(c) = &sys.clock {
         c.rearm();
-        if let Err(e) = c.irq.ack() {
-            println!("root-task: timer IRQ ack failed: {e:?}");
-        }
     }
 }
 

@@ -17,20 +17,6 @@ pub(super) fn check(cx: &mut Cx) {
                     "irq-reserved",
                     format!("{why} (protection domain `{}`)", pd.name),
                 );
-            } else if irq.irq == board.phys_timer_irq {
-                // The kernel would hand it out, but the root task claims it first for every
-                // system (root-task `take_timer`): the PD's claim would fail at boot.
-                cx.error(
-                    irq.span,
-                    "irq-reserved",
-                    format!(
-                        "irq {} is the EL1 physical timer's PPI, which the root task keeps: it \
-                         runs the monitor's clock (heartbeats, restart back-off) on that timer, \
-                         which is one per core and not switched between threads, so no \
-                         protection domain can own it (protection domain `{}`)",
-                        irq.irq, pd.name
-                    ),
-                );
             }
         }
         if !cx.taint.is(pd.span, "cpu") {

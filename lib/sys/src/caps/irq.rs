@@ -23,6 +23,11 @@ impl IrqHandler {
     pub fn clear(self) -> R {
         invoke_unit(self.0, &encode::irq_handler_clear())
     }
+    /// The kernel timeout's handler only (`axolotl_abi::TIMEOUT_IRQ`): signal its
+    /// notification when the physical count reaches `at` (at once if it has), or never.
+    pub fn set_deadline(self, at: Option<u64>) -> R {
+        invoke_unit(self.0, &encode::irq_handler_set_deadline(at.unwrap_or(0)))
+    }
     /// Delivery signals `notification` (with its badge).
     pub fn set_notification(self, notification: Notification) -> R {
         invoke_unit(

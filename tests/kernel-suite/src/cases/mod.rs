@@ -156,6 +156,7 @@ pub const ALL: &[(&str, TestFn)] = &[
         "timer_el0_grant_delivers_ppi30",
         timer::el0_grant_delivers_ppi,
     ),
+    ("timer_kernel_timeout", timer::kernel_timeout),
     ("vcpu_gic_pages_kernel_only", vcpu::gic_pages_kernel_only),
     ("vcpu_invocations", vcpu::invocations),
     ("vcpu_guest_mmio_widths", vcpu::mmio),

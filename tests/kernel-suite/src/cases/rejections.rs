@@ -476,7 +476,8 @@ pub fn vcpu_irq(env: &mut Env) -> Result<(), Fail> {
     detail(e, &[0, 255], "priority range")?;
 
     let s = env.slot()?;
-    for irq in [0, 16, 26, 27] {
+    // 26, the kernel's timer PPI, is the kernel timeout's number: `timer_kernel_timeout`.
+    for irq in [0, 16, 25, 27] {
         expect_err(
             IRQ_CONTROL.get(irq, false, ROOT_CNODE, s, D),
             Error::RangeError,

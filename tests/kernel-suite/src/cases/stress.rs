@@ -438,6 +438,11 @@ fn shaped(rng: &mut Rng, label: u64) -> (u64, [u64; 8], [u64; 3], u64, u64) {
             c[0] = rng.pick(&NOTIFICATIONS);
             (rng.cptr(), 0, 1)
         }
+        Some(I::IrqHandlerSetDeadline) => {
+            // 0 (cancel), long past (fires at once), or any word.
+            w[0] = [0, 1, rng.word()][rng.below(3) as usize];
+            (rng.cptr(), 1, 0)
+        }
         // The stress CSpace holds no domain cap (it would reshape the suite's schedule):
         // these reach other caps' decoders only, which refuse them.
         Some(I::DomainSetSet | I::DomainSetSchedule) => {

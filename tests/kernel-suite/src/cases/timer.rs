@@ -4,7 +4,7 @@
 
 use crate::harness::{Ctx, D, Env, Fail, ROOT_CNODE, expect_err, set_shared, shared};
 use axolotl_abi::bootinfo::init_cap;
-use axolotl_abi::{Error, FaultLabel, MessageInfo, PHYS_TIMER_PPI, Rights};
+use axolotl_abi::{Error, FaultLabel, MessageInfo, PHYS_TIMER_PPI, Rights, TIMEOUT_IRQ};
 use axolotl_sys::{Endpoint, IrqControl, IrqHandler, Notification, syscall};
 
 const IRQ_CONTROL: IrqControl = IrqControl(init_cap::IRQ_CONTROL);
@@ -148,6 +148,110 @@ pub fn el0_grant_delivers_ppi(env: &mut Env) -> Result<(), Fail> {
     let h = IrqHandler(env.slot()?);
     let r = grant_case(env, h);
     // The next case (or a rerun) may claim PPI 30 again.
+    let _ = ROOT_CNODE.delete(h.0, D);
+    r
+}
+
+fn counter() -> u64 {
+    let c: u64;
+    // SAFETY: every native thread may read the physical counter.
+    unsafe { core::arch::asm!("isb", "mrs {}, cntpct_el0", out(reg) c) };
+    c
+}
+
+fn frequency() -> u64 {
+    let f: u64;
+    // SAFETY: reading the counter frequency has no side effects.
+    unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) f) };
+    f
+}
+
+/// Yields until the counter passes `until`: a deadline that was going to fire has had its
+/// chance.
+fn sit_until(until: u64) {
+    while counter() < until {
+        axolotl_sys::yield_now();
+    }
+}
+
+const TIMEOUT_BADGE: u64 = 0x80;
+
+fn timeout_case(env: &mut Env, h: IrqHandler) -> Result<(), Fail> {
+    // A deadline belongs to the kernel timeout's handler alone.
+    let other = IrqHandler(env.slot()?);
+    IRQ_CONTROL
+        .get(34, false, ROOT_CNODE, other.0, D)
+        .ctx("IrqControlGet 34")?;
+    expect_err(
+        other.set_deadline(Some(1)),
+        Error::IllegalOperation,
+        "a deadline on IRQ 34's handler",
+    )?;
+    ROOT_CNODE
+        .delete(other.0, D)
+        .ctx("delete IRQ 34's handler")?;
+    IRQ_CONTROL
+        .get(TIMEOUT_IRQ as u64, false, ROOT_CNODE, h.0, D)
+        .ctx("IrqControlGet of the kernel timeout")?;
+    let again = env.slot()?;
+    expect_err(
+        IRQ_CONTROL.get(TIMEOUT_IRQ as u64, false, ROOT_CNODE, again, D),
+        Error::RevokeFirst,
+        "a second handler of the kernel timeout",
+    )?;
+    let n = env.notification()?;
+    h.set_notification(Notification(env.mint(n.0, Rights::ALL, TIMEOUT_BADGE)?))
+        .ctx("SetNotification")?;
+    let ms = frequency() / 1000;
+    let ticks = axolotl_sys::debug_ticks();
+
+    // Fires at its deadline, not before; 3 ms is shorter than a tick (2 ms) plus the wait of
+    // a tick-granular timer could hide.
+    let at = counter() + 3 * ms;
+    h.set_deadline(Some(at)).ctx("IrqHandlerSetDeadline")?;
+    let w = syscall::wait(n.0);
+    let woke = counter();
+    ensure_eq!(
+        w,
+        TIMEOUT_BADGE,
+        "notification word from the kernel timeout"
+    );
+    ensure!(woke >= at, "woken {} counts before the deadline", at - woke);
+
+    // Cancelled (0), it does not fire.
+    let at = counter() + ms;
+    h.set_deadline(Some(at)).ctx("set")?;
+    h.set_deadline(None).ctx("cancel")?;
+    sit_until(at + 3 * ms);
+    ensure_eq!(syscall::poll(n.0), 0, "a cancelled deadline's signal");
+
+    // A deadline already past fires at once; a new one replaces the last.
+    h.set_deadline(Some(counter() + 1000 * ms)).ctx("far")?;
+    h.set_deadline(Some(1)).ctx("past")?;
+    ensure_eq!(syscall::wait(n.0), TIMEOUT_BADGE, "a past deadline");
+
+    // Cleared, the handler drops its deadline and no GIC line is touched: the kernel's tick,
+    // which carries the timeout, goes on.
+    let at = counter() + ms;
+    h.set_deadline(Some(at)).ctx("set before clear")?;
+    h.clear().ctx("IrqHandlerClear")?;
+    sit_until(at + 3 * ms);
+    ensure_eq!(syscall::poll(n.0), 0, "a cleared handler's deadline");
+    let later = axolotl_sys::debug_ticks();
+    sit_until(counter() + 10 * ms);
+    ensure!(
+        axolotl_sys::debug_ticks() > later && later > ticks,
+        "the kernel's tick stopped ({ticks} -> {later} -> {})",
+        axolotl_sys::debug_ticks()
+    );
+    Ok(())
+}
+
+/// The kernel timeout (`TIMEOUT_IRQ`): a deadline served by the kernel's own timer, so that a
+/// thread needing wake-ups leaves the EL1 physical timer to others.
+pub fn kernel_timeout(env: &mut Env) -> Result<(), Fail> {
+    let h = IrqHandler(env.slot()?);
+    let r = timeout_case(env, h);
     let _ = ROOT_CNODE.delete(h.0, D);
     r
 }
