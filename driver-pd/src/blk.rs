@@ -422,7 +422,7 @@ impl BlkPatternClient {
         if cs.driver_restarts != self.restarts_seen {
             self.restarts_seen = cs.driver_restarts;
             // A new incarnation gets a whole limit: the wait before it was the old one's.
-            self.deadline = Deadline::new(CLIENT_DEADLINE_US);
+            self.deadline.restart();
             println!(
                 "blk_client: driver restarted ({} so far) in phase {:?} at sector {}; re-issuing what it held",
                 cs.driver_restarts,

@@ -662,6 +662,8 @@ impl EchoClient {
         }
         if s.driver_restarts != self.restarts_seen {
             self.restarts_seen = s.driver_restarts;
+            // A new incarnation gets a whole limit: the wait before it was the old one's.
+            self.deadline.restart();
             println!(
                 "{name}: driver restarted ({} so far); {} completed, resubmitting the rest",
                 s.driver_restarts, s.completed

@@ -36,6 +36,15 @@ impl Deadline {
         }
     }
 
+    /// The server was restarted (a new incarnation took the connection over): the wait
+    /// starts again at the next check that sees requests in flight. What the old one let
+    /// stall is not the new one's to answer for: without this, a client whose requests sat
+    /// unanswered before the restart (the reason for it) accuses the new incarnation at its
+    /// first check, before it could complete anything (the serial campaign's id 644).
+    pub fn restart(&mut self) {
+        self.last = None;
+    }
+
     /// At `now_us`, with `in_flight` requests outstanding and `completed` completions so
     /// far (any counter that only grows while the connection serves). A clock that goes
     /// back (it should not) restarts the wait rather than firing.
@@ -69,6 +78,27 @@ mod tests {
     use super::{Deadline, Progress};
 
     const MS: u64 = 1000;
+
+    #[test]
+    fn a_restarted_server_gets_a_whole_limit() {
+        let mut d = Deadline::new(500 * MS);
+        assert_eq!(d.check(0, 8, 25), Progress::Fine);
+        // Stalled 900 ms: the old server is reported and restarted; the client resubmits.
+        d.restart();
+        assert_eq!(d.check(900 * MS, 8, 25), Progress::Fine);
+        assert_eq!(d.check(1300 * MS, 8, 25), Progress::Fine);
+        assert_eq!(
+            d.check(1400 * MS, 8, 25),
+            Progress::Overdue {
+                stalled_us: 500 * MS
+            },
+            "the new incarnation's own stall still counts"
+        );
+        // Without the restart, the first check after it would have fired.
+        let mut d = Deadline::new(500 * MS);
+        assert_eq!(d.check(0, 8, 25), Progress::Fine);
+        assert!(matches!(d.check(900 * MS, 8, 25), Progress::Overdue { .. }));
+    }
 
     #[test]
     fn idle_connections_never_fire() {
