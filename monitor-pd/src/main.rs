@@ -24,8 +24,8 @@ mod pd {
     };
     use axolotl_monitor_core::control::{self, Facts, RecoveryLog};
     use axolotl_monitor_core::{
-        Cause, Command, Decision, Declined, Heartbeats, RECORD_BYTES, RETRY_MS, Reports, State,
-        Tracker, Verdict, earliest, log,
+        Cause, Command, Decision, Declined, Heartbeats, RECORD_BYTES, RETRY_MS, Reports, Scrubber,
+        State, Tracker, Verdict, earliest, log,
     };
     use axolotl_pd::{Channel, Child, Handler, MessageInfo, get_mr, println};
     use axolotl_root_service::{Malformed, Op, Received, RecordSource, Reply, Request, Sent};
@@ -104,6 +104,8 @@ mod pd {
         /// Injections carried out: mixed into a bit flip's seed, so two in one counter tick
         /// still differ.
         injections: u64,
+        /// Whose code the root task compares with its image next (code scrubbing).
+        scrubber: Scrubber,
     }
 
     /// Recovery-log entries kept for control-pd.
@@ -142,6 +144,7 @@ mod pd {
                 let _ = self.trackers.push(t);
             }
             self.heartbeats = Heartbeats::from_plan(plan, now);
+            self.scrubber = Scrubber::new(now);
             for (i, p) in self.pending.iter().enumerate() {
                 if p.is_some() {
                     self.heartbeats.pause(i as u8);
@@ -536,6 +539,9 @@ mod pd {
                 FaultKind::WildWrite => {
                     ask(Request::<Journal>::WildWrite { pd: pd as u8, seed }, |_| ())
                 }
+                FaultKind::CodeFlip => {
+                    ask(Request::<Journal>::FlipCode { pd: pd as u8, seed }, |_| ())
+                }
                 FaultKind::RingCorruption => {
                     let t = match control::ring_target(plan, pd as u8, seed) {
                         Ok(t) => t,
@@ -565,6 +571,13 @@ mod pd {
                 (FaultKind::BitFlip, Ok(Reply::Done)) => Some(Injection::BitFlip(flip)),
                 (FaultKind::WildWrite, Ok(Reply::Wrote { at, old, new })) => {
                     Some(Injection::WildWrite {
+                        vaddr: *at,
+                        old: *old,
+                        new: *new,
+                    })
+                }
+                (FaultKind::CodeFlip, Ok(Reply::Wrote { at, old, new })) => {
+                    Some(Injection::CodeFlip {
                         vaddr: *at,
                         old: *old,
                         new: *new,
@@ -710,6 +723,34 @@ mod pd {
             for pd in due {
                 axolotl_sys::signal(heartbeat_ping_slot(pd));
             }
+            self.scrub(now);
+        }
+
+        /// One step of code scrubbing, if due: the root task compares the next running PD's
+        /// code with its image; a difference is a failure like a fault (`Cause::CodeCorrupt`).
+        fn scrub(&mut self, now: u64) {
+            let Some(plan) = self.plan else {
+                return;
+            };
+            let (trackers, pending) = (&self.trackers, &self.pending);
+            let Some(pd) = self.scrubber.due(now, trackers.len(), |pd| {
+                plan.monitor != Some(pd as u8)
+                    && pending[pd].is_none()
+                    && matches!(trackers[pd].state(), State::Running)
+            }) else {
+                return;
+            };
+            match ask(Request::<Journal>::Scrub { pd: pd as u8 }, |_| ()) {
+                Ok(Reply::Scrubbed { corrupt_at: 0 }) => {}
+                Ok(Reply::Scrubbed { corrupt_at }) => {
+                    self.recover(pd, Cause::CodeCorrupt { at: corrupt_at }, now_us());
+                }
+                r => println!(
+                    "monitor: the root task could not scrub {} ({})",
+                    plan.pds[pd].name.as_str(),
+                    Refusal(&r)
+                ),
+            }
         }
 
         /// Has the root task's timer wake us for the next due restart, ping or heartbeat
@@ -721,7 +762,10 @@ mod pd {
                 .flatten()
                 .map(|p| p.at_ms)
                 .min();
-            let next = earliest(restart, self.heartbeats.next_wakeup());
+            let next = earliest(
+                earliest(restart, self.heartbeats.next_wakeup()),
+                Some(self.scrubber.next_wakeup()),
+            );
             // Counter value 0 is "never"; 1 is as good as any past time.
             let at = next.map_or(0, |ms| time::ms_to_counter(ms).max(1));
             if self.armed == Some(at) {
@@ -972,6 +1016,7 @@ mod pd {
             last_heartbeat_ms: None,
         }; MAX_PDS],
         injections: 0,
+        scrubber: Scrubber::new(0),
     });
 }
 

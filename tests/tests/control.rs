@@ -475,6 +475,39 @@ fn injected_faults_are_recovered(gic: u8) {
         matches!(logger.state, PdState::Running | PdState::Restarting { .. }),
         "{logger:?}"
     );
+
+    // A bit of the logger's code flipped below it: code scrubbing finds the page within a
+    // round (a step every 250 ms, one PD each) and the monitor restarts it from its image.
+    // Should the flipped instruction run first and fault, that restart undoes it too; then
+    // another try (three at most: most of a PD's text does not run in its loop).
+    let mut scrubbed = false;
+    for _ in 0..3 {
+        let r = inject_running(
+            &mut b,
+            &mut c,
+            &Request::Inject {
+                pd: pd("hello_logger"),
+                kind: FaultKind::CodeFlip,
+                at: None,
+            },
+        );
+        let Reply::Injected(Injected::CodeFlip { vaddr, old, new }) = r else {
+            panic!("{}", b.failure(format!("code flip answered {r:?}")))
+        };
+        assert_eq!((old ^ new).count_ones(), 1, "one bit: {old:#x} -> {new:#x}");
+        check(b.expect(
+            &format!("monitor: control injected code-flip ({vaddr:#x}: {old:#x} -> {new:#x}) into hello_logger"),
+            DEFAULT_TIMEOUT,
+        ));
+        let line = check(b.expect("monitor: restarted hello_logger (cause: ", DEFAULT_TIMEOUT));
+        if line.contains(&format!("code corrupt in page {:#x}", vaddr & !0xfff)) {
+            scrubbed = true;
+            break;
+        }
+    }
+    if !scrubbed {
+        panic!("{}", b.failure("three code flips, none found by scrubbing"));
+    }
 }
 
 /// Asks `req`, an injection, again while the PD is not running (`BadState`: a restart of an

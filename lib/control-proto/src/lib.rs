@@ -161,6 +161,9 @@ pub enum Injected {
         old: u32,
         new: u32,
     },
+    /// One bit of the 8-byte word at `vaddr` of the PD's code flipped (below the PD, which
+    /// maps its code read-only): it held `old`, it holds `new`.
+    CodeFlip { vaddr: u64, old: u64, new: u64 },
 }
 
 /// Which index of a connection's request queue (lib/ring's layout).
@@ -186,7 +189,7 @@ impl fmt::Display for Injected {
         match self {
             Injected::Done => Ok(()),
             Injected::BitFlip(t) => write!(f, " ({} bit {})", t.register_name(), t.bit),
-            Injected::WildWrite { vaddr, old, new } => {
+            Injected::WildWrite { vaddr, old, new } | Injected::CodeFlip { vaddr, old, new } => {
                 write!(f, " ({vaddr:#x}: {old:#x} -> {new:#x})")
             }
             Injected::RingCorruption {
@@ -236,16 +239,19 @@ pub enum FaultKind {
     RingCorruption,
     /// One bit of one saved register flipped.
     BitFlip,
+    /// One bit of the PD's code flipped, as a memory upset would: found by code scrubbing.
+    CodeFlip,
 }
 
 impl FaultKind {
     /// Every kind, in the CLI's order.
-    pub const ALL: [FaultKind; 5] = [
+    pub const ALL: [FaultKind; 6] = [
         FaultKind::Crash,
         FaultKind::Hang,
         FaultKind::WildWrite,
         FaultKind::RingCorruption,
         FaultKind::BitFlip,
+        FaultKind::CodeFlip,
     ];
 
     /// The CLI's spelling.
@@ -256,6 +262,7 @@ impl FaultKind {
             FaultKind::WildWrite => "wild-write",
             FaultKind::RingCorruption => "ring-corruption",
             FaultKind::BitFlip => "bit-flip",
+            FaultKind::CodeFlip => "code-flip",
         }
     }
 

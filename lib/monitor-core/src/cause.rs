@@ -64,6 +64,9 @@ pub enum Cause {
     /// The PD reported `peer` corrupt, and `peer` cannot be restarted: this PD is restarted
     /// instead, to reset their connection (`report`).
     ConnectionReset { peer: u8 },
+    /// Code scrubbing found the PD's code page at `at` (its virtual address) no longer as
+    /// its image has it (`scrub`): changed below the PD, which maps it read-only.
+    CodeCorrupt { at: u64 },
     /// The PD stopped on its own, without a fault. Not a failure: only `restart="always"`
     /// restarts it.
     Exited,
@@ -140,6 +143,7 @@ impl Cause {
                 | Cause::Corruption { .. }
                 | Cause::FalseReport { .. }
                 | Cause::ConnectionReset { .. }
+                | Cause::CodeCorrupt { .. }
         )
     }
 }
@@ -173,6 +177,7 @@ impl fmt::Display for Cause {
                 f,
                 "reset of its connection with pd {peer}, which cannot be restarted"
             ),
+            Cause::CodeCorrupt { at } => write!(f, "code corrupt in page {at:#x}"),
             Cause::Exited => f.write_str("exited"),
         }
     }

@@ -8,6 +8,7 @@
 //! - [`Reports`]: what a PD's corruption report gets (a claim, judged: [`Verdict`]);
 //! - [`Watchdog`]: heartbeat deadlines and the monitor's next timer wake-up;
 //! - [`Heartbeats`]: the ping/answer schedule on top of it, one missed period forgiven;
+//! - [`Scrubber`]: when to compare which PD's code with its image (code scrubbing);
 //! - [`log`]: the recovery log lines;
 //! - [`control`]: control-pd's requests, checked against its grant (docs/control.md).
 //!
@@ -19,6 +20,7 @@ pub mod control;
 mod heartbeat;
 pub mod log;
 mod report;
+mod scrub;
 mod tracker;
 mod watchdog;
 
@@ -28,6 +30,7 @@ pub use log::How;
 pub use report::{
     Declined, FALSE_REPORT_WINDOW_MS, REPORT_BURST, REPORT_WINDOW_MS, Reports, Verdict, report_peer,
 };
+pub use scrub::{SCRUB_STEP_MS, Scrubber};
 pub use tracker::{
     Command, CommandRefused, Decision, HoldReason, MIN_RUN_MS, RECORD_BYTES, RESTART_HISTORY,
     RETRY_MS, Record, State, Tracker,

@@ -38,6 +38,8 @@
 //! | [`Request::StopVm`] | 8 | pd |
 //! | [`Request::WildWrite`] | 9 | pd, seed |
 //! | [`Request::CorruptRing`] | 10 | pd, region, offset |
+//! | [`Request::Scrub`] | 11 | pd |
+//! | [`Request::FlipCode`] | 12 | pd, seed |
 //!
 //! | reply | label | words |
 //! | --- | --- | --- |
@@ -45,6 +47,7 @@
 //! | [`Reply::Restarted`] | 0 | generation, how (1: standby, 0: in place) |
 //! | [`Reply::Recalled`] | 0 | generation, 0, record |
 //! | [`Reply::Wrote`] | 0 | where, old, new |
+//! | [`Reply::Scrubbed`] | 0 | the first code page that differs (0: none) |
 //! | [`Reply::Refused`] | 1 | reason (1: bad PD, 2: failed, 3: unknown request) |
 
 #![no_std]
@@ -91,10 +94,12 @@ pub enum Op {
     StopVm = 8,
     WildWrite = 9,
     CorruptRing = 10,
+    Scrub = 11,
+    FlipCode = 12,
 }
 
 impl Op {
-    pub const ALL: [Op; 10] = [
+    pub const ALL: [Op; 12] = [
         Op::Restart,
         Op::SetTimer,
         Op::Record,
@@ -105,6 +110,8 @@ impl Op {
         Op::StopVm,
         Op::WildWrite,
         Op::CorruptRing,
+        Op::Scrub,
+        Op::FlipCode,
     ];
 
     pub fn from_label(label: u64) -> Option<Op> {
@@ -119,6 +126,8 @@ impl Op {
             8 => Op::StopVm,
             9 => Op::WildWrite,
             10 => Op::CorruptRing,
+            11 => Op::Scrub,
+            12 => Op::FlipCode,
             _ => return None,
         })
     }
@@ -178,6 +187,16 @@ pub enum Request<R> {
     /// [`Reply::Wrote`] with `offset`. Refused unless `pd` maps the region writable, the
     /// region is not device memory and the word lies in it, 4-aligned.
     CorruptRing { pd: u8, region: u16, offset: u32 },
+    /// Compare the code pages of `pd`'s *running* incarnation with its pristine image (code
+    /// scrubbing): replied [`Reply::Scrubbed`]. Code is mapped read-only in the PD, so a
+    /// difference is corruption from below the PD (a bit upset in memory, a stray DMA): no
+    /// check of the PD's own sees it, and it lasts until the PD is restarted from its image.
+    Scrub { pd: u8 },
+    /// Flip one bit of one word of `pd`'s code in its running incarnation, both picked from
+    /// `seed` (fault injection, issue #17: the campaign's `code` kind from inside the
+    /// system). Replied [`Reply::Wrote`] with the PD's virtual address. Asked only for a
+    /// control PD whose SDF grant includes `inject`.
+    FlipCode { pd: u8, seed: u64 },
 }
 
 /// What [`Request::CorruptRing`] XORs into a ring index: half the index space away, so that
@@ -281,12 +300,17 @@ pub enum Reply<R> {
         generation: u64,
         record: R,
     },
-    /// [`Request::WildWrite`] or [`Request::CorruptRing`] done: the word at `at` (the PD's
+    /// [`Request::WildWrite`], [`Request::FlipCode`] or [`Request::CorruptRing`] done: the word at `at` (the PD's
     /// virtual address; the region offset) held `old` and now holds `new`.
     Wrote {
         at: u64,
         old: u64,
         new: u64,
+    },
+    /// [`Request::Scrub`] done: the virtual address of the first code page of the PD that
+    /// differs from its image, 0 if none does.
+    Scrubbed {
+        corrupt_at: u64,
     },
     Refused(Reason),
 }
@@ -497,6 +521,8 @@ impl<R> Request<R> {
             Request::StopVm { .. } => Op::StopVm,
             Request::WildWrite { .. } => Op::WildWrite,
             Request::CorruptRing { .. } => Op::CorruptRing,
+            Request::Scrub { .. } => Op::Scrub,
+            Request::FlipCode { .. } => Op::FlipCode,
         }
     }
 
@@ -529,6 +555,8 @@ impl<R> Request<R> {
             Request::CorruptRing { pd, region, offset } => {
                 Request::CorruptRing { pd, region, offset }
             }
+            Request::Scrub { pd } => Request::Scrub { pd },
+            Request::FlipCode { pd, seed } => Request::FlipCode { pd, seed },
         }
     }
 }
@@ -551,11 +579,14 @@ impl<R: RecordSource> Request<R> {
             Request::Recall { pd }
             | Request::Stop { pd }
             | Request::Crash { pd }
-            | Request::StopVm { pd } => Ok(Sent::of(label, [pd as u64])),
+            | Request::StopVm { pd }
+            | Request::Scrub { pd } => Ok(Sent::of(label, [pd as u64])),
             Request::FlipBit { pd, register, bit } => {
                 Ok(Sent::of(label, [pd as u64, register as u64, bit as u64]))
             }
-            Request::WildWrite { pd, seed } => Ok(Sent::of(label, [pd as u64, seed])),
+            Request::WildWrite { pd, seed } | Request::FlipCode { pd, seed } => {
+                Ok(Sent::of(label, [pd as u64, seed]))
+            }
             Request::CorruptRing { pd, region, offset } => {
                 Ok(Sent::of(label, [pd as u64, region as u64, offset as u64]))
             }
@@ -604,6 +635,11 @@ impl<'a> Request<&'a [u8]> {
                 pd: m.pd()?,
                 seed: m.need(1)?,
             },
+            Op::Scrub => Request::Scrub { pd: m.pd()? },
+            Op::FlipCode => Request::FlipCode {
+                pd: m.pd()?,
+                seed: m.need(1)?,
+            },
             Op::CorruptRing => {
                 let pd = m.pd()?;
                 let (region, offset) = (m.need(1)?, m.need(2)?);
@@ -633,6 +669,7 @@ impl<R> Reply<R> {
                 record: f(record),
             },
             Reply::Wrote { at, old, new } => Reply::Wrote { at, old, new },
+            Reply::Scrubbed { corrupt_at } => Reply::Scrubbed { corrupt_at },
             Reply::Refused(why) => Reply::Refused(why),
         }
     }
@@ -650,6 +687,7 @@ impl<R: RecordSource> Reply<R> {
                 Sent::with_record(OK, [generation, 0, 0], record, ipc)
             }
             Reply::Wrote { at, old, new } => Ok(Sent::of(OK, [at, old, new])),
+            Reply::Scrubbed { corrupt_at } => Ok(Sent::of(OK, [corrupt_at])),
             Reply::Refused(why) => Ok(Sent::refused(why)),
         }
     }
@@ -682,7 +720,10 @@ impl<'a> Reply<&'a [u8]> {
                 generation: m.need(0)?,
                 record: m.record()?,
             },
-            Op::WildWrite | Op::CorruptRing => Reply::Wrote {
+            Op::Scrub => Reply::Scrubbed {
+                corrupt_at: m.need(0)?,
+            },
+            Op::WildWrite | Op::CorruptRing | Op::FlipCode => Reply::Wrote {
                 at: m.need(0)?,
                 old: m.need(1)?,
                 new: m.need(2)?,

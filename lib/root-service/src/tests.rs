@@ -1,4 +1,5 @@
 extern crate std;
+use std::vec;
 use std::vec::Vec;
 
 use proptest::prelude::*;
@@ -80,6 +81,8 @@ fn request() -> impl Strategy<Value = Request<Vec<u8>>> {
         (pd(), any::<u64>()).prop_map(|(pd, seed)| Request::WildWrite { pd, seed }),
         (pd(), 0..MAX_REGIONS as u16, any::<u32>())
             .prop_map(|(pd, region, offset)| Request::CorruptRing { pd, region, offset }),
+        pd().prop_map(|pd| Request::Scrub { pd }),
+        (pd(), any::<u64>()).prop_map(|(pd, seed)| Request::FlipCode { pd, seed }),
     ]
 }
 
@@ -105,12 +108,17 @@ fn reply() -> impl Strategy<Value = (Op, Reply<Vec<u8>>)> {
         (any::<u64>(), record())
             .prop_map(|(generation, record)| (Op::Recall, Reply::Recalled { generation, record })),
         (
-            prop_oneof![Just(Op::WildWrite), Just(Op::CorruptRing)],
+            prop_oneof![
+                Just(Op::WildWrite),
+                Just(Op::CorruptRing),
+                Just(Op::FlipCode)
+            ],
             any::<u64>(),
             any::<u64>(),
             any::<u64>()
         )
             .prop_map(|(op, at, old, new)| (op, Reply::Wrote { at, old, new })),
+        any::<u64>().prop_map(|corrupt_at| (Op::Scrub, Reply::Scrubbed { corrupt_at })),
         (op, reason).prop_map(|(op, r)| (op, Reply::Refused(r))),
     ]
 }
@@ -199,6 +207,7 @@ proptest! {
                     | Request::Record { .. }
                     | Request::FlipBit { .. }
                     | Request::WildWrite { .. }
+                    | Request::FlipCode { .. }
                     | Request::CorruptRing { .. }
             ) || cut == 0;
             prop_assert!(!needs_all || bad, "{:?} cut to {} words: {:?}", req, cut, r);
@@ -213,7 +222,7 @@ fn malformed_requests_are_refused_with_their_reason() {
         Request::decode(exact(label, words, &mut b)).map(|r| r.map_record(<[u8]>::to_vec))
     };
     assert_eq!(decode(0, &[0]), Err(Malformed::UnknownLabel(0)));
-    assert_eq!(decode(11, &[0]), Err(Malformed::UnknownLabel(11)));
+    assert_eq!(decode(13, &[0]), Err(Malformed::UnknownLabel(13)));
     assert_eq!(
         decode(u64::MAX >> 12, &[]),
         Err(Malformed::UnknownLabel((1 << 52) - 1))
@@ -239,6 +248,8 @@ fn malformed_requests_are_refused_with_their_reason() {
             Op::StopVm,
             Op::WildWrite,
             Op::CorruptRing,
+            Op::Scrub,
+            Op::FlipCode,
         ] {
             assert_eq!(decode(op as u64, &[pd, 0, 0, 0]), Err(Malformed::BadPd(pd)));
         }

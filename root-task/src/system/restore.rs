@@ -125,6 +125,33 @@ impl Sources {
         Ok(())
     }
 
+    /// Code scrubbing (`Request::Scrub`): the first of `pages` (one incarnation of `pd`) that
+    /// is executable and no longer holds what its image says, by its virtual address in the
+    /// PD. Read only: the PD runs on meanwhile (its code is mapped read-only for it, so only
+    /// something below it can have changed a byte).
+    pub fn first_corrupt_code(&self, pd: &Pd, pages: &[Page]) -> Result<Option<u64>, Error> {
+        let setvars = setvars(self.plan, pd, |r| {
+            self.region_paddrs
+                .get(r as usize)
+                .ok_or(Error::Plan("region index"))?
+                .ok_or(Error::NotContiguous(r))
+        })?;
+        let src = source(self.plan, self.pack, pd, &setvars)?;
+        for p in pages
+            .iter()
+            .filter(|p| !p.shared && p.attrs & vm_attr::EXECUTABLE != 0)
+        {
+            // SAFETY: the alias of a frame of the PD, mapped for the root task for its whole
+            // life; only read.
+            let page =
+                unsafe { core::slice::from_raw_parts(p.alias as *const u8, p.size as usize) };
+            if !src.matches(page, p.vaddr) {
+                return Ok(Some(p.vaddr));
+            }
+        }
+        Ok(None)
+    }
+
     /// Empties `cnode` (PD `i`'s, or its standby's) of whatever the PD may have put there.
     /// `every`: all 512 slots, as the standby refresher does off the restart's path. A restart
     /// in place (where the PD's clients wait, and 512 deletes cost some 300 µs) empties every

@@ -253,6 +253,38 @@ fn serve_request(sys: &mut System, r: Request<Option<Staged>>) -> Reply<&[u8]> {
                 }
             }
         }
+        Request::Scrub { pd } => {
+            let (Some(p), Some(span)) = (
+                sys.plan.pds.get(pd as usize),
+                sys.page_spans.get(pd as usize).cloned(),
+            ) else {
+                return Reply::Refused(Reason::BadPd);
+            };
+            match sys
+                .sources()
+                .and_then(|src| src.first_corrupt_code(p, pages().get(span).unwrap_or(&[])))
+            {
+                Ok(at) => Reply::Scrubbed {
+                    corrupt_at: at.unwrap_or(0),
+                },
+                Err(e) => {
+                    println!("root-task: scrubbing PD {pd} failed: {e}");
+                    Reply::Refused(Reason::Failed)
+                }
+            }
+        }
+        Request::FlipCode { pd, seed } => {
+            if !user_pd(pd) {
+                return Reply::Refused(Reason::BadPd);
+            }
+            match flip_code(sys, pd as usize, seed) {
+                Some((at, old, new)) => Reply::Wrote { at, old, new },
+                None => {
+                    println!("root-task: PD {pd} has no code page for a code flip");
+                    Reply::Refused(Reason::Failed)
+                }
+            }
+        }
         Request::CorruptRing { pd, region, offset } => {
             if !user_pd(pd) {
                 return Reply::Refused(Reason::BadPd);
@@ -356,6 +388,31 @@ fn wild_write(sys: &System, pd: usize, seed: u64) -> Option<(u64, u64, u64)> {
     if new == old {
         new = !old;
     }
+    // SAFETY: as above.
+    unsafe { word.write_volatile(new) };
+    Some((page.vaddr + off, old, new))
+}
+
+/// Fault injection (issue #17): one bit of one word of PD `pd`'s code, both picked from
+/// `seed` among the executable pages of its running incarnation, flipped through the root
+/// task's alias of the page: what a bit upset in RAM would do below the PD, which maps its
+/// code read-only. The instruction cache may hold the old word until the line is evicted or
+/// the page is remapped (a restart): the flip shows when it is fetched again, as a real
+/// upset's would. Returns the PD's virtual address, the old and the new word.
+fn flip_code(sys: &System, pd: usize, seed: u64) -> Option<(u64, u64, u64)> {
+    let span = sys.page_spans.get(pd)?.clone();
+    let code = pages()
+        .get(span)?
+        .iter()
+        .filter(|p| !p.shared && p.attrs & vm_attr::EXECUTABLE != 0);
+    let (i, off) =
+        axolotl_root_service::wild_write_target(code.clone().map(|p| (p.vaddr, p.size)), seed)?;
+    let page = code.clone().nth(i)?;
+    let word = (page.alias + off) as *mut u64;
+    // SAFETY: `off + 8 <= page.size`, 8-aligned: a word of a code page of the PD's running
+    // incarnation, mapped read-write at `alias` for the root task for its whole life.
+    let old = unsafe { word.read_volatile() };
+    let new = old ^ 1 << (axolotl_root_service::scramble(!seed) % 64);
     // SAFETY: as above.
     unsafe { word.write_volatile(new) };
     Some((page.vaddr + off, old, new))

@@ -32,14 +32,15 @@ pub const DEFAULT_SYSTEM: &str = "tests/systems/campaign-gateway.system";
 /// hang (control's `hang`: the PD suspended, for the watchdog), one bit of a saved register
 /// (`reg` x0..x30, `sp`, `pc`, `pstate` one of N, Z, C, V), an 8-byte word of the PD's own
 /// data, bss or stack overwritten (`data`: control's `wild-write`), a ring index scribbled
-/// (`ring`). `code` and `stack` (one bit of the text, of the live stack) need the gdb
-/// campaign.
-pub const KINDS: [Kind; 8] = [
+/// (`ring`), one bit of its code (`code`: control's `code-flip`, found by the monitor's code
+/// scrubbing). `stack` (one bit of the live stack) needs the gdb campaign.
+pub const KINDS: [Kind; 9] = [
     Kind::Reg,
     Kind::Sp,
     Kind::Pc,
     Kind::Pstate,
     Kind::Data,
+    Kind::Code,
     Kind::Ring,
     Kind::Hang,
     Kind::Stop,
@@ -79,6 +80,7 @@ pub fn request(pd: &str, p: &Plan) -> Result<Request, String> {
         Kind::Stop => (FaultKind::Crash, None),
         Kind::Hang => (FaultKind::Hang, None),
         Kind::Data => (FaultKind::WildWrite, None),
+        Kind::Code => (FaultKind::CodeFlip, None),
         Kind::Ring => (FaultKind::RingCorruption, None),
         Kind::Reg | Kind::Sp | Kind::Pc | Kind::Pstate => (
             FaultKind::BitFlip,
@@ -480,7 +482,9 @@ fn inject_one(sys: &mut System, pd: &str, p: &Plan, settle: Duration) -> Result<
         Reply::Injected(Injected::BitFlip(t)) => {
             format!("{} bit {}", t.register_name(), t.bit)
         }
-        Reply::Injected(Injected::WildWrite { vaddr, old, new }) => {
+        Reply::Injected(
+            Injected::WildWrite { vaddr, old, new } | Injected::CodeFlip { vaddr, old, new },
+        ) => {
             format!("{vaddr:#x}: {old:#x} -> {new:#x}")
         }
         Reply::Injected(Injected::RingCorruption {
@@ -674,11 +678,12 @@ mod tests {
             request(
                 "vmm",
                 &Plan {
-                    kind: Kind::Code,
+                    kind: Kind::Stack,
                     ..plan(1, 1, &kinds)
                 }
             )
-            .is_err()
+            .is_err(),
+            "the live stack is the gdb campaign's"
         );
     }
 }

@@ -57,7 +57,7 @@ enum CtlCmd {
         op: String,
         name: String,
     },
-    /// Inject a fault into a PD (crash, hang, wild-write, ring-corruption, bit-flip), where
+    /// Inject a fault into a PD (crash, hang, wild-write, ring-corruption, bit-flip, code-flip), where
     /// the system grants it. Prints where it landed.
     Inject {
         pd: String,
