@@ -147,15 +147,16 @@ pub struct Target {
 /// The main-loop functions an anchor is looked for, in order, when `--anchor` is not given
 /// (`+`-separated substrings of the mangled name): the serial server's poll (the serial
 /// driver's loop, the anchor of the committed serial figures); control-pd's
-/// `Control::step` and the monitor's `Monitor::tick`, which their `Handler` methods (inlined
-/// into the event loop, so without a symbol of their own) call for every notification
-/// (control: a request's bytes or the driver's completions; the monitor: its timer, i.e.
-/// every due ping, heartbeat deadline and restart); then the PD's own `Handler::notified`,
+/// `Control::step` and the monitor's `Monitor::rearm`, which their `Handler` methods (inlined
+/// into the event loop, so without a symbol of their own) call for every notification or
+/// request (control: a request's bytes or the driver's completions; the monitor: its timer
+/// — due pings, heartbeat deadlines, restarts —, every control request, fault and report;
+/// heartbeat answers are handled in the loop itself, within the steps after a stop); then the PD's own `Handler::notified`,
 /// where every PD's event loop hands it each notification.
 pub const AUTO_ANCHORS: [&str; 4] = [
     "serial_core6server+4poll",
     "control_pd2pd7Control4step",
-    "monitor_pd2pd7Monitor4tick",
+    "monitor_pd2pd7Monitor5rearm",
     "axolotl_pd..Handler$GT$8notified",
 ];
 
@@ -1229,7 +1230,7 @@ mod tests {
                 AUTO_ANCHORS[1],
             ),
             (
-                "_ZN10monitor_pd2pd7Monitor4tick17h6e6d155a16d3e138E",
+                "_ZN10monitor_pd2pd7Monitor5rearm17h15c29fcce9b4cd8fE",
                 AUTO_ANCHORS[2],
             ),
         ] {
