@@ -27,6 +27,8 @@ use crate::{
 
 /// How long one attempt waits before the request is sent again.
 pub const ATTEMPT: Duration = Duration::from_secs(5);
+/// How long after an [`Error::Unavailable`] answer the request is sent again.
+pub const UNAVAILABLE_RETRY: Duration = Duration::from_millis(200);
 
 /// Why a request got no usable answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,11 +195,16 @@ impl Client {
         }
     }
 
-    /// Asks `req`, sending it again when no answer comes within an attempt: the answer.
+    /// Asks `req`, sending it again when no answer comes within an attempt, or when control
+    /// answers that the monitor gave it none (`Unavailable`: the monitor was restarted
+    /// while it served the request, seen in the monitor's fault-injection campaign,
+    /// docs/resilience.md; the restarted one answers the retry): the answer. `Unavailable`
+    /// until the timeout is the answer then.
     pub fn ask(&mut self, req: &Request) -> Result<Reply, ClientError> {
         let until = Instant::now() + self.timeout;
         let mut frame = [0u8; FRAME_BUFFER + 1];
         let mut attempts = 0;
+        let mut unavailable = None;
         while Instant::now() < until {
             let id = self.next_id;
             self.next_id = self.next_id.checked_add(1).unwrap_or(1);
@@ -210,6 +217,13 @@ impl Client {
             while let Some((got, reply)) =
                 self.next_reply(attempt_end.saturating_duration_since(Instant::now()))?
             {
+                if got == id && reply == Reply::Error(Error::Unavailable) {
+                    unavailable = Some(reply);
+                    std::thread::sleep(
+                        UNAVAILABLE_RETRY.min(until.saturating_duration_since(Instant::now())),
+                    );
+                    break;
+                }
                 if got == id {
                     return Ok(reply);
                 }
@@ -219,6 +233,9 @@ impl Client {
                     break;
                 }
             }
+        }
+        if let Some(reply) = unavailable {
+            return Ok(reply);
         }
         Err(ClientError::NoAnswer {
             attempts,

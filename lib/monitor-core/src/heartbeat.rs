@@ -14,6 +14,11 @@
 //! (docs/resilience.md). So a PD is not confirmed hung while a watched PD of higher
 //! priority is itself overdue (in its last chance, or confirmed hung in the same round):
 //! it gets a fresh last chance, to answer once the hung one is stopped or restarted.
+//! A higher-priority PD that has left a ping unanswered for longer than `LAST_CHANCE_MS`
+//! counts as overdue for this too, before its own (longer) deadline passes: the
+//! fault-injection campaign on control-pd (docs/resilience.md) saw every hang of control
+//! (priority 120, 250 ms) restart the innocent hello_logger (50, 200 ms), whose shorter
+//! deadline passed while control's had not yet.
 //!
 //! The deadlines are a [`Watchdog`] whose period is the whole allowance; the ping schedule
 //! is kept beside it. Everything is in monitor milliseconds.
@@ -39,6 +44,8 @@ pub struct Heartbeats {
     last_chance: [bool; MAX_PDS],
     /// Scheduling priority (the SDF's): a hung PD starves the ones below it.
     priority: [u8; MAX_PDS],
+    /// When it was sent the first ping it has not answered yet.
+    unanswered_since: [Option<u64>; MAX_PDS],
 }
 
 impl Default for Heartbeats {
@@ -55,6 +62,7 @@ impl Heartbeats {
             next_ping_ms: [0; MAX_PDS],
             last_chance: [false; MAX_PDS],
             priority: [0; MAX_PDS],
+            unanswered_since: [None; MAX_PDS],
         }
     }
 
@@ -87,6 +95,7 @@ impl Heartbeats {
         self.period_ms[i] = period_ms;
         self.next_ping_ms[i] = now_ms.saturating_add(period_ms);
         self.last_chance[i] = false;
+        self.unanswered_since[i] = None;
         self.dog
             .watch(pd, period_ms.saturating_mul(1 + SLACK_PERIODS), now_ms);
     }
@@ -103,6 +112,7 @@ impl Heartbeats {
             return;
         }
         let i = pd as usize;
+        self.unanswered_since[i] = None;
         if self.last_chance[i] {
             // Back to the whole allowance.
             self.last_chance[i] = false;
@@ -130,6 +140,9 @@ impl Heartbeats {
         if let Some(l) = self.last_chance.get_mut(pd as usize) {
             *l = false;
         }
+        if let Some(u) = self.unanswered_since.get_mut(pd as usize) {
+            *u = None;
+        }
     }
 
     /// Whether `pd` is watched and not paused.
@@ -145,6 +158,7 @@ impl Heartbeats {
             let due = self.next_ping_ms[i] <= now_ms;
             if due {
                 self.next_ping_ms[i] = now_ms.saturating_add(self.period_ms[i]);
+                self.unanswered_since[i].get_or_insert(now_ms);
             }
             due
         })
@@ -159,11 +173,16 @@ impl Heartbeats {
             let _ = expired.push(pd);
         }
         // The highest priority among the PDs overdue now: in their last chance (armed,
-        // not answered since their deadline passed), or just expired.
+        // not answered since their deadline passed), silent to a ping for longer than a
+        // live PD takes to answer one, or just expired.
+        let silent = |pd: u8| {
+            self.unanswered_since[pd as usize]
+                .is_some_and(|t| now_ms.saturating_sub(t) > LAST_CHANCE_MS)
+        };
         let overdue = self
             .dog
             .armed_pds()
-            .filter(|&pd| self.last_chance[pd as usize])
+            .filter(|&pd| self.last_chance[pd as usize] || silent(pd))
             .chain(expired.iter().copied())
             .map(|pd| self.priority[pd as usize])
             .max();
@@ -322,6 +341,63 @@ mod tests {
         let expiry = from + 200 + 1;
         assert!(hung(&mut h, expiry).is_empty());
         assert_eq!(hung(&mut h, expiry + grace + 1), [(client, 100)]);
+    }
+
+    /// The control-pd campaign: control (priority 120, 250 ms) spins; hello_logger (50,
+    /// 200 ms) is starved, and its deadline passes before control's. control has left a
+    /// ping unanswered for longer than a live PD takes: the logger is not hung.
+    #[test]
+    fn a_pd_starved_by_a_silent_higher_priority_pd_with_a_longer_period_is_not_hung() {
+        let mut h = Heartbeats::new();
+        let (control, logger) = (1u8, 4u8);
+        h.watch(control, 250, 0);
+        h.watch(logger, 200, 0);
+        h.set_priority(control, 120);
+        h.set_priority(logger, 50);
+        // Both answer their pings until control hangs at 260, after answering the one of 250.
+        assert_eq!(pings(&mut h, 200), [logger]);
+        h.answered(logger, 200);
+        assert_eq!(pings(&mut h, 250), [control]);
+        h.answered(control, 250);
+        assert_eq!(pings(&mut h, 400), [logger]);
+        assert_eq!(pings(&mut h, 500), [control]);
+        // The logger's deadline (200 + 400) passes; control's (250 + 500) has not.
+        assert!(hung(&mut h, 601).is_empty(), "a last chance first");
+        assert_eq!(pings(&mut h, 601), [logger]);
+        let grace = LAST_CHANCE_MS;
+        assert!(
+            hung(&mut h, 601 + grace + 1).is_empty(),
+            "starved by control, silent since its ping at 500"
+        );
+        // control is found hung at its own deadline; the logger answers once control is
+        // restarted.
+        assert!(hung(&mut h, 751).is_empty());
+        let mut p = pings(&mut h, 751);
+        p.sort();
+        assert_eq!(p, [control, logger]);
+        assert_eq!(hung(&mut h, 751 + grace + 1), [(control, 250)]);
+        h.restarted(control, 751 + grace + 1);
+        h.answered(logger, 751 + grace + 3);
+        assert!(hung(&mut h, 1000).is_empty());
+        // Without the silent control, a logger that stops answering is hung as before.
+        let mut h = Heartbeats::new();
+        h.watch(control, 250, 0);
+        h.watch(logger, 200, 0);
+        h.set_priority(control, 120);
+        h.set_priority(logger, 50);
+        for t in (0..2000).step_by(10) {
+            for pd in pings(&mut h, t) {
+                if pd == control {
+                    h.answered(control, t);
+                }
+            }
+            if t == 600 {
+                break;
+            }
+        }
+        assert!(hung(&mut h, 601).is_empty());
+        assert_eq!(pings(&mut h, 601), [logger]);
+        assert_eq!(hung(&mut h, 601 + grace + 1), [(logger, 200)]);
     }
 
     #[test]

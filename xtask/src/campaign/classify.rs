@@ -70,6 +70,20 @@ pub enum Workload {
     /// UDP echo through the net driver and the virtualiser (tests/systems/campaign-net.system):
     /// the host sends numbered datagrams to both native clients and compares every answer.
     Net(NetEcho),
+    /// The management plane (tests/systems/campaign-control.system): the host asks control-pd
+    /// a fixed series of requests as `cargo xtask ctl` does and checks every reply
+    /// (`ctl.rs`).
+    Ctl(Ctl),
+}
+
+/// The `ctl` workload: the system's PDs as the status rows must name them, the control PD,
+/// and the PD the series asks it to restart once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ctl {
+    /// Every PD's name by plan index: the SDF's, then the monitor (the builder adds it last).
+    pub pds: Vec<String>,
+    pub control: String,
+    pub restart: String,
 }
 
 /// resilient-echo's workload: its clients, how many messages each sends, how many lines the
@@ -102,7 +116,7 @@ pub struct NetEcho {
 }
 
 /// The workload names `--workload` takes.
-pub const WORKLOADS: [&str; 3] = ["echo", "blk", "net"];
+pub const WORKLOADS: [&str; 4] = ["echo", "blk", "net", "ctl"];
 
 impl Workload {
     /// resilient-echo's (systems/resilient-echo.system, driver-pd's `SeqClient`).
@@ -137,12 +151,32 @@ impl Workload {
         })
     }
 
+    /// The management plane's (tests/systems/campaign-control.system: systems/control.system
+    /// with control watched).
+    pub fn ctl() -> Workload {
+        Workload::Ctl(Ctl {
+            pds: [
+                "serial_driver",
+                "control",
+                "hello_server",
+                "hello_client",
+                "hello_logger",
+                axolotl_boot_plan::MONITOR_NAME,
+            ]
+            .map(String::from)
+            .to_vec(),
+            control: "control".into(),
+            restart: "hello_logger".into(),
+        })
+    }
+
     /// `--workload NAME`.
     pub fn named(name: &str) -> Option<Workload> {
         match name {
             "echo" => Some(Workload::resilient_echo()),
             "blk" => Some(Workload::blk()),
             "net" => Some(Workload::net()),
+            "ctl" => Some(Workload::ctl()),
             _ => None,
         }
     }
@@ -156,6 +190,8 @@ impl Workload {
             Some(Workload::blk())
         } else if stem.starts_with("net-echo") || stem == "campaign-net" {
             Some(Workload::net())
+        } else if stem == "campaign-control" {
+            Some(Workload::ctl())
         } else {
             None
         }
@@ -166,6 +202,7 @@ impl Workload {
             Workload::Echo(_) => "echo",
             Workload::Blk(_) => "blk",
             Workload::Net(_) => "net",
+            Workload::Ctl(_) => "ctl",
         }
     }
 
@@ -173,7 +210,10 @@ impl Workload {
     /// the `ring` kind's words are their head and tail indices.
     pub fn ring_layout(&self) -> (&'static [u64], u64) {
         match self {
-            Workload::Echo(_) => (&[0], u64::from(axolotl_serial_core::layout::CAPACITY)),
+            // control-pd's connections to its serial driver are serial-core's.
+            Workload::Echo(_) | Workload::Ctl(_) => {
+                (&[0], u64::from(axolotl_serial_core::layout::CAPACITY))
+            }
             Workload::Blk(_) => (&[0], u64::from(axolotl_blk::layout::CAPACITY)),
             Workload::Net(_) => (
                 &[0, axolotl_net::link::TX_RINGS_OFFSET as u64],
@@ -188,7 +228,7 @@ impl Workload {
         match self {
             Workload::Echo(e) => e.clients.iter().all(|c| console.contains(&e.done_line(c))),
             Workload::Blk(_) => console.contains(BLK_VERDICT),
-            Workload::Net(_) => false,
+            Workload::Net(_) | Workload::Ctl(_) => false,
         }
     }
 }
@@ -262,14 +302,25 @@ impl Verdict {
     }
 }
 
-/// Lines that mean the whole system is lost, whatever the target was.
-const SYSTEM_FAILURE: [&str; 4] = [
+/// Lines that mean the whole system is lost (but for the monitor's restart when the monitor
+/// is the target: [`MONITOR_RESTARTED`]).
+const SYSTEM_FAILURE: [&str; 6] = [
     "KERNEL PANIC",
     "kernel: FAULT",
     // The root task restarts a monitor that died or hung.
-    "root-task: monitor: restarted monitor",
+    MONITOR_RESTARTED,
+    // ... and holds it, lost for good, past its limit (5 in 10 s).
+    "root-task: monitor: holding monitor",
+    "root-task: restarting the monitor failed",
     "root-task: FATAL",
 ];
+
+/// The root task's watchdog restarting the monitor (a fault or a hang of it): a system
+/// failure when another PD was the target, the detection when the monitor is.
+const MONITOR_RESTARTED: &str = "root-task: monitor: restarted monitor";
+/// A monitor's first line, with its generation (`monitor: watching N PDs (generation G), …`):
+/// a restarted monitor serves again.
+const MONITOR_UP: &str = "monitor: watching ";
 
 /// The monitor's decisions about a PD (monitor-core's `log`), a peer's corruption report
 /// (the client's `reported the driver`, the driver's `is corrupt (…); reporting it`) and the
@@ -491,28 +542,69 @@ fn declined_for_good(l: &str) -> bool {
         && (l.contains("restart limit is reached") || l.contains(" is held"))
 }
 
-/// Classifies one injected run. `golden` is the console of the run without injection,
-/// `console` the injected run's (whole), `host` what the host saw.
-pub fn classify(w: &Workload, golden: &str, console: &str, host: &HostView) -> Verdict {
-    let line_with = |needles: &[&str]| {
-        console
-            .lines()
-            .find(|l| needles.iter().any(|n| l.contains(n)))
-            .map(str::to_string)
-    };
-    if let Some(l) = line_with(&SYSTEM_FAILURE) {
+/// Whether `l` is a decision of the monitor's (or a peer's report) that the golden run did
+/// not make: the system's normal life is not detection, and neither is a restart the
+/// control plane asked for (its line carries its latency, which no two runs share).
+fn new_decision(golden: &str, l: &str) -> bool {
+    DETECTION.iter().any(|n| l.contains(n))
+        && !golden.contains(l)
+        && !l.contains("(requested by ")
+        // The root task's lines (its restart of the monitor) are judged apart; a line may
+        // carry bytes of another PD's unfinished output before them.
+        && !l.contains("root-task: ")
+}
+
+/// Classifies one injected run into `target`. `golden` is the console of the run without
+/// injection, `console` the injected run's (whole), `host` what the host saw.
+///
+/// When the target is the monitor, the root task's watchdog restarting it is the
+/// detection, and the workload's checks passing across that restart (nothing else
+/// restarted, held or reported) is the recovery; the monitor held by the root task, or
+/// restarted and never serving again, stays a system failure.
+pub fn classify(
+    w: &Workload,
+    target: &str,
+    golden: &str,
+    console: &str,
+    host: &HostView,
+) -> Verdict {
+    let monitor = target == axolotl_boot_plan::MONITOR_NAME;
+    let failure = console.lines().find(|l| {
+        SYSTEM_FAILURE.iter().any(|n| l.contains(n)) && !(monitor && l.contains(MONITOR_RESTARTED))
+    });
+    if let Some(l) = failure {
         return Verdict {
             outcome: Outcome::SystemFailure,
             detection: None,
-            why: l,
+            why: l.to_string(),
         };
     }
-    // Decisions the golden run also made are the system's normal life, not detection.
-    let detection = console
-        .lines()
-        .find(|l| DETECTION.iter().any(|n| l.contains(n)) && !golden.contains(*l))
-        .map(str::to_string);
+    let detection = if monitor {
+        console.lines().find(|l| l.contains(MONITOR_RESTARTED))
+    } else {
+        console.lines().find(|l| new_decision(golden, l))
+    }
+    .map(str::to_string);
     let detected = detection.is_some();
+    if monitor && detected {
+        // Restarted, the monitor must serve again: one that never does is lost.
+        let back = console
+            .lines()
+            .skip_while(|l| !l.contains(MONITOR_RESTARTED))
+            .skip(1)
+            .collect::<Vec<_>>();
+        let last_restart = back
+            .iter()
+            .rposition(|l| l.contains(MONITOR_RESTARTED))
+            .map_or(0, |i| i + 1);
+        if !back[last_restart..].iter().any(|l| l.contains(MONITOR_UP)) {
+            return Verdict {
+                outcome: Outcome::SystemFailure,
+                detection,
+                why: "the monitor was restarted and never served again".into(),
+            };
+        }
+    }
 
     let Checks {
         mut missed,
@@ -521,7 +613,21 @@ pub fn classify(w: &Workload, golden: &str, console: &str, host: &HostView) -> V
         Workload::Echo(e) => echo_checks(e, console, host, detected),
         Workload::Blk(b) => blk_checks(b, console, host),
         Workload::Net(n) => net_checks(n, host, detected),
+        Workload::Ctl(c) => {
+            let f = super::ctl::judge(c, console, &host.host);
+            Checks {
+                missed: f.missed,
+                wrong: f.wrong,
+            }
+        }
     };
+    if monitor {
+        // The monitor's own fault must not make it act on the PDs: a restart, a hold or a
+        // report it declined that the golden run did not have is a service lost.
+        for l in console.lines().filter(|l| new_decision(golden, l)) {
+            missed.push(format!("the monitor acted: {l}"));
+        }
+    }
     if let Some(l) = console.lines().find(|l| l.contains("monitor: holding ")) {
         missed.push(format!("a PD is held: {l}"));
         // What a held system put on the wire is beside the point: it lost service.
@@ -599,6 +705,7 @@ mod tests {
             .unwrap_or((fixture, ""));
         classify(
             &Workload::resilient_echo(),
+            "serial_driver",
             golden(),
             console,
             &HostView {
@@ -685,6 +792,7 @@ mod tests {
         let bad = wire.replacen("client_b 7\n", "client_b 7\nclient_c 7\n", 1);
         let v = classify(
             &Workload::resilient_echo(),
+            "serial_driver",
             g,
             console,
             &HostView {
@@ -698,6 +806,7 @@ mod tests {
         let lost = wire.replacen("client_a 42\n", "", 1);
         let v = classify(
             &Workload::resilient_echo(),
+            "serial_driver",
             g,
             console,
             &HostView {
@@ -719,6 +828,7 @@ mod tests {
         assert_eq!(run(&panicked).outcome, Outcome::SystemFailure);
         let v = classify(
             &Workload::resilient_echo(),
+            "serial_driver",
             g,
             cut,
             &HostView {
@@ -740,9 +850,16 @@ mod tests {
 
     /// Classifies a kept log (console, wire, host findings) of workload `w` against `golden`.
     fn run_log(w: &Workload, golden: &str, log: &str, qemu_exited: bool) -> Verdict {
+        // Any target but the monitor is classified alike.
+        run_into(w, "a_driver", golden, log, qemu_exited)
+    }
+
+    /// Classifies a kept log of workload `w` with faults injected into `target`.
+    fn run_into(w: &Workload, target: &str, golden: &str, log: &str, qemu_exited: bool) -> Verdict {
         let (console, wire, host) = split_log(log);
         classify(
             w,
+            target,
             golden,
             console,
             &HostView {
@@ -969,6 +1086,138 @@ mod tests {
         assert_eq!(v.outcome, Outcome::SystemFailure, "{v:?}");
     }
 
+    const CTL_GOLDEN: &str = include_str!("fixtures/ctl-golden.txt");
+    /// Bit 50 of control's SP flipped while it served a request (campaign-control, seed
+    /// 2026, id 0): it faulted, the monitor restarted it, the CLI's retry got the answer
+    /// and every later reply checked out.
+    const CTL_RECOVERED: &str = include_str!("fixtures/ctl-recovered.txt");
+    /// control made to loop (`b .`, id 4): the watchdog restarted it, but first timed out
+    /// hello_logger (priority 50, heartbeat 200 ms), which the hung control (120, 250 ms)
+    /// starved before control itself was overdue: an innocent PD restarted.
+    const CTL_STARVED: &str = include_str!("fixtures/ctl-starved-logger.txt");
+
+    fn ctl(log: &str) -> Verdict {
+        run_into(&Workload::ctl(), "control", CTL_GOLDEN, log, false)
+    }
+
+    #[test]
+    fn ctl_golden_recovered_and_an_innocent_restart() {
+        let v = ctl(CTL_GOLDEN);
+        assert_eq!(v.outcome, Outcome::NotManifested, "{v:?}");
+        // The golden run's requested restart of hello_logger is the workload's, no detection.
+        assert!(v.detection.is_none());
+        let v = ctl(CTL_RECOVERED);
+        assert_eq!(v.outcome, Outcome::Recovered, "{v:?}");
+        assert!(v.detection.unwrap().contains("restarted control"));
+        let v = ctl(CTL_STARVED);
+        assert_eq!(v.outcome, Outcome::RecoveryFailed, "{v:?}");
+        assert!(
+            v.why.contains("hello_logger restarted 1 times unasked"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn ctl_lost_requests_twice_done_and_wrong_replies() {
+        // A request never answered after its retries: a failed recovery after a detection,
+        // undetected without one.
+        let lost = |log: &str| {
+            let (before, host) = log.split_once(HOST_MARKER).unwrap();
+            let cut: String = host
+                .lines()
+                .take_while(|l| !l.starts_with("ctl: step 5"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            format!(
+                "{before}{HOST_MARKER}{cut}ctl: step 5 Status\nctl: ask 5 12 {{\"Status\":{{\"index\":0}}}} =! no answer after 12 attempts in 60 s\n"
+            )
+        };
+        let v = ctl(&lost(CTL_RECOVERED));
+        assert_eq!(v.outcome, Outcome::RecoveryFailed, "{v:?}");
+        assert!(v.why.contains("unanswered"), "{v:?}");
+        let v = ctl(&lost(CTL_GOLDEN));
+        assert_eq!(v.outcome, Outcome::Undetected, "{v:?}");
+        // The restart carried out twice (a retry after a lost answer).
+        let twice = CTL_RECOVERED.replacen(
+            "monitor: told hello_client that hello_logger restarted\n",
+            "monitor: told hello_client that hello_logger restarted\n\
+             monitor: restarted hello_logger (requested by control) generation 2 in 8 us (standby)\n",
+            1,
+        );
+        let v = ctl(&twice);
+        assert_eq!(v.outcome, Outcome::RecoveryFailed, "{v:?}");
+        assert!(v.why.contains("2 times for one request"), "{v:?}");
+        // A reply with a good CRC and wrong content: a status row naming another PD.
+        let wrong =
+            CTL_RECOVERED.replacen("\"name\":\"hello_server\"", "\"name\":\"hello_client\"", 1);
+        let v = ctl(&wrong);
+        assert_eq!(v.outcome, Outcome::Sdc, "{v:?}");
+        let v =
+            ctl(&CTL_GOLDEN.replacen("\"name\":\"hello_server\"", "\"name\":\"hello_client\"", 1));
+        assert_eq!(v.outcome, Outcome::Sdc, "{v:?}");
+    }
+
+    /// The echo golden run with the monitor faulted at `at` (a line of the console) and
+    /// what the root task and the monitor said about it inserted there.
+    fn monitor_fault(lines: &str) -> String {
+        golden().replacen("client_a: done:", &format!("{lines}client_a: done:"), 1)
+    }
+
+    const MONITOR_RESTART: &str = "root-task: monitor: restarted monitor (cause: vm-fault read at 0x0 ip 0x20f040) generation 1 in 120 us (in place)\n";
+    const MONITOR_BACK: &str = "monitor: watching 5 PDs (generation 1), 3 with heartbeats\n";
+
+    #[test]
+    fn the_monitors_restart_is_its_detection_when_it_is_the_target() {
+        let restarted = monitor_fault(&format!("{MONITOR_RESTART}{MONITOR_BACK}"));
+        let echo = Workload::resilient_echo();
+        let v = run_into(&echo, "monitor", golden(), &restarted, false);
+        assert_eq!(v.outcome, Outcome::Recovered, "{v:?}");
+        assert!(v.detection.unwrap().contains("restarted monitor"));
+        // Another target's fault that cost the monitor is the system's failure.
+        let v = run_into(&echo, "serial_driver", golden(), &restarted, false);
+        assert_eq!(v.outcome, Outcome::SystemFailure, "{v:?}");
+        // Restarted and never serving again, or held by the root task: lost.
+        let v = run_into(
+            &echo,
+            "monitor",
+            golden(),
+            &monitor_fault(MONITOR_RESTART),
+            false,
+        );
+        assert_eq!(v.outcome, Outcome::SystemFailure, "{v:?}");
+        let again = monitor_fault(&format!("{MONITOR_RESTART}{MONITOR_BACK}{MONITOR_RESTART}"));
+        let v = run_into(&echo, "monitor", golden(), &again, false);
+        assert_eq!(v.outcome, Outcome::SystemFailure, "{v:?}");
+        let held = monitor_fault(&format!(
+            "{MONITOR_RESTART}root-task: monitor: holding monitor stopped: restart limit 5 in 10000 ms reached\n"
+        ));
+        let v = run_into(&echo, "monitor", golden(), &held, false);
+        assert_eq!(v.outcome, Outcome::SystemFailure, "{v:?}");
+        // A kernel panic stays one.
+        let v = run_into(
+            &echo,
+            "monitor",
+            golden(),
+            &monitor_fault("KERNEL PANIC at kernel/src/x.rs:1\n"),
+            false,
+        );
+        assert_eq!(v.outcome, Outcome::SystemFailure, "{v:?}");
+    }
+
+    #[test]
+    fn a_monitor_acting_on_an_innocent_pd_is_a_failure() {
+        let echo = Workload::resilient_echo();
+        let wrong = "monitor: restarted client_a (cause: hang (no heartbeat in 250 ms)) generation 1 in 8 us (standby)\n";
+        // After its own restart: the recovery failed.
+        let log = monitor_fault(&format!("{MONITOR_RESTART}{MONITOR_BACK}{wrong}"));
+        let v = run_into(&echo, "monitor", golden(), &log, false);
+        assert_eq!(v.outcome, Outcome::RecoveryFailed, "{v:?}");
+        assert!(v.why.contains("the monitor acted"), "{v:?}");
+        // Without one: nobody detected the monitor's fault.
+        let v = run_into(&echo, "monitor", golden(), &monitor_fault(wrong), false);
+        assert_eq!(v.outcome, Outcome::Undetected, "{v:?}");
+    }
+
     #[test]
     fn workloads_by_system_and_name() {
         for (stem, w) in [
@@ -978,6 +1227,7 @@ mod tests {
             ("campaign-blk", "blk"),
             ("net-echo", "net"),
             ("campaign-net", "net"),
+            ("campaign-control", "ctl"),
         ] {
             assert_eq!(
                 Workload::of_system(stem).map(|w| w.name()),

@@ -146,10 +146,17 @@ pub struct Target {
 
 /// The main-loop functions an anchor is looked for, in order, when `--anchor` is not given
 /// (`+`-separated substrings of the mangled name): the serial server's poll (the serial
-/// driver's loop, the anchor of the committed serial figures), then the PD's own
-/// `Handler::notified`, where every PD's event loop hands it each notification.
-pub const AUTO_ANCHORS: [&str; 2] = [
+/// driver's loop, the anchor of the committed serial figures); control-pd's
+/// `Control::step` and the monitor's `Monitor::rearm`, which their `Handler` methods (inlined
+/// into the event loop, so without a symbol of their own) call for every notification or
+/// request (control: a request's bytes or the driver's completions; the monitor: its timer
+/// — due pings, heartbeat deadlines, restarts —, every control request, fault and report;
+/// heartbeat answers are handled in the loop itself, within the steps after a stop); then the PD's own `Handler::notified`,
+/// where every PD's event loop hands it each notification.
+pub const AUTO_ANCHORS: [&str; 4] = [
     "serial_core6server+4poll",
+    "control_pd2pd7Control4step",
+    "monitor_pd2pd7Monitor5rearm",
     "axolotl_pd..Handler$GT$8notified",
 ];
 
@@ -193,16 +200,16 @@ impl Target {
             .ok_or("no qemu-virt-aarch64 board")?;
         let sys = axolotl_sdf::parse(&sdf.display().to_string(), &text, &board)
             .map_err(|d| d.to_string())?;
-        let p = sys
-            .protection_domains
-            .iter()
-            .find(|p| p.name == pd)
-            .ok_or_else(|| format!("{}: no protection domain {pd:?}", sdf.display()))?;
-        let bin = p
-            .program_image
-            .path
-            .strip_suffix(".elf")
-            .unwrap_or(&p.program_image.path);
+        // The monitor is no PD of the SDF's: every system gets it (lib/boot-plan), with no
+        // mapping of the SDF's, so no ring either.
+        let monitor = pd == axolotl_boot_plan::MONITOR_NAME;
+        let p = sys.protection_domains.iter().find(|p| p.name == pd);
+        let image = match p {
+            Some(p) => p.program_image.path.as_str(),
+            None if monitor => crate::system::MONITOR_IMAGE,
+            None => return Err(format!("{}: no protection domain {pd:?}", sdf.display())),
+        };
+        let bin = image.strip_suffix(".elf").unwrap_or(image);
         let elf_path = crate::images::target_dir()
             .join(crate::system::PD_TARGET)
             .join("release")
@@ -220,8 +227,8 @@ impl Target {
         // queue at 256 + 16 C, each with its tail at +0 and its head at +64.
         let (conns, cap) = rings;
         let ring_words = p
-            .maps
             .iter()
+            .flat_map(|p| &p.maps)
             .filter(|m| m.mr.ends_with("rings") && m.perms.write)
             .flat_map(|m| {
                 let resp = 256 + 16 * cap;
@@ -344,6 +351,8 @@ struct Qemu {
     disk: Option<PathBuf>,
     /// The net workload's host ports, by client: each forwarded to that client's echo port.
     udp_ports: Vec<u16>,
+    /// The ctl workload's control socket (UART1's chardev, instead of the wire's pipes).
+    control_sock: Option<PathBuf>,
 }
 
 /// A free TCP port on the loopback (QEMU binds it a moment later; a clash fails that job's
@@ -361,7 +370,15 @@ impl Qemu {
             std::env::temp_dir().join(format!("axolotl-campaign-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        for f in ["u.in", "u.out"] {
+        // The ctl workload's UART1 is control's line to the host, as `cargo xtask run` gives
+        // it; every other workload's is the wire (and the host's typing) on a pipe pair.
+        let control_sock = matches!(w, Workload::Ctl(_)).then(|| dir.join("control.sock"));
+        let pipes: &[&str] = if control_sock.is_some() {
+            &[]
+        } else {
+            &["u.in", "u.out"]
+        };
+        for f in pipes {
             let ok = Command::new("mkfifo")
                 .arg(dir.join(f))
                 .status()
@@ -381,11 +398,14 @@ impl Qemu {
         // Instruction-counted time: the same run every time, a stop for the debugger
         // costs the guest no time.
         m.icount_shift = Some(0);
-        m.uart1 = Some(format!("pipe,path={}", dir.join("u").display()));
+        match &control_sock {
+            Some(sock) => m.control_socket(sock),
+            None => m.uart1 = Some(format!("pipe,path={}", dir.join("u").display())),
+        }
         let mut disk = None;
         let mut udp_ports = Vec::new();
         match w {
-            Workload::Echo(_) => {}
+            Workload::Echo(_) | Workload::Ctl(_) => {}
             Workload::Blk(b) => {
                 // A fresh (sparse) image each run: the host compares it with the pattern.
                 let img = dir.join("disk.img");
@@ -460,7 +480,12 @@ impl Qemu {
         let wire = Arc::new(Mutex::new(Vec::new()));
         let wsink = wire.clone();
         let wpath = dir.join("u.out");
+        // No pipe, no wire: opening a FIFO nobody writes would block for good.
+        let wired = control_sock.is_none();
         thread::spawn(move || {
+            if !wired {
+                return;
+            }
             // QEMU holds the FIFO open read-write, so this open does not block for long.
             let Ok(mut f) = std::fs::File::open(&wpath) else {
                 return;
@@ -481,6 +506,7 @@ impl Qemu {
             port,
             disk,
             udp_ports,
+            control_sock,
         })
     }
 
@@ -609,6 +635,20 @@ pub fn run(
             let until = deadline + AFTER_INJECTION;
             Some(thread::spawn(move || {
                 net_traffic(&n, &ports, &lines, &stop, &served, until)
+            }))
+        }
+        // The ctl workload is the host's too: its requests to control-pd.
+        Workload::Ctl(c) => {
+            let (c, lines, stop, served) = (
+                c.clone(),
+                q.lines.clone(),
+                stop_traffic.clone(),
+                served.clone(),
+            );
+            let sock = q.control_sock.clone().unwrap_or_default();
+            let until = deadline + AFTER_INJECTION;
+            Some(thread::spawn(move || {
+                super::ctl::traffic(&c, &sock, &lines, &stop, &served, until)
             }))
         }
         _ => None,
@@ -768,32 +808,49 @@ pub fn run(
     log.host.wire = String::from_utf8_lossy(&q.wire.lock().unwrap()).replace('\r', "");
     if let Some(at) = injected {
         let lines = q.lines.lock().unwrap();
-        let after = |needle: &str| {
-            lines
-                .iter()
-                .find(|l| l.at >= at && l.text.contains(needle))
-                .map(|l| l.at.duration_since(at).as_millis() as u64)
-        };
-        log.detect_ms = [
-            "monitor: restarted ",
-            "monitor: restarting ",
-            "monitor: holding ",
-        ]
-        .iter()
-        .filter_map(|n| after(n))
-        .min();
+        let (detected, back) = latency_lines(&target.pd);
+        log.detect_ms = lines
+            .iter()
+            .find(|l| l.at >= at && detected(&l.text))
+            .map(|l| l.at.duration_since(at).as_millis() as u64);
         // Back in service: the target's next incarnation says it serves.
         log.recover_ms = lines
             .iter()
-            .find(|l| {
-                l.at >= at
-                    && l.text.starts_with(&format!("{}: generation ", target.pd))
-                    && !l.text.starts_with(&format!("{}: generation 0", target.pd))
-            })
+            .find(|l| l.at >= at && back(&l.text))
             .map(|l| l.at.duration_since(at).as_millis() as u64);
     }
     log.wall = start.elapsed();
     Ok(log)
+}
+
+/// What the latencies are measured to: the lines of a detection (the monitor's decisions;
+/// for the monitor itself, the root task's restart of it), and whether a line says the
+/// target's next incarnation serves (its `generation N` line, N > 0; the monitor's
+/// `watching … (generation N)`).
+/// A restart the control plane asked for is no detection.
+type LinePredicate = Box<dyn Fn(&str) -> bool>;
+fn latency_lines(pd: &str) -> (LinePredicate, LinePredicate) {
+    if pd == axolotl_boot_plan::MONITOR_NAME {
+        return (
+            Box::new(|l: &str| l.contains("root-task: monitor: restarted monitor")),
+            Box::new(|l: &str| {
+                l.starts_with("monitor: watching ") && !l.contains("(generation 0)")
+            }),
+        );
+    }
+    let pd = pd.to_string();
+    (
+        Box::new(|l: &str| {
+            ["restarted ", "restarting ", "holding "]
+                .iter()
+                .any(|d| l.contains(&format!("monitor: {d}")))
+                && !l.contains("(requested by ")
+        }),
+        Box::new(move |l: &str| {
+            l.starts_with(&format!("{pd}: generation "))
+                && !l.starts_with(&format!("{pd}: generation 0"))
+        }),
+    )
 }
 
 /// Datagram `seq` to `client`: its name and number, then filler; sizes from a runt payload
@@ -1164,7 +1221,23 @@ mod tests {
             ),
         ];
         let (pat, _, addr) = find_anchor(blk.iter().map(|&(n, a)| (n, a)), None).unwrap();
-        assert_eq!((pat.as_str(), addr), (AUTO_ANCHORS[1], 0x4fc8));
+        assert_eq!((pat.as_str(), addr), (AUTO_ANCHORS[3], 0x4fc8));
+        // control-pd and the monitor, whose Handler methods are inlined into the event
+        // loop: the function those call for every notification (their ELFs' symbols).
+        for (sym, want) in [
+            (
+                "_ZN10control_pd2pd7Control4step17haa6f8a64cfed9189E",
+                AUTO_ANCHORS[1],
+            ),
+            (
+                "_ZN10monitor_pd2pd7Monitor5rearm17h15c29fcce9b4cd8fE",
+                AUTO_ANCHORS[2],
+            ),
+        ] {
+            let syms = [(sym, 0x180c), ("_ZN10axolotl_pd3run3run17ha4dd3E", 0xf9c)];
+            let (pat, name, addr) = find_anchor(syms.iter().map(|&(n, a)| (n, a)), None).unwrap();
+            assert_eq!((pat.as_str(), addr), (want, 0x180c), "{name}");
+        }
         // --anchor wins, and a pattern nothing matches is an error, not a guess.
         assert_eq!(
             find_anchor(blk.iter().map(|&(n, a)| (n, a)), Some("4init"))

@@ -7,6 +7,7 @@
 //! and plots are written from the whole CSV at the end.
 
 pub mod classify;
+pub mod ctl;
 pub mod gdb;
 pub mod inject;
 pub mod insystem;
@@ -155,6 +156,15 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
     let board = qemu_board(a.gic)?;
     let image = build_image(&dir, &sdf, board)?;
     let target = Target::load(&sdf, &a.target, a.anchor.as_deref(), w.ring_layout())?;
+    // A target with no shared ring (the monitor maps none) has no `ring` kind.
+    let kinds = if target.ring_words.is_empty() && kinds.contains(&Kind::Ring) {
+        if !a.kinds.is_empty() {
+            return Err(format!("{} maps no ring: no `ring` kind", a.target));
+        }
+        kinds.into_iter().filter(|k| *k != Kind::Ring).collect()
+    } else {
+        kinds
+    };
     keep_settings(
         &dir,
         &settings(&a, &kinds, &target.anchor_pattern, &w, default_workload),
@@ -193,7 +203,7 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
                 qemu_exited: false,
                 host: host.to_string(),
             };
-            let v = classify(&w, &golden, console, &host);
+            let v = classify(&w, &a.target, &golden, console, &host);
             r.outcome = v.outcome;
             r.why = v.summary();
         }
@@ -215,7 +225,7 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
                     let tag = format!("j{job}");
                     match inject::run(image, a.gic, target, w, Some(&plan), budget, &tag) {
                         Ok(log) => {
-                            let v = classify(w, golden, &log.console, &log.host);
+                            let v = classify(w, &a.target, golden, &log.console, &log.host);
                             let kept = (v.outcome != Outcome::NotManifested)
                                 .then(|| classify::join_log(&log.console, &log.host));
                             ledger.done(
@@ -485,7 +495,7 @@ fn golden(
         eprintln!("campaign: golden run {}/{reps}", r + 1);
         let log = inject::run(image, gic, target, w, None, budget, "golden")?;
         let text = classify::join_log(&log.console, &log.host);
-        let v = classify(w, "", &log.console, &log.host);
+        let v = classify(w, &target.pd, "", &log.console, &log.host);
         if v.outcome != Outcome::NotManifested || log.hits == 0 {
             return Err(format!(
                 "the golden run is not clean ({}: {}; {} anchor stops):\n{text}",

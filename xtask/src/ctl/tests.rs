@@ -97,6 +97,38 @@ fn a_lost_request_is_retried() {
     assert_eq!(c.next_id(), 3);
 }
 
+/// Answers `Unavailable` to the first request and `Done` after, as control-pd does when the
+/// monitor is restarted while it serves a request.
+fn unavailable_once(_: Request) -> Reply {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static ONCE: AtomicBool = AtomicBool::new(false);
+    if ONCE.swap(true, Ordering::SeqCst) {
+        Reply::Done
+    } else {
+        Reply::Error(Error::Unavailable)
+    }
+}
+
+fn always_unavailable(_: Request) -> Reply {
+    Reply::Error(Error::Unavailable)
+}
+
+#[test]
+fn a_request_the_monitor_could_not_answer_is_retried() {
+    let p = socket("unavailable");
+    fake_system(&p, 0, unavailable_once);
+    let mut c = Client::connect(&p, Duration::from_secs(30)).unwrap();
+    assert_eq!(c.ask(&Request::Log { seq: 0 }).ok(), Some(Reply::Done));
+    assert_eq!(c.next_id(), 3);
+    // A monitor that never answers: `Unavailable` is the answer at the timeout.
+    let p = socket("unavailable-always");
+    fake_system(&p, 0, always_unavailable);
+    let mut c = Client::connect(&p, Duration::from_secs(1)).unwrap();
+    let r = c.ask(&Request::Log { seq: 0 }).ok().unwrap();
+    assert_eq!(r, Reply::Error(Error::Unavailable));
+    assert!(c.next_id() > 2);
+}
+
 #[test]
 fn refusals_are_explained() {
     let p = socket("refused");
