@@ -97,13 +97,42 @@ fn on_timer(sys: &mut System, monitor: &mut Tracker) {
     let Some(c) = sys.clock.as_mut() else {
         return;
     };
-    let hung = c.fired(now_us() / 1000, axolotl_sys::time::counter());
+    let now_ms = now_us() / 1000;
+    let hung = c.fired(now_ms, axolotl_sys::time::counter());
     let pd = c.monitor as usize;
     if let Some(heartbeat_ms) = hung {
         recover_monitor(sys, monitor, pd, Cause::Hang { heartbeat_ms });
+    } else if let Some(at) = scrub_monitor(sys, pd, now_ms) {
+        recover_monitor(sys, monitor, pd, Cause::CodeCorrupt { at });
     }
     if let Some(c) = &sys.clock {
         c.rearm();
+    }
+}
+
+/// When the monitor's code is compared with its image next (ms; 0: at the first timer event).
+static NEXT_MONITOR_SCRUB_MS: AtomicU64 = AtomicU64::new(0);
+/// How often: the monitor scrubs the PDs' code (docs/monitor.md, "Code scrubbing"), and the
+/// root task, which watches the monitor, scrubs the monitor's, at the pace of a round.
+const MONITOR_SCRUB_MS: u64 = 2000;
+
+/// Code scrubbing of the monitor, at most every `MONITOR_SCRUB_MS` (at the monitor's ping
+/// timer events): the page of its running code that differs from its image, if one does.
+fn scrub_monitor(sys: &System, pd: usize, now_ms: u64) -> Option<u64> {
+    if now_ms < NEXT_MONITOR_SCRUB_MS.load(Ordering::Relaxed) {
+        return None;
+    }
+    NEXT_MONITOR_SCRUB_MS.store(now_ms + MONITOR_SCRUB_MS, Ordering::Relaxed);
+    let span = sys.page_spans.get(pd)?.clone();
+    let r = sys.sources().and_then(|src| {
+        src.first_corrupt_code(&sys.plan.pds[pd], pages().get(span).unwrap_or(&[]))
+    });
+    match r {
+        Ok(at) => at,
+        Err(e) => {
+            println!("root-task: scrubbing the monitor failed: {e}");
+            None
+        }
     }
 }
 
