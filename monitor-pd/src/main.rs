@@ -106,6 +106,8 @@ mod pd {
         injections: u64,
         /// Whose code the root task compares with its image next (code scrubbing).
         scrubber: Scrubber,
+        /// When `tick` last ran (ms): checked at the root task's pings (`timer_stalled`).
+        last_tick_ms: u64,
     }
 
     /// Recovery-log entries kept for control-pd.
@@ -187,6 +189,19 @@ mod pd {
             }
             self.tick();
             self.rearm();
+        }
+
+        /// The root task's ping, answered by the event loop: the monitor's own check that its
+        /// timer path still runs (the loop may answer pings while the monitor's duties stopped).
+        fn heartbeat(&mut self) {
+            if self.plan.is_none() {
+                return;
+            }
+            if let Some(ms) = axolotl_monitor_core::timer_stalled(now_ms(), self.last_tick_ms) {
+                panic!(
+                    "no timer event for {ms} ms, one is due every scrub step: my state is broken"
+                );
+            }
         }
 
         fn fault(&mut self, child: Child, msg: MessageInfo) -> Option<MessageInfo> {
@@ -708,6 +723,7 @@ mod pd {
         /// Timer work: due restarts, hung PDs, pings.
         fn tick(&mut self) {
             let now = now_ms();
+            self.last_tick_ms = now;
             for pd in 0..self.trackers.len() {
                 if self.pending[pd].is_some_and(|p| p.at_ms <= now) {
                     self.restart(pd);
@@ -1017,6 +1033,7 @@ mod pd {
         }; MAX_PDS],
         injections: 0,
         scrubber: Scrubber::new(0),
+        last_tick_ms: 0,
     });
 }
 

@@ -30,7 +30,7 @@ pub use log::How;
 pub use report::{
     Declined, FALSE_REPORT_WINDOW_MS, REPORT_BURST, REPORT_WINDOW_MS, Reports, Verdict, report_peer,
 };
-pub use scrub::{SCRUB_STEP_MS, Scrubber};
+pub use scrub::{SCRUB_STEP_MS, Scrubber, TICK_STALL_MS, timer_stalled};
 pub use tracker::{
     Command, CommandRefused, Decision, HoldReason, MIN_RUN_MS, RECORD_BYTES, RESTART_HISTORY,
     RETRY_MS, Record, State, Tracker,

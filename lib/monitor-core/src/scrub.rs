@@ -59,9 +59,43 @@ impl Scrubber {
     }
 }
 
+/// The longest a monitor may go without a timer event of its own: its scrubber asks for one
+/// every `SCRUB_STEP_MS`, so many times that is not a slow system but a broken timer path.
+pub const TICK_STALL_MS: u64 = 8 * SCRUB_STEP_MS;
+
+/// At a heartbeat ping from the root task (`now_ms`), with the last timer event at
+/// `last_tick_ms`: how long the monitor's timer path has been stalled, if too long. The event
+/// loop answers pings by itself, so a monitor whose own state no longer arms its timer (a
+/// flipped bit, the monitor campaign's id 1: no pings for its PDs, no restarts, no control
+/// requests served) would pass the root task's watchdog for ever; failing on purpose hands
+/// it to the root task, which restarts it from its image and journal.
+pub fn timer_stalled(now_ms: u64, last_tick_ms: u64) -> Option<u64> {
+    let stalled = now_ms.saturating_sub(last_tick_ms);
+    (stalled > TICK_STALL_MS).then_some(stalled)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timer_path_silent_for_many_steps_is_stalled() {
+        assert_eq!(timer_stalled(1000, 900), None);
+        assert_eq!(
+            timer_stalled(TICK_STALL_MS, 0),
+            None,
+            "at the limit: not yet"
+        );
+        assert_eq!(
+            timer_stalled(5000 + TICK_STALL_MS + 1, 5000),
+            Some(TICK_STALL_MS + 1)
+        );
+        assert_eq!(
+            timer_stalled(10, 20),
+            None,
+            "a tick after the ping's clock read"
+        );
+    }
 
     #[test]
     fn every_eligible_pd_in_turn_one_per_step() {
