@@ -92,6 +92,16 @@ pub fn source<'s>(
 }
 
 impl Sources {
+    /// `pd`'s setvar words, region addresses resolved from the regions built.
+    fn setvars(&self, pd: &Pd) -> Result<Setvars, Error> {
+        setvars(self.plan, pd, |r| {
+            self.region_paddrs
+                .get(r as usize)
+                .ok_or(Error::Plan("region index"))?
+                .ok_or(Error::NotContiguous(r))
+        })
+    }
+
     /// Refills `pages` (one incarnation of `pd`, mapped in `vspace`) from the image: data and
     /// bss as linked, stack and IPC buffer zeroed. Code is mapped read-only in the PD, so it
     /// is rewritten only if something below the PD changed it; remapping then makes the
@@ -100,12 +110,7 @@ impl Sources {
     /// them, and the other incarnation may be running on them (docs/monitor.md, "Standby
     /// incarnations").
     pub fn refill(&self, pd: &Pd, pages: &[Page], vspace: VSpace) -> Result<(), Error> {
-        let setvars = setvars(self.plan, pd, |r| {
-            self.region_paddrs
-                .get(r as usize)
-                .ok_or(Error::Plan("region index"))?
-                .ok_or(Error::NotContiguous(r))
-        })?;
+        let setvars = self.setvars(pd)?;
         let src = source(self.plan, self.pack, pd, &setvars)?;
         for p in pages.iter().filter(|p| !p.shared) {
             // SAFETY: the alias of a frame of a stopped incarnation, mapped read-write for the
@@ -130,12 +135,7 @@ impl Sources {
     /// PD. Read only: the PD runs on meanwhile (its code is mapped read-only for it, so only
     /// something below it can have changed a byte).
     pub fn first_corrupt_code(&self, pd: &Pd, pages: &[Page]) -> Result<Option<u64>, Error> {
-        let setvars = setvars(self.plan, pd, |r| {
-            self.region_paddrs
-                .get(r as usize)
-                .ok_or(Error::Plan("region index"))?
-                .ok_or(Error::NotContiguous(r))
-        })?;
+        let setvars = self.setvars(pd)?;
         let src = source(self.plan, self.pack, pd, &setvars)?;
         for p in pages
             .iter()

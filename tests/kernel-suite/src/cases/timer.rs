@@ -5,6 +5,7 @@
 use crate::harness::{Ctx, D, Env, Fail, ROOT_CNODE, expect_err, set_shared, shared};
 use axolotl_abi::bootinfo::init_cap;
 use axolotl_abi::{Error, FaultLabel, MessageInfo, PHYS_TIMER_PPI, Rights, TIMEOUT_IRQ};
+use axolotl_sys::time::{counter, frequency};
 use axolotl_sys::{Endpoint, IrqControl, IrqHandler, Notification, syscall};
 
 const IRQ_CONTROL: IrqControl = IrqControl(init_cap::IRQ_CONTROL);
@@ -150,20 +151,6 @@ pub fn el0_grant_delivers_ppi(env: &mut Env) -> Result<(), Fail> {
     // The next case (or a rerun) may claim PPI 30 again.
     let _ = ROOT_CNODE.delete(h.0, D);
     r
-}
-
-fn counter() -> u64 {
-    let c: u64;
-    // SAFETY: every native thread may read the physical counter.
-    unsafe { core::arch::asm!("isb", "mrs {}, cntpct_el0", out(reg) c) };
-    c
-}
-
-fn frequency() -> u64 {
-    let f: u64;
-    // SAFETY: reading the counter frequency has no side effects.
-    unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) f) };
-    f
 }
 
 /// Yields until the counter passes `until`: a deadline that was going to fire has had its
