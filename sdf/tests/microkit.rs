@@ -36,12 +36,18 @@ const EXPECTED: &[(&str, Verdict)] = &[
         "mr_size_not_multiple_of_page_size.system",
         Rejected("region-size"),
     ),
-    ("mr_addr_not_aligned_to_page_size.xml", Rejected("phys-align")),
+    (
+        "mr_addr_not_aligned_to_page_size.xml",
+        Rejected("phys-align"),
+    ),
     ("mr_invalid_attrs.system", Rejected("unknown-attribute")),
     ("mr_overlapping_phys_addr.xml", Rejected("phys-overlap")),
     ("mr_prefill_empty_file.system", Rejected("prefill")),
     ("mr_prefill_does_not_exists.system", Rejected("prefill")),
-    ("mr_prefill_size_without_prefill.system", Rejected("prefill")),
+    (
+        "mr_prefill_size_without_prefill.system",
+        Rejected("prefill"),
+    ),
     ("mr_prefill_no_size_valid.system", Accepted(&[])),
     ("mr_prefill_page_sized_valid.system", Accepted(&[])),
     ("mr_prefill_sized_valid.system", Accepted(&[])),
@@ -70,7 +76,10 @@ const EXPECTED: &[(&str, Verdict)] = &[
     ("pd_small_stack_size.system", Rejected("stack-size")),
     ("pd_unaligned_stack_size.system", Rejected("stack-size")),
     ("pd_overlapping_maps.system", Rejected("map-overlap")),
-    ("pd_overlapping_mixed_page_sizes.system", Rejected("map-overlap")),
+    (
+        "pd_overlapping_mixed_page_sizes.system",
+        Rejected("map-overlap"),
+    ),
     ("pd_invalid_cpu.system", Rejected("cpu-range")),
     ("pd_invalid_priority.system", Rejected("priority-range")),
     // iommu: Microkit's AArch64 configurations (with and without IOMMU) refuse it too.
@@ -78,7 +87,10 @@ const EXPECTED: &[(&str, Verdict)] = &[
     // virtual_machine
     ("vm_valid.system", Accepted(VM)),
     ("vm_with_priority.system", Accepted(VM)),
-    ("vm_with_priority_invalid.system", Rejected("priority-range")),
+    (
+        "vm_with_priority_invalid.system",
+        Rejected("priority-range"),
+    ),
     ("vm_not_child.xml", Rejected("unknown-element")),
     ("vm_duplicate_name.system", Rejected("unique-pd-name")),
     ("vm_missing_vcpu.system", Rejected("vcpu")),
@@ -113,7 +125,10 @@ const EXPECTED: &[(&str, Verdict)] = &[
     ("domain_no_schedule.system", Rejected("domains")),
     ("domain_no_pd_domain.system", Rejected("domains")),
     ("domain_invalid_start_index.system", Rejected("bad-number")),
-    ("domain_out_of_bounds_start_index.system", Rejected("domains")),
+    (
+        "domain_out_of_bounds_start_index.system",
+        Rejected("domains"),
+    ),
     ("domain_invalid_shift.system", Rejected("bad-number")),
     ("domain_out_of_bounds_shift.system", Rejected("domains")),
     // Not in the reference test.rs (an earlier one's), Microkit rejects them.
@@ -128,9 +143,15 @@ const EXPECTED: &[(&str, Verdict)] = &[
     // sharing as such (`cspace`), or the unknown `cap_*` element.
     ("pd_cap_mappings_overlapping.system", Rejected("cspace")),
     ("cap_mappings_slot_invalid.system", Rejected("cspace")),
-    ("pd_cap_mappings_invalid.system", Rejected("unknown-element")),
+    (
+        "pd_cap_mappings_invalid.system",
+        Rejected("unknown-element"),
+    ),
     ("pd_cap_mappings_invalid_pd_ref.system", Rejected("cspace")),
-    ("pd_cap_mappings_smc_function_id_0.system", RefusedHere("cspace")),
+    (
+        "pd_cap_mappings_smc_function_id_0.system",
+        RefusedHere("cspace"),
+    ),
 ];
 
 fn dir() -> std::path::PathBuf {
