@@ -324,6 +324,11 @@ fn x86_element(parent: &str, name: &str) -> Option<&'static str> {
             "`<ioport>` (x86 I/O port range) does not exist on an AArch64 board: its devices \
              are memory-mapped; map their registers from a `memory_region` with `phys_addr`",
         ),
+        // An earlier Microkit form: a PD's `iomap` names its PCI device itself.
+        ("protection_domain", "iomap") => Some(
+            "`<iomap>` (Microkit's IOMMU mapping for a PCI device, x86 only: Microkit refuses it \
+             on AArch64 too) is not supported on an AArch64 board; remove it",
+        ),
         ("system", "io_address_space") => Some(
             "`<io_address_space>` (Microkit's IOMMU address space for a PCI device, x86 only: \
              Microkit refuses it on AArch64 too) is not supported on an AArch64 board; remove it",

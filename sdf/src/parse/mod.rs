@@ -716,8 +716,9 @@ fn memory_region(cx: &mut Cx, node: Node) -> MemoryRegion {
         (None, Some(p)) => p.len.div_ceil(page_size).saturating_mul(page_size),
         (None, None) => {
             cx.taint.mark(el.span, "size");
-            // A prefill file that could not be read was reported; its size is unknown.
-            if cx.attr(el, "prefill_path").is_none() {
+            // A prefill file that could not be read was reported; its size is unknown. So was
+            // an x86 `prefill_bootinfo`, which gives the size in Microkit.
+            if cx.attr(el, "prefill_path").is_none() && cx.attr(el, "prefill_bootinfo").is_none() {
                 cx.error(
                     el.span,
                     "missing-attribute",
