@@ -1169,6 +1169,12 @@ fn cspace() {
                 "cspace",
                 "`<cap_smc>` (Microkit cap sharing) is not supported: the kernel forwards no SMC calls (QEMU virt has no secure firmware: SMC is disabled in SCR_EL3), so there is no SMC capability to badge with a function id; remove the `cspace` element",
             ),
+            (
+                9,
+                13,
+                "cspace",
+                "`<cap_cspace>` (Microkit cap sharing) is not supported: a restart rebuilds a PD's CSpace from its plan, so a CNode cap another PD holds would name a dead CSpace, and there are no shared `cnode`s; remove the `cspace` element",
+            ),
         ],
     );
 }

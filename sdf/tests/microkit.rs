@@ -155,6 +155,26 @@ const EXPECTED: &[(&str, Verdict)] = &[
         "pd_cap_mappings_smc_function_id_0.system",
         RefusedHere("cspace"),
     ),
+    // Not in the reference test.rs: Microkit's mainline cap sharing with shared CNodes
+    // (`cnode`, `cap_cspace`; test.rs at 6bb528f4 rejects all four), and a channel id that is
+    // not a number (test.rs at f0471d31).
+    (
+        "pd_cap_mappings_invalid_cnode_ref.system",
+        Rejected("cspace"),
+    ),
+    (
+        "pd_cap_mappings_invalid_parameter.system",
+        Rejected("cspace"),
+    ),
+    (
+        "pd_cap_mappings_pd_cnode_both_specified.system",
+        Rejected("cspace"),
+    ),
+    (
+        "pd_cap_mappings_src_not_specified.system",
+        Rejected("cspace"),
+    ),
+    ("ch_id_not_a_number.system", Rejected("bad-number")),
     // Microkit's x86-64 expectations. Axolotl's boards are AArch64: an x86 form is refused as
     // such (`x86`), once per element; the rest is checked as the AArch64 file it also is.
     ("mr_prefill_bootinfo_valid.system", X86("x86")),

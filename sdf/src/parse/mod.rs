@@ -1020,9 +1020,14 @@ fn legacy_domain_schedule(cx: &mut Cx, node: Node) -> Domains {
 /// Microkit 2.3's cap sharing: refused, each kind with the reason it cannot be honoured.
 fn cspace(cx: &mut Cx, node: Node) {
     let el = cx.open(node, "cspace", &[]);
-    for (child, tag) in cx.children(el, &["cap_tcb", "cap_sc", "cap_vspace", "cap_smc"]) {
+    let kinds = ["cap_tcb", "cap_sc", "cap_vspace", "cap_smc", "cap_cspace"];
+    for (child, tag) in cx.children(el, &kinds) {
         let at = cx.lines.span(child.range().start);
         let why = match tag {
+            "cap_cspace" => {
+                "a restart rebuilds a PD's CSpace from its plan, so a CNode cap another PD \
+                 holds would name a dead CSpace, and there are no shared `cnode`s"
+            }
             "cap_smc" => {
                 "the kernel forwards no SMC calls (QEMU virt has no secure firmware: SMC is \
                  disabled in SCR_EL3), so there is no SMC capability to badge with a function id"
@@ -1040,8 +1045,12 @@ fn cspace(cx: &mut Cx, node: Node) {
                  children's through `id`); another PD holding it could undo a restart"
             }
         };
-        // `cap_smc` came after 2.3, in Microkit's mainline.
-        let since = if tag == "cap_smc" { "" } else { " 2.3" };
+        // `cap_smc` and `cap_cspace` came after 2.3, in Microkit's mainline.
+        let since = if matches!(tag, "cap_smc" | "cap_cspace") {
+            ""
+        } else {
+            " 2.3"
+        };
         let msg = format!(
             "`<{tag}>` (Microkit{since} cap sharing) is not supported: {why}; remove the \
              `cspace` element"
