@@ -286,6 +286,27 @@ pub(crate) fn parse_number(s: &str) -> Option<u64> {
     u64::from_str_radix(&digits, radix).ok()
 }
 
+/// Why Microkit's x86-only element `name` inside `parent` is refused, or `None` when it is
+/// not one: a plain "unknown element" would list what is allowed, not say what is wrong.
+fn x86_element(parent: &str, name: &str) -> Option<&'static str> {
+    match (parent, name) {
+        ("protection_domain", "ioport") => Some(
+            "`<ioport>` (x86 I/O port range) does not exist on an AArch64 board: its devices \
+             are memory-mapped; map their registers from a `memory_region` with `phys_addr`",
+        ),
+        // An earlier Microkit form: a PD's `iomap` names its PCI device itself.
+        ("protection_domain", "iomap") => Some(
+            "`<iomap>` (Microkit's IOMMU mapping for a PCI device, x86 only: Microkit refuses it \
+             on AArch64 too) is not supported on an AArch64 board; remove it",
+        ),
+        ("system", "io_address_space") => Some(
+            "`<io_address_space>` (Microkit's IOMMU address space for a PCI device, x86 only: \
+             Microkit refuses it on AArch64 too) is not supported on an AArch64 board; remove it",
+        ),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_number;
@@ -313,26 +334,5 @@ mod tests {
         ] {
             assert_eq!(parse_number(bad), None, "{bad:?}");
         }
-    }
-}
-
-/// Why Microkit's x86-only element `name` inside `parent` is refused, or `None` when it is
-/// not one: a plain "unknown element" would list what is allowed, not say what is wrong.
-fn x86_element(parent: &str, name: &str) -> Option<&'static str> {
-    match (parent, name) {
-        ("protection_domain", "ioport") => Some(
-            "`<ioport>` (x86 I/O port range) does not exist on an AArch64 board: its devices \
-             are memory-mapped; map their registers from a `memory_region` with `phys_addr`",
-        ),
-        // An earlier Microkit form: a PD's `iomap` names its PCI device itself.
-        ("protection_domain", "iomap") => Some(
-            "`<iomap>` (Microkit's IOMMU mapping for a PCI device, x86 only: Microkit refuses it \
-             on AArch64 too) is not supported on an AArch64 board; remove it",
-        ),
-        ("system", "io_address_space") => Some(
-            "`<io_address_space>` (Microkit's IOMMU address space for a PCI device, x86 only: \
-             Microkit refuses it on AArch64 too) is not supported on an AArch64 board; remove it",
-        ),
-        _ => None,
     }
 }
