@@ -1163,6 +1163,57 @@ fn cspace() {
                 "cspace",
                 "`<cap_vspace>` (Microkit 2.3 cap sharing) is not supported: a restart moves a PD to a fresh VSpace (its standby incarnation), so a shared VSpace cap would name a dead address space; remove the `cspace` element",
             ),
+            (
+                8,
+                13,
+                "cspace",
+                "`<cap_smc>` (Microkit cap sharing) is not supported: the kernel forwards no SMC calls (QEMU virt has no secure firmware: SMC is disabled in SCR_EL3), so there is no SMC capability to badge with a function id; remove the `cspace` element",
+            ),
+            (
+                9,
+                13,
+                "cspace",
+                "`<cap_cspace>` (Microkit cap sharing) is not supported: a restart rebuilds a PD's CSpace from its plan, so a CNode cap another PD holds would name a dead CSpace, and there are no shared `cnode`s; remove the `cspace` element",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn x86() {
+    expect(
+        "x86",
+        &[
+            (
+                2,
+                46,
+                "x86",
+                "`prefill_bootinfo` (Microkit's x86 boot information prefill) is not available on an AArch64 board: give the bytes as a `prefill_path` file",
+            ),
+            (
+                3,
+                5,
+                "x86",
+                "`<io_address_space>` (Microkit's IOMMU address space for a PCI device, x86 only: Microkit refuses it on AArch64 too) is not supported on an AArch64 board; remove it",
+            ),
+            (
+                9,
+                9,
+                "x86",
+                "`irq` names an x86 I/O APIC interrupt (`ioapic`, `pin`, `vector`), which an AArch64 board does not have (Microkit refuses it on ARM too): name a GIC interrupt with `irq=\"<INTID>\"`",
+            ),
+            (
+                10,
+                9,
+                "x86",
+                "`irq` names an x86 MSI (`pcidev`, `handle`, `vector`), which an AArch64 board does not have (Microkit refuses it on ARM too): name a GIC interrupt with `irq=\"<INTID>\"`",
+            ),
+            (
+                11,
+                9,
+                "x86",
+                "`<ioport>` (x86 I/O port range) does not exist on an AArch64 board: its devices are memory-mapped; map their registers from a `memory_region` with `phys_addr`",
+            ),
         ],
     );
 }
@@ -1275,6 +1326,7 @@ const FIXTURES: &[&str] = &[
     "vcpu",
     "virtual_machine_count",
     "vm_map_overlap",
+    "x86",
     "xml",
 ];
 

@@ -79,6 +79,15 @@ impl<'t> Cx<'t> {
                 continue;
             }
             let at = self.lines.span(a.range().start);
+            if tag == "memory_region" && a.name() == "prefill_bootinfo" {
+                self.error(
+                    at,
+                    "x86",
+                    "`prefill_bootinfo` (Microkit's x86 boot information prefill) is not \
+                     available on an AArch64 board: give the bytes as a `prefill_path` file",
+                );
+                continue;
+            }
             let hint = if tag == "protection_domain" && a.name() == "id" {
                 " (only a nested protection_domain has an `id`)".to_owned()
             } else if tag == "protection_domain" && a.name() == "pp" {
@@ -120,6 +129,13 @@ impl<'t> Cx<'t> {
                         .find(|&&a| name.namespace().is_none() && a == name.name());
                     match known {
                         Some(&tag) => out.push((child, tag)),
+                        None if name.namespace().is_none()
+                            && x86_element(el.tag, name.name()).is_some() =>
+                        {
+                            let at = self.node_span(child);
+                            let why = x86_element(el.tag, name.name()).unwrap_or_default();
+                            self.error(at, "x86", why);
+                        }
                         None => {
                             let at = self.node_span(child);
                             let hint = if allowed.is_empty() {
@@ -268,6 +284,27 @@ pub(crate) fn parse_number(s: &str) -> Option<u64> {
         return None;
     }
     u64::from_str_radix(&digits, radix).ok()
+}
+
+/// Why Microkit's x86-only element `name` inside `parent` is refused, or `None` when it is
+/// not one: a plain "unknown element" would list what is allowed, not say what is wrong.
+fn x86_element(parent: &str, name: &str) -> Option<&'static str> {
+    match (parent, name) {
+        ("protection_domain", "ioport") => Some(
+            "`<ioport>` (x86 I/O port range) does not exist on an AArch64 board: its devices \
+             are memory-mapped; map their registers from a `memory_region` with `phys_addr`",
+        ),
+        // An earlier Microkit form: a PD's `iomap` names its PCI device itself.
+        ("protection_domain", "iomap") => Some(
+            "`<iomap>` (Microkit's IOMMU mapping for a PCI device, x86 only: Microkit refuses it \
+             on AArch64 too) is not supported on an AArch64 board; remove it",
+        ),
+        ("system", "io_address_space") => Some(
+            "`<io_address_space>` (Microkit's IOMMU address space for a PCI device, x86 only: \
+             Microkit refuses it on AArch64 too) is not supported on an AArch64 board; remove it",
+        ),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -275,7 +275,7 @@ fn protection_domain(cx: &mut Cx, node: Node, depth: usize) -> ProtectionDomain 
             "cspace" => cspace(cx, node),
             "program_image" => images.push(program_image(cx, node)),
             "map" => maps.push(map(cx, node, PD_MAP_ATTRS)),
-            "irq" => irqs.push(irq(cx, node)),
+            "irq" => irqs.extend(irq(cx, node)),
             "setvar" => setvars.push(setvar(cx, node)),
             "protection_domain" if depth + 1 >= MAX_PDS => {
                 // Deeper nesting cannot fit the PD limit; stop before recursion gets deep.
@@ -580,7 +580,34 @@ fn perms(cx: &mut Cx, el: El) -> Perms {
     p
 }
 
-fn irq(cx: &mut Cx, node: Node) -> Irq {
+/// What an `irq` in one of Microkit's x86 forms is: an I/O APIC pin or an MSI names no GIC
+/// interrupt, so its other attributes mean nothing here and only this is reported.
+fn x86_irq(node: Node) -> Option<&'static str> {
+    let has = |names: &[&str]| {
+        node.attributes()
+            .any(|a| a.namespace().is_none() && names.contains(&a.name()))
+    };
+    if has(&["ioapic", "pin", "level", "polarity"]) {
+        Some("an x86 I/O APIC interrupt (`ioapic`, `pin`, `vector`)")
+    } else if has(&["pcidev", "handle"]) {
+        Some("an x86 MSI (`pcidev`, `handle`, `vector`)")
+    } else if has(&["vector"]) && !has(&["irq"]) {
+        Some("an x86 interrupt vector")
+    } else {
+        None
+    }
+}
+
+fn irq(cx: &mut Cx, node: Node) -> Option<Irq> {
+    if let Some(kind) = x86_irq(node) {
+        let at = cx.lines.span(node.range().start);
+        let msg = format!(
+            "`irq` names {kind}, which an AArch64 board does not have (Microkit refuses it on \
+             ARM too): name a GIC interrupt with `irq=\"<INTID>\"`"
+        );
+        cx.error(at, "x86", msg);
+        return None;
+    }
     let el = cx.open(node, "irq", &["irq", "id", "trigger", "setvar_id"]);
     cx.children(el, &[]);
     let number = cx.req_num(el, "irq");
@@ -595,13 +622,13 @@ fn irq(cx: &mut Cx, node: Node) -> Irq {
             Trigger::Level
         }
     };
-    Irq {
+    Some(Irq {
         irq,
         id,
         trigger,
         setvar_id: cx.opt_str(el, "setvar_id"),
         span: el.span,
-    }
+    })
 }
 
 fn setvar(cx: &mut Cx, node: Node) -> SetVar {
@@ -689,8 +716,9 @@ fn memory_region(cx: &mut Cx, node: Node) -> MemoryRegion {
         (None, Some(p)) => p.len.div_ceil(page_size).saturating_mul(page_size),
         (None, None) => {
             cx.taint.mark(el.span, "size");
-            // A prefill file that could not be read was reported; its size is unknown.
-            if cx.attr(el, "prefill_path").is_none() {
+            // A prefill file that could not be read was reported; its size is unknown. So was
+            // an x86 `prefill_bootinfo`, which gives the size in Microkit.
+            if cx.attr(el, "prefill_path").is_none() && cx.attr(el, "prefill_bootinfo").is_none() {
                 cx.error(
                     el.span,
                     "missing-attribute",
@@ -992,9 +1020,18 @@ fn legacy_domain_schedule(cx: &mut Cx, node: Node) -> Domains {
 /// Microkit 2.3's cap sharing: refused, each kind with the reason it cannot be honoured.
 fn cspace(cx: &mut Cx, node: Node) {
     let el = cx.open(node, "cspace", &[]);
-    for (child, tag) in cx.children(el, &["cap_tcb", "cap_sc", "cap_vspace"]) {
+    let kinds = ["cap_tcb", "cap_sc", "cap_vspace", "cap_smc", "cap_cspace"];
+    for (child, tag) in cx.children(el, &kinds) {
         let at = cx.lines.span(child.range().start);
         let why = match tag {
+            "cap_cspace" => {
+                "a restart rebuilds a PD's CSpace from its plan, so a CNode cap another PD \
+                 holds would name a dead CSpace, and there are no shared `cnode`s"
+            }
+            "cap_smc" => {
+                "the kernel forwards no SMC calls (QEMU virt has no secure firmware: SMC is \
+                 disabled in SCR_EL3), so there is no SMC capability to badge with a function id"
+            }
             "cap_sc" => {
                 "the kernel has no scheduling contexts (MCS): `budget` and `period` are not \
                  enforced, so there is no SC to share"
@@ -1008,8 +1045,14 @@ fn cspace(cx: &mut Cx, node: Node) {
                  children's through `id`); another PD holding it could undo a restart"
             }
         };
+        // `cap_smc` and `cap_cspace` came after 2.3, in Microkit's mainline.
+        let since = if matches!(tag, "cap_smc" | "cap_cspace") {
+            ""
+        } else {
+            " 2.3"
+        };
         let msg = format!(
-            "`<{tag}>` (Microkit 2.3 cap sharing) is not supported: {why}; remove the \
+            "`<{tag}>` (Microkit{since} cap sharing) is not supported: {why}; remove the \
              `cspace` element"
         );
         cx.error(at, "cspace", msg);
