@@ -117,8 +117,12 @@ mod pd {
         fn init(&mut self) {
             self.plan = plan();
             let Some(plan) = self.plan else {
-                println!("monitor: the boot plan is unreadable; faults will not be handled");
-                return;
+                // A monitor without its plan handles nothing, yet its event loop would answer
+                // the root task's pings: it fails instead, so the root task restarts it (and
+                // holds it after its restart limit if the plan itself is bad). Seen in the
+                // monitor's campaign (id 110): a flipped PC re-entered this code with a
+                // corrupt register, and the monitor went on idle, undetected.
+                panic!("the boot plan is unreadable; a monitor cannot go on without it");
             };
             let now = now_ms();
             let (mut learnt, mut waiting, mut held) = (0, 0, 0);
