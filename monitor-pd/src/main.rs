@@ -500,7 +500,21 @@ mod pd {
                 control::Checked::Log { seq } => {
                     ProtoReply::Log(self.log.at_or_after(seq).cloned())
                 }
-                control::Checked::Command { pd, command } => {
+                control::Checked::Command {
+                    pd,
+                    command,
+                    if_generation,
+                } => {
+                    let done = self.trackers.get(pd as usize).is_some_and(|t| {
+                        control::restart_done_already(
+                            if_generation,
+                            t.generation(),
+                            self.pending[pd as usize].is_some(),
+                        )
+                    });
+                    if done {
+                        return ProtoReply::Done;
+                    }
                     // A VMM held by `vm stop` comes back only afresh (its vCPUs are stopped:
                     // taking up a machine nobody resumes would leave it frozen). The hold's
                     // reason says so, journaled: a restarted monitor knows it too.

@@ -178,6 +178,7 @@ fn control_plane(gic: u8) {
         "restart serial_driver",
         c.act(&Request::Restart {
             pd: pd("serial_driver"),
+            if_generation: None,
         }),
     );
     check(b.expect(
@@ -211,6 +212,7 @@ fn control_plane(gic: u8) {
         "restart a held PD",
         c.ask(&Request::Restart {
             pd: pd("hello_logger"),
+            if_generation: None,
         }),
     );
     assert_eq!(r, Reply::Error(Error::BadState));
@@ -229,6 +231,34 @@ fn control_plane(gic: u8) {
     let logger = row(&rows, "hello_logger");
     assert_eq!((&logger.state, logger.generation), (&PdState::Running, 1));
 
+    // A restart of generation 0 (a retry of a request carried out before its answer was
+    // lost): done, and nothing restarted again; of the generation it has: carried out.
+    let r = ok(
+        &mut b,
+        "restart generation 0 again",
+        c.ask(&Request::Restart {
+            pd: pd("hello_logger"),
+            if_generation: Some(0),
+        }),
+    );
+    assert_eq!(r, Reply::Done);
+    ok(
+        &mut b,
+        "restart generation 1",
+        c.act(&Request::Restart {
+            pd: pd("hello_logger"),
+            if_generation: Some(1),
+        }),
+    );
+    check(b.expect(
+        "monitor: restarted hello_logger (requested by control) generation 2",
+        DEFAULT_TIMEOUT,
+    ));
+    axolotl_tests::refute_each(
+        &mut b,
+        &["hello_logger (requested by control) generation 3"],
+    );
+
     // Refusals: no grant for injection here; unknown and unmanaged PDs.
     for (req, want) in [
         (
@@ -239,8 +269,20 @@ fn control_plane(gic: u8) {
             },
             Error::NotGranted,
         ),
-        (Request::Restart { pd: pd("nobody") }, Error::UnknownName),
-        (Request::Restart { pd: pd("monitor") }, Error::NotManaged),
+        (
+            Request::Restart {
+                pd: pd("nobody"),
+                if_generation: None,
+            },
+            Error::UnknownName,
+        ),
+        (
+            Request::Restart {
+                pd: pd("monitor"),
+                if_generation: None,
+            },
+            Error::NotManaged,
+        ),
         (Request::Hold { pd: pd("control") }, Error::NotManaged),
     ] {
         let r = ok(&mut b, "a refused request", c.ask(&req));
@@ -259,7 +301,7 @@ fn control_plane(gic: u8) {
         .iter()
         .map(|e| (e.seq, e.pd.as_str(), e.cause.as_str()))
         .collect();
-    assert_eq!(got.len(), 4, "{entries:?}");
+    assert_eq!(got.len(), 5, "{entries:?}");
     assert_eq!(got[0].1, "control");
     assert!(got[0].2.starts_with("vm-fault write"), "{entries:?}");
     assert_eq!(
@@ -268,6 +310,7 @@ fn control_plane(gic: u8) {
             (1, "serial_driver", "requested by control"),
             (2, "hello_logger", "held by the operator"),
             (3, "hello_logger", "requested by control"),
+            (4, "hello_logger", "requested by control"),
         ]
     );
     // Nothing else failed meanwhile.
@@ -906,6 +949,7 @@ fn control_over_virtio_console_on_a_running_gateway_gicv3() {
         "restart control_driver",
         c.act(&Request::Restart {
             pd: pd("control_driver"),
+            if_generation: None,
         }),
     );
     check(b.expect_chain(

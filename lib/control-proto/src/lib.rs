@@ -45,8 +45,9 @@ pub mod ipc;
 
 /// The protocol version this crate speaks.
 /// 3: `Request::Inject` names a bit flip's target (`at`), `Reply::Injected` says what an
-/// injection did, `Error::BadTarget` and `Error::NoRing`.
-pub const VERSION: u8 = 3;
+/// injection did, `Error::BadTarget` and `Error::NoRing`. 4: `Request::Restart` may name the
+/// generation it restarts (`if_generation`), `Injected::CodeFlip` and `FaultKind::CodeFlip`.
+pub const VERSION: u8 = 4;
 /// The most bytes a frame has, its delimiter excluded.
 pub const MAX_FRAME: usize = 512;
 /// The most bytes a payload has: COBS adds at least one byte per frame.
@@ -89,8 +90,15 @@ pub enum Request {
     Status { index: u8 },
     /// The first recovery-log entry with a sequence number at least `seq` ([`Reply::Log`]).
     Log { seq: u32 },
-    /// Restart the PD from its pristine image now, whatever its policy says.
-    Restart { pd: Name },
+    /// Restart the PD from its pristine image now, whatever its policy says. With
+    /// `if_generation`, only the incarnation of that generation: a PD already past it (restarted
+    /// since, by this very request before a monitor restart cut its answer off, or for a
+    /// failure), or with a restart pending, is answered [`Reply::Done`] and not restarted
+    /// again, so a client that retries a request it got no answer to restarts the PD once.
+    Restart {
+        pd: Name,
+        if_generation: Option<u32>,
+    },
     /// Stop the PD and keep it stopped (its policy no longer restarts it).
     Hold { pd: Name },
     /// Restart a held PD from its pristine image and apply its policy again.

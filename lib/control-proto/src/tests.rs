@@ -222,6 +222,7 @@ fn unknown_variants_truncations_and_trailing_bytes_are_malformed() {
     assert_eq!(decode::<Request>(&mut f), Err((4, Error::Malformed)));
     let good = to_vec(&Request::Restart {
         pd: name("client_a").unwrap(),
+        if_generation: None,
     })
     .unwrap();
     for cut in 0..good.len() {

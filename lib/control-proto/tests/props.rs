@@ -17,7 +17,8 @@ fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
         any::<u8>().prop_map(|index| Request::Status { index }),
         any::<u32>().prop_map(|seq| Request::Log { seq }),
-        pd_name().prop_map(|pd| Request::Restart { pd }),
+        (pd_name(), proptest::option::of(any::<u32>()))
+            .prop_map(|(pd, if_generation)| Request::Restart { pd, if_generation }),
         pd_name().prop_map(|pd| Request::Hold { pd }),
         pd_name().prop_map(|pd| Request::Release { pd }),
         (pd_name(), op).prop_map(|(name, op)| Request::Vm { name, op }),

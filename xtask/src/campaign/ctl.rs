@@ -144,6 +144,7 @@ pub fn traffic(
         }
     };
     let mut out = String::new();
+    let mut seen_generation = None;
     let ask = |client: &mut Client, step: usize, request: Request, out: &mut String| {
         let first = client.next_id();
         let reply = client.ask(&request).map_err(|e| e.to_string());
@@ -172,7 +173,16 @@ pub fn traffic(
                 let mut index = 0u8;
                 while !over() && usize::from(index) < 2 * c.pds.len() {
                     match ask(&mut client, step, Request::Status { index }, &mut out) {
-                        Ok(Reply::Pd { total, .. }) if index + 1 < total => index += 1,
+                        Ok(Reply::Pd { total, status }) => {
+                            if status.name.as_str() == c.restart {
+                                seen_generation = Some(status.generation);
+                            }
+                            if index + 1 < total {
+                                index += 1;
+                            } else {
+                                break;
+                            }
+                        }
                         _ => break,
                     }
                 }
@@ -192,7 +202,13 @@ pub fn traffic(
             }
             Step::Restart => {
                 let Some(pd) = name(&c.restart) else { break };
-                let _ = ask(&mut client, step, Request::Restart { pd }, &mut out);
+                // As `cargo xtask ctl restart` asks: the generation the last status showed,
+                // so that the CLI's retry after a monitor restart restarts it once.
+                let request = Request::Restart {
+                    pd,
+                    if_generation: seen_generation,
+                };
+                let _ = ask(&mut client, step, request, &mut out);
             }
         }
         if step + 1 == SCRIPT.len() && !over() {
@@ -542,6 +558,7 @@ mod tests {
                     step,
                     Request::Restart {
                         pd: name(&c.restart).unwrap(),
+                        if_generation: Some(0),
                     },
                     Reply::Done,
                 ),
@@ -568,6 +585,7 @@ mod tests {
             step: 3,
             request: Request::Restart {
                 pd: name("hello_logger").unwrap(),
+                if_generation: Some(0),
             },
             attempts: 2,
             reply: Ok(Reply::Done),

@@ -165,7 +165,18 @@ fn run(args: Args) -> Result<(), Failed> {
             }
         }
         CtlCmd::Restart { pd } => {
-            let r = c.ask(&Request::Restart { pd: pd_name(pd)? })?;
+            // The generation seen now: a retry after a lost answer (the monitor restarted
+            // while serving it) then restarts the PD once, not twice.
+            let name = pd_name(pd)?;
+            let if_generation = c
+                .status()?
+                .iter()
+                .find(|s| s.name.as_str() == name.as_str())
+                .map(|s| s.generation);
+            let r = c.ask(&Request::Restart {
+                pd: name,
+                if_generation,
+            })?;
             done(&format!("{pd}: restarted"), r)
         }
         CtlCmd::Hold { pd } => {

@@ -91,6 +91,7 @@ fn a_lost_request_is_retried() {
     let mut c = Client::connect(&p, Duration::from_secs(30)).unwrap();
     let r = c.ask(&Request::Restart {
         pd: name("serial_driver").unwrap(),
+        if_generation: None,
     });
     assert_eq!(r.ok(), Some(Reply::Done));
     // The first attempt's id went unanswered; the second's was.
@@ -187,7 +188,7 @@ fn another_version_is_refused_with_what_to_do() {
     let f = failed(e);
     assert_eq!(f.code, REFUSED);
     assert!(
-        f.message.contains("version 2, this CLI version 3"),
+        f.message.contains("version 2, this CLI version 4"),
         "{}",
         f.message
     );

@@ -61,8 +61,13 @@ pub enum Checked {
     Status { index: u8 },
     /// Answer with the log entry at or after `seq`.
     Log { seq: u32 },
-    /// Carry out `command` on a PD the monitor manages.
-    Command { pd: u8, command: Command },
+    /// Carry out `command` on a PD the monitor manages; a restart only of generation
+    /// `if_generation` when given ([`restart_done_already`]).
+    Command {
+        pd: u8,
+        command: Command,
+        if_generation: Option<u32>,
+    },
     /// Start, stop or reboot VM `vm` (plan index), whose VMM is `pd`, a PD the monitor
     /// manages: what happens to the VM happens through its VMM.
     Vm { vm: u8, pd: u8, op: VmOp },
@@ -73,6 +78,14 @@ pub enum Checked {
         kind: FaultKind,
         at: Option<BitTarget>,
     },
+}
+
+/// Whether a restart asked for generation `if_generation` of a PD now at `generation`, with
+/// a restart `pending` or not, is done already: the PD is past that generation, or about to
+/// be. Then the monitor answers done and restarts nothing: what makes a retried request
+/// (its first answer lost with a monitor that restarted while serving it) act once.
+pub fn restart_done_already(if_generation: Option<u32>, generation: u32, pending: bool) -> bool {
+    if_generation.is_some_and(|g| generation != g || pending)
 }
 
 /// Checks `request` from control-pd (plan index `from`) against `grant` and `plan`.
@@ -107,16 +120,17 @@ pub fn check(plan: &BootPlan, from: u8, grant: Grant, request: &Request) -> Resu
             need(Grant::STATUS)?;
             Ok(Checked::Log { seq: *seq })
         }
-        Request::Restart { pd } | Request::Hold { pd } | Request::Release { pd } => {
+        Request::Restart { pd, .. } | Request::Hold { pd } | Request::Release { pd } => {
             need(Grant::MANAGE)?;
-            let command = match request {
-                Request::Restart { .. } => Command::Restart,
-                Request::Hold { .. } => Command::Hold,
-                _ => Command::Release,
+            let (command, if_generation) = match request {
+                Request::Restart { if_generation, .. } => (Command::Restart, *if_generation),
+                Request::Hold { .. } => (Command::Hold, None),
+                _ => (Command::Release, None),
             };
             Ok(Checked::Command {
                 pd: managed(pd)?,
                 command,
+                if_generation,
             })
         }
         Request::Vm { name, op } => {

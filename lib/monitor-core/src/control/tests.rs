@@ -55,6 +55,7 @@ fn plan() -> BootPlan {
 fn req_restart(pd: &str) -> Request {
     Request::Restart {
         pd: name(pd).unwrap(),
+        if_generation: None,
     }
 }
 
@@ -130,14 +131,32 @@ fn only_managed_pds_can_be_acted_on() {
         check(&plan, CONTROL, g, &req_restart("serial_driver")),
         Ok(Checked::Command {
             pd: DRIVER,
-            command: Command::Restart
+            command: Command::Restart,
+            if_generation: None,
+        })
+    );
+    assert_eq!(
+        check(
+            &plan,
+            CONTROL,
+            g,
+            &Request::Restart {
+                pd: name("serial_driver").unwrap(),
+                if_generation: Some(3),
+            }
+        ),
+        Ok(Checked::Command {
+            pd: DRIVER,
+            command: Command::Restart,
+            if_generation: Some(3),
         })
     );
     assert_eq!(
         check(&plan, CONTROL, g, &req_restart("parent")),
         Ok(Checked::Command {
             pd: PARENT,
-            command: Command::Restart
+            command: Command::Restart,
+            if_generation: None,
         })
     );
     for pd in ["child", "monitor", "control"] {
@@ -503,4 +522,19 @@ fn ring_index_offsets_are_lib_rings() {
     );
     assert_eq!(core::mem::size_of::<axolotl_ring::QueueHeader>(), 128);
     assert_eq!(REQUEST_HEAD - REQUEST_TAIL, 64);
+}
+
+#[test]
+fn a_restart_of_a_generation_is_done_once() {
+    use super::restart_done_already as done;
+    // Unconditional: always carried out.
+    assert!(!done(None, 4, false));
+    assert!(!done(None, 4, true));
+    // Of generation 4, the PD at 4 and nothing pending: carry it out.
+    assert!(!done(Some(4), 4, false));
+    // Retried after it was carried out (5), or while its restart waits: done already.
+    assert!(done(Some(4), 5, false));
+    assert!(done(Some(4), 4, true));
+    // A generation the client never saw (a lie, or older): nothing is restarted either.
+    assert!(done(Some(9), 4, false));
 }
