@@ -417,8 +417,13 @@ impl NetClient {
                     #[cfg(feature = "fault-injection")]
                     let flip = self.flip.take();
                     #[cfg(not(feature = "fault-injection"))]
-                    let flip = None;
-                    let v = check::copy_out_flipping(&self.rx_data, d.offset as usize, frame, flip);
+                    let flip: Option<usize> = None;
+                    let v = check::copy_out_flipping::<{ cfg!(feature = "fault-injection") }>(
+                        &self.rx_data,
+                        d.offset as usize,
+                        frame,
+                        flip,
+                    );
                     if self.judged(act, d.id, v) {
                         self.stats.rx_frames += 1;
                         frames += 1;

@@ -389,11 +389,13 @@ impl NetServer {
         #[cfg(feature = "fault-injection")]
         let flip = self.flip.take();
         #[cfg(not(feature = "fault-injection"))]
-        let flip = None;
+        let flip: Option<usize> = None;
         let (len, id) = self.take_tx_inner(notify, |src, offset, len| {
             send(len, &mut |b: &mut [u8]| {
                 let v = if b.len() == len {
-                    check::copy_out_flipping(src, offset, b, flip)
+                    check::copy_out_flipping::<{ cfg!(feature = "fault-injection") }>(
+                        src, offset, b, flip,
+                    )
                 } else {
                     // Not a buffer for this frame: nothing copied, nobody's fault yet.
                     return false;
