@@ -61,6 +61,21 @@ fn a_good_frame_goes_on_unchanged() {
     assert_eq!((s.fault(), s.contradiction()), (None, None));
 }
 
+/// The VMM's way (`send_with`: its own fill, straight from guest RAM): the check is
+/// computed over the buffer after the fill, and the frame passes; damage after it does not.
+#[test]
+fn a_frame_filled_in_place_carries_its_check() {
+    let (l, mut c, mut s) = connected();
+    let f = frame(G, A, 3, 777);
+    c.send_with(f.len(), |r, at| r.copy_in(at, &f)).unwrap();
+    assert_eq!(take(&mut s), Some(f.clone()));
+    c.poll(|_| {});
+    c.send_with(f.len(), |r, at| r.copy_in(at, &f)).unwrap();
+    flip(&l.data_view(), tx_buf(0), 8 * 700 + 1);
+    assert_eq!(take(&mut s), None);
+    assert!(s.fault().is_some());
+}
+
 #[test]
 fn a_frame_damaged_in_the_drivers_own_copy_is_its_own_fault() {
     let (_l, mut c, mut s) = connected();
