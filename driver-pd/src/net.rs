@@ -103,14 +103,22 @@ fn accuse(
     ch: Channel,
     accuser: &mut Accuser,
     fault: Option<(Dir, Corruption)>,
+    awaiting: bool,
 ) {
     let Some((dir, c)) = fault else {
-        // The hot path: a sound link costs no clock or table read.
-        accuser.check(false, 0, 0);
+        if awaiting {
+            // The peer restarted after sending damaged frames: its new incarnation's first
+            // frame decides (`Accuser::check_link`). Rare: the clock read is fine.
+            let generation = ch.peer_generation().unwrap_or(u32::MAX);
+            accuser.check_link(false, true, generation, now_us());
+        } else {
+            // The hot path: a sound link costs no clock or table read.
+            accuser.check(false, 0, 0);
+        }
         return;
     };
     let generation = ch.peer_generation().unwrap_or(u32::MAX);
-    match accuser.check(true, generation, now_us()) {
+    match accuser.check_link(true, awaiting, generation, now_us()) {
         Some(Accusation::First { generation }) => {
             println!("{who}: {peer} is corrupt ({dir:?}: {c:?}); reporting it");
             ch.report_corruption(generation);
@@ -333,6 +341,7 @@ impl NetDriver {
                 VIRT,
                 &mut self.accuser,
                 server.fault(),
+                server.awaiting_frame(),
             );
             let mut progress = act.notify || act.again;
             match dev.reap_tx() {
@@ -580,6 +589,7 @@ impl NetVirt {
                         client_channel(i),
                         &mut client_accusers[i],
                         c.fault(),
+                        c.awaiting_frame(),
                     );
                 }
             }
@@ -595,6 +605,7 @@ impl NetVirt {
                     DRIVER,
                     driver_accuser,
                     Some((Dir::Rx, c)),
+                    false,
                 );
                 break;
             }
@@ -631,6 +642,7 @@ impl NetVirt {
                 DRIVER,
                 driver_accuser,
                 driver.fault(),
+                driver.awaiting_frame(),
             );
             // To the wire (or another client): one frame per client in turn.
             loop {
@@ -837,7 +849,14 @@ impl NetEcho {
             let act = link.poll_limited(1, |f| reply = echo.handle(f, out));
             fail_stop_on(name, act.contradiction);
             notify |= act.notify;
-            accuse(name, "net_virt", VIRT_OF_CLIENT, accuser, link.fault());
+            accuse(
+                name,
+                "net_virt",
+                VIRT_OF_CLIENT,
+                accuser,
+                link.fault(),
+                link.awaiting_frame(),
+            );
             if let Some(n) = reply {
                 // No buffer: the reply is dropped (the sender retries), never queued.
                 if link.send(&out[..n]).is_ok() {

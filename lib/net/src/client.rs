@@ -132,6 +132,9 @@ pub struct NetClient {
     /// A received frame that failed its check (`Corruption::DataCheck`): standing until a
     /// frame passes, as `NetServer`'s.
     rx_bad: Option<Corruption>,
+    /// The server restarted while `rx_bad` stood, and no frame of its new incarnation was
+    /// judged yet (as `NetServer::awaiting_frame`).
+    rx_awaiting: bool,
     /// Whether frames left in place ([`NetClient::poll_in_place`]) are verified against
     /// their check when they arrive (a client that copies them on itself, the VMM), or
     /// not (the virtualiser, which forwards them with their check unchanged).
@@ -185,6 +188,7 @@ impl NetClient {
             rx_fault: None,
             tx_fault: None,
             rx_bad: None,
+            rx_awaiting: false,
             verify_in_place: false,
             #[cfg(feature = "fault-injection")]
             flip: None,
@@ -228,6 +232,11 @@ impl NetClient {
             .map(|c| (Dir::Rx, c))
             .or(self.tx_fault.map(|c| (Dir::Tx, c)))
             .or(self.rx_bad.map(|c| (Dir::Rx, c)))
+    }
+
+    /// As [`crate::NetServer::awaiting_frame`], for received frames.
+    pub fn awaiting_frame(&self) -> bool {
+        self.rx_awaiting
     }
 
     /// Verify frames left in place against their check as they arrive (one read of the
@@ -385,6 +394,9 @@ impl NetClient {
                 ClientEvent::Connected { .. } => act.notify = true,
                 ClientEvent::ServerRestarted { .. } => {
                     self.stats.server_restarts += 1;
+                    if self.rx_bad.take().is_some() {
+                        self.rx_awaiting = true;
+                    }
                     act.peer_restarted = true;
                     act.notify = true;
                 }
@@ -445,6 +457,9 @@ impl NetClient {
 
     /// Acts on the verdict on received frame `id`; `true`: the frame is good.
     fn judged(&mut self, act: &mut Activity, id: u32, v: Verdict) -> bool {
+        if v != Verdict::OwnCopy {
+            self.rx_awaiting = false;
+        }
         match v {
             Verdict::Good => {
                 self.rx_bad = None;

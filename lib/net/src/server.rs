@@ -59,6 +59,9 @@ pub struct NetServer {
     /// fault until a frame passes, so that a client still sending damaged frames after its
     /// restart is accused again, which the monitor holds against this PD (`Accuser`).
     tx_bad: Option<Corruption>,
+    /// The client restarted while `tx_bad` stood: no verdict on its new incarnation's
+    /// frames yet (`NetServer::awaiting_frame`).
+    tx_awaiting: bool,
     /// A bit to flip in the next verified copy (tests of the verdicts only).
     #[cfg(feature = "fault-injection")]
     flip: Option<usize>,
@@ -100,6 +103,7 @@ impl NetServer {
             rx_fault: None,
             tx_fault: None,
             tx_bad: None,
+            tx_awaiting: false,
             #[cfg(feature = "fault-injection")]
             flip: None,
             contradiction: None,
@@ -132,6 +136,13 @@ impl NetServer {
             .map(|c| (Dir::Rx, c))
             .or(self.tx_fault.map(|c| (Dir::Tx, c)))
             .or(self.tx_bad.map(|c| (Dir::Tx, c)))
+    }
+
+    /// The client restarted after sending frames that failed their check, and its new
+    /// incarnation has not had a frame judged yet: for [`crate::Accuser::check_link`],
+    /// which then neither accuses nor forgets.
+    pub fn awaiting_frame(&self) -> bool {
+        self.tx_awaiting
     }
 
     /// This incarnation's records contradicted by its ring (a response to a request it
@@ -329,6 +340,11 @@ impl NetServer {
                 ServerEvent::Connected { .. } => act.notify = true,
                 ServerEvent::ClientRestarted { .. } => {
                     self.tx_pending = None;
+                    // Damaged frames were the old incarnation's; whether the new one's
+                    // are is for its first frame to say.
+                    if self.tx_bad.take().is_some() {
+                        self.tx_awaiting = true;
+                    }
                     act.peer_restarted = true;
                     act.notify = true;
                 }
@@ -404,6 +420,9 @@ impl NetServer {
                 v == Verdict::Good
             });
         })?;
+        if verdict.is_some_and(|v| v != Verdict::OwnCopy) {
+            self.tx_awaiting = false;
+        }
         match verdict {
             Some(Verdict::Good) => self.tx_bad = None,
             Some(Verdict::OwnCopy) => {

@@ -118,6 +118,34 @@ fn a_frame_damaged_before_the_driver_is_the_peers_and_is_dropped() {
     assert_eq!(s.fault(), None);
 }
 
+/// After the client that sent a damaged frame restarts, the standing fault is its old
+/// incarnation's: the link awaits the new one's first frame (for `Accuser::check_link`).
+#[test]
+fn a_restarted_client_is_awaited_not_held_to_its_predecessors_frames() {
+    let (mut l, mut c, mut s) = connected();
+    c.send(&frame(G, A, 1, 200)).unwrap();
+    flip(&l.data_view(), tx_buf(0), 5);
+    assert_eq!(take(&mut s), None);
+    assert!(s.fault().is_some() && !s.awaiting_frame());
+    let _ = c;
+    let mut c = l.client();
+    settle(&mut c, &mut s, &mut Vec::new());
+    assert_eq!(s.fault(), None);
+    assert!(s.awaiting_frame());
+    for (seq, damage) in [(2, true), (3, false)] {
+        let f = frame(G, A, seq, 100);
+        c.send(&f).unwrap();
+        if damage {
+            flip(&l.data_view(), tx_buf(0), 9);
+        }
+        let got = take(&mut s);
+        assert!(!s.awaiting_frame(), "judged");
+        assert_eq!(s.fault().is_some(), damage);
+        assert_eq!(got, (!damage).then_some(f));
+        c.poll(|_| {});
+    }
+}
+
 #[test]
 fn a_frame_without_its_check_is_refused() {
     let (l, mut c, mut s) = connected();
