@@ -6,8 +6,8 @@ use core::ptr::NonNull;
 use axolotl_net::link::{DATA_BYTES, RINGS_BYTES};
 use axolotl_net::salvage::{RECORD_WORDS, Refusal, salvage_rx};
 use axolotl_net::{
-    Accusation, Accuser, Activity, Contradiction, Dir, Direct, Echo, FrameBuf, FrameQueue,
-    LinkRegions, MAX_FRAME, MIN_FRAME, NetClient, NetServer, Router,
+    Accusation, Accuser, Activity, Check, Contradiction, Dir, Direct, Echo, FrameBuf, FrameQueue,
+    LinkRegions, MAX_FRAME, MIN_FRAME, NetClient, NetServer, Router, check,
 };
 use axolotl_pd::{Channel, Handler, SetVar, generation, now_us, peer_generation_word, println};
 use axolotl_ring::{Authority, Corruption, Deadline, Generations, Progress, SharedRegion};
@@ -103,14 +103,22 @@ fn accuse(
     ch: Channel,
     accuser: &mut Accuser,
     fault: Option<(Dir, Corruption)>,
+    awaiting: bool,
 ) {
     let Some((dir, c)) = fault else {
-        // The hot path: a sound link costs no clock or table read.
-        accuser.check(false, 0, 0);
+        if awaiting {
+            // The peer restarted after sending damaged frames: its new incarnation's first
+            // frame decides (`Accuser::check_link`). Rare: the clock read is fine.
+            let generation = ch.peer_generation().unwrap_or(u32::MAX);
+            accuser.check_link(false, true, generation, now_us());
+        } else {
+            // The hot path: a sound link costs no clock or table read.
+            accuser.check(false, 0, 0);
+        }
         return;
     };
     let generation = ch.peer_generation().unwrap_or(u32::MAX);
-    match accuser.check(true, generation, now_us()) {
+    match accuser.check_link(true, awaiting, generation, now_us()) {
         Some(Accusation::First { generation }) => {
             println!("{who}: {peer} is corrupt ({dir:?}: {c:?}); reporting it");
             ch.report_corruption(generation);
@@ -126,12 +134,18 @@ fn accuse(
     }
 }
 
-/// A link whose records lib/ring contradicts: this PD's own state is corrupt
-/// ([`Contradiction`]), nobody else's. Fail-stop, so that the monitor restarts it from its
+/// A link whose records lib/ring contradicts, or a frame this PD damaged in its own copy
+/// (lib/net `check`): this PD's own state is corrupt ([`Contradiction`]), nobody else's. Fail-stop, so that the monitor restarts it from its
 /// clean image, instead of drifting on with a link that stalls.
 fn fail_stop_on(who: &str, c: Option<Contradiction>) {
-    if let Some(c) = c {
-        panic!("{who}: own records contradicted by the ring ({c:?}): fail-stop");
+    match c {
+        Some(c @ Contradiction::Copy { .. }) => {
+            panic!(
+                "{who}: own copy of a frame failed its check, the source did not ({c:?}): fail-stop"
+            )
+        }
+        Some(c) => panic!("{who}: own records contradicted by the ring ({c:?}): fail-stop"),
+        None => {}
     }
 }
 
@@ -327,6 +341,7 @@ impl NetDriver {
                 VIRT,
                 &mut self.accuser,
                 server.fault(),
+                server.awaiting_frame(),
             );
             let mut progress = act.notify || act.again;
             match dev.reap_tx() {
@@ -337,16 +352,23 @@ impl NetDriver {
                 }
             }
             while dev.tx_room() {
-                // Straight from the virtualiser's buffer into the DMA buffer: one copy.
+                // Straight from the virtualiser's buffer into the DMA buffer: one copy,
+                // verified in its own loop against the check the frame carries: a frame
+                // goes to the device only if the copy matches (lib/net `check`). A copy
+                // that does not, from a buffer that still does, is this PD's own fault
+                // (`Contradiction::Copy`: fail-stop below, before anything else is sent);
+                // a buffer that does not match either is dropped and the virtualiser
+                // reported (`server.fault()`).
                 let mut sent = Ok(());
                 if server
-                    .take_tx_with(&mut notify, |src, offset, len| {
-                        sent = dev.send_with(len, |b| src.copy_out(offset, b));
+                    .take_tx_verified(&mut notify, |len, fill| {
+                        sent = dev.send_with(len, |b| fill(b));
                     })
                     .is_none()
                 {
                     break;
                 }
+                fail_stop_on("net_driver", server.contradiction());
                 if let Err(e) = sent {
                     result = Err(e);
                     break;
@@ -574,6 +596,7 @@ impl NetVirt {
                         client_channel(i),
                         &mut client_accusers[i],
                         c.fault(),
+                        c.awaiting_frame(),
                     );
                 }
             }
@@ -589,6 +612,7 @@ impl NetVirt {
                     DRIVER,
                     driver_accuser,
                     Some((Dir::Rx, c)),
+                    false,
                 );
                 break;
             }
@@ -626,6 +650,7 @@ impl NetVirt {
                 DRIVER,
                 driver_accuser,
                 driver.fault(),
+                driver.awaiting_frame(),
             );
             // To the wire (or another client): one frame per client in turn.
             loop {
@@ -647,8 +672,10 @@ impl NetVirt {
                 // client's buffer straight into the driver's, and the decision is taken
                 // again on that copy, which the client cannot change: a frame it altered
                 // meanwhile is not sent. Anything else (to another client, or a group) is
-                // copied out first and decided on that copy.
+                // copied out first and decided on that copy. Either way the frame's check
+                // goes along unchanged, for the driver or the receiving client to verify.
                 let mut direct = false;
+                let mut carried = Check::default();
                 let Some(n) =
                     c.take_tx_with(&mut notify_client[i], |src, offset, len| {
                         match router.to_wire_direct(i, src, offset, len, driver) {
@@ -658,6 +685,7 @@ impl NetVirt {
                             }
                             Direct::Refused => direct = true,
                             Direct::Elsewhere => {
+                                carried = check::read(src, offset).unwrap_or_default();
                                 src.copy_out(offset, &mut frame.0[..len]);
                             }
                         }
@@ -672,14 +700,14 @@ impl NetVirt {
                 }
                 let f = &frame.0[..n];
                 let t = router.tx_targets(i, f);
-                if t.wire && driver.send(f).is_ok() {
+                if t.wire && driver.send_checked(f, carried).is_ok() {
                     notify_driver = true;
                 }
                 for (j, c) in clients.iter_mut().enumerate() {
                     if t.clients & (1 << j) != 0
                         && let Some(c) = c
                     {
-                        notify_client[j] |= c.deliver_holding(f, &mut holds[j]);
+                        notify_client[j] |= c.deliver_holding_checked(f, carried, &mut holds[j]);
                     }
                 }
             }
@@ -842,7 +870,14 @@ impl NetEcho {
             let act = link.poll_limited(1, |f| reply = echo.handle(f, out));
             fail_stop_on(name, act.contradiction);
             notify |= act.notify;
-            accuse(name, "net_virt", VIRT_OF_CLIENT, accuser, link.fault());
+            accuse(
+                name,
+                "net_virt",
+                VIRT_OF_CLIENT,
+                accuser,
+                link.fault(),
+                link.awaiting_frame(),
+            );
             if let Some(n) = reply {
                 // No buffer: the reply is dropped (the sender retries), never queued.
                 if link.send(&out[..n]).is_ok() {

@@ -282,6 +282,7 @@ fn short_campaign(t: &mut Tally) {
         target: "serial_driver".into(),
         faults: Some(20),
         report: None,
+        ids: Vec::new(),
         kinds: Vec::new(),
         seed: 21,
         jobs: 2,

@@ -23,6 +23,9 @@ pub struct Accuser {
     accused: Option<u32>,
     /// A newer peer generation first seen with the link still corrupt, and when.
     pending: Option<(u32, u64)>,
+    /// Since when [`Accuser::check_link`] has been waiting for a restarted peer's first
+    /// frame.
+    awaiting_since: Option<u64>,
 }
 
 /// What [`Accuser::check`] says to do.
@@ -45,7 +48,42 @@ impl Accuser {
         Accuser {
             accused: None,
             pending: None,
+            awaiting_since: None,
         }
+    }
+
+    /// How long [`Accuser::check_link`] waits for a restarted peer's first frame before it
+    /// takes the link as repaired: the monitor's window for holding a second accusation
+    /// against the reporter (monitor-core `FALSE_REPORT_WINDOW_MS`), past which it would
+    /// believe one anyway.
+    pub const AWAIT_US: u64 = 5_000_000;
+
+    /// [`Accuser::check`] for a link whose standing fault may be damaged frames (lib/net
+    /// `check`), which clears only when a frame passes. `awaiting`: the accused restarted
+    /// and no frame of its new incarnation was judged yet (`NetServer::awaiting_frame`,
+    /// `NetClient::awaiting_frame`). Then, with nothing else wrong, nothing is decided and
+    /// nothing forgotten: a new incarnation that sends damaged frames too is accused again
+    /// (evidence against the reporter, whose own check may be what is broken), and one that
+    /// is merely quiet is not (the plain standing fault would have counted its silence
+    /// against the reporter). Waiting ends after [`Accuser::AWAIT_US`]: the link is taken
+    /// as repaired.
+    pub fn check_link(
+        &mut self,
+        faulty: bool,
+        awaiting: bool,
+        peer: u32,
+        now_us: u64,
+    ) -> Option<Accusation> {
+        if faulty || !awaiting {
+            self.awaiting_since = None;
+            return self.check(faulty, peer, now_us);
+        }
+        let since = *self.awaiting_since.get_or_insert(now_us);
+        if now_us.saturating_sub(since) >= Self::AWAIT_US {
+            self.accused = None;
+            self.pending = None;
+        }
+        None
     }
 
     /// At `now_us`, with the link's standing fault (`faulty`) and the peer's generation as
@@ -116,6 +154,46 @@ mod tests {
         );
         // Once: the monitor's answer (the reporter restarted) gets its time.
         assert_eq!(a.check(true, 4, 2000 * MS), None);
+    }
+
+    #[test]
+    fn damaged_frames_from_the_restarted_peer_are_reported_again_but_its_silence_is_not() {
+        let mut a = Accuser::new();
+        assert_eq!(
+            a.check_link(true, false, 3, 0),
+            Some(Accusation::First { generation: 3 })
+        );
+        // Restarted (generation 4), no frame judged yet: quiet for 4 s.
+        for t in 1..40 {
+            assert_eq!(a.check_link(false, true, 4, t * 100 * MS), None);
+        }
+        // Its frames fail too: the reporter's own check is the likelier culprit.
+        assert_eq!(a.check_link(true, false, 4, 4100 * MS), None);
+        assert_eq!(
+            a.check_link(true, false, 4, 4700 * MS),
+            Some(Accusation::Again { generation: 4 })
+        );
+        // The plain standing fault, for comparison, accused the quiet peer.
+        let mut b = Accuser::new();
+        assert!(b.check(true, 3, 0).is_some());
+        assert_eq!(b.check(true, 4, 100 * MS), None);
+        assert_eq!(
+            b.check(true, 4, 700 * MS),
+            Some(Accusation::Again { generation: 4 })
+        );
+    }
+
+    #[test]
+    fn a_peer_quiet_past_the_wait_counts_as_repaired() {
+        let mut a = Accuser::new();
+        assert!(a.check_link(true, false, 3, 0).is_some());
+        assert_eq!(a.check_link(false, true, 4, 100 * MS), None);
+        assert_eq!(a.check_link(false, true, 4, 5200 * MS), None);
+        // A fault long after is a new first accusation, not evidence against anyone.
+        assert_eq!(
+            a.check_link(true, false, 4, 6000 * MS),
+            Some(Accusation::First { generation: 4 })
+        );
     }
 
     #[test]

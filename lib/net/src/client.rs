@@ -3,6 +3,7 @@
 
 use axolotl_ring::{Client, ClientEvent, Corruption, Error, Generations, LayoutError};
 
+use crate::check::{self, Check, Verdict};
 use crate::link::{
     BUF_SIZE, CAPACITY, FrameBuf, IDS, LinkRegions, MAX_FRAME, MIN_FRAME, buffer_offset,
 };
@@ -47,6 +48,11 @@ pub enum Contradiction {
     Refused { dir: Dir, id: u32, error: Error },
     /// lib/ring completed or reclaimed `id`, which this side did not hold out.
     Unexpected { dir: Dir, id: u32 },
+    /// This side's copy of frame `id` out of the peer's buffer did not match the check the
+    /// frame carried, while the peer's buffer still does (`crate::check::Verdict::OwnCopy`):
+    /// the copy went wrong here (a register, the loop, the code), and the copy is in hand
+    /// of nothing the peer wrote.
+    Copy { dir: Dir, id: u32 },
 }
 
 impl Contradiction {
@@ -74,6 +80,9 @@ impl Activity {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ClientStats {
     pub rx_frames: u64,
+    /// Received frames that failed their check, the server's buffer too
+    /// (`crate::check`): dropped, buffer re-posted, the server reported.
+    pub rx_check_failed: u64,
     /// Completions with a length outside `MIN_FRAME..=MAX_FRAME`: dropped, buffer re-posted.
     pub rx_bad_len: u64,
     /// Receive buffers the server held when it restarted (re-posted).
@@ -120,6 +129,19 @@ pub struct NetClient {
     /// when the connection works again).
     rx_fault: Option<Corruption>,
     tx_fault: Option<Corruption>,
+    /// A received frame that failed its check (`Corruption::DataCheck`): standing until a
+    /// frame passes, as `NetServer`'s.
+    rx_bad: Option<Corruption>,
+    /// The server restarted while `rx_bad` stood, and no frame of its new incarnation was
+    /// judged yet (as `NetServer::awaiting_frame`).
+    rx_awaiting: bool,
+    /// Whether frames left in place ([`NetClient::poll_in_place`]) are verified against
+    /// their check when they arrive (a client that copies them on itself, the VMM), or
+    /// not (the virtualiser, which forwards them with their check unchanged).
+    verify_in_place: bool,
+    /// A bit to flip in the next verified copy (tests of the verdicts only).
+    #[cfg(feature = "fault-injection")]
+    flip: Option<usize>,
     /// Set once for good: this incarnation's records are not to be trusted.
     contradiction: Option<Contradiction>,
     stats: ClientStats,
@@ -165,6 +187,11 @@ impl NetClient {
             tx_busy: 0,
             rx_fault: None,
             tx_fault: None,
+            rx_bad: None,
+            rx_awaiting: false,
+            verify_in_place: false,
+            #[cfg(feature = "fault-injection")]
+            flip: None,
             contradiction: None,
             stats: ClientStats::default(),
             frame: FrameBuf::new(),
@@ -204,6 +231,20 @@ impl NetClient {
         self.rx_fault
             .map(|c| (Dir::Rx, c))
             .or(self.tx_fault.map(|c| (Dir::Tx, c)))
+            .or(self.rx_bad.map(|c| (Dir::Rx, c)))
+    }
+
+    /// As [`crate::NetServer::awaiting_frame`], for received frames.
+    pub fn awaiting_frame(&self) -> bool {
+        self.rx_awaiting
+    }
+
+    /// Verify frames left in place against their check as they arrive (one read of the
+    /// frame): for a client that copies them on itself (the VMM into guest RAM); a frame
+    /// that fails is dropped and the server reported. Off by default: the virtualiser
+    /// forwards frames with their check and leaves the verifying to the last copier.
+    pub fn set_verify_in_place(&mut self, on: bool) {
+        self.verify_in_place = on;
     }
 
     /// This incarnation's records contradicted by its ring: fail-stop.
@@ -227,6 +268,14 @@ impl NetClient {
             Dir::Rx => self.rx_posted &= !bit,
             Dir::Tx => self.tx_busy &= !bit,
         }
+    }
+
+    /// Damages bit `bit` of the next received frame this client copies out, in its copy:
+    /// tests of the frame check's verdicts only.
+    #[cfg(feature = "fault-injection")]
+    #[doc(hidden)]
+    pub fn inject_copy_flip(&mut self, bit: usize) {
+        self.flip = Some(bit);
     }
 
     fn contradicted(&mut self, c: Contradiction) {
@@ -345,6 +394,9 @@ impl NetClient {
                 ClientEvent::Connected { .. } => act.notify = true,
                 ClientEvent::ServerRestarted { .. } => {
                     self.stats.server_restarts += 1;
+                    if self.rx_bad.take().is_some() {
+                        self.rx_awaiting = true;
+                    }
                     act.peer_restarted = true;
                     act.notify = true;
                 }
@@ -359,18 +411,37 @@ impl NetClient {
                     }
                     let Some(on_frame) = on_frame.as_mut() else {
                         // In place: lib/ring checked the descriptor inside the region.
-                        if self.rx_data.contains(d.offset as usize, len) {
-                            self.stats.rx_frames += 1;
-                            frames += 1;
-                            self.keep(d.id, d.offset, d.len);
+                        if !self.rx_data.contains(d.offset as usize, len) {
+                            continue;
                         }
+                        if self.verify_in_place {
+                            let v = check::verify_in_place(&self.rx_data, d.offset as usize, len);
+                            if !self.judged(act, d.id, v) {
+                                continue;
+                            }
+                        }
+                        self.stats.rx_frames += 1;
+                        frames += 1;
+                        self.keep(d.id, d.offset, d.len);
                         continue;
                     };
                     let frame = &mut self.frame.0[..len];
-                    if self.rx_data.copy_out(d.offset as usize, frame) {
+                    #[cfg(feature = "fault-injection")]
+                    let flip = self.flip.take();
+                    #[cfg(not(feature = "fault-injection"))]
+                    let flip: Option<usize> = None;
+                    let v = check::copy_out_flipping::<{ cfg!(feature = "fault-injection") }>(
+                        &self.rx_data,
+                        d.offset as usize,
+                        frame,
+                        flip,
+                    );
+                    if self.judged(act, d.id, v) {
                         self.stats.rx_frames += 1;
                         frames += 1;
-                        on_frame(frame);
+                        on_frame(&self.frame.0[..len]);
+                    } else if self.contradiction.is_some() {
+                        return;
                     }
                 }
                 ClientEvent::Reclaimed(d) => {
@@ -382,6 +453,31 @@ impl NetClient {
             }
         }
         act.again = true;
+    }
+
+    /// Acts on the verdict on received frame `id`; `true`: the frame is good.
+    fn judged(&mut self, act: &mut Activity, id: u32, v: Verdict) -> bool {
+        if v != Verdict::OwnCopy {
+            self.rx_awaiting = false;
+        }
+        match v {
+            Verdict::Good => {
+                self.rx_bad = None;
+                true
+            }
+            Verdict::OwnCopy => {
+                self.contradicted(Contradiction::Copy { dir: Dir::Rx, id });
+                false
+            }
+            Verdict::Source => {
+                self.stats.rx_check_failed += 1;
+                let c = Corruption::DataCheck { id };
+                if self.rx_bad.replace(c).is_none() {
+                    act.fault(Dir::Rx, c);
+                }
+                false
+            }
+        }
     }
 
     /// Takes receive buffer `id` back from the server; `false` (and the PD is corrupt) if
@@ -487,15 +583,47 @@ impl NetClient {
     /// caller notifies the server. A refusal that contradicts our records is
     /// `NotConnected` here (callers' matches stay as they are) and
     /// [`NetClient::contradiction`] from now on, which the PD turns into a fail-stop.
+    ///
+    /// This side is the frame's producer: its check is computed over `frame`, the
+    /// caller's bytes, in the copy's own loop (`crate::check`), and carried in the buffer.
     pub fn send(&mut self, frame: &[u8]) -> Result<(), SendError> {
-        self.send_with(frame.len(), |region, offset| region.copy_in(offset, frame))
+        self.send_forward(frame.len(), |region, offset| {
+            check::copy_in(region, offset, frame)
+        })
+    }
+
+    /// [`NetClient::send`] of a frame this side forwards with the check its producer
+    /// computed (the virtualiser's group frames), unchanged.
+    pub fn send_checked(&mut self, frame: &[u8], c: Check) -> Result<(), SendError> {
+        self.send_forward(frame.len(), |region, offset| {
+            region.copy_in(offset, frame) && check::write(region, offset, c)
+        })
     }
 
     /// [`NetClient::send`] of a frame of `len` bytes that `fill` copies straight into the
     /// transmit buffer (the region and the offset of its `len` bytes) from wherever it is
     /// (a VMM: guest RAM): no staging copy. `fill` returning `false` (the source changed
     /// or vanished) submits nothing, and the send is `Err(Refused)`.
+    ///
+    /// The check is computed over the buffer after `fill` (a second read of the frame):
+    /// it covers every hop after this one, not `fill`'s own copy (the VMM's from guest
+    /// RAM, whose chain of guest buffers lib/net does not see).
     pub fn send_with(
+        &mut self,
+        len: usize,
+        fill: impl FnOnce(&DataRegion, usize) -> bool,
+    ) -> Result<(), SendError> {
+        self.send_forward(len, |region, offset| {
+            fill(region, offset)
+                && check::region_check(region, offset, len)
+                    .is_some_and(|c| check::write(region, offset, c))
+        })
+    }
+
+    /// [`NetClient::send_with`] whose `fill` writes the frame's check too (at
+    /// `crate::check::CHECK_AT` of the buffer): the virtualiser, copying a client's frame
+    /// and its check straight into the driver's link.
+    pub fn send_forward(
         &mut self,
         len: usize,
         fill: impl FnOnce(&DataRegion, usize) -> bool,

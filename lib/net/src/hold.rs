@@ -2,12 +2,16 @@
 //! `N` frames, owned by the server end (a static in a PD: the buffers are too large for a
 //! PD's stack).
 
+use crate::check::{Check, check};
 use crate::link::{FrameBuf, MAX_FRAME, MIN_FRAME};
 
-/// Up to `N` frames of `MIN_FRAME..=MAX_FRAME` bytes, oldest first.
+/// Up to `N` frames of `MIN_FRAME..=MAX_FRAME` bytes, oldest first, each with the check
+/// it travels with (`crate::check`): a held frame is delivered with the check its producer
+/// computed, not one made up from the held copy.
 pub struct FrameQueue<const N: usize> {
     frames: [FrameBuf; N],
     len: [u16; N],
+    checks: [Check; N],
     head: usize,
     count: usize,
     /// Frames refused because the queue was full (or of an impossible length).
@@ -25,6 +29,10 @@ impl<const N: usize> FrameQueue<N> {
         Self {
             frames: [FrameBuf::new(); N],
             len: [0; N],
+            checks: [Check {
+                sum: 0,
+                weighted: 0,
+            }; N],
             head: 0,
             count: 0,
             dropped: 0,
@@ -49,9 +57,14 @@ impl<const N: usize> FrameQueue<N> {
         self.count = 0;
     }
 
-    /// Appends a frame filled by `fill` (`len` bytes; `fill` says whether it succeeded).
-    /// `false`: full or an impossible length, counted in `dropped`.
-    pub fn push_back_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> bool) -> bool {
+    /// Appends a frame filled by `fill` (`len` bytes; `fill` says whether it succeeded),
+    /// carrying `check`. `false`: full or an impossible length, counted in `dropped`.
+    pub fn push_back_with(
+        &mut self,
+        len: usize,
+        check: Check,
+        fill: impl FnOnce(&mut [u8]) -> bool,
+    ) -> bool {
         if self.count == N || !(MIN_FRAME..=MAX_FRAME).contains(&len) {
             self.dropped += 1;
             return false;
@@ -62,12 +75,14 @@ impl<const N: usize> FrameQueue<N> {
             return false;
         }
         self.len[at] = len as u16;
+        self.checks[at] = check;
         self.count += 1;
         true
     }
 
+    /// Appends `frame` (this PD its producer: the check is computed over `frame`).
     pub fn push_back(&mut self, frame: &[u8]) -> bool {
-        self.push_back_with(frame.len(), |b| {
+        self.push_back_with(frame.len(), check(frame), |b| {
             b.copy_from_slice(frame);
             true
         })
@@ -75,7 +90,12 @@ impl<const N: usize> FrameQueue<N> {
 
     /// Puts a frame before all others (one older than everything queued). `false`: full or
     /// an impossible length, counted in `dropped`.
-    pub fn push_front_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> bool) -> bool {
+    pub fn push_front_with(
+        &mut self,
+        len: usize,
+        check: Check,
+        fill: impl FnOnce(&mut [u8]) -> bool,
+    ) -> bool {
         if self.count == N || !(MIN_FRAME..=MAX_FRAME).contains(&len) {
             self.dropped += 1;
             return false;
@@ -86,14 +106,20 @@ impl<const N: usize> FrameQueue<N> {
             return false;
         }
         self.len[at] = len as u16;
+        self.checks[at] = check;
         self.head = at;
         self.count += 1;
         true
     }
 
-    /// The oldest frame.
-    pub fn front(&self) -> Option<&[u8]> {
-        (self.count > 0).then(|| &self.frames[self.head].0[..usize::from(self.len[self.head])])
+    /// The oldest frame and its check.
+    pub fn front(&self) -> Option<(&[u8], Check)> {
+        (self.count > 0).then(|| {
+            (
+                &self.frames[self.head].0[..usize::from(self.len[self.head])],
+                self.checks[self.head],
+            )
+        })
     }
 
     pub fn pop_front(&mut self) {
@@ -119,16 +145,17 @@ mod tests {
         let mut q = FrameQueue::<3>::new();
         assert!(q.push_back(&f(1, 20)[..20]));
         assert!(q.push_back(&f(2, 30)[..30]));
-        assert!(q.push_front_with(40, |b| {
+        assert!(q.push_front_with(40, check(&f(0, 40)[..40]), |b| {
             b.copy_from_slice(&f(0, 40)[..40]);
             true
         }));
         assert!(q.is_full());
         assert!(!q.push_back(&f(9, 20)[..20]));
-        assert!(!q.push_front_with(20, |_| true));
+        assert!(!q.push_front_with(20, Check::default(), |_| true));
         assert_eq!(q.dropped, 2);
         for (tag, n) in [(0u8, 40usize), (1, 20), (2, 30)] {
-            let got = q.front().unwrap();
+            let (got, c) = q.front().unwrap();
+            assert_eq!(c, check(got));
             assert_eq!(got.len(), n);
             assert_eq!(got[1], tag);
             q.pop_front();
@@ -140,8 +167,8 @@ mod tests {
     fn refuses_impossible_lengths_and_failed_fills() {
         let mut q = FrameQueue::<2>::new();
         assert!(!q.push_back(&[0; 13]));
-        assert!(!q.push_back_with(MAX_FRAME + 1, |_| true));
-        assert!(!q.push_back_with(60, |_| false));
+        assert!(!q.push_back_with(MAX_FRAME + 1, Check::default(), |_| true));
+        assert!(!q.push_back_with(60, Check::default(), |_| false));
         assert!(q.is_empty());
         assert_eq!(q.dropped, 3);
         let mut z = FrameQueue::<0>::new();

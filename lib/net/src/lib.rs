@@ -23,11 +23,15 @@
 //! * [`Contradiction`]: a PD's own records contradicted by its ring, proof of its own
 //!   corruption (it fail-stops); [`Accuser`]: when to report a corrupt link's peer, again
 //!   if the link stays corrupt after the peer's restart (evidence against the reporter).
+//! * [`check`]: the frame check, computed by a frame's producer, carried in the link
+//!   buffer's trailer, verified by the last PD to copy the frame, which tells its own
+//!   faulty copy (fail-stop) from a damaged source (the peer reported).
 //! * [`FrameQueue`]: frames a server holds for a client that has no buffer posted yet (a
 //!   restarted peer re-attaching), and those a dead client never read, kept for the next.
 #![no_std]
 
 mod accuse;
+pub mod check;
 mod client;
 pub mod device;
 mod echo;
@@ -40,6 +44,7 @@ mod server;
 
 pub use accuse::{Accusation, Accuser};
 pub use axolotl_ring::DataRegion;
+pub use check::{Check, Verdict};
 pub use client::{Activity, ClientStats, Contradiction, Dir, NetClient, SendError};
 pub use echo::{Echo, EchoStats};
 pub use hold::FrameQueue;

@@ -6,6 +6,7 @@
 use axolotl_ring::DataRegion;
 
 use crate::NetClient;
+use crate::check;
 use crate::eth::{Mac, is_group};
 use crate::link::MIN_FRAME;
 
@@ -130,8 +131,11 @@ impl<const N: usize> Router<N> {
         if !peek.wire || peek.clients != 0 {
             return Direct::Elsewhere;
         }
-        let sent = driver.send_with(len, |dst, at| {
+        // The frame's check goes along unchanged, read once: the driver verifies it.
+        let c = check::read(src, offset).unwrap_or_default();
+        let sent = driver.send_forward(len, |dst, at| {
             src.copy_to(offset, dst, at, len)
+                && check::write(dst, at, c)
                 && dst.copy_out(at, &mut header)
                 && self.tx_targets(from, &header) == peek
         });

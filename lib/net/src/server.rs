@@ -4,6 +4,7 @@
 
 use axolotl_ring::{Corruption, Descriptor, Error, Generations, LayoutError, Server, ServerEvent};
 
+use crate::check::{self, BUF_NEEDED, Check, Verdict};
 use crate::client::{Activity, Contradiction, Dir};
 use crate::hold::FrameQueue;
 use crate::link::{CAPACITY, IDS, LinkRegions, MAX_FRAME, MIN_FRAME};
@@ -19,7 +20,8 @@ pub struct ServerStats {
     /// Frames to [`NetServer::deliver`] while the client had no buffer posted: dropped
     /// (`deliver_holding` holds them instead).
     pub rx_no_buffer: u64,
-    /// Receive buffers posted shorter than `MAX_FRAME`: handed back empty.
+    /// Receive buffers posted shorter than a frame's room and its check
+    /// (`check::BUF_NEEDED`): handed back empty.
     pub rx_short_buffers: u64,
     /// Frames taken from the client.
     pub tx_taken: u64,
@@ -33,6 +35,9 @@ pub struct ServerStats {
     /// Such frames that could not be kept (no hold queue, or it was full: then also in
     /// the queue's `dropped`).
     pub rx_unread_lost: u64,
+    /// Frames taken whose copy did not match the check the client carried, and whose
+    /// source did not either: dropped, the client reported (`crate::check`).
+    pub tx_check_failed: u64,
 }
 
 /// The server end of a link.
@@ -50,6 +55,16 @@ pub struct NetServer {
     /// The standing fault of each connection, as in [`crate::NetClient`].
     rx_fault: Option<Corruption>,
     tx_fault: Option<Corruption>,
+    /// A frame the client sent that failed its check (`Corruption::DataCheck`): a standing
+    /// fault until a frame passes, so that a client still sending damaged frames after its
+    /// restart is accused again, which the monitor holds against this PD (`Accuser`).
+    tx_bad: Option<Corruption>,
+    /// The client restarted while `tx_bad` stood: no verdict on its new incarnation's
+    /// frames yet (`NetServer::awaiting_frame`).
+    tx_awaiting: bool,
+    /// A bit to flip in the next verified copy (tests of the verdicts only).
+    #[cfg(feature = "fault-injection")]
+    flip: Option<usize>,
     /// Set once for good: lib/ring refused a response our records allowed.
     contradiction: Option<Contradiction>,
     stats: ServerStats,
@@ -87,6 +102,10 @@ impl NetServer {
             tx_pending: None,
             rx_fault: None,
             tx_fault: None,
+            tx_bad: None,
+            tx_awaiting: false,
+            #[cfg(feature = "fault-injection")]
+            flip: None,
             contradiction: None,
             stats: ServerStats::default(),
         })
@@ -116,6 +135,14 @@ impl NetServer {
         self.rx_fault
             .map(|c| (Dir::Rx, c))
             .or(self.tx_fault.map(|c| (Dir::Tx, c)))
+            .or(self.tx_bad.map(|c| (Dir::Tx, c)))
+    }
+
+    /// The client restarted after sending frames that failed their check, and its new
+    /// incarnation has not had a frame judged yet: for [`crate::Accuser::check_link`],
+    /// which then neither accuses nor forgets.
+    pub fn awaiting_frame(&self) -> bool {
+        self.tx_awaiting
     }
 
     /// This incarnation's records contradicted by its ring (a response to a request it
@@ -135,6 +162,15 @@ impl NetServer {
             id,
             tag: 0,
         });
+    }
+
+    /// Damages bit `bit` of the next frame this server copies out with verification, in
+    /// its copy (as a flipped register in the copy's loop would): tests of the frame
+    /// check's verdicts only.
+    #[cfg(feature = "fault-injection")]
+    #[doc(hidden)]
+    pub fn inject_copy_flip(&mut self, bit: usize) {
+        self.flip = Some(bit);
     }
 
     /// Answers request `id` on `dir`'s connection; `Some(notify)` when sent. A refusal our
@@ -192,7 +228,9 @@ impl NetServer {
         }
         let data = &self.rx_data;
         for d in unread[..n].iter().rev() {
-            if hold.push_front_with(d.len as usize, |b| data.copy_out(d.offset as usize, b)) {
+            // With the check this PD wrote with it (the client never verified it).
+            let c = check::read(data, d.offset as usize).unwrap_or_default();
+            if hold.push_front_with(d.len as usize, c, |b| data.copy_out(d.offset as usize, b)) {
                 self.stats.rx_unread_kept += 1;
             } else {
                 self.stats.rx_unread_lost += 1;
@@ -203,8 +241,8 @@ impl NetServer {
     /// Moves held frames into the client's posted buffers while both last.
     fn flush<const N: usize>(&mut self, hold: &mut FrameQueue<N>, act: &mut Activity) {
         while self.rx_ready() {
-            let Some(f) = hold.front() else { return };
-            let Some(notify) = self.deliver_now(f) else {
+            let Some((f, c)) = hold.front() else { return };
+            let Some(notify) = self.deliver_now_checked(f, c) else {
                 return;
             };
             act.notify |= notify;
@@ -243,8 +281,8 @@ impl NetServer {
                 }
                 ServerEvent::Abandoned { request, .. } => self.forget(request.id),
                 ServerEvent::Request(d) => {
-                    if (d.len as usize) < MAX_FRAME {
-                        // Too short for a frame: back at once, empty.
+                    if (d.len as usize) < BUF_NEEDED {
+                        // Too short for a frame and its check: back at once, empty.
                         self.stats.rx_short_buffers += 1;
                         if self.respond(Dir::Rx, d.id, 0).is_some() {
                             act.notify = true;
@@ -302,6 +340,11 @@ impl NetServer {
                 ServerEvent::Connected { .. } => act.notify = true,
                 ServerEvent::ClientRestarted { .. } => {
                     self.tx_pending = None;
+                    // Damaged frames were the old incarnation's; whether the new one's
+                    // are is for its first frame to say.
+                    if self.tx_bad.take().is_some() {
+                        self.tx_awaiting = true;
+                    }
                     act.peer_restarted = true;
                     act.notify = true;
                 }
@@ -331,12 +374,68 @@ impl NetServer {
     /// frame's length, or `None` if nothing is queued. Call only when there is room for the
     /// frame downstream: once taken, it is this side's to deliver or drop. The caller
     /// notifies the client if `notify` was set.
+    ///
+    /// The copy is verified against the check the client carried (as
+    /// [`NetServer::take_tx_verified`]): `None` for a frame that failed it.
     pub fn take_tx(&mut self, out: &mut [u8; MAX_FRAME], notify: &mut bool) -> Option<usize> {
-        let mut ok = false;
-        let n = self.take_tx_with(notify, |src, offset, len| {
-            ok = src.copy_out(offset, &mut out[..len]);
+        let mut good = None;
+        self.take_tx_verified(notify, |len, fill| {
+            good = fill(&mut out[..len]).then_some(len);
         })?;
-        ok.then_some(n)
+        good
+    }
+
+    /// [`NetServer::take_tx_with`] for the PD that copies the frame last (the driver, into
+    /// its DMA buffer): `send` is given the frame's length and `fill`, which copies the
+    /// frame into the buffer it is handed and verifies the copy, read back in the copy's
+    /// own loop, against the check the client carried (`crate::check::copy_out`).
+    /// `fill` returns `true` only for a good copy: only then may the frame go on. A copy
+    /// that does not match while the client's buffer still does is this PD's own fault
+    /// ([`Contradiction::Copy`], sticky: fail-stop, nothing more is taken); a client
+    /// buffer that does not match either is the client's (or a hop before it): the frame
+    /// is dropped, counted (`tx_check_failed`), and [`NetServer::fault`] holds
+    /// `Corruption::DataCheck` until a frame passes. `None`: nothing taken; `Some(len)`:
+    /// a frame was taken, whether `send` sent it or not.
+    pub fn take_tx_verified(
+        &mut self,
+        notify: &mut bool,
+        send: impl FnOnce(usize, &mut dyn FnMut(&mut [u8]) -> bool),
+    ) -> Option<usize> {
+        let mut verdict = None;
+        #[cfg(feature = "fault-injection")]
+        let flip = self.flip.take();
+        #[cfg(not(feature = "fault-injection"))]
+        let flip: Option<usize> = None;
+        let (len, id) = self.take_tx_inner(notify, |src, offset, len| {
+            send(len, &mut |b: &mut [u8]| {
+                let v = if b.len() == len {
+                    check::copy_out_flipping::<{ cfg!(feature = "fault-injection") }>(
+                        src, offset, b, flip,
+                    )
+                } else {
+                    // Not a buffer for this frame: nothing copied, nobody's fault yet.
+                    return false;
+                };
+                verdict = Some(v);
+                v == Verdict::Good
+            });
+        })?;
+        if verdict.is_some_and(|v| v != Verdict::OwnCopy) {
+            self.tx_awaiting = false;
+        }
+        match verdict {
+            Some(Verdict::Good) => self.tx_bad = None,
+            Some(Verdict::OwnCopy) => {
+                self.contradiction
+                    .get_or_insert(Contradiction::Copy { dir: Dir::Tx, id });
+            }
+            Some(Verdict::Source) => {
+                self.stats.tx_check_failed += 1;
+                self.tx_bad = Some(Corruption::DataCheck { id });
+            }
+            None => {}
+        }
+        Some(len)
     }
 
     /// [`NetServer::take_tx`] that hands `f` the frame where it lies (the client's
@@ -345,11 +444,23 @@ impl NetServer {
     /// virtualiser: straight into the driver's link) and must decide on its own copy,
     /// never on bytes it reads twice from the client's buffer, which the client can
     /// change at any moment.
+    ///
+    /// The check the client carried is at `crate::check::CHECK_AT` of the same buffer: a
+    /// PD that forwards the frame (the virtualiser) copies it along unchanged.
     pub fn take_tx_with(
         &mut self,
         notify: &mut bool,
         f: impl FnOnce(&DataRegion, usize, usize),
     ) -> Option<usize> {
+        self.take_tx_inner(notify, f).map(|(len, _)| len)
+    }
+
+    /// [`NetServer::take_tx_with`], with the request's id.
+    fn take_tx_inner(
+        &mut self,
+        notify: &mut bool,
+        f: impl FnOnce(&DataRegion, usize, usize),
+    ) -> Option<(usize, u32)> {
         if self.contradiction.is_some() {
             return None;
         }
@@ -377,7 +488,7 @@ impl NetServer {
             return None;
         }
         self.stats.tx_taken += 1;
-        Some(len)
+        Some((len, d.id))
     }
 
     /// Whether a client receive buffer is posted.
@@ -385,8 +496,10 @@ impl NetServer {
         self.free_len > 0 && self.rx.is_connected()
     }
 
-    /// Copies `frame` into the client's oldest posted buffer and completes it. `false`: no
-    /// buffer (or not connected), the frame is dropped and counted. `true`: notify the client.
+    /// Copies `frame` into the client's oldest posted buffer, with its check computed in
+    /// the copy's loop (this PD is the frame's producer: the driver, from its DMA buffer),
+    /// and completes it. `false`: no buffer (or not connected), the frame is dropped and
+    /// counted. `true`: notify the client.
     pub fn deliver(&mut self, frame: &[u8]) -> bool {
         match self.deliver_now(frame) {
             Some(notify) => notify,
@@ -417,10 +530,33 @@ impl NetServer {
         act.notify
     }
 
+    /// [`NetServer::deliver_holding`] of a frame this PD forwards (the virtualiser, from
+    /// one client to another) with the check its producer computed, unchanged.
+    pub fn deliver_holding_checked<const N: usize>(
+        &mut self,
+        frame: &[u8],
+        check: Check,
+        hold: &mut FrameQueue<N>,
+    ) -> bool {
+        let mut act = Activity::default();
+        self.flush(hold, &mut act);
+        if hold.is_empty()
+            && let Some(notify) = self.deliver_now_checked(frame, check)
+        {
+            return act.notify | notify;
+        }
+        hold.push_back_with(frame.len(), check, |b| {
+            b.copy_from_slice(frame);
+            true
+        });
+        act.notify
+    }
+
     /// [`NetServer::deliver_holding`] of the frame at `offset`, `len` bytes, in `src`
     /// (another link's buffer: the virtualiser's frames from the driver), copied from
     /// there straight into the client's buffer or, if it must wait, into `hold`: one copy
-    /// either way, no staging buffer. `len` must be a frame's (checked again here).
+    /// either way, no staging buffer. `len` must be a frame's (checked again here). The
+    /// check the frame carries in `src` goes along unchanged (read once, here).
     pub fn deliver_holding_from<const N: usize>(
         &mut self,
         src: &DataRegion,
@@ -430,13 +566,17 @@ impl NetServer {
     ) -> bool {
         let mut act = Activity::default();
         self.flush(hold, &mut act);
+        // An unreadable check (a buffer no honest peer names) travels as a wrong one: the
+        // client that verifies the frame drops it.
+        let c = check::read(src, offset).unwrap_or_default();
         if hold.is_empty()
-            && let Some(notify) =
-                self.deliver_now_with(len, |dst, at| src.copy_to(offset, dst, at, len))
+            && let Some(notify) = self.deliver_now_with(len, |dst, at| {
+                src.copy_to(offset, dst, at, len) && check::write(dst, at, c)
+            })
         {
             return act.notify | notify;
         }
-        hold.push_back_with(len, |b| src.copy_out(offset, b));
+        hold.push_back_with(len, c, |b| src.copy_out(offset, b));
         act.notify
     }
 
@@ -450,7 +590,14 @@ impl NetServer {
     /// Into the oldest posted buffer, completed: `Some(notify)`; `None`: no buffer, or the
     /// frame's length is impossible (nothing consumed).
     fn deliver_now(&mut self, frame: &[u8]) -> Option<bool> {
-        self.deliver_now_with(frame.len(), |dst, at| dst.copy_in(at, frame))
+        self.deliver_now_with(frame.len(), |dst, at| check::copy_in(dst, at, frame))
+    }
+
+    /// [`NetServer::deliver_now`] of a frame forwarded with its producer's `check`.
+    fn deliver_now_checked(&mut self, frame: &[u8], c: Check) -> Option<bool> {
+        self.deliver_now_with(frame.len(), |dst, at| {
+            dst.copy_in(at, frame) && check::write(dst, at, c)
+        })
     }
 
     /// [`NetServer::deliver_now`] of a frame of `len` bytes that `fill` copies into the

@@ -4,7 +4,7 @@
 
 mod common;
 
-use axolotl_net::{Dir, IDS, MAX_FRAME, SendError};
+use axolotl_net::{BUF_SIZE, Dir, IDS, MAX_FRAME, SendError};
 use axolotl_ring::Corruption;
 use common::{Link, frame, settle};
 use proptest::prelude::*;
@@ -148,6 +148,8 @@ fn oversized_and_undersized_transmit_frames_are_never_forwarded() {
         }
     }
     assert!(connected);
+    // (The good one carries its check, in the transmit half of the data region.)
+    l.seal(IDS * BUF_SIZE + 4096, 60);
     for (id, offset, len) in [(0, 0, 2000), (1, 2048, 10), (2, 4096, 60)] {
         let _ = raw.submit(id, offset, len).unwrap();
     }
@@ -186,6 +188,10 @@ fn forge_completion(l: &Link, index: u32, id: u32, len: u32) {
     // Sealed with its position, as lib/ring's producer writes it.
     for (i, w) in axolotl_ring::slot_words(d, index).into_iter().enumerate() {
         l.rings.write_u32(slot + 4 * i, w);
+    }
+    // With the check of what the buffer holds: the frame is intact, only the ring lies.
+    if len as usize <= MAX_FRAME {
+        l.seal(offset as usize, len as usize);
     }
     l.rings.write_u32(q, index + 1);
 }

@@ -303,6 +303,186 @@ impl DataRegion {
         true
     }
 
+    /// [`DataRegion::copy_in_raw`] that also hands `word` every 8-byte word of the
+    /// source, in order, as it is copied: word `k` is the little-endian value of bytes
+    /// `8k..8k + 8` of the copied range, the last one zero-padded. For a check word
+    /// computed in the copy's own loop (lib/net's frame check): one pass, not two. Where
+    /// the region's range is not 8-aligned the copy is the plain one and the words are
+    /// read from the source after it.
+    ///
+    /// # Safety
+    /// As [`DataRegion::copy_in_raw`].
+    pub unsafe fn copy_in_raw_words(
+        &self,
+        offset: usize,
+        src: *const u8,
+        len: usize,
+        mut word: impl FnMut(u64),
+    ) -> bool {
+        if !self.contains(offset, len) {
+            return false;
+        }
+        let words = len / 8;
+        if self.head(offset, len) != 0 {
+            // SAFETY: forwarded.
+            unsafe { self.copy_in_raw(offset, src, len) };
+            for k in 0..words {
+                // SAFETY: 8 of the caller's `len` bytes.
+                word(u64::from_le(unsafe {
+                    src.add(8 * k).cast::<u64>().read_unaligned()
+                }));
+            }
+        } else {
+            // SAFETY: `offset` is 8-aligned and `words` words from it lie inside the
+            // region (checked above).
+            let base = unsafe { self.ptr.as_ptr().add(offset) }.cast::<u64>();
+            let store = |k: usize, v: u64| {
+                // SAFETY: k < words, inside the region; every access is atomic.
+                unsafe { AtomicU64::from_ptr(base.add(k)) }.store(v, Ordering::Relaxed)
+            };
+            if src.cast::<u64>().is_aligned() {
+                let s = src.cast::<u64>();
+                for k in 0..words {
+                    // SAFETY: `words` aligned words of the caller's.
+                    let v = unsafe { s.add(k).read() };
+                    store(k, v);
+                    word(u64::from_le(v));
+                }
+            } else if src.cast::<u32>().is_aligned() {
+                let s = src.cast::<u32>();
+                for k in 0..words {
+                    // SAFETY: `2 * words` aligned u32s of the caller's.
+                    let (lo, hi) = unsafe { (s.add(2 * k).read(), s.add(2 * k + 1).read()) };
+                    let v = if cfg!(target_endian = "little") {
+                        u64::from(lo) | u64::from(hi) << 32
+                    } else {
+                        u64::from(lo) << 32 | u64::from(hi)
+                    };
+                    store(k, v);
+                    word(u64::from_le(v));
+                }
+            } else {
+                for k in 0..words {
+                    // SAFETY: 8 of the caller's bytes (unaligned read).
+                    let v = unsafe { src.add(8 * k).cast::<u64>().read_unaligned() };
+                    store(k, v);
+                    word(u64::from_le(v));
+                }
+            }
+            for i in words * 8..len {
+                // SAFETY: i < len bytes from `src`, the caller's.
+                let b = unsafe { src.add(i).read() };
+                self.byte(offset + i).store(b, Ordering::Relaxed);
+            }
+        }
+        if !len.is_multiple_of(8) {
+            let mut last = [0u8; 8];
+            for (j, b) in last.iter_mut().enumerate().take(len % 8) {
+                // SAFETY: inside the caller's `len` bytes.
+                *b = unsafe { src.add(words * 8 + j).read() };
+            }
+            word(u64::from_le_bytes(last));
+        }
+        true
+    }
+
+    /// [`DataRegion::copy_out_raw`] that hands `word` every 8-byte word *of the
+    /// destination, read back after its store* (numbered as in
+    /// [`DataRegion::copy_in_raw_words`]): what a check over the copy must see, since a
+    /// store that went wrong (skipped, or of a damaged register) leaves the source intact.
+    /// The read-back is volatile, so the compiler cannot answer it from the register just
+    /// stored.
+    ///
+    /// # Safety
+    /// As [`DataRegion::copy_out_raw`].
+    pub unsafe fn copy_out_raw_words(
+        &self,
+        offset: usize,
+        dst: *mut u8,
+        len: usize,
+        mut word: impl FnMut(u64),
+    ) -> bool {
+        if !self.contains(offset, len) {
+            return false;
+        }
+        let words = len / 8;
+        if self.head(offset, len) != 0 || !dst.cast::<u64>().is_aligned() {
+            // SAFETY: forwarded.
+            unsafe { self.copy_out_raw(offset, dst, len) };
+            for k in 0..words {
+                let mut b = [0u8; 8];
+                for (j, x) in b.iter_mut().enumerate() {
+                    // SAFETY: inside the caller's `len` bytes.
+                    *x = unsafe { dst.add(8 * k + j).read_volatile() };
+                }
+                word(u64::from_le_bytes(b));
+            }
+        } else {
+            // SAFETY: as in `copy_in_raw_words`.
+            let base = unsafe { self.ptr.as_ptr().add(offset) }.cast::<u64>();
+            let d = dst.cast::<u64>();
+            for k in 0..words {
+                // SAFETY: k < words: inside the region (atomic) and the caller's aligned
+                // destination.
+                unsafe {
+                    let v = AtomicU64::from_ptr(base.add(k)).load(Ordering::Relaxed);
+                    d.add(k).write(v);
+                    word(u64::from_le(d.add(k).read_volatile()));
+                }
+            }
+            for i in words * 8..len {
+                let b = self.byte(offset + i).load(Ordering::Relaxed);
+                // SAFETY: i < len bytes from `dst`, the caller's.
+                unsafe { dst.add(i).write(b) };
+            }
+        }
+        if !len.is_multiple_of(8) {
+            let mut last = [0u8; 8];
+            for (j, b) in last.iter_mut().enumerate().take(len % 8) {
+                // SAFETY: inside the caller's `len` bytes.
+                *b = unsafe { dst.add(words * 8 + j).read_volatile() };
+            }
+            word(u64::from_le_bytes(last));
+        }
+        true
+    }
+
+    /// Hands `word` the 8-byte words of `offset..offset + len` (numbered as in
+    /// [`DataRegion::copy_in_raw_words`]) without copying them anywhere; `false` (no word
+    /// handed) if the range is not inside the region.
+    pub fn words(&self, offset: usize, len: usize, mut word: impl FnMut(u64)) -> bool {
+        if !self.contains(offset, len) {
+            return false;
+        }
+        let words = len / 8;
+        if self.head(offset, len) == 0 {
+            // SAFETY: as in `copy_in_raw_words`.
+            let base = unsafe { self.ptr.as_ptr().add(offset) }.cast::<u64>();
+            for k in 0..words {
+                // SAFETY: k < words, inside the region; atomic.
+                word(u64::from_le(
+                    unsafe { AtomicU64::from_ptr(base.add(k)) }.load(Ordering::Relaxed),
+                ));
+            }
+        } else {
+            for k in 0..words {
+                let mut b = [0u8; 8];
+                for (j, x) in b.iter_mut().enumerate() {
+                    *x = self.byte(offset + 8 * k + j).load(Ordering::Relaxed);
+                }
+                word(u64::from_le_bytes(b));
+            }
+        }
+        if !len.is_multiple_of(8) {
+            let mut last = [0u8; 8];
+            for (j, b) in last.iter_mut().enumerate().take(len % 8) {
+                *b = self.byte(offset + words * 8 + j).load(Ordering::Relaxed);
+            }
+            word(u64::from_le_bytes(last));
+        }
+        true
+    }
+
     /// Bytes from `offset` to the first 8-aligned address, at most `len`.
     fn head(&self, offset: usize, len: usize) -> usize {
         let addr = self.ptr.as_ptr() as usize + offset;
@@ -409,6 +589,50 @@ mod tests {
         assert!(!ra.copy_to(0, &rb, 1, 32));
         assert!(!ra.copy_to(1, &rb, 0, 32));
         assert!(!ra.copy_to(usize::MAX, &rb, 0, 2));
+    }
+
+    proptest! {
+        /// The word-handing copies copy exactly as the plain ones and hand the range's
+        /// words, little-endian, the last zero-padded, whatever either side's alignment.
+        #[test]
+        fn word_copies_hand_the_ranges_words(
+            offset in 0usize..40,
+            start in 0usize..8,
+            data in proptest::collection::vec(any::<u8>(), 0..60),
+        ) {
+            let want: vec::Vec<u64> = data
+                .chunks(8)
+                .map(|c| {
+                    let mut b = [0u8; 8];
+                    b[..c.len()].copy_from_slice(c);
+                    u64::from_le_bytes(b)
+                })
+                .collect();
+            let mut words = [0u64; 16];
+            let r = region(&mut words);
+            let mut src = [0u64; 9];
+            // SAFETY: the array's bytes.
+            let s: &mut [u8] = unsafe { core::slice::from_raw_parts_mut(src.as_mut_ptr().cast(), 72) };
+            s[start..start + data.len()].copy_from_slice(&data);
+            let mut got = vec::Vec::new();
+            // SAFETY: `data.len()` bytes of `s`, outside the region.
+            let ok = unsafe { r.copy_in_raw_words(offset, s.as_ptr().add(start), data.len(), |w| got.push(w)) };
+            prop_assert!(ok);
+            prop_assert_eq!(&got, &want);
+            got.clear();
+            prop_assert!(r.words(offset, data.len(), |w| got.push(w)));
+            prop_assert_eq!(&got, &want);
+            got.clear();
+            let mut out = [0u64; 9];
+            // SAFETY: as above.
+            let o: &mut [u8] = unsafe { core::slice::from_raw_parts_mut(out.as_mut_ptr().cast(), 72) };
+            // SAFETY: `data.len()` bytes of `o`.
+            let ok = unsafe { r.copy_out_raw_words(offset, o.as_mut_ptr().add(start), data.len(), |w| got.push(w)) };
+            prop_assert!(ok);
+            prop_assert_eq!(&got, &want);
+            prop_assert_eq!(&o[start..start + data.len()], &data[..]);
+            prop_assert!(!r.words(120, 9, |_| ()));
+        }
     }
 
     #[test]

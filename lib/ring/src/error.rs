@@ -64,6 +64,10 @@ pub enum Corruption {
     /// the low 16 bits of the position it was), or its slot was never written in this
     /// session: the producer's index was moved onto slots it did not fill in this lap.
     StalePosition { position: u32, written_for: u32 },
+    /// The data descriptor `id` names does not match the check its producer computed over
+    /// it and carried with it (lib/net's frame check): the peer, or a hop before it,
+    /// delivered damaged data.
+    DataCheck { id: u32 },
     /// A descriptor tagged with a generation other than the current session's.
     StaleGeneration { id: u32, tag: u32, expected: u32 },
     /// The peer's generation counter went backwards (or to zero).

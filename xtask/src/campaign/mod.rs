@@ -35,8 +35,13 @@ pub struct Args {
     #[arg(long, default_value = "serial_driver")]
     pub target: String,
     /// How many injections the campaign has in all (a resumed one runs the missing ones).
-    #[arg(long, required_unless_present = "report")]
+    #[arg(long, required_unless_present_any = ["report", "ids"])]
     pub faults: Option<u64>,
+    /// Only these injection ids, comma-separated (each planned from the seed as in a full
+    /// campaign): to replay chosen rows of an earlier campaign's CSV. With `--faults`,
+    /// only those of them below it.
+    #[arg(long, value_delimiter = ',')]
+    pub ids: Vec<u64>,
     /// Only write the report and plots of the campaign in this directory, from its CSV as
     /// it stands (no QEMU, no re-classification).
     #[arg(long, conflicts_with_all = ["resume", "faults"])]
@@ -208,7 +213,7 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
             r.why = v.summary();
         }
     }
-    let ledger = Ledger::open(&dir, records, a.faults.unwrap_or(0))?;
+    let ledger = Ledger::open(&dir, records, todo_ids(a.faults, &a.ids))?;
     eprintln!(
         "campaign: {} done before, {} to do, {} at once",
         ledger.done_before,
@@ -329,6 +334,20 @@ fn read_records(dir: &Path) -> Result<Vec<Record>, String> {
     report::read_csv(&std::fs::read_to_string(dir.join("injections.csv")).unwrap_or_default())
 }
 
+/// The injection ids a campaign wants, in order: `ids` if any were given (deduplicated,
+/// those below `faults` if that is given too), else `0..faults`.
+fn todo_ids(faults: Option<u64>, ids: &[u64]) -> Vec<u64> {
+    if ids.is_empty() {
+        return (0..faults.unwrap_or(0)).collect();
+    }
+    let set: BTreeSet<u64> = ids
+        .iter()
+        .copied()
+        .filter(|&i| faults.is_none_or(|f| i < f))
+        .collect();
+    set.into_iter().collect()
+}
+
 /// A campaign's rows as they come: each finished injection is appended to the CSV at once
 /// (an interrupted campaign keeps it), the ids still to do are handed out to the jobs, the
 /// progress bar (on stderr, drawn only when it is a terminal: a log gets the closing line
@@ -346,8 +365,8 @@ struct Ledger {
 
 impl Ledger {
     /// Rewrites the CSV whole from `records` (a torn last line from a killed campaign goes);
-    /// what is left of ids `0..faults` is to do.
-    fn open(dir: &Path, records: Vec<Record>, faults: u64) -> Result<Ledger, String> {
+    /// what is left of `wanted` (`todo_ids`) is to do.
+    fn open(dir: &Path, records: Vec<Record>, wanted: Vec<u64>) -> Result<Ledger, String> {
         let path = dir.join("injections.csv");
         let mut text = format!("{HEADER}\n");
         for r in &records {
@@ -356,7 +375,7 @@ impl Ledger {
         }
         std::fs::write(&path, text).map_err(|e| e.to_string())?;
         let done: BTreeSet<u64> = records.iter().map(|r| r.plan.id).collect();
-        let todo: Vec<u64> = (0..faults).filter(|i| !done.contains(i)).collect();
+        let todo: Vec<u64> = wanted.into_iter().filter(|i| !done.contains(i)).collect();
         let bar = indicatif::ProgressBar::new(todo.len() as u64).with_style(
             indicatif::ProgressStyle::with_template(
                 "campaign: {pos}/{len} [{bar:30}] {elapsed} elapsed, eta {eta} {msg}",
@@ -569,7 +588,7 @@ fn run_in_system(mut a: Args) -> Result<Summary, String> {
             a.gic
         ),
     )?;
-    let ledger = Ledger::open(&dir, read_records(&dir)?, a.faults.unwrap_or(0))?;
+    let ledger = Ledger::open(&dir, read_records(&dir)?, todo_ids(a.faults, &a.ids))?;
     eprintln!(
         "campaign: in-system, {} in {stem} into {}: {} done before, {} to do, {} systems at once",
         a.target,
@@ -646,4 +665,17 @@ fn build_image(
         std::fs::rename(&tmp, &image).map_err(|e| e.to_string())?;
     }
     Ok(image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::todo_ids;
+
+    #[test]
+    fn chosen_ids_replace_the_range() {
+        assert_eq!(todo_ids(Some(4), &[]), vec![0, 1, 2, 3]);
+        assert_eq!(todo_ids(None, &[]), Vec::<u64>::new());
+        assert_eq!(todo_ids(None, &[664, 471, 485, 471]), vec![471, 485, 664]);
+        assert_eq!(todo_ids(Some(500), &[664, 471, 485]), vec![471, 485]);
+    }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use axolotl_net::link::{DATA_BYTES, RINGS_BYTES, TX_RINGS_OFFSET};
 use axolotl_net::{LinkRegions, NetClient, NetServer};
-use axolotl_ring::{Authority, Generations, SharedRegion};
+use axolotl_ring::{Authority, DataRegion, Generations, SharedRegion};
 
 pub struct Mem {
     ptr: NonNull<u8>,
@@ -146,6 +146,21 @@ pub fn frame(dst: [u8; 6], src: [u8; 6], seq: u32, len: usize) -> Vec<u8> {
 }
 
 impl Link {
+    /// A view of the whole data region (receive buffers at 0, transmit buffers at
+    /// `IDS * BUF_SIZE`), for tests that play a hostile or damaged peer.
+    pub fn data_view(&self) -> DataRegion {
+        // SAFETY: `self.data` outlives the view in every test.
+        unsafe { DataRegion::alias(&self.data.region()) }
+    }
+
+    /// Writes the check of the `len` bytes now in the buffer at `buf` (data region offset)
+    /// into its trailer, as an honest producer would.
+    pub fn seal(&self, buf: usize, len: usize) {
+        let d = self.data_view();
+        let c = axolotl_net::check::region_check(&d, buf, len).unwrap();
+        assert!(axolotl_net::check::write(&d, buf, c));
+    }
+
     /// A raw lib/ring client on the transmit connection, playing a hostile net client.
     pub fn raw_tx_client(&mut self) -> axolotl_ring::Client<{ axolotl_net::IDS }> {
         if std::mem::replace(&mut self.client_started, true) {
