@@ -554,6 +554,25 @@ fn new_decision(golden: &str, l: &str) -> bool {
         && !l.contains("root-task: ")
 }
 
+/// Whether line `i`, `l`, is the monitor's `restarting PD after …` wait before a restart
+/// the control plane asked for (the restart floor): the restart's own line says so, the
+/// wait's does not.
+fn requested_later(console: &str, i: usize, l: &str) -> bool {
+    let Some(pd) = l
+        .split("monitor: restarting ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+    else {
+        return false;
+    };
+    let restarted = format!("monitor: restarted {pd} ");
+    console
+        .lines()
+        .skip(i + 1)
+        .find(|l| l.contains(&restarted))
+        .is_some_and(|l| l.contains("(requested by "))
+}
+
 /// Classifies one injected run into `target`. `golden` is the console of the run without
 /// injection, `console` the injected run's (whole), `host` what the host saw.
 ///
@@ -582,7 +601,11 @@ pub fn classify(
     let detection = if monitor {
         console.lines().find(|l| l.contains(MONITOR_RESTARTED))
     } else {
-        console.lines().find(|l| new_decision(golden, l))
+        console
+            .lines()
+            .enumerate()
+            .find(|(i, l)| new_decision(golden, l) && !requested_later(console, *i, l))
+            .map(|(_, l)| l)
     }
     .map(str::to_string);
     let detected = detection.is_some();
@@ -1115,6 +1138,19 @@ mod tests {
             v.why.contains("hello_logger restarted 1 times unasked"),
             "{v:?}"
         );
+    }
+
+    /// A PSTATE flip in control (campaign-control, seed 2026, id 112) lost the answer to
+    /// `restart hello_logger` twice; the CLI's third attempt was answered, and the monitor
+    /// carried the restart out twice, the second after the restart floor's wait (its
+    /// `restarting … after 50 ms` line). Nothing detected control's fault: the wait before
+    /// a requested restart is no detection.
+    #[test]
+    fn a_restart_done_twice_without_a_detection_is_undetected() {
+        let v = ctl(include_str!("fixtures/ctl-restart-twice.txt"));
+        assert_eq!(v.outcome, Outcome::Undetected, "{v:?}");
+        assert!(v.detection.is_none(), "{v:?}");
+        assert!(v.why.contains("2 times for one request"), "{v:?}");
     }
 
     #[test]
