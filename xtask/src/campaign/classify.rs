@@ -1193,6 +1193,43 @@ mod tests {
         assert_eq!(v.outcome, Outcome::Sdc, "{v:?}");
     }
 
+    /// PC bit 14 flipped in the monitor's `rearm` (campaign-control, seed 2026, id 1): it
+    /// faulted, the root task restarted it, control's request in flight was answered
+    /// `Unavailable` and the CLI's retry reached the new monitor (step 7: 2 attempts).
+    const MONITOR_CTL_RECOVERED: &str = include_str!("fixtures/monitor-ctl-recovered.txt");
+    /// The same class before the CLI retried `Unavailable` (trial run, id 7): the log
+    /// request in flight when the monitor died was refused.
+    const MONITOR_CTL_UNAVAILABLE: &str = include_str!("fixtures/monitor-ctl-unavailable.txt");
+
+    #[test]
+    fn the_monitor_restarted_under_the_control_plane() {
+        let v = run_into(
+            &Workload::ctl(),
+            "monitor",
+            CTL_GOLDEN,
+            MONITOR_CTL_RECOVERED,
+            false,
+        );
+        assert_eq!(v.outcome, Outcome::Recovered, "{v:?}");
+        assert!(v.detection.unwrap().contains("restarted monitor"));
+        assert!(MONITOR_CTL_RECOVERED.contains("ctl: ask 7 2 "));
+        let v = run_into(
+            &Workload::ctl(),
+            "monitor",
+            CTL_GOLDEN,
+            MONITOR_CTL_UNAVAILABLE,
+            false,
+        );
+        assert_eq!(v.outcome, Outcome::RecoveryFailed, "{v:?}");
+        assert!(
+            v.why.contains("refused: the monitor did not answer"),
+            "{v:?}"
+        );
+        // Under another target, the monitor's restart is the system's failure.
+        let v = ctl(MONITOR_CTL_RECOVERED);
+        assert_eq!(v.outcome, Outcome::SystemFailure, "{v:?}");
+    }
+
     /// The echo golden run with the monitor faulted at `at` (a line of the console) and
     /// what the root task and the monitor said about it inserted there.
     fn monitor_fault(lines: &str) -> String {
