@@ -554,6 +554,25 @@ fn new_decision(golden: &str, l: &str) -> bool {
         && !l.contains("root-task: ")
 }
 
+/// Whether line `i`, `l`, is the monitor's `restarting PD after …` wait before a restart
+/// the control plane asked for (the restart floor): the restart's own line says so, the
+/// wait's does not.
+fn requested_later(console: &str, i: usize, l: &str) -> bool {
+    let Some(pd) = l
+        .split("monitor: restarting ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+    else {
+        return false;
+    };
+    let restarted = format!("monitor: restarted {pd} ");
+    console
+        .lines()
+        .skip(i + 1)
+        .find(|l| l.contains(&restarted))
+        .is_some_and(|l| l.contains("(requested by "))
+}
+
 /// Classifies one injected run into `target`. `golden` is the console of the run without
 /// injection, `console` the injected run's (whole), `host` what the host saw.
 ///
@@ -582,7 +601,11 @@ pub fn classify(
     let detection = if monitor {
         console.lines().find(|l| l.contains(MONITOR_RESTARTED))
     } else {
-        console.lines().find(|l| new_decision(golden, l))
+        console
+            .lines()
+            .enumerate()
+            .find(|(i, l)| new_decision(golden, l) && !requested_later(console, *i, l))
+            .map(|(_, l)| l)
     }
     .map(str::to_string);
     let detected = detection.is_some();
@@ -1117,6 +1140,19 @@ mod tests {
         );
     }
 
+    /// A PSTATE flip in control (campaign-control, seed 2026, id 112) lost the answer to
+    /// `restart hello_logger` twice; the CLI's third attempt was answered, and the monitor
+    /// carried the restart out twice, the second after the restart floor's wait (its
+    /// `restarting … after 50 ms` line). Nothing detected control's fault: the wait before
+    /// a requested restart is no detection.
+    #[test]
+    fn a_restart_done_twice_without_a_detection_is_undetected() {
+        let v = ctl(include_str!("fixtures/ctl-restart-twice.txt"));
+        assert_eq!(v.outcome, Outcome::Undetected, "{v:?}");
+        assert!(v.detection.is_none(), "{v:?}");
+        assert!(v.why.contains("2 times for one request"), "{v:?}");
+    }
+
     #[test]
     fn ctl_lost_requests_twice_done_and_wrong_replies() {
         // A request never answered after its retries: a failed recovery after a detection,
@@ -1155,6 +1191,43 @@ mod tests {
         let v =
             ctl(&CTL_GOLDEN.replacen("\"name\":\"hello_server\"", "\"name\":\"hello_client\"", 1));
         assert_eq!(v.outcome, Outcome::Sdc, "{v:?}");
+    }
+
+    /// PC bit 14 flipped in the monitor's `rearm` (campaign-control, seed 2026, id 1): it
+    /// faulted, the root task restarted it, control's request in flight was answered
+    /// `Unavailable` and the CLI's retry reached the new monitor (step 7: 2 attempts).
+    const MONITOR_CTL_RECOVERED: &str = include_str!("fixtures/monitor-ctl-recovered.txt");
+    /// The same class before the CLI retried `Unavailable` (trial run, id 7): the log
+    /// request in flight when the monitor died was refused.
+    const MONITOR_CTL_UNAVAILABLE: &str = include_str!("fixtures/monitor-ctl-unavailable.txt");
+
+    #[test]
+    fn the_monitor_restarted_under_the_control_plane() {
+        let v = run_into(
+            &Workload::ctl(),
+            "monitor",
+            CTL_GOLDEN,
+            MONITOR_CTL_RECOVERED,
+            false,
+        );
+        assert_eq!(v.outcome, Outcome::Recovered, "{v:?}");
+        assert!(v.detection.unwrap().contains("restarted monitor"));
+        assert!(MONITOR_CTL_RECOVERED.contains("ctl: ask 7 2 "));
+        let v = run_into(
+            &Workload::ctl(),
+            "monitor",
+            CTL_GOLDEN,
+            MONITOR_CTL_UNAVAILABLE,
+            false,
+        );
+        assert_eq!(v.outcome, Outcome::RecoveryFailed, "{v:?}");
+        assert!(
+            v.why.contains("refused: the monitor did not answer"),
+            "{v:?}"
+        );
+        // Under another target, the monitor's restart is the system's failure.
+        let v = ctl(MONITOR_CTL_RECOVERED);
+        assert_eq!(v.outcome, Outcome::SystemFailure, "{v:?}");
     }
 
     /// The echo golden run with the monitor faulted at `at` (a line of the console) and

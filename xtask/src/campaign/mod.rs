@@ -211,6 +211,10 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
             let v = classify(&w, &a.target, &golden, console, &host);
             r.outcome = v.outcome;
             r.why = v.summary();
+            if v.detection.is_none() {
+                r.detect_ms = None;
+                r.recover_ms = None;
+            }
         }
     }
     let ledger = Ledger::open(&dir, records, todo_ids(a.faults, &a.ids))?;
@@ -233,6 +237,8 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
                             let v = classify(w, &a.target, golden, &log.console, &log.host);
                             let kept = (v.outcome != Outcome::NotManifested)
                                 .then(|| classify::join_log(&log.console, &log.host));
+                            // A latency is of a detection the classifier counts as one.
+                            let detected = v.detection.is_some();
                             ledger.done(
                                 Record {
                                     component: a.target.clone(),
@@ -240,8 +246,8 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
                                     plan,
                                     pc: log.injected_at.unwrap_or(0),
                                     outcome: v.outcome,
-                                    detect_ms: log.detect_ms,
-                                    recover_ms: log.recover_ms,
+                                    detect_ms: log.detect_ms.filter(|_| detected),
+                                    recover_ms: log.recover_ms.filter(|_| detected),
                                     wall_ms: log.wall.as_millis() as u64,
                                     what: log.what.clone(),
                                     why: v.summary(),
