@@ -74,6 +74,8 @@ mod pd {
         out_len: usize,
         out_at: usize,
         served: u64,
+        /// The driver incarnation last reported for a broken connection (`report_driver`).
+        reported: Option<u32>,
     }
 
     impl Control {
@@ -112,9 +114,9 @@ mod pd {
                         }
                     }
                     Err(e) => {
-                        // A driver gone wrong: the monitor restarts it on a verdict of its
-                        // own or another client's report; our stream resumes then.
                         println!("control: transmit connection: {e:?}");
+                        let seen = tx.driver_generation();
+                        self.report_driver(TX, seen);
                         TX.notify();
                         return;
                     }
@@ -179,10 +181,29 @@ mod pd {
                 }
                 Err(e) => {
                     println!("control: receive connection: {e:?}");
+                    let seen = rx.driver_generation();
+                    self.report_driver(RX, seen);
                     RX.notify();
                 }
             }
             self.frame_len.is_some() || self.out_at < self.out_len
+        }
+
+        /// A connection to the driver broke its rules: the driver is reported, once per
+        /// incarnation (its restart resets both connections). control is the driver's only
+        /// client, so nobody else would: the control campaign's ten silent stalls (words the
+        /// driver writes flipped, or control's own state) went unanswered for ever. If the
+        /// fault was control's, the connection still reads broken after the driver's restart
+        /// and the second report against the new incarnation has the monitor restart control
+        /// instead (its false-report rule).
+        fn report_driver(&mut self, ch: Channel, seen: Option<u32>) {
+            let accused = seen.or_else(|| ch.peer_generation());
+            if accused.is_some() && self.reported == accused {
+                return;
+            }
+            self.reported = accused;
+            let restarted = ch.report_peer(accused);
+            println!("control: reported the serial driver, restarted: {restarted}");
         }
 
         /// Serves the frame of `n` bytes in `frame`: the reply goes to `out`.
@@ -265,6 +286,7 @@ mod pd {
         out_len: 0,
         out_at: 0,
         served: 0,
+        reported: None,
     });
 }
 

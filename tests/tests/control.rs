@@ -694,6 +694,64 @@ fn ring_corruption_restarts_the_pd_at_fault_gicv3() {
     axolotl_tests::refute_each(&mut b, &["PD PANIC", "KERNEL PANIC", "holding"]);
 }
 
+/// A ring word the serial driver writes in one of control's two connections scribbled over
+/// (control-pd's campaign, its commonest undetected case): control finds its connection broken
+/// and, the driver's only client, reports the driver; the monitor restarts it, both
+/// connections resynchronise and control serves the host again. Without the report control
+/// stalled for good while answering its heartbeats.
+fn a_broken_driver_connection_is_reported(gic: u8) {
+    let sock = socket(&format!("ctlring-gic{gic}"));
+    let backend = format!("socket,path={},server=on,wait=off", sock.display());
+    let mut b = check(boot_with_uart1(
+        gic,
+        "cortex-a72",
+        "-control-inject",
+        Some(&backend),
+    ));
+    check(b.expect_all(
+        &[
+            "control: generation 0: serving the host through the serial driver",
+            "hello_client: done",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    let mut c = ok(
+        &mut b,
+        "connect",
+        Client::connect(&sock, Duration::from_secs(120)),
+    );
+    // control-pd's own crash (its fifth request) out of the way first.
+    ok(&mut b, "status", c.status());
+    ok(&mut b, "status", c.status());
+    // The answer may be lost with the connection it breaks; the CLI's retry is then a
+    // second injection, also recovered.
+    let _ = c.ask(&Request::Inject {
+        pd: pd("serial_driver"),
+        kind: FaultKind::RingCorruption,
+        at: None,
+    });
+    check(b.expect_chain(
+        &[
+            "control: reported the serial driver, restarted: true",
+            "monitor: restarted serial_driver (cause: corruption reported by pd",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    let rows = ok(&mut b, "status after the corruption", c.status());
+    assert!(row(&rows, "serial_driver").generation >= 1, "{rows:?}");
+    axolotl_tests::refute_each(&mut b, &["KERNEL PANIC", "holding"]);
+}
+
+#[test]
+fn a_broken_driver_connection_is_reported_gicv3() {
+    a_broken_driver_connection_is_reported(3);
+}
+
+#[test]
+fn a_broken_driver_connection_is_reported_gicv2() {
+    a_broken_driver_connection_is_reported(2);
+}
+
 /// Guest boots under QEMU's TCG take minutes on a loaded machine.
 const GUEST_BOOT: Duration = Duration::from_secs(300);
 
