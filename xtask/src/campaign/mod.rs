@@ -31,7 +31,7 @@ pub struct Args {
     /// The system (SDF) to inject into.
     #[arg(long, default_value = "systems/resilient-echo.system")]
     pub system: PathBuf,
-    /// The PD to inject into.
+    /// The PD to inject into (`monitor`: the monitor every system gets).
     #[arg(long, default_value = "serial_driver")]
     pub target: String,
     /// How many injections the campaign has in all (a resumed one runs the missing ones).
@@ -63,12 +63,13 @@ pub struct Args {
     pub out: Option<PathBuf>,
     /// The target function the injector stops at: `+`-separated substrings of its mangled
     /// symbol name. By default a function of the target's main loop, found in its ELF
-    /// (`inject::AUTO_ANCHORS`: the serial server's poll, else the PD's `Handler::notified`).
+    /// (`inject::AUTO_ANCHORS`: the serial server's poll, control's `step`, the monitor's
+    /// `rearm`, else the PD's `Handler::notified`).
     #[arg(long)]
     pub anchor: Option<String>,
-    /// The workload whose checks give the verdict (echo, blk, net); by default the system's
-    /// (`Workload::of_system`: resilient-echo*, blk* and campaign-blk, net-echo* and
-    /// campaign-net).
+    /// The workload whose checks give the verdict (echo, blk, net, ctl); by default the
+    /// system's (`Workload::of_system`: resilient-echo*, blk* and campaign-blk, net-echo* and
+    /// campaign-net, campaign-control).
     #[arg(long)]
     pub workload: Option<String>,
     /// Target instructions single-stepped past the anchor, at most (uniform below this).
