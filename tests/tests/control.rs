@@ -330,8 +330,10 @@ fn injected_faults_are_recovered_gicv2() {
     injected_faults_are_recovered(2);
 }
 
-fn injected_faults_are_recovered(gic: u8) {
-    let sock = socket(&format!("inject-gic{gic}"));
+/// `tests/systems/control-inject.system` booted with its control socket (named after `tag`),
+/// up and connected.
+fn boot_control_inject(gic: u8, tag: &str) -> (Boot, Client) {
+    let sock = socket(&format!("{tag}-gic{gic}"));
     let backend = format!("socket,path={},server=on,wait=off", sock.display());
     let mut b = check(boot_with_uart1(
         gic,
@@ -346,11 +348,16 @@ fn injected_faults_are_recovered(gic: u8) {
         ],
         DEFAULT_TIMEOUT,
     ));
-    let mut c = ok(
+    let c = ok(
         &mut b,
         "connect",
         Client::connect(&sock, Duration::from_secs(120)),
     );
+    (b, c)
+}
+
+fn injected_faults_are_recovered(gic: u8) {
+    let (mut b, mut c) = boot_control_inject(gic, "inject");
     // control-pd's own crash (its fifth request) out of the way first.
     let rows = ok(&mut b, "status", c.status());
     assert_eq!(rows.len(), PDS.len());
@@ -700,26 +707,7 @@ fn ring_corruption_restarts_the_pd_at_fault_gicv3() {
 /// connections resynchronise and control serves the host again. Without the report control
 /// stalled for good while answering its heartbeats.
 fn a_broken_driver_connection_is_reported(gic: u8) {
-    let sock = socket(&format!("ctlring-gic{gic}"));
-    let backend = format!("socket,path={},server=on,wait=off", sock.display());
-    let mut b = check(boot_with_uart1(
-        gic,
-        "cortex-a72",
-        "-control-inject",
-        Some(&backend),
-    ));
-    check(b.expect_all(
-        &[
-            "control: generation 0: serving the host through the serial driver",
-            "hello_client: done",
-        ],
-        DEFAULT_TIMEOUT,
-    ));
-    let mut c = ok(
-        &mut b,
-        "connect",
-        Client::connect(&sock, Duration::from_secs(120)),
-    );
+    let (mut b, mut c) = boot_control_inject(gic, "ctlring");
     // control-pd's own crash (its fifth request) out of the way first.
     ok(&mut b, "status", c.status());
     ok(&mut b, "status", c.status());
