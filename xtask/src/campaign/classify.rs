@@ -1140,6 +1140,17 @@ mod tests {
         );
     }
 
+    /// A `ring` flip of a word the serial driver writes in control's connection (campaign on
+    /// main with control's connection report, seed 2026, id 36): control found the
+    /// connection broken and reported the driver, the monitor restarted the driver, and every
+    /// request was answered: the driver's restart on control's report is the recovery, not
+    /// a PD restarted unasked.
+    #[test]
+    fn the_driver_restarted_on_control_s_report_is_a_recovery() {
+        let v = ctl(include_str!("fixtures/ctl-driver-reported.txt"));
+        assert_eq!(v.outcome, Outcome::Recovered, "{v:?}");
+    }
+
     /// A PSTATE flip in control (campaign-control, seed 2026, id 112) lost the answer to
     /// `restart hello_logger` twice; the CLI's third attempt was answered, and the monitor
     /// carried the restart out twice, the second after the restart floor's wait (its

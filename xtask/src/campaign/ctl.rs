@@ -249,6 +249,22 @@ fn restarts(console: &str) -> BTreeMap<String, (u32, u32)> {
     m
 }
 
+/// Per PD, the monitor's restarts of it on the report of PD `reporter` (plan index).
+fn reported_by(console: &str, reporter: Option<usize>) -> BTreeMap<String, u32> {
+    let mut m = BTreeMap::new();
+    let Some(r) = reporter else {
+        return m;
+    };
+    let cause = format!("(cause: corruption reported by pd {r})");
+    for l in console.lines().filter(|l| l.contains(&cause)) {
+        if let Some(rest) = l.split("monitor: restarted ").nth(1) {
+            *m.entry(rest.split(' ').next().unwrap_or("").to_string())
+                .or_default() += 1;
+        }
+    }
+    m
+}
+
 /// The ctl workload's verdict on a run: the transcript (`host`) read back and checked, with
 /// the console for what the monitor really did.
 pub fn judge(c: &Ctl, console: &str, host: &str) -> Findings {
@@ -450,16 +466,19 @@ pub fn judge(c: &Ctl, console: &str, host: &str) -> Findings {
             c.restart
         ));
     }
-    // Nothing else restarted: control's own restarts are the detection, not a fault.
+    // Nothing else restarted: control's own restarts are the detection, not a fault, and so
+    // are the serial driver's on control's report (control-pd reports the driver when a
+    // connection to it breaks: the driver's restart resets both, the designed recovery).
+    let by_control = reported_by(console, c.pds.iter().position(|p| p == &c.control));
     for (pd, (req, oth)) in &console_restarts {
         // The monitor's own restart is the classifier's (a system failure, or the
         // detection when the monitor is the target).
         if pd == axolotl_boot_plan::MONITOR_NAME {
             continue;
         }
-        if pd != &c.restart && pd != &c.control && req + oth > 0 {
-            f.missed
-                .push(format!("{pd} restarted ({} times)", req + oth));
+        let unasked = (req + oth).saturating_sub(by_control.get(pd).copied().unwrap_or(0));
+        if pd != &c.restart && pd != &c.control && unasked > 0 {
+            f.missed.push(format!("{pd} restarted ({unasked} times)"));
         }
         if pd == &c.control && *req > 0 {
             f.missed
@@ -577,6 +596,19 @@ mod tests {
             .iter()
             .map(|p| pairs.iter().find(|(n, _)| n == p).map_or(0, |x| x.1))
             .collect()
+    }
+
+    #[test]
+    fn the_driver_restarted_on_control_s_report_is_the_recovery() {
+        let c = ctl();
+        let control = c.pds.iter().position(|p| p == &c.control).unwrap();
+        let console = format!(
+            "monitor: restarted serial_driver (cause: corruption reported by pd {control}) generation 1 in 8 us (standby)\n\
+             monitor: restarted serial_driver (cause: hang (no heartbeat in 250 ms)) generation 2 in 8 us (standby)\n"
+        );
+        let m = reported_by(&console, Some(control));
+        assert_eq!(m.get("serial_driver"), Some(&1));
+        assert!(reported_by(&console, None).is_empty());
     }
 
     #[test]
