@@ -184,36 +184,49 @@ pub fn find_anchor<'a>(
     }
 }
 
+/// The system `sdf`, parsed for the QEMU board.
+fn parse_system(sdf: &Path) -> Result<axolotl_sdf::SystemDescription, String> {
+    let text = std::fs::read_to_string(sdf).map_err(|e| format!("{}: {e}", sdf.display()))?;
+    let board = axolotl_kernel_config::board_by_name("qemu-virt-aarch64", None)
+        .ok_or("no qemu-virt-aarch64 board")?;
+    axolotl_sdf::parse(&sdf.display().to_string(), &text, &board).map_err(|d| d.to_string())
+}
+
 impl Target {
-    /// The PD `pd` of the system `sdf`, its image as the build left it. `anchor`: the
+    /// Where the build left the ELF of PD `pd` of the system `sdf`: a build after it (the
+    /// next commit's) rewrites it in place, so a campaign injects with its own copy.
+    pub fn built_elf(sdf: &Path, pd: &str) -> Result<PathBuf, String> {
+        let sys = parse_system(sdf)?;
+        // The monitor is no PD of the SDF's: every system gets it (lib/boot-plan), with no
+        // mapping of the SDF's, so no ring either.
+        let monitor = pd == axolotl_boot_plan::MONITOR_NAME;
+        let image = match sys.protection_domains.iter().find(|p| p.name == pd) {
+            Some(p) => p.program_image.path.as_str(),
+            None if monitor => crate::system::MONITOR_IMAGE,
+            None => return Err(format!("{}: no protection domain {pd:?}", sdf.display())),
+        };
+        let bin = image.strip_suffix(".elf").unwrap_or(image);
+        Ok(crate::images::target_dir()
+            .join(crate::system::PD_TARGET)
+            .join("release")
+            .join(bin))
+    }
+
+    /// The PD `pd` of the system `sdf`. `elf`: its ELF, the campaign's own copy (the one
+    /// in the campaign's image, [`Target::built_elf`] when the image was built); `anchor`: the
     /// function to stop at (substrings of its mangled name), or found by [`find_anchor`];
     /// `rings`: where a rings region holds its connections and their capacity
     /// (`Workload::ring_layout`).
     pub fn load(
         sdf: &Path,
         pd: &str,
+        elf: &Path,
         anchor: Option<&str>,
         rings: (&[u64], u64),
     ) -> Result<Target, String> {
-        let text = std::fs::read_to_string(sdf).map_err(|e| format!("{}: {e}", sdf.display()))?;
-        let board = axolotl_kernel_config::board_by_name("qemu-virt-aarch64", None)
-            .ok_or("no qemu-virt-aarch64 board")?;
-        let sys = axolotl_sdf::parse(&sdf.display().to_string(), &text, &board)
-            .map_err(|d| d.to_string())?;
-        // The monitor is no PD of the SDF's: every system gets it (lib/boot-plan), with no
-        // mapping of the SDF's, so no ring either.
-        let monitor = pd == axolotl_boot_plan::MONITOR_NAME;
+        let sys = parse_system(sdf)?;
         let p = sys.protection_domains.iter().find(|p| p.name == pd);
-        let image = match p {
-            Some(p) => p.program_image.path.as_str(),
-            None if monitor => crate::system::MONITOR_IMAGE,
-            None => return Err(format!("{}: no protection domain {pd:?}", sdf.display())),
-        };
-        let bin = image.strip_suffix(".elf").unwrap_or(image);
-        let elf_path = crate::images::target_dir()
-            .join(crate::system::PD_TARGET)
-            .join("release")
-            .join(bin);
+        let elf_path = elf.to_path_buf();
         let elf_bytes =
             std::fs::read(&elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
         let elf = ElfInfo::from_bytes(&elf_path.display().to_string(), &elf_bytes)

@@ -160,8 +160,9 @@ pub fn run(mut a: Args) -> Result<Summary, String> {
     let dir = campaign_dir(&a, &format!("{stem}-{}-s{}", a.target, a.seed))?;
     let (w, default_workload) = workload(&a, &stem)?;
     let board = qemu_board(a.gic)?;
-    let image = build_image(&dir, &sdf, board)?;
-    let target = Target::load(&sdf, &a.target, a.anchor.as_deref(), w.ring_layout())?;
+    let image = build_image(&dir, &sdf, board, Some(&a.target))?;
+    let elf = target_elf(&dir, &sdf, &a.target)?;
+    let target = Target::load(&sdf, &a.target, &elf, a.anchor.as_deref(), w.ring_layout())?;
     // A target with no shared ring (the monitor maps none) has no `ring` kind.
     let kinds = if target.ring_words.is_empty() && kinds.contains(&Kind::Ring) {
         if !a.kinds.is_empty() {
@@ -583,7 +584,7 @@ fn run_in_system(mut a: Args) -> Result<Summary, String> {
     let (sdf, stem) = system_of(&a);
     let dir = campaign_dir(&a, &format!("{stem}-{}-insystem-s{}", a.target, a.seed))?;
     let board = qemu_board(a.gic)?;
-    let image = build_image(&dir, &sdf, board)?;
+    let image = build_image(&dir, &sdf, board, None)?;
     keep_settings(
         &dir,
         &format!(
@@ -653,13 +654,15 @@ fn run_in_system(mut a: Args) -> Result<Summary, String> {
 }
 
 /// The campaign's own copy of the system's image in `dir` (built, under the checkout's
-/// build lock, unless a resumed campaign has it): a build running meanwhile (another
-/// campaign, `cargo xtask test`) rewrites the shared one in place, and a resumed campaign
-/// must inject into the image its plans were made for.
+/// build lock, unless a resumed campaign has it), with the ELF of `target`, the PD injected
+/// into, from the same build: a build running meanwhile (another campaign, `cargo xtask
+/// test`) rewrites the shared ones in place, and a resumed campaign must inject into the
+/// image its plans were made for, at the addresses of that image's PD.
 fn build_image(
     dir: &Path,
     sdf: &Path,
     board: axolotl_kernel_config::Board,
+    target: Option<&str>,
 ) -> Result<PathBuf, String> {
     let image = dir.join("image.elf");
     if !image.is_file() {
@@ -667,16 +670,64 @@ fn build_image(
         let mut v = crate::images::Variant::new(board, None);
         v.system = Some(crate::system::pack(sdf, &board)?);
         let built = crate::images::build(&v)?;
-        let tmp = dir.join("image.elf.tmp");
-        std::fs::copy(&built, &tmp).map_err(|e| format!("{}: {e}", built.display()))?;
-        std::fs::rename(&tmp, &image).map_err(|e| e.to_string())?;
+        if let Some(pd) = target {
+            keep_copy(&Target::built_elf(sdf, pd)?, &dir.join(target_elf_name(pd)))?;
+        }
+        keep_copy(&built, &image)?;
     }
     Ok(image)
 }
 
+/// Copies `from` to `to` whole or not at all (a campaign stopped meanwhile leaves no torn
+/// copy for its resumption to trust).
+fn keep_copy(from: &Path, to: &Path) -> Result<(), String> {
+    let tmp = to.with_extension("tmp");
+    std::fs::copy(from, &tmp).map_err(|e| format!("{}: {e}", from.display()))?;
+    std::fs::rename(&tmp, to).map_err(|e| e.to_string())
+}
+
+fn target_elf_name(pd: &str) -> String {
+    format!("target-{pd}.elf")
+}
+
+/// The ELF of the PD injected into, as the campaign's image holds it. A campaign directory
+/// made before the copy was kept has only its image: the build's ELF then, which is right
+/// only while the build is the one the image came from (said, not hidden).
+fn target_elf(dir: &Path, sdf: &Path, pd: &str) -> Result<PathBuf, String> {
+    let kept = dir.join(target_elf_name(pd));
+    if kept.is_file() {
+        return Ok(kept);
+    }
+    let built = Target::built_elf(sdf, pd)?;
+    eprintln!(
+        "campaign: {} keeps no copy of {pd}'s ELF (made before copies were kept): using {}, \
+         which must be the build the image came from",
+        dir.display(),
+        built.display()
+    );
+    Ok(built)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::todo_ids;
+    use super::{target_elf, todo_ids};
+
+    /// A resumed campaign injects at the addresses of the PD its image holds, not of
+    /// whatever the checkout built since (the build's ELF is not even looked for here).
+    #[test]
+    fn a_campaign_uses_its_own_copy_of_the_target_elf() {
+        let dir = std::env::temp_dir().join(format!("campaign-elf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("target-net_driver.elf"), b"kept").unwrap();
+        let no_sdf = dir.join("no.system");
+        assert_eq!(
+            target_elf(&dir, &no_sdf, "net_driver").unwrap(),
+            dir.join("target-net_driver.elf")
+        );
+        // Without a copy the build's is looked for, through the system.
+        assert!(target_elf(&dir, &no_sdf, "blk_driver").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn chosen_ids_replace_the_range() {
