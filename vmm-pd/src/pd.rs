@@ -540,6 +540,28 @@ impl TxSink for Console {
     }
 }
 
+/// The guest's UART as the receiving end of console input (`VmmPd::feed_console`).
+struct GuestLine<'a> {
+    vm: &'a mut Vm<Console>,
+    #[cfg(feature = "fault-injection")]
+    trigger: &'a mut crate::inject::Trigger,
+}
+
+impl axolotl_serial_core::WholeSink for GuestLine<'_> {
+    fn room(&self) -> usize {
+        self.vm.console_room()
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            // Room was asked for first: every byte is taken.
+            let _ = self.vm.console_input(b);
+            #[cfg(feature = "fault-injection")]
+            self.trigger.byte(b);
+        }
+    }
+}
+
 /// The transmit connection for the guest's console output, if the SDF connects one.
 fn connect_console_tx() -> Option<TxStream<IDS>> {
     let (Some(r), Some(d)) = (region(&console_tx_rings), region(&console_tx_data)) else {
@@ -1113,21 +1135,20 @@ impl VmmPd {
         }
     }
 
-    /// Moves received console input into the guest's UART as far as its FIFO has room (the
-    /// rest waits in the client: `poll_with`'s back-pressure) and sets its interrupt line.
+    /// Moves received console input into the guest's UART, whole buffers at a time while
+    /// its FIFO and the line behind it have room (the rest stays on the ring: the device
+    /// state a restart keeps is the only place input lives once taken, lib/serial-core's
+    /// `poll_whole`), and sets its interrupt line.
     fn feed_console(&mut self) {
         let (Some(vm), Some(rx)) = (self.vm.as_mut(), self.rx.as_mut()) else {
             return;
         };
-        #[cfg(feature = "fault-injection")]
-        let trigger = &mut self.trigger;
-        match rx.poll_with(|chunk| {
-            let n = chunk.iter().take_while(|&&b| vm.console_input(b)).count();
-            // What the guest took, each byte once.
+        let mut sink = GuestLine {
+            vm,
             #[cfg(feature = "fault-injection")]
-            chunk[..n].iter().for_each(|&b| trigger.byte(b));
-            n
-        }) {
+            trigger: &mut self.trigger,
+        };
+        match rx.poll_whole(&mut sink) {
             Ok(act) => {
                 self.rx_pending = act.pending;
                 if act.notify {
@@ -1312,10 +1333,19 @@ impl Handler for VmmPd {
             peer: unsafe { Authority::new(NonNull::from(word)) },
         };
         match RxClient::new(r, d, CAPACITY, g) {
+            // Each completion is taken whole into the line behind the guest's FIFO.
+            Ok(c) if c.buffer_len() > axolotl_vmm_core::pl011::LINE_BYTES => println!(
+                "vmm: no console input: the driver's buffers ({} bytes) are longer than the \
+                 guest UART's line ({} bytes): map a smaller console_data",
+                c.buffer_len(),
+                axolotl_vmm_core::pl011::LINE_BYTES
+            ),
             Ok(c) => {
                 println!("vmm: console input from the serial driver");
                 self.rx = Some(c);
                 self.feed_console();
+                // What it took lives in the device state alone: durable before anything else.
+                self.commit();
                 DRIVER.notify();
             }
             Err(e) => println!("vmm: no console input: {e:?}"),

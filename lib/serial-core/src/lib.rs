@@ -42,7 +42,7 @@ pub use client::{
 };
 pub use fake::{FAKE_FIFO_MAX, FakeUart};
 pub use pl011::{InitError, Pl011, QEMU_VIRT_UART1_BASE, QEMU_VIRT_UART1_INTID, QEMU_VIRT_UARTCLK};
-pub use rx::{RxActivity, RxClient, RxStats};
+pub use rx::{RxActivity, RxClient, RxStats, WholeSink};
 pub use server::{
     Activity, ConfigError, ConnId, ConnSet, Connection, MAX_TX_CONNECTIONS, RX_CARRY, Server,
     ServerStats,

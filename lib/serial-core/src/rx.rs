@@ -31,6 +31,14 @@ pub struct RxActivity {
     pub pending: bool,
 }
 
+/// Where [`RxClient::poll_whole`] puts received bytes.
+pub trait WholeSink {
+    /// Bytes [`WholeSink::put`] can take now.
+    fn room(&self) -> usize;
+    /// Takes `bytes`, no more than [`WholeSink::room`] said.
+    fn put(&mut self, bytes: &[u8]);
+}
+
 /// A completed buffer the sink has not taken whole yet.
 #[derive(Clone, Copy, Debug)]
 struct Held {
@@ -119,7 +127,41 @@ impl<const IDS: usize> RxClient<IDS> {
     /// short of posted buffers and leaves further input in the UART (flow
     /// control, `docs/serial.md`). A driver restart is only seen once the
     /// held buffer is drained: the driver cannot write it (it is not posted).
-    pub fn poll_with(&mut self, mut sink: impl FnMut(&[u8]) -> usize) -> Result<RxActivity, Error> {
+    pub fn poll_with(&mut self, sink: impl FnMut(&[u8]) -> usize) -> Result<RxActivity, Error> {
+        self.poll_gated(|| true, sink)
+    }
+
+    /// The length of every buffer this client posts: the most one completion brings.
+    pub fn buffer_len(&self) -> usize {
+        self.buffer_len as usize
+    }
+
+    /// [`RxClient::poll`] for a sink that must take each completed buffer whole, because
+    /// once it is off the ring its bytes live only in the sink (a VMM's device state, which
+    /// survives the VMM's restart where this client's memory does not): a completion is
+    /// taken only while the sink has [`RxClient::buffer_len`] bytes of room, so nothing
+    /// waits in the client. Else the poll returns with [`RxActivity::pending`] set, the
+    /// completion left on the ring (for the driver, still unread: a restarted client gets
+    /// it from the driver), and the next poll, once the sink made room, goes on.
+    pub fn poll_whole(&mut self, sink: &mut impl WholeSink) -> Result<RxActivity, Error> {
+        let need = self.buffer_len as usize;
+        // The sink is asked for room and given bytes in turn, never both at once.
+        let sink = core::cell::RefCell::new(sink);
+        self.poll_gated(
+            || sink.borrow().room() >= need,
+            |chunk| {
+                sink.borrow_mut().put(chunk);
+                chunk.len()
+            },
+        )
+    }
+
+    /// [`RxClient::poll_with`], taking a completion off the ring only while `gate` says so.
+    fn poll_gated(
+        &mut self,
+        mut gate: impl FnMut() -> bool,
+        mut sink: impl FnMut(&[u8]) -> usize,
+    ) -> Result<RxActivity, Error> {
         let mut act = RxActivity::default();
         loop {
             if self.held.is_some() {
@@ -128,6 +170,11 @@ impl<const IDS: usize> RxClient<IDS> {
                     return Ok(act);
                 }
                 continue;
+            }
+            if !gate() {
+                // Not armed for a signal: the caller polls again when the sink has room.
+                act.pending = true;
+                return Ok(act);
             }
             let acked = self.ring.server_generation();
             let r = self.ring.poll();

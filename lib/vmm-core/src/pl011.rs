@@ -50,6 +50,11 @@ pub const INT_ALL: u32 = 0x7FF;
 /// FIFO depth of a revision-1 PL011 (Linux derives 16 from PeriphID).
 pub const FIFO_DEPTH: usize = 16;
 
+/// Bytes the receive line holds behind a full FIFO ([`Pl011::push_rx`]): one serial
+/// buffer's worth (lib/serial-core's layout: a 4 KiB data region cut in 16), so that the
+/// VMM can take a completed buffer whole into the state a restart keeps.
+pub const LINE_BYTES: usize = 256;
+
 const CR_RESET: u32 = 0x300; // TXE | RXE
 const IFLS_RESET: u32 = 0x12; // both trigger levels 1/2
 
@@ -88,9 +93,17 @@ pub struct Pl011<S> {
     /// Latched raw status for TX and the error/modem bits; RX and RT are
     /// computed from the FIFO level.
     ris_latched: u32,
+    /// Received bytes waiting for room in the FIFO, oldest at `line_head`: input in flight
+    /// on the line, invisible to the guest. Part of the device state, so that input the VMM
+    /// took from its driver survives the VMM's restart (nothing else holds it then).
+    line: [u8; LINE_BYTES],
+    line_head: usize,
+    line_len: usize,
     /// Registers or FIFO may have changed since the last commit to the state region
     /// (`persist`): most UART exits (a console byte out, FR polled) change nothing.
     pub(crate) dirty: bool,
+    /// The line may have changed since the last commit (its own chunk).
+    pub(crate) line_dirty: bool,
 }
 
 impl<S: TxSink> Pl011<S> {
@@ -109,7 +122,11 @@ impl<S: TxSink> Pl011<S> {
             imsc: 0,
             dmacr: 0,
             ris_latched: 0,
+            line: [0; LINE_BYTES],
+            line_head: 0,
+            line_len: 0,
             dirty: false,
+            line_dirty: false,
         }
     }
 
@@ -130,20 +147,55 @@ impl<S: TxSink> Pl011<S> {
         }
     }
 
-    /// Queues a received byte. Returns false (byte not taken) when full, so the
-    /// host side keeps it: back-pressure instead of a guest-visible overrun.
+    /// Queues a received byte: into the FIFO, or behind it on the line while the FIFO is
+    /// full. Returns false (byte not taken) when both are, so the host side keeps it:
+    /// back-pressure instead of a guest-visible overrun.
     pub fn push_rx(&mut self, byte: u8) -> bool {
-        if self.rx_len >= self.rx_capacity() {
+        if self.line_len == 0 && self.rx_len < self.rx_capacity() {
+            self.rx[(self.rx_head + self.rx_len) % FIFO_DEPTH] = byte;
+            self.rx_len += 1;
+            self.dirty = true;
+            return true;
+        }
+        if self.line_len == LINE_BYTES {
             return false;
         }
-        self.rx[(self.rx_head + self.rx_len) % FIFO_DEPTH] = byte;
-        self.rx_len += 1;
-        self.dirty = true;
+        self.line[(self.line_head + self.line_len) % LINE_BYTES] = byte;
+        self.line_len += 1;
+        self.line_dirty = true;
         true
+    }
+
+    /// How many received bytes [`Pl011::push_rx`] takes now.
+    pub fn rx_room(&self) -> usize {
+        let fifo = if self.line_len == 0 {
+            self.rx_capacity().saturating_sub(self.rx_len)
+        } else {
+            0
+        };
+        fifo + (LINE_BYTES - self.line_len)
     }
 
     pub fn rx_len(&self) -> usize {
         self.rx_len
+    }
+
+    /// Bytes waiting on the line behind the FIFO.
+    pub fn line_len(&self) -> usize {
+        self.line_len
+    }
+
+    /// Moves bytes from the line into the FIFO as far as it has room (the line only holds
+    /// bytes while the FIFO is full).
+    fn refill(&mut self) {
+        while self.line_len > 0 && self.rx_len < self.rx_capacity() {
+            self.rx[(self.rx_head + self.rx_len) % FIFO_DEPTH] = self.line[self.line_head];
+            self.rx_len += 1;
+            self.line_head = (self.line_head + 1) % LINE_BYTES;
+            self.line_len -= 1;
+            self.dirty = true;
+            self.line_dirty = true;
+        }
     }
 
     /// The sink may have room again (the VMM calls it after its driver completed bytes):
@@ -217,6 +269,7 @@ impl<S: TxSink> Pl011<S> {
         let b = self.rx[self.rx_head];
         self.rx_head = (self.rx_head + 1) % FIFO_DEPTH;
         self.rx_len -= 1;
+        self.refill();
         b.into()
     }
 
@@ -267,8 +320,11 @@ impl<S: TxSink> Pl011<S> {
             FBRD => self.fbrd = v & 0x3F,
             LCR_H => {
                 self.lcr_h = v & 0xFF;
-                // Shrinking to the holding register keeps the oldest byte.
+                // Shrinking to the holding register keeps the oldest byte (the rest of
+                // the FIFO is lost, as on the hardware; the line's bytes wait); growing to
+                // the FIFO takes the line's.
                 self.rx_len = self.rx_len.min(self.rx_capacity());
+                self.refill();
             }
             CR => self.cr = v & 0xFF87,
             IFLS => self.ifls = v & 0x3F,
@@ -283,7 +339,7 @@ impl<S: TxSink> Pl011<S> {
 }
 
 /// Everything a [`Pl011`] holds besides its sink, for the state region (`persist`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Pl011State {
     pub rx: [u8; FIFO_DEPTH],
     pub rx_head: usize,
@@ -297,6 +353,31 @@ pub(crate) struct Pl011State {
     pub imsc: u32,
     pub dmacr: u32,
     pub ris_latched: u32,
+    pub line: [u8; LINE_BYTES],
+    pub line_head: usize,
+    pub line_len: usize,
+}
+
+impl Default for Pl011State {
+    fn default() -> Self {
+        Self {
+            rx: [0; FIFO_DEPTH],
+            rx_head: 0,
+            rx_len: 0,
+            ilpr: 0,
+            ibrd: 0,
+            fbrd: 0,
+            lcr_h: 0,
+            cr: 0,
+            ifls: 0,
+            imsc: 0,
+            dmacr: 0,
+            ris_latched: 0,
+            line: [0; LINE_BYTES],
+            line_head: 0,
+            line_len: 0,
+        }
+    }
 }
 
 impl Pl011State {
@@ -319,6 +400,10 @@ impl Pl011State {
             && self.imsc & !INT_ALL == 0
             && self.dmacr <= 0x7
             && self.ris_latched & !INT_ALL == 0
+            && self.line_head < LINE_BYTES
+            && self.line_len <= LINE_BYTES
+            // The line holds bytes only behind a full FIFO.
+            && (self.line_len == 0 || self.rx_len == cap)
     }
 }
 
@@ -337,6 +422,9 @@ impl<S> Pl011<S> {
             imsc: self.imsc,
             dmacr: self.dmacr,
             ris_latched: self.ris_latched,
+            line: self.line,
+            line_head: self.line_head,
+            line_len: self.line_len,
         }
     }
 
@@ -356,6 +444,9 @@ impl<S> Pl011<S> {
             imsc,
             dmacr,
             ris_latched,
+            line,
+            line_head,
+            line_len,
         } = *st;
         self.rx = rx;
         self.rx_head = rx_head;
@@ -369,6 +460,9 @@ impl<S> Pl011<S> {
         self.imsc = imsc;
         self.dmacr = dmacr;
         self.ris_latched = ris_latched;
+        self.line = line;
+        self.line_head = line_head;
+        self.line_len = line_len;
     }
 }
 

@@ -83,15 +83,55 @@ fn tx_interrupt_raised_by_write_cleared_by_icr() {
 fn rx_without_fifo_is_one_deep() {
     let mut u = Uart::new(Vec::new());
     assert!(u.push_rx(b'a'));
-    assert!(!u.push_rx(b'b'));
+    // Behind the holding register, on the line: invisible to the guest.
+    assert!(u.push_rx(b'b'));
+    assert_eq!((u.rx_len(), u.line_len()), (1, 1));
     assert_eq!(rd(&mut u, FR) & (FR_RXFE | FR_RXFF), FR_RXFF);
     assert_eq!(rd(&mut u, RIS) & INT_RX, INT_RX);
     wr(&mut u, IMSC, INT_RX | INT_RT);
     assert!(u.irq_level());
     assert_eq!(rd(&mut u, DR), u32::from(b'a'));
+    assert_eq!(
+        rd(&mut u, DR),
+        u32::from(b'b'),
+        "the line refills the register"
+    );
     assert_eq!(rd(&mut u, FR) & FR_RXFE, FR_RXFE);
     assert!(!u.irq_level());
     assert_eq!(rd(&mut u, DR), 0, "empty FIFO reads as zero");
+}
+
+/// Input the FIFO has no room for waits on the line (device state, kept across a VMM
+/// restart), in order; only a full line pushes back.
+#[test]
+fn rx_line_holds_what_the_fifo_cannot_in_order() {
+    let mut u = Uart::new(Vec::new());
+    wr(&mut u, LCR_H, LCR_H_FEN | 0x60);
+    assert_eq!(u.rx_room(), FIFO_DEPTH + LINE_BYTES);
+    let total = FIFO_DEPTH + LINE_BYTES;
+    for i in 0..total {
+        assert!(u.push_rx(i as u8), "byte {i}");
+    }
+    assert_eq!(u.rx_room(), 0);
+    assert!(!u.push_rx(0xFF), "both full: back-pressure");
+    assert_eq!((u.rx_len(), u.line_len()), (FIFO_DEPTH, LINE_BYTES));
+    // A read makes room on the line, never a place in the FIFO ahead of it.
+    assert_eq!(rd(&mut u, DR), 0);
+    assert_eq!(u.rx_room(), 1);
+    assert!(u.push_rx(0xAB));
+    for i in 1..total {
+        assert_eq!(rd(&mut u, DR), u32::from(i as u8), "byte {i}");
+    }
+    assert_eq!(rd(&mut u, DR), 0xAB);
+    assert_eq!(rd(&mut u, FR) & FR_RXFE, FR_RXFE);
+    // Turning the FIFO on takes the line's bytes into it.
+    wr(&mut u, LCR_H, 0x60);
+    for b in 0..4 {
+        assert!(u.push_rx(b));
+    }
+    assert_eq!((u.rx_len(), u.line_len()), (1, 3));
+    wr(&mut u, LCR_H, LCR_H_FEN | 0x60);
+    assert_eq!((u.rx_len(), u.line_len()), (4, 0));
 }
 
 #[test]
@@ -109,7 +149,7 @@ fn rx_fifo_trigger_and_timeout_levels() {
     for b in 8..16u8 {
         assert!(u.push_rx(b));
     }
-    assert!(!u.push_rx(16));
+    assert_eq!(u.rx_room(), LINE_BYTES, "the FIFO is full, the line empty");
     assert_eq!(rd(&mut u, FR) & FR_RXFF, FR_RXFF);
     for b in 0..16u8 {
         assert_eq!(u.read(at(DR, 2)).unwrap(), b.into());

@@ -470,12 +470,18 @@ impl<S: TxSink> Vm<S> {
         }
     }
 
-    /// Queues a byte typed on the console; false when the UART's FIFO is full.
+    /// Queues a byte typed on the console; false when the UART's FIFO and the line behind
+    /// it ([`Pl011::push_rx`]) are full.
     pub fn console_input(&mut self, byte: u8) -> bool {
         let taken = self.uart.push_rx(byte);
         let level = self.uart.irq_level();
         let _ = self.vgic.set_level(0, self.uart_intid(), level);
         taken
+    }
+
+    /// How many bytes of console input [`Vm::console_input`] takes now.
+    pub fn console_room(&self) -> usize {
+        self.uart.rx_room()
     }
 }
 

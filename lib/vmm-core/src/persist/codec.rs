@@ -3,7 +3,7 @@
 
 use super::chunk::{self, GLOBAL, LRS, PRIVATE, RECORD, SPI};
 use super::{ExitRecord, RECORD_WORDS, StateError};
-use crate::pl011::{FIFO_DEPTH, Pl011State, TxSink};
+use crate::pl011::{FIFO_DEPTH, LINE_BYTES, Pl011State, TxSink};
 use crate::vgic::{GicVersion, Injection, Irq, PRIORITY_MASK, SPI_BASE, v3};
 use crate::vm::{Event, Reply, Vm};
 
@@ -265,8 +265,29 @@ fn decode_uart(w: &[u64]) -> Pl011State {
         imsc: lo(w[6]),
         dmacr: hi(w[6]),
         ris_latched: w[7] as u32,
+        ..Pl011State::default()
     }
 }
+
+/// The receive line (chunk [`chunk::CONSOLE`]): where its bytes start and how many, then
+/// its bytes, eight to a word.
+fn encode_line(u: &Pl011State, out: &mut [u64]) {
+    out[0] = pack(u.line_head as u32, u.line_len as u32);
+    for (o, b) in out[1..].iter_mut().zip(u.line.chunks_exact(8)) {
+        *o = u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+    }
+}
+
+fn decode_line(w: &[u64], u: &mut Pl011State) {
+    u.line_head = w[0] as u32 as usize;
+    u.line_len = (w[0] >> 32) as usize;
+    for (b, word) in u.line.chunks_exact_mut(8).zip(&w[1..]) {
+        b.copy_from_slice(&word.to_le_bytes());
+    }
+}
+
+/// Words of the line's chunk.
+pub(crate) const LINE_WORDS: usize = 1 + LINE_BYTES / 8;
 
 impl<S: TxSink> Vm<S> {
     /// Chunk `id`'s payload (`out` is its length, zeroed by the caller or not: every word
@@ -297,6 +318,7 @@ impl<S: TxSink> Vm<S> {
                     *o = encode_injection(i);
                 }
             }
+            chunk::CONSOLE => encode_line(&self.uart.save(), out),
             _ if id >= chunk::NET => self.encode_device(id, out),
             _ => out.copy_from_slice(&self.records[id - RECORD]),
         }
@@ -318,7 +340,12 @@ impl<S: TxSink> Vm<S> {
                     *s = sleep & (1 << i) != 0;
                 }
                 self.psci = self.psci.with_on_mask((w[1] >> 8) as u8).ok_or(bad)?;
-                let uart = decode_uart(&w[2..10]);
+                let mut uart = decode_uart(&w[2..10]);
+                // The line is its own chunk's, decoded after this one (and checked with
+                // the FIFO this one sets).
+                let kept = self.uart.save();
+                (uart.line, uart.line_head, uart.line_len) =
+                    (kept.line, kept.line_head, kept.line_len);
                 if !uart.is_valid() {
                     return Err(bad);
                 }
@@ -358,6 +385,14 @@ impl<S: TxSink> Vm<S> {
                         }
                     }
                 }
+            }
+            chunk::CONSOLE => {
+                let mut uart = self.uart.save();
+                decode_line(w, &mut uart);
+                if !uart.is_valid() {
+                    return Err(bad);
+                }
+                self.uart.load(&uart);
             }
             _ if id >= chunk::NET => self.decode_device(id, w)?,
             _ => {

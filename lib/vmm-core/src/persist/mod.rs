@@ -75,7 +75,10 @@ pub(crate) mod chunk {
     pub const BLK: usize = NET + 1;
     /// The heads of virtio-blk's requests in flight, oldest first, four to a word.
     pub const BLK_HEADS: usize = BLK + 1;
-    pub const COUNT: usize = BLK_HEADS + 1;
+    /// The PL011's receive line: console input the VMM took from its driver that the
+    /// FIFO had no room for yet.
+    pub const CONSOLE: usize = BLK_HEADS + 1;
+    pub const COUNT: usize = CONSOLE + 1;
     pub const RECORDS: u64 = ((1 << MAX_VCPUS) - 1) << RECORD;
     pub const LRS_ALL: u64 = ((1 << MAX_VCPUS) - 1) << LRS;
     pub const DEVICES: u64 = 0b111 << NET;
@@ -94,8 +97,10 @@ pub(crate) mod chunk {
             8
         } else if id < BLK_HEADS {
             16
-        } else {
+        } else if id == BLK_HEADS {
             64
+        } else {
+            super::codec::LINE_WORDS
         }
     }
 
@@ -132,7 +137,14 @@ pub(crate) mod chunk {
         } else {
             0
         };
-        1 << GLOBAL | cpus << PRIVATE | spis << SPI | cpus << LRS | cpus << RECORD | net | blk
+        1 << GLOBAL
+            | cpus << PRIVATE
+            | spis << SPI
+            | cpus << LRS
+            | cpus << RECORD
+            | net
+            | blk
+            | 1 << CONSOLE
     }
 }
 
@@ -217,6 +229,7 @@ impl<S: TxSink> Vm<S> {
         self.dirty_lrs = [0; MAX_VCPUS];
         self.dirty = 0;
         self.uart.dirty = false;
+        self.uart.line_dirty = false;
         self.psci.dirty = false;
     }
 
@@ -226,16 +239,20 @@ impl<S: TxSink> Vm<S> {
     /// the result. Returns the number of words written (0 when nothing changed: no store).
     pub fn commit<W: Words + ?Sized>(&mut self, region: &mut StateRegion<'_, W>) -> usize {
         let global = self.uart.dirty || self.psci.dirty || self.vgic.dirty & chunk::global() != 0;
+        let line = self.uart.line_dirty;
         let irqs = self.vgic.dirty & vgic::DIRTY_IRQS != 0;
         let lrs = self.dirty & chunk::LRS_ALL;
         let devices = self.dirty & chunk::DEVICES;
         let records = self.dirty & chunk::RECORDS;
         let mut n = 0;
-        if global || irqs || lrs != 0 || devices != 0 {
+        if global || line || irqs || lrs != 0 || devices != 0 {
             let used = self.used_chunks();
             let mut t = region.begin();
             if global {
                 self.put_chunk(&mut t, chunk::GLOBAL);
+            }
+            if line {
+                self.put_chunk(&mut t, chunk::CONSOLE);
             }
             if irqs {
                 self.put_irqs(&mut t, used);
@@ -267,6 +284,7 @@ impl<S: TxSink> Vm<S> {
         self.vgic.dirty = 0;
         self.dirty = 0;
         self.uart.dirty = false;
+        self.uart.line_dirty = false;
         self.psci.dirty = false;
         n
     }
@@ -360,6 +378,7 @@ impl<S: TxSink> Vm<S> {
         vm.dirty_lrs = [0; MAX_VCPUS];
         vm.dirty = 0;
         vm.uart.dirty = false;
+        vm.uart.line_dirty = false;
         vm.psci.dirty = false;
         Ok(vm)
     }
@@ -403,7 +422,12 @@ impl<S: TxSink> Vm<S> {
         record: impl FnOnce() -> ExitRecord,
     ) -> usize {
         // `commit`'s own test, with any record noted since the last commit counted too.
-        if !(self.uart.dirty || self.psci.dirty || self.vgic.dirty != 0 || self.dirty != 0) {
+        if !(self.uart.dirty
+            || self.uart.line_dirty
+            || self.psci.dirty
+            || self.vgic.dirty != 0
+            || self.dirty != 0)
+        {
             return 0;
         }
         self.record_and_commit(region, vcpu, record)

@@ -42,7 +42,7 @@ impl Words for [u64] {
 /// "AXVMMST\0": the region has been formatted.
 pub const MAGIC: u64 = 0x0054_534D_4D56_5841;
 /// Bumped on any change of layout or encoding: an older or newer region is refused.
-pub const VERSION: u64 = 2;
+pub const VERSION: u64 = 3;
 
 const HEADER_WORDS: usize = 16;
 /// Header words: 0 magic, 1 version, 2 region words, 3..=9 configuration, 15 checksum.

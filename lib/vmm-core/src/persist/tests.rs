@@ -154,6 +154,12 @@ pub(super) enum Op {
     Input {
         byte: u8,
     },
+    /// `len` bytes of console input at once, as a serial buffer brings them: past the
+    /// FIFO onto the line.
+    Burst {
+        first: u8,
+        len: u16,
+    },
 }
 
 fn gic_offset() -> impl Strategy<Value = u64> {
@@ -255,6 +261,7 @@ pub(super) fn op(nr_vcpus: usize) -> impl Strategy<Value = Op> {
         2 => (vcpu.clone(), 0u8..4).prop_map(|(vcpu, refuse)| Op::Inject { vcpu, refuse }),
         2 => (vcpu.clone(), 0usize..5).prop_map(|(vcpu, lr)| Op::Maintenance { vcpu, lr }),
         1 => any::<u8>().prop_map(|byte| Op::Input { byte }),
+        1 => (any::<u8>(), 0u16..300).prop_map(|(first, len)| Op::Burst { first, len }),
     ]
 }
 
@@ -299,6 +306,12 @@ pub(super) fn run(vm: &mut TestVm, op: &Op) -> Vec<u64> {
             out.push(vm.maintenance(vcpu, lr).map_or(0, u64::from));
         }
         Op::Input { byte } => out.push(u64::from(vm.console_input(byte))),
+        Op::Burst { first, len } => {
+            let taken = (0..len)
+                .take_while(|&i| vm.console_input(first.wrapping_add(i as u8)))
+                .count();
+            out.push(taken as u64);
+        }
     }
     out
 }
@@ -480,7 +493,7 @@ fn clamp_vcpu(o: &Op, n: usize) -> Op {
         | Op::Vppi { vcpu }
         | Op::Inject { vcpu, .. }
         | Op::Maintenance { vcpu, .. } => *vcpu %= n,
-        Op::Input { .. } => {}
+        Op::Input { .. } | Op::Burst { .. } => {}
     }
     o
 }
@@ -512,7 +525,7 @@ fn region_refusals() {
     );
     // Another layout version, with a header checksum that holds.
     let mut other = mem.clone();
-    other.words[1] = 3;
+    other.words[1] = region::VERSION + 1;
     let sum = (1..15)
         .map(|i| other.words[i])
         .fold(region::Sum::new(region::MAGIC), region::Sum::add)
@@ -520,11 +533,11 @@ fn region_refusals() {
     other.words[15] = sum;
     assert_eq!(
         recover(&mut other, true, 1).err(),
-        Some(StateError::Version(3))
+        Some(StateError::Version(region::VERSION + 1))
     );
     // The same with the checksum left as it was.
     let mut other = mem.clone();
-    other.words[1] = 3;
+    other.words[1] = region::VERSION + 1;
     assert_eq!(
         recover(&mut other, true, 1).err(),
         Some(StateError::HeaderChecksum)
