@@ -505,17 +505,25 @@ impl Handler for BlkPatternClient {
             return;
         };
         let c = p.client();
+        let state = c.link_state();
         let Progress::Overdue { stalled_us } =
             self.deadline
-                .check(now_us(), c.outstanding(), c.stats().completed)
+                .check_link(now_us(), state, c.outstanding(), c.stats().completed)
         else {
             return;
         };
-        println!(
-            "blk_client: no completion from the driver in {} ms with {} in flight; reporting it",
-            stalled_us / 1000,
-            c.outstanding()
-        );
+        if state == axolotl_ring::LinkState::Connected {
+            println!(
+                "blk_client: no completion from the driver in {} ms with {} in flight; reporting it",
+                stalled_us / 1000,
+                c.outstanding()
+            );
+        } else {
+            println!(
+                "blk_client: the driver has not acknowledged the connection in {} ms; reporting it",
+                stalled_us / 1000
+            );
+        }
         report_driver(c.driver_generation());
     }
 }

@@ -10,7 +10,9 @@ use axolotl_net::{
     LinkRegions, MAX_FRAME, MIN_FRAME, NetClient, NetServer, Router, check,
 };
 use axolotl_pd::{Channel, Handler, SetVar, generation, now_us, peer_generation_word, println};
-use axolotl_ring::{Authority, Corruption, Deadline, Generations, Progress, SharedRegion};
+use axolotl_ring::{
+    Authority, Corruption, Deadline, Generations, LinkState, Progress, SharedRegion,
+};
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 use virtio_drivers::transport::{DeviceStatus, Transport};
 
@@ -149,14 +151,26 @@ fn fail_stop_on(who: &str, c: Option<Contradiction>) {
     }
 }
 
-/// Frames handed to the server of a link that stop coming back: checked at the monitor's
-/// heartbeat pings (PDs with `heartbeat_ms` only). `true`: report the server.
+/// Frames handed to the server of a link that stop coming back, or a link the server never
+/// acknowledges: checked at the monitor's heartbeat pings (PDs with `heartbeat_ms` only).
+/// `true`: report the server.
 fn overdue(who: &str, peer: &str, deadline: &mut Deadline, link: &NetClient) -> bool {
-    let Progress::Overdue { stalled_us } =
-        deadline.check(now_us(), link.tx_in_flight(), link.stats().tx_returned)
-    else {
+    let state = link.link_state();
+    let Progress::Overdue { stalled_us } = deadline.check_link(
+        now_us(),
+        state,
+        link.tx_in_flight(),
+        link.stats().tx_returned,
+    ) else {
         return false;
     };
+    if state != LinkState::Connected {
+        println!(
+            "{who}: {peer} has not acknowledged the link in {} ms; reporting it",
+            stalled_us / 1000
+        );
+        return true;
+    }
     println!(
         "{who}: no transmit completion from {peer} in {} ms with {} in flight; reporting it",
         stalled_us / 1000,

@@ -728,14 +728,23 @@ impl Handler for EchoClient {
             return;
         };
         let now = axolotl_pd::now_us();
+        let state = c.link_state();
         if let Progress::Overdue { stalled_us } =
-            self.deadline.check(now, c.in_flight(), c.stats().completed)
+            self.deadline
+                .check_link(now, state, c.in_flight(), c.stats().completed)
         {
-            println!(
-                "{name}: no completion in {} ms with {} in flight; reporting the driver",
-                stalled_us / 1000,
-                c.in_flight()
-            );
+            if state == axolotl_ring::LinkState::Connected {
+                println!(
+                    "{name}: no completion in {} ms with {} in flight; reporting the driver",
+                    stalled_us / 1000,
+                    c.in_flight()
+                );
+            } else {
+                println!(
+                    "{name}: the driver has not acknowledged the connection in {} ms; reporting it",
+                    stalled_us / 1000
+                );
+            }
             let restarted = DRIVER.report_peer(c.driver_generation());
             println!("{name}: reported the driver, restarted: {restarted}");
             DRIVER.notify();

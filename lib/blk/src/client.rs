@@ -147,6 +147,11 @@ impl<const IDS: usize> BlkClient<IDS> {
         self.ring.is_connected()
     }
 
+    /// The connection for a deadline ([`axolotl_ring::Deadline::check_link`]).
+    pub fn link_state(&self) -> axolotl_ring::LinkState {
+        self.ring.link_state()
+    }
+
     /// Requests submitted and not yet completed.
     pub fn outstanding(&self) -> usize {
         self.entries.iter().filter(|e| e.is_some()).count()

@@ -220,6 +220,16 @@ impl NetClient {
         self.rx.is_connected() && self.tx.is_connected()
     }
 
+    /// The link for a deadline: the less advanced of its two connections.
+    pub fn link_state(&self) -> axolotl_ring::LinkState {
+        use axolotl_ring::LinkState::*;
+        match (self.rx.link_state(), self.tx.link_state()) {
+            (Connected, Connected) => Connected,
+            (Absent, Absent) => Absent,
+            _ => Waiting,
+        }
+    }
+
     /// The server generation of the receive connection (0: none yet).
     pub fn server_generation(&self) -> u32 {
         self.rx.server_generation()

@@ -43,6 +43,16 @@ enum State {
     },
 }
 
+/// Where a connection stands for its client's end-to-end deadline ([`Client::link_state`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    /// No server has published a generation yet: nothing to wait for.
+    Absent,
+    /// Waiting for the server: to acknowledge us, or to be restarted.
+    Waiting,
+    Connected,
+}
+
 /// Client endpoint with an id table of `IDS` entries (ids `0..IDS`).
 pub struct Client<const IDS: usize> {
     control: Control,
@@ -94,6 +104,19 @@ impl<const IDS: usize> Client<IDS> {
 
     pub fn is_connected(&self) -> bool {
         self.state == State::Connected
+    }
+
+    /// What this connection waits for, as [`crate::Deadline::check_link`] counts it.
+    pub fn link_state(&self) -> LinkState {
+        match self.state {
+            State::Connected => LinkState::Connected,
+            // No server incarnation has published itself: it has not started serving (a
+            // server still in its own start, which the monitor's heartbeat watches).
+            State::Attaching if self.server_generation == 0 => LinkState::Absent,
+            // A server that published itself and has not acknowledged us, one we found
+            // corrupt (reported, waiting for its restart), or a resync in progress.
+            _ => LinkState::Waiting,
+        }
     }
 
     /// Requests submitted and not yet completed or reclaimed.

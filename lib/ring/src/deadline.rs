@@ -6,6 +6,12 @@
 //! faulty, a bit flipped in its own state. Only the client can see that, by the one thing it
 //! waits for: completions. [`Deadline`] is checked at moments the client gets anyway (the
 //! monitor's heartbeat pings, `lib/pd`'s `Handler::heartbeat`); it needs no timer of its own.
+//!
+//! A connection that never becomes `Connected` has nothing in flight, yet its client waits
+//! all the same: for the server to acknowledge it. [`Deadline::check_link`] counts that wait
+//! as a request in flight (the network virtualiser's campaign, id 541: a bit flipped on its
+//! stack during the handshakes left every link short of `Connected`; every PD answered its
+//! heartbeats, not one frame passed, and nothing was detected).
 
 /// Whether a connection's requests still complete, as the client sees it.
 #[derive(Clone, Copy, Debug)]
@@ -45,6 +51,40 @@ impl Deadline {
         self.last = None;
     }
 
+    /// [`Deadline::check`] for a connection that may be short of `Connected`: a client
+    /// whose server published itself but has not acknowledged it (or was found corrupt and
+    /// is not restarted yet) waits for that as for a completion, so a server that runs but
+    /// never finishes attaching this connection is reported as one that stopped
+    /// completing. A server that has not published itself is still starting (the monitor's
+    /// heartbeat watches that): nothing is waited for. Any change of state is progress:
+    /// the wait starts again. A client whose own state keeps it from seeing the server's
+    /// acknowledgement accuses the server once per limit, which the monitor's repeated
+    /// accuser rule is for.
+    pub fn check_link(
+        &mut self,
+        now_us: u64,
+        link: crate::LinkState,
+        in_flight: usize,
+        completed: u64,
+    ) -> Progress {
+        use crate::LinkState::*;
+        let waiting = match link {
+            Connected => in_flight,
+            Waiting => in_flight.max(1),
+            Absent => 0,
+        };
+        let state = match link {
+            Absent => 0,
+            Waiting => 1,
+            Connected => 2,
+        };
+        self.check(
+            now_us,
+            waiting,
+            completed.wrapping_mul(3).wrapping_add(state),
+        )
+    }
+
     /// At `now_us`, with `in_flight` requests outstanding and `completed` completions so
     /// far (any counter that only grows while the connection serves). A clock that goes
     /// back (it should not) restarts the wait rather than firing.
@@ -76,6 +116,7 @@ impl Deadline {
 #[cfg(test)]
 mod tests {
     use super::{Deadline, Progress};
+    use crate::LinkState::{Absent, Connected, Waiting};
 
     const MS: u64 = 1000;
 
@@ -98,6 +139,64 @@ mod tests {
         let mut d = Deadline::new(500 * MS);
         assert_eq!(d.check(0, 8, 25), Progress::Fine);
         assert!(matches!(d.check(900 * MS, 8, 25), Progress::Overdue { .. }));
+    }
+
+    /// A link the server never acknowledges is a stall like requests that never complete;
+    /// connecting, or reconnecting after a restart, restarts the wait; an idle connected
+    /// link never fires, nor one whose server has not started.
+    #[test]
+    fn a_link_that_never_connects_fires() {
+        let mut d = Deadline::new(500 * MS);
+        assert_eq!(d.check_link(0, Waiting, 0, 0), Progress::Fine);
+        assert_eq!(d.check_link(400 * MS, Waiting, 0, 0), Progress::Fine);
+        assert_eq!(
+            d.check_link(500 * MS, Waiting, 0, 0),
+            Progress::Overdue {
+                stalled_us: 500 * MS
+            }
+        );
+        // Without the link's state, nothing in flight is idle: no report, ever.
+        let mut plain = Deadline::new(500 * MS);
+        for t in 0..10 {
+            assert_eq!(plain.check(t * 500 * MS, 0, 0), Progress::Fine);
+        }
+        // A server that has not published itself is starting, not stalled.
+        let mut d = Deadline::new(500 * MS);
+        for t in 0..10 {
+            assert_eq!(d.check_link(t * 500 * MS, Absent, 0, 0), Progress::Fine);
+        }
+        // ... and its wait starts when it has.
+        assert_eq!(d.check_link(5000 * MS, Waiting, 0, 0), Progress::Fine);
+        assert!(matches!(
+            d.check_link(5500 * MS, Waiting, 0, 0),
+            Progress::Overdue { .. }
+        ));
+
+        // Waiting for 400 ms, then connected with requests in flight: their wait starts
+        // at the connection, not at the first check.
+        let mut d = Deadline::new(500 * MS);
+        assert_eq!(d.check_link(0, Waiting, 0, 0), Progress::Fine);
+        assert_eq!(d.check_link(400 * MS, Connected, 3, 0), Progress::Fine);
+        assert_eq!(d.check_link(800 * MS, Connected, 3, 0), Progress::Fine);
+        assert!(matches!(
+            d.check_link(900 * MS, Connected, 3, 0),
+            Progress::Overdue { .. }
+        ));
+        // Connected and idle: never.
+        let mut d = Deadline::new(500 * MS);
+        for t in 0..10 {
+            assert_eq!(d.check_link(t * 500 * MS, Connected, 0, 9), Progress::Fine);
+        }
+        // Connected with a stall, then the server restarts (a resync: progress), and its
+        // successor never attaches: reported a limit later.
+        let mut d = Deadline::new(500 * MS);
+        assert_eq!(d.check_link(0, Connected, 2, 5), Progress::Fine);
+        assert_eq!(d.check_link(300 * MS, Waiting, 2, 5), Progress::Fine);
+        assert_eq!(d.check_link(700 * MS, Waiting, 2, 5), Progress::Fine);
+        assert!(matches!(
+            d.check_link(800 * MS, Waiting, 2, 5),
+            Progress::Overdue { .. }
+        ));
     }
 
     #[test]

@@ -216,7 +216,7 @@ mod server;
 mod sync;
 
 pub use bytes::{ByteConsumer, ByteProducer, byte_ring_bytes, init_byte_ring};
-pub use client::{Client, ClientEvent};
+pub use client::{Client, ClientEvent, LinkState};
 pub use control::{
     Authority, ConnectionHeader, Generations, SideControl, init_connection, pd_generation,
     ring_generation, ring_region_bytes,

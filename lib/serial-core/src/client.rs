@@ -164,6 +164,11 @@ impl<const IDS: usize> SeqClient<IDS> {
         self.ring.is_connected()
     }
 
+    /// The connection for a deadline ([`axolotl_ring::Deadline::check_link`]).
+    pub fn link_state(&self) -> axolotl_ring::LinkState {
+        self.ring.link_state()
+    }
+
     /// The PD generation of the driver this client is (or was last) connected to, `None`
     /// before the first: after an error, the incarnation the error was found against.
     pub fn driver_generation(&self) -> Option<u32> {
