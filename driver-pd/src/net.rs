@@ -494,6 +494,10 @@ pub struct NetVirt {
     /// corrupt for good, as a fault in this PD's own state would (the campaign's id 242):
     /// the repeated-accusation test only.
     misread_after: Option<u64>,
+    /// In generation 0, never serve the clients' links: published, never acknowledged, as
+    /// a virtualiser stuck in its handshakes (the campaign's id 541): the connect-deadline
+    /// test only.
+    deaf: bool,
     /// Accusations per link: the driver's, then each client's.
     driver_accuser: Accuser,
     client_accusers: [Accuser; 2],
@@ -546,6 +550,7 @@ impl NetVirt {
             frames: 0,
             crash_after: None,
             misread_after: None,
+            deaf: false,
             driver_accuser: Accuser::new(),
             client_accusers: [Accuser::new(); 2],
             deadline: Deadline::new(VIRT_DEADLINE_US),
@@ -570,6 +575,15 @@ impl NetVirt {
         v
     }
 
+    /// A virtualiser that, in generation 0, never serves its clients' links after
+    /// publishing itself on them, while it serves the driver and answers heartbeats: the
+    /// clients' connect deadline must report it. For the connect-deadline test only.
+    pub const fn deaf_to_clients() -> Self {
+        let mut v = Self::new();
+        v.deaf = true;
+        v
+    }
+
     /// Whether this incarnation misreads the driver's link (test systems only).
     fn misreads(&self) -> bool {
         self.misread_after
@@ -578,6 +592,7 @@ impl NetVirt {
 
     fn work(&mut self) {
         let misread = self.misreads();
+        let deaf = self.deaf && generation() == 0;
         let NetVirt {
             driver: Some(driver),
             clients,
@@ -599,7 +614,9 @@ impl NetVirt {
         for _ in 0..64 {
             let mut progress = false;
             for (i, c) in clients.iter_mut().enumerate() {
-                if let Some(c) = c {
+                if let Some(c) = c
+                    && !deaf
+                {
                     let act = c.poll_holding(&mut holds[i]);
                     fail_stop_on("net_virt", act.contradiction);
                     notify_client[i] |= act.notify;

@@ -273,6 +273,49 @@ fn repeated_accusation(gic: u8) {
     refute_each(&mut b, &bad);
 }
 
+/// Issue #21 (the virtualiser's campaign id 541): a virtualiser that published
+/// itself on its clients' links and never acknowledges them, while it answers heartbeats.
+/// Nothing is in flight on a link that never connected, so the request deadline saw
+/// nothing and the network never came up; the clients' connect deadline reports it, the
+/// monitor restarts it, and generation 1 serves both clients.
+fn connect_deadline(gic: u8) {
+    let (mut b, ports) = boot_net(gic, "net-echo-deaf");
+    wait_up(&mut b);
+    check(b.expect_all(
+        &[
+            "net_virt has not acknowledged the link in ",
+            "monitor: restarted net_virt (cause: corruption reported by pd ",
+            "net_virt: generation 1: routing for 2 clients",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    let tallies = match traffic(ports, 20) {
+        Ok(t) => t,
+        Err(e) => {
+            check::<()>(Err(b.failure(e)));
+            unreachable!()
+        }
+    };
+    for t in &tallies {
+        assert_eq!(t.answered, 20, "{tallies:?}");
+    }
+    // One restart: the reports of both clients against generation 0 move it once.
+    check(b.refute("net_virt: generation 2"));
+    check(b.refute("restarted net_driver"));
+    let bad: Vec<&str> = BAD.iter().copied().filter(|s| *s != "corrupt").collect();
+    refute_each(&mut b, &bad);
+}
+
+#[test]
+fn net_connect_deadline_reports_a_virtualiser_that_never_attaches_gicv2() {
+    connect_deadline(2);
+}
+
+#[test]
+fn net_connect_deadline_reports_a_virtualiser_that_never_attaches_gicv3() {
+    connect_deadline(3);
+}
+
 #[test]
 fn net_repeated_accusation_restarts_the_reporter_gicv2() {
     repeated_accusation(2);

@@ -53,6 +53,7 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/net-echo.system",
     "tests/systems/net-echo-restart.system",
     "tests/systems/net-echo-misread.system",
+    "tests/systems/net-echo-deaf.system",
     "tests/systems/blk.system",
     "tests/systems/blk-crash.system",
     "tests/systems/campaign-blk.system",
