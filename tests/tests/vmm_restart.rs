@@ -63,6 +63,13 @@ fn fail_vmm_on(
 
 /// Boots `system` to the guest's shell, sets a shell variable and arms `action` at `point`.
 fn arm_vmm_on(gic: u8, system: &str, action: &str, point: &str) -> axolotl_qemu::Boot {
+    let mut b = boot_to_shell(gic, system);
+    type_in(&mut b, &format!("# vmm-fault {action} {point}\n"));
+    b
+}
+
+/// Boots `system` to the guest's shell and sets a shell variable.
+fn boot_to_shell(gic: u8, system: &str) -> axolotl_qemu::Boot {
     let mut b = check(boot_named(gic, "cortex-a72", &format!("-{system}")));
     check(b.expect_all(
         &[
@@ -77,7 +84,6 @@ fn arm_vmm_on(gic: u8, system: &str, action: &str, point: &str) -> axolotl_qemu:
     // State only this shell holds: a reboot loses it.
     type_in(&mut b, "x=kept; echo set-$x-$((6*7))\n");
     check(b.expect("set-kept-42", BOOT_TIMEOUT));
-    type_in(&mut b, &format!("# vmm-fault {action} {point}\n"));
     b
 }
 
@@ -179,18 +185,7 @@ fn vmm_crash_while_the_guest_reads_typed_input_keeps_the_input_gicv2() {
 }
 
 fn crash_while_reading_typed_input(gic: u8, system: &str) {
-    let mut b = check(boot_named(gic, "cortex-a72", &format!("-{system}")));
-    check(b.expect_all(
-        &[
-            "vmm: guest started at 0x40000000",
-            "vmm: console input from the serial driver",
-            "Run /init as init process",
-            "AXOLOTL-GUEST-DONE",
-        ],
-        BOOT_TIMEOUT,
-    ));
-    type_in(&mut b, "x=kept; echo set-$x-$((6*7))\n");
-    check(b.expect("set-kept-42", BOOT_TIMEOUT));
+    let mut b = boot_to_shell(gic, system);
     // Several FIFOs' worth behind the arming line, sent at once: the output names each
     // stretch once, so a byte lost or repeated anywhere shows.
     let words: Vec<String> = (0..12).map(|i| format!("w{i:02}-abcdefgh")).collect();

@@ -358,28 +358,6 @@ pub(crate) struct Pl011State {
     pub line_len: usize,
 }
 
-impl Default for Pl011State {
-    fn default() -> Self {
-        Self {
-            rx: [0; FIFO_DEPTH],
-            rx_head: 0,
-            rx_len: 0,
-            ilpr: 0,
-            ibrd: 0,
-            fbrd: 0,
-            lcr_h: 0,
-            cr: 0,
-            ifls: 0,
-            imsc: 0,
-            dmacr: 0,
-            ris_latched: 0,
-            line: [0; LINE_BYTES],
-            line_head: 0,
-            line_len: 0,
-        }
-    }
-}
-
 impl Pl011State {
     /// Whether registers could have been reached through [`Pl011`]'s interface: every
     /// register within its write mask, the FIFO within its capacity.

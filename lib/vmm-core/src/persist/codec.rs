@@ -265,7 +265,10 @@ fn decode_uart(w: &[u64]) -> Pl011State {
         imsc: lo(w[6]),
         dmacr: hi(w[6]),
         ris_latched: w[7] as u32,
-        ..Pl011State::default()
+        // The line is its own chunk's (`decode_line`).
+        line: [0; LINE_BYTES],
+        line_head: 0,
+        line_len: 0,
     }
 }
 
