@@ -47,6 +47,9 @@ pub enum ClientError {
     Unexpected(Box<Reply>),
     /// The system speaks another protocol version (its frames carry `system`).
     Version { system: u8 },
+    /// The status rows of every read disagreed among themselves (their `total`s, or a row
+    /// missing below the `total` another named), this many reads in a row.
+    Inconsistent { reads: u32 },
 }
 
 impl core::fmt::Display for ClientError {
@@ -77,6 +80,12 @@ impl core::fmt::Display for ClientError {
                 f,
                 "the system speaks control protocol version {system}, this CLI version \
                  {VERSION}: use the `cargo xtask ctl` of the tree the system was built from"
+            ),
+            ClientError::Inconsistent { reads } => write!(
+                f,
+                "the system's status rows contradicted each other in {reads} reads (their \
+                 count changed within a read): its monitor or control PD is failing (see the \
+                 system's console)"
             ),
         }
     }
@@ -110,6 +119,10 @@ pub fn explain(e: &Error) -> String {
         other => format!("the system answered: {other}"),
     }
 }
+
+/// Reads of the status rows [`Client::status`] makes before it gives up on rows that
+/// contradict each other.
+pub const STATUS_READS: u32 = 3;
 
 /// A connection to a control PD.
 pub struct Client {
@@ -251,20 +264,42 @@ impl Client {
         }
     }
 
-    /// Every PD's status row.
+    /// Every PD's status row. The rows of one read must agree on their count (a system's
+    /// PDs are fixed): a read whose rows contradict each other is made again, up to
+    /// [`STATUS_READS`] times. The monitor's campaign, id 250: a monitor with a flipped
+    /// stack pointer answered one row with a count of 0, and the table ended after four of
+    /// six PDs, without an error.
     pub fn status(&mut self) -> Result<Vec<PdStatus>, ClientError> {
+        for _ in 0..STATUS_READS {
+            if let Some(rows) = self.status_once()? {
+                return Ok(rows);
+            }
+        }
+        Err(ClientError::Inconsistent {
+            reads: STATUS_READS,
+        })
+    }
+
+    /// One read of the rows; `None` if they contradicted each other.
+    fn status_once(&mut self) -> Result<Option<Vec<PdStatus>>, ClientError> {
         let mut rows = Vec::new();
         let mut index = 0u8;
+        let mut count = None;
         loop {
             match self.ask(&Request::Status { index })? {
                 Reply::Pd { total, status } => {
+                    // A row beyond the count it gives, or a count other than the read's.
+                    if total <= index || *count.get_or_insert(total) != total {
+                        return Ok(None);
+                    }
                     rows.push(status);
                     index += 1;
                     if index >= total {
-                        return Ok(rows);
+                        return Ok(Some(rows));
                     }
                 }
-                Reply::Error(Error::NoSuchIndex) => return Ok(rows),
+                // No row at all (no PD to show), or one missing below the count.
+                Reply::Error(Error::NoSuchIndex) => return Ok(count.is_none().then_some(rows)),
                 other => return Err(ClientError::Unexpected(Box::new(other))),
             }
         }

@@ -273,7 +273,7 @@ impl From<ClientError> for Failed {
 fn failed(e: ClientError) -> Failed {
     let code = match &e {
         ClientError::NoSocket(_) | ClientError::Stopped(_) | ClientError::Io(_) => UNREACHABLE,
-        ClientError::NoAnswer { .. } => NO_ANSWER,
+        ClientError::NoAnswer { .. } | ClientError::Inconsistent { .. } => NO_ANSWER,
         ClientError::Unexpected(r) if matches!(**r, Reply::Error(_)) => REFUSED,
         ClientError::TooLarge | ClientError::Version { .. } => REFUSED,
         ClientError::Unexpected(_) => NO_ANSWER,

@@ -214,3 +214,74 @@ fn bit_flip_targets_are_checked_before_asking() {
         assert_eq!(f.code, USAGE, "{}", f.message);
     }
 }
+
+/// A status row of PD `index` in a system of `total`.
+fn row(index: u8, total: u8) -> Reply {
+    Reply::Pd {
+        total,
+        status: axolotl_control_proto::PdStatus {
+            index,
+            name: name(&format!("pd{index}")).unwrap(),
+            state: axolotl_control_proto::PdState::Running,
+            generation: 0,
+            restarts: 0,
+            restarts_in_window: 0,
+            restart_limit: 0,
+            last_cause: None,
+            last_recovery_us: None,
+            heartbeat_ms: None,
+            heartbeat_age_ms: None,
+            memory_bytes: 4096,
+            managed: true,
+            vm: None,
+        },
+    }
+}
+
+static ROWS_ASKED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Six PDs; the third row asked (the first read's index 2) says there are 2, as the
+/// monitor with a flipped stack pointer did (its campaign's id 250).
+fn six_rows_one_lying(r: Request) -> Reply {
+    let Request::Status { index } = r else {
+        return Reply::Error(Error::Unsupported);
+    };
+    let n = ROWS_ASKED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if index >= 6 {
+        return Reply::Error(Error::NoSuchIndex);
+    }
+    row(index, if n == 2 { 2 } else { 6 })
+}
+
+/// A read whose rows disagree on their count is made again: the table is whole, never cut
+/// short without an error (before, the CLI stopped at the lying row: four of six, "ok").
+#[test]
+fn status_rows_that_contradict_each_other_are_read_again() {
+    let p = socket("status-lie");
+    fake_system(&p, 0, six_rows_one_lying);
+    let mut c = Client::connect(&p, Duration::from_secs(30)).unwrap();
+    let rows = c.status().ok().unwrap();
+    assert_eq!(rows.len(), 6);
+    assert!(rows.iter().enumerate().all(|(i, r)| r.index as usize == i));
+    // The first read (rows 0..=2) was dropped, the second taken whole.
+    assert_eq!(ROWS_ASKED.load(std::sync::atomic::Ordering::Relaxed), 3 + 6);
+}
+
+fn always_contradicting(r: Request) -> Reply {
+    let Request::Status { index } = r else {
+        return Reply::Error(Error::Unsupported);
+    };
+    row(index, if index == 1 { 9 } else { 4 })
+}
+
+#[test]
+fn status_rows_that_never_agree_are_an_error() {
+    let p = socket("status-never");
+    fake_system(&p, 0, always_contradicting);
+    let mut c = Client::connect(&p, Duration::from_secs(30)).unwrap();
+    let Err(e) = c.status() else {
+        panic!("contradicting rows were taken")
+    };
+    assert_eq!(e, ClientError::Inconsistent { reads: 3 });
+    assert_eq!(failed(e).code, NO_ANSWER);
+}
