@@ -670,9 +670,9 @@ fn meson_mismatches(fdt: &Fdt, b: &Board) -> Vec<String> {
         bad.push("U-Boot leaves the console set up".into());
     }
 
-    let Some(gicd) = gic_and_timer_mismatches(fdt, b, &mut bad) else {
+    if gic_and_timer_mismatches(fdt, b, &mut bad).is_none() {
         return bad;
-    };
+    }
     // The counter counts the 24 MHz crystal, the DT's fixed clock `xtal` (the timer node
     // names no frequency: the secure firmware programs CNTFRQ).
     let xtal = fdt
@@ -686,32 +686,39 @@ fn meson_mismatches(fdt: &Fdt, b: &Board) -> Vec<String> {
     let hz = cells(xtal.property("clock-frequency").unwrap().value)[0];
     same!("timer frequency", b.timer_hz, hz);
 
-    // Devices: the SoC's devices lie on both sides of the GIC; the window is exactly those
-    // on the console's side (from the lowest to the highest of them), and holds no GIC.
-    let GicLayout::V2 { gicv, .. } = b.gic else {
-        unreachable!()
-    };
-    let gic_end = gicv + 0x2000;
-    let below = b.uart_base < gicd;
+    // Devices: the window is exactly the SoC's devices, from the lowest to the highest; the
+    // GIC lies among them, and user level gets none of its frames but GICV (the kernel
+    // carves them out: `Board::user_device_ranges`), nor the console's page.
     let mut lo = u64::MAX;
     let mut hi = 0;
     for dev in children(fdt, "/soc") {
-        if dev.contains("interrupt-controller@") {
-            continue;
-        }
         for (addr, size) in regs(fdt, &dev) {
-            if (below && addr + size <= gicd) || (!below && addr >= gic_end) {
-                lo = lo.min(addr);
-                hi = hi.max(addr + size);
-            }
+            lo = lo.min(addr);
+            hi = hi.max(addr + size);
         }
     }
     same!("device window start", b.device_window.0, lo);
     same!("device window end", b.device_window.1, hi);
-    if b.device_window.0 < gic_end && gicd < b.device_window.1 {
+    let user = b.user_device_ranges();
+    let gic = path_of_compatible(fdt, "arm,gic-400");
+    for (i, (addr, size)) in regs(fdt, &gic).into_iter().enumerate() {
+        let gicv = i == 3;
+        if gicv && !user.contains(addr, addr + size) {
+            bad.push(format!(
+                "GICV {addr:#x}+{size:#x} is not handed to user level"
+            ));
+        }
+        if !gicv && user.meets(addr, addr + size) {
+            bad.push(format!(
+                "GIC frame {i} at {addr:#x}+{size:#x} is handed to user level: {:x?}",
+                user.as_slice()
+            ));
+        }
+    }
+    let (console, _) = regs(fdt, &uart)[0];
+    if user.meets(console & !0xfff, (console & !0xfff) + 0x1000) {
         bad.push(format!(
-            "the GIC is inside the device window {:x?}",
-            b.device_window
+            "the console's page {console:#x} is handed to user level"
         ));
     }
 
