@@ -234,8 +234,9 @@ pub mod odroid_c4 {
     use super::BoardUart;
 
     /// UART_A (`serial@24000` on the 0xffd0_0000 bus, SPI 26, edge-rising, 128-byte FIFOs):
-    /// on the 40-pin header's pins 8 (TX, GPIOX_12) and 10 (RX, GPIOX_13) once those pins
-    /// are muxed to it, which nothing here does (docs/boards.md).
+    /// its TX and RX are GPIOX_12/13 (the 40-pin header's pins 8 and 10, by Hardkernel's
+    /// pinout; not checked here) once those pins are muxed to it, which nothing here does
+    /// (docs/boards.md).
     pub const UART_A: BoardUart = BoardUart {
         board: "odroid-c4",
         name: "UART_A",
