@@ -144,6 +144,10 @@ pub mod vcons;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod mini;
 
+/// The serial driver over an ODROID's UART_A, a meson UART (docs/boards.md).
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod meson;
+
 #[cfg(test)]
 mod tests {
     use super::*;

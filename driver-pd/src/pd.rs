@@ -158,6 +158,11 @@ pub(crate) fn uart_base_vaddr() -> Option<usize> {
     Some(uart_base.get() as usize).filter(|&v| v != 0)
 }
 
+/// The device page's physical address as the SDF patched it (`uart_paddr`), if it did.
+pub(crate) fn uart_paddr_given() -> Option<u64> {
+    Some(uart_paddr.get()).filter(|&p| p != 0)
+}
+
 /// QEMU virt's PL011 a page at `paddr` is (0: not given).
 fn pl011_name(paddr: u64) -> &'static str {
     match paddr {

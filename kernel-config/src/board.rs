@@ -64,7 +64,9 @@ pub struct Board {
     pub phys_timer_irq: u32,
     /// PPI of the virtual GIC's maintenance interrupt.
     pub vgic_maintenance_irq: u32,
-    /// Device memory window handed to user level as device untypeds: [start, end).
+    /// The SoC's devices, [start, end): handed to user level as device untypeds, but for
+    /// what the kernel keeps inside it (the console's page, the GIC's frames other than
+    /// GICV: [`Board::user_device_ranges`]).
     pub device_window: (u64, u64),
     /// Physical address the kernel is linked at and loaded to (`kernel/link.ld`).
     pub kernel_load: u64,
@@ -224,11 +226,12 @@ pub const ODROID_C4: Board = Board {
     virt_timer_irq: 27,
     phys_timer_irq: 30,
     vgic_maintenance_irq: 25,
-    // The SoC's devices below the GIC (PCIe, Ethernet, the 0xff60_0000 and always-on
-    // 0xff80_0000 buses, the VPU). Those above it (0xffd0_0000: UART A-C, I2C, PWM; the SD
-    // and eMMC controllers, USB, the GPU) are not handed out: one window, and the GIC sits
-    // between.
-    device_window: (0xfc00_0000, 0xffa0_0000),
+    // Every device of the SoC, from PCIe (0xfc00_0000) to the GPU (ending 0xffe8_0000): the
+    // PCIe, Ethernet, the 0xff60_0000 and always-on 0xff80_0000 buses and the VPU below the
+    // GIC, the 0xffd0_0000 bus (UART A-C, I2C, PWM: UART_A is the serial driver's), the SD
+    // and eMMC controllers, USB and the GPU above it. The GIC at 0xffc0_1000 sits inside:
+    // the kernel keeps its frames ([`Board::user_device_ranges`]).
+    device_window: (0xfc00_0000, 0xffe8_0000),
     // Where Microkit's ODROID loader is loaded by U-Boot too: well above U-Boot's own load
     // address (0x0100_0000) and below where it relocates itself (the top of RAM).
     kernel_load: 0x2000_0000,
@@ -260,10 +263,11 @@ pub const ODROID_C2: Board = Board {
     virt_timer_irq: 27,
     phys_timer_irq: 30,
     vgic_maintenance_irq: 25,
-    // The SoC's devices above the GIC, which hold the console: the SRAM, the always-on bus,
-    // HDMI, Ethernet, USB, the 0xd000_0000 APB (SD and eMMC controllers). Below it (the
-    // 0xc110_0000 bus: UART A-C, I2C, PWM; the USB PHYs) is not handed out: one window.
-    device_window: (0xc800_0000, 0xd020_0000),
+    // Every device of the SoC, from the USB PHYs (0xc000_0000) to the 0xd000_0000 APB (SD
+    // and eMMC controllers) and the VPU: the 0xc110_0000 bus (UART A-C, I2C, PWM: UART_A is
+    // the serial driver's) below the GIC at 0xc430_1000, the SRAM, the always-on bus, HDMI,
+    // Ethernet and USB above it. The kernel keeps the GIC's frames.
+    device_window: (0xc000_0000, 0xd020_0000),
     kernel_load: 0x2000_0000,
     boot_format: BootFormat::Raw,
     console_setup: ConsoleSetup::AsLeft,
@@ -337,10 +341,135 @@ const QEMU_VIRT_UARTS: &[ConsoleUart] = &[
     },
 ];
 
+/// Bytes of the GICv2 frames (the GIC-400's: the architecture's register maps, rounded to
+/// pages): the distributor, the CPU interface (GICC_DIR at 0x1000), the hypervisor control
+/// interface with its per-CPU aliases, the virtual CPU interface.
+pub const GICV2_GICD_BYTES: u64 = 0x1000;
+pub const GICV2_GICC_BYTES: u64 = 0x2000;
+pub const GICV2_GICH_BYTES: u64 = 0x2000;
+pub const GICV2_GICV_BYTES: u64 = 0x2000;
+/// Bytes of a GICv3's distributor and of one core's redistributor (its RD and SGI frames).
+pub const GICV3_GICD_BYTES: u64 = 0x1_0000;
+pub const GICV3_GICR_BYTES_PER_CORE: u64 = 0x2_0000;
+
+/// Most ranges [`Board::user_device_ranges`] can come to: the window cut by the console's
+/// page and three GIC frames.
+pub const MAX_DEVICE_RANGES: usize = 8;
+
+/// Physical ranges, sorted and disjoint, each `[start, end)` page aligned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceRanges {
+    ranges: [(u64, u64); MAX_DEVICE_RANGES],
+    len: usize,
+}
+
+impl DeviceRanges {
+    const fn of(r: (u64, u64)) -> Self {
+        let mut d = DeviceRanges {
+            ranges: [(0, 0); MAX_DEVICE_RANGES],
+            len: 0,
+        };
+        if r.0 < r.1 {
+            d.ranges[0] = r;
+            d.len = 1;
+        }
+        d
+    }
+
+    pub fn as_slice(&self) -> &[(u64, u64)] {
+        &self.ranges[..self.len]
+    }
+
+    /// Whether `[lo, hi)` lies inside one of the ranges.
+    pub fn contains(&self, lo: u64, hi: u64) -> bool {
+        self.as_slice().iter().any(|&(a, b)| a <= lo && hi <= b)
+    }
+
+    /// Whether `[lo, hi)` meets any of the ranges.
+    pub fn meets(&self, lo: u64, hi: u64) -> bool {
+        self.as_slice().iter().any(|&(a, b)| lo < b && a < hi)
+    }
+
+    /// Takes the pages of `[lo, hi)` out.
+    fn remove(&mut self, lo: u64, hi: u64) {
+        let (lo, hi) = (lo & !0xfff, hi.next_multiple_of(0x1000));
+        let mut out = [(0, 0); MAX_DEVICE_RANGES];
+        let mut n = 0;
+        for &(a, b) in self.as_slice() {
+            for piece in [(a, b.min(lo)), (a.max(hi), b)] {
+                // A range cut in two takes one more slot; the callers' cuts never exceed
+                // MAX_DEVICE_RANGES (a host test checks every board).
+                if piece.0 < piece.1 && n < MAX_DEVICE_RANGES {
+                    out[n] = piece;
+                    n += 1;
+                }
+            }
+        }
+        self.ranges = out;
+        self.len = n;
+    }
+}
+
 impl Board {
     /// The page holding the console UART's registers: the kernel's, never user level's.
     pub const fn uart_page(&self) -> u64 {
         self.uart_base & !0xfff
+    }
+
+    /// The GIC frames the kernel keeps for itself wherever they lie, `[start, end)`: all of
+    /// the GIC but a GICv2's virtual CPU interface (GICV), which a VMM maps for its guest.
+    /// Empty entries are `(0, 0)`.
+    pub fn kernel_gic_frames(&self) -> [(u64, u64); 3] {
+        match self.gic {
+            GicLayout::V2 {
+                gicd, gicc, gich, ..
+            } => [
+                (gicd, gicd + GICV2_GICD_BYTES),
+                (gicc, gicc + GICV2_GICC_BYTES),
+                (gich, gich + GICV2_GICH_BYTES),
+            ],
+            GicLayout::V3 { gicd, gicr } => [
+                (gicd, gicd + GICV3_GICD_BYTES),
+                (
+                    gicr,
+                    gicr + GICV3_GICR_BYTES_PER_CORE * self.sdf_cores() as u64,
+                ),
+                (0, 0),
+            ],
+        }
+    }
+
+    /// What the kernel hands to user level as device untypeds: the device window without the
+    /// console's page and the GIC's frames ([`Board::kernel_gic_frames`]), and a GICv2's
+    /// GICV wherever it lies (a VMM maps it for its guest).
+    pub fn user_device_ranges(&self) -> DeviceRanges {
+        let mut d = DeviceRanges::of(self.device_window);
+        d.remove(self.uart_page(), self.uart_page() + 0x1000);
+        for (lo, hi) in self.kernel_gic_frames() {
+            if lo < hi {
+                d.remove(lo, hi);
+            }
+        }
+        if let GicLayout::V2 { gicv, .. } = self.gic
+            && !d.contains(gicv, gicv + GICV2_GICV_BYTES)
+            && d.len < MAX_DEVICE_RANGES
+        {
+            // Outside the window (QEMU virt, the Pi): a range of its own, kept sorted.
+            d.remove(gicv, gicv + GICV2_GICV_BYTES);
+            let at = d
+                .as_slice()
+                .iter()
+                .position(|&(a, _)| a > gicv)
+                .unwrap_or(d.len);
+            let mut k = d.len;
+            while k > at {
+                d.ranges[k] = d.ranges[k - 1];
+                k -= 1;
+            }
+            d.ranges[at] = (gicv, gicv + GICV2_GICV_BYTES);
+            d.len += 1;
+        }
+        d
     }
 
     /// The UARTs the kernel's console may be put on, the board's default first: a system that
@@ -447,6 +576,9 @@ pub fn board_by_name(name: &str, gic: Option<GicVersion>) -> Option<Board> {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+    use std::vec;
+
     use super::*;
 
     #[test]
@@ -500,7 +632,7 @@ mod tests {
     }
 
     #[test]
-    fn odroids_are_gicv2_boards_with_the_gic_outside_the_device_window() {
+    fn odroids_are_gicv2_boards_whose_gic_the_kernel_keeps_out_of_the_device_untypeds() {
         for b in [ODROID_C4, ODROID_C2] {
             assert_eq!(board_by_name(b.name, None), Some(b));
             assert_eq!(board_by_name(b.name, Some(GicVersion::V3)), None);
@@ -508,14 +640,116 @@ mod tests {
             let (lo, hi) = b.device_window;
             let page = b.uart_page();
             assert!(page >= lo && page + 0x1000 <= hi, "{}", b.name);
+            // The GIC lies among the SoC's devices, inside the window: what user level gets
+            // has a hole for it, but for GICV.
             let GicLayout::V2 { gicd, gicv, .. } = b.gic else {
                 panic!("GIC-400")
             };
-            assert!(gicd >= hi || gicv + 0x2000 <= lo, "{}", b.name);
+            assert!(lo < gicd && gicv + GICV2_GICV_BYTES < hi, "{}", b.name);
+            let user = b.user_device_ranges();
+            assert!(!user.meets(gicd, gicv), "{}: {user:x?}", b.name);
+            assert!(user.contains(gicv, gicv + GICV2_GICV_BYTES), "{}", b.name);
+            assert!(!user.meets(page, page + 0x1000), "{}", b.name);
         }
         // The C2's UART is not page aligned: its page is the kernel's.
         assert_eq!(ODROID_C2.uart_page(), 0xc810_0000);
         assert_eq!(ODROID_C4.uart_page(), ODROID_C4.uart_base);
+        // UART_A, the serial driver's (lib/meson-uart's board constants, checked against the
+        // DTBs in tests/upstream_dtbs.rs), is user level's on both.
+        assert!(
+            ODROID_C4
+                .user_device_ranges()
+                .contains(0xffd2_4000, 0xffd2_5000)
+        );
+        assert!(
+            ODROID_C2
+                .user_device_ranges()
+                .contains(0xc110_8000, 0xc110_9000)
+        );
+        assert_eq!(
+            ODROID_C4.user_device_ranges().as_slice(),
+            [
+                (0xfc00_0000, 0xff80_3000),
+                (0xff80_4000, 0xffc0_1000),
+                (0xffc0_6000, 0xffe8_0000)
+            ]
+        );
+    }
+
+    /// The kernel's boot (kernel/src/boot_alloc.rs `blocks`): naturally aligned power-of-two
+    /// blocks, the largest that fit.
+    fn untyped_blocks(mut lo: u64, hi: u64) -> usize {
+        let mut n = 0;
+        while lo < hi {
+            let align = if lo == 0 { 63 } else { lo.trailing_zeros() };
+            let bits = align.min(63 - (hi - lo).leading_zeros()).min(47);
+            n += (bits >= 4) as usize;
+            lo += 1 << bits;
+        }
+        n
+    }
+
+    #[test]
+    fn user_device_ranges_leave_the_kernel_its_frames_and_fit_the_boot_info() {
+        for b in BOARDS {
+            let user = b.user_device_ranges();
+            let r = user.as_slice();
+            assert!(!r.is_empty(), "{}", b.name);
+            for w in r.windows(2) {
+                assert!(
+                    w[0].1 < w[1].0,
+                    "{}: sorted, disjoint, not adjacent: {r:x?}",
+                    b.name
+                );
+            }
+            for &(lo, hi) in r {
+                assert!(
+                    lo < hi && lo % 0x1000 == 0 && hi % 0x1000 == 0,
+                    "{}",
+                    b.name
+                );
+            }
+            for (lo, hi) in b.kernel_gic_frames() {
+                assert!(lo == hi || !user.meets(lo, hi), "{}: GIC {lo:#x}", b.name);
+            }
+            assert!(!user.meets(b.uart_page(), b.uart_page() + 0x1000));
+            let gicv = match b.gic {
+                GicLayout::V2 { gicv, .. } => Some((gicv, gicv + GICV2_GICV_BYTES)),
+                GicLayout::V3 { .. } => None,
+            };
+            if let Some((lo, hi)) = gicv {
+                assert!(user.contains(lo, hi), "{}: GICV", b.name);
+            }
+            // Nothing beyond the window but GICV.
+            let (wlo, whi) = b.device_window;
+            for &(lo, hi) in r {
+                assert!(
+                    (wlo <= lo && hi <= whi) || Some((lo, hi)) == gicv,
+                    "{}",
+                    b.name
+                );
+            }
+            // The device untypeds, with RAM's (a few dozen), within the boot info's 128.
+            let n: usize = r.iter().map(|&(lo, hi)| untyped_blocks(lo, hi)).sum();
+            assert!(n <= 64, "{}: {n} device untypeds", b.name);
+        }
+        // As before the GIC came inside a window: QEMU virt and the Pi.
+        for b in [QEMU_VIRT_GICV2, RPI4B] {
+            let (lo, hi) = b.device_window;
+            let page = b.uart_page();
+            let GicLayout::V2 { gicv, .. } = b.gic else {
+                unreachable!()
+            };
+            let mut want = vec![(lo, page), (page + 0x1000, hi), (gicv, gicv + 0x2000)];
+            want.retain(|r| r.0 < r.1);
+            want.sort();
+            assert_eq!(b.user_device_ranges().as_slice(), want, "{}", b.name);
+        }
+        let moved = QEMU_VIRT_GICV3.with_console(QEMU_VIRT_GICV3.console_candidates()[1]);
+        assert_eq!(
+            moved.user_device_ranges().as_slice(),
+            [(0x0900_0000, 0x0904_0000), (0x0904_1000, 0x0c00_0000)]
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@ mod build;
 pub mod limits;
 
 pub use board::{
-    BOARDS, Board, BootFormat, ConsoleKind, ConsoleSetup, ConsoleUart, GicLayout, GicVersion,
-    IrqRefusal, MAX_INTIDS, ODROID_C2, ODROID_C4, RPI4B, board_by_name,
+    BOARDS, Board, BootFormat, ConsoleKind, ConsoleSetup, ConsoleUart, DeviceRanges,
+    GICV2_GICC_BYTES, GICV2_GICD_BYTES, GICV2_GICH_BYTES, GICV2_GICV_BYTES, GICV3_GICD_BYTES,
+    GICV3_GICR_BYTES_PER_CORE, GicLayout, GicVersion, IrqRefusal, MAX_DEVICE_RANGES, MAX_INTIDS,
+    ODROID_C2, ODROID_C4, RPI4B, board_by_name,
 };
 pub use build::BuildConfig;

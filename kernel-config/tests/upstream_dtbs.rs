@@ -670,9 +670,9 @@ fn meson_mismatches(fdt: &Fdt, b: &Board) -> Vec<String> {
         bad.push("U-Boot leaves the console set up".into());
     }
 
-    let Some(gicd) = gic_and_timer_mismatches(fdt, b, &mut bad) else {
+    if gic_and_timer_mismatches(fdt, b, &mut bad).is_none() {
         return bad;
-    };
+    }
     // The counter counts the 24 MHz crystal, the DT's fixed clock `xtal` (the timer node
     // names no frequency: the secure firmware programs CNTFRQ).
     let xtal = fdt
@@ -686,32 +686,39 @@ fn meson_mismatches(fdt: &Fdt, b: &Board) -> Vec<String> {
     let hz = cells(xtal.property("clock-frequency").unwrap().value)[0];
     same!("timer frequency", b.timer_hz, hz);
 
-    // Devices: the SoC's devices lie on both sides of the GIC; the window is exactly those
-    // on the console's side (from the lowest to the highest of them), and holds no GIC.
-    let GicLayout::V2 { gicv, .. } = b.gic else {
-        unreachable!()
-    };
-    let gic_end = gicv + 0x2000;
-    let below = b.uart_base < gicd;
+    // Devices: the window is exactly the SoC's devices, from the lowest to the highest; the
+    // GIC lies among them, and user level gets none of its frames but GICV (the kernel
+    // carves them out: `Board::user_device_ranges`), nor the console's page.
     let mut lo = u64::MAX;
     let mut hi = 0;
     for dev in children(fdt, "/soc") {
-        if dev.contains("interrupt-controller@") {
-            continue;
-        }
         for (addr, size) in regs(fdt, &dev) {
-            if (below && addr + size <= gicd) || (!below && addr >= gic_end) {
-                lo = lo.min(addr);
-                hi = hi.max(addr + size);
-            }
+            lo = lo.min(addr);
+            hi = hi.max(addr + size);
         }
     }
     same!("device window start", b.device_window.0, lo);
     same!("device window end", b.device_window.1, hi);
-    if b.device_window.0 < gic_end && gicd < b.device_window.1 {
+    let user = b.user_device_ranges();
+    let gic = path_of_compatible(fdt, "arm,gic-400");
+    for (i, (addr, size)) in regs(fdt, &gic).into_iter().enumerate() {
+        let gicv = i == 3;
+        if gicv && !user.contains(addr, addr + size) {
+            bad.push(format!(
+                "GICV {addr:#x}+{size:#x} is not handed to user level"
+            ));
+        }
+        if !gicv && user.meets(addr, addr + size) {
+            bad.push(format!(
+                "GIC frame {i} at {addr:#x}+{size:#x} is handed to user level: {:x?}",
+                user.as_slice()
+            ));
+        }
+    }
+    let (console, _) = regs(fdt, &uart)[0];
+    if user.meets(console & !0xfff, (console & !0xfff) + 0x1000) {
         bad.push(format!(
-            "the GIC is inside the device window {:x?}",
-            b.device_window
+            "the console's page {console:#x} is handed to user level"
         ));
     }
 
@@ -964,6 +971,213 @@ fn a_wrong_odroid_constant_is_caught() {
             !meson_mismatches(&fdt, other).is_empty(),
             "{} fits {dtb}",
             other.name
+        );
+    }
+}
+
+/// The GIC interrupt flags of a node's `interrupts` (the third cell: 1 edge rising, 4 level
+/// high).
+fn irq_flags(fdt: &Fdt, path: &str) -> Vec<u64> {
+    let p = fdt
+        .find_node(path)
+        .and_then(|n| n.property("interrupts"))
+        .unwrap_or_else(|| panic!("{path} has no interrupts"));
+    cells(p.value).chunks_exact(3).map(|i| i[2]).collect()
+}
+
+/// The node of the clock named `name` in a node's `clocks` (walking the list by each
+/// provider's `#clock-cells`).
+fn named_clock<'b, 'a>(fdt: &'b Fdt<'a>, path: &str, name: &str) -> fdt::node::FdtNode<'b, 'a> {
+    let node = fdt.find_node(path).unwrap();
+    let names: Vec<&str> = node
+        .property("clock-names")
+        .map(|p| p.value.split(|&b| b == 0).filter(|s| !s.is_empty()))
+        .into_iter()
+        .flatten()
+        .map(|s| std::str::from_utf8(s).unwrap())
+        .collect();
+    let at = names
+        .iter()
+        .position(|n| *n == name)
+        .unwrap_or_else(|| panic!("{path} has no clock {name}: {names:?}"));
+    let list = cells(node.property("clocks").unwrap().value);
+    let mut c = &list[..];
+    for i in 0.. {
+        let provider = fdt
+            .find_phandle(c[0] as u32)
+            .unwrap_or_else(|| panic!("{path}: no clock provider {:#x}", c[0]));
+        if i == at {
+            return provider;
+        }
+        let n = provider
+            .property("#clock-cells")
+            .map_or(0, |p| cells(p.value)[0] as usize);
+        c = &c[1 + n..];
+    }
+    unreachable!()
+}
+
+/// The ODROIDs' UART_A, the serial driver PD's (`axolotl_meson_uart::odroid_c4::UART_A`,
+/// `odroid_c2::UART_A`; the SDFs' `phys_addr` and `irq`).
+fn uart_a_mismatches(fdt: &Fdt, b: &Board, u: &axolotl_meson_uart::BoardUart) -> Vec<String> {
+    let mut bad = Vec::new();
+    macro_rules! same {
+        ($($a:expr),+ $(,)?) => { same_in(&mut bad, $($a),+) };
+    }
+    // The DTs have no labels: UART_A is the one meson UART outside the always-on domain with
+    // the 128-byte FIFOs (`fifo-size`; the others have the default 64).
+    let found: Vec<String> = walk(fdt, "/")
+        .into_iter()
+        .filter(|(_, n)| {
+            n.compatible().is_some_and(|c| {
+                c.all().any(|s| s == "amlogic,meson-gx-uart")
+                    && !c.all().any(|s| s == "amlogic,meson-ao-uart")
+            }) && n
+                .property("fifo-size")
+                .is_some_and(|p| cells(p.value) == [128])
+        })
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(found.len(), 1, "one UART_A: {found:?}");
+    let uart = &found[0];
+    if *uart == alias(fdt, "serial0") {
+        bad.push(format!("{uart} is the console"));
+    }
+    if u.board != b.name {
+        bad.push(format!("UART_A of {}, not of {}", u.board, b.name));
+    }
+    let (at, size) = regs(fdt, uart)[0];
+    same!("UART_A base", u.base, at);
+    same!(
+        "UART_A block size",
+        axolotl_meson_uart::reg::SIZE as u64,
+        size
+    );
+    same!("UART_A INTID", u.intid as u64, intids(fdt, uart)[0] as u64);
+    let edge = irq_flags(fdt, uart)[0] == 1;
+    if edge != u.edge {
+        bad.push(format!(
+            "UART_A's interrupt is {}-triggered, the constant says otherwise",
+            if edge { "edge" } else { "level" }
+        ));
+    }
+    same!("UART_A FIFO", u.fifo as u64, 128);
+    // Its baud clock is the crystal the driver divides.
+    let baud = named_clock(fdt, uart, "baud");
+    let is_fixed = baud
+        .compatible()
+        .is_some_and(|c| c.all().any(|s| s == "fixed-clock"));
+    if !is_fixed {
+        bad.push(format!(
+            "UART_A's baud clock {} is not a fixed clock",
+            baud.name
+        ));
+    } else {
+        same!(
+            "UART_A baud clock",
+            u.xtal_hz as u64,
+            cells(baud.property("clock-frequency").unwrap().value)[0]
+        );
+    }
+    // A driver PD can be given it: a device untyped covers its page, which is not the
+    // kernel's console page.
+    let page = u.page();
+    if !b.user_device_ranges().contains(page, page + 0x1000) {
+        bad.push(format!(
+            "UART_A's page {page:#x} is not handed to user level: {:x?}",
+            b.user_device_ranges().as_slice()
+        ));
+    }
+    bad
+}
+
+const ODROID_UART_A: [(&str, Board, axolotl_meson_uart::BoardUart); 2] = [
+    (
+        "amlogic/meson-sm1-odroid-c4.dtb",
+        ODROID_C4,
+        axolotl_meson_uart::odroid_c4::UART_A,
+    ),
+    (
+        "amlogic/meson-gxbb-odroidc2.dtb",
+        ODROID_C2,
+        axolotl_meson_uart::odroid_c2::UART_A,
+    ),
+];
+
+#[test]
+fn odroid_uart_a_matches_the_meson_dtbs() {
+    for (dtb, board, uart) in ODROID_UART_A {
+        let Some(bytes) = upstream_dtb(dtb) else {
+            return;
+        };
+        let fdt = Fdt::new(&bytes).expect("a valid DTB");
+        let bad = uart_a_mismatches(&fdt, &board, &uart);
+        assert!(
+            bad.is_empty(),
+            "{}'s UART_A disagrees with {dtb}:\n{}",
+            board.name,
+            bad.join("\n")
+        );
+        // Each check can fail.
+        let wrong = [
+            (
+                "base",
+                axolotl_meson_uart::BoardUart {
+                    base: uart.base + 0x1000,
+                    ..uart
+                },
+            ),
+            (
+                "base (the page for the registers)",
+                axolotl_meson_uart::BoardUart {
+                    base: uart.page() + if uart.offset() == 0 { 0x4c0 } else { 0 },
+                    ..uart
+                },
+            ),
+            ("intid", axolotl_meson_uart::BoardUart { intid: 26, ..uart }),
+            (
+                "edge",
+                axolotl_meson_uart::BoardUart {
+                    edge: false,
+                    ..uart
+                },
+            ),
+            ("fifo", axolotl_meson_uart::BoardUart { fifo: 64, ..uart }),
+            (
+                "xtal_hz",
+                axolotl_meson_uart::BoardUart {
+                    xtal_hz: 25_000_000,
+                    ..uart
+                },
+            ),
+        ];
+        for (what, u) in wrong {
+            assert!(
+                !uart_a_mismatches(&fdt, &board, &u).is_empty(),
+                "{}: a wrong UART_A {what} passed",
+                board.name
+            );
+        }
+        // The other board's UART_A does not fit, nor does this one on a board that keeps
+        // its device window to the console's side of the GIC (as before UART_A had a
+        // driver: C4 0xfc00_0000..0xffa0_0000, C2 0xc800_0000..0xd020_0000).
+        for other in ODROID_UART_A.iter().map(|o| o.2).filter(|o| *o != uart) {
+            assert!(!uart_a_mismatches(&fdt, &board, &other).is_empty());
+        }
+        let console_side = if board.name == "odroid-c4" {
+            (0xfc00_0000, 0xffa0_0000)
+        } else {
+            (0xc800_0000, 0xd020_0000)
+        };
+        let narrow = Board {
+            device_window: console_side,
+            ..board
+        };
+        let bad = uart_a_mismatches(&fdt, &narrow, &uart);
+        assert!(
+            bad.iter().any(|l| l.contains("not handed to user level")),
+            "{}: {bad:?}",
+            board.name
         );
     }
 }

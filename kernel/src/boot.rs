@@ -89,21 +89,20 @@ extern "C" fn kernel_main(vectors: u64, entry_el: u64) -> ! {
         Ok(l) => l,
         Err(e) => panic!("cannot load the root task: {e}"),
     };
-    let (ulo, uhi) = board.device_window;
-    // The console UART stays the kernel's.
-    let uart = board.uart_page();
-    let mut devices = [(ulo, uart), (uart + 0x1000, uhi), (0, 0)];
-    // A GICv2 guest's CPU interface is GICV, which its VMM maps; GICD, GICC and GICH stay
-    // the kernel's (they lie outside the device window).
-    if let axolotl_kernel_config::GicLayout::V2 { gicv, .. } = board.gic {
-        devices[2] = (gicv, gicv + axolotl_abi::bootinfo::GICV_SIZE);
-    }
+    // The device window but the console UART's page and the GIC's frames, which stay the
+    // kernel's wherever they lie (inside the window on the ODROIDs); a GICv2 guest's CPU
+    // interface is GICV, which its VMM maps, so it is handed out too.
+    const _: () = assert!(
+        axolotl_abi::bootinfo::GICV_SIZE == axolotl_kernel_config::GICV2_GICV_BYTES,
+        "the GICV frame user level maps is the one the kernel hands out"
+    );
+    let devices = board.user_device_ranges();
     let caps = bootcaps::create(
         &loaded,
         &mut k.boot_mem,
         &mut k.asids,
         config.root_cnode_bits,
-        &devices,
+        devices.as_slice(),
     );
     kprintln!(
         "root task: entry {:#x}, {} pages; {} untyped caps ({} MiB), {} device untyped caps",

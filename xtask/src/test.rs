@@ -80,6 +80,15 @@ const RPI4B_SYSTEMS: &[&str] = &[
     "tests/systems/linux-vm-rpi4b.system",
 ];
 
+/// Systems built for the ODROIDs (no QEMU machine boots them: built so that the kernel, the
+/// root task and UART_A's serial driver keep building for them).
+const ODROID_SYSTEMS: &[(Board, &str)] = &[
+    (ODROID_C4, "systems/hello.system"),
+    (ODROID_C4, "tests/systems/resilient-echo-odroid-c4.system"),
+    (ODROID_C2, "systems/hello.system"),
+    (ODROID_C2, "tests/systems/resilient-echo-odroid-c2.system"),
+];
+
 /// Systems written for one GIC (`*-gicv2.system`: a GICv2 guest needs the board's GICV frame)
 /// are built for boards with that GIC alone.
 fn builds_for(system: &str, board: &Board) -> bool {
@@ -196,7 +205,8 @@ fn image_jobs(stress_long: bool) -> Vec<ImageJob> {
     let mut jobs = Vec::new();
     // The Pi boots its own systems (tests/tests/rpi4b.rs): QEMU raspi4b has no virtio-mmio
     // and no second PL011, which the other systems use. The ODROIDs have no QEMU machine:
-    // their hello system is built (the kernel still builds for them), never booted.
+    // their systems are built (the kernel and UART_A's driver still build for them), never
+    // booted.
     for board in BOARDS
         .iter()
         .filter(|b| ![RPI4B, ODROID_C4, ODROID_C2].contains(b))
@@ -225,8 +235,8 @@ fn image_jobs(stress_long: bool) -> Vec<ImageJob> {
     for s in RPI4B_SYSTEMS {
         jobs.push(ImageJob::System(RPI4B, s));
     }
-    for board in [ODROID_C4, ODROID_C2] {
-        jobs.push(ImageJob::System(board, "systems/hello.system"));
+    for &(board, s) in ODROID_SYSTEMS {
+        jobs.push(ImageJob::System(board, s));
     }
     jobs
 }
@@ -451,14 +461,22 @@ mod tests {
         );
     }
 
-    /// Boards without a QEMU machine (the ODROIDs) only get the hello system built, which
-    /// shows the kernel still builds for them; nothing that a test would boot.
+    /// Boards without a QEMU machine (the ODROIDs) only get systems built: hello, which
+    /// shows the kernel still builds for them, and resilient-echo on their UART_A, which
+    /// shows its driver does; nothing that a test would boot.
     #[test]
     fn boards_without_a_qemu_machine_are_built_not_booted() {
         let names: Vec<String> = image_jobs(false).iter().map(ImageJob::name).collect();
         for b in ["odroid-c4", "odroid-c2"] {
             let mine: Vec<_> = names.iter().filter(|n| n.starts_with(b)).collect();
-            assert_eq!(mine, [&format!("{b}-gic2-hello")], "{names:?}");
+            assert_eq!(
+                mine,
+                [
+                    &format!("{b}-gic2-hello"),
+                    &format!("{b}-gic2-resilient-echo-{b}")
+                ],
+                "{names:?}"
+            );
         }
     }
 

@@ -459,11 +459,13 @@ fn generation_table(cx: &mut Cx, all: &[&sdf::ProtectionDomain]) {
 /// it and takes a device one from the device untypeds the kernel hands out, so neither may
 /// lie in RAM the kernel and the root task hold from boot on (`phys-kernel`: kernel-config's
 /// `kernel_held_ram`, the pack included once `build` knows it) nor, if a PD or VM maps it, on
-/// the kernel's console UART (`phys-device`): the kernel keeps that page. An unmapped region
-/// there only names the address (Microkit's `setvar` example patches a PD with it).
+/// the kernel's console UART or on the GIC's frames other than GICV (`phys-device`): the
+/// kernel keeps those pages, which lie inside the device window on the ODROIDs. An unmapped
+/// region there only names the address (Microkit's `setvar` example patches a PD with it).
 fn fixed_regions(cx: &mut Cx, board: &Board, all: &[&sdf::ProtectionDomain], pack: u64) {
     let held = kernel_held_ram(board, pack);
     let uart = (board.uart_page(), board.uart_page().saturating_add(PAGE));
+    let gic = board.kernel_gic_frames();
     let mapped = |name: &str| {
         all.iter().any(|pd| {
             pd.maps.iter().any(|m| m.mr == name)
@@ -499,6 +501,16 @@ fn fixed_regions(cx: &mut Cx, board: &Board, all: &[&sdf::ProtectionDomain], pac
             let msg = format!(
                 "memory region `{}` at [{:#x}, {:#x}) is mapped but covers the kernel's console \
                  UART, which the kernel keeps",
+                mr.name, r.0, r.1
+            );
+            cx.error(mr.span, "phys-device", msg);
+        } else if let Some(&(lo, hi)) = gic.iter().find(|&&w| w.0 < w.1 && hits(w))
+            && mapped(&mr.name)
+        {
+            let msg = format!(
+                "memory region `{}` at [{:#x}, {:#x}) is mapped but covers the GIC's frame \
+                 [{lo:#x}, {hi:#x}), which the kernel keeps (of the GIC, only a GICv2's \
+                 virtual CPU interface can be mapped)",
                 mr.name, r.0, r.1
             );
             cx.error(mr.span, "phys-device", msg);

@@ -181,6 +181,67 @@ fn fixed_regions_in_held_ram_or_on_a_mapped_console_are_refused_at_the_region() 
     );
 }
 
+/// On the ODROIDs the GIC lies among the SoC's devices, inside the device window: a mapped
+/// region on its distributor, CPU interface or hypervisor interface is refused at the region
+/// (the kernel keeps them: no device untyped covers them), GICV is the VMM's to map, and
+/// UART_A (the serial driver's) is a device like any other.
+#[test]
+fn the_gic_inside_an_odroid_s_device_window_stays_the_kernel_s() {
+    use axolotl_kernel_config::{ODROID_C2, ODROID_C4};
+    let region = |pa: u64, size: u64| {
+        pds(
+            1,
+            &format!(
+                "  <memory_region name=\"fixed\" size=\"{size:#x}\" phys_addr=\"{pa:#x}\" />\n"
+            ),
+        )
+        .replace(
+            "<program_image path=\"a.elf\" />",
+            "<program_image path=\"a.elf\" /><map mr=\"fixed\" vaddr=\"0x2000000\" />",
+        )
+    };
+    for (board, gic, uart_a) in [
+        (ODROID_C4, 0xffc0_0000u64, 0xffd2_4000u64),
+        (ODROID_C2, 0xc430_0000, 0xc110_8000),
+    ] {
+        let check = |text: &str| limits::check_text("t.system", text, &board);
+        for (off, size) in [
+            (0x1000, 0x1000),
+            (0x2000, 0x2000),
+            (0x5000, 0x1000),
+            (0, 0x8000),
+        ] {
+            let err = check(&region(gic + off, size)).unwrap_err().to_string();
+            assert!(
+                err.contains("[phys-device]") && err.contains("covers the GIC's frame"),
+                "{} {:#x}: {err}",
+                board.name,
+                gic + off
+            );
+        }
+        // Unmapped, it only names the address.
+        check(&pds(
+            1,
+            &format!(
+                "  <memory_region name=\"fixed\" size=\"0x1000\" phys_addr=\"{:#x}\" />\n",
+                gic + 0x1000
+            ),
+        ))
+        .unwrap();
+        for pa in [gic + 0x6000, uart_a] {
+            let c = check(&region(pa, 0x1000)).unwrap_or_else(|d| panic!("{pa:#x}: {d}"));
+            build_for_board(
+                &c.system,
+                &[image("a.elf")],
+                &image("monitor-pd.elf"),
+                &c.board,
+                0x10_0000,
+            )
+            .unwrap_or_else(|e| panic!("{pa:#x}: {e:?}"));
+        }
+    }
+}
+
 /// A region at a fixed RAM address takes RAM the others would get: `memory` counts it.
 #[test]
 fn fixed_ram_regions_count_against_the_board_s_ram() {

@@ -351,13 +351,21 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
             progress |= self.pump_tx(&mut act);
             if !progress && self.arm_waits(&mut act) {
                 self.uart.flush();
-                self.update_mask();
+                if self.update_mask() {
+                    // An interrupt enabled just now whose cause already holds (a byte came
+                    // in after the FIFO read dry, the FIFO drained after it was found full):
+                    // a UART whose interrupts are events (edge-triggered: the meson UART)
+                    // raises none for it, and the driver would wait for nothing. The work is
+                    // done here instead; a level-triggered one would interrupt at once.
+                    continue;
+                }
                 return act;
             }
         }
+        // `again` has the PD poll once more, which looks at the causes again.
         act.again = true;
         self.uart.flush();
-        self.update_mask();
+        let _ = self.update_mask();
         act
     }
 
@@ -651,8 +659,9 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
     }
 
     /// TX interrupt only while bytes wait for FIFO room; RX interrupts only
-    /// while a receive buffer is posted. Written only when it changes.
-    fn update_mask(&mut self) {
+    /// while a receive buffer is posted. Written only when it changes. Whether an
+    /// interrupt it enabled has its cause holding already ([`Uart::irq_status`]).
+    fn update_mask(&mut self) -> bool {
         let mut want = Irqs::NONE;
         if self.tx_blocked {
             want = want | Irqs::TX;
@@ -667,10 +676,13 @@ impl<U: Uart, const N: usize, const IDS: usize> Server<U, N, IDS> {
         {
             want = want | Irqs::RX | Irqs::RX_TIMEOUT;
         }
-        if want != self.mask {
-            self.mask = want;
-            self.uart.set_irq_mask(want);
+        if want == self.mask {
+            return false;
         }
+        let enabled = Irqs::from_bits(want.bits() & !self.mask.bits());
+        self.mask = want;
+        self.uart.set_irq_mask(want);
+        !enabled.is_empty() && self.uart.irq_status().intersects(enabled)
     }
 }
 

@@ -72,6 +72,12 @@ pub enum RxError {
 
 /// The UART operations the serial driver uses. All of them are
 /// non-blocking; the driver is interrupt-driven.
+///
+/// Interrupts may be levels (the PL011, the mini UART: raised while their cause holds) or
+/// events (the meson UART, edge-triggered: raised when a byte enters the receive FIFO or
+/// leaves the transmit FIFO, and only then). For the latter, [`Uart::irq_status`] reports
+/// the enabled causes that hold now, as if they were levels: the driver looks at it right
+/// after enabling an interrupt, since an event that came before is lost.
 pub trait Uart {
     /// Puts `byte` into the TX FIFO if it has room; `false` when full (the
     /// byte was not taken).
@@ -84,7 +90,8 @@ pub trait Uart {
     /// Sets the interrupt mask (IMSC): exactly the given interrupts are enabled.
     fn set_irq_mask(&mut self, mask: Irqs);
 
-    /// Pending enabled interrupts (MIS).
+    /// Pending enabled interrupts (MIS); for a UART whose interrupts are events, the enabled
+    /// causes that hold (receive: a byte waits; transmit: the FIFO has room).
     fn irq_status(&self) -> Irqs;
 
     /// Clears latched interrupts (ICR).
