@@ -62,11 +62,14 @@ pub struct Check {
     pub weighted: u64,
 }
 
-/// The check computed a word at a time, inside a copy's loop.
+/// The check computed a word at a time, inside a copy's loop: three instructions a word
+/// (`adds`, `cinc`, `add` on aarch64). The ones' complement `sum` is not kept as such: it is
+/// the plain sum's value plus the number of times it wrapped (`2^64` is `1` modulo
+/// `2^64 - 1`), folded in [`Summer::finish`], so the plain sum's own add counts the carries.
 #[derive(Clone, Copy, Debug)]
 pub struct Summer {
-    sum: u64,
     plain: u64,
+    carries: u64,
     weighted: u64,
 }
 
@@ -75,8 +78,8 @@ impl Summer {
     #[inline(always)]
     pub fn new(len: usize) -> Self {
         Summer {
-            sum: len as u64,
             plain: len as u64,
+            carries: 0,
             weighted: 0,
         }
     }
@@ -84,17 +87,20 @@ impl Summer {
     /// The next word (little-endian bytes `8k..8k + 8` of the frame).
     #[inline(always)]
     pub fn add(&mut self, w: u64) {
-        let (s, carry) = self.sum.overflowing_add(w);
-        // No overflow: with a carry, s = sum + w - 2^64 <= 2^64 - 2.
-        self.sum = s + u64::from(carry);
-        self.plain = self.plain.wrapping_add(w);
-        self.weighted = self.weighted.wrapping_add(self.plain);
+        let (p, carry) = self.plain.overflowing_add(w);
+        self.plain = p;
+        // At most one a word: never near overflow.
+        self.carries += u64::from(carry);
+        self.weighted = self.weighted.wrapping_add(p);
     }
 
     pub fn finish(self) -> Check {
+        let (s, carry) = self.plain.overflowing_add(self.carries);
+        // No overflow: with a carry, s = plain + carries - 2^64 <= 2^64 - 2.
+        let sum = s + u64::from(carry);
         Check {
             // Ones' complement has two zeros; one spelling for both.
-            sum: if self.sum == u64::MAX { 0 } else { self.sum },
+            sum: if sum == u64::MAX { 0 } else { sum },
             weighted: self.weighted,
         }
     }
@@ -402,7 +408,46 @@ mod tests {
         assert_eq!(s.verdict(&region, 0, carried), Verdict::Good);
     }
 
+    /// The check as the module doc defines it, with the end-around carry at every word.
+    fn reference(frame: &[u8]) -> Check {
+        let (mut sum, mut plain, mut weighted) = (frame.len() as u64, frame.len() as u64, 0u64);
+        for c in frame.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            let w = u64::from_le_bytes(b);
+            let (s, carry) = sum.overflowing_add(w);
+            sum = s + u64::from(carry);
+            plain = plain.wrapping_add(w);
+            weighted = weighted.wrapping_add(plain);
+        }
+        Check {
+            sum: if sum == u64::MAX { 0 } else { sum },
+            weighted,
+        }
+    }
+
+    #[test]
+    fn the_carry_counting_sum_is_the_ones_complement_sum_at_its_edges() {
+        for frame in [
+            [0xffu8; 64].to_vec(),
+            [0u8; 64].to_vec(),
+            // Words that make the ones' complement sum all ones, then wrap it again.
+            [&[0xff; 8][..], &(u64::MAX - 16).to_le_bytes(), &[0xff; 8]].concat(),
+            (u64::MAX - 8).to_le_bytes().to_vec(),
+        ] {
+            assert_eq!(check(&frame), reference(&frame), "{frame:x?}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn the_carry_counting_sum_is_the_ones_complement_sum(
+            frame in proptest::collection::vec(
+                prop_oneof![Just(0u8), Just(0xffu8), any::<u8>()], 0..=MAX_FRAME),
+        ) {
+            prop_assert_eq!(check(&frame), reference(&frame));
+        }
+
         #[test]
         fn any_single_bit_flip_is_caught(
             frame in proptest::collection::vec(any::<u8>(), 14..=MAX_FRAME),
