@@ -1,11 +1,12 @@
 //! The frame check: computed by a frame's producer over the frame it is handed, carried with
 //! the frame in the link buffer's trailer, forwarded unchanged by the virtualiser, and
 //! verified by the last PD to copy the frame (the net driver into its DMA buffer on
-//! transmit, the client out of its link on receive). The network's own checksums drop a
-//! damaged frame at its end (the host's UDP or TCP checksum), where nobody in the system
-//! sees it: the net driver's 1,000-injection campaign had four frames damaged in the
-//! driver's own copy, undetected (docs/resilience.md). With the check, a copy that went
-//! wrong is a detection, and the verifier can tell whose copy it was ([`Verdict`]).
+//! transmit, the client out of its link on receive: the VMM into guest RAM,
+//! [`PieceSummer`]). The network's own checksums drop a damaged frame at its end (the
+//! host's UDP or TCP checksum), where nobody in the system sees it: the net driver's
+//! 1,000-injection campaign had four frames damaged in the driver's own copy, undetected
+//! (docs/resilience.md). With the check, a copy that went wrong is a detection, and the
+//! verifier can tell whose copy it was ([`Verdict`]).
 //!
 //! # The check
 //!
@@ -28,9 +29,10 @@
 //! or duplicated *with a shift* (the rest of the frame one word off), or two words
 //! swapped, leaves `sum` as it was but moves words to other weights: `weighted` changes
 //! unless the moved words are equal. The length is in `sum`, so a frame cut short by
-//! whole zero words is caught too. What it costs: four instructions a word (`adds`,
-//! `adc`, two `add`s on aarch64) folded into the copy's own loop (lib/ring
-//! `DataRegion::copy_in_raw_words` / `copy_out_raw_words`): the frame is read once.
+//! whole zero words is caught too. What it costs: three instructions a word (`adds`,
+//! `cinc`, `add` on aarch64: [`Summer`]) folded into the copy's own loop (lib/ring
+//! `DataRegion::copy_in_raw_words` / `copy_out_raw_words` / `copy_out_raw_piece`): the
+//! frame is read once.
 //!
 //! # Where it is carried
 //!
