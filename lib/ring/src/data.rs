@@ -515,9 +515,9 @@ impl DataRegion {
             let load =
                 // SAFETY: k < words: inside the region; every access to it is atomic.
                 |k: usize| unsafe { AtomicU64::from_ptr(base.add(k)) }.load(Ordering::Relaxed);
-            // The loops run two words a round: the loop's own count and branch are a
-            // fifth of a round's instructions otherwise (docs/benchmarks.md, "The frame
-            // check in the VMM's copy").
+            // The loops run two words a round: the loop's own count and branch were two
+            // of a word's eleven or twelve instructions otherwise (docs/benchmarks.md,
+            // "The frame check in the VMM's copy").
             if dst.cast::<u64>().is_aligned() {
                 let d = dst.cast::<u64>();
                 // SAFETY: k < words: `words` aligned words of the caller's from `d`.
