@@ -79,6 +79,8 @@ impl Activity {
 /// Counters of a client, for logs and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ClientStats {
+    /// Received frames (left in place: kept for the caller, which may still find them
+    /// failing their check, [`NetClient::rx_judge`], and count them below too).
     pub rx_frames: u64,
     /// Received frames that failed their check, the server's buffer too
     /// (`crate::check`): dropped, buffer re-posted, the server reported.
@@ -250,9 +252,11 @@ impl NetClient {
     }
 
     /// Verify frames left in place against their check as they arrive (one read of the
-    /// frame): for a client that copies them on itself (the VMM into guest RAM); a frame
-    /// that fails is dropped and the server reported. Off by default: the virtualiser
-    /// forwards frames with their check and leaves the verifying to the last copier.
+    /// frame of its own): for a client that copies them on itself without verifying that
+    /// copy; a frame that fails is dropped and the server reported. Off by default: the
+    /// virtualiser forwards frames with their check and leaves the verifying to the last
+    /// copier, and the VMM verifies in its own copy into guest RAM
+    /// ([`NetClient::rx_judge`]), which also covers that copy, for less.
     pub fn set_verify_in_place(&mut self, on: bool) {
         self.verify_in_place = on;
     }
@@ -348,6 +352,24 @@ impl NetClient {
         self.kept_head = (self.kept_head + 1) % IDS;
         self.kept_len -= 1;
         self.rx_kept &= !(1u64 << id);
+    }
+
+    /// The verdict of the caller's own verifying copy of the frame [`NetClient::rx_peek`]
+    /// names (a frame left in place unverified and copied out by the caller, which
+    /// verifies it in that copy's loop: the VMM into guest RAM, `crate::check::PieceSummer`),
+    /// acted on as this client's own copies' verdicts are: `Good` ends a standing check
+    /// failure; `Source` is counted and stands as `Corruption::DataCheck` until a frame
+    /// passes, and the first of a run is returned, for the caller to report the server;
+    /// `OwnCopy` is [`Contradiction::Copy`] (sticky: the PD fail-stops). The frame stays
+    /// queued: the caller [`NetClient::rx_consume`]s it (dropped, unless `Good`).
+    pub fn rx_judge(&mut self, v: Verdict) -> Option<(Dir, Corruption)> {
+        if self.kept_len == 0 {
+            return None;
+        }
+        let (id, _, _) = self.kept[self.kept_head];
+        let mut act = Activity::default();
+        self.judged(&mut act, id, v);
+        act.fault
     }
 
     fn keep(&mut self, id: u32, offset: u32, len: u32) {

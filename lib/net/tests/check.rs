@@ -5,9 +5,9 @@
 
 mod common;
 
-use axolotl_net::check::CHECK_AT;
+use axolotl_net::check::{self, CHECK_AT, PieceSummer};
 use axolotl_net::{
-    BUF_SIZE, Contradiction, Dir, Direct, IDS, MAX_FRAME, NetClient, NetServer, Router,
+    BUF_SIZE, Contradiction, Dir, Direct, IDS, MAX_FRAME, NetClient, NetServer, Router, Verdict,
 };
 use axolotl_ring::{Corruption, DataRegion};
 use common::{Link, frame, settle};
@@ -212,6 +212,56 @@ fn a_client_verifying_in_place_drops_a_damaged_frame() {
     let mut out = vec![0u8; len];
     assert!(c.rx_region().copy_out(off, &mut out));
     assert_eq!(out, frame(A, G, 2, 100));
+}
+
+/// The caller's own verifying copy of a frame left in place (the VMM's into guest RAM,
+/// `PieceSummer`), its verdict acted on by the client.
+fn judge_own_copy(c: &mut NetClient) -> (Verdict, Option<(Dir, Corruption)>) {
+    let (off, len) = c.rx_peek().unwrap();
+    let mut out = vec![0u8; len];
+    let mut sum = PieceSummer::new(len);
+    let r = c.rx_region();
+    // SAFETY: `len` bytes of `out`, outside the region.
+    assert!(unsafe { sum.copy_out_raw(r, off, out.as_mut_ptr(), len) });
+    let v = sum.verdict(r, off, check::read(r, off).unwrap());
+    (v, c.rx_judge(v))
+}
+
+#[test]
+fn a_client_judging_its_own_copies_reports_a_damaged_frame_once() {
+    let (l, mut c, mut s) = connected();
+    for seq in 1..=4 {
+        assert!(s.deliver(&frame(A, G, seq, 100)));
+    }
+    // Frames 1 and 2 (buffers 0 and 1) damaged after the server's check went with them.
+    flip(&l.data_view(), 0, 100);
+    flip(&l.data_view(), BUF_SIZE, 7);
+    let act = c.poll_in_place();
+    assert_eq!(act.fault, None, "left in place unverified");
+    assert_eq!(c.rx_kept(), 4);
+    let fault = Some((Dir::Rx, Corruption::DataCheck { id: 0 }));
+    assert_eq!(judge_own_copy(&mut c), (Verdict::Source, fault));
+    c.rx_consume();
+    assert_eq!(
+        judge_own_copy(&mut c),
+        (Verdict::Source, None),
+        "reported once a run"
+    );
+    c.rx_consume();
+    assert_eq!(c.stats().rx_check_failed, 2);
+    assert!(c.fault().is_some(), "standing until a frame passes");
+    assert_eq!(judge_own_copy(&mut c), (Verdict::Good, None));
+    c.rx_consume();
+    assert_eq!(c.fault(), None);
+    assert_eq!(c.contradiction(), None);
+    // The caller's own copy found wrong: fail-stop, the server not blamed.
+    assert_eq!(c.rx_judge(Verdict::OwnCopy), None);
+    assert!(matches!(
+        c.contradiction(),
+        Some(Contradiction::Copy { dir: Dir::Rx, .. })
+    ));
+    assert_eq!(c.fault(), None);
+    assert_eq!(c.poll_in_place().contradiction, c.contradiction(), "sticky");
 }
 
 /// Frames held by a server (its client re-attaching) keep their producer's check: a

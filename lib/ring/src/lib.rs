@@ -221,7 +221,7 @@ pub use control::{
     Authority, ConnectionHeader, Generations, SideControl, init_connection, pd_generation,
     ring_generation, ring_region_bytes,
 };
-pub use data::DataRegion;
+pub use data::{DataRegion, WordCarry};
 pub use deadline::{Deadline, Progress};
 pub use descriptor::{Descriptor, MAX_ID, slot_words};
 pub use error::{Corruption, Error, Index, LayoutError, PushError};

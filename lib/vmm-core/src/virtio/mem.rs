@@ -2,6 +2,7 @@
 //! bounds-checked. The VMM implements [`GuestMemory`] over its mapping of guest RAM
 //! ([`GuestRam`] is that implementation for a mapping it holds as a slice).
 
+use axolotl_net::check::PieceSummer;
 use axolotl_ring::DataRegion;
 
 /// An access outside guest RAM (or whose end overflows).
@@ -79,6 +80,40 @@ pub trait GuestMemory {
         Ok(())
     }
 
+    /// [`GuestMemory::write_from_region`] of one piece of a received frame, folded into
+    /// its check as stored in guest RAM and read back (`sum`, lib/net
+    /// `check::PieceSummer`): the copy that delivers the frame verifies it, and itself
+    /// (docs/network.md, "The frame check"). The default copies through a small stack
+    /// buffer and reads each chunk back with [`GuestMemory::read`]; a VMM overrides it with
+    /// one copy whose loop reads each word back (`PieceSummer::copy_out_raw`).
+    fn write_from_region_summed(
+        &mut self,
+        gpa: u64,
+        region: &DataRegion,
+        offset: usize,
+        len: usize,
+        sum: &mut PieceSummer,
+    ) -> Result<(), MemError> {
+        let err = MemError {
+            gpa,
+            len: len as u64,
+        };
+        if !region.contains(offset, len) || !self.contains(gpa, len as u64) {
+            return Err(err);
+        }
+        let mut chunk = [0u8; 256];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(chunk.len());
+            region.copy_out(offset + done, &mut chunk[..n]);
+            self.write(gpa + done as u64, &chunk[..n])?;
+            self.read(gpa + done as u64, &mut chunk[..n])?;
+            sum.push_bytes(&chunk[..n]);
+            done += n;
+        }
+        Ok(())
+    }
+
     fn read_u16(&self, gpa: u64) -> Result<u16, MemError> {
         let mut b = [0; 2];
         self.read(gpa, &mut b)?;
@@ -137,5 +172,26 @@ impl GuestMemory for GuestRam<'_> {
 
     fn contains(&self, gpa: u64, len: u64) -> bool {
         usize::try_from(len).is_ok_and(|l| self.range(gpa, l).is_ok())
+    }
+
+    fn write_from_region_summed(
+        &mut self,
+        gpa: u64,
+        region: &DataRegion,
+        offset: usize,
+        len: usize,
+        sum: &mut PieceSummer,
+    ) -> Result<(), MemError> {
+        let r = self.range(gpa, len)?;
+        let dst = self.bytes[r].as_mut_ptr();
+        // SAFETY: `len` bytes of our slice, which is no part of the region.
+        if unsafe { sum.copy_out_raw(region, offset, dst, len) } {
+            Ok(())
+        } else {
+            Err(MemError {
+                gpa,
+                len: len as u64,
+            })
+        }
     }
 }

@@ -11,7 +11,15 @@
 //! TX back-pressure: a frame leaves the ring only when the backend takes it. RX: a
 //! frame goes into the guest's buffers when there are enough of them; otherwise the
 //! backend keeps it (and it is offered again once the guest posts buffers).
+//!
+//! RX verification: a frame that carries its producer's check (lib/net `check`, from a
+//! link buffer) is verified in the copy into the guest's buffers, each word read back
+//! from guest RAM after its store, across every chain and descriptor it spans; only a
+//! frame that matches is published on the used ring. One that does not goes unseen: its
+//! chains are given back untouched as far as the guest can tell (no used entry), and the
+//! backend hears the verdict (docs/network.md, "The frame check").
 
+use axolotl_net::check::{Check, PieceSummer, Verdict};
 use axolotl_ring::DataRegion;
 
 use super::mem::GuestMemory;
@@ -65,6 +73,10 @@ pub enum RxOutcome {
     /// Dropped and counted: larger than [`MAX_FRAME`] or than the buffers can hold,
     /// empty, or the driver is not running the device.
     Dropped,
+    /// The frame's copy did not match the check it carried: not delivered, its chains
+    /// given back unused. `Source` (the frame was damaged before it reached the VMM) is
+    /// counted; `OwnCopy` (the VMM's own copy went wrong) is the VMM's to fail-stop on.
+    Failed(Verdict),
 }
 
 /// Where a frame the guest transmits goes: a buffer of exactly its length, or `len`
@@ -76,18 +88,25 @@ pub enum TxDest<'a> {
 }
 
 /// A received frame: bytes, or `len` bytes of a shared data region at `offset` (a link's
-/// receive buffer, copied straight into the guest's buffers).
+/// receive buffer, copied straight into the guest's buffers) with the check its producer
+/// carried, if it is to be verified in that copy (`None`: delivered unverified).
+#[derive(Clone, Copy)]
 pub enum RxFrame<'a> {
     Bytes(&'a [u8]),
-    Region(&'a DataRegion, usize, usize),
+    Region(&'a DataRegion, usize, usize, Option<Check>),
 }
 
 impl RxFrame<'_> {
     pub fn len(&self) -> usize {
         match self {
             RxFrame::Bytes(b) => b.len(),
-            RxFrame::Region(_, _, len) => *len,
+            RxFrame::Region(_, _, len, _) => *len,
         }
+    }
+
+    /// Whether the copy into the guest verifies it.
+    pub fn checked(&self) -> bool {
+        matches!(self, RxFrame::Region(_, _, _, Some(_)))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -106,6 +125,11 @@ pub trait NetBackend {
     fn peek_rx(&mut self) -> Option<RxFrame<'_>>;
     /// Consumes the frame `peek_rx` returned (delivered or dropped).
     fn pop_rx(&mut self);
+    /// What the device's verifying copy found of the frame `peek_rx` returned, for a frame
+    /// that carried a check ([`RxFrame::checked`]), before it is popped (`Good`,
+    /// `Source`) or not (`OwnCopy`: the VMM's own copy went wrong, and the backend makes
+    /// that a fail-stop). The default ignores it: for backends whose frames carry none.
+    fn rx_verdict(&mut self, _v: Verdict) {}
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -122,6 +146,9 @@ pub struct NetCounters {
     pub rx_dropped: u32,
     /// Frames dropped because the driver was not running the device.
     pub rx_not_ready: u32,
+    /// Frames whose copy into the guest failed their check, damaged before the VMM
+    /// (`Verdict::Source`): dropped, never seen by the guest.
+    pub rx_check_failed: u32,
 }
 
 pub struct VirtioNet {
@@ -196,9 +223,25 @@ impl VirtioNet {
         }
         self.transmit(mem, backend);
         while let Some(frame) = backend.peek_rx() {
+            let checked = frame.checked();
             match self.receive_frame(mem, frame) {
                 RxOutcome::NoBuffers => break,
-                RxOutcome::Delivered | RxOutcome::Dropped => backend.pop_rx(),
+                RxOutcome::Delivered => {
+                    if checked {
+                        backend.rx_verdict(Verdict::Good);
+                    }
+                    backend.pop_rx();
+                }
+                RxOutcome::Dropped => backend.pop_rx(),
+                RxOutcome::Failed(v) => {
+                    backend.rx_verdict(v);
+                    if v == Verdict::OwnCopy {
+                        // This VMM's copies are not to be trusted: nothing more until it
+                        // is restarted.
+                        break;
+                    }
+                    backend.pop_rx();
+                }
             }
         }
     }
@@ -263,7 +306,10 @@ impl VirtioNet {
     }
 
     /// [`VirtioNet::receive`] of a frame that may lie in a shared region: copied from
-    /// there straight into the guest's buffers.
+    /// there straight into the guest's buffers, and verified in that copy if it carries a
+    /// check. The chains are written first and published on the used ring only once the
+    /// whole frame is in them (and verified): the guest never sees part of a frame, nor a
+    /// frame that failed.
     pub fn receive_frame<M: GuestMemory + ?Sized>(
         &mut self,
         mem: &mut M,
@@ -318,26 +364,51 @@ impl VirtioNet {
         }
         let mut hdr = [0u8; HDR_LEN as usize];
         hdr[10..12].copy_from_slice(&(n as u16).to_le_bytes());
+        let mut sum = match frame {
+            RxFrame::Region(_, _, len, Some(_)) => Some(PieceSummer::new(len)),
+            _ => None,
+        };
+        let mut used = [0u32; MAX_MERGE];
         let mut sent = 0usize;
-        for c in chains.iter().take(n).flatten() {
-            let mut off = 0u32;
-            let mut r = Ok(());
-            if sent == 0 {
-                r = c.write(mem, 0, &hdr);
-                off = HDR_LEN;
-            }
+        for (k, c) in chains.iter().take(n).flatten().enumerate() {
+            let off = if k == 0 { HDR_LEN } else { 0 };
+            let r = if k == 0 {
+                c.write(mem, 0, &hdr)
+            } else {
+                Ok(())
+            };
             let take = ((c.writable - off) as usize).min(frame.len() - sent);
-            r = r.and_then(|()| match frame {
-                RxFrame::Bytes(b) => c.write(mem, off, &b[sent..sent + take]),
-                RxFrame::Region(region, at, _) => {
+            let r = r.and_then(|()| match (frame, sum.as_mut()) {
+                (RxFrame::Bytes(b), _) => c.write(mem, off, &b[sent..sent + take]),
+                (RxFrame::Region(region, at, _, _), Some(sum)) => {
+                    c.write_from_region_summed(mem, off, region, at + sent, take, sum)
+                }
+                (RxFrame::Region(region, at, _, _), None) => {
                     c.write_from_region(mem, off, region, at + sent, take)
                 }
             });
-            sent += take;
-            let r = r.and_then(|()| {
-                self.transport.queues[RX_QUEUE].push_used(mem, c.head, off + take as u32)
-            });
             if let Err(e) = r {
+                self.error(e);
+                return RxOutcome::Dropped;
+            }
+            sent += take;
+            used[k] = off + take as u32;
+        }
+        if let (Some(sum), RxFrame::Region(region, at, _, Some(carried))) = (sum, frame) {
+            let v = sum.verdict(region, at, carried);
+            if v != Verdict::Good {
+                // Taken and written, never published: the guest's to fill again.
+                for _ in 0..n {
+                    self.transport.queues[RX_QUEUE].unpop();
+                }
+                if v == Verdict::Source {
+                    bump(&mut self.counters.rx_check_failed);
+                }
+                return RxOutcome::Failed(v);
+            }
+        }
+        for (c, &len) in chains.iter().take(n).flatten().zip(&used) {
+            if let Err(e) = self.transport.queues[RX_QUEUE].push_used(mem, c.head, len) {
                 self.error(e);
                 return RxOutcome::Dropped;
             }
@@ -363,6 +434,10 @@ impl MmioDevice for VirtioNet {
 #[cfg(test)]
 #[path = "net_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "net_check_tests.rs"]
+mod check_tests;
 
 impl VirtioNet {
     /// For the state region: the transport is all virtio-net keeps (frames waiting for

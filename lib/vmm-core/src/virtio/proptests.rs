@@ -1,8 +1,10 @@
 //! Random guests: random register accesses, random ring and descriptor contents in a
 //! fake guest RAM, random backend behaviour. Whatever happens, the devices never
 //! panic, every used entry's id is a head the guest made available (and is used no
-//! more often than it was made available), and every byte the device writes lies in
-//! the used ring or in a buffer the guest marked device-writable.
+//! more often than it was made available), every byte the device writes lies in
+//! the used ring or in a buffer the guest marked device-writable, and nothing a guest
+//! does to its rings makes a received frame fail its check (lib/net `check`) in the
+//! copy that verifies it.
 extern crate std;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -19,6 +21,8 @@ use super::queue::{DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, Queue};
 use super::testutil::*;
 use super::{F_EVENT_IDX, F_INDIRECT_DESC, F_VERSION_1, status};
 use crate::bus::{Access, MmioDevice};
+use axolotl_net::Verdict;
+use axolotl_ring::DataRegion;
 
 const QBASE: [u64; 2] = [RAM_BASE + 0x1_0000, RAM_BASE + 0x2_0000];
 /// Rings are laid out for the largest queue, so no QueueNum makes them overlap.
@@ -687,11 +691,44 @@ fn run_blk(ops: &[Op], hostile: bool) {
     }
 }
 
+/// A received frame: bytes, or in a link buffer of its own with its check.
+enum Rx {
+    Bytes(Vec<u8>),
+    Linked {
+        region: DataRegion,
+        len: usize,
+        _backing: Vec<u64>,
+    },
+}
+
 #[derive(Default)]
 struct NetFake {
     sent: usize,
     busy: bool,
-    rx: VecDeque<Vec<u8>>,
+    rx: VecDeque<Rx>,
+    verdicts: Vec<Verdict>,
+}
+
+impl NetFake {
+    /// `frame`, in a link buffer if it fits one (every other one).
+    fn push(&mut self, frame: Vec<u8>, linked: bool) {
+        if !linked || frame.is_empty() || frame.len() > axolotl_net::MAX_FRAME {
+            self.rx.push_back(Rx::Bytes(frame));
+            return;
+        }
+        let mut words = vec![0u64; axolotl_net::BUF_SIZE / 8];
+        let ptr = core::ptr::NonNull::new(words.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: the vector's heap buffer, never resized, moves with the region into
+        // the same queue entry and outlives it.
+        let region =
+            unsafe { DataRegion::alias(&axolotl_ring::SharedRegion::new(ptr, words.len() * 8)) };
+        assert!(axolotl_net::check::copy_in(&region, 0, &frame));
+        self.rx.push_back(Rx::Linked {
+            region,
+            len: frame.len(),
+            _backing: words,
+        });
+    }
 }
 
 impl NetBackend for NetFake {
@@ -708,11 +745,20 @@ impl NetBackend for NetFake {
     }
 
     fn peek_rx(&mut self) -> Option<RxFrame<'_>> {
-        self.rx.front().map(|f| RxFrame::Bytes(&f[..]))
+        self.rx.front().map(|f| match f {
+            Rx::Bytes(b) => RxFrame::Bytes(&b[..]),
+            Rx::Linked { region, len, .. } => {
+                RxFrame::Region(region, 0, *len, axolotl_net::check::read(region, 0))
+            }
+        })
     }
 
     fn pop_rx(&mut self) {
         self.rx.pop_front();
+    }
+
+    fn rx_verdict(&mut self, v: Verdict) {
+        self.verdicts.push(v);
     }
 }
 
@@ -737,8 +783,13 @@ fn run_net(ops: &[Op], hostile: bool) {
                     dev.process(&mut h.ram, &mut be);
                 }
                 Op::Frame { len } => {
-                    be.rx.push_back((0..len).map(|i| i as u8).collect());
+                    be.push((0..len).map(|i| i as u8).collect(), len % 2 == 0);
                     dev.process(&mut h.ram, &mut be);
+                    assert!(
+                        be.verdicts.iter().all(|&v| v == Verdict::Good),
+                        "{:?}",
+                        be.verdicts
+                    );
                     assert!(be.rx.len() <= 1 || !dev.transport.live() || be.rx.len() <= 64);
                 }
                 Op::Busy(b) => {

@@ -8,6 +8,7 @@
 //! guest memory it validated earlier. A violation is a [`QueueError`], for which the
 //! transport sets DEVICE_NEEDS_RESET (what QEMU's `virtio_error` does).
 
+use axolotl_net::check::PieceSummer;
 use axolotl_ring::DataRegion;
 
 use super::mem::{GuestMemory, MemError};
@@ -276,6 +277,23 @@ impl Chain {
     ) -> Result<(), QueueError> {
         self.walk_writable(mem, offset, len, |mem, gpa, done, n| {
             mem.write_from_region(gpa, region, at + done, n)
+        })
+    }
+
+    /// [`Chain::write_from_region`] of a received frame's next `len` bytes, folded into its
+    /// check as stored and read back (`sum`: a frame over several chains carries it from
+    /// one to the next).
+    pub fn write_from_region_summed<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &mut M,
+        offset: u32,
+        region: &DataRegion,
+        at: usize,
+        len: usize,
+        sum: &mut PieceSummer,
+    ) -> Result<(), QueueError> {
+        self.walk_writable(mem, offset, len, |mem, gpa, done, n| {
+            mem.write_from_region_summed(gpa, region, at + done, n, sum)
         })
     }
 

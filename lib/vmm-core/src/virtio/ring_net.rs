@@ -12,8 +12,18 @@
 //! anything being lost here silently. A frame the guest transmits while the virtualiser is
 //! gone (restarting) stays on the guest's transmit ring until it is back; a frame the old
 //! virtualiser held is dropped (TCP resends it).
+//!
+//! Every received frame is verified against the check its producer (the net driver)
+//! carried in the link buffer's trailer, in the VMM's own copy into guest RAM
+//! (`RxFrame::Region` with the check: virtio-net's `receive_frame`), and the verdict goes
+//! to the [`NetClient`] as its own copies' do ([`NetClient::rx_judge`]): a frame damaged
+//! before the VMM is dropped and the virtualiser reported (`Activity::fault`); one the
+//! VMM's copy damaged is `Contradiction::Copy` (`Activity::contradiction`), on which the
+//! VMM fail-stops.
 
-use axolotl_net::{Activity, MAX_FRAME, MIN_FRAME, NetClient, SendError};
+use axolotl_net::check::{self, Verdict};
+use axolotl_net::{Activity, Dir, MAX_FRAME, MIN_FRAME, NetClient, SendError};
+use axolotl_ring::Corruption;
 
 use super::mem::GuestMemory;
 use super::net::{NetBackend, RxFrame, TxDest, TxOutcome, VirtioNet};
@@ -32,19 +42,22 @@ pub struct NetRing<const FRAMES: usize> {
     sent: bool,
     /// Frames the guest sent that the link refused for good (bad length, corrupt peer).
     pub tx_refused: u64,
+    /// A received frame failed its check, the virtualiser's fault: for the poll's
+    /// `Activity::fault`.
+    fault: Option<(Dir, Corruption)>,
 }
 
 impl<const FRAMES: usize> NetRing<FRAMES> {
     pub fn new(client: NetClient) -> Self {
-        // Received frames are not verified against the check they carry (lib/net
-        // `check`): `NetClient::set_verify_in_place(true)` would, as they arrive, in one
-        // more read of each frame, which cost a fifth of the guest's TCP receive rate
-        // (docs/benchmarks.md, "The frame check"). Verifying belongs in the VMM's own copy
-        // into guest RAM (virtio-net's `RxFrame::Region`), folded into its loop: not done.
+        // Frames are left in place unverified (`set_verify_in_place` off): the copy into
+        // guest RAM verifies them, and itself, in its own loop (module doc), where a read
+        // of its own before it cost a fifth of the guest's TCP receive rate
+        // (docs/benchmarks.md, "The frame check").
         Self {
             client,
             sent: false,
             tx_refused: 0,
+            fault: None,
         }
     }
 
@@ -60,14 +73,35 @@ impl<const FRAMES: usize> NetRing<FRAMES> {
     /// Moves frames both ways as far as the guest's buffers and the link have room: the
     /// whole burst the virtualiser completed, in one call. Call it when the virtualiser
     /// notifies and after the guest's QueueNotify. `notify`: tell the virtualiser;
-    /// `fault`: report it.
+    /// `fault`: report it; `contradiction`: this VMM is corrupt itself, fail-stop.
     pub fn poll<M: GuestMemory + ?Sized>(&mut self, dev: &mut VirtioNet, mem: &mut M) -> Activity {
+        let mut total = self.poll_rounds(dev, mem);
+        if total.fault.is_none() {
+            total.fault = self.fault.take();
+        }
+        self.fault = None;
+        total.contradiction = total.contradiction.or(self.client.contradiction());
+        total
+    }
+
+    fn poll_rounds<M: GuestMemory + ?Sized>(
+        &mut self,
+        dev: &mut VirtioNet,
+        mem: &mut M,
+    ) -> Activity {
         let mut total = Activity::default();
+        if self.client.contradiction().is_some() {
+            // Corrupt itself: no more copies until the VMM is restarted.
+            return total;
+        }
         for _ in 0..ROUNDS {
             // The device first: it frees link buffers (delivery into the guest; the
             // client's transmit completions come in the poll after).
             let before = self.client.rx_kept();
             dev.process(mem, self);
+            if self.client.contradiction().is_some() {
+                return total;
+            }
             let left = self.client.rx_kept();
             let act = self.client.poll_in_place();
             let arrived = self.client.rx_kept() - left;
@@ -88,6 +122,9 @@ impl<const FRAMES: usize> NetRing<FRAMES> {
         // What arrived last goes to the guest now; anything it sent is announced.
         let before = self.client.rx_kept();
         dev.process(mem, self);
+        if self.client.contradiction().is_some() {
+            return total;
+        }
         if self.client.rx_kept() < before {
             // Their buffers go back to the virtualiser now, not at the next notification.
             let act = self.client.poll_in_place();
@@ -128,12 +165,31 @@ impl<const FRAMES: usize> NetBackend for NetRing<FRAMES> {
     }
 
     fn peek_rx(&mut self) -> Option<RxFrame<'_>> {
-        let (offset, len) = self.client.rx_peek()?;
-        Some(RxFrame::Region(self.client.rx_region(), offset, len))
+        loop {
+            let (offset, len) = self.client.rx_peek()?;
+            // Read once, here: what the copy is verified against.
+            if let Some(c) = check::read(self.client.rx_region(), offset) {
+                return Some(RxFrame::Region(
+                    self.client.rx_region(),
+                    offset,
+                    len,
+                    Some(c),
+                ));
+            }
+            // A buffer whose trailer is not in the region (misaligned): no honest peer's.
+            self.rx_verdict(Verdict::Source);
+            self.client.rx_consume();
+        }
     }
 
     fn pop_rx(&mut self) {
         self.client.rx_consume();
+    }
+
+    fn rx_verdict(&mut self, v: Verdict) {
+        if let Some(f) = self.client.rx_judge(v) {
+            self.fault.get_or_insert(f);
+        }
     }
 }
 

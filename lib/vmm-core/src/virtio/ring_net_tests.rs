@@ -220,3 +220,75 @@ fn the_guest_keeps_sending_across_a_virtualiser_restart() {
     );
     assert!(w.ring.client().stats().server_restarts >= 1);
 }
+
+/// Flips bit 3 of byte `byte` of the oldest frame the VMM holds in its link (after the
+/// driver's check went with it: damage on the way, before the VMM).
+fn damage_kept_frame(w: &World, byte: usize) {
+    let (off, _) = w.ring.client().rx_peek().unwrap();
+    let r = w.ring.client().rx_region();
+    let b = r.read_u8(off + byte).unwrap();
+    assert!(r.write_u8(off + byte, b ^ 8));
+}
+
+#[test]
+fn a_frame_damaged_before_the_vmm_is_dropped_and_the_virtualiser_reported() {
+    let mut w = World::new();
+    w.settle(&mut vec![frame(20, 300), frame(21, 300), frame(22, 300)]);
+    assert_eq!(w.ring.queued(), 3);
+    damage_kept_frame(&w, 150);
+    w.post_rx(8);
+    wr(&mut w.dev, QUEUE_NOTIFY, RX_QUEUE as u32);
+    let a = w.ring.poll(&mut w.dev, &mut w.ram);
+    assert!(
+        matches!(
+            a.fault,
+            Some((
+                axolotl_net::Dir::Rx,
+                axolotl_ring::Corruption::DataCheck { .. }
+            ))
+        ),
+        "{a:?}"
+    );
+    assert_eq!(a.contradiction, None);
+    let rx = w.rxq.take_used(&w.ram);
+    assert_eq!(rx.len(), 2, "the damaged frame is not delivered");
+    for (k, (id, _)) in rx.iter().enumerate() {
+        let b = RAM_BASE + 0x8_0000 + u64::from(*id) * 0x800 + u64::from(HDR_LEN);
+        assert_eq!(w.ram.get(b, 300), &frame(21 + k as u8, 300)[..]);
+    }
+    assert_eq!(w.ring.client().stats().rx_check_failed, 1);
+    assert_eq!(w.dev.counters.rx_check_failed, 1);
+    // Its buffer went back to the virtualiser: the link goes on.
+    w.settle(&mut vec![frame(23, 64)]);
+    assert_eq!(w.rxq.take_used(&w.ram).len(), 1);
+}
+
+#[test]
+fn a_frame_the_vmms_own_copy_damaged_is_a_contradiction() {
+    let mut w = World::new();
+    w.settle(&mut vec![frame(30, 400)]);
+    w.post_rx(1);
+    wr(&mut w.dev, QUEUE_NOTIFY, RX_QUEUE as u32);
+    // Byte 100 of the frame in the guest's buffer, after the 12-byte header.
+    let mut mem = Damaging {
+        ram: &mut w.ram,
+        damage: Some(RAM_BASE + 0x8_0000 + 12 + 100),
+    };
+    let a = w.ring.poll(&mut w.dev, &mut mem);
+    assert!(
+        matches!(
+            a.contradiction,
+            Some(axolotl_net::Contradiction::Copy {
+                dir: axolotl_net::Dir::Rx,
+                ..
+            })
+        ),
+        "{a:?}"
+    );
+    assert_eq!(a.fault, None, "the virtualiser is not blamed");
+    assert!(w.rxq.take_used(&w.ram).is_empty(), "never published");
+    assert_eq!(w.ring.client().stats().rx_check_failed, 0);
+    let a = w.ring.poll(&mut w.dev, &mut w.ram);
+    assert!(a.contradiction.is_some(), "sticky: the VMM fail-stops");
+    assert!(w.rxq.take_used(&w.ram).is_empty());
+}

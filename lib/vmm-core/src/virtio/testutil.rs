@@ -5,6 +5,9 @@ extern crate std;
 use std::vec;
 use std::vec::Vec;
 
+use axolotl_net::check::PieceSummer;
+use axolotl_ring::DataRegion;
+
 use super::mem::{GuestMemory, MemError};
 use super::mmio::*;
 use super::queue::{DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
@@ -81,6 +84,58 @@ impl GuestMemory for Ram {
 
     fn contains(&self, gpa: u64, len: u64) -> bool {
         usize::try_from(len).is_ok_and(|l| self.off(gpa, l).is_some())
+    }
+
+    /// As the VMM's (vmm-pd `RamWindow`): one copy from the region, each word read back
+    /// in its loop.
+    fn write_from_region_summed(
+        &mut self,
+        gpa: u64,
+        region: &DataRegion,
+        offset: usize,
+        len: usize,
+        sum: &mut PieceSummer,
+    ) -> Result<(), MemError> {
+        let err = MemError {
+            gpa,
+            len: len as u64,
+        };
+        let o = self.off(gpa, len).ok_or(err)?;
+        // SAFETY: `len` bytes of the vector from `o` (checked), no part of the region.
+        if !unsafe { sum.copy_out_raw(region, offset, self.bytes.as_mut_ptr().add(o), len) } {
+            return Err(err);
+        }
+        self.writes.push((gpa, len));
+        Ok(())
+    }
+}
+
+/// [`Ram`] through `GuestMemory`'s default copies (a staging buffer, read back with
+/// `read`), whose every write that covers guest-physical `damage` flips that byte's bit 0
+/// after storing it: a store that went wrong, seen only by a read-back.
+pub struct Damaging<'a> {
+    pub ram: &'a mut Ram,
+    pub damage: Option<u64>,
+}
+
+impl GuestMemory for Damaging<'_> {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        self.ram.read(gpa, buf)
+    }
+
+    fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
+        self.ram.write(gpa, data)?;
+        if let Some(at) = self.damage
+            && (gpa..gpa + data.len() as u64).contains(&at)
+        {
+            let b = self.ram.get(at, 1)[0];
+            self.ram.put(at, &[b ^ 1]);
+        }
+        Ok(())
+    }
+
+    fn contains(&self, gpa: u64, len: u64) -> bool {
+        self.ram.contains(gpa, len)
     }
 }
 
