@@ -486,9 +486,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             // everything `build` and the boot would refuse that the SDF alone shows.
             let file = resolve(&file);
             return Ok(match axolotl_boot_plan::limits::check_file(&file, &b) {
-                Ok(checked) => {
+                Ok(mut checked) => {
+                    let refused = system::vmm_gic_refusals(&mut checked);
                     for w in checked.warnings.iter() {
                         eprintln!("{w}");
+                    }
+                    if !refused.is_empty() {
+                        eprint!("{}", axolotl_sdf::Diagnostics::from(refused));
+                        return Ok(ExitCode::from(1));
                     }
                     // The images that are there already (next to the SDF, or built before):
                     // one that `build` would refuse is refused here too.

@@ -133,6 +133,38 @@ pub fn io_devices_of(sdf_path: &Path, board: &Board) -> Result<(bool, bool), Str
     Ok(io_devices(&checked.system))
 }
 
+/// The `vm-gic` warnings that are certain failures, turned into errors and taken out of
+/// `checked.warnings`: the virtual machine's PD runs axolotl's VMM (`vmm-pd.elf`), which
+/// gives its guest the board's GIC, so on a GICv2 board without the GICV frame mapped the
+/// guest kernel panics probing its GIC at boot (issue #19: the GICv3 linux-vm file built with
+/// `--gic 2` built, booted and ended so). Another VMM's guest may never touch its GIC
+/// (tests/systems/vm-exits.system): that stays a warning. `check` and `build` both refuse.
+pub fn vmm_gic_refusals(checked: &mut axolotl_sdf::Checked) -> Vec<axolotl_sdf::Diagnostic> {
+    let ours: Vec<axolotl_sdf::Span> = checked
+        .system
+        .all_pds()
+        .iter()
+        .filter(|pd| pd.program_image.path == VMM_IMAGE)
+        .filter_map(|pd| pd.virtual_machine.as_ref().map(|vm| vm.span))
+        .collect();
+    let (refused, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut checked.warnings.0)
+        .into_iter()
+        .partition(|w| w.rule == "vm-gic" && ours.contains(&w.span()));
+    checked.warnings.0 = kept;
+    refused
+        .into_iter()
+        .map(|w| axolotl_sdf::Diagnostic {
+            severity: axolotl_sdf::Severity::Error,
+            message: format!(
+                "{} (its PD runs {VMM_IMAGE}, whose guest uses the board's GIC: without it the \
+                 guest kernel panics at boot)",
+                w.message
+            ),
+            ..w
+        })
+        .collect()
+}
+
 pub fn pack(sdf_path: &Path, board: &Board) -> Result<Packed, String> {
     pack_with_initrd(sdf_path, board, None)
 }
@@ -154,8 +186,19 @@ pub fn pack_with_initrd(
             if n == 1 { "" } else { "s" }
         )
     })?;
+    let mut checked = checked;
+    let refused = vmm_gic_refusals(&mut checked);
     for w in checked.warnings.iter() {
         eprintln!("{w}");
+    }
+    if !refused.is_empty() {
+        let n = refused.len();
+        eprint!("{}", axolotl_sdf::Diagnostics::from(refused));
+        return Err(format!(
+            "{} is refused ({n} error{})",
+            sdf_path.display(),
+            if n == 1 { "" } else { "s" }
+        ));
     }
     let sd = checked.system;
     if let Some(u) = checked
@@ -387,7 +430,51 @@ pub fn image_name(sdf_path: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::load_images;
+    use super::{load_images, vmm_gic_refusals};
+
+    /// Issue #19: the GICv3 linux-vm file built with `--gic 2` booted into a guest kernel
+    /// panic. Axolotl's VMM without the GICV frame is refused on GICv2 (`check` and `build`),
+    /// accepted on GICv3; another VMM keeps the warning.
+    #[test]
+    fn axolotl_s_vmm_without_gicv_is_refused_on_gicv2() {
+        use axolotl_kernel_config::{GicVersion, board_by_name};
+        let file = crate::images::workspace_root().join("tests/systems/linux-vm-gicv3.system");
+        let check = |gic| {
+            let b = board_by_name("qemu-virt-aarch64", Some(gic)).unwrap();
+            let mut c = axolotl_boot_plan::limits::check_file(&file, &b).unwrap();
+            let refused = vmm_gic_refusals(&mut c);
+            (c, refused)
+        };
+        let (c, refused) = check(GicVersion::V2);
+        let shown: Vec<String> = refused.iter().map(|d| d.to_string()).collect();
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        assert!(
+            shown[0].contains(
+                "linux-vm-gicv3.system:35:9: error: virtual machine `linux` runs on a GICv2 board"
+            ) && shown[0].contains("--gic 3")
+                && shown[0].contains("vmm-pd.elf")
+                && shown[0].ends_with("[vm-gic]"),
+            "{shown:?}"
+        );
+        assert!(
+            !c.warnings.iter().any(|w| w.rule == "vm-gic"),
+            "{}",
+            c.warnings
+        );
+        let (_, refused) = check(GicVersion::V3);
+        assert!(refused.is_empty());
+
+        let other = "<system>\
+            <memory_region name=\"ram\" size=\"0x200000\" page_size=\"0x200000\" />\
+            <protection_domain name=\"vmm\"><program_image path=\"tiny-vmm.elf\" />\
+            <virtual_machine name=\"g\"><vcpu id=\"0\" />\
+            <map mr=\"ram\" vaddr=\"0x40000000\" perms=\"rwx\" /></virtual_machine>\
+            </protection_domain></system>";
+        let b = board_by_name("qemu-virt-aarch64", Some(GicVersion::V2)).unwrap();
+        let mut c = axolotl_sdf::check("o.system", other, &b).unwrap();
+        assert!(vmm_gic_refusals(&mut c).is_empty());
+        assert!(c.warnings.iter().any(|w| w.rule == "vm-gic"));
+    }
 
     /// An SDF beside a file that is not an ELF and naming an image that is nowhere: each is
     /// an error at its PD's `program_image`, naming the PD and the file (`check` and `build`).
