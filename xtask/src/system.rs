@@ -294,18 +294,14 @@ pub fn pack_with_initrd(
                 .collect::<Vec<_>>()
                 .join("\n")
         })?;
-    if SHOW_PLAN.load(std::sync::atomic::Ordering::Relaxed) {
-        println!("{}", plan.summary());
-    } else {
-        println!(
-            "{}: {} PDs, {} memory regions, {} channels, {} vCPUs (--show-plan for the table)",
-            sdf_path.display(),
-            plan.pds.len(),
-            plan.regions.len(),
-            plan.channels.len(),
-            plan.vcpus.len()
-        );
-    }
+    println!(
+        "{}",
+        plan_report(
+            sdf_path,
+            &plan,
+            SHOW_PLAN.load(std::sync::atomic::Ordering::Relaxed)
+        )
+    );
 
     let mut buf = vec![0u8; axolotl_boot_plan::PLAN_SIZE_LIMIT];
     let encoded = axolotl_boot_plan::encode(&plan, &mut buf).map_err(|e| e.to_string())?;
@@ -325,6 +321,22 @@ pub fn pack_with_initrd(
         pack: out,
         board: Box::new(*board),
     })
+}
+
+/// What `build` and `run` say of the plan: one line, or with `--show-plan` the whole table of
+/// PDs, regions and channels (issue #19: every run printed the table).
+fn plan_report(sdf_path: &Path, plan: &axolotl_boot_plan::BootPlan, show_plan: bool) -> String {
+    if show_plan {
+        return plan.summary();
+    }
+    format!(
+        "{}: {} PDs, {} memory regions, {} channels, {} vCPUs (--show-plan for the table)",
+        sdf_path.display(),
+        plan.pds.len(),
+        plan.regions.len(),
+        plan.channels.len(),
+        plan.vcpus.len()
+    )
 }
 
 /// The program images of a system's PDs, read and parsed once per distinct path.
@@ -430,7 +442,54 @@ pub fn image_name(sdf_path: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{load_images, vmm_gic_refusals};
+    use super::{image_name, load_images, plan_report, vmm_gic_refusals};
+    use std::path::Path;
+
+    /// Issue #19: every run and build printed the whole PD/region/channel table. One line
+    /// now; the table with `--show-plan`.
+    #[test]
+    fn the_plan_is_one_line_unless_asked_for() {
+        let mut plan = axolotl_boot_plan::BootPlan::default();
+        for _ in 0..2 {
+            plan.pds.push(Default::default()).unwrap();
+        }
+        let line = plan_report(Path::new("s/x.system"), &plan, false);
+        assert_eq!(
+            line,
+            "s/x.system: 2 PDs, 0 memory regions, 0 channels, 0 vCPUs (--show-plan for the table)"
+        );
+        let table = plan_report(Path::new("s/x.system"), &plan, true);
+        assert_eq!(table, plan.summary());
+        assert!(table.lines().count() > 2, "{table}");
+    }
+
+    /// Issue #19: images were named after the SDF's file name only, so two `hello.system`
+    /// files overwrote each other's image. The checkout's own systems keep their stem (the
+    /// names the docs and tests use); any other file gets its full path's hash too.
+    #[test]
+    fn same_named_systems_elsewhere_get_their_own_images() {
+        let root = crate::images::workspace_root();
+        assert_eq!(image_name(&root.join("systems/hello.system")), "hello");
+        assert_eq!(
+            image_name(&root.join("tests/systems/restart.system")),
+            "restart"
+        );
+        let base = std::env::temp_dir().join(format!("axolotl-names-{}", std::process::id()));
+        let (a, b) = (base.join("a/hello.system"), base.join("b/hello.system"));
+        for f in [&a, &b] {
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, "<system />").unwrap();
+        }
+        let (na, nb) = (image_name(&a), image_name(&b));
+        assert!(
+            na.starts_with("hello-") && nb.starts_with("hello-"),
+            "{na} {nb}"
+        );
+        assert_ne!(na, nb);
+        // Stable: the same file gets the same name, however it is reached.
+        assert_eq!(image_name(&base.join("a/../a/hello.system")), na);
+        let _ = std::fs::remove_dir_all(&base);
+    }
 
     /// Issue #19: the GICv3 linux-vm file built with `--gic 2` booted into a guest kernel
     /// panic. Axolotl's VMM without the GICV frame is refused on GICv2 (`check` and `build`),
