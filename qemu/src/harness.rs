@@ -619,6 +619,63 @@ mod tests {
         assert!(console.contains("log: one\n"), "{console:?}");
     }
 
+    /// Issue #19: `cargo xtask run > log 2>&1` lost and overwrote output (QEMU's console
+    /// chardev opened /dev/stdout as a file). With its output not a terminal, `run` relays the
+    /// harness's capture: both UARTs' lines, whole and as the guest wrote them (control bytes,
+    /// `\r`), none lost, into whatever the output is.
+    #[test]
+    fn relay_writes_both_uarts_whole_to_a_redirected_output() {
+        let (ok, out) = within(|| {
+            let socket = Uart1Socket::bind().unwrap();
+            let path = socket.path();
+            let mut cmd = Command::new("sh");
+            cmd.args([
+                "-c",
+                "printf 'log: one\\n'; sleep 2; printf 'log: two\\nlast'",
+            ]);
+            let b = Boot::spawn_with(cmd, Some(socket)).unwrap();
+            let guest = thread::spawn(move || {
+                let mut s = UnixStream::connect(path).unwrap();
+                s.write_all(b"guest: \x1b[6n").unwrap();
+                thread::sleep(Duration::from_millis(300));
+                s.write_all(b"prompt\r\n/ # ").unwrap();
+            });
+            let mut out = Vec::new();
+            let status = b.relay(&mut out).unwrap();
+            guest.join().unwrap();
+            (status.success(), out)
+        });
+        assert!(ok);
+        let text = String::from_utf8_lossy(&out);
+        let whole = ["log: one\n", "guest: \x1b[6nprompt\r\n", "log: two\n"];
+        for l in whole {
+            assert_eq!(text.matches(l).count(), 1, "{l:?} in {text:?}");
+        }
+        // The two unterminated tails come out once their streams end; nothing else.
+        let rest = whole
+            .iter()
+            .fold(text.to_string(), |t, l| t.replacen(l, "", 1));
+        assert!(rest == "/ # last" || rest == "last/ # ", "{text:?}");
+    }
+
+    /// `cargo xtask test NAME` runs the selected tests once with `AXOLOTL_LIST_IMAGES` to
+    /// learn which images they boot, then builds those alone: each start appends its image and
+    /// fails without booting.
+    #[test]
+    fn listing_images_appends_each_and_boots_nothing() {
+        let list = std::env::temp_dir().join(format!("axolotl-list-{}", std::process::id()));
+        let _ = std::fs::remove_file(&list);
+        for k in ["/i/a.elf", "/i/b.elf"] {
+            let f = list_image(&list, Path::new(k));
+            assert!(f.what.starts_with("not booted: listing images"), "{f}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(&list).unwrap(),
+            "/i/a.elf\n/i/b.elf\n"
+        );
+        let _ = std::fs::remove_file(&list);
+    }
+
     #[test]
     fn chains_match_whole_lines_only() {
         let r = within(|| {
