@@ -28,6 +28,9 @@ extern "C" fn kernel_main(vectors: u64, entry_el: u64) -> ! {
     let ram_end = board.ram_base + board.ram_size;
     kprintln!();
     kprintln!("axolotl kernel v{} (EL2)", env!("CARGO_PKG_VERSION"));
+    if !crate::IMAGE.is_empty() {
+        kprintln!("kernel: image {}", crate::IMAGE);
+    }
     if entry_el == 3 {
         // entry.S did the firmware's part: CNTFRQ, the GIC's groups, SCR_EL3.
         kprintln!("boot: entered at EL3, dropped to EL2 non-secure");
