@@ -397,3 +397,30 @@ fn domain_schedules_keep_their_meaning() {
         .collect();
     assert_eq!(of, [0, 1, 2]);
 }
+
+/// Microkit's other unit of `duration`, `ticks`: seL4 MCS's, the board's generic-timer
+/// counter (62.5 MHz on QEMU virt), which Microkit passes to the kernel as they are. A file
+/// using it was refused as an unknown unit.
+#[test]
+fn domain_durations_in_ticks_are_the_board_s_timer_ticks() {
+    let text = |d: &str| {
+        format!(
+            "<system><domains><domain name=\"d0\" />\
+             <domain_schedule><schedule_entry domain=\"d0\" duration=\"{d}\" />\
+             </domain_schedule></domains>\
+             <protection_domain name=\"a\" domain=\"d0\"><program_image path=\"a.elf\" />\
+             </protection_domain></system>"
+        )
+    };
+    let length = |d: &str| {
+        let sd = parse("t.system", &text(d), &BOARD).unwrap_or_else(|e| panic!("{d}: {e}"));
+        sd.domains.unwrap().schedule[0].length_us
+    };
+    assert_eq!(BOARD.timer_hz, 62_500_000);
+    assert_eq!(length("62500 ticks"), 1000);
+    // Rounded up to whole microseconds.
+    assert_eq!(length("1 ticks"), 1);
+    assert_eq!(length("62501 ticks"), 1001);
+    assert_eq!(length("1000 us"), 1000);
+    assert!(parse("t.system", &text("0 ticks"), &BOARD).is_err());
+}
