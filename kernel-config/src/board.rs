@@ -337,7 +337,41 @@ const QEMU_VIRT_UARTS: &[ConsoleUart] = &[
     },
 ];
 
+/// QEMU virt's PCIe host bridge windows below RAM (hw/arm/virt.c's memory map), contiguous:
+/// MMIO `0x1000_0000..0x3eff_0000`, I/O `0x3eff_0000..0x3f00_0000`, and the ECAM used when
+/// `highmem-ecam` is off, `0x3f00_0000..0x4000_0000`.
+const QEMU_VIRT_PCIE: (u64, u64) = (0x1000_0000, 0x4000_0000);
+/// Its windows above RAM, where QEMU puts them for the runner's 2 GiB (from 256 GiB on, each
+/// aligned to its size): the ECAM it uses by default (`highmem-ecam`), 256 MiB, and the 64-bit
+/// MMIO window, 512 GiB up to the kernel's 40-bit physical address space's end.
+const QEMU_VIRT_HIGH_PCIE_ECAM: (u64, u64) = (0x40_1000_0000, 0x40_2000_0000);
+const QEMU_VIRT_HIGH_PCIE_MMIO: (u64, u64) = (0x80_0000_0000, 0x100_0000_0000);
+/// QEMU virt's GICv2m MSI frame (with `gic-version=2`): a write to its `MSI_SETSPI` raises one
+/// of its 64 SPIs (INTIDs 80 to 143).
+const QEMU_VIRT_GICV2M: (u64, u64) = (0x0802_0000, 0x0802_1000);
+
 impl Board {
+    /// Device memory handed to user level besides [`Board::device_window`], as device
+    /// untypeds, in address order: on QEMU virt its PCIe windows below and above RAM and, with
+    /// a GICv2, its GICv2m frame, as Microkit's `qemu_virt_aarch64` has them. Not GICv3's ITS,
+    /// which writes its tables to RAM (a DMA master), nor its redistributors above RAM.
+    pub fn more_devices(&self) -> &'static [(u64, u64)] {
+        match (self.name, self.gic) {
+            ("qemu-virt-aarch64", GicLayout::V2 { .. }) => &[
+                QEMU_VIRT_GICV2M,
+                QEMU_VIRT_PCIE,
+                QEMU_VIRT_HIGH_PCIE_ECAM,
+                QEMU_VIRT_HIGH_PCIE_MMIO,
+            ],
+            ("qemu-virt-aarch64", GicLayout::V3 { .. }) => &[
+                QEMU_VIRT_PCIE,
+                QEMU_VIRT_HIGH_PCIE_ECAM,
+                QEMU_VIRT_HIGH_PCIE_MMIO,
+            ],
+            _ => &[],
+        }
+    }
+
     /// The page holding the console UART's registers: the kernel's, never user level's.
     pub const fn uart_page(&self) -> u64 {
         self.uart_base & !0xfff
@@ -483,6 +517,45 @@ mod tests {
             assert!(b.console_candidates().is_empty() && b.console_uart().is_none());
             assert_eq!(b.sdf_cores(), 1);
         }
+    }
+
+    /// The device memory beyond the window is the board's, clear of RAM, of the window and
+    /// of every GIC frame the kernel keeps.
+    #[test]
+    fn more_devices_are_clear_of_ram_the_window_and_the_gic() {
+        for b in BOARDS {
+            let gic: &[u64] = match b.gic {
+                GicLayout::V2 {
+                    gicd, gicc, gich, ..
+                } => &[gicd, gicc, gich],
+                GicLayout::V3 { gicd, gicr } => &[gicd, gicr],
+            };
+            let ram = (b.ram_base, b.ram_base + b.ram_size);
+            // kernel/src/boot.rs has room for five; the kernel's stage 2 reaches 40 bits.
+            assert!(b.more_devices().len() <= 5, "{}", b.name);
+            for &(lo, hi) in b.more_devices() {
+                assert!(hi <= 1 << 40, "{}: {hi:#x}", b.name);
+                assert!(lo < hi && lo.is_multiple_of(0x1000) && hi.is_multiple_of(0x1000));
+                for (olo, ohi) in [ram, b.device_window] {
+                    assert!(hi <= olo || lo >= ohi, "{}: {lo:#x}..{hi:#x}", b.name);
+                }
+                for &g in gic {
+                    assert!(g + 0x1_0000 <= lo || g >= hi, "{}: GIC {g:#x}", b.name);
+                }
+            }
+        }
+        let pcie = [
+            (0x1000_0000, 0x4000_0000),
+            (0x40_1000_0000, 0x40_2000_0000),
+            (0x80_0000_0000, 1 << 40),
+        ];
+        assert_eq!(
+            QEMU_VIRT_GICV2.more_devices()[0],
+            (0x0802_0000, 0x0802_1000)
+        );
+        assert_eq!(QEMU_VIRT_GICV2.more_devices()[1..], pcie);
+        assert_eq!(QEMU_VIRT_GICV3.more_devices(), pcie);
+        assert!(RPI4B.more_devices().is_empty());
     }
 
     #[test]

@@ -95,11 +95,18 @@ extern "C" fn kernel_main(vectors: u64, entry_el: u64) -> ! {
     let (ulo, uhi) = board.device_window;
     // The console UART stays the kernel's.
     let uart = board.uart_page();
-    let mut devices = [(ulo, uart), (uart + 0x1000, uhi), (0, 0)];
+    let mut devices = [(0, 0); 8];
+    devices[0] = (ulo, uart);
+    devices[1] = (uart + 0x1000, uhi);
     // A GICv2 guest's CPU interface is GICV, which its VMM maps; GICD, GICC and GICH stay
     // the kernel's (they lie outside the device window).
     if let axolotl_kernel_config::GicLayout::V2 { gicv, .. } = board.gic {
         devices[2] = (gicv, gicv + axolotl_abi::bootinfo::GICV_SIZE);
+    }
+    // The board's other device memory (QEMU virt's PCIe windows, its GICv2m frame): at most
+    // five ranges (kernel-config's `more_devices`).
+    for (d, &r) in devices[3..].iter_mut().zip(board.more_devices()) {
+        *d = r;
     }
     let caps = bootcaps::create(
         &loaded,

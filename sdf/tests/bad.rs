@@ -493,19 +493,19 @@ fn phys_range() {
                 8,
                 5,
                 "phys-range",
-                "physical range [0xd0000000, 0xd0001000) of `high` is neither inside RAM [0x40000000, 0xc0000000) nor inside the device window [0x9000000, 0xc000000) nor the GIC virtual CPU interface [0x8040000, 0x8042000) of board `qemu-virt-aarch64`",
+                "physical range [0xd0000000, 0xd0001000) of `high` is neither inside RAM [0x40000000, 0xc0000000) nor inside the device memory [0x9000000, 0xc000000), [0x8020000, 0x8021000), [0x10000000, 0x40000000), [0x4010000000, 0x4020000000), [0x8000000000, 0x10000000000) nor the GIC virtual CPU interface [0x8040000, 0x8042000) of board `qemu-virt-aarch64`",
             ),
             (
                 9,
                 5,
                 "phys-range",
-                "physical range [0xbffff000, 0xc0001000) of `straddle` is neither inside RAM [0x40000000, 0xc0000000) nor inside the device window [0x9000000, 0xc000000) nor the GIC virtual CPU interface [0x8040000, 0x8042000) of board `qemu-virt-aarch64`",
+                "physical range [0xbffff000, 0xc0001000) of `straddle` is neither inside RAM [0x40000000, 0xc0000000) nor inside the device memory [0x9000000, 0xc000000), [0x8020000, 0x8021000), [0x10000000, 0x40000000), [0x4010000000, 0x4020000000), [0x8000000000, 0x10000000000) nor the GIC virtual CPU interface [0x8040000, 0x8042000) of board `qemu-virt-aarch64`",
             ),
             (
                 10,
                 5,
                 "phys-range",
-                "physical range [0x1000, 0x2000) of `low` is neither inside RAM [0x40000000, 0xc0000000) nor inside the device window [0x9000000, 0xc000000) nor the GIC virtual CPU interface [0x8040000, 0x8042000) of board `qemu-virt-aarch64`",
+                "physical range [0x1000, 0x2000) of `low` is neither inside RAM [0x40000000, 0xc0000000) nor inside the device memory [0x9000000, 0xc000000), [0x8020000, 0x8021000), [0x10000000, 0x40000000), [0x4010000000, 0x4020000000), [0x8000000000, 0x10000000000) nor the GIC virtual CPU interface [0x8040000, 0x8042000) of board `qemu-virt-aarch64`",
             ),
         ],
     );

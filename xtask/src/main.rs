@@ -268,8 +268,12 @@ pub(crate) fn lock_checkout() -> Result<CheckoutLock, String> {
     }
     let dir = images::target_dir();
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let path = dir.join("xtask.lock");
-    let f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    lock_file(&dir.join("xtask.lock"))
+}
+
+/// [`lock_checkout`]'s lock on `path`: waits for whoever holds it.
+fn lock_file(path: &std::path::Path) -> Result<CheckoutLock, String> {
+    let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
     match f.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -599,6 +603,23 @@ mod tests {
             root.join("systems/hello.system"),
             "run's default"
         );
+    }
+
+    /// Two `cargo xtask` commands in one checkout take turns (issue #19: a test booted the
+    /// image another command had just rebuilt): while one holds the lock, another's attempt
+    /// would block; once it is gone, the next takes it.
+    #[test]
+    fn the_build_lock_is_held_until_dropped() {
+        let path = std::env::temp_dir().join(format!("axolotl-lock-{}", std::process::id()));
+        let held = super::lock_file(&path).unwrap();
+        let other = std::fs::File::open(&path).unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        drop(held);
+        other.try_lock().unwrap();
+        let _ = std::fs::remove_file(&path);
     }
 
     /// An unknown board is refused with the list of boards, which `--help` gives too;
