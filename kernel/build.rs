@@ -8,6 +8,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=AXOLOTL_GIC");
     println!("cargo:rerun-if-env-changed=AXOLOTL_ROOT_TASK_ELF");
     println!("cargo:rerun-if-env-changed=AXOLOTL_CONSOLE");
+    println!("cargo:rerun-if-env-changed=AXOLOTL_IMAGE");
     println!("cargo:rerun-if-changed=link.ld");
 
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
@@ -45,11 +46,15 @@ fn main() {
         ),
         None => "None".into(),
     };
+    // The image's name (`cargo xtask build` gives it: `<board>-gic<N>[-<system>]`), which
+    // the kernel says at boot so a test can tell it booted the image it asked for.
+    let image = env::var("AXOLOTL_IMAGE").unwrap_or_default();
     fs::write(
         out.join("board.rs"),
         format!(
             "pub const BOARD_INDEX: usize = {index};\n\
-             pub const CONSOLE: Option<axolotl_kernel_config::ConsoleUart> = {console};\n"
+             pub const CONSOLE: Option<axolotl_kernel_config::ConsoleUart> = {console};\n\
+             pub const IMAGE: &str = {image:?};\n"
         ),
     )
     .unwrap();

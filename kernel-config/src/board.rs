@@ -353,8 +353,8 @@ pub const GICV3_GICD_BYTES: u64 = 0x1_0000;
 pub const GICV3_GICR_BYTES_PER_CORE: u64 = 0x2_0000;
 
 /// Most ranges [`Board::user_device_ranges`] can come to: the window cut by the console's
-/// page and three GIC frames.
-pub const MAX_DEVICE_RANGES: usize = 8;
+/// page and three GIC frames, GICV, and the board's other device memory (up to five).
+pub const MAX_DEVICE_RANGES: usize = 12;
 
 /// Physical ranges, sorted and disjoint, each `[start, end)` page aligned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -390,6 +390,31 @@ impl DeviceRanges {
         self.as_slice().iter().any(|&(a, b)| lo < b && a < hi)
     }
 
+    /// Adds `[lo, hi)` as a range of its own, kept sorted, unless it lies inside one already
+    /// (the overlap, if any, taken out first); nothing if there is no room, which a host test
+    /// rules out for every board.
+    fn insert(&mut self, lo: u64, hi: u64) {
+        if lo >= hi || self.contains(lo, hi) {
+            return;
+        }
+        self.remove(lo, hi);
+        if self.len == MAX_DEVICE_RANGES {
+            return;
+        }
+        let at = self
+            .as_slice()
+            .iter()
+            .position(|&(a, _)| a > lo)
+            .unwrap_or(self.len);
+        let mut k = self.len;
+        while k > at {
+            self.ranges[k] = self.ranges[k - 1];
+            k -= 1;
+        }
+        self.ranges[at] = (lo, hi);
+        self.len += 1;
+    }
+
     /// Takes the pages of `[lo, hi)` out.
     fn remove(&mut self, lo: u64, hi: u64) {
         let (lo, hi) = (lo & !0xfff, hi.next_multiple_of(0x1000));
@@ -410,7 +435,41 @@ impl DeviceRanges {
     }
 }
 
+/// QEMU virt's PCIe host bridge windows below RAM (hw/arm/virt.c's memory map), contiguous:
+/// MMIO `0x1000_0000..0x3eff_0000`, I/O `0x3eff_0000..0x3f00_0000`, and the ECAM used when
+/// `highmem-ecam` is off, `0x3f00_0000..0x4000_0000`.
+const QEMU_VIRT_PCIE: (u64, u64) = (0x1000_0000, 0x4000_0000);
+/// Its windows above RAM, where QEMU puts them for the runner's 2 GiB (from 256 GiB on, each
+/// aligned to its size): the ECAM it uses by default (`highmem-ecam`), 256 MiB, and the 64-bit
+/// MMIO window, 512 GiB up to the kernel's 40-bit physical address space's end.
+const QEMU_VIRT_HIGH_PCIE_ECAM: (u64, u64) = (0x40_1000_0000, 0x40_2000_0000);
+const QEMU_VIRT_HIGH_PCIE_MMIO: (u64, u64) = (0x80_0000_0000, 0x100_0000_0000);
+/// QEMU virt's GICv2m MSI frame (with `gic-version=2`): a write to its `MSI_SETSPI` raises one
+/// of its 64 SPIs (INTIDs 80 to 143).
+const QEMU_VIRT_GICV2M: (u64, u64) = (0x0802_0000, 0x0802_1000);
+
 impl Board {
+    /// Device memory handed to user level besides [`Board::device_window`], as device
+    /// untypeds, in address order: on QEMU virt its PCIe windows below and above RAM and, with
+    /// a GICv2, its GICv2m frame, as Microkit's `qemu_virt_aarch64` has them. Not GICv3's ITS,
+    /// which writes its tables to RAM (a DMA master), nor its redistributors above RAM.
+    pub fn more_devices(&self) -> &'static [(u64, u64)] {
+        match (self.name, self.gic) {
+            ("qemu-virt-aarch64", GicLayout::V2 { .. }) => &[
+                QEMU_VIRT_GICV2M,
+                QEMU_VIRT_PCIE,
+                QEMU_VIRT_HIGH_PCIE_ECAM,
+                QEMU_VIRT_HIGH_PCIE_MMIO,
+            ],
+            ("qemu-virt-aarch64", GicLayout::V3 { .. }) => &[
+                QEMU_VIRT_PCIE,
+                QEMU_VIRT_HIGH_PCIE_ECAM,
+                QEMU_VIRT_HIGH_PCIE_MMIO,
+            ],
+            _ => &[],
+        }
+    }
+
     /// The page holding the console UART's registers: the kernel's, never user level's.
     pub const fn uart_page(&self) -> u64 {
         self.uart_base & !0xfff
@@ -450,24 +509,13 @@ impl Board {
                 d.remove(lo, hi);
             }
         }
-        if let GicLayout::V2 { gicv, .. } = self.gic
-            && !d.contains(gicv, gicv + GICV2_GICV_BYTES)
-            && d.len < MAX_DEVICE_RANGES
-        {
-            // Outside the window (QEMU virt, the Pi): a range of its own, kept sorted.
-            d.remove(gicv, gicv + GICV2_GICV_BYTES);
-            let at = d
-                .as_slice()
-                .iter()
-                .position(|&(a, _)| a > gicv)
-                .unwrap_or(d.len);
-            let mut k = d.len;
-            while k > at {
-                d.ranges[k] = d.ranges[k - 1];
-                k -= 1;
-            }
-            d.ranges[at] = (gicv, gicv + GICV2_GICV_BYTES);
-            d.len += 1;
+        if let GicLayout::V2 { gicv, .. } = self.gic {
+            // Outside the window (QEMU virt, the Pi): a range of its own.
+            d.insert(gicv, gicv + GICV2_GICV_BYTES);
+        }
+        // Beyond the window: QEMU virt's PCIe windows and GICv2m frame.
+        for &(lo, hi) in self.more_devices() {
+            d.insert(lo, hi);
         }
         d
     }
@@ -617,6 +665,45 @@ mod tests {
         }
     }
 
+    /// The device memory beyond the window is the board's, clear of RAM, of the window and
+    /// of every GIC frame the kernel keeps.
+    #[test]
+    fn more_devices_are_clear_of_ram_the_window_and_the_gic() {
+        for b in BOARDS {
+            let gic: &[u64] = match b.gic {
+                GicLayout::V2 {
+                    gicd, gicc, gich, ..
+                } => &[gicd, gicc, gich],
+                GicLayout::V3 { gicd, gicr } => &[gicd, gicr],
+            };
+            let ram = (b.ram_base, b.ram_base + b.ram_size);
+            // kernel/src/boot.rs has room for five; the kernel's stage 2 reaches 40 bits.
+            assert!(b.more_devices().len() <= 5, "{}", b.name);
+            for &(lo, hi) in b.more_devices() {
+                assert!(hi <= 1 << 40, "{}: {hi:#x}", b.name);
+                assert!(lo < hi && lo.is_multiple_of(0x1000) && hi.is_multiple_of(0x1000));
+                for (olo, ohi) in [ram, b.device_window] {
+                    assert!(hi <= olo || lo >= ohi, "{}: {lo:#x}..{hi:#x}", b.name);
+                }
+                for &g in gic {
+                    assert!(g + 0x1_0000 <= lo || g >= hi, "{}: GIC {g:#x}", b.name);
+                }
+            }
+        }
+        let pcie = [
+            (0x1000_0000, 0x4000_0000),
+            (0x40_1000_0000, 0x40_2000_0000),
+            (0x80_0000_0000, 1 << 40),
+        ];
+        assert_eq!(
+            QEMU_VIRT_GICV2.more_devices()[0],
+            (0x0802_0000, 0x0802_1000)
+        );
+        assert_eq!(QEMU_VIRT_GICV2.more_devices()[1..], pcie);
+        assert_eq!(QEMU_VIRT_GICV3.more_devices(), pcie);
+        assert!(RPI4B.more_devices().is_empty());
+    }
+
     #[test]
     fn rpi4b_is_one_gicv2_board() {
         assert_eq!(board_by_name("rpi4b", None), Some(RPI4B));
@@ -720,14 +807,19 @@ mod tests {
             if let Some((lo, hi)) = gicv {
                 assert!(user.contains(lo, hi), "{}: GICV", b.name);
             }
-            // Nothing beyond the window but GICV.
+            // Nothing beyond the window but GICV and the board's other device memory.
             let (wlo, whi) = b.device_window;
             for &(lo, hi) in r {
                 assert!(
-                    (wlo <= lo && hi <= whi) || Some((lo, hi)) == gicv,
+                    (wlo <= lo && hi <= whi)
+                        || Some((lo, hi)) == gicv
+                        || b.more_devices().contains(&(lo, hi)),
                     "{}",
                     b.name
                 );
+            }
+            for &(lo, hi) in b.more_devices() {
+                assert!(user.contains(lo, hi), "{}: {lo:#x}", b.name);
             }
             // The device untypeds, with RAM's (a few dozen), within the boot info's 128.
             let n: usize = r.iter().map(|&(lo, hi)| untyped_blocks(lo, hi)).sum();
@@ -741,6 +833,7 @@ mod tests {
                 unreachable!()
             };
             let mut want = vec![(lo, page), (page + 0x1000, hi), (gicv, gicv + 0x2000)];
+            want.extend(b.more_devices());
             want.retain(|r| r.0 < r.1);
             want.sort();
             assert_eq!(b.user_device_ranges().as_slice(), want, "{}", b.name);
@@ -748,7 +841,13 @@ mod tests {
         let moved = QEMU_VIRT_GICV3.with_console(QEMU_VIRT_GICV3.console_candidates()[1]);
         assert_eq!(
             moved.user_device_ranges().as_slice(),
-            [(0x0900_0000, 0x0904_0000), (0x0904_1000, 0x0c00_0000)]
+            [
+                (0x0900_0000, 0x0904_0000),
+                (0x0904_1000, 0x0c00_0000),
+                (0x1000_0000, 0x4000_0000),
+                (0x40_1000_0000, 0x40_2000_0000),
+                (0x80_0000_0000, 0x100_0000_0000)
+            ]
         );
     }
 

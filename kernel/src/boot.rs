@@ -28,6 +28,9 @@ extern "C" fn kernel_main(vectors: u64, entry_el: u64) -> ! {
     let ram_end = board.ram_base + board.ram_size;
     kprintln!();
     kprintln!("axolotl kernel v{} (EL2)", env!("CARGO_PKG_VERSION"));
+    if !crate::IMAGE.is_empty() {
+        kprintln!("kernel: image {}", crate::IMAGE);
+    }
     if entry_el == 3 {
         // entry.S did the firmware's part: CNTFRQ, the GIC's groups, SCR_EL3.
         kprintln!("boot: entered at EL3, dropped to EL2 non-secure");
@@ -91,7 +94,8 @@ extern "C" fn kernel_main(vectors: u64, entry_el: u64) -> ! {
     };
     // The device window but the console UART's page and the GIC's frames, which stay the
     // kernel's wherever they lie (inside the window on the ODROIDs); a GICv2 guest's CPU
-    // interface is GICV, which its VMM maps, so it is handed out too.
+    // interface is GICV, which its VMM maps, so it is handed out too; and the board's other
+    // device memory (QEMU virt's PCIe windows, its GICv2m frame: `Board::more_devices`).
     const _: () = assert!(
         axolotl_abi::bootinfo::GICV_SIZE == axolotl_kernel_config::GICV2_GICV_BYTES,
         "the GICV frame user level maps is the one the kernel hands out"

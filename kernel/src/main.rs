@@ -64,6 +64,10 @@ pub const BOARD: axolotl_kernel_config::Board = match board::CONSOLE {
     None => axolotl_kernel_config::BOARDS[board::BOARD_INDEX],
 };
 
+/// The name `cargo xtask build` gave this image (`AXOLOTL_IMAGE`; empty when built by other
+/// means), printed at boot: the test harness checks a test booted the image it asked for.
+pub const IMAGE: &str = board::IMAGE;
+
 #[cfg(not(target_os = "none"))]
 fn main() {
     eprintln!(

@@ -410,6 +410,39 @@ impl Boot {
         }
     }
 
+    /// Waits for the kernel to name its image (`kernel: image <name>`, right after its
+    /// banner) and fails unless it is `name`: a test boots the image it asked for, not another
+    /// variant's written to the same file meanwhile (issue #19: a two-vCPU Linux test once
+    /// booted the root task's fault self-test). Leaves the match position alone.
+    pub fn verify_image(&mut self, name: &str, timeout: Duration) -> Result<(), Failure> {
+        const SAID: &str = "kernel: image ";
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (said, closed) = {
+                let c = self.console.lock().unwrap();
+                let text = String::from_utf8_lossy(c.settled()).into_owned();
+                let said = text
+                    .lines()
+                    .find_map(|l| l.trim_end_matches('\r').strip_prefix(SAID))
+                    .map(str::to_string);
+                (said, c.closed)
+            };
+            match said {
+                Some(s) if s == name => return Ok(()),
+                Some(s) => {
+                    return Err(self.fail(format!("booted image {s:?}, not {name:?} as asked")));
+                }
+                None if closed || Instant::now() >= deadline => {
+                    return Err(self.fail(format!(
+                        "the kernel never named its image (`{SAID}{name}` expected; an image \
+                         not built by `cargo xtask`?)"
+                    )));
+                }
+                None => thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
     /// Fails if `needle` appears anywhere in the console so far.
     pub fn refute(&mut self, needle: &str) -> Result<(), Failure> {
         if self.raw_console().contains(needle) {
@@ -617,6 +650,94 @@ mod tests {
         assert_eq!(&typed, b"ls\n");
         assert_eq!(raw, b"guest: \x1b[6nprompt\r\n");
         assert!(console.contains("log: one\n"), "{console:?}");
+    }
+
+    /// Issue #19: `cargo xtask run > log 2>&1` lost and overwrote output (QEMU's console
+    /// chardev opened /dev/stdout as a file). With its output not a terminal, `run` relays the
+    /// harness's capture: both UARTs' lines, whole and as the guest wrote them (control bytes,
+    /// `\r`), none lost, into whatever the output is.
+    #[test]
+    fn relay_writes_both_uarts_whole_to_a_redirected_output() {
+        let (ok, out) = within(|| {
+            let socket = Uart1Socket::bind().unwrap();
+            let path = socket.path();
+            let mut cmd = Command::new("sh");
+            cmd.args([
+                "-c",
+                "printf 'log: one\\n'; sleep 2; printf 'log: two\\nlast'",
+            ]);
+            let b = Boot::spawn_with(cmd, Some(socket)).unwrap();
+            let guest = thread::spawn(move || {
+                let mut s = UnixStream::connect(path).unwrap();
+                s.write_all(b"guest: \x1b[6n").unwrap();
+                thread::sleep(Duration::from_millis(300));
+                s.write_all(b"prompt\r\n/ # ").unwrap();
+            });
+            let mut out = Vec::new();
+            let status = b.relay(&mut out).unwrap();
+            guest.join().unwrap();
+            (status.success(), out)
+        });
+        assert!(ok);
+        let text = String::from_utf8_lossy(&out);
+        let whole = ["log: one\n", "guest: \x1b[6nprompt\r\n", "log: two\n"];
+        for l in whole {
+            assert_eq!(text.matches(l).count(), 1, "{l:?} in {text:?}");
+        }
+        // The two unterminated tails come out once their streams end; nothing else.
+        let rest = whole
+            .iter()
+            .fold(text.to_string(), |t, l| t.replacen(l, "", 1));
+        assert!(rest == "/ # last" || rest == "last/ # ", "{text:?}");
+    }
+
+    #[test]
+    fn a_boot_is_of_the_image_asked_for() {
+        let r = within(|| {
+            let said = "printf 'axolotl kernel v0.1.0 (EL2)\\nkernel: image qemu-virt-aarch64-gic3-restart\\n'; sleep 1";
+            let mut b = shell(said);
+            let ok = b.verify_image("qemu-virt-aarch64-gic3-restart", Duration::from_secs(30));
+            let ok = ok.map_err(|f| f.to_string());
+            let mut b = shell(said);
+            let wrong = b
+                .verify_image(
+                    "qemu-virt-aarch64-gic3-linux-smp-gicv3",
+                    Duration::from_secs(30),
+                )
+                .map_err(|f| f.to_string());
+            let mut b = shell("printf 'axolotl kernel v0.1.0 (EL2)\\n'");
+            let unnamed = b
+                .verify_image("x", Duration::from_secs(30))
+                .map_err(|f| f.to_string());
+            (ok, wrong, unnamed)
+        });
+        assert_eq!(r.0, Ok(()));
+        let wrong = r.1.unwrap_err();
+        assert!(
+            wrong.contains(
+                "booted image \"qemu-virt-aarch64-gic3-restart\", not \"qemu-virt-aarch64-gic3-linux-smp-gicv3\" as asked"
+            ),
+            "{wrong}"
+        );
+        assert!(r.2.unwrap_err().contains("never named its image"));
+    }
+
+    /// `cargo xtask test NAME` runs the selected tests once with `AXOLOTL_LIST_IMAGES` to
+    /// learn which images they boot, then builds those alone: each start appends its image and
+    /// fails without booting.
+    #[test]
+    fn listing_images_appends_each_and_boots_nothing() {
+        let list = std::env::temp_dir().join(format!("axolotl-list-{}", std::process::id()));
+        let _ = std::fs::remove_file(&list);
+        for k in ["/i/a.elf", "/i/b.elf"] {
+            let f = list_image(&list, Path::new(k));
+            assert!(f.what.starts_with("not booted: listing images"), "{f}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(&list).unwrap(),
+            "/i/a.elf\n/i/b.elf\n"
+        );
+        let _ = std::fs::remove_file(&list);
     }
 
     #[test]

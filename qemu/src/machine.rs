@@ -405,6 +405,9 @@ mod tests {
         );
         // The console first (UART0), then UART1 for the serial driver PD.
         assert!(a.contains("-serial stdio -serial null"), "{a}");
+        // Not a terminal (`cargo xtask run > log`, the test harness): nothing opens stdout as
+        // a file, which truncated a redirected log and wrote over it (issue #19).
+        assert!(!a.contains("/dev/stdout") && !a.contains("file,"), "{a}");
         let i = Machine::new(board_by_name("qemu-virt-aarch64", Some(GicVersion::V3)).unwrap())
             .args(Path::new("k.elf"), true)
             .join(" ");

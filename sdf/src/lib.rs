@@ -42,7 +42,7 @@ pub fn parse(file_name: &str, text: &str, board: &Board) -> Result<SystemDescrip
 /// Like [`parse`], but keeps the warnings of a valid system. On failure the diagnostics hold
 /// the warnings too.
 pub fn check(file_name: &str, text: &str, board: &Board) -> Result<Checked, Diagnostics> {
-    let out = parse::parse(file_name, text);
+    let out = parse::parse(file_name, text, board.timer_hz);
     let mut diags = out.diags;
     let mut board = *board;
     if let Some(sd) = &out.system {

@@ -397,3 +397,78 @@ fn domain_schedules_keep_their_meaning() {
         .collect();
     assert_eq!(of, [0, 1, 2]);
 }
+
+/// Microkit's other unit of `duration`, `ticks`: seL4 MCS's, the board's generic-timer
+/// counter (62.5 MHz on QEMU virt), which Microkit passes to the kernel as they are. A file
+/// using it was refused as an unknown unit.
+#[test]
+fn domain_durations_in_ticks_are_the_board_s_timer_ticks() {
+    let text = |d: &str| {
+        format!(
+            "<system><domains><domain name=\"d0\" />\
+             <domain_schedule><schedule_entry domain=\"d0\" duration=\"{d}\" />\
+             </domain_schedule></domains>\
+             <protection_domain name=\"a\" domain=\"d0\"><program_image path=\"a.elf\" />\
+             </protection_domain></system>"
+        )
+    };
+    let length = |d: &str| {
+        let sd = parse("t.system", &text(d), &BOARD).unwrap_or_else(|e| panic!("{d}: {e}"));
+        sd.domains.unwrap().schedule[0].length_us
+    };
+    assert_eq!(BOARD.timer_hz, 62_500_000);
+    assert_eq!(length("62500 ticks"), 1000);
+    // Rounded up to whole microseconds.
+    assert_eq!(length("1 ticks"), 1);
+    assert_eq!(length("62501 ticks"), 1001);
+    assert_eq!(length("1000 us"), 1000);
+    assert!(parse("t.system", &text("0 ticks"), &BOARD).is_err());
+}
+
+/// Issue #19: QEMU virt's other device memory, as Microkit's `qemu_virt_aarch64` has it, was
+/// refused: the PCIe host bridge's ECAM, MMIO and I/O windows, and with a GICv2 its GICv2m
+/// frame (GICv3 has an ITS there instead, which is not handed out).
+#[test]
+fn qemu_virt_s_pcie_windows_and_gicv2m_are_device_memory() {
+    use axolotl_kernel_config::{GicVersion, board_by_name};
+    let text = |pa: &str| {
+        format!(
+            "<system><memory_region name=\"d\" size=\"0x1000\" phys_addr=\"{pa}\" />\
+             <protection_domain name=\"a\"><program_image path=\"a.elf\" />\
+             <map mr=\"d\" vaddr=\"0x2000000\" perms=\"rw\" cached=\"false\" />\
+             </protection_domain></system>"
+        )
+    };
+    let v2 = board_by_name("qemu-virt-aarch64", Some(GicVersion::V2)).unwrap();
+    let v3 = board_by_name("qemu-virt-aarch64", Some(GicVersion::V3)).unwrap();
+    // Low ECAM, the first and last pages of the low MMIO window, the I/O window; the high
+    // ECAM (QEMU's default) and the high MMIO window's ends.
+    for pa in [
+        "0x3f000000",
+        "0x10000000",
+        "0x3efef000",
+        "0x3eff0000",
+        "0x3ffff000",
+        "0x40_1000_0000",
+        "0x80_0000_0000",
+        "0xff_ffff_f000",
+    ] {
+        for b in [&v2, &v3] {
+            check("d.system", &text(pa), b).unwrap_or_else(|d| panic!("{pa}: {d}"));
+        }
+    }
+    check("d.system", &text("0x8020000"), &v2).unwrap();
+    let d = check("d.system", &text("0x8020000"), &v3).unwrap_err();
+    assert!(d.errors().all(|e| e.rule == "phys-range"), "{d}");
+    // The GIC's own frames stay the kernel's; nothing past the 40-bit physical space or
+    // between the windows above RAM.
+    for pa in [
+        "0x8000000",
+        "0x8010000",
+        "0x8030000",
+        "0x100_0000_0000",
+        "0x40_0000_0000",
+    ] {
+        assert!(check("d.system", &text(pa), &v2).is_err(), "{pa}");
+    }
+}

@@ -55,7 +55,7 @@ pub fn boot_with_uart1(
     let mut m = Machine::new(console_board(board, &dir, &name));
     m.cpu = cpu;
     m.uart1 = uart1.map(str::to_string);
-    Boot::start(&m, &dir.join(format!("{name}.elf")))
+    start_image(&m, &dir.join(format!("{name}.elf")))
 }
 
 /// `board` with the kernel's console where image `name` has it: the file xtask writes beside
@@ -107,7 +107,7 @@ pub fn boot_with_disk(
     let mut m = Machine::new(console_board(board, &dir, &name));
     m.cpu = cpu;
     m.disk = Some(disk.to_path_buf());
-    Boot::start(&m, &dir.join(format!("{name}.elf")))
+    start_image(&m, &dir.join(format!("{name}.elf")))
 }
 
 /// Boots the image `rpi4b-gic2<suffix>` on QEMU `raspi4b`: its flat binary as the Pi
@@ -125,7 +125,20 @@ pub fn boot_rpi4b(suffix: &str, elf: bool) -> Result<Boot, Failure> {
     m.boot_elf = elf;
     // The harness is given the ELF (the image list names it); the machine boots the flat
     // binary beside it unless told otherwise.
-    Boot::start(&m, &dir.join(format!("rpi4b-gic2{suffix}.elf")))
+    start_image(&m, &dir.join(format!("rpi4b-gic2{suffix}.elf")))
+}
+
+/// Starts `image` on `m` and checks the kernel names the image asked for (its file name
+/// without `.elf`): a test boots what it asked for, not another variant's image written to
+/// the same file meanwhile (issue #19). Every boot of the integration tests goes through here.
+pub fn start_image(m: &Machine, image: &std::path::Path) -> Result<Boot, Failure> {
+    let mut b = Boot::start(m, image)?;
+    let name = image
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    b.verify_image(&name, DEFAULT_TIMEOUT)?;
+    Ok(b)
 }
 
 /// Unwraps a harness result, failing the test with the captured console.

@@ -621,7 +621,7 @@ fn ring_corruption_restarts_the_pd_at_fault_gicv3() {
         ..Net::default()
     });
     let image = dir.join(format!("{}-gic3-control-net.elf", board.name));
-    let mut b = check(Boot::start(&m, &image));
+    let mut b = check(axolotl_tests::start_image(&m, &image));
     // Each in its own time: the PDs start in an order of their priorities and dependencies.
     for line in [
         "net_virt: generation 0: routing for 2 clients",
@@ -932,7 +932,7 @@ fn control_over_virtio_console_on_a_running_gateway_gicv3() {
     });
     m.control_console(&sock);
     let image = dir.join(format!("{}-gic3-control-gateway-gicv3.elf", board.name));
-    let mut b = check(Boot::start(&m, &image));
+    let mut b = check(axolotl_tests::start_image(&m, &image));
     check(b.expect_all(
         &[
             "serial_driver: generation 0: serving 1 clients on virtio-console",
@@ -1064,7 +1064,7 @@ fn control_over_virtio_console_beside_resilient_echo_gicv3() {
     m.uart1 = Some(format!("pipe,path={}", pipes.join("u").display()));
     m.control_console(&sock);
     let image = dir.join(format!("{}-gic3-control-echo-gicv3.elf", board.name));
-    let mut b = check(Boot::start(&m, &image));
+    let mut b = check(axolotl_tests::start_image(&m, &image));
     check(b.expect_all(
         &[
             "serial_driver: generation 0: serving 2 clients on UART1",

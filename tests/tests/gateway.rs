@@ -54,7 +54,7 @@ fn boot_gateway(
         udp_forwards_to: vec![(udp, ECHO_B_IP, 7)],
         ..Net::default()
     });
-    Boot::start(
+    axolotl_tests::start_image(
         &m,
         &dir.join(format!("{}-gic{gic}-{system}.elf", board.name)),
     )

@@ -55,7 +55,7 @@ fn boot_net(gic: u8, system: &str) -> (Boot, [u16; 2]) {
         ..Net::default()
     });
     let image = dir.join(format!("{}-gic{gic}-{system}.elf", board.name));
-    (check(Boot::start(&m, &image)), ports)
+    (check(axolotl_tests::start_image(&m, &image)), ports)
 }
 
 fn wait_up(b: &mut Boot) {

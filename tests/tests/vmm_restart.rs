@@ -579,7 +579,7 @@ fn the_monitor_is_watched_from_its_start_gicv3() {
     let mut m = Machine::new(board);
     m.cpu = "cortex-a72";
     m.icount_shift = Some(7);
-    let mut b = check(Boot::start(
+    let mut b = check(axolotl_tests::start_image(
         &m,
         &dir.join(format!("{}-gic3-vmm-restart-gicv3.elf", board.name)),
     ));

@@ -108,7 +108,7 @@ fn gateway_vmm_restart(gic: GicVersion) {
         tcp_forwards: vec![(port, 80)],
         ..Net::default()
     });
-    let mut b = check(Boot::start(
+    let mut b = check(axolotl_tests::start_image(
         &m,
         &images.join(format!(
             "{}-gic{n}-gateway-vmm-restart-gicv{n}.elf",

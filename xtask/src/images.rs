@@ -205,6 +205,8 @@ pub fn build(v: &Variant) -> Result<PathBuf, String> {
                 "AXOLOTL_CONSOLE",
                 moved.map(|u| format!("{:#x}", u.base)).unwrap_or_default(),
             ),
+            // Said at boot (`kernel: image <name>`): a test checks it booted this image.
+            ("AXOLOTL_IMAGE", name.clone()),
         ],
     )?;
     let out = dir.join(format!("{name}.elf"));

@@ -43,7 +43,7 @@ enum Cmd {
         #[command(flatten)]
         target: Target,
         /// The .system file (SDF) to build; without it the image holds the root task alone.
-        #[arg(long)]
+        #[arg(long, value_parser = sdf_path)]
         system: Option<std::path::PathBuf>,
         /// Print the boot plan's table of PDs (priorities, budgets, memory, caps).
         #[arg(long)]
@@ -56,7 +56,7 @@ enum Cmd {
         #[command(flatten)]
         target: Target,
         /// The .system file (SDF) the image boots.
-        #[arg(long)]
+        #[arg(long, value_parser = sdf_path)]
         system: std::path::PathBuf,
         /// Where to write it (default: target/images/<image>.sd.img).
         #[arg(long)]
@@ -73,7 +73,7 @@ enum Cmd {
         #[command(flatten)]
         target: Target,
         /// The .system file (SDF) the image boots.
-        #[arg(long)]
+        #[arg(long, value_parser = sdf_path)]
         system: std::path::PathBuf,
         /// The whole card's block device (/dev/sdX, /dev/mmcblkN), or a regular file.
         #[arg(long)]
@@ -99,7 +99,7 @@ enum Cmd {
         #[arg(long, default_value = "cortex-a72")]
         cpu: String,
         /// The .system file (SDF) to boot.
-        #[arg(long, default_value = "systems/hello.system")]
+        #[arg(long, default_value = "systems/hello.system", value_parser = sdf_path)]
         system: std::path::PathBuf,
         /// Print the boot plan's table of PDs (priorities, budgets, memory, caps).
         #[arg(long)]
@@ -128,6 +128,7 @@ enum Cmd {
     /// Validate a System Description File (no image needed); exit status 1 on any error.
     Check {
         /// The .system file.
+        #[arg(value_parser = sdf_path)]
         file: std::path::PathBuf,
         #[command(flatten)]
         target: Target,
@@ -177,7 +178,8 @@ fn board(t: &Target) -> Result<axolotl_kernel_config::Board, String> {
 
 /// One rule for every command's SDF path: as given (absolute, or relative to the current
 /// directory), else relative to the workspace root (so `systems/hello.system` works from
-/// anywhere in the checkout); a path found in neither is reported as given.
+/// anywhere in the checkout); a path found in neither is reported as given. Every command
+/// gets its SDF through [`sdf_path`], clap's parser for it, so none can take another rule.
 fn resolve(path: &std::path::Path) -> std::path::PathBuf {
     if path.is_absolute() || path.exists() {
         return path.to_path_buf();
@@ -188,6 +190,11 @@ fn resolve(path: &std::path::Path) -> std::path::PathBuf {
     } else {
         path.to_path_buf()
     }
+}
+
+/// clap's value parser of every command's SDF path: [`resolve`].
+fn sdf_path(arg: &str) -> Result<std::path::PathBuf, String> {
+    Ok(resolve(std::path::Path::new(arg)))
 }
 
 /// The program image of the driver that serves control-pd over a virtio-console instead of
@@ -261,8 +268,12 @@ pub(crate) fn lock_checkout() -> Result<CheckoutLock, String> {
     }
     let dir = images::target_dir();
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let path = dir.join("xtask.lock");
-    let f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    lock_file(&dir.join("xtask.lock"))
+}
+
+/// [`lock_checkout`]'s lock on `path`: waits for whoever holds it.
+fn lock_file(path: &std::path::Path) -> Result<CheckoutLock, String> {
+    let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
     match f.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -340,7 +351,6 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             system::SHOW_PLAN.store(show_plan, std::sync::atomic::Ordering::Relaxed);
             let b = board(&target)?;
             setup::ensure_rust_targets()?;
-            let system = system.as_deref().map(resolve);
             let img = images::build(&variant(b, system.as_deref())?)?;
             println!("image: {}", img.display());
         }
@@ -353,7 +363,6 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let b = board(&target)?;
             sdcard::supported(&b, bootloader.as_deref())?;
             setup::ensure_rust_targets()?;
-            let system = resolve(&system);
             let elf = images::build(&variant(b, Some(&system))?)?;
             let img = sdcard::write(&b, &elf, out.as_deref(), bootloader.as_deref())?;
             println!("image: {}", img.display());
@@ -376,7 +385,6 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             // Refused before anything is built: a wrong device is the likely mistake.
             let dest = flash::check(&device, &policy, &flash::Host::real())?;
             setup::ensure_rust_targets()?;
-            let system = resolve(&system);
             let elf = images::build(&variant(b, Some(&system))?)?;
             let img = sdcard::write(&b, &elf, None, bootloader.as_deref())?;
             drop(lock.take());
@@ -396,7 +404,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Cmd::Run {
             target,
             cpu,
-            system,
+            system: sdf,
             show_plan,
             net_port,
             log_on_terminal,
@@ -405,7 +413,6 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let b = board(&target)?;
             axolotl_qemu::emulated(&b)?;
             setup::ensure()?;
-            let sdf = resolve(&system);
             let v = variant(b, Some(&sdf))?;
             let img = images::build(&v)?;
             let (net, blk) = system::io_devices_of(&sdf, &b)?;
@@ -484,11 +491,15 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let b = board(&target)?;
             // The SDF's rules and the plan's, the root task's and the board's capacities:
             // everything `build` and the boot would refuse that the SDF alone shows.
-            let file = resolve(&file);
             return Ok(match axolotl_boot_plan::limits::check_file(&file, &b) {
-                Ok(checked) => {
+                Ok(mut checked) => {
+                    let refused = system::vmm_gic_refusals(&mut checked);
                     for w in checked.warnings.iter() {
                         eprintln!("{w}");
+                    }
+                    if !refused.is_empty() {
+                        eprint!("{}", axolotl_sdf::Diagnostics::from(refused));
+                        return Ok(ExitCode::from(1));
                     }
                     // The images that are there already (next to the SDF, or built before):
                     // one that `build` would refuse is refused here too.
@@ -543,7 +554,100 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::control_transport;
+    use super::{Cli, Cmd, Target, board, control_transport};
+    use clap::{CommandFactory, Parser};
+    use std::path::PathBuf;
+
+    /// The SDF path of a parsed command line.
+    fn sdf_of(args: &[&str]) -> PathBuf {
+        let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        match cli.cmd {
+            Cmd::Check { file, .. } => file,
+            Cmd::Build { system, .. } => system.expect("--system given"),
+            Cmd::Image { system, .. } | Cmd::Flash { system, .. } | Cmd::Run { system, .. } => {
+                system
+            }
+            _ => panic!("{args:?}: no SDF"),
+        }
+    }
+
+    /// Issue #19: `run --system` resolved paths against the workspace root, `check` and
+    /// `build` against the current directory. One rule now, in clap's parser of the path:
+    /// as given when it exists there, else in the workspace root, else as given.
+    #[test]
+    fn every_command_finds_its_sdf_by_one_rule() {
+        // Tests run in xtask/: `systems/hello.system` is only in the workspace root,
+        // `src/main.rs` only here.
+        let root = crate::images::workspace_root();
+        let commands: [&[&str]; 6] = [
+            &["xtask", "check"],
+            &["xtask", "build", "--system"],
+            &["xtask", "run", "--system"],
+            &["xtask", "image", "--system"],
+            &["xtask", "flash", "--device", "/dev/null", "--system"],
+            &["xtask", "check", "--board", "rpi4b"],
+        ];
+        for (path, want) in [
+            ("systems/hello.system", root.join("systems/hello.system")),
+            ("src/main.rs", PathBuf::from("src/main.rs")),
+            ("no/such.system", PathBuf::from("no/such.system")),
+        ] {
+            for c in commands {
+                let mut args = c.to_vec();
+                args.push(path);
+                assert_eq!(sdf_of(&args), want, "{args:?}");
+            }
+        }
+        assert_eq!(
+            sdf_of(&["xtask", "run"]),
+            root.join("systems/hello.system"),
+            "run's default"
+        );
+    }
+
+    /// Two `cargo xtask` commands in one checkout take turns (issue #19: a test booted the
+    /// image another command had just rebuilt): while one holds the lock, another's attempt
+    /// would block; once it is gone, the next takes it.
+    #[test]
+    fn the_build_lock_is_held_until_dropped() {
+        let path = std::env::temp_dir().join(format!("axolotl-lock-{}", std::process::id()));
+        let held = super::lock_file(&path).unwrap();
+        let other = std::fs::File::open(&path).unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        drop(held);
+        other.try_lock().unwrap();
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// An unknown board is refused with the list of boards, which `--help` gives too;
+    /// Microkit's spelling of a board is understood.
+    #[test]
+    fn an_unknown_board_lists_the_boards() {
+        let target = |name: &str, gic| Target {
+            board: name.into(),
+            gic,
+        };
+        let e = board(&target("qemu-virt", None)).unwrap_err();
+        let help = Cli::command()
+            .find_subcommand_mut("build")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for b in axolotl_kernel_config::BOARDS {
+            assert!(e.contains(b.name), "{e}");
+            assert!(help.contains(b.name), "{help}");
+        }
+        assert!(
+            e.starts_with("no board \"qemu-virt\"; the boards are: "),
+            "{e}"
+        );
+        let b = board(&target("qemu_virt_aarch64", Some(2))).unwrap();
+        assert_eq!((b.name, b.gic.version().number()), ("qemu-virt-aarch64", 2));
+        assert!(board(&target("rpi4b", Some(3))).is_err());
+    }
 
     #[test]
     fn the_control_socket_goes_where_the_system_s_control_driver_is() {

@@ -133,6 +133,38 @@ pub fn io_devices_of(sdf_path: &Path, board: &Board) -> Result<(bool, bool), Str
     Ok(io_devices(&checked.system))
 }
 
+/// The `vm-gic` warnings that are certain failures, turned into errors and taken out of
+/// `checked.warnings`: the virtual machine's PD runs axolotl's VMM (`vmm-pd.elf`), which
+/// gives its guest the board's GIC, so on a GICv2 board without the GICV frame mapped the
+/// guest kernel panics probing its GIC at boot (issue #19: the GICv3 linux-vm file built with
+/// `--gic 2` built, booted and ended so). Another VMM's guest may never touch its GIC
+/// (tests/systems/vm-exits.system): that stays a warning. `check` and `build` both refuse.
+pub fn vmm_gic_refusals(checked: &mut axolotl_sdf::Checked) -> Vec<axolotl_sdf::Diagnostic> {
+    let ours: Vec<axolotl_sdf::Span> = checked
+        .system
+        .all_pds()
+        .iter()
+        .filter(|pd| pd.program_image.path == VMM_IMAGE)
+        .filter_map(|pd| pd.virtual_machine.as_ref().map(|vm| vm.span))
+        .collect();
+    let (refused, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut checked.warnings.0)
+        .into_iter()
+        .partition(|w| w.rule == "vm-gic" && ours.contains(&w.span()));
+    checked.warnings.0 = kept;
+    refused
+        .into_iter()
+        .map(|w| axolotl_sdf::Diagnostic {
+            severity: axolotl_sdf::Severity::Error,
+            message: format!(
+                "{} (its PD runs {VMM_IMAGE}, whose guest uses the board's GIC: without it the \
+                 guest kernel panics at boot)",
+                w.message
+            ),
+            ..w
+        })
+        .collect()
+}
+
 pub fn pack(sdf_path: &Path, board: &Board) -> Result<Packed, String> {
     pack_with_initrd(sdf_path, board, None)
 }
@@ -154,8 +186,19 @@ pub fn pack_with_initrd(
             if n == 1 { "" } else { "s" }
         )
     })?;
+    let mut checked = checked;
+    let refused = vmm_gic_refusals(&mut checked);
     for w in checked.warnings.iter() {
         eprintln!("{w}");
+    }
+    if !refused.is_empty() {
+        let n = refused.len();
+        eprint!("{}", axolotl_sdf::Diagnostics::from(refused));
+        return Err(format!(
+            "{} is refused ({n} error{})",
+            sdf_path.display(),
+            if n == 1 { "" } else { "s" }
+        ));
     }
     let sd = checked.system;
     if let Some(u) = checked
@@ -251,18 +294,14 @@ pub fn pack_with_initrd(
                 .collect::<Vec<_>>()
                 .join("\n")
         })?;
-    if SHOW_PLAN.load(std::sync::atomic::Ordering::Relaxed) {
-        println!("{}", plan.summary());
-    } else {
-        println!(
-            "{}: {} PDs, {} memory regions, {} channels, {} vCPUs (--show-plan for the table)",
-            sdf_path.display(),
-            plan.pds.len(),
-            plan.regions.len(),
-            plan.channels.len(),
-            plan.vcpus.len()
-        );
-    }
+    println!(
+        "{}",
+        plan_report(
+            sdf_path,
+            &plan,
+            SHOW_PLAN.load(std::sync::atomic::Ordering::Relaxed)
+        )
+    );
 
     let mut buf = vec![0u8; axolotl_boot_plan::PLAN_SIZE_LIMIT];
     let encoded = axolotl_boot_plan::encode(&plan, &mut buf).map_err(|e| e.to_string())?;
@@ -282,6 +321,22 @@ pub fn pack_with_initrd(
         pack: out,
         board: Box::new(*board),
     })
+}
+
+/// What `build` and `run` say of the plan: one line, or with `--show-plan` the whole table of
+/// PDs, regions and channels (issue #19: every run printed the table).
+fn plan_report(sdf_path: &Path, plan: &axolotl_boot_plan::BootPlan, show_plan: bool) -> String {
+    if show_plan {
+        return plan.summary();
+    }
+    format!(
+        "{}: {} PDs, {} memory regions, {} channels, {} vCPUs (--show-plan for the table)",
+        sdf_path.display(),
+        plan.pds.len(),
+        plan.regions.len(),
+        plan.channels.len(),
+        plan.vcpus.len()
+    )
 }
 
 /// The program images of a system's PDs, read and parsed once per distinct path.
@@ -387,7 +442,98 @@ pub fn image_name(sdf_path: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::load_images;
+    use super::{image_name, load_images, plan_report, vmm_gic_refusals};
+    use std::path::Path;
+
+    /// Issue #19: every run and build printed the whole PD/region/channel table. One line
+    /// now; the table with `--show-plan`.
+    #[test]
+    fn the_plan_is_one_line_unless_asked_for() {
+        let mut plan = axolotl_boot_plan::BootPlan::default();
+        for _ in 0..2 {
+            plan.pds.push(Default::default()).unwrap();
+        }
+        let line = plan_report(Path::new("s/x.system"), &plan, false);
+        assert_eq!(
+            line,
+            "s/x.system: 2 PDs, 0 memory regions, 0 channels, 0 vCPUs (--show-plan for the table)"
+        );
+        let table = plan_report(Path::new("s/x.system"), &plan, true);
+        assert_eq!(table, plan.summary());
+        assert!(table.lines().count() > 2, "{table}");
+    }
+
+    /// Issue #19: images were named after the SDF's file name only, so two `hello.system`
+    /// files overwrote each other's image. The checkout's own systems keep their stem (the
+    /// names the docs and tests use); any other file gets its full path's hash too.
+    #[test]
+    fn same_named_systems_elsewhere_get_their_own_images() {
+        let root = crate::images::workspace_root();
+        assert_eq!(image_name(&root.join("systems/hello.system")), "hello");
+        assert_eq!(
+            image_name(&root.join("tests/systems/restart.system")),
+            "restart"
+        );
+        let base = std::env::temp_dir().join(format!("axolotl-names-{}", std::process::id()));
+        let (a, b) = (base.join("a/hello.system"), base.join("b/hello.system"));
+        for f in [&a, &b] {
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, "<system />").unwrap();
+        }
+        let (na, nb) = (image_name(&a), image_name(&b));
+        assert!(
+            na.starts_with("hello-") && nb.starts_with("hello-"),
+            "{na} {nb}"
+        );
+        assert_ne!(na, nb);
+        // Stable: the same file gets the same name, however it is reached.
+        assert_eq!(image_name(&base.join("a/../a/hello.system")), na);
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    /// Issue #19: the GICv3 linux-vm file built with `--gic 2` booted into a guest kernel
+    /// panic. Axolotl's VMM without the GICV frame is refused on GICv2 (`check` and `build`),
+    /// accepted on GICv3; another VMM keeps the warning.
+    #[test]
+    fn axolotl_s_vmm_without_gicv_is_refused_on_gicv2() {
+        use axolotl_kernel_config::{GicVersion, board_by_name};
+        let file = crate::images::workspace_root().join("tests/systems/linux-vm-gicv3.system");
+        let check = |gic| {
+            let b = board_by_name("qemu-virt-aarch64", Some(gic)).unwrap();
+            let mut c = axolotl_boot_plan::limits::check_file(&file, &b).unwrap();
+            let refused = vmm_gic_refusals(&mut c);
+            (c, refused)
+        };
+        let (c, refused) = check(GicVersion::V2);
+        let shown: Vec<String> = refused.iter().map(|d| d.to_string()).collect();
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        assert!(
+            shown[0].contains(
+                "linux-vm-gicv3.system:35:9: error: virtual machine `linux` runs on a GICv2 board"
+            ) && shown[0].contains("--gic 3")
+                && shown[0].contains("vmm-pd.elf")
+                && shown[0].ends_with("[vm-gic]"),
+            "{shown:?}"
+        );
+        assert!(
+            !c.warnings.iter().any(|w| w.rule == "vm-gic"),
+            "{}",
+            c.warnings
+        );
+        let (_, refused) = check(GicVersion::V3);
+        assert!(refused.is_empty());
+
+        let other = "<system>\
+            <memory_region name=\"ram\" size=\"0x200000\" page_size=\"0x200000\" />\
+            <protection_domain name=\"vmm\"><program_image path=\"tiny-vmm.elf\" />\
+            <virtual_machine name=\"g\"><vcpu id=\"0\" />\
+            <map mr=\"ram\" vaddr=\"0x40000000\" perms=\"rwx\" /></virtual_machine>\
+            </protection_domain></system>";
+        let b = board_by_name("qemu-virt-aarch64", Some(GicVersion::V2)).unwrap();
+        let mut c = axolotl_sdf::check("o.system", other, &b).unwrap();
+        assert!(vmm_gic_refusals(&mut c).is_empty());
+        assert!(c.warnings.iter().any(|w| w.rule == "vm-gic"));
+    }
 
     /// An SDF beside a file that is not an ELF and naming an image that is nowhere: each is
     /// an error at its PD's `program_image`, naming the PD and the file (`check` and `build`).

@@ -37,6 +37,7 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/many-restartable.system",
     "tests/systems/cap-grant.system",
     "tests/systems/device-order.system",
+    "tests/systems/qemu-devices-gicv2.system",
     "tests/systems/ram-edge-gicv3.system",
     "tests/systems/fixed-ram.system",
     "tests/systems/hello-domains.system",

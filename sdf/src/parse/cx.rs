@@ -30,6 +30,8 @@ pub(crate) struct Cx<'t> {
     pub taint: Taint,
     /// The SDF's directory: relative `prefill_path`s are found there.
     pub base: std::path::PathBuf,
+    /// The board's generic-timer frequency: a domain schedule's `ticks` count its counter.
+    pub timer_hz: u64,
 }
 
 /// An element being read, with the name used for it in messages.
@@ -41,8 +43,9 @@ pub(crate) struct El<'a, 'i> {
 }
 
 impl<'t> Cx<'t> {
-    pub(crate) fn new(file: &'t str, text: &'t str) -> Self {
+    pub(crate) fn new(file: &'t str, text: &'t str, timer_hz: u64) -> Self {
         Cx {
+            timer_hz,
             file,
             lines: LineIndex::new(text),
             diags: Vec::new(),

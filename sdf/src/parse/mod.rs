@@ -85,8 +85,8 @@ const PD_MAP_ATTRS: &[&str] = &[
 // Microkit patches symbols only in PD images, not in guests.
 const VM_MAP_ATTRS: &[&str] = &["mr", "vaddr", "perms", "cached"];
 
-pub(crate) fn parse(file: &str, text: &str) -> Output {
-    let mut cx = Cx::new(file, text);
+pub(crate) fn parse(file: &str, text: &str, timer_hz: u64) -> Output {
+    let mut cx = Cx::new(file, text, timer_hz);
     let system = match Document::parse(text) {
         Ok(doc) => system(&mut cx, doc.root_element()),
         Err(e) => {
@@ -243,6 +243,14 @@ fn protection_domain(cx: &mut Cx, node: Node, depth: usize) -> ProtectionDomain 
     let stack_size = stack_size(cx, el);
     let cpu = cpu(cx, el);
     let smc = cx.opt_bool(el, "smc", false);
+    if smc {
+        // Accepting it would let the PD start and then fault at its first SMC (an undefined
+        // instruction at EL0): Microkit refuses it too on a kernel without SMC forwarding.
+        let msg = "`smc=\"true\"` is not supported: the kernel forwards no SMC calls (no \
+                   `seL4_ARM_SMC` capability; on QEMU virt there is no secure firmware to \
+                   call), as a Microkit kernel built without SMC forwarding; remove it";
+        cx.reject(el, "smc", "smc", msg);
+    }
     let fpu = cx.opt_bool(el, "fpu", true);
     let cnode_cap = cx.opt_bool(el, "cnode_cap", false);
     let control = control(cx, el);
@@ -902,36 +910,39 @@ fn domains(cx: &mut Cx, node: Node) -> Domains {
     out
 }
 
-/// `duration="6000 us"`: a number and a unit (`ns`, `us`, `ms`, `s`), in microseconds.
+/// `duration="6000 us"`: a number and a unit, in microseconds. Microkit's units are `us` and
+/// `ticks`, seL4 MCS's unit, which Microkit hands the kernel as they are: ticks of the board's
+/// generic-timer counter (62.5 MHz on QEMU virt), converted here and rounded up. `ns`, `ms`
+/// and `s` are axolotl's.
 fn duration(cx: &mut Cx, el: El) -> Option<u64> {
+    const UNITS: &str = "(`ns`, `us`, `ms`, `s` or `ticks`)";
     let (v, _) = cx.attr(el, "duration")?;
     let v = v.trim();
     let split = v
         .find(|c: char| !(c.is_ascii_hexdigit() || c == '_' || c == 'x'))
         .unwrap_or(v.len());
     let (num, unit) = v.split_at(split);
-    let per = match unit.trim() {
-        "ns" => None,
-        "us" => Some(1),
-        "ms" => Some(1000),
-        "s" => Some(1_000_000),
-        _ => {
-            let msg =
-                format!("`duration`: `{v}` is not a number with a unit (`ns`, `us`, `ms` or `s`)");
-            cx.reject(el, "duration", "domains", msg);
-            return None;
+    // Microseconds from `n` of the unit, rounded up; `None` on overflow.
+    let us = |n: u64| -> Option<u64> {
+        match unit.trim() {
+            "ns" => Some(n.div_ceil(1000)),
+            "us" => Some(n),
+            "ms" => n.checked_mul(1000),
+            "s" => n.checked_mul(1_000_000),
+            "ticks" if cx.timer_hz > 0 => {
+                let us = (u128::from(n) * 1_000_000).div_ceil(u128::from(cx.timer_hz));
+                u64::try_from(us).ok()
+            }
+            _ => None,
         }
     };
-    let Some(n) = parse_number(num.trim()) else {
-        let msg =
-            format!("`duration`: `{v}` is not a number with a unit (`ns`, `us`, `ms` or `s`)");
+    let known = matches!(unit.trim(), "ns" | "us" | "ms" | "s" | "ticks");
+    let Some(n) = parse_number(num.trim()).filter(|_| known) else {
+        let msg = format!("`duration`: `{v}` is not a number with a unit {UNITS}");
         cx.reject(el, "duration", "domains", msg);
         return None;
     };
-    let us = match per {
-        None => n.div_ceil(1000),
-        Some(m) => n.saturating_mul(m),
-    };
+    let us = us(n).unwrap_or(u64::MAX);
     if us == 0 || us > MAX_DOMAIN_LENGTH_US {
         let msg = format!("`duration`: {v} is out of range (1 us to {MAX_DOMAIN_LENGTH_US} us)");
         cx.reject(el, "duration", "domains", msg);

@@ -38,8 +38,8 @@ pub(super) fn check(cx: &mut Cx) {
 
 /// A `cpu` the board does not have is refused, as Microkit does. The kernel runs on the boot
 /// core only (no SMP): a `cpu` the board has but the kernel does not run PDs on is accepted,
-/// and the PD or vCPU runs on core 0 with the rest, so the file's priorities, budgets and
-/// periods hold but its parallelism does not (a warning says so).
+/// and the PD or vCPU runs on core 0 with the rest, so the file's priorities hold but its
+/// parallelism does not (a warning says so).
 fn cpu(cx: &mut Cx, at: crate::Span, what: &str, cpu: u32) {
     let board = cx.board;
     let (named, run) = (board.sdf_cores(), board.cores());
@@ -61,8 +61,8 @@ fn cpu(cx: &mut Cx, at: crate::Span, what: &str, cpu: u32) {
             "cpu-shared",
             format!(
                 "{what} is placed on cpu {cpu}: the kernel runs on {run} core{} of {}, so it \
-                 runs on core 0 with every other protection domain (priorities and budgets \
-                 hold, parallelism does not)",
+                 runs on core 0 with every other protection domain (priorities hold, \
+                 parallelism does not)",
                 plural(run),
                 board.name
             ),

@@ -1,5 +1,6 @@
-//! Regions at fixed physical addresses: within the board's RAM or device window (or its GICv2
-//! virtual CPU interface, for a guest), disjoint.
+//! Regions at fixed physical addresses: within the board's RAM, its device window or its other
+//! device memory (`Board::more_devices`: QEMU virt's PCIe windows and GICv2m frame), or its
+//! GICv2 virtual CPU interface (for a guest); disjoint.
 
 use super::{Cx, overlaps, range};
 use crate::MemoryRegion;
@@ -40,7 +41,12 @@ pub(super) fn check(cx: &mut Cx) {
             continue;
         };
         let inside = |w: (u64, u64)| w.0 <= r.0 && r.1 <= w.1;
-        if !inside(ram) && !inside(dev) && !gicv.is_some_and(inside) {
+        let more = board.more_devices();
+        if !inside(ram)
+            && !inside(dev)
+            && !more.iter().any(|&w| inside(w))
+            && !gicv.is_some_and(inside)
+        {
             // On a GICv3 board, the GICv2 variant's GICV (a Microkit `qemu_virt_aarch64` file,
             // libvmm's `simple`): say which `--gic` takes it.
             let v2_gicv = axolotl_kernel_config::board_by_name(
@@ -63,9 +69,13 @@ pub(super) fn check(cx: &mut Cx) {
                 ),
                 _ => String::new(),
             };
+            let more_note: String = more
+                .iter()
+                .map(|w| format!(", [{:#x}, {:#x})", w.0, w.1))
+                .collect();
             let msg = format!(
                 "physical range [{:#x}, {:#x}) of `{}` is neither inside RAM [{:#x}, {:#x}) nor \
-                 inside the device window [{:#x}, {:#x}){gicv_note} of board `{}`",
+                 inside the device memory [{:#x}, {:#x}){more_note}{gicv_note} of board `{}`",
                 r.0, r.1, mr.name, ram.0, ram.1, dev.0, dev.1, board.name
             );
             cx.error(mr.span, "phys-range", msg);
