@@ -62,22 +62,7 @@ pub trait GuestMemory {
         offset: usize,
         len: usize,
     ) -> Result<(), MemError> {
-        let err = MemError {
-            gpa,
-            len: len as u64,
-        };
-        if !region.contains(offset, len) || !self.contains(gpa, len as u64) {
-            return Err(err);
-        }
-        let mut chunk = [0u8; 256];
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(chunk.len());
-            region.copy_out(offset + done, &mut chunk[..n]);
-            self.write(gpa + done as u64, &chunk[..n])?;
-            done += n;
-        }
-        Ok(())
+        copy_from_region(self, gpa, region, offset, len, None)
     }
 
     /// [`GuestMemory::write_from_region`] of one piece of a received frame, folded into
@@ -94,24 +79,7 @@ pub trait GuestMemory {
         len: usize,
         sum: &mut PieceSummer,
     ) -> Result<(), MemError> {
-        let err = MemError {
-            gpa,
-            len: len as u64,
-        };
-        if !region.contains(offset, len) || !self.contains(gpa, len as u64) {
-            return Err(err);
-        }
-        let mut chunk = [0u8; 256];
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(chunk.len());
-            region.copy_out(offset + done, &mut chunk[..n]);
-            self.write(gpa + done as u64, &chunk[..n])?;
-            self.read(gpa + done as u64, &mut chunk[..n])?;
-            sum.push_bytes(&chunk[..n]);
-            done += n;
-        }
-        Ok(())
+        copy_from_region(self, gpa, region, offset, len, Some(sum))
     }
 
     fn read_u16(&self, gpa: u64) -> Result<u16, MemError> {
@@ -194,4 +162,35 @@ impl GuestMemory for GuestRam<'_> {
             })
         }
     }
+}
+
+/// The default [`GuestMemory::write_from_region`] (and, with `sum`, its summed form): through
+/// a small stack buffer, each chunk read back into the check when there is one.
+fn copy_from_region<M: GuestMemory + ?Sized>(
+    mem: &mut M,
+    gpa: u64,
+    region: &DataRegion,
+    offset: usize,
+    len: usize,
+    mut sum: Option<&mut PieceSummer>,
+) -> Result<(), MemError> {
+    if !region.contains(offset, len) || !mem.contains(gpa, len as u64) {
+        return Err(MemError {
+            gpa,
+            len: len as u64,
+        });
+    }
+    let mut chunk = [0u8; 256];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(chunk.len());
+        region.copy_out(offset + done, &mut chunk[..n]);
+        mem.write(gpa + done as u64, &chunk[..n])?;
+        if let Some(s) = sum.as_deref_mut() {
+            mem.read(gpa + done as u64, &mut chunk[..n])?;
+            s.push_bytes(&chunk[..n]);
+        }
+        done += n;
+    }
+    Ok(())
 }
