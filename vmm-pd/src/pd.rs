@@ -300,13 +300,15 @@ impl GuestMemory for RamWindow {
     ) -> Result<(), MemError> {
         let dst = self.at(gpa, len)?;
         // SAFETY: as in `read_to_region`.
-        if unsafe { sum.copy_out_raw(region, offset, dst as *mut u8, len) } {
-            Ok(())
-        } else {
-            Err(MemError {
+        unsafe {
+            axolotl_vmm_core::virtio::mem::copy_region_summed(
+                sum,
+                region,
+                offset,
+                dst as *mut u8,
                 gpa,
-                len: len as u64,
-            })
+                len,
+            )
         }
     }
 

@@ -12,6 +12,33 @@ pub struct MemError {
     pub len: u64,
 }
 
+/// The one copy of a received frame's piece that [`GuestMemory::write_from_region_summed`]
+/// makes where guest RAM is mapped: `len` bytes of `region` at `offset` to `dst` (guest
+/// address `gpa`, for the error), each word read back into `sum` (lib/net
+/// `PieceSummer::copy_out_raw`).
+///
+/// # Safety
+/// `dst` must be `len` writable bytes that are no part of `region`.
+#[inline]
+pub unsafe fn copy_region_summed(
+    sum: &mut PieceSummer,
+    region: &DataRegion,
+    offset: usize,
+    dst: *mut u8,
+    gpa: u64,
+    len: usize,
+) -> Result<(), MemError> {
+    // SAFETY: forwarded to the caller.
+    if unsafe { sum.copy_out_raw(region, offset, dst, len) } {
+        Ok(())
+    } else {
+        Err(MemError {
+            gpa,
+            len: len as u64,
+        })
+    }
+}
+
 pub trait GuestMemory {
     /// Copies `buf.len()` bytes from guest-physical `gpa`.
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError>;
@@ -153,14 +180,7 @@ impl GuestMemory for GuestRam<'_> {
         let r = self.range(gpa, len)?;
         let dst = self.bytes[r].as_mut_ptr();
         // SAFETY: `len` bytes of our slice, which is no part of the region.
-        if unsafe { sum.copy_out_raw(region, offset, dst, len) } {
-            Ok(())
-        } else {
-            Err(MemError {
-                gpa,
-                len: len as u64,
-            })
-        }
+        unsafe { copy_region_summed(sum, region, offset, dst, gpa, len) }
     }
 }
 

@@ -102,9 +102,16 @@ impl GuestMemory for Ram {
         };
         let o = self.off(gpa, len).ok_or(err)?;
         // SAFETY: `len` bytes of the vector from `o` (checked), no part of the region.
-        if !unsafe { sum.copy_out_raw(region, offset, self.bytes.as_mut_ptr().add(o), len) } {
-            return Err(err);
-        }
+        unsafe {
+            super::mem::copy_region_summed(
+                sum,
+                region,
+                offset,
+                self.bytes.as_mut_ptr().add(o),
+                gpa,
+                len,
+            )
+        }?;
         self.writes.push((gpa, len));
         Ok(())
     }
