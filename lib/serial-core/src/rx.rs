@@ -39,6 +39,43 @@ pub trait WholeSink {
     fn put(&mut self, bytes: &[u8]);
 }
 
+/// A sink as [`RxClient::poll_gated`] drives it: whether a completion may leave the ring,
+/// and how much of a chunk it took.
+trait Gated {
+    fn may_take(&self) -> bool;
+    fn take(&mut self, chunk: &[u8]) -> usize;
+}
+
+/// `poll_with`'s sink: every completion may be taken, the sink takes a prefix.
+struct Prefix<F>(F);
+
+impl<F: FnMut(&[u8]) -> usize> Gated for Prefix<F> {
+    fn may_take(&self) -> bool {
+        true
+    }
+
+    fn take(&mut self, chunk: &[u8]) -> usize {
+        (self.0)(chunk)
+    }
+}
+
+/// `poll_whole`'s: a completion is taken only with a whole buffer's room, then all of it.
+struct Whole<'a, S> {
+    sink: &'a mut S,
+    need: usize,
+}
+
+impl<S: WholeSink> Gated for Whole<'_, S> {
+    fn may_take(&self) -> bool {
+        self.sink.room() >= self.need
+    }
+
+    fn take(&mut self, chunk: &[u8]) -> usize {
+        self.sink.put(chunk);
+        chunk.len()
+    }
+}
+
 /// A completed buffer the sink has not taken whole yet.
 #[derive(Clone, Copy, Debug)]
 struct Held {
@@ -128,7 +165,7 @@ impl<const IDS: usize> RxClient<IDS> {
     /// control, `docs/serial.md`). A driver restart is only seen once the
     /// held buffer is drained: the driver cannot write it (it is not posted).
     pub fn poll_with(&mut self, sink: impl FnMut(&[u8]) -> usize) -> Result<RxActivity, Error> {
-        self.poll_gated(|| true, sink)
+        self.poll_gated(&mut Prefix(sink))
     }
 
     /// The length of every buffer this client posts: the most one completion brings.
@@ -145,33 +182,22 @@ impl<const IDS: usize> RxClient<IDS> {
     /// it from the driver), and the next poll, once the sink made room, goes on.
     pub fn poll_whole(&mut self, sink: &mut impl WholeSink) -> Result<RxActivity, Error> {
         let need = self.buffer_len as usize;
-        // The sink is asked for room and given bytes in turn, never both at once.
-        let sink = core::cell::RefCell::new(sink);
-        self.poll_gated(
-            || sink.borrow().room() >= need,
-            |chunk| {
-                sink.borrow_mut().put(chunk);
-                chunk.len()
-            },
-        )
+        self.poll_gated(&mut Whole { sink, need })
     }
 
-    /// [`RxClient::poll_with`], taking a completion off the ring only while `gate` says so.
-    fn poll_gated(
-        &mut self,
-        mut gate: impl FnMut() -> bool,
-        mut sink: impl FnMut(&[u8]) -> usize,
-    ) -> Result<RxActivity, Error> {
+    /// [`RxClient::poll_with`], taking a completion off the ring only while the sink's
+    /// gate says so.
+    fn poll_gated(&mut self, sink: &mut impl Gated) -> Result<RxActivity, Error> {
         let mut act = RxActivity::default();
         loop {
             if self.held.is_some() {
-                if !self.drain_held(&mut sink, &mut act) {
+                if !self.drain_held(sink, &mut act) {
                     act.pending = true;
                     return Ok(act);
                 }
                 continue;
             }
-            if !gate() {
+            if !sink.may_take() {
                 // Not armed for a signal: the caller polls again when the sink has room.
                 act.pending = true;
                 return Ok(act);
@@ -234,7 +260,7 @@ impl<const IDS: usize> RxClient<IDS> {
 
     /// Offers the held buffer's bytes to `sink`; true once all are taken
     /// (the buffer is free to post again).
-    fn drain_held(&mut self, sink: &mut impl FnMut(&[u8]) -> usize, act: &mut RxActivity) -> bool {
+    fn drain_held(&mut self, sink: &mut impl Gated, act: &mut RxActivity) -> bool {
         let Some(h) = self.held.as_mut() else {
             return true;
         };
@@ -246,7 +272,7 @@ impl<const IDS: usize> RxClient<IDS> {
                 // Checked when the completion was taken; zeros rather than a panic if not.
                 chunk[..n].fill(0);
             }
-            let took = sink(&chunk[..n]).min(n);
+            let took = sink.take(&chunk[..n]).min(n);
             h.done += took as u32;
             act.bytes += took;
             self.stats.bytes += took as u64;
