@@ -4,6 +4,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use crate::SharedRegion;
+use crate::bulk;
 
 /// A data region (lib/blk's command records and buffers, lib/net's frames), reached only
 /// through relaxed atomics, eight bytes at a time where aligned: the
@@ -200,13 +201,8 @@ impl DataRegion {
             // The usual case (aligned buffers on both sides): whole-word loads. Assembling
             // a word from bytes costs ~2 instructions a byte on a target with strict
             // alignment (aarch64-unknown-none), which was most of a blk request's time.
-            let s = body.cast::<u64>();
-            for k in 0..words {
-                // SAFETY: `words` aligned words of `src` from `s`; the region's as above.
-                unsafe {
-                    AtomicU64::from_ptr(base.add(k)).store(s.add(k).read(), Ordering::Relaxed)
-                };
-            }
+            // SAFETY: `words` aligned words of `src` from `body`; the region's as above.
+            unsafe { bulk::copy_words(base, body.cast::<u64>(), words) };
         } else if body.cast::<u32>().is_aligned() {
             // Half-aligned (a frame 12 bytes into a guest's buffer, after virtio-net's
             // header): two word loads, not eight byte loads, per region word.
@@ -270,14 +266,8 @@ impl DataRegion {
         let body = unsafe { dst.add(head) };
         if body.cast::<u64>().is_aligned() {
             // As in `copy_in_raw`: whole-word stores where `dst` allows them.
-            let d = body.cast::<u64>();
-            for k in 0..words {
-                // SAFETY: `words` aligned words of `dst` from `d`; the region's as above.
-                unsafe {
-                    d.add(k)
-                        .write(AtomicU64::from_ptr(base.add(k)).load(Ordering::Relaxed))
-                };
-            }
+            // SAFETY: `words` aligned words of `dst` from `body`; the region's as above.
+            unsafe { bulk::copy_words(body.cast::<u64>(), base, words) };
         } else if body.cast::<u32>().is_aligned() {
             // Half-aligned, as in `copy_in_raw`: two word stores per region word.
             let d = body.cast::<u32>();
@@ -332,13 +322,8 @@ impl DataRegion {
                     dst.ptr.as_ptr().add(dst_offset).cast::<u64>(),
                 )
             };
-            for k in 0..words {
-                // SAFETY: `words` words inside both regions (checked above).
-                unsafe {
-                    let v = AtomicU64::from_ptr(s.add(k)).load(Ordering::Relaxed);
-                    AtomicU64::from_ptr(d.add(k)).store(v, Ordering::Relaxed);
-                }
-            }
+            // SAFETY: `words` words inside both regions (checked above), 8-aligned.
+            unsafe { bulk::copy_words(d, s, words) };
             for i in words * 8..len {
                 let b = self.byte(offset + i).load(Ordering::Relaxed);
                 dst.byte(dst_offset + i).store(b, Ordering::Relaxed);

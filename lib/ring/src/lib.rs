@@ -203,6 +203,7 @@
 //! the same indices, ordering, validation and signal flag.
 #![no_std]
 
+mod bulk;
 mod bytes;
 mod client;
 mod control;
