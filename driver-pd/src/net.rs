@@ -199,6 +199,10 @@ pub enum Inject {
     CrashRxPending(u64),
     /// Spin forever once this incarnation moved this many frames.
     Hang(u64),
+    /// Once this incarnation moved this many frames, take its interrupts without looking at
+    /// the device: a lost notification, running and answering heartbeats (the campaign's id
+    /// 681, a flip in `memset`, stopped the receive path so).
+    DeafRx(u64),
 }
 
 type Device = Nic<NetHal, MmioTransport<'static>>;
@@ -275,7 +279,21 @@ pub struct NetDriver {
     inject: &'static [Option<Inject>],
     device_resets: u64,
     accuser: Accuser,
+    /// Frames taken from the device by this incarnation.
+    rx_frames: u64,
+    /// [`Inject::DeafRx`] struck (test systems only).
+    deaf: bool,
+    /// Received frames that wait (in the device or held) while the virtualiser has buffers
+    /// for them must keep moving: checked at the monitor's heartbeat pings.
+    rx_watch: Deadline,
 }
+
+/// How long a received frame may wait with the virtualiser's buffers free before the
+/// driver takes itself for stalled. Nothing of its own keeps it waiting: the driver takes
+/// a frame as soon as it is notified of it and has a buffer. Two heartbeats and more of
+/// the campaign systems' 250 ms: a frame that arrived just before a ping, its interrupt
+/// still queued, has moved by the next one.
+const RX_STALL_US: u64 = 500_000;
 
 const IRQ: Channel = Channel::new(NET_DRIVER_IRQ_CHANNEL);
 const VIRT: Channel = Channel::new(NET_DRIVER_VIRT_CHANNEL);
@@ -300,7 +318,26 @@ impl NetDriver {
             inject,
             device_resets: 0,
             accuser: Accuser::new(),
+            rx_frames: 0,
+            rx_watch: Deadline::new(RX_STALL_US),
+            deaf: false,
         }
+    }
+
+    /// Whether this incarnation's injected fault ([`Inject::DeafRx`]) has made it deaf.
+    fn deaf(&mut self) -> bool {
+        let g = generation() as usize;
+        if let Some(Inject::DeafRx(n)) = self.inject.get(g).copied().flatten()
+            && self.frames >= n
+            && !self.deaf
+        {
+            println!(
+                "net_driver: fault injection: deaf to the device's interrupts after {} frames",
+                self.frames
+            );
+            self.deaf = true;
+        }
+        self.deaf
     }
 
     fn maybe_inject(&self) {
@@ -393,10 +430,11 @@ impl NetDriver {
             // Only what can go straight on: the rest waits with the device (and QEMU's
             // queue behind it), after anything held.
             while server.can_deliver(hold) {
-                let frames = &mut self.frames;
+                let (frames, rx_frames) = (&mut self.frames, &mut self.rx_frames);
                 match dev.next_rx(|f| {
                     notify |= server.deliver_holding(f, hold);
                     *frames += 1;
+                    *rx_frames += 1;
                 }) {
                     Ok(true) => progress = true,
                     Ok(false) => break,
@@ -475,8 +513,35 @@ impl Handler for NetDriver {
             if let Err(e) = IRQ.irq_ack() {
                 println!("net_driver: IRQ ack failed: {e:?}");
             }
+            if self.deaf() {
+                return;
+            }
         }
         self.work();
+    }
+
+    /// Received frames that stopped moving with the virtualiser's buffers free: this PD's
+    /// own stall (nobody else can see it: the virtualiser does not watch receive buffers,
+    /// as a quiet network is not a dead one, and the monitor's ping is answered). Checked
+    /// before anything moves them, so that the stall is reported, not hidden by the
+    /// heartbeat's own poll; fail-stop, so that the monitor restarts the driver from its
+    /// clean image (which salvages the frames the device holds).
+    fn heartbeat(&mut self) {
+        let (Some(dev), Some(server)) = (self.dev.as_ref(), self.server.as_ref()) else {
+            return;
+        };
+        let waiting = server.rx_ready() && (dev.rx_pending() || !driver_hold().is_empty());
+        // Progress: a frame taken from the device, or one delivered (from the device or
+        // the hold) into the virtualiser's buffers.
+        let moved = self.rx_frames + server.stats().rx_delivered;
+        if let Progress::Overdue { stalled_us } =
+            self.rx_watch.check(now_us(), usize::from(waiting), moved)
+        {
+            panic!(
+                "net_driver: receive stalled: frames waited {} ms for this driver with the virtualiser's buffers free: fail-stop",
+                stalled_us / 1000
+            );
+        }
     }
 }
 
