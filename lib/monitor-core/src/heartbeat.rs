@@ -20,6 +20,14 @@
 //! (priority 120, 250 ms) restart the innocent hello_logger (50, 200 ms), whose shorter
 //! deadline passed while control's had not yet.
 //!
+//! Neither rule sees a higher-priority PD that hung too recently to have left a ping
+//! unanswered for that long: control's campaign (id 17 of 1,050 on main) had hello_logger,
+//! just restarted at control's request, miss its first ping because control hung a moment
+//! before it; at the logger's last chance control's next regular ping was 2 ms old, so the
+//! innocent logger was restarted again. So a PD's last chance is also a roll call: every
+//! watched PD of higher priority is pinged with it, and one that cannot answer has been
+//! silent for longer than `LAST_CHANCE_MS` when that chance ends: overdue, as above.
+//!
 //! The deadlines are a [`Watchdog`] whose period is the whole allowance; the ping schedule
 //! is kept beside it. Everything is in monitor milliseconds.
 
@@ -187,6 +195,7 @@ impl Heartbeats {
             .map(|pd| self.priority[pd as usize])
             .max();
         let mut hung = heapless::Vec::new();
+        let mut roll_call = heapless::Vec::<u8, MAX_PDS>::new();
         for pd in expired {
             let i = pd as usize;
             let period = self.period_ms[i];
@@ -198,6 +207,20 @@ impl Heartbeats {
                 self.last_chance[i] = true;
                 self.dog.watch(pd, LAST_CHANCE_MS.min(period), now_ms);
                 self.next_ping_ms[i] = now_ms;
+                let _ = roll_call.push(pd);
+            }
+        }
+        // The roll call: every watched PD above one in its last chance is pinged now, so
+        // that at the end of that chance one of them that cannot answer is silent.
+        for pd in roll_call {
+            let p = self.priority[pd as usize];
+            let above: heapless::Vec<u8, MAX_PDS> = self
+                .dog
+                .armed_pds()
+                .filter(|&j| self.priority[j as usize] > p)
+                .collect();
+            for j in above {
+                self.next_ping_ms[j as usize] = self.next_ping_ms[j as usize].min(now_ms);
             }
         }
         hung
@@ -361,9 +384,12 @@ mod tests {
         h.answered(control, 250);
         assert_eq!(pings(&mut h, 400), [logger]);
         assert_eq!(pings(&mut h, 500), [control]);
-        // The logger's deadline (200 + 400) passes; control's (250 + 500) has not.
+        // The logger's deadline (200 + 400) passes; control's (250 + 500) has not. The
+        // logger's last chance is a roll call: control is pinged with it.
         assert!(hung(&mut h, 601).is_empty(), "a last chance first");
-        assert_eq!(pings(&mut h, 601), [logger]);
+        let mut p = pings(&mut h, 601);
+        p.sort();
+        assert_eq!(p, [control, logger]);
         let grace = LAST_CHANCE_MS;
         assert!(
             hung(&mut h, 601 + grace + 1).is_empty(),
@@ -396,8 +422,69 @@ mod tests {
             }
         }
         assert!(hung(&mut h, 601).is_empty());
-        assert_eq!(pings(&mut h, 601), [logger]);
+        let mut p = pings(&mut h, 601);
+        p.sort();
+        assert_eq!(p, [control, logger]);
+        h.answered(control, 602);
         assert_eq!(hung(&mut h, 601 + grace + 1), [(logger, 200)]);
+    }
+
+    /// control's campaign, id 17: hello_logger (50, 200 ms), just restarted, misses its
+    /// first ping because control (120, 250 ms) hung a moment before it; at the logger's
+    /// last chance, control's regular ping is only 2 ms old, so control is not overdue by
+    /// the rules above. The roll call pings control with the logger's last chance: control
+    /// stays silent, the logger is not confirmed hung; control is, at its own deadline.
+    #[test]
+    fn a_pd_starved_by_a_higher_priority_pd_that_hung_just_before_is_not_hung() {
+        let mut h = Heartbeats::new();
+        let (control, logger) = (1u8, 4u8);
+        h.watch(control, 250, 0);
+        h.watch(logger, 200, 0);
+        h.set_priority(control, 120);
+        h.set_priority(logger, 50);
+        assert_eq!(pings(&mut h, 200), [logger]);
+        h.answered(logger, 200);
+        assert_eq!(pings(&mut h, 250), [control]);
+        h.answered(control, 250);
+        // The logger is restarted at 300 (first ping at 500, deadline 700); control answers
+        // its ping of 500 and hangs at 501, before the logger could answer its own.
+        h.restarted(logger, 300);
+        let mut p = pings(&mut h, 500);
+        p.sort();
+        assert_eq!(p, [control, logger]);
+        h.answered(control, 500);
+        // control's next regular ping: 750; the logger's deadline passes at 700.
+        assert!(hung(&mut h, 701).is_empty(), "a last chance first");
+        let mut p = pings(&mut h, 701);
+        p.sort();
+        assert_eq!(p, [control, logger], "the roll call pings control");
+        assert!(pings(&mut h, 750).is_empty(), "control's ping moved to 701");
+        let grace = LAST_CHANCE_MS;
+        // Without the roll call, control's ping of 750 would be 2 ms old here.
+        assert!(
+            hung(&mut h, 752).is_empty(),
+            "control has not answered since the logger's last chance began"
+        );
+        // control's own deadline (500 + 500) passes: it is the one found hung.
+        let mut found = Vec::new();
+        for t in 753..1200 {
+            let _ = pings(&mut h, t);
+            for (pd, _) in hung(&mut h, t) {
+                found.push((pd, t));
+                if pd == control {
+                    h.restarted(control, t);
+                }
+            }
+            if found.iter().any(|&(pd, _)| pd == control) {
+                break;
+            }
+        }
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, control);
+        assert!(
+            found[0].1 > 1000 && found[0].1 <= 1001 + grace + 1,
+            "{found:?}"
+        );
     }
 
     #[test]
