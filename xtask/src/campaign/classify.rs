@@ -1241,6 +1241,35 @@ mod tests {
         assert_eq!(v.outcome, Outcome::SystemFailure, "{v:?}");
     }
 
+    /// A code flip in the monitor (campaign-control, seed 2026, id 78): it carried out and
+    /// journaled `restart hello_logger`, then faulted before its console line; its successor
+    /// resumed at hello_logger's generation 1 and answered the CLI's retry `Done`. Every
+    /// reply was right: the root task's refill of hello_logger's standby is the restart's
+    /// trace (before, this was classified as SDC: "generation 1, but the monitor restarted
+    /// it 0 times").
+    const MONITOR_DIED_AFTER_RESTART: &str =
+        include_str!("fixtures/monitor-ctl-died-after-restart.txt");
+
+    #[test]
+    fn a_restart_whose_line_died_with_the_monitor_is_counted_from_the_root_task() {
+        let v = run_into(
+            &Workload::ctl(),
+            "monitor",
+            CTL_GOLDEN,
+            MONITOR_DIED_AFTER_RESTART,
+            false,
+        );
+        assert_eq!(v.outcome, Outcome::Recovered, "{v:?}");
+        // Without a restarted monitor the root task's refills prove nothing more than the
+        // monitor's lines: the same run with its restart line gone is not recovered.
+        let edited = MONITOR_DIED_AFTER_RESTART.replace(
+            "root-task: monitor: restarted monitor",
+            "root-task: monitor: (edited out)",
+        );
+        let v = run_into(&Workload::ctl(), "monitor", CTL_GOLDEN, &edited, false);
+        assert_ne!(v.outcome, Outcome::Recovered, "{v:?}");
+    }
+
     /// The echo golden run with the monitor faulted at `at` (a line of the console) and
     /// what the root task and the monitor said about it inserted there.
     fn monitor_fault(lines: &str) -> String {

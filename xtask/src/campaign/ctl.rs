@@ -249,6 +249,26 @@ fn restarts(console: &str) -> BTreeMap<String, (u32, u32)> {
     m
 }
 
+/// Per PD, the standbys the root task refilled: each follows a restart onto the standby,
+/// so their count is a floor of the PD's restarts that does not rest on the monitor's word.
+/// A monitor that dies between a restart it carried out (and journaled) and its console line
+/// leaves only this trace (the monitor's campaign, id 78: `restart hello_logger` done, the
+/// monitor faulted before `monitor: restarted hello_logger`, its successor resumed from the
+/// journal at generation 1).
+fn standby_refills(console: &str) -> BTreeMap<String, u32> {
+    let mut m = BTreeMap::new();
+    for l in console.lines() {
+        let Some(rest) = l.split("root-task: the standby of ").nth(1) else {
+            continue;
+        };
+        if rest.contains(" restored in ") {
+            *m.entry(rest.split(' ').next().unwrap_or("").to_string())
+                .or_default() += 1;
+        }
+    }
+    m
+}
+
 /// Per PD, the monitor's restarts of it on the report of PD `reporter` (plan index).
 fn reported_by(console: &str, reporter: Option<usize>) -> BTreeMap<String, u32> {
     let mut m = BTreeMap::new();
@@ -281,10 +301,25 @@ pub fn judge(c: &Ctl, console: &str, host: &str) -> Findings {
         f.missed
             .push("the series of requests did not finish".into());
     }
-    let console_restarts = restarts(console);
+    let mut console_restarts = restarts(console);
     // A restarted monitor's recovery log starts afresh, numbered from 0 again
     // (docs/control.md): across its restart, a log read is compared with nothing before it.
     let monitor_restarted = console_restarts.contains_key(axolotl_boot_plan::MONITOR_NAME);
+    // Restarts the root task's refills show beyond the monitor's lines: a monitor that died
+    // before its line. Only then, and only one of them, can be the restart asked for (the
+    // rest count as unasked).
+    if monitor_restarted {
+        for (pd, refills) in standby_refills(console) {
+            let e = console_restarts.entry(pd.clone()).or_default();
+            let mut missing = refills.saturating_sub(e.0 + e.1);
+            if missing > 0 && pd == c.restart && e.0 == 0 {
+                e.0 += 1;
+                missing -= 1;
+            }
+            e.1 += missing;
+        }
+    }
+    let console_restarts = console_restarts;
     let restarted = |pd: &str| {
         console_restarts
             .get(pd)
