@@ -728,7 +728,18 @@ fn io_baseline() -> Result<(), String> {
     let gateway = io_runs("axolotl gateway", b, repeats, sampler.as_ref());
     if let (Some(s), Some((dir, images, _))) = (sampler, &profiling) {
         let taken = s.finish();
-        let summary = crate::profile::sampler::report(dir, images, &taken, 6)?;
+        // The guest's symbols come after its transfers, before it powers off.
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        let kallsyms = loop {
+            let got = peers.kallsyms.lock().unwrap().take();
+            if got.is_some() || gateway.is_err() || std::time::Instant::now() >= deadline {
+                break got;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let guest = kallsyms
+            .map(|k| crate::profile::FuncTable::from_kallsyms(&String::from_utf8_lossy(&k)));
+        let summary = crate::profile::sampler::report(dir, images, &taken, guest, 6)?;
         println!();
         println!(
             "Profile of the gateway's run, a sample every {profile_every:?} of host time while a \
@@ -826,9 +837,9 @@ fn io_runs(
     b.expect(io::BENCH_DONE, Duration::from_secs(1800))
         .map_err(|f| format!("{what}: {f}"))?;
     // The guest's own counters after the runs (AXOLOTL_BENCH_IO_DIAG), and the VMM's exit
-    // count at power-off, for profiling.
-    if diag {
-        let _ = b.expect("SYSTEM_OFF", Duration::from_secs(60));
+    // count at power-off, for profiling; a profiled guest sends its symbols before it.
+    if diag || profile.is_some() {
+        let _ = b.expect("SYSTEM_OFF", Duration::from_secs(300));
     }
     let console = b.console();
     let log = images::target_dir()
@@ -905,7 +916,13 @@ fn io_rows(console: &str) -> Vec<(String, u64, u64)> {
 struct IoPeers {
     source: u16,
     sink: u16,
+    /// The body of a POST to the sink's `/kallsyms`: the guest kernel's text symbols, which
+    /// a profiled run's guest sends after its transfers.
+    kallsyms: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>,
 }
+
+/// The most of the guest's symbols the sink keeps (its text symbols are about 4 MiB).
+const KALLSYMS_MAX: u64 = 64 << 20;
 
 /// An HTTP request's head (up to the empty line), read byte by byte so nothing of the body
 /// is taken with it.
@@ -932,7 +949,9 @@ impl IoPeers {
         let peers = IoPeers {
             source: port(&source)?,
             sink: port(&sink)?,
+            kallsyms: Default::default(),
         };
+        let kallsyms = peers.kallsyms.clone();
         std::thread::spawn(move || {
             for mut c in source.incoming().map_while(Result::ok) {
                 let mib: u64 = read_head(&mut c)
@@ -958,6 +977,8 @@ impl IoPeers {
         std::thread::spawn(move || {
             for mut c in sink.incoming().map_while(Result::ok) {
                 let head = read_head(&mut c);
+                let keep = head.starts_with("POST /kallsyms ");
+                let mut kept = Vec::new();
                 let length: u64 = head
                     .lines()
                     .find_map(|l| {
@@ -971,8 +992,16 @@ impl IoPeers {
                 while total < length {
                     match c.read(&mut buf) {
                         Ok(0) | Err(_) => break,
-                        Ok(n) => total += n as u64,
+                        Ok(n) => {
+                            total += n as u64;
+                            if keep && total <= KALLSYMS_MAX {
+                                kept.extend_from_slice(&buf[..n]);
+                            }
+                        }
                     }
+                }
+                if keep {
+                    *kallsyms.lock().unwrap() = Some(kept);
                 }
                 let body = format!("received {total}\n");
                 let _ = write!(
@@ -989,7 +1018,20 @@ impl IoPeers {
     /// power off.
     /// `marks`: the guest says when each transfer starts (for the profiler).
     fn guest_cmd(&self, mib: u64, repeats: u64, marks: bool) -> String {
-        let marks = if marks { "export BENCH_MARKS=1; " } else { "" };
+        // A profiled guest sends its kernel's text symbols (/proc/kallsyms: root sees the
+        // addresses, KASLR included) once its transfers are done.
+        let (marks, symbols) = if marks {
+            (
+                "export BENCH_MARKS=1; ",
+                format!(
+                    "grep ' [tT] ' /proc/kallsyms >/tmp/ksyms; \
+                     wget -q -O /dev/null --post-file /tmp/ksyms http://10.0.2.2:{}/kallsyms; ",
+                    self.sink
+                ),
+            )
+        } else {
+            ("", String::new())
+        };
         if std::env::var("AXOLOTL_BENCH_IO_DIAG").is_ok_and(|v| v == "1") {
             // One round with the guest's CPU time (user, nice, system, idle, ...) between
             // the steps, then its counters.
@@ -997,11 +1039,11 @@ impl IoPeers {
             return format!(
                 "{marks}head -1 /proc/stat; gateway-guest bench-net {src} {sink} {mib}; head -1 /proc/stat; \
                  gateway-guest bench-blk {mib}; head -1 /proc/stat; echo gateway-guest: bench done; \
-                 cat /proc/net/snmp /proc/net/netstat /proc/interrupts; poweroff -f"
+                 cat /proc/net/snmp /proc/net/netstat /proc/interrupts; {symbols}poweroff -f"
             );
         }
         format!(
-            "{marks}gateway-guest bench {repeats} {} {} {mib}; poweroff -f",
+            "{marks}gateway-guest bench {repeats} {} {} {mib}; {symbols}poweroff -f",
             self.source, self.sink
         )
     }

@@ -106,6 +106,55 @@ impl FuncTable {
         )
     }
 
+    /// The guest kernel's functions from its `/proc/kallsyms` text symbols (`ADDR t NAME`,
+    /// a module's with `\t[module]` after): no sizes there, so each runs to the next
+    /// symbol's address; the last one of the kernel or of a module gets [`KALLSYMS_TAIL`].
+    /// Lines that are no text symbol (or say address 0: not shown to this user) are left out.
+    pub fn from_kallsyms(text: &str) -> Self {
+        let mut syms: Vec<(u64, String)> = text
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                let addr = u64::from_str_radix(w.next()?, 16)
+                    .ok()
+                    .filter(|&a| a != 0)?;
+                if !matches!(w.next()?, "t" | "T") {
+                    return None;
+                }
+                let name = w.next()?;
+                Some((
+                    addr,
+                    match w.next() {
+                        Some(m) => format!("{name} {m}"),
+                        None => name.to_string(),
+                    },
+                ))
+            })
+            .collect();
+        // Of aliases, the first listed (a stable sort keeps the file's order).
+        syms.sort_by_key(|s| s.0);
+        syms.dedup_by(|b, a| a.0 == b.0);
+        let module = |n: &str| n.split(' ').nth(1).map(str::to_string);
+        let mut sized = Vec::with_capacity(syms.len());
+        for (i, (addr, name)) in syms.iter().enumerate() {
+            let end = match syms.get(i + 1) {
+                Some((next, n)) if module(n) == module(name) => *next,
+                _ => addr + KALLSYMS_TAIL,
+            };
+            sized.push(Func {
+                start: *addr,
+                end,
+                name: name.clone(),
+            });
+        }
+        let text = sized.iter().map(|f| (f.start, f.end)).collect();
+        FuncTable {
+            sized,
+            labels: Vec::new(),
+            text,
+        }
+    }
+
     /// The (mangled) name of the function `pc` is in, if the image has one there; for an
     /// unsized label, also the [`LABEL_SLOT`]-aligned offset of `pc` from it.
     pub fn lookup(&self, pc: u64) -> Option<(&str, Option<u64>)> {
@@ -133,6 +182,9 @@ impl FuncTable {
         })
     }
 }
+
+/// How far the last symbol of the guest kernel or of a module is taken to reach.
+pub const KALLSYMS_TAIL: u64 = 0x1000;
 
 /// An unsized label covers assembly up to the next symbol: the kernel's exception vectors
 /// and the entry and exit paths inline in them. PCs past one are told apart in slots of
@@ -371,6 +423,8 @@ pub struct Resolver {
     pub spaces: HashMap<u64, String>,
     /// VTTBR_EL2 values seen at EL1: the guest's.
     pub guest: HashSet<u64>,
+    /// The guest kernel's functions, if it sent them.
+    pub guest_kernel: Option<FuncTable>,
 }
 
 impl Resolver {
@@ -405,6 +459,7 @@ impl Resolver {
         let table = match self.component(s) {
             Component::Kernel => Some(&self.kernel),
             Component::Pd(n) => self.pds.get(&n),
+            Component::GuestKernel => self.guest_kernel.as_ref(),
             _ => None,
         };
         table
@@ -913,6 +968,41 @@ mod tests {
             csv.lines().nth(1),
             Some("blk_write,0,4,0x4000042000000,0x200010,\"blk_driver (EL0)\",\"blk_main\"")
         );
+    }
+
+    #[test]
+    fn kallsyms_functions_run_to_the_next_symbol() {
+        let text = "ffff800008010000 T _text\n\
+                    ffff800008010000 t __efistub__text\n\
+                    ffff800008010100 T do_one\n\
+                    ffff800008010200 D some_data\n\
+                    ffff800008010300 t do_two\n\
+                    0000000000000000 T hidden\n\
+                    ffff800000d00000 t virtblk_done\t[virtio_blk]\n\
+                    ffff800000d00100 t virtblk_probe\t[virtio_blk]\n\
+                    garbage line\n";
+        let t = FuncTable::from_kallsyms(text);
+        let name = |pc| t.name(pc);
+        assert_eq!(name(0xffff_8000_0801_0000).as_deref(), Some("_text"));
+        assert_eq!(name(0xffff_8000_0801_01fc).as_deref(), Some("do_one"));
+        // Data symbols are no boundary: do_one runs on to do_two.
+        assert_eq!(name(0xffff_8000_0801_0200).as_deref(), Some("do_one"));
+        assert_eq!(name(0xffff_8000_0801_0300).as_deref(), Some("do_two"));
+        assert_eq!(name(0xffff_8000_0801_12ff).as_deref(), Some("do_two"));
+        assert_eq!(name(0xffff_8000_0801_1300), None);
+        assert_eq!(
+            name(0xffff_8000_00d0_0004).as_deref(),
+            Some("virtblk_done [virtio_blk]")
+        );
+        assert_eq!(
+            name(0xffff_8000_00d0_0180).as_deref(),
+            Some("virtblk_probe [virtio_blk]")
+        );
+        assert_eq!(name(0xffff_8000_00d0_1100), None);
+        let mut r = resolver();
+        r.guest_kernel = Some(t);
+        let s = s("blk_read", 1, GUEST, 0xffff_8000_0801_0104);
+        assert_eq!(r.function(&s), "do_one");
     }
 
     #[test]

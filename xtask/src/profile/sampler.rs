@@ -82,11 +82,12 @@ impl Images {
     }
 
     /// A resolver for what the sampler took.
-    pub fn resolver(&self, taken: &Taken) -> Resolver {
+    pub fn resolver(&self, taken: &Taken, guest: Option<FuncTable>) -> Resolver {
         let mut r = Resolver {
             kernel: self.kernel.clone(),
             pds: self.pds.clone(),
             spaces: taken.spaces.clone(),
+            guest_kernel: guest,
             ..Resolver::default()
         };
         r.learn_guest(&taken.samples);
@@ -240,14 +241,21 @@ pub fn free_port() -> Result<u16, String> {
 
 /// Writes the profiles into `dir` (one file per phase, the samples as CSV, the VSpaces
 /// identified) and returns the summary: each phase with its top `top` functions per
-/// component.
-pub fn report(dir: &Path, images: &Images, taken: &Taken, top: usize) -> Result<String, String> {
+/// component. `guest`: the guest kernel's functions, if it sent them.
+pub fn report(
+    dir: &Path,
+    images: &Images,
+    taken: &Taken,
+    guest: Option<FuncTable>,
+    top: usize,
+) -> Result<String, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let write = |name: &str, text: &str| {
         let p = dir.join(name);
         std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))
     };
-    let r = images.resolver(taken);
+    let symbolised = guest.is_some();
+    let r = images.resolver(taken, guest);
     let mut profiles = super::profiles(&taken.samples, &r);
     let mut summary = String::new();
     for p in &mut profiles {
@@ -270,6 +278,9 @@ pub fn report(dir: &Path, images: &Images, taken: &Taken, top: usize) -> Result<
         .collect();
     spaces.sort();
     write("vspaces.txt", &(spaces.join("\n") + "\n"))?;
+    if !symbolised {
+        summary.push_str("the guest sent no symbols: its PCs are raw\n");
+    }
     if let Some(e) = &taken.error {
         summary.push_str(&format!("sampling ended early: {e}\n"));
     }
