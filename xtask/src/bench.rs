@@ -645,6 +645,15 @@ fn io_baseline() -> Result<(), String> {
     let tools = io::GuestTools::build(&images::target_dir().join("guest-tools"))
         .map_err(|e| e.to_string())?;
     let peers = IoPeers::start()?;
+    // A sampling profile of the gateway's run (docs/benchmarks.md, "Profiling the I/O path"):
+    // its directory, and the host time between samples.
+    let profile = std::env::var_os("AXOLOTL_BENCH_IO_PROFILE").map(std::path::PathBuf::from);
+    let profile_every = Duration::from_micros(
+        std::env::var("AXOLOTL_BENCH_IO_PROFILE_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2000),
+    );
     let board = board_by_name("qemu-virt-aarch64", Some(GicVersion::V3)).ok_or("no board")?;
 
     // QEMU directly: the commands on the kernel command line.
@@ -659,7 +668,7 @@ fn io_baseline() -> Result<(), String> {
     cmd.args(io::direct_boot_args(
         &a,
         &initrd,
-        &peers.guest_cmd(mib, repeats),
+        &peers.guest_cmd(mib, repeats, false),
     ))
     .args(m.virtio_args())
     .args(["-icount", "shift=0"]);
@@ -667,14 +676,19 @@ fn io_baseline() -> Result<(), String> {
         None
     } else {
         let b = Boot::spawn(cmd).map_err(|f| f.to_string())?;
-        Some(io_runs("QEMU directly", b, repeats)?)
+        Some(io_runs("QEMU directly", b, repeats, None)?)
     };
 
     // axolotl's gateway: its VMM's command line has no commands, so they are the
     // initramfs's own (run by /init after `gateway-guest up`).
     let initrd = dir.join("initramfs-io-bench.cpio");
-    io::build_io_initramfs(&a, &tools, &peers.guest_cmd(mib, repeats), &initrd)
-        .map_err(|e| e.to_string())?;
+    io::build_io_initramfs(
+        &a,
+        &tools,
+        &peers.guest_cmd(mib, repeats, profile.is_some()),
+        &initrd,
+    )
+    .map_err(|e| e.to_string())?;
     let sdf = images::workspace_root().join("systems/gateway.system");
     let mut v = Variant::new(board, None);
     v.system = Some(crate::system::pack_with_initrd(
@@ -697,9 +711,44 @@ fn io_baseline() -> Result<(), String> {
             format!("filter-dump,id=dump0,netdev=n0,file={pcap}"),
         ];
     }
+    let profiling = match &profile {
+        Some(dir) => {
+            let images = crate::profile::sampler::Images::load(&sdf, &elf)?;
+            let port = crate::profile::sampler::free_port()?;
+            extra.extend(["-gdb".to_string(), format!("tcp:127.0.0.1:{port}")]);
+            Some((dir, images, port))
+        }
+        None => None,
+    };
     // Through the harness's start: the guest's lines are UART1's (docs/vmm.md).
     let b = Boot::start_with(&m, &elf, &extra).map_err(|f| f.to_string())?;
-    let gateway = io_runs("axolotl gateway", b, repeats)?;
+    let sampler = profiling.as_ref().map(|(_, images, port)| {
+        crate::profile::sampler::Sampler::start(*port, images.fingerprints.clone(), profile_every)
+    });
+    let gateway = io_runs("axolotl gateway", b, repeats, sampler.as_ref());
+    if let (Some(s), Some((dir, images, _))) = (sampler, &profiling) {
+        let taken = s.finish();
+        // The guest's symbols come after its transfers, before it powers off.
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        let kallsyms = loop {
+            let got = peers.kallsyms.lock().unwrap().take();
+            if got.is_some() || gateway.is_err() || std::time::Instant::now() >= deadline {
+                break got;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let guest = kallsyms
+            .map(|k| crate::profile::FuncTable::from_kallsyms(&String::from_utf8_lossy(&k)));
+        let summary = crate::profile::sampler::report(dir, images, &taken, guest, 6)?;
+        println!();
+        println!(
+            "Profile of the gateway's run, a sample every {profile_every:?} of host time while a \
+             transfer runs (all of it in {}):",
+            dir.display()
+        );
+        print!("{summary}");
+    }
+    let gateway = gateway?;
     let Some(direct) = direct else {
         for (name, g) in &gateway {
             println!(
@@ -752,29 +801,45 @@ struct IoFigure {
 }
 
 /// The transfers' figures, in [`IO_TRANSFERS`] order, once `b`'s guest is done.
-fn io_runs(what: &str, mut b: Boot, repeats: u64) -> Result<Vec<(&'static str, IoFigure)>, String> {
+/// With `profile`, the guest marks each transfer's start (`BENCH_MARKS=1`), and the
+/// sampler is told which transfer runs.
+fn io_runs(
+    what: &str,
+    mut b: Boot,
+    repeats: u64,
+    profile: Option<&crate::profile::sampler::Sampler>,
+) -> Result<Vec<(&'static str, IoFigure)>, String> {
     use axolotl_guest_artifacts::io;
     let diag = std::env::var("AXOLOTL_BENCH_IO_DIAG").is_ok_and(|v| v == "1");
-    if diag {
+    if diag || profile.is_some() {
         // Host time per step beside the guest's virtual time: how fast the virtual clock
-        // ran while each step waited for QEMU's I/O thread.
+        // ran while each step waited for QEMU's I/O thread. The diagnostic run is one round.
         let t = std::time::Instant::now();
-        for name in IO_TRANSFERS {
-            let line = b
-                .expect(
-                    &format!("{}{name} ", io::BENCH_MARKER),
-                    Duration::from_secs(1800),
-                )
-                .map_err(|f| format!("{what}: {f}"))?;
-            eprintln!("{what}: host {:>8.1} s: {line}", t.elapsed().as_secs_f64());
+        let rounds = if diag { 1 } else { repeats };
+        for name in (0..rounds).flat_map(|_| IO_TRANSFERS) {
+            let wait = |b: &mut Boot, marker: &str| {
+                b.expect(&format!("{marker}{name}"), Duration::from_secs(1800))
+                    .map_err(|f| format!("{what}: {f}"))
+            };
+            if let Some(p) = profile {
+                wait(&mut b, io::BENCH_START_MARKER)?;
+                p.phase(Some(name));
+            }
+            let line = wait(&mut b, io::BENCH_MARKER)?;
+            if let Some(p) = profile {
+                p.phase(None);
+            }
+            if diag {
+                eprintln!("{what}: host {:>8.1} s: {line}", t.elapsed().as_secs_f64());
+            }
         }
     }
     b.expect(io::BENCH_DONE, Duration::from_secs(1800))
         .map_err(|f| format!("{what}: {f}"))?;
     // The guest's own counters after the runs (AXOLOTL_BENCH_IO_DIAG), and the VMM's exit
-    // count at power-off, for profiling.
-    if diag {
-        let _ = b.expect("SYSTEM_OFF", Duration::from_secs(60));
+    // count at power-off, for profiling; a profiled guest sends its symbols before it.
+    if diag || profile.is_some() {
+        let _ = b.expect("SYSTEM_OFF", Duration::from_secs(300));
     }
     let console = b.console();
     let log = images::target_dir()
@@ -851,7 +916,13 @@ fn io_rows(console: &str) -> Vec<(String, u64, u64)> {
 struct IoPeers {
     source: u16,
     sink: u16,
+    /// The body of a POST to the sink's `/kallsyms`: the guest kernel's text symbols, which
+    /// a profiled run's guest sends after its transfers.
+    kallsyms: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>,
 }
+
+/// The most of the guest's symbols the sink keeps (its text symbols are about 4 MiB).
+const KALLSYMS_MAX: u64 = 64 << 20;
 
 /// An HTTP request's head (up to the empty line), read byte by byte so nothing of the body
 /// is taken with it.
@@ -878,7 +949,9 @@ impl IoPeers {
         let peers = IoPeers {
             source: port(&source)?,
             sink: port(&sink)?,
+            kallsyms: Default::default(),
         };
+        let kallsyms = peers.kallsyms.clone();
         std::thread::spawn(move || {
             for mut c in source.incoming().map_while(Result::ok) {
                 let mib: u64 = read_head(&mut c)
@@ -904,6 +977,8 @@ impl IoPeers {
         std::thread::spawn(move || {
             for mut c in sink.incoming().map_while(Result::ok) {
                 let head = read_head(&mut c);
+                let keep = head.starts_with("POST /kallsyms ");
+                let mut kept = Vec::new();
                 let length: u64 = head
                     .lines()
                     .find_map(|l| {
@@ -917,8 +992,16 @@ impl IoPeers {
                 while total < length {
                     match c.read(&mut buf) {
                         Ok(0) | Err(_) => break,
-                        Ok(n) => total += n as u64,
+                        Ok(n) => {
+                            total += n as u64;
+                            if keep && total <= KALLSYMS_MAX {
+                                kept.extend_from_slice(&buf[..n]);
+                            }
+                        }
                     }
+                }
+                if keep {
+                    *kallsyms.lock().unwrap() = Some(kept);
                 }
                 let body = format!("received {total}\n");
                 let _ = write!(
@@ -933,19 +1016,34 @@ impl IoPeers {
 
     /// The guest's commands: the network transfers and the disk's, `repeats` times, then
     /// power off.
-    fn guest_cmd(&self, mib: u64, repeats: u64) -> String {
+    /// `marks`: the guest says when each transfer starts (for the profiler).
+    fn guest_cmd(&self, mib: u64, repeats: u64, marks: bool) -> String {
+        // A profiled guest sends its kernel's text symbols (/proc/kallsyms: root sees the
+        // addresses, KASLR included) once its transfers are done.
+        let (marks, symbols) = if marks {
+            (
+                "export BENCH_MARKS=1; ",
+                format!(
+                    "grep ' [tT] ' /proc/kallsyms >/tmp/ksyms; \
+                     wget -q -O /dev/null --post-file /tmp/ksyms http://10.0.2.2:{}/kallsyms; ",
+                    self.sink
+                ),
+            )
+        } else {
+            ("", String::new())
+        };
         if std::env::var("AXOLOTL_BENCH_IO_DIAG").is_ok_and(|v| v == "1") {
             // One round with the guest's CPU time (user, nice, system, idle, ...) between
             // the steps, then its counters.
             let (src, sink) = (self.source, self.sink);
             return format!(
-                "head -1 /proc/stat; gateway-guest bench-net {src} {sink} {mib}; head -1 /proc/stat; \
+                "{marks}head -1 /proc/stat; gateway-guest bench-net {src} {sink} {mib}; head -1 /proc/stat; \
                  gateway-guest bench-blk {mib}; head -1 /proc/stat; echo gateway-guest: bench done; \
-                 cat /proc/net/snmp /proc/net/netstat /proc/interrupts; poweroff -f"
+                 cat /proc/net/snmp /proc/net/netstat /proc/interrupts; {symbols}poweroff -f"
             );
         }
         format!(
-            "gateway-guest bench {repeats} {} {} {mib}; poweroff -f",
+            "{marks}gateway-guest bench {repeats} {} {} {mib}; {symbols}poweroff -f",
             self.source, self.sink
         )
     }

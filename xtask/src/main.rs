@@ -5,6 +5,7 @@ mod campaign;
 mod ctl;
 mod flash;
 mod images;
+mod profile;
 mod sdcard;
 mod setup;
 mod system;

@@ -41,6 +41,11 @@ pub const FAILED_MARKER: &str = "gateway-guest: FAILED";
 /// Start of a benchmark line: `gateway-guest: bench NAME bytes=N t0=NS t1=NS`, the times
 /// being the virtual clock (`cntvct`) before and after.
 pub const BENCH_MARKER: &str = "gateway-guest: bench ";
+/// Start of the line `gateway-guest: bench-start NAME`, printed just before transfer NAME's
+/// clock starts when the guest's environment has `BENCH_MARKS=1` (a profiler tags its
+/// samples by transfer with it; off by default, so that the recorded figures keep the
+/// console work they always had).
+pub const BENCH_START_MARKER: &str = "gateway-guest: bench-start ";
 /// Printed when `gateway-guest bench` has run all its rounds.
 pub const BENCH_DONE: &str = "gateway-guest: bench done";
 
@@ -65,6 +70,8 @@ wait_dev() {{
         sleep 0.1
     done
 }}
+# The start of a timed transfer, for a profiler (BENCH_MARKS=1 in the environment).
+mark() {{ if [ "${{BENCH_MARKS:-}}" = 1 ]; then say "bench-start $1"; fi; }}
 # The virtual clock in ns (the cntvct tool), as a plain number.
 now() {{ t=$(cntvct); t=${{t#CNTVCT_NS=}}; echo "$t" | sed 's/^0*//;s/^$/0/'; }}
 case "$1" in
@@ -112,11 +119,13 @@ bench-net)
     # the count it received). wget posts a file it read whole, in large writes (the guest's
     # own copying stays small beside the network path's), as a string: no NUL bytes in it.
     mib=$4
+    mark tcp_rx
     t0=$(now)
     wget -q -O /dev/null http://{HOST_IP}:$2/$mib || fail "bench tcp_rx"
     t1=$(now)
     say "bench tcp_rx bytes=$((mib<<20)) t0=$t0 t1=$t1"
     dd if=/dev/zero bs=1M count=$mib 2>/dev/null | tr '\0' a >/tmp/upload || fail "bench tcp_tx: /tmp/upload"
+    mark tcp_tx
     t0=$(now)
     r=$(wget -q -O - --post-file /tmp/upload http://{HOST_IP}:$3/)
     t1=$(now)
@@ -127,11 +136,13 @@ bench-blk)
     # bench-blk MIB: sequential O_DIRECT write then read of MIB MiB of vda2, 1 MiB requests.
     mib=$2
     wait_dev /dev/vda2
+    mark blk_write
     t0=$(now)
     dd if=/dev/zero of=/dev/vda2 bs=1M count=$mib oflag=direct conv=fsync 2>/tmp/dd.err \
         || fail "bench blk_write: $(cat /tmp/dd.err)"
     t1=$(now)
     say "bench blk_write bytes=$((mib<<20)) t0=$t0 t1=$t1"
+    mark blk_read
     t0=$(now)
     dd if=/dev/vda2 of=/dev/null bs=1M count=$mib iflag=direct 2>/tmp/dd.err \
         || fail "bench blk_read: $(cat /tmp/dd.err)"
@@ -283,6 +294,12 @@ mod tests {
             );
         }
         assert!(s.contains("oflag=direct conv=fsync") && s.contains("iflag=direct"));
+        // Every timed transfer is marked just before its clock starts.
+        let start = BENCH_START_MARKER.strip_prefix("gateway-guest: ").unwrap();
+        assert!(s.contains(&format!("say \"{start}$1\"")));
+        for t in ["tcp_rx", "tcp_tx", "blk_write", "blk_read"] {
+            assert!(s.contains(&format!("mark {t}\n    t0=$(now)")), "{t}");
+        }
     }
 
     #[test]
