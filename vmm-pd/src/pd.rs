@@ -142,6 +142,26 @@ const NET_FRAMES: usize = 16;
 type BlkBackend = BlkRing<{ axolotl_blk::layout::IDS }, { axolotl_blk::layout::MAX_BYTES }>;
 type NetBackend = NetRing<NET_FRAMES>;
 
+/// Which of the guest's virtio devices an event concerns: a device is serviced (polled,
+/// its line set) on an access to its own window and on its own peer's notification, and
+/// its state is encoded into the commit only when it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Devs {
+    blk: bool,
+    net: bool,
+}
+
+impl Devs {
+    const NONE: Devs = Devs {
+        blk: false,
+        net: false,
+    };
+    const ALL: Devs = Devs {
+        blk: true,
+        net: true,
+    };
+}
+
 /// The guest's virtio devices and their backends (in .bss: the receive queue and frame
 /// buffers are too large for the stack the handler lives on).
 struct Io {
@@ -149,8 +169,10 @@ struct Io {
     net: Option<(VirtioNet, NetBackend)>,
     /// Driver and virtualiser faults seen, printed a few times at most.
     faults: u32,
-    /// The devices worked since the last commit: their state goes into it.
-    dirty: bool,
+    /// Which devices worked since the last commit: their state goes into it (and only
+    /// theirs: encoding and comparing the other's state on every exit was a measurable
+    /// part of the I/O path, docs/benchmarks.md).
+    dirty: Devs,
     /// Where the exits and notifications went, printed at power-off (docs/benchmarks.md:
     /// how the I/O path was profiled).
     count: Counts,
@@ -185,7 +207,7 @@ static mut IO: Io = Io {
     blk: None,
     net: None,
     faults: 0,
-    dirty: false,
+    dirty: Devs::NONE,
     count: Counts {
         net_mmio: 0,
         blk_mmio: 0,
@@ -848,7 +870,7 @@ impl VmmPd {
                 io.net.as_ref().map(|(d, _)| d),
                 io.blk.as_ref().map(|(d, _)| d),
             );
-            io.dirty = false;
+            io.dirty = Devs::NONE;
             vm.persist_format(region);
         }
         for v in 0..self.nr_vcpus {
@@ -919,7 +941,7 @@ impl VmmPd {
                 // The requests taken again go to the drivers (our new connections
                 // handshake first), and the devices' interrupts are raised.
                 if let Some(vm) = self.vm.as_mut() {
-                    Self::service_io(vm);
+                    Self::service_io(vm, Devs::ALL);
                 }
                 BLK.notify();
                 NET.notify();
@@ -983,7 +1005,7 @@ impl VmmPd {
                 .map_err(|e| Unrecoverable::Virtio("virtio-blk", Some(e)))?;
             println!("vmm: virtio-blk kept ({n} requests in flight issued again)");
         }
-        io.dirty = true;
+        io.dirty = Devs::ALL;
         Ok(())
     }
 
@@ -1024,10 +1046,11 @@ impl VmmPd {
     fn commit_exit(&mut self, exit: Option<(u8, &dyn Fn() -> ExitRecord)>) {
         if let (Some(vm), Some(region)) = (self.vm.as_mut(), self.state.as_mut()) {
             let io = io();
-            if core::mem::take(&mut io.dirty) {
+            let dirty = core::mem::replace(&mut io.dirty, Devs::NONE);
+            if dirty != Devs::NONE {
                 vm.keep_virtio(
-                    io.net.as_ref().map(|(d, _)| d),
-                    io.blk.as_ref().map(|(d, _)| d),
+                    io.net.as_ref().map(|(d, _)| d).filter(|_| dirty.net),
+                    io.blk.as_ref().map(|(d, _)| d).filter(|_| dirty.blk),
                 );
             }
             match exit {
@@ -1215,11 +1238,12 @@ impl VmmPd {
     /// notifies the peers that have news, reports a peer that broke its protocol (the
     /// monitor restarts it; the backends resynchronise with its successor) and sets the
     /// devices' interrupt lines.
-    fn service_io(vm: &mut Vm<Console>) {
+    fn service_io(vm: &mut Vm<Console>, which: Devs) {
         let io = io();
-        io.dirty = true;
+        io.dirty.blk |= which.blk;
+        io.dirty.net |= which.net;
         let mut mem = ram();
-        if let Some((dev, be)) = io.blk.as_mut() {
+        if let Some((dev, be)) = io.blk.as_mut().filter(|_| which.blk) {
             let spi = virtio_transport(BLK_TRANSPORT).spi;
             let a = virtio::service(dev, |l| vm.set_spi_level(spi, l), |d| be.poll(d, &mut mem));
             if let Some(e) = a.fault {
@@ -1234,7 +1258,7 @@ impl VmmPd {
                 BLK.notify();
             }
         }
-        if let Some((dev, be)) = io.net.as_mut() {
+        if let Some((dev, be)) = io.net.as_mut().filter(|_| which.net) {
             let spi = virtio_transport(NET_TRANSPORT).spi;
             let a = virtio::service(dev, |l| vm.set_spi_level(spi, l), |d| be.poll(d, &mut mem));
             io.count.net_rx_check_failed = dev.counters.rx_check_failed.into();
@@ -1407,7 +1431,11 @@ impl Handler for VmmPd {
         }
         if ch == BLK || ch == NET {
             if let Some(vm) = self.vm.as_mut() {
-                Self::service_io(vm);
+                let which = Devs {
+                    blk: ch == BLK,
+                    net: ch == NET,
+                };
+                Self::service_io(vm, which);
             }
         } else if ch == DRIVER {
             self.feed_console();
@@ -1478,7 +1506,7 @@ impl VmmPd {
             wait: false,
         };
         let mut ack_vppi = None;
-        let mut touched_io = false;
+        let mut touched_io = Devs::NONE;
         let (reply, event) = match f {
             Some(Fault::VmFault {
                 addr,
@@ -1489,9 +1517,10 @@ impl VmmPd {
             }) => {
                 let t_net = virtio_transport(NET_TRANSPORT).regs;
                 let t_blk = virtio_transport(BLK_TRANSPORT).regs;
-                touched_io = [t_net, t_blk]
-                    .iter()
-                    .any(|w| addr >= w.base && addr - w.base < w.size);
+                touched_io = Devs {
+                    blk: addr >= t_blk.base && addr - t_blk.base < t_blk.size,
+                    net: addr >= t_net.base && addr - t_net.base < t_net.size,
+                };
                 let c = &mut io().count;
                 if addr >= t_net.base && addr - t_net.base < t_net.size {
                     c.net_mmio += 1;
@@ -1595,8 +1624,10 @@ impl VmmPd {
         }
         // A virtio register access may have been a queue notification, a reset or an
         // interrupt acknowledgement: the devices do their work and set their lines now.
-        if touched_io && let Some(vm) = self.vm.as_mut() {
-            Self::service_io(vm);
+        if touched_io != Devs::NONE
+            && let Some(vm) = self.vm.as_mut()
+        {
+            Self::service_io(vm, touched_io);
         }
         // An exit may have raised anyone's interrupt (an SGI, a shared line); no vCPU runs
         // while we do, so all of them get their list registers filled now. This commits the
