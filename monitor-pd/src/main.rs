@@ -497,9 +497,14 @@ mod pd {
                         None => ProtoReply::Error(ProtoError::NoSuchIndex),
                     }
                 }
-                control::Checked::Log { seq } => {
-                    ProtoReply::Log(self.log.at_or_after(seq).cloned())
-                }
+                control::Checked::Log { seq } => match self.log.checked_at_or_after(seq, plan) {
+                    Ok(e) => ProtoReply::Log(e.cloned()),
+                    Err(n) => {
+                        panic!(
+                            "monitor: recovery log entry {n} names no PD: own state corrupt, fail-stop"
+                        )
+                    }
+                },
                 control::Checked::Command {
                     pd,
                     command,

@@ -401,6 +401,19 @@ impl<const N: usize> RecoveryLog<N> {
         self.entries.iter().find(|e| e.seq >= seq)
     }
 
+    /// [`RecoveryLog::at_or_after`], checked before it goes out: every entry names a PD of
+    /// `plan` (each is pushed with one). One that does not is the monitor's own state gone
+    /// wrong, an answer no one should get: `Err` with its sequence number, on which the
+    /// monitor fail-stops. The monitor's campaign on main (id 406, its PC flipped into the
+    /// middle of a push) stored an entry of empty fields, and every read of the log handed
+    /// it to the CLI, which accepted it.
+    pub fn checked_at_or_after(&self, seq: u32, plan: &BootPlan) -> Result<Option<&LogEntry>, u32> {
+        match self.at_or_after(seq) {
+            Some(e) if plan.pd_by_name(e.pd.as_str()).is_none() => Err(e.seq),
+            found => Ok(found),
+        }
+    }
+
     /// The number the next entry gets.
     pub fn next_seq(&self) -> u32 {
         self.next

@@ -301,6 +301,25 @@ fn the_log_keeps_the_latest_entries_numbered() {
     assert_eq!((e.at_ms, e.generation, e.cause.as_str()), (40, 5, "hang"));
 }
 
+/// The monitor's campaign, id 406: an entry of empty fields (its push half-skipped by a
+/// flipped PC) went out on every read of the log. An entry naming no PD of the plan is
+/// refused before it goes out (the monitor then fail-stops).
+#[test]
+fn a_log_entry_naming_no_pd_is_refused_before_it_goes_out() {
+    let plan = plan();
+    let mut log = RecoveryLog::<4>::new();
+    log.push(10, "control", Event::Restarted, 1, &"hang", Some(8));
+    log.push(20, "", Event::Restarted, 0, &"", None);
+    log.push(30, "not_a_pd", Event::Held, 1, &"limit", None);
+    assert_eq!(
+        log.checked_at_or_after(0, &plan).map(|e| e.map(|e| e.seq)),
+        Ok(Some(0))
+    );
+    assert_eq!(log.checked_at_or_after(1, &plan), Err(1));
+    assert_eq!(log.checked_at_or_after(2, &plan), Err(2));
+    assert_eq!(log.checked_at_or_after(3, &plan), Ok(None));
+}
+
 #[test]
 fn long_texts_are_cut_not_dropped() {
     let long: std::string::String = core::iter::repeat_n('x', 300).collect();
