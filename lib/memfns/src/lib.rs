@@ -1,4 +1,5 @@
-//! `memcpy`, `memmove` and `memset` for the freestanding aarch64 builds, kernel and user.
+//! `memcpy`, `memmove`, `memset`, `memcmp` and `bcmp` for the freestanding aarch64 builds,
+//! kernel and user.
 //!
 //! The compiler calls these for every struct copy or zeroing it does not expand inline, and
 //! with `+strict-align` (both `aarch64-unknown-none` targets) that is most copies of a
@@ -166,5 +167,75 @@ mod imp {
             "strb w1, [x3]",
             "9: ret",
         )
+    }
+
+    /// `memcmp(a, b, n)`: 0 if the `n` bytes are equal, else the sign of the first byte
+    /// that differs (as unsigned). Every `==` on arrays and on structs the compiler does
+    /// not compare field by field comes here; `compiler_builtins`' portable version compares
+    /// a byte per iteration (a VMM commit compared 64 words of a virtio device's state so,
+    /// some 2,500 instructions). Eight bytes per step where both agree modulo 8, aligned
+    /// accesses only; the first differing word is byte-reversed so that an unsigned
+    /// comparison orders it as memory does.
+    ///
+    /// # Safety
+    /// The C contract: `n` bytes readable at both.
+    #[unsafe(no_mangle)]
+    #[unsafe(naked)]
+    pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+        core::arch::naked_asm!(
+            "eor x4, x0, x1",
+            "tst x4, #7",
+            "b.ne 20f",
+            // Same alignment modulo 8: bytes until aligned, then words.
+            "1: tst x0, #7",
+            "b.eq 2f",
+            "cbz x2, 8f",
+            "ldrb w4, [x0], #1",
+            "ldrb w5, [x1], #1",
+            "subs w4, w4, w5",
+            "b.ne 9f",
+            "sub x2, x2, #1",
+            "b 1b",
+            "2: subs x2, x2, #8",
+            "b.lo 4f",
+            "3: ldr x4, [x0], #8",
+            "ldr x5, [x1], #8",
+            "cmp x4, x5",
+            "b.ne 7f",
+            "subs x2, x2, #8",
+            "b.hs 3b",
+            // x2 is the remainder minus 8.
+            "4: add x2, x2, #8",
+            // The rest (or everything, alignments apart) a byte at a time.
+            "20: cbz x2, 8f",
+            "ldrb w4, [x0], #1",
+            "ldrb w5, [x1], #1",
+            "subs w4, w4, w5",
+            "b.ne 9f",
+            "sub x2, x2, #1",
+            "b 20b",
+            // Little-endian: the first differing byte in memory is the least significant
+            // differing one; reversed, the most significant.
+            "7: rev x4, x4",
+            "rev x5, x5",
+            "cmp x4, x5",
+            "mov w0, #1",
+            "cneg w0, w0, lo",
+            "ret",
+            "8: mov w0, #0",
+            "ret",
+            "9: mov w0, w4",
+            "ret",
+        )
+    }
+
+    /// `bcmp(a, b, n)`: 0 if equal, nonzero otherwise; [`memcmp`] answers that too.
+    ///
+    /// # Safety
+    /// The C contract: `n` bytes readable at both.
+    #[unsafe(no_mangle)]
+    #[unsafe(naked)]
+    pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+        core::arch::naked_asm!("b {memcmp}", memcmp = sym memcmp)
     }
 }

@@ -1,4 +1,4 @@
-//! The freestanding memcpy, memmove and memset (lib/memfns) against a byte-by-byte model, for
+//! The freestanding memcpy, memmove, memset and memcmp (lib/memfns) against a byte-by-byte model, for
 //! every relative alignment and the short lengths where their paths split: the bytes in
 //! range are right and the guard bytes around them untouched.
 
@@ -118,6 +118,70 @@ pub fn set(_: &mut Env) -> Result<(), Fail> {
                         "memset dst+{d0} len {n} to {v:#x}: byte {i} is {:#x}",
                         at(&buf, i)
                     )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+unsafe extern "C" {
+    fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32;
+    fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32;
+}
+
+/// memcmp and bcmp against the model's answer, for every relative alignment, the short
+/// lengths where the paths split, and a difference (either way) at every position or none.
+pub fn compare(_: &mut Env) -> Result<(), Fail> {
+    let (mut a, mut b) = ([0u8; BUF], [0u8; BUF]);
+    // Offsets modulo 8 are what the paths tell apart.
+    for ao in 0..8 {
+        for bo in 0..8 {
+            for n in 0..40 {
+                // None, then at each position b's byte one above and one below a's.
+                for diff in 0..=2 * n {
+                    fill(&mut a, 5);
+                    fill(&mut b, 5);
+                    // Same bytes in both ranges, whatever the offsets.
+                    for i in 0..n {
+                        // SAFETY: in bounds.
+                        unsafe { write_volatile(&mut b[bo + i], at(&a, ao + i)) };
+                    }
+                    let want = if diff == 0 {
+                        0
+                    } else {
+                        let (i, up) = ((diff - 1) / 2, diff % 2 == 1);
+                        let v = at(&a, ao + i);
+                        // 0x00 and 0xff have no neighbour one way: wrap, which flips the sign.
+                        let w = if up {
+                            v.wrapping_add(1)
+                        } else {
+                            v.wrapping_sub(1)
+                        };
+                        // SAFETY: in bounds.
+                        unsafe { write_volatile(&mut b[bo + i], w) };
+                        (i32::from(v) - i32::from(w)).signum()
+                    };
+                    // SAFETY: both ranges lie in their buffers.
+                    let (got, got_b) = unsafe {
+                        (
+                            memcmp(
+                                black_box(a.as_ptr().add(ao)),
+                                black_box(b.as_ptr().add(bo)),
+                                black_box(n),
+                            ),
+                            bcmp(
+                                black_box(a.as_ptr().add(ao)),
+                                black_box(b.as_ptr().add(bo)),
+                                black_box(n),
+                            ),
+                        )
+                    };
+                    if got.signum() != want || (got_b == 0) != (want == 0) {
+                        return Err(Fail::new(format_args!(
+                            "memcmp a+{ao} b+{bo} len {n} diff {diff}: {got} (bcmp {got_b}), want sign {want}"
+                        )));
+                    }
                 }
             }
         }

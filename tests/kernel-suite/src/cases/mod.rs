@@ -25,6 +25,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("mem_memcpy_alignments", mem::copy),
     ("mem_memmove_overlaps", mem::move_),
     ("mem_memset_alignments", mem::set),
+    ("mem_memcmp_alignments", mem::compare),
     ("untyped_retype_each_type", untyped::each_type),
     ("untyped_retype_vcpu", untyped::vcpu),
     ("untyped_retype_many_objects", untyped::many_objects),
