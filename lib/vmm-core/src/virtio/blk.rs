@@ -212,6 +212,10 @@ pub struct VirtioBlk {
     slots: [Slot; TABLE],
     free: [u16; TABLE],
     nfree: usize,
+    /// One past the highest slot ever taken: the free list is a stack that starts at slot
+    /// 0, so a few requests in flight keep to the first few slots, and the scan of every
+    /// commit ([`VirtioBlk::save`]) stops here instead of at `TABLE`.
+    used_top: usize,
     /// Slots waiting to be handed over, oldest first (a ring).
     pending: [u16; TABLE],
     pending_head: usize,
@@ -242,6 +246,7 @@ impl VirtioBlk {
             slots: [FREE; TABLE],
             free,
             nfree: TABLE,
+            used_top: 0,
             pending: [0; TABLE],
             pending_head: 0,
             pending_len: 0,
@@ -422,6 +427,7 @@ impl VirtioBlk {
         bump(&mut self.counters.requests);
         self.nfree -= 1;
         let slot = usize::from(self.free[self.nfree]);
+        self.used_top = self.used_top.max(slot + 1);
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1) & 0xFFFF_FFFF_FFFF;
         self.slots[slot] = Slot {

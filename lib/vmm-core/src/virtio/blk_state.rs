@@ -35,7 +35,7 @@ impl VirtioBlk {
         // the disk's work, and zeroing 4 KiB (the target's byte-wise `memset`) was most
         // of it; a few requests are in flight at a time.
         let mut held = heapless::Vec::<(u64, u16), TABLE>::new();
-        for s in &self.slots {
+        for s in &self.slots[..self.used_top.min(TABLE)] {
             if let (State::Pending | State::Submitted, Some(c)) = (s.state, s.chain) {
                 // Ids are (sequence << 16) | slot: the sequence orders them. At most one
                 // per slot, so never more than TABLE.
