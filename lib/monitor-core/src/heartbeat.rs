@@ -366,22 +366,30 @@ mod tests {
         assert_eq!(hung(&mut h, expiry + grace + 1), [(client, 100)]);
     }
 
-    /// The control-pd campaign: control (priority 120, 250 ms) spins; hello_logger (50,
-    /// 200 ms) is starved, and its deadline passes before control's. control has left a
-    /// ping unanswered for longer than a live PD takes: the logger is not hung.
-    #[test]
-    fn a_pd_starved_by_a_silent_higher_priority_pd_with_a_longer_period_is_not_hung() {
+    /// control-pd's campaign system: control (priority 120, 250 ms) above hello_logger
+    /// (50, 200 ms), both watched from 0 and each having answered its first ping (the
+    /// logger's at 200, control's at 250).
+    fn control_and_logger() -> (Heartbeats, u8, u8) {
         let mut h = Heartbeats::new();
         let (control, logger) = (1u8, 4u8);
         h.watch(control, 250, 0);
         h.watch(logger, 200, 0);
         h.set_priority(control, 120);
         h.set_priority(logger, 50);
-        // Both answer their pings until control hangs at 260, after answering the one of 250.
         assert_eq!(pings(&mut h, 200), [logger]);
         h.answered(logger, 200);
         assert_eq!(pings(&mut h, 250), [control]);
         h.answered(control, 250);
+        (h, control, logger)
+    }
+
+    /// The control-pd campaign: control (priority 120, 250 ms) spins; hello_logger (50,
+    /// 200 ms) is starved, and its deadline passes before control's. control has left a
+    /// ping unanswered for longer than a live PD takes: the logger is not hung.
+    #[test]
+    fn a_pd_starved_by_a_silent_higher_priority_pd_with_a_longer_period_is_not_hung() {
+        let (mut h, control, logger) = control_and_logger();
+        // Both answered their first pings; control hangs at 260, after the one of 250.
         assert_eq!(pings(&mut h, 400), [logger]);
         assert_eq!(pings(&mut h, 500), [control]);
         // The logger's deadline (200 + 400) passes; control's (250 + 500) has not. The
@@ -436,16 +444,7 @@ mod tests {
     /// stays silent, the logger is not confirmed hung; control is, at its own deadline.
     #[test]
     fn a_pd_starved_by_a_higher_priority_pd_that_hung_just_before_is_not_hung() {
-        let mut h = Heartbeats::new();
-        let (control, logger) = (1u8, 4u8);
-        h.watch(control, 250, 0);
-        h.watch(logger, 200, 0);
-        h.set_priority(control, 120);
-        h.set_priority(logger, 50);
-        assert_eq!(pings(&mut h, 200), [logger]);
-        h.answered(logger, 200);
-        assert_eq!(pings(&mut h, 250), [control]);
-        h.answered(control, 250);
+        let (mut h, control, logger) = control_and_logger();
         // The logger is restarted at 300 (first ping at 500, deadline 700); control answers
         // its ping of 500 and hangs at 501, before the logger could answer its own.
         h.restarted(logger, 300);
