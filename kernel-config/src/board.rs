@@ -43,8 +43,15 @@ impl GicLayout {
 pub struct Board {
     /// The name used on the command line (`--board`).
     pub name: &'static str,
-    pub ram_base: u64,
-    pub ram_size: u64,
+    /// What the board is, whatever its RAM: boards that differ in RAM alone (the Pi 4's
+    /// `rpi4b_1gb` to `rpi4b_8gb`) share it, and with it QEMU's machine, the SD card's
+    /// layout and everything else that is not RAM.
+    pub family: &'static str,
+    /// RAM, `[start, end)` ranges: sorted, disjoint, in whole 2 MiB blocks, at most
+    /// [`MAX_RAM_RANGES`] (host-tested for every board). The kernel is loaded in one
+    /// ([`Board::kernel_ram`]) and allocates the root task's objects there; what it leaves of
+    /// that range and every other range become the root task's untyped memory.
+    pub ram: &'static [(u64, u64)],
     /// The kernel console's UART: its registers start here (not always page aligned: the
     /// ODROID-C2's is at 0xc810_04c0), in the page [`Board::uart_page`].
     pub uart_base: u64,
@@ -111,10 +118,10 @@ pub enum BootFormat {
 
 const QEMU_VIRT_COMMON: Board = Board {
     name: "qemu-virt-aarch64",
-    ram_base: 0x4000_0000,
+    family: "qemu-virt-aarch64",
     // The runner starts QEMU with exactly this much RAM (`-m`): 2 GiB, as Microkit's
     // `qemu_virt_aarch64`, whose users' files put regions at 0x8000_0000.
-    ram_size: 2 << 30,
+    ram: &[(0x4000_0000, 0xc000_0000)],
     uart_base: 0x0900_0000,
     console: ConsoleKind::Pl011,
     uart_irq: 33,
@@ -148,19 +155,45 @@ pub const QEMU_VIRT_GICV3: Board = Board {
     ..QEMU_VIRT_COMMON
 };
 
-/// Raspberry Pi 4 Model B (BCM2711), every RAM size, as the Pi firmware leaves it: booted at
-/// EL2 on `kernel8.img`, secondary cores parked on the spin table. The addresses are the
-/// ARM's physical view ("low peripheral" mode); the device tree speaks of bus addresses
-/// (0x7e.. for 0xfe..) and `kernel-config/tests/upstream_dtbs.rs` translates and checks every
-/// one against Debian's `bcm2711-rpi-4-b.dtb`.
+/// The Pi 4's RAM, per model. The firmware writes the memory node at boot (Debian's
+/// `bcm2711-rpi-4-b.dtb` has `reg = <0 0 0>`), so these are seL4's figures, which Microkit's
+/// `rpi4b_1gb` to `rpi4b_8gb` use (its `build_sdk.py` sets `RPI4_MEMORY` to 1024 to 8192,
+/// which picks seL4's `src/plat/bcm2711/overlay-rpi4-{1,2,4,8}gb.dts`; the ranges are those
+/// the firmware gives Raspberry Pi OS, seen in its `/proc/iomem`):
+///
+/// - every model: `0..0x3b40_0000`, the first GiB up to the VideoCore's share (76 MiB with
+///   the default `gpu_mem`, which the SD card's `config.txt` keeps);
+/// - 2 GiB: `0x4000_0000..0x8000_0000` besides (QEMU `raspi4b`'s RAM is `0..0x8000_0000`);
+/// - 4 GiB: `0x4000_0000..0xfc00_0000`, up to the peripherals: in "low peripheral" mode the
+///   RAM under `0xfc00_0000..0x1_0000_0000` is hidden (the DT's lowest bus window, `/scb`'s,
+///   starts at 0xfc00_0000: `tests/upstream_dtbs.rs` checks the range ends there);
+/// - 8 GiB: that and `0x1_0000_0000..0x2_0000_0000` (seL4 lists it as two 2 GiB ranges).
+///
+/// The SoC's older DMA masters (`/soc` `dma-ranges`) reach the first GiB only, and the root
+/// task puts a region without `phys_addr` wherever it finds room, above 1 GiB too: a DMA
+/// buffer for one of them needs a `phys_addr` below 0x3b40_0000.
+const RPI4B_RAM_1GB: &[(u64, u64)] = &[(0, 0x3b40_0000)];
+const RPI4B_RAM_2GB: &[(u64, u64)] = &[(0, 0x3b40_0000), (0x4000_0000, 0x8000_0000)];
+const RPI4B_RAM_4GB: &[(u64, u64)] = &[(0, 0x3b40_0000), (0x4000_0000, 0xfc00_0000)];
+const RPI4B_RAM_8GB: &[(u64, u64)] = &[
+    (0, 0x3b40_0000),
+    (0x4000_0000, 0xfc00_0000),
+    (0x1_0000_0000, 0x2_0000_0000),
+];
+
+/// Raspberry Pi 4 Model B (BCM2711) as the Pi firmware leaves it: booted at EL2 on
+/// `kernel8.img`, secondary cores parked on the spin table. The addresses are the ARM's
+/// physical view ("low peripheral" mode); the device tree speaks of bus addresses (0x7e.. for
+/// 0xfe..) and `kernel-config/tests/upstream_dtbs.rs` translates and checks every one against
+/// Debian's `bcm2711-rpi-4-b.dtb`.
+///
+/// `rpi4b` is the 1 GiB board's RAM, which every Pi 4 has (the tests, the docs' examples and
+/// the SD card commands use it); [`RPI4B_1GB`] to [`RPI4B_8GB`] are the same board with each
+/// model's RAM, named as Microkit names them.
 pub const RPI4B: Board = Board {
     name: "rpi4b",
-    // The firmware fills the memory node in at boot. Below 1 GiB, every Pi 4 has RAM up to
-    // where the VideoCore's share begins; 0x3b40_0000 is that on the 1 GiB board with the
-    // default gpu_mem (seL4's and Microkit's rpi4b_1gb too), so it holds on all of them.
-    // RAM above 1 GiB (2, 4, 8 GiB boards) is not used yet.
-    ram_base: 0,
-    ram_size: 0x3b40_0000,
+    family: "rpi4b",
+    ram: RPI4B_RAM_1GB,
     // PL011 UART0 (the DT's serial0, bus 0x7e20_1000), on GPIO 14/15 once the kernel has
     // set their function (docs/boards.md); SPI 121.
     uart_base: 0xfe20_1000,
@@ -196,6 +229,33 @@ pub const RPI4B: Board = Board {
     },
 };
 
+/// The 1 GiB Pi 4: [`RPI4B`] under Microkit's name.
+pub const RPI4B_1GB: Board = Board {
+    name: "rpi4b_1gb",
+    ..RPI4B
+};
+
+/// The 2 GiB Pi 4 (and QEMU `raspi4b`, which has 2 GiB).
+pub const RPI4B_2GB: Board = Board {
+    name: "rpi4b_2gb",
+    ram: RPI4B_RAM_2GB,
+    ..RPI4B
+};
+
+/// The 4 GiB Pi 4.
+pub const RPI4B_4GB: Board = Board {
+    name: "rpi4b_4gb",
+    ram: RPI4B_RAM_4GB,
+    ..RPI4B
+};
+
+/// The 8 GiB Pi 4.
+pub const RPI4B_8GB: Board = Board {
+    name: "rpi4b_8gb",
+    ram: RPI4B_RAM_8GB,
+    ..RPI4B
+};
+
 /// ODROID-C4 (Amlogic S905X3, "SM1"), as U-Boot leaves it: the boot script
 /// (lib/board-image/src/amlogic.rs) `bootm`s the flat image wrapped as a legacy U-Boot image,
 /// which copies it to [`Board::kernel_load`], turns the MMU and caches off and enters it at
@@ -204,12 +264,12 @@ pub const RPI4B: Board = Board {
 /// `kernel-config/tests/upstream_dtbs.rs`. No emulator boots it: never run (docs/boards.md).
 pub const ODROID_C4: Board = Board {
     name: "odroid-c4",
+    family: "odroid-c4",
     // Above the secure monitor's reserved ranges (0x0500_0000..0x0730_0000, `no-map` in the
     // DT: touching them, even by a speculative fetch through a cacheable mapping, faults on
     // the bus), up to the 1 GiB the DT's memory node has before U-Boot fills in the board's
-    // 4 GiB. The rest of the 4 GiB is not used yet: `Board` has one RAM range.
-    ram_base: 0x0740_0000,
-    ram_size: 0x4000_0000 - 0x0740_0000,
+    // 4 GiB. The rest of the 4 GiB is not used yet: nothing checkable says where it lies.
+    ram: &[(0x0740_0000, 0x4000_0000)],
     // UART_AO (serial0, 115200 8N1, the header's UART pins), SPI 193.
     uart_base: 0xff80_3000,
     console: ConsoleKind::MesonGx,
@@ -243,11 +303,11 @@ pub const ODROID_C4: Board = Board {
 /// against Debian's `meson-gxbb-odroidc2.dtb`.
 pub const ODROID_C2: Board = Board {
     name: "odroid-c2",
+    family: "odroid-c2",
     // Above every `no-map` range of the DT (the boot ROM's first 16 MiB, the secure
     // monitor's at 0x0500_0000 and 0x1000_0000..0x1020_0000), to the end of the DT's 2 GiB
     // memory node (every C2 has 2 GiB).
-    ram_base: 0x1020_0000,
-    ram_size: 0x8000_0000 - 0x1020_0000,
+    ram: &[(0x1020_0000, 0x8000_0000)],
     // UART_AO (serial0) in the always-on bus at 0xc810_0000; not page aligned. SPI 193.
     uart_base: 0xc810_04c0,
     console: ConsoleKind::MesonGx,
@@ -272,6 +332,13 @@ pub const ODROID_C2: Board = Board {
     boot_format: BootFormat::Raw,
     console_setup: ConsoleSetup::AsLeft,
 };
+
+/// Most RAM ranges a board has ([`Board::ram`]; the 8 GiB Pi 4 has three).
+pub const MAX_RAM_RANGES: usize = 4;
+
+/// Physical address bits of the kernel's translation regimes: TCR_EL2.PS and VTCR_EL2.PS
+/// are both 40 bits (`kernel/src/arch/aarch64`), so RAM and devices must lie below 1 TiB.
+pub const PHYS_ADDR_BITS: u32 = 40;
 
 /// INTIDs the kernel keeps a claim for (SGIs and PPIs included): user level can be given SPIs
 /// 32..MAX_INTIDS and the EL1 physical timer's PPI, no others.
@@ -449,12 +516,55 @@ const QEMU_VIRT_HIGH_PCIE_MMIO: (u64, u64) = (0x80_0000_0000, 0x100_0000_0000);
 const QEMU_VIRT_GICV2M: (u64, u64) = (0x0802_0000, 0x0802_1000);
 
 impl Board {
+    /// The RAM range the kernel is loaded in (`(0, 0)` if none, which a host test rules
+    /// out): the kernel allocates the root task's objects from its image's end up in it.
+    pub const fn kernel_ram(&self) -> (u64, u64) {
+        let mut i = 0;
+        while i < self.ram.len() {
+            let (lo, hi) = self.ram[i];
+            if lo <= self.kernel_load && self.kernel_load < hi {
+                return (lo, hi);
+            }
+            i += 1;
+        }
+        (0, 0)
+    }
+
+    /// Bytes of RAM, all ranges together.
+    pub const fn ram_bytes(&self) -> u64 {
+        let mut n = 0u64;
+        let mut i = 0;
+        while i < self.ram.len() {
+            n = n.saturating_add(self.ram[i].1.saturating_sub(self.ram[i].0));
+            i += 1;
+        }
+        n
+    }
+
+    /// Whether `[lo, hi)` lies inside one RAM range: nothing physically contiguous
+    /// straddles the gap between two.
+    pub const fn ram_contains(&self, lo: u64, hi: u64) -> bool {
+        let mut i = 0;
+        while i < self.ram.len() {
+            if self.ram[i].0 <= lo && hi <= self.ram[i].1 && lo <= hi {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+
+    /// Whether `[lo, hi)` meets RAM.
+    pub fn ram_meets(&self, lo: u64, hi: u64) -> bool {
+        self.ram.iter().any(|&(a, b)| lo < b && a < hi)
+    }
+
     /// Device memory handed to user level besides [`Board::device_window`], as device
     /// untypeds, in address order: on QEMU virt its PCIe windows below and above RAM and, with
     /// a GICv2, its GICv2m frame, as Microkit's `qemu_virt_aarch64` has them. Not GICv3's ITS,
     /// which writes its tables to RAM (a DMA master), nor its redistributors above RAM.
     pub fn more_devices(&self) -> &'static [(u64, u64)] {
-        match (self.name, self.gic) {
+        match (self.family, self.gic) {
             ("qemu-virt-aarch64", GicLayout::V2 { .. }) => &[
                 QEMU_VIRT_GICV2M,
                 QEMU_VIRT_PCIE,
@@ -525,7 +635,7 @@ impl Board {
     /// free (the build picks it: `axolotl_sdf::console_board`). Empty where the board has
     /// one console only (the Pi and the ODROIDs: no other UART of theirs is modelled).
     pub fn console_candidates(&self) -> &'static [ConsoleUart] {
-        match self.name {
+        match self.family {
             "qemu-virt-aarch64" => QEMU_VIRT_UARTS,
             _ => &[],
         }
@@ -554,7 +664,7 @@ impl Board {
     /// Microkit's `qemu_virt_aarch64`). The kernel runs every PD on the boot core
     /// ([`Board::cores`]): `cpu` 1 to 3 is accepted with a warning (docs/sdf.md).
     pub fn sdf_cores(&self) -> u32 {
-        match self.name {
+        match self.family {
             "qemu-virt-aarch64" => 4,
             _ => self.cores(),
         }
@@ -601,19 +711,25 @@ pub const BOARDS: &[Board] = &[
     QEMU_VIRT_GICV2,
     QEMU_VIRT_GICV3,
     RPI4B,
+    RPI4B_1GB,
+    RPI4B_2GB,
+    RPI4B_4GB,
+    RPI4B_8GB,
     ODROID_C4,
     ODROID_C2,
 ];
 
 /// Looks a board up by name and GIC version (`None` takes the board's first listed variant).
-/// Microkit's spelling of a board name (`qemu_virt_aarch64`) is understood too.
+/// `-` and `_` are the same: Microkit's spelling of a board name (`qemu_virt_aarch64`,
+/// `rpi4b_2gb`) is understood, and so is `rpi4b-2gb`.
 pub fn board_by_name(name: &str, gic: Option<GicVersion>) -> Option<Board> {
+    let dash = |c: u8| if c == b'_' { b'-' } else { c };
     let same = |b: &Board| {
         b.name.len() == name.len()
             && b.name
                 .bytes()
                 .zip(name.bytes())
-                .all(|(x, y)| x == y || (x == b'-' && y == b'_'))
+                .all(|(x, y)| dash(x) == dash(y))
     };
     BOARDS
         .iter()
@@ -676,15 +792,14 @@ mod tests {
                 } => &[gicd, gicc, gich],
                 GicLayout::V3 { gicd, gicr } => &[gicd, gicr],
             };
-            let ram = (b.ram_base, b.ram_base + b.ram_size);
             // kernel/src/boot.rs has room for five; the kernel's stage 2 reaches 40 bits.
             assert!(b.more_devices().len() <= 5, "{}", b.name);
             for &(lo, hi) in b.more_devices() {
-                assert!(hi <= 1 << 40, "{}: {hi:#x}", b.name);
+                assert!(hi <= 1 << PHYS_ADDR_BITS, "{}: {hi:#x}", b.name);
                 assert!(lo < hi && lo.is_multiple_of(0x1000) && hi.is_multiple_of(0x1000));
-                for (olo, ohi) in [ram, b.device_window] {
-                    assert!(hi <= olo || lo >= ohi, "{}: {lo:#x}..{hi:#x}", b.name);
-                }
+                assert!(!b.ram_meets(lo, hi), "{}: {lo:#x}..{hi:#x}", b.name);
+                let (olo, ohi) = b.device_window;
+                assert!(hi <= olo || lo >= ohi, "{}: {lo:#x}..{hi:#x}", b.name);
                 for &g in gic {
                     assert!(g + 0x1_0000 <= lo || g >= hi, "{}: GIC {g:#x}", b.name);
                 }
@@ -716,6 +831,114 @@ mod tests {
             panic!("GIC-400")
         };
         assert!(gicd >= hi && gicv >= hi);
+    }
+
+    /// Microkit's four Pi 4 boards: the same board but for RAM, whose ranges are seL4's
+    /// (`overlay-rpi4-{1,2,4,8}gb.dts`); `rpi4b` stays the 1 GiB one.
+    #[test]
+    fn rpi4b_comes_in_microkit_s_four_ram_sizes() {
+        const MIB: u64 = 1 << 20;
+        for (name, b, ram, mib) in [
+            ("rpi4b_1gb", RPI4B_1GB, &[(0, 0x3b40_0000)][..], 948),
+            (
+                "rpi4b_2gb",
+                RPI4B_2GB,
+                &[(0, 0x3b40_0000), (0x4000_0000, 0x8000_0000)][..],
+                948 + 1024,
+            ),
+            (
+                "rpi4b_4gb",
+                RPI4B_4GB,
+                &[(0, 0x3b40_0000), (0x4000_0000, 0xfc00_0000)][..],
+                948 + 3008,
+            ),
+            (
+                "rpi4b_8gb",
+                RPI4B_8GB,
+                &[
+                    (0, 0x3b40_0000),
+                    (0x4000_0000, 0xfc00_0000),
+                    (0x1_0000_0000, 0x2_0000_0000),
+                ][..],
+                948 + 3008 + 4096,
+            ),
+        ] {
+            assert_eq!(b.name, name);
+            assert_eq!(board_by_name(name, None), Some(b));
+            assert_eq!(board_by_name(&name.replace('_', "-"), None), Some(b));
+            assert_eq!(board_by_name(name, Some(GicVersion::V3)), None);
+            assert_eq!(b.ram, ram, "{name}");
+            assert_eq!(b.ram_bytes(), mib * MIB, "{name}");
+            // Nothing but the name and RAM differs from `rpi4b`.
+            assert_eq!(
+                Board {
+                    name: RPI4B.name,
+                    ram: RPI4B.ram,
+                    ..b
+                },
+                RPI4B
+            );
+            // The kernel and the root task's objects stay in the first range, which every
+            // model has.
+            assert_eq!(b.kernel_ram(), (0, 0x3b40_0000), "{name}");
+        }
+        assert_eq!(RPI4B.ram, RPI4B_1GB.ram);
+        assert!(RPI4B_2GB.ram_contains(0x4000_0000, 0x8000_0000));
+        assert!(
+            !RPI4B_2GB.ram_contains(0x3b40_0000, 0x3b40_1000),
+            "the VideoCore's"
+        );
+        assert!(
+            !RPI4B_2GB.ram_contains(0x3b3f_f000, 0x4000_1000),
+            "straddles the gap"
+        );
+        assert!(
+            !RPI4B_4GB.ram_meets(0xfc00_0000, 0x1_0000_0000),
+            "the peripherals'"
+        );
+        assert!(RPI4B_8GB.ram_contains(0x1_ffff_f000, 0x2_0000_0000));
+        assert!(!RPI4B_8GB.ram_meets(0x2_0000_0000, 0x2_0000_1000));
+    }
+
+    /// Every board's RAM: a few sorted, disjoint ranges of whole 2 MiB blocks (the kernel
+    /// maps RAM by 2 MiB blocks) within the kernel's physical address size, holding the
+    /// kernel, clear of every device the kernel or user level maps.
+    #[test]
+    fn every_board_s_ram_is_ranges_clear_of_its_devices() {
+        for b in BOARDS {
+            let r = b.ram;
+            assert!(!r.is_empty() && r.len() <= MAX_RAM_RANGES, "{}", b.name);
+            for &(lo, hi) in r {
+                assert!(lo < hi, "{}", b.name);
+                assert!(
+                    lo % (2 << 20) == 0 && hi % (2 << 20) == 0,
+                    "{}: 2 MiB",
+                    b.name
+                );
+                assert!(hi <= 1 << PHYS_ADDR_BITS, "{}", b.name);
+            }
+            for w in r.windows(2) {
+                assert!(
+                    w[0].1 < w[1].0,
+                    "{}: sorted, disjoint, apart: {r:x?}",
+                    b.name
+                );
+            }
+            let (klo, khi) = b.kernel_ram();
+            assert!(klo <= b.kernel_load && b.kernel_load < khi, "{}", b.name);
+            assert_eq!(b.kernel_load % 4096, 0, "{}", b.name);
+            let (dlo, dhi) = b.device_window;
+            assert!(!b.ram_meets(dlo, dhi), "{}: devices outside RAM", b.name);
+            for (lo, hi) in b.kernel_gic_frames() {
+                assert!(!b.ram_meets(lo, hi), "{}: GIC {lo:#x}", b.name);
+            }
+            for &(lo, hi) in b.user_device_ranges().as_slice() {
+                assert!(!b.ram_meets(lo, hi), "{}: {lo:#x}..{hi:#x}", b.name);
+            }
+            assert!(!b.ram_meets(b.uart_page(), b.uart_page() + 0x1000));
+            let bytes: u64 = r.iter().map(|&(lo, hi)| hi - lo).sum();
+            assert_eq!(b.ram_bytes(), bytes, "{}", b.name);
+        }
     }
 
     #[test]
@@ -821,9 +1044,11 @@ mod tests {
             for &(lo, hi) in b.more_devices() {
                 assert!(user.contains(lo, hi), "{}: {lo:#x}", b.name);
             }
-            // The device untypeds, with RAM's (a few dozen), within the boot info's 128.
+            // The device untypeds and RAM's, within the boot info's 128 (`MAX_UNTYPED`).
             let n: usize = r.iter().map(|&(lo, hi)| untyped_blocks(lo, hi)).sum();
             assert!(n <= 64, "{}: {n} device untypeds", b.name);
+            let ram: usize = b.ram.iter().map(|&(lo, hi)| untyped_blocks(lo, hi)).sum();
+            assert!(ram <= 48, "{}: {ram} RAM untypeds", b.name);
         }
         // As before the GIC came inside a window: QEMU virt and the Pi.
         for b in [QEMU_VIRT_GICV2, RPI4B] {
@@ -864,25 +1089,8 @@ mod tests {
             Some(v3)
         );
         for b in BOARDS {
-            assert_eq!(
-                b.ram_base % (2 << 20),
-                0,
-                "{}: RAM must be 2 MiB aligned",
-                b.name
-            );
             assert!(b.device_window.0 < b.device_window.1);
-            let ram_end = b.ram_base + b.ram_size;
-            assert!(
-                b.device_window.1 <= b.ram_base || b.device_window.0 >= ram_end,
-                "{}: devices outside RAM",
-                b.name
-            );
-            assert!(
-                b.kernel_load >= b.ram_base && b.kernel_load < ram_end,
-                "{}: kernel in RAM",
-                b.name
-            );
-            assert_eq!(b.kernel_load % 4096, 0, "{}", b.name);
         }
+        assert_eq!(v3.ram, [(0x4000_0000, 0xc000_0000)]);
     }
 }

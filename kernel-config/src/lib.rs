@@ -14,6 +14,7 @@ pub use board::{
     BOARDS, Board, BootFormat, ConsoleKind, ConsoleSetup, ConsoleUart, DeviceRanges,
     GICV2_GICC_BYTES, GICV2_GICD_BYTES, GICV2_GICH_BYTES, GICV2_GICV_BYTES, GICV3_GICD_BYTES,
     GICV3_GICR_BYTES_PER_CORE, GicLayout, GicVersion, IrqRefusal, MAX_DEVICE_RANGES, MAX_INTIDS,
-    ODROID_C2, ODROID_C4, RPI4B, board_by_name,
+    MAX_RAM_RANGES, ODROID_C2, ODROID_C4, PHYS_ADDR_BITS, RPI4B, RPI4B_1GB, RPI4B_2GB, RPI4B_4GB,
+    RPI4B_8GB, board_by_name,
 };
 pub use build::BuildConfig;

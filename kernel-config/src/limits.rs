@@ -21,28 +21,31 @@ pub const USER_ASIDS: usize = NUM_ASIDS - 2;
 /// is margin.
 pub const RESERVED_RAM: u64 = 16 << 20;
 
-/// The RAM the kernel and the root task hold from boot on, `[start, end)`: everything of it
-/// below the first untyped the root task is given. The kernel is loaded near the bottom of RAM
-/// (`Board::kernel_load`: 2 MiB in on QEMU virt, below it QEMU's device tree) and allocates the
-/// root task's objects upwards from its image's end, so all of it lies within
-/// [`RESERVED_RAM`] and the system pack (part of the kernel image) from the start of RAM. A
-/// memory region at a fixed RAM address must lie above it; `pack_bytes` is 0 when the pack is
-/// not known yet (`cargo xtask check`: a lower bound).
+/// The RAM the kernel and the root task hold from boot on, `[start, end)`: everything of the
+/// RAM range the kernel is loaded in (`Board::kernel_ram`) below the first untyped the root
+/// task is given there. The kernel is loaded near the bottom of that range
+/// (`Board::kernel_load`: 2 MiB in on QEMU virt, below it QEMU's device tree) and allocates
+/// the root task's objects upwards from its image's end, so all of it lies within
+/// [`RESERVED_RAM`] and the system pack (part of the kernel image) from the range's start. A
+/// memory region at a fixed RAM address must not meet it; `pack_bytes` is 0 when the pack is
+/// not known yet (`cargo xtask check`: a lower bound). The board's other RAM ranges (the
+/// larger Pi 4s') are the root task's whole.
 ///
 /// Boards whose boot chain loads the kernel further up (the ODROIDs' U-Boot at 0x2000_0000,
 /// far above their RAM's start) count from the load address, and everything below it as held
 /// too: the kernel allocates upwards from its image and gives the root task nothing below it.
 pub const fn kernel_held_ram(board: &crate::Board, pack_bytes: u64) -> (u64, u64) {
+    let (start, _) = board.kernel_ram();
     // Near the bottom (QEMU virt 2 MiB in, the Pi 512 KiB in), RESERVED_RAM counts from
-    // RAM's start, the little below the load address included.
-    let from = if board.kernel_load >= board.ram_base.saturating_add(RESERVED_RAM) {
+    // the range's start, the little below the load address included.
+    let from = if board.kernel_load >= start.saturating_add(RESERVED_RAM) {
         board.kernel_load
     } else {
-        board.ram_base
+        start
     };
     let end = from.saturating_add(RESERVED_RAM).saturating_add(pack_bytes);
     // Untyped memory starts page aligned.
-    (board.ram_base, end.saturating_add(0xfff) & !0xfff)
+    (start, end.saturating_add(0xfff) & !0xfff)
 }
 
 #[cfg(test)]
@@ -54,15 +57,19 @@ mod tests {
     fn held_ram_holds_the_kernel_and_leaves_microkit_s_region_address() {
         for b in BOARDS {
             let (lo, hi) = kernel_held_ram(b, 0x12_3456);
-            assert_eq!(lo, b.ram_base, "{}", b.name);
+            let (klo, khi) = b.kernel_ram();
+            assert_eq!(lo, klo, "{}", b.name);
             assert!(b.kernel_load >= lo && b.kernel_load < hi, "{}", b.name);
             assert!(hi.is_multiple_of(0x1000) && hi >= lo + RESERVED_RAM + 0x12_3456);
-            assert!(hi < b.ram_base + b.ram_size, "{}", b.name);
+            assert!(hi < khi, "{}", b.name);
         }
         // Microkit's qemu_virt_aarch64 has 2 GiB: its `setvar` example puts a region at
         // 0x8000_0000.
         let q = board_by_name("qemu_virt_aarch64", Some(GicVersion::V3)).unwrap();
-        assert_eq!((q.ram_base, q.ram_size), (0x4000_0000, 0x8000_0000));
+        assert_eq!(q.ram, [(0x4000_0000, 0xc000_0000)]);
         assert!(kernel_held_ram(&q, 64 << 20).1 <= 0x8000_0000);
+        // The larger Pi 4s' RAM above 1 GiB is none of it.
+        let pi = board_by_name("rpi4b_8gb", None).unwrap();
+        assert_eq!(kernel_held_ram(&pi, 64 << 20), (0, 0x500_0000));
     }
 }

@@ -9,7 +9,8 @@
 use std::path::PathBuf;
 
 use axolotl_kernel_config::{
-    Board, ConsoleKind, ConsoleSetup, GicLayout, ODROID_C2, ODROID_C4, RPI4B,
+    Board, ConsoleKind, ConsoleSetup, GicLayout, ODROID_C2, ODROID_C4, RPI4B, RPI4B_1GB, RPI4B_2GB,
+    RPI4B_4GB, RPI4B_8GB,
 };
 use fdt::Fdt;
 
@@ -350,17 +351,60 @@ fn rpi4b_mismatches(fdt: &Fdt, b: &Board) -> Vec<String> {
         }
     }
 
-    // RAM: the memory node starts at 0 (the firmware fills its size in at boot); the board's
-    // range is inside the first GiB, which every Pi 4 has and the SoC's DMA reaches
-    // (/soc dma-ranges).
+    // RAM: the memory node starts at 0, but its size, and every range past the first, is
+    // the firmware's (the node is `reg = <0 0 0>`): the models' figures are seL4's
+    // (kernel-config's `RPI4B_RAM_*`). What the tree does say is checked: the first range,
+    // which every model has, starts at 0 inside the first GiB the SoC's DMA reaches (/soc
+    // dma-ranges); no range meets a bus window (the peripherals and the ARM local block under
+    // 4 GiB, the PCIe window at 24 GiB); a range reaching into the GiB below the peripherals
+    // ends where they begin (the 4 and 8 GiB boards: "low peripheral" mode hides the RAM
+    // under them); all lie in whole 2 MiB blocks, sorted, apart, below the kernel's 40-bit
+    // physical address space.
     let mem = regs(fdt, "/memory@0");
-    same!("RAM base", b.ram_base, mem[0].0);
+    let first = b.ram.first().copied().unwrap_or((u64::MAX, u64::MAX));
+    same!("RAM base", first.0, mem[0].0);
     let dma = ranges(fdt, soc, "dma-ranges").unwrap();
     let &(_, dma_cpu, dma_size) = dma.first().expect("/soc dma-ranges");
-    if b.ram_base < dma_cpu || b.ram_base + b.ram_size > dma_cpu + dma_size {
+    if first.0 < dma_cpu || first.1 > dma_cpu + dma_size {
         bad.push(format!(
-            "RAM {:#x}+{:#x} beyond the first GiB the SoC's DMA reaches ({dma_cpu:#x}+{dma_size:#x})",
-            b.ram_base, b.ram_size
+            "RAM {:#x}..{:#x} beyond the first GiB the SoC's DMA reaches ({dma_cpu:#x}+{dma_size:#x})",
+            first.0, first.1
+        ));
+    }
+    let mut buses: Vec<(u64, u64)> = children(fdt, "/")
+        .iter()
+        .filter_map(|bus| ranges(fdt, bus, "ranges"))
+        .flatten()
+        .map(|(_, cpu, size)| (cpu, cpu + size))
+        .collect();
+    buses.sort();
+    let lowest_bus = buses.first().expect("bus windows").0;
+    for &(lo, hi) in b.ram {
+        for &(wlo, whi) in &buses {
+            if lo < whi && wlo < hi {
+                bad.push(format!(
+                    "RAM {lo:#x}..{hi:#x} meets the bus window {wlo:#x}..{whi:#x}"
+                ));
+            }
+        }
+        if hi > lowest_bus & !((1 << 30) - 1) && hi < lowest_bus {
+            bad.push(format!(
+                "RAM {lo:#x}..{hi:#x} stops short of the peripherals at {lowest_bus:#x}"
+            ));
+        }
+        if lo >= hi || lo % (2 << 20) != 0 || hi % (2 << 20) != 0 {
+            bad.push(format!("RAM {lo:#x}..{hi:#x} is not whole 2 MiB blocks"));
+        }
+        if hi > 1 << axolotl_kernel_config::PHYS_ADDR_BITS {
+            bad.push(format!(
+                "RAM {lo:#x}..{hi:#x} beyond 40-bit physical addresses"
+            ));
+        }
+    }
+    if b.ram.windows(2).any(|w| w[0].1 >= w[1].0) {
+        bad.push(format!(
+            "RAM ranges {:x?} overlap or are out of order",
+            b.ram
         ));
     }
     // The kernel's load address is past the spin table the secondary cores wait on (left
@@ -392,12 +436,15 @@ fn rpi4b_matches_bcm2711_rpi_4_b_dtb() {
         return;
     };
     let fdt = Fdt::new(&dtb).expect("a valid DTB");
-    let bad = rpi4b_mismatches(&fdt, &RPI4B);
-    assert!(
-        bad.is_empty(),
-        "rpi4b disagrees with the DTB:\n{}",
-        bad.join("\n")
-    );
+    for b in [RPI4B, RPI4B_1GB, RPI4B_2GB, RPI4B_4GB, RPI4B_8GB] {
+        let bad = rpi4b_mismatches(&fdt, &b);
+        assert!(
+            bad.is_empty(),
+            "{} disagrees with the DTB:\n{}",
+            b.name,
+            bad.join("\n")
+        );
+    }
 }
 
 /// The mini UART the Pi's serial driver PD owns (`axolotl_mini_uart::rpi4b`, the SDFs'
@@ -599,10 +646,63 @@ fn a_wrong_rpi4b_constant_is_caught() {
             },
         ),
         (
-            "ram_size",
+            "the first RAM range beyond the first GiB",
             Board {
-                ram_size: 0x8000_0000,
+                ram: &[(0, 0x8000_0000)],
                 ..RPI4B
+            },
+        ),
+        (
+            "RAM not from 0",
+            Board {
+                ram: &[(0x20_0000, 0x3b40_0000)],
+                ..RPI4B
+            },
+        ),
+        (
+            "RAM into the peripherals",
+            Board {
+                ram: &[(0, 0x3b40_0000), (0x4000_0000, 0xfe00_0000)],
+                ..RPI4B_4GB
+            },
+        ),
+        (
+            "RAM short of the peripherals",
+            Board {
+                ram: &[(0, 0x3b40_0000), (0x4000_0000, 0xfa00_0000)],
+                ..RPI4B_4GB
+            },
+        ),
+        (
+            "RAM over the PCIe window",
+            Board {
+                ram: &[
+                    (0, 0x3b40_0000),
+                    (0x4000_0000, 0xfc00_0000),
+                    (0x1_0000_0000, 0x6_2000_0000),
+                ],
+                ..RPI4B_8GB
+            },
+        ),
+        (
+            "RAM ranges overlapping",
+            Board {
+                ram: &[(0, 0x3b40_0000), (0x3a00_0000, 0x8000_0000)],
+                ..RPI4B_2GB
+            },
+        ),
+        (
+            "RAM in half blocks",
+            Board {
+                ram: &[(0, 0x3b40_0000), (0x4000_0000, 0x8010_0000)],
+                ..RPI4B_2GB
+            },
+        ),
+        (
+            "RAM beyond 40 bits",
+            Board {
+                ram: &[(0, 0x3b40_0000), (0x100_0000_0000, 0x100_0020_0000)],
+                ..RPI4B_2GB
             },
         ),
         (
@@ -637,7 +737,7 @@ fn children(fdt: &Fdt, under: &str) -> Vec<String> {
         .find_node(under)
         .unwrap_or_else(|| panic!("no node {under}"));
     node.children()
-        .map(|c| format!("{under}/{}", c.name))
+        .map(|c| format!("{}/{}", under.trim_end_matches('/'), c.name))
         .collect()
 }
 
@@ -737,9 +837,17 @@ fn meson_mismatches(fdt: &Fdt, b: &Board) -> Vec<String> {
         .map(|&(a, s)| (a + s).next_multiple_of(2 << 20))
         .max()
         .unwrap();
-    same!("RAM base", b.ram_base, above_reserved.max(mem_base));
-    same!("RAM end", b.ram_base + b.ram_size, mem_base + mem_size);
-    let ram = b.ram_base..b.ram_base + b.ram_size;
+    // One range: the DT's memory node is one.
+    let &[(ram_base, ram_end)] = b.ram else {
+        bad.push(format!(
+            "RAM {:x?} is not the memory node's one range",
+            b.ram
+        ));
+        return bad;
+    };
+    same!("RAM base", ram_base, above_reserved.max(mem_base));
+    same!("RAM end", ram_end, mem_base + mem_size);
+    let ram = ram_base..ram_end;
     if !ram.contains(&b.kernel_load) {
         bad.push(format!(
             "the kernel's load address {:#x} is outside RAM",
@@ -923,17 +1031,23 @@ fn a_wrong_odroid_constant_is_caught() {
                 },
             ),
             (
-                "ram_base",
+                "ram start",
                 Board {
-                    ram_base: 0,
-                    ram_size: b.ram_size + b.ram_base,
+                    ram: Box::leak(Box::new([(0, b.ram[0].1)])),
                     ..b
                 },
             ),
             (
-                "ram_size",
+                "ram end",
                 Board {
-                    ram_size: b.ram_size + (1 << 30),
+                    ram: Box::leak(Box::new([(b.ram[0].0, b.ram[0].1 + (1 << 30))])),
+                    ..b
+                },
+            ),
+            (
+                "ram in two ranges",
+                Board {
+                    ram: Box::leak(Box::new([b.ram[0], (0x1_0000_0000, 0x1_4000_0000)])),
                     ..b
                 },
             ),

@@ -25,7 +25,9 @@ extern "C" fn kernel_main(vectors: u64, entry_el: u64) -> ! {
         cpu::init_el2();
     }
     let l = mmu::layout();
-    let ram_end = board.ram_base + board.ram_size;
+    // The kernel allocates the root task's objects in the RAM range it was loaded in; the
+    // board's other ranges (the larger Pi 4s' above 1 GiB) are untyped memory whole.
+    let (_, kernel_ram_end) = board.kernel_ram();
     kprintln!();
     kprintln!("axolotl kernel v{} (EL2)", env!("CARGO_PKG_VERSION"));
     if !crate::IMAGE.is_empty() {
@@ -58,10 +60,9 @@ extern "C" fn kernel_main(vectors: u64, entry_el: u64) -> ! {
         );
     }
     kprintln!(
-        "memory: RAM {:#x}-{:#x} ({} MiB), kernel {:#x}-{:#x} ({} KiB)",
-        board.ram_base,
-        ram_end,
-        board.ram_size >> 20,
+        "memory: RAM {} ({} MiB), kernel {:#x}-{:#x} ({} KiB)",
+        RamRanges(board.ram),
+        board.ram_bytes() >> 20,
         l.start,
         l.end,
         (l.end - l.start) >> 10
@@ -69,7 +70,7 @@ extern "C" fn kernel_main(vectors: u64, entry_el: u64) -> ! {
 
     // SAFETY: sole user of the kernel state during boot.
     let k = unsafe { KERNEL.get() };
-    k.boot_mem = BootAlloc::new(l.end, ram_end);
+    k.boot_mem = BootAlloc::new(l.end, kernel_ram_end);
     // SAFETY: the board's GIC, identity mapped as device memory.
     let mut gic = unsafe { Gic::init(board.gic) };
     gic.enable(board.hyp_timer_irq, true);
@@ -106,6 +107,7 @@ extern "C" fn kernel_main(vectors: u64, entry_el: u64) -> ! {
         &mut k.boot_mem,
         &mut k.asids,
         config.root_cnode_bits,
+        board.ram,
         devices.as_slice(),
     );
     kprintln!(
@@ -119,4 +121,19 @@ extern "C" fn kernel_main(vectors: u64, entry_el: u64) -> ! {
     // SAFETY: a fully initialised TCB.
     unsafe { k.sched.enqueue(loaded.tcb) };
     trap::schedule_and_return(k, false)
+}
+
+/// RAM ranges as the banner shows them: `0x0-0x3b400000, 0x40000000-0x80000000`.
+struct RamRanges(&'static [(u64, u64)]);
+
+impl core::fmt::Display for RamRanges {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, (lo, hi)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{lo:#x}-{hi:#x}")?;
+        }
+        Ok(())
+    }
 }

@@ -29,6 +29,7 @@ pub fn create(
     mem: &mut BootAlloc,
     asids: &mut axolotl_kernel_core::asid::AsidTable,
     cnode_bits: u8,
+    ram: &[(u64, u64)],
     devices: &[(u64, u64)],
 ) -> Summary {
     let cnode = mem
@@ -147,8 +148,15 @@ pub fn create(
             s.untyped_bytes += 1 << bits;
         }
     };
+    // What the boot allocator left of its range, then the board's other RAM ranges whole:
+    // the kernel allocates nothing there, now or later.
     let (lo, hi) = mem.remaining();
     blocks((lo + 4095) & !4095, hi, |p, b| add(p, b, false));
+    for &(rlo, rhi) in ram {
+        if (rlo, rhi) != crate::BOARD.kernel_ram() {
+            blocks(rlo, rhi, |p, b| add(p, b, false));
+        }
+    }
     for &(dlo, dhi) in devices {
         blocks(dlo, dhi, |p, b| add(p, b, true));
     }

@@ -51,14 +51,33 @@ pub struct Net {
     pub udp_forwards_to: Vec<(u16, [u8; 4], u16)>,
 }
 
+/// QEMU `raspi4b`'s RAM (its `info mtree`: `ram` at 0..0x8000_0000; the machine has 2 GiB
+/// and takes no `-m`).
+pub const RASPI4B_RAM: (u64, u64) = (0, 0x8000_0000);
+
 /// Whether QEMU has a machine for `board`; the ODROIDs' Amlogic SoCs have none (they are
-/// built and put on SD cards, never booted here: docs/boards.md).
+/// built and put on SD cards, never booted here: docs/boards.md), and QEMU's Pi 4 is the
+/// 2 GiB one: the 4 and 8 GiB boards' RAM is not all there.
 pub fn emulated(board: &Board) -> Result<(), String> {
-    match board.name {
-        "qemu-virt-aarch64" | "rpi4b" => Ok(()),
-        other => Err(format!(
-            "QEMU has no machine for {other}: build it (`cargo xtask build --board {other}`) or \
-             make its SD card (`cargo xtask image`, docs/boards.md)"
+    match board.family {
+        "qemu-virt-aarch64" => Ok(()),
+        "rpi4b" => match board
+            .ram
+            .iter()
+            .find(|r| r.0 < RASPI4B_RAM.0 || r.1 > RASPI4B_RAM.1)
+        {
+            None => Ok(()),
+            Some(r) => Err(format!(
+                "QEMU's raspi4b has 2 GiB of RAM ({:#x}..{:#x}), not {}'s {:#x}..{:#x}: boot \
+                 rpi4b_2gb there (or rpi4b, the 1 GiB board), or put {} on a Pi's SD card \
+                 (`cargo xtask image`, docs/boards.md)",
+                RASPI4B_RAM.0, RASPI4B_RAM.1, board.name, r.0, r.1, board.name
+            )),
+        },
+        _ => Err(format!(
+            "QEMU has no machine for {name}: build it (`cargo xtask build --board {name}`) or \
+             make its SD card (`cargo xtask image`, docs/boards.md)",
+            name = board.name
         )),
     }
 }
@@ -114,14 +133,15 @@ impl Machine {
     /// (QEMU's `bcm2835-aux`: the aux page `0xfe21_5000`, INTID 125; the Pi's systems'
     /// driver PD owns it); `null` unless [`Machine::uart1`] names a backend.
     pub fn args(&self, kernel: &Path, interactive: bool) -> Vec<String> {
-        let mut a: Vec<String> = match self.board.name {
+        let mut a: Vec<String> = match self.board.family {
             "qemu-virt-aarch64" => vec![
                 "-M".into(),
                 format!("virt,virtualization=on,gic-version={}", self.gic().number()),
                 "-cpu".into(),
                 self.cpu.into(),
                 "-m".into(),
-                format!("{}M", self.board.ram_size >> 20),
+                // One range, from where QEMU puts RAM (0x4000_0000).
+                format!("{}M", self.board.ram_bytes() >> 20),
                 "-smp".into(),
                 "1".into(),
                 "-kernel".into(),
@@ -202,7 +222,7 @@ impl Machine {
             (console, uart1)
         };
         a.extend(["-serial", first, "-serial", second, "-monitor", "none"].map(String::from));
-        if self.board.name == "rpi4b" {
+        if self.board.family == "rpi4b" {
             // The second -serial was the Pi's mini UART (QEMU wires serial_hd(1) to the aux
             // block). Its NIC (GENET) is not modelled: no virtio devices either.
         } else {
@@ -362,6 +382,10 @@ mod tests {
         for (name, ok) in [
             ("qemu-virt-aarch64", true),
             ("rpi4b", true),
+            ("rpi4b_1gb", true),
+            ("rpi4b_2gb", true),
+            ("rpi4b_4gb", false),
+            ("rpi4b_8gb", false),
             ("odroid-c4", false),
             ("odroid-c2", false),
         ] {
@@ -379,6 +403,14 @@ mod tests {
             assert!(!a.contains(absent), "{a}");
         }
         assert!(a.contains("-serial stdio -serial null"), "{a}");
+        // The 2 GiB board is the machine's own RAM: the same command line.
+        let b2 = board_by_name("rpi4b_2gb", None).unwrap();
+        assert_eq!(
+            Machine::new(b2).args(Path::new("d/k.elf"), false).join(" "),
+            a
+        );
+        let e = super::emulated(&board_by_name("rpi4b_4gb", None).unwrap()).unwrap_err();
+        assert!(e.contains("2 GiB") && e.contains("rpi4b_2gb"), "{e}");
         let mut m = Machine::new(b);
         m.boot_elf = true;
         let e = m.args(Path::new("d/k.elf"), false).join(" ");

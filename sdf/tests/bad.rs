@@ -511,6 +511,41 @@ fn phys_range() {
     );
 }
 
+/// Issue #18: a region at a fixed RAM address lies inside one of the board's RAM ranges. The
+/// 2 GiB Pi 4's second range takes one the 1 GiB board refuses; none straddles the gap
+/// between them (the VideoCore's share), and the message lists every range.
+#[test]
+fn phys_range_on_a_board_with_several_ram_ranges() {
+    use axolotl_kernel_config::{RPI4B, RPI4B_2GB};
+    let sdf = |pa: u64, size: u64| {
+        format!(
+            "<system><memory_region name=\"r\" size=\"{size:#x}\" phys_addr=\"{pa:#x}\" />\
+             <protection_domain name=\"p\"><program_image path=\"p.elf\" />\
+             <map mr=\"r\" vaddr=\"0x2000000\" /></protection_domain></system>"
+        )
+    };
+    let above_1g = sdf(0x7000_0000, 0x1000);
+    assert!(check("a.system", &above_1g, &RPI4B_2GB).is_ok());
+    let e = check("a.system", &above_1g, &RPI4B)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("is neither inside RAM [0x0, 0x3b400000) nor") && e.contains("[phys-range]"),
+        "{e}"
+    );
+    let across = sdf(0x3b3f_f000, 0x4c0_2000);
+    let e = check("a.system", &across, &RPI4B_2GB)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(
+            "[0x3b3ff000, 0x40001000) of `r` is neither inside RAM [0x0, 0x3b400000), \
+                    [0x40000000, 0x80000000) nor"
+        ),
+        "{e}"
+    );
+}
+
 #[test]
 fn pp_both() {
     expect(

@@ -113,6 +113,12 @@ pub fn boot_with_disk(
 /// Boots the image `rpi4b-gic2<suffix>` on QEMU `raspi4b`: its flat binary as the Pi
 /// firmware loads it, or with `elf` the ELF, which QEMU enters at EL3 on every core.
 pub fn boot_rpi4b(suffix: &str, elf: bool) -> Result<Boot, Failure> {
+    boot_pi("rpi4b", suffix, elf)
+}
+
+/// [`boot_rpi4b`] of the image built for the Pi 4 board `board` (`rpi4b_2gb`: QEMU's
+/// `raspi4b` has 2 GiB), `<board>-gic2<suffix>`.
+pub fn boot_pi(board: &str, suffix: &str, elf: bool) -> Result<Boot, Failure> {
     let dir = std::env::var_os("AXOLOTL_IMAGES")
         .map(PathBuf::from)
         .ok_or_else(|| Failure {
@@ -120,12 +126,12 @@ pub fn boot_rpi4b(suffix: &str, elf: bool) -> Result<Boot, Failure> {
                 .into(),
             console: String::new(),
         })?;
-    let board = board_by_name("rpi4b", None).expect("known board");
+    let board = board_by_name(board, None).expect("known board");
     let mut m = Machine::new(board);
     m.boot_elf = elf;
     // The harness is given the ELF (the image list names it); the machine boots the flat
     // binary beside it unless told otherwise.
-    start_image(&m, &dir.join(format!("rpi4b-gic2{suffix}.elf")))
+    start_image(&m, &dir.join(format!("{}-gic2{suffix}.elf", board.name)))
 }
 
 /// Starts `image` on `m` and checks the kernel names the image asked for (its file name

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use axolotl_guest_artifacts::PINNED_KERNEL;
 use axolotl_qemu::Boot;
-use axolotl_tests::{DEFAULT_TIMEOUT, boot_rpi4b, check, refute_each};
+use axolotl_tests::{DEFAULT_TIMEOUT, boot_pi, boot_rpi4b, check, refute_each};
 
 const HELLO: &[&str] = &[
     "root-task: system up: 3 protection domains and the monitor started",
@@ -245,5 +245,83 @@ fn rpi4b_debian_linux_boots_to_its_shell_under_the_vmm() {
             "monitor: restarted",
             "Kernel panic",
         ],
+    );
+}
+
+/// The first RAM range every Pi 4 has, `0..0x3b40_0000`, in MiB.
+const LOW_RAM_MIB: u64 = 948;
+
+/// Issue #18: the 2 GiB Pi 4 (`rpi4b_2gb`; QEMU's `raspi4b` has 2 GiB): the kernel says both
+/// RAM ranges, hands the second to the root task as untyped memory with what it leaves of
+/// the first (more than the first range holds, all of `rpi4b`'s), and hello runs
+/// (the root task takes the largest untypeds first: its PDs live above 1 GiB).
+#[test]
+fn rpi4b_2gb_hello_gets_the_ram_above_1_gib() {
+    let mut b = check(boot_pi("rpi4b_2gb", "-hello", false));
+    check(b.expect_all(
+        &[
+            "board: rpi4b_2gb, GICv2",
+            "memory: RAM 0x0-0x3b400000, 0x40000000-0x80000000 (1972 MiB), kernel 0x80000-",
+            "root task: entry ",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    check(b.expect_all(HELLO, DEFAULT_TIMEOUT));
+    let console = b.console();
+    let line = console
+        .lines()
+        .find(|l| l.starts_with("root task: entry "))
+        .expect("seen above");
+    // "root task: entry 0x…, N pages; M untyped caps (X MiB), D device untyped caps"
+    let mib: u64 = line
+        .split_once(" untyped caps (")
+        .and_then(|(_, r)| r.split_once(" MiB)"))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no untyped MiB in {line:?}"));
+    // Both ranges but what the kernel keeps of the first: at most RESERVED_RAM (16 MiB) and
+    // the system pack (a few MiB for hello). Seen: 1963 MiB; `rpi4b` cannot have 948.
+    let both = 1024 + LOW_RAM_MIB;
+    assert!(
+        (both - 16 - 8..both).contains(&mib),
+        "untyped memory {mib} MiB is not both ranges': {line}"
+    );
+    refute_each(&mut b, &["PANIC", "faulted", "kernel: FAULT"]);
+}
+
+/// Issue #18: regions at fixed addresses in `rpi4b_2gb`'s RAM above 1 GiB
+/// (tests/systems/fixed-ram-rpi4b-2gb.system) are that memory: the root task carves them out
+/// of the untyped the kernel made of the second range (with none, it cannot place them and
+/// the system never comes up), the writer's patched physical addresses are the SDF's, and
+/// what it writes through its maps the reader reads through its own.
+#[test]
+fn rpi4b_2gb_regions_at_fixed_addresses_above_1_gib() {
+    let mut b = check(boot_pi("rpi4b_2gb", "-fixed-ram-rpi4b-2gb", false));
+    check(b.expect(
+        "root-task: system up: 2 protection domains and the monitor started",
+        DEFAULT_TIMEOUT,
+    ));
+    check(b.expect_all(
+        &[
+            "fixed-writer: mr_with_paddr vaddr 0x20000000 paddr 0x40000000",
+            "fixed-writer: pl011 paddr 0xfe201000",
+            "fixed-writer: small_mr_no_paddr paddr allocated and aligned: true",
+            "fixed-writer: large_mr_no_paddr paddr allocated and aligned: true",
+            "fixed-writer: mr_with_paddr at paddr 0x40000000: 512 words written",
+            "fixed-writer: deep at paddr 0x60200000: 262144 words written",
+            "fixed-writer: wide at paddr 0x50000000: 131584 words written",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    check(b.expect_chain(
+        &[
+            "fixed-reader: mr_with_paddr at paddr 0x40000000: 512 words as written",
+            "fixed-reader: deep at paddr 0x60200000: 262144 words as written",
+            "fixed-reader: wide at paddr 0x50000000: 131584 words as written",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    refute_each(
+        &mut b,
+        &["PANIC", "kernel: FAULT", "failed", "differs", "faulted"],
     );
 }

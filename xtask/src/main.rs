@@ -25,8 +25,9 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct Target {
-    /// Board to build for: qemu-virt-aarch64, rpi4b, odroid-c4 or odroid-c2 (Microkit's
-    /// spellings, qemu_virt_aarch64, work too).
+    /// Board to build for: qemu-virt-aarch64, rpi4b (the 1 GiB Pi 4; rpi4b_2gb, rpi4b_4gb,
+    /// rpi4b_8gb use a larger one's RAM), odroid-c4 or odroid-c2 (Microkit's spellings,
+    /// qemu_virt_aarch64, rpi4b_1gb, work too).
     #[arg(long, default_value = "qemu-virt-aarch64")]
     board: String,
     /// GIC version of the board variant (2 or 3); without it, GICv3 where the board has one

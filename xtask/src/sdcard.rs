@@ -8,9 +8,14 @@ use axolotl_kernel_config::{Board, RPI4B};
 /// Whether `board` has an SD-card image, and, for the ODROIDs, whether the boot loader it
 /// needs (which Debian cannot provide) was given: checked before anything is built.
 pub fn supported(board: &Board, bootloader: Option<&Path>) -> Result<(), String> {
-    if *board == RPI4B {
+    // Every Pi 4 (`rpi4b`, `rpi4b_1gb` to `rpi4b_8gb`) has the same card: the firmware
+    // tells the kernel nothing, the board the kernel was built for says how much RAM it has.
+    if board.family == RPI4B.family {
         if bootloader.is_some() {
-            return Err("rpi4b boots from the Pi firmware: no --bootloader".into());
+            return Err(format!(
+                "{} boots from the Pi firmware: no --bootloader",
+                board.name
+            ));
         }
         return Ok(());
     }
@@ -25,7 +30,8 @@ pub fn supported(board: &Board, bootloader: Option<&Path>) -> Result<(), String>
         };
     }
     Err(format!(
-        "no SD-card image for board {}: rpi4b, odroid-c4 and odroid-c2 only (docs/boards.md)",
+        "no SD-card image for board {}: rpi4b (rpi4b_1gb to rpi4b_8gb), odroid-c4 and \
+         odroid-c2 only (docs/boards.md)",
         board.name
     ))
 }
@@ -155,7 +161,10 @@ mod tests {
     fn only_the_pi_and_the_odroids_have_an_sd_card() {
         let virt = axolotl_kernel_config::board_by_name("qemu-virt-aarch64", None).unwrap();
         let e = sd_card(&virt, b"k", Path::new("/nonexistent"), None).unwrap_err();
-        assert!(e.contains("rpi4b, odroid-c4 and odroid-c2 only"), "{e}");
+        assert!(
+            e.contains("rpi4b (rpi4b_1gb to rpi4b_8gb), odroid-c4 and odroid-c2 only"),
+            "{e}"
+        );
     }
 
     /// Without a boot loader the ODROIDs' image is refused, saying where one comes from,
@@ -174,6 +183,17 @@ mod tests {
             "/usr/lib/u-boot/odroid-c2/u-boot.bin"
         ));
         assert!(supported(&RPI4B, Some(Path::new("x"))).is_err());
+    }
+
+    /// Every Pi 4 RAM size has the Pi's card (the same files: only the kernel differs).
+    #[test]
+    fn every_pi_4_has_the_pi_s_card() {
+        for name in ["rpi4b", "rpi4b_1gb", "rpi4b_2gb", "rpi4b_4gb", "rpi4b_8gb"] {
+            let b = axolotl_kernel_config::board_by_name(name, None).unwrap();
+            assert!(supported(&b, None).is_ok(), "{name}");
+            assert!(e_has(&supported(&b, Some(Path::new("x"))), name));
+            assert!(!amlogic::supported(&b), "{name}");
+        }
     }
 
     fn e_has(r: &Result<(), String>, s: &str) -> bool {

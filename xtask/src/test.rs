@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 
-use axolotl_kernel_config::{BOARDS, Board, ODROID_C2, ODROID_C4, RPI4B};
+use axolotl_kernel_config::{BOARDS, Board, ODROID_C2, ODROID_C4, RPI4B, RPI4B_2GB, RPI4B_8GB};
 
 use crate::images::{self, Variant};
 use crate::setup;
@@ -73,17 +73,22 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/gateway-vmm-restart-gicv2.system",
 ];
 
-/// Systems the Pi's tests boot on QEMU `raspi4b` (tests/tests/rpi4b.rs), built for `rpi4b`
-/// alone: they name its devices (the mini UART's aux page, the GIC-400's GICV frame).
-const RPI4B_SYSTEMS: &[&str] = &[
-    "systems/hello.system",
-    "tests/systems/resilient-echo-rpi4b.system",
-    "tests/systems/linux-vm-rpi4b.system",
+/// Systems the Pi's tests boot on QEMU `raspi4b` (tests/tests/rpi4b.rs), built for the Pi
+/// alone: they name its devices (the mini UART's aux page, the GIC-400's GICV frame) or its
+/// RAM above 1 GiB (`rpi4b_2gb`, the RAM QEMU's machine has).
+const RPI4B_SYSTEMS: &[(Board, &str)] = &[
+    (RPI4B, "systems/hello.system"),
+    (RPI4B, "tests/systems/resilient-echo-rpi4b.system"),
+    (RPI4B, "tests/systems/linux-vm-rpi4b.system"),
+    (RPI4B_2GB, "systems/hello.system"),
+    (RPI4B_2GB, "tests/systems/fixed-ram-rpi4b-2gb.system"),
 ];
 
-/// Systems built for the ODROIDs (no QEMU machine boots them: built so that the kernel, the
-/// root task and UART_A's serial driver keep building for them).
-const ODROID_SYSTEMS: &[(Board, &str)] = &[
+/// Systems built for boards no QEMU machine boots: the ODROIDs (built so that the kernel,
+/// the root task and UART_A's serial driver keep building for them) and the 8 GiB Pi 4 (RAM
+/// beyond QEMU `raspi4b`'s 2 GiB: the kernel with its largest memory map keeps building).
+const BUILD_ONLY_SYSTEMS: &[(Board, &str)] = &[
+    (RPI4B_8GB, "systems/hello.system"),
     (ODROID_C4, "systems/hello.system"),
     (ODROID_C4, "tests/systems/resilient-echo-odroid-c4.system"),
     (ODROID_C2, "systems/hello.system"),
@@ -205,13 +210,9 @@ impl ImageJob {
 fn image_jobs(stress_long: bool) -> Vec<ImageJob> {
     let mut jobs = Vec::new();
     // The Pi boots its own systems (tests/tests/rpi4b.rs): QEMU raspi4b has no virtio-mmio
-    // and no second PL011, which the other systems use. The ODROIDs have no QEMU machine:
-    // their systems are built (the kernel and UART_A's driver still build for them), never
-    // booted.
-    for board in BOARDS
-        .iter()
-        .filter(|b| ![RPI4B, ODROID_C4, ODROID_C2].contains(b))
-    {
+    // and no second PL011, which the other systems use. The ODROIDs and the 8 GiB Pi 4 have
+    // no QEMU machine: their systems are built (`BUILD_ONLY_SYSTEMS`), never booted.
+    for board in BOARDS.iter().filter(|b| b.family == "qemu-virt-aarch64") {
         jobs.push(ImageJob::Plain(Variant::new(*board, None)));
         for s in SELFTESTS {
             jobs.push(ImageJob::Plain(Variant::new(*board, Some(s))));
@@ -233,10 +234,7 @@ fn image_jobs(stress_long: bool) -> Vec<ImageJob> {
             jobs.push(ImageJob::System(*board, s));
         }
     }
-    for s in RPI4B_SYSTEMS {
-        jobs.push(ImageJob::System(RPI4B, s));
-    }
-    for &(board, s) in ODROID_SYSTEMS {
+    for &(board, s) in RPI4B_SYSTEMS.iter().chain(BUILD_ONLY_SYSTEMS) {
         jobs.push(ImageJob::System(board, s));
     }
     jobs

@@ -328,14 +328,12 @@ pub fn perform(k: &mut Kernel, m: &Msg, op: VSpaceOp) -> Done {
 /// Device mappings are skipped (nothing of them is cached), RAM is maintained through the
 /// kernel's identity map.
 fn cache_op(table: Table, start: u64, end: u64, unify: bool) {
-    let ram = crate::BOARD.ram_base..crate::BOARD.ram_base + crate::BOARD.ram_size;
     let mut va = start;
     while va < end {
         let n = (PAGE_SIZE - (va % PAGE_SIZE)).min(end - va);
         if let Some((pa, attrs)) = table.lookup(va)
             && attrs.kind != MemKind::Device
-            && ram.contains(&pa)
-            && ram.contains(&(pa + n - 1))
+            && crate::BOARD.ram_contains(pa, pa + n)
         {
             if unify {
                 crate::arch::cpu::clean_dcache_pou(pa, n);

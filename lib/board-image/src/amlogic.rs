@@ -67,7 +67,9 @@ pub fn boot_files(board: &Board, kernel: &[u8]) -> Result<Vec<(String, Vec<u8>)>
     if !supported(board) {
         return Err(format!("{} is no ODROID-C2 or C4", board.name));
     }
-    let ram = board.ram_base..board.ram_base + board.ram_size;
+    // U-Boot's copy and the kernel's place, in the RAM range the kernel runs in.
+    let (ram_start, ram_end) = board.kernel_ram();
+    let ram = ram_start..ram_end;
     let stage = staging_address(board);
     let image_len = (uimage::HEADER + kernel.len()) as u64;
     if kernel.is_empty() || kernel.len() as u64 > stage - board.kernel_load {
@@ -150,7 +152,8 @@ pub fn check_image(
         ));
     }
     let (h, _) = uimage::decode(c.files.get(KERNEL_FILE).ok_or("no axolotl.uimg")?)?;
-    let ram = board.ram_base..board.ram_base + board.ram_size;
+    let (ram_start, ram_end) = board.kernel_ram();
+    let ram = ram_start..ram_end;
     if h.kind != uimage::TYPE_KERNEL
         || h.os != uimage::OS_LINUX
         || h.arch != uimage::ARCH_ARM64

@@ -236,7 +236,7 @@ fn odroid_cards_have_the_boot_loader_at_sector_1_and_keep_the_partition_table() 
         let text = uimage::script_text(&c.files[amlogic::SCRIPT_FILE]).unwrap();
         let stage = amlogic::staging_address(&board);
         assert!(stage >= board.kernel_load + kernel.len() as u64);
-        assert!(stage + (kernel.len() as u64) < board.ram_base + board.ram_size);
+        assert!(board.ram_contains(stage, stage + kernel.len() as u64));
         assert!(
             text.contains(&format!("bootm {stage:#x} - ${{fdtcontroladdr}}\n")),
             "{text}"

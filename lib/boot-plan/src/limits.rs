@@ -165,8 +165,10 @@ pub fn check_with_images(
     need.slots += PLAN_SIZE_LIMIT.div_ceil(PAGE as usize) as u64 + ROOT_OWN_SLOTS;
     need.totals.small_frames += PLAN_SIZE_LIMIT.div_ceil(PAGE as usize) as u64;
     need.totals.page_tables += 2;
+    // All RAM ranges: frames and objects are small next to them, so what the ranges hold
+    // together is what the root task can allocate.
     let ram = board
-        .ram_size
+        .ram_bytes()
         .saturating_sub(RESERVED_RAM)
         .saturating_sub(pack)
         .saturating_sub(ROOT_OWN_BYTES);
@@ -221,13 +223,12 @@ pub fn check_with_images(
     };
 
     // Regions first, in file order: one larger than the board is reported where it is.
-    let ram_end = board.ram_base.saturating_add(board.ram_size);
     for mr in &sd.memory_regions {
         let frames = mr.size.div_ceil(mr.page_size.max(1));
         // A region at a fixed RAM address is carved from the RAM the others come from.
         let in_ram = mr
             .phys_addr
-            .is_some_and(|pa| pa >= board.ram_base && pa < ram_end);
+            .is_some_and(|pa| board.ram_contains(pa, pa.saturating_add(1)));
         if mr.phys_addr.is_none() || in_ram {
             if mr.page_size == LARGE {
                 need.totals.large_frames = need.totals.large_frames.saturating_add(frames);

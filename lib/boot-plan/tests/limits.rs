@@ -259,6 +259,42 @@ fn fixed_ram_regions_count_against_the_board_s_ram() {
     assert!(err.contains("[memory]"), "{err}");
 }
 
+/// Issue #18: the RAM a system may take is every range's: 1.5 GiB of regions fit the 2 GiB
+/// Pi 4 (948 MiB below 1 GiB, 1 GiB above), not the 1 GiB one; a fixed region above 1 GiB
+/// counts against it as one below does.
+#[test]
+fn every_ram_range_counts_toward_the_board_s_ram() {
+    use axolotl_kernel_config::{RPI4B, RPI4B_2GB};
+    let text = pds(
+        1,
+        "  <memory_region name=\"a\" size=\"0x50000000\" page_size=\"0x200000\" />\n  \
+         <memory_region name=\"b\" size=\"0x10000000\" page_size=\"0x200000\" \
+         phys_addr=\"0x60000000\" />\n",
+    );
+    let c = limits::check_text("t.system", &text, &RPI4B_2GB).unwrap_or_else(|d| panic!("{d}"));
+    build_for_board(
+        &c.system,
+        &[image("a.elf")],
+        &image("monitor-pd.elf"),
+        &c.board,
+        0x10_0000,
+    )
+    .unwrap();
+    let small = text.replace("0x50000000\"", "0x20000000\"");
+    let err = limits::check_text("t.system", &small, &RPI4B)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[phys-range]"), "{err}");
+    let big = text.replace("0x50000000\"", "0x70000000\"");
+    let err = limits::check_text("t.system", &big, &RPI4B_2GB)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("with memory region `b`") && err.contains("[memory]"),
+        "{err}"
+    );
+}
+
 /// Priority 254 (Microkit's highest, below its monitor) passes `check` and `build`, as it
 /// would under Microkit: the monitor is at 255 (issue #19).
 #[test]

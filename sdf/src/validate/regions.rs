@@ -13,10 +13,6 @@ type Placed<'a> = ((u64, u64), &'a MemoryRegion);
 pub(super) fn check(cx: &mut Cx) {
     let sd = cx.sd;
     let board = cx.board;
-    let ram = (
-        board.ram_base,
-        board.ram_base.saturating_add(board.ram_size),
-    );
     let dev = board.device_window;
     // A GICv2 board's virtual CPU interface: the one kernel-side frame a VMM maps for its guest.
     let gicv = match board.gic {
@@ -42,7 +38,7 @@ pub(super) fn check(cx: &mut Cx) {
         };
         let inside = |w: (u64, u64)| w.0 <= r.0 && r.1 <= w.1;
         let more = board.more_devices();
-        if !inside(ram)
+        if !board.ram_contains(r.0, r.1)
             && !inside(dev)
             && !more.iter().any(|&w| inside(w))
             && !gicv.is_some_and(inside)
@@ -73,10 +69,22 @@ pub(super) fn check(cx: &mut Cx) {
                 .iter()
                 .map(|w| format!(", [{:#x}, {:#x})", w.0, w.1))
                 .collect();
+            // A region is physically contiguous: inside one of the board's RAM ranges.
+            let ram: Vec<String> = board
+                .ram
+                .iter()
+                .map(|w| format!("[{:#x}, {:#x})", w.0, w.1))
+                .collect();
             let msg = format!(
-                "physical range [{:#x}, {:#x}) of `{}` is neither inside RAM [{:#x}, {:#x}) nor \
-                 inside the device memory [{:#x}, {:#x}){more_note}{gicv_note} of board `{}`",
-                r.0, r.1, mr.name, ram.0, ram.1, dev.0, dev.1, board.name
+                "physical range [{:#x}, {:#x}) of `{}` is neither inside RAM {} nor inside the \
+                 device memory [{:#x}, {:#x}){more_note}{gicv_note} of board `{}`",
+                r.0,
+                r.1,
+                mr.name,
+                ram.join(", "),
+                dev.0,
+                dev.1,
+                board.name
             );
             cx.error(mr.span, "phys-range", msg);
         }

@@ -19,10 +19,15 @@ const ATTR_NORMAL: u64 = 1 << 2;
 /// MAIR_EL2: attr0 = Device-nGnRE, attr1 = Normal WB RA/WA.
 const MAIR: u64 = 0x04 | (0xff << 8);
 
-const MAX_RAM_GIB: usize = 4;
-/// Device blocks are mapped within the first 4 GiB, where every board's devices are.
-const DEVICE_GIB: usize = 4;
+/// GiBs of RAM, from its lowest to its highest address (the 8 GiB Pi 4's eight), each mapped
+/// by a table of 2 MiB blocks.
+const MAX_RAM_GIB: usize = 8;
 const KERNEL_L3_TABLES: usize = 8;
+
+const _: () = assert!(
+    axolotl_kernel_config::PHYS_ADDR_BITS == 40,
+    "TCR_EL2.PS here and VTCR_EL2.PS (cpu::VTCR) are 0b010: 40 bits"
+);
 
 #[repr(C, align(4096))]
 struct Tables {
@@ -92,27 +97,22 @@ pub unsafe fn init(board: &Board) {
 
     // Devices: 1 GiB device blocks for everything below RAM (QEMU virt) and for the GiBs
     // holding the device window and the GIC (the Pi's, above its RAM).
-    let gic = match board.gic {
-        axolotl_kernel_config::GicLayout::V2 { gicd, gicv, .. } => (gicd, gicv),
-        axolotl_kernel_config::GicLayout::V3 { gicd, gicr } => (gicd, gicr),
-    };
-    let (dlo, dhi) = board.device_window;
-    for (i, e) in t.l1.iter_mut().enumerate().take(DEVICE_GIB) {
-        let (lo, hi) = ((i as u64) << 30, ((i as u64) + 1) << 30);
-        let devices = i < ram_l1
-            || (dlo < hi && dhi > lo)
-            || (gic.0 >= lo && gic.0 < hi)
-            || (gic.1 >= lo && gic.1 < hi);
-        if devices {
-            *e = lo | ATTR_DEVICE | AF | XN | VALID;
+    for (i, e) in t.l1.iter_mut().enumerate() {
+        if super::ram_map::device_gib(board, i) {
+            *e = ((i as u64) << 30) | ATTR_DEVICE | AF | XN | VALID;
         }
     }
-    // RAM: 2 MiB normal blocks, read-write, never executable (up to the board's RAM end: on
-    // the Pi the rest of the GiB is the VideoCore's) ...
+    // RAM: 2 MiB normal blocks, read-write, never executable, in a table per GiB (the Pi's
+    // RAM leaves out the VideoCore's share); a GiB that holds devices too (the 4 and 8 GiB
+    // Pi 4s' last below 4 GiB: RAM up to the peripherals at 0xfc00_0000) has device blocks
+    // for the rest of it ...
     for g in 0..ram_gib {
+        let devices = super::ram_map::device_gib(board, ram_l1 + g);
         for (j, e) in t.l2_ram[g].iter_mut().enumerate() {
+            let pa = (((ram_l1 + g) as u64) << 30) | ((j as u64) << 21);
             *e = match super::ram_map::ram_block(board, ram_l1 + g, j) {
                 Some(pa) => pa | ATTR_NORMAL | SH_INNER | AF | XN | VALID,
+                None if devices => pa | ATTR_DEVICE | AF | XN | VALID,
                 None => 0,
             };
         }
