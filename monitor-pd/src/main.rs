@@ -490,6 +490,13 @@ mod pd {
                         .then(|| self.trackers.get(i))
                         .flatten();
                     match control::status(plan, index, tracker, self.facts[i], now) {
+                        Some(status)
+                            if !control::row_sound(plan, &status) || status.index != index =>
+                        {
+                            panic!(
+                                "monitor: status row {index} disagrees with the plan: own state corrupt, fail-stop"
+                            )
+                        }
                         Some(status) => ProtoReply::Pd {
                             total: plan.pds.len() as u8,
                             status,

@@ -329,6 +329,33 @@ pub fn status(
     })
 }
 
+/// Whether a status row about to go out agrees with the plan in every field the plan fixes
+/// (index, name, memory, whether managed, heartbeat, VM) and is consistent in itself (a
+/// restart count within the window no larger than the whole). Checked apart from
+/// [`status`], which made the row: a row that fails is the monitor's own code or state gone
+/// wrong, and the monitor fail-stops rather than answer it. The monitor's campaign on main:
+/// a code flip had [`status`] give every heartbeat as 0 ms for the two seconds until code
+/// scrubbing caught it (id 915), a PC flip sent a row whose name was stack bytes (id 1023);
+/// the CLI accepted both.
+pub fn row_sound(plan: &BootPlan, row: &PdStatus) -> bool {
+    let Some(pd) = plan.pds.get(usize::from(row.index)) else {
+        return false;
+    };
+    let managed = pd.parent.is_none() && plan.monitor != Some(row.index);
+    let heartbeat = match pd.resilience.heartbeat_ms {
+        Some(h) if h != 0 && managed => Some(h),
+        _ => None,
+    };
+    let vm = pd.vm.and_then(|v| plan.vms.get(usize::from(v)));
+    row.name.as_str() == pd.name.as_str()
+        && row.memory_bytes == pd.totals.bytes()
+        && row.managed == managed
+        && row.heartbeat_ms == heartbeat
+        && (row.heartbeat_age_ms.is_none() || heartbeat.is_some())
+        && row.vm.as_deref() == vm.map(|v| v.name.as_str())
+        && row.restarts_in_window <= row.restarts
+}
+
 /// `value` as one line of text, cut at `TEXT_LEN`.
 pub fn display(value: &impl core::fmt::Display) -> Text {
     /// Writes what fits and drops the rest: a cut cause is still worth showing.

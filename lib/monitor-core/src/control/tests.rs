@@ -320,6 +320,33 @@ fn a_log_entry_naming_no_pd_is_refused_before_it_goes_out() {
     assert_eq!(log.checked_at_or_after(3, &plan), Ok(None));
 }
 
+/// The monitor's campaign on main (ids 915, 1023): rows that disagree with the plan are
+/// caught before they go out; every row `status` makes is sound.
+#[test]
+fn a_status_row_that_disagrees_with_the_plan_is_not_sound() {
+    let plan = plan();
+    for index in 0..plan.pds.len() as u8 {
+        let row = status(&plan, index, None, Facts::default(), 0).unwrap();
+        assert!(row_sound(&plan, &row), "{row:?}");
+    }
+    let good = status(&plan, DRIVER, None, Facts::default(), 0).unwrap();
+    assert_eq!(good.heartbeat_ms, Some(250));
+    let bad: [fn(&mut axolotl_control_proto::PdStatus); 7] = [
+        |r| r.heartbeat_ms = Some(0),
+        |r| r.name = "\u{18}s!".try_into().unwrap(),
+        |r| r.index = 99,
+        |r| r.memory_bytes += 4096,
+        |r| r.managed = !r.managed,
+        |r| r.vm = Some("vm".try_into().unwrap()),
+        |r| r.restarts_in_window = r.restarts + 1,
+    ];
+    for (k, spoil) in bad.iter().enumerate() {
+        let mut r = good.clone();
+        spoil(&mut r);
+        assert!(!row_sound(&plan, &r), "change {k} passed: {r:?}");
+    }
+}
+
 #[test]
 fn long_texts_are_cut_not_dropped() {
     let long: std::string::String = core::iter::repeat_n('x', 300).collect();
