@@ -482,6 +482,24 @@ mod pd {
                 Ok(c) => c,
                 Err(e) => return ProtoReply::Error(e),
             };
+            let reply = self.perform_control(from, plan, checked);
+            // A reply of another kind than the request's is this monitor gone wrong (its
+            // campaign on main, id 836: a PC flip answered a status request `Done`).
+            if !control::reply_fits(&checked, &reply) {
+                panic!(
+                    "monitor: {checked:?} answered with another kind of reply: own state corrupt, fail-stop"
+                );
+            }
+            reply
+        }
+
+        /// What `checked`, from control PD `from`, does and answers.
+        fn perform_control(
+            &mut self,
+            from: u8,
+            plan: &'static BootPlan,
+            checked: control::Checked,
+        ) -> ProtoReply {
             let now = now_ms();
             match checked {
                 control::Checked::Status { index } => {

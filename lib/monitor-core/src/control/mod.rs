@@ -329,6 +329,23 @@ pub fn status(
     })
 }
 
+/// Whether `reply` is of a kind `checked` can have: a status row or no such index for a
+/// status request, a log answer for a log request, done or a refusal for the rest (an
+/// injection also its report). Anything else is the monitor's own code gone wrong, and
+/// the monitor fail-stops rather than answer it (its campaign on main, id 836: a PC flip
+/// answered a status request `Done`).
+pub fn reply_fits(checked: &Checked, reply: &Reply) -> bool {
+    match (checked, reply) {
+        (Checked::Status { .. }, Reply::Pd { .. } | Reply::Error(Error::NoSuchIndex)) => true,
+        (Checked::Status { .. }, _) => false,
+        (Checked::Log { .. }, Reply::Log(_)) => true,
+        (Checked::Log { .. }, _) => false,
+        (Checked::Inject { .. }, Reply::Injected(_)) => true,
+        (_, Reply::Done | Reply::Error(_)) => true,
+        _ => false,
+    }
+}
+
 /// Whether a status row about to go out agrees with the plan in every field the plan fixes
 /// (index, name, memory, whether managed, heartbeat, VM) and is consistent in itself (a
 /// restart count within the window no larger than the whole). Checked apart from

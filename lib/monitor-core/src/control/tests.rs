@@ -347,6 +347,37 @@ fn a_status_row_that_disagrees_with_the_plan_is_not_sound() {
     }
 }
 
+/// The monitor's campaign on main, id 836: a status request answered `Done`.
+#[test]
+fn a_reply_of_another_kind_than_the_request_does_not_fit() {
+    use axolotl_control_proto::{Error, Reply};
+    let plan = plan();
+    let row = status(&plan, DRIVER, None, Facts::default(), 0).unwrap();
+    let pd_row = Reply::Pd {
+        total: 5,
+        status: row,
+    };
+    let status_req = Checked::Status { index: DRIVER };
+    let log_req = Checked::Log { seq: 0 };
+    let command = Checked::Command {
+        pd: DRIVER,
+        command: Command::Restart,
+        if_generation: None,
+    };
+    assert!(reply_fits(&status_req, &pd_row));
+    assert!(reply_fits(&status_req, &Reply::Error(Error::NoSuchIndex)));
+    assert!(!reply_fits(&status_req, &Reply::Done));
+    assert!(!reply_fits(&status_req, &Reply::Log(None)));
+    assert!(!reply_fits(&status_req, &Reply::Error(Error::NotManaged)));
+    assert!(reply_fits(&log_req, &Reply::Log(None)));
+    assert!(!reply_fits(&log_req, &Reply::Done));
+    assert!(!reply_fits(&log_req, &pd_row));
+    assert!(reply_fits(&command, &Reply::Done));
+    assert!(reply_fits(&command, &Reply::Error(Error::NotManaged)));
+    assert!(!reply_fits(&command, &pd_row));
+    assert!(!reply_fits(&command, &Reply::Log(None)));
+}
+
 #[test]
 fn long_texts_are_cut_not_dropped() {
     let long: std::string::String = core::iter::repeat_n('x', 300).collect();
