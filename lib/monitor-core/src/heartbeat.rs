@@ -195,7 +195,8 @@ impl Heartbeats {
             .map(|pd| self.priority[pd as usize])
             .max();
         let mut hung = heapless::Vec::new();
-        let mut roll_call = heapless::Vec::<u8, MAX_PDS>::new();
+        // The lowest priority of a PD whose last chance begins now.
+        let mut roll_call: Option<u8> = None;
         for pd in expired {
             let i = pd as usize;
             let period = self.period_ms[i];
@@ -207,17 +208,16 @@ impl Heartbeats {
                 self.last_chance[i] = true;
                 self.dog.watch(pd, LAST_CHANCE_MS.min(period), now_ms);
                 self.next_ping_ms[i] = now_ms;
-                let _ = roll_call.push(pd);
+                roll_call = Some(roll_call.map_or(self.priority[i], |p| p.min(self.priority[i])));
             }
         }
         // The roll call: every watched PD above one in its last chance is pinged now, so
         // that at the end of that chance one of them that cannot answer is silent.
-        for pd in roll_call {
-            let p = self.priority[pd as usize];
+        if let Some(lowest) = roll_call {
             let above: heapless::Vec<u8, MAX_PDS> = self
                 .dog
                 .armed_pds()
-                .filter(|&j| self.priority[j as usize] > p)
+                .filter(|&j| self.priority[j as usize] > lowest)
                 .collect();
             for j in above {
                 self.next_ping_ms[j as usize] = self.next_ping_ms[j as usize].min(now_ms);

@@ -54,14 +54,6 @@ fn encode_blk(dev: &VirtioBlk, blk: &mut [u64; chunk::SMALL_LEN], heads: &mut [u
     }
 }
 
-/// Whether two encodings differ, a word at a time without an early exit: `!=` on arrays
-/// is a call to the target's `memcmp`, which compares byte by byte (a blk device's 64
-/// words of heads were some 2,500 instructions of every exit that touched the disk).
-#[inline]
-fn differ(a: &[u64], b: &[u64]) -> bool {
-    a.len() != b.len() || a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) != 0
-}
-
 impl<S: TxSink> Vm<S> {
     /// Declares the virtio devices the region keeps, before [`Vm::persist_format`] (a
     /// restarted VMM passes the same to [`Vm::recover_with`]).
@@ -76,7 +68,7 @@ impl<S: TxSink> Vm<S> {
         if let Some(dev) = net.filter(|_| self.devices.net) {
             let mut w = [0u64; chunk::SMALL_LEN];
             dev.save().encode(&mut w);
-            if differ(&w, &self.virtio.net) {
+            if w != self.virtio.net {
                 self.virtio.net = w;
                 self.dirty |= 1 << NET;
             }
@@ -85,11 +77,11 @@ impl<S: TxSink> Vm<S> {
             let mut b = [0u64; chunk::SMALL_LEN];
             let mut h = [0u64; chunk::MAX_LEN];
             encode_blk(dev, &mut b, &mut h);
-            if differ(&b, &self.virtio.blk) {
+            if b != self.virtio.blk {
                 self.virtio.blk = b;
                 self.dirty |= 1 << BLK;
             }
-            if differ(&h, &self.virtio.heads) {
+            if h != self.virtio.heads {
                 self.virtio.heads = h;
                 self.dirty |= 1 << BLK_HEADS;
             }
