@@ -21,8 +21,8 @@ mod pd {
     use axolotl_control_proto::{
         Deframer, Error, FRAME_BUFFER, Frame, MAX_FRAME, Reply, Request, decode, encode, ipc,
     };
-    use axolotl_pd::{Channel, Handler, SetVar, generation, peer_generation_word, println};
-    use axolotl_ring::{Authority, Generations, SharedRegion};
+    use axolotl_pd::{Channel, Handler, SetVar, generation, now_us, peer_generation_word, println};
+    use axolotl_ring::{Authority, Deadline, Generations, Progress, SharedRegion};
     use axolotl_serial_core::layout::{CAPACITY, IDS, REGION_BYTES};
     use axolotl_serial_core::{RxClient, TxStream};
     use axolotl_sys::ipc::msg_words;
@@ -40,10 +40,22 @@ mod pd {
     #[unsafe(no_mangle)]
     #[allow(non_upper_case_globals)]
     static rx_data: SetVar = SetVar::new();
+    /// Test systems only: mapped (by tests/systems/control-deaf.system), it makes the first
+    /// incarnation stop taking input after its second frame, as control's own state broken
+    /// under a running event loop would (the control campaign's id 683).
+    #[cfg(feature = "fault-injection")]
+    #[unsafe(no_mangle)]
+    #[allow(non_upper_case_globals)]
+    static inject_deaf: SetVar = SetVar::new();
 
     /// Channel 0: the driver's end of the transmit connection; 1: of the receive one.
     const TX: Channel = Channel::new(0);
     const RX: Channel = Channel::new(1);
+
+    /// How long input may wait for control with no reply owed to the driver before control
+    /// takes itself for stalled: two heartbeats and more of the systems' 250 ms. Nothing
+    /// keeps it waiting but control: it takes input whenever its reply is all queued.
+    const INPUT_STALL_US: u64 = 500_000;
 
     fn region(var: &SetVar) -> Option<SharedRegion> {
         let ptr = NonNull::new(var.get() as *mut u8)?;
@@ -76,6 +88,9 @@ mod pd {
         served: u64,
         /// The driver incarnation last reported for a broken connection (`report_driver`).
         reported: Option<u32>,
+        /// Input the driver delivered must keep moving into control: checked at the
+        /// monitor's heartbeat pings (`heartbeat`).
+        input_watch: Deadline,
     }
 
     impl Control {
@@ -100,6 +115,10 @@ mod pd {
         /// next whole frame, serves it; until the reply waits for the driver or input runs
         /// dry.
         fn step(&mut self) {
+            #[cfg(feature = "fault-injection")]
+            if deaf(self.served) {
+                return;
+            }
             loop {
                 let Some(tx) = self.tx.as_mut() else {
                     return;
@@ -233,6 +252,13 @@ mod pd {
         }
     }
 
+    /// Test systems that map `inject_deaf` only: whether this incarnation stopped taking
+    /// input (the first, once it served two frames).
+    #[cfg(feature = "fault-injection")]
+    fn deaf(served: u64) -> bool {
+        inject_deaf.get() != 0 && generation() == 0 && served >= 2
+    }
+
     /// Forwards `req` to the monitor: its reply, or `Unavailable` if it gave none usable.
     fn ask_monitor(req: &Request) -> Reply {
         // SAFETY: our IPC buffer is mapped for our lifetime; this view ends before the call.
@@ -274,6 +300,33 @@ mod pd {
         fn notified(&mut self, _: Channel) {
             self.step();
         }
+
+        /// Input waiting for control while its reply is all queued (nothing owed to the
+        /// driver) that stopped moving: control's own stall, which no one else can see (the
+        /// monitor's ping is answered; the driver did its part; the host only times out and
+        /// retries into the same stall). The campaign's id 683: a stack pointer flipped by
+        /// two, control answering pings and never the host again. Checked before anything
+        /// moves the input, so that the stall is reported, not hidden by this check's own
+        /// poll; fail-stop, so that the monitor restarts control from its clean image (the
+        /// host's request in progress is retried by the CLI).
+        fn heartbeat(&mut self) {
+            let Some(rx) = self.rx.as_mut() else {
+                return;
+            };
+            let owes = self.out_at < self.out_len || self.frame_len.is_some();
+            let waiting = !owes && rx.input_waiting();
+            // Progress: bytes taken from the driver's buffers, frames answered.
+            let moved = rx.stats().bytes + self.served;
+            if let Progress::Overdue { stalled_us } =
+                self.input_watch
+                    .check(now_us(), usize::from(waiting), moved)
+            {
+                panic!(
+                    "control: input waited {} ms with no reply owed to the driver: stalled: fail-stop",
+                    stalled_us / 1000
+                );
+            }
+        }
     }
 
     axolotl_pd::protection_domain!(Control {
@@ -287,6 +340,7 @@ mod pd {
         out_at: 0,
         served: 0,
         reported: None,
+        input_watch: Deadline::new(INPUT_STALL_US),
     });
 }
 

@@ -755,6 +755,53 @@ fn a_broken_driver_connection_is_reported_gicv2() {
     a_broken_driver_connection_is_reported(2);
 }
 
+/// control stops taking input after its second frame while its event loop runs on and answers
+/// the monitor's pings (`inject_deaf`, the control campaign's id 683: a stack pointer flipped
+/// by two). Its heartbeat watch finds the host's request waiting with no reply owed to the
+/// driver and fail-stops; the monitor restarts it and the CLI's retry is answered. Without the
+/// watch nobody saw the stall: every status after the second request went unanswered.
+#[test]
+fn control_that_stops_taking_input_restarts_itself_gicv3() {
+    let sock = socket("deaf-gic3");
+    let backend = format!("socket,path={},server=on,wait=off", sock.display());
+    let mut b = check(boot_with_uart1(
+        3,
+        "cortex-a72",
+        "-control-deaf-gicv3",
+        Some(&backend),
+    ));
+    check(b.expect_all(
+        &[
+            "control: generation 0: serving the host through the serial driver",
+            "hello_client: done",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    let mut c = ok(
+        &mut b,
+        "connect",
+        Client::connect(&sock, Duration::from_secs(120)),
+    );
+    // A status is six requests: the third finds control deaf.
+    let rows = ok(&mut b, "status", c.status());
+    assert_eq!(sorted_names(&rows).len(), PDS.len(), "{rows:?}");
+    check(b.expect_chain(
+        &[
+            "control: input waited ",
+            "monitor: restarted control (cause: panic",
+            "control: generation 1: serving the host through the serial driver",
+        ],
+        DEFAULT_TIMEOUT,
+    ));
+    // The next incarnation serves on; nothing else was restarted.
+    let rows = ok(&mut b, "status after the restart", c.status());
+    let control = row(&rows, "control");
+    assert_eq!(control.state, PdState::Running, "{rows:?}");
+    assert_eq!(control.generation, 1, "{rows:?}");
+    assert_eq!(row(&rows, "serial_driver").restarts, 0, "{rows:?}");
+    axolotl_tests::refute_each(&mut b, &["KERNEL PANIC", "holding"]);
+}
+
 /// Guest boots under QEMU's TCG take minutes on a loaded machine.
 const GUEST_BOOT: Duration = Duration::from_secs(300);
 

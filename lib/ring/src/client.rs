@@ -124,6 +124,14 @@ impl<const IDS: usize> Client<IDS> {
         self.in_flight
     }
 
+    /// Whether completions wait on a connected ring for [`Client::poll`] to take them: for a
+    /// client's own progress watch (input delivered that it does not take is its stall, not
+    /// the server's). Takes nothing; a tail the server corrupted reads as none here and is
+    /// found by the next poll.
+    pub fn has_completions(&mut self) -> bool {
+        self.state == State::Connected && self.responses.len().is_ok_and(|n| n > 0)
+    }
+
     /// Drives everything: handshake, completions, restart detection and
     /// resynchronisation. Returns `Ok(None)` when there is nothing to do.
     pub fn poll(&mut self) -> Result<Option<ClientEvent>, Error> {

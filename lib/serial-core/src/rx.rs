@@ -168,6 +168,14 @@ impl<const IDS: usize> RxClient<IDS> {
         self.poll_gated(&mut Prefix(sink))
     }
 
+    /// Whether received bytes wait for this client: held back by its sink, or completed on
+    /// the ring and not yet polled. A client that keeps input waiting while nothing else
+    /// holds it up has stalled on its own (control-pd's heartbeat watch); the driver did its
+    /// part.
+    pub fn input_waiting(&mut self) -> bool {
+        self.held.is_some() || self.ring.has_completions()
+    }
+
     /// The length of every buffer this client posts: the most one completion brings.
     pub fn buffer_len(&self) -> usize {
         self.buffer_len as usize

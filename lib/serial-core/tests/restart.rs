@@ -604,3 +604,47 @@ fn after_a_scribbled_tail_the_restarted_receiver_is_woken_and_served() {
     // scribble reaches the successor too (it was lost, and with it the campaign's command).
     assert_eq!(rig.received, rig.injected, "driver {stats:?}");
 }
+
+/// `input_waiting` says whether received bytes wait for the client: on the ring before a poll,
+/// held back by a sink that took less, and not once all were taken (control-pd's stall watch
+/// takes it for the client's own business).
+#[test]
+fn input_waiting_tells_bytes_the_client_has_not_taken() {
+    let links = [Link::new()];
+    let rx_link = Link::new();
+    let mut rx = rx_link.rx_client();
+    let mut d = driver(FakeUart::new(16), &links, Some(&rx_link), 1);
+    // Connected, buffers posted, nothing received.
+    for _ in 0..4 {
+        let _ = rx.poll_with(|b| b.len()).unwrap();
+        let _ = d.poll();
+    }
+    assert!(!rx.input_waiting(), "nothing was received");
+    for &b in b"hello" {
+        assert!(d.uart_mut().inject_rx(b));
+    }
+    for _ in 0..4 {
+        let _ = d.on_irq();
+        let _ = d.poll();
+    }
+    assert!(rx.input_waiting(), "a completion waits on the ring");
+    // A sink that takes two bytes: the rest is held.
+    let mut got = Vec::new();
+    let _ = rx
+        .poll_with(|b| {
+            let n = b.len().min(2).saturating_sub(got.len());
+            got.extend_from_slice(&b[..n]);
+            n
+        })
+        .unwrap();
+    assert_eq!(got, b"he");
+    assert!(rx.input_waiting(), "three bytes held back");
+    let _ = rx
+        .poll_with(|b| {
+            got.extend_from_slice(b);
+            b.len()
+        })
+        .unwrap();
+    assert_eq!(got, b"hello");
+    assert!(!rx.input_waiting(), "all taken");
+}
