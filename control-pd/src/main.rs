@@ -1,9 +1,11 @@
 //! control-pd (issue #17, docs/control.md): the management plane's PD. The host CLI
 //! (`cargo xtask ctl`) sends it framed requests (lib/control-proto) over a byte stream
 //! served by a serial driver PD (a `TxStream` and an `RxClient` of lib/serial-core, so the
-//! stream survives the driver's restarts); control-pd forwards each well-formed request to
-//! the monitor (a Call with label `CONTROL` on its fault endpoint) and frames the answer
-//! back. A malformed frame is answered with its error without bothering the monitor.
+//! stream survives the driver's restarts); control-pd relays each well-formed request to
+//! the monitor (a Call with label `CONTROL` on its fault endpoint) as the host's bytes, and
+//! frames the monitor's sealed answer back as the monitor's bytes: the CRCs are end to end
+//! (docs/control.md, "End to end"). A malformed frame is answered with its error without
+//! bothering the monitor.
 //!
 //! control-pd holds no capability to any other PD and reads no other PD's memory: what it
 //! may have done is what the monitor, checking the SDF's `control` grant, does for it. It
@@ -19,7 +21,8 @@ mod pd {
     use axolotl_abi::{CONTROL, MSG_MAX_LENGTH, MSG_REGISTERS_IN_CPU, MessageInfo};
     use axolotl_boot_plan::cspace::MONITOR_EP;
     use axolotl_control_proto::{
-        Deframer, Error, FRAME_BUFFER, Frame, MAX_FRAME, Reply, Request, decode, encode, ipc,
+        Deframer, Error, FRAME_BUFFER, Frame, MAX_FRAME, Reply, Request, encode, frame_payload,
+        ipc, open, payload_id, unframe,
     };
     use axolotl_pd::{Channel, Handler, SetVar, generation, now_us, peer_generation_word, println};
     use axolotl_ring::{Authority, Deadline, Generations, Progress, SharedRegion};
@@ -225,20 +228,37 @@ mod pd {
             println!("control: reported the serial driver, restarted: {restarted}");
         }
 
-        /// Serves the frame of `n` bytes in `frame`: the reply goes to `out`.
+        /// Serves the frame of `n` bytes in `frame`: the reply goes to `out`. A frame that
+        /// is no request is answered here; a request is relayed to the monitor as it came
+        /// (the host's payload, CRC and all) and the monitor's sealed reply framed as it
+        /// came: control decodes neither for the monitor nor for the host, so a fault here
+        /// damages bytes that the far end's CRC finds (docs/control.md, "End to end").
         fn serve(&mut self, n: usize) {
             #[cfg(feature = "fault-injection")]
             crash_on_fifth(self.served);
-            let (id, reply) = match decode::<Request>(&mut self.frame[..n]) {
-                Ok((id, req)) => (id, ask_monitor(&req)),
-                Err((id, e)) => (id, Reply::Error(e)),
+            let relayed = match unframe(&mut self.frame[..n]) {
+                Ok(payload) => match open::<Request>(payload) {
+                    // Checked whole here so that the monitor's time goes to requests only.
+                    Ok((id, _)) => ask_monitor(id, payload, &mut self.out).ok_or(id),
+                    Err((id, e)) => answer(id, e, &mut self.out),
+                },
+                Err((id, e)) => answer(id, e, &mut self.out),
+            };
+            self.out_len = match relayed {
+                Ok(len) => len,
+                Err(id) => {
+                    encode(id, &Reply::Error(Error::Unavailable), &mut self.out).unwrap_or(0)
+                }
             };
             self.served += 1;
-            self.out_len = encode(id, &reply, &mut self.out)
-                .or_else(|_| encode(id, &Reply::Error(Error::Unavailable), &mut self.out))
-                .unwrap_or(0);
             self.out_at = 0;
         }
+    }
+
+    /// Control's own answer to a frame that is no request, framed into `out` (`Err`: the id
+    /// to answer `Unavailable` with, should it not fit).
+    fn answer(id: u16, e: Error, out: &mut [u8]) -> Result<usize, u16> {
+        encode(id, &Reply::Error(e), out).map_err(|_| id)
     }
 
     /// Test systems only: the first incarnation crashes on its fifth frame, before
@@ -259,13 +279,13 @@ mod pd {
         inject_deaf.get() != 0 && generation() == 0 && served >= 2
     }
 
-    /// Forwards `req` to the monitor: its reply, or `Unavailable` if it gave none usable.
-    fn ask_monitor(req: &Request) -> Reply {
+    /// Relays the request `payload` (id `id`) to the monitor and frames its sealed reply into
+    /// `out`: the frame's length, or `None` if the monitor gave no usable reply (none, or
+    /// one whose CRC does not hold: damaged on its way here).
+    fn ask_monitor(id: u16, payload: &[u8], out: &mut [u8]) -> Option<usize> {
         // SAFETY: our IPC buffer is mapped for our lifetime; this view ends before the call.
         let words = unsafe { msg_words() };
-        let Some(len) = ipc::encode(req, words) else {
-            return Reply::Error(Error::Malformed);
-        };
+        let len = ipc::encode_bytes(payload, words)?;
         let regs: [u64; MSG_REGISTERS_IN_CPU] = core::array::from_fn(|i| words[i]);
         let r = axolotl_sys::call(
             MONITOR_EP,
@@ -273,13 +293,20 @@ mod pd {
             regs,
         );
         if r.info.label() != 0 {
-            return Reply::Error(Error::Unavailable);
+            return None;
         }
         // SAFETY: as above; the call is over and this view ends before the next one.
         let words = unsafe { msg_words() };
         words[..MSG_REGISTERS_IN_CPU].copy_from_slice(&r.mrs);
         let len = (r.info.length() as usize).min(MSG_MAX_LENGTH);
-        ipc::decode::<Reply>(len, words).unwrap_or(Reply::Error(Error::Unavailable))
+        let mut sealed = [0u8; ipc::MAX_BYTES];
+        let n = ipc::decode_bytes(len, words, &mut sealed).ok()?;
+        // An id of 0 is the monitor's "your request came damaged": the host sends again.
+        let got = payload_id(&sealed[..n])?;
+        if got != id && got != 0 {
+            return None;
+        }
+        frame_payload(&sealed[..n], out).ok()
     }
 
     impl Handler for Control {

@@ -451,36 +451,60 @@ mod pd {
         }
 
         /// Answers control PD `from`'s request (label `CONTROL`), whose words are in our
-        /// IPC buffer: checked against its grant (docs/control.md), carried out, and the
-        /// reply encoded into the buffer.
+        /// IPC buffer: the host's frame payload as control relayed it (its CRC checked here,
+        /// end to end: docs/control.md, "End to end"), checked against the grant, carried
+        /// out, and the reply sealed (our own CRC, which the host checks) into the buffer.
         fn control(&mut self, from: u8, msg: MessageInfo) -> MessageInfo {
-            let reply = self.control_reply(from, msg);
+            let (id, reply) = self.control_reply(from, msg);
+            let mut sealed = [0u8; axolotl_control_proto::MAX_PAYLOAD];
+            let n = axolotl_control_proto::seal(id, &reply, &mut sealed)
+                .or_else(|_| {
+                    let unavailable = ProtoReply::Error(ProtoError::Unavailable);
+                    axolotl_control_proto::seal(id, &unavailable, &mut sealed)
+                })
+                .unwrap_or(0);
             // SAFETY: our IPC buffer is mapped for our lifetime; nothing else uses it until
             // the reply is sent.
             let words = unsafe { msg_words() };
-            let len = control::ipc::encode(&reply, words)
-                .or_else(|| {
-                    control::ipc::encode(&ProtoReply::Error(ProtoError::Unavailable), words)
-                })
-                .unwrap_or(0);
+            let len = control::ipc::encode_bytes(&sealed[..n], words).unwrap_or(0);
             MessageInfo::new(0, 0, 0, len as u64)
         }
 
-        fn control_reply(&mut self, from: u8, msg: MessageInfo) -> ProtoReply {
+        /// The request id to answer with and the answer.
+        fn control_reply(&mut self, from: u8, msg: MessageInfo) -> (u16, ProtoReply) {
+            // Copied out before anything we do overwrites our IPC buffer.
+            let mut payload = [0u8; control::ipc::MAX_BYTES];
+            // SAFETY: our IPC buffer is mapped for our lifetime; this view ends here.
+            let words = unsafe { msg_words() };
+            let got = control::ipc::decode_bytes(msg.length() as usize, words, &mut payload);
+            let payload = match got {
+                Ok(n) => &payload[..n],
+                Err(e) => return (0, ProtoReply::Error(e)),
+            };
+            // Only an intact payload's id is worth answering with; 0 has the host send again.
+            let id = axolotl_control_proto::payload_id(payload).unwrap_or(0);
             let Some(plan) = self.plan else {
-                return ProtoReply::Error(ProtoError::Unavailable);
+                return (id, ProtoReply::Error(ProtoError::Unavailable));
             };
             let grant = control::Grant::from_bits(plan.pds[from as usize].control);
             if grant == control::Grant::default() {
-                return ProtoReply::Error(ProtoError::NotGranted);
+                return (id, ProtoReply::Error(ProtoError::NotGranted));
             }
-            // Decoded (copied out) before anything we do overwrites our IPC buffer.
-            // SAFETY: as in `control`; this view ends here.
-            let request =
-                control::ipc::decode::<ProtoRequest>(msg.length() as usize, unsafe { msg_words() });
-            let checked = match request.and_then(|r| control::check(plan, from, grant, &r)) {
+            let request = match axolotl_control_proto::open::<ProtoRequest>(payload) {
+                Ok((_, request)) => request,
+                Err((id, e)) => {
+                    if e == ProtoError::BadCrc {
+                        // control checks every frame's CRC before it relays the payload:
+                        // bytes that fail it here were damaged by control. Answered (the
+                        // host sends again), never acted on.
+                        println!("monitor: a request relayed by control arrived damaged (CRC)");
+                    }
+                    return (id, ProtoReply::Error(e));
+                }
+            };
+            let checked = match control::check(plan, from, grant, &request) {
                 Ok(c) => c,
-                Err(e) => return ProtoReply::Error(e),
+                Err(e) => return (id, ProtoReply::Error(e)),
             };
             let reply = self.perform_control(from, plan, checked);
             // A reply of another kind than the request's is this monitor gone wrong (its
@@ -490,7 +514,7 @@ mod pd {
                     "monitor: {checked:?} answered with another kind of reply: own state corrupt, fail-stop"
                 );
             }
-            reply
+            (id, reply)
         }
 
         /// What `checked`, from control PD `from`, does and answers.

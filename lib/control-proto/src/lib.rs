@@ -443,15 +443,36 @@ pub struct TooLarge;
 /// written. `out` of [`FRAME_BUFFER`] bytes holds any frame.
 pub fn encode<T: Serialize>(id: u16, msg: &T, out: &mut [u8]) -> Result<usize, TooLarge> {
     let mut payload = [0u8; MAX_PAYLOAD];
-    payload[0] = VERSION;
-    payload[1..HEADER].copy_from_slice(&id.to_le_bytes());
-    let body = postcard::to_slice(msg, &mut payload[HEADER..MAX_PAYLOAD - CRC])
+    let n = seal(id, msg, &mut payload)?;
+    frame_payload(&payload[..n], out)
+}
+
+/// Encodes `msg` with request id `id` as a payload (version, id, body, CRC: the frame before
+/// COBS) into `out`: its length. The monitor seals its replies so, and control-pd frames them
+/// as they are ([`frame_payload`]): the CRC the host checks is the monitor's, over the
+/// bytes the monitor wrote, so a fault in the relay cannot hand the host a wrong answer that
+/// checks out (the control campaign's SDC: a code flip in control's decoding and encoding
+/// of a status row). `out` of [`MAX_PAYLOAD`] bytes holds any payload.
+pub fn seal<T: Serialize>(id: u16, msg: &T, out: &mut [u8]) -> Result<usize, TooLarge> {
+    if out.len() < HEADER + CRC {
+        return Err(TooLarge);
+    }
+    out[0] = VERSION;
+    out[1..HEADER].copy_from_slice(&id.to_le_bytes());
+    let room = out.len().min(MAX_PAYLOAD) - CRC;
+    let body = postcard::to_slice(msg, &mut out[HEADER..room])
         .map_err(|_| TooLarge)?
         .len();
     let end = HEADER + body;
-    let crc = crc32fast::hash(&payload[..end]);
-    payload[end..end + CRC].copy_from_slice(&crc.to_le_bytes());
-    let n = cobs::try_encode(&payload[..end + CRC], out).map_err(|_| TooLarge)?;
+    let crc = crc32fast::hash(&out[..end]);
+    out[end..end + CRC].copy_from_slice(&crc.to_le_bytes());
+    Ok(end + CRC)
+}
+
+/// Frames a payload as it is ([`seal`]'s, or one a peer sealed): COBS and the delimiter,
+/// into `out` of [`FRAME_BUFFER`] bytes. Nothing of the payload is checked or changed.
+pub fn frame_payload(payload: &[u8], out: &mut [u8]) -> Result<usize, TooLarge> {
+    let n = cobs::try_encode(payload, out).map_err(|_| TooLarge)?;
     if n > MAX_FRAME {
         return Err(TooLarge);
     }
@@ -463,6 +484,13 @@ pub fn encode<T: Serialize>(id: u16, msg: &T, out: &mut [u8]) -> Result<usize, T
 /// and the message. On error, the id to answer with (0 when the frame's id cannot be trusted,
 /// i.e. before its CRC checked out) and why.
 pub fn decode<'a, T: Deserialize<'a>>(frame: &'a mut [u8]) -> Result<(u16, T), (u16, Error)> {
+    let payload = unframe(frame)?;
+    open(payload)
+}
+
+/// A frame's payload, decoded from COBS in place, its length and CRC checked: the bytes
+/// control-pd relays to the monitor as they came ([`open`] decodes them there).
+pub fn unframe(frame: &mut [u8]) -> Result<&[u8], (u16, Error)> {
     if frame.len() > MAX_FRAME {
         return Err((0, Error::Oversize));
     }
@@ -473,15 +501,32 @@ pub fn decode<'a, T: Deserialize<'a>>(frame: &'a mut [u8]) -> Result<(u16, T), (
     if n < HEADER + CRC || n > frame.len() {
         return Err((0, Error::BadFrame));
     }
-    // The body borrows from the frame for as long as the message lives.
-    let frame: &'a [u8] = frame;
     let payload = &frame[..n];
+    crc_holds(payload).ok_or((0, Error::BadCrc))?;
+    Ok(payload)
+}
+
+/// The payload's bytes before its CRC, if the CRC holds and they hold a header.
+fn crc_holds(payload: &[u8]) -> Option<&[u8]> {
+    let n = payload.len();
+    if n < HEADER + CRC {
+        return None;
+    }
     let (data, crc) = payload.split_at(n - CRC);
     let mut want = [0u8; CRC];
     want.copy_from_slice(crc);
-    if crc32fast::hash(data) != u32::from_le_bytes(want) {
-        return Err((0, Error::BadCrc));
-    }
+    (crc32fast::hash(data) == u32::from_le_bytes(want)).then_some(data)
+}
+
+/// The request id of a payload whose CRC holds ([`unframe`]'s, [`seal`]'s), else `None`.
+pub fn payload_id(payload: &[u8]) -> Option<u16> {
+    crc_holds(payload).map(|d| u16::from_le_bytes([d[1], d[2]]))
+}
+
+/// Decodes a payload (a frame's after [`unframe`], or one relayed as it came): its CRC,
+/// version and body checked, as [`decode`] does a frame's.
+pub fn open<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<(u16, T), (u16, Error)> {
+    let data = crc_holds(payload).ok_or((0, Error::BadCrc))?;
     let id = u16::from_le_bytes([data[1], data[2]]);
     if data[0] != VERSION {
         return Err((
@@ -492,7 +537,7 @@ pub fn decode<'a, T: Deserialize<'a>>(frame: &'a mut [u8]) -> Result<(u16, T), (
             },
         ));
     }
-    match postcard::take_from_bytes::<T>(&frame[HEADER..n - CRC]) {
+    match postcard::take_from_bytes::<T>(&data[HEADER..]) {
         Ok((msg, [])) => Ok((id, msg)),
         _ => Err((id, Error::Malformed)),
     }

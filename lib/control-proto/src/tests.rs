@@ -307,3 +307,71 @@ fn fault_kinds_parse_as_printed() {
     }
     assert_eq!(FaultKind::parse("melt"), None);
 }
+
+/// The relay's path (control-pd): the host's frame unframed to its payload, carried to the
+/// monitor as bytes, opened there; the monitor's sealed reply framed as it came. Every byte
+/// the relay could damage on the way, either way, is found by the far end's CRC: what a
+/// relay that decoded and re-encoded could not give (the control campaign's SDC, id 463:
+/// a code flip in control's relay changed status rows' memory figures, and the host took
+/// them, the frame's CRC being control's own).
+#[test]
+fn a_relay_that_damages_any_byte_is_found_at_the_far_end() {
+    let req = Request::Restart {
+        pd: name("serial_driver").unwrap(),
+        if_generation: Some(3),
+    };
+    let mut frame = body(frame_of(0x1234, &req));
+    let payload = unframe(&mut frame).unwrap().to_vec();
+    assert_eq!(payload_id(&payload), Some(0x1234));
+    assert_eq!(open::<Request>(&payload), Ok((0x1234, req.clone())));
+    for i in 0..payload.len() {
+        for bit in 0..8 {
+            let mut p = payload.clone();
+            p[i] ^= 1 << bit;
+            assert_eq!(
+                open::<Request>(&p),
+                Err((0, Error::BadCrc)),
+                "request byte {i} bit {bit}"
+            );
+            assert_eq!(payload_id(&p), None);
+        }
+    }
+    // The monitor's reply, sealed; the host decodes what the relay framed.
+    for reply in [largest_pd(), largest_log(), largest_injected(), Reply::Done] {
+        let mut sealed = [0u8; MAX_PAYLOAD];
+        let n = seal(0x1234, &reply, &mut sealed).unwrap();
+        let mut out = [0u8; FRAME_BUFFER];
+        let m = frame_payload(&sealed[..n], &mut out).unwrap();
+        // As the host's `encode` would have made it.
+        assert_eq!(out[..m], frame_of(0x1234, &reply)[..]);
+        let mut f = out[..m - 1].to_vec();
+        assert_eq!(decode::<Reply>(&mut f), Ok((0x1234, reply.clone())));
+        for i in 0..n {
+            let mut s = sealed[..n].to_vec();
+            s[i] ^= 0x10;
+            let m = frame_payload(&s, &mut out).unwrap();
+            let mut f = out[..m - 1].to_vec();
+            assert_eq!(
+                decode::<Reply>(&mut f),
+                Err((0, Error::BadCrc)),
+                "reply byte {i}"
+            );
+        }
+    }
+}
+
+#[test]
+fn seal_refuses_what_does_not_fit() {
+    let mut small = [0u8; HEADER + CRC - 1];
+    assert_eq!(seal(1, &Reply::Done, &mut small), Err(TooLarge));
+    let mut short = [0u8; 16];
+    assert_eq!(seal(1, &largest_pd(), &mut short), Err(TooLarge));
+    let mut enough = [0u8; MAX_PAYLOAD];
+    let n = seal(1, &largest_pd(), &mut enough).unwrap();
+    assert_eq!(open::<Reply>(&enough[..n]), Ok((1, largest_pd())));
+    // A payload too long to frame.
+    assert_eq!(
+        frame_payload(&[1u8; MAX_FRAME], &mut [0u8; FRAME_BUFFER + 8]),
+        Err(TooLarge)
+    );
+}
