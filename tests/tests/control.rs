@@ -333,14 +333,14 @@ fn injected_faults_are_recovered_gicv2() {
 /// `tests/systems/control-inject.system` booted with its control socket (named after `tag`),
 /// up and connected.
 fn boot_control_inject(gic: u8, tag: &str) -> (Boot, Client) {
+    boot_control(gic, "-control-inject", tag)
+}
+
+/// Image `suffix` booted with its control socket, control serving, the client connected.
+fn boot_control(gic: u8, suffix: &str, tag: &str) -> (Boot, Client) {
     let sock = socket(&format!("{tag}-gic{gic}"));
     let backend = format!("socket,path={},server=on,wait=off", sock.display());
-    let mut b = check(boot_with_uart1(
-        gic,
-        "cortex-a72",
-        "-control-inject",
-        Some(&backend),
-    ));
+    let mut b = check(boot_with_uart1(gic, "cortex-a72", suffix, Some(&backend)));
     check(b.expect_all(
         &[
             "control: generation 0: serving the host through the serial driver",
@@ -762,26 +762,7 @@ fn a_broken_driver_connection_is_reported_gicv2() {
 /// watch nobody saw the stall: every status after the second request went unanswered.
 #[test]
 fn control_that_stops_taking_input_restarts_itself_gicv3() {
-    let sock = socket("deaf-gic3");
-    let backend = format!("socket,path={},server=on,wait=off", sock.display());
-    let mut b = check(boot_with_uart1(
-        3,
-        "cortex-a72",
-        "-control-deaf-gicv3",
-        Some(&backend),
-    ));
-    check(b.expect_all(
-        &[
-            "control: generation 0: serving the host through the serial driver",
-            "hello_client: done",
-        ],
-        DEFAULT_TIMEOUT,
-    ));
-    let mut c = ok(
-        &mut b,
-        "connect",
-        Client::connect(&sock, Duration::from_secs(120)),
-    );
+    let (mut b, mut c) = boot_control(3, "-control-deaf-gicv3", "deaf");
     // A status is six requests: the third finds control deaf.
     let rows = ok(&mut b, "status", c.status());
     assert_eq!(sorted_names(&rows).len(), PDS.len(), "{rows:?}");
