@@ -43,9 +43,9 @@ mod pd {
     #[unsafe(no_mangle)]
     #[allow(non_upper_case_globals)]
     static rx_data: SetVar = SetVar::new();
-    /// Test systems only: mapped (by tests/systems/control-deaf.system), it makes the first
-    /// incarnation stop taking input after its second frame, as control's own state broken
-    /// under a running event loop would (the control campaign's id 683).
+    /// Test systems only: mapped (by tests/systems/control-deaf-gicv3.system), it makes
+    /// the first incarnation stop taking input after its second frame, as control's own
+    /// state broken under a running event loop would (the control campaign's id 683).
     #[cfg(feature = "fault-injection")]
     #[unsafe(no_mangle)]
     #[allow(non_upper_case_globals)]
