@@ -17,6 +17,8 @@
 #[cfg(target_os = "none")]
 mod pd {
     use core::ptr::NonNull;
+    #[cfg(feature = "fault-injection")]
+    use core::sync::atomic::{AtomicBool, Ordering};
 
     use axolotl_abi::{CONTROL, MSG_MAX_LENGTH, MSG_REGISTERS_IN_CPU, MessageInfo};
     use axolotl_boot_plan::cspace::MONITOR_EP;
@@ -50,6 +52,21 @@ mod pd {
     #[unsafe(no_mangle)]
     #[allow(non_upper_case_globals)]
     static inject_deaf: SetVar = SetVar::new();
+    /// Test systems only: mapped (by tests/systems/control-garble-gicv3.system), it has the
+    /// first incarnation damage one byte of the first reply it relays, as a fault in its
+    /// relay would (the control campaign's id 463).
+    #[cfg(feature = "fault-injection")]
+    #[unsafe(no_mangle)]
+    #[allow(non_upper_case_globals)]
+    static inject_garble: SetVar = SetVar::new();
+    /// Test systems only: mapped (by tests/systems/control-mute-gicv3.system), it has the
+    /// first incarnation, once it served two frames, never signal the driver from its
+    /// event loop, as a flipped flag would (the confirmation campaign's ids 165 and 215: a
+    /// stack bit turned a `notify` flag false).
+    #[cfg(feature = "fault-injection")]
+    #[unsafe(no_mangle)]
+    #[allow(non_upper_case_globals)]
+    static inject_mute: SetVar = SetVar::new();
 
     /// Channel 0: the driver's end of the transmit connection; 1: of the receive one.
     const TX: Channel = Channel::new(0);
@@ -59,6 +76,20 @@ mod pd {
     /// takes itself for stalled: two heartbeats and more of the systems' 250 ms. Nothing
     /// keeps it waiting but control: it takes input whenever its reply is all queued.
     const INPUT_STALL_US: u64 = 500_000;
+
+    /// Signals the driver on `ch` from the event loop (what a lost signal leaves undone the
+    /// heartbeat's signals redo).
+    fn signal(ch: Channel) {
+        #[cfg(feature = "fault-injection")]
+        if inject_mute.get() != 0 && generation() == 0 && MUTED.load(Ordering::Relaxed) {
+            return;
+        }
+        ch.notify();
+    }
+
+    /// Test systems that map `inject_mute`: set once the first incarnation served two frames.
+    #[cfg(feature = "fault-injection")]
+    static MUTED: AtomicBool = AtomicBool::new(false);
 
     fn region(var: &SetVar) -> Option<SharedRegion> {
         let ptr = NonNull::new(var.get() as *mut u8)?;
@@ -132,14 +163,14 @@ mod pd {
                 match tx.poll() {
                     Ok(act) => {
                         if act.notify {
-                            TX.notify();
+                            signal(TX);
                         }
                     }
                     Err(e) => {
                         println!("control: transmit connection: {e:?}");
                         let seen = tx.driver_generation();
                         self.report_driver(TX, seen);
-                        TX.notify();
+                        signal(TX);
                         return;
                     }
                 }
@@ -198,14 +229,14 @@ mod pd {
             match r {
                 Ok(act) => {
                     if act.notify {
-                        RX.notify();
+                        signal(RX);
                     }
                 }
                 Err(e) => {
                     println!("control: receive connection: {e:?}");
                     let seen = rx.driver_generation();
                     self.report_driver(RX, seen);
-                    RX.notify();
+                    signal(RX);
                 }
             }
             self.frame_len.is_some() || self.out_at < self.out_len
@@ -252,6 +283,8 @@ mod pd {
             };
             self.served += 1;
             self.out_at = 0;
+            #[cfg(feature = "fault-injection")]
+            MUTED.store(self.served >= 2, Ordering::Relaxed);
         }
     }
 
@@ -279,6 +312,21 @@ mod pd {
         inject_deaf.get() != 0 && generation() == 0 && served >= 2
     }
 
+    /// Test systems that map `inject_garble` only: damages the first reply the first
+    /// incarnation relays, in the first byte of a status row's PD name (byte 7: version and
+    /// id, then postcard's variant tag, `total`, `index` and the name's length).
+    #[cfg(feature = "fault-injection")]
+    fn garble(reply: &mut [u8]) {
+        static DONE: AtomicBool = AtomicBool::new(false);
+        if inject_garble.get() == 0 || generation() != 0 || DONE.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        if let Some(b) = reply.get_mut(7) {
+            *b ^= 1;
+            println!("control: fault injection: damaged byte 7 of the monitor's reply");
+        }
+    }
+
     /// Relays the request `payload` (id `id`) to the monitor and frames its sealed reply into
     /// `out`: the frame's length, or `None` if the monitor gave no usable reply (none, or
     /// one whose CRC does not hold: damaged on its way here).
@@ -301,6 +349,8 @@ mod pd {
         let len = (r.info.length() as usize).min(MSG_MAX_LENGTH);
         let mut sealed = [0u8; ipc::MAX_BYTES];
         let n = ipc::decode_bytes(len, words, &mut sealed).ok()?;
+        #[cfg(feature = "fault-injection")]
+        garble(&mut sealed[..n]);
         // An id of 0 is the monitor's "your request came damaged": the host sends again.
         let got = payload_id(&sealed[..n])?;
         if got != id && got != 0 {
@@ -353,6 +403,14 @@ mod pd {
                     stalled_us / 1000
                 );
             }
+            // Then everything again, as if both connections had signalled, and the driver
+            // signalled on both: a signal lost either way (a flag flipped before it was
+            // sent, the confirmation campaign's ids 165 and 215, or a driver's lost) left
+            // each side waiting for the other, pings answered, the host never. A signal
+            // with nothing to do costs the driver one poll.
+            self.step();
+            TX.notify();
+            RX.notify();
         }
     }
 

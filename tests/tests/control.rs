@@ -783,6 +783,52 @@ fn control_that_stops_taking_input_restarts_itself_gicv3() {
     axolotl_tests::refute_each(&mut b, &["KERNEL PANIC", "holding"]);
 }
 
+/// control damages one byte of the first reply it relays (`inject_garble`: the first byte
+/// of serial_driver's name in its status row), as a fault in its relay would (the control
+/// campaign's id 463, where a code flip in control's decoding showed the host wrong memory
+/// figures). The CRC the host checks is the monitor's, over the monitor's bytes: the damaged
+/// reply is never shown, the CLI asks again and every row is right. A relay that decoded
+/// the monitor's reply and framed it anew (control before 4e8da52) would have passed
+/// "rerial_driver" on under a CRC of its own.
+#[test]
+fn a_reply_damaged_in_control_s_relay_is_never_shown_gicv3() {
+    let (mut b, mut c) = boot_control(3, "-control-garble-gicv3", "garble");
+    let rows = ok(&mut b, "status", c.status());
+    let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, PDS, "{rows:?}");
+    check(b.expect_all(
+        &["control: fault injection: damaged byte 7 of the monitor's reply"],
+        DEFAULT_TIMEOUT,
+    ));
+    axolotl_tests::refute_each(&mut b, &["KERNEL PANIC", "holding"]);
+}
+
+/// control stops signalling the driver from its event loop once its first incarnation served
+/// two frames (`inject_mute`), as a flipped `notify` flag would (the confirmation campaign's
+/// ids 165 and 215: control answered pings, the host never again). Its heartbeat signals the
+/// driver on both connections and polls both: every request is still answered. Without
+/// those signals the status's third request went unanswered.
+#[test]
+fn signals_lost_by_control_are_redone_at_its_heartbeat_gicv3() {
+    let (mut b, mut c) = boot_control(3, "-control-mute-gicv3", "mute");
+    let rows = ok(&mut b, "status", c.status());
+    assert_eq!(sorted_names(&rows).len(), PDS.len(), "{rows:?}");
+    // Requests 3 and 4 were served by the muted incarnation: it reached its fifth, where
+    // every test system's control crashes (its other hook); the next one serves on.
+    check(b.expect_all(
+        &["control: fault injection: crashing before answering request 5"],
+        DEFAULT_TIMEOUT,
+    ));
+    let rows = ok(&mut b, "status again", c.status());
+    let control = row(&rows, "control");
+    assert_eq!(control.state, PdState::Running, "{rows:?}");
+    assert_eq!(control.generation, 1, "{rows:?}");
+    axolotl_tests::refute_each(
+        &mut b,
+        &["KERNEL PANIC", "holding", "control: input waited"],
+    );
+}
+
 /// Guest boots under QEMU's TCG take minutes on a loaded machine.
 const GUEST_BOOT: Duration = Duration::from_secs(300);
 

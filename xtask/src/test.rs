@@ -61,6 +61,8 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/campaign-net.system",
     "tests/systems/control-crash.system",
     "tests/systems/control-deaf-gicv3.system",
+    "tests/systems/control-garble-gicv3.system",
+    "tests/systems/control-mute-gicv3.system",
     "tests/systems/control-inject.system",
     "tests/systems/control-vm-gicv3.system",
     "tests/systems/control-net.system",
