@@ -481,8 +481,13 @@ mod pd {
                 Ok(n) => &payload[..n],
                 Err(e) => return (0, ProtoReply::Error(e)),
             };
-            // Only an intact payload's id is worth answering with; 0 has the host send again.
-            let id = axolotl_control_proto::payload_id(payload).unwrap_or(0);
+            // Opened once, before the grant is asked: only an intact payload's id is worth
+            // answering with (`open` gives 0 for a CRC that fails, which has the host send
+            // again), whatever the answer turns out to be.
+            let opened = axolotl_control_proto::open::<ProtoRequest>(payload);
+            let id = match opened {
+                Ok((id, _)) | Err((id, _)) => id,
+            };
             let Some(plan) = self.plan else {
                 return (id, ProtoReply::Error(ProtoError::Unavailable));
             };
@@ -490,7 +495,7 @@ mod pd {
             if grant == control::Grant::default() {
                 return (id, ProtoReply::Error(ProtoError::NotGranted));
             }
-            let request = match axolotl_control_proto::open::<ProtoRequest>(payload) {
+            let request = match opened {
                 Ok((_, request)) => request,
                 Err((id, e)) => {
                     if e == ProtoError::BadCrc {

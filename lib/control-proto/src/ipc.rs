@@ -18,8 +18,6 @@
 
 use crate::Error;
 use axolotl_abi::MSG_MAX_LENGTH;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 /// The word that holds the byte count.
 pub const LEN_MR: usize = 0;
@@ -27,14 +25,6 @@ pub const LEN_MR: usize = 0;
 pub const BYTES_MR: usize = 4;
 /// The most bytes a message carries.
 pub const MAX_BYTES: usize = (MSG_MAX_LENGTH - BYTES_MR) * 8;
-
-/// Encodes `msg` into `words` (a message's words): the message length in words, `None` if it
-/// does not fit.
-pub fn encode<T: Serialize>(msg: &T, words: &mut [u64]) -> Option<usize> {
-    let mut bytes = [0u8; MAX_BYTES];
-    let n = postcard::to_slice(msg, &mut bytes).ok()?.len();
-    encode_bytes(&bytes[..n], words)
-}
 
 /// Puts `bytes` into `words` as this module lays them out: the message length in words,
 /// `None` if they do not fit. control-pd and the monitor pass sealed payloads so (the
@@ -53,16 +43,6 @@ pub fn encode_bytes(bytes: &[u8], words: &mut [u64]) -> Option<usize> {
         *w = u64::from_le_bytes(b);
     }
     Some(len)
-}
-
-/// Decodes a message of `len` words (the message info's length) from `words`.
-pub fn decode<T: DeserializeOwned>(len: usize, words: &[u64]) -> Result<T, Error> {
-    let mut bytes = [0u8; MAX_BYTES];
-    let n = decode_bytes(len, words, &mut bytes)?;
-    match postcard::take_from_bytes::<T>(&bytes[..n]) {
-        Ok((msg, [])) => Ok(msg),
-        _ => Err(Error::Malformed),
-    }
 }
 
 /// The bytes of a message of `len` words, copied into `out` (of [`MAX_BYTES`]): how many.
@@ -85,42 +65,7 @@ pub fn decode_bytes(len: usize, words: &[u64], out: &mut [u8]) -> Result<usize, 
 
 #[cfg(test)]
 mod tests {
-    use crate::{FaultKind, Reply, Request, name};
-
     use super::*;
-
-    #[test]
-    fn round_trip_and_hostile_words() {
-        let mut words = [0u64; MSG_MAX_LENGTH];
-        let req = Request::Inject {
-            pd: name("serial_driver").unwrap(),
-            kind: FaultKind::Crash,
-            at: None,
-        };
-        let len = encode(&req, &mut words).unwrap();
-        assert_eq!(decode::<Request>(len, &words), Ok(req.clone()));
-        // A count beyond the message, or the buffer, or none at all.
-        assert_eq!(decode::<Request>(len - 1, &words), Err(Error::Malformed));
-        assert_eq!(decode::<Request>(0, &words), Err(Error::Malformed));
-        let mut w = words;
-        w[LEN_MR] = u64::MAX;
-        assert_eq!(decode::<Request>(MSG_MAX_LENGTH, &w), Err(Error::Malformed));
-        w[LEN_MR] = (MAX_BYTES + 1) as u64;
-        assert_eq!(decode::<Request>(MSG_MAX_LENGTH, &w), Err(Error::Malformed));
-        // Bytes left over.
-        let mut w = words;
-        w[LEN_MR] += 1;
-        assert_eq!(decode::<Request>(len + 1, &w), Err(Error::Malformed));
-        // Garbage.
-        let w = [u64::MAX; MSG_MAX_LENGTH];
-        assert_eq!(decode::<Reply>(MSG_MAX_LENGTH, &w), Err(Error::Malformed));
-        // Every count on arbitrary words: an answer, never a panic.
-        let mut w = [0x0101_0101_0101_0101u64; MSG_MAX_LENGTH];
-        for n in 0..=MAX_BYTES as u64 + 8 {
-            w[LEN_MR] = n;
-            let _ = decode::<Request>(MSG_MAX_LENGTH, &w);
-        }
-    }
 
     #[test]
     fn bytes_round_trip_and_hostile_counts() {
@@ -142,7 +87,27 @@ mod tests {
         );
         words[LEN_MR] = u64::MAX;
         assert_eq!(decode_bytes(len, &words, &mut out), Err(Error::Malformed));
+        words[LEN_MR] = (MAX_BYTES + 1) as u64;
+        assert_eq!(
+            decode_bytes(MSG_MAX_LENGTH, &words, &mut out),
+            Err(Error::Malformed)
+        );
+        // No count word at all.
+        assert_eq!(decode_bytes(0, &words, &mut out), Err(Error::Malformed));
+        assert_eq!(decode_bytes(1, &[], &mut out), Err(Error::Malformed));
         assert_eq!(encode_bytes(&[0u8; MAX_BYTES + 1], &mut words), None);
         assert_eq!(encode_bytes(&bytes, &mut words[..10]), None);
+        // Every count against every message length on arbitrary words: an answer, never a
+        // panic, and never more bytes than the message's words hold.
+        let mut w = [0x0101_0101_0101_0101u64; MSG_MAX_LENGTH];
+        for n in 0..=MAX_BYTES as u64 + 8 {
+            w[LEN_MR] = n;
+            for len in 0..=MSG_MAX_LENGTH + 1 {
+                if let Ok(got) = decode_bytes(len, &w, &mut out) {
+                    assert_eq!(got as u64, n);
+                    assert!(BYTES_MR + got.div_ceil(8) <= len);
+                }
+            }
+        }
     }
 }
