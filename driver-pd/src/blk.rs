@@ -5,7 +5,7 @@ use core::ptr::NonNull;
 
 use axolotl_blk::SECTOR_SIZE;
 use axolotl_blk::layout::{
-    CAPACITY, DATA_BYTES, DMA_BYTES, IDS, MAX_BYTES, MAX_SECTORS, RINGS_BYTES, SLOTS,
+    BOUNCE_SLOTS, CAPACITY, DATA_BYTES, DMA_BYTES, IDS, MAX_BYTES, MAX_SECTORS, RINGS_BYTES, SLOTS,
 };
 use axolotl_blk::pattern::{PatternClient, PatternEvent, Phase};
 use axolotl_blk::virtio::{ClientData, VirtioBlkDevice};
@@ -181,7 +181,7 @@ impl BlkDriver {
             };
             Device::new_direct(transport, &DMA, SLOTS, MAX_BYTES, client)
         } else {
-            Device::new(transport, &DMA, SLOTS, MAX_BYTES)
+            Device::new(transport, &DMA, BOUNCE_SLOTS, MAX_BYTES)
         };
         let dev = dev.map_err(|e| match e {
             axolotl_blk::virtio::InitError::NotABlockDevice(_) => {
