@@ -411,8 +411,8 @@ fn connect_blk() -> Option<(VirtioBlk, BlkBackend, u64)> {
     let config = BlkConfig {
         capacity: info.capacity,
         blk_size: 512,
-        // A request fits one of the connection's buffers: at most its size in pages (and
-        // the device says no more than the queue size less two, 254, whatever we offer).
+        // A request fits one of the connection's buffers: at most its size in pages, 256
+        // (the device's queue of 512 lets a chain carry them with header and status).
         seg_max: (MAX_BYTES / 4096) as u32,
         size_max: Some(4096),
         serial,

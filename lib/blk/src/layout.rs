@@ -10,10 +10,10 @@ pub const CAPACITY: u32 = 16;
 pub const IDS: usize = 16;
 /// Bytes one request moves at most: a connection buffer. 1 MiB: every request is a round
 /// trip through the VMM, the driver and QEMU (docs/benchmarks.md, issue #15), and a guest's
-/// 1 MiB O_DIRECT request was 4 of them at 256 KiB (64 at the first version's 16 KiB). A
-/// virtio-blk guest's requests stop short of it (the VMM's SEG_MAX is the queue size less
-/// two: 254 pages of 4 KiB). Bounded by the data region (`IDS` of them, 2 MiB pages) and,
-/// in the bounce mode, by the DMA region (`BOUNCE_SLOTS` bounce buffers in its 2 MiB page).
+/// 1 MiB O_DIRECT request was 4 of them at 256 KiB (64 at the first version's 16 KiB); now
+/// one (the VMM's SEG_MAX: 256 pages of 4 KiB). Bounded by the data region (`IDS` of them,
+/// 2 MiB pages) and, in the bounce mode, by the DMA region (`BOUNCE_SLOTS` bounce buffers in
+/// its 2 MiB page).
 pub const MAX_BYTES: usize = 1024 * 1024;
 /// Sectors one request moves at most.
 pub const MAX_SECTORS: u32 = (MAX_BYTES / SECTOR_SIZE) as u32;

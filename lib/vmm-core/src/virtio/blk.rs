@@ -45,10 +45,14 @@ pub const S_UNSUPP: u8 = 2;
 pub const SECTOR_SIZE: u32 = 512;
 /// GET_ID's answer: the serial, padded with zeros.
 pub const ID_BYTES: usize = 20;
-/// QueueNumMax, and the size of the request table (no more requests than ring
-/// slots can be outstanding).
-pub const QUEUE_MAX: u16 = 256;
-const TABLE: usize = QUEUE_MAX as usize;
+/// QueueNumMax. 512: a chain may be as long as the queue (§2.7.5.3.1), so a queue of 512
+/// lets SEG_MAX reach 256 pages, a whole 1 MiB request as Linux makes it (at 256, SEG_MAX
+/// stopped at 254 and a 1 MiB `dd` block was two requests, 1016 and 8 KiB).
+pub const QUEUE_MAX: u16 = 512;
+/// The request table: requests taken from the ring and not yet completed. When it is full
+/// the rest wait on the ring, in order (`a_full_table_leaves_requests_on_the_ring`); the
+/// backend holds far fewer at once (lib/blk's 16 buffers).
+const TABLE: usize = 256;
 const HEADER: u32 = 16;
 
 /// What the guest is told about the disk.

@@ -155,7 +155,7 @@ fn config_space_and_features() {
         },
         RAM,
     );
-    assert_eq!(r(&mut d, 12), 254);
+    assert_eq!(r(&mut d, 12), u64::from(QUEUE_MAX) - 2);
 }
 
 #[test]
@@ -429,6 +429,73 @@ fn a_full_table_leaves_requests_on_the_ring() {
     let id = g.be.taken[256].0.id;
     g.complete(id, S_OK, &[4; 512]);
     assert_eq!(g.used(), vec![(r.head.into(), 513)]);
+}
+
+/// Linux's 1 MiB request with SEG_MAX 256: header, 256 pages and status, 258 descriptors in
+/// one indirect chain, legal in a queue of `QUEUE_MAX` (not in one of 256). One request at
+/// the backend, every page written.
+#[test]
+fn a_whole_mib_in_pages_is_one_request_on_a_full_size_queue() {
+    let mut g = Guest::new();
+    g.q = DriverQueue::new(0, QUEUE_MAX, RAM_BASE + 0x1_0000);
+    let f = offered(&mut g.dev);
+    init(&mut g.dev, f, &[g.q.clone()]);
+    let header = RAM_BASE + 0x8_0000;
+    let mut h = [0u8; 16];
+    h[..4].copy_from_slice(&T_IN.to_le_bytes());
+    g.ram.put(header, &h);
+    // The test's RAM is 1 MiB: the pages alternate between two, the later write wins.
+    let pages = [RAM_BASE + 0x9_0000, RAM_BASE + 0xa_0000];
+    let status = RAM_BASE + 0xb_0000;
+    let mut bufs = vec![(header, 16, false)];
+    bufs.extend((0..256).map(|k| (pages[k % 2], 4096, true)));
+    bufs.push((status, 1, true));
+    let head = g.q.add_indirect(&mut g.ram, RAM_BASE + 0xc_0000, &bufs);
+    g.kick();
+    assert_eq!(g.be.taken.len(), 1);
+    let req = g.be.taken[0].0;
+    // The whole test disk (CAPACITY: 1 MiB).
+    assert_eq!((req.op, req.sector, req.len), (BlkOp::Read, 0, 1 << 20));
+    let data: Vec<u8> = (0..1usize << 20).map(|i| (i / 4096) as u8).collect();
+    assert_eq!(g.complete(req.id, S_OK, &data), Completion::Done);
+    assert_eq!(g.used(), vec![(head.into(), (1 << 20) + 1)]);
+    assert_eq!(g.ram.get(pages[0], 4096), vec![254; 4096]);
+    assert_eq!(g.ram.get(pages[1], 4096), vec![255; 4096]);
+    assert_eq!(g.ram.get(status, 1), vec![S_OK]);
+}
+
+/// More requests on the ring than the request table holds: the table takes 256, the rest
+/// wait on the ring and are taken, in order, as requests complete.
+#[test]
+fn requests_beyond_the_table_wait_on_the_ring_in_order() {
+    let mut g = Guest::new();
+    g.q = DriverQueue::new(0, QUEUE_MAX, RAM_BASE + 0x1_0000);
+    let f = offered(&mut g.dev);
+    init(&mut g.dev, f, &[g.q.clone()]);
+    // Three descriptors each would overrun 512: one indirect descriptor each.
+    for i in 0..300u64 {
+        let header = RAM_BASE + 0x2_0000 + i * 16;
+        let mut h = [0u8; 16];
+        h[..4].copy_from_slice(&T_IN.to_le_bytes());
+        h[8..].copy_from_slice(&i.to_le_bytes());
+        g.ram.put(header, &h);
+        let bufs = [
+            (header, 16, false),
+            (RAM_BASE + 0x8_0000, 512, true),
+            (RAM_BASE + 0x9_0000 + i, 1, true),
+        ];
+        g.q.add_indirect(&mut g.ram, RAM_BASE + 0xa_0000 + i * 64, &bufs);
+    }
+    g.kick();
+    assert_eq!(g.be.taken.len(), 256);
+    assert_eq!(g.dev.transport.queues[0].pending(&g.ram), Ok(44));
+    for k in 0..44 {
+        let id = g.be.taken[k].0.id;
+        assert_eq!(g.complete(id, S_OK, &[1; 512]), Completion::Done);
+        assert_eq!(g.be.taken.len(), 257 + k);
+        assert_eq!(g.be.taken[256 + k].0.sector, 256 + k as u64);
+    }
+    assert_eq!(g.dev.transport.queues[0].pending(&g.ram), Ok(0));
 }
 
 #[test]
