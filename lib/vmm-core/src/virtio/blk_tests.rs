@@ -82,6 +82,15 @@ impl Guest {
         g
     }
 
+    /// A guest whose driver set the queue up again with `size` entries.
+    pub fn with_queue(size: u16) -> Self {
+        let mut g = Self::new();
+        g.q = DriverQueue::new(0, size, RAM_BASE + 0x1_0000);
+        let f = offered(&mut g.dev);
+        init(&mut g.dev, f, &[g.q.clone()]);
+        g
+    }
+
     /// Puts a request on the ring (without notifying). `data`: bytes for OUT, or the
     /// buffer size for IN/GET_ID.
     pub fn add(&mut self, kind: u32, sector: u64, out: Option<&[u8]>, in_len: u32) -> Req {
@@ -436,10 +445,7 @@ fn a_full_table_leaves_requests_on_the_ring() {
 /// the backend, every page written.
 #[test]
 fn a_whole_mib_in_pages_is_one_request_on_a_full_size_queue() {
-    let mut g = Guest::new();
-    g.q = DriverQueue::new(0, QUEUE_MAX, RAM_BASE + 0x1_0000);
-    let f = offered(&mut g.dev);
-    init(&mut g.dev, f, &[g.q.clone()]);
+    let mut g = Guest::with_queue(QUEUE_MAX);
     let header = RAM_BASE + 0x8_0000;
     let mut h = [0u8; 16];
     h[..4].copy_from_slice(&T_IN.to_le_bytes());
@@ -468,10 +474,7 @@ fn a_whole_mib_in_pages_is_one_request_on_a_full_size_queue() {
 /// wait on the ring and are taken, in order, as requests complete.
 #[test]
 fn requests_beyond_the_table_wait_on_the_ring_in_order() {
-    let mut g = Guest::new();
-    g.q = DriverQueue::new(0, QUEUE_MAX, RAM_BASE + 0x1_0000);
-    let f = offered(&mut g.dev);
-    init(&mut g.dev, f, &[g.q.clone()]);
+    let mut g = Guest::with_queue(QUEUE_MAX);
     // Three descriptors each would overrun 512: one indirect descriptor each.
     for i in 0..300u64 {
         let header = RAM_BASE + 0x2_0000 + i * 16;
