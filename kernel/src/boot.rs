@@ -120,6 +120,8 @@ extern "C" fn kernel_main(vectors: u64, entry_el: u64) -> ! {
     );
     // SAFETY: a fully initialised TCB.
     unsafe { k.sched.enqueue(loaded.tcb) };
+    // The CPU's time is counted from here (`state::CpuTime`): boot is nobody's.
+    k.cpu.since = crate::arch::timer::now();
     trap::schedule_and_return(k, false)
 }
 

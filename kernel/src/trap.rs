@@ -9,11 +9,30 @@ use crate::state::{KERNEL, Kernel};
 use crate::thread::{Tcb, TcbRef};
 use crate::{fault, kprintln, syscall};
 
+/// A thread entered the kernel: its stretch at user level (or as a guest) ends now and is
+/// charged to it (`CpuTime`).
+#[inline(always)]
+fn charge_thread(k: &mut Kernel, t: *mut Tcb) {
+    let now = timer::now();
+    // SAFETY: t is the live thread whose registers entry.S just saved.
+    unsafe { (*t).cpu_cycles += now.wrapping_sub(k.cpu.since) };
+    k.cpu.since = now;
+}
+
+/// The kernel's stretch ends now: charged to it.
+#[inline(always)]
+fn charge_kernel(k: &mut Kernel) {
+    let now = timer::now();
+    k.cpu.kernel += now.wrapping_sub(k.cpu.since);
+    k.cpu.since = now;
+}
+
 #[unsafe(no_mangle)]
 extern "C" fn handle_user_sync(ctx: *mut UserContext, esr: u64) -> ! {
     // SAFETY: sole kernel entry in progress (interrupts masked, one core).
     let k = unsafe { KERNEL.get() };
     let t = ctx as *mut Tcb;
+    charge_thread(k, t);
     // SAFETY: the registers were saved into the current thread's TCB, which is live.
     let tr = unsafe { TcbRef::new(t) };
     let esr = Esr(esr);
@@ -69,9 +88,10 @@ fn user_fault(k: &mut Kernel, t: TcbRef, esr: Esr) {
 }
 
 #[unsafe(no_mangle)]
-extern "C" fn handle_user_irq(_ctx: *mut UserContext, _esr: u64) -> ! {
+extern "C" fn handle_user_irq(ctx: *mut UserContext, _esr: u64) -> ! {
     // SAFETY: sole kernel entry in progress.
     let k = unsafe { KERNEL.get() };
+    charge_thread(k, ctx as *mut Tcb);
     let preempt = handle_interrupts(k);
     schedule_and_return(k, preempt)
 }
@@ -81,6 +101,7 @@ extern "C" fn handle_user_serror(ctx: *mut UserContext, esr: u64) -> ! {
     // SAFETY: sole kernel entry in progress.
     let k = unsafe { KERNEL.get() };
     let t = ctx as *mut Tcb;
+    charge_thread(k, t);
     // SAFETY: the registers were saved into the current thread's TCB, which is live.
     let tr = unsafe { TcbRef::new(t) };
     if crate::vcpu::is_guest(tr) {
@@ -229,6 +250,9 @@ pub fn enter(k: &mut Kernel, t: *mut Tcb, (root, vmid): (u64, u8)) -> ! {
     if k.vspace.switch(root, vmid as axolotl_kernel_core::Asid) {
         cpu::set_vspace(root, vmid);
     }
+    charge_kernel(k);
+    // SAFETY: the scheduler (or the fast path) chose t, a live thread.
+    unsafe { (*t).entries += 1 };
     // SAFETY: the context is the thread's own saved state; restore_user_context leaves
     // SP_EL2 just past it for the next entry.
     unsafe { restore_user_context(&(*t).ctx) }
@@ -240,7 +264,11 @@ fn idle(k: &mut Kernel) {
     let before = k.ticks;
     // No guest state stays live while nothing runs: its interrupts would have no thread.
     crate::vcpu::unload(k);
+    charge_kernel(k);
     cpu::wfi();
+    let now = timer::now();
+    k.cpu.idle += now.wrapping_sub(k.cpu.since);
+    k.cpu.since = now;
     handle_interrupts(k);
     if let Some(since) = k.stopped_at {
         // Liveness beacon while nothing runs: proves the kernel outlived its threads.

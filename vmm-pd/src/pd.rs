@@ -679,6 +679,30 @@ struct VmmPd {
     trigger: crate::inject::Trigger,
 }
 
+/// Where the machine's time went since boot, from the kernel's counts (`TcbGetCpuTime` on
+/// our vCPUs' threads): what the guest ran, what the kernel did and idle; the rest is the
+/// PDs' (this VMM, the drivers), whose TCBs the root task keeps. Counter cycles (16
+/// instructions each under `-icount shift=0`).
+fn cpu_time_line() {
+    let mut guest = 0;
+    let mut last = None;
+    for i in 0..axolotl_vmm_core::MAX_VCPUS as u8 {
+        if let Ok(c) = Tcb(vm_tcb_slot(i)).cpu_time() {
+            guest += c.thread;
+            last = Some(c);
+        }
+    }
+    if let Some(c) = last {
+        println!(
+            "vmm: cpu time (counter cycles): guest {guest}, kernel {}, idle {}, the rest (PDs, boot) {}, count {}",
+            c.kernel,
+            c.idle,
+            c.now.saturating_sub(guest + c.kernel + c.idle),
+            c.now
+        );
+    }
+}
+
 /// vCPUs the root task gave us (the SDF's `vcpu` elements, ids from 0): their caps answer.
 fn count_vcpus() -> u8 {
     (0..axolotl_vmm_core::MAX_VCPUS as u8)
@@ -1291,6 +1315,7 @@ impl VmmPd {
                     "vmm: guest powered off (PSCI SYSTEM_OFF); vCPU {vcpu} stopped after {exits} exits"
                 );
                 println!("vmm: exits and notifications: {:?}", io().count);
+                cpu_time_line();
             }
             Event::SystemReset => {
                 vm.uart.sink_mut().flush();

@@ -55,6 +55,7 @@ pub enum TcbOp {
     },
     BindNotification(u64),
     UnbindNotification,
+    GetCpuTime,
 }
 
 /// A derived copy of `cap` (from `src`) for one of the thread's slots.
@@ -274,6 +275,7 @@ pub fn decode(m: &Msg, l: Invocation, t: TcbRef, tcb: SlotRef) -> Decoded<TcbOp>
             }
             TcbOp::BindNotification(ptr)
         }
+        Invocation::TcbGetCpuTime => TcbOp::GetCpuTime,
         Invocation::TcbUnbindNotification => {
             if t.bound_ntfn == 0 {
                 return Err(refuse!(
@@ -364,6 +366,22 @@ pub fn perform(k: &mut Kernel, m: &Msg, mut t: TcbRef, op: TcbOp) -> Done {
                 m.mrs.set(i, context_word(&c, i));
             }
             return Done::Reply(count);
+        }
+        TcbOp::GetCpuTime => {
+            // The caller's own stretch up to this call is charged already (`trap`); the
+            // kernel's current one is not yet: the figures run up to this entry.
+            let c = k.cpu;
+            let words = [
+                t.cpu_cycles,
+                t.entries,
+                c.kernel,
+                c.idle,
+                crate::arch::timer::now(),
+            ];
+            for (i, w) in words.into_iter().enumerate() {
+                m.mrs.set(i, w);
+            }
+            return Done::Reply(words.len());
         }
         TcbOp::WriteRegisters { resume, count } => {
             write_registers(k, m, t, count);

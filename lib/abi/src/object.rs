@@ -113,12 +113,17 @@ pub enum Invocation {
     /// notification once the physical count reaches `mr0` (at once if it has; 0 cancels).
     /// One deadline at a time: a new one replaces the last.
     IrqHandlerSetDeadline = 42,
+    /// The thread's CPU time, as seL4's benchmark builds keep thread utilisation: in MR0
+    /// the counter cycles it ran at user level (or as a guest) up to its last kernel entry,
+    /// in MR1 how often the kernel entered it, in MR2 and MR3 the cycles the kernel spent
+    /// on its own and idle since boot, in MR4 the physical count now.
+    TcbGetCpuTime = 43,
 }
 
 impl Invocation {
     pub fn from_label(l: u64) -> Option<Self> {
-        if (1..=42).contains(&l) {
-            // SAFETY: repr(u64), discriminants are exactly 1..=42 with no gaps.
+        if (1..=43).contains(&l) {
+            // SAFETY: repr(u64), discriminants are exactly 1..=43 with no gaps.
             Some(unsafe { core::mem::transmute::<u64, Invocation>(l) })
         } else {
             None
@@ -147,8 +152,8 @@ mod tests {
     #[test]
     fn labels_round_trip() {
         assert_eq!(Invocation::from_label(0), None);
-        assert_eq!(Invocation::from_label(43), None);
-        for l in 1..=42 {
+        assert_eq!(Invocation::from_label(44), None);
+        for l in 1..=43 {
             assert_eq!(Invocation::from_label(l).unwrap() as u64, l);
         }
     }

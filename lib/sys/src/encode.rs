@@ -283,6 +283,10 @@ pub fn tcb_set_timer_access(enable: bool, ptimer_irq_handler: CPtr) -> Encoded<1
     Encoded::new(I::TcbSetTimerAccess, [enable as u64], &[ptimer_irq_handler])
 }
 
+pub fn tcb_get_cpu_time() -> Encoded<0> {
+    Encoded::new(I::TcbGetCpuTime, [], &[])
+}
+
 pub fn tcb_unbind_notification() -> Encoded<0> {
     Encoded::new(I::TcbUnbindNotification, [], &[])
 }

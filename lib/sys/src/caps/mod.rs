@@ -11,7 +11,7 @@ mod vm;
 pub use vm::attr as vm_attr;
 
 pub use cnode::CNode;
-pub use tcb::Tcb;
+pub use tcb::{CpuTime, Tcb};
 pub use vcpu::Vcpu;
 
 macro_rules! cap_type {

@@ -104,6 +104,19 @@ impl Tcb {
         Ok(UserContext::from_words(&r.words[..n]))
     }
 
+    /// The thread's CPU time and the kernel's (`TcbGetCpuTime`), in counter cycles.
+    pub fn cpu_time(self) -> Result<CpuTime, InvocationError> {
+        let r = invoke(self.0, &encode::tcb_get_cpu_time())?;
+        let w = |i: usize| if i < r.len { r.words[i] } else { 0 };
+        Ok(CpuTime {
+            thread: w(0),
+            entries: w(1),
+            kernel: w(2),
+            idle: w(3),
+            now: w(4),
+        })
+    }
+
     pub fn bind_notification(self, notification: Notification) -> R {
         invoke_unit(self.0, &encode::tcb_bind_notification(notification.0))
     }
@@ -118,4 +131,20 @@ impl Tcb {
     pub fn unbind_notification(self) -> R {
         invoke_unit(self.0, &encode::tcb_unbind_notification())
     }
+}
+
+/// What `TcbGetCpuTime` answers, in counter cycles (`axolotl_sys::time::frequency` a
+/// second; under QEMU's `-icount shift=0` a cycle is 16 instructions).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuTime {
+    /// The thread's own, at user level or as a guest, up to its last kernel entry.
+    pub thread: u64,
+    /// How often the kernel entered (resumed) it.
+    pub entries: u64,
+    /// The kernel's own since boot (system calls, exits, interrupts, switches).
+    pub kernel: u64,
+    /// Idle since boot.
+    pub idle: u64,
+    /// The physical count when it was read.
+    pub now: u64,
 }

@@ -108,6 +108,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("sched_signal_preempts", sched::preempt),
     ("sched_round_robin_yield", sched::round_robin),
     ("sched_timeslice", sched::timeslice),
+    ("sched_cpu_time", sched::cpu_time),
     ("domain_other_domain_waits", domains::other_domain_waits),
     ("domain_bad_arguments", domains::bad_arguments),
     ("fault_vm_read", faults::vm_read),

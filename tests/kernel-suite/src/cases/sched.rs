@@ -1,8 +1,9 @@
 //! Scheduling: a signal to a higher-priority thread preempts the signaller; equal
 //! priorities take turns on yield and on timeslice expiry.
 
-use crate::harness::{Env, Fail, log, log_contents, set_shared, shared};
+use crate::harness::{Ctx, Env, Fail, log, log_contents, set_shared, shared};
 use axolotl_abi::Rights;
+use axolotl_sys::time::{counter, frequency};
 use axolotl_sys::{debug_ticks, syscall, yield_now};
 
 fn high(_: u64) {
@@ -90,6 +91,67 @@ pub fn timeslice(env: &mut Env) -> Result<(), Fail> {
         (shared(6), shared(7)),
         (2, 2),
         "each spinner saw the other run (2 = yes, 1 = timed out)"
+    );
+    Ok(())
+}
+
+/// Spins for `ms` milliseconds of the counter, then says so.
+fn spin_for(ms: u64) {
+    let until = counter() + ms * frequency() / 1000;
+    while counter() < until {
+        core::hint::spin_loop();
+    }
+    syscall::signal(shared(1));
+}
+
+/// Blocks until woken, then says so.
+fn sleep_until_woken(_: u64) {
+    syscall::wait(shared(2));
+    syscall::signal(shared(3));
+}
+
+/// `TcbGetCpuTime`: a thread that spins is charged at least its spin; one that waits as
+/// long is charged next to nothing; the threads', the kernel's and idle time never add up
+/// to more than the time that passed.
+pub fn cpu_time(env: &mut Env) -> Result<(), Fail> {
+    const SPIN_MS: u64 = 50;
+    let done = env.notification()?;
+    set_shared(1, env.mint(done.0, Rights::ALL, 1)?);
+    set_shared(3, env.mint(done.0, Rights::ALL, 2)?);
+    let wake = env.notification()?;
+    set_shared(2, env.mint(wake.0, Rights::ALL, 1)?);
+    let sleeper = env.spawn(sleep_until_woken, 0, 150, 0)?;
+    let before = sleeper.tcb.cpu_time().ctx("TcbGetCpuTime")?;
+    // Below us: it runs while we wait.
+    let spinner = env.spawn(spin_for, SPIN_MS, 50, 0)?;
+    wait_all(done, 1);
+    let spun = spinner.tcb.cpu_time().ctx("TcbGetCpuTime")?;
+    wake.signal();
+    wait_all(done, 2);
+    let slept = sleeper.tcb.cpu_time().ctx("TcbGetCpuTime")?;
+    let spin = SPIN_MS * frequency() / 1000;
+    // Less the kernel's ticks that interrupted it (a few microseconds each).
+    ensure!(
+        spun.thread >= spin - spin / 10 && spun.entries >= 1,
+        "a thread that spun {spin} cycles was charged {} in {} entries",
+        spun.thread,
+        spun.entries
+    );
+    // The sleeper ran a few instructions; a host that stops QEMU in them can stretch them,
+    // never to half the spin.
+    ensure!(
+        slept.thread < spin / 2 && slept.entries >= 1,
+        "a thread that waited through a {spin}-cycle spin was charged {} ({} entries)",
+        slept.thread,
+        slept.entries
+    );
+    ensure!(
+        slept.kernel > before.kernel && slept.idle >= before.idle && slept.now > spun.now,
+        "the kernel's and idle time run on ({before:?} -> {slept:?})"
+    );
+    ensure!(
+        spun.thread + slept.thread + slept.kernel + slept.idle <= slept.now,
+        "more time charged than passed ({spun:?}, {slept:?})"
     );
     Ok(())
 }

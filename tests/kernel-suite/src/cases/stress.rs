@@ -370,7 +370,9 @@ fn shaped(rng: &mut Rng, label: u64) -> (u64, [u64; 8], [u64; 3], u64, u64) {
             c[0] = rng.cptr();
             (rng.pick(&TCBS), 1, 1)
         }
-        Some(I::TcbSuspend | I::TcbResume | I::TcbUnbindNotification) => (rng.pick(&TCBS), 0, 0),
+        Some(I::TcbSuspend | I::TcbResume | I::TcbUnbindNotification | I::TcbGetCpuTime) => {
+            (rng.pick(&TCBS), 0, 0)
+        }
         Some(I::CNodeDelete | I::CNodeRevoke | I::CNodeCancelBadgedSends) => {
             // Deleting the setup's caps at full rate would leave nothing to invoke.
             w[0] = if rng.chance(20) {
