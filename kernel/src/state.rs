@@ -73,7 +73,8 @@ pub struct Kernel {
 
 /// The CPU's time by who had it, in counter cycles: a counter read at every kernel entry
 /// from user level and every return to it, as seL4's benchmark builds keep thread
-/// utilisation, but in every build (a few instructions per entry). A thread's time at user
+/// utilisation, in a kernel built with `cpu-time` (off by default: it costs every system
+/// call about 16 instructions, `cargo xtask bench --only kernel`). A thread's time at user
 /// level is charged to its TCB when it enters the kernel; the time between an entry and
 /// the next return (whoever's system call, exit or interrupt it was) is the kernel's.
 #[derive(Clone, Copy, Debug)]

@@ -86,8 +86,6 @@ pub struct Tcb {
     /// Counter cycles this thread ran at user level (or as a guest) since the TCB was made,
     /// up to its last kernel entry (`TcbGetCpuTime`; docs/kernel.md, "CPU time").
     pub cpu_cycles: u64,
-    /// Times the kernel entered it.
-    pub entries: u64,
 }
 
 /// A live thread. Making one is where "this thread exists" is claimed, once, instead of at
@@ -222,7 +220,6 @@ impl Tcb {
                 next: core::ptr::null_mut(),
                 prev: core::ptr::null_mut(),
                 cpu_cycles: 0,
-                entries: 0,
             });
         }
         t

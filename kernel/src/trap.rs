@@ -10,21 +10,25 @@ use crate::thread::{Tcb, TcbRef};
 use crate::{fault, kprintln, syscall};
 
 /// A thread entered the kernel: its stretch at user level (or as a guest) ends now and is
-/// charged to it (`CpuTime`).
+/// charged to it (`CpuTime`; only in a kernel built with `cpu-time`).
 #[inline(always)]
 fn charge_thread(k: &mut Kernel, t: *mut Tcb) {
-    let now = timer::now();
-    // SAFETY: t is the live thread whose registers entry.S just saved.
-    unsafe { (*t).cpu_cycles += now.wrapping_sub(k.cpu.since) };
-    k.cpu.since = now;
+    if cfg!(feature = "cpu-time") {
+        let now = timer::now_unordered();
+        // SAFETY: t is the live thread whose registers entry.S just saved.
+        unsafe { (*t).cpu_cycles += now.wrapping_sub(k.cpu.since) };
+        k.cpu.since = now;
+    }
 }
 
 /// The kernel's stretch ends now: charged to it.
 #[inline(always)]
 fn charge_kernel(k: &mut Kernel) {
-    let now = timer::now();
-    k.cpu.kernel += now.wrapping_sub(k.cpu.since);
-    k.cpu.since = now;
+    if cfg!(feature = "cpu-time") {
+        let now = timer::now_unordered();
+        k.cpu.kernel += now.wrapping_sub(k.cpu.since);
+        k.cpu.since = now;
+    }
 }
 
 #[unsafe(no_mangle)]
@@ -251,8 +255,6 @@ pub fn enter(k: &mut Kernel, t: *mut Tcb, (root, vmid): (u64, u8)) -> ! {
         cpu::set_vspace(root, vmid);
     }
     charge_kernel(k);
-    // SAFETY: the scheduler (or the fast path) chose t, a live thread.
-    unsafe { (*t).entries += 1 };
     // SAFETY: the context is the thread's own saved state; restore_user_context leaves
     // SP_EL2 just past it for the next entry.
     unsafe { restore_user_context(&(*t).ctx) }
@@ -266,9 +268,11 @@ fn idle(k: &mut Kernel) {
     crate::vcpu::unload(k);
     charge_kernel(k);
     cpu::wfi();
-    let now = timer::now();
-    k.cpu.idle += now.wrapping_sub(k.cpu.since);
-    k.cpu.since = now;
+    if cfg!(feature = "cpu-time") {
+        let now = timer::now();
+        k.cpu.idle += now.wrapping_sub(k.cpu.since);
+        k.cpu.since = now;
+    }
     handle_interrupts(k);
     if let Some(since) = k.stopped_at {
         // Liveness beacon while nothing runs: proves the kernel outlived its threads.

@@ -50,10 +50,15 @@ fn kernel_suite_gicv2() {
 }
 
 /// A kernel built with `user-error` says why it refuses an invocation, one line each, and
-/// the suite passes as it does without (a short stress: each refusal is a line).
+/// the suite passes as it does without (a short stress: each refusal is a line). Built with
+/// `cpu-time` too, so that `sched_cpu_time` checks the counts, not their refusal.
 #[test]
 fn kernel_suite_user_error() {
-    let mut b = check(boot_named(3, "cortex-a72", "-kernel-suite-user-error"));
+    let mut b = check(boot_named(
+        3,
+        "cortex-a72",
+        "-kernel-suite-user-error-cpu-time",
+    ));
     check(b.expect("kernel-suite: ", Duration::from_secs(5)));
     // tcb.rs `priority_mcp`: a priority above the authority's MCP.
     let line = check(b.expect(
@@ -62,6 +67,11 @@ fn kernel_suite_user_error() {
     ));
     if !line.starts_with("kernel: user error: TcbSetPriority on cptr ") {
         panic!("{}", b.failure(format!("unexpected refusal line {line:?}")));
+    }
+    // sched.rs `cpu_time`, after the refusals above.
+    let line = check(b.expect("kernel-suite: cpu time: ", Duration::from_secs(240)));
+    if !line.contains(" spin charged ") {
+        panic!("{}", b.failure(format!("CPU time not counted: {line:?}")));
     }
     let summary = check(b.expect(" passed, ", Duration::from_secs(240)));
     if !summary.contains(" passed, 0 failed") {

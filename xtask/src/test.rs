@@ -229,7 +229,7 @@ fn image_jobs(stress_long: bool) -> Vec<ImageJob> {
             // The suite once more with a kernel that says why it refuses each invocation
             // (`tests/tests/kernel_suite.rs`); a short stress, as every refusal is a line.
             let mut v = Variant::kernel_suite(*board);
-            v.kernel_features = &["user-error"];
+            v.kernel_features = &["user-error", "cpu-time"];
             v.stress_iterations = Some(USER_ERROR_STRESS_ITERATIONS);
             jobs.push(ImageJob::Plain(v));
         }
@@ -449,7 +449,7 @@ mod tests {
             "qemu-virt-aarch64-gic3",
             "qemu-virt-aarch64-gic2-selftest-ipc",
             "qemu-virt-aarch64-gic3-kernel-suite",
-            "qemu-virt-aarch64-gic3-kernel-suite-user-error",
+            "qemu-virt-aarch64-gic3-kernel-suite-user-error-cpu-time",
             "qemu-virt-aarch64-gic3-restart",
             "qemu-virt-aarch64-gic2-restart",
             "qemu-virt-aarch64-gic3-linux-vm-gicv3",

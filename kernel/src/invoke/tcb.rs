@@ -275,7 +275,15 @@ pub fn decode(m: &Msg, l: Invocation, t: TcbRef, tcb: SlotRef) -> Decoded<TcbOp>
             }
             TcbOp::BindNotification(ptr)
         }
-        Invocation::TcbGetCpuTime => TcbOp::GetCpuTime,
+        Invocation::TcbGetCpuTime => {
+            if !cfg!(feature = "cpu-time") {
+                return Err(refuse!(
+                    SyscallError::IllegalOperation,
+                    "the kernel was built without CPU time (its `cpu-time` feature)"
+                ));
+            }
+            TcbOp::GetCpuTime
+        }
         Invocation::TcbUnbindNotification => {
             if t.bound_ntfn == 0 {
                 return Err(refuse!(
@@ -371,13 +379,7 @@ pub fn perform(k: &mut Kernel, m: &Msg, mut t: TcbRef, op: TcbOp) -> Done {
             // The caller's own stretch up to this call is charged already (`trap`); the
             // kernel's current one is not yet: the figures run up to this entry.
             let c = k.cpu;
-            let words = [
-                t.cpu_cycles,
-                t.entries,
-                c.kernel,
-                c.idle,
-                crate::arch::timer::now(),
-            ];
+            let words = [t.cpu_cycles, c.kernel, c.idle, crate::arch::timer::now()];
             for (i, w) in words.into_iter().enumerate() {
                 m.mrs.set(i, w);
             }

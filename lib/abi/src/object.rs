@@ -115,8 +115,8 @@ pub enum Invocation {
     IrqHandlerSetDeadline = 42,
     /// The thread's CPU time, as seL4's benchmark builds keep thread utilisation: in MR0
     /// the counter cycles it ran at user level (or as a guest) up to its last kernel entry,
-    /// in MR1 how often the kernel entered it, in MR2 and MR3 the cycles the kernel spent
-    /// on its own and idle since boot, in MR4 the physical count now.
+    /// in MR1 and MR2 the cycles the kernel spent on its own and idle since boot, in MR3
+    /// the physical count now.
     TcbGetCpuTime = 43,
 }
 

@@ -110,10 +110,9 @@ impl Tcb {
         let w = |i: usize| if i < r.len { r.words[i] } else { 0 };
         Ok(CpuTime {
             thread: w(0),
-            entries: w(1),
-            kernel: w(2),
-            idle: w(3),
-            now: w(4),
+            kernel: w(1),
+            idle: w(2),
+            now: w(3),
         })
     }
 
@@ -139,8 +138,6 @@ impl Tcb {
 pub struct CpuTime {
     /// The thread's own, at user level or as a guest, up to its last kernel entry.
     pub thread: u64,
-    /// How often the kernel entered (resumed) it.
-    pub entries: u64,
     /// The kernel's own since boot (system calls, exits, interrupts, switches).
     pub kernel: u64,
     /// Idle since boot.
