@@ -536,7 +536,9 @@ mod pd {
                     let tracker = (plan.monitor != Some(index))
                         .then(|| self.trackers.get(i))
                         .flatten();
-                    match control::status(plan, index, tracker, self.facts[i], now) {
+                    let mut facts = self.facts[i];
+                    facts.cpu_us = cpu_time(index);
+                    match control::status(plan, index, tracker, facts, now) {
                         Some(status)
                             if !control::row_sound(plan, &status) || status.index != index =>
                         {
@@ -996,6 +998,25 @@ mod pd {
         }
     }
 
+    /// PD `pd`'s CPU time and its guest's, in microseconds, from the root task (which holds
+    /// the TCBs); `None` from a kernel built without `cpu-time`.
+    fn cpu_time(pd: u8) -> Option<(u64, u64)> {
+        match ask(Request::<Journal>::CpuTime { pd }, |_| ()) {
+            Ok(Reply::CpuTime {
+                pd_cycles,
+                guest_cycles,
+                ..
+            }) => {
+                let us = |c: u64| {
+                    let f = u128::from(time::frequency().max(1));
+                    (u128::from(c) * 1_000_000 / f) as u64
+                };
+                Some((us(pd_cycles), us(guest_cycles)))
+            }
+            _ => None,
+        }
+    }
+
     /// Asks the root task `req` (the root service, `axolotl_root_service`): its reply, checked,
     /// with a recalled record handed to `read` while it is still in our IPC buffer.
     fn ask<T>(
@@ -1107,6 +1128,7 @@ mod pd {
         facts: [Facts {
             last_recovery_us: None,
             last_heartbeat_ms: None,
+            cpu_us: None,
         }; MAX_PDS],
         injections: 0,
         scrubber: Scrubber::new(0),

@@ -100,6 +100,36 @@ fn control_plane_gicv2() {
     control_plane(2);
 }
 
+/// On a kernel built with `cpu-time`, `status` says how long each PD ran: the root task
+/// reads the kernel's counts for the monitor (`Request::CpuTime`).
+#[test]
+fn cpu_time_in_status_gicv3() {
+    let (mut b, mut c) = boot_control(3, "-control-crash-cpu-time", "cpu-time");
+    // control-pd's first incarnation crashes on its fifth request (the test system's hook):
+    // the counts compared below are its second's, whose TCB may be another (a standby).
+    ok(&mut b, "status", c.status());
+    check(b.expect(
+        "control: generation 1: serving the host through the serial driver",
+        DEFAULT_TIMEOUT,
+    ));
+    let first = ok(&mut b, "status again", c.status());
+    let rows = ok(&mut b, "status a third time", c.status());
+    for r in &rows {
+        let was = row(&first, r.name.as_str()).cpu_us;
+        // Every PD has run (the monitor and control answered, the rest started); no count
+        // goes back; none is a guest's (no VM here).
+        assert!(
+            r.cpu_us.is_some_and(|us| us > 0) && r.cpu_us >= was && r.guest_cpu_us.is_none(),
+            "{r:?} (first read {was:?})"
+        );
+    }
+    // control-pd works for every request: its count grows between two reads.
+    assert!(
+        row(&rows, "control").cpu_us > row(&first, "control").cpu_us,
+        "{rows:?}"
+    );
+}
+
 fn control_plane(gic: u8) {
     let sock = socket(&format!("gic{gic}"));
     let backend = format!("socket,path={},server=on,wait=off", sock.display());
@@ -155,6 +185,8 @@ fn control_plane(gic: u8) {
     );
     assert!(row(&rows, "serial_driver").heartbeat_ms == Some(250));
     assert!(!row(&rows, "monitor").managed);
+    // The kernel does not count CPU time unless built to (`cpu_time_in_status_gicv3`).
+    assert!(rows.iter().all(|r| r.cpu_us.is_none()), "{rows:?}");
 
     // Malformed frames get error replies, and the stream goes on.
     for (garbage, want) in [

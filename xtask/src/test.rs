@@ -179,6 +179,8 @@ pub fn run(filter: Option<&str>, stress_long: bool) -> Result<ExitCode, String> 
 enum ImageJob {
     Plain(Variant),
     System(Board, &'static str),
+    /// A system on a kernel built with these features (its name ends in them).
+    SystemWith(Board, &'static str, &'static [&'static str]),
 }
 
 impl ImageJob {
@@ -190,6 +192,11 @@ impl ImageJob {
                 "{}-{}",
                 Variant::new(*board, None).name(),
                 crate::system::image_name(&images::workspace_root().join(sdf))
+            ),
+            ImageJob::SystemWith(board, sdf, features) => format!(
+                "{}-{}",
+                ImageJob::System(*board, sdf).name(),
+                features.join("-")
             ),
         }
     }
@@ -203,6 +210,11 @@ impl ImageJob {
                     &images::workspace_root().join(sdf),
                     &board,
                 )?);
+                Ok(v)
+            }
+            ImageJob::SystemWith(board, sdf, features) => {
+                let mut v = ImageJob::System(board, sdf).into_variant()?;
+                v.kernel_features = features;
                 Ok(v)
             }
         }
@@ -235,6 +247,14 @@ fn image_jobs(stress_long: bool) -> Vec<ImageJob> {
         }
         for s in SYSTEMS.iter().filter(|s| builds_for(s, board)) {
             jobs.push(ImageJob::System(*board, s));
+        }
+        if board.gic.version().number() == 3 {
+            // `ctl status` with CPU time (tests/tests/control.rs `cpu_time_in_status_gicv3`).
+            jobs.push(ImageJob::SystemWith(
+                *board,
+                "tests/systems/control-crash.system",
+                &["cpu-time"],
+            ));
         }
     }
     for &(board, s) in RPI4B_SYSTEMS.iter().chain(BUILD_ONLY_SYSTEMS) {

@@ -47,7 +47,8 @@ pub mod ipc;
 /// 3: `Request::Inject` names a bit flip's target (`at`), `Reply::Injected` says what an
 /// injection did, `Error::BadTarget` and `Error::NoRing`. 4: `Request::Restart` may name the
 /// generation it restarts (`if_generation`), `Injected::CodeFlip` and `FaultKind::CodeFlip`.
-pub const VERSION: u8 = 4;
+/// 5: `PdStatus` carries CPU time (`cpu_us`, `guest_cpu_us`).
+pub const VERSION: u8 = 5;
 /// The most bytes a frame has, its delimiter excluded.
 pub const MAX_FRAME: usize = 512;
 /// The most bytes a payload has: COBS adds at least one byte per frame.
@@ -326,6 +327,13 @@ pub struct PdStatus {
     pub heartbeat_age_ms: Option<u64>,
     /// The memory its image and regions take, in bytes.
     pub memory_bytes: u64,
+    /// The CPU time its thread ran since it was made, in microseconds (a kernel built
+    /// with `cpu-time`; `None` otherwise).
+    #[serde(default)]
+    pub cpu_us: Option<u64>,
+    /// For a VMM: the CPU time its guest's vCPUs ran, in microseconds.
+    #[serde(default)]
+    pub guest_cpu_us: Option<u64>,
     /// Whether the monitor manages it (not a child, not the monitor itself).
     pub managed: bool,
     /// The virtual machine it runs (a VMM), which `vm start|stop|reboot` names.

@@ -47,6 +47,8 @@ fn largest_pd() -> Reply {
             heartbeat_ms: Some(u64::MAX),
             heartbeat_age_ms: Some(u64::MAX),
             memory_bytes: u64::MAX,
+            cpu_us: Some(u64::MAX),
+            guest_cpu_us: Some(u64::MAX),
             managed: true,
             vm: Some(full_name('v')),
         },

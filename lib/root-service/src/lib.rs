@@ -40,6 +40,7 @@
 //! | [`Request::CorruptRing`] | 10 | pd, region, offset |
 //! | [`Request::Scrub`] | 11 | pd |
 //! | [`Request::FlipCode`] | 12 | pd, seed |
+//! | [`Request::CpuTime`] | 13 | pd |
 //!
 //! | reply | label | words |
 //! | --- | --- | --- |
@@ -48,6 +49,7 @@
 //! | [`Reply::Recalled`] | 0 | generation, 0, record |
 //! | [`Reply::Wrote`] | 0 | where, old, new |
 //! | [`Reply::Scrubbed`] | 0 | the first code page that differs (0: none) |
+//! | [`Reply::CpuTime`] | 0 | the PD's cycles, its VM's vCPUs' cycles, the count now |
 //! | [`Reply::Refused`] | 1 | reason (1: bad PD, 2: failed, 3: unknown request) |
 
 #![no_std]
@@ -96,10 +98,11 @@ pub enum Op {
     CorruptRing = 10,
     Scrub = 11,
     FlipCode = 12,
+    CpuTime = 13,
 }
 
 impl Op {
-    pub const ALL: [Op; 12] = [
+    pub const ALL: [Op; 13] = [
         Op::Restart,
         Op::SetTimer,
         Op::Record,
@@ -112,6 +115,7 @@ impl Op {
         Op::CorruptRing,
         Op::Scrub,
         Op::FlipCode,
+        Op::CpuTime,
     ];
 
     pub fn from_label(label: u64) -> Option<Op> {
@@ -128,6 +132,7 @@ impl Op {
             10 => Op::CorruptRing,
             11 => Op::Scrub,
             12 => Op::FlipCode,
+            13 => Op::CpuTime,
             _ => return None,
         })
     }
@@ -197,6 +202,10 @@ pub enum Request<R> {
     /// system). Replied [`Reply::Wrote`] with the PD's virtual address. Asked only for a
     /// control PD whose SDF grant includes `inject`.
     FlipCode { pd: u8, seed: u64 },
+    /// The CPU time of `pd`'s thread and of its virtual machine's vCPUs (a VMM's guest), as
+    /// the kernel counts it (`TcbGetCpuTime`, a kernel built with `cpu-time`; refused,
+    /// `Reason::Failed`, by one without): replied [`Reply::CpuTime`]. For `ctl status`.
+    CpuTime { pd: u8 },
 }
 
 /// What [`Request::CorruptRing`] XORs into a ring index: half the index space away, so that
@@ -311,6 +320,13 @@ pub enum Reply<R> {
     /// differs from its image, 0 if none does.
     Scrubbed {
         corrupt_at: u64,
+    },
+    /// [`Request::CpuTime`]: counter cycles the PD's thread ran, its VM's vCPUs ran (0 for a
+    /// PD without one), and the physical count when they were read.
+    CpuTime {
+        pd_cycles: u64,
+        guest_cycles: u64,
+        now: u64,
     },
     Refused(Reason),
 }
@@ -523,6 +539,7 @@ impl<R> Request<R> {
             Request::CorruptRing { .. } => Op::CorruptRing,
             Request::Scrub { .. } => Op::Scrub,
             Request::FlipCode { .. } => Op::FlipCode,
+            Request::CpuTime { .. } => Op::CpuTime,
         }
     }
 
@@ -557,6 +574,7 @@ impl<R> Request<R> {
             }
             Request::Scrub { pd } => Request::Scrub { pd },
             Request::FlipCode { pd, seed } => Request::FlipCode { pd, seed },
+            Request::CpuTime { pd } => Request::CpuTime { pd },
         }
     }
 }
@@ -580,7 +598,8 @@ impl<R: RecordSource> Request<R> {
             | Request::Stop { pd }
             | Request::Crash { pd }
             | Request::StopVm { pd }
-            | Request::Scrub { pd } => Ok(Sent::of(label, [pd as u64])),
+            | Request::Scrub { pd }
+            | Request::CpuTime { pd } => Ok(Sent::of(label, [pd as u64])),
             Request::FlipBit { pd, register, bit } => {
                 Ok(Sent::of(label, [pd as u64, register as u64, bit as u64]))
             }
@@ -636,6 +655,7 @@ impl<'a> Request<&'a [u8]> {
                 seed: m.need(1)?,
             },
             Op::Scrub => Request::Scrub { pd: m.pd()? },
+            Op::CpuTime => Request::CpuTime { pd: m.pd()? },
             Op::FlipCode => Request::FlipCode {
                 pd: m.pd()?,
                 seed: m.need(1)?,
@@ -670,6 +690,15 @@ impl<R> Reply<R> {
             },
             Reply::Wrote { at, old, new } => Reply::Wrote { at, old, new },
             Reply::Scrubbed { corrupt_at } => Reply::Scrubbed { corrupt_at },
+            Reply::CpuTime {
+                pd_cycles,
+                guest_cycles,
+                now,
+            } => Reply::CpuTime {
+                pd_cycles,
+                guest_cycles,
+                now,
+            },
             Reply::Refused(why) => Reply::Refused(why),
         }
     }
@@ -688,6 +717,11 @@ impl<R: RecordSource> Reply<R> {
             }
             Reply::Wrote { at, old, new } => Ok(Sent::of(OK, [at, old, new])),
             Reply::Scrubbed { corrupt_at } => Ok(Sent::of(OK, [corrupt_at])),
+            Reply::CpuTime {
+                pd_cycles,
+                guest_cycles,
+                now,
+            } => Ok(Sent::of(OK, [pd_cycles, guest_cycles, now])),
             Reply::Refused(why) => Ok(Sent::refused(why)),
         }
     }
@@ -722,6 +756,11 @@ impl<'a> Reply<&'a [u8]> {
             },
             Op::Scrub => Reply::Scrubbed {
                 corrupt_at: m.need(0)?,
+            },
+            Op::CpuTime => Reply::CpuTime {
+                pd_cycles: m.need(0)?,
+                guest_cycles: m.need(1)?,
+                now: m.need(2)?,
             },
             Op::WildWrite | Op::CorruptRing | Op::FlipCode => Reply::Wrote {
                 at: m.need(0)?,

@@ -83,6 +83,7 @@ fn request() -> impl Strategy<Value = Request<Vec<u8>>> {
             .prop_map(|(pd, region, offset)| Request::CorruptRing { pd, region, offset }),
         pd().prop_map(|pd| Request::Scrub { pd }),
         (pd(), any::<u64>()).prop_map(|(pd, seed)| Request::FlipCode { pd, seed }),
+        pd().prop_map(|pd| Request::CpuTime { pd }),
     ]
 }
 
@@ -119,6 +120,14 @@ fn reply() -> impl Strategy<Value = (Op, Reply<Vec<u8>>)> {
         )
             .prop_map(|(op, at, old, new)| (op, Reply::Wrote { at, old, new })),
         any::<u64>().prop_map(|corrupt_at| (Op::Scrub, Reply::Scrubbed { corrupt_at })),
+        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(pd_cycles, guest_cycles, now)| (
+            Op::CpuTime,
+            Reply::CpuTime {
+                pd_cycles,
+                guest_cycles,
+                now
+            }
+        )),
         (op, reason).prop_map(|(op, r)| (op, Reply::Refused(r))),
     ]
 }
@@ -222,7 +231,7 @@ fn malformed_requests_are_refused_with_their_reason() {
         Request::decode(exact(label, words, &mut b)).map(|r| r.map_record(<[u8]>::to_vec))
     };
     assert_eq!(decode(0, &[0]), Err(Malformed::UnknownLabel(0)));
-    assert_eq!(decode(13, &[0]), Err(Malformed::UnknownLabel(13)));
+    assert_eq!(decode(14, &[0]), Err(Malformed::UnknownLabel(14)));
     assert_eq!(
         decode(u64::MAX >> 12, &[]),
         Err(Malformed::UnknownLabel((1 << 52) - 1))
@@ -250,6 +259,7 @@ fn malformed_requests_are_refused_with_their_reason() {
             Op::CorruptRing,
             Op::Scrub,
             Op::FlipCode,
+            Op::CpuTime,
         ] {
             assert_eq!(decode(op as u64, &[pd, 0, 0, 0]), Err(Malformed::BadPd(pd)));
         }

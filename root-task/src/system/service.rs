@@ -302,6 +302,30 @@ fn serve_request(sys: &mut System, r: Request<Option<Staged>>) -> Reply<&[u8]> {
                 }
             }
         }
+        Request::CpuTime { pd } => {
+            // Any PD of the plan, the monitor and children too: a reading, no action.
+            let (Some(p), Some(caps)) = (sys.plan.pds.get(pd as usize), sys.pds.get(pd as usize))
+            else {
+                return Reply::Refused(Reason::BadPd);
+            };
+            // A kernel without `cpu-time` refuses every reading: said by the refusal alone,
+            // not on the console at every `ctl status`.
+            let Ok(own) = caps.tcb.cpu_time() else {
+                return Reply::Refused(Reason::Failed);
+            };
+            let guest = sys
+                .vcpus
+                .iter()
+                .filter(|v| Some(v.vm) == p.vm)
+                .filter_map(|v| v.tcb.cpu_time().ok())
+                .map(|c| c.thread)
+                .sum();
+            Reply::CpuTime {
+                pd_cycles: own.thread,
+                guest_cycles: guest,
+                now: own.now,
+            }
+        }
         Request::FlipCode { pd, seed } => {
             if !user_pd(pd) {
                 return Reply::Refused(Reason::BadPd);

@@ -549,6 +549,8 @@ mod tests {
             heartbeat_ms: None,
             heartbeat_age_ms: None,
             memory_bytes: 4096 * (u64::from(index) + 1),
+            cpu_us: None,
+            guest_cpu_us: None,
             managed: true,
             vm: None,
         }

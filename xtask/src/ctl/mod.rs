@@ -307,6 +307,7 @@ fn print_status(rows: &[PdStatus], json: bool) {
         "recovery",
         "heartbeat",
         "memory",
+        "cpu",
     ]);
     for r in rows {
         let window = if r.restart_limit == 0 {
@@ -336,9 +337,20 @@ fn print_status(rows: &[PdStatus], json: bool) {
                 .map_or("-".into(), |us| format!("{us} us")),
             heartbeat,
             format!("{} KiB", r.memory_bytes / 1024),
+            cpu(r),
         ]);
     }
     println!("{t}");
+}
+
+/// A PD's CPU time (and its guest's), or "-" from a kernel that does not count it.
+fn cpu(r: &PdStatus) -> String {
+    let s = |us: u64| format!("{}.{:03} s", us / 1_000_000, us / 1000 % 1000);
+    match (r.cpu_us, r.guest_cpu_us) {
+        (Some(own), Some(guest)) => format!("{} (guest {})", s(own), s(guest)),
+        (Some(own), None) => s(own),
+        _ => "-".into(),
+    }
 }
 
 fn print_entry(e: &LogEntry, json: bool) {

@@ -232,6 +232,8 @@ fn row(index: u8, total: u8) -> Reply {
             heartbeat_ms: None,
             heartbeat_age_ms: None,
             memory_bytes: 4096,
+            cpu_us: None,
+            guest_cpu_us: None,
             managed: true,
             vm: None,
         },

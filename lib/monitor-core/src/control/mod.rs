@@ -283,6 +283,9 @@ pub struct Facts {
     pub last_recovery_us: Option<u64>,
     /// When it last answered a heartbeat ping.
     pub last_heartbeat_ms: Option<u64>,
+    /// The CPU time its thread and its VM's vCPUs ran, in microseconds, as the root task
+    /// read it from the kernel (`None`: a kernel built without `cpu-time`).
+    pub cpu_us: Option<(u64, u64)>,
 }
 
 /// PD `index`'s status row at `now_ms` (`tracker` is `None` for a PD the monitor does not
@@ -321,6 +324,8 @@ pub fn status(
             .and(facts.last_heartbeat_ms)
             .map(|t| now_ms.saturating_sub(t)),
         memory_bytes: pd.totals.bytes(),
+        cpu_us: facts.cpu_us.map(|(own, _)| own),
+        guest_cpu_us: facts.cpu_us.filter(|_| pd.vm.is_some()).map(|(_, g)| g),
         managed,
         vm: pd
             .vm

@@ -215,6 +215,23 @@ fn only_managed_pds_can_be_acted_on() {
     );
 }
 
+/// CPU time as the root task read it: the PD's own always, its guest's only for a PD that
+/// runs a VM; none from a kernel that does not count it.
+#[test]
+fn status_rows_carry_cpu_time() {
+    let plan = plan();
+    let facts = Facts {
+        cpu_us: Some((1_500, 70_000)),
+        ..Facts::default()
+    };
+    let row = status(&plan, DRIVER, None, facts, 5).unwrap();
+    assert_eq!((row.cpu_us, row.guest_cpu_us), (Some(1_500), None));
+    let row = status(&plan, PARENT, None, facts, 5).unwrap();
+    assert_eq!((row.cpu_us, row.guest_cpu_us), (Some(1_500), Some(70_000)));
+    let row = status(&plan, PARENT, None, Facts::default(), 5).unwrap();
+    assert_eq!((row.cpu_us, row.guest_cpu_us), (None, None));
+}
+
 #[test]
 fn status_rows_say_what_the_tracker_knows() {
     let plan = plan();
@@ -240,6 +257,7 @@ fn status_rows_say_what_the_tracker_knows() {
     let facts = Facts {
         last_recovery_us: Some(42),
         last_heartbeat_ms: Some(90),
+        cpu_us: None,
     };
     let row = status(&plan, DRIVER, Some(&t), facts, 150).unwrap();
     assert_eq!(
