@@ -187,11 +187,11 @@ fn another_version_is_refused_with_what_to_do() {
     assert_eq!(e, ClientError::Version { system: 2 });
     let f = failed(e);
     assert_eq!(f.code, REFUSED);
-    assert!(
-        f.message.contains("version 2, this CLI version 4"),
-        "{}",
-        f.message
+    let want = format!(
+        "version 2, this CLI version {}",
+        axolotl_control_proto::VERSION
     );
+    assert!(f.message.contains(&want), "{}", f.message);
 }
 
 #[test]
