@@ -17,6 +17,7 @@ pub mod blk;
 pub mod mem;
 pub mod mmio;
 pub mod net;
+pub mod net_offload;
 pub mod queue;
 pub mod ring_blk;
 pub mod ring_net;

@@ -4,9 +4,10 @@
 //! MRG_RXBUF (the guest posts small, page-fragment receive buffers and the device
 //! spreads a frame over as many as it needs: no 1.5 KiB-per-slot waste, and the
 //! driver's cheaper buffer path), EVENT_IDX (fewer notifications and interrupts,
-//! each one an exit) and INDIRECT_DESC. No checksum or segmentation offloads: they
-//! would need the backend (a NIC behind a driver PD and a virtualiser) to carry them,
-//! or the VMM to compute checksums; frames are plain Ethernet frames both ways.
+//! each one an exit), INDIRECT_DESC, and the transmit offloads CSUM and HOST_TSO4
+//! ([`super::net_offload`]): the guest's checksums and TCP segmentation are done here, in
+//! the copy into the backend's buffers, so the backend still gets plain Ethernet frames
+//! both ways.
 //!
 //! TX back-pressure: a frame leaves the ring only when the backend takes it. RX: a
 //! frame goes into the guest's buffers when there are enough of them; otherwise the
@@ -24,6 +25,9 @@ use axolotl_ring::DataRegion;
 
 use super::mem::GuestMemory;
 use super::mmio::{Transport, bump};
+use super::net_offload::{
+    self as offload, GSO_NONE, HDR_F_NEEDS_CSUM, MAX_HEADERS, NetHdr, TxPlan,
+};
 use super::queue::{Chain, QueueError};
 use super::{F_EVENT_IDX, F_INDIRECT_DESC};
 use crate::bus::{Access, DeviceError, MmioDevice};
@@ -135,7 +139,10 @@ pub trait NetBackend {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NetCounters {
     pub tx_frames: u32,
-    /// TX chains without a whole header: returned unsent.
+    /// Of `tx_frames`, segments cut from TCP packets (`VIRTIO_NET_F_HOST_TSO4`).
+    pub tx_segments: u32,
+    /// TX chains without a whole header, or whose offload request cannot be carried out
+    /// (`net_offload::Malformed`): returned unsent.
     pub tx_malformed: u32,
     /// Frames the backend dropped.
     pub tx_dropped: u32,
@@ -155,15 +162,93 @@ pub struct VirtioNet {
     pub transport: Transport<2>,
     config: NetConfig,
     pub counters: NetCounters,
+    /// The transmit chain being cut into segments when the backend ran out of room: its
+    /// head and the first segment not yet sent. Not part of the saved state: a restarted
+    /// VMM sends that chain's segments again from the first (duplicates, which TCP drops,
+    /// as it does every chain taken and not completed; `VirtioNet::restore`).
+    tx_progress: Option<(u16, u16)>,
+}
+
+/// How a transmit chain went.
+enum Sent {
+    /// Taken by the backend (or dropped and counted): the chain goes back to the guest.
+    Done,
+    /// The backend has no room: the chain stays on the ring.
+    Busy,
+    /// The guest changed the chain while the device read it.
+    Changed,
+}
+
+/// The ones' complement sum ([`offload::sum_be`]'s accumulator) of bytes `from..to` of the
+/// frame at `at` in `region` (8-aligned: a link buffer). The frame's words are summed from
+/// its start, where the region's words are whole, and the bytes before `from` taken off
+/// again: `prefix` if the caller has them (a segment's own headers), read back otherwise.
+/// An odd `from` (no IP packet's checksum starts there) is summed a byte at a time.
+fn region_sum_be(
+    region: &DataRegion,
+    at: usize,
+    from: usize,
+    to: usize,
+    prefix: Option<&[u8]>,
+) -> Option<u64> {
+    if from > to {
+        return None;
+    }
+    let mut buf = [0u8; 128];
+    if from % 2 == 1 || from > buf.len() {
+        let mut s = 0;
+        let mut pos = from;
+        while pos < to {
+            // Even-sized pieces: the pairs stay the frame's.
+            let n = (to - pos).min(buf.len());
+            if !region.copy_out(at + pos, &mut buf[..n]) {
+                return None;
+            }
+            s = offload::sum_be(&buf[..n], s);
+            pos += n;
+        }
+        return Some(s);
+    }
+    let mut le = 0u64;
+    if !region.words(at, to, |w| le = offload::add(le, w)) {
+        return None;
+    }
+    let before = match prefix {
+        Some(p) if p.len() == from => offload::sum_be(p, 0),
+        _ => {
+            if !region.copy_out(at, &mut buf[..from]) {
+                return None;
+            }
+            offload::sum_be(&buf[..from], 0)
+        }
+    };
+    let whole = offload::fold(offload::le_words_to_be(le));
+    Some(offload::add(
+        u64::from(whole),
+        u64::from(!offload::fold(before)),
+    ))
+}
+
+/// Stores `v` big-endian at `offset` of `region`.
+fn write_be16(region: &DataRegion, offset: usize, v: u16) -> bool {
+    let [a, b] = v.to_be_bytes();
+    region.write_u8(offset, a) && region.write_u8(offset + 1, b)
 }
 
 impl VirtioNet {
     pub fn new(config: NetConfig, ram: (u64, u64)) -> Self {
-        let features = F_MAC | F_STATUS | F_MRG_RXBUF | F_EVENT_IDX | F_INDIRECT_DESC;
+        let features = F_MAC
+            | F_STATUS
+            | F_MRG_RXBUF
+            | F_EVENT_IDX
+            | F_INDIRECT_DESC
+            | offload::F_CSUM
+            | offload::F_HOST_TSO4;
         Self {
             transport: Transport::new(DEVICE_ID, features, QUEUE_MAX, ram),
             config,
             counters: NetCounters::default(),
+            tx_progress: None,
         }
     }
 
@@ -260,44 +345,147 @@ impl VirtioNet {
                     break;
                 }
             };
-            if chain.readable < HDR_LEN {
-                bump(&mut self.counters.tx_malformed);
-            } else {
-                let len = (chain.readable - HDR_LEN) as usize;
-                let mut copied = true;
-                let answer = {
-                    let m = &*mem;
-                    let mut fill = |dest: TxDest<'_>| {
-                        copied = match dest {
-                            TxDest::Bytes(buf) => {
-                                buf.len() == len && chain.read(m, HDR_LEN, buf).is_ok()
-                            }
-                            TxDest::Region(region, at) => {
-                                chain.read_to_region(m, HDR_LEN, region, at, len).is_ok()
-                            }
-                        };
-                        copied
-                    };
-                    backend.transmit(len, &mut fill)
-                };
-                match answer {
-                    TxOutcome::Busy => {
-                        self.transport.queues[TX_QUEUE].unpop();
-                        break;
-                    }
-                    TxOutcome::Sent if copied => bump(&mut self.counters.tx_frames),
-                    TxOutcome::Sent | TxOutcome::Dropped => bump(&mut self.counters.tx_dropped),
+            match self.transmit_chain(&*mem, backend, &chain) {
+                Sent::Done => {}
+                Sent::Busy => {
+                    self.transport.queues[TX_QUEUE].unpop();
+                    break;
                 }
-                if !copied {
+                Sent::Changed => {
                     self.error(QueueError::ChainChanged);
                     break;
                 }
             }
+            self.tx_progress = None;
             if let Err(e) = self.transport.queues[TX_QUEUE].push_used(mem, chain.head, 0) {
                 self.error(e);
             }
         }
         self.notify(&*mem, TX_QUEUE);
+    }
+
+    /// Sends one chain's packet: as it is, with its checksum filled in, or cut into TCP
+    /// segments (`net_offload`). A packet whose segments the backend could not all take
+    /// yet is `Busy`, and the segments sent are remembered (`tx_progress`) so that the next
+    /// try goes on from the first one not sent.
+    fn transmit_chain<M: GuestMemory + ?Sized, B: NetBackend + ?Sized>(
+        &mut self,
+        m: &M,
+        backend: &mut B,
+        chain: &Chain,
+    ) -> Sent {
+        if chain.readable < HDR_LEN {
+            bump(&mut self.counters.tx_malformed);
+            return Sent::Done;
+        }
+        let len = (chain.readable - HDR_LEN) as usize;
+        let mut h = [0u8; 10];
+        if chain.read(m, 0, &mut h).is_err() {
+            return Sent::Changed;
+        }
+        let hdr = NetHdr::parse(&h);
+        let plan = if hdr.gso_type == GSO_NONE && hdr.flags & HDR_F_NEEDS_CSUM == 0 {
+            Ok(TxPlan::Plain)
+        } else {
+            let mut head = [0u8; MAX_HEADERS];
+            let n = len.min(MAX_HEADERS);
+            if chain.read(m, HDR_LEN, &mut head[..n]).is_err() {
+                return Sent::Changed;
+            }
+            offload::plan(&hdr, self.transport.features(), &head[..n], len)
+        };
+        match plan {
+            Err(_) => {
+                bump(&mut self.counters.tx_malformed);
+                Sent::Done
+            }
+            Ok(TxPlan::Plain) => self.send(backend, len, &mut |dest| match dest {
+                TxDest::Bytes(buf) => buf.len() == len && chain.read(m, HDR_LEN, buf).is_ok(),
+                TxDest::Region(region, at) => {
+                    chain.read_to_region(m, HDR_LEN, region, at, len).is_ok()
+                }
+            }),
+            Ok(TxPlan::Csum { start, offset }) => self.send(backend, len, &mut |dest| match dest {
+                TxDest::Bytes(buf) => {
+                    buf.len() == len && chain.read(m, HDR_LEN, buf).is_ok() && {
+                        let c = offload::nonzero(!offload::fold(offload::sum_be(&buf[start..], 0)));
+                        buf[start + offset..start + offset + 2].copy_from_slice(&c.to_be_bytes());
+                        true
+                    }
+                }
+                TxDest::Region(region, at) => {
+                    chain.read_to_region(m, HDR_LEN, region, at, len).is_ok()
+                        && region_sum_be(region, at, start, len, None).is_some_and(|s| {
+                            let c = offload::nonzero(!offload::fold(s));
+                            write_be16(region, at + start + offset, c)
+                        })
+                }
+            }),
+            Ok(TxPlan::Tso(t)) => {
+                let first = match self.tx_progress {
+                    Some((head, next)) if head == chain.head => usize::from(next),
+                    _ => 0,
+                };
+                for i in first..t.segments() {
+                    let mut seg = [0u8; MAX_HEADERS];
+                    let seg_len = t.header(i, &mut seg);
+                    let (from, n) = t.payload_of(i);
+                    let (hlen, tcp) = (t.hlen, t.tcp());
+                    let at_payload = HDR_LEN + (hlen + from) as u32;
+                    let sent = self.send(backend, seg_len, &mut |dest| match dest {
+                        TxDest::Bytes(buf) => {
+                            buf.len() == seg_len
+                                && chain.read(m, at_payload, &mut buf[hlen..]).is_ok()
+                                && {
+                                    buf[..hlen].copy_from_slice(&seg[..hlen]);
+                                    let c = t.finish(seg_len, offload::sum_be(&buf[tcp..], 0));
+                                    buf[tcp + 16..tcp + 18].copy_from_slice(&c.to_be_bytes());
+                                    true
+                                }
+                        }
+                        TxDest::Region(region, at) => {
+                            region.copy_in(at, &seg[..hlen])
+                                && chain
+                                    .read_to_region(m, at_payload, region, at + hlen, n)
+                                    .is_ok()
+                                && region_sum_be(region, at, tcp, seg_len, Some(&seg[..tcp]))
+                                    .is_some_and(|s| {
+                                        write_be16(region, at + tcp + 16, t.finish(seg_len, s))
+                                    })
+                        }
+                    });
+                    match sent {
+                        Sent::Done => bump(&mut self.counters.tx_segments),
+                        Sent::Busy => {
+                            self.tx_progress = Some((chain.head, i as u16));
+                            return Sent::Busy;
+                        }
+                        Sent::Changed => return Sent::Changed,
+                    }
+                }
+                Sent::Done
+            }
+        }
+    }
+
+    /// One frame of `len` bytes to the backend, `fill` putting it where the backend says.
+    fn send<B: NetBackend + ?Sized>(
+        &mut self,
+        backend: &mut B,
+        len: usize,
+        fill: &mut dyn FnMut(TxDest<'_>) -> bool,
+    ) -> Sent {
+        let mut copied = true;
+        let answer = backend.transmit(len, &mut |dest| {
+            copied = fill(dest);
+            copied
+        });
+        match answer {
+            TxOutcome::Busy => return Sent::Busy,
+            TxOutcome::Sent if copied => bump(&mut self.counters.tx_frames),
+            TxOutcome::Sent | TxOutcome::Dropped => bump(&mut self.counters.tx_dropped),
+        }
+        if copied { Sent::Done } else { Sent::Changed }
     }
 
     /// Puts one received frame into the guest's receive buffers.

@@ -8,6 +8,7 @@ use std::vec::Vec;
 use super::*;
 use crate::bus::MmioDevice;
 use crate::virtio::mmio::{CONFIG, QUEUE_NOTIFY, STATUS};
+use crate::virtio::net_offload as offload;
 use crate::virtio::testutil::*;
 use crate::virtio::{F_EVENT_IDX, F_VERSION_1, isr, status};
 
@@ -19,21 +20,42 @@ pub struct FakeNet {
     pub busy: bool,
     pub drop_all: bool,
     pub rx: VecDeque<Vec<u8>>,
+    /// Frames it takes before it is busy (`None`: no limit).
+    pub room: Option<usize>,
+    /// Frames go into a data region (as a link's transmit buffer), not a byte buffer.
+    pub via_region: bool,
 }
 
 impl NetBackend for FakeNet {
     fn transmit(&mut self, len: usize, fill: &mut dyn FnMut(TxDest<'_>) -> bool) -> TxOutcome {
-        if self.busy {
+        if self.busy || self.room == Some(0) {
             return TxOutcome::Busy;
         }
         if self.drop_all {
             return TxOutcome::Dropped;
         }
         let mut b = vec![0; len];
-        if !fill(TxDest::Bytes(&mut b)) {
+        if self.via_region {
+            // A link buffer 8-aligned in its region, stale bytes around it.
+            let mut words = vec![0x5a5a_5a5a_5a5a_5a5au64; (len + 200) / 8 + 1];
+            let ptr = core::ptr::NonNull::new(words.as_mut_ptr().cast::<u8>()).unwrap();
+            // SAFETY: `words` outlives the region, which dies in this block.
+            let region = unsafe {
+                axolotl_ring::DataRegion::alias(&axolotl_ring::SharedRegion::new(
+                    ptr,
+                    words.len() * 8,
+                ))
+            };
+            if !fill(TxDest::Region(&region, 64)) || !region.copy_out(64, &mut b) {
+                return TxOutcome::Dropped;
+            }
+        } else if !fill(TxDest::Bytes(&mut b)) {
             return TxOutcome::Dropped;
         }
         self.sent.push(b);
+        if let Some(r) = self.room.as_mut() {
+            *r -= 1;
+        }
         TxOutcome::Sent
     }
 
@@ -94,6 +116,29 @@ impl Guest {
         )
     }
 
+    /// Queues a packet with virtio-net header `hdr`, its bytes cut at `cuts` into
+    /// descriptors that lie at odd addresses (as page fragments may).
+    pub fn send_cut(
+        &mut self,
+        i: u64,
+        hdr: &[u8; HDR_LEN as usize],
+        packet: &[u8],
+        cuts: &[usize],
+    ) -> u16 {
+        let base = TX_BUFS + i * 0x10000;
+        self.ram.put(base, hdr);
+        let mut bufs = vec![(base, HDR_LEN, false)];
+        let mut at = base + 0x101;
+        let mut from = 0;
+        for &to in cuts.iter().chain([&packet.len()]) {
+            self.ram.put(at, &packet[from..to]);
+            bufs.push((at, (to - from) as u32, false));
+            at += (to - from) as u64 + 0x23;
+            from = to;
+        }
+        self.txq.add(&mut self.ram, &bufs)
+    }
+
     pub fn kick(&mut self, q: u32) {
         wr(&mut self.dev, QUEUE_NOTIFY, q);
         self.dev.process(&mut self.ram, &mut self.be);
@@ -108,7 +153,15 @@ fn frame(n: usize, seed: u8) -> Vec<u8> {
 fn config_space_and_features() {
     let mut g = Guest::new(F_VERSION_1);
     let f = offered(&mut g.dev);
-    for bit in [F_VERSION_1, F_MAC, F_STATUS, F_MRG_RXBUF, F_EVENT_IDX] {
+    for bit in [
+        F_VERSION_1,
+        F_MAC,
+        F_STATUS,
+        F_MRG_RXBUF,
+        F_EVENT_IDX,
+        offload::F_CSUM,
+        offload::F_HOST_TSO4,
+    ] {
         assert_ne!(f & bit, 0);
     }
     let mac: Vec<u8> = (0..6)
@@ -601,4 +654,193 @@ fn an_ack_and_a_completion_in_one_exit_make_a_second_edge() {
         "no interrupt for the frame completed in the ACK's exit"
     );
     assert_eq!(g.rxq.take_used(&g.ram).len(), 1);
+}
+
+/// A virtio-net header asking for segmentation of TCP/IPv4 into `mss`-byte payloads.
+fn tso_hdr(mss: u16) -> [u8; HDR_LEN as usize] {
+    let mut h = [0u8; HDR_LEN as usize];
+    h[0] = offload::HDR_F_NEEDS_CSUM;
+    h[1] = offload::GSO_TCPV4;
+    h[2..4].copy_from_slice(&66u16.to_le_bytes());
+    h[4..6].copy_from_slice(&mss.to_le_bytes());
+    h[6..8].copy_from_slice(&34u16.to_le_bytes());
+    h[8..10].copy_from_slice(&16u16.to_le_bytes());
+    h
+}
+
+const OFFLOADS: u64 = F_VERSION_1 | offload::F_CSUM | offload::F_HOST_TSO4;
+
+#[test]
+fn a_tso_packet_goes_out_as_valid_segments_into_bytes_or_a_region() {
+    use crate::virtio::net_offload::tests::{tcp_packet, verify_segment};
+    for via_region in [false, true] {
+        let mut g = Guest::new(OFFLOADS);
+        g.be.via_region = via_region;
+        let payload = frame(10_000, 9);
+        let p = tcp_packet(&payload, 0x19, false, 0, 12, 0xffff_f000, 7);
+        // Headers and a little payload in one piece, the rest in three (odd addresses).
+        let h = g.send_cut(0, &tso_hdr(1448), &p, &[100, 3001, 7000]);
+        g.kick(1);
+        assert_eq!(g.be.sent.len(), 7, "region {via_region}");
+        let mut joined = Vec::new();
+        for s in &g.be.sent {
+            let (_, _, hl) = verify_segment(s);
+            assert_eq!(hl, 66);
+            joined.extend_from_slice(&s[hl..]);
+        }
+        assert_eq!(joined, payload, "region {via_region}");
+        assert_eq!(g.txq.take_used(&g.ram), vec![(h.into(), 0)]);
+        assert_eq!(g.dev.counters.tx_segments, 7);
+        assert_eq!(g.dev.counters.tx_frames, 7);
+    }
+}
+
+#[test]
+fn a_tso_packet_the_backend_takes_in_parts_is_sent_once_and_completed_once() {
+    use crate::virtio::net_offload::tests::tcp_packet;
+    let mut g = Guest::new(OFFLOADS);
+    let payload = frame(20_000, 3);
+    let p = tcp_packet(&payload, 0x18, false, 0, 12, 1, 1);
+    let h = g.send_cut(0, &tso_hdr(1000), &p, &[66]);
+    let next = frame(80, 4);
+    g.send(5, &next);
+    g.be.room = Some(6);
+    g.kick(1);
+    assert_eq!(g.be.sent.len(), 6);
+    assert!(
+        g.txq.take_used(&g.ram).is_empty(),
+        "not done with the packet"
+    );
+    for round in 0..2 {
+        g.be.room = Some(5);
+        g.dev.process(&mut g.ram, &mut g.be);
+        assert_eq!(g.be.sent.len(), 11 + 5 * round);
+    }
+    assert!(g.txq.take_used(&g.ram).is_empty());
+    g.be.room = None;
+    g.dev.process(&mut g.ram, &mut g.be);
+    // 20 segments, each once, in order; then the next frame.
+    assert_eq!(g.be.sent.len(), 21);
+    let mut joined = Vec::new();
+    for s in &g.be.sent[..20] {
+        joined.extend_from_slice(&s[66..]);
+    }
+    assert_eq!(joined, payload);
+    assert_eq!(g.be.sent[20], next);
+    let used = g.txq.take_used(&g.ram);
+    assert_eq!(used.len(), 2);
+    assert_eq!(used[0], (h.into(), 0));
+}
+
+#[test]
+fn a_packet_that_asks_for_its_checksum_gets_it() {
+    use crate::virtio::net_offload::tests::reference_checksum;
+    for via_region in [false, true] {
+        let mut g = Guest::new(OFFLOADS);
+        g.be.via_region = via_region;
+        // UDP/IPv4 with the pseudo-header's sum in the checksum field, as Linux leaves it.
+        let data = frame(333, 5);
+        let mut p = vec![0u8; 14];
+        p[12..14].copy_from_slice(&[0x08, 0x00]);
+        let udp_len = (8 + data.len()) as u16;
+        p.extend_from_slice(&[0x45, 0]);
+        p.extend_from_slice(&(20 + udp_len).to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 2, 15, 10, 0, 2, 2]);
+        p.extend_from_slice(&[0x9c, 0x40, 0x00, 0x35]);
+        p.extend_from_slice(&udp_len.to_be_bytes());
+        let mut pseudo = vec![10, 0, 2, 15, 10, 0, 2, 2, 0, 17];
+        pseudo.extend_from_slice(&udp_len.to_be_bytes());
+        let partial = !reference_checksum(&pseudo);
+        p.extend_from_slice(&partial.to_be_bytes());
+        p.extend_from_slice(&data);
+        let mut hdr = [0u8; HDR_LEN as usize];
+        hdr[0] = offload::HDR_F_NEEDS_CSUM;
+        hdr[6..8].copy_from_slice(&34u16.to_le_bytes());
+        hdr[8..10].copy_from_slice(&6u16.to_le_bytes());
+        g.send_cut(0, &hdr, &p, &[40, 201]);
+        g.kick(1);
+        assert_eq!(g.be.sent.len(), 1);
+        let s = &g.be.sent[0];
+        let mut check = pseudo.clone();
+        check.extend_from_slice(&s[34..]);
+        assert_eq!(
+            reference_checksum(&check),
+            0,
+            "UDP checksum, region {via_region}"
+        );
+        assert_eq!(s[..40], p[..40]);
+        assert_eq!(s[42..], p[42..]);
+    }
+}
+
+#[test]
+fn offloads_the_driver_did_not_negotiate_or_cannot_be_done_are_dropped_and_counted() {
+    use crate::virtio::net_offload::tests::tcp_packet;
+    let p = tcp_packet(&frame(3000, 1), 0x10, false, 0, 0, 0, 0);
+    let mut out_of_range = tso_hdr(0);
+    out_of_range[1] = 0;
+    out_of_range[6..8].copy_from_slice(&3050u16.to_le_bytes());
+    for (what, features, hdr) in [
+        (
+            "TSO not negotiated",
+            F_VERSION_1 | offload::F_CSUM,
+            tso_hdr(1448),
+        ),
+        ("checksum not negotiated", F_VERSION_1, out_of_range),
+        ("gso_size 0", OFFLOADS, tso_hdr(0)),
+        ("segments larger than a frame", OFFLOADS, tso_hdr(1461)),
+        ("checksum offset past the end", OFFLOADS, out_of_range),
+    ] {
+        let mut g = Guest::new(features);
+        let h = g.send_cut(0, &hdr, &p, &[]);
+        let ok = frame(70, 2);
+        g.send(3, &ok);
+        g.kick(1);
+        assert_eq!(g.be.sent, vec![ok], "{what}");
+        assert_eq!(g.dev.counters.tx_malformed, 1, "{what}");
+        assert_eq!(g.txq.take_used(&g.ram)[0], (h.into(), 0), "{what}");
+        assert!(g.dev.transport.live(), "{what}");
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Whatever a guest puts in the header and the packet (a real TCP packet with bytes
+    /// damaged, or noise), the device neither panics nor stops: the chain comes back once,
+    /// and what goes out is either nothing (counted malformed) or segments no longer than
+    /// a frame.
+    #[test]
+    fn hostile_offload_headers_and_packets(
+        flags in proptest::prelude::any::<u8>(),
+        gso_type in proptest::prop_oneof![proptest::strategy::Just(1u8), proptest::prelude::any::<u8>()],
+        hdr_rest in proptest::prelude::any::<[u8; 8]>(),
+        payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4000),
+        damage in proptest::collection::vec((0usize..120, proptest::prelude::any::<u8>()), 0..4),
+        noise in proptest::prelude::any::<bool>(),
+        cut in 0usize..200,
+        via_region in proptest::prelude::any::<bool>(),
+    ) {
+        use crate::virtio::net_offload::tests::tcp_packet;
+        let mut p = if noise { payload.clone() } else { tcp_packet(&payload, 0x18, false, 0, 12, 5, 5) };
+        for (at, v) in damage {
+            if let Some(b) = p.get_mut(at) {
+                *b = v;
+            }
+        }
+        let mut hdr = [0u8; HDR_LEN as usize];
+        hdr[0] = flags;
+        hdr[1] = gso_type;
+        hdr[2..10].copy_from_slice(&hdr_rest);
+        let mut g = Guest::new(OFFLOADS);
+        g.be.via_region = via_region;
+        let cuts: Vec<usize> = if cut > 0 && cut < p.len() { vec![cut] } else { vec![] };
+        let h = g.send_cut(0, &hdr, &p, &cuts);
+        g.kick(1);
+        proptest::prop_assert!(g.dev.transport.live());
+        proptest::prop_assert_eq!(g.txq.take_used(&g.ram), vec![(u32::from(h), 0)]);
+        for s in &g.be.sent {
+            proptest::prop_assert!(s.len() <= p.len().max(offload::MAX_SEGMENT_FRAME));
+        }
+    }
 }

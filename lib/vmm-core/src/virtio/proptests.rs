@@ -819,7 +819,13 @@ fn blk_features() -> u64 {
 }
 
 fn net_features() -> u64 {
-    net::F_MAC | net::F_STATUS | net::F_MRG_RXBUF | F_INDIRECT_DESC | F_EVENT_IDX
+    net::F_MAC
+        | net::F_STATUS
+        | net::F_MRG_RXBUF
+        | F_INDIRECT_DESC
+        | F_EVENT_IDX
+        | super::net_offload::F_CSUM
+        | super::net_offload::F_HOST_TSO4
 }
 
 proptest! {

@@ -1,0 +1,271 @@
+//! virtio-net's transmit offloads (virtio 1.2 §5.1.6.2): the checksum the guest leaves to
+//! the device (`VIRTIO_NET_F_CSUM`) and TCP segmentation (`VIRTIO_NET_F_HOST_TSO4`).
+//!
+//! Why the VMM does this work: the link behind it (the virtualiser, the net driver, QEMU's
+//! user network on the QEMU board) carries plain Ethernet frames of at most 1,514 bytes, so
+//! whoever takes the guest's 64 KiB TCP packets must cut them and fill in the checksums.
+//! Doing it in the guest costs it the segmentation of every packet in its own stack and a
+//! checksum pass over every byte; doing it here costs a header per segment (the payload is
+//! copied once either way, guest RAM to the link's buffer) and a sum over the segment's
+//! words. docs/network.md, "Offloads", has the measurements.
+//!
+//! Everything in the header is the guest's claim: the offsets are checked against the
+//! frame, the headers are parsed here from the frame's own bytes (the header's `hdr_len`
+//! is only a hint, as the spec says), and a packet this device cannot segment is dropped
+//! and counted (`tx_malformed`), never sent half-made.
+
+/// `VIRTIO_NET_F_CSUM`: the device computes the checksums the guest marks.
+pub const F_CSUM: u64 = 1 << 0;
+/// `VIRTIO_NET_F_HOST_TSO4`: the device segments TCP over IPv4.
+pub const F_HOST_TSO4: u64 = 1 << 11;
+
+/// `virtio_net_hdr.flags`: `VIRTIO_NET_HDR_F_NEEDS_CSUM`.
+pub const HDR_F_NEEDS_CSUM: u8 = 1;
+/// `virtio_net_hdr.gso_type` values.
+pub const GSO_NONE: u8 = 0;
+pub const GSO_TCPV4: u8 = 1;
+
+/// The largest Ethernet frame a segment may be (the link's, without a frame check).
+pub const MAX_SEGMENT_FRAME: usize = 1514;
+/// The most header bytes a TCP/IPv4 segment can have: Ethernet with one VLAN tag, IPv4 and
+/// TCP with the most options.
+pub const MAX_HEADERS: usize = 18 + 60 + 60;
+
+/// The first fields of `struct virtio_net_hdr` (little-endian, VERSION_1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetHdr {
+    pub flags: u8,
+    pub gso_type: u8,
+    pub hdr_len: u16,
+    pub gso_size: u16,
+    pub csum_start: u16,
+    pub csum_offset: u16,
+}
+
+impl NetHdr {
+    pub fn parse(b: &[u8; 10]) -> Self {
+        let le = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        NetHdr {
+            flags: b[0],
+            gso_type: b[1],
+            hdr_len: le(2),
+            gso_size: le(4),
+            csum_start: le(6),
+            csum_offset: le(8),
+        }
+    }
+}
+
+/// What the device does with a transmitted packet of `len` frame bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxPlan {
+    /// Sent as it is.
+    Plain,
+    /// Sent as it is, with the ones' complement checksum of bytes `start..` stored at
+    /// `start + offset` (the guest has put the pseudo-header's sum there).
+    Csum { start: usize, offset: usize },
+    /// Cut into TCP segments.
+    Tso(Tso),
+}
+
+/// Why a packet's offload request cannot be carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Malformed {
+    /// An offload the driver did not negotiate, or a `gso_type` this device does not offer.
+    NotNegotiated,
+    /// `csum_start` / `csum_offset` outside the frame.
+    CsumRange,
+    /// Not Ethernet / IPv4 / TCP as segmentation needs (fragments, a bad header length).
+    Headers,
+    /// `gso_size` of 0, or segments that would not fit the link's frames.
+    SegmentSize,
+}
+
+/// A TCP/IPv4 packet to cut: its headers (as the guest wrote them), where IP and TCP begin,
+/// and the payload's size and cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tso {
+    headers: [u8; MAX_HEADERS],
+    /// Ethernet (and VLAN) header length: where IPv4 begins.
+    ip: usize,
+    /// Where TCP begins.
+    tcp: usize,
+    /// All the headers: where the payload begins.
+    pub hlen: usize,
+    /// Payload bytes per segment (the last may be shorter).
+    pub mss: usize,
+    /// Payload bytes of the whole packet.
+    pub payload: usize,
+}
+
+/// What `hdr` asks for a frame of `len` bytes whose first bytes are `head` (at least
+/// `MAX_HEADERS` of them, or the whole frame if shorter), under the `features` the driver
+/// negotiated.
+pub fn plan(hdr: &NetHdr, features: u64, head: &[u8], len: usize) -> Result<TxPlan, Malformed> {
+    if hdr.gso_type == GSO_NONE {
+        if hdr.flags & HDR_F_NEEDS_CSUM == 0 {
+            return Ok(TxPlan::Plain);
+        }
+        if features & F_CSUM == 0 {
+            return Err(Malformed::NotNegotiated);
+        }
+        let (start, offset) = (usize::from(hdr.csum_start), usize::from(hdr.csum_offset));
+        if start + offset + 2 > len {
+            return Err(Malformed::CsumRange);
+        }
+        return Ok(TxPlan::Csum { start, offset });
+    }
+    if hdr.gso_type != GSO_TCPV4 || features & F_HOST_TSO4 == 0 || features & F_CSUM == 0 {
+        return Err(Malformed::NotNegotiated);
+    }
+    Tso::parse(head, len, usize::from(hdr.gso_size)).map(TxPlan::Tso)
+}
+
+impl Tso {
+    /// The packet's headers from its first bytes `head`, the frame `len` bytes long.
+    pub fn parse(head: &[u8], len: usize, mss: usize) -> Result<Tso, Malformed> {
+        let be16 = |i: usize| head.get(i..i + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+        let ip = match be16(12) {
+            Some(0x0800) => 14,
+            Some(0x8100) if be16(16) == Some(0x0800) => 18,
+            _ => return Err(Malformed::Headers),
+        };
+        let vihl = *head.get(ip).ok_or(Malformed::Headers)?;
+        let ihl = usize::from(vihl & 0xf) * 4;
+        if vihl >> 4 != 4 || ihl < 20 {
+            return Err(Malformed::Headers);
+        }
+        // A fragment cannot be segmented (and TCP is never sent so).
+        let frag = be16(ip + 6).ok_or(Malformed::Headers)?;
+        if head.get(ip + 9) != Some(&6) || frag & 0x3fff != 0 {
+            return Err(Malformed::Headers);
+        }
+        let tcp = ip + ihl;
+        let doff = usize::from(*head.get(tcp + 12).ok_or(Malformed::Headers)? >> 4) * 4;
+        let hlen = tcp + doff;
+        if doff < 20 || hlen > head.len() || hlen > len {
+            return Err(Malformed::Headers);
+        }
+        // IPv4's total length bounds a packet, and so the work one chain makes.
+        if mss == 0 || hlen + mss > MAX_SEGMENT_FRAME || len - ip > usize::from(u16::MAX) {
+            return Err(Malformed::SegmentSize);
+        }
+        let mut headers = [0; MAX_HEADERS];
+        headers[..hlen].copy_from_slice(&head[..hlen]);
+        Ok(Tso {
+            headers,
+            ip,
+            tcp,
+            hlen,
+            mss,
+            payload: len - hlen,
+        })
+    }
+
+    /// How many segments the packet is cut into (one for a packet with no payload).
+    pub fn segments(&self) -> usize {
+        self.payload.div_ceil(self.mss).max(1)
+    }
+
+    /// Segment `i`'s payload: where it begins in the packet's payload and its length.
+    pub fn payload_of(&self, i: usize) -> (usize, usize) {
+        let from = i * self.mss;
+        (from, self.mss.min(self.payload.saturating_sub(from)))
+    }
+
+    /// Segment `i`'s headers into `out` (at least `hlen` bytes): IPv4's total length, its
+    /// identification (the packet's, plus `i`, as NICs do) and header checksum; TCP's
+    /// sequence number, FIN and PSH only on the last segment and CWR only on the first,
+    /// and the checksum field 0 (for [`Tso::finish`]). Returns the segment frame's length.
+    pub fn header(&self, i: usize, out: &mut [u8]) -> usize {
+        let (from, n) = self.payload_of(i);
+        let (ip, tcp, hlen) = (self.ip, self.tcp, self.hlen);
+        let h = &mut out[..hlen];
+        h.copy_from_slice(&self.headers[..hlen]);
+        let total = (hlen - ip + n) as u16;
+        h[ip + 2..ip + 4].copy_from_slice(&total.to_be_bytes());
+        let id = u16::from_be_bytes([h[ip + 4], h[ip + 5]]).wrapping_add(i as u16);
+        h[ip + 4..ip + 6].copy_from_slice(&id.to_be_bytes());
+        h[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
+        let ip_sum = !fold(sum_be(&h[ip..tcp], 0));
+        h[ip + 10..ip + 12].copy_from_slice(&ip_sum.to_be_bytes());
+        let seq = u32::from_be_bytes([h[tcp + 4], h[tcp + 5], h[tcp + 6], h[tcp + 7]])
+            .wrapping_add(from as u32);
+        h[tcp + 4..tcp + 8].copy_from_slice(&seq.to_be_bytes());
+        let last = i + 1 == self.segments();
+        if !last {
+            h[tcp + 13] &= !(0x01 | 0x08);
+        }
+        if i != 0 {
+            h[tcp + 13] &= !0x80;
+        }
+        h[tcp + 16..tcp + 18].copy_from_slice(&[0, 0]);
+        hlen + n
+    }
+
+    /// Where TCP begins in a segment (the checksum's start; the field is 16 bytes in).
+    pub fn tcp(&self) -> usize {
+        self.tcp
+    }
+
+    /// The TCP checksum of a segment of `frame_len` bytes whose bytes from TCP's start on
+    /// (checksum field 0) sum to `tcp_sum` ([`sum_be`]'s accumulator): the pseudo-header
+    /// (addresses, protocol, TCP length) added, folded, complemented, never 0.
+    pub fn finish(&self, frame_len: usize, tcp_sum: u64) -> u16 {
+        let ip = self.ip;
+        let pseudo = sum_be(
+            &self.headers[ip + 12..ip + 20],
+            6 + (frame_len - self.tcp) as u64,
+        );
+        nonzero(!fold(add(tcp_sum, pseudo)))
+    }
+}
+
+/// The ones' complement sum of `bytes` as big-endian 16-bit words (a last odd byte padded
+/// with zero), added to `acc`, unfolded (any `u64` accumulator folds to the same sum).
+pub fn sum_be(bytes: &[u8], acc: u64) -> u64 {
+    let mut s = acc;
+    let mut pairs = bytes.chunks_exact(2);
+    for p in &mut pairs {
+        s = add(s, u64::from(u16::from_be_bytes([p[0], p[1]])));
+    }
+    if let [b] = pairs.remainder() {
+        s = add(s, u64::from(*b) << 8);
+    }
+    s
+}
+
+/// `a + b` with the carry out of bit 63 added back in (ones' complement on 64 bits, which
+/// folds to the 16-bit sum: 2^16 - 1 divides 2^64 - 1).
+#[inline(always)]
+pub fn add(a: u64, b: u64) -> u64 {
+    let (s, c) = a.overflowing_add(b);
+    s + u64::from(c)
+}
+
+/// A 64-bit ones' complement sum folded to 16 bits.
+pub fn fold(s: u64) -> u16 {
+    let s = (s & 0xffff_ffff) + (s >> 32);
+    let s = (s & 0xffff_ffff) + (s >> 32);
+    let s = (s & 0xffff) + (s >> 16);
+    let s = (s & 0xffff) + (s >> 16);
+    let s = (s & 0xffff) + (s >> 16);
+    s as u16
+}
+
+/// The sum of a frame's little-endian 64-bit words (as a data region hands them, the last
+/// one zero-padded) as [`sum_be`]'s accumulator of the same bytes: the ones' complement sum
+/// does not care about byte order but for a swap of the folded result (RFC 1071 §2).
+pub fn le_words_to_be(le_sum: u64) -> u64 {
+    u64::from(fold(le_sum).swap_bytes())
+}
+
+/// A computed checksum of 0 is sent as 0xffff (the same value in ones' complement): UDP
+/// reads 0 as "no checksum", as QEMU's devices know.
+pub fn nonzero(c: u16) -> u16 {
+    if c == 0 { 0xffff } else { c }
+}
+
+#[cfg(test)]
+#[path = "net_offload_tests.rs"]
+pub(crate) mod tests;
