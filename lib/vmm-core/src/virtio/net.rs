@@ -20,7 +20,7 @@
 //! chains are given back untouched as far as the guest can tell (no used entry), and the
 //! backend hears the verdict (docs/network.md, "The frame check").
 
-use axolotl_net::check::{Check, PieceSummer, Verdict};
+use axolotl_net::check::{self, Check, PieceSummer, Verdict};
 use axolotl_ring::DataRegion;
 
 use super::mem::GuestMemory;
@@ -85,7 +85,9 @@ pub enum RxOutcome {
 
 /// Where a frame the guest transmits goes: a buffer of exactly its length, or `len`
 /// bytes of a data region shared with a peer at `offset` (a link's transmit buffer: the
-/// frame is copied from guest RAM straight into it, no staging copy).
+/// frame is copied from guest RAM straight into it, no staging copy), where the device
+/// writes the frame's check after it (lib/net `check`: the buffer's trailer), computed in
+/// the same pass over the buffer that gives a segment's checksum.
 pub enum TxDest<'a> {
     Bytes(&'a mut [u8]),
     Region(&'a DataRegion, usize),
@@ -227,6 +229,52 @@ fn region_sum_be(
         u64::from(whole),
         u64::from(!offload::fold(before)),
     ))
+}
+
+/// The check of the `len`-byte frame at `at` (lib/net `check`) into its buffer's trailer.
+fn seal(region: &DataRegion, at: usize, len: usize) -> bool {
+    check::region_check(region, at, len).is_some_and(|c| check::write(region, at, c))
+}
+
+/// A segment of `len` bytes at `at` in `region`, its TCP checksum field 0, made whole in
+/// one pass over it: the frame check's words (lib/net `check`) are summed, and that sum,
+/// less the length the check adds and the bytes before TCP (`prefix`, the caller's own
+/// headers), is TCP's ([`offload::le_words_to_be`]): `finish` makes the checksum of it,
+/// which is stored, and the check is brought up to date for those two bytes rather than
+/// summed again (`sum` by their value, `weighted` by it times the words from theirs to the
+/// end), then written to the buffer's trailer.
+fn seal_segment(
+    region: &DataRegion,
+    at: usize,
+    len: usize,
+    prefix: &[u8],
+    finish: impl FnOnce(u64) -> u16,
+) -> bool {
+    let Some(mut c) = check::region_check(region, at, len) else {
+        return false;
+    };
+    let le = offload::add(c.sum, !(len as u64));
+    let whole = offload::fold(offload::le_words_to_be(le));
+    let tcp_sum = offload::add(
+        u64::from(whole),
+        u64::from(!offload::fold(offload::sum_be(prefix, 0))),
+    );
+    let field = prefix.len() + 16;
+    let csum = finish(tcp_sum);
+    if !write_be16(region, at + field, csum) {
+        return false;
+    }
+    let words = len.div_ceil(8);
+    for (j, b) in csum.to_be_bytes().into_iter().enumerate() {
+        let p = field + j;
+        let d = u64::from(b) << (8 * (p % 8));
+        let s = offload::add(c.sum, d);
+        c.sum = if s == u64::MAX { 0 } else { s };
+        c.weighted = c
+            .weighted
+            .wrapping_add(d.wrapping_mul((words - p / 8) as u64));
+    }
+    check::write(region, at, c)
 }
 
 /// Stores `v` big-endian at `offset` of `region`.
@@ -403,6 +451,7 @@ impl VirtioNet {
                 TxDest::Bytes(buf) => buf.len() == len && chain.read(m, HDR_LEN, buf).is_ok(),
                 TxDest::Region(region, at) => {
                     chain.read_to_region(m, HDR_LEN, region, at, len).is_ok()
+                        && seal(region, at, len)
                 }
             }),
             Ok(TxPlan::Csum { start, offset }) => self.send(backend, len, &mut |dest| match dest {
@@ -419,6 +468,7 @@ impl VirtioNet {
                             let c = offload::nonzero(!offload::fold(s));
                             write_be16(region, at + start + offset, c)
                         })
+                        && seal(region, at, len)
                 }
             }),
             Ok(TxPlan::Tso(t)) => {
@@ -448,10 +498,9 @@ impl VirtioNet {
                                 && chain
                                     .read_to_region(m, at_payload, region, at + hlen, n)
                                     .is_ok()
-                                && region_sum_be(region, at, tcp, seg_len, Some(&seg[..tcp]))
-                                    .is_some_and(|s| {
-                                        write_be16(region, at + tcp + 16, t.finish(seg_len, s))
-                                    })
+                                && seal_segment(region, at, seg_len, &seg[..tcp], |s| {
+                                    t.finish(seg_len, s)
+                                })
                         }
                     });
                     match sent {

@@ -11,6 +11,7 @@ use crate::virtio::mmio::{CONFIG, QUEUE_NOTIFY, STATUS};
 use crate::virtio::net_offload as offload;
 use crate::virtio::testutil::*;
 use crate::virtio::{F_EVENT_IDX, F_VERSION_1, isr, status};
+use axolotl_net::check;
 
 pub const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0xab, 0xcd, 0xef];
 
@@ -37,7 +38,8 @@ impl NetBackend for FakeNet {
         let mut b = vec![0; len];
         if self.via_region {
             // A link buffer 8-aligned in its region, stale bytes around it.
-            let mut words = vec![0x5a5a_5a5a_5a5a_5a5au64; (len + 200) / 8 + 1];
+            let mut words =
+                vec![0x5a5a_5a5a_5a5a_5a5au64; (64 + len.max(check::BUF_NEEDED)) / 8 + 1];
             let ptr = core::ptr::NonNull::new(words.as_mut_ptr().cast::<u8>()).unwrap();
             // SAFETY: `words` outlives the region, which dies in this block.
             let region = unsafe {
@@ -49,6 +51,12 @@ impl NetBackend for FakeNet {
             if !fill(TxDest::Region(&region, 64)) || !region.copy_out(64, &mut b) {
                 return TxOutcome::Dropped;
             }
+            // The device wrote the frame's check, and it is the frame's.
+            assert_eq!(
+                check::read(&region, 64),
+                check::region_check(&region, 64, len),
+                "the check of a {len}-byte frame"
+            );
         } else if !fill(TxDest::Bytes(&mut b)) {
             return TxOutcome::Dropped;
         }

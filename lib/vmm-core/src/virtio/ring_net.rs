@@ -147,7 +147,7 @@ impl<const FRAMES: usize> NetBackend for NetRing<FRAMES> {
         }
         match self
             .client
-            .send_with(len, |region, at| fill(TxDest::Region(region, at)))
+            .send_forward(len, |region, at| fill(TxDest::Region(region, at)))
         {
             Ok(()) => {
                 self.sent = true;
