@@ -852,3 +852,39 @@ proptest::proptest! {
         }
     }
 }
+
+/// The sum of a frame's bytes from any offset, read from a data region, is the bytes' own:
+/// an even start from the region's words less the bytes before it (given or read back), an
+/// odd or distant start a piece at a time.
+#[test]
+fn region_sums_match_byte_sums_from_any_start() {
+    let bytes = frame(1514, 77);
+    let mut words = vec![0x5a5a_5a5a_5a5a_5a5au64; 2048 / 8];
+    let ptr = core::ptr::NonNull::new(words.as_mut_ptr().cast::<u8>()).unwrap();
+    // SAFETY: `words` outlives the region.
+    let region =
+        unsafe { DataRegion::alias(&axolotl_ring::SharedRegion::new(ptr, words.len() * 8)) };
+    assert!(region.copy_in(64, &bytes));
+    for from in [0, 1, 2, 33, 34, 35, 127, 128, 129, 130, 300, 1513, 1514] {
+        for to in [from, from + 1, 1000, 1514] {
+            if to < from || to > 1514 {
+                continue;
+            }
+            // Ones' complement has two zeros.
+            let zero = |v: u16| if v == 0xffff { 0 } else { v };
+            let want = zero(offload::fold(offload::sum_be(&bytes[from..to], 0)));
+            let given = (from % 2 == 0 && from <= 128).then(|| &bytes[..from]);
+            for prefix in [None, given] {
+                let got =
+                    region_sum_be(&region, 64, from, to, prefix).map(|s| zero(offload::fold(s)));
+                assert_eq!(
+                    got,
+                    Some(want),
+                    "from {from} to {to} prefix {}",
+                    prefix.is_some()
+                );
+            }
+        }
+    }
+    assert_eq!(region_sum_be(&region, 64, 10, 9, None), None);
+}
