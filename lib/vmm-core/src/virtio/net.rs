@@ -4,10 +4,11 @@
 //! MRG_RXBUF (the guest posts small, page-fragment receive buffers and the device
 //! spreads a frame over as many as it needs: no 1.5 KiB-per-slot waste, and the
 //! driver's cheaper buffer path), EVENT_IDX (fewer notifications and interrupts,
-//! each one an exit), INDIRECT_DESC, and the transmit offloads CSUM and HOST_TSO4
+//! each one an exit), INDIRECT_DESC, the transmit offloads CSUM and HOST_TSO4
 //! ([`super::net_offload`]): the guest's checksums and TCP segmentation are done here, in
 //! the copy into the backend's buffers, so the backend still gets plain Ethernet frames
-//! both ways.
+//! both ways; and GUEST_CSUM: a received frame whose TCP or UDP checksum the device
+//! verified (from its frame check's sum) is marked DATA_VALID.
 //!
 //! TX back-pressure: a frame leaves the ring only when the backend takes it. RX: a
 //! frame goes into the guest's buffers when there are enough of them; otherwise the
@@ -291,6 +292,7 @@ impl VirtioNet {
             | F_EVENT_IDX
             | F_INDIRECT_DESC
             | offload::F_CSUM
+            | offload::F_GUEST_CSUM
             | offload::F_HOST_TSO4;
         Self {
             transport: Transport::new(DEVICE_ID, features, QUEUE_MAX, ram),
@@ -609,13 +611,8 @@ impl VirtioNet {
         let mut sent = 0usize;
         for (k, c) in chains.iter().take(n).flatten().enumerate() {
             let off = if k == 0 { HDR_LEN } else { 0 };
-            let r = if k == 0 {
-                c.write(mem, 0, &hdr)
-            } else {
-                Ok(())
-            };
             let take = ((c.writable - off) as usize).min(frame.len() - sent);
-            let r = r.and_then(|()| match (frame, sum.as_mut()) {
+            let r = match (frame, sum.as_mut()) {
                 (RxFrame::Bytes(b), _) => c.write(mem, off, &b[sent..sent + take]),
                 (RxFrame::Region(region, at, _, _), Some(sum)) => {
                     c.write_from_region_summed(mem, off, region, at + sent, take, sum)
@@ -623,7 +620,7 @@ impl VirtioNet {
                 (RxFrame::Region(region, at, _, _), None) => {
                     c.write_from_region(mem, off, region, at + sent, take)
                 }
-            });
+            };
             if let Err(e) = r {
                 self.error(e);
                 return RxOutcome::Dropped;
@@ -631,7 +628,11 @@ impl VirtioNet {
             sent += take;
             used[k] = off + take as u32;
         }
-        if let (Some(sum), RxFrame::Region(region, at, _, Some(carried))) = (sum, frame) {
+        // The ones' complement sum of the frame's bytes, where it is known without another
+        // pass: a verified frame's is its check's (the copy matched it), less the length
+        // the check adds.
+        let mut frame_sum = None;
+        if let (Some(sum), RxFrame::Region(region, at, len, Some(carried))) = (sum, frame) {
             let v = sum.verdict(region, at, carried);
             if v != Verdict::Good {
                 // Taken and written, never published: the guest's to fill again.
@@ -643,6 +644,34 @@ impl VirtioNet {
                 }
                 return RxOutcome::Failed(v);
             }
+            frame_sum = Some(offload::le_words_to_be(offload::add(
+                carried.sum,
+                !(len as u64),
+            )));
+        }
+        if self.transport.features() & offload::F_GUEST_CSUM != 0 {
+            // DATA_VALID only for a checksum this device verified itself: the guest then
+            // skips its own pass over the frame.
+            let mut head = [0u8; offload::RX_HEADERS];
+            let h = frame.len().min(head.len());
+            let (got, sum) = match frame {
+                RxFrame::Bytes(b) => {
+                    head[..h].copy_from_slice(&b[..h]);
+                    (true, Some(offload::sum_be(b, 0)))
+                }
+                RxFrame::Region(region, at, _, _) => {
+                    (region.copy_out(at, &mut head[..h]), frame_sum)
+                }
+            };
+            if got && sum.is_some_and(|s| offload::rx_checksum_valid(&head[..h], frame.len(), s)) {
+                hdr[0] = offload::HDR_F_DATA_VALID;
+            }
+        }
+        if let Some(Some(c)) = chains.first()
+            && let Err(e) = c.write(mem, 0, &hdr)
+        {
+            self.error(e);
+            return RxOutcome::Dropped;
         }
         for (c, &len) in chains.iter().take(n).flatten().zip(&used) {
             if let Err(e) = self.transport.queues[RX_QUEUE].push_used(mem, c.head, len) {

@@ -366,3 +366,32 @@ proptest! {
         }
     }
 }
+
+/// A verified frame from a link: its TCP checksum is judged from the sum its check already
+/// carries, over pieces of several chains; DATA_VALID only when that checksum is right (a
+/// producer's check over a wrong packet vouches for the bytes, not for TCP).
+#[test]
+fn a_verified_frames_tcp_checksum_is_judged_from_its_check() {
+    use crate::virtio::net_offload::tests::{tcp_packet, with_tcp_checksum};
+    use crate::virtio::net_offload::{F_GUEST_CSUM, HDR_F_DATA_VALID};
+    let good = with_tcp_checksum(&tcp_packet(&frame(134, 4), 0x18, false, 0, 0, 7, 7));
+    assert_eq!(good.len(), 188);
+    let mut wrong = good.clone();
+    wrong[150] ^= 0x10;
+    for (f, want) in [(&good, HDR_F_DATA_VALID), (&wrong, 0)] {
+        let mut g = Guest::new(F_VERSION_1 | F_MRG_RXBUF | F_GUEST_CSUM);
+        let (_, pieces) = odd_chains(&mut g);
+        let mut link = Link::new();
+        let at = link.fill(1, f);
+        let r = link.region();
+        let c = check::read(&r, at);
+        assert_eq!(
+            g.dev
+                .receive_frame(&mut g.ram, RxFrame::Region(&r, at, f.len(), c)),
+            RxOutcome::Delivered
+        );
+        assert_eq!(gather(&g, &pieces, f.len()), *f);
+        assert_eq!(g.ram.get(RX_BUFS + 3, 1)[0], want);
+        assert_eq!(g.ram.get(RX_BUFS + 3 + 10, 2), [3, 0], "num_buffers");
+    }
+}

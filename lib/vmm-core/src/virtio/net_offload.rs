@@ -16,11 +16,16 @@
 
 /// `VIRTIO_NET_F_CSUM`: the device computes the checksums the guest marks.
 pub const F_CSUM: u64 = 1 << 0;
+/// `VIRTIO_NET_F_GUEST_CSUM`: the driver takes received packets whose checksum the device
+/// vouches for (`VIRTIO_NET_HDR_F_DATA_VALID`).
+pub const F_GUEST_CSUM: u64 = 1 << 1;
 /// `VIRTIO_NET_F_HOST_TSO4`: the device segments TCP over IPv4.
 pub const F_HOST_TSO4: u64 = 1 << 11;
 
 /// `virtio_net_hdr.flags`: `VIRTIO_NET_HDR_F_NEEDS_CSUM`.
 pub const HDR_F_NEEDS_CSUM: u8 = 1;
+/// `virtio_net_hdr.flags`: `VIRTIO_NET_HDR_F_DATA_VALID` (on a received packet).
+pub const HDR_F_DATA_VALID: u8 = 2;
 /// `virtio_net_hdr.gso_type` values.
 pub const GSO_NONE: u8 = 0;
 pub const GSO_TCPV4: u8 = 1;
@@ -30,6 +35,9 @@ pub const MAX_SEGMENT_FRAME: usize = 1514;
 /// The most header bytes a TCP/IPv4 segment can have: Ethernet with one VLAN tag, IPv4 and
 /// TCP with the most options.
 pub const MAX_HEADERS: usize = 18 + 60 + 60;
+/// The bytes of a received frame [`rx_checksum_valid`] reads: Ethernet with one VLAN tag
+/// and IPv4 with the most options.
+pub const RX_HEADERS: usize = 18 + 60;
 
 /// The first fields of `struct virtio_net_hdr` (little-endian, VERSION_1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -219,6 +227,57 @@ impl Tso {
         );
         nonzero(!fold(add(tcp_sum, pseudo)))
     }
+}
+
+/// Whether a received frame of `len` bytes, whose first bytes are `head` (at least its
+/// Ethernet and IPv4 headers, or the whole frame) and whose bytes sum to `frame_sum`
+/// ([`sum_be`]'s accumulator over all of them), is TCP or UDP over IPv4 with a right
+/// checksum: what lets the device set DATA_VALID. Anything else is false and the guest
+/// checks for itself: another protocol, IPv6, a fragment, a UDP datagram without a
+/// checksum, and a frame with bytes after the IP packet (Ethernet's padding of a short
+/// frame, which the sum would count).
+pub fn rx_checksum_valid(head: &[u8], len: usize, frame_sum: u64) -> bool {
+    let be16 = |i: usize| head.get(i..i + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let ip = match be16(12) {
+        Some(0x0800) => 14,
+        Some(0x8100) if be16(16) == Some(0x0800) => 18,
+        _ => return false,
+    };
+    let Some(&vihl) = head.get(ip) else {
+        return false;
+    };
+    let ihl = usize::from(vihl & 0xf) * 4;
+    let (Some(total), Some(frag), Some(&proto)) = (be16(ip + 2), be16(ip + 6), head.get(ip + 9))
+    else {
+        return false;
+    };
+    let l4 = ip + ihl;
+    let ok = vihl >> 4 == 4
+        && ihl >= 20
+        && head.len() >= l4
+        && frag & 0x3fff == 0
+        && ip + usize::from(total) == len
+        && l4 + 8 <= len;
+    if !ok {
+        return false;
+    }
+    match proto {
+        6 if l4 + 20 <= len => {}
+        // A UDP checksum of 0 is none at all.
+        17 if len >= l4 + 8 && head.get(l4 + 6..l4 + 8).is_some_and(|c| c != [0, 0]) => {}
+        // The UDP checksum lies past `head` only with IP options longer than `head` holds.
+        _ => return false,
+    }
+    let l4_sum = add(
+        u64::from(fold(frame_sum)),
+        u64::from(!fold(sum_be(&head[..l4], 0))),
+    );
+    let pseudo = sum_be(
+        &head[ip + 12..ip + 20],
+        u64::from(proto) + (len - l4) as u64,
+    );
+    // A right checksum sums to zero, which ones' complement writes two ways.
+    fold(add(l4_sum, pseudo)).is_multiple_of(0xffff)
 }
 
 /// The ones' complement sum of `bytes` as big-endian 16-bit words (a last odd byte padded

@@ -275,3 +275,116 @@ fn a_computed_checksum_of_zero_goes_out_as_all_ones() {
     assert_eq!(nonzero(0), 0xffff);
     assert_eq!(nonzero(0x1234), 0x1234);
 }
+
+/// `packet` (as `tcp_packet` makes it) with its TCP checksum made right, by the textbook.
+pub fn with_tcp_checksum(packet: &[u8]) -> Vec<u8> {
+    let ip = if packet[12..14] == [0x81, 0x00] {
+        18
+    } else {
+        14
+    };
+    let tcp = ip + usize::from(packet[ip] & 0xf) * 4;
+    let mut p = packet.to_vec();
+    p[tcp + 16..tcp + 18].copy_from_slice(&[0, 0]);
+    let mut pseudo = p[ip + 12..ip + 20].to_vec();
+    pseudo.extend_from_slice(&[0, 6]);
+    pseudo.extend_from_slice(&((p.len() - tcp) as u16).to_be_bytes());
+    pseudo.extend_from_slice(&p[tcp..]);
+    let c = reference_checksum(&pseudo);
+    p[tcp + 16..tcp + 18].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+/// A UDP/IPv4 datagram in an Ethernet frame with a right checksum (or 0: none).
+pub fn udp_packet(data: &[u8], with_checksum: bool) -> Vec<u8> {
+    let mut p = vec![0u8; 12];
+    p.extend_from_slice(&[0x08, 0x00]);
+    let udp_len = (8 + data.len()) as u16;
+    p.extend_from_slice(&[0x45, 0]);
+    p.extend_from_slice(&(20 + udp_len).to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 2, 2, 10, 0, 2, 15]);
+    let c = reference_checksum(&p[14..34]);
+    p[24..26].copy_from_slice(&c.to_be_bytes());
+    p.extend_from_slice(&[0x00, 0x35, 0x9c, 0x40]);
+    p.extend_from_slice(&udp_len.to_be_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(data);
+    if with_checksum {
+        let mut pseudo = vec![10, 0, 2, 2, 10, 0, 2, 15, 0, 17];
+        pseudo.extend_from_slice(&udp_len.to_be_bytes());
+        pseudo.extend_from_slice(&p[34..]);
+        let c = nonzero(reference_checksum(&pseudo));
+        p[40..42].copy_from_slice(&c.to_be_bytes());
+    }
+    p
+}
+
+fn rx_valid(frame: &[u8]) -> bool {
+    rx_checksum_valid(
+        &frame[..frame.len().min(RX_HEADERS)],
+        frame.len(),
+        sum_be(frame, 0),
+    )
+}
+
+#[test]
+fn received_checksums_are_vouched_for_only_when_right_and_known() {
+    let tcp = with_tcp_checksum(&tcp_packet(&[9; 1448], 0x10, false, 0, 12, 77, 3));
+    verify_segment(&tcp);
+    assert!(rx_valid(&tcp));
+    let vlan = with_tcp_checksum(&tcp_packet(&[1; 100], 0x18, true, 4, 0, 1, 1));
+    assert!(rx_valid(&vlan));
+    let ack = with_tcp_checksum(&tcp_packet(&[], 0x10, false, 0, 12, 1, 1));
+    assert!(rx_valid(&ack));
+    assert!(rx_valid(&udp_packet(&[5; 300], true)));
+    assert!(!rx_valid(&udp_packet(&[5; 300], false)), "no UDP checksum");
+    let mut bad = tcp.clone();
+    bad[1000] ^= 0x40;
+    assert!(!rx_valid(&bad), "a damaged payload");
+    let mut padded = with_tcp_checksum(&tcp_packet(&[], 0x10, false, 0, 0, 1, 1));
+    padded.extend_from_slice(&[0; 6]);
+    assert!(!rx_valid(&padded), "Ethernet padding");
+    let mut frag = tcp.clone();
+    frag[14 + 6] |= 0x20;
+    assert!(!rx_valid(&frag), "a fragment");
+    let mut v6 = tcp.clone();
+    v6[12..14].copy_from_slice(&[0x86, 0xdd]);
+    assert!(!rx_valid(&v6), "IPv6");
+    let mut icmp = tcp.clone();
+    icmp[14 + 9] = 1;
+    assert!(!rx_valid(&icmp), "ICMP");
+    assert!(!rx_valid(&tcp[..40]), "a runt");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Whatever bytes a frame has, DATA_VALID is claimed only for TCP/IPv4 whose checksum
+    /// over the pseudo-header is right by the textbook.
+    #[test]
+    fn data_valid_only_for_what_the_definition_calls_right(
+        payload in proptest::collection::vec(any::<u8>(), 0..1500),
+        damage in proptest::collection::vec((0usize..1600, any::<u8>()), 0..3),
+    ) {
+        let mut f = with_tcp_checksum(&tcp_packet(&payload, 0x18, false, 0, 12, 9, 9));
+        let untouched = f.clone();
+        for (at, v) in damage {
+            if let Some(b) = f.get_mut(at) {
+                *b = v;
+            }
+        }
+        let claimed = rx_valid(&f);
+        if f == untouched {
+            prop_assert!(claimed);
+        }
+        if claimed {
+            let tcp = 34;
+            let mut pseudo = f[26..34].to_vec();
+            pseudo.extend_from_slice(&[0, 6]);
+            pseudo.extend_from_slice(&((f.len() - tcp) as u16).to_be_bytes());
+            pseudo.extend_from_slice(&f[tcp..]);
+            prop_assert_eq!(reference_checksum(&pseudo), 0);
+            prop_assert_eq!(usize::from(u16::from_be_bytes([f[16], f[17]])), f.len() - 14);
+        }
+    }
+}
