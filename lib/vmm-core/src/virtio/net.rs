@@ -142,7 +142,8 @@ pub trait NetBackend {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NetCounters {
     pub tx_frames: u32,
-    /// Of `tx_frames`, segments cut from TCP packets (`VIRTIO_NET_F_HOST_TSO4`).
+    /// Segments cut from TCP packets (`VIRTIO_NET_F_HOST_TSO4`) and handed to the backend
+    /// (sent, counted in `tx_frames`, or dropped, in `tx_dropped`).
     pub tx_segments: u32,
     /// TX chains without a whole header, or whose offload request cannot be carried out
     /// (`net_offload::Malformed`): returned unsent.
@@ -165,11 +166,12 @@ pub struct VirtioNet {
     pub transport: Transport<2>,
     config: NetConfig,
     pub counters: NetCounters,
-    /// The transmit chain being cut into segments when the backend ran out of room: its
-    /// head and the first segment not yet sent. Not part of the saved state: a restarted
-    /// VMM sends that chain's segments again from the first (duplicates, which TCP drops,
-    /// as it does every chain taken and not completed; `VirtioNet::restore`).
-    tx_progress: Option<(u16, u16)>,
+    /// The transmit chain being cut into segments when the backend ran out of room: the
+    /// transport's epoch (a reset starts a new one: the same head is then another chain),
+    /// the chain's head and the first segment not yet sent. Not part of the saved state: a
+    /// restarted VMM sends that chain's segments again from the first (duplicates, which
+    /// TCP drops, as it does every chain taken and not completed; `VirtioNet::restore`).
+    tx_progress: Option<(u32, u16, u16)>,
 }
 
 /// How a transmit chain went.
@@ -474,8 +476,9 @@ impl VirtioNet {
                 }
             }),
             Ok(TxPlan::Tso(t)) => {
+                let epoch = self.transport.epoch();
                 let first = match self.tx_progress {
-                    Some((head, next)) if head == chain.head => usize::from(next),
+                    Some((e, head, next)) if (e, head) == (epoch, chain.head) => usize::from(next),
                     _ => 0,
                 };
                 for i in first..t.segments() {
@@ -508,7 +511,7 @@ impl VirtioNet {
                     match sent {
                         Sent::Done => bump(&mut self.counters.tx_segments),
                         Sent::Busy => {
-                            self.tx_progress = Some((chain.head, i as u16));
+                            self.tx_progress = Some((epoch, chain.head, i as u16));
                             return Sent::Busy;
                         }
                         Sent::Changed => return Sent::Changed,
