@@ -130,7 +130,7 @@ impl Guest {
     }
 
     /// Queues a packet with virtio-net header `hdr`, its bytes cut at `cuts` into
-    /// descriptors that lie at odd addresses (as page fragments may).
+    /// descriptors that lie at odd addresses (as page fragments may), none empty.
     pub fn send_cut(
         &mut self,
         i: u64,
@@ -144,6 +144,10 @@ impl Guest {
         let mut at = base + 0x101;
         let mut from = 0;
         for &to in cuts.iter().chain([&packet.len()]) {
+            if to == from {
+                // No empty descriptor: the device answers one with NEEDS_RESET.
+                continue;
+            }
             self.ram.put(at, &packet[from..to]);
             bufs.push((at, (to - from) as u32, false));
             at += (to - from) as u64 + 0x23;
