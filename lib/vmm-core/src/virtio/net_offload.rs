@@ -281,17 +281,10 @@ pub fn rx_checksum_valid(head: &[u8], len: usize, frame_sum: u64) -> bool {
 }
 
 /// The ones' complement sum of `bytes` as big-endian 16-bit words (a last odd byte padded
-/// with zero), added to `acc`, unfolded (any `u64` accumulator folds to the same sum).
+/// with zero), added to `acc`, unfolded (any `u64` accumulator folds to the same sum): lib/net's
+/// Internet checksum sum, kept in 64 bits here to combine with the frame check's word sums.
 pub fn sum_be(bytes: &[u8], acc: u64) -> u64 {
-    let mut s = acc;
-    let mut pairs = bytes.chunks_exact(2);
-    for p in &mut pairs {
-        s = add(s, u64::from(u16::from_be_bytes([p[0], p[1]])));
-    }
-    if let [b] = pairs.remainder() {
-        s = add(s, u64::from(*b) << 8);
-    }
-    s
+    add(acc, u64::from(axolotl_net::eth::ones_sum(0, bytes)))
 }
 
 /// `a + b` with the carry out of bit 63 added back in (ones' complement on 64 bits, which
