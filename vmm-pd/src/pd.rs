@@ -1315,6 +1315,9 @@ impl VmmPd {
                     "vmm: guest powered off (PSCI SYSTEM_OFF); vCPU {vcpu} stopped after {exits} exits"
                 );
                 println!("vmm: exits and notifications: {:?}", io().count);
+                if let Some((dev, _)) = io().net.as_ref() {
+                    println!("vmm: virtio-net: {:?}", dev.counters);
+                }
                 cpu_time_line();
             }
             Event::SystemReset => {

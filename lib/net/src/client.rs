@@ -331,6 +331,15 @@ impl NetClient {
         })
     }
 
+    /// The frame `k` places behind the oldest kept one (`k` = 0: [`NetClient::rx_peek`]'s),
+    /// checked as that one's.
+    pub fn rx_peek_at(&self, k: usize) -> Option<(usize, usize)> {
+        (k < self.kept_len).then(|| {
+            let (_, off, len) = self.kept[(self.kept_head + k) % IDS];
+            (off as usize, len as usize)
+        })
+    }
+
     /// Frames kept for [`NetClient::rx_peek`].
     pub fn rx_kept(&self) -> usize {
         self.kept_len

@@ -67,8 +67,8 @@ fn probe_sequence_reaches_driver_ok() {
 #[test]
 fn features_ok_refused_for_features_not_offered() {
     let mut d = net();
-    // Bit 7 is VIRTIO_NET_F_GUEST_TSO4, which the device does not offer.
-    let s = init(&mut d, F_VERSION_1 | 1 << 7, &[]);
+    // Bit 8 is VIRTIO_NET_F_GUEST_TSO6, which the device does not offer.
+    let s = init(&mut d, F_VERSION_1 | 1 << 8, &[]);
     assert_eq!(s & FEATURES_OK, 0);
     // DRIVER_OK without FEATURES_OK is refused as well.
     assert_eq!(rd(&mut d, STATUS), ACKNOWLEDGE | DRIVER);

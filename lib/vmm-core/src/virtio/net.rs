@@ -7,8 +7,11 @@
 //! each one an exit), INDIRECT_DESC, the transmit offloads CSUM and HOST_TSO4
 //! ([`super::net_offload`]): the guest's checksums and TCP segmentation are done here, in
 //! the copy into the backend's buffers, so the backend still gets plain Ethernet frames
-//! both ways; and GUEST_CSUM: a received frame whose TCP or UDP checksum the device
-//! verified (from its frame check's sum) is marked DATA_VALID.
+//! both ways; GUEST_CSUM: a received frame whose TCP or UDP checksum the device
+//! verified (from its frame check's sum) is marked DATA_VALID; and GUEST_TSO4: received
+//! segments of one TCP flow that are waiting together go to the guest as one packet
+//! (`receive_coalesced`: one pass through the guest's stack and one acknowledgement
+//! instead of one each, as a NIC's large receive offload gives).
 //!
 //! TX back-pressure: a frame leaves the ring only when the backend takes it. RX: a
 //! frame goes into the guest's buffers when there are enough of them; otherwise the
@@ -130,6 +133,12 @@ pub trait NetBackend {
     fn transmit(&mut self, len: usize, fill: &mut dyn FnMut(TxDest<'_>) -> bool) -> TxOutcome;
     /// The oldest received frame the guest has not got yet.
     fn peek_rx(&mut self) -> Option<RxFrame<'_>>;
+    /// The frame `k` places behind the one `peek_rx` returns (`k` = 0: that one), if the
+    /// backend holds it already and can show it without consuming anything: what the
+    /// device coalesces (`VIRTIO_NET_F_GUEST_TSO4`). The default shows none.
+    fn peek_rx_at(&self, _k: usize) -> Option<RxFrame<'_>> {
+        None
+    }
     /// Consumes the frame `peek_rx` returned (delivered or dropped).
     fn pop_rx(&mut self);
     /// What the device's verifying copy found of the frame `peek_rx` returned, for a frame
@@ -157,6 +166,9 @@ pub struct NetCounters {
     pub rx_dropped: u32,
     /// Frames dropped because the driver was not running the device.
     pub rx_not_ready: u32,
+    /// Frames that went to the guest inside a packet another frame began
+    /// (`VIRTIO_NET_F_GUEST_TSO4`; counted in `rx_frames` too).
+    pub rx_coalesced: u32,
     /// Frames whose copy into the guest failed their check, damaged before the VMM
     /// (`Verdict::Source`): dropped, never seen by the guest.
     pub rx_check_failed: u32,
@@ -182,6 +194,81 @@ enum Sent {
     Busy,
     /// The guest changed the chain while the device read it.
     Changed,
+}
+
+/// How [`VirtioNet::receive_coalesced`] went.
+enum Coalesced {
+    /// The first `frames` frames went to the guest as one packet; bit k of `checked`: frame
+    /// k carried a check (its verdict, `Good`, goes to the backend).
+    Delivered { frames: usize, checked: u32 },
+    /// Deliver the next `n` frames one by one (no run of two, no room for one, or a frame
+    /// of the run failed its verifying copy: the single path gives it its verdict).
+    Single(usize),
+}
+
+/// The most frames one coalesced packet carries: a link holds 16 received frames
+/// (lib/net `IDS`), and 16 full segments stay far below 64 KiB.
+pub const MAX_COALESCE: usize = 16;
+
+/// Writes bytes `from..from + len` of `frame` at byte `pos` of the packet spread over
+/// `chains` (their writable parts end to end), through `sum` if the frame is verified.
+fn put_piece<M: GuestMemory + ?Sized>(
+    mem: &mut M,
+    chains: &[Option<Chain>],
+    pos: usize,
+    frame: RxFrame<'_>,
+    from: usize,
+    len: usize,
+    mut sum: Option<&mut PieceSummer>,
+) -> Result<(), QueueError> {
+    let (mut start, mut pos, mut from, mut left) = (0usize, pos, from, len);
+    for c in chains.iter().flatten() {
+        if left == 0 {
+            break;
+        }
+        let w = c.writable as usize;
+        if pos < start + w {
+            let off = pos - start;
+            let take = (w - off).min(left);
+            match (frame, sum.as_deref_mut()) {
+                (RxFrame::Bytes(b), _) => c.write(mem, off as u32, &b[from..from + take])?,
+                (RxFrame::Region(region, at, _, _), Some(s)) => {
+                    c.write_from_region_summed(mem, off as u32, region, at + from, take, s)?
+                }
+                (RxFrame::Region(region, at, _, _), None) => {
+                    c.write_from_region(mem, off as u32, region, at + from, take)?
+                }
+            }
+            pos += take;
+            from += take;
+            left -= take;
+        }
+        start += w;
+    }
+    Ok(())
+}
+
+/// A received frame's first bytes (at most `out.len()`) and the ones' complement sum of all
+/// its bytes: a verified frame's from the check it carries (a claim until its copy is
+/// verified), a byte frame's summed here. `None` for a frame in a region without a check:
+/// it is not coalesced.
+fn rx_head(frame: RxFrame<'_>, out: &mut [u8]) -> Option<(usize, u64)> {
+    let n = frame.len().min(out.len());
+    match frame {
+        RxFrame::Bytes(b) => {
+            out[..n].copy_from_slice(&b[..n]);
+            Some((n, offload::sum_be(b, 0)))
+        }
+        RxFrame::Region(region, at, len, Some(c)) => {
+            region.copy_out(at, &mut out[..n]).then(|| {
+                (
+                    n,
+                    offload::le_words_to_be(offload::add(c.sum, !(len as u64))),
+                )
+            })
+        }
+        RxFrame::Region(_, _, _, None) => None,
+    }
 }
 
 /// The ones' complement sum ([`offload::sum_be`]'s accumulator) of bytes `from..to` of the
@@ -295,6 +382,7 @@ impl VirtioNet {
             | F_INDIRECT_DESC
             | offload::F_CSUM
             | offload::F_GUEST_CSUM
+            | offload::F_GUEST_TSO4
             | offload::F_HOST_TSO4;
         Self {
             transport: Transport::new(DEVICE_ID, features, QUEUE_MAX, ram),
@@ -359,7 +447,33 @@ impl VirtioNet {
             return;
         }
         self.transmit(mem, backend);
-        while let Some(frame) = backend.peek_rx() {
+        // Frames to deliver one by one before coalescing is tried again: those of a packet
+        // that failed its verifying copy, so that each gets its own verdict.
+        let mut single = 0usize;
+        let gso = offload::F_GUEST_TSO4 | offload::F_GUEST_CSUM;
+        let coalescing = self.transport.features() & gso == gso;
+        loop {
+            if backend.peek_rx().is_none() {
+                break;
+            }
+            if coalescing && single == 0 {
+                match self.receive_coalesced(mem, &*backend) {
+                    Coalesced::Delivered { frames, checked } => {
+                        for k in 0..frames {
+                            if checked & (1 << k) != 0 {
+                                backend.rx_verdict(Verdict::Good);
+                            }
+                            backend.pop_rx();
+                        }
+                        continue;
+                    }
+                    Coalesced::Single(n) => single = n,
+                }
+            }
+            single = single.saturating_sub(1);
+            let Some(frame) = backend.peek_rx() else {
+                break;
+            };
             let checked = frame.checked();
             match self.receive_frame(mem, frame) {
                 RxOutcome::NoBuffers => break,
@@ -542,6 +656,170 @@ impl VirtioNet {
         if copied { Sent::Done } else { Sent::Changed }
     }
 
+    /// Delivers the frames at the head of the backend's queue that continue one TCP flow
+    /// in sequence as one packet (`VIRTIO_NET_F_GUEST_TSO4`, virtio 1.2 §5.1.6.4): the
+    /// first frame whole, the payloads of the others after it, the first's headers made
+    /// the packet's ([`offload::coalesced_headers`]), `gso_size` the first's payload and
+    /// `NEEDS_CSUM` over TCP. Every frame is verified in its copy as a single one is (the
+    /// headers of the later ones, not copied, from the bytes the decision was made on);
+    /// nothing is published unless all of them are good.
+    fn receive_coalesced<M: GuestMemory + ?Sized, B: NetBackend + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        backend: &B,
+    ) -> Coalesced {
+        const H: usize = offload::RX_SEGMENT_HEADERS;
+        let mut run = [None::<(RxFrame<'_>, offload::RxSegment)>; MAX_COALESCE];
+        let mut heads = [[0u8; H]; MAX_COALESCE];
+        let mut m = 0;
+        let mut bytes = 0usize;
+        while m < MAX_COALESCE {
+            let Some(frame) = backend.peek_rx_at(m) else {
+                break;
+            };
+            let Some((h, sum)) = rx_head(frame, &mut heads[m]) else {
+                break;
+            };
+            let Some(seg) = offload::rx_segment(&heads[m][..h], frame.len(), sum) else {
+                break;
+            };
+            if let Some(Some((_, first))) = run.first()
+                && let Some((_, prev)) = run[m - 1]
+                && !offload::continues(&heads[m - 1], &prev, &heads[m], &seg, first.payload)
+            {
+                break;
+            }
+            let more = if m == 0 { frame.len() } else { seg.payload };
+            // The IPv4 length bounds the packet.
+            if bytes + more > 65_535 + 14 {
+                break;
+            }
+            bytes += more;
+            run[m] = Some((frame, seg));
+            m += 1;
+            if seg.psh {
+                break;
+            }
+        }
+        if m < 2 {
+            return Coalesced::Single(1);
+        }
+        // Receive buffers for as many of the run's frames as they hold.
+        let merge = self.transport.features() & F_MRG_RXBUF != 0;
+        let limit = if merge { MAX_MERGE } else { 1 };
+        let mut chains = [None::<Chain>; MAX_MERGE];
+        let mut n = 0;
+        let mut room = 0usize;
+        let total = HDR_LEN as usize + bytes;
+        while room < total && n < limit {
+            match self.transport.queues[RX_QUEUE].pop(mem) {
+                // A chain without room for a header is the single path's to refuse.
+                Ok(Some(c)) if c.writable >= HDR_LEN => {
+                    room += c.writable as usize;
+                    chains[n] = Some(c);
+                    n += 1;
+                }
+                Ok(Some(_)) => {
+                    self.transport.queues[RX_QUEUE].unpop();
+                    break;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.error(e);
+                    return Coalesced::Single(1);
+                }
+            }
+        }
+        let unpop = |dev: &mut Self, k: usize| {
+            for _ in 0..k {
+                dev.transport.queues[RX_QUEUE].unpop();
+            }
+        };
+        while HDR_LEN as usize + bytes > room && m > 0 {
+            m -= 1;
+            let (f, seg) = run[m].expect("in the run");
+            bytes -= if m == 0 { f.len() } else { seg.payload };
+        }
+        if m < 2 {
+            unpop(self, n);
+            return Coalesced::Single(1);
+        }
+        let total = HDR_LEN as usize + bytes;
+        // The chains the packet fills; the rest go back.
+        let mut needed = 0;
+        let mut filled = 0usize;
+        while filled < total {
+            filled += chains[needed].map_or(0, |c| c.writable as usize);
+            needed += 1;
+        }
+        unpop(self, n - needed);
+        let n = needed;
+        let chains = &chains[..n];
+        let mut pos = HDR_LEN as usize;
+        let mut checked = 0u32;
+        for (k, &(frame, seg)) in run.iter().take(m).flatten().enumerate() {
+            let mut sum = match frame {
+                RxFrame::Region(_, _, len, Some(_)) => Some(PieceSummer::new(len)),
+                _ => None,
+            };
+            let (from, len) = if k == 0 {
+                (0, frame.len())
+            } else {
+                if let Some(s) = sum.as_mut() {
+                    // The headers the decision was made on: verified as the frame's.
+                    s.push_bytes(&heads[k][..seg.hlen]);
+                }
+                (seg.hlen, seg.payload)
+            };
+            if let Err(e) = put_piece(mem, chains, pos, frame, from, len, sum.as_mut()) {
+                self.error(e);
+                return Coalesced::Single(m);
+            }
+            pos += len;
+            if let (Some(s), RxFrame::Region(region, at, _, Some(carried))) = (sum, frame) {
+                if s.verdict(region, at, carried) != Verdict::Good {
+                    // Taken and written, never published: the frames up to this one go
+                    // one by one, each with its own verdict.
+                    unpop(self, n);
+                    return Coalesced::Single(k + 1);
+                }
+                checked |= 1 << k;
+            }
+        }
+        let (_, first) = run[0].expect("in the run");
+        let (_, last) = run[m - 1].expect("in the run");
+        let mut head = heads[0];
+        offload::coalesced_headers(&mut head[..first.hlen], bytes, last.psh);
+        let mut hdr = [0u8; HDR_LEN as usize];
+        hdr[0] = offload::HDR_F_NEEDS_CSUM;
+        hdr[1] = offload::GSO_TCPV4;
+        hdr[2..4].copy_from_slice(&(first.hlen as u16).to_le_bytes());
+        hdr[4..6].copy_from_slice(&(first.payload as u16).to_le_bytes());
+        hdr[6..8].copy_from_slice(&(offload::RX_TCP as u16).to_le_bytes());
+        hdr[8..10].copy_from_slice(&16u16.to_le_bytes());
+        hdr[10..12].copy_from_slice(&(n as u16).to_le_bytes());
+        let headers = RxFrame::Bytes(&head[..first.hlen]);
+        if let Err(e) = put_piece(mem, chains, HDR_LEN as usize, headers, 0, first.hlen, None)
+            .and_then(|()| chains[0].expect("popped").write(mem, 0, &hdr))
+        {
+            self.error(e);
+            return Coalesced::Single(m);
+        }
+        let mut start = 0usize;
+        for c in chains.iter().flatten() {
+            let used = (c.writable as usize).min(total - start);
+            start += c.writable as usize;
+            if let Err(e) = self.transport.queues[RX_QUEUE].push_used(mem, c.head, used as u32) {
+                self.error(e);
+                return Coalesced::Single(m);
+            }
+        }
+        self.counters.rx_frames = self.counters.rx_frames.wrapping_add(m as u32);
+        self.counters.rx_coalesced = self.counters.rx_coalesced.wrapping_add(m as u32 - 1);
+        self.notify(&*mem, RX_QUEUE);
+        Coalesced::Delivered { frames: m, checked }
+    }
+
     /// Puts one received frame into the guest's receive buffers.
     pub fn receive<M: GuestMemory + ?Sized>(&mut self, mem: &mut M, frame: &[u8]) -> RxOutcome {
         self.receive_frame(mem, RxFrame::Bytes(frame))
@@ -707,6 +985,10 @@ mod tests;
 #[cfg(test)]
 #[path = "net_check_tests.rs"]
 mod check_tests;
+
+#[cfg(test)]
+#[path = "net_coalesce_tests.rs"]
+mod coalesce_tests;
 
 impl VirtioNet {
     /// For the state region: the transport is all virtio-net keeps (frames waiting for

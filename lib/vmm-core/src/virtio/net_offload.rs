@@ -1,5 +1,8 @@
-//! virtio-net's transmit offloads (virtio 1.2 §5.1.6.2): the checksum the guest leaves to
-//! the device (`VIRTIO_NET_F_CSUM`) and TCP segmentation (`VIRTIO_NET_F_HOST_TSO4`).
+//! virtio-net's offloads: on transmit (virtio 1.2 §5.1.6.2) the checksum the guest leaves to
+//! the device (`VIRTIO_NET_F_CSUM`) and TCP segmentation (`VIRTIO_NET_F_HOST_TSO4`); on
+//! receive (§5.1.6.4) checksums the device vouches for (`VIRTIO_NET_F_GUEST_CSUM`) and a
+//! TCP flow's segments handed over as one packet (`VIRTIO_NET_F_GUEST_TSO4`,
+//! [`rx_segment`], [`continues`], [`coalesced_headers`]).
 //!
 //! Why the VMM does this work: the link behind it (the virtualiser, the net driver, QEMU's
 //! user network on the QEMU board) carries plain Ethernet frames of at most 1,514 bytes, so
@@ -19,6 +22,9 @@ pub const F_CSUM: u64 = 1 << 0;
 /// `VIRTIO_NET_F_GUEST_CSUM`: the driver takes received packets whose checksum the device
 /// vouches for (`VIRTIO_NET_HDR_F_DATA_VALID`).
 pub const F_GUEST_CSUM: u64 = 1 << 1;
+/// `VIRTIO_NET_F_GUEST_TSO4`: the driver takes received TCP/IPv4 packets longer than a
+/// segment (`gso_type` TCPV4, `gso_size` the sender's segment size).
+pub const F_GUEST_TSO4: u64 = 1 << 7;
 /// `VIRTIO_NET_F_HOST_TSO4`: the device segments TCP over IPv4.
 pub const F_HOST_TSO4: u64 = 1 << 11;
 
@@ -38,6 +44,13 @@ pub const MAX_HEADERS: usize = 18 + 60 + 60;
 /// The bytes of a received frame [`rx_checksum_valid`] reads: Ethernet with one VLAN tag
 /// and IPv4 with the most options.
 pub const RX_HEADERS: usize = 18 + 60;
+
+/// The header bytes of a received frame [`rx_segment`] reads: Ethernet, IPv4 without
+/// options, TCP with the most options.
+pub const RX_SEGMENT_HEADERS: usize = 14 + 20 + 60;
+/// Where a coalesced packet's TCP header starts (Ethernet, IPv4 without options): its
+/// `csum_start`.
+pub const RX_TCP: usize = 14 + 20;
 
 /// The first fields of `struct virtio_net_hdr` (little-endian, VERSION_1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -278,6 +291,102 @@ pub fn rx_checksum_valid(head: &[u8], len: usize, frame_sum: u64) -> bool {
     );
     // A right checksum sums to zero, which ones' complement writes two ways.
     fold(add(l4_sum, pseudo)).is_multiple_of(0xffff)
+}
+
+/// A received frame that may be handed to the guest together with the next segments of its
+/// TCP flow (`VIRTIO_NET_F_GUEST_TSO4`), from [`rx_segment`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RxSegment {
+    /// Ethernet, IPv4 and TCP header bytes.
+    pub hlen: usize,
+    pub seq: u32,
+    /// TCP payload bytes (never 0).
+    pub payload: usize,
+    /// PSH: the sender's end of a write, the last segment a packet may take.
+    pub psh: bool,
+}
+
+/// TCP flags a coalesced segment may carry: ACK, and PSH on the last one. Anything else
+/// (SYN, FIN, RST, URG, ECE, CWR, the reserved bits) is the receiver's to see on its own,
+/// as Linux's GRO leaves it.
+const ACK: u8 = 0x10;
+const PSH: u8 = 0x08;
+
+/// `head`: the first bytes (up to [`RX_SEGMENT_HEADERS`]) of a received frame of `len`
+/// bytes, `frame_sum` the ones' complement sum of all its bytes ([`sum_be`]'s accumulator).
+/// `Some` for a TCP/IPv4 segment with payload that a coalesced packet may carry: an
+/// untagged Ethernet frame with no padding, IPv4 without options and not a fragment, flags
+/// ACK or ACK|PSH, and both checksums right (the device vouches for them when it hands the
+/// packet over with `NEEDS_CSUM`: §5.1.6.4.1).
+pub fn rx_segment(head: &[u8], len: usize, frame_sum: u64) -> Option<RxSegment> {
+    let be16 = |i: usize| u16::from_be_bytes([head[i], head[i + 1]]);
+    if head.len() < RX_TCP + 20
+        || head[12..14] != [0x08, 0x00]
+        || head[14] != 0x45
+        || be16(20) & 0xbfff != 0
+        || head[23] != 6
+        || usize::from(be16(16)) + 14 != len
+    {
+        return None;
+    }
+    let hlen = RX_TCP + usize::from(head[RX_TCP + 12] >> 4) * 4;
+    let flags = head[RX_TCP + 13];
+    if hlen < RX_TCP + 20
+        || hlen >= len
+        || hlen > head.len()
+        || head[RX_TCP + 12] & 0x0f != 0
+        || (flags != ACK && flags != ACK | PSH)
+        || fold(sum_be(&head[14..RX_TCP], 0)) != 0xffff
+        || !rx_checksum_valid(head, len, frame_sum)
+    {
+        return None;
+    }
+    Some(RxSegment {
+        hlen,
+        seq: u32::from_be_bytes([head[38], head[39], head[40], head[41]]),
+        payload: len - hlen,
+        psh: flags & PSH != 0,
+    })
+}
+
+/// Whether segment `b` (headers `b_head`) continues a packet whose last segment so far is
+/// `a` (`a_head`), every segment before the last `mss` bytes long: the same flow, addresses,
+/// IP fields and TCP header but for the sequence number (`a`'s end), IP id, checksums and
+/// PSH, which only `b` may carry.
+pub fn continues(a_head: &[u8], a: &RxSegment, b_head: &[u8], b: &RxSegment, mss: usize) -> bool {
+    let same = |r: core::ops::Range<usize>| a_head[r.clone()] == b_head[r];
+    !a.psh
+        && a.payload == mss
+        && b.payload <= mss
+        && a.hlen == b.hlen
+        && b.seq == a.seq.wrapping_add(a.payload as u32)
+        // Ethernet; version, IHL and TOS; flags and fragment offset, TTL and protocol;
+        // addresses.
+        && same(0..16)
+        && same(20..24)
+        && same(26..RX_TCP)
+        // Ports; then acknowledgement, data offset, window, urgent pointer and options.
+        && same(RX_TCP..RX_TCP + 4)
+        && same(RX_TCP + 8..RX_TCP + 13)
+        && same(RX_TCP + 14..RX_TCP + 16)
+        && same(RX_TCP + 18..a.hlen)
+}
+
+/// Makes the first segment's headers (`head[..hlen]`) those of a coalesced packet of
+/// `len` frame bytes: IPv4 total length and header checksum, PSH if the last segment had
+/// it, and TCP's checksum field the pseudo-header's sum, as `NEEDS_CSUM` asks (the driver
+/// sums from [`RX_TCP`] to the end into it if it needs the whole checksum).
+pub fn coalesced_headers(head: &mut [u8], len: usize, psh: bool) {
+    let ip_len = (len - 14) as u16;
+    head[16..18].copy_from_slice(&ip_len.to_be_bytes());
+    head[24..26].copy_from_slice(&[0, 0]);
+    let c = !fold(sum_be(&head[14..RX_TCP], 0));
+    head[24..26].copy_from_slice(&c.to_be_bytes());
+    if psh {
+        head[RX_TCP + 13] |= PSH;
+    }
+    let pseudo = fold(sum_be(&head[26..RX_TCP], 6 + (len - RX_TCP) as u64));
+    head[RX_TCP + 16..RX_TCP + 18].copy_from_slice(&pseudo.to_be_bytes());
 }
 
 /// The ones' complement sum of `bytes` as big-endian 16-bit words (a last odd byte padded

@@ -76,6 +76,10 @@ impl NetBackend for FakeNet {
         self.rx.front().map(|f| RxFrame::Bytes(&f[..]))
     }
 
+    fn peek_rx_at(&self, k: usize) -> Option<RxFrame<'_>> {
+        self.rx.get(k).map(|f| RxFrame::Bytes(&f[..]))
+    }
+
     fn pop_rx(&mut self) {
         self.rx.pop_front();
     }

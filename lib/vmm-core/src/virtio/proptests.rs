@@ -753,6 +753,15 @@ impl NetBackend for NetFake {
         })
     }
 
+    fn peek_rx_at(&self, k: usize) -> Option<RxFrame<'_>> {
+        self.rx.get(k).map(|f| match f {
+            Rx::Bytes(b) => RxFrame::Bytes(&b[..]),
+            Rx::Linked { region, len, .. } => {
+                RxFrame::Region(region, 0, *len, axolotl_net::check::read(region, 0))
+            }
+        })
+    }
+
     fn pop_rx(&mut self) {
         self.rx.pop_front();
     }

@@ -182,6 +182,18 @@ impl<const FRAMES: usize> NetBackend for NetRing<FRAMES> {
         }
     }
 
+    fn peek_rx_at(&self, k: usize) -> Option<RxFrame<'_>> {
+        let (offset, len) = self.client.rx_peek_at(k)?;
+        // A buffer whose trailer is not in the region is the single path's to refuse.
+        let c = check::read(self.client.rx_region(), offset)?;
+        Some(RxFrame::Region(
+            self.client.rx_region(),
+            offset,
+            len,
+            Some(c),
+        ))
+    }
+
     fn pop_rx(&mut self) {
         self.client.rx_consume();
     }
