@@ -591,6 +591,9 @@ impl TxSink for Console {
         }
         self.buf[self.len] = byte;
         self.len += 1;
+        if byte == b'\n' {
+            cpu_time_mark(&self.buf[..self.len]);
+        }
         if byte == b'\n' || self.len == self.buf.len() {
             self.flush();
         }
@@ -684,6 +687,20 @@ struct VmmPd {
 /// PDs' (this VMM, the drivers), whose TCBs the root task keeps. Counter cycles (16
 /// instructions each under `-icount shift=0`).
 fn cpu_time_line() {
+    if let Some((guest, c)) = cpu_times() {
+        println!(
+            "vmm: cpu time (counter cycles): guest {guest}, kernel {}, idle {}, the rest (PDs, boot) {}, count {}",
+            c.kernel,
+            c.idle,
+            c.now.saturating_sub(guest + c.kernel + c.idle),
+            c.now
+        );
+    }
+}
+
+/// Our vCPUs' CPU time together, and the kernel's counts as the last one's answer gave them;
+/// `None` without a `cpu-time` kernel.
+fn cpu_times() -> Option<(u64, axolotl_sys::caps::CpuTime)> {
     let mut guest = 0;
     let mut last = None;
     for i in 0..axolotl_vmm_core::MAX_VCPUS as u8 {
@@ -692,13 +709,28 @@ fn cpu_time_line() {
             last = Some(c);
         }
     }
-    if let Some(c) = last {
+    last.map(|c| (guest, c))
+}
+
+/// A guest console line (the stage up to its newline) that says `cpu-time-mark NAME`: the
+/// CPU-time counts now, printed with NAME, for a harness to take a stretch of the guest's work
+/// apart (guest, kernel, idle, PDs: docs/benchmarks.md, "Where a transfer's time goes").
+/// Nothing without a `cpu-time` kernel.
+fn cpu_time_mark(line: &[u8]) {
+    const MARK: &[u8] = b"cpu-time-mark ";
+    let Some(at) = line.windows(MARK.len()).position(|w| w == MARK) else {
+        return;
+    };
+    let rest = &line[at + MARK.len()..];
+    let name = &rest[..rest
+        .iter()
+        .position(|b| !b.is_ascii_graphic())
+        .unwrap_or(rest.len())
+        .min(40)];
+    if let (Some((guest, c)), Ok(name)) = (cpu_times(), core::str::from_utf8(name)) {
         println!(
-            "vmm: cpu time (counter cycles): guest {guest}, kernel {}, idle {}, the rest (PDs, boot) {}, count {}",
-            c.kernel,
-            c.idle,
-            c.now.saturating_sub(guest + c.kernel + c.idle),
-            c.now
+            "vmm: cpu-time-mark {name}: guest {guest} kernel {} idle {} now {}",
+            c.kernel, c.idle, c.now
         );
     }
 }

@@ -685,7 +685,7 @@ fn io_baseline() -> Result<(), String> {
     io::build_io_initramfs(
         &a,
         &tools,
-        &peers.guest_cmd(mib, repeats, profile.is_some()),
+        &peers.guest_cmd(mib, repeats, profile.is_some() || io_diag()),
         &initrd,
     )
     .map_err(|e| e.to_string())?;
@@ -810,7 +810,7 @@ fn io_runs(
     profile: Option<&crate::profile::sampler::Sampler>,
 ) -> Result<Vec<(&'static str, IoFigure)>, String> {
     use axolotl_guest_artifacts::io;
-    let diag = std::env::var("AXOLOTL_BENCH_IO_DIAG").is_ok_and(|v| v == "1");
+    let diag = io_diag();
     if diag || profile.is_some() {
         // Host time per step beside the guest's virtual time: how fast the virtual clock
         // ran while each step waited for QEMU's I/O thread. The diagnostic run is one round.
@@ -848,6 +848,11 @@ fn io_runs(
     let _ = std::fs::write(&log, &console);
     if console.contains(io::FAILED_MARKER) {
         return Err(format!("{what}: the I/O guest failed:\n{console}"));
+    }
+    if diag {
+        for line in cpu_split(&console) {
+            eprintln!("{what}: {line}");
+        }
     }
     let rows = io_rows(&console);
     IO_TRANSFERS
@@ -890,6 +895,61 @@ fn io_row_label(name: &str) -> &'static str {
         "blk_read" => "blk sequential read, O_DIRECT",
         _ => "?",
     }
+}
+
+fn io_diag() -> bool {
+    std::env::var("AXOLOTL_BENCH_IO_DIAG").is_ok_and(|v| v == "1")
+}
+
+/// Where each marked transfer's time went, from the VMM's `cpu-time-mark` lines at its start
+/// and end (a `cpu-time` kernel; none otherwise): the guest, the kernel, idle and the rest
+/// (the PDs), in per cent of the transfer, and the whole in instructions (a counter cycle
+/// is 16 under `-icount shift=0`).
+fn cpu_split(console: &str) -> Vec<String> {
+    let mut start: std::collections::HashMap<String, [u64; 4]> = Default::default();
+    let mut out = Vec::new();
+    for l in console.lines() {
+        let Some(rest) = l.split("vmm: cpu-time-mark ").nth(1) else {
+            continue;
+        };
+        let Some((mark, counts)) = rest.split_once(": ") else {
+            continue;
+        };
+        let w: Vec<&str> = counts.split_whitespace().collect();
+        let num = |k: &str| -> Option<u64> {
+            w.iter()
+                .position(|x| *x == k)
+                .and_then(|i| w.get(i + 1)?.parse().ok())
+        };
+        let (Some(g), Some(k), Some(i), Some(n)) =
+            (num("guest"), num("kernel"), num("idle"), num("now"))
+        else {
+            continue;
+        };
+        if let Some(name) = mark.strip_prefix("start-") {
+            start.insert(name.to_string(), [g, k, i, n]);
+        } else if let Some(name) = mark.strip_prefix("end-")
+            && let Some([g0, k0, i0, n0]) = start.remove(name)
+        {
+            let all = n.saturating_sub(n0).max(1);
+            let (g, k, i) = (
+                g.saturating_sub(g0),
+                k.saturating_sub(k0),
+                i.saturating_sub(i0),
+            );
+            let rest = all.saturating_sub(g + k + i);
+            let pc = |x: u64| 100.0 * x as f64 / all as f64;
+            out.push(format!(
+                "cpu time of {name}: {} instructions: guest {:.1} %, PDs {:.1} %, kernel {:.1} %, idle {:.1} %",
+                all * 16,
+                pc(g),
+                pc(rest),
+                pc(k),
+                pc(i)
+            ));
+        }
+    }
+    out
 }
 
 /// `(name, bytes, virtual ns)` of each `gateway-guest: bench NAME bytes=N t0=NS t1=NS` line.
@@ -1032,7 +1092,7 @@ impl IoPeers {
         } else {
             ("", String::new())
         };
-        if std::env::var("AXOLOTL_BENCH_IO_DIAG").is_ok_and(|v| v == "1") {
+        if io_diag() {
             // One round with the guest's CPU time (user, nice, system, idle, ...) between
             // the steps, then its counters.
             let (src, sink) = (self.source, self.sink);
@@ -1046,5 +1106,26 @@ impl IoPeers {
             "{marks}gateway-guest bench {repeats} {} {} {mib}; {symbols}poweroff -f",
             self.source, self.sink
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_split;
+
+    #[test]
+    fn a_transfers_cpu_time_is_split_from_its_marks() {
+        let console = "\
+vmm: cpu-time-mark start-tcp_rx: guest 100 kernel 10 idle 0 now 1000
+gateway-guest: bench tcp_rx bytes=1 t0=1 t1=2
+vmm: cpu-time-mark end-blk_read: guest 1 kernel 1 idle 1 now 1
+vmm: cpu-time-mark end-tcp_rx: guest 600 kernel 60 idle 100 now 2000
+";
+        assert_eq!(
+            cpu_split(console),
+            vec![
+                "cpu time of tcp_rx: 16000 instructions: guest 50.0 %, PDs 35.0 %, kernel 5.0 %, idle 10.0 %"
+            ]
+        );
     }
 }

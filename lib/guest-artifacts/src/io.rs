@@ -70,8 +70,11 @@ wait_dev() {{
         sleep 0.1
     done
 }}
-# The start of a timed transfer, for a profiler (BENCH_MARKS=1 in the environment).
-mark() {{ if [ "${{BENCH_MARKS:-}}" = 1 ]; then say "bench-start $1"; fi; }}
+# The start of a timed transfer, for a profiler (BENCH_MARKS=1 in the environment), and
+# its start and end for the VMM, which prints its CPU-time counts at a cpu-time-mark line
+# (docs/benchmarks.md, "Where a transfer's time goes").
+mark() {{ if [ "${{BENCH_MARKS:-}}" = 1 ]; then say "bench-start $1"; say "cpu-time-mark start-$1"; fi; }}
+endmark() {{ if [ "${{BENCH_MARKS:-}}" = 1 ]; then say "cpu-time-mark end-$1"; fi; }}
 # The virtual clock in ns (the cntvct tool), as a plain number.
 now() {{ t=$(cntvct); t=${{t#CNTVCT_NS=}}; echo "$t" | sed 's/^0*//;s/^$/0/'; }}
 case "$1" in
@@ -123,12 +126,14 @@ bench-net)
     t0=$(now)
     wget -q -O /dev/null http://{HOST_IP}:$2/$mib || fail "bench tcp_rx"
     t1=$(now)
+    endmark tcp_rx
     say "bench tcp_rx bytes=$((mib<<20)) t0=$t0 t1=$t1"
     dd if=/dev/zero bs=1M count=$mib 2>/dev/null | tr '\0' a >/tmp/upload || fail "bench tcp_tx: /tmp/upload"
     mark tcp_tx
     t0=$(now)
     r=$(wget -q -O - --post-file /tmp/upload http://{HOST_IP}:$3/)
     t1=$(now)
+    endmark tcp_tx
     rm -f /tmp/upload
     [ "$r" = "received $((mib<<20))" ] || fail "bench tcp_tx: the host says '$r'"
     say "bench tcp_tx bytes=$((mib<<20)) t0=$t0 t1=$t1" ;;
@@ -141,12 +146,14 @@ bench-blk)
     dd if=/dev/zero of=/dev/vda2 bs=1M count=$mib oflag=direct conv=fsync 2>/tmp/dd.err \
         || fail "bench blk_write: $(cat /tmp/dd.err)"
     t1=$(now)
+    endmark blk_write
     say "bench blk_write bytes=$((mib<<20)) t0=$t0 t1=$t1"
     mark blk_read
     t0=$(now)
     dd if=/dev/vda2 of=/dev/null bs=1M count=$mib iflag=direct 2>/tmp/dd.err \
         || fail "bench blk_read: $(cat /tmp/dd.err)"
     t1=$(now)
+    endmark blk_read
     say "bench blk_read bytes=$((mib<<20)) t0=$t0 t1=$t1" ;;
 bench)
     # bench REPEATS SOURCE_PORT SINK_PORT MIB: bench-net and bench-blk REPEATS times.
@@ -299,6 +306,7 @@ mod tests {
         assert!(s.contains(&format!("say \"{start}$1\"")));
         for t in ["tcp_rx", "tcp_tx", "blk_write", "blk_read"] {
             assert!(s.contains(&format!("mark {t}\n    t0=$(now)")), "{t}");
+            assert!(s.contains(&format!("t1=$(now)\n    endmark {t}\n")), "{t}");
         }
     }
 
