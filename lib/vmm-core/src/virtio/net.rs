@@ -206,6 +206,17 @@ enum Coalesced {
     Single(usize),
 }
 
+/// A received frame's headers as [`VirtioNet::receive_coalesced`] reads them: 8-aligned,
+/// so that the copy out of the link buffer moves whole words.
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct Head([u8; HEAD]);
+const HEAD: usize = offload::RX_SEGMENT_HEADERS.next_multiple_of(8);
+
+/// The shortest frame coalescing looks into: headers without TCP options and 10 bytes of
+/// payload (a minimum Ethernet frame, an acknowledgement padded, is 60).
+const MIN_COALESCE: usize = 64;
+
 /// The most frames one coalesced packet carries: a link holds 16 received frames
 /// (lib/net `IDS`), and 16 full segments stay far below 64 KiB.
 pub const MAX_COALESCE: usize = 16;
@@ -668,24 +679,28 @@ impl VirtioNet {
         mem: &mut M,
         backend: &B,
     ) -> Coalesced {
-        const H: usize = offload::RX_SEGMENT_HEADERS;
+        // A frame too short to carry a segment's worth of payload (an acknowledgement, most
+        // often) is not looked into: the arrays below are not even set up for it.
+        if backend.peek_rx_at(0).is_none_or(|f| f.len() < MIN_COALESCE) {
+            return Coalesced::Single(1);
+        }
         let mut run = [None::<(RxFrame<'_>, offload::RxSegment)>; MAX_COALESCE];
-        let mut heads = [[0u8; H]; MAX_COALESCE];
+        let mut heads = [Head([0; HEAD]); MAX_COALESCE];
         let mut m = 0;
         let mut bytes = 0usize;
         while m < MAX_COALESCE {
             let Some(frame) = backend.peek_rx_at(m) else {
                 break;
             };
-            let Some((h, sum)) = rx_head(frame, &mut heads[m]) else {
+            let Some((h, sum)) = rx_head(frame, &mut heads[m].0) else {
                 break;
             };
-            let Some(seg) = offload::rx_segment(&heads[m][..h], frame.len(), sum) else {
+            let Some(seg) = offload::rx_segment(&heads[m].0[..h], frame.len(), sum) else {
                 break;
             };
             if let Some(Some((_, first))) = run.first()
                 && let Some((_, prev)) = run[m - 1]
-                && !offload::continues(&heads[m - 1], &prev, &heads[m], &seg, first.payload)
+                && !offload::continues(&heads[m - 1].0, &prev, &heads[m].0, &seg, first.payload)
             {
                 break;
             }
@@ -767,7 +782,7 @@ impl VirtioNet {
             } else {
                 if let Some(s) = sum.as_mut() {
                     // The headers the decision was made on: verified as the frame's.
-                    s.push_bytes(&heads[k][..seg.hlen]);
+                    s.push_bytes(&heads[k].0[..seg.hlen]);
                 }
                 (seg.hlen, seg.payload)
             };
@@ -788,7 +803,7 @@ impl VirtioNet {
         }
         let (_, first) = run[0].expect("in the run");
         let (_, last) = run[m - 1].expect("in the run");
-        let mut head = heads[0];
+        let mut head = heads[0].0;
         offload::coalesced_headers(&mut head[..first.hlen], bytes, last.psh);
         let mut hdr = [0u8; HDR_LEN as usize];
         hdr[0] = offload::HDR_F_NEEDS_CSUM;
