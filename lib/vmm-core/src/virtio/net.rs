@@ -602,6 +602,8 @@ impl VirtioNet {
             }),
             Ok(TxPlan::Tso(t)) => {
                 let epoch = self.transport.epoch();
+                // The segments' payloads are read in order: one walk of the chain for all.
+                let mut cursor = chain.cursor();
                 let first = match self.tx_progress {
                     Some((e, head, next)) if (e, head) == (epoch, chain.head) => usize::from(next),
                     _ => 0,
@@ -626,7 +628,14 @@ impl VirtioNet {
                         TxDest::Region(region, at) => {
                             region.copy_in(at, &seg[..hlen])
                                 && chain
-                                    .read_to_region(m, at_payload, region, at + hlen, n)
+                                    .read_to_region_with(
+                                        m,
+                                        &mut cursor,
+                                        at_payload,
+                                        region,
+                                        at + hlen,
+                                        n,
+                                    )
                                     .is_ok()
                                 && seal_segment(region, at, seg_len, &seg[..tcp], |s| {
                                     t.finish(seg_len, s)

@@ -76,7 +76,17 @@ pub struct Chain {
     indirect_ok: bool,
 }
 
+/// Where a walk of a chain's readable part stands ([`Chain::cursor`]): the descriptor it is
+/// in, checked, and the position of that descriptor's first byte.
+#[derive(Debug, Clone)]
+pub struct ReadCursor {
+    walker: Walker,
+    start: u64,
+    seg: Option<Segment>,
+}
+
 /// Walks a chain one segment at a time, checking every descriptor.
+#[derive(Debug, Clone)]
 struct Walker {
     table: u64,
     entries: u32,
@@ -217,32 +227,80 @@ impl Chain {
         })
     }
 
+    /// [`Chain::read_to_region`] of a piece at or after the last one `cur` read: the walk
+    /// goes on from the descriptor that piece ended in instead of from the head (a TSO
+    /// packet's segments, read in order: a long chain is walked once, not once a segment).
+    /// Each descriptor is still read and checked once; an `offset` before `cur`'s descriptor
+    /// starts the walk again.
+    pub fn read_to_region_with<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &M,
+        cur: &mut ReadCursor,
+        offset: u32,
+        region: &DataRegion,
+        at: usize,
+        len: usize,
+    ) -> Result<(), QueueError> {
+        self.walk_readable_with(mem, cur, offset, len, |gpa, done, n| {
+            mem.read_to_region(gpa, region, at + done, n)
+        })
+    }
+
+    /// A walk of the readable part from its start, for [`Chain::read_to_region_with`].
+    pub fn cursor(&self) -> ReadCursor {
+        ReadCursor {
+            walker: Walker::new(self),
+            start: 0,
+            seg: None,
+        }
+    }
+
     /// Calls `f(gpa, done, n)` for each piece of the `len` readable bytes from `offset`.
     fn walk_readable<M: GuestMemory + ?Sized>(
         &self,
         mem: &M,
         offset: u32,
         len: usize,
+        f: impl FnMut(u64, usize, usize) -> Result<(), MemError>,
+    ) -> Result<(), QueueError> {
+        self.walk_readable_with(mem, &mut self.cursor(), offset, len, f)
+    }
+
+    /// [`Chain::walk_readable`] from where `cur` stands (from the head again if `offset` lies
+    /// before it), leaving `cur` in the descriptor the piece ended in.
+    fn walk_readable_with<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &M,
+        cur: &mut ReadCursor,
+        offset: u32,
+        len: usize,
         mut f: impl FnMut(u64, usize, usize) -> Result<(), MemError>,
     ) -> Result<(), QueueError> {
-        let mut w = Walker::new(self);
-        let mut pos = 0u64;
+        let want = u64::from(offset);
+        if want < cur.start {
+            *cur = self.cursor();
+        }
         let mut done = 0usize;
-        let want = offset as u64;
         while done < len {
-            let Some(s) = w.next(mem) else { break };
-            let s = s?;
+            let s = match cur.seg {
+                Some(s) => s,
+                None => match cur.walker.next(mem) {
+                    None => break,
+                    Some(s) => *cur.seg.insert(s?),
+                },
+            };
             if s.write {
                 break;
             }
-            let (start, end) = (pos, pos + u64::from(s.len));
-            pos = end;
+            let end = cur.start + u64::from(s.len);
             let from = want + done as u64;
             if from >= end {
+                cur.start = end;
+                cur.seg = None;
                 continue;
             }
-            let skip = from.saturating_sub(start);
-            let n = ((end - start - skip) as usize).min(len - done);
+            let skip = from - cur.start;
+            let n = ((end - from) as usize).min(len - done);
             f(s.addr + skip, done, n).map_err(|_| QueueError::ChainChanged)?;
             done += n;
         }
