@@ -293,6 +293,26 @@ impl GuestMemory for RamWindow {
         }
     }
 
+    fn read_to_region_summed(
+        &self,
+        gpa: u64,
+        region: &DataRegion,
+        offset: usize,
+        len: usize,
+        sum: &mut PieceSummer,
+    ) -> Result<(), MemError> {
+        let src = self.at(gpa, len)?;
+        // SAFETY: as in `read_to_region`.
+        if unsafe { sum.copy_in_raw(region, offset, src as *const u8, len) } {
+            Ok(())
+        } else {
+            Err(MemError {
+                gpa,
+                len: len as u64,
+            })
+        }
+    }
+
     fn write_from_region(
         &mut self,
         gpa: u64,

@@ -260,13 +260,49 @@ impl PieceSummer {
         dst: *mut u8,
         len: usize,
     ) -> bool {
-        let Self { summer, carry, .. } = self;
+        // Worked on in locals and stored back: the loop's stores into the destination could
+        // be stores into `self` as far as the compiler knows, which then kept the sums in
+        // memory, two more stores a word.
+        let (mut summer, mut carry) = (self.summer, self.carry);
         // SAFETY: the caller's.
-        let ok = unsafe { src.copy_out_raw_piece(offset, dst, len, carry, |w| summer.add(w)) };
+        let ok = unsafe { src.copy_out_raw_piece(offset, dst, len, &mut carry, |w| summer.add(w)) };
+        (self.summer, self.carry) = (summer, carry);
         if ok {
             self.done += len;
         }
         ok
+    }
+
+    /// Writes the frame's next `len` bytes, from `src`, at `offset` of `dst` (the link
+    /// buffer a producer fills) and folds them in as read back from `dst` in the copy's loop
+    /// (lib/ring `DataRegion::copy_in_raw_piece`): the producer's check in its copy, no pass
+    /// of its own. `false` (nothing copied) if outside the region.
+    ///
+    /// # Safety
+    /// `src..src + len` must be readable and not inside `dst`.
+    #[inline]
+    pub unsafe fn copy_in_raw(
+        &mut self,
+        dst: &DataRegion,
+        offset: usize,
+        src: *const u8,
+        len: usize,
+    ) -> bool {
+        // In locals, as in `copy_out_raw`.
+        let (mut summer, mut carry) = (self.summer, self.carry);
+        // SAFETY: the caller's.
+        let ok = unsafe { dst.copy_in_raw_piece(offset, src, len, &mut carry, |w| summer.add(w)) };
+        (self.summer, self.carry) = (summer, carry);
+        if ok {
+            self.done += len;
+        }
+        ok
+    }
+
+    /// [`PieceSummer::copy_in_raw`] of `bytes`.
+    pub fn copy_in(&mut self, dst: &DataRegion, offset: usize, bytes: &[u8]) -> bool {
+        // SAFETY: a slice is readable, and no slice of ours lies in a shared region.
+        unsafe { self.copy_in_raw(dst, offset, bytes.as_ptr(), bytes.len()) }
     }
 
     /// Folds in the frame's next bytes as the caller read them back from where it stored

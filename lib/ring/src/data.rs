@@ -611,6 +611,101 @@ impl DataRegion {
         true
     }
 
+    /// [`DataRegion::copy_in_raw`] of one piece of a range written in several (a frame
+    /// built from its headers and the pieces of a guest's packet, straight into a link
+    /// buffer), handing `word` each of the range's words as read back from the region once
+    /// it is whole: the words a check is computed over (lib/net `check`), in the copy's own
+    /// loop instead of a pass of their own after it. `carry` holds the bytes of the word the
+    /// pieces before ended in, as in [`DataRegion::copy_out_raw_piece`]. `false` (nothing
+    /// copied, `carry` unchanged) if the piece is not inside the region.
+    ///
+    /// # Safety
+    /// As [`DataRegion::copy_in_raw`].
+    pub unsafe fn copy_in_raw_piece(
+        &self,
+        offset: usize,
+        src: *const u8,
+        len: usize,
+        carry: &mut WordCarry,
+        mut word: impl FnMut(u64),
+    ) -> bool {
+        if !self.contains(offset, len) {
+            return false;
+        }
+        let lead = carry.missing().min(len);
+        for i in 0..lead {
+            // SAFETY: i < len: inside the region (checked above) and the caller's bytes.
+            unsafe { self.put_byte_back(offset + i, src.add(i), carry, &mut word) };
+        }
+        let (offset, len) = (offset + lead, len - lead);
+        // SAFETY: lead <= len bytes of the caller's.
+        let src = unsafe { src.add(lead) };
+        let words = if carry.is_empty() && self.head(offset, len) == 0 {
+            len / 8
+        } else {
+            0
+        };
+        if words > 0 {
+            // SAFETY: `offset` is 8-aligned and `words` words from it lie inside the
+            // region (checked above).
+            let base = unsafe { self.ptr.as_ptr().add(offset) }.cast::<u64>();
+            // Stored, then read back: the word the region holds is the one handed on.
+            let put = |k: usize, v: u64| {
+                // SAFETY: k < words: inside the region; every access to it is atomic.
+                let a = unsafe { AtomicU64::from_ptr(base.add(k)) };
+                a.store(v, Ordering::Relaxed);
+                u64::from_le(a.load(Ordering::Relaxed))
+            };
+            if src.cast::<u64>().is_aligned() {
+                let s = src.cast::<u64>();
+                for k in 0..words {
+                    // SAFETY: k < words aligned words of the caller's from `s`.
+                    word(put(k, unsafe { s.add(k).read() }));
+                }
+            } else if src.cast::<u32>().is_aligned() {
+                let s = src.cast::<u32>();
+                for k in 0..words {
+                    // SAFETY: `2 * words` aligned u32s of the caller's from `s`.
+                    let (lo, hi) = unsafe { (s.add(2 * k).read(), s.add(2 * k + 1).read()) };
+                    let v = if cfg!(target_endian = "little") {
+                        u64::from(lo) | u64::from(hi) << 32
+                    } else {
+                        u64::from(hi) | u64::from(lo) << 32
+                    };
+                    word(put(k, v));
+                }
+            } else {
+                // SAFETY: `words` words of the caller's from `src`.
+                unsafe { shifted_words(src, words, |k, v| word(put(k, v))) };
+            }
+        }
+        for i in words * 8..len {
+            // SAFETY: i < len: inside the region (checked above) and the caller's bytes.
+            unsafe { self.put_byte_back(offset + i, src.add(i), carry, &mut word) };
+        }
+        true
+    }
+
+    /// Stores the caller's byte at `src` at `offset` (inside the region) and pushes it, read
+    /// back, onto `carry`.
+    ///
+    /// # Safety
+    /// `src` must be readable.
+    #[inline(always)]
+    unsafe fn put_byte_back(
+        &self,
+        offset: usize,
+        src: *const u8,
+        carry: &mut WordCarry,
+        word: &mut impl FnMut(u64),
+    ) {
+        // SAFETY: the caller's.
+        let b = unsafe { src.read() };
+        let at = self.byte(offset);
+        at.store(b, Ordering::Relaxed);
+        carry.push(at.load(Ordering::Relaxed), word);
+    }
+
     /// Copies the byte at `offset` (inside the region) to `dst` and pushes it, read back,
     /// onto `carry`.
     ///
@@ -872,6 +967,64 @@ mod tests {
             prop_assert_eq!(&got, &want);
             prop_assert_eq!(&o[start..start + data.len()], &data[..]);
             prop_assert!(!r.words(120, 9, |_| ()));
+        }
+    }
+
+    proptest! {
+        /// A range written in pieces of any lengths, each from a source of any alignment
+        /// (a frame's headers, then a guest's packet pieces), with the partial word carried
+        /// between them: the region holds the range's bytes and nothing outside it changed,
+        /// and the words handed are the range's 8-byte words (the last zero-padded).
+        #[test]
+        fn a_range_written_in_pieces_hands_the_ranges_words(
+            offset in 0usize..24,
+            data in proptest::collection::vec(any::<u8>(), 0..300),
+            cuts in proptest::collection::vec((0usize..80, 0usize..8), 0..8),
+        ) {
+            let mut words = [0x5a5a_5a5a_5a5a_5a5au64; 48];
+            let r = region(&mut words);
+            let mut pieces = vec::Vec::new();
+            let mut at = 0;
+            for &(n, align) in &cuts {
+                let n = n.min(data.len() - at);
+                pieces.push((at, n, align));
+                at += n;
+            }
+            pieces.push((at, data.len() - at, 3));
+            let mut carry = WordCarry::new();
+            let mut got = vec::Vec::new();
+            for &(at, n, align) in &pieces {
+                // Each piece from its own source buffer, `align` bytes past 8-aligned.
+                let mut src = [0u64; 40];
+                let base = src.as_mut_ptr().cast::<u8>();
+                // SAFETY: `align + n` <= 8 + 300 bytes of the 320-byte array.
+                unsafe { core::ptr::copy_nonoverlapping(data[at..].as_ptr(), base.add(align), n) };
+                // SAFETY: the array's bytes, outside the region.
+                let ok = unsafe {
+                    r.copy_in_raw_piece(offset + at, base.add(align), n, &mut carry, |w| got.push(w))
+                };
+                prop_assert!(ok);
+            }
+            carry.finish(|w| got.push(w));
+            let mut back = vec![0u8; data.len()];
+            prop_assert!(r.copy_out(offset, &mut back));
+            prop_assert_eq!(&back, &data);
+            let mut around = [0u8; 24];
+            prop_assert!(r.copy_out(0, &mut around[..offset]));
+            prop_assert!(around[..offset].iter().all(|&b| b == 0x5a));
+            let mut after = [0u8; 8];
+            let end = offset + data.len();
+            prop_assert!(r.copy_out(end, &mut after));
+            prop_assert!(after.iter().all(|&b| b == 0x5a));
+            let want: vec::Vec<u64> = data
+                .chunks(8)
+                .map(|c| {
+                    let mut w = [0u8; 8];
+                    w[..c.len()].copy_from_slice(c);
+                    u64::from_le_bytes(w)
+                })
+                .collect();
+            prop_assert_eq!(&got, &want);
         }
     }
 

@@ -337,8 +337,8 @@ fn seal(region: &DataRegion, at: usize, len: usize) -> bool {
     check::region_check(region, at, len).is_some_and(|c| check::write(region, at, c))
 }
 
-/// A segment of `len` bytes at `at` in `region`, its TCP checksum field 0, made whole in
-/// one pass over it: the frame check's words (lib/net `check`) are summed, and that sum,
+/// A segment of `len` bytes at `at` in `region`, its TCP checksum field 0, made whole from
+/// `c`, its frame check as its copy into the buffer computed it (lib/net `check`): that sum,
 /// less the length the check adds and the bytes before TCP (`prefix`, the caller's own
 /// headers), is TCP's ([`offload::le_words_to_be`]): `finish` makes the checksum of it,
 /// which is stored, and the check is brought up to date for those two bytes rather than
@@ -348,12 +348,10 @@ fn seal_segment(
     region: &DataRegion,
     at: usize,
     len: usize,
+    mut c: Check,
     prefix: &[u8],
     finish: impl FnOnce(u64) -> u16,
 ) -> bool {
-    let Some(mut c) = check::region_check(region, at, len) else {
-        return false;
-    };
     let le = offload::add(c.sum, !(len as u64));
     let whole = offload::fold(offload::le_words_to_be(le));
     let tcp_sum = offload::add(
@@ -579,8 +577,21 @@ impl VirtioNet {
             Ok(TxPlan::Plain) => self.send(backend, len, &mut |dest| match dest {
                 TxDest::Bytes(buf) => buf.len() == len && chain.read(m, HDR_LEN, buf).is_ok(),
                 TxDest::Region(region, at) => {
-                    chain.read_to_region(m, HDR_LEN, region, at, len).is_ok()
-                        && seal(region, at, len)
+                    // The check comes out of the copy (each word as stored, read back).
+                    let mut sum = PieceSummer::new(len);
+                    let mut cursor = chain.cursor();
+                    chain
+                        .read_to_region_summed_with(
+                            m,
+                            &mut cursor,
+                            HDR_LEN,
+                            region,
+                            at,
+                            len,
+                            &mut sum,
+                        )
+                        .is_ok()
+                        && sum.finish().is_some_and(|c| check::write(region, at, c))
                 }
             }),
             Ok(TxPlan::Csum { start, offset }) => self.send(backend, len, &mut |dest| match dest {
@@ -626,19 +637,25 @@ impl VirtioNet {
                                 }
                         }
                         TxDest::Region(region, at) => {
-                            region.copy_in(at, &seg[..hlen])
+                            // Headers and payload into the link buffer, the frame's check
+                            // out of that copy; then the TCP checksum from the check.
+                            let mut sum = PieceSummer::new(seg_len);
+                            sum.copy_in(region, at, &seg[..hlen])
                                 && chain
-                                    .read_to_region_with(
+                                    .read_to_region_summed_with(
                                         m,
                                         &mut cursor,
                                         at_payload,
                                         region,
                                         at + hlen,
                                         n,
+                                        &mut sum,
                                     )
                                     .is_ok()
-                                && seal_segment(region, at, seg_len, &seg[..tcp], |s| {
-                                    t.finish(seg_len, s)
+                                && sum.finish().is_some_and(|c| {
+                                    seal_segment(region, at, seg_len, c, &seg[..tcp], |s| {
+                                        t.finish(seg_len, s)
+                                    })
                                 })
                         }
                     });

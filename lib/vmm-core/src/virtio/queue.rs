@@ -246,6 +246,24 @@ impl Chain {
         })
     }
 
+    /// [`Chain::read_to_region_with`] folding the bytes, as stored in the region, into a
+    /// frame's check (`GuestMemory::read_to_region_summed`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn read_to_region_summed_with<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &M,
+        cur: &mut ReadCursor,
+        offset: u32,
+        region: &DataRegion,
+        at: usize,
+        len: usize,
+        sum: &mut PieceSummer,
+    ) -> Result<(), QueueError> {
+        self.walk_readable_with(mem, cur, offset, len, |gpa, done, n| {
+            mem.read_to_region_summed(gpa, region, at + done, n, sum)
+        })
+    }
+
     /// A walk of the readable part from its start, for [`Chain::read_to_region_with`].
     pub fn cursor(&self) -> ReadCursor {
         ReadCursor {

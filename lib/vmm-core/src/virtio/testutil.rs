@@ -115,6 +115,27 @@ impl GuestMemory for Ram {
         self.writes.push((gpa, len));
         Ok(())
     }
+
+    /// As the VMM's: one copy into the region, each word read back in its loop.
+    fn read_to_region_summed(
+        &self,
+        gpa: u64,
+        region: &DataRegion,
+        offset: usize,
+        len: usize,
+        sum: &mut PieceSummer,
+    ) -> Result<(), MemError> {
+        let err = MemError {
+            gpa,
+            len: len as u64,
+        };
+        let o = self.off(gpa, len).ok_or(err)?;
+        if sum.copy_in(region, offset, &self.bytes[o..o + len]) {
+            Ok(())
+        } else {
+            Err(err)
+        }
+    }
 }
 
 /// [`Ram`] through `GuestMemory`'s default copies (a staging buffer, read back with
