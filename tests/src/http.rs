@@ -84,3 +84,35 @@ mod tests {
         assert!(kept.is_dir(), "dropping one removed the other");
     }
 }
+
+/// An HTTP server on 127.0.0.1 (the guest reaches it as 10.0.2.2 through QEMU's user
+/// network) answering every request, for as long as the test process lives, with `body`:
+/// a download into the guest. Its port.
+pub fn serve(body: Vec<u8>) -> u16 {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the server");
+    let port = listener.local_addr().expect("its address").port();
+    let body = std::sync::Arc::new(body);
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(REQUEST_TIMEOUT));
+                let mut r = BufReader::new(&conn);
+                let mut line = String::new();
+                // The request's head, up to its blank line.
+                while r.read_line(&mut line).is_ok_and(|n| n > 0) && line.trim_end() != "" {
+                    line.clear();
+                }
+                let mut w = &conn;
+                let _ = write!(
+                    w,
+                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = w.write_all(&body);
+            });
+        }
+    });
+    port
+}

@@ -14,7 +14,7 @@ use axolotl_guest_artifacts::{self as ga, disk, io};
 use axolotl_kernel_config::{GicVersion, board_by_name};
 use axolotl_qemu::{Boot, Failure, Machine, Net};
 use axolotl_tests::check;
-use axolotl_tests::http::{TmpDir, free_port, free_udp_port, http_get, sha256_hex};
+use axolotl_tests::http::{TmpDir, free_port, free_udp_port, http_get, serve, sha256_hex};
 
 /// Host seconds; the guest's boot under axolotl on a loaded TCG host takes minutes.
 const TIMEOUT: Duration = Duration::from_secs(900);
@@ -167,12 +167,40 @@ fn serves_the_disk_and_checks_its_writes(gic: u8) {
         other => check::<()>(Err(b.failure(format!("GET /no-such-file: {other:?}")))),
     }
     assert!(fetched > 17 << 20, "{fetched}");
+    download(&mut b);
     // Nothing went wrong under the guest on the way.
     check(b.refute("vmm: guest write to"));
     check(b.refute("vmm: guest read of"));
     check(b.refute("broke its protocol"));
     drop(b);
     check_image(&img, &fresh, &verdict);
+}
+
+/// The other way: the guest downloads 8 MiB of a seeded pattern from a host server at its
+/// shell's prompt (the NIC's receive path, where the VMM coalesces a flow's segments into
+/// packets for the guest: docs/network.md, "Offloads") and reports its checksum, which must
+/// be the host's; then its NIC's counters, for the log (bytes a packet above 1,514: packets
+/// were coalesced).
+fn download(b: &mut Boot) {
+    let mut body = vec![0u8; 8 << 20];
+    ga::pattern::fill(SEED + 1, 0, &mut body);
+    let sha = sha256_hex(&body);
+    let port = serve(body);
+    // `$((..))`: the echoed input does not match what the commands print.
+    let typed = format!(
+        "echo download-$((6*7)) $(wget -q -O - http://{}:{port}/ | sha256sum); \
+         echo nic-$((6*7)) $(cat /sys/class/net/eth0/statistics/rx_packets \
+         /sys/class/net/eth0/statistics/rx_bytes)\n",
+        io::HOST_IP
+    );
+    check(b.send_uart1(typed.as_bytes()));
+    let line = check(b.expect("download-42 ", TIMEOUT));
+    if !line.contains(&sha) {
+        check::<()>(Err(b.failure(format!(
+            "the guest's download is not the host's 8 MiB (sha256 {sha}): {line}"
+        ))));
+    }
+    check(b.expect("nic-42 ", TIMEOUT));
 }
 
 /// Sends datagram `seq` to echo_b through `port` until its answer comes back byte-identical
