@@ -70,21 +70,6 @@ pub fn sha256_hex(data: &[u8]) -> String {
         .to_string()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::TmpDir;
-
-    #[test]
-    fn scratch_directories_of_one_process_are_its_own() {
-        let a = TmpDir::new("axolotl-tmpdir-test");
-        let b = TmpDir::new("axolotl-tmpdir-test");
-        assert_ne!(a.0, b.0);
-        let kept = b.0.clone();
-        drop(a);
-        assert!(kept.is_dir(), "dropping one removed the other");
-    }
-}
-
 /// An HTTP server on 127.0.0.1 (the guest reaches it as 10.0.2.2 through QEMU's user
 /// network) answering every request, for as long as the test process lives, with `body`:
 /// a download into the guest. Its port.
@@ -115,4 +100,19 @@ pub fn serve(body: Vec<u8>) -> u16 {
         }
     });
     port
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TmpDir;
+
+    #[test]
+    fn scratch_directories_of_one_process_are_its_own() {
+        let a = TmpDir::new("axolotl-tmpdir-test");
+        let b = TmpDir::new("axolotl-tmpdir-test");
+        assert_ne!(a.0, b.0);
+        let kept = b.0.clone();
+        drop(a);
+        assert!(kept.is_dir(), "dropping one removed the other");
+    }
 }
