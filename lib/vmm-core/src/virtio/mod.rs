@@ -35,7 +35,7 @@ pub use blk::{
 pub use mem::{GuestMemory, GuestRam, MemError};
 pub use mmio::{Counters, Transport};
 pub use net::{NetBackend, NetConfig, RxFrame, RxOutcome, TxDest, TxOutcome, VirtioNet};
-pub use queue::{Chain, Queue, QueueError, ReadCursor};
+pub use queue::{Chain, Cursor, Queue, QueueError};
 pub use ring_blk::BlkRing;
 pub use ring_net::NetRing;
 pub use state::{QueueState, TransportState, VirtioStateError};

@@ -76,10 +76,11 @@ pub struct Chain {
     indirect_ok: bool,
 }
 
-/// Where a walk of a chain's readable part stands ([`Chain::cursor`]): the descriptor it is
-/// in, checked, and the position of that descriptor's first byte.
+/// Where a walk of one part of a chain (readable or writable: a cursor serves one) stands
+/// ([`Chain::cursor`]): the descriptor it is in, checked, and the position of that
+/// descriptor's first byte in its part.
 #[derive(Debug, Clone)]
-pub struct ReadCursor {
+pub struct Cursor {
     walker: Walker,
     start: u64,
     seg: Option<Segment>,
@@ -235,7 +236,7 @@ impl Chain {
     pub fn read_to_region_with<M: GuestMemory + ?Sized>(
         &self,
         mem: &M,
-        cur: &mut ReadCursor,
+        cur: &mut Cursor,
         offset: u32,
         region: &DataRegion,
         at: usize,
@@ -252,7 +253,7 @@ impl Chain {
     pub fn read_to_region_summed_with<M: GuestMemory + ?Sized>(
         &self,
         mem: &M,
-        cur: &mut ReadCursor,
+        cur: &mut Cursor,
         offset: u32,
         region: &DataRegion,
         at: usize,
@@ -265,8 +266,8 @@ impl Chain {
     }
 
     /// A walk of the readable part from its start, for [`Chain::read_to_region_with`].
-    pub fn cursor(&self) -> ReadCursor {
-        ReadCursor {
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
             walker: Walker::new(self),
             start: 0,
             seg: None,
@@ -289,7 +290,7 @@ impl Chain {
     fn walk_readable_with<M: GuestMemory + ?Sized>(
         &self,
         mem: &M,
-        cur: &mut ReadCursor,
+        cur: &mut Cursor,
         offset: u32,
         len: usize,
         mut f: impl FnMut(u64, usize, usize) -> Result<(), MemError>,
@@ -341,6 +342,36 @@ impl Chain {
         })
     }
 
+    /// [`Chain::write`] from where `cur` stands in the writable part (a request's status
+    /// after its data: no walk from the head again).
+    pub fn write_with<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &mut M,
+        cur: &mut Cursor,
+        offset: u32,
+        data: &[u8],
+    ) -> Result<(), QueueError> {
+        self.walk_writable_with(mem, cur, offset, data.len(), |mem, gpa, done, n| {
+            mem.write(gpa, &data[done..done + n])
+        })
+    }
+
+    /// [`Chain::write_from_region`] from where `cur` stands in the writable part, leaving it
+    /// where the copy ended.
+    pub fn write_from_region_with<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &mut M,
+        cur: &mut Cursor,
+        offset: u32,
+        region: &DataRegion,
+        at: usize,
+        len: usize,
+    ) -> Result<(), QueueError> {
+        self.walk_writable_with(mem, cur, offset, len, |mem, gpa, done, n| {
+            mem.write_from_region(gpa, region, at + done, n)
+        })
+    }
+
     /// Copies `len` bytes of `region` at `at` into the writable part, from byte `offset`
     /// of it on: straight from a driver connection's buffer into guest RAM.
     pub fn write_from_region<M: GuestMemory + ?Sized>(
@@ -379,26 +410,47 @@ impl Chain {
         mem: &mut M,
         offset: u32,
         len: usize,
+        f: impl FnMut(&mut M, u64, usize, usize) -> Result<(), MemError>,
+    ) -> Result<(), QueueError> {
+        self.walk_writable_with(mem, &mut self.cursor(), offset, len, f)
+    }
+
+    /// [`Chain::walk_writable`] from where `cur` stands, as [`Chain::walk_readable_with`]:
+    /// the readable descriptors before the writable ones are passed over, not counted.
+    fn walk_writable_with<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &mut M,
+        cur: &mut Cursor,
+        offset: u32,
+        len: usize,
         mut f: impl FnMut(&mut M, u64, usize, usize) -> Result<(), MemError>,
     ) -> Result<(), QueueError> {
-        let mut w = Walker::new(self);
-        let mut pos = 0u64;
+        let want = u64::from(offset);
+        if want < cur.start {
+            *cur = self.cursor();
+        }
         let mut done = 0usize;
-        let want = offset as u64;
         while done < len {
-            let Some(s) = w.next(&*mem) else { break };
-            let s = s?;
+            let s = match cur.seg {
+                Some(s) => s,
+                None => match cur.walker.next(&*mem) {
+                    None => break,
+                    Some(s) => *cur.seg.insert(s?),
+                },
+            };
             if !s.write {
+                cur.seg = None;
                 continue;
             }
-            let (start, end) = (pos, pos + u64::from(s.len));
-            pos = end;
+            let end = cur.start + u64::from(s.len);
             let from = want + done as u64;
             if from >= end {
+                cur.start = end;
+                cur.seg = None;
                 continue;
             }
-            let skip = from.saturating_sub(start);
-            let n = ((end - start - skip) as usize).min(len - done);
+            let skip = from - cur.start;
+            let n = ((end - from) as usize).min(len - done);
             f(mem, s.addr + skip, done, n).map_err(|_| QueueError::ChainChanged)?;
             done += n;
         }

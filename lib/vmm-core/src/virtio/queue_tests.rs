@@ -412,3 +412,75 @@ fn a_cursor_reads_a_chain_in_order_with_one_walk() {
     }
     assert!(mem.desc_reads.get() - before > 8 * 5);
 }
+
+/// [`Counting`] that also writes.
+struct CountingMut<'a> {
+    ram: &'a mut Ram,
+    table: core::ops::Range<u64>,
+    desc_reads: core::cell::Cell<u32>,
+}
+
+impl GuestMemory for CountingMut<'_> {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        if self.table.contains(&gpa) {
+            self.desc_reads.set(self.desc_reads.get() + 1);
+        }
+        self.ram.read(gpa, buf)
+    }
+
+    fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
+        self.ram.write(gpa, data)
+    }
+
+    fn contains(&self, gpa: u64, len: u64) -> bool {
+        self.ram.contains(gpa, len)
+    }
+}
+
+/// The writable part through a cursor (a read request's data, then its status byte): each
+/// descriptor read once, the readable ones before passed over, the bytes where a plain
+/// write puts them; a write behind the cursor walks from the head again.
+#[test]
+fn a_cursor_writes_a_chains_writable_part_with_one_walk() {
+    let (mut ram, mut dq, mut q) = setup(0);
+    let mut bufs = vec![(DATA, 16, false), (DATA + 0x100, 3, false)];
+    for i in 0..6u64 {
+        bufs.push((DATA + 0x1000 + i * 0x200 + 1, 50 + i as u32, true));
+    }
+    dq.add(&mut ram, &bufs);
+    let c = q.pop(&mut ram).unwrap().unwrap();
+    let data: Vec<u8> = (0..c.writable)
+        .map(|k| (k as u8).wrapping_mul(11))
+        .collect();
+    let table = dq.desc..dq.desc + 16 * 8;
+    let mut mem = CountingMut {
+        ram: &mut ram,
+        table,
+        desc_reads: core::cell::Cell::new(0),
+    };
+    let mut cur = c.cursor();
+    let body = c.writable as usize - 1;
+    let mut at = 0;
+    while at < body {
+        let n = 23.min(body - at);
+        c.write_with(&mut mem, &mut cur, at as u32, &data[at..at + n])
+            .unwrap();
+        at += n;
+    }
+    c.write_with(&mut mem, &mut cur, c.writable - 1, &data[body..])
+        .unwrap();
+    assert_eq!(
+        mem.desc_reads.get(),
+        8,
+        "each descriptor once, the readable two included"
+    );
+    let mut got = Vec::new();
+    for i in 0..6u64 {
+        got.extend_from_slice(mem.ram.get(DATA + 0x1000 + i * 0x200 + 1, 50 + i as usize));
+    }
+    assert_eq!(got, data);
+    // Behind the cursor: from the head again.
+    c.write_with(&mut mem, &mut cur, 0, b"xy").unwrap();
+    assert_eq!(mem.ram.get(DATA + 0x1001, 2), b"xy");
+    assert_eq!(mem.desc_reads.get(), 8 + 3);
+}
