@@ -803,6 +803,8 @@ mod pd {
         fn tick(&mut self) {
             let now = now_ms();
             self.last_tick_ms = now;
+            #[cfg(feature = "cpu-rounds")]
+            self.cpu_round();
             for pd in 0..self.trackers.len() {
                 if self.pending[pd].is_some_and(|p| p.at_ms <= now) {
                     self.restart(pd);
@@ -819,6 +821,30 @@ mod pd {
                 axolotl_sys::signal(heartbeat_ping_slot(pd));
             }
             self.scrub(now);
+        }
+
+        /// Every PD's CPU time and its guest's (counter cycles), with the counter now: a
+        /// harness takes the differences between rounds (xtask's per-PD split of a
+        /// transfer). Nothing from a kernel without `cpu-time`.
+        #[cfg(feature = "cpu-rounds")]
+        fn cpu_round(&self) {
+            let Some(plan) = self.plan else {
+                return;
+            };
+            let at = time::counter();
+            for (pd, p) in plan.pds.iter().enumerate() {
+                if let Ok(Reply::CpuTime {
+                    pd_cycles,
+                    guest_cycles,
+                    ..
+                }) = ask(Request::<Journal>::CpuTime { pd: pd as u8 }, |_| ())
+                {
+                    println!(
+                        "monitor: cpu-round {at} {} {pd_cycles} {guest_cycles}",
+                        p.name.as_str()
+                    );
+                }
+            }
         }
 
         /// One step of code scrubbing, if due: the root task compares the next running PD's

@@ -907,6 +907,7 @@ fn io_diag() -> bool {
 /// is 16 under `-icount shift=0`).
 fn cpu_split(console: &str) -> Vec<String> {
     let mut start: std::collections::HashMap<String, [u64; 4]> = Default::default();
+    let rounds = cpu_rounds(console);
     let mut out = Vec::new();
     for l in console.lines() {
         let Some(rest) = l.split("vmm: cpu-time-mark ").nth(1) else {
@@ -947,9 +948,76 @@ fn cpu_split(console: &str) -> Vec<String> {
                 pc(k),
                 pc(i)
             ));
+            if !rounds.is_empty() {
+                out.push(by_pd(name, &rounds, n0, n));
+            }
         }
     }
     out
+}
+
+/// One monitor round: the counter, and each PD's (name, CPU time, its guest's).
+type Round = (u64, Vec<(String, u64, u64)>);
+
+/// The monitor's `cpu-round` lines (its `cpu-rounds` feature, AXOLOTL_MONITOR_CPU_ROUNDS=1).
+fn cpu_rounds(console: &str) -> Vec<Round> {
+    let mut rounds: Vec<Round> = Vec::new();
+    for l in console.lines() {
+        let Some(rest) = l.split("monitor: cpu-round ").nth(1) else {
+            continue;
+        };
+        let w: Vec<&str> = rest.split_whitespace().collect();
+        let [at, name, pd, guest] = w[..] else {
+            continue;
+        };
+        let (Ok(at), Ok(pd), Ok(guest)) = (at.parse(), pd.parse(), guest.parse()) else {
+            continue;
+        };
+        match rounds.last_mut() {
+            Some((t, pds)) if *t == at => pds.push((name.to_string(), pd, guest)),
+            _ => rounds.push((at, vec![(name.to_string(), pd, guest)])),
+        }
+    }
+    rounds
+}
+
+/// Transfer `name`'s time by PD, from the first to the last monitor round inside it
+/// (`from..=to`, counter cycles): each PD's share, a VMM's guest apart.
+fn by_pd(name: &str, rounds: &[Round], from: u64, to: u64) -> String {
+    let inside: Vec<_> = rounds
+        .iter()
+        .filter(|(t, _)| (from..=to).contains(t))
+        .collect();
+    let (Some(first), Some(last)) = (inside.first(), inside.last()) else {
+        return format!("cpu time of {name} by PD: no monitor round inside it");
+    };
+    let span = last.0.saturating_sub(first.0);
+    if span == 0 {
+        return format!(
+            "cpu time of {name} by PD: under two monitor rounds inside it (a longer transfer: AXOLOTL_BENCH_IO_MIB)"
+        );
+    }
+    let mut shares: Vec<(String, u64)> = Vec::new();
+    for (pd, c, g) in &last.1 {
+        if let Some((_, c0, g0)) = first.1.iter().find(|(p, _, _)| p == pd) {
+            shares.push((pd.clone(), c.saturating_sub(*c0)));
+            if g > g0 {
+                shares.push((format!("{pd}'s guest"), g - g0));
+            }
+        }
+    }
+    shares.sort_by_key(|s| std::cmp::Reverse(s.1));
+    let parts: Vec<String> = shares
+        .iter()
+        .filter(|(_, c)| *c > 0)
+        .map(|(pd, c)| format!("{pd} {:.1} %", 100.0 * *c as f64 / span as f64))
+        .collect();
+    format!(
+        "cpu time of {name} by PD, {} instructions between {} monitor rounds: {}",
+        span * 16,
+        inside.len(),
+        parts.join(", ")
+    )
 }
 
 /// `(name, bytes, virtual ns)` of each `gateway-guest: bench NAME bytes=N t0=NS t1=NS` line.
@@ -1126,6 +1194,27 @@ vmm: cpu-time-mark end-tcp_rx: guest 600 kernel 60 idle 100 now 2000
             vec![
                 "cpu time of tcp_rx: 16000 instructions: guest 50.0 %, PDs 35.0 %, kernel 5.0 %, idle 10.0 %"
             ]
+        );
+    }
+
+    #[test]
+    fn a_transfers_cpu_time_is_split_by_pd_from_the_monitors_rounds() {
+        let console = "\
+monitor: cpu-round 900 vmm 10 5
+monitor: cpu-round 900 net_driver 1 0
+vmm: cpu-time-mark start-tcp_rx: guest 100 kernel 10 idle 0 now 1000
+monitor: cpu-round 1100 vmm 50 105
+monitor: cpu-round 1100 net_driver 20 0
+monitor: cpu-round 1300 vmm 90 205
+monitor: cpu-round 1300 net_driver 60 0
+vmm: cpu-time-mark end-tcp_rx: guest 600 kernel 60 idle 100 now 2000
+monitor: cpu-round 2100 vmm 900 900
+";
+        let got = cpu_split(console);
+        assert_eq!(
+            got[1],
+            "cpu time of tcp_rx by PD, 3200 instructions between 2 monitor rounds: \
+             vmm's guest 50.0 %, vmm 20.0 %, net_driver 20.0 %"
         );
     }
 }

@@ -239,10 +239,16 @@ pub fn pack_with_initrd(
     } else {
         &[]
     };
+    // A benchmark's split of a transfer by PD (docs/benchmarks.md): the monitor prints every
+    // PD's CPU time at each round.
+    let mut features = features.to_vec();
+    if std::env::var("AXOLOTL_MONITOR_CPU_ROUNDS").is_ok_and(|v| v == "1") {
+        features.push("axolotl-monitor-pd/cpu-rounds");
+    }
     cargo_build_many(
         PD_PACKAGES,
         PD_TARGET,
-        features,
+        &features,
         &pd_build_env(board, initrd, net || blk)?,
     )?;
 
