@@ -86,6 +86,52 @@ pub struct Cursor {
     seg: Option<Segment>,
 }
 
+impl Cursor {
+    /// Back to the head of `chain` if `offset` lies before the descriptor the cursor is in.
+    fn rewind_for(&mut self, chain: &Chain, offset: u32) {
+        if u64::from(offset) < self.start {
+            *self = chain.cursor();
+        }
+    }
+
+    /// The next piece of the cursor's part (the writable one if `write`) from byte `from`
+    /// on, at most `left` bytes: its guest-physical address and length; `None` where the
+    /// part ends. Descriptors are read (and checked) through `mem` as the walk reaches them.
+    fn piece<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        write: bool,
+        from: u64,
+        left: usize,
+    ) -> Result<Option<(u64, usize)>, QueueError> {
+        loop {
+            let s = match self.seg {
+                Some(s) => s,
+                None => match self.walker.next(mem) {
+                    None => return Ok(None),
+                    Some(s) => *self.seg.insert(s?),
+                },
+            };
+            if s.write != write {
+                if write {
+                    // The readable descriptors before the writable part.
+                    self.seg = None;
+                    continue;
+                }
+                return Ok(None);
+            }
+            let end = self.start + u64::from(s.len);
+            if from >= end {
+                self.start = end;
+                self.seg = None;
+                continue;
+            }
+            let n = ((end - from) as usize).min(left);
+            return Ok(Some((s.addr + (from - self.start), n)));
+        }
+    }
+}
+
 /// Walks a chain one segment at a time, checking every descriptor.
 #[derive(Debug, Clone)]
 struct Walker {
@@ -295,32 +341,14 @@ impl Chain {
         len: usize,
         mut f: impl FnMut(u64, usize, usize) -> Result<(), MemError>,
     ) -> Result<(), QueueError> {
-        let want = u64::from(offset);
-        if want < cur.start {
-            *cur = self.cursor();
-        }
+        cur.rewind_for(self, offset);
         let mut done = 0usize;
         while done < len {
-            let s = match cur.seg {
-                Some(s) => s,
-                None => match cur.walker.next(mem) {
-                    None => break,
-                    Some(s) => *cur.seg.insert(s?),
-                },
-            };
-            if s.write {
+            let from = u64::from(offset) + done as u64;
+            let Some((gpa, n)) = cur.piece(mem, false, from, len - done)? else {
                 break;
-            }
-            let end = cur.start + u64::from(s.len);
-            let from = want + done as u64;
-            if from >= end {
-                cur.start = end;
-                cur.seg = None;
-                continue;
-            }
-            let skip = from - cur.start;
-            let n = ((end - from) as usize).min(len - done);
-            f(s.addr + skip, done, n).map_err(|_| QueueError::ChainChanged)?;
+            };
+            f(gpa, done, n).map_err(|_| QueueError::ChainChanged)?;
             done += n;
         }
         if done == len {
@@ -425,33 +453,14 @@ impl Chain {
         len: usize,
         mut f: impl FnMut(&mut M, u64, usize, usize) -> Result<(), MemError>,
     ) -> Result<(), QueueError> {
-        let want = u64::from(offset);
-        if want < cur.start {
-            *cur = self.cursor();
-        }
+        cur.rewind_for(self, offset);
         let mut done = 0usize;
         while done < len {
-            let s = match cur.seg {
-                Some(s) => s,
-                None => match cur.walker.next(&*mem) {
-                    None => break,
-                    Some(s) => *cur.seg.insert(s?),
-                },
+            let from = u64::from(offset) + done as u64;
+            let Some((gpa, n)) = cur.piece(&*mem, true, from, len - done)? else {
+                break;
             };
-            if !s.write {
-                cur.seg = None;
-                continue;
-            }
-            let end = cur.start + u64::from(s.len);
-            let from = want + done as u64;
-            if from >= end {
-                cur.start = end;
-                cur.seg = None;
-                continue;
-            }
-            let skip = from - cur.start;
-            let n = ((end - from) as usize).min(len - done);
-            f(mem, s.addr + skip, done, n).map_err(|_| QueueError::ChainChanged)?;
+            f(mem, gpa, done, n).map_err(|_| QueueError::ChainChanged)?;
             done += n;
         }
         if done == len {
