@@ -63,22 +63,9 @@ pub trait GuestMemory {
         offset: usize,
         len: usize,
     ) -> Result<(), MemError> {
-        let err = MemError {
-            gpa,
-            len: len as u64,
-        };
-        if !region.contains(offset, len) || !self.contains(gpa, len as u64) {
-            return Err(err);
-        }
-        let mut chunk = [0u8; 256];
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(chunk.len());
-            self.read(gpa + done as u64, &mut chunk[..n])?;
-            region.copy_in(offset + done, &chunk[..n]);
-            done += n;
-        }
-        Ok(())
+        copy_to_region(self, gpa, region, offset, len, |at, b| {
+            region.copy_in(at, b)
+        })
     }
 
     /// [`GuestMemory::read_to_region`] of one piece of a frame being built in a link
@@ -94,24 +81,9 @@ pub trait GuestMemory {
         len: usize,
         sum: &mut PieceSummer,
     ) -> Result<(), MemError> {
-        let err = MemError {
-            gpa,
-            len: len as u64,
-        };
-        if !region.contains(offset, len) || !self.contains(gpa, len as u64) {
-            return Err(err);
-        }
-        let mut chunk = [0u8; 256];
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(chunk.len());
-            self.read(gpa + done as u64, &mut chunk[..n])?;
-            if !sum.copy_in(region, offset + done, &chunk[..n]) {
-                return Err(err);
-            }
-            done += n;
-        }
-        Ok(())
+        copy_to_region(self, gpa, region, offset, len, |at, b| {
+            sum.copy_in(region, at, b)
+        })
     }
 
     /// Copies `len` bytes of `region` at `offset` to guest-physical `gpa` (the other way).
@@ -234,6 +206,36 @@ impl GuestMemory for GuestRam<'_> {
         // SAFETY: `len` bytes of our slice, which is no part of the region.
         unsafe { copy_region_summed(sum, region, offset, dst, gpa, len) }
     }
+}
+
+/// The default [`GuestMemory::read_to_region`] (and its summed form): through a small stack
+/// buffer, each chunk handed to `put` with where it goes in the region.
+fn copy_to_region<M: GuestMemory + ?Sized>(
+    mem: &M,
+    gpa: u64,
+    region: &DataRegion,
+    offset: usize,
+    len: usize,
+    mut put: impl FnMut(usize, &[u8]) -> bool,
+) -> Result<(), MemError> {
+    let err = MemError {
+        gpa,
+        len: len as u64,
+    };
+    if !region.contains(offset, len) || !mem.contains(gpa, len as u64) {
+        return Err(err);
+    }
+    let mut chunk = [0u8; 256];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(chunk.len());
+        mem.read(gpa + done as u64, &mut chunk[..n])?;
+        if !put(offset + done, &chunk[..n]) {
+            return Err(err);
+        }
+        done += n;
+    }
+    Ok(())
 }
 
 /// The default [`GuestMemory::write_from_region`] (and, with `sum`, its summed form): through

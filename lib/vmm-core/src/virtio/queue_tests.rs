@@ -484,3 +484,60 @@ fn a_cursor_writes_a_chains_writable_part_with_one_walk() {
     assert_eq!(mem.ram.get(DATA + 0x1001, 2), b"xy");
     assert_eq!(mem.desc_reads.get(), 8 + 3);
 }
+
+/// A frame built in a link buffer from a chain's pieces with its check out of the copy
+/// (`read_to_region_summed_with`), through `GuestMemory`'s default (a staging buffer) and
+/// through one copy (`Ram`'s, as the VMM's): the same bytes, and the check of what the
+/// buffer holds.
+#[test]
+fn a_frame_and_its_check_come_out_of_one_copy_either_way() {
+    use axolotl_net::check::{self, PieceSummer};
+    let (mut ram, mut dq, mut q) = setup(0);
+    let mut bufs = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..5u64 {
+        let len = 90 + 7 * i as u32;
+        let bytes: Vec<u8> = (0..len)
+            .map(|k| (k as u8).wrapping_mul(5) ^ i as u8)
+            .collect();
+        ram.put(DATA + i * 0x200 + 1 + i, &bytes);
+        bufs.push((DATA + i * 0x200 + 1 + i, len, false));
+        want.extend_from_slice(&bytes);
+    }
+    dq.add(&mut ram, &bufs);
+    let c = q.pop(&mut ram).unwrap().unwrap();
+    for through_default in [true, false] {
+        let mut words = vec![0u64; want.len() / 8 + 4];
+        let ptr = core::ptr::NonNull::new(words.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: `words` outlives the region and is not resized.
+        let region = unsafe {
+            axolotl_ring::DataRegion::alias(&axolotl_ring::SharedRegion::new(ptr, words.len() * 8))
+        };
+        let mut sum = PieceSummer::new(want.len());
+        let mut cur = c.cursor();
+        let mut at = 0;
+        while at < want.len() {
+            let n = 61.min(want.len() - at);
+            let r = if through_default {
+                let mem = Counting {
+                    ram: &ram,
+                    table: 0..0,
+                    desc_reads: core::cell::Cell::new(0),
+                };
+                c.read_to_region_summed_with(&mem, &mut cur, at as u32, &region, at, n, &mut sum)
+            } else {
+                c.read_to_region_summed_with(&ram, &mut cur, at as u32, &region, at, n, &mut sum)
+            };
+            r.unwrap();
+            at += n;
+        }
+        let mut got = vec![0u8; want.len()];
+        assert!(region.copy_out(0, &mut got));
+        assert_eq!(got, want, "default {through_default}");
+        assert_eq!(
+            sum.finish(),
+            check::region_check(&region, 0, want.len()),
+            "default {through_default}"
+        );
+    }
+}
