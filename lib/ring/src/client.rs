@@ -134,7 +134,24 @@ impl<const IDS: usize> Client<IDS> {
 
     /// Drives everything: handshake, completions, restart detection and
     /// resynchronisation. Returns `Ok(None)` when there is nothing to do.
+    ///
+    /// Connected, a server whose word still holds the generation we know and no completion
+    /// published since the last look is that answer in three loads (as in
+    /// [`crate::Server::poll`]); the rest is [`Client::poll_busy`].
+    #[inline]
     pub fn poll(&mut self) -> Result<Option<ClientEvent>, Error> {
+        if matches!(self.state, State::Connected)
+            && self.control.peer_still(self.server_generation)
+            && self.responses.nothing_new()
+        {
+            return Ok(None);
+        }
+        self.poll_busy()
+    }
+
+    /// [`Client::poll`] past its quiet case: the whole state machine.
+    #[inline(never)]
+    fn poll_busy(&mut self) -> Result<Option<ClientEvent>, Error> {
         match self.state {
             State::Attaching => self.poll_attaching(),
             State::Connected => {

@@ -225,6 +225,15 @@ impl Control {
         generation_moved(known, observed, self.authority.confirmed())
     }
 
+    /// The peer's word still holds `known`: [`Control::peer_moved`]`(known)` is then
+    /// `Ok(None)` whatever the authority says (a restart the authority confirms counts only
+    /// once the word holds the confirmed generation, which `known` is not if it is newer),
+    /// so the authority's word need not be read.
+    #[inline]
+    pub(crate) fn peer_still(&self, known: u32) -> bool {
+        self.peer_generation() == known
+    }
+
     pub(crate) fn peer_ack(&self) -> u32 {
         self.peer().ack.load(Ordering::Acquire)
     }

@@ -441,6 +441,16 @@ impl Consumer {
         Ok(self.len()? == 0)
     }
 
+    /// Nothing to pop, and the producer's `tail` still the one validated last: what
+    /// [`Consumer::pop`] answers `Ok(None)` to, found with one load (a `tail` that did not
+    /// move needs no validation: it passed it before). Every PD polls its links far more
+    /// often than they carry anything; see [`crate::Server::poll`].
+    #[inline]
+    pub(crate) fn nothing_new(&self) -> bool {
+        self.head == self.tail_seen
+            && self.q.header().tail.load(Ordering::Acquire) == self.tail_seen
+    }
+
     /// Takes the next descriptor; the slot goes back to the producer (Release
     /// on `head`) once it has been copied out. A slot not sealed with the
     /// position it is read at is [`Corruption::StalePosition`] (the producer's

@@ -453,3 +453,103 @@ proptest! {
         prop_assert_eq!(resolved.iter().sum::<u32>() as usize + rig.client.in_flight(), 2);
     }
 }
+
+// --- quiet polls: their short answer hides nothing ------------------------
+//
+// `Server::poll` and `Client::poll` answer a connected link on which nothing moved from the
+// peer's generation word and the queue's tail alone, without the state machine
+// (docs/benchmarks.md, "Idle polls"). Each test below polls a quiet link a few times, then
+// makes one change of the peer's, which the next poll must see as the full poll would.
+
+fn quiet_server(rig: &mut ServerRig) {
+    for _ in 0..3 {
+        assert_eq!(rig.server.poll(), Ok(None));
+    }
+}
+
+fn quiet_client(rig: &mut ClientRig) {
+    for _ in 0..3 {
+        assert_eq!(rig.client.poll(), Ok(None));
+    }
+}
+
+#[test]
+fn a_quiet_server_takes_the_next_request() {
+    let mut rig = server_rig();
+    quiet_server(&mut rig);
+    rig.inject(d(0, 1, 5, 3));
+    assert_eq!(
+        rig.server.poll(),
+        Ok(Some(ServerEvent::Request(d(0, 1, 5, 3))))
+    );
+    quiet_server(&mut rig);
+}
+
+#[test]
+fn a_quiet_server_sees_its_client_restart_with_the_queues_still() {
+    let mut rig = server_rig();
+    quiet_server(&mut rig);
+    rig._pds.restart_client(1);
+    rig.rings.write_u32(CLIENT_GEN, 2);
+    assert_eq!(
+        rig.server.poll(),
+        Ok(Some(ServerEvent::ClientRestarted { generation: 2 }))
+    );
+}
+
+#[test]
+fn a_quiet_server_refuses_a_generation_nobody_confirmed() {
+    let mut rig = server_rig();
+    quiet_server(&mut rig);
+    rig.rings.write_u32(CLIENT_GEN, 2);
+    let c = Corruption::GenerationUnconfirmed {
+        observed: 2,
+        confirmed: 1,
+    };
+    assert_eq!(rig.server.poll(), Err(Error::Corrupt(c)));
+    assert_eq!(rig.server.poll(), Err(Error::Corrupt(c)));
+}
+
+#[test]
+fn a_quiet_server_sees_a_tail_moved_back() {
+    let mut rig = server_rig();
+    rig.inject(d(0, 1, 5, 3));
+    assert!(matches!(
+        rig.server.poll(),
+        Ok(Some(ServerEvent::Request(_)))
+    ));
+    quiet_server(&mut rig);
+    rig.rings.write_u32(REQ_Q + Q_TAIL, 0);
+    let c = Corruption::IndexRegressed {
+        index: Index::Tail,
+        previous: 1,
+        observed: 0,
+    };
+    assert_eq!(rig.server.poll(), Err(Error::Corrupt(c)));
+}
+
+#[test]
+fn a_quiet_client_takes_the_next_completion() {
+    let mut rig = client_rig();
+    quiet_client(&mut rig);
+    rig.inject(d(0, 10, 0, SERVER));
+    assert_eq!(
+        rig.client.poll(),
+        Ok(Some(ClientEvent::Completed(d(0, 10, 0, SERVER))))
+    );
+    quiet_client(&mut rig);
+}
+
+#[test]
+fn a_quiet_client_sees_its_server_restart_with_the_queues_still() {
+    let mut rig = client_rig();
+    quiet_client(&mut rig);
+    rig.pds.restart_server(1);
+    rig.rings.write_u32(SERVER_GEN, SERVER + 1);
+    assert_eq!(
+        rig.client.poll(),
+        Ok(Some(ClientEvent::ServerRestarted {
+            generation: SERVER + 1
+        }))
+    );
+}
