@@ -550,10 +550,13 @@ impl NetClient {
         if !self.rx.is_connected() {
             return;
         }
-        for id in 0..IDS as u32 {
-            if (self.rx_posted | self.rx_kept) & (1 << id) != 0 {
-                continue;
-            }
+        // The ids neither posted nor kept, lowest first: most polls have none, and a walk
+        // of all sixteen ids was most of an idle poll's instructions once the rings' own
+        // idle answer got short (docs/benchmarks.md, "Idle polls").
+        let mut free = !(self.rx_posted | self.rx_kept) & (u64::MAX >> (64 - IDS));
+        while free != 0 {
+            let id = free.trailing_zeros();
+            free &= free - 1;
             match self.rx.submit(id, buffer_offset(id), BUF_SIZE as u32) {
                 Ok(_) => {
                     self.rx_posted |= 1 << id;
