@@ -135,18 +135,32 @@ impl<const IDS: usize> Client<IDS> {
     /// Drives everything: handshake, completions, restart detection and
     /// resynchronisation. Returns `Ok(None)` when there is nothing to do.
     ///
-    /// Connected, a server whose word still holds the generation we know and no completion
-    /// published since the last look is that answer in three loads (as in
-    /// [`crate::Server::poll`]); the rest is [`Client::poll_busy`].
+    /// Connected, with a server whose word still holds the generation we know, nothing
+    /// published since the last look is that answer in three loads and the next completion
+    /// is taken here (as in [`crate::Server::poll`]); the rest is [`Client::poll_busy`].
     #[inline]
     pub fn poll(&mut self) -> Result<Option<ClientEvent>, Error> {
-        if matches!(self.state, State::Connected)
-            && self.control.peer_still(self.server_generation)
-            && self.responses.nothing_new()
+        if matches!(self.state, State::Connected) && self.control.peer_still(self.server_generation)
         {
-            return Ok(None);
+            if self.responses.nothing_new() {
+                return Ok(None);
+            }
+            return self.next_completion();
         }
         self.poll_busy()
+    }
+
+    /// Connected, the server's restart ruled out: its next completion, checked.
+    #[inline]
+    fn next_completion(&mut self) -> Result<Option<ClientEvent>, Error> {
+        match self.responses.pop() {
+            Ok(None) => Ok(None),
+            Ok(Some(d)) => match self.complete(d) {
+                Ok(d) => Ok(Some(ClientEvent::Completed(d))),
+                Err(c) => Err(self.poison(c)),
+            },
+            Err(c) => Err(self.poison(c)),
+        }
     }
 
     /// [`Client::poll`] past its quiet case: the whole state machine.
@@ -158,14 +172,7 @@ impl<const IDS: usize> Client<IDS> {
                 if let Some(ev) = self.check_server_restart()? {
                     return Ok(Some(ev));
                 }
-                match self.responses.pop() {
-                    Ok(None) => Ok(None),
-                    Ok(Some(d)) => match self.complete(d) {
-                        Ok(d) => Ok(Some(ClientEvent::Completed(d))),
-                        Err(c) => Err(self.poison(c)),
-                    },
-                    Err(c) => Err(self.poison(c)),
-                }
+                self.next_completion()
             }
             State::Poisoned(c) => match self.check_server_restart()? {
                 Some(ev) => Ok(Some(ev)),

@@ -117,18 +117,39 @@ impl<const IDS: usize> Server<IDS> {
     /// Most polls find nothing (a PD polls each of its links until none moves, at every
     /// notification), and the whole state machine's answer to that, through its event and
     /// error enums, cost the virtualiser about 220 instructions a queue on aarch64
-    /// (docs/benchmarks.md, "Idle polls"). Connected, a client whose word still holds the
-    /// generation we know and no request published since the last look is that answer in
-    /// three loads, checked here before anything else; the rest is [`Server::poll_busy`].
+    /// (docs/benchmarks.md, "Idle polls"). Connected, with a client whose word still holds
+    /// the generation we know (so it did not restart: the full poll's first question),
+    /// nothing published since the last look is that answer in three loads, and the next
+    /// request is taken here too, where the caller's match sees the event built; the
+    /// handshake, restarts and a poisoned link are [`Server::poll_busy`]'s.
     #[inline]
     pub fn poll(&mut self) -> Result<Option<ServerEvent>, Error> {
-        if matches!(self.state, State::Connected)
-            && self.control.peer_still(self.client_generation)
-            && self.requests.nothing_new()
+        if matches!(self.state, State::Connected) && self.control.peer_still(self.client_generation)
         {
-            return Ok(None);
+            if self.requests.nothing_new() {
+                return Ok(None);
+            }
+            // The client did not restart (the full poll's first question): its next
+            // request, here too, so that the event is built where the caller matches it.
+            return self.next_request();
         }
         self.poll_busy()
+    }
+
+    /// Connected, the client's restart ruled out: its next request, validated.
+    #[inline]
+    fn next_request(&mut self) -> Result<Option<ServerEvent>, Error> {
+        match self.requests.pop() {
+            Ok(None) => Ok(None),
+            Ok(Some(d)) => match self.validate(d) {
+                Ok(()) => {
+                    self.in_service[d.id as usize] = Some(d);
+                    Ok(Some(ServerEvent::Request(d)))
+                }
+                Err(c) => Err(self.poison(c)),
+            },
+            Err(c) => Err(self.poison(c)),
+        }
     }
 
     /// [`Server::poll`] past its quiet case: the whole state machine.
@@ -161,17 +182,7 @@ impl<const IDS: usize> Server<IDS> {
                 if let Some(ev) = self.check_client_restart()? {
                     return Ok(Some(ev));
                 }
-                match self.requests.pop() {
-                    Ok(None) => Ok(None),
-                    Ok(Some(d)) => match self.validate(d) {
-                        Ok(()) => {
-                            self.in_service[d.id as usize] = Some(d);
-                            Ok(Some(ServerEvent::Request(d)))
-                        }
-                        Err(c) => Err(self.poison(c)),
-                    },
-                    Err(c) => Err(self.poison(c)),
-                }
+                self.next_request()
             }
             State::Poisoned(c) => match self.check_client_restart()? {
                 Some(ev) => Ok(Some(ev)),
