@@ -136,8 +136,9 @@ impl<const IDS: usize> Client<IDS> {
     /// resynchronisation. Returns `Ok(None)` when there is nothing to do.
     ///
     /// Connected, with a server whose word still holds the generation we know, nothing
-    /// published since the last look is that answer in three loads and the next completion
-    /// is taken here (as in [`crate::Server::poll`]); the rest is [`Client::poll_busy`].
+    /// published since the last look is that answer in two loads of shared words, and the
+    /// next completion is taken here (as in [`crate::Server::poll`]); the rest is
+    /// [`Client::poll_busy`].
     #[inline]
     pub fn poll(&mut self) -> Result<Option<ClientEvent>, Error> {
         if matches!(self.state, State::Connected) && self.control.peer_still(self.server_generation)

@@ -119,9 +119,9 @@ impl<const IDS: usize> Server<IDS> {
     /// error enums, cost the virtualiser about 220 instructions a queue on aarch64
     /// (docs/benchmarks.md, "Idle polls"). Connected, with a client whose word still holds
     /// the generation we know (so it did not restart: the full poll's first question),
-    /// nothing published since the last look is that answer in three loads, and the next
-    /// request is taken here too, where the caller's match sees the event built; the
-    /// handshake, restarts and a poisoned link are [`Server::poll_busy`]'s.
+    /// nothing published since the last look is that answer in two loads of shared words,
+    /// and the next request is taken here too, where the caller's match sees the event
+    /// built; the handshake, restarts and a poisoned link are [`Server::poll_busy`]'s.
     #[inline]
     pub fn poll(&mut self) -> Result<Option<ServerEvent>, Error> {
         if matches!(self.state, State::Connected) && self.control.peer_still(self.client_generation)
