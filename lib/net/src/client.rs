@@ -553,7 +553,7 @@ impl NetClient {
         // The ids neither posted nor kept, lowest first: most polls have none, and a walk
         // of all sixteen ids was most of an idle poll's instructions once the rings' own
         // idle answer got short (docs/benchmarks.md, "Idle polls").
-        let mut free = !(self.rx_posted | self.rx_kept) & (u64::MAX >> (64 - IDS));
+        let mut free = !(self.rx_posted | self.rx_kept) & ALL;
         while free != 0 {
             let id = free.trailing_zeros();
             free &= free - 1;
