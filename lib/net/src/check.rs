@@ -43,7 +43,7 @@
 //! lib/ring is the same, and a frame still starts at its buffer's offset (8-aligned).
 //! Receive buffers must be at least [`BUF_NEEDED`] bytes (the client posts 2 KiB).
 
-use axolotl_ring::{DataRegion, WordCarry};
+use axolotl_ring::{BLOCK, BlockSums, DataRegion, WordCarry};
 
 use crate::link::{BUF_SIZE, MAX_FRAME};
 
@@ -94,6 +94,22 @@ impl Summer {
         // At most one a word: never near overflow.
         self.carries += u64::from(carry);
         self.weighted = self.weighted.wrapping_add(p);
+    }
+
+    /// The next `sums.words` words at once, from their sums (a vector copy's: lib/ring
+    /// `DataRegion::copy_out_raw_blocks`): the same as [`Summer::add`] of each. The plain
+    /// sum after word `i` of the run is the one before it plus the run's words up to `i`,
+    /// so the running sums add up to `words` times the one before plus the run's weighted
+    /// sum; the carries are the exact sum's bits above 64.
+    #[inline(always)]
+    pub fn add_sums(&mut self, sums: BlockSums) {
+        self.weighted = self
+            .weighted
+            .wrapping_add(self.plain.wrapping_mul(sums.words as u64))
+            .wrapping_add(sums.weighted);
+        let t = u128::from(self.plain) + sums.total;
+        self.plain = t as u64;
+        self.carries += (t >> 64) as u64;
     }
 
     pub fn finish(self) -> Check {
@@ -156,8 +172,22 @@ pub fn write(region: &DataRegion, buf: usize, check: Check) -> bool {
 /// (nothing usable written) if the buffer is outside the region.
 pub fn copy_in(region: &DataRegion, buf: usize, frame: &[u8]) -> bool {
     let mut s = Summer::new(frame.len());
+    // Whole blocks in the vector loop, summed as loaded; the rest word by word.
+    let blocks = frame.len() / BLOCK;
+    let head = blocks * BLOCK;
     // SAFETY: a slice is `len` readable bytes, not inside the shared region.
-    let ok = unsafe { region.copy_in_raw_words(buf, frame.as_ptr(), frame.len(), |w| s.add(w)) };
+    let ok = unsafe {
+        region
+            .copy_in_raw_blocks::<false>(buf, frame.as_ptr(), blocks)
+            .map(|b| s.add_sums(b))
+            .is_some()
+            && region.copy_in_raw_words(
+                buf + head,
+                frame.as_ptr().add(head),
+                frame.len() - head,
+                |w| s.add(w),
+            )
+    };
     ok && write(region, buf, s.finish())
 }
 
@@ -197,6 +227,22 @@ pub(crate) fn copy_out_flipping<const INJECT: bool>(
     };
     let mut s = Summer::new(dst.len());
     let (at, len) = (dst.as_mut_ptr(), dst.len());
+    if !INJECT {
+        // Whole blocks in the vector loop, summed as read back; the rest word by word.
+        let blocks = len / BLOCK;
+        let head = blocks * BLOCK;
+        // SAFETY: a mutable slice is `len` writable bytes no one else reaches.
+        let copied = unsafe {
+            src.copy_out_raw_blocks(buf, at, blocks)
+                .map(|b| s.add_sums(b))
+                .is_some()
+                && src.copy_out_raw_words(buf + head, at.add(head), len - head, |w| s.add(w))
+        };
+        if copied && s.finish() == carried {
+            return Verdict::Good;
+        }
+        return judge(src, buf, len, carried);
+    }
     let mut k = 0;
     // SAFETY: a mutable slice is `len` writable bytes no one else reaches.
     let copied = unsafe {
@@ -260,17 +306,31 @@ impl PieceSummer {
         dst: *mut u8,
         len: usize,
     ) -> bool {
+        if !src.contains(offset, len) {
+            return false;
+        }
         // Worked on in locals and stored back: the loop's stores into the destination could
         // be stores into `self` as far as the compiler knows, which then kept the sums in
         // memory, two more stores a word.
         let (mut summer, mut carry) = (self.summer, self.carry);
-        // SAFETY: the caller's.
-        let ok = unsafe { src.copy_out_raw_piece(offset, dst, len, &mut carry, |w| summer.add(w)) };
-        (self.summer, self.carry) = (summer, carry);
-        if ok {
-            self.done += len;
+        // The bytes that complete the word the last piece ended in, whole blocks in the
+        // vector loop, the rest word by word (each inside the region: checked above).
+        let lead = carry.missing().min(len);
+        let blocks = (len - lead) / BLOCK;
+        let tail = lead + blocks * BLOCK;
+        // SAFETY: the caller's, for the three parts of its range.
+        unsafe {
+            src.copy_out_raw_piece(offset, dst, lead, &mut carry, |w| summer.add(w));
+            if let Some(b) = src.copy_out_raw_blocks(offset + lead, dst.add(lead), blocks) {
+                summer.add_sums(b);
+            }
+            src.copy_out_raw_piece(offset + tail, dst.add(tail), len - tail, &mut carry, |w| {
+                summer.add(w)
+            });
         }
-        ok
+        (self.summer, self.carry) = (summer, carry);
+        self.done += len;
+        true
     }
 
     /// Writes the frame's next `len` bytes, from `src`, at `offset` of `dst` (the link
@@ -288,15 +348,27 @@ impl PieceSummer {
         src: *const u8,
         len: usize,
     ) -> bool {
-        // In locals, as in `copy_out_raw`.
-        let (mut summer, mut carry) = (self.summer, self.carry);
-        // SAFETY: the caller's.
-        let ok = unsafe { dst.copy_in_raw_piece(offset, src, len, &mut carry, |w| summer.add(w)) };
-        (self.summer, self.carry) = (summer, carry);
-        if ok {
-            self.done += len;
+        if !dst.contains(offset, len) {
+            return false;
         }
-        ok
+        // In locals, in three parts, as in `copy_out_raw`.
+        let (mut summer, mut carry) = (self.summer, self.carry);
+        let lead = carry.missing().min(len);
+        let blocks = (len - lead) / BLOCK;
+        let tail = lead + blocks * BLOCK;
+        // SAFETY: the caller's, for the three parts of its range.
+        unsafe {
+            dst.copy_in_raw_piece(offset, src, lead, &mut carry, |w| summer.add(w));
+            if let Some(b) = dst.copy_in_raw_blocks::<true>(offset + lead, src.add(lead), blocks) {
+                summer.add_sums(b);
+            }
+            dst.copy_in_raw_piece(offset + tail, src.add(tail), len - tail, &mut carry, |w| {
+                summer.add(w)
+            });
+        }
+        (self.summer, self.carry) = (summer, carry);
+        self.done += len;
+        true
     }
 
     /// [`PieceSummer::copy_in_raw`] of `bytes`.
@@ -365,6 +437,32 @@ mod tests {
     fn the_length_counts() {
         assert_ne!(check(&[0; 60]), check(&[0; 64]));
         assert_ne!(check(&[0; 64]), check(&[0; 56]));
+    }
+
+    proptest! {
+        /// A run of words folded in from its sums is the same as the run folded in a word at
+        /// a time, wherever in the frame it lies (the sums before it, the carries, the
+        /// weights).
+        #[test]
+        fn sums_fold_in_as_their_words(
+            words in proptest::collection::vec(
+                prop_oneof![Just(u64::MAX), Just(0u64), Just(0xffff_ffff), any::<u64>()],
+                0..80,
+            ),
+            cut in any::<proptest::sample::Index>(),
+            run in any::<proptest::sample::Index>(),
+        ) {
+            let len = 8 * words.len();
+            let mut one = Summer::new(len);
+            words.iter().for_each(|&w| one.add(w));
+            let a = cut.index(words.len() + 1);
+            let b = a + run.index(words.len() - a + 1);
+            let mut folded = Summer::new(len);
+            words[..a].iter().for_each(|&w| folded.add(w));
+            folded.add_sums(BlockSums::of(&words[a..b]));
+            words[b..].iter().for_each(|&w| folded.add(w));
+            prop_assert_eq!(folded.finish(), one.finish());
+        }
     }
 
     #[test]

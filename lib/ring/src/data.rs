@@ -4,7 +4,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use crate::SharedRegion;
-use crate::bulk;
+use crate::bulk::{self, BLOCK, BlockSums};
 
 /// A data region (lib/blk's command records and buffers, lib/net's frames), reached only
 /// through relaxed atomics, eight bytes at a time where aligned: the
@@ -42,7 +42,7 @@ impl WordCarry {
     }
 
     /// Bytes that complete the word started (0 if none is).
-    fn missing(&self) -> usize {
+    pub fn missing(&self) -> usize {
         if self.bytes == 0 {
             0
         } else {
@@ -355,6 +355,54 @@ impl DataRegion {
             done += n;
         }
         true
+    }
+
+    /// Copies `blocks` blocks of [`BLOCK`] bytes from `src` to `offset..` and returns the
+    /// sums of the copied words (numbered from `offset`): as read back from the region after
+    /// the stores if `BACK`, as loaded from `src` otherwise (lib/ring `bulk`'s vector loop:
+    /// about two instructions a word for copy and sums, either side of any alignment).
+    /// `None` (nothing copied) if the range is not inside the region.
+    ///
+    /// # Safety
+    /// As [`DataRegion::copy_in_raw`], for `BLOCK * blocks` bytes.
+    pub unsafe fn copy_in_raw_blocks<const BACK: bool>(
+        &self,
+        offset: usize,
+        src: *const u8,
+        blocks: usize,
+    ) -> Option<BlockSums> {
+        let len = blocks.checked_mul(BLOCK)?;
+        if !self.contains(offset, len) {
+            return None;
+        }
+        // SAFETY: inside the region (checked above); `src` the caller's; a region no
+        // caller's memory lies in.
+        Some(unsafe {
+            bulk::copy_blocks_summed::<BACK>(self.ptr.as_ptr().add(offset), src, blocks)
+        })
+    }
+
+    /// Copies `blocks` blocks of [`BLOCK`] bytes at `offset..` to `dst` and returns the sums
+    /// of the words as read back from `dst` after the stores ([`DataRegion::copy_out_raw_words`]'
+    /// words, as [`BlockSums`]). `None` (nothing copied) if the range is not inside the
+    /// region.
+    ///
+    /// # Safety
+    /// As [`DataRegion::copy_out_raw`], for `BLOCK * blocks` bytes.
+    pub unsafe fn copy_out_raw_blocks(
+        &self,
+        offset: usize,
+        dst: *mut u8,
+        blocks: usize,
+    ) -> Option<BlockSums> {
+        let len = blocks.checked_mul(BLOCK)?;
+        if !self.contains(offset, len) {
+            return None;
+        }
+        // SAFETY: as in `copy_in_raw_blocks`.
+        Some(unsafe {
+            bulk::copy_blocks_summed::<true>(dst, self.ptr.as_ptr().add(offset), blocks)
+        })
     }
 
     /// [`DataRegion::copy_in_raw`] that also hands `word` every 8-byte word of the
@@ -831,6 +879,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::vec;
+    use std::vec::Vec;
 
     /// A region over a u64-aligned buffer (as the SDF's page-aligned regions are).
     fn region(words: &mut [u64]) -> DataRegion {
@@ -1118,5 +1167,105 @@ mod tests {
         assert!(!r.write_u8(16, 7));
         assert_eq!(r.read_u8(16), None);
         assert_eq!(r.read_u8(usize::MAX), None);
+    }
+
+    /// Words of `bytes` (a multiple of 8), little-endian.
+    fn le_words(bytes: &[u8]) -> Vec<u64> {
+        bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    }
+
+    /// Bytes for the block copies: words of all ones (every lane's sum wraps), of ones in
+    /// their upper or lower half only (the lower halves' sum then crosses a multiple of
+    /// 2^64 the upper halves' does not: what the total's recovery must get right), zero,
+    /// random.
+    fn block_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+        let (lo, hi) = (
+            [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0],
+            [0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff],
+        );
+        proptest::collection::vec(
+            prop_oneof![
+                Just([0xffu8; 8]),
+                Just(lo),
+                Just(hi),
+                Just([0u8; 8]),
+                any::<[u8; 8]>()
+            ],
+            0..max,
+        )
+        .prop_map(|w| w.concat())
+    }
+
+    proptest! {
+        /// Block copies into and out of a region, from and to memory of any alignment at any
+        /// offset: the bytes land whole, nothing around them is touched, and the sums are
+        /// the copied words' by their definition; a range past the end copies nothing.
+        #[test]
+        fn block_copies_move_the_blocks_and_sum_them(
+            data in block_bytes(40),
+            offset in 0usize..24,
+            align in 0usize..16,
+            back: bool,
+        ) {
+            let blocks = data.len() / BLOCK;
+            let data = &data[..blocks * BLOCK];
+            let want = BlockSums::of(&le_words(data));
+            let mut words = vec![0x5a5a_5a5a_5a5a_5a5au64; 3 * BLOCK / 8 + 4];
+            let r = region(&mut words);
+            let fits = offset + data.len() <= r.len();
+            let mut src = vec![0u8; data.len() + 16];
+            src[align..align + data.len()].copy_from_slice(data);
+            // SAFETY: `data.len()` bytes of `src` from `align`, outside the region.
+            let got = unsafe {
+                if back {
+                    r.copy_in_raw_blocks::<true>(offset, src.as_ptr().add(align), blocks)
+                } else {
+                    r.copy_in_raw_blocks::<false>(offset, src.as_ptr().add(align), blocks)
+                }
+            };
+            prop_assert_eq!(got, fits.then_some(want));
+            let mut all = vec![0u8; r.len()];
+            prop_assert!(r.copy_out(0, &mut all));
+            for (i, b) in all.iter().enumerate() {
+                let inside = fits && (offset..offset + data.len()).contains(&i);
+                let want = if inside { data[i - offset] } else { 0x5a };
+                prop_assert_eq!(*b, want, "byte {}", i);
+            }
+            if fits {
+                let mut out = vec![0xa5u8; data.len() + 32];
+                // SAFETY: `data.len()` bytes of `out` from `align`, outside the region.
+                let got = unsafe { r.copy_out_raw_blocks(offset, out.as_mut_ptr().add(align), blocks) };
+                prop_assert_eq!(got, Some(want));
+                prop_assert_eq!(&out[align..align + data.len()], data);
+                prop_assert!(out[..align].iter().chain(&out[align + data.len()..]).all(|&b| b == 0xa5));
+            }
+        }
+    }
+
+    /// Many blocks of all-ones words: every lane wraps on every word, and the total (far
+    /// past 2^64) and the weights (far past the run's length squared) still come out as
+    /// their definitions.
+    #[test]
+    fn block_sums_survive_long_runs_of_wrapping_words() {
+        let blocks = 300;
+        let data = vec![0xffu8; blocks * BLOCK];
+        let mut words = vec![0u64; blocks * BLOCK / 8];
+        let r = region(&mut words);
+        // SAFETY: the whole region's bytes from `data`.
+        let got = unsafe { r.copy_in_raw_blocks::<true>(0, data.as_ptr(), blocks) };
+        assert_eq!(got, Some(BlockSums::of(&le_words(&data))));
+        assert_eq!(
+            got.map(|b| b.total),
+            Some(u128::from(u64::MAX) * (blocks as u128 * 8))
+        );
+        // SAFETY: `data` holds the blocks (refused: one byte past the region's end).
+        assert!(unsafe { r.copy_in_raw_blocks::<false>(1, data.as_ptr(), blocks) }.is_none());
+        let mut out = vec![0u8; data.len()];
+        // SAFETY: `out` holds the region's bytes.
+        let back = unsafe { r.copy_out_raw_blocks(0, out.as_mut_ptr(), blocks) };
+        assert_eq!(back, got);
     }
 }

@@ -216,6 +216,7 @@ mod region;
 mod server;
 mod sync;
 
+pub use bulk::{BLOCK, BlockSums};
 pub use bytes::{ByteConsumer, ByteProducer, byte_ring_bytes, init_byte_ring};
 pub use client::{Client, ClientEvent, LinkState};
 pub use control::{
