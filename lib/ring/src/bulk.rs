@@ -89,8 +89,12 @@ unsafe fn blocks(dst: *mut u64, src: *const u64, words: usize) -> (*mut u64, *co
     (d.cast(), s.cast(), words % 8)
 }
 
-/// Bytes a block of [`copy_blocks_summed`] moves.
-pub const BLOCK: usize = 64;
+/// Bytes a block of [`copy_blocks_summed`] moves: one vector register's. The loop takes
+/// four at a time where it can; a frame's tail (a frame is rarely a multiple of 64 bytes, and
+/// a coalesced segment's payload lies anywhere) goes in single blocks, where the word-wise
+/// path it fell to before was a byte at a time whenever the region's side was not
+/// 8-aligned.
+pub const BLOCK: usize = 16;
 
 /// Sums over a run of 8-byte words `w_0 .. w_{m-1}` (each the little-endian value of its
 /// bytes), all a check over them needs (lib/net's frame check) without the words
@@ -184,7 +188,8 @@ impl Lanes {
 /// as loaded from `src` otherwise (a producer's check is of what it was handed).
 ///
 /// On aarch64 one vector loop: a load, a store (and a read-back) of 64 bytes, twelve
-/// vector adds, the loop's two instructions: about two instructions a word, where the
+/// vector adds, the loop's two instructions; then single blocks the same way: about two
+/// instructions a word, where the
 /// check folded into a general-register copy cost six to nine (docs/benchmarks.md). As
 /// [`copy_words`]: either side may be memory a peer or a guest writes at any moment (the
 /// sums are then of some mix of old and new bytes, which the check the caller compares
@@ -215,9 +220,9 @@ pub(crate) unsafe fn copy_blocks_summed<const BACK: bool>(
 #[inline(always)]
 unsafe fn lanes_of<const BACK: bool>(dst: *mut u8, src: *const u8, blocks: usize, out: &mut Lanes) {
     use core::arch::asm;
-    // The vector registers: v0-v3 the block loaded, v4-v7 the block read back, v16 / v17 /
+    // The vector registers: v0-v3 the blocks loaded, v4-v7 the blocks read back, v16 / v17 /
     // v18 the lanes' `s` / `t` / `h` (stored into `out` in that order, as `Lanes` lays
-    // them out).
+    // them out). Four blocks a round, then the rest one at a time.
     if BACK {
         // SAFETY: `blocks` blocks inside both ranges (the caller's); `out` is 48 writable
         // bytes.
@@ -226,6 +231,7 @@ unsafe fn lanes_of<const BACK: bool>(dst: *mut u8, src: *const u8, blocks: usize
                 "movi v16.2d, #0",
                 "movi v17.2d, #0",
                 "movi v18.2d, #0",
+                "cbz {n}, 3f",
                 "2:",
                 "ld1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{s}], #64",
                 "st1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{d}]",
@@ -244,10 +250,23 @@ unsafe fn lanes_of<const BACK: bool>(dst: *mut u8, src: *const u8, blocks: usize
                 "usra v18.2d, v7.2d, #32",
                 "subs {n}, {n}, #1",
                 "b.ne 2b",
+                "3:",
+                "cbz {r}, 5f",
+                "4:",
+                "ld1 {{v0.16b}}, [{s}], #16",
+                "st1 {{v0.16b}}, [{d}]",
+                "ld1 {{v4.16b}}, [{d}], #16",
+                "add v16.2d, v16.2d, v4.2d",
+                "add v17.2d, v17.2d, v16.2d",
+                "usra v18.2d, v4.2d, #32",
+                "subs {r}, {r}, #1",
+                "b.ne 4b",
+                "5:",
                 "st1 {{v16.2d, v17.2d, v18.2d}}, [{o}]",
                 s = inout(reg) src => _,
                 d = inout(reg) dst => _,
-                n = inout(reg) blocks => _,
+                n = inout(reg) blocks / 4 => _,
+                r = inout(reg) blocks % 4 => _,
                 o = in(reg) core::ptr::from_mut(out),
                 out("v0") _, out("v1") _, out("v2") _, out("v3") _,
                 out("v4") _, out("v5") _, out("v6") _, out("v7") _,
@@ -262,6 +281,7 @@ unsafe fn lanes_of<const BACK: bool>(dst: *mut u8, src: *const u8, blocks: usize
                 "movi v16.2d, #0",
                 "movi v17.2d, #0",
                 "movi v18.2d, #0",
+                "cbz {n}, 3f",
                 "2:",
                 "ld1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{s}], #64",
                 "st1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{d}], #64",
@@ -279,10 +299,22 @@ unsafe fn lanes_of<const BACK: bool>(dst: *mut u8, src: *const u8, blocks: usize
                 "usra v18.2d, v3.2d, #32",
                 "subs {n}, {n}, #1",
                 "b.ne 2b",
+                "3:",
+                "cbz {r}, 5f",
+                "4:",
+                "ld1 {{v0.16b}}, [{s}], #16",
+                "st1 {{v0.16b}}, [{d}], #16",
+                "add v16.2d, v16.2d, v0.2d",
+                "add v17.2d, v17.2d, v16.2d",
+                "usra v18.2d, v0.2d, #32",
+                "subs {r}, {r}, #1",
+                "b.ne 4b",
+                "5:",
                 "st1 {{v16.2d, v17.2d, v18.2d}}, [{o}]",
                 s = inout(reg) src => _,
                 d = inout(reg) dst => _,
-                n = inout(reg) blocks => _,
+                n = inout(reg) blocks / 4 => _,
+                r = inout(reg) blocks % 4 => _,
                 o = in(reg) core::ptr::from_mut(out),
                 out("v0") _, out("v1") _, out("v2") _, out("v3") _,
                 out("v16") _, out("v17") _, out("v18") _,

@@ -1213,7 +1213,7 @@ mod tests {
             let blocks = data.len() / BLOCK;
             let data = &data[..blocks * BLOCK];
             let want = BlockSums::of(&le_words(data));
-            let mut words = vec![0x5a5a_5a5a_5a5a_5a5au64; 3 * BLOCK / 8 + 4];
+            let mut words = vec![0x5a5a_5a5a_5a5a_5a5au64; 44];
             let r = region(&mut words);
             let fits = offset + data.len() <= r.len();
             let mut src = vec![0u8; data.len() + 16];
@@ -1250,7 +1250,7 @@ mod tests {
     /// their definitions.
     #[test]
     fn block_sums_survive_long_runs_of_wrapping_words() {
-        let blocks = 300;
+        let blocks = 1201;
         let data = vec![0xffu8; blocks * BLOCK];
         let mut words = vec![0u64; blocks * BLOCK / 8];
         let r = region(&mut words);
@@ -1259,7 +1259,7 @@ mod tests {
         assert_eq!(got, Some(BlockSums::of(&le_words(&data))));
         assert_eq!(
             got.map(|b| b.total),
-            Some(u128::from(u64::MAX) * (blocks as u128 * 8))
+            Some(u128::from(u64::MAX) * (blocks * BLOCK / 8) as u128)
         );
         // SAFETY: `data` holds the blocks (refused: one byte past the region's end).
         assert!(unsafe { r.copy_in_raw_blocks::<false>(1, data.as_ptr(), blocks) }.is_none());
