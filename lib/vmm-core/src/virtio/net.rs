@@ -705,15 +705,26 @@ impl VirtioNet {
         mem: &mut M,
         backend: &B,
     ) -> Coalesced {
-        // A frame too short to carry a segment's worth of payload (an acknowledgement, most
-        // often) is not looked into: the arrays below are not even set up for it.
-        if backend.peek_rx_at(0).is_none_or(|f| f.len() < MIN_COALESCE) {
+        // A frame too short to carry a segment's worth of payload is not looked into; one
+        // that cannot start a run (an acknowledgement without payload, most often: a
+        // transmitting guest receives one for every segment or two) only as far as that
+        // takes: the arrays below, two kilobytes to set up, are not set up for it.
+        let Some(frame) = backend.peek_rx_at(0).filter(|f| f.len() >= MIN_COALESCE) else {
             return Coalesced::Single(1);
-        }
+        };
+        let mut head = Head([0; HEAD]);
+        let Some(seg) = rx_head(frame, &mut head.0)
+            .and_then(|(h, sum)| offload::rx_segment(&head.0[..h], frame.len(), sum))
+            .filter(|seg| !seg.psh)
+        else {
+            return Coalesced::Single(1);
+        };
         let mut run = [None::<(RxFrame<'_>, offload::RxSegment)>; MAX_COALESCE];
         let mut heads = [Head([0; HEAD]); MAX_COALESCE];
-        let mut m = 0;
-        let mut bytes = 0usize;
+        (run[0], heads[0]) = (Some((frame, seg)), head);
+        let mss = seg.payload;
+        let mut m = 1;
+        let mut bytes = frame.len();
         while m < MAX_COALESCE {
             let Some(frame) = backend.peek_rx_at(m) else {
                 break;
@@ -724,18 +735,16 @@ impl VirtioNet {
             let Some(seg) = offload::rx_segment(&heads[m].0[..h], frame.len(), sum) else {
                 break;
             };
-            if let Some(Some((_, first))) = run.first()
-                && let Some((_, prev)) = run[m - 1]
-                && !offload::continues(&heads[m - 1].0, &prev, &heads[m].0, &seg, first.payload)
+            if let Some((_, prev)) = run[m - 1]
+                && !offload::continues(&heads[m - 1].0, &prev, &heads[m].0, &seg, mss)
             {
                 break;
             }
-            let more = if m == 0 { frame.len() } else { seg.payload };
             // The IPv4 length bounds the packet.
-            if bytes + more > 65_535 + 14 {
+            if bytes + seg.payload > 65_535 + 14 {
                 break;
             }
-            bytes += more;
+            bytes += seg.payload;
             run[m] = Some((frame, seg));
             m += 1;
             if seg.psh {
@@ -887,7 +896,9 @@ impl VirtioNet {
         let total = HDR_LEN + frame.len() as u32;
         let merge = self.transport.features() & F_MRG_RXBUF != 0;
         let limit = if merge { MAX_MERGE } else { 1 };
-        let mut chains = [None::<Chain>; MAX_MERGE];
+        // Filled as taken: an array of MAX_MERGE `Option<Chain>`s was a kilobyte zeroed for
+        // every frame, most of which take one chain.
+        let mut chains = heapless::Vec::<Chain, MAX_MERGE>::new();
         let mut n = 0;
         let mut room = 0u32;
         while room < total && n < limit {
@@ -900,7 +911,8 @@ impl VirtioNet {
                 }
                 Ok(Some(c)) => {
                     room = room.saturating_add(c.writable);
-                    chains[n] = Some(c);
+                    // n < limit <= MAX_MERGE: there is room.
+                    let _ = chains.push(c);
                     n += 1;
                 }
                 Ok(None) => break,
@@ -931,7 +943,7 @@ impl VirtioNet {
         };
         let mut used = [0u32; MAX_MERGE];
         let mut sent = 0usize;
-        for (k, c) in chains.iter().take(n).flatten().enumerate() {
+        for (k, c) in chains.iter().enumerate() {
             let off = if k == 0 { HDR_LEN } else { 0 };
             let take = ((c.writable - off) as usize).min(frame.len() - sent);
             let r = match (frame, sum.as_mut()) {
@@ -989,13 +1001,13 @@ impl VirtioNet {
                 hdr[0] = offload::HDR_F_DATA_VALID;
             }
         }
-        if let Some(Some(c)) = chains.first()
+        if let Some(c) = chains.first()
             && let Err(e) = c.write(mem, 0, &hdr)
         {
             self.error(e);
             return RxOutcome::Dropped;
         }
-        for (c, &len) in chains.iter().take(n).flatten().zip(&used) {
+        for (c, &len) in chains.iter().zip(&used) {
             if let Err(e) = self.transport.queues[RX_QUEUE].push_used(mem, c.head, len) {
                 self.error(e);
                 return RxOutcome::Dropped;
