@@ -51,6 +51,7 @@ const SYSTEMS: &[&str] = &[
     "tests/systems/vmm-restart-gicv2.system",
     "tests/systems/vmm-restart-smp-gicv3.system",
     "tests/systems/vmm-restart-smp-gicv2.system",
+    "tests/systems/block-copies-gicv3.system",
     "tests/systems/net-echo.system",
     "tests/systems/net-echo-restart.system",
     "tests/systems/net-echo-misread.system",
