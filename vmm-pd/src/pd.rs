@@ -262,6 +262,22 @@ impl GuestMemory for RamWindow {
         Ok(())
     }
 
+    fn read_u64_pair(&self, gpa: u64) -> Result<[u64; 2], MemError> {
+        let src = self.at(gpa, 16)?;
+        if !src.is_multiple_of(8) {
+            // No honest driver's descriptor table (16-aligned); bytes, then.
+            let mut b = [0u8; 16];
+            self.read(gpa, &mut b)?;
+            let (lo, hi) = b.split_at(8);
+            let word = |w: &[u8]| u64::from_le_bytes(w.try_into().unwrap_or_default());
+            return Ok([word(lo), word(hi)]);
+        }
+        let p = src as *const u64;
+        // SAFETY: 16 bytes inside the RAM_SIZE bytes the SDF maps at `guest_ram` (checked
+        // above), 8-aligned; volatile, as the guest may be writing them.
+        Ok(unsafe { [p.read_volatile(), p.add(1).read_volatile()] }.map(u64::from_le))
+    }
+
     fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
         let dst = self.at(gpa, data.len())?;
         // SAFETY: as in `read`.

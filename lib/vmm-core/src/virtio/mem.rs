@@ -42,6 +42,28 @@ pub unsafe fn copy_region_summed(
 pub trait GuestMemory {
     /// Copies `buf.len()` bytes from guest-physical `gpa`.
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError>;
+    /// The 16 bytes at guest-physical `gpa` as two little-endian words: a virtqueue
+    /// descriptor, read for every descriptor of every chain walked. The default reads bytes
+    /// and puts the words together; a VMM whose mapping allows it loads them whole (a
+    /// descriptor table is 16-aligned, §2.7.5): on a strict-alignment target the words put
+    /// together from bytes cost about 30 instructions a descriptor.
+    fn read_u64_pair(&self, gpa: u64) -> Result<[u64; 2], MemError> {
+        let mut b = [0u8; 16];
+        self.read(gpa, &mut b)?;
+        let word = |i: usize| {
+            u64::from_le_bytes([
+                b[i],
+                b[i + 1],
+                b[i + 2],
+                b[i + 3],
+                b[i + 4],
+                b[i + 5],
+                b[i + 6],
+                b[i + 7],
+            ])
+        };
+        Ok([word(0), word(8)])
+    }
     /// Copies `data` to guest-physical `gpa`.
     fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError>;
     /// Whether `[gpa, gpa + len)` lies in guest RAM.

@@ -176,15 +176,12 @@ impl Walker {
                 return Err(QueueError::IndexOutOfRange(i));
             }
             let at = self.table + DESC_SIZE * u64::from(i);
-            let mut d = [0u8; 16];
-            mem.read(at, &mut d).map_err(|_| QueueError::OutsideRam {
+            let [addr, rest] = mem.read_u64_pair(at).map_err(|_| QueueError::OutsideRam {
                 addr: at,
                 len: DESC_SIZE,
             })?;
-            let addr = u64::from_le_bytes(d[0..8].try_into().unwrap_or_default());
-            let len = u32::from_le_bytes(d[8..12].try_into().unwrap_or_default());
-            let flags = u16::from_le_bytes([d[12], d[13]]);
-            let next = u16::from_le_bytes([d[14], d[15]]);
+            // le32 len, le16 flags, le16 next.
+            let (len, flags, next) = (rest as u32, (rest >> 32) as u16, (rest >> 48) as u16);
             if flags & DESC_F_INDIRECT != 0 {
                 // Only the head may point to a table (as QEMU and Linux do), and a table
                 // never points to another (§2.7.5.3.1).
