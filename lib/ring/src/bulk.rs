@@ -212,6 +212,68 @@ pub(crate) unsafe fn copy_blocks_summed<const BACK: bool>(
     lanes.sums(blocks * BLOCK / 8)
 }
 
+/// Three vector adds of one register's two words into the lanes (`Lanes`): `v16` the
+/// wrapping sums, `v17` their running sums, `v18` the exact sums of the upper halves.
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+macro_rules! lanes_step {
+    ($v:literal) => {
+        concat!(
+            "add v16.2d, v16.2d, ",
+            $v,
+            ".2d\n",
+            "add v17.2d, v17.2d, v16.2d\n",
+            "usra v18.2d, ",
+            $v,
+            ".2d, #32",
+        )
+    };
+}
+
+/// [`copy_blocks_summed`]'s loop, in both its forms: `$store4` / `$store1` store the four
+/// blocks (or one) just loaded into v0-v3 (and read them back into v4-v7), `$w` are the
+/// registers summed. Four blocks a round, then the rest one at a time; the lanes are stored
+/// into `$out` in the order `Lanes` lays them out.
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+macro_rules! summed_loop {
+    ($dst:expr, $src:expr, $blocks:expr, $out:expr, $store4:expr, $store1:expr,
+     [$w0:literal, $w1:literal, $w2:literal, $w3:literal]) => {
+        core::arch::asm!(
+            "movi v16.2d, #0",
+            "movi v17.2d, #0",
+            "movi v18.2d, #0",
+            "cbz {n}, 3f",
+            "2:",
+            "ld1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{s}], #64",
+            $store4,
+            lanes_step!($w0),
+            lanes_step!($w1),
+            lanes_step!($w2),
+            lanes_step!($w3),
+            "subs {n}, {n}, #1",
+            "b.ne 2b",
+            "3:",
+            "cbz {r}, 5f",
+            "4:",
+            "ld1 {{v0.16b}}, [{s}], #16",
+            $store1,
+            lanes_step!($w0),
+            "subs {r}, {r}, #1",
+            "b.ne 4b",
+            "5:",
+            "st1 {{v16.2d, v17.2d, v18.2d}}, [{o}]",
+            s = inout(reg) $src => _,
+            d = inout(reg) $dst => _,
+            n = inout(reg) $blocks / 4 => _,
+            r = inout(reg) $blocks % 4 => _,
+            o = in(reg) core::ptr::from_mut($out),
+            out("v0") _, out("v1") _, out("v2") _, out("v3") _,
+            out("v4") _, out("v5") _, out("v6") _, out("v7") _,
+            out("v16") _, out("v17") _, out("v18") _,
+            options(nostack),
+        )
+    };
+}
+
 /// [`copy_blocks_summed`]'s loop; `blocks > 0`.
 ///
 /// # Safety
@@ -219,106 +281,34 @@ pub(crate) unsafe fn copy_blocks_summed<const BACK: bool>(
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 #[inline(always)]
 unsafe fn lanes_of<const BACK: bool>(dst: *mut u8, src: *const u8, blocks: usize, out: &mut Lanes) {
-    use core::arch::asm;
-    // The vector registers: v0-v3 the blocks loaded, v4-v7 the blocks read back, v16 / v17 /
-    // v18 the lanes' `s` / `t` / `h` (stored into `out` in that order, as `Lanes` lays
-    // them out). Four blocks a round, then the rest one at a time.
     if BACK {
         // SAFETY: `blocks` blocks inside both ranges (the caller's); `out` is 48 writable
-        // bytes.
+        // bytes. Each store is read back (into v4-v7) from where it went, and that is summed.
         unsafe {
-            asm!(
-                "movi v16.2d, #0",
-                "movi v17.2d, #0",
-                "movi v18.2d, #0",
-                "cbz {n}, 3f",
-                "2:",
-                "ld1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{s}], #64",
-                "st1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{d}]",
-                "ld1 {{v4.16b, v5.16b, v6.16b, v7.16b}}, [{d}], #64",
-                "add v16.2d, v16.2d, v4.2d",
-                "add v17.2d, v17.2d, v16.2d",
-                "usra v18.2d, v4.2d, #32",
-                "add v16.2d, v16.2d, v5.2d",
-                "add v17.2d, v17.2d, v16.2d",
-                "usra v18.2d, v5.2d, #32",
-                "add v16.2d, v16.2d, v6.2d",
-                "add v17.2d, v17.2d, v16.2d",
-                "usra v18.2d, v6.2d, #32",
-                "add v16.2d, v16.2d, v7.2d",
-                "add v17.2d, v17.2d, v16.2d",
-                "usra v18.2d, v7.2d, #32",
-                "subs {n}, {n}, #1",
-                "b.ne 2b",
-                "3:",
-                "cbz {r}, 5f",
-                "4:",
-                "ld1 {{v0.16b}}, [{s}], #16",
-                "st1 {{v0.16b}}, [{d}]",
-                "ld1 {{v4.16b}}, [{d}], #16",
-                "add v16.2d, v16.2d, v4.2d",
-                "add v17.2d, v17.2d, v16.2d",
-                "usra v18.2d, v4.2d, #32",
-                "subs {r}, {r}, #1",
-                "b.ne 4b",
-                "5:",
-                "st1 {{v16.2d, v17.2d, v18.2d}}, [{o}]",
-                s = inout(reg) src => _,
-                d = inout(reg) dst => _,
-                n = inout(reg) blocks / 4 => _,
-                r = inout(reg) blocks % 4 => _,
-                o = in(reg) core::ptr::from_mut(out),
-                out("v0") _, out("v1") _, out("v2") _, out("v3") _,
-                out("v4") _, out("v5") _, out("v6") _, out("v7") _,
-                out("v16") _, out("v17") _, out("v18") _,
-                options(nostack),
+            summed_loop!(
+                dst,
+                src,
+                blocks,
+                out,
+                concat!(
+                    "st1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{d}]\n",
+                    "ld1 {{v4.16b, v5.16b, v6.16b, v7.16b}}, [{d}], #64",
+                ),
+                concat!("st1 {{v0.16b}}, [{d}]\n", "ld1 {{v4.16b}}, [{d}], #16"),
+                ["v4", "v5", "v6", "v7"]
             );
         }
     } else {
-        // SAFETY: as above.
+        // SAFETY: as above; what was loaded is summed.
         unsafe {
-            asm!(
-                "movi v16.2d, #0",
-                "movi v17.2d, #0",
-                "movi v18.2d, #0",
-                "cbz {n}, 3f",
-                "2:",
-                "ld1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{s}], #64",
+            summed_loop!(
+                dst,
+                src,
+                blocks,
+                out,
                 "st1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{d}], #64",
-                "add v16.2d, v16.2d, v0.2d",
-                "add v17.2d, v17.2d, v16.2d",
-                "usra v18.2d, v0.2d, #32",
-                "add v16.2d, v16.2d, v1.2d",
-                "add v17.2d, v17.2d, v16.2d",
-                "usra v18.2d, v1.2d, #32",
-                "add v16.2d, v16.2d, v2.2d",
-                "add v17.2d, v17.2d, v16.2d",
-                "usra v18.2d, v2.2d, #32",
-                "add v16.2d, v16.2d, v3.2d",
-                "add v17.2d, v17.2d, v16.2d",
-                "usra v18.2d, v3.2d, #32",
-                "subs {n}, {n}, #1",
-                "b.ne 2b",
-                "3:",
-                "cbz {r}, 5f",
-                "4:",
-                "ld1 {{v0.16b}}, [{s}], #16",
                 "st1 {{v0.16b}}, [{d}], #16",
-                "add v16.2d, v16.2d, v0.2d",
-                "add v17.2d, v17.2d, v16.2d",
-                "usra v18.2d, v0.2d, #32",
-                "subs {r}, {r}, #1",
-                "b.ne 4b",
-                "5:",
-                "st1 {{v16.2d, v17.2d, v18.2d}}, [{o}]",
-                s = inout(reg) src => _,
-                d = inout(reg) dst => _,
-                n = inout(reg) blocks / 4 => _,
-                r = inout(reg) blocks % 4 => _,
-                o = in(reg) core::ptr::from_mut(out),
-                out("v0") _, out("v1") _, out("v2") _, out("v3") _,
-                out("v16") _, out("v17") _, out("v18") _,
-                options(nostack),
+                ["v0", "v1", "v2", "v3"]
             );
         }
     }

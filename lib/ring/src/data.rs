@@ -371,15 +371,17 @@ impl DataRegion {
         src: *const u8,
         blocks: usize,
     ) -> Option<BlockSums> {
+        let at = self.blocks_at(offset, blocks)?;
+        // SAFETY: inside the region; `src` the caller's; a region no caller's memory lies in.
+        Some(unsafe { bulk::copy_blocks_summed::<BACK>(at, src, blocks) })
+    }
+
+    /// Where `blocks` blocks of [`BLOCK`] bytes from `offset` lie, if inside the region.
+    fn blocks_at(&self, offset: usize, blocks: usize) -> Option<*mut u8> {
         let len = blocks.checked_mul(BLOCK)?;
-        if !self.contains(offset, len) {
-            return None;
-        }
-        // SAFETY: inside the region (checked above); `src` the caller's; a region no
-        // caller's memory lies in.
-        Some(unsafe {
-            bulk::copy_blocks_summed::<BACK>(self.ptr.as_ptr().add(offset), src, blocks)
-        })
+        // SAFETY: in bounds (checked first).
+        self.contains(offset, len)
+            .then(|| unsafe { self.ptr.as_ptr().add(offset) })
     }
 
     /// Copies `blocks` blocks of [`BLOCK`] bytes at `offset..` to `dst` and returns the sums
@@ -395,14 +397,9 @@ impl DataRegion {
         dst: *mut u8,
         blocks: usize,
     ) -> Option<BlockSums> {
-        let len = blocks.checked_mul(BLOCK)?;
-        if !self.contains(offset, len) {
-            return None;
-        }
+        let at = self.blocks_at(offset, blocks)?;
         // SAFETY: as in `copy_in_raw_blocks`.
-        Some(unsafe {
-            bulk::copy_blocks_summed::<true>(dst, self.ptr.as_ptr().add(offset), blocks)
-        })
+        Some(unsafe { bulk::copy_blocks_summed::<true>(dst, at, blocks) })
     }
 
     /// [`DataRegion::copy_in_raw`] that also hands `word` every 8-byte word of the
