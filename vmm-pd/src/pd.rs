@@ -266,11 +266,7 @@ impl GuestMemory for RamWindow {
         let src = self.at(gpa, 16)?;
         if !src.is_multiple_of(8) {
             // No honest driver's descriptor table (16-aligned); bytes, then.
-            let mut b = [0u8; 16];
-            self.read(gpa, &mut b)?;
-            let (lo, hi) = b.split_at(8);
-            let word = |w: &[u8]| u64::from_le_bytes(w.try_into().unwrap_or_default());
-            return Ok([word(lo), word(hi)]);
+            return axolotl_vmm_core::virtio::mem::read_u64_pair_bytewise(self, gpa);
         }
         let p = src as *const u64;
         // SAFETY: 16 bytes inside the RAM_SIZE bytes the SDF maps at `guest_ram` (checked

@@ -39,6 +39,20 @@ pub unsafe fn copy_region_summed(
     }
 }
 
+/// [`GuestMemory::read_u64_pair`] through [`GuestMemory::read`]: 16 bytes, then the two
+/// little-endian words they make (the trait's default, and a VMM's way for a range its
+/// whole-word loads cannot take).
+pub fn read_u64_pair_bytewise<M: GuestMemory + ?Sized>(
+    mem: &M,
+    gpa: u64,
+) -> Result<[u64; 2], MemError> {
+    let mut b = [0u8; 16];
+    mem.read(gpa, &mut b)?;
+    let (lo, hi) = b.split_at(8);
+    let word = |w: &[u8]| u64::from_le_bytes(w.try_into().unwrap_or_default());
+    Ok([word(lo), word(hi)])
+}
+
 pub trait GuestMemory {
     /// Copies `buf.len()` bytes from guest-physical `gpa`.
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError>;
@@ -48,21 +62,7 @@ pub trait GuestMemory {
     /// descriptor table is 16-aligned, §2.7.5): on a strict-alignment target the words put
     /// together from bytes cost about 30 instructions a descriptor.
     fn read_u64_pair(&self, gpa: u64) -> Result<[u64; 2], MemError> {
-        let mut b = [0u8; 16];
-        self.read(gpa, &mut b)?;
-        let word = |i: usize| {
-            u64::from_le_bytes([
-                b[i],
-                b[i + 1],
-                b[i + 2],
-                b[i + 3],
-                b[i + 4],
-                b[i + 5],
-                b[i + 6],
-                b[i + 7],
-            ])
-        };
-        Ok([word(0), word(8)])
+        read_u64_pair_bytewise(self, gpa)
     }
     /// Copies `data` to guest-physical `gpa`.
     fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError>;
