@@ -228,20 +228,12 @@ pub(crate) fn copy_out_flipping<const INJECT: bool>(
     let mut s = Summer::new(dst.len());
     let (at, len) = (dst.as_mut_ptr(), dst.len());
     if !INJECT {
-        // Whole blocks in the vector loop, summed as read back; the rest word by word.
-        let blocks = len / BLOCK;
-        let head = blocks * BLOCK;
+        // One piece: the frame's copy into a guest's buffers, whole blocks in the vector
+        // loop and the rest word by word, each as read back.
+        let mut piece = PieceSummer::new(len);
         // SAFETY: a mutable slice is `len` writable bytes no one else reaches.
-        let copied = unsafe {
-            src.copy_out_raw_blocks(buf, at, blocks)
-                .map(|b| s.add_sums(b))
-                .is_some()
-                && src.copy_out_raw_words(buf + head, at.add(head), len - head, |w| s.add(w))
-        };
-        if copied && s.finish() == carried {
-            return Verdict::Good;
-        }
-        return judge(src, buf, len, carried);
+        unsafe { piece.copy_out_raw(src, buf, at, len) };
+        return piece.verdict(src, buf, carried);
     }
     let mut k = 0;
     // SAFETY: a mutable slice is `len` writable bytes no one else reaches.
