@@ -107,8 +107,8 @@ pub const NET_CLIENT_VIRT_CHANNEL: u8 = 0;
 /// in the page the SDF maps (`0x0a00_3000`), and its size.
 pub const NET_MMIO_OFFSET: usize = 0xc00;
 pub const NET_MMIO_SIZE: usize = 0x200;
-/// The net driver's DMA region (SDF `net_dma`): two virtqueues and 2 × 16 buffers of 2 KiB.
-pub const NET_DMA_BYTES: usize = 0x4_0000;
+/// The net driver's DMA region (SDF `net_dma`): two virtqueues and 2 × 64 buffers of 2 KiB.
+pub const NET_DMA_BYTES: usize = 0x8_0000;
 
 // Issue #15's storage PDs (`docs/storage.md`): `blk-driver` and the test client.
 

@@ -21,7 +21,7 @@ use crate::dma::DMA;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 /// Descriptors per virtqueue, and buffers per direction.
-pub const QUEUE: usize = 16;
+pub const QUEUE: usize = 64;
 
 /// virtio-drivers' receive queue index.
 const QUEUE_RECEIVE: u16 = 0;

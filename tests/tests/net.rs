@@ -61,11 +61,12 @@ fn boot_net(gic: u8, system: &str) -> (Boot, [u16; 2]) {
 }
 
 fn wait_up(b: &mut Boot) {
+    let up = format!(
+        "net_driver: generation 0: virtio-net 52:54:00:12:34:56 up, {} buffers each way",
+        axolotl_driver_pd::nic::QUEUE
+    );
     check(b.expect_all(
-        &[
-            "net_driver: generation 0: virtio-net 52:54:00:12:34:56 up, 16 buffers each way",
-            "net_virt: generation 0: routing for 2 clients",
-        ],
+        &[&up, "net_virt: generation 0: routing for 2 clients"],
         DEFAULT_TIMEOUT,
     ));
     for (name, _) in CLIENTS {

@@ -31,13 +31,13 @@ impl Default for FrameBuf {
     }
 }
 /// Buffers per direction, and ids of each connection.
-pub const IDS: usize = 16;
+pub const IDS: usize = 64;
 /// Queue capacity of each connection (≥ `IDS`, so a response queue never fills up).
-pub const CAPACITY: u32 = 16;
+pub const CAPACITY: u32 = 64;
 /// Where the transmit connection starts in the rings region (the receive one is at 0).
-pub const TX_RINGS_OFFSET: usize = 2048;
-/// The rings region of a link: one page.
-pub const RINGS_BYTES: usize = 4096;
+pub const TX_RINGS_OFFSET: usize = 4096;
+/// The rings region of a link: two pages, a connection in each.
+pub const RINGS_BYTES: usize = 8192;
 /// The data region of a link: `IDS` receive buffers, then `IDS` transmit buffers.
 pub const DATA_BYTES: usize = 2 * IDS * BUF_SIZE;
 

@@ -42,7 +42,7 @@ fn connect() -> (Link, NetClient, NetServer) {
 fn kept_frames_hold_their_buffers_until_consumed() {
     let (_l, mut c, mut s) = connect();
     let rx: Vec<_> = (0..IDS as u32)
-        .map(|i| frame(A, G, i, 60 + 90 * i as usize))
+        .map(|i| frame(A, G, i, 60 + 90 * i as usize % (MAX_FRAME - 60)))
         .collect();
     for f in &rx {
         assert!(s.deliver(f));
@@ -220,7 +220,7 @@ fn frames_move_link_to_link_with_one_copy_and_wait_in_order() {
     let (_cl, mut client, mut server) = connect();
     let mut hold = axolotl_net::FrameQueue::<8>::new();
     let rx: Vec<_> = (0..IDS as u32 + 4)
-        .map(|i| frame(A, G, i, 18 + 70 * i as usize))
+        .map(|i| frame(A, G, i, 18 + 70 * i as usize % (MAX_FRAME - 18)))
         .collect();
     let mut got = Vec::new();
     let mut next = 0;

@@ -4,6 +4,7 @@
 
 mod common;
 
+use axolotl_net::link::CAPACITY;
 use axolotl_net::{BUF_SIZE, Dir, IDS, MAX_FRAME, SendError};
 use axolotl_ring::Corruption;
 use common::{Link, frame, settle};
@@ -178,7 +179,7 @@ fn forge_completion(l: &Link, index: u32, id: u32, len: u32) {
     // The request the client posted for `id` (request queue slots at 128 + 128).
     let req = 256 + 16 * id as usize;
     let (offset, tag) = (l.rings.read_u32(req), l.rings.read_u32(req + 12));
-    let slot = q + 128 + 16 * (index % 16) as usize;
+    let slot = q + 128 + 16 * (index % CAPACITY) as usize;
     let d = axolotl_ring::Descriptor {
         offset,
         len,

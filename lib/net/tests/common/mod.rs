@@ -6,7 +6,7 @@ use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use axolotl_net::link::{DATA_BYTES, RINGS_BYTES, TX_RINGS_OFFSET};
+use axolotl_net::link::{CAPACITY, DATA_BYTES, RINGS_BYTES, TX_RINGS_OFFSET};
 use axolotl_net::{LinkRegions, NetClient, NetServer};
 use axolotl_ring::{Authority, DataRegion, Generations, SharedRegion};
 
@@ -117,8 +117,9 @@ impl Link {
 
     /// Byte offset of the transmit connection's request queue in the rings region.
     pub const TX_REQ_Q: usize = TX_RINGS_OFFSET + 128;
-    /// The receive connection's response queue (capacity 16).
-    pub const RX_RESP_Q: usize = 128 + 128 + 16 * 16;
+    /// The receive connection's response queue (after the control block and the request
+    /// queue of `CAPACITY` 16-byte slots).
+    pub const RX_RESP_Q: usize = 128 + 128 + 16 * CAPACITY as usize;
 }
 
 /// Polls both ends until neither has anything to do.
@@ -171,6 +172,6 @@ impl Link {
             peer: authority(&self.server_pd),
         };
         let r = self.regions();
-        axolotl_ring::Client::new(r.tx_rings, r.tx_data, 16, g).unwrap()
+        axolotl_ring::Client::new(r.tx_rings, r.tx_data, CAPACITY, g).unwrap()
     }
 }
