@@ -217,8 +217,9 @@ const HEAD: usize = offload::RX_SEGMENT_HEADERS.next_multiple_of(8);
 /// payload (a minimum Ethernet frame, an acknowledgement padded, is 60).
 const MIN_COALESCE: usize = 64;
 
-/// The most frames one coalesced packet carries: a link holds 16 received frames
-/// (lib/net `IDS`), and 16 full segments stay far below 64 KiB.
+/// The most frames one coalesced packet carries: 16 full segments stay far below 64 KiB.
+/// Runs up to the IPv4 bound (44 segments) were no faster with links of 64 buffers
+/// (docs/benchmarks.md, "Links of 64 buffers"), and cost 4 KiB of headers to set up.
 pub const MAX_COALESCE: usize = 16;
 
 /// Writes bytes `from..from + len` of `frame` at byte `pos` of the packet spread over
