@@ -495,7 +495,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             // everything `build` and the boot would refuse that the SDF alone shows.
             return Ok(match axolotl_boot_plan::limits::check_file(&file, &b) {
                 Ok(mut checked) => {
-                    let refused = system::vmm_gic_refusals(&mut checked);
+                    let mut refused = system::vmm_gic_refusals(&mut checked);
+                    refused.extend(system::region_size_refusals(&checked));
                     for w in checked.warnings.iter() {
                         eprintln!("{w}");
                     }

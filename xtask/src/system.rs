@@ -165,6 +165,91 @@ pub fn vmm_gic_refusals(checked: &mut axolotl_sdf::Checked) -> Vec<axolotl_sdf::
         .collect()
 }
 
+/// The bytes each of axolotl's I/O PD images uses of a region it finds through a setvar:
+/// its links' buffers by id, its DMA carved to the end (lib/net `link`, lib/blk `layout`,
+/// driver-pd). A smaller region maps and boots, and the PD faults past its end at run
+/// time, over and over across restarts.
+fn region_needs(image: &str) -> &'static [(&'static str, usize)] {
+    use axolotl_blk::layout as blk;
+    use axolotl_net::link::{DATA_BYTES, RINGS_BYTES};
+    const NET_CLIENT: &[(&str, usize)] = &[("net_rings", RINGS_BYTES), ("net_data", DATA_BYTES)];
+    const VMM: &[(&str, usize)] = &[
+        ("net_rings", RINGS_BYTES),
+        ("net_data", DATA_BYTES),
+        ("blk_rings", blk::RINGS_BYTES),
+        ("blk_data", blk::DATA_BYTES),
+    ];
+    const NET_DRIVER: &[(&str, usize)] = &[
+        ("virt_rings", RINGS_BYTES),
+        ("virt_data", DATA_BYTES),
+        ("dma_vaddr", axolotl_driver_pd::NET_DMA_BYTES),
+    ];
+    const NET_VIRT: &[(&str, usize)] = &[
+        ("driver_rings", RINGS_BYTES),
+        ("driver_data", DATA_BYTES),
+        ("client0_rings", RINGS_BYTES),
+        ("client0_data", DATA_BYTES),
+        ("client1_rings", RINGS_BYTES),
+        ("client1_data", DATA_BYTES),
+    ];
+    const BLK_DRIVER: &[(&str, usize)] = &[
+        ("blk_client_rings", blk::RINGS_BYTES),
+        ("blk_client_data", blk::DATA_BYTES),
+        ("blk_dma", blk::DMA_BYTES),
+    ];
+    const BLK_CLIENT: &[(&str, usize)] = &[
+        ("blk_rings", blk::RINGS_BYTES),
+        ("blk_data", blk::DATA_BYTES),
+    ];
+    match image {
+        VMM_IMAGE => VMM,
+        "net-echo-a.elf" | "net-echo-b.elf" => NET_CLIENT,
+        "net-driver.elf" | "restarting-net-driver.elf" => NET_DRIVER,
+        "net-virt.elf"
+        | "crashing-net-virt.elf"
+        | "deaf-net-virt.elf"
+        | "misreading-net-virt.elf" => NET_VIRT,
+        "blk-driver.elf" | "crashing-blk-driver.elf" => BLK_DRIVER,
+        "blk-pattern-client.elf" => BLK_CLIENT,
+        _ => &[],
+    }
+}
+
+/// A map of one of axolotl's I/O PDs whose region is smaller than the image uses
+/// ([`region_needs`]): an error at the map (`region-size`), for `check` and `build`.
+pub fn region_size_refusals(checked: &axolotl_sdf::Checked) -> Vec<axolotl_sdf::Diagnostic> {
+    let sd = &checked.system;
+    let mut out = Vec::new();
+    for pd in sd.all_pds() {
+        let image = pd.program_image.path.as_str();
+        for m in &pd.maps {
+            let Some(sym) = m.setvar_vaddr.as_deref() else {
+                continue;
+            };
+            let Some(&(_, need)) = region_needs(image).iter().find(|(s, _)| *s == sym) else {
+                continue;
+            };
+            let Some(mr) = sd.memory_regions.iter().find(|r| r.name == m.mr) else {
+                continue;
+            };
+            if mr.size < need as u64 {
+                out.push(axolotl_sdf::Diagnostic::error(
+                    &sd.file,
+                    m.span,
+                    "region-size",
+                    format!(
+                        "memory region `{}` is {:#x} bytes, but `{}` runs {image}, which uses \
+                         {need:#x} bytes of the region it finds in `{sym}` (it would fault past \
+                         the region's end at run time)",
+                        m.mr, mr.size, pd.name
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
 pub fn pack(sdf_path: &Path, board: &Board) -> Result<Packed, String> {
     pack_with_initrd(sdf_path, board, None)
 }
@@ -187,7 +272,8 @@ pub fn pack_with_initrd(
         )
     })?;
     let mut checked = checked;
-    let refused = vmm_gic_refusals(&mut checked);
+    let mut refused = vmm_gic_refusals(&mut checked);
+    refused.extend(region_size_refusals(&checked));
     for w in checked.warnings.iter() {
         eprintln!("{w}");
     }
@@ -448,7 +534,7 @@ pub fn image_name(sdf_path: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{image_name, load_images, plan_report, vmm_gic_refusals};
+    use super::{image_name, load_images, plan_report, region_size_refusals, vmm_gic_refusals};
     use std::path::Path;
 
     /// Issue #19: every run and build printed the whole PD/region/channel table. One line
@@ -539,6 +625,57 @@ mod tests {
         let mut c = axolotl_sdf::check("o.system", other, &b).unwrap();
         assert!(vmm_gic_refusals(&mut c).is_empty());
         assert!(c.warnings.iter().any(|w| w.rule == "vm-gic"));
+    }
+
+    /// The gateway's net links grew from 64 KiB to 256 KiB of buffers: a system file with
+    /// the old sizes checked and booted, and its I/O PDs faulted past the regions' ends. Each
+    /// map of a region smaller than its PD's image uses is refused at the map.
+    #[test]
+    fn io_regions_smaller_than_their_pds_use_are_refused_at_each_map() {
+        let file = crate::images::workspace_root().join("systems/gateway.system");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let board = axolotl_kernel_config::board_by_name("qemu-virt-aarch64", None).unwrap();
+        let c = axolotl_sdf::check("g.system", &text, &board).unwrap();
+        assert!(region_size_refusals(&c).is_empty());
+
+        let small = text
+            .replace(
+                r#"name="virt_data" size="0x40000""#,
+                r#"name="virt_data" size="0x10000""#,
+            )
+            .replace(
+                r#"name="net_dma" size="0x80000""#,
+                r#"name="net_dma" size="0x40000""#,
+            );
+        assert_ne!(small, text);
+        let c = axolotl_sdf::check("g.system", &small, &board).unwrap();
+        let line_of = |needle: &str| {
+            1 + text
+                .lines()
+                .position(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("{needle}"))
+        };
+        let mut got: Vec<(u32, &str)> = region_size_refusals(&c)
+            .iter()
+            .map(|d| (d.line, d.rule))
+            .collect();
+        got.sort();
+        let want = [
+            r#"mr="net_dma" vaddr="0x2100000""#,
+            r#"mr="virt_data" vaddr="0x2210000""#,
+            r#"mr="virt_data" vaddr="0x2010000""#,
+        ];
+        let mut want: Vec<(u32, &str)> = want
+            .iter()
+            .map(|n| (line_of(n) as u32, "region-size"))
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+        let shown = region_size_refusals(&c)[0].to_string();
+        assert!(
+            shown.starts_with("g.system:") && shown.contains("net-driver.elf"),
+            "{shown}"
+        );
     }
 
     /// An SDF beside a file that is not an ELF and naming an image that is nowhere: each is
