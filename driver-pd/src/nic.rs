@@ -22,6 +22,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 /// Descriptors per virtqueue, and buffers per direction.
 pub const QUEUE: usize = 64;
+const _: () = assert!(QUEUE <= u64::BITS as usize, "tx_busy is a u64 mask");
 
 /// virtio-drivers' receive queue index.
 const QUEUE_RECEIVE: u16 = 0;
@@ -216,7 +217,8 @@ pub struct Nic<H: Hal, T: Transport> {
     rx_tokens: Tokens<QUEUE>,
     tx_tokens: Tokens<QUEUE>,
     tx_len: [usize; QUEUE],
-    tx_busy: u32,
+    /// The transmit buffers with the device, a bit each.
+    tx_busy: u64,
     /// Bytes of virtio-net header before each frame.
     header: usize,
     /// Where in its `BUF_SIZE` slot each buffer given to the device starts: so that the
