@@ -174,9 +174,9 @@ fn region_needs(image: &str) -> &'static [(&'static str, usize)] {
     use axolotl_net::link::{DATA_BYTES, RINGS_BYTES};
     const NET_CLIENT: &[(&str, usize)] = &[("net_rings", RINGS_BYTES), ("net_data", DATA_BYTES)];
     const VMM: &[(&str, usize)] = &[
-        ("net_rings", RINGS_BYTES),
+        (VMM_NET_SYMBOL, RINGS_BYTES),
         ("net_data", DATA_BYTES),
-        ("blk_rings", blk::RINGS_BYTES),
+        (VMM_BLK_SYMBOL, blk::RINGS_BYTES),
         ("blk_data", blk::DATA_BYTES),
     ];
     const NET_DRIVER: &[(&str, usize)] = &[
